@@ -1,0 +1,142 @@
+"""``TaskContext``: what a running task uses to report progress, log, ask and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import TaskCancelled
+
+if TYPE_CHECKING:
+    from .manager import TaskManager
+
+current_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "jupyter_tasks_context", default=None
+)
+
+
+class TaskContext:
+    """Handed to a running task (inject it by annotating a parameter ``ctx: TaskContext``).
+
+    ``progress`` and ``log`` only record in memory; the manager's flusher
+    writes what changed a few times per second, and always the last value, so
+    both are cheap enough for a tight loop.
+    """
+
+    __slots__ = ("_answer", "_cancel", "_logs", "_manager", "_progress", "dirty",
+                 "loop", "started", "task_id")
+
+    def __init__(self, task_id: str, manager: TaskManager | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.task_id = task_id
+        self._manager = manager
+        self.loop = loop
+        self._progress: dict[str, Any] | None = None
+        # set when progress changed since the last flush; the manager's flusher
+        # visits every running context, clears this, then reads the value
+        self.dirty = False
+        # a deque: append and popleft are atomic, so writer threads need no lock
+        self._logs: deque[tuple[float, str, str]] = deque()
+        self._cancel = threading.Event()
+        self._answer: asyncio.Future[str] | None = None
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ progress
+
+    def progress(self, current: float, total: float | None = None,
+                 message: str | None = None) -> None:
+        """Record how far the task is; cheap: no I/O happens here."""
+        self._progress = (current, total, message)  # type: ignore[assignment]
+        self.dirty = True
+
+    @property
+    def current_progress(self) -> dict[str, Any] | None:
+        """The last recorded progress as ``{current, total, message}``."""
+        if self._progress is None:
+            return None
+        current, total, message = self._progress  # type: ignore[misc]
+        return {"current": current, "total": total, "message": message}
+
+    # ---------------------------------------------------------------------- logs
+
+    def log(self, text: str, stream: str = "log") -> None:
+        """Append text to the task's log (written with the next flush)."""
+        if not text:
+            return
+        self._logs.append((time.time(), stream, text if text.endswith("\n") else text + "\n"))
+
+    def write(self, text: str, stream: str = "stdout") -> None:
+        """Append raw output (no newline added), e.g. a subprocess's chunks."""
+        if text:
+            self._logs.append((time.time(), stream, text))
+
+    def take_logs(self) -> list[tuple[float, str, str]]:
+        """Hand over the buffered log entries (called by the flusher)."""
+        logs = []
+        while self._logs:
+            logs.append(self._logs.popleft())
+        return logs
+
+    @property
+    def has_logs(self) -> bool:
+        """True when log entries wait for the next flush."""
+        return bool(self._logs)
+
+    # ----------------------------------------------------------------- artifacts
+
+    async def artifact(self, name: str, data: bytes | str | os.PathLike[str],
+                       content_type: str | None = None) -> dict[str, Any]:
+        """Keep bytes or a file as a named artifact of this task; returns its record."""
+        manager = self._require_manager()
+        if isinstance(data, str) and not os.path.exists(data):
+            data = data.encode()
+        art = await manager._call(manager.store.add_artifact(self.task_id, name, data, content_type))
+        return art.to_json()
+
+    def artifact_sync(self, name: str, data: bytes | str | os.PathLike[str],
+                      content_type: str | None = None) -> dict[str, Any]:
+        """``artifact`` for code running in a thread."""
+        manager = self._require_manager()
+        return manager.run_sync(self.artifact(name, data, content_type))
+
+    # -------------------------------------------------------------- confirmation
+
+    async def confirm(self, prompt: str, choices: Sequence[str] = ("yes", "no"),
+                      timeout: float | None = None) -> str:
+        """Ask a person; the task waits until someone answers from any view."""
+        manager = self._require_manager()
+        return await manager._call(manager._ask(self, prompt, list(choices), timeout))
+
+    def confirm_sync(self, prompt: str, choices: Sequence[str] = ("yes", "no"),
+                     timeout: float | None = None) -> str:
+        """``confirm`` for code running in a thread."""
+        manager = self._require_manager()
+        return manager.run_sync(manager._ask(self, prompt, list(choices), timeout))
+
+    # -------------------------------------------------------------- cancellation
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked this task to stop."""
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise ``TaskCancelled`` if the task was asked to stop (for cooperative loops)."""
+        if self._cancel.is_set():
+            raise TaskCancelled(f"task {self.task_id} was cancelled")
+
+    def _request_cancel(self) -> None:
+        self._cancel.set()
+
+    def _require_manager(self) -> TaskManager:
+        if self._manager is None:
+            from .exceptions import ManagerNotRunning
+
+            raise ManagerNotRunning("this task context is not attached to a task manager")
+        return self._manager

@@ -1,0 +1,140 @@
+"""Every error jupyter-tasks raises on purpose, each class naming what went wrong.
+
+The REST layer maps these to problem+json by the ``http_status`` each carries, so
+a class's meaning is the same in Python and over HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JupyterTasksError(Exception):
+    """Base class of every jupyter-tasks error."""
+
+    http_status = 500
+    title = "Task error"
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class InvalidRequest(JupyterTasksError):
+    """The request is malformed as a whole (bad JSON, wrong field types, several work fields)."""
+
+    http_status = 422
+    title = "Invalid request"
+
+
+class InvalidTaskName(JupyterTasksError, ValueError):
+    """A registration used a name that is not URL-safe (``^[A-Za-z0-9_-]+$``)."""
+
+    http_status = 422
+    title = "Invalid task name"
+
+
+class DuplicateTaskName(JupyterTasksError, ValueError):
+    """A registration used a name another function already holds."""
+
+    http_status = 409
+    title = "Task name already registered"
+
+
+class UnknownTask(JupyterTasksError, LookupError):
+    """No function is registered under the requested name."""
+
+    http_status = 404
+    title = "Unknown task name"
+
+
+class InvalidParameters(JupyterTasksError, TypeError):
+    """Parameters do not match the registered signature; ``errors`` has one entry per problem."""
+
+    http_status = 422
+    title = "Invalid parameters"
+
+
+class InvalidCommand(JupyterTasksError, TypeError):
+    """A subprocess command was not a non-empty ``list[str]`` (a shell string is refused)."""
+
+    http_status = 422
+    title = "Invalid command"
+
+
+class TaskNotFound(JupyterTasksError, LookupError):
+    """No task has this id (or the caller may not see it)."""
+
+    http_status = 404
+    title = "Task not found"
+
+
+class IdempotencyConflict(JupyterTasksError):
+    """The idempotency key was already used with a different payload."""
+
+    http_status = 409
+    title = "Idempotency key reused with another payload"
+
+
+class TaskStateConflict(JupyterTasksError):
+    """The task is not in a state that allows this action (e.g. deleting a running task)."""
+
+    http_status = 409
+    title = "Task state conflict"
+
+
+class NothingToConfirm(TaskStateConflict):
+    """A confirmation answer arrived but the task is not waiting for one."""
+
+    title = "No confirmation pending"
+
+
+class InvalidAnswer(JupyterTasksError, ValueError):
+    """A confirmation answer is not among the offered choices."""
+
+    http_status = 422
+    title = "Answer not among the choices"
+
+
+class NotRerunnable(TaskStateConflict):
+    """The task ran an in-process object (a coroutine, a lambda) or its kernel is gone."""
+
+    title = "Task cannot be run again"
+
+
+class ManagerNotRunning(JupyterTasksError, RuntimeError):
+    """A helper was called in a process where no TaskManager is running."""
+
+    title = "No task manager running"
+
+
+class StoreError(JupyterTasksError):
+    """The database is unusable (newer schema, corrupt file)."""
+
+    title = "Task store error"
+
+
+class TaskCancelled(BaseException):
+    """Raised inside a running task when it is cancelled.
+
+    A ``BaseException`` like ``asyncio.CancelledError`` so that a task's own
+    ``except Exception`` does not swallow its cancellation.
+    """
+
+
+class TaskTimedOut(BaseException):
+    """Raised inside a running task when its timeout expires."""
+
+
+class TaskFailed(JupyterTasksError):
+    """Waiting on a task's result found it ended without success."""
+
+    title = "Task did not succeed"
+
+    def __init__(self, task_id: str, status: str, error: dict[str, Any] | None) -> None:
+        detail = (error or {}).get("message") or status
+        super().__init__(f"task {task_id} ended {status}: {detail}")
+        self.task_id = task_id
+        self.status = status
+        self.error = error

@@ -1,0 +1,1203 @@
+"""``TaskManager``: one per process; submits, runs, watches and settles tasks through the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import hashlib
+import heapq
+import inspect
+import itertools
+import json
+import logging
+import os
+import random
+import socket
+import time
+import traceback
+import urllib.request
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import psutil
+
+from . import runtime
+from .context import TaskContext, current_context
+from .exceptions import (
+    InvalidRequest,
+    ManagerNotRunning,
+    NotRerunnable,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFound,
+    TaskTimedOut,
+)
+from .models import (
+    ACTIVE_STATUSES,
+    Event,
+    EventType,
+    Task,
+    TaskKind,
+    TaskMode,
+    TaskStatus,
+    WorkerInfo,
+    dumps,
+    new_task_id,
+)
+from .paths import default_db_path
+from .registry import Registry, default_registry
+from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, run_in_thread, run_process
+from .runners import validate_argv as _validate_argv
+from .store import Store
+
+log = logging.getLogger("jupyter_tasks")
+T = TypeVar("T")
+
+# The four kinds of work a submission can name; exactly one per task.
+WORK_FIELDS = ("name", "command", "notebook", "code")
+# Fork overrides each kind accepts.
+FORK_OVERRIDES = {
+    TaskKind.FUNCTION.value: {"params", "label"},
+    TaskKind.SUBPROCESS.value: {"command", "label"},
+    TaskKind.NOTEBOOK.value: {"parameters", "label"},
+    TaskKind.CODE.value: {"code", "input_data", "label"},
+    TaskKind.CELL.value: {"code", "label"},
+}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+Executor = Callable[[Task, TaskContext, Any], Awaitable[Any]]
+
+
+@dataclass
+class _Running:
+    """A task this process is executing."""
+
+    task: Task
+    ctx: TaskContext
+    aio_task: asyncio.Task[Any] | None = None
+    stop_reason: str | None = None  # "cancel" or "timeout" once we stop it ourselves
+    thread: ThreadRun = field(default_factory=ThreadRun)
+    process: ProcessUsage = field(default_factory=ProcessUsage)
+    answer: asyncio.Future[str] | None = None
+    timer: asyncio.TimerHandle | None = None
+    started: float = field(default_factory=time.time)
+
+
+class _LocalQueue:
+    """Concurrency limit with priorities for work started in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.running < self.limit and not self._waiting:
+            self.running += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (-priority, next(self._seq), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()
+            raise
+
+    def release(self) -> None:
+        self.running -= 1
+        while self._waiting and self.running < self.limit:
+            _, _, fut = heapq.heappop(self._waiting)
+            if not fut.done():
+                self.running += 1
+                fut.set_result(None)
+
+
+class Subscription:
+    """A live feed of every event this manager sees, in id order."""
+
+    def __init__(self, manager: TaskManager, maxsize: int) -> None:
+        self._manager = manager
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def _offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # a slow consumer must never block the manager: mark it; it resyncs from the store
+            self.overflowed = True
+
+    async def get(self) -> Event:
+        """The next event."""
+        return await self.queue.get()
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._manager._subscribers.discard(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self.queue.get()
+
+
+class TaskManager:
+    """Submits and runs tasks in this process, and runs durable jobs when given queues.
+
+    Use ``async with TaskManager(path) as manager:``; in a thread-based program
+    (a kernel), ``jupyter_tasks.runtime.start_manager()`` runs one on its own
+    event loop in a daemon thread.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        registry: Registry | None = None,
+        owner: str | None = None,
+        origin: Mapping[str, Any] | None = None,
+        worker_kind: str = "process",
+        queues: Mapping[str, int] | None = None,
+        queue_limits: Mapping[str, int] | None = None,
+        flush_interval: float = 0.2,
+        poll_interval: float = 0.02,
+        heartbeat_interval: float = 2.0,
+        lease_seconds: float = 30.0,
+        reaper_interval: float = 1.0,
+        retry_base_delay: float = 1.0,
+        retry_max_delay: float = 300.0,
+        callback_allowlist: Iterable[str] | None = None,
+        runs_background: bool = True,
+        claim_batch: int = 8,
+        make_default: bool = True,
+    ) -> None:
+        self.db_path = os.fspath(db_path) if db_path is not None else str(default_db_path())
+        self.registry = registry or default_registry
+        self.owner = owner or os.environ.get("JUPYTER_TASKS_OWNER") or _login_name()
+        self.origin = dict(origin or {"type": "python"})
+        self.worker_kind = worker_kind
+        self.queues = dict(queues or {})
+        self.queue_limits = dict(queue_limits or {})
+        self.flush_interval = flush_interval
+        self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.lease_seconds = lease_seconds
+        self.reaper_interval = reaper_interval
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
+        self.callback_allowlist = list(
+            LOOPBACK_HOSTS if callback_allowlist is None else callback_allowlist
+        )
+        self.runs_background = runs_background
+        self.claim_batch = claim_batch
+        self.make_default = make_default
+        self.worker_id = f"{worker_kind}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.executors: dict[str, Executor] = {
+            TaskKind.FUNCTION.value: self._exec_function,
+            TaskKind.SUBPROCESS.value: self._exec_subprocess,
+        }
+        self.store: Store = None  # type: ignore[assignment]
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.last_event_id = 0
+        self._running: dict[str, _Running] = {}
+        self._local_work: dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}
+        self._local_results: OrderedDict[str, tuple[bool, Any]] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        self._subscribers: set[Subscription] = set()
+        self._local_queues: dict[str, _LocalQueue] = {}
+        self._job_slots: dict[str, int] = {}
+        self._wake_queues: dict[str, asyncio.Event] = {}
+        self._loops: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._stopping = False
+        self._seen_version: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> TaskManager:
+        """Open the store, announce this worker, and start the background loops."""
+        if self._started:
+            return self
+        self.loop = asyncio.get_running_loop()
+        self.store = await Store.open(self.db_path)
+        me = psutil.Process()
+        now = time.time()
+        await self.store.register_worker(WorkerInfo(
+            id=self.worker_id, kind=self.worker_kind, pid=os.getpid(),
+            host=socket.gethostname(), started_at=now, heartbeat_at=now,
+            pid_started_at=me.create_time(), queues=sorted(self.queues),
+        ))
+        self.last_event_id = await self.store.last_event_id()
+        await self.reap_dead_workers()
+        self._started = True
+        for queue, concurrency in self.queues.items():
+            self._job_slots[queue] = concurrency
+            self._wake_queues[queue] = asyncio.Event()
+            self._loops.append(asyncio.create_task(self._job_loop(queue, concurrency)))
+        self._loops += [
+            asyncio.create_task(self._flush_loop()),
+            asyncio.create_task(self._tail_loop()),
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._reaper_loop()),
+        ]
+        if self.make_default:
+            runtime.set_default_manager(self)
+        return self
+
+    async def stop(self, *, grace: float = 5.0) -> None:
+        """Stop loops; local background work ends ``interrupted``, claimed jobs go back to the queue."""
+        if not self._started or self._stopping:
+            return
+        self._stopping = True
+        for running in list(self._running.values()):
+            running.stop_reason = "shutdown"
+            if running.aio_task is not None:
+                running.aio_task.cancel()
+        pending = [r.aio_task for r in self._running.values() if r.aio_task is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        await self._flush()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.store.stop_worker(self.worker_id)
+        await self.store.close()
+        if runtime.get_default_manager() is self:
+            runtime.set_default_manager(None)
+        self._started = False
+
+    async def __aenter__(self) -> TaskManager:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between ``start`` and ``stop``."""
+        return self._started and not self._stopping
+
+    # ------------------------------------------------------------------- submit
+
+    async def submit(
+        self,
+        target: Any = None,
+        /,
+        *args: Any,
+        mode: str | None = None,
+        label: str | None = None,
+        task_key: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        memory_limit_mb: int | None = None,
+        owner: str | None = None,
+        origin: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Submit work and return its task (for ``sync`` mode, once it has ended).
+
+        ``target`` is a coroutine object, a callable (with ``*args``/``**kwargs``),
+        the name of a registered task (``params`` or ``**kwargs`` are its
+        parameters), or an argv list for a subprocess. Objects that only live in
+        this process (coroutines, callables) cannot be ``job``s.
+        """
+        options = dict(label=label, task_key=task_key, idempotency_key=idempotency_key,
+                       queue=queue, priority=priority, timeout=timeout, max_retries=max_retries,
+                       memory_limit_mb=memory_limit_mb, owner=owner, origin=origin,
+                       callback_url=callback_url)
+        if isinstance(target, str):
+            if args:
+                raise InvalidRequest("a registered task takes keyword parameters only")
+            spec = {"name": target, "params": {**(params or {}), **kwargs}}
+            info = self.registry.get_info(target)
+            return await self.submit_spec(spec, mode=mode or info.mode, **options)
+        if isinstance(target, (list, tuple)):
+            spec = {"command": list(target), "cwd": cwd, "env": dict(env) if env else None}
+            return await self.submit_spec(spec, mode=mode or TaskMode.BACKGROUND.value, **options)
+        if inspect.iscoroutine(target) or callable(target):
+            if inspect.iscoroutine(target) and (args or kwargs):
+                raise InvalidRequest("arguments go into the coroutine call, not to submit()")
+            mode = mode or TaskMode.BACKGROUND.value
+            if mode == TaskMode.JOB.value:
+                if inspect.iscoroutine(target):
+                    target.close()
+                raise InvalidRequest(
+                    "a job must be re-creatable in another process: register the function "
+                    "with @task and submit it by name"
+                )
+            fn = target.cr_code if inspect.iscoroutine(target) else target
+            qualname = f"{getattr(fn, '__module__', None) or ''}.{getattr(fn, '__qualname__', None) or getattr(fn, 'co_name', repr(fn))}".lstrip(".")
+            spec = {"callable": qualname}
+            return await self._create_and_start(
+                TaskKind.FUNCTION.value, mode, spec, name=None,
+                label=label or qualname.rsplit(".", 1)[-1], params=None,
+                local=(target, args, kwargs), options=options,
+            )
+        raise InvalidRequest(
+            f"cannot submit {target!r}: give a coroutine, a callable, a registered task name or "
+            "an argv list"
+        )
+
+    async def submit_spec(self, spec: Mapping[str, Any], *, mode: str = "job",
+                          **options: Any) -> Task:
+        """Submit serializable work: exactly one of ``name``/``command``/``notebook``/``code``.
+
+        Validates before anything is written: a bad request leaves no row.
+        """
+        spec = {k: v for k, v in spec.items() if v is not None}
+        present = [f for f in WORK_FIELDS if f in spec]
+        if len(present) != 1:
+            raise InvalidRequest(
+                f"give exactly one of {', '.join(WORK_FIELDS)} (got {present or 'none'})",
+                errors=[{"field": f, "message": "only one work field allowed"} for f in present]
+                or [{"field": "name", "message": "one work field is required"}],
+            )
+        try:
+            mode = TaskMode(mode).value
+        except ValueError:
+            raise InvalidRequest(f"mode must be one of sync, background, job (got {mode!r})") \
+                from None
+        work = present[0]
+        name = None
+        params = None
+        if work == "name":
+            name = spec["name"]
+            info = self.registry.get_info(name)
+            params = info.validate(spec.get("params"))
+            kind = TaskKind.FUNCTION.value
+            clean = {"name": name, "params": params}
+        elif work == "command":
+            kind = TaskKind.SUBPROCESS.value
+            clean = {"command": _validate_argv(spec["command"])}
+            if spec.get("cwd") is not None:
+                clean["cwd"] = _check_str(spec["cwd"], "cwd")
+            if spec.get("env") is not None:
+                clean["env"] = _check_env(spec["env"])
+        elif work == "notebook":
+            kind = TaskKind.NOTEBOOK.value
+            clean = {"notebook": _check_str(spec["notebook"], "notebook"),
+                     "parameters": _check_obj(spec.get("parameters") or {}, "parameters")}
+        else:
+            kind = TaskKind.CODE.value
+            clean = {"code": _check_str(spec["code"], "code"),
+                     "input_data": spec.get("input_data")}
+        for key in ("root_dir", "kernel_name"):
+            if key in spec:
+                clean[key] = spec[key]
+        if kind not in self.executors and mode != TaskMode.JOB.value:
+            raise InvalidRequest(f"this process cannot run {kind} tasks; submit them as jobs")
+        default_label = name or (" ".join(clean["command"]) if kind == "subprocess" else None) \
+            or clean.get("notebook") or "code"
+        return await self._create_and_start(
+            kind, mode, clean, name=name, label=options.pop("label", None) or default_label,
+            params=params if kind == TaskKind.FUNCTION.value else clean.get("parameters"),
+            local=None, options=options,
+        )
+
+    async def _create_and_start(
+        self, kind: str, mode: str, spec: dict[str, Any], *, name: str | None,
+        label: str, params: Any, local: tuple[Any, tuple[Any, ...], dict[str, Any]] | None,
+        options: dict[str, Any], parent: Task | None = None, relationship: str | None = None,
+        target_worker: str | None = None,
+    ) -> Task:
+        self._require_running()
+        callback_url = options.get("callback_url")
+        if callback_url is not None:
+            self.check_callback_url(callback_url)
+        timeout = options.get("timeout")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidRequest("timeout must be a positive number of seconds")
+        max_retries = options.get("max_retries")
+        if max_retries is None:
+            # durable jobs survive a lost worker by default; other modes run once
+            max_retries = 2 if mode == TaskMode.JOB.value else 0
+        now = time.time()
+        queue = options.get("queue") or "default"
+        local_start = mode != TaskMode.JOB.value and target_worker is None
+        limited = local_start and queue in self.queue_limits
+        direct = local_start and not limited
+        task = Task(
+            id=new_task_id(), kind=kind, mode=mode,
+            status=TaskStatus.RUNNING.value if direct else TaskStatus.QUEUED.value,
+            name=name, label=label, params=params, spec=spec,
+            task_key=options.get("task_key"), idempotency_key=options.get("idempotency_key"),
+            payload_hash=_payload_hash(spec, mode, options),
+            queue=queue, priority=int(options.get("priority") or 0),
+            owner=options.get("owner") or self.owner,
+            origin=dict(options.get("origin") or self.origin),
+            attempts=1 if direct else 0, max_retries=int(max_retries),
+            timeout=timeout, memory_limit_mb=options.get("memory_limit_mb"),
+            parent_id=parent.id if parent else None, relationship=relationship,
+            worker_id=self.worker_id if local_start else target_worker,
+            lease_expires_at=now + self.lease_seconds if direct else None,
+            callback_url=callback_url, content_hashes=_content_hashes(spec),
+            created_at=now, started_at=now if direct else None, updated_at=now,
+        )
+        created, deduplicated = await self.store.create_task(task)
+        if deduplicated:
+            if local is not None and inspect.iscoroutine(local[0]):
+                local[0].close()  # never started: avoid "coroutine was never awaited"
+            return _mark_dedup(created)
+        if mode == TaskMode.JOB.value:
+            wake = self._wake_queues.get(queue)
+            if wake is not None:
+                wake.set()
+            return created
+        if target_worker is not None:
+            return created
+        if local is not None:
+            self._local_work[created.id] = local
+        if mode == TaskMode.SYNC.value:
+            await self._run_task(created, limited=limited)
+            return await self.store.require_task(created.id)
+        self._spawn(self._run_task(created, limited=limited))
+        return created
+
+    def check_callback_url(self, url: str) -> None:
+        """Refuse a callback URL whose host is not on the allow-list."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        allowed = {h.strip("[]") for h in self.callback_allowlist}
+        if parts.scheme not in ("http", "https") or host not in allowed:
+            raise InvalidRequest(
+                f"callback_url {url!r} is not allowed: its host must be one of {sorted(allowed)}",
+                errors=[{"field": "callback_url", "message": "host not in the allow-list"}],
+            )
+
+    # -------------------------------------------------------------------- reads
+
+    async def get(self, task_id: str) -> Task:
+        """The task, or ``TaskNotFound``."""
+        return await self.store.require_task(task_id)
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> Task:
+        """Wait until the task ends (or ``timeout`` passes); returns its latest state."""
+        task = await self.get(task_id)
+        if task.is_terminal or timeout == 0:
+            return task
+        fut: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task_id, []).append(fut)
+        try:
+            task = await self.get(task_id)  # it may have ended before we registered
+            if task.is_terminal:
+                return task
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            return await self.get(task_id)
+        finally:
+            waiters = self._waiters.get(task_id, [])
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._waiters.pop(task_id, None)
+
+    async def result(self, task_id: str, timeout: float | None = None) -> Any:
+        """The task's result once it succeeds; ``TaskFailed`` otherwise."""
+        task = await self.wait(task_id, timeout)
+        if not task.is_terminal:
+            raise asyncio.TimeoutError(f"task {task_id} still {task.status} after {timeout}s")
+        if task.status != TaskStatus.SUCCEEDED.value:
+            raise TaskFailed(task.id, task.status, task.error)
+        local = self._local_results.get(task_id)
+        return local[1] if local and local[0] else task.result
+
+    def local_result(self, task_id: str) -> tuple[bool, Any] | None:
+        """(ok, value or exception) of a task run in this process, if still remembered."""
+        return self._local_results.get(task_id)
+
+    # ------------------------------------------------------------------ actions
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a queued task, or ask its owner to stop a running one."""
+        task = await self.store.request_cancel(task_id)
+        running = self._running.get(task_id)
+        if running is not None and not task.is_terminal:
+            self._stop_local(running, "cancel")
+        return task
+
+    async def rerun(self, task_id: str, *, owner: str | None = None,
+                    origin: Mapping[str, Any] | None = None) -> Task:
+        """Run the same spec again as a new task with ``relationship='rerun'``."""
+        return await self._again(await self.get(task_id), {}, "rerun", owner, origin)
+
+    async def fork(self, task_id: str, overrides: Mapping[str, Any], *,
+                   owner: str | None = None, origin: Mapping[str, Any] | None = None) -> Task:
+        """Run the spec with overrides (params, code, command, parameters, label)."""
+        parent = await self.get(task_id)
+        allowed = FORK_OVERRIDES.get(parent.kind, set())
+        bad = [k for k in overrides if k not in allowed]
+        if bad or not isinstance(overrides, Mapping):
+            raise InvalidRequest(
+                f"a {parent.kind} task can be forked with {sorted(allowed)}, not {bad}",
+                errors=[{"field": k, "message": f"not an override for {parent.kind} tasks"}
+                        for k in bad],
+            )
+        return await self._again(parent, dict(overrides), "fork", owner, origin)
+
+    async def _again(self, parent: Task, overrides: dict[str, Any], relationship: str,
+                     owner: str | None, origin: Mapping[str, Any] | None) -> Task:
+        spec = dict(parent.spec or {})
+        if "callable" in spec:
+            raise NotRerunnable(
+                f"task {parent.id} ran an in-process object ({spec['callable']}); register it "
+                "with @task to make it rerunnable"
+            )
+        label = overrides.pop("label", None) or parent.label
+        options = dict(queue=parent.queue, priority=parent.priority, timeout=parent.timeout,
+                       max_retries=parent.max_retries, memory_limit_mb=parent.memory_limit_mb,
+                       owner=owner or parent.owner, origin=origin or parent.origin,
+                       callback_url=parent.callback_url)
+        if parent.kind == TaskKind.CELL.value:
+            if "code" in overrides:
+                spec["source"] = _check_str(overrides["code"], "code")
+            kernel_worker = spec.get("kernel_worker") or parent.worker_id
+            if kernel_worker == self.worker_id and TaskKind.CELL.value in self.executors:
+                target = None
+            else:
+                alive = {w.id for w in await self.store.list_workers()}
+                if kernel_worker not in alive:
+                    raise NotRerunnable(
+                        f"the kernel that ran cell task {parent.id} is gone; open its notebook "
+                        "and run the cell again"
+                    )
+                target = kernel_worker
+            return await self._create_and_start(
+                parent.kind, TaskMode.BACKGROUND.value, spec, name=parent.name, label=label,
+                params=None, local=None, options=options, parent=parent,
+                relationship=relationship, target_worker=target,
+            )
+        if "params" in overrides:
+            spec["params"] = {**(spec.get("params") or {}), **_check_obj(overrides["params"],
+                                                                           "params")}
+        if "parameters" in overrides:
+            spec["parameters"] = {**(spec.get("parameters") or {}),
+                                  **_check_obj(overrides["parameters"], "parameters")}
+        for key in ("command", "code", "input_data"):
+            if key in overrides:
+                spec[key] = overrides[key]
+        mode = parent.mode
+        if mode != TaskMode.JOB.value and (not self.runs_background
+                                           or parent.kind not in self.executors):
+            mode = TaskMode.JOB.value
+        if mode == TaskMode.SYNC.value:
+            mode = TaskMode.BACKGROUND.value  # a rerun never blocks whoever asked for it
+        task = await self.submit_spec(spec, mode=mode, label=label, **options)
+        return await self.store.transition(
+            task.id, {"parent_id": parent.id, "relationship": relationship}, None
+        ) or task
+
+    async def confirm(self, task_id: str, answer: str) -> Task:
+        """Answer a task's pending question."""
+        task = await self.store.answer_confirmation(task_id, answer)
+        self._deliver_answer(task)
+        return task
+
+    async def delete(self, task_id: str) -> Task:
+        """Forget a finished task."""
+        task = await self.store.delete_task(task_id)
+        self._local_results.pop(task_id, None)
+        return task
+
+    # --------------------------------------------------------------- event feed
+
+    def subscribe(self, maxsize: int = 10_000) -> Subscription:
+        """A live feed of events from now on (every process's, via the store)."""
+        sub = Subscription(self, maxsize)
+        self._subscribers.add(sub)
+        return sub
+
+    # --------------------------------------------------------- thread bridging
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on this manager's loop from whichever loop we are on."""
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is self.loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on this manager's loop from another thread and wait for it."""
+        self._require_running()
+        try:
+            if asyncio.get_running_loop() is self.loop:
+                coro.close()
+                raise RuntimeError("run_sync() would deadlock on the manager's own loop; await it")
+        except RuntimeError as exc:
+            if "deadlock" in str(exc):
+                raise
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    # ---------------------------------------------------------------- execution
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _run_task(self, task: Task, *, limited: bool = False) -> None:
+        """Run a task this process owns to a final state (or back to the queue)."""
+        slot = self._local_queues.get(task.queue) if limited else None
+        if limited:
+            slot = self._local_queues.setdefault(task.queue,
+                                                 _LocalQueue(self.queue_limits[task.queue]))
+            await slot.acquire(task.priority)
+            started = await self.store.transition(
+                task.id, {"status": TaskStatus.RUNNING.value, "started_at": time.time(),
+                          "attempts": task.attempts + 1, "worker_id": self.worker_id,
+                          "lease_expires_at": time.time() + self.lease_seconds},
+                EventType.STARTED, when_status=(TaskStatus.QUEUED.value,),
+            )
+            if started is None:  # cancelled while waiting for a slot
+                slot.release()
+                self._local_work.pop(task.id, None)
+                return
+            task = started
+        try:
+            while True:
+                outcome = await self._attempt(task)
+                if outcome is None:
+                    return
+                task = outcome  # a background retry: run again after the backoff
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def _attempt(self, task: Task) -> Task | None:
+        ctx = TaskContext(task.id, self, self.loop)
+        running = _Running(task, ctx)
+        running.aio_task = asyncio.current_task()
+        self._running[task.id] = running
+        if task.cancel_requested:
+            running.stop_reason = "cancel"
+        if task.timeout:
+            running.timer = self.loop.call_later(task.timeout, self._stop_local, running, "timeout")
+        token = current_context.set(ctx)
+        value: Any = None
+        error: BaseException | None = None
+        status = TaskStatus.SUCCEEDED
+        try:
+            if running.stop_reason == "cancel":
+                raise TaskCancelled("cancelled before it started")
+            value = await self.executors[task.kind](task, ctx, running)
+        except asyncio.CancelledError as exc:
+            reason = running.stop_reason
+            # no reason: something outside cancelled us (the loop is closing)
+            status = {"timeout": TaskStatus.TIMEOUT, "cancel": TaskStatus.CANCELLED}.get(
+                reason or "", TaskStatus.INTERRUPTED)
+            error = exc
+        except TaskCancelled as exc:
+            status = TaskStatus.TIMEOUT if running.stop_reason == "timeout" else \
+                TaskStatus.CANCELLED
+            error = exc
+        except TaskTimedOut as exc:
+            status, error = TaskStatus.TIMEOUT, exc
+        except MemoryLimitExceeded as exc:
+            status, error = TaskStatus.OOM, exc
+        except Exception as exc:
+            status, error = TaskStatus.FAILED, exc
+            if running.stop_reason in ("cancel", "timeout"):
+                status = TaskStatus.CANCELLED if running.stop_reason == "cancel" \
+                    else TaskStatus.TIMEOUT
+        finally:
+            current_context.reset(token)
+            if running.timer is not None:
+                running.timer.cancel()
+            self._running.pop(task.id, None)
+        return await self._settle(task, running, status, value, error)
+
+    async def _settle(self, task: Task, running: _Running, status: TaskStatus, value: Any,
+                      error: BaseException | None) -> Task | None:
+        """Write a finished attempt: final status, a retry, or a return to the queue."""
+        ctx = running.ctx
+        progress = ctx.current_progress
+        logs = ctx.take_logs()
+        if logs:
+            await self.store.append_logs(task.id, logs)
+        usage = self._usage(running)
+        now = time.time()
+        err_json = _error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None
+        if status == TaskStatus.INTERRUPTED and task.mode == TaskMode.JOB.value \
+                and running.stop_reason == "shutdown":
+            # a clean shutdown hands the job back without spending an attempt
+            await self.store.transition(
+                task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
+                          "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
+                          "progress": progress, "started_at": None},
+                EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
+                when_worker=self.worker_id)
+            self._local_work.pop(task.id, None)
+            return None
+        if status == TaskStatus.FAILED and task.attempts <= task.max_retries:
+            delay = self._backoff(task.attempts)
+            if task.mode == TaskMode.JOB.value:
+                await self.store.retry_later(task.id, self.worker_id, now + delay, err_json or {})
+                return None
+            retried = await self.store.transition(
+                task.id, {"status": TaskStatus.QUEUED.value, "not_before": now + delay,
+                          "error": err_json, "progress": progress},
+                EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,))
+            if retried is None:
+                return None
+            await asyncio.sleep(delay)
+            again = await self.store.transition(
+                task.id, {"status": TaskStatus.RUNNING.value, "attempts": task.attempts + 1,
+                          "started_at": time.time(), "not_before": None,
+                          "lease_expires_at": time.time() + self.lease_seconds},
+                EventType.STARTED, when_status=(TaskStatus.QUEUED.value,))
+            return again
+        result_json = _result_json(value) if status == TaskStatus.SUCCEEDED else None
+        final = await self.store.transition(
+            task.id,
+            {"status": status.value, "result": result_json, "error": err_json,
+             "progress": progress, "finished_at": now, "lease_expires_at": None,
+             "resource_usage": usage},
+            EventType.for_status(status),
+            when_status=(TaskStatus.RUNNING.value,), when_worker=self.worker_id,
+        )
+        self._local_work.pop(task.id, None)
+        self._remember(task.id, status == TaskStatus.SUCCEEDED,
+                       value if status == TaskStatus.SUCCEEDED else error)
+        if final is not None and final.callback_url:
+            self._spawn(self._post_callback(final))
+        if task.mode == TaskMode.SYNC.value and error is not None and status == TaskStatus.FAILED:
+            raise error
+        return None
+
+    def _remember(self, task_id: str, ok: bool, value: Any) -> None:
+        self._local_results[task_id] = (ok, value)
+        while len(self._local_results) > 1000:
+            self._local_results.popitem(last=False)
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
+        return base * (0.5 + random.random() / 2)  # "equal jitter": spread, never zero
+
+    def _usage(self, running: _Running) -> dict[str, Any]:
+        usage: dict[str, Any] = {"wall_seconds": round(time.time() - running.started, 6)}
+        if running.thread.cpu_seconds:
+            usage["cpu_seconds"] = round(running.thread.cpu_seconds, 6)
+        if running.process.pid is not None:
+            usage["cpu_seconds"] = round(running.process.cpu_seconds, 6)
+            usage["peak_memory_mb"] = round(running.process.peak_rss_mb, 3)
+        return usage
+
+    def _stop_local(self, running: _Running, reason: str) -> None:
+        """Stop a task running here: cancel its asyncio task; its runner stops threads/processes."""
+        if running.stop_reason is None or reason == "cancel":
+            running.stop_reason = reason
+        running.ctx._request_cancel()
+        if running.answer is not None and not running.answer.done():
+            running.answer.cancel()
+        if running.aio_task is not None and not running.aio_task.done():
+            running.aio_task.cancel()
+
+    async def _exec_function(self, task: Task, ctx: TaskContext, running: _Running) -> Any:
+        local = self._local_work.get(task.id)
+        if local is not None:
+            obj, args, kwargs = local
+            if inspect.iscoroutine(obj):
+                return await obj
+            if inspect.iscoroutinefunction(obj):
+                return await obj(*args, **kwargs)
+            result = await run_in_thread(obj, args, kwargs, running.thread)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+        if task.spec and "callable" in task.spec:
+            raise NotRerunnable(f"the in-process object of task {task.id} is gone")
+        info = self.registry.get_info(task.name or "")
+        kwargs = info.bind(task.params or {}, {TaskContext: ctx})
+        if info.is_async:
+            return await info.fn(**kwargs)
+        return await run_in_thread(info.fn, (), kwargs, running.thread)
+
+    async def _exec_subprocess(self, task: Task, ctx: TaskContext, running: _Running) -> Any:
+        spec = task.spec or {}
+        completed = await run_process(
+            spec["command"], ctx=ctx, cwd=spec.get("cwd"), env=spec.get("env"),
+            memory_limit_mb=task.memory_limit_mb, usage=running.process,
+            capture_output=False,
+        )
+        if completed.returncode != 0:
+            raise SubprocessFailed(completed.returncode, spec["command"])
+        return {"returncode": completed.returncode}
+
+    # -------------------------------------------------------------- confirmation
+
+    async def _ask(self, ctx: TaskContext, prompt: str, choices: list[str],
+                   timeout: float | None) -> str:
+        if not choices or not all(isinstance(c, str) for c in choices):
+            raise InvalidRequest("choices must be a non-empty list of strings")
+        running = self._running.get(ctx.task_id)
+        if running is None:
+            raise ManagerNotRunning(f"task {ctx.task_id} is not running in this process")
+        running.answer = self.loop.create_future()
+        asked = await self.store.ask_confirmation(
+            ctx.task_id, {"prompt": prompt, "choices": choices, "answer": None,
+                          "asked_at": time.time()})
+        if asked is None:
+            raise TaskCancelled(f"task {ctx.task_id} ended while asking")
+        try:
+            return await asyncio.wait_for(asyncio.shield(running.answer), timeout)
+        except asyncio.CancelledError:
+            if running.stop_reason is not None:
+                raise TaskCancelled(f"task {ctx.task_id} was cancelled while waiting") from None
+            raise
+        finally:
+            running.answer = None
+
+    def _deliver_answer(self, task: Task) -> None:
+        running = self._running.get(task.id)
+        answer = (task.confirmation or {}).get("answer")
+        if running is not None and answer is not None and running.answer is not None \
+                and not running.answer.done():
+            running.answer.set_result(answer)
+
+    # ---------------------------------------------------------------- job loops
+
+    async def _job_loop(self, queue: str, concurrency: int) -> None:
+        """Claim due jobs of ``queue`` whenever a slot is free; run each to its end."""
+        wake = self._wake_queues[queue]
+        active: set[asyncio.Task[Any]] = set()
+        slot_freed = asyncio.Event()
+
+        def done(t: asyncio.Task[Any]) -> None:
+            active.discard(t)
+            slot_freed.set()
+
+        while not self._stopping:
+            free = concurrency - len(active)
+            claimed: list[Task] = []
+            if free > 0:
+                wake.clear()
+                try:
+                    claimed = await self.store.claim_jobs(
+                        queue, self.worker_id, self.lease_seconds, min(free, self.claim_batch))
+                except Exception:  # the database may be locked for a moment; try again soon
+                    log.exception("claiming jobs of queue %s failed", queue)
+                for job in claimed:
+                    t = asyncio.ensure_future(self._run_task(job))
+                    active.add(t)
+                    t.add_done_callback(done)
+                if claimed:
+                    continue
+                waiters = [wake.wait()]
+            else:
+                slot_freed.clear()
+                waiters = [slot_freed.wait()]
+            # the periodic poll catches delayed retries (not_before) and missed wake-ups
+            wait_tasks = [asyncio.ensure_future(w) for w in waiters]
+            try:
+                await asyncio.wait(wait_tasks, timeout=0.5)
+            finally:
+                for w in wait_tasks:
+                    w.cancel()
+        if active:
+            await asyncio.gather(*active, return_exceptions=True)
+
+    # ------------------------------------------------------------ housekeeping
+
+    async def _flush(self) -> None:
+        progress: list[tuple[str, dict[str, Any]]] = []
+        logs: list[tuple[str, list[tuple[float, str, str]]]] = []
+        for task_id, running in list(self._running.items()):
+            ctx = running.ctx
+            if ctx.dirty:
+                ctx.dirty = False
+                value = ctx.current_progress
+                if value is not None:
+                    progress.append((task_id, value))
+            if ctx.has_logs:
+                logs.append((task_id, ctx.take_logs()))
+        if progress or logs:
+            await self.store.save_updates(progress, logs)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("writing progress failed")
+
+    async def _tail_loop(self) -> None:
+        """Follow the events table and react to what other processes asked of our tasks."""
+        while True:
+            try:
+                await self.poll_events()
+            except Exception:
+                log.exception("reading events failed")
+            await asyncio.sleep(self.poll_interval)
+
+    async def poll_events(self) -> None:
+        """Read and dispatch events newer than the last one seen (cheap when nothing changed)."""
+        version = (await self.store.data_version(), self.store_commits())
+        if version == self._seen_version:
+            return
+        self._seen_version = version
+        while True:
+            events = await self.store.events_after(self.last_event_id, limit=1000)
+            for event in events:
+                self.last_event_id = event.id
+                self._dispatch(event)
+            if len(events) < 1000:
+                return
+
+    def store_commits(self) -> int:
+        """How many transactions this process's own connection committed."""
+        return self.store.commits
+
+    def _dispatch(self, event: Event) -> None:
+        etype = event.type
+        if etype == EventType.CANCEL_REQUESTED.value:
+            running = self._running.get(event.task_id)
+            if running is not None:
+                self._stop_local(running, "cancel")
+        elif etype == EventType.CONFIRMATION.value and event.task:
+            running = self._running.get(event.task_id)
+            answer = (event.task.get("confirmation") or {}).get("answer")
+            if running is not None and answer is not None and running.answer is not None \
+                    and not running.answer.done():
+                running.answer.set_result(answer)
+        elif etype == EventType.CREATED.value and event.task:
+            snapshot = event.task
+            if snapshot.get("mode") == TaskMode.JOB.value:
+                wake = self._wake_queues.get(snapshot.get("queue"))
+                if wake is not None:
+                    wake.set()
+            elif snapshot.get("status") == TaskStatus.QUEUED.value \
+                    and snapshot.get("kind") in self.executors:
+                self._spawn(self._maybe_run_targeted(event.task_id))
+        elif etype == EventType.RETRYING.value and event.task:
+            wake = self._wake_queues.get(event.task.get("queue"))
+            if wake is not None:
+                wake.set()
+        if etype in _TERMINAL_EVENTS or etype == EventType.DELETED.value:
+            for fut in self._waiters.get(event.task_id, []):
+                if not fut.done() and event.task is not None:
+                    fut.set_result(Task(**_task_fields_from_json(event.task)))
+        for sub in list(self._subscribers):
+            sub._offer(event)
+
+    async def _maybe_run_targeted(self, task_id: str) -> None:
+        """Run a background task another process created for this worker (a cell rerun)."""
+        task = await self.store.get_task(task_id)
+        if task is None or task.worker_id != self.worker_id or task.mode == TaskMode.JOB.value:
+            return
+        if task.id in self._running or task.status != TaskStatus.QUEUED.value:
+            return
+        started = await self.store.transition(
+            task.id, {"status": TaskStatus.RUNNING.value, "started_at": time.time(),
+                      "attempts": task.attempts + 1,
+                      "lease_expires_at": time.time() + self.lease_seconds},
+            EventType.STARTED, when_status=(TaskStatus.QUEUED.value,),
+            when_worker=self.worker_id)
+        if started is not None:
+            await self._run_task(started)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self.store.heartbeat(self.worker_id, self.lease_seconds)
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _reaper_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reaper_interval)
+            try:
+                await self.reap_dead_workers()
+            except Exception:
+                log.exception("reaping dead workers failed")
+
+    async def reap_dead_workers(self) -> list[Task]:
+        """Settle the tasks of workers that died (pid gone here, or heartbeat too old)."""
+        now = time.time()
+        host = socket.gethostname()
+        dead = []
+        for worker in await self.store.list_workers():
+            if worker.id == self.worker_id:
+                continue
+            if worker.host == host and not _pid_alive(worker.pid, worker.pid_started_at):
+                dead.append(worker.id)
+            elif worker.heartbeat_at < now - self.lease_seconds:
+                dead.append(worker.id)
+        settled = await self.store.reap(dead, now)
+        if settled:
+            for wake in self._wake_queues.values():
+                wake.set()
+        return settled
+
+    async def _post_callback(self, task: Task, attempts: int = 4) -> None:
+        body = json.dumps(task.to_json()).encode()
+        for attempt in range(attempts):
+            try:
+                await asyncio.to_thread(_post_json, task.callback_url, body)
+                return
+            except Exception as exc:
+                log.warning("callback for task %s failed (%s)", task.id, exc)
+                await asyncio.sleep(0.5 * 2 ** attempt)
+
+    def _require_running(self) -> None:
+        if not self._started or self._stopping:
+            raise ManagerNotRunning(
+                "the task manager is not running: use `async with TaskManager() as m:` or "
+                "`jupyter_tasks.start_manager()`"
+            )
+
+
+class SubprocessFailed(Exception):
+    """A subprocess task exited with a non-zero code."""
+
+    def __init__(self, returncode: int, argv: list[str]) -> None:
+        super().__init__(f"command {argv[0]!r} exited with code {returncode}")
+        self.returncode = returncode
+
+
+_TERMINAL_EVENTS = {EventType.for_status(s).value for s in TaskStatus if s.is_terminal}
+
+
+def _task_fields_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    from datetime import datetime
+
+    def ts(value: str | None) -> float | None:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+    fields = {k: v for k, v in data.items() if k in Task.__dataclass_fields__}
+    for key in ("created_at", "started_at", "finished_at", "updated_at"):
+        if key in fields:
+            fields[key] = ts(fields[key]) or 0.0 if key in ("created_at", "updated_at") \
+                else ts(fields[key])
+    return fields
+
+
+def _mark_dedup(task: Task) -> Task:
+    object.__setattr__(task, "_deduplicated", True)
+    return task
+
+
+def was_deduplicated(task: Task) -> bool:
+    """True when ``submit`` returned an existing task instead of creating one."""
+    return getattr(task, "_deduplicated", False)
+
+
+def _payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> str:
+    payload = {"spec": spec, "mode": mode,
+               **{k: options.get(k) for k in ("label", "task_key", "queue", "priority",
+                                              "timeout", "max_retries", "memory_limit_mb",
+                                              "callback_url")}}
+    return hashlib.sha256(dumps(payload).encode()).hexdigest()
+
+
+def _content_hashes(spec: dict[str, Any]) -> dict[str, str]:
+    hashes = {"spec": hashlib.sha256(dumps(spec).encode()).hexdigest()}
+    for key in ("code", "source", "params", "parameters", "input_data", "command"):
+        if key in spec:
+            value = spec[key]
+            data = value.encode() if isinstance(value, str) else dumps(value).encode()
+            hashes[key] = hashlib.sha256(data).hexdigest()
+    return hashes
+
+
+def _result_json(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return {"repr": repr(value)[:10_000], "type": type(value).__qualname__}
+
+
+def _error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
+    if status == TaskStatus.CANCELLED:
+        return {"type": "TaskCancelled", "message": "the task was cancelled", "traceback": None}
+    if status == TaskStatus.TIMEOUT:
+        return {"type": "TaskTimedOut",
+                "message": f"the task ran longer than its timeout of {task.timeout}s",
+                "traceback": None}
+    if status == TaskStatus.INTERRUPTED:
+        return {"type": "Interrupted", "message": "the process running the task stopped",
+                "traceback": None}
+    if error is None:
+        return {"type": status.value, "message": status.value, "traceback": None}
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(type(error), error,
+                                                        error.__traceback__)),
+    }
+
+
+def _check_str(value: Any, field_name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{field_name} must be a non-empty string",
+                             errors=[{"field": field_name, "message": "must be a string"}])
+    return value
+
+
+def _check_obj(value: Any, field_name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{field_name} must be an object",
+                             errors=[{"field": field_name, "message": "must be an object"}])
+    return value
+
+
+def _check_env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidRequest("env must map strings to strings",
+                             errors=[{"field": "env", "message": "must map strings to strings"}])
+    return value
+
+
+def _pid_alive(pid: int, started_at: float | None) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        if started_at is not None and abs(proc.create_time() - started_at) > 1.0:
+            return False  # the pid was reused by another process
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _post_json(url: str, body: bytes) -> None:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (allow-listed)
+        response.read()
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return f"uid-{os.getuid()}"
+
+

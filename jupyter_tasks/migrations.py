@@ -1,0 +1,111 @@
+"""Numbered schema migrations; ``PRAGMA user_version`` records how far a file has come.
+
+Append a new entry to ``MIGRATIONS`` for every change; never edit a released one,
+so a database written by an older version opens in a newer one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            status TEXT NOT NULL,
+            name TEXT,
+            label TEXT,
+            params TEXT,
+            spec TEXT,
+            result TEXT,
+            error TEXT,
+            progress TEXT,
+            task_key TEXT,
+            idempotency_key TEXT,
+            payload_hash TEXT,
+            queue TEXT NOT NULL DEFAULT 'default',
+            priority INTEGER NOT NULL DEFAULT 0,
+            owner TEXT,
+            origin TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_retries INTEGER NOT NULL DEFAULT 0,
+            timeout REAL,
+            memory_limit_mb INTEGER,
+            not_before REAL,
+            parent_id TEXT,
+            relationship TEXT,
+            worker_id TEXT,
+            lease_expires_at REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            confirmation TEXT,
+            callback_url TEXT,
+            resource_usage TEXT,
+            content_hashes TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            updated_at REAL NOT NULL
+        );
+        -- newest-first listing walks the primary key backwards; these serve the filters
+        CREATE INDEX tasks_by_status ON tasks(status, id);
+        CREATE INDEX tasks_by_owner ON tasks(owner, id);
+        CREATE INDEX tasks_by_name ON tasks(name, id);
+        CREATE INDEX tasks_by_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL;
+        CREATE INDEX tasks_by_key ON tasks(task_key, id) WHERE task_key IS NOT NULL;
+        CREATE INDEX tasks_by_worker ON tasks(worker_id) WHERE status = 'running';
+        -- what a worker's claim scans: queued jobs of one queue by priority then age
+        CREATE INDEX tasks_claimable ON tasks(queue, priority DESC, id)
+            WHERE status = 'queued' AND mode = 'job';
+        -- the store's own guards: one active task per key, one task per idempotency key
+        CREATE UNIQUE INDEX tasks_active_key ON tasks(ifnull(owner, ''), task_key)
+            WHERE task_key IS NOT NULL AND status IN ('queued', 'running');
+        CREATE UNIQUE INDEX tasks_idempotency ON tasks(ifnull(owner, ''), idempotency_key)
+            WHERE idempotency_key IS NOT NULL;
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            ts REAL NOT NULL,
+            owner TEXT,
+            task TEXT
+        );
+        CREATE INDEX events_by_task ON events(task_id, id);
+
+        CREATE TABLE task_logs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            stream TEXT NOT NULL,
+            text TEXT NOT NULL
+        );
+        CREATE INDEX task_logs_by_task ON task_logs(task_id, seq);
+
+        CREATE TABLE artifacts (
+            task_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (task_id, name)
+        );
+
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            pid_started_at REAL,
+            queues TEXT,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            stopped_at REAL
+        );
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,327 @@
+"""The immutable task model: statuses, kinds, modes, and the records the store returns."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+
+class TaskStatus(str, Enum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task can no longer change status."""
+        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+
+ACTIVE_STATUSES = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)
+TERMINAL_STATUSES = tuple(s.value for s in TaskStatus if s.is_terminal)
+
+
+class TaskKind(str, Enum):
+    """What sort of work a task runs."""
+
+    FUNCTION = "function"
+    CELL = "cell"
+    SUBPROCESS = "subprocess"
+    NOTEBOOK = "notebook"
+    CODE = "code"
+
+
+class TaskMode(str, Enum):
+    """How a task is executed: now, beside the caller, or from the durable queue."""
+
+    SYNC = "sync"
+    BACKGROUND = "background"
+    JOB = "job"
+
+
+class EventType(str, Enum):
+    """Types of rows in the ``events`` change feed (the websocket ``type``)."""
+
+    CREATED = "task.created"
+    STARTED = "task.started"
+    PROGRESS = "task.progress"
+    LOG = "task.log"
+    CONFIRMATION = "task.confirmation"
+    RETRYING = "task.retrying"
+    CANCEL_REQUESTED = "task.cancel_requested"
+    SUCCEEDED = "task.succeeded"
+    FAILED = "task.failed"
+    TIMEOUT = "task.timeout"
+    OOM = "task.oom"
+    CANCELLED = "task.cancelled"
+    INTERRUPTED = "task.interrupted"
+    DELETED = "task.deleted"
+
+    @classmethod
+    def for_status(cls, status: TaskStatus) -> EventType:
+        """The event announcing that a task reached ``status``."""
+        return _STATUS_EVENTS[status]
+
+
+_STATUS_EVENTS = {
+    TaskStatus.QUEUED: EventType.CREATED,
+    TaskStatus.RUNNING: EventType.STARTED,
+    TaskStatus.SUCCEEDED: EventType.SUCCEEDED,
+    TaskStatus.FAILED: EventType.FAILED,
+    TaskStatus.TIMEOUT: EventType.TIMEOUT,
+    TaskStatus.OOM: EventType.OOM,
+    TaskStatus.CANCELLED: EventType.CANCELLED,
+    TaskStatus.INTERRUPTED: EventType.INTERRUPTED,
+}
+
+_id_lock = threading.Lock()
+_last_id_ns = 0
+
+
+def new_task_id() -> str:
+    """A 32-hex id whose first 16 digits are nanoseconds, so newer ids sort later.
+
+    Within a process ids strictly increase; the last 16 digits are random so two
+    processes never collide.
+    """
+    global _last_id_ns
+    with _id_lock:
+        now = max(time.time_ns(), _last_id_ns + 1)
+        _last_id_ns = now
+    return f"{now:016x}{os.urandom(8).hex()}"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch timestamp as ISO 8601 UTC with a ``Z``, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def dumps(value: Any) -> str:
+    """Canonical compact JSON: stable key order so equal payloads hash equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+# Columns stored as JSON text in the tasks table.
+JSON_COLUMNS = frozenset(
+    {"params", "spec", "result", "error", "progress", "origin", "confirmation",
+     "resource_usage", "content_hashes"}
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run of some work, as stored. Immutable: changes go through the store."""
+
+    id: str
+    kind: str
+    mode: str
+    status: str
+    name: str | None = None
+    label: str | None = None
+    params: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+    task_key: str | None = None
+    idempotency_key: str | None = None
+    payload_hash: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    owner: str | None = None
+    origin: dict[str, Any] | None = None
+    attempts: int = 0
+    max_retries: int = 0
+    timeout: float | None = None
+    memory_limit_mb: int | None = None
+    not_before: float | None = None
+    parent_id: str | None = None
+    relationship: str | None = None
+    worker_id: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    confirmation: dict[str, Any] | None = None
+    callback_url: str | None = None
+    resource_usage: dict[str, Any] | None = None
+    content_hashes: dict[str, Any] | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float = 0.0
+
+    @property
+    def status_enum(self) -> TaskStatus:
+        """The status as a ``TaskStatus``."""
+        return TaskStatus(self.status)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task has ended."""
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_row(cls, row: Any) -> Task:
+        """Build a task from a ``sqlite3.Row`` of the tasks table."""
+        values = {}
+        for key in row.keys():
+            if key not in _TASK_FIELDS:
+                continue
+            value = row[key]
+            if key in JSON_COLUMNS and value is not None:
+                value = json.loads(value)
+            elif key == "cancel_requested":
+                value = bool(value)
+            values[key] = value
+        return cls(**values)
+
+    def evolve(self, **changes: Any) -> Task:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    def to_json(self, *, full: bool = False) -> dict[str, Any]:
+        """The API's task JSON; ``full`` adds the ``?view=full`` fields the row holds."""
+        data = {
+            "id": self.id,
+            "kind": self.kind,
+            "mode": self.mode,
+            "name": self.name,
+            "label": self.label,
+            "status": self.status,
+            "params": self.params,
+            "result": self.result,
+            "error": self.error,
+            "progress": self.progress,
+            "task_key": self.task_key,
+            "idempotency_key": self.idempotency_key,
+            "queue": self.queue,
+            "priority": self.priority,
+            "owner": self.owner,
+            "origin": self.origin,
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "parent_id": self.parent_id,
+            "relationship": self.relationship,
+            "cancel_requested": self.cancel_requested,
+            "confirmation": self.confirmation,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+        if full:
+            data["spec"] = self.spec
+            data["resource_usage"] = self.resource_usage
+            data["content_hashes"] = self.content_hashes
+            data["memory_limit_mb"] = self.memory_limit_mb
+            data["worker_id"] = self.worker_id
+            data["updated_at"] = iso(self.updated_at)
+        return data
+
+
+_TASK_FIELDS = frozenset(f.name for f in fields(Task))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A row of the change feed: what happened to which task, with its snapshot then."""
+
+    id: int
+    type: str
+    task_id: str
+    ts: float
+    owner: str | None = None
+    task: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The websocket message for this event."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "task_id": self.task_id,
+            "ts": iso(self.ts),
+            "task": self.task,
+        }
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One chunk of a task's output."""
+
+    seq: int
+    ts: float
+    stream: str
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's log entry JSON."""
+        return {"seq": self.seq, "ts": iso(self.ts), "stream": self.stream, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file a task produced, kept beside the database."""
+
+    task_id: str
+    name: str
+    size: int
+    sha256: str
+    content_type: str
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's artifact JSON."""
+        return {
+            "name": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A process that runs tasks and proves it is alive by heartbeat."""
+
+    id: str
+    kind: str
+    pid: int
+    host: str
+    started_at: float
+    heartbeat_at: float
+    pid_started_at: float | None = None
+    queues: list[str] = field(default_factory=list)
+    stopped_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's worker JSON."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "pid": self.pid,
+            "host": self.host,
+            "queues": self.queues,
+            "heartbeat_at": iso(self.heartbeat_at),
+        }

@@ -1,0 +1,404 @@
+"""Named task functions: registration, introspection, parameter validation and binding."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import DuplicateTaskName, InvalidParameters, InvalidTaskName, UnknownTask
+from .models import TaskMode
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+ENTRY_POINT_GROUP = "jupyter_tasks"
+MODULES_ENV = "JUPYTER_TASKS_MODULES"
+
+
+def _injected_types() -> tuple[type, ...]:
+    from .context import TaskContext
+
+    return (TaskContext,)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the registry knows of one function: enough to call it and to describe it."""
+
+    name: str
+    fn: Callable[..., Any]
+    tags: tuple[str, ...]
+    mode: str
+    signature: inspect.Signature
+    hints: dict[str, Any] = field(repr=False)
+    injected: dict[str, type] = field(repr=False)
+
+    @property
+    def docstring(self) -> str:
+        """The function's cleaned docstring ('' if none)."""
+        return inspect.getdoc(self.fn) or ""
+
+    @property
+    def is_async(self) -> bool:
+        """True for ``async def`` functions (run on the loop rather than in a thread)."""
+        return inspect.iscoroutinefunction(self.fn)
+
+    def parameters(self) -> list[dict[str, Any]]:
+        """The caller-facing parameters: name, annotation, default, required."""
+        result = []
+        for p in self._caller_params():
+            annotation = self.hints.get(p.name, p.annotation)
+            result.append({
+                "name": p.name,
+                "annotation": None if annotation is inspect.Parameter.empty
+                else _annotation_name(annotation),
+                "default": None if p.default is inspect.Parameter.empty else _jsonable(p.default),
+                "required": p.default is inspect.Parameter.empty,
+            })
+        return result
+
+    def params_schema(self) -> dict[str, Any]:
+        """A JSON Schema (draft 2020-12) of the parameters object."""
+        properties = {}
+        required = []
+        for p in self._caller_params():
+            annotation = self.hints.get(p.name, p.annotation)
+            prop = _schema_for(annotation)
+            if p.default is not inspect.Parameter.empty:
+                prop = {**prop, "default": _jsonable(p.default)}
+            else:
+                required.append(p.name)
+            properties[p.name] = prop
+        schema: dict[str, Any] = {"type": "object", "properties": properties,
+                                  "additionalProperties": self._accepts_kwargs()}
+        if required:
+            schema["required"] = required
+        return schema
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's TaskInfo JSON."""
+        return {
+            "name": self.name,
+            "docstring": self.docstring,
+            "signature": f"{self.name}{self._public_signature()}",
+            "parameters": self.parameters(),
+            "tags": list(self.tags),
+            "mode": self.mode,
+            "params_schema": self.params_schema(),
+        }
+
+    def validate(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Check ``params`` against the signature; raise one error listing every problem."""
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise InvalidParameters(
+                f"parameters of {self.name} must be an object",
+                errors=[{"field": "params", "message": "must be an object"}],
+            )
+        errors: list[dict[str, Any]] = []
+        caller = {p.name: p for p in self._caller_params()}
+        for key in params:
+            if key in self.injected:
+                errors.append({"field": key, "message": "is provided by jupyter-tasks, not the caller"})
+            elif key not in caller and not self._accepts_kwargs():
+                errors.append({"field": key, "message": "unexpected parameter"})
+        for name, p in caller.items():
+            if name not in params:
+                if p.default is inspect.Parameter.empty:
+                    errors.append({"field": name, "message": "required parameter missing"})
+                continue
+            annotation = self.hints.get(name, p.annotation)
+            problem = _type_problem(params[name], annotation)
+            if problem:
+                errors.append({"field": name, "message": problem})
+        if errors:
+            summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            raise InvalidParameters(f"invalid parameters for {self.name}: {summary}", errors=errors)
+        return params
+
+    def bind(self, params: dict[str, Any], injections: dict[type, Any]) -> dict[str, Any]:
+        """Keyword arguments for a call: the caller's params plus injected framework objects."""
+        kwargs = dict(params)
+        for name, typ in self.injected.items():
+            kwargs[name] = injections.get(typ)
+        return kwargs
+
+    def _caller_params(self) -> list[inspect.Parameter]:
+        return [
+            p for p in self.signature.parameters.values()
+            if p.name not in self.injected
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
+
+    def _accepts_kwargs(self) -> bool:
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD
+                   for p in self.signature.parameters.values())
+
+    def _public_signature(self) -> inspect.Signature:
+        return self.signature.replace(parameters=[
+            p for p in self.signature.parameters.values() if p.name not in self.injected
+        ])
+
+
+class Registry:
+    """A set of named task functions."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskInfo] = {}
+
+    def register(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        tags: Iterable[str] = (),
+        mode: str = TaskMode.SYNC.value,
+        *,
+        replace: bool = False,
+    ) -> TaskInfo:
+        """Register ``fn`` under ``name``; names are URL-safe and unique."""
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise InvalidTaskName(
+                f"task name {name!r} is not valid: use letters, digits, '_' and '-' only "
+                "(it becomes part of a URL)"
+            )
+        if not callable(fn):
+            raise TypeError(f"task {name!r}: {fn!r} is not callable")
+        try:
+            mode = TaskMode(mode).value
+        except ValueError:
+            raise ValueError(
+                f"task {name!r}: mode must be one of {[m.value for m in TaskMode]}, not {mode!r}"
+            ) from None
+        existing = self._tasks.get(name)
+        if existing is not None and not replace and not _same_function(existing.fn, fn):
+            raise DuplicateTaskName(
+                f"task name {name!r} is already registered to {_qualname(existing.fn)}"
+            )
+        if isinstance(tags, str):
+            tags = [tags]
+        info = _describe(name, fn, tuple(tags), mode)
+        self._tasks[name] = info
+        return info
+
+    def unregister(self, name: str) -> None:
+        """Forget a registered name (no error if absent)."""
+        self._tasks.pop(name, None)
+
+    def get_info(self, name: str) -> TaskInfo:
+        """The registered function's description, or ``UnknownTask``."""
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(f"no task registered under the name {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        return sorted(self._tasks)
+
+    def list_by_tags(self, tags: Iterable[str] = ()) -> list[TaskInfo]:
+        """Registered tasks carrying every one of ``tags``, by name."""
+        wanted = set(tags)
+        return [info for _, info in sorted(self._tasks.items()) if wanted <= set(info.tags)]
+
+    def task(
+        self, name: str | None = None, *, tags: Iterable[str] = (), mode: str = "sync"
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form of ``register``; the name defaults to the function's name."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(name or fn.__name__, fn, tags, mode)
+            return fn
+
+        return decorate
+
+
+default_registry = Registry()
+
+
+def task(
+    name: str | Callable[..., Any] | None = None,
+    *,
+    tags: Iterable[str] = (),
+    mode: str = "sync",
+    registry: Registry | None = None,
+) -> Any:
+    """Register a function as a named task: ``@task``, ``@task("name", tags=[...])``."""
+    reg = registry or default_registry
+    if callable(name):
+        fn = name
+        reg.register(fn.__name__, fn, tags, mode)
+        return fn
+    return reg.task(name, tags=tags, mode=mode)
+
+
+def register_function(
+    name: str, fn: Callable[..., Any], tags: Iterable[str] = (), mode: str = "sync"
+) -> TaskInfo:
+    """Register ``fn`` under ``name`` in the default registry."""
+    return default_registry.register(name, fn, tags, mode)
+
+
+def get_info(name: str) -> TaskInfo:
+    """Describe a task of the default registry."""
+    return default_registry.get_info(name)
+
+
+def list_by_tags(tags: Iterable[str] = ()) -> list[TaskInfo]:
+    """Tasks of the default registry carrying all ``tags``."""
+    return default_registry.list_by_tags(tags)
+
+
+def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True) -> list[str]:
+    """Import task modules: the given names or ``.py`` paths, ``JUPYTER_TASKS_MODULES``, entry points.
+
+    Returns what was imported. A module that fails to import raises: a worker
+    that silently lacks tasks would fail every job sent to it.
+    """
+    wanted = [m.strip() for m in modules if m and m.strip()]
+    wanted += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
+    loaded = []
+    for spec in dict.fromkeys(wanted):
+        _import_module_or_path(spec)
+        loaded.append(spec)
+    if entry_points:
+        from importlib.metadata import entry_points as eps
+
+        for ep in eps(group=ENTRY_POINT_GROUP):
+            ep.load()
+            loaded.append(ep.value)
+    return loaded
+
+
+def _import_module_or_path(spec: str) -> types.ModuleType:
+    if spec.endswith(".py") or os.sep in spec:
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise ImportError(f"task module file {spec} does not exist")
+        module_name = f"jupyter_tasks_user_{path.stem}"
+        if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) \
+                == str(path):
+            return sys.modules[module_name]
+        spec_obj = importlib.util.spec_from_file_location(module_name, path)
+        assert spec_obj and spec_obj.loader
+        module = importlib.util.module_from_spec(spec_obj)
+        sys.modules[module_name] = module
+        spec_obj.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
+def _describe(name: str, fn: Callable[..., Any], tags: tuple[str, ...], mode: str) -> TaskInfo:
+    signature = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    hints.pop("return", None)
+    injectable = _injected_types()
+    injected = {}
+    for p in signature.parameters.values():
+        annotation = hints.get(p.name, p.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, injectable):
+            injected[p.name] = next(t for t in injectable if issubclass(annotation, t))
+    return TaskInfo(name, fn, tags, mode, signature, hints, injected)
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    # re-running a notebook cell or re-importing a module redefines the same function
+    return a is b or (_qualname(a) == _qualname(b) and getattr(a, "__module__", None)
+                      == getattr(b, "__module__", None))
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _annotation_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+_SIMPLE_SCHEMAS: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    list: {"type": "array"},
+    tuple: {"type": "array"},
+    dict: {"type": "object"},
+    type(None): {"type": "null"},
+}
+
+
+def _schema_for(annotation: Any) -> dict[str, Any]:
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return {}
+    if annotation in _SIMPLE_SCHEMAS:
+        return dict(_SIMPLE_SCHEMAS[annotation])
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_schema_for(a) for a in args]}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if origin in (list, tuple, set, frozenset):
+        schema: dict[str, Any] = {"type": "array"}
+        if args and origin is list:
+            schema["items"] = _schema_for(args[0])
+        return schema
+    if origin is dict:
+        schema = {"type": "object"}
+        if len(args) == 2:
+            schema["additionalProperties"] = _schema_for(args[1])
+        return schema
+    return {}
+
+
+def _type_problem(value: Any, annotation: Any) -> str | None:
+    """A message when ``value`` cannot be the annotated JSON type, else None."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if any(_type_problem(value, a) is None for a in args):
+            return None
+        return f"expected {_annotation_name(annotation)}, got {type(value).__name__}"
+    if origin is typing.Literal:
+        return None if value in args else f"must be one of {list(args)}"
+    check = origin or annotation
+    if check is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif check is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif check in (list, tuple, set, frozenset):
+        ok = isinstance(value, list)
+    elif check in (str, bool, dict) or check is type(None):
+        ok = isinstance(value, check)
+    else:
+        return None  # a type JSON cannot carry: let the function decide
+    if ok:
+        return None
+    return f"expected {_annotation_name(annotation)}, got {type(value).__name__}"

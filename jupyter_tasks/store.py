@@ -1,0 +1,833 @@
+"""The SQLite store: every SQL statement of jupyter-tasks lives in this module.
+
+One aiosqlite connection per process. Each write runs as a single function in
+aiosqlite's own thread, inside ``BEGIN IMMEDIATE ... COMMIT``: the task row and
+its event are written together or not at all, and a whole transaction costs one
+hop between the event loop and the database thread. ``BEGIN IMMEDIATE`` takes
+the write lock up front, so concurrent processes queue on ``busy_timeout``
+instead of failing on a read-to-write upgrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from .exceptions import IdempotencyConflict, StoreError, TaskNotFound, TaskStateConflict
+from .migrations import LATEST_VERSION, MIGRATIONS
+from .models import (
+    ACTIVE_STATUSES,
+    JSON_COLUMNS,
+    TERMINAL_STATUSES,
+    Artifact,
+    Event,
+    EventType,
+    LogEntry,
+    Task,
+    TaskMode,
+    TaskStatus,
+    WorkerInfo,
+    dumps,
+)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 30_000
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
+
+
+def valid_artifact_name(name: str) -> bool:
+    """True for a plain file name: no separator, no ``..``, nothing hidden."""
+    return bool(ARTIFACT_NAME.match(name)) and ".." not in name
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS and value is not None:
+        return dumps(value)
+    if column == "cancel_requested":
+        return int(bool(value))
+    return value
+
+
+class Store:
+    """Async access to one jupyter-tasks database file and its artifact folder."""
+
+    def __init__(self, path: str | os.PathLike[str], conn: aiosqlite.Connection) -> None:
+        self.path = Path(path)
+        self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
+        self._conn = conn
+        # transactions this connection committed: SQLite's data_version only
+        # moves for other connections' commits, so the event tailer needs both
+        self.commits = 0
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # the connection thread must not keep the interpreter alive at exit
+        conn.daemon = True
+        await conn
+        store = cls(path, conn)
+        try:
+            await store._run(_setup_connection)
+            await store._run(_migrate)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` in the database thread (one hop, no transaction)."""
+        return await self._conn._execute(fn, self._conn._conn, *args)
+
+    async def _txn(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` inside one immediate transaction."""
+        result = await self._conn._execute(_in_transaction, self._conn._conn, fn, args)
+        self.commits += 1
+        return result
+
+    # --------------------------------------------------------------------- tasks
+
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        """Insert ``task`` with its ``task.created`` event; returns (task, deduplicated).
+
+        An active task with the same ``task_key`` and owner, or an earlier task
+        with the same idempotency key and payload, is returned instead of a new
+        one; the same idempotency key with another payload raises
+        ``IdempotencyConflict``. Check and insert share one transaction.
+        """
+        return await self._txn(_tx_create_task, task)
+
+    async def create_tasks(self, tasks: Sequence[Task]) -> list[Task]:
+        """Insert many new tasks (no key checks) in one transaction."""
+        return await self._txn(_tx_create_many, list(tasks))
+
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task with this id, or None."""
+        return await self._run(_get_task, task_id)
+
+    async def require_task(self, task_id: str) -> Task:
+        """The task with this id, or ``TaskNotFound``."""
+        task = await self.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return task
+
+    async def list_tasks(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        name: str | None = None,
+        kind: str | None = None,
+        owners: Iterable[str] | None = None,
+        queue: str | None = None,
+        task_key: str | None = None,
+        key_prefix: str | None = None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        worker_id: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        oldest_first: bool = False,
+    ) -> list[Task]:
+        """Tasks newest first (id order) matching every given filter.
+
+        ``cursor`` is the id of the last task of the previous page; ``owners``
+        restricts to those owners (None means anyone).
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if statuses:
+            statuses = list(statuses)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        for column, value in (("name", name), ("kind", kind), ("queue", queue),
+                              ("task_key", task_key), ("idempotency_key", idempotency_key),
+                              ("parent_id", parent_id), ("worker_id", worker_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if owners is not None:
+            owners = list(owners)
+            if not owners:
+                return []
+            where.append(f"owner IN ({','.join('?' * len(owners))})")
+            args += owners
+        if key_prefix is not None:
+            # a range keeps the task_key index usable where LIKE would not
+            where.append("task_key >= ? AND task_key < ?")
+            args += [key_prefix, key_prefix + "\U0010ffff"]
+        if search:
+            where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
+                         " OR id LIKE ?)")
+            needle = search.lower()
+            args += [needle, needle, needle + "%"]
+        if cursor is not None:
+            where.append("id > ?" if oldest_first else "id < ?")
+            args.append(cursor)
+        sql = "SELECT * FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
+        args.append(int(limit))
+        return await self._run(_select_tasks, sql, args)
+
+    async def count_tasks(self, owners: Iterable[str] | None = None) -> int:
+        """How many tasks the store holds (for these owners)."""
+        return await self._run(_count_tasks, None if owners is None else list(owners))
+
+    async def children(self, task_id: str) -> list[Task]:
+        """Reruns and forks made from this task, oldest first."""
+        return await self._run(
+            _select_tasks, "SELECT * FROM tasks WHERE parent_id = ? ORDER BY id", [task_id]
+        )
+
+    async def transition(
+        self,
+        task_id: str,
+        changes: dict[str, Any],
+        event: EventType | str | None,
+        *,
+        when_status: Sequence[str] | None = None,
+        when_worker: str | None = None,
+    ) -> Task | None:
+        """Apply ``changes`` to a task and append ``event``, atomically.
+
+        With ``when_status`` (or ``when_worker``) the change only happens if the
+        task is still in one of those statuses (still held by that worker);
+        otherwise nothing is written and None is returned.
+        """
+        return await self._txn(_tx_transition, task_id, changes, event, when_status, when_worker)
+
+    async def save_updates(
+        self,
+        progress: Sequence[tuple[str, dict[str, Any]]],
+        logs: Sequence[tuple[str, list[tuple[float, str, str]]]] = (),
+    ) -> None:
+        """Write the latest progress and new log chunks of several tasks in one transaction."""
+        await self._txn(_tx_updates, list(progress), list(logs))
+
+    async def request_cancel(self, task_id: str) -> Task:
+        """Cancel a queued task at once, or flag a running one for its owner to stop."""
+        return await self._txn(_tx_request_cancel, task_id)
+
+    async def ask_confirmation(self, task_id: str, confirmation: dict[str, Any]) -> Task | None:
+        """Record a pending question for a running task."""
+        return await self.transition(
+            task_id, {"confirmation": confirmation}, EventType.CONFIRMATION,
+            when_status=(TaskStatus.RUNNING.value,),
+        )
+
+    async def answer_confirmation(self, task_id: str, answer: str) -> Task:
+        """Record the answer to a pending question (checked against its choices)."""
+        return await self._txn(_tx_answer, task_id, answer)
+
+    async def delete_task(self, task_id: str) -> Task:
+        """Forget a finished task: its row, logs, artifacts; a ``task.deleted`` event remains."""
+        task = await self._txn(_tx_delete, task_id)
+        shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
+        return task
+
+    # ---------------------------------------------------------------------- logs
+
+    async def append_logs(self, task_id: str, entries: Sequence[tuple[float, str, str]]) -> int:
+        """Append (ts, stream, text) chunks and one ``task.log`` event; returns the last seq."""
+        return await self._txn(_tx_append_logs, task_id, list(entries))
+
+    async def get_logs(self, task_id: str, after: int = 0, limit: int = 1000) -> list[LogEntry]:
+        """Log chunks of a task with seq greater than ``after``, oldest first."""
+        return await self._run(_get_logs, task_id, after, limit)
+
+    # ------------------------------------------------------------- durable queue
+
+    async def claim_jobs(
+        self, queue: str, worker_id: str, lease_seconds: float, limit: int = 1
+    ) -> list[Task]:
+        """Atomically take up to ``limit`` due jobs of ``queue`` for this worker."""
+        return await self._txn(_tx_claim, queue, worker_id, lease_seconds, limit)
+
+    async def retry_later(self, task_id: str, worker_id: str, not_before: float,
+                          error: dict[str, Any]) -> Task | None:
+        """Put a failed job back in the queue for another attempt after ``not_before``."""
+        return await self.transition(
+            task_id,
+            {"status": TaskStatus.QUEUED.value, "worker_id": None, "lease_expires_at": None,
+             "not_before": not_before, "error": error, "started_at": None},
+            EventType.RETRYING,
+            when_status=(TaskStatus.RUNNING.value,), when_worker=worker_id,
+        )
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        """Record a worker process (insert or refresh)."""
+        await self._txn(_tx_register_worker, worker)
+
+    async def heartbeat(self, worker_id: str, lease_seconds: float) -> None:
+        """Prove a worker alive and extend the lease of every task it runs."""
+        await self._txn(_tx_heartbeat, worker_id, lease_seconds)
+
+    async def stop_worker(self, worker_id: str) -> None:
+        """Mark a worker stopped after a clean shutdown."""
+        await self._txn(_tx_stop_worker, worker_id)
+
+    async def list_workers(self, *, include_stopped: bool = False) -> list[WorkerInfo]:
+        """Known workers, newest heartbeat first."""
+        return await self._run(_list_workers, include_stopped)
+
+    async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None) -> list[Task]:
+        """Settle tasks of dead workers and tasks whose lease ran out.
+
+        A ``job`` goes back to the queue while attempts <= max_retries, else ends
+        ``interrupted``; a ``background`` or ``sync`` task ends ``interrupted``
+        (its process is gone and nothing else can resume it).
+        """
+        return await self._txn(_tx_reap, list(dead_worker_ids), now or time.time())
+
+    # ----------------------------------------------------------------- artifacts
+
+    async def add_artifact(
+        self,
+        task_id: str,
+        name: str,
+        data: bytes | str | os.PathLike[str],
+        content_type: str | None = None,
+    ) -> Artifact:
+        """Keep bytes (or a copy of a file) as an artifact of a task; replaces a same-named one."""
+        if not valid_artifact_name(name):
+            raise ValueError(f"artifact name {name!r} must be a plain file name")
+        folder = self.artifacts_dir / task_id
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / name
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        digest = hashlib.sha256()
+        size = 0
+        with open(tmp, "wb") as out:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                chunks: Iterable[bytes] = [bytes(data)]
+            else:
+                chunks = _file_chunks(Path(data))
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        os.replace(tmp, final)
+        content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        artifact = Artifact(task_id, name, size, digest.hexdigest(), content_type, time.time())
+        await self._txn(_tx_add_artifact, artifact)
+        return artifact
+
+    async def list_artifacts(self, task_id: str) -> list[Artifact]:
+        """A task's artifacts by name."""
+        return await self._run(_list_artifacts, task_id, None)
+
+    async def get_artifact(self, task_id: str, name: str) -> Artifact | None:
+        """One artifact's record, or None."""
+        if not valid_artifact_name(name):
+            return None
+        found = await self._run(_list_artifacts, task_id, name)
+        return found[0] if found else None
+
+    def artifact_path(self, artifact: Artifact) -> Path:
+        """Where an artifact's bytes are on disk (always inside the task's folder)."""
+        return self.artifacts_dir / artifact.task_id / artifact.name
+
+    # -------------------------------------------------------------------- events
+
+    async def events_after(
+        self,
+        after_id: int,
+        *,
+        limit: int = 1000,
+        task_id: str | None = None,
+        owners: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """Events with id greater than ``after_id``, oldest first."""
+        return await self._run(
+            _events_after, after_id, limit, task_id, None if owners is None else list(owners)
+        )
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event (0 when none)."""
+        return await self._run(_scalar, "SELECT ifnull(max(id), 0) FROM events", ())
+
+    async def data_version(self) -> int:
+        """SQLite's counter that moves when another connection commits."""
+        return await self._run(_scalar, "PRAGMA data_version", ())
+
+    # --------------------------------------------------------------------- stats
+
+    async def stats(self, owners: Iterable[str] | None = None) -> dict[str, Any]:
+        """Counts per queue (queued/running) and per status."""
+        return await self._run(_stats, None if owners is None else list(owners))
+
+    async def prune(self, finished_before: float, events_before: float) -> int:
+        """Forget finished tasks older than a time and events older than another."""
+        ids = await self._txn(_tx_prune, finished_before, events_before)
+        for task_id in ids:
+            shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
+        return len(ids)
+
+
+# ========================================================================
+# Functions below run in the database thread with a sqlite3.Connection.
+# ========================================================================
+
+
+def _setup_connection(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise StoreError(f"could not put the database in WAL mode (got {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"database schema version {version} is newer than this jupyter-tasks "
+            f"understands ({LATEST_VERSION}); upgrade jupyter-tasks"
+        )
+    if version == LATEST_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # another process may have migrated while we waited for the lock
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in MIGRATIONS:
+            if number > version:
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _scalar(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
+    return conn.execute(sql, args).fetchone()[0]
+
+
+def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
+    row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return Task.from_row(row) if row else None
+
+
+def _select_tasks(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Task]:
+    return [Task.from_row(row) for row in conn.execute(sql, args)]
+
+
+def _count_tasks(conn: sqlite3.Connection, owners: list[str] | None) -> int:
+    if owners is None:
+        return conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    marks = ",".join("?" * len(owners))
+    return conn.execute(f"SELECT count(*) FROM tasks WHERE owner IN ({marks})", owners).fetchone()[0]
+
+
+def _insert_event(conn: sqlite3.Connection, task: Task, event: EventType | str, ts: float) -> None:
+    conn.execute(
+        "INSERT INTO events (task_id, type, ts, owner, task) VALUES (?, ?, ?, ?, ?)",
+        (task.id, getattr(event, "value", event), ts, task.owner, dumps(task.to_json())),
+    )
+
+
+_TASK_COLUMNS = [
+    "id", "kind", "mode", "status", "name", "label", "params", "spec", "result", "error",
+    "progress", "task_key", "idempotency_key", "payload_hash", "queue", "priority", "owner",
+    "origin", "attempts", "max_retries", "timeout", "memory_limit_mb", "not_before", "parent_id",
+    "relationship", "worker_id", "lease_expires_at", "cancel_requested", "confirmation",
+    "callback_url", "resource_usage", "content_hashes", "created_at", "started_at",
+    "finished_at", "updated_at",
+]
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
+)
+
+
+def _insert_task(conn: sqlite3.Connection, task: Task) -> None:
+    conn.execute(_INSERT_TASK, [_encode(c, getattr(task, c)) for c in _TASK_COLUMNS])
+    _insert_event(conn, task, EventType.for_status(task.status_enum), task.created_at)
+
+
+def _tx_create_task(conn: sqlite3.Connection, task: Task) -> tuple[Task, bool]:
+    if task.idempotency_key is not None:
+        row = conn.execute(
+            "SELECT * FROM tasks WHERE ifnull(owner, '') = ifnull(?, '') AND idempotency_key = ?",
+            (task.owner, task.idempotency_key),
+        ).fetchone()
+        if row is not None:
+            existing = Task.from_row(row)
+            if existing.payload_hash != task.payload_hash:
+                raise IdempotencyConflict(
+                    f"idempotency key {task.idempotency_key!r} was already used by task "
+                    f"{existing.id} with a different payload"
+                )
+            return existing, True
+    if task.task_key is not None:
+        row = conn.execute(
+            "SELECT * FROM tasks WHERE ifnull(owner, '') = ifnull(?, '') AND task_key = ? "
+            "AND status IN (?, ?)",
+            (task.owner, task.task_key, *ACTIVE_STATUSES),
+        ).fetchone()
+        if row is not None:
+            return Task.from_row(row), True
+    _insert_task(conn, task)
+    return task, False
+
+
+def _tx_create_many(conn: sqlite3.Connection, tasks: list[Task]) -> list[Task]:
+    for task in tasks:
+        _insert_task(conn, task)
+    return tasks
+
+
+def _update_task(
+    conn: sqlite3.Connection,
+    task_id: str,
+    changes: dict[str, Any],
+    when_status: Sequence[str] | None = None,
+    when_worker: str | None = None,
+) -> Task | None:
+    changes = {**changes, "updated_at": changes.get("updated_at", time.time())}
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    args = [_encode(c, v) for c, v in changes.items()]
+    sql = f"UPDATE tasks SET {sets} WHERE id = ?"
+    args.append(task_id)
+    if when_status is not None:
+        sql += f" AND status IN ({','.join('?' * len(when_status))})"
+        args += list(when_status)
+    if when_worker is not None:
+        sql += " AND worker_id = ?"
+        args.append(when_worker)
+    row = conn.execute(sql + " RETURNING *", args).fetchone()
+    return Task.from_row(row) if row else None
+
+
+def _tx_transition(
+    conn: sqlite3.Connection,
+    task_id: str,
+    changes: dict[str, Any],
+    event: EventType | str | None,
+    when_status: Sequence[str] | None,
+    when_worker: str | None,
+) -> Task | None:
+    task = _update_task(conn, task_id, changes, when_status, when_worker)
+    if task is not None and event is not None:
+        _insert_event(conn, task, event, task.updated_at)
+    return task
+
+
+def _tx_updates(
+    conn: sqlite3.Connection,
+    progress: list[tuple[str, dict[str, Any]]],
+    logs: list[tuple[str, list[tuple[float, str, str]]]],
+) -> None:
+    for task_id, entries in logs:
+        _tx_append_logs(conn, task_id, entries)
+    now = time.time()
+    for task_id, value in progress:
+        task = _update_task(conn, task_id, {"progress": value, "updated_at": now},
+                            (TaskStatus.RUNNING.value,))
+        if task is not None:
+            _insert_event(conn, task, EventType.PROGRESS, now)
+
+
+def _tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> Task:
+    now = time.time()
+    task = _update_task(
+        conn, task_id,
+        {"status": TaskStatus.CANCELLED.value, "cancel_requested": True, "finished_at": now,
+         "updated_at": now},
+        (TaskStatus.QUEUED.value,),
+    )
+    if task is not None:
+        _insert_event(conn, task, EventType.CANCELLED, now)
+        return task
+    current = _get_task(conn, task_id)
+    if current is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    if current.status == TaskStatus.CANCELLED.value:
+        return current
+    if current.is_terminal:
+        raise TaskStateConflict(f"task {task_id} already ended {current.status}")
+    if current.cancel_requested:
+        return current
+    task = _update_task(conn, task_id, {"cancel_requested": True, "updated_at": now})
+    assert task is not None
+    _insert_event(conn, task, EventType.CANCEL_REQUESTED, now)
+    return task
+
+
+def _tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
+    from .exceptions import InvalidAnswer, NothingToConfirm
+
+    task = _get_task(conn, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    pending = task.confirmation
+    if task.is_terminal or not pending or pending.get("answer") is not None:
+        raise NothingToConfirm(f"task {task_id} is not waiting for a confirmation")
+    choices = pending.get("choices") or []
+    if answer not in choices:
+        raise InvalidAnswer(
+            f"answer {answer!r} is not one of {choices}",
+            errors=[{"field": "answer", "message": f"must be one of {choices}"}],
+        )
+    now = time.time()
+    updated = _update_task(
+        conn, task_id, {"confirmation": {**pending, "answer": answer, "answered_at": now}}
+    )
+    assert updated is not None
+    _insert_event(conn, updated, EventType.CONFIRMATION, now)
+    return updated
+
+
+def _tx_delete(conn: sqlite3.Connection, task_id: str) -> Task:
+    task = _get_task(conn, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    if not task.is_terminal:
+        raise TaskStateConflict(f"task {task_id} is {task.status}; cancel it before deleting")
+    conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+    conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
+    conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
+    _insert_event(conn, task, EventType.DELETED, time.time())
+    return task
+
+
+def _tx_append_logs(
+    conn: sqlite3.Connection, task_id: str, entries: list[tuple[float, str, str]]
+) -> int:
+    conn.executemany(
+        "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)",
+        [(task_id, ts, stream, text) for ts, stream, text in entries],
+    )
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    task = _get_task(conn, task_id)
+    if task is not None:
+        _insert_event(conn, task, EventType.LOG, time.time())
+    return last
+
+
+def _get_logs(conn: sqlite3.Connection, task_id: str, after: int, limit: int) -> list[LogEntry]:
+    rows = conn.execute(
+        "SELECT seq, ts, stream, text FROM task_logs WHERE task_id = ? AND seq > ? "
+        "ORDER BY seq LIMIT ?",
+        (task_id, after, limit),
+    )
+    return [LogEntry(*row) for row in rows]
+
+
+def _tx_claim(
+    conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
+) -> list[Task]:
+    now = time.time()
+    rows = conn.execute(
+        "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
+        "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL "
+        "WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND mode = 'job' "
+        "AND queue = ? AND ifnull(not_before, 0) <= ? ORDER BY priority DESC, id LIMIT ?) "
+        "RETURNING *",
+        (worker_id, now + lease_seconds, now, now, queue, now, limit),
+    ).fetchall()
+    tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
+    for task in tasks:
+        _insert_event(conn, task, EventType.STARTED, now)
+    return tasks
+
+
+def _tx_register_worker(conn: sqlite3.Connection, w: WorkerInfo) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO workers (id, kind, pid, host, pid_started_at, queues, started_at, "
+        "heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        (w.id, w.kind, w.pid, w.host, w.pid_started_at, dumps(w.queues), w.started_at,
+         w.heartbeat_at),
+    )
+
+
+def _tx_heartbeat(conn: sqlite3.Connection, worker_id: str, lease_seconds: float) -> None:
+    now = time.time()
+    conn.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+    conn.execute(
+        "UPDATE tasks SET lease_expires_at = ? WHERE worker_id = ? AND status = 'running'",
+        (now + lease_seconds, worker_id),
+    )
+
+
+def _tx_stop_worker(conn: sqlite3.Connection, worker_id: str) -> None:
+    conn.execute("UPDATE workers SET stopped_at = ? WHERE id = ?", (time.time(), worker_id))
+
+
+def _list_workers(conn: sqlite3.Connection, include_stopped: bool) -> list[WorkerInfo]:
+    import json
+
+    sql = "SELECT * FROM workers"
+    if not include_stopped:
+        sql += " WHERE stopped_at IS NULL"
+    workers = []
+    for row in conn.execute(sql + " ORDER BY heartbeat_at DESC"):
+        workers.append(WorkerInfo(
+            id=row["id"], kind=row["kind"], pid=row["pid"], host=row["host"],
+            started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
+            pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
+            stopped_at=row["stopped_at"],
+        ))
+    return workers
+
+
+def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
+    if dead:
+        marks = ",".join("?" * len(dead))
+        conn.execute(f"UPDATE workers SET stopped_at = ? WHERE id IN ({marks})", [now, *dead])
+        rows = conn.execute(
+            f"SELECT * FROM tasks WHERE status = 'running' AND (worker_id IN ({marks}) "
+            "OR lease_expires_at < ?)",
+            [*dead, now],
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?", (now,)
+        ).fetchall()
+    settled = []
+    for row in rows:
+        task = Task.from_row(row)
+        lost = {"type": "WorkerLost",
+                "message": f"worker {task.worker_id} stopped while running this task",
+                "traceback": None}
+        if task.mode == TaskMode.JOB.value and task.attempts <= task.max_retries \
+                and not task.cancel_requested:
+            changes = {"status": TaskStatus.QUEUED.value, "worker_id": None,
+                       "lease_expires_at": None, "not_before": None, "error": lost,
+                       "started_at": None}
+            event = EventType.RETRYING
+        else:
+            status = TaskStatus.CANCELLED if task.cancel_requested else TaskStatus.INTERRUPTED
+            changes = {"status": status.value, "error": lost, "finished_at": now,
+                       "lease_expires_at": None}
+            event = EventType.for_status(status)
+        updated = _update_task(conn, task.id, changes, (TaskStatus.RUNNING.value,))
+        if updated is not None:
+            _insert_event(conn, updated, event, now)
+            settled.append(updated)
+    return settled
+
+
+def _tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO artifacts (task_id, name, size, sha256, content_type, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (a.task_id, a.name, a.size, a.sha256, a.content_type, a.created_at),
+    )
+
+
+def _list_artifacts(conn: sqlite3.Connection, task_id: str, name: str | None) -> list[Artifact]:
+    sql = "SELECT task_id, name, size, sha256, content_type, created_at FROM artifacts " \
+          "WHERE task_id = ?"
+    args: list[Any] = [task_id]
+    if name is not None:
+        sql += " AND name = ?"
+        args.append(name)
+    return [Artifact(*row) for row in conn.execute(sql + " ORDER BY name", args)]
+
+
+def _events_after(
+    conn: sqlite3.Connection, after_id: int, limit: int, task_id: str | None,
+    owners: list[str] | None,
+) -> list[Event]:
+    import json
+
+    sql = "SELECT id, type, task_id, ts, owner, task FROM events WHERE id > ?"
+    args: list[Any] = [after_id]
+    if task_id is not None:
+        sql += " AND task_id = ?"
+        args.append(task_id)
+    if owners is not None:
+        sql += f" AND owner IN ({','.join('?' * len(owners))})"
+        args += owners
+    sql += " ORDER BY id LIMIT ?"
+    args.append(limit)
+    return [
+        Event(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None)
+        for row in conn.execute(sql, args)
+    ]
+
+
+def _stats(conn: sqlite3.Connection, owners: list[str] | None) -> dict[str, Any]:
+    owner_sql, args = "", []
+    if owners is not None:
+        owner_sql = f" WHERE owner IN ({','.join('?' * len(owners))})"
+        args = owners
+    queues: dict[str, dict[str, int]] = {}
+    statuses: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
+    for queue, status, count in conn.execute(
+        f"SELECT queue, status, count(*) FROM tasks{owner_sql} GROUP BY queue, status", args
+    ):
+        q = queues.setdefault(queue, {"queued": 0, "running": 0})
+        if status in ACTIVE_STATUSES:
+            q[status] += count
+        statuses[status] = statuses.get(status, 0) + count
+    return {"queues": queues, "statuses": statuses}
+
+
+def _tx_prune(conn: sqlite3.Connection, finished_before: float, events_before: float) -> list[str]:
+    marks = ",".join("?" * len(TERMINAL_STATUSES))
+    ids = [r[0] for r in conn.execute(
+        f"SELECT id FROM tasks WHERE status IN ({marks}) AND finished_at < ?",
+        [*TERMINAL_STATUSES, finished_before],
+    )]
+    for task_id in ids:
+        conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
+        conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
+    conn.execute("DELETE FROM events WHERE ts < ?", (events_before,))
+    return ids
+
+
+def _file_chunks(path: Path, size: int = 1 << 20) -> Iterable[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
