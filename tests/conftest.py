@@ -1,0 +1,35 @@
+"""Fixtures shared by every test tier: a fresh SQLite file per test, and pytest-jupyter."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# pytest-jupyter's jp_* fixtures (a real Jupyter server per test) for the server tier
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database path in this test's own folder, also exported as ``JUPYTER_TASKS_DB``."""
+    path = tmp_path / "tasks.db"
+    monkeypatch.setenv("JUPYTER_TASKS_DB", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_default_manager_leak():
+    """Each test starts without a default manager left over from another."""
+    from jupyter_tasks import runtime
+
+    yield
+    manager = runtime.get_default_manager()
+    if manager is not None and not manager.running:
+        runtime.set_default_manager(None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # subprocesses started by tests must find the package even from a temp cwd
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
