@@ -96,7 +96,8 @@ class TaskContext:
         manager = self._require_manager()
         if isinstance(data, str) and not os.path.exists(data):
             data = data.encode()
-        art = await manager._call(manager.store.add_artifact(self.task_id, name, data, content_type))
+        stored = manager.store.add_artifact(self.task_id, name, data, content_type)
+        art = await manager._call(stored)
         return art.to_json()
 
     def artifact_sync(self, name: str, data: bytes | str | os.PathLike[str],

@@ -33,11 +33,9 @@ from .exceptions import (
     NotRerunnable,
     TaskCancelled,
     TaskFailed,
-    TaskNotFound,
     TaskTimedOut,
 )
 from .models import (
-    ACTIVE_STATUSES,
     Event,
     EventType,
     Task,
@@ -260,7 +258,7 @@ class TaskManager:
         return self
 
     async def stop(self, *, grace: float = 5.0) -> None:
-        """Stop loops; local background work ends ``interrupted``, claimed jobs go back to the queue."""
+        """Stop loops; local background work ends ``interrupted``, claimed jobs are handed back."""
         if not self._started or self._stopping:
             return
         self._stopping = True
@@ -349,7 +347,7 @@ class TaskManager:
                     "with @task and submit it by name"
                 )
             fn = target.cr_code if inspect.iscoroutine(target) else target
-            qualname = f"{getattr(fn, '__module__', None) or ''}.{getattr(fn, '__qualname__', None) or getattr(fn, 'co_name', repr(fn))}".lstrip(".")
+            qualname = _qualified_name(fn)
             spec = {"callable": qualname}
             return await self._create_and_start(
                 TaskKind.FUNCTION.value, mode, spec, name=None,
@@ -504,15 +502,17 @@ class TaskManager:
             task = await self.get(task_id)  # it may have ended before we registered
             if task.is_terminal:
                 return task
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            return await self.get(task_id)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
         finally:
             waiters = self._waiters.get(task_id, [])
             if fut in waiters:
                 waiters.remove(fut)
             if not waiters:
                 self._waiters.pop(task_id, None)
+        # the event carried the public snapshot; the row has everything
+        latest = await self.store.get_task(task_id)
+        return latest if latest is not None else fut.result()
 
     async def result(self, task_id: str, timeout: float | None = None) -> Any:
         """The task's result once it succeeds; ``TaskFailed`` otherwise."""
@@ -1046,9 +1046,9 @@ class TaskManager:
         for worker in await self.store.list_workers():
             if worker.id == self.worker_id:
                 continue
-            if worker.host == host and not _pid_alive(worker.pid, worker.pid_started_at):
-                dead.append(worker.id)
-            elif worker.heartbeat_at < now - self.lease_seconds:
+            gone_here = worker.host == host and not _pid_alive(worker.pid, worker.pid_started_at)
+            silent = worker.heartbeat_at < now - self.lease_seconds
+            if gone_here or silent:
                 dead.append(worker.id)
         settled = await self.store.reap(dead, now)
         if settled:
@@ -1097,6 +1097,12 @@ def _task_fields_from_json(data: dict[str, Any]) -> dict[str, Any]:
             fields[key] = ts(fields[key]) or 0.0 if key in ("created_at", "updated_at") \
                 else ts(fields[key])
     return fields
+
+
+def _qualified_name(fn: Any) -> str:
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "co_name", None) or repr(fn)
+    return f"{module}.{name}".lstrip(".")
 
 
 def _mark_dedup(task: Task) -> Task:
@@ -1190,7 +1196,7 @@ def _pid_alive(pid: int, started_at: float | None) -> bool:
 def _post_json(url: str, body: bytes) -> None:
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (allow-listed)
+    with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
 
 

@@ -185,7 +185,7 @@ class Task:
     def from_row(cls, row: Any) -> Task:
         """Build a task from a ``sqlite3.Row`` of the tasks table."""
         values = {}
-        for key in row.keys():
+        for key in row.keys():  # noqa: SIM118 (sqlite3.Row is not a dict)
             if key not in _TASK_FIELDS:
                 continue
             value = row[key]

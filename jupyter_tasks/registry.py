@@ -40,6 +40,7 @@ class TaskInfo:
     signature: inspect.Signature
     hints: dict[str, Any] = field(repr=False)
     injected: dict[str, type] = field(repr=False)
+    return_hint: Any = field(default=inspect.Parameter.empty, repr=False)
 
     @property
     def docstring(self) -> str:
@@ -107,7 +108,8 @@ class TaskInfo:
         caller = {p.name: p for p in self._caller_params()}
         for key in params:
             if key in self.injected:
-                errors.append({"field": key, "message": "is provided by jupyter-tasks, not the caller"})
+                errors.append({"field": key,
+                               "message": "is provided by jupyter-tasks, not the caller"})
             elif key not in caller and not self._accepts_kwargs():
                 errors.append({"field": key, "message": "unexpected parameter"})
         for name, p in caller.items():
@@ -142,10 +144,26 @@ class TaskInfo:
         return any(p.kind is inspect.Parameter.VAR_KEYWORD
                    for p in self.signature.parameters.values())
 
-    def _public_signature(self) -> inspect.Signature:
-        return self.signature.replace(parameters=[
-            p for p in self.signature.parameters.values() if p.name not in self.injected
-        ])
+    def _public_signature(self) -> str:
+        # resolved hints, so ``from __future__ import annotations`` shows `int`, not `'int'`
+        params = []
+        for p in self.signature.parameters.values():
+            if p.name in self.injected:
+                continue
+            text = p.name
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                text = "*" + text
+            elif p.kind is inspect.Parameter.VAR_KEYWORD:
+                text = "**" + text
+            annotation = self.hints.get(p.name, p.annotation)
+            if annotation is not inspect.Parameter.empty:
+                text += f": {_annotation_name(annotation)}"
+            if p.default is not inspect.Parameter.empty:
+                text += f" = {p.default!r}"
+            params.append(text)
+        returns = self.return_hint
+        suffix = "" if returns is inspect.Parameter.empty else f" -> {_annotation_name(returns)}"
+        return f"({', '.join(params)}){suffix}"
 
 
 class Registry:
@@ -260,7 +278,7 @@ def list_by_tags(tags: Iterable[str] = ()) -> list[TaskInfo]:
 
 
 def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True) -> list[str]:
-    """Import task modules: the given names or ``.py`` paths, ``JUPYTER_TASKS_MODULES``, entry points.
+    """Import task modules: names or ``.py`` paths, ``JUPYTER_TASKS_MODULES``, entry points.
 
     Returns what was imported. A module that fails to import raises: a worker
     that silently lacks tasks would fail every job sent to it.
@@ -304,14 +322,14 @@ def _describe(name: str, fn: Callable[..., Any], tags: tuple[str, ...], mode: st
         hints = typing.get_type_hints(fn)
     except Exception:
         hints = {}
-    hints.pop("return", None)
+    return_hint = hints.pop("return", signature.return_annotation)
     injectable = _injected_types()
     injected = {}
     for p in signature.parameters.values():
         annotation = hints.get(p.name, p.annotation)
         if isinstance(annotation, type) and issubclass(annotation, injectable):
             injected[p.name] = next(t for t in injectable if issubclass(annotation, t))
-    return TaskInfo(name, fn, tags, mode, signature, hints, injected)
+    return TaskInfo(name, fn, tags, mode, signature, hints, injected, return_hint)
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
@@ -325,6 +343,8 @@ def _qualname(fn: Callable[..., Any]) -> str:
 
 
 def _annotation_name(annotation: Any) -> str:
+    if annotation is type(None):
+        return "None"
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")

@@ -64,6 +64,8 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
+    # once the awaiting side has given up (cancel), nobody else reads the outcome
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
     run = run or ThreadRun()
     context = contextvars.copy_context()
     kwargs = dict(kwargs or {})

@@ -464,7 +464,8 @@ def _count_tasks(conn: sqlite3.Connection, owners: list[str] | None) -> int:
     if owners is None:
         return conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     marks = ",".join("?" * len(owners))
-    return conn.execute(f"SELECT count(*) FROM tasks WHERE owner IN ({marks})", owners).fetchone()[0]
+    sql = f"SELECT count(*) FROM tasks WHERE owner IN ({marks})"
+    return conn.execute(sql, owners).fetchone()[0]
 
 
 def _insert_event(conn: sqlite3.Connection, task: Task, event: EventType | str, ts: float) -> None:

@@ -1,0 +1,235 @@
+"""``jupyter tasks …``: list, show, submit, cancel, rerun, logs, worker, dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .exceptions import JupyterTasksError
+from .manager import TaskManager, was_deduplicated
+from .models import Task, TaskStatus
+from .registry import load_task_modules
+
+
+def _manager(args: argparse.Namespace) -> TaskManager:
+    # the CLI writes requests and leaves; work it submits runs in a server or worker
+    return TaskManager(args.db, worker_kind="cli", origin={"type": "cli"},
+                       runs_background=False, make_default=False)
+
+
+def _age(task: Task) -> str:
+    end = task.finished_at or time.time()
+    start = task.started_at or task.created_at
+    return f"{end - start:.1f}s"
+
+
+def _progress(task: Task) -> str:
+    p = task.progress or {}
+    if p.get("total"):
+        return f"{100 * (p.get('current') or 0) / p['total']:.0f}%"
+    return str(p.get("current", "")) if p else ""
+
+
+def _print_table(tasks: Sequence[Task]) -> None:
+    rows = [("ID", "STATUS", "KIND", "LABEL", "PROGRESS", "TIME", "OWNER")]
+    for t in tasks:
+        rows.append((t.id, t.status, t.kind, (t.label or "")[:40], _progress(t), _age(t),
+                     t.owner or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param takes key=value, not {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value  # a bare word is a string
+    return params
+
+
+async def _cmd_list(args: argparse.Namespace) -> int:
+    async with _manager(args) as m:
+        tasks = await m.store.list_tasks(statuses=args.status, name=args.name,
+                                         queue=args.queue, key_prefix=args.key_prefix,
+                                         limit=args.limit)
+    if args.json:
+        print(json.dumps([t.to_json() for t in tasks], indent=2))
+    else:
+        _print_table(tasks)
+    return 0
+
+
+async def _cmd_show(args: argparse.Namespace) -> int:
+    async with _manager(args) as m:
+        task = await m.get(args.id)
+        data = task.to_json(full=True)
+        data["artifacts"] = [a.to_json() for a in await m.store.list_artifacts(task.id)]
+        data["children"] = [c.id for c in await m.store.children(task.id)]
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+async def _cmd_submit(args: argparse.Namespace) -> int:
+    load_task_modules(args.modules or [])
+    if args.name:
+        spec: dict[str, Any] = {"name": args.name, "params": _params(args)}
+    elif args.command:
+        spec = {"command": args.command}
+    elif args.notebook:
+        spec = {"notebook": args.notebook, "parameters": _params(args)}
+    else:
+        spec = {"code": args.code, "input_data": json.loads(args.input) if args.input else None}
+    async with _manager(args) as m:
+        task = await m.submit_spec(
+            spec, mode="job", label=args.label, task_key=args.task_key,
+            idempotency_key=args.idempotency_key, queue=args.queue, priority=args.priority,
+            timeout=args.timeout, max_retries=args.max_retries,
+        )
+        if was_deduplicated(task):
+            print(f"existing task {task.id} ({task.status})", file=sys.stderr)
+        if args.wait:
+            task = await m.wait(task.id)
+    print(json.dumps(task.to_json(), indent=2) if args.json or args.wait else task.id)
+    return 0 if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.QUEUED.value,
+                                TaskStatus.RUNNING.value) else 1
+
+
+async def _cmd_cancel(args: argparse.Namespace) -> int:
+    async with _manager(args) as m:
+        task = await m.cancel(args.id)
+    print(f"{task.id} {task.status}{' (cancel requested)' if not task.is_terminal else ''}")
+    return 0
+
+
+async def _cmd_rerun(args: argparse.Namespace) -> int:
+    async with _manager(args) as m:
+        task = await m.rerun(args.id)
+    print(task.id)
+    return 0
+
+
+async def _cmd_logs(args: argparse.Namespace) -> int:
+    async with _manager(args) as m:
+        after = 0
+        while True:
+            entries = await m.store.get_logs(args.id, after=after)
+            for entry in entries:
+                stream = sys.stderr if entry.stream == "stderr" else sys.stdout
+                stream.write(entry.text)
+                after = entry.seq
+            sys.stdout.flush()
+            if not args.follow:
+                return 0
+            task = await m.get(args.id)
+            if task.is_terminal and not entries:
+                return 0
+            await asyncio.sleep(0.25)
+
+
+async def _cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    await run_worker(args.db, queues=args.queue or ["default"], concurrency=args.concurrency,
+                     task_modules=args.modules or [])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``jupyter tasks``."""
+    parser = argparse.ArgumentParser(prog="jupyter tasks",
+                                     description="Inspect and steer jupyter-tasks.")
+    parser.add_argument("--db", help="database file (default: $JUPYTER_TASKS_DB or the "
+                                     "Jupyter data dir)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("list", help="list tasks, newest first")
+    p.add_argument("--status", action="append", choices=[s.value for s in TaskStatus])
+    p.add_argument("--name")
+    p.add_argument("--queue")
+    p.add_argument("--key-prefix")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_list)
+
+    p = sub.add_parser("show", help="one task in full, as JSON")
+    p.add_argument("id")
+    p.set_defaults(run=_cmd_show)
+
+    p = sub.add_parser("submit", help="submit a durable job")
+    work = p.add_mutually_exclusive_group(required=True)
+    work.add_argument("--name", help="registered task name")
+    work.add_argument("--notebook", help="notebook path")
+    work.add_argument("--code", help="Python source")
+    work.add_argument("--command", nargs=argparse.REMAINDER, help="argv (put it last)")
+    p.add_argument("--param", action="append", help="key=value (value parsed as JSON if it can)")
+    p.add_argument("--params", help="all parameters as a JSON object")
+    p.add_argument("--input", help="input data (JSON) for --code")
+    p.add_argument("--modules", action="append", help="task module to import (name or .py)")
+    p.add_argument("--label")
+    p.add_argument("--task-key")
+    p.add_argument("--idempotency-key")
+    p.add_argument("--queue", default="default")
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--timeout", type=float)
+    p.add_argument("--max-retries", type=int)
+    p.add_argument("--wait", action="store_true", help="wait for the end and print the task")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_submit)
+
+    for name, fn, text in (("cancel", _cmd_cancel, "cancel a task"),
+                           ("rerun", _cmd_rerun, "run a task's spec again")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.set_defaults(run=fn)
+
+    p = sub.add_parser("logs", help="print a task's log")
+    p.add_argument("id")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.set_defaults(run=_cmd_logs)
+
+    p = sub.add_parser("worker", help="run queued jobs until stopped")
+    p.add_argument("--queue", action="append", help="queue to serve (repeatable)")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--modules", action="append", help="task module to import (name or .py)")
+    p.set_defaults(run=_cmd_worker)
+
+    p = sub.add_parser("dashboard", help="the terminal dashboard", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(run=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``jupyter-tasks`` (``jupyter tasks``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["dashboard"]:
+        from jupyter_tasks_dashboard.app import main as dashboard_main
+
+        return dashboard_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.run(args))
+    except JupyterTasksError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for problem in exc.errors:
+            print(f"  {problem.get('field')}: {problem.get('message')}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

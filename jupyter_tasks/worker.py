@@ -1,0 +1,47 @@
+"""A standalone worker process: ``jupyter tasks worker`` runs queued jobs until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+from typing import Any
+
+from .manager import TaskManager
+from .registry import load_task_modules
+
+log = logging.getLogger("jupyter_tasks.worker")
+
+
+async def run_worker(
+    db_path: str | None = None,
+    *,
+    queues: Iterable[str] = ("default",),
+    concurrency: int = 4,
+    task_modules: Iterable[str] = (),
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    **manager_options: Any,
+) -> None:
+    """Run jobs of ``queues`` with ``concurrency`` slots each until SIGTERM/SIGINT (or ``stop``).
+
+    On a signal the worker stops claiming, hands running jobs back to the queue
+    without spending an attempt, and exits.
+    """
+    load_task_modules(task_modules)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass  # not the main thread: the caller stops us through ``stop``
+    manager = TaskManager(db_path, worker_kind="worker",
+                          queues={q: concurrency for q in queues}, **manager_options)
+    async with manager:
+        log.info("worker %s serving %s (concurrency %d) on %s", manager.worker_id,
+                 ", ".join(manager.queues), concurrency, manager.db_path)
+        if ready is not None:
+            ready.set()
+        await stop.wait()

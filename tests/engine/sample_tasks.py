@@ -1,0 +1,74 @@
+"""Registered tasks that the engine tests run in this process and in worker subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from jupyter_tasks import TaskContext, task
+
+
+@task("add", tags=["math", "demo"])
+def add(a: int, b: int = 2) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@task("echo_async", tags=["demo"])
+async def echo_async(value: str) -> str:
+    """Return the value after yielding once."""
+    await asyncio.sleep(0)
+    return value
+
+
+@task("slow_job", mode="job")
+def slow_job(seconds: float, marker: str, ctx: TaskContext) -> str:
+    """Sleep in small steps, writing a marker file once it has started."""
+    Path(marker).write_text(str(os.getpid()))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ctx.progress(seconds - (end - time.monotonic()), seconds)
+        time.sleep(0.05)
+    return f"slept {seconds}"
+
+
+@task("spin")
+def spin(ctx: TaskContext) -> None:
+    """A pure-Python loop that never ends on its own."""
+    n = 0
+    while True:
+        n += 1
+        if n % 100_000 == 0:
+            ctx.progress(n)
+
+
+@task("flaky")
+def flaky(counter: str, fail_times: int = 1) -> str:
+    """Fail the first ``fail_times`` calls (counted in a file), then succeed."""
+    path = Path(counter)
+    calls = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(calls + 1))
+    if calls < fail_times:
+        raise RuntimeError(f"flaky failure {calls + 1}")
+    return f"ok after {calls + 1}"
+
+
+@task("ask")
+async def ask(ctx: TaskContext) -> str:
+    """Ask a question and return the answer."""
+    answer = await ctx.confirm("Delete everything?", ["yes", "no"])
+    return f"answered {answer}"
+
+
+@task("make_artifact")
+async def make_artifact(text: str, ctx: TaskContext) -> int:
+    """Store ``text`` as an artifact."""
+    art = await ctx.artifact("out.txt", text.encode())
+    return art["size"]
+
+
+@task("noop", mode="job")
+async def noop() -> None:
+    """Do nothing: the unit of the throughput benchmark."""

@@ -1,0 +1,396 @@
+"""The TaskManager on a real database: modes, keys, timeouts, retries, cancel, lineage, asks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import jupyter_tasks as jt
+from jupyter_tasks import TaskManager
+from jupyter_tasks.exceptions import (
+    IdempotencyConflict,
+    InvalidAnswer,
+    InvalidCommand,
+    InvalidParameters,
+    InvalidRequest,
+    ManagerNotRunning,
+    NothingToConfirm,
+    NotRerunnable,
+    TaskFailed,
+    UnknownTask,
+)
+from jupyter_tasks.manager import was_deduplicated
+from tests.engine import sample_tasks  # noqa: F401  (registers the sample tasks)
+from tests.waiting import eventually
+
+
+@pytest.fixture
+async def manager(db_path: Path):
+    async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
+                           flush_interval=0.05) as m:
+        yield m
+
+
+async def status_of(m: TaskManager, task_id: str) -> str:
+    return (await m.get(task_id)).status
+
+
+async def test_three_modes_one_function(manager: TaskManager) -> None:
+    done = await manager.submit("add", a=1, b=5, mode="sync")
+    assert (done.status, done.result, done.mode) == ("succeeded", 6, "sync")
+    bg = await manager.submit("add", a=2, mode="background")
+    assert bg.status == "running"
+    assert await manager.result(bg.id, timeout=5) == 4
+    job = await manager.submit("add", a=3, mode="job")
+    assert job.status == "queued"
+    finished = await manager.wait(job.id, timeout=5)
+    assert (finished.status, finished.result, finished.attempts) == ("succeeded", 5, 1)
+
+
+async def test_coroutines_and_callables_in_the_background(manager: TaskManager) -> None:
+    async def work(x: int) -> int:
+        await jt.update_progress(1, 2, "half")
+        return x * 2
+
+    task = await manager.submit(work(21), label="double")
+    assert task.label == "double" and task.kind == "function"
+    assert await manager.result(task.id, timeout=5) == 42
+    thread_task = await manager.submit(lambda a, b: a - b, 10, 4)
+    assert await manager.result(thread_task.id, timeout=5) == 6
+    with pytest.raises(InvalidRequest, match="register"):
+        await manager.submit(lambda: 1, mode="job")
+
+
+async def test_helpers_use_the_default_manager(manager: TaskManager) -> None:
+    async def job() -> str:
+        return "done"
+
+    task_id = await jt.run_background(job(), label="x", task_key="k.one")
+    assert len(task_id) == 32
+    assert await manager.result(task_id, timeout=5) == "done"
+    by_name = await jt.run_background("add", a=1, b=1)
+    assert await manager.result(by_name, timeout=5) == 2
+    assert [t.id for t in await jt.get_tasks_by_key("k.one")] == [task_id]
+    assert [t.id for t in await jt.get_tasks_by_key_prefix("k.")] == [task_id]
+    assert await jt.run_blocking(sum, [1, 2, 3]) == 6
+
+
+async def test_helpers_without_a_manager_say_how_to_start_one(db_path: Path) -> None:
+    async def job() -> None:
+        pass
+
+    coro = job()
+    with pytest.raises(ManagerNotRunning, match="load_ext jupyter_tasks"):
+        await jt.run_background(coro)
+    coro.close()
+
+
+async def test_task_key_dedups_only_active_tasks(manager: TaskManager) -> None:
+    gate = asyncio.Event()
+
+    async def wait_gate() -> str:
+        await gate.wait()
+        return "opened"
+
+    first = await manager.submit(wait_gate(), task_key="import.catalog")
+    coro = wait_gate()
+    second = await manager.submit(coro, task_key="import.catalog")
+    assert second.id == first.id and was_deduplicated(second)
+    gate.set()
+    await manager.wait(first.id, timeout=5)
+    third = await manager.submit(wait_gate(), task_key="import.catalog")
+    assert third.id != first.id
+    await manager.wait(third.id, timeout=5)
+
+
+async def test_idempotency_key(manager: TaskManager) -> None:
+    a = await manager.submit_spec({"name": "add", "params": {"a": 1}}, idempotency_key="pay-1")
+    b = await manager.submit_spec({"name": "add", "params": {"a": 1}}, idempotency_key="pay-1")
+    assert a.id == b.id and was_deduplicated(b)
+    with pytest.raises(IdempotencyConflict):
+        await manager.submit_spec({"name": "add", "params": {"a": 2}}, idempotency_key="pay-1")
+    await manager.wait(a.id, timeout=5)
+    assert len(await manager.store.list_tasks(idempotency_key="pay-1")) == 1
+
+
+async def test_timeout_stops_a_thread_loop(manager: TaskManager) -> None:
+    task = await manager.submit("spin", mode="background", timeout=0.3)
+    done = await manager.wait(task.id, timeout=10)
+    assert done.status == "timeout"
+    assert done.error["type"] == "TaskTimedOut"
+
+
+async def test_retry_with_backoff_then_success(manager: TaskManager, tmp_path: Path) -> None:
+    counter = tmp_path / "calls"
+    job = await manager.submit("flaky", counter=str(counter), fail_times=2, mode="job",
+                               max_retries=3)
+    done = await manager.wait(job.id, timeout=15)
+    assert (done.status, done.attempts, done.result) == ("succeeded", 3, "ok after 3")
+    events = await manager.store.events_after(0, task_id=job.id)
+    types = [e.type for e in events]
+    assert types.count("task.retrying") == 2
+    # backoff: each retry waits (not_before in the retry event is in the future)
+    retries = [e for e in events if e.type == "task.retrying"]
+    starts = [e for e in events if e.type == "task.started"]
+    assert starts[1].ts - retries[0].ts >= 0.05 * 0.5
+    assert starts[2].ts - retries[1].ts >= 0.1 * 0.5
+
+
+async def test_retries_are_spent_then_failed(manager: TaskManager, tmp_path: Path) -> None:
+    job = await manager.submit("flaky", counter=str(tmp_path / "c"), fail_times=5, mode="job",
+                               max_retries=1)
+    done = await manager.wait(job.id, timeout=15)
+    assert (done.status, done.attempts) == ("failed", 2)
+    assert done.error["type"] == "RuntimeError" and "flaky failure 2" in done.error["message"]
+    assert "Traceback" in done.error["traceback"]
+    bg = await manager.submit("flaky", counter=str(tmp_path / "d"), fail_times=1,
+                              mode="background", max_retries=1)
+    assert (await manager.wait(bg.id, timeout=10)).status == "succeeded"
+
+
+async def test_cancel_a_queued_job(db_path: Path) -> None:
+    async with TaskManager(db_path) as m:  # no worker: the job stays queued
+        job = await m.submit("add", a=1, mode="job")
+        cancelled = await m.cancel(job.id)
+        assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    async with TaskManager(db_path, queues={"default": 1}) as worker:
+        other = await worker.submit("add", a=1, mode="job")
+        await worker.wait(other.id, timeout=5)
+        assert await status_of(worker, job.id) == "cancelled"  # never claimed
+
+
+async def test_cancel_an_async_task(manager: TaskManager) -> None:
+    reached = asyncio.Event()
+
+    async def forever() -> None:
+        reached.set()
+        await asyncio.sleep(3600)
+
+    task = await manager.submit(forever())
+    await reached.wait()
+    flagged = await manager.cancel(task.id)
+    assert flagged.cancel_requested
+    assert (await manager.wait(task.id, timeout=5)).status == "cancelled"
+
+
+async def test_cancel_a_thread_task(manager: TaskManager) -> None:
+    task = await manager.submit("spin", mode="background")
+    await eventually(lambda: _progress_seen(manager, task.id), what="spin progress")
+    started = time.monotonic()
+    await manager.cancel(task.id)
+    done = await manager.wait(task.id, timeout=5)
+    assert done.status == "cancelled"
+    assert time.monotonic() - started < 1.5
+
+
+async def _progress_seen(m: TaskManager, task_id: str) -> bool:
+    return (await m.get(task_id)).progress is not None
+
+
+async def test_cancel_a_subprocess_kills_its_children(manager: TaskManager, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pidfile}; wait"
+    task = await manager.submit(["sh", "-c", script])
+    await eventually(_exists(pidfile), what="child pid file")
+    child = int(pidfile.read_text())
+    assert psutil.pid_exists(child)
+    await manager.cancel(task.id)
+    assert (await manager.wait(task.id, timeout=10)).status == "cancelled"
+    await eventually(_gone(child), timeout=5, what="child process gone")
+
+
+def _exists(path: Path):
+    async def check() -> bool:
+        return path.exists() and path.read_text().strip() != ""
+    return check
+
+
+def _gone(pid: int):
+    async def check() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    return check
+
+
+async def test_cancel_from_another_process(manager: TaskManager, db_path: Path) -> None:
+    task = await manager.submit("spin", mode="background")
+    await eventually(lambda: _progress_seen(manager, task.id), what="spin progress")
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter_tasks.cli", "--db", str(db_path), "cancel", task.id],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (await manager.wait(task.id, timeout=10)).status == "cancelled"
+
+
+async def test_cancel_a_finished_task_is_a_conflict(manager: TaskManager) -> None:
+    from jupyter_tasks.exceptions import TaskStateConflict
+
+    done = await manager.submit("add", a=1, mode="sync")
+    with pytest.raises(TaskStateConflict):
+        await manager.cancel(done.id)
+
+
+async def test_subprocess_output_streams_into_the_log(manager: TaskManager) -> None:
+    task = await manager.submit([sys.executable, "-c",
+                                 "import sys; print('out'); print('err', file=sys.stderr)"])
+    done = await manager.wait(task.id, timeout=10)
+    assert done.status == "succeeded"
+    logs = await manager.store.get_logs(task.id)
+    assert {(e.stream, e.text) for e in logs} == {("stdout", "out\n"), ("stderr", "err\n")}
+    assert done.resource_usage["wall_seconds"] > 0
+    failing = await manager.submit([sys.executable, "-c", "raise SystemExit(3)"])
+    failed = await manager.wait(failing.id, timeout=10)
+    assert failed.status == "failed" and "code 3" in failed.error["message"]
+
+
+async def test_subprocess_memory_limit_ends_in_oom(manager: TaskManager) -> None:
+    hog = "x = bytearray(300 * 1024 * 1024); import time; time.sleep(30)"
+    task = await manager.submit([sys.executable, "-c", hog], memory_limit_mb=100)
+    done = await manager.wait(task.id, timeout=20)
+    assert done.status == "oom"
+    assert done.resource_usage["peak_memory_mb"] > 100
+
+
+async def test_rerun_and_fork_keep_lineage(manager: TaskManager) -> None:
+    parent = await manager.submit("add", a=1, b=1, mode="job")
+    await manager.wait(parent.id, timeout=5)
+    rerun = await manager.rerun(parent.id)
+    assert (rerun.parent_id, rerun.relationship) == (parent.id, "rerun")
+    assert (await manager.wait(rerun.id, timeout=5)).result == 2
+    fork = await manager.fork(parent.id, {"params": {"b": 10}, "label": "bigger"})
+    assert (fork.parent_id, fork.relationship, fork.label) == (parent.id, "fork", "bigger")
+    assert (await manager.wait(fork.id, timeout=5)).result == 11
+    assert [c.id for c in await manager.store.children(parent.id)] == [rerun.id, fork.id]
+    with pytest.raises(InvalidRequest):
+        await manager.fork(parent.id, {"command": ["ls"]})
+    with pytest.raises(InvalidParameters):
+        await manager.fork(parent.id, {"params": {"b": "ten"}})
+
+
+async def test_in_process_objects_cannot_be_rerun(manager: TaskManager) -> None:
+    task = await manager.submit(lambda: 1)
+    await manager.wait(task.id, timeout=5)
+    with pytest.raises(NotRerunnable, match="register"):
+        await manager.rerun(task.id)
+
+
+async def test_confirmation_round_trip(manager: TaskManager) -> None:
+    task = await manager.submit("ask", mode="background")
+
+    async def asked():
+        t = await manager.get(task.id)
+        return t if t.confirmation else None
+
+    pending = await eventually(asked, what="question asked")
+    assert pending.confirmation["prompt"] == "Delete everything?"
+    assert pending.confirmation["choices"] == ["yes", "no"]
+    with pytest.raises(InvalidAnswer):
+        await manager.confirm(task.id, "maybe")
+    answered = await manager.confirm(task.id, "no")
+    assert answered.confirmation["answer"] == "no"
+    assert await manager.result(task.id, timeout=5) == "answered no"
+    with pytest.raises(NothingToConfirm):
+        await manager.confirm(task.id, "yes")
+
+
+async def test_artifacts_carry_sha256(manager: TaskManager) -> None:
+    task = await manager.submit("make_artifact", text="hello artifact", mode="background")
+    assert await manager.result(task.id, timeout=5) == len(b"hello artifact")
+    [art] = await manager.store.list_artifacts(task.id)
+    assert art.sha256 == hashlib.sha256(b"hello artifact").hexdigest()
+    assert manager.store.artifact_path(art).read_bytes() == b"hello artifact"
+
+
+async def test_progress_is_coalesced_and_last_value_lands(manager: TaskManager) -> None:
+    def loop(ctx: jt.TaskContext = None) -> None:
+        for i in range(200_000):
+            ctx.progress(i + 1, 200_000)
+
+    jt.register_function("progress_loop", loop)
+    try:
+        task = await manager.submit("progress_loop", mode="background")
+        done = await manager.wait(task.id, timeout=20)
+    finally:
+        manager.registry.unregister("progress_loop")
+    assert done.progress == {"current": 200_000, "total": 200_000, "message": None}
+    events = await manager.store.events_after(0, task_id=task.id)
+    assert sum(e.type == "task.progress" for e in events) < 100
+
+
+async def test_bad_input_is_refused_and_writes_no_row(manager: TaskManager) -> None:
+    with pytest.raises(UnknownTask):
+        await manager.submit_spec({"name": "nope"})
+    with pytest.raises(InvalidParameters) as err:
+        await manager.submit_spec({"name": "add", "params": {"a": "x", "z": 1}})
+    assert {e["field"] for e in err.value.errors} == {"a", "z"}
+    with pytest.raises(InvalidCommand, match=r"shlex\.split"):
+        await manager.submit_spec({"command": "ls -l"})
+    with pytest.raises(InvalidCommand):
+        await manager.submit_spec({"command": []})
+    with pytest.raises(InvalidRequest, match="exactly one"):
+        await manager.submit_spec({"name": "add", "code": "print(1)"})
+    with pytest.raises(InvalidRequest, match="callback_url"):
+        await manager.submit_spec({"name": "add", "params": {"a": 1}},
+                                  callback_url="http://169.254.169.254/latest")
+    with pytest.raises(InvalidCommand):
+        await jt.run_subprocess("echo hi")
+    assert await manager.store.count_tasks() == 0
+    assert await manager.store.events_after(0) == []
+
+
+async def test_run_subprocess_behaves_like_subprocess_run(manager: TaskManager,
+                                                          tmp_path: Path) -> None:
+    out = await jt.run_subprocess([sys.executable, "-c", "import os; print(os.getcwd())"],
+                                  cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == str(tmp_path)
+    env = await jt.run_subprocess([sys.executable, "-c", "import os; print(os.environ['ZZ'])"],
+                                  env={"ZZ": "value"})
+    assert env.stdout == "value\n"
+    raw = await jt.run_subprocess(["printf", "x"], text=False)
+    assert raw.stdout == b"x"
+    quiet = await jt.run_subprocess(["printf", "x"], capture_output=False)
+    assert quiet.stdout is None
+    failed = await jt.run_subprocess(["sh", "-c", "exit 4"])
+    assert failed.returncode == 4  # like subprocess.run: no exception unless check=True
+    with pytest.raises(subprocess.CalledProcessError):
+        await jt.run_subprocess(["sh", "-c", "exit 4"], check=True)
+
+
+async def test_run_subprocess_timeout_kills_the_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        await jt.run_subprocess(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"],
+                                timeout=1.0)
+    child = int(pidfile.read_text())
+    await eventually(_gone(child), timeout=5, what="grandchild gone")
+
+
+async def test_result_of_failed_task_raises(manager: TaskManager) -> None:
+    task = await manager.submit(lambda: 1 / 0)
+    with pytest.raises(TaskFailed, match="division by zero"):
+        await manager.result(task.id, timeout=5)
+
+
+async def test_sync_mode_reraises_the_original_exception(manager: TaskManager) -> None:
+    with pytest.raises(ZeroDivisionError):
+        await manager.submit(lambda: 1 / 0, mode="sync")
+
+
+def test_start_manager_in_a_thread_for_scripts(db_path: Path) -> None:
+    manager = jt.start_manager(db_path)
+    try:
+        task = manager.run_sync(manager.submit("add", a=40, b=2, mode="background"))
+        assert manager.run_sync(manager.result(task.id, timeout=5)) == 42
+        assert os.path.samefile(manager.db_path, db_path)
+    finally:
+        jt.stop_manager()

@@ -1,0 +1,105 @@
+"""The registry: names, introspection, tag queries, validation with one error per problem."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+
+from jupyter_tasks import TaskContext
+from jupyter_tasks.exceptions import (
+    DuplicateTaskName,
+    InvalidParameters,
+    InvalidTaskName,
+    UnknownTask,
+)
+from jupyter_tasks.registry import Registry
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+
+    @reg.task("resize", tags=["images", "batch"])
+    def resize(path: str, width: int, height: int = 100, mode: Literal["fit", "fill"] = "fit",
+               ctx: TaskContext = None) -> str:
+        """Resize one image.
+
+        More words.
+        """
+        return path
+
+    @reg.task("ping", tags=["batch"])
+    async def ping(host: str | None = None) -> str:
+        return "pong"
+
+    return reg
+
+
+@pytest.mark.parametrize("name", ["", "has space", "slash/name", "dot.name", "ünï", None, 3])
+def test_names_must_be_url_safe(name: object) -> None:
+    with pytest.raises(InvalidTaskName, match="not valid"):
+        Registry().register(name, lambda: None)  # type: ignore[arg-type]
+
+
+def test_names_are_unique(registry: Registry) -> None:
+    with pytest.raises(DuplicateTaskName, match="already registered"):
+        registry.register("resize", lambda: None)
+
+
+def test_reregistering_the_same_function_is_allowed(registry: Registry) -> None:
+    info = registry.get_info("resize")
+    registry.register("resize", info.fn, ["images"])
+    assert registry.get_info("resize").tags == ("images",)
+
+
+def test_unknown_name_is_a_lookup_error(registry: Registry) -> None:
+    with pytest.raises(UnknownTask, match="nope"):
+        registry.get_info("nope")
+
+
+def test_get_info_describes_signature_without_injected_context(registry: Registry) -> None:
+    data = registry.get_info("resize").to_json()
+    assert data["docstring"].startswith("Resize one image.")
+    assert data["signature"].startswith("resize(path: str, width: int")
+    assert "ctx" not in data["signature"]
+    assert [p["name"] for p in data["parameters"]] == ["path", "width", "height", "mode"]
+    assert data["parameters"][0] == {"name": "path", "annotation": "str", "default": None,
+                                     "required": True}
+    assert data["parameters"][2]["default"] == 100
+    schema = data["params_schema"]
+    assert schema["required"] == ["path", "width"]
+    assert schema["properties"]["width"] == {"type": "integer"}
+    assert schema["properties"]["mode"] == {"enum": ["fit", "fill"], "default": "fit"}
+    assert schema["additionalProperties"] is False
+
+
+def test_list_by_tags_needs_all_tags(registry: Registry) -> None:
+    assert [i.name for i in registry.list_by_tags(["batch"])] == ["ping", "resize"]
+    assert [i.name for i in registry.list_by_tags(["batch", "images"])] == ["resize"]
+    assert registry.list_by_tags(["images", "nope"]) == []
+    assert [i.name for i in registry.list_by_tags([])] == ["ping", "resize"]
+
+
+def test_validation_reports_every_problem_at_once(registry: Registry) -> None:
+    with pytest.raises(InvalidParameters) as err:
+        registry.get_info("resize").validate(
+            {"width": "wide", "mode": "stretch", "colour": "red", "ctx": 1})
+    fields = sorted(e["field"] for e in err.value.errors)
+    assert fields == ["colour", "ctx", "mode", "path", "width"]
+
+
+def test_validation_accepts_good_params_and_unions(registry: Registry) -> None:
+    assert registry.get_info("resize").validate({"path": "a.png", "width": 3}) == {
+        "path": "a.png", "width": 3}
+    registry.get_info("ping").validate({"host": None})
+    with pytest.raises(InvalidParameters):
+        registry.get_info("ping").validate({"host": 5})
+    with pytest.raises(InvalidParameters):
+        registry.get_info("resize").validate({"path": "a", "width": True})  # bool is not int
+
+
+def test_bind_injects_context_by_type(registry: Registry) -> None:
+    ctx = TaskContext("0" * 32)
+    kwargs = registry.get_info("resize").bind({"path": "p", "width": 1}, {TaskContext: ctx})
+    assert kwargs["ctx"] is ctx

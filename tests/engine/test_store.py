@@ -1,0 +1,176 @@
+"""The store on a real SQLite file: schema, atomic writes, keys, concurrency across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks.exceptions import IdempotencyConflict, StoreError, TaskStateConflict
+from jupyter_tasks.migrations import LATEST_VERSION
+from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.store import Store
+
+
+def make_task(**fields) -> Task:
+    now = time.time()
+    base = dict(id=new_task_id(), kind="function", mode="job", status="queued",
+                created_at=now, updated_at=now, name="add", params={"a": 1})
+    base.update(fields)
+    return Task(**base)
+
+
+async def test_open_sets_wal_and_schema_version(db_path: Path) -> None:
+    async with await Store.open(db_path):
+        pass
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"tasks", "events", "task_logs", "artifacts", "workers"} <= tables
+
+
+async def test_newer_schema_is_refused_with_a_clear_error(db_path: Path) -> None:
+    async with await Store.open(db_path):
+        pass
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        await Store.open(db_path)
+
+
+async def test_every_state_change_writes_its_event(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, dedup = await store.create_task(make_task())
+        assert not dedup
+        [claimed] = await store.claim_jobs("default", "w1", 30)
+        assert claimed.status == "running" and claimed.attempts == 1
+        done = await store.transition(task.id, {"status": "succeeded", "result": 3},
+                                      "task.succeeded", when_status=("running",))
+        assert done is not None and done.result == 3
+        events = await store.events_after(0)
+    assert [e.type for e in events] == ["task.created", "task.started", "task.succeeded"]
+    assert [e.task["status"] for e in events] == ["queued", "running", "succeeded"]
+    assert [e.id for e in events] == sorted(e.id for e in events)
+
+
+async def test_transition_guard_leaves_row_and_events_alone(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        assert await store.transition(task.id, {"status": "failed"}, "task.failed",
+                                      when_status=("running",)) is None
+        assert (await store.get_task(task.id)).status == "queued"
+        assert len(await store.events_after(0)) == 1
+
+
+async def test_failed_transaction_writes_nothing(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        with pytest.raises(sqlite3.OperationalError):
+            await store.transition(task.id, {"no_such_column": 1}, "task.progress")
+        assert len(await store.events_after(0)) == 1
+        assert await store.count_tasks() == 1
+
+
+async def test_active_task_key_returns_existing_until_finished(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        first, _ = await store.create_task(make_task(task_key="reports.2026-04"))
+        again, dedup = await store.create_task(make_task(task_key="reports.2026-04"))
+        assert dedup and again.id == first.id
+        await store.transition(first.id, {"status": "succeeded"}, "task.succeeded")
+        third, dedup = await store.create_task(make_task(task_key="reports.2026-04"))
+        assert not dedup and third.id != first.id
+        by_prefix = await store.list_tasks(key_prefix="reports.")
+        assert {t.id for t in by_prefix} == {first.id, third.id}
+        assert await store.list_tasks(key_prefix="reportsX") == []
+
+
+async def test_idempotency_same_payload_same_task_other_payload_conflict(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        first, _ = await store.create_task(make_task(idempotency_key="k1", payload_hash="h1"))
+        same, dedup = await store.create_task(make_task(idempotency_key="k1", payload_hash="h1"))
+        assert dedup and same.id == first.id
+        with pytest.raises(IdempotencyConflict):
+            await store.create_task(make_task(idempotency_key="k1", payload_hash="h2"))
+        assert await store.count_tasks() == 1
+
+
+async def test_listing_is_newest_first_with_cursor_pages(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        created = await store.create_tasks([make_task() for _ in range(7)])
+        ids = [t.id for t in created]
+        page1 = await store.list_tasks(limit=3)
+        page2 = await store.list_tasks(limit=3, cursor=page1[-1].id)
+        page3 = await store.list_tasks(limit=3, cursor=page2[-1].id)
+        seen = [t.id for t in page1 + page2 + page3]
+        assert seen == sorted(ids, reverse=True)
+
+
+async def test_delete_refuses_active_and_removes_logs_and_artifacts(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        with pytest.raises(TaskStateConflict):
+            await store.delete_task(task.id)
+        await store.append_logs(task.id, [(time.time(), "stdout", "hi\n")])
+        art = await store.add_artifact(task.id, "a.txt", b"abc")
+        await store.transition(task.id, {"status": "failed"}, "task.failed")
+        await store.delete_task(task.id)
+        assert await store.get_task(task.id) is None
+        assert await store.get_logs(task.id) == []
+        assert not store.artifact_path(art).exists()
+        assert (await store.events_after(0))[-1].type == "task.deleted"
+
+
+async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> None:
+    import hashlib
+
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        art = await store.add_artifact(task.id, "report.csv", b"a,b\n1,2\n")
+        assert art.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+        assert art.content_type == "text/csv"
+        assert store.artifact_path(art).read_bytes() == b"a,b\n1,2\n"
+        for bad in ("../x", "a/b", "..", ".hidden", "", "a\\..\\b"):
+            with pytest.raises(ValueError):
+                await store.add_artifact(task.id, bad, b"x")
+            assert await store.get_artifact(task.id, bad) is None
+        assert [a.name for a in await store.list_artifacts(task.id)] == ["report.csv"]
+
+
+def _writer(path: str, worker: int, count: int) -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with await Store.open(path) as store:
+            for i in range(count):
+                task, _ = await store.create_task(make_task(label=f"w{worker}-{i}"))
+                await store.append_logs(task.id, [(time.time(), "stdout", f"{worker}:{i}\n")])
+                await store.save_updates([(task.id, {"current": i})])
+
+    asyncio.run(main())
+
+
+async def test_two_processes_writing_at_once_lose_nothing(db_path: Path) -> None:
+    async with await Store.open(db_path):
+        pass  # create the schema first so both writers start on equal terms
+    ctx = multiprocessing.get_context("spawn")
+    count = 300
+    procs = [ctx.Process(target=_writer, args=(str(db_path), w, count)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    async with await Store.open(db_path) as store:
+        assert await store.count_tasks() == 2 * count
+        labels = {t.label for t in await store.list_tasks(limit=10_000)}
+        assert labels == {f"w{w}-{i}" for w in range(2) for i in range(count)}
+        events = await store.events_after(0, limit=100_000)
+        # created + log; progress events only while running, so none here
+        assert len(events) == 2 * count * 2
+        assert len({e.id for e in events}) == len(events)

@@ -1,0 +1,145 @@
+"""Durable queue across real processes: SIGKILLed workers, dead processes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks import TaskManager
+from tests.engine import sample_tasks
+from tests.waiting import eventually
+
+SAMPLE_TASKS = str(Path(sample_tasks.__file__).resolve())
+
+
+@pytest.fixture
+def spawn(db_path: Path) -> Iterator:
+    """Start processes that are killed at teardown whatever happens."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def worker_args(db_path: Path) -> list[str]:
+    return ["-m", "jupyter_tasks.cli", "--db", str(db_path), "worker", "--concurrency", "1",
+            "--modules", SAMPLE_TASKS]
+
+
+async def test_sigkilled_worker_job_is_finished_by_another(db_path: Path, spawn, tmp_path):
+    marker = tmp_path / "started"
+    first = spawn(*worker_args(db_path))
+    async with TaskManager(db_path) as m:
+        job = await m.submit("slow_job", seconds=1.5, marker=str(marker), mode="job")
+        await eventually(_file_has_text(marker), timeout=30, what="job started in worker 1")
+        assert int(marker.read_text()) == first.pid
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        marker.unlink()
+        second = spawn(*worker_args(db_path))
+        done = await m.wait(job.id, timeout=60)
+        assert done.status == "succeeded", done.error
+        assert done.attempts == 2
+        assert int(marker.read_text()) == second.pid
+        types = [e.type for e in await m.store.events_after(0, task_id=job.id)]
+        assert types.count("task.started") == 2 and "task.retrying" in types
+
+
+async def test_job_without_retries_left_is_interrupted(db_path: Path, spawn, tmp_path):
+    marker = tmp_path / "started"
+    first = spawn(*worker_args(db_path))
+    async with TaskManager(db_path) as m:
+        job = await m.submit("slow_job", seconds=30, marker=str(marker), mode="job",
+                             max_retries=0)
+        await eventually(_file_has_text(marker), timeout=30, what="job started")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        done = await m.wait(job.id, timeout=20)  # our own reaper settles it
+        assert (done.status, done.attempts) == ("interrupted", 1)
+        assert done.error["type"] == "WorkerLost"
+
+
+async def test_background_task_of_a_killed_process_is_interrupted(db_path: Path, spawn):
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        import jupyter_tasks as jt
+        manager = jt.start_manager({str(db_path)!r})
+        async def forever():
+            await asyncio.sleep(3600)
+        task = manager.run_sync(manager.submit(forever(), label="doomed"))
+        print(task.id, flush=True)
+        sys.stdin.read() if False else __import__("time").sleep(3600)
+    """)
+    proc = spawn("-c", script)
+    task_id = proc.stdout.readline().strip()
+    assert len(task_id) == 32, task_id
+    async with TaskManager(db_path) as m:
+        assert (await m.get(task_id)).status == "running"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        done = await m.wait(task_id, timeout=20)
+        assert done.status == "interrupted"
+
+
+def _file_has_text(path: Path):
+    async def check() -> bool:
+        return path.exists() and path.read_text().strip() != ""
+    return check
+
+
+def cli(db_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "jupyter_tasks.cli", "--db", str(db_path), *args],
+                         capture_output=True, text=True, timeout=120)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+async def test_cli_submit_worker_list_show_logs_rerun(db_path: Path, spawn) -> None:
+    job_id = cli(db_path, "submit", "--command", sys.executable, "-c", "print('from cli')").stdout
+    job_id = job_id.strip()
+    assert len(job_id) == 32
+    spawn(*worker_args(db_path))
+    async with TaskManager(db_path) as m:
+        assert (await m.wait(job_id, timeout=60)).status == "succeeded"
+    listing = cli(db_path, "list").stdout
+    assert job_id in listing and "succeeded" in listing
+    shown = json.loads(cli(db_path, "show", job_id).stdout)
+    assert shown["id"] == job_id and shown["spec"]["command"][-1] == "print('from cli')"
+    assert cli(db_path, "logs", job_id).stdout == "from cli\n"
+    child = cli(db_path, "rerun", job_id).stdout.strip()
+    async with TaskManager(db_path) as m:
+        rerun = await m.wait(child, timeout=60)
+        assert (rerun.status, rerun.parent_id, rerun.relationship) == (
+            "succeeded", job_id, "rerun")
+    listed = json.loads(cli(db_path, "list", "--json", "--status", "succeeded").stdout)
+    assert {t["id"] for t in listed} == {job_id, child}
+
+
+def test_cli_refuses_bad_input_clearly(db_path: Path) -> None:
+    out = cli(db_path, "submit", "--modules", SAMPLE_TASKS, "--name", "add", "--param", "a=x",
+              "--param", "zz=1", check=False)
+    assert out.returncode == 2
+    assert "a: expected int" in out.stderr and "zz: unexpected parameter" in out.stderr
+    out = cli(db_path, "submit", "--name", "no_such_task", check=False)
+    assert out.returncode == 2 and "no task registered" in out.stderr
+    out = cli(db_path, "show", "0" * 32, check=False)
+    assert out.returncode == 2 and "no task with id" in out.stderr
+    assert json.loads(cli(db_path, "list", "--json").stdout) == []
