@@ -1,0 +1,194 @@
+"""``JupyterTasksApp``: the server extension's configuration and lifecycle.
+
+The extension owns one ``TaskManager`` started on the server's event loop. It
+runs the durable-queue workers and the reaper, so a plain ``jupyter lab`` runs
+submitted jobs with no other process, and a restart takes up jobs a killed
+server left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_server._tz import utcnow
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, Float, Int, List, TraitError, Unicode, default, validate
+
+from ..manager import LOOPBACK_HOSTS, TaskManager
+from ..models import ACTIVE_STATUSES
+from ..paths import DB_ENV, default_db_path
+from ..registry import load_task_modules
+
+ACTIVITY_SETTING = "jupyter_tasks_last_activity"
+
+
+class _Modules(List):
+    """A list of module names or ``.py`` paths; a single string (comma-separated) is accepted."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, (list, tuple)):
+            value = [part.strip() for item in value for part in str(item).split(",")
+                     if part.strip()]
+        return super().validate(obj, value)
+
+
+class JupyterTasksApp(ExtensionApp):
+    """Background tasks for Jupyter: REST and websocket API, job workers, reaper."""
+
+    name = "jupyter_tasks"
+    load_other_extensions = True
+
+    db_path = Unicode(
+        "", help="SQLite database shared with kernels and workers (default: $JUPYTER_TASKS_DB or "
+                 "jupyter_tasks/tasks.db in the Jupyter data dir)."
+    ).tag(config=True)
+
+    workers = Dict(
+        key_trait=Unicode(), value_trait=Int(),
+        help="Durable-queue workers run inside the server: queue name -> concurrent jobs.",
+    ).tag(config=True)
+
+    task_modules = _Modules(
+        Unicode(),
+        help="Modules (names or .py paths) registering tasks with @task, imported at start-up "
+             "besides JUPYTER_TASKS_MODULES and the 'jupyter_tasks' entry-point group.",
+    ).tag(config=True)
+
+    callback_allowlist = List(
+        Unicode(), default_value=list(LOOPBACK_HOSTS),
+        help="Hosts a task's callback_url may point to (default: loopback only; [] disables "
+             "callbacks).",
+    ).tag(config=True)
+
+    max_body_bytes = Int(
+        1024 * 1024, help="Largest accepted JSON request body in bytes (413 above)."
+    ).tag(config=True)
+
+    history_days = Float(
+        30.0, help="Finished tasks and events older than this many days are pruned (0: keep all)."
+    ).tag(config=True)
+
+    prune_interval = Float(3600.0, help="Seconds between two pruning passes.").tag(config=True)
+
+    activity_interval = Float(
+        5.0, help="Seconds between two checks for running tasks (reported as server activity)."
+    ).tag(config=True)
+
+    @default("workers")
+    def _default_workers(self) -> dict[str, int]:
+        return {"default": 2}
+
+    @validate("workers")
+    def _check_workers(self, proposal: Any) -> dict[str, int]:
+        value = proposal["value"]
+        for queue, count in value.items():
+            if count < 0:
+                raise TraitError(f"workers[{queue!r}] must be >= 0, not {count}")
+        return value
+
+    @validate("max_body_bytes")
+    def _check_body(self, proposal: Any) -> int:
+        if proposal["value"] <= 0:
+            raise TraitError("max_body_bytes must be positive")
+        return proposal["value"]
+
+    # ------------------------------------------------------------------ set-up
+
+    def initialize_settings(self) -> None:
+        """Resolve the database, share it with kernels, import task modules, build the manager."""
+        path = Path(self.db_path).expanduser() if self.db_path else default_db_path()
+        if not path.is_absolute():
+            path = Path(self.serverapp.root_dir) / path
+        self.resolved_db_path = str(path)
+        # kernels (and any process) this server launches share the same database
+        os.environ[DB_ENV] = self.resolved_db_path
+        loaded = load_task_modules(self.task_modules)
+        if loaded:
+            self.log.info("jupyter_tasks | task modules: %s", ", ".join(loaded))
+        queues = {q: n for q, n in self.workers.items() if n > 0}
+        self.manager = TaskManager(
+            self.resolved_db_path, queues=queues, worker_kind="server",
+            callback_allowlist=self.callback_allowlist, origin={"type": "server"},
+        )
+        self._start_lock = asyncio.Lock()
+        self._loops: list[asyncio.Task[Any]] = []
+        self._active: list[dict[str, Any]] = []
+        self.settings.update({
+            "jupyter_tasks_manager": self.manager,
+            "jupyter_tasks_app": self,
+            ACTIVITY_SETTING: utcnow(),
+        })
+        self.log.info("jupyter_tasks | database %s, workers %s", self.resolved_db_path, queues)
+
+    def initialize_handlers(self) -> None:
+        """Every route of API.md."""
+        from .events import EventsWebSocket
+        from .handlers import default_handlers
+
+        self.handlers.extend(default_handlers(EventsWebSocket))
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Start the manager and the housekeeping loops on the server's loop."""
+        await self.ensure_started()
+
+    async def ensure_started(self) -> TaskManager:
+        """Start the manager once (also called lazily by the first request)."""
+        if self.manager.running:
+            return self.manager
+        async with self._start_lock:
+            if not self.manager.running and not self.manager._stopping:
+                await self.manager.start()
+                self._loops = [asyncio.ensure_future(self._activity_loop())]
+                if self.history_days > 0:
+                    self._loops.append(asyncio.ensure_future(self._prune_loop()))
+        return self.manager
+
+    async def stop_extension(self) -> None:
+        """Stop the loops; running jobs go back to the queue, local work ends interrupted."""
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        if self.manager.running:
+            await self.manager.stop()
+
+    # --------------------------------------------------------------- activity
+
+    def current_activity(self) -> list[dict[str, Any]] | None:
+        """Tasks queued or running: the server is busy and must not shut down when idle."""
+        return list(self._active) or None
+
+    async def refresh_activity(self) -> None:
+        """Look for active tasks; while some exist, keep the server's last activity current."""
+        tasks = await self.manager.store.list_tasks(statuses=ACTIVE_STATUSES, limit=50)
+        self._active = [{"id": t.id, "label": t.label, "status": t.status} for t in tasks]
+        if tasks:
+            stamp = utcnow()
+            self.settings[ACTIVITY_SETTING] = stamp
+            self.serverapp.web_app.settings[ACTIVITY_SETTING] = stamp
+
+    async def _activity_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.refresh_activity()
+            await asyncio.sleep(self.activity_interval)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            cutoff = time.time() - self.history_days * 86400
+            try:
+                pruned = await self.manager.store.prune(cutoff, cutoff)
+                if pruned:
+                    self.log.info("jupyter_tasks | pruned %d finished tasks", pruned)
+            except Exception:
+                self.log.exception("jupyter_tasks | pruning failed")
+            await asyncio.sleep(self.prune_interval)

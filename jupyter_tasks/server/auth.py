@@ -1,0 +1,43 @@
+"""Who may see and act on which task: the server's authorizer on ``tasks`` / ``tasks-others``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+
+from ..exceptions import TaskNotFound
+from ..models import Task
+from .problems import Problem
+
+RESOURCE = "tasks"
+OTHERS = "tasks-others"
+
+
+def username(handler: Any) -> str:
+    """The name a task's ``owner`` holds for the current user."""
+    user = handler.current_user
+    return getattr(user, "username", None) or str(user)
+
+
+async def may(handler: Any, action: str, resource: str) -> bool:
+    """Whether the server's authorizer grants ``action`` on ``resource`` to the current user."""
+    return bool(await ensure_async(
+        handler.authorizer.is_authorized(handler, handler.current_user, action, resource)
+    ))
+
+
+async def owners_filter(handler: Any, action: str = "read") -> list[str] | None:
+    """None when the user may see everyone's tasks, else just their own name."""
+    if await may(handler, action, OTHERS):
+        return None
+    return [username(handler)]
+
+
+async def check_task_access(handler: Any, task: Task, action: str) -> Task:
+    """The task if the user may ``action`` it; 404 if they may not even see it, else 403."""
+    if task.owner == username(handler) or await may(handler, action, OTHERS):
+        return task
+    if action != "read" and await may(handler, "read", OTHERS):
+        raise Problem(403, f"you may not {action} tasks of other users")
+    raise TaskNotFound(f"no task with id {task.id}")

@@ -1,0 +1,602 @@
+"""REST handlers of API.md: each authenticates, parses, makes one manager call and finishes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from ..exceptions import JupyterTasksError
+from ..manager import TaskManager, was_deduplicated
+from ..models import Task, TaskKind, TaskMode, TaskStatus
+from ..store import valid_artifact_name
+from .auth import RESOURCE, check_task_access, owners_filter, username
+from .openapi import openapi_document
+from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
+
+ID = r"(?P<task_id>[0-9a-f]{32})"
+ID_RE = re.compile(r"^[0-9a-f]{32}$")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+MAX_LIMIT = 500
+MAX_RESULT_WAIT = 300.0
+MAX_INT = 2**31 - 1
+
+# field -> (check, description); None values count as absent
+_STR = (lambda v: isinstance(v, str), "a string")
+_NONEMPTY = (lambda v: isinstance(v, str) and 0 < len(v) <= 1000, "a non-empty string")
+_OBJ = (lambda v: isinstance(v, dict), "an object")
+_ANY = (lambda v: True, "any JSON value")
+_ARGV = (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(a, str) for a in v),
+         "a non-empty list of strings")
+_ENV = (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        "an object of strings")
+
+
+def _int_between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+            f"an integer from {low} to {high}")
+
+
+_TIMEOUT = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+            and 0 < v <= 10**9 and math.isfinite(v), "a positive number of seconds")
+
+WORK_FIELDS = {"name": _NONEMPTY, "command": _ARGV, "notebook": _NONEMPTY, "code": _NONEMPTY}
+WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("command", _ENV),
+               "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY)}
+OPTION_FIELDS = {
+    "label": _NONEMPTY, "task_key": _NONEMPTY, "idempotency_key": _NONEMPTY,
+    "queue": (lambda v: isinstance(v, str) and bool(QUEUE_RE.match(v)),
+              "a queue name (letters, digits, '_', '-', '.')"),
+    "priority": _int_between(-1_000_000, 1_000_000), "timeout": _TIMEOUT,
+    "max_retries": _int_between(0, 100), "memory_limit_mb": _int_between(1, 10_000_000),
+    "callback_url": _NONEMPTY,
+}
+FORK_FIELDS = {"params": _OBJ, "code": _NONEMPTY, "command": _ARGV, "parameters": _OBJ,
+               "label": _NONEMPTY, "input_data": _ANY}
+
+
+def _type_errors(body: dict[str, Any], checks: dict[str, Any]) -> list[dict[str, Any]]:
+    errors = []
+    for key, value in body.items():
+        check = checks.get(key)
+        if check is None:
+            errors.append({"field": key, "message": "unknown field"})
+        elif value is not None and not check[0](value):
+            errors.append({"field": key, "message": f"must be {check[1]}"})
+    return errors
+
+
+def _reject(errors: list[dict[str, Any]], what: str = "invalid request body") -> None:
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, f"{what}: {summary}", title="Invalid request", errors=errors)
+
+
+class TasksHandler(APIHandler):
+    """Common parts: problem+json errors, JSON bodies, the manager, the user."""
+
+    auth_resource = RESOURCE
+
+    @property
+    def tasks_app(self) -> Any:
+        return self.settings["jupyter_tasks_app"]
+
+    @property
+    def manager(self) -> TaskManager:
+        return self.settings["jupyter_tasks_manager"]
+
+    @property
+    def user_name(self) -> str:
+        return username(self)
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        await self.tasks_app.ensure_started()
+
+    # ------------------------------------------------------------------ errors
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        status = status_for(exc, status_code)
+        self.set_status(status)
+        for header in ("ETag", "Content-Length", "Location", "X-Task-Id"):
+            self.clear_header(header)
+        self.finish(json.dumps(problem_for(status, exc)), set_content_type=PROBLEM_TYPE)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, JupyterTasksError):
+            self.log.debug("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    # ------------------------------------------------------------------ input
+
+    def json_body(self, *, optional: bool = False) -> Any:
+        """The request body as JSON; 413 over the limit, 400 when malformed."""
+        body = self.request.body or b""
+        limit = self.tasks_app.max_body_bytes
+        if len(body) > limit:
+            raise Problem(413, f"request body of {len(body)} bytes exceeds the limit of {limit}")
+        if not body.strip():
+            if optional:
+                return None
+            raise Problem(400, "the request needs a JSON body")
+        try:
+            value = json.loads(body, parse_constant=_no_constants)
+            # lone surrogates cannot be stored: refuse them here, not as a database error
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (ValueError, UnicodeError, RecursionError) as exc:
+            raise Problem(400, f"malformed JSON body: {exc}") from None
+        return value
+
+    def json_object(self, *, optional: bool = False) -> dict[str, Any]:
+        value = self.json_body(optional=optional)
+        if value is None and optional:
+            return {}
+        if not isinstance(value, dict):
+            raise Problem(422, "the JSON body must be an object", title="Invalid request",
+                          errors=[{"field": "", "message": "must be an object"}])
+        return value
+
+    def int_arg(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            _reject([{"field": name, "message": f"must be an integer from {low} to {high}"}],
+                    "invalid query parameter")
+        return value  # type: ignore[return-value]
+
+    def float_arg(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.get_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            _reject([{"field": name, "message": f"must be a number from {low} to {high}"}],
+                    "invalid query parameter")
+        return value
+
+    # ------------------------------------------------------------------ output
+
+    def location(self, *parts: str) -> str:
+        return url_path_join(self.base_url, "api", "tasks", *parts)
+
+    def answer(self, status: int, body: Any, **headers: str) -> None:
+        self.set_status(status)
+        for key, value in headers.items():
+            self.set_header(key.replace("_", "-"), value)
+        self.finish(json.dumps(body))
+
+    async def visible(self, task_id: str, action: str = "read") -> Task:
+        return await check_task_access(self, await self.manager.get(task_id), action)
+
+    def origin(self) -> dict[str, Any]:
+        return {"type": "rest", "remote_ip": self.request.remote_ip}
+
+    def submit_options(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Options shared by submit and execute; the Idempotency-Key header joins the body."""
+        options = {k: body[k] for k in OPTION_FIELDS if body.get(k) is not None}
+        header = self.request.headers.get("Idempotency-Key")
+        if header is not None:
+            header = header.strip()
+            if not header or len(header) > 1000:
+                _reject([{"field": "Idempotency-Key", "message": "must be a non-empty string"}])
+            if options.get("idempotency_key") not in (None, header):
+                _reject([{"field": "idempotency_key",
+                          "message": "differs from the Idempotency-Key header"}])
+            options["idempotency_key"] = header
+        url = options.get("callback_url")
+        if url is not None:
+            self.manager.check_callback_url(url)
+        return {**options, "owner": self.user_name, "origin": self.origin()}
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _inside(root: str, relative: str, field: str) -> str:
+    """``relative`` resolved under ``root``; 422 for an absolute path or one leaving the root."""
+    root = os.path.realpath(root)
+    if "\0" in relative or os.path.isabs(relative):
+        _reject([{"field": field, "message": "must be a path relative to the server root"}])
+    path = os.path.realpath(os.path.join(root, relative))
+    if path != root and not path.startswith(root + os.sep):
+        _reject([{"field": field, "message": "must stay inside the server root"}])
+    return path
+
+
+# ====================================================================== tasks
+
+
+class TaskCollectionHandler(TasksHandler):
+    """``GET /api/tasks`` (list) and ``POST /api/tasks`` (submit a job)."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        statuses = [s for raw in self.get_arguments("status") for s in raw.split(",") if s]
+        errors = [{"field": "status", "message": f"unknown status {s!r}"}
+                  for s in statuses if s not in TaskStatus._value2member_map_]
+        kind = self.get_argument("kind", None)
+        if kind is not None and kind not in TaskKind._value2member_map_:
+            errors.append({"field": "kind", "message": f"unknown kind {kind!r}"})
+        cursor = self.get_argument("cursor", None) or None
+        if cursor is not None and not ID_RE.match(cursor):
+            errors.append({"field": "cursor", "message": "must be a task id"})
+        _reject(errors, "invalid query parameter")
+        limit = self.int_arg("limit", 50, 1, MAX_LIMIT)
+        owners = await owners_filter(self)
+        owner = self.get_argument("owner", None)
+        if owner is not None:
+            owners = [owner] if owners is None or owner in owners else []
+        filters = {key: self.get_argument(key, None) for key in (
+            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id")}
+        tasks = await self.manager.store.list_tasks(
+            statuses=statuses or None, kind=kind, owners=owners, limit=limit + 1, cursor=cursor,
+            **filters)
+        more = len(tasks) > limit
+        tasks = tasks[:limit]
+        self.answer(200, {"tasks": [t.to_json() for t in tasks],
+                          "next_cursor": tasks[-1].id if more else None})
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self) -> None:
+        body = self.json_object()
+        checks = {**WORK_FIELDS, **{k: v[1] for k, v in WORK_EXTRAS.items()}, **OPTION_FIELDS}
+        errors = _type_errors(body, checks)
+        present = [f for f in WORK_FIELDS if body.get(f) is not None]
+        if len(present) != 1:
+            errors.append({"field": ",".join(present) or "name",
+                           "message": "give exactly one of name, command, notebook, code"})
+        else:
+            errors += [{"field": k, "message": f"only goes with {owner_field}"}
+                       for k, (owner_field, _) in WORK_EXTRAS.items()
+                       if body.get(k) is not None and owner_field != present[0]]
+        _reject(errors)
+        spec = {k: body[k] for k in (*WORK_FIELDS, *WORK_EXTRAS) if body.get(k) is not None}
+        root = self.settings.get("server_root_dir") or os.getcwd()
+        if "cwd" in spec:
+            spec["cwd"] = _inside(root, spec["cwd"], "cwd")
+        if "notebook" in spec:
+            _inside(root, spec["notebook"], "notebook")
+            spec["root_dir"] = root
+        task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
+                                              **self.submit_options(body))
+        if was_deduplicated(task):
+            self.answer(200, {**task.to_json(), "deduplicated": True})
+        else:
+            self.answer(202, {**task.to_json(), "deduplicated": False},
+                        Location=self.location(task.id))
+
+
+class TaskItemHandler(TasksHandler):
+    """``GET /api/tasks/{id}`` (``?view=full``) and ``DELETE``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, task_id: str) -> None:
+        view = self.get_argument("view", "default")
+        if view not in ("default", "full"):
+            _reject([{"field": "view", "message": "must be 'full' or omitted"}],
+                    "invalid query parameter")
+        task = await self.visible(task_id)
+        data = task.to_json(full=view == "full")
+        if view == "full":
+            store = self.manager.store
+            data["artifacts"] = [a.to_json() for a in await store.list_artifacts(task.id)]
+            workers = {w.id: w for w in await store.list_workers(include_stopped=True)}
+            worker = workers.get(task.worker_id or "")
+            data["worker"] = worker.to_json() if worker else None
+            data["children"] = [c.to_json() for c in await store.children(task.id)]
+        self.answer(200, data)
+
+    @web.authenticated
+    @authorized("write")
+    async def delete(self, task_id: str) -> None:
+        await self.visible(task_id, "write")
+        await self.manager.delete(task_id)
+        self.set_status(204)
+        self.finish()
+
+
+class TaskResultHandler(TasksHandler):
+    """``GET /api/tasks/{id}/result?timeout=S``: long-poll for the end."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, task_id: str) -> None:
+        timeout = self.float_arg("timeout", 0.0, 0.0, MAX_RESULT_WAIT)
+        await self.visible(task_id)
+        task = await self.manager.wait(task_id, timeout)
+        if task.is_terminal:
+            self.answer(200, {"id": task.id, "status": task.status, "result": task.result,
+                              "error": task.error})
+        else:
+            self.answer(202, task.to_json())
+
+
+class TaskLogsHandler(TasksHandler):
+    """``GET /api/tasks/{id}/logs?after=SEQ&limit=N``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, task_id: str) -> None:
+        after = self.int_arg("after", 0, 0, 2**62)
+        limit = self.int_arg("limit", 1000, 1, 10_000)
+        await self.visible(task_id)
+        entries = await self.manager.store.get_logs(task_id, after, limit)
+        self.answer(200, {"entries": [e.to_json() for e in entries],
+                          "next": entries[-1].seq if entries else after})
+
+
+class TaskCancelHandler(TasksHandler):
+    """``POST /api/tasks/{id}/cancel``."""
+
+    @web.authenticated
+    @authorized("write")
+    async def post(self, task_id: str) -> None:
+        self.json_body(optional=True)
+        await self.visible(task_id, "write")
+        task = await self.manager.cancel(task_id)
+        self.answer(202, task.to_json())
+
+
+class TaskRerunHandler(TasksHandler):
+    """``POST /api/tasks/{id}/rerun``: the same spec as a new task."""
+
+    @web.authenticated
+    @authorized("write")
+    async def post(self, task_id: str) -> None:
+        self.json_body(optional=True)
+        await self.visible(task_id, "write")
+        task = await self.manager.rerun(task_id, owner=self.user_name, origin=self.origin())
+        self.answer(202, task.to_json(), Location=self.location(task.id))
+
+
+class TaskForkHandler(TasksHandler):
+    """``POST /api/tasks/{id}/fork``: the spec with overrides."""
+
+    @web.authenticated
+    @authorized("write")
+    async def post(self, task_id: str) -> None:
+        overrides = self.json_object(optional=True)
+        _reject(_type_errors(overrides, FORK_FIELDS), "invalid overrides")
+        await self.visible(task_id, "write")
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        task = await self.manager.fork(task_id, overrides, owner=self.user_name,
+                                       origin=self.origin())
+        self.answer(202, task.to_json(), Location=self.location(task.id))
+
+
+class TaskConfirmHandler(TasksHandler):
+    """``POST /api/tasks/{id}/confirm`` with ``{"answer": "..."}``."""
+
+    @web.authenticated
+    @authorized("write")
+    async def post(self, task_id: str) -> None:
+        body = self.json_object()
+        errors = _type_errors(body, {"answer": _STR})
+        if not isinstance(body.get("answer"), str):
+            errors.append({"field": "answer", "message": "a string answer is required"})
+        _reject(errors)
+        await self.visible(task_id, "write")
+        task = await self.manager.confirm(task_id, body["answer"])
+        self.answer(200, task.to_json())
+
+
+# ================================================================== artifacts
+
+
+class ArtifactListHandler(TasksHandler):
+    """``GET /api/tasks/{id}/artifacts``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, task_id: str) -> None:
+        await self.visible(task_id)
+        artifacts = await self.manager.store.list_artifacts(task_id)
+        self.answer(200, [a.to_json() for a in artifacts])
+
+
+class ArtifactHandler(TasksHandler):
+    """``GET``/``HEAD /api/tasks/{id}/artifacts/{name}`` with ETag and If-None-Match."""
+
+    async def _artifact(self, task_id: str, name: str) -> Any:
+        if not valid_artifact_name(name):
+            raise Problem(400, "an artifact name is a plain file name (no '/', no '..')")
+        await self.visible(task_id)
+        artifact = await self.manager.store.get_artifact(task_id, name)
+        path = self.manager.store.artifact_path(artifact) if artifact else None
+        if artifact is None or path is None or not path.is_file():
+            raise Problem(404, f"task {task_id} has no artifact named {name!r}")
+        etag = f'"{artifact.sha256}"'
+        self.set_header("ETag", etag)
+        self.set_header("Content-Type", artifact.content_type)
+        self.set_header("Cache-Control", "private, no-cache")
+        if _etag_matches(self.request.headers.get("If-None-Match"), artifact.sha256):
+            self.set_status(304)
+            return None
+        self.set_header("Content-Length", str(artifact.size))
+        return path
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, task_id: str, name: str) -> None:
+        path = await self._artifact(task_id, name)
+        if path is None:
+            self.finish(set_content_type=self._headers["Content-Type"])
+            return
+        with open(path, "rb") as f:
+            while chunk := f.read(256 * 1024):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type=self._headers["Content-Type"])
+
+    @web.authenticated
+    @authorized("read")
+    async def head(self, task_id: str, name: str) -> None:
+        await self._artifact(task_id, name)
+        self.finish(set_content_type=self._headers["Content-Type"])
+
+
+def _etag_matches(header: str | None, sha256: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = [t.strip() for t in header.split(",")]
+    return any(t.removeprefix("W/").strip('"') == sha256 for t in tags)
+
+
+# =================================================================== registry
+
+
+class RegistryListHandler(TasksHandler):
+    """``GET /api/tasks/registry?tags=a,b``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        tags = [t.strip() for raw in self.get_arguments("tags") for t in raw.split(",")
+                if t.strip()]
+        self.answer(200, [info.to_json() for info in self.manager.registry.list_by_tags(tags)])
+
+
+class RegistryItemHandler(TasksHandler):
+    """``GET /api/tasks/registry/{name}``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, name: str) -> None:
+        self.answer(200, self.manager.registry.get_info(name).to_json())
+
+
+class RegistryExecuteHandler(TasksHandler):
+    """``POST /api/tasks/registry/{name}/execute``: synchronous unless ``Prefer: respond-async``."""
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self, name: str) -> None:
+        body = self.json_object(optional=True)
+        _reject(_type_errors(body, {"params": _OBJ, **OPTION_FIELDS}))
+        respond_async, wait = _parse_prefer(self.request.headers.get_list("Prefer"))
+        info = self.manager.registry.get_info(name)
+        # registered sync/background functions run here, beside the request; jobs queue
+        mode = TaskMode.JOB.value if info.mode == TaskMode.JOB.value else \
+            TaskMode.BACKGROUND.value
+        task = await self.manager.submit_spec(
+            {"name": name, "params": body.get("params") or {}}, mode=mode,
+            **self.submit_options(body))
+        headers = {"X-Task-Id": task.id}
+        if not (respond_async and wait is None):
+            task = await self.manager.wait(task.id, wait)
+        if task.is_terminal:
+            self.answer(200, {"task_id": task.id, "task_name": task.name, "params": task.params,
+                              "status": task.status, "result": task.result,
+                              "error": task.error}, **headers)
+        else:
+            self.answer(202, task.to_json(), Location=self.location(task.id),
+                        Preference_Applied="respond-async", **headers)
+
+
+def _parse_prefer(values: list[str]) -> tuple[bool, float | None]:
+    """(respond-async asked, wait seconds or None) from RFC 7240 ``Prefer`` headers."""
+    respond_async = False
+    wait: float | None = None
+    for value in values:
+        for pref in value.split(","):
+            token, _, arg = pref.split(";")[0].strip().partition("=")
+            token = token.strip().lower()
+            if token == "respond-async":
+                respond_async = True
+            elif token == "wait":
+                try:
+                    seconds = float(arg.strip().strip('"'))
+                except ValueError:
+                    continue
+                if math.isfinite(seconds) and seconds >= 0:
+                    wait = min(seconds, 3600.0)
+    return respond_async, wait
+
+
+# ===================================================================== others
+
+
+class StatsHandler(TasksHandler):
+    """``GET /api/tasks/stats``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        store = self.manager.store
+        stats = await store.stats(await owners_filter(self))
+        configured = self.tasks_app.workers
+        queues = {q: {"queued": 0, "running": 0} for q in configured}
+        queues.update(stats["queues"])
+        for name, counts in queues.items():
+            counts["max_workers"] = max(int(configured.get(name, 0)), 0)
+        workers = [w.to_json() for w in await store.list_workers()]
+        self.answer(200, {"queues": queues, "statuses": stats["statuses"], "workers": workers})
+
+
+class OpenAPIHandler(TasksHandler):
+    """``GET /api/tasks/openapi.json``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        self.answer(200, openapi_document(self.base_url))
+
+
+class NotFoundHandler(TasksHandler):
+    """Anything else under ``/api/tasks``: a problem+json 404, never an HTML page."""
+
+    async def _missing(self, *args: Any) -> None:
+        raise Problem(404, f"no such route: {self.request.path}")
+
+    @web.authenticated
+    async def get(self, *args: Any) -> None:
+        await self._missing()
+
+    post = put = patch = delete = head = get
+
+
+def default_handlers(events_handler: type) -> list[tuple[str, type]]:
+    """Routes relative to ``base_url``, most specific first."""
+    return [
+        (r"/api/tasks", TaskCollectionHandler),
+        (r"/api/tasks/registry", RegistryListHandler),
+        (r"/api/tasks/registry/(?P<name>[A-Za-z0-9_-]+)", RegistryItemHandler),
+        (r"/api/tasks/registry/(?P<name>[A-Za-z0-9_-]+)/execute", RegistryExecuteHandler),
+        (r"/api/tasks/stats", StatsHandler),
+        (r"/api/tasks/openapi\.json", OpenAPIHandler),
+        (r"/api/tasks/events", events_handler),
+        (rf"/api/tasks/{ID}", TaskItemHandler),
+        (rf"/api/tasks/{ID}/result", TaskResultHandler),
+        (rf"/api/tasks/{ID}/logs", TaskLogsHandler),
+        (rf"/api/tasks/{ID}/cancel", TaskCancelHandler),
+        (rf"/api/tasks/{ID}/rerun", TaskRerunHandler),
+        (rf"/api/tasks/{ID}/fork", TaskForkHandler),
+        (rf"/api/tasks/{ID}/confirm", TaskConfirmHandler),
+        (rf"/api/tasks/{ID}/artifacts", ArtifactListHandler),
+        (rf"/api/tasks/{ID}/artifacts/(?P<name>.+)", ArtifactHandler),
+        (r"/api/tasks/(.*)", NotFoundHandler),
+    ]

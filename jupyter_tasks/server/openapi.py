@@ -1,0 +1,463 @@
+"""The OpenAPI 3.0 document of every route of API.md, served at ``/api/tasks/openapi.json``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .._version import __version__
+from ..models import EventType, TaskKind, TaskMode, TaskStatus
+
+ID_PATTERN = "^[0-9a-f]{32}$"
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+_STRING = {"type": "string"}
+_TIME = {"type": "string", "format": "date-time"}
+_OBJECT = {"type": "object", "additionalProperties": True}
+_ANY: dict[str, Any] = {"nullable": True}
+
+TASK_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "pattern": ID_PATTERN},
+    "kind": {"type": "string", "enum": [k.value for k in TaskKind]},
+    "mode": {"type": "string", "enum": [m.value for m in TaskMode]},
+    "name": _nullable(_STRING),
+    "label": _nullable(_STRING),
+    "status": {"type": "string", "enum": [s.value for s in TaskStatus]},
+    "params": _ANY,
+    "result": _ANY,
+    "error": _nullable(_OBJECT),
+    "progress": _nullable(_OBJECT),
+    "task_key": _nullable(_STRING),
+    "idempotency_key": _nullable(_STRING),
+    "queue": _STRING,
+    "priority": {"type": "integer"},
+    "owner": _nullable(_STRING),
+    "origin": _nullable(_OBJECT),
+    "attempts": {"type": "integer", "minimum": 0},
+    "max_retries": {"type": "integer", "minimum": 0},
+    "timeout": _nullable({"type": "number"}),
+    "parent_id": _nullable({"type": "string", "pattern": ID_PATTERN}),
+    "relationship": _nullable({"type": "string", "enum": ["rerun", "fork"]}),
+    "cancel_requested": {"type": "boolean"},
+    "confirmation": _nullable(_OBJECT),
+    "created_at": _TIME,
+    "started_at": _nullable(_TIME),
+    "finished_at": _nullable(_TIME),
+}
+
+WORK = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 1000,
+             "description": "a registered task"},
+    "params": {"type": "object", "description": "parameters of the registered task"},
+    "command": {"type": "array", "minItems": 1, "items": _STRING,
+                "description": "argv of a subprocess (never a shell string)"},
+    "cwd": {"type": "string", "description": "relative to the server root"},
+    "env": {"type": "object", "additionalProperties": _STRING},
+    "notebook": {"type": "string", "minLength": 1, "maxLength": 1000,
+                 "description": "notebook path relative to the server root"},
+    "parameters": {"type": "object"},
+    "code": {"type": "string", "minLength": 1, "maxLength": 1000},
+    "input_data": {},
+}
+
+OPTIONS = {
+    "label": {"type": "string", "minLength": 1, "maxLength": 1000},
+    "task_key": {"type": "string", "minLength": 1, "maxLength": 1000},
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 1000},
+    "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"},
+    "priority": {"type": "integer", "minimum": -1000000, "maximum": 1000000},
+    "timeout": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1e9},
+    "max_retries": {"type": "integer", "minimum": 0, "maximum": 100},
+    "memory_limit_mb": {"type": "integer", "minimum": 1, "maximum": 10000000},
+    "callback_url": {"type": "string", "minLength": 1, "maxLength": 1000,
+                     "description": "host must be on the server's allow-list"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Task": {
+        "type": "object",
+        "required": list(TASK_PROPERTIES),
+        "properties": {**TASK_PROPERTIES, "deduplicated": {"type": "boolean"}},
+    },
+    "TaskFull": {
+        "allOf": [_ref("Task"), {"type": "object", "properties": {
+            "spec": _nullable(_OBJECT),
+            "resource_usage": _nullable(_OBJECT),
+            "content_hashes": _nullable(_OBJECT),
+            "memory_limit_mb": _nullable({"type": "integer"}),
+            "worker_id": _nullable(_STRING),
+            "updated_at": _nullable(_TIME),
+            "artifacts": {"type": "array", "items": _ref("Artifact")},
+            "worker": _nullable(_ref("Worker")),
+            "children": {"type": "array", "items": _ref("Task")},
+        }, "required": ["artifacts", "resource_usage", "content_hashes", "worker", "children"]}],
+    },
+    "TaskList": {
+        "type": "object", "required": ["tasks", "next_cursor"],
+        "properties": {"tasks": {"type": "array", "items": _ref("Task")},
+                       "next_cursor": _nullable({"type": "string", "pattern": ID_PATTERN})},
+    },
+    "Submission": {
+        "type": "object", "additionalProperties": False,
+        "description": "exactly one of name, command, notebook, code; params goes with name, "
+                       "cwd and env with command, parameters with notebook, input_data with code",
+        "properties": {**WORK, **OPTIONS},
+        "oneOf": [{"required": [f]} for f in ("name", "command", "notebook", "code")],
+    },
+    "Execution": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"params": {"type": "object"}, **OPTIONS},
+    },
+    "Forking": {
+        "type": "object", "additionalProperties": False,
+        "description": "overrides that fit the task's kind",
+        "properties": {k: WORK[k] for k in ("params", "code", "command", "parameters",
+                                            "input_data")} | {"label": OPTIONS["label"]},
+    },
+    "Answer": {
+        "type": "object", "additionalProperties": False, "required": ["answer"],
+        "properties": {"answer": _STRING},
+    },
+    "Result": {
+        "type": "object", "required": ["id", "status", "result", "error"],
+        "properties": {"id": TASK_PROPERTIES["id"], "status": TASK_PROPERTIES["status"],
+                       "result": _ANY, "error": _nullable(_OBJECT)},
+    },
+    "ExecuteResult": {
+        "type": "object",
+        "required": ["task_id", "task_name", "params", "status", "result", "error"],
+        "properties": {"task_id": TASK_PROPERTIES["id"], "task_name": _nullable(_STRING),
+                       "params": _ANY, "status": TASK_PROPERTIES["status"], "result": _ANY,
+                       "error": _nullable(_OBJECT)},
+    },
+    "Logs": {
+        "type": "object", "required": ["entries", "next"],
+        "properties": {
+            "entries": {"type": "array", "items": {
+                "type": "object", "required": ["seq", "ts", "stream", "text"],
+                "properties": {"seq": {"type": "integer"}, "ts": _TIME, "stream": _STRING,
+                               "text": _STRING}}},
+            "next": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Artifact": {
+        "type": "object", "required": ["name", "size", "sha256", "content_type"],
+        "properties": {"name": _STRING, "size": {"type": "integer", "minimum": 0},
+                       "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "content_type": _STRING, "created_at": _nullable(_TIME)},
+    },
+    "TaskInfo": {
+        "type": "object",
+        "required": ["name", "docstring", "signature", "parameters", "tags", "mode",
+                     "params_schema"],
+        "properties": {
+            "name": _STRING, "docstring": _STRING, "signature": _STRING,
+            "parameters": {"type": "array", "items": {
+                "type": "object", "required": ["name", "annotation", "default", "required"],
+                "properties": {"name": _STRING, "annotation": _nullable(_STRING),
+                               "default": _ANY, "required": {"type": "boolean"}}}},
+            "tags": {"type": "array", "items": _STRING},
+            "mode": TASK_PROPERTIES["mode"],
+            "params_schema": _OBJECT,
+        },
+    },
+    "Worker": {
+        "type": "object", "required": ["id", "kind", "pid", "host", "heartbeat_at"],
+        "properties": {"id": _STRING, "kind": _STRING, "pid": {"type": "integer"},
+                       "host": _STRING, "heartbeat_at": _TIME,
+                       "queues": {"type": "array", "items": _STRING}},
+    },
+    "Stats": {
+        "type": "object", "required": ["queues", "statuses", "workers"],
+        "properties": {
+            "queues": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["queued", "running", "max_workers"],
+                "properties": {"queued": {"type": "integer"}, "running": {"type": "integer"},
+                               "max_workers": {"type": "integer"}}}},
+            "statuses": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "workers": {"type": "array", "items": _ref("Worker")},
+        },
+    },
+    "Event": {
+        "type": "object", "required": ["id", "type", "task_id", "ts", "task"],
+        "properties": {"id": {"type": "integer"},
+                       "type": {"type": "string", "enum": [e.value for e in EventType]},
+                       "task_id": TASK_PROPERTIES["id"], "ts": _TIME,
+                       "task": _nullable(_ref("Task"))},
+    },
+    "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": _STRING, "title": _STRING, "status": {"type": "integer"},
+            "detail": _STRING,
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "field": _nullable(_STRING), "message": _STRING}}},
+        },
+    },
+}
+
+_PROBLEM_TEXT = {
+    400: "malformed request (bad JSON, bad artifact name)",
+    401: "not authenticated",
+    403: "not authenticated or not authorized",
+    404: "no such task, name or route (or not yours)",
+    409: "conflict with the task's state or an earlier idempotency key",
+    413: "request body larger than the configured limit",
+    422: "invalid parameters or fields; one entry per problem in errors",
+}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {str(code): {"description": _PROBLEM_TEXT[code],
+                        "content": {PROBLEM: {"schema": _ref("Problem")}}}
+            for code in (401, 403, *codes)}
+
+
+def _json(description: str, schema: dict[str, Any],
+          headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _body(schema: str, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+_HEADER = {"schema": _STRING}
+_ID_PARAM = {"name": "task_id", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": ID_PATTERN}}
+_NAME_PARAM = {"name": "name", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
+_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200,
+                           "pattern": "^[A-Za-z0-9._:-]+$"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "",
+           **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description, **extra}
+
+
+PATHS: dict[str, Any] = {
+    "/api/tasks": {
+        "get": {
+            "operationId": "listTasks", "summary": "List tasks, newest first",
+            "parameters": [
+                _query("status", {"type": "array", "items": TASK_PROPERTIES["status"]},
+                       "repeatable", style="form", explode=True),
+                _query("name", _STRING), _query("kind", TASK_PROPERTIES["kind"]),
+                _query("owner", _STRING), _query("queue", _STRING), _query("task_key", _STRING),
+                _query("key_prefix", _STRING), _query("idempotency_key", _STRING),
+                _query("parent_id", _STRING),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500,
+                                 "default": 50}),
+                _query("cursor", {"type": "string", "pattern": ID_PATTERN},
+                       "next_cursor of the previous page"),
+            ],
+            "responses": {"200": _json("a page of tasks", _ref("TaskList")), **_problems(422)},
+        },
+        "post": {
+            "operationId": "submitTask", "summary": "Submit a job",
+            "parameters": [_IDEMPOTENCY],
+            "requestBody": _body("Submission"),
+            "responses": {
+                "200": _json("an existing task (active task_key or same idempotent payload)",
+                             _ref("Task")),
+                "202": _json("accepted", _ref("Task"), {"Location": _HEADER}),
+                **_problems(400, 404, 409, 413, 422),
+            },
+        },
+    },
+    "/api/tasks/{task_id}": {
+        "parameters": [_ID_PARAM],
+        "get": {
+            "operationId": "getTask",
+            "parameters": [_query("view", {"type": "string", "enum": ["full"]})],
+            "responses": {"200": _json("the task", {"oneOf": [_ref("TaskFull"), _ref("Task")]}),
+                          **_problems(404, 422)},
+        },
+        "delete": {
+            "operationId": "deleteTask", "summary": "Forget a finished task",
+            "responses": {"204": {"description": "deleted"}, **_problems(404, 409)},
+        },
+    },
+    "/api/tasks/{task_id}/result": {
+        "parameters": [_ID_PARAM],
+        "get": {
+            "operationId": "getResult", "summary": "Wait up to timeout seconds for the end",
+            "parameters": [_query("timeout", {"type": "number", "minimum": 0, "maximum": 300})],
+            "responses": {"200": _json("terminal", _ref("Result")),
+                          "202": _json("still active", _ref("Task")), **_problems(404, 422)},
+        },
+    },
+    "/api/tasks/{task_id}/logs": {
+        "parameters": [_ID_PARAM],
+        "get": {
+            "operationId": "getLogs",
+            "parameters": [_query("after", {"type": "integer", "minimum": 0}),
+                           _query("limit", {"type": "integer", "minimum": 1,
+                                            "maximum": 10000})],
+            "responses": {"200": _json("log entries after the sequence number", _ref("Logs")),
+                          **_problems(404, 422)},
+        },
+    },
+    "/api/tasks/{task_id}/cancel": {
+        "parameters": [_ID_PARAM],
+        "post": {"operationId": "cancelTask",
+                 "responses": {"202": _json("cancel requested or done", _ref("Task")),
+                               **_problems(400, 404, 409, 413)}},
+    },
+    "/api/tasks/{task_id}/rerun": {
+        "parameters": [_ID_PARAM],
+        "post": {"operationId": "rerunTask",
+                 "responses": {"202": _json("the new task", _ref("Task"),
+                                            {"Location": _HEADER}),
+                               **_problems(400, 404, 409, 413, 422)}},
+    },
+    "/api/tasks/{task_id}/fork": {
+        "parameters": [_ID_PARAM],
+        "post": {"operationId": "forkTask", "requestBody": _body("Forking", required=False),
+                 "responses": {"202": _json("the new task", _ref("Task"),
+                                            {"Location": _HEADER}),
+                               **_problems(400, 404, 409, 413, 422)}},
+    },
+    "/api/tasks/{task_id}/confirm": {
+        "parameters": [_ID_PARAM],
+        "post": {"operationId": "confirmTask", "requestBody": _body("Answer"),
+                 "responses": {"200": _json("answered", _ref("Task")),
+                               **_problems(400, 404, 409, 413, 422)}},
+    },
+    "/api/tasks/{task_id}/artifacts": {
+        "parameters": [_ID_PARAM],
+        "get": {"operationId": "listArtifacts",
+                "responses": {"200": _json("artifacts",
+                                           {"type": "array", "items": _ref("Artifact")}),
+                              **_problems(404)}},
+    },
+    "/api/tasks/{task_id}/artifacts/{name}": {
+        "parameters": [_ID_PARAM, {"name": "name", "in": "path", "required": True,
+                                   "schema": {"type": "string",
+                                              "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$"}}],
+        "get": {
+            "operationId": "getArtifact",
+            "parameters": [{"name": "If-None-Match", "in": "header", "required": False,
+                            "schema": {"type": "string", "pattern": '^"[0-9a-f]{64}"$'}}],
+            "responses": {
+                "200": {"description": "the bytes",
+                        "headers": {"ETag": _HEADER, "Content-Length": _HEADER},
+                        "content": {"*/*": {"schema": {"type": "string",
+                                                       "format": "binary"}}}},
+                "304": {"description": "not modified (If-None-Match)"},
+                **_problems(400, 404),
+            },
+        },
+        "head": {
+            "operationId": "headArtifact",
+            "responses": {"200": {"description": "headers only",
+                                  "headers": {"ETag": _HEADER, "Content-Length": _HEADER}},
+                          "304": {"description": "not modified"},
+                          "400": {"description": "bad name"},
+                          "401": {"description": "not authenticated"},
+                          "403": {"description": "not authorized"},
+                          "404": {"description": "no such artifact"}},
+        },
+    },
+    "/api/tasks/registry": {
+        "get": {
+            "operationId": "listRegistry",
+            "parameters": [_query("tags", _STRING, "comma-separated; all must match")],
+            "responses": {"200": _json("registered tasks",
+                                       {"type": "array", "items": _ref("TaskInfo")}),
+                          **_problems()},
+        },
+    },
+    "/api/tasks/registry/{name}": {
+        "parameters": [_NAME_PARAM],
+        "get": {"operationId": "getRegistered",
+                "responses": {"200": _json("one registered task", _ref("TaskInfo")),
+                              **_problems(404)}},
+    },
+    "/api/tasks/registry/{name}/execute": {
+        "parameters": [_NAME_PARAM],
+        "post": {
+            "operationId": "executeRegistered",
+            "summary": "Run a registered task; synchronous unless Prefer: respond-async",
+            "parameters": [
+                {"name": "Prefer", "in": "header", "required": False,
+                 "schema": {"type": "string", "enum": ["respond-async", "respond-async, wait=0",
+                                                       "respond-async, wait=1"]}},
+                _IDEMPOTENCY,
+            ],
+            "requestBody": _body("Execution", required=False),
+            "responses": {
+                "200": _json("finished (a failure still answers 200 with error)",
+                             _ref("ExecuteResult"), {"X-Task-Id": _HEADER}),
+                "202": _json("still running", _ref("Task"),
+                             {"X-Task-Id": _HEADER, "Location": _HEADER,
+                              "Preference-Applied": _HEADER}),
+                **_problems(400, 404, 409, 413, 422),
+            },
+        },
+    },
+    "/api/tasks/stats": {
+        "get": {"operationId": "getStats",
+                "responses": {"200": _json("queues, statuses, workers", _ref("Stats")),
+                              **_problems()}},
+    },
+    "/api/tasks/openapi.json": {
+        "get": {"operationId": "getOpenAPI",
+                "responses": {"200": _json("this document", {"type": "object"}),
+                              **_problems()}},
+    },
+    "/api/tasks/events": {
+        "get": {
+            "operationId": "events",
+            "summary": "Websocket: one JSON Event message per event (upgrade required)",
+            "description": "with since: every stored event after it, then live, no gap, no "
+                           "duplicate; task.progress coalesced per task",
+            "parameters": [_query("since", {"type": "integer", "minimum": 0}),
+                           _query("task_id", {"type": "string", "pattern": ID_PATTERN}),
+                           _query("token", _STRING)],
+            "responses": {
+                "101": {"description": "switching protocols; messages follow the Event schema",
+                        "content": {JSON: {"schema": _ref("Event")}}},
+                "400": {"description": "bad since/task_id, or not a websocket upgrade"},
+                "401": {"description": "not authenticated"},
+                "403": {"description": "not authenticated or not authorized"},
+                "405": {"description": "method not allowed"},
+                "426": {"description": "upgrade required"},
+            },
+        },
+    },
+}
+
+
+def openapi_document(base_url: str = "/") -> dict[str, Any]:
+    """The document, with ``servers`` pointing at this server's ``base_url``."""
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "jupyter-tasks", "version": __version__,
+                 "description": "Background tasks for Jupyter: REST and websocket API."},
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
+        "security": [{"token": []}],
+        "paths": copy.deepcopy(PATHS),
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header",
+                                          "name": "Authorization",
+                                          "description": "token <token>"}},
+        },
+    }
