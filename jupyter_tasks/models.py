@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -118,9 +119,13 @@ def iso(ts: float | None) -> str | None:
     )
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
     """Canonical compact JSON: stable key order so equal payloads hash equally."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    # one shared encoder: json.dumps with options builds a new one on every call
+    return _ENCODER.encode(value)
 
 
 # Columns stored as JSON text in the tasks table.
@@ -184,17 +189,7 @@ class Task:
     @classmethod
     def from_row(cls, row: Any) -> Task:
         """Build a task from a ``sqlite3.Row`` of the tasks table."""
-        values = {}
-        for key in row.keys():  # noqa: SIM118 (sqlite3.Row is not a dict)
-            if key not in _TASK_FIELDS:
-                continue
-            value = row[key]
-            if key in JSON_COLUMNS and value is not None:
-                value = json.loads(value)
-            elif key == "cancel_requested":
-                value = bool(value)
-            values[key] = value
-        return cls(**values)
+        return _task_builder(tuple(row.keys()))(tuple(row))
 
     def evolve(self, **changes: Any) -> Task:
         """A copy with ``changes`` applied."""
@@ -243,16 +238,52 @@ class Task:
 _TASK_FIELDS = frozenset(f.name for f in fields(Task))
 
 
+@functools.lru_cache(maxsize=32)
+def _task_builder(columns: tuple[str, ...]) -> Any:
+    """A fast row-tuple → Task function for one column order (decided once per query shape).
+
+    Rows are decoded on the database thread for every claim and state change,
+    so this is a hot path: positional, no per-column branching on names.
+    """
+    keep = [(i, c) for i, c in enumerate(columns) if c in _TASK_FIELDS]
+    json_at = [i for i, c in keep if c in JSON_COLUMNS]
+    flag_at = [i for i, c in keep if c == "cancel_requested"]
+    names = [c for _, c in keep]
+    indexes = [i for i, _ in keep]
+    loads = json.loads
+
+    def build(values: tuple[Any, ...]) -> Task:
+        if json_at or flag_at:
+            values = list(values)
+            for i in json_at:
+                if values[i] is not None:
+                    values[i] = loads(values[i])
+            for i in flag_at:
+                values[i] = bool(values[i])
+        return Task(**dict(zip(names, [values[i] for i in indexes], strict=True)))
+
+    return build
+
+
 @dataclass(frozen=True)
 class Event:
-    """A row of the change feed: what happened to which task, with its snapshot then."""
+    """A row of the change feed: what happened to which task, with its snapshot then.
+
+    The snapshot stays JSON text until someone reads ``task``: most events are
+    only forwarded (``to_json_text``) or looked at by type.
+    """
 
     id: int
     type: str
     task_id: str
     ts: float
     owner: str | None = None
-    task: dict[str, Any] | None = None
+    task_json: str | None = None
+
+    @functools.cached_property
+    def task(self) -> dict[str, Any] | None:
+        """The task as it was right after this event (the API's task JSON)."""
+        return json.loads(self.task_json) if self.task_json else None
 
     def to_json(self) -> dict[str, Any]:
         """The websocket message for this event."""
@@ -263,6 +294,12 @@ class Event:
             "ts": iso(self.ts),
             "task": self.task,
         }
+
+    def to_json_text(self) -> str:
+        """``to_json`` serialized, splicing the stored snapshot instead of re-encoding it."""
+        head = json.dumps({"id": self.id, "type": self.type, "task_id": self.task_id,
+                           "ts": iso(self.ts)})
+        return f'{head[:-1]}, "task": {self.task_json or "null"}}}'
 
 
 @dataclass(frozen=True)
