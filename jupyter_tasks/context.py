@@ -29,15 +29,18 @@ class TaskContext:
     both are cheap enough for a tight loop.
     """
 
-    __slots__ = ("_answer", "_cancel", "_logs", "_manager", "_progress", "dirty",
-                 "loop", "started", "task_id")
+    __slots__ = ("_answer", "_cancel", "_current", "_logs", "_manager", "_message", "_total",
+                 "dirty", "loop", "started", "task_id")
 
     def __init__(self, task_id: str, manager: TaskManager | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.task_id = task_id
         self._manager = manager
         self.loop = loop
-        self._progress: dict[str, Any] | None = None
+        # three plain slots, not a tuple: progress() is called in tight loops
+        self._current: float | None = None
+        self._total: float | None = None
+        self._message: str | None = None
         # set when progress changed since the last flush; the manager's flusher
         # visits every running context, clears this, then reads the value
         self.dirty = False
@@ -52,16 +55,17 @@ class TaskContext:
     def progress(self, current: float, total: float | None = None,
                  message: str | None = None) -> None:
         """Record how far the task is; cheap: no I/O happens here."""
-        self._progress = (current, total, message)  # type: ignore[assignment]
+        self._current = current
+        self._total = total
+        self._message = message
         self.dirty = True
 
     @property
     def current_progress(self) -> dict[str, Any] | None:
         """The last recorded progress as ``{current, total, message}``."""
-        if self._progress is None:
+        if self._current is None:
             return None
-        current, total, message = self._progress  # type: ignore[misc]
-        return {"current": current, "total": total, "message": message}
+        return {"current": self._current, "total": self._total, "message": self._message}
 
     # ---------------------------------------------------------------------- logs
 
