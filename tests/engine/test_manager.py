@@ -394,3 +394,37 @@ def test_start_manager_in_a_thread_for_scripts(db_path: Path) -> None:
         assert os.path.samefile(manager.db_path, db_path)
     finally:
         jt.stop_manager()
+
+
+async def test_queue_priority_and_concurrency(db_path: Path) -> None:
+    async with TaskManager(db_path) as submitter:  # no worker yet: everything waits queued
+        low = await submitter.submit("add", a=1, mode="job", queue="reports", priority=0)
+        high = await submitter.submit("add", a=2, mode="job", queue="reports", priority=5)
+        other = await submitter.submit("add", a=3, mode="job", queue="elsewhere")
+    async with TaskManager(db_path, queues={"reports": 1}) as worker:
+        first, second = await worker.wait(high.id, 10), await worker.wait(low.id, 10)
+        assert first.started_at <= second.started_at  # higher priority claimed first
+        assert (await worker.get(other.id)).status == "queued"  # not a queue this worker serves
+        stats = await worker.store.stats()
+        assert stats["queues"]["elsewhere"]["queued"] == 1
+
+
+async def test_local_queue_limit_holds_background_tasks(db_path: Path) -> None:
+    async with TaskManager(db_path, queue_limits={"gpu": 1}) as m:
+        gate = asyncio.Event()
+
+        async def hold() -> str:
+            await gate.wait()
+            return "held"
+
+        a = await m.submit(hold(), queue="gpu")
+        b = await m.submit(hold(), queue="gpu")
+        await eventually(lambda: _status_is(m, a.id, "running"), what="first running")
+        assert (await m.get(b.id)).status == "queued"  # waits for the single slot
+        gate.set()
+        assert (await m.wait(b.id, 5)).status == "succeeded"
+        assert (await m.get(a.id)).status == "succeeded"
+
+
+async def _status_is(m: TaskManager, task_id: str, status: str) -> bool:
+    return (await m.get(task_id)).status == status
