@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_core.utils import ensure_async
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 
 from ..exceptions import TaskNotFound
 from ..models import Task
@@ -14,8 +15,22 @@ RESOURCE = "tasks"
 OTHERS = "tasks-others"
 
 
+# Identity providers with one shared secret (token or password): whoever holds it is the
+# single user of the server, but each token request gets a fresh random "Anonymous" name.
+_SHARED_SECRET = (IdentityProvider, PasswordIdentityProvider)
+
+
 def username(handler: Any) -> str:
-    """The name a task's ``owner`` holds for the current user."""
+    """The name a task's ``owner`` holds for the current user.
+
+    ``current_user.username`` when the identity provider knows users (JupyterHub, a
+    custom provider). With the default single-shared-token providers every token
+    request is a new random anonymous user, which would scatter one person's tasks
+    (and their task keys and idempotency keys) over random owners: there the owner
+    is the account running the server, the same name kernels and the CLI use.
+    """
+    if type(handler.identity_provider) in _SHARED_SECRET:
+        return handler.settings["jupyter_tasks_manager"].owner
     user = handler.current_user
     return getattr(user, "username", None) or str(user)
 

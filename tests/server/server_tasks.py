@@ -1,0 +1,57 @@
+"""Tasks registered for the server tests (imported through ``JupyterTasksApp.task_modules``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from jupyter_tasks import TaskContext, task
+
+
+@task("srv_add", tags=["test", "math"])
+def srv_add(a: int, b: int = 1) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@task("srv_fail", tags=["test"])
+def srv_fail(message: str = "boom") -> None:
+    """Always raise."""
+    raise ValueError(message)
+
+
+@task("srv_job", tags=["test"], mode="job")
+def srv_job(value: int = 0) -> dict:
+    """A quick durable job."""
+    return {"value": value}
+
+
+@task("srv_slow", tags=["test"], mode="job")
+def srv_slow(ctx: TaskContext, seconds: float = 5.0, steps: int = 50) -> str:
+    """A job that takes a while, reports progress and logs, and stops when cancelled."""
+    for step in range(steps):
+        ctx.check_cancelled()
+        time.sleep(seconds / steps)
+        ctx.progress(step + 1, steps)
+        ctx.log(f"step {step + 1}")
+    return "slept"
+
+
+@task("srv_wait", tags=["test"], mode="background")
+async def srv_wait(seconds: float = 5.0) -> str:
+    """Run in the server beside the request; sleeps asynchronously."""
+    await asyncio.sleep(seconds)
+    return "waited"
+
+
+@task("srv_confirm", tags=["test"], mode="background")
+async def srv_confirm(ctx: TaskContext) -> str:
+    """Ask a question and return the answer."""
+    return await ctx.confirm("proceed?", ["yes", "no"])
+
+
+@task("srv_artifact", tags=["test"], mode="job")
+async def srv_artifact(ctx: TaskContext, text: str = "a,b\n1,2\n") -> str:
+    """Write one artifact."""
+    await ctx.artifact("report.csv", text.encode(), "text/csv")
+    return "written"
