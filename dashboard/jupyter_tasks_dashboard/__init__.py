@@ -1,0 +1,1 @@
+"""The jupyter-tasks terminal dashboard (Textual)."""
