@@ -247,10 +247,12 @@ class TaskCollectionHandler(TasksHandler):
         if owner is not None:
             owners = [owner] if owners is None or owner in owners else []
         filters = {key: self.get_argument(key, None) for key in (
-            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id")}
+            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id", "search")}
+        # order=oldest pages oldest first (the cursor then moves forward in time)
+        oldest_first = self.get_argument("order", "newest") == "oldest"
         tasks = await self.manager.store.list_tasks(
             statuses=statuses or None, kind=kind, owners=owners, limit=limit + 1, cursor=cursor,
-            **filters)
+            oldest_first=oldest_first, **filters)
         more = len(tasks) > limit
         tasks = tasks[:limit]
         self.answer(200, {"tasks": [t.to_json() for t in tasks],

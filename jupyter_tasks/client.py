@@ -1,0 +1,273 @@
+"""A small asynchronous REST + websocket client for scripts (and the terminal dashboard).
+
+    from jupyter_tasks.client import TasksClient
+
+    async with TasksClient("http://127.0.0.1:8888", token) as client:
+        task = await client.submit(name="long_count", params={"seconds": 5})
+        async for event in client.events(since=0, task_id=task["id"]):
+            print(event["type"], event["task"]["progress"])
+            if event["task"]["status"] not in ("queued", "running"):
+                break
+        done = await client.wait(task["id"])
+
+Every method returns the JSON of ``API.md``. An error answer raises
+``TasksClientError`` carrying the HTTP status and the problem+json document
+(``detail`` is the human message, ``errors`` the per-field problems).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
+
+
+class TasksClientError(Exception):
+    """An error answer from the server (or no answer at all: ``status`` 0)."""
+
+    def __init__(self, status: int, detail: str, problem: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status}: {detail}" if status else detail)
+        self.status = status
+        self.detail = detail
+        self.problem = problem or {}
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """Per-field problems (``[{"field", "message"}]``) of a 4xx answer."""
+        return list(self.problem.get("errors") or [])
+
+    def describe(self) -> str:
+        """``detail`` followed by the field problems, for people."""
+        parts = [self.detail]
+        parts += [f"{e.get('field')}: {e.get('message')}" for e in self.errors]
+        return "; ".join(p for p in parts if p)
+
+
+class TasksClient:
+    """Talk to the jupyter-tasks API of one Jupyter server.
+
+    ``url`` is the server's URL including its ``base_url`` (for example
+    ``http://127.0.0.1:8888/`` or ``https://hub.example/user/me/``); ``token`` is
+    sent as ``Authorization: token …`` (and as ``?token=`` on the websocket).
+    """
+
+    def __init__(self, url: str, token: str | None = None, *, request_timeout: float = 60.0,
+                 validate_cert: bool = True) -> None:
+        self.base = url.rstrip("/") + "/"
+        self.token = token or None
+        self.request_timeout = request_timeout
+        self.validate_cert = validate_cert
+        self._http = AsyncHTTPClient()
+
+    async def __aenter__(self) -> TasksClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release today (tornado shares its HTTP client per loop); kept for symmetry."""
+
+    # --------------------------------------------------------------- plumbing
+
+    def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        url = self.base + "api/tasks" + (f"/{path}" if path else "")
+        query = []
+        for key, value in (params or {}).items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                query += [(key, str(v)) for v in value]
+            else:
+                query.append((key, str(value)))
+        return url + (f"?{urlencode(query)}" if query else "")
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"token {self.token}"
+        return headers
+
+    async def request(self, method: str, path: str = "", *, params: dict[str, Any] | None = None,
+                      body: Any = None, headers: dict[str, str] | None = None,
+                      timeout: float | None = None) -> Any:
+        """One API call; returns the decoded JSON body (None when empty)."""
+        data = None
+        all_headers = {**self._headers(), **(headers or {})}
+        if body is not None:
+            data = json.dumps(body)
+            all_headers["Content-Type"] = "application/json"
+        elif method in ("POST", "PUT", "PATCH"):
+            data = ""
+        request = HTTPRequest(
+            self._url(path, params), method=method, body=data, headers=all_headers,
+            request_timeout=timeout or self.request_timeout, validate_cert=self.validate_cert,
+            allow_nonstandard_methods=True,
+        )
+        try:
+            response = await self._http.fetch(request, raise_error=False)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise TasksClientError(0, f"cannot reach {self.base}: {exc}") from exc
+        if response.code == 599:
+            raise TasksClientError(0, f"cannot reach {self.base}: {response.error}")
+        payload = _decode(response.body)
+        if response.code >= 400:
+            if isinstance(payload, dict):
+                detail = payload.get("detail") or payload.get("message") or response.reason
+                raise TasksClientError(response.code, str(detail), payload)
+            raise TasksClientError(response.code, response.reason or "error")
+        return payload
+
+    # ------------------------------------------------------------------ tasks
+
+    async def submit(self, name: str | None = None, params: dict[str, Any] | None = None,
+                     **fields: Any) -> dict[str, Any]:
+        """Submit a job: ``name`` + ``params``, or ``command=``/``notebook=``/``code=``."""
+        body = {k: v for k, v in fields.items() if v is not None}
+        if name is not None:
+            body["name"] = name
+        if params is not None:
+            body["params"] = params
+        return await self.request("POST", body=body)
+
+    async def get(self, task_id: str, *, full: bool = False) -> dict[str, Any]:
+        """One task; ``full`` adds artifacts, worker, children, resource usage."""
+        return await self.request("GET", task_id, params={"view": "full"} if full else None)
+
+    async def list(self, *, status: str | list[str] | None = None, limit: int = 50,
+                   cursor: str | None = None, **filters: Any) -> dict[str, Any]:
+        """``{"tasks": [...], "next_cursor": ...}``, newest first, filtered."""
+        params = {"status": status, "limit": limit, "cursor": cursor, **filters}
+        return await self.request("GET", params=params)
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the task ends and return it; ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            step = min(left, 60.0)
+            answer = await self.request("GET", f"{task_id}/result",
+                                        params={"timeout": f"{step:.3f}"}, timeout=step + 30)
+            if answer.get("status") in TERMINAL:
+                return await self.get(task_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task_id} still {answer.get('status')}")
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        """Cancel a queued or running task."""
+        return await self.request("POST", f"{task_id}/cancel")
+
+    async def rerun(self, task_id: str) -> dict[str, Any]:
+        """The same spec again as a new task (``relationship: "rerun"``)."""
+        return await self.request("POST", f"{task_id}/rerun")
+
+    async def fork(self, task_id: str, overrides: dict[str, Any] | None = None,
+                   **more: Any) -> dict[str, Any]:
+        """A new task from the spec with overrides (``params``, ``code``, ``label``, ...)."""
+        return await self.request("POST", f"{task_id}/fork", body={**(overrides or {}), **more})
+
+    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
+        """Answer a pending confirmation."""
+        return await self.request("POST", f"{task_id}/confirm", body={"answer": answer})
+
+    async def delete(self, task_id: str) -> None:
+        """Forget a finished task."""
+        await self.request("DELETE", task_id)
+
+    async def logs(self, task_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """``{"entries": [{"seq", "ts", "stream", "text"}], "next": seq}``."""
+        return await self.request("GET", f"{task_id}/logs", params={"after": after,
+                                                                    "limit": limit})
+
+    async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        """The task's artifacts."""
+        return await self.request("GET", f"{task_id}/artifacts")
+
+    async def stats(self) -> dict[str, Any]:
+        """Per-queue and per-status counts, and live workers."""
+        return await self.request("GET", "stats")
+
+    async def registry(self, tags: list[str] | None = None) -> list[dict[str, Any]]:
+        """Registered tasks (all ``tags`` must match)."""
+        return await self.request("GET", "registry",
+                                  params={"tags": ",".join(tags)} if tags else None)
+
+    # ----------------------------------------------------------------- events
+
+    def events_url(self, since: int | None = None, task_id: str | None = None) -> str:
+        """The websocket URL of the event feed."""
+        parts = urlsplit(self._url("events", {"since": since, "task_id": task_id,
+                                              "token": self.token}))
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, *parts[1:]))
+
+    async def connect_events(self, since: int | None = None,
+                             task_id: str | None = None) -> WebSocketClientConnection:
+        """Open the websocket (raises ``TasksClientError`` when refused)."""
+        request = HTTPRequest(self.events_url(since, task_id), headers=self._headers(),
+                              validate_cert=self.validate_cert,
+                              request_timeout=self.request_timeout)
+        try:
+            return await websocket_connect(request)
+        except HTTPClientError as exc:
+            payload = _decode(exc.response.body) if exc.response is not None else None
+            detail = payload.get("detail") if isinstance(payload, dict) else str(exc)
+            raise TasksClientError(exc.code, str(detail), payload) from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise TasksClientError(0, f"cannot reach {self.base}: {exc}") from exc
+
+    async def events(self, since: int | None = None, *, task_id: str | None = None,
+                     reconnect: bool = True, retry_delay: float = 0.5,
+                     max_retry_delay: float = 10.0) -> AsyncIterator[dict[str, Any]]:
+        """Every event after ``since`` (None: from now on), then live ones, forever.
+
+        A dropped connection is reopened with ``since=<last event id seen>``, so
+        nothing is missed and nothing repeats. Refusals (4xx) are raised;
+        with ``reconnect=False`` a drop ends the iteration.
+        """
+        last = since
+        delay = retry_delay
+        while True:
+            try:
+                conn = await self.connect_events(last, task_id)
+            except TasksClientError as exc:
+                if not reconnect or 400 <= exc.status < 500:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_retry_delay)
+                continue
+            delay = retry_delay
+            try:
+                while True:
+                    message = await conn.read_message()
+                    if message is None:
+                        break
+                    event = json.loads(message)
+                    if not isinstance(event, dict) or "id" not in event:
+                        continue
+                    if last is not None and event["id"] <= last:
+                        continue
+                    last = event["id"]
+                    yield event
+            finally:
+                conn.close()
+            if not reconnect:
+                return
+            await asyncio.sleep(delay)
+
+
+def _decode(body: bytes | None) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
