@@ -67,13 +67,16 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)
         await self.settings["jupyter_tasks_app"].ensure_started()
+        if self._since is None:
+            # "from now" is the store's newest event, which the manager's tail may not
+            # have dispatched yet: those are skipped, later ones replayed or sent live
+            self._since = await self.manager.store.last_event_id()
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         super().open(*args, **kwargs)
         # subscribe first: everything after this instant reaches the queue
         self._sub: Subscription = self.manager.subscribe(maxsize=SUBSCRIPTION_SIZE)
-        self._live_from = self.manager.last_event_id
         self._pump_task = asyncio.ensure_future(self._pump())
 
     def on_message(self, message: Any) -> None:
@@ -98,10 +101,8 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
     async def _pump(self) -> None:
         sender = _Sender(self)
         try:
-            if self._since is not None:
-                await self._catch_up(self._since, sender)
-            else:
-                sender.last_id = self._live_from
+            # the store covers everything up to now, the subscription everything after
+            await self._catch_up(self._since, sender)
             while True:
                 if self._sub.overflowed:
                     await self._resync(sender)
@@ -125,6 +126,7 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         """Send stored events after ``after`` (page by page) through the coalescer."""
         store = self.manager.store
         owners = None if self._owners is None else sorted(self._owners)
+        sender.last_id = max(sender.last_id, after)  # nothing at or before it goes out
         while True:
             events = await store.events_after(after, limit=REPLAY_PAGE, task_id=self._task_id,
                                               owners=owners)

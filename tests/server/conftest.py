@@ -51,9 +51,11 @@ def jp_server_config(db_path: Path, tasks_config: dict[str, Any]) -> Config:
 
 
 @pytest.fixture
-def tasks_app(jp_serverapp: Any) -> Any:
-    """The running ``JupyterTasksApp``."""
-    return jp_serverapp.extension_manager.extension_points["jupyter_tasks"].app
+def tasks_app(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
+    """The ``JupyterTasksApp``, started as ``jupyter server`` starts it after its loop runs."""
+    app = jp_serverapp.extension_manager.extension_points["jupyter_tasks"].app
+    jp_asyncio_loop.run_until_complete(app._start_jupyter_server_extension(jp_serverapp))
+    return app
 
 
 class Api:

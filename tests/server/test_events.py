@@ -1,0 +1,166 @@
+"""``WS /api/tasks/events``: replay then live with no gap and no duplicate, filters, coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from jupyter_tasks.server import events as events_module
+from tests.waiting import eventually
+
+PARKED = "parked"
+
+
+async def read_until(ws: Any, done: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Messages until ``done(message)`` is true; fails on close or after ``timeout``."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"condition not met; got {len(messages)} messages"
+        raw = await asyncio.wait_for(ws.read_message(), remaining)
+        assert raw is not None, "websocket closed"
+        message = json.loads(raw)
+        messages.append(message)
+        if done(message):
+            return messages
+
+
+async def stored_ids(store: Any, after: int = 0, **filters: Any) -> list[int]:
+    return [e.id for e in await store.events_after(after, limit=1_000_000, **filters)
+            if e.type != "task.progress"]
+
+
+async def test_replay_then_live_without_gap_or_duplicate(api, tasks_app, jp_ws_fetch):
+    store = tasks_app.manager.store
+    task = await api.submit({"name": "srv_job", "queue": PARKED})
+    stop = asyncio.Event()
+    written = 0
+
+    async def writer() -> None:
+        nonlocal written
+        while not stop.is_set():
+            await store.append_logs(task["id"], [(time.time(), "stdout", f"line {written}\n")])
+            written += 1
+            await asyncio.sleep(0.001)
+
+    async def enough() -> bool:
+        return written >= 100
+
+    producing = asyncio.ensure_future(writer())
+    try:
+        await eventually(enough, what="events stored")
+        at_connect = await store.last_event_id()
+        ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0"})
+        # keep writing while the socket switches from replay to live
+        first = await read_until(ws, lambda m: m["id"] > at_connect + 100)
+    finally:
+        stop.set()
+        await producing
+    last = await store.last_event_id()
+    rest = [] if first[-1]["id"] == last else await read_until(ws, lambda m: m["id"] == last)
+    received = [m["id"] for m in first + rest]
+    assert received == await stored_ids(store)  # in order, none missing, none twice
+    assert received[0] <= at_connect < received[-1]  # some replayed, some live
+    message = first[0]
+    assert set(message) == {"id", "type", "task_id", "ts", "task"}
+    assert message["type"] == "task.created" and message["task"]["id"] == task["id"]
+    ws.close()
+
+
+async def test_without_since_starts_live_from_now(api, tasks_app, jp_ws_fetch):
+    old = await api.submit({"name": "srv_job", "queue": PARKED})
+    before = await tasks_app.manager.store.last_event_id()
+    ws = await jp_ws_fetch("api", "tasks", "events")
+    await api.post(old["id"], "cancel")
+    messages = await read_until(ws, lambda m: m["type"] == "task.cancelled")
+    assert [m["type"] for m in messages] == ["task.cancelled"]
+    assert messages[0]["id"] > before and messages[0]["task"]["status"] == "cancelled"
+    ws.close()
+
+
+async def test_task_id_filter(api, tasks_app, jp_ws_fetch):
+    mine = await api.submit({"name": "srv_job", "queue": PARKED})
+    other = await api.submit({"name": "srv_job", "queue": PARKED})
+    await api.post(other["id"], "cancel")
+    await api.post(mine["id"], "cancel")
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0", "task_id": mine["id"]})
+    messages = await read_until(ws, lambda m: m["type"] == "task.cancelled")
+    assert {m["task_id"] for m in messages} == {mine["id"]}
+    assert [m["type"] for m in messages] == ["task.created", "task.cancelled"]
+    ws.close()
+
+
+async def test_progress_is_coalesced_and_the_latest_always_arrives(api, tasks_app, jp_ws_fetch):
+    store = tasks_app.manager.store
+    task = await api.submit({"name": "srv_slow", "params": {"seconds": 60, "steps": 600}})
+
+    async def running() -> bool:
+        return (await api.get(task["id"])).json["status"] == "running"
+
+    await eventually(running, what="job running")
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"task_id": task["id"]})
+    started = time.monotonic()
+    total = 400
+    for i in range(total):
+        await store.save_updates([(task["id"], {"current": 10_000 + i, "total": 99_999,
+                                                "message": "flood"})])
+    elapsed = time.monotonic() - started
+
+    def latest(m: dict[str, Any]) -> bool:
+        progress = (m["task"] or {}).get("progress") or {}
+        return m["type"] == "task.progress" and progress.get("current") == 10_000 + total - 1
+
+    messages = await read_until(ws, latest)
+    progress = [m for m in messages if m["type"] == "task.progress"]
+    stored = [e for e in await store.events_after(0, limit=100_000, task_id=task["id"])
+              if e.type == "task.progress"]
+    assert len(stored) >= total
+    # at most one per 100 ms per task, plus the first and the final one
+    assert len(progress) <= (time.monotonic() - started) / events_module.PROGRESS_INTERVAL + 3, (
+        len(progress), elapsed)
+    assert len(progress) < total / 4
+    ids = [m["id"] for m in messages]
+    assert len(ids) == len(set(ids))
+    await api.post(task["id"], "cancel")
+    ws.close()
+
+
+async def test_slow_client_resyncs_from_the_store(api, tasks_app, jp_ws_fetch, monkeypatch):
+    monkeypatch.setattr(events_module, "SUBSCRIPTION_SIZE", 4)
+    resyncs = 0
+    original = events_module.EventsWebSocket._resync
+
+    async def counting(self: Any, sender: Any) -> None:
+        nonlocal resyncs
+        resyncs += 1
+        await original(self, sender)
+
+    monkeypatch.setattr(events_module.EventsWebSocket, "_resync", counting)
+    store = tasks_app.manager.store
+    task = await api.submit({"name": "srv_job", "queue": PARKED})
+    before = await store.last_event_id()
+    ws = await jp_ws_fetch("api", "tasks", "events")
+    # a burst far larger than the subscription queue, written without yielding to the reader
+    await asyncio.gather(*(store.append_logs(task["id"], [(time.time(), "stdout", f"{i}\n")])
+                           for i in range(300)))
+    probe = time.monotonic()
+    assert (await api.get("stats")).code == 200  # the server keeps answering meanwhile
+    assert time.monotonic() - probe < 2.0
+    last = await store.last_event_id()
+    messages = await read_until(ws, lambda m: m["id"] == last)
+    assert [m["id"] for m in messages] == await stored_ids(store, before)
+    assert resyncs >= 1
+    ws.close()
+
+
+@pytest.mark.parametrize("params", [{"since": "-1"}, {"since": "abc"}, {"task_id": "xyz"}])
+async def test_bad_query_is_refused(jp_ws_fetch, tasks_app, params):
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("api", "tasks", "events", params=params)
+    assert info.value.code == 400
