@@ -32,6 +32,7 @@ from .helpers import (
     submit,
     update_progress,
 )
+from .kernel.progress import progress, track
 from .manager import TaskManager
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .registry import Registry, get_info, list_by_tags, register_function, task
@@ -39,13 +40,48 @@ from .runtime import start_manager, stop_manager
 
 __all__ = [
     "IdempotencyConflict", "InvalidCommand", "InvalidParameters", "InvalidTaskName",
-    "JupyterTasksError", "ManagerNotRunning", "Registry", "Task", "TaskCancelled",
-    "TaskContext", "TaskFailed", "TaskKind", "TaskManager", "TaskMode", "TaskNotFound",
-    "TaskStatus", "UnknownTask", "__version__", "cancel", "fork", "get_info", "get_task",
-    "get_tasks_by_key", "get_tasks_by_key_prefix", "list_by_tags", "register_function",
-    "request_confirmation", "rerun", "run_background", "run_blocking", "run_subprocess",
-    "start_manager", "stop_manager", "submit", "task", "update_progress",
+    "JupyterTasksError", "ManagerNotRunning", "Registry", "Task", "TaskBoard", "TaskCancelled",
+    "TaskCard", "TaskContext", "TaskFailed", "TaskHandle", "TaskKind", "TaskManager",
+    "TaskMode", "TaskNotFound", "TaskStatus", "UnknownTask", "__version__", "cancel", "fork",
+    "get_info", "get_task", "get_tasks_by_key", "get_tasks_by_key_prefix", "list_by_tags",
+    "load_ipython_extension", "progress", "register_function", "request_confirmation", "rerun",
+    "run_background", "run_blocking", "run_subprocess", "start_manager", "stop_manager",
+    "submit", "task", "track", "update_progress",
 ]
+
+# notebook classes, imported on first use so that `import jupyter_tasks` does not
+# import ipywidgets
+_LAZY = {"TaskCard": "cards", "TaskBoard": "cards", "TaskHandle": "handle"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupyter_tasks' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".kernel.{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_tasks``: the magics, cell tasks and progress cards in this kernel.
+
+    Starts this kernel's task manager on a daemon thread (database:
+    ``$JUPYTER_TASKS_DB`` or the default), and registers ``%%background``,
+    ``%run_blocking`` / ``%%run_blocking`` and ``%run_subprocess``.
+    """
+    from .kernel import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_tasks``."""
+    from .kernel import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

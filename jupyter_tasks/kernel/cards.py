@@ -1,0 +1,555 @@
+"""``TaskCard`` and ``TaskBoard``: ipywidgets views of tasks, live and throttled.
+
+One :class:`CardHub` per kernel runs on the manager's runtime loop (a daemon
+thread, so a blocking foreground cell does not stall it). It follows the
+manager's event feed (``subscribe()``: every process's changes, through the
+store) and marks cards dirty; every 100 ms it refreshes the dirty cards. A
+refresh sends at most **one** widget state message per card (the parts of a
+card that changed take turns), so a card never sends more than about ten
+messages a second whatever its task does, and only state that changed is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..manager import _task_fields_from_json
+from ..models import EventType, Task, TaskKind, TaskStatus
+
+if TYPE_CHECKING:
+    from ..manager import TaskManager
+    from .capture import OutputSink
+
+log = logging.getLogger("jupyter_tasks.kernel")
+
+TICK_SECONDS = 0.1
+LOG_TAIL_LINES = 12
+LOG_TAIL_CHARS = 8000
+STATUS_COLORS = {
+    "queued": "#888", "running": "#1976d2", "succeeded": "#2e7d32", "failed": "#c62828",
+    "timeout": "#ef6c00", "oom": "#ad1457", "cancelled": "#6d4c41", "interrupted": "#6d4c41",
+}
+
+_hub: CardHub | None = None
+_hub_lock = threading.Lock()
+
+
+def get_hub(manager: TaskManager | None = None) -> CardHub:
+    """The kernel's card hub, started on the manager's loop on first use."""
+    global _hub
+    with _hub_lock:
+        if _hub is None or _hub.manager is not (manager or _hub.manager) \
+                or not _hub.manager.running:
+            if manager is None:
+                from . import ensure_manager
+
+                manager = ensure_manager()
+            _hub = CardHub(manager)
+            _hub.start()
+        return _hub
+
+
+def hub_if_started() -> CardHub | None:
+    """The hub if one runs (no side effects)."""
+    return _hub
+
+
+class CardHub:
+    """Feeds manager events to cards and refreshes dirty cards at most every 100 ms."""
+
+    def __init__(self, manager: TaskManager) -> None:
+        self.manager = manager
+        self.cards: dict[str, set[TaskCard]] = {}
+        self.active: set[TaskCard] = set()
+        self.boards: set[TaskBoard] = set()
+        self.messages_sent = 0  # widget state messages sent by cards (for benchmarks)
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        async def begin() -> None:
+            self._wake = asyncio.Event()
+            sub = self.manager.subscribe()
+            self._tasks = [asyncio.ensure_future(self._consume(sub)),
+                           asyncio.ensure_future(self._tick())]
+
+        asyncio.run_coroutine_threadsafe(begin(), self.manager.loop).result(10)
+
+    def call(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the hub's loop (from any thread)."""
+        loop = self.manager.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    # -------------------------------------------------------- registration (loop)
+
+    def add(self, card: TaskCard) -> None:
+        self.cards.setdefault(card.task_id, set()).add(card)
+        self.activate(card)
+
+    def remove(self, card: TaskCard) -> None:
+        cards = self.cards.get(card.task_id)
+        if cards is not None:
+            cards.discard(card)
+            if not cards:
+                self.cards.pop(card.task_id, None)
+        self.active.discard(card)
+
+    def activate(self, card: TaskCard) -> None:
+        self.active.add(card)
+        if self._wake is not None:
+            self._wake.set()
+
+    def follow(self, old_id: str, new_id: str) -> None:
+        """Cards showing ``old_id`` switch to ``new_id`` (a rerun of it)."""
+        for card in list(self.cards.get(old_id, ())):
+            if card.follows_reruns:
+                self.remove(card)
+                card._retarget(new_id)
+                self.add(card)
+
+    # ------------------------------------------------------------------- loops
+
+    async def _consume(self, sub: Any) -> None:
+        while True:
+            event = await sub.get()
+            try:
+                if sub.overflowed:
+                    sub.overflowed = False
+                    for card in {c for cs in self.cards.values() for c in cs}:
+                        card._needs_reload = True
+                        self.activate(card)
+                for card in list(self.cards.get(event.task_id, ())):
+                    card._on_event(event)
+                    self.activate(card)
+                if event.type == EventType.CREATED.value and self.boards:
+                    for board in list(self.boards):
+                        board._on_created(event)
+            except Exception:
+                log.exception("updating task cards failed")
+
+    async def _tick(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self.active:
+                self._wake.clear()
+                await self._wake.wait()
+            await asyncio.sleep(TICK_SECONDS)
+            for card in list(self.active):
+                try:
+                    if await card._refresh(self.manager):
+                        self.messages_sent += 1
+                    if card._settled():
+                        self.active.discard(card)
+                except Exception:
+                    log.exception("refreshing a task card failed")
+                    self.active.discard(card)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = int(seconds + 0.5)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _fmt_num(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+
+
+class TaskCard(widgets.VBox):
+    """A live card for any task id (run here, in the server, or in another kernel).
+
+    Shows label, status, a progress bar with rate and ETA, elapsed time, the
+    last log lines (or, for a cell run in this kernel, its captured output),
+    the error and traceback, Cancel / Rerun buttons, and the pending question
+    with one button per answer. Updates are throttled to at most ~10 widget
+    messages per second.
+    """
+
+    def __init__(self, task_id: Any, *, compact: bool = False, _task: Task | None = None,
+                 **kwargs: Any) -> None:
+        task_id = getattr(task_id, "id", task_id)  # a TaskHandle or a Task works too
+        hub = get_hub()
+        manager = hub.manager
+        self._hub = hub
+        self._manager = manager
+        self.task_id = str(task_id)
+        self.compact = compact
+        self.follows_reruns = not compact
+        self._task: Task = _task if _task is not None else manager.run_sync(
+            manager.get(self.task_id), 30)
+        self._reset_state()
+        desired = self._desired()
+        self._sent = dict(desired)
+        self._header = widgets.HTML(desired["header"], layout=widgets.Layout(width="100%"))
+        self._body = widgets.HTML(desired.get("body", ""), layout=widgets.Layout(width="100%"))
+        self._output = widgets.Output(layout=widgets.Layout(max_height="24em",
+                                                            overflow="auto"))
+        if self._sink is not None:
+            self._output.outputs = self._sink.snapshot()
+        cancel_disabled, rerun_disabled = desired["controls"]
+        self._cancel = widgets.Button(description="Cancel", icon="stop",
+                                      disabled=cancel_disabled,
+                                      layout=widgets.Layout(width="auto"))
+        self._rerun = widgets.Button(description="Rerun", icon="redo", disabled=rerun_disabled,
+                                     layout=widgets.Layout(width="auto"))
+        self._confirm = widgets.HBox(self._confirm_children(desired["confirm"]))
+        self._cancel.on_click(lambda _b: self._act("cancel"))
+        self._rerun.on_click(lambda _b: self._act("rerun"))
+        buttons = widgets.HBox([self._cancel, self._rerun])
+        if compact:
+            children = [widgets.HBox([self._header, buttons]), self._confirm]
+        else:
+            children = [self._header, self._confirm, self._body, self._output, buttons]
+        super().__init__(children=children, **kwargs)
+        self.add_class("jupyter-tasks-card")
+        hub.call(hub.add, self)
+
+    # ----------------------------------------------------------- state (loop)
+
+    def _reset_state(self) -> None:
+        self._sink: OutputSink | None = _local_sink(self.task_id)
+        self._sink_version = -1
+        self._log_seq = 0
+        self._log_tail = ""
+        self._logs_dirty = True
+        self._needs_reload = False
+        self._samples: deque[tuple[float, float]] = deque(maxlen=64)
+        self._sent: dict[str, Any] = {}
+        self._turn = 0
+        self._note = ""
+
+    def _retarget(self, task_id: str) -> None:
+        self.task_id = task_id
+        self._reset_state()
+        self._needs_reload = True
+
+    def _on_event(self, event: Any) -> None:
+        if event.type == EventType.LOG.value:
+            self._logs_dirty = True
+        if event.type == EventType.DELETED.value:
+            return
+        snapshot = event.task
+        if snapshot is not None:
+            fields = _task_fields_from_json(snapshot)
+            self._task = self._task.evolve(**{k: v for k, v in fields.items() if k != "id"})
+        if self._task.is_terminal:
+            self._logs_dirty = True  # the last chunks land with the final status
+
+    def _settled(self) -> bool:
+        """Nothing left to send: the task ended and every part shows its final state."""
+        if not self._task.is_terminal or self._logs_dirty or self._needs_reload:
+            return False
+        return not self._wanted_parts(self._desired())
+
+    async def _refresh(self, manager: TaskManager) -> bool:
+        """Bring one changed part up to date; True if a message was sent."""
+        if self._needs_reload:
+            self._needs_reload = False
+            task = await manager.store.get_task(self.task_id)
+            if task is not None:
+                self._task = task
+            self._logs_dirty = True
+        if self._logs_dirty and self._sink is None and not self.compact:
+            self._logs_dirty = False
+            entries = await manager.store.get_logs(self.task_id, self._log_seq, 1000)
+            if entries:
+                self._log_seq = entries[-1].seq
+                self._log_tail = (self._log_tail + "".join(e.text for e in entries))[
+                    -LOG_TAIL_CHARS:]
+                if len(entries) == 1000:
+                    self._logs_dirty = True
+        else:
+            self._logs_dirty = False
+        running = manager._running.get(self.task_id)
+        if running is not None and running.ctx.current_progress is not None:
+            self._live_progress = running.ctx.current_progress
+        else:
+            self._live_progress = None
+        desired = self._desired()
+        parts = self._wanted_parts(desired)
+        if not parts:
+            return False
+        # one part per tick, in turns, so a card sends at most one message per tick
+        order = ["header", "output", "body", "controls", "confirm"]
+        start = self._turn % len(order)
+        for i in range(len(order)):
+            part = order[(start + i) % len(order)]
+            if part in parts:
+                self._turn = order.index(part) + 1
+                self._apply(part, desired[part])
+                return True
+        return False
+
+    # ------------------------------------------------------------------ render
+
+    def _progress(self) -> dict[str, Any] | None:
+        live = getattr(self, "_live_progress", None)
+        if live is not None and self._task.status == TaskStatus.RUNNING.value:
+            return live
+        return self._task.progress
+
+    def _desired(self) -> dict[str, Any]:
+        task = self._task
+        desired: dict[str, Any] = {"header": self._header_html()}
+        if not self.compact:
+            desired["body"] = self._body_html()
+            if self._sink is not None:
+                desired["output"] = self._sink.version
+        active = not task.is_terminal
+        confirmation = task.confirmation or {}
+        pending = active and confirmation.get("prompt") and confirmation.get("answer") is None
+        desired["controls"] = (not active or bool(task.cancel_requested), active)
+        choices = tuple(confirmation.get("choices") or ())
+        desired["confirm"] = (confirmation.get("prompt"), choices) if pending else None
+        return desired
+
+    def _wanted_parts(self, desired: dict[str, Any]) -> set[str]:
+        return {k for k, v in desired.items() if self._sent.get(k, _MISSING) != v}
+
+    def _apply(self, part: str, value: Any) -> None:
+        self._sent[part] = value
+        if part == "header":
+            self._header.value = value
+        elif part == "body":
+            self._body.value = value
+        elif part == "output":
+            if self._sink is not None:
+                self._output.outputs = self._sink.snapshot()
+        elif part == "controls":
+            cancel_disabled, rerun_disabled = value
+            with self._cancel.hold_sync():
+                self._cancel.disabled = cancel_disabled
+            with self._rerun.hold_sync():
+                self._rerun.disabled = rerun_disabled
+        elif part == "confirm":
+            self._confirm.children = self._confirm_children(value)
+
+    def _confirm_children(self, value: Any) -> tuple[Any, ...]:
+        if value is None:
+            return ()
+        prompt, choices = value
+        buttons = []
+        for choice in choices:
+            button = widgets.Button(description=str(choice), button_style="info",
+                                    layout=widgets.Layout(width="auto"))
+            button.on_click(lambda _b, c=choice: self._act("confirm", c))
+            buttons.append(button)
+        return (widgets.HTML(f"<b>❓ {html.escape(str(prompt))}</b>"), *buttons)
+
+    def _header_html(self) -> str:
+        task = self._task
+        now = time.time()
+        status = task.status
+        if task.cancel_requested and not task.is_terminal:
+            status = "cancelling"
+        color = STATUS_COLORS.get(task.status, "#888")
+        prog = self._progress() or {}
+        current, total = prog.get("current"), prog.get("total")
+        message = prog.get("message")
+        bits = []
+        pct = None
+        if current is not None:
+            if total:
+                pct = max(0.0, min(100.0, 100.0 * float(current) / float(total)))
+                bits.append(f"{_fmt_num(current)}/{_fmt_num(total)} ({pct:.0f}%)")
+            else:
+                bits.append(_fmt_num(current))
+            rate = self._rate(now, float(current))
+            if rate:
+                bits.append(f"{rate:.3g}/s")
+                if total and task.status == TaskStatus.RUNNING.value:
+                    bits.append("ETA " + _fmt_duration((float(total) - float(current)) / rate))
+        if task.started_at:
+            end = task.finished_at or now
+            bits.append("elapsed " + _fmt_duration(end - task.started_at))
+        if message:
+            bits.append(html.escape(str(message))[:200])
+        if task.kind == TaskKind.SUBPROCESS.value and task.is_terminal:
+            code = _exit_code(task)
+            if code is not None:
+                bits.append(f"exit code {code}")
+        if pct is None and task.status == TaskStatus.SUCCEEDED.value:
+            pct = 100.0
+        bar = ""
+        if pct is not None or task.status == TaskStatus.RUNNING.value:
+            width = f"{pct:.1f}%" if pct is not None else "100%"
+            opacity = "1" if pct is not None else "0.25"
+            bar = (f'<div style="background:#e0e0e0;height:6px;border-radius:3px;'
+                   f'margin:3px 0"><div style="width:{width};height:6px;border-radius:3px;'
+                   f'background:{color};opacity:{opacity}"></div></div>')
+        label = html.escape(task.label or task.name or task.id)
+        note = f' <span style="color:#c62828">{html.escape(self._note)}</span>' \
+            if self._note else ""
+        return (f'<div style="font-family:var(--jp-ui-font-family,sans-serif);'
+                f'font-size:13px;line-height:1.4">'
+                f'<b>{label}</b> <span style="color:{color};font-weight:600">{status}</span> '
+                f'<span style="color:#999;font-size:11px">{task.kind} · {task.id[-8:]}</span>'
+                f'{note}{bar}<span style="color:#555;font-size:12px">{" · ".join(bits)}</span>'
+                f'</div>')
+
+    def _body_html(self) -> str:
+        task = self._task
+        parts = []
+        if task.error and task.status != TaskStatus.SUCCEEDED.value:
+            err = task.error
+            text = f"{err.get('type')}: {err.get('message')}"
+            parts.append(f'<div style="color:#c62828"><b>{html.escape(text)}</b></div>')
+            tb = err.get("traceback")
+            if tb and task.status == TaskStatus.FAILED.value and self._sink is None:
+                parts.append(_pre(tb[-6000:], "#fdecea"))
+        if self._sink is None and self._log_tail:
+            lines = self._log_tail.splitlines()[-LOG_TAIL_LINES:]
+            parts.append(_pre("\n".join(lines), "#f5f5f5"))
+        return "".join(parts)
+
+    def _rate(self, now: float, current: float) -> float | None:
+        samples = self._samples
+        if not samples or samples[-1][1] != current:
+            samples.append((now, current))
+        while len(samples) > 2 and now - samples[0][0] > 5.0:
+            samples.popleft()
+        if len(samples) < 2:
+            return None
+        (t0, c0), (t1, c1) = samples[0], samples[-1]
+        if t1 <= t0 or c1 <= c0:
+            return None
+        return (c1 - c0) / (t1 - t0)
+
+    # ---------------------------------------------------------------- actions
+
+    def _act(self, action: str, answer: str | None = None) -> None:
+        """A button click (on the kernel's thread): talk to the manager, report problems."""
+        manager = self._manager
+        task_id = self.task_id
+        try:
+            if action == "cancel":
+                manager.run_sync(manager.cancel(task_id), 30)
+            elif action == "rerun":
+                new = manager.run_sync(manager.rerun(task_id), 30)
+                self._hub.call(_switch, self._hub, self, new.id)
+            elif action == "confirm" and answer is not None:
+                manager.run_sync(manager.confirm(task_id, answer), 30)
+            self._note = ""
+        except Exception as exc:
+            self._note = f"{action} failed: {exc}"
+        self._hub.call(self._hub.activate, self)
+
+    def close(self) -> None:
+        """Stop updating and close the widgets."""
+        self._hub.call(self._hub.remove, self)
+        super().close()
+
+    def __repr__(self) -> str:
+        task = self._task
+        return f"TaskCard({task.label!r}, {task.status}, id={task.id})"
+
+
+def _switch(hub: CardHub, card: TaskCard, task_id: str) -> None:
+    hub.remove(card)
+    card._retarget(task_id)
+    hub.add(card)
+
+
+_MISSING = object()
+
+
+def _pre(text: str, background: str) -> str:
+    return (f'<pre style="background:{background};padding:4px 6px;margin:3px 0;'
+            f'font-size:11.5px;max-height:16em;overflow:auto;white-space:pre-wrap">'
+            f'{html.escape(text)}</pre>')
+
+
+def _exit_code(task: Task) -> int | None:
+    if isinstance(task.result, dict) and "returncode" in task.result:
+        return task.result["returncode"]
+    message = (task.error or {}).get("message") or ""
+    if "exited with code" in message:
+        try:
+            return int(message.rsplit(" ", 1)[-1])
+        except ValueError:
+            return None
+    return None
+
+
+def _local_sink(task_id: str) -> OutputSink | None:
+    from . import kernel_side
+
+    side = kernel_side()
+    return side.sinks.get(task_id) if side is not None else None
+
+
+class TaskBoard(widgets.VBox):
+    """This notebook's tasks (those submitted from this kernel) as a compact list of cards.
+
+    New tasks appear as they are created; the newest are on top; at most
+    ``limit`` cards are shown.
+    """
+
+    def __init__(self, *, kernel_id: str | None = None, limit: int = 20, **kwargs: Any) -> None:
+        hub = get_hub()
+        self._hub = hub
+        from . import kernel_side
+
+        side = kernel_side()
+        self.kernel_id = kernel_id or (side.kernel_id if side is not None else None) \
+            or hub.manager.origin.get("kernel_id")
+        self.limit = limit
+        manager = hub.manager
+        tasks = manager.run_sync(manager.store.list_tasks(limit=500), 30)
+        mine = [t for t in tasks if self._is_mine(t.origin)][:limit]
+        self._title = widgets.HTML()
+        self._cards = [TaskCard(t.id, compact=True, _task=t) for t in mine]
+        super().__init__(children=[self._title, *self._cards], **kwargs)
+        self._update_title()
+        hub.call(hub.boards.add, self)
+
+    def _is_mine(self, origin: dict[str, Any] | None) -> bool:
+        return bool(origin) and origin.get("kernel_id") == self.kernel_id \
+            and self.kernel_id is not None
+
+    def _update_title(self) -> None:
+        self._title.value = (f"<b>Tasks of this notebook</b> "
+                             f"<span style='color:#999'>({len(self._cards)} shown)</span>")
+
+    def _on_created(self, event: Any) -> None:
+        snapshot = event.task or {}
+        if not self._is_mine(snapshot.get("origin")):
+            return
+        task = Task(**_task_fields_from_json(snapshot))
+        card = TaskCard(task.id, compact=True, _task=task)
+        self._cards.insert(0, card)
+        for old in self._cards[self.limit:]:
+            old.close()
+        del self._cards[self.limit:]
+        self.children = (self._title, *self._cards)
+        self._update_title()
+
+    def close(self) -> None:
+        """Stop following and close every card."""
+        self._hub.call(self._hub.boards.discard, self)
+        for card in self._cards:
+            card.close()
+        super().close()

@@ -1,0 +1,241 @@
+"""Running cell source in a worker thread, in the user namespace, as a ``cell`` task.
+
+The kernel's manager gets an executor for kind ``cell``: it runs
+``task.spec["source"]`` in a thread (so cancel and timeout stop it with an
+asynchronous exception), with output captured into the task's
+:class:`~jupyter_tasks.kernel.capture.OutputSink`, and returns the value of the
+last expression. Reruns asked from any view (REST, another kernel's card, the
+CLI) reach this executor through the store while this kernel lives.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import threading
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from inspect import CO_COROUTINE
+from typing import TYPE_CHECKING, Any
+
+from ..context import TaskContext
+from ..exceptions import TaskCancelled
+from ..models import Task, TaskKind, TaskMode
+from ..runners import run_in_thread
+from . import capture
+
+if TYPE_CHECKING:
+    from ..manager import TaskManager
+
+_TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+@dataclass
+class CellRun:
+    """How one cell task runs here: captured into a card, or into the submitting cell."""
+
+    capture: bool = True  # False: %run_blocking, whose output belongs to its own cell
+    parent: dict[str, Any] | None = None  # the submitting cell's execute_request
+    sink: capture.OutputSink | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class KernelSide:
+    """This kernel's part: the manager, the shell, the sinks of its cell tasks."""
+
+    def __init__(self, manager: TaskManager, shell: Any, kernel_id: str | None) -> None:
+        self.manager = manager
+        self.shell = shell
+        self.kernel_id = kernel_id
+        self.runs: dict[str, CellRun] = {}
+        self.sinks: dict[str, capture.OutputSink] = {}
+        self._counter = 0
+        self._lock = threading.Lock()
+        manager.executors[TaskKind.CELL.value] = self.execute
+
+    # ----------------------------------------------------------------- submit
+
+    async def submit_cell(self, source: str, *, label: str | None = None,
+                          task_key: str | None = None, timeout: float | None = None,
+                          run: CellRun | None = None) -> Task:
+        """Create a ``cell`` task for ``source`` and start it (on the manager's loop)."""
+        manager = self.manager
+        spec = {"source": source, "kernel_worker": manager.worker_id}
+        options = {"task_key": task_key, "timeout": timeout}
+        task = await manager._create_and_start(
+            TaskKind.CELL.value, TaskMode.BACKGROUND.value, spec, name=None,
+            label=label or default_label(source), params=None, local=None, options=options,
+        )
+        # _create_and_start only scheduled the run: registering now, before this
+        # coroutine yields, guarantees the executor finds it
+        from ..manager import was_deduplicated
+
+        if run is not None and not was_deduplicated(task):
+            self.runs[task.id] = run
+            if run.capture:
+                run.sink = self.sink(task.id)
+        return task
+
+    def sink(self, task_id: str) -> capture.OutputSink:
+        """The output sink of a task run here (created on first use)."""
+        with self._lock:
+            sink = self.sinks.get(task_id)
+            if sink is None:
+                sink = self.sinks[task_id] = capture.OutputSink(task_id)
+                while len(self.sinks) > 500:
+                    self.sinks.pop(next(iter(self.sinks)))
+            return sink
+
+    def fresh_name(self, prefix: str = "bg") -> str:
+        """A variable name not yet used in the user namespace."""
+        ns = self.shell.user_ns
+        while True:
+            self._counter += 1
+            name = f"{prefix}_{self._counter}"
+            if name not in ns:
+                return name
+
+    # ---------------------------------------------------------------- execute
+
+    async def execute(self, task: Task, ctx: TaskContext, running: Any) -> Any:
+        """The executor of kind ``cell``."""
+        run = self.runs.pop(task.id, None)
+        if run is None:  # a rerun asked from some view: show it where its parent's card is
+            run = CellRun(capture=True, sink=self.sink(task.id))
+            from .cards import hub_if_started
+
+            hub = hub_if_started()
+            if hub is not None and task.parent_id:
+                hub.follow(task.parent_id, task.id)
+        source = (task.spec or {}).get("source") or ""
+        return await run_in_thread(self._run_in_thread, (task, source, ctx, run), {},
+                                   running.thread)
+
+    def _run_in_thread(self, task: Task, source: str, ctx: TaskContext, run: CellRun) -> Any:
+        sink = run.sink
+        tokens = _set_thread_parent(self.shell, run.parent)
+        token = capture.current_sink.set(sink) if sink is not None else None
+        if sink is not None:
+            sink.ctx = ctx
+        try:
+            return run_source(self.shell, source, f"<task {task.id[-8:]}>")
+        except TaskCancelled:
+            if sink is not None:
+                sink.stream("stderr", "cancelled\n")
+            raise
+        except BaseException as exc:
+            if sink is not None:
+                _record_error(self.shell, sink, exc)
+            elif not run.capture:
+                ctx.write("".join(traceback.format_exception(exc)), "stderr")
+            raise
+        finally:
+            if sink is not None:
+                sink.ctx = None
+            if token is not None:
+                capture.current_sink.reset(token)
+            _reset_thread_parent(tokens)
+
+
+def default_label(source: str) -> str:
+    """The first meaningful line of the source, shortened."""
+    for line in source.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line if len(line) <= 60 else line[:57] + "..."
+    return "cell"
+
+
+def run_source(shell: Any, source: str, filename: str,
+               namespace: Mapping[str, Any] | None = None) -> Any:
+    """Execute cell source (IPython syntax allowed) in the user namespace.
+
+    Returns the value of a final expression, like a cell's ``Out``. Top-level
+    ``await`` works: such a cell runs on a fresh event loop in this thread.
+    """
+    ns = shell.user_ns if namespace is None else namespace
+    code = shell.transform_cell(source) if shell is not None else source
+    try:
+        filename = shell.compile.cache(code, 0, raw_code=source)
+    except Exception:
+        pass
+    tree = ast.parse(code, filename)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def run(code_obj: Any) -> Any:
+        nonlocal loop
+        value = eval(code_obj, ns)
+        if code_obj.co_flags & CO_COROUTINE:
+            if loop is None:
+                loop = asyncio.new_event_loop()
+            value = loop.run_until_complete(value)
+        return value
+
+    try:
+        if tree.body:
+            run(compile(tree, filename, "exec", flags=_TOP_LEVEL_AWAIT))
+        if last is not None:
+            return run(compile(last, filename, "eval", flags=_TOP_LEVEL_AWAIT))
+        return None
+    finally:
+        if loop is not None:
+            loop.close()
+
+
+def _record_error(shell: Any, sink: capture.OutputSink, exc: BaseException) -> None:
+    tb = exc.__traceback__
+    # skip our own frames: start at the cell's code
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(("<ipython-", "<task")):
+        tb = tb.tb_next
+    tb = tb or exc.__traceback__
+    plain = "".join(traceback.format_exception(type(exc), exc, tb))
+    try:
+        structured = shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
+    except Exception:
+        structured = plain.splitlines()
+    sink.error(type(exc).__name__, str(exc), structured, plain)
+
+
+def _set_thread_parent(shell: Any, parent: dict[str, Any] | None) -> list[tuple[Any, Any]]:
+    """Point ipykernel's streams and display publisher at ``parent`` for this thread only."""
+    import sys
+
+    tokens: list[tuple[Any, Any]] = []
+    if not parent:
+        return tokens
+    targets = [getattr(sys.stdout, "_inner", sys.stdout), getattr(sys.stderr, "_inner", sys.stderr),
+               getattr(shell, "display_pub", None), getattr(shell, "displayhook", None)]
+    for obj in targets:
+        setter = getattr(obj, "set_thread_parent", None)
+        if setter is not None:
+            try:
+                tokens.append((obj, setter(parent)))
+            except Exception:
+                pass
+    return tokens
+
+
+def _reset_thread_parent(tokens: list[tuple[Any, Any]]) -> None:
+    for obj, token in tokens:
+        try:
+            obj.reset_thread_parent(token)
+        except Exception:
+            pass
+
+
+def kernel_id_from_connection_file() -> str | None:
+    """This kernel's id, from its connection file name (``kernel-<id>.json``)."""
+    try:
+        from ipykernel import get_connection_file
+
+        name = os.path.basename(get_connection_file())
+    except Exception:
+        return None
+    if name.startswith("kernel-") and name.endswith(".json"):
+        return name[len("kernel-"):-len(".json")]
+    return name.rsplit(".", 1)[0] or None

@@ -1,0 +1,141 @@
+"""``TaskHandle``: a small synchronous (and awaitable) handle on one task, for notebooks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import TaskFailed
+from ..models import Task, TaskStatus
+
+if TYPE_CHECKING:
+    from ..manager import TaskManager
+
+
+class TaskHandle:
+    """A handle on a task, usable from plain (non-async) notebook code.
+
+    ``status`` and ``progress`` read the shared store, so they are current
+    whichever process runs the task. ``result(timeout)`` waits; for a task
+    run in this process it returns the real Python object (not its JSON).
+    ``await handle`` waits without blocking the kernel's event loop.
+    """
+
+    def __init__(self, task_id: str, manager: TaskManager | None = None) -> None:
+        if manager is None:
+            from . import ensure_manager
+
+            manager = ensure_manager()
+        self.id = task_id
+        self._manager = manager
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def task(self) -> Task:
+        """The task row as stored now."""
+        return self._manager.run_sync(self._manager.get(self.id))
+
+    @property
+    def status(self) -> str:
+        """``queued``, ``running``, ``succeeded``, ``failed``, ``cancelled`` …"""
+        return self.task.status
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress written: ``{current, total, message}`` or None."""
+        running = self._manager._running.get(self.id)
+        if running is not None and running.ctx.current_progress is not None:
+            return running.ctx.current_progress
+        return self.task.progress
+
+    @property
+    def done(self) -> bool:
+        """True once the task has ended (any final status)."""
+        return self.task.is_terminal
+
+    def wait(self, timeout: float | None = None) -> Task:
+        """Block until the task ends (or ``timeout`` seconds pass); returns its state."""
+        manager = self._manager
+        return manager.run_sync(manager.wait(self.id, timeout),
+                                None if timeout is None else timeout + 10)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the task and return its result.
+
+        Raises ``TimeoutError`` if it is still running after ``timeout`` seconds,
+        and the task's own exception (if it ran here) or ``TaskFailed`` if it did
+        not succeed.
+        """
+        task = self.wait(timeout)
+        return self._outcome(task, timeout)
+
+    def logs(self) -> str:
+        """Everything the task wrote to its log so far."""
+        manager = self._manager
+
+        async def read() -> str:
+            parts: list[str] = []
+            after = 0
+            while True:
+                entries = await manager.store.get_logs(self.id, after, 1000)
+                parts += [e.text for e in entries]
+                if len(entries) < 1000:
+                    return "".join(parts)
+                after = entries[-1].seq
+
+        return manager.run_sync(read())
+
+    # ------------------------------------------------------------------ actions
+
+    def cancel(self) -> str:
+        """Ask the task to stop wherever it runs; returns the status right after asking."""
+        return self._manager.run_sync(self._manager.cancel(self.id)).status
+
+    def rerun(self) -> TaskHandle:
+        """Run the same work again; returns the new task's handle."""
+        task = self._manager.run_sync(self._manager.rerun(self.id))
+        return TaskHandle(task.id, self._manager)
+
+    def card(self) -> Any:
+        """A live ``TaskCard`` for this task."""
+        from .cards import TaskCard
+
+        return TaskCard(self.id)
+
+    # -------------------------------------------------------------------- await
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._await().__await__()
+
+    async def _await(self) -> Any:
+        manager = self._manager
+        task = await manager._call(manager.wait(self.id))
+        return self._outcome(task, None)
+
+    def _outcome(self, task: Task, timeout: float | None) -> Any:
+        if not task.is_terminal:
+            raise asyncio.TimeoutError(f"task {self.id} is still {task.status} after {timeout}s")
+        local = self._manager.local_result(self.id)
+        if task.status == TaskStatus.SUCCEEDED.value:
+            return local[1] if local and local[0] else task.result
+        if local and not local[0] and isinstance(local[1], Exception) \
+                and task.status == TaskStatus.FAILED.value:
+            raise local[1]
+        raise TaskFailed(task.id, task.status, task.error)
+
+    # ------------------------------------------------------------------ display
+
+    def __repr__(self) -> str:
+        try:
+            task = self.task
+            return f"<TaskHandle {task.label!r} {task.status} id={self.id}>"
+        except Exception:
+            return f"<TaskHandle id={self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaskHandle) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)

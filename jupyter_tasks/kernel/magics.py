@@ -1,0 +1,340 @@
+"""The magics: ``%%background``, ``%run_blocking`` / ``%%run_blocking``, ``%run_subprocess``.
+
+Waiting magics (``%run_blocking``, ``%run_subprocess`` without ``--background``)
+must keep the kernel's event loop free while the cell waits, so comms and
+widgets keep working. A line or cell magic is an ordinary synchronous call, so
+an input transformer (run after IPython's own) rewrites their calls into
+``await …_async(…)``; ipykernel then runs the cell as a coroutine and, in
+ipykernel 7, dispatches comm messages while it awaits. Where ``await`` is not
+allowed (inside a ``def``) the call is left alone and blocks as usual.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.utils.text import DollarFormatter
+
+from ..exceptions import TaskFailed
+from ..models import TaskStatus
+from .cells import CellRun, KernelSide
+from .handle import TaskHandle
+
+_AWAITED = ("run_blocking", "run_subprocess")
+_CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\('(run_blocking|run_subprocess)', ")
+_MODULE = "__import__('jupyter_tasks.kernel.magics', fromlist=['_'])"
+
+
+def await_waiting_magics(lines: list[str]) -> list[str]:
+    """Input transformer: turn waiting magic calls into awaited coroutine calls."""
+    code = "".join(lines)
+    if "run_blocking" not in code and "run_subprocess" not in code:
+        return lines
+    new = _CALL.sub(lambda m: f"await {_MODULE}.run_{m[1]}_magic_async('{m[2]}', ", code)
+    if new == code:
+        return lines
+    try:
+        compile(new, "<jupyter-tasks-check>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    except SyntaxError:
+        return lines
+    return new.splitlines(keepends=True)
+
+
+def _side() -> KernelSide:
+    from . import kernel_side
+
+    side = kernel_side()
+    if side is None:
+        raise UsageError("run `%load_ext jupyter_tasks` first")
+    return side
+
+
+def _parent(shell: Any) -> dict[str, Any] | None:
+    kernel = getattr(shell, "kernel", None)
+    try:
+        return kernel.get_parent("shell") if kernel is not None else None
+    except Exception:
+        return None
+
+
+def _display(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+# ------------------------------------------------------------------ run_blocking
+
+
+def _blocking_source(line: str, cell: str | None) -> tuple[str, str]:
+    if cell is None:
+        expr = line.strip()
+        if not expr:
+            raise UsageError("usage: %run_blocking f(args)  — a call (expression) to run in "
+                             "a worker thread while the cell waits")
+        try:
+            ast.parse(expr, mode="eval")
+        except SyntaxError as exc:
+            raise UsageError(f"%run_blocking takes an expression such as f(x): {exc}") from None
+        return expr, f"run_blocking: {expr}"[:80]
+    from .cells import default_label
+
+    return cell, f"run_blocking: {default_label(cell)}"[:80]
+
+
+def _blocking_submit(side: KernelSide, source: str, label: str) -> Any:
+    return side.submit_cell(source, label=label,
+                            run=CellRun(capture=False, parent=_parent(side.shell)))
+
+
+def _blocking_outcome(side: KernelSide, task: Any) -> Any:
+    local = side.manager.local_result(task.id)
+    if task.status == TaskStatus.SUCCEEDED.value:
+        return local[1] if local and local[0] else task.result
+    if local and not local[0] and isinstance(local[1], Exception) \
+            and task.status == TaskStatus.FAILED.value:
+        raise local[1]
+    raise TaskFailed(task.id, task.status, task.error)
+
+
+def run_blocking_source(source: str, label: str) -> Any:
+    """Run ``source`` as a tracked task in a worker thread and block until it ends."""
+    side = _side()
+    manager = side.manager
+    task = manager.run_sync(_blocking_submit(side, source, label))
+    try:
+        task = manager.run_sync(manager.wait(task.id))
+    except BaseException:
+        manager.run_sync(manager.cancel(task.id), 30)
+        raise
+    return _blocking_outcome(side, task)
+
+
+async def run_blocking_source_async(source: str, label: str) -> Any:
+    """``run_blocking_source`` for the kernel's loop: awaits, keeping the loop free."""
+    side = _side()
+    manager = side.manager
+    task = await manager._call(_blocking_submit(side, source, label))
+    try:
+        task = await manager._call(manager.wait(task.id))
+    except BaseException:  # interrupted (KeyboardInterrupt, CancelledError): stop the work
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(manager.cancel(task.id),
+                                                                   manager.loop))
+        raise
+    return _blocking_outcome(side, task)
+
+
+# ---------------------------------------------------------------- run_subprocess
+
+
+def _parse_subprocess(line: str) -> dict[str, Any]:
+    usage = ("usage: %run_subprocess [--timeout S] [--cwd D] [--background] CMD ARGS...  "
+             "(split with shlex; no shell)")
+    try:
+        tokens = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{usage}: {exc}") from None
+    opts: dict[str, Any] = {"timeout": None, "cwd": None, "background": False, "label": None}
+    i = 0
+    while i < len(tokens) and tokens[i].startswith("--"):
+        token = tokens[i]
+        name, _, value = token[2:].partition("=")
+        if token == "--":
+            i += 1
+            break
+        if name == "background":
+            opts["background"] = True
+            i += 1
+            continue
+        if name not in ("timeout", "cwd", "label"):
+            raise UsageError(f"unknown option {token!r}; {usage}")
+        if not value:
+            i += 1
+            if i >= len(tokens):
+                raise UsageError(f"{token} needs a value; {usage}")
+            value = tokens[i]
+        if name == "timeout":
+            try:
+                opts["timeout"] = float(value)
+            except ValueError:
+                raise UsageError(f"--timeout takes seconds, not {value!r}") from None
+        else:
+            opts[name] = value
+        i += 1
+    argv = tokens[i:]
+    if not argv:
+        raise UsageError(usage)
+    opts["argv"] = argv
+    return opts
+
+
+async def _submit_subprocess(side: KernelSide, opts: dict[str, Any]) -> Any:
+    manager = side.manager
+    spec = {"command": opts["argv"], "cwd": opts["cwd"]}
+    return await manager.submit_spec(spec, mode="background", timeout=opts["timeout"],
+                                     label=opts["label"] or shlex.join(opts["argv"])[:80])
+
+
+def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any]) -> Any:
+    from .cards import TaskCard
+
+    _display(TaskCard(task.id))
+    if opts["background"]:
+        name = side.fresh_name("proc")
+        handle = TaskHandle(task.id, side.manager)
+        side.shell.user_ns[name] = handle
+        print(f"{name} = TaskHandle for task {task.id}")
+        return handle
+    return None
+
+
+def _subprocess_summary(task: Any) -> None:
+    if task.status != TaskStatus.SUCCEEDED.value:
+        message = (task.error or {}).get("message") or task.status
+        print(f"{task.status}: {message}", file=sys.stderr)
+
+
+def _expand(shell: Any, line: str) -> str:
+    try:
+        return DollarFormatter().vformat(line, args=[], kwargs=shell.user_ns)
+    except Exception:
+        return line
+
+
+async def run_line_magic_async(name: str, line: str) -> Any:
+    """Awaitable form of the waiting line magics (the input transformer calls this)."""
+    side = _side()
+    manager = side.manager
+    if name == "run_blocking":
+        source, label = _blocking_source(line, None)
+        return await run_blocking_source_async(source, label)
+    opts = _parse_subprocess(_expand(side.shell, line))
+    task = await manager._call(_submit_subprocess(side, opts))
+    handle = _after_subprocess_submit(side, task, opts)
+    if opts["background"]:
+        return handle
+    try:
+        task = await manager._call(manager.wait(task.id))
+    except BaseException:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(manager.cancel(task.id),
+                                                                   manager.loop))
+        raise
+    _subprocess_summary(task)
+    return None
+
+
+async def run_cell_magic_async(name: str, line: str, cell: str) -> Any:
+    """Awaitable form of ``%%run_blocking`` (the input transformer calls this)."""
+    if name != "run_blocking":
+        raise UsageError(f"%%{name} is not a cell magic")
+    source, label = _blocking_source(line, cell)
+    return await run_blocking_source_async(source, label)
+
+
+# ------------------------------------------------------------------------ magics
+
+
+@magics_class
+class TaskMagics(Magics):
+    """jupyter-tasks magics (see the module docstring)."""
+
+    @magic_arguments()
+    @argument("--label", "-l", default=None, help="label shown in every view")
+    @argument("--key", "-k", default=None,
+              help="task key: while a task with this key runs, return it instead of a new one")
+    @argument("--name", "-n", default=None, help="variable that receives the TaskHandle")
+    @argument("--timeout", "-t", type=float, default=None, help="seconds before it is stopped")
+    @argument("--no-card", action="store_true", help="do not display a progress card")
+    @cell_magic
+    def background(self, line: str, cell: str) -> None:
+        """Run the cell in a worker thread, in the user namespace, and return at once.
+
+        Output, errors and displays of the cell go to its card; the last
+        expression's value is the task's result. ``--name VAR`` (default: a
+        fresh name, printed) receives a ``TaskHandle``.
+        """
+        args = parse_argstring(self.background, line)
+        side = _side()
+        name = args.name or side.fresh_name("bg")
+        if not name.isidentifier():
+            raise UsageError(f"--name must be a Python identifier, not {name!r}")
+        run = CellRun(capture=True, parent=_parent(self.shell))
+        task = side.manager.run_sync(side.submit_cell(
+            cell, label=args.label, task_key=args.key, timeout=args.timeout, run=run), 60)
+        from ..manager import was_deduplicated
+
+        handle = TaskHandle(task.id, side.manager)
+        self.shell.user_ns[name] = handle
+        if was_deduplicated(task):
+            print(f"{name} = TaskHandle of the task already running with key {args.key!r} "
+                  f"({task.id})")
+        else:
+            print(f"{name} = TaskHandle for background task {task.id}")
+        if not args.no_card:
+            from .cards import TaskCard
+
+            _display(TaskCard(task.id))
+
+    @no_var_expand
+    @line_cell_magic
+    def run_blocking(self, line: str, cell: str | None = None) -> Any:
+        """Run a call (``%run_blocking f(x)``) or the cell (``%%run_blocking``) in a thread.
+
+        The cell waits for it; in a notebook the kernel's event loop stays free
+        meanwhile (widgets and comms keep working). The value is returned.
+        """
+        source, label = _blocking_source(line, cell)
+        return run_blocking_source(source, label)
+
+    @line_magic
+    def run_subprocess(self, line: str) -> Any:
+        """``%run_subprocess [--timeout S] [--cwd D] [--background] CMD ARGS...``
+
+        Runs CMD (split with shlex; never a shell) as a tracked ``subprocess``
+        task; its output streams into its card, the exit code is shown, and
+        cancel or timeout ends the whole process group.
+        """
+        side = _side()
+        opts = _parse_subprocess(line)
+        manager = side.manager
+        task = manager.run_sync(_submit_subprocess(side, opts), 60)
+        handle = _after_subprocess_submit(side, task, opts)
+        if opts["background"]:
+            return handle
+        try:
+            task = manager.run_sync(manager.wait(task.id))
+        except BaseException:
+            manager.run_sync(manager.cancel(task.id), 30)
+            raise
+        _subprocess_summary(task)
+        return None
+
+
+def register(shell: Any) -> None:
+    """Register the magics and the transformer on ``shell`` (idempotent)."""
+    shell.register_magics(TaskMagics)
+    post: Sequence[Any] = shell.input_transformers_post
+    if await_waiting_magics not in post:
+        shell.input_transformers_post.append(await_waiting_magics)
+
+
+def unregister(shell: Any) -> None:
+    """Remove the transformer (IPython keeps registered magics)."""
+    if await_waiting_magics in shell.input_transformers_post:
+        shell.input_transformers_post.remove(await_waiting_magics)

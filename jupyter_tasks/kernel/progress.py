@@ -1,0 +1,69 @@
+"""Synchronous progress reporting for code running inside a task (a ``%%background`` cell).
+
+Both only record in memory (see ``TaskContext.progress``); cards and the
+store pick the value up at their own pace, so they are cheap in a tight loop.
+Outside a task they do nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from ..context import current_context
+
+T = TypeVar("T")
+
+
+def progress(current: float, total: float | None = None, message: str | None = None) -> None:
+    """Report how far the current task is (no-op outside a task).
+
+    Example, in a ``%%background`` cell::
+
+        for i in range(n):
+            step(i)
+            progress(i + 1, n)
+    """
+    ctx = current_context.get()
+    if ctx is not None:
+        ctx.progress(current, total, message)
+
+
+def track(iterable: Iterable[T], total: float | None = None,
+          message: str | None = None) -> Iterator[T]:
+    """Iterate like ``tqdm(iterable)`` and report progress of the current task.
+
+    Records the count only every so many items, adapting the stride so it
+    reports about a hundred times per second, and always the final count.
+    Outside a task it just yields the items.
+    """
+    ctx = current_context.get()
+    if ctx is None:
+        yield from iterable
+        return
+    if total is None:
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    record = ctx.progress
+    clock = time.perf_counter
+    n = 0
+    mark = 1
+    stride = 1
+    last = clock()
+    record(0, total, message)
+    for item in iterable:
+        yield item
+        n += 1
+        if n >= mark:
+            record(n, total, message)
+            now = clock()
+            if now - last < 0.01:
+                stride *= 2
+            elif stride > 1 and now - last > 0.05:
+                stride //= 2
+            last = now
+            mark = n + stride
+    record(n, total, message)
