@@ -1,0 +1,416 @@
+/**
+ * Talking to the jupyter-tasks server extension: REST calls (`TasksAPI`), the
+ * event websocket with reconnection (`EventStream`), and the glue that keeps a
+ * `TasksModel` in sync with both (`TasksConnection`).
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { TasksModel } from './model';
+import { IArtifact, ILogPage, ITask, ITaskEvent, ITaskPage } from './types';
+
+/** Page size of the task list; the panel asks for older pages on demand. */
+export const PAGE_SIZE = 100;
+
+/** A non-2xx answer; `message` is the problem+json `detail` when there is one. */
+export class TasksAPIError extends Error {
+  constructor(
+    message: string,
+    readonly status: number
+  ) {
+    super(message);
+  }
+}
+
+export class TasksAPI {
+  constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
+
+  list(options: { limit?: number; cursor?: string | null } = {}): Promise<ITaskPage> {
+    return this._json<ITaskPage>([], {
+      query: { limit: String(options.limit ?? PAGE_SIZE), cursor: options.cursor ?? undefined }
+    });
+  }
+
+  get(id: string): Promise<ITask> {
+    return this._json<ITask>([id]);
+  }
+
+  cancel(id: string): Promise<ITask> {
+    return this._json<ITask>([id, 'cancel'], { method: 'POST' });
+  }
+
+  rerun(id: string): Promise<ITask> {
+    return this._json<ITask>([id, 'rerun'], { method: 'POST' });
+  }
+
+  confirm(id: string, answer: string): Promise<ITask> {
+    return this._json<ITask>([id, 'confirm'], {
+      method: 'POST',
+      body: JSON.stringify({ answer })
+    });
+  }
+
+  logs(id: string, after: number, limit: number): Promise<ILogPage> {
+    return this._json<ILogPage>([id, 'logs'], {
+      query: { after: String(after), limit: String(limit) }
+    });
+  }
+
+  async artifacts(id: string): Promise<IArtifact[]> {
+    const data = await this._json<IArtifact[] | { artifacts: IArtifact[] }>([id, 'artifacts']);
+    // API.md says "list"; accept the bare array and the wrapped form alike.
+    return Array.isArray(data) ? data : data.artifacts;
+  }
+
+  /**
+   * Fetch an artifact with the session's credentials. A plain link would not
+   * carry the `Authorization` header, so the caller turns the blob into an
+   * object URL instead.
+   */
+  async artifactBlob(id: string, name: string): Promise<Blob> {
+    const response = await this._fetch([id, 'artifacts', name]);
+    return response.blob();
+  }
+
+  /** `path` is relative to `api/tasks`; each segment is URL-encoded. */
+  private async _json<T>(path: string[], options: TasksAPI.IRequestOptions = {}): Promise<T> {
+    const response = await this._fetch(path, options);
+    return (await response.json()) as T;
+  }
+
+  private async _fetch(path: string[], options: TasksAPI.IRequestOptions = {}): Promise<Response> {
+    let url = URLExt.join(this.settings.baseUrl, 'api/tasks', ...path.map(encodeURIComponent));
+    if (options.query) {
+      const query: Record<string, string> = {};
+      for (const [key, value] of Object.entries(options.query)) {
+        if (value !== undefined) {
+          query[key] = value;
+        }
+      }
+      url += URLExt.objectToQueryString(query);
+    }
+    const init: RequestInit = { method: options.method ?? 'GET' };
+    if (options.body !== undefined) {
+      init.body = options.body;
+      init.headers = { 'Content-Type': 'application/json' };
+    }
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, init, this.settings);
+    } catch (error) {
+      throw new ServerConnection.NetworkError(error as TypeError);
+    }
+    if (!response.ok) {
+      throw new TasksAPIError(await problemDetail(response), response.status);
+    }
+    return response;
+  }
+}
+
+export namespace TasksAPI {
+  export interface IRequestOptions {
+    method?: string;
+    body?: string;
+    query?: Record<string, string | undefined>;
+  }
+}
+
+async function problemDetail(response: Response): Promise<string> {
+  const fallback = `${response.status} ${response.statusText}`.trim();
+  try {
+    const problem = await response.json();
+    return String(problem.detail || problem.title || problem.message || fallback);
+  } catch {
+    return fallback;
+  }
+}
+
+export type StreamStatus = 'connecting' | 'open' | 'closed';
+
+/**
+ * The `api/tasks/events` websocket. Reconnects with exponential backoff and
+ * resumes after the last applied event (`since`), which the server answers by
+ * replaying everything newer, so a drop loses nothing.
+ */
+export class EventStream implements IDisposable {
+  constructor(options: EventStream.IOptions) {
+    this._settings = options.settings;
+    this._since = options.since;
+  }
+
+  get received(): ISignal<this, ITaskEvent> {
+    return this._received;
+  }
+
+  get statusChanged(): ISignal<this, StreamStatus> {
+    return this._statusChanged;
+  }
+
+  get status(): StreamStatus {
+    return this._status;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  connect(): void {
+    if (this._isDisposed || this._socket) {
+      return;
+    }
+    this._setStatus('connecting');
+    const query: Record<string, string> = {};
+    const since = this._since();
+    if (since !== null) {
+      query.since = String(since);
+    }
+    // Browsers cannot set headers on a websocket; the token goes in the query.
+    if (this._settings.token) {
+      query.token = this._settings.token;
+    }
+    const url =
+      URLExt.join(this._settings.wsUrl, 'api/tasks/events') + URLExt.objectToQueryString(query);
+    const socket = new this._settings.WebSocket(url);
+    this._socket = socket;
+    socket.onopen = () => {
+      this._openedAt = Date.now();
+      this._setStatus('open');
+    };
+    socket.onmessage = (message: MessageEvent) => {
+      let event: ITaskEvent;
+      try {
+        event = JSON.parse(message.data);
+      } catch (error) {
+        console.warn('jupyter-tasks: ignoring a malformed event', error);
+        return;
+      }
+      this._received.emit(event);
+    };
+    socket.onclose = () => {
+      this._socket = null;
+      this._scheduleReconnect();
+    };
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+    }
+    if (this._socket) {
+      this._socket.onclose = null;
+      this._socket.close();
+      this._socket = null;
+    }
+    this._setStatus('closed');
+    Signal.clearData(this);
+  }
+
+  private _scheduleReconnect(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._setStatus('closed');
+    // A connection that lived a while was healthy: start the backoff over. One
+    // that the server drops at once (auth, missing extension) keeps growing it.
+    if (this._openedAt !== null && Date.now() - this._openedAt > HEALTHY_MS) {
+      this._attempt = 0;
+    }
+    this._openedAt = null;
+    const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this._attempt);
+    // Jitter keeps many tabs from reconnecting in lockstep after a restart.
+    const delay = base * (0.75 + Math.random() * 0.5);
+    this._attempt++;
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this.connect();
+    }, delay);
+  }
+
+  private _setStatus(status: StreamStatus): void {
+    if (status !== this._status) {
+      this._status = status;
+      this._statusChanged.emit(status);
+    }
+  }
+
+  private _settings: ServerConnection.ISettings;
+  private _since: () => number | null;
+  private _socket: WebSocket | null = null;
+  private _status: StreamStatus = 'closed';
+  private _attempt = 0;
+  private _openedAt: number | null = null;
+  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _received = new Signal<this, ITaskEvent>(this);
+  private _statusChanged = new Signal<this, StreamStatus>(this);
+  private _isDisposed = false;
+}
+
+const FIRST_DELAY_MS = 500;
+const MAX_DELAY_MS = 30_000;
+const HEALTHY_MS = 10_000;
+
+export namespace EventStream {
+  export interface IOptions {
+    settings: ServerConnection.ISettings;
+    /** The event id to resume after, read at each (re)connection. */
+    since: () => number | null;
+  }
+}
+
+/**
+ * Keeps a `TasksModel` current: the first page over REST, then every change
+ * from the websocket; older pages when asked.
+ */
+export class TasksConnection implements IDisposable {
+  constructor(options: TasksConnection.IOptions) {
+    this.model = options.model;
+    this.api = options.api ?? new TasksAPI();
+    this._stream = new EventStream({
+      settings: this.api.settings,
+      since: () => this.model.lastEventId
+    });
+    this._stream.received.connect(this._onEvent, this);
+    this._stream.statusChanged.connect(this._onStatus, this);
+  }
+
+  readonly model: TasksModel;
+  readonly api: TasksAPI;
+
+  /** Events that changed the model, in order, as they arrive. */
+  get eventsApplied(): ISignal<this, ITaskEvent> {
+    return this._eventsApplied;
+  }
+
+  get stream(): EventStream {
+    return this._stream;
+  }
+
+  /** The last REST failure, shown by the panel; null once a load succeeds. */
+  get error(): string | null {
+    return this._error;
+  }
+
+  get errorChanged(): ISignal<this, string | null> {
+    return this._errorChanged;
+  }
+
+  get hasOlder(): boolean {
+    return this._cursor !== null;
+  }
+
+  get isDisposed(): boolean {
+    return this._stream.isDisposed;
+  }
+
+  start(): void {
+    this._stream.connect();
+  }
+
+  /** Re-read the first page, e.g. after a failed load. */
+  async refresh(): Promise<void> {
+    const asOf = this.model.lastEventId;
+    const page = await this._load(null);
+    if (page) {
+      this.model.applySnapshots(page.tasks, asOf);
+      if (!this._loaded) {
+        this._cursor = page.next_cursor;
+        this._loaded = true;
+      }
+    }
+  }
+
+  /** Load the next page of older tasks. */
+  async loadOlder(): Promise<void> {
+    if (this._cursor === null) {
+      return;
+    }
+    const asOf = this.model.lastEventId;
+    const page = await this._load(this._cursor);
+    if (page) {
+      this.model.applySnapshots(page.tasks, asOf);
+      this._cursor = page.next_cursor;
+    }
+  }
+
+  cancel(id: string): Promise<ITask> {
+    return this._act(() => this.api.cancel(id));
+  }
+
+  /** @returns the new task. */
+  rerun(id: string): Promise<ITask> {
+    return this._act(() => this.api.rerun(id));
+  }
+
+  confirm(id: string, answer: string): Promise<ITask> {
+    return this._act(() => this.api.confirm(id, answer));
+  }
+
+  dispose(): void {
+    this._stream.dispose();
+    Signal.clearData(this);
+  }
+
+  /**
+   * Apply an action's answer at once, so the panel reacts even before (or
+   * without) the matching event; the event, when it comes, wins anyway.
+   */
+  private async _act(action: () => Promise<ITask>): Promise<ITask> {
+    const asOf = this.model.lastEventId;
+    const task = await action();
+    this.model.applySnapshots([task], asOf);
+    return task;
+  }
+
+  private _onEvent(_: EventStream, event: ITaskEvent): void {
+    if (this.model.applyEvents([event]).length > 0) {
+      this._eventsApplied.emit(event);
+    }
+  }
+
+  private _onStatus(_: EventStream, status: StreamStatus): void {
+    // The list is read once the socket is open, so no change can fall between
+    // the read and the stream. A reconnect resumes with `since` and needs no
+    // read, unless no event ever arrived and there is nothing to resume from.
+    if (status === 'open' && (!this._loaded || this.model.lastEventId === null)) {
+      void this.refresh();
+    }
+  }
+
+  private async _load(cursor: string | null): Promise<ITaskPage | null> {
+    try {
+      const page = await this.api.list({ limit: PAGE_SIZE, cursor });
+      this._setError(null);
+      return page;
+    } catch (error) {
+      this._setError((error as Error).message);
+      return null;
+    }
+  }
+
+  private _setError(error: string | null): void {
+    if (error !== this._error) {
+      this._error = error;
+      this._errorChanged.emit(error);
+    }
+  }
+
+  private _stream: EventStream;
+  private _cursor: string | null = null;
+  private _loaded = false;
+  private _error: string | null = null;
+  private _eventsApplied = new Signal<this, ITaskEvent>(this);
+  private _errorChanged = new Signal<this, string | null>(this);
+}
+
+export namespace TasksConnection {
+  export interface IOptions {
+    model: TasksModel;
+    api?: TasksAPI;
+  }
+}

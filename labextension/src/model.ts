@@ -1,0 +1,298 @@
+/**
+ * The task list as the panel sees it: snapshots from REST pages and websocket
+ * events merged into one map, plus the filters. No DOM and no network here, so
+ * the merge rules can be unit tested.
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { ITask, ITaskEvent } from './types';
+
+/** Runs a callback later; the model coalesces change notifications with it. */
+export type Scheduler = (callback: () => void) => void;
+
+export interface ITaskFilter {
+  /** Statuses to show; empty means every status. */
+  statuses: ReadonlySet<string>;
+  /** Only tasks whose origin notebook is the current notebook. */
+  thisNotebook: boolean;
+  /** Only tasks of this owner; null means everybody. */
+  owner: string | null;
+  /** Case-insensitive substring of label, name or id. */
+  search: string;
+}
+
+export const DEFAULT_FILTER: ITaskFilter = {
+  statuses: new Set<string>(),
+  thisNotebook: false,
+  owner: null,
+  search: ''
+};
+
+/** Paths from the kernel and from JupyterLab may differ by a leading `/` or `./`. */
+export function normalizePath(path: string): string {
+  return path.replace(/^(\.\/|\/)+/, '');
+}
+
+function animationFrame(callback: () => void): void {
+  if (typeof requestAnimationFrame === 'function') {
+    requestAnimationFrame(() => callback());
+  } else {
+    setTimeout(callback, 16);
+  }
+}
+
+export class TasksModel {
+  constructor(options: TasksModel.IOptions = {}) {
+    this._schedule = options.schedule ?? animationFrame;
+  }
+
+  /**
+   * Emitted at most once per scheduler tick (an animation frame in the
+   * browser) however many events or filter changes arrived in between.
+   */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** The highest event id applied; a reconnecting stream resumes after it. */
+  get lastEventId(): number | null {
+    return this._lastEventId;
+  }
+
+  get size(): number {
+    return this._tasks.size;
+  }
+
+  get(id: string): ITask | undefined {
+    return this._tasks.get(id);
+  }
+
+  /** How many known tasks have this status; O(1). */
+  count(status: string): number {
+    return this._statusCounts.get(status) ?? 0;
+  }
+
+  get filter(): ITaskFilter {
+    return this._filter;
+  }
+
+  setFilter(change: Partial<ITaskFilter>): void {
+    this._filter = { ...this._filter, ...change };
+    this._visible = null;
+    this._scheduleChanged();
+  }
+
+  /** Path of the notebook the user works in, for the "this notebook" filter. */
+  get currentNotebook(): string | null {
+    return this._currentNotebook;
+  }
+
+  set currentNotebook(path: string | null) {
+    const normalized = path === null ? null : normalizePath(path);
+    if (normalized === this._currentNotebook) {
+      return;
+    }
+    this._currentNotebook = normalized;
+    if (this._filter.thisNotebook) {
+      this._visible = null;
+      this._scheduleChanged();
+    }
+  }
+
+  /** Every known task, newest first. */
+  get all(): readonly ITask[] {
+    if (this._order === null) {
+      // Ids are time-ordered fixed-width hex, so string order is age order.
+      this._order = Array.from(this._tasks.keys()).sort((a, b) =>
+        a < b ? 1 : a > b ? -1 : 0
+      );
+    }
+    if (this._all === null) {
+      this._all = this._order.map(id => this._tasks.get(id)!);
+    }
+    return this._all;
+  }
+
+  /** The tasks that pass the filter, newest first; computed once per change. */
+  get visible(): readonly ITask[] {
+    if (this._visible === null) {
+      this._visible = this.all.filter(task => this._matches(task));
+    }
+    return this._visible;
+  }
+
+  /** Distinct owners of known tasks, sorted, for the owner filter. */
+  get owners(): readonly string[] {
+    if (this._owners === null) {
+      const owners = new Set<string>();
+      for (const task of this._tasks.values()) {
+        if (task.owner) {
+          owners.add(task.owner);
+        }
+      }
+      this._owners = Array.from(owners).sort();
+    }
+    return this._owners;
+  }
+
+  /**
+   * Apply websocket events in order. Events with an id not above the last
+   * applied one are dropped, so replaying an overlap after a reconnect neither
+   * duplicates nor reorders anything. O(1) per event; the sorted view is
+   * rebuilt lazily on the next read.
+   *
+   * @returns the events that were applied (for notifications and log tails).
+   */
+  applyEvents(events: Iterable<ITaskEvent>): ITaskEvent[] {
+    const applied: ITaskEvent[] = [];
+    for (const event of events) {
+      if (this._lastEventId !== null && event.id <= this._lastEventId) {
+        continue;
+      }
+      this._lastEventId = event.id;
+      this._touchedAt.set(event.task_id, event.id);
+      if (event.type === 'task.deleted') {
+        this._remove(event.task_id);
+      } else if (event.task) {
+        // Every other type, known or not, carries the task as it is now.
+        this._put(event.task);
+      }
+      applied.push(event);
+    }
+    if (applied.length > 0) {
+      this._scheduleChanged();
+    }
+    return applied;
+  }
+
+  /**
+   * Merge tasks read over REST.
+   *
+   * @param asOf - `lastEventId` when the request was sent. The server read the
+   *   tasks after that moment, so the snapshot is at least as new as anything
+   *   applied up to `asOf`; but an event applied since may be newer than the
+   *   snapshot (or a deletion), and then the event wins. Any change between
+   *   that event and the read comes as a later event, so the map converges.
+   */
+  applySnapshots(tasks: Iterable<ITask>, asOf: number | null): void {
+    let changed = false;
+    for (const task of tasks) {
+      const touched = this._touchedAt.get(task.id);
+      if (touched !== undefined && (asOf === null || touched > asOf)) {
+        continue;
+      }
+      this._put(task);
+      changed = true;
+    }
+    if (changed) {
+      this._scheduleChanged();
+    }
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  dispose(): void {
+    this._isDisposed = true;
+    Signal.clearData(this);
+  }
+
+  private _put(task: ITask): void {
+    const previous = this._tasks.get(task.id);
+    if (previous) {
+      this._countStatus(previous.status, -1);
+    } else {
+      this._order = null;
+    }
+    this._countStatus(task.status, 1);
+    this._tasks.set(task.id, task);
+    this._invalidateViews();
+  }
+
+  private _remove(id: string): void {
+    const previous = this._tasks.get(id);
+    if (!previous) {
+      return;
+    }
+    this._countStatus(previous.status, -1);
+    this._tasks.delete(id);
+    this._order = null;
+    this._invalidateViews();
+  }
+
+  private _invalidateViews(): void {
+    this._all = null;
+    this._visible = null;
+    this._owners = null;
+  }
+
+  private _countStatus(status: string, delta: number): void {
+    this._statusCounts.set(status, (this._statusCounts.get(status) ?? 0) + delta);
+  }
+
+  private _matches(task: ITask): boolean {
+    const filter = this._filter;
+    if (filter.statuses.size > 0 && !filter.statuses.has(task.status)) {
+      return false;
+    }
+    if (filter.owner !== null && task.owner !== filter.owner) {
+      return false;
+    }
+    if (filter.thisNotebook) {
+      const notebook = task.origin?.notebook;
+      if (
+        this._currentNotebook === null ||
+        !notebook ||
+        normalizePath(notebook) !== this._currentNotebook
+      ) {
+        return false;
+      }
+    }
+    const search = filter.search.trim().toLowerCase();
+    if (search) {
+      const haystack = [task.label, task.name, task.id];
+      if (!haystack.some(text => text?.toLowerCase().includes(search))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private _scheduleChanged(): void {
+    if (this._changePending || this._isDisposed) {
+      return;
+    }
+    this._changePending = true;
+    this._schedule(() => {
+      this._changePending = false;
+      if (!this._isDisposed) {
+        this._changed.emit();
+      }
+    });
+  }
+
+  private _tasks = new Map<string, ITask>();
+  /** Id of the last event about each task id, deleted tasks included. */
+  private _touchedAt = new Map<string, number>();
+  private _statusCounts = new Map<string, number>();
+  private _lastEventId: number | null = null;
+  private _filter: ITaskFilter = DEFAULT_FILTER;
+  private _currentNotebook: string | null = null;
+  /** Ids newest first; only membership changes invalidate it, ids never move. */
+  private _order: string[] | null = null;
+  private _all: ITask[] | null = null;
+  private _visible: ITask[] | null = null;
+  private _owners: string[] | null = null;
+  private _schedule: Scheduler;
+  private _changePending = false;
+  private _changed = new Signal<this, void>(this);
+  private _isDisposed = false;
+}
+
+export namespace TasksModel {
+  export interface IOptions {
+    /** Defaults to `requestAnimationFrame`. Tests pass a manual scheduler. */
+    schedule?: Scheduler;
+  }
+}
