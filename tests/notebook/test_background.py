@@ -1,0 +1,181 @@
+"""``%%background`` cells in a real kernel: return at once, output in their own card, cancel,
+rerun from another process, and a killed kernel's tasks end ``interrupted``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.waiting import eventually_sync
+
+from .conftest import logs_of, task_of, with_manager
+from .harness import Kernel
+
+
+def _task_id(kernel: Kernel, name: str) -> str:
+    return kernel.value(f"{name}.id")
+
+
+def _texts(outputs: list[dict]) -> str:
+    return "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+
+
+def test_background_cell_returns_at_once_and_prints_into_its_card(
+        kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    cell = (
+        "%%background --name h --label busy-cell\n"
+        "import os, time\n"
+        "i = 0\n"
+        f"while not os.path.exists({str(flag)!r}):\n"
+        "    print('step', i)\n"
+        "    i += 1\n"
+        "    time.sleep(0.05)\n"
+        "print('final line')\n"
+        "'finished after %d steps' % i\n"
+    )
+    bg_outputs = kernel.execute(cell, timeout=20)
+    task_id = _task_id(kernel, "h")
+    # the cell came back while the work is still going (it waits for the flag)
+    assert task_of(db_path, task_id).status == "running"
+    assert kernel.value("h.status") == "running"
+    # the next cell runs while the background one is busy printing
+    next_outputs = kernel.execute("print('next cell')")
+    eventually_sync(lambda: "step" in logs_of(db_path, task_id), what="background prints")
+    assert task_of(db_path, task_id).status == "running"
+    flag.touch()
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="success")
+    task = task_of(db_path, task_id)
+    assert task.result.startswith("finished after")
+    assert task.origin["type"] == "kernel" and task.origin["kernel_id"]
+    assert task.kind == "cell" and task.label == "busy-cell"
+    assert kernel.value("h.result(10)").startswith("finished after")
+    logs = logs_of(db_path, task_id)
+    assert "step 0" in logs and "final line" in logs
+    # nothing of it in the next cell, nor in the submitting cell's own output
+    assert _texts(next_outputs) == "next cell\n"
+    assert "step" not in _texts(bg_outputs)
+    later = kernel.execute("print('later cell')")
+    assert _texts(later) == "later cell\n"
+    # ... but all of it in the card's Output widget (its synced widget state)
+    outputs_widgets = [c for c, name in kernel.comm_models().items() if name == "OutputModel"]
+    assert outputs_widgets
+
+    def card_text() -> str:
+        kernel.pump(0.05)
+        state = kernel.widget_state(outputs_widgets[0])
+        return "".join(o.get("text", "") for o in state.get("outputs", ()))
+
+    eventually_sync(lambda: "final line" in card_text(), what="final output in the card")
+    assert "step 0" in card_text()
+
+
+def test_errors_and_rich_displays_go_to_the_card(kernel: Kernel, db_path: Path) -> None:
+    kernel.execute(
+        "%%background --name h\n"
+        "from IPython.display import display, HTML\n"
+        "display(HTML('<b>rich</b>'))\n"
+        "1 / 0\n"
+    )
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="failure")
+    task = task_of(db_path, task_id)
+    assert task.error["type"] == "ZeroDivisionError"
+    outputs_widgets = [c for c, name in kernel.comm_models().items() if name == "OutputModel"]
+
+    def card_outputs() -> list:
+        kernel.pump(0.05)
+        return list(kernel.widget_state(outputs_widgets[0]).get("outputs", ()))
+
+    eventually_sync(lambda: any(o.get("output_type") == "error" for o in card_outputs()),
+                    what="traceback in the card")
+    kinds = [o["output_type"] for o in card_outputs()]
+    assert kinds == ["display_data", "error"]
+    assert card_outputs()[0]["data"]["text/html"] == "<b>rich</b>"
+    later = kernel.execute("print('ok')")
+    assert [m["msg_type"] for m in later] == ["stream"]
+
+
+def test_cancel_from_another_process_stops_a_pure_python_loop(
+        kernel: Kernel, db_path: Path) -> None:
+    kernel.execute("%%background --name h\nx = 0\nwhile True:\n    x += 1\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: kernel.value("x") > 0, what="loop running")
+    asked = time.monotonic()
+    with_manager(db_path, lambda m: m.cancel(task_id))
+    eventually_sync(lambda: task_of(db_path, task_id).status == "cancelled", timeout=10,
+                    interval=0.01, what="cancelled")
+    assert time.monotonic() - asked < 2.0
+    # the loop really stopped: x no longer moves
+    first = kernel.value("x")
+    assert kernel.value("x") == first
+    assert kernel.value("h.status") == "cancelled"
+
+
+def test_cancel_from_the_handle_and_timeout(kernel: Kernel, db_path: Path) -> None:
+    kernel.execute("%%background --name h --no-card\ny = 0\nwhile True:\n    y += 1\n")
+    eventually_sync(lambda: kernel.value("y") > 0, what="loop running")
+    kernel.execute("h.cancel()")
+    assert kernel.value("h.wait(5).status") == "cancelled"
+    kernel.execute("%%background --name t --timeout 0.5 --no-card\nwhile True:\n    pass\n")
+    assert kernel.value("t.wait(10).status") == "timeout"
+
+
+def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
+        kernel: Kernel, db_path: Path) -> None:
+    kernel.execute("counter = 0")
+    kernel.execute("%%background --name h\ncounter += 1\ncounter * 10\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="first run")
+    new = with_manager(db_path, lambda m: m.rerun(task_id))
+    assert new.parent_id == task_id and new.relationship == "rerun"
+    eventually_sync(lambda: task_of(db_path, new.id).status == "succeeded", what="rerun")
+    assert task_of(db_path, new.id).result == 20
+    assert kernel.value("counter") == 2
+
+
+def test_task_key_returns_the_running_task(kernel: Kernel) -> None:
+    kernel.execute("%%background --name a --key k1 --no-card\nimport time\ntime.sleep(3)\n")
+    kernel.execute("%%background --name b --key k1 --no-card\n'never'\n")
+    assert kernel.value("a.id == b.id") is True
+    kernel.execute("a.cancel()")
+
+
+def test_killed_kernel_leaves_its_background_tasks_interrupted(
+        db_path: Path, tmp_path: Path) -> None:
+    k = Kernel(db_path, cwd=str(tmp_path))
+    try:
+        k.execute("%load_ext jupyter_tasks")
+        k.execute("%%background --name h --no-card\n"
+                  "import time\nwhile True:\n    time.sleep(0.05)\n")
+        task_id = k.value("h.id")
+        assert task_of(db_path, task_id).status == "running"
+        os.kill(k.pid, signal.SIGKILL)
+        eventually_sync(lambda: not _alive(k.pid), what="kernel gone")
+    finally:
+        k.shutdown()
+
+    async def reaped(manager):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            await manager.reap_dead_workers()
+            task = await manager.get(task_id)
+            if task.status != "running":
+                return task
+            await asyncio.sleep(0.05)
+        return await manager.get(task_id)
+
+    task = with_manager(db_path, reaped)
+    assert task.status == "interrupted"
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
