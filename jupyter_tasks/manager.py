@@ -705,7 +705,11 @@ class TaskManager:
         try:
             if running.stop_reason == "cancel":
                 raise TaskCancelled("cancelled before it started")
-            value = await self.executors[task.kind](task, ctx, running)
+            executor = self.executors.get(task.kind)
+            if executor is None:
+                raise UnsupportedKind(f"this process ({self.worker_kind}) cannot run "
+                                      f"{task.kind} tasks")
+            value = await executor(task, ctx, running)
         except asyncio.CancelledError as exc:
             reason = running.stop_reason
             # no reason: something outside cancelled us (the loop is closing)
@@ -1072,6 +1076,10 @@ class TaskManager:
                 "the task manager is not running: use `async with TaskManager() as m:` or "
                 "`jupyter_tasks.start_manager()`"
             )
+
+
+class UnsupportedKind(Exception):
+    """A task reached a process that has no executor for its kind."""
 
 
 class SubprocessFailed(Exception):
