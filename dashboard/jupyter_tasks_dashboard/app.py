@@ -1,0 +1,473 @@
+"""``jupyter tasks dashboard``: the Textual terminal dashboard of jupyter-tasks.
+
+It talks to a Jupyter server (``--url``/``--token``, or the local server it
+finds in the Jupyter runtime dir) over REST and follows it live over the
+websocket, or, with ``--db PATH`` or when no server runs, reads the SQLite
+hub directly. Events are only queued as they arrive; every ``FLUSH_SECONDS``
+the app applies the whole batch (the newest snapshot per task) to the rows
+on screen, so a flood of progress events costs one repaint per tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Input
+
+from .confirm import ConfirmScreen
+from .detail import LOG_LINES, DetailPane
+from .filters import FilterBar
+from .fork import ForkScreen
+from .formatting import parse_ts, short_id
+from .queues import QueueOverview
+from .sources import (
+    TERMINAL,
+    ActionError,
+    DatabaseSource,
+    DataSource,
+    Filters,
+    ServerSource,
+    find_local_server,
+)
+from .table import TaskTable
+
+FLUSH_SECONDS = 0.1
+STATS_SECONDS = 2.0
+DETAIL_DELAY = 0.12
+TERMINAL_EVENTS = frozenset(f"task.{s}" for s in TERMINAL)
+
+
+class TasksDashboard(App[int]):
+    """Queues, a paged task table, the selected task's details, and actions on it."""
+
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "jupyter-tasks"
+
+    BINDINGS = [
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "rerun", "Rerun"),
+        Binding("f", "fork", "Fork"),
+        Binding("a", "answer", "Answer"),
+        Binding("d", "delete", "Delete"),
+        Binding("y", "copy_id", "Copy id"),
+        Binding("s", "sort", "Sort"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "Table", show=False),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, source: DataSource, *, page_size: int = 50,
+                 fallback: Callable[[], DataSource] | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.fallback = fallback
+        self.page_size = page_size
+        self.filters = Filters()
+        self._pending: list[dict[str, Any]] = []
+        self._detail_timer: Timer | None = None
+        self.started_at = time.perf_counter()
+        # observability for tests and the benchmark
+        self.events_seen = 0
+        self.flushes = 0
+        self.page_loads = 0
+        self.paints: list[float] = []  # perf_counter() after each page reached the screen
+        self.last_page_query = 0.0
+        self.ready = False
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield QueueOverview(id="queues")
+        yield FilterBar(id="filters")
+        with Horizontal(id="main"):
+            yield TaskTable(id="tasks")
+            yield DetailPane(id="detail")
+        yield Footer()
+
+    @property
+    def table(self) -> TaskTable:
+        return self.query_one("#tasks", TaskTable)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one("#detail", DetailPane)
+
+    @property
+    def overview(self) -> QueueOverview:
+        return self.query_one("#queues", QueueOverview)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.source.description} · connecting…"
+        self.table.focus()
+        self._boot()
+
+    async def on_unmount(self) -> None:
+        try:
+            await self.source.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------- start-up
+
+    @work(group="boot")
+    async def _boot(self) -> None:
+        try:
+            await self.source.start()
+        except Exception as exc:
+            if self.fallback is None:
+                self.notify(f"Cannot connect: {exc}", severity="error", timeout=30)
+                self.sub_title = f"{self.source.description} · not connected"
+                return
+            failed = self.source.description
+            self.source = self.fallback()
+            self.notify(f"{failed} did not answer ({exc}); reading {self.source.description}",
+                        severity="warning")
+            await self.source.start()
+        self.ready = True
+        self._load_page(0, None)
+        self._follow()
+        self.set_interval(FLUSH_SECONDS, self._flush_events)
+        self.set_interval(STATS_SECONDS, self._load_stats)
+        self.set_interval(1.0, self._tick)
+        self._load_stats()
+        self._seed_throughput()
+
+    @work(group="seed")
+    async def _seed_throughput(self) -> None:
+        try:
+            page = await self.source.list_tasks(Filters(statuses=TERMINAL), None, 500)
+        except ActionError:
+            return
+        for task in page.tasks:
+            self.overview.record(task, parse_ts(task.get("finished_at")))
+        self.overview.redraw()
+
+    # ------------------------------------------------------------------ pages
+
+    @work(exclusive=True, group="page")
+    async def _load_page(self, index: int, cursor: str | None) -> None:
+        try:
+            page = await self.source.list_tasks(self.filters, cursor, self.page_size)
+        except ActionError as exc:
+            self.notify(f"Loading tasks failed: {exc}", severity="error")
+            return
+        self.last_page_query = page.elapsed
+        self.table.show_page(index, cursor, page.tasks, page.next_cursor)
+        self.page_loads += 1
+        self._describe()
+        self.call_after_refresh(self._painted)
+        if self.detail.task_id is None and page.tasks:
+            self._schedule_details()
+
+    def _painted(self) -> None:
+        self.paints.append(time.perf_counter())
+
+    def _describe(self) -> None:
+        table = self.table
+        order = "oldest first" if self.filters.oldest_first else "newest first"
+        total = self.overview.total_tasks
+        shown = f"page {table.page_index + 1}"
+        if total:
+            shown += f" · {total:,} tasks"
+        self.sub_title = f"{self.source.description} · {shown} · {order}"
+
+    @on(TaskTable.RequestPage)
+    def _page_requested(self, message: TaskTable.RequestPage) -> None:
+        self._load_page(message.index, message.cursor)
+
+    @on(FilterBar.Changed)
+    def _filters_changed(self, message: FilterBar.Changed) -> None:
+        self.apply_filters(message.filters)
+
+    def apply_filters(self, filters: Filters) -> None:
+        """Show the first page of tasks matching ``filters``."""
+        self.filters = filters
+        self.table.reset_paging()
+        self._load_page(0, None)
+
+    def reload_page(self) -> None:
+        table = self.table
+        self._load_page(table.page_index, table.page_cursors[table.page_index])
+
+    # ----------------------------------------------------------------- events
+
+    @work(group="events")
+    async def _follow(self) -> None:
+        try:
+            async for event in self.source.events():
+                self._pending.append(event)  # only queue: applied in batches by _flush_events
+        except ActionError as exc:
+            self.notify(f"Live updates stopped: {exc}", severity="error", timeout=30)
+
+    def _flush_events(self) -> None:
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        self.flushes += 1
+        self.events_seen += len(events)
+        table, detail, filters = self.table, self.detail, self.filters
+        latest: dict[str, dict[str, Any]] = {}
+        structural = need_logs = lineage_changed = False
+        first_page = table.page_index == 0 and not filters.oldest_first
+        lineage_ids = set(getattr(self, "_lineage_ids", ()))
+        for event in events:
+            etype, task_id, task = event.get("type"), event.get("task_id"), event.get("task")
+            if etype in TERMINAL_EVENTS and task:
+                self.overview.record(task, parse_ts(event.get("ts")))
+            if etype == "task.deleted":
+                latest.pop(task_id, None)
+                structural = structural or task_id in table.tasks
+                continue
+            if task:
+                latest[task_id] = task
+            if etype == "task.created" and task:
+                if first_page and filters.matches(task):
+                    structural = True
+                if task.get("parent_id") in lineage_ids:
+                    lineage_changed = True
+            elif etype == "task.log" and task_id == detail.task_id:
+                need_logs = True
+        for task_id, task in latest.items():
+            if task_id in table.tasks:
+                table.patch(task)
+                if not filters.matches(task):
+                    structural = True
+            if task_id == detail.task_id:
+                detail.patch(task)
+            if task_id in lineage_ids and task.get("status") in TERMINAL:
+                lineage_changed = True
+        if structural:
+            self.reload_page()
+        if need_logs:
+            self._fetch_logs(detail.task_id)
+        if lineage_changed and detail.task_id:
+            self._load_details(detail.task_id)
+        if any(e.get("type") in TERMINAL_EVENTS or e.get("type") == "task.created"
+               for e in events):
+            self.overview.redraw()
+
+    def _tick(self) -> None:
+        self.table.refresh_durations()
+
+    @work(exclusive=True, group="stats")
+    async def _load_stats(self) -> None:
+        try:
+            stats = await self.source.stats()
+        except ActionError:
+            return
+        self.overview.update_stats(stats)
+        self._describe()
+
+    # ---------------------------------------------------------------- details
+
+    @on(DataTable.RowHighlighted, "#tasks")
+    def _row_highlighted(self, message: DataTable.RowHighlighted) -> None:
+        self._schedule_details()
+
+    def _schedule_details(self) -> None:
+        # paging through rows must not fire a request per row: wait until the cursor rests
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_DELAY, self._details_now)
+
+    def _details_now(self) -> None:
+        task_id = self.table.selected_id
+        if task_id and (task_id != self.detail.task_id or self.detail.current_task is None):
+            self._load_details(task_id)
+
+    @work(exclusive=True, group="details")
+    async def _load_details(self, task_id: str) -> None:
+        try:
+            details = await self.source.details(task_id)
+        except ActionError as exc:
+            self.notify(f"Cannot read task {short_id(task_id)}: {exc}", severity="error")
+            return
+        new = task_id != self.detail.task_id
+        self._lineage_ids = {details.lineage_root["id"]} if details.lineage_root else set()
+        for kids in details.lineage.values():
+            self._lineage_ids.update(k["id"] for k in kids)
+        self.detail.show(details)
+        self.table.patch(details.task)
+        if new:
+            self._fetch_logs(task_id, tail=True)
+
+    @work(exclusive=True, group="logs")
+    async def _fetch_logs(self, task_id: str | None, tail: bool = False) -> None:
+        if task_id is None:
+            return
+        after = 0 if tail else self.detail.log_next
+        collected: list[dict[str, Any]] = []
+        for _ in range(50):  # at most 50 pages of catch-up per fetch
+            try:
+                entries, next_seq = await self.source.logs(task_id, after, 1000)
+            except ActionError:
+                return
+            collected = (collected + entries)[-LOG_LINES:]
+            after = next_seq
+            if len(entries) < 1000:
+                break
+        if task_id == self.detail.task_id:
+            self.detail.append_logs(task_id, collected, after)
+
+    # ---------------------------------------------------------------- actions
+
+    def _selected(self) -> dict[str, Any] | None:
+        task = self.table.selected
+        if task is None:
+            self.notify("No task selected", severity="warning")
+        return task
+
+    @work(group="actions")
+    async def _act(self, what: str, call: Callable[[], Awaitable[Any]],
+                   success: Callable[[Any], str]) -> None:
+        try:
+            result = await call()
+        except ActionError as exc:
+            self.notify(f"{what} failed: {exc}", severity="error", timeout=8)
+            return
+        self.notify(success(result))
+
+    def action_cancel(self) -> None:
+        task = self._selected()
+        if task is not None:
+            self._act("Cancel", lambda: self.source.cancel(task["id"]),
+                      lambda t: f"Cancel requested for {_name(t)}" if t["status"] != "cancelled"
+                      else f"Cancelled {_name(t)}")
+
+    def action_rerun(self) -> None:
+        task = self._selected()
+        if task is not None:
+            self._act("Rerun", lambda: self.source.rerun(task["id"]),
+                      lambda t: f"Rerun of {_name(task)} started as {short_id(t['id'])}")
+
+    def action_fork(self) -> None:
+        task = self._selected()
+        if task is None:
+            return
+
+        def forked(new: dict[str, Any] | None) -> None:
+            if new is not None:
+                self.notify(f"Fork of {_name(task)} started as {short_id(new['id'])}")
+                self._load_details(task["id"])
+
+        self.push_screen(ForkScreen(task, lambda o: self.source.fork(task["id"], o)), forked)
+
+    def action_answer(self) -> None:
+        task = self._selected()
+        if task is None:
+            return
+        if self.detail.task_id == task["id"] and self.detail.current_task is not None:
+            task = self.detail.current_task  # the freshest snapshot
+        confirmation = task.get("confirmation") or {}
+        if not confirmation or confirmation.get("answer") is not None:
+            self.notify(f"{_name(task)} is not waiting for an answer", severity="warning")
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer is not None:
+                self._act("Answer", lambda: self.source.confirm(task["id"], answer),
+                          lambda t: f"Answered {answer!r} to {_name(t)}")
+
+        self.push_screen(ConfirmScreen(task), answered)
+
+    def action_delete(self) -> None:
+        task = self._selected()
+        if task is not None:
+            self._act("Delete", lambda: self.source.delete(task["id"]),
+                      lambda _: f"Deleted {_name(task)}")
+
+    def action_copy_id(self) -> None:
+        task = self._selected()
+        if task is not None:
+            self.copy_to_clipboard(task["id"])
+            self.notify(f"Copied {task['id']}")
+
+    def action_sort(self) -> None:
+        filters = self.query_one(FilterBar).toggle_order()
+        self.apply_filters(filters)
+        self.notify("Oldest first" if filters.oldest_first else "Newest first")
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter-search", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    def screen_text(self) -> str:
+        """The current screen (modals included) as plain text, for tests and logs."""
+        console = Console(width=self.size.width, height=self.size.height, file=io.StringIO(),
+                          force_terminal=True, color_system=None, record=True,
+                          legacy_windows=False, safe_box=False)
+        console.print(self.screen._compositor.render_update(
+            full=True, screen_stack=self._background_screens))
+        return console.export_text(styles=False)
+
+    def action_reload(self) -> None:
+        self.reload_page()
+        self._load_stats()
+
+
+def _name(task: dict[str, Any]) -> str:
+    return f"{task.get('label') or task.get('name') or 'task'} ({short_id(task['id'])})"
+
+
+# ------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jupyter tasks dashboard",
+        description="Terminal dashboard of jupyter-tasks: queues, tasks, details, actions.",
+    )
+    parser.add_argument("--url", help="Jupyter server URL with its base_url "
+                                      "(default: the local running server)")
+    parser.add_argument("--token", help="API token (default: $JUPYTER_TOKEN or the token of "
+                                        "the server found in the runtime dir)")
+    parser.add_argument("--db", help="read this database directly instead of a server")
+    parser.add_argument("--page-size", type=int, default=50, help="rows per page (default 50)")
+    return parser
+
+
+def choose_source(args: argparse.Namespace) -> tuple[DataSource, Callable[[], DataSource] | None]:
+    """The source the options ask for, and a database fallback for an auto-found server."""
+    from jupyter_tasks.paths import default_db_path
+
+    if args.db:
+        return DatabaseSource(args.db), None
+    if args.url:
+        return ServerSource(args.url, args.token or os.environ.get("JUPYTER_TOKEN")), None
+    found = find_local_server()
+    if found is not None:
+        url, token = found
+        return ServerSource(url, args.token or token), lambda: DatabaseSource(default_db_path())
+    return DatabaseSource(default_db_path()), None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``jupyter-tasks-dashboard`` and ``jupyter tasks dashboard``."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.page_size < 1 or args.page_size > 500:
+        print("--page-size must be between 1 and 500", file=sys.stderr)
+        return 2
+    source, fallback = choose_source(args)
+    app = TasksDashboard(source, page_size=args.page_size, fallback=fallback)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The detail pane: one task's params, result, error, live log tail, lineage and artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Label, Log, Static, Tree
+
+from .formatting import (
+    duration_text,
+    label_text,
+    origin_text,
+    pretty_json,
+    progress_text,
+    short_id,
+    status_text,
+)
+from .sources import Details
+
+LOG_LINES = 300
+
+
+class DetailPane(VerticalScroll):
+    """Everything about the selected task; ``show`` for a new task, ``patch`` for live changes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task_id: str | None = None
+        self.current_task: dict[str, Any] | None = None
+        self.log_next = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("Select a task", id="summary")
+        yield Static("", id="confirmation")
+        yield Label("params", classes="section")
+        yield Static("", id="params")
+        yield Label("result", classes="section")
+        yield Static("", id="result")
+        yield Label("error", classes="section", id="error-title")
+        yield Static("", id="error")
+        yield Label("log", classes="section")
+        yield Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
+        yield Label("lineage", classes="section")
+        yield Tree("lineage", id="lineage")
+        yield Label("artifacts", classes="section")
+        yield Static("", id="artifacts")
+
+    # ---------------------------------------------------------------- updates
+
+    def show(self, details: Details) -> None:
+        """A newly selected task (or a fresh read of it): every section."""
+        new = details.task["id"] != self.task_id
+        self.task_id = details.task["id"]
+        if new:
+            self.log_next = 0
+            self.query_one("#log", Log).clear()
+        self.patch(details.task)
+        self.query_one("#params", Static).update(escape(pretty_json(details.task.get("params"))))
+        self._show_lineage(details)
+        artifacts = details.artifacts
+        text = "\n".join(f"{a['name']}  {a.get('size', 0):,} B  {a.get('content_type', '')}  "
+                         f"sha256 {str(a.get('sha256', ''))[:12]}" for a in artifacts)
+        self.query_one("#artifacts", Static).update(escape(text) or "[dim]none[/dim]")
+
+    def patch(self, task: dict[str, Any]) -> None:
+        """The selected task changed (status, progress, result, question)."""
+        if task["id"] != self.task_id:
+            return
+        self.current_task = task
+        lines = [
+            f"[b]{escape(label_text(task))}[/b]  {task['id']}",
+            f"status {status_text(task).markup}   {escape(progress_text(task, 20))}   "
+            f"{escape(str((task.get('progress') or {}).get('message') or ''))}",
+            f"kind {task.get('kind')} · mode {task.get('mode')} · queue {task.get('queue')} · "
+            f"owner {escape(str(task.get('owner') or ''))} · origin "
+            f"{escape(origin_text(task))} · attempts {task.get('attempts', 0)}",
+            f"created {task.get('created_at') or ''} · started {task.get('started_at') or '-'}"
+            f" · finished {task.get('finished_at') or '-'} · ran {duration_text(task) or '-'}",
+        ]
+        if task.get("parent_id"):
+            lines.append(f"{task.get('relationship')} of {task['parent_id']}")
+        self.query_one("#summary", Static).update("\n".join(lines))
+        confirmation = task.get("confirmation") or {}
+        pending = bool(confirmation) and confirmation.get("answer") is None \
+            and task.get("status") == "running"
+        question = self.query_one("#confirmation", Static)
+        if pending:
+            choices = " / ".join(confirmation.get("choices") or [])
+            question.update(f"[b reverse] asks [/] {escape(str(confirmation.get('prompt')))}"
+                            f"  ({escape(choices)})  — press [b]a[/b] to answer")
+        elif confirmation.get("answer") is not None:
+            question.update(f"asked {escape(str(confirmation.get('prompt')))} → answered "
+                            f"[b]{escape(str(confirmation['answer']))}[/b]")
+        else:
+            question.update("")
+        question.display = bool(confirmation)
+        result = task.get("result")
+        self.query_one("#result", Static).update(
+            "[dim]none[/dim]" if result is None else escape(pretty_json(result)))
+        error = task.get("error")
+        error_widget = self.query_one("#error", Static)
+        if error:
+            text = (f"[b red]{escape(str(error.get('type')))}[/]: "
+                    f"{escape(str(error.get('message')))}")
+            if error.get("traceback"):
+                text += "\n" + escape(str(error["traceback"]).rstrip())
+            error_widget.update(text)
+        else:
+            error_widget.update("[dim]none[/dim]")
+
+    def append_logs(self, task_id: str, entries: list[dict[str, Any]], next_seq: int) -> None:
+        """New log chunks of the selected task."""
+        if task_id != self.task_id:
+            return
+        self.log_next = max(self.log_next, next_seq)
+        lines: list[str] = []
+        for entry in entries:
+            prefix = "! " if entry.get("stream") == "stderr" else ""
+            lines += [prefix + line for line in str(entry.get("text", "")).splitlines()]
+        if lines:
+            self.query_one("#log", Log).write_lines(lines)
+
+    @property
+    def log_text(self) -> str:
+        return "\n".join(str(line) for line in self.query_one("#log", Log).lines)
+
+    def _show_lineage(self, details: Details) -> None:
+        tree = self.query_one("#lineage", Tree)
+        tree.clear()
+        root = details.lineage_root or details.task
+        if not details.lineage.get(root["id"]) and root["id"] == details.task["id"]:
+            tree.root.set_label("no reruns or forks")
+            return
+        tree.root.set_label(_node_label(root, details.task["id"]))
+        tree.root.data = root["id"]
+
+        def grow(node: Any, task_id: str) -> None:
+            for child in details.lineage.get(task_id, []):
+                sub = node.add(_node_label(child, details.task["id"]), data=child["id"])
+                grow(sub, child["id"])
+                sub.expand()
+
+        grow(tree.root, root["id"])
+        tree.root.expand()
+
+    @property
+    def lineage_labels(self) -> list[str]:
+        """Every node label of the lineage tree (root first), as plain text."""
+        tree = self.query_one("#lineage", Tree)
+        out: list[str] = []
+
+        def walk(node: Any) -> None:
+            out.append(str(node.label.plain if hasattr(node.label, "plain") else node.label))
+            for child in node.children:
+                walk(child)
+
+        walk(tree.root)
+        return out
+
+
+def _node_label(task: dict[str, Any], current: str) -> str:
+    marker = "▶ " if task["id"] == current else ""
+    relation = f"{task.get('relationship')}: " if task.get("relationship") else ""
+    return (f"{marker}{relation}{short_id(task['id'])} {escape(label_text(task))} "
+            f"{status_text(task).markup}")

@@ -1,0 +1,116 @@
+"""The modal that forks a task: edit its params as JSON, validated before submitting."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static, TextArea
+
+from .sources import ActionError
+
+# which override the JSON object stands for, per task kind (None: the whole overrides object)
+EDITED_FIELD = {"function": "params", "notebook": "parameters"}
+OVERRIDE_HINT = {
+    "subprocess": '{"command": ["python", "-c", "print(1)"]}',
+    "code": '{"code": "print(1)", "input_data": {}}',
+    "cell": '{"code": "print(1)"}',
+}
+
+Submit = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def parse_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(object, None) for a JSON object, (None, why not) otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    if not isinstance(value, dict):
+        return None, f"must be a JSON object {{...}}, not {type(value).__name__}"
+    return value, None
+
+
+class ForkScreen(ModalScreen[dict[str, Any] | None]):
+    """Dismisses with the new task once the source accepted the fork (None when closed)."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("ctrl+s", "submit", "Fork"),
+    ]
+
+    def __init__(self, task: dict[str, Any], submit: Submit) -> None:
+        super().__init__()
+        self.task_json = task
+        self.submit_fork = submit
+        self.field = EDITED_FIELD.get(task.get("kind") or "")
+
+    def compose(self) -> ComposeResult:
+        task = self.task_json
+        if self.field:
+            initial = json.dumps(task.get("params") or {}, indent=2, sort_keys=True)
+            what = f"{self.field} (a JSON object, merged over the original)"
+        else:
+            initial = OVERRIDE_HINT.get(task.get("kind") or "", "{}")
+            what = "overrides (a JSON object)"
+        with Vertical(id="fork-dialog", classes="dialog"):
+            yield Label(f"Fork [b]{escape(task.get('label') or task.get('name') or task['id'])}"
+                        f"[/b] — edit {escape(what)}", classes="dialog-title")
+            yield TextArea(initial, id="fork-json", language=None, soft_wrap=True)
+            yield Input(value=task.get("label") or "", placeholder="label of the new task",
+                        id="fork-label")
+            yield Static("", id="fork-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Fork (ctrl+s)", id="fork-submit", variant="primary")
+                yield Button("Close", id="fork-close")
+
+    def on_mount(self) -> None:
+        self.query_one("#fork-json", TextArea).focus()
+
+    def overrides(self) -> dict[str, Any] | None:
+        """The validated overrides, or None with the problem shown."""
+        value, problem = parse_object(self.query_one("#fork-json", TextArea).text)
+        if problem is not None:
+            self.show_error(problem)
+            return None
+        overrides = {self.field: value} if self.field else dict(value or {})
+        label = self.query_one("#fork-label", Input).value.strip()
+        if label and label != (self.task_json.get("label") or ""):
+            overrides["label"] = label
+        return overrides
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#fork-error", Static).update(f"[b red]{escape(message)}[/]")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "fork-submit":
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        overrides = self.overrides()
+        if overrides is not None:
+            self.show_error("")
+            self._send(overrides)
+
+    @work(exclusive=True, group="fork")
+    async def _send(self, overrides: dict[str, Any]) -> None:
+        try:
+            task = await self.submit_fork(overrides)
+        except ActionError as exc:
+            self.show_error(str(exc))
+            self.notify(f"Fork refused: {exc}", severity="error", timeout=8)
+            return
+        self.dismiss(task)

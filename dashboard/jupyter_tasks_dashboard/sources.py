@@ -1,0 +1,353 @@
+"""Where the dashboard's data comes from: a Jupyter server (REST + websocket) or the database.
+
+Both sources speak the API's JSON (task dicts as in ``API.md``) so the widgets
+never care which one they talk to. Errors of actions are raised as
+``ActionError`` with the message people should read (the server's
+problem+json ``detail`` and field problems, or the engine's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_tasks.client import TasksClient, TasksClientError
+
+TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")
+STATUSES = (*ACTIVE, *TERMINAL)
+
+
+class ActionError(Exception):
+    """An action the source refused; ``str()`` is the message for people."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the table shows: status set, exact name and owner, free text, order."""
+
+    statuses: tuple[str, ...] = ()
+    name: str | None = None
+    owner: str | None = None
+    search: str | None = None
+    oldest_first: bool = False
+
+    def matches(self, task: dict[str, Any]) -> bool:
+        """Whether a task (API JSON) passes the filters (used for live inserts)."""
+        if self.statuses and task.get("status") not in self.statuses:
+            return False
+        if self.name and task.get("name") != self.name:
+            return False
+        if self.owner and task.get("owner") != self.owner:
+            return False
+        if self.search:
+            needle = self.search.lower()
+            hay = ((task.get("label") or "").lower(), (task.get("name") or "").lower())
+            if not any(needle in h for h in hay) and not task.get("id", "").startswith(needle):
+                return False
+        return True
+
+
+@dataclass
+class Page:
+    """One page of tasks and the cursor of the next one (None at the end)."""
+
+    tasks: list[dict[str, Any]]
+    next_cursor: str | None
+    elapsed: float = 0.0
+
+
+@dataclass
+class Details:
+    """Everything the detail pane shows about one task."""
+
+    task: dict[str, Any]
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    children: list[dict[str, Any]] = field(default_factory=list)
+    lineage_root: dict[str, Any] | None = None
+    lineage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class DataSource(ABC):
+    """The operations the dashboard needs."""
+
+    description: str = ""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect (called once, on the app's loop)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Disconnect."""
+
+    @abstractmethod
+    async def list_tasks(self, filters: Filters, cursor: str | None, limit: int) -> Page: ...
+
+    @abstractmethod
+    async def get_task(self, task_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def children(self, task_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def artifacts(self, task_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def logs(self, task_id: str, after: int = 0, limit: int = 500) -> tuple[list[dict], int]:
+        ...
+
+    @abstractmethod
+    async def stats(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def cancel(self, task_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def rerun(self, task_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def delete(self, task_id: str) -> None: ...
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Live events (``{"id", "type", "task_id", "ts", "task"}``), forever."""
+
+    async def details(self, task_id: str) -> Details:
+        """The task, its artifacts, and the lineage tree it belongs to."""
+        task = await self.get_task(task_id)
+        artifacts = await self.artifacts(task_id)
+        # walk up to the first ancestor, then down through reruns and forks
+        root = task
+        seen = {task["id"]}
+        while root.get("parent_id") and len(seen) < 50:
+            try:
+                parent = await self.get_task(root["parent_id"])
+            except ActionError:
+                break
+            if parent["id"] in seen:
+                break
+            seen.add(parent["id"])
+            root = parent
+        lineage: dict[str, list[dict[str, Any]]] = {}
+        frontier = [root["id"]]
+        budget = 200  # lineage trees are small; never walk a pathological one forever
+        while frontier and budget > 0:
+            node = frontier.pop()
+            kids = await self.children(node)
+            lineage[node] = kids
+            budget -= 1 + len(kids)
+            frontier += [k["id"] for k in kids]
+        return Details(task, artifacts, lineage.get(task_id, []), root, lineage)
+
+
+# --------------------------------------------------------------------- server
+
+
+class ServerSource(DataSource):
+    """A Jupyter server's jupyter-tasks API over ``TasksClient``."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.client = TasksClient(url, token)
+        self.url = url
+        self.description = f"server {url}"
+        self.last_event_id: int | None = None
+        self.connected = asyncio.Event()
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except TasksClientError as exc:
+            raise ActionError(exc.describe(), exc.status) from None
+
+    async def start(self) -> None:
+        await self._call(self.client.stats())
+
+    async def list_tasks(self, filters: Filters, cursor: str | None, limit: int) -> Page:
+        t0 = time.perf_counter()
+        params: dict[str, Any] = {"limit": limit, "cursor": cursor}
+        if filters.statuses:
+            params["status"] = ",".join(filters.statuses)
+        if filters.name:
+            params["name"] = filters.name
+        if filters.owner:
+            params["owner"] = filters.owner
+        if filters.search:
+            params["search"] = filters.search
+        if filters.oldest_first:
+            params["order"] = "oldest"
+        answer = await self._call(self.client.request("GET", params=params))
+        tasks = answer.get("tasks") or []
+        return Page(tasks, answer.get("next_cursor"), time.perf_counter() - t0)
+
+    async def get_task(self, task_id: str) -> dict[str, Any]:
+        return await self._call(self.client.get(task_id))
+
+    async def children(self, task_id: str) -> list[dict[str, Any]]:
+        answer = await self._call(self.client.list(parent_id=task_id, limit=200))
+        return sorted(answer.get("tasks") or [], key=lambda t: t["id"])
+
+    async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        return await self._call(self.client.artifacts(task_id))
+
+    async def logs(self, task_id: str, after: int = 0, limit: int = 500) -> tuple[list[dict], int]:
+        answer = await self._call(self.client.logs(task_id, after, limit))
+        return answer.get("entries") or [], answer.get("next") or after
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._call(self.client.stats())
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        return await self._call(self.client.cancel(task_id))
+
+    async def rerun(self, task_id: str) -> dict[str, Any]:
+        return await self._call(self.client.rerun(task_id))
+
+    async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(self.client.fork(task_id, overrides))
+
+    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
+        return await self._call(self.client.confirm(task_id, answer))
+
+    async def delete(self, task_id: str) -> None:
+        await self._call(self.client.delete(task_id))
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        # since=None the first time (live from now), then since=<last id> on every reconnect
+        async for event in self.client.events(self.last_event_id, reconnect=True):
+            self.last_event_id = event["id"]
+            yield event
+
+
+# ------------------------------------------------------------------- database
+
+
+class DatabaseSource(DataSource):
+    """The SQLite hub itself, through the engine's ``TaskManager`` (live by tailing events)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.description = f"database {self.path}"
+        self.manager: Any = None
+
+    async def start(self) -> None:
+        from jupyter_tasks.manager import TaskManager
+
+        self.manager = TaskManager(self.path, worker_kind="dashboard", runs_background=False,
+                                   make_default=False, origin={"type": "dashboard"})
+        await self.manager.start()
+        self._sub = self.manager.subscribe()
+
+    async def close(self) -> None:
+        if self.manager is not None:
+            self._sub.close()
+            await self.manager.stop()
+            self.manager = None
+
+    async def _call(self, coro: Any) -> Any:
+        from jupyter_tasks.exceptions import JupyterTasksError
+
+        try:
+            return await coro
+        except JupyterTasksError as exc:
+            raise ActionError(_engine_message(exc), getattr(exc, "http_status", None)) from None
+
+    async def list_tasks(self, filters: Filters, cursor: str | None, limit: int) -> Page:
+        t0 = time.perf_counter()
+        tasks = await self.manager.store.list_tasks(
+            statuses=filters.statuses or None, name=filters.name or None,
+            owners=[filters.owner] if filters.owner else None, search=filters.search or None,
+            limit=limit + 1, cursor=cursor, oldest_first=filters.oldest_first,
+        )
+        more = len(tasks) > limit
+        tasks = tasks[:limit]
+        return Page([t.to_json() for t in tasks], tasks[-1].id if more else None,
+                    time.perf_counter() - t0)
+
+    async def get_task(self, task_id: str) -> dict[str, Any]:
+        return (await self._call(self.manager.get(task_id))).to_json()
+
+    async def children(self, task_id: str) -> list[dict[str, Any]]:
+        return [t.to_json() for t in await self.manager.store.children(task_id)]
+
+    async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        return [a.to_json() for a in await self.manager.store.list_artifacts(task_id)]
+
+    async def logs(self, task_id: str, after: int = 0, limit: int = 500) -> tuple[list[dict], int]:
+        entries = await self.manager.store.get_logs(task_id, after, limit)
+        return [e.to_json() for e in entries], (entries[-1].seq if entries else after)
+
+    async def stats(self) -> dict[str, Any]:
+        store = self.manager.store
+        stats = await store.stats()
+        workers = await store.list_workers()
+        for queue in stats["queues"].values():
+            queue.setdefault("max_workers", None)
+        # without the server's configuration, "workers" is who serves each queue
+        for w in workers:
+            for q in w.queues:
+                stats["queues"].setdefault(q, {"queued": 0, "running": 0, "max_workers": None})
+        stats["workers"] = [w.to_json() for w in workers]
+        return stats
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        return (await self._call(self.manager.cancel(task_id))).to_json()
+
+    async def rerun(self, task_id: str) -> dict[str, Any]:
+        return (await self._call(self.manager.rerun(task_id))).to_json()
+
+    async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        return (await self._call(self.manager.fork(task_id, overrides))).to_json()
+
+    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
+        return (await self._call(self.manager.confirm(task_id, answer))).to_json()
+
+    async def delete(self, task_id: str) -> None:
+        await self._call(self.manager.delete(task_id))
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            event = await self._sub.get()
+            yield event.to_json()
+
+
+def _engine_message(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    errors = getattr(exc, "errors", None) or []
+    extra = [f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+    return "; ".join([message, *extra])
+
+
+# ------------------------------------------------------------------ discovery
+
+
+def find_local_server() -> tuple[str, str | None] | None:
+    """(url, token) of a running Jupyter server from the runtime dir, or None.
+
+    The newest server that answers wins; servers whose files outlived them are
+    skipped (``list_running_servers`` already drops those whose pid is gone).
+    """
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:  # pragma: no cover - jupyter_server is a dependency
+        return None
+    servers = list(list_running_servers())
+    servers.sort(key=lambda s: s.get("pid", 0), reverse=True)
+    for info in servers:
+        url = info.get("url")
+        if url:
+            return url, info.get("token") or None
+    return None
