@@ -1,0 +1,146 @@
+"""``%run_subprocess``, ``%run_blocking`` and card throttling in a real kernel."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.waiting import eventually_sync
+
+from .conftest import logs_of, read_store, task_of
+from .harness import Kernel
+
+SPAWN = """\
+import subprocess, sys, time
+children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            for _ in range(2)]
+print("children", *[c.pid for c in children], flush=True)
+time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _latest_task(db_path: Path, kind: str):
+    tasks = read_store(db_path, lambda s: s.list_tasks(kind=kind, limit=1))
+    return tasks[0]
+
+
+def test_run_subprocess_timeout_kills_the_child_tree(
+        kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "spawn.py").write_text(SPAWN)
+    started = time.monotonic()
+    outputs = kernel.execute(f"%run_subprocess --timeout 1.5 {sys.executable} spawn.py",
+                             timeout=30)
+    assert time.monotonic() - started < 15
+    task = _latest_task(db_path, "subprocess")
+    assert task.status == "timeout"
+    assert task.spec["command"] == [sys.executable, "spawn.py"]
+    logs = logs_of(db_path, task.id)
+    pids = [int(p) for p in logs.split("children", 1)[1].split()[:2]]
+    assert len(pids) == 2
+    eventually_sync(lambda: all(_gone(p) for p in pids), timeout=10, what="children gone")
+    # the cell says what happened; the card shows it (status, exit output)
+    assert any("timeout" in m["content"].get("text", "") for m in outputs
+               if m["msg_type"] == "stream")
+
+
+def test_run_subprocess_streams_output_into_its_card(kernel: Kernel, db_path: Path) -> None:
+    kernel.execute(
+        f"%run_subprocess --background {sys.executable} -c "
+        "\"import time; [print('line', i, flush=True) or time.sleep(0.1) for i in range(5)]\""
+    )
+    task = _latest_task(db_path, "subprocess")
+    assert kernel.value("proc_1.id") == task.id
+    eventually_sync(lambda: task_of(db_path, task.id).status == "succeeded", what="exit")
+    html_widgets = [c for c, name in kernel.comm_models().items() if name == "HTMLModel"]
+
+    def card_html() -> str:
+        kernel.pump(0.05)
+        return "".join(str(kernel.widget_state(c).get("value", "")) for c in html_widgets)
+
+    eventually_sync(lambda: "line 4" in card_html() and "exit code 0" in card_html(),
+                    what="output and exit code in the card")
+
+
+def test_a_string_command_is_refused_with_a_clear_error(kernel: Kernel) -> None:
+    outputs = kernel.execute("import jupyter_tasks\nawait jupyter_tasks.run_subprocess('ls -l')",
+                             allow_error=True)
+    error = next(m["content"] for m in outputs if m["msg_type"] == "error")
+    assert error["ename"] == "InvalidCommand"
+    assert "list of arguments" in error["evalue"] and "shlex.split" in error["evalue"]
+    # IPython shows a magic's UsageError as text on stderr
+    outputs = kernel.execute("%run_subprocess", allow_error=True)
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    assert "UsageError" in text and "CMD ARGS" in text
+
+
+def test_run_blocking_waits_and_keeps_the_kernel_loop_free(
+        kernel: Kernel, tmp_path: Path) -> None:
+    assert kernel.value("%run_blocking sum(range(10))") == 45
+    kernel.execute("async def twice(x):\n    return 2 * x\n")
+    assert kernel.value("await __import__('jupyter_tasks').run_blocking(sum, [1, 2, 3])") == 6
+    # a widget click (a comm message) is handled while a %%run_blocking cell waits
+    flag = tmp_path / "clicked"
+    kernel.execute(
+        "import ipywidgets, pathlib\n"
+        "button = ipywidgets.Button()\n"
+        f"button.on_click(lambda b: pathlib.Path({str(flag)!r}).touch())\n"
+        "button.model_id"
+    )
+    model_id = kernel.value("button.model_id")
+    msg_id = kernel.submit(
+        "%%run_blocking\nimport os, time\n"
+        f"while not os.path.exists({str(flag)!r}):\n    time.sleep(0.02)\n'unblocked'\n")
+    eventually_sync(lambda: kernel.pump(0.05) is not None and any(
+        m["msg_type"] == "status" and m["content"]["execution_state"] == "busy"
+        and m["parent_header"].get("msg_id") == msg_id for m in kernel.messages),
+        what="blocking cell started")
+    click = kernel.client.session.msg("comm_msg", {
+        "comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}})
+    kernel.client.shell_channel.send(click)
+    kernel.wait_for(lambda: kernel.idle(msg_id), timeout=15, what="blocking cell done")
+    assert flag.exists()
+    result = [m for m in kernel.outputs_of(msg_id) if m["msg_type"] == "execute_result"]
+    assert result[0]["content"]["data"]["text/plain"] == "'unblocked'"
+
+
+def test_card_sends_at_most_about_ten_updates_per_second(
+        kernel: Kernel, db_path: Path) -> None:
+    kernel.pump(0.2)
+    before = len(kernel.messages)
+    kernel.execute(
+        "%%background --name h\n"
+        "from jupyter_tasks import progress\n"
+        "n = 1_000_000\n"
+        "for i in range(n):\n"
+        "    progress(i + 1, n)\n"
+        "    i * i\n"
+    )
+    task_id = kernel.value("h.id")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", timeout=60,
+                    what="loop done")
+    task = task_of(db_path, task_id)
+    # let the card settle on its final state
+    kernel.wait_for(lambda: any("100%" in str(m["content"]["data"]["state"].get("value", ""))
+                                for m in kernel.comm_updates()), what="final 100% shown")
+    kernel.pump(0.5)
+    updates = [m for m in kernel.messages[before:] if m["msg_type"] == "comm_msg"
+               and m["content"]["data"].get("method") == "update"]
+    duration = task.finished_at - task.started_at
+    assert duration > 0.3, duration  # the loop is long enough to say something
+    times = [m["_received"] for m in updates]
+    # the card did update while the loop ran, but never faster than ~10 per second
+    assert len(updates) >= 2
+    assert len(updates) <= 10 * (duration + 0.5) + 3, (len(updates), duration)
+    for i, t in enumerate(times):
+        in_second = [u for u in times[i:] if u - t < 1.0]
+        assert len(in_second) <= 12, (len(in_second), duration)
