@@ -1,0 +1,100 @@
+"""Real ``jupyter server`` processes: SIGKILL mid-job and restart loses nothing; listing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.waiting import eventually_sync
+
+RESTART_TASKS = textwrap.dedent('''
+    import os
+    import time
+    from pathlib import Path
+
+    from jupyter_tasks import TaskContext, task
+
+
+    @task("restart_slow", mode="job")
+    def restart_slow(ctx: TaskContext, seconds: float = 3.0) -> dict:
+        with open(Path(os.environ["RESTART_MARKS"]) / ctx.task_id, "a") as marks:
+            marks.write(f"{os.getpid()}\\n")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ctx.check_cancelled()
+            time.sleep(0.05)
+        return {"pid": os.getpid()}
+
+
+    @task("restart_quick", mode="job")
+    def restart_quick(n: int) -> int:
+        return n * 2
+''')
+
+
+@pytest.mark.slow
+def test_sigkilled_server_restarts_and_finishes_every_job(server_factory, tmp_path: Path):
+    module = tmp_path / "restart_tasks.py"
+    module.write_text(RESTART_TASKS)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {"RESTART_MARKS": str(marks)}
+    first = server_factory("--JupyterTasksApp.workers=default=1", env=env, modules=str(module))
+
+    status, slow = first.request("POST", "/api/tasks", {"name": "restart_slow",
+                                                        "params": {"seconds": 3.0}})
+    assert status == 202, slow
+    accepted = [slow["id"]]
+    for n in range(20):
+        status, quick = first.request("POST", "/api/tasks", {"name": "restart_quick",
+                                                             "params": {"n": n}})
+        assert status == 202
+        accepted.append(quick["id"])
+
+    def slow_running() -> bool:
+        return first.request("GET", f"/api/tasks/{slow['id']}")[1]["status"] == "running"
+
+    eventually_sync(slow_running, timeout=30, what="slow job running")
+    first.kill()  # SIGKILL: no cleanup, the job is left "running" in the store
+
+    second = server_factory(env=env, modules=str(module))
+    status, result = second.request("GET", f"/api/tasks/{slow['id']}/result?timeout=60",
+                                    timeout=90)
+    assert status == 200 and result["status"] == "succeeded", result
+    task = second.request("GET", f"/api/tasks/{slow['id']}")[1]
+    assert task["attempts"] == 2
+    pids = (marks / slow["id"]).read_text().split()
+    assert pids == [str(first.popen.pid), str(second.popen.pid)]
+
+    def all_finished() -> list[dict]:
+        tasks = second.request("GET", "/api/tasks?limit=500")[1]["tasks"]
+        return tasks if all(t["status"] == "succeeded" for t in tasks) else []
+
+    tasks = eventually_sync(all_finished, timeout=60, what="every job finished")
+    ids = [t["id"] for t in tasks]
+    assert sorted(ids) == sorted(accepted)  # each accepted task once, none extra
+    results = {t["params"]["n"]: t["result"] for t in tasks if t["name"] == "restart_quick"}
+    assert results == {n: n * 2 for n in range(20)}
+
+
+def test_extension_is_listed_enabled_and_ok(tmp_path: Path):
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    )
+    output = _plain(listing.stdout + listing.stderr)
+    assert "jupyter_tasks enabled" in output
+    assert any(line.strip().startswith("jupyter_tasks") and line.strip().endswith("OK")
+               for line in output.splitlines()), output
+
+
+def _plain(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
