@@ -208,6 +208,9 @@ class TaskManager:
             TaskKind.FUNCTION.value: self._exec_function,
             TaskKind.SUBPROCESS.value: self._exec_subprocess,
         }
+        from .jobs import install_job_executors  # notebook + code kinds (nbclient loads lazily)
+
+        install_job_executors(self)
         self.store: Store = None  # type: ignore[assignment]
         self.loop: asyncio.AbstractEventLoop | None = None
         self.last_event_id = 0

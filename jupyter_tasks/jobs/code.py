@@ -1,0 +1,156 @@
+"""Code jobs: Python source run in a fresh ``sys.executable`` process.
+
+Each attempt gets its own temporary working folder::
+
+    <tmp>/jupyter-tasks-code-<task id>-<attempt>-XXXX/
+        main.py        the source
+        input.json     ``spec["input_data"]`` as JSON   ($JUPYTER_TASKS_INPUT)
+        output/        every file written here becomes an artifact ($JUPYTER_TASKS_OUTPUT)
+
+Artifact names: a file ``output/a.csv`` is ``a.csv``; a file in a subfolder,
+``output/plots/b.png``, is flattened to ``plots__b.png``. Characters an
+artifact name may not hold become ``_``; hidden files (a part starting with
+``.``) and symlinks are skipped and noted in the log. Output files are kept
+also when the program fails, runs out of memory or times out (as far as the
+program wrote them).
+
+stdout/stderr stream into the task log; ``memory_limit_mb`` is enforced on the
+whole process tree (status ``oom``); a non-zero exit is ``failed`` with the
+end of stderr as the message. The folder is removed after the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ..runners import run_process
+from ._util import run_to_end
+
+FLATTEN_SEPARATOR = "__"
+STDERR_TAIL_CHARS = 2000
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+class CodeFailed(Exception):
+    """A code job's process exited with a non-zero code."""
+
+    def __init__(self, returncode: int, stderr_tail: str) -> None:
+        tail = stderr_tail.strip()
+        super().__init__(f"exit code {returncode}" + (f": {tail}" if tail else ""))
+        self.returncode = returncode
+        self.stderr_tail = tail
+
+
+class _TailingContext:
+    """Forwards output to the task context and keeps the end of stderr."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.stderr: deque[str] = deque()
+        self.size = 0
+
+    def write(self, text: str, stream: str = "stdout") -> None:
+        self.ctx.write(text, stream)
+        if stream == "stderr" and text:
+            self.stderr.append(text)
+            self.size += len(text)
+            while self.size - len(self.stderr[0]) > STDERR_TAIL_CHARS:
+                self.size -= len(self.stderr.popleft())
+
+    def tail(self) -> str:
+        return "".join(self.stderr)[-STDERR_TAIL_CHARS:]
+
+
+def artifact_name_for(relative: str) -> str | None:
+    """The artifact name of a file under ``output/`` (None: skip it)."""
+    parts = Path(relative).parts
+    if not parts or any(p.startswith(".") for p in parts):
+        return None
+    name = _UNSAFE.sub("_", FLATTEN_SEPARATOR.join(parts))
+    if not name or not name[0].isalnum() or ".." in name:
+        name = "file_" + name.replace("..", "_")
+    return name[:255]
+
+
+def collect_outputs(output_dir: str | os.PathLike[str]) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(artifact name, file) pairs for every regular file under ``output_dir``, and skips."""
+    found: list[tuple[str, Path]] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    root = Path(output_dir)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            relative = str(path.relative_to(root))
+            if path.is_symlink() or not path.is_file():
+                skipped.append(relative)
+                continue
+            name = artifact_name_for(relative)
+            if name is None or name in seen:
+                skipped.append(relative)
+                continue
+            seen.add(name)
+            found.append((name, path))
+    return found, skipped
+
+
+async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
+    """Executor for ``kind="code"``."""
+    spec = task.spec or {}
+    attempt = getattr(task, "attempts", 0) or 0
+    work = tempfile.mkdtemp(prefix=f"jupyter-tasks-code-{task.id}-{attempt}-")
+    try:
+        script = os.path.join(work, "main.py")
+        input_path = os.path.join(work, "input.json")
+        output_dir = os.path.join(work, "output")
+        os.mkdir(output_dir)
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(spec["code"])
+        with open(input_path, "w", encoding="utf-8") as f:
+            json.dump(spec.get("input_data"), f)
+        env = {"JUPYTER_TASKS_INPUT": input_path, "JUPYTER_TASKS_OUTPUT": output_dir,
+               "JUPYTER_TASKS_TASK_ID": task.id, "PYTHONUNBUFFERED": "1"}
+        tail = _TailingContext(ctx)
+        outcome: BaseException | None = None
+        completed = None
+        try:
+            completed = await run_process(
+                [sys.executable, script], ctx=tail, cwd=work, env=env,  # type: ignore[arg-type]
+                memory_limit_mb=getattr(task, "memory_limit_mb", None), usage=running.process,
+                capture_output=False)
+        except BaseException as exc:
+            outcome = exc
+        # output files are kept whatever the outcome (shielded: a cancel may be under way)
+        names = await run_to_end(_keep_outputs(ctx, output_dir))
+        if outcome is not None:
+            raise outcome
+        assert completed is not None
+        if completed.returncode != 0:
+            raise CodeFailed(completed.returncode, tail.tail())
+        return {"returncode": 0, "artifacts": names}
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _keep_outputs(ctx: Any, output_dir: str) -> list[str]:
+    found, skipped = await asyncio.to_thread(collect_outputs, output_dir)
+    for relative in skipped:
+        ctx.log(f"[jupyter-tasks] output file {relative!r} skipped (hidden, symlink or "
+                "duplicate name)", "log")
+    names = []
+    for name, path in found:
+        await ctx.artifact(name, path)
+        names.append(name)
+    return names

@@ -1,0 +1,197 @@
+"""Notebook jobs with real kernels: parameters, progress, logs, artifacts, failure, stop."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psutil
+import pytest
+
+from jupyter_tasks import TaskManager
+from jupyter_tasks.exceptions import InvalidRequest
+from jupyter_tasks.jobs import validate_notebook_spec
+from jupyter_tasks.jobs.notebook import INJECTED_TAG, inject_parameters
+from tests.jobs.conftest import write_notebook
+from tests.waiting import eventually
+
+PARAMS_CELLS = [
+    ("alpha = 1\nname = 'default'", ["parameters"]),
+    "doubled = alpha * 2\nprint(f'{name}: doubled={doubled}')",
+    "import sys\nprint('to stderr', file=sys.stderr)\ndoubled + 1",
+]
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def logs_text(manager: TaskManager, task_id: str) -> str:
+    return "".join(e.text for e in await manager.store.get_logs(task_id))
+
+
+async def artifact_notebook(manager: TaskManager, task_id: str, name: str) -> Any:
+    art = await manager.store.get_artifact(task_id, name)
+    assert art is not None, f"no artifact {name}"
+    return nbformat.reads(manager.store.artifact_path(art).read_text(), as_version=4)
+
+
+# --------------------------------------------------------------------- REST
+
+
+async def test_parameters_progress_logs_and_artifact_over_rest(api, jp_root_dir, tasks_app):
+    write_notebook(jp_root_dir / "reports" / "params.ipynb", PARAMS_CELLS)
+    response = await api.post(body={"notebook": "reports/params.ipynb",
+                                    "parameters": {"alpha": 21, "name": "job"}})
+    assert response.code == 202, response.json
+    task = response.json
+    assert task["kind"] == "notebook" and task["params"] == {"alpha": 21, "name": "job"}
+    result = await api.get(task["id"], "result", params={"timeout": 120})
+    assert result.code == 200 and result.json["status"] == "succeeded", result.json
+    assert result.json["result"]["notebook"] == "params.ipynb"
+    done = (await api.get(task["id"])).json
+    # three code cells in the file plus the injected one: progress reaches 4/4
+    assert done["progress"]["current"] == done["progress"]["total"] == 4
+
+    # progress carried the running cell's first line along the way
+    manager = tasks_app.manager
+    events = await manager.store.events_after(0, task_id=task["id"], limit=1000)
+    messages = {(e.task or {}).get("progress", {}).get("message") for e in events
+                if e.type == "task.progress" and e.task}
+    assert messages & {"doubled = alpha * 2", "import sys", "alpha = 1", "# Parameters",
+                       "starting kernel"}, messages
+
+    logs = (await api.get(task["id"], "logs")).json["entries"]
+    text = "".join(e["text"] for e in logs)
+    assert "job: doubled=42" in text and "43" in text
+    assert any(e["stream"] == "stderr" and "to stderr" in e["text"] for e in logs)
+
+    listing = (await api.get(task["id"], "artifacts")).json
+    assert [a["name"] for a in listing] == ["params.ipynb"]
+    download = await api.get(task["id"], "artifacts", "params.ipynb")
+    assert download.code == 200
+    etag = download.headers["ETag"]
+    assert etag == f'"{hashlib.sha256(download.body).hexdigest()}"'
+    again = await api.get(task["id"], "artifacts", "params.ipynb",
+                          headers={"If-None-Match": etag})
+    assert again.code == 304
+
+    nb = nbformat.reads(download.body.decode(), as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    injected = next(i for i, t in enumerate(tags) if INJECTED_TAG in t)
+    assert "parameters" in tags[injected - 1], "injected right after the parameters cell"
+    assert "alpha = 21" in nb.cells[injected].source
+    assert "name = 'job'" in nb.cells[injected].source
+    last = nb.cells[-1].outputs
+    assert any(o.get("data", {}).get("text/plain") == "43" for o in last)
+
+
+async def test_rest_refuses_a_notebook_outside_the_root(api, jp_root_dir):
+    response = await api.post(body={"notebook": "../outside.ipynb"})
+    assert response.code == 422
+
+
+# ------------------------------------------------------------------ manager
+
+
+async def test_failing_cell_fails_the_task_and_still_keeps_the_notebook(
+        manager: TaskManager, tmp_path: Path) -> None:
+    write_notebook(tmp_path / "bad.ipynb", [
+        "x = 1\nprint('before')",
+        "y = x / 0",
+        "print('never printed')",
+    ])
+    task = await manager.submit_spec({"notebook": "bad.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "failed", done.error
+    assert done.error["type"] == "CellExecutionError"
+    assert "ZeroDivisionError" in done.error["message"]
+    assert "division by zero" in done.error["message"]
+    assert "y = x / 0" in done.error["traceback"]
+    assert "ZeroDivisionError" in done.error["traceback"]
+    assert done.progress["current"] == 1 and done.progress["total"] == 3
+    nb = await artifact_notebook(manager, task.id, "bad.ipynb")
+    assert nb.cells[2].outputs[0]["ename"] == "ZeroDivisionError"
+    assert nb.cells[3].get("outputs") == [], "cells after the failure did not run"
+    assert "before" in await logs_text(manager, task.id)
+    assert "never printed" not in await logs_text(manager, task.id)
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+async def test_cancel_and_timeout_stop_the_kernel(manager: TaskManager, tmp_path: Path,
+                                                  how: str) -> None:
+    pid_file = tmp_path / "kernel.pid"
+    write_notebook(tmp_path / "slow.ipynb", [
+        f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))",
+        "import time\nfor i in range(6000):\n    time.sleep(0.1)",
+    ])
+    task = await manager.submit_spec(
+        {"notebook": "slow.ipynb", "root_dir": str(tmp_path)}, max_retries=0,
+        timeout=None if how == "cancel" else 8)
+
+    async def kernel_pid() -> int | None:
+        return int(pid_file.read_text()) if pid_file.exists() and pid_file.read_text() else None
+
+    pid = await eventually(kernel_pid, timeout=60, what="kernel started")
+    assert psutil.pid_exists(pid) and pid != os.getpid()
+    if how == "cancel":
+        await manager.cancel(task.id)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == ("cancelled" if how == "cancel" else "timeout")
+    await eventually(lambda: _async(process_gone(pid)), timeout=10, what="kernel gone")
+    # the partly executed notebook is kept
+    nb = await artifact_notebook(manager, task.id, "slow.ipynb")
+    assert nb.cells[1].get("execution_count") == 1
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def test_rerun_and_fork_with_other_parameters(manager: TaskManager, tmp_path: Path) -> None:
+    write_notebook(tmp_path / "p.ipynb", [("n = 2", ["parameters"]), "n * 10"], markdown=None)
+    first = await manager.submit_spec({"notebook": "p.ipynb", "parameters": {"n": 3},
+                                       "root_dir": str(tmp_path)})
+    assert (await manager.wait(first.id, timeout=120)).status == "succeeded"
+    forked = await manager.fork(first.id, {"parameters": {"n": 7}})
+    rerun = await manager.rerun(first.id)
+    for task, expected in ((forked, "70"), (rerun, "30")):
+        done = await manager.wait(task.id, timeout=120)
+        assert done.status == "succeeded", done.error
+        assert done.parent_id == first.id
+        nb = await artifact_notebook(manager, task.id, "p.ipynb")
+        assert nb.cells[-1].outputs[0]["data"]["text/plain"] == expected
+    assert (await manager.get(forked.id)).relationship == "fork"
+    assert (await manager.get(forked.id)).params == {"n": 7}
+
+
+async def test_paths_must_stay_inside_the_root(manager: TaskManager, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_notebook(tmp_path / "outside.ipynb", ["1"])
+    root.mkdir()
+    for bad in ("../outside.ipynb", str(tmp_path / "outside.ipynb")):
+        with pytest.raises(InvalidRequest):
+            validate_notebook_spec({"notebook": bad, "root_dir": str(root)})
+        task = await manager.submit_spec({"notebook": bad, "root_dir": str(root)},
+                                         max_retries=0)
+        done = await manager.wait(task.id, timeout=30)
+        assert done.status == "failed" and done.error["type"] == "InvalidRequest"
+    with pytest.raises(InvalidRequest, match="identifiers"):
+        validate_notebook_spec({"notebook": "outside.ipynb", "root_dir": str(tmp_path),
+                                "parameters": {"not valid": 1}})
+
+
+def test_injection_without_a_parameters_cell_goes_on_top() -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1")])
+    assert inject_parameters(nb, {"a": [1, "two"]}) == 0
+    assert nb.cells[0].source.splitlines()[1] == "a = [1, 'two']"
+    # injecting again (an output notebook run anew) replaces the old injected cell
+    inject_parameters(nb, {"a": 5})
+    assert [c.source for c in nb.cells][1:] == ["a = 1"] and "a = 5" in nb.cells[0].source
