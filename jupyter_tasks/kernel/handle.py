@@ -98,6 +98,18 @@ class TaskHandle:
         task = self._manager.run_sync(self._manager.rerun(self.id))
         return TaskHandle(task.id, self._manager)
 
+    def answer(self, choice: str) -> None:
+        """Answer the task's pending question (``TaskContext.confirm``) with ``choice``."""
+        self._manager.run_sync(self._manager.confirm(self.id, choice))
+
+    @property
+    def question(self) -> dict[str, Any] | None:
+        """The pending question ``{prompt, choices}``, or None."""
+        confirmation = self.task.confirmation
+        if confirmation and confirmation.get("answer") is None:
+            return {"prompt": confirmation.get("prompt"), "choices": confirmation.get("choices")}
+        return None
+
     def card(self) -> Any:
         """A live ``TaskCard`` for this task."""
         from .cards import TaskCard

@@ -28,7 +28,7 @@ from IPython.core.magic import (
     magics_class,
     no_var_expand,
 )
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import DollarFormatter
 
 from ..exceptions import TaskFailed
@@ -269,7 +269,10 @@ class TaskMagics(Magics):
         expression's value is the task's result. ``--name VAR`` (default: a
         fresh name, printed) receives a ``TaskHandle``.
         """
-        args = parse_argstring(self.background, line)
+        try:  # shlex, so that --label "two words" loses its quotes
+            args = self.background.parser.parse_args(shlex.split(line))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         side = _side()
         name = args.name or side.fresh_name("bg")
         if not name.isidentifier():
