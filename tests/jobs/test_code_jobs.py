@@ -1,0 +1,107 @@
+"""Code jobs in fresh processes: input, output artifacts, oom, timeout, failures, hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks import TaskManager
+from jupyter_tasks.jobs.code import artifact_name_for
+
+WRITER = """
+import json, os
+data = json.load(open(os.environ["JUPYTER_TASKS_INPUT"]))
+out = os.environ["JUPYTER_TASKS_OUTPUT"]
+assert os.path.samefile(os.getcwd(), os.path.dirname(out))
+with open(os.path.join(out, "total.json"), "w") as f:
+    json.dump({"total": sum(data["items"])}, f)
+os.makedirs(os.path.join(out, "plots"))
+open(os.path.join(out, "plots", "a b.txt"), "w").write("nested")
+open(os.path.join(out, ".hidden"), "w").write("skipped")
+print("summed", len(data["items"]), "items")
+"""
+
+
+async def test_artifacts_usage_and_stable_hashes_over_rest(api, tasks_app) -> None:
+    body = {"code": WRITER, "input_data": {"items": [1, 2, 3]}}
+    task = await api.submit(body)
+    assert task["kind"] == "code"
+    result = await api.get(task["id"], "result", params={"timeout": 60})
+    assert result.json["status"] == "succeeded", result.json
+    assert sorted(result.json["result"]["artifacts"]) == ["plots__a b.txt", "total.json"]
+    full = (await api.get(task["id"], params={"view": "full"})).json
+    names = {a["name"]: a for a in full["artifacts"]}
+    assert set(names) == {"total.json", "plots__a b.txt"}
+    total = await api.get(task["id"], "artifacts", "total.json")
+    assert json.loads(total.body) == {"total": 6}
+    assert total.headers["ETag"] == f'"{hashlib.sha256(total.body).hexdigest()}"'
+    usage = full["resource_usage"]
+    assert usage["cpu_seconds"] > 0 and usage["peak_memory_mb"] > 1
+    hashes = full["content_hashes"]
+    assert hashes["code"] == hashlib.sha256(WRITER.encode()).hexdigest()
+    assert "input_data" in hashes
+    logs = (await api.get(task["id"], "logs")).json["entries"]
+    assert "summed 3 items" in "".join(e["text"] for e in logs)
+
+    rerun = (await api.post(task["id"], "rerun")).json
+    assert (await api.get(rerun["id"], "result", params={"timeout": 60})).json["status"] \
+        == "succeeded"
+    rerun_full = (await api.get(rerun["id"], params={"view": "full"})).json
+    assert rerun_full["content_hashes"] == hashes
+    assert {a["sha256"] for a in rerun_full["artifacts"]} == {a["sha256"] for a in
+                                                              full["artifacts"]}
+    forked = (await api.post(task["id"], "fork",
+                             body={"input_data": {"items": [10]}})).json
+    assert (await api.get(forked["id"], "result", params={"timeout": 60})).json["status"] \
+        == "succeeded"
+    forked_full = (await api.get(forked["id"], params={"view": "full"})).json
+    assert forked_full["content_hashes"]["code"] == hashes["code"]
+    assert forked_full["content_hashes"]["input_data"] != hashes["input_data"]
+
+
+async def test_memory_limit_ends_in_oom(manager: TaskManager) -> None:
+    code = "import time\nblocks = []\nfor _ in range(400):\n" \
+           "    blocks.append(bytearray(10 * 1024 * 1024))\n    time.sleep(0.01)\n"
+    task = await manager.submit_spec({"code": code}, memory_limit_mb=150, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "oom", (done.status, done.error)
+    assert "memory limit" in done.error["message"]
+    assert done.resource_usage["peak_memory_mb"] > 150
+
+
+async def test_timeout_ends_the_process(manager: TaskManager, tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+    code = f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\n" \
+           "os.makedirs(os.environ['JUPYTER_TASKS_OUTPUT'], exist_ok=True)\n" \
+           "open(os.path.join(os.environ['JUPYTER_TASKS_OUTPUT'], 'partial.txt'), 'w')" \
+           ".write('x')\ntime.sleep(600)\n"
+    task = await manager.submit_spec({"code": code}, timeout=3, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "timeout"
+    import psutil
+
+    pid = int(marker.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert [a.name for a in await manager.store.list_artifacts(task.id)] == ["partial.txt"]
+
+
+async def test_non_zero_exit_fails_with_the_stderr_tail(manager: TaskManager) -> None:
+    code = "import sys\nprint('x' * 5000, file=sys.stderr)\nraise SystemExit('bad input: 42')\n"
+    task = await manager.submit_spec({"code": code, "input_data": None}, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "failed"
+    assert done.error["type"] == "CodeFailed"
+    assert done.error["message"].startswith("exit code 1:")
+    assert done.error["message"].rstrip().endswith("bad input: 42")
+    assert len(done.error["message"]) < 2100
+
+
+@pytest.mark.parametrize(("relative", "name"), [
+    ("a.csv", "a.csv"), ("sub/b.png", "sub__b.png"), ("x/y/z.txt", "x__y__z.txt"),
+    ("we!rd$.txt", "we_rd_.txt"), (".git/config", None), ("sub/.env", None),
+])
+def test_artifact_names(relative: str, name: str | None) -> None:
+    assert artifact_name_for(relative) == name
