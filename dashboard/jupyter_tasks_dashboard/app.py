@@ -90,25 +90,18 @@ class TasksDashboard(App[int]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        # kept as attributes: queries would miss them while a modal screen is on top
+        self.overview = QueueOverview(id="queues")
+        self.filter_bar = FilterBar(id="filters")
+        self.table = TaskTable(id="tasks")
+        self.detail = DetailPane(id="detail")
         yield Header(show_clock=False)
-        yield QueueOverview(id="queues")
-        yield FilterBar(id="filters")
+        yield self.overview
+        yield self.filter_bar
         with Horizontal(id="main"):
-            yield TaskTable(id="tasks")
-            yield DetailPane(id="detail")
+            yield self.table
+            yield self.detail
         yield Footer()
-
-    @property
-    def table(self) -> TaskTable:
-        return self.query_one("#tasks", TaskTable)
-
-    @property
-    def detail(self) -> DetailPane:
-        return self.query_one("#detail", DetailPane)
-
-    @property
-    def overview(self) -> QueueOverview:
-        return self.query_one("#queues", QueueOverview)
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.source.description} · connecting…"
@@ -234,11 +227,11 @@ class TasksDashboard(App[int]):
                 continue
             if task:
                 latest[task_id] = task
+            if task and task.get("parent_id") in lineage_ids and task_id not in lineage_ids:
+                lineage_changed = True  # a new rerun or fork of the shown family
             if etype == "task.created" and task:
                 if first_page and filters.matches(task):
                     structural = True
-                if task.get("parent_id") in lineage_ids:
-                    lineage_changed = True
             elif etype == "task.log" and task_id == detail.task_id:
                 need_logs = True
         for task_id, task in latest.items():
@@ -351,8 +344,11 @@ class TasksDashboard(App[int]):
     def action_rerun(self) -> None:
         task = self._selected()
         if task is not None:
-            self._act("Rerun", lambda: self.source.rerun(task["id"]),
-                      lambda t: f"Rerun of {_name(task)} started as {short_id(t['id'])}")
+            def rerun_started(new: dict[str, Any]) -> str:
+                self._load_details(task["id"])  # the lineage tree gains the child
+                return f"Rerun of {_name(task)} started as {short_id(new['id'])}"
+
+            self._act("Rerun", lambda: self.source.rerun(task["id"]), rerun_started)
 
     def action_fork(self) -> None:
         task = self._selected()
@@ -397,12 +393,12 @@ class TasksDashboard(App[int]):
             self.notify(f"Copied {task['id']}")
 
     def action_sort(self) -> None:
-        filters = self.query_one(FilterBar).toggle_order()
+        filters = self.filter_bar.toggle_order()
         self.apply_filters(filters)
         self.notify("Oldest first" if filters.oldest_first else "Newest first")
 
     def action_focus_filter(self) -> None:
-        self.query_one("#filter-search", Input).focus()
+        self.filter_bar.query_one("#filter-search", Input).focus()
 
     def action_focus_table(self) -> None:
         self.table.focus()

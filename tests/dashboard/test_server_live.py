@@ -1,0 +1,233 @@
+"""The dashboard against a real ``jupyter server``: live rows, progress, and every action."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.confirm import ConfirmScreen
+from jupyter_tasks_dashboard.fork import ForkScreen
+from jupyter_tasks_dashboard.sources import ServerSource
+from textual.widgets import Button, TextArea
+
+from jupyter_tasks.client import TasksClient
+
+from .conftest import until
+
+pytestmark = pytest.mark.slow
+SIZE = (180, 50)
+
+
+def dashboard(server: Any) -> TasksDashboard:
+    return TasksDashboard(ServerSource(server.url, server.token))
+
+
+def cell(app: TasksDashboard, task_id: str, column: str) -> str:
+    value = app.table.get_cell(task_id, column)
+    return getattr(value, "plain", str(value))
+
+
+def notes(app: TasksDashboard) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def started(app: TasksDashboard, pilot: Any) -> None:
+    await until(lambda: app.ready and app.page_loads > 0, pilot, what="first page")
+
+
+async def select(app: TasksDashboard, pilot: Any, task_id: str) -> None:
+    """Put the table's cursor on a task and wait for its details."""
+    await until(lambda: task_id in app.table.tasks, pilot, what=f"row {task_id}")
+    app.table.focus()
+    app.table.move_cursor(row=app.table.get_row_index(task_id))
+    await until(lambda: app.detail.task_id == task_id, pilot, what="details")
+
+
+async def test_submitted_job_appears_and_its_progress_moves(server):
+    client = TasksClient(server.url, server.token)
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        task = await client.submit("dash_steps", {"steps": 200, "delay": 0.03},
+                                   label="counting sheep")
+        await until(lambda: task["id"] in app.table.tasks, pilot, what="the new row")
+        assert cell(app, task["id"], "label") == "counting sheep"
+        seen: set[str] = set()
+
+        def progress_moved() -> bool:
+            text = cell(app, task["id"], "progress")
+            if text.strip():
+                seen.add(text)
+            return len(seen) >= 3
+
+        await until(progress_moved, pilot, what="three distinct progress values")
+        percents = sorted(int(s.rsplit(" ", 1)[1].rstrip("%")) for s in seen)
+        assert percents[-1] > percents[0]
+        assert cell(app, task["id"], "status") == "running"
+        assert "counting sheep" in app.screen_text()
+        await client.cancel(task["id"])
+
+
+async def test_cancel_from_the_dashboard_ends_the_task_cancelled(server):
+    client = TasksClient(server.url, server.token)
+    task = await client.submit("dash_steps", {"steps": 500, "delay": 0.05}, label="to cancel")
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, task["id"])
+        await until(lambda: cell(app, task["id"], "status") == "running", pilot, what="running")
+        await pilot.press("c")
+        await until(lambda: cell(app, task["id"], "status") == "cancelled", pilot,
+                    what="cancelled in the table")
+        assert any("Cancel" in n for n in notes(app)), notes(app)
+        assert "cancelled" in app.detail.query_one("#summary").render().plain
+    assert (await client.get(task["id"]))["status"] == "cancelled"
+
+
+async def test_rerun_creates_a_child_shown_in_the_lineage(server):
+    client = TasksClient(server.url, server.token)
+    task = await client.submit("dash_echo", {"value": 3}, label="echo three")
+    await client.wait(task["id"], timeout=30)
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, task["id"])
+        await pilot.press("r")
+        children = await until(
+            lambda: client.list(parent_id=task["id"]), pilot, what="a child over REST")
+        await until(lambda: [label for label in app.detail.lineage_labels if "rerun:" in label],
+                    pilot, what="the rerun in the lineage tree")
+        child = children["tasks"][0]
+        assert child["relationship"] == "rerun"
+        assert any(child["id"][-10:] in label for label in app.detail.lineage_labels)
+        assert any("Rerun of echo three" in n for n in notes(app)), notes(app)
+        assert (await client.wait(child["id"], timeout=30))["result"] == {"value": 3,
+                                                                          "word": "plain"}
+
+
+async def test_fork_validates_json_and_runs_with_edited_params(server):
+    client = TasksClient(server.url, server.token)
+    task = await client.submit("dash_echo", {"value": 1}, label="echo one")
+    await client.wait(task["id"], timeout=30)
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, task["id"])
+        await pilot.press("f")
+        modal = await until(lambda: isinstance(app.screen, ForkScreen) and app.screen, pilot,
+                            what="the fork modal")
+        editor = modal.query_one("#fork-json", TextArea)
+        assert json.loads(editor.text) == {"value": 1}
+        assert "Fork" in app.screen_text() and '"value": 1' in app.screen_text()
+
+        def error_text() -> str:
+            return str(modal.query_one("#fork-error").render())
+
+        editor.text = '{"value": 42,'  # not JSON
+        await pilot.press("ctrl+s")
+        await until(lambda: "invalid JSON" in error_text(), pilot, what="syntax error shown")
+        editor.text = "[42]"  # JSON, but not an object
+        await pilot.press("ctrl+s")
+        await until(lambda: "JSON object" in error_text(), pilot, what="type error shown")
+        editor.text = '{"no_such_param": 1}'  # the server answers 422
+        await pilot.press("ctrl+s")
+        await until(lambda: "no_such_param" in error_text(), pilot, what="server 422 shown")
+        assert isinstance(app.screen, ForkScreen)
+        assert any("Fork refused" in n for n in notes(app)), notes(app)
+        assert not (await client.list(parent_id=task["id"]))["tasks"]
+
+        editor.text = '{"value": 42, "word": "forked"}'
+        await pilot.press("ctrl+s")
+        await until(lambda: not isinstance(app.screen, ForkScreen), pilot, what="modal closed")
+        children = await until(lambda: client.list(parent_id=task["id"]), pilot,
+                               what="the fork over REST")
+        fork = children["tasks"][0]
+        assert fork["relationship"] == "fork"
+        assert fork["params"] == {"value": 42, "word": "forked"}
+        done = await client.wait(fork["id"], timeout=30)
+        assert done["status"] == "succeeded"
+        assert done["result"] == {"value": 42, "word": "forked"}
+        await until(lambda: [label for label in app.detail.lineage_labels if "fork:" in label],
+                    pilot, what="the fork in the lineage tree")
+        assert any("Fork of echo one" in n for n in notes(app)), notes(app)
+
+
+async def test_a_confirmation_is_answered_from_the_dashboard(server):
+    client = TasksClient(server.url, server.token)
+    task = await client.submit("dash_ask", label="release")
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, task["id"])
+        await until(lambda: cell(app, task["id"], "status") == "asking?", pilot,
+                    what="the question in the table")
+        await until(lambda: "ship it?" in str(app.detail.query_one("#confirmation").render()),
+                    pilot, what="the question in the details")
+        await pilot.press("a")
+        modal = await until(lambda: isinstance(app.screen, ConfirmScreen) and app.screen, pilot,
+                            what="the answer modal")
+        assert [str(b.label) for b in modal.query(Button)] == ["ship", "hold", "Later"]
+        assert "ship it?" in app.screen_text()
+        await pilot.click("#choice-1")
+        done = await client.wait(task["id"], timeout=30)
+        assert done["status"] == "succeeded" and done["result"] == "hold"
+        await until(lambda: cell(app, task["id"], "status") == "succeeded", pilot,
+                    what="succeeded in the table")
+        assert any("Answered 'hold'" in n for n in notes(app)), notes(app)
+        # nothing pending any more: the action says so instead of opening a modal
+        await pilot.press("a")
+        await until(lambda: any("not waiting" in n for n in notes(app)), pilot,
+                    what="nothing to answer")
+
+
+async def test_delete_copy_and_errors_are_reported(server):
+    client = TasksClient(server.url, server.token)
+    done = await client.submit("dash_echo", {"value": 9}, label="to delete")
+    await client.wait(done["id"], timeout=30)
+    active = await client.submit("dash_steps", {"steps": 400, "delay": 0.05}, label="busy")
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, active["id"])
+        await pilot.press("d")  # the server refuses (409): the detail is shown
+        await until(lambda: any("Delete failed" in n and "cancel" in n for n in notes(app)),
+                    pilot, what="the server's refusal")
+        await pilot.press("c")
+        await select(app, pilot, done["id"])
+        await pilot.press("y")
+        assert app.clipboard == done["id"]
+        await pilot.press("d")
+        await until(lambda: done["id"] not in app.table.tasks, pilot, what="the row gone")
+        assert any("Deleted to delete" in n for n in notes(app)), notes(app)
+    code, _ = server.request("GET", f"api/tasks/{done['id']}")
+    assert code == 404
+
+
+async def test_filters_and_sort(server):
+    client = TasksClient(server.url, server.token)
+    marked = await client.submit("dash_echo", {"value": 5}, label="needle-in-haystack")
+    await client.wait(marked["id"], timeout=30)
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await until(lambda: len(app.table.tasks) > 1, pilot, what="several rows")
+        await pilot.press("slash")
+        await pilot.press(*"needle")
+        await pilot.press("enter")
+        await until(lambda: list(app.table.tasks) == [marked["id"]], pilot,
+                    what="only the matching task")
+        screen = app.screen_text()
+        assert "needle-in-haystack" in screen and "echo one" not in screen
+        app.query_one("#filter-search").value = ""
+        app.apply_filters(app.query_one("#filters").filters)
+        await until(lambda: len(app.table.tasks) > 1, pilot, what="all rows again")
+        newest = list(app.table.tasks)
+        app.table.focus()
+        await pilot.press("s")
+        await until(lambda: app.filters.oldest_first and list(app.table.tasks) != newest,
+                    pilot, what="oldest first")
+        ids = list(app.table.tasks)
+        assert ids == sorted(ids)
+        assert "oldest first" in app.sub_title
