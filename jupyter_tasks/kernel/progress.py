@@ -14,6 +14,7 @@ from typing import TypeVar
 from ..context import current_context
 
 T = TypeVar("T")
+_get_context = current_context.get
 
 
 def progress(current: float, total: float | None = None, message: str | None = None) -> None:
@@ -25,7 +26,7 @@ def progress(current: float, total: float | None = None, message: str | None = N
             step(i)
             progress(i + 1, n)
     """
-    ctx = current_context.get()
+    ctx = _get_context()
     if ctx is not None:
         ctx.progress(current, total, message)
 
