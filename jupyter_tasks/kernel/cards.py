@@ -272,6 +272,8 @@ class TaskCard(widgets.VBox):
             if task is not None:
                 self._task = task
             self._logs_dirty = True
+        if self._sink is None and not self.compact:  # a rerun here may have started since
+            self._sink = _local_sink(self.task_id)
         if self._logs_dirty and self._sink is None and not self.compact:
             self._logs_dirty = False
             entries = await manager.store.get_logs(self.task_id, self._log_seq, 1000)
@@ -345,7 +347,10 @@ class TaskCard(widgets.VBox):
             with self._rerun.hold_sync():
                 self._rerun.disabled = rerun_disabled
         elif part == "confirm":
+            old = self._confirm.children
             self._confirm.children = self._confirm_children(value)
+            for widget in old:
+                widget.close()
 
     def _confirm_children(self, value: Any) -> tuple[Any, ...]:
         if value is None:

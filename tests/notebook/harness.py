@@ -108,12 +108,14 @@ class Kernel:
     # ------------------------------------------------------------------ comms
 
     def comm_models(self) -> dict[str, str]:
-        """comm id → widget model name, from the comm_open messages seen."""
+        """comm id → widget model name of the widgets open now (comm_open seen, no close)."""
         models = {}
         for m in self.messages:
             if m["msg_type"] == "comm_open":
                 state = m["content"].get("data", {}).get("state", {})
                 models[m["content"]["comm_id"]] = state.get("_model_name", "")
+            elif m["msg_type"] == "comm_close":
+                models.pop(m["content"]["comm_id"], None)
         return models
 
     def comm_updates(self) -> list[dict[str, Any]]:

@@ -1,0 +1,102 @@
+"""``TaskCard`` for a task run by another process: live progress, the question and its
+answer buttons, and Cancel, all through the shared database."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+from jupyter_tasks.context import TaskContext
+from jupyter_tasks.manager import TaskManager
+from tests.waiting import eventually_sync
+
+from .conftest import task_of
+from .harness import Kernel
+
+
+class OtherProcess:
+    """A TaskManager on its own thread standing in for the server or another kernel."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.ids: queue.Queue[str] = queue.Queue()
+        self.answers: list[str] = []
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=asyncio.run, args=(self._main(db_path),),
+                                       daemon=True)
+        self.thread.start()
+
+    async def _main(self, db_path: Path) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with TaskManager(db_path, worker_kind="other", make_default=False) as manager:
+
+            async def asks(ctx: TaskContext) -> str:
+                ctx.progress(3, 4, "almost")
+                answer = await ctx.confirm("Ship it?", ["ship", "wait"])
+                self.answers.append(answer)
+                await asyncio.sleep(60)  # then waits to be cancelled
+                return answer
+
+            ctx_holder: dict[str, Any] = {}
+
+            async def run() -> str:
+                from jupyter_tasks.context import current_context
+
+                ctx_holder["ctx"] = current_context.get()
+                return await asks(ctx_holder["ctx"])
+
+            task = await manager.submit(run(), label="remote question")
+            self.ids.put(task.id)
+            await self._stop.wait()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(10)
+
+
+def _html(kernel: Kernel) -> str:
+    kernel.pump(0.05)
+    models = kernel.comm_models()
+    return "".join(str(kernel.widget_state(c).get("value", ""))
+                   for c, name in models.items() if name == "HTMLModel")
+
+
+def _button(kernel: Kernel, description: str) -> str:
+    for comm_id, name in kernel.comm_models().items():
+        if name == "ButtonModel" and kernel.widget_state(comm_id).get("description") \
+                == description:
+            return comm_id
+    return ""
+
+
+def _click(kernel: Kernel, comm_id: str) -> None:
+    msg = kernel.client.session.msg("comm_msg", {
+        "comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}})
+    kernel.client.shell_channel.send(msg)
+
+
+def test_card_of_a_task_in_another_process(kernel: Kernel, db_path: Path) -> None:
+    other = OtherProcess(db_path)
+    try:
+        task_id = other.ids.get(timeout=30)
+        kernel.execute(f"from jupyter_tasks import TaskCard\ncard = TaskCard({task_id!r})\ncard")
+        # progress, rate-free fraction and the question, as the other process wrote them
+        kernel.wait_for(lambda: "remote question" in _html(kernel)
+                        and "3/4 (75%)" in _html(kernel) and "Ship it?" in _html(kernel),
+                        what="progress and question in the card")
+        ship = kernel.wait_for(lambda: _button(kernel, "ship"), what="answer button")
+        _click(kernel, ship)
+        eventually_sync(lambda: other.answers == ["ship"], what="answer delivered")
+        assert task_of(db_path, task_id).confirmation["answer"] == "ship"
+        kernel.wait_for(lambda: "Ship it?" not in _html(kernel), what="question gone")
+        _click(kernel, _button(kernel, "Cancel"))
+        eventually_sync(lambda: task_of(db_path, task_id).status == "cancelled",
+                        what="cancelled from the card")
+        kernel.wait_for(lambda: "cancelled" in _html(kernel), what="card shows cancelled")
+    finally:
+        other.stop()
