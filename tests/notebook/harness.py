@@ -135,6 +135,20 @@ class Kernel:
                 state.update(content["data"].get("state", {}))
         return state
 
+    def button(self, description: str) -> str:
+        """The comm id of the open Button with this description ("" if none)."""
+        for comm_id, name in self.comm_models().items():
+            if name == "ButtonModel" and self.widget_state(comm_id).get("description") \
+                    == description:
+                return comm_id
+        return ""
+
+    def click(self, comm_id: str) -> None:
+        """Click a button as the frontend would (a comm message on the shell channel)."""
+        msg = self.client.session.msg("comm_msg", {
+            "comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}})
+        self.client.shell_channel.send(msg)
+
     # ------------------------------------------------------------------- stop
 
     @property

@@ -137,6 +137,27 @@ def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
     assert kernel.value("counter") == 2
 
 
+def test_rerun_button_of_the_card_reruns_the_cell_and_the_card_follows(
+        kernel: Kernel, db_path: Path) -> None:
+    kernel.execute("runs = []")
+    kernel.execute("%%background --name h\nruns.append(len(runs))\nprint('run', len(runs))\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="first run")
+    rerun = kernel.wait_for(lambda: kernel.button("Rerun"), what="rerun button")
+    kernel.wait_for(lambda: kernel.widget_state(rerun).get("disabled") is False,
+                    what="rerun enabled once finished")
+    kernel.click(rerun)
+    kernel.wait_for(lambda: kernel.value("runs") == [0, 1], what="cell ran again")
+    children = with_manager(db_path, lambda m: m.store.list_tasks(parent_id=task_id))
+    assert [t.relationship for t in children] == ["rerun"]
+    eventually_sync(lambda: task_of(db_path, children[0].id).status == "succeeded",
+                    what="rerun succeeded")
+    out = next(c for c, name in kernel.comm_models().items() if name == "OutputModel")
+    kernel.wait_for(lambda: "run 2" in "".join(
+        o.get("text", "") for o in kernel.widget_state(out).get("outputs", ())),
+        what="the card shows the rerun's output")
+
+
 def test_task_key_returns_the_running_task(kernel: Kernel) -> None:
     kernel.execute("%%background --name a --key k1 --no-card\nimport time\ntime.sleep(3)\n")
     kernel.execute("%%background --name b --key k1 --no-card\n'never'\n")
