@@ -1,0 +1,622 @@
+"""Run ``job`` tasks on a Dask cluster (``pip install jupyter-tasks[dask]``).
+
+The hub (the server, or any ``TaskManager`` with job queues) keeps the store
+and the durable queue: its job workers claim jobs as usual, then hand each one
+to Dask instead of running it locally::
+
+    backend = DaskBackend("tcp://scheduler:8786")
+    backend.install(manager)        # or JupyterTasksApp.executor = "dask"
+
+* **Fresh keys.** Every attempt is submitted with ``pure=False`` and the key
+  ``jupyter-tasks-<task id>-<attempt>-<nonce>``: a rerun, a retry or a job
+  handed back by a stopped hub never collapses onto an older run.
+* **Reporting.** On the Dask worker, ``run_on_worker`` runs the task with a
+  worker-side ``TaskContext``. Progress (coalesced, a few per second) and log
+  chunks go to the hub as ``worker.log_event(TOPIC, msg)``; the hub subscribes
+  with ``client.subscribe_topic(TOPIC, handler)`` and writes them to the store
+  through the task's own context. Artifacts travel as bytes in the return
+  value (worker -> client directly, not through the scheduler's event log),
+  with the logs written after the last event, so nothing arrives after the
+  task settles.
+* **Task code on the worker.** Registered functions are imported on the
+  worker from the function's module (by name, else by file path), from
+  ``JUPYTER_TASKS_MODULES`` and from the ``jupyter_tasks`` entry points.
+  ``subprocess``, ``code`` and ``notebook`` jobs run in their own process
+  group (a kernel for notebooks) on the worker, through the same executors as
+  locally. Notebooks travel as content: the file need not exist on the worker.
+* **Cancel and timeout.** The hub sets the Dask ``Event``
+  ``jupyter-tasks-cancel-<task id>`` and cancels the future. The worker polls
+  that event (every 0.25 s) while the task runs: ``ctx.cancelled`` becomes
+  true, subprocess-based work is killed (its asyncio task is cancelled, which
+  kills the process group / kernel), and a synchronous function additionally
+  gets ``TaskCancelled`` raised in its thread at its next bytecode.
+* **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
+  on another worker. Every run announces itself with a ``start`` event; the
+  hub counts the runs of the current attempt and adds the extra ones to the
+  task's ``attempts`` (and says so in the log). When Dask gives up
+  (``KilledWorker``) or the future is lost, the attempt fails and the
+  manager's own retry (new attempt, new key) takes over.
+
+Not carried over: ``ctx.confirm`` (no way to wait for a person on a worker),
+memory limits of plain functions (only process-based kinds are measured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+import traceback
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import TaskContext, current_context
+from .exceptions import TaskCancelled
+from .jobs._util import run_to_end
+from .models import Task, TaskKind, TaskMode, TaskStatus
+from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread
+
+TOPIC = "jupyter-tasks"
+CANCEL_PREFIX = "jupyter-tasks-cancel-"
+KEY_PREFIX = "jupyter-tasks-"
+REPORT_INTERVAL = 0.2
+CANCEL_POLL = 0.25
+COOPERATIVE_GRACE = 1.0
+MAX_EVENT_LOG_CHARS = 256 * 1024
+DEFAULT_KINDS = (TaskKind.FUNCTION.value, TaskKind.SUBPROCESS.value,
+                 TaskKind.NOTEBOOK.value, TaskKind.CODE.value)
+
+
+class RemoteTaskError(Exception):
+    """A task raised on a Dask worker (the subclass carries the original type name)."""
+
+
+class DaskJobLost(Exception):
+    """Dask could not finish the job (worker deaths beyond its limit, lost future)."""
+
+
+_remote_types: dict[str, type[RemoteTaskError]] = {}
+
+
+def remote_error(error: dict[str, Any], worker: str | None) -> RemoteTaskError:
+    """An exception whose type name, message and traceback are the worker's."""
+    name = str(error.get("type") or "RemoteTaskError")
+    if not name.isidentifier():
+        name = "RemoteTaskError"
+    cls = _remote_types.get(name)
+    if cls is None:
+        cls = _remote_types[name] = types.new_class(
+            name, (RemoteTaskError,), exec_body=lambda ns: ns.update(__module__="remote"))
+    exc = cls(error.get("message") or name)
+    if error.get("traceback"):
+        exc.add_note(f"Raised on Dask worker {worker}:\n{error['traceback']}")
+    return exc
+
+
+# ======================================================================= hub
+
+
+@dataclass
+class _RemoteRun:
+    key: str
+    task: Task
+    ctx: TaskContext
+    runs: set[str] = field(default_factory=set)
+    workers: list[str] = field(default_factory=list)
+
+
+class DaskBackend:
+    """Sends a manager's ``job`` tasks to a Dask scheduler and brings their reports back."""
+
+    def __init__(self, address: str | None = None, *, client: Any = None,
+                 kinds: Iterable[str] = DEFAULT_KINDS, topic: str = TOPIC,
+                 modules: Iterable[str] = ()) -> None:
+        if address is None and client is None:
+            raise ValueError("give a Dask scheduler address (or an asynchronous client)")
+        self.address = address
+        self.kinds = tuple(kinds)
+        self.topic = topic
+        self.modules = list(modules)
+        self.manager: Any = None
+        self._client = client
+        self._owns_client = client is None
+        self._client_lock: asyncio.Lock | None = None
+        self._runs: dict[str, _RemoteRun] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+        self.submitted = 0
+
+    # ---------------------------------------------------------------- set-up
+
+    def install(self, manager: Any) -> DaskBackend:
+        """Route the manager's ``job`` tasks of ``kinds`` to Dask; other modes stay local."""
+        self.manager = manager
+        manager.dask_backend = self
+        for kind in self.kinds:
+            manager.executors[kind] = self._routed(manager.executors.get(kind))
+        return self
+
+    def _routed(self, local: Any) -> Any:
+        async def executor(task: Task, ctx: TaskContext, running: Any) -> Any:
+            if task.mode == TaskMode.JOB.value:
+                return await self.execute(task, ctx, running)
+            if local is None:
+                raise RuntimeError(f"no local executor for {task.kind} tasks")
+            return await local(task, ctx, running)
+
+        executor.dask_backend = self  # type: ignore[attr-defined]
+        return executor
+
+    async def client(self) -> Any:
+        """The asynchronous Dask client on the manager's loop (connected on first use)."""
+        if self._client_lock is None:
+            self._client_lock = asyncio.Lock()
+        async with self._client_lock:
+            if self._client is None:
+                from distributed import Client
+
+                self._client = await Client(self.address, asynchronous=True,
+                                            name="jupyter-tasks-hub")
+            if not getattr(self, "_subscribed", False):
+                self._client.subscribe_topic(self.topic, self._on_event)
+                self._subscribed = True
+        return self._client
+
+    async def close(self) -> None:
+        """Stop listening; close the client if this backend opened it."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(self.topic)
+        self._subscribed = False
+        if self._owns_client:
+            with contextlib.suppress(Exception):
+                await client.close()
+        if self._late:
+            await asyncio.gather(*self._late, return_exceptions=True)
+
+    # ------------------------------------------------------------- execution
+
+    def _payload(self, task: Task, key: str) -> dict[str, Any]:
+        modules = list(self.modules)
+        notebook_json = None
+        if task.kind == TaskKind.FUNCTION.value and task.name:
+            info = self.manager.registry.get_info(task.name)
+            module = getattr(info.fn, "__module__", None)
+            if module and module != "__main__":
+                with contextlib.suppress(TypeError, OSError):
+                    import inspect
+
+                    modules.append(f"{module}|{inspect.getfile(info.fn)}")
+        if task.kind == TaskKind.NOTEBOOK.value:
+            from .jobs.notebook import validate_notebook_spec
+
+            with open(validate_notebook_spec(task.spec or {}), encoding="utf-8") as f:
+                notebook_json = f.read()
+        return {"task": task, "key": key, "topic": self.topic, "modules": modules,
+                "notebook_json": notebook_json}
+
+    async def execute(self, task: Task, ctx: TaskContext, running: Any) -> Any:
+        """Run one attempt of ``task`` on Dask; raises like a local executor would."""
+        from distributed.client import FutureCancelledError
+
+        client = await self.client()
+        key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{os.urandom(3).hex()}"
+        payload = self._payload(task, key)
+        run = _RemoteRun(key, task, ctx)
+        self._runs[task.id] = run
+        future = client.submit(run_on_worker, payload, key=key, pure=False, retries=0)
+        self.submitted += 1
+        try:
+            outcome = await future
+        except FutureCancelledError:
+            raise DaskJobLost(f"the Dask future {key} was cancelled outside jupyter-tasks") \
+                from None
+        except asyncio.CancelledError:
+            # cancel or timeout of this attempt: tell the worker, drop the future
+            await run_to_end(self._cancel_remote(task.id, future))
+            raise
+        except Exception as exc:
+            raise DaskJobLost(f"Dask could not run {key}: {type(exc).__name__}: {exc}") \
+                from exc
+        finally:
+            self._runs.pop(task.id, None)
+            with contextlib.suppress(Exception):
+                future.release()
+        return await self._apply(outcome, task, ctx, running)
+
+    async def _cancel_remote(self, task_id: str, future: Any) -> None:
+        from distributed import Event
+
+        client = self._client
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            await Event(CANCEL_PREFIX + task_id, client=client).set()
+        with contextlib.suppress(Exception):
+            await client.cancel([future])
+
+    async def _apply(self, outcome: dict[str, Any], task: Task, ctx: TaskContext,
+                     running: Any) -> Any:
+        for _ts, stream, text in outcome.get("logs") or []:
+            ctx.write(text, stream)
+        if outcome.get("progress"):
+            p = outcome["progress"]
+            ctx.progress(p["current"], p.get("total"), p.get("message"))
+        for name, data, content_type in outcome.get("artifacts") or []:
+            await ctx.artifact(name, data, content_type)
+        usage = outcome.get("usage") or {}
+        if usage.get("pid") is not None:
+            running.process.pid = usage["pid"]
+            running.process.cpu_seconds = usage.get("cpu_seconds", 0.0)
+            running.process.peak_rss_mb = usage.get("peak_rss_mb", 0.0)
+        elif usage.get("cpu_seconds"):
+            running.thread.cpu_seconds = usage["cpu_seconds"]
+        status = outcome.get("status")
+        worker = outcome.get("worker")
+        if status == TaskStatus.SUCCEEDED.value:
+            return outcome.get("result")
+        error = outcome.get("error") or {}
+        if status == TaskStatus.OOM.value:
+            raise MemoryLimitExceeded(usage.get("peak_rss_mb", 0.0),
+                                      task.memory_limit_mb or 0)
+        if status == TaskStatus.CANCELLED.value:
+            raise TaskCancelled(error.get("message") or "cancelled on the Dask worker")
+        raise remote_error(error, worker)
+
+    # ---------------------------------------------------------------- events
+
+    def _on_event(self, event: Any) -> None:
+        """Reports from workers (runs on the client's loop, the manager's loop)."""
+        try:
+            _ts, msg = event
+            task_id = msg.get("task")
+            run = self._runs.get(task_id)
+            if run is None or msg.get("key") != run.key:
+                self._store_late_logs(task_id, msg.get("logs"))
+                return
+            if msg.get("type") == "start":
+                self._started(run, msg)
+            for _when, stream, text in msg.get("logs") or []:
+                run.ctx.write(text, stream)
+            progress = msg.get("progress")
+            if progress:
+                run.ctx.progress(progress["current"], progress.get("total"),
+                                 progress.get("message"))
+        except Exception:  # a malformed event must never break the client's loop
+            import logging
+
+            logging.getLogger("jupyter_tasks.dask").exception("bad Dask event %r", event)
+
+    def _started(self, run: _RemoteRun, msg: dict[str, Any]) -> None:
+        run.runs.add(msg.get("run", ""))
+        run.workers.append(msg.get("worker", "?"))
+        extra = len(run.runs) - 1
+        if extra <= 0:
+            return
+        attempts = run.task.attempts + extra
+        run.ctx.log(f"[jupyter-tasks] Dask worker {run.workers[-2]} was lost; the job restarted "
+                    f"on {run.workers[-1]} (attempt {attempts})", "log")
+        manager = self.manager
+        self._spawn(manager.store.transition(
+            run.task.id, {"attempts": attempts}, None,
+            when_status=(TaskStatus.RUNNING.value,), when_worker=manager.worker_id))
+
+    def _store_late_logs(self, task_id: str | None, logs: Any) -> None:
+        if task_id and logs and self.manager is not None and self.manager.running:
+            entries = [(float(ts), str(stream), str(text)) for ts, stream, text in logs]
+            self._spawn(self.manager.store.append_logs(task_id, entries))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+
+def install_dask_backend(manager: Any, address: str | None = None, **kwargs: Any) -> DaskBackend:
+    """``DaskBackend(address, **kwargs).install(manager)``."""
+    return DaskBackend(address, **kwargs).install(manager)
+
+
+# ==================================================================== worker
+
+
+class WorkerContext(TaskContext):
+    """The ``TaskContext`` of a task running on a Dask worker: artifacts are kept for the hub."""
+
+    __slots__ = ("artifacts",)
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id, None, None)
+        self.artifacts: list[tuple[str, bytes, str | None]] = []
+
+    async def artifact(self, name: str, data: Any, content_type: str | None = None
+                       ) -> dict[str, Any]:
+        return self.artifact_sync(name, data, content_type)
+
+    def artifact_sync(self, name: str, data: Any, content_type: str | None = None
+                      ) -> dict[str, Any]:
+        from .store import valid_artifact_name
+
+        if not valid_artifact_name(name):
+            raise ValueError(f"artifact name {name!r} must be a plain file name")
+        if isinstance(data, str) and not os.path.exists(data):
+            data = data.encode()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            with open(data, "rb") as f:
+                data = f.read()
+        data = bytes(data)
+        self.artifacts = [a for a in self.artifacts if a[0] != name]
+        self.artifacts.append((name, data, content_type))
+        return {"name": name, "size": len(data)}
+
+    async def confirm(self, prompt: str, choices: Any = ("yes", "no"),
+                      timeout: float | None = None) -> str:
+        raise NotImplementedError("confirm() is not available in jobs running on Dask")
+
+    def confirm_sync(self, prompt: str, choices: Any = ("yes", "no"),
+                     timeout: float | None = None) -> str:
+        raise NotImplementedError("confirm() is not available in jobs running on Dask")
+
+
+class _Reporter:
+    """Sends a running task's progress and logs to the hub a few times per second."""
+
+    def __init__(self, worker: Any, topic: str, task_id: str, key: str,
+                 ctx: WorkerContext) -> None:
+        self.worker = worker
+        self.topic = topic
+        self.base = {"task": task_id, "key": key}
+        self.ctx = ctx
+
+    def send(self, **fields: Any) -> None:
+        self.worker.log_event(self.topic, {**self.base, **fields})
+
+    def flush(self) -> None:
+        ctx = self.ctx
+        progress = None
+        if ctx.dirty:
+            ctx.dirty = False
+            progress = ctx.current_progress
+        logs = ctx.take_logs() if ctx.has_logs else []
+        if progress is None and not logs:
+            return
+        batch: list[list[Any]] = []
+        size = 0
+        for ts, stream, text in logs:
+            batch.append([ts, stream, text])
+            size += len(text)
+            if size >= MAX_EVENT_LOG_CHARS:
+                self.send(type="report", logs=batch)
+                batch, size = [], 0
+        self.send(type="report", logs=batch, progress=progress)
+
+
+_loaded_modules: set[str] = set()
+_modules_lock = threading.Lock()
+
+
+def _load_modules(modules: Iterable[str]) -> None:
+    """Import the task modules a job needs, once per worker process."""
+    from .registry import _import_module_or_path, load_task_modules
+
+    with _modules_lock:
+        if "" not in _loaded_modules:
+            load_task_modules(())  # JUPYTER_TASKS_MODULES and entry points
+            _loaded_modules.add("")
+        for item in modules:
+            if item in _loaded_modules:
+                continue
+            name, _, path = item.partition("|")
+            try:
+                __import__(name)
+            except ImportError:
+                if not path:
+                    raise
+                _import_module_or_path(path)
+            _loaded_modules.add(item)
+
+
+class _WorkerRun:
+    """One run of a task on a Dask worker and the means to stop it."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.thread_id: int | None = None  # set while a sync function runs
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.main: asyncio.Task[Any] | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.ctx._request_cancel()
+        with self.lock:
+            if self.loop is not None and self.main is not None:
+                self.loop.call_soon_threadsafe(self.main.cancel)
+
+    def interrupt(self) -> None:
+        with self.lock:
+            if self.thread_id is not None and not self.finished.is_set():
+                interrupt_thread(self.thread_id, TaskCancelled)
+
+
+def _watch_cancel(run: _WorkerRun, event: Any) -> None:
+    while not run.finished.wait(CANCEL_POLL):
+        try:
+            is_set = event.is_set()
+        except Exception:
+            continue
+        if is_set:
+            run.cancel()
+            # cooperative first (ctx.cancelled); a sync function that does not look
+            # gets TaskCancelled raised at its next bytecode until it ends
+            if run.finished.wait(COOPERATIVE_GRACE):
+                return
+            while not run.finished.wait(0.05):
+                run.interrupt()
+            return
+
+
+def _report_loop(run: _WorkerRun, reporter: _Reporter) -> None:
+    while not run.finished.wait(REPORT_INTERVAL):
+        with contextlib.suppress(Exception):
+            reporter.flush()
+
+
+def _result_json(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return {"repr": repr(value)[:10_000], "type": type(value).__qualname__}
+
+
+def _error_dict(exc: BaseException) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(type(exc), exc,
+                                                            exc.__traceback__))}
+
+
+def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a Dask worker: one run of a jupyter-tasks job; never raises for task errors."""
+    from distributed import Event, get_client, get_worker
+
+    worker = get_worker()
+    task: Task = payload["task"]
+    ctx = WorkerContext(task.id)
+    reporter = _Reporter(worker, payload["topic"], task.id, payload["key"], ctx)
+    run_id = os.urandom(6).hex()
+    reporter.send(type="start", run=run_id, worker=worker.address, pid=os.getpid())
+    run = _WorkerRun(ctx)
+    usage = ProcessUsage()
+    thread = ThreadRun()
+    # bound to the worker's client here: the watcher thread has no worker context
+    cancel_event = Event(CANCEL_PREFIX + task.id, client=get_client())
+    threading.Thread(target=_watch_cancel, args=(run, cancel_event), daemon=True,
+                     name=f"jupyter-tasks-cancel-{task.id}").start()
+    threading.Thread(target=_report_loop, args=(run, reporter), daemon=True,
+                     name=f"jupyter-tasks-report-{task.id}").start()
+    token = current_context.set(ctx)
+    status, result, error = TaskStatus.SUCCEEDED.value, None, None
+    try:
+        _load_modules(payload.get("modules") or ())
+        if task.kind == TaskKind.FUNCTION.value:
+            result = _run_function(task, ctx, run, thread)
+        else:
+            result = _run_async(run, _run_process_kind(task, ctx, usage, payload))
+        result = _result_json(result)
+    except (TaskCancelled, asyncio.CancelledError) as exc:
+        status, error = TaskStatus.CANCELLED.value, _error_dict(exc)
+    except MemoryLimitExceeded as exc:
+        status, error = TaskStatus.OOM.value, _error_dict(exc)
+    except BaseException as exc:
+        status, error = TaskStatus.FAILED.value, _error_dict(exc)
+        if run.cancelled:
+            status = TaskStatus.CANCELLED.value
+    finally:
+        with run.lock:
+            run.finished.set()
+            run.thread_id = None
+        current_context.reset(token)
+    if status == TaskStatus.FAILED.value and isinstance(error, dict) and run.cancelled:
+        status = TaskStatus.CANCELLED.value
+    return {
+        "status": status, "result": result, "error": error, "run": run_id,
+        "worker": worker.address, "artifacts": ctx.artifacts,
+        "logs": ctx.take_logs(), "progress": ctx.current_progress,
+        "usage": {"pid": usage.pid, "cpu_seconds": usage.cpu_seconds or thread.cpu_seconds,
+                  "peak_rss_mb": usage.peak_rss_mb},
+    }
+
+
+def _run_function(task: Task, ctx: WorkerContext, run: _WorkerRun, thread: ThreadRun) -> Any:
+    from .registry import default_registry
+
+    info = default_registry.get_info(task.name or "")
+    kwargs = info.bind(task.params or {}, {TaskContext: ctx})
+    if info.is_async:
+        return _run_async(run, info.fn(**kwargs))
+    started = time.thread_time()
+    try:
+        with run.lock:
+            run.thread_id = threading.get_ident()
+        if run.cancelled:
+            raise TaskCancelled(f"task {task.id} was cancelled")
+        try:
+            return info.fn(**kwargs)
+        finally:
+            with run.lock:
+                run.thread_id = None
+    finally:
+        thread.cpu_seconds = time.thread_time() - started
+
+
+def _run_async(run: _WorkerRun, coro: Any) -> Any:
+    """Run a coroutine on a fresh loop in this thread; the cancel watcher can cancel it."""
+    loop = asyncio.new_event_loop()
+    try:
+        main = loop.create_task(coro)
+        with run.lock:
+            run.loop, run.main = loop, main
+        if run.cancelled:
+            main.cancel()
+        return loop.run_until_complete(main)
+    finally:
+        with run.lock:
+            run.loop, run.main = None, None
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _run_process_kind(task: Task, ctx: WorkerContext, usage: ProcessUsage,
+                            payload: dict[str, Any]) -> Any:
+    running = types.SimpleNamespace(process=usage, thread=ThreadRun())
+    if task.kind == TaskKind.CODE.value:
+        from .jobs.code import exec_code
+
+        return await exec_code(task, ctx, running)
+    if task.kind == TaskKind.NOTEBOOK.value:
+        from .jobs.notebook import exec_notebook, resolve_notebook_path
+
+        spec = task.spec or {}
+        work_dir = None
+        with contextlib.suppress(Exception):
+            here = os.path.dirname(resolve_notebook_path(spec["notebook"], spec.get("root_dir")))
+            if os.path.isdir(here):
+                work_dir = here
+        scratch = None
+        if work_dir is None:
+            scratch = work_dir = tempfile.mkdtemp(prefix=f"jupyter-tasks-nb-{task.id}-")
+        try:
+            return await exec_notebook(task, ctx, running,
+                                       notebook_json=payload.get("notebook_json"),
+                                       work_dir=work_dir)
+        finally:
+            if scratch:
+                import shutil
+
+                shutil.rmtree(scratch, ignore_errors=True)
+    if task.kind == TaskKind.SUBPROCESS.value:
+        from .manager import SubprocessFailed
+        from .runners import run_process
+
+        spec = task.spec or {}
+        completed = await run_process(spec["command"], ctx=ctx, cwd=spec.get("cwd"),
+                                      env=spec.get("env"), memory_limit_mb=task.memory_limit_mb,
+                                      usage=usage, capture_output=False)
+        if completed.returncode != 0:
+            raise SubprocessFailed(completed.returncode, spec["command"])
+        return {"returncode": completed.returncode}
+    raise ValueError(f"{task.kind} tasks cannot run on Dask")
+
+
+__all__ = ["CANCEL_PREFIX", "TOPIC", "DaskBackend", "DaskJobLost", "RemoteTaskError",
+           "WorkerContext", "install_dask_backend", "run_on_worker"]

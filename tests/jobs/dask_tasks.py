@@ -1,0 +1,40 @@
+"""Registered tasks the Dask tests send to workers (imported there by module name)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from jupyter_tasks import TaskContext, task
+
+
+@task("dask_square", mode="job")
+def dask_square(x: int, ctx: TaskContext) -> int:
+    """x * x, with one progress report."""
+    ctx.progress(1, 1, f"squared {x}")
+    return x * x
+
+
+@task("dask_steps", mode="job")
+def dask_steps(steps: int, marker_dir: str, ctx: TaskContext, delay: float = 0.1) -> dict:
+    """Report progress for ``steps`` steps; write this process's pid at start and a file when
+    stopped by a cancel, so tests can find and check the worker side."""
+    marker = Path(marker_dir)
+    marker.mkdir(parents=True, exist_ok=True)
+    (marker / f"started-{os.getpid()}").write_text(str(os.getpid()))
+    for i in range(steps):
+        if ctx.cancelled:
+            (marker / "stopped-cooperatively").write_text(str(i))
+            return {"stopped_at": i}
+        ctx.progress(i, steps, f"step {i}")
+        ctx.log(f"step {i} on {os.getpid()}")
+        time.sleep(delay)
+    ctx.progress(steps, steps, "done")
+    return {"steps": steps, "pid": os.getpid()}
+
+
+@task("dask_fail", mode="job")
+def dask_fail(message: str) -> None:
+    """Raise a KeyError."""
+    raise KeyError(message)

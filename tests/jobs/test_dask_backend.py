@@ -1,0 +1,183 @@
+"""Jobs on a real Dask LocalCluster (worker processes): throughput, progress, cancel, lost
+workers. The cluster is started by this module; the hub is a TaskManager with job queues."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from jupyter_tasks import TaskManager  # noqa: E402
+from jupyter_tasks.dask_backend import DaskBackend  # noqa: E402
+from tests.jobs import dask_tasks  # noqa: E402, F401  (registers the tasks on the hub)
+from tests.jobs.conftest import write_notebook  # noqa: E402
+from tests.waiting import eventually  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
+                                  dashboard_address=None, silence_logs=40) as c:
+        yield c
+
+
+@pytest.fixture
+async def hub(db_path: Path, cluster: Any):
+    async with TaskManager(db_path, queues={"default": 8}, retry_base_delay=0.05,
+                           flush_interval=0.05) as m:
+        backend = DaskBackend(cluster.scheduler_address).install(m)
+        m.test_backend = backend
+        yield m
+    await backend.close()
+
+
+async def until(check: Any, timeout: float, what: str) -> Any:
+    """Poll a synchronous check without blocking the hub's loop (it runs on this loop)."""
+
+    async def wrapped() -> Any:
+        return check()
+
+    return await eventually(wrapped, timeout=timeout, what=what)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def test_hundred_jobs_complete_with_fresh_keys(hub: TaskManager) -> None:
+    tasks = [await hub.submit("dask_square", x=i, mode="job") for i in range(100)]
+    results = {}
+    for t in tasks:
+        done = await hub.wait(t.id, timeout=120)
+        assert done.status == "succeeded", (done.status, done.error)
+        results[t.id] = done.result
+        assert done.progress["message"].startswith("squared")
+    assert sorted(results.values()) == [i * i for i in range(100)]
+    assert hub.test_backend.submitted == 100
+    # a rerun is a new Dask key: it really runs again instead of reusing the old result
+    rerun = await hub.rerun(tasks[5].id)
+    done = await hub.wait(rerun.id, timeout=60)
+    assert (done.status, done.result, done.attempts) == ("succeeded", 25, 1)
+    assert hub.test_backend.submitted == 101
+
+
+async def test_progress_and_logs_arrive_while_running(hub: TaskManager, tmp_path: Path) -> None:
+    task = await hub.submit("dask_steps", steps=40, marker_dir=str(tmp_path), delay=0.1,
+                            mode="job")
+
+    async def midway() -> bool:
+        t = await hub.get(task.id)
+        return t.status == "running" and t.progress and 3 <= t.progress["current"] < 40
+
+    await eventually(midway, timeout=60, what="progress while running")
+    logs = "".join(e.text for e in await hub.store.get_logs(task.id))
+    assert "step 1 on" in logs
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "succeeded"
+    assert done.progress == {"current": 40, "total": 40, "message": "done"}
+    assert done.result["pid"] != os.getpid()
+    assert done.resource_usage["cpu_seconds"] >= 0
+
+
+async def test_cancel_stops_a_function_on_the_worker(hub: TaskManager, tmp_path: Path) -> None:
+    task = await hub.submit("dask_steps", steps=100000, marker_dir=str(tmp_path), delay=0.02,
+                            mode="job")
+    await eventually(lambda: _progress_at_least(hub, task.id, 2), timeout=60,
+                     what="running on Dask")
+    await hub.cancel(task.id)
+    done = await hub.wait(task.id, timeout=30)
+    assert done.status == "cancelled"
+    # the worker saw the Dask Event through ctx.cancelled and stopped
+    await until(lambda: (tmp_path / "stopped-cooperatively").exists(), timeout=15,
+                what="worker-side stop")
+
+
+async def _progress_at_least(hub: TaskManager, task_id: str, n: int) -> bool:
+    t = await hub.get(task_id)
+    return bool(t.progress) and t.progress["current"] >= n
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+async def test_cancel_and_timeout_kill_a_code_job_on_the_worker(
+        hub: TaskManager, tmp_path: Path, how: str) -> None:
+    pid_file = tmp_path / "pid"
+    code = (f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "time.sleep(600)\n")
+    task = await hub.submit_spec({"code": code}, max_retries=0,
+                                 timeout=None if how == "cancel" else 4)
+    pid = int(await until(lambda: pid_file.exists() and pid_file.read_text(), timeout=60,
+                         what="code process started"))
+    assert not gone(pid)
+    if how == "cancel":
+        await hub.cancel(task.id)
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == ("cancelled" if how == "cancel" else "timeout")
+    await until(lambda: gone(pid), timeout=15, what="process killed on the worker")
+
+
+async def test_code_and_notebook_jobs_bring_artifacts_back(hub: TaskManager,
+                                                           tmp_path: Path) -> None:
+    code = ("import json, os\nd = json.load(open(os.environ['JUPYTER_TASKS_INPUT']))\n"
+            "open(os.path.join(os.environ['JUPYTER_TASKS_OUTPUT'], 'out.txt'), 'w')"
+            ".write(str(d['n'] * 2))\nprint('wrote')\n")
+    code_task = await hub.submit_spec({"code": code, "input_data": {"n": 21}})
+    write_notebook(tmp_path / "nb.ipynb", [("n = 1", ["parameters"]), "print(n + 1)"])
+    nb_task = await hub.submit_spec({"notebook": "nb.ipynb", "parameters": {"n": 41},
+                                     "root_dir": str(tmp_path)})
+    done = await hub.wait(code_task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    art = await hub.store.get_artifact(code_task.id, "out.txt")
+    assert hub.store.artifact_path(art).read_text() == "42"
+    assert done.resource_usage["peak_memory_mb"] > 1
+    assert "wrote" in "".join(e.text for e in await hub.store.get_logs(code_task.id))
+    done = await hub.wait(nb_task.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert done.progress["current"] == done.progress["total"] == 3
+    assert "42" in "".join(e.text for e in await hub.store.get_logs(nb_task.id))
+    assert await hub.store.get_artifact(nb_task.id, "nb.ipynb") is not None
+
+
+async def test_remote_errors_keep_their_type(hub: TaskManager) -> None:
+    task = await hub.submit("dask_fail", message="boom", mode="job", max_retries=0)
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "failed"
+    assert done.error["type"] == "KeyError" and "boom" in done.error["message"]
+    assert "dask_tasks.py" in done.error["traceback"]
+
+
+async def test_killed_worker_is_retried_and_counted(hub: TaskManager, tmp_path: Path,
+                                                    cluster: Any) -> None:
+    task = await hub.submit("dask_steps", steps=30, marker_dir=str(tmp_path), delay=0.1,
+                            mode="job")
+    await eventually(lambda: _progress_at_least(hub, task.id, 3), timeout=60,
+                     what="job running on a worker")
+    first = next(tmp_path.glob("started-*"))
+    victim = int(first.read_text())
+    assert victim != os.getpid()
+    os.kill(victim, signal.SIGKILL)
+    done = await hub.wait(task.id, timeout=120)
+    assert done.status == "succeeded", (done.status, done.error)
+    assert done.result["pid"] != victim
+    assert done.attempts == 2
+    logs = "".join(e.text for e in await hub.store.get_logs(task.id))
+    assert "was lost" in logs
+    # the nanny brings the killed worker back for whatever runs next
+    cluster.sync(_wait_workers, cluster, 2)
+
+
+async def _wait_workers(cluster: Any, n: int) -> None:
+    import asyncio
+
+    for _ in range(600):
+        if len(cluster.scheduler_info["workers"]) >= n:
+            return
+        await asyncio.sleep(0.1)
