@@ -17,7 +17,7 @@ from typing import Any
 
 from jupyter_server._tz import utcnow
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from ..manager import LOOPBACK_HOSTS, TaskManager
 from ..models import ACTIVE_STATUSES
@@ -77,6 +77,16 @@ class JupyterTasksApp(ExtensionApp):
 
     prune_interval = Float(3600.0, help="Seconds between two pruning passes.").tag(config=True)
 
+    executor = Enum(
+        ["local", "dask"], default_value="local",
+        help="Where the server's job workers run jobs: 'local' (in the server and its "
+             "subprocesses) or 'dask' (sent to dask_scheduler_address; needs jupyter-tasks[dask]).",
+    ).tag(config=True)
+
+    dask_scheduler_address = Unicode(
+        "", help="Dask scheduler address (e.g. tcp://host:8786) used when executor = 'dask'."
+    ).tag(config=True)
+
     activity_interval = Float(
         5.0, help="Seconds between two checks for running tasks (reported as server activity)."
     ).tag(config=True)
@@ -117,6 +127,13 @@ class JupyterTasksApp(ExtensionApp):
             self.resolved_db_path, queues=queues, worker_kind="server",
             callback_allowlist=self.callback_allowlist, origin={"type": "server"},
         )
+        self.dask_backend = None
+        if self.executor == "dask":
+            if not self.dask_scheduler_address:
+                raise TraitError("executor = 'dask' needs dask_scheduler_address")
+            from ..dask_backend import install_dask_backend
+
+            self.dask_backend = install_dask_backend(self.manager, self.dask_scheduler_address)
         self._start_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[Any]] = []
         self._active: list[dict[str, Any]] = []
@@ -160,6 +177,8 @@ class JupyterTasksApp(ExtensionApp):
         self._loops = []
         if self.manager.running:
             await self.manager.stop()
+        if self.dask_backend is not None:
+            await self.dask_backend.close()
 
     # --------------------------------------------------------------- activity
 

@@ -181,3 +181,26 @@ async def _wait_workers(cluster: Any, n: int) -> None:
         if len(cluster.scheduler_info["workers"]) >= n:
             return
         await asyncio.sleep(0.1)
+
+
+# ------------------------------------------------------------ the server's workers
+
+
+@pytest.fixture
+def tasks_config(cluster: Any) -> dict[str, Any]:
+    """The server under test sends its jobs to this module's cluster."""
+    return {"executor": "dask", "dask_scheduler_address": cluster.scheduler_address}
+
+
+async def test_server_configured_for_dask_sends_jobs_there(api, tasks_app, jp_root_dir) -> None:
+    assert tasks_app.dask_backend is not None
+    task = await api.submit({"name": "dask_square", "params": {"x": 12}})
+    result = await api.get(task["id"], "result", params={"timeout": 60})
+    assert result.json["status"] == "succeeded" and result.json["result"] == 144
+    write_notebook(jp_root_dir / "n.ipynb", ["import os\nos.getpid()"])
+    nb = await api.submit({"notebook": "n.ipynb"})
+    result = await api.get(nb["id"], "result", params={"timeout": 120})
+    assert result.json["status"] == "succeeded", result.json
+    download = await api.get(nb["id"], "artifacts", "n.ipynb")
+    assert download.code == 200 and download.headers["ETag"]
+    assert tasks_app.dask_backend.submitted == 2
