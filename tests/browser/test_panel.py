@@ -1,0 +1,182 @@
+"""End to end: the Tasks side panel in real JupyterLab, driven in headless Debian chromium.
+
+JupyterLab runs under ``base_url=/jt/`` so the panel must use ServerConnection
+settings for REST and the websocket. Chromium is Debian's (``scripts/install-test-deps``);
+browsers cannot be downloaded here. Without it the test fails, unless
+``JUPYTER_TASKS_SKIP_BROWSER=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .lab import (
+    MISSING_CHROMIUM,
+    SKIP_ENV,
+    LabServer,
+    chromium_path,
+    launch_chromium,
+    open_lab_and_panel,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1")
+    path = chromium_path()
+    if path is None:
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("the Python package 'playwright' is missing: pip install -e '.[test]'",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    server = LabServer(tmp_path_factory.mktemp("lab"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(lab: LabServer, chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = launch_chromium(p, tmp_path_factory.mktemp("chromium"), chromium)
+        errors: list[str] = []
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.set_default_timeout(WAIT_MS)
+            try:
+                open_lab_and_panel(page, lab)
+            except Exception as exc:
+                raise AssertionError(f"panel did not open: {exc}\npage errors: {errors}\n"
+                                     f"server log:\n{lab.log_tail()}") from exc
+            page.page_errors = errors
+            yield page
+        finally:
+            context.close()
+
+
+def row(page: Any, task_id: str) -> Any:
+    return page.locator(f'.jp-TasksPanel-row[data-task-id="{task_id}"]')
+
+
+def wait_status(page: Any, task_id: str, status: str) -> None:
+    page.wait_for_function(
+        """([id, status]) => {
+             const row = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+             return row !== null && row.dataset.status === status;
+           }""",
+        arg=[task_id, status], timeout=WAIT_MS,
+    )
+
+
+def progress_now(page: Any, task_id: str) -> float:
+    value = row(page, task_id).locator(".jp-TasksPanel-progress").get_attribute("aria-valuenow")
+    return float(value)
+
+
+def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> None:
+    # the status bar item is there (it counts running tasks)
+    page.locator('[data-testid="tasks-status"]').wait_for(state="attached")
+
+    # a task submitted over REST shows up in the panel, live
+    code, task = lab.request("POST", "/api/tasks", {
+        "name": "browser_slow", "params": {"steps": 600, "step_seconds": 0.1},
+        "label": "browser e2e slow task",
+    })
+    assert code == 202, (code, task)
+    task_id = task["id"]
+    target = row(page, task_id)
+    target.wait_for(state="visible")
+    assert "browser e2e slow task" in target.locator(".jp-TasksPanel-label").inner_text()
+    wait_status(page, task_id, "running")
+
+    # its progress moves: aria-valuenow appears, then increases
+    page.wait_for_function(
+        """id => {
+             const bar = document.querySelector(
+               `.jp-TasksPanel-row[data-task-id="${id}"] .jp-TasksPanel-progress`);
+             return bar !== null && Number(bar.getAttribute('aria-valuenow')) > 0;
+           }""",
+        arg=task_id,
+    )
+    first = progress_now(page, task_id)
+    page.wait_for_function(
+        """([id, first]) => {
+             const bar = document.querySelector(
+               `.jp-TasksPanel-row[data-task-id="${id}"] .jp-TasksPanel-progress`);
+             return bar !== null && Number(bar.getAttribute('aria-valuenow')) > first;
+           }""",
+        arg=[task_id, first],
+    )
+    assert progress_now(page, task_id) > first
+    bar = target.locator(".jp-TasksPanel-progress")
+    assert bar.get_attribute("role") == "progressbar"
+    assert bar.get_attribute("aria-valuemax") == "600"
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=tasks-status]')"
+        "?.dataset.running ?? 0) >= 1")
+
+    # a screenshot of the panel with a running task, for people to look at
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "panel.png"))
+
+    # Cancel ends it `cancelled`, in the panel and over REST
+    target.locator(".jp-TasksPanel-cancel").click()
+    wait_status(page, task_id, "cancelled")
+    assert target.locator(".jp-TasksPanel-status").get_attribute("data-status") == "cancelled"
+    code, after = lab.request("GET", f"/api/tasks/{task_id}")
+    assert code == 200 and after["status"] == "cancelled", after
+    assert target.locator(".jp-TasksPanel-cancel").count() == 0
+
+    # Rerun adds a child row; REST shows the lineage
+    rows_before = page.locator(".jp-TasksPanel-row").count()
+    target.locator(".jp-TasksPanel-rerun").click()
+    page.wait_for_function(
+        "n => document.querySelectorAll('.jp-TasksPanel-row').length > n", arg=rows_before)
+    code, children = lab.request("GET", f"/api/tasks?parent_id={task_id}")
+    assert code == 200, children
+    assert len(children["tasks"]) == 1, children
+    child = children["tasks"][0]
+    assert child["parent_id"] == task_id and child["relationship"] == "rerun", child
+    assert child["name"] == "browser_slow" and child["params"] == task["params"], child
+    row(page, child["id"]).wait_for(state="visible")
+    # newest first: the child sits above its parent
+    ids = page.locator(".jp-TasksPanel-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.taskId)")
+    assert ids.index(child["id"]) < ids.index(task_id)
+
+    # Rerun reveals the child expanded; its details link back to the parent
+    header = row(page, child["id"]).locator(".jp-TasksPanel-rowHeader")
+    if header.get_attribute("aria-expanded") != "true":
+        header.click()
+    row(page, child["id"]).locator(".jp-TasksPanel-parent").wait_for(state="visible")
+
+    page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "panel-after-rerun.png"))
+
+    # stop the child so the server winds down quickly
+    code, _ = lab.request("POST", f"/api/tasks/{child['id']}/cancel")
+    assert code == 202
+    wait_status(page, child["id"], "cancelled")
+    assert page.page_errors == [], page.page_errors
