@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import TaskContext, current_context
-from .exceptions import TaskCancelled
+from .exceptions import DuplicateTaskName, TaskCancelled
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread
@@ -185,22 +185,23 @@ class DaskBackend:
 
     def _payload(self, task: Task, key: str) -> dict[str, Any]:
         modules = list(self.modules)
+        function_module = None
         notebook_json = None
         if task.kind == TaskKind.FUNCTION.value and task.name:
-            info = self.manager.registry.get_info(task.name)
-            module = getattr(info.fn, "__module__", None)
-            if module and module != "__main__":
-                with contextlib.suppress(TypeError, OSError):
-                    import inspect
+            import inspect
 
-                    modules.append(f"{module}|{inspect.getfile(info.fn)}")
+            info = self.manager.registry.get_info(task.name)
+            module = getattr(info.fn, "__module__", None) or ""
+            with contextlib.suppress(TypeError, OSError):
+                path = inspect.getfile(info.fn)
+                function_module = path if module == "__main__" else f"{module}|{path}"
         if task.kind == TaskKind.NOTEBOOK.value:
             from .jobs.notebook import validate_notebook_spec
 
             with open(validate_notebook_spec(task.spec or {}), encoding="utf-8") as f:
                 notebook_json = f.read()
         return {"task": task, "key": key, "topic": self.topic, "modules": modules,
-                "notebook_json": notebook_json}
+                "function_module": function_module, "notebook_json": notebook_json}
 
     async def execute(self, task: Task, ctx: TaskContext, running: Any) -> Any:
         """Run one attempt of ``task`` on Dask; raises like a local executor would."""
@@ -413,13 +414,16 @@ def _load_modules(modules: Iterable[str]) -> None:
         for item in modules:
             if item in _loaded_modules:
                 continue
+            # "module" or "path.py", or "module|path.py": the name first, the file if that fails
             name, _, path = item.partition("|")
             try:
-                __import__(name)
+                _import_module_or_path(name)
             except ImportError:
                 if not path:
                     raise
                 _import_module_or_path(path)
+            except DuplicateTaskName:
+                pass  # the same file was already imported under another module name
             _loaded_modules.add(item)
 
 
@@ -507,6 +511,13 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     status, result, error = TaskStatus.SUCCEEDED.value, None, None
     try:
         _load_modules(payload.get("modules") or ())
+        if task.kind == TaskKind.FUNCTION.value and payload.get("function_module"):
+            from .registry import default_registry
+
+            try:
+                default_registry.get_info(task.name or "")
+            except Exception:  # not registered yet: import the module that defines it
+                _load_modules([payload["function_module"]])
         if task.kind == TaskKind.FUNCTION.value:
             result = _run_function(task, ctx, run, thread)
         else:
