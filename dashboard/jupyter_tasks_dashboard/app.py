@@ -85,6 +85,7 @@ class TasksDashboard(App[int]):
         self.page_loads = 0
         self.paints: list[float] = []  # perf_counter() after each page reached the screen
         self.last_page_query = 0.0
+        self.last_page_build = 0.0
         self.ready = False
 
     # ------------------------------------------------------------------ layout
@@ -159,11 +160,13 @@ class TasksDashboard(App[int]):
             self.notify(f"Loading tasks failed: {exc}", severity="error")
             return
         self.last_page_query = page.elapsed
+        t0 = time.perf_counter()
         self.table.show_page(index, cursor, page.tasks, page.next_cursor)
+        self.last_page_build = time.perf_counter() - t0
         self.page_loads += 1
         self._describe()
         self.call_after_refresh(self._painted)
-        if self.detail.task_id is None and page.tasks:
+        if page.tasks:  # the row under the cursor may be another task now
             self._schedule_details()
 
     def _painted(self) -> None:

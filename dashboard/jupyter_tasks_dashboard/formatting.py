@@ -41,7 +41,7 @@ def status_text(task: dict[str, Any]) -> Text:
         label = "asking?"
     elif task.get("cancel_requested") and status in ("queued", "running"):
         label = f"{status}…✗"
-    return Text(label, style=STATUS_STYLES.get(status, ""))
+    return Text(label, style=STATUS_STYLES.get(status, ""), no_wrap=True)
 
 
 def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
@@ -112,15 +112,16 @@ def label_text(task: dict[str, Any]) -> str:
 
 def row_cells(task: dict[str, Any]) -> tuple[Any, ...]:
     """The table's cells for one task, in column order."""
+    # Text, not str: the table would parse every str cell as markup on each render
     return (
-        short_id(task["id"]),
-        label_text(task)[:40],
+        Text(short_id(task["id"]), no_wrap=True),
+        Text(label_text(task)[:40], no_wrap=True, overflow="ellipsis"),
         status_text(task),
-        progress_text(task),
-        task.get("owner") or "",
-        origin_text(task)[:30],
-        started_text(task),
-        duration_text(task),
+        Text(progress_text(task), no_wrap=True),
+        Text(task.get("owner") or "", no_wrap=True, overflow="ellipsis"),
+        Text(origin_text(task)[:30], no_wrap=True, overflow="ellipsis"),
+        Text(started_text(task), no_wrap=True),
+        Text(duration_text(task), no_wrap=True),
     )
 
 

@@ -49,6 +49,8 @@ class TaskTable(DataTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.tasks: dict[str, dict[str, Any]] = {}
+        self.row_ids: list[str] = []
+        self.rows_of: dict[str, int] = {}
         self.page_cursors: list[str | None] = [None]
         self.page_index = 0
         self.next_cursor: str | None = None
@@ -62,7 +64,13 @@ class TaskTable(DataTable):
 
     def show_page(self, index: int, cursor: str | None, tasks: list[dict[str, Any]],
                   next_cursor: str | None) -> None:
-        """Replace the rows with a freshly loaded page, keeping the selected task if present."""
+        """Put a freshly loaded page in the rows, keeping the selected task if present.
+
+        Rows are keyed by position (``r0``, ``r1``…), not by task id: a new page
+        rewrites the cells of the rows already there instead of clearing the
+        table, which would make ``DataTable`` re-measure every cell and re-lay
+        out the screen.
+        """
         selected = self.selected_id
         del self.page_cursors[index + 1:]
         if index >= len(self.page_cursors):
@@ -71,17 +79,24 @@ class TaskTable(DataTable):
         self.page_index = index
         self.next_cursor = next_cursor
         self.tasks = {t["id"]: t for t in tasks}
-        self.clear()
-        self.add_rows_with_keys(tasks)
-        if selected in self.tasks:
-            self.move_cursor(row=self.get_row_index(selected), animate=False)
+        self.row_ids = [t["id"] for t in tasks]
+        self.rows_of = {task_id: i for i, task_id in enumerate(self.row_ids)}
+        shown = self.row_count
+        for i, task in enumerate(tasks):
+            cells = row_cells(task)
+            if i < shown:
+                row = f"r{i}"
+                for key, value in zip(COLUMN_KEYS, cells, strict=True):
+                    self.update_cell(row, key, value)
+            else:
+                self.add_row(*cells, key=f"r{i}")
+        for i in range(len(tasks), shown):
+            self.remove_row(f"r{i}")
+        if selected in self.rows_of:
+            self.move_cursor(row=self.rows_of[selected], animate=False)
         elif tasks:
             self.move_cursor(row=0, animate=False)
         self.pages_shown += 1
-
-    def add_rows_with_keys(self, tasks: list[dict[str, Any]]) -> None:
-        for task in tasks:
-            self.add_row(*row_cells(task), key=task["id"])
 
     def reset_paging(self) -> None:
         """Forget the cursors (after a filter or order change)."""
@@ -110,13 +125,17 @@ class TaskTable(DataTable):
     @property
     def selected_id(self) -> str | None:
         """The id of the task under the cursor."""
-        if not self.row_count:
-            return None
-        try:
-            key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        except Exception:
-            return None
-        return key.value
+        row = self.cursor_row
+        return self.row_ids[row] if 0 <= row < len(self.row_ids) else None
+
+    def select(self, task_id: str) -> None:
+        """Move the cursor to a shown task."""
+        self.move_cursor(row=self.rows_of[task_id], animate=False)
+
+    def cell_text(self, task_id: str, column: str) -> str:
+        """The plain text of one shown task's cell."""
+        value = self.get_cell(f"r{self.rows_of[task_id]}", column)
+        return getattr(value, "plain", str(value))
 
     @property
     def selected(self) -> dict[str, Any] | None:
@@ -132,13 +151,15 @@ class TaskTable(DataTable):
         old = self.tasks[task_id]
         self.tasks[task_id] = task
         old_cells = row_cells(old)
+        row = f"r{self.rows_of[task_id]}"
         for key, before, after in zip(COLUMN_KEYS, old_cells, row_cells(task), strict=True):
             if before != after:
-                self.update_cell(task_id, key, after)
+                self.update_cell(row, key, after)
         return True
 
     def refresh_durations(self) -> None:
         """Tick the duration of running tasks (called about once a second)."""
         for task in self.tasks.values():
             if task.get("status") == "running":
-                self.update_cell(task["id"], "duration", row_cells(task)[-1])
+                self.update_cell(f"r{self.rows_of[task['id']]}", "duration",
+                                 row_cells(task)[-1])

@@ -25,8 +25,7 @@ def dashboard(server: Any) -> TasksDashboard:
 
 
 def cell(app: TasksDashboard, task_id: str, column: str) -> str:
-    value = app.table.get_cell(task_id, column)
-    return getattr(value, "plain", str(value))
+    return app.table.cell_text(task_id, column)
 
 
 def notes(app: TasksDashboard) -> list[str]:
@@ -41,7 +40,7 @@ async def select(app: TasksDashboard, pilot: Any, task_id: str) -> None:
     """Put the table's cursor on a task and wait for its details."""
     await until(lambda: task_id in app.table.tasks, pilot, what=f"row {task_id}")
     app.table.focus()
-    app.table.move_cursor(row=app.table.get_row_index(task_id))
+    app.table.select(task_id)
     await until(lambda: app.detail.task_id == task_id, pilot, what="details")
 
 

@@ -1,0 +1,81 @@
+"""Terminal dashboard on 100,000 tasks: start-up to first table render, and paging latency.
+
+Usage: python benchmarks/bench_dashboard.py [tasks] [pages]
+
+Runs the Textual app headless (``App.run_test``) in ``--db`` mode on a fresh
+database holding ``tasks`` finished tasks. "Render" is the moment Textual has
+refreshed the screen after the page's rows were put in the table
+(``call_after_refresh``). Targets: first render < 300 ms, a page < 50 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jupyter_tasks_dashboard.app import TasksDashboard  # noqa: E402
+from jupyter_tasks_dashboard.sources import DatabaseSource  # noqa: E402
+
+from tests.dashboard.conftest import build_history  # noqa: E402
+
+TASKS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+PAGES = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+
+
+async def wait_for(check, timeout: float = 30.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not check():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "tasks.db"
+        built = await build_history(db, TASKS)
+        print(f"dashboard benchmark: {TASKS:,} tasks in history (built in {built:.1f}s), "
+              f"{PAGES} pages")
+        for run in range(3):
+            t0 = time.perf_counter()
+            app = TasksDashboard(DatabaseSource(db))
+            async with app.run_test(size=(180, 50)) as pilot:
+                await wait_for(lambda a=app: a.paints)
+                first = app.paints[0] - t0
+                print(f"  start-up #{run + 1}: first table render {first * 1000:.0f} ms "
+                      f"(query {app.last_page_query * 1000:.1f} ms, "
+                      f"rows {app.last_page_build * 1000:.1f} ms)")
+                if run < 2:
+                    continue
+                await pilot.pause(0.5)  # let start-up work (stats, throughput sample) settle
+                keys, queries, builds = [], [], []
+                for page in range(PAGES):
+                    before = len(app.paints)
+                    start = time.perf_counter()
+                    await pilot.press("n" if page < PAGES - 1 else "p")
+                    await wait_for(lambda a=app, b=before: len(a.paints) > b)
+                    keys.append(app.paints[-1] - start)
+                    queries.append(app.last_page_query)
+                    builds.append(app.last_page_build)
+        print(f"  paging, key press to render over {PAGES} pages: "
+              f"p50 {statistics.median(keys) * 1000:.1f} ms  p99 {pct(keys, 0.99) * 1000:.1f} ms"
+              f"  max {max(keys) * 1000:.1f} ms   (target < 50 ms)")
+        print(f"    of which the query p50 {statistics.median(queries) * 1000:.2f} ms, "
+              f"rows into the table p50 {statistics.median(builds) * 1000:.2f} ms")
+        print("  first render target < 300 ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,128 @@
+"""The dashboard reading the database directly: 100,000 tasks, rendered screens, event floods."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_tasks_dashboard.app import TasksDashboard, main
+from jupyter_tasks_dashboard.sources import DatabaseSource
+
+from .conftest import build_history, until
+
+HISTORY = 100_000
+SIZE = (180, 50)
+
+
+@pytest.fixture(scope="module")
+def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import asyncio
+
+    path = tmp_path_factory.mktemp("dash-db") / "tasks.db"
+    seconds = asyncio.run(build_history(path, HISTORY))
+    print(f"\nbuilt {HISTORY:,} tasks in {seconds:.1f}s")
+    return path
+
+
+async def test_starts_on_100k_tasks_and_renders_a_page(big_db, capsys):
+    t0 = time.perf_counter()
+    app = TasksDashboard(DatabaseSource(big_db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.paints, pilot, what="first page on screen")
+        first = app.paints[0] - t0
+        table = app.table
+        assert table.row_count == 50  # one page, never the whole history
+        newest = next(iter(table.tasks.values()))
+        assert newest["label"] == f"history {HISTORY - 1}" and newest["status"] == "running"
+        await until(lambda: app.overview.total_tasks == HISTORY, pilot, what="stats")
+        # the rendered screen: columns, rows, queues, totals, footer keys
+        wanted = ("id", "label", "status", "progress", "owner", "origin", "started",
+                  "duration", f"history {HISTORY - 1}", "nb/", "default", "gpu",
+                  "100,000 tasks", "Cancel", "Rerun", "Fork", "Answer", "Delete", "Copy id")
+        await until(lambda: all(text in app.screen_text() for text in wanted), pilot,
+                    what="every column, queue and key on screen")
+        queue_line = next(line for line in app.screen_text().splitlines() if " gpu " in line)
+        assert "queued 0" in queue_line and "running 2" in queue_line, queue_line
+        assert "page 1 · 100,000 tasks · newest first" in app.sub_title
+
+        # paging: key press to the next page on screen
+        timings = []
+        for page in range(1, 6):
+            before = len(app.paints)
+            start = time.perf_counter()
+            await pilot.press("n")
+            await until(lambda b=before: len(app.paints) > b, pilot, what=f"page {page + 1}")
+            timings.append(app.paints[-1] - start)
+            assert table.page_index == page
+        labels = [t["label"] for t in table.tasks.values()]
+        assert labels[0] == f"history {HISTORY - 1 - 5 * 50}"
+        await pilot.press("p")
+        await until(lambda: table.page_index == 4, pilot, what="previous page")
+        assert next(iter(table.tasks.values()))["label"] == f"history {HISTORY - 1 - 4 * 50}"
+
+        # filters run in the database: failed tasks of owner "bo" only
+        app.apply_filters(app.filters.__class__(statuses=("failed",), owner="bo"))
+        await until(lambda: table.page_index == 0 and table.tasks and all(
+            t["status"] == "failed" and t["owner"] == "bo" for t in table.tasks.values()),
+            pilot, what="filtered page")
+        await until(lambda: app.detail.task_id in table.tasks, pilot, what="details")
+        assert "ValueError" in str(app.detail.query_one("#error").render())
+    with capsys.disabled():
+        print(f"\n100k tasks: first table render {first * 1000:.0f} ms after construction; "
+              f"paging key-to-render {', '.join(f'{t * 1000:.0f}' for t in timings)} ms")
+
+
+async def test_a_flood_of_progress_events_is_coalesced(big_db):
+    app = TasksDashboard(DatabaseSource(big_db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.paints, pilot, what="first page")
+        running = [t for t in app.table.tasks.values() if t["status"] == "running"]
+        assert len(running) == 3
+        flushes = app.flushes
+        # 30,000 progress events land at once (a runaway task's worth)
+        for n in range(10_000):
+            for task in running:
+                snapshot = {**task, "progress": {"current": n + 1, "total": 10_000}}
+                app._pending.append({"id": n, "type": "task.progress", "task_id": task["id"],
+                                     "ts": None, "task": snapshot})
+        t0 = time.perf_counter()
+        await until(lambda: not app._pending, pilot, what="the flood applied")
+        applied = time.perf_counter() - t0
+        assert app.flushes - flushes <= 2
+        for task in running:
+            assert app.table.cell_text(task["id"], "progress").endswith("100%")
+        # the UI still answers keys right away
+        before = app.table.cursor_row
+        await pilot.press("down")
+        assert app.table.cursor_row == before + 1
+        print(f"\n30,000 events applied in {applied * 1000:.0f} ms")
+
+
+async def test_live_updates_in_database_mode(tmp_path):
+    """Another process's writes reach the table by tailing the events table."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "live.db"
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot, TaskManager(
+            db, worker_kind="test", runs_background=False, make_default=False) as writer:
+        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+        task = await writer.submit_spec({"command": ["true"]}, mode="job", label="from afar",
+                                        queue="parked")
+        await until(lambda: task.id in app.table.tasks, pilot, what="the new row")
+        app.table.select(task.id)
+        await until(lambda: app.detail.task_id == task.id, pilot, what="details")
+        await pilot.press("c")
+        await until(lambda: app.table.tasks[task.id]["status"] == "cancelled", pilot,
+                    what="cancelled through the database")
+        assert (await writer.get(task.id)).status == "cancelled"
+        await pilot.press("d")
+        await until(lambda: task.id not in app.table.tasks, pilot, what="deleted")
+        assert "no tasks" not in app.screen_text()
+
+
+def test_command_line_rejects_bad_options(capsys):
+    assert main(["--page-size", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["--no-such-option"])
