@@ -99,6 +99,8 @@ class CardHub:
 
     def add(self, card: TaskCard) -> None:
         self.cards.setdefault(card.task_id, set()).add(card)
+        # events between the card's first read and now were not delivered to it
+        card._needs_reload = True
         self.activate(card)
 
     def remove(self, card: TaskCard) -> None:
@@ -155,9 +157,16 @@ class CardHub:
                         self.messages_sent += 1
                     if card._settled():
                         self.active.discard(card)
+                    card._failures = 0
                 except Exception:
-                    log.exception("refreshing a task card failed")
-                    self.active.discard(card)
+                    # e.g. the database busy for a moment: try again next tick, but
+                    # give up on a card that keeps failing
+                    card._failures = getattr(card, "_failures", 0) + 1
+                    if card._failures == 1:
+                        log.debug("refreshing a task card failed", exc_info=True)
+                    if card._failures > 50:
+                        log.warning("task card %s stopped updating", card.task_id)
+                        self.active.discard(card)
 
 
 def _fmt_duration(seconds: float | None) -> str:
