@@ -120,9 +120,36 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
+    exposeForDebugging({ model, connection, panel });
     connection.start();
   }
 };
+
+/** The URL parameter or localStorage key that exposes the model on `window.__jupyterTasks`. */
+const DEBUG_FLAG = 'jupyter-tasks-debug';
+
+/**
+ * For benchmarks and debugging only: with `?jupyter-tasks-debug` in the page
+ * URL or `localStorage['jupyter-tasks-debug'] === '1'`, put the model, the
+ * connection and the panel on `window.__jupyterTasks`. Off by default.
+ */
+function exposeForDebugging(objects: {
+  model: TasksModel;
+  connection: TasksConnection;
+  panel: TasksPanel;
+}): void {
+  let enabled = false;
+  try {
+    enabled =
+      new URLSearchParams(window.location.search).has(DEBUG_FLAG) ||
+      window.localStorage?.getItem(DEBUG_FLAG) === '1';
+  } catch {
+    enabled = false; // storage can be blocked; debugging stays off
+  }
+  if (enabled) {
+    (window as unknown as { __jupyterTasks: typeof objects }).__jupyterTasks = objects;
+  }
+}
 
 /**
  * Keep `model.currentNotebook` on the last focused notebook, the way the

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 TASKS_MODULE = Path(__file__).with_name("browser_tasks.py")
+REPO = Path(__file__).resolve().parents[2]
+# the current build of labextension/ (``jlpm build:prod`` writes it here)
+REPO_BUILD = REPO / "jupyter_tasks" / "labextension"
 BASE_URL = "/jt/"
 SKIP_ENV = "JUPYTER_TASKS_SKIP_BROWSER"
 CHROMIUM_ENV = "JUPYTER_TASKS_CHROMIUM"
@@ -65,6 +68,14 @@ class LabServer:
         self.base = f"http://127.0.0.1:{self.port}{BASE_URL.rstrip('/')}"
         for sub in ("root", "config", "data", "runtime", "workspaces", "settings"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+        if (REPO_BUILD / "package.json").exists():
+            # The user data dir comes first on the labextensions path and the first copy of a
+            # name wins: serve the repository's current build, not a possibly stale copy made
+            # by an earlier ``pip install``.
+            (folder / "data" / "labextensions").mkdir(exist_ok=True)
+            link = folder / "data" / "labextensions" / "jupyter-tasks"
+            if not link.exists():
+                link.symlink_to(REPO_BUILD, target_is_directory=True)
         env = {
             **os.environ,
             "JUPYTER_TASKS_DB": str(self.db_path),

@@ -97,6 +97,8 @@ def progress_now(page: Any, task_id: str) -> float:
 
 
 def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> None:
+    # the model is only exposed for debugging when asked (?jupyter-tasks-debug)
+    assert page.evaluate("() => window.__jupyterTasks === undefined")
     # the status bar item is there (it counts running tasks)
     page.locator('[data-testid="tasks-status"]').wait_for(state="attached")
 

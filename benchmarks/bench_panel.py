@@ -1,0 +1,320 @@
+"""Responsiveness of the JupyterLab Tasks panel under load, measured in headless chromium.
+
+Set-up: 2,000 finished tasks in history (bulk-inserted with ``Store.create_tasks``), all
+loaded into the panel's model page by page, and 50 tasks running at once, each
+reporting progress (the server flushes progress every 0.2 s, so up to ~250 events/s).
+
+Figures printed:
+  * frame time (requestAnimationFrame deltas over ~5 s): p50 / p95 / max, long frames;
+  * a burst of 1,000 websocket events (500 new tasks + 500 progress updates) pushed
+    through the same path as socket messages (JSON.parse + the stream's signal):
+    time to apply, time until the DOM shows the result, worst frame meanwhile;
+  * end to end: 1,000 tiny jobs submitted over REST, time until the panel counts
+    them all succeeded.
+
+The model is reached through ``window.__jupyterTasks``, which the extension sets only
+with the ``jupyter-tasks-debug`` flag (set here in localStorage before the page loads).
+
+    python benchmarks/bench_panel.py [--history 2000] [--running 50] [--burst 1000]
+                                     [--jobs 1000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jupyter_tasks.models import TERMINAL_STATUSES, Task, new_task_id  # noqa: E402
+from jupyter_tasks.store import Store  # noqa: E402
+from tests.browser.lab import (  # noqa: E402
+    MISSING_CHROMIUM,
+    LabServer,
+    chromium_path,
+    launch_chromium,
+    open_lab_and_panel,
+)
+
+FRAME_SAMPLER_JS = """
+async (seconds) => {
+  const deltas = [];
+  let last = performance.now();
+  const end = last + seconds * 1000;
+  const api = window.__jupyterTasks;
+  let events = 0;
+  const count = () => { events += 1; };
+  api.connection.eventsApplied.connect(count);
+  // main-thread tasks over 50 ms: the page's own work, apart from CPU contention
+  let longTaskMs = 0;
+  const observer = new PerformanceObserver(list => {
+    for (const entry of list.getEntries()) { longTaskMs += entry.duration; }
+  });
+  observer.observe({ entryTypes: ['longtask'] });
+  await new Promise(resolve => {
+    const tick = now => {
+      deltas.push(now - last);
+      last = now;
+      if (now < end) { requestAnimationFrame(tick); } else { resolve(); }
+    };
+    requestAnimationFrame(tick);
+  });
+  api.connection.eventsApplied.disconnect(count);
+  observer.disconnect();
+  return { deltas, events, longTaskMs };
+}
+"""
+
+BURST_JS = """
+async ([creates, progresses]) => {
+  const { model, connection } = window.__jupyterTasks;
+  const running = model.all.filter(t => t.status === 'running');
+  let id = (model.lastEventId ?? 0) + 1000000;
+  const now = new Date().toISOString();
+  const messages = [];
+  let newest = null;
+  for (let i = 0; i < creates; i++) {
+    const taskId = (BigInt(Date.now()) * 1000000n + BigInt(i)).toString(16).padStart(16, '0')
+      + 'b'.repeat(16);
+    newest = taskId;
+    const task = {
+      id: taskId, kind: 'function', mode: 'job', name: 'burst', label: `burst ${i}`,
+      status: 'queued', params: { i }, result: null, error: null, progress: null,
+      task_key: null, idempotency_key: null, queue: 'default', priority: 0,
+      owner: running[0]?.owner ?? null, origin: { type: 'rest' }, attempts: 0,
+      max_retries: 0, timeout: null, parent_id: null, relationship: null,
+      cancel_requested: false, confirmation: null, created_at: now, started_at: null,
+      finished_at: null
+    };
+    messages.push(JSON.stringify(
+      { id: id++, type: 'task.created', task_id: taskId, ts: now, task }));
+  }
+  for (let i = 0; i < progresses; i++) {
+    const base = running[i % running.length];
+    const current = (base.progress?.current ?? 0) + 1 + Math.floor(i / running.length);
+    const task = { ...base, progress: { current, total: 1e9, message: `burst ${i}` } };
+    messages.push(JSON.stringify(
+      { id: id++, type: 'task.progress', task_id: base.id, ts: now, task }));
+  }
+  // the stream's socket handler: parse, then emit on `received`
+  const stream = connection.stream;
+  const frames = [];
+  let last = performance.now();
+  let sampling = true;
+  const tick = t => { frames.push(t - last); last = t; if (sampling) requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  await new Promise(r => requestAnimationFrame(() => r()));
+
+  const t0 = performance.now();
+  for (const text of messages) {
+    stream._received.emit(JSON.parse(text));
+  }
+  const t1 = performance.now();
+  await new Promise(resolve => {
+    const check = () => {
+      const first = document.querySelector('.jp-TasksPanel-row');
+      if (first && first.dataset.taskId === newest) { resolve(); }
+      else { requestAnimationFrame(check); }
+    };
+    check();
+  });
+  const t2 = performance.now();
+  await new Promise(r => setTimeout(r, 500));
+  sampling = false;
+  return {
+    applyMs: t1 - t0, visibleMs: t2 - t0, messages: messages.length,
+    worstFrameMs: Math.max(...frames), rows: document.querySelectorAll('.jp-TasksPanel-row').length,
+    modelSize: model.size
+  };
+}
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def frame_summary(deltas: list[float]) -> str:
+    deltas = deltas[1:]  # the first delta spans the call set-up
+    long = sum(1 for d in deltas if d > 50)
+    return (f"{len(deltas)} frames, p50 {percentile(deltas, 50):.1f} ms, "
+            f"p95 {percentile(deltas, 95):.1f} ms, max {max(deltas):.1f} ms, "
+            f"{long} frames > 50 ms")
+
+
+async def seed_history(db: Path, count: int) -> None:
+    store = await Store.open(db)
+    try:
+        now = time.time()
+        rng = random.Random(7)
+        tasks = []
+        for i in range(count):
+            created = now - 86400 + i * 30
+            status = rng.choice(TERMINAL_STATUSES)
+            error = None
+            if status != "succeeded":
+                error = {"type": "RuntimeError", "message": f"history {i} {status}",
+                         "traceback": "Traceback (most recent call last):\n  ..."}
+            tasks.append(Task(
+                id=new_task_id(), kind="function", mode="job", status=status,
+                name="history_task", label=f"history task {i}", params={"i": i},
+                result={"i": i} if status == "succeeded" else None, error=error,
+                progress={"current": 10, "total": 10, "message": "done"},
+                origin={"type": "rest"}, created_at=created, started_at=created + 1,
+                finished_at=created + 5, updated_at=created + 5,
+            ))
+        await store.create_tasks(tasks)
+    finally:
+        await store.close()
+
+
+def submit_many(server: LabServer, bodies: list[dict], threads: int = 8) -> list[dict]:
+    def one(body: dict) -> dict:
+        code, task = server.request("POST", "/api/tasks", body)
+        if code not in (200, 202):
+            raise RuntimeError(f"submit failed: {code} {task}")
+        return task
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, bodies))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--history", type=int, default=2000)
+    parser.add_argument("--running", type=int, default=50)
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+
+    chromium = chromium_path()
+    if chromium is None:
+        print(MISSING_CHROMIUM, file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-panel-") as tmp:
+        folder = Path(tmp)
+        db = folder / "tasks.db"
+        t = time.perf_counter()
+        asyncio.run(seed_history(db, args.history))
+        print(f"seeded {args.history} finished tasks in {time.perf_counter() - t:.2f} s")
+
+        server = LabServer(folder, db_path=db,
+                           workers={"slow": args.running, "default": 4})
+        try:
+            server.wait_ready()
+            slow = submit_many(server, [{
+                "name": "browser_slow", "params": {"steps": 1_000_000, "step_seconds": 0.05},
+                "label": f"running {i}", "queue": "slow"} for i in range(args.running)])
+            with sync_playwright() as p:
+                context = launch_chromium(p, folder / "chromium", chromium)
+                try:
+                    page = context.pages[0] if context.pages else context.new_page()
+                    page.add_init_script(
+                        "window.localStorage.setItem('jupyter-tasks-debug', '1')")
+                    page.set_default_timeout(120_000)
+                    t = time.perf_counter()
+                    open_lab_and_panel(page, server)
+                    print(f"JupyterLab + panel open in {time.perf_counter() - t:.1f} s")
+                    page.wait_for_function(
+                        "n => window.__jupyterTasks.model.count('running') >= n",
+                        arg=args.running)
+
+                    # every page of history into the model, as a user clicking "older"
+                    t0 = page.evaluate("""async () => {
+                      const { connection } = window.__jupyterTasks;
+                      const t = performance.now(); let pages = 0;
+                      while (connection.hasOlder) { await connection.loadOlder(); pages++; }
+                      return [performance.now() - t, pages];
+                    }""")
+                    size = page.evaluate("() => window.__jupyterTasks.model.size")
+                    rows = page.locator(".jp-TasksPanel-row").count()
+                    print(f"history loaded: {size} tasks in the model ({t0[1]} older pages in "
+                          f"{t0[0]:.0f} ms), {rows} rows rendered")
+                    page.wait_for_function(
+                        "() => window.__jupyterTasks.model.all.filter(t => t.status === "
+                        "'running' && t.progress).length >= " + str(args.running))
+
+                    # same load, panel closed (the model still applies every event) ...
+                    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+                    page.locator(".jp-TasksPanel").wait_for(state="hidden")
+                    sample = page.evaluate(FRAME_SAMPLER_JS, args.seconds)
+                    rate = sample["events"] / args.seconds
+                    print(f"panel closed, {args.running} running ({rate:.0f} events/s "
+                          f"applied): {frame_summary(sample['deltas'])}, long tasks "
+                          f"{sample['longTaskMs']:.0f} ms")
+                    # ... and open, rendering the first rows with live progress bars
+                    page.evaluate("() => window.jupyterapp.commands.execute("
+                                  "'jupyter-tasks:open')")
+                    page.locator(".jp-TasksPanel").wait_for(state="visible")
+                    sample = page.evaluate(FRAME_SAMPLER_JS, args.seconds)
+                    rate = sample["events"] / args.seconds
+                    print(f"panel open, {args.running} running ({rate:.0f} events/s "
+                          f"applied): {frame_summary(sample['deltas'])}, long tasks "
+                          f"{sample['longTaskMs']:.0f} ms")
+
+                    if args.jobs:
+                        base = page.evaluate(
+                            "() => window.__jupyterTasks.model.count('succeeded')")
+                        page.evaluate("""() => {
+                          window.__benchFrames = []; let last = performance.now();
+                          window.__benchSampling = true;
+                          const tick = t => { window.__benchFrames.push(t - last); last = t;
+                            if (window.__benchSampling) requestAnimationFrame(tick); };
+                          requestAnimationFrame(tick);
+                        }""")
+                        t = time.perf_counter()
+                        submit_many(server, [{"name": "browser_tiny", "params": {"n": i}}
+                                             for i in range(args.jobs)])
+                        submitted = time.perf_counter() - t
+                        page.wait_for_function(
+                            """([n]) => {
+                                 const chip = document.querySelector(
+                                   '.jp-TasksPanel-statusToggle[data-status="succeeded"] '
+                                   + '.jp-TasksPanel-count');
+                                 return chip !== null && Number(chip.textContent) >= n;
+                               }""", arg=[base + args.jobs], timeout=300_000, polling="raf")
+                        total = time.perf_counter() - t
+                        frames = page.evaluate(
+                            "() => { window.__benchSampling = false; "
+                            "return window.__benchFrames; }")
+                        print(f"end to end: {args.jobs} tiny jobs submitted over REST in "
+                              f"{submitted:.1f} s; panel counted them all succeeded after "
+                              f"{total:.1f} s ({args.jobs / total:.0f} jobs/s, ~3 events each); "
+                              f"frames meanwhile: {frame_summary(frames)}")
+
+                    if args.burst:
+                        burst = page.evaluate(BURST_JS, [args.burst // 2,
+                                                         args.burst - args.burst // 2])
+                        print(f"burst of {burst['messages']} events ({args.burst // 2} new "
+                              f"tasks + {args.burst - args.burst // 2} progress): applied in "
+                              f"{burst['applyMs']:.1f} ms, visible in the DOM after "
+                              f"{burst['visibleMs']:.1f} ms, worst frame "
+                              f"{burst['worstFrameMs']:.1f} ms; model {burst['modelSize']} "
+                              f"tasks, {burst['rows']} rows rendered")
+                finally:
+                    context.close()
+            for task in slow:
+                server.request("POST", f"/api/tasks/{task['id']}/cancel")
+        finally:
+            server.stop()
+    print(json.dumps({"history": args.history, "running": args.running}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
