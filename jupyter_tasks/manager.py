@@ -182,6 +182,7 @@ class TaskManager:
         runs_background: bool = True,
         claim_batch: int = 8,
         make_default: bool = True,
+        flush_batch: int | None = None,
     ) -> None:
         self.db_path = os.fspath(db_path) if db_path is not None else str(default_db_path())
         self.registry = registry or default_registry
@@ -203,6 +204,9 @@ class TaskManager:
         self.runs_background = runs_background
         self.claim_batch = claim_batch
         self.make_default = make_default
+        # tasks per progress/log transaction (None: all in one); smaller batches let other
+        # database work (state changes, the event tail) run between them
+        self.flush_batch = flush_batch
         self.worker_id = f"{worker_kind}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.executors: dict[str, Executor] = {
             TaskKind.FUNCTION.value: self._exec_function,
@@ -943,8 +947,9 @@ class TaskManager:
                     progress.append((task_id, value))
             if ctx.has_logs:
                 logs.append((task_id, ctx.take_logs()))
-        if progress or logs:
-            await self.store.save_updates(progress, logs)
+        size = self.flush_batch or max(len(progress), len(logs), 1)
+        for start in range(0, max(len(progress), len(logs)), size):
+            await self.store.save_updates(progress[start:start + size], logs[start:start + size])
 
     async def _flush_loop(self) -> None:
         while True:

@@ -87,6 +87,12 @@ class JupyterTasksApp(ExtensionApp):
         "", help="Dask scheduler address (e.g. tcp://host:8786) used when executor = 'dask'."
     ).tag(config=True)
 
+    flush_batch = Int(
+        20, help="Running tasks whose progress and logs share one database transaction; "
+                 "small batches keep state changes flowing while hundreds of tasks report "
+                 "(0: all in one)."
+    ).tag(config=True)
+
     activity_interval = Float(
         5.0, help="Seconds between two checks for running tasks (reported as server activity)."
     ).tag(config=True)
@@ -126,6 +132,7 @@ class JupyterTasksApp(ExtensionApp):
         self.manager = TaskManager(
             self.resolved_db_path, queues=queues, worker_kind="server",
             callback_allowlist=self.callback_allowlist, origin={"type": "server"},
+            flush_batch=self.flush_batch or None,
         )
         self.dask_backend = None
         if self.executor == "dask":
