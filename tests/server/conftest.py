@@ -193,3 +193,8 @@ def server_factory(tmp_path: Path, db_path: Path):
     yield start
     for server in started:
         server.kill()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tasks_config(**settings): JupyterTasksApp settings for this test's server")

@@ -448,3 +448,23 @@ async def test_activity_is_reported_while_tasks_run(api, tasks_app, jp_serverapp
     await api.post(task["id"], "cancel")
     await tasks_app.refresh_activity()
     assert tasks_app.current_activity() is None
+
+
+@pytest.fixture
+def tasks_config(request: Any) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("tasks_config")
+    return dict(marker.kwargs) if marker else {}
+
+
+@pytest.mark.tasks_config(history_days=1e-6, prune_interval=0.05, max_body_bytes=200)
+async def test_history_retention_prunes_finished_tasks_and_body_limit_is_configurable(api):
+    assert_problem(await api.post(body={"name": "srv_job", "label": "x" * 300}), 413)
+    done = await api.submit({"name": "srv_job"})
+    waiting = await api.submit({"name": "srv_job", "queue": PARKED})
+    await finished(api, done["id"])
+
+    async def pruned() -> bool:
+        return (await api.get(done["id"])).code == 404
+
+    await eventually(pruned, what="finished task pruned")
+    assert (await api.get(waiting["id"])).json["status"] == "queued"  # active tasks stay
