@@ -111,12 +111,16 @@ def utcnow() -> datetime:
 
 
 def iso(ts: float | None) -> str | None:
-    """An epoch timestamp as ISO 8601 UTC with a ``Z``, or None."""
+    """An epoch timestamp as ISO 8601 UTC with milliseconds and a ``Z``, or None.
+
+    Milliseconds are truncated with the same arithmetic as ``store.ISO_SQL``,
+    which renders event snapshots inside SQLite, so both agree to the digit.
+    """
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    seconds = int(ts)
+    millis = int((ts - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)

@@ -549,11 +549,41 @@ def _count_tasks(conn: sqlite3.Connection, owners: list[str] | None) -> int:
     return conn.execute(sql, owners).fetchone()[0]
 
 
-def _insert_event(conn: sqlite3.Connection, task: Task, event: EventType | str, ts: float) -> None:
-    conn.execute(
-        "INSERT INTO events (task_id, type, ts, owner, task) VALUES (?, ?, ?, ?, ?)",
-        (task.id, getattr(event, "value", event), ts, task.owner, dumps(task.to_json())),
-    )
+def _iso_sql(column: str) -> str:
+    # the same truncation to milliseconds as models.iso()
+    return (f"CASE WHEN {column} IS NULL THEN NULL ELSE "
+            f"strftime('%Y-%m-%dT%H:%M:%S', CAST({column} AS INTEGER), 'unixepoch') || "
+            f"printf('.%03dZ', CAST(({column} - CAST({column} AS INTEGER)) * 1000 AS INTEGER)) END")
+
+
+# The API's task JSON (Task.to_json()) rendered by SQLite itself: an event's
+# snapshot then costs no Python decoding or encoding, which matters for the
+# steady stream of progress events of many running tasks.
+SNAPSHOT_SQL = "json_object(" + ", ".join(
+    f"'{key}', {expr}" for key, expr in [
+        ("id", "id"), ("kind", "kind"), ("mode", "mode"), ("name", "name"), ("label", "label"),
+        ("status", "status"), ("params", "json(params)"), ("result", "json(result)"),
+        ("error", "json(error)"), ("progress", "json(progress)"), ("task_key", "task_key"),
+        ("idempotency_key", "idempotency_key"), ("queue", "queue"), ("priority", "priority"),
+        ("owner", "owner"), ("origin", "json(origin)"), ("attempts", "attempts"),
+        ("max_retries", "max_retries"), ("timeout", "timeout"), ("parent_id", "parent_id"),
+        ("relationship", "relationship"),
+        ("cancel_requested", "json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END)"),
+        ("confirmation", "json(confirmation)"), ("created_at", _iso_sql("created_at")),
+        ("started_at", _iso_sql("started_at")), ("finished_at", _iso_sql("finished_at")),
+    ]
+) + ")"
+_INSERT_EVENT = (
+    "INSERT INTO events (task_id, type, ts, owner, task) "
+    f"SELECT id, ?, ?, owner, {SNAPSHOT_SQL} FROM tasks WHERE id = ?"
+)
+
+
+def _insert_event(conn: sqlite3.Connection, task: Task | str, event: EventType | str,
+                  ts: float) -> None:
+    """Append an event with the task's current row as its snapshot (nothing if no such row)."""
+    task_id = task if isinstance(task, str) else task.id
+    conn.execute(_INSERT_EVENT, (getattr(event, "value", event), ts, task_id))
 
 
 _TASK_COLUMNS = [
@@ -660,10 +690,12 @@ def _tx_updates(
         _tx_append_logs(conn, task_id, entries)
     now = time.time()
     for task_id, value in progress:
-        task = _update_task(conn, task_id, {"progress": value, "updated_at": now},
-                            (TaskStatus.RUNNING.value,))
-        if task is not None:
-            _insert_event(conn, task, EventType.PROGRESS, now)
+        changed = conn.execute(
+            "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+            (dumps(value), now, task_id),
+        ).rowcount
+        if changed:
+            _insert_event(conn, task_id, EventType.PROGRESS, now)
 
 
 def _tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> Task:
@@ -722,10 +754,11 @@ def _tx_delete(conn: sqlite3.Connection, task_id: str) -> Task:
         raise TaskNotFound(f"no task with id {task_id}")
     if not task.is_terminal:
         raise TaskStateConflict(f"task {task_id} is {task.status}; cancel it before deleting")
+    # the event first: its snapshot is read from the row about to go
+    _insert_event(conn, task, EventType.DELETED, time.time())
     conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
     conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
-    _insert_event(conn, task, EventType.DELETED, time.time())
     return task
 
 
@@ -737,9 +770,7 @@ def _tx_append_logs(
         [(task_id, ts, stream, text) for ts, stream, text in entries],
     )
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-    task = _get_task(conn, task_id)
-    if task is not None:
-        _insert_event(conn, task, EventType.LOG, time.time())
+    _insert_event(conn, task_id, EventType.LOG, time.time())
     return last
 
 
