@@ -362,7 +362,8 @@ const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
           {notebook ? basename(notebook) : task.origin?.type ?? ''}
         </span>
       </div>
-      {task.error && (
+      {task.error && task.status !== 'cancelled' && (
+        // a cancel is someone's decision, not a failure: the status badge says it
         <div className="jp-TasksPanel-error">
           {task.error.type}: {task.error.message}
         </div>
