@@ -82,6 +82,7 @@ class _Running:
     process: ProcessUsage = field(default_factory=ProcessUsage)
     answer: asyncio.Future[str] | None = None
     timer: asyncio.TimerHandle | None = None
+    cancel_sent: bool = False
     started: float = field(default_factory=time.time)
 
 
@@ -404,7 +405,12 @@ class TaskManager:
         elif work == "notebook":
             kind = TaskKind.NOTEBOOK.value
             clean = {"notebook": _check_str(spec["notebook"], "notebook"),
-                     "parameters": _check_obj(spec.get("parameters") or {}, "parameters")}
+                     "parameters": _check_obj(spec.get("parameters") or {}, "parameters"),
+                     "root_dir": spec.get("root_dir") or os.getcwd()}
+            from .jobs.notebook import validate_notebook_spec
+
+            # a missing notebook or a parameter that cannot be a variable: 422 now, not later
+            validate_notebook_spec(clean)
         else:
             kind = TaskKind.CODE.value
             clean = {"code": _check_str(spec["code"], "code"),
@@ -826,7 +832,11 @@ class TaskManager:
         running.ctx._request_cancel()
         if running.answer is not None and not running.answer.done():
             running.answer.cancel()
-        if running.aio_task is not None and not running.aio_task.done():
+        # once only: the cancel arrives both directly and through the event feed,
+        # and a second CancelledError would cut short the runner's own clean-up
+        if running.aio_task is not None and not running.aio_task.done() \
+                and not running.cancel_sent:
+            running.cancel_sent = True
             running.aio_task.cancel()
 
     async def _exec_function(self, task: Task, ctx: TaskContext, running: _Running) -> Any:

@@ -158,7 +158,9 @@ async def terminate_group(proc: asyncio.subprocess.Process, pgid: int) -> None:
         await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
     except asyncio.TimeoutError:
         pass
-    kill_process_group(pgid, signal.SIGKILL)
+    finally:
+        # runs even if we are cancelled while waiting: nothing may outlive its task
+        kill_process_group(pgid, signal.SIGKILL)
     await proc.wait()
 
 

@@ -179,10 +179,10 @@ async def test_paths_must_stay_inside_the_root(manager: TaskManager, tmp_path: P
     for bad in ("../outside.ipynb", str(tmp_path / "outside.ipynb")):
         with pytest.raises(InvalidRequest):
             validate_notebook_spec({"notebook": bad, "root_dir": str(root)})
-        task = await manager.submit_spec({"notebook": bad, "root_dir": str(root)},
-                                         max_retries=0)
-        done = await manager.wait(task.id, timeout=30)
-        assert done.status == "failed" and done.error["type"] == "InvalidRequest"
+        before = await manager.store.count_tasks()
+        with pytest.raises(InvalidRequest):  # refused at submit: no row, no run
+            await manager.submit_spec({"notebook": bad, "root_dir": str(root)})
+        assert await manager.store.count_tasks() == before
     with pytest.raises(InvalidRequest, match="identifiers"):
         validate_notebook_spec({"notebook": "outside.ipynb", "root_dir": str(tmp_path),
                                 "parameters": {"not valid": 1}})
