@@ -24,7 +24,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import Footer, Header, Input
 
 from .confirm import ConfirmScreen
 from .detail import LOG_LINES, DetailPane
@@ -78,6 +78,8 @@ class TasksDashboard(App[int]):
         self.filters = Filters()
         self._pending: list[dict[str, Any]] = []
         self._detail_timer: Timer | None = None
+        self._stats_timer: Timer | None = None
+        self._event_flush: dict[str, int] = {}  # task id -> flush that last applied an event
         self.started_at = time.perf_counter()
         # observability for tests and the benchmark
         self.events_seen = 0
@@ -135,10 +137,14 @@ class TasksDashboard(App[int]):
         self._load_page(0, None)
         self._follow()
         self.set_interval(FLUSH_SECONDS, self._flush_events)
-        self.set_interval(STATS_SECONDS, self._load_stats)
-        self.set_interval(1.0, self._tick)
+        # the rest (queue stats, throughput sample, detail pane) waits for the first paint
+
+    def _after_first_paint(self) -> None:
+        """Start-up work the first page of the table does not need, once it is on screen."""
+        self.run_worker(self.detail.build(), group="detail-build")
         self._load_stats()
         self._seed_throughput()
+        self.set_interval(1.0, self._tick)
 
     @work(group="seed")
     async def _seed_throughput(self) -> None:
@@ -171,6 +177,8 @@ class TasksDashboard(App[int]):
 
     def _painted(self) -> None:
         self.paints.append(time.perf_counter())
+        if len(self.paints) == 1:
+            self._after_first_paint()
 
     def _describe(self) -> None:
         table = self.table
@@ -214,6 +222,8 @@ class TasksDashboard(App[int]):
             return
         events, self._pending = self._pending, []
         self.flushes += 1
+        if len(self._event_flush) > 10_000:
+            self._event_flush.clear()
         self.events_seen += len(events)
         table, detail, filters = self.table, self.detail, self.filters
         latest: dict[str, dict[str, Any]] = {}
@@ -238,6 +248,7 @@ class TasksDashboard(App[int]):
             elif etype == "task.log" and task_id == detail.task_id:
                 need_logs = True
         for task_id, task in latest.items():
+            self._event_flush[task_id] = self.flushes
             if task_id in table.tasks:
                 table.patch(task)
                 if not filters.matches(task):
@@ -261,17 +272,24 @@ class TasksDashboard(App[int]):
 
     @work(exclusive=True, group="stats")
     async def _load_stats(self) -> None:
+        # counting 100,000 rows takes a while: poll at most 1/10 of the time, at least every 2 s
+        if self._stats_timer is not None:
+            self._stats_timer.stop()
+        t0 = time.perf_counter()
         try:
             stats = await self.source.stats()
         except ActionError:
-            return
-        self.overview.update_stats(stats)
-        self._describe()
+            stats = None
+        elapsed = time.perf_counter() - t0
+        self._stats_timer = self.set_timer(max(STATS_SECONDS, 10 * elapsed), self._load_stats)
+        if stats is not None:
+            self.overview.update_stats(stats)
+            self._describe()
 
     # ---------------------------------------------------------------- details
 
-    @on(DataTable.RowHighlighted, "#tasks")
-    def _row_highlighted(self, message: DataTable.RowHighlighted) -> None:
+    @on(TaskTable.RowHighlighted)
+    def _row_highlighted(self, message: TaskTable.RowHighlighted) -> None:
         self._schedule_details()
 
     def _schedule_details(self) -> None:
@@ -287,11 +305,16 @@ class TasksDashboard(App[int]):
 
     @work(exclusive=True, group="details")
     async def _load_details(self, task_id: str) -> None:
+        asked_at = self.flushes
         try:
             details = await self.source.details(task_id)
         except ActionError as exc:
             self.notify(f"Cannot read task {short_id(task_id)}: {exc}", severity="error")
             return
+        await self.detail.build()
+        if self._event_flush.get(task_id, -1) >= asked_at and task_id in self.table.tasks:
+            # an event applied meanwhile is newer than this read: keep its snapshot
+            details.task = self.table.tasks[task_id]
         new = task_id != self.detail.task_id
         self._lineage_ids = {details.lineage_root["id"]} if details.lineage_root else set()
         for kids in details.lineage.values():

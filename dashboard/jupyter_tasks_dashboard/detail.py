@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rich.markup import escape
@@ -24,29 +25,53 @@ LOG_LINES = 300
 
 
 class DetailPane(VerticalScroll):
-    """Everything about the selected task; ``show`` for a new task, ``patch`` for live changes."""
+    """Everything about the selected task; ``show`` for a new task, ``patch`` for live changes.
+
+    Its sections are mounted by ``build()``, which the app calls once the first
+    page of the table is on screen: nothing in here is needed for that first
+    paint, and mounting a log, a tree and a dozen statics is a good part of
+    Textual's start-up cost. ``show``/``patch``/``append_logs`` before then are
+    kept (the latest only) and applied when the sections exist.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.task_id: str | None = None
         self.current_task: dict[str, Any] | None = None
         self.log_next = 0
+        self.built = False
+        self._build_lock = asyncio.Lock()
+        self._waiting: Details | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Select a task", id="summary")
-        yield Static("", id="confirmation")
-        yield Label("params", classes="section")
-        yield Static("", id="params")
-        yield Label("result", classes="section")
-        yield Static("", id="result")
-        yield Label("error", classes="section", id="error-title")
-        yield Static("", id="error")
-        yield Label("log", classes="section")
-        yield Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
-        yield Label("lineage", classes="section")
-        yield Tree("lineage", id="lineage")
-        yield Label("artifacts", classes="section")
-        yield Static("", id="artifacts")
+
+    async def build(self) -> None:
+        """Mount every section (once); then apply what arrived meanwhile."""
+        async with self._build_lock:
+            if not self.built:
+                await self._mount_sections()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self.show(waiting)
+
+    async def _mount_sections(self) -> None:
+        await self.mount_all([
+            Static("", id="confirmation"),
+            Label("params", classes="section"),
+            Static("", id="params"),
+            Label("result", classes="section"),
+            Static("", id="result"),
+            Label("error", classes="section", id="error-title"),
+            Static("", id="error"),
+            Label("log", classes="section"),
+            Log(id="log", max_lines=LOG_LINES, auto_scroll=True),
+            Label("lineage", classes="section"),
+            Tree("lineage", id="lineage"),
+            Label("artifacts", classes="section"),
+            Static("", id="artifacts"),
+        ])
+        self.built = True
 
     # ---------------------------------------------------------------- updates
 
@@ -54,6 +79,10 @@ class DetailPane(VerticalScroll):
         """A newly selected task (or a fresh read of it): every section."""
         new = details.task["id"] != self.task_id
         self.task_id = details.task["id"]
+        if not self.built:
+            self._waiting = details
+            self.current_task = details.task
+            return
         if new:
             self.log_next = 0
             self.query_one("#log", Log).clear()
@@ -70,6 +99,10 @@ class DetailPane(VerticalScroll):
         if task["id"] != self.task_id:
             return
         self.current_task = task
+        if not self.built:
+            if self._waiting is not None:
+                self._waiting.task = task
+            return
         lines = [
             f"[b]{escape(label_text(task))}[/b]  {task['id']}",
             f"status {status_text(task).markup}   {escape(progress_text(task, 20))}   "
@@ -113,7 +146,7 @@ class DetailPane(VerticalScroll):
 
     def append_logs(self, task_id: str, entries: list[dict[str, Any]], next_seq: int) -> None:
         """New log chunks of the selected task."""
-        if task_id != self.task_id:
+        if task_id != self.task_id or not self.built or not self.is_attached:
             return
         self.log_next = max(self.log_next, next_seq)
         lines: list[str] = []

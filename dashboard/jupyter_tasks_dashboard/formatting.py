@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
 STATUS_STYLES = {
@@ -32,16 +33,21 @@ def parse_ts(value: str | None) -> float | None:
         return None
 
 
-def status_text(task: dict[str, Any]) -> Text:
-    """The status, coloured; a pending question or cancel request is marked."""
+def status_label(task: dict[str, Any]) -> str:
+    """The status word; a pending question or cancel request is marked."""
     status = task.get("status") or "?"
-    label = status
     confirmation = task.get("confirmation") or {}
     if status == "running" and confirmation and confirmation.get("answer") is None:
-        label = "asking?"
-    elif task.get("cancel_requested") and status in ("queued", "running"):
-        label = f"{status}…✗"
-    return Text(label, style=STATUS_STYLES.get(status, ""), no_wrap=True)
+        return "asking?"
+    if task.get("cancel_requested") and status in ("queued", "running"):
+        return f"{status}…✗"
+    return status
+
+
+def status_text(task: dict[str, Any]) -> Text:
+    """The status label, coloured."""
+    return Text(status_label(task), style=STATUS_STYLES.get(task.get("status") or "", ""),
+                no_wrap=True)
 
 
 def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
@@ -110,19 +116,30 @@ def label_text(task: dict[str, Any]) -> str:
     return task.get("label") or task.get("name") or task.get("kind") or ""
 
 
-def row_cells(task: dict[str, Any]) -> tuple[Any, ...]:
-    """The table's cells for one task, in column order."""
-    # Text, not str: the table would parse every str cell as markup on each render
+def row_cells(task: dict[str, Any]) -> tuple[str, ...]:
+    """The table's cells for one task, in column order, as plain text."""
     return (
-        Text(short_id(task["id"]), no_wrap=True),
-        Text(label_text(task)[:40], no_wrap=True, overflow="ellipsis"),
-        status_text(task),
-        Text(progress_text(task), no_wrap=True),
-        Text(task.get("owner") or "", no_wrap=True, overflow="ellipsis"),
-        Text(origin_text(task)[:30], no_wrap=True, overflow="ellipsis"),
-        Text(started_text(task), no_wrap=True),
-        Text(duration_text(task), no_wrap=True),
+        short_id(task["id"]),
+        label_text(task)[:40],
+        status_label(task),
+        progress_text(task),
+        task.get("owner") or "",
+        origin_text(task)[:30],
+        started_text(task),
+        duration_text(task),
     )
+
+
+def fit_cell(text: str, width: int) -> str:
+    """``text`` padded or cut (with an ellipsis) to exactly ``width`` terminal cells."""
+    if text.isascii() and text.isprintable():
+        if len(text) <= width:
+            return text.ljust(width)
+        return text[: width - 1] + "…"
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
 
 
 def pretty_json(value: Any) -> str:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,6 +245,10 @@ class DatabaseSource(DataSource):
         self.path = os.fspath(path)
         self.description = f"database {self.path}"
         self.manager: Any = None
+        # counting a big history takes ~150 ms: it runs on a read connection of its own
+        # so that page queries, which share the store's single database thread, never wait
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: sqlite3.Connection | None = None
 
     async def start(self) -> None:
         from jupyter_tasks.manager import TaskManager
@@ -256,6 +263,31 @@ class DatabaseSource(DataSource):
             self._sub.close()
             await self.manager.stop()
             self.manager = None
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
+            reader.shutdown(wait=False)
+
+    def _close_reader(self) -> None:
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
+
+    def _count(self) -> dict[str, Any]:
+        """Per queue queued/running and per status counts (in the reader thread)."""
+        if self._reader_conn is None:
+            uri = f"{pathlib.Path(self.path).resolve().as_uri()}?mode=ro"
+            self._reader_conn = sqlite3.connect(uri, uri=True)
+            self._reader_conn.execute("PRAGMA busy_timeout = 5000")
+        queues: dict[str, dict[str, int]] = {}
+        statuses: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        for queue, status, count in self._reader_conn.execute(
+                "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
+            counts = queues.setdefault(queue, {"queued": 0, "running": 0})
+            if status in ACTIVE:
+                counts[status] += count
+            statuses[status] = statuses.get(status, 0) + count
+        return {"queues": queues, "statuses": statuses}
 
     async def _call(self, coro: Any) -> Any:
         from jupyter_tasks.exceptions import JupyterTasksError
@@ -292,7 +324,12 @@ class DatabaseSource(DataSource):
 
     async def stats(self) -> dict[str, Any]:
         store = self.manager.store
-        stats = await store.stats()
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="dashboard-stats")
+        try:
+            stats = await asyncio.get_running_loop().run_in_executor(self._reader, self._count)
+        except sqlite3.Error:
+            stats = await store.stats()
         workers = await store.list_workers()
         for queue in stats["queues"].values():
             queue.setdefault("max_workers", None)

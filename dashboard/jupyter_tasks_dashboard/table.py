@@ -1,14 +1,26 @@
-"""The task table: one page of tasks at a time, paged by cursor, updated in place."""
+"""The task table: one page of tasks at a time, paged by cursor, updated in place.
+
+A line-API widget (``ScrollView`` + ``render_line``) rather than ``DataTable``:
+a page of tasks becomes one pre-formatted ``Strip`` per row, built once when the
+page arrives (or when a row changes) and only cropped when Textual asks for a
+line. A page turn therefore rebuilds ~50 strips and repaints this widget alone,
+instead of ``DataTable`` re-measuring and re-rendering every cell through Rich.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from .formatting import row_cells
+from .formatting import STATUS_STYLES, fit_cell, row_cells
 
 COLUMNS = (
     ("id", "id", 11),
@@ -21,21 +33,31 @@ COLUMNS = (
     ("duration", "duration", 8),
 )
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
+WIDTHS = tuple(width for _, _, width in COLUMNS)
+STATUS_COLUMN = COLUMN_KEYS.index("status")
+TABLE_WIDTH = sum(width + 2 for width in WIDTHS)  # one space of padding either side
+_STATUS_STYLES = {status: Style.parse(style) for status, style in STATUS_STYLES.items()}
 
 
-class TaskTable(DataTable):
-    """A ``DataTable`` of one page of tasks (API JSON), keyed by task id.
+class TaskTable(ScrollView, can_focus=True):
+    """One page of tasks (API JSON) with a fixed header row and a row cursor.
 
     The table never holds more than a page: ``page_cursors[i]`` is the cursor
     that loads page ``i`` (None for the first), ``next_cursor`` the one after
     the shown page. Loading is the app's job (``RequestPage``); this widget
-    only shows pages and patches rows as events arrive.
+    only shows pages, moves its cursor (``RowHighlighted``) and patches rows as
+    events arrive.
     """
 
+    COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--odd"}
+
     BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
         Binding("pagedown,n", "next_page", "Next page", show=True),
         Binding("pageup,p", "prev_page", "Prev page", show=True),
         Binding("home", "first_page", "First page", show=False),
+        Binding("end", "last_row", "Last row", show=False),
     ]
 
     class RequestPage(Message):
@@ -46,31 +68,105 @@ class TaskTable(DataTable):
             self.index = index
             self.cursor = cursor
 
+    class RowHighlighted(Message):
+        """The cursor rests on another row (``task_id`` None when the page is empty)."""
+
+        def __init__(self, table: TaskTable, row: int, task_id: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+            self.task_id = task_id
+
+        @property
+        def control(self) -> TaskTable:
+            return self.table
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.tasks: dict[str, dict[str, Any]] = {}
         self.row_ids: list[str] = []
         self.rows_of: dict[str, int] = {}
+        self._cells: list[tuple[str, ...]] = []
+        self._strips: dict[tuple[int, bool], Strip] = {}  # (row, under cursor) -> full strip
+        self._header: Strip | None = None
+        self._styles: tuple[Style, Style, Style, Style] | None = None
+        self.cursor_row = 0
         self.page_cursors: list[str | None] = [None]
         self.page_index = 0
         self.next_cursor: str | None = None
         self.pages_shown = 0
+        self.virtual_size = Size(TABLE_WIDTH, 1)
 
-    def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+    # ---------------------------------------------------------------- rendering
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._forget_strips()
+
+    def _forget_strips(self) -> None:
+        self._strips.clear()
+        self._header = None
+        self._styles = None
+
+    def _row_styles(self) -> tuple[Style, Style, Style, Style]:
+        """(base, odd row, cursor, header) rich styles, looked up once per style change."""
+        if self._styles is None:
+            base = self.rich_style
+            self._styles = (
+                base,
+                base + self.get_component_rich_style("task-table--odd"),
+                base + self.get_component_rich_style("task-table--cursor"),
+                base + self.get_component_rich_style("task-table--header"),
+            )
+        return self._styles
+
+    def _header_strip(self) -> Strip:
+        if self._header is None:
+            style = self._row_styles()[3]
+            text = "".join(f" {fit_cell(label, width)} " for _, label, width in COLUMNS)
+            self._header = Strip([Segment(text, style)], TABLE_WIDTH)
+        return self._header
+
+    def _row_strip(self, row: int, under_cursor: bool) -> Strip:
+        key = (row, under_cursor)
+        strip = self._strips.get(key)
+        if strip is None:
+            base, odd, cursor, _ = self._row_styles()
+            style = cursor if under_cursor else (odd if row % 2 else base)
+            cells = self._cells[row]
+            segments = []
+            for i, (text, width) in enumerate(zip(cells, WIDTHS, strict=True)):
+                cell = f" {fit_cell(text, width)} "
+                if i == STATUS_COLUMN and not under_cursor:
+                    status = self.tasks[self.row_ids[row]].get("status") or ""
+                    colour = _STATUS_STYLES.get(status)
+                    segments.append(Segment(cell, style + colour if colour else style))
+                else:
+                    segments.append(Segment(cell, style))
+            strip = self._strips[key] = Strip(Segment.simplify(segments), TABLE_WIDTH)
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self._row_styles()[0]
+        if y == 0:
+            strip = self._header_strip()
+        else:
+            row = scroll_y + y - 1
+            if not 0 <= row < len(self._cells):
+                return Strip.blank(width, base)
+            strip = self._row_strip(row, row == self.cursor_row)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def _refresh_row(self, row: int) -> None:
+        self.refresh_line(row + 1)  # the header is line 0
 
     # ------------------------------------------------------------------- pages
 
     def show_page(self, index: int, cursor: str | None, tasks: list[dict[str, Any]],
                   next_cursor: str | None) -> None:
-        """Put a freshly loaded page in the rows, keeping the selected task if present.
-
-        Rows are keyed by position (``r0``, ``r1``…), not by task id: a new page
-        rewrites the cells of the rows already there instead of clearing the
-        table, which would make ``DataTable`` re-measure every cell and re-lay
-        out the screen.
-        """
+        """Put a freshly loaded page in the rows, keeping the selected task if present."""
         selected = self.selected_id
         del self.page_cursors[index + 1:]
         if index >= len(self.page_cursors):
@@ -81,21 +177,15 @@ class TaskTable(DataTable):
         self.tasks = {t["id"]: t for t in tasks}
         self.row_ids = [t["id"] for t in tasks]
         self.rows_of = {task_id: i for i, task_id in enumerate(self.row_ids)}
-        shown = self.row_count
-        for i, task in enumerate(tasks):
-            cells = row_cells(task)
-            if i < shown:
-                row = f"r{i}"
-                for key, value in zip(COLUMN_KEYS, cells, strict=True):
-                    self.update_cell(row, key, value)
-            else:
-                self.add_row(*cells, key=f"r{i}")
-        for i in range(len(tasks), shown):
-            self.remove_row(f"r{i}")
-        if selected in self.rows_of:
-            self.move_cursor(row=self.rows_of[selected], animate=False)
-        elif tasks:
-            self.move_cursor(row=0, animate=False)
+        self._cells = [row_cells(t) for t in tasks]
+        self._strips.clear()
+        self.virtual_size = Size(TABLE_WIDTH, len(tasks) + 1)
+        row = self.rows_of.get(selected, 0) if selected is not None else 0
+        self.cursor_row = min(row, max(0, len(tasks) - 1))
+        if selected not in self.rows_of:
+            self.scroll_to(y=0, animate=False)
+        self._scroll_cursor_into_view()
+        self.refresh()
         self.pages_shown += 1
 
     def reset_paging(self) -> None:
@@ -120,6 +210,50 @@ class TaskTable(DataTable):
     def action_first_page(self) -> None:
         self.post_message(self.RequestPage(0, None))
 
+    # ------------------------------------------------------------------ cursor
+
+    @property
+    def row_count(self) -> int:
+        return len(self.row_ids)
+
+    def move_cursor(self, row: int) -> None:
+        """Put the cursor on ``row`` (clamped), scroll it into view, announce it."""
+        if not self.row_ids:
+            return
+        row = max(0, min(row, len(self.row_ids) - 1))
+        old, self.cursor_row = self.cursor_row, row
+        if old != row:
+            self._refresh_row(old)
+            self._refresh_row(row)
+        self._scroll_cursor_into_view()
+        self.post_message(self.RowHighlighted(self, row, self.row_ids[row]))
+
+    def _scroll_cursor_into_view(self) -> None:
+        visible = max(1, self.size.height - 1)  # rows below the header
+        top = round(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=False)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor_row + 1)
+
+    def action_last_row(self) -> None:
+        self.move_cursor(len(self.row_ids) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        self.move_cursor(round(self.scroll_y) + offset.y - 1)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._scroll_cursor_into_view()
+
     # -------------------------------------------------------------------- rows
 
     @property
@@ -130,12 +264,11 @@ class TaskTable(DataTable):
 
     def select(self, task_id: str) -> None:
         """Move the cursor to a shown task."""
-        self.move_cursor(row=self.rows_of[task_id], animate=False)
+        self.move_cursor(self.rows_of[task_id])
 
     def cell_text(self, task_id: str, column: str) -> str:
-        """The plain text of one shown task's cell."""
-        value = self.get_cell(f"r{self.rows_of[task_id]}", column)
-        return getattr(value, "plain", str(value))
+        """The plain text of one shown task's cell (before fitting to the column)."""
+        return self._cells[self.rows_of[task_id]][COLUMN_KEYS.index(column)]
 
     @property
     def selected(self) -> dict[str, Any] | None:
@@ -143,23 +276,29 @@ class TaskTable(DataTable):
         task_id = self.selected_id
         return self.tasks.get(task_id) if task_id else None
 
+    def _set_cells(self, row: int, cells: tuple[str, ...]) -> None:
+        if cells != self._cells[row]:
+            self._cells[row] = cells
+            self._strips.pop((row, False), None)
+            self._strips.pop((row, True), None)
+            self._refresh_row(row)
+
     def patch(self, task: dict[str, Any]) -> bool:
-        """Update a shown task's cells in place; False when it is not on this page."""
+        """Update a shown task's row in place; False when it is not on this page."""
         task_id = task["id"]
         if task_id not in self.tasks:
             return False
-        old = self.tasks[task_id]
+        old_status = self.tasks[task_id].get("status")
         self.tasks[task_id] = task
-        old_cells = row_cells(old)
-        row = f"r{self.rows_of[task_id]}"
-        for key, before, after in zip(COLUMN_KEYS, old_cells, row_cells(task), strict=True):
-            if before != after:
-                self.update_cell(row, key, after)
+        row = self.rows_of[task_id]
+        if old_status != task.get("status"):
+            self._strips.pop((row, False), None)  # the status colour changes
+        self._set_cells(row, row_cells(task))
         return True
 
     def refresh_durations(self) -> None:
         """Tick the duration of running tasks (called about once a second)."""
         for task in self.tasks.values():
             if task.get("status") == "running":
-                self.update_cell(f"r{self.rows_of[task['id']]}", "duration",
-                                 row_cells(task)[-1])
+                row = self.rows_of[task["id"]]
+                self._set_cells(row, row_cells(task))
