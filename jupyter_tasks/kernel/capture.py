@@ -178,7 +178,10 @@ class RoutedStream(io.TextIOBase):
     the wrapped stream's business.
     """
 
-    _own = frozenset({"_inner", "_name"})
+    # IPython 9 tees output by assigning ``sys.stdout.write = wrapper(old write)``:
+    # that patch must land on this object, not be forwarded to the wrapped
+    # stream, or the wrapped stream's write would call ours and ours it, forever
+    _own = frozenset({"_inner", "_name", "write", "writelines", "flush"})
 
     def __init__(self, inner: Any, name: str) -> None:
         object.__setattr__(self, "_inner", inner)
@@ -225,6 +228,12 @@ class RoutedStream(io.TextIOBase):
             object.__setattr__(self, name, value)
         else:
             setattr(self._inner, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._own:
+            object.__delattr__(self, name)
+        else:
+            delattr(self._inner, name)
 
 
 _installed: dict[str, Any] = {}
