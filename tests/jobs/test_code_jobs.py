@@ -22,6 +22,10 @@ os.makedirs(os.path.join(out, "plots"))
 open(os.path.join(out, "plots", "a b.txt"), "w").write("nested")
 open(os.path.join(out, ".hidden"), "w").write("skipped")
 print("summed", len(data["items"]), "items")
+# enough CPU (~0.2 s) for the 50 ms usage sampler to see it whatever the load
+spent = 0
+while spent < 3_000_000:
+    spent += 1
 """
 
 
