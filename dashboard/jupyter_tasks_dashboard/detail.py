@@ -42,9 +42,10 @@ class DetailPane(VerticalScroll):
         self.built = False
         self._build_lock = asyncio.Lock()
         self._waiting: Details | None = None
+        self.summary = Static("Select a task", id="summary")
 
     def compose(self) -> ComposeResult:
-        yield Static("Select a task", id="summary")
+        yield self.summary
 
     async def build(self) -> None:
         """Mount every section (once); then apply what arrived meanwhile."""
@@ -56,20 +57,22 @@ class DetailPane(VerticalScroll):
             self.show(waiting)
 
     async def _mount_sections(self) -> None:
+        # kept as attributes: a query would fail while the app tears the pane down
+        self.question = Static("", id="confirmation")
+        self.params = Static("", id="params")
+        self.result = Static("", id="result")
+        self.error = Static("", id="error")
+        self.log_view = Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
+        self.lineage = Tree("lineage", id="lineage")
+        self.artifacts = Static("", id="artifacts")
         await self.mount_all([
-            Static("", id="confirmation"),
-            Label("params", classes="section"),
-            Static("", id="params"),
-            Label("result", classes="section"),
-            Static("", id="result"),
-            Label("error", classes="section", id="error-title"),
-            Static("", id="error"),
-            Label("log", classes="section"),
-            Log(id="log", max_lines=LOG_LINES, auto_scroll=True),
-            Label("lineage", classes="section"),
-            Tree("lineage", id="lineage"),
-            Label("artifacts", classes="section"),
-            Static("", id="artifacts"),
+            self.question,
+            Label("params", classes="section"), self.params,
+            Label("result", classes="section"), self.result,
+            Label("error", classes="section", id="error-title"), self.error,
+            Label("log", classes="section"), self.log_view,
+            Label("lineage", classes="section"), self.lineage,
+            Label("artifacts", classes="section"), self.artifacts,
         ])
         self.built = True
 
@@ -85,14 +88,14 @@ class DetailPane(VerticalScroll):
             return
         if new:
             self.log_next = 0
-            self.query_one("#log", Log).clear()
+            self.log_view.clear()
         self.patch(details.task)
-        self.query_one("#params", Static).update(escape(pretty_json(details.task.get("params"))))
+        self.params.update(escape(pretty_json(details.task.get("params"))))
         self._show_lineage(details)
         artifacts = details.artifacts
         text = "\n".join(f"{a['name']}  {a.get('size', 0):,} B  {a.get('content_type', '')}  "
                          f"sha256 {str(a.get('sha256', ''))[:12]}" for a in artifacts)
-        self.query_one("#artifacts", Static).update(escape(text) or "[dim]none[/dim]")
+        self.artifacts.update(escape(text) or "[dim]none[/dim]")
 
     def patch(self, task: dict[str, Any]) -> None:
         """The selected task changed (status, progress, result, question)."""
@@ -115,11 +118,11 @@ class DetailPane(VerticalScroll):
         ]
         if task.get("parent_id"):
             lines.append(f"{task.get('relationship')} of {task['parent_id']}")
-        self.query_one("#summary", Static).update("\n".join(lines))
+        self.summary.update("\n".join(lines))
         confirmation = task.get("confirmation") or {}
         pending = bool(confirmation) and confirmation.get("answer") is None \
             and task.get("status") == "running"
-        question = self.query_one("#confirmation", Static)
+        question = self.question
         if pending:
             choices = " / ".join(confirmation.get("choices") or [])
             question.update(f"[b reverse] asks [/] {escape(str(confirmation.get('prompt')))}"
@@ -131,10 +134,10 @@ class DetailPane(VerticalScroll):
             question.update("")
         question.display = bool(confirmation)
         result = task.get("result")
-        self.query_one("#result", Static).update(
+        self.result.update(
             "[dim]none[/dim]" if result is None else escape(pretty_json(result)))
         error = task.get("error")
-        error_widget = self.query_one("#error", Static)
+        error_widget = self.error
         if error:
             text = (f"[b red]{escape(str(error.get('type')))}[/]: "
                     f"{escape(str(error.get('message')))}")
@@ -154,14 +157,16 @@ class DetailPane(VerticalScroll):
             prefix = "! " if entry.get("stream") == "stderr" else ""
             lines += [prefix + line for line in str(entry.get("text", "")).splitlines()]
         if lines:
-            self.query_one("#log", Log).write_lines(lines)
+            self.log_view.write_lines(lines)
 
     @property
     def log_text(self) -> str:
-        return "\n".join(str(line) for line in self.query_one("#log", Log).lines)
+        if not self.built:
+            return ""
+        return "\n".join(str(line) for line in self.log_view.lines)
 
     def _show_lineage(self, details: Details) -> None:
-        tree = self.query_one("#lineage", Tree)
+        tree = self.lineage
         tree.clear()
         root = details.lineage_root or details.task
         if not details.lineage.get(root["id"]) and root["id"] == details.task["id"]:
@@ -182,7 +187,9 @@ class DetailPane(VerticalScroll):
     @property
     def lineage_labels(self) -> list[str]:
         """Every node label of the lineage tree (root first), as plain text."""
-        tree = self.query_one("#lineage", Tree)
+        if not self.built:
+            return []
+        tree = self.lineage
         out: list[str] = []
 
         def walk(node: Any) -> None:

@@ -9,6 +9,7 @@ problem+json ``detail`` and field problems, or the engine's message).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pathlib
 import sqlite3
@@ -24,6 +25,9 @@ from jupyter_tasks.client import TasksClient, TasksClientError
 TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
 STATUSES = (*ACTIVE, *TERMINAL)
+RESYNC = "dashboard.resync"  # pseudo-event: re-read everything shown (resumed without an id)
+RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 5.0
 
 
 class ActionError(Exception):
@@ -168,6 +172,7 @@ class ServerSource(DataSource):
         self.url = url
         self.description = f"server {url}"
         self.last_event_id: int | None = None
+        self.connections = 0  # websocket connections opened (reconnects = connections - 1)
         self.connected = asyncio.Event()
 
     async def _call(self, coro: Any) -> Any:
@@ -229,10 +234,46 @@ class ServerSource(DataSource):
         await self._call(self.client.delete(task_id))
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        # since=None the first time (live from now), then since=<last id> on every reconnect
-        async for event in self.client.events(self.last_event_id, reconnect=True):
-            self.last_event_id = event["id"]
-            yield event
+        """Live events; after a drop, reconnect with ``since=<last id seen>``.
+
+        The server replays what happened meanwhile (even across its own restart:
+        events live in the database), so nothing is missed and nothing repeats.
+        When the connection dropped before any event arrived there is no id to
+        resume from: a ``dashboard.resync`` pseudo-event then tells the app to
+        re-read what it shows.
+        """
+        delay = RETRY_SECONDS
+        while True:
+            try:
+                conn = await self.client.connect_events(self.last_event_id)
+            except TasksClientError as exc:
+                if 400 <= exc.status < 500:
+                    raise ActionError(exc.describe(), exc.status) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
+                continue
+            delay = RETRY_SECONDS
+            self.connections += 1
+            if self.connections > 1 and self.last_event_id is None:
+                yield {"id": None, "type": RESYNC, "task_id": None, "ts": None, "task": None}
+            try:
+                while True:
+                    message = await conn.read_message()
+                    if message is None:
+                        break
+                    try:
+                        event = json.loads(message)
+                    except ValueError:
+                        continue
+                    if not isinstance(event, dict) or not isinstance(event.get("id"), int):
+                        continue
+                    if self.last_event_id is not None and event["id"] <= self.last_event_id:
+                        continue  # never twice, whatever the server replays
+                    self.last_event_id = event["id"]
+                    yield event
+            finally:
+                conn.close()
+            await asyncio.sleep(delay)
 
 
 # ------------------------------------------------------------------- database

@@ -1,0 +1,89 @@
+"""The dashboard following a server that dies and comes back: it catches up with ``since``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.sources import RESYNC, ServerSource
+
+from jupyter_tasks.client import TasksClient
+
+from .conftest import Server, until
+
+pytestmark = pytest.mark.slow
+SIZE = (180, 50)
+
+
+def recording(source: ServerSource) -> list[dict[str, Any]]:
+    """Every event the source hands the app, in order."""
+    seen: list[dict[str, Any]] = []
+    events = source.events
+
+    async def record():  # type: ignore[no-untyped-def]
+        async for event in events():
+            seen.append(event)
+            yield event
+
+    source.events = record  # type: ignore[method-assign]
+    return seen
+
+
+async def test_catches_up_over_a_server_restart_without_gaps_or_duplicates(tmp_path):
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "tasks.db"
+    server = Server(tmp_path, db).start()
+    try:
+        client = TasksClient(server.url, server.token)
+        source = ServerSource(server.url, server.token)
+        seen = recording(source)
+        app = TasksDashboard(source)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.page_loads and source.connections == 1, pilot,
+                        what="following the server")
+            before = await client.submit("dash_echo", {"value": 1}, label="before the crash")
+            await client.wait(before["id"], timeout=30)
+            await until(lambda: before["id"] in app.table.tasks
+                        and app.table.tasks[before["id"]]["status"] == "succeeded", pilot,
+                        what="the first task on screen")
+            assert source.last_event_id is not None  # what the reconnect resumes from
+            resume_from = source.last_event_id
+
+            server.kill()
+            # meanwhile another process writes straight into the database
+            async with TaskManager(db, worker_kind="test", runs_background=False,
+                                   make_default=False) as writer:
+                missed = [await writer.submit_spec({"command": ["true"]}, mode="job",
+                                                   label=f"while down {i}", queue="parked")
+                          for i in range(3)]
+                await writer.cancel(missed[0].id)  # one of them also finishes
+            missed_ids = [t.id for t in missed]
+            assert not any(task_id in app.table.tasks for task_id in missed_ids)
+
+            server.start()  # same port, token and database
+            await until(lambda: source.connections >= 2, pilot, timeout=60,
+                        what="the websocket reconnected")
+            await until(lambda: all(i in app.table.tasks for i in missed_ids)
+                        and app.table.tasks[missed_ids[0]]["status"] == "cancelled", pilot,
+                        timeout=30, what="the missed tasks on screen")
+
+            # caught up by replay (since=<last id>), not by re-reading: no resync was needed
+            assert not [e for e in seen if e["type"] == RESYNC]
+            replayed = [e for e in seen if e["id"] > resume_from]
+            kinds = Counter((e["task_id"], e["type"]) for e in replayed)
+            for task_id in missed_ids:
+                assert kinds[(task_id, "task.created")] == 1, kinds
+            assert kinds[(missed_ids[0], "task.cancelled")] == 1, kinds
+            ids = [e["id"] for e in seen]
+            assert ids == sorted(set(ids)), "an event arrived twice or out of order"
+            # nothing twice on screen either
+            rows = app.table.row_ids
+            assert len(rows) == len(set(rows)) == app.table.row_count
+            assert rows[:3] == missed_ids[::-1]  # newest first
+            assert rows[3] == before["id"]
+            assert app.screen_text().count("while down 0") == 1
+    finally:
+        server.kill()
