@@ -11,6 +11,7 @@ refreshed the screen after the page's rows were put in the table
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from tests.dashboard.conftest import build_history  # noqa: E402
 
 TASKS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 PAGES = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+RUNS = 5  # start-ups; paging is measured in the last one
 
 
 async def wait_for(check, timeout: float = 30.0) -> None:
@@ -47,17 +49,19 @@ async def main() -> None:
         db = Path(tmp) / "tasks.db"
         built = await build_history(db, TASKS)
         print(f"dashboard benchmark: {TASKS:,} tasks in history (built in {built:.1f}s), "
-              f"{PAGES} pages")
-        for run in range(3):
+              f"{PAGES} pages; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        firsts = []
+        for run in range(RUNS):
             t0 = time.perf_counter()
             app = TasksDashboard(DatabaseSource(db))
             async with app.run_test(size=(180, 50)) as pilot:
                 await wait_for(lambda a=app: a.paints)
                 first = app.paints[0] - t0
+                firsts.append(first)
                 print(f"  start-up #{run + 1}: first table render {first * 1000:.0f} ms "
                       f"(query {app.last_page_query * 1000:.1f} ms, "
                       f"rows {app.last_page_build * 1000:.1f} ms)")
-                if run < 2:
+                if run < RUNS - 1:
                     continue
                 await pilot.pause(0.5)  # let start-up work (stats, throughput sample) settle
                 keys, queries, builds = [], [], []
@@ -74,7 +78,9 @@ async def main() -> None:
               f"  max {max(keys) * 1000:.1f} ms   (target < 50 ms)")
         print(f"    of which the query p50 {statistics.median(queries) * 1000:.2f} ms, "
               f"rows into the table p50 {statistics.median(builds) * 1000:.2f} ms")
-        print("  first render target < 300 ms")
+        print(f"  first table render: first app in the process {firsts[0] * 1000:.0f} ms, "
+              f"median of the {RUNS - 1} after it {statistics.median(firsts[1:]) * 1000:.0f} ms"
+              f"   (target < 300 ms)")
 
 
 if __name__ == "__main__":
