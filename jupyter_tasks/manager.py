@@ -537,6 +537,20 @@ class TaskManager:
         local = self._local_results.get(task_id)
         return local[1] if local and local[0] else task.result
 
+    def outcome(self, task: Task) -> Any:
+        """An ended task's value: the real object if it ran here, else its JSON result.
+
+        A failure that happened in this process re-raises its original exception;
+        any other unsuccessful end raises ``TaskFailed``.
+        """
+        local = self._local_results.get(task.id)
+        if task.status == TaskStatus.SUCCEEDED.value:
+            return local[1] if local and local[0] else task.result
+        if local and not local[0] and isinstance(local[1], Exception) \
+                and task.status == TaskStatus.FAILED.value:
+            raise local[1]
+        raise TaskFailed(task.id, task.status, task.error)
+
     def local_result(self, task_id: str) -> tuple[bool, Any] | None:
         """(ok, value or exception) of a task run in this process, if still remembered."""
         return self._local_results.get(task_id)

@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TaskFailed
-from ..models import Task, TaskStatus
+from ..models import Task
 
 if TYPE_CHECKING:
     from ..manager import TaskManager
@@ -129,13 +128,7 @@ class TaskHandle:
     def _outcome(self, task: Task, timeout: float | None) -> Any:
         if not task.is_terminal:
             raise asyncio.TimeoutError(f"task {self.id} is still {task.status} after {timeout}s")
-        local = self._manager.local_result(self.id)
-        if task.status == TaskStatus.SUCCEEDED.value:
-            return local[1] if local and local[0] else task.result
-        if local and not local[0] and isinstance(local[1], Exception) \
-                and task.status == TaskStatus.FAILED.value:
-            raise local[1]
-        raise TaskFailed(task.id, task.status, task.error)
+        return self._manager.outcome(task)
 
     # ------------------------------------------------------------------ display
 

@@ -31,7 +31,6 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import DollarFormatter
 
-from ..exceptions import TaskFailed
 from ..models import TaskStatus
 from .cells import CellRun, KernelSide
 from .handle import TaskHandle
@@ -104,13 +103,7 @@ def _blocking_submit(side: KernelSide, source: str, label: str) -> Any:
 
 
 def _blocking_outcome(side: KernelSide, task: Any) -> Any:
-    local = side.manager.local_result(task.id)
-    if task.status == TaskStatus.SUCCEEDED.value:
-        return local[1] if local and local[0] else task.result
-    if local and not local[0] and isinstance(local[1], Exception) \
-            and task.status == TaskStatus.FAILED.value:
-        raise local[1]
-    raise TaskFailed(task.id, task.status, task.error)
+    return side.manager.outcome(task)
 
 
 def run_blocking_source(source: str, label: str) -> Any:
