@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -46,7 +45,8 @@ class TaskContext:
         self.dirty = False
         # a deque: append and popleft are atomic, so writer threads need no lock
         self._logs: deque[tuple[float, str, str]] = deque()
-        self._cancel = threading.Event()
+        # a plain flag: set from the loop thread, read by the task's thread (atomic under the GIL)
+        self._cancel = False
         self._answer: asyncio.Future[str] | None = None
         self.started = time.monotonic()
 
@@ -129,15 +129,15 @@ class TaskContext:
     @property
     def cancelled(self) -> bool:
         """True once someone asked this task to stop."""
-        return self._cancel.is_set()
+        return self._cancel
 
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the task was asked to stop (for cooperative loops)."""
-        if self._cancel.is_set():
+        if self._cancel:
             raise TaskCancelled(f"task {self.task_id} was cancelled")
 
     def _request_cancel(self) -> None:
-        self._cancel.set()
+        self._cancel = True
 
     def _require_manager(self) -> TaskManager:
         if self._manager is None:

@@ -229,6 +229,11 @@ class TaskManager:
         self._wake_queues: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        # tasks created by this manager whose task.created event the tail has not read
+        # yet: their snapshots need not be decoded to learn what to wake
+        self._created_here: dict[str, bool] = {}
+        # each runs claimed jobs one after another until its queue is empty
+        self._job_runs: set[asyncio.Task[Any]] = set()
         self._started = False
         self._stopping = False
         self._seen_version: tuple[int, int] | None = None
@@ -274,7 +279,9 @@ class TaskManager:
             running.stop_reason = "shutdown"
             if running.aio_task is not None:
                 running.aio_task.cancel()
-        pending = [r.aio_task for r in self._running.values() if r.aio_task is not None]
+        pending = {r.aio_task for r in self._running.values() if r.aio_task is not None}
+        # and job runs between two jobs: the next one, claimed as stop() began, goes back
+        pending |= self._job_runs
         if pending:
             await asyncio.wait(pending, timeout=grace)
         await self._flush()
@@ -472,6 +479,7 @@ class TaskManager:
             if local is not None and inspect.iscoroutine(local[0]):
                 local[0].close()  # never started: avoid "coroutine was never awaited"
             return _mark_dedup(created)
+        self._created_here[created.id] = True
         if mode == TaskMode.JOB.value:
             wake = self._wake_queues.get(queue)
             if wake is not None:
@@ -711,7 +719,8 @@ class TaskManager:
                 outcome = await self._attempt(task)
                 if outcome is None:
                     return
-                task = outcome  # a background retry: run again after the backoff
+                # a background retry after its backoff, or the job claimed on the way out
+                task = outcome
         finally:
             if slot is not None:
                 slot.release()
@@ -732,6 +741,9 @@ class TaskManager:
         try:
             if running.stop_reason == "cancel":
                 raise TaskCancelled("cancelled before it started")
+            if self._stopping:  # a job claimed while stop() began: hand it back untouched
+                running.stop_reason = "shutdown"
+                raise asyncio.CancelledError
             executor = self.executors.get(task.kind)
             if executor is None:
                 raise UnsupportedKind(f"this process ({self.worker_kind}) cannot run "
@@ -804,22 +816,26 @@ class TaskManager:
                 EventType.STARTED, when_status=(TaskStatus.QUEUED.value,))
             return again
         result_json = _result_json(value) if status == TaskStatus.SUCCEEDED else None
-        final = await self.store.transition(
+        # a job slot that stays busy takes its next job in the same transaction; not
+        # after a cancel, whose CancelledError must not leak into the next job
+        keep_busy = task.mode == TaskMode.JOB.value and not self._stopping \
+            and not running.cancel_sent and task.queue in self._wake_queues
+        finished = await self.store.finish(
             task.id,
             {"status": status.value, "result": result_json, "error": err_json,
              "progress": progress, "finished_at": now, "lease_expires_at": None,
              "resource_usage": usage},
-            EventType.for_status(status),
-            when_status=(TaskStatus.RUNNING.value,), when_worker=self.worker_id,
+            EventType.for_status(status), worker_id=self.worker_id,
+            claim_queue=task.queue if keep_busy else None, lease_seconds=self.lease_seconds,
         )
         self._local_work.pop(task.id, None)
         self._remember(task.id, status == TaskStatus.SUCCEEDED,
                        value if status == TaskStatus.SUCCEEDED else error)
-        if final is not None and final.callback_url:
-            self._spawn(self._post_callback(final))
+        if finished.callback_url:
+            self._spawn(self._post_callback(task.id))
         if task.mode == TaskMode.SYNC.value and error is not None and status == TaskStatus.FAILED:
             raise error
-        return None
+        return finished.next_job
 
     def _remember(self, task_id: str, ok: bool, value: Any) -> None:
         self._local_results[task_id] = (ok, value)
@@ -925,6 +941,7 @@ class TaskManager:
 
         def done(t: asyncio.Task[Any]) -> None:
             active.discard(t)
+            self._job_runs.discard(t)
             slot_freed.set()
 
         while not self._stopping:
@@ -940,6 +957,7 @@ class TaskManager:
                 for job in claimed:
                     t = asyncio.ensure_future(self._run_task(job))
                     active.add(t)
+                    self._job_runs.add(t)
                     t.add_done_callback(done)
                 if claimed:
                     continue
@@ -1022,6 +1040,8 @@ class TaskManager:
             if running is not None and answer is not None and running.answer is not None \
                     and not running.answer.done():
                 running.answer.set_result(answer)
+        elif etype == EventType.CREATED.value and self._created_here.pop(event.task_id, None):
+            pass  # our own submit already woke the queue or started the task
         elif etype == EventType.CREATED.value and event.task:
             snapshot = event.task
             if snapshot.get("mode") == TaskMode.JOB.value:
@@ -1092,7 +1112,8 @@ class TaskManager:
                 wake.set()
         return settled
 
-    async def _post_callback(self, task: Task, attempts: int = 4) -> None:
+    async def _post_callback(self, task_id: str, attempts: int = 4) -> None:
+        task = await self.store.require_task(task_id)
         body = json.dumps(task.to_json()).encode()
         for attempt in range(attempts):
             try:
@@ -1155,7 +1176,9 @@ def was_deduplicated(task: Task) -> bool:
     return getattr(task, "_deduplicated", False)
 
 
-def _payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> str:
+def _payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> str | None:
+    if options.get("idempotency_key") is None:
+        return None  # only compared between tasks with the same idempotency key
     payload = {"spec": spec, "mode": mode,
                **{k: options.get(k) for k in ("label", "task_key", "queue", "priority",
                                               "timeout", "max_retries", "memory_limit_mb",

@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -51,7 +51,7 @@ class ThreadRun:
 
     thread_id: int | None = None
     cpu_seconds: float = 0.0
-    finished: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False  # a flag, not an Event: one is made per task, most never read
 
 
 async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
@@ -89,7 +89,7 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
             outcome = (True, value)
         finally:
             run.cpu_seconds = time.thread_time() - start
-            run.finished.set()
+            run.finished = True
         try:
             loop.call_soon_threadsafe(settle, *outcome)
         except RuntimeError:
@@ -109,7 +109,7 @@ async def _stop_thread(run: ThreadRun) -> None:
     # a thread blocked in C (e.g. a long sleep) sees the exception only when it
     # returns to Python bytecode, so keep re-raising until it ends or we give up
     deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while not run.finished.is_set() and time.monotonic() < deadline:
+    while not run.finished and time.monotonic() < deadline:
         if run.thread_id is not None:
             interrupt_thread(run.thread_id)
         await asyncio.sleep(0.02)

@@ -429,3 +429,68 @@ async def test_local_queue_limit_holds_background_tasks(db_path: Path) -> None:
 
 async def _status_is(m: TaskManager, task_id: str, status: str) -> bool:
     return (await m.get(task_id)).status == status
+
+
+async def test_a_busy_slot_finishes_and_claims_in_one_commit(db_path: Path) -> None:
+    async with TaskManager(db_path) as submitter:  # no worker yet: the jobs wait queued
+        jobs = [await submitter.submit("add", a=i, mode="job") for i in range(20)]
+    async with TaskManager(db_path, queues={"default": 1}, reaper_interval=60,
+                           heartbeat_interval=60) as worker:
+        before = worker.store.commits
+        finished = [await worker.wait(job.id, timeout=10) for job in jobs]
+        commits = worker.store.commits - before
+    assert [t.result for t in finished] == [i + 2 for i in range(20)]
+    # "finished" of one job and "started" of the next share a transaction: about one
+    # commit per job, where finishing and then claiming would take two
+    assert commits <= len(jobs) + 2, commits
+
+
+async def test_stop_between_jobs_hands_claimed_work_back(db_path: Path) -> None:
+    async with TaskManager(db_path) as submitter:
+        jobs = [await submitter.submit("add", a=i, mode="job") for i in range(200)]
+    worker = TaskManager(db_path, queues={"default": 2})
+    await worker.start()
+    with worker.subscribe() as feed:
+        async for event in feed:
+            if event.type == "task.succeeded":
+                break
+    await worker.stop()  # while its slots are chaining from one job to the next
+    async with TaskManager(db_path) as reader:
+        tasks = [await reader.get(job.id) for job in jobs]
+    statuses = {t.status for t in tasks}
+    assert statuses <= {"succeeded", "queued"}, statuses  # nothing left running
+    assert all(t.attempts == 0 for t in tasks if t.status == "queued")
+    assert "queued" in statuses  # stopped before the queue ran dry
+
+
+async def test_callback_url_receives_the_finished_task(db_path: Path) -> None:
+    import http.server
+    import json
+    import threading
+
+    received: list[dict] = []
+    arrived = threading.Event()
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with TaskManager(db_path, queues={"default": 1}) as m:
+            url = f"http://127.0.0.1:{server.server_address[1]}/done"
+            job = await m.submit("add", a=40, mode="job", callback_url=url)
+            await m.wait(job.id, timeout=10)
+            assert await asyncio.to_thread(arrived.wait, 10)
+    finally:
+        server.shutdown()
+    assert received[0]["id"] == job.id
+    assert (received[0]["status"], received[0]["result"]) == ("succeeded", 42)
