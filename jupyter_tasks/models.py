@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -254,7 +254,12 @@ def _task_builder(columns: tuple[str, ...]) -> Any:
     flag_at = [i for i, c in keep if c == "cancel_requested"]
     names = [c for _, c in keep]
     indexes = [i for i, _ in keep]
+    missing = {f.name: f.default for f in fields(Task) if f.name not in names}
+    required = [name for name, default in missing.items() if default is MISSING]
+    if required:
+        raise ValueError(f"rows without {required} cannot make a Task")
     loads = json.loads
+    new = object.__new__
 
     def build(values: tuple[Any, ...]) -> Task:
         if json_at or flag_at:
@@ -264,7 +269,14 @@ def _task_builder(columns: tuple[str, ...]) -> Any:
                     values[i] = loads(values[i])
             for i in flag_at:
                 values[i] = bool(values[i])
-        return Task(**dict(zip(names, [values[i] for i in indexes], strict=True)))
+        # filled in directly: a frozen dataclass's __init__ sets its 36 fields one
+        # object.__setattr__ at a time, four times slower (every claim decodes a row)
+        task = new(Task)
+        attrs = task.__dict__
+        if missing:
+            attrs.update(missing)
+        attrs.update(zip(names, [values[i] for i in indexes], strict=True))
+        return task
 
     return build
 
@@ -283,6 +295,16 @@ class Event:
     ts: float
     owner: str | None = None
     task_json: str | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Event:
+        """An event from an ``(id, type, task_id, ts, owner, task)`` row of the events table."""
+        # filled in directly, like Task rows: the change feed reads every event
+        event = object.__new__(cls)
+        attrs = event.__dict__
+        attrs["id"], attrs["type"], attrs["task_id"], attrs["ts"], attrs["owner"], \
+            attrs["task_json"] = row
+        return event
 
     @functools.cached_property
     def task(self) -> dict[str, Any] | None:

@@ -973,6 +973,12 @@ def _events_after(
     sql = "SELECT id, type, task_id, ts, owner, task FROM events WHERE id > ?"
     args: list[Any] = [after_id]
     if task_id is not None:
+        # nothing of a task comes before its task.created event: start the scan there
+        created = conn.execute(
+            "SELECT id FROM events WHERE task_id = ? AND type = 'task.created'", (task_id,)
+        ).fetchone()
+        if created is not None:
+            args[0] = max(after_id, created[0] - 1)
         sql += " AND task_id = ?"
         args.append(task_id)
     if owners is not None:
@@ -980,7 +986,7 @@ def _events_after(
         args += owners
     sql += " ORDER BY id LIMIT ?"
     args.append(limit)
-    return [Event(*row) for row in conn.execute(sql, args)]
+    return [Event.from_row(row) for row in conn.execute(sql, args)]
 
 
 def _stats(conn: sqlite3.Connection, owners: list[str] | None) -> dict[str, Any]:

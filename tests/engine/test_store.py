@@ -44,6 +44,43 @@ async def test_newer_schema_is_refused_with_a_clear_error(db_path: Path) -> None
         await Store.open(db_path)
 
 
+async def test_a_version_1_database_is_upgraded_in_place(db_path: Path) -> None:
+    from jupyter_tasks.migrations import MIGRATIONS
+    from jupyter_tasks.store import _split_sql
+
+    conn = sqlite3.connect(db_path)
+    for statement in _split_sql(MIGRATIONS[0][1]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO events (task_id, type, ts, task) VALUES ('t1', 'task.created', 1, "
+                 "NULL)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    async with await Store.open(db_path) as store:
+        assert [e.task_id for e in await store.events_after(0, task_id="t1")] == ["t1"]
+    conn = sqlite3.connect(db_path)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "events_task_created" in indexes and "events_by_task" not in indexes
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+
+
+async def test_events_of_one_task_from_its_creation(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        others = [(await store.create_task(make_task()))[0] for _ in range(30)]
+        mine, _ = await store.create_task(make_task(mode="background"))
+        await store.transition(others[0].id, {"status": "cancelled"}, "task.cancelled")
+        await store.transition(mine.id, {"status": "running"}, "task.started")
+        await store.transition(others[1].id, {"status": "cancelled"}, "task.cancelled")
+        await store.transition(mine.id, {"status": "succeeded"}, "task.succeeded")
+        events = await store.events_after(0, task_id=mine.id)
+        later = await store.events_after(events[0].id, task_id=mine.id)
+        everything = await store.events_after(0, limit=1000)
+    assert [e.type for e in events] == ["task.created", "task.started", "task.succeeded"]
+    assert {e.task_id for e in events} == {mine.id}
+    assert [e.type for e in later] == ["task.started", "task.succeeded"]
+    assert len(everything) == 35
+
+
 async def test_every_state_change_writes_its_event(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         task, dedup = await store.create_task(make_task())
