@@ -224,6 +224,9 @@ async def run_process(
         if monitor in done and monitor.exception() is not None:
             await terminate_group(proc, pgid)
             raise monitor.exception()  # type: ignore[misc]
+        # the monitor also ends, quietly, when the process is already gone from
+        # psutil's view (a very short command): the exit status is still to come
+        await waiter
         # output still held by grandchildren must not keep us waiting forever
         try:
             await asyncio.wait_for(asyncio.gather(*pumps), 1.0)

@@ -494,3 +494,16 @@ async def test_callback_url_receives_the_finished_task(db_path: Path) -> None:
         server.shutdown()
     assert received[0]["id"] == job.id
     assert (received[0]["status"], received[0]["result"]) == ("succeeded", 42)
+
+
+async def test_exit_status_is_awaited_even_when_the_usage_monitor_ends_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_tasks import runners
+
+    def gone(pid: int) -> psutil.Process:
+        raise psutil.NoSuchProcess(pid)  # as when the process was reaped before the first look
+
+    monkeypatch.setattr(runners.psutil, "Process", gone)
+    # closes its output at once, so only the exit status is left to wait for
+    done = await runners.run_process(["sh", "-c", "exec >&- 2>&-; sleep 0.3; exit 4"])
+    assert done.returncode == 4
