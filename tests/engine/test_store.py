@@ -114,6 +114,25 @@ async def test_failed_transaction_writes_nothing(db_path: Path) -> None:
         assert await store.count_tasks() == 1
 
 
+async def test_a_failing_write_in_a_group_commit_is_undone_alone(db_path: Path) -> None:
+    import asyncio
+
+    async with await Store.open(db_path) as store:
+        existing, _ = await store.create_task(make_task())
+        commits = store.commits
+        first, bad, second = await asyncio.gather(  # queued together: one transaction
+            store.create_task(make_task()),
+            store.transition(existing.id, {"no_such_column": 1}, "task.progress"),
+            store.create_task(make_task()),
+            return_exceptions=True,
+        )
+        assert store.commits == commits + 1
+        assert isinstance(bad, sqlite3.OperationalError)
+        assert {t.id for t in await store.list_tasks()} == {existing.id, first[0].id,
+                                                             second[0].id}
+        assert [e.type for e in await store.events_after(0)] == ["task.created"] * 3
+
+
 async def test_active_task_key_returns_existing_until_finished(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         first, _ = await store.create_task(make_task(task_key="reports.2026-04"))
