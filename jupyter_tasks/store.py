@@ -11,12 +11,16 @@ instead of failing on a read-to-write upgrade.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import mimetypes
 import os
+import queue
 import re
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -42,10 +46,14 @@ from .models import (
 )
 
 T = TypeVar("T")
+# a queued write: fn(connection, *args), and the future its caller awaits
+_Op = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_SECONDS = 1.0
 AUTOCHECKPOINT_PAGES = 20_000
+# bounds a transaction, so reads queued behind it wait at most this many writes
+MAX_OPS_PER_COMMIT = 256
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
 
 
@@ -80,10 +88,14 @@ class Store:
         # transactions this connection committed: SQLite's data_version only
         # moves for other connections' commits, so the event tailer needs both
         self.commits = 0
-        # group commit: writes that arrive while a transaction is in flight wait
-        # here and share the next one (a commit costs far more than a statement)
-        self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        # group commit: writes queue here and the database thread takes them while
+        # its transaction runs, committing when none is left (or MAX_OPS_PER_COMMIT);
+        # a commit costs far more than a statement, and the thread starts on the
+        # first write while the event loop is still producing the next ones
+        self._ops: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._drain_lock = threading.Lock()
+        self._draining = False  # a drain is queued or running on the database thread
+        self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -113,8 +125,13 @@ class Store:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
             self._checkpointer = None
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        if not self._closed:
+            with self._drain_lock:
+                busy = self._draining
+            if busy:  # writes run in order: once this one is done, all earlier ones are
+                with contextlib.suppress(Exception):
+                    await self._txn(_nothing)
+            self._closed = True
         await self._conn.close()
 
     async def _checkpoint_loop(self) -> None:
@@ -153,33 +170,48 @@ class Store:
     async def _txn(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` atomically, in the next group-committed transaction.
 
-        Each write has its own savepoint: one that raises is rolled back alone
-        and its exception re-raised here, the others commit.
+        A write that raises is rolled back alone and its exception re-raised
+        here; the others in its transaction commit.
         """
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, args, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._write_loop())
+        if self._closed:
+            raise StoreError(f"the store of {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ops.put((fn, args, future))
+        with self._drain_lock:
+            if not self._draining:
+                self._draining = True
+                self._queue_drain(loop)
         return await future
 
-    async def _write_loop(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await self._conn._execute(
-                    _in_group_transaction, self._conn._conn, [(fn, args) for fn, args, _ in batch]
-                )
-            except BaseException as exc:  # BEGIN or COMMIT failed: nothing was written
-                outcomes = [(False, exc)] * len(batch)
-            else:
-                self.commits += 1
-            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+    def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        # straight onto aiosqlite's queue for its thread, not through a coroutine that
+        # would start only on the loop's next turn
+        self._conn._tx.put_nowait((None, functools.partial(self._drain, loop)))
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the database thread: commit one transaction of queued writes, return results."""
+        try:
+            outcomes, committed = _stream_transaction(self._conn._conn, self._ops,
+                                                      MAX_OPS_PER_COMMIT)
+        except BaseException as exc:  # a bug here must not leave callers waiting forever
+            outcomes, committed = [], False
+            while True:
+                try:
+                    outcomes.append((self._ops.get_nowait()[2], False, exc))
+                except queue.Empty:
+                    break
+        if committed:
+            self.commits += 1
+        if outcomes:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_settle_futures, outcomes)
+        with self._drain_lock:
+            if self._ops.empty():
+                self._draining = False
+                return
+        # more writes came in: go again, after the reads that queued up meanwhile
+        self._queue_drain(loop)
 
     # --------------------------------------------------------------------- tasks
 
@@ -545,33 +577,75 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[
     return result
 
 
-def _in_group_transaction(
-    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]
-) -> list[tuple[bool, Any]]:
-    # optimistic first: almost every batch succeeds whole, and a savepoint per
-    # write costs two more statements. If one write fails, the whole batch is
-    # rolled back and run again with savepoints (writes are functions of the
-    # database and their arguments, so the rerun repeats what succeeded).
-    conn.execute("BEGIN IMMEDIATE")
+def _stream_transaction(
+    conn: sqlite3.Connection, ops: queue.SimpleQueue[_Op], limit: int
+) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:
+    """Take writes from ``ops`` into one transaction until none is left; returns their outcomes.
+
+    Optimistic: almost every batch succeeds whole, and a savepoint per write
+    would cost two more statements. If a write raises, the batch is rolled back
+    and rerun with a savepoint per write, so the failing one is undone alone
+    (writes are functions of the database and their arguments, so the rerun
+    repeats what succeeded).
+    """
+    taken: list[_Op] = []
+    values: list[Any] = []
+
+    def fail_all(exc: BaseException) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(future, False, exc) for _, _, future in taken], False
+
     try:
-        values = [fn(conn, *args) for fn, args in ops]
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:  # locked past the busy timeout: fail what waits now
+        while True:
+            try:
+                taken.append(ops.get_nowait())
+            except queue.Empty:
+                break
+        return fail_all(exc)
+    try:
+        while len(taken) < limit:
+            try:
+                op = ops.get_nowait()
+            except queue.Empty:
+                break
+            taken.append(op)
+            values.append(op[0](conn, *op[1]))
     except Exception as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        if len(ops) == 1:  # alone in its transaction: the rollback undid just it
-            return [(False, exc)]
-        return _in_isolated_transaction(conn, ops)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        if len(taken) == 1:  # alone in its transaction: the rollback undid just it
+            return [(taken[0][2], False, exc)], False
+        try:
+            isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken])
+        except BaseException as exc2:
+            return fail_all(exc2)
+        return [(future, ok, value) for (_, _, future), (ok, value)
+                in zip(taken, isolated, strict=True)], True
+    except BaseException as exc:
+        return fail_all(exc)
     try:
         conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return [(True, value) for value in values]
+    except BaseException as exc:
+        return fail_all(exc)
+    return [(future, True, value) for (_, _, future), value
+            in zip(taken, values, strict=True)], True
+
+
+def _settle_futures(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue  # the caller stopped waiting (cancelled)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    return None
 
 
 def _in_isolated_transaction(
@@ -1026,10 +1100,10 @@ def _stats(conn: sqlite3.Connection, owners: list[str] | None) -> dict[str, Any]
         args = owners
     queues: dict[str, dict[str, int]] = {}
     statuses: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
-    for queue, status, count in conn.execute(
+    for queue_name, status, count in conn.execute(
         f"SELECT queue, status, count(*) FROM tasks{owner_sql} GROUP BY queue, status", args
     ):
-        q = queues.setdefault(queue, {"queued": 0, "running": 0})
+        q = queues.setdefault(queue_name, {"queued": 0, "running": 0})
         if status in ACTIVE_STATUSES:
             q[status] += count
         statuses[status] = statuses.get(status, 0) + count

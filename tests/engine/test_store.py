@@ -13,6 +13,7 @@ from jupyter_tasks.exceptions import IdempotencyConflict, StoreError, TaskStateC
 from jupyter_tasks.migrations import LATEST_VERSION
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import Store
+from tests.waiting import eventually
 
 
 def make_task(**fields) -> Task:
@@ -116,17 +117,38 @@ async def test_failed_transaction_writes_nothing(db_path: Path) -> None:
 
 async def test_a_failing_write_in_a_group_commit_is_undone_alone(db_path: Path) -> None:
     import asyncio
+    import threading
 
     async with await Store.open(db_path) as store:
         existing, _ = await store.create_task(make_task())
         commits = store.commits
-        first, bad, second = await asyncio.gather(  # queued together: one transaction
+        busy, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            busy.set()
+            release.wait(10)
+
+        # keep the database thread busy so the three writes queue up behind it
+        holding = asyncio.ensure_future(store._run(hold))
+        assert await asyncio.to_thread(busy.wait, 10)
+        writes = asyncio.gather(
             store.create_task(make_task()),
             store.transition(existing.id, {"no_such_column": 1}, "task.progress"),
             store.create_task(make_task()),
             return_exceptions=True,
         )
-        assert store.commits == commits + 1
+
+
+        async def queued() -> bool:
+            return store._ops.qsize() == 3
+
+        await eventually(queued, what="the three writes queued")
+        release.set()
+        await holding
+        first, bad, second = await writes
+        # the first two shared a transaction, rolled back and rerun write by write
+        # when the second raised; the third, not yet taken then, came in the next
+        assert store.commits == commits + 2
         assert isinstance(bad, sqlite3.OperationalError)
         assert {t.id for t in await store.list_tasks()} == {existing.id, first[0].id,
                                                              second[0].id}
