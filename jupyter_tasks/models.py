@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
+import random
 import threading
 import time
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -102,7 +102,9 @@ def new_task_id() -> str:
     with _id_lock:
         now = max(time.time_ns(), _last_id_ns + 1)
         _last_id_ns = now
-    return f"{now:016x}{os.urandom(8).hex()}"
+    # the module PRNG, not os.urandom (a system call per id): it is seeded from the
+    # OS at start and reseeded in a forked child, so processes still never collide
+    return f"{now:016x}{random.getrandbits(64):016x}"
 
 
 def utcnow() -> datetime:
