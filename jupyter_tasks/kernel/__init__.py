@@ -59,6 +59,26 @@ def load_ipython_extension(ipython: Any) -> None:
             _side = KernelSide(manager, ipython, kernel_id_from_connection_file())
         capture.install(ipython)
         magics.register(ipython)
+        keep_kernel_threads_responsive()
+
+
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
+def keep_kernel_threads_responsive() -> None:
+    """Hand the GIL around every 1 ms instead of Python's default 5 ms (never raise it).
+
+    A background cell running a pure-Python loop holds the GIL; each time the
+    kernel's IOPub thread, the manager's loop or the database thread wants it
+    back, they wait a whole switch interval. At 5 ms those waits add up so that
+    a card is drawn, and its updates sent, only once the loop has ended; at 1 ms
+    the card follows the loop live. A CPU-bound thread alone is not slowed: it
+    only switches when another thread waits.
+    """
+    import sys
+
+    if sys.getswitchinterval() > SWITCH_INTERVAL_SECONDS:
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
