@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Label, Log, Static, Tree
+from textual.widgets import Label, Static, Tree
 
 from .formatting import (
     duration_text,
@@ -19,6 +19,7 @@ from .formatting import (
     short_id,
     status_text,
 )
+from .log_tail import LogTail
 from .sources import Details
 
 LOG_LINES = 300
@@ -62,7 +63,7 @@ class DetailPane(VerticalScroll):
         self.params = Static("", id="params")
         self.result = Static("", id="result")
         self.error = Static("", id="error")
-        self.log_view = Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
+        self.log_view = LogTail(id="log", max_lines=LOG_LINES, auto_scroll=True)
         self.lineage = Tree("lineage", id="lineage")
         self.artifacts = Static("", id="artifacts")
         await self.mount_all([
