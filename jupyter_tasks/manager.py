@@ -229,9 +229,9 @@ class TaskManager:
         self._wake_queues: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
-        # tasks created by this manager whose task.created event the tail has not read
-        # yet: their snapshots need not be decoded to learn what to wake
-        self._created_here: dict[str, bool] = {}
+        # queued tasks created by this manager whose task.created event the tail has not
+        # read yet: their snapshots need not be decoded to learn what to wake
+        self._created_here: set[str] = set()
         # each runs claimed jobs one after another until its queue is empty
         self._job_runs: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -479,7 +479,8 @@ class TaskManager:
             if local is not None and inspect.iscoroutine(local[0]):
                 local[0].close()  # never started: avoid "coroutine was never awaited"
             return _mark_dedup(created)
-        self._created_here[created.id] = True
+        if created.status == TaskStatus.QUEUED.value:  # a direct start's event is task.started
+            self._created_here.add(created.id)
         if mode == TaskMode.JOB.value:
             wake = self._wake_queues.get(queue)
             if wake is not None:
@@ -1040,8 +1041,8 @@ class TaskManager:
             if running is not None and answer is not None and running.answer is not None \
                     and not running.answer.done():
                 running.answer.set_result(answer)
-        elif etype == EventType.CREATED.value and self._created_here.pop(event.task_id, None):
-            pass  # our own submit already woke the queue or started the task
+        elif etype == EventType.CREATED.value and event.task_id in self._created_here:
+            self._created_here.discard(event.task_id)  # our own submit already woke its queue
         elif etype == EventType.CREATED.value and event.task:
             snapshot = event.task
             if snapshot.get("mode") == TaskMode.JOB.value:

@@ -507,3 +507,13 @@ async def test_exit_status_is_awaited_even_when_the_usage_monitor_ends_first(
     # closes its output at once, so only the exit status is left to wait for
     done = await runners.run_process(["sh", "-c", "exec >&- 2>&-; sleep 0.3; exit 4"])
     assert done.returncode == 4
+
+
+async def test_own_submissions_leave_no_bookkeeping_behind(manager: TaskManager) -> None:
+    tasks = [await manager.submit("add", a=i, mode=mode)
+             for i, mode in enumerate(["background", "job", "background", "job", "sync"])]
+    for task in tasks:
+        await manager.wait(task.id, timeout=10)
+    await manager.poll_events()
+    # remembered only until the tail reads the task.created event it skips decoding
+    assert manager._created_here == set()
