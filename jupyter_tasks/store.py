@@ -566,17 +566,6 @@ def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = fn(conn, *args)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
-
-
 def _stream_transaction(
     conn: sqlite3.Connection, ops: queue.SimpleQueue[_Op], limit: int
 ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:
