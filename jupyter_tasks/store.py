@@ -951,12 +951,14 @@ def _tx_claim(
     conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
 ) -> list[Task]:
     now = time.time()
+    # one job (a busy slot's next) compares with the subquery's single id; several go
+    # through IN, which builds a temporary index of the ids first
     rows = conn.execute(
         "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
         "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL "
-        "WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND mode = 'job' "
-        "AND queue = ? AND ifnull(not_before, 0) <= ? ORDER BY priority DESC, id LIMIT ?) "
-        "RETURNING *",
+        f"WHERE id {'=' if limit == 1 else 'IN'} (SELECT id FROM tasks WHERE status = 'queued' "
+        "AND mode = 'job' AND queue = ? AND ifnull(not_before, 0) <= ? "
+        "ORDER BY priority DESC, id LIMIT ?) RETURNING *",
         (worker_id, now + lease_seconds, now, now, queue, now, limit),
     ).fetchall()
     tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))

@@ -97,6 +97,23 @@ async def test_every_state_change_writes_its_event(db_path: Path) -> None:
     assert [e.id for e in events] == sorted(e.id for e in events)
 
 
+async def test_claim_takes_due_jobs_by_priority_then_age(db_path: Path) -> None:
+    # one job goes through the single-id form of the claim, several through IN (...)
+    async with await Store.open(db_path) as store:
+        low, high_old, high_new, mid = (make_task(priority=p) for p in (0, 5, 5, 1))
+        later = make_task(priority=9, not_before=time.time() + 3600)
+        for task in (low, high_old, high_new, mid, later):
+            await store.create_task(task)
+        [first] = await store.claim_jobs("default", "w1", 30, 1)
+        rest = await store.claim_jobs("default", "w2", 30, 10)
+        assert await store.claim_jobs("default", "w3", 30, 1) == []
+        waiting = await store.get_task(later.id)
+    assert first.id == high_old.id and first.worker_id == "w1" and first.status == "running"
+    assert [t.id for t in rest] == [high_new.id, mid.id, low.id]
+    assert {t.worker_id for t in rest} == {"w2"} and {t.attempts for t in rest} == {1}
+    assert waiting is not None and waiting.status == "queued"
+
+
 async def test_transition_guard_leaves_row_and_events_alone(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         task, _ = await store.create_task(make_task())
