@@ -1197,7 +1197,12 @@ def _content_hashes(spec: dict[str, Any]) -> dict[str, str]:
     return hashes
 
 
+_JSON_SCALARS = (type(None), bool, int, float, str)
+
+
 def _result_json(value: Any) -> Any:
+    if type(value) in _JSON_SCALARS:  # already what a JSON round trip gives (most results)
+        return value
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -47,7 +48,7 @@ class TaskInfo:
         """The function's cleaned docstring ('' if none)."""
         return inspect.getdoc(self.fn) or ""
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         """True for ``async def`` functions (run on the loop rather than in a thread)."""
         return inspect.iscoroutinefunction(self.fn)
