@@ -118,6 +118,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX events_task_created ON events(task_id) WHERE type = 'task.created';
         """,
     ),
+    (
+        3,
+        """
+        -- event ids without AUTOINCREMENT: it rewrote the sqlite_sequence row on every
+        -- insert and dirtied its page in every commit, 5% of the queue's throughput.
+        -- A plain rowid is the largest id plus one, so ids still never go back as
+        -- long as the newest event stays: pruning keeps it, and a feed already pruned
+        -- empty keeps its old high-water mark as a 'feed.mark' row readers skip.
+        CREATE TABLE events_v3 (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            ts REAL NOT NULL,
+            owner TEXT,
+            task TEXT
+        );
+        INSERT INTO events_v3 (id, task_id, type, ts, owner, task)
+            SELECT id, task_id, type, ts, owner, task FROM events ORDER BY id;
+        INSERT INTO events_v3 (id, task_id, type, ts)
+            SELECT seq, '', 'feed.mark', 0 FROM sqlite_sequence
+            WHERE name = 'events' AND seq > (SELECT ifnull(max(id), 0) FROM events);
+        DROP TABLE events;
+        ALTER TABLE events_v3 RENAME TO events;
+        CREATE INDEX events_task_created ON events(task_id) WHERE type = 'task.created';
+        DELETE FROM sqlite_sequence WHERE name = 'events';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1065,7 +1065,9 @@ def _events_after(
     conn: sqlite3.Connection, after_id: int, limit: int, task_id: str | None,
     owners: list[str] | None,
 ) -> list[Event]:
-    sql = "SELECT id, type, task_id, ts, owner, task FROM events WHERE id > ?"
+    # a 'feed.mark' row only holds the numbering of a feed pruned empty (migration 3)
+    sql = "SELECT id, type, task_id, ts, owner, task FROM events WHERE id > ? " \
+        "AND type != 'feed.mark'"
     args: list[Any] = [after_id]
     if task_id is not None:
         # nothing of a task comes before its task.created event: start the scan there
@@ -1111,7 +1113,10 @@ def _tx_prune(conn: sqlite3.Connection, finished_before: float, events_before: f
         conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
         conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
         conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
-    conn.execute("DELETE FROM events WHERE ts < ?", (events_before,))
+    # never the newest event: event ids are rowids, and the largest one is what the
+    # next id counts from, so ids (clients' cursors) never go back
+    conn.execute("DELETE FROM events WHERE ts < ? AND id < (SELECT max(id) FROM events)",
+                 (events_before,))
     return ids
 
 

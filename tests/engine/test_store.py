@@ -63,6 +63,63 @@ async def test_a_version_1_database_is_upgraded_in_place(db_path: Path) -> None:
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "events_task_created" in indexes and "events_by_task" not in indexes
     assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+    events_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    assert "AUTOINCREMENT" not in events_sql
+
+
+def _version_2_database(path: Path) -> sqlite3.Connection:
+    from jupyter_tasks.migrations import MIGRATIONS
+    from jupyter_tasks.store import _split_sql
+
+    conn = sqlite3.connect(path)
+    for _, script in MIGRATIONS[:2]:
+        for statement in _split_sql(script):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    return conn
+
+
+async def test_upgrade_keeps_event_ids_and_their_numbering(db_path: Path) -> None:
+    conn = _version_2_database(db_path)
+    for n in range(3):
+        conn.execute("INSERT INTO events (task_id, type, ts, task) VALUES (?, 'task.created', 1, "
+                     "'{}')", (f"t{n}",))
+    conn.execute("DELETE FROM events WHERE id = 1")
+    conn.commit()
+    conn.close()
+    async with await Store.open(db_path) as store:
+        assert [(e.id, e.task_id) for e in await store.events_after(0)] == [(2, "t1"), (3, "t2")]
+        task, _ = await store.create_task(make_task())
+        [created] = await store.events_after(3)
+    assert created.task_id == task.id and created.id == 4
+
+
+async def test_a_feed_pruned_empty_before_the_upgrade_keeps_counting(db_path: Path) -> None:
+    conn = _version_2_database(db_path)
+    for _ in range(40):
+        conn.execute("INSERT INTO events (task_id, type, ts, task) VALUES ('t', 'task.log', 1, "
+                     "'{}')")
+    conn.execute("DELETE FROM events")  # what pruning a quiet feed used to do
+    conn.commit()
+    conn.close()
+    async with await Store.open(db_path) as store:
+        assert await store.events_after(0) == []  # the mark holding the numbering is not an event
+        assert await store.last_event_id() == 40
+        task, _ = await store.create_task(make_task())
+        events = await store.events_after(0)
+    assert [(e.id, e.task_id) for e in events] == [(41, task.id)]
+
+
+async def test_pruning_keeps_the_newest_event_so_ids_never_go_back(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        for _ in range(2):
+            await store.create_task(make_task())
+        newest = await store.last_event_id()
+        await store.prune(finished_before=0, events_before=time.time() + 3600)
+        assert [e.id for e in await store.events_after(0)] == [newest]
+        third, _ = await store.create_task(make_task())
+        [event] = await store.events_after(newest)
+    assert event.task_id == third.id and event.id == newest + 1
 
 
 async def test_events_of_one_task_from_its_creation(db_path: Path) -> None:
