@@ -457,7 +457,13 @@ class TaskManager:
         local_start = mode != TaskMode.JOB.value and target_worker is None
         limited = local_start and queue in self.queue_limits
         direct = local_start and not limited
-        task = Task(
+        hashes, texts = _content_hashes(spec)
+        # the row's spec and params columns hold the very texts just hashed
+        encoded = {"spec": texts["spec"]}
+        for key in ("params", "parameters"):
+            if params is not None and key in texts and spec.get(key) is params:
+                encoded["params"] = texts[key]
+        task = Task.build(
             id=new_task_id(), kind=kind, mode=mode,
             status=TaskStatus.RUNNING.value if direct else TaskStatus.QUEUED.value,
             name=name, label=label, params=params, spec=spec,
@@ -471,10 +477,10 @@ class TaskManager:
             parent_id=parent.id if parent else None, relationship=relationship,
             worker_id=self.worker_id if local_start else target_worker,
             lease_expires_at=now + self.lease_seconds if direct else None,
-            callback_url=callback_url, content_hashes=_content_hashes(spec),
+            callback_url=callback_url, content_hashes=hashes,
             created_at=now, started_at=now if direct else None, updated_at=now,
         )
-        created, deduplicated = await self.store.create_task(task)
+        created, deduplicated = await self.store.create_task(task, encoded=encoded)
         if deduplicated:
             if local is not None and inspect.iscoroutine(local[0]):
                 local[0].close()  # never started: avoid "coroutine was never awaited"
@@ -1187,14 +1193,24 @@ def _payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> s
     return hashlib.sha256(dumps(payload).encode()).hexdigest()
 
 
-def _content_hashes(spec: dict[str, Any]) -> dict[str, str]:
-    hashes = {"spec": hashlib.sha256(dumps(spec).encode()).hexdigest()}
+def _content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """sha256 of the spec and of each work field, and the JSON texts that were hashed.
+
+    The texts are what the row stores for those values, so the store reuses them
+    instead of encoding the same objects again.
+    """
+    spec_json = dumps(spec)
+    hashes = {"spec": hashlib.sha256(spec_json.encode()).hexdigest()}
+    texts = {"spec": spec_json}
     for key in ("code", "source", "params", "parameters", "input_data", "command"):
         if key in spec:
             value = spec[key]
-            data = value.encode() if isinstance(value, str) else dumps(value).encode()
-            hashes[key] = hashlib.sha256(data).hexdigest()
-    return hashes
+            if isinstance(value, str):
+                data = value
+            else:
+                data = texts[key] = dumps(value)
+            hashes[key] = hashlib.sha256(data.encode()).hexdigest()
+    return hashes, texts
 
 
 _JSON_SCALARS = (type(None), bool, int, float, str)

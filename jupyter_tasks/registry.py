@@ -106,7 +106,7 @@ class TaskInfo:
                 errors=[{"field": "params", "message": "must be an object"}],
             )
         errors: list[dict[str, Any]] = []
-        caller = {p.name: p for p in self._caller_params()}
+        caller = self._caller_by_name
         for key in params:
             if key in self.injected:
                 errors.append({"field": key,
@@ -133,6 +133,11 @@ class TaskInfo:
         for name, typ in self.injected.items():
             kwargs[name] = injections.get(typ)
         return kwargs
+
+    @functools.cached_property
+    def _caller_by_name(self) -> dict[str, inspect.Parameter]:
+        # validate() runs for every submit; the signature never changes
+        return {p.name: p for p in self._caller_params()}
 
     def _caller_params(self) -> list[inspect.Parameter]:
         return [

@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -215,15 +215,17 @@ class Store:
 
     # --------------------------------------------------------------------- tasks
 
-    async def create_task(self, task: Task) -> tuple[Task, bool]:
+    async def create_task(self, task: Task, *,
+                          encoded: Mapping[str, str] | None = None) -> tuple[Task, bool]:
         """Insert ``task`` with its ``task.created`` event; returns (task, deduplicated).
 
         An active task with the same ``task_key`` and owner, or an earlier task
         with the same idempotency key and payload, is returned instead of a new
         one; the same idempotency key with another payload raises
         ``IdempotencyConflict``. Check and insert share one transaction.
+        ``encoded`` gives JSON columns already encoded (``dumps`` text) by the caller.
         """
-        return await self._txn(_tx_create_task, task)
+        return await self._txn(_tx_create_task, task, encoded or {})
 
     async def create_tasks(self, tasks: Sequence[Task]) -> list[Task]:
         """Insert many new tasks (no key checks) in one transaction."""
@@ -742,17 +744,21 @@ _INSERT_TASK = (
 _TASK_JSON_AT = [i for i, c in enumerate(_TASK_COLUMNS) if c in JSON_COLUMNS]
 
 
-def _insert_task(conn: sqlite3.Connection, task: Task) -> None:
+def _insert_task(conn: sqlite3.Connection, task: Task,
+                 encoded: Mapping[str, str] | None = None) -> None:
     values = [getattr(task, c) for c in _TASK_COLUMNS]
     for i in _TASK_JSON_AT:
-        if values[i] is not None:
+        if encoded and _TASK_COLUMNS[i] in encoded:
+            values[i] = encoded[_TASK_COLUMNS[i]]
+        elif values[i] is not None:
             values[i] = dumps(values[i])
     values[_TASK_COLUMNS.index("cancel_requested")] = int(task.cancel_requested)
     conn.execute(_INSERT_TASK, values)
     _insert_event(conn, task, EventType.for_status(task.status_enum), task.created_at)
 
 
-def _tx_create_task(conn: sqlite3.Connection, task: Task) -> tuple[Task, bool]:
+def _tx_create_task(conn: sqlite3.Connection, task: Task,
+                    encoded: Mapping[str, str]) -> tuple[Task, bool]:
     if task.idempotency_key is not None:
         row = conn.execute(
             "SELECT * FROM tasks WHERE ifnull(owner, '') = ifnull(?, '') AND idempotency_key = ?",
@@ -774,7 +780,7 @@ def _tx_create_task(conn: sqlite3.Connection, task: Task) -> tuple[Task, bool]:
         ).fetchone()
         if row is not None:
             return Task.from_row(row), True
-    _insert_task(conn, task)
+    _insert_task(conn, task, encoded)
     return task, False
 
 

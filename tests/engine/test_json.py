@@ -45,3 +45,14 @@ def test_loads_stored_reports_bad_text_as_json_does(text: str) -> None:
 
 def test_loads_stored_accepts_surrounding_whitespace() -> None:
     assert loads_stored(' {"a": [1, 2]}\n') == {"a": [1, 2]}
+
+
+def test_task_build_checks_fields_like_the_dataclass() -> None:
+    from jupyter_tasks.models import Task
+
+    fields = {"id": "t", "kind": "function", "mode": "job", "status": "queued", "params": {}}
+    assert Task.build(**fields) == Task(**fields)
+    with pytest.raises(TypeError, match="status"):
+        Task.build(id="t", kind="function", mode="job")
+    with pytest.raises(TypeError, match="colour"):
+        Task.build(**fields, colour="red")

@@ -55,6 +55,23 @@ async def test_three_modes_one_function(manager: TaskManager) -> None:
     assert (finished.status, finished.result, finished.attempts) == ("succeeded", 5, 1)
 
 
+async def test_the_row_holds_the_json_that_was_hashed(manager: TaskManager,
+                                                      db_path: Path) -> None:
+    import json
+    import sqlite3
+
+    job = await manager.submit_spec({"name": "add", "params": {"b": 2, "a": 1}}, mode="job")
+    conn = sqlite3.connect(db_path)
+    spec, params, hashes = conn.execute(
+        "SELECT spec, params, content_hashes FROM tasks WHERE id = ?", (job.id,)).fetchone()
+    conn.close()
+    assert params == '{"a":1,"b":2}' and json.loads(spec) == {"name": "add", "params": job.params}
+    assert json.loads(hashes) == job.content_hashes == {
+        "spec": hashlib.sha256(spec.encode()).hexdigest(),
+        "params": hashlib.sha256(params.encode()).hexdigest(),
+    }
+
+
 async def test_coroutines_and_callables_in_the_background(manager: TaskManager) -> None:
     async def work(x: int) -> int:
         await jt.update_progress(1, 2, "half")
