@@ -8,12 +8,17 @@ threads), enqueueing from the same thread that waits. Huey's consumer polling
 is tuned to its fastest (10 ms initial delay, 100 ms cap) so the comparison is
 not won by its idle backoff.
 
-Usage: python benchmarks/bench_engine_queue.py [N]
+The three runs are repeated in rounds (three by default) and the medians
+reported: on a shared machine one run's speed can move by a fifth, and rounds
+put each system's runs side by side in time.
+
+Usage: python benchmarks/bench_engine_queue.py [N] [ROUNDS]
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import tempfile
 import threading
@@ -24,6 +29,7 @@ from jupyter_tasks import TaskManager
 from jupyter_tasks.registry import Registry
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 WORKERS = 4
 
 
@@ -98,12 +104,20 @@ def bench_huey(folder: Path) -> float:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        concurrent = asyncio.run(bench_ours(folder, 64))
-        sequential = asyncio.run(bench_ours(folder, 1))
-        huey = bench_huey(folder)
-    print(f"durable queue, {N} trivial jobs, {WORKERS} workers, submit to all finished")
+    runs: dict[str, list[float]] = {"concurrent": [], "sequential": [], "huey": []}
+    print(f"durable queue, {N} trivial jobs, {WORKERS} workers, submit to all finished; "
+          f"{ROUNDS} rounds")
+    for round_number in range(1, ROUNDS + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            runs["concurrent"].append(asyncio.run(bench_ours(folder, 64)))
+            runs["sequential"].append(asyncio.run(bench_ours(folder, 1)))
+            runs["huey"].append(bench_huey(folder))
+        print(f"  round {round_number}: " + ", ".join(
+            f"{name} {N / seconds[-1]:.0f}/s" for name, seconds in runs.items())
+            + f"; ratio {runs['huey'][-1] / runs['concurrent'][-1]:.2f}x")
+    concurrent, sequential, huey = (statistics.median(runs[k]) for k in runs)
+    print("medians:")
     print(f"  jupyter-tasks, 64 submits in flight : {concurrent:7.2f} s  "
           f"{N / concurrent:8.0f} tasks/s")
     print(f"  jupyter-tasks, one submit at a time : {sequential:7.2f} s  "
