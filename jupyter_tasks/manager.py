@@ -648,7 +648,7 @@ class TaskManager:
                 spec[key] = overrides[key]
         mode = parent.mode
         if mode != TaskMode.JOB and (not self.runs_background
-                                           or parent.kind not in self.executors):
+                                     or parent.kind not in self.executors):
             mode = TaskMode.JOB.value
         if mode == TaskMode.SYNC:
             mode = TaskMode.BACKGROUND.value  # a rerun never blocks whoever asked for it

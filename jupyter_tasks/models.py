@@ -130,10 +130,11 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 # encoding a small payload; this one is built once. It is made without the
 # circular-reference memo (shared between threads, a memo could be corrupted), so
 # a cycle ends in the recursion limit, reported below as the ValueError json gives.
-_C_ENCODE = getattr(json.encoder, "c_make_encoder", None)
-if _C_ENCODE is not None:
-    _C_ENCODE = _C_ENCODE(None, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
-                          _ENCODER.key_separator, _ENCODER.item_separator, True, False, True)
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C module
+_C_ENCODE = None if _make_c_encoder is None else _make_c_encoder(
+    None, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
+    _ENCODER.key_separator, _ENCODER.item_separator, True, False, True,
+)
 
 
 def dumps(value: Any) -> str:
