@@ -1170,9 +1170,11 @@ class SubprocessFailed(Exception):
         self.returncode = returncode
 
 
-_TERMINAL_EVENTS = {EventType.for_status(s).value for s in TaskStatus if s.is_terminal}
-# events after which a task's waiters have their answer
-_ENDING_EVENTS = frozenset({*_TERMINAL_EVENTS, EventType.DELETED.value})
+# events after which a task's waiters have their answer: its end, or its deletion
+_ENDING_EVENTS = frozenset(
+    {EventType.for_status(s).value for s in TaskStatus if s.is_terminal}
+    | {EventType.DELETED.value}
+)
 
 
 def _task_fields_from_json(data: dict[str, Any]) -> dict[str, Any]:

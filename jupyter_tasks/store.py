@@ -529,7 +529,7 @@ def _setup_connection(conn: sqlite3.Connection) -> None:
         raise StoreError(f"could not put the database in WAL mode (got {mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     # a batch with a failing write is rerun with a savepoint per write (see
-    # _in_group_transaction), whose statement journal would otherwise be a file
+    # _in_isolated_transaction), whose statement journal would otherwise be a file
     conn.execute("PRAGMA temp_store = MEMORY")
     # a fallback only: the store's own loop checkpoints every second (see _checkpoint_loop)
     conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
