@@ -115,6 +115,39 @@ class StoreError(JupyterTasksError):
     title = "Task store error"
 
 
+class StoreUnavailable(StoreError):
+    """The database file is missing, replaced, corrupt or not a database: nothing is accepted.
+
+    Over REST every route answers 503 with this message, which names the file
+    and says how to recover.
+    """
+
+    http_status = 503
+    title = "Task store unavailable"
+
+
+class StoreBusy(StoreError):
+    """Another process held the database's write lock past the busy timeout; try again.
+
+    Over REST a 503 with ``Retry-After``: contention is temporary, never a 500.
+    """
+
+    http_status = 503
+    title = "Task store busy"
+    retry_after = 1
+
+
+class ValueNotStorable(JupyterTasksError, ValueError):
+    """A value cannot be stored as JSON even after the storage rule (see ``jupyter_tasks.values``).
+
+    Raised for inputs (params, parameters, bodies: 422 over REST); a task's own
+    output that hits it ends the task ``failed`` with this message.
+    """
+
+    http_status = 422
+    title = "Value cannot be stored"
+
+
 class TaskCancelled(BaseException):
     """Raised inside a running task when it is cancelled.
 

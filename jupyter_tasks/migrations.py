@@ -145,6 +145,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         DELETE FROM sqlite_sequence WHERE name = 'events';
         """,
     ),
+    (
+        4,
+        """
+        -- process: where a running job's work lives outside its worker (process group,
+        -- host, start time), so a reaper can end a leftover group before a retry runs.
+        -- value_notes: what the storage rule changed in a stored value (NaN kept as
+        -- text, a result too large or too deep moved to an artifact).
+        ALTER TABLE tasks ADD COLUMN process TEXT;
+        ALTER TABLE tasks ADD COLUMN value_notes TEXT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

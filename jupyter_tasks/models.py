@@ -168,7 +168,7 @@ def loads_stored(text: str) -> Any:
 # Columns stored as JSON text in the tasks table.
 JSON_COLUMNS = frozenset(
     {"params", "spec", "result", "error", "progress", "origin", "confirmation",
-     "resource_usage", "content_hashes"}
+     "resource_usage", "content_hashes", "process", "value_notes"}
 )
 
 
@@ -208,6 +208,10 @@ class Task:
     callback_url: str | None = None
     resource_usage: dict[str, Any] | None = None
     content_hashes: dict[str, Any] | None = None
+    # where a running job's work lives outside its worker: {"pgid", "pid", "host", "started_at"}
+    process: dict[str, Any] | None = None
+    # what the storage rule changed in this task's values (see jupyter_tasks.values)
+    value_notes: list[dict[str, Any]] | None = None
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
@@ -287,6 +291,8 @@ class Task:
             data["memory_limit_mb"] = self.memory_limit_mb
             data["worker_id"] = self.worker_id
             data["updated_at"] = iso(self.updated_at)
+            data["process"] = self.process
+            data["value_notes"] = self.value_notes
         return data
 
 

@@ -732,8 +732,8 @@ _TASK_COLUMNS = [
     "progress", "task_key", "idempotency_key", "payload_hash", "queue", "priority", "owner",
     "origin", "attempts", "max_retries", "timeout", "memory_limit_mb", "not_before", "parent_id",
     "relationship", "worker_id", "lease_expires_at", "cancel_requested", "confirmation",
-    "callback_url", "resource_usage", "content_hashes", "created_at", "started_at",
-    "finished_at", "updated_at",
+    "callback_url", "resource_usage", "content_hashes", "process", "value_notes", "created_at",
+    "started_at", "finished_at", "updated_at",
 ]
 _INSERT_TASK = (
     f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "

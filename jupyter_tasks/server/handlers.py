@@ -109,6 +109,9 @@ class TasksHandler(APIHandler):
         self.set_status(status)
         for header in ("ETag", "Content-Length", "Location", "X-Task-Id"):
             self.clear_header(header)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # contention: the client should come back, not give up
+            self.set_header("Retry-After", str(retry_after))
         self.finish(json.dumps(problem_for(status, exc)), set_content_type=PROBLEM_TYPE)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
