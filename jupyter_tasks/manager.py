@@ -184,6 +184,7 @@ class TaskManager:
         claim_batch: int = 8,
         make_default: bool = True,
         flush_batch: int | None = None,
+        busy_timeout: float = 30.0,
     ) -> None:
         self.db_path = os.fspath(db_path) if db_path is not None else str(default_db_path())
         self.registry = registry or default_registry
@@ -208,6 +209,8 @@ class TaskManager:
         # tasks per progress/log transaction (None: all in one); smaller batches let other
         # database work (state changes, the event tail) run between them
         self.flush_batch = flush_batch
+        # how long a write waits for another process's lock before StoreBusy (503)
+        self.busy_timeout = busy_timeout
         self.worker_id = f"{worker_kind}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.executors: dict[str, Executor] = {
             TaskKind.FUNCTION.value: self._exec_function,
@@ -251,7 +254,7 @@ class TaskManager:
         if self._started:
             return self
         self.loop = asyncio.get_running_loop()
-        self.store = await Store.open(self.db_path)
+        self.store = await Store.open(self.db_path, busy_timeout=self.busy_timeout)
         me = psutil.Process()
         now = time.time()
         await self.store.register_worker(WorkerInfo(

@@ -28,7 +28,13 @@ from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
-from .exceptions import IdempotencyConflict, StoreError, TaskNotFound, TaskStateConflict
+from .exceptions import (
+    IdempotencyConflict,
+    StoreBusy,
+    StoreError,
+    TaskNotFound,
+    TaskStateConflict,
+)
 from .migrations import LATEST_VERSION, MIGRATIONS
 from .models import (
     ACTIVE_STATUSES,
@@ -81,10 +87,14 @@ class Finished(NamedTuple):
 class Store:
     """Async access to one jupyter-tasks database file and its artifact folder."""
 
-    def __init__(self, path: str | os.PathLike[str], conn: aiosqlite.Connection) -> None:
+    def __init__(self, path: str | os.PathLike[str], conn: aiosqlite.Connection,
+                 reader: aiosqlite.Connection | None = None) -> None:
         self.path = Path(path)
         self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
         self._conn = conn
+        # reads go to a connection (and thread) of their own: WAL lets them run beside
+        # the writer, so a GET never waits behind a transaction or a held write lock
+        self._reader = reader
         # transactions this connection committed: SQLite's data_version only
         # moves for other connections' commits, so the event tailer needs both
         self.commits = 0
@@ -101,21 +111,34 @@ class Store:
     # ----------------------------------------------------------------- lifecycle
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    async def open(cls, path: str | os.PathLike[str], *,
+                   busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        ``busy_timeout`` is how long a write waits for another process's write
+        lock before failing with ``StoreBusy``.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
         # the connection thread must not keep the interpreter alive at exit
         conn.daemon = True
         await conn
         store = cls(path, conn)
+        reader: aiosqlite.Connection | None = None
         try:
-            await store._run(_setup_connection)
+            await store._run(_setup_connection, busy_timeout)
             await store._run(_migrate)
+            reader = aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
+            reader.daemon = True
+            await reader
+            await reader._execute(_setup_reader, reader._conn, busy_timeout)
         except BaseException:
             await conn.close()
+            if reader is not None:
+                await reader.close()
             raise
+        store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
         return store
 
@@ -133,6 +156,9 @@ class Store:
                     await self._txn(_nothing)
             self._closed = True
         await self._conn.close()
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
 
     async def _checkpoint_loop(self) -> None:
         # copy the WAL back into the database off the commit path: an automatic
@@ -164,8 +190,18 @@ class Store:
         await self.close()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(connection, *args)`` in the database thread (one hop, no transaction)."""
+        """Run ``fn(connection, *args)`` in the writer's thread (one hop, no transaction)."""
         return await self._conn._execute(fn, self._conn._conn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read ``fn(connection, *args)`` on the read connection, beside any write."""
+        reader = self._reader
+        if reader is None:  # while opening, and after close
+            return await self._run(fn, *args)
+        try:
+            return await reader._execute(fn, reader._conn, *args)
+        except sqlite3.OperationalError as exc:
+            raise _translate(exc) from exc
 
     async def _txn(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` atomically, in the next group-committed transaction.
@@ -233,7 +269,7 @@ class Store:
 
     async def get_task(self, task_id: str) -> Task | None:
         """The task with this id, or None."""
-        return await self._run(_get_task, task_id)
+        return await self._read(_get_task, task_id)
 
     async def require_task(self, task_id: str) -> Task:
         """The task with this id, or ``TaskNotFound``."""
@@ -300,15 +336,15 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
         args.append(int(limit))
-        return await self._run(_select_tasks, sql, args)
+        return await self._read(_select_tasks, sql, args)
 
     async def count_tasks(self, owners: Iterable[str] | None = None) -> int:
         """How many tasks the store holds (for these owners)."""
-        return await self._run(_count_tasks, None if owners is None else list(owners))
+        return await self._read(_count_tasks, None if owners is None else list(owners))
 
     async def children(self, task_id: str) -> list[Task]:
         """Reruns and forks made from this task, oldest first."""
-        return await self._run(
+        return await self._read(
             _select_tasks, "SELECT * FROM tasks WHERE parent_id = ? ORDER BY id", [task_id]
         )
 
@@ -385,7 +421,7 @@ class Store:
 
     async def get_logs(self, task_id: str, after: int = 0, limit: int = 1000) -> list[LogEntry]:
         """Log chunks of a task with seq greater than ``after``, oldest first."""
-        return await self._run(_get_logs, task_id, after, limit)
+        return await self._read(_get_logs, task_id, after, limit)
 
     # ------------------------------------------------------------- durable queue
 
@@ -420,7 +456,7 @@ class Store:
 
     async def list_workers(self, *, include_stopped: bool = False) -> list[WorkerInfo]:
         """Known workers, newest heartbeat first."""
-        return await self._run(_list_workers, include_stopped)
+        return await self._read(_list_workers, include_stopped)
 
     async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None) -> list[Task]:
         """Settle tasks of dead workers and tasks whose lease ran out.
@@ -466,13 +502,13 @@ class Store:
 
     async def list_artifacts(self, task_id: str) -> list[Artifact]:
         """A task's artifacts by name."""
-        return await self._run(_list_artifacts, task_id, None)
+        return await self._read(_list_artifacts, task_id, None)
 
     async def get_artifact(self, task_id: str, name: str) -> Artifact | None:
         """One artifact's record, or None."""
         if not valid_artifact_name(name):
             return None
-        found = await self._run(_list_artifacts, task_id, name)
+        found = await self._read(_list_artifacts, task_id, name)
         return found[0] if found else None
 
     def artifact_path(self, artifact: Artifact) -> Path:
@@ -490,13 +526,13 @@ class Store:
         owners: Iterable[str] | None = None,
     ) -> list[Event]:
         """Events with id greater than ``after_id``, oldest first."""
-        return await self._run(
+        return await self._read(
             _events_after, after_id, limit, task_id, None if owners is None else list(owners)
         )
 
     async def last_event_id(self) -> int:
         """The id of the newest event (0 when none)."""
-        return await self._run(_scalar, "SELECT ifnull(max(id), 0) FROM events", ())
+        return await self._read(_scalar, "SELECT ifnull(max(id), 0) FROM events", ())
 
     async def data_version(self) -> int:
         """SQLite's counter that moves when another connection commits."""
@@ -506,7 +542,7 @@ class Store:
 
     async def stats(self, owners: Iterable[str] | None = None) -> dict[str, Any]:
         """Counts per queue (queued/running) and per status."""
-        return await self._run(_stats, None if owners is None else list(owners))
+        return await self._read(_stats, None if owners is None else list(owners))
 
     async def prune(self, finished_before: float, events_before: float) -> int:
         """Forget finished tasks older than a time and events older than another."""
@@ -521,9 +557,9 @@ class Store:
 # ========================================================================
 
 
-def _setup_connection(conn: sqlite3.Connection) -> None:
+def _setup_connection(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
         raise StoreError(f"could not put the database in WAL mode (got {mode})")
@@ -534,6 +570,25 @@ def _setup_connection(conn: sqlite3.Connection) -> None:
     # a fallback only: the store's own loop checkpoints every second (see _checkpoint_loop)
     conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _setup_reader(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    # a guard: a write slipped onto this connection would take the lock beside the writer
+    conn.execute("PRAGMA query_only = ON")
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """The store's error for an SQLite one: a held lock is ``StoreBusy`` (503, retry)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "database is locked" in text or "database is busy" in text:
+            return StoreBusy(
+                "the task database is busy: another process held its write lock past the "
+                "busy timeout; try again")
+    return exc
 
 
 
@@ -585,6 +640,7 @@ def _stream_transaction(
     def fail_all(exc: BaseException) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        exc = _translate(exc)
         return [(future, False, exc) for _, _, future in taken], False
 
     try:
@@ -608,7 +664,7 @@ def _stream_transaction(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         if len(taken) == 1:  # alone in its transaction: the rollback undid just it
-            return [(taken[0][2], False, exc)], False
+            return [(taken[0][2], False, _translate(exc))], False
         try:
             isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken])
         except BaseException as exc2:

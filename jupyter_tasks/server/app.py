@@ -93,6 +93,11 @@ class JupyterTasksApp(ExtensionApp):
                  "(0: all in one)."
     ).tag(config=True)
 
+    busy_timeout = Float(
+        10.0, help="Seconds a write waits for another process's database lock before the "
+                   "request answers 503 with Retry-After."
+    ).tag(config=True)
+
     activity_interval = Float(
         5.0, help="Seconds between two checks for running tasks (reported as server activity)."
     ).tag(config=True)
@@ -132,7 +137,7 @@ class JupyterTasksApp(ExtensionApp):
         self.manager = TaskManager(
             self.resolved_db_path, queues=queues, worker_kind="server",
             callback_allowlist=self.callback_allowlist, origin={"type": "server"},
-            flush_batch=self.flush_batch or None,
+            flush_batch=self.flush_batch or None, busy_timeout=self.busy_timeout,
         )
         self.dask_backend = None
         if self.executor == "dask":
