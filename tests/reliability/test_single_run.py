@@ -1,0 +1,183 @@
+"""At most one live run of a job: a SIGKILLed server or worker leaves no process group behind.
+
+Each job (a command, a code job, a notebook) starts a leader that starts a child
+in its process group; the child sleeps, then appends ``end`` to the job's own
+log file. A run that survived its worker's death would write a second ``end``
+line beside the retry's. Every process the jobs start carries the test's marker
+(in its argv or its environment), so leftovers are found with psutil.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.jobs.conftest import write_notebook
+from tests.waiting import eventually_sync
+
+pytestmark = pytest.mark.slow
+
+RUNJOB = textwrap.dedent('''
+    import os, subprocess, sys, time
+    token, marks, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    log = os.path.join(marks, token + ".log")
+    if len(sys.argv) < 5:
+        with open(log, "a") as f:
+            f.write(f"start {os.getpid()}\\n")
+        # a child in the same process group: only ending the whole group stops it
+        child = subprocess.Popen([sys.executable, __file__, token, marks, str(seconds), "child"])
+        sys.exit(child.wait())
+    time.sleep(seconds)  # the work itself
+    with open(log, "a") as f:
+        f.write(f"end {os.getpid()}\\n")
+''')
+
+JOB_SECONDS = 4.0
+
+
+class Jobs:
+    """Three jobs (command, code, notebook) that report their runs into ``marks``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.marks = tmp_path / "marks"
+        self.marks.mkdir()
+        self.script = tmp_path / "runjob.py"
+        self.script.write_text(RUNJOB)
+        root = tmp_path / "root"
+        root.mkdir(exist_ok=True)
+        write_notebook(root / "single.ipynb", [
+            ("token = 'unset'", ["parameters"]),
+            f"import subprocess, sys\n"
+            f"subprocess.check_call([sys.executable, {str(self.script)!r}, token, "
+            f"{str(self.marks)!r}, {str(JOB_SECONDS)!r}])",
+        ])
+        self.env = {"SINGLE_RUN_MARK": str(self.marks)}
+
+    def argv(self, token: str) -> list[str]:
+        return [sys.executable, str(self.script), token, str(self.marks), str(JOB_SECONDS)]
+
+    def bodies(self, tag: str) -> dict[str, dict[str, Any]]:
+        """token -> REST body of one job of each kind."""
+        code = ("import json, os, subprocess, sys\n"
+                "token = json.load(open(os.environ['JUPYTER_TASKS_INPUT']))\n"
+                f"sys.exit(subprocess.call({self.argv('TOKEN')!r}[:2] + "
+                f"[token] + {self.argv('TOKEN')!r}[3:]))\n")
+        return {
+            f"{tag}-command": {"command": self.argv(f"{tag}-command"), "label": "command"},
+            f"{tag}-code": {"code": code, "input_data": f"{tag}-code", "label": "code"},
+            f"{tag}-notebook": {"notebook": "single.ipynb", "label": "notebook",
+                                "parameters": {"token": f"{tag}-notebook"}},
+        }
+
+    def lines(self, token: str, kind: str) -> list[str]:
+        path = self.marks / f"{token}.log"
+        text = path.read_text() if path.exists() else ""
+        return [line for line in text.splitlines() if line.startswith(kind + " ")]
+
+    def orphans(self, keep: set[int]) -> list[str]:
+        """Live processes started for these jobs, other than the processes in ``keep``."""
+        found = []
+        marker = str(self.marks)
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            if proc.pid in keep or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            try:
+                cmdline = " ".join(proc.info["cmdline"] or [])
+                marked = marker in cmdline or \
+                    proc.environ().get("SINGLE_RUN_MARK") == marker
+            except psutil.Error:
+                continue
+            if marked:
+                found.append(f"{proc.pid} {cmdline[:200]}")
+        return found
+
+
+def _submit_all(server: Any, jobs: Jobs, tag: str) -> dict[str, str]:
+    ids = {}
+    for token, body in jobs.bodies(tag).items():
+        status, task = server.request("POST", "/api/tasks", {**body, "max_retries": 3})
+        assert status == 202, task
+        ids[token] = task["id"]
+    return ids
+
+
+def _wait_started(jobs: Jobs, tokens: list[str]) -> None:
+    eventually_sync(lambda: all(jobs.lines(t, "start") for t in tokens), timeout=90,
+                    what="every job's process running")
+
+
+def _wait_succeeded(server: Any, ids: dict[str, str]) -> dict[str, dict[str, Any]]:
+    def ended() -> dict[str, dict[str, Any]]:
+        tasks = {t: server.request("GET", f"/api/tasks/{i}")[1] for t, i in ids.items()}
+        return tasks if all(task["status"] in ("succeeded", "failed", "interrupted",
+                                               "cancelled") for task in tasks.values()) else {}
+
+    tasks = eventually_sync(ended, timeout=120, interval=0.2, what="every job ended")
+    assert {t: task["status"] for t, task in tasks.items()} == \
+        {t: "succeeded" for t in ids}, {t: task.get("error") for t, task in tasks.items()}
+    return tasks
+
+
+def _assert_exactly_once(jobs: Jobs, ids: dict[str, str], keep: set[int]) -> None:
+    # every retry started after its first run, so a first run that survived the
+    # kill has written its end line by the time the retry has written its own
+    ends = {token: len(jobs.lines(token, "end")) for token in ids}
+    leftovers = jobs.orphans(keep)
+    assert leftovers == [], leftovers
+    assert ends == {token: 1 for token in ids}, ends
+    starts = {token: len(jobs.lines(token, "start")) for token in ids}
+    assert all(n >= 2 for n in starts.values()), starts  # the kill did hit running work
+
+
+def _start_worker(tmp_path: Path, db_path: Path, env: dict[str, str],
+                  name: str) -> subprocess.Popen[bytes]:
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jupyter_tasks.cli", "--db", str(db_path), "worker",
+         "--concurrency", "3"],
+        env={**os.environ, "JUPYTER_TASKS_DB": str(db_path), **env},
+        cwd=str(tmp_path / "root"), stdout=log, stderr=subprocess.STDOUT)
+
+
+def _kill(popen: subprocess.Popen[bytes]) -> None:
+    if popen.poll() is None:
+        popen.kill()
+    popen.wait(timeout=30)
+
+
+def test_sigkilled_server_leaves_no_second_run(server_factory, tmp_path: Path):
+    jobs = Jobs(tmp_path)
+    first = server_factory("--JupyterTasksApp.workers=default=3", env=jobs.env)
+    ids = _submit_all(first, jobs, "srv")
+    _wait_started(jobs, list(ids))
+    first.kill()
+
+    second = server_factory("--JupyterTasksApp.workers=default=3", env=jobs.env)
+    _wait_succeeded(second, ids)
+    _assert_exactly_once(jobs, ids, keep={second.popen.pid})
+
+
+def test_sigkilled_worker_leaves_no_second_run(server_factory, tmp_path: Path, db_path: Path):
+    jobs = Jobs(tmp_path)
+    # the server only serves the API and reaps; a worker process runs the jobs
+    server = server_factory("--JupyterTasksApp.workers=default=0", env=jobs.env)
+    worker = _start_worker(tmp_path, db_path, jobs.env, "worker-1")
+    replacement = None
+    try:
+        ids = _submit_all(server, jobs, "wrk")
+        _wait_started(jobs, list(ids))
+        _kill(worker)
+        replacement = _start_worker(tmp_path, db_path, jobs.env, "worker-2")
+        _wait_succeeded(server, ids)
+        _assert_exactly_once(jobs, ids, keep={server.popen.pid, replacement.pid})
+    finally:
+        _kill(worker)
+        if replacement is not None:
+            _kill(replacement)
