@@ -16,16 +16,14 @@ import random
 import socket
 import time
 import traceback
-import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import psutil
 
-from . import runtime
+from . import callbacks, runtime
 from .context import TaskContext, current_context
 from .exceptions import (
     InvalidRequest,
@@ -65,7 +63,7 @@ FORK_OVERRIDES = {
     TaskKind.CODE.value: {"code", "input_data", "label"},
     TaskKind.CELL.value: {"code", "label"},
 }
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK_HOSTS = callbacks.LOOPBACK_HOSTS
 
 Executor = Callable[[Task, TaskContext, Any], Awaitable[Any]]
 
@@ -203,6 +201,7 @@ class TaskManager:
         self.callback_allowlist = list(
             LOOPBACK_HOSTS if callback_allowlist is None else callback_allowlist
         )
+        callbacks.CallbackPolicy.from_entries(self.callback_allowlist)  # a bad entry fails here
         self.runs_background = runs_background
         self.claim_batch = claim_batch
         self.make_default = make_default
@@ -512,15 +511,8 @@ class TaskManager:
         return created
 
     def check_callback_url(self, url: str) -> None:
-        """Refuse a callback URL whose host is not on the allow-list."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        allowed = {h.strip("[]") for h in self.callback_allowlist}
-        if parts.scheme not in ("http", "https") or host not in allowed:
-            raise InvalidRequest(
-                f"callback_url {url!r} is not allowed: its host must be one of {sorted(allowed)}",
-                errors=[{"field": "callback_url", "message": "host not in the allow-list"}],
-            )
+        """Refuse (``InvalidRequest``) an invalid callback URL or one off the allow-list."""
+        callbacks.check_url(url, callbacks.CallbackPolicy.from_entries(self.callback_allowlist))
 
     # -------------------------------------------------------------------- reads
 
@@ -1145,13 +1137,8 @@ class TaskManager:
     async def _post_callback(self, task_id: str, attempts: int = 4) -> None:
         task = await self.store.require_task(task_id)
         body = json.dumps(task.to_json()).encode()
-        for attempt in range(attempts):
-            try:
-                await asyncio.to_thread(_post_json, task.callback_url, body)
-                return
-            except Exception as exc:
-                log.warning("callback for task %s failed (%s)", task.id, exc)
-                await asyncio.sleep(0.5 * 2 ** attempt)
+        await callbacks.post_callback(task.id, task.callback_url, body,
+                                      self.callback_allowlist, attempts=attempts)
 
     def _require_running(self) -> None:
         if not self._started or self._stopping:
@@ -1303,13 +1290,6 @@ def _pid_alive(pid: int, started_at: float | None) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _post_json(url: str, body: bytes) -> None:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
 
 
 def _login_name() -> str:

@@ -63,7 +63,8 @@ class JupyterTasksApp(ExtensionApp):
 
     callback_allowlist = List(
         Unicode(), default_value=list(LOOPBACK_HOSTS),
-        help="Hosts a task's callback_url may point to (default: loopback only; [] disables "
+        help="IP addresses, CIDR networks or host names a task's callback_url may point to "
+             "(rules in jupyter_tasks/callbacks.py; default: loopback only; [] disables "
              "callbacks).",
     ).tag(config=True)
 
