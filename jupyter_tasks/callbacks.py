@@ -231,6 +231,8 @@ def resolve_checked(target: Target, policy: CallbackPolicy,
     address it resolves to is not allowed (a partly bad answer is refused whole).
     """
     if target.address is not None:
+        if not policy.address_allowed(target.address):
+            raise CallbackRefused(f"{target.address} is not allowed")
         family = socket.AF_INET6 if target.address.version == 6 else socket.AF_INET
         return [(family, (str(target.address), target.port))]
     try:
