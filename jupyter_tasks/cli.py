@@ -1,26 +1,48 @@
-"""``jupyter tasks …``: list, show, submit, cancel, rerun, logs, worker, dashboard."""
+"""``jupyter tasks …``: list, show, submit, cancel, rerun, logs, doctor, worker, dashboard.
+
+``list``, ``show``, ``logs`` and ``doctor`` open the database read-only: they never
+create it, never migrate it, never register as a worker.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from . import dbfile
 from .exceptions import JupyterTasksError
 from .manager import TaskManager, was_deduplicated
+from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus
+from .paths import default_db_path
 from .registry import load_task_modules
+from .store import Store
 
 
-def _manager(args: argparse.Namespace) -> TaskManager:
-    # the CLI writes requests and leaves; work it submits runs in a server or worker
+def _manager(args: argparse.Namespace, *, create: bool = False) -> TaskManager:
+    # the CLI writes requests and leaves; work it submits runs in a server or worker. It is
+    # no worker itself: no worker row, no heartbeat, no reaper settling others' tasks
     return TaskManager(args.db, worker_kind="cli", origin={"type": "cli"},
-                       runs_background=False, make_default=False)
+                       runs_background=False, make_default=False, as_worker=False,
+                       create_db=create)
+
+
+@contextlib.asynccontextmanager
+async def _read_only(args: argparse.Namespace) -> AsyncIterator[Store]:
+    """The database opened read-only: looking at tasks writes nothing and creates no file."""
+    store = await Store.open(args.db or default_db_path(), read_only=True)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def _age(task: Task) -> str:
@@ -60,10 +82,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _cmd_list(args: argparse.Namespace) -> int:
-    async with _manager(args) as m:
-        tasks = await m.store.list_tasks(statuses=args.status, name=args.name,
-                                         queue=args.queue, key_prefix=args.key_prefix,
-                                         limit=args.limit)
+    async with _read_only(args) as store:
+        tasks = await store.list_tasks(statuses=args.status, name=args.name,
+                                       queue=args.queue, key_prefix=args.key_prefix,
+                                       limit=args.limit)
     if args.json:
         print(json.dumps([t.to_json() for t in tasks], indent=2))
     else:
@@ -72,11 +94,11 @@ async def _cmd_list(args: argparse.Namespace) -> int:
 
 
 async def _cmd_show(args: argparse.Namespace) -> int:
-    async with _manager(args) as m:
-        task = await m.get(args.id)
+    async with _read_only(args) as store:
+        task = await store.require_task(args.id)
         data = task.to_json(full=True)
-        data["artifacts"] = [a.to_json() for a in await m.store.list_artifacts(task.id)]
-        data["children"] = [c.id for c in await m.store.children(task.id)]
+        data["artifacts"] = [a.to_json() for a in await store.list_artifacts(task.id)]
+        data["children"] = [c.id for c in await store.children(task.id)]
     print(json.dumps(data, indent=2))
     return 0
 
@@ -91,7 +113,7 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
         spec = {"notebook": args.notebook, "parameters": _params(args)}
     else:
         spec = {"code": args.code, "input_data": json.loads(args.input) if args.input else None}
-    async with _manager(args) as m:
+    async with _manager(args, create=True) as m:  # a first start may well be a submit
         task = await m.submit_spec(
             spec, mode="job", label=args.label, task_key=args.task_key,
             idempotency_key=args.idempotency_key, queue=args.queue, priority=args.priority,
@@ -121,10 +143,11 @@ async def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 async def _cmd_logs(args: argparse.Namespace) -> int:
-    async with _manager(args) as m:
+    async with _read_only(args) as store:
+        await store.require_task(args.id)
         after = 0
         while True:
-            entries = await m.store.get_logs(args.id, after=after)
+            entries = await store.get_logs(args.id, after=after)
             for entry in entries:
                 stream = sys.stderr if entry.stream == "stderr" else sys.stdout
                 stream.write(entry.text)
@@ -132,10 +155,45 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             if not args.follow:
                 return 0
-            task = await m.get(args.id)
+            task = await store.require_task(args.id)
             if task.is_terminal and not entries:
                 return 0
             await asyncio.sleep(0.25)
+
+
+async def _cmd_doctor(args: argparse.Namespace) -> int:
+    report = dbfile.inspect(args.db or default_db_path())
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(report), "path": str(report.path),
+                          "latest_version": LATEST_VERSION, "ok": report.ok}, indent=2))
+        return 0 if report.ok else 1
+    wal = "" if report.wal_size is None else f"; WAL {report.wal_size:,} bytes"
+    print(f"database: {report.path}" + (f" ({report.size:,} bytes{wal})" if report.exists
+                                         else " (missing)"))
+    if report.quick_check:
+        print(f"quick_check: {'; '.join(report.quick_check)}")
+    if report.schema_version is not None:
+        print(f"schema version: {report.schema_version} (this jupyter-tasks: {LATEST_VERSION})")
+    if report.journal_mode is not None:
+        print(f"journal mode: {report.journal_mode}")
+    if report.workers:
+        print("workers:")
+        for w in report.workers:
+            print(f"  {w['id']}  {w['kind']}  pid {w['pid']} on {w['host']}  {w['state']}  "
+                  f"last heartbeat {w['heartbeat_age']}s ago")
+    if report.counts:
+        print("tasks: " + ", ".join(f"{status}: {n}" for status, n in report.counts.items()))
+    if report.ok:
+        print("no problem found")
+        return 0
+    print("problems:")
+    for problem in report.problems:
+        print(f"  - {problem}")
+    if report.advice:
+        print("what to do:")
+        for advice in report.advice:
+            print(f"  - {advice}")
+    return 1
 
 
 async def _cmd_worker(args: argparse.Namespace) -> int:
@@ -199,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(run=_cmd_logs)
+
+    p = sub.add_parser("doctor", help="check the database file (read-only) and say how to "
+                                      "recover it")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_doctor)
 
     p = sub.add_parser("worker", help="run queued jobs until stopped")
     p.add_argument("--queue", action="append", help="queue to serve (repeatable)")

@@ -183,6 +183,8 @@ class TaskManager:
         make_default: bool = True,
         flush_batch: int | None = None,
         busy_timeout: float = 30.0,
+        as_worker: bool = True,
+        create_db: bool = True,
     ) -> None:
         self.db_path = os.fspath(db_path) if db_path is not None else str(default_db_path())
         self.registry = registry or default_registry
@@ -210,6 +212,13 @@ class TaskManager:
         self.flush_batch = flush_batch
         # how long a write waits for another process's lock before StoreBusy (503)
         self.busy_timeout = busy_timeout
+        # False for tools that look and steer (the dashboard, the CLI): no worker row, no
+        # heartbeat, no reaper, no job queues; requests they write are carried out by workers
+        if not as_worker and (self.queues or runs_background):
+            raise ValueError("a manager that is no worker runs nothing: give no queues and "
+                             "runs_background=False")
+        self.as_worker = as_worker
+        self.create_db = create_db  # False: a missing database file is an error, not created
         self.worker_id = f"{worker_kind}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.executors: dict[str, Executor] = {
             TaskKind.FUNCTION.value: self._exec_function,
@@ -253,16 +262,19 @@ class TaskManager:
         if self._started:
             return self
         self.loop = asyncio.get_running_loop()
-        self.store = await Store.open(self.db_path, busy_timeout=self.busy_timeout)
-        me = psutil.Process()
-        now = time.time()
-        await self.store.register_worker(WorkerInfo(
-            id=self.worker_id, kind=self.worker_kind, pid=os.getpid(),
-            host=socket.gethostname(), started_at=now, heartbeat_at=now,
-            pid_started_at=me.create_time(), queues=sorted(self.queues),
-        ))
+        self.store = await Store.open(self.db_path, busy_timeout=self.busy_timeout,
+                                      create=self.create_db)
+        if self.as_worker:
+            me = psutil.Process()
+            now = time.time()
+            await self.store.register_worker(WorkerInfo(
+                id=self.worker_id, kind=self.worker_kind, pid=os.getpid(),
+                host=socket.gethostname(), started_at=now, heartbeat_at=now,
+                pid_started_at=me.create_time(), queues=sorted(self.queues),
+            ))
         self.last_event_id = await self.store.last_event_id()
-        await self.reap_dead_workers()
+        if self.as_worker:
+            await self.reap_dead_workers()
         self._started = True
         for queue, concurrency in self.queues.items():
             self._job_slots[queue] = concurrency
@@ -271,9 +283,10 @@ class TaskManager:
         self._loops += [
             asyncio.create_task(self._flush_loop()),
             asyncio.create_task(self._tail_loop()),
-            asyncio.create_task(self._heartbeat_loop()),
-            asyncio.create_task(self._reaper_loop()),
         ]
+        if self.as_worker:
+            self._loops += [asyncio.create_task(self._heartbeat_loop()),
+                            asyncio.create_task(self._reaper_loop())]
         if self.make_default:
             runtime.set_default_manager(self)
         return self
@@ -296,8 +309,9 @@ class TaskManager:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.store.stop_worker(self.worker_id)
+        if self.as_worker:
+            with contextlib.suppress(Exception):
+                await self.store.stop_worker(self.worker_id)
         await self.store.close()
         if runtime.get_default_manager() is self:
             runtime.set_default_manager(None)

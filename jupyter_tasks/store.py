@@ -28,10 +28,12 @@ from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
+from . import dbfile
 from .exceptions import (
     IdempotencyConflict,
     StoreBusy,
     StoreError,
+    StoreUnavailable,
     TaskNotFound,
     TaskStateConflict,
 )
@@ -107,18 +109,32 @@ class Store:
         self._draining = False  # a drain is queued or running on the database thread
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
+        # the file this store opened: before each write transaction the path must still
+        # name it (dbfile.check_identity); once not, or once SQLite reports damage, this
+        # holds why, and every operation fails with StoreUnavailable saying so
+        self._identity = dbfile.file_identity(self.path)
+        self._unavailable: str | None = None
+        self.read_only = False
 
     # ----------------------------------------------------------------- lifecycle
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *,
-                   busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
+                   busy_timeout: float = BUSY_TIMEOUT_MS / 1000, read_only: bool = False,
+                   create: bool = True) -> Store:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
         ``busy_timeout`` is how long a write waits for another process's write
-        lock before failing with ``StoreBusy``.
+        lock before failing with ``StoreBusy``. ``read_only`` opens an existing
+        file for reading only (no schema change, no write; ``StoreUnavailable``
+        when it does not exist). ``create=False`` refuses to create a missing
+        file; even with ``create`` no file is created where WAL companions show
+        that one was deleted in use (see ``dbfile.check_before_open``).
         """
         path = Path(path)
+        dbfile.check_before_open(path, create=create and not read_only)
+        if read_only:
+            return await cls._open_read_only(path, busy_timeout)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
         # the connection thread must not keep the interpreter alive at exit
@@ -140,6 +156,26 @@ class Store:
             raise
         store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
+        return store
+
+    @classmethod
+    async def _open_read_only(cls, path: Path, busy_timeout: float) -> Store:
+        conn = aiosqlite.connect(dbfile.read_only_uri(path), uri=True, isolation_level=None,
+                                 timeout=busy_timeout)
+        conn.daemon = True
+        await conn
+        store = cls(path, conn)
+        store.read_only = True
+        store._closed = True  # no write is ever queued (see _txn)
+        try:
+            await store._run(_setup_reader, busy_timeout)
+            await store._run(_check_version_read_only, str(path))
+        except BaseException as exc:
+            await conn.close()
+            unavailable = dbfile.unavailable_for(path, exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
         return store
 
     async def close(self) -> None:
@@ -195,6 +231,8 @@ class Store:
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the read ``fn(connection, *args)`` on the read connection, beside any write."""
+        if self._unavailable is not None:
+            raise StoreUnavailable(self._unavailable)
         reader = self._reader
         if reader is None:  # while opening, and after close
             return await self._run(fn, *args)
@@ -202,6 +240,11 @@ class Store:
             return await reader._execute(fn, reader._conn, *args)
         except sqlite3.OperationalError as exc:
             raise _translate(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            unavailable = self._damaged(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     async def _txn(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` atomically, in the next group-committed transaction.
@@ -209,7 +252,11 @@ class Store:
         A write that raises is rolled back alone and its exception re-raised
         here; the others in its transaction commit.
         """
+        if self._unavailable is not None:
+            raise StoreUnavailable(self._unavailable)
         if self._closed:
+            if self.read_only:
+                raise StoreError(f"the store of {self.path} was opened read-only")
             raise StoreError(f"the store of {self.path} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -228,6 +275,7 @@ class Store:
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the database thread: commit one transaction of queued writes, return results."""
         try:
+            self._check_identity()
             outcomes, committed = _stream_transaction(self._conn._conn, self._ops,
                                                       MAX_OPS_PER_COMMIT)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
@@ -240,6 +288,7 @@ class Store:
         if committed:
             self.commits += 1
         if outcomes:
+            outcomes = self._translate_damage(outcomes)
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                 loop.call_soon_threadsafe(_settle_futures, outcomes)
         with self._drain_lock:
@@ -248,6 +297,34 @@ class Store:
                 return
         # more writes came in: go again, after the reads that queued up meanwhile
         self._queue_drain(loop)
+
+    def _check_identity(self) -> None:
+        """On the database thread, before a write transaction: is the path still our file?
+
+        Never write into a file that was deleted (it would vanish with the last
+        connection) or replaced (the writes would not be where others look).
+        """
+        if self._unavailable is None:
+            self._unavailable = dbfile.check_identity(self.path, self._identity)
+        if self._unavailable is not None:
+            raise StoreUnavailable(self._unavailable)
+
+    def _damaged(self, exc: BaseException) -> StoreUnavailable | None:
+        """``StoreUnavailable`` (from now on, for everything) when ``exc`` means a damaged file."""
+        unavailable = dbfile.unavailable_for(self.path, exc)
+        if unavailable is not None and self._unavailable is None:
+            self._unavailable = unavailable.message
+        return unavailable
+
+    def _translate_damage(self, outcomes: list[tuple[asyncio.Future[Any], bool, Any]]
+                          ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """Writes that failed because the file is damaged fail with ``StoreUnavailable``."""
+        for i, (future, ok, value) in enumerate(outcomes):
+            if not ok and isinstance(value, sqlite3.DatabaseError):
+                unavailable = self._damaged(value)
+                if unavailable is not None:
+                    outcomes[i] = (future, False, unavailable)
+        return outcomes
 
     # --------------------------------------------------------------------- tasks
 
@@ -578,6 +655,19 @@ def _setup_reader(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.execute("PRAGMA temp_store = MEMORY")
     # a guard: a write slipped onto this connection would take the lock beside the writer
     conn.execute("PRAGMA query_only = ON")
+
+
+def _check_version_read_only(conn: sqlite3.Connection, path: str) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"database schema version {version} of {path} is newer than this jupyter-tasks "
+            f"understands ({LATEST_VERSION}); upgrade jupyter-tasks")
+    if version < LATEST_VERSION:
+        raise StoreError(
+            f"database {path} has schema version {version}, older than this jupyter-tasks "
+            f"({LATEST_VERSION}); it cannot be upgraded read-only: start the server (or any "
+            "writer) once to migrate it")
 
 
 def _translate(exc: BaseException) -> BaseException:

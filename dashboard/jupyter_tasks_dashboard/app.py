@@ -141,7 +141,13 @@ class TasksDashboard(App[int]):
             self.source = self.fallback()
             self.notify(f"{failed} did not answer ({exc}); reading {self.source.description}",
                         severity="warning")
-            await self.source.start()
+            try:
+                await self.source.start()
+            except Exception as again:  # e.g. no database there: it is never created
+                self.notify(f"Cannot read {self.source.description}: {again}",
+                            severity="error", timeout=30)
+                self.sub_title = f"{self.source.description} · not connected"
+                return
         self.ready = True
         self._load_page(0, None)
         self._follow()

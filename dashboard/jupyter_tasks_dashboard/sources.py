@@ -280,7 +280,11 @@ class ServerSource(DataSource):
 
 
 class DatabaseSource(DataSource):
-    """The SQLite hub itself, through the engine's ``TaskManager`` (live by tailing events)."""
+    """The SQLite hub itself, through the engine's ``TaskManager`` (live by tailing events).
+
+    The manager is no worker (``as_worker=False``): actions write their requests
+    (a cancel, an answer, a rerun) and the workers that hold the tasks act on them.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
@@ -294,9 +298,13 @@ class DatabaseSource(DataSource):
     async def start(self) -> None:
         from jupyter_tasks.manager import TaskManager
 
-        self.manager = TaskManager(self.path, worker_kind="dashboard", runs_background=False,
-                                   make_default=False, origin={"type": "dashboard"})
-        await self.manager.start()
+        # looking is no work: no worker row, heartbeat or reaper (another process's jobs
+        # are not this dashboard's to settle), and no new file where none is
+        manager = TaskManager(self.path, worker_kind="dashboard", runs_background=False,
+                              make_default=False, origin={"type": "dashboard"},
+                              as_worker=False, create_db=False)
+        await manager.start()
+        self.manager = manager
         self._sub = self.manager.subscribe()
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from jupyter_server._tz import utcnow
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
+from .. import dbfile
+from ..exceptions import StoreBusy, StoreError, StoreUnavailable
 from ..manager import LOOPBACK_HOSTS, TaskManager
 from ..models import ACTIVE_STATUSES
 from ..paths import DB_ENV, default_db_path
@@ -148,6 +151,7 @@ class JupyterTasksApp(ExtensionApp):
 
             self.dask_backend = install_dask_backend(self.manager, self.dask_scheduler_address)
         self._start_lock = asyncio.Lock()
+        self._unusable: str | None = None  # why the database cannot be used (then 503s)
         self._loops: list[asyncio.Task[Any]] = []
         self._active: list[dict[str, Any]] = []
         self.settings.update({
@@ -168,19 +172,58 @@ class JupyterTasksApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Start the manager and the housekeeping loops on the server's loop."""
-        await self.ensure_started()
+        # an unusable database is logged as an ERROR; every route then answers 503
+        with contextlib.suppress(StoreUnavailable):
+            await self.ensure_started()
 
     async def ensure_started(self) -> TaskManager:
-        """Start the manager once (also called lazily by the first request)."""
+        """Start the manager once (also called lazily by the first request).
+
+        Raises ``StoreUnavailable`` (503 on every route) when the database file
+        cannot be used: not a database, damaged, from a newer version.
+        """
         if self.manager.running:
             return self.manager
+        if self._unusable is not None:
+            raise StoreUnavailable(self._unusable)
         async with self._start_lock:
+            if self._unusable is not None:
+                raise StoreUnavailable(self._unusable)
             if not self.manager.running and not self.manager._stopping:
-                await self.manager.start()
+                await self._start_manager()
                 self._loops = [asyncio.ensure_future(self._activity_loop())]
                 if self.history_days > 0:
                     self._loops.append(asyncio.ensure_future(self._prune_loop()))
         return self.manager
+
+    async def _start_manager(self) -> None:
+        """Check the file (header, ``quick_check``), then start the manager.
+
+        A file that cannot be used is logged once as an ERROR naming it and what
+        to do, and remembered: the server stays up to say so on every route.
+        """
+        path = self.resolved_db_path
+        try:
+            await asyncio.to_thread(dbfile.verify, path)
+            await self.manager.start()
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, StoreBusy) or (isinstance(exc, sqlite3.OperationalError) and (
+                    "locked" in str(exc) or "busy" in str(exc))):
+                raise  # contention passes: the next request tries again
+            if isinstance(exc, StoreUnavailable):
+                message = exc.message
+            elif isinstance(exc, StoreError):
+                message = f"the task database {path} cannot be used: {exc.message}"
+            else:
+                damaged = dbfile.unavailable_for(path, exc)
+                message = damaged.message if damaged is not None else \
+                    dbfile.damaged_message(path, f"cannot be opened ({exc})")
+            self._unusable = message
+            self.log.error("jupyter_tasks | %s", message)
+            if self.manager.store is not None:  # opened, then failed: let its threads go
+                with contextlib.suppress(Exception):
+                    await self.manager.store.close()
+            raise StoreUnavailable(message) from None
 
     async def stop_extension(self) -> None:
         """Stop the loops; running jobs go back to the queue, local work ends interrupted."""

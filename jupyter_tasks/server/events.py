@@ -24,7 +24,7 @@ from ..manager import Subscription, TaskManager
 from ..models import TERMINAL_STATUSES, Event, EventType, TaskStatus
 from .auth import RESOURCE, may, owners_filter
 from .handlers import ID_RE
-from .problems import PROBLEM_TYPE, Problem, problem_for
+from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 PROGRESS = EventType.PROGRESS.value
 PROGRESS_INTERVAL = 0.1
@@ -43,8 +43,10 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        status = status_for(exc, status_code)  # an unusable database is 503, as over REST
+        self.set_status(status)
         self.set_header("Content-Type", PROBLEM_TYPE)
-        self.finish(json.dumps(problem_for(status_code, exc)))
+        self.finish(json.dumps(problem_for(status, exc)))
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:

@@ -110,8 +110,9 @@ async def test_live_updates_in_database_mode(tmp_path):
 
     db = tmp_path / "live.db"
     app = TasksDashboard(DatabaseSource(db))
-    async with app.run_test(size=SIZE) as pilot, TaskManager(
-            db, worker_kind="test", runs_background=False, make_default=False) as writer:
+    # the writer first: the dashboard opens an existing database, it never creates one
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as writer, app.run_test(size=SIZE) as pilot:
         await until(lambda: app.ready and app.page_loads, pilot, what="started")
         task = await writer.submit_spec({"command": ["true"]}, mode="job", label="from afar",
                                         queue="parked")

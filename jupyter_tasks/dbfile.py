@@ -1,0 +1,326 @@
+"""The database file itself: is it there, is it ours, is it a sound SQLite database?
+
+Every process opens the same file by path. Deleting or replacing that file
+under running processes splits them: the ones that had it open keep writing
+to the old inode, the others would start a new empty file. The store records
+the file's ``(st_dev, st_ino)`` when it opens and, before every write
+transaction, checks that the path still names that file (``check_identity``);
+once it does not, the store refuses everything with ``StoreUnavailable``.
+
+Creating a database is right on a first start only: when neither the file nor
+its WAL companions (``-wal``, ``-shm``) exist. Companions without the file mean
+the file was deleted (or moved) while some process had it open, so nobody
+creates a new one there (``check_before_open``).
+
+Nothing here writes to a database. ``inspect`` (``jupyter tasks doctor``) and
+``verify`` open it read-only (a ``mode=ro`` URI); like any reader of a WAL
+database they may leave the ``-wal``/``-shm`` companions behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import StoreUnavailable
+from .migrations import LATEST_VERSION
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_CORRUPTION_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_CORRUPTION_TEXT = ("database disk image is malformed", "file is not a database")
+
+
+# ------------------------------------------------------------------- messages
+
+
+def recovery_advice(path: Path | str) -> str:
+    """What to do with a damaged file, in one line (the server logs and answers it)."""
+    return (f"stop the server, run `jupyter tasks doctor --db {path}`, then either recover "
+            f"what it holds (`sqlite3 {path} \".recover\" | sqlite3 {path}.recovered`, then "
+            f"move {path}.recovered in its place) or move the file aside to start empty; "
+            "then restart the server")
+
+
+def damaged_message(path: Path | str, what: str) -> str:
+    """The message of a file that is damaged or not a database: names it, says what to do."""
+    return f"the task database {path} {what}; nothing is accepted until it is fixed: " \
+        + recovery_advice(path)
+
+
+def missing_message(path: Path | str) -> str:
+    """The message of a database that does not exist where one is needed."""
+    return (f"no database at {path}: start the Jupyter server (or `jupyter tasks worker`) "
+            "once to create it, or give the right file with --db / $JUPYTER_TASKS_DB")
+
+
+def _gone_message(path: Path, leftovers: list[str]) -> str:
+    return (f"the task database {path} is missing but {', '.join(leftovers)} still exist: the "
+            "file was deleted or moved while a process had it open, so no new empty database "
+            f"is created in its place. Restore {path} (from a backup, or from where it was "
+            "moved); or, to start with an empty database, stop every process using it "
+            "(the server, kernels, workers), remove the leftover files, and restart the server")
+
+
+def _identity_message(path: Path, replaced: bool) -> str:
+    if replaced:
+        return (f"the task database {path} was replaced by another file while this process "
+                "was using it; nothing more is accepted here (what this process wrote before "
+                "is in the old file, no longer at that path). Restart the server (and the "
+                "kernels and workers using it) to use the file now at that path")
+    return (f"the task database {path} was deleted while this process was using it; nothing "
+            "more is accepted (its data is gone unless you restore the file from a backup). "
+            "Restart the server (and the kernels and workers using it) to start a new "
+            "database at that path")
+
+
+# ------------------------------------------------------------------ identity
+
+
+def file_identity(path: Path | str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the file at ``path``, or None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_identity(path: Path, expected: tuple[int, int] | None) -> str | None:
+    """Why the path no longer names the file opened as ``expected`` (None: it still does).
+
+    One ``os.stat``: about 2 microseconds, paid once per write transaction.
+    """
+    if expected is None:
+        return None  # unknown at open (an in-memory or unusual file): nothing to compare
+    now = file_identity(path)
+    if now == expected:
+        return None
+    return _identity_message(path, replaced=now is not None)
+
+
+def sidecars(path: Path) -> list[Path]:
+    """The WAL companions SQLite keeps beside an open database."""
+    return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def check_before_open(path: Path, *, create: bool) -> None:
+    """Before connecting: refuse a file that is not SQLite, and a new file where one was.
+
+    ``create=False`` also refuses a missing file (read-only tools). Raises
+    ``StoreUnavailable`` with a message that names the file and what to do.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        leftovers = [p.name for p in sidecars(path) if p.exists()]
+        if leftovers:
+            raise StoreUnavailable(_gone_message(path, leftovers)) from None
+        if not create:
+            raise StoreUnavailable(missing_message(path)) from None
+        return
+    except OSError as exc:
+        raise StoreUnavailable(damaged_message(path, f"cannot be read ({exc.strerror})")) \
+            from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreUnavailable(damaged_message(path, "is not a regular file"))
+    if st.st_size == 0:
+        return  # SQLite's own empty database: the schema is created in it
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreUnavailable(damaged_message(path, f"cannot be read ({exc.strerror})")) \
+            from None
+    if head != SQLITE_HEADER:
+        raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
+
+
+# ---------------------------------------------------------------- corruption
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """Whether an SQLite error means the file is damaged or not a database."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _CORRUPTION_CODES:
+        return True
+    text = str(exc)
+    return any(marker in text for marker in _CORRUPTION_TEXT)
+
+
+def unavailable_for(path: Path | str, exc: BaseException) -> StoreUnavailable | None:
+    """``StoreUnavailable`` for an SQLite error that means damage, else None."""
+    if is_corruption(exc):
+        return StoreUnavailable(damaged_message(path, f"is damaged ({exc})"))
+    return None
+
+
+def read_only_uri(path: Path | str) -> str:
+    """A ``mode=ro`` URI: the connection can neither create the file nor write to it."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
+def verify(path: Path | str) -> None:
+    """Raise ``StoreUnavailable`` unless ``path`` is missing (a first start) or sound.
+
+    Reads the header and runs ``PRAGMA quick_check`` on a read-only connection;
+    nothing is created, migrated or written. The server runs it before it starts.
+    """
+    path = Path(path)
+    if not path.exists() and not any(p.exists() for p in sidecars(path)):
+        return
+    check_before_open(path, create=False)
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(damaged_message(path, f"cannot be read ({exc})")) from None
+    if problems != ["ok"]:
+        raise StoreUnavailable(damaged_message(
+            path, f"is damaged (quick_check: {'; '.join(problems)})"))
+
+
+class _OncePerMessage(logging.Filter):
+    """Let each ``StoreUnavailable`` message through once.
+
+    A store that refuses everything makes every loop of the manager fail (the
+    heartbeat every 2 s, the reaper every second): the first traceback says
+    what happened, the next thousand would only bury it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, StoreUnavailable):
+            if exc.message in self.seen:
+                return False
+            self.seen.add(exc.message)
+        return True
+
+
+logging.getLogger("jupyter_tasks").addFilter(_OncePerMessage())
+
+
+# -------------------------------------------------------------------- doctor
+
+
+@dataclass
+class Report:
+    """What ``jupyter tasks doctor`` found; ``problems`` empty means healthy."""
+
+    path: Path
+    exists: bool = False
+    size: int = 0
+    wal_size: int | None = None
+    quick_check: list[str] = field(default_factory=list)
+    schema_version: int | None = None
+    journal_mode: str | None = None
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def inspect(path: Path | str) -> Report:
+    """Look at the database at ``path`` read-only and say what is wrong with it, if anything."""
+    from .manager import _pid_alive  # the reaper's own notion of a live process
+
+    path = Path(path)
+    report = Report(path)
+    report.exists = path.exists()
+    if not report.exists:
+        report.problems.append(f"no database at {path}")
+        leftovers = [p.name for p in sidecars(path) if p.exists()]
+        if leftovers:
+            report.problems.append(f"{', '.join(leftovers)} exist without it: the file was "
+                                   "deleted or moved while in use")
+            report.advice.append(f"restore {path}, or stop every process using it and remove "
+                                 f"{', '.join(leftovers)} to start empty")
+        else:
+            report.advice.append("start the server once to create it, or pass the right --db")
+        return report
+    report.size = path.stat().st_size
+    wal = sidecars(path)[0]
+    report.wal_size = wal.stat().st_size if wal.exists() else None
+    move_aside = (f"move it aside (`mv {path} {path}.broken`, with its -wal and -shm files "
+                  "if any) and restart the server to start with an empty database")
+    try:
+        check_before_open(path, create=False)
+    except StoreUnavailable:
+        report.problems.append(f"{path} is not a SQLite database")
+        report.advice.append(move_aside)
+        return report
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        report.problems.append(f"cannot open {path} read-only: {exc}")
+        return report
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        try:
+            report.quick_check = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            report.quick_check = [str(exc)]
+        report.schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        report.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        with contextlib.suppress(sqlite3.DatabaseError):
+            if "tasks" in tables:
+                report.counts = dict(conn.execute(
+                    "SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status"))
+        with contextlib.suppress(sqlite3.DatabaseError):
+            if "workers" in tables:
+                now = time.time()
+                host = socket.gethostname()
+                for row in conn.execute(
+                        "SELECT id, kind, pid, host, pid_started_at, heartbeat_at, stopped_at "
+                        "FROM workers ORDER BY heartbeat_at DESC"):
+                    wid, kind, pid, whost, pid_started, beat, stopped = row
+                    if stopped is not None:
+                        state = "stopped"
+                    elif whost == host:
+                        state = "alive" if _pid_alive(pid, pid_started) else "dead"
+                    else:
+                        state = "unknown (other host)"
+                    report.workers.append({"id": wid, "kind": kind, "pid": pid, "host": whost,
+                                           "state": state,
+                                           "heartbeat_age": round(now - (beat or 0), 1)})
+    finally:
+        conn.close()
+    if report.quick_check != ["ok"]:
+        report.problems.append("quick_check found damage: " + "; ".join(report.quick_check))
+        report.advice.append(
+            f"stop the server, then recover what the file holds: `sqlite3 {path} \".recover\" "
+            f"| sqlite3 {path}.recovered`, check it with `jupyter tasks doctor --db "
+            f"{path}.recovered`, and move it in place of {path}")
+        report.advice.append("or " + move_aside)
+    version = report.schema_version
+    if version is not None and version > LATEST_VERSION:
+        report.problems.append(f"schema version {version} is newer than this jupyter-tasks "
+                               f"understands ({LATEST_VERSION})")
+        report.advice.append("upgrade jupyter-tasks")
+    if report.journal_mode is not None and report.journal_mode.lower() != "wal" \
+            and version not in (None, 0):
+        report.problems.append(f"journal mode is {report.journal_mode}, not wal")
+        report.advice.append("restart the server: it puts the file back in WAL mode")
+    return report

@@ -1,0 +1,199 @@
+"""The database is who it says it is: a deleted, replaced, foreign or corrupt file stops writes.
+
+Deleting or replacing ``tasks.db`` under a running server must not leave the
+server accepting work into an unlinked file, nor let another process create a
+new empty database where one was expected. A file that is not a database (or
+has corrupt pages) at start makes every route answer 503 with a message that
+names the file and says what to do. ``jupyter tasks doctor`` inspects a file
+read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from jupyter_tasks.cli import main as cli_main
+from jupyter_tasks.manager import TaskManager
+from jupyter_tasks.migrations import LATEST_VERSION
+from jupyter_tasks.store import Store
+from tests.waiting import eventually_sync
+
+PARKED = "parked"  # a queue no worker serves: tasks stay queued
+JOB = {"name": "srv_job", "params": {"value": 1}, "queue": PARKED}
+ROUTES = [("GET", ""), ("GET", "stats"), ("GET", "registry"), ("GET", "0" * 32),
+          ("GET", "0" * 32 + "/logs"), ("POST", "0" * 32 + "/cancel"), ("POST", "")]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jupyter_tasks.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_unavailable(response: Any, path: Path) -> str:
+    assert response.code == 503, (response.code, response.body[:500])
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    detail = response.json["detail"]
+    assert str(path) in detail, detail
+    return detail
+
+
+async def make_database(path: Path, jobs: int = 3) -> None:
+    """A valid database with a few queued jobs, closed cleanly (WAL checkpointed away)."""
+    async with TaskManager(path, runs_background=False, make_default=False) as manager:
+        for n in range(jobs):
+            await manager.submit_spec({"command": ["true"]}, mode="job", label=f"job {n}",
+                                      queue=PARKED)
+
+
+def in_thread(coro: Any) -> Any:
+    """Run a coroutine to the end on a loop of its own, off the test's thread and loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def corrupt_table(path: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage (the rest of the file stays valid)."""
+    conn = sqlite3.connect(path)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                            (table,)).fetchone()[0]
+    finally:
+        conn.close()
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xa5" * page_size)
+
+
+# ------------------------------------------------------------- under a running server
+
+
+async def test_deleted_file_stops_writes_and_nothing_recreates_it(api, db_path):
+    accepted = await api.post(body=JOB)
+    assert accepted.code == 202
+    db_path.unlink()  # the server's connection still holds the unlinked inode
+
+    for _ in range(3):  # nothing more is accepted into a file nobody can see
+        assert_unavailable(await api.post(body=JOB), db_path)
+    detail = assert_unavailable(await api.post(accepted.json["id"], "cancel"), db_path)
+    assert "deleted" in detail and "restart" in detail.lower()
+
+    # other processes must not silently start a new, empty database at that path
+    listed = cli("--db", str(db_path), "list")
+    assert listed.returncode != 0 and str(db_path) in listed.stderr, listed
+    submitted = cli("--db", str(db_path), "submit", "--queue", PARKED, "--command", "true")
+    assert submitted.returncode != 0 and str(db_path) in submitted.stderr, submitted
+    assert not db_path.exists()
+
+
+async def test_replaced_file_stops_writes(api, db_path, tmp_path):
+    assert (await api.post(body=JOB)).code == 202
+    other = tmp_path / "other.db"
+    store = await Store.open(other)
+    await store.close()
+    os.replace(other, db_path)
+
+    detail = assert_unavailable(await api.post(body=JOB), db_path)
+    assert "replaced" in detail and "restart" in detail.lower()
+    # and stays so, reads included: what the server holds is no longer the file at that path
+    assert_unavailable(await api.post(body=JOB), db_path)
+    assert_unavailable(await api.get(), db_path)
+
+
+# ------------------------------------------------------------------- at start
+
+
+@pytest.fixture
+def corrupt_db(db_path: Path) -> Path:
+    """A database whose ``task_logs`` table has a garbage root page (submits never touch it)."""
+    in_thread(make_database(db_path))
+    corrupt_table(db_path, "task_logs")
+    return db_path
+
+
+async def test_corrupt_pages_at_start_every_route_503(corrupt_db, api, jp_ws_fetch):
+    # corrupt_db comes first: the server starts on the damaged file
+    for method, route in ROUTES:
+        parts = [p for p in route.split("/") if p]
+        body = JOB if (method, route) == ("POST", "") else None
+        detail = assert_unavailable(await api.call(method, *parts, body=body), corrupt_db)
+        assert "doctor" in detail, detail
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("api", "tasks", "events")
+    assert info.value.code == 503
+
+
+def test_not_a_database_at_start_every_route_503_and_an_error_logged(server_factory, db_path):
+    db_path.write_bytes(b"this is a text file, not a database\n" * 200)
+    server = server_factory(ready=False)
+
+    def answering() -> int | None:
+        try:
+            return server.request("GET", "/api/tasks/stats", timeout=2)[0]
+        except OSError:
+            return None
+
+    eventually_sync(answering, timeout=60, interval=0.1, what="server answering")
+    for method, route in ROUTES:
+        body = JOB if (method, route) == ("POST", "") else ({} if method == "POST" else None)
+        status, problem = server.request(method, "/api/tasks/" + route, body=body)
+        assert status == 503, (method, route, status, problem)
+        assert str(db_path) in problem["detail"]
+    errors = [line for line in server.log_path.read_text().splitlines()
+              if line.startswith("[E") and str(db_path) in line]
+    assert errors, server.log_path.read_text()[-3000:]
+    assert "not a" in errors[0] and "doctor" in errors[0]
+    assert db_path.read_bytes().startswith(b"this is a text file")  # left as it was
+
+
+# --------------------------------------------------------------------- doctor
+
+
+def test_doctor_on_a_good_file(db_path, capsys):
+    in_thread(make_database(db_path))
+    before = db_path.read_bytes()
+    assert cli_main(["--db", str(db_path), "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert str(db_path) in out
+    assert "quick_check: ok" in out
+    assert f"schema version: {LATEST_VERSION}" in out
+    assert "journal mode: wal" in out
+    assert "queued: 3" in out
+    assert "stopped" in out  # the worker row of the manager that made the file
+    assert db_path.read_bytes() == before  # read-only: nothing migrated, nothing written
+
+
+def test_doctor_on_bad_files(db_path, tmp_path, capsys):
+    in_thread(make_database(db_path))
+    corrupt_table(db_path, "task_logs")
+    assert cli_main(["--db", str(db_path), "doctor"]) != 0
+    out = capsys.readouterr().out
+    assert str(db_path) in out and "quick_check" in out and ".recover" in out
+
+    foreign = tmp_path / "foreign.db"
+    foreign.write_text("hello")
+    assert cli_main(["--db", str(foreign), "doctor"]) != 0
+    out = capsys.readouterr().out
+    assert str(foreign) in out and "not a SQLite database" in out and "move" in out
+
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    conn.close()
+    assert cli_main(["--db", str(newer), "doctor"]) != 0
+    assert "newer" in capsys.readouterr().out
+
+    missing = tmp_path / "missing.db"
+    assert cli_main(["--db", str(missing), "doctor"]) != 0
+    assert str(missing) in capsys.readouterr().out
+    assert not missing.exists()
