@@ -107,6 +107,7 @@ class _RemoteRun:
     key: str
     task: Task
     ctx: TaskContext
+    running: Any = None  # the hub's record of the attempt (its process groups)
     runs: set[str] = field(default_factory=set)
     workers: list[str] = field(default_factory=list)
 
@@ -210,7 +211,7 @@ class DaskBackend:
         client = await self.client()
         key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{os.urandom(3).hex()}"
         payload = self._payload(task, key)
-        run = _RemoteRun(key, task, ctx)
+        run = _RemoteRun(key, task, ctx, running)
         self._runs[task.id] = run
         future = client.submit(run_on_worker, payload, key=key, pure=False, retries=0)
         self.submitted += 1
@@ -284,6 +285,12 @@ class DaskBackend:
                 return
             if msg.get("type") == "start":
                 self._started(run, msg)
+            if msg.get("type") == "process" and run.running is not None \
+                    and hasattr(self.manager, "_record_group"):
+                # the worker's process group goes into the task's row like a local one:
+                # a reaper on that host ends it, elsewhere the retry waits for the lease
+                self._spawn(self.manager._record_group(run.running, int(msg["pgid"]),
+                                                       msg.get("process")))
             for _when, stream, text in msg.get("logs") or []:
                 run.ctx.write(text, stream)
             progress = msg.get("progress")
@@ -452,10 +459,26 @@ class _WorkerRun:
                 interrupt_thread(self.thread_id, TaskCancelled)
 
 
-def _watch_cancel(run: _WorkerRun, event: Any) -> None:
+def _key_dropped(worker: Any, key: str | None) -> bool:
+    """True once the scheduler no longer wants ``key`` from this worker (its client is gone)."""
+    if key is None:
+        return False
+    try:
+        state = worker.state.tasks.get(key)
+    except Exception:
+        return False
+    return state is None or state.state in ("cancelled", "released", "forgotten")
+
+
+def _watch_cancel(run: _WorkerRun, event: Any, worker: Any = None, key: str | None = None
+                  ) -> None:
     while not run.finished.wait(CANCEL_POLL):
+        # a hub that died cannot set the event; Dask then drops the task's key, and
+        # the run (its process group or kernel) must end with it: the hub's
+        # successor will run the job again
+        dropped = _key_dropped(worker, key)
         try:
-            is_set = event.is_set()
+            is_set = dropped or event.is_set()
         except Exception:
             continue
         if is_set:
@@ -467,6 +490,15 @@ def _watch_cancel(run: _WorkerRun, event: Any) -> None:
             while not run.finished.wait(0.05):
                 run.interrupt()
             return
+
+
+def _group_reporter(reporter: _Reporter) -> Any:
+    """A ``ProcessUsage.on_group`` hook that tells the hub about the run's process groups."""
+
+    async def hook(pgid: int, record: dict[str, Any] | None) -> None:
+        reporter.send(type="process", pgid=pgid, process=record)
+
+    return hook
 
 
 def _report_loop(run: _WorkerRun, reporter: _Reporter) -> None:
@@ -503,7 +535,9 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     thread = ThreadRun()
     # bound to the worker's client here: the watcher thread has no worker context
     cancel_event = Event(CANCEL_PREFIX + task.id, client=get_client())
-    threading.Thread(target=_watch_cancel, args=(run, cancel_event), daemon=True,
+    usage.on_group = _group_reporter(reporter)
+    threading.Thread(target=_watch_cancel, args=(run, cancel_event, worker, payload["key"]),
+                     daemon=True,
                      name=f"jupyter-tasks-cancel-{task.id}").start()
     threading.Thread(target=_report_loop, args=(run, reporter), daemon=True,
                      name=f"jupyter-tasks-report-{task.id}").start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import hashlib
 import heapq
@@ -46,7 +47,14 @@ from .models import (
 )
 from .paths import default_db_path
 from .registry import Registry, default_registry
-from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, run_in_thread, run_process
+from .runners import (
+    MemoryLimitExceeded,
+    ProcessUsage,
+    ThreadRun,
+    end_recorded_groups,
+    run_in_thread,
+    run_process,
+)
 from .runners import validate_argv as _validate_argv
 from .store import Store
 
@@ -82,6 +90,7 @@ class _Running:
     timer: asyncio.TimerHandle | None = None
     cancel_sent: bool = False
     started: float = field(default_factory=time.time)
+    groups: dict[int, dict[str, Any]] = field(default_factory=dict)  # live process groups
 
 
 class _LocalQueue:
@@ -751,6 +760,7 @@ class TaskManager:
         ctx = TaskContext(task.id, self, self.loop)
         running = _Running(task, ctx)
         running.aio_task = asyncio.current_task()
+        running.process.on_group = functools.partial(self._record_group, running)
         self._running[task.id] = running
         if task.cancel_requested:
             running.stop_reason = "cancel"
@@ -890,6 +900,19 @@ class TaskManager:
                 and not running.cancel_sent:
             running.cancel_sent = True
             running.aio_task.cancel()
+
+    async def _record_group(self, running: _Running, pgid: int,
+                            record: dict[str, Any] | None) -> None:
+        """Keep the task's row's ``process`` in step with the groups its work has running."""
+        if record is None:
+            running.groups.pop(pgid, None)
+        else:
+            running.groups[pgid] = record
+        live = list(running.groups.values())
+        # the newest group first; more than one only when a task runs several at once
+        process = {**live[-1], "others": live[:-1]} if len(live) > 1 else \
+            (live[0] if live else None)
+        await self.store.set_process(running.task.id, self.worker_id, process)
 
     async def _exec_function(self, task: Task, ctx: TaskContext, running: _Running) -> Any:
         local = self._local_work.get(task.id)
@@ -1142,11 +1165,37 @@ class TaskManager:
             silent = worker.heartbeat_at < now - self.lease_seconds
             if gone_here or silent:
                 dead.append(worker.id)
-        settled = await self.store.reap(dead, now)
+        cleared = await self._end_leftover_groups(dead, now, host)
+        settled = await self.store.reap(dead, now, cleared)
         if settled:
             for wake in self._wake_queues.values():
                 wake.set()
         return settled
+
+    async def _end_leftover_groups(self, dead: list[str], now: float,
+                                   host: str) -> dict[str, dict[str, Any]]:
+        """End the process groups of tasks about to be reaped; id -> record of those now safe.
+
+        A task's group on this host is ended (SIGTERM, SIGKILL) and checked gone
+        before its row may go back to ``queued``: until then the row stays
+        ``running``, so no slot can claim it beside a survivor. A group on
+        another host cannot be ended from here: its task waits for its lease.
+        """
+        cleared: dict[str, dict[str, Any]] = {}
+        for task in await self.store.reap_candidates(dead, now):
+            process = task.process
+            if not process:
+                continue
+            if process.get("host") != host:
+                if task.lease_expires_at is not None and task.lease_expires_at < now:
+                    cleared[task.id] = process
+                continue
+            if await asyncio.to_thread(end_recorded_groups, process):
+                cleared[task.id] = process
+            else:
+                log.warning("process group %s of task %s survived SIGKILL; the task stays "
+                            "running until it is gone", process.get("pgid"), task.id)
+        return cleared
 
     async def _post_callback(self, task_id: str, attempts: int = 4) -> None:
         task = await self.store.require_task(task_id)

@@ -9,10 +9,12 @@ import contextvars
 import ctypes
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,19 @@ from .exceptions import InvalidCommand, TaskCancelled
 
 KILL_GRACE_SECONDS = 2.0
 MEMORY_POLL_SECONDS = 0.05
+# create_time of one process read twice agrees to the clock tick; another process
+# that got the same pid later differs by far more
+SAME_START_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") \
+        else None
+except (OSError, AttributeError):
+    _prctl = None
+
+# called with (pgid, record) once a task's process group exists, and (pgid, None) once
+# it is gone: the manager writes the record into the task's row for the reaper
+GroupHook = Callable[[int, "dict[str, Any] | None"], Awaitable[None]]
 
 
 class MemoryLimitExceeded(Exception):
@@ -130,6 +145,10 @@ def validate_argv(command: Any) -> list[str]:
             arg = os.fspath(arg)
         if not isinstance(arg, str):
             raise InvalidCommand(f"argument {i} of the command is {type(arg).__name__}, not str")
+        if "\0" in arg:  # exec would refuse it at run time, after the task was accepted
+            raise InvalidCommand(f"argument {i} of the command contains a NUL byte",
+                                 errors=[{"field": f"command[{i}]",
+                                          "message": "must not contain a NUL byte"}])
         argv.append(arg)
     return argv
 
@@ -141,6 +160,94 @@ class ProcessUsage:
     peak_rss_mb: float = 0.0
     cpu_seconds: float = 0.0
     pid: int | None = None
+    on_group: GroupHook | None = None
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` making Linux SIGKILL the child when the thread that started it ends.
+
+    None where ``prctl`` is missing. A second line of defence only: the child's own
+    children do not inherit it, so the recorded group and the reaper stay the mechanism.
+    """
+    if _prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: no signal would come
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def group_record(pid: int) -> dict[str, Any]:
+    """Where the process group led by ``pid`` lives: pgid, pid, host, the leader's start time."""
+    try:
+        started_at: float | None = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started_at = None  # already gone: a process later found at this pid is not ours
+    try:
+        pgid = os.getpgid(pid)
+    except OSError:
+        pgid = pid
+    return {"pgid": pgid, "pid": pid, "host": socket.gethostname(), "started_at": started_at}
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+def _is_our_group(record: Mapping[str, Any]) -> bool:
+    pgid = int(record["pgid"])
+    if pgid <= 1 or pgid == os.getpgrp():
+        return False  # never init's group nor our own, whatever a row says
+    leader = int(record.get("pid") or pgid)
+    if leader != pgid:
+        return True
+    try:
+        started = psutil.Process(leader).create_time()
+    except psutil.Error:
+        # no leader: Linux does not hand out a pid still in use as a process group
+        # id, so members left under this pgid can only be the recorded group's
+        return True
+    recorded = record.get("started_at")
+    return recorded is not None and abs(started - float(recorded)) <= SAME_START_SECONDS
+
+
+def end_process_group(record: Mapping[str, Any], grace: float = KILL_GRACE_SECONDS) -> bool:
+    """End what is left of a recorded group on this host: SIGTERM, then SIGKILL after ``grace``.
+
+    Blocking. True once psutil sees no live member (or the pgid now belongs to
+    someone else: then ours is long gone); False if members survived SIGKILL.
+    """
+    if not _is_our_group(record):
+        return True
+    pgid = int(record["pgid"])
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, max(grace, 5.0))):
+        if not group_members(pgid):
+            return True
+        kill_process_group(pgid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not group_members(pgid):
+                return True
+            time.sleep(0.02)
+    return not group_members(pgid)
+
+
+def end_recorded_groups(process: Mapping[str, Any], grace: float = KILL_GRACE_SECONDS) -> bool:
+    """``end_process_group`` for a task's ``process`` record and any ``others`` it lists."""
+    records = [process, *(process.get("others") or [])]
+    return all([end_process_group(r, grace) for r in records if r.get("pgid")])
 
 
 def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
@@ -196,6 +303,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     pgid = proc.pid
     usage.pid = proc.pid
@@ -220,6 +328,9 @@ async def run_process(
              asyncio.ensure_future(pump(proc.stderr, "stderr"))]  # type: ignore[arg-type]
     waiter = asyncio.ensure_future(proc.wait())
     try:
+        if usage.on_group is not None:
+            # recorded in the task's row, so a reaper can end the group if we die
+            await _announce(usage.on_group, pgid, group_record(proc.pid))
         done, _ = await asyncio.wait([waiter, monitor], return_when=asyncio.FIRST_COMPLETED)
         if monitor in done and monitor.exception() is not None:
             await terminate_group(proc, pgid)
@@ -241,6 +352,9 @@ async def run_process(
         for p in pumps:
             p.cancel()
         await asyncio.gather(monitor, *pumps, return_exceptions=True)
+        if usage.on_group is not None:
+            kill_process_group(pgid)  # the record goes only once nothing of the group is left
+            await _announce(usage.on_group, pgid, None)
     returncode = proc.returncode
     out: Any = b"".join(chunks["stdout"]) if capture_output else None
     err: Any = b"".join(chunks["stderr"]) if capture_output else None
@@ -250,6 +364,15 @@ async def run_process(
     if check and returncode:
         raise subprocess.CalledProcessError(returncode, argv, out, err)
     return subprocess.CompletedProcess(argv, returncode, out, err)
+
+
+async def _announce(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -> None:
+    try:
+        await hook(pgid, record)
+    except Exception:  # a failed write must not fail the work; the reaper then sees less
+        import logging
+
+        logging.getLogger("jupyter_tasks").exception("recording process group %s failed", pgid)
 
 
 async def _watch_memory(pid: int, usage: ProcessUsage, limit_mb: float | None) -> None:

@@ -535,14 +535,29 @@ class Store:
         """Known workers, newest heartbeat first."""
         return await self._read(_list_workers, include_stopped)
 
-    async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None) -> list[Task]:
+    async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None,
+                   cleared: Mapping[str, Mapping[str, Any]] | None = None) -> list[Task]:
         """Settle tasks of dead workers and tasks whose lease ran out.
 
         A ``job`` goes back to the queue while attempts <= max_retries, else ends
         ``interrupted``; a ``background`` or ``sync`` task ends ``interrupted``
-        (its process is gone and nothing else can resume it).
+        (its process is gone and nothing else can resume it). A task with a
+        recorded ``process`` is settled only if ``cleared`` maps its id to that
+        very record (the caller saw the group ended, or may no longer wait for it).
         """
-        return await self._txn(_tx_reap, list(dead_worker_ids), now or time.time())
+        return await self._txn(_tx_reap, list(dead_worker_ids), now or time.time(),
+                               dict(cleared or {}))
+
+    async def reap_candidates(self, dead_worker_ids: Sequence[str],
+                              now: float | None = None) -> list[Task]:
+        """The running tasks ``reap`` would settle now: of dead workers, or past their lease."""
+        return await self._read(_reap_candidates, list(dead_worker_ids), now or time.time())
+
+    async def set_process(self, task_id: str, worker_id: str,
+                          process: Mapping[str, Any] | None) -> bool:
+        """Record (None: clear) where a running task's process group lives; False if not ours."""
+        return await self._txn(_tx_set_process, task_id, worker_id,
+                               None if process is None else dict(process))
 
     # ----------------------------------------------------------------- artifacts
 
@@ -1107,7 +1122,8 @@ def _tx_claim(
     # through IN, which builds a temporary index of the ids first
     rows = conn.execute(
         "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
-        "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL "
+        "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL, "
+        "process = NULL "
         f"WHERE id {'=' if limit == 1 else 'IN'} (SELECT id FROM tasks WHERE status = 'queued' "
         "AND mode = 'job' AND queue = ? AND ifnull(not_before, 0) <= ? "
         "ORDER BY priority DESC, id LIMIT ?) RETURNING *",
@@ -1158,10 +1174,9 @@ def _list_workers(conn: sqlite3.Connection, include_stopped: bool) -> list[Worke
     return workers
 
 
-def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
+def _reap_candidates(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
     if dead:
         marks = ",".join("?" * len(dead))
-        conn.execute(f"UPDATE workers SET stopped_at = ? WHERE id IN ({marks})", [now, *dead])
         rows = conn.execute(
             f"SELECT * FROM tasks WHERE status = 'running' AND (worker_id IN ({marks}) "
             "OR lease_expires_at < ?)",
@@ -1171,9 +1186,29 @@ def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task
         rows = conn.execute(
             "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?", (now,)
         ).fetchall()
+    return [Task.from_row(row) for row in rows]
+
+
+def _tx_set_process(conn: sqlite3.Connection, task_id: str, worker_id: str,
+                    process: dict[str, Any] | None) -> bool:
+    # no event: the record is for reapers, not for people watching the task
+    return conn.execute(
+        "UPDATE tasks SET process = ? WHERE id = ? AND worker_id = ? AND status = 'running'",
+        (None if process is None else dumps(process), task_id, worker_id),
+    ).rowcount > 0
+
+
+def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
+             cleared: dict[str, Mapping[str, Any]]) -> list[Task]:
+    if dead:
+        marks = ",".join("?" * len(dead))
+        conn.execute(f"UPDATE workers SET stopped_at = ? WHERE id IN ({marks})", [now, *dead])
     settled = []
-    for row in rows:
-        task = Task.from_row(row)
+    for task in _reap_candidates(conn, dead, now):
+        if task.process is not None and cleared.get(task.id) != task.process:
+            # its process group may still run (or was recorded after the caller looked):
+            # it stays running until a reaper has seen that group end
+            continue
         lost = {"type": "WorkerLost",
                 "message": f"worker {task.worker_id} stopped while running this task",
                 "traceback": None}
@@ -1181,12 +1216,12 @@ def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task
                 and not task.cancel_requested:
             changes = {"status": TaskStatus.QUEUED.value, "worker_id": None,
                        "lease_expires_at": None, "not_before": None, "error": lost,
-                       "started_at": None}
+                       "started_at": None, "process": None}
             event = EventType.RETRYING
         else:
             status = TaskStatus.CANCELLED if task.cancel_requested else TaskStatus.INTERRUPTED
             changes = {"status": status.value, "error": lost, "finished_at": now,
-                       "lease_expires_at": None}
+                       "lease_expires_at": None, "process": None}
             event = EventType.for_status(status)
         updated = _update_task(conn, task.id, changes, (TaskStatus.RUNNING.value,))
         if updated is not None:

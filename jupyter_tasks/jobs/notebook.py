@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from ..exceptions import InvalidRequest
-from ..runners import ProcessUsage, _watch_memory
+from ..runners import ProcessUsage, _announce, _watch_memory, die_with_parent, group_record
 from ._util import run_to_end
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -246,6 +246,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     )
     usage: ProcessUsage = running.process
     kernel_pid: int | None = None
+    recorded: int | None = None  # the kernel's process group, once in the task's row
     monitor: asyncio.Future[Any] | None = None
     failure: BaseException | None = None
     current = -1
@@ -255,8 +256,17 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         # remove SIGINT/SIGTERM handlers on our loop (the worker's or the server's)
         client.reset_execution_trackers()
         client.km = client.create_kernel_manager()
-        await client.async_start_new_kernel(cwd=cwd)
+        # the kernel dies with the thread that started it (Linux), and jupyter_client
+        # starts it in a session of its own: its group is recorded for the reaper
+        preexec = die_with_parent()
+        await client.async_start_new_kernel(
+            cwd=cwd, **({"preexec_fn": preexec} if preexec is not None else {}))
         kernel_pid = _kernel_pid(client.km)
+        if kernel_pid is not None and usage.on_group is not None:
+            record = group_record(kernel_pid)
+            if record["pgid"] == kernel_pid:  # never a group the kernel shares with us
+                recorded = kernel_pid
+                await _announce(usage.on_group, kernel_pid, record)
         if kernel_pid is not None:
             monitor = asyncio.ensure_future(
                 _watch_memory(kernel_pid, usage, getattr(task, "memory_limit_mb", None)))
@@ -288,8 +298,12 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         if monitor is not None:
             monitor.cancel()
         # the kernel is gone and the executed notebook kept whatever happened
-        await run_to_end(_finish(client, kernel_pid, execute, ctx, artifact_name, nb,
-                                 raise_errors=failure is None))
+        try:
+            await run_to_end(_finish(client, kernel_pid, execute, ctx, artifact_name, nb,
+                                     raise_errors=failure is None))
+        finally:
+            if recorded is not None and usage.on_group is not None:
+                await run_to_end(_announce(usage.on_group, recorded, None))
     return {"notebook": artifact_name, "cells": total, "executed": done,
             "parameters": dict(parameters), "kernel_name": kernel_name}
 

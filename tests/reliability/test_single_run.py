@@ -9,6 +9,7 @@ line beside the retry's. Every process the jobs start carries the test's marker
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,6 +32,11 @@ RUNJOB = textwrap.dedent('''
     if len(sys.argv) < 5:
         with open(log, "a") as f:
             f.write(f"start {os.getpid()}\\n")
+        with open(log) as f:
+            first = sum(line.startswith("start ") for line in f) == 1
+        # the first run outlasts any restart (a survivor is still there to be found);
+        # the retry is quick
+        seconds = seconds if first else 0.5
         # a child in the same process group: only ending the whole group stops it
         child = subprocess.Popen([sys.executable, __file__, token, marks, str(seconds), "child"])
         sys.exit(child.wait())
@@ -39,7 +45,7 @@ RUNJOB = textwrap.dedent('''
         f.write(f"end {os.getpid()}\\n")
 ''')
 
-JOB_SECONDS = 4.0
+FIRST_RUN_SECONDS = 60.0
 
 
 class Jobs:
@@ -56,12 +62,12 @@ class Jobs:
             ("token = 'unset'", ["parameters"]),
             f"import subprocess, sys\n"
             f"subprocess.check_call([sys.executable, {str(self.script)!r}, token, "
-            f"{str(self.marks)!r}, {str(JOB_SECONDS)!r}])",
+            f"{str(self.marks)!r}, {str(FIRST_RUN_SECONDS)!r}])",
         ])
         self.env = {"SINGLE_RUN_MARK": str(self.marks)}
 
     def argv(self, token: str) -> list[str]:
-        return [sys.executable, str(self.script), token, str(self.marks), str(JOB_SECONDS)]
+        return [sys.executable, str(self.script), token, str(self.marks), str(FIRST_RUN_SECONDS)]
 
     def bodies(self, tag: str) -> dict[str, dict[str, Any]]:
         """token -> REST body of one job of each kind."""
@@ -99,6 +105,16 @@ class Jobs:
         return found
 
 
+@pytest.fixture
+def jobs(tmp_path: Path):
+    """The test's jobs; whatever of them is still alive at the end is killed."""
+    made = Jobs(tmp_path)
+    yield made
+    for line in made.orphans(keep=set()):
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(int(line.split()[0])).kill()
+
+
 def _submit_all(server: Any, jobs: Jobs, tag: str) -> dict[str, str]:
     ids = {}
     for token, body in jobs.bodies(tag).items():
@@ -108,9 +124,24 @@ def _submit_all(server: Any, jobs: Jobs, tag: str) -> dict[str, str]:
     return ids
 
 
-def _wait_started(jobs: Jobs, tokens: list[str]) -> None:
-    eventually_sync(lambda: all(jobs.lines(t, "start") for t in tokens), timeout=90,
+def _wait_started(server: Any, jobs: Jobs, ids: dict[str, str]) -> None:
+    """Every job's leader runs and its process group is in the task's row.
+
+    The kill comes after the record on purpose: this tests the recorded-group
+    mechanism. (Between spawn and record only PDEATHSIG covers the leader.)
+    """
+    eventually_sync(lambda: all(jobs.lines(t, "start") for t in ids), timeout=90,
                     what="every job's process running")
+
+    def recorded() -> dict[str, Any]:
+        rows = {t: server.request("GET", f"/api/tasks/{i}?view=full")[1]["process"]
+                for t, i in ids.items()}
+        return rows if all(rows.values()) else {}
+
+    rows = eventually_sync(recorded, timeout=30, what="every job's process group recorded")
+    for process in rows.values():
+        assert set(process) >= {"pgid", "pid", "host", "started_at"}, process
+        assert psutil.Process(process["pid"]).create_time() == process["started_at"]
 
 
 def _wait_succeeded(server: Any, ids: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -126,8 +157,8 @@ def _wait_succeeded(server: Any, ids: dict[str, str]) -> dict[str, dict[str, Any
 
 
 def _assert_exactly_once(jobs: Jobs, ids: dict[str, str], keep: set[int]) -> None:
-    # every retry started after its first run, so a first run that survived the
-    # kill has written its end line by the time the retry has written its own
+    # a first run that survived the kill is still sleeping (it lasts a minute): it
+    # shows as a live process now, or as a second end line had it been let finish
     ends = {token: len(jobs.lines(token, "end")) for token in ids}
     leftovers = jobs.orphans(keep)
     assert leftovers == [], leftovers
@@ -152,27 +183,28 @@ def _kill(popen: subprocess.Popen[bytes]) -> None:
     popen.wait(timeout=30)
 
 
-def test_sigkilled_server_leaves_no_second_run(server_factory, tmp_path: Path):
-    jobs = Jobs(tmp_path)
+def test_sigkilled_server_leaves_no_second_run(server_factory, jobs: Jobs):
     first = server_factory("--JupyterTasksApp.workers=default=3", env=jobs.env)
     ids = _submit_all(first, jobs, "srv")
-    _wait_started(jobs, list(ids))
+    _wait_started(first, jobs, ids)
     first.kill()
 
     second = server_factory("--JupyterTasksApp.workers=default=3", env=jobs.env)
     _wait_succeeded(second, ids)
     _assert_exactly_once(jobs, ids, keep={second.popen.pid})
+    rows = {t: second.request("GET", f"/api/tasks/{i}?view=full")[1] for t, i in ids.items()}
+    assert all(row["process"] is None for row in rows.values()), rows  # cleared at the end
 
 
-def test_sigkilled_worker_leaves_no_second_run(server_factory, tmp_path: Path, db_path: Path):
-    jobs = Jobs(tmp_path)
+def test_sigkilled_worker_leaves_no_second_run(server_factory, jobs: Jobs, tmp_path: Path,
+                                               db_path: Path):
     # the server only serves the API and reaps; a worker process runs the jobs
     server = server_factory("--JupyterTasksApp.workers=default=0", env=jobs.env)
     worker = _start_worker(tmp_path, db_path, jobs.env, "worker-1")
     replacement = None
     try:
         ids = _submit_all(server, jobs, "wrk")
-        _wait_started(jobs, list(ids))
+        _wait_started(server, jobs, ids)
         _kill(worker)
         replacement = _start_worker(tmp_path, db_path, jobs.env, "worker-2")
         _wait_succeeded(server, ids)
