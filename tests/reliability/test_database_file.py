@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_tasks.cli import main as cli_main
+from jupyter_tasks.exceptions import StoreUnavailable
 from jupyter_tasks.manager import TaskManager
 from jupyter_tasks.migrations import LATEST_VERSION
 from jupyter_tasks.store import Store
@@ -154,6 +156,35 @@ def test_not_a_database_at_start_every_route_503_and_an_error_logged(server_fact
     assert errors, server.log_path.read_text()[-3000:]
     assert "not a" in errors[0] and "doctor" in errors[0]
     assert db_path.read_bytes().startswith(b"this is a text file")  # left as it was
+
+
+async def test_damage_found_at_run_time_is_store_unavailable(tmp_path):
+    path = tmp_path / "tasks.db"
+    await make_database(path)  # closed cleanly: every page is in the main file
+    corrupt_table(path, "task_logs")
+    store = await Store.open(path)  # opening reads no page of task_logs
+    try:
+        task_id = (await store.list_tasks(limit=1))[0].id
+        with pytest.raises(StoreUnavailable) as info:  # a write meets the damage
+            await store.append_logs(task_id, [(time.time(), "stdout", "x\n")])
+        assert str(path) in info.value.message and "damaged" in info.value.message
+        assert "doctor" in info.value.message
+        with pytest.raises(StoreUnavailable):  # from then on nothing is accepted
+            await store.get_task(task_id)
+    finally:
+        await store.close()
+    other = tmp_path / "other.db"
+    await make_database(other)
+    corrupt_table(other, "tasks")
+    store = await Store.open(other)
+    try:
+        with pytest.raises(StoreUnavailable) as info:  # a read meets it
+            await store.list_tasks(limit=10)
+        assert str(other) in info.value.message
+        with pytest.raises(StoreUnavailable):
+            await store.transition(task_id, {"label": "renamed"}, None)
+    finally:
+        await store.close()
 
 
 # --------------------------------------------------------------------- doctor
