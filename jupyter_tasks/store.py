@@ -112,7 +112,9 @@ class Store:
         # the file this store opened: before each write transaction the path must still
         # name it (dbfile.check_identity); once not, or once SQLite reports damage, this
         # holds why, and every operation fails with StoreUnavailable saying so
-        self._identity = dbfile.file_identity(self.path)
+        # (absolute: a process that changes directory, a kernel's %cd, still means this file)
+        self._file = Path(os.path.abspath(self.path))
+        self._identity = dbfile.file_identity(self._file)
         self._unavailable: str | None = None
         self.read_only = False
 
@@ -305,13 +307,13 @@ class Store:
         connection) or replaced (the writes would not be where others look).
         """
         if self._unavailable is None:
-            self._unavailable = dbfile.check_identity(self.path, self._identity)
+            self._unavailable = dbfile.check_identity(self._file, self._identity)
         if self._unavailable is not None:
             raise StoreUnavailable(self._unavailable)
 
     def _damaged(self, exc: BaseException) -> StoreUnavailable | None:
         """``StoreUnavailable`` (from now on, for everything) when ``exc`` means a damaged file."""
-        unavailable = dbfile.unavailable_for(self.path, exc)
+        unavailable = dbfile.unavailable_for(self._file, exc)
         if unavailable is not None and self._unavailable is None:
             self._unavailable = unavailable.message
         return unavailable

@@ -27,6 +27,7 @@ from jupyter_tasks.cli import main as cli_main
 from jupyter_tasks.exceptions import StoreUnavailable
 from jupyter_tasks.manager import TaskManager
 from jupyter_tasks.migrations import LATEST_VERSION
+from jupyter_tasks.models import WorkerInfo
 from jupyter_tasks.store import Store
 from tests.waiting import eventually_sync
 
@@ -228,3 +229,16 @@ def test_doctor_on_bad_files(db_path, tmp_path, capsys):
     assert cli_main(["--db", str(missing), "doctor"]) != 0
     assert str(missing) in capsys.readouterr().out
     assert not missing.exists()
+
+
+async def test_a_relative_path_survives_a_change_of_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = await Store.open("tasks.db")
+    try:
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")  # a kernel's %cd: the file is still there
+        await store.register_worker(WorkerInfo(id="w", kind="test", pid=os.getpid(),
+                                               host="h", started_at=0.0, heartbeat_at=0.0))
+        assert [w.id for w in await store.list_workers()] == ["w"]
+    finally:
+        await store.close()
