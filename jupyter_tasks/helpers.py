@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from .context import TaskContext, current_context
 from .exceptions import ManagerNotRunning
 from .models import Task, TaskKind
-from .runners import run_process, validate_argv
+from .runners import ProcessUsage, run_process, validate_argv
 from .runtime import current_manager
 
 T = TypeVar("T")
@@ -71,13 +71,28 @@ async def run_subprocess(
     argv = validate_argv(command)
     ctx = current_context.get()
     coro = run_process(argv, ctx=ctx, cwd=cwd, env=env, check=check, text=text,
-                       capture_output=capture_output, memory_limit_mb=memory_limit_mb)
+                       capture_output=capture_output, memory_limit_mb=memory_limit_mb,
+                       usage=_task_usage(ctx))
     if timeout is None:
         return await coro
     try:
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:
         raise subprocess.TimeoutExpired(argv, timeout) from None
+
+
+def _task_usage(ctx: TaskContext | None) -> ProcessUsage | None:
+    """Inside a task: usage whose process group goes into the task's row (for the reaper)."""
+    manager = getattr(ctx, "_manager", None)
+    running = manager._running.get(ctx.task_id) if manager is not None else None
+    if running is None:
+        return None
+
+    async def on_group(pgid: int, record: dict[str, Any] | None) -> None:
+        # the row and the task's group list belong to the manager's loop, maybe not ours
+        await manager._call(manager._record_group(running, pgid, record))
+
+    return ProcessUsage(on_group=on_group)
 
 
 def _context(task_id: str | None) -> TaskContext:

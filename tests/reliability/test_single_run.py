@@ -213,3 +213,27 @@ def test_sigkilled_worker_leaves_no_second_run(server_factory, jobs: Jobs, tmp_p
         _kill(worker)
         if replacement is not None:
             _kill(replacement)
+
+
+async def test_run_subprocess_inside_a_task_records_and_clears_its_group(db_path: Path):
+    from jupyter_tasks import TaskManager, run_subprocess
+    from jupyter_tasks.runners import group_members
+    from tests.waiting import eventually
+
+    async with TaskManager(db_path) as manager:
+        async def work() -> Any:
+            return await run_subprocess([sys.executable, "-c", "import time; time.sleep(60)"])
+
+        task = await manager.submit(work(), mode="background")
+
+        async def recorded() -> Any:
+            return (await manager.get(task.id)).process
+
+        process = await eventually(recorded, what="the subprocess's group in the row")
+        assert process["pgid"] == process["pid"]
+        assert [p.pid for p in group_members(process["pgid"])] == [process["pid"]]
+        await manager.cancel(task.id)
+        ended = await manager.wait(task.id, timeout=30)
+        assert ended.status == "cancelled"
+        assert ended.process is None
+        assert group_members(process["pgid"]) == []
