@@ -30,6 +30,7 @@ from .exceptions import (
     InvalidRequest,
     ManagerNotRunning,
     NotRerunnable,
+    StoreError,
     TaskCancelled,
     TaskFailed,
     TaskTimedOut,
@@ -57,6 +58,8 @@ from .runners import (
 )
 from .runners import validate_argv as _validate_argv
 from .store import Store
+from .values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText, encode_input
+from .values import encode as encode_value
 
 log = logging.getLogger("jupyter_tasks")
 T = TypeVar("T")
@@ -847,19 +850,35 @@ class TaskManager:
                           "lease_expires_at": time.time() + self.lease_seconds},
                 EventType.STARTED, when_status=(TaskStatus.QUEUED.value,))
             return again
-        result_json = _result_json(value) if status == TaskStatus.SUCCEEDED else None
+        changes: dict[str, Any] = {
+            "status": status.value, "result": None, "error": err_json, "progress": progress,
+            "finished_at": now, "lease_expires_at": None, "resource_usage": usage}
         # a job slot that stays busy takes its next job in the same transaction; not
         # after a cancel, whose CancelledError must not leak into the next job
         keep_busy = task.mode == TaskMode.JOB and not self._stopping \
             and not running.cancel_sent and task.queue in self._wake_queues
-        finished = await self.store.finish(
-            task.id,
-            {"status": status.value, "result": result_json, "error": err_json,
-             "progress": progress, "finished_at": now, "lease_expires_at": None,
-             "resource_usage": usage},
-            EventType.for_status(status), worker_id=self.worker_id,
-            claim_queue=task.queue if keep_busy else None, lease_seconds=self.lease_seconds,
-        )
+        try:
+            if status == TaskStatus.SUCCEEDED:
+                changes.update(await self._stored_result(task, value))
+            finished = await self.store.finish(
+                task.id, changes, EventType.for_status(status), worker_id=self.worker_id,
+                claim_queue=task.queue if keep_busy else None, lease_seconds=self.lease_seconds,
+            )
+        except Exception as exc:
+            # the end of a task must be written even when its values are refused: write
+            # it failed, with nothing but why, rather than leave it running forever
+            log.exception("writing the end of task %s failed", task.id)
+            status = TaskStatus.FAILED
+            error = exc
+            finished = await self.store.finish(
+                task.id,
+                {"status": status.value, "result": None, "progress": None,
+                 "finished_at": now, "lease_expires_at": None,
+                 "error": {"type": "TaskEndNotStored",
+                           "message": f"the task ended {changes['status']} but that could "
+                                      f"not be stored: {type(exc).__name__}: {exc}",
+                           "traceback": None}},
+                EventType.FAILED, worker_id=self.worker_id)
         self._local_work.pop(task.id, None)
         self._remember(task.id, status == TaskStatus.SUCCEEDED,
                        value if status == TaskStatus.SUCCEEDED else error)
@@ -868,6 +887,14 @@ class TaskManager:
         if task.mode == TaskMode.SYNC and error is not None and status == TaskStatus.FAILED:
             raise error
         return finished.next_job
+
+    async def _stored_result(self, task: Task, value: Any) -> dict[str, Any]:
+        """The row's result under the storage rule, the whole value as an artifact if cut."""
+        encoded = encode_value(value, where="result", limit=MAX_RESULT_CHARS)
+        if encoded.full_text is not None:
+            await self.store.add_artifact(task.id, RESULT_ARTIFACT, encoded.full_text.encode(),
+                                          "application/json")
+        return {"result": JSONText(encoded.text), "value_notes": encoded.notes or None}
 
     def _remember(self, task_id: str, ok: bool, value: Any) -> None:
         self._local_results[task_id] = (ok, value)
@@ -1036,7 +1063,21 @@ class TaskManager:
                 logs.append((task_id, ctx.take_logs()))
         size = self.flush_batch or max(len(progress), len(logs), 1)
         for start in range(0, max(len(progress), len(logs)), size):
-            await self.store.save_updates(progress[start:start + size], logs[start:start + size])
+            batch = progress[start:start + size], logs[start:start + size]
+            try:
+                await self.store.save_updates(*batch)
+            except StoreError:
+                raise  # the database itself is gone or busy: a task alone would fail too
+            except Exception:
+                # one task's bad write must not cost the others their lines: each alone
+                log.exception("writing progress and logs failed; retrying each task alone")
+                for task_id in {t for t, _ in batch[0]} | {t for t, _ in batch[1]}:
+                    try:
+                        await self.store.save_updates(
+                            [p for p in batch[0] if p[0] == task_id],
+                            [entry for entry in batch[1] if entry[0] == task_id])
+                    except Exception:
+                        log.exception("writing progress and logs of task %s failed", task_id)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -1276,7 +1317,9 @@ def _content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str
     The texts are what the row stores for those values, so the store reuses them
     instead of encoding the same objects again.
     """
-    spec_json = dumps(spec)
+    # a job runs with exactly its inputs: what JSON cannot hold is refused here, before
+    # anything is written (values.encode_input names the path of each problem)
+    spec_json = encode_input(spec, where="spec")
     hashes = {"spec": hashlib.sha256(spec_json.encode()).hexdigest()}
     texts = {"spec": spec_json}
     for key in ("code", "source", "params", "parameters", "input_data", "command"):
@@ -1285,21 +1328,9 @@ def _content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str
             if isinstance(value, str):
                 data = value
             else:
-                data = texts[key] = dumps(value)
+                data = texts[key] = encode_input(value, where=key)
             hashes[key] = hashlib.sha256(data.encode()).hexdigest()
     return hashes, texts
-
-
-_JSON_SCALARS = (type(None), bool, int, float, str)
-
-
-def _result_json(value: Any) -> Any:
-    if type(value) in _JSON_SCALARS:  # already what a JSON round trip gives (most results)
-        return value
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return {"repr": repr(value)[:10_000], "type": type(value).__qualname__}
 
 
 def _error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
@@ -1342,6 +1373,17 @@ def _check_env(value: Any) -> dict[str, str]:
     ):
         raise InvalidRequest("env must map strings to strings",
                              errors=[{"field": "env", "message": "must map strings to strings"}])
+    # what exec would refuse later, when the task already counts as accepted
+    errors = [{"field": f"env[{k!r}]", "message": problem} for k, v in value.items()
+              for problem in (
+                  "the name must not be empty" if not k else None,
+                  "the name must not contain '='" if "=" in k else None,
+                  "must not contain a NUL byte" if "\0" in k or "\0" in v else None)
+              if problem]
+    if errors:
+        raise InvalidRequest("env has names or values a process cannot take: "
+                             + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                             errors=errors)
     return value
 
 

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from .values import loads_or_placeholder
+
 
 class TaskStatus(str, Enum):
     """Where a task is in its life."""
@@ -325,7 +327,11 @@ def _task_builder(columns: tuple[str, ...]) -> Any:
             values = list(values)
             for i in json_at:
                 if values[i] is not None:
-                    values[i] = loads(values[i])
+                    try:
+                        values[i] = loads(values[i])
+                    except (ValueError, RecursionError):
+                        # a row written by something else: shown as text, never a crash
+                        values[i] = loads_or_placeholder(values[i])
             for i in flag_at:
                 values[i] = bool(values[i])
         # filled in directly: a frozen dataclass's __init__ sets its 36 fields one
@@ -368,7 +374,7 @@ class Event:
     @functools.cached_property
     def task(self) -> dict[str, Any] | None:
         """The task as it was right after this event (the API's task JSON)."""
-        return loads_stored(self.task_json) if self.task_json else None
+        return loads_or_placeholder(self.task_json, loads_stored) if self.task_json else None
 
     def to_json(self) -> dict[str, Any]:
         """The websocket message for this event."""

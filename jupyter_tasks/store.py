@@ -52,6 +52,8 @@ from .models import (
     WorkerInfo,
     dumps,
 )
+from .values import JSONText
+from .values import encode as encode_value
 
 T = TypeVar("T")
 # a queued write: fn(connection, *args), and the future its caller awaits
@@ -72,7 +74,9 @@ def valid_artifact_name(name: str) -> bool:
 
 def _encode(column: str, value: Any) -> Any:
     if column in JSON_COLUMNS and value is not None:
-        return dumps(value)
+        if isinstance(value, JSONText):  # encoded by the caller under the storage rule
+            return str(value)
+        return encode_value(value, where=column).text
     if column == "cancel_requested":
         return int(bool(value))
     return value
@@ -403,10 +407,11 @@ class Store:
             where.append("task_key >= ? AND task_key < ?")
             args += [key_prefix, key_prefix + "\U0010ffff"]
         if search:
+            # an id prefix by instr, not LIKE: '%' or '_' typed in the box are no wildcards
             where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
-                         " OR id LIKE ?)")
+                         " OR instr(id, ?) = 1)")
             needle = search.lower()
-            args += [needle, needle, needle + "%"]
+            args += [needle, needle, needle]
         if cursor is not None:
             where.append("id > ?" if oldest_first else "id < ?")
             args.append(cursor)
@@ -883,11 +888,26 @@ _INSERT_EVENT = (
 )
 
 
+# the same snapshot for a row whose JSON columns SQLite cannot parse (written by
+# something else, or an older version): such a value goes in as a JSON string
+_SNAPSHOT_SQL_TOLERANT = re.sub(r"json\((\w+)\)",
+                                r"iif(json_valid(\1), json(\1), json_quote(\1))", SNAPSHOT_SQL)
+_INSERT_EVENT_TOLERANT = _INSERT_EVENT.replace(SNAPSHOT_SQL, _SNAPSHOT_SQL_TOLERANT)
+
+
 def _insert_event(conn: sqlite3.Connection, task: Task | str, event: EventType | str,
                   ts: float) -> None:
     """Append an event with the task's current row as its snapshot (nothing if no such row)."""
     task_id = task if isinstance(task, str) else task.id
-    conn.execute(_INSERT_EVENT, (getattr(event, "value", event), ts, task_id))
+    args = (getattr(event, "value", event), ts, task_id)
+    try:
+        conn.execute(_INSERT_EVENT, args)
+    except sqlite3.OperationalError as exc:
+        # a failed statement changed nothing: the tolerant form costs a second parse
+        # of each column, so only rows that need it pay for it
+        if "JSON" not in str(exc):
+            raise
+        conn.execute(_INSERT_EVENT_TOLERANT, args)
 
 
 _TASK_COLUMNS = [
@@ -914,7 +934,7 @@ def _insert_task(conn: sqlite3.Connection, task: Task,
         if encoded and _TASK_COLUMNS[i] in encoded:
             values[i] = encoded[_TASK_COLUMNS[i]]
         elif values[i] is not None:
-            values[i] = dumps(values[i])
+            values[i] = encode_value(values[i], where=_TASK_COLUMNS[i]).text
     values[_TASK_COLUMNS.index("cancel_requested")] = int(task.cancel_requested)
     conn.execute(_INSERT_TASK, values)
     _insert_event(conn, task, EventType.for_status(task.status_enum), task.created_at)
@@ -1025,7 +1045,7 @@ def _tx_updates(
     for task_id, value in progress:
         changed = conn.execute(
             "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND status = 'running'",
-            (dumps(value), now, task_id),
+            (encode_value(value, where="progress").text, now, task_id),
         ).rowcount
         if changed:
             _insert_event(conn, task_id, EventType.PROGRESS, now)

@@ -22,6 +22,7 @@ from tornado import web, websocket
 
 from ..manager import Subscription, TaskManager
 from ..models import TERMINAL_STATUSES, Event, EventType, TaskStatus
+from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
 from .handlers import ID_RE
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
@@ -194,7 +195,7 @@ class _Sender:
 
     async def _write(self, event: Event) -> None:
         # awaiting the write makes a slow client slow only its own pump
-        await self.handler.write_message(json.dumps(event.to_json()))
+        await self.handler.write_message(safe_dumps(event.to_json()))
 
 
 _FINAL = {EventType.for_status(TaskStatus(s)).value for s in TERMINAL_STATUSES} | {

@@ -18,6 +18,7 @@ from ..exceptions import JupyterTasksError
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus
 from ..store import valid_artifact_name
+from ..values import check_input, safe_dumps
 from .auth import RESOURCE, check_task_access, owners_filter, username
 from .openapi import openapi_document
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
@@ -26,6 +27,8 @@ ID = r"(?P<task_id>[0-9a-f]{32})"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 MAX_LIMIT = 500
+# a search is a few words typed into a box; SQLite caps pattern lengths anyway
+MAX_SEARCH_CHARS = 1_000
 MAX_RESULT_WAIT = 300.0
 MAX_INT = 2**31 - 1
 
@@ -138,6 +141,8 @@ class TasksHandler(APIHandler):
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except (ValueError, UnicodeError, RecursionError) as exc:
             raise Problem(400, f"malformed JSON body: {exc}") from None
+        # well-formed but not storable (1e999 overflows to infinity, nesting too deep): 422
+        check_input(value, where="body")
         return value
 
     def json_object(self, *, optional: bool = False) -> dict[str, Any]:
@@ -184,7 +189,9 @@ class TasksHandler(APIHandler):
         self.set_status(status)
         for key, value in headers.items():
             self.set_header(key.replace("_", "-"), value)
-        self.finish(json.dumps(body))
+        # safe_dumps: a stored value too deep for json (written by something else) is cut,
+        # not a 500 for every list that includes it
+        self.finish(safe_dumps(body))
 
     async def visible(self, task_id: str, action: str = "read") -> Task:
         return await check_task_access(self, await self.manager.get(task_id), action)
@@ -240,6 +247,10 @@ class TaskCollectionHandler(TasksHandler):
         kind = self.get_argument("kind", None)
         if kind is not None and kind not in TaskKind._value2member_map_:
             errors.append({"field": "kind", "message": f"unknown kind {kind!r}"})
+        search = self.get_argument("search", None)
+        if search is not None and len(search) > MAX_SEARCH_CHARS:
+            errors.append({"field": "search",
+                           "message": f"at most {MAX_SEARCH_CHARS} characters"})
         cursor = self.get_argument("cursor", None) or None
         if cursor is not None and not ID_RE.match(cursor):
             errors.append({"field": "cursor", "message": "must be a task id"})

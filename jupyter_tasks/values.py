@@ -1,0 +1,336 @@
+"""The one rule for storing a value as JSON: results, progress, params, event snapshots.
+
+Every JSON value jupyter-tasks writes passes through :func:`encode` (outputs of
+work: results, progress, confirmations) or :func:`encode_input` (inputs that a
+job will run with: params, parameters, input data, commands). The rule:
+
+* JSON's own types are kept as they are: ``None``, ``bool``, ``str``, finite
+  ``int``/``float``, ``list`` and ``dict`` with string keys.
+* **Outputs** are always storable:
+
+  - a non-finite float (``nan``, ``inf``, ``-inf``) becomes ``null``; a note
+    keeps its original text and where it was (``Task.value_notes``);
+  - tuples and sets become lists, numpy-like objects their ``tolist()``, other
+    dict keys their ``str()``, an int too long for JSON readers its hex text,
+    any other object its ``repr`` (at most 1,000 characters), a cycle the text
+    ``"<cycle>"``, each with a note;
+  - a value nested deeper than :data:`MAX_DEPTH` levels, or whose JSON is longer
+    than the caller's limit (:data:`MAX_RESULT_CHARS` for results), is stored as
+    ``{"preview", "artifact", "chars", "reason"}``: the start of its JSON text,
+    while the whole text becomes the task's artifact ``result.json``.
+
+* **Inputs** are refused instead of changed (a job must run with exactly what
+  was asked): non-finite numbers, nesting beyond :data:`MAX_DEPTH`, non-string
+  keys and non-JSON objects raise :class:`ValueNotStorable` (422 over REST),
+  naming the path of every problem.
+
+Readers apply :func:`safe_dumps`, so even a row written by something else
+(too deep, ``NaN`` text) is answered, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exceptions import ValueNotStorable
+
+# containers inside containers; readers (json in Python, SQLite's json()) recurse per
+# level, and a request handler runs some hundred frames deep already
+MAX_DEPTH = 100
+# a result's JSON beyond this is kept whole as an artifact, the row holds a preview
+MAX_RESULT_CHARS = 256 * 1024
+PREVIEW_CHARS = 2_000
+REPR_CHARS = 1_000
+# Python refuses to turn ints longer than this into text (sys.int_info.str_digits_check_threshold)
+_MAX_INT_DIGITS = 4_000
+RESULT_ARTIFACT = "result.json"
+
+_SCALARS = (str, bool, type(None))
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"not JSON: {type(obj).__qualname__}")
+
+
+# strict: no NaN/Infinity, no objects; anything it refuses takes the slow path below
+_strict = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+_STRICT = None if _strict is None else _strict(
+    None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False,
+)
+
+
+def _strict_dumps(value: Any) -> str:
+    if _STRICT is None:  # pragma: no cover - CPython always has the C encoder
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                          default=_refuse)
+    return "".join(_STRICT(value, 0))
+
+
+@dataclass
+class Encoded:
+    """A value as the store keeps it: its JSON text, what the rule changed, the whole text."""
+
+    text: str
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    # the complete JSON when the stored text is only a preview (kept as an artifact)
+    full_text: str | None = None
+
+
+class JSONText(str):
+    """JSON text already encoded by this module: the store writes it as it is."""
+
+
+def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Encoded:
+    """Encode an output value by the rule above; never raises for any Python value."""
+    if value is None or type(value) in (str, bool, int) or (
+            type(value) is float and math.isfinite(value)):
+        try:
+            text = _strict_dumps(value)
+        except ValueError:  # an int too long to write as digits
+            text = None
+        if text is not None and (limit is None or len(text) <= limit):
+            return Encoded(text)
+    else:
+        try:
+            text = _strict_dumps(value)
+        except (TypeError, ValueError, RecursionError):
+            text = None
+        if text is not None and (limit is None or len(text) <= limit) and (
+                len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
+            return Encoded(text)
+    notes: list[dict[str, Any]] = []
+    clean, depth = _clean(value, where, notes)
+    full = _dumps_iterative(clean)
+    reason = None
+    if depth > MAX_DEPTH:
+        reason = f"nested {depth} levels deep (the limit is {MAX_DEPTH})"
+    elif limit is not None and len(full) > limit:
+        reason = f"{len(full):,} characters of JSON (the limit is {limit:,})"
+    if reason is None:
+        return Encoded(full, notes)
+    notes.append({"path": where, "original": reason,
+                  "stored_as": f"a preview; the whole value is the artifact {RESULT_ARTIFACT}"})
+    stub = {"preview": full[:PREVIEW_CHARS], "artifact": RESULT_ARTIFACT, "chars": len(full),
+            "reason": reason}
+    return Encoded(_strict_dumps(stub), notes, full_text=full)
+
+
+def encode_input(value: Any, *, where: str) -> str:
+    """JSON text of a job's input, or ``ValueNotStorable`` naming every path that is not JSON."""
+    try:
+        text = _strict_dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and (len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
+        return text
+    notes: list[dict[str, Any]] = []
+    _, depth = _clean(value, where, notes)
+    errors = [{"field": n["path"], "message": f"{n['original']} cannot be stored as JSON"}
+              for n in notes]
+    if depth > MAX_DEPTH:
+        errors.append({"field": where,
+                       "message": f"nested {depth} levels deep; the limit is {MAX_DEPTH}"})
+    if not errors:  # pragma: no cover - the strict encoder and _clean disagree
+        errors = [{"field": where, "message": "cannot be stored as JSON"}]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    raise ValueNotStorable(f"{where} is not storable JSON: {summary}", errors=errors[:50])
+
+
+def check_input(value: Any, *, where: str) -> None:
+    """Raise ``ValueNotStorable`` unless ``value`` is JSON a job can be run with."""
+    encode_input(value, where=where)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-only copy of ``value`` by the output rule (without the size limit)."""
+    return _clean(value, "value", [])[0]
+
+
+def safe_dumps(value: Any) -> str:
+    """``json.dumps`` for answers: a value that cannot be encoded is cleaned, never a crash."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        clean, depth = _clean(value, "value", [])
+        if depth > MAX_DEPTH:
+            clean = _cut_deep(clean, MAX_DEPTH)
+        return _dumps_iterative(clean)
+
+
+def loads_or_placeholder(text: str, loads: Any = json.loads) -> Any:
+    """Decode stored JSON text; text nothing can decode becomes a readable placeholder."""
+    try:
+        return loads(text)
+    except (ValueError, RecursionError) as exc:
+        return {"unreadable": f"{type(exc).__name__}: {str(exc)[:200]}",
+                "preview": text[:PREVIEW_CHARS]}
+
+
+# ---------------------------------------------------------------------------- walks
+# All iterative: values nested tens of thousands deep must not hit the recursion limit.
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(obj, Mapping):
+            stack.extend((v, depth + 1) for v in obj.values() if not isinstance(v, _SCALARS))
+        elif isinstance(obj, (list, tuple)):
+            stack.extend((v, depth + 1) for v in obj if not isinstance(v, _SCALARS))
+    return True
+
+
+def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, int]:
+    """A JSON-only copy of ``value`` by the output rule, and its container depth."""
+    root: list[Any] = [None]
+    deepest = 0
+    # (object, container to put the clean copy in, key in it, path, depth, ids above)
+    stack: list[tuple[Any, Any, Any, str, int, frozenset[int]]] = [
+        (value, root, 0, where, 0, frozenset())]
+
+    def note(path: str, original: str, stored_as: str) -> None:
+        if len(notes) < 100:
+            notes.append({"path": path, "original": original, "stored_as": stored_as})
+
+    while stack:
+        obj, into, key, path, depth, above = stack.pop()
+        if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+            into[key] = str(obj) if type(obj) not in (str, bool, type(None)) else obj
+            continue
+        if isinstance(obj, int):
+            obj = int(obj)
+            if obj.bit_length() > _MAX_INT_DIGITS * 3:
+                into[key] = hex(obj)
+                note(path, f"an int of {obj.bit_length()} bits", "its hex text")
+            else:
+                into[key] = obj
+            continue
+        if isinstance(obj, float):
+            if math.isfinite(obj):
+                into[key] = float(obj)
+            else:
+                into[key] = None
+                note(path, repr(float(obj)), "null")
+            continue
+        if not isinstance(obj, (Mapping, list, tuple)):
+            try:  # numpy arrays and scalars; getattr itself may raise on odd objects
+                converted = obj.tolist() if callable(getattr(obj, "tolist", None)) else obj
+            except Exception:
+                converted = obj
+            if converted is not obj:
+                stack.append((converted, into, key, path, depth, above))
+                continue
+        if isinstance(obj, (Mapping, list, tuple, set, frozenset)):
+            if id(obj) in above:
+                into[key] = "<cycle>"
+                note(path, "a reference to a container holding it", "the text <cycle>")
+                continue
+            level = depth + 1
+            deepest = max(deepest, level)
+            inner = above | {id(obj)}
+            if isinstance(obj, Mapping):
+                copy: Any = {}
+                for k, v in obj.items():
+                    if isinstance(k, str):
+                        name = k
+                    else:
+                        name = repr(k) if isinstance(k, float) and not math.isfinite(k) \
+                            else str(k)
+                        if not isinstance(k, (int, float, bool)) and k is not None:
+                            note(f"{path}[{name!r}]", f"a key of type {type(k).__qualname__}",
+                                 "its str()")
+                    copy[name] = None
+                    stack.append((v, copy, name, f"{path}[{name!r}]", level, inner))
+            else:
+                items = list(obj)
+                if isinstance(obj, (set, frozenset)):
+                    try:
+                        items = sorted(items)
+                    except TypeError:
+                        pass
+                copy = [None] * len(items)
+                for i, v in enumerate(items):
+                    stack.append((v, copy, i, f"{path}[{i}]", level, inner))
+            into[key] = copy
+            continue
+        try:
+            text = repr(obj)
+        except Exception as exc:  # a broken __repr__ must not break storing
+            text = f"<{type(obj).__qualname__} whose repr raised {type(exc).__name__}>"
+        into[key] = text[:REPR_CHARS]
+        note(path, f"an object of type {type(obj).__qualname__}", "its repr")
+    return root[0], deepest
+
+
+def _cut_deep(value: Any, limit: int) -> Any:
+    """``value`` with containers below ``limit`` levels replaced by the text ``"<too deep>"``."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while stack:
+        obj, into, key, depth = stack.pop()
+        if isinstance(obj, dict):
+            if depth >= limit:
+                into[key] = "<too deep>"
+                continue
+            copy: Any = {}
+            for k, v in obj.items():
+                copy[k] = None
+                stack.append((v, copy, k, depth + 1))
+            into[key] = copy
+        elif isinstance(obj, list):
+            if depth >= limit:
+                into[key] = "<too deep>"
+                continue
+            copy = [None] * len(obj)
+            for i, v in enumerate(obj):
+                stack.append((v, copy, i, depth + 1))
+            into[key] = copy
+        else:
+            into[key] = obj
+    return root[0]
+
+
+def _dumps_iterative(value: Any) -> str:
+    """Compact, key-sorted JSON of a clean value (JSON types only), at any depth."""
+    out: list[str] = []
+    # items are values to write, or literal text (wrapped in a 1-tuple) to emit as is
+    stack: list[Any] = [value]
+    while stack:
+        obj = stack.pop()
+        if type(obj) is tuple:
+            out.append(obj[0])
+        elif isinstance(obj, dict):
+            if not obj:
+                out.append("{}")
+                continue
+            out.append("{")
+            pending: list[Any] = []
+            for i, k in enumerate(sorted(obj)):
+                if i:
+                    pending.append((",",))
+                pending.append((json.encoder.encode_basestring_ascii(k) + ":",))
+                pending.append(obj[k])
+            pending.append(("}",))
+            stack.extend(reversed(pending))
+        elif isinstance(obj, list):
+            if not obj:
+                out.append("[]")
+                continue
+            out.append("[")
+            pending = []
+            for i, v in enumerate(obj):
+                if i:
+                    pending.append((",",))
+                pending.append(v)
+            pending.append(("]",))
+            stack.extend(reversed(pending))
+        else:
+            out.append(_strict_dumps(obj))
+    return "".join(out)

@@ -1,0 +1,302 @@
+"""Findings 1-3 and 8 of the trust issue: any value is stored by one rule, reads never crash.
+
+Engine tests run a real TaskManager on a real SQLite file; server tests go through
+a real Jupyter server (pytest-jupyter) and its websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_tasks import TaskManager
+from jupyter_tasks.exceptions import InvalidCommand, InvalidRequest, ValueNotStorable
+from jupyter_tasks.values import MAX_DEPTH, RESULT_ARTIFACT
+from tests.reliability import hostile_tasks  # noqa: F401  (registers the tasks)
+from tests.waiting import eventually
+
+
+def strict_loads(text: str) -> Any:
+    """json.loads that refuses NaN/Infinity, as browsers' JSON.parse does."""
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+async def manager(db_path: Path):
+    async with TaskManager(db_path, queues={"default": 2}, flush_interval=0.02,
+                           retry_base_delay=0.05) as m:
+        yield m
+
+
+def raw_rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+# ------------------------------------------------------------- finding 1: values
+
+
+@pytest.mark.parametrize("kind, stored, note_path", [
+    ("nan", None, "result"),
+    ("inf", None, "result"),
+    ("neg_inf", None, "result"),
+    ("loss_dict", {"loss": None, "acc": 0.5, "history": [1.0, None]}, "result['loss']"),
+    ("tuple_keys", {"(1, 2)": "pair", "3": "three"}, "result['(1, 2)']"),
+])
+async def test_a_value_json_cannot_hold_ends_the_task_with_a_note(
+        manager: TaskManager, db_path: Path, kind: str, stored: Any, note_path: str) -> None:
+    job = await manager.submit("hostile_value", kind=kind, mode="job")
+    done = await manager.wait(job.id, timeout=20)
+    assert done.status == "succeeded", done.error
+    assert done.result == stored
+    assert any(n["path"] == note_path for n in done.value_notes), done.value_notes
+    # what the row and the event feed hold is JSON any reader accepts
+    (text,), = raw_rows(db_path, "SELECT result FROM tasks WHERE id = ?", job.id)
+    assert strict_loads(text) == stored
+    for (snapshot,) in raw_rows(db_path, "SELECT task FROM events WHERE task_id = ?", job.id):
+        strict_loads(snapshot)
+
+
+@pytest.mark.parametrize("kind", ["deep", "very_deep", "huge"])
+async def test_too_deep_or_too_large_is_a_preview_plus_the_whole_as_an_artifact(
+        manager: TaskManager, kind: str) -> None:
+    job = await manager.submit("hostile_value", kind=kind, mode="job")
+    done = await manager.wait(job.id, timeout=30)
+    assert done.status == "succeeded", done.error
+    assert set(done.result) == {"preview", "artifact", "chars", "reason"}
+    assert done.result["artifact"] == RESULT_ARTIFACT
+    artifact = await manager.store.get_artifact(job.id, RESULT_ARTIFACT)
+    assert artifact is not None and artifact.size == done.result["chars"]
+    text = manager.store.artifact_path(artifact).read_text()
+    assert text.startswith(done.result["preview"][:100])
+    if kind == "huge":
+        assert json.loads(text) == ["x" * 1000] * 1000
+    else:  # too deep for json.loads here; the brackets tell the depth
+        depth = 1_000 if kind == "deep" else 50_000
+        assert text == "[" * depth + "]" * depth
+
+
+async def test_objects_and_huge_ints_are_stored_by_the_rule(manager: TaskManager) -> None:
+    obj = await manager.wait((await manager.submit(
+        "hostile_value", kind="object", mode="job")).id, timeout=20)
+    assert obj.status == "succeeded" and obj.result.startswith("<object object at")
+    big = await manager.wait((await manager.submit(
+        "hostile_value", kind="big_int", mode="job")).id, timeout=20)
+    assert big.status == "succeeded" and big.result == hex(10 ** 5000)
+
+
+async def test_background_and_sync_results_follow_the_same_rule(manager: TaskManager) -> None:
+    task = await manager.submit(lambda: {"loss": float("nan")}, mode="background")
+    done = await manager.wait(task.id, timeout=10)
+    assert done.status == "succeeded" and done.result == {"loss": None}
+    # this process still holds the real value
+    value = await manager.result(task.id, timeout=1)
+    assert value["loss"] != value["loss"]
+    now = await manager.submit(lambda: float("inf"), mode="sync")
+    assert (now.status, now.result) == ("succeeded", None)
+
+
+async def test_nan_progress_never_wedges_the_task(manager: TaskManager, db_path: Path) -> None:
+    job = await manager.submit("nan_progress", steps=30, mode="job")
+    done = await manager.wait(job.id, timeout=20)
+    assert done.status == "succeeded"
+    assert done.progress == {"current": None, "total": None, "message": "diverged"}
+    for (text,) in raw_rows(db_path, "SELECT task FROM events WHERE task_id = ?", job.id):
+        strict_loads(text)
+
+
+async def test_a_refused_end_is_written_failed_not_left_running(
+        manager: TaskManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_tasks import manager as manager_module
+
+    def refuse(value: Any, **kwargs: Any) -> Any:
+        if kwargs.get("where") == "result":
+            raise RuntimeError("the disk said no")
+        return real(value, **kwargs)
+
+    real = manager_module.encode_value
+    monkeypatch.setattr(manager_module, "encode_value", refuse)
+    job = await manager.submit("hostile_value", kind="nan", mode="job", max_retries=0)
+    done = await manager.wait(job.id, timeout=20)
+    assert done.status == "failed"
+    assert "the disk said no" in done.error["message"]
+
+
+# ------------------------------------------------------ finding 2: neighbours
+
+
+async def test_a_bad_writer_does_not_cost_its_neighbours_their_lines(
+        manager: TaskManager) -> None:
+    bad = await manager.submit("nan_progress", steps=200, mode="job")
+    good = [await manager.submit("chatty", lines=100, mode="job") for _ in range(2)]
+    for task in (*good, bad):
+        done = await manager.wait(task.id, timeout=30)
+        assert done.status == "succeeded", done.error
+    for task in good:
+        logs = await manager.store.get_logs(task.id)
+        assert "".join(e.text for e in logs).count("line ") == 100
+
+
+# ------------------------------------------------- finding 3: reads never crash
+
+
+def nested_text(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+WORST = {
+    "deep_result": ("result", nested_text(980)),
+    "nan_text": ("result", '{"loss": NaN}'),
+    "not_json": ("progress", "{not json"),
+    "deep_params": ("params", '{"a": ' + nested_text(990) + "}"),
+}
+
+
+def plant_worst_rows(db_path: Path, template_id: str) -> list[str]:
+    """Copy a finished task's row under new ids with the worst column values, straight in SQL."""
+    ids = []
+    with sqlite3.connect(db_path) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+        row = conn.execute("SELECT * FROM tasks WHERE id = ?", (template_id,)).fetchone()
+        for i, (column, text) in enumerate(WORST.values()):
+            values = dict(zip(columns, row, strict=True))
+            values["id"] = f"{template_id[:-2]}{i:02x}"
+            values[column] = text
+            conn.execute(f"INSERT INTO tasks ({','.join(columns)}) "
+                         f"VALUES ({','.join('?' * len(columns))})", list(values.values()))
+            conn.execute("INSERT INTO events (task_id, type, ts, owner, task) "
+                         "VALUES (?, 'task.succeeded', ?, ?, ?)",
+                         (values["id"], time.time(), values["owner"],
+                          f'{{"id": "{values["id"]}", "result": {nested_text(980)}}}'))
+            ids.append(values["id"])
+    return ids
+
+
+@pytest.fixture
+def tasks_config() -> dict[str, Any]:
+    from tests.server.conftest import TASKS_MODULE
+
+    # by module name: the same module this file imported, so its tasks register once
+    return {"task_modules": [str(TASKS_MODULE), "tests.reliability.hostile_tasks"]}
+
+
+async def test_list_get_and_replay_survive_the_worst_rows(api, tasks_app, jp_ws_fetch,
+                                                           db_path: Path) -> None:
+    template = await api.submit({"name": "srv_job", "params": {"value": 1}})
+    await eventually(lambda: _status_is(api, template["id"], "succeeded"), what="template done")
+    planted = plant_worst_rows(db_path, template["id"])
+    for query in ({}, {"status": "succeeded"}, {"limit": "500"}):
+        listed = await api.get(params=query)
+        assert listed.code == 200, listed.body[:300]
+        assert set(planted) <= {t["id"] for t in strict_loads(listed.body)["tasks"]}
+    for task_id in planted:
+        for view in ({}, {"view": "full"}):
+            one = await api.get(task_id, params=view)
+            assert one.code == 200, one.body[:300]
+            strict_loads(one.body)
+        result = await api.get(task_id, "result")
+        assert result.code == 200, result.body[:300]
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0"})
+    seen: set[str] = set()
+    while not set(planted) <= seen:
+        raw = await asyncio.wait_for(ws.read_message(), 20)
+        assert raw is not None, "the websocket closed during replay"
+        seen.add(strict_loads(raw)["task_id"])
+    ws.close()
+    # and the rows can still be acted on: deleting one writes an event from its snapshot
+    deleted = await api.call("DELETE", planted[0])
+    assert deleted.code == 204, deleted.body[:300]
+
+
+async def _status_is(api: Any, task_id: str, status: str) -> bool:
+    return (await api.get(task_id)).json["status"] == status
+
+
+async def test_a_nan_result_over_rest_and_websocket(api, tasks_app, jp_ws_fetch) -> None:
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0"})
+    task = await api.submit({"name": "hostile_value", "params": {"kind": "loss_dict"}})
+    await eventually(lambda: _status_is(api, task["id"], "succeeded"), what="task ends")
+    full = await api.get(task["id"], params={"view": "full"})
+    body = strict_loads(full.body)
+    assert body["result"]["loss"] is None
+    assert {"path": "result['loss']", "original": "nan", "stored_as": "null"} \
+        in body["value_notes"]
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), 20)
+        assert raw is not None
+        message = strict_loads(raw)
+        if message["task_id"] == task["id"] and message["type"] == "task.succeeded":
+            assert message["task"]["result"]["loss"] is None
+            break
+    ws.close()
+
+
+# -------------------------------------------------------- finding 8: inputs
+
+
+async def count_rows(db_path: Path) -> tuple[int, int]:
+    (tasks,), = raw_rows(db_path, "SELECT count(*) FROM tasks")
+    (events,), = raw_rows(db_path, "SELECT count(*) FROM events")
+    return tasks, events
+
+
+@pytest.mark.parametrize("route, body", [
+    ((), b'{"name": "srv_add", "params": {"a": 1e999}}'),
+    ((), b'{"name": "srv_add", "params": {"a": -1e999}}'),
+    ((), b'{"notebook": "x.ipynb", "parameters": {"alpha": 1e999}}'),
+    ((), b'{"code": "print(1)", "input_data": {"x": [1, 2, 1e400]}}'),
+    ((), b'{"name": "srv_add", "params": {"a": 1}, "priority": 1e999}'),
+    ((), b'{"name": "srv_add", "params": {"a": ' + b"[" * 150 + b"]" * 150 + b"}}"),
+    (("registry", "srv_add", "execute"), b'{"params": {"a": 1e999}}'),
+    ((), b'{"command": ["echo", "a\\u0000b"]}'),
+    ((), b'{"command": ["env"], "env": {"A": "x\\u0000y"}}'),
+    ((), b'{"command": ["env"], "env": {"A=B": "x"}}'),
+    ((), b'{"command": ["env"], "env": {"": "x"}}'),
+])
+async def test_unstorable_input_is_a_422_with_nothing_written(
+        api, tasks_app, db_path: Path, route: tuple[str, ...], body: bytes) -> None:
+    before = await count_rows(db_path)
+    response = await api.post(*route, raw=body)
+    assert response.code == 422, (response.code, response.body[:300])
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json["errors"], response.json
+    assert await count_rows(db_path) == before
+
+
+async def test_fork_overrides_that_overflow_are_a_422(api, tasks_app, db_path: Path) -> None:
+    task = await api.submit({"name": "srv_job", "params": {"value": 1}})
+    await eventually(lambda: _status_is(api, task["id"], "succeeded"), what="task ends")
+    before = await count_rows(db_path)
+    response = await api.post(task["id"], "fork", raw=b'{"params": {"value": 1e999}}')
+    assert response.code == 422, (response.code, response.body[:300])
+    assert await count_rows(db_path) == before
+
+
+async def test_a_long_search_is_a_422_and_wildcards_are_text(api, tasks_app) -> None:
+    await api.submit({"name": "srv_job", "params": {"value": 1}})
+    long = await api.get(params={"search": "a" * 50_000})
+    assert long.code == 422, long.body[:300]
+    assert (await api.get(params={"search": "%"})).json["tasks"] == []
+
+
+async def test_python_submit_refuses_inputs_a_job_cannot_run_with(manager: TaskManager) -> None:
+    with pytest.raises(ValueNotStorable, match=r"\['input_data'\]\['a'\]"):
+        await manager.submit_spec({"code": "print(1)", "input_data": {"a": float("nan")}})
+    with pytest.raises(InvalidCommand, match="NUL"):
+        await manager.submit(["echo", "a\0b"], mode="job")
+    with pytest.raises(InvalidRequest, match="'='"):
+        await manager.submit(["env"], env={"A=B": "1"}, mode="job")
+    assert await manager.store.count_tasks() == 0
+
+
+def test_the_depth_bound_is_far_below_what_readers_handle() -> None:
+    # the reason for the bound: a list answer wraps a task in 4 more levels
+    assert MAX_DEPTH + 10 < 900
