@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
+import pickle
 import tempfile
 import threading
 import time
@@ -61,6 +61,7 @@ from .exceptions import DuplicateTaskName, TaskCancelled
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread
+from .values import plain
 
 TOPIC = "jupyter-tasks"
 CANCEL_PREFIX = "jupyter-tasks-cancel-"
@@ -508,10 +509,16 @@ def _report_loop(run: _WorkerRun, reporter: _Reporter) -> None:
 
 
 def _result_json(value: Any) -> Any:
+    """What goes back to the hub: the value itself when Dask can ship it, else its JSON copy.
+
+    The hub applies the storage rule (``jupyter_tasks.values``) to it, notes and all;
+    a value that does not pickle (a lock, a generator) arrives already converted.
+    """
     try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return {"repr": repr(value)[:10_000], "type": type(value).__qualname__}
+        pickle.dumps(value)
+    except Exception:
+        return plain(value)
+    return value
 
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:

@@ -224,7 +224,8 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                 converted = obj.tolist() if callable(getattr(obj, "tolist", None)) else obj
             except Exception:
                 converted = obj
-            if converted is not obj:
+            # once: a tolist() that hands back another such object is not followed again
+            if converted is not obj and isinstance(converted, (*_SCALARS, int, float, list)):
                 stack.append((converted, into, key, path, depth, above))
                 continue
         if isinstance(obj, (Mapping, list, tuple, set, frozenset)):
@@ -246,6 +247,8 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                         if not isinstance(k, (int, float, bool)) and k is not None:
                             note(f"{path}[{name!r}]", f"a key of type {type(k).__qualname__}",
                                  "its str()")
+                    if name in copy:  # 1 and "1" are both the key "1" in JSON
+                        note(f"{path}[{name!r}]", "a second key with this text", "one of the values")
                     copy[name] = None
                     stack.append((v, copy, name, f"{path}[{name!r}]", level, inner))
             else:

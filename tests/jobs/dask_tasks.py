@@ -38,3 +38,11 @@ def dask_steps(steps: int, marker_dir: str, ctx: TaskContext, delay: float = 0.1
 def dask_fail(message: str) -> None:
     """Raise a KeyError."""
     raise KeyError(message)
+
+
+@task("dask_diverged", mode="job")
+def dask_diverged() -> dict:
+    """A training step whose loss went to NaN, and a value Dask cannot pickle."""
+    import threading
+
+    return {"loss": float("nan"), "lock": threading.Lock(), "steps": 3}

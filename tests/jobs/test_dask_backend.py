@@ -204,3 +204,12 @@ async def test_server_configured_for_dask_sends_jobs_there(api, tasks_app, jp_ro
     download = await api.get(nb["id"], "artifacts", "n.ipynb")
     assert download.code == 200 and download.headers["ETag"]
     assert tasks_app.dask_backend.submitted == 2
+
+
+async def test_a_nan_or_unpicklable_result_from_dask_follows_the_storage_rule(
+        hub: TaskManager) -> None:
+    task = await hub.submit("dask_diverged", mode="job")
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.result["loss"] is None and done.result["steps"] == 3
+    assert done.result["lock"].startswith("<unlocked _thread.lock")
