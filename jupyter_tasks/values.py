@@ -248,7 +248,8 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                             note(f"{path}[{name!r}]", f"a key of type {type(k).__qualname__}",
                                  "its str()")
                     if name in copy:  # 1 and "1" are both the key "1" in JSON
-                        note(f"{path}[{name!r}]", "a second key with this text", "one of the values")
+                        note(f"{path}[{name!r}]", "a second key with this text",
+                             "one of the values")
                     copy[name] = None
                     stack.append((v, copy, name, f"{path}[{name!r}]", level, inner))
             else:
