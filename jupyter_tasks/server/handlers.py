@@ -19,7 +19,7 @@ from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus
 from ..store import valid_artifact_name
 from ..values import check_input, safe_dumps
-from .auth import RESOURCE, check_task_access, owners_filter, username
+from .auth import OTHERS, RESOURCE, check_task_access, may, owners_filter, username
 from .openapi import openapi_document
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
@@ -573,6 +573,23 @@ class StatsHandler(TasksHandler):
         self.answer(200, {"queues": queues, "statuses": stats["statuses"], "workers": workers})
 
 
+class MeHandler(TasksHandler):
+    """``GET /api/tasks/me``: who the server takes the caller for.
+
+    ``owner`` is the name this server stores as ``owner`` of the caller's tasks (with a
+    shared token that is the account running the server, not the random name the
+    token's session gets); ``root_dir`` is the server root, which turns the absolute
+    notebook paths kernels record in ``origin.notebook`` into the paths a frontend uses.
+    """
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        root = self.settings.get("server_root_dir") or os.getcwd()
+        self.answer(200, {"owner": self.user_name, "root_dir": os.path.abspath(root),
+                          "sees_others": await may(self, "read", OTHERS)})
+
+
 class OpenAPIHandler(TasksHandler):
     """``GET /api/tasks/openapi.json``."""
 
@@ -603,6 +620,7 @@ def default_handlers(events_handler: type) -> list[tuple[str, type]]:
         (r"/api/tasks/registry/(?P<name>[A-Za-z0-9_-]+)", RegistryItemHandler),
         (r"/api/tasks/registry/(?P<name>[A-Za-z0-9_-]+)/execute", RegistryExecuteHandler),
         (r"/api/tasks/stats", StatsHandler),
+        (r"/api/tasks/me", MeHandler),
         (r"/api/tasks/openapi\.json", OpenAPIHandler),
         (r"/api/tasks/events", events_handler),
         (rf"/api/tasks/{ID}", TaskItemHandler),

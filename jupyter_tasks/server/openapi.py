@@ -188,6 +188,16 @@ SCHEMAS: dict[str, Any] = {
             "workers": {"type": "array", "items": _ref("Worker")},
         },
     },
+    "Me": {
+        "type": "object", "required": ["owner", "root_dir", "sees_others"],
+        "properties": {
+            "owner": {**_STRING, "description": "the owner name stored on this user's tasks"},
+            "root_dir": {**_STRING, "description": "absolute server root; origin.notebook "
+                                                   "paths are relative to it in the frontend"},
+            "sees_others": {"type": "boolean",
+                            "description": "whether other users' tasks are visible"},
+        },
+    },
     "Event": {
         "type": "object", "required": ["id", "type", "task_id", "ts", "task"],
         "properties": {"id": {"type": "integer"},
@@ -415,6 +425,12 @@ PATHS: dict[str, Any] = {
     "/api/tasks/stats": {
         "get": {"operationId": "getStats",
                 "responses": {"200": _json("queues, statuses, workers", _ref("Stats")),
+                              **_problems()}},
+    },
+    "/api/tasks/me": {
+        "get": {"operationId": "getMe",
+                "responses": {"200": _json("the caller's owner name and the server root",
+                                           _ref("Me")),
                               **_problems()}},
     },
     "/api/tasks/openapi.json": {
