@@ -219,7 +219,9 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                 into[key] = None
                 note(path, repr(float(obj)), "null")
             continue
-        if not isinstance(obj, (Mapping, list, tuple)):
+        # within the depth bound only: a tolist() returning [another such object] (each
+        # call one level deeper) would otherwise never end
+        if not isinstance(obj, (Mapping, list, tuple)) and depth <= MAX_DEPTH:
             try:  # numpy arrays and scalars; getattr itself may raise on odd objects
                 converted = obj.tolist() if callable(getattr(obj, "tolist", None)) else obj
             except Exception:
@@ -242,8 +244,7 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                     if isinstance(k, str):
                         name = k
                     else:
-                        name = repr(k) if isinstance(k, float) and not math.isfinite(k) \
-                            else str(k)
+                        name = _key_text(k)
                         if not isinstance(k, (int, float, bool)) and k is not None:
                             note(f"{path}[{name!r}]", f"a key of type {type(k).__qualname__}",
                                  "its str()")
@@ -271,6 +272,17 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
         into[key] = text[:REPR_CHARS]
         note(path, f"an object of type {type(obj).__qualname__}", "its repr")
     return root[0], deepest
+
+
+def _key_text(key: Any) -> str:
+    """A dict key as json writes it (``None`` → ``"null"``, ``True`` → ``"true"``), else ``str``."""
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    if isinstance(key, float):
+        return repr(float(key))
+    if isinstance(key, int):
+        return str(int(key)) if key.bit_length() <= _MAX_INT_DIGITS * 3 else hex(key)
+    return str(key)
 
 
 def _cut_deep(value: Any, limit: int) -> Any:
