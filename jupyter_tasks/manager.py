@@ -16,7 +16,6 @@ import os
 import random
 import socket
 import time
-import traceback
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from .runners import (
 )
 from .runners import validate_argv as _validate_argv
 from .store import Store
+from .tracebacks import full_traceback, user_traceback
 from .values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText, encode_input
 from .values import encode as encode_value
 
@@ -1345,11 +1345,12 @@ def _error_json(error: BaseException | None, status: TaskStatus, task: Task) -> 
                 "traceback": None}
     if error is None:
         return {"type": status.value, "message": status.value, "traceback": None}
+    # the user's frames by default; every frame (the engine's too) kept beside them
     return {
         "type": type(error).__name__,
         "message": str(error),
-        "traceback": "".join(traceback.format_exception(type(error), error,
-                                                        error.__traceback__)),
+        "traceback": user_traceback(error),
+        "traceback_full": full_traceback(error),
     }
 
 
