@@ -96,6 +96,9 @@ class _Running:
     groups: dict[int, dict[str, Any]] = field(default_factory=dict)  # live process groups
 
 
+_EXIT_RECORDING_KINDS = (TaskKind.SUBPROCESS.value, TaskKind.CODE.value)
+
+
 class _LocalQueue:
     """Concurrency limit with priorities for work started in this process."""
 
@@ -764,6 +767,10 @@ class TaskManager:
         running = _Running(task, ctx)
         running.aio_task = asyncio.current_task()
         running.process.on_group = functools.partial(self._record_group, running)
+        if task.kind in _EXIT_RECORDING_KINDS:
+            # the command's shim writes its exit into the row: a reaper finishing the
+            # task after our death uses it instead of running the command again
+            running.process.record_exit = (str(self.store.path), task.id, task.attempts)
         self._running[task.id] = running
         if task.cancel_requested:
             running.stop_reason = "cancel"
@@ -1211,6 +1218,11 @@ class TaskManager:
         if settled:
             for wake in self._wake_queues.values():
                 wake.set()
+        for task in settled:
+            # ended from the exit its process recorded: told as the lost worker would have
+            if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value) \
+                    and task.callback_url:
+                self._spawn(self._post_callback(task.id))
         return settled
 
     async def _end_leftover_groups(self, dead: list[str], now: float,

@@ -161,6 +161,12 @@ class ProcessUsage:
     cpu_seconds: float = 0.0
     pid: int | None = None
     on_group: GroupHook | None = None
+    # (database, task id, attempt): run the command through the shim, which writes
+    # its exit into that task's ``process`` record (commands and code jobs of the manager)
+    record_exit: tuple[str, str, int] | None = None
+
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -179,6 +185,35 @@ def die_with_parent() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+def _shim_preexec() -> Callable[[], None] | None:
+    """``die_with_parent`` for the shim: SIGUSR1, which it catches, instead of SIGKILL.
+
+    The shim outlives its worker long enough to record an exit that came first;
+    work still running when the worker dies is ended by the shim (the whole group).
+    """
+    if _prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+async def _shim_says(sock: socket.socket) -> bytes:
+    """The shim's one answer once it tried to start the command (b"" if it died first)."""
+    loop = asyncio.get_running_loop()
+    got = b""
+    while True:
+        part = await loop.sock_recv(sock, 64)
+        if not part:
+            return got
+        got += part
 
 
 def group_record(pid: int) -> dict[str, Any]:
@@ -295,16 +330,34 @@ async def run_process(
     full_env = None
     if env is not None:
         full_env = {**os.environ, **env} if inherit_env else dict(env)
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=full_env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=die_with_parent(),
-    )
+    shim: socket.socket | None = None
+    spawn: list[str] = argv
+    extra: dict[str, Any] = {"preexec_fn": die_with_parent()}
+    if usage.record_exit is not None:
+        # the shim leads the group and starts argv once the group is in the row
+        db, task_id, attempt = usage.record_exit
+        shim, theirs = socket.socketpair()
+        spawn = [sys.executable, "-I", "-S", SHIM, os.path.abspath(db), task_id, str(attempt),
+                 str(theirs.fileno()), "--", *argv]
+        extra = {"preexec_fn": _shim_preexec(), "pass_fds": (theirs.fileno(),)}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *spawn,
+            cwd=cwd,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            **extra,
+        )
+    except BaseException:
+        if shim is not None:
+            shim.close()
+        raise
+    finally:
+        if shim is not None:
+            theirs.close()
     pgid = proc.pid
     usage.pid = proc.pid
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
@@ -323,7 +376,7 @@ async def run_process(
             if ctx is not None:
                 ctx.write(decoder.decode(data), name)
 
-    monitor = asyncio.ensure_future(_watch_memory(proc.pid, usage, memory_limit_mb))
+    monitor: asyncio.Future[None] | None = None
     pumps = [asyncio.ensure_future(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
              asyncio.ensure_future(pump(proc.stderr, "stderr"))]  # type: ignore[arg-type]
     waiter = asyncio.ensure_future(proc.wait())
@@ -331,6 +384,20 @@ async def run_process(
         if usage.on_group is not None:
             # recorded in the task's row, so a reaper can end the group if we die
             await _announce(usage.on_group, pgid, group_record(proc.pid))
+        watched = proc.pid
+        if shim is not None:
+            try:
+                await asyncio.get_running_loop().sock_sendall(shim, b"go")
+                answer = (await _shim_says(shim)).split()
+            finally:
+                shim.close()
+            if answer[:1] == [b"err"]:  # argv could not be started: as if we had started it
+                await proc.wait()
+                errno = int(answer[1])
+                raise OSError(errno, os.strerror(errno), argv[0])
+            if answer[:1] == [b"ok"]:
+                watched = usage.pid = int(answer[1])  # the work, not the shim, is measured
+        monitor = asyncio.ensure_future(_watch_memory(watched, usage, memory_limit_mb))
         done, _ = await asyncio.wait([waiter, monitor], return_when=asyncio.FIRST_COMPLETED)
         if monitor in done and monitor.exception() is not None:
             await terminate_group(proc, pgid)
@@ -348,10 +415,13 @@ async def run_process(
         await terminate_group(proc, pgid)
         raise
     finally:
-        monitor.cancel()
+        if shim is not None:
+            shim.close()
+        if monitor is not None:
+            monitor.cancel()
         for p in pumps:
             p.cancel()
-        await asyncio.gather(monitor, *pumps, return_exceptions=True)
+        await asyncio.gather(*([monitor] if monitor else []), *pumps, return_exceptions=True)
         if usage.on_group is not None:
             kill_process_group(pgid)  # the record goes only once nothing of the group is left
             await _announce(usage.on_group, pgid, None)

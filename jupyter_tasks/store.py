@@ -551,6 +551,9 @@ class Store:
         (its process is gone and nothing else can resume it). A task with a
         recorded ``process`` is settled only if ``cleared`` maps its id to that
         very record (the caller saw the group ended, or may no longer wait for it).
+        A record holding an ``exit`` (written by the command's shim, ``shim.py``)
+        ends the task from it instead: ``succeeded`` for 0, else a failure
+        (retried while attempts remain); the work is not run again.
         """
         return await self._txn(_tx_reap, list(dead_worker_ids), now or time.time(),
                                dict(cleared or {}))
@@ -1231,25 +1234,58 @@ def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
             # its process group may still run (or was recorded after the caller looked):
             # it stays running until a reaper has seen that group end
             continue
-        lost = {"type": "WorkerLost",
-                "message": f"worker {task.worker_id} stopped while running this task",
-                "traceback": None}
-        if task.mode == TaskMode.JOB.value and task.attempts <= task.max_retries \
-                and not task.cancel_requested:
-            changes = {"status": TaskStatus.QUEUED.value, "worker_id": None,
-                       "lease_expires_at": None, "not_before": None, "error": lost,
-                       "started_at": None, "process": None}
-            event = EventType.RETRYING
+        if task.process is not None and task.process.get("exit") is not None:
+            # the work's process group recorded its exit before its worker died:
+            # that is the outcome, the work is not run again
+            changes, event = _ended_from_exit(task, task.process, now)
+            _tx_append_logs(conn, task.id, [(now, "log", (
+                f"[jupyter-tasks] worker {task.worker_id} was lost after the process exited "
+                f"with code {task.process['exit']}; this end was written from that exit"))])
         else:
-            status = TaskStatus.CANCELLED if task.cancel_requested else TaskStatus.INTERRUPTED
-            changes = {"status": status.value, "error": lost, "finished_at": now,
-                       "lease_expires_at": None, "process": None}
-            event = EventType.for_status(status)
+            changes, event = _lost(task, now)
         updated = _update_task(conn, task.id, changes, (TaskStatus.RUNNING.value,))
         if updated is not None:
             _insert_event(conn, updated, event, now)
             settled.append(updated)
     return settled
+
+
+def _lost(task: Task, now: float) -> tuple[dict[str, Any], EventType]:
+    """A lost worker's task with no recorded exit: back in the queue, or ended."""
+    lost = {"type": "WorkerLost",
+            "message": f"worker {task.worker_id} stopped while running this task",
+            "traceback": None}
+    if task.mode == TaskMode.JOB.value and task.attempts <= task.max_retries \
+            and not task.cancel_requested:
+        return ({"status": TaskStatus.QUEUED.value, "worker_id": None,
+                 "lease_expires_at": None, "not_before": None, "error": lost,
+                 "started_at": None, "process": None}, EventType.RETRYING)
+    status = TaskStatus.CANCELLED if task.cancel_requested else TaskStatus.INTERRUPTED
+    return ({"status": status.value, "error": lost, "finished_at": now,
+             "lease_expires_at": None, "process": None}, EventType.for_status(status))
+
+
+def _ended_from_exit(task: Task, process: Mapping[str, Any],
+                     now: float) -> tuple[dict[str, Any], EventType]:
+    """The end a lost worker would have written for a command (or code job) that exited."""
+    code = int(process["exit"])
+    ended_at = float(process.get("ended_at") or now)
+    if code == 0:
+        return ({"status": TaskStatus.SUCCEEDED.value, "result": {"returncode": 0},
+                 "error": None, "finished_at": ended_at, "lease_expires_at": None,
+                 "process": None}, EventType.SUCCEEDED)
+    failed = {"type": "CodeFailed" if task.kind == "code" else "SubprocessFailed",
+              "message": f"the process exited with code {code}; worker {task.worker_id} "
+                         "was lost before it wrote this end",
+              "traceback": None}
+    # a failure like any other: retried while attempts remain, as the worker would have
+    if task.mode == TaskMode.JOB.value and task.attempts <= task.max_retries \
+            and not task.cancel_requested:
+        return ({"status": TaskStatus.QUEUED.value, "worker_id": None,
+                 "lease_expires_at": None, "not_before": None, "error": failed,
+                 "started_at": None, "process": None}, EventType.RETRYING)
+    return ({"status": TaskStatus.FAILED.value, "error": failed, "finished_at": ended_at,
+             "lease_expires_at": None, "process": None}, EventType.FAILED)
 
 
 def _tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:

@@ -1,0 +1,149 @@
+"""Run a job's command as our child and record how it ended in the task's row.
+
+    python -I -S shim.py DB TASK_ID ATTEMPT FD -- ARGV...
+
+Started by ``runners.run_process`` (as a file, never through the package: only
+the standard library's os, signal, sys, time and sqlite3 are imported, to keep
+the start-up cheap) as the leader of the job's new process group. ``FD`` is a
+socket to the worker: we wait for ``go`` (the worker has recorded our group in
+the row), start ARGV, answer ``ok PID`` (or ``err ERRNO``, when it cannot be
+started), wait for it, then write ``exit`` and ``ended_at`` into the row's
+``process`` record — one UPDATE guarded by task id, attempt, running status
+and our pgid — and end with the same exit code (or signal).
+
+So a worker killed between the exit and its own write of the task's end leaves
+the outcome in the row, and a reaper finishes the task from it instead of
+running it again. Nothing is recorded once the group was told to stop (SIGTERM,
+SIGINT, SIGHUP: a cancel, a timeout, a memory limit, a reaper): that end is
+not the work's own. The worker gives us SIGUSR1 as parent-death signal: an exit
+that came before it is recorded as usual; when the work still runs, it has
+LOST_GRACE_SECONDS to end on its own (a command whose own child just did the
+work may be exiting), and only a clean exit (0) is recorded then — its output
+has nowhere to go any more, so a failure may be that; after the grace we
+SIGKILL the whole group, as PR_SET_PDEATHSIG on the command did before.
+"""
+
+import os
+import signal
+import sys
+import time
+
+BUSY_TIMEOUT_SECONDS = 10.0
+GO_LOST = 125  # the worker went away before it let us start: nothing ran
+LOST_GRACE_SECONDS = 2.0
+
+_state = {"child": 0, "status": None, "stop": False, "lost": False}
+
+
+def _on_stop(signum, frame):
+    if not _state["child"]:  # the work never started: just go
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    _state["stop"] = True  # the whole group got this signal: the child ends by it
+
+
+def _on_worker_lost(signum, frame):
+    child = _state["child"]
+    if _state["status"] is not None:
+        return  # it had ended: recorded as usual
+    if not child:
+        os.killpg(0, signal.SIGKILL)  # the work never started: nothing to wait for
+    try:
+        pid, status = os.waitpid(child, os.WNOHANG)
+    except ChildProcessError:
+        return  # our wait had just reaped it: it ended first
+    if pid:
+        _state["status"] = status  # it had exited on its own: record it
+        return
+    _state["lost"] = True
+    signal.signal(signal.SIGALRM, _on_grace_over)
+    signal.setitimer(signal.ITIMER_REAL, LOST_GRACE_SECONDS)
+
+
+def _on_grace_over(signum, frame):
+    if _state["status"] is None:
+        # cut off from its worker and not ending: end the whole group, us included
+        os.killpg(0, signal.SIGKILL)
+
+
+def _record(db, task_id, attempt, code):
+    import sqlite3
+
+    uri = "file:" + db.replace("%", "%25").replace("?", "%3f").replace("#", "%23") + "?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute(
+            "UPDATE tasks SET process = json_set(process, '$.exit', ?, '$.ended_at', ?) "
+            "WHERE id = ? AND attempts = ? AND status = 'running' "
+            "AND json_extract(process, '$.pgid') = ? AND json_extract(process, '$.exit') IS NULL",
+            (code, time.time(), task_id, attempt, os.getpgrp()))
+    finally:
+        conn.close()
+
+
+def _end_like(code):
+    if code >= 0:
+        os._exit(code)
+    sig = -code
+    try:
+        signal.signal(sig, signal.SIG_DFL)
+    except (OSError, ValueError):
+        pass  # SIGKILL, SIGSTOP
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ImportError, OSError, ValueError):
+        pass  # a child's core dump is the child's; ours would only be noise
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
+
+
+def main(argv):
+    db, task_id, attempt, fd = argv[1], argv[2], int(argv[3]), int(argv[4])
+    command = argv[6:]
+    os.set_inheritable(fd, False)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_stop)
+    signal.signal(signal.SIGUSR1, _on_worker_lost)
+    got = b""
+    while len(got) < 2:
+        part = os.read(fd, 2 - len(got))
+        if not part:
+            os._exit(GO_LOST)  # the worker died (or gave up) before recording our group
+        got += part  # the worker died (or gave up) before recording our group
+    try:
+        child = os.posix_spawnp(command[0], command, os.environ,
+                                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+    except OSError as exc:
+        os.write(fd, b"err %d" % (exc.errno or 0))
+        os._exit(127)
+    _state["child"] = child
+    try:
+        os.write(fd, b"ok %d" % child)
+    except OSError:
+        pass  # the worker is gone: SIGUSR1 is on its way
+    os.close(fd)
+    while _state["status"] is None:
+        try:
+            _, status = os.waitpid(child, 0)
+        except ChildProcessError:
+            break  # reaped by _on_worker_lost, which kept the status
+        except InterruptedError:
+            continue
+        if _state["status"] is None:
+            _state["status"] = status
+    told_to_stop = _state["stop"]
+    if _state["status"] is None:
+        os._exit(1)  # not reachable: the child was reaped by someone else
+    code = os.waitstatus_to_exitcode(_state["status"])
+    if not told_to_stop and (code == 0 or not _state["lost"]):
+        try:
+            _record(db, task_id, attempt, code)
+        except Exception:
+            pass  # the worker, if alive, still writes the end; else the job is retried
+    _end_like(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
