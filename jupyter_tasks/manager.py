@@ -670,6 +670,15 @@ class TaskManager:
         for key in ("command", "code", "input_data"):
             if key in overrides:
                 spec[key] = overrides[key]
+        if parent.kind == TaskKind.FUNCTION and parent.name not in self.registry:
+            # this process does not import the task's module (the dashboard or the CLI on
+            # the database): queue the new task as a job for a worker that does; that worker
+            # binds the params when it runs it, so a bad fork fails there, not with a 422 here
+            return await self._create_and_start(
+                parent.kind, TaskMode.JOB.value, spec, name=parent.name, label=label,
+                params=spec.get("params"), local=None, options=options, parent=parent,
+                relationship=relationship,
+            )
         mode = parent.mode
         if mode != TaskMode.JOB and (not self.runs_background
                                      or parent.kind not in self.executors):
