@@ -35,8 +35,10 @@ LOG_TAIL_LINES = 12
 LOG_TAIL_CHARS = 8000
 STATUS_COLORS = {
     "queued": "#888", "running": "#1976d2", "succeeded": "#2e7d32", "failed": "#c62828",
-    "timeout": "#ef6c00", "oom": "#ad1457", "cancelled": "#6d4c41", "interrupted": "#6d4c41",
+    "timeout": "#ef6c00", "oom": "#ad1457", "cancelled": "#757575", "interrupted": "#6d4c41",
 }
+SHORT_ID = 10  # the views (dashboard, CLI) show the last 10 characters of an id
+RESULT_CHARS = 2000
 
 _hub: CardHub | None = None
 _hub_lock = threading.Lock()
@@ -138,7 +140,9 @@ class CardHub:
                 for card in list(self.cards.get(event.task_id, ())):
                     card._on_event(event)
                     self.activate(card)
-                if event.type == EventType.CREATED.value and self.boards:
+                # a task run at once is created and started in one step: its first
+                # event is task.started, not task.created
+                if self.boards and event.type in _FIRST_EVENTS:
                     for board in list(self.boards):
                         board._on_created(event)
             except Exception:
@@ -212,26 +216,36 @@ class TaskCard(widgets.VBox):
         self._reset_state()
         desired = self._desired()
         self._sent = dict(desired)
-        self._header = widgets.HTML(desired["header"], layout=widgets.Layout(width="100%"))
-        self._body = widgets.HTML(desired.get("body", ""), layout=widgets.Layout(width="100%"))
+        # widths: "auto" lets the column stretch each part to the card's width; a width of
+        # 100% plus the widgets' margins overflowed the card, whose box then scrolled
+        self._header = widgets.HTML(desired["header"], layout=_fill())
+        self._body = widgets.HTML(desired.get("body", ""), layout=_fill())
         self._output = widgets.Output(layout=widgets.Layout(max_height="24em",
-                                                            overflow="auto"))
+                                                            overflow_y="auto",
+                                                            overflow_x="auto"))
         if self._sink is not None:
             self._output.outputs = self._sink.snapshot()
         cancel_disabled, rerun_disabled = desired["controls"]
         self._cancel = widgets.Button(description="Cancel", icon="stop",
-                                      disabled=cancel_disabled,
-                                      layout=widgets.Layout(width="auto"))
+                                      disabled=cancel_disabled, layout=_fixed())
         self._rerun = widgets.Button(description="Rerun", icon="redo", disabled=rerun_disabled,
-                                     layout=widgets.Layout(width="auto"))
-        self._confirm = widgets.HBox(self._confirm_children(desired["confirm"]))
+                                     layout=_fixed())
+        self._confirm = widgets.HBox(self._confirm_children(desired["confirm"]),
+                                     layout=widgets.Layout(overflow="hidden", flex_flow="row wrap"))
         self._cancel.on_click(lambda _b: self._act("cancel"))
         self._rerun.on_click(lambda _b: self._act("rerun"))
-        buttons = widgets.HBox([self._cancel, self._rerun])
+        buttons = widgets.HBox([self._cancel, self._rerun],
+                               layout=widgets.Layout(flex="0 0 auto", overflow="hidden"))
         if compact:
-            children = [widgets.HBox([self._header, buttons]), self._confirm]
+            # the label gives way, never the buttons (they were cut to "Ca…")
+            self._header.layout = widgets.Layout(width="auto", flex="1 1 0%", min_width="0")
+            row = widgets.HBox([self._header, buttons],
+                               layout=widgets.Layout(width="auto", overflow="hidden",
+                                                     align_items="center"))
+            children = [row, self._confirm]
         else:
             children = [self._header, self._confirm, self._body, self._output, buttons]
+        kwargs.setdefault("layout", widgets.Layout(overflow="hidden"))
         super().__init__(children=children, **kwargs)
         self.add_class("jupyter-tasks-card")
         hub.call(hub.add, self)
@@ -249,6 +263,7 @@ class TaskCard(widgets.VBox):
         self._sent: dict[str, Any] = {}
         self._turn = 0
         self._note = ""
+        self._result_text: str | None = None
 
     def _retarget(self, task_id: str) -> None:
         self.task_id = task_id
@@ -379,7 +394,7 @@ class TaskCard(widgets.VBox):
         status = task.status
         if task.cancel_requested and not task.is_terminal:
             status = "cancelling"
-        color = STATUS_COLORS.get(task.status, "#888")
+        color = STATUS_COLORS.get("cancelled" if status == "cancelling" else task.status, "#888")
         prog = self._progress() or {}
         current, total = prog.get("current"), prog.get("total")
         message = prog.get("message")
@@ -398,7 +413,8 @@ class TaskCard(widgets.VBox):
                     bits.append("ETA " + _fmt_duration((float(total) - float(current)) / rate))
         if task.started_at:
             end = task.finished_at or now
-            bits.append("elapsed " + _fmt_duration(end - task.started_at))
+            bits.append(("took " if task.is_terminal else "elapsed ")
+                        + _fmt_duration(end - task.started_at))
         if message:
             bits.append(html.escape(str(message))[:200])
         if task.kind == TaskKind.SUBPROCESS.value and task.is_terminal:
@@ -407,6 +423,8 @@ class TaskCard(widgets.VBox):
                 bits.append(f"exit code {code}")
         if pct is None and task.status == TaskStatus.SUCCEEDED.value:
             pct = 100.0
+        if task.status == TaskStatus.CANCELLED.value:
+            pct = None  # a calm end: no bar, no error
         bar = ""
         if pct is not None or task.status == TaskStatus.RUNNING.value:
             width = f"{pct:.1f}%" if pct is not None else "100%"
@@ -417,27 +435,49 @@ class TaskCard(widgets.VBox):
         label = html.escape(task.label or task.name or task.id)
         note = f' <span style="color:#c62828">{html.escape(self._note)}</span>' \
             if self._note else ""
+        details = (f'<div style="color:#555;font-size:12px">{" · ".join(bits)}</div>'
+                   if bits else "")
         return (f'<div style="font-family:var(--jp-ui-font-family,sans-serif);'
-                f'font-size:13px;line-height:1.4">'
+                f'font-size:13px;line-height:1.4;overflow-wrap:anywhere">'
                 f'<b>{label}</b> <span style="color:{color};font-weight:600">{status}</span> '
-                f'<span style="color:#999;font-size:11px">{task.kind} · {task.id[-8:]}</span>'
-                f'{note}{bar}<span style="color:#555;font-size:12px">{" · ".join(bits)}</span>'
-                f'</div>')
+                f'<span style="color:#999;font-size:11px">{task.kind} · '
+                f'{task.id[-SHORT_ID:]}</span>{note}{bar}{details}</div>')
 
     def _body_html(self) -> str:
         task = self._task
         parts = []
-        if task.error and task.status != TaskStatus.SUCCEEDED.value:
+        if task.error and task.status not in (TaskStatus.SUCCEEDED.value,
+                                              TaskStatus.CANCELLED.value):
             err = task.error
             text = f"{err.get('type')}: {err.get('message')}"
             parts.append(f'<div style="color:#c62828"><b>{html.escape(text)}</b></div>')
             tb = err.get("traceback")
             if tb and task.status == TaskStatus.FAILED.value and self._sink is None:
                 parts.append(_pre(tb[-6000:], "#fdecea"))
+                full = err.get("traceback_full")
+                if full and full != tb:
+                    parts.append('<details><summary style="cursor:pointer;color:#777;'
+                                 'font-size:11.5px">full traceback (with jupyter-tasks '
+                                 f'frames)</summary>{_pre(full[-12000:], "#f5f5f5")}</details>')
         if self._sink is None and self._log_tail:
             lines = self._log_tail.splitlines()[-LOG_TAIL_LINES:]
             parts.append(_pre("\n".join(lines), "#f5f5f5"))
+        result = self._result()
+        if result is not None:
+            parts.append('<div style="color:#555;font-size:12px;margin-top:3px">result</div>'
+                         + _pre(result, "#f1f8e9"))
         return "".join(parts)
+
+    def _result(self) -> str | None:
+        """The repr of the value, once the task succeeded (the object itself if it ran here)."""
+        task = self._task
+        if task.status != TaskStatus.SUCCEEDED.value or task.kind == TaskKind.SUBPROCESS.value:
+            return None
+        if self._result_text is None:
+            local = self._manager.local_result(task.id)
+            value = local[1] if local is not None and local[0] else task.result
+            self._result_text = "" if value is None else _repr(value)
+        return self._result_text or None
 
     def _rate(self, now: float, current: float) -> float | None:
         samples = self._samples
@@ -488,6 +528,29 @@ def _switch(hub: CardHub, card: TaskCard, task_id: str) -> None:
 
 
 _MISSING = object()
+_FIRST_EVENTS = (EventType.CREATED.value, EventType.STARTED.value)
+
+
+def _fill() -> widgets.Layout:
+    return widgets.Layout(width="auto", min_width="0")
+
+
+def _fixed() -> widgets.Layout:
+    return widgets.Layout(width="auto", flex="0 0 auto")
+
+
+def _repr(value: Any) -> str:
+    """``value`` as IPython would print it as a cell's Out, shortened."""
+    try:
+        from IPython.lib.pretty import pretty
+
+        text = pretty(value, max_width=100, max_seq_length=100)
+    except Exception:
+        try:
+            text = repr(value)
+        except Exception as exc:
+            text = f"<repr failed: {type(exc).__name__}>"
+    return text if len(text) <= RESULT_CHARS else text[:RESULT_CHARS] + "…"
 
 
 def _pre(text: str, background: str) -> str:
@@ -536,6 +599,7 @@ class TaskBoard(widgets.VBox):
         mine = [t for t in tasks if self._is_mine(t.origin)][:limit]
         self._title = widgets.HTML()
         self._cards = [TaskCard(t.id, compact=True, _task=t) for t in mine]
+        self._seen = {t.id for t in mine}
         super().__init__(children=[self._title, *self._cards], **kwargs)
         self._update_title()
         hub.call(hub.boards.add, self)
@@ -550,8 +614,9 @@ class TaskBoard(widgets.VBox):
 
     def _on_created(self, event: Any) -> None:
         snapshot = event.task or {}
-        if not self._is_mine(snapshot.get("origin")):
+        if event.task_id in self._seen or not self._is_mine(snapshot.get("origin")):
             return
+        self._seen.add(event.task_id)
         task = Task(**_task_fields_from_json(snapshot))
         card = TaskCard(task.id, compact=True, _task=task)
         self._cards.insert(0, card)

@@ -14,7 +14,6 @@ import ast
 import asyncio
 import os
 import threading
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from inspect import CO_COROUTINE
@@ -24,6 +23,7 @@ from ..context import TaskContext
 from ..exceptions import TaskCancelled
 from ..models import Task, TaskKind, TaskMode
 from ..runners import run_in_thread
+from ..tracebacks import is_runner_file, name_source, user_traceback
 from . import capture
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class CellRun:
     capture: bool = True  # False: %run_blocking, whose output belongs to its own cell
     parent: dict[str, Any] | None = None  # the submitting cell's execute_request
     sink: capture.OutputSink | None = None
+    execution_count: int | None = None  # the submitting cell's In[n]
+    magic_line: str | None = None  # "%%background …": the cell's line 1, above the source
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,7 +64,13 @@ class KernelSide:
                           run: CellRun | None = None) -> Task:
         """Create a ``cell`` task for ``source`` and start it (on the manager's loop)."""
         manager = self.manager
-        spec = {"source": source, "kernel_worker": manager.worker_id}
+        spec: dict[str, Any] = {"source": source, "kernel_worker": manager.worker_id}
+        if run is not None and run.execution_count:
+            # its frames read "Cell In[n], line L" in tracebacks, L counted as in the
+            # notebook's editor (from the magic line), in this run and in reruns
+            spec["execution_count"] = run.execution_count
+            if run.magic_line:
+                spec["magic_line"] = run.magic_line
         options = {"task_key": task_key, "timeout": timeout}
         task = await manager._create_and_start(
             TaskKind.CELL.value, TaskMode.BACKGROUND.value, spec, name=None,
@@ -110,6 +118,9 @@ class KernelSide:
             if hub is not None and task.parent_id:
                 hub.follow(task.parent_id, task.id)
         source = (task.spec or {}).get("source") or ""
+        if run.execution_count is None:
+            run.execution_count = (task.spec or {}).get("execution_count")
+            run.magic_line = (task.spec or {}).get("magic_line")
         return await run_in_thread(self._run_in_thread, (task, source, ctx, run), {},
                                    running.thread)
 
@@ -120,16 +131,18 @@ class KernelSide:
         if sink is not None:
             sink.ctx = ctx
         try:
-            return run_source(self.shell, source, f"<task {task.id[-8:]}>")
+            return run_source(self.shell, source, f"<task {task.id[-10:]}>",
+                              execution_count=run.execution_count,
+                              magic_line=run.magic_line)
         except TaskCancelled:
-            if sink is not None:
-                sink.stream("stderr", "cancelled\n")
+            # not an error: the card says "cancelled"; the log keeps a note
+            ctx.write("cancelled\n", "stdout")
             raise
         except BaseException as exc:
             if sink is not None:
                 _record_error(self.shell, sink, exc)
             elif not run.capture:
-                ctx.write("".join(traceback.format_exception(exc)), "stderr")
+                ctx.write(user_traceback(exc), "stderr")
             raise
         finally:
             if sink is not None:
@@ -149,19 +162,28 @@ def default_label(source: str) -> str:
 
 
 def run_source(shell: Any, source: str, filename: str,
-               namespace: Mapping[str, Any] | None = None) -> Any:
+               namespace: Mapping[str, Any] | None = None,
+               execution_count: int | None = None, magic_line: str | None = None) -> Any:
     """Execute cell source (IPython syntax allowed) in the user namespace.
 
     Returns the value of a final expression, like a cell's ``Out``. Top-level
     ``await`` works: such a cell runs on a fresh event loop in this thread.
+    Tracebacks name the code ``Cell In[execution_count]``, as IPython names the
+    cell that submitted it; with ``magic_line`` (the cell's first line, which is not
+    part of ``source``) line numbers count from it, as the editor shows them.
     """
     ns = shell.user_ns if namespace is None else namespace
     code = shell.transform_cell(source) if shell is not None else source
+    above = "\n" if magic_line else ""
     try:
-        filename = shell.compile.cache(code, 0, raw_code=source)
+        filename = shell.compile.cache(
+            (magic_line.splitlines()[0] + "\n" if magic_line else "") + code,
+            execution_count or 0, raw_code=above + source)
     except Exception:
         pass
-    tree = ast.parse(code, filename)
+    else:
+        name_source(filename, f"Cell In[{execution_count or 0}]")
+    tree = ast.parse(above + code, filename)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
@@ -189,13 +211,14 @@ def run_source(shell: Any, source: str, filename: str,
 
 def _record_error(shell: Any, sink: capture.OutputSink, exc: BaseException) -> None:
     tb = exc.__traceback__
-    # skip our own frames: start at the cell's code
-    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(("<ipython-", "<task")):
+    # skip the frames that ran the cell (ours, the standard library's): start at its code
+    while tb is not None and is_runner_file(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     tb = tb or exc.__traceback__
-    plain = "".join(traceback.format_exception(type(exc), exc, tb))
+    plain = user_traceback(exc)
     try:
-        structured = shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
+        structured = shell.InteractiveTB.structured_traceback(type(exc), exc, tb,
+                                                             tb_offset=0)
     except Exception:
         structured = plain.splitlines()
     sink.error(type(exc).__name__, str(exc), structured, plain)

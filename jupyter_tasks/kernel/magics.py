@@ -37,6 +37,9 @@ from .handle import TaskHandle
 
 _AWAITED = ("run_blocking", "run_subprocess")
 _CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\('(run_blocking|run_subprocess)', ")
+# ``job = %run_subprocess --background …``: the user names the handle, no ``proc_N`` then
+_ASSIGNED = re.compile(r"^([ \t]*[A-Za-z_][\w.]*[ \t]*=[ \t]*)"
+                       r"get_ipython\(\)\.run_line_magic\('run_subprocess', ", re.MULTILINE)
 _MODULE = "__import__('jupyter_tasks.kernel.magics', fromlist=['_'])"
 
 
@@ -45,7 +48,8 @@ def await_waiting_magics(lines: list[str]) -> list[str]:
     code = "".join(lines)
     if "run_blocking" not in code and "run_subprocess" not in code:
         return lines
-    new = _CALL.sub(lambda m: f"await {_MODULE}.run_{m[1]}_magic_async('{m[2]}', ", code)
+    new = _ASSIGNED.sub(lambda m: f"{m[1]}await {_MODULE}.run_assigned_subprocess_async(", code)
+    new = _CALL.sub(lambda m: f"await {_MODULE}.run_{m[1]}_magic_async('{m[2]}', ", new)
     if new == code:
         return lines
     try:
@@ -97,9 +101,16 @@ def _blocking_source(line: str, cell: str | None) -> tuple[str, str]:
     return cell, f"run_blocking: {default_label(cell)}"[:80]
 
 
+def _execution_count(shell: Any) -> int | None:
+    """The In[n] of the cell running now (IPython counts it up once the cell ends)."""
+    count = getattr(shell, "execution_count", None)
+    return count if isinstance(count, int) and count > 0 else None
+
+
 def _blocking_submit(side: KernelSide, source: str, label: str) -> Any:
     return side.submit_cell(source, label=label,
-                            run=CellRun(capture=False, parent=_parent(side.shell)))
+                            run=CellRun(capture=False, parent=_parent(side.shell),
+                                        execution_count=_execution_count(side.shell)))
 
 
 def _blocking_outcome(side: KernelSide, task: Any) -> Any:
@@ -180,15 +191,19 @@ def _parse_subprocess(line: str) -> dict[str, Any]:
 async def _submit_subprocess(side: KernelSide, opts: dict[str, Any]) -> Any:
     manager = side.manager
     spec = {"command": opts["argv"], "cwd": opts["cwd"]}
+    # the label reads as typed, without shell quoting (argv is never a shell line)
     return await manager.submit_spec(spec, mode="background", timeout=opts["timeout"],
-                                     label=opts["label"] or shlex.join(opts["argv"])[:80])
+                                     label=opts["label"] or " ".join(opts["argv"])[:80])
 
 
-def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any]) -> Any:
+def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any],
+                             assigned: bool = False) -> Any:
     from .cards import TaskCard
 
     _display(TaskCard(task.id))
     if opts["background"]:
+        if assigned:  # ``job = %run_subprocess --background …``: job is the handle
+            return TaskHandle(task.id, side.manager)
         name = side.fresh_name("proc")
         handle = TaskHandle(task.id, side.manager)
         side.shell.user_ns[name] = handle
@@ -210,7 +225,12 @@ def _expand(shell: Any, line: str) -> str:
         return line
 
 
-async def run_line_magic_async(name: str, line: str) -> Any:
+async def run_assigned_subprocess_async(line: str) -> Any:
+    """``x = %run_subprocess …``: as :func:`run_line_magic_async`, no ``proc_N`` variable."""
+    return await run_line_magic_async("run_subprocess", line, assigned=True)
+
+
+async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> Any:
     """Awaitable form of the waiting line magics (the input transformer calls this)."""
     side = _side()
     manager = side.manager
@@ -219,7 +239,7 @@ async def run_line_magic_async(name: str, line: str) -> Any:
         return await run_blocking_source_async(source, label)
     opts = _parse_subprocess(_expand(side.shell, line))
     task = await manager._call(_submit_subprocess(side, opts))
-    handle = _after_subprocess_submit(side, task, opts)
+    handle = _after_subprocess_submit(side, task, opts, assigned)
     if opts["background"]:
         return handle
     try:
@@ -270,9 +290,14 @@ class TaskMagics(Magics):
         name = args.name or side.fresh_name("bg")
         if not name.isidentifier():
             raise UsageError(f"--name must be a Python identifier, not {name!r}")
-        run = CellRun(capture=True, parent=_parent(self.shell))
+        run = CellRun(capture=True, parent=_parent(self.shell),
+                      execution_count=_execution_count(self.shell),
+                      magic_line=f"%%background {line}".rstrip())
+        # the label the user gave: --label, else the variable named with --name, else the
+        # cell's first code line
+        label = args.label or args.name
         task = side.manager.run_sync(side.submit_cell(
-            cell, label=args.label, task_key=args.key, timeout=args.timeout, run=run), 60)
+            cell, label=label, task_key=args.key, timeout=args.timeout, run=run), 60)
         from ..manager import was_deduplicated
 
         handle = TaskHandle(task.id, side.manager)
