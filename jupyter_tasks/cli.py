@@ -1,7 +1,17 @@
-"""``jupyter tasks …``: list, show, submit, cancel, rerun, logs, doctor, worker, dashboard.
+"""``jupyter tasks …``: list, show, submit, cancel, rerun, logs, doctor, worker, lab, dashboard.
 
 ``list``, ``show``, ``logs`` and ``doctor`` open the database read-only: they never
 create it, never migrate it, never register as a worker.
+
+Task ids: every command takes a full id or a unique part of one, its start (as
+``git`` takes a commit) or its end (what the views show: the last
+:data:`SHORT_ID` characters). Output shows ids in that short form; ``--full``
+(and ``--json``) show them whole.
+
+Task modules: ``submit``, ``rerun`` and ``worker`` import the same task modules
+as the server: ``JupyterTasksApp.task_modules`` from the Jupyter configuration
+files, ``JUPYTER_TASKS_MODULES``, the ``jupyter_tasks`` entry points, plus
+``--modules``.
 """
 
 from __future__ import annotations
@@ -12,19 +22,122 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import dbfile
-from .exceptions import JupyterTasksError
+from .exceptions import JupyterTasksError, UnknownTask
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus
 from .paths import default_db_path
-from .registry import load_task_modules
+from .registry import _import_module_or_path, load_task_modules
 from .store import Store
+
+SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an id
+CONFIG_FILES = ("jupyter_config", "jupyter_server_config", "jupyter_lab_config",
+                "jupyter_notebook_config", "jupyter_tasks_config")
+
+
+class CliError(Exception):
+    """A problem the user can fix, printed as ``error: …`` (exit status 2)."""
+
+
+def short_id(task_id: str, args: argparse.Namespace | None = None) -> str:
+    """The id as the views show it (its end), or whole with ``--full``."""
+    if args is not None and getattr(args, "full", False):
+        return task_id
+    return task_id[-SHORT_ID:]
+
+
+# ------------------------------------------------------------------ task modules
+
+
+def configured_task_modules() -> list[str]:
+    """``JupyterTasksApp.task_modules`` from the Jupyter configuration files the server reads.
+
+    Files named ``jupyter_{server,lab,notebook,tasks}_config`` (``.json``, ``.py``, and the
+    ``.d/*.json`` folders) in every directory of ``jupyter --paths``' config path, the
+    highest-priority directory winning, as in Jupyter. A file that fails to load is skipped
+    with a warning.
+    """
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import Config, JSONFileConfigLoader, PyFileConfigLoader
+
+    config = Config()
+    for directory in reversed(jupyter_config_path()):  # lowest priority first
+        for base in CONFIG_FILES:
+            folder = Path(directory, base + ".d")
+            files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+            files += [Path(directory, base + ext) for ext in (".json", ".py")]
+            for path in files:
+                if not path.is_file():
+                    continue
+                loader = PyFileConfigLoader if path.suffix == ".py" else JSONFileConfigLoader
+                try:
+                    config.merge(loader(path.name, str(path.parent)).load_config())
+                except Exception as exc:
+                    print(f"warning: skipping Jupyter config file {path}: {exc}",
+                          file=sys.stderr)
+    app = config.get("JupyterTasksApp", {})
+    modules = app.get("task_modules", []) if hasattr(app, "get") else []
+    if isinstance(modules, str):
+        modules = modules.split(",")
+    return [str(m).strip() for m in modules if str(m).strip()]
+
+
+def _load_modules(args: argparse.Namespace) -> None:
+    """The server's task modules (configuration, env, entry points) and ``--modules``.
+
+    Modules named on the command line must import; a configured one that does not
+    (e.g. a relative ``.py`` path meant for the server's directory) is a warning.
+    """
+    load_task_modules(getattr(args, "modules", None) or [])  # also the env and entry points
+    for spec in configured_task_modules():
+        try:
+            _import_module_or_path(spec)
+        except Exception as exc:
+            print(f"warning: task module {spec} (JupyterTasksApp.task_modules) not "
+                  f"imported: {exc}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- task ids
+
+
+async def _resolve(store: Store, ref: str) -> str:
+    """The one task id ``ref`` names: a full id, or the start or end of exactly one."""
+    ref = ref.strip().lstrip("…").lower()
+    if not ref:
+        raise CliError("a task id is required")
+    if await store.get_task(ref) is not None:
+        return ref
+
+    def find(conn: Any) -> list[tuple[str, str, str]]:
+        return conn.execute(
+            "SELECT id, status, coalesce(label, name, '') FROM tasks "
+            "WHERE (id >= ? AND id < ?) OR substr(id, -?) = ? ORDER BY id DESC LIMIT 11",
+            (ref, ref + "\U0010ffff", len(ref), ref)).fetchall()
+
+    rows = await store._read(find)
+    if len(rows) == 1:
+        return rows[0][0]
+    if not rows:
+        raise CliError(f"no task matches {ref!r} (give a task id, or its start or end; "
+                       "`jupyter tasks list` shows them)")
+    lines = [f"  {task_id}  {status}  {label[:50]}" for task_id, status, label in rows[:10]]
+    more = "\n  …and more" if len(rows) > 10 else ""
+    raise CliError(f"{ref!r} matches more than one task; give more characters:\n"
+                   + "\n".join(lines) + more)
+
+
+async def _resolve_id(args: argparse.Namespace) -> str:
+    async with _read_only(args) as store:
+        return await _resolve(store, args.id)
 
 
 def _manager(args: argparse.Namespace, *, create: bool = False) -> TaskManager:
@@ -58,11 +171,11 @@ def _progress(task: Task) -> str:
     return str(p.get("current", "")) if p else ""
 
 
-def _print_table(tasks: Sequence[Task]) -> None:
+def _print_table(tasks: Sequence[Task], args: argparse.Namespace) -> None:
     rows = [("ID", "STATUS", "KIND", "LABEL", "PROGRESS", "TIME", "OWNER")]
     for t in tasks:
-        rows.append((t.id, t.status, t.kind, (t.label or "")[:40], _progress(t), _age(t),
-                     t.owner or ""))
+        rows.append((short_id(t.id, args), t.status, t.kind, (t.label or "")[:40],
+                     _progress(t), _age(t), t.owner or ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -89,13 +202,13 @@ async def _cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([t.to_json() for t in tasks], indent=2))
     else:
-        _print_table(tasks)
+        _print_table(tasks, args)
     return 0
 
 
 async def _cmd_show(args: argparse.Namespace) -> int:
     async with _read_only(args) as store:
-        task = await store.require_task(args.id)
+        task = await store.require_task(await _resolve(store, args.id))
         data = task.to_json(full=True)
         data["artifacts"] = [a.to_json() for a in await store.list_artifacts(task.id)]
         data["children"] = [c.id for c in await store.children(task.id)]
@@ -104,7 +217,7 @@ async def _cmd_show(args: argparse.Namespace) -> int:
 
 
 async def _cmd_submit(args: argparse.Namespace) -> int:
-    load_task_modules(args.modules or [])
+    _load_modules(args)
     if args.name:
         spec: dict[str, Any] = {"name": args.name, "params": _params(args)}
     elif args.command:
@@ -114,37 +227,53 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     else:
         spec = {"code": args.code, "input_data": json.loads(args.input) if args.input else None}
     async with _manager(args, create=True) as m:  # a first start may well be a submit
-        task = await m.submit_spec(
-            spec, mode="job", label=args.label, task_key=args.task_key,
-            idempotency_key=args.idempotency_key, queue=args.queue, priority=args.priority,
-            timeout=args.timeout, max_retries=args.max_retries,
-        )
+        try:
+            task = await m.submit_spec(
+                spec, mode="job", label=args.label, task_key=args.task_key,
+                idempotency_key=args.idempotency_key, queue=args.queue,
+                priority=args.priority, timeout=args.timeout, max_retries=args.max_retries,
+            )
+        except UnknownTask as exc:
+            raise CliError(
+                f"{exc.message}. This command imports the modules of "
+                "JupyterTasksApp.task_modules in the Jupyter config files (e.g. "
+                "jupyter_server_config.json), of $JUPYTER_TASKS_MODULES, of the "
+                "'jupyter_tasks' entry points and of --modules; a module given to the "
+                "server only on its command line is unknown here: pass it with --modules "
+                "or put it in the config"
+                + (f" (known here: {', '.join(sorted(m.registry.names()))})"
+                   if m.registry.names() else "")) from None
         if was_deduplicated(task):
-            print(f"existing task {task.id} ({task.status})", file=sys.stderr)
+            print(f"existing task {short_id(task.id, args)} ({task.status})", file=sys.stderr)
         if args.wait:
             task = await m.wait(task.id)
-    print(json.dumps(task.to_json(), indent=2) if args.json or args.wait else task.id)
+    print(json.dumps(task.to_json(), indent=2) if args.json or args.wait
+          else short_id(task.id, args))
     return 0 if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.QUEUED.value,
                                 TaskStatus.RUNNING.value) else 1
 
 
 async def _cmd_cancel(args: argparse.Namespace) -> int:
+    task_id = await _resolve_id(args)
     async with _manager(args) as m:
-        task = await m.cancel(args.id)
-    print(f"{task.id} {task.status}{' (cancel requested)' if not task.is_terminal else ''}")
+        task = await m.cancel(task_id)
+    print(f"{short_id(task.id, args)} {task.status}"
+          f"{' (cancel requested)' if not task.is_terminal else ''}")
     return 0
 
 
 async def _cmd_rerun(args: argparse.Namespace) -> int:
+    task_id = await _resolve_id(args)
+    _load_modules(args)
     async with _manager(args) as m:
-        task = await m.rerun(args.id)
-    print(task.id)
+        task = await m.rerun(task_id)
+    print(short_id(task.id, args))
     return 0
 
 
 async def _cmd_logs(args: argparse.Namespace) -> int:
     async with _read_only(args) as store:
-        await store.require_task(args.id)
+        args.id = await _resolve(store, args.id)
         after = 0
         while True:
             entries = await store.get_logs(args.id, after=after)
@@ -201,8 +330,35 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     await run_worker(args.db, queues=args.queue or ["default"], concurrency=args.concurrency,
-                     task_modules=args.modules or [])
+                     task_modules=[*(args.modules or []), *configured_task_modules()])
     return 0
+
+
+def lab_argv(argv: Sequence[str], uid: int | None = None) -> list[str]:
+    """``jupyter lab`` with ``argv``, plus ``--allow-root`` when run as root.
+
+    Jupyter refuses root without that flag ("Running as root is not recommended"), and
+    a fresh container or VM runs as root; a normal user's command line is left alone.
+    """
+    uid = os.geteuid() if uid is None and hasattr(os, "geteuid") else uid
+    argv = list(argv)
+    if uid == 0 and not any(a == "--allow-root" or a.startswith("--allow-root=")
+                            or a.endswith(".allow_root=True") for a in argv):
+        argv.append("--allow-root")
+    return ["jupyter", "lab", *argv]
+
+
+def _cmd_lab(argv: Sequence[str]) -> int:
+    command = lab_argv(argv)
+    exe = shutil.which("jupyter-lab") or shutil.which("jupyter")
+    if exe is None:
+        print("error: jupyter lab is not installed (pip install jupyterlab)", file=sys.stderr)
+        return 2
+    if exe.endswith("jupyter-lab"):
+        command = [exe, *command[2:]]
+    sys.stdout.flush()
+    os.execvp(command[0], command)  # the server replaces this process: signals reach it
+    return 0  # pragma: no cover
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,8 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="database file (default: $JUPYTER_TASKS_DB or the "
                                      "Jupyter data dir)")
     sub = parser.add_subparsers(dest="cmd", required=True)
+    full = argparse.ArgumentParser(add_help=False)
+    full.add_argument("--full", action="store_true",
+                      help=f"print whole task ids (default: their last {SHORT_ID} characters)")
 
-    p = sub.add_parser("list", help="list tasks, newest first")
+    p = sub.add_parser("list", help="list tasks, newest first", parents=[full])
     p.add_argument("--status", action="append", choices=[s.value for s in TaskStatus])
     p.add_argument("--name")
     p.add_argument("--queue")
@@ -223,10 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("show", help="one task in full, as JSON")
-    p.add_argument("id")
+    p.add_argument("id", help="task id, or its start or end")
     p.set_defaults(run=_cmd_show)
 
-    p = sub.add_parser("submit", help="submit a durable job")
+    p = sub.add_parser("submit", help="submit a durable job", parents=[full])
     work = p.add_mutually_exclusive_group(required=True)
     work.add_argument("--name", help="registered task name")
     work.add_argument("--notebook", help="notebook path")
@@ -249,12 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, fn, text in (("cancel", _cmd_cancel, "cancel a task"),
                            ("rerun", _cmd_rerun, "run a task's spec again")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("id")
+        p = sub.add_parser(name, help=text, parents=[full])
+        p.add_argument("id", help="task id, or its start or end")
         p.set_defaults(run=fn)
+        if name == "rerun":
+            p.add_argument("--modules", action="append",
+                           help="task module to import (name or .py)")
 
     p = sub.add_parser("logs", help="print a task's log")
-    p.add_argument("id")
+    p.add_argument("id", help="task id, or its start or end")
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(run=_cmd_logs)
 
@@ -269,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
     p.set_defaults(run=_cmd_worker)
 
+    p = sub.add_parser("lab", help="start JupyterLab (adds --allow-root when run as root)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(run=None)
+
     p = sub.add_parser("dashboard", help="the terminal dashboard", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(run=None)
@@ -282,9 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from jupyter_tasks_dashboard.app import main as dashboard_main
 
         return dashboard_main(argv[1:])
+    if argv[:1] == ["lab"]:
+        return _cmd_lab(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(args.run(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except JupyterTasksError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         for problem in exc.errors:

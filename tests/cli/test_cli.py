@@ -1,0 +1,184 @@
+"""The real ``jupyter tasks`` command: the server's task modules, short ids and id parts,
+and ``jupyter tasks lab`` as root and as a normal user (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks.cli import SHORT_ID, lab_argv
+from jupyter_tasks.models import Task
+from jupyter_tasks.store import Store
+from tests.waiting import eventually_sync
+
+GREET = '''\
+from jupyter_tasks import task
+
+
+@task("cli_greet")
+def cli_greet(name: str = "world") -> str:
+    return f"hello {name}"
+'''
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_path: Path) -> dict[str, str]:
+    """A Jupyter config dir whose server config names a task module, as a server's would."""
+    (tmp_path / "modules").mkdir()
+    module = tmp_path / "modules" / "cli_greet_tasks.py"
+    module.write_text(GREET)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps(
+        {"JupyterTasksApp": {"task_modules": [str(module)]}}))
+    environ = dict(os.environ)
+    environ.pop("JUPYTER_TASKS_MODULES", None)
+    environ.update(JUPYTER_CONFIG_DIR=str(config), JUPYTER_TASKS_DB=str(db_path),
+                   JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    return environ
+
+
+def jt(env: dict[str, str], *args: str,
+       cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["jupyter", "tasks", *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def stored(db_path: Path) -> list[Task]:
+    async def read() -> list[Task]:
+        store = await Store.open(db_path, read_only=True)
+        try:
+            return await store.list_tasks(limit=100)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def _shared(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def test_submit_and_rerun_know_the_servers_configured_task_modules(
+        env: dict[str, str], db_path: Path, tmp_path: Path) -> None:
+    done = jt(env, "submit", "--name", "cli_greet", "--param", "name=Ada", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    short = done.stdout.strip()
+    assert len(short) == SHORT_ID  # the form the views show
+    [task] = stored(db_path)
+    assert task.id.endswith(short) and task.name == "cli_greet"
+    assert task.params == {"name": "Ada"}
+    # a worker started from the same shell imports the same modules and runs it
+    worker = subprocess.Popen(["jupyter", "tasks", "worker"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually_sync(lambda: stored(db_path)[0].status == "succeeded", timeout=60,
+                        what="the job run by the worker")
+        assert stored(db_path)[0].result == "hello Ada"
+        again = jt(env, "rerun", short, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        new = next(t for t in stored(db_path) if t.id.endswith(again.stdout.strip()))
+        assert new.parent_id == task.id and new.relationship == "rerun"
+        eventually_sync(lambda: next(t for t in stored(db_path) if t.id == new.id).status
+                        == "succeeded", timeout=60, what="the rerun")
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+
+
+def test_an_unknown_name_says_where_modules_come_from(env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    env = {**env, "JUPYTER_CONFIG_DIR": str(tmp_path / "empty")}
+    done = jt(env, "submit", "--name", "cli_greet")
+    assert done.returncode == 2
+    assert "no task registered under the name 'cli_greet'" in done.stderr
+    assert "JupyterTasksApp.task_modules" in done.stderr and "--modules" in done.stderr
+
+
+def test_ids_are_short_in_output_and_any_unique_part_names_a_task(
+        env: dict[str, str], db_path: Path, tmp_path: Path) -> None:
+    for name in ("Ada", "Bob"):
+        assert jt(env, "submit", "--name", "cli_greet", "--param", f"name={name}",
+                  cwd=tmp_path).returncode == 0
+    first, second = sorted(t.id for t in stored(db_path))
+    listed = jt(env, "list")
+    assert listed.returncode == 0
+    ids = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert ids == [second[-SHORT_ID:], first[-SHORT_ID:]]
+    full = jt(env, "list", "--full").stdout.splitlines()[1:]
+    assert [line.split()[0] for line in full] == [second, first]
+    assert {t["id"] for t in json.loads(jt(env, "list", "--json").stdout)} == {first, second}
+
+    # the end the views show, a unique start, the whole id, the dashboard's "…" form
+    for ref in (first[-SHORT_ID:], first[-5:], first, "…" + first[-SHORT_ID:],
+                first[:len(_shared(first, second)) + 1]):
+        shown = jt(env, "show", ref)
+        assert shown.returncode == 0, (ref, shown.stderr)
+        assert json.loads(shown.stdout)["id"] == first
+    logs = jt(env, "logs", first[-SHORT_ID:])
+    assert logs.returncode == 0, logs.stderr
+
+    # both ids start with the same time stamp: a clear error listing both
+    shared = _shared(first, second)
+    assert len(shared) >= 6  # ids begin with their creation time
+    ambiguous = jt(env, "show", shared[:6])
+    assert ambiguous.returncode == 2
+    assert "matches more than one task" in ambiguous.stderr
+    assert first in ambiguous.stderr and second in ambiguous.stderr
+    missing = jt(env, "cancel", "0123abcd")
+    assert missing.returncode == 2 and "no task matches '0123abcd'" in missing.stderr
+    assert "Traceback" not in missing.stderr + ambiguous.stderr
+
+    cancelled = jt(env, "cancel", first[-6:])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.split() == [first[-SHORT_ID:], "cancelled"]
+    assert jt(env, "cancel", "--full", second[-6:]).stdout.split()[0] == second
+
+
+def test_lab_adds_allow_root_for_root_only() -> None:
+    assert lab_argv(["--port=0"], uid=0) == ["jupyter", "lab", "--port=0", "--allow-root"]
+    assert lab_argv(["--port=0"], uid=1000) == ["jupyter", "lab", "--port=0"]
+    assert lab_argv(["--allow-root"], uid=0) == ["jupyter", "lab", "--allow-root"]
+    assert lab_argv(["--ServerApp.allow_root=True"], uid=0).count("--allow-root") == 0
+
+
+@pytest.mark.slow
+def test_jupyter_tasks_lab_starts_for_this_user(env: dict[str, str], tmp_path: Path) -> None:
+    """The README's first command, as whoever runs the tests (root in a fresh container)."""
+    runtime = tmp_path / "runtime"
+    lab = subprocess.Popen(
+        ["jupyter", "tasks", "lab", "--no-browser", "--port=0", "--ServerApp.token=t",
+         f"--ServerApp.root_dir={tmp_path}"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def started() -> bool:
+            if lab.poll() is not None:
+                raise AssertionError(f"jupyter tasks lab exited: {lab.stderr.read()}")
+            return any(runtime.glob("jpserver-*.json"))
+
+        eventually_sync(started, timeout=90, what="JupyterLab running")
+        info = json.loads(next(runtime.glob("jpserver-*.json")).read_text())
+        assert info["pid"] == lab.pid  # exec'd: the server is the process we started
+    finally:
+        lab.terminate()
+        try:
+            lab.wait(30)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            lab.wait(10)
+    assert "Running as root is not recommended" not in (lab.stderr.read() or "")
+    assert sys.platform != "win32"
