@@ -226,14 +226,25 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
         spec = {"notebook": args.notebook, "parameters": _params(args)}
     else:
         spec = {"code": args.code, "input_data": json.loads(args.input) if args.input else None}
+    options = dict(label=args.label, task_key=args.task_key,
+                   idempotency_key=args.idempotency_key, queue=args.queue,
+                   priority=args.priority, timeout=args.timeout, max_retries=args.max_retries)
     async with _manager(args, create=True) as m:  # a first start may well be a submit
         try:
-            task = await m.submit_spec(
-                spec, mode="job", label=args.label, task_key=args.task_key,
-                idempotency_key=args.idempotency_key, queue=args.queue,
-                priority=args.priority, timeout=args.timeout, max_retries=args.max_retries,
-            )
+            task = await m.submit_spec(spec, mode="job", **options)
         except UnknownTask as exc:
+            served = await _served_by_a_server(m, args.queue)
+            if served is not None:
+                # the server registered it (e.g. from its command line): its workers
+                # know the task and check the params when they run it
+                print(f"note: {args.name!r} is not registered in this shell; queued for "
+                      f"the server's workers ({served})", file=sys.stderr)
+                params = spec["params"]
+                task = await m._create_and_start(
+                    "function", "job", {"name": args.name, "params": params},
+                    name=args.name, label=args.label or args.name, params=params, local=None,
+                    options={k: v for k, v in options.items() if k != "label"})
+                return _print_submitted(args, await m.wait(task.id) if args.wait else task)
             raise CliError(
                 f"{exc.message}. This command imports the modules of "
                 "JupyterTasksApp.task_modules in the Jupyter config files (e.g. "
@@ -247,6 +258,19 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
             print(f"existing task {short_id(task.id, args)} ({task.status})", file=sys.stderr)
         if args.wait:
             task = await m.wait(task.id)
+    return _print_submitted(args, task)
+
+
+async def _served_by_a_server(m: TaskManager, queue: str) -> str | None:
+    """A live server process (recent heartbeat) serving ``queue``, described; else None."""
+    now = time.time()
+    for w in await m.store.list_workers():
+        if w.kind == "server" and queue in (w.queues or []) and now - w.heartbeat_at < 120:
+            return f"pid {w.pid} on {w.host}"
+    return None
+
+
+def _print_submitted(args: argparse.Namespace, task: Task) -> int:
     print(json.dumps(task.to_json(), indent=2) if args.json or args.wait
           else short_id(task.id, args))
     return 0 if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.QUEUED.value,

@@ -157,12 +157,16 @@ def test_lab_adds_allow_root_for_root_only() -> None:
 
 
 @pytest.mark.slow
-def test_jupyter_tasks_lab_starts_for_this_user(env: dict[str, str], tmp_path: Path) -> None:
-    """The README's first command, as whoever runs the tests (root in a fresh container)."""
+def test_the_readme_flow_lab_as_this_user_then_submit_from_a_shell(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """The README's first command, as whoever runs the tests (root in a fresh container),
+    with the task module on the server's command line only; then a shell submits by name."""
     runtime = tmp_path / "runtime"
+    env = {**env, "JUPYTER_CONFIG_DIR": str(tmp_path / "empty")}  # no configured modules
+    module = tmp_path / "modules" / "cli_greet_tasks.py"
     lab = subprocess.Popen(
         ["jupyter", "tasks", "lab", "--no-browser", "--port=0", "--ServerApp.token=t",
-         f"--ServerApp.root_dir={tmp_path}"],
+         f"--ServerApp.root_dir={tmp_path}", f"--JupyterTasksApp.task_modules={module}"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         def started() -> bool:
@@ -173,6 +177,11 @@ def test_jupyter_tasks_lab_starts_for_this_user(env: dict[str, str], tmp_path: P
         eventually_sync(started, timeout=90, what="JupyterLab running")
         info = json.loads(next(runtime.glob("jpserver-*.json")).read_text())
         assert info["pid"] == lab.pid  # exec'd: the server is the process we started
+        # this shell does not know cli_greet: the server's workers run it
+        done = jt(env, "submit", "--name", "cli_greet", "--param", "name=Ada", "--wait")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"] == "hello Ada"
+        assert "queued for the server's workers" in done.stderr
     finally:
         lab.terminate()
         try:
