@@ -13,11 +13,13 @@ from textual.widgets import Label, Static, Tree
 from .formatting import (
     duration_text,
     label_text,
+    local_time,
     origin_text,
     pretty_json,
     progress_text,
     short_id,
     status_text,
+    work_text,
 )
 from .log_tail import LogTail
 from .sources import Details
@@ -60,6 +62,7 @@ class DetailPane(VerticalScroll):
     async def _mount_sections(self) -> None:
         # kept as attributes: a query would fail while the app tears the pane down
         self.question = Static("", id="confirmation")
+        self.params_title = Label("params", classes="section", id="params-title")
         self.params = Static("", id="params")
         self.result = Static("", id="result")
         self.error = Static("", id="error")
@@ -68,7 +71,7 @@ class DetailPane(VerticalScroll):
         self.artifacts = Static("", id="artifacts")
         await self.mount_all([
             self.question,
-            Label("params", classes="section"), self.params,
+            self.params_title, self.params,
             Label("result", classes="section"), self.result,
             Label("error", classes="section", id="error-title"), self.error,
             Label("log", classes="section"), self.log_view,
@@ -91,7 +94,9 @@ class DetailPane(VerticalScroll):
             self.log_next = 0
             self.log_view.clear()
         self.patch(details.task)
-        self.params.update(escape(pretty_json(details.task.get("params"))))
+        title, text = work_text(details.task)
+        self.params_title.update(title)
+        self.params.update(escape(text))
         self._show_lineage(details)
         artifacts = details.artifacts
         text = "\n".join(f"{a['name']}  {a.get('size', 0):,} B  {a.get('content_type', '')}  "
@@ -114,8 +119,9 @@ class DetailPane(VerticalScroll):
             f"kind {task.get('kind')} · mode {task.get('mode')} · queue {task.get('queue')} · "
             f"owner {escape(str(task.get('owner') or ''))} · origin "
             f"{escape(origin_text(task))} · attempts {task.get('attempts', 0)}",
-            f"created {task.get('created_at') or ''} · started {task.get('started_at') or '-'}"
-            f" · finished {task.get('finished_at') or '-'} · ran {duration_text(task) or '-'}",
+            f"created {local_time(task.get('created_at'))} · started "
+            f"{local_time(task.get('started_at')) or '-'} · finished "
+            f"{local_time(task.get('finished_at')) or '-'} · ran {duration_text(task) or '-'}",
         ]
         if task.get("parent_id"):
             lines.append(f"{task.get('relationship')} of {task['parent_id']}")

@@ -75,35 +75,59 @@ def origin_text(task: dict[str, Any]) -> str:
     return str(origin.get("type") or "")
 
 
-def started_text(task: dict[str, Any]) -> str:
-    """Local start time (creation time, dimmed in the table, while queued)."""
-    ts = parse_ts(task.get("started_at")) or parse_ts(task.get("created_at"))
+def local_time(value: str | float | None, now: float | None = None) -> str:
+    """An API timestamp (UTC) in local time, as short as is unambiguous.
+
+    ``14:03:22`` today, ``Mar 04 14:03`` earlier this year, ``2024-03-04 14:03``
+    before that; ``""`` for none.
+    """
+    ts = parse_ts(value) if isinstance(value, str) or value is None else float(value)
     if ts is None:
         return ""
     moment = datetime.fromtimestamp(ts)
-    if time.time() - ts < 86400:
+    today = datetime.fromtimestamp(now if now is not None else time.time())
+    if moment.date() == today.date():
         return moment.strftime("%H:%M:%S")
+    if moment.year == today.year:
+        return moment.strftime("%b %d %H:%M")
     return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def started_text(task: dict[str, Any]) -> str:
+    """Local start time (the creation time while queued)."""
+    return local_time(task.get("started_at") or task.get("created_at"))
+
+
+def duration_seconds(task: dict[str, Any], now: float | None = None) -> float | None:
+    """Run time so far (or in total once finished) in seconds; None before it starts."""
+    start = parse_ts(task.get("started_at"))
+    if start is None:
+        return None
+    end = parse_ts(task.get("finished_at")) or (now or time.time())
+    return max(0.0, end - start)
 
 
 def duration_text(task: dict[str, Any], now: float | None = None) -> str:
     """Run time so far (or in total once finished)."""
-    start = parse_ts(task.get("started_at"))
-    if start is None:
-        return ""
-    end = parse_ts(task.get("finished_at")) or (now or time.time())
-    return human_seconds(max(0.0, end - start))
+    seconds = duration_seconds(task, now)
+    return "" if seconds is None else human_seconds(seconds)
 
 
 def human_seconds(seconds: float) -> str:
-    """``850ms``, ``12.3s``, ``4m05s``, ``2h07m``."""
+    """The one duration format of the dashboard, two units at most, a space before each unit.
+
+    ``9 ms``, ``850 ms``, ``8.8 s``, ``42.0 s``, ``1 m 22 s``, ``2 h 07 m``, ``3 d 04 h``.
+    """
     if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} m {whole % 60:02d} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} m"
+    return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
 
 
 def short_id(task_id: str) -> str:
@@ -140,6 +164,30 @@ def fit_cell(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return set_cell_size(text, width)
     return set_cell_size(text, width - 1) + "…"
+
+
+def work_text(task: dict[str, Any]) -> tuple[str, str]:
+    """(section title, plain text) of what a task runs, from its spec (the full view).
+
+    A subprocess shows its argv (as a JSON array: exact, no shell quoting to undo),
+    a notebook its path and parameters, code its source; a registered function its
+    params.
+    """
+    spec = task.get("spec") or {}
+    kind = task.get("kind")
+    if kind == "subprocess" and spec.get("command") is not None:
+        lines = ["argv " + json.dumps(spec["command"])]
+        if spec.get("cwd"):
+            lines.append(f"cwd  {spec['cwd']}")
+        if spec.get("env"):
+            lines.append("env  " + " ".join(f"{k}=…" for k in sorted(spec["env"])))
+        return "command", "\n".join(lines)
+    if kind == "notebook" and spec.get("notebook"):
+        return "notebook", f"{spec['notebook']}\nparameters " + pretty_json(
+            spec.get("parameters") or task.get("params") or {})
+    if kind in ("code", "cell") and (spec.get("code") or spec.get("source")):
+        return kind, str(spec.get("code") or spec.get("source"))
+    return "params", pretty_json(task.get("params"))
 
 
 def pretty_json(value: Any) -> str:
