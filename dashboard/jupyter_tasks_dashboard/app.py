@@ -28,11 +28,14 @@ from textual.reactive import Reactive
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input
 
+from .ask import AskScreen
+from .commands import DashboardCommands
 from .confirm import ConfirmScreen
 from .detail import LOG_LINES, DetailPane
 from .filters import FilterBar
 from .fork import ForkScreen
 from .formatting import parse_ts, short_id
+from .ordering import Sort, fetch_page
 from .queues import QueueOverview
 from .sources import (
     RESYNC,
@@ -41,6 +44,7 @@ from .sources import (
     DatabaseSource,
     DataSource,
     Filters,
+    Page,
     ServerSource,
     find_local_server,
 )
@@ -57,6 +61,7 @@ class TasksDashboard(App[int]):
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "jupyter-tasks"
+    COMMANDS = App.COMMANDS | {DashboardCommands}
     # the header shows the page number: changing it must repaint the header, not (as
     # App.sub_title does) the whole screen on every page turn
     sub_title: Reactive[str] = Reactive("", compute=False, repaint=False)
@@ -69,6 +74,7 @@ class TasksDashboard(App[int]):
         Binding("d", "delete", "Delete"),
         Binding("y", "copy_id", "Copy id"),
         Binding("s", "sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "focus_table", "Table", show=False),
         Binding("ctrl+r", "reload", "Reload", show=False),
@@ -82,6 +88,7 @@ class TasksDashboard(App[int]):
         self.fallback = fallback
         self.page_size = page_size
         self.filters = Filters()
+        self.sort = Sort()
         self._pending: list[dict[str, Any]] = []
         self._detail_timer: Timer | None = None
         self._stats_timer: Timer | None = None
@@ -94,6 +101,7 @@ class TasksDashboard(App[int]):
         self.paints: list[float] = []  # perf_counter() after each page reached the screen
         self.last_page_query = 0.0
         self.last_page_build = 0.0
+        self.first_frame_at: float | None = None
         self.ready = False
 
     # ------------------------------------------------------------------ layout
@@ -116,9 +124,16 @@ class TasksDashboard(App[int]):
         yield self.footer_slot
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.source.description} · connecting…"
+        # the first frame is this skeleton (header, empty counts, placeholder rows); the
+        # source's imports and the first page come after it, in the boot worker
+        self.sub_title = f"{self.source.description} · loading…"
+        self.table.set_sort(self.sort)
         self.table.focus()
+        self.call_after_refresh(self._first_frame)
         self._boot()
+
+    def _first_frame(self) -> None:
+        self.first_frame_at = time.perf_counter()
 
     async def on_unmount(self) -> None:
         try:
@@ -132,10 +147,15 @@ class TasksDashboard(App[int]):
     async def _boot(self) -> None:
         try:
             await self.source.start()
+            # the first page is also the check that the source answers
+            first = await fetch_page(self.source, self.filters, self.sort, None,
+                                     self.page_size)
         except Exception as exc:
             if self.fallback is None:
                 self.notify(f"Cannot connect: {exc}", severity="error", timeout=30)
                 self.sub_title = f"{self.source.description} · not connected"
+                self.table.skeleton = False
+                self.table.refresh()
                 return
             failed = self.source.description
             self.source = self.fallback()
@@ -143,13 +163,17 @@ class TasksDashboard(App[int]):
                         severity="warning")
             try:
                 await self.source.start()
+                first = await fetch_page(self.source, self.filters, self.sort, None,
+                                         self.page_size)
             except Exception as again:  # e.g. no database there: it is never created
                 self.notify(f"Cannot read {self.source.description}: {again}",
                             severity="error", timeout=30)
                 self.sub_title = f"{self.source.description} · not connected"
+                self.table.skeleton = False
+                self.table.refresh()
                 return
         self.ready = True
-        self._load_page(0, None)
+        self._show_page(0, None, first)
         self._follow()
         self.set_interval(FLUSH_SECONDS, self._flush_events)
         # the rest (queue stats, throughput sample, detail pane) waits for the first paint
@@ -186,10 +210,14 @@ class TasksDashboard(App[int]):
     @work(exclusive=True, group="page")
     async def _load_page(self, index: int, cursor: str | None) -> None:
         try:
-            page = await self.source.list_tasks(self.filters, cursor, self.page_size)
+            page = await fetch_page(self.source, self.filters, self.sort, cursor,
+                                    self.page_size)
         except ActionError as exc:
             self.notify(f"Loading tasks failed: {exc}", severity="error")
             return
+        self._show_page(index, cursor, page)
+
+    def _show_page(self, index: int, cursor: str | None, page: Page) -> None:
         self.last_page_query = page.elapsed
         t0 = time.perf_counter()
         self.table.show_page(index, cursor, page.tasks, page.next_cursor)
@@ -206,13 +234,13 @@ class TasksDashboard(App[int]):
             self._after_first_paint()
 
     def _describe(self) -> None:
+        """The header's sub-title: page, the same count as the totals line, order."""
         table = self.table
-        order = "oldest first" if self.filters.oldest_first else "newest first"
-        total = self.overview.total_tasks
         shown = f"page {table.page_index + 1}"
-        if total:
-            shown += f" · {total:,} tasks"
-        self.sub_title = f"{self.source.description} · {shown} · {order}"
+        if self.overview.counted:
+            noun = "matching" if self.filters.active else "tasks"
+            shown += f" · {self.overview.total_text()} {noun}"
+        self.sub_title = f"{self.source.description} · {shown} · {self.sort.describe()}"
 
     @on(TaskTable.RequestPage)
     def _page_requested(self, message: TaskTable.RequestPage) -> None:
@@ -221,12 +249,32 @@ class TasksDashboard(App[int]):
     @on(FilterBar.Changed)
     def _filters_changed(self, message: FilterBar.Changed) -> None:
         self.apply_filters(message.filters)
+        if message.submitted:  # Enter: back to the table, where c, r, f... act again
+            self.table.focus()
+
+    @on(TaskTable.SortRequested)
+    def _sort_requested(self, message: TaskTable.SortRequested) -> None:
+        self.apply_sort(self.sort.choose(message.column))
 
     def apply_filters(self, filters: Filters) -> None:
-        """Show the first page of tasks matching ``filters``."""
+        """Show the first page of tasks matching ``filters``, and count them."""
+        changed = filters != self.filters
         self.filters = filters
         self.table.reset_paging()
         self._load_page(0, None)
+        if changed:
+            self.overview.set_filters(filters)
+            self._describe()
+            if self.ready:
+                self._load_stats()
+
+    def apply_sort(self, sort: Sort) -> None:
+        """Show the first page in another order."""
+        self.sort = sort
+        self.table.set_sort(sort)
+        self.table.reset_paging()
+        self._load_page(0, None)
+        self._describe()
 
     def reload_page(self) -> None:
         table = self.table
@@ -253,7 +301,8 @@ class TasksDashboard(App[int]):
         table, detail, filters = self.table, self.detail, self.filters
         latest: dict[str, dict[str, Any]] = {}
         structural = need_logs = lineage_changed = False
-        first_page = table.page_index == 0 and not filters.oldest_first
+        sort = self.sort
+        first_page = table.page_index == 0 and (sort.grouped or sort.descending)
         lineage_ids = set(getattr(self, "_lineage_ids", ()))
         for event in events:
             etype, task_id, task = event.get("type"), event.get("task_id"), event.get("task")
@@ -279,6 +328,8 @@ class TasksDashboard(App[int]):
         for task_id, task in latest.items():
             self._event_flush[task_id] = self.flushes
             if task_id in table.tasks:
+                if sort.grouped and sort.group_of(task) != sort.group_of(table.tasks[task_id]):
+                    structural = True  # e.g. running -> finished: it moves to its group
                 table.patch(task)
                 if not filters.matches(task):
                     structural = True
@@ -305,14 +356,15 @@ class TasksDashboard(App[int]):
         if self._stats_timer is not None:
             self._stats_timer.stop()
         t0 = time.perf_counter()
+        filters = self.filters
         try:
-            stats = await self.source.stats()
+            stats = await self.source.count(filters)
         except ActionError:
             stats = None
         elapsed = time.perf_counter() - t0
         self._stats_timer = self.set_timer(max(STATS_SECONDS, 10 * elapsed), self._load_stats)
         if stats is not None:
-            self.overview.update_stats(stats)
+            self.overview.update_stats(stats, filters)
             self._describe()
 
     # ---------------------------------------------------------------- details
@@ -342,8 +394,9 @@ class TasksDashboard(App[int]):
             return
         await self.detail.build()
         if self._event_flush.get(task_id, -1) >= asked_at and task_id in self.table.tasks:
-            # an event applied meanwhile is newer than this read: keep its snapshot
-            details.task = self.table.tasks[task_id]
+            # an event applied meanwhile is newer than this read: keep its snapshot (events
+            # carry no spec: the read's full-view fields stay)
+            details.task = {**details.task, **self.table.tasks[task_id]}
         new = task_id != self.detail.task_id
         self._lineage_ids = {details.lineage_root["id"]} if details.lineage_root else set()
         for kids in details.lineage.values():
@@ -389,12 +442,31 @@ class TasksDashboard(App[int]):
             return
         self.notify(success(result))
 
+    def _ask_then(self, question: str, detail: str, yes: str,
+                  then: Callable[[], None]) -> None:
+        """Ask a yes/no question in a modal; run ``then`` on yes."""
+        def answered(ok: bool | None) -> None:
+            if ok:
+                then()
+
+        self.push_screen(AskScreen(question, detail, yes), answered)
+
     def action_cancel(self) -> None:
         task = self._selected()
-        if task is not None:
+        if task is None:
+            return
+        if task.get("status") in TERMINAL:
+            self.notify(f"{_name(task)} has already ended ({task.get('status')})",
+                        severity="warning")
+            return
+
+        def cancel() -> None:
             self._act("Cancel", lambda: self.source.cancel(task["id"]),
                       lambda t: f"Cancel requested for {_name(t)}" if t["status"] != "cancelled"
                       else f"Cancelled {_name(t)}")
+
+        self._ask_then(f"Cancel {_name(task)}?", f"It is {task.get('status')}.",
+                       "Cancel task", cancel)
 
     def action_rerun(self) -> None:
         task = self._selected()
@@ -437,9 +509,16 @@ class TasksDashboard(App[int]):
 
     def action_delete(self) -> None:
         task = self._selected()
-        if task is not None:
+        if task is None:
+            return
+
+        def delete() -> None:
             self._act("Delete", lambda: self.source.delete(task["id"]),
                       lambda _: f"Deleted {_name(task)}")
+
+        self._ask_then(f"Delete {_name(task)}?",
+                       "Its row, log and artifacts are forgotten for good.",
+                       "Delete", delete)
 
     def action_copy_id(self) -> None:
         task = self._selected()
@@ -448,12 +527,28 @@ class TasksDashboard(App[int]):
             self.notify(f"Copied {task['id']}")
 
     def action_sort(self) -> None:
-        filters = self.filter_bar.toggle_order()
-        self.apply_filters(filters)
-        self.notify("Oldest first" if filters.oldest_first else "Newest first")
+        self.apply_sort(self.sort.next_column())
+
+    def action_reverse_sort(self) -> None:
+        self.apply_sort(self.sort.flipped())
+
+    def action_sort_by(self, column: str) -> None:
+        self.apply_sort(Sort() if column == "status" else Sort().choose(column))
 
     def action_focus_filter(self) -> None:
         self.filter_bar.query_one("#filter-search", Input).focus()
+
+    def action_filter_status(self, label: str) -> None:
+        self.filter_bar.set_status(label)
+
+    def action_clear_filters(self) -> None:
+        self.filter_bar.clear()
+
+    def action_next_page(self) -> None:
+        self.table.action_next_page()
+
+    def action_prev_page(self) -> None:
+        self.table.action_prev_page()
 
     def action_focus_table(self) -> None:
         self.table.focus()

@@ -1,8 +1,6 @@
-"""The filter bar: status, name, owner, free text, and the sort order."""
+"""The filter bar: status, name, owner, free text (the order is the table's header)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -22,13 +20,12 @@ class FilterBar(Horizontal):
     """Inputs that post ``FilterBar.Changed`` with the new ``Filters`` on submit or select."""
 
     class Changed(Message):
-        def __init__(self, filters: Filters) -> None:
+        """``submitted``: Enter in a text box (the app then gives the table the focus)."""
+
+        def __init__(self, filters: Filters, submitted: bool = False) -> None:
             super().__init__()
             self.filters = filters
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.oldest_first = False
+            self.submitted = submitted
 
     def compose(self) -> ComposeResult:
         yield Select([(label, label) for label, _ in STATUS_CHOICES], prompt="any status",
@@ -47,17 +44,30 @@ class FilterBar(Horizontal):
         def text(widget_id: str) -> str | None:
             return self.query_one(widget_id, Input).value.strip() or None
         return Filters(statuses=statuses, name=text("#filter-name"),
-                       owner=text("#filter-owner"), search=text("#filter-search"),
-                       oldest_first=self.oldest_first)
+                       owner=text("#filter-owner"), search=text("#filter-search"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.post_message(self.Changed(self.filters))
+        self.post_message(self.Changed(self.filters, submitted=True))
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
         self.post_message(self.Changed(self.filters))
 
-    def toggle_order(self) -> Filters:
-        self.oldest_first = not self.oldest_first
-        return self.filters
+    def set_status(self, label: str | None) -> None:
+        """Choose a status entry (None: any); the Select posts the change."""
+        select = self.query_one("#filter-status", Select)
+        if label is None:
+            select.clear()
+        else:
+            select.value = label
+
+    def clear(self) -> None:
+        """Empty every box and the status; posts one change."""
+        for widget_id in ("#filter-search", "#filter-name", "#filter-owner"):
+            self.query_one(widget_id, Input).value = ""
+        select = self.query_one("#filter-status", Select)
+        if select.is_blank():
+            self.post_message(self.Changed(self.filters))
+        else:
+            select.clear()

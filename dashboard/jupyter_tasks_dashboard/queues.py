@@ -1,4 +1,9 @@
-"""The queue overview: per queue, queued / running / workers, recent throughput, failures."""
+"""The queue overview: per queue, queued / running / workers, recent throughput and endings.
+
+Every count follows the table's filter: the totals line and the queue rows come from
+one ``count(filters)`` answer, the recent endings from the events that match it. Each
+terminal status is shown as itself (a timeout is not a failure).
+"""
 
 from __future__ import annotations
 
@@ -10,38 +15,53 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
 
+from .sources import Filters
+
 BUCKET_SECONDS = 10.0
 BUCKETS = 30  # five minutes of history
-FAILED = frozenset({"failed", "timeout", "oom", "interrupted"})
-TERMINAL = frozenset({"succeeded", "cancelled"}) | FAILED
+WINDOW = BUCKET_SECONDS * BUCKETS
+TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
+BAD = ("failed", "timeout", "oom", "interrupted")  # shown in red, each as itself
+ORDER = ("running", "queued", *TERMINAL)
 
 
 class Throughput:
-    """Finished tasks per ``BUCKET_SECONDS`` over the last ``BUCKETS`` buckets, per queue."""
+    """Tasks that ended in the last ``WINDOW`` seconds, per queue, filterable."""
 
     def __init__(self) -> None:
-        self.finished: dict[str, deque[float]] = {}
-        self.failures: dict[str, deque[float]] = {}
+        self.finished: dict[str, deque[tuple[float, dict[str, Any]]]] = {}
+        self.filters = Filters()
 
-    def record(self, queue: str, status: str, ts: float) -> None:
-        if status not in TERMINAL:
+    def record(self, queue: str, task: dict[str, Any], ts: float) -> None:
+        if task.get("status") not in TERMINAL:
             return
-        self.finished.setdefault(queue, deque(maxlen=50_000)).append(ts)
-        if status in FAILED:
-            self.failures.setdefault(queue, deque(maxlen=50_000)).append(ts)
+        ends = self.finished.setdefault(queue, deque(maxlen=50_000))
+        ends.append((ts, task))
+        horizon = time.time() - WINDOW
+        while ends and ends[0][0] < horizon:
+            ends.popleft()
+
+    def _recent(self, queue: str, now: float) -> list[tuple[float, dict[str, Any]]]:
+        start = now - WINDOW
+        matches = self.filters.matches
+        return [(ts, t) for ts, t in self.finished.get(queue, ()) if ts >= start and matches(t)]
 
     def series(self, queue: str, now: float | None = None) -> list[float]:
         now = now or time.time()
-        start = now - BUCKETS * BUCKET_SECONDS
+        start = now - WINDOW
         counts = [0.0] * BUCKETS
-        for ts in self.finished.get(queue, ()):
-            if ts >= start:
-                counts[min(BUCKETS - 1, int((ts - start) // BUCKET_SECONDS))] += 1
+        for ts, _ in self._recent(queue, now):
+            counts[min(BUCKETS - 1, int((ts - start) // BUCKET_SECONDS))] += 1
         return counts
 
-    def recent_failures(self, queue: str, now: float | None = None) -> int:
-        start = (now or time.time()) - BUCKETS * BUCKET_SECONDS
-        return sum(1 for ts in self.failures.get(queue, ()) if ts >= start)
+    def recent_endings(self, queue: str, now: float | None = None) -> dict[str, int]:
+        """How many of the recent endings were each bad status (failed, timeout, ...)."""
+        counts = dict.fromkeys(BAD, 0)
+        for _, task in self._recent(queue, now or time.time()):
+            status = task.get("status")
+            if status in counts:
+                counts[status] += 1
+        return counts
 
 
 class QueueRow(Horizontal):
@@ -59,13 +79,14 @@ class QueueRow(Horizontal):
         yield self.counts
         yield self.spark
 
-    def show(self, counts: dict[str, Any], series: list[float], failures: int) -> None:
+    def show(self, counts: dict[str, Any], series: list[float], endings: dict[str, int]) -> None:
         workers = counts.get("max_workers")
         workers_text = "?" if workers is None else str(workers)
         per_min = sum(series[-6:])  # the last minute
         text = (f"queued [b]{counts.get('queued', 0)}[/b]  running [b]{counts.get('running', 0)}"
-                f"[/b]  workers {workers_text}  done/min {per_min:.0f}  "
-                f"failures {'[red]' if failures else ''}{failures}{'[/]' if failures else ''}")
+                f"[/b]  workers {workers_text}  ended/min {per_min:.0f}")
+        bad = [f"[red]{status} {n}[/]" for status, n in endings.items() if n]
+        text += "  last 5 min: " + ("  ".join(bad) if bad else "no failures")
         self.counts.update(text)
         self.spark.data = series
 
@@ -76,19 +97,30 @@ class QueueOverview(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.throughput = Throughput()
-        self.stats: dict[str, Any] = {"queues": {}, "statuses": {}, "workers": []}
-        self.totals = Static("", id="totals")
+        self.stats: dict[str, Any] = {"queues": {}, "statuses": {}, "workers": [], "exact": True}
+        self.filters = Filters()
+        self.counted = False  # a count for the current filter has arrived
+        self.totals = Static("counting…", id="totals")
 
     def compose(self) -> ComposeResult:
         yield self.totals
 
     def record(self, task: dict[str, Any], ts: float | None = None) -> None:
         """Count a finished task (from an event or the start-up sample)."""
-        self.throughput.record(task.get("queue") or "default", task.get("status") or "",
-                               ts or time.time())
+        self.throughput.record(task.get("queue") or "default", task, ts or time.time())
 
-    def update_stats(self, stats: dict[str, Any]) -> None:
+    def set_filters(self, filters: Filters) -> None:
+        """The table's filter changed: counts are stale until the next ``update_stats``."""
+        self.filters = self.throughput.filters = filters
+        self.counted = False
+        self.redraw()
+
+    def update_stats(self, stats: dict[str, Any], filters: Filters | None = None) -> None:
+        """A count made for ``filters`` (ignored if the filter changed since it was asked)."""
+        if filters is not None and filters != self.filters:
+            return
         self.stats = stats
+        self.counted = True
         self.redraw()
 
     def redraw(self) -> None:
@@ -109,15 +141,27 @@ class QueueOverview(Vertical):
         for name, row in rows.items():
             if row.is_mounted:
                 row.show(queues.get(name, {}), self.throughput.series(name, now),
-                         self.throughput.recent_failures(name, now))
+                         self.throughput.recent_endings(name, now))
+        self.totals.update(self.totals_text())
+
+    def totals_text(self) -> str:
+        """``100,000 tasks · running 3 · queued 0 · succeeded … · timeout …`` (markup)."""
+        if not self.counted:
+            return "[dim]counting…[/dim]"
         statuses = self.stats.get("statuses") or {}
-        total = sum(statuses.values())
-        workers = len(self.stats.get("workers") or [])
-        failed = sum(statuses.get(s, 0) for s in FAILED)
-        self.totals.update(
-            f"[b]{total:,}[/b] tasks  ·  running {statuses.get('running', 0)}  ·  queued "
-            f"{statuses.get('queued', 0)}  ·  failed {failed:,}  ·  live workers {workers}"
-        )
+        parts = [f"[b]{self.total_text()}[/b] {'matching' if self.filters.active else 'tasks'}"]
+        for status in ORDER:
+            count = statuses.get(status, 0)
+            if count or status in ("running", "queued"):
+                text = f"{status} {count:,}"
+                parts.append(f"[red]{text}[/]" if status in BAD else text)
+        parts.append(f"live workers {len(self.stats.get('workers') or [])}")
+        return "  ·  ".join(parts)
+
+    def total_text(self) -> str:
+        """The count of tasks, ``≥`` when the count stopped early."""
+        prefix = "" if self.stats.get("exact", True) else "≥ "
+        return f"{prefix}{self.total_tasks:,}"
 
     @property
     def total_tasks(self) -> int:

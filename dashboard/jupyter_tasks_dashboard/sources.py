@@ -9,6 +9,7 @@ problem+json ``detail`` and field problems, or the engine's message).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import pathlib
@@ -20,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_tasks.client import TasksClient, TasksClientError
+# jupyter_tasks.client (and through it the engine package and tornado) is imported when a
+# ServerSource starts, not here: the dashboard's first frame must not wait for it
 
 TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
@@ -28,6 +30,8 @@ STATUSES = (*ACTIVE, *TERMINAL)
 RESYNC = "dashboard.resync"  # pseudo-event: re-read everything shown (resumed without an id)
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
+COUNT_PAGE = 500  # the server's largest page
+COUNT_PAGES = 20  # a filtered count over REST stops here (10,000 tasks) and says "at least"
 
 
 class ActionError(Exception):
@@ -62,6 +66,36 @@ class Filters:
             if not any(needle in h for h in hay) and not task.get("id", "").startswith(needle):
                 return False
         return True
+
+    @property
+    def narrows(self) -> bool:
+        """Whether anything beyond the status set narrows the tasks."""
+        return bool(self.name or self.owner or self.search)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.statuses) or self.narrows
+
+
+def tally(tasks: list[dict[str, Any]], counts: dict[str, Any]) -> None:
+    """Add tasks (API JSON) to ``{"queues", "statuses"}`` counts."""
+    for task in tasks:
+        status = task.get("status") or ""
+        counts["statuses"][status] = counts["statuses"].get(status, 0) + 1
+        queue = counts["queues"].setdefault(task.get("queue") or "default",
+                                            {"queued": 0, "running": 0})
+        if status in ACTIVE:
+            queue[status] += 1
+
+
+def restrict(stats: dict[str, Any], statuses: tuple[str, ...]) -> dict[str, Any]:
+    """Whole-hub counts cut down to a status set (for a status-only filter)."""
+    wanted = set(statuses)
+    queues = {q: {**c, "queued": c.get("queued", 0) if "queued" in wanted else 0,
+                  "running": c.get("running", 0) if "running" in wanted else 0}
+              for q, c in (stats.get("queues") or {}).items()}
+    return {**stats, "queues": queues,
+            "statuses": {s: n for s, n in (stats.get("statuses") or {}).items() if s in wanted}}
 
 
 @dataclass
@@ -113,6 +147,14 @@ class DataSource(ABC):
 
     @abstractmethod
     async def stats(self) -> dict[str, Any]: ...
+
+    async def count(self, filters: Filters) -> dict[str, Any]:
+        """``stats()`` for the tasks ``filters`` match: ``{"queues", "statuses", "workers",
+        "exact"}``; ``exact`` False when the count stopped early (then it is a lower bound)."""
+        stats = await self.stats()
+        if filters.statuses:
+            stats = restrict(stats, filters.statuses)
+        return {**stats, "exact": True}
 
     @abstractmethod
     async def cancel(self, task_id: str) -> dict[str, Any]: ...
@@ -168,21 +210,48 @@ class ServerSource(DataSource):
     """A Jupyter server's jupyter-tasks API over ``TasksClient``."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
-        self.client = TasksClient(url, token)
         self.url = url
+        self.token = token
+        self.client: Any = None  # a TasksClient once started
         self.description = f"server {url}"
         self.last_event_id: int | None = None
         self.connections = 0  # websocket connections opened (reconnects = connections - 1)
         self.connected = asyncio.Event()
 
     async def _call(self, coro: Any) -> Any:
+        from jupyter_tasks.client import TasksClientError
+
         try:
             return await coro
         except TasksClientError as exc:
             raise ActionError(exc.describe(), exc.status) from None
 
     async def start(self) -> None:
-        await self._call(self.client.stats())
+        # importing the client (the engine package, tornado) takes a few hundred ms: on a
+        # thread, so the skeleton on screen keeps answering keys meanwhile
+        client_module = await asyncio.to_thread(importlib.import_module, "jupyter_tasks.client")
+        self.client = client_module.TasksClient(self.url, self.token)
+        # no separate round trip to check the server: the first page is the check
+
+    async def count(self, filters: Filters) -> dict[str, Any]:
+        if not filters.narrows:
+            return await super().count(filters)
+        # the server counts only whole statuses: count name/owner/text matches page by page
+        counts: dict[str, Any] = {"queues": {}, "statuses": {}, "workers": [], "exact": True}
+        cursor: str | None = None
+        for _ in range(COUNT_PAGES):
+            page = await self.list_tasks(filters, cursor, COUNT_PAGE)
+            tally(page.tasks, counts)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        counts["exact"] = cursor is None
+        stats = await self.stats()  # the queues' worker limits and the live workers
+        for queue, whole in (stats.get("queues") or {}).items():
+            counts["queues"].setdefault(queue, {"queued": 0, "running": 0})["max_workers"] = \
+                whole.get("max_workers")
+        counts["workers"] = stats.get("workers") or []
+        return counts
 
     async def list_tasks(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         t0 = time.perf_counter()
@@ -202,7 +271,8 @@ class ServerSource(DataSource):
         return Page(tasks, answer.get("next_cursor"), time.perf_counter() - t0)
 
     async def get_task(self, task_id: str) -> dict[str, Any]:
-        return await self._call(self.client.get(task_id))
+        # the full view carries the spec: a subprocess task's argv, a notebook's path
+        return await self._call(self.client.get(task_id, full=True))
 
     async def children(self, task_id: str) -> list[dict[str, Any]]:
         answer = await self._call(self.client.list(parent_id=task_id, limit=200))
@@ -242,6 +312,8 @@ class ServerSource(DataSource):
         resume from: a ``dashboard.resync`` pseudo-event then tells the app to
         re-read what it shows.
         """
+        from jupyter_tasks.client import TasksClientError
+
         delay = RETRY_SECONDS
         while True:
             try:
@@ -338,6 +410,46 @@ class DatabaseSource(DataSource):
             statuses[status] = statuses.get(status, 0) + count
         return {"queues": queues, "statuses": statuses}
 
+    def _count_matching(self, filters: Filters) -> dict[str, Any]:
+        """Per queue and per status counts of the tasks ``filters`` match (reader thread)."""
+        if self._reader_conn is None:
+            self._count()
+        assert self._reader_conn is not None
+        where, args = [], []
+        if filters.statuses:
+            where.append(f"status IN ({','.join('?' * len(filters.statuses))})")
+            args += list(filters.statuses)
+        for column, value in (("name", filters.name), ("owner", filters.owner)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if filters.search:  # the store's own search (Store.list_tasks)
+            where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
+                         " OR instr(id, ?) = 1)")
+            needle = filters.search.lower()
+            args += [needle, needle, needle]
+        sql = "SELECT queue, status, count(*) FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        counts: dict[str, Any] = {"queues": {}, "statuses": {}}
+        for queue, status, count in self._reader_conn.execute(sql + " GROUP BY queue, status",
+                                                              args):
+            per_queue = counts["queues"].setdefault(queue, {"queued": 0, "running": 0})
+            if status in ACTIVE:
+                per_queue[status] += count
+            counts["statuses"][status] = counts["statuses"].get(status, 0) + count
+        return counts
+
+    async def count(self, filters: Filters) -> dict[str, Any]:
+        if not filters.active:
+            return {**await self.stats(), "exact": True}
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="dashboard-stats")
+        counts = await asyncio.get_running_loop().run_in_executor(
+            self._reader, self._count_matching, filters)
+        workers = await self.manager.store.list_workers()
+        return {**counts, "workers": [w.to_json() for w in workers], "exact": True}
+
     async def _call(self, coro: Any) -> Any:
         from jupyter_tasks.exceptions import JupyterTasksError
 
@@ -359,7 +471,7 @@ class DatabaseSource(DataSource):
                     time.perf_counter() - t0)
 
     async def get_task(self, task_id: str) -> dict[str, Any]:
-        return (await self._call(self.manager.get(task_id))).to_json()
+        return (await self._call(self.manager.get(task_id))).to_json(full=True)
 
     async def children(self, task_id: str) -> list[dict[str, Any]]:
         return [t.to_json() for t in await self.manager.store.children(task_id)]

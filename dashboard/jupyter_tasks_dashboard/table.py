@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from .formatting import STATUS_STYLES, fit_cell, row_cells
+from .ordering import Sort
 
 COLUMNS = (
     ("id", "id", 11),
@@ -29,13 +30,16 @@ COLUMNS = (
     ("progress", "progress", 15),
     ("owner", "owner", 8),
     ("origin", "origin", 14),
-    ("started", "started", 8),
+    ("started", "started", 12),
     ("duration", "duration", 8),
 )
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 WIDTHS = tuple(width for _, _, width in COLUMNS)
 STATUS_COLUMN = COLUMN_KEYS.index("status")
 TABLE_WIDTH = sum(width + 2 for width in WIDTHS)  # one space of padding either side
+# where each column starts on a line (for clicks on the header)
+STARTS = tuple(sum(width + 2 for width in WIDTHS[:i]) for i in range(len(WIDTHS)))
+SKELETON = tuple("━" * max(2, width * (3 + i % 3) // 6) for i, width in enumerate(WIDTHS))
 _STATUS_STYLES = {status: Style.parse(style) for status, style in STATUS_STYLES.items()}
 
 
@@ -49,7 +53,8 @@ class TaskTable(ScrollView, can_focus=True):
     events arrive.
     """
 
-    COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--odd"}
+    COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--odd",
+                         "task-table--skeleton"}
 
     BINDINGS = [
         Binding("up,k", "cursor_up", "Up", show=False),
@@ -67,6 +72,13 @@ class TaskTable(ScrollView, can_focus=True):
             super().__init__()
             self.index = index
             self.cursor = cursor
+
+    class SortRequested(Message):
+        """A click on a column's header: sort by it (again: the other direction)."""
+
+        def __init__(self, column: str) -> None:
+            super().__init__()
+            self.column = column
 
     class RowHighlighted(Message):
         """The cursor rests on another row (``task_id`` None when the page is empty)."""
@@ -89,12 +101,14 @@ class TaskTable(ScrollView, can_focus=True):
         self._cells: list[tuple[str, ...]] = []
         self._strips: dict[tuple[int, bool], Strip] = {}  # (row, under cursor) -> full strip
         self._header: Strip | None = None
-        self._styles: tuple[Style, Style, Style, Style] | None = None
+        self._styles: tuple[Style, Style, Style, Style, Style] | None = None
         self.cursor_row = 0
         self.page_cursors: list[str | None] = [None]
         self.page_index = 0
         self.next_cursor: str | None = None
         self.pages_shown = 0
+        self.sort = Sort()
+        self.skeleton = True  # skeleton rows until the first page arrives
         self.virtual_size = Size(TABLE_WIDTH, 1)
 
     # ---------------------------------------------------------------- rendering
@@ -108,7 +122,7 @@ class TaskTable(ScrollView, can_focus=True):
         self._header = None
         self._styles = None
 
-    def _row_styles(self) -> tuple[Style, Style, Style, Style]:
+    def _row_styles(self) -> tuple[Style, Style, Style, Style, Style]:
         """(base, odd row, cursor, header) rich styles, looked up once per style change."""
         if self._styles is None:
             base = self.rich_style
@@ -117,21 +131,40 @@ class TaskTable(ScrollView, can_focus=True):
                 base + self.get_component_rich_style("task-table--odd"),
                 base + self.get_component_rich_style("task-table--cursor"),
                 base + self.get_component_rich_style("task-table--header"),
+                base + self.get_component_rich_style("task-table--skeleton"),
             )
         return self._styles
+
+    def header_labels(self) -> list[str]:
+        """The header's column titles, the sorted one with its arrow."""
+        return [f"{label} {self.sort.arrow()}" if key == self.sort.column else label
+                for key, label, _ in COLUMNS]
+
+    def set_sort(self, sort: Sort) -> None:
+        self.sort = sort
+        self._header = None
+        self.refresh_line(0)
 
     def _header_strip(self) -> Strip:
         if self._header is None:
             style = self._row_styles()[3]
-            text = "".join(f" {fit_cell(label, width)} " for _, label, width in COLUMNS)
+            text = "".join(f" {fit_cell(label, width)} "
+                           for label, width in zip(self.header_labels(), WIDTHS, strict=True))
             self._header = Strip([Segment(text, style)], TABLE_WIDTH)
         return self._header
+
+    def _skeleton_strip(self, row: int) -> Strip:
+        style = self._row_styles()[4]
+        cells = SKELETON if row % 2 else SKELETON[::-1]
+        text = "".join(f" {fit_cell(cell[:width], width)} "
+                       for cell, width in zip(cells, WIDTHS, strict=True))
+        return Strip([Segment(text, style)], TABLE_WIDTH)
 
     def _row_strip(self, row: int, under_cursor: bool) -> Strip:
         key = (row, under_cursor)
         strip = self._strips.get(key)
         if strip is None:
-            base, odd, cursor, _ = self._row_styles()
+            base, odd, cursor, _, _ = self._row_styles()
             style = cursor if under_cursor else (odd if row % 2 else base)
             cells = self._cells[row]
             segments = []
@@ -155,6 +188,8 @@ class TaskTable(ScrollView, can_focus=True):
         else:
             row = scroll_y + y - 1
             if not 0 <= row < len(self._cells):
+                if self.skeleton and not self._cells:
+                    return self._skeleton_strip(row).crop_extend(scroll_x, scroll_x + width, base)
                 return Strip.blank(width, base)
             strip = self._row_strip(row, row == self.cursor_row)
         return strip.crop_extend(scroll_x, scroll_x + width, base)
@@ -168,6 +203,7 @@ class TaskTable(ScrollView, can_focus=True):
                   next_cursor: str | None) -> None:
         """Put a freshly loaded page in the rows, keeping the selected task if present."""
         selected = self.selected_id
+        self.skeleton = False
         del self.page_cursors[index + 1:]
         if index >= len(self.page_cursors):
             self.page_cursors.append(cursor)
@@ -247,7 +283,14 @@ class TaskTable(ScrollView, can_focus=True):
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
-        if offset is None or offset.y < 1:
+        if offset is None:
+            return
+        if offset.y < 1:
+            x = offset.x + round(self.scroll_x)
+            for key, start, width in zip(COLUMN_KEYS, STARTS, WIDTHS, strict=True):
+                if start <= x < start + width + 2:
+                    self.post_message(self.SortRequested(key))
+                    return
             return
         self.move_cursor(round(self.scroll_y) + offset.y - 1)
 

@@ -49,7 +49,7 @@ async def test_starts_on_100k_tasks_and_renders_a_page(big_db, capsys):
         await until(lambda: "queued" in gpu_line(), pilot, what="gpu queue counts")
         queue_line = gpu_line()
         assert "queued 0" in queue_line and "running 2" in queue_line, queue_line
-        assert "page 1 · 100,000 tasks · newest first" in app.sub_title
+        assert "page 1 · 100,000 tasks · running first" in app.sub_title
 
         # paging: key press to the next page on screen
         timings = []
@@ -119,11 +119,11 @@ async def test_live_updates_in_database_mode(tmp_path):
         await until(lambda: task.id in app.table.tasks, pilot, what="the new row")
         app.table.select(task.id)
         await until(lambda: app.detail.task_id == task.id, pilot, what="details")
-        await pilot.press("c")
+        await pilot.press("c", "y")
         await until(lambda: app.table.tasks[task.id]["status"] == "cancelled", pilot,
                     what="cancelled through the database")
         assert (await writer.get(task.id)).status == "cancelled"
-        await pilot.press("d")
+        await pilot.press("d", "y")
         await until(lambda: task.id not in app.table.tasks, pilot, what="deleted")
         assert "no tasks" not in app.screen_text()
 

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.ask import AskScreen
 from jupyter_tasks_dashboard.confirm import ConfirmScreen
 from jupyter_tasks_dashboard.fork import ForkScreen
 from jupyter_tasks_dashboard.sources import ServerSource
+from rich.text import Text
 from textual.widgets import Button, TextArea
 
 from jupyter_tasks.client import TasksClient
@@ -78,6 +80,9 @@ async def test_cancel_from_the_dashboard_ends_the_task_cancelled(server):
         await select(app, pilot, task["id"])
         await until(lambda: cell(app, task["id"], "status") == "running", pilot, what="running")
         await pilot.press("c")
+        await until(lambda: isinstance(app.screen, AskScreen), pilot, what="the question")
+        assert "Cancel to cancel" in app.screen_text()
+        await pilot.press("y")
         await until(lambda: cell(app, task["id"], "status") == "cancelled", pilot,
                     what="cancelled in the table")
         assert any("Cancel" in n for n in notes(app)), notes(app)
@@ -190,14 +195,14 @@ async def test_delete_copy_and_errors_are_reported(server):
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         await select(app, pilot, active["id"])
-        await pilot.press("d")  # the server refuses (409): the detail is shown
+        await pilot.press("d", "y")  # the server refuses (409): the detail is shown
         await until(lambda: any("Delete failed" in n and "cancel" in n for n in notes(app)),
                     pilot, what="the server's refusal")
-        await pilot.press("c")
+        await pilot.press("c", "y")
         await select(app, pilot, done["id"])
         await pilot.press("y")
         assert app.clipboard == done["id"]
-        await pilot.press("d")
+        await pilot.press("d", "y")
         await until(lambda: done["id"] not in app.table.tasks, pilot, what="the row gone")
         assert any("Deleted to delete" in n for n in notes(app)), notes(app)
     code, _ = server.request("GET", f"api/tasks/{done['id']}")
@@ -217,16 +222,31 @@ async def test_filters_and_sort(server):
         await pilot.press("enter")
         await until(lambda: list(app.table.tasks) == [marked["id"]], pilot,
                     what="only the matching task")
+        assert app.focused is app.table  # Enter gives the table the keys back
+        # the counts are those of the filter, the same in the totals line and the title
+        await until(lambda: "1 matching" in totals_of(app), pilot,
+                    what="the filtered count")
+        assert "· 1 matching ·" in app.sub_title
         screen = app.screen_text()
         assert "needle-in-haystack" in screen and "echo one" not in screen
         app.query_one("#filter-search").value = ""
         app.apply_filters(app.query_one("#filters").filters)
         await until(lambda: len(app.table.tasks) > 1, pilot, what="all rows again")
-        newest = list(app.table.tasks)
+        await until(lambda: "tasks" in totals_of(app), pilot, what="all counted")
         app.table.focus()
-        await pilot.press("s")
-        await until(lambda: app.filters.oldest_first and list(app.table.tasks) != newest,
-                    pilot, what="oldest first")
-        ids = list(app.table.tasks)
-        assert ids == sorted(ids)
-        assert "oldest first" in app.sub_title
+        await pilot.press("s")  # status (running first) -> started, newest first
+        await until(lambda: app.sort.column == "started" and "newest first" in app.sub_title,
+                    pilot, what="newest first")
+        await pilot.press("S")
+        await until(lambda: "oldest first" in app.sub_title and table_ids(app) == sorted(
+            table_ids(app)) and len(table_ids(app)) > 1, pilot, what="oldest first")
+        assert "started ▲" in app.screen_text()
+
+
+def totals_of(app: TasksDashboard) -> str:
+    """The totals line as plain text."""
+    return Text.from_markup(app.overview.totals_text()).plain
+
+
+def table_ids(app: TasksDashboard) -> list[str]:
+    return list(app.table.row_ids)
