@@ -10,7 +10,9 @@ the job's own file. Printed at the end:
 
 * accepted: submissions answered 202/200 (each has an idempotency key, so a
   submission retried across a server restart is one job);
-* finished exactly once: succeeded, exactly one ``end`` line;
+* finished exactly once: succeeded, exactly one ``end`` line; of those, how many
+  a reaper finished from the exit their process recorded (the worker died
+  after the command exited, before it wrote the end);
 * run twice: a second run started while an earlier one was still going (the
   bug this guards against), and separately re-runs after a run that finished
   its work but whose worker died before the end was stored (at-least-once:
@@ -332,10 +334,13 @@ def main() -> None:
         time.sleep(0.5)
     elapsed = time.monotonic() - started
     statuses = dict(read_db(cluster.db, "SELECT id, status FROM tasks"))
+    from_exit = {task_id for (task_id,) in read_db(
+        cluster.db, "SELECT DISTINCT task_id FROM task_logs WHERE stream = 'log' "
+        "AND text LIKE '%this end was written from that exit%'")}
     keep = cluster.pids()
     left_over = orphans(folder, keep)
 
-    once = overlapping = rerun = lost = 0
+    once = overlapping = rerun = lost = once_from_exit = 0
     by_kind: dict[str, list[int]] = {}
     for token, task_id in accepted.items():
         runs = runs_of(marks, token)
@@ -349,6 +354,7 @@ def main() -> None:
             continue
         if len(ends) == 1:
             once += 1
+            once_from_exit += task_id in from_exit
             counts[1] += 1
             continue
         # a run that started before an earlier run's end overlapped it
@@ -364,7 +370,8 @@ def main() -> None:
           f"{victims.count('worker')} worker), {elapsed:.0f} s in all")
     print(f"accepted: {len(accepted)}")
     print(f"finished exactly once: {once} "
-          f"({', '.join(f'{k} {v[1]}/{v[0]}' for k, v in sorted(by_kind.items()))})")
+          f"({', '.join(f'{k} {v[1]}/{v[0]}' for k, v in sorted(by_kind.items()))}; "
+          f"{once_from_exit} of them finished by a reaper from their recorded exit)")
     print(f"run twice (overlapping runs): {overlapping}")
     print(f"run again after a finished but unstored run (at-least-once, no overlap): {rerun}")
     print(f"lost: {lost}")
