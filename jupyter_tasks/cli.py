@@ -126,6 +126,8 @@ async def _resolve(store: Store, ref: str) -> str:
     rows = await store._read(find)
     if len(rows) == 1:
         return rows[0][0]
+    if not rows and len(ref) == 32:
+        raise CliError(f"no task with id {ref}")
     if not rows:
         raise CliError(f"no task matches {ref!r} (give a task id, or its start or end; "
                        "`jupyter tasks list` shows them)")
