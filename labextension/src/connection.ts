@@ -9,7 +9,7 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { TasksModel } from './model';
-import { IArtifact, ILogPage, ITask, ITaskEvent, ITaskPage } from './types';
+import { IArtifact, ILogPage, IMe, ITask, ITaskEvent, ITaskPage } from './types';
 
 /** Page size of the task list; the panel asks for older pages on demand. */
 export const PAGE_SIZE = 100;
@@ -31,6 +31,11 @@ export class TasksAPI {
     return this._json<ITaskPage>([], {
       query: { limit: String(options.limit ?? PAGE_SIZE), cursor: options.cursor ?? undefined }
     });
+  }
+
+  /** Who the server takes this client for, and its root directory. */
+  me(): Promise<IMe> {
+    return this._json<IMe>(['me']);
   }
 
   get(id: string): Promise<ITask> {
@@ -252,6 +257,8 @@ export class EventStream implements IDisposable {
 }
 
 const FIRST_DELAY_MS = 500;
+/** How long after a new job's event its parent link is read (see `_lineageCatchUp`). */
+const LINEAGE_DELAY_MS = 750;
 const MAX_DELAY_MS = 30_000;
 const HEALTHY_MS = 10_000;
 
@@ -352,6 +359,9 @@ export class TasksConnection implements IDisposable {
   }
 
   dispose(): void {
+    if (this._lineageTimer !== null) {
+      clearTimeout(this._lineageTimer);
+    }
     this._stream.dispose();
     Signal.clearData(this);
   }
@@ -367,9 +377,62 @@ export class TasksConnection implements IDisposable {
     return task;
   }
 
+  /**
+   * Each applied event with the task as the model held it just before: a view
+   * can tell a task that ended from one that arrived already finished.
+   */
+  get transitions(): ISignal<this, TasksConnection.ITransition> {
+    return this._transitions;
+  }
+
   private _onEvent(_: EventStream, event: ITaskEvent): void {
+    const previous = this.model.get(event.task_id) ?? null;
     if (this.model.applyEvents([event]).length > 0) {
+      this._transitions.emit({ event, previous });
+      const task = event.task;
+      if (event.type === 'task.created' && task && !task.parent_id && task.kind !== 'cell') {
+        this._lineageCatchUp();
+      }
       this._eventsApplied.emit(event);
+    }
+  }
+
+  /**
+   * A rerun or fork of a job is announced by its `task.created` event before the
+   * server links it to its parent, and the link itself comes with no event. So
+   * shortly after new jobs appear, re-read that many of the newest tasks once:
+   * one request per burst, and the "rerun of" link shows without a reload.
+   */
+  private _lineageCatchUp(): void {
+    this._created++;
+    if (this._lineageTimer !== null || this._stream.isDisposed) {
+      return;
+    }
+    this._lineageTimer = setTimeout(() => {
+      this._lineageTimer = null;
+      const limit = Math.min(PAGE_SIZE, this._created);
+      this._created = 0;
+      const asOf = this.model.lastEventId;
+      this.api.list({ limit }).then(
+        page => this.model.applySnapshots(page.tasks, asOf),
+        () => undefined // the next event about the task carries the link anyway
+      );
+    }, LINEAGE_DELAY_MS);
+  }
+
+  /** Ask the server who "me" is, until it answered once. */
+  private async _loadIdentity(): Promise<void> {
+    if (this.model.identity !== null || this._identityLoading) {
+      return;
+    }
+    this._identityLoading = true;
+    try {
+      const me = await this.api.me();
+      this.model.identity = { owner: me.owner, rootDir: me.root_dir, seesOthers: me.sees_others };
+    } catch (error) {
+      console.warn('jupyter-tasks: could not read /api/tasks/me; retrying on reconnect', error);
+    } finally {
+      this._identityLoading = false;
     }
   }
 
@@ -379,6 +442,9 @@ export class TasksConnection implements IDisposable {
     // read, unless no event ever arrived and there is nothing to resume from.
     if (status === 'open' && (!this._loaded || this.model.lastEventId === null)) {
       void this.refresh();
+    }
+    if (status === 'open') {
+      void this._loadIdentity();
     }
   }
 
@@ -401,14 +467,24 @@ export class TasksConnection implements IDisposable {
   }
 
   private _stream: EventStream;
+  private _created = 0;
+  private _lineageTimer: ReturnType<typeof setTimeout> | null = null;
+  private _identityLoading = false;
   private _cursor: string | null = null;
   private _loaded = false;
   private _error: string | null = null;
   private _eventsApplied = new Signal<this, ITaskEvent>(this);
+  private _transitions = new Signal<this, TasksConnection.ITransition>(this);
   private _errorChanged = new Signal<this, string | null>(this);
 }
 
 export namespace TasksConnection {
+  export interface ITransition {
+    event: ITaskEvent;
+    /** The task before the event; null when the model did not know it. */
+    previous: ITask | null;
+  }
+
   export interface IOptions {
     model: TasksModel;
     api?: TasksAPI;

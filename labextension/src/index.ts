@@ -7,9 +7,10 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { MainAreaWidget, Notification, WidgetTracker } from '@jupyterlab/apputils';
+import { Clipboard, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { DocumentWidget } from '@jupyterlab/docregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { copyIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { TasksAPI, TasksConnection } from './connection';
@@ -18,22 +19,18 @@ import { TaskLogView } from './logview';
 import { TasksModel } from './model';
 import { TasksPanel } from './panel';
 import { TasksStatusItem } from './statusbar';
-import { ITaskEvent } from './types';
+import { TaskNotifier } from './notifications';
+import { ITask, isActive } from './types';
 
 namespace CommandIDs {
   export const open = 'jupyter-tasks:open';
   export const showTask = 'jupyter-tasks:show-task';
   export const openLog = 'jupyter-tasks:open-log';
+  export const cancel = 'jupyter-tasks:cancel';
+  export const rerun = 'jupyter-tasks:rerun';
+  export const copyId = 'jupyter-tasks:copy-id';
+  export const details = 'jupyter-tasks:toggle-details';
 }
-
-/** Terminal events worth a notification; a cancellation was asked for, so it is not. */
-const FINISHED: Record<string, 'success' | 'error'> = {
-  'task.succeeded': 'success',
-  'task.failed': 'error',
-  'task.timeout': 'error',
-  'task.oom': 'error',
-  'task.interrupted': 'error'
-};
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-tasks:plugin',
@@ -51,11 +48,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       model,
       api: new TasksAPI(app.serviceManager.serverSettings)
     });
-    const currentUser = (): string | null => app.serviceManager.user.identity?.username ?? null;
-
     const panel = new TasksPanel({
       connection,
-      currentUser,
       openLog: id => void commands.execute(CommandIDs.openLog, { id })
     });
     shell.add(panel, 'left', { rank: 700 });
@@ -74,14 +68,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Show Task in the Tasks Panel',
       execute: args => {
         shell.activateById(panel.id);
-        panel.reveal(String(args.id));
+        panel.reveal(String(args.id), { question: !!args.question });
       }
     });
+
+    addRowCommands(app, panel, model);
 
     commands.addCommand(CommandIDs.openLog, {
       label: 'Open Task Log',
       execute: args => {
-        const id = String(args.id);
+        const id = args.id ? String(args.id) : rowUnderMenu(app);
+        if (!id) {
+          return;
+        }
         const existing = logs.find(widget => widget.content.taskId === id);
         if (existing) {
           shell.activateById(existing.id);
@@ -110,11 +109,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     trackCurrentNotebook(shell, model);
 
-    connection.eventsApplied.connect((_, event) => notifyFinished(event, currentUser(), commands));
+    const notifier = new TaskNotifier({
+      model,
+      showTask: id => void commands.execute(CommandIDs.showTask, { id }),
+      showQuestion: id => void commands.execute(CommandIDs.showTask, { id, question: true }),
+      openLog: id => void commands.execute(CommandIDs.openLog, { id })
+    });
+    connection.transitions.connect((_, { event, previous }) => notifier.onEvent(event, previous));
 
     if (statusBar) {
       statusBar.registerStatusItem('jupyter-tasks:status', {
-        item: new TasksStatusItem({ model, onClick: () => shell.activateById(panel.id) }),
+        item: new TasksStatusItem({
+          model,
+          onClick: () => shell.activateById(panel.id),
+          onQuestion: id => void commands.execute(CommandIDs.showTask, { id, question: true })
+        }),
         align: 'left',
         rank: 4
       });
@@ -124,6 +133,80 @@ const plugin: JupyterFrontEndPlugin<void> = {
     connection.start();
   }
 };
+
+/** The task id of the row the context menu was opened on. */
+function rowUnderMenu(app: JupyterFrontEnd): string | null {
+  const node = app.contextMenuHitTest(
+    element => element.classList.contains('jp-TasksPanel-row') && !!element.dataset.taskId
+  );
+  return node?.dataset.taskId ?? null;
+}
+
+/**
+ * Row actions as commands, in JupyterLab's context menu on a task row (as the
+ * Running panel and the file browser have them). Each takes `id` or the row
+ * under the menu.
+ */
+function addRowCommands(app: JupyterFrontEnd, panel: TasksPanel, model: TasksModel): void {
+  const { commands, contextMenu } = app;
+  const target = (args: { readonly id?: unknown }): ITask | null => {
+    const id = args.id ? String(args.id) : rowUnderMenu(app);
+    return id ? model.get(id) ?? null : null;
+  };
+  commands.addCommand(CommandIDs.cancel, {
+    label: 'Cancel Task',
+    icon: stopIcon,
+    isEnabled: args => {
+      const task = target(args);
+      return !!task && isActive(task) && !task.cancel_requested;
+    },
+    execute: args => {
+      const task = target(args);
+      if (task) {
+        panel.cancel(task.id);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.rerun, {
+    label: 'Rerun Task',
+    icon: refreshIcon,
+    isEnabled: args => {
+      const task = target(args);
+      return !!task && !isActive(task);
+    },
+    execute: args => {
+      const task = target(args);
+      if (task) {
+        panel.rerun(task.id);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.details, {
+    label: 'Show Task Details',
+    execute: args => {
+      const task = target(args);
+      if (task) {
+        panel.reveal(task.id);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.copyId, {
+    label: 'Copy Task Id',
+    icon: copyIcon,
+    execute: args => {
+      const task = target(args);
+      if (task) {
+        Clipboard.copyToSystem(task.id);
+      }
+    }
+  });
+  const selector = '.jp-TasksPanel-row';
+  contextMenu.addItem({ command: CommandIDs.openLog, selector, rank: 1 });
+  contextMenu.addItem({ command: CommandIDs.details, selector, rank: 2 });
+  contextMenu.addItem({ command: CommandIDs.cancel, selector, rank: 3 });
+  contextMenu.addItem({ command: CommandIDs.rerun, selector, rank: 4 });
+  contextMenu.addItem({ command: CommandIDs.copyId, selector, rank: 5 });
+}
 
 /** The URL parameter or localStorage key that exposes the model on `window.__jupyterTasks`. */
 const DEBUG_FLAG = 'jupyter-tasks-debug';
@@ -178,38 +261,6 @@ function trackCurrentNotebook(shell: JupyterFrontEnd.IShell, model: TasksModel):
   };
   shell.currentChanged?.connect(update);
   update();
-}
-
-function notifyFinished(
-  event: ITaskEvent,
-  me: string | null,
-  commands: JupyterFrontEnd['commands']
-): void {
-  const kind = FINISHED[event.type];
-  const task = event.task;
-  if (!kind || !task || me === null || task.owner !== me) {
-    return;
-  }
-  const name = task.label || task.name || task.id.slice(0, 8);
-  const message =
-    kind === 'success'
-      ? `Task "${name}" succeeded.`
-      : `Task "${name}" ${task.status}${task.error ? `: ${task.error.message}` : '.'}`;
-  const options = {
-    // Failures stay until dismissed; they usually need a look.
-    autoClose: kind === 'success' ? 5000 : (false as const),
-    actions: [
-      {
-        label: 'Show',
-        callback: () => void commands.execute(CommandIDs.showTask, { id: task.id })
-      }
-    ]
-  };
-  if (kind === 'success') {
-    Notification.success(message, options);
-  } else {
-    Notification.error(message, options);
-  }
 }
 
 export default plugin;

@@ -5,7 +5,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ITask, ITaskEvent } from './types';
+import { ITask, ITaskConfirmation, ITaskEvent, isActive } from './types';
 
 /** Runs a callback later; the model coalesces change notifications with it. */
 export type Scheduler = (callback: () => void) => void;
@@ -19,14 +19,73 @@ export interface ITaskFilter {
   owner: string | null;
   /** Case-insensitive substring of label, name or id. */
   search: string;
+  /** Only tasks waiting for my answer (a pending confirmation). */
+  needsMe: boolean;
 }
 
 export const DEFAULT_FILTER: ITaskFilter = {
   statuses: new Set<string>(),
   thisNotebook: false,
   owner: null,
-  search: ''
+  search: '',
+  needsMe: false
 };
+
+/** Who the server takes this client for (`GET /api/tasks/me`). */
+export interface IIdentity {
+  /** The name the server stores as `owner` of this user's tasks. */
+  owner: string;
+  /** The server root, absolute: kernels record absolute notebook paths under it. */
+  rootDir: string;
+  /** Whether the server shows this user other users' tasks. */
+  seesOthers: boolean;
+}
+
+/** The panel's sections, each in display order. */
+export interface ISections {
+  /** Tasks of mine waiting for an answer, oldest question first. */
+  needs: ITask[];
+  running: ITask[];
+  /** In the order workers take them: priority, then age. */
+  queued: ITask[];
+  /** Finished tasks, the most recently ended first. */
+  recent: ITask[];
+}
+
+/** Where a queued task stands in its queue (1 = next). */
+export interface IQueuePosition {
+  queue: string;
+  position: number;
+  of: number;
+}
+
+/** A question the task waits on, or null. */
+export function pendingQuestion(task: ITask): ITaskConfirmation | null {
+  const question = task.confirmation;
+  return question && question.answer == null && isActive(task) ? question : null;
+}
+
+/**
+ * The path of a task's notebook relative to the server root, the form JupyterLab
+ * uses; null when the task came from no notebook. Kernels record an absolute path
+ * (`JPY_SESSION_NAME`); one outside the root is only normalised.
+ */
+export function relativeNotebookPath(task: ITask, rootDir: string | null): string | null {
+  const notebook = task.origin?.notebook;
+  if (!notebook) {
+    return null;
+  }
+  if (rootDir) {
+    const root = rootDir.replace(/\/+$/, '');
+    if (root === '') {
+      return normalizePath(notebook);
+    }
+    if (notebook.startsWith(root + '/')) {
+      return normalizePath(notebook.slice(root.length + 1));
+    }
+  }
+  return normalizePath(notebook);
+}
 
 /** Paths from the kernel and from JupyterLab may differ by a leading `/` or `./`. */
 export function normalizePath(path: string): string {
@@ -79,6 +138,7 @@ export class TasksModel {
   setFilter(change: Partial<ITaskFilter>): void {
     this._filter = { ...this._filter, ...change };
     this._visible = null;
+    this._sections = null;
     this._scheduleChanged();
   }
 
@@ -95,8 +155,94 @@ export class TasksModel {
     this._currentNotebook = normalized;
     if (this._filter.thisNotebook) {
       this._visible = null;
+      this._sections = null;
       this._scheduleChanged();
     }
+  }
+
+  /** Who "me" is, from the server; null until it answered. */
+  get identity(): IIdentity | null {
+    return this._identity;
+  }
+
+  set identity(identity: IIdentity | null) {
+    this._identity = identity;
+    this._invalidateViews();
+    this._scheduleChanged();
+  }
+
+  /** The task's notebook relative to the server root (see `relativeNotebookPath`). */
+  notebookPath(task: ITask): string | null {
+    return relativeNotebookPath(task, this._identity?.rootDir ?? null);
+  }
+
+  /** Whether the task waits for an answer from me. */
+  needsMe(task: ITask): boolean {
+    return (
+      this._identity !== null && task.owner === this._identity.owner && !!pendingQuestion(task)
+    );
+  }
+
+  /** My tasks waiting for an answer, oldest question first, whatever the filter. */
+  get waitingForMe(): readonly ITask[] {
+    if (this._waiting === null) {
+      this._waiting = Array.from(this._pending)
+        .map(id => this._tasks.get(id)!)
+        .filter(task => this.needsMe(task))
+        .sort(byQuestionTime);
+    }
+    return this._waiting;
+  }
+
+  /** The visible tasks split into the panel's sections; computed once per change. */
+  get sections(): ISections {
+    if (this._sections === null) {
+      const sections: ISections = { needs: [], running: [], queued: [], recent: [] };
+      for (const task of this.visible) {
+        if (this.needsMe(task)) {
+          sections.needs.push(task);
+        } else if (task.status === 'running') {
+          sections.running.push(task);
+        } else if (task.status === 'queued') {
+          sections.queued.push(task);
+        } else {
+          sections.recent.push(task);
+        }
+      }
+      sections.needs.sort(byQuestionTime);
+      sections.queued.sort(byQueueOrder);
+      sections.recent.sort(byEndTime);
+      this._sections = sections;
+    }
+    return this._sections;
+  }
+
+  /** Position of a queued task among the known queued tasks of its queue. */
+  queuePosition(task: ITask): IQueuePosition | null {
+    if (task.status !== 'queued') {
+      return null;
+    }
+    if (this._positions === null) {
+      const queues = new Map<string, ITask[]>();
+      for (const id of this._queued) {
+        const queued = this._tasks.get(id)!;
+        const name = queued.queue ?? 'default';
+        let list = queues.get(name);
+        if (!list) {
+          list = [];
+          queues.set(name, list);
+        }
+        list.push(queued);
+      }
+      this._positions = new Map();
+      for (const [queue, list] of queues) {
+        list.sort(byQueueOrder);
+        list.forEach((queued, index) =>
+          this._positions!.set(queued.id, { queue, position: index + 1, of: list.length })
+        );
+      }
+    }
+    return this._positions.get(task.id) ?? null;
   }
 
   /** Every known task, newest first. */
@@ -207,7 +353,26 @@ export class TasksModel {
     }
     this._countStatus(task.status, 1);
     this._tasks.set(task.id, task);
+    this._track(task.id, task);
     this._invalidateViews();
+  }
+
+  /** Keep the small sets of queued and questioning tasks current. */
+  private _track(id: string, task: ITask | null): void {
+    // a queued task's priority or queue may change too: recomputing is cheap
+    if (this._queued.has(id) || task?.status === 'queued') {
+      this._positions = null;
+    }
+    if (task?.status === 'queued') {
+      this._queued.add(id);
+    } else {
+      this._queued.delete(id);
+    }
+    if (task && pendingQuestion(task)) {
+      this._pending.add(id);
+    } else {
+      this._pending.delete(id);
+    }
   }
 
   private _remove(id: string): void {
@@ -217,6 +382,7 @@ export class TasksModel {
     }
     this._countStatus(previous.status, -1);
     this._tasks.delete(id);
+    this._track(id, null);
     this._order = null;
     this._invalidateViews();
   }
@@ -225,6 +391,8 @@ export class TasksModel {
     this._all = null;
     this._visible = null;
     this._owners = null;
+    this._sections = null;
+    this._waiting = null;
   }
 
   private _countStatus(status: string, delta: number): void {
@@ -239,13 +407,11 @@ export class TasksModel {
     if (filter.owner !== null && task.owner !== filter.owner) {
       return false;
     }
+    if (filter.needsMe && !this.needsMe(task)) {
+      return false;
+    }
     if (filter.thisNotebook) {
-      const notebook = task.origin?.notebook;
-      if (
-        this._currentNotebook === null ||
-        !notebook ||
-        normalizePath(notebook) !== this._currentNotebook
-      ) {
+      if (this._currentNotebook === null || this.notebookPath(task) !== this._currentNotebook) {
         return false;
       }
     }
@@ -284,10 +450,36 @@ export class TasksModel {
   private _all: ITask[] | null = null;
   private _visible: ITask[] | null = null;
   private _owners: string[] | null = null;
+  private _sections: ISections | null = null;
+  private _waiting: ITask[] | null = null;
+  private _positions: Map<string, IQueuePosition> | null = null;
+  /** Ids of queued tasks and of tasks with a pending question: few, kept as sets. */
+  private _queued = new Set<string>();
+  private _pending = new Set<string>();
+  private _identity: IIdentity | null = null;
   private _schedule: Scheduler;
   private _changePending = false;
   private _changed = new Signal<this, void>(this);
   private _isDisposed = false;
+}
+
+function byQuestionTime(a: ITask, b: ITask): number {
+  return compare(a.confirmation?.asked_at ?? a.id, b.confirmation?.asked_at ?? b.id);
+}
+
+/** The order a worker claims jobs in: higher priority first, then the oldest. */
+function byQueueOrder(a: ITask, b: ITask): number {
+  return (b.priority ?? 0) - (a.priority ?? 0) || compare(a.id, b.id);
+}
+
+/** The most recently ended first; ISO times of one server compare as strings. */
+function byEndTime(a: ITask, b: ITask): number {
+  return compare(b.finished_at ?? b.created_at ?? '', a.finished_at ?? a.created_at ?? '') ||
+    compare(b.id, a.id);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export namespace TasksModel {

@@ -1,33 +1,89 @@
 /**
- * The side panel: filters on top, one row per task, details on demand.
+ * The side panel: one compact filter line, then sections "Needs you",
+ * "Running", "Queued" and "Recent" with one line per task; details, the
+ * question and the error on demand. Actions sit on each row on hover and in
+ * JupyterLab's context menu (see index.ts).
  *
- * The widget owns the view state (expanded rows, how many rows are shown) and
- * re-renders on `model.changed`, which fires at most once per animation frame.
- * Rows are memoised on the task object, which the model replaces only when the
- * task changes, so a burst of progress events re-renders only those rows.
+ * The widget owns the view state (expanded rows, collapsed sections, how many
+ * recent rows are shown) and re-renders on `model.changed`, which fires at most
+ * once per animation frame. Rows are memoised on the task object, which the
+ * model replaces only when the task changes, so a burst of progress events
+ * re-renders only those rows.
  */
 import { Notification } from '@jupyterlab/apputils';
-import { ReactWidget } from '@jupyterlab/ui-components';
+import {
+  ReactWidget,
+  caretDownIcon,
+  caretRightIcon,
+  listIcon,
+  notebookIcon,
+  refreshIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TasksAPI, TasksConnection } from './connection';
 import { tasksIcon } from './icons';
 import { stripAnsi } from './logview';
-import { DEFAULT_FILTER } from './model';
-import { ALL_STATUSES, IArtifact, ITask, isActive } from './types';
+import { DEFAULT_FILTER, ISections, ITaskFilter, TasksModel, pendingQuestion } from './model';
+import { IArtifact, ITask, isActive } from './types';
 
-/** Rows rendered at first and added by "Show more"; keeps huge lists cheap. */
+/** Recent rows rendered at first and added by "Show more"; keeps huge lists cheap. */
 const ROW_BATCH = 200;
 /** Longest params/result JSON shown inline. */
 const MAX_JSON_CHARS = 4000;
+/** Finished rows say "5m ago": re-rendering them twice a minute is enough. */
+const RELATIVE_TICK_MS = 30_000;
+
+export type SectionName = keyof ISections;
+
+const SECTIONS: { name: SectionName; title: string }[] = [
+  { name: 'needs', title: 'Needs you' },
+  { name: 'running', title: 'Running' },
+  { name: 'queued', title: 'Queued' },
+  { name: 'recent', title: 'Recent' }
+];
+
+/** The one status control: each choice is a set of statuses (or "needs you"). */
+export const STATUS_CHOICES: {
+  value: string;
+  label: string;
+  statuses: string[];
+  needsMe?: boolean;
+}[] = [
+  { value: '', label: 'All statuses', statuses: [] },
+  { value: 'needs', label: 'Needs you', statuses: [], needsMe: true },
+  { value: 'active', label: 'Active', statuses: ['running', 'queued'] },
+  { value: 'running', label: 'Running', statuses: ['running'] },
+  { value: 'queued', label: 'Queued', statuses: ['queued'] },
+  { value: 'succeeded', label: 'Succeeded', statuses: ['succeeded'] },
+  {
+    value: 'problems',
+    label: 'Failed, timeout, oom, interrupted',
+    statuses: ['failed', 'timeout', 'oom', 'interrupted']
+  },
+  { value: 'failed', label: 'Failed', statuses: ['failed'] },
+  { value: 'timeout', label: 'Timeout', statuses: ['timeout'] },
+  { value: 'cancelled', label: 'Cancelled', statuses: ['cancelled'] },
+  { value: 'interrupted', label: 'Interrupted', statuses: ['interrupted'] },
+  { value: 'oom', label: 'Out of memory', statuses: ['oom'] }
+];
+
+/** The value of the status control that matches a filter ('' when none does). */
+export function statusChoice(filter: ITaskFilter): string {
+  const statuses = Array.from(filter.statuses).sort().join();
+  const choice = STATUS_CHOICES.find(
+    c => !!c.needsMe === filter.needsMe && [...c.statuses].sort().join() === statuses
+  );
+  return choice?.value ?? '';
+}
 
 export class TasksPanel extends ReactWidget {
   constructor(options: TasksPanel.IOptions) {
     super();
     this._connection = options.connection;
     this._openLog = options.openLog;
-    this._currentUser = options.currentUser;
     this.id = 'jupyter-tasks-panel';
     this.addClass('jp-TasksPanel');
     this.node.dataset.testid = 'tasks-panel';
@@ -38,16 +94,38 @@ export class TasksPanel extends ReactWidget {
     this._connection.errorChanged.connect(this._refresh, this);
   }
 
-  /** Show a task: clear filters that hide it, expand it and scroll to it. */
-  reveal(id: string): void {
+  /**
+   * Show a task: clear filters that hide it, open its section, scroll to it;
+   * expand it, or with `question` put the focus on its first answer.
+   */
+  reveal(id: string, options: { question?: boolean } = {}): void {
     const model = this._connection.model;
-    if (model.get(id) && !model.visible.some(task => task.id === id)) {
+    const task = model.get(id);
+    if (task && !model.visible.some(visible => visible.id === id)) {
       model.setFilter(DEFAULT_FILTER);
       this._filterGeneration++;
     }
-    this._expanded.add(id);
-    this._revealed = { id, nonce: this._revealed.nonce + 1 };
+    if (task) {
+      this._collapsed.delete(sectionOf(model, task));
+    }
+    if (!options.question || !task || !pendingQuestion(task)) {
+      this._expanded.add(id);
+    }
+    this._revealed = { id, nonce: this._revealed.nonce + 1, question: !!options.question };
     this.update();
+  }
+
+  /** Ask the server to cancel; errors become a notification. */
+  cancel(id: string): void {
+    this._act('cancel the task', () => this._connection.cancel(id));
+  }
+
+  /** Run again as a new task and reveal it. */
+  rerun(id: string): void {
+    this._act('rerun the task', async () => {
+      const task = await this._connection.rerun(id);
+      this.reveal(task.id);
+    });
   }
 
   dispose(): void {
@@ -59,7 +137,10 @@ export class TasksPanel extends ReactWidget {
     super.onAfterAttach(msg);
     // Elapsed times of running tasks move even when no event arrives.
     this._ticker = setInterval(() => {
-      if (this._connection.model.count('running') > 0) {
+      const model = this._connection.model;
+      if (model.count('running') > 0 || model.count('queued') > 0) {
+        this.update();
+      } else if (Math.floor(Date.now() / RELATIVE_TICK_MS) !== this._relativeTick) {
         this.update();
       }
     }, 1000);
@@ -90,13 +171,14 @@ export class TasksPanel extends ReactWidget {
   protected render(): JSX.Element {
     const connection = this._connection;
     const model = connection.model;
-    const tasks = model.visible;
-    const revealedIndex = tasks.findIndex(task => task.id === this._revealed.id);
-    if (revealedIndex >= this._limit) {
-      this._limit = revealedIndex + 1;
-    }
-    const shown = tasks.slice(0, this._limit);
+    const sections = model.sections;
+    const total = model.visible.length;
     const now = Date.now();
+    this._relativeTick = Math.floor(now / RELATIVE_TICK_MS);
+    const recentIndex = sections.recent.findIndex(task => task.id === this._revealed.id);
+    if (recentIndex >= this._limit) {
+      this._limit = recentIndex + 1;
+    }
     return (
       <>
         <div className="jp-TasksPanel-header">
@@ -118,44 +200,75 @@ export class TasksPanel extends ReactWidget {
             </button>
           </div>
         )}
-        <ul className="jp-TasksPanel-list" data-testid="tasks-list">
-          {shown.map(task => (
-            <TaskRow
-              key={task.id}
-              task={task}
-              // Only active rows depend on the clock; others stay memoised.
-              now={isActive(task) ? now : 0}
-              expanded={this._expanded.has(task.id)}
-              revealNonce={task.id === this._revealed.id ? this._revealed.nonce : 0}
-              api={connection.api}
-              actions={this._actions}
-            />
-          ))}
-        </ul>
-        {tasks.length === 0 && (
-          <div className="jp-TasksPanel-empty">
-            {model.size === 0 ? 'No tasks yet.' : 'No task matches the filters.'}
-          </div>
-        )}
-        {tasks.length > shown.length && (
-          <button
-            className="jp-TasksPanel-more jp-Button jp-mod-styled"
-            onClick={() => {
-              this._limit += ROW_BATCH;
-              this.update();
-            }}
-          >
-            Show more ({tasks.length - shown.length} hidden)
-          </button>
-        )}
-        {connection.hasOlder && (
-          <button
-            className="jp-TasksPanel-older jp-Button jp-mod-styled"
-            onClick={() => void connection.loadOlder().then(() => this.update())}
-          >
-            Load older tasks
-          </button>
-        )}
+        <div className="jp-TasksPanel-list" data-testid="tasks-list">
+          {SECTIONS.map(({ name, title }) => {
+            const tasks = sections[name];
+            if (tasks.length === 0) {
+              return null;
+            }
+            const collapsed = this._collapsed.has(name);
+            const shown = name === 'recent' ? tasks.slice(0, this._limit) : tasks;
+            const Caret = collapsed ? caretRightIcon : caretDownIcon;
+            return (
+              <section key={name} className="jp-TasksPanel-section" data-section={name}>
+                <button
+                  className="jp-TasksPanel-sectionHeader"
+                  aria-expanded={!collapsed}
+                  onClick={() => this._toggleSection(name)}
+                >
+                  <Caret.react tag="span" className="jp-TasksPanel-caret" />
+                  <span className="jp-TasksPanel-sectionTitle">{title}</span>
+                  <span className="jp-TasksPanel-sectionCount">{tasks.length}</span>
+                </button>
+                {!collapsed && (
+                  <ul className="jp-TasksPanel-rows">
+                    {shown.map(task => (
+                      <TaskRow
+                        key={task.id}
+                        task={task}
+                        // Active rows follow the clock; finished ones say "5m ago".
+                        now={isActive(task) ? now : this._relativeTick * RELATIVE_TICK_MS}
+                        expanded={this._expanded.has(task.id)}
+                        position={queueText(model, task)}
+                        needsMe={name === 'needs'}
+                        notebook={model.notebookPath(task)}
+                        revealNonce={task.id === this._revealed.id ? this._revealed.nonce : 0}
+                        focusQuestion={task.id === this._revealed.id && this._revealed.question}
+                        api={connection.api}
+                        actions={this._actions}
+                      />
+                    ))}
+                  </ul>
+                )}
+                {!collapsed && tasks.length > shown.length && (
+                  <button
+                    className="jp-TasksPanel-more jp-TasksPanel-link"
+                    onClick={() => {
+                      this._limit += ROW_BATCH;
+                      this.update();
+                    }}
+                  >
+                    Show {Math.min(ROW_BATCH, tasks.length - shown.length)} more (
+                    {tasks.length - shown.length} hidden)
+                  </button>
+                )}
+              </section>
+            );
+          })}
+          {total === 0 && (
+            <div className="jp-TasksPanel-empty">
+              {model.size === 0 ? 'No tasks yet.' : 'No task matches the filters.'}
+            </div>
+          )}
+          {connection.hasOlder && (
+            <button
+              className="jp-TasksPanel-older jp-TasksPanel-link"
+              onClick={() => void connection.loadOlder().then(() => this.update())}
+            >
+              Load older tasks
+            </button>
+          )}
+        </div>
       </>
     );
   }
@@ -163,10 +276,13 @@ export class TasksPanel extends ReactWidget {
   private _renderFilters(): JSX.Element {
     const model = this._connection.model;
     const filter = model.filter;
-    const me = this._currentUser();
-    const owners = me === null || model.owners.includes(me) ? model.owners : [me, ...model.owners];
-    // Inputs are uncontrolled (renders lag input by a frame, which would make
-    // controlled ones jump); a new key remounts them when `reveal` resets.
+    const me = model.identity?.owner ?? null;
+    const others = model.owners.filter(owner => owner !== me);
+    const ownerValue = filter.owner === null ? '' : filter.owner === me ? '\u0000me' : filter.owner;
+    const choice = statusChoice(filter);
+    const notebook = model.currentNotebook;
+    // The search input is uncontrolled (renders lag input by a frame, which would
+    // make a controlled one jump); a new key remounts it when `reveal` resets.
     const key = this._filterGeneration;
     return (
       <div className="jp-TasksPanel-filters">
@@ -174,66 +290,67 @@ export class TasksPanel extends ReactWidget {
           key={`search-${key}`}
           className="jp-TasksPanel-search jp-mod-styled"
           type="search"
-          placeholder="Search label, name or id"
+          placeholder="Search"
+          title="Search label, name or id"
           aria-label="Search tasks"
           defaultValue={filter.search}
           onChange={event => model.setFilter({ search: event.currentTarget.value })}
         />
-        <div className="jp-TasksPanel-statusFilter" role="group" aria-label="Filter by status">
-          {ALL_STATUSES.map(status => {
-            const on = filter.statuses.has(status);
-            return (
-              <button
-                key={status}
-                className={`jp-TasksPanel-statusToggle${on ? ' jp-mod-active' : ''}`}
-                data-status={status}
-                aria-pressed={on}
-                onClick={() => {
-                  const statuses = new Set(filter.statuses);
-                  if (on) {
-                    statuses.delete(status);
-                  } else {
-                    statuses.add(status);
-                  }
-                  model.setFilter({ statuses });
-                }}
-              >
-                {status} <span className="jp-TasksPanel-count">{model.count(status)}</span>
-              </button>
-            );
-          })}
-        </div>
-        <div className="jp-TasksPanel-filterRow">
-          <label
-            className="jp-TasksPanel-thisNotebookLabel"
-            title={model.currentNotebook ?? 'No notebook has been focused yet'}
-          >
-            <input
-              key={`nb-${key}`}
-              className="jp-TasksPanel-thisNotebook"
-              type="checkbox"
-              defaultChecked={filter.thisNotebook}
-              onChange={event => model.setFilter({ thisNotebook: event.currentTarget.checked })}
-            />
-            This notebook
-          </label>
-          <select
-            key={`owner-${key}`}
-            className="jp-TasksPanel-ownerFilter"
-            aria-label="Filter by owner"
-            defaultValue={filter.owner ?? ''}
-            onChange={event => model.setFilter({ owner: event.currentTarget.value || null })}
-          >
-            <option value="">Everyone</option>
-            {owners.map(owner => (
-              <option key={owner} value={owner}>
-                {owner === me ? `${owner} (me)` : owner}
-              </option>
-            ))}
-          </select>
-        </div>
+        <button
+          className={`jp-TasksPanel-thisNotebook${filter.thisNotebook ? ' jp-mod-active' : ''}`}
+          aria-pressed={filter.thisNotebook}
+          title={
+            notebook
+              ? `Only tasks started from ${notebook}`
+              : 'Only tasks of the current notebook (none focused yet)'
+          }
+          onClick={() => model.setFilter({ thisNotebook: !filter.thisNotebook })}
+        >
+          <notebookIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+        </button>
+        <select
+          className="jp-TasksPanel-statusFilter jp-mod-styled"
+          aria-label="Filter by status"
+          title="Filter by status"
+          value={choice}
+          onChange={event => {
+            const picked = STATUS_CHOICES.find(c => c.value === event.currentTarget.value)!;
+            model.setFilter({ statuses: new Set(picked.statuses), needsMe: !!picked.needsMe });
+          }}
+        >
+          {STATUS_CHOICES.map(c => (
+            <option key={c.value} value={c.value}>
+              {c.label} ({choiceCount(model, c)})
+            </option>
+          ))}
+        </select>
+        <select
+          className="jp-TasksPanel-ownerFilter jp-mod-styled"
+          aria-label="Filter by owner"
+          title="Filter by owner"
+          value={ownerValue}
+          onChange={event => {
+            const value = event.currentTarget.value;
+            model.setFilter({ owner: value === '' ? null : value === '\u0000me' ? me : value });
+          }}
+        >
+          <option value="">Everyone</option>
+          {me !== null && <option value={'\u0000me'}>Me ({me})</option>}
+          {others.map(owner => (
+            <option key={owner} value={owner}>
+              {owner}
+            </option>
+          ))}
+        </select>
       </div>
     );
+  }
+
+  private _toggleSection(name: SectionName): void {
+    if (!this._collapsed.delete(name)) {
+      this._collapsed.add(name);
+    }
+    this.update();
   }
 
   private _refresh(): void {
@@ -254,12 +371,8 @@ export class TasksPanel extends ReactWidget {
       }
       this.update();
     },
-    cancel: (id: string) => this._act('cancel the task', () => this._connection.cancel(id)),
-    rerun: (id: string) =>
-      this._act('rerun the task', async () => {
-        const task = await this._connection.rerun(id);
-        this.reveal(task.id);
-      }),
+    cancel: (id: string) => this.cancel(id),
+    rerun: (id: string) => this.rerun(id),
     confirm: (id: string, answer: string) =>
       this._act('send the answer', () => this._connection.confirm(id, answer)),
     openLog: (id: string) => this._openLog(id),
@@ -268,11 +381,16 @@ export class TasksPanel extends ReactWidget {
 
   private _connection: TasksConnection;
   private _openLog: (id: string) => void;
-  private _currentUser: () => string | null;
   private _expanded = new Set<string>();
-  private _revealed: { id: string | null; nonce: number } = { id: null, nonce: 0 };
+  private _collapsed = new Set<SectionName>();
+  private _revealed: { id: string | null; nonce: number; question: boolean } = {
+    id: null,
+    nonce: 0,
+    question: false
+  };
   private _limit = ROW_BATCH;
   private _filterGeneration = 0;
+  private _relativeTick = 0;
   private _stale = false;
   private _ticker: ReturnType<typeof setInterval> | undefined;
 }
@@ -281,8 +399,6 @@ export namespace TasksPanel {
   export interface IOptions {
     connection: TasksConnection;
     openLog: (id: string) => void;
-    /** The signed-in user's name, once known; compared with `task.owner`. */
-    currentUser: () => string | null;
   }
 }
 
@@ -291,6 +407,31 @@ const CONNECTION_LABELS = {
   connecting: 'connecting…',
   closed: 'offline, retrying…'
 };
+
+function sectionOf(model: TasksModel, task: ITask): SectionName {
+  if (model.needsMe(task)) {
+    return 'needs';
+  }
+  return task.status === 'running' ? 'running' : task.status === 'queued' ? 'queued' : 'recent';
+}
+
+function choiceCount(model: TasksModel, choice: (typeof STATUS_CHOICES)[number]): number {
+  if (choice.needsMe) {
+    return model.waitingForMe.length;
+  }
+  if (choice.statuses.length === 0) {
+    return model.size;
+  }
+  return choice.statuses.reduce((sum, status) => sum + model.count(status), 0);
+}
+
+function queueText(model: TasksModel, task: ITask): string | null {
+  const position = model.queuePosition(task);
+  if (!position) {
+    return null;
+  }
+  return `#${position.position}`;
+}
 
 interface IRowActions {
   toggle(id: string): void;
@@ -303,14 +444,37 @@ interface IRowActions {
 
 interface IRowProps {
   task: ITask;
-  /** Clock for the elapsed time; 0 for finished tasks, whose time is fixed. */
+  /** Clock for the times; finished rows get a coarse one (see RELATIVE_TICK_MS). */
   now: number;
   expanded: boolean;
+  /** "#2" for a queued task. */
+  position: string | null;
+  /** In the "Needs you" section: the question shows under the line. */
+  needsMe: boolean;
+  /** The notebook relative to the server root. */
+  notebook: string | null;
   /** Changes each time this row is revealed, to scroll it into view again. */
   revealNonce: number;
+  focusQuestion: boolean;
   api: TasksAPI;
   actions: IRowActions;
 }
+
+/** What the row's icon shows: the status, or a state within it. */
+export function rowLook(task: ITask): string {
+  if (isActive(task) && task.cancel_requested) {
+    return 'cancelling';
+  }
+  if (pendingQuestion(task)) {
+    return 'question';
+  }
+  return task.status;
+}
+
+const LOOK_TEXT: Record<string, string> = {
+  cancelling: 'cancelling',
+  question: 'waiting for an answer'
+};
 
 const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
   const { task, actions, expanded } = props;
@@ -318,26 +482,40 @@ const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
   React.useEffect(() => {
     if (props.revealNonce > 0) {
       ref.current?.scrollIntoView({ block: 'nearest' });
+      if (props.focusQuestion) {
+        ref.current?.querySelector<HTMLElement>('.jp-TasksPanel-answer')?.focus();
+      }
     }
   }, [props.revealNonce]);
 
   const active = isActive(task);
-  const cancelling = active && !!task.cancel_requested;
-  const pending = task.confirmation && task.confirmation.answer == null ? task.confirmation : null;
-  const elapsed = elapsedText(task, props.now);
-  const notebook = task.origin?.notebook;
+  const look = rowLook(task);
+  const question = pendingQuestion(task);
+  const time = timeText(task, props.now);
+  const label = task.label || task.name || task.kind;
+  const stateText = LOOK_TEXT[look] ?? task.status;
+  const title = [
+    `${label} — ${stateText}`,
+    task.error && task.status !== 'cancelled' ? `${task.error.type}: ${task.error.message}` : '',
+    `id ${task.id}`
+  ]
+    .filter(Boolean)
+    .join('\n');
+  const stop = (event: React.SyntheticEvent) => event.stopPropagation();
   return (
     <li
       ref={ref}
       className={`jp-TasksPanel-row${props.revealNonce > 0 ? ' jp-mod-revealed' : ''}`}
       data-task-id={task.id}
       data-status={task.status}
+      data-look={look}
       data-testid="task-row"
     >
       <div
         className="jp-TasksPanel-rowHeader"
         role="button"
         tabIndex={0}
+        title={title}
         aria-expanded={expanded}
         onClick={() => actions.toggle(task.id)}
         onKeyDown={event => {
@@ -347,84 +525,107 @@ const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
           }
         }}
       >
-        <span className={`jp-TasksPanel-status jp-mod-${task.status}`} data-status={task.status}>
-          {cancelling ? 'cancelling' : task.status}
+        <span
+          className="jp-TasksPanel-status"
+          data-status={task.status}
+          data-look={look}
+          aria-label={stateText}
+          role="img"
+        />
+        <span className="jp-TasksPanel-label">{label}</span>
+        {props.position && (
+          <span
+            className="jp-TasksPanel-queuePos"
+            title={`position ${props.position.slice(1)} in queue ${task.queue ?? 'default'}`}
+          >
+            {props.position}
+          </span>
+        )}
+        {task.status === 'queued' && (task.priority ?? 0) !== 0 && (
+          <span className="jp-TasksPanel-priority" title={`priority ${task.priority}`}>
+            p{task.priority}
+          </span>
+        )}
+        {active && task.progress && <Progress task={task} now={props.now} />}
+        {time && (
+          <span className="jp-TasksPanel-time" title={time.title}>
+            {time.text}
+          </span>
+        )}
+        <span className="jp-TasksPanel-actions" onClick={stop} onKeyDown={stop}>
+          {active ? (
+            <button
+              className="jp-TasksPanel-action jp-TasksPanel-cancel"
+              title={look === 'cancelling' ? 'Cancelling…' : 'Cancel'}
+              aria-label="Cancel"
+              disabled={look === 'cancelling'}
+              onClick={() => actions.cancel(task.id)}
+            >
+              <stopIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+            </button>
+          ) : (
+            <button
+              className="jp-TasksPanel-action jp-TasksPanel-rerun"
+              title="Rerun"
+              aria-label="Rerun"
+              onClick={() => actions.rerun(task.id)}
+            >
+              <refreshIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+            </button>
+          )}
+          <button
+            className="jp-TasksPanel-action jp-TasksPanel-log"
+            title="Open log"
+            aria-label="Open log"
+            onClick={() => actions.openLog(task.id)}
+          >
+            <listIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+          </button>
         </span>
-        <span className="jp-TasksPanel-label" title={task.id}>
-          {task.label || task.name || task.kind}
-        </span>
-        {elapsed && <span className="jp-TasksPanel-elapsed">{elapsed}</span>}
       </div>
-      {task.progress && <Progress task={task} />}
-      <div className="jp-TasksPanel-meta">
-        {task.owner && <span className="jp-TasksPanel-owner">{task.owner}</span>}
-        <span className="jp-TasksPanel-origin" title={notebook ?? undefined}>
-          {notebook ? basename(notebook) : task.origin?.type ?? ''}
-        </span>
-      </div>
-      {task.error && task.status !== 'cancelled' && (
-        // a cancel is someone's decision, not a failure: the status badge says it
-        <div className="jp-TasksPanel-error">
-          {task.error.type}: {task.error.message}
-        </div>
-      )}
-      {pending && (
+      {question && props.needsMe && (
         <Confirmation
-          prompt={pending.prompt}
-          choices={pending.choices}
+          prompt={question.prompt}
+          choices={question.choices}
           onAnswer={answer => actions.confirm(task.id, answer)}
         />
       )}
-      <div className="jp-TasksPanel-actions">
-        {active && (
-          <button
-            className="jp-TasksPanel-cancel jp-Button jp-mod-styled jp-mod-warn"
-            disabled={cancelling}
-            onClick={() => actions.cancel(task.id)}
-          >
-            Cancel
-          </button>
-        )}
-        {!active && (
-          <button
-            className="jp-TasksPanel-rerun jp-Button jp-mod-styled"
-            onClick={() => actions.rerun(task.id)}
-          >
-            Rerun
-          </button>
-        )}
-        <button
-          className="jp-TasksPanel-log jp-Button jp-mod-styled"
-          onClick={() => actions.openLog(task.id)}
-        >
-          Log
-        </button>
-      </div>
-      {expanded && <Details task={task} api={props.api} actions={actions} />}
+      {expanded && (
+        <Details task={task} notebook={props.notebook} api={props.api} actions={actions} />
+      )}
     </li>
   );
 });
 
-function Progress(props: { task: ITask }): JSX.Element {
+/** Inline progress: a short bar and the percent; counts, message and ETA in the tooltip. */
+function Progress(props: { task: ITask; now: number }): JSX.Element {
   const { current, total, message } = props.task.progress!;
   const known = typeof total === 'number' && total > 0 && typeof current === 'number';
   const fraction = known ? Math.min(1, Math.max(0, current! / total!)) : 0;
+  const percent = Math.floor(fraction * 100);
+  const eta = known ? etaText(props.task, fraction, props.now) : null;
+  const tip = [
+    known ? `${current} of ${total}` : current != null ? `${current} done` : 'working',
+    eta ? `about ${eta} left` : '',
+    message ?? ''
+  ]
+    .filter(Boolean)
+    .join(' · ');
   return (
-    <div
+    <span
       className={`jp-TasksPanel-progress${known ? '' : ' jp-mod-indeterminate'}`}
       role="progressbar"
+      title={tip}
       aria-valuemin={0}
       aria-valuemax={known ? total! : undefined}
       aria-valuenow={known ? current! : undefined}
+      aria-valuetext={tip}
     >
-      <div className="jp-TasksPanel-progressTrack">
-        <div className="jp-TasksPanel-progressBar" style={{ width: `${fraction * 100}%` }} />
-      </div>
-      <span className="jp-TasksPanel-progressText">
-        {known ? `${current}/${total}` : current ?? ''}
-        {message ? ` ${message}` : ''}
+      <span className="jp-TasksPanel-progressTrack">
+        <span className="jp-TasksPanel-progressBar" style={{ width: `${fraction * 100}%` }} />
       </span>
-    </div>
+      <span className="jp-TasksPanel-progressText">{known ? `${percent}%` : current ?? ''}</span>
+    </span>
   );
 }
 
@@ -470,14 +671,41 @@ function Confirmation(props: {
   );
 }
 
-function Details(props: { task: ITask; api: TasksAPI; actions: IRowActions }): JSX.Element {
+function Details(props: {
+  task: ITask;
+  notebook: string | null;
+  api: TasksAPI;
+  actions: IRowActions;
+}): JSX.Element {
   const { task, actions } = props;
   const traceback = task.error?.traceback;
+  const took = durationMs(task);
   return (
     <div className="jp-TasksPanel-details">
+      {task.error && task.status !== 'cancelled' && (
+        // a cancel is someone's decision, not a failure: the status says it
+        <div className="jp-TasksPanel-error">
+          {task.error.type}: {task.error.message}
+        </div>
+      )}
       <dl className="jp-TasksPanel-fields">
         <dt>id</dt>
         <dd className="jp-TasksPanel-id">{task.id}</dd>
+        <dt>status</dt>
+        <dd>
+          {rowLook(task) === 'cancelling' ? 'cancelling' : task.status}
+          {took !== null ? ` · took ${formatDuration(took)}` : ''}
+        </dd>
+        {task.owner && (
+          <>
+            <dt>owner</dt>
+            <dd className="jp-TasksPanel-owner">{task.owner}</dd>
+          </>
+        )}
+        <dt>from</dt>
+        <dd className="jp-TasksPanel-origin" title={task.origin?.notebook ?? undefined}>
+          {props.notebook ?? task.origin?.type ?? ''}
+        </dd>
         <dt>kind</dt>
         <dd>
           {task.kind}
@@ -486,7 +714,10 @@ function Details(props: { task: ITask; api: TasksAPI; actions: IRowActions }): J
         {task.queue && (
           <>
             <dt>queue</dt>
-            <dd>{task.queue}</dd>
+            <dd>
+              {task.queue}
+              {task.priority ? ` · priority ${task.priority}` : ''}
+            </dd>
           </>
         )}
         {task.attempts != null && (
@@ -611,16 +842,62 @@ async function download(api: TasksAPI, id: string, name: string): Promise<void> 
   }
 }
 
-function elapsedText(task: ITask, now: number): string | null {
+/** Milliseconds from start to end (or to now while running); null before it started. */
+function durationMs(task: ITask, now: number = Date.now()): number | null {
   const start = task.started_at ? Date.parse(task.started_at) : NaN;
   if (Number.isNaN(start)) {
     return null;
   }
   const end = task.finished_at ? Date.parse(task.finished_at) : now;
-  return Number.isNaN(end) || end < start ? null : formatDuration(end - start);
+  return Number.isNaN(end) || end < start ? null : end - start;
 }
 
-function formatDuration(ms: number): string {
+/**
+ * The row's time: elapsed while running, waiting time while queued, and how long
+ * ago it ended once finished (its duration in the tooltip).
+ */
+export function timeText(task: ITask, now: number): { text: string; title: string } | null {
+  if (task.status === 'running') {
+    const elapsed = durationMs(task, now);
+    return elapsed === null
+      ? null
+      : { text: formatDuration(elapsed), title: `running for ${formatDuration(elapsed)}` };
+  }
+  if (task.status === 'queued') {
+    const created = task.created_at ? Date.parse(task.created_at) : NaN;
+    if (Number.isNaN(created)) {
+      return null;
+    }
+    const waited = formatDuration(Math.max(0, now - created));
+    return { text: waited, title: `queued for ${waited}` };
+  }
+  const end = task.finished_at ? Date.parse(task.finished_at) : NaN;
+  if (Number.isNaN(end)) {
+    return null;
+  }
+  const took = durationMs(task);
+  return {
+    text: formatAgo(now - end, end),
+    title: `ended ${localTime(task.finished_at)}${took !== null ? `, took ${formatDuration(took)}` : ''}`
+  };
+}
+
+function etaText(task: ITask, fraction: number, now: number): string | null {
+  const elapsed = durationMs(task, now);
+  if (elapsed === null || fraction <= 0 || fraction >= 1 || elapsed < 1000) {
+    return null;
+  }
+  return formatDuration((elapsed * (1 - fraction)) / fraction);
+}
+
+/** `850ms`, `8.8s`, `42s`, `1m 22s`, `2h 05m`: one style everywhere, never wrapping. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) {
+    return `${Math.max(0, Math.round(ms))}ms`;
+  }
+  if (ms < 10_000) {
+    return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  }
   const seconds = Math.floor(ms / 1000);
   if (seconds < 60) {
     return `${seconds}s`;
@@ -629,7 +906,28 @@ function formatDuration(ms: number): string {
   if (minutes < 60) {
     return `${minutes}m ${String(seconds % 60).padStart(2, '0')}s`;
   }
-  return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, '0')}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) {
+    return `${hours}h ${String(minutes % 60).padStart(2, '0')}m`;
+  }
+  return `${Math.floor(hours / 24)}d ${String(hours % 24).padStart(2, '0')}h`;
+}
+
+/** "just now", "5m ago", "3h ago", "2d ago", then the date. */
+export function formatAgo(ms: number, at: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 1) {
+    return 'just now';
+  }
+  if (minutes < 60) {
+    return `${minutes}m ago`;
+  }
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) {
+    return `${hours}h ago`;
+  }
+  const days = Math.floor(hours / 24);
+  return days < 7 ? `${days}d ago` : new Date(at).toLocaleDateString();
 }
 
 function formatBytes(size: number): string {
@@ -650,6 +948,3 @@ function localTime(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : '';
 }
 
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
-}

@@ -126,3 +126,10 @@ export interface IArtifact {
   sha256: string;
   content_type: string;
 }
+
+/** `GET /api/tasks/me`. */
+export interface IMe {
+  owner: string;
+  root_dir: string;
+  sees_others: boolean;
+}

@@ -23,3 +23,15 @@ def browser_slow(ctx: TaskContext, steps: int = 600, step_seconds: float = 0.1) 
 def browser_tiny(n: int = 0) -> int:
     """Finish at once (for bursts of events)."""
     return n
+
+
+@task("browser_fail", tags=["browser-test"], mode="job")
+def browser_fail(message: str = "boom") -> None:
+    """Fail at once with ``message``."""
+    raise ValueError(message)
+
+
+@task("browser_ask", tags=["browser-test"], mode="job")
+def browser_ask(ctx: TaskContext, prompt: str = "Deploy?") -> str:
+    """Wait for a person's answer and return it."""
+    return ctx.confirm_sync(prompt, ["yes", "no"])

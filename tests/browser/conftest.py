@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+
+from .lab import (
+    MISSING_CHROMIUM,
+    SKIP_ENV,
+    LabServer,
+    chromium_path,
+    launch_chromium,
+    open_lab_and_panel,
+)
+
+WAIT_MS = 30_000
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +34,50 @@ def jp_asyncio_loop() -> None:
 def jp_server_cleanup() -> None:
     """No in-process ``ServerApp`` to clean up here (pytest-jupyter's autouse fixture)."""
     return None
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1")
+    path = chromium_path()
+    if path is None:
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("the Python package 'playwright' is missing: pip install -e '.[test]'",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    server = LabServer(tmp_path_factory.mktemp("lab"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(lab: LabServer, chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = launch_chromium(p, tmp_path_factory.mktemp("chromium"), chromium)
+        errors: list[str] = []
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.set_default_timeout(WAIT_MS)
+            try:
+                open_lab_and_panel(page, lab)
+            except Exception as exc:
+                raise AssertionError(f"panel did not open: {exc}\npage errors: {errors}\n"
+                                     f"server log:\n{lab.log_tail()}") from exc
+            page.page_errors = errors
+            yield page
+        finally:
+            context.close()

@@ -8,73 +8,17 @@ browsers cannot be downloaded here. Without it the test fails, unless
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .lab import (
-    MISSING_CHROMIUM,
-    SKIP_ENV,
-    LabServer,
-    chromium_path,
-    launch_chromium,
-    open_lab_and_panel,
-)
+from .lab import LabServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 WAIT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if os.environ.get(SKIP_ENV) == "1":
-        pytest.skip(f"{SKIP_ENV}=1")
-    path = chromium_path()
-    if path is None:
-        pytest.fail(MISSING_CHROMIUM, pytrace=False)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.fail("the Python package 'playwright' is missing: pip install -e '.[test]'",
-                    pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    server = LabServer(tmp_path_factory.mktemp("lab"))
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def page(lab: LabServer, chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = launch_chromium(p, tmp_path_factory.mktemp("chromium"), chromium)
-        errors: list[str] = []
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.set_default_timeout(WAIT_MS)
-            try:
-                open_lab_and_panel(page, lab)
-            except Exception as exc:
-                raise AssertionError(f"panel did not open: {exc}\npage errors: {errors}\n"
-                                     f"server log:\n{lab.log_tail()}") from exc
-            page.page_errors = errors
-            yield page
-        finally:
-            context.close()
 
 
 def row(page: Any, task_id: str) -> Any:
@@ -144,7 +88,8 @@ def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> Non
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "panel.png"))
 
-    # Cancel ends it `cancelled`, in the panel and over REST
+    # Cancel (an action shown on hover) ends it `cancelled`, in the panel and over REST
+    target.locator(".jp-TasksPanel-rowHeader").hover()
     target.locator(".jp-TasksPanel-cancel").click()
     wait_status(page, task_id, "cancelled")
     assert target.locator(".jp-TasksPanel-status").get_attribute("data-status") == "cancelled"
@@ -154,6 +99,7 @@ def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> Non
 
     # Rerun adds a child row; REST shows the lineage
     rows_before = page.locator(".jp-TasksPanel-row").count()
+    target.locator(".jp-TasksPanel-rowHeader").hover()
     target.locator(".jp-TasksPanel-rerun").click()
     page.wait_for_function(
         "n => document.querySelectorAll('.jp-TasksPanel-row').length > n", arg=rows_before)

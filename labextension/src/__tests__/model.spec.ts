@@ -1,4 +1,4 @@
-import { DEFAULT_FILTER, TasksModel } from '../model';
+import { DEFAULT_FILTER, TasksModel, pendingQuestion, relativeNotebookPath } from '../model';
 import { ITask, ITaskEvent } from '../types';
 
 /** A scheduler that runs callbacks only when the test says so. */
@@ -376,5 +376,47 @@ describe('TasksModel change notifications', () => {
     expect(model.visible).toHaveLength(2000);
     // ~100k events; a sort per event would take far longer than this.
     expect(elapsed).toBeLessThan(3000);
+  });
+});
+
+describe('identity, notebooks and sections (issue 13)', () => {
+  const identity = { owner: 'alice', rootDir: '/srv/project', seesOthers: true };
+
+  it('matches "this notebook" by the path relative to the server root', () => {
+    const nb = task(1, { origin: { type: 'kernel', notebook: '/srv/project/work/nb.ipynb' } });
+    expect(relativeNotebookPath(nb, '/srv/project/')).toBe('work/nb.ipynb');
+    expect(relativeNotebookPath(nb, '/srv/proj')).toBe('srv/project/work/nb.ipynb');
+    expect(relativeNotebookPath(task(2), '/srv/project')).toBeNull();
+    const { model, scheduler } = makeModel();
+    model.identity = identity;
+    model.applySnapshots([nb, task(3)], null);
+    model.currentNotebook = 'work/nb.ipynb';
+    model.setFilter({ thisNotebook: true });
+    scheduler.flush();
+    expect(model.visible.map(t => t.id)).toEqual([nb.id]);
+  });
+
+  it('puts my questions first, queues in claim order, recent by end time', () => {
+    const { model } = makeModel();
+    model.identity = identity;
+    const question = { prompt: 'go?', choices: ['yes'], answer: null, asked_at: 'x' };
+    const mine = task(1, { status: 'running', confirmation: question });
+    const theirs = task(2, { status: 'running', confirmation: question, owner: 'bob' });
+    const low = task(3, { queue: 'q', priority: 0 });
+    const high = task(4, { queue: 'q', priority: 5 });
+    const early = task(5, { status: 'failed', finished_at: '2026-01-01T00:00:01Z' });
+    const late = task(6, { status: 'succeeded', finished_at: '2026-01-01T00:00:09Z' });
+    model.applySnapshots([mine, theirs, low, high, early, late], null);
+    const s = model.sections;
+    expect(s.needs.map(t => t.id)).toEqual([mine.id]);
+    expect(s.running.map(t => t.id)).toEqual([theirs.id]);
+    expect(s.queued.map(t => t.id)).toEqual([high.id, low.id]);
+    expect(model.queuePosition(low)).toEqual({ queue: 'q', position: 2, of: 2 });
+    expect(s.recent.map(t => t.id)).toEqual([late.id, early.id]);
+    expect(model.waitingForMe.map(t => t.id)).toEqual([mine.id]);
+    // answered: no longer waiting
+    model.applySnapshots([{ ...mine, confirmation: { ...question, answer: 'yes' } }], null);
+    expect(model.waitingForMe).toEqual([]);
+    expect(pendingQuestion(late)).toBeNull();
   });
 });

@@ -1,0 +1,356 @@
+"""The side panel tells the truth (issue 13): one identity, "this notebook", notifications,
+lineage that arrives live, and a task that needs me announced in the status bar.
+
+Each test saves a screenshot in ``test-artifacts/`` (git-ignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.store import Store
+
+from .lab import LabServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WAIT_MS = 30_000
+
+
+def screenshot(page: Any, name: str, selector: str | None = None) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    from playwright.sync_api import expect
+
+    for note in page.locator(".Toastify__toast").all():  # let toasts finish sliding in
+        try:
+            expect(note).to_be_in_viewport(ratio=1, timeout=2000)
+        except AssertionError:
+            pass  # one closing by itself meanwhile
+
+    path = ARTIFACTS / name
+    target = page.locator(selector) if selector else page
+    target.screenshot(path=str(path))
+    return path
+
+
+def seed(db: Path, tasks: list[Task]) -> None:
+    """Insert tasks the way another process would (the server follows the events table)."""
+    async def insert() -> None:
+        store = await Store.open(db)
+        try:
+            await store.create_tasks(tasks)
+        finally:
+            await store.close()
+
+    # Playwright's sync API owns this thread's event loop: run ours on another thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, insert()).result(timeout=60)
+
+
+def make_task(label: str, *, owner: str, status: str = "succeeded", origin: dict | None = None,
+              queue: str = "default", priority: int = 0, ago: float = 60.0,
+              progress: dict | None = None) -> Task:
+    now = time.time()
+    finished = status not in ("queued", "running")
+    return Task(
+        id=new_task_id(), kind="function", mode="job", status=status, name="browser_tiny",
+        label=label, params={"n": 1}, owner=owner, origin=origin or {"type": "rest"},
+        queue=queue, priority=priority, progress=progress, created_at=now - ago,
+        started_at=None if status == "queued" else now - ago + 1,
+        finished_at=now - ago + 2 if finished else None, updated_at=now - ago + 2,
+    )
+
+
+def row(page: Any, task_id: str) -> Any:
+    return page.locator(f'.jp-TasksPanel-row[data-task-id="{task_id}"]')
+
+
+def visible_ids(page: Any) -> list[str]:
+    return page.locator(".jp-TasksPanel-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.taskId)")
+
+
+def wait_status(page: Any, task_id: str, status: str) -> None:
+    page.wait_for_function(
+        """([id, status]) => {
+             const row = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+             return row !== null && row.dataset.status === status;
+           }""",
+        arg=[task_id, status], timeout=WAIT_MS,
+    )
+
+
+def toast(page: Any, text: str) -> Any:
+    return page.locator(".Toastify__toast", has_text=text)
+
+
+def reset_filters(page: Any) -> None:
+    page.locator(".jp-TasksPanel-statusFilter").select_option("")
+    page.locator(".jp-TasksPanel-ownerFilter").select_option("")
+    button = page.locator(".jp-TasksPanel-thisNotebook")
+    if button.get_attribute("aria-pressed") == "true":
+        button.click()
+
+
+def submit(lab: LabServer, body: dict) -> dict:
+    code, task = lab.request("POST", "/api/tasks", body)
+    assert code == 202, (code, task)
+    return task
+
+
+def test_me_filter_and_this_notebook_use_the_servers_identity(lab: LabServer, page: Any) -> None:
+    code, me = lab.request("GET", "/api/tasks/me")
+    assert code == 200, me
+    # the browser's own Lab identity is a random anonymous name, not the stored owner
+    lab_user = page.evaluate("() => window.jupyterapp.serviceManager.user.identity?.username")
+    assert lab_user != me["owner"]
+
+    root = Path(me["root_dir"])
+    notebook = root / "work" / "analysis.ipynb"
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    notebook.write_text(json.dumps({
+        "cells": [], "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}}}))
+    # kernels record the absolute path (JPY_SESSION_NAME), as a kernel of this server would
+    mine_nb = make_task("mine, from the notebook", owner=me["owner"],
+                        origin={"type": "kernel", "notebook": str(notebook)})
+    theirs_nb = make_task("someone else's, same notebook", owner="someone-else",
+                          status="failed", origin={"type": "kernel", "notebook": str(notebook)})
+    mine_rest = make_task("mine, over REST", owner=me["owner"])
+    other_nb = make_task("mine, another notebook", owner=me["owner"],
+                         origin={"type": "kernel", "notebook": str(root / "analysis.ipynb")})
+    seeded = [mine_nb, theirs_nb, mine_rest, other_nb]
+    seed(lab.db_path, seeded)
+    for task in seeded:
+        row(page, task.id).wait_for(state="attached")
+
+    # "me" is the server's owner name, offered by the owner filter
+    owner = page.locator(".jp-TasksPanel-ownerFilter")
+    owner.select_option(label=f"Me ({me['owner']})")
+    page.wait_for_function(
+        "id => !document.querySelector(`.jp-TasksPanel-row[data-task-id='${id}']`)",
+        arg=theirs_nb.id)
+    shown = set(visible_ids(page))
+    assert {mine_nb.id, mine_rest.id, other_nb.id} <= shown
+    assert theirs_nb.id not in shown
+    owner.select_option("")
+
+    # "this notebook": the focused notebook's path relative to the server root matches
+    page.evaluate("""async () => {
+        await window.jupyterapp.commands.execute('docmanager:open',
+                                                 {path: 'work/analysis.ipynb'});
+    }""")
+    page.locator(".jp-NotebookPanel").first.wait_for(state="visible")
+    page.evaluate("() => window.jupyterapp.commands.execute('jupyter-tasks:open')")
+    page.locator(".jp-TasksPanel-thisNotebook").click()
+    page.wait_for_function(
+        "id => !document.querySelector(`.jp-TasksPanel-row[data-task-id='${id}']`)",
+        arg=mine_rest.id)
+    shown = set(visible_ids(page))
+    assert shown >= {mine_nb.id, theirs_nb.id}, shown
+    assert mine_rest.id not in shown and other_nb.id not in shown, shown
+    # both filters together: my tasks of this notebook
+    owner.select_option(label=f"Me ({me['owner']})")
+    page.wait_for_function(
+        "id => !document.querySelector(`.jp-TasksPanel-row[data-task-id='${id}']`)",
+        arg=theirs_nb.id)
+    assert set(visible_ids(page)) == {mine_nb.id}
+    row(page, mine_nb.id).locator(".jp-TasksPanel-rowHeader").click()
+    origin = row(page, mine_nb.id).locator(".jp-TasksPanel-origin")
+    assert origin.inner_text() == "work/analysis.ipynb"
+    screenshot(page, "truth-this-notebook.png", ".jp-TasksPanel")
+    row(page, mine_nb.id).locator(".jp-TasksPanel-rowHeader").click()
+    reset_filters(page)
+    assert page.page_errors == [], page.page_errors
+
+
+def test_notifications_for_my_tasks_and_live_lineage(lab: LabServer, page: Any) -> None:
+    ok = submit(lab, {"name": "browser_tiny", "params": {"n": 7}, "label": "quiet success"})
+    toast(page, 'Task "quiet success" succeeded').wait_for(state="visible")
+
+    failed = submit(lab, {"name": "browser_fail", "params": {"message": "disk is full"},
+                          "label": "doomed"})
+    failure = toast(page, 'Task "doomed" failed: disk is full')
+    failure.wait_for(state="visible")
+    slow = submit(lab, {"name": "browser_slow", "params": {"steps": 600, "step_seconds": 0.1},
+                        "label": "too slow", "timeout": 1})
+    timeout = toast(page, 'Task "too slow" timed out')
+    timeout.wait_for(state="visible")
+    wait_status(page, slow["id"], "timeout")
+    screenshot(page, "truth-notifications.png")
+
+    # the failure's action opens its log
+    failure.get_by_role("button", name="Open log").click()
+    page.locator(f'.jp-TasksLog[data-task-id="{failed["id"]}"]').wait_for(state="visible")
+    page.evaluate("() => window.jupyterapp.commands.execute('jupyter-tasks:open')")
+
+    # the success toast closes by itself; failures stay until dismissed
+    toast(page, 'Task "quiet success" succeeded').wait_for(state="detached", timeout=WAIT_MS)
+    assert timeout.is_visible()
+    wait_status(page, ok["id"], "succeeded")
+
+    # a rerun asked for by someone else (REST here) shows its lineage without a reload
+    code, child = lab.request("POST", f"/api/tasks/{failed['id']}/rerun")
+    assert code == 202, child
+    child_row = row(page, child["id"])
+    child_row.wait_for(state="attached")
+    wait_status(page, child["id"], "failed")
+    child_row.locator(".jp-TasksPanel-rowHeader").click()
+    parent = child_row.locator(".jp-TasksPanel-parent")
+    parent.wait_for(state="visible")
+    assert parent.inner_text() == failed["id"]
+    screenshot(page, "truth-lineage.png", ".jp-TasksPanel")
+    child_row.locator(".jp-TasksPanel-rowHeader").click()
+    # dismiss them all (no id: every notification)
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
+    page.locator(".Toastify__toast").first.wait_for(state="detached")
+    assert page.page_errors == [], page.page_errors
+
+
+def test_a_task_that_needs_me_is_announced_and_answered_from_the_panel(
+        lab: LabServer, page: Any) -> None:
+    status = page.locator('[data-testid="tasks-status"]')
+    assert status.get_attribute("data-needs") == "0"
+    ask = submit(lab, {"name": "browser_ask", "params": {"prompt": "Deploy to production?"},
+                       "label": "deploy"})
+    # the status bar says so, before what runs
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=tasks-status]')?.dataset.needs === '1'")
+    assert status.locator(".jp-TasksStatus-needs").inner_text() == "1 needs you"
+    # a notification, with an action that goes to the question
+    question = toast(page, 'Task "deploy" needs you: Deploy to production?')
+    question.wait_for(state="visible")
+    # the panel has a "Needs you" section with the question under the task's line
+    section = page.locator('.jp-TasksPanel-section[data-section="needs"]')
+    section.wait_for(state="visible")
+    assert row(page, ask["id"]).get_attribute("data-look") == "question"
+    assert "Deploy to production?" in section.locator(".jp-TasksPanel-prompt").inner_text()
+    screenshot(page, "truth-needs-you.png")
+
+    # hide the panel, then the status bar's click brings it back focused on the answer
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    page.locator(".jp-TasksPanel").wait_for(state="hidden")
+    status.click()
+    page.locator(".jp-TasksPanel").wait_for(state="visible")
+    page.wait_for_function(
+        """id => document.activeElement?.classList.contains('jp-TasksPanel-answer') &&
+                 document.activeElement.closest('.jp-TasksPanel-row')?.dataset.taskId === id""",
+        arg=ask["id"])
+    page.locator(".jp-TasksPanel-answer[data-answer='yes']").click()
+    wait_status(page, ask["id"], "succeeded")
+    code, result = lab.request("GET", f"/api/tasks/{ask['id']}/result?timeout=10")
+    assert code == 200 and result["result"] == "yes", result
+    # answered: the count, the section and the notification go away
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=tasks-status]')?.dataset.needs === '0'")
+    assert status.locator(".jp-TasksStatus-needs").inner_text() == ""
+    section.wait_for(state="detached")
+    question.wait_for(state="detached")
+    assert page.page_errors == [], page.page_errors
+
+
+def test_a_panel_people_can_scan(lab: LabServer, page: Any) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _, me = lab.request("GET", "/api/tasks/me")
+    statuses = ["succeeded", "failed", "succeeded", "timeout", "cancelled", "succeeded"]
+    history = [make_task(f"history {i:02d}", owner=me["owner"], status=statuses[i % 6],
+                         ago=3600 - i * 30) for i in range(40)]
+    # a queue no worker serves keeps its jobs queued, in claim order: priority, then age
+    parked = [make_task(f"parked p{p}", owner=me["owner"], status="queued", queue="parked",
+                        priority=p, ago=100 - i) for i, p in enumerate([0, 5, 0, 9])]
+    seed(lab.db_path, history + parked)
+    # two workers on "default": two run, the third waits as #1 in its queue
+    runs = [submit(lab, {"name": "browser_slow", "label": f"slow {i}",
+                         "params": {"steps": 4, "step_seconds": 5}}) for i in range(3)]
+    for task in history + parked:
+        row(page, task.id).wait_for(state="attached")
+    # tasks that arrive already finished (history, imports) are no news: no notification
+    assert page.locator(".Toastify__toast", has_text="history").count() == 0
+    page.wait_for_function(
+        "() => document.querySelectorAll("
+        "'[data-section=running] .jp-TasksPanel-row .jp-TasksPanel-progressText').length >= 1")
+
+    # sections in this order, each with its count
+    names = page.locator(".jp-TasksPanel-section").evaluate_all(
+        "nodes => nodes.map(n => n.dataset.section)")
+    assert names == ["running", "queued", "recent"], names
+    running = page.locator('[data-section="running"] .jp-TasksPanel-row')
+    assert running.count() == 2
+    # inline progress with a percent, one line
+    percent = page.locator('[data-section="running"] .jp-TasksPanel-progressText').first
+    assert percent.inner_text().endswith("%"), percent.inner_text()
+    # queued: position in its queue and the priority
+    queued = page.locator('[data-section="queued"] .jp-TasksPanel-row')
+    order = queued.evaluate_all("rows => rows.map(r => r.dataset.taskId)")
+    expected = [parked[3].id, parked[1].id, parked[0].id, parked[2].id]
+    assert [i for i in order if i in expected] == expected, order
+    assert row(page, parked[3].id).locator(".jp-TasksPanel-queuePos").inner_text() == "#1"
+    assert row(page, parked[3].id).locator(".jp-TasksPanel-priority").inner_text() == "p9"
+    assert row(page, parked[2].id).locator(".jp-TasksPanel-queuePos").inner_text() == "#4"
+    assert row(page, runs[2]["id"]).locator(".jp-TasksPanel-queuePos").inner_text() == "#1"
+    # rows are one line, and at least 20 are fully visible in a 1000 px tall window
+    heights = page.locator(".jp-TasksPanel-rowHeader").evaluate_all(
+        "nodes => nodes.map(n => n.getBoundingClientRect().height)")
+    assert max(heights) <= 26, max(heights)
+    in_view = page.evaluate("""() => {
+        const list = document.querySelector('.jp-TasksPanel-list').getBoundingClientRect();
+        return [...document.querySelectorAll('.jp-TasksPanel-row')].filter(r => {
+          const b = r.getBoundingClientRect();
+          return b.height > 0 && b.top >= list.top && b.bottom <= list.bottom;
+        }).length;
+    }""")
+    assert in_view >= 20, in_view
+    screenshot(page, "scan-panel-1000px.png")
+
+    # no Cancel button on every row: actions appear on hover
+    first = row(page, runs[0]["id"])
+    assert not first.locator(".jp-TasksPanel-cancel").is_visible()
+    first.locator(".jp-TasksPanel-rowHeader").hover()
+    assert first.locator(".jp-TasksPanel-cancel").is_visible()
+
+    # ... and in the context menu; "cancelling" has its own look until the task stops
+    first.locator(".jp-TasksPanel-rowHeader").click(button="right")
+    menu = page.locator(".lm-Menu")
+    menu.get_by_text("Cancel Task").wait_for(state="visible")
+    screenshot(page, "scan-context-menu.png")
+    menu.get_by_text("Cancel Task").click()
+    page.wait_for_function(
+        """id => {
+             const row = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+             return row?.dataset.look === 'cancelling' || row?.dataset.status === 'cancelled';
+           }""", arg=runs[0]["id"])
+    if first.get_attribute("data-look") == "cancelling":
+        look = first.locator(".jp-TasksPanel-status")
+        assert look.get_attribute("aria-label") == "cancelling"
+        screenshot(page, "scan-cancelling.png", ".jp-TasksPanel")
+    wait_status(page, runs[0]["id"], "cancelled")
+
+    # sections collapse and open again
+    header = page.locator('[data-section="recent"] .jp-TasksPanel-sectionHeader')
+    header.click()
+    assert header.get_attribute("aria-expanded") == "false"
+    assert page.locator('[data-section="recent"] .jp-TasksPanel-row').count() == 0
+    header.click()
+    assert page.locator('[data-section="recent"] .jp-TasksPanel-row').count() > 0
+
+    # the status filter is one control
+    page.locator(".jp-TasksPanel-statusFilter").select_option("queued")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-TasksPanel-row')]"
+        ".every(r => r.dataset.status === 'queued')")
+    reset_filters(page)
+    for task in runs:
+        lab.request("POST", f"/api/tasks/{task['id']}/cancel")
+    for task in parked:
+        lab.request("POST", f"/api/tasks/{task.id}/cancel")
+    assert page.page_errors == [], page.page_errors
