@@ -337,6 +337,7 @@ async def run_process(
         # the shim leads the group and starts argv once the group is in the row
         db, task_id, attempt = usage.record_exit
         shim, theirs = socket.socketpair()
+        shim.setblocking(False)  # read and written by the event loop
         spawn = [sys.executable, "-I", "-S", SHIM, os.path.abspath(db), task_id, str(attempt),
                  str(theirs.fileno()), "--", *argv]
         extra = {"preexec_fn": _shim_preexec(), "pass_fds": (theirs.fileno(),)}
