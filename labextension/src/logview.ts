@@ -97,7 +97,7 @@ export class TaskLogView extends Widget {
           this._after = typeof page.next === 'number' ? page.next : last ? last.seq : this._after;
         } while (count >= LOG_PAGE);
       } while (this._again);
-      this._message.textContent = '';
+      this._message.textContent = this._emptyText();
     } catch (error) {
       if (!this.isDisposed) {
         this._message.textContent = `Could not read the log: ${(error as Error).message}`;
@@ -105,6 +105,20 @@ export class TaskLogView extends Widget {
     } finally {
       this._fetching = false;
     }
+  }
+
+  /** What an empty log says instead of a blank page. */
+  private _emptyText(): string {
+    if (this._output.childElementCount > 0) {
+      return '';
+    }
+    const task = this._connection.model.get(this.taskId);
+    if (!task) {
+      return 'No output yet.';
+    }
+    return isActive(task)
+      ? `No output yet: the task is ${task.status}. Lines appear here as it prints them.`
+      : `This task wrote no output (it ended ${task.status}).`;
   }
 
   private _append(entries: ILogEntry[]): void {

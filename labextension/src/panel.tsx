@@ -679,7 +679,7 @@ function Details(props: {
 }): JSX.Element {
   const { task, actions } = props;
   const traceback = task.error?.traceback;
-  const took = durationMs(task);
+  const took = isActive(task) ? null : durationMs(task);
   return (
     <div className="jp-TasksPanel-details">
       {task.error && task.status !== 'cancelled' && (

@@ -191,7 +191,10 @@ def test_notifications_for_my_tasks_and_live_lineage(lab: LabServer, page: Any) 
 
     # the failure's action opens its log
     failure.get_by_role("button", name="Open log").click()
-    page.locator(f'.jp-TasksLog[data-task-id="{failed["id"]}"]').wait_for(state="visible")
+    log = page.locator(f'.jp-TasksLog[data-task-id="{failed["id"]}"]')
+    log.wait_for(state="visible")
+    # an empty log says so instead of showing a blank page
+    log.locator(".jp-TasksLog-message", has_text="wrote no output").wait_for(state="visible")
     page.evaluate("() => window.jupyterapp.commands.execute('jupyter-tasks:open')")
 
     # the success toast closes by itself; failures stay until dismissed
