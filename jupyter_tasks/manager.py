@@ -412,6 +412,7 @@ class TaskManager:
         )
 
     async def submit_spec(self, spec: Mapping[str, Any], *, mode: str = "job",
+                          parent: Task | None = None, relationship: str | None = None,
                           **options: Any) -> Task:
         """Submit serializable work: exactly one of ``name``/``command``/``notebook``/``code``.
 
@@ -469,7 +470,7 @@ class TaskManager:
         return await self._create_and_start(
             kind, mode, clean, name=name, label=options.pop("label", None) or default_label,
             params=params if kind == TaskKind.FUNCTION else clean.get("parameters"),
-            local=None, options=options,
+            local=None, options=options, parent=parent, relationship=relationship,
         )
 
     async def _create_and_start(
@@ -685,10 +686,9 @@ class TaskManager:
             mode = TaskMode.JOB.value
         if mode == TaskMode.SYNC:
             mode = TaskMode.BACKGROUND.value  # a rerun never blocks whoever asked for it
-        task = await self.submit_spec(spec, mode=mode, label=label, **options)
-        return await self.store.transition(
-            task.id, {"parent_id": parent.id, "relationship": relationship}, None
-        ) or task
+        # lineage goes into the row as it is created, so task.created already names the parent
+        return await self.submit_spec(spec, mode=mode, label=label, parent=parent,
+                                      relationship=relationship, **options)
 
     async def confirm(self, task_id: str, answer: str) -> Task:
         """Answer a task's pending question."""

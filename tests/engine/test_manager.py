@@ -289,6 +289,12 @@ async def test_rerun_and_fork_keep_lineage(manager: TaskManager) -> None:
     assert (fork.parent_id, fork.relationship, fork.label) == (parent.id, "fork", "bigger")
     assert (await manager.wait(fork.id, timeout=5)).result == 11
     assert [c.id for c in await manager.store.children(parent.id)] == [rerun.id, fork.id]
+    # live views learn the lineage from the first event, not from a later reload
+    for child, relationship in ((rerun, "rerun"), (fork, "fork")):
+        created = [e for e in await manager.store.events_after(0, task_id=child.id)
+                   if e.type == "task.created"]
+        assert (created[0].task["parent_id"], created[0].task["relationship"]) == \
+            (parent.id, relationship)
     with pytest.raises(InvalidRequest):
         await manager.fork(parent.id, {"command": ["ls"]})
     with pytest.raises(InvalidParameters):
