@@ -154,11 +154,16 @@ class TaskTable(ScrollView, can_focus=True):
         return self._header
 
     def _skeleton_strip(self, row: int) -> Strip:
-        style = self._row_styles()[4]
-        cells = SKELETON if row % 2 else SKELETON[::-1]
-        text = "".join(f" {fit_cell(cell[:width], width)} "
-                       for cell, width in zip(cells, WIDTHS, strict=True))
-        return Strip([Segment(text, style)], TABLE_WIDTH)
+        key = (-1, bool(row % 2))  # two placeholder rows, built once per style
+        strip = self._strips.get(key)
+        if strip is None:
+            style = self._row_styles()[4]
+            cells = SKELETON if row % 2 else SKELETON[::-1]
+            # "━" is one cell wide: plain slicing and padding, no cell measuring
+            text = "".join(f" {cell[:width].ljust(width)} "
+                           for cell, width in zip(cells, WIDTHS, strict=True))
+            strip = self._strips[key] = Strip([Segment(text, style)], TABLE_WIDTH)
+        return strip
 
     def _row_strip(self, row: int, under_cursor: bool) -> Strip:
         key = (row, under_cursor)
