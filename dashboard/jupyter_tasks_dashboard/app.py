@@ -133,10 +133,11 @@ class TasksDashboard(App[int]):
         self.table.set_sort(self.sort)
         self.table.focus()
         self.call_after_refresh(self._first_frame)
-        self._boot()
 
     def _first_frame(self) -> None:
         self.first_frame_at = time.perf_counter()
+        # only now: the source's imports (a thread) would compete with the first frame
+        self._boot()
 
     async def on_unmount(self) -> None:
         try:
