@@ -51,7 +51,9 @@ async def test_submitted_job_appears_and_its_progress_moves(server):
     app = dashboard(server)
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
-        task = await client.submit("dash_steps", {"steps": 200, "delay": 0.03},
+        # a minute of steps, cancelled at the end: on a loaded machine a short job could end
+        # before three progress values were seen, failing a test about progress, not speed
+        task = await client.submit("dash_steps", {"steps": 2000, "delay": 0.03},
                                    label="counting sheep")
         await until(lambda: task["id"] in app.table.tasks, pilot, what="the new row")
         assert cell(app, task["id"], "label") == "counting sheep"
