@@ -242,7 +242,7 @@ class Report:
 
 def inspect(path: Path | str) -> Report:
     """Look at the database at ``path`` read-only and say what is wrong with it, if anything."""
-    from .manager import _pid_alive  # the reaper's own notion of a live process
+    from .liveness import pid_alive  # the reaper's own notion of a live process
 
     path = Path(path)
     report = Report(path)
@@ -299,7 +299,7 @@ def inspect(path: Path | str) -> Report:
                     if stopped is not None:
                         state = "stopped"
                     elif whost == host:
-                        state = "alive" if _pid_alive(pid, pid_started) else "dead"
+                        state = "alive" if pid_alive(pid, pid_started) else "dead"
                     else:
                         state = "unknown (other host)"
                     report.workers.append({"id": wid, "kind": kind, "pid": pid, "host": whost,

@@ -34,6 +34,7 @@ from .exceptions import (
     TaskFailed,
     TaskTimedOut,
 )
+from .liveness import pid_alive
 from .models import (
     Event,
     EventType,
@@ -781,6 +782,11 @@ class TaskManager:
             # task after our death uses it instead of running the command again
             running.process.record_exit = (str(self.store.path), task.id, task.attempts)
         self._running[task.id] = running
+        if task.attempts > 1:
+            # log lines carry no attempt number: a marker line lets the log view
+            # (and a reader of the raw log) see where this attempt's output begins
+            await self.store.append_logs(task.id, [(time.time(), "log",
+                                                    _attempt_marker(task))])
         if task.cancel_requested:
             running.stop_reason = "cancel"
         if task.timeout:
@@ -1218,7 +1224,7 @@ class TaskManager:
         for worker in await self.store.list_workers():
             if worker.id == self.worker_id:
                 continue
-            gone_here = worker.host == host and not _pid_alive(worker.pid, worker.pid_started_at)
+            gone_here = worker.host == host and not pid_alive(worker.pid, worker.pid_started_at)
             silent = worker.heartbeat_at < now - self.lease_seconds
             if gone_here or silent:
                 dead.append(worker.id)
@@ -1354,6 +1360,18 @@ def _content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str
     return hashes, texts
 
 
+def _attempt_marker(task: Task) -> str:
+    """``— attempt N of M: <why the last one ended> —`` (the log view draws it as a rule)."""
+    error = task.error or {}
+    reason = str(error.get("message") or error.get("type") or "retried").strip()
+    reason = reason.splitlines()[0] if reason else "retried"
+    if error.get("type") and error.get("message"):
+        reason = f"{error['type']}: {reason}"
+    if len(reason) > 160:
+        reason = reason[:159] + "…"
+    return f"— attempt {task.attempts} of {task.max_retries + 1}: {reason} —\n"
+
+
 def _error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
     if status == TaskStatus.CANCELLED:
         return {"type": "TaskCancelled", "message": "the task was cancelled", "traceback": None}
@@ -1407,16 +1425,6 @@ def _check_env(value: Any) -> dict[str, str]:
                              + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
                              errors=errors)
     return value
-
-
-def _pid_alive(pid: int, started_at: float | None) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        if started_at is not None and abs(proc.create_time() - started_at) > 1.0:
-            return False  # the pid was reused by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _login_name() -> str:
