@@ -161,6 +161,21 @@ async def test_retry_with_backoff_then_success(manager: TaskManager, tmp_path: P
     assert starts[2].ts - retries[1].ts >= 0.1 * 0.5
 
 
+async def test_each_retry_writes_an_attempt_marker_into_the_log(manager: TaskManager,
+                                                                tmp_path: Path) -> None:
+    job = await manager.submit("flaky", counter=str(tmp_path / "calls"), fail_times=2,
+                               mode="job", max_retries=3)
+    done = await manager.wait(job.id, timeout=15)
+    assert (done.status, done.attempts) == ("succeeded", 3)
+    texts = [entry.text for entry in await manager.store.get_logs(job.id)]
+    markers = [t for t in texts if t.startswith("— attempt ")]
+    assert markers == ["— attempt 2 of 4: RuntimeError: flaky failure 1 —\n",
+                       "— attempt 3 of 4: RuntimeError: flaky failure 2 —\n"]
+    # a first attempt that succeeds writes none
+    once = await manager.wait((await manager.submit("add", a=1, mode="job")).id, timeout=5)
+    assert [e.text for e in await manager.store.get_logs(once.id)] == []
+
+
 async def test_retries_are_spent_then_failed(manager: TaskManager, tmp_path: Path) -> None:
     job = await manager.submit("flaky", counter=str(tmp_path / "c"), fail_times=5, mode="job",
                                max_retries=1)
