@@ -71,7 +71,12 @@ class KernelSide:
             spec["execution_count"] = run.execution_count
             if run.magic_line:
                 spec["magic_line"] = run.magic_line
-        options = {"task_key": task_key, "timeout": timeout}
+        options: dict[str, Any] = {"task_key": task_key, "timeout": timeout}
+        cell_id = cell_id_of(run.parent if run is not None else None)
+        if cell_id is not None:
+            # the cell that submitted it: a reopened notebook puts the task's view back
+            # under that cell even when its output was never saved
+            options["origin"] = {**manager.origin, "cell_id": cell_id}
         task = await manager._create_and_start(
             TaskKind.CELL.value, TaskMode.BACKGROUND.value, spec, name=None,
             label=label or default_label(source), params=None, local=None, options=options,
@@ -150,6 +155,16 @@ class KernelSide:
             if token is not None:
                 capture.current_sink.reset(token)
             _reset_thread_parent(tokens)
+
+
+def cell_id_of(parent: Mapping[str, Any] | None) -> str | None:
+    """The notebook cell id (nbformat 4.5 ``id``) of an execute request, else None.
+
+    JupyterLab (3 and later) and Notebook 7 send it as ``metadata.cellId``.
+    """
+    metadata = (parent or {}).get("metadata") or {}
+    cell_id = metadata.get("cellId") if isinstance(metadata, Mapping) else None
+    return cell_id if isinstance(cell_id, str) and 0 < len(cell_id) <= 256 else None
 
 
 def default_label(source: str) -> str:
