@@ -13,6 +13,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { copyIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { setupCardRestore } from './cardrestore';
 import { TasksAPI, TasksConnection } from './connection';
 import { tasksIcon } from './icons';
 import { TaskLogView } from './logview';
@@ -89,7 +90,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const task = model.get(id);
         const widget = new MainAreaWidget({ content: new TaskLogView({ connection, taskId: id }) });
         widget.id = `jupyter-tasks-log-${id}`;
-        widget.title.label = `Log: ${task?.label || task?.name || id.slice(0, 8)}`;
+        widget.title.label = `Log: ${task?.label || task?.name || id.slice(-10)}`;
         widget.title.caption = `Log of task ${id}`;
         widget.title.icon = tasksIcon;
         void logs.add(widget);
@@ -128,6 +129,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         rank: 4
       });
     }
+
+    // a cell task's view comes back under its cell in a reopened notebook (issue 13)
+    setupCardRestore(app.docRegistry, connection, id =>
+      void commands.execute(CommandIDs.openLog, { id })
+    );
 
     exposeForDebugging({ model, connection, panel });
     connection.start();

@@ -1,19 +1,50 @@
 /**
- * A main-area widget that tails one task's log.
+ * A main-area widget that tails one task's log: a header (status, attempt,
+ * elapsed), one row per line with its time, markers between attempts, and
+ * follow / wrap / search / download.
  */
 import { Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
-import { ILogEntry, ITaskEvent, isActive } from './types';
+import { formatDuration } from './format';
+import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
 const LOG_PAGE = 1000;
 const POLL_MS = 1000;
+/** Distance from the bottom (px) that still counts as "at the end". */
+const AT_END_PX = 24;
 /** Escape sequences (colours, cursor moves) that a <pre> would show raw. */
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+/** The line the engine writes when an attempt after the first begins. */
+const MARKER = /^— attempt (\d+) of (\d+): (.*) —$/;
 
 export function stripAnsi(text: string): string {
   return text.replace(ANSI, '');
+}
+
+/** `{attempt, of, reason}` for an engine attempt marker line, else null. */
+export function parseMarker(text: string): { attempt: number; of: number; reason: string } | null {
+  const match = MARKER.exec(text.trim());
+  return match ? { attempt: Number(match[1]), of: Number(match[2]), reason: match[3] } : null;
+}
+
+/** Local `HH:MM:SS` of a log time (ISO string or epoch seconds). */
+export function clockTime(ts: string | number): string {
+  const date = new Date(typeof ts === 'number' ? ts * 1000 : ts);
+  if (Number.isNaN(date.getTime())) {
+    return '';
+  }
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** One rendered line (a chunk without a newline continues the previous line). */
+interface ILine {
+  node: HTMLDivElement;
+  text: HTMLSpanElement;
+  raw: string;
+  marker: boolean;
 }
 
 /**
@@ -28,17 +59,33 @@ export class TaskLogView extends Widget {
     this.addClass('jp-TasksLog');
     this.node.dataset.taskId = this.taskId;
     this.node.tabIndex = 0;
-    this._output = document.createElement('pre');
+
+    this._header = this._buildHeader();
+    this._body = document.createElement('div');
+    this._body.className = 'jp-TasksLog-body';
+    this._output = document.createElement('div');
     this._output.className = 'jp-TasksLog-output';
+    this._output.setAttribute('role', 'log');
     this._message = document.createElement('div');
     this._message.className = 'jp-TasksLog-message';
-    this.node.append(this._output, this._message);
+    this._body.append(this._output, this._message);
+    this.node.append(this._header, this._body);
+    this._body.addEventListener('scroll', () => this._onScroll(), { passive: true });
+    this._setWrap(true);
+    this._setFollowing(true);
+
     this._connection.eventsApplied.connect(this._onEvent, this);
     this._timer = setInterval(() => this._poll(), POLL_MS);
+    this._renderHeader();
     void this._fetch();
   }
 
   readonly taskId: string;
+
+  /** True while new lines keep the view at the end. */
+  get following(): boolean {
+    return this._following;
+  }
 
   dispose(): void {
     if (this.isDisposed) {
@@ -48,10 +95,179 @@ export class TaskLogView extends Widget {
     super.dispose();
   }
 
+  /** The whole log as the task printed it (what Download saves). */
+  text(): string {
+    return this._entries.map(entry => stripAnsi(entry.text)).join('');
+  }
+
+  // ------------------------------------------------------------------ header
+
+  private _buildHeader(): HTMLDivElement {
+    const header = document.createElement('div');
+    header.className = 'jp-TasksLog-header';
+    this._status = document.createElement('span');
+    this._status.className = 'jp-TasksLog-status';
+    this._attempt = document.createElement('span');
+    this._attempt.className = 'jp-TasksLog-attempt';
+    this._elapsed = document.createElement('span');
+    this._elapsed.className = 'jp-TasksLog-elapsed';
+    const spacer = document.createElement('span');
+    spacer.className = 'jp-TasksLog-spacer';
+
+    this._search = document.createElement('input');
+    this._search.type = 'search';
+    this._search.className = 'jp-TasksLog-search jp-mod-styled';
+    this._search.placeholder = 'Search the log';
+    this._search.setAttribute('aria-label', 'Search the log');
+    this._search.addEventListener('input', () => this._applySearch());
+    this._matches = document.createElement('span');
+    this._matches.className = 'jp-TasksLog-matches';
+
+    this._followButton = this._button('Follow', 'jp-TasksLog-follow', () =>
+      this._setFollowing(!this._following)
+    );
+    this._wrapButton = this._button('Wrap', 'jp-TasksLog-wrap', () => this._setWrap(!this._wrap));
+    const download = this._button('Download', 'jp-TasksLog-download', () => this._download());
+    download.title = 'Save the whole log as a .txt file';
+    header.append(
+      this._status,
+      this._attempt,
+      this._elapsed,
+      spacer,
+      this._search,
+      this._matches,
+      this._followButton,
+      this._wrapButton,
+      download
+    );
+    return header;
+  }
+
+  private _button(label: string, className: string, onClick: () => void): HTMLButtonElement {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = `jp-TasksLog-button ${className}`;
+    button.textContent = label;
+    button.addEventListener('click', onClick);
+    return button;
+  }
+
+  /** Status, attempt and elapsed from the model's copy of the task. */
+  private _renderHeader(): void {
+    const task = this._connection.model.get(this.taskId);
+    if (!task) {
+      this._status.textContent = 'loading…';
+      return;
+    }
+    this._status.textContent = task.cancel_requested && isActive(task) ? 'cancelling' : task.status;
+    this._status.dataset.status = task.status;
+    const attempts = task.attempts ?? 0;
+    const of = (task.max_retries ?? 0) + 1;
+    this._attempt.textContent = attempts > 0 ? `attempt ${attempts} of ${of}` : '';
+    this._attempt.hidden = attempts === 0;
+    this._elapsed.textContent = elapsedText(task, Date.now());
+  }
+
+  // ------------------------------------------------------------------ controls
+
+  private _setFollowing(on: boolean): void {
+    this._following = on;
+    this._followButton.setAttribute('aria-pressed', String(on));
+    this._followButton.textContent = on ? 'Following' : 'Follow';
+    this._followButton.title = on
+      ? 'New lines scroll into view; scroll up to pause'
+      : 'Paused: click to jump to the end and follow new lines';
+    this.node.classList.toggle('jp-mod-following', on);
+    if (on) {
+      this._scrollToEnd();
+    }
+  }
+
+  private _setWrap(on: boolean): void {
+    this._wrap = on;
+    this._wrapButton.setAttribute('aria-pressed', String(on));
+    this.node.classList.toggle('jp-mod-nowrap', !on);
+  }
+
+  /** Scrolling up pauses following; scrolling back to the end resumes it. */
+  private _onScroll(): void {
+    const body = this._body;
+    const atEnd = body.scrollHeight - body.scrollTop - body.clientHeight < AT_END_PX;
+    if (atEnd !== this._following) {
+      this._setFollowing(atEnd);
+    }
+  }
+
+  private _scrollToEnd(): void {
+    this._body.scrollTop = this._body.scrollHeight;
+  }
+
+  private _applySearch(): void {
+    const query = this._search.value.trim().toLowerCase();
+    let count = 0;
+    for (const line of this._lines) {
+      if (this._highlight(line, query)) {
+        count++;
+      }
+    }
+    this._matches.textContent = query ? `${count} line${count === 1 ? '' : 's'}` : '';
+    this.node.classList.toggle('jp-mod-searching', !!query);
+    if (this._following) {
+      this._scrollToEnd();
+    }
+  }
+
+  /** Marks the query in one line, hides it if it does not match; true on a match. */
+  private _highlight(line: ILine, query: string): boolean {
+    const text = line.raw;
+    if (!query) {
+      line.text.textContent = text;
+      line.node.classList.remove('jp-mod-hidden');
+      return false;
+    }
+    const lower = text.toLowerCase();
+    let at = lower.indexOf(query);
+    // attempt markers stay visible: they say which attempt a match belongs to
+    line.node.classList.toggle('jp-mod-hidden', at < 0 && !line.marker);
+    if (at < 0) {
+      line.text.textContent = text;
+      return false;
+    }
+    line.text.textContent = '';
+    let from = 0;
+    while (at >= 0) {
+      line.text.append(text.slice(from, at));
+      const mark = document.createElement('mark');
+      mark.textContent = text.slice(at, at + query.length);
+      line.text.append(mark);
+      from = at + query.length;
+      at = lower.indexOf(query, from);
+    }
+    line.text.append(text.slice(from));
+    return true;
+  }
+
+  private _download(): void {
+    const blob = new Blob([this.text()], { type: 'text/plain' });
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement('a');
+    const task = this._connection.model.get(this.taskId);
+    const name = (task?.label || task?.name || 'task').replace(/[^\w.-]+/g, '_').slice(0, 60);
+    link.href = url;
+    link.download = `${name}-${this.taskId.slice(-10)}.log.txt`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 0);
+  }
+
+  // ------------------------------------------------------------------ data
+
   private _onEvent(_: TasksConnection, event: ITaskEvent): void {
     if (event.task_id !== this.taskId) {
       return;
     }
+    this._renderHeader();
     if (event.type === 'task.deleted') {
       this._stop('The task was deleted.');
     } else if (event.type === 'task.log' || (event.task && !isActive(event.task))) {
@@ -62,6 +278,7 @@ export class TaskLogView extends Widget {
 
   private _poll(): void {
     const task = this._connection.model.get(this.taskId);
+    this._renderHeader();
     if (!task) {
       // Not loaded yet (a tab restored at start-up); events still drive fetches.
       return;
@@ -98,6 +315,7 @@ export class TaskLogView extends Widget {
         } while (count >= LOG_PAGE);
       } while (this._again);
       this._message.textContent = this._emptyText();
+      this.node.classList.toggle('jp-mod-empty', this._lines.length === 0);
     } catch (error) {
       if (!this.isDisposed) {
         this._message.textContent = `Could not read the log: ${(error as Error).message}`;
@@ -109,12 +327,15 @@ export class TaskLogView extends Widget {
 
   /** What an empty log says instead of a blank page. */
   private _emptyText(): string {
-    if (this._output.childElementCount > 0) {
+    if (this._lines.length > 0) {
       return '';
     }
     const task = this._connection.model.get(this.taskId);
     if (!task) {
       return 'No output yet.';
+    }
+    if (task.status === 'queued') {
+      return 'No output yet: the task is queued and has not started. Lines appear here as it prints them.';
     }
     return isActive(task)
       ? `No output yet: the task is ${task.status}. Lines appear here as it prints them.`
@@ -125,20 +346,60 @@ export class TaskLogView extends Widget {
     if (entries.length === 0) {
       return;
     }
-    const node = this.node;
-    // Follow the tail only if the reader has not scrolled up to read.
-    const following = node.scrollHeight - node.scrollTop - node.clientHeight < 24;
+    const query = this._search.value.trim().toLowerCase();
     const fragment = document.createDocumentFragment();
     for (const entry of entries) {
-      const span = document.createElement('span');
-      span.className = `jp-TasksLog-entry jp-TasksLog-${entry.stream}`;
-      span.textContent = stripAnsi(entry.text);
-      fragment.appendChild(span);
+      this._entries.push(entry);
+      const pieces = stripAnsi(entry.text).split('\n');
+      const ended = pieces[pieces.length - 1] === '';
+      if (ended) {
+        pieces.pop();
+      }
+      pieces.forEach((piece, index) => {
+        const last = this._lines[this._lines.length - 1];
+        if (index === 0 && this._open && last) {
+          // the previous chunk stopped mid-line: this one carries it on
+          last.raw += piece;
+          this._highlight(last, query);
+          return;
+        }
+        const line = this._line(entry, piece);
+        this._highlight(line, query);
+        fragment.appendChild(line.node);
+      });
+      this._open = !ended && pieces.length > 0;
     }
     this._output.appendChild(fragment);
-    if (following) {
-      node.scrollTop = node.scrollHeight;
+    if (query) {
+      this._applySearch();
     }
+    if (this._following) {
+      this._scrollToEnd();
+    }
+  }
+
+  private _line(entry: ILogEntry, text: string): ILine {
+    const node = document.createElement('div');
+    const marker = entry.stream === 'log' ? parseMarker(text) : null;
+    const ts = document.createElement('span');
+    ts.className = 'jp-TasksLog-ts';
+    ts.textContent = clockTime(entry.ts);
+    ts.title = new Date(entry.ts).toLocaleString();
+    const span = document.createElement('span');
+    span.className = 'jp-TasksLog-text';
+    node.append(ts, span);
+    if (marker) {
+      node.className = 'jp-TasksLog-marker';
+      node.dataset.attempt = String(marker.attempt);
+      node.setAttribute('role', 'separator');
+    } else {
+      node.className = `jp-TasksLog-line jp-TasksLog-${entry.stream}`;
+    }
+    // a marker reads as a rule: "attempt 2 of 3: RuntimeError: …" between two lines
+    const shown = marker ? `attempt ${marker.attempt} of ${marker.of}: ${marker.reason}` : text;
+    const line: ILine = { node, text: span, raw: shown, marker: !!marker };
+    this._lines.push(line);
+    return line;
   }
 
   private _stop(message: string): void {
@@ -147,12 +408,44 @@ export class TaskLogView extends Widget {
   }
 
   private _connection: TasksConnection;
-  private _output: HTMLPreElement;
+  private _header: HTMLDivElement;
+  private _body: HTMLDivElement;
+  private _output: HTMLDivElement;
   private _message: HTMLDivElement;
+  private _status!: HTMLSpanElement;
+  private _attempt!: HTMLSpanElement;
+  private _elapsed!: HTMLSpanElement;
+  private _search!: HTMLInputElement;
+  private _matches!: HTMLSpanElement;
+  private _followButton!: HTMLButtonElement;
+  private _wrapButton!: HTMLButtonElement;
+  private _following = true;
+  private _wrap = true;
+  private _entries: ILogEntry[] = [];
+  private _lines: ILine[] = [];
+  /** The last chunk did not end its line. */
+  private _open = false;
   private _after = 0;
   private _fetching = false;
   private _again = false;
   private _timer: ReturnType<typeof setInterval>;
+}
+
+/** `running 1m 04s`, `queued 12s`, `took 8.8s`. */
+export function elapsedText(task: ITask, now: number): string {
+  const start = task.started_at ? Date.parse(task.started_at) : NaN;
+  if (task.status === 'queued') {
+    const created = task.created_at ? Date.parse(task.created_at) : NaN;
+    return Number.isNaN(created) ? '' : `waiting ${formatDuration(Math.max(0, now - created))}`;
+  }
+  if (Number.isNaN(start)) {
+    return '';
+  }
+  if (isActive(task)) {
+    return `running ${formatDuration(Math.max(0, now - start))}`;
+  }
+  const end = task.finished_at ? Date.parse(task.finished_at) : NaN;
+  return Number.isNaN(end) ? '' : `took ${formatDuration(Math.max(0, end - start))}`;
 }
 
 export namespace TaskLogView {

@@ -35,3 +35,29 @@ def browser_fail(message: str = "boom") -> None:
 def browser_ask(ctx: TaskContext, prompt: str = "Deploy?") -> str:
     """Wait for a person's answer and return it."""
     return ctx.confirm_sync(prompt, ["yes", "no"])
+
+
+@task("browser_retry", tags=["browser-test"], mode="job")
+def browser_retry(ctx: TaskContext, counter: str, fail_times: int = 1, lines: int = 5) -> int:
+    """Print ``lines`` lines, then fail for the first ``fail_times`` attempts."""
+    from pathlib import Path
+
+    path = Path(counter)
+    calls = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(calls + 1))
+    for n in range(1, lines + 1):
+        ctx.write(f"attempt {calls + 1} line {n}\n")
+    if calls < fail_times:
+        raise RuntimeError(f"flaky failure {calls + 1}")
+    return calls + 1
+
+
+@task("browser_chatty", tags=["browser-test"], mode="job")
+def browser_chatty(ctx: TaskContext, lines: int = 100_000, every: float = 0.02) -> int:
+    """Print a numbered line every ``every`` seconds until cancelled."""
+    for n in range(1, lines + 1):
+        if ctx.cancelled:
+            ctx.check_cancelled()
+        ctx.write(f"line {n}: {'lorem ipsum dolor sit amet ' * 6}\n")
+        time.sleep(every)
+    return lines

@@ -1,0 +1,62 @@
+/**
+ * Durations, relative times and sizes, in one style for every view.
+ */
+
+/** `850ms`, `8.8s`, `42s`, `1m 22s`, `2h 05m`: one style everywhere, never wrapping. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) {
+    return `${Math.max(0, Math.round(ms))}ms`;
+  }
+  if (ms < 10_000) {
+    return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  }
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) {
+    return `${seconds}s`;
+  }
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) {
+    return `${minutes}m ${String(seconds % 60).padStart(2, '0')}s`;
+  }
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) {
+    return `${hours}h ${String(minutes % 60).padStart(2, '0')}m`;
+  }
+  return `${Math.floor(hours / 24)}d ${String(hours % 24).padStart(2, '0')}h`;
+}
+
+/** "just now", "5m ago", "3h ago", "2d ago", then the date. */
+export function formatAgo(ms: number, at: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 1) {
+    return 'just now';
+  }
+  if (minutes < 60) {
+    return `${minutes}m ago`;
+  }
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) {
+    return `${hours}h ago`;
+  }
+  const days = Math.floor(hours / 24);
+  return days < 7 ? `${days}d ago` : new Date(at).toLocaleDateString();
+}
+
+export function formatBytes(size: number): string {
+  if (size < 1024) {
+    return `${size} B`;
+  }
+  const units = ['KiB', 'MiB', 'GiB'];
+  let value = size / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function localTime(iso: string | null): string {
+  return iso ? new Date(iso).toLocaleString() : '';
+}
+

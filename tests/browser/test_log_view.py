@@ -1,0 +1,173 @@
+"""The log tab is worth opening (issue 13): a header with status, attempt and a live elapsed
+time; a time on every line; a marker between attempts; follow that pauses when the reader
+scrolls up; wrap, search and download; an empty state that says why.
+
+Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .lab import LabServer
+from .test_panel_truth import WAIT_MS, screenshot, submit
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def open_log(page: Any, task_id: str) -> Any:
+    page.evaluate("id => window.jupyterapp.commands.execute('jupyter-tasks:open-log', {id})"
+                  ".then(() => true)", task_id)
+    log = page.locator(f'.jp-TasksLog[data-task-id="{task_id}"]')
+    log.wait_for(state="visible")
+    return log
+
+
+def wait_task(lab: LabServer, page: Any, task_id: str, status: str) -> dict:
+    """Until the log tab's header shows ``status`` (the panel's model saw the event)."""
+    page.locator(f'.jp-TasksLog[data-task-id="{task_id}"] '
+                 f'.jp-TasksLog-status[data-status="{status}"]').wait_for(state="attached")
+    code, task = lab.request("GET", f"/api/tasks/{task_id}")
+    assert code == 200 and task["status"] == status, task
+    return task
+
+
+def all_log_text(lab: LabServer, task_id: str) -> str:
+    code, page = lab.request("GET", f"/api/tasks/{task_id}/logs?limit=10000")
+    assert code == 200, page
+    return "".join(entry["text"] for entry in page["entries"])
+
+
+def test_retried_task_log_header_times_marker_search_wrap_download(
+        lab: LabServer, page: Any, tmp_path: Path) -> None:
+    task = submit(lab, {"name": "browser_retry", "label": "flaky import",
+                        "params": {"counter": str(tmp_path / "calls"), "fail_times": 1,
+                                   "lines": 4},
+                        "max_retries": 2})
+    log = open_log(page, task["id"])
+    wait_task(lab, page, task["id"], "succeeded")
+    # both attempts' lines are there (the fetch after the end event read them all)
+    log.locator(".jp-TasksLog-line", has_text="attempt 2 line 4").wait_for(state="visible")
+
+    header = log.locator(".jp-TasksLog-header")
+    assert header.locator(".jp-TasksLog-status").inner_text() == "succeeded"
+    assert header.locator(".jp-TasksLog-attempt").inner_text() == "attempt 2 of 3"
+    assert re.fullmatch(r"took \S+", header.locator(".jp-TasksLog-elapsed").inner_text())
+
+    # every line has its time; one marker between the attempts, naming why the first ended
+    times = log.locator(".jp-TasksLog-line .jp-TasksLog-ts").all_inner_texts()
+    assert len(times) == 8 and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in times), times
+    marker = log.locator(".jp-TasksLog-marker")
+    assert marker.count() == 1
+    assert marker.get_attribute("data-attempt") == "2"
+    assert "attempt 2 of 3: RuntimeError: flaky failure 1" in marker.inner_text()
+    order = log.locator(".jp-TasksLog-output > div").evaluate_all(
+        "rows => rows.map(r => r.className.includes('marker') ? 'M' : "
+        "r.textContent.includes('attempt 1') ? '1' : '2')")
+    assert "".join(order) == "1111M2222"
+    screenshot(page, "log-retried.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+
+    # search keeps the matching lines (and the marker), highlights the match
+    log.locator(".jp-TasksLog-search").fill("LINE 3")
+    visible = log.locator(".jp-TasksLog-line:visible")
+    assert visible.all_inner_texts() == [t for t in visible.all_inner_texts() if "line 3" in t]
+    assert visible.count() == 2
+    assert log.locator("mark").all_inner_texts() == ["line 3", "line 3"]
+    assert log.locator(".jp-TasksLog-marker").is_visible()
+    assert log.locator(".jp-TasksLog-matches").inner_text() == "2 lines"
+    screenshot(page, "log-search.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+    log.locator(".jp-TasksLog-search").fill("")
+    assert log.locator(".jp-TasksLog-line:visible").count() == 8
+
+    # wrap is a toggle
+    wrap = log.locator(".jp-TasksLog-wrap")
+    assert wrap.get_attribute("aria-pressed") == "true"
+    wrap.click()
+    assert wrap.get_attribute("aria-pressed") == "false"
+    assert "jp-mod-nowrap" in (log.get_attribute("class") or "")
+    wrap.click()
+
+    # download saves the whole log as the task printed it
+    with page.expect_download() as info:
+        log.locator(".jp-TasksLog-download").click()
+    download = info.value
+    assert download.suggested_filename == f"flaky_import-{task['id'][-10:]}.log.txt"
+    saved = Path(download.path()).read_text()
+    assert saved == all_log_text(lab, task["id"])
+    assert "— attempt 2 of 3: RuntimeError: flaky failure 1 —\n" in saved
+
+
+def test_follow_pauses_when_scrolled_up_and_elapsed_is_live(lab: LabServer, page: Any) -> None:
+    task = submit(lab, {"name": "browser_chatty", "label": "chatty",
+                        "params": {"every": 0.02}, "max_retries": 0})
+    try:
+        log = open_log(page, task["id"])
+        body = log.locator(".jp-TasksLog-body")
+        follow = log.locator(".jp-TasksLog-follow")
+        # enough lines to scroll, and the view stays at the end as they arrive
+        page.wait_for_function(
+            """id => {
+                 const b = document.querySelector(
+                   `.jp-TasksLog[data-task-id="${id}"] .jp-TasksLog-body`);
+                 return b && b.scrollHeight > 3 * b.clientHeight;
+               }""", arg=task["id"], timeout=WAIT_MS)
+        assert follow.get_attribute("aria-pressed") == "true"
+        at_end = "b => b.scrollHeight - b.scrollTop - b.clientHeight < 24"
+        lines_now = "b => b.querySelectorAll('.jp-TasksLog-line').length"
+        seen = body.evaluate(lines_now)
+        page.wait_for_function(
+            """([id, seen]) => document.querySelectorAll(
+                 `.jp-TasksLog[data-task-id="${id}"] .jp-TasksLog-line`).length > seen + 20""",
+            arg=[task["id"], seen], timeout=WAIT_MS)
+        assert body.evaluate(at_end)
+
+        # live elapsed: the header's running time changes while nothing else is done
+        elapsed = log.locator(".jp-TasksLog-elapsed")
+        first = elapsed.inner_text()
+        assert first.startswith("running ")
+        page.wait_for_function(
+            """([id, first]) => document.querySelector(
+                 `.jp-TasksLog[data-task-id="${id}"] .jp-TasksLog-elapsed`
+               ).textContent !== first""",
+            arg=[task["id"], first], timeout=WAIT_MS)
+        assert log.locator(".jp-TasksLog-status").inner_text() == "running"
+        assert log.locator(".jp-TasksLog-attempt").inner_text() == "attempt 1 of 1"
+
+        # the reader scrolls up: following pauses and new lines do not pull the view down
+        body.evaluate("b => { b.scrollTop = 0; }")
+        page.wait_for_function(
+            "id => document.querySelector(`.jp-TasksLog[data-task-id=\"${id}\"] "
+            ".jp-TasksLog-follow`).getAttribute('aria-pressed') === 'false'",
+            arg=task["id"], timeout=WAIT_MS)
+        seen = body.evaluate(lines_now)
+        page.wait_for_function(
+            """([id, seen]) => document.querySelectorAll(
+                 `.jp-TasksLog[data-task-id="${id}"] .jp-TasksLog-line`).length > seen + 20""",
+            arg=[task["id"], seen], timeout=WAIT_MS)
+        assert body.evaluate("b => b.scrollTop") == 0
+        assert follow.inner_text() == "Follow"
+        screenshot(page, "log-paused.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+
+        # Follow jumps to the end and follows again
+        follow.click()
+        assert follow.get_attribute("aria-pressed") == "true"
+        assert body.evaluate(at_end)
+        screenshot(page, "log-following.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+    finally:
+        lab.request("POST", f"/api/tasks/{task['id']}/cancel")
+    wait_task(lab, page, task["id"], "cancelled")
+
+
+def test_empty_log_says_why(lab: LabServer, page: Any) -> None:
+    task = submit(lab, {"name": "browser_tiny", "label": "silent", "params": {"n": 3}})
+    log = open_log(page, task["id"])
+    wait_task(lab, page, task["id"], "succeeded")
+    message = log.locator(".jp-TasksLog-message")
+    message.filter(has_text="This task wrote no output (it ended succeeded).").wait_for(
+        state="visible")
+    assert "jp-mod-empty" in (log.get_attribute("class") or "")
+    screenshot(page, "log-empty.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
