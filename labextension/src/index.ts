@@ -13,7 +13,9 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { copyIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { setupCardRestore } from './cardrestore';
 import { TasksAPI, TasksConnection } from './connection';
+import { shortId } from './format';
 import { tasksIcon } from './icons';
 import { TaskLogView } from './logview';
 import { TasksModel } from './model';
@@ -128,6 +130,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         rank: 4
       });
     }
+
+    // a cell task's view comes back under its cell in a reopened notebook (issue 13)
+    setupCardRestore(app.docRegistry, connection, id =>
+      void commands.execute(CommandIDs.openLog, { id })
+    );
 
     exposeForDebugging({ model, connection, panel });
     connection.start();

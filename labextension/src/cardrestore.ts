@@ -1,0 +1,513 @@
+/**
+ * A card that outlives the tab (issue 13).
+ *
+ * A `%%background` card is an ipywidget in the cell's output. When the notebook
+ * tab is closed (or the page reloaded) before the notebook was saved with that
+ * output, the reopened cell is empty, although the task still runs and its log
+ * holds every line. Cell tasks record the cell that submitted them
+ * (`origin.cell_id`, the nbformat cell id, plus `origin.notebook` and
+ * `origin.kernel_id`). When a notebook opens, this asks the server for cell
+ * tasks, and under each cell whose output does not mention its task it puts a
+ * live view of that task: status, progress, elapsed time, the whole log (the
+ * lines printed while the tab was closed, then new ones as `task.log` events
+ * arrive on the panel's event stream), Open log and Cancel.
+ *
+ * Which task comes back: the newest of the cell's tasks that is still active,
+ * or that ended after the notebook file was last saved (its output was never
+ * saved); a task that ended before that save is what the saved file already
+ * shows (or what the user cleared), and stays away. The view goes as soon as
+ * the cell's outputs change (the cell is run again).
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
+import { ServerConnection } from '@jupyterlab/services';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal } from '@lumino/signaling';
+import { PanelLayout, Widget } from '@lumino/widgets';
+
+import { TasksConnection } from './connection';
+import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
+
+/** Active cell tasks read at once (the server's maximum page). */
+const ACTIVE_LIMIT = 500;
+/** Recently created cell tasks read to find ones that ended after the last save. */
+const RECENT_LIMIT = 200;
+const LOG_PAGE = 1000;
+/** Lines kept in a view; older ones are dropped (the log tab has them all). */
+const MAX_LINES = 5000;
+const POLL_MS = 2000;
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
+/** The parts of JupyterLab's notebook, cell and output models used here. */
+interface IOutputsLike {
+  readonly length: number;
+  get(index: number): { toJSON(): unknown };
+  readonly changed: ISignal<unknown, unknown>;
+}
+
+interface ICellLike extends Widget {
+  readonly model: { readonly id: string; readonly type: string; readonly outputs?: IOutputsLike };
+}
+
+interface INotebookLike extends Widget {
+  readonly widgets: ReadonlyArray<ICellLike>;
+}
+
+type NotebookPanelLike = DocumentWidget<INotebookLike, DocumentRegistry.IModel>;
+
+/**
+ * Register the restore extension on JupyterLab's notebook widgets.
+ *
+ * @param openLog - opens a task's log tab.
+ */
+export function setupCardRestore(
+  docRegistry: DocumentRegistry,
+  connection: TasksConnection,
+  openLog: (id: string) => void
+): IDisposable {
+  installStyle();
+  const restorer = new Restorer(connection, openLog);
+  return docRegistry.addWidgetExtension('Notebook', {
+    createNew: (panel: Widget, context: DocumentRegistry.IContext<DocumentRegistry.IModel>) => {
+      void restorer.attach(panel as NotebookPanelLike, context);
+    }
+  });
+}
+
+class Restorer {
+  constructor(
+    readonly connection: TasksConnection,
+    readonly openLog: (id: string) => void
+  ) {}
+
+  async attach(
+    panel: NotebookPanelLike,
+    context: DocumentRegistry.IContext<DocumentRegistry.IModel>
+  ): Promise<void> {
+    try {
+      await context.ready;
+      if (panel.isDisposed) {
+        return;
+      }
+      const savedAt = Date.parse(context.contentsModel?.last_modified ?? '');
+      const [tasks, rootDir] = await Promise.all([this._cellTasks(), this._rootDir()]);
+      if (panel.isDisposed) {
+        return;
+      }
+      const path = normalizePath(context.localPath);
+      const kernelId = context.sessionContext.session?.kernel?.id ?? null;
+      // the newest task of each cell of this notebook that may have lost its output
+      const byCell = new Map<string, ITask>();
+      for (const task of tasks) {
+        const cellId = task.origin?.cell_id;
+        if (typeof cellId !== 'string' || !fromThisNotebook(task, path, rootDir, kernelId)) {
+          continue;
+        }
+        const known = byCell.get(cellId);
+        if (!known || task.id > known.id) {
+          byCell.set(cellId, task);
+        }
+      }
+      for (const cell of panel.content.widgets) {
+        const task = byCell.get(cell.model.id);
+        if (!task || !cell.model.outputs || mentions(cell.model.outputs, task.id)) {
+          continue;
+        }
+        if (!isActive(task) && !endedAfter(task, savedAt)) {
+          continue;
+        }
+        this._show(cell, task);
+      }
+    } catch (error) {
+      console.warn('jupyter-tasks: could not restore the cards of this notebook', error);
+    }
+  }
+
+  private _show(cell: ICellLike, task: ITask): void {
+    const layout = cell.layout;
+    if (!(layout instanceof PanelLayout)) {
+      return;
+    }
+    const view = new RestoredTaskView(this.connection, task, this.openLog);
+    layout.addWidget(view);
+    const outputs = cell.model.outputs!;
+    // the cell ran again (or its output was cleared): its own output takes over
+    const onOutputs = (): void => view.dispose();
+    outputs.changed.connect(onOutputs);
+    view.disposed.connect(() => outputs.changed.disconnect(onOutputs));
+  }
+
+  /** Active cell tasks, and the most recent ones whatever their status. */
+  private async _cellTasks(): Promise<ITask[]> {
+    const [active, recent] = await Promise.all([
+      this._list({ kind: 'cell', status: 'queued,running', limit: String(ACTIVE_LIMIT) }),
+      this._list({ kind: 'cell', limit: String(RECENT_LIMIT) })
+    ]);
+    const seen = new Map<string, ITask>();
+    for (const task of [...recent, ...active]) {
+      seen.set(task.id, task);
+    }
+    return [...seen.values()];
+  }
+
+  private async _rootDir(): Promise<string | null> {
+    if (this._root === undefined) {
+      try {
+        this._root = (await this.connection.api.me()).root_dir;
+      } catch {
+        return null; // try again next time; paths are then matched as they are
+      }
+    }
+    return this._root;
+  }
+
+  private async _list(query: Record<string, string>): Promise<ITask[]> {
+    const settings = this.connection.api.settings;
+    const url =
+      URLExt.join(settings.baseUrl, 'api/tasks') + URLExt.objectToQueryString(query);
+    const response = await ServerConnection.makeRequest(url, {}, settings);
+    if (!response.ok) {
+      throw new Error(`GET api/tasks: ${response.status}`);
+    }
+    return ((await response.json()) as ITaskPage).tasks;
+  }
+
+  private _root: string | null | undefined = undefined;
+}
+
+/**
+ * The live view of one task under its cell: what the card showed, read from the
+ * server instead of the kernel's widget.
+ */
+export class RestoredTaskView extends Widget {
+  constructor(
+    private readonly _connection: TasksConnection,
+    task: ITask,
+    openLog: (id: string) => void
+  ) {
+    super();
+    this._task = task;
+    this.addClass('jp-TasksRestored');
+    this.node.dataset.taskId = task.id;
+    this._header = document.createElement('div');
+    this._header.className = 'jp-TasksRestored-header';
+    this._note = document.createElement('div');
+    this._note.className = 'jp-TasksRestored-note';
+    this._note.textContent =
+      'Restored: this output was not saved with the notebook; shown live from the task.';
+    this._output = document.createElement('pre');
+    this._output.className = 'jp-TasksRestored-output';
+    this._error = document.createElement('div');
+    this._error.className = 'jp-TasksRestored-error';
+    this._result = document.createElement('div');
+    this._result.className = 'jp-TasksRestored-result';
+    const buttons = document.createElement('div');
+    buttons.className = 'jp-TasksRestored-buttons';
+    const log = button('Open log', 'jp-TasksRestored-openLog', () => openLog(this._task.id));
+    this._cancel = button('Cancel', 'jp-TasksRestored-cancel', () => {
+      this._cancel.disabled = true;
+      this._connection.cancel(this._task.id).then(
+        task => this._update(task),
+        () => (this._cancel.disabled = false)
+      );
+    });
+    buttons.append(log, this._cancel);
+    this.node.append(
+      this._header,
+      this._note,
+      this._output,
+      this._result,
+      this._error,
+      buttons
+    );
+    this._connection.eventsApplied.connect(this._onEvent, this);
+    this._timer = setInterval(() => this._tick(), 1000);
+    this._render();
+    void this._fetch();
+  }
+
+  get taskId(): string {
+    return this._task.id;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    clearInterval(this._timer);
+    this._connection.eventsApplied.disconnect(this._onEvent, this);
+    super.dispose();
+  }
+
+  private _onEvent(_: TasksConnection, event: ITaskEvent): void {
+    if (event.task_id !== this._task.id) {
+      return;
+    }
+    if (event.task) {
+      this._update(event.task);
+    }
+    if (event.type === 'task.log' || (event.task && !isActive(event.task))) {
+      // a terminal event may follow the last lines closely: read once more
+      void this._fetch();
+    }
+  }
+
+  private _update(task: ITask): void {
+    this._task = task;
+    this._render();
+  }
+
+  /** Elapsed time each second; reads the log while the event stream is down. */
+  private _tick(): void {
+    this._render();
+    if (!isActive(this._task)) {
+      clearInterval(this._timer);
+      return;
+    }
+    this._sinceFetch += 1000;
+    if (this._connection.stream.status !== 'open' && this._sinceFetch >= POLL_MS) {
+      void this._connection.api.get(this._task.id).then(
+        task => !this.isDisposed && this._update(task),
+        () => undefined
+      );
+      void this._fetch();
+    }
+  }
+
+  private _render(): void {
+    const task = this._task;
+    const status = task.cancel_requested && isActive(task) ? 'cancelling' : task.status;
+    this.node.dataset.status = task.status;
+    const parts: string[] = [];
+    const progress = task.progress;
+    if (progress && progress.current != null) {
+      parts.push(
+        progress.total
+          ? `${Math.round((100 * progress.current) / progress.total)}% (${progress.current}/${progress.total})`
+          : String(progress.current)
+      );
+      if (progress.message) {
+        parts.push(progress.message);
+      }
+    }
+    const elapsed = elapsedMs(task);
+    if (elapsed !== null) {
+      parts.push(isActive(task) ? `elapsed ${formatDuration(elapsed)}` : `took ${formatDuration(elapsed)}`);
+    }
+    parts.push(task.id.slice(-10));
+    this._header.replaceChildren(
+      span('jp-TasksRestored-status', status),
+      span('jp-TasksRestored-label', task.label || task.name || 'cell'),
+      span('jp-TasksRestored-meta', parts.join(' · '))
+    );
+    (this._header.firstChild as HTMLElement).dataset.status = status;
+    const error = task.error && task.status !== 'cancelled' ? task.error : null;
+    this._error.textContent = error ? `${error.type}: ${error.message}` : '';
+    this._result.textContent =
+      task.status === 'succeeded' && task.result != null ? `→ ${resultText(task.result)}` : '';
+    // not `hidden`: JupyterLab's button style sets `display` and would win
+    this._cancel.style.display = isActive(task) ? '' : 'none';
+    this._cancel.disabled = !!task.cancel_requested;
+  }
+
+  /** Reads the log until caught up; concurrent calls fold into one more round. */
+  private async _fetch(): Promise<void> {
+    if (this._fetching) {
+      this._again = true;
+      return;
+    }
+    this._fetching = true;
+    this._sinceFetch = 0;
+    try {
+      do {
+        this._again = false;
+        let count: number;
+        do {
+          const page = await this._connection.api.logs(this._task.id, this._after, LOG_PAGE);
+          if (this.isDisposed) {
+            return;
+          }
+          count = page.entries.length;
+          this._append(page.entries);
+          const last = page.entries[count - 1];
+          this._after = typeof page.next === 'number' ? page.next : last ? last.seq : this._after;
+        } while (count >= LOG_PAGE);
+      } while (this._again);
+    } catch (error) {
+      console.warn('jupyter-tasks: could not read the log of', this._task.id, error);
+    } finally {
+      this._fetching = false;
+    }
+  }
+
+  private _append(entries: ILogEntry[]): void {
+    if (entries.length === 0) {
+      return;
+    }
+    const node = this._output;
+    const following = node.scrollHeight - node.scrollTop - node.clientHeight < 24;
+    const fragment = document.createDocumentFragment();
+    for (const entry of entries) {
+      const line = document.createElement('span');
+      line.className = `jp-TasksRestored-${entry.stream === 'stderr' ? 'stderr' : 'stdout'}`;
+      line.textContent = entry.text.replace(ANSI, '');
+      fragment.appendChild(line);
+    }
+    node.appendChild(fragment);
+    while (node.childElementCount > MAX_LINES) {
+      node.firstChild!.remove();
+    }
+    if (following) {
+      node.scrollTop = node.scrollHeight;
+    }
+  }
+
+  private _task: ITask;
+  private _header: HTMLDivElement;
+  private _note: HTMLDivElement;
+  private _output: HTMLPreElement;
+  private _error: HTMLDivElement;
+  private _result: HTMLDivElement;
+  private _cancel: HTMLButtonElement;
+  private _timer: ReturnType<typeof setInterval>;
+  private _after = 0;
+  private _sinceFetch = 0;
+  private _fetching = false;
+  private _again = false;
+}
+
+/** Whether a task came from this notebook: by path, or by the notebook's own kernel. */
+function fromThisNotebook(
+  task: ITask,
+  path: string,
+  rootDir: string | null,
+  kernelId: string | null
+): boolean {
+  const origin = task.origin;
+  if (!origin) {
+    return false;
+  }
+  if (kernelId && origin.kernel_id === kernelId) {
+    return true;
+  }
+  const notebook = origin.notebook;
+  if (!notebook) {
+    return false;
+  }
+  let relative = notebook;
+  const root = (rootDir ?? '').replace(/\/+$/, '');
+  if (root && notebook.startsWith(root + '/')) {
+    relative = notebook.slice(root.length + 1);
+  }
+  return normalizePath(relative) === path;
+}
+
+function normalizePath(path: string): string {
+  return path.replace(/^(\.\/|\/)+/, '');
+}
+
+/** Whether any output of the cell names the task (its card, or the handle's line). */
+function mentions(outputs: IOutputsLike, taskId: string): boolean {
+  for (let i = 0; i < outputs.length; i++) {
+    if (JSON.stringify(outputs.get(i).toJSON()).includes(taskId)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+function endedAfter(task: ITask, savedAt: number): boolean {
+  const end = task.finished_at ? Date.parse(task.finished_at) : NaN;
+  return Number.isNaN(savedAt) || Number.isNaN(end) || end > savedAt;
+}
+
+/** The stored result as one short line (the card shows its repr the same way). */
+function resultText(result: unknown): string {
+  const text = typeof result === 'string' ? result : JSON.stringify(result) ?? String(result);
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
+
+function elapsedMs(task: ITask): number | null {
+  const start = task.started_at ? Date.parse(task.started_at) : NaN;
+  if (Number.isNaN(start)) {
+    return null;
+  }
+  const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
+  return Number.isNaN(end) ? null : Math.max(0, end - start);
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 10_000) {
+    return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  }
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)}m ${String(seconds % 60).padStart(2, '0')}s`;
+  }
+  return `${Math.floor(seconds / 3600)}h ${String(Math.floor(seconds / 60) % 60).padStart(2, '0')}m`;
+}
+
+function span(className: string, text: string): HTMLSpanElement {
+  const node = document.createElement('span');
+  node.className = className;
+  node.textContent = text;
+  return node;
+}
+
+function button(label: string, className: string, onClick: () => void): HTMLButtonElement {
+  const node = document.createElement('button');
+  node.className = `${className} jp-Button jp-mod-styled jp-mod-minimal`;
+  node.textContent = label;
+  node.addEventListener('click', onClick);
+  return node;
+}
+
+const STYLE = `
+.jp-TasksRestored {
+  margin: 4px 0 4px var(--jp-cell-prompt-width, 64px);
+  padding: 6px 8px;
+  border: var(--jp-border-width) solid var(--jp-border-color2);
+  border-left: 3px solid var(--jp-brand-color1);
+  background: var(--jp-layout-color0);
+  font-size: var(--jp-ui-font-size1);
+  overflow: hidden;
+}
+.jp-TasksRestored[data-status='succeeded'] { border-left-color: var(--jp-success-color1); }
+.jp-TasksRestored[data-status='failed'],
+.jp-TasksRestored[data-status='timeout'],
+.jp-TasksRestored[data-status='oom'] { border-left-color: var(--jp-error-color1); }
+.jp-TasksRestored[data-status='cancelled'],
+.jp-TasksRestored[data-status='interrupted'] { border-left-color: var(--jp-border-color1); }
+.jp-TasksRestored-header { display: flex; gap: 8px; align-items: baseline; white-space: nowrap; }
+.jp-TasksRestored-status { font-weight: 600; }
+.jp-TasksRestored-label { overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 1 auto; }
+.jp-TasksRestored-meta { color: var(--jp-ui-font-color2); margin-left: auto; }
+.jp-TasksRestored-note { color: var(--jp-ui-font-color2); font-style: italic; margin: 2px 0; }
+.jp-TasksRestored-output {
+  max-height: 24em; overflow: auto; margin: 4px 0; white-space: pre-wrap;
+  font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
+}
+.jp-TasksRestored-output:empty { display: none; }
+.jp-TasksRestored-stderr { background: var(--jp-rendermime-error-background); }
+.jp-TasksRestored-error { color: var(--jp-error-color1); }
+.jp-TasksRestored-error:empty { display: none; }
+.jp-TasksRestored-result {
+  font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
+  white-space: pre-wrap; overflow-wrap: anywhere;
+}
+.jp-TasksRestored-result:empty { display: none; }
+.jp-TasksRestored-buttons { display: flex; gap: 4px; }
+`;
+
+let styleInstalled = false;
+
+function installStyle(): void {
+  if (styleInstalled) {
+    return;
+  }
+  styleInstalled = true;
+  const style = document.createElement('style');
+  style.dataset.owner = 'jupyter-tasks-cardrestore';
+  style.textContent = STYLE;
+  document.head.appendChild(style);
+}

@@ -1,0 +1,169 @@
+"""A card that outlives the tab (issue 13).
+
+A ``%%background`` cell prints a line every 0.2 s; the notebook tab is closed without
+saving while it runs, so the file on disk has no output for that cell. Reopened, the cell
+shows the task again: every line printed so far (those printed while the tab was closed
+too) and new ones as they come, then the end. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.waiting import eventually_sync
+
+from .lab import LabServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WAIT_MS = 60_000
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CELL_ID = "restore-bg-cell"
+
+OPEN_JS = """
+async (path) => {
+  const app = window.jupyterapp;
+  const widget = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  await widget.context.ready;
+  await widget.sessionContext.ready;
+  return true;
+}
+"""
+
+RUN_ALL_JS = """
+async () => {
+  await window.jupyterapp.commands.execute('notebook:run-all-cells');
+  return true;
+}
+"""
+
+# close the tab as a user does: the notebook is dirty, JupyterLab asks, the user discards
+CLOSE_JS = """
+() => { window.jupyterapp.shell.currentWidget.close(); return true; }
+"""
+
+# the view is no output: the cell's outputs in the document stay as the file had them
+OUTPUTS_JS = "() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.outputs.length"
+
+
+def screenshot(page: Any, name: str, selector: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.locator(selector).screenshot(path=str(path))
+    return path
+
+
+def _notebook(flag: Path) -> dict[str, Any]:
+    background = (
+        "%%background --name job --label restore-demo\n"
+        "import os, time\n"
+        "i = 0\n"
+        f"while not os.path.exists({str(flag)!r}):\n"
+        "    print(f'line {i}', flush=True)\n"
+        "    i += 1\n"
+        "    time.sleep(0.2)\n"
+        "print('final line')\n"
+        "i\n"
+    )
+    return {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "cells": [
+            {"cell_type": "code", "id": "restore-load-cell", "metadata": {}, "outputs": [],
+             "execution_count": None, "source": "%load_ext jupyter_tasks"},
+            {"cell_type": "code", "id": CELL_ID, "metadata": {}, "outputs": [],
+             "execution_count": None, "source": background},
+        ],
+    }
+
+
+def _cell_tasks(lab: LabServer) -> list[dict[str, Any]]:
+    status, body = lab.request("GET", "/api/tasks?kind=cell&limit=50")
+    assert status == 200, body
+    return [t for t in body["tasks"] if (t.get("origin") or {}).get("cell_id") == CELL_ID]
+
+
+def _lines(lab: LabServer, task_id: str) -> list[int]:
+    status, body = lab.request("GET", f"/api/tasks/{task_id}/logs?limit=10000")
+    assert status == 200, body
+    text = "".join(e["text"] for e in body["entries"])
+    return [int(n) for n in re.findall(r"^line (\d+)$", text, re.MULTILINE)]
+
+
+def _shown(view: Any) -> list[int]:
+    text = view.locator(".jp-TasksRestored-output").inner_text()
+    return [int(n) for n in re.findall(r"^line (\d+)$", text, re.MULTILINE)]
+
+
+def test_a_background_card_comes_back_in_a_tab_closed_without_saving(
+        lab: LabServer, page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    flag = tmp_path / "stop"
+    path = lab.root / "restore.ipynb"
+    path.write_text(json.dumps(_notebook(flag)))
+    try:
+        page.evaluate(OPEN_JS, "restore.ipynb")
+        page.evaluate(RUN_ALL_JS)
+        # the kernel recorded the cell that JupyterLab ran (metadata.cellId)
+        task = eventually_sync(lambda: next(iter(_cell_tasks(lab)), None), timeout=60,
+                               what="the background cell's task")
+        task_id = task["id"]
+        assert task["status"] == "running"
+        # the live card (an ipywidget in the cell's output) shows lines
+        card = page.locator(".jupyter-tasks-card").first
+        expect(card).to_contain_text("line 2", timeout=WAIT_MS)
+
+        page.evaluate(CLOSE_JS)
+        dialog = page.locator(".jp-Dialog")
+        dialog.locator("button", has_text=re.compile(r"discard|don.t save", re.I)).click()
+        expect(page.locator(".jp-NotebookPanel")).to_have_count(0, timeout=WAIT_MS)
+        closed_at = max(_lines(lab, task_id))
+        # the task goes on printing while no tab shows it
+        eventually_sync(lambda: max(_lines(lab, task_id)) >= closed_at + 5, timeout=60,
+                        what="lines printed while the tab was closed")
+        saved = json.loads(path.read_text())
+        assert saved["cells"][1]["outputs"] == [], "the test needs an unsaved output"
+
+        page.evaluate(OPEN_JS, "restore.ipynb")
+        view = page.locator(f'.jp-TasksRestored[data-task-id="{task_id}"]')
+        expect(view).to_be_visible(timeout=WAIT_MS)
+        # under the right cell, with every line: those from before the close, those
+        # printed while the tab was closed
+        cell = page.locator(".jp-CodeCell").nth(1)
+        expect(cell.locator(".jp-TasksRestored")).to_have_count(1)
+        expect(view).to_contain_text(f"line {closed_at + 5}", timeout=WAIT_MS)
+        shown = _shown(view)
+        assert shown[:closed_at + 6] == list(range(closed_at + 6)), shown[:40]
+        expect(view.locator(".jp-TasksRestored-status")).to_have_text("running")
+        # ... and it is live: lines printed from now on appear
+        at_open = max(_shown(view))
+        expect(view).to_contain_text(f"line {at_open + 5}", timeout=WAIT_MS)
+        # putting the view back wrote nothing into the document
+        assert page.evaluate(OUTPUTS_JS) == 0
+        screenshot(page, "card-restore-live.png", ".jp-NotebookPanel")
+
+        flag.touch()
+        expect(view.locator(".jp-TasksRestored-status")).to_have_text("succeeded",
+                                                                        timeout=WAIT_MS)
+        expect(view).to_contain_text("final line", timeout=WAIT_MS)
+        assert _shown(view) == _lines(lab, task_id)
+        # the value of the cell's last expression, as the card would show it
+        count = max(_lines(lab, task_id)) + 1
+        expect(view.locator(".jp-TasksRestored-result")).to_have_text(f"→ {count}")
+        expect(view.locator(".jp-TasksRestored-cancel")).to_be_hidden()
+        screenshot(page, "card-restore-done.png", ".jp-NotebookPanel")
+
+        # the log tab opens from the view
+        view.locator(".jp-TasksRestored-openLog").click()
+        expect(page.locator(f'.jp-TasksLog[data-task-id="{task_id}"]')).to_be_visible(
+            timeout=WAIT_MS)
+        assert not page.page_errors, page.page_errors
+    finally:
+        flag.touch()
