@@ -28,6 +28,8 @@ CELL_ID = "restore-bg-cell"
 OPEN_JS = """
 async (path) => {
   const app = window.jupyterapp;
+  await app.started;
+  await app.restored;
   const widget = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
   await widget.context.ready;
   await widget.sessionContext.ready;
@@ -165,5 +167,14 @@ def test_a_background_card_comes_back_in_a_tab_closed_without_saving(
         expect(page.locator(f'.jp-TasksLog[data-task-id="{task_id}"]')).to_be_visible(
             timeout=WAIT_MS)
         assert not page.page_errors, page.page_errors
+
+        # a page reload brings it back too (it ended after the file was last saved)
+        page.reload(wait_until="domcontentloaded")
+        page.wait_for_function("() => window.jupyterapp !== undefined")
+        page.evaluate(OPEN_JS, "restore.ipynb")
+        view = page.locator(f'.jp-TasksRestored[data-task-id="{task_id}"]')
+        expect(view.locator(".jp-TasksRestored-status")).to_have_text("succeeded",
+                                                                        timeout=WAIT_MS)
+        expect(view).to_contain_text("final line", timeout=WAIT_MS)
     finally:
         flag.touch()
