@@ -2,6 +2,14 @@
  * Durations, relative times and sizes, in one style for every view.
  */
 
+/**
+ * The id as the dashboard, cards and CLI print it: the last 10 hex digits. (Ids are
+ * time ordered, so their first digits are nearly the same for every task.)
+ */
+export function shortId(id: string): string {
+  return id.slice(-10);
+}
+
 /** `850ms`, `8.8s`, `42s`, `1m 22s`, `2h 05m`: one style everywhere, never wrapping. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) {

@@ -15,7 +15,6 @@ import { Widget } from '@lumino/widgets';
 
 import { setupCardRestore } from './cardrestore';
 import { TasksAPI, TasksConnection } from './connection';
-import { shortId } from './format';
 import { tasksIcon } from './icons';
 import { TaskLogView } from './logview';
 import { TasksModel } from './model';
@@ -88,12 +87,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           shell.activateById(existing.id);
           return existing;
         }
-        const task = model.get(id);
+        // the view keeps the tab's title (label, or the short id until the task loads)
         const widget = new MainAreaWidget({ content: new TaskLogView({ connection, taskId: id }) });
         widget.id = `jupyter-tasks-log-${id}`;
-        widget.title.label = `Log: ${task?.label || task?.name || id.slice(-10)}`;
-        widget.title.caption = `Log of task ${id}`;
-        widget.title.icon = tasksIcon;
         void logs.add(widget);
         shell.add(widget, 'main');
         return widget;

@@ -5,8 +5,10 @@
  */
 import { Widget } from '@lumino/widgets';
 
+import { tasksIcon } from './icons';
+
 import { TasksConnection } from './connection';
-import { formatDuration } from './format';
+import { formatDuration, shortId } from './format';
 import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
@@ -74,6 +76,8 @@ export class TaskLogView extends Widget {
     this._setWrap(true);
     this._setFollowing(true);
 
+    this.title.icon = tasksIcon;
+    this.title.caption = `Log of task ${this.taskId}`;
     this._connection.eventsApplied.connect(this._onEvent, this);
     this._timer = setInterval(() => this._poll(), POLL_MS);
     this._renderHeader();
@@ -111,6 +115,10 @@ export class TaskLogView extends Widget {
     this._attempt.className = 'jp-TasksLog-attempt';
     this._elapsed = document.createElement('span');
     this._elapsed.className = 'jp-TasksLog-elapsed';
+    const id = document.createElement('span');
+    id.className = 'jp-TasksLog-id';
+    id.textContent = shortId(this.taskId);
+    id.title = `task ${this.taskId}`;
     const spacer = document.createElement('span');
     spacer.className = 'jp-TasksLog-spacer';
 
@@ -133,6 +141,7 @@ export class TaskLogView extends Widget {
       this._status,
       this._attempt,
       this._elapsed,
+      id,
       spacer,
       this._search,
       this._matches,
@@ -155,6 +164,11 @@ export class TaskLogView extends Widget {
   /** Status, attempt and elapsed from the model's copy of the task. */
   private _renderHeader(): void {
     const task = this._connection.model.get(this.taskId);
+    // the tab's title (a MainAreaWidget copies it): the name once the task is known
+    const label = `Log: ${task?.label || task?.name || shortId(this.taskId)}`;
+    if (this.title.label !== label) {
+      this.title.label = label;
+    }
     if (!task) {
       this._status.textContent = 'loading…';
       return;
@@ -254,7 +268,7 @@ export class TaskLogView extends Widget {
     const task = this._connection.model.get(this.taskId);
     const name = (task?.label || task?.name || 'task').replace(/[^\w.-]+/g, '_').slice(0, 60);
     link.href = url;
-    link.download = `${name}-${this.taskId.slice(-10)}.log.txt`;
+    link.download = `${name}-${shortId(this.taskId)}.log.txt`;
     document.body.appendChild(link);
     link.click();
     link.remove();
@@ -315,7 +329,7 @@ export class TaskLogView extends Widget {
         } while (count >= LOG_PAGE);
       } while (this._again);
       this._message.textContent = this._emptyText();
-      this.node.classList.toggle('jp-mod-empty', this._lines.length === 0);
+      this.node.classList.toggle('jp-mod-empty', !this._lines.some(line => !line.marker));
     } catch (error) {
       if (!this.isDisposed) {
         this._message.textContent = `Could not read the log: ${(error as Error).message}`;
@@ -327,12 +341,17 @@ export class TaskLogView extends Widget {
 
   /** What an empty log says instead of a blank page. */
   private _emptyText(): string {
-    if (this._lines.length > 0) {
+    if (this._lines.some(line => !line.marker)) {
       return '';
     }
     const task = this._connection.model.get(this.taskId);
     if (!task) {
       return 'No output yet.';
+    }
+    const attempts = task.attempts ?? 0;
+    if (attempts > 1 && !isActive(task)) {
+      // only the engine's attempt markers: say so, below them
+      return `This task wrote no output in ${attempts} attempts (it ended ${task.status}).`;
     }
     if (task.status === 'queued') {
       return 'No output yet: the task is queued and has not started. Lines appear here as it prints them.';

@@ -6,6 +6,7 @@
  */
 import { Notification } from '@jupyterlab/apputils';
 
+import { shortId } from './format';
 import { TasksModel, pendingQuestion } from './model';
 import { ITask, ITaskEvent, isActive } from './types';
 
@@ -22,7 +23,7 @@ const FINISHED: Record<string, 'success' | 'error'> = {
 export const SUCCESS_MS = 4000;
 
 export function taskName(task: ITask): string {
-  return task.label || task.name || task.kind || task.id.slice(-10);
+  return task.label || task.name || task.kind || shortId(task.id);
 }
 
 export class TaskNotifier {

@@ -25,7 +25,7 @@ import * as React from 'react';
 
 import { TasksAPI, TasksConnection } from './connection';
 import { tasksIcon } from './icons';
-import { formatAgo, formatBytes, formatDuration, localTime } from './format';
+import { formatAgo, formatBytes, formatDuration, localTime, shortId } from './format';
 import { stripAnsi } from './logview';
 import { DEFAULT_FILTER, ISections, ITaskFilter, TasksModel, pendingQuestion } from './model';
 import { IArtifact, ITask, isActive } from './types';
@@ -498,7 +498,7 @@ const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
   const title = [
     `${label} — ${stateText}`,
     task.error && task.status !== 'cancelled' ? `${task.error.type}: ${task.error.message}` : '',
-    `id ${task.id}`
+    `id ${shortId(task.id)}`
   ]
     .filter(Boolean)
     .join('\n');
@@ -691,7 +691,9 @@ function Details(props: {
       )}
       <dl className="jp-TasksPanel-fields">
         <dt>id</dt>
-        <dd className="jp-TasksPanel-id">{task.id}</dd>
+        <dd className="jp-TasksPanel-id" title={task.id}>
+          {shortId(task.id)}
+        </dd>
         <dt>status</dt>
         <dd>
           {rowLook(task) === 'cancelling' ? 'cancelling' : task.status}
@@ -736,9 +738,10 @@ function Details(props: {
             <dd>
               <button
                 className="jp-TasksPanel-parent jp-TasksPanel-link"
+                title={task.parent_id}
                 onClick={() => actions.reveal(task.parent_id!)}
               >
-                {task.parent_id}
+                {shortId(task.parent_id)}
               </button>
             </dd>
           </>

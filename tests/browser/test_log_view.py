@@ -57,6 +57,9 @@ def test_retried_task_log_header_times_marker_search_wrap_download(
     assert header.locator(".jp-TasksLog-status").inner_text() == "succeeded"
     assert header.locator(".jp-TasksLog-attempt").inner_text() == "attempt 2 of 3"
     assert re.fullmatch(r"took \S+", header.locator(".jp-TasksLog-elapsed").inner_text())
+    # the id in the views' short form (the last 10 digits), whole in the tooltip
+    assert header.locator(".jp-TasksLog-id").inner_text() == task["id"][-10:]
+    assert header.locator(".jp-TasksLog-id").get_attribute("title") == f"task {task['id']}"
 
     # every line has its time; one marker between the attempts, naming why the first ended
     times = log.locator(".jp-TasksLog-line .jp-TasksLog-ts").all_inner_texts()
@@ -163,11 +166,16 @@ def test_follow_pauses_when_scrolled_up_and_elapsed_is_live(lab: LabServer, page
 
 
 def test_empty_log_says_why(lab: LabServer, page: Any) -> None:
-    task = submit(lab, {"name": "browser_tiny", "label": "silent", "params": {"n": 3}})
+    task = submit(lab, {"name": "browser_tiny", "params": {"n": 3}})
     log = open_log(page, task["id"])
     wait_task(lab, page, task["id"], "succeeded")
     message = log.locator(".jp-TasksLog-message")
     message.filter(has_text="This task wrote no output (it ended succeeded).").wait_for(
         state="visible")
     assert "jp-mod-empty" in (log.get_attribute("class") or "")
+    # a tab of a task with a name shows the name; the id's short form is in the header
+    title = page.evaluate("""id => Array.from(window.jupyterapp.shell.widgets('main'))
+        .find(w => w.id === `jupyter-tasks-log-${id}`).title.label""", task["id"])
+    assert title == "Log: browser_tiny"
+    assert log.locator(".jp-TasksLog-id").inner_text() == task["id"][-10:]
     screenshot(page, "log-empty.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')

@@ -211,7 +211,12 @@ def test_notifications_for_my_tasks_and_live_lineage(lab: LabServer, page: Any) 
     child_row.locator(".jp-TasksPanel-rowHeader").click()
     parent = child_row.locator(".jp-TasksPanel-parent")
     parent.wait_for(state="visible")
-    assert parent.inner_text() == failed["id"]
+    # ids read as everywhere else (dashboard, cards, CLI): the last 10 digits
+    assert parent.inner_text() == failed["id"][-10:]
+    assert parent.get_attribute("title") == failed["id"]
+    shown_id = child_row.locator(".jp-TasksPanel-id")
+    assert (shown_id.inner_text(), shown_id.get_attribute("title")) == (child["id"][-10:],
+                                                                        child["id"])
     screenshot(page, "truth-lineage.png", ".jp-TasksPanel")
     child_row.locator(".jp-TasksPanel-rowHeader").click()
     # dismiss them all (no id: every notification)
