@@ -24,14 +24,15 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TasksAPI, TasksConnection } from './connection';
+import { VirtualRows } from './components/VirtualRows';
 import { tasksIcon } from './icons';
 import { formatAgo, formatBytes, formatDuration, localTime, shortId } from './format';
 import { stripAnsi } from './logview';
 import { DEFAULT_FILTER, ISections, ITaskFilter, TasksModel, pendingQuestion } from './model';
 import { IArtifact, ITask, isActive } from './types';
 
-/** Recent rows rendered at first and added by "Show more"; keeps huge lists cheap. */
-const ROW_BATCH = 200;
+/** A one-line row's height in px (`--jp-tasks-row-height`); measured rows may differ. */
+const ROW_HEIGHT = 24;
 /** Longest params/result JSON shown inline. */
 const MAX_JSON_CHARS = 4000;
 /** Finished rows say "5m ago": re-rendering them twice a minute is enough. */
@@ -176,10 +177,6 @@ export class TasksPanel extends ReactWidget {
     const total = model.visible.length;
     const now = Date.now();
     this._relativeTick = Math.floor(now / RELATIVE_TICK_MS);
-    const recentIndex = sections.recent.findIndex(task => task.id === this._revealed.id);
-    if (recentIndex >= this._limit) {
-      this._limit = recentIndex + 1;
-    }
     return (
       <>
         <div className="jp-TasksPanel-header">
@@ -208,7 +205,6 @@ export class TasksPanel extends ReactWidget {
               return null;
             }
             const collapsed = this._collapsed.has(name);
-            const shown = name === 'recent' ? tasks.slice(0, this._limit) : tasks;
             const Caret = collapsed ? caretRightIcon : caretDownIcon;
             return (
               <section key={name} className="jp-TasksPanel-section" data-section={name}>
@@ -222,8 +218,16 @@ export class TasksPanel extends ReactWidget {
                   <span className="jp-TasksPanel-sectionCount">{tasks.length}</span>
                 </button>
                 {!collapsed && (
-                  <ul className="jp-TasksPanel-rows">
-                    {shown.map(task => (
+                  // only the rows in view are in the DOM: hundreds of progressing
+                  // tasks cost what the ~40 visible ones cost
+                  <VirtualRows
+                    className="jp-TasksPanel-rows"
+                    items={tasks}
+                    rowHeight={this._rowHeight()}
+                    scrollerSelector=".jp-TasksPanel-list"
+                    revealId={this._revealed.id}
+                    revealNonce={this._revealed.nonce}
+                    renderItem={task => (
                       <TaskRow
                         key={task.id}
                         task={task}
@@ -238,20 +242,8 @@ export class TasksPanel extends ReactWidget {
                         api={connection.api}
                         actions={this._actions}
                       />
-                    ))}
-                  </ul>
-                )}
-                {!collapsed && tasks.length > shown.length && (
-                  <button
-                    className="jp-TasksPanel-more jp-TasksPanel-link"
-                    onClick={() => {
-                      this._limit += ROW_BATCH;
-                      this.update();
-                    }}
-                  >
-                    Show {Math.min(ROW_BATCH, tasks.length - shown.length)} more (
-                    {tasks.length - shown.length} hidden)
-                  </button>
+                    )}
+                  />
                 )}
               </section>
             );
@@ -358,6 +350,15 @@ export class TasksPanel extends ReactWidget {
     this.update();
   }
 
+  /** The one-line row height the stylesheet gives (read once, after attach). */
+  private _rowHeight(): number {
+    if (!this._rowHeightPx && this.isAttached) {
+      const value = getComputedStyle(this.node).getPropertyValue('--jp-tasks-row-height');
+      this._rowHeightPx = parseFloat(value) || 0;
+    }
+    return this._rowHeightPx || ROW_HEIGHT;
+  }
+
   private _act(what: string, action: () => Promise<unknown>): void {
     action().catch((error: Error) => {
       Notification.error(`Could not ${what}: ${error.message}`, { autoClose: 8000 });
@@ -377,7 +378,14 @@ export class TasksPanel extends ReactWidget {
     confirm: (id: string, answer: string) =>
       this._act('send the answer', () => this._connection.confirm(id, answer)),
     openLog: (id: string) => this._openLog(id),
-    reveal: (id: string) => this.reveal(id)
+    reveal: (id: string) => this.reveal(id),
+    takeReveal: (nonce: number) => {
+      if (nonce <= this._revealTaken) {
+        return false;
+      }
+      this._revealTaken = nonce;
+      return true;
+    }
   };
 
   private _connection: TasksConnection;
@@ -389,7 +397,8 @@ export class TasksPanel extends ReactWidget {
     nonce: 0,
     question: false
   };
-  private _limit = ROW_BATCH;
+  private _rowHeightPx = 0;
+  private _revealTaken = 0;
   private _filterGeneration = 0;
   private _relativeTick = 0;
   private _stale = false;
@@ -441,6 +450,8 @@ interface IRowActions {
   confirm(id: string, answer: string): void;
   openLog(id: string): void;
   reveal(id: string): void;
+  /** True once per reveal: the row that mounts for it scrolls and focuses. */
+  takeReveal(nonce: number): boolean;
 }
 
 interface IRowProps {
@@ -481,7 +492,7 @@ const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
   const { task, actions, expanded } = props;
   const ref = React.useRef<HTMLLIElement>(null);
   React.useEffect(() => {
-    if (props.revealNonce > 0) {
+    if (props.revealNonce > 0 && actions.takeReveal(props.revealNonce)) {
       ref.current?.scrollIntoView({ block: 'nearest' });
       if (props.focusQuestion) {
         ref.current?.querySelector<HTMLElement>('.jp-TasksPanel-answer')?.focus();

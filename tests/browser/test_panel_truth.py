@@ -93,6 +93,11 @@ def toast(page: Any, text: str) -> Any:
     return page.locator(".Toastify__toast", has_text=text)
 
 
+def section_count(page: Any, name: str) -> int:
+    counter = page.locator(f'[data-section="{name}"] .jp-TasksPanel-sectionCount')
+    return int(counter.inner_text()) if counter.count() else 0
+
+
 def reset_filters(page: Any) -> None:
     page.locator(".jp-TasksPanel-statusFilter").select_option("")
     page.locator(".jp-TasksPanel-ownerFilter").select_option("")
@@ -276,11 +281,17 @@ def test_a_panel_people_can_scan(lab: LabServer, page: Any) -> None:
     # a queue no worker serves keeps its jobs queued, in claim order: priority, then age
     parked = [make_task(f"parked p{p}", owner=me["owner"], status="queued", queue="parked",
                         priority=p, ago=100 - i) for i, p in enumerate([0, 5, 0, 9])]
+    recent_before = section_count(page, "recent")
     seed(lab.db_path, history + parked)
     # two workers on "default": two run, the third waits as #1 in its queue
     runs = [submit(lab, {"name": "browser_slow", "label": f"slow {i}",
                          "params": {"steps": 4, "step_seconds": 5}}) for i in range(3)]
-    for task in history + parked:
+    # the list is virtual (rows out of view are not in the DOM): the counts say all arrived
+    page.wait_for_function(
+        "n => Number(document.querySelector("
+        "'[data-section=recent] .jp-TasksPanel-sectionCount')?.textContent) === n",
+        arg=recent_before + len(history))
+    for task in parked:
         row(page, task.id).wait_for(state="attached")
     # tasks that arrive already finished (history, imports) are no news: no notification
     assert page.locator(".Toastify__toast", has_text="history").count() == 0

@@ -1,0 +1,165 @@
+/**
+ * A list that renders only the rows in (or near) the view of its scrolling
+ * ancestor; the rest are stood in for by padding above and below.
+ *
+ * Rows have one height (`rowHeight`) until rendered; a rendered row's real height
+ * (an expanded row with details) is measured and remembered by id, so the
+ * padding stays right as rows open and close. Rows carry their id in
+ * `data-task-id`.
+ */
+import * as React from 'react';
+
+/** Pixels rendered beyond the visible part, above and below. */
+const OVERSCAN_PX = 400;
+
+export interface IVirtualRowsProps<T extends { id: string }> {
+  items: readonly T[];
+  /** The height of a row not measured yet (the one-line row). */
+  rowHeight: number;
+  /** The ancestor that scrolls (matched with `closest`). */
+  scrollerSelector: string;
+  /** An id to bring into view once per `revealNonce`. */
+  revealId?: string | null;
+  revealNonce?: number;
+  className?: string;
+  renderItem: (item: T) => JSX.Element;
+}
+
+/**
+ * The first row that ends below `y`, or the row count when none does (`offsets`
+ * are prefix sums of the heights: offsets[0] = 0, offsets[n] = the total).
+ */
+export function indexAt(offsets: ArrayLike<number>, y: number): number {
+  let lo = 0;
+  let hi = offsets.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (offsets[mid + 1] <= y) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T>): JSX.Element {
+  const { items, rowHeight } = props;
+  const ref = React.useRef<HTMLUListElement>(null);
+  const heights = React.useRef(new Map<string, number>());
+  const handledReveal = React.useRef(0);
+  // a first render shows what fits in a tall window; the layout effect corrects it
+  const [range, setRange] = React.useState<[number, number]>([0, Math.min(items.length, 60)]);
+  const [measured, setMeasured] = React.useState(0);
+
+  const offsets = React.useMemo(() => {
+    const sums = new Float64Array(items.length + 1);
+    for (let i = 0; i < items.length; i++) {
+      sums[i + 1] = sums[i] + (heights.current.get(items[i].id) ?? rowHeight);
+    }
+    return sums;
+    // heights change in place; `measured` counts the changes
+  }, [items, rowHeight, measured]);
+
+  /** The rows that the scroller shows now (plus overscan), from the layout. */
+  const compute = React.useCallback((): void => {
+    const list = ref.current;
+    const scroller = list?.closest<HTMLElement>(props.scrollerSelector);
+    if (!list || !scroller) {
+      return;
+    }
+    const top =
+      list.getBoundingClientRect().top -
+      scroller.getBoundingClientRect().top -
+      scroller.clientTop;
+    const from = -top - OVERSCAN_PX;
+    const to = -top + scroller.clientHeight + OVERSCAN_PX;
+    const count = items.length;
+    const start = count === 0 ? 0 : indexAt(offsets, Math.max(0, from));
+    const end = count === 0 ? 0 : Math.min(count, indexAt(offsets, Math.max(0, to)) + 1);
+    setRange(old => (old[0] === start && old[1] === end ? old : [start, end]));
+  }, [items, offsets, props.scrollerSelector]);
+
+  // measure the rendered rows, bring a revealed row into view, then fit the range
+  React.useLayoutEffect(() => {
+    const list = ref.current;
+    if (!list) {
+      return;
+    }
+    let changed = false;
+    for (const child of Array.from(list.children) as HTMLElement[]) {
+      const id = child.dataset.taskId;
+      if (!id) {
+        continue;
+      }
+      const height = child.offsetHeight;
+      if (height > 0 && height !== (heights.current.get(id) ?? rowHeight)) {
+        if (height === rowHeight) {
+          heights.current.delete(id);
+        } else {
+          heights.current.set(id, height);
+        }
+        changed = true;
+      }
+    }
+    if (changed) {
+      setMeasured(n => n + 1);
+      return;
+    }
+    const nonce = props.revealNonce ?? 0;
+    if (props.revealId && nonce > handledReveal.current) {
+      const index = items.findIndex(item => item.id === props.revealId);
+      if (index >= 0) {
+        handledReveal.current = nonce;
+        const scroller = list.closest<HTMLElement>(props.scrollerSelector);
+        if (scroller && (index < range[0] || index >= range[1])) {
+          const listTop =
+            list.getBoundingClientRect().top -
+            scroller.getBoundingClientRect().top +
+            scroller.scrollTop;
+          scroller.scrollTop = Math.max(0, listTop + offsets[index] - scroller.clientHeight / 3);
+        }
+      }
+    }
+    compute();
+  });
+
+  // follow the scroller's scrolling and resizing (a panel shown after being hidden)
+  React.useEffect(() => {
+    const scroller = ref.current?.closest<HTMLElement>(props.scrollerSelector);
+    if (!scroller) {
+      return;
+    }
+    let frame = 0;
+    const schedule = () => {
+      if (!frame) {
+        frame = requestAnimationFrame(() => {
+          frame = 0;
+          compute();
+        });
+      }
+    };
+    scroller.addEventListener('scroll', schedule, { passive: true });
+    const observer = typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(schedule);
+    observer?.observe(scroller);
+    return () => {
+      scroller.removeEventListener('scroll', schedule);
+      observer?.disconnect();
+      cancelAnimationFrame(frame);
+    };
+  }, [compute, props.scrollerSelector]);
+
+  const start = Math.min(range[0], items.length);
+  const end = Math.min(Math.max(range[1], start), items.length);
+  const total = offsets[items.length];
+  return (
+    <ul
+      ref={ref}
+      className={props.className}
+      data-rendered={end - start}
+      style={{ paddingTop: offsets[start], paddingBottom: total - offsets[end] }}
+    >
+      {items.slice(start, end).map(item => props.renderItem(item))}
+    </ul>
+  );
+}

@@ -1,0 +1,88 @@
+"""The panel's long lists are virtual (issue 13): only the rows in view are in the DOM, the
+scrollbar still spans every task, scrolling brings the others in, and "show task" reaches a
+row far out of view. Screenshot in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .lab import LabServer
+from .test_panel_truth import WAIT_MS, make_task, row, screenshot, section_count, seed
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+HISTORY = 600
+
+
+def rendered(page: Any, section: str) -> int:
+    return page.locator(f'[data-section="{section}"] .jp-TasksPanel-row').count()
+
+
+def in_view(page: Any, task_id: str) -> bool:
+    return page.evaluate("""id => {
+        const list = document.querySelector('.jp-TasksPanel-list').getBoundingClientRect();
+        const r = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+        if (!r) { return false; }
+        const b = r.getBoundingClientRect();
+        return b.height > 0 && b.top >= list.top && b.bottom <= list.bottom;
+    }""", task_id)
+
+
+def test_long_lists_render_only_the_rows_in_view(lab: LabServer, page: Any) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _, me = lab.request("GET", "/api/tasks/me")
+    before = section_count(page, "recent")
+    # newest first in Recent: history[0] ends latest, history[-1] is the oldest
+    history = [make_task(f"long {i:03d}", owner=me["owner"], ago=7200 + i * 10)
+               for i in range(HISTORY)]
+    seed(lab.db_path, history)
+    page.wait_for_function(
+        "n => Number(document.querySelector("
+        "'[data-section=recent] .jp-TasksPanel-sectionCount')?.textContent) === n",
+        arg=before + HISTORY, timeout=WAIT_MS)
+    total = before + HISTORY
+    list_ = page.locator(".jp-TasksPanel-list")
+    list_.evaluate("l => { l.scrollTop = 0; }")
+    page.wait_for_function("() => document.querySelector('.jp-TasksPanel-list').scrollTop === 0")
+
+    # a window's worth of rows (plus overscan), not hundreds; the scrollbar spans them all
+    shown = rendered(page, "recent")
+    assert 20 <= shown <= 80, shown
+    geometry = list_.evaluate("l => [l.scrollHeight, l.clientHeight]")
+    assert geometry[0] >= total * 22, geometry
+    assert not in_view(page, history[-1].id)
+
+    # scrolling to the end brings the oldest rows in and lets the first ones go
+    list_.evaluate("l => { l.scrollTop = l.scrollHeight; }")
+    row(page, history[-1].id).wait_for(state="attached")
+    page.wait_for_function("id => { const r = document.querySelector("
+                           "`.jp-TasksPanel-row[data-task-id=\"${id}\"]`);"
+                           " return r !== null && r.getBoundingClientRect().height > 0; }",
+                           arg=history[-1].id)
+    assert in_view(page, history[-1].id)
+    assert row(page, history[0].id).count() == 0
+    assert rendered(page, "recent") <= 80
+    screenshot(page, "virtual-scrolled-to-end.png", ".jp-TasksPanel")
+
+    # "show task" on a row far out of view scrolls to it and opens its details
+    target = history[HISTORY // 2]
+    list_.evaluate("l => { l.scrollTop = 0; }")
+    page.evaluate("id => window.jupyterapp.commands.execute('jupyter-tasks:show-task', {id})"
+                  ".then(() => true)", target.id)
+    details = row(page, target.id).locator(".jp-TasksPanel-details")
+    details.wait_for(state="visible")
+    page.wait_for_function("""id => {
+        const list = document.querySelector('.jp-TasksPanel-list').getBoundingClientRect();
+        const r = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+        const b = r && r.getBoundingClientRect();
+        return b !== null && b.top >= list.top && b.top < list.bottom;
+    }""", arg=target.id)
+    assert row(page, target.id).locator(".jp-TasksPanel-label").inner_text() == target.label
+    # the rows around it are there too, and still only a window's worth
+    assert row(page, history[HISTORY // 2 + 1].id).count() == 1
+    assert rendered(page, "recent") <= 80
+    screenshot(page, "virtual-show-task.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors
