@@ -1,0 +1,181 @@
+/**
+ * One task on one line (status, label, progress, time, actions on hover); its
+ * details below when expanded.
+ */
+import { listIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { TasksAPI } from '../connection';
+import { shortId } from '../format';
+import { pendingQuestion } from '../model';
+import { timeText } from '../time';
+import { ITask, isActive } from '../types';
+import { Confirmation } from './Confirmation';
+import { Details } from './Details';
+import { Progress } from './Progress';
+
+export interface IRowActions {
+  toggle(id: string): void;
+  cancel(id: string): void;
+  rerun(id: string): void;
+  confirm(id: string, answer: string): void;
+  openLog(id: string): void;
+  reveal(id: string): void;
+  /** True once per reveal: the row that mounts for it scrolls and focuses. */
+  takeReveal(nonce: number): boolean;
+}
+
+export interface IRowProps {
+  task: ITask;
+  /** Clock for the times; finished rows get a coarse one (see RELATIVE_TICK_MS). */
+  now: number;
+  expanded: boolean;
+  /** "#2" for a queued task. */
+  position: string | null;
+  /** In the "Needs you" section: the question shows under the line. */
+  needsMe: boolean;
+  /** The notebook relative to the server root. */
+  notebook: string | null;
+  /** Changes each time this row is revealed, to scroll it into view again. */
+  revealNonce: number;
+  focusQuestion: boolean;
+  api: TasksAPI;
+  actions: IRowActions;
+}
+
+/** What the row's icon shows: the status, or a state within it. */
+export function rowLook(task: ITask): string {
+  if (isActive(task) && task.cancel_requested) {
+    return 'cancelling';
+  }
+  if (pendingQuestion(task)) {
+    return 'question';
+  }
+  return task.status;
+}
+
+export const LOOK_TEXT: Record<string, string> = {
+  cancelling: 'cancelling',
+  question: 'waiting for an answer'
+};
+
+export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
+  const { task, actions, expanded } = props;
+  const ref = React.useRef<HTMLLIElement>(null);
+  React.useEffect(() => {
+    if (props.revealNonce > 0 && actions.takeReveal(props.revealNonce)) {
+      ref.current?.scrollIntoView({ block: 'nearest' });
+      if (props.focusQuestion) {
+        ref.current?.querySelector<HTMLElement>('.jp-TasksPanel-answer')?.focus();
+      }
+    }
+  }, [props.revealNonce]);
+
+  const active = isActive(task);
+  const look = rowLook(task);
+  const question = pendingQuestion(task);
+  const time = timeText(task, props.now);
+  const label = task.label || task.name || task.kind;
+  const stateText = LOOK_TEXT[look] ?? task.status;
+  const title = [
+    `${label} — ${stateText}`,
+    task.error && task.status !== 'cancelled' ? `${task.error.type}: ${task.error.message}` : '',
+    `id ${shortId(task.id)}`
+  ]
+    .filter(Boolean)
+    .join('\n');
+  const stop = (event: React.SyntheticEvent) => event.stopPropagation();
+  return (
+    <li
+      ref={ref}
+      className={`jp-TasksPanel-row${props.revealNonce > 0 ? ' jp-mod-revealed' : ''}`}
+      data-task-id={task.id}
+      data-status={task.status}
+      data-look={look}
+      data-testid="task-row"
+    >
+      <div
+        className="jp-TasksPanel-rowHeader"
+        role="button"
+        tabIndex={0}
+        title={title}
+        aria-expanded={expanded}
+        onClick={() => actions.toggle(task.id)}
+        onKeyDown={event => {
+          if (event.key === 'Enter' || event.key === ' ') {
+            event.preventDefault();
+            actions.toggle(task.id);
+          }
+        }}
+      >
+        <span
+          className="jp-TasksPanel-status"
+          data-status={task.status}
+          data-look={look}
+          aria-label={stateText}
+          role="img"
+        />
+        <span className="jp-TasksPanel-label">{label}</span>
+        {props.position && (
+          <span
+            className="jp-TasksPanel-queuePos"
+            title={`position ${props.position.slice(1)} in queue ${task.queue ?? 'default'}`}
+          >
+            {props.position}
+          </span>
+        )}
+        {task.status === 'queued' && (task.priority ?? 0) !== 0 && (
+          <span className="jp-TasksPanel-priority" title={`priority ${task.priority}`}>
+            p{task.priority}
+          </span>
+        )}
+        {active && task.progress && <Progress task={task} now={props.now} />}
+        {time && (
+          <span className="jp-TasksPanel-time" title={time.title}>
+            {time.text}
+          </span>
+        )}
+        <span className="jp-TasksPanel-actions" onClick={stop} onKeyDown={stop}>
+          {active ? (
+            <button
+              className="jp-TasksPanel-action jp-TasksPanel-cancel"
+              title={look === 'cancelling' ? 'Cancelling…' : 'Cancel'}
+              aria-label="Cancel"
+              disabled={look === 'cancelling'}
+              onClick={() => actions.cancel(task.id)}
+            >
+              <stopIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+            </button>
+          ) : (
+            <button
+              className="jp-TasksPanel-action jp-TasksPanel-rerun"
+              title="Rerun"
+              aria-label="Rerun"
+              onClick={() => actions.rerun(task.id)}
+            >
+              <refreshIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+            </button>
+          )}
+          <button
+            className="jp-TasksPanel-action jp-TasksPanel-log"
+            title="Open log"
+            aria-label="Open log"
+            onClick={() => actions.openLog(task.id)}
+          >
+            <listIcon.react tag="span" className="jp-TasksPanel-buttonIcon" />
+          </button>
+        </span>
+      </div>
+      {question && props.needsMe && (
+        <Confirmation
+          prompt={question.prompt}
+          choices={question.choices}
+          onAnswer={answer => actions.confirm(task.id, answer)}
+        />
+      )}
+      {expanded && (
+        <Details task={task} notebook={props.notebook} api={props.api} actions={actions} />
+      )}
+    </li>
+  );
+});
