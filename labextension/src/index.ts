@@ -8,10 +8,9 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { Clipboard, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
-import { DocumentWidget } from '@jupyterlab/docregistry';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { copyIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
 
 import { setupCardRestore } from './cardrestore';
 import { TasksAPI, TasksConnection } from './connection';
@@ -37,11 +36,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-tasks:plugin',
   description: 'Background tasks: live list, progress, logs, cancel and rerun.',
   autoStart: true,
-  optional: [ILayoutRestorer, IStatusBar],
+  optional: [ILayoutRestorer, IStatusBar, INotebookTracker],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    notebooks: INotebookTracker | null
   ): void => {
     const { commands, shell } = app;
     const model = new TasksModel();
@@ -105,7 +105,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
-    trackCurrentNotebook(shell, model);
+    trackCurrentNotebook(notebooks, model);
 
     const notifier = new TaskNotifier({
       model,
@@ -238,31 +238,19 @@ function exposeForDebugging(objects: {
 }
 
 /**
- * Keep `model.currentNotebook` on the last focused notebook, the way the
- * notebook tracker does: focusing the side panel or another kind of document
- * keeps it, closing the notebook clears it.
+ * Keep `model.currentNotebook` on the notebook tracker's current notebook: the
+ * last focused one (focusing the side panel or another kind of document keeps
+ * it), the next one when it closes. Without a tracker (an app with no
+ * notebooks) "this notebook" matches nothing.
  */
-function trackCurrentNotebook(shell: JupyterFrontEnd.IShell, model: TasksModel): void {
-  let notebook: DocumentWidget | null = null;
-  const onDisposed = (widget: Widget): void => {
-    if (widget === notebook) {
-      notebook = null;
-      model.currentNotebook = null;
-    }
-  };
+function trackCurrentNotebook(notebooks: INotebookTracker | null, model: TasksModel): void {
+  if (!notebooks) {
+    return;
+  }
   const update = (): void => {
-    const widget = shell.currentWidget;
-    if (
-      widget instanceof DocumentWidget &&
-      widget !== notebook &&
-      widget.context.localPath.endsWith('.ipynb')
-    ) {
-      notebook = widget;
-      widget.disposed.connect(onDisposed);
-      model.currentNotebook = widget.context.localPath;
-    }
+    model.currentNotebook = notebooks.currentWidget?.context.localPath ?? null;
   };
-  shell.currentChanged?.connect(update);
+  notebooks.currentChanged.connect(update);
   update();
 }
 
