@@ -67,4 +67,3 @@ export function formatBytes(size: number): string {
 export function localTime(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : '';
 }
-

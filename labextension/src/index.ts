@@ -2,11 +2,7 @@
  * jupyter-tasks for JupyterLab: the Tasks side panel, task log tabs, a
  * status-bar count of running tasks and notifications when one's own tasks end.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Clipboard, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -128,8 +124,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     // a cell task's view comes back under its cell in a reopened notebook (issue 13)
-    setupCardRestore(app.docRegistry, connection, id =>
-      void commands.execute(CommandIDs.openLog, { id })
+    setupCardRestore(
+      app.docRegistry,
+      connection,
+      id => void commands.execute(CommandIDs.openLog, { id })
     );
 
     exposeForDebugging({ model, connection, panel });
@@ -154,7 +152,7 @@ function addRowCommands(app: JupyterFrontEnd, panel: TasksPanel, model: TasksMod
   const { commands, contextMenu } = app;
   const target = (args: { readonly id?: unknown }): ITask | null => {
     const id = args.id ? String(args.id) : rowUnderMenu(app);
-    return id ? model.get(id) ?? null : null;
+    return id ? (model.get(id) ?? null) : null;
   };
   commands.addCommand(CommandIDs.cancel, {
     label: 'Cancel Task',

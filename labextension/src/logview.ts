@@ -17,6 +17,7 @@ const POLL_MS = 1000;
 /** Distance from the bottom (px) that still counts as "at the end". */
 const AT_END_PX = 24;
 /** Escape sequences (colours, cursor moves) that a <pre> would show raw. */
+// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** The line the engine writes when an attempt after the first begins. */
 const MARKER = /^— attempt (\d+) of (\d+): (.*) —$/;

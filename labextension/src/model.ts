@@ -249,9 +249,7 @@ export class TasksModel {
   get all(): readonly ITask[] {
     if (this._order === null) {
       // Ids are time-ordered fixed-width hex, so string order is age order.
-      this._order = Array.from(this._tasks.keys()).sort((a, b) =>
-        a < b ? 1 : a > b ? -1 : 0
-      );
+      this._order = Array.from(this._tasks.keys()).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
     }
     if (this._all === null) {
       this._all = this._order.map(id => this._tasks.get(id)!);
@@ -474,8 +472,10 @@ function byQueueOrder(a: ITask, b: ITask): number {
 
 /** The most recently ended first; ISO times of one server compare as strings. */
 function byEndTime(a: ITask, b: ITask): number {
-  return compare(b.finished_at ?? b.created_at ?? '', a.finished_at ?? a.created_at ?? '') ||
-    compare(b.id, a.id);
+  return (
+    compare(b.finished_at ?? b.created_at ?? '', a.finished_at ?? a.created_at ?? '') ||
+    compare(b.id, a.id)
+  );
 }
 
 function compare(a: string, b: string): number {

@@ -6,14 +6,7 @@
  */
 
 export type TaskStatus =
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'timeout'
-  | 'oom'
-  | 'cancelled'
-  | 'interrupted';
+  'queued' | 'running' | 'succeeded' | 'failed' | 'timeout' | 'oom' | 'cancelled' | 'interrupted';
 
 export const ALL_STATUSES: readonly TaskStatus[] = [
   'queued',

@@ -33,7 +33,7 @@ export function Progress(props: { task: ITask; now: number }): JSX.Element {
       <span className="jp-TasksPanel-progressTrack">
         <span className="jp-TasksPanel-progressBar" style={{ width: `${fraction * 100}%` }} />
       </span>
-      <span className="jp-TasksPanel-progressText">{known ? `${percent}%` : current ?? ''}</span>
+      <span className="jp-TasksPanel-progressText">{known ? `${percent}%` : (current ?? '')}</span>
     </span>
   );
 }

@@ -69,9 +69,7 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
       return;
     }
     const top =
-      list.getBoundingClientRect().top -
-      scroller.getBoundingClientRect().top -
-      scroller.clientTop;
+      list.getBoundingClientRect().top - scroller.getBoundingClientRect().top - scroller.clientTop;
     const from = -top - OVERSCAN_PX;
     const to = -top + scroller.clientHeight + OVERSCAN_PX;
     const count = items.length;
