@@ -36,6 +36,8 @@ const LOG_PAGE = 1000;
 /** Lines kept in a view; older ones are dropped (the log tab has them all). */
 const MAX_LINES = 5000;
 const POLL_MS = 2000;
+// terminal colour codes are stripped: the escape character is the point here
+// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 /** The parts of JupyterLab's notebook, cell and output models used here. */
@@ -163,8 +165,7 @@ class Restorer {
 
   private async _list(query: Record<string, string>): Promise<ITask[]> {
     const settings = this.connection.api.settings;
-    const url =
-      URLExt.join(settings.baseUrl, 'api/tasks') + URLExt.objectToQueryString(query);
+    const url = URLExt.join(settings.baseUrl, 'api/tasks') + URLExt.objectToQueryString(query);
     const response = await ServerConnection.makeRequest(url, {}, settings);
     if (!response.ok) {
       throw new Error(`GET api/tasks: ${response.status}`);
@@ -212,14 +213,7 @@ export class RestoredTaskView extends Widget {
       );
     });
     buttons.append(log, this._cancel);
-    this.node.append(
-      this._header,
-      this._note,
-      this._output,
-      this._result,
-      this._error,
-      buttons
-    );
+    this.node.append(this._header, this._note, this._output, this._result, this._error, buttons);
     this._connection.eventsApplied.connect(this._onEvent, this);
     this._timer = setInterval(() => this._tick(), 1000);
     this._render();
@@ -292,7 +286,9 @@ export class RestoredTaskView extends Widget {
     }
     const elapsed = elapsedMs(task);
     if (elapsed !== null) {
-      parts.push(isActive(task) ? `elapsed ${formatDuration(elapsed)}` : `took ${formatDuration(elapsed)}`);
+      parts.push(
+        isActive(task) ? `elapsed ${formatDuration(elapsed)}` : `took ${formatDuration(elapsed)}`
+      );
     }
     parts.push(task.id.slice(-10));
     this._header.replaceChildren(
@@ -423,7 +419,7 @@ function endedAfter(task: ITask, savedAt: number): boolean {
 
 /** The stored result as one short line (the card shows its repr the same way). */
 function resultText(result: unknown): string {
-  const text = typeof result === 'string' ? result : JSON.stringify(result) ?? String(result);
+  const text = typeof result === 'string' ? result : (JSON.stringify(result) ?? String(result));
   return text.length > 500 ? `${text.slice(0, 500)}…` : text;
 }
 
