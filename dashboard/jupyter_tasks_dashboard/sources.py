@@ -217,6 +217,7 @@ class ServerSource(DataSource):
         self.last_event_id: int | None = None
         self.connections = 0  # websocket connections opened (reconnects = connections - 1)
         self.connected = asyncio.Event()
+        self._early: Any = None  # the feed opened by start(), handed to the first events()
 
     async def _call(self, coro: Any) -> Any:
         from jupyter_tasks.client import TasksClientError
@@ -231,7 +232,13 @@ class ServerSource(DataSource):
         # thread, so the skeleton on screen keeps answering keys meanwhile
         client_module = await asyncio.to_thread(importlib.import_module, "jupyter_tasks.client")
         self.client = client_module.TasksClient(self.url, self.token)
-        # no separate round trip to check the server: the first page is the check
+        # the live feed opens before the first page is read: a first connection has no
+        # event id to resume from, so whatever happened between the page and a later
+        # connect would never arrive (a task submitted then never got its row). The
+        # socket holds what arrives until events() reads it; a duplicate of what the
+        # page shows is harmless. A refused or unreachable server fails here, as the
+        # first page would.
+        self._early = await self.client.connect_events(None)
 
     async def count(self, filters: Filters) -> dict[str, Any]:
         if not filters.narrows:
@@ -300,6 +307,12 @@ class ServerSource(DataSource):
     async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
         return await self._call(self.client.confirm(task_id, answer))
 
+    async def close(self) -> None:
+        """Close a feed opened at start that nobody read."""
+        if self._early is not None:
+            self._early.close()
+            self._early = None
+
     async def delete(self, task_id: str) -> None:
         await self._call(self.client.delete(task_id))
 
@@ -317,7 +330,9 @@ class ServerSource(DataSource):
         delay = RETRY_SECONDS
         while True:
             try:
-                conn = await self.client.connect_events(self.last_event_id)
+                conn, self._early = self._early, None
+                if conn is None:
+                    conn = await self.client.connect_events(self.last_event_id)
             except TasksClientError as exc:
                 if 400 <= exc.status < 500:
                     raise ActionError(exc.describe(), exc.status) from None

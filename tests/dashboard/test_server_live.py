@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -252,3 +254,35 @@ def totals_of(app: TasksDashboard) -> str:
 
 def table_ids(app: TasksDashboard) -> list[str]:
     return list(app.table.row_ids)
+
+
+class SubmitsAfterTheFirstPage(ServerSource):
+    """A source that submits a task right after reading its first page, before it goes live."""
+
+    submitted: dict[str, Any] | None = None
+
+    async def list_tasks(self, filters: Any, cursor: str | None, limit: int) -> Any:
+        page = await super().list_tasks(filters, cursor, limit)
+        if self.submitted is None:
+            client = TasksClient(self.url, self.token)
+            self.submitted = await client.submit("dash_steps", {"steps": 2000, "delay": 0.03},
+                                                 label="in between")
+            # running before the feed opens: from then on only its progress events come
+            deadline = time.monotonic() + 30
+            while (await client.get(self.submitted["id"]))["status"] != "running":
+                assert time.monotonic() < deadline, "the job did not start"
+                await asyncio.sleep(0.02)
+        return page
+
+
+async def test_a_task_created_between_the_first_page_and_the_feed_gets_its_row(server):
+    # found in CI: the feed connected after the first page with nothing to resume from,
+    # so a task submitted in between never appeared
+    source = SubmitsAfterTheFirstPage(server.url, server.token)
+    app = TasksDashboard(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        assert source.submitted is not None
+        await until(lambda: source.submitted["id"] in app.table.tasks, pilot,
+                    what="the row of the task submitted between page and feed")
+        await TasksClient(server.url, server.token).cancel(source.submitted["id"])
