@@ -2,7 +2,7 @@
 
 ``pip wheel .`` reuses the labextension already built into ``jupyter_tasks/labextension``
 (the build hook's ``skip-if-exists``), so no Node.js build runs here. The build
-backend runs without isolation when hatchling and hatch-jupyter-builder are
+backend runs without isolation when hatchling, hatch-jupyter-builder and hatch-nodejs-version are
 installed (seconds instead of minutes of downloads); set
 ``JUPYTER_TASKS_WHEEL_ISOLATION=1`` to build exactly as ``pip wheel .`` does by default.
 """
@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 def _isolated() -> bool:
     if os.environ.get("JUPYTER_TASKS_WHEEL_ISOLATION") == "1":
         return True
-    return not all(importlib.util.find_spec(m) for m in ("hatchling", "hatch_jupyter_builder"))
+    return not all(importlib.util.find_spec(m) for m in
+                   ("hatchling", "hatch_jupyter_builder", "hatch_nodejs_version"))
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,16 @@ def test_wheel_contains_the_labextension(wheel: zipfile.ZipFile) -> None:
     install = json.loads(wheel.read(data[LABEXT + "install.json"]))
     assert install["packageName"] == "jupyter-tasks"
     assert install["packageManager"] == "python"
+
+
+def test_one_version_for_the_wheel_and_the_labextension(wheel: zipfile.ZipFile) -> None:
+    source = json.loads((ROOT / "labextension" / "package.json").read_text())["version"]
+    metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    assert f"\nVersion: {source}\n" in wheel.read(metadata).decode()
+    shipped = json.loads(wheel.read(_data(wheel.namelist())[LABEXT + "package.json"]))
+    assert shipped["version"] == source
+    generated = wheel.read("jupyter_tasks/_version.py").decode()
+    assert f"'{source}'" in generated
 
 
 def test_wheel_enables_the_server_extension(wheel: zipfile.ZipFile) -> None:
