@@ -26,19 +26,16 @@ import { ISignal } from '@lumino/signaling';
 import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
+import { stripAnsi } from './logview';
 import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
 
 /** Active cell tasks read at once (the server's maximum page). */
 const ACTIVE_LIMIT = 500;
 /** Recently created cell tasks read to find ones that ended after the last save. */
 const RECENT_LIMIT = 200;
-const LOG_PAGE = 1000;
 /** Lines kept in a view; older ones are dropped (the log tab has them all). */
 const MAX_LINES = 5000;
 const POLL_MS = 2000;
-// terminal colour codes are stripped: the escape character is the point here
-// eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 /** The parts of JupyterLab's notebook, cell and output models used here. */
 interface IOutputsLike {
@@ -317,17 +314,18 @@ export class RestoredTaskView extends Widget {
     try {
       do {
         this._again = false;
-        let count: number;
-        do {
-          const page = await this._connection.api.logs(this._task.id, this._after, LOG_PAGE);
-          if (this.isDisposed) {
-            return;
-          }
-          count = page.entries.length;
-          this._append(page.entries);
-          const last = page.entries[count - 1];
-          this._after = typeof page.next === 'number' ? page.next : last ? last.seq : this._after;
-        } while (count >= LOG_PAGE);
+        const complete = await this._connection.api.readLogsAfter(
+          this._task.id,
+          this._after,
+          (entries, next) => {
+            this._append(entries);
+            this._after = next;
+          },
+          () => this.isDisposed
+        );
+        if (!complete) {
+          return;
+        }
       } while (this._again);
     } catch (error) {
       console.warn('jupyter-tasks: could not read the log of', this._task.id, error);
@@ -346,7 +344,7 @@ export class RestoredTaskView extends Widget {
     for (const entry of entries) {
       const line = document.createElement('span');
       line.className = `jp-TasksRestored-${entry.stream === 'stderr' ? 'stderr' : 'stdout'}`;
-      line.textContent = entry.text.replace(ANSI, '');
+      line.textContent = stripAnsi(entry.text);
       fragment.appendChild(line);
     }
     node.appendChild(fragment);

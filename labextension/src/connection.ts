@@ -9,7 +9,10 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { TasksModel } from './model';
-import { IArtifact, ILogPage, IMe, ITask, ITaskEvent, ITaskPage } from './types';
+import { IArtifact, ILogEntry, ILogPage, IMe, ITask, ITaskEvent, ITaskPage } from './types';
+
+/** Log entries asked for per request. */
+const LOG_PAGE = 1000;
 
 /** Page size of the task list; the panel asks for older pages on demand. */
 export const PAGE_SIZE = 100;
@@ -61,6 +64,31 @@ export class TasksAPI {
     return this._json<ILogPage>([id, 'logs'], {
       query: { after: String(after), limit: String(limit) }
     });
+  }
+
+  /**
+   * Every log entry after `after`, a page at a time: `onPage` gets each page's
+   * entries and the cursor after them. Stops early when `stopped()` says the
+   * reader went away (a closed tab); true when it read to the end.
+   */
+  async readLogsAfter(
+    id: string,
+    after: number,
+    onPage: (entries: ILogEntry[], next: number) => void,
+    stopped: () => boolean
+  ): Promise<boolean> {
+    for (;;) {
+      const page = await this.logs(id, after, LOG_PAGE);
+      if (stopped()) {
+        return false;
+      }
+      const last = page.entries[page.entries.length - 1];
+      after = typeof page.next === 'number' ? page.next : last ? last.seq : after;
+      onPage(page.entries, after);
+      if (page.entries.length < LOG_PAGE) {
+        return true;
+      }
+    }
   }
 
   async artifacts(id: string): Promise<IArtifact[]> {

@@ -12,7 +12,6 @@ import { formatDuration, shortId } from './format';
 import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
-const LOG_PAGE = 1000;
 const POLL_MS = 1000;
 /** Distance from the bottom (px) that still counts as "at the end". */
 const AT_END_PX = 24;
@@ -317,17 +316,18 @@ export class TaskLogView extends Widget {
     try {
       do {
         this._again = false;
-        let count: number;
-        do {
-          const page = await this._connection.api.logs(this.taskId, this._after, LOG_PAGE);
-          if (this.isDisposed) {
-            return;
-          }
-          count = page.entries.length;
-          this._append(page.entries);
-          const last = page.entries[count - 1];
-          this._after = typeof page.next === 'number' ? page.next : last ? last.seq : this._after;
-        } while (count >= LOG_PAGE);
+        const complete = await this._connection.api.readLogsAfter(
+          this.taskId,
+          this._after,
+          (entries, next) => {
+            this._append(entries);
+            this._after = next;
+          },
+          () => this.isDisposed
+        );
+        if (!complete) {
+          return;
+        }
       } while (this._again);
       this._message.textContent = this._emptyText();
       this.node.classList.toggle('jp-mod-empty', !this._lines.some(line => !line.marker));
