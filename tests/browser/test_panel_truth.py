@@ -19,6 +19,7 @@ from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import Store
 
 from .lab import LabServer
+from .test_panel import row, wait_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -70,23 +71,9 @@ def make_task(label: str, *, owner: str, status: str = "succeeded", origin: dict
     )
 
 
-def row(page: Any, task_id: str) -> Any:
-    return page.locator(f'.jp-TasksPanel-row[data-task-id="{task_id}"]')
-
-
 def visible_ids(page: Any) -> list[str]:
     return page.locator(".jp-TasksPanel-row").evaluate_all(
         "rows => rows.map(r => r.dataset.taskId)")
-
-
-def wait_status(page: Any, task_id: str, status: str) -> None:
-    page.wait_for_function(
-        """([id, status]) => {
-             const row = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
-             return row !== null && row.dataset.status === status;
-           }""",
-        arg=[task_id, status], timeout=WAIT_MS,
-    )
 
 
 def toast(page: Any, text: str) -> Any:
