@@ -285,8 +285,6 @@ export class EventStream implements IDisposable {
 }
 
 const FIRST_DELAY_MS = 500;
-/** How long after a new job's event its parent link is read (see `_lineageCatchUp`). */
-const LINEAGE_DELAY_MS = 750;
 const MAX_DELAY_MS = 30_000;
 const HEALTHY_MS = 10_000;
 
@@ -387,9 +385,6 @@ export class TasksConnection implements IDisposable {
   }
 
   dispose(): void {
-    if (this._lineageTimer !== null) {
-      clearTimeout(this._lineageTimer);
-    }
     this._stream.dispose();
     Signal.clearData(this);
   }
@@ -417,35 +412,8 @@ export class TasksConnection implements IDisposable {
     const previous = this.model.get(event.task_id) ?? null;
     if (this.model.applyEvents([event]).length > 0) {
       this._transitions.emit({ event, previous });
-      const task = event.task;
-      if (event.type === 'task.created' && task && !task.parent_id && task.kind !== 'cell') {
-        this._lineageCatchUp();
-      }
       this._eventsApplied.emit(event);
     }
-  }
-
-  /**
-   * A rerun or fork of a job is announced by its `task.created` event before the
-   * server links it to its parent, and the link itself comes with no event. So
-   * shortly after new jobs appear, re-read that many of the newest tasks once:
-   * one request per burst, and the "rerun of" link shows without a reload.
-   */
-  private _lineageCatchUp(): void {
-    this._created++;
-    if (this._lineageTimer !== null || this._stream.isDisposed) {
-      return;
-    }
-    this._lineageTimer = setTimeout(() => {
-      this._lineageTimer = null;
-      const limit = Math.min(PAGE_SIZE, this._created);
-      this._created = 0;
-      const asOf = this.model.lastEventId;
-      this.api.list({ limit }).then(
-        page => this.model.applySnapshots(page.tasks, asOf),
-        () => undefined // the next event about the task carries the link anyway
-      );
-    }, LINEAGE_DELAY_MS);
   }
 
   /** Ask the server who "me" is, until it answered once. */
@@ -495,8 +463,6 @@ export class TasksConnection implements IDisposable {
   }
 
   private _stream: EventStream;
-  private _created = 0;
-  private _lineageTimer: ReturnType<typeof setTimeout> | null = null;
   private _identityLoading = false;
   private _cursor: string | null = null;
   private _loaded = false;
