@@ -11,9 +11,12 @@ instead of failing on a read-to-write upgrade.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import hashlib
+import json
+import math
 import mimetypes
 import os
 import queue
@@ -31,6 +34,7 @@ import aiosqlite
 from . import dbfile
 from .exceptions import (
     IdempotencyConflict,
+    InvalidRequest,
     StoreBusy,
     StoreError,
     StoreUnavailable,
@@ -384,34 +388,11 @@ class Store:
         ``cursor`` is the id of the last task of the previous page; ``owners``
         restricts to those owners (None means anyone).
         """
-        where: list[str] = []
-        args: list[Any] = []
-        if statuses:
-            statuses = list(statuses)
-            where.append(f"status IN ({','.join('?' * len(statuses))})")
-            args += statuses
-        for column, value in (("name", name), ("kind", kind), ("queue", queue),
-                              ("task_key", task_key), ("idempotency_key", idempotency_key),
-                              ("parent_id", parent_id), ("worker_id", worker_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if owners is not None:
-            owners = list(owners)
-            if not owners:
-                return []
-            where.append(f"owner IN ({','.join('?' * len(owners))})")
-            args += owners
-        if key_prefix is not None:
-            # a range keeps the task_key index usable where LIKE would not
-            where.append("task_key >= ? AND task_key < ?")
-            args += [key_prefix, key_prefix + "\U0010ffff"]
-        if search:
-            # an id prefix by instr, not LIKE: '%' or '_' typed in the box are no wildcards
-            where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
-                         " OR instr(id, ?) = 1)")
-            needle = search.lower()
-            args += [needle, needle, needle]
+        filtered = _task_filters(statuses, name, kind, owners, queue, task_key, key_prefix,
+                                 idempotency_key, parent_id, worker_id, search)
+        if filtered is None:
+            return []
+        where, args = filtered
         if cursor is not None:
             where.append("id > ?" if oldest_first else "id < ?")
             args.append(cursor)
@@ -421,6 +402,77 @@ class Store:
         sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
         args.append(int(limit))
         return await self._read(_select_tasks, sql, args)
+
+    async def page_tasks(
+        self,
+        *,
+        sort: str = "created",
+        order: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        statuses: Iterable[str] | None = None,
+        name: str | None = None,
+        kind: str | None = None,
+        owners: Iterable[str] | None = None,
+        queue: str | None = None,
+        task_key: str | None = None,
+        key_prefix: str | None = None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        search: str | None = None,
+    ) -> TaskPage:
+        """One page of the matching tasks in ``sort`` order, and the cursor of the next.
+
+        ``sort`` is one of ``LIST_SORTS``; ``order`` is ``asc`` or ``desc`` (default:
+        ``desc`` for ``created``, else ``asc``); ties go newest first. The cursor is
+        opaque: the sort value and id of the last row (a keyset, so pages neither skip
+        nor repeat rows), plus the clock of the first page for ``duration``. A bad
+        sort, order or cursor raises ``InvalidRequest`` naming the field.
+        """
+        if sort not in LIST_SORTS:
+            raise InvalidRequest(f"unknown sort {sort!r}", errors=[
+                {"field": "sort", "message": f"must be one of {', '.join(LIST_SORTS)}"}])
+        order = order or ("desc" if sort == "created" else "asc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest(f"unknown order {order!r}", errors=[
+                {"field": "order", "message": "must be 'asc' or 'desc'"}])
+        after = _decode_list_cursor(cursor, sort, order) if cursor else None
+        now = after[2] if after else time.time()
+        filtered = _task_filters(statuses, name, kind, owners, queue, task_key, key_prefix,
+                                 idempotency_key, parent_id, None, search)
+        if filtered is None:
+            return TaskPage([], None)
+        where, args = filtered
+        expr = _SORT_SQL[sort]
+        descending = order == "desc"
+        if sort == "created":
+            if after:
+                where.append("id < ?" if descending else "id > ?")
+                args.append(after[1])
+            order_by = "id " + ("DESC" if descending else "ASC")
+        else:
+            expr_args = [now] if sort == "duration" else []
+            if after:
+                # past the last row: further along the sort, or level with it and older
+                where.append(f"(({expr}) {'<' if descending else '>'} ? OR "
+                             f"(({expr}) = ? AND id < ?))")
+                args += [*expr_args, after[0], *expr_args, after[0], after[1]]
+            order_by = f"sort_value {'DESC' if descending else 'ASC'}, id DESC"
+        select = "SELECT *" if sort == "created" else f"SELECT *, {expr} AS sort_value"
+        sql = select + " FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order_by} LIMIT ?"
+        head_args = [now] if sort == "duration" else []
+        args = [*head_args, *args, int(limit) + 1]
+        tasks, last_value = await self._read(_select_page, sql, args, int(limit),
+                                                  sort != "created")
+        if len(tasks) <= limit:
+            return TaskPage(tasks, None)
+        tasks = tasks[:limit]
+        if sort == "created":
+            return TaskPage(tasks, tasks[-1].id)
+        return TaskPage(tasks, _encode_list_cursor(sort, order, last_value, tasks[-1].id, now))
 
     async def count_tasks(self, owners: Iterable[str] | None = None) -> int:
         """How many tasks the store holds (for these owners)."""
@@ -851,6 +903,119 @@ def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
 
 def _select_tasks(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(sql, args)]
+
+
+# the sort keys of page_tasks, in SQL: never NULL (a NULL would drop out of the keyset's
+# comparisons), the same values the views show (label falls back to the name, origin is
+# the notebook's path else the origin type, progress a fraction)
+LIST_SORTS = ("created", "label", "owner", "origin", "status", "progress", "duration",
+              "started", "finished", "priority")
+_SORT_SQL = {
+    "created": "id",
+    "label": "lower(coalesce(nullif(label, ''), nullif(name, ''), kind))",
+    "owner": "lower(ifnull(owner, ''))",
+    "origin": "CASE WHEN json_valid(origin) THEN ifnull(lower(coalesce("
+              "nullif(json_extract(origin, '$.notebook'), ''), "
+              "nullif(json_extract(origin, '$.notebook_path'), ''), "
+              "nullif(json_extract(origin, '$.path'), ''), "
+              "json_extract(origin, '$.type'))), '') ELSE '' END",
+    "status": "CASE status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END",
+    "progress": "CASE WHEN json_valid(progress) AND json_extract(progress, '$.total') > 0 "
+                "THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0 "
+                "/ json_extract(progress, '$.total') "
+                "WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END",
+    # a running task's duration grows: measured against the first page's clock (carried
+    # in the cursor) so that a walk through the pages sees one consistent order
+    "duration": "CASE WHEN started_at IS NULL THEN -1.0 "
+                "ELSE max(0.0, ifnull(finished_at, ?) - started_at) END",
+    "started": "ifnull(started_at, -1.0)",
+    "finished": "ifnull(finished_at, -1.0)",
+    "priority": "priority",
+}
+
+
+class TaskPage(NamedTuple):
+    """A page of ``Store.page_tasks`` and the cursor of the next one (None at the end)."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def _task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | None,
+                  owners: Iterable[str] | None, queue: str | None, task_key: str | None,
+                  key_prefix: str | None, idempotency_key: str | None, parent_id: str | None,
+                  worker_id: str | None, search: str | None
+                  ) -> tuple[list[str], list[Any]] | None:
+    """WHERE terms and their arguments of the list filters; None when nothing can match."""
+    where: list[str] = []
+    args: list[Any] = []
+    if statuses:
+        statuses = list(statuses)
+        where.append(f"status IN ({','.join('?' * len(statuses))})")
+        args += statuses
+    for column, value in (("name", name), ("kind", kind), ("queue", queue),
+                          ("task_key", task_key), ("idempotency_key", idempotency_key),
+                          ("parent_id", parent_id), ("worker_id", worker_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if owners is not None:
+        owners = list(owners)
+        if not owners:
+            return None
+        where.append(f"owner IN ({','.join('?' * len(owners))})")
+        args += owners
+    if key_prefix is not None:
+        # a range keeps the task_key index usable where LIKE would not
+        where.append("task_key >= ? AND task_key < ?")
+        args += [key_prefix, key_prefix + "\U0010ffff"]
+    if search:
+        # an id prefix by instr, not LIKE: '%' or '_' typed in the box are no wildcards
+        where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
+                     " OR instr(id, ?) = 1)")
+        needle = search.lower()
+        args += [needle, needle, needle]
+    return where, args
+
+
+def _select_page(conn: sqlite3.Connection, sql: str, args: Sequence[Any], limit: int,
+                 keyed: bool) -> tuple[list[Task], Any]:
+    """The tasks of a page query, and the sort value of its ``limit``-th row."""
+    rows = conn.execute(sql, args).fetchall()
+    last = rows[limit - 1]["sort_value"] if len(rows) > limit and keyed else None
+    return [Task.from_row(row) for row in rows], last
+
+
+def _encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:
+    raw = json.dumps([sort, order, value, task_id, now], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, float]:
+    """(sort value, id, clock) of a cursor made for this sort and order, else InvalidRequest."""
+    def bad(why: str) -> InvalidRequest:
+        return InvalidRequest(f"invalid cursor: {why}",
+                              errors=[{"field": "cursor", "message": why}])
+
+    if sort == "created":
+        if not _TASK_ID_RE.match(cursor):
+            raise bad("not a next_cursor of this sort and order")
+        return None, cursor, 0.0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, made_order, value, task_id, now = json.loads(raw)
+    except (ValueError, TypeError):
+        raise bad("not a next_cursor of this API") from None
+    if made_for != sort or made_order != order:
+        raise bad(f"made for sort={made_for} order={made_order}, not sort={sort} order={order}")
+    if not (isinstance(task_id, str) and _TASK_ID_RE.match(task_id)
+            and isinstance(value, (int, float, str)) and not isinstance(value, bool)
+            and isinstance(now, (int, float)) and math.isfinite(now)):
+        raise bad("not a next_cursor of this API")
+    return value, task_id, float(now)
+
+
+_TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _count_tasks(conn: sqlite3.Connection, owners: list[str] | None) -> int:

@@ -17,7 +17,7 @@ from tornado import web
 from ..exceptions import JupyterTasksError
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus
-from ..store import valid_artifact_name
+from ..store import LIST_SORTS, valid_artifact_name
 from ..values import check_input, safe_dumps
 from .auth import OTHERS, RESOURCE, check_task_access, may, owners_filter, username
 from .openapi import openapi_document
@@ -251,9 +251,14 @@ class TaskCollectionHandler(TasksHandler):
         if search is not None and len(search) > MAX_SEARCH_CHARS:
             errors.append({"field": "search",
                            "message": f"at most {MAX_SEARCH_CHARS} characters"})
-        cursor = self.get_argument("cursor", None) or None
-        if cursor is not None and not ID_RE.match(cursor):
-            errors.append({"field": "cursor", "message": "must be a task id"})
+        sort = self.get_argument("sort", "created")
+        if sort not in LIST_SORTS:
+            errors.append({"field": "sort", "message": f"must be one of {', '.join(LIST_SORTS)}"})
+        # newest/oldest: the names this parameter had before sort existed
+        order = self.get_argument("order", None)
+        order = {"newest": "desc", "oldest": "asc"}.get(order or "", order)
+        if order is not None and order not in ("asc", "desc"):
+            errors.append({"field": "order", "message": "must be 'asc' or 'desc'"})
         _reject(errors, "invalid query parameter")
         limit = self.int_arg("limit", 50, 1, MAX_LIMIT)
         owners = await owners_filter(self)
@@ -262,15 +267,11 @@ class TaskCollectionHandler(TasksHandler):
             owners = [owner] if owners is None or owner in owners else []
         filters = {key: self.get_argument(key, None) for key in (
             "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id", "search")}
-        # order=oldest pages oldest first (the cursor then moves forward in time)
-        oldest_first = self.get_argument("order", "newest") == "oldest"
-        tasks = await self.manager.store.list_tasks(
-            statuses=statuses or None, kind=kind, owners=owners, limit=limit + 1, cursor=cursor,
-            oldest_first=oldest_first, **filters)
-        more = len(tasks) > limit
-        tasks = tasks[:limit]
-        self.answer(200, {"tasks": [t.to_json() for t in tasks],
-                          "next_cursor": tasks[-1].id if more else None})
+        page = await self.manager.store.page_tasks(
+            sort=sort, order=order, cursor=self.get_argument("cursor", None) or None,
+            limit=limit, statuses=statuses or None, kind=kind, owners=owners, **filters)
+        self.answer(200, {"tasks": [t.to_json() for t in page.tasks],
+                          "next_cursor": page.next_cursor})
 
     @web.authenticated
     @authorized("execute")

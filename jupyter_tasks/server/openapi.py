@@ -7,6 +7,7 @@ from typing import Any
 
 from .._version import __version__
 from ..models import EventType, TaskKind, TaskMode, TaskStatus
+from ..store import LIST_SORTS
 
 ID_PATTERN = "^[0-9a-f]{32}$"
 JSON = "application/json"
@@ -105,7 +106,7 @@ SCHEMAS: dict[str, Any] = {
     "TaskList": {
         "type": "object", "required": ["tasks", "next_cursor"],
         "properties": {"tasks": {"type": "array", "items": _ref("Task")},
-                       "next_cursor": _nullable({"type": "string", "pattern": ID_PATTERN})},
+                       "next_cursor": _nullable(_STRING)},
     },
     "Submission": {
         "type": "object", "additionalProperties": False,
@@ -264,7 +265,7 @@ def _query(name: str, schema: dict[str, Any], description: str = "",
 PATHS: dict[str, Any] = {
     "/api/tasks": {
         "get": {
-            "operationId": "listTasks", "summary": "List tasks, newest first",
+            "operationId": "listTasks", "summary": "List tasks, newest first or by a column",
             "parameters": [
                 _query("status", {"type": "array", "items": TASK_PROPERTIES["status"]},
                        "repeatable", style="form", explode=True),
@@ -272,10 +273,25 @@ PATHS: dict[str, Any] = {
                 _query("owner", _STRING), _query("queue", _STRING), _query("task_key", _STRING),
                 _query("key_prefix", _STRING), _query("idempotency_key", _STRING),
                 _query("parent_id", _STRING),
+                _query("search", {"type": "string", "maxLength": 1000},
+                       "text in the label or name, or an id prefix"),
+                _query("sort", {"type": "string", "enum": list(LIST_SORTS),
+                                "default": "created"},
+                       "the column to sort by, over every matching task: created (id "
+                       "order), label (else name, else kind; ASCII case-insensitive), owner, "
+                       "origin (the notebook path, else the origin type), status (running, "
+                       "queued, then finished), progress (current/total; succeeded without "
+                       "total counts as 1, else -1), duration (running tasks up to the "
+                       "first page's time; not started: -1), started, finished (unset: -1), "
+                       "priority. Ties go newest first."),
+                _query("order", {"type": "string", "enum": ["asc", "desc", "newest", "oldest"]},
+                       "asc or desc; default desc for sort=created, else asc "
+                       "(newest and oldest: desc and asc of sort=created)"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500,
                                  "default": 50}),
-                _query("cursor", {"type": "string", "pattern": ID_PATTERN},
-                       "next_cursor of the previous page"),
+                _query("cursor", _STRING,
+                       "next_cursor of the previous page, with the same sort and order "
+                       "(opaque; a task id for sort=created)"),
             ],
             "responses": {"200": _json("a page of tasks", _ref("TaskList")), **_problems(422)},
         },
