@@ -1,4 +1,5 @@
-"""``jupyter tasks …``: list, show, submit, cancel, rerun, logs, doctor, worker, lab, dashboard.
+"""``jupyter tasks …``: list, show, submit, run, cancel, rerun, logs, doctor, worker, lab,
+dashboard.
 
 ``list``, ``show``, ``logs`` and ``doctor`` open the database read-only: they never
 create it, never migrate it, never register as a worker.
@@ -7,6 +8,9 @@ Task ids: every command takes a full id or a unique part of one, its start (as
 ``git`` takes a commit) or its end (what the views show: the last
 :data:`SHORT_ID` characters). Output shows ids in that short form; ``--full``
 (and ``--json``) show them whole.
+
+``run`` takes papermill's command line (``papermill in.ipynb out.ipynb -p a 1`` becomes
+``jupyter tasks run in.ipynb out.ipynb -p a 1``) and submits a notebook job.
 
 Task modules: ``submit``, ``rerun`` and ``worker`` import the same task modules
 as the server: ``JupyterTasksApp.task_modules`` from the Jupyter configuration
@@ -34,10 +38,11 @@ from . import dbfile
 from .exceptions import JupyterTasksError, UnknownTask
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
-from .models import Task, TaskStatus
+from .models import Task, TaskStatus, failure_reason
 from .paths import default_db_path
 from .registry import _import_module_or_path, load_task_modules
 from .store import Store
+from .values import check_input
 
 SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an id
 CONFIG_FILES = ("jupyter_config", "jupyter_server_config", "jupyter_lab_config",
@@ -230,7 +235,8 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
         spec = {"code": args.code, "input_data": json.loads(args.input) if args.input else None}
     options = dict(label=args.label, task_key=args.task_key,
                    idempotency_key=args.idempotency_key, queue=args.queue,
-                   priority=args.priority, timeout=args.timeout, max_retries=args.max_retries)
+                   priority=args.priority, timeout=args.timeout, max_retries=args.max_retries,
+                   memory_limit_mb=args.memory_limit)
     async with _manager(args, create=True) as m:  # a first start may well be a submit
         try:
             task = await m.submit_spec(spec, mode="job", **options)
@@ -277,6 +283,222 @@ def _print_submitted(args: argparse.Namespace, task: Task) -> int:
           else short_id(task.id, args))
     return 0 if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.QUEUED.value,
                                 TaskStatus.RUNNING.value) else 1
+
+
+# ------------------------------------------------------------- papermill-shaped run
+
+# papermill flags that change nothing about the executed notebook: accepted and ignored
+PAPERMILL_IGNORED = ("--request-save-on-cell-execute", "--no-request-save-on-cell-execute",
+                     "--autosave-cell-every", "--progress-bar", "--no-progress-bar",
+                     "--log-output", "--no-log-output", "--log-level", "--prepare-execute",
+                     "--no-report-mode", "--start-timeout (up to 60)")
+# how long a notebook job waits for its kernel (jobs.notebook.STARTUP_TIMEOUT)
+KERNEL_START_SECONDS = 60
+# exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
+EXIT_TIMEOUT = 124
+
+
+def papermill_value(text: str) -> Any:
+    """A ``-p`` value as papermill reads it: True/False/None, an int, a float, else the text."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _yaml_parameters(text: str | bytes, where: str) -> dict[str, Any]:
+    """A YAML mapping read as papermill does (dates stay text); ``CliError`` otherwise."""
+    import yaml
+
+    class NoDatesLoader(yaml.SafeLoader):
+        """YAML's safe loader without the timestamp type."""
+
+    # papermill passes dates to the notebook as the text that was written
+    NoDatesLoader.yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    try:
+        value = yaml.load(text, Loader=NoDatesLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CliError(f"{where} is not valid YAML: {problem}{at}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CliError(f"{where} must be a YAML mapping of parameter names to values, "
+                       f"not a {type(value).__name__}")
+    return value
+
+
+def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters of ``run``, merged in papermill's order: -b, -f, -y, -p, then -r."""
+    import base64
+    import binascii
+
+    parameters: dict[str, Any] = {}
+    if args.inject_input_path or args.inject_paths:
+        parameters["PAPERMILL_INPUT_PATH"] = args.notebook
+    if args.inject_output_path or args.inject_paths:
+        if not args.output:
+            raise CliError("--inject-output-path and --inject-paths need an OUTPUT path")
+        parameters["PAPERMILL_OUTPUT_PATH"] = args.output
+    for text in args.parameters_base64 or []:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise CliError(f"-b {text[:40]!r} is not base64") from None
+        parameters.update(_yaml_parameters(raw, f"-b {text[:40]!r}"))
+    for name in args.parameters_file or []:
+        try:
+            content = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise CliError(f"parameters file {name}: {reason}") from None
+        parameters.update(_yaml_parameters(content, f"parameters file {name}"))
+    for text in args.parameters_yaml or []:
+        parameters.update(_yaml_parameters(text, f"-y {text[:40]!r}"))
+    for name, value in args.parameters or []:
+        parameters[name] = papermill_value(value)
+    for name, value in args.parameters_raw or []:
+        parameters[name] = value
+    return parameters
+
+
+def _refuse_unsupported(args: argparse.Namespace) -> None:
+    """papermill flags whose effect jupyter-tasks cannot give: an error saying so."""
+    refused = {
+        "--help-notebook": (args.help_notebook, "not available; open the notebook's "
+                            "parameters cell"),
+        "--prepare-only": (args.prepare_only, "notebook jobs always execute"),
+        "--report-mode": (args.report_mode, "the executed notebook keeps its inputs"),
+        "--stdout-file": (args.stdout_file, "the job's output is its log: "
+                          "`jupyter tasks logs ID`"),
+        "--stderr-file": (args.stderr_file, "the job's output is its log: "
+                          "`jupyter tasks logs ID`"),
+        "--execution-timeout": (args.execution_timeout is not None,
+                                "there is no per-cell limit; --timeout S limits the whole run"),
+        "--engine": (args.engine not in (None, "nbclient"),
+                     "notebook jobs run with nbclient (--engine nbclient) only"),
+        "--language": (args.language not in (None, "python"),
+                       "parameters are injected as Python only"),
+        "--start-timeout": (args.start_timeout is not None
+                            and args.start_timeout > KERNEL_START_SECONDS,
+                            f"a kernel is given {KERNEL_START_SECONDS}s to start"),
+    }
+    for flag, (given, why) in refused.items():
+        if given:
+            raise CliError(f"{flag} is not supported: {why}")
+    for path, what in ((args.notebook, "NOTEBOOK"), (args.output, "OUTPUT")):
+        if path == "-":
+            raise CliError(f"{what} '-' (a pipe) is not supported: give a file path")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def run_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The notebook spec ``run`` submits, checked as the server checks it (``CliError``)."""
+    from .jobs.notebook import validate_notebook_spec
+
+    _refuse_unsupported(args)
+    spec: dict[str, Any] = {
+        "notebook": args.notebook, "parameters": run_parameters(args),
+        "root_dir": os.getcwd(), "kernel_name": args.kernel, "cwd": args.cwd,
+        "output_path": args.output or None, "export_html": True if args.html else None}
+    spec = {k: v for k, v in spec.items() if v is not None}
+    try:
+        check_input(spec["parameters"], where="parameters")
+        validate_notebook_spec(spec)
+    except JupyterTasksError as exc:
+        raise CliError(exc.message) from None
+    return spec
+
+
+async def _live_runner(m: TaskManager, queue: str) -> bool:
+    """Whether a live server or worker (recent heartbeat) serves ``queue``."""
+    now = time.time()
+    return any(queue in (w.queues or []) and w.stopped_at is None
+               and now - w.heartbeat_at < 120 for w in await m.store.list_workers())
+
+
+async def _follow(m: TaskManager, task_id: str) -> Task:
+    """Print the task's log as it is written (stdout and stderr as written) until it ends."""
+    after = 0
+    with m.subscribe() as events:
+        while True:
+            entries = await m.store.get_logs(task_id, after=after)
+            for entry in entries:
+                stream = sys.stderr if entry.stream == "stderr" else sys.stdout
+                stream.write(entry.text)
+                stream.flush()
+                after = entry.seq
+            if entries:
+                continue  # a page at a time: there may be more
+            task = await m.get(task_id)
+            if task.is_terminal:
+                return task
+            # subscribed before the reads above: nothing written since is missed
+            while (await events.get()).task_id != task_id:
+                pass
+
+
+def _ending(task: Task, args: argparse.Namespace) -> int:
+    """One line saying how the job ended; the exit status of ``run --wait``."""
+    ident = short_id(task.id, args)
+    if task.status == TaskStatus.SUCCEEDED.value:
+        output = (task.result or {}).get("output_path") if isinstance(task.result, dict) \
+            else None
+        print(f"{ident} succeeded" + (f"; output: {output}" if output else ""),
+              file=sys.stderr)
+        return 0
+    if task.status == TaskStatus.TIMEOUT.value:
+        after = f" after {task.timeout:g}s" if task.timeout else ""
+        print(f"error: {ident} timed out{after}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    reason = "cancelled" if task.status == TaskStatus.CANCELLED.value \
+        else f"{task.status}: {failure_reason(task.error)}"
+    print(f"error: {ident} {reason}", file=sys.stderr)
+    return 1
+
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    spec = run_spec(args)  # before the database is touched: bad input submits nothing
+    async with _manager(args, create=True) as m:
+        task = await m.submit_spec(spec, mode="job", queue=args.queue, timeout=args.timeout,
+                                   memory_limit_mb=args.memory_limit)
+        ident = short_id(task.id, args)
+        if not await _live_runner(m, args.queue):
+            print(f"note: no server or `jupyter tasks worker` serves queue {args.queue!r} "
+                  "now; the job waits for one", file=sys.stderr)
+        if not args.wait:
+            print(ident)
+            return 0
+        print(f"{ident} queued; waiting for it (Ctrl-C stops waiting, not the job)",
+              file=sys.stderr)
+        try:
+            task = await _follow(m, task.id)
+        except asyncio.CancelledError:
+            print(f"\nstopped waiting; {ident} goes on (`jupyter tasks cancel {ident}` "
+                  "stops it)", file=sys.stderr)
+            raise
+    return _ending(task, args)
 
 
 async def _cmd_cancel(args: argparse.Namespace) -> int:
@@ -387,6 +609,73 @@ def _cmd_lab(argv: Sequence[str]) -> int:
     return 0  # pragma: no cover
 
 
+RUN_DESCRIPTION = (
+    "Submit NOTEBOOK as a notebook job. papermill's command line works with `papermill` "
+    "replaced by `jupyter tasks run`. Accepted and ignored (they change nothing in the "
+    "result): " + ", ".join(PAPERMILL_IGNORED) + ". Refused with the reason: "
+    "--help-notebook, --prepare-only, --report-mode, --stdout-file, --stderr-file, "
+    "--execution-timeout, --engine and --language other than nbclient and python, "
+    "and '-' (pipes) for NOTEBOOK or OUTPUT.")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``run``: papermill's, plus the job's (queue, limits, --wait)."""
+    p.add_argument("notebook", metavar="NOTEBOOK", help="notebook path, inside this folder")
+    p.add_argument("output", metavar="OUTPUT", nargs="?",
+                   help="where to write the executed notebook, inside this folder; {id}, "
+                        "{date} and parameter names are filled in (the executed notebook "
+                        "is always kept as the task's artifact too)")
+    p.add_argument("-p", "--parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter; VALUE read as papermill does (True, False, None, "
+                        "int, float, else text)")
+    p.add_argument("-r", "--parameters_raw", nargs=2, action="append",
+                   metavar=("NAME", "VALUE"), help="a parameter whose VALUE stays text")
+    p.add_argument("-f", "--parameters_file", action="append", metavar="FILE",
+                   help="a YAML file of parameters")
+    p.add_argument("-y", "--parameters_yaml", action="append", metavar="YAML",
+                   help="parameters as a YAML string")
+    p.add_argument("-b", "--parameters_base64", action="append", metavar="BASE64",
+                   help="parameters as base64-encoded YAML")
+    p.add_argument("--inject-input-path", action="store_true",
+                   help="add NOTEBOOK as the parameter PAPERMILL_INPUT_PATH")
+    p.add_argument("--inject-output-path", action="store_true",
+                   help="add OUTPUT as the parameter PAPERMILL_OUTPUT_PATH")
+    p.add_argument("--inject-paths", action="store_true", help="both of the above")
+    p.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
+    p.add_argument("--cwd", help="the kernel's working folder, inside this folder "
+                                 "(default: the notebook's folder)")
+    p.add_argument("--html", action="store_true",
+                   help="also keep the executed notebook as HTML (a second artifact)")
+    p.add_argument("--timeout", type=_positive(float), metavar="S",
+                   help="seconds the whole run may take")
+    p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
+                   help="memory limit of the kernel and its children, in MB")
+    p.add_argument("--queue", default="default", metavar="Q")
+    p.add_argument("--wait", action="store_true",
+                   help="print the log as it is written and exit when the job ends: 0 "
+                        f"succeeded, {EXIT_TIMEOUT} timed out, 1 otherwise")
+    # papermill's flags without an effect here (PAPERMILL_IGNORED), and those refused
+    hidden = argparse.SUPPRESS
+    for flag in ("--request-save-on-cell-execute", "--no-request-save-on-cell-execute",
+                 "--progress-bar", "--no-progress-bar", "--log-output", "--no-log-output",
+                 "--prepare-execute", "--no-report-mode"):
+        p.add_argument(flag, action="store_true", help=hidden,
+                       dest="ignored_" + flag.strip("-").replace("-", "_"))
+    p.add_argument("--autosave-cell-every", type=int, help=hidden)
+    p.add_argument("--log-level", help=hidden, choices=["NOTSET", "DEBUG", "INFO", "WARNING",
+                                                        "ERROR", "CRITICAL"])
+    p.add_argument("--start-timeout", "--start_timeout", type=int, help=hidden)
+    p.add_argument("--help-notebook", action="store_true", help=hidden)
+    p.add_argument("--prepare-only", action="store_true", help=hidden)
+    p.add_argument("--report-mode", action="store_true", help=hidden)
+    p.add_argument("--stdout-file", help=hidden)
+    p.add_argument("--stderr-file", help=hidden)
+    p.add_argument("--execution-timeout", type=int, help=hidden)
+    p.add_argument("--engine", help=hidden)
+    p.add_argument("-l", "--language", help=hidden)
+    p.set_defaults(run=_cmd_run, cmd="run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jupyter tasks``."""
     parser = argparse.ArgumentParser(prog="jupyter tasks",
@@ -427,10 +716,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", default="default")
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--timeout", type=float)
+    p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
+                   help="memory limit in MB (the task and its child processes)")
     p.add_argument("--max-retries", type=int)
     p.add_argument("--wait", action="store_true", help="wait for the end and print the task")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_submit)
+
+    p = sub.add_parser("run", parents=[full], allow_abbrev=False,
+                       help="run a notebook as a job, with papermill's command line",
+                       description=RUN_DESCRIPTION)
+    add_run_arguments(p)
 
     for name, fn, text in (("cancel", _cmd_cancel, "cancel a task"),
                            ("rerun", _cmd_rerun, "run a task's spec again")):
@@ -468,6 +764,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_index(argv: Sequence[str]) -> int:
+    """Where the subcommand is in ``argv``: after the global options (``--db FILE``)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--db" else 1
+    return i
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-tasks`` (``jupyter tasks``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -477,7 +781,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dashboard_main(argv[1:])
     if argv[:1] == ["lab"]:
         return _cmd_lab(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.cmd == "run" and rest:
+        # papermill takes options between NOTEBOOK and OUTPUT; argparse needs its
+        # intermixed parsing for that, which a parser with subcommands does not offer
+        run = argparse.ArgumentParser(prog="jupyter tasks run", allow_abbrev=False,
+                                      description=RUN_DESCRIPTION)
+        run.add_argument("--full", action="store_true")
+        add_run_arguments(run)
+        args = run.parse_intermixed_args(argv[_command_index(argv) + 1:],
+                                         namespace=argparse.Namespace(db=args.db))
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return asyncio.run(args.run(args))
     except CliError as exc:
