@@ -1,0 +1,82 @@
+"""Cron rules and the missed-firing policy (jupyter_tasks.schedules), no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jupyter_tasks.exceptions import InvalidRequest
+from jupyter_tasks.schedules import CronRule, cron_problems, plan_firing
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def local(*args: int) -> float:
+    return datetime(*args, tzinfo=PARIS).timestamp()
+
+
+def wall(moment: float) -> str:
+    return datetime.fromtimestamp(moment, PARIS).isoformat()
+
+
+@pytest.mark.parametrize("cron, zone, field", [
+    ("61 * * * *", "UTC", "cron"),
+    ("* * * *", "UTC", "cron"),
+    ("0 * * * * *", "UTC", "cron"),  # seconds: at most once a minute
+    ("@reboot", "UTC", "cron"),
+    ("", "UTC", "cron"),
+    ("0 9 * * 1-5", "Mars/Olympus", "timezone"),
+    ("0 9 * * 1-5", "", "timezone"),
+])
+def test_bad_rules_are_refused_by_field(cron: str, zone: str, field: str) -> None:
+    assert [p["field"] for p in cron_problems(cron, zone)] == [field]
+    with pytest.raises(InvalidRequest):
+        CronRule(cron, zone)
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * 1-5", "*/15 * * * *", "@daily", "@HOURLY"])
+def test_good_rules_pass(cron: str) -> None:
+    assert cron_problems(cron, "Europe/Paris") == []
+
+
+def test_weekday_mornings_in_their_zone() -> None:
+    rule = CronRule("0 9 * * 1-5", "Europe/Paris")
+    # Friday 2026-12-04 10:00 Paris: next are Monday to Friday of the next week
+    times = rule.next_times(local(2026, 12, 4, 10, 0), 3)
+    assert [wall(t) for t in times] == ["2026-12-07T09:00:00+01:00", "2026-12-08T09:00:00+01:00",
+                                       "2026-12-09T09:00:00+01:00"]
+
+
+def test_clocks_going_back_fire_a_fixed_time_once() -> None:
+    rule = CronRule("30 2 * * *", "Europe/Paris")
+    times = rule.next_times(local(2026, 10, 24, 12, 0), 2)
+    assert [wall(t) for t in times] == ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
+
+
+def test_clocks_going_back_fire_an_hourly_rule_every_hour() -> None:
+    rule = CronRule("0 * * * *", "Europe/Paris")
+    times = rule.next_times(local(2026, 10, 25, 1, 30), 3)
+    assert [t - times[0] for t in times] == [0, 3600, 7200]
+
+
+def test_clocks_going_forward_fire_after_the_gap() -> None:
+    rule = CronRule("30 2 * * *", "Europe/Paris")
+    assert wall(rule.next_after(local(2026, 3, 28, 12, 0))) == "2026-03-29T03:00:00+02:00"
+
+
+def test_on_time_firing_fires_its_due_time() -> None:
+    rule = CronRule("* * * * *")
+    firing = plan_firing(rule, next_run_at=120.0, now=120.4)
+    assert (firing.due_at, firing.next_run_at, firing.missed) == (120.0, 180.0, 0)
+
+
+@pytest.mark.parametrize("catch_up, fires", [("once", True), ("skip", False)])
+def test_an_outage_fires_once_or_not_at_all(catch_up: str, fires: bool) -> None:
+    rule = CronRule("0 * * * *")
+    # due at 01:00, the server came back at 05:30: 01:00..05:00 were missed
+    firing = plan_firing(rule, next_run_at=3600.0, now=5.5 * 3600, catch_up=catch_up)
+    assert firing.missed == 5
+    assert firing.due_at == (5 * 3600.0 if fires else None)
+    assert firing.next_run_at == 6 * 3600.0
