@@ -36,6 +36,7 @@ from .exceptions import (
 )
 from .liveness import pid_alive
 from .models import (
+    MAX_LOST_ATTEMPTS,
     Event,
     EventType,
     Task,
@@ -44,6 +45,7 @@ from .models import (
     TaskStatus,
     WorkerInfo,
     dumps,
+    failure_reason,
     new_task_id,
 )
 from .paths import default_db_path
@@ -193,6 +195,7 @@ class TaskManager:
         reaper_interval: float = 1.0,
         retry_base_delay: float = 1.0,
         retry_max_delay: float = 300.0,
+        max_lost_attempts: int = MAX_LOST_ATTEMPTS,
         callback_allowlist: Iterable[str] | None = None,
         runs_background: bool = True,
         claim_batch: int = 8,
@@ -216,6 +219,9 @@ class TaskManager:
         self.reaper_interval = reaper_interval
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
+        # times a job's worker may be lost (requeued whatever max_retries says) before
+        # the job ends interrupted: work that kills its worker must not loop forever
+        self.max_lost_attempts = max_lost_attempts
         self.callback_allowlist = list(
             LOOPBACK_HOSTS if callback_allowlist is None else callback_allowlist
         )
@@ -453,6 +459,8 @@ class TaskManager:
             clean = {"notebook": _check_str(spec["notebook"], "notebook"),
                      "parameters": _check_obj(spec.get("parameters") or {}, "parameters"),
                      "root_dir": spec.get("root_dir") or os.getcwd()}
+            # where else to write the executed notebook (checked by the validation below)
+            clean.update({k: spec[k] for k in ("output_path", "export_html") if k in spec})
             from .jobs.notebook import validate_notebook_spec
 
             # a missing notebook or a parameter that cannot be a variable: 422 now, not later
@@ -489,8 +497,10 @@ class TaskManager:
             raise InvalidRequest("timeout must be a positive number of seconds")
         max_retries = options.get("max_retries")
         if max_retries is None:
-            # durable jobs survive a lost worker by default; other modes run once
-            max_retries = 2 if mode == TaskMode.JOB else 0
+            # retries are for failures only (a lost worker is retried apart): function
+            # jobs keep their two; a notebook, code or command that failed would fail
+            # again, repeating its side effects, so they run once unless asked
+            max_retries = 2 if mode == TaskMode.JOB and kind == TaskKind.FUNCTION else 0
         now = time.time()
         queue = options.get("queue") or "default"
         local_start = mode != TaskMode.JOB and target_worker is None
@@ -514,6 +524,7 @@ class TaskManager:
             attempts=1 if direct else 0, max_retries=int(max_retries),
             timeout=timeout, memory_limit_mb=options.get("memory_limit_mb"),
             parent_id=parent.id if parent else None, relationship=relationship,
+            schedule_id=options.get("schedule_id"),
             worker_id=self.worker_id if local_start else target_worker,
             lease_expires_at=now + self.lease_seconds if direct else None,
             callback_url=callback_url, content_hashes=hashes,
@@ -854,14 +865,15 @@ class TaskManager:
                 when_worker=self.worker_id)
             self._local_work.pop(task.id, None)
             return None
-        if status == TaskStatus.FAILED and task.attempts <= task.max_retries:
+        if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries:
             delay = self._backoff(task.attempts)
             if task.mode == TaskMode.JOB:
                 await self.store.retry_later(task.id, self.worker_id, now + delay, err_json or {})
                 return None
             retried = await self.store.transition(
                 task.id, {"status": TaskStatus.QUEUED.value, "not_before": now + delay,
-                          "error": err_json, "progress": progress},
+                          "error": err_json, "progress": progress,
+                          "retry_reason": failure_reason(err_json)},
                 EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,))
             if retried is None:
                 return None
@@ -1229,7 +1241,7 @@ class TaskManager:
             if gone_here or silent:
                 dead.append(worker.id)
         cleared = await self._end_leftover_groups(dead, now, host)
-        settled = await self.store.reap(dead, now, cleared)
+        settled = await self.store.reap(dead, now, cleared, self.max_lost_attempts)
         if settled:
             for wake in self._wake_queues.values():
                 wake.set()
@@ -1362,14 +1374,8 @@ def _content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str
 
 def _attempt_marker(task: Task) -> str:
     """``— attempt N of M: <why the last one ended> —`` (the log view draws it as a rule)."""
-    error = task.error or {}
-    reason = str(error.get("message") or error.get("type") or "retried").strip()
-    reason = reason.splitlines()[0] if reason else "retried"
-    if error.get("type") and error.get("message"):
-        reason = f"{error['type']}: {reason}"
-    if len(reason) > 160:
-        reason = reason[:159] + "…"
-    return f"— attempt {task.attempts} of {task.max_retries + 1}: {reason} —\n"
+    reason = task.retry_reason or failure_reason(task.error)
+    return f"— attempt {task.attempts} of {task.max_attempts}: {reason} —\n"
 
 
 def _error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:

@@ -156,6 +156,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE tasks ADD COLUMN value_notes TEXT;
         """,
     ),
+    (
+        5,
+        """
+        -- lost_attempts: attempts that ended because their worker was lost (the work
+        -- did not fail), bounded apart from max_retries, which counts failures only.
+        -- retry_reason: why the latest attempt after the first began ("worker lost",
+        -- or the failure that was retried), for the views' "attempt 2 of 3: ...".
+        ALTER TABLE tasks ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE tasks ADD COLUMN retry_reason TEXT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -94,6 +94,22 @@ _id_lock = threading.Lock()
 _last_id_ns = 0
 
 
+# why an attempt began when its worker was lost (the work itself did not fail)
+WORKER_LOST = "worker lost"
+# how many times a job's worker may be lost before the job ends interrupted
+MAX_LOST_ATTEMPTS = 3
+
+
+def failure_reason(error: dict[str, Any] | None) -> str:
+    """One line saying why an attempt failed, from its error JSON (``Type: message``)."""
+    error = error or {}
+    reason = str(error.get("message") or error.get("type") or "failed").strip()
+    reason = reason.splitlines()[0] if reason else "failed"
+    if error.get("type") and error.get("message"):
+        reason = f"{error['type']}: {reason}"
+    return reason if len(reason) <= 160 else reason[:159] + "…"
+
+
 def new_task_id() -> str:
     """A 32-hex id whose first 16 digits are nanoseconds, so newer ids sort later.
 
@@ -198,6 +214,10 @@ class Task:
     origin: dict[str, Any] | None = None
     attempts: int = 0
     max_retries: int = 0
+    # attempts retried because their worker was lost: bounded apart from max_retries
+    lost_attempts: int = 0
+    # why the latest attempt after the first began: "worker lost" or the retried failure
+    retry_reason: str | None = None
     timeout: float | None = None
     memory_limit_mb: int | None = None
     not_before: float | None = None
@@ -225,6 +245,16 @@ class Task:
         return TaskStatus(self.status)
 
     @property
+    def max_attempts(self) -> int:
+        """Attempts the task may take as things stand: one, its retries, and each lost one."""
+        return self.max_retries + 1 + self.lost_attempts
+
+    @property
+    def work_attempts(self) -> int:
+        """Attempts not ended by a lost worker (the running one too); max_retries bounds them."""
+        return self.attempts - self.lost_attempts
+
+    @property
     def is_terminal(self) -> bool:
         """True once the task has ended."""
         return self.status in TERMINAL_STATUSES
@@ -238,7 +268,7 @@ class Task:
     def build(cls, **values: Any) -> Task:
         """A task from keyword fields, like ``Task(...)`` but five times faster (every submit).
 
-        The frozen dataclass ``__init__`` sets each of the 36 fields through
+        The frozen dataclass ``__init__`` sets each of the 40 fields through
         ``object.__setattr__``; this fills the instance dict once, with the same
         checks for unknown and missing fields.
         """
@@ -277,6 +307,9 @@ class Task:
             "origin": self.origin,
             "attempts": self.attempts,
             "max_retries": self.max_retries,
+            "lost_attempts": self.lost_attempts,
+            "max_attempts": self.max_attempts,
+            "retry_reason": self.retry_reason,
             "timeout": self.timeout,
             "parent_id": self.parent_id,
             "relationship": self.relationship,
@@ -334,7 +367,7 @@ def _task_builder(columns: tuple[str, ...]) -> Any:
                         values[i] = loads_or_placeholder(values[i])
             for i in flag_at:
                 values[i] = bool(values[i])
-        # filled in directly: a frozen dataclass's __init__ sets its 36 fields one
+        # filled in directly: a frozen dataclass's __init__ sets its 40 fields one
         # object.__setattr__ at a time, four times slower (every claim decodes a row)
         task = new(Task)
         attrs = task.__dict__

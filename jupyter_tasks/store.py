@@ -45,7 +45,9 @@ from .migrations import LATEST_VERSION, MIGRATIONS
 from .models import (
     ACTIVE_STATUSES,
     JSON_COLUMNS,
+    MAX_LOST_ATTEMPTS,
     TERMINAL_STATUSES,
+    WORKER_LOST,
     Artifact,
     Event,
     EventType,
@@ -55,6 +57,7 @@ from .models import (
     TaskStatus,
     WorkerInfo,
     dumps,
+    failure_reason,
 )
 from .values import JSONText
 from .values import encode as encode_value
@@ -382,6 +385,7 @@ class Store:
         limit: int = 50,
         cursor: str | None = None,
         oldest_first: bool = False,
+        schedule_id: str | None = None,
     ) -> list[Task]:
         """Tasks newest first (id order) matching every given filter.
 
@@ -389,7 +393,7 @@ class Store:
         restricts to those owners (None means anyone).
         """
         filtered = _task_filters(statuses, name, kind, owners, queue, task_key, key_prefix,
-                                 idempotency_key, parent_id, worker_id, search)
+                                 idempotency_key, parent_id, worker_id, search, schedule_id)
         if filtered is None:
             return []
         where, args = filtered
@@ -420,6 +424,7 @@ class Store:
         idempotency_key: str | None = None,
         parent_id: str | None = None,
         search: str | None = None,
+        schedule_id: str | None = None,
     ) -> TaskPage:
         """One page of the matching tasks in ``sort`` order, and the cursor of the next.
 
@@ -439,7 +444,7 @@ class Store:
         after = _decode_list_cursor(cursor, sort, order) if cursor else None
         now = after[2] if after else time.time()
         filtered = _task_filters(statuses, name, kind, owners, queue, task_key, key_prefix,
-                                 idempotency_key, parent_id, None, search)
+                                 idempotency_key, parent_id, None, search, schedule_id)
         if filtered is None:
             return TaskPage([], None)
         where, args = filtered
@@ -573,7 +578,8 @@ class Store:
         return await self.transition(
             task_id,
             {"status": TaskStatus.QUEUED.value, "worker_id": None, "lease_expires_at": None,
-             "not_before": not_before, "error": error, "started_at": None},
+             "not_before": not_before, "error": error, "started_at": None,
+             "retry_reason": failure_reason(error)},
             EventType.RETRYING,
             when_status=(TaskStatus.RUNNING.value,), when_worker=worker_id,
         )
@@ -595,20 +601,22 @@ class Store:
         return await self._read(_list_workers, include_stopped)
 
     async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None,
-                   cleared: Mapping[str, Mapping[str, Any]] | None = None) -> list[Task]:
+                   cleared: Mapping[str, Mapping[str, Any]] | None = None,
+                   max_lost: int = MAX_LOST_ATTEMPTS) -> list[Task]:
         """Settle tasks of dead workers and tasks whose lease ran out.
 
-        A ``job`` goes back to the queue while attempts <= max_retries, else ends
-        ``interrupted``; a ``background`` or ``sync`` task ends ``interrupted``
+        A ``job`` goes back to the queue ("worker lost": the work did not fail,
+        so ``max_retries`` is not spent) until ``max_lost`` of its attempts were
+        lost, then ends ``interrupted``; a ``background`` or ``sync`` task ends ``interrupted``
         (its process is gone and nothing else can resume it). A task with a
         recorded ``process`` is settled only if ``cleared`` maps its id to that
         very record (the caller saw the group ended, or may no longer wait for it).
         A record holding an ``exit`` (written by the command's shim, ``shim.py``)
         ends the task from it instead: ``succeeded`` for 0, else a failure
-        (retried while attempts remain); the work is not run again.
+        (retried while ``max_retries`` allows); the work is not run again.
         """
         return await self._txn(_tx_reap, list(dead_worker_ids), now or time.time(),
-                               dict(cleared or {}))
+                               dict(cleared or {}), max_lost)
 
     async def reap_candidates(self, dead_worker_ids: Sequence[str],
                               now: float | None = None) -> list[Task]:
@@ -944,7 +952,7 @@ class TaskPage(NamedTuple):
 def _task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | None,
                   owners: Iterable[str] | None, queue: str | None, task_key: str | None,
                   key_prefix: str | None, idempotency_key: str | None, parent_id: str | None,
-                  worker_id: str | None, search: str | None
+                  worker_id: str | None, search: str | None, schedule_id: str | None = None
                   ) -> tuple[list[str], list[Any]] | None:
     """WHERE terms and their arguments of the list filters; None when nothing can match."""
     where: list[str] = []
@@ -955,7 +963,8 @@ def _task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | 
         args += statuses
     for column, value in (("name", name), ("kind", kind), ("queue", queue),
                           ("task_key", task_key), ("idempotency_key", idempotency_key),
-                          ("parent_id", parent_id), ("worker_id", worker_id)):
+                          ("parent_id", parent_id), ("worker_id", worker_id),
+                          ("schedule_id", schedule_id)):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
@@ -1043,8 +1052,10 @@ SNAPSHOT_SQL = "json_object(" + ", ".join(
         ("error", "json(error)"), ("progress", "json(progress)"), ("task_key", "task_key"),
         ("idempotency_key", "idempotency_key"), ("queue", "queue"), ("priority", "priority"),
         ("owner", "owner"), ("origin", "json(origin)"), ("attempts", "attempts"),
-        ("max_retries", "max_retries"), ("timeout", "timeout"), ("parent_id", "parent_id"),
-        ("relationship", "relationship"),
+        ("max_retries", "max_retries"), ("lost_attempts", "lost_attempts"),
+        ("max_attempts", "max_retries + 1 + lost_attempts"), ("retry_reason", "retry_reason"),
+        ("timeout", "timeout"), ("parent_id", "parent_id"),
+        ("relationship", "relationship"), ("schedule_id", "schedule_id"),
         ("cancel_requested", "json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END)"),
         ("confirmation", "json(confirmation)"), ("created_at", _iso_sql("created_at")),
         ("started_at", _iso_sql("started_at")), ("finished_at", _iso_sql("finished_at")),
@@ -1081,8 +1092,9 @@ def _insert_event(conn: sqlite3.Connection, task: Task | str, event: EventType |
 _TASK_COLUMNS = [
     "id", "kind", "mode", "status", "name", "label", "params", "spec", "result", "error",
     "progress", "task_key", "idempotency_key", "payload_hash", "queue", "priority", "owner",
-    "origin", "attempts", "max_retries", "timeout", "memory_limit_mb", "not_before", "parent_id",
-    "relationship", "worker_id", "lease_expires_at", "cancel_requested", "confirmation",
+    "origin", "attempts", "max_retries", "lost_attempts", "retry_reason", "timeout",
+    "memory_limit_mb", "not_before", "parent_id", "relationship", "schedule_id", "worker_id",
+    "lease_expires_at", "cancel_requested", "confirmation",
     "callback_url", "resource_usage", "content_hashes", "process", "value_notes", "created_at",
     "started_at", "finished_at", "updated_at",
 ]
@@ -1389,7 +1401,7 @@ def _tx_set_process(conn: sqlite3.Connection, task_id: str, worker_id: str,
 
 
 def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
-             cleared: dict[str, Mapping[str, Any]]) -> list[Task]:
+             cleared: dict[str, Mapping[str, Any]], max_lost: int) -> list[Task]:
     if dead:
         marks = ",".join("?" * len(dead))
         conn.execute(f"UPDATE workers SET stopped_at = ? WHERE id IN ({marks})", [now, *dead])
@@ -1407,7 +1419,7 @@ def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
                 f"[jupyter-tasks] worker {task.worker_id} was lost after the process exited "
                 f"with code {task.process['exit']}; this end was written from that exit"))])
         else:
-            changes, event = _lost(task, now)
+            changes, event = _lost(task, now, max_lost)
         updated = _update_task(conn, task.id, changes, (TaskStatus.RUNNING.value,))
         if updated is not None:
             _insert_event(conn, updated, event, now)
@@ -1415,16 +1427,22 @@ def _tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
     return settled
 
 
-def _lost(task: Task, now: float) -> tuple[dict[str, Any], EventType]:
+def _lost(task: Task, now: float, max_lost: int) -> tuple[dict[str, Any], EventType]:
     """A lost worker's task with no recorded exit: back in the queue, or ended."""
     lost = {"type": "WorkerLost",
             "message": f"worker {task.worker_id} stopped while running this task",
             "traceback": None}
-    if task.mode == TaskMode.JOB.value and task.attempts <= task.max_retries \
+    if task.mode == TaskMode.JOB.value and task.lost_attempts < max_lost \
             and not task.cancel_requested:
+        # the work did not fail: this attempt is not one of its max_retries
         return ({"status": TaskStatus.QUEUED.value, "worker_id": None,
                  "lease_expires_at": None, "not_before": None, "error": lost,
-                 "started_at": None, "process": None}, EventType.RETRYING)
+                 "started_at": None, "process": None, "retry_reason": WORKER_LOST,
+                 "lost_attempts": task.lost_attempts + 1}, EventType.RETRYING)
+    if task.mode == TaskMode.JOB.value and not task.cancel_requested:
+        times = task.lost_attempts + 1
+        lost = {**lost, "message": f"{lost['message']}; its worker was lost {times} "
+                                   f"time{'' if times == 1 else 's'}, not retried again"}
     status = TaskStatus.CANCELLED if task.cancel_requested else TaskStatus.INTERRUPTED
     return ({"status": status.value, "error": lost, "finished_at": now,
              "lease_expires_at": None, "process": None}, EventType.for_status(status))
@@ -1443,12 +1461,13 @@ def _ended_from_exit(task: Task, process: Mapping[str, Any],
               "message": f"the process exited with code {code}; worker {task.worker_id} "
                          "was lost before it wrote this end",
               "traceback": None}
-    # a failure like any other: retried while attempts remain, as the worker would have
-    if task.mode == TaskMode.JOB.value and task.attempts <= task.max_retries \
+    # a failure like any other: retried while max_retries allows, as the worker would have
+    if task.mode == TaskMode.JOB.value and task.work_attempts <= task.max_retries \
             and not task.cancel_requested:
         return ({"status": TaskStatus.QUEUED.value, "worker_id": None,
                  "lease_expires_at": None, "not_before": None, "error": failed,
-                 "started_at": None, "process": None}, EventType.RETRYING)
+                 "started_at": None, "process": None,
+                 "retry_reason": failure_reason(failed)}, EventType.RETRYING)
     return ({"status": TaskStatus.FAILED.value, "error": failed, "finished_at": ended_at,
              "lease_expires_at": None, "process": None}, EventType.FAILED)
 

@@ -306,7 +306,12 @@ class TasksDashboard(App[int]):
         latest: dict[str, dict[str, Any]] = {}
         structural = need_logs = lineage_changed = False
         sort = self.sort
-        first_page = table.page_index == 0 and (sort.grouped or sort.descending)
+        # where a new task lands: on the first page running first or newest first, at the
+        # end oldest first, anywhere in a column's order (then the page on screen is re-read)
+        if sort.grouped or sort.column == "id":
+            lands_here = table.page_index == 0 and (sort.grouped or sort.descending)
+        else:
+            lands_here = True
         lineage_ids = set(getattr(self, "_lineage_ids", ()))
         for event in events:
             etype, task_id, task = event.get("type"), event.get("task_id"), event.get("task")
@@ -325,7 +330,7 @@ class TasksDashboard(App[int]):
             if task and task.get("parent_id") in lineage_ids and task_id not in lineage_ids:
                 lineage_changed = True  # a new rerun or fork of the shown family
             if etype == "task.created" and task:
-                if first_page and filters.matches(task):
+                if lands_here and filters.matches(task):
                     structural = True
             elif etype == "task.log" and task_id == detail.task_id:
                 need_logs = True

@@ -44,13 +44,18 @@ class ActionError(Exception):
 
 @dataclass(frozen=True)
 class Filters:
-    """What the table shows: status set, exact name and owner, free text, order."""
+    """What the table shows: status set, exact name and owner, free text, order.
+
+    ``sort`` is one of the list API's sorts (``GET /api/tasks?sort=``); ``descending``
+    its direction.
+    """
 
     statuses: tuple[str, ...] = ()
     name: str | None = None
     owner: str | None = None
     search: str | None = None
-    oldest_first: bool = False
+    sort: str = "created"
+    descending: bool = True
 
     def matches(self, task: dict[str, Any]) -> bool:
         """Whether a task (API JSON) passes the filters (used for live inserts)."""
@@ -271,8 +276,9 @@ class ServerSource(DataSource):
             params["owner"] = filters.owner
         if filters.search:
             params["search"] = filters.search
-        if filters.oldest_first:
-            params["order"] = "oldest"
+        if filters.sort != "created":
+            params["sort"] = filters.sort
+        params["order"] = "desc" if filters.descending else "asc"
         answer = await self._call(self.client.request("GET", params=params))
         tasks = answer.get("tasks") or []
         return Page(tasks, answer.get("next_cursor"), time.perf_counter() - t0)
@@ -475,14 +481,13 @@ class DatabaseSource(DataSource):
 
     async def list_tasks(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         t0 = time.perf_counter()
-        tasks = await self.manager.store.list_tasks(
-            statuses=filters.statuses or None, name=filters.name or None,
+        # the server's list query itself: the same sorts, order and cursors as over REST
+        page = await self._call(self.manager.store.page_tasks(
+            sort=filters.sort, order="desc" if filters.descending else "asc", cursor=cursor,
+            limit=limit, statuses=filters.statuses or None, name=filters.name or None,
             owners=[filters.owner] if filters.owner else None, search=filters.search or None,
-            limit=limit + 1, cursor=cursor, oldest_first=filters.oldest_first,
-        )
-        more = len(tasks) > limit
-        tasks = tasks[:limit]
-        return Page([t.to_json() for t in tasks], tasks[-1].id if more else None,
+        ))
+        return Page([t.to_json() for t in page.tasks], page.next_cursor,
                     time.perf_counter() - t0)
 
     async def get_task(self, task_id: str) -> dict[str, Any]:

@@ -45,7 +45,15 @@ TASK_PROPERTIES: dict[str, Any] = {
     "owner": _nullable(_STRING),
     "origin": _nullable(_OBJECT),
     "attempts": {"type": "integer", "minimum": 0},
-    "max_retries": {"type": "integer", "minimum": 0},
+    "max_retries": {"type": "integer", "minimum": 0,
+                    "description": "retries of the work's own failures (a lost worker is "
+                                   "retried apart, up to the server's bound)"},
+    "lost_attempts": {"type": "integer", "minimum": 0,
+                      "description": "attempts retried because their worker was lost"},
+    "max_attempts": {"type": "integer", "minimum": 1,
+                     "description": "max_retries + 1 + lost_attempts: the M of 'attempt N of M'"},
+    "retry_reason": _nullable({"type": "string", "description": "why the latest attempt "
+                               "after the first began: 'worker lost' or the retried failure"}),
     "timeout": _nullable({"type": "number"}),
     "parent_id": _nullable({"type": "string", "pattern": ID_PATTERN}),
     "relationship": _nullable({"type": "string", "enum": ["rerun", "fork"]}),

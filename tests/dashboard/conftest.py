@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -122,19 +123,22 @@ async def build_history(path: Path, count: int, batch: int = 20_000) -> float:
     import sqlite3
 
     from jupyter_tasks import store as store_module
-    from jupyter_tasks.models import dumps, new_task_id
+    from jupyter_tasks.models import Task, dumps, new_task_id
 
     t0 = time.perf_counter()
     store = await store_module.Store.open(path)
     await store.close()
     columns = store_module._TASK_COLUMNS
+    defaults = {f.name: f.default for f in dataclasses.fields(Task)
+                if f.default is not dataclasses.MISSING}
     now = time.time() - count
     statuses = ("succeeded", "succeeded", "succeeded", "failed", "cancelled")
 
     def row(i: int) -> tuple[Any, ...]:
         status = "running" if i >= count - 3 else statuses[i % len(statuses)]
         created = now + i
-        values = dict.fromkeys(columns)
+        # every column at its Task default (NOT NULL ones added by later migrations too)
+        values = {c: defaults.get(c) for c in columns}
         values.update(
             id=new_task_id(), kind="function", mode="job", status=status, name=f"job_{i % 7}",
             label=f"history {i}", params=dumps({"i": i}), queue=("default", "gpu")[i % 2],

@@ -62,18 +62,20 @@ async def test_sigkilled_worker_job_is_finished_by_another(db_path: Path, spawn,
         assert types.count("task.started") == 2 and "task.retrying" in types
 
 
-async def test_job_without_retries_left_is_interrupted(db_path: Path, spawn, tmp_path):
+async def test_job_without_lost_attempts_left_is_interrupted(db_path: Path, spawn, tmp_path):
     marker = tmp_path / "started"
     first = spawn(*worker_args(db_path))
-    async with TaskManager(db_path) as m:
+    # retries for failures do not matter: a lost worker has its own bound (here none)
+    async with TaskManager(db_path, max_lost_attempts=0) as m:
         job = await m.submit("slow_job", seconds=30, marker=str(marker), mode="job",
-                             max_retries=0)
+                             max_retries=5)
         await eventually(_file_has_text(marker), timeout=30, what="job started")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
         done = await m.wait(job.id, timeout=20)  # our own reaper settles it
-        assert (done.status, done.attempts) == ("interrupted", 1)
+        assert (done.status, done.attempts, done.lost_attempts) == ("interrupted", 1, 0)
         assert done.error["type"] == "WorkerLost"
+        assert "lost 1 time, not retried again" in done.error["message"]
 
 
 async def test_background_task_of_a_killed_process_is_interrupted(db_path: Path, spawn):

@@ -190,3 +190,55 @@ def test_a_command_ending_cleanly_just_after_its_worker_died_is_not_run_again(
         _kill(worker)
         if replacement is not None:
             _kill(replacement)
+
+
+def test_a_killed_workers_job_runs_again_though_it_has_no_retries(
+        server_factory, tmp_path: Path, db_path: Path):
+    """A lost worker is not a failure of the work: the job runs again, and its log says why.
+
+    A command job takes the default ``max_retries`` (0: its own failure would not
+    be retried). Its worker is SIGKILLed mid-job; the server's reaper ends the
+    job's process group and puts the job back; another worker runs it to the end.
+    """
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    token = "lost"
+    env = {"EXACTLY_ONCE_MARK": str(marks)}
+    server = server_factory("--JupyterTasksApp.workers=default=0", env=env)
+    worker = _start_worker(tmp_path, db_path, env, "worker-1")
+    replacement: subprocess.Popen[bytes] | None = None
+    try:
+        status, task = server.request("POST", "/api/tasks", {
+            "command": [sys.executable, str(script), str(marks), token, "0"]})
+        assert status == 202, task
+        assert task["max_retries"] == 0, task
+        eventually_sync(lambda: _lines(marks, token, "start"), timeout=60,
+                        what="the job's process running")
+        _kill(worker)  # SIGKILL, mid-job: the job has not been let end
+        replacement = _start_worker(tmp_path, db_path, env, "worker-2")
+        eventually_sync(lambda: len(_lines(marks, token, "start")) == 2, timeout=90,
+                        what="the job running again in the second worker")
+        (marks / f"{token}.go").touch()
+
+        def final() -> dict[str, Any] | None:
+            row = server.request("GET", f"/api/tasks/{task['id']}")[1]
+            return row if row["status"] not in ("queued", "running") else None
+
+        row = eventually_sync(final, timeout=60, interval=0.1, what="the job ended")
+        assert row["status"] == "succeeded", row
+        assert (row["attempts"], row["lost_attempts"], row["max_attempts"]) == (2, 1, 2), row
+        assert (row["max_retries"], row["retry_reason"]) == (0, "worker lost"), row
+        # the first run was ended by the reaper: only the second reached its end
+        runs = (len(_lines(marks, token, "start")), len(_lines(marks, token, "end")))
+        assert runs == (2, 1), runs
+        logs = server.request("GET", f"/api/tasks/{task['id']}/logs")[1]
+        texts = [entry["text"] for entry in logs["entries"]]
+        assert [t for t in texts if t.startswith("— attempt ")] == \
+            ["— attempt 2 of 2: worker lost —\n"], texts
+        assert _marked(marks, keep={server.popen.pid, replacement.pid}) == []
+    finally:
+        _kill(worker)
+        if replacement is not None:
+            _kill(replacement)
