@@ -25,11 +25,17 @@ to Dask instead of running it locally::
   group (a kernel for notebooks) on the worker, through the same executors as
   locally. Notebooks travel as content: the file need not exist on the worker.
 * **Cancel and timeout.** The hub sets the Dask ``Event``
-  ``jupyter-tasks-cancel-<task id>`` and cancels the future. The worker polls
-  that event (every 0.25 s) while the task runs: ``ctx.cancelled`` becomes
-  true, subprocess-based work is killed (its asyncio task is cancelled, which
-  kills the process group / kernel), and a synchronous function additionally
-  gets ``TaskCancelled`` raised in its thread at its next bytecode.
+  ``jupyter-tasks-cancel-<task id>``. The worker polls that event (every
+  0.25 s) while the task runs: ``ctx.cancelled`` becomes true,
+  subprocess-based work is killed (its asyncio task is cancelled, which kills
+  the process group / kernel), and a synchronous function additionally gets
+  ``TaskCancelled`` raised in its thread at its next bytecode. The hub waits
+  for the run's last report (up to ``stop_timeout``): only then is the task
+  written ``cancelled`` / ``timeout`` (it shows running, cancel requested,
+  until then), with the run's last logs and artifacts, the partly executed
+  notebook included, as a local run keeps them. A run that has not started on
+  a worker yet is simply dropped (its future cancelled); so is every run when
+  the hub shuts down.
 * **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
   on another worker. Every run announces itself with a ``start`` event; the
   hub counts the runs of the current attempt and adds the extra ones to the
@@ -69,6 +75,7 @@ KEY_PREFIX = "jupyter-tasks-"
 REPORT_INTERVAL = 0.2
 CANCEL_POLL = 0.25
 COOPERATIVE_GRACE = 1.0
+STOP_TIMEOUT = 60.0  # how long a cancel or timeout waits for the worker to confirm the stop
 MAX_EVENT_LOG_CHARS = 256 * 1024
 DEFAULT_KINDS = (TaskKind.FUNCTION.value, TaskKind.SUBPROCESS.value,
                  TaskKind.NOTEBOOK.value, TaskKind.CODE.value)
@@ -118,13 +125,14 @@ class DaskBackend:
 
     def __init__(self, address: str | None = None, *, client: Any = None,
                  kinds: Iterable[str] = DEFAULT_KINDS, topic: str = TOPIC,
-                 modules: Iterable[str] = ()) -> None:
+                 modules: Iterable[str] = (), stop_timeout: float = STOP_TIMEOUT) -> None:
         if address is None and client is None:
             raise ValueError("give a Dask scheduler address (or an asynchronous client)")
         self.address = address
         self.kinds = tuple(kinds)
         self.topic = topic
         self.modules = list(modules)
+        self.stop_timeout = stop_timeout
         self.manager: Any = None
         self._client = client
         self._owns_client = client is None
@@ -222,8 +230,16 @@ class DaskBackend:
             raise DaskJobLost(f"the Dask future {key} was cancelled outside jupyter-tasks") \
                 from None
         except asyncio.CancelledError:
-            # cancel or timeout of this attempt: tell the worker, drop the future
-            await run_to_end(self._cancel_remote(task.id, future))
+            if getattr(running, "stop_reason", None) in ("cancel", "timeout") \
+                    and self._started_remotely(task.id):
+                # the task stays running (cancel requested) until the worker confirms
+                # the run is over, and keeps what it left, as a local run does
+                outcome = await run_to_end(self._stop_remote(task.id, future, ctx))
+                if outcome is not None:
+                    await run_to_end(self._take_reports(outcome, ctx, running))
+            else:
+                # a hub shutting down, or a run not started on a worker yet: drop it
+                await run_to_end(self._cancel_remote(task.id, future))
             raise
         except Exception as exc:
             raise DaskJobLost(f"Dask could not run {key}: {type(exc).__name__}: {exc}") \
@@ -233,6 +249,35 @@ class DaskBackend:
             with contextlib.suppress(Exception):
                 future.release()
         return await self._apply(outcome, task, ctx, running)
+
+    def _started_remotely(self, task_id: str) -> bool:
+        run = self._runs.get(task_id)
+        return run is not None and bool(run.runs)
+
+    async def _stop_remote(self, task_id: str, future: Any, ctx: TaskContext
+                           ) -> dict[str, Any] | None:
+        """Ask the worker to stop the run and wait for its last report (None if it never came)."""
+        from distributed import Event
+
+        client = self._client
+        if client is None:
+            return None
+        with contextlib.suppress(Exception):
+            await Event(CANCEL_PREFIX + task_id, client=client).set()
+
+        async def outcome() -> Any:
+            return await future
+
+        try:
+            return await asyncio.wait_for(outcome(), self.stop_timeout)
+        except asyncio.TimeoutError:
+            ctx.log(f"[jupyter-tasks] the Dask worker did not confirm the stop within "
+                    f"{self.stop_timeout:g} s; its run was dropped", "log")
+        except Exception as exc:  # the worker died meanwhile: nothing more will come
+            ctx.log(f"[jupyter-tasks] the Dask run ended without its last report: "
+                    f"{type(exc).__name__}: {exc}", "log")
+        await self._cancel_remote(task_id, future)
+        return None
 
     async def _cancel_remote(self, task_id: str, future: Any) -> None:
         from distributed import Event
@@ -247,6 +292,23 @@ class DaskBackend:
 
     async def _apply(self, outcome: dict[str, Any], task: Task, ctx: TaskContext,
                      running: Any) -> Any:
+        await self._take_reports(outcome, ctx, running)
+        usage = outcome.get("usage") or {}
+        status = outcome.get("status")
+        worker = outcome.get("worker")
+        if status == TaskStatus.SUCCEEDED.value:
+            return outcome.get("result")
+        error = outcome.get("error") or {}
+        if status == TaskStatus.OOM.value:
+            raise MemoryLimitExceeded(usage.get("peak_rss_mb", 0.0),
+                                      task.memory_limit_mb or 0)
+        if status == TaskStatus.CANCELLED.value:
+            raise TaskCancelled(error.get("message") or "cancelled on the Dask worker")
+        raise remote_error(error, worker)
+
+    async def _take_reports(self, outcome: dict[str, Any], ctx: TaskContext,
+                            running: Any) -> None:
+        """The run's last logs, progress, artifacts and usage into the task, whatever its end."""
         for _ts, stream, text in outcome.get("logs") or []:
             ctx.write(text, stream)
         if outcome.get("progress"):
@@ -261,17 +323,6 @@ class DaskBackend:
             running.process.peak_rss_mb = usage.get("peak_rss_mb", 0.0)
         elif usage.get("cpu_seconds"):
             running.thread.cpu_seconds = usage["cpu_seconds"]
-        status = outcome.get("status")
-        worker = outcome.get("worker")
-        if status == TaskStatus.SUCCEEDED.value:
-            return outcome.get("result")
-        error = outcome.get("error") or {}
-        if status == TaskStatus.OOM.value:
-            raise MemoryLimitExceeded(usage.get("peak_rss_mb", 0.0),
-                                      task.memory_limit_mb or 0)
-        if status == TaskStatus.CANCELLED.value:
-            raise TaskCancelled(error.get("message") or "cancelled on the Dask worker")
-        raise remote_error(error, worker)
 
     # ---------------------------------------------------------------- events
 

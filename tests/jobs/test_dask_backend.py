@@ -3,11 +3,13 @@ workers. The cluster is started by this module; the hub is a TaskManager with jo
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import psutil
 import pytest
 
@@ -96,9 +98,9 @@ async def test_cancel_stops_a_function_on_the_worker(hub: TaskManager, tmp_path:
     await hub.cancel(task.id)
     done = await hub.wait(task.id, timeout=30)
     assert done.status == "cancelled"
-    # the worker saw the Dask Event through ctx.cancelled and stopped
-    await until(lambda: (tmp_path / "stopped-cooperatively").exists(), timeout=15,
-                what="worker-side stop")
+    # the worker saw the Dask Event through ctx.cancelled and stopped, before the task
+    # was written cancelled (it stays running, cancel requested, until then)
+    assert (tmp_path / "stopped-cooperatively").exists()
 
 
 async def _progress_at_least(hub: TaskManager, task_id: str, n: int) -> bool:
@@ -213,3 +215,76 @@ async def test_a_nan_or_unpicklable_result_from_dask_follows_the_storage_rule(
     assert done.status == "succeeded", done.error
     assert done.result["loss"] is None and done.result["steps"] == 3
     assert done.result["lock"].startswith("<unlocked _thread.lock")
+
+
+# ------------------------------------------------- stopping a notebook job on Dask
+
+
+def _looping_notebook(folder: Path) -> tuple[Path, Path]:
+    """A notebook whose second cell appends a line to a file every 10 ms until stopped."""
+    pid_file, ticks = folder / "kernel.pid", folder / "ticks.txt"
+    write_notebook(folder / "loop.ipynb", [
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "print('first cell ran')",
+        f"for i in range(10**7):\n    with open({str(ticks)!r}, 'a') as f:\n"
+        "        f.write(f'{i}\\n')\n    time.sleep(0.01)",
+    ])
+    return pid_file, ticks
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+async def test_a_stopped_notebook_job_ends_after_its_kernel_and_keeps_the_notebook(
+        hub: TaskManager, tmp_path: Path, how: str) -> None:
+    pid_file, ticks = _looping_notebook(tmp_path)
+    with hub.subscribe() as feed:
+        task = await hub.submit_spec({"notebook": "loop.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0, timeout=None if how == "cancel" else 15)
+        await until(lambda: ticks.exists() and ticks.stat().st_size > 20, timeout=120,
+                    what="the loop cell running in a kernel on a Dask worker")
+        kernel = int(pid_file.read_text())
+        if how == "cancel":
+            cancelling = await hub.cancel(task.id)
+            # until the worker confirms, the task is "cancelling": running, cancel requested
+            assert (cancelling.status, cancelling.cancel_requested) == ("running", True)
+        # the moment the final status is written, the remote work must already be over
+        while True:
+            event = await asyncio.wait_for(feed.get(), 120)
+            if event.task_id == task.id and event.task and \
+                    event.task["status"] not in ("queued", "running"):
+                break
+        size_at_end = ticks.stat().st_size
+        await until(lambda: gone(kernel), timeout=30, what="kernel gone")
+        assert ticks.stat().st_size == size_at_end, \
+            f"the kernel kept writing after the task was written {event.task['status']}"
+    done = await hub.get(task.id)
+    assert done.status == ("cancelled" if how == "cancel" else "timeout")
+    # the executed notebook is kept, as for a local run: the cells that ran, with output
+    art = await hub.store.get_artifact(task.id, "loop.ipynb")
+    assert art is not None, "no executed notebook kept"
+    nb = nbformat.reads(hub.store.artifact_path(art).read_text(), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "first cell ran" in "".join(o.get("text", "") for o in code[0].outputs)
+    assert "first cell ran" in "".join(e.text for e in await hub.store.get_logs(task.id))
+
+
+async def test_cancel_of_a_job_waiting_for_a_dask_worker_does_not_wait_for_one(
+        hub: TaskManager, tmp_path: Path) -> None:
+    # both workers (one thread each) busy: the third job waits on the scheduler
+    blockers = [await hub.submit("dask_steps", steps=10**6, marker_dir=str(tmp_path / str(i)),
+                                 delay=0.02, mode="job") for i in range(2)]
+    for b in blockers:
+        await eventually(lambda b=b: _progress_at_least(hub, b.id, 1), timeout=60,
+                         what="both Dask workers busy")
+    submitted = hub.test_backend.submitted
+    waiting = await hub.submit("dask_square", x=3, mode="job")
+    await until(lambda: hub.test_backend.submitted > submitted, timeout=30,
+                what="third job handed to Dask")
+    await hub.cancel(waiting.id)
+    done = await hub.wait(waiting.id, timeout=30)
+    # nothing ran, so there is nothing to wait for: cancelled while the workers are busy
+    assert done.status == "cancelled"
+    assert [(await hub.get(b.id)).status for b in blockers] == ["running", "running"]
+    for b in blockers:
+        await hub.cancel(b.id)
+    for b in blockers:
+        assert (await hub.wait(b.id, timeout=60)).status == "cancelled"
