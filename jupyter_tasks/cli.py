@@ -420,14 +420,19 @@ def run_spec(args: argparse.Namespace) -> dict[str, Any]:
     _refuse_unsupported(args)
     spec: dict[str, Any] = {
         "notebook": args.notebook, "parameters": run_parameters(args),
-        "root_dir": os.getcwd(), "kernel_name": args.kernel, "cwd": args.cwd,
+        "root_dir": os.getcwd(), "kernel_name": args.kernel,
         "output_path": args.output or None, "export_html": True if args.html else None}
     spec = {k: v for k, v in spec.items() if v is not None}
     try:
         check_input(spec["parameters"], where="parameters")
-        validate_notebook_spec(spec)
+        path = validate_notebook_spec(spec)
     except JupyterTasksError as exc:
         raise CliError(exc.message) from None
+    # a notebook job's kernel starts in the notebook's folder: papermill's --cwd is
+    # honoured when it names that folder, refused otherwise (never silently dropped)
+    if args.cwd is not None and os.path.realpath(args.cwd) != os.path.dirname(path):
+        raise CliError(f"--cwd {args.cwd} is not supported: a notebook job runs in the "
+                       f"notebook's folder ({os.path.dirname(path)})")
     return spec
 
 
@@ -642,8 +647,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="add OUTPUT as the parameter PAPERMILL_OUTPUT_PATH")
     p.add_argument("--inject-paths", action="store_true", help="both of the above")
     p.add_argument("-k", "--kernel", help="kernel name (default: the notebook's)")
-    p.add_argument("--cwd", help="the kernel's working folder, inside this folder "
-                                 "(default: the notebook's folder)")
+    p.add_argument("--cwd", help="the kernel's working folder: the notebook's folder "
+                                 "(the only one a notebook job runs in)")
     p.add_argument("--html", action="store_true",
                    help="also keep the executed notebook as HTML (a second artifact)")
     p.add_argument("--timeout", type=_positive(float), metavar="S",
