@@ -9,15 +9,19 @@ measure submit-of-the-first to the-last-finished:
 * dask: the same manager, with ``DaskBackend`` installed, hands each job to a
   ``LocalCluster(processes=True, n_workers=2, threads_per_worker=1)``
   (``queues={"default": DASK_SLOTS}`` jobs in flight). Cluster start-up is
-  not counted; one warm-up job per side is run first (imports, connections).
+  not counted; one warm-up job per side is run first (imports, connections);
+* plain Dask: the same arithmetic submitted with ``client.submit(..., pure=False)``
+  on the same cluster, all N at once, gathered with ``as_completed``: what
+  Dask itself costs, without the queue, the store and the reports.
 
-Usage: python benchmarks/bench_jobs_dask.py [N]
+Usage: python benchmarks/bench_jobs_dask.py [N]  (the Dask sides run ROUNDS alternated rounds)
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +32,7 @@ from jupyter_tasks import TaskContext, TaskManager, task
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 LOCAL_SLOTS = 8
 DASK_SLOTS = 16
+ROUNDS = 3
 
 
 @task("bench_short_job", mode="job")
@@ -67,6 +72,24 @@ async def run_side(db: Path, slots: int, scheduler: str | None) -> tuple[float, 
     return elapsed, statuses
 
 
+def plain_short_job(i: int) -> int:
+    """The same arithmetic as ``bench_short_job``, without a task context."""
+    return sum(range(i % 100))
+
+
+async def run_plain(scheduler: str) -> float:
+    """N ``client.submit`` calls of the same work, submit-of-the-first to the last result."""
+    from distributed import Client, as_completed
+
+    async with Client(scheduler, asynchronous=True) as client:
+        await client.submit(plain_short_job, 0, pure=False)  # warm-up
+        started = time.perf_counter()
+        futures = [client.submit(plain_short_job, i, pure=False) for i in range(N)]
+        async for future in as_completed(futures):
+            await future
+        return time.perf_counter() - started
+
+
 def main() -> None:
     from distributed import LocalCluster
 
@@ -75,13 +98,31 @@ def main() -> None:
     local, local_statuses = asyncio.run(run_side(folder / "local.db", LOCAL_SLOTS, None))
     print(f"local worker pool ({LOCAL_SLOTS} slots):      {local:7.2f} s  "
           f"{N / local:8.1f} jobs/s  {local_statuses}")
+    backend_times: list[float] = []
+    plain_times: list[float] = []
     with LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
                       dashboard_address=None, silence_logs=40) as cluster:
-        dask, dask_statuses = asyncio.run(run_side(folder / "dask.db", DASK_SLOTS,
-                                                   cluster.scheduler_address))
-    print(f"Dask LocalCluster (2 workers, {DASK_SLOTS} in flight): {dask:7.2f} s  "
-          f"{N / dask:8.1f} jobs/s  {dask_statuses}")
-    print(f"dask / local time: {dask / local:.2f}x")
+        # alternated rounds, the order flipped each time: the machine is shared and
+        # its load drifts, so neither side gets all the quiet moments
+        for r in range(ROUNDS):
+            for side in (("backend", "plain") if r % 2 == 0 else ("plain", "backend")):
+                if side == "plain":
+                    plain_times.append(asyncio.run(run_plain(cluster.scheduler_address)))
+                    continue
+                elapsed, statuses = asyncio.run(run_side(folder / f"dask{r}.db", DASK_SLOTS,
+                                                         cluster.scheduler_address))
+                assert statuses == {"succeeded": N}, statuses
+                backend_times.append(elapsed)
+    dask, plain = statistics.median(backend_times), statistics.median(plain_times)
+    print(f"DaskBackend, LocalCluster (2 workers, {DASK_SLOTS} in flight), median of "
+          f"{ROUNDS}: {dask:7.2f} s  {N / dask:8.1f} jobs/s  "
+          f"(rounds: {', '.join(f'{t:.2f}' for t in backend_times)})")
+    print(f"plain client.submit of the same work, same cluster, all N at once, median of "
+          f"{ROUNDS}: {plain:7.2f} s  {N / plain:8.1f} jobs/s  "
+          f"(rounds: {', '.join(f'{t:.2f}' for t in plain_times)})")
+    print(f"DaskBackend / local time: {dask / local:.2f}x")
+    print(f"DaskBackend / plain client.submit time: {dask / plain:.2f}x "
+          f"(throughput {plain / dask:.2f} of plain Dask's)")
 
 
 if __name__ == "__main__":
