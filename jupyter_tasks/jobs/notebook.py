@@ -1,15 +1,43 @@
-"""Notebook jobs: run a notebook headless with nbclient in a fresh kernel.
+"""Notebook jobs: run a notebook headless with nbclient in a fresh kernel, as papermill does.
 
-* The path in ``spec["notebook"]`` resolves under ``spec["root_dir"]`` (the
-  server's root; the current directory when absent) and must stay inside it.
-* ``spec["parameters"]`` become a new code cell (tagged ``injected-parameters``)
-  right after the cell tagged ``parameters`` (papermill's convention), or at the
-  top when no cell has that tag: one ``name = repr(value)`` line per parameter.
+The spec (``POST /api/tasks`` body, ``TaskManager.submit_spec``):
+
+* ``notebook``: a path under ``root_dir`` (the server's root; the current
+  directory when absent) that must stay inside it.
+* ``parameters``: an object; each becomes a ``name = repr(value)`` line of a new
+  code cell (tagged ``injected-parameters``) right after the cell tagged
+  ``parameters`` (papermill's convention), or at the top when no cell has that
+  tag. A missing ``parameters`` cell, or a name it does not assign, is a warning
+  (papermill warns too): a ``warning:`` line in the task log and the
+  ``warnings`` list of the task's result.
+* ``kernel_name``: the kernel to use instead of the notebook's kernelspec.
+* ``output_path``: also write the executed notebook to this path inside the
+  root (papermill's output argument), relative to the root; ``{id}`` (task
+  id), ``{date}`` (the run's date, ISO; ``{date:%Y%m%d}`` works) and parameter
+  names (``{alpha}``) are filled in. A path leaving the root, a folder or an
+  unknown field is refused at submit (``InvalidRequest``: 422 over REST).
+* ``export_html``: ``true`` also exports the executed notebook as HTML
+  (nbconvert): the artifact ``<name>.html``, and beside ``output_path`` when given.
+
+The run:
+
+* The input is upgraded to the current nbformat minor (4.5, cell ids) and the
+  output validated before it is saved; it carries papermill's metadata
+  (``metadata.papermill`` with the parameters, times and paths; per cell
+  start/end/duration/status) so papermill and scrapbook readers work on it
+  (see ``notebook_record``).
 * Progress is code cells done / code cells, with the running cell's first line
   as the message; every output is written to the task log as it arrives.
-* The executed notebook is kept as the artifact ``<notebook name>.ipynb``, also
-  when a cell fails (the task error is then ``CellExecutionError`` with the
-  cell's ``ename: evalue`` and its traceback), times out or is cancelled.
+* ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit`` end the run early as
+  succeeded (the remaining cells do not run; ``result.stopped_early`` says
+  where); any other exit value fails it, as papermill decides.
+* A failing cell fails the task with ``CellExecutionError``: ``ename: evalue``,
+  the cell as the user sees it (its place in the input notebook, counted from 1,
+  and its ``In [n]``) and a source excerpt; papermill's error markers are put
+  in the executed notebook, replacing stale ones from the input.
+* The executed notebook is kept as the artifact ``<notebook name>.ipynb`` (and
+  written to ``output_path``), also when a cell fails, the job times out or is
+  cancelled.
 * The kernel runs in its own process group and is killed when the job ends for
   any reason, cancel and timeout included.
 """
@@ -18,38 +46,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import re
 import signal
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
+from .. import __version__
 from ..exceptions import InvalidRequest
 from ..runners import ProcessUsage, _announce, _watch_memory, die_with_parent, group_record
+from . import notebook_record as record
 from ._util import run_to_end
+from .notebook_record import INJECTED_TAG, PARAMETERS_TAG, has_tag, render_output_path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-INJECTED_TAG = "injected-parameters"
-PARAMETERS_TAG = "parameters"
 STARTUP_TIMEOUT = 60
+EXCERPT_LINES = 6
+EXCERPT_CHARS = 400
+
+__all__ = ["INJECTED_TAG", "PARAMETERS_TAG", "CellExecutionError", "NotebookJobError",
+           "exec_notebook", "inject_parameters", "parameters_source", "resolve_notebook_path",
+           "validate_notebook_spec"]
+
+
+def excerpt(source: str) -> str:
+    """The first lines of a cell's source, indented, for an error message."""
+    lines = source.strip("\n").splitlines()
+    text = "\n".join(lines[:EXCERPT_LINES])[:EXCERPT_CHARS]
+    if len(lines) > EXCERPT_LINES or len(text) == EXCERPT_CHARS:
+        text += " ..."
+    return "\n".join("    " + line for line in text.splitlines())
 
 
 class CellExecutionError(Exception):
-    """A notebook cell raised: ``ename: evalue`` of the cell, its traceback as a note."""
+    """A notebook cell raised: ``ename: evalue``, the cell as the user sees it, its source.
 
-    def __init__(self, ename: str, evalue: str, cell_index: int, traceback_text: str,
-                 source: str = "") -> None:
-        super().__init__(f"{ename}: {evalue} (cell {cell_index})")
+    ``cell_index`` is the cell's 0-based place in the input notebook (None for
+    the injected parameters cell), ``execution_count`` its ``In [n]`` in the
+    executed notebook; the message counts cells from 1, as a reader does.
+    """
+
+    def __init__(self, ename: str, evalue: str, cell_index: int | None, traceback_text: str,
+                 source: str = "", execution_count: int | None = None,
+                 notebook: str = "") -> None:
+        where = (f"cell {cell_index + 1} of {notebook or 'the notebook'}"
+                 if cell_index is not None else "the injected parameters cell")
+        super().__init__(f"{ename}: {evalue} (in {where}, In [{execution_count}]):\n"
+                         f"{excerpt(source)}")
         self.ename = ename
         self.evalue = evalue
         self.cell_index = cell_index
+        self.execution_count = execution_count
         self.traceback_text = traceback_text
         self.source = source
         # the task error's traceback is formatted from this exception; the note
         # carries what actually matters, the traceback inside the kernel
-        self.add_note(f"In cell {cell_index}:\n{source}\n\n{traceback_text}")
+        self.add_note(f"In [{execution_count}] ({where}):\n{source}\n\n{traceback_text}")
 
 
 class NotebookJobError(Exception):
@@ -81,7 +137,9 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
     """Check a notebook spec before queueing it (the server can call this at submit).
 
     Returns the resolved path; raises ``InvalidRequest`` for a path outside the
-    root, a missing file, or parameter names that are not Python identifiers.
+    root, a missing file, parameter names that are not Python identifiers, an
+    ``output_path`` that leaves the root, names an unknown field or a folder, or
+    an ``export_html`` that is not a boolean.
     """
     path = resolve_notebook_path(spec.get("notebook"), spec.get("root_dir"))
     if must_exist and not os.path.isfile(path):
@@ -97,6 +155,13 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
             f"parameter names must be Python identifiers: {bad}",
             errors=[{"field": f"parameters.{k}", "message": "not a Python identifier"}
                     for k in bad])
+    if spec.get("export_html") is not None and not isinstance(spec["export_html"], bool):
+        raise InvalidRequest("export_html must be true or false",
+                             errors=[{"field": "export_html", "message": "must be a boolean"}])
+    if spec.get("output_path") is not None:
+        # the id is not known yet: a stand-in of the same characters checks the rest
+        render_output_path(spec["output_path"], root_dir=spec.get("root_dir") or os.getcwd(),
+                           task_id="0" * 32, date=datetime.date.today(), parameters=parameters)
     return path
 
 
@@ -120,11 +185,10 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> int | None:
 
     if not parameters:
         return None
-    nb.cells = [c for c in nb.cells
-                if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    nb.cells = [c for c in nb.cells if not has_tag(c, INJECTED_TAG)]
     position = 0
     for i, cell in enumerate(nb.cells):
-        if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
+        if has_tag(cell, PARAMETERS_TAG):
             position = i + 1
             break
     cell = nbformat.v4.new_code_cell(parameters_source(parameters),
@@ -195,6 +259,17 @@ def _kill_tree(pid: int | None) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
+@dataclass
+class _Outputs:
+    """Where the executed notebook goes and what the run learned on the way."""
+
+    artifact_name: str
+    started: datetime.datetime
+    output_path: str | None = None  # real path, when the spec asks for one
+    export_html: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
 async def exec_notebook(task: Any, ctx: Any, running: Any, *,
                         notebook_json: str | None = None,
                         work_dir: str | None = None) -> dict[str, Any]:
@@ -207,26 +282,49 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
 
     spec = task.spec or {}
     parameters = spec.get("parameters") or {}
+    started = record.now()
+    root_dir = spec.get("root_dir") or os.getcwd()
     if notebook_json is None:
         path = validate_notebook_spec(spec)
         with open(path, encoding="utf-8") as f:
             nb = nbformat.read(f, as_version=4)
         cwd = work_dir or os.path.dirname(path)
     else:
-        validate_notebook_spec({**spec, "root_dir": None, "notebook": "x.ipynb"},
-                               must_exist=False)
+        validate_notebook_spec({**spec, "root_dir": None, "notebook": "x.ipynb",
+                                "output_path": None}, must_exist=False)
         nb = nbformat.reads(notebook_json, as_version=4)
         path = spec["notebook"]
         cwd = work_dir or os.getcwd()
     name = os.path.basename(path)
-    artifact_name = name if name.endswith(".ipynb") else f"{name}.ipynb"
+    out = _Outputs(artifact_name=name if name.endswith(".ipynb") else f"{name}.ipynb",
+                   started=started, export_html=bool(spec.get("export_html")))
+    if spec.get("output_path") and notebook_json is None:
+        out.output_path = render_output_path(
+            spec["output_path"], root_dir=root_dir, task_id=task.id,
+            date=started.astimezone().date(), parameters=parameters)
+    elif spec.get("output_path"):
+        out.warnings.append("output_path is not written when the notebook runs on another "
+                            "machine; the executed notebook is the task's artifact")
+
+    nb = record.upgrade(nb)
+    # the input's cells as the user sees them, to name a failing cell by its place there
+    input_cells = list(nb.cells)
+    record.remove_error_markers(nb)
+    out.warnings += record.parameter_warnings(nb, parameters)
+    for warning in out.warnings:
+        ctx.log(f"warning: {warning}")
     inject_parameters(nb, parameters)
+    record.start_notebook(
+        nb, parameters=parameters or None, input_path=spec.get("notebook") or path,
+        output_path=os.path.relpath(out.output_path, os.path.realpath(root_dir))
+        if out.output_path else None, version=__version__, started=started)
     kernel_name = spec.get("kernel_name") or \
         nb.metadata.get("kernelspec", {}).get("name") or "python3"
     code_cells = [i for i, c in enumerate(nb.cells)
                   if c.cell_type == "code" and c.source.strip()]
     total = len(code_cells)
     done = 0
+    stopped: dict[str, Any] | None = None
     ctx.progress(0, total, "starting kernel")
 
     def on_output(msg: Mapping[str, Any], cell_index: int) -> None:
@@ -249,7 +347,6 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     recorded: int | None = None  # the kernel's process group, once in the task's row
     monitor: asyncio.Future[Any] | None = None
     failure: BaseException | None = None
-    current = -1
     execute: asyncio.Future[Any] | None = None
     try:
         # kernel set-up by hand: nbclient's async_execute() would install and then
@@ -263,10 +360,10 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             cwd=cwd, **({"preexec_fn": preexec} if preexec is not None else {}))
         kernel_pid = _kernel_pid(client.km)
         if kernel_pid is not None and usage.on_group is not None:
-            record = group_record(kernel_pid)
-            if record["pgid"] == kernel_pid:  # never a group the kernel shares with us
+            group = group_record(kernel_pid)
+            if group["pgid"] == kernel_pid:  # never a group the kernel shares with us
                 recorded = kernel_pid
-                await _announce(usage.on_group, kernel_pid, record)
+                await _announce(usage.on_group, kernel_pid, group)
         if kernel_pid is not None:
             monitor = asyncio.ensure_future(
                 _watch_memory(kernel_pid, usage, getattr(task, "memory_limit_mb", None)))
@@ -276,40 +373,75 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         if info is not None and "language_info" in info["content"]:
             nb.metadata["language_info"] = info["content"]["language_info"]
         for index, cell in enumerate(nb.cells):
-            current = index
+            record.cell_started(cell)
             execute = asyncio.ensure_future(client.async_execute_cell(
                 cell, index, execution_count=client.code_cells_executed + 1))
             waiters: list[asyncio.Future[Any]] = [execute] + ([monitor] if monitor else [])
-            finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if execute not in finished:  # the memory watcher raised
-                monitor.result()  # type: ignore[union-attr]
-            execute.result()
+            try:
+                finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if execute not in finished:  # the memory watcher raised
+                    monitor.result()  # type: ignore[union-attr]
+                execute.result()
+            except BaseException as exc:
+                # this cell raised or was interrupted (cancel, timeout, memory limit)
+                record.cell_failed(nb, cell)
+                record.cell_ended(cell)
+                if not _is_cell_error(exc):
+                    raise
+                ename, evalue, tb = _cell_error(exc, cell)
+                if record.is_clean_exit(ename, evalue):
+                    stopped = {"cell": _input_index(input_cells, cell),
+                               "execution_count": cell.get("execution_count"),
+                               "exit": evalue or None}
+                    ctx.log(f"SystemExit({evalue}) in In [{cell.get('execution_count')}]: "
+                            "the run stops here, the remaining cells do not run")
+                    break
+                error = CellExecutionError(
+                    ename, evalue, _input_index(input_cells, cell), tb, cell.source,
+                    cell.get("execution_count"), os.path.basename(path))
+                record.add_error_markers(nb, index, cell.get("execution_count"))
+                raise error from None
+            record.cell_ended(cell)
             if index in code_cells:
                 done += 1
                 ctx.progress(done, total, _first_line(cell.source))
         client.set_widgets_metadata()
-        ctx.progress(total, total, "done")
+        ctx.progress(done, total, "stopped by SystemExit" if stopped else "done")
     except BaseException as exc:
         failure = exc
-        if _is_cell_error(exc):
-            raise _translate(exc, nb, current) from None
+        if isinstance(exc, Exception):
+            for warning in out.warnings:
+                exc.add_note(f"warning: {warning}")
         raise
     finally:
         if monitor is not None:
             monitor.cancel()
         # the kernel is gone and the executed notebook kept whatever happened
         try:
-            await run_to_end(_finish(client, kernel_pid, execute, ctx, artifact_name, nb,
+            await run_to_end(_finish(client, kernel_pid, execute, ctx, nb, out,
                                      raise_errors=failure is None))
         finally:
             if recorded is not None and usage.on_group is not None:
                 await run_to_end(_announce(usage.on_group, recorded, None))
-    return {"notebook": artifact_name, "cells": total, "executed": done,
-            "parameters": dict(parameters), "kernel_name": kernel_name}
+    root = os.path.realpath(root_dir)
+    return {"notebook": out.artifact_name, "cells": total, "executed": done,
+            "parameters": dict(parameters), "kernel_name": kernel_name,
+            "stopped_early": stopped, "warnings": out.warnings,
+            "output_path": os.path.relpath(out.output_path, root) if out.output_path else None,
+            "html": _html_name(out.artifact_name) if out.export_html else None}
+
+
+def _html_name(artifact_name: str) -> str:
+    return os.path.basename(record.html_path(artifact_name))
+
+
+def _input_index(input_cells: list[Any], cell: Any) -> int | None:
+    """The cell's place in the input notebook (None for a cell the run added)."""
+    return next((i for i, c in enumerate(input_cells) if c is cell), None)
 
 
 async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[Any] | None,
-                  ctx: Any, artifact_name: str, nb: Any, *, raise_errors: bool) -> None:
+                  ctx: Any, nb: Any, out: _Outputs, *, raise_errors: bool) -> None:
     import nbformat
 
     await _shutdown(client, kernel_pid)
@@ -320,12 +452,46 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
             await asyncio.wait_for(execute, 5)
     if execute is not None and execute.done() and not execute.cancelled():
         execute.exception()  # retrieved: no "exception was never retrieved" noise
-    data = nbformat.writes(nb).encode()
+    record.end_notebook(nb, out.started)
     try:
-        await ctx.artifact(artifact_name, data, "application/x-ipynb+json")
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        # kept anyway (the outputs matter more), but said
+        ctx.log(f"warning: the executed notebook does not validate: {exc.message}")
+    try:
+        text = nbformat.writes(nb)
+        await ctx.artifact(out.artifact_name, text.encode(), "application/x-ipynb+json")
+        if out.output_path:
+            await asyncio.to_thread(_write_file, out.output_path, text)
+        if out.export_html:
+            html = await asyncio.to_thread(_html, nb)
+            await ctx.artifact(_html_name(out.artifact_name), html.encode(), "text/html")
+            if out.output_path:
+                await asyncio.to_thread(_write_file, record.html_path(out.output_path), html)
     except Exception:
         if raise_errors:
             raise
+        ctx.log("warning: the executed notebook could not be saved everywhere asked")
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a reader never sees half a notebook)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+
+
+def _html(nb: Any) -> str:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return body
 
 
 def _is_cell_error(exc: BaseException) -> bool:
@@ -334,19 +500,14 @@ def _is_cell_error(exc: BaseException) -> bool:
     return isinstance(exc, NbCellError)
 
 
-def _translate(exc: BaseException, nb: Any, index: int) -> CellExecutionError:
-    """nbclient's CellExecutionError as ours (ename/evalue/traceback of the failing cell)."""
-    ename = getattr(exc, "ename", None) or "Error"
-    evalue = getattr(exc, "evalue", None) or ""
+def _cell_error(exc: BaseException, cell: Any) -> tuple[str, str, str]:
+    """(ename, evalue, traceback) of a failed cell: its error output, else nbclient's exception."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            tb = ANSI.sub("", "\n".join(output.get("traceback") or []))
+            return output.get("ename") or "Error", output.get("evalue") or "", tb
     tb = ANSI.sub("", getattr(exc, "traceback", None) or str(exc))
-    source = ""
-    if 0 <= index < len(nb.cells):
-        cell = nb.cells[index]
-        source = cell.source
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                tb = ANSI.sub("", "\n".join(out.get("traceback") or [])) or tb
-    return CellExecutionError(ename, evalue, index, tb, source)
+    return getattr(exc, "ename", None) or "Error", getattr(exc, "evalue", None) or "", tb
 
 
 def _kernel_pid(km: Any) -> int | None:

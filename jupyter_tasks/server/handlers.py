@@ -53,7 +53,9 @@ _TIMEOUT = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
 
 WORK_FIELDS = {"name": _NONEMPTY, "command": _ARGV, "notebook": _NONEMPTY, "code": _NONEMPTY}
 WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("command", _ENV),
-               "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY)}
+               "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY),
+               "output_path": ("notebook", _NONEMPTY),
+               "export_html": ("notebook", (lambda v: isinstance(v, bool), "true or false"))}
 OPTION_FIELDS = {
     "label": _NONEMPTY, "task_key": _NONEMPTY, "idempotency_key": _NONEMPTY,
     "queue": (lambda v: isinstance(v, str) and bool(QUEUE_RE.match(v)),

@@ -118,8 +118,10 @@ async def test_failing_cell_fails_the_task_and_still_keeps_the_notebook(
     assert "ZeroDivisionError" in done.error["traceback"]
     assert done.progress["current"] == 1 and done.progress["total"] == 3
     nb = await artifact_notebook(manager, task.id, "bad.ipynb")
-    assert nb.cells[2].outputs[0]["ename"] == "ZeroDivisionError"
-    assert nb.cells[3].get("outputs") == [], "cells after the failure did not run"
+    # papermill's error markers come first (the message) and before the failing cell
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[1].outputs[0]["ename"] == "ZeroDivisionError"
+    assert code[2].get("outputs") == [], "cells after the failure did not run"
     assert "before" in await logs_text(manager, task.id)
     assert "never printed" not in await logs_text(manager, task.id)
 
@@ -195,3 +197,115 @@ def test_injection_without_a_parameters_cell_goes_on_top() -> None:
     # injecting again (an output notebook run anew) replaces the old injected cell
     inject_parameters(nb, {"a": 5})
     assert [c.source for c in nb.cells][1:] == ["a = 1"] and "a = 5" in nb.cells[0].source
+
+
+# ------------------------------------------------------- papermill's ground
+
+
+async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app):
+    write_notebook(jp_root_dir / "reports" / "params.ipynb", PARAMS_CELLS)
+    response = await api.post(body={
+        "notebook": "reports/params.ipynb", "parameters": {"alpha": 3, "name": "x"},
+        "output_path": "runs/{date:%Y}/params-{alpha}-{id}.ipynb", "export_html": True})
+    assert response.code == 202, response.json
+    task = response.json
+    result = await api.get(task["id"], "result", params={"timeout": 180})
+    assert result.json["status"] == "succeeded", result.json
+    written = list((jp_root_dir / "runs").glob(f"*/params-3-{task['id']}.ipynb"))
+    assert len(written) == 1, list((jp_root_dir / "runs").rglob("*"))
+    nb = nbformat.read(written[0], as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.papermill["output_path"] == str(written[0].relative_to(jp_root_dir))
+    assert nb.metadata.papermill["parameters"] == {"alpha": 3, "name": "x"}
+    assert result.json["result"]["output_path"] == str(written[0].relative_to(jp_root_dir))
+    html = written[0].with_suffix(".html")
+    assert html.exists() and "doubled=6" in html.read_text()
+    listing = (await api.get(task["id"], "artifacts")).json
+    assert sorted(a["name"] for a in listing) == ["params.html", "params.ipynb"]
+
+
+@pytest.mark.parametrize("output_path, complaint", [
+    ("../outside.ipynb", "outside the root"),
+    ("/etc/passwd", "outside the root"),
+    ("out/{nope}.ipynb", "{nope}"),
+    ("out/{alpha.real}.ipynb", "is not a field"),
+    ("{where}/x.ipynb", "outside the root"),  # a parameter's value leaving the root
+    ("reports", "is a folder"),
+])
+async def test_output_path_leaving_the_root_is_refused_at_submit(
+        api, jp_root_dir, tasks_app, output_path, complaint):
+    write_notebook(jp_root_dir / "reports" / "params.ipynb", PARAMS_CELLS)
+    before = await tasks_app.manager.store.count_tasks()
+    response = await api.post(body={"notebook": "reports/params.ipynb",
+                                    "parameters": {"alpha": 1, "where": "../.."},
+                                    "output_path": output_path})
+    assert response.code == 422, response.json
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert complaint in response.json["detail"], response.json
+    assert await tasks_app.manager.store.count_tasks() == before, "nothing written"
+    bad_flag = await api.post(body={"notebook": "reports/params.ipynb", "export_html": "yes"})
+    assert bad_flag.code == 422
+
+
+async def test_parameter_warnings_in_the_log_and_the_full_view(api, jp_root_dir, tasks_app):
+    write_notebook(jp_root_dir / "plain.ipynb", ["print('plain')"])
+    response = await api.post(body={"notebook": "plain.ipynb", "parameters": {"alpha": 1}})
+    task = response.json
+    result = await api.get(task["id"], "result", params={"timeout": 180})
+    assert result.json["status"] == "succeeded", result.json
+    full = (await api.get(task["id"], params={"view": "full"})).json
+    assert any("no cell tagged 'parameters'" in w for w in full["result"]["warnings"])
+    logs = (await api.get(task["id"], "logs")).json["entries"]
+    assert any(e["text"].startswith("warning: the notebook has no cell tagged")
+               for e in logs)
+
+
+async def test_failing_cell_is_named_as_the_user_sees_it(manager: TaskManager,
+                                                         tmp_path: Path) -> None:
+    write_notebook(tmp_path / "bad.ipynb", [
+        ("n = 1", ["parameters"]),
+        "x = 1",
+        "y = x / 0\n# a comment that is part of the excerpt",
+    ])
+    task = await manager.submit_spec({"notebook": "bad.ipynb", "parameters": {"n": 2},
+                                      "root_dir": str(tmp_path)}, max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "failed"
+    message = done.error["message"]
+    # the heading is cell 1, so the failing cell is the input's 4th; the injected
+    # cell ran as In [2], so the failing one is In [4], as its traceback says
+    assert "cell 4 of bad.ipynb" in message and "In [4]" in message, message
+    assert "y = x / 0" in message and "# a comment" in message, message
+    nb = await artifact_notebook(manager, task.id, "bad.ipynb")
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert "papermill-error-cell-tag" in tags[0]
+    assert "In [4]" in nb.cells[0].source
+    failing = next(i for i, c in enumerate(nb.cells) if c.source.startswith("y = x / 0"))
+    assert "papermill-error-cell-tag" in tags[failing - 1]
+    assert 'id="papermill-error-cell"' in nb.cells[failing - 1].source
+
+
+@pytest.mark.parametrize("statement, status", [
+    ("sys.exit()", "succeeded"), ("sys.exit(0)", "succeeded"),
+    ("raise SystemExit", "succeeded"), ("sys.exit(3)", "failed"),
+])
+async def test_system_exit_ends_the_run(manager: TaskManager, tmp_path: Path,
+                                        statement: str, status: str) -> None:
+    write_notebook(tmp_path / "exit.ipynb", [
+        "import sys\nprint('first')", statement, "print('not reached')"])
+    task = await manager.submit_spec({"notebook": "exit.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == status, done.error
+    assert done.attempts == 1
+    logs = await logs_text(manager, task.id)
+    assert "first" in logs and "not reached" not in logs
+    nb = await artifact_notebook(manager, task.id, "exit.ipynb")
+    nbformat.validate(nb)
+    if status == "succeeded":
+        assert done.result["stopped_early"] == {"cell": 2, "execution_count": 2, "exit": None
+                                                if statement != "sys.exit(0)" else "0"}
+        assert not any("papermill-error-cell-tag" in c.metadata.get("tags", [])
+                       for c in nb.cells)
+    else:
+        assert "SystemExit: 3" in done.error["message"]
