@@ -80,10 +80,12 @@ def corpus_table(request: pytest.FixtureRequest):
     TABLE.parent.mkdir(exist_ok=True)
     TABLE.write_text("\n".join(lines) + "\n")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        for line in lines:
-            reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past output capture, onto the terminal
+            reporter.write_line("")
+            for line in lines:
+                reporter.write_line(line)
 
 
 @dataclass
