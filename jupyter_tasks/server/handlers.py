@@ -102,6 +102,16 @@ class TasksHandler(APIHandler):
     def user_name(self) -> str:
         return username(self)
 
+    @property
+    def root_dir(self) -> str:
+        """The server root as an absolute path.
+
+        jupyter_server's ``server_root_dir`` setting is for display: a root under
+        the user's home reads ``~/project``, which is no path to resolve against.
+        """
+        root = self.settings.get("server_root_dir") or os.getcwd()
+        return os.path.abspath(os.path.expanduser(root))
+
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         await self.tasks_app.ensure_started()
@@ -291,7 +301,7 @@ class TaskCollectionHandler(TasksHandler):
                        if body.get(k) is not None and owner_field != present[0]]
         _reject(errors)
         spec = {k: body[k] for k in (*WORK_FIELDS, *WORK_EXTRAS) if body.get(k) is not None}
-        root = self.settings.get("server_root_dir") or os.getcwd()
+        root = self.root_dir
         if "cwd" in spec:
             spec["cwd"] = _inside(root, spec["cwd"], "cwd")
         if "notebook" in spec:
@@ -588,8 +598,7 @@ class MeHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
-        root = self.settings.get("server_root_dir") or os.getcwd()
-        self.answer(200, {"owner": self.user_name, "root_dir": os.path.abspath(root),
+        self.answer(200, {"owner": self.user_name, "root_dir": self.root_dir,
                           "sees_others": await may(self, "read", OTHERS)})
 
 
