@@ -25,7 +25,8 @@ to Dask instead of running it locally::
   group (a kernel for notebooks) on the worker, through the same executors as
   locally. Notebooks travel as content: the file need not exist on the worker.
 * **Cancel and timeout.** The hub sets the Dask ``Event``
-  ``jupyter-tasks-cancel-<task id>``. The worker polls that event (every
+  ``jupyter-tasks-cancel-<task id>-<attempt>-<nonce>`` (one per run key: a
+  job handed back by a stopping hub runs again unstopped). The worker polls that event (every
   0.25 s) while the task runs: ``ctx.cancelled`` becomes true,
   subprocess-based work is killed (its asyncio task is cancelled, which kills
   the process group / kernel), and a synchronous function additionally gets
@@ -90,6 +91,11 @@ class DaskJobLost(Exception):
 
 
 _remote_types: dict[str, type[RemoteTaskError]] = {}
+
+
+def cancel_event_name(key: str) -> str:
+    """The Dask ``Event`` that stops the run submitted under ``key``."""
+    return CANCEL_PREFIX + key.removeprefix(KEY_PREFIX)
 
 
 def remote_error(error: dict[str, Any], worker: str | None) -> RemoteTaskError:
@@ -211,7 +217,8 @@ class DaskBackend:
             with open(validate_notebook_spec(task.spec or {}), encoding="utf-8") as f:
                 notebook_json = f.read()
         return {"task": task, "key": key, "topic": self.topic, "modules": modules,
-                "function_module": function_module, "notebook_json": notebook_json}
+                "function_module": function_module, "notebook_json": notebook_json,
+                "cancel_event": cancel_event_name(key)}
 
     async def execute(self, task: Task, ctx: TaskContext, running: Any) -> Any:
         """Run one attempt of ``task`` on Dask; raises like a local executor would."""
@@ -234,12 +241,12 @@ class DaskBackend:
                     and self._started_remotely(task.id):
                 # the task stays running (cancel requested) until the worker confirms
                 # the run is over, and keeps what it left, as a local run does
-                outcome = await run_to_end(self._stop_remote(task.id, future, ctx))
+                outcome = await run_to_end(self._stop_remote(key, future, ctx))
                 if outcome is not None:
                     await run_to_end(self._take_reports(outcome, ctx, running))
             else:
                 # a hub shutting down, or a run not started on a worker yet: drop it
-                await run_to_end(self._cancel_remote(task.id, future))
+                await run_to_end(self._cancel_remote(key, future))
             raise
         except Exception as exc:
             raise DaskJobLost(f"Dask could not run {key}: {type(exc).__name__}: {exc}") \
@@ -254,7 +261,7 @@ class DaskBackend:
         run = self._runs.get(task_id)
         return run is not None and bool(run.runs)
 
-    async def _stop_remote(self, task_id: str, future: Any, ctx: TaskContext
+    async def _stop_remote(self, key: str, future: Any, ctx: TaskContext
                            ) -> dict[str, Any] | None:
         """Ask the worker to stop the run and wait for its last report (None if it never came)."""
         from distributed import Event
@@ -263,7 +270,7 @@ class DaskBackend:
         if client is None:
             return None
         with contextlib.suppress(Exception):
-            await Event(CANCEL_PREFIX + task_id, client=client).set()
+            await Event(cancel_event_name(key), client=client).set()
 
         async def outcome() -> Any:
             return await future
@@ -276,17 +283,17 @@ class DaskBackend:
         except Exception as exc:  # the worker died meanwhile: nothing more will come
             ctx.log(f"[jupyter-tasks] the Dask run ended without its last report: "
                     f"{type(exc).__name__}: {exc}", "log")
-        await self._cancel_remote(task_id, future)
+        await self._cancel_remote(key, future)
         return None
 
-    async def _cancel_remote(self, task_id: str, future: Any) -> None:
+    async def _cancel_remote(self, key: str, future: Any) -> None:
         from distributed import Event
 
         client = self._client
         if client is None:
             return
         with contextlib.suppress(Exception):
-            await Event(CANCEL_PREFIX + task_id, client=client).set()
+            await Event(cancel_event_name(key), client=client).set()
         with contextlib.suppress(Exception):
             await client.cancel([future])
 
@@ -592,7 +599,8 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     usage = ProcessUsage()
     thread = ThreadRun()
     # bound to the worker's client here: the watcher thread has no worker context
-    cancel_event = Event(CANCEL_PREFIX + task.id, client=get_client())
+    cancel_event = Event(payload.get("cancel_event") or cancel_event_name(payload["key"]),
+                         client=get_client())
     usage.on_group = _group_reporter(reporter)
     threading.Thread(target=_watch_cancel, args=(run, cancel_event, worker, payload["key"]),
                      daemon=True,
@@ -722,4 +730,4 @@ async def _run_process_kind(task: Task, ctx: WorkerContext, usage: ProcessUsage,
 
 
 __all__ = ["CANCEL_PREFIX", "TOPIC", "DaskBackend", "DaskJobLost", "RemoteTaskError",
-           "WorkerContext", "install_dask_backend", "run_on_worker"]
+           "WorkerContext", "cancel_event_name", "install_dask_backend", "run_on_worker"]

@@ -288,3 +288,28 @@ async def test_cancel_of_a_job_waiting_for_a_dask_worker_does_not_wait_for_one(
         await hub.cancel(b.id)
     for b in blockers:
         assert (await hub.wait(b.id, timeout=60)).status == "cancelled"
+
+
+async def test_a_job_handed_back_by_a_stopping_hub_runs_again_on_dask(
+        db_path: Path, cluster: Any, tmp_path: Path) -> None:
+    async with TaskManager(db_path, queues={"default": 2}, flush_interval=0.05) as first:
+        backend = DaskBackend(cluster.scheduler_address).install(first)
+        task = await first.submit("dask_steps", steps=20, marker_dir=str(tmp_path), delay=0.05,
+                                  mode="job")
+        await eventually(lambda: _progress_at_least(first, task.id, 2), timeout=60,
+                         what="running on Dask")
+    await backend.close()
+    assert (await _status(db_path, task.id)) == "queued"  # handed back, not ended
+    # the next hub runs it again: the stop of the first hub's run must not cancel this one
+    async with TaskManager(db_path, queues={"default": 2}, flush_interval=0.05) as second:
+        backend = DaskBackend(cluster.scheduler_address).install(second)
+        done = await second.wait(task.id, timeout=120)
+        assert done.status == "succeeded", (done.status, done.error)
+        # all 20 steps: not a run that saw ctx.cancelled at once and returned early
+        assert "stopped_at" not in done.result and done.result["steps"] == 20, done.result
+    await backend.close()
+
+
+async def _status(db_path: Path, task_id: str) -> str:
+    async with TaskManager(db_path) as reader:
+        return (await reader.get(task_id)).status
