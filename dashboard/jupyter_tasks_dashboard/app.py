@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rich.console import Console
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.reactive import Reactive
+from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input
 
@@ -52,6 +53,9 @@ from .table import TaskTable
 
 FLUSH_SECONDS = 0.1
 STATS_SECONDS = 2.0
+# keys held while the focus moves are let go after this at the latest (a move that never
+# came must not swallow the keyboard)
+HOLD_SECONDS = 2.0
 DETAIL_DELAY = 0.12
 TERMINAL_EVENTS = frozenset(f"task.{s}" for s in TERMINAL)
 
@@ -106,6 +110,9 @@ class TasksDashboard(App[int]):
         self.last_page_build = 0.0
         self.first_frame_at: float | None = None
         self.ready = False
+        self._held_keys: list[events.Key] | None = None
+        self._hold_timer: Timer | None = None
+        self._release_on_page = False
 
     # ------------------------------------------------------------------ layout
 
@@ -144,6 +151,46 @@ class TasksDashboard(App[int]):
             await self.source.close()
         except Exception:
             pass
+
+    # ------------------------------------------------------------ fast typing
+
+    async def on_event(self, event: events.Event) -> None:
+        """Hold the keys typed after one that moves the focus until it has moved.
+
+        Textual hands a key to the widget focused when it arrives. After ``/`` (to
+        the search box) or Enter/escape in a box (back to the table), the move happens
+        only once that key went through its widget, so keys typed right behind it went
+        to the old place: letters to the table (lost), ``c`` into the search box.
+        """
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held_keys is not None:
+                self._held_keys.append(event)
+                return
+            moves = self._moves_focus(event.key)
+            await super().on_event(event)
+            if moves:
+                self._held_keys = []
+                self._hold_timer = self.set_timer(HOLD_SECONDS, self._release_keys)
+            return
+        await super().on_event(event)
+
+    def _moves_focus(self, key: str) -> bool:
+        if isinstance(self.screen, ModalScreen):
+            return False
+        in_box = isinstance(self.focused, Input) and self.focused in self.filter_bar.children
+        if key == "slash":
+            return not in_box
+        return key in ("enter", "escape") and in_box
+
+    def _release_keys(self) -> None:
+        """Deliver the held keys again, in order, to where the focus is now."""
+        held, self._held_keys = self._held_keys, None
+        self._release_on_page = False
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
+        for key in held or ():
+            self.post_message(events.Key(key.key, key.character))
 
     # ------------------------------------------------------------- start-up
 
@@ -218,6 +265,7 @@ class TasksDashboard(App[int]):
                                     self.page_size)
         except ActionError as exc:
             self.notify(f"Loading tasks failed: {exc}", severity="error")
+            self._release_keys()
             return
         self._show_page(index, cursor, page)
 
@@ -231,6 +279,8 @@ class TasksDashboard(App[int]):
         self.call_after_refresh(self._painted)
         if page.tasks:  # the row under the cursor may be another task now
             self._schedule_details()
+        if self._release_on_page:
+            self._release_keys()
 
     def _painted(self) -> None:
         self.paints.append(time.perf_counter())
@@ -254,7 +304,10 @@ class TasksDashboard(App[int]):
     def _filters_changed(self, message: FilterBar.Changed) -> None:
         self.apply_filters(message.filters)
         if message.submitted:  # Enter: back to the table, where c, r, f... act again
-            self.table.focus()
+            self.set_focus(self.table)
+            # the keys typed behind Enter act on the filtered rows: held until they are in
+            if self._held_keys is not None:
+                self._release_on_page = True
 
     @on(TaskTable.SortRequested)
     def _sort_requested(self, message: TaskTable.SortRequested) -> None:
@@ -545,7 +598,9 @@ class TasksDashboard(App[int]):
         self.apply_sort(Sort() if column == "status" else Sort().choose(column))
 
     def action_focus_filter(self) -> None:
-        self.filter_bar.query_one("#filter-search", Input).focus()
+        # at once (Widget.focus() waits a message): the keys held since "/" go to the box
+        self.set_focus(self.filter_bar.query_one("#filter-search", Input))
+        self._release_keys()
 
     def action_filter_status(self, label: str) -> None:
         self.filter_bar.set_status(label)
@@ -560,7 +615,8 @@ class TasksDashboard(App[int]):
         self.table.action_prev_page()
 
     def action_focus_table(self) -> None:
-        self.table.focus()
+        self.set_focus(self.table)
+        self._release_keys()
 
     def screen_text(self) -> str:
         """The current screen (modals included) as plain text, for tests and logs."""

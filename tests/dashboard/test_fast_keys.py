@@ -1,0 +1,126 @@
+"""Issue 13: keys typed faster than a dialog opens or closes land where the user meant.
+
+The keys are posted to the app back to back, as a fast typist's terminal delivers
+them, without waiting for the app to settle between them (``Pilot.press`` would
+wait for idle after each key).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.ask import AskScreen
+from jupyter_tasks_dashboard.ordering import Sort
+from jupyter_tasks_dashboard.sources import DatabaseSource
+from textual import events
+
+from .conftest import until
+
+SIZE = (180, 50)
+
+
+def type_fast(app: TasksDashboard, *keys: str) -> None:
+    """Deliver keys as one burst of terminal input (no settling in between)."""
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
+async def parked_tasks(tmp_path: Path, count: int) -> tuple[Any, list[Any]]:
+    from jupyter_tasks.manager import TaskManager
+
+    writer = TaskManager(tmp_path / "fast.db", worker_kind="test", runs_background=False,
+                         make_default=False)
+    await writer.start()
+    tasks = [await writer.submit_spec({"command": ["true"]}, mode="job", label=f"parked {i}",
+                                      queue="parked") for i in range(count)]
+    return writer, tasks
+
+
+async def test_cancel_yes_then_down_cancels_and_moves_the_table_cursor(tmp_path):
+    writer, tasks = await parked_tasks(tmp_path, 4)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 4, pilot, what="rows")
+            table = app.table
+            # newest first: a cancelled task keeps its row (running first would move it)
+            loads = app.page_loads
+            app.apply_sort(Sort("id", descending=True))
+            await until(lambda: app.page_loads > loads, pilot, what="newest first")
+            first = table.row_ids[0]
+            assert table.cursor_row == 0
+            type_fast(app, "c", "y", "down", "down")
+            await until(lambda: (table.tasks.get(first) or {}).get("status") == "cancelled",
+                        pilot, what="the first task cancelled")
+            await until(lambda: not isinstance(app.screen, AskScreen), pilot, what="closed")
+            await until(lambda: table.cursor_row == 2, pilot,
+                        what="both downs moved the table's cursor")
+            assert app.focused is table
+            assert (await writer.get(first)).status == "cancelled"
+            for other in tasks:
+                if other.id != first:
+                    assert (await writer.get(other.id)).status == "queued"
+    finally:
+        await writer.stop()
+
+
+async def test_no_then_down_then_cancel_yes_acts_on_the_second_row(tmp_path):
+    writer, _ = await parked_tasks(tmp_path, 3)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 3, pilot, what="rows")
+            table = app.table
+            first, second = table.row_ids[:2]
+            type_fast(app, "c", "n", "down", "c", "y")
+            await until(lambda: (table.tasks.get(second) or {}).get("status") == "cancelled",
+                        pilot, what="the second task cancelled")
+            await until(lambda: not isinstance(app.screen, AskScreen), pilot, what="closed")
+            assert (await writer.get(first)).status == "queued"
+            assert app.focused is table
+    finally:
+        await writer.stop()
+
+
+async def test_enter_right_after_the_question_keeps_the_task_and_down_moves(tmp_path):
+    writer, _ = await parked_tasks(tmp_path, 3)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 3, pilot, what="rows")
+            table = app.table
+            first = table.row_ids[0]
+            # Enter is "no" (the focused, safe answer) even before the dialog has settled
+            type_fast(app, "c", "enter", "down")
+            await until(lambda: not isinstance(app.screen, AskScreen) and table.cursor_row == 1,
+                        pilot, what="closed, and the cursor one row down")
+            assert (await writer.get(first)).status == "queued"
+            assert app.focused is table
+    finally:
+        await writer.stop()
+
+
+async def test_typing_a_filter_fast_then_an_action_key(tmp_path):
+    writer, tasks = await parked_tasks(tmp_path, 3)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 3, pilot, what="rows")
+            search = app.query_one("#filter-search")
+            # "/" then the text: every letter reaches the box; Enter, then "c" acts on the
+            # table (asks to cancel) instead of being typed into the box
+            type_fast(app, "slash", *"parked 1", "enter", "c")
+            await until(lambda: isinstance(app.screen, AskScreen), pilot,
+                        what="the cancel question")
+            assert search.value == "parked 1"
+            assert app.filters.search == "parked 1"
+            await until(lambda: "Cancel parked 1" in app.screen_text(), pilot, what="asked")
+            type_fast(app, "y")
+            await until(lambda: not isinstance(app.screen, AskScreen), pilot, what="closed")
+            await until(lambda: app.table.tasks.get(tasks[1].id, {}).get("status")
+                        == "cancelled", pilot, what="parked 1 cancelled")
+            assert app.focused is app.table
+    finally:
+        await writer.stop()
