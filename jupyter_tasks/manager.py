@@ -524,6 +524,7 @@ class TaskManager:
             attempts=1 if direct else 0, max_retries=int(max_retries),
             timeout=timeout, memory_limit_mb=options.get("memory_limit_mb"),
             parent_id=parent.id if parent else None, relationship=relationship,
+            schedule_id=options.get("schedule_id"),
             worker_id=self.worker_id if local_start else target_worker,
             lease_expires_at=now + self.lease_seconds if direct else None,
             callback_url=callback_url, content_hashes=hashes,

@@ -167,6 +167,36 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE tasks ADD COLUMN retry_reason TEXT;
         """,
     ),
+    (
+        6,
+        """
+        -- schedules: a job definition (the POST /api/tasks body as given, and the spec and
+        -- options it was validated into) with a cron rule. next_run_at is NULL while
+        -- paused; firing moves it by compare-and-set, so two processes never both win.
+        CREATE TABLE schedules (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            owner TEXT,
+            cron TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            catch_up TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            job TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            options TEXT NOT NULL,
+            next_run_at REAL,
+            last_run_at REAL,
+            last_task_id TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX schedules_due ON schedules(next_run_at) WHERE next_run_at IS NOT NULL;
+        CREATE INDEX schedules_by_owner ON schedules(owner, id);
+        -- schedule_id: the schedule a job was fired by (kept when the schedule is deleted)
+        ALTER TABLE tasks ADD COLUMN schedule_id TEXT;
+        CREATE INDEX tasks_by_schedule ON tasks(schedule_id, id) WHERE schedule_id IS NOT NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -223,6 +223,8 @@ class Task:
     not_before: float | None = None
     parent_id: str | None = None
     relationship: str | None = None
+    # the schedule that fired this job (kept as history when the schedule is deleted)
+    schedule_id: str | None = None
     worker_id: str | None = None
     lease_expires_at: float | None = None
     cancel_requested: bool = False
@@ -313,6 +315,7 @@ class Task:
             "timeout": self.timeout,
             "parent_id": self.parent_id,
             "relationship": self.relationship,
+            "schedule_id": self.schedule_id,
             "cancel_requested": self.cancel_requested,
             "confirmation": self.confirmation,
             "created_at": iso(self.created_at),
@@ -379,6 +382,10 @@ def _task_builder(columns: tuple[str, ...]) -> Any:
     return build
 
 
+# the event a schedule's creation, edit, firing or deletion appends (task_id: the schedule id)
+SCHEDULE_CHANGED = "schedule.changed"
+
+
 @dataclass(frozen=True)
 class Event:
     """A row of the change feed: what happened to which task, with its snapshot then.
@@ -407,10 +414,24 @@ class Event:
     @functools.cached_property
     def task(self) -> dict[str, Any] | None:
         """The task as it was right after this event (the API's task JSON)."""
+        if self.type == SCHEDULE_CHANGED:
+            return None  # the snapshot column holds the schedule: see ``schedule``
         return loads_or_placeholder(self.task_json, loads_stored) if self.task_json else None
+
+    @property
+    def schedule(self) -> dict[str, Any] | None:
+        """A ``schedule.changed`` event's schedule JSON (None once deleted, or for task events)."""
+        if self.type != SCHEDULE_CHANGED or not self.task_json:
+            return None
+        return loads_or_placeholder(self.task_json, loads_stored)
 
     def to_json(self) -> dict[str, Any]:
         """The websocket message for this event."""
+        if self.type == SCHEDULE_CHANGED:
+            # task_id holds the schedule id; task stays null so task views skip it
+            return {"id": self.id, "type": self.type, "schedule_id": self.task_id,
+                    "schedule": self.schedule, "ts": iso(self.ts), "task_id": None,
+                    "task": None}
         return {
             "id": self.id,
             "type": self.type,

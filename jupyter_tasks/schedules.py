@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from .exceptions import InvalidRequest
+from .exceptions import InvalidRequest, TaskNotFound
 
 MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
                     "@hourly"})
@@ -151,3 +152,84 @@ def iso(moment: float | None) -> str | None:
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ScheduleNotFound(TaskNotFound):
+    """No schedule with this id (or not one the caller may see)."""
+
+
+SCHEDULE_FIELDS = ("name", "cron", "timezone", "catch_up", "paused", "job")
+# the firing owns these job options: the label is the schedule's name, the key is per firing
+FIRING_OWNED = ("idempotency_key",)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A stored schedule: a job definition (body, validated spec and options) and its cron rule."""
+
+    id: str
+    name: str
+    owner: str | None
+    cron: str
+    timezone: str
+    catch_up: str
+    paused: bool
+    job: dict[str, Any]
+    spec: dict[str, Any]
+    options: dict[str, Any]
+    next_run_at: float | None
+    last_run_at: float | None
+    last_task_id: str | None
+    created_at: float
+    updated_at: float
+    last_status: str | None = None
+
+    @property
+    def rule(self) -> CronRule:
+        """The cron rule in its time zone."""
+        return CronRule(self.cron, self.timezone)
+
+    def firing_key(self, due_at: float) -> str:
+        """The idempotency key of the firing due at ``due_at``: one task per due time."""
+        return f"schedule:{self.id}:{round(due_at)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's schedule JSON."""
+        next_runs: list[float] = []
+        if self.next_run_at is not None:
+            next_runs = [self.next_run_at, *self.rule.next_times(self.next_run_at, 4)]
+        return {
+            "id": self.id, "name": self.name, "owner": self.owner, "cron": self.cron,
+            "timezone": self.timezone, "catch_up": self.catch_up, "paused": self.paused,
+            "job": self.job, "next_run_at": iso(self.next_run_at),
+            "next_runs": [iso(t) for t in next_runs], "last_run_at": iso(self.last_run_at),
+            "last_task_id": self.last_task_id, "last_status": self.last_status,
+            "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+        }
+
+
+def schedule_problems(body: dict[str, Any], *, partial: bool) -> list[dict[str, str]]:
+    """Problems of a schedule body's own fields (the job is checked by the job parser)."""
+    problems: list[dict[str, str]] = [
+        {"field": key, "message": "unknown field"} for key in body if key not in SCHEDULE_FIELDS]
+    required = () if partial else ("name", "cron", "job")
+    problems += [{"field": key, "message": "required"} for key in required
+                 if body.get(key) is None]
+    name = body.get("name")
+    if name is not None and not (isinstance(name, str) and 0 < len(name.strip()) <= 200):
+        problems.append({"field": "name", "message": "a non-empty string of at most 200 chars"})
+    if "cron" in body or "timezone" in body:
+        problems += [p for p in cron_problems(body.get("cron", "* * * * *"),
+                                              body.get("timezone", "UTC"))
+                     if p["field"] in body or not partial]
+    if body.get("catch_up") is not None and body["catch_up"] not in CATCH_UP:
+        problems.append({"field": "catch_up", "message": f"one of {', '.join(CATCH_UP)}"})
+    if "paused" in body and not isinstance(body["paused"], bool):
+        problems.append({"field": "paused", "message": "true or false"})
+    job = body.get("job")
+    if job is not None and not isinstance(job, dict):
+        problems.append({"field": "job", "message": "an object: the body POST /api/tasks takes"})
+    elif isinstance(job, dict):
+        problems += [{"field": f"job.{key}", "message": "set by each firing, not the schedule"}
+                     for key in FIRING_OWNED if job.get(key) is not None]
+    return problems

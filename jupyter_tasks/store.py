@@ -46,6 +46,7 @@ from .models import (
     ACTIVE_STATUSES,
     JSON_COLUMNS,
     MAX_LOST_ATTEMPTS,
+    SCHEDULE_CHANGED,
     TERMINAL_STATUSES,
     WORKER_LOST,
     Artifact,
@@ -59,6 +60,7 @@ from .models import (
     dumps,
     failure_reason,
 )
+from .schedules import Schedule, ScheduleNotFound
 from .values import JSONText
 from .values import encode as encode_value
 
@@ -700,6 +702,66 @@ class Store:
         """SQLite's counter that moves when another connection commits."""
         return await self._run(_scalar, "PRAGMA data_version", ())
 
+    # ----------------------------------------------------------------- schedules
+
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Insert a schedule with its ``schedule.changed`` event."""
+        return await self._txn(_tx_create_schedule, schedule)
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """The schedule with this id (its last task's status joined in), or None."""
+        return await self._read(_get_schedule, schedule_id)
+
+    async def require_schedule(self, schedule_id: str) -> Schedule:
+        """The schedule with this id, or ``ScheduleNotFound``."""
+        schedule = await self.get_schedule(schedule_id)
+        if schedule is None:
+            raise ScheduleNotFound(f"no schedule with id {schedule_id}")
+        return schedule
+
+    async def list_schedules(self, owners: Iterable[str] | None = None) -> list[Schedule]:
+        """Schedules newest first (of these owners; None: everyone's)."""
+        return await self._read(_list_schedules, None if owners is None else list(owners))
+
+    async def update_schedule(self, schedule_id: str, changes: Mapping[str, Any]) -> Schedule:
+        """Apply column ``changes`` (``updated_at`` set here) and append the event."""
+        return await self._txn(_tx_update_schedule, schedule_id, dict(changes), None)
+
+    async def delete_schedule(self, schedule_id: str) -> Schedule:
+        """Delete a schedule (its tasks keep their ``schedule_id``); event with no schedule."""
+        return await self._txn(_tx_delete_schedule, schedule_id)
+
+    async def due_schedules(self, now: float, limit: int = 1000) -> list[Schedule]:
+        """Unpaused schedules whose next firing is at or before ``now``, earliest first."""
+        return await self._read(_due_schedules, now, limit)
+
+    async def next_schedule_due(self) -> float | None:
+        """The earliest ``next_run_at`` of all unpaused schedules (None: none)."""
+        return await self._read(_scalar, "SELECT min(next_run_at) FROM schedules "
+                                         "WHERE next_run_at IS NOT NULL", ())
+
+    async def advance_schedule(self, schedule_id: str, expected_next: float, next_run_at: float,
+                               fired_at: float | None = None,
+                               task_id: str | None = None) -> Schedule | None:
+        """Move ``next_run_at`` only if it still is ``expected_next`` (compare-and-set).
+
+        Records the firing (``fired_at``, ``task_id``) in the same write. None when
+        another process moved it first, or the schedule was paused, edited or deleted.
+        """
+        changes: dict[str, Any] = {"next_run_at": next_run_at}
+        if task_id is not None:
+            changes.update(last_run_at=fired_at, last_task_id=task_id)
+        return await self._txn(_tx_update_schedule, schedule_id, changes, expected_next)
+
+    async def record_schedule_run(self, schedule_id: str, run_at: float,
+                                  task_id: str) -> Schedule | None:
+        """Record a firing outside the cron rule (run now) without moving ``next_run_at``."""
+        try:
+            return await self._txn(_tx_update_schedule, schedule_id,
+                                   {"last_run_at": run_at, "last_task_id": task_id}, None)
+        except ScheduleNotFound:
+            return None  # deleted meanwhile: the task stands, linked by its schedule_id
+
     # --------------------------------------------------------------------- stats
 
     async def stats(self, owners: Iterable[str] | None = None) -> dict[str, Any]:
@@ -1055,7 +1117,7 @@ SNAPSHOT_SQL = "json_object(" + ", ".join(
         ("max_retries", "max_retries"), ("lost_attempts", "lost_attempts"),
         ("max_attempts", "max_retries + 1 + lost_attempts"), ("retry_reason", "retry_reason"),
         ("timeout", "timeout"), ("parent_id", "parent_id"),
-        ("relationship", "relationship"),
+        ("relationship", "relationship"), ("schedule_id", "schedule_id"),
         ("cancel_requested", "json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END)"),
         ("confirmation", "json(confirmation)"), ("created_at", _iso_sql("created_at")),
         ("started_at", _iso_sql("started_at")), ("finished_at", _iso_sql("finished_at")),
@@ -1093,7 +1155,7 @@ _TASK_COLUMNS = [
     "id", "kind", "mode", "status", "name", "label", "params", "spec", "result", "error",
     "progress", "task_key", "idempotency_key", "payload_hash", "queue", "priority", "owner",
     "origin", "attempts", "max_retries", "lost_attempts", "retry_reason", "timeout",
-    "memory_limit_mb", "not_before", "parent_id", "relationship", "worker_id",
+    "memory_limit_mb", "not_before", "parent_id", "relationship", "schedule_id", "worker_id",
     "lease_expires_at", "cancel_requested", "confirmation",
     "callback_url", "resource_usage", "content_hashes", "process", "value_notes", "created_at",
     "started_at", "finished_at", "updated_at",
@@ -1553,3 +1615,98 @@ def _file_chunks(path: Path, size: int = 1 << 20) -> Iterable[bytes]:
     with open(path, "rb") as f:
         while chunk := f.read(size):
             yield chunk
+
+
+# ----------------------------------------------------------------------- schedules
+
+_SCHEDULE_JSON = ("job", "spec", "options")
+_SCHEDULE_SELECT = ("SELECT s.*, t.status AS last_status FROM schedules s "
+                    "LEFT JOIN tasks t ON t.id = s.last_task_id")
+
+
+def _schedule_from_row(row: sqlite3.Row) -> Schedule:
+    values = dict(row)
+    for column in _SCHEDULE_JSON:
+        values[column] = json.loads(values[column])
+    values["paused"] = bool(values["paused"])
+    return Schedule(**values)
+
+
+def _get_schedule(conn: sqlite3.Connection, schedule_id: str) -> Schedule | None:
+    row = conn.execute(_SCHEDULE_SELECT + " WHERE s.id = ?", (schedule_id,)).fetchone()
+    return _schedule_from_row(row) if row is not None else None
+
+
+def _list_schedules(conn: sqlite3.Connection, owners: list[str] | None) -> list[Schedule]:
+    sql, args = _SCHEDULE_SELECT, []
+    if owners is not None:
+        sql += f" WHERE s.owner IN ({','.join('?' * len(owners))})"
+        args = owners
+    return [_schedule_from_row(r) for r in conn.execute(sql + " ORDER BY s.id DESC", args)]
+
+
+def _due_schedules(conn: sqlite3.Connection, now: float, limit: int) -> list[Schedule]:
+    sql = _SCHEDULE_SELECT + " WHERE s.next_run_at <= ? ORDER BY s.next_run_at LIMIT ?"
+    return [_schedule_from_row(r) for r in conn.execute(sql, (now, limit))]
+
+
+def _insert_schedule_event(conn: sqlite3.Connection, schedule_id: str, owner: str | None,
+                           schedule: Schedule | None, ts: float) -> None:
+    # the snapshot column holds the schedule JSON (NULL once deleted); Event.to_json
+    # turns it into {type: "schedule.changed", schedule_id, schedule}
+    snapshot = dumps(schedule.to_json()) if schedule is not None else None
+    conn.execute("INSERT INTO events (task_id, type, ts, owner, task) VALUES (?, ?, ?, ?, ?)",
+                 (schedule_id, SCHEDULE_CHANGED, ts, owner, snapshot))
+
+
+def _tx_create_schedule(conn: sqlite3.Connection, schedule: Schedule) -> Schedule:
+    columns = [c for c in Schedule.__dataclass_fields__ if c != "last_status"]
+    values = [getattr(schedule, c) for c in columns]
+    for i, column in enumerate(columns):
+        if column in _SCHEDULE_JSON:
+            values[i] = dumps(values[i])
+        elif column == "paused":
+            values[i] = int(values[i])
+    conn.execute(f"INSERT INTO schedules ({', '.join(columns)}) "
+                 f"VALUES ({', '.join('?' * len(columns))})", values)
+    created = _get_schedule(conn, schedule.id)
+    assert created is not None
+    _insert_schedule_event(conn, created.id, created.owner, created, created.updated_at)
+    return created
+
+
+_SCHEDULE_COLUMNS = frozenset({"name", "cron", "timezone", "catch_up", "paused", "job", "spec",
+                               "options", "next_run_at", "last_run_at", "last_task_id"})
+
+
+def _tx_update_schedule(conn: sqlite3.Connection, schedule_id: str, changes: dict[str, Any],
+                        expected_next: float | None) -> Schedule | None:
+    unknown = changes.keys() - _SCHEDULE_COLUMNS
+    if unknown:
+        raise ValueError(f"not schedule columns: {sorted(unknown)}")
+    now = time.time()
+    sets = [f"{column} = ?" for column in changes] + ["updated_at = ?"]
+    args: list[Any] = [dumps(v) if k in _SCHEDULE_JSON else int(v) if k == "paused" else v
+                       for k, v in changes.items()]
+    args += [now, schedule_id]
+    sql = f"UPDATE schedules SET {', '.join(sets)} WHERE id = ?"
+    if expected_next is not None:
+        sql += " AND next_run_at = ?"  # the compare-and-set of a firing
+        args.append(expected_next)
+    if conn.execute(sql, args).rowcount == 0:
+        if expected_next is not None:
+            return None
+        raise ScheduleNotFound(f"no schedule with id {schedule_id}")
+    updated = _get_schedule(conn, schedule_id)
+    assert updated is not None
+    _insert_schedule_event(conn, schedule_id, updated.owner, updated, now)
+    return updated
+
+
+def _tx_delete_schedule(conn: sqlite3.Connection, schedule_id: str) -> Schedule:
+    schedule = _get_schedule(conn, schedule_id)
+    if schedule is None:
+        raise ScheduleNotFound(f"no schedule with id {schedule_id}")
+    conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,))
+    _insert_schedule_event(conn, schedule_id, schedule.owner, None, time.time())
+    return schedule
