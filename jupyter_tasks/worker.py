@@ -10,6 +10,7 @@ from typing import Any
 
 from .manager import TaskManager
 from .registry import load_task_modules
+from .scheduler import Scheduler
 
 log = logging.getLogger("jupyter_tasks.worker")
 
@@ -40,8 +41,13 @@ async def run_worker(
     manager = TaskManager(db_path, worker_kind="worker",
                           queues={q: concurrency for q in queues}, **manager_options)
     async with manager:
+        # this worker fires due schedules too: jobs keep their times with no server running
+        scheduler = Scheduler(manager).start()
         log.info("worker %s serving %s (concurrency %d) on %s", manager.worker_id,
                  ", ".join(manager.queues), concurrency, manager.db_path)
         if ready is not None:
             ready.set()
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            await scheduler.stop()

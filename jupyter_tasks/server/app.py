@@ -26,6 +26,7 @@ from ..manager import LOOPBACK_HOSTS, TaskManager
 from ..models import ACTIVE_STATUSES
 from ..paths import DB_ENV, default_db_path
 from ..registry import load_task_modules
+from ..scheduler import Scheduler
 
 ACTIVITY_SETTING = "jupyter_tasks_last_activity"
 
@@ -143,6 +144,8 @@ class JupyterTasksApp(ExtensionApp):
             callback_allowlist=self.callback_allowlist, origin={"type": "server"},
             flush_batch=self.flush_batch or None, busy_timeout=self.busy_timeout,
         )
+        # fires due schedules; any other process on the database may fire them too
+        self.scheduler = Scheduler(self.manager)
         self.dask_backend = None
         if self.executor == "dask":
             if not self.dask_scheduler_address:
@@ -191,6 +194,7 @@ class JupyterTasksApp(ExtensionApp):
                 raise StoreUnavailable(self._unusable)
             if not self.manager.running and not self.manager._stopping:
                 await self._start_manager()
+                self.scheduler.start()
                 self._loops = [asyncio.ensure_future(self._activity_loop())]
                 if self.history_days > 0:
                     self._loops.append(asyncio.ensure_future(self._prune_loop()))
@@ -231,6 +235,7 @@ class JupyterTasksApp(ExtensionApp):
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
+        await self.scheduler.stop()
         if self.manager.running:
             await self.manager.stop()
         if self.dask_backend is not None:

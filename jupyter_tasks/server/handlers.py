@@ -244,6 +244,37 @@ def _inside(root: str, relative: str, field: str) -> str:
     return path
 
 
+def parse_job_body(body: dict[str, Any], root: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(spec, options) of a ``POST /api/tasks`` body, paths resolved under ``root``; 422 if bad.
+
+    Schedules store their job through this too, so a schedule's job is checked
+    exactly as a submitted one.
+    """
+    checks = {**WORK_FIELDS, **{k: v[1] for k, v in WORK_EXTRAS.items()}, **OPTION_FIELDS}
+    errors = _type_errors(body, checks)
+    present = [f for f in WORK_FIELDS if body.get(f) is not None]
+    if len(present) != 1:
+        errors.append({"field": ",".join(present) or "name",
+                       "message": "give exactly one of name, command, notebook, code"})
+    else:
+        errors += [{"field": k, "message": f"only goes with {owner_field}"}
+                   for k, (owner_field, _) in WORK_EXTRAS.items()
+                   if body.get(k) is not None and owner_field != present[0]]
+    _reject(errors)
+    spec = {k: body[k] for k in (*WORK_FIELDS, *WORK_EXTRAS) if body.get(k) is not None}
+    if "cwd" in spec:
+        spec["cwd"] = _inside(root, spec["cwd"], "cwd")
+    if "notebook" in spec:
+        _inside(root, spec["notebook"], "notebook")
+        spec["root_dir"] = root
+    return spec, {k: body[k] for k in OPTION_FIELDS if body.get(k) is not None}
+
+
+# the two helpers above, for the schedule handlers' module
+reject = _reject
+inside_root = _inside
+
+
 # ====================================================================== tasks
 
 
@@ -278,7 +309,8 @@ class TaskCollectionHandler(TasksHandler):
         if owner is not None:
             owners = [owner] if owners is None or owner in owners else []
         filters = {key: self.get_argument(key, None) for key in (
-            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id", "search")}
+            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id", "search",
+            "schedule_id")}
         page = await self.manager.store.page_tasks(
             sort=sort, order=order, cursor=self.get_argument("cursor", None) or None,
             limit=limit, statuses=statuses or None, kind=kind, owners=owners, **filters)
@@ -289,24 +321,7 @@ class TaskCollectionHandler(TasksHandler):
     @authorized("execute")
     async def post(self) -> None:
         body = self.json_object()
-        checks = {**WORK_FIELDS, **{k: v[1] for k, v in WORK_EXTRAS.items()}, **OPTION_FIELDS}
-        errors = _type_errors(body, checks)
-        present = [f for f in WORK_FIELDS if body.get(f) is not None]
-        if len(present) != 1:
-            errors.append({"field": ",".join(present) or "name",
-                           "message": "give exactly one of name, command, notebook, code"})
-        else:
-            errors += [{"field": k, "message": f"only goes with {owner_field}"}
-                       for k, (owner_field, _) in WORK_EXTRAS.items()
-                       if body.get(k) is not None and owner_field != present[0]]
-        _reject(errors)
-        spec = {k: body[k] for k in (*WORK_FIELDS, *WORK_EXTRAS) if body.get(k) is not None}
-        root = self.root_dir
-        if "cwd" in spec:
-            spec["cwd"] = _inside(root, spec["cwd"], "cwd")
-        if "notebook" in spec:
-            _inside(root, spec["notebook"], "notebook")
-            spec["root_dir"] = root
+        spec, _ = parse_job_body(body, self.root_dir)
         task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
                                               **self.submit_options(body))
         if was_deduplicated(task):
@@ -626,6 +641,7 @@ class NotFoundHandler(TasksHandler):
 
 def default_handlers(events_handler: type) -> list[tuple[str, type]]:
     """Routes relative to ``base_url``, most specific first."""
+    from .schedule_handlers import schedule_handlers  # it imports this module
     return [
         (r"/api/tasks", TaskCollectionHandler),
         (r"/api/tasks/registry", RegistryListHandler),
@@ -635,6 +651,7 @@ def default_handlers(events_handler: type) -> list[tuple[str, type]]:
         (r"/api/tasks/me", MeHandler),
         (r"/api/tasks/openapi\.json", OpenAPIHandler),
         (r"/api/tasks/events", events_handler),
+        *schedule_handlers(),
         (rf"/api/tasks/{ID}", TaskItemHandler),
         (rf"/api/tasks/{ID}/result", TaskResultHandler),
         (rf"/api/tasks/{ID}/logs", TaskLogsHandler),

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from .._version import __version__
-from ..models import EventType, TaskKind, TaskMode, TaskStatus
+from ..models import SCHEDULE_CHANGED, EventType, TaskKind, TaskMode, TaskStatus
 from ..store import LIST_SORTS
 
 ID_PATTERN = "^[0-9a-f]{32}$"
@@ -56,7 +56,10 @@ TASK_PROPERTIES: dict[str, Any] = {
                                "after the first began: 'worker lost' or the retried failure"}),
     "timeout": _nullable({"type": "number"}),
     "parent_id": _nullable({"type": "string", "pattern": ID_PATTERN}),
-    "relationship": _nullable({"type": "string", "enum": ["rerun", "fork"]}),
+    "relationship": _nullable({"type": "string", "enum": ["rerun", "fork", "scheduled"]}),
+    "schedule_id": _nullable({"type": "string", "pattern": ID_PATTERN,
+                              "description": "the schedule that fired this job (kept after "
+                                             "the schedule is deleted)"}),
     "cancel_requested": {"type": "boolean"},
     "confirmation": _nullable(_OBJECT),
     "created_at": _TIME,
@@ -209,10 +212,15 @@ SCHEMAS: dict[str, Any] = {
     },
     "Event": {
         "type": "object", "required": ["id", "type", "task_id", "ts", "task"],
+        "description": "a task event, or a schedule.changed event (task_id and task null, "
+                       "schedule_id and schedule set; schedule null once deleted)",
         "properties": {"id": {"type": "integer"},
-                       "type": {"type": "string", "enum": [e.value for e in EventType]},
-                       "task_id": TASK_PROPERTIES["id"], "ts": _TIME,
-                       "task": _nullable(_ref("Task"))},
+                       "type": {"type": "string",
+                                "enum": [*(e.value for e in EventType), SCHEDULE_CHANGED]},
+                       "task_id": _nullable(TASK_PROPERTIES["id"]), "ts": _TIME,
+                       "task": _nullable(_ref("Task")),
+                       "schedule_id": {"type": "string", "pattern": ID_PATTERN},
+                       "schedule": _nullable(_ref("Schedule"))},
     },
     "Problem": {
         "type": "object", "required": ["type", "title", "status", "detail"],
@@ -281,6 +289,7 @@ PATHS: dict[str, Any] = {
                 _query("owner", _STRING), _query("queue", _STRING), _query("task_key", _STRING),
                 _query("key_prefix", _STRING), _query("idempotency_key", _STRING),
                 _query("parent_id", _STRING),
+                _query("schedule_id", _STRING, "the firings of one schedule"),
                 _query("search", {"type": "string", "maxLength": 1000},
                        "text in the label or name, or an id prefix"),
                 _query("sort", {"type": "string", "enum": list(LIST_SORTS),
@@ -483,6 +492,130 @@ PATHS: dict[str, Any] = {
         },
     },
 }
+
+
+# ------------------------------------------------------------------- schedules
+
+_CRON = {"type": "string", "minLength": 1,
+         "description": "five cron fields (minute hour day month weekday) or @yearly, "
+                        "@annually, @monthly, @weekly, @daily, @midnight, @hourly"}
+_ZONE = {"type": "string", "description": "IANA time zone the rule is read in",
+         "default": "UTC"}
+_CATCH_UP = {"type": "string", "enum": ["once", "skip"], "default": "once",
+             "description": "firings missed while no process ran: run the newest once, or skip"}
+_JOB = {**_ref("Submission"), "description": "exactly the body POST /api/tasks takes "
+        "(without idempotency_key: each firing has its own); validated the same way"}
+_SCHEDULE_ID_PARAM = {"name": "schedule_id", "in": "path", "required": True,
+                      "schema": {"type": "string", "pattern": ID_PATTERN}}
+
+SCHEMAS.update({
+    "Schedule": {
+        "type": "object",
+        "required": ["id", "name", "owner", "cron", "timezone", "catch_up", "paused", "job",
+                     "next_run_at", "next_runs", "last_run_at", "last_task_id", "last_status",
+                     "created_at", "updated_at"],
+        "properties": {
+            "id": {"type": "string", "pattern": ID_PATTERN}, "name": _STRING,
+            "owner": _nullable(_STRING), "cron": _CRON, "timezone": _ZONE,
+            "catch_up": _CATCH_UP, "paused": {"type": "boolean"}, "job": _OBJECT,
+            "next_run_at": _nullable({**_TIME, "description": "null while paused"}),
+            "next_runs": {"type": "array", "items": _TIME, "maxItems": 5,
+                          "description": "the next 5 firing times; [] while paused"},
+            "last_run_at": _nullable(_TIME), "last_task_id": _nullable(_STRING),
+            "last_status": _nullable(TASK_PROPERTIES["status"]),
+            "created_at": _TIME, "updated_at": _TIME,
+        },
+    },
+    "ScheduleList": {"type": "object", "required": ["schedules"],
+                     "properties": {"schedules": {"type": "array",
+                                                  "items": _ref("Schedule")}}},
+    "ScheduleCreate": {
+        "type": "object", "additionalProperties": False, "required": ["name", "cron", "job"],
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "cron": _CRON, "timezone": _ZONE, "catch_up": _CATCH_UP,
+                       "paused": {"type": "boolean", "default": False}, "job": _JOB},
+    },
+    "ScheduleUpdate": {
+        "type": "object", "additionalProperties": False,
+        "description": "next_run_at is recomputed from now when cron, timezone or paused "
+                       "change",
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "cron": _CRON, "timezone": _ZONE, "catch_up": _CATCH_UP,
+                       "paused": {"type": "boolean"}, "job": _JOB},
+    },
+    "SchedulePreview": {
+        "type": "object", "additionalProperties": False, "required": ["cron"],
+        "properties": {"cron": _CRON, "timezone": _ZONE,
+                       "count": {"type": "integer", "minimum": 1, "maximum": 50,
+                                 "default": 5}},
+    },
+    "NextRuns": {"type": "object", "required": ["next_runs"],
+                 "properties": {"next_runs": {"type": "array", "items": _TIME}}},
+    "NotebookParameters": {
+        "type": "object", "required": ["path", "has_parameters_cell", "parameters"],
+        "properties": {
+            "path": _STRING, "has_parameters_cell": {"type": "boolean"},
+            "parameters": {"type": "array", "items": {
+                "type": "object", "required": ["name", "default", "source", "type"],
+                "properties": {
+                    "name": _STRING, "default": _ANY,
+                    "source": {"type": "string", "description": "the right-hand side as "
+                                                                "written"},
+                    "type": {"type": "string", "enum": ["int", "float", "str", "bool", "None",
+                                                        "list", "dict", "other"]}}}},
+        },
+    },
+})
+
+PATHS.update({
+    "/api/tasks/schedules": {
+        "get": {"operationId": "listSchedules", "summary": "The caller's schedules, newest "
+                                                            "first",
+                "responses": {"200": _json("schedules", _ref("ScheduleList")), **_problems()}},
+        "post": {"operationId": "createSchedule", "summary": "Add a schedule",
+                 "requestBody": _body("ScheduleCreate"),
+                 "responses": {"201": _json("created", _ref("Schedule"),
+                                            {"Location": _HEADER}),
+                               **_problems(400, 413, 422)}},
+    },
+    "/api/tasks/schedules/preview": {
+        "post": {"operationId": "previewSchedule",
+                 "summary": "The next firing times of a cron rule (nothing is stored)",
+                 "requestBody": _body("SchedulePreview"),
+                 "responses": {"200": _json("next firing times", _ref("NextRuns")),
+                               **_problems(400, 413, 422)}},
+    },
+    "/api/tasks/schedules/{schedule_id}": {
+        "parameters": [_SCHEDULE_ID_PARAM],
+        "get": {"operationId": "getSchedule",
+                "responses": {"200": _json("the schedule", _ref("Schedule")),
+                              **_problems(404)}},
+        "patch": {"operationId": "updateSchedule", "requestBody": _body("ScheduleUpdate"),
+                  "responses": {"200": _json("the schedule", _ref("Schedule")),
+                                **_problems(400, 404, 413, 422)}},
+        "delete": {"operationId": "deleteSchedule",
+                   "summary": "Delete (the tasks it fired stay, with their schedule_id)",
+                   "responses": {"204": {"description": "deleted"}, **_problems(404)}},
+    },
+    **{f"/api/tasks/schedules/{{schedule_id}}/{action}": {
+        "parameters": [_SCHEDULE_ID_PARAM],
+        "post": {"operationId": f"{action}Schedule", "summary": summary,
+                 "responses": {code: _json(text, _ref(schema)), **_problems(400, 404)}},
+    } for action, summary, code, text, schema in [
+        ("pause", "Stop firing", "200", "the schedule", "Schedule"),
+        ("resume", "Fire again from the next due time after now", "200", "the schedule",
+         "Schedule"),
+        ("run", "Fire once now (next_run_at does not move)", "202", "the new task", "Task"),
+    ]},
+    "/api/tasks/notebook-parameters": {
+        "get": {"operationId": "getNotebookParameters",
+                "summary": "The parameters cell of a notebook: names, defaults, types",
+                "parameters": [_query("path", _STRING, "notebook path relative to the server "
+                                                       "root", required=True)],
+                "responses": {"200": _json("the parameters", _ref("NotebookParameters")),
+                              **_problems(404, 422)}},
+    },
+})
 
 
 def openapi_document(base_url: str = "/") -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""What a notebook's ``parameters`` cell declares: names, defaults, types (for job dialogs)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+from .exceptions import InvalidRequest
+
+MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str", type(None): "None",
+          list: "list", tuple: "list", dict: "dict"}
+
+
+def notebook_parameters(path: str) -> dict[str, Any]:
+    """``{"has_parameters_cell", "parameters": [{name, default, source, type}]}`` of a notebook.
+
+    The first code cell tagged ``parameters`` (as papermill finds it) is parsed with
+    ``ast``: each simple assignment ``name = value`` (annotated ones too) is a
+    parameter; its default is the literal value when ``ast.literal_eval`` can read
+    it and JSON can hold it, else null with type ``other``. Reading never runs code.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_NOTEBOOK_BYTES + 1)
+        if len(raw) > MAX_NOTEBOOK_BYTES:
+            raise ValueError("larger than 50 MB")
+        nb = json.loads(raw)
+        cells = nb.get("cells") if isinstance(nb, dict) else None
+        if not isinstance(cells, list):
+            raise ValueError("no cells list")
+    except (OSError, ValueError) as exc:
+        raise InvalidRequest(f"not a readable notebook: {exc}",
+                             errors=[{"field": "path", "message": "not a notebook"}]) from None
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if "parameters" in tags:
+            source = cell.get("source") or ""
+            if isinstance(source, list):
+                source = "".join(source)
+            return {"has_parameters_cell": True, "parameters": parse_parameters(str(source))}
+    return {"has_parameters_cell": False, "parameters": []}
+
+
+def parse_parameters(source: str) -> list[dict[str, Any]]:
+    """The simple assignments of a cell's source, in order (a syntax error: none)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if not isinstance(target, ast.Name):
+            continue
+        text = ast.get_source_segment(source, value) or ast.unparse(value)
+        default, kind = _literal(value)
+        found.pop(target.id, None)  # a later assignment wins, as running the cell would
+        found[target.id] = {"name": target.id, "default": default, "source": text, "type": kind}
+    return list(found.values())
+
+
+def _literal(node: ast.expr) -> tuple[Any, str]:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None, "other"
+    kind = _TYPES.get(type(value), "other")
+    if kind == "other":
+        return None, kind
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None, "other"  # a set inside, a NaN, non-string keys
+    return (list(value) if isinstance(value, tuple) else value), kind

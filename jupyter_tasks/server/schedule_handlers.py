@@ -1,0 +1,149 @@
+"""REST handlers of schedules and of notebook parameters: auth, parse, one call, answer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..notebook_params import notebook_parameters
+from ..scheduler import Scheduler, preview
+from ..schedules import Schedule, ScheduleNotFound
+from .auth import OTHERS, may, owners_filter
+from .handlers import TasksHandler, inside_root, parse_job_body, reject
+from .problems import Problem
+
+SCHEDULE_ID = r"(?P<schedule_id>[0-9a-f]{32})"
+
+
+class ScheduleHandler(TasksHandler):
+    """Common parts: the scheduler, the job parser under the server root, access checks."""
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.tasks_app.scheduler
+
+    @property
+    def root(self) -> str:
+        return self.root_dir
+
+    def parse_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The job body checked as ``POST /api/tasks`` checks it; fields named ``job.<field>``."""
+        try:
+            return parse_job_body(job, self.root)
+        except Problem as exc:
+            errors = [{**e, "field": f"job.{e['field']}"} for e in exc.errors]
+            raise Problem(422, f"invalid job: {exc.detail}", title="Invalid request",
+                          errors=errors) from None
+
+    async def visible_schedule(self, schedule_id: str, action: str = "read") -> Schedule:
+        """The schedule if the user may ``action`` it; 404 if they may not see it, else 403."""
+        schedule = await self.manager.store.require_schedule(schedule_id)
+        if schedule.owner == self.user_name or await may(self, action, OTHERS):
+            return schedule
+        if action != "read" and await may(self, "read", OTHERS):
+            raise Problem(403, f"you may not {action} schedules of other users")
+        raise ScheduleNotFound(f"no schedule with id {schedule_id}")
+
+
+class ScheduleCollectionHandler(ScheduleHandler):
+    """``GET /api/tasks/schedules`` (list) and ``POST`` (create)."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        schedules = await self.manager.store.list_schedules(await owners_filter(self))
+        self.answer(200, {"schedules": [s.to_json() for s in schedules]})
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self) -> None:
+        body = self.json_object()
+        schedule = await self.scheduler.create(body, owner=self.user_name,
+                                               parse_job=self.parse_job)
+        self.answer(201, schedule.to_json(), Location=self.location("schedules", schedule.id))
+
+
+class ScheduleItemHandler(ScheduleHandler):
+    """``GET``, ``PATCH`` and ``DELETE /api/tasks/schedules/{id}``."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self, schedule_id: str) -> None:
+        self.answer(200, (await self.visible_schedule(schedule_id)).to_json())
+
+    @web.authenticated
+    @authorized("write")
+    async def patch(self, schedule_id: str) -> None:
+        body = self.json_object()
+        await self.visible_schedule(schedule_id, "write")
+        schedule = await self.scheduler.update(schedule_id, body, parse_job=self.parse_job)
+        self.answer(200, schedule.to_json())
+
+    @web.authenticated
+    @authorized("write")
+    async def delete(self, schedule_id: str) -> None:
+        await self.visible_schedule(schedule_id, "write")
+        await self.scheduler.delete(schedule_id)
+        self.set_status(204)
+        self.finish()
+
+
+class ScheduleActionHandler(ScheduleHandler):
+    """``POST /api/tasks/schedules/{id}/pause|resume|run``."""
+
+    @web.authenticated
+    @authorized("write")
+    async def post(self, schedule_id: str, action: str) -> None:
+        self.json_body(optional=True)
+        await self.visible_schedule(schedule_id, "write")
+        if action == "run":
+            task = await self.scheduler.run_now(schedule_id)
+            self.answer(202, task.to_json(), Location=self.location(task.id))
+            return
+        schedule = await (self.scheduler.pause(schedule_id) if action == "pause"
+                          else self.scheduler.resume(schedule_id))
+        self.answer(200, schedule.to_json())
+
+
+class SchedulePreviewHandler(ScheduleHandler):
+    """``POST /api/tasks/schedules/preview``: the next firing times of a cron rule."""
+
+    @web.authenticated
+    @authorized("read")
+    async def post(self) -> None:
+        body = self.json_object()
+        reject([{"field": k, "message": "unknown field"} for k in body
+                 if k not in ("cron", "timezone", "count")])
+        self.answer(200, {"next_runs": preview(body.get("cron"), body.get("timezone") or "UTC",
+                                               body.get("count", 5))})
+
+
+class NotebookParametersHandler(ScheduleHandler):
+    """``GET /api/tasks/notebook-parameters?path=REL.ipynb``: the ``parameters`` cell's names."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        relative = self.get_argument("path", "")
+        if not relative:
+            reject([{"field": "path", "message": "a notebook path is required"}],
+                    "invalid query parameter")
+        path = inside_root(self.root, relative, "path")
+        if not os.path.isfile(path):
+            raise Problem(404, f"no notebook at {relative!r}")
+        self.answer(200, {"path": relative, **notebook_parameters(path)})
+
+
+def schedule_handlers() -> list[tuple[str, type]]:
+    """The schedule routes, to go before the catch-all 404 (and before ``/api/tasks/{id}``)."""
+    return [
+        (r"/api/tasks/schedules", ScheduleCollectionHandler),
+        (r"/api/tasks/schedules/preview", SchedulePreviewHandler),
+        (rf"/api/tasks/schedules/{SCHEDULE_ID}", ScheduleItemHandler),
+        (rf"/api/tasks/schedules/{SCHEDULE_ID}/(?P<action>pause|resume|run)",
+         ScheduleActionHandler),
+        (r"/api/tasks/notebook-parameters", NotebookParametersHandler),
+    ]
