@@ -758,6 +758,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
     p.set_defaults(run=_cmd_worker)
 
+    from .cli_schedule import add_schedule_parser  # it imports this module
+
+    add_schedule_parser(sub)
+
     p = sub.add_parser("lab", help="start JupyterLab (adds --allow-root when run as root)",
                        add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
