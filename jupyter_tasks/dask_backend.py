@@ -40,7 +40,8 @@ to Dask instead of running it locally::
 * **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
   on another worker. Every run announces itself with a ``start`` event; the
   hub counts the runs of the current attempt and adds the extra ones to the
-  task's ``attempts`` (and says so in the log). When Dask gives up
+  task's ``attempts`` and ``lost_attempts`` (a lost worker does not use up
+  ``max_retries``), with the log's attempt marker. When Dask gives up
   (``KilledWorker``) or the future is lost, the attempt fails and the
   manager's own retry (new attempt, new key) takes over.
 
@@ -368,11 +369,16 @@ class DaskBackend:
         if extra <= 0:
             return
         attempts = run.task.attempts + extra
-        run.ctx.log(f"[jupyter-tasks] Dask worker {run.workers[-2]} was lost; the job restarted "
-                    f"on {run.workers[-1]} (attempt {attempts})", "log")
+        # a lost worker is not a failure of the work: counted apart, as the manager counts it
+        lost = run.task.lost_attempts + extra
+        of = run.task.max_retries + 1 + lost
+        run.ctx.log(f"— attempt {attempts} of {of}: worker lost —\n"
+                    f"[jupyter-tasks] Dask worker {run.workers[-2]} was lost; the job restarted "
+                    f"on {run.workers[-1]}", "log")
         manager = self.manager
         self._spawn(manager.store.transition(
-            run.task.id, {"attempts": attempts}, None,
+            run.task.id, {"attempts": attempts, "lost_attempts": lost,
+                          "retry_reason": "worker lost"}, None,
             when_status=(TaskStatus.RUNNING.value,), when_worker=manager.worker_id))
 
     def _store_late_logs(self, task_id: str | None, logs: Any) -> None:

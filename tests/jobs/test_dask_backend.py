@@ -170,8 +170,11 @@ async def test_killed_worker_is_retried_and_counted(hub: TaskManager, tmp_path: 
     assert done.status == "succeeded", (done.status, done.error)
     assert done.result["pid"] != victim
     assert done.attempts == 2
+    # a lost worker is not the work failing: it does not use up max_retries
+    assert (done.lost_attempts, done.retry_reason) == (1, "worker lost")
     logs = "".join(e.text for e in await hub.store.get_logs(task.id))
     assert "was lost" in logs
+    assert f"— attempt 2 of {done.max_retries + 2}: worker lost —" in logs
     # the nanny brings the killed worker back for whatever runs next
     cluster.sync(_wait_workers, cluster, 2)
 
