@@ -382,8 +382,10 @@ class TasksDashboard(App[int]):
                 latest[task_id] = task
             if task and task.get("parent_id") in lineage_ids and task_id not in lineage_ids:
                 lineage_changed = True  # a new rerun or fork of the shown family
-            if etype == "task.created" and task:
-                if lands_here and filters.matches(task):
+            if etype in ("task.created", "task.started") and task:
+                # a background task that starts at once has no task.created event
+                if lands_here and filters.matches(task) and (
+                        etype == "task.created" or task_id not in table.tasks):
                     structural = True
             elif etype == "task.log" and task_id == detail.task_id:
                 need_logs = True
@@ -396,7 +398,11 @@ class TasksDashboard(App[int]):
                 if not filters.matches(task):
                     structural = True
             if task_id == detail.task_id:
+                before = (detail.current_task or {}).get("status")
                 detail.patch(task)
+                if task.get("status") in TERMINAL and before not in TERMINAL:
+                    # the end brings what only the full read has: value notes, artifacts
+                    lineage_changed = True
             if task_id in lineage_ids and task.get("status") in TERMINAL:
                 lineage_changed = True
         if structural:

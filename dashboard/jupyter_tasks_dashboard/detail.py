@@ -41,6 +41,8 @@ class DetailPane(VerticalScroll):
         super().__init__(**kwargs)
         self.task_id: str | None = None
         self.current_task: dict[str, Any] | None = None
+        # the full read's notes: event snapshots carry none, the task's stay until re-read
+        self.notes: list[dict[str, Any]] = []
         self.log_next = 0
         self.built = False
         self._build_lock = asyncio.Lock()
@@ -65,6 +67,7 @@ class DetailPane(VerticalScroll):
         self.params_title = Label("params", classes="section", id="params-title")
         self.params = Static("", id="params")
         self.result = Static("", id="result")
+        self.value_notes = Static("", id="value-notes")
         self.error = Static("", id="error")
         self.log_view = LogTail(id="log", max_lines=LOG_LINES, auto_scroll=True)
         self.lineage = Tree("lineage", id="lineage")
@@ -72,7 +75,7 @@ class DetailPane(VerticalScroll):
         await self.mount_all([
             self.question,
             self.params_title, self.params,
-            Label("result", classes="section"), self.result,
+            Label("result", classes="section"), self.result, self.value_notes,
             Label("error", classes="section", id="error-title"), self.error,
             Label("log", classes="section"), self.log_view,
             Label("lineage", classes="section"), self.lineage,
@@ -86,6 +89,7 @@ class DetailPane(VerticalScroll):
         """A newly selected task (or a fresh read of it): every section."""
         new = details.task["id"] != self.task_id
         self.task_id = details.task["id"]
+        self.notes = list(details.task.get("value_notes") or [])
         if not self.built:
             self._waiting = details
             self.current_task = details.task
@@ -141,8 +145,11 @@ class DetailPane(VerticalScroll):
             question.update("")
         question.display = bool(confirmation)
         result = task.get("result")
-        self.result.update(
-            "[dim]none[/dim]" if result is None else escape(pretty_json(result)))
+        self.result.update(result_text(result))
+        notes = task.get("value_notes", self.notes)
+        self.value_notes.update("\n".join(
+            f"[yellow]⚠[/] {escape(note_text(n))}" for n in notes or [] if isinstance(n, dict)))
+        self.value_notes.display = bool(notes)
         error = task.get("error")
         error_widget = self.error
         if error:
@@ -213,3 +220,27 @@ def _node_label(task: dict[str, Any], current: str) -> str:
     relation = f"{task.get('relationship')}: " if task.get("relationship") else ""
     return (f"{marker}{relation}{short_id(task['id'])} {escape(label_text(task))} "
             f"{status_text(task).markup}")
+
+
+def is_preview(result: Any) -> bool:
+    """Whether a stored result is the preview of a value kept whole as an artifact."""
+    return isinstance(result, dict) and set(result) == {"preview", "artifact", "chars", "reason"}
+
+
+def result_text(result: Any) -> str:
+    """The result section (markup): the value, or a large value's preview and where the
+    whole of it is."""
+    if result is None:
+        return "[dim]none[/dim]"
+    if not is_preview(result):
+        return escape(pretty_json(result))
+    why = result.get("reason") or f"{result.get('chars')} characters of JSON"
+    return (f"[b]preview[/b] [dim]— {escape(str(why))}; the whole value is the artifact "
+            f"[b]{escape(str(result.get('artifact')))}[/b][/]\n"
+            f"{escape(str(result.get('preview')))}…")
+
+
+def note_text(note: dict[str, Any]) -> str:
+    """One value note: where, what it was, what was stored (``result['x']: nan stored as
+    null``)."""
+    return f"{note.get('path')}: {note.get('original')} stored as {note.get('stored_as')}"
