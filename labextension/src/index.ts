@@ -1,8 +1,16 @@
 /**
- * jupyter-tasks for JupyterLab: the Tasks side panel, task log tabs, a
- * status-bar count of running tasks and notifications when one's own tasks end.
+ * jupyter-tasks for JupyterLab and Notebook 7: the Tasks side panel, task log
+ * tabs, a status-bar count of running tasks and notifications when one's own
+ * tasks end. Every token but the app is optional, so the plugin activates in any
+ * Jupyter frontend built on JupyterLab's application (Notebook 7 has no status
+ * bar and no dock: its log views go to the down area, as its log console does).
  */
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ILabShell,
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
 import { Clipboard, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -32,12 +40,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-tasks:plugin',
   description: 'Background tasks: live list, progress, logs, cancel and rerun.',
   autoStart: true,
-  optional: [ILayoutRestorer, IStatusBar, INotebookTracker],
+  optional: [ILayoutRestorer, IStatusBar, INotebookTracker, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     statusBar: IStatusBar | null,
-    notebooks: INotebookTracker | null
+    notebooks: INotebookTracker | null,
+    labShell: ILabShell | null
   ): void => {
     const { commands, shell } = app;
     const model = new TasksModel();
@@ -87,7 +96,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const widget = new MainAreaWidget({ content: new TaskLogView({ connection, taskId: id }) });
         widget.id = `jupyter-tasks-log-${id}`;
         void logs.add(widget);
-        shell.add(widget, 'main');
+        // Notebook 7's main area holds its one document and drops any other widget
+        if (!labShell) {
+          widget.addClass('jp-TasksLogArea-down');
+        }
+        shell.add(widget, labShell ? 'main' : 'down');
+        shell.activateById(widget.id);
         return widget;
       }
     });

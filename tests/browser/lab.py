@@ -53,18 +53,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# the frontends the tests start: the module run and the class whose config exposes
+# ``window.jupyterapp`` (so tests can run commands the way a user would)
+FRONTENDS = {
+    "lab": ("jupyterlab", "LabApp"),
+    "notebook": ("notebook", "JupyterNotebookApp"),  # Notebook 7
+}
+
+
 class LabServer:
-    """``python -m jupyterlab`` under ``base_url=/jt/`` with the jupyter_tasks extension."""
+    """``python -m jupyterlab`` (or Notebook 7 with ``app="notebook"``) under
+    ``base_url=/jt/`` with the jupyter_tasks extension."""
 
     def __init__(self, folder: Path, *, task_modules: Path = TASKS_MODULE,
                  workers: dict[str, int] | None = None, extra_args: list[str] | None = None,
-                 db_path: Path | None = None) -> None:
+                 db_path: Path | None = None, app: str = "lab") -> None:
+        module, app_class = FRONTENDS[app]
+        self.app = app
         self.folder = folder
         self.port = free_port()
         self.token = os.urandom(16).hex()
         self.root = folder / "root"
         self.db_path = db_path or folder / "tasks.db"
-        self.log_path = folder / "jupyterlab.log"
+        self.log_path = folder / f"{module}.log"
         self.base = f"http://127.0.0.1:{self.port}{BASE_URL.rstrip('/')}"
         for sub in ("root", "config", "data", "runtime", "workspaces", "settings"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -88,14 +99,13 @@ class LabServer:
         }
         env.pop("JUPYTER_TASKS_MODULES", None)
         args = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+            sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1",
             f"--port={self.port}", "--port-retries=0",
             f"--ServerApp.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
             f"--ServerApp.base_url={BASE_URL}",
             "--ServerApp.allow_root=True",
-            # window.jupyterapp, so tests can run commands the way a user would
-            "--LabApp.expose_app_in_browser=True",
+            f"--{app_class}.expose_app_in_browser=True",
             f"--JupyterTasksApp.task_modules={task_modules}",
             f"--JupyterTasksApp.workers={json.dumps(workers or {'default': 2})}",
             *(extra_args or []),
@@ -136,7 +146,7 @@ class LabServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
-                raise AssertionError(f"JupyterLab exited ({self.popen.returncode}):\n"
+                raise AssertionError(f"{self.app} exited ({self.popen.returncode}):\n"
                                      f"{self.log_tail()}")
             try:
                 status, _ = self.request("GET", "/api/status", timeout=2)
@@ -147,7 +157,7 @@ class LabServer:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"JupyterLab not ready within {timeout}s:\n{self.log_tail()}")
+        raise AssertionError(f"{self.app} not ready within {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """Kill the whole process group (the server and any worker it started)."""
@@ -174,6 +184,10 @@ class LabServer:
     @property
     def lab_url(self) -> str:
         return f"{self.base}/lab?token={self.token}"
+
+    def notebook_url(self, path: str) -> str:
+        """Notebook 7's page for the notebook at ``path`` (relative to the root)."""
+        return f"{self.base}/notebooks/{path}?token={self.token}"
 
 
 def launch_chromium(playwright: Any, folder: Path, executable: str) -> Any:
