@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from .exceptions import InvalidRequest, TaskNotFound
 
@@ -114,6 +114,12 @@ def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append({"field": "timezone", "message": f"unknown time zone {zone!r}"})
+    if not problems:
+        # valid fields can still name no date at all (0 0 31 2 *): refused, never a 500 later
+        try:
+            croniter(cron.strip(), datetime.now(ZoneInfo(zone))).get_next(datetime)
+        except (CroniterBadDateError, ValueError, KeyError):
+            problems.append({"field": "cron", "message": f"{cron.strip()!r} never fires"})
     return problems
 
 

@@ -62,6 +62,7 @@ async def test_create_read_list_edit_delete(api: Any) -> None:
 @pytest.mark.parametrize(("change", "field"), [
     ({"cron": "every day"}, "cron"),
     ({"cron": "0 3 * * * *"}, "cron"),
+    ({"cron": "0 0 31 2 *"}, "cron"),
     ({"timezone": "Europe/Atlantis"}, "timezone"),
     ({"catch_up": "all"}, "catch_up"),
     ({"job": {"command": "true"}}, "job.command"),
