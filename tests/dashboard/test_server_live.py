@@ -238,18 +238,23 @@ async def test_filters_and_sort(server):
         await until(lambda: len(app.table.tasks) > 1, pilot, what="all rows again")
         await until(lambda: "tasks" in totals_of(app), pilot, what="all counted")
         app.table.focus()
-        await pilot.press("s")  # status (running first) -> started, newest first
-        await until(lambda: app.sort.column == "started" and "newest first" in app.sub_title,
-                    pilot, what="newest first")
+        await pilot.press("s")  # status (running first) -> started, latest first
+        await until(lambda: app.sort.column == "started" and "by started ▼" in app.sub_title,
+                    pilot, what="latest started first")
         await pilot.press("S")
-        await until(lambda: "oldest first" in app.sub_title and table_ids(app) == sorted(
-            table_ids(app)) and len(table_ids(app)) > 1, pilot, what="oldest first")
+        await until(lambda: "by started ▲" in app.sub_title and started_times(app) == sorted(
+            started_times(app)) and len(table_ids(app)) > 1, pilot, what="earliest first")
         assert "started ▲" in app.screen_text()
 
 
 def totals_of(app: TasksDashboard) -> str:
     """The totals line as plain text."""
     return Text.from_markup(app.overview.totals_text()).plain
+
+
+def started_times(app: TasksDashboard) -> list[str]:
+    """The rows' start times (ISO text sorts as time; never started: first)."""
+    return [app.table.tasks[i].get("started_at") or "" for i in app.table.row_ids]
 
 
 def table_ids(app: TasksDashboard) -> list[str]:
