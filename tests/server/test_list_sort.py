@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -105,7 +106,7 @@ async def test_paging_every_sort_returns_each_task_once_in_order(api, history, s
     keys = [_key(t, sort, now) for t in every]
     assert keys == sorted(keys, reverse=order == "desc"), f"not in {sort} {order} order"
     # ties: newest first, whatever the direction
-    for a, b in zip(every, every[1:]):
+    for a, b in itertools.pairwise(every):
         if _key(a, sort, now) == _key(b, sort, now):
             assert a["id"] > b["id"], f"tie between {a['id']} and {b['id']} not newest first"
 
