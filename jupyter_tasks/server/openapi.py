@@ -78,6 +78,13 @@ WORK = {
     "notebook": {"type": "string", "minLength": 1, "maxLength": 1000,
                  "description": "notebook path relative to the server root"},
     "parameters": {"type": "object"},
+    "output_path": {"type": "string", "minLength": 1, "maxLength": 1000,
+                    "description": "with notebook: also write the executed notebook here, "
+                                   "inside the server root; {id}, {date} and parameter names "
+                                   "are filled in"},
+    "export_html": {"type": "boolean",
+                    "description": "with notebook: also export the executed notebook as HTML "
+                                   "(an artifact, and beside output_path when given)"},
     "code": {"type": "string", "minLength": 1, "maxLength": 1000},
     "input_data": {},
 }
