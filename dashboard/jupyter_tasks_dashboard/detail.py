@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Label, Static, Tree
 
 from .formatting import (
+    attempt_text,
     duration_text,
     label_text,
     local_time,
@@ -122,7 +123,7 @@ class DetailPane(VerticalScroll):
             f"{escape(str((task.get('progress') or {}).get('message') or ''))}",
             f"kind {task.get('kind')} · mode {task.get('mode')} · queue {task.get('queue')} · "
             f"owner {escape(str(task.get('owner') or ''))} · origin "
-            f"{escape(origin_text(task))} · attempts {task.get('attempts', 0)}",
+            f"{escape(origin_text(task))} · {escape(attempt_text(task))}",
             f"created {local_time(task.get('created_at'))} · started "
             f"{local_time(task.get('started_at')) or '-'} · finished "
             f"{local_time(task.get('finished_at')) or '-'} · ran {duration_text(task) or '-'}",

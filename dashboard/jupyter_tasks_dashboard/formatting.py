@@ -93,6 +93,19 @@ def local_time(value: str | float | None, now: float | None = None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def attempt_text(task: dict[str, Any]) -> str:
+    """``attempt 2 of 3 (retried: worker lost) · 1 lost worker``: where its retries stand."""
+    attempts = int(task.get("attempts") or 0)
+    bound = task.get("max_attempts")
+    text = f"attempt {attempts}" + (f" of {bound}" if bound else "")
+    if task.get("retry_reason"):  # set once a retry was decided (the task may be queued again)
+        text += f" (retried: {task['retry_reason']})"
+    lost = int(task.get("lost_attempts") or 0)
+    if lost > 0:
+        text += f" · {lost} lost worker{'' if lost == 1 else 's'}"
+    return text
+
+
 def started_text(task: dict[str, Any]) -> str:
     """Local start time (the creation time while queued)."""
     return local_time(task.get("started_at") or task.get("created_at"))
