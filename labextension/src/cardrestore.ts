@@ -10,7 +10,10 @@
  * tasks, and under each cell whose output does not mention its task it puts a
  * live view of that task: status, progress, elapsed time, the whole log (the
  * lines printed while the tab was closed, then new ones as `task.log` events
- * arrive on the panel's event stream), Open log and Cancel.
+ * arrive on the panel's event stream), and the card's actions over the REST API:
+ * Cancel while active, the question's answers while it waits for one, Rerun once
+ * it ended (the view then follows the new task, as the card does), the result's
+ * repr when it succeeded, and Open log.
  *
  * Which task comes back: the newest of the cell's tasks that is still active,
  * or that ended after the notebook file was last saved (its output was never
@@ -27,6 +30,7 @@ import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
 import { stripAnsi } from './logview';
+import { pendingQuestion } from './model';
 import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
 
 /** Active cell tasks read at once (the server's maximum page). */
@@ -187,30 +191,38 @@ export class RestoredTaskView extends Widget {
     this._task = task;
     this.addClass('jp-TasksRestored');
     this.node.dataset.taskId = task.id;
-    this._header = document.createElement('div');
-    this._header.className = 'jp-TasksRestored-header';
-    this._note = document.createElement('div');
-    this._note.className = 'jp-TasksRestored-note';
+    this._header = div('jp-TasksRestored-header');
+    this._note = div('jp-TasksRestored-note');
     this._note.textContent =
       'Restored: this output was not saved with the notebook; shown live from the task.';
+    this._question = div('jp-TasksRestored-question');
+    this._question.setAttribute('role', 'group');
+    this._question.setAttribute('aria-label', 'Question');
     this._output = document.createElement('pre');
     this._output.className = 'jp-TasksRestored-output';
-    this._error = document.createElement('div');
-    this._error.className = 'jp-TasksRestored-error';
-    this._result = document.createElement('div');
-    this._result.className = 'jp-TasksRestored-result';
-    const buttons = document.createElement('div');
-    buttons.className = 'jp-TasksRestored-buttons';
+    this._error = div('jp-TasksRestored-error');
+    this._result = div('jp-TasksRestored-result');
+    this._problem = div('jp-TasksRestored-problem');
+    this._problem.setAttribute('role', 'alert');
+    const buttons = div('jp-TasksRestored-buttons');
+    this._cancel = button('Cancel', 'jp-TasksRestored-cancel', () =>
+      this._act('cancel', this._cancel, id => this._connection.cancel(id))
+    );
+    this._rerun = button('Rerun', 'jp-TasksRestored-rerun', () =>
+      this._act('rerun', this._rerun, id => this._connection.rerun(id), true)
+    );
     const log = button('Open log', 'jp-TasksRestored-openLog', () => openLog(this._task.id));
-    this._cancel = button('Cancel', 'jp-TasksRestored-cancel', () => {
-      this._cancel.disabled = true;
-      this._connection.cancel(this._task.id).then(
-        task => this._update(task),
-        () => (this._cancel.disabled = false)
-      );
-    });
-    buttons.append(log, this._cancel);
-    this.node.append(this._header, this._note, this._output, this._result, this._error, buttons);
+    buttons.append(this._cancel, this._rerun, log);
+    this.node.append(
+      this._header,
+      this._note,
+      this._question,
+      this._output,
+      this._result,
+      this._error,
+      this._problem,
+      buttons
+    );
     this._connection.eventsApplied.connect(this._onEvent, this);
     this._timer = setInterval(() => this._tick(), 1000);
     this._render();
@@ -244,8 +256,60 @@ export class RestoredTaskView extends Widget {
   }
 
   private _update(task: ITask): void {
+    if (task.id !== this._task.id) {
+      return; // an answer about the task this view showed before a rerun
+    }
     this._task = task;
     this._render();
+  }
+
+  /**
+   * An action over the REST API, its button disabled meanwhile; a refusal (a
+   * 4xx's detail) is shown in the view. With `follow`, the answer is a new task
+   * (a rerun) and the view shows it from now on, as the kernel's card does.
+   */
+  private _act(
+    what: string,
+    control: HTMLButtonElement,
+    action: (id: string) => Promise<ITask>,
+    follow = false
+  ): void {
+    control.disabled = true;
+    this._problem.textContent = '';
+    action(this._task.id).then(
+      task => {
+        if (this.isDisposed) {
+          return;
+        }
+        if (follow) {
+          this._retarget(task);
+        } else {
+          this._update(task);
+        }
+      },
+      (error: Error) => {
+        if (!this.isDisposed) {
+          this._problem.textContent = `Could not ${what}: ${error.message}`;
+          this._render();
+        }
+      }
+    );
+  }
+
+  /** Show another task (the rerun): its own log from the start, its own clock. */
+  private _retarget(task: ITask): void {
+    this._task = task;
+    this.node.dataset.taskId = task.id;
+    this._note.textContent = 'A rerun started from this view; shown live from the task.';
+    this._after = 0;
+    this._output.replaceChildren();
+    this._question.replaceChildren();
+    this._questionKey = null;
+    this._sinceFetch = 0;
+    clearInterval(this._timer);
+    this._timer = setInterval(() => this._tick(), 1000);
+    this._render();
+    void this._fetch();
   }
 
   /** Elapsed time each second; reads the log while the event stream is down. */
@@ -296,11 +360,71 @@ export class RestoredTaskView extends Widget {
     (this._header.firstChild as HTMLElement).dataset.status = status;
     const error = task.error && task.status !== 'cancelled' ? task.error : null;
     this._error.textContent = error ? `${error.type}: ${error.message}` : '';
-    this._result.textContent =
-      task.status === 'succeeded' && task.result != null ? `→ ${resultText(task.result)}` : '';
+    this._renderResult(task);
+    this._renderQuestion(task);
     // not `hidden`: JupyterLab's button style sets `display` and would win
     this._cancel.style.display = isActive(task) ? '' : 'none';
     this._cancel.disabled = !!task.cancel_requested;
+    this._rerun.style.display = isActive(task) ? 'none' : '';
+    this._rerun.disabled = false;
+  }
+
+  /** The value's repr once the task succeeded, as the card shows it. */
+  private _renderResult(task: ITask): void {
+    const text = task.status === 'succeeded' && task.result != null ? resultText(task.result) : '';
+    if (text === this._resultShown) {
+      return;
+    }
+    this._resultShown = text;
+    if (!text) {
+      this._result.replaceChildren();
+      return;
+    }
+    const value = document.createElement('pre');
+    value.className = 'jp-TasksRestored-resultValue';
+    value.textContent = text;
+    this._result.replaceChildren(span('jp-TasksRestored-resultCaption', 'result'), value);
+  }
+
+  /** The pending question with one button per answer (a text field when any answer goes). */
+  private _renderQuestion(task: ITask): void {
+    const question = pendingQuestion(task);
+    const key = question ? `${task.id}\n${question.asked_at ?? ''}\n${question.prompt}` : null;
+    if (key === this._questionKey) {
+      return; // unchanged: keep what the user is typing
+    }
+    this._questionKey = key;
+    if (!question) {
+      this._question.replaceChildren();
+      return;
+    }
+    const prompt = span('jp-TasksRestored-prompt', question.prompt);
+    const answer = (text: string, control: HTMLButtonElement): void =>
+      this._act('send the answer', control, id => this._connection.confirm(id, text));
+    const choices = question.choices ?? [];
+    if (choices.length > 0) {
+      const controls = choices.map(choice => {
+        const control = button(choice, 'jp-TasksRestored-answer jp-mod-accept', () =>
+          answer(choice, control)
+        );
+        control.dataset.answer = choice;
+        return control;
+      });
+      this._question.replaceChildren(prompt, ...controls);
+      return;
+    }
+    const form = document.createElement('form');
+    const input = document.createElement('input');
+    input.className = 'jp-TasksRestored-answerText jp-mod-styled';
+    input.setAttribute('aria-label', 'Answer');
+    const send = button('Send', 'jp-TasksRestored-answer jp-mod-accept', () => undefined);
+    send.type = 'submit';
+    form.append(input, send);
+    form.addEventListener('submit', event => {
+      event.preventDefault();
+      answer(input.value, send);
+    });
+    this._question.replaceChildren(prompt, form);
   }
 
   /** Reads the log until caught up; concurrent calls fold into one more round. */
@@ -359,10 +483,15 @@ export class RestoredTaskView extends Widget {
   private _task: ITask;
   private _header: HTMLDivElement;
   private _note: HTMLDivElement;
+  private _question: HTMLDivElement;
+  private _questionKey: string | null = null;
   private _output: HTMLPreElement;
   private _error: HTMLDivElement;
   private _result: HTMLDivElement;
+  private _resultShown = '';
+  private _problem: HTMLDivElement;
   private _cancel: HTMLButtonElement;
+  private _rerun: HTMLButtonElement;
   private _timer: ReturnType<typeof setInterval>;
   private _after = 0;
   private _sinceFetch = 0;
@@ -415,10 +544,44 @@ function endedAfter(task: ITask, savedAt: number): boolean {
   return Number.isNaN(savedAt) || Number.isNaN(end) || end > savedAt;
 }
 
-/** The stored result as one short line (the card shows its repr the same way). */
-function resultText(result: unknown): string {
-  const text = typeof result === 'string' ? result : (JSON.stringify(result) ?? String(result));
-  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+/** Characters of a result shown, as the kernel's card cuts its repr. */
+const RESULT_CHARS = 2000;
+
+/**
+ * The stored (JSON) result as Python prints the value: the card shows the
+ * value's repr, so `'text'`, `True`, `None` and `{'a': 1}`, not JSON.
+ */
+export function resultText(result: unknown): string {
+  const text = pythonRepr(result);
+  return text.length > RESULT_CHARS ? `${text.slice(0, RESULT_CHARS)}…` : text;
+}
+
+function pythonRepr(value: unknown): string {
+  if (value === null || value === undefined) {
+    return 'None';
+  }
+  if (typeof value === 'boolean') {
+    return value ? 'True' : 'False';
+  }
+  if (typeof value === 'string') {
+    // Python prefers single quotes unless the text holds one and no double quote
+    const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
+    const body = JSON.stringify(value)
+      .slice(1, -1)
+      .replace(/\\"/g, '"')
+      .replace(new RegExp(quote === "'" ? "'" : '"', 'g'), `\\${quote}`);
+    return `${quote}${body}${quote}`;
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map(pythonRepr).join(', ')}]`;
+  }
+  if (typeof value === 'object') {
+    const items = Object.entries(value as Record<string, unknown>).map(
+      ([key, item]) => `${pythonRepr(key)}: ${pythonRepr(item)}`
+    );
+    return `{${items.join(', ')}}`;
+  }
+  return String(value);
 }
 
 function elapsedMs(task: ITask): number | null {
@@ -439,6 +602,12 @@ function formatDuration(ms: number): string {
     return `${Math.floor(seconds / 60)}m ${String(seconds % 60).padStart(2, '0')}s`;
   }
   return `${Math.floor(seconds / 3600)}h ${String(Math.floor(seconds / 60) % 60).padStart(2, '0')}m`;
+}
+
+function div(className: string): HTMLDivElement {
+  const node = document.createElement('div');
+  node.className = className;
+  return node;
 }
 
 function span(className: string, text: string): HTMLSpanElement {
@@ -485,11 +654,21 @@ const STYLE = `
 .jp-TasksRestored-stderr { background: var(--jp-rendermime-error-background); }
 .jp-TasksRestored-error { color: var(--jp-error-color1); }
 .jp-TasksRestored-error:empty { display: none; }
-.jp-TasksRestored-result {
-  font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
-  white-space: pre-wrap; overflow-wrap: anywhere;
-}
 .jp-TasksRestored-result:empty { display: none; }
+.jp-TasksRestored-resultCaption { color: var(--jp-ui-font-color2); font-size: var(--jp-ui-font-size0); }
+.jp-TasksRestored-resultValue {
+  margin: 2px 0 4px; padding: 4px 6px; max-height: 16em; overflow: auto;
+  background: var(--jp-layout-color2); white-space: pre-wrap; overflow-wrap: anywhere;
+  font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
+}
+.jp-TasksRestored-question {
+  display: flex; flex-wrap: wrap; gap: 4px 6px; align-items: center; margin: 4px 0;
+}
+.jp-TasksRestored-question:empty { display: none; }
+.jp-TasksRestored-question form { display: flex; gap: 4px; }
+.jp-TasksRestored-prompt { font-weight: 600; }
+.jp-TasksRestored-problem { color: var(--jp-error-color1); }
+.jp-TasksRestored-problem:empty { display: none; }
 .jp-TasksRestored-buttons { display: flex; gap: 4px; }
 `;
 
