@@ -38,6 +38,7 @@ from .fork import ForkScreen
 from .formatting import parse_ts, short_id
 from .ordering import Sort, fetch_page
 from .queues import QueueOverview
+from .schedules import SchedulesScreen
 from .sources import (
     RESYNC,
     TERMINAL,
@@ -58,6 +59,11 @@ STATS_SECONDS = 2.0
 HOLD_SECONDS = 2.0
 DETAIL_DELAY = 0.12
 TERMINAL_EVENTS = frozenset(f"task.{s}" for s in TERMINAL)
+SCHEDULE_CHANGED = "schedule.changed"
+# actions on the task table's selection: off while the Schedules view is up (its own
+# keys r and d must not also reach a task hidden behind it)
+TASK_ACTIONS = frozenset({"cancel", "rerun", "fork", "answer", "delete", "copy_id", "sort",
+                          "reverse_sort", "focus_filter", "show_schedules"})
 
 
 class TasksDashboard(App[int]):
@@ -77,6 +83,7 @@ class TasksDashboard(App[int]):
         Binding("a", "answer", "Answer"),
         Binding("d", "delete", "Delete"),
         Binding("y", "copy_id", "Copy id"),
+        Binding("t", "show_schedules", "Schedules"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse", show=False),
         Binding("slash", "focus_filter", "Filter"),
@@ -175,7 +182,7 @@ class TasksDashboard(App[int]):
         await super().on_event(event)
 
     def _moves_focus(self, key: str) -> bool:
-        if isinstance(self.screen, ModalScreen):
+        if isinstance(self.screen, ModalScreen) or self.schedules_screen is not None:
             return False
         in_box = isinstance(self.focused, Input) and self.focused in self.filter_bar.children
         if key == "slash":
@@ -269,6 +276,18 @@ class TasksDashboard(App[int]):
             return
         self._show_page(index, cursor, page)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Task actions act only while the task table is what the user looks at."""
+        return action not in TASK_ACTIONS or self.schedules_screen is None
+
+    @property
+    def schedules_screen(self) -> SchedulesScreen | None:
+        """The Schedules view when it is open (modals may sit above it)."""
+        for screen in self.screen_stack:
+            if isinstance(screen, SchedulesScreen):
+                return screen
+        return None
+
     def _show_page(self, index: int, cursor: str | None, page: Page) -> None:
         self.last_page_query = page.elapsed
         t0 = time.perf_counter()
@@ -294,6 +313,9 @@ class TasksDashboard(App[int]):
         if self.overview.counted:
             noun = "matching" if self.filters.active else "tasks"
             shown += f" · {self.overview.total_text()} {noun}"
+        schedule = self.filter_bar.schedule
+        if schedule and self.filters.schedule_id == schedule[0]:
+            shown += f" · firings of {schedule[1]} (esc: schedules)"
         self.sub_title = f"{self.source.description} · {shown} · {self.sort.describe()}"
 
     @on(TaskTable.RequestPage)
@@ -366,8 +388,15 @@ class TasksDashboard(App[int]):
         else:
             lands_here = True
         lineage_ids = set(getattr(self, "_lineage_ids", ()))
+        schedules = self.schedules_screen
         for event in events:
             etype, task_id, task = event.get("type"), event.get("task_id"), event.get("task")
+            if etype == SCHEDULE_CHANGED:  # no task: the Schedules view's alone
+                if schedules is not None:
+                    schedules.apply_event(event)
+                continue
+            if schedules is not None and task and task.get("schedule_id"):
+                schedules.apply_event(event)  # a firing's status is its schedule's last status
             if etype == RESYNC:
                 structural = True
                 self._load_stats()
@@ -621,8 +650,31 @@ class TasksDashboard(App[int]):
         self.table.action_prev_page()
 
     def action_focus_table(self) -> None:
+        if self.focused is self.table and self.filters.schedule_id:
+            # escape on a schedule's firings: back where they were chosen
+            self.filter_bar.schedule = None
+            self.apply_filters(self.filter_bar.filters)
+            self.action_show_schedules()
+            return
         self.set_focus(self.table)
         self._release_keys()
+
+    def action_show_schedules(self) -> None:
+        if not self.ready:
+            self.notify("Still connecting: the schedules come once the tasks are read",
+                        severity="warning")
+            return
+        if self.schedules_screen is None:
+            self.push_screen(SchedulesScreen(lambda: self.source, self.show_firings))
+
+    def show_firings(self, schedule: dict[str, Any]) -> None:
+        """Leave the Schedules view for the task table filtered to this schedule's firings."""
+        screen = self.schedules_screen
+        if screen is not None:
+            screen.dismiss(None)
+        self.apply_filters(self.filter_bar.show_schedule(schedule["id"],
+                                                         schedule.get("name") or "schedule"))
+        self.set_focus(self.table)
 
     def screen_text(self) -> str:
         """The current screen (modals included) as plain text, for tests and logs."""

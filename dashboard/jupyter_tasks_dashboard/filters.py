@@ -19,6 +19,9 @@ STATUS_CHOICES: list[tuple[str, tuple[str, ...]]] = [
 class FilterBar(Horizontal):
     """Inputs that post ``FilterBar.Changed`` with the new ``Filters`` on submit or select."""
 
+    # (id, name) of the schedule whose firings are shown (chosen in the Schedules view)
+    schedule: tuple[str, str] | None = None
+
     class Changed(Message):
         """``submitted``: Enter in a text box (the app then gives the table the focus)."""
 
@@ -44,7 +47,8 @@ class FilterBar(Horizontal):
         def text(widget_id: str) -> str | None:
             return self.query_one(widget_id, Input).value.strip() or None
         return Filters(statuses=statuses, name=text("#filter-name"),
-                       owner=text("#filter-owner"), search=text("#filter-search"))
+                       owner=text("#filter-owner"), search=text("#filter-search"),
+                       schedule_id=self.schedule[0] if self.schedule else None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -62,8 +66,19 @@ class FilterBar(Horizontal):
         else:
             select.value = label
 
+    def show_schedule(self, schedule_id: str, name: str) -> Filters:
+        """Only this schedule's firings, every other filter emptied; the new filters."""
+        self.schedule = (schedule_id, name)
+        for widget_id in ("#filter-search", "#filter-name", "#filter-owner"):
+            self.query_one(widget_id, Input).value = ""
+        select = self.query_one("#filter-status", Select)
+        with select.prevent(Select.Changed):  # the caller applies the filters itself
+            select.clear()
+        return self.filters
+
     def clear(self) -> None:
-        """Empty every box and the status; posts one change."""
+        """Empty every box and the status (and the schedule); posts one change."""
+        self.schedule = None
         for widget_id in ("#filter-search", "#filter-name", "#filter-owner"):
             self.query_one(widget_id, Input).value = ""
         select = self.query_one("#filter-status", Select)

@@ -56,6 +56,8 @@ class Filters:
     search: str | None = None
     sort: str = "created"
     descending: bool = True
+    schedule_id: str | None = None  # the firings of one schedule
+
 
     def matches(self, task: dict[str, Any]) -> bool:
         """Whether a task (API JSON) passes the filters (used for live inserts)."""
@@ -64,6 +66,8 @@ class Filters:
         if self.name and task.get("name") != self.name:
             return False
         if self.owner and task.get("owner") != self.owner:
+            return False
+        if self.schedule_id and task.get("schedule_id") != self.schedule_id:
             return False
         if self.search:
             needle = self.search.lower()
@@ -75,7 +79,7 @@ class Filters:
     @property
     def narrows(self) -> bool:
         """Whether anything beyond the status set narrows the tasks."""
-        return bool(self.name or self.owner or self.search)
+        return bool(self.name or self.owner or self.search or self.schedule_id)
 
     @property
     def active(self) -> bool:
@@ -180,6 +184,24 @@ class DataSource(ABC):
     def events(self) -> AsyncIterator[dict[str, Any]]:
         """Live events (``{"id", "type", "task_id", "ts", "task"}``), forever."""
 
+    # schedules (the API's schedule JSON); each raises ActionError like the task actions
+
+    @abstractmethod
+    async def list_schedules(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def pause_schedule(self, schedule_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def resume_schedule(self, schedule_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def run_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """Fire the schedule now; the new task."""
+
+    @abstractmethod
+    async def delete_schedule(self, schedule_id: str) -> None: ...
+
     async def details(self, task_id: str) -> Details:
         """The task, its artifacts, and the lineage tree it belongs to."""
         task = await self.get_task(task_id)
@@ -276,6 +298,8 @@ class ServerSource(DataSource):
             params["owner"] = filters.owner
         if filters.search:
             params["search"] = filters.search
+        if filters.schedule_id:
+            params["schedule_id"] = filters.schedule_id
         if filters.sort != "created":
             params["sort"] = filters.sort
         params["order"] = "desc" if filters.descending else "asc"
@@ -321,6 +345,22 @@ class ServerSource(DataSource):
 
     async def delete(self, task_id: str) -> None:
         await self._call(self.client.delete(task_id))
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        answer = await self._call(self.client.request("GET", "schedules"))
+        return (answer or {}).get("schedules") or []
+
+    async def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self._call(self.client.request("POST", f"schedules/{schedule_id}/pause"))
+
+    async def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self._call(self.client.request("POST", f"schedules/{schedule_id}/resume"))
+
+    async def run_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self._call(self.client.request("POST", f"schedules/{schedule_id}/run"))
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._call(self.client.request("DELETE", f"schedules/{schedule_id}"))
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Live events; after a drop, reconnect with ``since=<last id seen>``.
@@ -387,6 +427,7 @@ class DatabaseSource(DataSource):
         # so that page queries, which share the store's single database thread, never wait
         self._reader: ThreadPoolExecutor | None = None
         self._reader_conn: sqlite3.Connection | None = None
+        self._scheduler: Any = None  # a jupyter_tasks.scheduler.Scheduler (no loop) once used
 
     async def start(self) -> None:
         from jupyter_tasks.manager import TaskManager
@@ -440,7 +481,8 @@ class DatabaseSource(DataSource):
         if filters.statuses:
             where.append(f"status IN ({','.join('?' * len(filters.statuses))})")
             args += list(filters.statuses)
-        for column, value in (("name", filters.name), ("owner", filters.owner)):
+        for column, value in (("name", filters.name), ("owner", filters.owner),
+                              ("schedule_id", filters.schedule_id)):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -486,6 +528,7 @@ class DatabaseSource(DataSource):
             sort=filters.sort, order="desc" if filters.descending else "asc", cursor=cursor,
             limit=limit, statuses=filters.statuses or None, name=filters.name or None,
             owners=[filters.owner] if filters.owner else None, search=filters.search or None,
+            schedule_id=filters.schedule_id,
         ))
         return Page([t.to_json() for t in page.tasks], page.next_cursor,
                     time.perf_counter() - t0)
@@ -535,6 +578,29 @@ class DatabaseSource(DataSource):
 
     async def delete(self, task_id: str) -> None:
         await self._call(self.manager.delete(task_id))
+
+    def _schedules(self) -> Any:
+        if self._scheduler is None:
+            from jupyter_tasks.scheduler import Scheduler
+
+            # its operations only: the firing loop belongs to the server and the workers
+            self._scheduler = Scheduler(self.manager)
+        return self._scheduler
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        return [s.to_json() for s in await self._call(self.manager.store.list_schedules())]
+
+    async def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return (await self._call(self._schedules().pause(schedule_id))).to_json()
+
+    async def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return (await self._call(self._schedules().resume(schedule_id))).to_json()
+
+    async def run_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return (await self._call(self._schedules().run_now(schedule_id))).to_json()
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._call(self._schedules().delete(schedule_id))
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         while True:
