@@ -122,6 +122,12 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
     compute();
   });
 
+  // the latest `compute` for the listeners below, which subscribe once: a new
+  // ResizeObserver per render (each render makes a new `compute`) reported at once
+  // and cost a forced layout in an extra frame for every model change
+  const latestCompute = React.useRef(compute);
+  latestCompute.current = compute;
+
   // follow the scroller's scrolling and resizing (a panel shown after being hidden)
   React.useEffect(() => {
     const scroller = ref.current?.closest<HTMLElement>(props.scrollerSelector);
@@ -133,7 +139,7 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
       if (!frame) {
         frame = requestAnimationFrame(() => {
           frame = 0;
-          compute();
+          latestCompute.current();
         });
       }
     };
@@ -145,7 +151,7 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
       observer?.disconnect();
       cancelAnimationFrame(frame);
     };
-  }, [compute, props.scrollerSelector]);
+  }, [props.scrollerSelector]);
 
   const start = Math.min(range[0], items.length);
   const end = Math.min(Math.max(range[1], start), items.length);
