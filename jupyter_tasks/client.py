@@ -10,7 +10,7 @@
                 break
         done = await client.wait(task["id"])
 
-Every method returns the JSON of ``API.md``. An error answer raises
+Every method returns the JSON of ``docs/reference/rest-api.md``. An error answer raises
 ``TasksClientError`` carrying the HTTP status and the problem+json document
 (``detail`` is the human message, ``errors`` the per-field problems).
 """

@@ -1,6 +1,6 @@
 """Where the dashboard's data comes from: a Jupyter server (REST + websocket) or the database.
 
-Both sources speak the API's JSON (task dicts as in ``API.md``) so the widgets
+Both sources speak the API's JSON (task dicts as in ``docs/reference/rest-api.md``) so the widgets
 never care which one they talk to. Errors of actions are raised as
 ``ActionError`` with the message people should read (the server's
 problem+json ``detail`` and field problems, or the engine's message).

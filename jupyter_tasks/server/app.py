@@ -165,7 +165,7 @@ class JupyterTasksApp(ExtensionApp):
         self.log.info("jupyter_tasks | database %s, workers %s", self.resolved_db_path, queues)
 
     def initialize_handlers(self) -> None:
-        """Every route of API.md."""
+        """Every route of docs/reference/rest-api.md."""
         from .events import EventsWebSocket
         from .handlers import default_handlers
 

@@ -1,4 +1,4 @@
-"""REST handlers of API.md: each authenticates, parses, makes one manager call and finishes."""
+"""REST handlers (docs/reference/rest-api.md): authenticate, parse, one manager call, finish."""
 
 from __future__ import annotations
 

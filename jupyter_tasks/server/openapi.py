@@ -1,4 +1,4 @@
-"""The OpenAPI 3.0 document of every route of API.md, served at ``/api/tasks/openapi.json``."""
+"""The OpenAPI 3.0 document of every route, at ``/api/tasks/openapi.json`` (docs/reference)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ export class TasksAPI {
 
   async artifacts(id: string): Promise<IArtifact[]> {
     const data = await this._json<IArtifact[] | { artifacts: IArtifact[] }>([id, 'artifacts']);
-    // API.md says "list"; accept the bare array and the wrapped form alike.
+    // docs/reference/rest-api.md says "list"; accept the bare array and the wrapped form alike.
     return Array.isArray(data) ? data : data.artifacts;
   }
 

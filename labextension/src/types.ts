@@ -1,5 +1,5 @@
 /**
- * Shapes of the jupyter-tasks REST and websocket payloads (see API.md).
+ * Shapes of the jupyter-tasks REST and websocket payloads (see docs/reference/rest-api.md).
  *
  * Only the fields the panel reads are typed precisely; the rest stay `unknown`
  * so that a server adding fields never breaks the build.

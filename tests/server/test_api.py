@@ -1,4 +1,4 @@
-"""Every REST route and error code of API.md through pytest-jupyter's in-process server."""
+"""Every REST route and error code (docs/reference/rest-api.md) through pytest-jupyter's server."""
 
 from __future__ import annotations
 
