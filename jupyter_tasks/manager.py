@@ -379,7 +379,7 @@ class TaskManager:
         ``target`` is a coroutine object, a callable (with ``*args``/``**kwargs``),
         the name of a registered task (``params`` or ``**kwargs`` are its
         parameters), or an argv list for a subprocess. Objects that only live in
-        this process (coroutines, callables) cannot be ``job``s.
+        this process (coroutines, callables) cannot be ``job`` tasks.
         """
         options = dict(label=label, task_key=task_key, idempotency_key=idempotency_key,
                        queue=queue, priority=priority, timeout=timeout, max_retries=max_retries,
