@@ -14,8 +14,9 @@ Figures printed:
   * a burst of 1,000 websocket events (500 new tasks + 500 progress updates) pushed
     through the same path as socket messages (JSON.parse + the stream's signal):
     time to apply, time until the DOM shows the result, worst frame meanwhile;
-  * end to end: 1,000 tiny jobs submitted over REST, time until the panel counts
-    them all succeeded.
+  * end to end: 1,000 tiny jobs submitted over REST, time until the model counts
+    them all succeeded and frame times meanwhile, with the panel closed (the peer) and
+    open, and the toasts left up.
 
 The model is reached through ``window.__jupyterTasks``, which the extension sets only
 with the ``jupyter-tasks-debug`` flag (set here in localStorage before the page loads).
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -213,6 +215,44 @@ def submit_many(server: LabServer, bodies: list[dict], threads: int = 8) -> list
         return list(pool.map(one, bodies))
 
 
+def show_panel(page: Any, shown: bool) -> None:
+    """Open the Tasks panel, or collapse the left area (the model still applies events)."""
+    if shown:
+        page.evaluate("() => window.jupyterapp.commands.execute('jupyter-tasks:open')")
+        page.locator(".jp-TasksPanel").wait_for(state="visible")
+    else:
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        page.locator(".jp-TasksPanel").wait_for(state="hidden")
+
+
+def end_to_end(page: Any, server: LabServer, jobs: int, state: str) -> list[float]:
+    """Submit ``jobs`` tiny jobs over REST; frame times until the model counts them done."""
+    base = page.evaluate("() => window.__jupyterTasks.model.count('succeeded')")
+    page.evaluate("""() => {
+      window.__benchFrames = []; let last = performance.now();
+      window.__benchSampling = true;
+      const tick = t => { window.__benchFrames.push(t - last); last = t;
+        if (window.__benchSampling) requestAnimationFrame(tick); };
+      requestAnimationFrame(tick);
+    }""")
+    t = time.perf_counter()
+    submit_many(server, [{"name": "browser_tiny", "params": {"n": i}} for i in range(jobs)])
+    submitted = time.perf_counter() - t
+    page.wait_for_function("n => window.__jupyterTasks.model.count('succeeded') >= n",
+                           arg=base + jobs, timeout=300_000, polling="raf")
+    total = time.perf_counter() - t
+    frames = page.evaluate("() => { window.__benchSampling = false; "
+                           "return window.__benchFrames; }")
+    # each toast is DOM laid out every frame while it is up (1,000 ends made ~700)
+    toasts = page.locator(".Toastify__toast").count()
+    print(f"end to end, panel {state}: {jobs} tiny jobs submitted over REST in "
+          f"{submitted:.1f} s; the model counted them all succeeded after {total:.1f} s "
+          f"({jobs / total:.0f} jobs/s, ~3 events each); frames meanwhile: "
+          f"{frame_summary(frames)}; {toasts} toasts up")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
+    return frames[1:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--history", type=int, default=2000)
@@ -290,13 +330,7 @@ def main() -> int:
                     opened: list[float] = []
                     for round_ in range(args.rounds):
                         for state in ("closed", "open"):
-                            if state == "closed":
-                                page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-                                page.locator(".jp-TasksPanel").wait_for(state="hidden")
-                            else:
-                                page.evaluate("() => window.jupyterapp.commands.execute("
-                                              "'jupyter-tasks:open')")
-                                page.locator(".jp-TasksPanel").wait_for(state="visible")
+                            show_panel(page, state == "open")
                             sample = page.evaluate(FRAME_SAMPLER_JS, args.seconds)
                             (closed if state == "closed" else opened).extend(
                                 sample["deltas"][1:])
@@ -314,30 +348,16 @@ def main() -> int:
                           f"target)")
 
                     if args.jobs:
-                        base = page.evaluate(
-                            "() => window.__jupyterTasks.model.count('succeeded')")
-                        page.evaluate("""() => {
-                          window.__benchFrames = []; let last = performance.now();
-                          window.__benchSampling = true;
-                          const tick = t => { window.__benchFrames.push(t - last); last = t;
-                            if (window.__benchSampling) requestAnimationFrame(tick); };
-                          requestAnimationFrame(tick);
-                        }""")
-                        t = time.perf_counter()
-                        submit_many(server, [{"name": "browser_tiny", "params": {"n": i}}
-                                             for i in range(args.jobs)])
-                        submitted = time.perf_counter() - t
-                        page.wait_for_function(
-                            "n => window.__jupyterTasks.model.count('succeeded') >= n",
-                            arg=base + args.jobs, timeout=300_000, polling="raf")
-                        total = time.perf_counter() - t
-                        frames = page.evaluate(
-                            "() => { window.__benchSampling = false; "
-                            "return window.__benchFrames; }")
-                        print(f"end to end: {args.jobs} tiny jobs submitted over REST in "
-                              f"{submitted:.1f} s; panel counted them all succeeded after "
-                              f"{total:.1f} s ({args.jobs / total:.0f} jobs/s, ~3 events each); "
-                              f"frames meanwhile: {frame_summary(frames)}")
+                        # the same sweep with the panel closed (the peer: the server's work
+                        # and the model's) and open (plus the panel's rendering)
+                        e2e: dict[str, list[float]] = {}
+                        for state in ("closed", "open"):
+                            show_panel(page, state == "open")
+                            e2e[state] = end_to_end(page, server, args.jobs, state)
+                        p50 = percentile(e2e["open"], 50) / percentile(e2e["closed"], 50)
+                        p95 = percentile(e2e["open"], 95) / percentile(e2e["closed"], 95)
+                        print(f"end to end, open/closed frame times: p50 {p50:.2f}x, "
+                              f"p95 {p95:.2f}x")
 
                     if args.burst:
                         burst = page.evaluate(BURST_JS, [args.burst // 2,
