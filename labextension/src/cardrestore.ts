@@ -438,18 +438,25 @@ export class RestoredTaskView extends Widget {
     try {
       do {
         this._again = false;
+        // a rerun retargets the view mid-read: the old task's pages are dropped and
+        // the loop goes on with the new task
+        const id = this._task.id;
+        const moved = (): boolean => this._task.id !== id;
         const complete = await this._connection.api.readLogsAfter(
-          this._task.id,
+          id,
           this._after,
           (entries, next) => {
-            this._append(entries);
-            this._after = next;
+            if (!moved()) {
+              this._append(entries);
+              this._after = next;
+            }
           },
-          () => this.isDisposed
+          () => this.isDisposed || moved()
         );
-        if (!complete) {
+        if (this.isDisposed || (!complete && !moved())) {
           return;
         }
+        this._again ||= moved();
       } while (this._again);
     } catch (error) {
       console.warn('jupyter-tasks: could not read the log of', this._task.id, error);
