@@ -256,35 +256,52 @@ def resolve_checked(target: Target, policy: CallbackPolicy,
 # ================================================================ delivering
 
 
-def _connection(target: Target, addresses: list[tuple[Any, ...]],
-                timeout: float) -> http.client.HTTPConnection:
-    """A connection to ``target.host`` that opens its socket to the checked addresses only."""
-    cls: Any = http.client.HTTPConnection
-    kwargs: dict[str, Any] = {}
-    if target.scheme == "https":
-        cls = http.client.HTTPSConnection
-        kwargs["context"] = ssl.create_default_context()
-    # http.client puts host (and port) in the Host header, and for https uses it for SNI
-    # and the certificate check; only the socket is pinned.
-    conn = cls(target.host, target.port, timeout=timeout, **kwargs)
+class PinnedConnection(http.client.HTTPConnection):
+    """An HTTP(S) connection to ``host`` whose socket goes only to already-checked addresses.
 
-    def pinned(_address: Any, timeout: Any = None, source_address: Any = None) -> socket.socket:
+    http.client puts ``host`` (and port) in the Host header, and TLS uses it for SNI
+    and the certificate check; only where the socket connects is pinned, so a second
+    DNS answer (a rebinding) is never asked for. Overrides the public ``connect``.
+    """
+
+    def __init__(self, host: str, port: int, addresses: list[tuple[Any, ...]], *,
+                 timeout: float, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.addresses = addresses
+        self.tls = tls
+        # the port the Host header leaves out, as HTTPSConnection's for https
+        self.default_port = http.client.HTTPS_PORT if tls is not None else http.client.HTTP_PORT
+
+    def connect(self) -> None:
+        """Open the socket to the first checked address that answers (TLS-wrapped for https)."""
         error: OSError | None = None
-        for family, sockaddr in addresses:
+        for family, sockaddr in self.addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
-                sock.settimeout(timeout)
-                if source_address:
-                    sock.bind(source_address)
+                sock.settimeout(self.timeout)
                 sock.connect(sockaddr)
-                return sock
             except OSError as exc:
                 sock.close()
                 error = exc
+                continue
+            # as HTTPConnection.connect does: small requests are not held back by Nagle
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+                except BaseException:
+                    sock.close()
+                    raise
+            self.sock = sock
+            return
         raise error or OSError("no address to connect to")
 
-    conn._create_connection = pinned  # the hook HTTPConnection.connect opens sockets with
-    return conn
+
+def _connection(target: Target, addresses: list[tuple[Any, ...]],
+                timeout: float) -> http.client.HTTPConnection:
+    """A connection to ``target.host`` that opens its socket to the checked addresses only."""
+    tls = ssl.create_default_context() if target.scheme == "https" else None
+    return PinnedConnection(target.host, target.port, addresses, timeout=timeout, tls=tls)
 
 
 def deliver(url: str, body: bytes, policy: CallbackPolicy, *,

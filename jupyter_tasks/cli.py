@@ -122,13 +122,7 @@ async def _resolve(store: Store, ref: str) -> str:
     if await store.get_task(ref) is not None:
         return ref
 
-    def find(conn: Any) -> list[tuple[str, str, str]]:
-        return conn.execute(
-            "SELECT id, status, coalesce(label, name, '') FROM tasks "
-            "WHERE (id >= ? AND id < ?) OR substr(id, -?) = ? ORDER BY id DESC LIMIT 11",
-            (ref, ref + "\U0010ffff", len(ref), ref)).fetchall()
-
-    rows = await store._read(find)
+    rows = await store.match_ids(ref, limit=11)
     if len(rows) == 1:
         return rows[0][0]
     if not rows and len(ref) == 32:

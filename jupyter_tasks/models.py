@@ -10,7 +10,7 @@ import time
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .values import loads_or_placeholder
 
@@ -190,6 +190,93 @@ JSON_COLUMNS = frozenset(
 )
 
 
+TASK_ID_PATTERN = "^[0-9a-f]{32}$"
+
+
+class JsonField(NamedTuple):
+    """One key of the API's task JSON: the ``Task`` attribute it shows, how, and its schema.
+
+    ``source`` says how the stored column becomes the JSON value: ``column`` as
+    stored, ``json`` a JSON column decoded, ``time`` epoch seconds as ISO 8601 text
+    (``iso``), ``flag`` 0/1 as a boolean, ``derived`` computed from other columns.
+    ``schema`` is the value's OpenAPI schema; ``full`` keys are only in ``?view=full``.
+    """
+
+    key: str
+    source: str
+    schema: dict[str, Any]
+    full: bool = False
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+_STR = {"type": "string"}
+_ISO = {"type": "string", "format": "date-time"}
+_OBJ = {"type": "object", "additionalProperties": True}
+_ID = {"type": "string", "pattern": TASK_ID_PATTERN}
+_COUNT = {"type": "integer", "minimum": 0}
+
+# The task JSON, defined here once: Task.to_json renders it, the store's event
+# snapshot SQL (store.SNAPSHOT_SQL) and the OpenAPI Task and TaskFull schemas are
+# generated from it, and tests/engine/test_contracts.py holds types.ts to it.
+TASK_JSON: tuple[JsonField, ...] = (
+    JsonField("id", "column", _ID),
+    JsonField("kind", "column", {"type": "string", "enum": [k.value for k in TaskKind]}),
+    JsonField("mode", "column", {"type": "string", "enum": [m.value for m in TaskMode]}),
+    JsonField("name", "column", _nullable(_STR)),
+    JsonField("label", "column", _nullable(_STR)),
+    JsonField("status", "column", {"type": "string", "enum": [s.value for s in TaskStatus]}),
+    JsonField("params", "json", {"nullable": True}),
+    JsonField("result", "json", {"nullable": True}),
+    JsonField("error", "json", _nullable(_OBJ)),
+    JsonField("progress", "json", _nullable(_OBJ)),
+    JsonField("task_key", "column", _nullable(_STR)),
+    JsonField("idempotency_key", "column", _nullable(_STR)),
+    JsonField("queue", "column", _STR),
+    JsonField("priority", "column", {"type": "integer"}),
+    JsonField("owner", "column", _nullable(_STR)),
+    JsonField("origin", "json", _nullable(_OBJ)),
+    JsonField("attempts", "column", _COUNT),
+    JsonField("max_retries", "column", {
+        **_COUNT, "description": "retries of the work's own failures (a lost worker is "
+                                 "retried apart, up to the server's bound)"}),
+    JsonField("lost_attempts", "column", {
+        **_COUNT, "description": "attempts retried because their worker was lost"}),
+    JsonField("max_attempts", "derived", {
+        "type": "integer", "minimum": 1,
+        "description": "max_retries + 1 + lost_attempts: the M of 'attempt N of M'"}),
+    JsonField("retry_reason", "column", _nullable({
+        "type": "string", "description": "why the latest attempt after the first began: "
+                                         "'worker lost' or the retried failure"})),
+    JsonField("timeout", "column", _nullable({"type": "number"})),
+    JsonField("parent_id", "column", _nullable(_ID)),
+    JsonField("relationship", "column",
+              _nullable({"type": "string", "enum": ["rerun", "fork", "scheduled"]})),
+    JsonField("schedule_id", "column", _nullable({
+        **_ID, "description": "the schedule that fired this job (kept after the schedule "
+                              "is deleted)"})),
+    JsonField("cancel_requested", "flag", {"type": "boolean"}),
+    JsonField("confirmation", "json", _nullable(_OBJ)),
+    JsonField("created_at", "time", _ISO),
+    JsonField("started_at", "time", _nullable(_ISO)),
+    JsonField("finished_at", "time", _nullable(_ISO)),
+    JsonField("spec", "json", _nullable(_OBJ), full=True),
+    JsonField("resource_usage", "json", _nullable(_OBJ), full=True),
+    JsonField("content_hashes", "json", _nullable(_OBJ), full=True),
+    JsonField("memory_limit_mb", "column", _nullable({"type": "integer"}), full=True),
+    JsonField("worker_id", "column", _nullable(_STR), full=True),
+    JsonField("updated_at", "time", _nullable(_ISO), full=True),
+    JsonField("process", "json", _nullable({
+        **_OBJ, "description": "where a running job's process group lives: pgid, pid, "
+                               "host, started_at (and exit once it ended)"}), full=True),
+    JsonField("value_notes", "json", _nullable({
+        "type": "array", "items": _OBJ,
+        "description": "what the storage rule changed in this task's values"}), full=True),
+)
+
+
 @dataclass(frozen=True)
 class Task:
     """One run of some work, as stored. Immutable: changes go through the store."""
@@ -289,49 +376,25 @@ class Task:
         return replace(self, **changes)
 
     def to_json(self, *, full: bool = False) -> dict[str, Any]:
-        """The API's task JSON; ``full`` adds the ``?view=full`` fields the row holds."""
-        data = {
-            "id": self.id,
-            "kind": self.kind,
-            "mode": self.mode,
-            "name": self.name,
-            "label": self.label,
-            "status": self.status,
-            "params": self.params,
-            "result": self.result,
-            "error": self.error,
-            "progress": self.progress,
-            "task_key": self.task_key,
-            "idempotency_key": self.idempotency_key,
-            "queue": self.queue,
-            "priority": self.priority,
-            "owner": self.owner,
-            "origin": self.origin,
-            "attempts": self.attempts,
-            "max_retries": self.max_retries,
-            "lost_attempts": self.lost_attempts,
-            "max_attempts": self.max_attempts,
-            "retry_reason": self.retry_reason,
-            "timeout": self.timeout,
-            "parent_id": self.parent_id,
-            "relationship": self.relationship,
-            "schedule_id": self.schedule_id,
-            "cancel_requested": self.cancel_requested,
-            "confirmation": self.confirmation,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-        }
-        if full:
-            data["spec"] = self.spec
-            data["resource_usage"] = self.resource_usage
-            data["content_hashes"] = self.content_hashes
-            data["memory_limit_mb"] = self.memory_limit_mb
-            data["worker_id"] = self.worker_id
-            data["updated_at"] = iso(self.updated_at)
-            data["process"] = self.process
-            data["value_notes"] = self.value_notes
-        return data
+        """The API's task JSON (``TASK_JSON``); ``full`` adds the ``?view=full`` fields."""
+        return _full_json(self) if full else _brief_json(self)
+
+
+def _json_maker(json_fields: tuple[JsonField, ...]) -> Any:
+    """A task → JSON dict function for these fields, written out as one dict display.
+
+    Generated like dataclasses' own methods: a display of attribute reads costs
+    a fifth less than any loop over the table, and lists are rendered per task.
+    """
+    items = ", ".join(f"{f.key!r}: iso(task.{f.key})" if f.source == "time"
+                      else f"{f.key!r}: task.{f.key}" for f in json_fields)
+    namespace: dict[str, Any] = {}
+    exec(f"def to_json(task):\n    return {{{items}}}\n", {"iso": iso}, namespace)
+    return namespace["to_json"]
+
+
+_brief_json = _json_maker(tuple(f for f in TASK_JSON if not f.full))
+_full_json = _json_maker(TASK_JSON)
 
 
 _TASK_FIELDS = frozenset(f.name for f in fields(Task))

@@ -1,11 +1,14 @@
 """The SQLite store: every SQL statement of jupyter-tasks lives in this module.
 
-One aiosqlite connection per process. Each write runs as a single function in
-aiosqlite's own thread, inside ``BEGIN IMMEDIATE ... COMMIT``: the task row and
-its event are written together or not at all, and a whole transaction costs one
-hop between the event loop and the database thread. ``BEGIN IMMEDIATE`` takes
-the write lock up front, so concurrent processes queue on ``busy_timeout``
-instead of failing on a read-to-write upgrade.
+Two connections per process. Writes go to one ``sqlite3`` connection used only
+by a thread this module owns (``DatabaseThread``): each write is a function run
+there inside ``BEGIN IMMEDIATE ... COMMIT``, so the task row and its event are
+written together or not at all, and a whole group-committed transaction costs
+one hop between the event loop and that thread. ``BEGIN IMMEDIATE`` takes the
+write lock up front, so concurrent processes queue on ``busy_timeout`` instead
+of failing on a read-to-write upgrade. Reads go through an aiosqlite connection
+of their own, by its public API only (``execute_fetchall``): WAL lets them run
+beside the writer.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -47,11 +51,13 @@ from .models import (
     JSON_COLUMNS,
     MAX_LOST_ATTEMPTS,
     SCHEDULE_CHANGED,
+    TASK_JSON,
     TERMINAL_STATUSES,
     WORKER_LOST,
     Artifact,
     Event,
     EventType,
+    JsonField,
     LogEntry,
     Task,
     TaskMode,
@@ -91,6 +97,104 @@ def _encode(column: str, value: Any) -> Any:
     return value
 
 
+class DatabaseThread:
+    """One ``sqlite3`` connection and the thread that alone uses it: the store's writer.
+
+    Owned here rather than borrowed from aiosqlite because a write transaction is a
+    function run on the connection (group commit: see ``Store._drain``), which
+    aiosqlite's public API does not offer. A daemon thread: it never keeps the
+    interpreter alive at exit.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, name: str) -> None:
+        self._connect = connect
+        # (function, its future or None); None as the function stops the thread
+        self._calls: queue.SimpleQueue[
+            tuple[Callable[[], Any] | None, asyncio.Future[Any] | None]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for functions running on this thread only."""
+        if self._connection is None:
+            raise StoreError("the database connection is closed")
+        return self._connection
+
+    async def start(self) -> None:
+        """Start the thread and open the connection on it."""
+        self._thread.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[sqlite3.Connection] = loop.create_future()
+        self._calls.put((self._connect, future))
+        try:
+            self._connection = await future
+        except BaseException:
+            self._calls.put((None, None))
+            raise
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` on the thread, after everything queued before."""
+        connection = self.connection
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._calls.put((functools.partial(fn, connection, *args), future))
+        return await future
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Queue ``fn()`` for the thread without waiting for it (from any thread)."""
+        self._calls.put((fn, None))
+
+    async def close(self) -> None:
+        """Run what is queued, close the connection and end the thread; safe to call twice."""
+        if not self._thread.is_alive():
+            return
+        connection, self._connection = self._connection, None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._calls.put((connection.close if connection is not None else _no_op, future))
+        self._calls.put((None, None))
+        await future
+
+    def _serve(self) -> None:
+        while True:
+            fn, future = self._calls.get()
+            if fn is None:
+                return
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the caller; the thread goes on
+                if future is not None:
+                    _settle_from_thread(future, False, exc)
+            else:
+                if future is not None:
+                    _settle_from_thread(future, True, result)
+
+
+def _no_op() -> None:
+    return None
+
+
+def _settle_from_thread(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+        future.get_loop().call_soon_threadsafe(_settle_futures, [(future, ok, value)])
+
+
+async def _open_reader(database: str, busy_timeout: float, *,
+                       uri: bool = False) -> aiosqlite.Connection:
+    """The read connection: aiosqlite, set up through its public API only."""
+    reader = await aiosqlite.connect(database, uri=uri, isolation_level=None,
+                                     timeout=busy_timeout)
+    try:
+        reader.row_factory = sqlite3.Row
+        await reader.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        await reader.execute_fetchall("PRAGMA temp_store = MEMORY")
+        # a guard: a write slipped onto this connection would take the lock beside the writer
+        await reader.execute_fetchall("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
 class Finished(NamedTuple):
     """What :meth:`Store.finish` wrote: whether the task ended, its callback, the next job."""
 
@@ -102,11 +206,12 @@ class Finished(NamedTuple):
 class Store:
     """Async access to one jupyter-tasks database file and its artifact folder."""
 
-    def __init__(self, path: str | os.PathLike[str], conn: aiosqlite.Connection,
+    def __init__(self, path: str | os.PathLike[str], writer: DatabaseThread | None,
                  reader: aiosqlite.Connection | None = None) -> None:
         self.path = Path(path)
         self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
-        self._conn = conn
+        # None for a read-only store: it has the reader alone
+        self._writer = writer
         # reads go to a connection (and thread) of their own: WAL lets them run beside
         # the writer, so a GET never waits behind a transaction or a held write lock
         self._reader = reader
@@ -151,23 +256,18 @@ class Store:
         if read_only:
             return await cls._open_read_only(path, busy_timeout)
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
-        # the connection thread must not keep the interpreter alive at exit
-        conn.daemon = True
-        await conn
-        store = cls(path, conn)
+        writer = DatabaseThread(functools.partial(
+            sqlite3.connect, str(path), isolation_level=None, timeout=busy_timeout,
+            check_same_thread=False), name=f"jupyter-tasks store {path.name}")
+        await writer.start()
+        store = cls(path, writer)
         reader: aiosqlite.Connection | None = None
         try:
             await store._run(_setup_connection, busy_timeout)
             await store._run(_migrate)
-            reader = aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
-            reader.daemon = True
-            await reader
-            await reader._execute(_setup_reader, reader._conn, busy_timeout)
+            reader = await _open_reader(str(path), busy_timeout)
         except BaseException:
-            await conn.close()
-            if reader is not None:
-                await reader.close()
+            await writer.close()
             raise
         store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
@@ -175,22 +275,21 @@ class Store:
 
     @classmethod
     async def _open_read_only(cls, path: Path, busy_timeout: float) -> Store:
-        conn = aiosqlite.connect(dbfile.read_only_uri(path), uri=True, isolation_level=None,
-                                 timeout=busy_timeout)
-        conn.daemon = True
-        await conn
-        store = cls(path, conn)
-        store.read_only = True
-        store._closed = True  # no write is ever queued (see _txn)
+        reader = None
         try:
-            await store._run(_setup_reader, busy_timeout)
-            await store._run(_check_version_read_only, str(path))
+            reader = await _open_reader(dbfile.read_only_uri(path), busy_timeout, uri=True)
+            version = (await reader.execute_fetchall("PRAGMA user_version"))
+            _check_version_read_only(next(iter(version))[0], str(path))
         except BaseException as exc:
-            await conn.close()
+            if reader is not None:
+                await reader.close()
             unavailable = dbfile.unavailable_for(path, exc)
             if unavailable is None:
                 raise
             raise unavailable from exc
+        store = cls(path, None, reader)
+        store.read_only = True
+        store._closed = True  # no write is ever queued (see _txn)
         return store
 
     async def close(self) -> None:
@@ -206,7 +305,8 @@ class Store:
                 with contextlib.suppress(Exception):
                     await self._txn(_nothing)
             self._closed = True
-        await self._conn.close()
+        if self._writer is not None:
+            await self._writer.close()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -242,17 +342,19 @@ class Store:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` in the writer's thread (one hop, no transaction)."""
-        return await self._conn._execute(fn, self._conn._conn, *args)
+        if self._writer is None:
+            raise StoreError(f"the store of {self.path} was opened read-only")
+        return await self._writer.call(fn, *args)
 
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run the read ``fn(connection, *args)`` on the read connection, beside any write."""
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of one query on the read connection, beside any write."""
         if self._unavailable is not None:
             raise StoreUnavailable(self._unavailable)
         reader = self._reader
         if reader is None:  # while opening, and after close
-            return await self._run(fn, *args)
+            return await self._run(_fetchall, sql, args)
         try:
-            return await reader._execute(fn, reader._conn, *args)
+            return list(await reader.execute_fetchall(sql, args))
         except sqlite3.OperationalError as exc:
             raise _translate(exc) from exc
         except sqlite3.DatabaseError as exc:
@@ -260,6 +362,10 @@ class Store:
             if unavailable is None:
                 raise
             raise unavailable from exc
+
+    async def _scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """The first column of the first row of one query (on the read connection)."""
+        return (await self._rows(sql, args))[0][0]
 
     async def _txn(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` atomically, in the next group-committed transaction.
@@ -283,15 +389,17 @@ class Store:
         return await future
 
     def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        # straight onto aiosqlite's queue for its thread, not through a coroutine that
+        # straight onto the writer thread's queue, not through a coroutine that
         # would start only on the loop's next turn
-        self._conn._tx.put_nowait((None, functools.partial(self._drain, loop)))
+        assert self._writer is not None  # _txn refuses writes to a read-only store
+        self._writer.call_soon(functools.partial(self._drain, loop))
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the database thread: commit one transaction of queued writes, return results."""
         try:
             self._check_identity()
-            outcomes, committed = _stream_transaction(self._conn._conn, self._ops,
+            assert self._writer is not None
+            outcomes, committed = _stream_transaction(self._writer.connection, self._ops,
                                                       MAX_OPS_PER_COMMIT)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             outcomes, committed = [], False
@@ -359,9 +467,22 @@ class Store:
         """Insert many new tasks (no key checks) in one transaction."""
         return await self._txn(_tx_create_many, list(tasks))
 
+    async def insert_task_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert task rows as given, with no events (history: imports, fixtures); the count.
+
+        Each row maps column names to values; a missing column takes the ``Task``
+        default; an unknown column, or no id, kind, mode or status, raises
+        ``InvalidRequest`` before anything is written.
+        JSON columns take Python values (or ``JSONText``), encoded as the store
+        always encodes them. All rows go in one transaction.
+        """
+        values = [_task_row_values(row) for row in rows]
+        return await self._txn(_tx_insert_rows, values)
+
     async def get_task(self, task_id: str) -> Task | None:
         """The task with this id, or None."""
-        return await self._read(_get_task, task_id)
+        rows = await self._rows(_GET_TASK, (task_id,))
+        return Task.from_row(rows[0]) if rows else None
 
     async def require_task(self, task_id: str) -> Task:
         """The task with this id, or ``TaskNotFound``."""
@@ -407,7 +528,7 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
         args.append(int(limit))
-        return await self._read(_select_tasks, sql, args)
+        return [Task.from_row(row) for row in await self._rows(sql, args)]
 
     async def page_tasks(
         self,
@@ -472,8 +593,11 @@ class Store:
         sql += f" ORDER BY {order_by} LIMIT ?"
         head_args = [now] if sort == "duration" else []
         args = [*head_args, *args, int(limit) + 1]
-        tasks, last_value = await self._read(_select_page, sql, args, int(limit),
-                                                  sort != "created")
+        rows = await self._rows(sql, args)
+        # the sort value of the page's last row, for the cursor of the next page
+        last_value = rows[limit - 1]["sort_value"] if len(rows) > limit and sort != "created" \
+            else None
+        tasks = [Task.from_row(row) for row in rows]
         if len(tasks) <= limit:
             return TaskPage(tasks, None)
         tasks = tasks[:limit]
@@ -481,15 +605,29 @@ class Store:
             return TaskPage(tasks, tasks[-1].id)
         return TaskPage(tasks, _encode_list_cursor(sort, order, last_value, tasks[-1].id, now))
 
+    async def match_ids(self, fragment: str, limit: int = 11) -> list[tuple[str, str, str]]:
+        """(id, status, label or name) of tasks whose id starts or ends with ``fragment``.
+
+        Newest first, at most ``limit``: how a short id typed by a person is resolved.
+        """
+        rows = await self._rows(
+            "SELECT id, status, coalesce(label, name, '') FROM tasks "
+            "WHERE (id >= ? AND id < ?) OR substr(id, -?) = ? ORDER BY id DESC LIMIT ?",
+            (fragment, fragment + "\U0010ffff", len(fragment), fragment, int(limit)))
+        return [(row[0], row[1], row[2]) for row in rows]
+
     async def count_tasks(self, owners: Iterable[str] | None = None) -> int:
         """How many tasks the store holds (for these owners)."""
-        return await self._read(_count_tasks, None if owners is None else list(owners))
+        if owners is None:
+            return await self._scalar("SELECT count(*) FROM tasks")
+        owners = list(owners)
+        return await self._scalar(
+            f"SELECT count(*) FROM tasks WHERE owner IN ({','.join('?' * len(owners))})", owners)
 
     async def children(self, task_id: str) -> list[Task]:
         """Reruns and forks made from this task, oldest first."""
-        return await self._read(
-            _select_tasks, "SELECT * FROM tasks WHERE parent_id = ? ORDER BY id", [task_id]
-        )
+        rows = await self._rows("SELECT * FROM tasks WHERE parent_id = ? ORDER BY id", [task_id])
+        return [Task.from_row(row) for row in rows]
 
     async def transition(
         self,
@@ -564,7 +702,10 @@ class Store:
 
     async def get_logs(self, task_id: str, after: int = 0, limit: int = 1000) -> list[LogEntry]:
         """Log chunks of a task with seq greater than ``after``, oldest first."""
-        return await self._read(_get_logs, task_id, after, limit)
+        rows = await self._rows(
+            "SELECT seq, ts, stream, text FROM task_logs WHERE task_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?", (task_id, after, limit))
+        return [LogEntry(*row) for row in rows]
 
     # ------------------------------------------------------------- durable queue
 
@@ -600,7 +741,11 @@ class Store:
 
     async def list_workers(self, *, include_stopped: bool = False) -> list[WorkerInfo]:
         """Known workers, newest heartbeat first."""
-        return await self._read(_list_workers, include_stopped)
+        sql = "SELECT * FROM workers"
+        if not include_stopped:
+            sql += " WHERE stopped_at IS NULL"
+        rows = await self._rows(sql + " ORDER BY heartbeat_at DESC")
+        return [_worker_from_row(row) for row in rows]
 
     async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None,
                    cleared: Mapping[str, Mapping[str, Any]] | None = None,
@@ -623,7 +768,9 @@ class Store:
     async def reap_candidates(self, dead_worker_ids: Sequence[str],
                               now: float | None = None) -> list[Task]:
         """The running tasks ``reap`` would settle now: of dead workers, or past their lease."""
-        return await self._read(_reap_candidates, list(dead_worker_ids), now or time.time())
+        rows = await self._rows(*_reap_candidates_query(list(dead_worker_ids),
+                                                        now or time.time()))
+        return [Task.from_row(row) for row in rows]
 
     async def set_process(self, task_id: str, worker_id: str,
                           process: Mapping[str, Any] | None) -> bool:
@@ -666,14 +813,14 @@ class Store:
 
     async def list_artifacts(self, task_id: str) -> list[Artifact]:
         """A task's artifacts by name."""
-        return await self._read(_list_artifacts, task_id, None)
+        return [Artifact(*row) for row in await self._rows(*_artifacts_query(task_id, None))]
 
     async def get_artifact(self, task_id: str, name: str) -> Artifact | None:
         """One artifact's record, or None."""
         if not valid_artifact_name(name):
             return None
-        found = await self._read(_list_artifacts, task_id, name)
-        return found[0] if found else None
+        found = await self._rows(*_artifacts_query(task_id, name))
+        return Artifact(*found[0]) if found else None
 
     def artifact_path(self, artifact: Artifact) -> Path:
         """Where an artifact's bytes are on disk (always inside the task's folder)."""
@@ -690,16 +837,18 @@ class Store:
         owners: Iterable[str] | None = None,
     ) -> list[Event]:
         """Events with id greater than ``after_id``, oldest first."""
-        return await self._read(
-            _events_after, after_id, limit, task_id, None if owners is None else list(owners)
-        )
+        rows = await self._rows(*_events_query(after_id, limit, task_id,
+                                               None if owners is None else list(owners)))
+        return [Event.from_row(row) for row in rows]
 
     async def last_event_id(self) -> int:
         """The id of the newest event (0 when none)."""
-        return await self._read(_scalar, "SELECT ifnull(max(id), 0) FROM events", ())
+        return await self._scalar("SELECT ifnull(max(id), 0) FROM events")
 
     async def data_version(self) -> int:
         """SQLite's counter that moves when another connection commits."""
+        if self._writer is None:  # read-only: its one connection
+            return await self._scalar("PRAGMA data_version")
         return await self._run(_scalar, "PRAGMA data_version", ())
 
     # ----------------------------------------------------------------- schedules
@@ -710,7 +859,8 @@ class Store:
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
         """The schedule with this id (its last task's status joined in), or None."""
-        return await self._read(_get_schedule, schedule_id)
+        rows = await self._rows(_SCHEDULE_SELECT + " WHERE s.id = ?", (schedule_id,))
+        return _schedule_from_row(rows[0]) if rows else None
 
     async def require_schedule(self, schedule_id: str) -> Schedule:
         """The schedule with this id, or ``ScheduleNotFound``."""
@@ -721,7 +871,11 @@ class Store:
 
     async def list_schedules(self, owners: Iterable[str] | None = None) -> list[Schedule]:
         """Schedules newest first (of these owners; None: everyone's)."""
-        return await self._read(_list_schedules, None if owners is None else list(owners))
+        sql, args = _SCHEDULE_SELECT, []
+        if owners is not None:
+            args = list(owners)
+            sql += f" WHERE s.owner IN ({','.join('?' * len(args))})"
+        return [_schedule_from_row(r) for r in await self._rows(sql + " ORDER BY s.id DESC", args)]
 
     async def update_schedule(self, schedule_id: str, changes: Mapping[str, Any]) -> Schedule:
         """Apply column ``changes`` (``updated_at`` set here) and append the event."""
@@ -733,12 +887,14 @@ class Store:
 
     async def due_schedules(self, now: float, limit: int = 1000) -> list[Schedule]:
         """Unpaused schedules whose next firing is at or before ``now``, earliest first."""
-        return await self._read(_due_schedules, now, limit)
+        rows = await self._rows(_SCHEDULE_SELECT + " WHERE s.next_run_at <= ? "
+                                "ORDER BY s.next_run_at LIMIT ?", (now, limit))
+        return [_schedule_from_row(r) for r in rows]
 
     async def next_schedule_due(self) -> float | None:
         """The earliest ``next_run_at`` of all unpaused schedules (None: none)."""
-        return await self._read(_scalar, "SELECT min(next_run_at) FROM schedules "
-                                         "WHERE next_run_at IS NOT NULL", ())
+        return await self._scalar("SELECT min(next_run_at) FROM schedules "
+                                  "WHERE next_run_at IS NOT NULL")
 
     async def advance_schedule(self, schedule_id: str, expected_next: float, next_run_at: float,
                                fired_at: float | None = None,
@@ -764,9 +920,31 @@ class Store:
 
     # --------------------------------------------------------------------- stats
 
-    async def stats(self, owners: Iterable[str] | None = None) -> dict[str, Any]:
-        """Counts per queue (queued/running) and per status."""
-        return await self._read(_stats, None if owners is None else list(owners))
+    async def stats(self, owners: Iterable[str] | None = None, *,
+                    statuses: Iterable[str] | None = None, name: str | None = None,
+                    search: str | None = None, schedule_id: str | None = None
+                    ) -> dict[str, Any]:
+        """Counts per queue (queued/running) and per status, of the tasks the filters match.
+
+        The filters are those of :meth:`list_tasks`; every status is in the result
+        (0 when none).
+        """
+        counts: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
+        queues: dict[str, dict[str, int]] = {}
+        filtered = _task_filters(statuses, name, None, owners, None, None, None, None, None,
+                                 None, search, schedule_id)
+        if filtered is None:
+            return {"queues": queues, "statuses": counts}
+        where, args = filtered
+        sql = "SELECT queue, status, count(*) FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        for queue_name, status, count in await self._rows(sql + " GROUP BY queue, status", args):
+            q = queues.setdefault(queue_name, {"queued": 0, "running": 0})
+            if status in ACTIVE_STATUSES:
+                q[status] += count
+            counts[status] = counts.get(status, 0) + count
+        return {"queues": queues, "statuses": counts}
 
     async def prune(self, finished_before: float, events_before: float) -> int:
         """Forget finished tasks older than a time and events older than another."""
@@ -796,16 +974,7 @@ def _setup_connection(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _setup_reader(conn: sqlite3.Connection, busy_timeout: float) -> None:
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    conn.execute("PRAGMA temp_store = MEMORY")
-    # a guard: a write slipped onto this connection would take the lock beside the writer
-    conn.execute("PRAGMA query_only = ON")
-
-
-def _check_version_read_only(conn: sqlite3.Connection, path: str) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def _check_version_read_only(version: int, path: str) -> None:
     if version > LATEST_VERSION:
         raise StoreError(
             f"database schema version {version} of {path} is newer than this jupyter-tasks "
@@ -815,6 +984,10 @@ def _check_version_read_only(conn: sqlite3.Connection, path: str) -> None:
             f"database {path} has schema version {version}, older than this jupyter-tasks "
             f"({LATEST_VERSION}); it cannot be upgraded read-only: start the server (or any "
             "writer) once to migrate it")
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+    return conn.execute(sql, args).fetchall()
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -966,13 +1139,12 @@ def _scalar(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
     return conn.execute(sql, args).fetchone()[0]
 
 
+_GET_TASK = "SELECT * FROM tasks WHERE id = ?"
+
+
 def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
-    row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    row = conn.execute(_GET_TASK, (task_id,)).fetchone()
     return Task.from_row(row) if row else None
-
-
-def _select_tasks(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Task]:
-    return [Task.from_row(row) for row in conn.execute(sql, args)]
 
 
 # the sort keys of page_tasks, in SQL: never NULL (a NULL would drop out of the keyset's
@@ -1049,14 +1221,6 @@ def _task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | 
     return where, args
 
 
-def _select_page(conn: sqlite3.Connection, sql: str, args: Sequence[Any], limit: int,
-                 keyed: bool) -> tuple[list[Task], Any]:
-    """The tasks of a page query, and the sort value of its ``limit``-th row."""
-    rows = conn.execute(sql, args).fetchall()
-    last = rows[limit - 1]["sort_value"] if len(rows) > limit and keyed else None
-    return [Task.from_row(row) for row in rows], last
-
-
 def _encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:
     raw = json.dumps([sort, order, value, task_id, now], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -1089,14 +1253,6 @@ def _decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, f
 _TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _count_tasks(conn: sqlite3.Connection, owners: list[str] | None) -> int:
-    if owners is None:
-        return conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
-    marks = ",".join("?" * len(owners))
-    sql = f"SELECT count(*) FROM tasks WHERE owner IN ({marks})"
-    return conn.execute(sql, owners).fetchone()[0]
-
-
 def _iso_sql(column: str) -> str:
     # the same truncation to milliseconds as models.iso()
     return (f"CASE WHEN {column} IS NULL THEN NULL ELSE "
@@ -1104,25 +1260,29 @@ def _iso_sql(column: str) -> str:
             f"printf('.%03dZ', CAST(({column} - CAST({column} AS INTEGER)) * 1000 AS INTEGER)) END")
 
 
-# The API's task JSON (Task.to_json()) rendered by SQLite itself: an event's
-# snapshot then costs no Python decoding or encoding, which matters for the
-# steady stream of progress events of many running tasks.
+# How each kind of TASK_JSON field is rendered in SQL (models.JsonField.source),
+# and the derived ones' expressions: the snapshot is generated from the one table.
+_SNAPSHOT_SOURCES: dict[str, Callable[[str], str]] = {
+    "column": lambda column: column,
+    "json": lambda column: f"json({column})",
+    "time": _iso_sql,
+    "flag": lambda column: f"json(CASE WHEN {column} THEN 'true' ELSE 'false' END)",
+}
+_DERIVED_SQL = {"max_attempts": "max_retries + 1 + lost_attempts"}
+
+
+def _snapshot_expr(f: JsonField) -> str:
+    if f.source == "derived":
+        return _DERIVED_SQL[f.key]  # a KeyError at import: a derived field needs its SQL
+    return _SNAPSHOT_SOURCES[f.source](f.key)
+
+
+# The API's task JSON (Task.to_json()) rendered by SQLite itself, from the same
+# field table (models.TASK_JSON): an event's snapshot then costs no Python
+# decoding or encoding, which matters for the steady stream of progress events
+# of many running tasks.
 SNAPSHOT_SQL = "json_object(" + ", ".join(
-    f"'{key}', {expr}" for key, expr in [
-        ("id", "id"), ("kind", "kind"), ("mode", "mode"), ("name", "name"), ("label", "label"),
-        ("status", "status"), ("params", "json(params)"), ("result", "json(result)"),
-        ("error", "json(error)"), ("progress", "json(progress)"), ("task_key", "task_key"),
-        ("idempotency_key", "idempotency_key"), ("queue", "queue"), ("priority", "priority"),
-        ("owner", "owner"), ("origin", "json(origin)"), ("attempts", "attempts"),
-        ("max_retries", "max_retries"), ("lost_attempts", "lost_attempts"),
-        ("max_attempts", "max_retries + 1 + lost_attempts"), ("retry_reason", "retry_reason"),
-        ("timeout", "timeout"), ("parent_id", "parent_id"),
-        ("relationship", "relationship"), ("schedule_id", "schedule_id"),
-        ("cancel_requested", "json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END)"),
-        ("confirmation", "json(confirmation)"), ("created_at", _iso_sql("created_at")),
-        ("started_at", _iso_sql("started_at")), ("finished_at", _iso_sql("finished_at")),
-    ]
-) + ")"
+    f"'{f.key}', {_snapshot_expr(f)}" for f in TASK_JSON if not f.full) + ")"
 _INSERT_EVENT = (
     "INSERT INTO events (task_id, type, ts, owner, task) "
     f"SELECT id, ?, ?, owner, {SNAPSHOT_SQL} FROM tasks WHERE id = ?"
@@ -1167,6 +1327,25 @@ _INSERT_TASK = (
 
 
 _TASK_JSON_AT = [i for i, c in enumerate(_TASK_COLUMNS) if c in JSON_COLUMNS]
+_TASK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Task)
+                  if f.default is not dataclasses.MISSING}
+
+
+def _task_row_values(row: Mapping[str, Any]) -> list[Any]:
+    """One row of ``insert_task_rows`` as the values of ``_INSERT_TASK``, encoded."""
+    problems = [{"field": column, "message": "not a task column"}
+                for column in sorted(row.keys() - set(_TASK_COLUMNS))]
+    problems += [{"field": column, "message": "required"}
+                 for column in _TASK_COLUMNS if column not in _TASK_DEFAULTS and column not in row]
+    if problems:
+        raise InvalidRequest(f"invalid task row: {problems}", errors=problems)
+    return [_encode(column, row.get(column, _TASK_DEFAULTS.get(column)))
+            for column in _TASK_COLUMNS]
+
+
+def _tx_insert_rows(conn: sqlite3.Connection, values: list[list[Any]]) -> int:
+    conn.executemany(_INSERT_TASK, values)
+    return len(values)
 
 
 def _insert_task(conn: sqlite3.Connection, task: Task,
@@ -1369,15 +1548,6 @@ def _tx_append_logs(
     return last
 
 
-def _get_logs(conn: sqlite3.Connection, task_id: str, after: int, limit: int) -> list[LogEntry]:
-    rows = conn.execute(
-        "SELECT seq, ts, stream, text FROM task_logs WHERE task_id = ? AND seq > ? "
-        "ORDER BY seq LIMIT ?",
-        (task_id, after, limit),
-    )
-    return [LogEntry(*row) for row in rows]
-
-
 def _tx_claim(
     conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
 ) -> list[Task]:
@@ -1421,36 +1591,26 @@ def _tx_stop_worker(conn: sqlite3.Connection, worker_id: str) -> None:
     conn.execute("UPDATE workers SET stopped_at = ? WHERE id = ?", (time.time(), worker_id))
 
 
-def _list_workers(conn: sqlite3.Connection, include_stopped: bool) -> list[WorkerInfo]:
-    import json
+def _worker_from_row(row: sqlite3.Row) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"], kind=row["kind"], pid=row["pid"], host=row["host"],
+        started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
+        pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
+        stopped_at=row["stopped_at"],
+    )
 
-    sql = "SELECT * FROM workers"
-    if not include_stopped:
-        sql += " WHERE stopped_at IS NULL"
-    workers = []
-    for row in conn.execute(sql + " ORDER BY heartbeat_at DESC"):
-        workers.append(WorkerInfo(
-            id=row["id"], kind=row["kind"], pid=row["pid"], host=row["host"],
-            started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
-            pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
-            stopped_at=row["stopped_at"],
-        ))
-    return workers
+
+def _reap_candidates_query(dead: list[str], now: float) -> tuple[str, list[Any]]:
+    """The running tasks of dead workers, or past their lease: SQL and arguments."""
+    if dead:
+        marks = ",".join("?" * len(dead))
+        return (f"SELECT * FROM tasks WHERE status = 'running' AND (worker_id IN ({marks}) "
+                "OR lease_expires_at < ?)", [*dead, now])
+    return "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?", [now]
 
 
 def _reap_candidates(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
-    if dead:
-        marks = ",".join("?" * len(dead))
-        rows = conn.execute(
-            f"SELECT * FROM tasks WHERE status = 'running' AND (worker_id IN ({marks}) "
-            "OR lease_expires_at < ?)",
-            [*dead, now],
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?", (now,)
-        ).fetchall()
-    return [Task.from_row(row) for row in rows]
+    return [Task.from_row(row) for row in conn.execute(*_reap_candidates_query(dead, now))]
 
 
 def _tx_set_process(conn: sqlite3.Connection, task_id: str, worker_id: str,
@@ -1542,56 +1702,35 @@ def _tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:
     )
 
 
-def _list_artifacts(conn: sqlite3.Connection, task_id: str, name: str | None) -> list[Artifact]:
+def _artifacts_query(task_id: str, name: str | None) -> tuple[str, list[Any]]:
     sql = "SELECT task_id, name, size, sha256, content_type, created_at FROM artifacts " \
           "WHERE task_id = ?"
     args: list[Any] = [task_id]
     if name is not None:
         sql += " AND name = ?"
         args.append(name)
-    return [Artifact(*row) for row in conn.execute(sql + " ORDER BY name", args)]
+    return sql + " ORDER BY name", args
 
 
-def _events_after(
-    conn: sqlite3.Connection, after_id: int, limit: int, task_id: str | None,
-    owners: list[str] | None,
-) -> list[Event]:
+def _events_query(after_id: int, limit: int, task_id: str | None,
+                  owners: list[str] | None) -> tuple[str, list[Any]]:
     # a 'feed.mark' row only holds the numbering of a feed pruned empty (migration 3)
     sql = "SELECT id, type, task_id, ts, owner, task FROM events WHERE id > ? " \
         "AND type != 'feed.mark'"
     args: list[Any] = [after_id]
     if task_id is not None:
-        # nothing of a task comes before its task.created event: start the scan there
-        created = conn.execute(
-            "SELECT id FROM events WHERE task_id = ? AND type = 'task.created'", (task_id,)
-        ).fetchone()
-        if created is not None:
-            args[0] = max(after_id, created[0] - 1)
+        # nothing of a task comes before its task.created event: the scan starts there
+        # (a constant subquery, so the rowid range still bounds the scan)
+        sql = sql.replace("id > ?", "id > max(?, ifnull((SELECT id - 1 FROM events "
+                          "WHERE task_id = ? AND type = 'task.created'), 0))")
         sql += " AND task_id = ?"
-        args.append(task_id)
+        args += [task_id, task_id]
     if owners is not None:
         sql += f" AND owner IN ({','.join('?' * len(owners))})"
         args += owners
     sql += " ORDER BY id LIMIT ?"
     args.append(limit)
-    return [Event.from_row(row) for row in conn.execute(sql, args)]
-
-
-def _stats(conn: sqlite3.Connection, owners: list[str] | None) -> dict[str, Any]:
-    owner_sql, args = "", []
-    if owners is not None:
-        owner_sql = f" WHERE owner IN ({','.join('?' * len(owners))})"
-        args = owners
-    queues: dict[str, dict[str, int]] = {}
-    statuses: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
-    for queue_name, status, count in conn.execute(
-        f"SELECT queue, status, count(*) FROM tasks{owner_sql} GROUP BY queue, status", args
-    ):
-        q = queues.setdefault(queue_name, {"queued": 0, "running": 0})
-        if status in ACTIVE_STATUSES:
-            q[status] += count
-        statuses[status] = statuses.get(status, 0) + count
-    return {"queues": queues, "statuses": statuses}
+    return sql, args
 
 
 def _tx_prune(conn: sqlite3.Connection, finished_before: float, events_before: float) -> list[str]:
@@ -1635,19 +1774,6 @@ def _schedule_from_row(row: sqlite3.Row) -> Schedule:
 def _get_schedule(conn: sqlite3.Connection, schedule_id: str) -> Schedule | None:
     row = conn.execute(_SCHEDULE_SELECT + " WHERE s.id = ?", (schedule_id,)).fetchone()
     return _schedule_from_row(row) if row is not None else None
-
-
-def _list_schedules(conn: sqlite3.Connection, owners: list[str] | None) -> list[Schedule]:
-    sql, args = _SCHEDULE_SELECT, []
-    if owners is not None:
-        sql += f" WHERE s.owner IN ({','.join('?' * len(owners))})"
-        args = owners
-    return [_schedule_from_row(r) for r in conn.execute(sql + " ORDER BY s.id DESC", args)]
-
-
-def _due_schedules(conn: sqlite3.Connection, now: float, limit: int) -> list[Schedule]:
-    sql = _SCHEDULE_SELECT + " WHERE s.next_run_at <= ? ORDER BY s.next_run_at LIMIT ?"
-    return [_schedule_from_row(r) for r in conn.execute(sql, (now, limit))]
 
 
 def _insert_schedule_event(conn: sqlite3.Connection, schedule_id: str, owner: str | None,

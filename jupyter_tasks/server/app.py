@@ -16,14 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyter_server._tz import utcnow
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from .. import dbfile
 from ..exceptions import StoreBusy, StoreError, StoreUnavailable
 from ..manager import LOOPBACK_HOSTS, TaskManager
-from ..models import ACTIVE_STATUSES
+from ..models import ACTIVE_STATUSES, utcnow
 from ..paths import DB_ENV, default_db_path
 from ..registry import load_task_modules
 from ..scheduler import Scheduler

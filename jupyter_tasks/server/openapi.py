@@ -6,10 +6,10 @@ import copy
 from typing import Any
 
 from .._version import __version__
-from ..models import SCHEDULE_CHANGED, EventType, TaskKind, TaskMode, TaskStatus
+from ..models import SCHEDULE_CHANGED, TASK_ID_PATTERN, TASK_JSON, EventType
 from ..store import LIST_SORTS
 
-ID_PATTERN = "^[0-9a-f]{32}$"
+ID_PATTERN = TASK_ID_PATTERN
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 
@@ -27,45 +27,9 @@ _TIME = {"type": "string", "format": "date-time"}
 _OBJECT = {"type": "object", "additionalProperties": True}
 _ANY: dict[str, Any] = {"nullable": True}
 
-TASK_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "string", "pattern": ID_PATTERN},
-    "kind": {"type": "string", "enum": [k.value for k in TaskKind]},
-    "mode": {"type": "string", "enum": [m.value for m in TaskMode]},
-    "name": _nullable(_STRING),
-    "label": _nullable(_STRING),
-    "status": {"type": "string", "enum": [s.value for s in TaskStatus]},
-    "params": _ANY,
-    "result": _ANY,
-    "error": _nullable(_OBJECT),
-    "progress": _nullable(_OBJECT),
-    "task_key": _nullable(_STRING),
-    "idempotency_key": _nullable(_STRING),
-    "queue": _STRING,
-    "priority": {"type": "integer"},
-    "owner": _nullable(_STRING),
-    "origin": _nullable(_OBJECT),
-    "attempts": {"type": "integer", "minimum": 0},
-    "max_retries": {"type": "integer", "minimum": 0,
-                    "description": "retries of the work's own failures (a lost worker is "
-                                   "retried apart, up to the server's bound)"},
-    "lost_attempts": {"type": "integer", "minimum": 0,
-                      "description": "attempts retried because their worker was lost"},
-    "max_attempts": {"type": "integer", "minimum": 1,
-                     "description": "max_retries + 1 + lost_attempts: the M of 'attempt N of M'"},
-    "retry_reason": _nullable({"type": "string", "description": "why the latest attempt "
-                               "after the first began: 'worker lost' or the retried failure"}),
-    "timeout": _nullable({"type": "number"}),
-    "parent_id": _nullable({"type": "string", "pattern": ID_PATTERN}),
-    "relationship": _nullable({"type": "string", "enum": ["rerun", "fork", "scheduled"]}),
-    "schedule_id": _nullable({"type": "string", "pattern": ID_PATTERN,
-                              "description": "the schedule that fired this job (kept after "
-                                             "the schedule is deleted)"}),
-    "cancel_requested": {"type": "boolean"},
-    "confirmation": _nullable(_OBJECT),
-    "created_at": _TIME,
-    "started_at": _nullable(_TIME),
-    "finished_at": _nullable(_TIME),
-}
+# the task JSON's fields and their schemas are defined once, in models.TASK_JSON
+TASK_PROPERTIES: dict[str, Any] = {f.key: f.schema for f in TASK_JSON if not f.full}
+TASK_FULL_PROPERTIES: dict[str, Any] = {f.key: f.schema for f in TASK_JSON if f.full}
 
 WORK = {
     "name": {"type": "string", "minLength": 1, "maxLength": 1000,
@@ -110,16 +74,12 @@ SCHEMAS: dict[str, Any] = {
     },
     "TaskFull": {
         "allOf": [_ref("Task"), {"type": "object", "properties": {
-            "spec": _nullable(_OBJECT),
-            "resource_usage": _nullable(_OBJECT),
-            "content_hashes": _nullable(_OBJECT),
-            "memory_limit_mb": _nullable({"type": "integer"}),
-            "worker_id": _nullable(_STRING),
-            "updated_at": _nullable(_TIME),
+            **TASK_FULL_PROPERTIES,
+            # added by GET /api/tasks/{task_id}?view=full beside the task's own fields
             "artifacts": {"type": "array", "items": _ref("Artifact")},
             "worker": _nullable(_ref("Worker")),
             "children": {"type": "array", "items": _ref("Task")},
-        }, "required": ["artifacts", "resource_usage", "content_hashes", "worker", "children"]}],
+        }, "required": [*TASK_FULL_PROPERTIES, "artifacts", "worker", "children"]}],
     },
     "TaskList": {
         "type": "object", "required": ["tasks", "next_cursor"],
