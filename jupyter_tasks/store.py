@@ -346,7 +346,7 @@ class Store:
             raise StoreError(f"the store of {self.path} was opened read-only")
         return await self._writer.call(fn, *args)
 
-    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:
         """The rows of one query on the read connection, beside any write."""
         if self._unavailable is not None:
             raise StoreUnavailable(self._unavailable)
@@ -354,7 +354,8 @@ class Store:
         if reader is None:  # while opening, and after close
             return await self._run(_fetchall, sql, args)
         try:
-            return list(await reader.execute_fetchall(sql, args))
+            # fetchall's own list (aiosqlite types it as an Iterable)
+            return await reader.execute_fetchall(sql, args)  # type: ignore[return-value]
         except sqlite3.OperationalError as exc:
             raise _translate(exc) from exc
         except sqlite3.DatabaseError as exc:
