@@ -182,6 +182,8 @@ class TasksDashboard(App[int]):
         await super().on_event(event)
 
     def _moves_focus(self, key: str) -> bool:
+        if isinstance(self.screen, ForkScreen):
+            return self.screen.holds_after(key)
         if isinstance(self.screen, ModalScreen) or self.schedules_screen is not None:
             return False
         in_box = isinstance(self.focused, Input) and self.focused in self.filter_bar.children
@@ -583,8 +585,13 @@ class TasksDashboard(App[int]):
             if new is not None:
                 self.notify(f"Fork of {_name(task)} started as {short_id(new['id'])}")
                 self._load_details(task["id"])
+            if self._held_keys is not None:
+                self.call_after_refresh(self._release_keys)  # once the table has the focus
 
-        self.push_screen(ForkScreen(task, lambda o: self.source.fork(task["id"], o)), forked)
+        # the keys held behind its ctrl+s go to the table once it closed (see _moves_focus),
+        # or back to the dialog when it stays open
+        self.push_screen(ForkScreen(task, lambda o: self.source.fork(task["id"], o),
+                                    on_settled=self._release_keys), forked)
 
     def action_answer(self) -> None:
         task = self._selected()

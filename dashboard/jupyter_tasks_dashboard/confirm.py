@@ -12,10 +12,30 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
 
-class ConfirmScreen(ModalScreen[str | None]):
-    """Shows the question; dismisses with the chosen answer (None on escape)."""
+class ChoiceButton(Button):
+    """A button whose Enter answers at once (a plain Button answers a message later, and
+    the keys typed right after it would reach the closing dialog instead of the table)."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+    def action_press(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ConfirmScreen):
+            screen.choose_button(self.id or "")
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    """Shows the question; dismisses with the chosen answer (None on escape or "Later").
+
+    Enter (the first choice until a button has the focus) and ``1``..``9`` answer at once.
+    """
+
+    # the first choice has the focus from the first key on (on_mount would be too late
+    # for an Enter typed right behind "a")
+    AUTO_FOCUS = "#confirm-dialog Button"
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Close"),
+        Binding("enter", "choose(0)", "First choice", show=False),
+        *(Binding(str(n), f"choose({n - 1})", str(n), show=False) for n in range(1, 10)),
+    ]
 
     def __init__(self, task: dict[str, Any]) -> None:
         super().__init__()
@@ -31,21 +51,28 @@ class ConfirmScreen(ModalScreen[str | None]):
             yield Label(escape(self.prompt), id="confirm-prompt")
             with Horizontal(classes="dialog-buttons"):
                 for i, choice in enumerate(self.choices):
-                    yield Button(choice, id=f"choice-{i}",
-                                 variant="primary" if i == 0 else "default")
-                yield Button("Later", id="choice-later")
-
-    def on_mount(self) -> None:
-        if self.choices:
-            self.query_one("#choice-0", Button).focus()
+                    label = f"{choice} ({i + 1})" if i < 9 else choice
+                    yield ChoiceButton(label, id=f"choice-{i}",
+                                       variant="primary" if i == 0 else "default")
+                yield ChoiceButton("Later", id="choice-later")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # a mouse click (keys answer in ChoiceButton.action_press)
         event.stop()
-        if event.button.id == "choice-later":
-            self.dismiss(None)
-            return
-        index = int((event.button.id or "choice-0").rsplit("-", 1)[1])
-        self.dismiss(self.choices[index])
+        self.choose_button(event.button.id or "")
+
+    def choose_button(self, button_id: str) -> None:
+        """Answer with the choice of this button ("Later": no answer)."""
+        if button_id == "choice-later":
+            self.action_dismiss_none()
+        else:
+            self.action_choose(int(button_id.rsplit("-", 1)[1]))
+
+    def action_choose(self, index: int) -> None:
+        # a second answer typed before the first closed the dialog is ignored
+        if self.is_active and 0 <= index < len(self.choices):
+            self.dismiss(self.choices[index])
 
     def action_dismiss_none(self) -> None:
-        self.dismiss(None)
+        if self.is_active:
+            self.dismiss(None)

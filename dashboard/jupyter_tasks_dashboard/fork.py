@@ -38,19 +38,44 @@ def parse_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
+class FastButton(Button):
+    """A button whose Enter acts at once (a plain Button acts a message later: keys typed
+    right behind it would land in the dialog's text boxes)."""
+
+    def action_press(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ForkScreen):
+            screen.press(self.id or "")
+
+
 class ForkScreen(ModalScreen[dict[str, Any] | None]):
     """Dismisses with the new task once the source accepted the fork (None when closed)."""
+
+    AUTO_FOCUS = "#fork-json"  # the JSON has the keys from the first one on
 
     BINDINGS = [
         Binding("escape", "close", "Close"),
         Binding("ctrl+s", "submit", "Fork"),
     ]
 
-    def __init__(self, task: dict[str, Any], submit: Submit) -> None:
+    def __init__(self, task: dict[str, Any], submit: Submit,
+                 on_settled: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.task_json = task
         self.submit_fork = submit
+        # called when a submit leaves the dialog open (bad JSON, refused by the source):
+        # the keys held behind it go on into the dialog
+        self.on_settled = on_settled
         self.field = EDITED_FIELD.get(task.get("kind") or "")
+
+    def holds_after(self, key: str) -> bool:
+        """Whether the keys typed behind this one (arriving now) must wait.
+
+        Textual hands keys to the widget focused when they arrive: behind ctrl+s (or
+        Enter on a button) they would be typed into the JSON already sent. The app
+        holds them until ``on_settled`` or the dialog closed.
+        """
+        return key == "ctrl+s" or (key == "enter" and isinstance(self.focused, FastButton))
 
     def compose(self) -> ComposeResult:
         task = self.task_json
@@ -68,11 +93,8 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
                         id="fork-label")
             yield Static("", id="fork-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Fork (ctrl+s)", id="fork-submit", variant="primary")
-                yield Button("Close", id="fork-close")
-
-    def on_mount(self) -> None:
-        self.query_one("#fork-json", TextArea).focus()
+                yield FastButton("Fork (ctrl+s)", id="fork-submit", variant="primary")
+                yield FastButton("Close", id="fork-close")
 
     def overrides(self) -> dict[str, Any] | None:
         """The validated overrides, or None with the problem shown."""
@@ -90,20 +112,32 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
         self.query_one("#fork-error", Static).update(f"[b red]{escape(message)}[/]")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # a mouse click (keys act in FastButton.action_press)
         event.stop()
-        if event.button.id == "fork-submit":
+        self.press(event.button.id or "")
+
+    def press(self, button_id: str) -> None:
+        """What the button with this id does."""
+        if button_id == "fork-submit":
             self.action_submit()
         else:
-            self.dismiss(None)
+            self.action_close()
 
     def action_close(self) -> None:
-        self.dismiss(None)
+        if self.is_active:
+            self.dismiss(None)
 
     def action_submit(self) -> None:
         overrides = self.overrides()
-        if overrides is not None:
+        if overrides is None:
+            self._kept()
+        else:
             self.show_error("")
             self._send(overrides)
+
+    def _kept(self) -> None:
+        if self.on_settled is not None:
+            self.on_settled()
 
     @work(exclusive=True, group="fork")
     async def _send(self, overrides: dict[str, Any]) -> None:
@@ -112,5 +146,6 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
         except ActionError as exc:
             self.show_error(str(exc))
             self.notify(f"Fork refused: {exc}", severity="error", timeout=8)
+            self._kept()
             return
         self.dismiss(task)

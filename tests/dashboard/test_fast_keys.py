@@ -12,9 +12,13 @@ from typing import Any
 
 from jupyter_tasks_dashboard.app import TasksDashboard
 from jupyter_tasks_dashboard.ask import AskScreen
+from jupyter_tasks_dashboard.confirm import ConfirmScreen
+from jupyter_tasks_dashboard.fork import ForkScreen
 from jupyter_tasks_dashboard.ordering import Sort
 from jupyter_tasks_dashboard.sources import DatabaseSource
 from textual import events
+
+from jupyter_tasks.context import current_context
 
 from .conftest import until
 
@@ -122,5 +126,76 @@ async def test_typing_a_filter_fast_then_an_action_key(tmp_path):
             await until(lambda: app.table.tasks.get(tasks[1].id, {}).get("status")
                         == "cancelled", pilot, what="parked 1 cancelled")
             assert app.focused is app.table
+    finally:
+        await writer.stop()
+
+
+async def ask_ship() -> str:
+    """Ask a question and return the answer (run in the test's own worker)."""
+    return await current_context.get().confirm("ship it?", ["ship", "hold"])
+
+
+async def test_enter_right_after_a_answers_the_first_choice_and_down_moves(tmp_path):
+    from jupyter_tasks.manager import TaskManager
+
+    writer, _ = await parked_tasks(tmp_path, 2)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with TaskManager(tmp_path / "fast.db", worker_kind="test", make_default=False,
+                               queues={"default": 1}) as runner, \
+                app.run_test(size=SIZE) as pilot:
+            asking = await runner.submit(ask_ship, mode="background", label="asks")
+            table = app.table
+
+            def waiting() -> bool:
+                task = app.detail.current_task or {}
+                return app.detail.task_id == asking.id and bool(task.get("confirmation"))
+
+            await until(lambda: app.ready and asking.id in table.tasks, pilot, what="its row")
+            table.select(asking.id)
+            await until(waiting, pilot, what="the question in the details")
+            row = table.cursor_row
+            # Enter answers with the first choice at once; "down" then moves the table's cursor
+            type_fast(app, "a", "enter", "down")
+            done = await runner.wait(asking.id, timeout=30)
+            assert (done.status, done.result) == ("succeeded", "ship")
+            await until(lambda: not isinstance(app.screen, ConfirmScreen)
+                        and table.cursor_row == row + 1, pilot,
+                        what="closed, and the cursor one row down")
+            assert app.focused is table
+    finally:
+        await writer.stop()
+
+
+async def test_keys_after_forking_reach_the_table_not_the_dialog(tmp_path):
+    writer, tasks = await parked_tasks(tmp_path, 2)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 2, pilot, what="rows")
+            table = app.table
+
+            def copied() -> int:  # (the id is the row under the cursor when "y" arrives)
+                return sum(n.message.startswith("Copied ") for n in app._notifications)
+
+            # ctrl+s sends the fork; "y" typed right behind it copies the selected task's id
+            # (it is not typed into the JSON already sent)
+            await pilot.press("f")
+            await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
+            type_fast(app, "ctrl+s", "y")
+            await until(lambda: table.row_count == 3, pilot, what="the fork's row")
+            await until(lambda: copied() == 1, pilot, what="y acted on the table")
+            assert not isinstance(app.screen, ForkScreen) and app.focused is table
+            # the same through the dialog's button: Enter on it, then "y"
+            await pilot.press("f")
+            await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
+            app.screen.query_one("#fork-submit").focus()
+            await until(lambda: app.focused is app.screen.query_one("#fork-submit"), pilot)
+            type_fast(app, "enter", "y")
+            await until(lambda: table.row_count == 4, pilot, what="the second fork's row")
+            await until(lambda: copied() == 2, pilot, what="y acted on the table again")
+            assert not isinstance(app.screen, ForkScreen) and app.focused is table
+            forks = [t for t in table.tasks.values() if t["id"] not in {x.id for x in tasks}]
+            assert all(t.get("relationship") == "fork" for t in forks), forks
     finally:
         await writer.stop()

@@ -176,7 +176,7 @@ async def test_a_confirmation_is_answered_from_the_dashboard(server):
         await pilot.press("a")
         modal = await until(lambda: isinstance(app.screen, ConfirmScreen) and app.screen, pilot,
                             what="the answer modal")
-        assert [str(b.label) for b in modal.query(Button)] == ["ship", "hold", "Later"]
+        assert [str(b.label) for b in modal.query(Button)] == ["ship (1)", "hold (2)", "Later"]
         assert "ship it?" in app.screen_text()
         await pilot.click("#choice-1")
         done = await client.wait(task["id"], timeout=30)
