@@ -9,7 +9,20 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { TasksModel } from './model';
-import { IArtifact, ILogEntry, ILogPage, IMe, ITask, ITaskEvent, ITaskPage } from './types';
+import { SchedulesModel } from './schedules';
+import {
+  IArtifact,
+  IFieldError,
+  IJobBody,
+  ILogEntry,
+  ILogPage,
+  IMe,
+  INotebookParameters,
+  ISchedule,
+  ITask,
+  ITaskEvent,
+  ITaskPage
+} from './types';
 
 /** Log entries asked for per request. */
 const LOG_PAGE = 1000;
@@ -21,19 +34,83 @@ export const PAGE_SIZE = 100;
 export class TasksAPIError extends Error {
   constructor(
     message: string,
-    readonly status: number
+    readonly status: number,
+    /** The problem+json `errors`: which field is wrong and why. */
+    readonly errors: IFieldError[] = []
   ) {
     super(message);
   }
 }
 
+/** The body of `POST /api/tasks/schedules` (and, all optional, of its PATCH). */
+export interface IScheduleBody {
+  name: string;
+  cron: string;
+  timezone?: string;
+  catch_up?: string;
+  paused?: boolean;
+  job: IJobBody;
+}
+
 export class TasksAPI {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
 
-  list(options: { limit?: number; cursor?: string | null } = {}): Promise<ITaskPage> {
+  list(
+    options: { limit?: number; cursor?: string | null; scheduleId?: string } = {}
+  ): Promise<ITaskPage> {
     return this._json<ITaskPage>([], {
-      query: { limit: String(options.limit ?? PAGE_SIZE), cursor: options.cursor ?? undefined }
+      query: {
+        limit: String(options.limit ?? PAGE_SIZE),
+        cursor: options.cursor ?? undefined,
+        schedule_id: options.scheduleId
+      }
     });
+  }
+
+  /** Submit a job (`POST /api/tasks`): a notebook, a command, code or a registered name. */
+  submit(job: IJobBody): Promise<ITask> {
+    return this._json<ITask>([], { method: 'POST', body: JSON.stringify(job) });
+  }
+
+  /** The names of a notebook's `parameters` cell with their defaults. */
+  notebookParameters(path: string): Promise<INotebookParameters> {
+    return this._json<INotebookParameters>(['notebook-parameters'], { query: { path } });
+  }
+
+  async schedules(): Promise<ISchedule[]> {
+    return (await this._json<{ schedules: ISchedule[] }>(['schedules'])).schedules;
+  }
+
+  createSchedule(body: IScheduleBody): Promise<ISchedule> {
+    return this._json<ISchedule>(['schedules'], { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  updateSchedule(id: string, change: Partial<IScheduleBody>): Promise<ISchedule> {
+    return this._json<ISchedule>(['schedules', id], {
+      method: 'PATCH',
+      body: JSON.stringify(change)
+    });
+  }
+
+  async deleteSchedule(id: string): Promise<void> {
+    await this._fetch(['schedules', id], { method: 'DELETE' });
+  }
+
+  /** `pause`, `resume` (the schedule) or `run` (the new task). */
+  scheduleAction(id: string, action: 'pause' | 'resume'): Promise<ISchedule>;
+  scheduleAction(id: string, action: 'run'): Promise<ITask>;
+  scheduleAction(id: string, action: string): Promise<ISchedule | ITask> {
+    return this._json<ISchedule | ITask>(['schedules', id, action], { method: 'POST' });
+  }
+
+  /** The next run times of a cron rule; a 422 `TasksAPIError` when it is invalid. */
+  async previewSchedule(cron: string, timezone: string, count = 5): Promise<string[]> {
+    const body = JSON.stringify({ cron, timezone, count });
+    const answer = await this._json<{ next_runs: string[] }>(['schedules', 'preview'], {
+      method: 'POST',
+      body
+    });
+    return answer.next_runs;
   }
 
   /** Who the server takes this client for, and its root directory. */
@@ -136,7 +213,8 @@ export class TasksAPI {
       throw new ServerConnection.NetworkError(error as TypeError);
     }
     if (!response.ok) {
-      throw new TasksAPIError(await problemDetail(response), response.status);
+      const problem = await readProblem(response);
+      throw new TasksAPIError(problem.detail, response.status, problem.errors);
     }
     return response;
   }
@@ -150,13 +228,22 @@ export namespace TasksAPI {
   }
 }
 
-async function problemDetail(response: Response): Promise<string> {
+async function readProblem(response: Response): Promise<{ detail: string; errors: IFieldError[] }> {
   const fallback = `${response.status} ${response.statusText}`.trim();
   try {
     const problem = await response.json();
-    return String(problem.detail || problem.title || problem.message || fallback);
+    const errors = Array.isArray(problem.errors)
+      ? problem.errors.map((e: { field?: unknown; message?: unknown }) => ({
+          field: String(e.field ?? ''),
+          message: String(e.message ?? '')
+        }))
+      : [];
+    return {
+      detail: String(problem.detail || problem.title || problem.message || fallback),
+      errors
+    };
   } catch {
-    return fallback;
+    return { detail: fallback, errors: [] };
   }
 }
 
@@ -303,6 +390,7 @@ export namespace EventStream {
 export class TasksConnection implements IDisposable {
   constructor(options: TasksConnection.IOptions) {
     this.model = options.model;
+    this.schedules = options.schedules ?? new SchedulesModel();
     this.api = options.api ?? new TasksAPI();
     this._stream = new EventStream({
       settings: this.api.settings,
@@ -313,6 +401,7 @@ export class TasksConnection implements IDisposable {
   }
 
   readonly model: TasksModel;
+  readonly schedules: SchedulesModel;
   readonly api: TasksAPI;
 
   /** Events that changed the model, in order, as they arrive. */
@@ -408,7 +497,64 @@ export class TasksConnection implements IDisposable {
     return this._transitions;
   }
 
+  /** Re-read the schedules (on each (re)connection; events keep them live between). */
+  async refreshSchedules(): Promise<void> {
+    try {
+      this.schedules.applySnapshot(await this.api.schedules());
+    } catch (error) {
+      console.warn('jupyter-tasks: could not read the schedules', error);
+    }
+  }
+
+  /** Read a schedule's firings into the model (older ones may not be loaded yet). */
+  async loadFirings(scheduleId: string): Promise<void> {
+    const asOf = this.model.lastEventId;
+    const page = await this.api.list({ limit: PAGE_SIZE, scheduleId });
+    this.model.applySnapshots(page.tasks, asOf);
+  }
+
+  /** Submit a job and put it in the model at once. */
+  submit(job: IJobBody): Promise<ITask> {
+    return this._act(() => this.api.submit(job));
+  }
+
+  /** Pause, resume or edit a schedule; the answer goes in the model at once. */
+  async updateSchedule(
+    id: string,
+    change: 'pause' | 'resume' | Partial<IScheduleBody>
+  ): Promise<ISchedule> {
+    const schedule =
+      typeof change === 'string'
+        ? await this.api.scheduleAction(id, change)
+        : await this.api.updateSchedule(id, change);
+    this.schedules.put(schedule);
+    return schedule;
+  }
+
+  async createSchedule(body: IScheduleBody): Promise<ISchedule> {
+    const schedule = await this.api.createSchedule(body);
+    this.schedules.put(schedule);
+    return schedule;
+  }
+
+  async deleteSchedule(id: string): Promise<void> {
+    await this.api.deleteSchedule(id);
+    this.schedules.remove(id);
+  }
+
+  /** Fire a schedule now; @returns the new task. */
+  runSchedule(id: string): Promise<ITask> {
+    return this._act(() => this.api.scheduleAction(id, 'run'));
+  }
+
   private _onEvent(_: EventStream, event: ITaskEvent): void {
+    if (event.type === 'schedule.changed') {
+      // no task: only the event id moves in the task model (to resume after it)
+      if (this.model.applyEvents([event]).length > 0) {
+        this.schedules.applyEvent(event);
+      }
+      return;
+    }
     const previous = this.model.get(event.task_id) ?? null;
     if (this.model.applyEvents([event]).length > 0) {
       this._transitions.emit({ event, previous });
@@ -441,6 +587,7 @@ export class TasksConnection implements IDisposable {
     }
     if (status === 'open') {
       void this._loadIdentity();
+      void this.refreshSchedules();
     }
   }
 
@@ -481,6 +628,7 @@ export namespace TasksConnection {
 
   export interface IOptions {
     model: TasksModel;
+    schedules?: SchedulesModel;
     api?: TasksAPI;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Durations, relative times and sizes, in one style for every view.
  */
+import { ITask } from './types';
 
 /**
  * The id as the dashboard, cards and CLI print it: the last 10 hex digits. (Ids are
@@ -66,4 +67,24 @@ export function formatBytes(size: number): string {
 
 export function localTime(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : '';
+}
+
+/**
+ * "attempt 2 of 3" from the retry policy's own bound (`max_attempts`, which
+ * counts lost workers too); older servers only send `max_retries`. Null before
+ * the first attempt.
+ */
+export function attemptText(task: ITask): string | null {
+  const attempts = task.attempts ?? 0;
+  if (attempts <= 0) {
+    return null;
+  }
+  const of = task.max_attempts ?? (task.max_retries != null ? task.max_retries + 1 : null);
+  return of != null ? `attempt ${attempts} of ${of}` : `attempt ${attempts}`;
+}
+
+/** "1 worker lost", "2 workers lost"; null when none was. */
+export function lostText(task: ITask): string | null {
+  const lost = task.lost_attempts ?? 0;
+  return lost > 0 ? `${lost} worker${lost === 1 ? '' : 's'} lost` : null;
 }

@@ -11,13 +11,25 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Clipboard, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { Clipboard, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { copyIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
+import {
+  copyIcon,
+  deleteIcon,
+  editIcon,
+  fastForwardIcon,
+  filterListIcon,
+  pauseIcon,
+  refreshIcon,
+  runIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
 
 import { setupCardRestore } from './cardrestore';
 import { TasksAPI, TasksConnection } from './connection';
+import { editSchedule, runNotebookAsJob, scheduleNotebook } from './jobdialog';
 import { tasksIcon } from './icons';
 import { TaskLogView } from './logview';
 import { TasksModel } from './model';
@@ -34,19 +46,28 @@ namespace CommandIDs {
   export const rerun = 'jupyter-tasks:rerun';
   export const copyId = 'jupyter-tasks:copy-id';
   export const details = 'jupyter-tasks:toggle-details';
+  export const runAsJob = 'jupyter-tasks:run-as-job';
+  export const schedule = 'jupyter-tasks:schedule-notebook';
+  export const showSchedule = 'jupyter-tasks:show-schedule';
+  export const pauseSchedule = 'jupyter-tasks:pause-schedule';
+  export const runSchedule = 'jupyter-tasks:run-schedule';
+  export const editSchedule = 'jupyter-tasks:edit-schedule';
+  export const deleteSchedule = 'jupyter-tasks:delete-schedule';
+  export const showFirings = 'jupyter-tasks:show-firings';
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-tasks:plugin',
   description: 'Background tasks: live list, progress, logs, cancel and rerun.',
   autoStart: true,
-  optional: [ILayoutRestorer, IStatusBar, INotebookTracker, ILabShell],
+  optional: [ILayoutRestorer, IStatusBar, INotebookTracker, ILabShell, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     statusBar: IStatusBar | null,
     notebooks: INotebookTracker | null,
-    labShell: ILabShell | null
+    labShell: ILabShell | null,
+    fileBrowser: IDefaultFileBrowser | null
   ): void => {
     const { commands, shell } = app;
     const model = new TasksModel();
@@ -56,7 +77,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     const panel = new TasksPanel({
       connection,
-      openLog: id => void commands.execute(CommandIDs.openLog, { id })
+      openLog: id => void commands.execute(CommandIDs.openLog, { id }),
+      editSchedule: id => void commands.execute(CommandIDs.editSchedule, { id })
     });
     shell.add(panel, 'left', { rank: 700 });
 
@@ -79,6 +101,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     addRowCommands(app, panel, model);
+    addScheduleCommands(app, panel, connection);
+    addJobCommands(app, panel, connection, notebooks, fileBrowser);
 
     commands.addCommand(CommandIDs.openLog, {
       label: 'Open Task Log',
@@ -221,6 +245,207 @@ function addRowCommands(app: JupyterFrontEnd, panel: TasksPanel, model: TasksMod
   contextMenu.addItem({ command: CommandIDs.cancel, selector, rank: 3 });
   contextMenu.addItem({ command: CommandIDs.rerun, selector, rank: 4 });
   contextMenu.addItem({ command: CommandIDs.copyId, selector, rank: 5 });
+}
+
+/** The schedule id of the row the context menu was opened on. */
+function scheduleUnderMenu(app: JupyterFrontEnd): string | null {
+  const node = app.contextMenuHitTest(
+    element =>
+      element.classList.contains('jp-TasksPanel-scheduleRow') && !!element.dataset.scheduleId
+  );
+  return node?.dataset.scheduleId ?? null;
+}
+
+/**
+ * Schedule actions as commands, in the context menu of a schedule's line. Each
+ * takes `id` or the line under the menu.
+ */
+function addScheduleCommands(
+  app: JupyterFrontEnd,
+  panel: TasksPanel,
+  connection: TasksConnection
+): void {
+  const { commands, contextMenu, shell } = app;
+  const target = (args: { readonly id?: unknown }) => {
+    const id = args.id ? String(args.id) : scheduleUnderMenu(app);
+    return id ? (connection.schedules.get(id) ?? null) : null;
+  };
+  commands.addCommand(CommandIDs.showSchedule, {
+    label: 'Show Schedule in the Tasks Panel',
+    execute: args => {
+      shell.activateById(panel.id);
+      panel.revealSchedule(String(args.id));
+    }
+  });
+  commands.addCommand(CommandIDs.pauseSchedule, {
+    label: args => (target(args)?.paused ? 'Resume Schedule' : 'Pause Schedule'),
+    icon: args => (target(args)?.paused ? runIcon : pauseIcon),
+    isEnabled: args => !!target(args),
+    execute: args => {
+      const schedule = target(args);
+      if (schedule) {
+        panel.pauseSchedule(schedule.id, !schedule.paused);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.runSchedule, {
+    label: 'Run Schedule Now',
+    icon: fastForwardIcon,
+    isEnabled: args => !!target(args),
+    execute: args => {
+      const schedule = target(args);
+      if (schedule) {
+        panel.runSchedule(schedule.id);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.showFirings, {
+    label: 'Show Its Firings',
+    icon: filterListIcon,
+    isEnabled: args => !!target(args),
+    execute: args => {
+      const schedule = target(args);
+      if (schedule) {
+        shell.activateById(panel.id);
+        panel.showFirings(schedule.id);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.editSchedule, {
+    label: 'Edit Schedule…',
+    icon: editIcon,
+    isEnabled: args => !!target(args),
+    execute: async args => {
+      const schedule = target(args);
+      if (schedule) {
+        const saved = await editSchedule(connection, schedule);
+        if (saved) {
+          panel.revealSchedule(saved.id);
+        }
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.deleteSchedule, {
+    label: 'Delete Schedule…',
+    icon: deleteIcon,
+    isEnabled: args => !!target(args),
+    execute: args => {
+      const schedule = target(args);
+      if (schedule) {
+        panel.deleteSchedule(schedule.id);
+      }
+    }
+  });
+  const selector = '.jp-TasksPanel-scheduleRow';
+  contextMenu.addItem({ command: CommandIDs.showFirings, selector, rank: 1 });
+  contextMenu.addItem({ command: CommandIDs.pauseSchedule, selector, rank: 2 });
+  contextMenu.addItem({ command: CommandIDs.runSchedule, selector, rank: 3 });
+  contextMenu.addItem({ command: CommandIDs.editSchedule, selector, rank: 4 });
+  contextMenu.addItem({ command: CommandIDs.deleteSchedule, selector, rank: 5 });
+}
+
+/**
+ * "Run as job…" and "Schedule…" for a notebook: buttons on every notebook's
+ * toolbar (JupyterLab and Notebook 7 alike) and items in the file browser's
+ * context menu on `.ipynb` files. Each takes `path`, else the file under the
+ * menu, else the current notebook.
+ */
+function addJobCommands(
+  app: JupyterFrontEnd,
+  panel: TasksPanel,
+  connection: TasksConnection,
+  notebooks: INotebookTracker | null,
+  fileBrowser: IDefaultFileBrowser | null
+): void {
+  const { commands, contextMenu, shell } = app;
+  const notebookPath = (args: { readonly path?: unknown }): string | null => {
+    if (args.path) {
+      return String(args.path);
+    }
+    const listed = app.contextMenuHitTest(element =>
+      element.classList.contains('jp-DirListing-item')
+    );
+    if (listed && fileBrowser) {
+      const item = Array.from(fileBrowser.selectedItems()).find(i => i.type === 'notebook');
+      if (item) {
+        return item.path;
+      }
+    }
+    return notebooks?.currentWidget?.context.path ?? null;
+  };
+  // a server path has no drive prefix ("RTC:nb.ipynb" in collaborative mode)
+  const serverPath = (path: string): string => path.replace(/^[^/:]+:/, '');
+  commands.addCommand(CommandIDs.runAsJob, {
+    label: 'Run as Job…',
+    caption: 'Run this notebook as a background job with parameters',
+    execute: async args => {
+      const path = notebookPath(args);
+      if (!path) {
+        return;
+      }
+      const task = await runNotebookAsJob(connection, serverPath(path));
+      if (task) {
+        shell.activateById(panel.id);
+        panel.reveal(task.id);
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.schedule, {
+    label: 'Schedule…',
+    caption: 'Run this notebook on a schedule',
+    execute: async args => {
+      const path = notebookPath(args);
+      if (!path) {
+        return;
+      }
+      const schedule = await scheduleNotebook(connection, serverPath(path));
+      if (schedule) {
+        shell.activateById(panel.id);
+        panel.revealSchedule(schedule.id);
+      }
+    }
+  });
+  const selector = '.jp-DirListing-item[data-file-type="notebook"]';
+  contextMenu.addItem({ type: 'separator', selector, rank: 60 });
+  contextMenu.addItem({ command: CommandIDs.runAsJob, selector, rank: 61 });
+  contextMenu.addItem({ command: CommandIDs.schedule, selector, rank: 62 });
+
+  // the notebook's own toolbar, for each notebook opened (Lab and Notebook 7)
+  app.docRegistry.addWidgetExtension('Notebook', {
+    createNew: (widget: NotebookPanel) => {
+      const path = () => widget.context.path;
+      const runButton = new ToolbarButton({
+        className: 'jp-TasksRunAsJob',
+        label: 'Run as job…',
+        tooltip: 'Run this notebook as a background job with parameters',
+        onClick: () => void commands.execute(CommandIDs.runAsJob, { path: path() })
+      });
+      const scheduleButton = new ToolbarButton({
+        className: 'jp-TasksSchedule',
+        label: 'Schedule…',
+        tooltip: 'Run this notebook on a schedule',
+        onClick: () => void commands.execute(CommandIDs.schedule, { path: path() })
+      });
+      // after the cell type picker when the toolbar has one, else at the end
+      if (!widget.toolbar.insertAfter('cellType', 'jupyter-tasks-run-as-job', runButton)) {
+        widget.toolbar.addItem('jupyter-tasks-run-as-job', runButton);
+      }
+      widget.toolbar.insertAfter(
+        'jupyter-tasks-run-as-job',
+        'jupyter-tasks-schedule',
+        scheduleButton
+      );
+      return {
+        dispose: () => {
+          runButton.dispose();
+          scheduleButton.dispose();
+        },
+        get isDisposed() {
+          return runButton.isDisposed;
+        }
+      };
+    }
+  });
 }
 
 /** The URL parameter or localStorage key that exposes the model on `window.__jupyterTasks`. */

@@ -8,7 +8,7 @@ import { Widget } from '@lumino/widgets';
 import { tasksIcon } from './icons';
 
 import { TasksConnection } from './connection';
-import { formatDuration, shortId } from './format';
+import { attemptText, formatDuration, lostText, shortId } from './format';
 import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
@@ -175,10 +175,11 @@ export class TaskLogView extends Widget {
     }
     this._status.textContent = task.cancel_requested && isActive(task) ? 'cancelling' : task.status;
     this._status.dataset.status = task.status;
-    const attempts = task.attempts ?? 0;
-    const of = (task.max_retries ?? 0) + 1;
-    this._attempt.textContent = attempts > 0 ? `attempt ${attempts} of ${of}` : '';
-    this._attempt.hidden = attempts === 0;
+    const attempt = attemptText(task);
+    const why = [task.retry_reason, lostText(task)].filter(Boolean).join(', ');
+    this._attempt.textContent = attempt ? (why ? `${attempt} · ${why}` : attempt) : '';
+    this._attempt.title = task.retry_reason ? `retried after: ${task.retry_reason}` : '';
+    this._attempt.hidden = attempt === null;
     this._elapsed.textContent = elapsedText(task, Date.now());
   }
 

@@ -21,6 +21,8 @@ export interface ITaskFilter {
   search: string;
   /** Only tasks waiting for my answer (a pending confirmation). */
   needsMe: boolean;
+  /** Only the firings of this schedule; null means any task. */
+  scheduleId: string | null;
 }
 
 export const DEFAULT_FILTER: ITaskFilter = {
@@ -28,7 +30,8 @@ export const DEFAULT_FILTER: ITaskFilter = {
   thisNotebook: false,
   owner: null,
   search: '',
-  needsMe: false
+  needsMe: false,
+  scheduleId: null
 };
 
 /** Who the server takes this client for (`GET /api/tasks/me`). */
@@ -294,7 +297,10 @@ export class TasksModel {
         continue;
       }
       this._lastEventId = event.id;
-      this._touchedAt.set(event.task_id, event.id);
+      if (event.task_id) {
+        // schedule events name no task
+        this._touchedAt.set(event.task_id, event.id);
+      }
       if (event.type === 'task.deleted') {
         this._remove(event.task_id);
       } else if (event.task) {
@@ -406,6 +412,9 @@ export class TasksModel {
       return false;
     }
     if (filter.needsMe && !this.needsMe(task)) {
+      return false;
+    }
+    if (filter.scheduleId !== null && task.schedule_id !== filter.scheduleId) {
       return false;
     }
     if (filter.thisNotebook) {

@@ -10,7 +10,7 @@
  * model replaces only when the task changes, so a burst of progress events
  * re-renders only those rows.
  */
-import { Notification } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import {
   ReactWidget,
   caretDownIcon,
@@ -21,6 +21,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TasksConnection } from './connection';
+import { IScheduleActions, ScheduleRow } from './components/ScheduleRow';
 import { IRowActions, TaskRow } from './components/TaskRow';
 import { VirtualRows } from './components/VirtualRows';
 import { tasksIcon } from './icons';
@@ -33,6 +34,8 @@ const ROW_HEIGHT = 24;
 const RELATIVE_TICK_MS = 30_000;
 
 export type SectionName = keyof ISections;
+/** The collapsible parts of the list: the task sections and the schedules. */
+type PartName = SectionName | 'schedules';
 
 const SECTIONS: { name: SectionName; title: string }[] = [
   { name: 'needs', title: 'Needs you' },
@@ -80,6 +83,7 @@ export class TasksPanel extends ReactWidget {
     super();
     this._connection = options.connection;
     this._openLog = options.openLog;
+    this._editSchedule = options.editSchedule ?? (() => undefined);
     this.id = 'jupyter-tasks-panel';
     this.addClass('jp-TasksPanel');
     this.node.dataset.testid = 'tasks-panel';
@@ -88,6 +92,63 @@ export class TasksPanel extends ReactWidget {
     this._connection.model.changed.connect(this._refresh, this);
     this._connection.stream.statusChanged.connect(this._refresh, this);
     this._connection.errorChanged.connect(this._refresh, this);
+    this._connection.schedules.changed.connect(this._refresh, this);
+  }
+
+  /** Show a schedule: open the Schedules section, scroll to its line and mark it. */
+  revealSchedule(id: string): void {
+    this._collapsed.delete('schedules');
+    this._revealedSchedule = id;
+    this.update();
+  }
+
+  /** List only the firings of a schedule (read from the server too: they may be old). */
+  showFirings(id: string): void {
+    const model = this._connection.model;
+    model.setFilter({ ...DEFAULT_FILTER, scheduleId: id });
+    this._filterGeneration++;
+    this._revealedSchedule = id;
+    this._act('read the firings', () => this._connection.loadFirings(id));
+  }
+
+  /** Pause or resume a schedule; errors become a notification. */
+  pauseSchedule(id: string, paused: boolean): void {
+    this._act(paused ? 'pause the schedule' : 'resume the schedule', () =>
+      this._connection.updateSchedule(id, paused ? 'pause' : 'resume')
+    );
+  }
+
+  /** Fire a schedule now and reveal the new task. */
+  runSchedule(id: string): void {
+    this._act('run the schedule', async () => {
+      const task = await this._connection.runSchedule(id);
+      this.reveal(task.id);
+    });
+  }
+
+  /** Delete a schedule once the user confirms (its past firings stay). */
+  deleteSchedule(id: string): void {
+    const schedule = this._connection.schedules.get(id);
+    const name = schedule?.name ?? id;
+    this._act('delete the schedule', async () => {
+      const answer = await showDialog({
+        title: 'Delete schedule?',
+        body: `"${name}" will not fire again. The tasks it already ran stay in the list.`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      });
+      if (!answer.button.accept) {
+        return;
+      }
+      await this._connection.deleteSchedule(id);
+      if (this._connection.model.filter.scheduleId === id) {
+        this._connection.model.setFilter({ scheduleId: null });
+      }
+    });
+  }
+
+  /** Open the schedule's dialog to edit it. */
+  editSchedule(id: string): void {
+    this._editSchedule(id);
   }
 
   /**
@@ -193,6 +254,7 @@ export class TasksPanel extends ReactWidget {
           </div>
         )}
         <div className="jp-TasksPanel-list" data-testid="tasks-list">
+          {this._renderSchedules(now)}
           {SECTIONS.map(({ name, title }) => {
             const tasks = sections[name];
             if (tasks.length === 0) {
@@ -244,7 +306,11 @@ export class TasksPanel extends ReactWidget {
           })}
           {total === 0 && (
             <div className="jp-TasksPanel-empty">
-              {model.size === 0 ? 'No tasks yet.' : 'No task matches the filters.'}
+              {model.filter.scheduleId !== null
+                ? 'This schedule has not fired yet.'
+                : model.size === 0
+                  ? 'No tasks yet.'
+                  : 'No task matches the filters.'}
             </div>
           )}
           {connection.hasOlder && (
@@ -260,6 +326,43 @@ export class TasksPanel extends ReactWidget {
     );
   }
 
+  private _renderSchedules(now: number): JSX.Element | null {
+    const schedules = this._connection.schedules.all;
+    if (schedules.length === 0) {
+      return null;
+    }
+    const collapsed = this._collapsed.has('schedules');
+    const Caret = collapsed ? caretRightIcon : caretDownIcon;
+    const filtering = this._connection.model.filter.scheduleId;
+    return (
+      <section className="jp-TasksPanel-section" data-section="schedules">
+        <button
+          className="jp-TasksPanel-sectionHeader"
+          aria-expanded={!collapsed}
+          onClick={() => this._toggleSection('schedules')}
+        >
+          <Caret.react tag="span" className="jp-TasksPanel-caret" />
+          <span className="jp-TasksPanel-sectionTitle">Schedules</span>
+          <span className="jp-TasksPanel-sectionCount">{schedules.length}</span>
+        </button>
+        {!collapsed && (
+          <ul className="jp-TasksPanel-rows">
+            {schedules.map(schedule => (
+              <ScheduleRow
+                key={schedule.id}
+                schedule={schedule}
+                now={now}
+                filtering={filtering === schedule.id}
+                revealed={this._revealedSchedule === schedule.id}
+                actions={this._scheduleActions}
+              />
+            ))}
+          </ul>
+        )}
+      </section>
+    );
+  }
+
   private _renderFilters(): JSX.Element {
     const model = this._connection.model;
     const filter = model.filter;
@@ -271,8 +374,27 @@ export class TasksPanel extends ReactWidget {
     // The search input is uncontrolled (renders lag input by a frame, which would
     // make a controlled one jump); a new key remounts it when `reveal` resets.
     const key = this._filterGeneration;
+    const firingsOf = filter.scheduleId;
+    const firingsName = firingsOf
+      ? (this._connection.schedules.get(firingsOf)?.name ?? firingsOf.slice(-10))
+      : null;
     return (
       <div className="jp-TasksPanel-filters">
+        {firingsOf !== null && (
+          <span className="jp-TasksPanel-firingsFilter" data-schedule-id={firingsOf}>
+            <span className="jp-TasksPanel-firingsText" title={`Tasks fired by ${firingsName}`}>
+              Firings of {firingsName}
+            </span>
+            <button
+              className="jp-TasksPanel-action jp-TasksPanel-clearFirings"
+              title="Show every task"
+              aria-label="Show every task"
+              onClick={() => model.setFilter({ scheduleId: null })}
+            >
+              ×
+            </button>
+          </span>
+        )}
         <input
           key={`search-${key}`}
           className="jp-TasksPanel-search jp-mod-styled"
@@ -333,7 +455,7 @@ export class TasksPanel extends ReactWidget {
     );
   }
 
-  private _toggleSection(name: SectionName): void {
+  private _toggleSection(name: PartName): void {
     if (!this._collapsed.delete(name)) {
       this._collapsed.add(name);
     }
@@ -373,6 +495,7 @@ export class TasksPanel extends ReactWidget {
       this._act('send the answer', () => this._connection.confirm(id, answer)),
     openLog: (id: string) => this._openLog(id),
     reveal: (id: string) => this.reveal(id),
+    showSchedule: (id: string) => this.revealSchedule(id),
     takeReveal: (nonce: number) => {
       if (nonce <= this._revealTaken) {
         return false;
@@ -382,10 +505,21 @@ export class TasksPanel extends ReactWidget {
     }
   };
 
+  private _scheduleActions: IScheduleActions = {
+    pause: (id: string) => this.pauseSchedule(id, true),
+    resume: (id: string) => this.pauseSchedule(id, false),
+    run: (id: string) => this.runSchedule(id),
+    edit: (id: string) => this.editSchedule(id),
+    remove: (id: string) => this.deleteSchedule(id),
+    showFirings: (id: string) => this.showFirings(id)
+  };
+
   private _connection: TasksConnection;
   private _openLog: (id: string) => void;
+  private _editSchedule: (id: string) => void;
+  private _revealedSchedule: string | null = null;
   private _expanded = new Set<string>();
-  private _collapsed = new Set<SectionName>();
+  private _collapsed = new Set<PartName>();
   private _revealed: { id: string | null; nonce: number; question: boolean } = {
     id: null,
     nonce: 0,
@@ -403,6 +537,8 @@ export namespace TasksPanel {
   export interface IOptions {
     connection: TasksConnection;
     openLog: (id: string) => void;
+    /** Opens the schedule dialog on an existing schedule. */
+    editSchedule?: (id: string) => void;
   }
 }
 

@@ -73,6 +73,14 @@ export interface ITask {
   origin: ITaskOrigin | null;
   attempts?: number | null;
   max_retries?: number | null;
+  /** How many attempts the retry policy allows in all (worker losses included). */
+  max_attempts?: number | null;
+  /** Attempts that ended because the worker running them was lost. */
+  lost_attempts?: number | null;
+  /** Why the last attempt was retried ("worker lost", or the error). */
+  retry_reason?: string | null;
+  /** The schedule that fired this task, kept after the schedule is deleted. */
+  schedule_id?: string | null;
   timeout?: number | null;
   parent_id?: string | null;
   relationship?: string | null;
@@ -94,6 +102,10 @@ export interface ITaskEvent {
   ts: string;
   /** The task as it was right after the event; null only if the server had none. */
   task: ITask | null;
+  /** `schedule.changed` events: the schedule's id (their `task_id` is null). */
+  schedule_id?: string | null;
+  /** `schedule.changed` events: the schedule now, null once deleted. */
+  schedule?: ISchedule | null;
 }
 
 export interface ITaskPage {
@@ -125,4 +137,58 @@ export interface IMe {
   owner: string;
   root_dir: string;
   sees_others: boolean;
+}
+
+/** The job a schedule fires: exactly the body `POST /api/tasks` accepts. */
+export interface IJobBody {
+  notebook?: string;
+  name?: string;
+  command?: unknown;
+  code?: string;
+  parameters?: Record<string, unknown>;
+  queue?: string;
+  timeout?: number;
+  [key: string]: unknown;
+}
+
+/** `GET /api/tasks/schedules/{id}`. */
+export interface ISchedule {
+  id: string;
+  name: string;
+  owner: string;
+  cron: string;
+  timezone: string;
+  /** What missed firings do: `once` or `skip`. */
+  catch_up: string;
+  paused: boolean;
+  job: IJobBody;
+  /** Null while paused. */
+  next_run_at: string | null;
+  next_runs: string[];
+  last_run_at: string | null;
+  last_task_id: string | null;
+  last_status: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One name of a notebook's `parameters` cell (`GET /api/tasks/notebook-parameters`). */
+export interface INotebookParameter {
+  name: string;
+  default: unknown;
+  /** The right-hand side as written. */
+  source: string;
+  type: string;
+}
+
+export interface INotebookParameters {
+  path: string;
+  has_parameters_cell: boolean;
+  parameters: INotebookParameter[];
+}
+
+/** One field error of a problem+json answer. */
+export interface IFieldError {
+  field: string;
+  message: string;
 }

@@ -4,7 +4,7 @@
 import * as React from 'react';
 
 import { TasksAPI } from '../connection';
-import { formatDuration, localTime, shortId } from '../format';
+import { attemptText, formatDuration, localTime, lostText, shortId } from '../format';
 import { stripAnsi } from '../logview';
 import { durationMs } from '../time';
 import { ITask, isActive } from '../types';
@@ -63,12 +63,27 @@ export function Details(props: {
             </dd>
           </>
         )}
-        {task.attempts != null && (
+        {attemptText(task) !== null && (
           <>
-            <dt>attempts</dt>
+            <dt>attempt</dt>
+            <dd className="jp-TasksPanel-attempt">
+              {[attemptText(task)!.replace(/^attempt /, ''), task.retry_reason, lostText(task)]
+                .filter(Boolean)
+                .join(' · ')}
+            </dd>
+          </>
+        )}
+        {task.schedule_id && (
+          <>
+            <dt>schedule</dt>
             <dd>
-              {task.attempts}
-              {task.max_retries != null ? ` (max retries ${task.max_retries})` : ''}
+              <button
+                className="jp-TasksPanel-scheduleLink jp-TasksPanel-link"
+                title={task.schedule_id}
+                onClick={() => actions.showSchedule(task.schedule_id!)}
+              >
+                {shortId(task.schedule_id)}
+              </button>
             </dd>
           </>
         )}

@@ -21,6 +21,8 @@ export interface IRowActions {
   confirm(id: string, answer: string): void;
   openLog(id: string): void;
   reveal(id: string): void;
+  /** Show the schedule that fired a task. */
+  showSchedule(id: string): void;
   /** True once per reveal: the row that mounts for it scrolls and focuses. */
   takeReveal(nonce: number): boolean;
 }

@@ -1,0 +1,176 @@
+"""Schedules in JupyterLab (issue 14): "Schedule…" from the file browser's context menu
+with a prefilled parameter edited, the Schedules section of the side panel (next run,
+pause, run now, show firings) and an invalid cron refused inline, creating nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.waiting import eventually_sync
+
+from .lab import LabServer
+from .test_panel import row
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+NOTEBOOK = "sched_report.ipynb"
+
+
+def parameterized_notebook() -> dict[str, Any]:
+    """A notebook with a tagged ``parameters`` cell (papermill's convention)."""
+    return {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "cells": [
+            {"cell_type": "code", "id": "params", "metadata": {"tags": ["parameters"]},
+             "outputs": [], "execution_count": None,
+             "source": 'day = "monday"\ncount = 3\n'},
+            {"cell_type": "code", "id": "body", "metadata": {}, "outputs": [],
+             "execution_count": None, "source": "print(day * count)\n"},
+        ],
+    }
+
+
+def schedules(lab: LabServer) -> list[dict[str, Any]]:
+    status, body = lab.request("GET", "/api/tasks/schedules")
+    assert status == 200, body
+    return body["schedules"]
+
+
+def schedule_row(page: Any, schedule_id: str) -> Any:
+    return page.locator(f'.jp-TasksPanel-scheduleRow[data-schedule-id="{schedule_id}"]')
+
+
+def open_schedule_dialog_from_file_browser(page: Any, name: str) -> Any:
+    """Right-click the notebook in the file browser and pick "Schedule…"."""
+    page.evaluate("""async () => {
+        const app = window.jupyterapp;
+        await app.commands.execute('filebrowser:activate');
+        await app.commands.execute('filebrowser:refresh');
+    }""")
+    item = page.locator(".jp-DirListing-item", has_text=name)
+    item.wait_for(state="visible")
+    item.click()
+    item.click(button="right")
+    page.locator(".lm-Menu-item", has_text="Schedule…").click()
+    dialog = page.locator(".jp-TasksDialog-dialog")
+    dialog.wait_for(state="visible")
+    return dialog
+
+
+def test_schedule_from_file_browser_then_pause_run_now_and_firings(
+        lab: LabServer, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (lab.root / NOTEBOOK).write_text(json.dumps(parameterized_notebook()))
+    dialog = open_schedule_dialog_from_file_browser(page, NOTEBOOK)
+
+    # the parameters cell prefills the dialog, each value as JSON with its type
+    count = dialog.locator('[data-parameter="count"] input')
+    expect(count).to_have_value("3")
+    expect(dialog.locator('[data-parameter="count"] .jp-TasksDialog-type')).to_have_text("int")
+    expect(dialog.locator('[data-parameter="day"] input')).to_have_value('"monday"')
+    # the time zone defaults to the browser's
+    browser_zone = page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+    expect(dialog.locator(".jp-TasksDialog-timezone")).to_have_value(browser_zone)
+
+    count.fill("5")
+    dialog.locator(".jp-TasksDialog-name").fill("browser nightly")
+
+    # an invalid cron: the preview says why, as the user types; submitting keeps the
+    # dialog open with the server's 422 inline and creates nothing
+    dialog.locator(".jp-TasksDialog-cron").fill("61 * * * *")
+    cron_error = dialog.locator('[data-testid="cron-error"]')
+    expect(cron_error).to_be_visible()
+    expect(dialog.locator(".jp-TasksDialog-preview li")).to_have_count(0)
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    problem = dialog.locator('[data-testid="dialog-problem"]')
+    expect(problem).to_be_visible()
+    expect(dialog).to_be_visible()
+    assert "cron" in (cron_error.inner_text() + problem.inner_text()).lower()
+    page.screenshot(path=str(ARTIFACTS / "schedule-dialog-invalid-cron.png"))
+    assert schedules(lab) == []
+
+    # a valid rule: five next runs previewed live, the rule said in words
+    dialog.locator(".jp-TasksDialog-cron").fill("0 9 * * 1-5")
+    expect(dialog.locator(".jp-TasksDialog-preview li")).to_have_count(5)
+    expect(cron_error).to_have_count(0)
+    expect(dialog.locator(".jp-TasksDialog-previewTitle")).to_contain_text("weekdays at 09:00")
+    page.screenshot(path=str(ARTIFACTS / "schedule-dialog.png"))
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialog).to_have_count(0)
+
+    # the server holds it, with the edited parameter only
+    [created] = eventually_sync(lambda: schedules(lab), what="a schedule")
+    assert created["name"] == "browser nightly", created
+    assert created["cron"] == "0 9 * * 1-5" and created["timezone"] == browser_zone, created
+    assert created["job"]["notebook"] == NOTEBOOK, created
+    assert created["job"]["parameters"] == {"count": 5}, created
+    assert created["next_run_at"] is not None
+
+    # ... and the panel shows it in its Schedules section, with the next run
+    line = schedule_row(page, created["id"])
+    expect(line).to_be_visible()
+    expect(line.locator(".jp-TasksPanel-label")).to_have_text("browser nightly")
+    expect(line.locator(".jp-TasksPanel-cron")).to_have_text("weekdays at 09:00")
+    expect(line.locator(".jp-TasksPanel-nextRun")).to_contain_text("in ")
+    page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "schedules-panel.png"))
+
+    # pause from the panel: the server says paused, the line says so
+    line.locator(".jp-TasksPanel-rowHeader").hover()
+    line.locator(".jp-TasksPanel-pause").click()
+    expect(line).to_have_attribute("data-paused", "true")
+    expect(line.locator(".jp-TasksPanel-nextRun")).to_have_text("paused")
+    status, body = lab.request("GET", f"/api/tasks/schedules/{created['id']}")
+    assert status == 200 and body["paused"] is True and body["next_run_at"] is None, body
+
+    # run now: a task linked to the schedule appears (revealed in the panel)
+    line.locator(".jp-TasksPanel-rowHeader").hover()
+    line.locator(".jp-TasksPanel-runNow").click()
+
+    def firing() -> dict[str, Any] | None:
+        status, page_ = lab.request("GET", f"/api/tasks?schedule_id={created['id']}")
+        assert status == 200, page_
+        return page_["tasks"][0] if page_["tasks"] else None
+
+    fired = eventually_sync(firing, timeout=30, what="a firing")
+    assert fired["schedule_id"] == created["id"], fired
+    expect(row(page, fired["id"])).to_be_visible()
+
+    # a task of no schedule, to see the filter hide it
+    status, other = lab.request("POST", "/api/tasks", {"name": "browser_tiny", "params": {"n": 1}})
+    assert status == 202, other
+    expect(row(page, other["id"])).to_be_visible()
+
+    # show firings (the line's context menu): only its tasks listed, under a removable filter
+    line.click(button="right")
+    page.locator(".lm-Menu-item", has_text="Show Its Firings").click()
+    chip = page.locator(".jp-TasksPanel-firingsFilter")
+    expect(chip).to_contain_text("browser nightly")
+    expect(row(page, fired["id"])).to_be_visible()
+    expect(row(page, other["id"])).to_have_count(0)
+    listed = page.locator(".jp-TasksPanel-row[data-task-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.taskId)")
+    assert listed == [fired["id"]], listed
+    page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "schedules-firings.png"))
+    page.locator(".jp-TasksPanel-clearFirings").click()
+    expect(row(page, other["id"])).to_be_visible()
+
+    # resume, then delete with the confirmation: gone from the server and the panel
+    line.locator(".jp-TasksPanel-rowHeader").hover()
+    line.locator(".jp-TasksPanel-resume").click()
+    expect(line).to_have_attribute("data-paused", "false")
+    line.locator(".jp-TasksPanel-rowHeader").hover()
+    line.locator(".jp-TasksPanel-delete").click()
+    page.locator(".jp-Dialog .jp-mod-warn", has_text="Delete").click()
+    expect(line).to_have_count(0)
+    assert schedules(lab) == []
+    assert page.page_errors == [], page.page_errors
