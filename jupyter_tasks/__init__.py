@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import kinds as _kinds
 from ._version import __version__
 from .context import TaskContext
 from .exceptions import (
@@ -33,10 +34,13 @@ from .helpers import (
     update_progress,
 )
 from .kernel.progress import progress, track
-from .manager import TaskManager
+from .manager import TaskManager, start_manager, stop_manager
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .registry import Registry, get_info, list_by_tags, register_function, task
-from .runtime import start_manager, stop_manager
+
+# this package is the composition root of scripts and tests: a TaskManager() given no
+# kinds runs the standard ones (the server, worker and kernel choose theirs explicitly)
+_kinds.install_as_default()
 
 __all__ = [
     "IdempotencyConflict", "InvalidCommand", "InvalidParameters", "InvalidTaskName",

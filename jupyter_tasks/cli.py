@@ -35,29 +35,20 @@ from pathlib import Path
 from typing import Any
 
 from . import dbfile
+from .cli_common import SHORT_ID, CliError, run_parameters, short_id
+from .cli_common import papermill_value as papermill_value  # where it was before
 from .exceptions import JupyterTasksError, UnknownTask
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus, failure_reason
 from .paths import default_db_path
-from .registry import _import_module_or_path, load_task_modules
+from .registry import import_module_or_path, load_task_modules
 from .store import Store
 from .values import check_input
 
-SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an id
 CONFIG_FILES = ("jupyter_config", "jupyter_server_config", "jupyter_lab_config",
                 "jupyter_notebook_config", "jupyter_tasks_config")
 
-
-class CliError(Exception):
-    """A problem the user can fix, printed as ``error: …`` (exit status 2)."""
-
-
-def short_id(task_id: str, args: argparse.Namespace | None = None) -> str:
-    """The id as the views show it (its end), or whole with ``--full``."""
-    if args is not None and getattr(args, "full", False):
-        return task_id
-    return task_id[-SHORT_ID:]
 
 
 # ------------------------------------------------------------------ task modules
@@ -105,7 +96,7 @@ def _load_modules(args: argparse.Namespace) -> None:
     load_task_modules(getattr(args, "modules", None) or [])  # also the env and entry points
     for spec in configured_task_modules():
         try:
-            _import_module_or_path(spec)
+            import_module_or_path(spec)
         except Exception as exc:
             print(f"warning: task module {spec} (JupyterTasksApp.task_modules) not "
                   f"imported: {exc}", file=sys.stderr)
@@ -242,10 +233,9 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
                 print(f"note: {args.name!r} is not registered in this shell; queued for "
                       f"the server's workers ({served})", file=sys.stderr)
                 params = spec["params"]
-                task = await m._create_and_start(
-                    "function", "job", {"name": args.name, "params": params},
-                    name=args.name, label=args.label or args.name, params=params, local=None,
-                    options={k: v for k, v in options.items() if k != "label"})
+                task = await m.enqueue_by_name(
+                    args.name, params, label=args.label or args.name,
+                    **{k: v for k, v in options.items() if k != "label"})
                 return _print_submitted(args, await m.wait(task.id) if args.wait else task)
             raise CliError(
                 f"{exc.message}. This command imports the modules of "
@@ -291,77 +281,6 @@ KERNEL_START_SECONDS = 60
 # exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
 EXIT_TIMEOUT = 124
 
-
-def papermill_value(text: str) -> Any:
-    """A ``-p`` value as papermill reads it: True/False/None, an int, a float, else the text."""
-    if text in ("True", "False", "None"):
-        return {"True": True, "False": False, "None": None}[text]
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _yaml_parameters(text: str | bytes, where: str) -> dict[str, Any]:
-    """A YAML mapping read as papermill does (dates stay text); ``CliError`` otherwise."""
-    import yaml
-
-    class NoDatesLoader(yaml.SafeLoader):
-        """YAML's safe loader without the timestamp type."""
-
-    # papermill passes dates to the notebook as the text that was written
-    NoDatesLoader.yaml_implicit_resolvers = {
-        first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-    try:
-        value = yaml.load(text, Loader=NoDatesLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CliError(f"{where} is not valid YAML: {problem}{at}") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise CliError(f"{where} must be a YAML mapping of parameter names to values, "
-                       f"not a {type(value).__name__}")
-    return value
-
-
-def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The parameters of ``run``, merged in papermill's order: -b, -f, -y, -p, then -r."""
-    import base64
-    import binascii
-
-    parameters: dict[str, Any] = {}
-    if args.inject_input_path or args.inject_paths:
-        parameters["PAPERMILL_INPUT_PATH"] = args.notebook
-    if args.inject_output_path or args.inject_paths:
-        if not args.output:
-            raise CliError("--inject-output-path and --inject-paths need an OUTPUT path")
-        parameters["PAPERMILL_OUTPUT_PATH"] = args.output
-    for text in args.parameters_base64 or []:
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise CliError(f"-b {text[:40]!r} is not base64") from None
-        parameters.update(_yaml_parameters(raw, f"-b {text[:40]!r}"))
-    for name in args.parameters_file or []:
-        try:
-            content = Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise CliError(f"parameters file {name}: {reason}") from None
-        parameters.update(_yaml_parameters(content, f"parameters file {name}"))
-    for text in args.parameters_yaml or []:
-        parameters.update(_yaml_parameters(text, f"-y {text[:40]!r}"))
-    for name, value in args.parameters or []:
-        parameters[name] = papermill_value(value)
-    for name, value in args.parameters_raw or []:
-        parameters[name] = value
-    return parameters
 
 
 def _refuse_unsupported(args: argparse.Namespace) -> None:
@@ -752,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
     p.set_defaults(run=_cmd_worker)
 
-    from .cli_schedule import add_schedule_parser  # it imports this module
+    from .cli_schedule import add_schedule_parser
 
     add_schedule_parser(sub)
 

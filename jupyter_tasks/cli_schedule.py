@@ -14,7 +14,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from .cli import CliError, run_parameters, short_id
+from .cli_common import CliError, run_parameters, short_id
 from .manager import TaskManager
 from .scheduler import Scheduler
 from .schedules import CATCH_UP, Schedule

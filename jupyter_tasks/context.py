@@ -7,13 +7,30 @@ import contextvars
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
 
 from .exceptions import TaskCancelled
 
-if TYPE_CHECKING:
-    from .manager import TaskManager
+T = TypeVar("T")
+
+
+class TaskHost(Protocol):
+    """What a context needs of the manager running its task (``TaskManager`` is one)."""
+
+    @property
+    def store(self) -> Any:
+        """The manager's ``Store``."""
+
+    async def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the manager's loop from whichever loop the caller is on."""
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the manager's loop from another thread and wait for it."""
+
+    async def ask(self, ctx: TaskContext, prompt: str, choices: list[str],
+                  timeout: float | None) -> str:
+        """Ask a person for one of ``choices`` on behalf of the task of ``ctx``."""
 
 current_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
     "jupyter_tasks_context", default=None
@@ -31,7 +48,7 @@ class TaskContext:
     __slots__ = ("_answer", "_cancel", "_current", "_logs", "_manager", "_message", "_total",
                  "dirty", "loop", "started", "task_id")
 
-    def __init__(self, task_id: str, manager: TaskManager | None = None,
+    def __init__(self, task_id: str, manager: TaskHost | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.task_id = task_id
         self._manager = manager
@@ -101,7 +118,7 @@ class TaskContext:
         if isinstance(data, str) and not os.path.exists(data):
             data = data.encode()
         stored = manager.store.add_artifact(self.task_id, name, data, content_type)
-        art = await manager._call(stored)
+        art = await manager.run_on_loop(stored)
         return art.to_json()
 
     def artifact_sync(self, name: str, data: bytes | str | os.PathLike[str],
@@ -116,13 +133,13 @@ class TaskContext:
                       timeout: float | None = None) -> str:
         """Ask a person; the task waits until someone answers from any view."""
         manager = self._require_manager()
-        return await manager._call(manager._ask(self, prompt, list(choices), timeout))
+        return await manager.run_on_loop(manager.ask(self, prompt, list(choices), timeout))
 
     def confirm_sync(self, prompt: str, choices: Sequence[str] = ("yes", "no"),
                      timeout: float | None = None) -> str:
         """``confirm`` for code running in a thread."""
         manager = self._require_manager()
-        return manager.run_sync(manager._ask(self, prompt, list(choices), timeout))
+        return manager.run_sync(manager.ask(self, prompt, list(choices), timeout))
 
     # -------------------------------------------------------------- cancellation
 
@@ -136,10 +153,16 @@ class TaskContext:
         if self._cancel:
             raise TaskCancelled(f"task {self.task_id} was cancelled")
 
-    def _request_cancel(self) -> None:
+    def request_cancel(self) -> None:
+        """Mark the task asked to stop (the runner sees it; cooperative code checks it)."""
         self._cancel = True
 
-    def _require_manager(self) -> TaskManager:
+    @property
+    def manager(self) -> TaskHost | None:
+        """The manager running this task, if any."""
+        return self._manager
+
+    def _require_manager(self) -> TaskHost:
         if self._manager is None:
             from .exceptions import ManagerNotRunning
 

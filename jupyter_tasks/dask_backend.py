@@ -155,19 +155,8 @@ class DaskBackend:
         self.manager = manager
         manager.dask_backend = self
         for kind in self.kinds:
-            manager.executors[kind] = self._routed(manager.executors.get(kind))
+            manager.install_kind(DaskRoutedKind(self, kind, manager.kinds.get(kind)))
         return self
-
-    def _routed(self, local: Any) -> Any:
-        async def executor(task: Task, ctx: TaskContext, running: Any) -> Any:
-            if task.mode == TaskMode.JOB.value:
-                return await self.execute(task, ctx, running)
-            if local is None:
-                raise RuntimeError(f"no local executor for {task.kind} tasks")
-            return await local(task, ctx, running)
-
-        executor.dask_backend = self  # type: ignore[attr-defined]
-        return executor
 
     async def client(self) -> Any:
         """The asynchronous Dask client on the manager's loop (connected on first use)."""
@@ -346,10 +335,10 @@ class DaskBackend:
             if msg.get("type") == "start":
                 self._started(run, msg)
             if msg.get("type") == "process" and run.running is not None \
-                    and hasattr(self.manager, "_record_group"):
+                    and hasattr(self.manager, "record_group"):
                 # the worker's process group goes into the task's row like a local one:
                 # a reaper on that host ends it, elsewhere the retry waits for the lease
-                self._spawn(self.manager._record_group(run.running, int(msg["pgid"]),
+                self._spawn(self.manager.record_group(run.running, int(msg["pgid"]),
                                                        msg.get("process")))
             for _when, stream, text in msg.get("logs") or []:
                 run.ctx.write(text, stream)
@@ -390,6 +379,30 @@ class DaskBackend:
         task = asyncio.ensure_future(coro)
         self._late.add(task)
         task.add_done_callback(self._late.discard)
+
+
+class DaskRoutedKind:
+    """A job kind whose ``job`` tasks run on Dask; other modes run locally as before."""
+
+    def __init__(self, backend: DaskBackend, kind: str, local: Any) -> None:
+        self.backend = backend
+        self.kind = kind
+        self.local = local  # the kind installed before (None: Dask only)
+        self.work_field = getattr(local, "work_field", None)
+
+    def validate(self, spec: Any, registry: Any) -> Any:
+        """The local kind's validation (a Dask job is checked where it is submitted)."""
+        if self.local is None:
+            raise RuntimeError(f"no local kind validates {self.kind} tasks")
+        return self.local.validate(spec, registry)
+
+    async def execute(self, task: Task, ctx: TaskContext, run: Any) -> Any:
+        """A job on Dask, anything else locally."""
+        if task.mode == TaskMode.JOB.value:
+            return await self.backend.execute(task, ctx, run)
+        if self.local is None:
+            raise RuntimeError(f"no local executor for {task.kind} tasks")
+        return await self.local.execute(task, ctx, run)
 
 
 def install_dask_backend(manager: Any, address: str | None = None, **kwargs: Any) -> DaskBackend:
@@ -477,7 +490,7 @@ _modules_lock = threading.Lock()
 
 def _load_modules(modules: Iterable[str]) -> None:
     """Import the task modules a job needs, once per worker process."""
-    from .registry import _import_module_or_path, load_task_modules
+    from .registry import import_module_or_path, load_task_modules
 
     with _modules_lock:
         if "" not in _loaded_modules:
@@ -489,11 +502,11 @@ def _load_modules(modules: Iterable[str]) -> None:
             # "module" or "path.py", or "module|path.py": the name first, the file if that fails
             name, _, path = item.partition("|")
             try:
-                _import_module_or_path(name)
+                import_module_or_path(name)
             except ImportError:
                 if not path:
                     raise
-                _import_module_or_path(path)
+                import_module_or_path(path)
             except DuplicateTaskName:
                 pass  # the same file was already imported under another module name
             _loaded_modules.add(item)
@@ -513,7 +526,7 @@ class _WorkerRun:
 
     def cancel(self) -> None:
         self.cancelled = True
-        self.ctx._request_cancel()
+        self.ctx.request_cancel()
         with self.lock:
             if self.loop is not None and self.main is not None:
                 self.loop.call_soon_threadsafe(self.main.cancel)

@@ -35,7 +35,7 @@ async def run_background(coro_or_name: Any, label: str | None = None, *,
     options = {k: kwargs.pop(k) for k in list(kwargs)
                if k in ("queue", "priority", "timeout", "max_retries", "owner", "origin",
                         "idempotency_key")}
-    task = await manager._call(manager.submit(
+    task = await manager.run_on_loop(manager.submit(
         coro_or_name, mode="background", label=label, task_key=task_key, **options, **kwargs))
     return task.id
 
@@ -83,16 +83,9 @@ async def run_subprocess(
 
 def _task_usage(ctx: TaskContext | None) -> ProcessUsage | None:
     """Inside a task: usage whose process group goes into the task's row (for the reaper)."""
-    manager = getattr(ctx, "_manager", None)
-    running = manager._running.get(ctx.task_id) if manager is not None else None
-    if running is None:
-        return None
-
-    async def on_group(pgid: int, record: dict[str, Any] | None) -> None:
-        # the row and the task's group list belong to the manager's loop, maybe not ours
-        await manager._call(manager._record_group(running, pgid, record))
-
-    return ProcessUsage(on_group=on_group)
+    manager = ctx.manager if ctx is not None else None
+    on_group = manager.group_recorder(ctx.task_id) if manager is not None else None
+    return ProcessUsage(on_group=on_group) if on_group is not None else None
 
 
 def _context(task_id: str | None) -> TaskContext:
@@ -101,9 +94,9 @@ def _context(task_id: str | None) -> TaskContext:
         return ctx
     manager = current_manager()
     if task_id is not None:
-        running = manager._running.get(task_id)
+        running = manager.running_context(task_id)
         if running is not None:
-            return running.ctx
+            return running
     raise ManagerNotRunning(
         f"task {task_id} is not running in this process" if task_id
         else "not inside a running task: pass task_id= or call this from the task's code"
@@ -125,43 +118,43 @@ async def request_confirmation(prompt: str, choices: Sequence[str] = ("yes", "no
 async def get_task(task_id: str) -> Task:
     """The task with this id."""
     manager = current_manager()
-    return await manager._call(manager.get(task_id))
+    return await manager.run_on_loop(manager.get(task_id))
 
 
 async def get_tasks_by_key(task_key: str, *, limit: int = 100) -> list[Task]:
     """Tasks (any status, newest first) submitted with exactly this ``task_key``."""
     manager = current_manager()
-    return await manager._call(manager.store.list_tasks(task_key=task_key, limit=limit))
+    return await manager.run_on_loop(manager.store.list_tasks(task_key=task_key, limit=limit))
 
 
 async def get_tasks_by_key_prefix(prefix: str, *, limit: int = 100) -> list[Task]:
     """Tasks whose ``task_key`` starts with ``prefix``, newest first."""
     manager = current_manager()
-    return await manager._call(manager.store.list_tasks(key_prefix=prefix, limit=limit))
+    return await manager.run_on_loop(manager.store.list_tasks(key_prefix=prefix, limit=limit))
 
 
 async def cancel(task_id: str) -> Task:
     """Cancel a task wherever it runs."""
     manager = current_manager()
-    return await manager._call(manager.cancel(task_id))
+    return await manager.run_on_loop(manager.cancel(task_id))
 
 
 async def rerun(task_id: str) -> Task:
     """Run a task's spec again; returns the new task."""
     manager = current_manager()
-    return await manager._call(manager.rerun(task_id))
+    return await manager.run_on_loop(manager.rerun(task_id))
 
 
 async def fork(task_id: str, **overrides: Any) -> Task:
     """Run a task's spec with overrides (params, code, command, parameters, label)."""
     manager = current_manager()
-    return await manager._call(manager.fork(task_id, overrides))
+    return await manager.run_on_loop(manager.fork(task_id, overrides))
 
 
 async def submit(target: Any, /, *args: Any, **options: Any) -> Task:
     """Submit work through the default manager (see ``TaskManager.submit``)."""
     manager = current_manager()
-    return await manager._call(manager.submit(target, *args, **options))
+    return await manager.run_on_loop(manager.submit(target, *args, **options))
 
 
 __all__ = [

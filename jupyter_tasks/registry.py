@@ -293,7 +293,7 @@ def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True)
     wanted += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
     loaded = []
     for spec in dict.fromkeys(wanted):
-        _import_module_or_path(spec)
+        import_module_or_path(spec)
         loaded.append(spec)
     if entry_points:
         from importlib.metadata import entry_points as eps
@@ -304,7 +304,8 @@ def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True)
     return loaded
 
 
-def _import_module_or_path(spec: str) -> types.ModuleType:
+def import_module_or_path(spec: str) -> types.ModuleType:
+    """Import a module by dotted name, or a ``.py`` file by path; returns the module."""
     if spec.endswith(".py") or os.sep in spec:
         path = Path(spec).expanduser().resolve()
         if not path.is_file():

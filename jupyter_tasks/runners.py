@@ -384,7 +384,7 @@ async def run_process(
     try:
         if usage.on_group is not None:
             # recorded in the task's row, so a reaper can end the group if we die
-            await _announce(usage.on_group, pgid, group_record(proc.pid))
+            await announce_group(usage.on_group, pgid, group_record(proc.pid))
         watched = proc.pid
         if shim is not None:
             try:
@@ -398,7 +398,7 @@ async def run_process(
                 raise OSError(errno, os.strerror(errno), argv[0])
             if answer[:1] == [b"ok"]:
                 watched = usage.pid = int(answer[1])  # the work, not the shim, is measured
-        monitor = asyncio.ensure_future(_watch_memory(watched, usage, memory_limit_mb))
+        monitor = asyncio.ensure_future(watch_memory(watched, usage, memory_limit_mb))
         done, _ = await asyncio.wait([waiter, monitor], return_when=asyncio.FIRST_COMPLETED)
         if monitor in done and monitor.exception() is not None:
             await terminate_group(proc, pgid)
@@ -425,7 +425,7 @@ async def run_process(
         await asyncio.gather(*([monitor] if monitor else []), *pumps, return_exceptions=True)
         if usage.on_group is not None:
             kill_process_group(pgid)  # the record goes only once nothing of the group is left
-            await _announce(usage.on_group, pgid, None)
+            await announce_group(usage.on_group, pgid, None)
     returncode = proc.returncode
     out: Any = b"".join(chunks["stdout"]) if capture_output else None
     err: Any = b"".join(chunks["stderr"]) if capture_output else None
@@ -437,7 +437,8 @@ async def run_process(
     return subprocess.CompletedProcess(argv, returncode, out, err)
 
 
-async def _announce(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -> None:
+async def announce_group(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -> None:
+    """Tell ``hook`` a process group started (``record``) or ended (None); never raises."""
     try:
         await hook(pgid, record)
     except Exception:  # a failed write must not fail the work; the reaper then sees less
@@ -446,7 +447,7 @@ async def _announce(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -
         logging.getLogger("jupyter_tasks").exception("recording process group %s failed", pgid)
 
 
-async def _watch_memory(pid: int, usage: ProcessUsage, limit_mb: float | None) -> None:
+async def watch_memory(pid: int, usage: ProcessUsage, limit_mb: float | None) -> None:
     """Sample the tree's RSS and CPU; raise ``MemoryLimitExceeded`` past the limit."""
     try:
         root = psutil.Process(pid)

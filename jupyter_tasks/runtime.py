@@ -8,33 +8,42 @@ while the foreground cell computes.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .exceptions import ManagerNotRunning
 
-if TYPE_CHECKING:
-    from .manager import TaskManager
 
-_default: TaskManager | None = None
+class ManagerLike(Protocol):
+    """What this module needs of a manager (``jupyter_tasks.TaskManager`` is one)."""
+
+    @property
+    def running(self) -> bool:
+        """True between start and stop."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the manager runs on."""
+
+
+_default: Any = None
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _thread_loop: asyncio.AbstractEventLoop | None = None
 
 
-def set_default_manager(manager: TaskManager | None) -> None:
+def set_default_manager(manager: ManagerLike | None) -> None:
     """Make ``manager`` the one the helpers (``run_background`` …) use."""
     global _default
     _default = manager
 
 
-def get_default_manager() -> TaskManager | None:
+def get_default_manager() -> Any:
     """The default manager, or None."""
     return _default
 
 
-def current_manager() -> TaskManager:
+def current_manager() -> Any:
     """The default manager; ``ManagerNotRunning`` says how to start one if there is none."""
     if _default is None or not _default.running:
         raise ManagerNotRunning(
@@ -65,32 +74,6 @@ def runtime_loop() -> asyncio.AbstractEventLoop:
         return _thread_loop
 
 
-def start_manager(db_path: Any = None, **options: Any) -> TaskManager:
-    """Start (or return) the default manager on the runtime thread; for scripts and kernels."""
-    from .manager import TaskManager
-
-    existing = get_default_manager()
-    if existing is not None and existing.running:
-        return existing
-    loop = runtime_loop()
-
-    async def create() -> TaskManager:
-        return await TaskManager(db_path, **options).start()
-
-    manager = asyncio.run_coroutine_threadsafe(create(), loop).result(60)
-    atexit.register(stop_manager)
-    return manager
-
-
-def stop_manager(timeout: float = 10.0) -> None:
-    """Stop the default manager if it runs on the runtime thread."""
-    manager = get_default_manager()
-    if manager is None or manager.loop is not _thread_loop or _thread_loop is None:
-        return
-    if not manager.running:
-        return
-    future = asyncio.run_coroutine_threadsafe(manager.stop(), _thread_loop)
-    try:
-        future.result(timeout)
-    except Exception:
-        pass
+def thread_loop() -> asyncio.AbstractEventLoop | None:
+    """The daemon thread's event loop if it was started, else None."""
+    return _thread_loop

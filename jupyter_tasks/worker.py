@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
+from .kinds import standard
 from .manager import TaskManager
 from .registry import load_task_modules
 from .scheduler import Scheduler
@@ -38,6 +39,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass  # not the main thread: the caller stops us through ``stop``
+    manager_options.setdefault("kinds", standard())
     manager = TaskManager(db_path, worker_kind="worker",
                           queues={q: concurrency for q in queues}, **manager_options)
     async with manager:

@@ -1,34 +1,72 @@
-"""Executors for the ``notebook`` and ``code`` job kinds.
+"""The ``notebook`` and ``code`` job kinds (plug-ins with ``validate`` and ``execute``).
 
 Importing this package is cheap: nbclient is only imported when a notebook runs.
-``install_job_executors(manager)`` (called by ``TaskManager.__init__``) adds them
-to ``manager.executors``; ``jupyter_tasks.dask_backend`` runs the same executors
-on Dask workers.
+The composition roots install these kinds (``jupyter_tasks.kinds.standard()``);
+``jupyter_tasks.dask_backend`` runs the same executors on Dask workers.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
+from ..context import TaskContext
+from ..engine.kinds import JobKind, ValidSpec, check_obj, check_str
+from ..engine.state import RunningTask
+from ..models import Task, TaskKind
+from ..registry import Registry
 from .code import exec_code
 from .notebook import exec_notebook, resolve_notebook_path, validate_notebook_spec
 
 __all__ = [
+    "CodeKind",
+    "NotebookKind",
     "exec_code",
     "exec_notebook",
-    "install_job_executors",
-    "job_executors",
+    "job_kinds",
     "resolve_notebook_path",
     "validate_notebook_spec",
 ]
 
 
-def job_executors() -> dict[str, Any]:
-    """Kind -> executor for the job kinds this package provides."""
-    return {"notebook": exec_notebook, "code": exec_code}
+class NotebookKind:
+    """Execute a notebook with parameters in a fresh kernel."""
+
+    kind = TaskKind.NOTEBOOK.value
+    work_field = "notebook"
+
+    def validate(self, spec: Mapping[str, Any], registry: Registry) -> ValidSpec:
+        """A missing notebook or a parameter that cannot be a variable: 422 now, not later."""
+        clean = {"notebook": check_str(spec["notebook"], "notebook"),
+                 "parameters": check_obj(spec.get("parameters") or {}, "parameters"),
+                 "root_dir": spec.get("root_dir") or os.getcwd()}
+        # where else to write the executed notebook (checked by the validation below)
+        clean.update({k: spec[k] for k in ("output_path", "export_html") if k in spec})
+        validate_notebook_spec(clean)
+        return ValidSpec(clean, params=clean["parameters"], label=clean["notebook"])
+
+    async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
+        """Run the notebook; the executed copy is an artifact."""
+        return await exec_notebook(task, ctx, run)
 
 
-def install_job_executors(manager: Any) -> None:
-    """Register the notebook and code executors on a ``TaskManager`` (kept if already set)."""
-    for kind, executor in job_executors().items():
-        manager.executors.setdefault(kind, executor)
+class CodeKind:
+    """Run Python source in a fresh interpreter with ``input_data``."""
+
+    kind = TaskKind.CODE.value
+    work_field = "code"
+
+    def validate(self, spec: Mapping[str, Any], registry: Registry) -> ValidSpec:
+        """The code must be a non-empty string."""
+        return ValidSpec({"code": check_str(spec["code"], "code"),
+                          "input_data": spec.get("input_data")}, label="code")
+
+    async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
+        """Run the code in its own process group."""
+        return await exec_code(task, ctx, run)
+
+
+def job_kinds() -> list[JobKind]:
+    """The job kinds this package provides."""
+    return [NotebookKind(), CodeKind()]

@@ -56,9 +56,9 @@ from typing import Any
 
 import psutil
 
-from .. import __version__
+from .._version import __version__
 from ..exceptions import InvalidRequest
-from ..runners import ProcessUsage, _announce, _watch_memory, die_with_parent, group_record
+from ..runners import ProcessUsage, announce_group, die_with_parent, group_record, watch_memory
 from . import notebook_record as record
 from ._util import run_to_end
 from .notebook_record import INJECTED_TAG, PARAMETERS_TAG, has_tag, render_output_path
@@ -363,10 +363,10 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             group = group_record(kernel_pid)
             if group["pgid"] == kernel_pid:  # never a group the kernel shares with us
                 recorded = kernel_pid
-                await _announce(usage.on_group, kernel_pid, group)
+                await announce_group(usage.on_group, kernel_pid, group)
         if kernel_pid is not None:
             monitor = asyncio.ensure_future(
-                _watch_memory(kernel_pid, usage, getattr(task, "memory_limit_mb", None)))
+                watch_memory(kernel_pid, usage, getattr(task, "memory_limit_mb", None)))
         await client.async_start_new_kernel_client()
         info_id = await _maybe_await(client.kc.kernel_info())
         info = await client.async_wait_for_reply(info_id)
@@ -422,7 +422,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
                                      raise_errors=failure is None))
         finally:
             if recorded is not None and usage.on_group is not None:
-                await run_to_end(_announce(usage.on_group, recorded, None))
+                await run_to_end(announce_group(usage.on_group, recorded, None))
     root = os.path.realpath(root_dir)
     return {"notebook": out.artifact_name, "cells": total, "executed": done,
             "parameters": dict(parameters), "kernel_name": kernel_name,

@@ -39,12 +39,15 @@ def ensure_manager() -> TaskManager:
     The database is ``$JUPYTER_TASKS_DB`` when set (the server extension sets
     it for the kernels it starts).
     """
-    from ..runtime import get_default_manager, start_manager
+    from ..kinds import standard
+    from ..manager import start_manager
+    from ..runtime import get_default_manager
 
     manager = get_default_manager()
     if manager is not None and manager.running:
         return manager
-    return start_manager(worker_kind="kernel", origin=kernel_origin())
+    # the standard kinds here; the kernel side (KernelSide) installs the cell kind
+    return start_manager(worker_kind="kernel", origin=kernel_origin(), kinds=standard())
 
 
 def load_ipython_extension(ipython: Any) -> None:

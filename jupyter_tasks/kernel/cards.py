@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..manager import _task_fields_from_json
+from ..manager import task_fields_from_api_json, task_from_api_json
 from ..models import EventType, Task, TaskKind, TaskStatus
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ class TaskCard(widgets.VBox):
             return
         snapshot = event.task
         if snapshot is not None:
-            fields = _task_fields_from_json(snapshot)
+            fields = task_fields_from_api_json(snapshot)
             self._task = self._task.evolve(**{k: v for k, v in fields.items() if k != "id"})
         if self._task.is_terminal:
             self._logs_dirty = True  # the last chunks land with the final status
@@ -309,11 +309,7 @@ class TaskCard(widgets.VBox):
                     self._logs_dirty = True
         else:
             self._logs_dirty = False
-        running = manager._running.get(self.task_id)
-        if running is not None and running.ctx.current_progress is not None:
-            self._live_progress = running.ctx.current_progress
-        else:
-            self._live_progress = None
+        self._live_progress = manager.live_progress(self.task_id)
         desired = self._desired()
         parts = self._wanted_parts(desired)
         if not parts:
@@ -617,7 +613,7 @@ class TaskBoard(widgets.VBox):
         if event.task_id in self._seen or not self._is_mine(snapshot.get("origin")):
             return
         self._seen.add(event.task_id)
-        task = Task(**_task_fields_from_json(snapshot))
+        task = task_from_api_json(snapshot)
         card = TaskCard(task.id, compact=True, _task=task)
         self._cards.insert(0, card)
         for old in self._cards[self.limit:]:

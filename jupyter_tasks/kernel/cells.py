@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import TaskContext
 from ..exceptions import TaskCancelled
-from ..models import Task, TaskKind, TaskMode
+from ..models import Task, TaskKind
 from ..runners import run_in_thread
 from ..tracebacks import is_runner_file, name_source, user_traceback
 from . import capture
@@ -44,6 +44,26 @@ class CellRun:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class CellKind:
+    """The ``cell`` job kind: code of a notebook cell, run in this kernel's namespace."""
+
+    kind = TaskKind.CELL.value
+    work_field = None  # created by KernelSide.submit_cell, not by submit_spec
+
+    def __init__(self, side: KernelSide) -> None:
+        self.side = side
+
+    def validate(self, spec: Mapping[str, Any], registry: Any) -> Any:
+        """Cells are not submitted as specs; ``KernelSide.submit_cell`` creates them."""
+        from ..exceptions import InvalidRequest
+
+        raise InvalidRequest("cell tasks are created by the kernel that runs them")
+
+    async def execute(self, task: Task, ctx: TaskContext, run: Any) -> Any:
+        """Run the cell in the kernel's shell."""
+        return await self.side.execute(task, ctx, run)
+
+
 class KernelSide:
     """This kernel's part: the manager, the shell, the sinks of its cell tasks."""
 
@@ -55,7 +75,7 @@ class KernelSide:
         self.sinks: dict[str, capture.OutputSink] = {}
         self._counter = 0
         self._lock = threading.Lock()
-        manager.executors[TaskKind.CELL.value] = self.execute
+        manager.install_kind(CellKind(self))
 
     # ----------------------------------------------------------------- submit
 
@@ -77,11 +97,8 @@ class KernelSide:
             # the cell that submitted it: a reopened notebook puts the task's view back
             # under that cell even when its output was never saved
             options["origin"] = {**manager.origin, "cell_id": cell_id}
-        task = await manager._create_and_start(
-            TaskKind.CELL.value, TaskMode.BACKGROUND.value, spec, name=None,
-            label=label or default_label(source), params=None, local=None, options=options,
-        )
-        # _create_and_start only scheduled the run: registering now, before this
+        task = await manager.submit_cell(spec, label=label or default_label(source), **options)
+        # submit_cell only scheduled the run: registering now, before this
         # coroutine yields, guarantees the executor finds it
         from ..manager import was_deduplicated
 

@@ -44,10 +44,8 @@ class TaskHandle:
     @property
     def progress(self) -> dict[str, Any] | None:
         """The last progress written: ``{current, total, message}`` or None."""
-        running = self._manager._running.get(self.id)
-        if running is not None and running.ctx.current_progress is not None:
-            return running.ctx.current_progress
-        return self.task.progress
+        live = self._manager.live_progress(self.id)
+        return live if live is not None else self.task.progress
 
     @property
     def done(self) -> bool:
@@ -122,7 +120,7 @@ class TaskHandle:
 
     async def _await(self) -> Any:
         manager = self._manager
-        task = await manager._call(manager.wait(self.id))
+        task = await manager.run_on_loop(manager.wait(self.id))
         return self._outcome(task, None)
 
     def _outcome(self, task: Task, timeout: float | None) -> Any:

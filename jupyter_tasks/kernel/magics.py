@@ -134,9 +134,9 @@ async def run_blocking_source_async(source: str, label: str) -> Any:
     """``run_blocking_source`` for the kernel's loop: awaits, keeping the loop free."""
     side = _side()
     manager = side.manager
-    task = await manager._call(_blocking_submit(side, source, label))
+    task = await manager.run_on_loop(_blocking_submit(side, source, label))
     try:
-        task = await manager._call(manager.wait(task.id))
+        task = await manager.run_on_loop(manager.wait(task.id))
     except BaseException:  # interrupted (KeyboardInterrupt, CancelledError): stop the work
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(manager.cancel(task.id),
                                                                    manager.loop))
@@ -238,12 +238,12 @@ async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> 
         source, label = _blocking_source(line, None)
         return await run_blocking_source_async(source, label)
     opts = _parse_subprocess(_expand(side.shell, line))
-    task = await manager._call(_submit_subprocess(side, opts))
+    task = await manager.run_on_loop(_submit_subprocess(side, opts))
     handle = _after_subprocess_submit(side, task, opts, assigned)
     if opts["background"]:
         return handle
     try:
-        task = await manager._call(manager.wait(task.id))
+        task = await manager.run_on_loop(manager.wait(task.id))
     except BaseException:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(manager.cancel(task.id),
                                                                    manager.loop))

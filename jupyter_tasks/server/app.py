@@ -21,6 +21,7 @@ from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default
 
 from .. import dbfile
 from ..exceptions import StoreBusy, StoreError, StoreUnavailable
+from ..kinds import standard
 from ..manager import LOOPBACK_HOSTS, TaskManager
 from ..models import ACTIVE_STATUSES, utcnow
 from ..paths import DB_ENV, default_db_path
@@ -139,7 +140,7 @@ class JupyterTasksApp(ExtensionApp):
             self.log.info("jupyter_tasks | task modules: %s", ", ".join(loaded))
         queues = {q: n for q, n in self.workers.items() if n > 0}
         self.manager = TaskManager(
-            self.resolved_db_path, queues=queues, worker_kind="server",
+            self.resolved_db_path, queues=queues, worker_kind="server", kinds=standard(),
             callback_allowlist=self.callback_allowlist, origin={"type": "server"},
             flush_batch=self.flush_batch or None, busy_timeout=self.busy_timeout,
         )
@@ -166,7 +167,7 @@ class JupyterTasksApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         """Every route of docs/reference/rest-api.md."""
         from .events import EventsWebSocket
-        from .handlers import default_handlers
+        from .routes import default_handlers
 
         self.handlers.extend(default_handlers(EventsWebSocket))
 
@@ -191,7 +192,7 @@ class JupyterTasksApp(ExtensionApp):
         async with self._start_lock:
             if self._unusable is not None:
                 raise StoreUnavailable(self._unusable)
-            if not self.manager.running and not self.manager._stopping:
+            if not self.manager.running and not self.manager.stopping:
                 await self._start_manager()
                 self.scheduler.start()
                 self._loops = [asyncio.ensure_future(self._activity_loop())]

@@ -51,6 +51,9 @@ def _int_between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
 _TIMEOUT = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
             and 0 < v <= 10**9 and math.isfinite(v), "a positive number of seconds")
 
+# the values a ``status`` / ``kind`` filter may name
+STATUS_VALUES = frozenset(s.value for s in TaskStatus)
+KIND_VALUES = frozenset(k.value for k in TaskKind)
 WORK_FIELDS = {"name": _NONEMPTY, "command": _ARGV, "notebook": _NONEMPTY, "code": _NONEMPTY}
 WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("command", _ENV),
                "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY),
@@ -286,9 +289,9 @@ class TaskCollectionHandler(TasksHandler):
     async def get(self) -> None:
         statuses = [s for raw in self.get_arguments("status") for s in raw.split(",") if s]
         errors = [{"field": "status", "message": f"unknown status {s!r}"}
-                  for s in statuses if s not in TaskStatus._value2member_map_]
+                  for s in statuses if s not in STATUS_VALUES]
         kind = self.get_argument("kind", None)
-        if kind is not None and kind not in TaskKind._value2member_map_:
+        if kind is not None and kind not in KIND_VALUES:
             errors.append({"field": "kind", "message": f"unknown kind {kind!r}"})
         search = self.get_argument("search", None)
         if search is not None and len(search) > MAX_SEARCH_CHARS:
@@ -463,7 +466,8 @@ class ArtifactListHandler(TasksHandler):
 class ArtifactHandler(TasksHandler):
     """``GET``/``HEAD /api/tasks/{id}/artifacts/{name}`` with ETag and If-None-Match."""
 
-    async def _artifact(self, task_id: str, name: str) -> Any:
+    async def _artifact(self, task_id: str, name: str) -> tuple[Any, str]:
+        """(file to send or None for a 304, its content type); headers set."""
         if not valid_artifact_name(name):
             raise Problem(400, "an artifact name is a plain file name (no '/', no '..')")
         await self.visible(task_id)
@@ -477,28 +481,29 @@ class ArtifactHandler(TasksHandler):
         self.set_header("Cache-Control", "private, no-cache")
         if _etag_matches(self.request.headers.get("If-None-Match"), artifact.sha256):
             self.set_status(304)
-            return None
+            return None, artifact.content_type
         self.set_header("Content-Length", str(artifact.size))
-        return path
+        return path, artifact.content_type
 
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str, name: str) -> None:
-        path = await self._artifact(task_id, name)
+        # jupyter_server's finish() sets a JSON content type unless told the artifact's
+        path, content_type = await self._artifact(task_id, name)
         if path is None:
-            self.finish(set_content_type=self._headers["Content-Type"])
+            self.finish(set_content_type=content_type)
             return
         with open(path, "rb") as f:
             while chunk := f.read(256 * 1024):
                 self.write(chunk)
                 await self.flush()
-        self.finish(set_content_type=self._headers["Content-Type"])
+        self.finish(set_content_type=content_type)
 
     @web.authenticated
     @authorized("read")
     async def head(self, task_id: str, name: str) -> None:
-        await self._artifact(task_id, name)
-        self.finish(set_content_type=self._headers["Content-Type"])
+        _path, content_type = await self._artifact(task_id, name)
+        self.finish(set_content_type=content_type)
 
 
 def _etag_matches(header: str | None, sha256: str) -> bool:
@@ -637,29 +642,3 @@ class NotFoundHandler(TasksHandler):
         await self._missing()
 
     post = put = patch = delete = head = get
-
-
-def default_handlers(events_handler: type) -> list[tuple[str, type]]:
-    """Routes relative to ``base_url``, most specific first."""
-    from .schedule_handlers import schedule_handlers  # it imports this module
-    return [
-        (r"/api/tasks", TaskCollectionHandler),
-        (r"/api/tasks/registry", RegistryListHandler),
-        (r"/api/tasks/registry/(?P<name>[A-Za-z0-9_-]+)", RegistryItemHandler),
-        (r"/api/tasks/registry/(?P<name>[A-Za-z0-9_-]+)/execute", RegistryExecuteHandler),
-        (r"/api/tasks/stats", StatsHandler),
-        (r"/api/tasks/me", MeHandler),
-        (r"/api/tasks/openapi\.json", OpenAPIHandler),
-        (r"/api/tasks/events", events_handler),
-        *schedule_handlers(),
-        (rf"/api/tasks/{ID}", TaskItemHandler),
-        (rf"/api/tasks/{ID}/result", TaskResultHandler),
-        (rf"/api/tasks/{ID}/logs", TaskLogsHandler),
-        (rf"/api/tasks/{ID}/cancel", TaskCancelHandler),
-        (rf"/api/tasks/{ID}/rerun", TaskRerunHandler),
-        (rf"/api/tasks/{ID}/fork", TaskForkHandler),
-        (rf"/api/tasks/{ID}/confirm", TaskConfirmHandler),
-        (rf"/api/tasks/{ID}/artifacts", ArtifactListHandler),
-        (rf"/api/tasks/{ID}/artifacts/(?P<name>.+)", ArtifactHandler),
-        (r"/api/tasks/(.*)", NotFoundHandler),
-    ]

@@ -554,4 +554,4 @@ async def test_own_submissions_leave_no_bookkeeping_behind(manager: TaskManager)
         await manager.wait(task.id, timeout=10)
     await manager.poll_events()
     # remembered only until the tail reads the task.created event it skips decoding
-    assert manager._created_here == set()
+    assert manager.state.created_here == set()

@@ -115,7 +115,7 @@ async def test_nan_progress_never_wedges_the_task(manager: TaskManager, db_path:
 
 async def test_a_refused_end_is_written_failed_not_left_running(
         manager: TaskManager, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jupyter_tasks import manager as manager_module
+    from jupyter_tasks.engine import execution as manager_module
 
     def refuse(value: Any, **kwargs: Any) -> Any:
         if kwargs.get("where") == "result":

@@ -1,0 +1,92 @@
+"""What ``jupyter tasks`` and its ``schedule`` commands share: errors, ids, run parameters."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an id
+
+
+class CliError(Exception):
+    """A problem the user can fix, printed as ``error: …`` (exit status 2)."""
+
+
+def short_id(task_id: str, args: argparse.Namespace | None = None) -> str:
+    """The id as the views show it (its end), or whole with ``--full``."""
+    if args is not None and getattr(args, "full", False):
+        return task_id
+    return task_id[-SHORT_ID:]
+
+
+def papermill_value(text: str) -> Any:
+    """A ``-p`` value as papermill reads it: True/False/None, an int, a float, else the text."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _yaml_parameters(text: str | bytes, where: str) -> dict[str, Any]:
+    """A YAML mapping read as papermill does (dates stay text); ``CliError`` otherwise."""
+    import yaml
+
+    class NoDatesLoader(yaml.SafeLoader):
+        """YAML's safe loader without the timestamp type."""
+
+    # papermill passes dates to the notebook as the text that was written
+    NoDatesLoader.yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    try:
+        value = yaml.load(text, Loader=NoDatesLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CliError(f"{where} is not valid YAML: {problem}{at}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CliError(f"{where} must be a YAML mapping of parameter names to values, "
+                       f"not a {type(value).__name__}")
+    return value
+
+
+def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters of ``run``, merged in papermill's order: -b, -f, -y, -p, then -r."""
+    import base64
+    import binascii
+
+    parameters: dict[str, Any] = {}
+    if args.inject_input_path or args.inject_paths:
+        parameters["PAPERMILL_INPUT_PATH"] = args.notebook
+    if args.inject_output_path or args.inject_paths:
+        if not args.output:
+            raise CliError("--inject-output-path and --inject-paths need an OUTPUT path")
+        parameters["PAPERMILL_OUTPUT_PATH"] = args.output
+    for text in args.parameters_base64 or []:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise CliError(f"-b {text[:40]!r} is not base64") from None
+        parameters.update(_yaml_parameters(raw, f"-b {text[:40]!r}"))
+    for name in args.parameters_file or []:
+        try:
+            content = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise CliError(f"parameters file {name}: {reason}") from None
+        parameters.update(_yaml_parameters(content, f"parameters file {name}"))
+    for text in args.parameters_yaml or []:
+        parameters.update(_yaml_parameters(text, f"-y {text[:40]!r}"))
+    for name, value in args.parameters or []:
+        parameters[name] = papermill_value(value)
+    for name, value in args.parameters_raw or []:
+        parameters[name] = value
+    return parameters

@@ -1,0 +1,359 @@
+"""Execution: run one task of any kind to its end through its kind's plug-in, and settle it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..context import TaskContext, current_context
+from ..exceptions import InvalidRequest, ManagerNotRunning, TaskCancelled, TaskTimedOut
+from ..models import EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
+from ..runners import MemoryLimitExceeded
+from ..tracebacks import full_traceback, user_traceback
+from ..values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText
+from ..values import encode as encode_value
+from .kinds import UnsupportedKind
+from .state import EngineState, LocalQueue, RunningTask
+
+log = logging.getLogger("jupyter_tasks")
+
+# kinds whose shim writes the command's exit into the row (see RunningTask.process)
+EXIT_RECORDING_KINDS = (TaskKind.SUBPROCESS.value, TaskKind.CODE.value)
+
+
+class Execution:
+    """Runs tasks this process owns: one attempt, its stop, its settlement, its retries."""
+
+    def __init__(self, state: EngineState,
+                 post_callback: Callable[[str], Awaitable[None]]) -> None:
+        self.state = state
+        self.post_callback = post_callback
+        self.local_queues: dict[str, LocalQueue] = {}
+
+    async def run_task(self, task: Task, *, limited: bool = False) -> None:
+        """Run a task this process owns to a final state (or back to the queue)."""
+        state = self.state
+        slot = self.local_queues.get(task.queue) if limited else None
+        if limited:
+            slot = self.local_queues.setdefault(
+                task.queue, LocalQueue(state.config.queue_limits[task.queue]))
+            await slot.acquire(task.priority)
+            started = await state.store.transition(
+                task.id, {"status": TaskStatus.RUNNING.value, "started_at": time.time(),
+                          "attempts": task.attempts + 1, "worker_id": state.worker_id,
+                          "lease_expires_at": time.time() + state.config.lease_seconds},
+                EventType.STARTED, when_status=(TaskStatus.QUEUED.value,),
+            )
+            if started is None:  # cancelled while waiting for a slot
+                slot.release()
+                state.local_work.pop(task.id, None)
+                return
+            task = started
+        try:
+            while True:
+                outcome = await self._attempt(task)
+                if outcome is None:
+                    return
+                # a background retry after its backoff, or the job claimed on the way out
+                task = outcome
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def run_targeted(self, task_id: str) -> None:
+        """Run a background task another process created for this worker (a cell rerun)."""
+        state = self.state
+        task = await state.store.get_task(task_id)
+        if task is None or task.worker_id != state.worker_id or task.mode == TaskMode.JOB:
+            return
+        if task.id in state.running or task.status != TaskStatus.QUEUED:
+            return
+        started = await state.store.transition(
+            task.id, {"status": TaskStatus.RUNNING.value, "started_at": time.time(),
+                      "attempts": task.attempts + 1,
+                      "lease_expires_at": time.time() + state.config.lease_seconds},
+            EventType.STARTED, when_status=(TaskStatus.QUEUED.value,),
+            when_worker=state.worker_id)
+        if started is not None:
+            await self.run_task(started)
+
+    async def _attempt(self, task: Task) -> Task | None:
+        state = self.state
+        ctx = TaskContext(task.id, state.host, state.loop)
+        running = RunningTask(task, ctx, state.registry, local=state.local_work.get(task.id))
+        running.aio_task = asyncio.current_task()
+        running.process.on_group = functools.partial(self.record_group, running)
+        if task.kind in EXIT_RECORDING_KINDS:
+            # the command's shim writes its exit into the row: a reaper finishing the
+            # task after our death uses it instead of running the command again
+            running.process.record_exit = (str(state.store.path), task.id, task.attempts)
+        state.running[task.id] = running
+        if task.attempts > 1:
+            # log lines carry no attempt number: a marker line lets the log view
+            # (and a reader of the raw log) see where this attempt's output begins
+            await state.store.append_logs(task.id, [(time.time(), "log",
+                                                     attempt_marker(task))])
+        if task.cancel_requested:
+            running.stop_reason = "cancel"
+        if task.timeout:
+            assert state.loop is not None
+            running.timer = state.loop.call_later(task.timeout, self.stop_local, running,
+                                                  "timeout")
+        token = current_context.set(ctx)
+        value: Any = None
+        error: BaseException | None = None
+        status = TaskStatus.SUCCEEDED
+        try:
+            if running.stop_reason == "cancel":
+                raise TaskCancelled("cancelled before it started")
+            if state.stopping:  # a job claimed while stop() began: hand it back untouched
+                running.stop_reason = "shutdown"
+                raise asyncio.CancelledError
+            kind = state.kinds.get(task.kind)
+            if kind is None:
+                raise UnsupportedKind(f"this process ({state.config.worker_kind}) cannot run "
+                                      f"{task.kind} tasks")
+            value = await kind.execute(task, ctx, running)
+        except asyncio.CancelledError as exc:
+            reason = running.stop_reason
+            # no reason: something outside cancelled us (the loop is closing)
+            status = {"timeout": TaskStatus.TIMEOUT, "cancel": TaskStatus.CANCELLED}.get(
+                reason or "", TaskStatus.INTERRUPTED)
+            error = exc
+        except TaskCancelled as exc:
+            status = TaskStatus.TIMEOUT if running.stop_reason == "timeout" else \
+                TaskStatus.CANCELLED
+            error = exc
+        except TaskTimedOut as exc:
+            status, error = TaskStatus.TIMEOUT, exc
+        except MemoryLimitExceeded as exc:
+            status, error = TaskStatus.OOM, exc
+        except Exception as exc:
+            status, error = TaskStatus.FAILED, exc
+            if running.stop_reason in ("cancel", "timeout"):
+                status = TaskStatus.CANCELLED if running.stop_reason == "cancel" \
+                    else TaskStatus.TIMEOUT
+        finally:
+            current_context.reset(token)
+            if running.timer is not None:
+                running.timer.cancel()
+            state.running.pop(task.id, None)
+        return await self._settle(task, running, status, value, error)
+
+    async def _settle(self, task: Task, running: RunningTask, status: TaskStatus, value: Any,
+                      error: BaseException | None) -> Task | None:
+        """Write a finished attempt: final status, a retry, or a return to the queue."""
+        state = self.state
+        store = state.store
+        lease_seconds = state.config.lease_seconds
+        ctx = running.ctx
+        progress = ctx.current_progress
+        logs = ctx.take_logs()
+        if logs:
+            await store.append_logs(task.id, logs)
+        usage = resource_usage(running)
+        now = time.time()
+        err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None
+        if status == TaskStatus.INTERRUPTED and task.mode == TaskMode.JOB \
+                and running.stop_reason == "shutdown":
+            # a clean shutdown hands the job back without spending an attempt
+            await store.transition(
+                task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
+                          "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
+                          "progress": progress, "started_at": None},
+                EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
+                when_worker=state.worker_id)
+            state.local_work.pop(task.id, None)
+            return None
+        if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries:
+            delay = self.backoff(task.attempts)
+            if task.mode == TaskMode.JOB:
+                await store.retry_later(task.id, state.worker_id, now + delay, err_json or {})
+                return None
+            retried = await store.transition(
+                task.id, {"status": TaskStatus.QUEUED.value, "not_before": now + delay,
+                          "error": err_json, "progress": progress,
+                          "retry_reason": failure_reason(err_json)},
+                EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,))
+            if retried is None:
+                return None
+            await asyncio.sleep(delay)
+            again = await store.transition(
+                task.id, {"status": TaskStatus.RUNNING.value, "attempts": task.attempts + 1,
+                          "started_at": time.time(), "not_before": None,
+                          "lease_expires_at": time.time() + lease_seconds},
+                EventType.STARTED, when_status=(TaskStatus.QUEUED.value,))
+            return again
+        changes: dict[str, Any] = {
+            "status": status.value, "result": None, "error": err_json, "progress": progress,
+            "finished_at": now, "lease_expires_at": None, "resource_usage": usage}
+        # a job slot that stays busy takes its next job in the same transaction; not
+        # after a cancel, whose CancelledError must not leak into the next job
+        keep_busy = task.mode == TaskMode.JOB and not state.stopping \
+            and not running.cancel_sent and task.queue in state.wake_queues
+        try:
+            if status == TaskStatus.SUCCEEDED:
+                changes.update(await self._stored_result(task, value))
+            finished = await store.finish(
+                task.id, changes, EventType.for_status(status), worker_id=state.worker_id,
+                claim_queue=task.queue if keep_busy else None, lease_seconds=lease_seconds,
+            )
+        except Exception as exc:
+            # the end of a task must be written even when its values are refused: write
+            # it failed, with nothing but why, rather than leave it running forever
+            log.exception("writing the end of task %s failed", task.id)
+            status = TaskStatus.FAILED
+            error = exc
+            finished = await store.finish(
+                task.id,
+                {"status": status.value, "result": None, "progress": None,
+                 "finished_at": now, "lease_expires_at": None,
+                 "error": {"type": "TaskEndNotStored",
+                           "message": f"the task ended {changes['status']} but that could "
+                                      f"not be stored: {type(exc).__name__}: {exc}",
+                           "traceback": None}},
+                EventType.FAILED, worker_id=state.worker_id)
+        state.local_work.pop(task.id, None)
+        state.remember(task.id, status == TaskStatus.SUCCEEDED,
+                       value if status == TaskStatus.SUCCEEDED else error)
+        if finished.callback_url:
+            state.spawn(self.post_callback(task.id))
+        if task.mode == TaskMode.SYNC and error is not None and status == TaskStatus.FAILED:
+            raise error
+        return finished.next_job
+
+    async def _stored_result(self, task: Task, value: Any) -> dict[str, Any]:
+        """The row's result under the storage rule, the whole value as an artifact if cut."""
+        encoded = encode_value(value, where="result", limit=MAX_RESULT_CHARS)
+        if encoded.full_text is not None:
+            await self.state.store.add_artifact(task.id, RESULT_ARTIFACT,
+                                                encoded.full_text.encode(), "application/json")
+        return {"result": JSONText(encoded.text), "value_notes": encoded.notes or None}
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before retry ``attempt + 1``: exponential, capped, with equal jitter."""
+        config = self.state.config
+        base = min(config.retry_max_delay, config.retry_base_delay * 2 ** (attempt - 1))
+        return base * (0.5 + random.random() / 2)  # "equal jitter": spread, never zero
+
+    # ---------------------------------------------------------------- stopping
+
+    def stop_local(self, running: RunningTask, reason: str) -> None:
+        """Stop a task running here: cancel its asyncio task; its runner stops threads/processes."""
+        if running.stop_reason is None or reason == "cancel":
+            running.stop_reason = reason
+        running.ctx.request_cancel()
+        if running.answer is not None and not running.answer.done():
+            running.answer.cancel()
+        # once only: the cancel arrives both directly and through the event feed,
+        # and a second CancelledError would cut short the runner's own clean-up
+        if running.aio_task is not None and not running.aio_task.done() \
+                and not running.cancel_sent:
+            running.cancel_sent = True
+            running.aio_task.cancel()
+
+    def stop_all(self) -> set[asyncio.Task[Any]]:
+        """Stop every task running here for a shutdown; returns what to wait for."""
+        for running in list(self.state.running.values()):
+            running.stop_reason = "shutdown"
+            if running.aio_task is not None:
+                running.aio_task.cancel()
+        return {r.aio_task for r in self.state.running.values() if r.aio_task is not None}
+
+    def stop_by_id(self, task_id: str, reason: str) -> None:
+        """``stop_local`` the task if it runs here."""
+        running = self.state.running.get(task_id)
+        if running is not None:
+            self.stop_local(running, reason)
+
+    async def record_group(self, running: RunningTask, pgid: int,
+                           record: dict[str, Any] | None) -> None:
+        """Keep the task's row's ``process`` in step with the groups its work has running."""
+        if record is None:
+            running.groups.pop(pgid, None)
+        else:
+            running.groups[pgid] = record
+        live = list(running.groups.values())
+        # the newest group first; more than one only when a task runs several at once
+        process = {**live[-1], "others": live[:-1]} if len(live) > 1 else \
+            (live[0] if live else None)
+        await self.state.store.set_process(running.task.id, self.state.worker_id, process)
+
+    # ------------------------------------------------------------ confirmation
+
+    async def ask(self, ctx: TaskContext, prompt: str, choices: list[str],
+                  timeout: float | None) -> str:
+        """Ask a person on behalf of a task running here; wait for the answer."""
+        if not choices or not all(isinstance(c, str) for c in choices):
+            raise InvalidRequest("choices must be a non-empty list of strings")
+        state = self.state
+        running = state.running.get(ctx.task_id)
+        if running is None:
+            raise ManagerNotRunning(f"task {ctx.task_id} is not running in this process")
+        assert state.loop is not None
+        running.answer = state.loop.create_future()
+        asked = await state.store.ask_confirmation(
+            ctx.task_id, {"prompt": prompt, "choices": choices, "answer": None,
+                          "asked_at": time.time()})
+        if asked is None:
+            raise TaskCancelled(f"task {ctx.task_id} ended while asking")
+        try:
+            return await asyncio.wait_for(asyncio.shield(running.answer), timeout)
+        except asyncio.CancelledError:
+            if running.stop_reason is not None:
+                raise TaskCancelled(f"task {ctx.task_id} was cancelled while waiting") from None
+            raise
+        finally:
+            running.answer = None
+
+    def deliver_answer(self, task_id: str, confirmation: dict[str, Any] | None) -> None:
+        """Hand an answer to the task running here that waits for it."""
+        running = self.state.running.get(task_id)
+        answer = (confirmation or {}).get("answer")
+        if running is not None and answer is not None and running.answer is not None \
+                and not running.answer.done():
+            running.answer.set_result(answer)
+
+
+def attempt_marker(task: Task) -> str:
+    """``— attempt N of M: <why the last one ended> —`` (the log view draws it as a rule)."""
+    reason = task.retry_reason or failure_reason(task.error)
+    return f"— attempt {task.attempts} of {task.max_attempts}: {reason} —\n"
+
+
+def resource_usage(running: RunningTask) -> dict[str, Any]:
+    """Wall and CPU seconds, peak memory of a run (what the row's ``resource_usage`` holds)."""
+    usage: dict[str, Any] = {"wall_seconds": round(time.time() - running.started, 6)}
+    if running.thread.cpu_seconds:
+        usage["cpu_seconds"] = round(running.thread.cpu_seconds, 6)
+    if running.process.pid is not None:
+        usage["cpu_seconds"] = round(running.process.cpu_seconds, 6)
+        usage["peak_memory_mb"] = round(running.process.peak_rss_mb, 3)
+    return usage
+
+
+def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
+    """The row's ``error`` for an attempt that ended ``status``."""
+    if status == TaskStatus.CANCELLED:
+        return {"type": "TaskCancelled", "message": "the task was cancelled", "traceback": None}
+    if status == TaskStatus.TIMEOUT:
+        return {"type": "TaskTimedOut",
+                "message": f"the task ran longer than its timeout of {task.timeout}s",
+                "traceback": None}
+    if status == TaskStatus.INTERRUPTED:
+        return {"type": "Interrupted", "message": "the process running the task stopped",
+                "traceback": None}
+    if error is None:
+        return {"type": status.value, "message": status.value, "traceback": None}
+    # the user's frames by default; every frame (the engine's too) kept beside them
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": user_traceback(error),
+        "traceback_full": full_traceback(error),
+    }

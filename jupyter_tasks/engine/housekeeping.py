@@ -1,0 +1,138 @@
+"""Housekeeping: write live progress and logs, reap dead workers' tasks, post callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from typing import Any
+
+from .. import callbacks
+from ..exceptions import StoreError
+from ..liveness import pid_alive
+from ..models import Task, TaskStatus
+from ..runners import end_recorded_groups
+from .state import EngineState
+
+log = logging.getLogger("jupyter_tasks")
+
+
+class Housekeeping:
+    """The periodic chores of a manager: flushing, reaping, callbacks."""
+
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
+
+    # ------------------------------------------------------------ progress & logs
+
+    async def flush(self) -> None:
+        """Write the progress and log lines the running tasks recorded since the last flush."""
+        store = self.state.store
+        progress: list[tuple[str, dict[str, Any]]] = []
+        logs: list[tuple[str, list[tuple[float, str, str]]]] = []
+        for task_id, running in list(self.state.running.items()):
+            ctx = running.ctx
+            if ctx.dirty:
+                ctx.dirty = False
+                value = ctx.current_progress
+                if value is not None:
+                    progress.append((task_id, value))
+            if ctx.has_logs:
+                logs.append((task_id, ctx.take_logs()))
+        size = self.state.config.flush_batch or max(len(progress), len(logs), 1)
+        for start in range(0, max(len(progress), len(logs)), size):
+            batch = progress[start:start + size], logs[start:start + size]
+            try:
+                await store.save_updates(*batch)
+            except StoreError:
+                raise  # the database itself is gone or busy: a task alone would fail too
+            except Exception:
+                # one task's bad write must not cost the others their lines: each alone
+                log.exception("writing progress and logs failed; retrying each task alone")
+                for task_id in {t for t, _ in batch[0]} | {t for t, _ in batch[1]}:
+                    try:
+                        await store.save_updates(
+                            [p for p in batch[0] if p[0] == task_id],
+                            [entry for entry in batch[1] if entry[0] == task_id])
+                    except Exception:
+                        log.exception("writing progress and logs of task %s failed", task_id)
+
+    async def flush_loop(self) -> None:
+        """Flush every ``flush_interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.state.config.flush_interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing progress failed")
+
+    # ------------------------------------------------------------------ reaper
+
+    async def reaper_loop(self) -> None:
+        """Reap every ``reaper_interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.state.config.reaper_interval)
+            try:
+                await self.reap_dead_workers()
+            except Exception:
+                log.exception("reaping dead workers failed")
+
+    async def reap_dead_workers(self) -> list[Task]:
+        """Settle the tasks of workers that died (pid gone here, or heartbeat too old)."""
+        state = self.state
+        now = time.time()
+        host = socket.gethostname()
+        dead = []
+        for worker in await state.store.list_workers():
+            if worker.id == state.worker_id:
+                continue
+            gone_here = worker.host == host and not pid_alive(worker.pid, worker.pid_started_at)
+            silent = worker.heartbeat_at < now - state.config.lease_seconds
+            if gone_here or silent:
+                dead.append(worker.id)
+        cleared = await self._end_leftover_groups(dead, now, host)
+        settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts)
+        if settled:
+            state.wake_all()
+        for task in settled:
+            # ended from the exit its process recorded: told as the lost worker would have
+            if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value) \
+                    and task.callback_url:
+                state.spawn(self.post_callback(task.id))
+        return settled
+
+    async def _end_leftover_groups(self, dead: list[str], now: float,
+                                   host: str) -> dict[str, dict[str, Any]]:
+        """End the process groups of tasks about to be reaped; id -> record of those now safe.
+
+        A task's group on this host is ended (SIGTERM, SIGKILL) and checked gone
+        before its row may go back to ``queued``: until then the row stays
+        ``running``, so no slot can claim it beside a survivor. A group on
+        another host cannot be ended from here: its task waits for its lease.
+        """
+        cleared: dict[str, dict[str, Any]] = {}
+        for task in await self.state.store.reap_candidates(dead, now):
+            process = task.process
+            if not process:
+                continue
+            if process.get("host") != host:
+                if task.lease_expires_at is not None and task.lease_expires_at < now:
+                    cleared[task.id] = process
+                continue
+            if await asyncio.to_thread(end_recorded_groups, process):
+                cleared[task.id] = process
+            else:
+                log.warning("process group %s of task %s survived SIGKILL; the task stays "
+                            "running until it is gone", process.get("pgid"), task.id)
+        return cleared
+
+    # --------------------------------------------------------------- callbacks
+
+    async def post_callback(self, task_id: str, attempts: int = 4) -> None:
+        """POST the ended task's JSON to its ``callback_url`` (allow-list checked)."""
+        task = await self.state.store.require_task(task_id)
+        body = json.dumps(task.to_json()).encode()
+        await callbacks.post_callback(task.id, task.callback_url, body,
+                                      self.state.config.callback_allowlist, attempts=attempts)

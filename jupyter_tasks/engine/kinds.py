@@ -1,0 +1,183 @@
+"""Job kinds as plug-ins: each checks its spec (``validate``) and runs a task (``execute``).
+
+A manager runs the kinds it was given (``TaskManager(kinds=...)`` or
+``manager.install_kind``). The composition roots choose them: the server
+extension and ``jupyter tasks worker`` pass ``jupyter_tasks.kinds.standard()``,
+the kernel side adds the ``cell`` kind, the Dask backend wraps kinds to route
+jobs to Dask. A plain ``TaskManager()`` gets ``default_kinds()``: what
+``import jupyter_tasks`` installed (the standard kinds).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..context import TaskContext
+from ..exceptions import InvalidRequest, NotRerunnable
+from ..models import Task, TaskKind
+from ..registry import Registry
+from ..runners import run_in_thread, run_process, validate_argv
+from .state import RunningTask
+
+
+@dataclass
+class ValidSpec:
+    """A spec its kind accepted: what the row stores, and what the task is called."""
+
+    spec: dict[str, Any]
+    name: str | None = None  # the registered task's name (function kind)
+    params: Any = None  # the row's params column
+    label: str | None = None  # the label when the submitter gave none
+
+
+class JobKind(Protocol):
+    """A kind of work: the ``validate`` and ``execute`` of one ``TaskKind``."""
+
+    kind: str  # the TaskKind value it runs
+    work_field: str | None  # the spec field that selects it in submit_spec (None: not so)
+
+    def validate(self, spec: Mapping[str, Any], registry: Registry) -> ValidSpec:
+        """Check a submitted spec before anything is written; ``InvalidRequest`` if bad."""
+
+    async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
+        """Run one attempt of ``task``; its return value is the result."""
+
+
+class UnsupportedKind(Exception):
+    """A task reached a process that has no executor for its kind."""
+
+
+class SubprocessFailed(Exception):
+    """A subprocess task exited with a non-zero code."""
+
+    def __init__(self, returncode: int, argv: list[str]) -> None:
+        super().__init__(f"command {argv[0]!r} exited with code {returncode}")
+        self.returncode = returncode
+
+
+# ------------------------------------------------------------------ spec checks
+
+
+def check_str(value: Any, field_name: str) -> str:
+    """``value`` if it is a non-empty string, else ``InvalidRequest`` naming the field."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{field_name} must be a non-empty string",
+                             errors=[{"field": field_name, "message": "must be a string"}])
+    return value
+
+
+def check_obj(value: Any, field_name: str) -> dict[str, Any]:
+    """``value`` if it is a dict, else ``InvalidRequest`` naming the field."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{field_name} must be an object",
+                             errors=[{"field": field_name, "message": "must be an object"}])
+    return value
+
+
+def check_env(value: Any) -> dict[str, str]:
+    """``value`` if a process can take it as its environment, else ``InvalidRequest``."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidRequest("env must map strings to strings",
+                             errors=[{"field": "env", "message": "must map strings to strings"}])
+    # what exec would refuse later, when the task already counts as accepted
+    errors = [{"field": f"env[{k!r}]", "message": problem} for k, v in value.items()
+              for problem in (
+                  "the name must not be empty" if not k else None,
+                  "the name must not contain '='" if "=" in k else None,
+                  "must not contain a NUL byte" if "\0" in k or "\0" in v else None)
+              if problem]
+    if errors:
+        raise InvalidRequest("env has names or values a process cannot take: "
+                             + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                             errors=errors)
+    return value
+
+
+# ---------------------------------------------------------------- the kinds
+
+
+class FunctionKind:
+    """A registered task by name, or (in-process only) a callable or coroutine."""
+
+    kind = TaskKind.FUNCTION.value
+    work_field = "name"
+
+    def validate(self, spec: Mapping[str, Any], registry: Registry) -> ValidSpec:
+        """Bind the params to the registered task's signature."""
+        name = spec["name"]
+        params = registry.get_info(name).validate(spec.get("params"))
+        return ValidSpec({"name": name, "params": params}, name=name, params=params,
+                         label=name)
+
+    async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
+        """Await or call the object in a stoppable thread."""
+        if run.local is not None:
+            obj, args, kwargs = run.local
+            if inspect.iscoroutine(obj):
+                return await obj
+            if inspect.iscoroutinefunction(obj):
+                return await obj(*args, **kwargs)
+            result = await run_in_thread(obj, args, kwargs, run.thread)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+        if task.spec and "callable" in task.spec:
+            raise NotRerunnable(f"the in-process object of task {task.id} is gone")
+        info = run.registry.get_info(task.name or "")
+        kwargs = info.bind(task.params or {}, {TaskContext: ctx})
+        if info.is_async:
+            return await info.fn(**kwargs)
+        return await run_in_thread(info.fn, (), kwargs, run.thread)
+
+
+class CommandKind:
+    """An argv run in its own process group; fails on a non-zero exit."""
+
+    kind = TaskKind.SUBPROCESS.value
+    work_field = "command"
+
+    def validate(self, spec: Mapping[str, Any], registry: Registry) -> ValidSpec:
+        """Check the argv, working directory and environment."""
+        clean: dict[str, Any] = {"command": validate_argv(spec["command"])}
+        if spec.get("cwd") is not None:
+            clean["cwd"] = check_str(spec["cwd"], "cwd")
+        if spec.get("env") is not None:
+            clean["env"] = check_env(spec["env"])
+        return ValidSpec(clean, label=" ".join(clean["command"]))
+
+    async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
+        """Run the command; its output goes into the task's log."""
+        spec = task.spec or {}
+        completed = await run_process(
+            spec["command"], ctx=ctx, cwd=spec.get("cwd"), env=spec.get("env"),
+            memory_limit_mb=task.memory_limit_mb, usage=run.process,
+            capture_output=False,
+        )
+        if completed.returncode != 0:
+            raise SubprocessFailed(completed.returncode, spec["command"])
+        return {"returncode": completed.returncode}
+
+
+def core_kinds() -> list[JobKind]:
+    """The kinds the engine itself provides: registered functions and commands."""
+    return [FunctionKind(), CommandKind()]
+
+
+# what a TaskManager given no kinds runs; ``import jupyter_tasks`` sets the standard ones
+_default_factory: Callable[[], Iterable[JobKind]] = core_kinds
+
+
+def set_default_kinds(factory: Callable[[], Iterable[JobKind]]) -> None:
+    """Choose what ``default_kinds()`` returns (a composition root calls this once)."""
+    global _default_factory
+    _default_factory = factory
+
+
+def default_kinds() -> list[JobKind]:
+    """Fresh instances of the kinds a ``TaskManager`` given no ``kinds`` runs."""
+    return list(_default_factory())

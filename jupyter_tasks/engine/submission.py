@@ -1,0 +1,318 @@
+"""Submission: validate work, deduplicate, apply idempotency, create rows, start what runs here."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .. import callbacks
+from ..exceptions import InvalidRequest, ManagerNotRunning, NotRerunnable
+from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
+from ..values import encode_input
+from .execution import Execution
+from .kinds import check_obj, check_str
+from .state import EngineState, LocalWork
+
+# The kinds of work a submission can name (each a kind's ``work_field``); exactly one per task.
+WORK_FIELDS = ("name", "command", "notebook", "code")
+# Fork overrides each kind accepts.
+FORK_OVERRIDES = {
+    TaskKind.FUNCTION.value: {"params", "label"},
+    TaskKind.SUBPROCESS.value: {"command", "label"},
+    TaskKind.NOTEBOOK.value: {"parameters", "label"},
+    TaskKind.CODE.value: {"code", "input_data", "label"},
+    TaskKind.CELL.value: {"code", "label"},
+}
+
+
+class Submission:
+    """Turns submissions into rows, and starts those this process runs."""
+
+    def __init__(self, state: EngineState, execution: Execution) -> None:
+        self.state = state
+        self.execution = execution
+
+    def require_running(self) -> None:
+        """``ManagerNotRunning`` unless the manager is between start and stop."""
+        if not self.state.started or self.state.stopping:
+            raise ManagerNotRunning(
+                "the task manager is not running: use `async with TaskManager() as m:` or "
+                "`jupyter_tasks.start_manager()`"
+            )
+
+    async def submit(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                     mode: str | None, params: Mapping[str, Any] | None, cwd: str | None,
+                     env: Mapping[str, str] | None, options: dict[str, Any]) -> Task:
+        """``TaskManager.submit``: a coroutine, callable, registered name or argv."""
+        label = options.get("label")
+        if isinstance(target, str):
+            if args:
+                raise InvalidRequest("a registered task takes keyword parameters only")
+            spec = {"name": target, "params": {**(params or {}), **kwargs}}
+            info = self.state.registry.get_info(target)
+            return await self.submit_spec(spec, mode=mode or info.mode, **options)
+        if isinstance(target, (list, tuple)):
+            spec = {"command": list(target), "cwd": cwd, "env": dict(env) if env else None}
+            return await self.submit_spec(spec, mode=mode or TaskMode.BACKGROUND.value,
+                                          **options)
+        if inspect.iscoroutine(target) or callable(target):
+            if inspect.iscoroutine(target) and (args or kwargs):
+                raise InvalidRequest("arguments go into the coroutine call, not to submit()")
+            mode = mode or TaskMode.BACKGROUND.value
+            if mode == TaskMode.JOB:
+                if inspect.iscoroutine(target):
+                    target.close()
+                raise InvalidRequest(
+                    "a job must be re-creatable in another process: register the function "
+                    "with @task and submit it by name"
+                )
+            fn = target.cr_code if inspect.iscoroutine(target) else target
+            qualname = qualified_name(fn)
+            return await self.create(
+                TaskKind.FUNCTION.value, mode, {"callable": qualname}, name=None,
+                label=label or qualname.rsplit(".", 1)[-1], params=None,
+                local=(target, args, kwargs), options=options,
+            )
+        raise InvalidRequest(
+            f"cannot submit {target!r}: give a coroutine, a callable, a registered task name or "
+            "an argv list"
+        )
+
+    async def submit_spec(self, spec: Mapping[str, Any], *, mode: str = "job",
+                          parent: Task | None = None, relationship: str | None = None,
+                          **options: Any) -> Task:
+        """Submit serializable work: exactly one of ``name``/``command``/``notebook``/``code``.
+
+        Validates before anything is written: a bad request leaves no row.
+        """
+        spec = {k: v for k, v in spec.items() if v is not None}
+        present = [f for f in WORK_FIELDS if f in spec]
+        if len(present) != 1:
+            raise InvalidRequest(
+                f"give exactly one of {', '.join(WORK_FIELDS)} (got {present or 'none'})",
+                errors=[{"field": f, "message": "only one work field allowed"} for f in present]
+                or [{"field": "name", "message": "one work field is required"}],
+            )
+        try:
+            mode = TaskMode(mode).value
+        except ValueError:
+            raise InvalidRequest(f"mode must be one of sync, background, job (got {mode!r})") \
+                from None
+        work = present[0]
+        kind = next((k for k in self.state.kinds.values() if k.work_field == work), None)
+        if kind is None:
+            raise InvalidRequest(f"this process has no job kind for {work!r} work; it is "
+                                 "installed by the server extension or jupyter_tasks.kinds",
+                                 errors=[{"field": work, "message": "no such job kind here"}])
+        valid = kind.validate(spec, self.state.registry)
+        clean = valid.spec
+        for key in ("root_dir", "kernel_name"):
+            if key in spec:
+                clean[key] = spec[key]
+        return await self.create(
+            kind.kind, mode, clean, name=valid.name,
+            label=options.pop("label", None) or valid.label or "code",
+            params=valid.params, local=None, options=options, parent=parent,
+            relationship=relationship,
+        )
+
+    async def create(
+        self, kind: str, mode: str, spec: dict[str, Any], *, name: str | None,
+        label: str, params: Any, local: LocalWork | None, options: dict[str, Any],
+        parent: Task | None = None, relationship: str | None = None,
+        target_worker: str | None = None,
+    ) -> Task:
+        """Write the task's row (or find its duplicate) and start it if it runs here.
+
+        ``spec`` must already be valid for ``kind``: this is the step after
+        validation, for callers (the kernel's cells, a job for a task this
+        process does not import) whose work no kind here validates.
+        """
+        self.require_running()
+        state = self.state
+        config = state.config
+        callback_url = options.get("callback_url")
+        if callback_url is not None:
+            self.check_callback_url(callback_url)
+        timeout = options.get("timeout")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidRequest("timeout must be a positive number of seconds")
+        max_retries = options.get("max_retries")
+        if max_retries is None:
+            # retries are for failures only (a lost worker is retried apart): function
+            # jobs keep their two; a notebook, code or command that failed would fail
+            # again, repeating its side effects, so they run once unless asked
+            max_retries = 2 if mode == TaskMode.JOB and kind == TaskKind.FUNCTION else 0
+        if mode != TaskMode.JOB and target_worker is None and kind not in state.kinds:
+            raise InvalidRequest(f"this process cannot run {kind} tasks; submit them as jobs")
+        now = time.time()
+        queue = options.get("queue") or "default"
+        local_start = mode != TaskMode.JOB and target_worker is None
+        limited = local_start and queue in (config.queue_limits or {})
+        direct = local_start and not limited
+        hashes, texts = content_hashes(spec)
+        # the row's spec and params columns hold the very texts just hashed
+        encoded = {"spec": texts["spec"]}
+        for key in ("params", "parameters"):
+            if params is not None and key in texts and spec.get(key) is params:
+                encoded["params"] = texts[key]
+        task = Task.build(
+            id=new_task_id(), kind=kind, mode=mode,
+            status=TaskStatus.RUNNING.value if direct else TaskStatus.QUEUED.value,
+            name=name, label=label, params=params, spec=spec,
+            task_key=options.get("task_key"), idempotency_key=options.get("idempotency_key"),
+            payload_hash=payload_hash(spec, mode, options),
+            queue=queue, priority=int(options.get("priority") or 0),
+            owner=options.get("owner") or config.owner,
+            origin=dict(options.get("origin") or config.origin or {}),
+            attempts=1 if direct else 0, max_retries=int(max_retries),
+            timeout=timeout, memory_limit_mb=options.get("memory_limit_mb"),
+            parent_id=parent.id if parent else None, relationship=relationship,
+            schedule_id=options.get("schedule_id"),
+            worker_id=state.worker_id if local_start else target_worker,
+            lease_expires_at=now + config.lease_seconds if direct else None,
+            callback_url=callback_url, content_hashes=hashes,
+            created_at=now, started_at=now if direct else None, updated_at=now,
+        )
+        created, deduplicated = await state.store.create_task(task, encoded=encoded)
+        if deduplicated:
+            if local is not None and inspect.iscoroutine(local[0]):
+                local[0].close()  # never started: avoid "coroutine was never awaited"
+            return mark_deduplicated(created)
+        if created.status == TaskStatus.QUEUED:  # a direct start's event is task.started
+            state.created_here.add(created.id)
+        if mode == TaskMode.JOB:
+            state.wake(queue)
+            return created
+        if target_worker is not None:
+            return created
+        if local is not None:
+            state.local_work[created.id] = local
+        if mode == TaskMode.SYNC:
+            await self.execution.run_task(created, limited=limited)
+            return await state.store.require_task(created.id)
+        state.spawn(self.execution.run_task(created, limited=limited))
+        return created
+
+    def check_callback_url(self, url: str) -> None:
+        """Refuse (``InvalidRequest``) an invalid callback URL or one off the allow-list."""
+        callbacks.check_url(url, callbacks.CallbackPolicy.from_entries(
+            self.state.config.callback_allowlist or []))
+
+    # ---------------------------------------------------------- rerun and fork
+
+    async def again(self, parent: Task, overrides: dict[str, Any], relationship: str,
+                    owner: str | None, origin: Mapping[str, Any] | None) -> Task:
+        """A new task running ``parent``'s spec (with ``overrides``) as its rerun or fork."""
+        state = self.state
+        spec = dict(parent.spec or {})
+        if "callable" in spec:
+            raise NotRerunnable(
+                f"task {parent.id} ran an in-process object ({spec['callable']}); register it "
+                "with @task to make it rerunnable"
+            )
+        label = overrides.pop("label", None) or parent.label
+        options = dict(queue=parent.queue, priority=parent.priority, timeout=parent.timeout,
+                       max_retries=parent.max_retries, memory_limit_mb=parent.memory_limit_mb,
+                       owner=owner or parent.owner, origin=origin or parent.origin,
+                       callback_url=parent.callback_url)
+        if parent.kind == TaskKind.CELL:
+            if "code" in overrides:
+                spec["source"] = check_str(overrides["code"], "code")
+            kernel_worker = spec.get("kernel_worker") or parent.worker_id
+            if kernel_worker == state.worker_id and TaskKind.CELL.value in state.kinds:
+                target = None
+            else:
+                alive = {w.id for w in await state.store.list_workers()}
+                if kernel_worker not in alive:
+                    raise NotRerunnable(
+                        f"the kernel that ran cell task {parent.id} is gone; open its notebook "
+                        "and run the cell again"
+                    )
+                target = kernel_worker
+            return await self.create(
+                parent.kind, TaskMode.BACKGROUND.value, spec, name=parent.name, label=label,
+                params=None, local=None, options=options, parent=parent,
+                relationship=relationship, target_worker=target,
+            )
+        if "params" in overrides:
+            spec["params"] = {**(spec.get("params") or {}), **check_obj(overrides["params"],
+                                                                          "params")}
+        if "parameters" in overrides:
+            spec["parameters"] = {**(spec.get("parameters") or {}),
+                                  **check_obj(overrides["parameters"], "parameters")}
+        for key in ("command", "code", "input_data"):
+            if key in overrides:
+                spec[key] = overrides[key]
+        if parent.kind == TaskKind.FUNCTION and parent.name not in state.registry:
+            # this process does not import the task's module (the dashboard or the CLI on
+            # the database): queue the new task as a job for a worker that does; that worker
+            # binds the params when it runs it, so a bad fork fails there, not with a 422 here
+            return await self.create(
+                parent.kind, TaskMode.JOB.value, spec, name=parent.name, label=label,
+                params=spec.get("params"), local=None, options=options, parent=parent,
+                relationship=relationship,
+            )
+        mode = parent.mode
+        if mode != TaskMode.JOB and (not state.config.runs_background
+                                     or parent.kind not in state.kinds):
+            mode = TaskMode.JOB.value
+        if mode == TaskMode.SYNC:
+            mode = TaskMode.BACKGROUND.value  # a rerun never blocks whoever asked for it
+        # lineage goes into the row as it is created, so task.created already names the parent
+        return await self.submit_spec(spec, mode=mode, label=label, parent=parent,
+                                      relationship=relationship, **options)
+
+
+def qualified_name(fn: Any) -> str:
+    """``module.qualname`` of a function or code object."""
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "co_name", None) or repr(fn)
+    return f"{module}.{name}".lstrip(".")
+
+
+def mark_deduplicated(task: Task) -> Task:
+    """Flag ``task`` as an existing task a submission returned instead of creating one."""
+    object.__setattr__(task, "_deduplicated", True)
+    return task
+
+
+def was_deduplicated(task: Task) -> bool:
+    """True when ``submit`` returned an existing task instead of creating one."""
+    return getattr(task, "_deduplicated", False)
+
+
+def payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> str | None:
+    """What two submissions with one idempotency key must agree on, hashed (else None)."""
+    if options.get("idempotency_key") is None:
+        return None  # only compared between tasks with the same idempotency key
+    payload = {"spec": spec, "mode": mode,
+               **{k: options.get(k) for k in ("label", "task_key", "queue", "priority",
+                                              "timeout", "max_retries", "memory_limit_mb",
+                                              "callback_url")}}
+    return hashlib.sha256(dumps(payload).encode()).hexdigest()
+
+
+def content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """sha256 of the spec and of each work field, and the JSON texts that were hashed.
+
+    The texts are what the row stores for those values, so the store reuses them
+    instead of encoding the same objects again.
+    """
+    # a job runs with exactly its inputs: what JSON cannot hold is refused here, before
+    # anything is written (values.encode_input names the path of each problem)
+    spec_json = encode_input(spec, where="spec")
+    hashes = {"spec": hashlib.sha256(spec_json.encode()).hexdigest()}
+    texts = {"spec": spec_json}
+    for key in ("code", "source", "params", "parameters", "input_data", "command"):
+        if key in spec:
+            value = spec[key]
+            if isinstance(value, str):
+                data = value
+            else:
+                data = texts[key] = encode_input(value, where=key)
+            hashes[key] = hashlib.sha256(data.encode()).hexdigest()
+    return hashes, texts
