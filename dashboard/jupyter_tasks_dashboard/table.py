@@ -22,17 +22,9 @@ from textual.strip import Strip
 
 from .formatting import STATUS_STYLES, fit_cell, row_cells
 from .ordering import Sort
+from .skeleton import TABLE_COLUMNS
 
-COLUMNS = (
-    ("id", "id", 11),
-    ("label", "label", 24),
-    ("status", "status", 10),
-    ("progress", "progress", 15),
-    ("owner", "owner", 8),
-    ("origin", "origin", 14),
-    ("started", "started", 12),
-    ("duration", "duration", 8),
-)
+COLUMNS = TABLE_COLUMNS  # (key, header, width), shared with the pre-Textual skeleton
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 WIDTHS = tuple(width for _, _, width in COLUMNS)
 STATUS_COLUMN = COLUMN_KEYS.index("status")
