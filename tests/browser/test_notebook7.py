@@ -197,3 +197,50 @@ def test_panel_cards_notifications_and_restore_in_notebook7(
         assert not own_errors(page), own_errors(page)
     finally:
         flag.touch()
+
+
+def test_run_as_job_and_schedule_in_notebook7(notebook7: LabServer, nb7_page: Any) -> None:
+    """Notebook 7: "Schedule…" from its file browser at /tree, "Run as job…" from the
+    notebook page's toolbar; both reach the server with the edited parameter."""
+    from playwright.sync_api import expect
+
+    from .test_schedules_panel import parameterized_notebook
+
+    page = nb7_page
+    (notebook7.root / "nb7_params.ipynb").write_text(json.dumps(parameterized_notebook()))
+
+    page.goto(f"{notebook7.base}/tree?token={notebook7.token}", wait_until="domcontentloaded")
+    item = page.locator(".jp-DirListing-item", has_text="nb7_params.ipynb")
+    item.click()
+    item.click(button="right")
+    page.locator(".lm-Menu-item", has_text="Schedule…").click()
+    dialog = page.locator(".jp-TasksDialog-dialog")
+    dialog.locator('[data-parameter="count"] input').fill("4")
+    dialog.locator(".jp-TasksDialog-name").fill("nb7 schedule")
+    expect(dialog.locator(".jp-TasksDialog-preview li")).to_have_count(5)
+    screenshot(page, "notebook7-schedule-dialog.png")
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialog).to_have_count(0)
+    status, body = notebook7.request("GET", "/api/tasks/schedules")
+    assert status == 200 and len(body["schedules"]) == 1, body
+    created = body["schedules"][0]
+    assert created["name"] == "nb7 schedule", created
+    assert created["job"] == {"notebook": "nb7_params.ipynb", "parameters": {"count": 4}}, created
+
+    _open(page, notebook7, "nb7_params.ipynb")
+    page.locator(".jp-TasksRunAsJob").click()
+    dialog.locator('[data-parameter="day"] input').fill('"friday"')
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialog).to_have_count(0)
+
+    def job() -> dict[str, Any] | None:
+        status, page_ = notebook7.request("GET", "/api/tasks?kind=notebook&limit=10")
+        assert status == 200, page_
+        return next((t for t in page_["tasks"] if not t.get("schedule_id")), None)
+
+    task = eventually_sync(job, timeout=30, what="the notebook job")
+    # a notebook job's params are the parameters it was given
+    assert task["params"] == {"day": "friday"}, task
+    screenshot(page, "notebook7-run-as-job.png")
+    notebook7.request("POST", f"/api/tasks/{task['id']}/cancel")
+    assert own_errors(page) == [], own_errors(page)

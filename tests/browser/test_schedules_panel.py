@@ -173,4 +173,19 @@ def test_schedule_from_file_browser_then_pause_run_now_and_firings(
     page.locator(".jp-Dialog .jp-mod-warn", has_text="Delete").click()
     expect(line).to_have_count(0)
     assert schedules(lab) == []
+
+    # live: another client's create, pause and delete reach the panel as schedule.changed
+    # events, without a reload
+    status, other_client = lab.request("POST", "/api/tasks/schedules", {
+        "name": "made over REST", "cron": "*/15 * * * *",
+        "job": {"name": "browser_tiny", "params": {"n": 2}}})
+    assert status == 201, other_client
+    live = schedule_row(page, other_client["id"])
+    expect(live.locator(".jp-TasksPanel-cron")).to_have_text("every 15 minutes")
+    status, _ = lab.request("POST", f"/api/tasks/schedules/{other_client['id']}/pause")
+    assert status == 200
+    expect(live).to_have_attribute("data-paused", "true")
+    status, _ = lab.request("DELETE", f"/api/tasks/schedules/{other_client['id']}")
+    assert status == 204
+    expect(live).to_have_count(0)
     assert page.page_errors == [], page.page_errors
