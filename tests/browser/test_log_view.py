@@ -55,7 +55,9 @@ def test_retried_task_log_header_times_marker_search_wrap_download(
 
     header = log.locator(".jp-TasksLog-header")
     assert header.locator(".jp-TasksLog-status").inner_text() == "succeeded"
-    assert header.locator(".jp-TasksLog-attempt").inner_text() == "attempt 2 of 3"
+    # the retry policy's bound, and why this attempt was needed
+    assert (header.locator(".jp-TasksLog-attempt").inner_text()
+            == "attempt 2 of 3 · RuntimeError: flaky failure 1")
     assert re.fullmatch(r"took \S+", header.locator(".jp-TasksLog-elapsed").inner_text())
     # the id in the views' short form (the last 10 digits), whole in the tooltip
     assert header.locator(".jp-TasksLog-id").inner_text() == task["id"][-10:]
