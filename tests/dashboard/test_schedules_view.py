@@ -130,7 +130,11 @@ async def test_database_mode_pause_run_now_and_firings(tmp_path):
                                         owner="ana", parse_job=parse)
         app = TasksDashboard(DatabaseSource(db))
         async with app.run_test(size=SIZE) as pilot:
-            screen = await open_schedules(app, pilot)
+            # from the command palette this time
+            await until(lambda: app.ready and app.page_loads > 0, pilot, what="first page")
+            await palette(app, pilot, "schedules", "Schedules")
+            screen = await until(lambda: app.schedules_screen and app.schedules_screen.loaded
+                                 and app.schedules_screen, pilot, what="the schedules view")
             row = await until(lambda: row_text(screen, weekly.id), pilot, what="its row")
             assert "weekly digest | 30 7 * * 1 | America/New_York" in row
 
@@ -143,7 +147,7 @@ async def test_database_mode_pause_run_now_and_firings(tmp_path):
             await until(lambda: "weekly digest v2" in row_text(screen, weekly.id), pilot,
                         what="renamed live")
 
-            await pilot.press("r")
+            await palette(app, pilot, "run now", "Schedule: run now")
             fired = await until(lambda: _last_task(other, weekly.id), pilot,
                                 what="a firing")
             task = await other.get(fired)
@@ -159,6 +163,18 @@ async def test_database_mode_pause_run_now_and_firings(tmp_path):
             await until(lambda: app.overview.counted
                         and app.overview.total_text().strip().startswith("2"), pilot,
                         what="two firings counted")
+
+
+async def palette(app: TasksDashboard, pilot: Any, typed: str, title: str) -> None:
+    """Run a command of the palette (ctrl+p) by typing its name."""
+    from textual.command import CommandPalette
+
+    await pilot.press("ctrl+p")
+    await until(lambda: isinstance(app.screen, CommandPalette), pilot, what="the palette")
+    await pilot.press(*typed)
+    await until(lambda: title in app.screen_text(), pilot, what=f"{title} offered")
+    await pilot.press("enter")
+    await until(lambda: not isinstance(app.screen, CommandPalette), pilot, what="closed")
 
 
 async def _paused(manager: Any, schedule_id: str) -> Any:
