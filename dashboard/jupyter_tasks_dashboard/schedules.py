@@ -95,7 +95,8 @@ class SchedulesScreen(Screen[None]):
         Binding("p", "toggle_pause", "Pause/resume"),
         Binding("r", "run_now", "Run now"),
         Binding("d", "delete", "Delete"),
-        Binding("enter", "show_firings", "Firings"),
+        # priority: ahead of the DataTable's own Enter (select), and shown in the key bar
+        Binding("enter", "show_firings", "Firings", priority=True),
         Binding("escape,t", "close", "Tasks"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
@@ -269,7 +270,7 @@ class SchedulesScreen(Screen[None]):
         self.dismiss(None)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        # Enter on a DataTable selects the row (the table consumes the key first)
+        # a click on a row's selected cursor (Enter is the binding above)
         event.stop()
         self.action_show_firings()
 

@@ -53,6 +53,7 @@ async def test_server_mode_pause_run_now_firings_and_delete(server):
         row = await until(lambda: row_text(screen, nightly["id"]), pilot, what="its row")
         assert "nightly report | 0 9 * * 1-5 | Europe/Paris" in row
         assert "(in " in row and row.endswith("| - | no"), row  # next run ahead, never run
+        await until(lambda: "⏎ Firings" in app.screen_text(), pilot, what="its keys shown")
 
         # a schedule made elsewhere arrives live (schedule.changed)
         status, hourly = server.request("POST", "api/tasks/schedules", {
