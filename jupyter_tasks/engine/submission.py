@@ -220,6 +220,9 @@ class Submission:
                        owner=owner or parent.owner, origin=origin or parent.origin,
                        callback_url=parent.callback_url)
         if parent.kind == TaskKind.CELL:
+            # a cell's rerun runs in that cell's kernel: its view belongs under the cell
+            # (restorable there), whoever asked for it
+            options["origin"] = {**(origin or {}), **(parent.origin or {})}
             if "code" in overrides:
                 spec["source"] = check_str(overrides["code"], "code")
             kernel_worker = spec.get("kernel_worker") or parent.worker_id

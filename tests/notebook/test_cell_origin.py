@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import read_store, task_of
+from tests.waiting import eventually_sync
+
+from .conftest import read_store, task_of, with_manager
 from .harness import Kernel
 
 
@@ -41,3 +43,18 @@ def test_run_blocking_records_its_cell_id(kernel: Kernel, db_path: Path) -> None
     _execute_in_cell(kernel, "%run_blocking 40 + 2", "blocking-cell")
     tasks = read_store(db_path, lambda store: store.list_tasks(kind="cell"))
     assert [t.origin.get("cell_id") for t in tasks] == ["blocking-cell"]
+
+
+def test_a_rerun_from_the_server_keeps_the_cell_it_belongs_to(kernel: Kernel,
+                                                              db_path: Path) -> None:
+    """The panel's Rerun goes through REST, whose requests carry a REST origin; a cell
+    task's rerun still runs in that cell's kernel, so its view belongs under that cell
+    and must be restorable there (it lost ``cell_id`` and could not be)."""
+    _execute_in_cell(kernel, "%%background --name h --no-card\n'again'\n", "cell-to-rerun")
+    task_id = kernel.value("h.id")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="first run")
+    rest_origin = {"type": "rest", "user_agent": "panel"}
+    new = with_manager(db_path, lambda m: m.rerun(task_id, origin=rest_origin))
+    assert new.origin["cell_id"] == "cell-to-rerun", new.origin
+    assert new.origin["kernel_id"] == task_of(db_path, task_id).origin["kernel_id"]
+    eventually_sync(lambda: task_of(db_path, new.id).status == "succeeded", what="rerun")
