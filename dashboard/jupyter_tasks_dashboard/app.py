@@ -87,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def __getattr__(name: str) -> Any:
-    # the app's names, imported only when asked for (``from .app import TasksDashboard``)
+    # the app's names, imported only when asked for (``from .app import TasksDashboard``);
+    # never for a dunder: the import system itself asks for ``__path__`` on every
+    # ``from .app import main``, which would import Textual before the skeleton
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from . import tasks_app
 
     try:

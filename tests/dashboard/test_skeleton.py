@@ -40,3 +40,16 @@ async def test_the_skeleton_comes_first_and_the_terminal_is_restored(tmp_path):
     assert out.count(b"\x1b[?1049l") == 1
     assert out.rindex(b"\x1b[?1049l") > out.index(b"parked one")
     assert run.lflag_after == run.lflag_before
+
+
+def test_the_entry_point_imports_neither_textual_nor_the_engine_before_the_skeleton():
+    import subprocess
+
+    # what the installed script does first; the skeleton can only come before Textual
+    # (~0.2 s of imports) if this import leaves it out
+    probe = ("import sys\nfrom jupyter_tasks_dashboard.app import main\n"
+             "print(sorted(m for m in ('textual', 'jupyter_tasks', 'tornado') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
