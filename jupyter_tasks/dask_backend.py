@@ -233,7 +233,7 @@ class DaskBackend:
                 # the run is over, and keeps what it left, as a local run does
                 outcome = await run_to_end(self._stop_remote(key, future, ctx))
                 if outcome is not None:
-                    await run_to_end(self._take_reports(outcome, ctx, running))
+                    await run_to_end(self._take_reports(outcome, task, ctx, running))
             else:
                 # a hub shutting down, or a run not started on a worker yet: drop it
                 await run_to_end(self._cancel_remote(key, future))
@@ -289,7 +289,7 @@ class DaskBackend:
 
     async def _apply(self, outcome: dict[str, Any], task: Task, ctx: TaskContext,
                      running: Any) -> Any:
-        await self._take_reports(outcome, ctx, running)
+        await self._take_reports(outcome, task, ctx, running)
         usage = outcome.get("usage") or {}
         status = outcome.get("status")
         worker = outcome.get("worker")
@@ -303,7 +303,7 @@ class DaskBackend:
             raise TaskCancelled(error.get("message") or "cancelled on the Dask worker")
         raise remote_error(error, worker)
 
-    async def _take_reports(self, outcome: dict[str, Any], ctx: TaskContext,
+    async def _take_reports(self, outcome: dict[str, Any], task: Task, ctx: TaskContext,
                             running: Any) -> None:
         """The run's last logs, progress, artifacts and usage into the task, whatever its end."""
         for _ts, stream, text in outcome.get("logs") or []:
@@ -311,8 +311,13 @@ class DaskBackend:
         if outcome.get("progress"):
             p = outcome["progress"]
             ctx.progress(p["current"], p.get("total"), p.get("message"))
-        for name, data, content_type in outcome.get("artifacts") or []:
+        artifacts = outcome.get("artifacts") or []
+        for name, data, content_type in artifacts:
             await ctx.artifact(name, data, content_type)
+        # a notebook's output_path is in the server root, which is here, not on the worker
+        from .jobs.notebook import write_output_copies
+
+        await write_output_copies(task, artifacts, ctx)
         usage = outcome.get("usage") or {}
         if usage.get("pid") is not None:
             running.process.pid = usage["pid"]

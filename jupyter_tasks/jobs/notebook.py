@@ -302,9 +302,8 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         out.output_path = render_output_path(
             spec["output_path"], root_dir=root_dir, task_id=task.id,
             date=started.astimezone().date(), parameters=parameters)
-    elif spec.get("output_path"):
-        out.warnings.append("output_path is not written when the notebook runs on another "
-                            "machine; the executed notebook is the task's artifact")
+    # run elsewhere (Dask): the hub writes output_path from the artifacts
+    # (write_output_copies), where the server root is
 
     nb = record.upgrade(nb)
     # the input's cells as the user sees them, to name a failing cell by its place there
@@ -472,6 +471,34 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
         if raise_errors:
             raise
         ctx.log("warning: the executed notebook could not be saved everywhere asked")
+
+
+async def write_output_copies(task: Any, artifacts: list[tuple[str, bytes, str | None]],
+                              ctx: Any) -> None:
+    """Write a notebook job's ``output_path`` (and HTML beside it) from the artifacts of a
+    run on another machine (Dask), here where the server root is."""
+    spec = task.spec or {}
+    if task.kind != "notebook" or not spec.get("output_path"):
+        return
+    name = os.path.basename(spec.get("notebook") or "")
+    artifact_name = name if name.endswith(".ipynb") else f"{name}.ipynb"
+    by_name = {a[0]: a[1] for a in artifacts}
+    if artifact_name not in by_name:
+        return
+    try:
+        path = render_output_path(
+            spec["output_path"], root_dir=spec.get("root_dir") or os.getcwd(), task_id=task.id,
+            date=record.now().astimezone().date(), parameters=spec.get("parameters") or {})
+        await asyncio.to_thread(_write_file, path, _text(by_name[artifact_name]))
+        html = by_name.get(_html_name(artifact_name))
+        if html is not None:
+            await asyncio.to_thread(_write_file, record.html_path(path), _text(html))
+    except Exception as exc:  # the artifact is kept whatever happens here
+        ctx.log(f"warning: output_path not written: {exc}")
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode("utf-8") if isinstance(data, bytes) else data
 
 
 def _write_file(path: str, text: str) -> None:

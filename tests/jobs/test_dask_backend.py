@@ -4,6 +4,7 @@ workers. The cluster is started by this module; the hub is a TaskManager with jo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from pathlib import Path
@@ -134,7 +135,8 @@ async def test_code_and_notebook_jobs_bring_artifacts_back(hub: TaskManager,
     code_task = await hub.submit_spec({"code": code, "input_data": {"n": 21}})
     write_notebook(tmp_path / "nb.ipynb", [("n = 1", ["parameters"]), "print(n + 1)"])
     nb_task = await hub.submit_spec({"notebook": "nb.ipynb", "parameters": {"n": 41},
-                                     "root_dir": str(tmp_path)})
+                                     "root_dir": str(tmp_path), "export_html": True,
+                                     "output_path": "out/run-{n}.ipynb"})
     done = await hub.wait(code_task.id, timeout=60)
     assert done.status == "succeeded", done.error
     art = await hub.store.get_artifact(code_task.id, "out.txt")
@@ -146,6 +148,11 @@ async def test_code_and_notebook_jobs_bring_artifacts_back(hub: TaskManager,
     assert done.progress["current"] == done.progress["total"] == 3
     assert "42" in "".join(e.text for e in await hub.store.get_logs(nb_task.id))
     assert await hub.store.get_artifact(nb_task.id, "nb.ipynb") is not None
+    # output_path is in the server root, on the hub: written there from the worker's notebook
+    written = nbformat.read(tmp_path / "out" / "run-41.ipynb", as_version=4)
+    nbformat.validate(written)
+    assert "42" in json.dumps(written.cells[-1].outputs)
+    assert (tmp_path / "out" / "run-41.html").read_text().lstrip().lower().startswith("<!doctype")
 
 
 async def test_remote_errors_keep_their_type(hub: TaskManager) -> None:
