@@ -1,16 +1,15 @@
 """Reliability tier: hostile values, crashes, damaged files, contention, redirects.
 
 Uses the server tier's fixtures (a real Jupyter server in-process through
-pytest-jupyter, and real ``jupyter server`` subprocesses for kill tests).
+pytest-jupyter, and real ``jupyter server`` subprocesses, from tests/launcher.py,
+for kill tests).
 """
 
 from __future__ import annotations
 
 from tests.server.conftest import (  # noqa: F401  (fixtures are found by name)
     Api,
-    ServerProcess,
     api,
-    free_port,
     jp_asyncio_loop,
     jp_server_config,
     server_factory,

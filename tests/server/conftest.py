@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from traitlets.config import Config
+
+from tests.launcher import JupyterProcess
 
 TASKS_MODULE = Path(__file__).with_name("server_tasks.py")
 
@@ -109,90 +103,28 @@ def api(jp_fetch: Any, tasks_app: Any) -> Api:
 # ---------------------------------------------------------------- subprocesses
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
+class ServerProcess(JupyterProcess):
     """A real ``jupyter server`` on loopback, for tests that need to kill or fuzz it."""
-
-    def __init__(self, popen: subprocess.Popen[bytes], port: int, token: str,
-                 log_path: Path) -> None:
-        self.popen = popen
-        self.port = port
-        self.token = token
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-
-    def request(self, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"token {self.token}", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-                return resp.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, json.loads(raw) if raw else None
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                status, _ = self.request("GET", "/api/tasks/stats", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready: {self.log_path.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=30)
 
 
 @pytest.fixture
 def server_factory(tmp_path: Path, db_path: Path):
-    """Start real ``jupyter server`` subprocesses; every one is killed at teardown."""
+    """Start real ``jupyter server`` subprocesses; every one is stopped at teardown."""
     started: list[ServerProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, modules: str | None = None,
               ready: bool = True) -> ServerProcess:
-        port = free_port()
-        token = os.urandom(8).hex()
-        root = tmp_path / "root"
-        root.mkdir(exist_ok=True)
-        log_path = tmp_path / f"server-{port}.log"
-        environ = {**os.environ, "JUPYTER_TASKS_DB": str(db_path),
-                   "JUPYTER_TASKS_MODULES": modules or str(TASKS_MODULE),
-                   "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter_config"),
-                   "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-                   **(env or {})}
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_server", f"--port={port}", "--port-retries=0",
-                 "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-                 "--ServerApp.open_browser=False", f"--ServerApp.root_dir={root}",
-                 "--ServerApp.allow_root=True", *args],
-                env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path),
-            )
-        server = ServerProcess(popen, port, token, log_path)
+        server = ServerProcess(tmp_path, db_path=db_path, root_dir=tmp_path / "root",
+                               task_modules=modules or str(TASKS_MODULE), args=args,
+                               env={"JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter_config"),
+                                    **(env or {})})
+        server.log_path = tmp_path / f"server-{server.port}.log"
         started.append(server)
-        if ready:
-            server.wait_ready()
-        return server
+        return server.start(ready=ready, timeout=60)
 
     yield start
     for server in started:
-        server.kill()
+        server.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:
