@@ -10,18 +10,17 @@ from __future__ import annotations
 import atexit
 import http.client
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# the test suite's launcher starts the server here too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.launcher import JupyterProcess, free_port  # noqa: F401  (free_port: bench_chaos)
 
 BENCH_TASKS = textwrap.dedent('''
     import asyncio
@@ -47,15 +46,8 @@ BENCH_TASKS = textwrap.dedent('''
 ''')
 
 
-@dataclass
-class Server:
-    """A running server subprocess."""
-
-    popen: subprocess.Popen[bytes]
-    port: int
-    token: str
-    db_path: Path
-    folder: Path
+class Server(JupyterProcess):
+    """A running ``jupyter server`` subprocess (tests/launcher.py) with a raw HTTP client."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -71,21 +63,6 @@ class Server:
         raw = response.read()
         return response.status, json.loads(raw) if raw else None
 
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start_server(*args: str, workers: str = "default=2") -> Server:
     """Start ``jupyter server`` on loopback with a fresh database and the bench tasks.
@@ -95,35 +72,17 @@ def start_server(*args: str, workers: str = "default=2") -> Server:
     folder = Path(tempfile.mkdtemp(prefix="jt-bench-"))
     module = folder / "bench_tasks.py"
     module.write_text(BENCH_TASKS)
-    db_path = folder / "tasks.db"
-    port = free_port()
-    token = os.urandom(12).hex()
-    env = {**os.environ, "JUPYTER_TASKS_DB": str(db_path), "JUPYTER_TASKS_MODULES": str(module),
-           "JUPYTER_CONFIG_DIR": str(folder / "config"),
-           "JUPYTER_RUNTIME_DIR": str(folder / "runtime")}
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 (kept open for the child)
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", f"--port={port}", "--port-retries=0",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False",
-         f"--ServerApp.root_dir={folder}", "--ServerApp.allow_root=True", "--log-level=WARN",
-         *(f"--JupyterTasksApp.workers={w}" for w in workers.split(",")), *args],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-    )
-    server = Server(popen, port, token, db_path, folder)
+    server = Server(folder, root_dir=folder, task_modules=module,
+                    log_path=folder / "server.log",
+                    args=["--log-level=WARN",
+                          *(f"--JupyterTasksApp.workers={w}" for w in workers.split(",")),
+                          *args])
     atexit.register(server.stop)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise SystemExit((folder / "server.log").read_text()[-3000:])
-        try:
-            conn = server.connection()
-            status, _ = server.call(conn, "GET", "/api/tasks/stats")
-            conn.close()
-            if status == 200:
-                return server
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
+    try:
+        server.start(timeout=60)
+    except AssertionError as err:
+        raise SystemExit(str(err)) from None
+    return server
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -9,15 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.launcher import APPS, JupyterProcess
 
 TASKS_MODULE = Path(__file__).with_name("browser_tasks.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -47,36 +42,22 @@ MISSING_CHROMIUM = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# the frontends the tests start: the module run and the class whose config exposes
-# ``window.jupyterapp`` (so tests can run commands the way a user would)
+# the frontends the tests start: the launcher's app name and the class whose config
+# exposes ``window.jupyterapp`` (so tests can run commands the way a user would)
 FRONTENDS = {
-    "lab": ("jupyterlab", "LabApp"),
-    "notebook": ("notebook", "JupyterNotebookApp"),  # Notebook 7
+    "lab": "LabApp",
+    "notebook": "JupyterNotebookApp",  # Notebook 7
 }
 
 
-class LabServer:
+class LabServer(JupyterProcess):
     """``python -m jupyterlab`` (or Notebook 7 with ``app="notebook"``) under
     ``base_url=/jt/`` with the jupyter_tasks extension."""
 
     def __init__(self, folder: Path, *, task_modules: Path = TASKS_MODULE,
                  workers: dict[str, int] | None = None, extra_args: list[str] | None = None,
                  db_path: Path | None = None, app: str = "lab") -> None:
-        module, app_class = FRONTENDS[app]
-        self.app = app
-        self.folder = folder
-        self.port = free_port()
-        self.token = os.urandom(16).hex()
-        self.root = folder / "root"
-        self.db_path = db_path or folder / "tasks.db"
-        self.log_path = folder / f"{module}.log"
-        self.base = f"http://127.0.0.1:{self.port}{BASE_URL.rstrip('/')}"
+        app_class = FRONTENDS[app]
         for sub in ("root", "config", "data", "runtime", "workspaces", "settings"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         if (REPO_BUILD / "package.json").exists():
@@ -87,99 +68,23 @@ class LabServer:
             link = folder / "data" / "labextensions" / "jupyter-tasks"
             if not link.exists():
                 link.symlink_to(REPO_BUILD, target_is_directory=True)
-        env = {
-            **os.environ,
-            "JUPYTER_TASKS_DB": str(self.db_path),
-            "JUPYTER_CONFIG_DIR": str(folder / "config"),
-            "JUPYTER_DATA_DIR": str(folder / "data"),
-            "JUPYTER_RUNTIME_DIR": str(folder / "runtime"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces"),
-            "JUPYTERLAB_SETTINGS_DIR": str(folder / "settings"),
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("JUPYTER_TASKS_MODULES", None)
-        args = [
-            sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1",
-            f"--port={self.port}", "--port-retries=0",
-            f"--ServerApp.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
-            f"--ServerApp.base_url={BASE_URL}",
-            "--ServerApp.allow_root=True",
-            f"--{app_class}.expose_app_in_browser=True",
-            f"--JupyterTasksApp.task_modules={task_modules}",
-            f"--JupyterTasksApp.workers={json.dumps(workers or {'default': 2})}",
-            *(extra_args or []),
-        ]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(args, env=env, cwd=str(folder), stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        super().__init__(
+            folder, app=app, db_path=db_path, token=os.urandom(16).hex(), base_url=BASE_URL,
+            log_path=folder / f"{APPS[app][0]}.log",
+            env={"JUPYTER_DATA_DIR": str(folder / "data"),
+                 "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces"),
+                 "JUPYTERLAB_SETTINGS_DIR": str(folder / "settings")},
+            ready_paths=("api/status", "api/tasks/stats"),
+            args=["--no-browser", f"--{app_class}.expose_app_in_browser=True",
+                  f"--JupyterTasksApp.task_modules={task_modules}",
+                  f"--JupyterTasksApp.workers={json.dumps(workers or {'default': 2})}",
+                  *(extra_args or [])])
+        self.start(ready=False)
 
-    # ------------------------------------------------------------------ REST
-
-    def request(self, method: str, path: str, body: Any = None,
-                timeout: float = 30) -> tuple[int, Any]:
-        """``path`` is relative to the base URL (``/api/tasks``)."""
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Authorization": f"token {self.token}"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-                return resp.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            try:
-                return err.code, json.loads(raw) if raw else None
-            except ValueError:
-                return err.code, raw.decode(errors="replace")
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Until ``/jt/api/status`` answers with the token and the tasks API is up."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.app} exited ({self.popen.returncode}):\n"
-                                     f"{self.log_tail()}")
-            try:
-                status, _ = self.request("GET", "/api/status", timeout=2)
-                if status == 200:
-                    status, _ = self.request("GET", "/api/tasks/stats", timeout=5)
-                    if status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.app} not ready within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """Kill the whole process group (the server and any worker it started)."""
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait(timeout=10)
-        else:
-            # the server is gone; make sure nothing it started is left in the group
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self._log.close()
+    @property
+    def base(self) -> str:
+        """The server's URL under its base URL, without the trailing slash."""
+        return self.url
 
     @property
     def lab_url(self) -> str:
