@@ -12,12 +12,9 @@ import asyncio
 import importlib
 import json
 import os
-import pathlib
-import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -423,10 +420,9 @@ class DatabaseSource(DataSource):
         self.path = os.fspath(path)
         self.description = f"database {self.path}"
         self.manager: Any = None
-        # counting a big history takes ~150 ms: it runs on a read connection of its own
-        # so that page queries, which share the store's single database thread, never wait
-        self._reader: ThreadPoolExecutor | None = None
-        self._reader_conn: sqlite3.Connection | None = None
+        # counting a big history takes ~150 ms: it runs on a read-only store of its own
+        # so that page queries, which share the manager's store, never wait behind it
+        self._counter: Any = None
         self._scheduler: Any = None  # a jupyter_tasks.scheduler.Scheduler (no loop) once used
 
     async def start(self) -> None:
@@ -446,70 +442,27 @@ class DatabaseSource(DataSource):
             self._sub.close()
             await self.manager.stop()
             self.manager = None
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
-            reader.shutdown(wait=False)
+        if self._counter is not None:
+            counter, self._counter = self._counter, None
+            await counter.close()
 
-    def _close_reader(self) -> None:
-        if self._reader_conn is not None:
-            self._reader_conn.close()
-            self._reader_conn = None
+    async def _counts(self, filters: Filters | None = None) -> dict[str, Any]:
+        """Per queue queued/running and per status counts, of the tasks ``filters`` match."""
+        if self._counter is None:
+            from jupyter_tasks.store import Store
 
-    def _count(self) -> dict[str, Any]:
-        """Per queue queued/running and per status counts (in the reader thread)."""
-        if self._reader_conn is None:
-            uri = f"{pathlib.Path(self.path).resolve().as_uri()}?mode=ro"
-            self._reader_conn = sqlite3.connect(uri, uri=True)
-            self._reader_conn.execute("PRAGMA busy_timeout = 5000")
-        queues: dict[str, dict[str, int]] = {}
-        statuses: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        for queue, status, count in self._reader_conn.execute(
-                "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
-            counts = queues.setdefault(queue, {"queued": 0, "running": 0})
-            if status in ACTIVE:
-                counts[status] += count
-            statuses[status] = statuses.get(status, 0) + count
-        return {"queues": queues, "statuses": statuses}
-
-    def _count_matching(self, filters: Filters) -> dict[str, Any]:
-        """Per queue and per status counts of the tasks ``filters`` match (reader thread)."""
-        if self._reader_conn is None:
-            self._count()
-        assert self._reader_conn is not None
-        where, args = [], []
-        if filters.statuses:
-            where.append(f"status IN ({','.join('?' * len(filters.statuses))})")
-            args += list(filters.statuses)
-        for column, value in (("name", filters.name), ("owner", filters.owner),
-                              ("schedule_id", filters.schedule_id)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if filters.search:  # the store's own search (Store.list_tasks)
-            where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
-                         " OR instr(id, ?) = 1)")
-            needle = filters.search.lower()
-            args += [needle, needle, needle]
-        sql = "SELECT queue, status, count(*) FROM tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        counts: dict[str, Any] = {"queues": {}, "statuses": {}}
-        for queue, status, count in self._reader_conn.execute(sql + " GROUP BY queue, status",
-                                                              args):
-            per_queue = counts["queues"].setdefault(queue, {"queued": 0, "running": 0})
-            if status in ACTIVE:
-                per_queue[status] += count
-            counts["statuses"][status] = counts["statuses"].get(status, 0) + count
-        return counts
+            self._counter = await Store.open(self.path, read_only=True)
+        if filters is None:
+            return await self._counter.stats()
+        return await self._counter.stats(
+            statuses=filters.statuses or None, name=filters.name or None,
+            owners=[filters.owner] if filters.owner else None, search=filters.search or None,
+            schedule_id=filters.schedule_id)
 
     async def count(self, filters: Filters) -> dict[str, Any]:
         if not filters.active:
             return {**await self.stats(), "exact": True}
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="dashboard-stats")
-        counts = await asyncio.get_running_loop().run_in_executor(
-            self._reader, self._count_matching, filters)
+        counts = await self._counts(filters)
         workers = await self.manager.store.list_workers()
         return {**counts, "workers": [w.to_json() for w in workers], "exact": True}
 
@@ -548,12 +501,7 @@ class DatabaseSource(DataSource):
 
     async def stats(self) -> dict[str, Any]:
         store = self.manager.store
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="dashboard-stats")
-        try:
-            stats = await asyncio.get_running_loop().run_in_executor(self._reader, self._count)
-        except sqlite3.Error:
-            stats = await store.stats()
+        stats = await self._counts()
         workers = await store.list_workers()
         for queue in stats["queues"].values():
             queue.setdefault("max_workers", None)
