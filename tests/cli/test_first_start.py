@@ -17,7 +17,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import urllib.error
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.launcher import free_port
 from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +46,6 @@ def unprivileged() -> tuple[list[str], pwd.struct_passwd]:
     user = pwd.getpwnam("nobody")
     return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
             "--clear-groups", "--"], user
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str, token: str, data: dict | None = None) -> object:
