@@ -6,6 +6,7 @@ pause, run now, show firings) and an invalid cron refused inline, creating nothi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -188,4 +189,89 @@ def test_schedule_from_file_browser_then_pause_run_now_and_firings(
     status, _ = lab.request("DELETE", f"/api/tasks/schedules/{other_client['id']}")
     assert status == 204
     expect(live).to_have_count(0)
+    assert page.page_errors == [], page.page_errors
+
+
+def open_edit_from_context_menu(page: Any, schedule_id: str) -> Any:
+    """Right-click the schedule's line in the panel and pick "Edit Schedule…"."""
+    schedule_row(page, schedule_id).click(button="right")
+    page.locator(".lm-Menu-item", has_text="Edit Schedule…").click()
+    dialog = page.locator(".jp-TasksDialog-dialog")
+    dialog.wait_for(state="visible")
+    return dialog
+
+
+def test_edit_schedule_from_context_menu(lab: LabServer, page: Any) -> None:
+    """Edit (PATCH) from a line's context menu: the new cron and parameter reach the
+    server and the line; an invalid cron is refused inline and changes nothing."""
+    from datetime import datetime, timezone
+
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (lab.root / NOTEBOOK).write_text(json.dumps(parameterized_notebook()))
+    # a daily rule twelve hours from now (UTC): its next run is hours away, so the
+    # edited rule's next run (within five minutes) reads differently on the line
+    hour = (datetime.now(timezone.utc).hour + 12) % 24
+    status, created = lab.request("POST", "/api/tasks/schedules", {
+        "name": "to edit", "cron": f"0 {hour} * * *", "timezone": "UTC",
+        "job": {"notebook": NOTEBOOK, "parameters": {"count": 5}}})
+    assert status == 201, created
+
+    line = schedule_row(page, created["id"])
+    expect(line.locator(".jp-TasksPanel-cron")).to_have_text(f"daily at {hour:02d}:00")
+    next_run = line.locator(".jp-TasksPanel-nextRun")
+    expect(next_run).to_contain_text("h")
+    next_before = next_run.inner_text()
+
+    # edit: the dialog opens on the schedule as saved, the set parameter shown
+    dialog = open_edit_from_context_menu(page, created["id"])
+    expect(dialog.locator(".jp-TasksDialog-cron")).to_have_value(f"0 {hour} * * *")
+    count = dialog.locator('[data-parameter="count"] input')
+    expect(count).to_have_value("5")
+    expect(dialog.locator('[data-parameter="day"] input')).to_have_value('"monday"')
+
+    # an invalid cron: the inline error as one types; Save keeps the dialog open with
+    # the server's refusal, and the server still holds the schedule as it was
+    dialog.locator(".jp-TasksDialog-cron").fill("61 * * * *")
+    cron_error = dialog.locator('[data-testid="cron-error"]')
+    expect(cron_error).to_be_visible()
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    problem = dialog.locator('[data-testid="dialog-problem"]')
+    expect(problem).to_be_visible()
+    expect(dialog).to_be_visible()
+    assert "cron" in (cron_error.inner_text() + problem.inner_text()).lower()
+    page.screenshot(path=str(ARTIFACTS / "schedule-edit-invalid-cron.png"))
+    status, unchanged = lab.request("GET", f"/api/tasks/schedules/{created['id']}")
+    assert status == 200, unchanged
+    assert unchanged["cron"] == created["cron"], unchanged
+    assert unchanged["job"] == created["job"], unchanged
+    assert unchanged["updated_at"] == created["updated_at"], unchanged
+
+    # a valid rule and a new parameter value: saved, the dialog closes
+    dialog.locator(".jp-TasksDialog-cron").fill("*/5 * * * *")
+    expect(dialog.locator(".jp-TasksDialog-preview li")).to_have_count(5)
+    expect(dialog.locator(".jp-TasksDialog-previewTitle")).to_contain_text("every 5 minutes")
+    count.fill("7")
+    page.screenshot(path=str(ARTIFACTS / "schedule-edit.png"))
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialog).to_have_count(0)
+
+    status, saved = lab.request("GET", f"/api/tasks/schedules/{created['id']}")
+    assert status == 200, saved
+    assert saved["cron"] == "*/5 * * * *", saved
+    assert saved["timezone"] == "UTC" and saved["name"] == "to edit", saved
+    assert saved["job"]["notebook"] == NOTEBOOK, saved
+    assert saved["job"]["parameters"] == {"count": 7}, saved
+    assert saved["next_run_at"] != created["next_run_at"], saved
+
+    # ... and the line says the new rule and the new next run
+    expect(line.locator(".jp-TasksPanel-cron")).to_have_text("every 5 minutes")
+    expect(next_run).not_to_have_text(next_before)
+    expect(next_run).to_have_text(re.compile(r"^(now|in [1-5]m)$"))
+    page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "schedule-edited-panel.png"))
+
+    status, _ = lab.request("DELETE", f"/api/tasks/schedules/{created['id']}")
+    assert status == 204
+    expect(line).to_have_count(0)
     assert page.page_errors == [], page.page_errors
