@@ -1,4 +1,8 @@
-"""Fixtures shared by every test tier: a fresh SQLite file per test, and pytest-jupyter."""
+"""Fixtures shared by every test tier: a fresh SQLite file per test.
+
+pytest-jupyter is not loaded here: the tiers that use its server import its fixtures
+in their own conftest (tests/server/conftest.py says why).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-# pytest-jupyter's jp_* fixtures (a real Jupyter server per test) for the server tier
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture

@@ -20,22 +20,6 @@ from .lab import (
 WAIT_MS = 30_000
 
 
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    """Replace pytest-jupyter's autouse loop fixture: these tests run no in-process server.
-
-    Its teardown closes "the current loop", which under Playwright's sync API is
-    Playwright's own running loop ("Cannot close a running event loop").
-    """
-    return None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    """No in-process ``ServerApp`` to clean up here (pytest-jupyter's autouse fixture)."""
-    return None
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if os.environ.get(SKIP_ENV) == "1":

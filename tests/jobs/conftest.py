@@ -10,9 +10,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from jupyter_tasks import TaskManager
+# pytest-jupyter's fixtures, then the server tier's: its server with jupyter_tasks enabled
+# (the later import of jp_asyncio_loop overrides pytest-jupyter's)
+from pytest_jupyter.jupyter_server import *  # noqa: F403
 
-# the server tier's fixtures: pytest-jupyter's server with jupyter_tasks enabled
+from jupyter_tasks import TaskManager
 from tests.server.conftest import (  # noqa: F401
     Api,
     api,

@@ -7,6 +7,9 @@ for kill tests).
 
 from __future__ import annotations
 
+# pytest-jupyter's fixtures, then the server tier's (its jp_asyncio_loop overrides theirs)
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+
 from tests.server.conftest import (  # noqa: F401  (fixtures are found by name)
     Api,
     api,

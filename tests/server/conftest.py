@@ -1,12 +1,20 @@
-"""Server-tier fixtures: the extension in pytest-jupyter's server, and real subprocess servers."""
+"""Server-tier fixtures: the extension in pytest-jupyter's server, and real subprocess servers.
+
+pytest-jupyter's fixtures (and its autouse loop and cleanup fixtures) are imported here,
+into the tiers that use them (server, reliability, jobs), rather than loaded as a plugin
+for the whole suite: pytest allows ``pytest_plugins`` only in the root conftest, which
+would put them around every test of every tier.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_jupyter.jupyter_server import *  # noqa: F403
 from traitlets.config import Config
 
 from tests.launcher import JupyterProcess
@@ -15,13 +23,14 @@ TASKS_MODULE = Path(__file__).with_name("server_tasks.py")
 
 
 @pytest.fixture
-def jp_asyncio_loop(_function_scoped_runner: Any) -> Any:
+async def jp_asyncio_loop() -> asyncio.AbstractEventLoop:
     """Serve pytest-jupyter's server on pytest-asyncio's loop, where the async tests run.
 
     The root ``asyncio_mode = "auto"`` hands every coroutine test to pytest-asyncio;
-    without this the in-process server would sit on a loop nobody runs.
+    without this the in-process server would sit on a loop nobody runs. An async
+    fixture runs on the test's own (function-scoped) loop, so it answers that loop.
     """
-    return _function_scoped_runner.get_loop()
+    return asyncio.get_running_loop()
 
 
 @pytest.fixture
