@@ -4,96 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.launcher import JupyterProcess
+
 TASKS_MODULE = Path(__file__).with_name("dash_tasks.py")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(JupyterProcess):
+    """A ``jupyter server`` on loopback with a token, the extension and the test tasks.
 
-
-class Server:
-    """A ``jupyter server`` on loopback with a token, the extension and the test tasks."""
+    ``start()`` again after ``kill()`` restarts it on the same port, token and database.
+    """
 
     def __init__(self, root: Path, db: Path, port: int | None = None) -> None:
-        self.root = root
+        super().__init__(root, db_path=db, port=port, root_dir=root / "work",
+                         task_modules=TASKS_MODULE,
+                         args=["--JupyterTasksApp.workers={'default': 3}"])
         self.db = db
-        self.port = port or free_port()
-        self.token = os.urandom(8).hex()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.popen: subprocess.Popen[bytes] | None = None
         self.log_path = root / f"server-{self.port}.log"
+        # the dashboard's clients take the server's URL with its trailing slash
+        self.url += "/"
 
-    def start(self, timeout: float = 60) -> Server:
-        work = self.root / "work"
-        work.mkdir(exist_ok=True)
-        env = {**os.environ, "JUPYTER_TASKS_DB": str(self.db),
-               "JUPYTER_TASKS_MODULES": str(TASKS_MODULE),
-               "JUPYTER_CONFIG_DIR": str(self.root / "config"),
-               "JUPYTER_RUNTIME_DIR": str(self.root / "runtime"),
-               "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_server", f"--port={self.port}",
-                 "--port-retries=0", "--ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
-                 "--ServerApp.open_browser=False", f"--ServerApp.root_dir={work}",
-                 "--ServerApp.allow_root=True", "--JupyterTasksApp.workers={'default': 3}"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.root),
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if self.request("GET", "api/tasks/stats", timeout=2)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)  # polling a subprocess's readiness, not synchronising the app
-        raise AssertionError(f"server not ready: {self.log_path.read_text()[-3000:]}")
-
-    def request(self, method: str, path: str, body: Any = None,
-                timeout: float = 30) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": f"token {self.token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-                return resp.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, json.loads(raw) if raw else None
-
-    def kill(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=30)
+    def start(self, *, ready: bool = True, timeout: float = 60) -> Server:
+        """Start (or restart) and wait until the tasks API answers."""
+        super().start(ready=ready, timeout=timeout)
+        return self
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    """One real server per test module (start-up costs seconds); killed at teardown."""
+    """One real server per test module (start-up costs seconds); stopped at teardown."""
     root = tmp_path_factory.mktemp("dash-server")
     srv = Server(root, root / "tasks.db").start()
     yield srv
-    srv.kill()
+    srv.stop()
 
 
 async def until(check: Callable[[], Any], pilot: Any = None, timeout: float = 20.0,
