@@ -22,7 +22,8 @@ import * as React from 'react';
 
 import { TasksConnection } from './connection';
 import { IScheduleActions, ScheduleRow } from './components/ScheduleRow';
-import { IRowActions, TaskRow } from './components/TaskRow';
+import { IRowActions } from './components/rowLook';
+import { TaskRow } from './components/TaskRow';
 import { VirtualRows } from './components/VirtualRows';
 import { tasksIcon } from './icons';
 import { DEFAULT_FILTER, ISections, ITaskFilter, TasksModel, pendingQuestion } from './model';
@@ -574,6 +575,6 @@ function queueText(model: TasksModel, task: ITask): string | null {
 }
 
 // kept for importers of the panel's helpers
-export { rowLook } from './components/TaskRow';
+export { rowLook } from './components/rowLook';
 export { timeText } from './time';
 export { formatAgo, formatDuration } from './format';

@@ -10,7 +10,7 @@ import { durationMs } from '../time';
 import { ITask, isActive } from '../types';
 import { Artifacts } from './Artifacts';
 import { JsonBlock } from './JsonBlock';
-import { IRowActions, rowLook } from './TaskRow';
+import { IRowActions, rowLook } from './rowLook';
 
 export function Details(props: {
   task: ITask;

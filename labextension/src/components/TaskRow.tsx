@@ -13,19 +13,7 @@ import { ITask, isActive } from '../types';
 import { Confirmation } from './Confirmation';
 import { Details } from './Details';
 import { Progress } from './Progress';
-
-export interface IRowActions {
-  toggle(id: string): void;
-  cancel(id: string): void;
-  rerun(id: string): void;
-  confirm(id: string, answer: string): void;
-  openLog(id: string): void;
-  reveal(id: string): void;
-  /** Show the schedule that fired a task. */
-  showSchedule(id: string): void;
-  /** True once per reveal: the row that mounts for it scrolls and focuses. */
-  takeReveal(nonce: number): boolean;
-}
+import { IRowActions, LOOK_TEXT, rowLook } from './rowLook';
 
 export interface IRowProps {
   task: ITask;
@@ -44,22 +32,6 @@ export interface IRowProps {
   api: TasksAPI;
   actions: IRowActions;
 }
-
-/** What the row's icon shows: the status, or a state within it. */
-export function rowLook(task: ITask): string {
-  if (isActive(task) && task.cancel_requested) {
-    return 'cancelling';
-  }
-  if (pendingQuestion(task)) {
-    return 'question';
-  }
-  return task.status;
-}
-
-export const LOOK_TEXT: Record<string, string> = {
-  cancelling: 'cancelling',
-  question: 'waiting for an answer'
-};
 
 export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Element {
   const { task, actions, expanded } = props;
