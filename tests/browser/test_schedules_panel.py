@@ -275,3 +275,45 @@ def test_edit_schedule_from_context_menu(lab: LabServer, page: Any) -> None:
     assert status == 204
     expect(line).to_have_count(0)
     assert page.page_errors == [], page.page_errors
+
+
+def clipped(locator: Any) -> bool:
+    """Whether the element's text is cut short (ellipsis) at its current width."""
+    return locator.evaluate("e => e.scrollWidth > e.clientWidth")
+
+
+def test_schedule_name_in_full_the_rule_gives_way_first(lab: LabServer, page: Any) -> None:
+    """At the panel's default width the name shows in full and the rule in words is
+    what shortens; only a name longer than the line is itself cut."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(0, 0)  # no hover: the next run shows, not the actions
+    status, short = lab.request("POST", "/api/tasks/schedules", {
+        "name": "browser nightly", "cron": "0 9 * * 1-5",
+        "job": {"name": "browser_tiny", "params": {"n": 1}}})
+    assert status == 201, short
+    status, long = lab.request("POST", "/api/tasks/schedules", {
+        "name": "a schedule whose name is longer than the whole panel line",
+        "cron": "*/15 * * * *", "job": {"name": "browser_tiny", "params": {"n": 1}}})
+    assert status == 201, long
+    try:
+        line = schedule_row(page, short["id"])
+        expect(line.locator(".jp-TasksPanel-cron")).to_have_text("weekdays at 09:00")
+        long_line = schedule_row(page, long["id"])
+        expect(long_line).to_be_visible()
+        page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "schedules-names.png"))
+        width = page.locator(".jp-TasksPanel").evaluate("e => e.getBoundingClientRect().width")
+
+        # the name in full, the next run in full; the rule is what gave way
+        assert not clipped(line.locator(".jp-TasksPanel-label")), width
+        assert not clipped(line.locator(".jp-TasksPanel-nextRun")), width
+        # a name longer than the line: cut, the rule gone to nothing, the next run whole
+        assert clipped(long_line.locator(".jp-TasksPanel-label")), width
+        assert long_line.locator(".jp-TasksPanel-cron").evaluate(
+            "e => e.getBoundingClientRect().width") < 1, width
+        assert not clipped(long_line.locator(".jp-TasksPanel-nextRun")), width
+    finally:
+        for created in (short, long):
+            lab.request("DELETE", f"/api/tasks/schedules/{created['id']}")
+    assert page.page_errors == [], page.page_errors
