@@ -11,12 +11,14 @@ on screen, so a flood of progress events costs one repaint per tick.
 from __future__ import annotations
 
 import gc
-import io
+import re
 import time
+import xml.etree.ElementTree as ElementTree
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -110,6 +112,7 @@ class TasksDashboard(App[int]):
         self.last_page_query = 0.0
         self.last_page_build = 0.0
         self.first_frame_at: float | None = None
+        self.notices: deque[str] = deque(maxlen=200)  # the latest notifications' messages
         self.ready = False
         self._held_keys: list[events.Key] | None = None
         self._hold_timer: Timer | None = None
@@ -350,6 +353,20 @@ class TasksDashboard(App[int]):
         self.table.reset_paging()
         self._load_page(0, None)
         self._describe()
+
+    def notify(self, message: str, **options: Any) -> None:
+        """Show a notification (Textual's ``App.notify``) and keep its message in ``notices``."""
+        self.notices.append(message)
+        super().notify(message, **options)
+
+    @property
+    def pending_events(self) -> int:
+        """Live events received and not yet applied to the screen."""
+        return len(self._pending)
+
+    def queue_events(self, batch: list[dict[str, Any]]) -> None:
+        """Apply these events with the next batch, as if the source had sent them."""
+        self._pending.extend(batch)
 
     def reload_page(self) -> None:
         table = self.table
@@ -679,16 +696,36 @@ class TasksDashboard(App[int]):
 
     def screen_text(self) -> str:
         """The current screen (modals included) as plain text, for tests and logs."""
-        console = Console(width=self.size.width, height=self.size.height, file=io.StringIO(),
-                          force_terminal=True, color_system=None, record=True,
-                          legacy_windows=False, safe_box=False)
-        console.print(self.screen._compositor.render_update(
-            full=True, screen_stack=self._background_screens))
-        return console.export_text(styles=False)
+        width, height = self.size
+        return screenshot_text(self.export_screenshot(simplify=True), width, height)
 
     def action_reload(self) -> None:
         self.reload_page()
         self._load_stats()
+
+
+_LINE = re.compile(r"-line-(\d+)\)")
+
+
+def screenshot_text(svg: str, width: int, height: int) -> str:
+    """The characters of a Textual SVG screenshot (``App.export_screenshot``), line by line."""
+    rows: list[list[tuple[int, str]]] = [[] for _ in range(height)]
+    for node in ElementTree.fromstring(svg).iter("{http://www.w3.org/2000/svg}text"):
+        # the screen's text runs are clipped to their line; the window title is not
+        line = _LINE.search(node.get("clip-path") or "")
+        text = (node.text or "").replace("\xa0", " ").rstrip("\n")  # a line's own end
+        if line is None or not text or int(line.group(1)) >= height:
+            continue
+        # Rich places a run at column * char width and stretches it to len(text) chars
+        column = round(float(node.get("x", 0)) * len(text) / float(node.get("textLength", 1)))
+        rows[int(line.group(1))].append((column, text))
+    lines = []
+    for runs in rows:
+        line = ""
+        for column, text in sorted(runs):
+            line += " " * max(0, column - cell_len(line)) + text
+        lines.append(line + " " * max(0, width - cell_len(line)))
+    return "\n".join(lines)
 
 
 def _name(task: dict[str, Any]) -> str:

@@ -86,13 +86,11 @@ async def test_a_flood_of_progress_events_is_coalesced(big_db):
         assert len(running) == 3
         flushes = app.flushes
         # 30,000 progress events land at once (a runaway task's worth)
-        for n in range(10_000):
-            for task in running:
-                snapshot = {**task, "progress": {"current": n + 1, "total": 10_000}}
-                app._pending.append({"id": n, "type": "task.progress", "task_id": task["id"],
-                                     "ts": None, "task": snapshot})
+        app.queue_events([{"id": n, "type": "task.progress", "task_id": task["id"], "ts": None,
+                           "task": {**task, "progress": {"current": n + 1, "total": 10_000}}}
+                          for n in range(10_000) for task in running])
         t0 = time.perf_counter()
-        await until(lambda: not app._pending, pilot, what="the flood applied")
+        await until(lambda: not app.pending_events, pilot, what="the flood applied")
         applied = time.perf_counter() - t0
         assert app.flushes - flushes <= 2
         for task in running:

@@ -32,9 +32,9 @@ async def test_rerun_and_fork_of_a_server_task_in_database_mode(server):
         app.table.select(task["id"])
         await until(lambda: app.detail.task_id == task["id"], pilot, what="details")
         await pilot.press("r")
-        await until(lambda: any("Rerun of echo seven" in n.message
-                                for n in app._notifications), pilot, what="rerun started")
-        assert not any("failed" in n.message for n in app._notifications)
+        await until(lambda: any("Rerun of echo seven" in note
+                                for note in app.notices), pilot, what="rerun started")
+        assert not any("failed" in note for note in app.notices)
         rerun = (await client.list(parent_id=task["id"]))["tasks"][0]
         assert rerun["relationship"] == "rerun"
         done = await client.wait(rerun["id"], timeout=30)  # a server worker ran it

@@ -176,7 +176,7 @@ async def test_keys_after_forking_reach_the_table_not_the_dialog(tmp_path):
             table = app.table
 
             def copied() -> int:  # (the id is the row under the cursor when "y" arrives)
-                return sum(n.message.startswith("Copied ") for n in app._notifications)
+                return sum(note.startswith("Copied ") for note in app.notices)
 
             # ctrl+s sends the fork; "y" typed right behind it copies the selected task's id
             # (it is not typed into the JSON already sent)

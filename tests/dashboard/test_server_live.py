@@ -33,7 +33,7 @@ def cell(app: TasksDashboard, task_id: str, column: str) -> str:
 
 
 def notes(app: TasksDashboard) -> list[str]:
-    return [n.message for n in app._notifications]
+    return list(app.notices)
 
 
 async def started(app: TasksDashboard, pilot: Any) -> None:
