@@ -1,22 +1,55 @@
-"""``LogTail``: Textual's ``Log`` without its width-measuring thread worker."""
+"""``LogTail``: Textual's ``Log``, written so that no thread worker measures the lines."""
 
 from __future__ import annotations
 
-from rich.cells import cell_len
+from collections.abc import Iterable
+from typing import Any
+
+from textual.geometry import Size
 from textual.widgets import Log
 
 
 class LogTail(Log):
     """A task's live log tail.
 
-    Textual's ``Log`` measures new lines in a thread worker that reports back
+    ``Log.write_lines`` measures new lines in a thread worker that reports back
     with ``app.call_from_thread``; lines written just before the app exits make
     that worker outlive the app and fail it with ``NoActiveAppError`` (seen as a
-    flaky dashboard test). A tail is at most a few hundred short lines, so they
-    are measured here, on the app's own thread.
+    flaky dashboard test). ``Log.write`` measures on the app's own thread, so the
+    lines go through it; a tail is at most a few hundred short lines.
     """
 
-    def _update_size(self, updates: int, lines: list[str]) -> None:
-        if lines:
-            widest = max(cell_len(self._process_line(line)) for line in lines)
-            self._update_maximum_width(updates, widest)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._writing_batch = False
+
+    def refresh_lines(self, y_start: int, line_count: int = 1) -> None:
+        """Refresh these lines, or nothing yet while a batch is written (it refreshes once)."""
+        if not self._writing_batch:
+            super().refresh_lines(y_start, line_count)
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> LogTail:
+        """Append these lines; follow the end only if it was in view (as ``Log`` does)."""
+        new = [part for line in lines for part in line.splitlines()]
+        if not new:
+            return self
+        if scroll_end is None:
+            scroll_end = (self.auto_scroll and self.is_vertical_scroll_end
+                          and not self.is_vertical_scrollbar_grabbed)
+        before = len(self.lines)
+        # the newline goes before each line, not after: no empty last line, so
+        # `lines` and `max_lines` count only real lines
+        text = "\n".join(new)
+        # `write` refreshes line by line: 300 lines cost ~15 ms, one refresh ~1 ms
+        self._writing_batch = True
+        try:
+            self.write("\n" + text if before else text, scroll_end=False)
+        finally:
+            self._writing_batch = False
+        first = max(0, before - (before + len(new) - len(self.lines)))  # after any pruning
+        self.refresh_lines(first, len(self.lines) - first)
+        # `write` sizes the view before it drops lines over `max_lines`: size it again
+        self.virtual_size = Size(self.virtual_size.width, self.line_count)
+        if scroll_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jupyter_tasks_dashboard.log_tail import LogTail
+from jupyter_tasks_dashboard.tasks_app import screenshot_text
 from textual.app import App, ComposeResult
 from textual.widgets import Log
 
@@ -16,6 +17,13 @@ class _OneLog(App):
         yield self.widget
 
 
+def shown(app: App) -> list[str]:
+    """The log's rows on screen, as read from a screenshot (less its two scrollbars)."""
+    width, height = app.size
+    return [row[:width - 2].strip() for row in screenshot_text(app.export_screenshot(), width, height)
+            .splitlines()][:-1]
+
+
 async def test_width_is_known_as_soon_as_lines_are_written() -> None:
     tail = LogTail()
     async with _OneLog(tail).run_test():
@@ -24,3 +32,20 @@ async def test_width_is_known_as_soon_as_lines_are_written() -> None:
         # could still be running when the app exited and then failed the app
         assert tail.virtual_size.width == 35
         assert tail.line_count == 2
+
+
+async def test_a_full_tail_keeps_its_last_lines_and_follows_the_end() -> None:
+    tail = LogTail(max_lines=5)
+    async with _OneLog(tail).run_test(size=(40, 4)) as pilot:
+        tail.write_lines([f"line {n}" for n in range(4)])
+        tail.write_lines(["two\nparts", "line 6"])
+        await pilot.pause()
+        assert list(tail.lines) == ["line 2", "line 3", "two", "parts", "line 6"]
+        assert tail.line_count == 5 and tail.virtual_size.height == 5
+        assert tail.is_vertical_scroll_end
+        assert shown(pilot.app) == ["two", "parts", "line 6"]  # drawn once per batch, all of it
+        tail.scroll_home(animate=False, immediate=True)
+        tail.write_lines(["line 7"])  # the reader scrolled up: the view stays where it is
+        await pilot.pause()
+        assert tail.scroll_y == 0 and tail.lines[-1] == "line 7"
+        assert shown(pilot.app) == ["line 3", "two", "parts"]  # line 2 was pruned
