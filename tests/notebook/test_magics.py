@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -37,10 +36,10 @@ def _latest_task(db_path: Path, kind: str):
 def test_run_subprocess_timeout_kills_the_child_tree(
         kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
     (tmp_path / "spawn.py").write_text(SPAWN)
-    started = time.monotonic()
+    # the script and its children sleep 60 s: returning within the 30 s deadline means the
+    # timeout ended them rather than waiting for them
     outputs = kernel.execute(f"%run_subprocess --timeout 1.5 {sys.executable} spawn.py",
                              timeout=30)
-    assert time.monotonic() - started < 15
     task = _latest_task(db_path, "subprocess")
     assert task.status == "timeout"
     assert task.spec["command"] == [sys.executable, "spawn.py"]
