@@ -46,9 +46,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     srv.stop()
 
 
-async def until(check: Callable[[], Any], pilot: Any = None, timeout: float = 20.0,
+async def until(check: Callable[[], Any], pilot: Any = None, timeout: float = 60.0,
                 what: str = "condition") -> Any:
     """Let the app run (``pilot.pause``) until ``check()`` is truthy; fail after ``timeout``."""
+    # a generous deadline, not a speed bound: 20 s once ran out on a loaded 2-core machine
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
