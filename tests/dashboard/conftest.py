@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,47 +67,35 @@ async def until(check: Callable[[], Any], pilot: Any = None, timeout: float = 60
 async def build_history(path: Path, count: int, batch: int = 20_000) -> float:
     """Insert ``count`` tasks (mostly finished, the 3 newest running) quickly; returns seconds.
 
-    The schema comes from ``Store.open``; rows go in through the store module's own
-    INSERT statement with ``executemany`` (no per-task event: this is history).
+    Through ``Store.insert_task_rows`` (no per-task event: this is history), in
+    batches of ``batch`` rows, one transaction each.
     """
-    import sqlite3
-
-    from jupyter_tasks import store as store_module
-    from jupyter_tasks.models import Task, dumps, new_task_id
+    from jupyter_tasks.models import new_task_id
+    from jupyter_tasks.store import Store
 
     t0 = time.perf_counter()
-    store = await store_module.Store.open(path)
-    await store.close()
-    columns = store_module._TASK_COLUMNS
-    defaults = {f.name: f.default for f in dataclasses.fields(Task)
-                if f.default is not dataclasses.MISSING}
     now = time.time() - count
     statuses = ("succeeded", "succeeded", "succeeded", "failed", "cancelled")
 
-    def row(i: int) -> tuple[Any, ...]:
+    def row(i: int) -> dict[str, Any]:
         status = "running" if i >= count - 3 else statuses[i % len(statuses)]
         created = now + i
-        # every column at its Task default (NOT NULL ones added by later migrations too)
-        values = {c: defaults.get(c) for c in columns}
-        values.update(
+        return dict(
             id=new_task_id(), kind="function", mode="job", status=status, name=f"job_{i % 7}",
-            label=f"history {i}", params=dumps({"i": i}), queue=("default", "gpu")[i % 2],
+            label=f"history {i}", params={"i": i}, queue=("default", "gpu")[i % 2],
             priority=0, owner=("ana", "bo")[i % 2], attempts=1, max_retries=0,
-            origin=dumps({"type": "kernel", "notebook": f"nb/{i % 13}.ipynb"}),
-            progress=dumps({"current": i % 100, "total": 100}), cancel_requested=0,
-            error=dumps({"type": "ValueError", "message": f"bad {i}", "traceback": "tb"})
+            origin={"type": "kernel", "notebook": f"nb/{i % 13}.ipynb"},
+            progress={"current": i % 100, "total": 100}, cancel_requested=0,
+            error={"type": "ValueError", "message": f"bad {i}", "traceback": "tb"}
             if status == "failed" else None,
             created_at=created, started_at=created + 0.1,
             finished_at=None if status == "running" else created + 0.6, updated_at=created + 0.6,
         )
-        return tuple(values[c] for c in columns)
 
-    conn = sqlite3.connect(path)
+    store = await Store.open(path)
     try:
         for start in range(0, count, batch):
-            with conn:
-                conn.executemany(store_module._INSERT_TASK,
-                                 [row(i) for i in range(start, min(count, start + batch))])
+            await store.insert_task_rows(row(i) for i in range(start, min(count, start + batch)))
     finally:
-        conn.close()
+        await store.close()
     return time.perf_counter() - t0

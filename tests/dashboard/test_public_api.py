@@ -11,9 +11,7 @@ import jupyter_tasks_dashboard
 
 PACKAGE = Path(jupyter_tasks_dashboard.__file__).parent
 TESTS = Path(__file__).parent
-# tests/dashboard/conftest.py is left out while the shared server launcher replaces it
-SOURCES = sorted(PACKAGE.rglob("*.py")) + sorted(p for p in TESTS.glob("*.py")
-                                                  if p.name != "conftest.py")
+SOURCES = sorted(PACKAGE.rglob("*.py")) + sorted(TESTS.glob("*.py"))
 
 
 def private(name: str) -> bool:
