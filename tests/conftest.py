@@ -34,3 +34,17 @@ def _no_default_manager_leak():
 def pytest_configure(config: pytest.Config) -> None:
     # subprocesses started by tests must find the package even from a temp cwd
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist's ``loadgroup``: one group per file, the browser tier as one.
+
+    A file's tests share module-scoped servers, so they stay on one worker; the browser
+    files share one group so two JupyterLabs and two chromiums never compete for the
+    machine at once (a 30 s toast wait ran out when they did).
+    """
+    browser = Path(__file__).parent / "browser"
+    for item in items:
+        group = "browser" if browser in item.path.parents else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
