@@ -20,8 +20,8 @@ class _OneLog(App):
 def shown(app: App) -> list[str]:
     """The log's rows on screen, as read from a screenshot (less its two scrollbars)."""
     width, height = app.size
-    return [row[:width - 2].strip() for row in screenshot_text(app.export_screenshot(), width, height)
-            .splitlines()][:-1]
+    rows = screenshot_text(app.export_screenshot(), width, height).splitlines()
+    return [row[:width - 2].strip() for row in rows][:-1]
 
 
 async def test_width_is_known_as_soon_as_lines_are_written() -> None:

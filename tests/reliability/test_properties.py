@@ -219,7 +219,9 @@ def model(value: Any, path: str, notes: dict[str, str],
         return [e for e, _ in items], all(x for _, x in items)
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         items = {k: model(v, f"{path}[{k!r}]", notes, inner) for k, v in value.items()}
-        return {k: e for k, (e, _) in items.items()}, all(x for _, x in items.values())
+        # keys go through JSON as strings do (a surrogate pair comes back joined)
+        return ({model(k, path, notes)[0]: e for k, (e, _) in items.items()},
+                all(x for _, x in items.values()))
     if isinstance(value, (dict, set, frozenset)):
         return _Any(type(value).__name__, len(value)), False
     return _Any("repr"), False
