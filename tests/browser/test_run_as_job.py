@@ -40,8 +40,9 @@ def test_run_as_job_from_the_notebook_toolbar(lab: LabServer, page: Any) -> None
 
     ARTIFACTS.mkdir(exist_ok=True)
     (lab.root / NOTEBOOK).write_text(json.dumps(parameterized_notebook()))
-    page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})",
-                  NOTEBOOK)
+    # returns nothing: the opened widget is no value playwright can serialize
+    page.evaluate("async path => { await window.jupyterapp.commands.execute("
+                  "'docmanager:open', {path}); }", NOTEBOOK)
     button = page.locator(".jp-NotebookPanel-toolbar .jp-TasksRunAsJob")
     button.click()
     dialog = page.locator(".jp-TasksDialog-dialog")
