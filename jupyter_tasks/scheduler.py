@@ -34,6 +34,7 @@ from .schedules import (
     plan_firing,
     schedule_problems,
 )
+from .values import check_input
 
 log = logging.getLogger("jupyter_tasks.scheduler")
 
@@ -241,6 +242,9 @@ def _parse(parse_job: JobParser, job: Any) -> tuple[dict[str, Any], dict[str, An
 
 def _check_spec(manager: TaskManager, spec: Mapping[str, Any]) -> None:
     """What submit_spec checks beyond the body's shape, now rather than at the first firing."""
+    # the values a job runs with follow the input rule (NaN, 1e999, too deep: refused),
+    # or every firing would be refused in turn
+    check_input(dict(spec), where="job")
     try:
         if "name" in spec:
             manager.registry.get_info(spec["name"]).validate(spec.get("params"))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from jupyter_tasks import TaskManager
-from jupyter_tasks.exceptions import InvalidRequest
+from jupyter_tasks.exceptions import InvalidRequest, ValueNotStorable
 from jupyter_tasks.scheduler import Scheduler
 from jupyter_tasks.server.handlers import parse_job_body
 
@@ -174,6 +174,19 @@ async def test_bad_definitions_are_refused_and_nothing_is_written(manager: TaskM
         with pytest.raises(InvalidRequest) as info:
             await scheduler.create(body, owner="me", parse_job=parse)
         assert field in {e["field"] for e in info.value.errors}
+    assert await manager.store.list_schedules() == []
+
+
+async def test_a_job_value_no_firing_could_store_is_refused_when_saved(
+        manager: TaskManager) -> None:
+    # `jupyter tasks schedule add nb.ipynb -p alpha nan` saved a schedule whose every
+    # firing would be refused; `jupyter tasks run` refuses the same line at once
+    scheduler = Scheduler(manager)
+    job = {"code": "print(1)", "input_data": {"alpha": float("nan")}, "queue": "nowhere"}
+    with pytest.raises(ValueNotStorable) as info:
+        await scheduler.create({"name": "n", "cron": "* * * * *", "job": job}, owner="me",
+                               parse_job=parse)
+    assert "alpha" in str(info.value)
     assert await manager.store.list_schedules() == []
 
 
