@@ -620,7 +620,8 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     run_id = os.urandom(6).hex()
     reporter.send(type="start", run=run_id, worker=worker.address, pid=os.getpid())
     run = _WorkerRun(ctx)
-    usage = ProcessUsage()
+    # no row to record an exit into here, but the shim's exit-time peak is wanted
+    usage = ProcessUsage(exit_peak=True)
     thread = ThreadRun()
     # bound to the worker's client here: the watcher thread has no worker context
     cancel_event = Event(payload.get("cancel_event") or cancel_event_name(payload["key"]),

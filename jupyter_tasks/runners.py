@@ -155,7 +155,16 @@ def validate_argv(command: Any) -> list[str]:
 
 @dataclass
 class ProcessUsage:
-    """What a process tree used, sampled while it ran."""
+    """What a process tree used: sampled while it ran, and its direct child's peak at exit.
+
+    ``peak_rss_mb`` is the larger of two figures. The sampled one sums the tree's
+    resident sets every ``MEMORY_POLL_SECONDS`` (what the memory limit acts on), so it
+    misses what a short process used between two samples. The exit one is the kernel's
+    ``ru_maxrss`` of the command, reaped by the shim (``shim.py``): the largest
+    resident set of that one process, or of a descendant it waited for, at any moment
+    (not a sum over processes running at once). Only runs through the shim have it:
+    those that ``record_exit`` or ask for ``exit_peak``.
+    """
 
     peak_rss_mb: float = 0.0
     cpu_seconds: float = 0.0
@@ -164,6 +173,10 @@ class ProcessUsage:
     # (database, task id, attempt): run the command through the shim, which writes
     # its exit into that task's ``process`` record (commands and code jobs of the manager)
     record_exit: tuple[str, str, int] | None = None
+    # run through the shim, recording nothing, for the exit-time peak (jobs on Dask).
+    # Not by default: the shim costs a Python start-up, and a process we fork and
+    # reap ourselves would carry our own (large) memory into its ru_maxrss
+    exit_peak: bool = False
 
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
@@ -205,15 +218,36 @@ def _shim_preexec() -> Callable[[], None] | None:
     return preexec
 
 
-async def _shim_says(sock: socket.socket) -> bytes:
-    """The shim's one answer once it tried to start the command (b"" if it died first)."""
+async def _shim_says(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The shim's answer once it tried to start the command (b"" if it died first),
+    and whatever it sent after that line."""
     loop = asyncio.get_running_loop()
     got = b""
-    while True:
+    while b"\n" not in got:
         part = await loop.sock_recv(sock, 64)
         if not part:
-            return got
+            break
         got += part
+    answer, _, rest = got.partition(b"\n")
+    return answer, rest
+
+
+def _shim_exit_peak_mb(sock: socket.socket, said: bytes) -> float:
+    """The exit-time peak the shim sent (0.0 if none), read once the shim has ended.
+
+    Never waits: the shim has exited, so what it wrote is in the socket, then EOF.
+    """
+    got = said
+    try:
+        while part := sock.recv(256):
+            got += part
+    except OSError:  # BlockingIOError included: nothing more was written
+        pass
+    for line in got.splitlines():
+        word, _, kib = line.partition(b" ")
+        if word == b"peak" and kib.isdigit():
+            return int(kib) / 1024
+    return 0.0
 
 
 def group_record(pid: int) -> dict[str, Any]:
@@ -333,13 +367,14 @@ async def run_process(
     shim: socket.socket | None = None
     spawn: list[str] = argv
     extra: dict[str, Any] = {"preexec_fn": die_with_parent()}
-    if usage.record_exit is not None:
+    if usage.record_exit is not None or usage.exit_peak:
         # the shim leads the group and starts argv once the group is in the row
-        db, task_id, attempt = usage.record_exit
+        # (database "-": no row, the shim only measures)
+        db, task_id, attempt = usage.record_exit or ("-", "-", 0)
         shim, theirs = socket.socketpair()
         shim.setblocking(False)  # read and written by the event loop
-        spawn = [sys.executable, "-I", "-S", SHIM, os.path.abspath(db), task_id, str(attempt),
-                 str(theirs.fileno()), "--", *argv]
+        spawn = [sys.executable, "-I", "-S", SHIM, db if db == "-" else os.path.abspath(db),
+                 task_id, str(attempt), str(theirs.fileno()), "--", *argv]
         extra = {"preexec_fn": _shim_preexec(), "pass_fds": (theirs.fileno(),)}
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -361,6 +396,7 @@ async def run_process(
             theirs.close()
     pgid = proc.pid
     usage.pid = proc.pid
+    said = b""  # what the shim sent after its answer
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
 
     async def pump(stream: asyncio.StreamReader, name: str) -> None:
@@ -387,11 +423,9 @@ async def run_process(
             await announce_group(usage.on_group, pgid, group_record(proc.pid))
         watched = proc.pid
         if shim is not None:
-            try:
-                await asyncio.get_running_loop().sock_sendall(shim, b"go")
-                answer = (await _shim_says(shim)).split()
-            finally:
-                shim.close()
+            await asyncio.get_running_loop().sock_sendall(shim, b"go")
+            line, said = await _shim_says(shim)
+            answer = line.split()
             if answer[:1] == [b"err"]:  # argv could not be started: as if we had started it
                 await proc.wait()
                 errno = int(answer[1])
@@ -417,6 +451,8 @@ async def run_process(
         raise
     finally:
         if shim is not None:
+            if proc.returncode is not None:  # the shim has ended: it sent the peak, if any
+                usage.peak_rss_mb = max(usage.peak_rss_mb, _shim_exit_peak_mb(shim, said))
             shim.close()
         if monitor is not None:
             monitor.cancel()

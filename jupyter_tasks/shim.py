@@ -6,10 +6,20 @@ Started by ``runners.run_process`` (as a file, never through the package: only
 the standard library's os, signal, sys, time and _sqlite3 are imported, to keep
 the start-up cheap) as the leader of the job's new process group. ``FD`` is a
 socket to the worker: we wait for ``go`` (the worker has recorded our group in
-the row), start ARGV, answer ``ok PID`` (or ``err ERRNO``, when it cannot be
-started), wait for it, then write ``exit`` and ``ended_at`` into the row's
-``process`` record — one UPDATE guarded by task id, attempt, running status
-and our pgid — and end with the same exit code (or signal).
+the row), start ARGV, answer ``ok PID\n`` (or ``err ERRNO\n``, when it cannot be
+started), wait for it, then write ``exit``, ``ended_at`` and ``peak_memory_mb``
+into the row's ``process`` record — one UPDATE guarded by task id, attempt,
+running status and our pgid —, tell the worker ``peak KIB\n`` and end with the
+same exit code (or signal). DB ``-`` records nothing: the shim then only
+measures (see ``runners.ProcessUsage.exit_peak``).
+
+The peak is the child's ``ru_maxrss`` from ``wait4``: the largest resident set of
+the child or of any descendant it waited for (one process, not a sum). Linux
+counts in it the memory the child had before its exec, which was ours (the spawn
+shares our memory until the exec), so a figure not above our own peak at the
+spawn (VmHWM: our own memory's high-water mark, not our getrusage figure, which
+holds the worker's size from before our own exec) says only "at most that much":
+it is sent as 0 (unknown) then.
 
 So a worker killed between the exit and its own write of the task's end leaves
 the outcome in the row, and a reaper finishes the task from it instead of
@@ -31,8 +41,10 @@ import time
 BUSY_TIMEOUT_SECONDS = 10.0
 GO_LOST = 125  # the worker went away before it let us start: nothing ran
 LOST_GRACE_SECONDS = 2.0
+NO_DB = "-"
 
-_state = {"child": 0, "status": None, "stop": False, "lost": False}
+_state = {"child": 0, "status": None, "stop": False, "lost": False, "maxrss": 0,
+          "record": True}
 
 
 def _on_stop(signum, frame):
@@ -46,14 +58,16 @@ def _on_worker_lost(signum, frame):
     child = _state["child"]
     if _state["status"] is not None:
         return  # it had ended: recorded as usual
-    if not child:
-        os.killpg(0, signal.SIGKILL)  # the work never started: nothing to wait for
+    if not child or not _state["record"]:
+        # the work never started, or there is no row to record an end into: nothing to
+        # wait for, end the group at once as PR_SET_PDEATHSIG on the command would
+        os.killpg(0, signal.SIGKILL)
     try:
-        pid, status = os.waitpid(child, os.WNOHANG)
+        pid, status, usage = os.wait4(child, os.WNOHANG)
     except ChildProcessError:
         return  # our wait had just reaped it: it ended first
     if pid:
-        _state["status"] = status  # it had exited on its own: record it
+        _state["status"], _state["maxrss"] = status, usage.ru_maxrss  # record it
         return
     _state["lost"] = True
     signal.signal(signal.SIGALRM, _on_grace_over)
@@ -66,7 +80,7 @@ def _on_grace_over(signum, frame):
         os.killpg(0, signal.SIGKILL)
 
 
-def _record(db, task_id, attempt, code):
+def _record(db, task_id, attempt, code, peak_kib):
     try:
         import _sqlite3 as sqlite3  # the C module alone: half the import time of sqlite3
     except ImportError:
@@ -77,10 +91,12 @@ def _record(db, task_id, attempt, code):
     try:
         conn.execute("PRAGMA synchronous = NORMAL")  # as the store's own connections: no fsync
         conn.execute(
-            "UPDATE tasks SET process = json_set(process, '$.exit', ?, '$.ended_at', ?) "
+            "UPDATE tasks SET process = json_set(process, '$.exit', ?, '$.ended_at', ?, "
+            "'$.peak_memory_mb', ?) "
             "WHERE id = ? AND attempts = ? AND status = 'running' "
             "AND json_extract(process, '$.pgid') = ? AND json_extract(process, '$.exit') IS NULL",
-            (code, time.time(), task_id, attempt, os.getpgrp()))
+            (code, time.time(), round(peak_kib / 1024, 3) if peak_kib else None, task_id,
+             attempt, os.getpgrp()))
     finally:
         conn.close()
 
@@ -106,6 +122,7 @@ def _end_like(code):
 def main(argv):
     db, task_id, attempt, fd = argv[1], argv[2], int(argv[3]), int(argv[4])
     command = argv[6:]
+    _state["record"] = db != NO_DB
     os.set_inheritable(fd, False)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_stop)
@@ -116,37 +133,60 @@ def main(argv):
         if not part:
             os._exit(GO_LOST)  # the worker died (or gave up) before recording our group
         got += part  # the worker died (or gave up) before recording our group
+    floor = _own_peak_kib()  # the child's ru_maxrss starts from this
     try:
         child = os.posix_spawnp(command[0], command, os.environ,
                                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     except OSError as exc:
-        os.write(fd, b"err %d" % (exc.errno or 0))
+        os.write(fd, b"err %d\n" % (exc.errno or 0))
         os._exit(127)
     _state["child"] = child
-    try:
-        os.write(fd, b"ok %d" % child)
-    except OSError:
-        pass  # the worker is gone: SIGUSR1 is on its way
-    os.close(fd)
+    _tell(fd, b"ok %d\n" % child)
     while _state["status"] is None:
         try:
-            _, status = os.waitpid(child, 0)
+            _, status, usage = os.wait4(child, 0)
         except ChildProcessError:
             break  # reaped by _on_worker_lost, which kept the status
         except InterruptedError:
             continue
         if _state["status"] is None:
-            _state["status"] = status
+            _state["status"], _state["maxrss"] = status, usage.ru_maxrss
     told_to_stop = _state["stop"]
     if _state["status"] is None:
         os._exit(1)  # not reachable: the child was reaped by someone else
     code = os.waitstatus_to_exitcode(_state["status"])
-    if not told_to_stop and (code == 0 or not _state["lost"]):
+    peak_kib = _state["maxrss"] if _state["maxrss"] > floor else 0
+    if _state["record"] and not told_to_stop and (code == 0 or not _state["lost"]):
         try:
-            _record(db, task_id, attempt, code)
+            _record(db, task_id, attempt, code, peak_kib)
         except Exception:
             pass  # the worker, if alive, still writes the end; else the job is retried
+    _tell(fd, b"peak %d\n" % peak_kib)
+    os.close(fd)
     _end_like(code)
+
+
+def _own_peak_kib():
+    """The high-water mark of our memory, in KiB: what a child spawned now starts from."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    # elsewhere: our whole ru_maxrss, which may hold our parent's size too (a higher
+    # floor only makes more figures unknown, never a wrong one)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _tell(fd, message):
+    try:
+        os.write(fd, message)
+    except OSError:
+        pass  # the worker is gone: SIGUSR1 is on its way
 
 
 if __name__ == "__main__":

@@ -141,10 +141,9 @@ async def test_code_and_notebook_jobs_bring_artifacts_back(hub: TaskManager,
     assert done.status == "succeeded", done.error
     art = await hub.store.get_artifact(code_task.id, "out.txt")
     assert hub.store.artifact_path(art).read_text() == "42"
-    # peak memory is sampled while the process lives; this code job can end before the
-    # first sample on a loaded machine (0.0 was seen), so only its presence is certain here
-    # (test_code_jobs.py holds memory long enough to check the figure itself)
-    assert done.resource_usage["peak_memory_mb"] >= 0
+    # the exit-time peak the worker's shim took: there even when the code job ended
+    # before the sampler's first look (0.0 was seen when only sampling reported)
+    assert done.resource_usage["peak_memory_mb"] > 0
     assert "wrote" in "".join(e.text for e in await hub.store.get_logs(code_task.id))
     done = await hub.wait(nb_task.id, timeout=120)
     assert done.status == "succeeded", done.error
