@@ -47,10 +47,10 @@ async def test_newer_schema_is_refused_with_a_clear_error(db_path: Path) -> None
 
 async def test_a_version_1_database_is_upgraded_in_place(db_path: Path) -> None:
     from jupyter_tasks.migrations import MIGRATIONS
-    from jupyter_tasks.store import _split_sql
+    from jupyter_tasks.store import split_sql
 
     conn = sqlite3.connect(db_path)
-    for statement in _split_sql(MIGRATIONS[0][1]):
+    for statement in split_sql(MIGRATIONS[0][1]):
         conn.execute(statement)
     conn.execute("INSERT INTO events (task_id, type, ts, task) VALUES ('t1', 'task.created', 1, "
                  "NULL)")
@@ -69,11 +69,11 @@ async def test_a_version_1_database_is_upgraded_in_place(db_path: Path) -> None:
 
 def _version_2_database(path: Path) -> sqlite3.Connection:
     from jupyter_tasks.migrations import MIGRATIONS
-    from jupyter_tasks.store import _split_sql
+    from jupyter_tasks.store import split_sql
 
     conn = sqlite3.connect(path)
     for _, script in MIGRATIONS[:2]:
-        for statement in _split_sql(script):
+        for statement in split_sql(script):
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")
     return conn

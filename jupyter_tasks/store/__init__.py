@@ -1,0 +1,24 @@
+"""The SQLite store: every SQL statement of jupyter-tasks lives in this package.
+
+Two connections per process. Writes go to one ``sqlite3`` connection used only
+by a thread the store owns (``DatabaseThread``): each write is a function run
+there inside ``BEGIN IMMEDIATE ... COMMIT``, so the task row and its event are
+written together or not at all, and a whole group-committed transaction costs
+one hop between the event loop and that thread. ``BEGIN IMMEDIATE`` takes the
+write lock up front, so concurrent processes queue on ``busy_timeout`` instead
+of failing on a read-to-write upgrade. Reads go through an aiosqlite connection
+of their own, by its public API only (``execute_fetchall``): WAL lets them run
+beside the writer.
+
+Modules: ``store`` (the async ``Store`` everyone uses), ``connection`` (the
+writer thread, the reader, migrations, group commit), and the SQL by subject:
+``task_sql``, ``event_sql``, ``worker_sql``, ``schedule_sql``.
+"""
+
+from .connection import DatabaseThread, split_sql
+from .store import Store
+from .task_sql import LIST_SORTS, TaskPage, valid_artifact_name
+from .worker_sql import Finished
+
+__all__ = ["LIST_SORTS", "DatabaseThread", "Finished", "Store", "TaskPage", "split_sql",
+           "valid_artifact_name"]

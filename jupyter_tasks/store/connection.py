@@ -1,0 +1,312 @@
+"""The store's connections: the one writer thread, the reader, migrations, group commit."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..exceptions import (
+    StoreBusy,
+    StoreError,
+)
+from ..migrations import LATEST_VERSION, MIGRATIONS
+
+T = TypeVar("T")
+# a queued write: fn(connection, *args), and the future its caller awaits
+Op = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+
+BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_SECONDS = 1.0
+AUTOCHECKPOINT_PAGES = 20_000
+# bounds a transaction, so reads queued behind it wait at most this many writes
+MAX_OPS_PER_COMMIT = 256
+
+
+class DatabaseThread:
+    """One ``sqlite3`` connection and the thread that alone uses it: the store's writer.
+
+    Owned here rather than borrowed from aiosqlite because a write transaction is a
+    function run on the connection (group commit: see ``Store._drain``), which
+    aiosqlite's public API does not offer. A daemon thread: it never keeps the
+    interpreter alive at exit.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, name: str) -> None:
+        self._connect = connect
+        # (function, its future or None); None as the function stops the thread
+        self._calls: queue.SimpleQueue[
+            tuple[Callable[[], Any] | None, asyncio.Future[Any] | None]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for functions running on this thread only."""
+        if self._connection is None:
+            raise StoreError("the database connection is closed")
+        return self._connection
+
+    async def start(self) -> None:
+        """Start the thread and open the connection on it."""
+        self._thread.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[sqlite3.Connection] = loop.create_future()
+        self._calls.put((self._connect, future))
+        try:
+            self._connection = await future
+        except BaseException:
+            self._calls.put((None, None))
+            raise
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` on the thread, after everything queued before."""
+        connection = self.connection
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._calls.put((functools.partial(fn, connection, *args), future))
+        return await future
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Queue ``fn()`` for the thread without waiting for it (from any thread)."""
+        self._calls.put((fn, None))
+
+    async def close(self) -> None:
+        """Run what is queued, close the connection and end the thread; safe to call twice."""
+        if not self._thread.is_alive():
+            return
+        connection, self._connection = self._connection, None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._calls.put((connection.close if connection is not None else _no_op, future))
+        self._calls.put((None, None))
+        await future
+
+    def _serve(self) -> None:
+        while True:
+            fn, future = self._calls.get()
+            if fn is None:
+                return
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the caller; the thread goes on
+                if future is not None:
+                    _settle_from_thread(future, False, exc)
+            else:
+                if future is not None:
+                    _settle_from_thread(future, True, result)
+
+
+def _no_op() -> None:
+    return None
+
+
+def _settle_from_thread(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+        future.get_loop().call_soon_threadsafe(settle_futures, [(future, ok, value)])
+
+
+async def open_reader(database: str, busy_timeout: float, *,
+                       uri: bool = False) -> aiosqlite.Connection:
+    """The read connection: aiosqlite, set up through its public API only."""
+    reader = await aiosqlite.connect(database, uri=uri, isolation_level=None,
+                                     timeout=busy_timeout)
+    try:
+        reader.row_factory = sqlite3.Row
+        await reader.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        await reader.execute_fetchall("PRAGMA temp_store = MEMORY")
+        # a guard: a write slipped onto this connection would take the lock beside the writer
+        await reader.execute_fetchall("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
+# ========================================================================
+# Functions below run in the database thread with a sqlite3.Connection.
+# ========================================================================
+
+
+def setup_connection(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise StoreError(f"could not put the database in WAL mode (got {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # a batch with a failing write is rerun with a savepoint per write (see
+    # _in_isolated_transaction), whose statement journal would otherwise be a file
+    conn.execute("PRAGMA temp_store = MEMORY")
+    # a fallback only: the store's own loop checkpoints every second (see _checkpoint_loop)
+    conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def check_version_read_only(version: int, path: str) -> None:
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"database schema version {version} of {path} is newer than this jupyter-tasks "
+            f"understands ({LATEST_VERSION}); upgrade jupyter-tasks")
+    if version < LATEST_VERSION:
+        raise StoreError(
+            f"database {path} has schema version {version}, older than this jupyter-tasks "
+            f"({LATEST_VERSION}); it cannot be upgraded read-only: start the server (or any "
+            "writer) once to migrate it")
+
+
+def fetchall(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+    return conn.execute(sql, args).fetchall()
+
+
+def translate(exc: BaseException) -> BaseException:
+    """The store's error for an SQLite one: a held lock is ``StoreBusy`` (503, retry)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "database is locked" in text or "database is busy" in text:
+            return StoreBusy(
+                "the task database is busy: another process held its write lock past the "
+                "busy timeout; try again")
+    return exc
+
+
+
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"database schema version {version} is newer than this jupyter-tasks "
+            f"understands ({LATEST_VERSION}); upgrade jupyter-tasks"
+        )
+    if version == LATEST_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # another process may have migrated while we waited for the lock
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in MIGRATIONS:
+            if number > version:
+                for statement in split_sql(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def split_sql(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def stream_transaction(
+    conn: sqlite3.Connection, ops: queue.SimpleQueue[Op], limit: int
+) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:
+    """Take writes from ``ops`` into one transaction until none is left; returns their outcomes.
+
+    Optimistic: almost every batch succeeds whole, and a savepoint per write
+    would cost two more statements. If a write raises, the batch is rolled back
+    and rerun with a savepoint per write, so the failing one is undone alone
+    (writes are functions of the database and their arguments, so the rerun
+    repeats what succeeded).
+    """
+    taken: list[Op] = []
+    values: list[Any] = []
+
+    def fail_all(exc: BaseException) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        exc = translate(exc)
+        return [(future, False, exc) for _, _, future in taken], False
+
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:  # locked past the busy timeout: fail what waits now
+        while True:
+            try:
+                taken.append(ops.get_nowait())
+            except queue.Empty:
+                break
+        return fail_all(exc)
+    try:
+        while len(taken) < limit:
+            try:
+                op = ops.get_nowait()
+            except queue.Empty:
+                break
+            taken.append(op)
+            values.append(op[0](conn, *op[1]))
+    except Exception as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if len(taken) == 1:  # alone in its transaction: the rollback undid just it
+            return [(taken[0][2], False, translate(exc))], False
+        try:
+            isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken])
+        except BaseException as exc2:
+            return fail_all(exc2)
+        return [(future, ok, value) for (_, _, future), (ok, value)
+                in zip(taken, isolated, strict=True)], True
+    except BaseException as exc:
+        return fail_all(exc)
+    try:
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        return fail_all(exc)
+    return [(future, True, value) for (_, _, future), value
+            in zip(taken, values, strict=True)], True
+
+
+def settle_futures(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue  # the caller stopped waiting (cancelled)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def nothing(conn: sqlite3.Connection) -> None:
+    return None
+
+
+def _in_isolated_transaction(
+    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[tuple[bool, Any]]:
+    """One transaction, each write in its own savepoint: a failing one is undone alone."""
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn, args in ops:
+            conn.execute("SAVEPOINT op")
+            try:
+                value = fn(conn, *args)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE op")
+                outcomes.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def scalar(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
+    return conn.execute(sql, args).fetchone()[0]

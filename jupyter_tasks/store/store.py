@@ -1,0 +1,857 @@
+"""``Store``: async access to one database file and its artifact folder (the only door to it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import mimetypes
+import os
+import queue
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .. import dbfile
+from ..exceptions import (
+    InvalidRequest,
+    StoreError,
+    StoreUnavailable,
+    TaskNotFound,
+)
+from ..models import (
+    ACTIVE_STATUSES,
+    MAX_LOST_ATTEMPTS,
+    TERMINAL_STATUSES,
+    Artifact,
+    Event,
+    EventType,
+    LogEntry,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+    failure_reason,
+)
+from ..schedules import Schedule, ScheduleNotFound
+from .connection import (
+    BUSY_TIMEOUT_MS,
+    CHECKPOINT_SECONDS,
+    MAX_OPS_PER_COMMIT,
+    DatabaseThread,
+    Op,
+    T,
+    check_version_read_only,
+    checkpoint,
+    fetchall,
+    migrate,
+    nothing,
+    open_reader,
+    scalar,
+    settle_futures,
+    setup_connection,
+    stream_transaction,
+    translate,
+)
+from .event_sql import events_query
+from .schedule_sql import (
+    SCHEDULE_SELECT,
+    schedule_from_row,
+    tx_create_schedule,
+    tx_delete_schedule,
+    tx_update_schedule,
+)
+from .task_sql import (
+    GET_TASK,
+    LIST_SORTS,
+    SORT_SQL,
+    TaskPage,
+    artifacts_query,
+    decode_list_cursor,
+    encode_list_cursor,
+    file_chunks,
+    task_filters,
+    task_row_values,
+    tx_add_artifact,
+    tx_answer,
+    tx_append_logs,
+    tx_create_many,
+    tx_create_task,
+    tx_delete,
+    tx_insert_rows,
+    tx_prune,
+    tx_request_cancel,
+    tx_transition,
+    tx_updates,
+    valid_artifact_name,
+)
+from .worker_sql import (
+    Finished,
+    reap_candidates_query,
+    tx_claim,
+    tx_finish,
+    tx_heartbeat,
+    tx_reap,
+    tx_register_worker,
+    tx_set_process,
+    tx_stop_worker,
+    worker_from_row,
+)
+
+
+class Store:
+    """Async access to one jupyter-tasks database file and its artifact folder."""
+
+    def __init__(self, path: str | os.PathLike[str], writer: DatabaseThread | None,
+                 reader: aiosqlite.Connection | None = None) -> None:
+        self.path = Path(path)
+        self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
+        # None for a read-only store: it has the reader alone
+        self._writer = writer
+        # reads go to a connection (and thread) of their own: WAL lets them run beside
+        # the writer, so a GET never waits behind a transaction or a held write lock
+        self._reader = reader
+        # transactions this connection committed: SQLite's data_version only
+        # moves for other connections' commits, so the event tailer needs both
+        self.commits = 0
+        # group commit: writes queue here and the database thread takes them while
+        # its transaction runs, committing when none is left (or MAX_OPS_PER_COMMIT);
+        # a commit costs far more than a statement, and the thread starts on the
+        # first write while the event loop is still producing the next ones
+        self._ops: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._drain_lock = threading.Lock()
+        self._draining = False  # a drain is queued or running on the database thread
+        self._closed = False
+        self._checkpointer: asyncio.Task[None] | None = None
+        # the file this store opened: before each write transaction the path must still
+        # name it (dbfile.check_identity); once not, or once SQLite reports damage, this
+        # holds why, and every operation fails with StoreUnavailable saying so
+        # (absolute: a process that changes directory, a kernel's %cd, still means this file)
+        self._file = Path(os.path.abspath(self.path))
+        self._identity = dbfile.file_identity(self._file)
+        self._unavailable: str | None = None
+        self.read_only = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *,
+                   busy_timeout: float = BUSY_TIMEOUT_MS / 1000, read_only: bool = False,
+                   create: bool = True) -> Store:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        ``busy_timeout`` is how long a write waits for another process's write
+        lock before failing with ``StoreBusy``. ``read_only`` opens an existing
+        file for reading only (no schema change, no write; ``StoreUnavailable``
+        when it does not exist). ``create=False`` refuses to create a missing
+        file; even with ``create`` no file is created where WAL companions show
+        that one was deleted in use (see ``dbfile.check_before_open``).
+        """
+        path = Path(path)
+        dbfile.check_before_open(path, create=create and not read_only)
+        if read_only:
+            return await cls._open_read_only(path, busy_timeout)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = DatabaseThread(functools.partial(
+            sqlite3.connect, str(path), isolation_level=None, timeout=busy_timeout,
+            check_same_thread=False), name=f"jupyter-tasks store {path.name}")
+        await writer.start()
+        store = cls(path, writer)
+        reader: aiosqlite.Connection | None = None
+        try:
+            await store._run(setup_connection, busy_timeout)
+            await store._run(migrate)
+            reader = await open_reader(str(path), busy_timeout)
+        except BaseException:
+            await writer.close()
+            raise
+        store._reader = reader
+        store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
+        return store
+
+    @classmethod
+    async def _open_read_only(cls, path: Path, busy_timeout: float) -> Store:
+        reader = None
+        try:
+            reader = await open_reader(dbfile.read_only_uri(path), busy_timeout, uri=True)
+            version = (await reader.execute_fetchall("PRAGMA user_version"))
+            check_version_read_only(next(iter(version))[0], str(path))
+        except BaseException as exc:
+            if reader is not None:
+                await reader.close()
+            unavailable = dbfile.unavailable_for(path, exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        store = cls(path, None, reader)
+        store.read_only = True
+        store._closed = True  # no write is ever queued (see _txn)
+        return store
+
+    async def close(self) -> None:
+        """Finish pending writes and close the connection; safe to call twice."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
+            self._checkpointer = None
+        if not self._closed:
+            with self._drain_lock:
+                busy = self._draining
+            if busy:  # writes run in order: once this one is done, all earlier ones are
+                with contextlib.suppress(Exception):
+                    await self._txn(nothing)
+            self._closed = True
+        if self._writer is not None:
+            await self._writer.close()
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+
+    async def _checkpoint_loop(self) -> None:
+        # copy the WAL back into the database off the commit path: an automatic
+        # checkpoint would fsync inside whichever commit crossed the threshold. It
+        # has a connection of its own, so writes go on while it copies (WAL allows
+        # that), and the copying runs in C on another core.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        running: asyncio.Future[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(CHECKPOINT_SECONDS)
+                running = asyncio.ensure_future(asyncio.to_thread(checkpoint, conn))
+                try:
+                    await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    pass  # busy readers: the next round catches up
+        finally:
+            # closing under a checkpoint still running in its thread would crash
+            if running is not None and not running.done():
+                await asyncio.gather(running, return_exceptions=True)
+            conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` in the writer's thread (one hop, no transaction)."""
+        if self._writer is None:
+            raise StoreError(f"the store of {self.path} was opened read-only")
+        return await self._writer.call(fn, *args)
+
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:
+        """The rows of one query on the read connection, beside any write."""
+        if self._unavailable is not None:
+            raise StoreUnavailable(self._unavailable)
+        reader = self._reader
+        if reader is None:  # while opening, and after close
+            return await self._run(fetchall, sql, args)
+        try:
+            # fetchall's own list (aiosqlite types it as an Iterable)
+            return await reader.execute_fetchall(sql, args)  # type: ignore[return-value]
+        except sqlite3.OperationalError as exc:
+            raise translate(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            unavailable = self._damaged(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+
+    async def _scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """The first column of the first row of one query (on the read connection)."""
+        return (await self._rows(sql, args))[0][0]
+
+    async def _txn(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` atomically, in the next group-committed transaction.
+
+        A write that raises is rolled back alone and its exception re-raised
+        here; the others in its transaction commit.
+        """
+        if self._unavailable is not None:
+            raise StoreUnavailable(self._unavailable)
+        if self._closed:
+            if self.read_only:
+                raise StoreError(f"the store of {self.path} was opened read-only")
+            raise StoreError(f"the store of {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ops.put((fn, args, future))
+        with self._drain_lock:
+            if not self._draining:
+                self._draining = True
+                self._queue_drain(loop)
+        return await future
+
+    def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        # straight onto the writer thread's queue, not through a coroutine that
+        # would start only on the loop's next turn
+        assert self._writer is not None  # _txn refuses writes to a read-only store
+        self._writer.call_soon(functools.partial(self._drain, loop))
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the database thread: commit one transaction of queued writes, return results."""
+        try:
+            self._check_identity()
+            assert self._writer is not None
+            outcomes, committed = stream_transaction(self._writer.connection, self._ops,
+                                                      MAX_OPS_PER_COMMIT)
+        except BaseException as exc:  # a bug here must not leave callers waiting forever
+            outcomes, committed = [], False
+            while True:
+                try:
+                    outcomes.append((self._ops.get_nowait()[2], False, exc))
+                except queue.Empty:
+                    break
+        if committed:
+            self.commits += 1
+        if outcomes:
+            outcomes = self._translate_damage(outcomes)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle_futures, outcomes)
+        with self._drain_lock:
+            if self._ops.empty():
+                self._draining = False
+                return
+        # more writes came in: go again, after the reads that queued up meanwhile
+        self._queue_drain(loop)
+
+    def _check_identity(self) -> None:
+        """On the database thread, before a write transaction: is the path still our file?
+
+        Never write into a file that was deleted (it would vanish with the last
+        connection) or replaced (the writes would not be where others look).
+        """
+        if self._unavailable is None:
+            self._unavailable = dbfile.check_identity(self._file, self._identity)
+        if self._unavailable is not None:
+            raise StoreUnavailable(self._unavailable)
+
+    def _damaged(self, exc: BaseException) -> StoreUnavailable | None:
+        """``StoreUnavailable`` (from now on, for everything) when ``exc`` means a damaged file."""
+        unavailable = dbfile.unavailable_for(self._file, exc)
+        if unavailable is not None and self._unavailable is None:
+            self._unavailable = unavailable.message
+        return unavailable
+
+    def _translate_damage(self, outcomes: list[tuple[asyncio.Future[Any], bool, Any]]
+                          ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """Writes that failed because the file is damaged fail with ``StoreUnavailable``."""
+        for i, (future, ok, value) in enumerate(outcomes):
+            if not ok and isinstance(value, sqlite3.DatabaseError):
+                unavailable = self._damaged(value)
+                if unavailable is not None:
+                    outcomes[i] = (future, False, unavailable)
+        return outcomes
+
+    # --------------------------------------------------------------------- tasks
+
+    async def create_task(self, task: Task, *,
+                          encoded: Mapping[str, str] | None = None) -> tuple[Task, bool]:
+        """Insert ``task`` with its ``task.created`` event; returns (task, deduplicated).
+
+        An active task with the same ``task_key`` and owner, or an earlier task
+        with the same idempotency key and payload, is returned instead of a new
+        one; the same idempotency key with another payload raises
+        ``IdempotencyConflict``. Check and insert share one transaction.
+        ``encoded`` gives JSON columns already encoded (``dumps`` text) by the caller.
+        """
+        return await self._txn(tx_create_task, task, encoded or {})
+
+    async def create_tasks(self, tasks: Sequence[Task]) -> list[Task]:
+        """Insert many new tasks (no key checks) in one transaction."""
+        return await self._txn(tx_create_many, list(tasks))
+
+    async def insert_task_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert task rows as given, with no events (history: imports, fixtures); the count.
+
+        Each row maps column names to values; a missing column takes the ``Task``
+        default; an unknown column, or no id, kind, mode or status, raises
+        ``InvalidRequest`` before anything is written.
+        JSON columns take Python values (or ``JSONText``), encoded as the store
+        always encodes them. All rows go in one transaction.
+        """
+        values = [task_row_values(row) for row in rows]
+        return await self._txn(tx_insert_rows, values)
+
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task with this id, or None."""
+        rows = await self._rows(GET_TASK, (task_id,))
+        return Task.from_row(rows[0]) if rows else None
+
+    async def require_task(self, task_id: str) -> Task:
+        """The task with this id, or ``TaskNotFound``."""
+        task = await self.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return task
+
+    async def list_tasks(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        name: str | None = None,
+        kind: str | None = None,
+        owners: Iterable[str] | None = None,
+        queue: str | None = None,
+        task_key: str | None = None,
+        key_prefix: str | None = None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        worker_id: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        oldest_first: bool = False,
+        schedule_id: str | None = None,
+    ) -> list[Task]:
+        """Tasks newest first (id order) matching every given filter.
+
+        ``cursor`` is the id of the last task of the previous page; ``owners``
+        restricts to those owners (None means anyone).
+        """
+        filtered = task_filters(statuses, name, kind, owners, queue, task_key, key_prefix,
+                                 idempotency_key, parent_id, worker_id, search, schedule_id)
+        if filtered is None:
+            return []
+        where, args = filtered
+        if cursor is not None:
+            where.append("id > ?" if oldest_first else "id < ?")
+            args.append(cursor)
+        sql = "SELECT * FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
+        args.append(int(limit))
+        return [Task.from_row(row) for row in await self._rows(sql, args)]
+
+    async def page_tasks(
+        self,
+        *,
+        sort: str = "created",
+        order: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        statuses: Iterable[str] | None = None,
+        name: str | None = None,
+        kind: str | None = None,
+        owners: Iterable[str] | None = None,
+        queue: str | None = None,
+        task_key: str | None = None,
+        key_prefix: str | None = None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        search: str | None = None,
+        schedule_id: str | None = None,
+    ) -> TaskPage:
+        """One page of the matching tasks in ``sort`` order, and the cursor of the next.
+
+        ``sort`` is one of ``LIST_SORTS``; ``order`` is ``asc`` or ``desc`` (default:
+        ``desc`` for ``created``, else ``asc``); ties go newest first. The cursor is
+        opaque: the sort value and id of the last row (a keyset, so pages neither skip
+        nor repeat rows), plus the clock of the first page for ``duration``. A bad
+        sort, order or cursor raises ``InvalidRequest`` naming the field.
+        """
+        if sort not in LIST_SORTS:
+            raise InvalidRequest(f"unknown sort {sort!r}", errors=[
+                {"field": "sort", "message": f"must be one of {', '.join(LIST_SORTS)}"}])
+        order = order or ("desc" if sort == "created" else "asc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest(f"unknown order {order!r}", errors=[
+                {"field": "order", "message": "must be 'asc' or 'desc'"}])
+        after = decode_list_cursor(cursor, sort, order) if cursor else None
+        now = after[2] if after else time.time()
+        filtered = task_filters(statuses, name, kind, owners, queue, task_key, key_prefix,
+                                 idempotency_key, parent_id, None, search, schedule_id)
+        if filtered is None:
+            return TaskPage([], None)
+        where, args = filtered
+        expr = SORT_SQL[sort]
+        descending = order == "desc"
+        if sort == "created":
+            if after:
+                where.append("id < ?" if descending else "id > ?")
+                args.append(after[1])
+            order_by = "id " + ("DESC" if descending else "ASC")
+        else:
+            expr_args = [now] if sort == "duration" else []
+            if after:
+                # past the last row: further along the sort, or level with it and older
+                where.append(f"(({expr}) {'<' if descending else '>'} ? OR "
+                             f"(({expr}) = ? AND id < ?))")
+                args += [*expr_args, after[0], *expr_args, after[0], after[1]]
+            order_by = f"sort_value {'DESC' if descending else 'ASC'}, id DESC"
+        select = "SELECT *" if sort == "created" else f"SELECT *, {expr} AS sort_value"
+        sql = select + " FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order_by} LIMIT ?"
+        head_args = [now] if sort == "duration" else []
+        args = [*head_args, *args, int(limit) + 1]
+        rows = await self._rows(sql, args)
+        # the sort value of the page's last row, for the cursor of the next page
+        last_value = rows[limit - 1]["sort_value"] if len(rows) > limit and sort != "created" \
+            else None
+        tasks = [Task.from_row(row) for row in rows]
+        if len(tasks) <= limit:
+            return TaskPage(tasks, None)
+        tasks = tasks[:limit]
+        if sort == "created":
+            return TaskPage(tasks, tasks[-1].id)
+        return TaskPage(tasks, encode_list_cursor(sort, order, last_value, tasks[-1].id, now))
+
+    async def match_ids(self, fragment: str, limit: int = 11) -> list[tuple[str, str, str]]:
+        """(id, status, label or name) of tasks whose id starts or ends with ``fragment``.
+
+        Newest first, at most ``limit``: how a short id typed by a person is resolved.
+        """
+        rows = await self._rows(
+            "SELECT id, status, coalesce(label, name, '') FROM tasks "
+            "WHERE (id >= ? AND id < ?) OR substr(id, -?) = ? ORDER BY id DESC LIMIT ?",
+            (fragment, fragment + "\U0010ffff", len(fragment), fragment, int(limit)))
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def count_tasks(self, owners: Iterable[str] | None = None) -> int:
+        """How many tasks the store holds (for these owners)."""
+        if owners is None:
+            return await self._scalar("SELECT count(*) FROM tasks")
+        owners = list(owners)
+        return await self._scalar(
+            f"SELECT count(*) FROM tasks WHERE owner IN ({','.join('?' * len(owners))})", owners)
+
+    async def children(self, task_id: str) -> list[Task]:
+        """Reruns and forks made from this task, oldest first."""
+        rows = await self._rows("SELECT * FROM tasks WHERE parent_id = ? ORDER BY id", [task_id])
+        return [Task.from_row(row) for row in rows]
+
+    async def transition(
+        self,
+        task_id: str,
+        changes: dict[str, Any],
+        event: EventType | str | None,
+        *,
+        when_status: Sequence[str] | None = None,
+        when_worker: str | None = None,
+    ) -> Task | None:
+        """Apply ``changes`` to a task and append ``event``, atomically.
+
+        With ``when_status`` (or ``when_worker``) the change only happens if the
+        task is still in one of those statuses (still held by that worker);
+        otherwise nothing is written and None is returned.
+        """
+        return await self._txn(tx_transition, task_id, changes, event, when_status, when_worker)
+
+    async def finish(
+        self,
+        task_id: str,
+        changes: dict[str, Any],
+        event: EventType | str,
+        *,
+        worker_id: str,
+        claim_queue: str | None = None,
+        lease_seconds: float = 30.0,
+    ) -> Finished:
+        """Write the end of a running task held by ``worker_id``, and its event.
+
+        With ``claim_queue`` the same transaction also claims this worker's next
+        due job of that queue: a worker that keeps busy pays one commit per job
+        for "finished" and "started" together, and never idles between the two.
+        """
+        return await self._txn(tx_finish, task_id, changes, event, worker_id, claim_queue,
+                               lease_seconds)
+
+    async def save_updates(
+        self,
+        progress: Sequence[tuple[str, dict[str, Any]]],
+        logs: Sequence[tuple[str, list[tuple[float, str, str]]]] = (),
+    ) -> None:
+        """Write the latest progress and new log chunks of several tasks in one transaction."""
+        await self._txn(tx_updates, list(progress), list(logs))
+
+    async def request_cancel(self, task_id: str) -> Task:
+        """Cancel a queued task at once, or flag a running one for its owner to stop."""
+        return await self._txn(tx_request_cancel, task_id)
+
+    async def ask_confirmation(self, task_id: str, confirmation: dict[str, Any]) -> Task | None:
+        """Record a pending question for a running task."""
+        return await self.transition(
+            task_id, {"confirmation": confirmation}, EventType.CONFIRMATION,
+            when_status=(TaskStatus.RUNNING.value,),
+        )
+
+    async def answer_confirmation(self, task_id: str, answer: str) -> Task:
+        """Record the answer to a pending question (checked against its choices)."""
+        return await self._txn(tx_answer, task_id, answer)
+
+    async def delete_task(self, task_id: str) -> Task:
+        """Forget a finished task: its row, logs, artifacts; a ``task.deleted`` event remains."""
+        task = await self._txn(tx_delete, task_id)
+        shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
+        return task
+
+    # ---------------------------------------------------------------------- logs
+
+    async def append_logs(self, task_id: str, entries: Sequence[tuple[float, str, str]]) -> int:
+        """Append (ts, stream, text) chunks and one ``task.log`` event; returns the last seq."""
+        return await self._txn(tx_append_logs, task_id, list(entries))
+
+    async def get_logs(self, task_id: str, after: int = 0, limit: int = 1000) -> list[LogEntry]:
+        """Log chunks of a task with seq greater than ``after``, oldest first."""
+        rows = await self._rows(
+            "SELECT seq, ts, stream, text FROM task_logs WHERE task_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?", (task_id, after, limit))
+        return [LogEntry(*row) for row in rows]
+
+    # ------------------------------------------------------------- durable queue
+
+    async def claim_jobs(
+        self, queue: str, worker_id: str, lease_seconds: float, limit: int = 1
+    ) -> list[Task]:
+        """Atomically take up to ``limit`` due jobs of ``queue`` for this worker."""
+        return await self._txn(tx_claim, queue, worker_id, lease_seconds, limit)
+
+    async def retry_later(self, task_id: str, worker_id: str, not_before: float,
+                          error: dict[str, Any]) -> Task | None:
+        """Put a failed job back in the queue for another attempt after ``not_before``."""
+        return await self.transition(
+            task_id,
+            {"status": TaskStatus.QUEUED.value, "worker_id": None, "lease_expires_at": None,
+             "not_before": not_before, "error": error, "started_at": None,
+             "retry_reason": failure_reason(error)},
+            EventType.RETRYING,
+            when_status=(TaskStatus.RUNNING.value,), when_worker=worker_id,
+        )
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        """Record a worker process (insert or refresh)."""
+        await self._txn(tx_register_worker, worker)
+
+    async def heartbeat(self, worker_id: str, lease_seconds: float) -> None:
+        """Prove a worker alive and extend the lease of every task it runs."""
+        await self._txn(tx_heartbeat, worker_id, lease_seconds)
+
+    async def stop_worker(self, worker_id: str) -> None:
+        """Mark a worker stopped after a clean shutdown."""
+        await self._txn(tx_stop_worker, worker_id)
+
+    async def list_workers(self, *, include_stopped: bool = False) -> list[WorkerInfo]:
+        """Known workers, newest heartbeat first."""
+        sql = "SELECT * FROM workers"
+        if not include_stopped:
+            sql += " WHERE stopped_at IS NULL"
+        rows = await self._rows(sql + " ORDER BY heartbeat_at DESC")
+        return [worker_from_row(row) for row in rows]
+
+    async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None,
+                   cleared: Mapping[str, Mapping[str, Any]] | None = None,
+                   max_lost: int = MAX_LOST_ATTEMPTS) -> list[Task]:
+        """Settle tasks of dead workers and tasks whose lease ran out.
+
+        A ``job`` goes back to the queue ("worker lost": the work did not fail,
+        so ``max_retries`` is not spent) until ``max_lost`` of its attempts were
+        lost, then ends ``interrupted``; a ``background`` or ``sync`` task ends ``interrupted``
+        (its process is gone and nothing else can resume it). A task with a
+        recorded ``process`` is settled only if ``cleared`` maps its id to that
+        very record (the caller saw the group ended, or may no longer wait for it).
+        A record holding an ``exit`` (written by the command's shim, ``shim.py``)
+        ends the task from it instead: ``succeeded`` for 0, else a failure
+        (retried while ``max_retries`` allows); the work is not run again.
+        """
+        return await self._txn(tx_reap, list(dead_worker_ids), now or time.time(),
+                               dict(cleared or {}), max_lost)
+
+    async def reap_candidates(self, dead_worker_ids: Sequence[str],
+                              now: float | None = None) -> list[Task]:
+        """The running tasks ``reap`` would settle now: of dead workers, or past their lease."""
+        rows = await self._rows(*reap_candidates_query(list(dead_worker_ids),
+                                                        now or time.time()))
+        return [Task.from_row(row) for row in rows]
+
+    async def set_process(self, task_id: str, worker_id: str,
+                          process: Mapping[str, Any] | None) -> bool:
+        """Record (None: clear) where a running task's process group lives; False if not ours."""
+        return await self._txn(tx_set_process, task_id, worker_id,
+                               None if process is None else dict(process))
+
+    # ----------------------------------------------------------------- artifacts
+
+    async def add_artifact(
+        self,
+        task_id: str,
+        name: str,
+        data: bytes | str | os.PathLike[str],
+        content_type: str | None = None,
+    ) -> Artifact:
+        """Keep bytes (or a copy of a file) as an artifact of a task; replaces a same-named one."""
+        if not valid_artifact_name(name):
+            raise ValueError(f"artifact name {name!r} must be a plain file name")
+        folder = self.artifacts_dir / task_id
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / name
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        digest = hashlib.sha256()
+        size = 0
+        with open(tmp, "wb") as out:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                chunks: Iterable[bytes] = [bytes(data)]
+            else:
+                chunks = file_chunks(Path(data))
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        os.replace(tmp, final)
+        content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        artifact = Artifact(task_id, name, size, digest.hexdigest(), content_type, time.time())
+        await self._txn(tx_add_artifact, artifact)
+        return artifact
+
+    async def list_artifacts(self, task_id: str) -> list[Artifact]:
+        """A task's artifacts by name."""
+        return [Artifact(*row) for row in await self._rows(*artifacts_query(task_id, None))]
+
+    async def get_artifact(self, task_id: str, name: str) -> Artifact | None:
+        """One artifact's record, or None."""
+        if not valid_artifact_name(name):
+            return None
+        found = await self._rows(*artifacts_query(task_id, name))
+        return Artifact(*found[0]) if found else None
+
+    def artifact_path(self, artifact: Artifact) -> Path:
+        """Where an artifact's bytes are on disk (always inside the task's folder)."""
+        return self.artifacts_dir / artifact.task_id / artifact.name
+
+    # -------------------------------------------------------------------- events
+
+    async def events_after(
+        self,
+        after_id: int,
+        *,
+        limit: int = 1000,
+        task_id: str | None = None,
+        owners: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """Events with id greater than ``after_id``, oldest first."""
+        rows = await self._rows(*events_query(after_id, limit, task_id,
+                                               None if owners is None else list(owners)))
+        return [Event.from_row(row) for row in rows]
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event (0 when none)."""
+        return await self._scalar("SELECT ifnull(max(id), 0) FROM events")
+
+    async def data_version(self) -> int:
+        """SQLite's counter that moves when another connection commits."""
+        if self._writer is None:  # read-only: its one connection
+            return await self._scalar("PRAGMA data_version")
+        return await self._run(scalar, "PRAGMA data_version", ())
+
+    # ----------------------------------------------------------------- schedules
+
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Insert a schedule with its ``schedule.changed`` event."""
+        return await self._txn(tx_create_schedule, schedule)
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """The schedule with this id (its last task's status joined in), or None."""
+        rows = await self._rows(SCHEDULE_SELECT + " WHERE s.id = ?", (schedule_id,))
+        return schedule_from_row(rows[0]) if rows else None
+
+    async def require_schedule(self, schedule_id: str) -> Schedule:
+        """The schedule with this id, or ``ScheduleNotFound``."""
+        schedule = await self.get_schedule(schedule_id)
+        if schedule is None:
+            raise ScheduleNotFound(f"no schedule with id {schedule_id}")
+        return schedule
+
+    async def list_schedules(self, owners: Iterable[str] | None = None) -> list[Schedule]:
+        """Schedules newest first (of these owners; None: everyone's)."""
+        sql, args = SCHEDULE_SELECT, []
+        if owners is not None:
+            args = list(owners)
+            sql += f" WHERE s.owner IN ({','.join('?' * len(args))})"
+        return [schedule_from_row(r) for r in await self._rows(sql + " ORDER BY s.id DESC", args)]
+
+    async def update_schedule(self, schedule_id: str, changes: Mapping[str, Any]) -> Schedule:
+        """Apply column ``changes`` (``updated_at`` set here) and append the event."""
+        return await self._txn(tx_update_schedule, schedule_id, dict(changes), None)
+
+    async def delete_schedule(self, schedule_id: str) -> Schedule:
+        """Delete a schedule (its tasks keep their ``schedule_id``); event with no schedule."""
+        return await self._txn(tx_delete_schedule, schedule_id)
+
+    async def due_schedules(self, now: float, limit: int = 1000) -> list[Schedule]:
+        """Unpaused schedules whose next firing is at or before ``now``, earliest first."""
+        rows = await self._rows(SCHEDULE_SELECT + " WHERE s.next_run_at <= ? "
+                                "ORDER BY s.next_run_at LIMIT ?", (now, limit))
+        return [schedule_from_row(r) for r in rows]
+
+    async def next_schedule_due(self) -> float | None:
+        """The earliest ``next_run_at`` of all unpaused schedules (None: none)."""
+        return await self._scalar("SELECT min(next_run_at) FROM schedules "
+                                  "WHERE next_run_at IS NOT NULL")
+
+    async def advance_schedule(self, schedule_id: str, expected_next: float, next_run_at: float,
+                               fired_at: float | None = None,
+                               task_id: str | None = None) -> Schedule | None:
+        """Move ``next_run_at`` only if it still is ``expected_next`` (compare-and-set).
+
+        Records the firing (``fired_at``, ``task_id``) in the same write. None when
+        another process moved it first, or the schedule was paused, edited or deleted.
+        """
+        changes: dict[str, Any] = {"next_run_at": next_run_at}
+        if task_id is not None:
+            changes.update(last_run_at=fired_at, last_task_id=task_id)
+        return await self._txn(tx_update_schedule, schedule_id, changes, expected_next)
+
+    async def record_schedule_run(self, schedule_id: str, run_at: float,
+                                  task_id: str) -> Schedule | None:
+        """Record a firing outside the cron rule (run now) without moving ``next_run_at``."""
+        try:
+            return await self._txn(tx_update_schedule, schedule_id,
+                                   {"last_run_at": run_at, "last_task_id": task_id}, None)
+        except ScheduleNotFound:
+            return None  # deleted meanwhile: the task stands, linked by its schedule_id
+
+    # --------------------------------------------------------------------- stats
+
+    async def stats(self, owners: Iterable[str] | None = None, *,
+                    statuses: Iterable[str] | None = None, name: str | None = None,
+                    search: str | None = None, schedule_id: str | None = None
+                    ) -> dict[str, Any]:
+        """Counts per queue (queued/running) and per status, of the tasks the filters match.
+
+        The filters are those of :meth:`list_tasks`; every status is in the result
+        (0 when none).
+        """
+        counts: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
+        queues: dict[str, dict[str, int]] = {}
+        filtered = task_filters(statuses, name, None, owners, None, None, None, None, None,
+                                 None, search, schedule_id)
+        if filtered is None:
+            return {"queues": queues, "statuses": counts}
+        where, args = filtered
+        sql = "SELECT queue, status, count(*) FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        for queue_name, status, count in await self._rows(sql + " GROUP BY queue, status", args):
+            q = queues.setdefault(queue_name, {"queued": 0, "running": 0})
+            if status in ACTIVE_STATUSES:
+                q[status] += count
+            counts[status] = counts.get(status, 0) + count
+        return {"queues": queues, "statuses": counts}
+
+    async def prune(self, finished_before: float, events_before: float) -> int:
+        """Forget finished tasks older than a time and events older than another."""
+        ids = await self._txn(tx_prune, finished_before, events_before)
+        for task_id in ids:
+            shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
+        return len(ids)

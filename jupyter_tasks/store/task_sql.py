@@ -1,0 +1,418 @@
+"""The SQL of tasks, their logs and artifacts: reads, writes, pages, pruning."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..exceptions import (
+    IdempotencyConflict,
+    InvalidRequest,
+    TaskNotFound,
+    TaskStateConflict,
+)
+from ..models import (
+    ACTIVE_STATUSES,
+    JSON_COLUMNS,
+    TERMINAL_STATUSES,
+    Artifact,
+    EventType,
+    Task,
+    TaskStatus,
+)
+from ..values import JSONText
+from ..values import encode as encode_value
+from .event_sql import insert_event
+
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
+
+
+
+def valid_artifact_name(name: str) -> bool:
+    """True for a plain file name: no separator, no ``..``, nothing hidden."""
+    return bool(ARTIFACT_NAME.match(name)) and ".." not in name
+
+
+def encode_column(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS and value is not None:
+        if isinstance(value, JSONText):  # encoded by the caller under the storage rule
+            return str(value)
+        return encode_value(value, where=column).text
+    if column == "cancel_requested":
+        return int(bool(value))
+    return value
+
+
+GET_TASK = "SELECT * FROM tasks WHERE id = ?"
+
+
+def _get_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
+    row = conn.execute(GET_TASK, (task_id,)).fetchone()
+    return Task.from_row(row) if row else None
+
+
+# the sort keys of page_tasks, in SQL: never NULL (a NULL would drop out of the keyset's
+# comparisons), the same values the views show (label falls back to the name, origin is
+# the notebook's path else the origin type, progress a fraction)
+LIST_SORTS = ("created", "label", "owner", "origin", "status", "progress", "duration",
+              "started", "finished", "priority")
+SORT_SQL = {
+    "created": "id",
+    "label": "lower(coalesce(nullif(label, ''), nullif(name, ''), kind))",
+    "owner": "lower(ifnull(owner, ''))",
+    "origin": "CASE WHEN json_valid(origin) THEN ifnull(lower(coalesce("
+              "nullif(json_extract(origin, '$.notebook'), ''), "
+              "nullif(json_extract(origin, '$.notebook_path'), ''), "
+              "nullif(json_extract(origin, '$.path'), ''), "
+              "json_extract(origin, '$.type'))), '') ELSE '' END",
+    "status": "CASE status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END",
+    "progress": "CASE WHEN json_valid(progress) AND json_extract(progress, '$.total') > 0 "
+                "THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0 "
+                "/ json_extract(progress, '$.total') "
+                "WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END",
+    # a running task's duration grows: measured against the first page's clock (carried
+    # in the cursor) so that a walk through the pages sees one consistent order
+    "duration": "CASE WHEN started_at IS NULL THEN -1.0 "
+                "ELSE max(0.0, ifnull(finished_at, ?) - started_at) END",
+    "started": "ifnull(started_at, -1.0)",
+    "finished": "ifnull(finished_at, -1.0)",
+    "priority": "priority",
+}
+
+
+class TaskPage(NamedTuple):
+    """A page of ``Store.page_tasks`` and the cursor of the next one (None at the end)."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | None,
+                  owners: Iterable[str] | None, queue: str | None, task_key: str | None,
+                  key_prefix: str | None, idempotency_key: str | None, parent_id: str | None,
+                  worker_id: str | None, search: str | None, schedule_id: str | None = None
+                  ) -> tuple[list[str], list[Any]] | None:
+    """WHERE terms and their arguments of the list filters; None when nothing can match."""
+    where: list[str] = []
+    args: list[Any] = []
+    if statuses:
+        statuses = list(statuses)
+        where.append(f"status IN ({','.join('?' * len(statuses))})")
+        args += statuses
+    for column, value in (("name", name), ("kind", kind), ("queue", queue),
+                          ("task_key", task_key), ("idempotency_key", idempotency_key),
+                          ("parent_id", parent_id), ("worker_id", worker_id),
+                          ("schedule_id", schedule_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if owners is not None:
+        owners = list(owners)
+        if not owners:
+            return None
+        where.append(f"owner IN ({','.join('?' * len(owners))})")
+        args += owners
+    if key_prefix is not None:
+        # a range keeps the task_key index usable where LIKE would not
+        where.append("task_key >= ? AND task_key < ?")
+        args += [key_prefix, key_prefix + "\U0010ffff"]
+    if search:
+        # an id prefix by instr, not LIKE: '%' or '_' typed in the box are no wildcards
+        where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
+                     " OR instr(id, ?) = 1)")
+        needle = search.lower()
+        args += [needle, needle, needle]
+    return where, args
+
+
+def encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:
+    raw = json.dumps([sort, order, value, task_id, now], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, float]:
+    """(sort value, id, clock) of a cursor made for this sort and order, else InvalidRequest."""
+    def bad(why: str) -> InvalidRequest:
+        return InvalidRequest(f"invalid cursor: {why}",
+                              errors=[{"field": "cursor", "message": why}])
+
+    if sort == "created":
+        if not _TASK_ID_RE.match(cursor):
+            raise bad("not a next_cursor of this sort and order")
+        return None, cursor, 0.0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, made_order, value, task_id, now = json.loads(raw)
+    except (ValueError, TypeError):
+        raise bad("not a next_cursor of this API") from None
+    if made_for != sort or made_order != order:
+        raise bad(f"made for sort={made_for} order={made_order}, not sort={sort} order={order}")
+    if not (isinstance(task_id, str) and _TASK_ID_RE.match(task_id)
+            and isinstance(value, (int, float, str)) and not isinstance(value, bool)
+            and isinstance(now, (int, float)) and math.isfinite(now)):
+        raise bad("not a next_cursor of this API")
+    return value, task_id, float(now)
+
+
+_TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+_TASK_COLUMNS = [
+    "id", "kind", "mode", "status", "name", "label", "params", "spec", "result", "error",
+    "progress", "task_key", "idempotency_key", "payload_hash", "queue", "priority", "owner",
+    "origin", "attempts", "max_retries", "lost_attempts", "retry_reason", "timeout",
+    "memory_limit_mb", "not_before", "parent_id", "relationship", "schedule_id", "worker_id",
+    "lease_expires_at", "cancel_requested", "confirmation",
+    "callback_url", "resource_usage", "content_hashes", "process", "value_notes", "created_at",
+    "started_at", "finished_at", "updated_at",
+]
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
+)
+
+
+_TASK_JSON_AT = [i for i, c in enumerate(_TASK_COLUMNS) if c in JSON_COLUMNS]
+_TASK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Task)
+                  if f.default is not dataclasses.MISSING}
+
+
+def task_row_values(row: Mapping[str, Any]) -> list[Any]:
+    """One row of ``insert_task_rows`` as the values of ``_INSERT_TASK``, encoded."""
+    problems = [{"field": column, "message": "not a task column"}
+                for column in sorted(row.keys() - set(_TASK_COLUMNS))]
+    problems += [{"field": column, "message": "required"}
+                 for column in _TASK_COLUMNS if column not in _TASK_DEFAULTS and column not in row]
+    if problems:
+        raise InvalidRequest(f"invalid task row: {problems}", errors=problems)
+    return [encode_column(column, row.get(column, _TASK_DEFAULTS.get(column)))
+            for column in _TASK_COLUMNS]
+
+
+def tx_insert_rows(conn: sqlite3.Connection, values: list[list[Any]]) -> int:
+    conn.executemany(_INSERT_TASK, values)
+    return len(values)
+
+
+def _insert_task(conn: sqlite3.Connection, task: Task,
+                 encoded: Mapping[str, str] | None = None) -> None:
+    values = [getattr(task, c) for c in _TASK_COLUMNS]
+    for i in _TASK_JSON_AT:
+        if encoded and _TASK_COLUMNS[i] in encoded:
+            values[i] = encoded[_TASK_COLUMNS[i]]
+        elif values[i] is not None:
+            values[i] = encode_value(values[i], where=_TASK_COLUMNS[i]).text
+    values[_TASK_COLUMNS.index("cancel_requested")] = int(task.cancel_requested)
+    conn.execute(_INSERT_TASK, values)
+    insert_event(conn, task, EventType.for_status(task.status_enum), task.created_at)
+
+
+def tx_create_task(conn: sqlite3.Connection, task: Task,
+                    encoded: Mapping[str, str]) -> tuple[Task, bool]:
+    if task.idempotency_key is not None:
+        row = conn.execute(
+            "SELECT * FROM tasks WHERE ifnull(owner, '') = ifnull(?, '') AND idempotency_key = ?",
+            (task.owner, task.idempotency_key),
+        ).fetchone()
+        if row is not None:
+            existing = Task.from_row(row)
+            if existing.payload_hash != task.payload_hash:
+                raise IdempotencyConflict(
+                    f"idempotency key {task.idempotency_key!r} was already used by task "
+                    f"{existing.id} with a different payload"
+                )
+            return existing, True
+    if task.task_key is not None:
+        row = conn.execute(
+            "SELECT * FROM tasks WHERE ifnull(owner, '') = ifnull(?, '') AND task_key = ? "
+            "AND status IN (?, ?)",
+            (task.owner, task.task_key, *ACTIVE_STATUSES),
+        ).fetchone()
+        if row is not None:
+            return Task.from_row(row), True
+    _insert_task(conn, task, encoded)
+    return task, False
+
+
+def tx_create_many(conn: sqlite3.Connection, tasks: list[Task]) -> list[Task]:
+    for task in tasks:
+        _insert_task(conn, task)
+    return tasks
+
+
+def update_task(
+    conn: sqlite3.Connection,
+    task_id: str,
+    changes: dict[str, Any],
+    when_status: Sequence[str] | None = None,
+    when_worker: str | None = None,
+) -> Task | None:
+    changes = {**changes, "updated_at": changes.get("updated_at", time.time())}
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    args = [encode_column(c, v) for c, v in changes.items()]
+    sql = f"UPDATE tasks SET {sets} WHERE id = ?"
+    args.append(task_id)
+    if when_status is not None:
+        sql += f" AND status IN ({','.join('?' * len(when_status))})"
+        args += list(when_status)
+    if when_worker is not None:
+        sql += " AND worker_id = ?"
+        args.append(when_worker)
+    row = conn.execute(sql + " RETURNING *", args).fetchone()
+    return Task.from_row(row) if row else None
+
+
+def tx_transition(
+    conn: sqlite3.Connection,
+    task_id: str,
+    changes: dict[str, Any],
+    event: EventType | str | None,
+    when_status: Sequence[str] | None,
+    when_worker: str | None,
+) -> Task | None:
+    task = update_task(conn, task_id, changes, when_status, when_worker)
+    if task is not None and event is not None:
+        insert_event(conn, task, event, task.updated_at)
+    return task
+
+
+
+def tx_updates(
+    conn: sqlite3.Connection,
+    progress: list[tuple[str, dict[str, Any]]],
+    logs: list[tuple[str, list[tuple[float, str, str]]]],
+) -> None:
+    for task_id, entries in logs:
+        tx_append_logs(conn, task_id, entries)
+    now = time.time()
+    for task_id, value in progress:
+        changed = conn.execute(
+            "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+            (encode_value(value, where="progress").text, now, task_id),
+        ).rowcount
+        if changed:
+            insert_event(conn, task_id, EventType.PROGRESS, now)
+
+
+def tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> Task:
+    now = time.time()
+    task = update_task(
+        conn, task_id,
+        {"status": TaskStatus.CANCELLED.value, "cancel_requested": True, "finished_at": now,
+         "updated_at": now},
+        (TaskStatus.QUEUED.value,),
+    )
+    if task is not None:
+        insert_event(conn, task, EventType.CANCELLED, now)
+        return task
+    current = _get_task(conn, task_id)
+    if current is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    if current.status == TaskStatus.CANCELLED.value:
+        return current
+    if current.is_terminal:
+        raise TaskStateConflict(f"task {task_id} already ended {current.status}")
+    if current.cancel_requested:
+        return current
+    task = update_task(conn, task_id, {"cancel_requested": True, "updated_at": now})
+    assert task is not None
+    insert_event(conn, task, EventType.CANCEL_REQUESTED, now)
+    return task
+
+
+def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
+    from ..exceptions import InvalidAnswer, NothingToConfirm
+
+    task = _get_task(conn, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    pending = task.confirmation
+    if task.is_terminal or not pending or pending.get("answer") is not None:
+        raise NothingToConfirm(f"task {task_id} is not waiting for a confirmation")
+    choices = pending.get("choices") or []
+    if answer not in choices:
+        raise InvalidAnswer(
+            f"answer {answer!r} is not one of {choices}",
+            errors=[{"field": "answer", "message": f"must be one of {choices}"}],
+        )
+    now = time.time()
+    updated = update_task(
+        conn, task_id, {"confirmation": {**pending, "answer": answer, "answered_at": now}}
+    )
+    assert updated is not None
+    insert_event(conn, updated, EventType.CONFIRMATION, now)
+    return updated
+
+
+def tx_delete(conn: sqlite3.Connection, task_id: str) -> Task:
+    task = _get_task(conn, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    if not task.is_terminal:
+        raise TaskStateConflict(f"task {task_id} is {task.status}; cancel it before deleting")
+    # the event first: its snapshot is read from the row about to go
+    insert_event(conn, task, EventType.DELETED, time.time())
+    conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+    conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
+    conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
+    return task
+
+
+def tx_append_logs(
+    conn: sqlite3.Connection, task_id: str, entries: list[tuple[float, str, str]]
+) -> int:
+    conn.executemany(
+        "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)",
+        [(task_id, ts, stream, text) for ts, stream, text in entries],
+    )
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    insert_event(conn, task_id, EventType.LOG, time.time())
+    return last
+
+
+def tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO artifacts (task_id, name, size, sha256, content_type, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (a.task_id, a.name, a.size, a.sha256, a.content_type, a.created_at),
+    )
+
+
+def artifacts_query(task_id: str, name: str | None) -> tuple[str, list[Any]]:
+    sql = "SELECT task_id, name, size, sha256, content_type, created_at FROM artifacts " \
+          "WHERE task_id = ?"
+    args: list[Any] = [task_id]
+    if name is not None:
+        sql += " AND name = ?"
+        args.append(name)
+    return sql + " ORDER BY name", args
+
+
+def tx_prune(conn: sqlite3.Connection, finished_before: float, events_before: float) -> list[str]:
+    marks = ",".join("?" * len(TERMINAL_STATUSES))
+    ids = [r[0] for r in conn.execute(
+        f"SELECT id FROM tasks WHERE status IN ({marks}) AND finished_at < ?",
+        [*TERMINAL_STATUSES, finished_before],
+    )]
+    for task_id in ids:
+        conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
+        conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
+    # never the newest event: event ids are rowids, and the largest one is what the
+    # next id counts from, so ids (clients' cursors) never go back
+    conn.execute("DELETE FROM events WHERE ts < ? AND id < (SELECT max(id) FROM events)",
+                 (events_before,))
+    return ids
+
+
+def file_chunks(path: Path, size: int = 1 << 20) -> Iterable[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk

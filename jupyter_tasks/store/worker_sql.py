@@ -1,0 +1,200 @@
+"""The SQL of workers: claims, leases, heartbeats and reaping lost ones."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from ..models import (
+    WORKER_LOST,
+    EventType,
+    Task,
+    TaskMode,
+    TaskStatus,
+    WorkerInfo,
+    dumps,
+    failure_reason,
+)
+from .event_sql import insert_event
+from .task_sql import encode_column, tx_append_logs, update_task
+
+
+class Finished(NamedTuple):
+    """What :meth:`Store.finish` wrote: whether the task ended, its callback, the next job."""
+
+    written: bool
+    callback_url: str | None
+    next_job: Task | None
+
+
+def tx_claim(
+    conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
+) -> list[Task]:
+    now = time.time()
+    # one job (a busy slot's next) compares with the subquery's single id; several go
+    # through IN, which builds a temporary index of the ids first
+    rows = conn.execute(
+        "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
+        "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL, "
+        "process = NULL "
+        f"WHERE id {'=' if limit == 1 else 'IN'} (SELECT id FROM tasks WHERE status = 'queued' "
+        "AND mode = 'job' AND queue = ? AND ifnull(not_before, 0) <= ? "
+        "ORDER BY priority DESC, id LIMIT ?) RETURNING *",
+        (worker_id, now + lease_seconds, now, now, queue, now, limit),
+    ).fetchall()
+    tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
+    for task in tasks:
+        insert_event(conn, task, EventType.STARTED, now)
+    return tasks
+
+
+def tx_register_worker(conn: sqlite3.Connection, w: WorkerInfo) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO workers (id, kind, pid, host, pid_started_at, queues, started_at, "
+        "heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        (w.id, w.kind, w.pid, w.host, w.pid_started_at, dumps(w.queues), w.started_at,
+         w.heartbeat_at),
+    )
+
+
+def tx_heartbeat(conn: sqlite3.Connection, worker_id: str, lease_seconds: float) -> None:
+    now = time.time()
+    conn.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+    conn.execute(
+        "UPDATE tasks SET lease_expires_at = ? WHERE worker_id = ? AND status = 'running'",
+        (now + lease_seconds, worker_id),
+    )
+
+
+def tx_stop_worker(conn: sqlite3.Connection, worker_id: str) -> None:
+    conn.execute("UPDATE workers SET stopped_at = ? WHERE id = ?", (time.time(), worker_id))
+
+
+def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"], kind=row["kind"], pid=row["pid"], host=row["host"],
+        started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
+        pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
+        stopped_at=row["stopped_at"],
+    )
+
+
+def reap_candidates_query(dead: list[str], now: float) -> tuple[str, list[Any]]:
+    """The running tasks of dead workers, or past their lease: SQL and arguments."""
+    if dead:
+        marks = ",".join("?" * len(dead))
+        return (f"SELECT * FROM tasks WHERE status = 'running' AND (worker_id IN ({marks}) "
+                "OR lease_expires_at < ?)", [*dead, now])
+    return "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?", [now]
+
+
+def _reap_candidates(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
+    return [Task.from_row(row) for row in conn.execute(*reap_candidates_query(dead, now))]
+
+
+def tx_set_process(conn: sqlite3.Connection, task_id: str, worker_id: str,
+                    process: dict[str, Any] | None) -> bool:
+    # no event: the record is for reapers, not for people watching the task
+    return conn.execute(
+        "UPDATE tasks SET process = ? WHERE id = ? AND worker_id = ? AND status = 'running'",
+        (None if process is None else dumps(process), task_id, worker_id),
+    ).rowcount > 0
+
+
+def tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
+             cleared: dict[str, Mapping[str, Any]], max_lost: int) -> list[Task]:
+    if dead:
+        marks = ",".join("?" * len(dead))
+        conn.execute(f"UPDATE workers SET stopped_at = ? WHERE id IN ({marks})", [now, *dead])
+    settled = []
+    for task in _reap_candidates(conn, dead, now):
+        if task.process is not None and cleared.get(task.id) != task.process:
+            # its process group may still run (or was recorded after the caller looked):
+            # it stays running until a reaper has seen that group end
+            continue
+        if task.process is not None and task.process.get("exit") is not None:
+            # the work's process group recorded its exit before its worker died:
+            # that is the outcome, the work is not run again
+            changes, event = _ended_from_exit(task, task.process, now)
+            tx_append_logs(conn, task.id, [(now, "log", (
+                f"[jupyter-tasks] worker {task.worker_id} was lost after the process exited "
+                f"with code {task.process['exit']}; this end was written from that exit"))])
+        else:
+            changes, event = _lost(task, now, max_lost)
+        updated = update_task(conn, task.id, changes, (TaskStatus.RUNNING.value,))
+        if updated is not None:
+            insert_event(conn, updated, event, now)
+            settled.append(updated)
+    return settled
+
+
+def _lost(task: Task, now: float, max_lost: int) -> tuple[dict[str, Any], EventType]:
+    """A lost worker's task with no recorded exit: back in the queue, or ended."""
+    lost = {"type": "WorkerLost",
+            "message": f"worker {task.worker_id} stopped while running this task",
+            "traceback": None}
+    if task.mode == TaskMode.JOB.value and task.lost_attempts < max_lost \
+            and not task.cancel_requested:
+        # the work did not fail: this attempt is not one of its max_retries
+        return ({"status": TaskStatus.QUEUED.value, "worker_id": None,
+                 "lease_expires_at": None, "not_before": None, "error": lost,
+                 "started_at": None, "process": None, "retry_reason": WORKER_LOST,
+                 "lost_attempts": task.lost_attempts + 1}, EventType.RETRYING)
+    if task.mode == TaskMode.JOB.value and not task.cancel_requested:
+        times = task.lost_attempts + 1
+        lost = {**lost, "message": f"{lost['message']}; its worker was lost {times} "
+                                   f"time{'' if times == 1 else 's'}, not retried again"}
+    status = TaskStatus.CANCELLED if task.cancel_requested else TaskStatus.INTERRUPTED
+    return ({"status": status.value, "error": lost, "finished_at": now,
+             "lease_expires_at": None, "process": None}, EventType.for_status(status))
+
+
+def _ended_from_exit(task: Task, process: Mapping[str, Any],
+                     now: float) -> tuple[dict[str, Any], EventType]:
+    """The end a lost worker would have written for a command (or code job) that exited."""
+    code = int(process["exit"])
+    ended_at = float(process.get("ended_at") or now)
+    if code == 0:
+        return ({"status": TaskStatus.SUCCEEDED.value, "result": {"returncode": 0},
+                 "error": None, "finished_at": ended_at, "lease_expires_at": None,
+                 "process": None}, EventType.SUCCEEDED)
+    failed = {"type": "CodeFailed" if task.kind == "code" else "SubprocessFailed",
+              "message": f"the process exited with code {code}; worker {task.worker_id} "
+                         "was lost before it wrote this end",
+              "traceback": None}
+    # a failure like any other: retried while max_retries allows, as the worker would have
+    if task.mode == TaskMode.JOB.value and task.work_attempts <= task.max_retries \
+            and not task.cancel_requested:
+        return ({"status": TaskStatus.QUEUED.value, "worker_id": None,
+                 "lease_expires_at": None, "not_before": None, "error": failed,
+                 "started_at": None, "process": None,
+                 "retry_reason": failure_reason(failed)}, EventType.RETRYING)
+    return ({"status": TaskStatus.FAILED.value, "error": failed, "finished_at": ended_at,
+             "lease_expires_at": None, "process": None}, EventType.FAILED)
+
+
+def tx_finish(
+    conn: sqlite3.Connection,
+    task_id: str,
+    changes: dict[str, Any],
+    event: EventType | str,
+    worker_id: str,
+    claim_queue: str | None,
+    lease_seconds: float,
+) -> Finished:
+    changes = {**changes, "updated_at": changes.get("updated_at", time.time())}
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    args = [encode_column(c, v) for c, v in changes.items()]
+    # only what the caller needs back: decoding the whole row costs more than the update
+    row = conn.execute(
+        f"UPDATE tasks SET {sets} WHERE id = ? AND status = 'running' AND worker_id = ? "
+        "RETURNING callback_url",
+        [*args, task_id, worker_id],
+    ).fetchone()
+    if row is not None:
+        insert_event(conn, task_id, event, changes["updated_at"])
+    claimed = tx_claim(conn, claim_queue, worker_id, lease_seconds, 1) if claim_queue else []
+    return Finished(row is not None, row[0] if row is not None else None,
+                    claimed[0] if claimed else None)
