@@ -187,20 +187,41 @@ def _depth_within(value: Any, limit: int) -> bool:
     return True
 
 
+# a value's path as a chain (parent, step): rendered only when a note names it, since
+# building every path as text cost time quadratic in the depth (50,000 levels took 12 s)
+_Path = tuple[Any, str]
+# a stack item that marks leaving a container: it is no longer above what comes next
+_LEAVE = object()
+
+
+def _path_text(path: _Path | None) -> str:
+    steps: list[str] = []
+    while path is not None:
+        path, step = path
+        steps.append(step)
+    return "".join(reversed(steps))
+
+
 def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, int]:
     """A JSON-only copy of ``value`` by the output rule, and its container depth."""
     root: list[Any] = [None]
     deepest = 0
-    # (object, container to put the clean copy in, key in it, path, depth, ids above)
-    stack: list[tuple[Any, Any, Any, str, int, frozenset[int]]] = [
-        (value, root, 0, where, 0, frozenset())]
+    # the containers on the way down to the current one (a cycle points back into
+    # them); kept as one set with leave markers, not a set per level, for the same reason
+    above: set[int] = set()
+    # (object, container to put the clean copy in, key in it, path, depth)
+    stack: list[tuple[Any, Any, Any, Any, int]] = [(value, root, 0, (None, where), 0)]
 
-    def note(path: str, original: str, stored_as: str) -> None:
+    def note(path: _Path, original: str, stored_as: str, step: str = "") -> None:
         if len(notes) < 100:
-            notes.append({"path": path, "original": original, "stored_as": stored_as})
+            notes.append({"path": _path_text(path) + step, "original": original,
+                          "stored_as": stored_as})
 
     while stack:
-        obj, into, key, path, depth, above = stack.pop()
+        obj, into, key, path, depth = stack.pop()
+        if obj is _LEAVE:
+            above.discard(id(into))  # into holds the container left (alive, so its id is)
+            continue
         if isinstance(obj, bool) or obj is None or isinstance(obj, str):
             into[key] = str(obj) if type(obj) not in (str, bool, type(None)) else obj
             continue
@@ -228,7 +249,7 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                 converted = obj
             # once: a tolist() that hands back another such object is not followed again
             if converted is not obj and isinstance(converted, (*_SCALARS, int, float, list)):
-                stack.append((converted, into, key, path, depth, above))
+                stack.append((converted, into, key, path, depth))
                 continue
         if isinstance(obj, (Mapping, list, tuple, set, frozenset)):
             if id(obj) in above:
@@ -237,7 +258,8 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                 continue
             level = depth + 1
             deepest = max(deepest, level)
-            inner = above | {id(obj)}
+            above.add(id(obj))
+            stack.append((_LEAVE, obj, None, None, 0))  # popped after all it holds
             if isinstance(obj, Mapping):
                 copy: Any = {}
                 for k, v in obj.items():
@@ -246,13 +268,13 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                     else:
                         name = _key_text(k)
                         if not isinstance(k, (int, float, bool)) and k is not None:
-                            note(f"{path}[{name!r}]", f"a key of type {type(k).__qualname__}",
-                                 "its str()")
+                            note(path, f"a key of type {type(k).__qualname__}", "its str()",
+                                 f"[{name!r}]")
                     if name in copy:  # 1 and "1" are both the key "1" in JSON
-                        note(f"{path}[{name!r}]", "a second key with this text",
-                             "one of the values")
+                        note(path, "a second key with this text", "one of the values",
+                             f"[{name!r}]")
                     copy[name] = None
-                    stack.append((v, copy, name, f"{path}[{name!r}]", level, inner))
+                    stack.append((v, copy, name, (path, f"[{name!r}]"), level))
             else:
                 items = list(obj)
                 if isinstance(obj, (set, frozenset)):
@@ -262,7 +284,7 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                         pass
                 copy = [None] * len(items)
                 for i, v in enumerate(items):
-                    stack.append((v, copy, i, f"{path}[{i}]", level, inner))
+                    stack.append((v, copy, i, (path, f"[{i}]"), level))
             into[key] = copy
             continue
         try:

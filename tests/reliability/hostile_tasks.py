@@ -22,6 +22,7 @@ VALUES = {
     "loss_dict": lambda: {"loss": float("nan"), "acc": 0.5, "history": [1.0, float("inf")]},
     "deep": lambda: nested(1_000),
     "very_deep": lambda: nested(50_000),
+    "abyss": lambda: nested(200_000),
     "huge": lambda: ["x" * 1000] * 1000,
     "object": lambda: object(),
     "big_int": lambda: 10 ** 5000,
