@@ -156,10 +156,15 @@ def _ended_from_exit(task: Task, process: Mapping[str, Any],
     """The end a lost worker would have written for a command (or code job) that exited."""
     code = int(process["exit"])
     ended_at = float(process.get("ended_at") or now)
+    # the peak the shim measured at the exit (the worker that would have kept it is gone)
+    usage = dict(task.resource_usage or {})
+    if process.get("peak_memory_mb"):
+        usage["peak_memory_mb"] = max(float(process["peak_memory_mb"]),
+                                      float(usage.get("peak_memory_mb") or 0))
     if code == 0:
         return ({"status": TaskStatus.SUCCEEDED.value, "result": {"returncode": 0},
                  "error": None, "finished_at": ended_at, "lease_expires_at": None,
-                 "process": None}, EventType.SUCCEEDED)
+                 "process": None, "resource_usage": usage or None}, EventType.SUCCEEDED)
     failed = {"type": "CodeFailed" if task.kind == "code" else "SubprocessFailed",
               "message": f"the process exited with code {code}; worker {task.worker_id} "
                          "was lost before it wrote this end",
@@ -172,7 +177,8 @@ def _ended_from_exit(task: Task, process: Mapping[str, Any],
                  "started_at": None, "process": None,
                  "retry_reason": failure_reason(failed)}, EventType.RETRYING)
     return ({"status": TaskStatus.FAILED.value, "error": failed, "finished_at": ended_at,
-             "lease_expires_at": None, "process": None}, EventType.FAILED)
+             "lease_expires_at": None, "process": None, "resource_usage": usage or None},
+            EventType.FAILED)
 
 
 def tx_finish(

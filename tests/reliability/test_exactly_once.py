@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 JOB = textwrap.dedent('''
     import os, sys, time
     marks, token, code = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    ballast = b"x" * (64 << 20)  # resident: the peak its shim records must show it
     log = os.path.join(marks, token + ".log")
     with open(log, "a") as f:
         f.write(f"start {os.getpid()}\\n")
@@ -114,6 +115,8 @@ def test_worker_lost_after_the_process_exited_does_not_run_it_again(
         assert runs == (1, 1), runs  # the command ran exactly once
         assert row["attempts"] == 1, row
         assert row["process"] is None, row
+        # the peak the shim measured at the exit outlives its worker
+        assert row["resource_usage"]["peak_memory_mb"] >= 64, row["resource_usage"]
         if code == 0:
             assert row["status"] == "succeeded", row
             assert row["error"] is None, row
@@ -184,6 +187,9 @@ def test_a_command_ending_cleanly_just_after_its_worker_died_is_not_run_again(
                               timeout=60, what="the job ended")
         assert row["status"] == "succeeded", row
         assert row["attempts"] == 1, row
+        assert process["peak_memory_mb"] >= 64, process
+        usage = json.loads(row["resource_usage"] or "{}")
+        assert usage.get("peak_memory_mb") == process["peak_memory_mb"], usage
         assert (len(_lines(marks, token, "start")), len(_lines(marks, token, "end"))) == (1, 1)
         assert _marked(marks, keep={replacement.pid}) == []
     finally:
