@@ -197,6 +197,32 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX tasks_by_schedule ON tasks(schedule_id, id) WHERE schedule_id IS NOT NULL;
         """,
     ),
+    (
+        7,
+        """
+        -- a million finished tasks: every list filter and sort the views page through
+        -- enters an index at its cursor instead of scanning the table. Sort keys are
+        -- the exact expressions of task_sql.SORT_SQL (an index on an expression serves
+        -- only that expression), then id DESC: ties go newest first. The progress and
+        -- duration sorts have no index (their keys change while a task runs).
+        CREATE INDEX tasks_by_kind ON tasks(kind, id);
+        -- also what pruning walks, oldest first
+        CREATE INDEX tasks_by_finished ON tasks(ifnull(finished_at, -1.0), id DESC);
+        CREATE INDEX tasks_by_started ON tasks(ifnull(started_at, -1.0), id DESC);
+        CREATE INDEX tasks_by_label ON tasks(
+            lower(coalesce(nullif(label, ''), nullif(name, ''), kind)), id DESC);
+        CREATE INDEX tasks_by_owner_sort ON tasks(lower(ifnull(owner, '')), id DESC);
+        CREATE INDEX tasks_by_origin ON tasks(
+            CASE WHEN json_valid(origin) THEN ifnull(lower(coalesce(
+            nullif(json_extract(origin, '$.notebook'), ''),
+            nullif(json_extract(origin, '$.notebook_path'), ''),
+            nullif(json_extract(origin, '$.path'), ''),
+            json_extract(origin, '$.type'))), '') ELSE '' END, id DESC);
+        CREATE INDEX tasks_by_status_sort ON tasks(
+            CASE status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, id DESC);
+        CREATE INDEX tasks_by_priority ON tasks(priority, id DESC);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

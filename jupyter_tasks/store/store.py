@@ -70,12 +70,14 @@ from .schedule_sql import (
 from .task_sql import (
     GET_TASK,
     LIST_SORTS,
-    SORT_SQL,
+    PRUNE_CHUNK,
+    PRUNE_CHUNK_SECONDS,
     TaskPage,
     artifacts_query,
     decode_list_cursor,
     encode_list_cursor,
     file_chunks,
+    page_query,
     task_filters,
     task_row_values,
     tx_add_artifact,
@@ -85,7 +87,8 @@ from .task_sql import (
     tx_create_task,
     tx_delete,
     tx_insert_rows,
-    tx_prune,
+    tx_prune_events,
+    tx_prune_tasks,
     tx_request_cancel,
     tx_transition,
     tx_updates,
@@ -474,28 +477,7 @@ class Store:
         if filtered is None:
             return TaskPage([], None)
         where, args = filtered
-        expr = SORT_SQL[sort]
-        descending = order == "desc"
-        if sort == "created":
-            if after:
-                where.append("id < ?" if descending else "id > ?")
-                args.append(after[1])
-            order_by = "id " + ("DESC" if descending else "ASC")
-        else:
-            expr_args = [now] if sort == "duration" else []
-            if after:
-                # past the last row: further along the sort, or level with it and older
-                where.append(f"(({expr}) {'<' if descending else '>'} ? OR "
-                             f"(({expr}) = ? AND id < ?))")
-                args += [*expr_args, after[0], *expr_args, after[0], after[1]]
-            order_by = f"sort_value {'DESC' if descending else 'ASC'}, id DESC"
-        select = "SELECT *" if sort == "created" else f"SELECT *, {expr} AS sort_value"
-        sql = select + " FROM tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {order_by} LIMIT ?"
-        head_args = [now] if sort == "duration" else []
-        args = [*head_args, *args, int(limit) + 1]
+        sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
         rows = await self._rows(sql, args)
         # the sort value of the page's last row, for the cursor of the next page
         last_value = rows[limit - 1]["sort_value"] if len(rows) > limit and sort != "created" \
@@ -850,8 +832,33 @@ class Store:
         return {"queues": queues, "statuses": counts}
 
     async def prune(self, finished_before: float, events_before: float) -> int:
-        """Forget finished tasks older than a time and events older than another."""
-        ids = await self._txn(tx_prune, finished_before, events_before)
-        for task_id in ids:
-            shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
-        return len(ids)
+        """Forget finished tasks older than a time and events older than another; how many tasks.
+
+        In small transactions (each about ``PRUNE_CHUNK_SECONDS``), so writes queued
+        meanwhile go in between instead of waiting for the whole prune.
+        """
+        total = 0
+        for step, cutoff in ((tx_prune_tasks, finished_before), (tx_prune_events, events_before)):
+            size = PRUNE_CHUNK
+            while True:
+                t0 = time.perf_counter()
+                done, more = await self._prune_chunk(step, cutoff, size)
+                total += done if step is tx_prune_tasks else 0
+                if not more:
+                    break
+                took = time.perf_counter() - t0
+                # the next chunk sized to the time budget from this one's pace
+                size = max(50, min(20_000, int(size * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
+        return total
+
+    async def _prune_chunk(self, step: Callable[..., Any], cutoff: float,
+                           size: int) -> tuple[int, bool]:
+        """One prune transaction: (tasks or events deleted, whether more may be left)."""
+        if step is tx_prune_tasks:
+            deleted, with_files = await self._txn(tx_prune_tasks, cutoff, size)
+            for task_id in with_files:
+                await asyncio.to_thread(shutil.rmtree, self.artifacts_dir / task_id,
+                                        ignore_errors=True)
+            return deleted, deleted == size
+        deleted, done = await self._txn(tx_prune_events, cutoff, size)
+        return deleted, not done

@@ -87,6 +87,58 @@ SORT_SQL = {
 }
 
 
+# what pruning walks (tasks_by_finished, migration 7): the finished sort's own key
+FINISHED_KEY = SORT_SQL["finished"]
+
+
+def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
+               after: tuple[Any, str, float] | None, now: float,
+               limit: int) -> tuple[str, list[Any]]:
+    """The SELECT of one page of ``page_tasks`` (``limit`` + 1 rows) and its arguments.
+
+    ``where``/``args`` are the filters' (``task_filters``); ``after`` the decoded cursor.
+    The keyset starts with a bare range on the sort key (``>=``/``<=``) so that the
+    key's index is entered at the cursor instead of walked from its start.
+    """
+    where, args = list(where), list(args)
+    expr = SORT_SQL[sort]
+    if sort == "created":
+        if after:
+            where.append("id < ?" if descending else "id > ?")
+            args.append(after[1])
+        order_by = "id " + ("DESC" if descending else "ASC")
+        select = "SELECT *"
+    else:
+        expr_args = [now] if sort == "duration" else []
+        if after:
+            # past the last row: further along the sort, or level with it and older
+            cmp = "<" if descending else ">"
+            where.append(f"({expr}) {cmp}= ? AND (({expr}) {cmp} ? OR id < ?)")
+            args += [*expr_args, after[0], *expr_args, after[0], after[1]]
+        order_by = f"{expr} {'DESC' if descending else 'ASC'}, id DESC"
+        args = [*expr_args, *args, *expr_args]  # the select's and the order's copies
+        select = f"SELECT *, {expr} AS sort_value"
+    statuses = len(where[0][len("status IN ("):-1].split(",")) \
+        if where and where[0].startswith("status IN (") else 0  # active: small sets
+    if sort == "created" and statuses > 1:
+        # status IN (a, b) walks two ranges of tasks_by_status that only a sort over every
+        # match would merge (all finished tasks, for the finished statuses): one ordered,
+        # limited walk per status instead, merged over at most limit + 1 rows each
+        rest = " AND ".join(where[1:])
+        parts = []
+        part_args: list[Any] = []
+        for i in range(statuses):
+            parts.append(f"SELECT * FROM (SELECT * FROM tasks WHERE status = ?"
+                         f"{' AND ' + rest if rest else ''} ORDER BY {order_by} LIMIT ?)")
+            part_args += [args[i], *args[statuses:], int(limit) + 1]
+        return (" UNION ALL ".join(parts) + f" ORDER BY {order_by} LIMIT ?",
+                [*part_args, int(limit) + 1])
+    sql = select + " FROM tasks"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit) + 1]
+
+
 class TaskPage(NamedTuple):
     """A page of ``Store.page_tasks`` and the cursor of the next one (None at the end)."""
 
@@ -104,7 +156,12 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
     args: list[Any] = []
     if statuses:
         statuses = list(statuses)
-        where.append(f"status IN ({','.join('?' * len(statuses))})")
+        term = f"status IN ({','.join('?' * len(statuses))})"
+        if set(statuses) <= set(TERMINAL_STATUSES):
+            # most of a long history: tell the planner so, and it walks the sort's index
+            # (filtering as it goes) rather than sorting every finished task
+            term = f"likelihood({term}, 0.9)"
+        where.append(term)
         args += statuses
     for column, value in (("name", name), ("kind", kind), ("queue", queue),
                           ("task_key", task_key), ("idempotency_key", idempotency_key),
@@ -395,21 +452,56 @@ def artifacts_query(task_id: str, name: str | None) -> tuple[str, list[Any]]:
     return sql + " ORDER BY name", args
 
 
-def tx_prune(conn: sqlite3.Connection, finished_before: float, events_before: float) -> list[str]:
+# a prune chunk's first guess; each next chunk is sized from the last one's time, so
+# the writer (and every write queued behind it) is held about PRUNE_CHUNK_SECONDS at most
+PRUNE_CHUNK = 500
+PRUNE_CHUNK_SECONDS = 0.05
+
+
+def tx_prune_tasks(conn: sqlite3.Connection, finished_before: float,
+                   limit: int) -> tuple[int, list[str]]:
+    """Delete up to ``limit`` tasks finished before a time (their logs and artifact rows).
+
+    (tasks deleted, ids of those that had artifacts). Walks tasks_by_finished from the
+    oldest, so each chunk reads only the rows it deletes; never an active task.
+    """
     marks = ",".join("?" * len(TERMINAL_STATUSES))
     ids = [r[0] for r in conn.execute(
-        f"SELECT id FROM tasks WHERE status IN ({marks}) AND finished_at < ?",
-        [*TERMINAL_STATUSES, finished_before],
+        f"SELECT id FROM tasks WHERE {FINISHED_KEY} < ? AND status IN ({marks}) "
+        f"ORDER BY {FINISHED_KEY} LIMIT ?",
+        [finished_before, *TERMINAL_STATUSES, int(limit)],
     )]
-    for task_id in ids:
-        conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
-        conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
-        conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))
-    # never the newest event: event ids are rowids, and the largest one is what the
-    # next id counts from, so ids (clients' cursors) never go back
-    conn.execute("DELETE FROM events WHERE ts < ? AND id < (SELECT max(id) FROM events)",
-                 (events_before,))
-    return ids
+    if not ids:
+        return 0, []
+    keys = [(task_id,) for task_id in ids]
+    with_files = [r[0] for r in conn.execute(
+        f"SELECT DISTINCT task_id FROM artifacts WHERE task_id IN ({','.join('?' * len(ids))})",
+        ids)]
+    conn.executemany("DELETE FROM tasks WHERE id = ?", keys)
+    conn.executemany("DELETE FROM task_logs WHERE task_id = ?", keys)
+    conn.executemany("DELETE FROM artifacts WHERE task_id = ?", keys)
+    return len(ids), with_files
+
+
+def tx_prune_events(conn: sqlite3.Connection, events_before: float,
+                    limit: int) -> tuple[int, bool]:
+    """Delete events older than a time among the ``limit`` oldest ids; (deleted, done).
+
+    events has no index on ts (every event would pay for it): ids grow with time,
+    so the old events are the lowest rowids, a range read. Done once the range held a
+    newer event (one out of clock order waits for a later pass). Never the newest
+    event: the largest id is what the next id counts from, so ids (clients' cursors)
+    never go back.
+    """
+    low, newest = conn.execute("SELECT min(id), max(id) FROM events").fetchone()
+    if low is None:
+        return 0, True
+    high = min(low + int(limit), newest)
+    deleted = conn.execute("DELETE FROM events WHERE id >= ? AND id < ? AND ts < ?",
+                           (low, high, events_before)).rowcount
+    kept = conn.execute("SELECT 1 FROM events WHERE id >= ? AND id < ? LIMIT 1",
+                        (low, high)).fetchone()
+    return deleted, kept is not None or high == newest
 
 
 def file_chunks(path: Path, size: int = 1 << 20) -> Iterable[bytes]:
