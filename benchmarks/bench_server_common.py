@@ -43,6 +43,19 @@ BENCH_TASKS = textwrap.dedent('''
             ctx.progress(step + 1, steps)
             await asyncio.sleep(interval)
         return steps
+
+
+    @task("bench_loop_lag", mode="job")
+    async def bench_loop_lag(seconds: float = 10.0, tick: float = 0.005) -> list[float]:
+        # how late the server's loop wakes a 5 ms sleep: the floor of every delivery
+        loop = asyncio.get_running_loop()
+        lags = []
+        end = loop.time() + seconds
+        while loop.time() < end:
+            before = loop.time()
+            await asyncio.sleep(tick)
+            lags.append(loop.time() - before - tick)
+        return lags
 ''')
 
 
