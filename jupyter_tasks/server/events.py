@@ -1,18 +1,24 @@
 """``WS /api/tasks/events``: stored events after ``since``, then live ones, no gap, no duplicate.
 
-The handler subscribes to the manager's feed *before* replaying from the store
-and then skips live events it already sent, so nothing falls in the gap between
-the two. Progress events are coalesced per task (at most one every
-``PROGRESS_INTERVAL`` seconds, the latest always delivered). A client that
-reads slowly only delays its own pump: when its subscription overflows, the
-pump drops the queue and catches up from the store by event id.
+One hub per server holds the manager's subscription and serialises each event
+once for every client. A handler joins the hub *before* replaying from the
+store and then skips live events it already sent, so nothing falls in the gap
+between the two. The hub never waits on a socket: it puts each event in every
+client's inbox, and each client's pump writes what is queued and awaits only
+its own flush. State changes go out first, in id order; progress is coalesced
+per task (at most one every ``PROGRESS_INTERVAL`` seconds, longer when many tasks
+report, the latest always delivered). A client whose inbox overflows (it reads
+slowly, or not at all) drops it and catches up from the store by event id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+import weakref
+from collections import deque
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
@@ -30,7 +36,11 @@ from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 PROGRESS = EventType.PROGRESS.value
 PROGRESS_INTERVAL = 0.1
 REPLAY_PAGE = 1000
-SUBSCRIPTION_SIZE = 5000
+SUBSCRIPTION_SIZE = 5000  # events one client may have waiting before it resyncs
+HUB_SIZE = 100_000  # events the hub may have waiting before every client resyncs
+# progress messages a second one client gets at most: with many tasks reporting, each
+# task's progress is coalesced longer (state changes are never held back)
+PROGRESS_PER_SECOND = 250
 
 
 class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
@@ -78,8 +88,10 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
 
     def open(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         super().open(*args, **kwargs)
-        # subscribe first: everything after this instant reaches the queue
-        self._sub: Subscription = self.manager.subscribe(maxsize=SUBSCRIPTION_SIZE)
+        # join the hub first: everything after this instant reaches the inbox
+        self._sender = _Sender(self)
+        self._hub = EventHub.of(self.manager)
+        self._hub.join(self._sender)
         self._pump_task = asyncio.ensure_future(self._pump())
 
     def on_message(self, message: Any) -> None:
@@ -87,9 +99,9 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
 
     def on_close(self) -> None:
         super().on_close()
-        sub = getattr(self, "_sub", None)
-        if sub is not None:
-            sub.close()
+        hub = getattr(self, "_hub", None)
+        if hub is not None:
+            hub.leave(self._sender)
         pump = getattr(self, "_pump_task", None)
         if pump is not None:
             pump.cancel()
@@ -102,28 +114,27 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         return self._owners is None or event.owner in self._owners
 
     async def _pump(self) -> None:
-        sender = _Sender(self)
+        sender = self._sender
         try:
-            # the store covers everything up to now, the subscription everything after
+            # the store covers everything up to now, the inbox everything after
             await self._catch_up(self._since, sender)
             while True:
-                if self._sub.overflowed:
+                if sender.overflowed:
                     await self._resync(sender)
                     continue
-                timeout = sender.next_deadline()
-                try:
-                    event = await asyncio.wait_for(self._sub.get(), timeout)
-                except asyncio.TimeoutError:
-                    await sender.flush_due()
-                    continue
-                await sender.offer(event)
+                sender.take_inbox()
+                # the only await on this client's socket: a slow reader slows itself alone
+                await sender.write_ready()
+                await sender.idle()
         except (websocket.WebSocketClosedError, asyncio.CancelledError):
             pass
         except Exception:
             self.log.exception("task events websocket failed")
             self.close(1011, "internal error")
         finally:
-            self._sub.close()
+            hub = getattr(self, "_hub", None)
+            if hub is not None:
+                hub.leave(sender)
 
     async def _catch_up(self, after: int, sender: _Sender) -> None:
         """Send stored events after ``after`` (page by page) through the coalescer."""
@@ -134,68 +145,196 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
             events = await store.events_after(after, limit=REPLAY_PAGE, task_id=self._task_id,
                                               owners=owners)
             for event in events:
-                await sender.offer(event)
+                sender.intake(_Message(event))
+            await sender.write_ready()
             if len(events) < REPLAY_PAGE:
                 return
             after = events[-1].id
 
     async def _resync(self, sender: _Sender) -> None:
-        """The subscription overflowed: drop its queue and read the gap from the store."""
-        self._sub.overflowed = False
-        while not self._sub.queue.empty():
-            self._sub.queue.get_nowait()
+        """The inbox overflowed: drop it and read the gap from the store."""
+        sender.overflowed = False
+        sender.inbox.clear()
         await self._catch_up(sender.last_id, sender)
 
 
+class _Message:
+    """One event on its way to every client: serialised once, on first need."""
+
+    __slots__ = ("_data", "event")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._data: bytes | None = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            # bytes: tornado sends them as the text frame without encoding them per client
+            self._data = safe_dumps(self.event.to_json()).encode()
+        return self._data
+
+
+_HUBS: weakref.WeakKeyDictionary[TaskManager, EventHub] = weakref.WeakKeyDictionary()
+
+
+class EventHub:
+    """The server's one subscription to the manager's feed, fanned out to every websocket.
+
+    Each event is serialised once for all clients and put in each client's inbox
+    without waiting: a client that reads slowly (or never) holds back no other.
+    """
+
+    def __init__(self, manager: TaskManager) -> None:
+        self.manager = manager
+        self.senders: set[_Sender] = set()
+        self._sub: Subscription | None = None
+        self._task: asyncio.Future[None] | None = None
+
+    @classmethod
+    def of(cls, manager: TaskManager) -> EventHub:
+        """The hub of ``manager`` (made on first use)."""
+        hub = _HUBS.get(manager)
+        if hub is None:
+            hub = _HUBS[manager] = cls(manager)
+        return hub
+
+    def join(self, sender: _Sender) -> None:
+        """Feed ``sender`` every event from now on."""
+        self.senders.add(sender)
+        if self._task is None or self._task.done():
+            self._sub = self.manager.subscribe(maxsize=HUB_SIZE)
+            self._task = asyncio.ensure_future(self._pump(self._sub))
+
+    def leave(self, sender: _Sender) -> None:
+        """Stop feeding ``sender``; the last one out closes the subscription."""
+        self.senders.discard(sender)
+        if not self.senders and self._task is not None:
+            self._task.cancel()
+            self._task = None
+            if self._sub is not None:
+                self._sub.close()
+                self._sub = None
+
+    async def _pump(self, sub: Subscription) -> None:
+        while True:
+            event = await sub.get()
+            if sub.overflowed:
+                # the hub itself fell behind and the feed dropped events: every client
+                # reads its gap from the store
+                sub.overflowed = False
+                while not sub.queue.empty():
+                    sub.queue.get_nowait()
+                for sender in self.senders:
+                    sender.overflow()
+                continue
+            message = _Message(event)
+            for sender in self.senders:
+                sender.offer(message)
+
+
 class _Sender:
-    """Writes events in order, skipping duplicates and coalescing progress per task."""
+    """One client's side: an inbox the hub fills, a coalescer, and writes that never block others.
+
+    State changes go out in id order as soon as the socket has flushed the last
+    batch; progress is held per task and sent after them, at most once per
+    ``progress_interval`` (``PROGRESS_INTERVAL``, longer when so many tasks report
+    that one client would get more than ``PROGRESS_PER_SECOND`` messages a second).
+    """
 
     def __init__(self, handler: EventsWebSocket) -> None:
         self.handler = handler
+        self.inbox: deque[_Message] = deque()  # from the hub, not looked at yet
+        self.limit = SUBSCRIPTION_SIZE
+        self.overflowed = False
         self.last_id = 0  # every event up to here was sent, filtered out or coalesced
+        self.ready: deque[_Message] = deque()  # to write, in id order
         self.sent_at: dict[str, float] = {}  # task id -> when its last progress went out
-        self.pending: dict[str, tuple[Event, float]] = {}  # task id -> (latest progress, due)
+        self.pending: dict[str, tuple[_Message, float]] = {}  # task id -> (latest progress, due)
+        self._wake = asyncio.Event()
 
-    async def offer(self, event: Event) -> None:
+    # ------------------------------------------------------------- from the hub
+
+    def offer(self, message: _Message) -> None:
+        """Queue ``message`` without waiting; a full inbox makes this client resync."""
+        if len(self.inbox) >= self.limit:
+            self.overflow()
+            return
+        self.inbox.append(message)
+        self._wake.set()
+
+    def overflow(self) -> None:
+        """Events were lost on the way here: the pump reads them from the store."""
+        self.overflowed = True
+        self.inbox.clear()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ pump
+
+    def take_inbox(self) -> None:
+        """Run everything the hub queued through the coalescer."""
+        inbox = self.inbox
+        while inbox:
+            self.intake(inbox.popleft())
+
+    def intake(self, message: _Message) -> None:
+        """Skip a duplicate or filtered event, hold back progress, queue the rest."""
+        event = message.event
         if event.id <= self.last_id:
             return  # already replayed
         self.last_id = event.id
         if not self.handler._wanted(event):
             return
+        task_id = event.task_id
         if event.type == PROGRESS:
-            now = time.monotonic()
-            due = self.sent_at.get(event.task_id, 0.0) + PROGRESS_INTERVAL
-            if now < due:
-                self.pending[event.task_id] = (event, due)
-                await self.flush_due()
-                return
-            self.pending.pop(event.task_id, None)
-            self.sent_at[event.task_id] = now
-        else:
-            # a later event's snapshot supersedes a held-back progress of the same task
-            self.pending.pop(event.task_id, None)
-            if event.type in _FINAL:
-                self.sent_at.pop(event.task_id, None)
-        await self._write(event)
+            due = self.sent_at.get(task_id, 0.0) + self.progress_interval()
+            self.pending[task_id] = (message, due)
+            return
+        # a later event's snapshot supersedes a held-back progress of the same task
+        self.pending.pop(task_id, None)
+        if event.type in _FINAL:
+            self.sent_at.pop(task_id, None)
+        self.ready.append(message)
+
+    def progress_interval(self) -> float:
+        """Seconds between two progress messages of one task to this client."""
+        return max(PROGRESS_INTERVAL, len(self.sent_at) / PROGRESS_PER_SECOND)
+
+    async def write_ready(self) -> None:
+        """Write the queued events, then the progress that is due; wait until flushed."""
+        last: asyncio.Future[None] | None = None
+        write = self.handler.write_message
+        while self.ready:
+            last = write(self.ready.popleft().data)
+            last.add_done_callback(_retrieve)
         if self.pending:
-            await self.flush_due()
-
-    def next_deadline(self) -> float | None:
-        if not self.pending:
-            return None
-        return max(0.0, min(due for _, due in self.pending.values()) - time.monotonic())
-
-    async def flush_due(self) -> None:
-        now = time.monotonic()
-        for task_id, (event, due) in list(self.pending.items()):
-            if due <= now:
+            now = time.monotonic()
+            due = [(task_id, message) for task_id, (message, at) in self.pending.items()
+                   if at <= now]
+            for task_id, message in due:
                 del self.pending[task_id]
                 self.sent_at[task_id] = now
-                await self._write(event)
+                last = write(message.data)
+                last.add_done_callback(_retrieve)
+        if last is not None:
+            await last
 
-    async def _write(self, event: Event) -> None:
-        # awaiting the write makes a slow client slow only its own pump
-        await self.handler.write_message(safe_dumps(event.to_json()))
+    async def idle(self) -> None:
+        """Wait for the hub's next event, or the next held progress falling due."""
+        if self.inbox or self.overflowed:
+            return
+        self._wake.clear()
+        timeout = None
+        if self.pending:
+            timeout = max(0.0, min(at for _, at in self.pending.values()) - time.monotonic())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    # a write to a socket that closed fails; the pump sees the close, not each write
+    if not future.cancelled():
+        future.exception()
 
 
 _FINAL = {EventType.for_status(TaskStatus(s)).value for s in TERMINAL_STATUSES} | {
