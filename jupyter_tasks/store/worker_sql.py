@@ -29,19 +29,28 @@ class Finished(NamedTuple):
     next_job: Task | None
 
 
+def _claim_sql(subquery_test: str) -> str:
+    return (
+        "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
+        "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL, "
+        "process = NULL "
+        f"WHERE id {subquery_test} (SELECT id FROM tasks WHERE status = 'queued' "
+        "AND mode = 'job' AND queue = ? AND ifnull(not_before, 0) <= ? "
+        "ORDER BY priority DESC, id LIMIT ?) RETURNING *")
+
+
+# one job (a busy slot's next) compares with the subquery's single id; several go
+# through IN, which builds a temporary index of the ids first
+CLAIM_ONE_SQL = _claim_sql("=")
+CLAIM_MANY_SQL = _claim_sql("IN")
+
+
 def tx_claim(
     conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
 ) -> list[Task]:
     now = time.time()
-    # one job (a busy slot's next) compares with the subquery's single id; several go
-    # through IN, which builds a temporary index of the ids first
     rows = conn.execute(
-        "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
-        "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL, "
-        "process = NULL "
-        f"WHERE id {'=' if limit == 1 else 'IN'} (SELECT id FROM tasks WHERE status = 'queued' "
-        "AND mode = 'job' AND queue = ? AND ifnull(not_before, 0) <= ? "
-        "ORDER BY priority DESC, id LIMIT ?) RETURNING *",
+        CLAIM_ONE_SQL if limit == 1 else CLAIM_MANY_SQL,
         (worker_id, now + lease_seconds, now, now, queue, now, limit),
     ).fetchall()
     tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
