@@ -123,6 +123,9 @@ class Store:
         # transactions this connection committed: SQLite's data_version only
         # moves for other connections' commits, so the event tailer needs both
         self.commits = 0
+        # called on the event loop after each commit that changed a row: what other
+        # parts (the feed, the cross-process wake-up bell) hang on "something was written"
+        self.after_commit: list[Callable[[], None]] = []
         # group commit: writes queue here and the database thread takes them while
         # its transaction runs, committing when none is left (or MAX_OPS_PER_COMMIT);
         # a commit costs far more than a statement, and the thread starts on the
@@ -305,6 +308,7 @@ class Store:
         try:
             self._check_identity()
             assert self._writer is not None
+            changes = self._writer.connection.total_changes
             outcomes, committed = stream_transaction(self._writer.connection, self._ops,
                                                       MAX_OPS_PER_COMMIT)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
@@ -316,6 +320,11 @@ class Store:
                     break
         if committed:
             self.commits += 1
+            assert self._writer is not None
+            if self.after_commit and self._writer.connection.total_changes != changes:
+                for callback in self.after_commit:
+                    with contextlib.suppress(RuntimeError):  # the loop is gone
+                        loop.call_soon_threadsafe(callback)
         if outcomes:
             outcomes = self._translate_damage(outcomes)
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
