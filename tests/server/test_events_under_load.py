@@ -1,0 +1,152 @@
+"""``WS /api/tasks/events`` with many clients while many tasks report progress (behaviour only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from jupyter_tasks.models import Event
+from tests.waiting import eventually
+
+CLIENTS = 20
+QUICK = 12
+STATES = ["task.created", "task.started", "task.succeeded"]
+
+
+@pytest.fixture
+def tasks_config() -> dict[str, Any]:
+    """Slots for the reporting tasks and the quick jobs beside them."""
+    return {"workers": {"default": 64}}
+
+
+async def start_reporters(api: Any, count: int) -> list[str]:
+    """``count`` tasks running in the server (async sleeps), ready to have progress written."""
+    ids = [(await api.submit({"name": "srv_wait", "params": {"seconds": 300}}))["id"]
+           for _ in range(count)]
+
+    async def all_running() -> bool:
+        for task_id in ids:
+            if (await api.get(task_id)).json["status"] != "running":
+                return False
+        return True
+
+    await eventually(all_running, timeout=60, what=f"{count} tasks running")
+    return ids
+
+
+@contextlib.asynccontextmanager
+async def progress_flood(store: Any, task_ids: list[str], message: str = "working"):
+    """Write every task's progress every 10 ms, as the manager's flush does, until the end."""
+
+    async def flood() -> None:
+        step = 0
+        while True:
+            step += 1
+            await store.save_updates([(t, {"current": step, "total": None, "message": message})
+                                      for t in task_ids])
+            await asyncio.sleep(0.01)  # the pace of the load, not a wait for anything
+
+    writer = asyncio.ensure_future(flood())
+    try:
+        yield
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+async def read_state_changes(ws: Any, quick: set[str], timeout: float = 120.0
+                             ) -> list[tuple[int, str, str]]:
+    """(id, type, task id) of every non-progress message about ``quick`` until all succeeded."""
+    seen: list[tuple[int, str, str]] = []
+    succeeded: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while succeeded != quick:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(succeeded)} of {len(quick)} endings arrived"
+        raw = await asyncio.wait_for(ws.read_message(), remaining)
+        assert raw is not None, "websocket closed"
+        message = json.loads(raw)
+        if message["type"] != "task.progress" and message["task_id"] in quick:
+            seen.append((message["id"], message["type"], message["task_id"]))
+            if message["type"] == "task.succeeded":
+                succeeded.add(message["task_id"])
+    return seen
+
+
+async def submit_quick(api: Any, count: int) -> set[str]:
+    return {(await api.submit({"name": "srv_job", "params": {"value": i}}))["id"]
+            for i in range(count)}
+
+
+async def test_every_client_gets_every_state_change_in_order_under_progress(
+        api, tasks_app, jp_ws_fetch):
+    store = tasks_app.manager.store
+    reporters = await start_reporters(api, 40)
+    clients = [await jp_ws_fetch("api", "tasks", "events") for _ in range(CLIENTS)]
+    async with progress_flood(store, reporters):
+        quick = await submit_quick(api, QUICK)
+        received = await asyncio.gather(*(read_state_changes(ws, quick) for ws in clients))
+    stored = [(e.id, e.type, e.task_id) for e in await store.events_after(0, limit=1_000_000)
+              if e.task_id in quick and e.type != "task.progress"]
+    assert [t for _, t, _ in stored].count("task.succeeded") == QUICK
+    for seen in received:
+        # all of them, once each, in the order they were stored
+        assert seen == stored
+    for ws in clients:
+        ws.close()
+    for task_id in reporters:
+        await api.post(task_id, "cancel")
+
+
+async def test_each_event_is_serialised_once_for_all_clients(api, tasks_app, jp_ws_fetch,
+                                                              monkeypatch):
+    calls: Counter[int] = Counter()
+    original = Event.to_json
+
+    def counting(self: Event) -> dict[str, Any]:
+        calls[self.id] += 1
+        return original(self)
+
+    monkeypatch.setattr(Event, "to_json", counting)
+    clients = [await jp_ws_fetch("api", "tasks", "events") for _ in range(CLIENTS)]
+    quick = await submit_quick(api, 3)
+    received = await asyncio.gather(*(read_state_changes(ws, quick) for ws in clients))
+    ids = {event_id for seen in received for event_id, _, _ in seen}
+    assert len(ids) == 3 * len(STATES)
+    # twenty clients, one serialisation each: not one per client
+    assert {calls[i] for i in ids} == {1}, calls
+    for ws in clients:
+        ws.close()
+
+
+async def test_a_client_that_never_reads_holds_back_no_other(api, tasks_app, jp_ws_fetch):
+    store = tasks_app.manager.store
+    reporters = await start_reporters(api, 20)
+    # never read: tornado's client stops taking frames off the socket after one message,
+    # so the server's writes to it back up once the socket buffers are full
+    stalled = await jp_ws_fetch("api", "tasks", "events")
+    readers = [await jp_ws_fetch("api", "tasks", "events") for _ in range(3)]
+    # 20 tasks x 100 writes/s x ~20 kB: the stalled socket's buffers fill within a second
+    async with progress_flood(store, reporters, message="x" * 20_000):
+        for _ in range(3):  # several rounds: the stall is well under way by the last
+            quick = await submit_quick(api, 4)
+            received = await asyncio.gather(*(read_state_changes(ws, quick)
+                                              for ws in readers))
+            stored = [(e.id, e.type, e.task_id)
+                      for e in await store.events_after(0, limit=1_000_000)
+                      if e.task_id in quick and e.type != "task.progress"]
+            for seen in received:
+                assert seen == stored
+    # the server still answers, and the stalled client's connection is still open
+    assert (await api.get("stats")).code == 200
+    for ws in [stalled, *readers]:
+        ws.close()
+    for task_id in reporters:
+        await api.post(task_id, "cancel")
