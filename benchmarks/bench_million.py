@@ -1,0 +1,355 @@
+"""A million finished tasks: list/filter/search/sort over REST, the dashboard's page turn,
+bytes per task, and writer stalls while pruning 900k of them.
+
+Targets (issue 16): REST list p50 < 20 ms and p99 < 100 ms per query shape; the
+dashboard's page turn (its ``DatabaseSource.list_tasks``, the same ``Store.page_tasks``
+the server runs) p99 < 50 ms; pruning 900k tasks never stalls a concurrent writer for
+more than 100 ms. Peers measured in the same run: ``GET /api/tasks/{id}`` (one primary
+key read over the same server: the floor of a REST call), and the writer's latency with
+no prune running.
+
+The history (``--tasks``, default 1,000,000) is built once through
+``Store.insert_task_rows`` into ``/tmp/jt-million/`` and reused; every round works on a
+copy. Run: ``python benchmarks/bench_million.py [--tasks N] [--rounds 3] [--skip-prune]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT / "dashboard"))
+
+from bench_server_common import Server, percentile  # noqa: E402
+
+from jupyter_tasks.migrations import LATEST_VERSION  # noqa: E402
+from jupyter_tasks.models import new_task_id  # noqa: E402
+from jupyter_tasks.store import Store  # noqa: E402
+
+CACHE = Path("/tmp/jt-million")
+NAMES = [f"job_{i}" for i in range(40)] + ["train_model", "etl_daily", "report"]
+KINDS = ["function"] * 14 + ["notebook"] * 4 + ["subprocess", "code"]
+STATUSES = ["succeeded"] * 16 + ["failed"] * 3 + ["cancelled"]
+OWNERS = ["ana", "bo", "chen"]
+SPAN = 20 * 86400.0  # the history covers the last 20 days
+REPS = 12  # calls per query shape and round
+
+SHAPES: list[tuple[str, dict[str, Any]]] = [
+    ("newest", {}),
+    ("status=failed", {"status": "failed"}),
+    ("status=running (none)", {"status": "running"}),
+    ("name=job_7", {"name": "job_7"}),
+    ("kind=notebook", {"kind": "notebook"}),
+    ("kind=code", {"kind": "code"}),
+    ("owner=bo", {"owner": "bo"}),
+    ("status+name", {"status": "failed", "name": "job_3"}),
+    ("search common 'job_1'", {"search": "job_1"}),
+    ("search rare 'run 123457'", {"search": "run 123457"}),
+    ("search none 'zzqx'", {"search": "zzqx"}),
+    ("search 2 chars 'zq'", {"search": "zq"}),
+    ("search+status", {"search": "train", "status": "cancelled"}),
+    *[(f"sort={s}", {"sort": s}) for s in ("label", "owner", "origin", "status", "progress",
+                                            "duration", "started", "finished", "priority")],
+    ("sort=finished desc", {"sort": "finished", "order": "desc"}),
+    ("sort=label +status", {"sort": "label", "status": "failed"}),
+]
+
+
+def history_row(i: int, count: int, start: float) -> dict[str, Any]:
+    name = NAMES[i % len(NAMES)]
+    status = STATUSES[(i * 7) % len(STATUSES)]
+    created = start + i * SPAN / count
+    return dict(
+        id=new_task_id(), kind=KINDS[(i * 3) % len(KINDS)], mode="job", status=status,
+        name=name, label=f"{name} run {i}", params={"i": i}, queue="default",
+        priority=(i % 5) - 2, owner=OWNERS[i % len(OWNERS)], attempts=1, max_retries=0,
+        origin={"type": "kernel", "notebook": f"nb/{i % 97}.ipynb"},
+        progress={"current": i % 100, "total": 100}, result={"value": i},
+        error={"type": "ValueError", "message": f"bad {i}", "traceback": "tb"}
+        if status == "failed" else None,
+        created_at=created, started_at=created + 0.1, finished_at=created + 0.1 + (i % 50) / 10,
+        updated_at=created + 5,
+    )
+
+
+async def build(path: Path, count: int) -> float:
+    t0 = time.perf_counter()
+    start = time.time() - SPAN - 60
+    store = await Store.open(path)
+    try:
+        for first in range(0, count, 20_000):
+            await store.insert_task_rows(
+                history_row(i, count, start) for i in range(first, min(count, first + 20_000)))
+    finally:
+        await store.close()
+    return time.perf_counter() - t0
+
+
+def checkpoint(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def history(count: int) -> Path:
+    """The cached history at the current schema (built, or migrated from an older cache)."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"history-{count}-v{LATEST_VERSION}.db"
+    if path.exists():
+        return path
+    older = sorted(CACHE.glob(f"history-{count}-v*.db"))
+    if older:
+        shutil.copy(older[-1], path)
+        t0 = time.perf_counter()
+        asyncio.run(close_after_open(path))  # opening migrates
+        print(f"migrated {older[-1].name} -> {path.name} in {time.perf_counter() - t0:.1f} s")
+    else:
+        print(f"building {count:,} tasks ...", flush=True)
+        print(f"built in {asyncio.run(build(path, count)):.1f} s")
+    asyncio.run(close_after_open(path))
+    checkpoint(path)
+    return path
+
+
+async def close_after_open(path: Path) -> None:
+    store = await Store.open(path)
+    await store.close()
+
+
+def working_copy(path: Path) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="jt-million-"))
+    copy = folder / "tasks.db"
+    shutil.copy(path, copy)
+    return copy
+
+
+def sizes(path: Path, count: int) -> dict[str, float]:
+    checkpoint(path)
+    conn = sqlite3.connect(path)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0] * page
+    # the bytes of the rows themselves: every column's length, as a floor
+    raw = conn.execute("SELECT sum(length(id) + length(kind) + length(status) + "
+                       "ifnull(length(name), 0) + ifnull(length(label), 0) + "
+                       "ifnull(length(params), 0) + ifnull(length(result), 0) + "
+                       "ifnull(length(error), 0) + ifnull(length(progress), 0) + "
+                       "ifnull(length(origin), 0) + ifnull(length(owner), 0) + 8 * 6) "
+                       "FROM tasks").fetchone()[0]
+    conn.close()
+    total = path.stat().st_size
+    return {"file_bytes_per_task": (total - free) / count, "raw_column_bytes_per_task": raw / count}
+
+
+# ----------------------------------------------------------------------- REST
+
+
+def rest_round(path: Path) -> dict[str, dict[str, list[float]]]:
+    """Per shape: first-page and page-turn latencies (seconds) over a real server."""
+    folder = path.parent
+    server = Server(folder, db_path=path, root_dir=folder, log_path=folder / "server.log",
+                    args=["--log-level=WARN", "--JupyterTasksApp.history_days=0",
+                          "--JupyterTasksApp.workers=default=1"])
+    server.start(timeout=180)
+    try:
+        conn = server.connection()
+        status, newest = server.call(conn, "GET", "/api/tasks?limit=1")
+        assert status == 200, newest
+        some_id = newest["tasks"][0]["id"]
+        found: dict[str, dict[str, list[float]]] = {"peer GET /api/tasks/{id}": {"first": []}}
+        for _ in range(REPS * 3):
+            t0 = time.perf_counter()
+            status, _ = server.call(conn, "GET", f"/api/tasks/{some_id}")
+            found["peer GET /api/tasks/{id}"]["first"].append(time.perf_counter() - t0)
+        for label, query in SHAPES:
+            for limit in (50, 100):
+                first: list[float] = []
+                turns: list[float] = []
+                for _ in range(max(1, REPS // 2)):
+                    cursor = None
+                    for page in range(3):  # the first page and two page turns
+                        params = {**query, "limit": limit, **({"cursor": cursor} if cursor else {})}
+                        url = "/api/tasks?" + urllib.parse.urlencode(params)
+                        t0 = time.perf_counter()
+                        status, body = server.call(conn, "GET", url)
+                        took = time.perf_counter() - t0
+                        assert status == 200, (url, body)
+                        (first if page == 0 else turns).append(took)
+                        cursor = body["next_cursor"]
+                        if cursor is None:
+                            break
+                found[f"{label} limit={limit}"] = {"first": first, "turn": turns}
+        return found
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------ dashboard
+
+
+async def dashboard_round(path: Path) -> dict[str, list[float]]:
+    """Page turns through the dashboard's own data source (database mode)."""
+    from jupyter_tasks_dashboard.sources import DatabaseSource, Filters
+
+    source = DatabaseSource(path)
+    await source.start()
+    found: dict[str, list[float]] = {}
+    try:
+        views = {
+            "all newest": Filters(),
+            "failed": Filters(statuses=("failed",)),
+            "name": Filters(name="job_7"),
+            "search": Filters(search="train"),
+            "search rare": Filters(search="run 4242"),
+            **{f"sort {s}": Filters(sort=s, descending=False)
+               for s in ("label", "owner", "origin", "status", "progress", "duration",
+                         "started", "finished")},
+        }
+        for label, filters in views.items():
+            turns = []
+            cursor = None
+            page = await source.list_tasks(filters, cursor, 100)
+            for _ in range(20):
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+                t0 = time.perf_counter()
+                page = await source.list_tasks(filters, cursor, 100)
+                turns.append(time.perf_counter() - t0)
+            found[label] = turns
+    finally:
+        await source.close()
+    return found
+
+
+# ---------------------------------------------------------------------- prune
+
+
+async def prune_round(path: Path, count: int) -> dict[str, Any]:
+    """Prune 90 % of the history while a writer submits; the writer's longest wait."""
+    store = await Store.open(path)
+    try:
+        conn = sqlite3.connect(path)
+        cutoff = conn.execute(
+            "SELECT finished_at FROM tasks ORDER BY finished_at LIMIT 1 OFFSET ?",
+            (int(count * 0.9),)).fetchone()[0]
+        conn.close()
+        writes: list[float] = []
+
+        async def writer(stop: asyncio.Event) -> None:
+            from jupyter_tasks.models import Task
+
+            while not stop.is_set():
+                task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
+                            name="bench_noop", created_at=time.time(), updated_at=time.time())
+                t0 = time.perf_counter()
+                await store.create_task(task)
+                writes.append(time.perf_counter() - t0)
+
+        # the peer: the same writer with no prune beside it
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(writer(stop))
+        await asyncio.sleep(2.0)  # a fixed window of the idle writer, not a synchronisation
+        stop.set()
+        await running
+        idle = list(writes)
+        writes.clear()
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(writer(stop))
+        t0 = time.perf_counter()
+        pruned = await store.prune(cutoff, cutoff)
+        seconds = time.perf_counter() - t0
+        stop.set()
+        await running
+        left = await store.count_tasks()
+    finally:
+        await store.close()
+    return {"pruned": pruned, "seconds": seconds, "left": left, "writes": writes, "idle": idle}
+
+
+def ms(values: list[float], q: float) -> float:
+    return percentile(values, q) * 1000 if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-prune", action="store_true")
+    parser.add_argument("--skip-rest", action="store_true")
+    parser.add_argument("--reps", type=int, default=12, help="calls per REST query shape")
+    opts = parser.parse_args()
+    global REPS
+    REPS = opts.reps
+    base = history(opts.tasks)
+    size = sizes(base, opts.tasks)
+    print(f"history: {opts.tasks:,} tasks, schema v{LATEST_VERSION}, "
+          f"{base.stat().st_size / 1e6:.0f} MB: {size['file_bytes_per_task']:.0f} bytes per task "
+          f"(the rows' own column bytes: {size['raw_column_bytes_per_task']:.0f})")
+    rest: dict[str, list[tuple[float, float, float]]] = {}
+    dash: dict[str, list[tuple[float, float]]] = {}
+    prunes: list[dict[str, Any]] = []
+    loads = []
+    for r in range(opts.rounds):
+        loads.append(os.getloadavg()[0])
+        copy = working_copy(base)
+        try:
+            if not opts.skip_rest:
+                for label, got in rest_round(copy).items():
+                    both = got["first"] + got.get("turn", [])
+                    rest.setdefault(label, []).append(
+                        (ms(both, 50), ms(both, 99), ms(got.get("turn", []), 99)))
+            for label, turns in asyncio.run(dashboard_round(copy)).items():
+                dash.setdefault(label, []).append((ms(turns, 50), ms(turns, 99)))
+            if not opts.skip_prune:
+                prunes.append(asyncio.run(prune_round(copy, opts.tasks)))
+        finally:
+            shutil.rmtree(copy.parent, ignore_errors=True)
+        print(f"round {r + 1}/{opts.rounds} done (load {loads[-1]:.1f})", flush=True)
+
+    def med(values: list[float]) -> str:
+        return (f"{statistics.median(values):7.1f} [{min(values):.1f}-{max(values):.1f}]")
+
+    print(f"\nmachine: {os.cpu_count()} cores, 1-min load average per round "
+          f"{', '.join(f'{x:.1f}' for x in loads)}; medians of {opts.rounds} rounds "
+          "[min-max] in ms")
+    if rest:
+        print("\nREST GET /api/tasks (target p50 < 20, p99 < 100); first page + 2 page turns:")
+        print(f"{'shape':38} {'p50':>22} {'p99':>22} {'turn p99':>22}")
+        for label, rounds in rest.items():
+            p50s, p99s, turn99 = zip(*rounds, strict=True)
+            turn = med([t for t in turn99 if t == t]) if any(t == t for t in turn99) else "-"
+            flag = "" if statistics.median(p50s) < 20 and statistics.median(p99s) < 100 else " MISS"
+            print(f"{label:38} {med(list(p50s)):>22} {med(list(p99s)):>22} {turn:>22}{flag}")
+    print("\ndashboard page turn, DatabaseSource.list_tasks, 100 rows (target p99 < 50):")
+    for label, rounds in dash.items():
+        p50s, p99s = zip(*rounds, strict=True)
+        flag = "" if statistics.median(p99s) < 50 else " MISS"
+        print(f"{label:38} p50 {med(list(p50s)):>22} p99 {med(list(p99s)):>22}{flag}")
+    if prunes:
+        print("\nprune 90 % of the history beside a writer (target: longest write < 100 ms):")
+        for p in prunes:
+            print(f"  pruned {p['pruned']:,} in {p['seconds']:.1f} s ({p['left']:,} left); "
+                  f"writer: {len(p['writes'])} writes, p50 {ms(p['writes'], 50):.1f} ms, "
+                  f"p99 {ms(p['writes'], 99):.1f} ms, longest {max(p['writes']) * 1000:.1f} ms"
+                  f" | peer, no prune: p50 {ms(p['idle'], 50):.1f} ms, longest "
+                  f"{max(p['idle']) * 1000:.1f} ms")
+        print("  median longest write stall: "
+              f"{statistics.median(max(p['writes']) for p in prunes) * 1000:.1f} ms")
+    print(json.dumps({"bytes_per_task": round(size["file_bytes_per_task"])}))
+
+
+if __name__ == "__main__":
+    main()
