@@ -1,0 +1,174 @@
+"""The queue's fast paths keep their behaviour: the claim's order and index, lock waits, workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_tasks.exceptions import StoreBusy
+from jupyter_tasks.models import new_task_id
+from jupyter_tasks.store import Store
+from jupyter_tasks.store.worker_sql import CLAIM_MANY_SQL, CLAIM_ONE_SQL
+from tests.waiting import eventually
+
+
+def _job(queue: str = "default", priority: int = 0, not_before: float | None = None,
+         ) -> dict[str, Any]:
+    now = time.time()
+    return {"id": new_task_id(), "kind": "function", "mode": "job", "status": "queued",
+            "name": "noop", "spec": {"name": "noop", "params": {}}, "queue": queue,
+            "priority": priority, "not_before": not_before, "created_at": now,
+            "updated_at": now}
+
+
+async def test_a_claim_in_a_deep_backlog_takes_the_highest_priority_then_the_oldest(
+        db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        backlog = [_job() for _ in range(20_000)]
+        urgent_old, urgent_new = _job(priority=5), _job(priority=5)
+        # buried in the middle of the backlog, behind thousands of older jobs
+        backlog[9_000:9_000] = [urgent_old]
+        backlog[15_000:15_000] = [urgent_new]
+        later = _job(priority=9, not_before=time.time() + 3600)  # not due yet
+        other_queue = _job(queue="other", priority=10)
+        await store.insert_task_rows([*backlog, later, other_queue])
+
+        first = await store.claim_jobs("default", "w1", 30.0)
+        second = await store.claim_jobs("default", "w1", 30.0)
+        assert [t.id for t in first + second] == [urgent_old["id"], urgent_new["id"]]
+        many = await store.claim_jobs("default", "w1", 30.0, limit=3)
+        assert [t.id for t in many] == [backlog[0]["id"], backlog[1]["id"], backlog[2]["id"]]
+        assert all(t.status == "running" and t.attempts == 1 for t in first + second + many)
+
+
+@pytest.mark.parametrize("sql", [CLAIM_ONE_SQL, CLAIM_MANY_SQL], ids=["one", "many"])
+async def test_the_claim_searches_the_claimable_index_and_never_scans_the_queue(
+        db_path: Path, sql: str) -> None:
+    async with await Store.open(db_path) as store:
+        await store.insert_task_rows([_job() for _ in range(100)])
+    conn = sqlite3.connect(db_path)
+    try:
+        now = time.time()
+        plan = [row[-1] for row in conn.execute(
+            "EXPLAIN QUERY PLAN " + sql, ("w", now, now, now, "default", now, 2))]
+    finally:
+        conn.close()
+    assert any("USING INDEX tasks_claimable" in step for step in plan), plan
+    assert not any(step.startswith("SCAN") or "TEMP B-TREE" in step for step in plan), plan
+
+
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+def _hold_lock(db_path: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _release(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.write("go\n")
+    holder.stdin.close()
+    holder.wait(30)
+
+
+async def test_a_write_waits_for_another_process_lock_then_goes_in(db_path: Path) -> None:
+    async with await Store.open(db_path, busy_timeout=60.0) as store:
+        holder = _hold_lock(db_path)
+        try:
+            import asyncio
+
+            write = asyncio.ensure_future(store.insert_task_rows([_job()]))
+            # still waiting while the other process holds the lock (the reader answers)
+            assert await store.count_tasks() == 0
+            assert not write.done()
+        finally:
+            _release(holder)
+        assert await write == 1
+        assert await store.count_tasks() == 1
+
+
+async def test_a_write_gives_up_at_the_busy_timeout_and_writes_nothing(db_path: Path) -> None:
+    async with await Store.open(db_path, busy_timeout=0.3) as store:
+        holder = _hold_lock(db_path)
+        try:
+            with pytest.raises(StoreBusy):
+                await store.insert_task_rows([_job()])
+        finally:
+            _release(holder)
+        assert await store.count_tasks() == 0
+        assert await store.insert_task_rows([_job()]) == 1  # the store goes on afterwards
+
+
+TASKS = """
+import os
+from jupyter_tasks import task
+
+@task("mark", mode="job")
+def mark(i: int, marks: str) -> int:
+    with open(marks, "a") as f:   # one short line per run: appends do not interleave
+        f.write(f"{i} {os.getpid()}\\n")
+    return i
+"""
+
+
+@pytest.fixture
+def workers(db_path: Path, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    module = tmp_path / "mark_tasks.py"
+    module.write_text(textwrap.dedent(TASKS))
+    procs = [subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", "--db", str(db_path),
+                               "worker", "--concurrency", "4", "--modules", str(module)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+             for _ in range(2)]
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+async def test_two_worker_processes_share_one_queue_and_run_each_job_once(
+        db_path: Path, tmp_path: Path, workers: list[subprocess.Popen[bytes]]) -> None:
+    marks = tmp_path / "marks"
+    count = 400
+    async with await Store.open(db_path) as store:
+        async def both_registered() -> bool:
+            return len(await store.list_workers()) == 2
+
+        await eventually(both_registered, timeout=120, what="both workers registered")
+        rows = [{**_job(), "name": "mark",
+                 "spec": {"name": "mark", "params": {"i": i, "marks": str(marks)}},
+                 "params": {"i": i, "marks": str(marks)}} for i in range(count)]
+        await store.insert_task_rows(rows)
+
+        async def all_done() -> bool:
+            stats = await store.stats()
+            return stats["statuses"]["succeeded"] == count
+
+        await eventually(all_done, timeout=300, what="every job succeeded")
+        tasks = await store.list_tasks(limit=count + 1)
+    runs = marks.read_text().split("\n")[:-1]
+    assert sorted(int(line.split()[0]) for line in runs) == list(range(count))  # once each
+    assert {int(line.split()[1]) for line in runs} == {w.pid for w in workers}  # by both
+    assert all(t.attempts == 1 for t in tasks)
+    assert len({t.worker_id for t in tasks}) == 2
