@@ -4,16 +4,21 @@
  * "Open log" when one fails or times out, and a sticky question when one waits
  * for my answer, withdrawn as soon as the question is answered from anywhere.
  *
- * Many ends at once (a sweep of 1,000 jobs) are not 1,000 toasts: a success
- * that comes while the last success toast is still up joins it ("and 41 more"),
- * and past a few failures in a short while the next ones join one grouped
- * toast. Each toast is DOM that JupyterLab keeps (and lays out) until it closes,
- * which headless or unfocused pages never do by themselves.
+ * Many ends at once (a sweep of 1,000 jobs) are not 1,000 toasts. Ends are told
+ * in windows: the first success of a window is told at once, the ones after it
+ * wait for the window to end (the toast's life) and are told together in one
+ * toast that says how many it covers ("and 41 more"); failures likewise, past
+ * the first few of a window. Every end is told in exactly one toast whatever
+ * the arrival timing, and a toast never changes once shown: JupyterLab drops an
+ * update that reaches a toast before it is drawn (the toast keeps its first
+ * text while the notification centre has the new one), so a count kept by
+ * updating one toast was lost whenever ends came close together.
  */
 import { Notification } from '@jupyterlab/apputils';
 
 import { shortId } from './format';
 import { TasksModel, pendingQuestion } from './model';
+import { ToastWindow } from './toastwindow';
 import { ITask, ITaskEvent, isActive } from './types';
 
 /** Terminal events worth a notification; a cancellation was asked for, so it is not. */
@@ -25,12 +30,18 @@ const FINISHED: Record<string, 'success' | 'error'> = {
   'task.interrupted': 'error'
 };
 
-/** How long the success toast stays; failures and questions stay until dismissed. */
+/** How long the success toast stays, and the window whose successes one toast tells. */
 export const SUCCESS_MS = 4000;
 
-/** Failures shown each in their own toast within `ERROR_WINDOW_MS`; later ones are grouped. */
+/** Failures told each in their own toast in a fresh window; the rest of it are grouped. */
 export const ERROR_BURST = 3;
 export const ERROR_WINDOW_MS = 5000;
+
+/** One end to tell: what happened to the task, and the actions its toast offers. */
+interface IEnding {
+  text: string;
+  actions: Notification.IAction[];
+}
 
 export function taskName(task: ITask): string {
   return task.label || task.name || task.kind || shortId(task.id);
@@ -65,68 +76,26 @@ export class TaskNotifier {
       return;
     }
     const name = taskName(task);
-    const now = Date.now();
     if (kind === 'success') {
-      this._succeeded(task, name, now);
+      this._successes.add({
+        text: `Task "${name}" succeeded`,
+        actions: [{ label: 'Show', callback: () => this._options.showTask(task.id) }]
+      });
       return;
     }
     const what = task.status === 'timeout' ? 'timed out' : task.status;
     const detail = task.error?.message ? `: ${task.error.message}` : '.';
-    const message = `Task "${name}" ${what}${detail}`;
-    const actions: Notification.IAction[] = [
-      { label: 'Open log', callback: () => this._options.openLog(task.id) },
-      {
-        label: 'Show',
-        displayType: 'link',
-        callback: () => this._options.showTask(task.id)
-      }
-    ];
-    this._errors = this._errors.filter(at => now - at < ERROR_WINDOW_MS);
-    if (this._errors.length < ERROR_BURST) {
-      this._errors.push(now);
-      Notification.error(message, { autoClose: false, actions });
-      return;
-    }
-    // a burst: one sticky toast counts the rest and names the latest
-    const group = this._errorGroup;
-    const count = (group?.count ?? 0) + 1;
-    const text = `${count} more tasks ended badly; latest: ${message}`;
-    if (group && Notification.update({ id: group.id, message: text, type: 'error', actions })) {
-      group.count = count;
-      return;
-    }
-    const id = Notification.error(`1 more task ended badly: ${message}`, {
-      autoClose: false,
-      actions
+    this._failures.add({
+      text: `Task "${name}" ${what}${detail}`,
+      actions: [
+        { label: 'Open log', callback: () => this._options.openLog(task.id) },
+        {
+          label: 'Show',
+          displayType: 'link',
+          callback: () => this._options.showTask(task.id)
+        }
+      ]
     });
-    this._errorGroup = { id, count: 1 };
-  }
-
-  /** A quiet toast; one still up takes the news instead of a second toast. */
-  private _succeeded(task: ITask, name: string, now: number): void {
-    const actions: Notification.IAction[] = [
-      { label: 'Show', callback: () => this._options.showTask(task.id) }
-    ];
-    const group = this._success;
-    if (group && now - group.at < SUCCESS_MS) {
-      const count = group.count + 1;
-      const updated = Notification.update({
-        id: group.id,
-        message: `Task "${name}" succeeded (and ${count - 1} more).`,
-        type: 'success',
-        autoClose: SUCCESS_MS,
-        actions
-      });
-      if (updated) {
-        this._success = { id: group.id, count, at: now };
-        return;
-      }
-    }
-    const id = Notification.success(`Task "${name}" succeeded.`, {
-      autoClose: SUCCESS_MS,
-      actions
-    });
-    this._success = { id, count: 1, at: now };
   }
 
   /** Announce a new pending question once; withdraw it once it is gone. */
@@ -165,12 +134,29 @@ export class TaskNotifier {
   private _options: TaskNotifier.IOptions;
   /** Task id -> the question notification on screen. */
   private _questions = new Map<string, { key: string; notification: string }>();
-  /** The success toast that is up (until `at` + SUCCESS_MS), and how many it tells of. */
-  private _success: { id: string; count: number; at: number } | null = null;
-  /** When the last separate failure toasts were shown. */
-  private _errors: number[] = [];
-  /** The toast that groups failures past the burst. */
-  private _errorGroup: { id: string; count: number } | null = null;
+  /** Successes: the first of a window at once, the rest in one toast at its end. */
+  private _successes = new ToastWindow<IEnding>({
+    windowMs: SUCCESS_MS,
+    singles: 1,
+    tellOne: ({ text, actions }) =>
+      Notification.success(`${text}.`, { autoClose: SUCCESS_MS, actions }),
+    tellGroup: ({ count, latest }) =>
+      Notification.success(`${latest.text} (and ${count - 1} more).`, {
+        autoClose: SUCCESS_MS,
+        actions: latest.actions
+      })
+  });
+  /** Failures: sticky, each alone up to the burst, then grouped once per window. */
+  private _failures = new ToastWindow<IEnding>({
+    windowMs: ERROR_WINDOW_MS,
+    singles: ERROR_BURST,
+    tellOne: ({ text, actions }) => Notification.error(text, { autoClose: false, actions }),
+    tellGroup: ({ count, latest }) =>
+      Notification.error(`${count} more tasks ended badly; latest: ${latest.text}`, {
+        autoClose: false,
+        actions: latest.actions
+      })
+  });
 }
 
 export namespace TaskNotifier {
