@@ -41,8 +41,9 @@ async def start_reporters(api: Any, count: int) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def progress_flood(store: Any, task_ids: list[str], message: str = "working"):
-    """Write every task's progress every 10 ms, as the manager's flush does, until the end."""
+async def progress_flood(store: Any, task_ids: list[str], message: str = "working",
+                         every: float = 0.01):
+    """Write every task's progress every ``every`` seconds, as the flush does, until the end."""
 
     async def flood() -> None:
         step = 0
@@ -50,7 +51,7 @@ async def progress_flood(store: Any, task_ids: list[str], message: str = "workin
             step += 1
             await store.save_updates([(t, {"current": step, "total": None, "message": message})
                                       for t in task_ids])
-            await asyncio.sleep(0.01)  # the pace of the load, not a wait for anything
+            await asyncio.sleep(every)  # the pace of the load, not a wait for anything
 
     writer = asyncio.ensure_future(flood())
     try:
@@ -133,9 +134,10 @@ async def test_a_client_that_never_reads_holds_back_no_other(api, tasks_app, jp_
     # so the server's writes to it back up once the socket buffers are full
     stalled = await jp_ws_fetch("api", "tasks", "events")
     readers = [await jp_ws_fetch("api", "tasks", "events") for _ in range(3)]
-    # 20 tasks x 100 writes/s x ~20 kB: the stalled socket's buffers fill within a second
-    async with progress_flood(store, reporters, message="x" * 20_000):
-        for _ in range(3):  # several rounds: the stall is well under way by the last
+    # 20 tasks x 10 messages/s x ~50 kB to each client: the stalled socket's buffers
+    # (a few MB on loopback) are full within the first rounds
+    async with progress_flood(store, reporters, message="x" * 50_000, every=0.05):
+        for _ in range(10):  # many rounds: the stall is well under way by the last
             quick = await submit_quick(api, 4)
             received = await asyncio.gather(*(read_state_changes(ws, quick)
                                               for ws in readers))
