@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from . import callbacks, runtime
 from .context import TaskContext
+from .engine.bell import WakeBell
 from .engine.config import ManagerConfig
 from .engine.execution import Execution
 from .engine.feed import (
@@ -85,6 +86,8 @@ class TaskManager:
         self.worker = JobWorker(self.state, self.execution)
         self._loops: list[asyncio.Task[Any]] = []
         self._started = False
+        # rung by other processes' commits, rings them after ours (None: poll only)
+        self.bell: WakeBell | None = None
 
     # the settings, read where they were read before the config existed
     db_path = property(lambda self: self.config.db_path, doc="The database file.")
@@ -136,6 +139,13 @@ class TaskManager:
         state.loop = asyncio.get_running_loop()
         state.store = await Store.open(config.db_path, busy_timeout=config.busy_timeout,
                                        create=config.create_db)
+        # the feed reads at once after our commits, and after others' through the bell;
+        # bound before the feed's starting point is read, so no later commit goes unheard
+        state.store.after_commit.append(self.feed.nudge)
+        if config.wake_bell:
+            self.bell = WakeBell(config.db_path, self.feed.nudge)
+            self.bell.open(state.loop)
+            state.store.after_commit.append(self.bell.ring)
         if config.as_worker:
             await self.worker.register()
         self.feed.last_event_id = await state.store.last_event_id()
@@ -171,6 +181,8 @@ class TaskManager:
             with contextlib.suppress(Exception):
                 await self.store.stop_worker(self.worker_id)
         await self.store.close()
+        if self.bell is not None:
+            self.bell.close()
         if runtime.get_default_manager() is self:
             runtime.set_default_manager(None)
         self.state.started = False

@@ -31,7 +31,12 @@ class ManagerConfig:
     queues: Mapping[str, int] | None = None
     queue_limits: Mapping[str, int] | None = None
     flush_interval: float = 0.2
+    # the fallback: how often the event feed re-reads the database (and, at least every
+    # 0.5 s, the job loops claim) in case a wake-up was missed or is unavailable
     poll_interval: float = 0.02
+    # wake other processes on this database at once after each commit (a datagram to
+    # each one's socket in <db>.wake/), instead of leaving them to their next poll
+    wake_bell: bool = True
     heartbeat_interval: float = 2.0
     lease_seconds: float = 30.0
     reaper_interval: float = 1.0

@@ -24,6 +24,11 @@ ENDING_EVENTS = frozenset(
 PAGE = 1000
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def task_fields_from_api_json(data: dict[str, Any]) -> dict[str, Any]:
     """The ``Task`` fields present in its API JSON (an event's snapshot), times as epochs."""
 
@@ -91,6 +96,9 @@ class EventFeed:
         self.subscribers: set[Subscription] = set()
         self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
         self._seen_version: tuple[int, int] | None = None
+        # set by nudge(): something was committed (here, or by a process that rang our bell)
+        self._rung = False
+        self._sleeper: asyncio.Future[None] | None = None
         self._handlers: dict[str, Callable[[Event], None]] = {
             EventType.CANCEL_REQUESTED.value: self._on_cancel_requested,
             EventType.CONFIRMATION.value: self._on_confirmation,
@@ -99,21 +107,52 @@ class EventFeed:
         }
 
     async def tail_loop(self) -> None:
-        """Follow the events table and react to what other processes asked of our tasks."""
+        """Follow the events table and react to what other processes asked of our tasks.
+
+        It reads when nudged (a commit of ours, another process's wake-up bell),
+        and every ``poll_interval`` in case a wake-up was missed.
+        """
+        loop = asyncio.get_running_loop()
         while True:
+            rung, self._rung = self._rung, False
             try:
-                await self.poll()
+                await self.poll(changed=rung)
             except Exception:
                 log.exception("reading events failed")
-            await asyncio.sleep(self.state.config.poll_interval)
+            if not self._rung:  # a nudge during the read: read again at once
+                await self._sleep(loop, self.state.config.poll_interval)
 
-    async def poll(self) -> None:
-        """Read and dispatch events newer than the last one seen (cheap when nothing changed)."""
+    def nudge(self) -> None:
+        """Read the events table now: something was committed that may concern us."""
+        self._rung = True
+        sleeper = self._sleeper
+        if sleeper is not None and not sleeper.done():
+            sleeper.set_result(None)
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Until ``seconds`` pass or ``nudge()`` is called, whichever comes first."""
+        # a bare future and a timer: wait_for() would create a task for every wait
+        sleeper = self._sleeper = loop.create_future()
+        timer = loop.call_later(seconds, _settle, sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleeper = None
+
+    async def poll(self, changed: bool = False) -> None:
+        """Read and dispatch events newer than the last one seen (cheap when nothing changed).
+
+        ``changed``: a commit is known to have happened; skip the check for one.
+        """
         store = self.state.store
-        version = (await store.data_version(), store.commits)
-        if version == self._seen_version:
-            return
-        self._seen_version = version
+        if changed:
+            self._seen_version = None  # the next timed poll reads the version again
+        else:
+            version = (await store.data_version(), store.commits)
+            if version == self._seen_version:
+                return
+            self._seen_version = version
         while True:
             events = await store.events_after(self.last_event_id, limit=PAGE)
             for event in events:

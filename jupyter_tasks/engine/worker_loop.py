@@ -17,6 +17,7 @@ from .state import EngineState
 
 log = logging.getLogger("jupyter_tasks")
 # the periodic claim that catches delayed retries (not_before) and missed wake-ups
+# (at least this often; a longer ``poll_interval`` stretches it)
 POLL_SECONDS = 0.5
 
 
@@ -64,6 +65,7 @@ class JobWorker:
         wake = state.wake_queues[queue]
         active: set[asyncio.Task[Any]] = set()
         slot_freed = asyncio.Event()
+        claim_every = max(POLL_SECONDS, state.config.poll_interval)
 
         def done(t: asyncio.Task[Any]) -> None:
             active.discard(t)
@@ -94,7 +96,7 @@ class JobWorker:
                 waiters = [slot_freed.wait()]
             wait_tasks = [asyncio.ensure_future(w) for w in waiters]
             try:
-                await asyncio.wait(wait_tasks, timeout=POLL_SECONDS)
+                await asyncio.wait(wait_tasks, timeout=claim_every)
             finally:
                 for w in wait_tasks:
                     w.cancel()
