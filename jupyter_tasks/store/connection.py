@@ -5,10 +5,8 @@ import asyncio
 import contextlib
 import functools
 import queue
-import random
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -29,15 +27,6 @@ CHECKPOINT_SECONDS = 1.0
 AUTOCHECKPOINT_PAGES = 20_000
 # bounds a transaction, so reads queued behind it wait at most this many writes
 MAX_OPS_PER_COMMIT = 256
-# how long a writer waits between tries for a write lock another process holds: SQLite's
-# own busy handler sleeps 1, 2, 5, 10 ms... between tries, far longer than the store's
-# transactions last (a fraction of a millisecond), so a worker process waiting for
-# another's commit would sleep through many; a short randomized pause retries sooner
-LOCK_RETRY_MIN = 0.0001
-LOCK_RETRY_MAX = 0.002
-# the configured busy timeout of each writer connection, by id() (set by setup_connection;
-# sqlite3.Connection takes neither attributes nor weak references)
-_LOCK_WAIT: dict[int, float] = {}
 
 
 class DatabaseThread:
@@ -145,7 +134,6 @@ async def open_reader(database: str, busy_timeout: float, *,
 
 def setup_connection(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.row_factory = sqlite3.Row
-    _LOCK_WAIT[id(conn)] = busy_timeout
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
@@ -198,7 +186,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         )
     if version == LATEST_VERSION:
         return
-    begin_immediate(conn)
+    conn.execute("BEGIN IMMEDIATE")
     try:
         # another process may have migrated while we waited for the lock
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -211,35 +199,6 @@ def migrate(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
-
-def begin_immediate(conn: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``, retried every fraction of a millisecond while another process writes.
-
-    Gives up (the ``database is locked`` error) once the connection's busy timeout has
-    passed, as SQLite's own wait would; other statements keep SQLite's wait.
-    """
-    wait = _LOCK_WAIT.get(id(conn))
-    if wait is None:  # not a writer set up here: SQLite's own wait
-        conn.execute("BEGIN IMMEDIATE")
-        return
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        deadline = time.monotonic() + wait
-        pause = LOCK_RETRY_MIN
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 2, LOCK_RETRY_MAX)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
 
 
 def split_sql(script: str) -> list[str]:
@@ -268,7 +227,7 @@ def stream_transaction(
         return [(future, False, exc) for _, _, future in taken], False
 
     try:
-        begin_immediate(conn)
+        conn.execute("BEGIN IMMEDIATE")
     except BaseException as exc:  # locked past the busy timeout: fail what waits now
         while True:
             try:
@@ -324,7 +283,7 @@ def _in_isolated_transaction(
 ) -> list[tuple[bool, Any]]:
     """One transaction, each write in its own savepoint: a failing one is undone alone."""
     outcomes: list[tuple[bool, Any]] = []
-    begin_immediate(conn)
+    conn.execute("BEGIN IMMEDIATE")
     try:
         for fn, args in ops:
             conn.execute("SAVEPOINT op")
