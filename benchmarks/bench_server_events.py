@@ -109,7 +109,7 @@ async def run(args: argparse.Namespace) -> None:
     shares = [clients // procs + (i < clients % procs) for i in range(procs)]
     url = f"ws://127.0.0.1:{server.port}/api/tasks/events"
     listeners = [ctx.Process(target=_client_process,
-                             args=(url, server.headers, n, args.quick, ready, results, 120.0))
+                             args=(url, server.headers, n, args.quick, ready, results, 600.0))
                  for n in shares]
     for proc in listeners:
         proc.start()
@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace) -> None:
             rest.append(time.perf_counter() - before)
             next_ping += 0.25
         await asyncio.sleep(max(0.0, started + (i + 1) / QUICK_RATE - time.monotonic()))
-    per_client = [await asyncio.get_running_loop().run_in_executor(None, results.get, True, 150)
+    per_client = [await asyncio.get_running_loop().run_in_executor(None, results.get, True, 650)
                   for _ in range(clients)]
     elapsed = time.monotonic() - started
     for proc in listeners:
