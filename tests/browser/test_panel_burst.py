@@ -21,21 +21,21 @@ from .test_panel import ARTIFACTS, WAIT_MS, row, wait_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# every success toast element put up from now on (whether or not still up), with each
-# distinct text it showed, in order; toasts already there (a dismissed one sliding out)
-# are not news of this test
+# every toast element saying `word` put up from now on (whether or not still up), with
+# each distinct text it showed, in order; toasts already there (a dismissed one sliding
+# out) are not news of this test
 WATCH_TOASTS_JS = """
-() => {
+(word) => {
   const toasts = () => document.querySelectorAll('.jp-toastContainer .Toastify__toast');
   const before = new Set(toasts());
-  window.__successToasts = new Map();
+  window.__toasts = new Map();
   const seen = () => {
     for (const node of toasts()) {
       const text = node.textContent;
-      if (before.has(node) || !text.includes('succeeded')) { continue; }
-      const texts = window.__successToasts.get(node) || [];
+      if (before.has(node) || !text.includes(word)) { continue; }
+      const texts = window.__toasts.get(node) || [];
       if (texts[texts.length - 1] !== text) { texts.push(text); }
-      window.__successToasts.set(node, texts);
+      window.__toasts.set(node, texts);
     }
   };
   new MutationObserver(seen).observe(document.body,
@@ -44,14 +44,17 @@ WATCH_TOASTS_JS = """
 }
 """
 
-# how many endings the success toasts told: 1 + N for "(and N more)", counting the
-# last text each toast showed
+# how many endings the watched toasts told, by the last text each showed: 1, or what a
+# group says, 1 + N for "succeeded (and N more)" or N for "N more tasks ended badly"
 TOLD_JS = """
-() => [...window.__successToasts.values()].reduce((sum, texts) => {
-  const more = /succeeded \\(and (\\d+) more\\)/.exec(texts[texts.length - 1]);
-  return sum + 1 + (more ? Number(more[1]) : 0);
+() => [...window.__toasts.values()].reduce((sum, texts) => {
+  const text = texts[texts.length - 1];
+  const more = /succeeded \\(and (\\d+) more\\)/.exec(text);
+  const bad = /(\\d+) more tasks ended badly/.exec(text);
+  return sum + (more ? 1 + Number(more[1]) : bad ? Number(bad[1]) : 1);
 }, 0)
 """
+TOASTS_JS = "() => [...window.__toasts.values()]"
 
 # resize observers started on the panel's list (other parts of the page have their own)
 COUNT_OBSERVERS_JS = """
@@ -81,6 +84,23 @@ def _screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name))
 
 
+def _told(page: Any, count: int, picture: str) -> list[list[str]]:
+    """Wait until the watched toasts told `count` endings; check each was told once."""
+    # the last ones are told when their window ends, a toast's life after the first
+    try:
+        page.wait_for_function(f"() => ({TOLD_JS})() >= {count}", timeout=WAIT_MS)
+    except Exception as exc:  # playwright's TimeoutError: say what was told instead
+        raise AssertionError(f"{count} endings, toasts told {page.evaluate(TOASTS_JS)}") from exc
+    _screenshot(page, picture)
+    toasts: list[list[str]] = page.evaluate(TOASTS_JS)
+    # every ending told exactly once, however the endings were spread in time
+    assert page.evaluate(TOLD_JS) == count, toasts
+    # each toast tells its count once and for all: JupyterLab drops an update that
+    # reaches a toast before it is drawn, so a count kept by updating one was lost
+    assert all(len(texts) == 1 for texts in toasts), toasts
+    return toasts
+
+
 def _submit(lab: LabServer, body: dict[str, Any]) -> dict[str, Any]:
     code, task = lab.request("POST", "/api/tasks", body)
     assert code == 202, (code, task)
@@ -90,7 +110,7 @@ def _submit(lab: LabServer, body: dict[str, Any]) -> dict[str, Any]:
 def test_many_of_my_tasks_ending_at_once_are_told_once_in_few_toasts(
         lab: LabServer, page: Any) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
-    page.evaluate(WATCH_TOASTS_JS)
+    page.evaluate(WATCH_TOASTS_JS, "succeeded")
     count = 30
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         tasks = list(pool.map(
@@ -98,22 +118,30 @@ def test_many_of_my_tasks_ending_at_once_are_told_once_in_few_toasts(
                                     "label": f"sweep {i}"}), range(count)))
     for task in tasks:
         wait_status(page, task["id"], "succeeded")
-    # the last ones are told when their window ends, a toast's life after the first
-    try:
-        page.wait_for_function(f"() => ({TOLD_JS})() >= {count}", timeout=WAIT_MS)
-    except Exception as exc:  # playwright's TimeoutError: say what was told instead
-        told = page.evaluate("() => [...window.__successToasts.values()]")
-        raise AssertionError(f"{count} endings, success toasts told {told}") from exc
-    _screenshot(page, "panel-burst-toasts.png")
-    toasts = page.evaluate("() => [...window.__successToasts.values()]")
-    # every ending told exactly once, however the endings were spread in time
-    assert page.evaluate(TOLD_JS) == count, toasts
-    # each toast tells its count once and for all: JupyterLab drops an update that
-    # reaches a toast before it is drawn, so a count kept by updating one was lost
-    assert all(len(texts) == 1 for texts in toasts), toasts
+    toasts = _told(page, count, "panel-burst-toasts.png")
     # grouped: far fewer toasts than endings (a new one at most once per toast life)
     assert len(toasts) <= count // 3, toasts
     assert any("succeeded (and" in texts[0] for texts in toasts), toasts
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
+    assert page.page_errors == [], page.page_errors
+
+
+def test_many_of_my_tasks_failing_at_once_are_told_once_in_few_toasts(
+        lab: LabServer, page: Any) -> None:
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
+    page.evaluate(WATCH_TOASTS_JS, "failed")
+    count = 15
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        tasks = list(pool.map(
+            lambda i: _submit(lab, {"name": "browser_fail", "params": {"message": "boom"},
+                                    "label": f"doomed {i}"}), range(count)))
+    for task in tasks:
+        wait_status(page, task["id"], "failed")
+    toasts = _told(page, count, "panel-burst-failures.png")
+    # the first few each alone (with their own "Open log"), the rest grouped: failures
+    # stay until dismissed, so each window past the first adds one toast at most
+    assert len(toasts) <= count // 2, toasts
+    assert any("more tasks ended badly; latest: Task" in texts[0] for texts in toasts), toasts
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
     assert page.page_errors == [], page.page_errors
 
