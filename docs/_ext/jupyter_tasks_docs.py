@@ -282,7 +282,8 @@ EVENT_MEANINGS = {
     "task.created": "a task was stored (queued, or running at once)",
     "task.started": "a worker or process started running it",
     "task.progress": "its progress changed (coalesced per task: at most one every 0.1 s, "
-                     "the latest always delivered)",
+                     "longer when many tasks report at once so a client gets at most ~250 "
+                     "a second; the latest always delivered, after any state change)",
     "task.log": "log lines were appended; read them with `GET /api/tasks/{task_id}/logs"
                 "?after=SEQ`",
     "task.confirmation": "it asks a person a question, or its question was answered",
