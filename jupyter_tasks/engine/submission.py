@@ -177,13 +177,21 @@ class Submission:
             callback_url=callback_url, content_hashes=hashes,
             created_at=now, started_at=now if direct else None, updated_at=now,
         )
-        created, deduplicated = await state.store.create_task(task, encoded=encoded)
+        # marked before the write: the feed, nudged by the commit, may read the task's
+        # event before we resume, and must not take it for another process's (a direct
+        # start's event is task.started)
+        if task.status == TaskStatus.QUEUED:
+            state.created_here.add(task.id)
+        try:
+            created, deduplicated = await state.store.create_task(task, encoded=encoded)
+        except BaseException:
+            state.created_here.discard(task.id)
+            raise
         if deduplicated:
+            state.created_here.discard(task.id)
             if local is not None and inspect.iscoroutine(local[0]):
                 local[0].close()  # never started: avoid "coroutine was never awaited"
             return mark_deduplicated(created)
-        if created.status == TaskStatus.QUEUED:  # a direct start's event is task.started
-            state.created_here.add(created.id)
         if mode == TaskMode.JOB:
             state.wake(queue)
             return created
