@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.models import TERMINAL_STATUSES, Task, new_task_id
 from jupyter_tasks.store import Store
 from jupyter_tasks.store import store as store_module
-from jupyter_tasks.store.task_sql import LIST_SORTS, page_query, task_filters
+from jupyter_tasks.store.task_sql import LIST_SORTS, PRUNE_SELECT, page_query, task_filters
 
 HISTORY = 20_000
 STATUSES = ("succeeded", "succeeded", "failed", "cancelled", "succeeded", "running")
@@ -99,6 +99,18 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
                 assert "TEMP B-TREE FOR ORDER BY" not in bounded, (sort, filters, seen)
     finally:
         conn.close()
+
+
+def test_a_prune_chunk_walks_finished_time_not_a_sort_of_every_finished_task(
+        history: Path) -> None:
+    conn = sqlite3.connect(history)
+    try:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + PRUNE_SELECT,
+                            [time.time(), *TERMINAL_STATUSES, 500]).fetchall()
+    finally:
+        conn.close()
+    seen = " | ".join(row[3] for row in rows)
+    assert "USING INDEX tasks_by_finished" in seen and "TEMP B-TREE" not in seen, seen
 
 
 # ------------------------------------------------------------------ pages = brute force
