@@ -1,0 +1,110 @@
+"""Reads beside writes: a task view never waits for the writer, a long read or a held lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from jupyter_tasks import TaskManager
+from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.registry import Registry
+from jupyter_tasks.store import Store
+
+# how long a test lets an operation run before calling it stuck: a deadline, not a bound
+STUCK = 20.0
+
+
+def finished_task(i: int = 0) -> Task:
+    now = time.time()
+    return Task(id=new_task_id(), kind="function", mode="job", status="succeeded",
+                name="noop", params={"i": i}, result={"value": i}, queue="default",
+                created_at=now, started_at=now, finished_at=now, updated_at=now)
+
+
+def noop_registry() -> Registry:
+    registry = Registry()
+
+    @registry.task("noop", mode="job")
+    async def noop(i: int) -> int:
+        return i
+
+    return registry
+
+
+async def settles_while(awaitable: asyncio.Future[object] | asyncio.Task[object],
+                        held: threading.Event) -> bool:
+    """Whether ``awaitable`` finishes while ``held`` is still unset (within STUCK seconds)."""
+    done, _ = await asyncio.wait({awaitable}, timeout=STUCK)
+    return awaitable in done and not held.is_set()
+
+
+async def test_a_task_view_does_not_wait_for_a_held_write_transaction(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(finished_task(1))
+        inside, release = threading.Event(), threading.Event()
+
+        def long_write(conn: sqlite3.Connection) -> None:
+            # the writer's transaction (BEGIN IMMEDIATE taken) held open until released
+            conn.execute("UPDATE tasks SET label = 'changing' WHERE id = ?", (task.id,))
+            inside.set()
+            release.wait(STUCK * 2)
+
+        writing = asyncio.ensure_future(store._txn(long_write))
+        try:
+            assert await asyncio.to_thread(inside.wait, STUCK)
+            read = asyncio.ensure_future(store.get_task(task.id))
+            assert await settles_while(read, release), "the read waited for the write"
+            seen = read.result()
+            # the committed state: the held transaction's change is not visible yet
+            assert seen is not None and seen.label == task.label and seen.result == {"value": 1}
+        finally:
+            release.set()
+            await writing
+        changed = await store.get_task(task.id)
+        assert changed is not None and changed.label == "changing"
+
+
+async def test_a_task_view_does_not_queue_behind_a_long_read(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(finished_task(2))
+        inside, release = threading.Event(), threading.Event()
+
+        def hold() -> int:
+            inside.set()
+            release.wait(STUCK * 2)
+            return 1
+
+        # a read that lasts until released (a list over a huge history, say)
+        assert store._reader is not None
+        await store._reader.create_function("hold_read", 0, hold)
+        long_read = asyncio.ensure_future(store._rows("SELECT hold_read()"))
+        try:
+            assert await asyncio.to_thread(inside.wait, STUCK)
+            read = asyncio.ensure_future(store.get_task(task.id))
+            assert await settles_while(read, release), "the task view queued behind the read"
+            assert read.result() == task
+        finally:
+            release.set()
+            await long_read
+
+
+async def test_reading_in_a_loop_does_not_starve_the_job_slots(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(finished_task(4))
+    async with TaskManager(db_path, registry=noop_registry(), queues={"default": 2}) as manager:
+        ids = {(await manager.submit("noop", params={"i": i})).id for i in range(20)}
+        ended: set[str] = set()
+        reads = 0
+        deadline = time.monotonic() + STUCK
+        # nothing but reads in this loop, no sleep: if a read never yields, no job moves on
+        while ended != ids and time.monotonic() < deadline:
+            assert await manager.result(task.id) == {"value": 4}
+            reads += 1
+            for task_id in ids - ended:
+                current = await manager.store.get_task(task_id)
+                if current is not None and current.is_terminal:
+                    ended.add(task_id)
+        assert ended == ids, f"{len(ids - ended)} of 20 jobs did not end beside {reads} reads"
