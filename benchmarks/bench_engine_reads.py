@@ -5,7 +5,8 @@ in queue ``busy``. Idle: a manager serving only queue ``default`` (empty) reads 
 M results one after another. Busy: a manager serving ``busy`` with 4 slots, which
 drain the backlog (a commit per job end and next claim) while the same M results
 are read; the backlog must outlast the reading, which the script checks. Rounds
-interleave the two; medians with their spread, and the machine's load, are printed.
+interleave the two; medians with their spread, and the machine's load, are printed,
+with the jobs the slots ended per second while the reads ran (what reading costs them).
 
 Usage: python benchmarks/bench_engine_reads.py [M] [ROUNDS] [BACKLOG]
 """
@@ -25,9 +26,9 @@ from jupyter_tasks.models import new_task_id
 from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
 
-M = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+M = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-BACKLOG = int(sys.argv[3]) if len(sys.argv) > 3 else 20_000
+BACKLOG = int(sys.argv[3]) if len(sys.argv) > 3 else 40_000
 SLOTS = 4
 
 
@@ -62,8 +63,8 @@ async def prepare(path: Path) -> list[str]:
     return ids
 
 
-async def read_rate(path: Path, ids: list[str], queue: str) -> tuple[float, int]:
-    """result() calls per second, and how many backlog jobs ended while reading."""
+async def read_rate(path: Path, ids: list[str], queue: str) -> tuple[float, float]:
+    """result() calls per second, and backlog jobs ended per second while reading."""
     async with TaskManager(path, registry=noop_registry(), queues={queue: SLOTS},
                            make_default=False) as manager:
         store = manager.store
@@ -81,12 +82,13 @@ async def read_rate(path: Path, ids: list[str], queue: str) -> tuple[float, int]
         stats = await store.stats()
         if queue == "busy" and not stats["queues"].get("busy", {}).get("queued"):
             raise RuntimeError("the backlog ran out before the reads ended: raise BACKLOG")
-        return M / elapsed, stats["statuses"]["succeeded"] - before
+        return M / elapsed, (stats["statuses"]["succeeded"] - before) / elapsed
 
 
 def main() -> None:
     idle: list[float] = []
     busy: list[float] = []
+    jobs: list[float] = []
     print(f"result() of {M} finished tasks, {SLOTS} slots idle vs busy draining a backlog of "
           f"{BACKLOG} trivial jobs; {ROUNDS} interleaved rounds; load {os.getloadavg()}")
     for round_number in range(1, ROUNDS + 1):
@@ -95,13 +97,16 @@ def main() -> None:
             ids = asyncio.run(prepare(path))
             rate, _ = asyncio.run(read_rate(path, ids, "default"))
             idle.append(rate)
-            rate, jobs = asyncio.run(read_rate(path, ids, "busy"))
+            rate, job_rate = asyncio.run(read_rate(path, ids, "busy"))
             busy.append(rate)
+            jobs.append(job_rate)
         print(f"  round {round_number} (load {os.getloadavg()[0]:.2f}): idle {idle[-1]:.0f}/s, "
-              f"busy {busy[-1]:.0f}/s ({jobs} jobs ended meanwhile)", flush=True)
+              f"busy {busy[-1]:.0f}/s (jobs meanwhile {job_rate:.0f}/s)", flush=True)
     for name, values in (("idle slots", idle), ("4 busy slots", busy)):
         print(f"  {name:14s} {statistics.median(values):8.0f} result()/s  "
               f"(min {min(values):.0f}, max {max(values):.0f})")
+    print(f"  {'jobs meanwhile':14s} {statistics.median(jobs):8.0f} jobs/s     "
+          f"(min {min(jobs):.0f}, max {max(jobs):.0f})")
     ratio = statistics.median(idle) / statistics.median(busy)
     print(f"  idle / busy: {ratio:.2f}x  (target <= 2x); load {os.getloadavg()}")
 
