@@ -113,6 +113,12 @@ from .worker_sql import (
 # yields: ~25 us each, so the loop is held ~1 ms at most
 POINT_READS_PER_TURN = 32
 
+# Writes that take well under a millisecond, which a lone one may commit on the event
+# loop (Store._flush): a submit, a job's claim, its start and its end.
+SHORT_WRITES = frozenset({tx_create_task, tx_claim, tx_transition, tx_finish})
+# more writes than this in one turn of the loop commit on the writer thread
+FLUSH_HERE_MAX_OPS = 4
+
 
 class Store:
     """Async access to one jupyter-tasks database file and its artifact folder."""
@@ -145,6 +151,9 @@ class Store:
         self._ops: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self._drain_lock = threading.Lock()
         self._draining = False  # a drain is queued or running on the database thread
+        # a _flush is pending and every write queued since may commit on the loop
+        self._flush_here = False
+        self._busy_ms = BUSY_TIMEOUT_MS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
         # the file this store opened: before each write transaction the path must still
@@ -181,6 +190,7 @@ class Store:
             check_same_thread=False), name=f"jupyter-tasks store {path.name}")
         await writer.start()
         store = cls(path, writer)
+        store._busy_ms = int(busy_timeout * 1000)
         reader: aiosqlite.Connection | None = None
         try:
             await store._run(setup_connection, busy_timeout)
@@ -310,11 +320,34 @@ class Store:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._ops.put((fn, args, future))
+        short = fn in SHORT_WRITES
         with self._drain_lock:
             if not self._draining:
                 self._draining = True
-                self._queue_drain(loop)
+                if short:
+                    # at the end of this turn of the loop, with whatever else this turn
+                    # queued: a lone write then commits right here (see _flush)
+                    self._flush_here = True
+                    loop.call_soon(self._flush, loop)
+                else:
+                    self._queue_drain(loop)
+            elif not short:
+                self._flush_here = False
         return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        # On the event loop: the writes one turn queued, when they are few and short
+        # and the connection is idle, commit in this thread. Two thread switches per
+        # transaction (to the writer and back) cost a one-at-a-time submitter more
+        # than the transaction, and a loaded machine delays each wake-up. Many writes
+        # go to the writer thread, so the loop goes on producing while they commit.
+        with self._drain_lock:
+            here, self._flush_here = self._flush_here, False
+        assert self._writer is not None  # _txn refuses writes to a read-only store
+        if here and self._ops.qsize() <= FLUSH_HERE_MAX_OPS and self._writer.run_here(
+                functools.partial(self._commit_queued, loop, self._busy_ms)):
+            return
+        self._queue_drain(loop)
 
     def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
         # straight onto the writer thread's queue, not through a coroutine that
@@ -324,30 +357,53 @@ class Store:
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the database thread: commit one transaction of queued writes, return results."""
+        self._commit_queued(loop, None)
+
+    def _commit_queued(self, loop: asyncio.AbstractEventLoop, busy_ms: int | None) -> None:
+        """Commit one transaction of queued writes and hand back their outcomes.
+
+        On the database thread (``busy_ms`` None), or on the event loop through
+        ``DatabaseThread.run_here`` (``busy_ms`` the busy timeout to restore): there
+        the transaction starts only if no other process holds the write lock, else
+        the writes go to the thread, which may wait for it.
+        """
+        here = busy_ms is not None
+        result: tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool] | None
         try:
             self._check_identity()
             assert self._writer is not None
             changes = self._writer.connection.total_changes
-            outcomes, committed = stream_transaction(self._writer.connection, self._ops,
-                                                      MAX_OPS_PER_COMMIT)
+            result = stream_transaction(self._writer.connection, self._ops,
+                                        MAX_OPS_PER_COMMIT, busy_ms=busy_ms)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
-            outcomes, committed = [], False
+            failed: list[tuple[asyncio.Future[Any], bool, Any]] = []
             while True:
                 try:
-                    outcomes.append((self._ops.get_nowait()[2], False, exc))
+                    failed.append((self._ops.get_nowait()[2], False, exc))
                 except queue.Empty:
                     break
+            result = failed, False
+        if result is None:  # another process holds the write lock: the thread waits for it
+            self._queue_drain(loop)
+            return
+        outcomes, committed = result
         if committed:
             self.commits += 1
             assert self._writer is not None
             if self.after_commit and self._writer.connection.total_changes != changes:
                 for callback in self.after_commit:
-                    with contextlib.suppress(RuntimeError):  # the loop is gone
-                        loop.call_soon_threadsafe(callback)
+                    if here:
+                        loop.call_soon(callback)
+                    else:
+                        with contextlib.suppress(RuntimeError):  # the loop is gone
+                            loop.call_soon_threadsafe(callback)
         if outcomes:
             outcomes = self._translate_damage(outcomes)
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                loop.call_soon_threadsafe(settle_futures, outcomes)
+            if here:
+                settle_futures(outcomes)
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(settle_futures, outcomes)
         with self._drain_lock:
             if self._ops.empty():
                 self._draining = False
@@ -926,7 +982,7 @@ class Store:
                     break
                 took = time.perf_counter() - t0
                 # the next chunk sized to the time budget from this one's pace
-                size = max(50, min(20_000, int(size * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
+                size = max(50, min(5_000, int(size * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
         return total
 
     async def _prune_chunk(self, step: Callable[..., Any], cutoff: float,

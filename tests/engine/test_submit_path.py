@@ -1,0 +1,115 @@
+"""The one-at-a-time submit: a lone write commits on the event loop, without a thread hop.
+
+A notebook loop awaits each submit before the next; two thread switches per submit
+(to the writer thread and back) cost it more than the transaction. These tests
+pin where a lone write commits and what must not change: group commit for many
+writes, a held write lock that never blocks the loop, a failing write undone alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks.exceptions import IdempotencyConflict
+from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.store import Store, task_sql
+from tests.waiting import eventually
+
+
+def make_task(**fields: object) -> Task:
+    now = time.time()
+    base: dict[str, object] = dict(id=new_task_id(), kind="function", mode="job",
+                                   status="queued", created_at=now, updated_at=now,
+                                   name="add", params={"a": 1})
+    base.update(fields)
+    return Task(**base)
+
+
+def row_count(path: Path, sql: str, args: tuple[object, ...] = ()) -> int:
+    """A count read by a connection of its own: what another process would see."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def test_a_lone_submit_commits_on_the_event_loop_thread(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    insert_event = task_sql.insert_event
+
+    def recording(*args: object) -> None:
+        threads.append(threading.get_ident())
+        insert_event(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(task_sql, "insert_event", recording)
+    async with await Store.open(db_path) as store:
+        for _ in range(3):
+            task, deduplicated = await store.create_task(make_task())
+            assert not deduplicated
+            # committed when submit returns: another connection sees the row
+            assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
+    assert threads == [threading.get_ident()] * 3
+
+
+async def test_many_writes_in_one_turn_still_share_commits(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        before = store.commits
+        await asyncio.gather(*(store.create_task(make_task()) for _ in range(50)))
+        assert store.commits - before < 50
+    assert row_count(db_path, "SELECT count(*) FROM tasks") == 50
+
+
+async def test_a_write_lock_held_elsewhere_never_blocks_the_loop(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process mid-transaction
+        try:
+            submit = asyncio.ensure_future(store.create_task(make_task()))
+            ticks = 0
+
+            async def loop_runs() -> bool:
+                nonlocal ticks
+                ticks += 1
+                return ticks >= 20
+
+            # the loop keeps turning while the submit waits for the lock
+            await eventually(loop_runs, what="the event loop turning", interval=0.01)
+            assert not submit.done()
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        task, _ = await asyncio.wait_for(submit, 30)
+    assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
+
+
+async def test_a_lone_failing_write_leaves_nothing_written(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        first, _ = await store.create_task(make_task(idempotency_key="k", payload_hash="a"))
+        with pytest.raises(IdempotencyConflict):
+            await store.create_task(make_task(idempotency_key="k", payload_hash="b"))
+        # the store goes on: the next lone write commits
+        second, _ = await store.create_task(make_task())
+    assert row_count(db_path, "SELECT count(*) FROM tasks") == 2
+    assert row_count(db_path, "SELECT count(*) FROM events") == 2
+    assert {first.id, second.id} == {
+        r[0] for r in sqlite3.connect(db_path).execute("SELECT id FROM tasks")}
+
+
+async def test_the_created_event_holds_the_row_as_the_api_shows_it(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task(params={"a": [1, "x"]}, label="L"))
+        events = await store.events_after(0, task_id=task.id)
+        row = await store.require_task(task.id)
+    created = [e for e in events if e.task_id == task.id]
+    assert [e.type for e in created] == ["task.created"]
+    snapshot = json.loads(json.dumps(created[0].task))
+    assert snapshot == json.loads(json.dumps(row.to_json()))
