@@ -238,14 +238,13 @@ def split_sql(script: str) -> list[str]:
 
 
 def stream_transaction(
-    conn: sqlite3.Connection, ops: queue.SimpleQueue[Op], limit: int, *,
-    busy_ms: int | None = None,
+    conn: sqlite3.Connection, ops: queue.SimpleQueue[Op], limit: int, *, wait: bool = True,
 ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool] | None:
     """Take writes from ``ops`` into one transaction until none is left; returns their outcomes.
 
-    With ``busy_ms`` the transaction starts only if the write lock is free at once
-    (None, nothing taken, when another connection holds it), and the connection's
-    busy timeout is then set back to ``busy_ms``: for a caller that must not wait.
+    With ``wait`` False, a transaction that cannot begin (another connection holds
+    the write lock past the connection's busy timeout, set to 0 by such a caller)
+    returns None with nothing taken: for a caller that must not wait.
 
     Optimistic: almost every batch succeeds whole, and a savepoint per write
     would cost two more statements. If a write raises, the batch is rolled back
@@ -262,16 +261,13 @@ def stream_transaction(
         exc = translate(exc)
         return [(future, False, exc) for _, _, future in taken], False
 
-    if busy_ms is not None:
-        conn.execute("PRAGMA busy_timeout = 0")
+    if not wait:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if isinstance(translate(exc), StoreBusy):
                 return None
             raise
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     else:
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -154,6 +154,8 @@ class Store:
         # a _flush is pending and every write queued since may commit on the loop
         self._flush_here = False
         self._busy_ms = BUSY_TIMEOUT_MS
+        # the writer connection's busy timeout now (0 while writes commit on the loop)
+        self._busy_now = BUSY_TIMEOUT_MS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
         # the file this store opened: before each write transaction the path must still
@@ -190,7 +192,7 @@ class Store:
             check_same_thread=False), name=f"jupyter-tasks store {path.name}")
         await writer.start()
         store = cls(path, writer)
-        store._busy_ms = int(busy_timeout * 1000)
+        store._busy_ms = store._busy_now = int(busy_timeout * 1000)
         reader: aiosqlite.Connection | None = None
         try:
             await store._run(setup_connection, busy_timeout)
@@ -363,18 +365,24 @@ class Store:
         """Commit one transaction of queued writes and hand back their outcomes.
 
         On the database thread (``busy_ms`` None), or on the event loop through
-        ``DatabaseThread.run_here`` (``busy_ms`` the busy timeout to restore): there
-        the transaction starts only if no other process holds the write lock, else
-        the writes go to the thread, which may wait for it.
+        ``DatabaseThread.run_here`` (``busy_ms`` the busy timeout the thread uses):
+        there the transaction starts only if no other process holds the write lock,
+        else the writes go to the thread, which may wait for it.
         """
         here = busy_ms is not None
         result: tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool] | None
         try:
             self._check_identity()
             assert self._writer is not None
-            changes = self._writer.connection.total_changes
-            result = stream_transaction(self._writer.connection, self._ops,
-                                        MAX_OPS_PER_COMMIT, busy_ms=busy_ms)
+            conn = self._writer.connection
+            # on the loop a held lock must not be waited for; the busy timeout is set
+            # only when it changes (a PRAGMA is one more statement per transaction)
+            timeout = 0 if here else self._busy_ms
+            if timeout != self._busy_now:
+                conn.execute(f"PRAGMA busy_timeout = {timeout}")
+                self._busy_now = timeout
+            changes = conn.total_changes
+            result = stream_transaction(conn, self._ops, MAX_OPS_PER_COMMIT, wait=not here)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             failed: list[tuple[asyncio.Future[Any], bool, Any]] = []
             while True:
