@@ -110,8 +110,10 @@ from .worker_sql import (
 )
 
 # point reads (get_task) answered in one turn of the event loop before the next one
-# yields: ~25 us each, so the loop is held ~1 ms at most
-POINT_READS_PER_TURN = 32
+# yields (~25 us each). With 4 busy job slots (benchmarks/bench_engine_reads.py, load 2):
+# a budget of 1 gave ~8k result()/s, 8 ~14k, 32 ~17k, but with 32 the slots ended about
+# half as many jobs while the reads ran (~2,000/s with 1 or 8, ~1,000/s with 32)
+POINT_READS_PER_TURN = 8
 
 # Writes that take well under a millisecond, which a lone one may commit on the event
 # loop (Store._flush): a submit, a job's claim, its start and its end.
@@ -491,10 +493,9 @@ class Store:
     def _turn_budget_spent(self) -> bool:
         """Count a read answered without yielding; True once this turn of the loop had its share.
 
-        A budget per turn, as Tokio gives its tasks: a yield after every read would
-        cost a whole turn of the loop each, which with busy job slots is most of the
-        read's time (result() 3-4x slower than with idle slots); a yield after
-        POINT_READS_PER_TURN bounds how long reads hold the loop.
+        A budget per turn, as Tokio gives its tasks: a yield after every read costs
+        a whole turn of the loop each, which with busy job slots is most of the read's
+        time; a yield after POINT_READS_PER_TURN bounds how long reads hold the loop.
         """
         if self._turn_reads == 0:  # the count starts again when the loop turns
             asyncio.get_running_loop().call_soon(self._new_turn)
