@@ -18,7 +18,10 @@ run's speed on a shared machine can move by a fifth):
   and with BACKLOG queued (each claimed job is handed back, untimed, so the depth
   stays), and the claim statement's ``EXPLAIN QUERY PLAN``.
 
-Usage: python benchmarks/bench_engine_queue.py [N] [ROUNDS] [BACKLOG]
+Usage: python benchmarks/bench_engine_queue.py [N] [ROUNDS] [BACKLOG] [CASES]
+
+CASES is a comma-separated subset of concurrent,sequential,workers,backlog (all by
+default): ``... 2000 5 0 sequential`` runs the sequential case and its Huey peers alone.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from jupyter_tasks.store import Store
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BACKLOG = int(sys.argv[3]) if len(sys.argv) > 3 else 500_000
+CASES = set((sys.argv[4] if len(sys.argv) > 4 else
+              "concurrent,sequential,workers,backlog").split(","))
 WORKERS = 4
 IN_FLIGHT = 64
 CLAIMS = 1000
@@ -309,49 +314,58 @@ def main() -> None:
           f"load {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
         backlog = Path(tmp) / "backlog.db"
-        asyncio.run(build_backlog(backlog, BACKLOG))
-        print(f"  backlog of {BACKLOG} built; the claim's plan:")
-        for line in claim_plan(backlog):
-            print(f"    {line}")
+        if "backlog" in CASES:
+            asyncio.run(build_backlog(backlog, BACKLOG))
+            print(f"  backlog of {BACKLOG} built; the claim's plan:")
+            for line in claim_plan(backlog):
+                print(f"    {line}")
         for round_number in range(1, ROUNDS + 1):
             with tempfile.TemporaryDirectory() as round_tmp:
                 folder = Path(round_tmp)
-                submitted, elapsed = asyncio.run(bench_ours(folder, IN_FLIGHT))
-                rates["concurrent submits"].append(N / submitted)
-                rates["concurrent end-to-end"].append(N / elapsed)
-                rates["raw sqlite 64/commit"].append(
-                    N / asyncio.run(bench_raw_limit(folder, IN_FLIGHT)))
-                rates["raw sqlite 1/commit"].append(N / asyncio.run(bench_raw_limit(folder, 1)))
-                submitted, elapsed = asyncio.run(bench_ours(folder, 1))
-                rates["sequential submits"].append(N / submitted)
-                rates["sequential end-to-end"].append(N / elapsed)
-                rates["huey fsync off"].append(N / bench_huey(folder, False))
-                rates["huey fsync on"].append(N / bench_huey(folder, True))
-                rates["1 worker process"].append(bench_worker_processes(folder, 1))
-                rates["2 worker processes"].append(bench_worker_processes(folder, 2))
-                shallow = folder / "shallow.db"
-                asyncio.run(build_backlog(shallow, SHALLOW))
-                rates["claims, 100 queued"].append(asyncio.run(claim_rate(shallow)))
-                rates[f"claims, {BACKLOG} queued"].append(asyncio.run(claim_rate(backlog)))
+                if "concurrent" in CASES:
+                    submitted, elapsed = asyncio.run(bench_ours(folder, IN_FLIGHT))
+                    rates["concurrent submits"].append(N / submitted)
+                    rates["concurrent end-to-end"].append(N / elapsed)
+                    rates["raw sqlite 64/commit"].append(
+                        N / asyncio.run(bench_raw_limit(folder, IN_FLIGHT)))
+                    rates["raw sqlite 1/commit"].append(
+                        N / asyncio.run(bench_raw_limit(folder, 1)))
+                if "sequential" in CASES:
+                    submitted, elapsed = asyncio.run(bench_ours(folder, 1))
+                    rates["sequential submits"].append(N / submitted)
+                    rates["sequential end-to-end"].append(N / elapsed)
+                    rates["huey fsync off"].append(N / bench_huey(folder, False))
+                    rates["huey fsync on"].append(N / bench_huey(folder, True))
+                if "workers" in CASES:
+                    rates["1 worker process"].append(bench_worker_processes(folder, 1))
+                    rates["2 worker processes"].append(bench_worker_processes(folder, 2))
+                if "backlog" in CASES:
+                    shallow = folder / "shallow.db"
+                    asyncio.run(build_backlog(shallow, SHALLOW))
+                    rates["claims, 100 queued"].append(asyncio.run(claim_rate(shallow)))
+                    rates[f"claims, {BACKLOG} queued"].append(
+                        asyncio.run(claim_rate(backlog)))
             print(f"  round {round_number} (load {os.getloadavg()[0]:.2f}): " + ", ".join(
-                f"{name} {values[-1]:.0f}/s" for name, values in rates.items()), flush=True)
+                f"{name} {values[-1]:.0f}/s" for name, values in rates.items() if values),
+                flush=True)
     print("medians (min, max):")
     for name, values in rates.items():
-        print(f"  {name:32s} {spread(values)}")
-    med = {name: statistics.median(values) for name, values in rates.items()}
+        if values:
+            print(f"  {name:32s} {spread(values)}")
+    med = {name: statistics.median(values) for name, values in rates.items() if values}
     print("targets:")
     deep = f"claims, {BACKLOG} queued"
-    for label, value, target in (
-            ("sequential end-to-end / huey fsync off", med["sequential end-to-end"]
-             / med["huey fsync off"], ">= 1"),
-            ("sequential end-to-end / huey fsync on", med["sequential end-to-end"]
-             / med["huey fsync on"], ">= 3"),
-            ("concurrent submits / raw 64 per commit", med["concurrent submits"]
-             / med["raw sqlite 64/commit"], ">= 0.40"),
-            ("2 worker processes / 1", med["2 worker processes"] / med["1 worker process"],
-             "> 1"),
-            ("claims deep / shallow", med[deep] / med["claims, 100 queued"], ">= 0.80")):
-        print(f"  {label:40s}: {value:.2f}  ({target})")
+    for label, a, b, target in (
+            ("sequential end-to-end / huey fsync off", "sequential end-to-end",
+             "huey fsync off", ">= 1"),
+            ("sequential end-to-end / huey fsync on", "sequential end-to-end",
+             "huey fsync on", ">= 3"),
+            ("concurrent submits / raw 64 per commit", "concurrent submits",
+             "raw sqlite 64/commit", ">= 0.40"),
+            ("2 worker processes / 1", "2 worker processes", "1 worker process", "> 1"),
+            ("claims deep / shallow", deep, "claims, 100 queued", ">= 0.80")):
+        if a in med and b in med:
+            print(f"  {label:40s}: {med[a] / med[b]:.2f}  ({target})")
     print(f"  load at the end {os.getloadavg()}")
     shutil.rmtree(tmp, ignore_errors=True)
 
