@@ -141,7 +141,7 @@ class TaskManager:
                                        create=config.create_db)
         # the feed reads at once after our commits, and after others' through the bell;
         # bound before the feed's starting point is read, so no later commit goes unheard
-        state.store.after_commit.append(self.feed.nudge)
+        state.store.after_commit.append(self.feed.committed_here)
         if config.wake_bell:
             self.bell = WakeBell(config.db_path, self.feed.nudge)
             self.bell.open(state.loop)
