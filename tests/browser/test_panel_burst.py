@@ -28,18 +28,22 @@ WATCH_TOASTS_JS = """
 (word) => {
   const toasts = () => document.querySelectorAll('.jp-toastContainer .Toastify__toast');
   const before = new Set(toasts());
-  window.__toasts = new Map();
+  // an earlier test's watcher must stop: it would write its own word's toasts in here
+  if (window.__toastWatcher) { window.__toastWatcher.disconnect(); }
+  const found = new Map();
+  window.__toasts = found;
   const seen = () => {
     for (const node of toasts()) {
       const text = node.textContent;
       if (before.has(node) || !text.includes(word)) { continue; }
-      const texts = window.__toasts.get(node) || [];
+      const texts = found.get(node) || [];
       if (texts[texts.length - 1] !== text) { texts.push(text); }
-      window.__toasts.set(node, texts);
+      found.set(node, texts);
     }
   };
-  new MutationObserver(seen).observe(document.body,
-                                     { childList: true, subtree: true, characterData: true });
+  window.__toastWatcher = new MutationObserver(seen);
+  window.__toastWatcher.observe(document.body,
+                                { childList: true, subtree: true, characterData: true });
   return true;
 }
 """
