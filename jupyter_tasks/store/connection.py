@@ -239,12 +239,15 @@ def split_sql(script: str) -> list[str]:
 
 def stream_transaction(
     conn: sqlite3.Connection, ops: queue.SimpleQueue[Op], limit: int, *, wait: bool = True,
+    before_commit: Callable[[], None] | None = None,
 ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool] | None:
     """Take writes from ``ops`` into one transaction until none is left; returns their outcomes.
 
     With ``wait`` False, a transaction that cannot begin (another connection holds
     the write lock past the connection's busy timeout, set to 0 by such a caller)
     returns None with nothing taken: for a caller that must not wait.
+    ``before_commit`` runs just before COMMIT; if it raises, every write taken
+    is rolled back and fails with its exception.
 
     Optimistic: almost every batch succeeds whole, and a savepoint per write
     would cost two more statements. If a write raises, the batch is rolled back
@@ -292,7 +295,8 @@ def stream_transaction(
         if len(taken) == 1:  # alone in its transaction: the rollback undid just it
             return [(taken[0][2], False, translate(exc))], False
         try:
-            isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken])
+            isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken],
+                                                before_commit)
         except BaseException as exc2:
             return fail_all(exc2)
         return [(future, ok, value) for (_, _, future), (ok, value)
@@ -300,6 +304,8 @@ def stream_transaction(
     except BaseException as exc:
         return fail_all(exc)
     try:
+        if before_commit is not None:
+            before_commit()
         conn.execute("COMMIT")
     except BaseException as exc:
         return fail_all(exc)
@@ -322,7 +328,8 @@ def nothing(conn: sqlite3.Connection) -> None:
 
 
 def _in_isolated_transaction(
-    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]],
+    before_commit: Callable[[], None] | None = None,
 ) -> list[tuple[bool, Any]]:
     """One transaction, each write in its own savepoint: a failing one is undone alone."""
     outcomes: list[tuple[bool, Any]] = []
@@ -339,6 +346,8 @@ def _in_isolated_transaction(
             else:
                 conn.execute("RELEASE op")
                 outcomes.append((True, value))
+        if before_commit is not None:
+            before_commit()
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -384,7 +384,10 @@ class Store:
                 conn.execute(f"PRAGMA busy_timeout = {timeout}")
                 self._busy_now = timeout
             changes = conn.total_changes
-            result = stream_transaction(conn, self._ops, MAX_OPS_PER_COMMIT, wait=not here)
+            # the file may go while the transaction runs (its writes would vanish with
+            # it): checked again just before COMMIT, which rolls back if it went
+            result = stream_transaction(conn, self._ops, MAX_OPS_PER_COMMIT, wait=not here,
+                                        before_commit=self._check_identity)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             failed: list[tuple[asyncio.Future[Any], bool, Any]] = []
             while True:
@@ -422,7 +425,7 @@ class Store:
         self._queue_drain(loop)
 
     def _check_identity(self) -> None:
-        """On the database thread, before a write transaction: is the path still our file?
+        """Before a write transaction and its COMMIT: is the path still our file?
 
         Never write into a file that was deleted (it would vanish with the last
         connection) or replaced (the writes would not be where others look).

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from jupyter_tasks import dbfile
 from jupyter_tasks.cli import main as cli_main
 from jupyter_tasks.exceptions import StoreUnavailable
 from jupyter_tasks.manager import TaskManager
@@ -157,6 +159,37 @@ def test_not_a_database_at_start_every_route_503_and_an_error_logged(server_fact
     assert errors, server.log_path.read_text()[-3000:]
     assert "not a" in errors[0] and "doctor" in errors[0]
     assert db_path.read_bytes().startswith(b"this is a text file")  # left as it was
+
+
+async def test_a_file_deleted_after_the_check_takes_no_commit(tmp_path, monkeypatch):
+    # A CI run beside a CPU hog once saw a submit accepted (202) after the unlink: the
+    # writer's transaction had passed the identity check before the file went, took
+    # the new write in and committed it into the unlinked file. Here the file goes
+    # right after the check passes; the check before COMMIT must catch it.
+    path = tmp_path / "tasks.db"
+    await make_database(path, jobs=1)
+    store = await Store.open(path)
+    passed_check = dbfile.check_identity
+    armed = True
+
+    def deleted_just_after(file: Path, expected: Any) -> str | None:
+        nonlocal armed
+        verdict = passed_check(file, expected)
+        if armed and verdict is None:
+            armed = False
+            file.unlink()
+        return verdict
+
+    try:
+        task = (await store.list_tasks(limit=1))[0]
+        monkeypatch.setattr(dbfile, "check_identity", deleted_just_after)
+        with pytest.raises(StoreUnavailable) as info:
+            await store.create_task(replace(task, id="f" * 32))
+        assert not armed and str(path) in info.value.message
+        assert "deleted" in info.value.message
+    finally:
+        await store.close()
+    assert not path.exists()
 
 
 async def test_damage_found_at_run_time_is_store_unavailable(tmp_path):
