@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +172,11 @@ def plant_worst_rows(db_path: Path, template_id: str) -> list[str]:
     with sqlite3.connect(db_path) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
         row = conn.execute("SELECT * FROM tasks WHERE id = ?", (template_id,)).fetchone()
-        for i, (column, text) in enumerate(WORST.values()):
+        for column, text in WORST.values():
             values = dict(zip(columns, row, strict=True))
-            values["id"] = f"{template_id[:-2]}{i:02x}"
+            # fresh ids: the template's own with its last two digits replaced collided
+            # with the template when its id ended in 00..03 (a CI run hit it)
+            values["id"] = uuid.uuid4().hex
             values[column] = text
             conn.execute(f"INSERT INTO tasks ({','.join(columns)}) "
                          f"VALUES ({','.join('?' * len(columns))})", list(values.values()))
