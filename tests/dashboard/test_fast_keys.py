@@ -152,6 +152,12 @@ async def test_enter_right_after_a_answers_the_first_choice_and_down_moves(tmp_p
                 return app.detail.task_id == asking.id and bool(task.get("confirmation"))
 
             await until(lambda: app.ready and asking.id in table.tasks, pilot, what="its row")
+            # newest first: the asking task keeps its row when it ends. Running first would
+            # move it to the finished group, and whether "down" came before or after that
+            # reload decided the row (beside a CPU hog the check saw only the later one)
+            loads = app.page_loads
+            app.apply_sort(Sort("id", descending=True))
+            await until(lambda: app.page_loads > loads, pilot, what="newest first")
             table.select(asking.id)
             await until(waiting, pilot, what="the question in the details")
             row = table.cursor_row
