@@ -276,11 +276,17 @@ export class RestoredTaskView extends Widget {
   ): void {
     control.disabled = true;
     this._problem.textContent = '';
+    this.node.setAttribute('aria-busy', 'true');
     action(this._task.id).then(
-      task => {
+      reply => {
         if (this.isDisposed) {
           return;
         }
+        this.node.removeAttribute('aria-busy');
+        // The reply can be older than an event that overtook it (a cancel's reply
+        // still "cancelling" after "task.cancelled" came): the connection's model
+        // keeps whichever is newer, so show its copy.
+        const task = this._connection.model.get(reply.id) ?? reply;
         if (follow) {
           this._retarget(task);
         } else {
@@ -289,6 +295,7 @@ export class RestoredTaskView extends Widget {
       },
       (error: Error) => {
         if (!this.isDisposed) {
+          this.node.removeAttribute('aria-busy');
           this._problem.textContent = `Could not ${what}: ${error.message}`;
           this._render();
         }
