@@ -215,6 +215,19 @@ export class TaskLogView extends Widget {
 
   private _scrollToEnd(): void {
     this._body.scrollTop = this._body.scrollHeight;
+    this._endTop = this._body.scrollTop;
+  }
+
+  /**
+   * The reader scrolled up since the view last put itself at the end. Its scroll
+   * event comes with the next frame: lines arriving first must not undo the scroll.
+   */
+  private _scrolledAway(): boolean {
+    const body = this._body;
+    return (
+      body.scrollTop < this._endTop - 1 &&
+      body.scrollHeight - body.scrollTop - body.clientHeight >= AT_END_PX
+    );
   }
 
   private _applySearch(): void {
@@ -390,7 +403,11 @@ export class TaskLogView extends Widget {
       });
       this._open = !ended && pieces.length > 0;
     }
+    const away = this._following && this._scrolledAway();
     this._output.appendChild(fragment);
+    if (away) {
+      this._setFollowing(false);
+    }
     if (query) {
       this._applySearch();
     }
@@ -441,6 +458,8 @@ export class TaskLogView extends Widget {
   private _followButton!: HTMLButtonElement;
   private _wrapButton!: HTMLButtonElement;
   private _following = true;
+  // scrollTop just after the view last scrolled itself to the end
+  private _endTop = 0;
   private _wrap = true;
   private _entries: ILogEntry[] = [];
   private _lines: ILine[] = [];

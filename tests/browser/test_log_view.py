@@ -106,6 +106,15 @@ def test_retried_task_log_header_times_marker_search_wrap_download(
     assert "— attempt 2 of 3: RuntimeError: flaky failure 1 —\n" in saved
 
 
+# stops the log body's scroll events before they reach the view while __holdScroll is set
+HOLD_SCROLL_EVENTS = """b => {
+  window.__holdScroll = true;
+  document.addEventListener('scroll', e => {
+    if (e.target === b && window.__holdScroll) { e.stopImmediatePropagation(); }
+  }, true);
+}"""
+
+
 def test_follow_pauses_when_scrolled_up_and_elapsed_is_live(lab: LabServer, page: Any) -> None:
     task = submit(lab, {"name": "browser_chatty", "label": "chatty",
                         "params": {"every": 0.02}, "max_retries": 0})
@@ -142,8 +151,18 @@ def test_follow_pauses_when_scrolled_up_and_elapsed_is_live(lab: LabServer, page
         assert log.locator(".jp-TasksLog-status").inner_text() == "running"
         assert log.locator(".jp-TasksLog-attempt").inner_text() == "attempt 1 of 1"
 
-        # the reader scrolls up: following pauses and new lines do not pull the view down
+        # the reader scrolls up: following pauses and new lines do not pull the view down,
+        # even when lines arrive before the scroll event does (it comes with the next
+        # frame; a run beside a CPU hog could lose the scroll that way). The scroll event
+        # is held back here until more lines have come.
+        body.evaluate(HOLD_SCROLL_EVENTS)
+        seen = body.evaluate(lines_now)
         body.evaluate("b => { b.scrollTop = 0; }")
+        page.wait_for_function(
+            """([id, seen]) => document.querySelectorAll(
+                 `.jp-TasksLog[data-task-id="${id}"] .jp-TasksLog-line`).length > seen + 5""",
+            arg=[task["id"], seen], timeout=WAIT_MS)
+        body.evaluate("b => { window.__holdScroll = false; }")
         page.wait_for_function(
             "id => document.querySelector(`.jp-TasksLog[data-task-id=\"${id}\"] "
             ".jp-TasksLog-follow`).getAttribute('aria-pressed') === 'false'",
