@@ -82,7 +82,8 @@ async def test_timeout_ends_the_process(manager: TaskManager, tmp_path: Path) ->
            "os.makedirs(os.environ['JUPYTER_TASKS_OUTPUT'], exist_ok=True)\n" \
            "open(os.path.join(os.environ['JUPYTER_TASKS_OUTPUT'], 'partial.txt'), 'w')" \
            ".write('x')\ntime.sleep(600)\n"
-    task = await manager.submit_spec({"code": code}, timeout=3, max_retries=0)
+    # (10 s: the process must start and write both files first, on a loaded machine too)
+    task = await manager.submit_spec({"code": code}, timeout=10, max_retries=0)
     done = await manager.wait(task.id, timeout=60)
     assert done.status == "timeout"
     import psutil

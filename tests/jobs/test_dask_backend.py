@@ -116,7 +116,7 @@ async def test_cancel_and_timeout_kill_a_code_job_on_the_worker(
     code = (f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
             "time.sleep(600)\n")
     task = await hub.submit_spec({"code": code}, max_retries=0,
-                                 timeout=None if how == "cancel" else 4)
+                                 timeout=None if how == "cancel" else 15)  # (room to start)
     pid = int(await until(lambda: pid_file.exists() and pid_file.read_text(), timeout=60,
                          what="code process started"))
     assert not gone(pid)
