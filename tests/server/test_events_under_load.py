@@ -117,6 +117,17 @@ async def test_each_event_is_serialised_once_for_all_clients(api, tasks_app, jp_
 
     monkeypatch.setattr(Event, "to_json", counting)
     clients = [await jp_ws_fetch("api", "tasks", "events") for _ in range(CLIENTS)]
+    # every client past its catch-up read before the measured events: a catch-up that
+    # runs late serialises what it finds once more (one client's copy, not a repeat per
+    # client). A parked task's creation reaching all twenty says they are past it.
+    parked = (await api.submit({"name": "srv_job", "params": {"value": 0},
+                                "queue": "parked"}))["id"]
+    for ws in clients:
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), 60)
+            assert raw is not None, "a websocket closed"
+            if json.loads(raw).get("task_id") == parked:
+                break
     quick = await submit_quick(api, 3)
     received = await asyncio.gather(*(read_state_changes(ws, quick) for ws in clients))
     ids = {event_id for seen in received for event_id, _, _ in seen}
