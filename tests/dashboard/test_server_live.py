@@ -103,11 +103,13 @@ async def test_rerun_creates_a_child_shown_in_the_lineage(server):
         await started(app, pilot)
         await select(app, pilot, task["id"])
         await pilot.press("r")
-        children = await until(
-            lambda: client.list(parent_id=task["id"]), pilot, what="a child over REST")
+
+        async def children() -> list[dict]:  # (the page, not the reply: it is always truthy)
+            return (await client.list(parent_id=task["id"]))["tasks"]
+
+        child = (await until(children, pilot, what="a child over REST"))[0]
         await until(lambda: [label for label in app.detail.lineage_labels if "rerun:" in label],
                     pilot, what="the rerun in the lineage tree")
-        child = children["tasks"][0]
         assert child["relationship"] == "rerun"
         assert any(child["id"][-10:] in label for label in app.detail.lineage_labels)
         assert any("Rerun of echo three" in n for n in notes(app)), notes(app)
