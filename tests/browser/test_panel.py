@@ -116,9 +116,12 @@ def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> Non
     assert ids.index(child["id"]) < ids.index(task_id)
 
     # Rerun reveals the child expanded; its details link back to the parent
+    # (the row can come by the event stream before the rerun's reply, which expands it:
+    # a click in between would collapse it again)
+    from playwright.sync_api import expect
+
     header = row(page, child["id"]).locator(".jp-TasksPanel-rowHeader")
-    if header.get_attribute("aria-expanded") != "true":
-        header.click()
+    expect(header).to_have_attribute("aria-expanded", "true", timeout=60_000)
     row(page, child["id"]).locator(".jp-TasksPanel-parent").wait_for(state="visible")
 
     page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "panel-after-rerun.png"))

@@ -270,9 +270,11 @@ def test_a_panel_people_can_scan(lab: LabServer, page: Any) -> None:
                         priority=p, ago=100 - i) for i, p in enumerate([0, 5, 0, 9])]
     recent_before = section_count(page, "recent")
     seed(lab.db_path, history + parked)
-    # two workers on "default": two run, the third waits as #1 in its queue
+    # two workers on "default": two run, the third waits as #1 in its queue. They run
+    # 5 minutes (cancelled at the end): 20 s runs once ended before the checks on a
+    # loaded machine, and the third started, losing its "#1"
     runs = [submit(lab, {"name": "browser_slow", "label": f"slow {i}",
-                         "params": {"steps": 4, "step_seconds": 5}}) for i in range(3)]
+                         "params": {"steps": 300, "step_seconds": 1}}) for i in range(3)]
     # the list is virtual (rows out of view are not in the DOM): the counts say all arrived
     page.wait_for_function(
         "n => Number(document.querySelector("
@@ -320,6 +322,7 @@ def test_a_panel_people_can_scan(lab: LabServer, page: Any) -> None:
 
     # no Cancel button on every row: actions appear on hover
     first = row(page, runs[0]["id"])
+    page.mouse.move(0, 0)  # (the pointer may rest where the test before clicked)
     assert not first.locator(".jp-TasksPanel-cancel").is_visible()
     first.locator(".jp-TasksPanel-rowHeader").hover()
     assert first.locator(".jp-TasksPanel-cancel").is_visible()
