@@ -60,6 +60,11 @@ class LabServer(JupyterProcess):
         app_class = FRONTENDS[app]
         for sub in ("root", "config", "data", "runtime", "workspaces", "settings"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+        # no autosave: tests that close a tab without saving need its outputs unsaved, and
+        # a slow run could pass the 120 s autosave interval first
+        docmanager = folder / "settings" / "@jupyterlab" / "docmanager-extension"
+        docmanager.mkdir(parents=True, exist_ok=True)
+        (docmanager / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
         if (REPO_BUILD / "package.json").exists():
             # The user data dir comes first on the labextensions path and the first copy of a
             # name wins: serve the repository's current build, not a possibly stale copy made
