@@ -145,7 +145,10 @@ def test_card_sends_at_most_about_ten_updates_per_second(
     times = [m["header"]["date"].timestamp() for m in updates]
     # the card did update while the loop ran, but never faster than ~10 per second
     assert len(updates) >= 2
-    assert len(updates) <= 10 * (duration + 0.5) + 3, (len(updates), duration)
+    # (slack for a tick that also updates the controls, two messages, and for ticks that
+    # drift together when one refresh is slow and the next fast; unthrottled, the loop
+    # would send thousands)
+    assert len(updates) <= 10 * (duration + 0.5) + 6, (len(updates), duration)
     for i, t in enumerate(times):
         in_second = [u for u in times[i:] if u - t < 1.0]
-        assert len(in_second) <= 12, (len(in_second), duration)
+        assert len(in_second) <= 15, (len(in_second), duration)
