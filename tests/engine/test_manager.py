@@ -366,7 +366,11 @@ async def test_progress_is_coalesced_and_last_value_lands(manager: TaskManager) 
         manager.registry.unregister("progress_loop")
     assert done.progress == {"current": 200_000, "total": 200_000, "message": None}
     events = await manager.store.events_after(0, task_id=task.id)
-    assert sum(e.type == "task.progress" for e in events) < 100
+    # at most one per flush while it ran (a slow machine stretches the loop: the bound
+    # follows its measured length), against the 200,000 calls
+    flushes = (done.finished_at - done.started_at) / manager.config.flush_interval
+    assert sum(e.type == "task.progress" for e in events) <= flushes + 3
+    assert sum(e.type == "task.progress" for e in events) < 200_000 / 100
 
 
 async def test_bad_input_is_refused_and_writes_no_row(manager: TaskManager) -> None:
