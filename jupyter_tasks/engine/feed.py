@@ -99,6 +99,9 @@ class EventFeed:
         self.subscribers: set[Subscription] = set()
         self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
         self._seen_version: tuple[int, int] | None = None
+        # one read at a time: a second reader would see the version the first one noted
+        # and return before the first dispatched what it read (or read it twice)
+        self._reading = asyncio.Lock()
         # set by nudge(): something was committed (here, or by a process that rang our bell)
         self._rung = False
         self._sleeper: asyncio.Future[None] | None = None
@@ -162,21 +165,22 @@ class EventFeed:
 
         ``changed``: a commit is known to have happened; skip the check for one.
         """
-        store = self.state.store
-        if changed:
-            self._seen_version = None  # the next timed poll reads the version again
-        else:
-            version = (await store.data_version(), store.commits)
-            if version == self._seen_version:
-                return
-            self._seen_version = version
-        while True:
-            events = await store.events_after(self.last_event_id, limit=PAGE)
-            for event in events:
-                self.last_event_id = event.id
-                self.dispatch(event)
-            if len(events) < PAGE:
-                return
+        async with self._reading:
+            store = self.state.store
+            if changed:
+                self._seen_version = None  # the next timed poll reads the version again
+            else:
+                version = (await store.data_version(), store.commits)
+                if version == self._seen_version:
+                    return
+                self._seen_version = version
+            while True:
+                events = await store.events_after(self.last_event_id, limit=PAGE)
+                for event in events:
+                    self.last_event_id = event.id
+                    self.dispatch(event)
+                if len(events) < PAGE:
+                    return
 
     def dispatch(self, event: Event) -> None:
         """React to one event, then hand it to waiters and subscribers."""

@@ -564,3 +564,20 @@ async def test_own_submissions_leave_no_bookkeeping_behind(manager: TaskManager)
     await manager.poll_events()
     # remembered only until the tail reads the task.created event it skips decoding
     assert manager.state.created_here == set()
+
+
+async def test_a_poll_returns_only_after_what_was_committed_before_it_is_read(
+        db_path: Path) -> None:
+    # after its first read at start the tail sleeps for an hour: nothing else reads below
+    async with TaskManager(db_path, queues={"default": 1}, poll_interval=3600) as m:
+        jobs = [await m.submit("add", a=i, mode="job", queue="unserved") for i in range(5)]
+        assert jobs[-1].id in m.state.created_here, "the tail read them all: nothing to test"
+
+        async def poll_then_look() -> set[str]:
+            await m.poll_events()
+            return set(m.state.created_here)
+
+        # the second poll starts while the first is reading: it must not return before
+        # the events the first one took are dispatched (a caller would see them unread)
+        _, left = await asyncio.gather(m.poll_events(), poll_then_look())
+        assert left == set()
