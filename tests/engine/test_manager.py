@@ -26,7 +26,7 @@ from jupyter_tasks.exceptions import (
     TaskFailed,
     UnknownTask,
 )
-from jupyter_tasks.manager import was_deduplicated
+from jupyter_tasks.manager import Subscription, was_deduplicated
 from tests.engine import sample_tasks  # noqa: F401  (registers the sample tasks)
 from tests.waiting import eventually
 
@@ -566,18 +566,51 @@ async def test_own_submissions_leave_no_bookkeeping_behind(manager: TaskManager)
     assert manager.state.created_here == set()
 
 
+
+def created_ids(sub: Subscription) -> list[str]:
+    """The task ids of the task.created events queued in ``sub`` so far, in order."""
+    ids = []
+    while not sub.queue.empty():
+        event = sub.queue.get_nowait()
+        if event.type == "task.created":
+            ids.append(event.task_id)
+    return ids
+
+
+async def polls_against_jobs_from_elsewhere(db_path: Path, polls) -> tuple[list[str], list[str]]:
+    """Jobs submitted by another manager, then ``polls(manager)``: (job ids, what it saw)."""
+    # no bell, and a tail that sleeps an hour after its read at start: only the polls
+    # under test read what the other manager commits (or, at worst, that first read: once)
+    async with TaskManager(db_path, queues={"default": 1}, poll_interval=3600,
+                           wake_bell=False) as m:
+        with m.subscribe() as sub:
+            async with TaskManager(db_path, queues={"default": 1}) as elsewhere:
+                jobs = [await elsewhere.submit("add", a=i, mode="job", queue="unserved")
+                        for i in range(5)]
+            return [j.id for j in jobs], await polls(m, sub)
+
+
 async def test_a_poll_returns_only_after_what_was_committed_before_it_is_read(
         db_path: Path) -> None:
-    # after its first read at start the tail sleeps for an hour: nothing else reads below
-    async with TaskManager(db_path, queues={"default": 1}, poll_interval=3600) as m:
-        jobs = [await m.submit("add", a=i, mode="job", queue="unserved") for i in range(5)]
-        assert jobs[-1].id in m.state.created_here, "the tail read them all: nothing to test"
-
-        async def poll_then_look() -> set[str]:
+    async def two_polls(m: TaskManager, sub: Subscription) -> list[str]:
+        async def poll_then_look() -> list[str]:
             await m.poll_events()
-            return set(m.state.created_here)
+            return created_ids(sub)
 
         # the second poll starts while the first is reading: it must not return before
-        # the events the first one took are dispatched (a caller would see them unread)
-        _, left = await asyncio.gather(m.poll_events(), poll_then_look())
-        assert left == set()
+        # the events the first one took are dispatched (its caller would miss them)
+        _, seen = await asyncio.gather(m.poll_events(), poll_then_look())
+        return seen
+
+    jobs, seen = await polls_against_jobs_from_elsewhere(db_path, two_polls)
+    assert seen == jobs
+
+
+async def test_two_reads_at_once_dispatch_each_event_once(db_path: Path) -> None:
+    async def two_reads(m: TaskManager, sub: Subscription) -> list[str]:
+        # as when a commit nudges the tail while another read is under way
+        await asyncio.gather(m.feed.poll(changed=True), m.feed.poll(changed=True))
+        return created_ids(sub)
+
+    jobs, seen = await polls_against_jobs_from_elsewhere(db_path, two_reads)
+    assert seen == jobs
