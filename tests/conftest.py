@@ -36,12 +36,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group tests for pytest-xdist's ``loadgroup``: one group per file, the browser tier as one.
 
     A file's tests share module-scoped servers, so they stay on one worker; the browser
     files share one group so two JupyterLabs and two chromiums never compete for the
     machine at once (a 30 s toast wait ran out when they did).
+
+    ``tryfirst``: xdist reads the marks in its own hook of this name, which otherwise
+    runs before this one, so the marks came too late and every file was split.
     """
     browser = Path(__file__).parent / "browser"
     for item in items:
