@@ -566,7 +566,6 @@ async def test_own_submissions_leave_no_bookkeeping_behind(manager: TaskManager)
     assert manager.state.created_here == set()
 
 
-
 def created_ids(sub: Subscription) -> list[str]:
     """The task ids of the task.created events queued in ``sub`` so far, in order."""
     ids = []
