@@ -40,6 +40,9 @@ from .store import Store
 
 T = TypeVar("T")
 LOOPBACK_HOSTS = callbacks.LOOPBACK_HOSTS
+# after another process's ring woke an idle job loop, the feed reads this much later:
+# about what the loop's look and claim take on an idle machine
+FEED_AFTER_IDLE_LOOK = 0.001
 
 __all__ = [
     "FORK_OVERRIDES", "LOOPBACK_HOSTS", "WORK_FIELDS", "ManagerConfig", "Subscription",
@@ -143,7 +146,7 @@ class TaskManager:
         # bound before the feed's starting point is read, so no later commit goes unheard
         state.store.after_commit.append(self.feed.committed_here)
         if config.wake_bell:
-            self.bell = WakeBell(config.db_path, self.feed.nudge)
+            self.bell = WakeBell(config.db_path, self._rung)
             self.bell.open(state.loop)
             state.store.after_commit.append(self.bell.ring)
         if config.as_worker:
@@ -162,6 +165,15 @@ class TaskManager:
         if config.make_default:
             runtime.set_default_manager(self)
         return self
+
+    def _rung(self) -> None:
+        # another process committed: idle job loops look for work at once, and the feed
+        # reads the events; while a loop was idle, a moment later, so the claim the ring
+        # woke is not queued behind that read (a job's start from idle waits for its claim)
+        if self.state.wake_all():
+            asyncio.get_running_loop().call_later(FEED_AFTER_IDLE_LOOK, self.feed.nudge)
+        else:
+            self.feed.nudge()
 
     async def stop(self, *, grace: float = 5.0) -> None:
         """Stop loops; local background work ends ``interrupted``, claimed jobs are handed back."""

@@ -54,7 +54,8 @@ class WakeBell:
         self._dir_fd: int | None = None  # for socket paths longer than sun_path holds
         self._listed_mtime: int | None = None
         self._racy = True
-        self._peers: list[str] = []
+        self._folder_path = os.fspath(self.folder)
+        self._peers: list[tuple[str, str]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -110,10 +111,7 @@ class WakeBell:
         sock = self._sock
         if sock is None:
             return
-        for name in self._current_peers():
-            address = self._address(name)
-            if address is None:
-                continue
+        for name, address in self._current_peers():
             try:
                 sock.sendto(b"\x01", address)
                 self.rings += 1
@@ -128,18 +126,22 @@ class WakeBell:
             except OSError:
                 pass  # e.g. another user's socket: that process polls
 
-    def _current_peers(self) -> list[str]:
-        """The other sockets in the folder, listed again only when the folder changed."""
+    def _current_peers(self) -> list[tuple[str, str]]:
+        """(name, address) of the other sockets in the folder, listed again when it changed."""
         try:
-            mtime = os.stat(self.folder).st_mtime_ns
+            mtime = os.stat(self._folder_path).st_mtime_ns
         except OSError:
             return []
         if mtime != self._listed_mtime or self._racy:
             try:
-                names = os.listdir(self.folder)
+                names = os.listdir(self._folder_path)
             except OSError:
                 return []
-            self._peers = [n for n in names if n.endswith(SUFFIX) and n != self.name]
+            # addresses made once per listing: a ring on the path from every commit
+            # would otherwise build each of them again
+            peers = ((n, self._address(n)) for n in names
+                     if n.endswith(SUFFIX) and n != self.name)
+            self._peers = [(n, a) for n, a in peers if a is not None]
             self._listed_mtime = mtime
             self._racy = time.time_ns() - mtime < RACY_NS
         return self._peers

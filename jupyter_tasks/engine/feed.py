@@ -11,7 +11,7 @@ from typing import Any
 
 from ..models import Event, EventType, Task, TaskMode, TaskStatus
 from .execution import Execution
-from .state import EngineState
+from .state import Doorbell, EngineState
 
 log = logging.getLogger("jupyter_tasks")
 
@@ -25,11 +25,6 @@ PAGE = 1000
 # the least time between the starts of two reads of the table (a read made at once
 # when rung after a quiet spell; a storm of commits is read in batches)
 RUNG_GAP = 0.003
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def task_fields_from_api_json(data: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +97,8 @@ class EventFeed:
         # one read at a time: a second reader would see the version the first one noted
         # and return before the first dispatched what it read (or read it twice)
         self._reading = asyncio.Lock()
-        # set by nudge(): something was committed (here, or by a process that rang our bell)
-        self._rung = False
-        self._sleeper: asyncio.Future[None] | None = None
+        # rung by nudge(): something was committed (here, or by a process that rang our bell)
+        self._doorbell = Doorbell()
         self._handlers: dict[str, Callable[[Event], None]] = {
             EventType.CANCEL_REQUESTED.value: self._on_cancel_requested,
             EventType.CONFIRMATION.value: self._on_confirmation,
@@ -119,15 +113,17 @@ class EventFeed:
         and every ``poll_interval`` in case a wake-up was missed.
         """
         loop = asyncio.get_running_loop()
+        doorbell = self._doorbell
         while True:
-            rung, self._rung = self._rung, False
+            rung = doorbell.rung
+            doorbell.clear()
             began = loop.time()
             try:
                 await self.poll(changed=rung)
             except Exception:
                 log.exception("reading events failed")
-            if not self._rung:  # else a nudge came during the read: read again
-                await self._sleep(loop, self.state.config.poll_interval)
+            # at once if a nudge came during the read: read again
+            await doorbell.wait(self.state.config.poll_interval)
             # rung again soon after a read: the next read takes every commit of the gap
             # at once, where a read per commit would cost a busy worker its throughput
             gap = RUNG_GAP - (loop.time() - began)
@@ -144,21 +140,7 @@ class EventFeed:
 
     def nudge(self) -> None:
         """Read the events table now: something was committed that may concern us."""
-        self._rung = True
-        sleeper = self._sleeper
-        if sleeper is not None and not sleeper.done():
-            sleeper.set_result(None)
-
-    async def _sleep(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        """Until ``seconds`` pass or ``nudge()`` is called, whichever comes first."""
-        # a bare future and a timer: wait_for() would create a task for every wait
-        sleeper = self._sleeper = loop.create_future()
-        timer = loop.call_later(seconds, _settle, sleeper)
-        try:
-            await sleeper
-        finally:
-            timer.cancel()
-            self._sleeper = None
+        self._doorbell.ring()
 
     async def poll(self, changed: bool = False) -> None:
         """Read and dispatch events newer than the last one seen (cheap when nothing changed).

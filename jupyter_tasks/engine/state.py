@@ -22,6 +22,55 @@ from .config import ManagerConfig
 LocalWork = tuple[Any, tuple[Any, ...], dict[str, Any]]
 
 
+class Doorbell:
+    """A wake-up one loop awaits with a deadline: a job loop's, the event feed's.
+
+    Unlike ``asyncio.Event`` awaited through ``asyncio.wait`` (or ``wait_for``), a
+    wait costs no task and a ring reaches the waiter in a single turn of the loop:
+    a job's start from idle waits for exactly that.
+    """
+
+    def __init__(self) -> None:
+        self.rung = False
+        # a job loop's, set before it waits: whether it has a free slot (work would start)
+        self.has_free_slot = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def ring(self) -> None:
+        """Wake the waiter now, or make its next wait return at once."""
+        self.rung = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    @property
+    def idle(self) -> bool:
+        """Whether its loop waits with a free slot: a ring now may start a job at once."""
+        return self.has_free_slot and self._waiter is not None and not self._waiter.done()
+
+    def clear(self) -> None:
+        """Forget rings so far (the waiter is about to look for itself)."""
+        self.rung = False
+
+    async def wait(self, timeout: float) -> None:
+        """Until rung (at once if it was since the last ``clear``) or ``timeout`` passes."""
+        if self.rung:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass
 class RunningTask:
     """A task this process is executing, as its kind's ``execute`` sees it."""
@@ -90,7 +139,7 @@ class EngineState:
         self.running: dict[str, RunningTask] = {}
         self.local_work: dict[str, LocalWork] = {}
         self.local_results: OrderedDict[str, tuple[bool, Any]] = OrderedDict()
-        self.wake_queues: dict[str, asyncio.Event] = {}
+        self.wake_queues: dict[str, Doorbell] = {}
         # kind -> its JobKind plug-in (typed loosely: engine.kinds builds on this module)
         self.kinds: dict[str, Any] = {}
         # queued tasks created by this manager whose task.created event the tail has not
@@ -107,14 +156,17 @@ class EngineState:
 
     def wake(self, queue: str | None) -> None:
         """Tell the job loop of ``queue`` (if this process serves it) to claim now."""
-        event = self.wake_queues.get(queue) if queue is not None else None
-        if event is not None:
-            event.set()
+        bell = self.wake_queues.get(queue) if queue is not None else None
+        if bell is not None:
+            bell.ring()
 
-    def wake_all(self) -> None:
-        """Tell every job loop of this process to claim now."""
-        for event in self.wake_queues.values():
-            event.set()
+    def wake_all(self) -> bool:
+        """Tell every job loop of this process to claim now; whether one had a free slot."""
+        idle = False
+        for bell in self.wake_queues.values():
+            idle = idle or bell.idle
+            bell.ring()
+        return idle
 
     def remember(self, task_id: str, ok: bool, value: Any) -> None:
         """Keep the outcome of a task run here (the last 1000)."""

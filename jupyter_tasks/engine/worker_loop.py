@@ -13,7 +13,7 @@ import psutil
 
 from ..models import Task, WorkerInfo
 from .execution import Execution
-from .state import EngineState
+from .state import Doorbell, EngineState
 
 log = logging.getLogger("jupyter_tasks")
 # the periodic claim that catches delayed retries (not_before) and missed wake-ups
@@ -42,10 +42,10 @@ class JobWorker:
         ))
 
     def start_queues(self) -> list[asyncio.Task[Any]]:
-        """A claim loop for each configured queue (its wake-up event set up first)."""
+        """A claim loop for each configured queue (its wake-up set up first)."""
         loops = []
         for queue, concurrency in (self.state.config.queues or {}).items():
-            self.state.wake_queues[queue] = asyncio.Event()
+            self.state.wake_queues[queue] = Doorbell()
             loops.append(asyncio.create_task(self.job_loop(queue, concurrency)))
         return loops
 
@@ -62,25 +62,30 @@ class JobWorker:
     async def job_loop(self, queue: str, concurrency: int) -> None:
         """Claim due jobs of ``queue`` whenever a slot is free; run each to its end."""
         state = self.state
+        # rung by new work (here, or another process's commit) and by a freed slot
         wake = state.wake_queues[queue]
         active: set[asyncio.Task[Any]] = set()
-        slot_freed = asyncio.Event()
         claim_every = max(POLL_SECONDS, state.config.poll_interval)
+        # after a wait, look (a read) before claiming (a write): an idle worker is woken
+        # by every commit on the database, most of which queue nothing for it, and a
+        # slot that ran out of jobs found the queue empty when its last one finished
+        look_first = False
 
         def done(t: asyncio.Task[Any]) -> None:
             active.discard(t)
             self.job_runs.discard(t)
-            slot_freed.set()
+            wake.ring()
 
         while not state.stopping:
             free = concurrency - len(active)
-            claimed: list[Task] = []
+            wake.clear()
             if free > 0:
-                wake.clear()
+                claimed: list[Task] = []
                 try:
-                    claimed = await state.store.claim_jobs(
-                        queue, state.worker_id, state.config.lease_seconds,
-                        min(free, state.config.claim_batch))
+                    if not look_first or await state.store.has_due_job(queue):
+                        claimed = await state.store.claim_jobs(
+                            queue, state.worker_id, state.config.lease_seconds,
+                            min(free, state.config.claim_batch))
                 except Exception:  # the database may be locked for a moment; try again soon
                     log.exception("claiming jobs of queue %s failed", queue)
                 for job in claimed:
@@ -89,16 +94,10 @@ class JobWorker:
                     self.job_runs.add(t)
                     t.add_done_callback(done)
                 if claimed:
+                    look_first = False
                     continue
-                waiters = [wake.wait()]
-            else:
-                slot_freed.clear()
-                waiters = [slot_freed.wait()]
-            wait_tasks = [asyncio.ensure_future(w) for w in waiters]
-            try:
-                await asyncio.wait(wait_tasks, timeout=claim_every)
-            finally:
-                for w in wait_tasks:
-                    w.cancel()
+            look_first = True
+            wake.has_free_slot = free > 0
+            await wake.wait(claim_every)
         if active:
             await asyncio.gather(*active, return_exceptions=True)

@@ -97,6 +97,7 @@ from .task_sql import (
     valid_artifact_name,
 )
 from .worker_sql import (
+    DUE_JOB_SQL,
     Finished,
     reap_candidates_query,
     tx_claim,
@@ -114,6 +115,8 @@ from .worker_sql import (
 # a budget of 1 gave ~8k result()/s, 8 ~14k, 32 ~17k, but with 32 the slots ended about
 # half as many jobs while the reads ran (~2,000/s with 1 or 8, ~1,000/s with 32)
 POINT_READS_PER_TURN = 8
+# events_after reads up to this many events on the loop (a range of the rowid: a few pages)
+EVENTS_HERE = 16
 
 # Writes that take well under a millisecond, which a lone one may commit on the event
 # loop (Store._flush): a submit, a job's claim, its start and its end.
@@ -509,10 +512,11 @@ class Store:
         self._turn_reads = 0
 
     def _point_rows(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row] | None:
-        """The rows of one primary-key query read here and now; None: ask the reader instead.
+        """The rows of one keyed query read here and now; None: ask the reader instead.
 
-        A lookup by key reads a few cached pages in microseconds, less than a hop to
-        the reader's thread and back. Under WAL it waits for no writer: None only when
+        A lookup by key (a primary key, an index's first entry) reads a few cached
+        pages in microseconds, less than a hop to the reader's thread and back. Under
+        WAL it waits for no writer: None only when
         another process holds the file exclusively (the reader then waits its busy
         timeout) or the connection is in use by another thread or closed.
         """
@@ -746,6 +750,14 @@ class Store:
         """Atomically take up to ``limit`` due jobs of ``queue`` for this worker."""
         return await self._txn(tx_claim, queue, worker_id, lease_seconds, limit)
 
+    async def has_due_job(self, queue: str) -> bool:
+        """Whether ``queue`` holds a job a claim would take now (a read, no write lock)."""
+        args = (queue, time.time())
+        rows = self._point_rows(DUE_JOB_SQL, args)
+        if rows is None:
+            rows = await self._rows(DUE_JOB_SQL, args)
+        return bool(rows)
+
     async def retry_later(self, task_id: str, worker_id: str, not_before: float,
                           error: dict[str, Any]) -> Task | None:
         """Put a failed job back in the queue for another attempt after ``not_before``."""
@@ -868,6 +880,13 @@ class Store:
         owners: Iterable[str] | None = None,
     ) -> list[Event]:
         """Events with id greater than ``after_id``, oldest first."""
+        if task_id is None and owners is None:
+            # the first few read here: a rung feed's read then costs no hop to the reader
+            # thread, whose Python would compete for the GIL with the claim it woke
+            rows = self._point_rows(*events_query(after_id, min(limit, EVENTS_HERE), None,
+                                                  None))
+            if rows is not None and len(rows) < min(limit, EVENTS_HERE):
+                return [Event.from_row(row) for row in rows]
         rows = await self._rows(*events_query(after_id, limit, task_id,
                                                None if owners is None else list(owners)))
         return [Event.from_row(row) for row in rows]

@@ -43,6 +43,10 @@ def _claim_sql(subquery_test: str) -> str:
 # through IN, which builds a temporary index of the ids first
 CLAIM_ONE_SQL = _claim_sql("=")
 CLAIM_MANY_SQL = _claim_sql("IN")
+# whether a claim would find a job: a read, so an idle worker woken by a commit that
+# queued nothing looks without taking the write lock (the claim's own index answers it)
+DUE_JOB_SQL = ("SELECT 1 FROM tasks WHERE status = 'queued' AND mode = 'job' AND queue = ? "
+               "AND ifnull(not_before, 0) <= ? LIMIT 1")
 
 
 def tx_claim(

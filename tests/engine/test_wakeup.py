@@ -24,12 +24,14 @@ POLL = 60.0
 DEADLINE = 20.0
 
 
-async def next_event(sub, event_type: str) -> None:
-    """Wait (``DEADLINE``) for an event of ``event_type`` on the subscription."""
+async def next_event(sub, event_type: str, task_id: str | None = None) -> None:
+    """Wait (``DEADLINE``) for an event of ``event_type`` (of that task) on the subscription."""
 
     async def read() -> None:
-        while (await sub.get()).type != event_type:
-            pass
+        while True:
+            event = await sub.get()
+            if event.type == event_type and task_id in (None, event.task_id):
+                return
 
     await asyncio.wait_for(read(), DEADLINE)
 
@@ -65,6 +67,53 @@ async def test_a_job_submitted_by_another_manager_starts_at_once(tmp_path: Path)
                 # the client's feed was rung by the worker's commits: its waiter hears the end
                 done = await client.wait(job.id, DEADLINE)
                 assert done.status == TaskStatus.SUCCEEDED and done.result == 1 + b
+
+
+async def test_a_ring_starts_an_idle_workers_job_without_its_feed(tmp_path: Path, monkeypatch):
+    """The ring wakes an idle job loop itself: the claim does not wait for the feed's read.
+
+    The worker's feed reads nothing here, and its periodic claim is a minute away, so
+    the job can start in time only through the ring.
+    """
+    db = tmp_path / "t.db"
+    async with TaskManager(db, queues={"default": 1}, poll_interval=POLL,
+                           make_default=False) as worker, \
+            TaskManager(db, as_worker=False, runs_background=False, poll_interval=POLL,
+                        make_default=False) as client:
+
+        async def reads_nothing(changed: bool = False) -> None:
+            return None
+
+        monkeypatch.setattr(worker.feed, "poll", reads_nothing)
+        for b in range(2):
+            job = await client.enqueue_by_name("add", {"a": 1, "b": b}, label="add")
+            done = await client.wait(job.id, DEADLINE)
+            assert done.status == TaskStatus.SUCCEEDED and done.result == 1 + b
+
+
+async def test_an_idle_job_loop_looks_before_it_claims(tmp_path: Path):
+    """A slot that ran out of jobs, and rings that queue nothing, cost no write transaction.
+
+    Each job is one claim and one finish; a claim that would find nothing (after the
+    last job, on another queue's job) is a read.
+    """
+    db = tmp_path / "t.db"
+    async with TaskManager(db, queues={"default": 1}, poll_interval=POLL,
+                           heartbeat_interval=3600, make_default=False) as worker, \
+            TaskManager(db, as_worker=False, runs_background=False, poll_interval=POLL,
+                        make_default=False) as client:
+        with worker.subscribe() as sub:
+            before = worker.store.commits
+            jobs = 3
+            for b in range(jobs):
+                job = await client.enqueue_by_name("add", {"a": 1, "b": b}, label="add")
+                assert (await client.wait(job.id, DEADLINE)).status == TaskStatus.SUCCEEDED
+                # a job for a queue this worker does not serve rings it too
+                other = await client.enqueue_by_name("add", {"a": 0, "b": b}, label="elsewhere",
+                                                     queue="elsewhere")
+                await next_event(sub, EventType.CREATED.value, other.id)
+            # the worker heard the last ring (its feed read the event): its loop looked
+            assert worker.store.commits - before == 2 * jobs
 
 
 async def test_without_the_bell_the_poll_still_delivers(tmp_path: Path):
