@@ -72,6 +72,7 @@ from .schedule_sql import (
 from .task_sql import (
     GET_TASK,
     LIST_SORTS,
+    PRUNE_CHECKPOINT_SECONDS,
     PRUNE_CHUNK,
     PRUNE_CHUNK_SECONDS,
     TaskPage,
@@ -163,6 +164,11 @@ class Store:
         self._busy_now = BUSY_TIMEOUT_MS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
+        # the checkpoints' own connection, used by one checkpoint at a time (the loop's
+        # every second, a prune's between its chunks)
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_lock = asyncio.Lock()
+        self._checkpoint_running: asyncio.Future[None] | None = None
         # the file this store opened: before each write transaction the path must still
         # name it (dbfile.check_identity); once not, or once SQLite reports damage, this
         # holds why, and every operation fails with StoreUnavailable saying so
@@ -238,6 +244,13 @@ class Store:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
             self._checkpointer = None
+        # closing under a checkpoint still running in its thread would crash
+        running = self._checkpoint_running
+        if running is not None and not running.done():
+            await asyncio.gather(running, return_exceptions=True)
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         if not self._closed:
             with self._drain_lock:
                 busy = self._draining
@@ -257,26 +270,30 @@ class Store:
 
     async def _checkpoint_loop(self) -> None:
         # copy the WAL back into the database off the commit path: an automatic
-        # checkpoint would fsync inside whichever commit crossed the threshold. It
-        # has a connection of its own, so writes go on while it copies (WAL allows
-        # that), and the copying runs in C on another core.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        running: asyncio.Future[None] | None = None
-        try:
-            while True:
-                await asyncio.sleep(CHECKPOINT_SECONDS)
-                running = asyncio.ensure_future(asyncio.to_thread(checkpoint, conn))
-                try:
-                    await asyncio.shield(running)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    pass  # busy readers: the next round catches up
-        finally:
-            # closing under a checkpoint still running in its thread would crash
-            if running is not None and not running.done():
-                await asyncio.gather(running, return_exceptions=True)
-            conn.close()
+        # checkpoint would fsync inside whichever commit crossed the threshold
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL back into the database now, beside any write (a passive checkpoint).
+
+        On a connection of its own, so writes go on while it copies (WAL allows that),
+        and the copying runs in C on another core. A failure (busy readers) is left
+        for the next one to catch up.
+        """
+        async with self._checkpoint_lock:
+            if self._checkpointer is None:  # closing (or read-only): nothing to copy
+                return
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
+                                                        check_same_thread=False)
+            running = self._checkpoint_running = asyncio.ensure_future(
+                asyncio.to_thread(checkpoint, self._checkpoint_conn))
+            with contextlib.suppress(Exception):
+                # shielded: a cancelled caller must not leave the thread using a connection
+                # that close() then closes (close waits for it)
+                await asyncio.shield(running)
 
     async def __aenter__(self) -> Store:
         return self
@@ -1003,6 +1020,7 @@ class Store:
         meanwhile go in between instead of waiting for the whole prune.
         """
         total = 0
+        checkpointed = time.perf_counter()
         for step, cutoff in ((tx_prune_tasks, finished_before), (tx_prune_events, events_before)):
             size = PRUNE_CHUNK
             while True:
@@ -1014,6 +1032,12 @@ class Store:
                 took = time.perf_counter() - t0
                 # the next chunk sized to the time budget from this one's pace
                 size = max(50, min(5_000, int(size * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
+                if t0 + took - checkpointed >= PRUNE_CHECKPOINT_SECONDS:
+                    # the WAL copied back between chunks, while no chunk writes: else it
+                    # grows to the automatic checkpoint, which one chunk's commit then
+                    # pays for (~100 ms of copying and fsync every ~30 chunks)
+                    await self._checkpoint()
+                    checkpointed = time.perf_counter()
         return total
 
     async def _prune_chunk(self, step: Callable[..., Any], cutoff: float,

@@ -457,6 +457,8 @@ def artifacts_query(task_id: str, name: str | None) -> tuple[str, list[Any]]:
 # (a fourth of the 100 ms a write may wait: a chunk under load runs a few times slower)
 PRUNE_CHUNK = 500
 PRUNE_CHUNK_SECONDS = 0.025
+# how much pruning (chunks and the writes between them) goes between two checkpoints
+PRUNE_CHECKPOINT_SECONDS = 0.1
 
 
 # '+status': no index on status for this one (the planner would take tasks_by_status
