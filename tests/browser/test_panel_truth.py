@@ -338,9 +338,16 @@ def test_a_panel_people_can_scan(lab: LabServer, page: Any) -> None:
              const row = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
              return row?.dataset.look === 'cancelling' || row?.dataset.status === 'cancelled';
            }""", arg=runs[0]["id"])
-    if first.get_attribute("data-look") == "cancelling":
-        look = first.locator(".jp-TasksPanel-status")
-        assert look.get_attribute("aria-label") == "cancelling"
+    # the row's look and its status label read in one go: the task may stop (a few ms
+    # after the cancel) between two separate reads
+    look, label = page.evaluate(
+        """id => {
+             const row = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+             const status = row?.querySelector('.jp-TasksPanel-status');
+             return [row?.dataset.look ?? null, status?.getAttribute('aria-label') ?? null];
+           }""", runs[0]["id"])
+    if look == "cancelling":
+        assert label == "cancelling", label
         screenshot(page, "scan-cancelling.png", ".jp-TasksPanel")
     wait_status(page, runs[0]["id"], "cancelled")
 
