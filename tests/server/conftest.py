@@ -48,6 +48,9 @@ def jp_server_config(db_path: Path, tasks_config: dict[str, Any]) -> Config:
             "db_path": str(db_path),
             "workers": {"default": 2},
             "task_modules": [str(TASKS_MODULE)],
+            # gc.freeze is process-wide: the in-process servers here leave pytest's
+            # collector alone (test_gc_freeze.py turns it on)
+            "freeze_gc_at_start": False,
             **tasks_config,
         },
     })
