@@ -24,19 +24,39 @@ def _group(pgid: int) -> list[psutil.Process]:
     return alive
 
 
+def _job_processes(marker: str) -> list[psutil.Process]:
+    """The live processes whose command line holds ``marker``: a job's shim and command."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(proc.info["cmdline"] or []) \
+                    and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
 def test_stop_ends_the_server_and_every_process_it_started(tmp_path: Path) -> None:
+    # The job is found by its own command line. (This test once looked for it in the
+    # server's process group, where it never is: it passed on JupyterLab's short-lived
+    # `npm prefix` helper, and failed once the server took longer to start.)
+    marker = f"# {tmp_path.name}-{os.getpid()}"
     server = JupyterProcess(tmp_path, args=["--JupyterTasksApp.workers=default=1"])
     try:
         server.start()
         code, task = server.request("POST", "/api/tasks", body={
-            "command": [sys.executable, "-c", "import time; time.sleep(600)"]})
+            "command": [sys.executable, "-c", f"import time; time.sleep(600)  {marker}"]})
         assert code in (200, 202), task
-        # the job's process runs in the server's process group
-        eventually_sync(lambda: _group(server.pid), timeout=60, what="the job's process")
-        # a crash (SIGKILL of the server alone) leaves the job's process running...
+        job = eventually_sync(lambda: _job_processes(marker), timeout=60,
+                              what="the job's processes")
+        # a command runs in a process group of its own (the server's signals miss it)
+        assert all(os.getpgid(proc.pid) != server.pid for proc in job)
+        # a crash: SIGKILL of the server alone
         server.kill()
-        assert _group(server.pid)
     finally:
         server.stop()
-    # ...stop() reaches it through the process group
-    eventually_sync(lambda: not _group(server.pid), timeout=30, what="no process left")
+    # nothing is left: stop() ended the server's group, and the job's shim ended its
+    # command when the worker it reports to was gone
+    eventually_sync(lambda: not _group(server.pid), timeout=30, what="an empty server group")
+    eventually_sync(lambda: not _job_processes(marker), timeout=30, what="the job's end")
