@@ -533,9 +533,9 @@ class Store:
 
         A lookup by key (a primary key, an index's first entry) reads a few cached
         pages in microseconds, less than a hop to the reader's thread and back. Under
-        WAL it waits for no writer: None only when
-        another process holds the file exclusively (the reader then waits its busy
-        timeout) or the connection is in use by another thread or closed.
+        WAL it waits for no writer: None only when another process holds the file
+        exclusively (the reader then waits its busy timeout) or the connection is in
+        use by another thread or closed.
         """
         if self._unavailable is not None:
             raise StoreUnavailable(self._unavailable)

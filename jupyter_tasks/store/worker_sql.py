@@ -29,13 +29,18 @@ class Finished(NamedTuple):
     next_job: Task | None
 
 
+# the jobs of a queue a claim may take now (arguments: queue, now); the claim and the
+# look before it (DUE_JOB_SQL) share it, so they never disagree on what is due
+DUE_JOBS = ("FROM tasks WHERE status = 'queued' AND mode = 'job' AND queue = ? "
+            "AND ifnull(not_before, 0) <= ?")
+
+
 def _claim_sql(subquery_test: str) -> str:
     return (
         "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
         "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL, "
         "process = NULL "
-        f"WHERE id {subquery_test} (SELECT id FROM tasks WHERE status = 'queued' "
-        "AND mode = 'job' AND queue = ? AND ifnull(not_before, 0) <= ? "
+        f"WHERE id {subquery_test} (SELECT id {DUE_JOBS} "
         "ORDER BY priority DESC, id LIMIT ?) RETURNING *")
 
 
@@ -45,9 +50,7 @@ CLAIM_ONE_SQL = _claim_sql("=")
 CLAIM_MANY_SQL = _claim_sql("IN")
 # whether a claim would find a job: a read, so an idle worker woken by a commit that
 # queued nothing looks without taking the write lock (the claim's own index answers it)
-DUE_JOB_SQL = ("SELECT 1 FROM tasks WHERE status = 'queued' AND mode = 'job' AND queue = ? "
-               "AND ifnull(not_before, 0) <= ? LIMIT 1")
-
+DUE_JOB_SQL = f"SELECT 1 {DUE_JOBS} LIMIT 1"
 
 def tx_claim(
     conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
