@@ -276,7 +276,7 @@ PAPERMILL_IGNORED = ("--request-save-on-cell-execute", "--no-request-save-on-cel
                      "--autosave-cell-every", "--progress-bar", "--no-progress-bar",
                      "--log-output", "--no-log-output", "--log-level", "--prepare-execute",
                      "--no-report-mode", "--start-timeout (up to 60)")
-# how long a notebook job waits for its kernel (jobs.notebook.STARTUP_TIMEOUT)
+# how long a notebook job waits for its kernel (jobs.kernel.STARTUP_TIMEOUT)
 KERNEL_START_SECONDS = 60
 # exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
 EXIT_TIMEOUT = 124

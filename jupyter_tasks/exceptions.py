@@ -109,6 +109,16 @@ class ManagerNotRunning(JupyterTasksError, RuntimeError):
     title = "No task manager running"
 
 
+class KernelPortsTaken(JupyterTasksError, RuntimeError):
+    """A notebook job's kernel lost one of its ports to another process at every start.
+
+    jupyter_client chooses a kernel's ports a moment before the kernel binds them;
+    each start after a lost port uses new ones, and this is raised after the last.
+    """
+
+    title = "Kernel could not bind its ports"
+
+
 class StoreError(JupyterTasksError):
     """The database is unusable (newer schema, corrupt file)."""
 

@@ -49,22 +49,19 @@ import contextlib
 import datetime
 import os
 import re
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
 from .._version import __version__
 from ..exceptions import InvalidRequest
 from ..runners import ProcessUsage, announce_group, die_with_parent, group_record, watch_memory
+from . import kernel
 from . import notebook_record as record
 from ._util import run_to_end
 from .notebook_record import INJECTED_TAG, PARAMETERS_TAG, has_tag, render_output_path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-STARTUP_TIMEOUT = 60
 EXCERPT_LINES = 6
 EXCERPT_CHARS = 400
 
@@ -242,23 +239,6 @@ def _job_client_class() -> type:
     return JobNotebookClient
 
 
-def _kill_tree(pid: int | None) -> None:
-    """SIGKILL a kernel's process group and any descendants left over."""
-    if pid is None:
-        return
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return
-    with contextlib.suppress(OSError):
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(procs, timeout=5)
-
-
 @dataclass
 class _Outputs:
     """Where the executed notebook goes and what the run learned on the way."""
@@ -337,7 +317,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
 
     client_class = _job_client_class()
     client = client_class(
-        nb, kernel_name=kernel_name, timeout=None, startup_timeout=STARTUP_TIMEOUT,
+        nb, kernel_name=kernel_name, timeout=None, startup_timeout=kernel.STARTUP_TIMEOUT,
         shutdown_kernel="immediate", resources={"metadata": {"path": cwd}},
         on_output=on_output, on_cell_start=on_cell_start,
     )
@@ -351,23 +331,30 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         # kernel set-up by hand: nbclient's async_execute() would install and then
         # remove SIGINT/SIGTERM handlers on our loop (the worker's or the server's)
         client.reset_execution_trackers()
-        client.km = client.create_kernel_manager()
-        # the kernel dies with the thread that started it (Linux), and jupyter_client
-        # starts it in a session of its own: its group is recorded for the reaper
+
+        async def kernel_started(pid: int | None) -> None:
+            # jupyter_client starts the kernel in a session of its own: its group is
+            # recorded for the reaper (a lost start's group is gone: killed)
+            nonlocal kernel_pid, recorded
+            if recorded is not None and usage.on_group is not None:
+                await announce_group(usage.on_group, recorded, None)
+                recorded = None
+            kernel_pid = pid
+            if pid is not None and usage.on_group is not None:
+                group = group_record(pid)
+                if group["pgid"] == pid:  # never a group the kernel shares with us
+                    recorded = pid
+                    await announce_group(usage.on_group, pid, group)
+
+        # the kernel dies with the thread that started it (Linux)
         preexec = die_with_parent()
-        await client.async_start_new_kernel(
-            cwd=cwd, **({"preexec_fn": preexec} if preexec is not None else {}))
-        kernel_pid = _kernel_pid(client.km)
-        if kernel_pid is not None and usage.on_group is not None:
-            group = group_record(kernel_pid)
-            if group["pgid"] == kernel_pid:  # never a group the kernel shares with us
-                recorded = kernel_pid
-                await announce_group(usage.on_group, kernel_pid, group)
+        await kernel.start_kernel(
+            client, launch={"cwd": cwd, **({"preexec_fn": preexec} if preexec else {})},
+            on_started=kernel_started, log=ctx.log)
         if kernel_pid is not None:
             monitor = asyncio.ensure_future(
                 watch_memory(kernel_pid, usage, getattr(task, "memory_limit_mb", None)))
-        await client.async_start_new_kernel_client()
-        info_id = await _maybe_await(client.kc.kernel_info())
+        info_id = await kernel.maybe_await(client.kc.kernel_info())
         info = await client.async_wait_for_reply(info_id)
         if info is not None and "language_info" in info["content"]:
             nb.metadata["language_info"] = info["content"]["language_info"]
@@ -443,7 +430,7 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
                   ctx: Any, nb: Any, out: _Outputs, *, raise_errors: bool) -> None:
     import nbformat
 
-    await _shutdown(client, kernel_pid)
+    await kernel.shutdown_kernel(client, kernel_pid)
     if execute is not None and not execute.done():
         # the cell's pollers notice the dead kernel; collect what they raise
         execute.cancel()
@@ -535,36 +522,3 @@ def _cell_error(exc: BaseException, cell: Any) -> tuple[str, str, str]:
             return output.get("ename") or "Error", output.get("evalue") or "", tb
     tb = ANSI.sub("", getattr(exc, "traceback", None) or str(exc))
     return getattr(exc, "ename", None) or "Error", getattr(exc, "evalue", None) or "", tb
-
-
-def _kernel_pid(km: Any) -> int | None:
-    provisioner = getattr(km, "provisioner", None)
-    process = getattr(provisioner, "process", None)
-    return getattr(process, "pid", None)
-
-
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
-
-
-async def _shutdown(client: Any, kernel_pid: int | None) -> None:
-    """Kill the kernel now (no graceful wait) and release its channels and files."""
-    km = client.km
-    try:
-        if km is not None and await _maybe_await(km.is_alive()):
-            await asyncio.wait_for(_maybe_await(km.shutdown_kernel(now=True)), 10)
-    except Exception:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            if km is not None:
-                await _maybe_await(km.cleanup_resources())
-        with contextlib.suppress(Exception):
-            if client.kc is not None:
-                await _maybe_await(client.kc.stop_channels())
-        client.kc = None
-        client.km = None
-        # whatever nbclient/jupyter_client left behind does not outlive the job
-        await asyncio.to_thread(_kill_tree, kernel_pid)

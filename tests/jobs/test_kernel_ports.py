@@ -1,0 +1,141 @@
+"""A notebook job whose kernel loses a port to another process starts it again.
+
+jupyter_client chooses a kernel's ports a moment before the kernel binds them;
+another process can take one in between (a CI run lost this way once: a kernel
+that lost its iopub port hung, and its job failed after the 60 s start-up
+timeout). The race cannot be timed from here, so these tests hold a port and
+make jupyter_client's port cache choose it, as the race would: the kernel, its
+failed bind and the new start are real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from jupyter_client.connect import LocalPortCache
+
+from jupyter_tasks import TaskManager
+from jupyter_tasks.jobs import kernel
+from tests.jobs.conftest import write_notebook
+from tests.waiting import eventually
+
+# the order jupyter_client's local provisioner asks its port cache for ports
+PORT_ORDER = ("shell", "iopub", "stdin", "hb", "control")
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port another process would hold: bound and listening here."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def choose_port(monkeypatch: pytest.MonkeyPatch, port: int, which: str, starts: int) -> None:
+    """Make the next ``starts`` kernel starts choose ``port`` as their ``which`` port."""
+    cache = LocalPortCache.instance()
+    real = cache.find_available_port
+    asked = {"n": 0}
+
+    def find_available_port(ip: str) -> int:
+        n = asked["n"]
+        asked["n"] += 1
+        if n // len(PORT_ORDER) < starts and PORT_ORDER[n % len(PORT_ORDER)] == which:
+            return port
+        return real(ip)
+
+    monkeypatch.setattr(cache, "find_available_port", find_available_port)
+
+
+def kernels_left() -> list[psutil.Process]:
+    """Kernel processes this test process started that are still there."""
+    left = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(child.cmdline()) and \
+                    child.status() != psutil.STATUS_ZOMBIE:
+                left.append(child)
+        except psutil.Error:
+            pass
+    return left
+
+
+async def logs_text(manager: TaskManager, task_id: str) -> str:
+    return "".join(e.text for e in await manager.store.get_logs(task_id))
+
+
+# shell: the kernel exits at once; iopub: it hangs alive and never answers
+@pytest.mark.parametrize("which", ["shell", "iopub"])
+async def test_a_kernel_that_lost_a_port_starts_again_on_new_ports(
+        manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_port: int, which: str) -> None:
+    write_notebook(tmp_path / "job.ipynb", ["print('ran', 6 * 7)"])
+    choose_port(monkeypatch, held_port, which, starts=1)
+    task = await manager.submit_spec({"notebook": "job.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    text = await logs_text(manager, task.id)
+    assert f"lost port {held_port} to another process" in text, text
+    assert "ran 42" in text
+    await eventually(lambda: _value(not kernels_left()), timeout=30, what="no kernel left")
+
+
+async def test_a_port_taken_at_every_start_fails_the_job_and_leaves_no_kernel(
+        manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_port: int) -> None:
+    write_notebook(tmp_path / "job.ipynb", ["print('never')"])
+    choose_port(monkeypatch, held_port, "iopub", starts=kernel.START_ATTEMPTS)
+    task = await manager.submit_spec({"notebook": "job.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=240)
+    assert done.status == "failed"
+    assert done.error["type"] == "KernelPortsTaken", done.error
+    assert f"port {held_port}" in done.error["message"]
+    assert f"each of {kernel.START_ATTEMPTS} starts" in done.error["message"]
+    text = await logs_text(manager, task.id)
+    assert text.count("starting it again on new ports") == kernel.START_ATTEMPTS - 1, text
+    await eventually(lambda: _value(not kernels_left()), timeout=30, what="no kernel left")
+
+
+async def test_a_kernel_that_dies_on_its_own_is_not_started_again(
+        manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec_dir = tmp_path / "jupyter" / "kernels" / "dies"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", "import sys; sys.exit(3)", "{connection_file}"],
+        "display_name": "dies at start", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter") + os.pathsep +
+                       os.environ.get("JUPYTER_PATH", ""))
+    write_notebook(tmp_path / "job.ipynb", ["print('never')"])
+    task = await manager.submit_spec({"notebook": "job.ipynb", "root_dir": str(tmp_path),
+                                      "kernel_name": "dies"}, max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "failed"
+    assert "Kernel died before replying" in done.error["message"], done.error
+    assert "starting it again" not in await logs_text(manager, task.id)
+
+
+def test_ports_taken_names_only_ports_held_outside_the_kernel(held_port: int) -> None:
+    class Manager:
+        transport, ip = "tcp", "127.0.0.1"
+        shell_port, iopub_port, stdin_port, hb_port, control_port = held_port, 0, 0, 0, 0
+
+    # held by this process, which is not the kernel: taken
+    assert kernel.ports_taken(Manager(), pid=None) == [held_port]
+    # held by the kernel's own tree (here: this process as the kernel): not taken
+    assert kernel.ports_taken(Manager(), pid=os.getpid()) == []
+    Manager.transport = "ipc"
+    assert kernel.ports_taken(Manager(), pid=None) == []
+
+
+async def _value(value: bool) -> bool:
+    return value
