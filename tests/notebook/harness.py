@@ -13,6 +13,8 @@ from typing import Any
 
 from jupyter_client.manager import KernelManager
 
+from jupyter_tasks.jobs import kernel
+
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "error")
 
 
@@ -30,12 +32,33 @@ class Kernel:
         env["JUPYTER_TASKS_DB"] = str(db_path)
         env.pop("PYTEST_CURRENT_TEST", None)  # let ipykernel capture fd output normally
         env.update(extra_env or {})
-        self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(env=env, cwd=cwd or os.getcwd())
-        self.client = self.km.blocking_client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
+        # started again on new ports when another process took one (jobs.kernel explains)
+        for _ in range(kernel.START_ATTEMPTS):
+            self.km = KernelManager(kernel_name="python3")
+            self.km.start_kernel(env=env, cwd=cwd or os.getcwd())
+            self.client = self.km.blocking_client()
+            self.client.start_channels()
+            if self._ready():
+                break
+            self.client.stop_channels()
+            self.km.shutdown_kernel(now=True)
+        else:
+            raise AssertionError("the kernel lost a port to another process at every start")
         self.messages: list[dict[str, Any]] = []
+
+    def _ready(self) -> bool:
+        """Wait for the kernel's first answer; False when it lost one of its ports."""
+        deadline = time.monotonic() + kernel.STARTUP_TIMEOUT
+        pid = kernel.kernel_pid(self.km)
+        while True:
+            try:
+                self.client.wait_for_ready(timeout=kernel.PORT_CHECK_SECONDS)
+                return True
+            except RuntimeError:
+                if kernel.ports_taken(self.km, pid):
+                    return False
+                if not self.km.is_alive() or time.monotonic() >= deadline:
+                    raise
 
     # ------------------------------------------------------------------ iopub
 
