@@ -105,17 +105,29 @@ def ports_taken(km: Any, pid: int | None) -> list[int]:
     ports = {getattr(km, name, 0) for name in PORT_NAMES} - {0, None}
     ip = getattr(km, "ip", "")
     try:
-        sockets = psutil.net_connections(kind="tcp")
-        # read after the sockets: a socket the kernel bound meanwhile is in its tree
-        tree = _process_tree(pid)
+        # a socket made while psutil reads is shown without its pid: only a port
+        # held outside the tree in two reads in a row counts
+        first = _held_outside(ports, ip, pid)
+        return sorted(first & _held_outside(first, ip, pid)) if first else []
     except (psutil.Error, OSError):
         return []
-    taken = {s.laddr.port for s in sockets
-             if s.laddr and s.laddr.port in ports
-             and s.status != psutil.CONN_TIME_WAIT  # no hold on a port zmq binds
-             and (s.laddr.ip == ip or s.laddr.ip in WILDCARD_IPS or ip in WILDCARD_IPS)
-             and s.pid not in tree}
-    return sorted(taken)
+
+
+def _held_outside(ports: set[int], ip: str, pid: int | None) -> set[int]:
+    """Those of ``ports`` on which a socket outside the kernel's process tree sits.
+
+    Connections to the kernel's own listener share its port, and those not yet
+    accepted belong to no process: they count as the kernel's.
+    """
+    sockets = [s for s in psutil.net_connections(kind="tcp")
+               if s.laddr and s.laddr.port in ports
+               and s.status != psutil.CONN_TIME_WAIT  # no hold on a port zmq binds
+               and (s.laddr.ip == ip or s.laddr.ip in WILDCARD_IPS or ip in WILDCARD_IPS)]
+    tree = _process_tree(pid)  # read after the sockets: the kernel's are in it by now
+    listening = {s.laddr.port for s in sockets
+                 if s.status == psutil.CONN_LISTEN and s.pid in tree}
+    return {s.laddr.port for s in sockets if s.pid not in tree
+            and (s.status == psutil.CONN_LISTEN or s.laddr.port not in listening)}
 
 
 def _process_tree(pid: int | None) -> set[int]:

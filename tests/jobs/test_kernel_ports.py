@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,34 @@ def test_ports_taken_names_only_ports_held_outside_the_kernel(held_port: int) ->
 
 async def _value(value: bool) -> bool:
     return value
+
+
+def test_connections_to_the_kernels_own_listener_are_not_a_taken_port() -> None:
+    # a kernel answering its clients: connections its listener has not accepted yet
+    # sit on its port and belong to no process (a sweep of notebook jobs saw them)
+    listener = subprocess.Popen([sys.executable, "-c", LISTEN_WITHOUT_ACCEPTING],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(listener.stdout.readline())  # type: ignore[union-attr]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+
+        class Manager:
+            transport, ip = "tcp", "127.0.0.1"
+            shell_port, iopub_port, stdin_port, hb_port, control_port = port, 0, 0, 0, 0
+
+        assert kernel.ports_taken(Manager(), pid=listener.pid) == []
+        # the same listener seen from another kernel: taken
+        assert kernel.ports_taken(Manager(), pid=None) == [port]
+        for client in clients:
+            client.close()
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+LISTEN_WITHOUT_ACCEPTING = """
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+time.sleep(120)
+"""
