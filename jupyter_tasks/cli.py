@@ -280,6 +280,8 @@ PAPERMILL_IGNORED = ("--request-save-on-cell-execute", "--no-request-save-on-cel
 KERNEL_START_SECONDS = 60
 # exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
 EXIT_TIMEOUT = 124
+# exit status when stdout's reader went away, as a tool that SIGPIPE ended has it
+EXIT_BROKEN_PIPE = 141
 
 
 
@@ -728,6 +730,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader left (``| head``): nothing more to say, and nothing to flush
+        # into the closed pipe at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
