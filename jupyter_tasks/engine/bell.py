@@ -32,6 +32,10 @@ MAX_ADDRESS = 100
 # a listing taken less than this after the folder changed may miss a socket bound in the
 # same tick of a coarse timestamp clock: list again until the folder is older than this
 RACY_NS = 2_000_000_000
+# while it is that young, listed again at most this often: a listing costs ~100 us, and
+# a process that rings after every commit would otherwise list on each for two seconds
+# after any process joined; a peer bound meanwhile hears the rings this much later
+RACY_RELIST_NS = 5_000_000
 
 
 def wake_folder(db_path: str | os.PathLike[str]) -> Path:
@@ -53,6 +57,7 @@ class WakeBell:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dir_fd: int | None = None  # for socket paths longer than sun_path holds
         self._listed_mtime: int | None = None
+        self._listed_at = 0  # time.monotonic_ns() of the last listing
         self._racy = True
         self._folder_path = os.fspath(self.folder)
         self._peers: list[tuple[str, str]] = []
@@ -132,7 +137,8 @@ class WakeBell:
             mtime = os.stat(self._folder_path).st_mtime_ns
         except OSError:
             return []
-        if mtime != self._listed_mtime or self._racy:
+        if mtime != self._listed_mtime or (
+                self._racy and time.monotonic_ns() - self._listed_at >= RACY_RELIST_NS):
             try:
                 names = os.listdir(self._folder_path)
             except OSError:
@@ -143,6 +149,7 @@ class WakeBell:
                      if n.endswith(SUFFIX) and n != self.name)
             self._peers = [(n, a) for n, a in peers if a is not None]
             self._listed_mtime = mtime
+            self._listed_at = time.monotonic_ns()
             self._racy = time.time_ns() - mtime < RACY_NS
         return self._peers
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import pytest
 
 import tests.engine.sample_tasks  # noqa: F401  (registers the tasks the jobs name)
 from jupyter_tasks import TaskManager
+from jupyter_tasks.engine import bell as bell_module
 from jupyter_tasks.engine.bell import WakeBell, wake_folder
 from jupyter_tasks.models import EventType, TaskStatus
+from tests.waiting import eventually
 
 POLL = 60.0
 DEADLINE = 20.0
@@ -238,3 +241,43 @@ async def test_a_ring_with_no_folder_or_an_empty_one_is_harmless(
     bell = WakeBell(db, lambda: None)
     bell.ring()  # never opened
     assert bell.rings == 0
+
+
+async def test_a_young_folder_is_listed_again_now_and_then_not_at_every_ring(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (a, b), (_, eb) = bells(tmp_path / "t.db", 2)
+    folder = wake_folder(tmp_path / "t.db")
+    listings = []
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        listings.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(bell_module.os, "listdir", listdir)
+    try:
+        # the folder changed a moment ago (b bound): young, so a listing may miss a
+        # socket bound in the same tick of a coarse clock
+        began = time.monotonic_ns()
+        for _ in range(200):
+            a.ring()
+        elapsed = time.monotonic_ns() - began
+        assert 1 <= len(listings) <= 2 + elapsed // bell_module.RACY_RELIST_NS, len(listings)
+        await rung(eb)
+        # a peer bound without changing the folder's time (a coarse clock's same
+        # tick) is found by a later listing while the folder is young
+        stamp = folder.stat().st_mtime_ns
+        (c,), (ec,) = bells(tmp_path / "t.db", 1)
+        os.utime(folder, ns=(stamp, stamp))
+
+        async def c_rung() -> bool:
+            a.ring()
+            return ec.is_set()
+
+        try:
+            await eventually(c_rung, timeout=DEADLINE, what="the new peer rung")
+        finally:
+            c.close()
+    finally:
+        a.close()
+        b.close()
