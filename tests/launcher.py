@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,11 +30,41 @@ APPS = {
 }
 
 
+# how many ports below the system's ephemeral range the servers' ports come from
+SERVER_PORTS = 12_000
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, outside the ephemeral range.
+
+    A port from ``bind(0)`` is ephemeral: until the server binds it, and again
+    between a stop and a restart on the same port, any outgoing connection (the
+    suite opens thousands: kernels' clients, HTTP) may be given it, and the
+    server exits on "address in use". Below the ephemeral range nothing is
+    handed a port it did not ask for.
+    """
+    low = _ephemeral_low()
+    if low is None or low - SERVER_PORTS < 1024:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    while True:
+        port = random.randrange(low - SERVER_PORTS, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _ephemeral_low() -> int | None:
+    """The first port of Linux's ephemeral range, None where it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class JupyterProcess:

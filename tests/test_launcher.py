@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
-from tests.launcher import JupyterProcess
+from tests.launcher import SERVER_PORTS, JupyterProcess, _ephemeral_low, free_port
 from tests.waiting import eventually_sync
 
 
@@ -60,3 +61,13 @@ def test_stop_ends_the_server_and_every_process_it_started(tmp_path: Path) -> No
     # command when the worker it reports to was gone
     eventually_sync(lambda: not _group(server.pid), timeout=30, what="an empty server group")
     eventually_sync(lambda: not _job_processes(marker), timeout=30, what="the job's end")
+
+
+def test_server_ports_come_from_below_the_ephemeral_range() -> None:
+    # an ephemeral port can be handed to any outgoing connection before the server
+    # binds it (or between its stop and restart): the server then fails to start
+    low = _ephemeral_low()
+    if low is None or low - SERVER_PORTS < 1024:
+        pytest.skip("no Linux ephemeral range to stay out of")
+    ports = {free_port() for _ in range(20)}
+    assert all(low - SERVER_PORTS <= port < low for port in ports), sorted(ports)
