@@ -27,12 +27,13 @@ import psutil
 
 from ..exceptions import KernelPortsTaken
 
-# how long a notebook job waits for its kernel to answer, in all
+# how long a notebook job waits for a started kernel to answer (each start)
 STARTUP_TIMEOUT = 60
 # starts on new ports before giving up; each lost race is one start
 START_ATTEMPTS = 4
-# how often a kernel that has not answered is checked for lost ports
-PORT_CHECK_SECONDS = 0.5
+# how often a kernel that has not answered is checked for lost ports (jupyter_client
+# waits a second for each kernel_info reply, so checks come about this often anyway)
+PORT_CHECK_SECONDS = 1.0
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 WILDCARD_IPS = ("0.0.0.0", "::", "")
@@ -45,10 +46,12 @@ async def start_kernel(client: Any, *, launch: dict[str, Any], on_started: Kerne
     """Start ``client``'s kernel and its client, on new ports while others take them.
 
     ``on_started`` hears each started kernel's pid, before it answers, so its
-    process group can be recorded for the reaper; a kernel given up on is
-    killed first. A kernel that dies or never answers for another reason ends
-    the start with nbclient's own error, as before.
+    process group can be recorded for the reaper and its memory watched, and
+    None once a kernel given up on is killed. A kernel that dies or never
+    answers for another reason ends the start with nbclient's own error, as
+    before.
     """
+    ports = ""
     for attempt in range(1, START_ATTEMPTS + 1):
         client.km = client.create_kernel_manager()
         await client.async_start_new_kernel(**launch)
@@ -59,14 +62,14 @@ async def start_kernel(client: Any, *, launch: dict[str, Any], on_started: Kerne
             client.kc.allow_stdin = False
             return
         ports = ", ".join(str(p) for p in taken)
-        if attempt == START_ATTEMPTS:
-            await shutdown_kernel(client, pid)
-            raise KernelPortsTaken(
-                f"the kernel could not bind its ports: another process held port {ports} "
-                f"at each of {START_ATTEMPTS} starts")
-        log(f"the kernel lost port {ports} to another process before it bound it; "
-            "starting it again on new ports")
+        if attempt < START_ATTEMPTS:
+            log(f"the kernel lost port {ports} to another process before it bound it; "
+                "starting it again on new ports")
         await shutdown_kernel(client, pid)
+        await on_started(None)  # that pid is gone: nothing may signal it any more
+    raise KernelPortsTaken(
+        f"the kernel could not bind its ports: another process held port {ports} "
+        f"at each of {START_ATTEMPTS} starts")
 
 
 async def _wait_until_ready(client: Any, pid: int | None) -> list[int]:
@@ -97,10 +100,13 @@ async def _wait_until_ready(client: Any, pid: int | None) -> list[int]:
 def ports_taken(km: Any, pid: int | None) -> list[int]:
     """The kernel's TCP ports held by a socket outside the kernel's process tree.
 
-    Empty where that cannot be seen: another transport, or a system that does
-    not show other processes' sockets.
+    Empty where that cannot be told: another transport, no local process (a
+    provisioner that runs the kernel elsewhere), a system that does not show
+    other processes' sockets, or every port held outside the tree, which is a
+    proxy in front of the kernel (a container's), not a lost race: a race
+    loses a port, not all five.
     """
-    if getattr(km, "transport", "tcp") != "tcp":
+    if getattr(km, "transport", "tcp") != "tcp" or pid is None:
         return []
     ports = {getattr(km, name, 0) for name in PORT_NAMES} - {0, None}
     ip = getattr(km, "ip", "")
@@ -108,9 +114,10 @@ def ports_taken(km: Any, pid: int | None) -> list[int]:
         # a socket made while psutil reads is shown without its pid: only a port
         # held outside the tree in two reads in a row counts
         first = _held_outside(ports, ip, pid)
-        return sorted(first & _held_outside(first, ip, pid)) if first else []
+        taken = first & _held_outside(first, ip, pid) if first else set()
     except (psutil.Error, OSError):
         return []
+    return [] if taken == ports else sorted(taken)
 
 
 def _held_outside(ports: set[int], ip: str, pid: int | None) -> set[int]:

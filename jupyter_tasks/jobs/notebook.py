@@ -334,26 +334,31 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
 
         async def kernel_started(pid: int | None) -> None:
             # jupyter_client starts the kernel in a session of its own: its group is
-            # recorded for the reaper (a lost start's group is gone: killed)
-            nonlocal kernel_pid, recorded
+            # recorded for the reaper, and its memory watched from the start (None:
+            # a start given up on, its kernel killed)
+            nonlocal kernel_pid, recorded, monitor
+            if monitor is not None:
+                monitor.cancel()
+                monitor = None
             if recorded is not None and usage.on_group is not None:
                 await announce_group(usage.on_group, recorded, None)
                 recorded = None
             kernel_pid = pid
-            if pid is not None and usage.on_group is not None:
+            if pid is None:
+                return
+            if usage.on_group is not None:
                 group = group_record(pid)
                 if group["pgid"] == pid:  # never a group the kernel shares with us
                     recorded = pid
                     await announce_group(usage.on_group, pid, group)
+            monitor = asyncio.ensure_future(
+                watch_memory(pid, usage, getattr(task, "memory_limit_mb", None)))
 
         # the kernel dies with the thread that started it (Linux)
         preexec = die_with_parent()
         await kernel.start_kernel(
             client, launch={"cwd": cwd, **({"preexec_fn": preexec} if preexec else {})},
             on_started=kernel_started, log=ctx.log)
-        if kernel_pid is not None:
-            monitor = asyncio.ensure_future(
-                watch_memory(kernel_pid, usage, getattr(task, "memory_limit_mb", None)))
         info_id = await kernel.maybe_await(client.kc.kernel_info())
         info = await client.async_wait_for_reply(info_id)
         if info is not None and "language_info" in info["content"]:

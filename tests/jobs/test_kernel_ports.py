@@ -125,24 +125,60 @@ async def test_a_kernel_that_dies_on_its_own_is_not_started_again(
     assert "starting it again" not in await logs_text(manager, task.id)
 
 
-def test_ports_taken_names_only_ports_held_outside_the_kernel(held_port: int) -> None:
-    class Manager:
-        transport, ip = "tcp", "127.0.0.1"
-        shell_port, iopub_port, stdin_port, hb_port, control_port = held_port, 0, 0, 0, 0
+@pytest.fixture
+def another_kernel() -> Iterator[int]:
+    """The pid of a process holding no socket: a kernel still starting."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
 
-    # held by this process, which is not the kernel: taken
-    assert kernel.ports_taken(Manager(), pid=None) == [held_port]
+
+def unheld_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manager_on(*ports: int, transport: str = "tcp") -> object:
+    """What ``ports_taken`` reads of a kernel manager: its transport, ip and ports."""
+    class Manager:
+        ip = "127.0.0.1"
+
+    manager = Manager()
+    manager.transport = transport  # type: ignore[attr-defined]
+    for name, port in zip(kernel.PORT_NAMES, [*ports, 0, 0, 0, 0, 0], strict=False):
+        setattr(manager, name, port)
+    return manager
+
+
+def test_ports_taken_names_only_ports_held_outside_the_kernel(
+        held_port: int, another_kernel: int) -> None:
+    km = manager_on(held_port, unheld_port())
+    # held by this process, which is not the starting kernel: taken
+    assert kernel.ports_taken(km, pid=another_kernel) == [held_port]
     # held by the kernel's own tree (here: this process as the kernel): not taken
-    assert kernel.ports_taken(Manager(), pid=os.getpid()) == []
-    Manager.transport = "ipc"
-    assert kernel.ports_taken(Manager(), pid=None) == []
+    assert kernel.ports_taken(km, pid=os.getpid()) == []
+    # nothing to tell it by: no local kernel process, another transport
+    assert kernel.ports_taken(km, pid=None) == []
+    assert kernel.ports_taken(manager_on(held_port, unheld_port(), transport="ipc"),
+                              pid=another_kernel) == []
+
+
+def test_every_port_held_outside_is_a_proxy_not_a_lost_race(
+        held_port: int, another_kernel: int) -> None:
+    # a container's port forwarder holds all of a kernel's ports, and they work
+    assert kernel.ports_taken(manager_on(held_port), pid=another_kernel) == []
 
 
 async def _value(value: bool) -> bool:
     return value
 
 
-def test_connections_to_the_kernels_own_listener_are_not_a_taken_port() -> None:
+def test_connections_to_the_kernels_own_listener_are_not_a_taken_port(
+        another_kernel: int) -> None:
     # a kernel answering its clients: connections its listener has not accepted yet
     # sit on its port and belong to no process (a sweep of notebook jobs saw them)
     listener = subprocess.Popen([sys.executable, "-c", LISTEN_WITHOUT_ACCEPTING],
@@ -151,13 +187,10 @@ def test_connections_to_the_kernels_own_listener_are_not_a_taken_port() -> None:
         port = int(listener.stdout.readline())  # type: ignore[union-attr]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
 
-        class Manager:
-            transport, ip = "tcp", "127.0.0.1"
-            shell_port, iopub_port, stdin_port, hb_port, control_port = port, 0, 0, 0, 0
-
-        assert kernel.ports_taken(Manager(), pid=listener.pid) == []
+        km = manager_on(port, unheld_port())
+        assert kernel.ports_taken(km, pid=listener.pid) == []
         # the same listener seen from another kernel: taken
-        assert kernel.ports_taken(Manager(), pid=None) == [port]
+        assert kernel.ports_taken(km, pid=another_kernel) == [port]
         for client in clients:
             client.close()
     finally:
