@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 import os
+import select
 import shutil
 import sys
 import time
@@ -719,7 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        return asyncio.run(args.run(args))
+        status = asyncio.run(args.run(args))
+        # what is still buffered goes now, where a reader gone away is heard
+        sys.stdout.flush()
+        return status
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -731,10 +735,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        if not _stdout_gone():
+            raise
         # the reader left (``| head``): nothing more to say, and nothing to flush
         # into the closed pipe at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+
+
+def _stdout_gone() -> bool:
+    """True when standard output is a pipe or socket whose reader has gone."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -198,7 +198,9 @@ def test_the_readme_flow_lab_as_this_user_then_submit_from_a_shell(
 def test_a_reader_that_leaves_ends_the_output_quietly(env: dict[str, str], tmp_path: Path) -> None:
     assert jt(env, "submit", "--code", "print(1)", cwd=tmp_path).returncode == 0
     # `jupyter tasks list | head -1`: the reader is gone before the listing is written
-    listing = subprocess.Popen(["jupyter", "tasks", "list"], env=env, cwd=tmp_path,
+    # buffered as a terminal-less run buffers it: written at the end, not line by line
+    quiet = {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
+    listing = subprocess.Popen(["jupyter", "tasks", "list"], env=quiet, cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     listing.stdout.close()  # type: ignore[union-attr]
     _, err = listing.communicate(timeout=120)
