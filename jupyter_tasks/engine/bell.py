@@ -32,9 +32,10 @@ MAX_ADDRESS = 100
 # a listing taken less than this after the folder changed may miss a socket bound in the
 # same tick of a coarse timestamp clock: list again until the folder is older than this
 RACY_NS = 2_000_000_000
-# while it is that young, listed again at most this often: a listing costs ~100 us, and
-# a process that rings after every commit would otherwise list on each for two seconds
-# after any process joined; a peer bound meanwhile hears the rings this much later
+# while it is that young, listed again at most this often: a process that rings after
+# every commit would otherwise list it at each ring for two seconds after any process
+# joined. A peer bound within a listing's clock tick misses the rings of those few ms
+# (its poll covers them) and hears the first ring after that.
 RACY_RELIST_NS = 5_000_000
 
 
