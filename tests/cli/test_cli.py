@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,13 +172,17 @@ def test_the_readme_flow_lab_as_this_user_then_submit_from_a_shell(
          f"--ServerApp.root_dir={tmp_path}", f"--JupyterTasksApp.task_modules={module}"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        def started() -> bool:
+        def started() -> dict[str, Any] | None:
             if lab.poll() is not None:
                 raise AssertionError(f"jupyter tasks lab exited: {lab.stderr.read()}")
-            return any(runtime.glob("jpserver-*.json"))
+            for path in runtime.glob("jpserver-*.json"):
+                try:  # the server creates the file, then writes it: it can be read empty
+                    return json.loads(path.read_text())
+                except ValueError:
+                    pass
+            return None
 
-        eventually_sync(started, timeout=90, what="JupyterLab running")
-        info = json.loads(next(runtime.glob("jpserver-*.json")).read_text())
+        info = eventually_sync(started, timeout=90, what="JupyterLab running")
         assert info["pid"] == lab.pid  # exec'd: the server is the process we started
         # this shell does not know cli_greet: the server's workers run it
         done = jt(env, "submit", "--name", "cli_greet", "--param", "name=Ada", "--wait")
