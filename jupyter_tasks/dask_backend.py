@@ -38,10 +38,14 @@ to Dask instead of running it locally::
   a worker yet is simply dropped (its future cancelled); so is every run when
   the hub shuts down.
 * **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
-  on another worker. Every run announces itself with a ``start`` event; the
+  on another worker. A run announces itself with a ``start`` event before its
+  first other event, or once it has run ``REPORT_INTERVAL``: a short run says
+  nothing until its outcome, which spares the scheduler a message per job. The
   hub counts the runs of the current attempt and adds the extra ones to the
   task's ``attempts`` and ``lost_attempts`` (a lost worker does not use up
-  ``max_retries``), with the log's attempt marker. When Dask gives up
+  ``max_retries``), with the log's attempt marker; a run lost before it
+  announced itself is not counted. A cancel of a run that has not announced
+  itself drops it, as it drops a run not started yet. When Dask gives up
   (``KilledWorker``) or the future is lost, the attempt fails and the
   manager's own retry (new attempt, new key) takes over.
 
@@ -460,13 +464,23 @@ class _Reporter:
     """Sends a running task's progress and logs to the hub a few times per second."""
 
     def __init__(self, worker: Any, topic: str, task_id: str, key: str,
-                 ctx: WorkerContext) -> None:
+                 ctx: WorkerContext, start: dict[str, Any]) -> None:
         self.worker = worker
         self.topic = topic
         self.base = {"task": task_id, "key": key}
         self.ctx = ctx
+        self._start: dict[str, Any] | None = start
+        self._lock = threading.Lock()
+
+    def announce(self) -> None:
+        """Send the run's ``start`` event, once, before anything else it sends."""
+        with self._lock:
+            start, self._start = self._start, None
+            if start is not None:
+                self.worker.log_event(self.topic, {**self.base, "type": "start", **start})
 
     def send(self, **fields: Any) -> None:
+        self.announce()
         self.worker.log_event(self.topic, {**self.base, **fields})
 
     def flush(self) -> None:
@@ -587,6 +601,7 @@ def _group_reporter(reporter: _Reporter) -> Any:
 def _report_loop(run: _WorkerRun, reporter: _Reporter) -> None:
     while not run.finished.wait(REPORT_INTERVAL):
         with contextlib.suppress(Exception):
+            reporter.announce()
             reporter.flush()
 
 
@@ -616,9 +631,10 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     worker = get_worker()
     task: Task = payload["task"]
     ctx = WorkerContext(task.id)
-    reporter = _Reporter(worker, payload["topic"], task.id, payload["key"], ctx)
     run_id = os.urandom(6).hex()
-    reporter.send(type="start", run=run_id, worker=worker.address, pid=os.getpid())
+    # announced with the first report or event, not now: most short jobs never need it
+    reporter = _Reporter(worker, payload["topic"], task.id, payload["key"], ctx,
+                         {"run": run_id, "worker": worker.address, "pid": os.getpid()})
     run = _WorkerRun(ctx)
     # no row to record an exit into here, but the shim's exit-time peak is wanted
     usage = ProcessUsage(exit_peak=True)

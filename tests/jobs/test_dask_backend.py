@@ -325,3 +325,24 @@ async def test_a_job_handed_back_by_a_stopping_hub_runs_again_on_dask(
 async def _status(db_path: Path, task_id: str) -> str:
     async with TaskManager(db_path) as reader:
         return (await reader.get(task_id)).status
+
+
+async def test_a_short_run_says_nothing_until_its_outcome(hub: TaskManager,
+                                                          tmp_path: Path) -> None:
+    # each event goes through the scheduler: a job done in a few ms does without its
+    # 'start' (a run that reports, or runs longer, announces itself first)
+    from jupyter_tasks.dask_backend import TOPIC
+
+    short = [await hub.submit("dask_square", x=i, mode="job") for i in range(10)]
+    long = await hub.submit("dask_steps", steps=5, marker_dir=str(tmp_path), mode="job")
+    for task in [*short, long]:
+        done = await hub.wait(task.id, timeout=120)
+        assert done.status == "succeeded", (done.status, done.error)
+    client = await hub.test_backend.client()
+    events = [msg for _, msg in await client.get_events(TOPIC)]
+    starts = [msg["task"] for msg in events if msg.get("type") == "start"]
+    assert not {t.id for t in short} & set(starts), starts
+    assert starts.count(long.id) == 1
+    # the long run announced itself before its first report
+    of_long = [msg["type"] for msg in events if msg.get("task") == long.id]
+    assert of_long[0] == "start", of_long
