@@ -39,6 +39,7 @@ from . import dbfile
 from .cli_common import SHORT_ID, CliError, run_parameters, short_id
 from .cli_common import papermill_value as papermill_value  # where it was before
 from .exceptions import JupyterTasksError, UnknownTask
+from .jobs.kernel import STARTUP_TIMEOUT
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus, failure_reason
@@ -276,9 +277,9 @@ def _print_submitted(args: argparse.Namespace, task: Task) -> int:
 PAPERMILL_IGNORED = ("--request-save-on-cell-execute", "--no-request-save-on-cell-execute",
                      "--autosave-cell-every", "--progress-bar", "--no-progress-bar",
                      "--log-output", "--no-log-output", "--log-level", "--prepare-execute",
-                     "--no-report-mode", "--start-timeout (up to 60)")
-# how long a notebook job waits for its kernel (jobs.kernel.STARTUP_TIMEOUT)
-KERNEL_START_SECONDS = 60
+                     "--no-report-mode", f"--start-timeout (up to {STARTUP_TIMEOUT})")
+# how long a notebook job waits for its kernel
+KERNEL_START_SECONDS = STARTUP_TIMEOUT
 # exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
 EXIT_TIMEOUT = 124
 # exit status when stdout's reader went away, as a tool that SIGPIPE ended has it

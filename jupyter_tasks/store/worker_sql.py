@@ -52,6 +52,7 @@ CLAIM_MANY_SQL = _claim_sql("IN")
 # queued nothing looks without taking the write lock (the claim's own index answers it)
 DUE_JOB_SQL = f"SELECT 1 {DUE_JOBS} LIMIT 1"
 
+
 def tx_claim(
     conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
 ) -> list[Task]:
