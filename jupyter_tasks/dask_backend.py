@@ -81,6 +81,7 @@ KEY_PREFIX = "jupyter-tasks-"
 REPORT_INTERVAL = 0.2
 CANCEL_POLL = 0.25
 COOPERATIVE_GRACE = 1.0
+INTERRUPT_EVERY = 0.05  # after the grace, how often a sync function is interrupted again
 STOP_TIMEOUT = 60.0  # how long a cancel or timeout waits for the worker to confirm the stop
 MAX_EVENT_LOG_CHARS = 256 * 1024
 DEFAULT_KINDS = (TaskKind.FUNCTION.value, TaskKind.SUBPROCESS.value,
@@ -567,26 +568,120 @@ def _key_dropped(worker: Any, key: str | None) -> bool:
     return state is None or state.state in ("cancelled", "released", "forgotten")
 
 
-def _watch_cancel(run: _WorkerRun, event: Any, worker: Any = None, key: str | None = None
-                  ) -> None:
-    while not run.finished.wait(CANCEL_POLL):
-        # a hub that died cannot set the event; Dask then drops the task's key, and
-        # the run (its process group or kernel) must end with it: the hub's
-        # successor will run the job again
-        dropped = _key_dropped(worker, key)
-        try:
-            is_set = dropped or event.is_set()
-        except Exception:
-            continue
-        if is_set:
-            run.cancel()
-            # cooperative first (ctx.cancelled); a sync function that does not look
-            # gets TaskCancelled raised at its next bytecode until it ends
-            if run.finished.wait(COOPERATIVE_GRACE):
-                return
-            while not run.finished.wait(0.05):
+@dataclass(eq=False)
+class _Watched:
+    """What the watcher keeps of one run: its reporter, its cancel event and its clocks."""
+
+    run: _WorkerRun
+    reporter: _Reporter
+    event_name: str
+    client: Any
+    worker: Any
+    key: str | None
+    next_report: float
+    next_check: float
+    event: Any = None
+    interrupt_at: float | None = None  # set once the cancel is seen
+
+
+class _RunWatcher:
+    """One thread per worker process that reports and checks cancels for all of its runs.
+
+    A thread per run (two, before) cost more than a short job itself: each start
+    waits for the new thread to take the GIL. Nothing is done for a run in its
+    first ``REPORT_INTERVAL``, so most short jobs never meet this thread at all.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[_Watched] = []
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, run: _WorkerRun, reporter: _Reporter, event_name: str, client: Any,
+              worker: Any, key: str | None) -> _Watched:
+        """Start watching ``run`` until ``forget``."""
+        now = time.monotonic()
+        watched = _Watched(run, reporter, event_name, client, worker, key,
+                           now + REPORT_INTERVAL, now + CANCEL_POLL)
+        with self._changed:
+            self._runs.append(watched)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                name="jupyter-tasks-run-watcher")
+                self._thread.start()
+            self._changed.notify()
+        return watched
+
+    def forget(self, watched: _Watched) -> None:
+        """Stop watching a run (it has ended)."""
+        with self._changed:
+            if watched in self._runs:
+                self._runs.remove(watched)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                live = [w for w in self._runs if not w.run.finished.is_set()]
+                due = min((self._next(w) for w in live), default=None)
+                if due is None or due > time.monotonic():
+                    # woken early by a new run: the times are worked out again
+                    self._changed.wait(None if due is None else due - time.monotonic())
+                    continue
+            now = time.monotonic()
+            for watched in live:
+                if not watched.run.finished.is_set() and self._next(watched) <= now:
+                    with contextlib.suppress(Exception):
+                        self._tend(watched, now)
+
+    @staticmethod
+    def _next(watched: _Watched) -> float:
+        if watched.interrupt_at is not None:
+            return min(watched.next_report, watched.interrupt_at)
+        return min(watched.next_report, watched.next_check)
+
+    def _tend(self, watched: _Watched, now: float) -> None:
+        run = watched.run
+        if watched.next_report <= now:
+            watched.next_report = now + REPORT_INTERVAL
+            watched.reporter.announce()
+            watched.reporter.flush()
+        if watched.interrupt_at is not None:
+            if watched.interrupt_at <= now:
+                # a sync function that does not look at ctx.cancelled gets TaskCancelled
+                # raised at its next bytecode until it ends
+                watched.interrupt_at = now + INTERRUPT_EVERY
                 run.interrupt()
             return
+        if watched.next_check > now:
+            return
+        watched.next_check = now + CANCEL_POLL
+        # a hub that died cannot set the event; Dask then drops the task's key, and the
+        # run (its process group or kernel) must end with it: the hub's successor will
+        # run the job again
+        if not _key_dropped(watched.worker, watched.key):
+            if watched.event is None:
+                from distributed import Event
+
+                watched.event = Event(watched.event_name, client=watched.client)
+            if not watched.event.is_set():
+                return
+        run.cancel()  # cooperative first (ctx.cancelled), then interrupts after the grace
+        watched.interrupt_at = now + COOPERATIVE_GRACE
+
+
+_watcher = _RunWatcher()
+_clients: dict[str, Any] = {}
+
+
+def _worker_client(worker: Any) -> Any:
+    """The worker's own client, asked for once per worker: each ``get_client`` is an event
+    sent to the scheduler."""
+    from distributed import get_client
+
+    client = _clients.get(worker.address)
+    if client is None or client.status not in ("running", "connecting", "newly-created"):
+        client = _clients[worker.address] = get_client()
+    return client
 
 
 def _group_reporter(reporter: _Reporter) -> Any:
@@ -596,13 +691,6 @@ def _group_reporter(reporter: _Reporter) -> Any:
         reporter.send(type="process", pgid=pgid, process=record)
 
     return hook
-
-
-def _report_loop(run: _WorkerRun, reporter: _Reporter) -> None:
-    while not run.finished.wait(REPORT_INTERVAL):
-        with contextlib.suppress(Exception):
-            reporter.announce()
-            reporter.flush()
 
 
 def _result_json(value: Any) -> Any:
@@ -626,7 +714,7 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
 
 def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     """Runs on a Dask worker: one run of a jupyter-tasks job; never raises for task errors."""
-    from distributed import Event, get_client, get_worker
+    from distributed import get_worker
 
     worker = get_worker()
     task: Task = payload["task"]
@@ -639,15 +727,11 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     # no row to record an exit into here, but the shim's exit-time peak is wanted
     usage = ProcessUsage(exit_peak=True)
     thread = ThreadRun()
-    # bound to the worker's client here: the watcher thread has no worker context
-    cancel_event = Event(payload.get("cancel_event") or cancel_event_name(payload["key"]),
-                         client=get_client())
     usage.on_group = _group_reporter(reporter)
-    threading.Thread(target=_watch_cancel, args=(run, cancel_event, worker, payload["key"]),
-                     daemon=True,
-                     name=f"jupyter-tasks-cancel-{task.id}").start()
-    threading.Thread(target=_report_loop, args=(run, reporter), daemon=True,
-                     name=f"jupyter-tasks-report-{task.id}").start()
+    # the worker's client is found here: the watcher's thread has no worker context
+    watched = _watcher.watch(run, reporter,
+                             payload.get("cancel_event") or cancel_event_name(payload["key"]),
+                             _worker_client(worker), worker, payload["key"])
     token = current_context.set(ctx)
     status, result, error = TaskStatus.SUCCEEDED.value, None, None
     try:
@@ -676,6 +760,7 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
         with run.lock:
             run.finished.set()
             run.thread_id = None
+        _watcher.forget(watched)
         current_context.reset(token)
     if status == TaskStatus.FAILED.value and isinstance(error, dict) and run.cancelled:
         status = TaskStatus.CANCELLED.value

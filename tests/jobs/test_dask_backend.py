@@ -346,3 +346,17 @@ async def test_a_short_run_says_nothing_until_its_outcome(hub: TaskManager,
     # the long run announced itself before its first report
     of_long = [msg["type"] for msg in events if msg.get("task") == long.id]
     assert of_long[0] == "start", of_long
+
+
+async def test_runs_ask_for_the_workers_client_once_per_worker(hub: TaskManager) -> None:
+    # every get_client() on a worker sends the scheduler a 'worker-get-client' event:
+    # one per job cost the scheduler a message for each of them
+    client = await hub.test_backend.client()
+    before = len(await client.get_events("worker-get-client"))
+    tasks = [await hub.submit("dask_square", x=i, mode="job") for i in range(20)]
+    for task in tasks:
+        done = await hub.wait(task.id, timeout=120)
+        assert done.status == "succeeded", (done.status, done.error)
+    asked = len(await client.get_events("worker-get-client")) - before
+    workers = len(await client.nthreads())
+    assert asked <= workers, f"{asked} client lookups for 20 jobs on {workers} workers"
