@@ -59,6 +59,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import random
 import tempfile
 import threading
 import time
@@ -220,7 +221,9 @@ class DaskBackend:
         from distributed.client import FutureCancelledError
 
         client = await self.client()
-        key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{os.urandom(3).hex()}"
+        # the module PRNG, as for task ids: os.urandom is a system call, and each call
+        # that lets go of the GIL waits to get it back from a busy scheduler thread
+        key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{random.getrandbits(24):06x}"
         payload = self._payload(task, key)
         run = _RemoteRun(key, task, ctx, running)
         self._runs[task.id] = run
@@ -719,7 +722,7 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     worker = get_worker()
     task: Task = payload["task"]
     ctx = WorkerContext(task.id)
-    run_id = os.urandom(6).hex()
+    run_id = f"{random.getrandbits(48):012x}"
     # announced with the first report or event, not now: most short jobs never need it
     reporter = _Reporter(worker, payload["topic"], task.id, payload["key"], ctx,
                          {"run": run_id, "worker": worker.address, "pid": os.getpid()})
