@@ -223,6 +223,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX tasks_by_priority ON tasks(priority, id DESC);
         """,
     ),
+    (
+        8,
+        """
+        -- the progress and duration sorts over a long history: their keys are fixed once
+        -- a task has ended, so the indexes hold ended tasks only (task_sql.ENDED_SORT_SQL,
+        -- exactly) and cost a running task's progress writes nothing; the few tasks not
+        -- ended are sorted apart and merged (task_sql.page_query)
+        CREATE INDEX tasks_by_duration ON tasks(
+            CASE WHEN started_at IS NULL THEN -1.0
+            ELSE max(0.0, finished_at - started_at) END, id DESC)
+            WHERE finished_at IS NOT NULL;
+        CREATE INDEX tasks_by_progress ON tasks(
+            CASE WHEN json_valid(progress) AND json_extract(progress, '$.total') > 0
+            THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0
+            / json_extract(progress, '$.total')
+            WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END, id DESC)
+            WHERE finished_at IS NOT NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

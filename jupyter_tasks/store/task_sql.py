@@ -90,6 +90,14 @@ SORT_SQL = {
 # what pruning walks (tasks_by_finished, migration 7): the finished sort's own key
 FINISHED_KEY = SORT_SQL["finished"]
 
+# sorts whose key is fixed once a task has ended: their indexes (migration 8) hold the
+# ended tasks only, keyed by these expressions, SORT_SQL's own for a finished_at that is set
+ENDED_SORT_SQL = {
+    "duration": "CASE WHEN started_at IS NULL THEN -1.0 "
+                "ELSE max(0.0, finished_at - started_at) END",
+    "progress": SORT_SQL["progress"],
+}
+
 
 def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float,
@@ -100,27 +108,31 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
     The keyset starts with a bare range on the sort key (``>=``/``<=``) so that the
     key's index is entered at the cursor instead of walked from its start.
     """
+    expr_args = [now] if sort == "duration" else []
+    if sort in ENDED_SORT_SQL:
+        # the ended tasks walk the sort's index from the cursor, the others (running,
+        # queued: few) are sorted apart; the merge keeps limit + 1 of both
+        ended, ended_args = _sorted_part(ENDED_SORT_SQL[sort], [], descending,
+                                         ["finished_at IS NOT NULL", *where], args, after,
+                                         limit)
+        # ifnull(...) = -1.0 enters tasks_by_finished where the unfinished tasks are
+        active, active_args = _sorted_part(
+            SORT_SQL[sort], expr_args, descending,
+            ["ifnull(finished_at, -1.0) = -1.0", "finished_at IS NULL", *where], args,
+            after, limit)
+        return (f"SELECT * FROM ({ended}) UNION ALL SELECT * FROM ({active}) "
+                f"ORDER BY sort_value {'DESC' if descending else 'ASC'}, id DESC LIMIT ?",
+                [*ended_args, *active_args, int(limit) + 1])
+    if sort != "created":
+        return _sorted_part(SORT_SQL[sort], expr_args, descending, where, args, after, limit)
     where, args = list(where), list(args)
-    expr = SORT_SQL[sort]
-    if sort == "created":
-        if after:
-            where.append("id < ?" if descending else "id > ?")
-            args.append(after[1])
-        order_by = "id " + ("DESC" if descending else "ASC")
-        select = "SELECT *"
-    else:
-        expr_args = [now] if sort == "duration" else []
-        if after:
-            # past the last row: further along the sort, or level with it and older
-            cmp = "<" if descending else ">"
-            where.append(f"({expr}) {cmp}= ? AND (({expr}) {cmp} ? OR id < ?)")
-            args += [*expr_args, after[0], *expr_args, after[0], after[1]]
-        order_by = f"{expr} {'DESC' if descending else 'ASC'}, id DESC"
-        args = [*expr_args, *args, *expr_args]  # the select's and the order's copies
-        select = f"SELECT *, {expr} AS sort_value"
+    if after:
+        where.append("id < ?" if descending else "id > ?")
+        args.append(after[1])
+    order_by = "id " + ("DESC" if descending else "ASC")
     statuses = len(where[0][len("status IN ("):-1].split(",")) \
         if where and where[0].startswith("status IN (") else 0  # active: small sets
-    if sort == "created" and statuses > 1:
+    if statuses > 1:
         # status IN (a, b) walks two ranges of tasks_by_status that only a sort over every
         # match would merge (all finished tasks, for the finished statuses): one ordered,
         # limited walk per status instead, merged over at most limit + 1 rows each
@@ -133,10 +145,29 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
             part_args += [args[i], *args[statuses:], int(limit) + 1]
         return (" UNION ALL ".join(parts) + f" ORDER BY {order_by} LIMIT ?",
                 [*part_args, int(limit) + 1])
-    sql = select + " FROM tasks"
+    sql = "SELECT * FROM tasks"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit) + 1]
+
+
+def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
+                 args: list[Any], after: tuple[Any, str, float] | None, limit: int
+                 ) -> tuple[str, list[Any]]:
+    """The tasks matching ``where`` past the cursor in ``expr`` order, ``limit`` + 1 of them."""
+    where, args = list(where), list(args)
+    if after:
+        # past the last row: further along the sort, or level with it and older
+        cmp = "<" if descending else ">"
+        where.append(f"({expr}) {cmp}= ? AND (({expr}) {cmp} ? OR id < ?)")
+        args += [*expr_args, after[0], *expr_args, after[0], after[1]]
+    order_by = f"{expr} {'DESC' if descending else 'ASC'}, id DESC"
+    sql = f"SELECT *, {expr} AS sort_value FROM tasks"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    # the select's and the order's copies of the expression's arguments around the rest
+    return (sql + f" ORDER BY {order_by} LIMIT ?",
+            [*expr_args, *args, *expr_args, int(limit) + 1])
 
 
 class TaskPage(NamedTuple):
