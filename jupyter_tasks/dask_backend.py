@@ -674,17 +674,18 @@ class _RunWatcher:
 
 _watcher = _RunWatcher()
 _clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
 
 
 def _worker_client(worker: Any) -> Any:
-    """The worker's own client, asked for once per worker: each ``get_client`` is an event
-    sent to the scheduler."""
+    """The worker's own client, looked up once per worker (each lookup messages the scheduler)."""
     from distributed import get_client
 
-    client = _clients.get(worker.address)
-    if client is None or client.status not in ("running", "connecting", "newly-created"):
-        client = _clients[worker.address] = get_client()
-    return client
+    with _clients_lock:  # a worker with several threads runs several jobs at once
+        client = _clients.get(worker.address)
+        if client is None or client.status not in ("running", "connecting", "newly-created"):
+            client = _clients[worker.address] = get_client()
+        return client
 
 
 def _group_reporter(reporter: _Reporter) -> Any:
