@@ -13,7 +13,9 @@ run's speed on a shared machine can move by a fifth):
   has four threads, its polling tuned to its fastest (10 ms, 100 ms cap).
 - workers: N jobs queued first, then drained by one or two ``jupyter tasks worker``
   processes (4 slots each) on the same database; the rate is N over the span from
-  the first start to the last finish written in the rows.
+  the first start to the last finish written in the rows. Twice: trivial jobs (the
+  database is all the work, and SQLite has one writer at a time) and jobs that
+  spend a millisecond of CPU each.
 - backlog: the rate of one-job claims (``Store.claim_jobs``) with 100 jobs queued
   and with BACKLOG queued (each claimed job is handed back, untimed, so the depth
   stays), and the claim statement's ``EXPLAIN QUERY PLAN``.
@@ -57,10 +59,20 @@ CLAIMS = 1000
 SHALLOW = 100
 
 TASK_MODULE = '''
+import time
+
 from jupyter_tasks import task
 
 @task("noop", mode="job")
 async def noop(i: int) -> int:
+    return i
+
+@task("cpu_ms", mode="job")
+def cpu_ms(i: int) -> int:
+    # a job that works: about a millisecond of CPU in its thread
+    until = time.thread_time() + 0.001
+    while time.thread_time() < until:
+        pass
     return i
 '''
 
@@ -204,14 +216,14 @@ async def queue_jobs(path: Path, count: int) -> None:
         await asyncio.gather(*(submit(i) for i in range(count)))
 
 
-def bench_worker_processes(folder: Path, processes: int) -> float:
+def bench_worker_processes(folder: Path, processes: int, job: str = "noop") -> float:
     """Jobs per second drained by ``processes`` worker processes from N jobs queued at once.
 
     The workers start first and register; then the N jobs go in with one commit, so
     every worker meets the same queue; the rate is N over the span from the first
     start to the last finish written in the rows.
     """
-    path = folder / f"workers-{processes}.db"
+    path = folder / f"workers-{processes}-{job}.db"
     asyncio.run(fresh_database(path))
     module = folder / "bench_noop_tasks.py"
     module.write_text(TASK_MODULE)
@@ -230,7 +242,7 @@ def bench_worker_processes(folder: Path, processes: int) -> float:
                 time.sleep(0.05)  # a benchmark's poll of the outcome, not a synchronisation
 
         wait_for("SELECT count(*) FROM workers WHERE stopped_at IS NULL", processes)
-        asyncio.run(build_backlog(path, N))
+        asyncio.run(build_backlog(path, N, job))
         wait_for("SELECT count(*) FROM tasks WHERE status = 'succeeded'", N)
         first, last = conn.execute("SELECT min(started_at), max(finished_at) FROM tasks"
                                    ).fetchone()
@@ -245,8 +257,8 @@ def bench_worker_processes(folder: Path, processes: int) -> float:
     return N / (last - first)
 
 
-async def build_backlog(path: Path, count: int) -> None:
-    """``count`` queued noop jobs inserted as history rows (fast: one transaction)."""
+async def build_backlog(path: Path, count: int, job: str = "noop") -> None:
+    """``count`` queued ``job`` jobs inserted as history rows (fast: one transaction)."""
     store = await Store.open(path)
     try:
         now = time.time()
@@ -254,8 +266,8 @@ async def build_backlog(path: Path, count: int) -> None:
         for at in range(0, count, batch):
             await store.insert_task_rows(
                 {"id": new_task_id(), "kind": "function", "mode": "job", "status": "queued",
-                 "name": "noop", "label": "noop", "params": {"i": i},
-                 "spec": {"name": "noop", "params": {"i": i}}, "queue": "default",
+                 "name": job, "label": job, "params": {"i": i},
+                 "spec": {"name": job, "params": {"i": i}}, "queue": "default",
                  "created_at": now, "updated_at": now}
                 for i in range(at, min(count, at + batch)))
     finally:
@@ -309,6 +321,7 @@ def main() -> None:
         "concurrent submits", "concurrent end-to-end", "raw sqlite 64/commit",
         "raw sqlite 1/commit", "sequential end-to-end", "sequential submits",
         "huey fsync off", "huey fsync on", "1 worker process", "2 worker processes",
+        "1 worker process, 1 ms jobs", "2 worker processes, 1 ms jobs",
         "claims, 100 queued", f"claims, {BACKLOG} queued")}
     print(f"durable queue, {N} trivial jobs, {WORKERS} slots; {ROUNDS} interleaved rounds; "
           f"load {os.getloadavg()}")
@@ -339,6 +352,10 @@ def main() -> None:
                 if "workers" in CASES:
                     rates["1 worker process"].append(bench_worker_processes(folder, 1))
                     rates["2 worker processes"].append(bench_worker_processes(folder, 2))
+                    rates["1 worker process, 1 ms jobs"].append(
+                        bench_worker_processes(folder, 1, "cpu_ms"))
+                    rates["2 worker processes, 1 ms jobs"].append(
+                        bench_worker_processes(folder, 2, "cpu_ms"))
                 if "backlog" in CASES:
                     shallow = folder / "shallow.db"
                     asyncio.run(build_backlog(shallow, SHALLOW))
@@ -363,6 +380,8 @@ def main() -> None:
             ("concurrent submits / raw 64 per commit", "concurrent submits",
              "raw sqlite 64/commit", ">= 0.40"),
             ("2 worker processes / 1", "2 worker processes", "1 worker process", "> 1"),
+            ("the same, jobs of 1 ms CPU", "2 worker processes, 1 ms jobs",
+             "1 worker process, 1 ms jobs", "> 1"),
             ("claims deep / shallow", deep, "claims, 100 queued", ">= 0.80")):
         if a in med and b in med:
             print(f"  {label:40s}: {med[a] / med[b]:.2f}  ({target})")
