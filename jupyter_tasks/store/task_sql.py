@@ -497,7 +497,9 @@ PRUNE_CHECKPOINT_SECONDS = 0.05
 
 # '+status': no index on status for this one (the planner would take tasks_by_status
 # and sort every finished task by time for each chunk)
-PRUNE_SELECT = (f"SELECT id FROM tasks WHERE {FINISHED_KEY} < ? "
+# the range starts past -1.0, the key of every unfinished task: those sit at the head of
+# the index, and a chunk that walked them (a backlog queued meanwhile) read each row
+PRUNE_SELECT = (f"SELECT id FROM tasks WHERE {FINISHED_KEY} > -1.0 AND {FINISHED_KEY} < ? "
                 f"AND +status IN ({','.join('?' * len(TERMINAL_STATUSES))}) "
                 f"ORDER BY {FINISHED_KEY} LIMIT ?")
 

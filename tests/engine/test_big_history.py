@@ -124,6 +124,49 @@ def test_a_prune_chunk_walks_finished_time_not_a_sort_of_every_finished_task(
     assert "USING INDEX tasks_by_finished" in seen and "TEMP B-TREE" not in seen, seen
 
 
+async def test_a_prune_chunk_does_not_walk_the_tasks_still_queued(tmp_path: Path) -> None:
+    # unfinished tasks head tasks_by_finished (key -1.0): a chunk that walked past a
+    # backlog queued meanwhile read each of its rows, chunk after chunk
+    path = tmp_path / "tasks.db"
+    store = await Store.open(path)
+    try:
+        now = time.time()
+        await store.insert_task_rows(
+            {"id": new_task_id(), "kind": "function", "mode": "job", "status": "succeeded",
+             "created_at": now - 100, "finished_at": now - 100 + i * 0.001}
+            for i in range(200))
+    finally:
+        await store.close()
+
+    def steps() -> int:
+        conn = sqlite3.connect(path)
+        try:
+            count = 0
+
+            def tick() -> int:
+                nonlocal count
+                count += 1
+                return 0
+
+            conn.set_progress_handler(tick, 100)  # every 100 VM instructions
+            conn.execute(PRUNE_SELECT, [now - 50, *TERMINAL_STATUSES, 500]).fetchall()
+            return count
+        finally:
+            conn.close()
+
+    alone = steps()
+    store = await Store.open(path)
+    try:
+        await store.insert_task_rows(
+            {"id": new_task_id(), "kind": "function", "mode": "job", "status": "queued",
+             "created_at": now} for _ in range(5_000))
+    finally:
+        await store.close()
+    beside_a_backlog = steps()
+    # walking 5,000 queued rows costs hundreds of these ticks; the range skips them
+    assert beside_a_backlog <= alone + 5, (alone, beside_a_backlog)
+
+
 # ------------------------------------------------------------------ pages = brute force
 
 
