@@ -235,10 +235,23 @@ MIGRATIONS: list[tuple[int, str]] = [
             ELSE max(0.0, finished_at - started_at) END, id DESC)
             WHERE finished_at IS NOT NULL;
         CREATE INDEX tasks_by_progress ON tasks(
-            CASE WHEN json_valid(progress) AND json_extract(progress, '$.total') > 0
+            CASE WHEN json_valid(progress)
+            AND json_type(progress, '$.total') IN ('integer', 'real')
+            AND json_extract(progress, '$.total') > 0
             THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0
             / json_extract(progress, '$.total')
             WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END, id DESC)
+            WHERE finished_at IS NOT NULL;
+        -- most tasks report no progress and tie at 1.0 (succeeded) or -1.0: walked
+        -- backwards the index above gives ties oldest first, and the first page of a
+        -- descending sort would sort the whole tie; this one walks forwards for it
+        CREATE INDEX tasks_by_progress_desc ON tasks(
+            CASE WHEN json_valid(progress)
+            AND json_type(progress, '$.total') IN ('integer', 'real')
+            AND json_extract(progress, '$.total') > 0
+            THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0
+            / json_extract(progress, '$.total')
+            WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END DESC, id DESC)
             WHERE finished_at IS NOT NULL;
         """,
     ),

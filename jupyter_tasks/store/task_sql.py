@@ -73,7 +73,10 @@ SORT_SQL = {
               "nullif(json_extract(origin, '$.path'), ''), "
               "json_extract(origin, '$.type'))), '') ELSE '' END",
     "status": "CASE status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END",
-    "progress": "CASE WHEN json_valid(progress) AND json_extract(progress, '$.total') > 0 "
+    # a total that is not a number (text compares above every number) would divide to NULL
+    "progress": "CASE WHEN json_valid(progress) "
+                "AND json_type(progress, '$.total') IN ('integer', 'real') "
+                "AND json_extract(progress, '$.total') > 0 "
                 "THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0 "
                 "/ json_extract(progress, '$.total') "
                 "WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END",
