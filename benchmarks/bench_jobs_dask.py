@@ -121,6 +121,7 @@ def alternated_rounds(address: str, folder: Path) -> tuple[list[float], list[flo
 
 def report(cluster: str, backend_times: list[float], plain_times: list[float],
            local: float) -> None:
+    """Print one cluster's medians and their ratios to the local pool and to plain Dask."""
     dask, plain = statistics.median(backend_times), statistics.median(plain_times)
     print(f"{cluster}:")
     print(f"  DaskBackend ({DASK_SLOTS} in flight), median of {ROUNDS}: {dask:7.2f} s  "
@@ -134,6 +135,7 @@ def report(cluster: str, backend_times: list[float], plain_times: list[float],
 
 
 def free_port() -> int:
+    """A TCP port free on localhost now, for the scheduler process."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -56,16 +56,19 @@ memory limits of plain functions (only process-based kinds are measured).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import os
 import pickle
+import queue
 import random
 import tempfile
 import threading
 import time
 import traceback
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +86,7 @@ REPORT_INTERVAL = 0.2
 CANCEL_POLL = 0.25
 COOPERATIVE_GRACE = 1.0
 INTERRUPT_EVERY = 0.05  # after the grace, how often a sync function is interrupted again
+ASKING_THREADS = 4  # cancel checks of one worker process under way at once
 STOP_TIMEOUT = 60.0  # how long a cancel or timeout waits for the worker to confirm the stop
 MAX_EVENT_LOG_CHARS = 256 * 1024
 DEFAULT_KINDS = (TaskKind.FUNCTION.value, TaskKind.SUBPROCESS.value,
@@ -221,9 +225,9 @@ class DaskBackend:
         from distributed.client import FutureCancelledError
 
         client = await self.client()
-        # the module PRNG, as for task ids: os.urandom is a system call, and each call
-        # that lets go of the GIL waits to get it back from a busy scheduler thread
-        key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{random.getrandbits(24):06x}"
+        # a PRNG, as for task ids: os.urandom is a system call, and each call that lets
+        # go of the GIL waits to get it back from a busy scheduler thread
+        key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{_ids.getrandbits(24):06x}"
         payload = self._payload(task, key)
         run = _RemoteRun(key, task, ctx, running)
         self._runs[task.id] = run
@@ -584,21 +588,59 @@ class _Watched:
     next_report: float
     next_check: float
     event: Any = None
-    interrupt_at: float | None = None  # set once the cancel is seen
+    asking: concurrent.futures.Future[bool] | None = None  # the last cancel check
+    cancel_seen: bool = False
+    interrupt_at: float | None = None  # set once the run was told to stop
+
+
+class _Askers:
+    """A few daemon threads that make blocking calls for the watcher and keep their answers.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined at interpreter exit, and a
+    question the scheduler never answers would keep the worker process from exiting.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._questions: queue.SimpleQueue[
+            tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = queue.SimpleQueue()
+        for i in range(threads):
+            threading.Thread(target=self._serve, daemon=True,
+                             name=f"jupyter-tasks-cancel-check-{i}").start()
+
+    def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Make ``call`` on one of the threads; its future answer."""
+        answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._questions.put((call, answer))
+        return answer
+
+    def _serve(self) -> None:
+        while True:
+            call, answer = self._questions.get()
+            if not answer.set_running_or_notify_cancel():
+                continue
+            try:
+                answer.set_result(call())
+            except BaseException as exc:  # the watcher reads it as "could not say"
+                answer.set_exception(exc)
 
 
 class _RunWatcher:
     """One thread per worker process that reports and checks cancels for all of its runs.
 
-    A thread per run (two, before) cost more than a short job itself: each start
-    waits for the new thread to take the GIL. Nothing is done for a run in its
-    first ``REPORT_INTERVAL``, so most short jobs never meet this thread at all.
+    A thread started per run cost more than a short job: each start waits for the
+    new thread to take the GIL. Nothing is due for a run in its first
+    ``REPORT_INTERVAL``, so the thread sleeps through most short jobs. Asking the
+    scheduler whether a run was cancelled is a round trip that a busy or lost
+    scheduler can hold for seconds: those questions go to a small pool, so that
+    the reports and interrupts of the other runs are never held behind them.
     """
 
     def __init__(self) -> None:
         self._runs: list[_Watched] = []
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")  # when the thread wakes by itself next
+        self._asking: _Askers | None = None
 
     def watch(self, run: _WorkerRun, reporter: _Reporter, event_name: str, client: Any,
               worker: Any, key: str | None) -> _Watched:
@@ -612,7 +654,8 @@ class _RunWatcher:
                 self._thread = threading.Thread(target=self._loop, daemon=True,
                                                 name="jupyter-tasks-run-watcher")
                 self._thread.start()
-            self._changed.notify()
+            elif self._next(watched) < self._wake_at:
+                self._changed.notify()
         return watched
 
     def forget(self, watched: _Watched) -> None:
@@ -625,11 +668,12 @@ class _RunWatcher:
         while True:
             with self._changed:
                 live = [w for w in self._runs if not w.run.finished.is_set()]
-                due = min((self._next(w) for w in live), default=None)
-                if due is None or due > time.monotonic():
-                    # woken early by a new run: the times are worked out again
-                    self._changed.wait(None if due is None else due - time.monotonic())
-                    continue
+                due = min((self._next(w) for w in live), default=float("inf"))
+                if due > time.monotonic():
+                    self._wake_at = due
+                    self._changed.wait(None if due == float("inf") else due - time.monotonic())
+                    self._wake_at = float("inf")
+                    continue  # woken early by a new run: the times are worked out again
             now = time.monotonic()
             for watched in live:
                 if not watched.run.finished.is_set() and self._next(watched) <= now:
@@ -655,26 +699,59 @@ class _RunWatcher:
                 watched.interrupt_at = now + INTERRUPT_EVERY
                 run.interrupt()
             return
-        if watched.next_check > now:
-            return
-        watched.next_check = now + CANCEL_POLL
-        # a hub that died cannot set the event; Dask then drops the task's key, and the
-        # run (its process group or kernel) must end with it: the hub's successor will
-        # run the job again
-        if not _key_dropped(watched.worker, watched.key):
-            if watched.event is None:
-                from distributed import Event
-
-                watched.event = Event(watched.event_name, client=watched.client)
-            if not watched.event.is_set():
+        if not watched.cancel_seen:  # set by the answer of a question to the scheduler
+            if watched.next_check > now:
+                return
+            watched.next_check = now + CANCEL_POLL
+            # a hub that died cannot set the event; Dask then drops the task's key, and
+            # the run (its process group or kernel) must end with it: the hub's
+            # successor will run the job again
+            if not _key_dropped(watched.worker, watched.key):
+                self._ask(watched)
                 return
         run.cancel()  # cooperative first (ctx.cancelled), then interrupts after the grace
         watched.interrupt_at = now + COOPERATIVE_GRACE
+
+    def _ask(self, watched: _Watched) -> None:
+        """Ask the scheduler whether the run's cancel event is set, unless still asking."""
+        if watched.asking is not None and not watched.asking.done():
+            return
+        if watched.event is None:
+            from distributed import Event
+
+            watched.event = Event(watched.event_name, client=watched.client)
+        if self._asking is None:
+            self._asking = _Askers(ASKING_THREADS)
+        watched.asking = self._asking.submit(watched.event.is_set)
+        watched.asking.add_done_callback(functools.partial(self._answered, watched))
+
+    def _answered(self, watched: _Watched, asking: concurrent.futures.Future[bool]) -> None:
+        if asking.cancelled() or asking.exception() is not None or not asking.result():
+            return  # not set, or the scheduler could not say: asked again at the next poll
+        with self._changed:
+            watched.cancel_seen = True
+            watched.next_check = 0.0  # due at once: the watcher acts on it now
+            self._changed.notify()
 
 
 _watcher = _RunWatcher()
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+# run ids and key nonces: not the random module's own generator, which a job may seed
+# (two runs seeded alike would draw the same id); no system call per id either
+_ids = random.Random()
+
+
+def _after_fork_in_child() -> None:
+    # a forked child has none of the parent's threads, and its locks may be held
+    global _watcher, _clients, _clients_lock
+    _watcher = _RunWatcher()
+    _clients = {}
+    _clients_lock = threading.Lock()
+    _ids.seed()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _worker_client(worker: Any) -> Any:
@@ -723,7 +800,7 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     worker = get_worker()
     task: Task = payload["task"]
     ctx = WorkerContext(task.id)
-    run_id = f"{random.getrandbits(48):012x}"
+    run_id = f"{_ids.getrandbits(48):012x}"
     # announced with the first report or event, not now: most short jobs never need it
     reporter = _Reporter(worker, payload["topic"], task.id, payload["key"], ctx,
                          {"run": run_id, "worker": worker.address, "pid": os.getpid()})

@@ -360,3 +360,58 @@ async def test_runs_ask_for_the_workers_client_once_per_worker(hub: TaskManager)
     asked = len(await client.get_events("worker-get-client")) - before
     workers = len(await client.nthreads())
     assert asked <= workers, f"{asked} client lookups for 20 jobs on {workers} workers"
+
+
+def test_a_scheduler_slow_to_answer_for_one_run_holds_up_no_other_run() -> None:
+    # one watcher thread tends every run of a worker process: a cancel check that the
+    # scheduler holds (busy, reconnecting) must not hold the other runs' reports and
+    # cancels behind it
+    import threading
+
+    from jupyter_tasks.dask_backend import _RunWatcher, _WorkerRun
+
+    class Reporter:
+        def __init__(self) -> None:
+            self.flushed = threading.Event()
+
+        def announce(self) -> None:
+            pass
+
+        def flush(self) -> None:
+            self.flushed.set()
+
+    class HeldEvent:
+        def __init__(self) -> None:
+            self.release = threading.Event()
+
+        def is_set(self) -> bool:
+            self.release.wait(60)
+            return False
+
+    class SetEvent:
+        def is_set(self) -> bool:
+            return True
+
+    class Context:
+        def __init__(self) -> None:
+            self.cancel_requested = threading.Event()
+
+        def request_cancel(self) -> None:
+            self.cancel_requested.set()
+
+    watcher = _RunWatcher()
+    held, quick = _WorkerRun(Context()), _WorkerRun(Context())
+    quick_reports = Reporter()
+    held_event = HeldEvent()
+    try:
+        first = watcher.watch(held, Reporter(), "held", None, None, None)
+        first.event = held_event  # asked first, and not answered until released
+        second = watcher.watch(quick, quick_reports, "quick", None, None, None)
+        second.event = SetEvent()
+        assert quick.ctx.cancel_requested.wait(30), "the cancelled run was never told"
+        assert quick_reports.flushed.wait(30), "the other run's reports stopped"
+        assert not held_event.release.is_set()  # all while the first question was held
+    finally:
+        held_event.release.set()
+        held.finished.set()
+        quick.finished.set()
