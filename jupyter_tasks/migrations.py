@@ -229,10 +229,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- the progress and duration sorts over a long history: their keys are fixed once
         -- a task has ended, so the indexes hold ended tasks only (task_sql.ENDED_SORT_SQL,
         -- exactly) and cost a running task's progress writes nothing; the few tasks not
-        -- ended are sorted apart and merged (task_sql.page_query)
+        -- ended are sorted apart and merged (task_sql.page_query). An index per
+        -- direction: most tasks report no progress and tie at 1.0 (succeeded) or
+        -- -1.0, durations tie too (never started, timed to the same tick), and walked
+        -- backwards an ascending index gives ties oldest first, so a descending page
+        -- would sort the whole tie
         CREATE INDEX tasks_by_duration ON tasks(
             CASE WHEN started_at IS NULL THEN -1.0
             ELSE max(0.0, finished_at - started_at) END, id DESC)
+            WHERE finished_at IS NOT NULL;
+        CREATE INDEX tasks_by_duration_desc ON tasks(
+            CASE WHEN started_at IS NULL THEN -1.0
+            ELSE max(0.0, finished_at - started_at) END DESC, id DESC)
             WHERE finished_at IS NOT NULL;
         CREATE INDEX tasks_by_progress ON tasks(
             CASE WHEN json_valid(progress)
@@ -242,9 +250,6 @@ MIGRATIONS: list[tuple[int, str]] = [
             / json_extract(progress, '$.total')
             WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END, id DESC)
             WHERE finished_at IS NOT NULL;
-        -- most tasks report no progress and tie at 1.0 (succeeded) or -1.0: walked
-        -- backwards the index above gives ties oldest first, and the first page of a
-        -- descending sort would sort the whole tie; this one walks forwards for it
         CREATE INDEX tasks_by_progress_desc ON tasks(
             CASE WHEN json_valid(progress)
             AND json_type(progress, '$.total') IN ('integer', 'real')

@@ -93,8 +93,8 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
         value = 1.0 if sort in ("finished", "started", "priority", "status") else "m"
         cursor = (None if sort == "created" else value, "8" * 32, time.time())
         # the direction each view opens with (desc for created, asc for others); both
-        # for the sorts indexed for it (progress: most tasks tie, at 1.0 or -1.0)
-        directions = [True, False] if sort == "progress" else [sort == "created"]
+        # for progress and duration, indexed for each (most tasks tie on progress)
+        directions = [True, False] if sort in ENDED_SORT_SQL else [sort == "created"]
         for filters in FILTERS if sort == "created" else SORT_FILTERS:
             for after, descending in itertools.product((None, cursor), directions):
                 seen = plan(conn, sort, descending, filters, after)
