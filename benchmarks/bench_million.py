@@ -64,6 +64,8 @@ SHAPES: list[tuple[str, dict[str, Any]]] = [
     *[(f"sort={s}", {"sort": s}) for s in ("label", "owner", "origin", "status", "progress",
                                             "duration", "started", "finished", "priority")],
     ("sort=finished desc", {"sort": "finished", "order": "desc"}),
+    *[(f"sort={s} desc", {"sort": s, "order": "desc"})
+      for s in ("label", "owner", "origin", "status", "priority", "started")],
     ("sort=progress desc", {"sort": "progress", "order": "desc"}),
     ("sort=duration desc", {"sort": "duration", "order": "desc"}),
     ("sort=label +status", {"sort": "label", "status": "failed"}),

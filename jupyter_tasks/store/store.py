@@ -71,6 +71,7 @@ from .schedule_sql import (
 )
 from .task_sql import (
     GET_TASK,
+    GROUP_WALKED_SORTS,
     LIST_SORTS,
     PRUNE_CHECKPOINT_SECONDS,
     PRUNE_CHUNK,
@@ -80,9 +81,11 @@ from .task_sql import (
     decode_list_cursor,
     encode_list_cursor,
     file_chunks,
+    next_key_query,
     page_query,
     task_filters,
     task_row_values,
+    tie_group_query,
     tx_add_artifact,
     tx_answer,
     tx_append_logs,
@@ -124,6 +127,8 @@ EVENTS_HERE = 16
 SHORT_WRITES = frozenset({tx_create_task, tx_claim, tx_transition, tx_finish})
 # more writes than this in one turn of the loop commit on the writer thread
 FLUSH_HERE_MAX_OPS = 4
+# tie groups a descending page reads one by one before SQLite's own walk takes over
+TIE_GROUPS_WALKED = 3
 
 
 class Store:
@@ -644,8 +649,11 @@ class Store:
         if filtered is None:
             return TaskPage([], None)
         where, args = filtered
-        sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
-        rows = await self._rows(sql, args)
+        if order == "desc" and sort in GROUP_WALKED_SORTS:
+            rows = await self._descending_rows(sort, where, args, after, now, limit)
+        else:
+            sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
+            rows = await self._rows(sql, args)
         # the sort value of the page's last row, for the cursor of the next page
         last_value = rows[limit - 1]["sort_value"] if len(rows) > limit and sort != "created" \
             else None
@@ -656,6 +664,37 @@ class Store:
         if sort == "created":
             return TaskPage(tasks, tasks[-1].id)
         return TaskPage(tasks, encode_list_cursor(sort, order, last_value, tasks[-1].id, now))
+
+    async def _descending_rows(self, sort: str, where: list[str], args: list[Any],
+                               after: tuple[Any, str, float] | None, now: float,
+                               limit: int) -> list[sqlite3.Row]:
+        """``limit`` + 1 rows of a descending page, a tie group at a time (tie_group_query).
+
+        After TIE_GROUPS_WALKED groups the page is still short only where ties are
+        small (a key nearly unique, such as a start time): SQLite's own walk, which
+        sorts each tie as it goes, ends the page.
+        """
+        want = limit + 1
+        rows: list[sqlite3.Row] = []
+        key = None
+        if after is not None:  # first the rest of the cursor's own tie
+            key = after[0]
+            rows += await self._rows(*tie_group_query(sort, where, args, key, after[1], want))
+        for _ in range(TIE_GROUPS_WALKED):
+            if len(rows) >= want:
+                return rows[:want]
+            found = await self._rows(*next_key_query(sort, where, args, key))
+            if not found:
+                return rows
+            key = found[0]["sort_value"]
+            rows += await self._rows(*tie_group_query(sort, where, args, key, None,
+                                                      want - len(rows)))
+        if len(rows) >= want:
+            return rows[:want]
+        last = rows[-1] if rows else None
+        cursor = (last["sort_value"], last["id"], now) if last is not None else after
+        sql, sql_args = page_query(sort, True, where, args, cursor, now, want - len(rows) - 1)
+        return rows + await self._rows(sql, sql_args)
 
     async def match_ids(self, fragment: str, limit: int = 11) -> list[tuple[str, str, str]]:
         """(id, status, label or name) of tasks whose id starts or ends with ``fragment``.

@@ -154,6 +154,47 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
     return sql + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit) + 1]
 
 
+# descending sorts walked a tie group at a time (see tie_group_query): those whose index
+# (key, id DESC) walked backwards gives ties oldest first (progress and duration have
+# an index per direction; created sorts by id alone)
+GROUP_WALKED_SORTS = ("label", "owner", "origin", "status", "priority", "started",
+                      "finished")
+
+
+def next_key_query(sort: str, where: list[str], args: list[Any], below: Any
+                   ) -> tuple[str, list[Any]]:
+    """The largest sort key among the matching tasks (below ``below``, when given)."""
+    expr = SORT_SQL[sort]
+    where = list(where)
+    args = list(args)
+    if below is not None:
+        where.append(f"({expr}) < ?")
+        args.append(below)
+    sql = f"SELECT {expr} AS sort_value FROM tasks"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {expr} DESC LIMIT 1", args
+
+
+def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
+                    below_id: str | None, limit: int) -> tuple[str, list[Any]]:
+    """Up to ``limit`` matching tasks whose sort key is ``key``, newest first.
+
+    A descending sort walks its (key, id DESC) index backwards, which gives each tie
+    oldest first: SQLite then sorts every tie whole, and a status sorted descending
+    sorted the million ended tasks for each page (3 s). Entered at one key instead,
+    the same index gives the tie newest first, ``limit`` rows read.
+    """
+    expr = SORT_SQL[sort]
+    where = [*where, f"({expr}) = ?"]
+    args = [*args, key]
+    if below_id is not None:
+        where.append("id < ?")
+        args.append(below_id)
+    return (f"SELECT *, {expr} AS sort_value FROM tasks WHERE {' AND '.join(where)} "
+            f"ORDER BY id DESC LIMIT ?", [*args, int(limit)])
+
+
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
                  args: list[Any], after: tuple[Any, str, float] | None, limit: int
                  ) -> tuple[str, list[Any]]:

@@ -18,10 +18,13 @@ from jupyter_tasks.store import Store
 from jupyter_tasks.store import store as store_module
 from jupyter_tasks.store.task_sql import (
     ENDED_SORT_SQL,
+    GROUP_WALKED_SORTS,
     LIST_SORTS,
     PRUNE_SELECT,
+    next_key_query,
     page_query,
     task_filters,
+    tie_group_query,
 )
 
 HISTORY = 20_000
@@ -114,6 +117,47 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
                 assert "TEMP B-TREE FOR" not in bounded, (sort, descending, filters, seen)
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("sort", GROUP_WALKED_SORTS)
+def test_a_descending_page_reads_its_ties_in_order_never_sorts_them(history: Path,
+                                                                     sort: str) -> None:
+    # walked backwards, a (key, id DESC) index gives ties oldest first and SQLite sorts
+    # each tie whole (3 s a page for status over a million ended tasks): a descending
+    # page enters the index at one key at a time instead
+    conn = sqlite3.connect(history)
+    try:
+        value = 1.0 if sort in ("finished", "started", "priority", "status") else "m"
+        for filters in SORT_FILTERS:
+            filtered = task_filters(filters.get("statuses"), None, None, None, None, None,
+                                    None, None, None, None, None)
+            assert filtered is not None
+            for sql, args in (next_key_query(sort, *filtered, None),
+                              next_key_query(sort, *filtered, value),
+                              tie_group_query(sort, *filtered, value, None, 51),
+                              tie_group_query(sort, *filtered, value, "8" * 32, 51)):
+                seen = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql,
+                                                                 args))
+                assert " INDEX " in seen and "TEMP B-TREE" not in seen, (sort, sql, seen)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sort", GROUP_WALKED_SORTS)
+async def test_descending_pages_of_any_size_equal_a_brute_force_sort(history: Path,
+                                                                     sort: str) -> None:
+    store = await Store.open(history)
+    try:
+        everything = await store.list_tasks(limit=HISTORY + 1, oldest_first=True)
+        for filters, limit in (({}, 37), ({"statuses": ["failed", "cancelled"]}, 5)):
+            chosen = [t for t in everything if matches(t, filters)]
+            newest_first = sorted(chosen, key=lambda t: t.id, reverse=True)
+            expected = [t.id for t in sorted(newest_first, key=lambda t: sort_key(t, sort),
+                                             reverse=True)]
+            got = await walk(store, sort, "desc", filters, limit=limit)
+            assert got == expected, (sort, filters, limit, len(got), len(expected))
+    finally:
+        await store.close()
 
 
 def test_a_prune_chunk_walks_finished_time_not_a_sort_of_every_finished_task(
@@ -241,6 +285,8 @@ async def test_pages_through_every_filter_and_sort_equal_a_brute_force_filter(
             ("finished", "asc", {}), ("finished", "desc", {"statuses": ["cancelled"]}),
             ("started", "asc", {"search": "zeta"}), ("priority", "desc", {}),
             # ended tasks through their own index, the running ones merged in
+            ("status", "desc", {}), ("origin", "desc", {"kind": "notebook"}),
+            ("started", "desc", {}),
             ("progress", "asc", {}), ("progress", "desc", {"kind": "function"}),
             ("duration", "desc", {}), ("duration", "asc", {"statuses": ["running", "failed"]}),
         ]
