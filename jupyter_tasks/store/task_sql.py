@@ -148,10 +148,8 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
             part_args += [args[i], *args[statuses:], int(limit) + 1]
         return (" UNION ALL ".join(parts) + f" ORDER BY {order_by} LIMIT ?",
                 [*part_args, int(limit) + 1])
-    sql = "SELECT * FROM tasks"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit) + 1]
+    return (_from_tasks("SELECT *", where) + f" ORDER BY {order_by} LIMIT ?",
+            [*args, int(limit) + 1])
 
 
 # descending sorts walked a tie group at a time (see tie_group_query): those whose index
@@ -170,10 +168,8 @@ def next_key_query(sort: str, where: list[str], args: list[Any], below: Any
     if below is not None:
         where.append(f"({expr}) < ?")
         args.append(below)
-    sql = f"SELECT {expr} AS sort_value FROM tasks"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql + f" ORDER BY {expr} DESC LIMIT 1", args
+    return _from_tasks(f"SELECT {expr} AS sort_value", where) + \
+        f" ORDER BY {expr} DESC LIMIT 1", args
 
 
 def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
@@ -191,8 +187,8 @@ def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
     if below_id is not None:
         where.append("id < ?")
         args.append(below_id)
-    return (f"SELECT *, {expr} AS sort_value FROM tasks WHERE {' AND '.join(where)} "
-            f"ORDER BY id DESC LIMIT ?", [*args, int(limit)])
+    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where)
+            + " ORDER BY id DESC LIMIT ?", [*args, int(limit)])
 
 
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
@@ -206,12 +202,14 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
         where.append(f"({expr}) {cmp}= ? AND (({expr}) {cmp} ? OR id < ?)")
         args += [*expr_args, after[0], *expr_args, after[0], after[1]]
     order_by = f"{expr} {'DESC' if descending else 'ASC'}, id DESC"
-    sql = f"SELECT *, {expr} AS sort_value FROM tasks"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
     # the select's and the order's copies of the expression's arguments around the rest
-    return (sql + f" ORDER BY {order_by} LIMIT ?",
-            [*expr_args, *args, *expr_args, int(limit) + 1])
+    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where)
+            + f" ORDER BY {order_by} LIMIT ?", [*expr_args, *args, *expr_args, int(limit) + 1])
+
+
+def _from_tasks(select: str, where: list[str]) -> str:
+    """``select`` from the tasks table, with the WHERE of ``where``'s terms if any."""
+    return f"{select} FROM tasks" + (" WHERE " + " AND ".join(where) if where else "")
 
 
 class TaskPage(NamedTuple):

@@ -78,14 +78,26 @@ FILTERS: list[dict[str, Any]] = [
 SORT_FILTERS = FILTERS[:3]
 
 
-def plan(conn: sqlite3.Connection, sort: str, descending: bool, filters: dict[str, Any],
-         after: tuple[Any, str, float] | None) -> str:
+def where_of(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
     filtered = task_filters(filters.get("statuses"), filters.get("name"), filters.get("kind"),
                             filters.get("owners"), None, None, None, None, None, None, None)
     assert filtered is not None
-    sql, args = page_query(sort, descending, *filtered, after, time.time(), 50)
-    rows = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
-    return " | ".join(row[3] for row in rows)
+    return filtered
+
+
+def explain(conn: sqlite3.Connection, sql: str, args: list[Any]) -> str:
+    return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def a_key(sort: str) -> Any:
+    """A sort key of the right type for a cursor or a tie."""
+    return 1.0 if sort in ("finished", "started", "priority", "status") else "m"
+
+
+def plan(conn: sqlite3.Connection, sort: str, descending: bool, filters: dict[str, Any],
+         after: tuple[Any, str, float] | None) -> str:
+    return explain(conn, *page_query(sort, descending, *where_of(filters), after,
+                                     time.time(), 50))
 
 
 @pytest.mark.parametrize("sort", LIST_SORTS)
@@ -93,8 +105,7 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
                                                                  sort: str) -> None:
     conn = sqlite3.connect(history)
     try:
-        value = 1.0 if sort in ("finished", "started", "priority", "status") else "m"
-        cursor = (None if sort == "created" else value, "8" * 32, time.time())
+        cursor = (None if sort == "created" else a_key(sort), "8" * 32, time.time())
         # the direction each view opens with (desc for created, asc for others); both
         # for progress and duration, indexed for each (most tasks tie on progress)
         directions = [True, False] if sort in ENDED_SORT_SQL else [sort == "created"]
@@ -127,17 +138,14 @@ def test_a_descending_page_reads_its_ties_in_order_never_sorts_them(history: Pat
     # page enters the index at one key at a time instead
     conn = sqlite3.connect(history)
     try:
-        value = 1.0 if sort in ("finished", "started", "priority", "status") else "m"
+        key = a_key(sort)
         for filters in SORT_FILTERS:
-            filtered = task_filters(filters.get("statuses"), None, None, None, None, None,
-                                    None, None, None, None, None)
-            assert filtered is not None
+            filtered = where_of(filters)
             for sql, args in (next_key_query(sort, *filtered, None),
-                              next_key_query(sort, *filtered, value),
-                              tie_group_query(sort, *filtered, value, None, 51),
-                              tie_group_query(sort, *filtered, value, "8" * 32, 51)):
-                seen = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql,
-                                                                 args))
+                              next_key_query(sort, *filtered, key),
+                              tie_group_query(sort, *filtered, key, None, 51),
+                              tie_group_query(sort, *filtered, key, "8" * 32, 51)):
+                seen = explain(conn, sql, args)
                 assert " INDEX " in seen and "TEMP B-TREE" not in seen, (sort, sql, seen)
     finally:
         conn.close()
@@ -164,11 +172,9 @@ def test_a_prune_chunk_walks_finished_time_not_a_sort_of_every_finished_task(
         history: Path) -> None:
     conn = sqlite3.connect(history)
     try:
-        rows = conn.execute("EXPLAIN QUERY PLAN " + PRUNE_SELECT,
-                            [time.time(), *TERMINAL_STATUSES, 500]).fetchall()
+        seen = explain(conn, PRUNE_SELECT, [time.time(), *TERMINAL_STATUSES, 500])
     finally:
         conn.close()
-    seen = " | ".join(row[3] for row in rows)
     assert "USING INDEX tasks_by_finished" in seen and "TEMP B-TREE" not in seen, seen
 
 
