@@ -233,8 +233,22 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 def split_sql(script: str) -> list[str]:
+    """The statements of a migration script, comment lines dropped.
+
+    Split at each ``;`` that ends a complete statement (``sqlite3.complete_statement``),
+    so a trigger's body stays with its ``CREATE TRIGGER``.
+    """
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().removesuffix(";").strip())
+    return [s for s in statements if s]
 
 
 def stream_transaction(

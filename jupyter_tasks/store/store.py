@@ -76,6 +76,11 @@ from .task_sql import (
     PRUNE_CHECKPOINT_SECONDS,
     PRUNE_CHUNK,
     PRUNE_CHUNK_SECONDS,
+    SEARCH_BACKLOG_MAX,
+    SEARCH_HITS_MAX,
+    SEARCH_INDEX_BATCH,
+    SEARCH_PROBE,
+    SEARCH_WORK_LEFT,
     TaskPage,
     artifacts_query,
     decode_list_cursor,
@@ -83,6 +88,8 @@ from .task_sql import (
     file_chunks,
     next_key_query,
     page_query,
+    search_hits,
+    search_match,
     task_filters,
     task_row_values,
     tie_group_query,
@@ -92,6 +99,7 @@ from .task_sql import (
     tx_create_many,
     tx_create_task,
     tx_delete,
+    tx_index_search,
     tx_insert_rows,
     tx_prune_events,
     tx_prune_tasks,
@@ -119,6 +127,9 @@ from .worker_sql import (
 # a budget of 1 gave ~8k result()/s, 8 ~14k, 32 ~17k, but with 32 the slots ended about
 # half as many jobs while the reads ran (~2,000/s with 1 or 8, ~1,000/s with 32)
 POINT_READS_PER_TURN = 8
+
+# how often a store looks for tasks to add to the search index (task_sql.tx_index_search)
+SEARCH_INDEX_SECONDS = 1.0
 # events_after reads up to this many events on the loop (a range of the rowid: a few pages)
 EVENTS_HERE = 16
 
@@ -169,6 +180,7 @@ class Store:
         self._busy_now = BUSY_TIMEOUT_MS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
+        self._search_indexer: asyncio.Task[None] | None = None
         # the checkpoints' own connection, used by one checkpoint at a time (the loop's
         # every second, a prune's between its chunks)
         self._checkpoint_conn: sqlite3.Connection | None = None
@@ -222,6 +234,7 @@ class Store:
             raise
         store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
+        store._search_indexer = asyncio.ensure_future(store._search_index_loop())
         return store
 
     @classmethod
@@ -245,6 +258,10 @@ class Store:
 
     async def close(self) -> None:
         """Finish pending writes and close the connection; safe to call twice."""
+        if self._search_indexer is not None:
+            self._search_indexer.cancel()
+            await asyncio.gather(self._search_indexer, return_exceptions=True)
+            self._search_indexer = None
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
@@ -279,6 +296,45 @@ class Store:
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             await self._checkpoint()
+
+    async def _search_index_loop(self) -> None:
+        # behind the inserts, a batch at a time: a submit's own commit never pays for it
+        while True:
+            await asyncio.sleep(SEARCH_INDEX_SECONDS)
+            with contextlib.suppress(StoreError):  # busy, or gone: the next round tries
+                await self.index_search()
+
+    async def index_search(self) -> int:
+        """Bring the search index up to date, a batch per transaction; how many rows it took.
+
+        Between batches the writer is left alone as long as the batch held it, so
+        a catch-up (a migrated history, a long prune's deletions) takes at most half
+        of it from the other writes.
+        """
+        taken = 0
+        while await self._scalar(SEARCH_WORK_LEFT):
+            started = time.perf_counter()
+            batch = await self._txn(tx_index_search, SEARCH_INDEX_BATCH)
+            if not batch:
+                break
+            taken += batch
+            await asyncio.sleep(time.perf_counter() - started)
+        return taken
+
+    async def _search_source(self, search: str | None) -> tuple[str, str, list[Any]]:
+        """The table a list with ``search`` reads: (WITH clause, table, its arguments).
+
+        A needle whose trigrams the index finds in few tasks reads just those (and
+        any not indexed yet): ``search_hits``. Otherwise (a common word, two letters,
+        an index far behind) the tasks table, walked in the sort's order.
+        """
+        match = search_match(search.lower()) if search else None
+        if match is not None:
+            hits, backlog = (await self._rows(SEARCH_PROBE, (match, SEARCH_HITS_MAX + 1)))[0]
+            if hits <= SEARCH_HITS_MAX and backlog <= SEARCH_BACKLOG_MAX:
+                with_sql, with_args = search_hits(match, search.lower())
+                return with_sql, "search_hits", with_args
+        return "", "tasks", []
 
     async def _checkpoint(self) -> None:
         """Copy the WAL back into the database now, beside any write (a passive checkpoint).
@@ -601,7 +657,9 @@ class Store:
         if cursor is not None:
             where.append("id > ?" if oldest_first else "id < ?")
             args.append(cursor)
-        sql = "SELECT * FROM tasks"
+        with_sql, source, with_args = await self._search_source(search)
+        args = [*with_args, *args]
+        sql = f"{with_sql}SELECT * FROM {source}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
@@ -649,11 +707,13 @@ class Store:
         if filtered is None:
             return TaskPage([], None)
         where, args = filtered
-        if order == "desc" and sort in GROUP_WALKED_SORTS:
+        with_sql, source, with_args = await self._search_source(search)
+        if order == "desc" and sort in GROUP_WALKED_SORTS and source == "tasks":
             rows = await self._descending_rows(sort, where, args, after, now, limit)
-        else:
-            sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
-            rows = await self._rows(sql, args)
+        else:  # (a search's few hits are sorted whole)
+            sql, args = page_query(sort, order == "desc", where, args, after, now, limit,
+                                   source)
+            rows = await self._rows(with_sql + sql, [*with_args, *args])
         # the sort value of the page's last row, for the cursor of the next page
         last_value = rows[limit - 1]["sort_value"] if len(rows) > limit and sort != "created" \
             else None
@@ -1042,7 +1102,9 @@ class Store:
         if filtered is None:
             return {"queues": queues, "statuses": counts}
         where, args = filtered
-        sql = "SELECT queue, status, count(*) FROM tasks"
+        with_sql, source, with_args = await self._search_source(search)
+        args = [*with_args, *args]
+        sql = f"{with_sql}SELECT queue, status, count(*) FROM {source}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         for queue_name, status, count in await self._rows(sql + " GROUP BY queue, status", args):

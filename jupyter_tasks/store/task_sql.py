@@ -104,12 +104,13 @@ ENDED_SORT_SQL = {
 
 def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float,
-               limit: int) -> tuple[str, list[Any]]:
+               limit: int, source: str = "tasks") -> tuple[str, list[Any]]:
     """The SELECT of one page of ``page_tasks`` (``limit`` + 1 rows) and its arguments.
 
     ``where``/``args`` are the filters' (``task_filters``); ``after`` the decoded cursor.
     The keyset starts with a bare range on the sort key (``>=``/``<=``) so that the
     key's index is entered at the cursor instead of walked from its start.
+    ``source`` is the table read: ``tasks``, or a search's few hits (``search_hits``).
     """
     expr_args = [now] if sort == "duration" else []
     if sort in ENDED_SORT_SQL:
@@ -117,17 +118,18 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
         # queued: few) are sorted apart; the merge keeps limit + 1 of both
         ended, ended_args = _sorted_part(ENDED_SORT_SQL[sort], [], descending,
                                          ["finished_at IS NOT NULL", *where], args, after,
-                                         limit)
+                                         limit, source)
         # ifnull(...) = -1.0 enters tasks_by_finished where the unfinished tasks are
         active, active_args = _sorted_part(
             SORT_SQL[sort], expr_args, descending,
             ["ifnull(finished_at, -1.0) = -1.0", "finished_at IS NULL", *where], args,
-            after, limit)
+            after, limit, source)
         return (f"SELECT * FROM ({ended}) UNION ALL SELECT * FROM ({active}) "
                 f"ORDER BY sort_value {'DESC' if descending else 'ASC'}, id DESC LIMIT ?",
                 [*ended_args, *active_args, int(limit) + 1])
     if sort != "created":
-        return _sorted_part(SORT_SQL[sort], expr_args, descending, where, args, after, limit)
+        return _sorted_part(SORT_SQL[sort], expr_args, descending, where, args, after, limit,
+                            source)
     where, args = list(where), list(args)
     if after:
         where.append("id < ?" if descending else "id > ?")
@@ -143,12 +145,12 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
         parts = []
         part_args: list[Any] = []
         for i in range(statuses):
-            parts.append(f"SELECT * FROM (SELECT * FROM tasks WHERE status = ?"
+            parts.append(f"SELECT * FROM (SELECT * FROM {source} WHERE status = ?"
                          f"{' AND ' + rest if rest else ''} ORDER BY {order_by} LIMIT ?)")
             part_args += [args[i], *args[statuses:], int(limit) + 1]
         return (" UNION ALL ".join(parts) + f" ORDER BY {order_by} LIMIT ?",
                 [*part_args, int(limit) + 1])
-    return (_from_tasks("SELECT *", where) + f" ORDER BY {order_by} LIMIT ?",
+    return (_from_tasks("SELECT *", where, source) + f" ORDER BY {order_by} LIMIT ?",
             [*args, int(limit) + 1])
 
 
@@ -192,8 +194,8 @@ def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
 
 
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
-                 args: list[Any], after: tuple[Any, str, float] | None, limit: int
-                 ) -> tuple[str, list[Any]]:
+                 args: list[Any], after: tuple[Any, str, float] | None, limit: int,
+                 source: str = "tasks") -> tuple[str, list[Any]]:
     """The tasks matching ``where`` past the cursor in ``expr`` order, ``limit`` + 1 of them."""
     where, args = list(where), list(args)
     if after:
@@ -203,13 +205,13 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
         args += [*expr_args, after[0], *expr_args, after[0], after[1]]
     order_by = f"{expr} {'DESC' if descending else 'ASC'}, id DESC"
     # the select's and the order's copies of the expression's arguments around the rest
-    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where)
+    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where, source)
             + f" ORDER BY {order_by} LIMIT ?", [*expr_args, *args, *expr_args, int(limit) + 1])
 
 
-def _from_tasks(select: str, where: list[str]) -> str:
-    """``select`` from the tasks table, with the WHERE of ``where``'s terms if any."""
-    return f"{select} FROM tasks" + (" WHERE " + " AND ".join(where) if where else "")
+def _from_tasks(select: str, where: list[str], source: str = "tasks") -> str:
+    """``select`` from ``source`` (the tasks table), with the WHERE of ``where``'s terms if any."""
+    return f"{select} FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
 
 
 class TaskPage(NamedTuple):
@@ -260,6 +262,94 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
         needle = search.lower()
         args += [needle, needle, needle]
     return where, args
+
+
+# ------------------------------------------------------------------ search index
+
+# what the search index (migration 9, task_search) holds of a task: its triggers spell
+# the same text for the old and new row
+SEARCH_TEXT_SQL = "lower(ifnull(label, '')) || char(10) || lower(ifnull(name, ''))"
+# a search is answered from the index when its trigrams are in at most SEARCH_HITS_MAX
+# tasks and at most SEARCH_BACKLOG_MAX rowids wait to be indexed; else by the sort's walk
+# over tasks, which a common word's many matches end quickly (a page is soon full)
+SEARCH_HITS_MAX = 1000
+SEARCH_BACKLOG_MAX = 5000
+# trigrams of a long needle asked of the index: a few narrow as well as all of them
+SEARCH_GRAMS_MAX = 12
+# tasks indexed per transaction: ~10 ms of the writer (about 200,000 a second here)
+SEARCH_INDEX_BATCH = 2000
+# deleted tasks taken out per transaction (a deletion costs the index several times
+# what an insertion does)
+SEARCH_FORGET_BATCH = 500
+
+# rowids past the mark: tasks a search reads directly
+SEARCH_BACKLOG = ("SELECT ifnull((SELECT max(rowid) FROM tasks), 0) - indexed_to "
+                  "FROM task_search_mark")
+# is any work left for tx_index_search?
+SEARCH_WORK_LEFT = (f"SELECT ({SEARCH_BACKLOG}) > 0 "
+                    "OR EXISTS (SELECT 1 FROM task_search_gone)")
+SEARCH_PROBE = ("SELECT (SELECT count(*) FROM (SELECT 1 FROM task_search "
+                "WHERE task_search MATCH ? LIMIT ?)), "
+                f"({SEARCH_BACKLOG})")
+
+
+def search_match(needle: str) -> str | None:
+    """The index query a task containing ``needle`` satisfies: all its trigrams.
+
+    None for a needle under three characters (no trigram) or with a NUL in it.
+    """
+    grams = list(dict.fromkeys(needle[i:i + 3] for i in range(len(needle) - 2)))
+    if not grams or "\x00" in needle:
+        return None
+    if len(grams) > SEARCH_GRAMS_MAX:  # spread over the needle, its last one included
+        last = len(grams) - 1
+        grams = [grams[i * last // (SEARCH_GRAMS_MAX - 1)] for i in range(SEARCH_GRAMS_MAX)]
+    # each trigram quoted: a string, never FTS5 query syntax (AND, NEAR, column:)
+    return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+
+
+def search_hits(match: str, needle: str) -> tuple[str, list[Any]]:
+    """``WITH search_hits``: the tasks a search may match, for ``page_query``'s ``source``.
+
+    Those the index gives for ``match``, those not indexed yet, and those whose id
+    starts with ``needle``. Materialized, so the page's filters and sort run over these
+    few rows, not through an index of the whole history. A superset: the search's own
+    WHERE term (``task_filters``) still decides.
+    """
+    return ("WITH search_hits AS MATERIALIZED (SELECT * FROM tasks WHERE rowid IN ("
+            "SELECT rowid FROM task_search WHERE task_search MATCH ? "
+            "UNION ALL SELECT rowid FROM tasks "
+            "WHERE rowid > (SELECT indexed_to FROM task_search_mark) "
+            "UNION ALL SELECT rowid FROM tasks WHERE id >= ? AND id < ?)) ",
+            [match, needle, needle + "\U0010ffff"])
+
+
+def tx_index_search(conn: sqlite3.Connection, limit: int) -> int:
+    """Bring the search index one batch nearer the tasks table; how many rows it took.
+
+    First up to SEARCH_FORGET_BATCH deleted tasks leave it, in the order they went;
+    then up to ``limit`` tasks past the mark go in, unless the mark sits below a
+    deleted one still queued: a task there reuses its rowid, and the old text must be
+    out before the new one goes in (the index would forget both).
+    """
+    gone = conn.execute("SELECT seq, task_rowid, text FROM task_search_gone ORDER BY seq "
+                        "LIMIT ?", (SEARCH_FORGET_BATCH,)).fetchall()
+    if gone:
+        conn.executemany("INSERT INTO task_search (task_search, rowid, text) "
+                         "VALUES ('delete', ?, ?)", [(rowid, text) for _, rowid, text in gone])
+        conn.execute("DELETE FROM task_search_gone WHERE seq <= ?", (gone[-1][0],))
+    if len(gone) < SEARCH_FORGET_BATCH:  # none left
+        conn.execute("UPDATE task_search_mark SET pending_max = 0 WHERE pending_max != 0")
+    mark, pending_max = conn.execute(
+        "SELECT indexed_to, pending_max FROM task_search_mark").fetchone()
+    if mark < pending_max:
+        return len(gone)
+    rows = conn.execute(f"SELECT rowid, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? "
+                        "ORDER BY rowid LIMIT ?", (mark, int(limit))).fetchall()
+    if rows:
+        conn.executemany("INSERT INTO task_search (rowid, text) VALUES (?, ?)", rows)
+        conn.execute("UPDATE task_search_mark SET indexed_to = ?", (rows[-1][0],))
+    return len(gone) + len(rows)
 
 
 def encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:

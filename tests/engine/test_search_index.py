@@ -1,0 +1,202 @@
+"""The search box over a long history: a trigram index finds a rare word's few tasks
+without reading the others, answers exactly what a scan would, and forgets what goes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.store import LIST_SORTS, Store, task_sql
+from jupyter_tasks.store import store as store_module
+
+HISTORY = 20_000
+WORDS = ("Train Model", "etl", "Zeta run", "évaluer", 'say "hi" AND NEAR')
+
+
+def row(i: int, start: float, status: str = "succeeded") -> dict[str, Any]:
+    return dict(
+        id=new_task_id(), kind="function", mode="job", status=status,
+        name=f"job_{i % 11}", label=None if i % 7 == 0 else f"{WORDS[i % len(WORDS)]} {i}",
+        queue="default", priority=i % 3, owner=("ana", "bo")[i % 2],
+        created_at=start + i, started_at=start + i, finished_at=start + i + i % 5,
+        updated_at=start + i)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("search") / "tasks.db"
+
+    async def build() -> None:
+        async with await Store.open(path) as store:
+            start = time.time() - 2 * HISTORY
+            await store.insert_task_rows(row(i, start) for i in range(HISTORY))
+            assert await store.index_search() == HISTORY
+
+    asyncio.run(build())
+    return path
+
+
+def found_by_scan(tasks: list[Task], needle: str) -> set[str]:
+    """What the search means, applied to every task: label or name contain it, or the id
+    starts with it (SQLite's lower() folds ASCII letters only)."""
+    def lower(text: str | None) -> str:
+        return "".join(c.lower() if c.isascii() else c for c in text or "")
+
+    needle = needle.lower()
+    return {t.id for t in tasks
+            if needle in lower(t.label) or needle in lower(t.name) or t.id.startswith(needle)}
+
+
+class StepCounter:
+    """SQLite VM steps (in hundreds) of the reads a store makes, replayed on a connection."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch, store: Store) -> None:
+        self.path = path
+        self.queries: list[tuple[str, Any]] = []
+        rows = store._rows
+
+        async def recording(sql: str, args: Any = ()) -> Any:
+            self.queries.append((sql, args))
+            return await rows(sql, args)
+
+        monkeypatch.setattr(store, "_rows", recording)
+
+    def steps(self) -> int:
+        conn = sqlite3.connect(self.path)
+        count = 0
+
+        def tick() -> int:
+            nonlocal count
+            count += 1
+            return 0
+
+        try:
+            conn.set_progress_handler(tick, 100)
+            for sql, args in self.queries:
+                conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+        self.queries.clear()
+        return count
+
+
+@pytest.mark.parametrize("sort", LIST_SORTS)
+async def test_a_rare_word_reads_its_few_tasks_not_the_whole_history(
+        history: Path, sort: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with await Store.open(history) as store:
+        counter = StepCounter(history, monkeypatch, store)
+        for order in ("asc", "desc"):
+            page = await store.page_tasks(sort=sort, order=order, search="run 12347")
+            assert [t.label for t in page.tasks] == ["Zeta run 12347"]
+            # a walk of the history costs far more than a step per hundred tasks
+            assert counter.steps() < HISTORY // 100, (sort, order)
+            page = await store.page_tasks(sort=sort, order=order, search="zzqx",
+                                          statuses=["succeeded"])
+            assert page.tasks == []
+            assert counter.steps() < HISTORY // 100, (sort, order)
+        assert [t.label for t in await store.list_tasks(search="ETL 19991")] == ["etl 19991"]
+        assert (await store.stats(search="etl 19991"))["statuses"]["succeeded"] == 1
+        assert counter.steps() < HISTORY // 100
+
+
+NEEDLES = ["run 12345", "zzqx", "train", "ru", "job_3", "ETL 99", "Évaluer 3", "évaluer 3",
+           '"hi"', "and near", "'", "rk 1", "9999", "\"", ")"]
+
+
+async def test_searches_answer_what_a_scan_of_every_task_would(history: Path) -> None:
+    async with await Store.open(history) as store:
+        start = time.time() - HISTORY
+        # tasks after the index's mark, found all the same
+        await store.insert_task_rows(row(i, start, "queued") for i in range(HISTORY, HISTORY + 50))
+        everything = await store.list_tasks(limit=HISTORY + 100)
+        needles = [*NEEDLES, everything[5].id[:6], everything[-1].id]
+        for needle in needles:
+            expected = found_by_scan(everything, needle)
+            for sort, order in (("created", "desc"), ("label", "desc"), ("progress", "asc"),
+                                ("status", "desc"), ("duration", "desc")):
+                got: list[str] = []
+                cursor = None
+                while True:
+                    page = await store.page_tasks(sort=sort, order=order, search=needle,
+                                                  cursor=cursor, limit=400)
+                    got += [t.id for t in page.tasks]
+                    if (cursor := page.next_cursor) is None:
+                        break
+                assert len(got) == len(set(got)) and set(got) == expected, \
+                    (needle, sort, order, len(got), len(expected))
+            counts = (await store.stats(search=needle))["statuses"]
+            assert sum(counts.values()) == len(expected), needle
+
+
+def indexed_rowids(path: Path, needle: str) -> set[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute(
+            "SELECT rowid FROM task_search WHERE task_search MATCH ?",
+            (task_sql.search_match(needle),))}
+    finally:
+        conn.close()
+
+
+async def test_deleted_pruned_and_relabelled_tasks_leave_the_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task_sql, "SEARCH_FORGET_BATCH", 7)  # forgetting takes many batches
+    path = tmp_path / "tasks.db"
+    start = time.time() - 1000
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, start) for i in range(300))
+        await store.index_search()
+        old = [t for t in await store.list_tasks(limit=1000) if t.finished_at < start + 100]
+        assert await store.prune(start + 100, 0) == len(old) > 90
+        # the newest (highest rowids) go, and a new task takes a rowid again while the
+        # old one's text is still queued to leave the index, behind the pruned ones'
+        for task in await store.list_tasks(limit=3):
+            await store.delete_task(task.id)
+        await store.insert_task_rows([{**row(7, start), "label": "brand new",
+                                      "finished_at": time.time()}])
+        # searches are exact before the index has caught up, and after
+        for catch_up in (False, True):
+            if catch_up:
+                await store.index_search()
+            assert [t.label for t in await store.list_tasks(search="brand new")] == \
+                ["brand new"]
+            assert await store.list_tasks(search="zeta run 42") == []  # pruned
+            assert len(await store.list_tasks(search="zeta run 202")) == 1
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("UPDATE tasks SET label = 'renamed' WHERE label = 'Zeta run 202'")
+        conn.commit()
+        alive = {r[0] for r in conn.execute("SELECT rowid FROM tasks")}
+    finally:
+        conn.close()
+    # the index holds only tasks still there, each under its present label
+    for needle in ("run", "etl", "job_", "brand new", "renamed", "zeta run 202"):
+        assert indexed_rowids(path, needle) <= alive, needle
+    assert indexed_rowids(path, "zeta run 202") == set()
+    assert len(indexed_rowids(path, "renamed")) == 1
+    # its rowid was a deleted task's: both texts share trigrams ("job", "ob_"), which the
+    # old one's deletion would have taken from the new one had it gone in first
+    assert indexed_rowids(path, "brand new") <= indexed_rowids(path, "job_7")
+    assert len(indexed_rowids(path, "brand new")) == 1
+    async with await Store.open(path) as store:
+        assert [t.label for t in await store.list_tasks(search="renamed")] == ["renamed"]
+        assert await store.list_tasks(search="zeta run 202") == []
+
+
+async def test_a_store_indexes_new_tasks_in_the_background(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
+    path = tmp_path / "tasks.db"
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, time.time()) for i in range(5000))
+        deadline = time.monotonic() + 30
+        while await store._scalar("SELECT indexed_to FROM task_search_mark") < 5000:
+            assert time.monotonic() < deadline, "the search index was not filled"
+            await asyncio.sleep(0.01)
+        assert len(indexed_rowids(path, "zeta run 4002")) == 1
