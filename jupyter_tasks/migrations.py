@@ -263,47 +263,54 @@ MIGRATIONS: list[tuple[int, str]] = [
     (
         9,
         """
-        -- the search box over a long history: a trigram index of each task's label and
-        -- name (task_sql.SEARCH_TEXT_SQL), so a rare word is found among a million tasks
-        -- without reading them all. Contentless (the text is in tasks already) and
-        -- without positions (a search is a substring, checked on the row itself: the
-        -- index only narrows the candidates). Kept in batches beside the writes
-        -- (task_sql.tx_index_search), so neither a submit nor a prune pays for it
+        -- the search box over a long history: an index of the one, two and three
+        -- character pieces of each task's label and name (task_sql.search_grams), so a
+        -- rare piece of text is found among a million tasks without reading them all.
+        -- Contentless (the text is in tasks already) and without positions: it only
+        -- narrows the candidates, the search's own test on the row decides. Kept in
+        -- batches beside the writes (task_sql.tx_index_search), so neither a submit nor
+        -- a prune pays for it
         CREATE VIRTUAL TABLE task_search USING fts5(
-            text, content='', detail=none, columnsize=0,
-            tokenize='trigram case_sensitive 1');
+            grams, content='', detail=none, columnsize=0, tokenize='ascii');
         -- every task at or below indexed_to (a rowid) is in the index, those above are
-        -- read directly; pending_max is the highest rowid in task_search_gone
+        -- read directly; pending_max is the highest rowid deleted whose text the index
+        -- still holds
         CREATE TABLE task_search_mark (
             indexed_to INTEGER NOT NULL, pending_max INTEGER NOT NULL);
         INSERT INTO task_search_mark (indexed_to, pending_max) VALUES (0, 0);
-        -- indexed tasks since deleted, for the index to forget in their order: an index
-        -- without content forgets a text only when told it again, and told in a batch
-        -- later a deletion costs a prune no more than a row here
-        CREATE TABLE task_search_gone (
-            seq INTEGER PRIMARY KEY, task_rowid INTEGER NOT NULL, text TEXT NOT NULL);
+        -- changes to indexed tasks, for the index in their order: an index without
+        -- content forgets a text only when told it again, and told in a batch later a
+        -- deletion costs a prune no more than a row here
+        CREATE TABLE task_search_queue (
+            seq INTEGER PRIMARY KEY, task_rowid INTEGER NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('delete', 'insert')), text TEXT NOT NULL);
+        -- relabelled tasks waiting to go in, which a search reads directly meanwhile
+        CREATE INDEX task_search_queue_inserts ON task_search_queue(task_rowid)
+            WHERE op = 'insert';
         -- when the deleted task was the highest indexed rowid the mark steps down to the
         -- one below, since a new row may take that rowid again; such a row waits until
         -- the old text is out (task_sql.tx_index_search)
         CREATE TRIGGER task_search_forget AFTER DELETE ON tasks
         WHEN old.rowid <= (SELECT indexed_to FROM task_search_mark)
         BEGIN
-            INSERT INTO task_search_gone (task_rowid, text) VALUES (old.rowid,
+            INSERT INTO task_search_queue (task_rowid, op, text) VALUES (old.rowid,
+                'delete',
                 lower(ifnull(old.label, '')) || char(10) || lower(ifnull(old.name, '')));
             UPDATE task_search_mark SET pending_max = max(pending_max, old.rowid),
                 indexed_to = CASE WHEN indexed_to = old.rowid THEN
                     (SELECT ifnull(max(rowid), 0) FROM tasks WHERE rowid < old.rowid)
                     ELSE indexed_to END;
         END;
-        -- a new label or name (rare: nothing in jupyter-tasks changes them) at once: an
-        -- indexed row has no deletion queued (a row that reuses a rowid is indexed
-        -- only after the old one's)
+        -- a new label or name (nothing in jupyter-tasks changes them): the old text out
+        -- and the new one in, in turn with the changes before
         CREATE TRIGGER task_search_relabel AFTER UPDATE OF label, name ON tasks
         WHEN old.rowid <= (SELECT indexed_to FROM task_search_mark)
         BEGIN
-            INSERT INTO task_search (task_search, rowid, text) VALUES ('delete', old.rowid,
+            INSERT INTO task_search_queue (task_rowid, op, text) VALUES (old.rowid,
+                'delete',
                 lower(ifnull(old.label, '')) || char(10) || lower(ifnull(old.name, '')));
-            INSERT INTO task_search (rowid, text) VALUES (new.rowid,
+            INSERT INTO task_search_queue (task_rowid, op, text) VALUES (new.rowid,
+                'insert',
                 lower(ifnull(new.label, '')) || char(10) || lower(ifnull(new.name, '')));
         END;
         """,

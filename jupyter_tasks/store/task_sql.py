@@ -266,60 +266,82 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
 
 # ------------------------------------------------------------------ search index
 
-# what the search index (migration 9, task_search) holds of a task: its triggers spell
-# the same text for the old and new row
+# the text the search index (migration 9, task_search) holds of a task: its triggers
+# spell the same for the old and new row
 SEARCH_TEXT_SQL = "lower(ifnull(label, '')) || char(10) || lower(ifnull(name, ''))"
-# a search is answered from the index when its trigrams are in at most SEARCH_HITS_MAX
+# a search is answered from the index when its pieces are in at most SEARCH_HITS_MAX
 # tasks and at most SEARCH_BACKLOG_MAX rowids wait to be indexed; else by the sort's walk
-# over tasks, which a common word's many matches end quickly (a page is soon full)
-SEARCH_HITS_MAX = 1000
+# over tasks, which a common word's many matches end quickly (a page is soon full).
+# Over a million tasks the hits cost ~4 us each (1,100: 6 ms, 11,000: 42 ms), the walk
+# ~0.6 us a task it passes: 0.5 s for 11,000 hits all far from the walk's start
+SEARCH_HITS_MAX = 5000
 SEARCH_BACKLOG_MAX = 5000
 # trigrams of a long needle asked of the index: a few narrow as well as all of them
 SEARCH_GRAMS_MAX = 12
-# tasks indexed per transaction: ~10 ms of the writer (about 200,000 a second here)
-SEARCH_INDEX_BATCH = 2000
-# deleted tasks taken out per transaction (a deletion costs the index several times
-# what an insertion does)
-SEARCH_FORGET_BATCH = 500
+# tasks indexed per transaction: ~20 ms of the writer
+SEARCH_INDEX_BATCH = 1000
+# queued changes (deleted tasks, mostly) per transaction: a deletion costs the index
+# several times what an insertion does
+SEARCH_QUEUE_BATCH = 500
 
 # rowids past the mark: tasks a search reads directly
 SEARCH_BACKLOG = ("SELECT ifnull((SELECT max(rowid) FROM tasks), 0) - indexed_to "
                   "FROM task_search_mark")
 # is any work left for tx_index_search?
 SEARCH_WORK_LEFT = (f"SELECT ({SEARCH_BACKLOG}) > 0 "
-                    "OR EXISTS (SELECT 1 FROM task_search_gone)")
+                    "OR EXISTS (SELECT 1 FROM task_search_queue)")
 SEARCH_PROBE = ("SELECT (SELECT count(*) FROM (SELECT 1 FROM task_search "
                 "WHERE task_search MATCH ? LIMIT ?)), "
                 f"({SEARCH_BACKLOG})")
 
 
-def search_match(needle: str) -> str | None:
-    """The index query a task containing ``needle`` satisfies: all its trigrams.
+def _gram_token(gram: str) -> str:
+    # hex of the UTF-8: letters and digits the ascii tokenizer keeps whole, whatever the
+    # text (spaces, punctuation, any script); UTF-8 is prefix-free, so no two pieces share one
+    return gram.encode("utf-8", "surrogatepass").hex()
 
-    None for a needle under three characters (no trigram) or with a NUL in it.
+
+def search_grams(text: str) -> str:
+    """What the index holds of a task's text: a token per distinct piece of 1 to 3 characters.
+
+    Every substring of the text, of any length, is made of pieces it holds: a piece
+    of up to three characters is one; a longer one is its trigrams.
     """
-    grams = list(dict.fromkeys(needle[i:i + 3] for i in range(len(needle) - 2)))
-    if not grams or "\x00" in needle:
+    pieces = dict.fromkeys(text[i:i + n] for n in (1, 2, 3) for i in range(len(text) - n + 1))
+    return " ".join(_gram_token(piece) for piece in pieces)
+
+
+def search_match(needle: str) -> str | None:
+    """The index query every task containing ``needle`` satisfies; None for an empty one.
+
+    The needle itself up to three characters, else its trigrams (all of them up to
+    SEARCH_GRAMS_MAX, else that many spread over it).
+    """
+    if not needle:
         return None
+    grams = [needle] if len(needle) <= 3 else \
+        list(dict.fromkeys(needle[i:i + 3] for i in range(len(needle) - 2)))
     if len(grams) > SEARCH_GRAMS_MAX:  # spread over the needle, its last one included
         last = len(grams) - 1
         grams = [grams[i * last // (SEARCH_GRAMS_MAX - 1)] for i in range(SEARCH_GRAMS_MAX)]
-    # each trigram quoted: a string, never FTS5 query syntax (AND, NEAR, column:)
-    return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+    # each token quoted: a string, never FTS5 query syntax
+    return " ".join(f'"{_gram_token(gram)}"' for gram in grams)
 
 
 def search_hits(match: str, needle: str) -> tuple[str, list[Any]]:
     """``WITH search_hits``: the tasks a search may match, for ``page_query``'s ``source``.
 
-    Those the index gives for ``match``, those not indexed yet, and those whose id
-    starts with ``needle``. Materialized, so the page's filters and sort run over these
-    few rows, not through an index of the whole history. A superset: the search's own
-    WHERE term (``task_filters``) still decides.
+    Those the index gives for ``match``, those not indexed yet (past the mark, or
+    relabelled and queued), and those whose id starts with ``needle``. Materialized,
+    so the page's filters and sort run over these few rows, not through an index of
+    the whole history. A superset: the search's own WHERE term (``task_filters``)
+    still decides.
     """
     return ("WITH search_hits AS MATERIALIZED (SELECT * FROM tasks WHERE rowid IN ("
             "SELECT rowid FROM task_search WHERE task_search MATCH ? "
             "UNION ALL SELECT rowid FROM tasks "
             "WHERE rowid > (SELECT indexed_to FROM task_search_mark) "
+            "UNION ALL SELECT task_rowid FROM task_search_queue WHERE op = 'insert' "
             "UNION ALL SELECT rowid FROM tasks WHERE id >= ? AND id < ?)) ",
             [match, needle, needle + "\U0010ffff"])
 
@@ -327,29 +349,36 @@ def search_hits(match: str, needle: str) -> tuple[str, list[Any]]:
 def tx_index_search(conn: sqlite3.Connection, limit: int) -> int:
     """Bring the search index one batch nearer the tasks table; how many rows it took.
 
-    First up to SEARCH_FORGET_BATCH deleted tasks leave it, in the order they went;
-    then up to ``limit`` tasks past the mark go in, unless the mark sits below a
-    deleted one still queued: a task there reuses its rowid, and the old text must be
-    out before the new one goes in (the index would forget both).
+    First up to SEARCH_QUEUE_BATCH changes the triggers queued (deleted tasks' texts
+    out, relabelled ones' in), in their order; then up to ``limit`` tasks past the
+    mark go in, unless the mark sits below a deleted task still queued: a task there
+    reuses its rowid, and the old text must be out before the new one goes in (the
+    old one's deletion would take the pieces both share).
     """
-    gone = conn.execute("SELECT seq, task_rowid, text FROM task_search_gone ORDER BY seq "
-                        "LIMIT ?", (SEARCH_FORGET_BATCH,)).fetchall()
-    if gone:
-        conn.executemany("INSERT INTO task_search (task_search, rowid, text) "
-                         "VALUES ('delete', ?, ?)", [(rowid, text) for _, rowid, text in gone])
-        conn.execute("DELETE FROM task_search_gone WHERE seq <= ?", (gone[-1][0],))
-    if len(gone) < SEARCH_FORGET_BATCH:  # none left
+    queued = conn.execute("SELECT seq, task_rowid, op, text FROM task_search_queue "
+                          "ORDER BY seq LIMIT ?", (SEARCH_QUEUE_BATCH,)).fetchall()
+    for _, rowid, op, text in queued:
+        if op == "delete":
+            conn.execute("INSERT INTO task_search (task_search, rowid, grams) "
+                         "VALUES ('delete', ?, ?)", (rowid, search_grams(text)))
+        else:
+            conn.execute("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
+                         (rowid, search_grams(text)))
+    if queued:
+        conn.execute("DELETE FROM task_search_queue WHERE seq <= ?", (queued[-1][0],))
+    if len(queued) < SEARCH_QUEUE_BATCH:  # none left
         conn.execute("UPDATE task_search_mark SET pending_max = 0 WHERE pending_max != 0")
     mark, pending_max = conn.execute(
         "SELECT indexed_to, pending_max FROM task_search_mark").fetchone()
     if mark < pending_max:
-        return len(gone)
+        return len(queued)
     rows = conn.execute(f"SELECT rowid, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? "
                         "ORDER BY rowid LIMIT ?", (mark, int(limit))).fetchall()
     if rows:
-        conn.executemany("INSERT INTO task_search (rowid, text) VALUES (?, ?)", rows)
+        conn.executemany("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
+                         [(rowid, search_grams(text)) for rowid, text in rows])
         conn.execute("UPDATE task_search_mark SET indexed_to = ?", (rows[-1][0],))
-    return len(gone) + len(rows)
+    return len(queued) + len(rows)
 
 
 def encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:
