@@ -365,6 +365,9 @@ async def _follow(m: TaskManager, task_id: str) -> Task:
     after = 0
     with m.subscribe() as events:
         while True:
+            # the state before the log: a job writes its last lines before it ends, so
+            # once the state read first is an end the log read after holds all of them
+            task = await m.get(task_id)
             entries = await m.store.get_logs(task_id, after=after)
             for entry in entries:
                 stream = sys.stderr if entry.stream == "stderr" else sys.stdout
@@ -373,7 +376,6 @@ async def _follow(m: TaskManager, task_id: str) -> Task:
                 after = entry.seq
             if entries:
                 continue  # a page at a time: there may be more
-            task = await m.get(task_id)
             if task.is_terminal:
                 return task
             # subscribed before the reads above: nothing written since is missed
@@ -446,18 +448,21 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
         args.id = await _resolve(store, args.id)
         after = 0
         while True:
+            # the state before the log (see _follow): an end read first means the log
+            # read after holds every line
+            task = await store.require_task(args.id) if args.follow else None
             entries = await store.get_logs(args.id, after=after)
             for entry in entries:
                 stream = sys.stderr if entry.stream == "stderr" else sys.stdout
                 stream.write(entry.text)
                 after = entry.seq
             sys.stdout.flush()
-            if not args.follow:
+            if task is None:
                 return 0
-            task = await store.require_task(args.id)
             if task.is_terminal and not entries:
                 return 0
-            await asyncio.sleep(0.25)
+            if not entries:
+                await asyncio.sleep(0.25)
 
 
 async def _cmd_doctor(args: argparse.Namespace) -> int:
