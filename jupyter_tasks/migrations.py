@@ -272,6 +272,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- a prune pays for it
         CREATE VIRTUAL TABLE task_search USING fts5(
             grams, content='', detail=none, columnsize=0, tokenize='ascii');
+        -- its segments merged a little after each batch (tx_index_search), never a whole
+        -- level inside one: over a million tasks that held a batch up to 160 ms
+        INSERT INTO task_search (task_search, rank) VALUES ('automerge', 0);
+        INSERT INTO task_search (task_search, rank) VALUES ('crisismerge', 64);
         -- every task at or below indexed_to (a rowid) is in the index, those above are
         -- read directly; pending_max is the highest rowid deleted whose text the index
         -- still holds

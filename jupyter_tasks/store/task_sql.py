@@ -278,11 +278,16 @@ SEARCH_HITS_MAX = 5000
 SEARCH_BACKLOG_MAX = 5000
 # trigrams of a long needle asked of the index: a few narrow as well as all of them
 SEARCH_GRAMS_MAX = 12
-# tasks indexed per transaction: ~20 ms of the writer
-SEARCH_INDEX_BATCH = 1000
+# tasks indexed per transaction: ~10 ms of the writer
+SEARCH_INDEX_BATCH = 500
 # queued changes (deleted tasks, mostly) per transaction: a deletion costs the index
-# several times what an insertion does
-SEARCH_QUEUE_BATCH = 500
+# ~40 us, several times an insertion (over a million tasks, 200 a batch: 6 ms at the
+# median; 500: 15 ms, and up to 97 ms)
+SEARCH_QUEUE_BATCH = 200
+# pages of the index's segments merged after each batch (migration 9 turns its own
+# merging off): 50 kept the longest batch at 21-27 ms, where merging a whole level of
+# segments inside one took up to 160 ms; the index stays as quick to query
+SEARCH_MERGE_PAGES = 50
 
 # rowids past the mark: tasks a search reads directly
 SEARCH_BACKLOG = ("SELECT ifnull((SELECT max(rowid) FROM tasks), 0) - indexed_to "
@@ -370,14 +375,16 @@ def tx_index_search(conn: sqlite3.Connection, limit: int) -> int:
         conn.execute("UPDATE task_search_mark SET pending_max = 0 WHERE pending_max != 0")
     mark, pending_max = conn.execute(
         "SELECT indexed_to, pending_max FROM task_search_mark").fetchone()
-    if mark < pending_max:
-        return len(queued)
-    rows = conn.execute(f"SELECT rowid, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? "
-                        "ORDER BY rowid LIMIT ?", (mark, int(limit))).fetchall()
+    rows = [] if mark < pending_max else conn.execute(
+        f"SELECT rowid, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        (mark, int(limit))).fetchall()
     if rows:
         conn.executemany("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
                          [(rowid, search_grams(text)) for rowid, text in rows])
         conn.execute("UPDATE task_search_mark SET indexed_to = ?", (rows[-1][0],))
+    if queued or rows:
+        conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
+                     (SEARCH_MERGE_PAGES,))
     return len(queued) + len(rows)
 
 
