@@ -324,9 +324,9 @@ class Store:
     async def _search_source(self, search: str | None) -> tuple[str, str, list[Any]]:
         """The table a list with ``search`` reads: (WITH clause, table, its arguments).
 
-        A needle whose trigrams the index finds in few tasks reads just those (and
-        any not indexed yet): ``search_hits``. Otherwise (a common word, two letters,
-        an index far behind) the tasks table, walked in the sort's order.
+        A needle the index finds in few tasks reads just those (and any not indexed
+        yet): ``search_hits``. Otherwise (a common one, an index far behind) the tasks
+        table, walked in the sort's order.
         """
         match = search_match(search.lower()) if search else None
         if match is not None:

@@ -1,4 +1,4 @@
-"""The search box over a long history: a trigram index finds a rare word's few tasks
+"""The search box over a long history: an index finds a rare word's few tasks
 without reading the others, answers exactly what a scan would, and forgets what goes."""
 
 from __future__ import annotations
