@@ -10,7 +10,9 @@ cannot see each other's choices, so this happens to real sweeps.
 
 ``start_kernel`` watches for that: a kernel that has not answered yet while a
 socket outside its process tree holds one of its ports will never answer, and
-is started again on new ports.
+is started again on new ports. So is a kernel that died saying a port was in
+use: the socket that took it may be gone by then (a connection's ephemeral
+port), so only the kernel's own last words tell.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +42,13 @@ PORT_CHECK_SECONDS = 1.0
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 WILDCARD_IPS = ("0.0.0.0", "::", "")
 
+# how much of a kernel's stderr is kept to tell why it died
+STDERR_TAIL_BYTES = 8192
+# how long a dead kernel's last stderr is waited for
+STDERR_DRAIN_SECONDS = 5.0
+# what ipykernel (zmq) says when a port it binds is taken
+PORT_IN_USE = re.compile(rb"Address already in use \(addr='tcp://[^']*:(\d+)'\)")
+
 KernelStarted = Callable[[int | None], Awaitable[None]]
 
 
@@ -54,10 +65,14 @@ async def start_kernel(client: Any, *, launch: dict[str, Any], on_started: Kerne
     ports = ""
     for attempt in range(1, START_ATTEMPTS + 1):
         client.km = client.create_kernel_manager()
-        await client.async_start_new_kernel(**launch)
+        stderr = StderrTail()
+        try:
+            await client.async_start_new_kernel(**launch, stderr=stderr.write_fd)
+        finally:
+            stderr.launched()
         pid = kernel_pid(client.km)
         await on_started(pid)
-        taken = await _wait_until_ready(client, pid)
+        taken = await _wait_until_ready(client, pid, stderr)
         if not taken:
             client.kc.allow_stdin = False
             return
@@ -72,7 +87,7 @@ async def start_kernel(client: Any, *, launch: dict[str, Any], on_started: Kerne
         f"at each of {START_ATTEMPTS} starts")
 
 
-async def _wait_until_ready(client: Any, pid: int | None) -> list[int]:
+async def _wait_until_ready(client: Any, pid: int | None, stderr: StderrTail) -> list[int]:
     """Wait for the kernel's first answer: [] once it answers, else the ports it lost.
 
     Raises nbclient's ``RuntimeError`` for a kernel that died or stayed silent
@@ -91,10 +106,63 @@ async def _wait_until_ready(client: Any, pid: int | None) -> list[int]:
             if taken:
                 return taken
             if not await maybe_await(km.is_alive()):
+                lost = await asyncio.to_thread(stderr.port_in_use)
+                if lost is not None:
+                    return [lost]
                 raise RuntimeError("Kernel died before replying to kernel_info") from None
             if time.monotonic() >= deadline:
                 raise RuntimeError(
                     f"Kernel didn't respond in {STARTUP_TIMEOUT} seconds") from None
+
+
+class StderrTail:
+    """A kernel's stderr passed on to ours as it comes, its last bytes kept.
+
+    The kernel writes to a pipe instead of our stderr; a thread copies each
+    chunk to file descriptor 2, where it went before, and keeps the tail.
+    """
+
+    def __init__(self) -> None:
+        read_fd, self.write_fd = os.pipe()
+        self._tail = b""
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True,
+                                        name="kernel-stderr")
+        self._thread.start()
+
+    def launched(self) -> None:
+        """The kernel holds its end now (or never will): close ours, so EOF comes."""
+        with contextlib.suppress(OSError):
+            os.close(self.write_fd)
+
+    def _pump(self, read_fd: int) -> None:
+        try:
+            while chunk := os.read(read_fd, 65536):
+                _write_all(2, chunk)
+                with self._lock:
+                    self._tail = (self._tail + chunk)[-STDERR_TAIL_BYTES:]
+        except OSError:
+            pass
+        finally:
+            os.close(read_fd)
+            self._ended.set()
+
+    def port_in_use(self) -> int | None:
+        """The port a dead kernel said was in use, once its stderr ended; else None."""
+        # the kernel is dead: its stderr ends as soon as its children's copies close
+        self._ended.wait(STDERR_DRAIN_SECONDS)
+        with self._lock:
+            found = PORT_IN_USE.search(self._tail)
+        return int(found.group(1)) if found else None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``; a closed or broken one loses it, as it would have."""
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def ports_taken(km: Any, pid: int | None) -> list[int]:

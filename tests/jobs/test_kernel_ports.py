@@ -107,6 +107,47 @@ async def test_a_port_taken_at_every_start_fails_the_job_and_leaves_no_kernel(
     await eventually(lambda: _value(not kernels_left()), timeout=30, what="no kernel left")
 
 
+# a kernel that takes its own control port first, at its first start only: it dies
+# of a real EADDRINUSE, and by the time anyone looks, nothing holds the port
+STEALS_ITS_OWN_PORT = """
+import json, os, runpy, socket, sys
+connection_file, marker = sys.argv[1], sys.argv[2]
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    ports = json.load(open(connection_file))
+    thief = socket.socket()
+    thief.bind((ports["ip"], ports["control_port"]))
+    thief.listen()
+sys.argv = ["ipykernel_launcher", "-f", connection_file]
+runpy.run_module("ipykernel_launcher", run_name="__main__")
+"""
+
+
+async def test_a_kernel_that_died_of_a_port_freed_since_starts_again(
+        manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI lost a job this way: another process held the port only for a moment
+    # (a connection's ephemeral port), so no socket showed who took it
+    spec_dir = tmp_path / "jupyter" / "kernels" / "racy"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "racy.py").write_text(STEALS_ITS_OWN_PORT)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(spec_dir / "racy.py"), "{connection_file}",
+                 str(tmp_path / "first-start-done")],
+        "display_name": "loses a port once", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter") + os.pathsep +
+                       os.environ.get("JUPYTER_PATH", ""))
+    write_notebook(tmp_path / "job.ipynb", ["print('ran', 6 * 7)"])
+    task = await manager.submit_spec({"notebook": "job.ipynb", "root_dir": str(tmp_path),
+                                      "kernel_name": "racy"}, max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert (tmp_path / "first-start-done").exists()
+    assert done.status == "succeeded", done.error
+    text = await logs_text(manager, task.id)
+    assert "starting it again on new ports" in text, text
+    assert "ran 42" in text
+    await eventually(lambda: _value(not kernels_left()), timeout=30, what="no kernel left")
+
+
 async def test_a_kernel_that_dies_on_its_own_is_not_started_again(
         manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec_dir = tmp_path / "jupyter" / "kernels" / "dies"
