@@ -20,6 +20,16 @@ from .lab import (
 WAIT_MS = 30_000
 
 
+@pytest.fixture(scope="session", autouse=True)
+def expect_deadline() -> None:
+    """Every ``expect`` waits up to WAIT_MS: its 5 s default lost a CI run under load."""
+    try:
+        from playwright.sync_api import expect
+    except ImportError:
+        return  # the chromium fixture says what is missing
+    expect.set_options(timeout=WAIT_MS)
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if os.environ.get(SKIP_ENV) == "1":

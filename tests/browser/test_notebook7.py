@@ -111,6 +111,16 @@ def _cell_task(server: LabServer) -> dict[str, Any] | None:
                  if (t.get("origin") or {}).get("cell_id") == CELL_ID), None)
 
 
+def expect_closed(dialog: Any) -> None:
+    """The dialog closes (the server accepted); if not, the failure shows what it says."""
+    from playwright.sync_api import expect
+
+    try:
+        expect(dialog).to_have_count(0, timeout=WAIT_MS)
+    except AssertionError as exc:
+        raise AssertionError(f"the dialog stayed open, saying: {dialog.inner_text()!r}") from exc
+
+
 def _open(page: Any, server: LabServer, path: str) -> None:
     page.goto(server.notebook_url(path), wait_until="domcontentloaded")
     page.wait_for_function("() => window.jupyterapp !== undefined")
@@ -220,7 +230,7 @@ def test_run_as_job_and_schedule_in_notebook7(notebook7: LabServer, nb7_page: An
     expect(dialog.locator(".jp-TasksDialog-preview li")).to_have_count(5)
     screenshot(page, "notebook7-schedule-dialog.png")
     dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-    expect(dialog).to_have_count(0)
+    expect_closed(dialog)
     status, body = notebook7.request("GET", "/api/tasks/schedules")
     assert status == 200 and len(body["schedules"]) == 1, body
     created = body["schedules"][0]
@@ -231,7 +241,7 @@ def test_run_as_job_and_schedule_in_notebook7(notebook7: LabServer, nb7_page: An
     page.locator(".jp-TasksRunAsJob").click()
     dialog.locator('[data-parameter="day"] input').fill('"friday"')
     dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-    expect(dialog).to_have_count(0)
+    expect_closed(dialog)
 
     def job() -> dict[str, Any] | None:
         status, page_ = notebook7.request("GET", "/api/tasks?kind=notebook&limit=10")
