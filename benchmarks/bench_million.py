@@ -58,10 +58,14 @@ SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("status+name", {"status": "failed", "name": "job_3"}),
     ("search common 'job_1'", {"search": "job_1"}),
     ("search rare 'run 123457'", {"search": "run 123457"}),
-    # 1,111 and 11,111 matches, all in one stretch of old history: through the index,
-    # and past its limit the sort's walk, which passes every newer task first
+    # 1,111, 11,111 and 111,111 matches, all in one stretch of old history: through the
+    # index; past its limit (5,000) in created order still through it while the sort's
+    # walk, which passes every newer task first, would cost more (up to 30,000 hits);
+    # past that, the walk
     ("search 1k old 'run 123'", {"search": "run 123"}),
     ("search 11k old 'run 12'", {"search": "run 12"}),
+    ("search 11k old 'run 12' by label", {"search": "run 12", "sort": "label"}),
+    ("search 111k old 'run 1'", {"search": "run 1"}),
     ("search none 'zzqx'", {"search": "zzqx"}),
     ("search 2 chars 'zq'", {"search": "zq"}),
     ("search+status", {"search": "train", "status": "cancelled"}),

@@ -77,15 +77,21 @@ from .task_sql import (
     PRUNE_CHUNK,
     PRUNE_CHUNK_SECONDS,
     SEARCH_BACKLOG_MAX,
+    SEARCH_HITS_FAR_MAX,
     SEARCH_HITS_MAX,
     SEARCH_INDEX_BATCH,
+    SEARCH_NTH_HIT,
     SEARCH_PROBE,
+    SEARCH_WALK_PER_HIT,
+    SEARCH_WALK_START,
     SEARCH_WORK_LEFT,
+    WHOLE_ROWS_PER_READ,
     TaskPage,
     artifacts_query,
     decode_list_cursor,
     encode_list_cursor,
     file_chunks,
+    hit_columns,
     next_key_query,
     page_query,
     search_hits,
@@ -107,6 +113,7 @@ from .task_sql import (
     tx_transition,
     tx_updates,
     valid_artifact_name,
+    whole_rows_query,
 )
 from .worker_sql import (
     DUE_JOB_SQL,
@@ -321,20 +328,47 @@ class Store:
             await asyncio.sleep(time.perf_counter() - started)
         return taken
 
-    async def _search_source(self, search: str | None) -> tuple[str, str, list[Any]]:
+    async def _search_source(self, search: str | None, reads: str,
+                             walk: tuple[bool, str | None, int] | None = None
+                             ) -> tuple[str, str, list[Any]]:
         """The table a list with ``search`` reads: (WITH clause, table, its arguments).
 
         A needle the index finds in few tasks reads just those (and any not indexed
-        yet): ``search_hits``. Otherwise (a common one, an index far behind) the tasks
-        table, walked in the sort's order.
+        yet): ``search_hits``, holding the columns named in ``reads`` (the query's
+        filters and sort) of each. Otherwise (a common one, an index far behind) the tasks
+        table, walked in the sort's order; unless ``walk`` (descending, the cursor's id,
+        the page's size: a page in created order) would pass so many tasks before its
+        page is full that reading the hits costs less (``_hits_the_walk_costs``).
         """
         match = search_match(search.lower()) if search else None
         if match is not None:
-            hits, backlog = (await self._rows(SEARCH_PROBE, (match, SEARCH_HITS_MAX + 1)))[0]
-            if hits <= SEARCH_HITS_MAX and backlog <= SEARCH_BACKLOG_MAX:
-                with_sql, with_args = search_hits(match, search.lower())
+            most = SEARCH_HITS_MAX
+            hits, backlog = (await self._rows(SEARCH_PROBE, (match, most + 1)))[0]
+            if hits > most and walk is not None and backlog <= SEARCH_BACKLOG_MAX:
+                # (a rare word, most searches, costs no guess of the walk)
+                most = await self._hits_the_walk_costs(match, *walk)
+                if most > SEARCH_HITS_MAX:
+                    hits, backlog = (await self._rows(SEARCH_PROBE, (match, most + 1)))[0]
+            if hits <= most and backlog <= SEARCH_BACKLOG_MAX:
+                with_sql, with_args = search_hits(match, search.lower(), hit_columns(reads))
                 return with_sql, "search_hits", with_args
         return "", "tasks", []
+
+    async def _hits_the_walk_costs(self, match: str, descending: bool, after_id: str | None,
+                                   limit: int) -> int:
+        """How many of ``match``'s hits cost as much to read as the walk to a page of them.
+
+        The walk in created order (the id, which rowids follow) passes about as many
+        tasks as lie between its start and the page's last hit; a hit read costs as
+        much as passing SEARCH_WALK_PER_HIT of them. At most SEARCH_HITS_FAR_MAX.
+        """
+        start, top = (await self._rows(SEARCH_WALK_START, (after_id or "", -1)))[0]
+        if start == -1:  # no cursor (or its task is gone): from either end
+            start = top + 1 if descending else 0
+        nth = await self._rows(SEARCH_NTH_HIT[descending], (match, start, limit))
+        end = nth[0][0] if nth else (0 if descending else top)
+        passed = start - end if descending else end - start
+        return min(passed // SEARCH_WALK_PER_HIT, SEARCH_HITS_FAR_MAX)
 
     async def _checkpoint(self) -> None:
         """Copy the WAL back into the database now, beside any write (a passive checkpoint).
@@ -657,14 +691,26 @@ class Store:
         if cursor is not None:
             where.append("id > ?" if oldest_first else "id < ?")
             args.append(cursor)
-        with_sql, source, with_args = await self._search_source(search)
+        with_sql, source, with_args = await self._search_source(search, " ".join(where))
         args = [*with_args, *args]
         sql = f"{with_sql}SELECT * FROM {source}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
         args.append(int(limit))
-        return [Task.from_row(row) for row in await self._rows(sql, args)]
+        rows = await self._rows(sql, args)
+        if source == "search_hits":
+            rows = await self._whole_rows(rows)
+        return [Task.from_row(row) for row in rows]
+
+    async def _whole_rows(self, hits: Sequence[sqlite3.Row]) -> list[sqlite3.Row]:
+        """The tasks rows of ``search_hits`` rows, in their order; a task deleted since goes."""
+        found: dict[int, sqlite3.Row] = {}
+        for start in range(0, len(hits), WHOLE_ROWS_PER_READ):
+            rowids = [hit["task_rowid"] for hit in hits[start:start + WHOLE_ROWS_PER_READ]]
+            found.update((row[0], row) for row in await self._rows(
+                whole_rows_query(len(rowids)), rowids))
+        return [found[hit["task_rowid"]] for hit in hits if hit["task_rowid"] in found]
 
     async def page_tasks(
         self,
@@ -707,23 +753,32 @@ class Store:
         if filtered is None:
             return TaskPage([], None)
         where, args = filtered
-        with_sql, source, with_args = await self._search_source(search)
-        if order == "desc" and sort in GROUP_WALKED_SORTS and source == "tasks":
+        # the page over a search's few hits (sorted whole), if the search is answered so
+        hits_sql, hits_args = page_query(sort, order == "desc", where, args, after, now, limit,
+                                         "search_hits")
+        with_sql, source, with_args = await self._search_source(
+            search, hits_sql,
+            (order == "desc", after[1] if after else None, limit) if sort == "created" else None)
+        if source == "search_hits":
+            rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
+        elif order == "desc" and sort in GROUP_WALKED_SORTS:
             rows = await self._descending_rows(sort, where, args, after, now, limit)
-        else:  # (a search's few hits are sorted whole)
-            sql, args = page_query(sort, order == "desc", where, args, after, now, limit,
-                                   source)
-            rows = await self._rows(with_sql + sql, [*with_args, *args])
-        # the sort value of the page's last row, for the cursor of the next page
-        last_value = rows[limit - 1]["sort_value"] if len(rows) > limit and sort != "created" \
-            else None
+        else:
+            sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
+            rows = await self._rows(sql, args)
+        # the sort value and id of the page's last row, for the cursor of the next page
+        more = len(rows) > limit
+        last_value = rows[limit - 1]["sort_value"] if more and sort != "created" else None
+        rows = rows[:limit]
+        last_id = rows[-1]["id"] if rows else None
+        if source == "search_hits":
+            rows = await self._whole_rows(rows)
         tasks = [Task.from_row(row) for row in rows]
-        if len(tasks) <= limit:
+        if not more:
             return TaskPage(tasks, None)
-        tasks = tasks[:limit]
         if sort == "created":
-            return TaskPage(tasks, tasks[-1].id)
-        return TaskPage(tasks, encode_list_cursor(sort, order, last_value, tasks[-1].id, now))
+            return TaskPage(tasks, last_id)
+        return TaskPage(tasks, encode_list_cursor(sort, order, last_value, last_id, now))
 
     async def _descending_rows(self, sort: str, where: list[str], args: list[Any],
                                after: tuple[Any, str, float] | None, now: float,
@@ -1102,7 +1157,8 @@ class Store:
         if filtered is None:
             return {"queues": queues, "statuses": counts}
         where, args = filtered
-        with_sql, source, with_args = await self._search_source(search)
+        with_sql, source, with_args = await self._search_source(
+            search, " ".join(["queue, status", *where]))
         args = [*with_args, *args]
         sql = f"{with_sql}SELECT queue, status, count(*) FROM {source}"
         if where:

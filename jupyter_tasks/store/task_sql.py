@@ -272,10 +272,16 @@ SEARCH_TEXT_SQL = "lower(ifnull(label, '')) || char(10) || lower(ifnull(name, ''
 # a search is answered from the index when its pieces are in at most SEARCH_HITS_MAX
 # tasks and at most SEARCH_BACKLOG_MAX rowids wait to be indexed; else by the sort's walk
 # over tasks, which a common word's many matches end quickly (a page is soon full).
-# Over a million tasks the hits cost ~4 us each (1,100: 6 ms, 11,000: 42 ms), the walk
-# ~0.6 us a task it passes: 0.5 s for 11,000 hits all far from the walk's start
+# Over a million tasks a hit costs ~1.5-3 us (1,100: 6 ms, 11,000: 30 ms, 111,000:
+# 150 ms), the walk ~1 us a task it passes: 1 s for 11,000 hits all far from its start
 SEARCH_HITS_MAX = 5000
 SEARCH_BACKLOG_MAX = 5000
+# Past SEARCH_HITS_MAX, a page in created order still reads the hits when the walk would
+# pass more than SEARCH_WALK_PER_HIT tasks per hit to fill it, up to SEARCH_HITS_FAR_MAX
+# hits (~200 ms of reading, the most a wrong guess of the walk costs): many old hits,
+# which the walk from the newest task reaches only at the end
+SEARCH_WALK_PER_HIT = 2
+SEARCH_HITS_FAR_MAX = 150_000
 # trigrams of a long needle asked of the index: a few narrow as well as all of them
 SEARCH_GRAMS_MAX = 12
 # tasks indexed per transaction: ~10 ms of the writer
@@ -298,6 +304,16 @@ SEARCH_WORK_LEFT = (f"SELECT ({SEARCH_BACKLOG}) > 0 "
 SEARCH_PROBE = ("SELECT (SELECT count(*) FROM (SELECT 1 FROM task_search "
                 "WHERE task_search MATCH ? LIMIT ?)), "
                 f"({SEARCH_BACKLOG})")
+# where a walk in created order starts (the cursor's task, else past either end), and
+# the last rowid
+SEARCH_WALK_START = ("SELECT ifnull((SELECT rowid FROM tasks WHERE id = ?), ?), "
+                     "ifnull((SELECT max(rowid) FROM tasks), 0)")
+# the rowid of the n-th hit (OFFSET) after a walk's start, in its direction
+SEARCH_NTH_HIT = {
+    descending: "SELECT rowid FROM task_search WHERE task_search MATCH ? AND rowid "
+                f"{'<' if descending else '>'} ? ORDER BY rowid "
+                f"{'DESC' if descending else 'ASC'} LIMIT 1 OFFSET ?"
+    for descending in (True, False)}
 
 
 def _gram_token(gram: str) -> str:
@@ -333,22 +349,45 @@ def search_match(needle: str) -> str | None:
     return " ".join(f'"{_gram_token(gram)}"' for gram in grams)
 
 
-def search_hits(match: str, needle: str) -> tuple[str, list[Any]]:
+# what search_hits copies of each hit: the columns its query's filters and sort name
+# (hit_columns); the page's own rows are then read whole (whole_rows_query), as a result
+# or the params can be large. Over 11,000 hits, copying whole rows was 58 ms of a 84 ms
+# search; the four columns of a search in created order take ~16 ms
+
+
+def hit_columns(query_sql: str) -> str:
+    """The columns of tasks that ``query_sql`` (a query's terms over the hits) names, and id."""
+    named = set(re.findall(r"[a-z_]+", query_sql)) & set(_TASK_COLUMNS)
+    return ", ".join(sorted(named | {"id"}))
+
+
+def search_hits(match: str, needle: str, columns: str) -> tuple[str, list[Any]]:
     """``WITH search_hits``: the tasks a search may match, for ``page_query``'s ``source``.
 
     Those the index gives for ``match``, those not indexed yet (past the mark, or
     relabelled and queued), and those whose id starts with ``needle``. Materialized,
     so the page's filters and sort run over these few rows, not through an index of
     the whole history. A superset: the search's own WHERE term (``task_filters``)
-    still decides.
+    still decides. Each row is the task's rowid (``task_rowid``) and ``columns``
+    (``hit_columns``): a page selected from it is read whole by ``whole_rows_query``.
     """
-    return ("WITH search_hits AS MATERIALIZED (SELECT * FROM tasks WHERE rowid IN ("
+    return ("WITH search_hits AS MATERIALIZED (SELECT rowid AS task_rowid, "
+            f"{columns} FROM tasks WHERE rowid IN ("
             "SELECT rowid FROM task_search WHERE task_search MATCH ? "
             "UNION ALL SELECT rowid FROM tasks "
             "WHERE rowid > (SELECT indexed_to FROM task_search_mark) "
             "UNION ALL SELECT task_rowid FROM task_search_queue WHERE op = 'insert' "
             "UNION ALL SELECT rowid FROM tasks WHERE id >= ? AND id < ?)) ",
             [match, needle, needle + "\U0010ffff"])
+
+
+# rowids per whole_rows_query (under any SQLite's limit on bound variables, 999 before 3.32)
+WHOLE_ROWS_PER_READ = 500
+
+
+def whole_rows_query(count: int) -> str:
+    """The whole rows of ``count`` tasks by rowid (``task_rowid``, then every column)."""
+    return f"SELECT rowid AS task_rowid, * FROM tasks WHERE rowid IN ({','.join('?' * count)})"
 
 
 def tx_index_search(conn: sqlite3.Connection, limit: int) -> int:

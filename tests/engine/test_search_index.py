@@ -207,3 +207,42 @@ async def test_a_store_indexes_new_tasks_in_the_background(
             assert time.monotonic() < deadline, "the search index was not filled"
             await asyncio.sleep(0.01)
         assert len(indexed_rowids(path, "zeta run 4002")) == 1
+
+
+async def test_many_old_hits_are_read_not_walked_to(
+        history: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # more hits than the index path takes at once, all among the oldest tasks: the walk
+    # from the newest passes nearly the whole history to fill its page (1M tasks, 11k
+    # such hits: 0.9 s), while reading the hits costs a few microseconds each
+    monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 50)
+    async with await Store.open(history) as store:
+        everything = await store.list_tasks(limit=2 * HISTORY)  # (and tests before)
+        needle = "zeta run 2"  # 2, 2x, 2xx and 2xxx: the oldest fifth
+        found = found_by_scan(everything, needle)
+        expected = [t.id for t in everything if t.id in found]  # newest first
+        assert len(expected) > 150
+        counter = StepCounter(history, monkeypatch, store)
+        for order in ("desc", "asc"):
+            got: list[str] = []
+            cursor = None
+            while True:
+                page = await store.page_tasks(search=needle, order=order, cursor=cursor,
+                                              limit=40)
+                got += [t.id for t in page.tasks]
+                if (cursor := page.next_cursor) is None:
+                    break
+            assert got == (expected if order == "desc" else expected[::-1]), order
+        counter.queries.clear()
+        first = await store.page_tasks(search=needle, limit=40)
+        read = counter.steps()
+        monkeypatch.setattr(store_module, "SEARCH_HITS_FAR_MAX", 0)  # the walk, as before
+        assert (await store.page_tasks(search=needle, limit=40)) == first
+        walked = counter.steps()
+        assert read * 4 < walked, (read, walked)
+        # a common word's hits, spread over the history, still fill a page in a short walk
+        monkeypatch.undo()
+        monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 50)
+        counter = StepCounter(history, monkeypatch, store)
+        page = await store.page_tasks(search="job_3", limit=40)
+        assert len(page.tasks) == 40
+        assert counter.steps() < HISTORY // 100
