@@ -218,13 +218,15 @@ def rest_round(path: Path) -> dict[str, dict[str, list[float]]]:
 # ------------------------------------------------------------------ dashboard
 
 
-async def dashboard_round(path: Path) -> dict[str, list[float]]:
-    """Page turns through the dashboard's own data source (database mode)."""
+async def dashboard_round(path: Path) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Page turns through the dashboard's own data source (database mode), and its
+    counts (the header's "N matching", the queue overview) of the same views."""
     from jupyter_tasks_dashboard.sources import DatabaseSource, Filters
 
     source = DatabaseSource(path)
     await source.start()
     found: dict[str, list[float]] = {}
+    counted: dict[str, list[float]] = {}
     try:
         views = {
             "all newest": Filters(),
@@ -248,9 +250,19 @@ async def dashboard_round(path: Path) -> dict[str, list[float]]:
                 page = await source.list_tasks(filters, cursor, 100)
                 turns.append(time.perf_counter() - t0)
             found[label] = turns
+        for label, filters in {"all": Filters(), "failed": Filters(statuses=("failed",)),
+                               "search common 'train'": Filters(search="train"),
+                               "search 11k old 'run 12'": Filters(search="run 12"),
+                               "search rare": Filters(search="run 4242")}.items():
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                await source.count(filters)
+                times.append(time.perf_counter() - t0)
+            counted[label] = times
     finally:
         await source.close()
-    return found
+    return found, counted
 
 
 # ---------------------------------------------------------------------- prune
@@ -319,6 +331,7 @@ def main() -> None:
           f"(the rows' own column bytes: {size['raw_column_bytes_per_task']:.0f})")
     rest: dict[str, list[tuple[float, float, float]]] = {}
     dash: dict[str, list[tuple[float, float]]] = {}
+    counts: dict[str, list[float]] = {}
     prunes: list[dict[str, Any]] = []
     loads = []
     for r in range(opts.rounds):
@@ -330,8 +343,11 @@ def main() -> None:
                     both = got["first"] + got.get("turn", [])
                     rest.setdefault(label, []).append(
                         (ms(both, 50), ms(both, 99), ms(got.get("turn", []), 99)))
-            for label, turns in asyncio.run(dashboard_round(copy)).items():
+            turned, counted = asyncio.run(dashboard_round(copy))
+            for label, turns in turned.items():
                 dash.setdefault(label, []).append((ms(turns, 50), ms(turns, 99)))
+            for label, times in counted.items():
+                counts.setdefault(label, []).append(ms(times, 50))
             if not opts.skip_prune:
                 prunes.append(asyncio.run(prune_round(copy, opts.tasks)))
         finally:
@@ -357,6 +373,9 @@ def main() -> None:
         p50s, p99s = zip(*rounds, strict=True)
         flag = "" if statistics.median(p99s) < 50 else " MISS"
         print(f"{label:38} p50 {med(list(p50s)):>22} p99 {med(list(p99s)):>22}{flag}")
+    print("\ndashboard counts, DatabaseSource.count (no target; each refresh pays it):")
+    for label, p50s in counts.items():
+        print(f"{label:38} p50 {med(p50s):>22}")
     if prunes:
         print("\nprune 90 % of the history beside a writer (target: longest write < 100 ms):")
         for p in prunes:

@@ -96,6 +96,7 @@ from .task_sql import (
     page_query,
     search_hits,
     search_match,
+    stats_query,
     task_filters,
     task_row_values,
     tie_group_query,
@@ -329,8 +330,8 @@ class Store:
         return taken
 
     async def _search_source(self, search: str | None, reads: str,
-                             walk: tuple[bool, str | None, int] | None = None
-                             ) -> tuple[str, str, list[Any]]:
+                             walk: tuple[bool, str | None, int] | None = None,
+                             most: int | None = None) -> tuple[str, str, list[Any]]:
         """The table a list with ``search`` reads: (WITH clause, table, its arguments).
 
         A needle the index finds in few tasks reads just those (and any not indexed
@@ -339,10 +340,12 @@ class Store:
         table, walked in the sort's order; unless ``walk`` (descending, the cursor's id,
         the page's size: a page in created order) would pass so many tasks before its
         page is full that reading the hits costs less (``_hits_the_walk_costs``).
+        A count, which no page fills early, reads up to ``most`` hits (a page:
+        SEARCH_HITS_MAX).
         """
+        most = SEARCH_HITS_MAX if most is None else most
         match = search_match(search.lower()) if search else None
         if match is not None:
-            most = SEARCH_HITS_MAX
             hits, backlog = (await self._rows(SEARCH_PROBE, (match, most + 1)))[0]
             if hits > most and walk is not None and backlog <= SEARCH_BACKLOG_MAX:
                 # (a rare word, most searches, costs no guess of the walk)
@@ -1148,7 +1151,7 @@ class Store:
         """Counts per queue (queued/running) and per status, of the tasks the filters match.
 
         The filters are those of :meth:`list_tasks`; every status is in the result
-        (0 when none).
+        (0 when none); a queue is, when it holds a matching queued or running task.
         """
         counts: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
         queues: dict[str, dict[str, int]] = {}
@@ -1157,17 +1160,15 @@ class Store:
         if filtered is None:
             return {"queues": queues, "statuses": counts}
         where, args = filtered
+        # a count reads every match: the hits, up to as many as a scan would cost
         with_sql, source, with_args = await self._search_source(
-            search, " ".join(["queue, status", *where]))
-        args = [*with_args, *args]
-        sql = f"{with_sql}SELECT queue, status, count(*) FROM {source}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        for queue_name, status, count in await self._rows(sql + " GROUP BY queue, status", args):
-            q = queues.setdefault(queue_name, {"queued": 0, "running": 0})
-            if status in ACTIVE_STATUSES:
-                q[status] += count
-            counts[status] = counts.get(status, 0) + count
+            search, " ".join(["queue, status", *where]), most=SEARCH_HITS_FAR_MAX)
+        sql, args = stats_query(where, args, source)
+        for queue_name, status, count in await self._rows(with_sql + sql, [*with_args, *args]):
+            if queue_name is None or where:  # (unfiltered, the statuses come apart)
+                counts[status] = counts.get(status, 0) + count
+            if queue_name is not None and status in ACTIVE_STATUSES:
+                queues.setdefault(queue_name, {"queued": 0, "running": 0})[status] += count
         return {"queues": queues, "statuses": counts}
 
     async def prune(self, finished_before: float, events_before: float) -> int:
