@@ -86,3 +86,30 @@ def test_long_lists_render_only_the_rows_in_view(lab: LabServer, page: Any) -> N
     assert rendered(page, "recent") <= 80
     screenshot(page, "virtual-show-task.png", ".jp-TasksPanel")
     assert page.page_errors == [], page.page_errors
+
+
+def test_the_search_box_narrows_the_list_to_its_matches(lab: LabServer, page: Any) -> None:
+    _, me = lab.request("GET", "/api/tasks/me")
+    history = [make_task(f"Haystack {i:03d}", owner=me["owner"], ago=3600 + i * 10)
+               for i in range(120)]
+    seed(lab.db_path, history)
+    box = page.locator(".jp-TasksPanel-search")
+    box.fill("haystack 04")  # case folded: Haystack 040-049, of every task
+    expected = [t.id for t in history if t.label.startswith("Haystack 04")]
+    page.wait_for_function(
+        "n => document.querySelectorAll('.jp-TasksPanel-row').length === n",
+        arg=len(expected), timeout=WAIT_MS)
+    shown = page.locator(".jp-TasksPanel-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.taskId)")
+    assert shown == expected, shown  # newest first
+    screenshot(page, "panel-search.png", ".jp-TasksPanel")
+    box.fill("haystack 9")  # none
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-TasksPanel-row').length === 0",
+        timeout=WAIT_MS)
+    box.fill("")  # every task again (as many rows as a window shows)
+    page.wait_for_function(
+        "n => Number(document.querySelector("
+        "'[data-section=recent] .jp-TasksPanel-sectionCount')?.textContent) >= n",
+        arg=len(history), timeout=WAIT_MS)
+    assert page.page_errors == [], page.page_errors
