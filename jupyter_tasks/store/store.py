@@ -758,7 +758,7 @@ class Store:
         where, args = filtered
         # the page over a search's few hits (sorted whole), if the search is answered so
         hits_sql, hits_args = page_query(sort, order == "desc", where, args, after, now, limit,
-                                         "search_hits")
+                                         "search_hits") if search else ("", [])
         with_sql, source, with_args = await self._search_source(
             search, hits_sql,
             (order == "desc", after[1] if after else None, limit) if sort == "created" else None)

@@ -373,8 +373,6 @@ def search_match(needle: str) -> str | None:
 # (hit_columns); the page's own rows are then read whole (whole_rows_query), as a result
 # or the params can be large. Over 11,000 hits, copying whole rows was 58 ms of a 84 ms
 # search; the four columns of a search in created order take ~16 ms
-
-
 def hit_columns(query_sql: str) -> str:
     """The columns of tasks that ``query_sql`` (a query's terms over the hits) names, and id."""
     named = set(re.findall(r"[a-z_]+", query_sql)) & set(_TASK_COLUMNS)
