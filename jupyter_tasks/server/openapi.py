@@ -159,10 +159,15 @@ SCHEMAS: dict[str, Any] = {
     "Stats": {
         "type": "object", "required": ["queues", "statuses", "workers"],
         "properties": {
-            "queues": {"type": "object", "additionalProperties": {
-                "type": "object", "required": ["queued", "running", "max_workers"],
-                "properties": {"queued": {"type": "integer"}, "running": {"type": "integer"},
-                               "max_workers": {"type": "integer"}}}},
+            "queues": {
+                "type": "object",
+                "description": "the configured queues, and any other that holds queued or "
+                               "running tasks",
+                "additionalProperties": {
+                    "type": "object", "required": ["queued", "running", "max_workers"],
+                    "properties": {"queued": {"type": "integer"},
+                                   "running": {"type": "integer"},
+                                   "max_workers": {"type": "integer"}}}},
             "statuses": {"type": "object", "additionalProperties": {"type": "integer"}},
             "workers": {"type": "array", "items": _ref("Worker")},
         },
