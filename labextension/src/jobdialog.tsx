@@ -48,7 +48,7 @@ class JobFormWidget extends ReactWidget {
       this._state.parametersNote = 'This job takes no notebook parameters.';
     }
     if (_notebook) {
-      void this._loadParameters(_notebook);
+      this._parametersRead = this._loadParameters(_notebook);
     }
     if (mode === 'schedule') {
       this._schedulePreview(0);
@@ -60,8 +60,14 @@ class JobFormWidget extends ReactWidget {
 
   /** Send the job or schedule; true once the server accepted it. */
   async submit(): Promise<boolean> {
-    if (this._state.busy || this._state.loading) {
+    if (this._state.busy) {
       return false;
+    }
+    if (this._state.loading) {
+      // accepted before the notebook's parameters came: sent as soon as they are in
+      this._set({ busy: true });
+      await this._parametersRead;
+      this._set({ busy: false });
     }
     const { values, errors } = parameterValues(this._state.parameters);
     const timeout = this._state.timeout.trim();
@@ -212,6 +218,7 @@ class JobFormWidget extends ReactWidget {
   }
 
   private _state: IJobFormState;
+  private _parametersRead: Promise<void> = Promise.resolve();
   private _previewTimer: ReturnType<typeof setTimeout> | undefined;
   private _previewRequest = 0;
 }

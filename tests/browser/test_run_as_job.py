@@ -118,3 +118,37 @@ def test_a_retried_task_says_attempt_2_of_2_and_why(lab: LabServer, page: Any) -
     expect(log_attempt).to_have_text(f"attempt 2 of 2 · {done['retry_reason']}")
     page.screenshot(path=str(ARTIFACTS / "attempts-log.png"))
     assert page.page_errors == [], page.page_errors
+
+
+def test_accept_before_the_parameters_are_read_runs_once_they_are(
+        lab: LabServer, page: Any) -> None:
+    # a click on the accept button while the dialog still reads the notebook's
+    # parameters did nothing at all: the user waited for a job that never came
+    from playwright.sync_api import expect
+
+    path = "slow_parameters.ipynb"
+    (lab.root / path).write_text(json.dumps(parameterized_notebook()))
+    held: list[Any] = []  # the parameters request, answered when the test says
+    page.route("**/api/tasks/notebook-parameters**", lambda route: held.append(route))
+    try:
+        page.evaluate("async path => { await window.jupyterapp.commands.execute("
+                      "'docmanager:open', {path}); }", path)
+        with page.expect_request("**/api/tasks/notebook-parameters**"):
+            page.locator(".jp-NotebookPanel-toolbar .jp-TasksRunAsJob:visible").click()
+        dialog = page.locator(".jp-TasksDialog-dialog")
+        dialog.wait_for(state="visible")
+        assert dialog.locator('[data-parameter="count"]').count() == 0  # not read yet
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        assert len(held) == 1
+        held[0].continue_()
+        expect(dialog).to_have_count(0)
+
+        def job() -> dict[str, Any] | None:
+            return next((t for t in tasks_of(lab, "notebook") if path in json.dumps(t)), None)
+
+        task = eventually_sync(job, what="the notebook job")
+        assert not task["params"], task  # none edited: the notebook's own values
+        lab.request("POST", f"/api/tasks/{task['id']}/cancel")
+    finally:
+        page.unroute("**/api/tasks/notebook-parameters**")
+    assert page.page_errors == [], page.page_errors
