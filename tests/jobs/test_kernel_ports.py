@@ -69,6 +69,17 @@ def kernels_left() -> list[psutil.Process]:
     return left
 
 
+def kernelspec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+               argv: list[str]) -> None:
+    """A kernel named ``name`` that runs ``argv``, found through JUPYTER_PATH."""
+    spec_dir = tmp_path / "jupyter" / "kernels" / name
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(
+        {"argv": argv, "display_name": name, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter") + os.pathsep +
+                       os.environ.get("JUPYTER_PATH", ""))
+
+
 async def logs_text(manager: TaskManager, task_id: str) -> str:
     return "".join(e.text for e in await manager.store.get_logs(task_id))
 
@@ -127,15 +138,10 @@ async def test_a_kernel_that_died_of_a_port_freed_since_starts_again(
         manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # CI lost a job this way: another process held the port only for a moment
     # (a connection's ephemeral port), so no socket showed who took it
-    spec_dir = tmp_path / "jupyter" / "kernels" / "racy"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "racy.py").write_text(STEALS_ITS_OWN_PORT)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, str(spec_dir / "racy.py"), "{connection_file}",
-                 str(tmp_path / "first-start-done")],
-        "display_name": "loses a port once", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter") + os.pathsep +
-                       os.environ.get("JUPYTER_PATH", ""))
+    script = tmp_path / "racy.py"
+    script.write_text(STEALS_ITS_OWN_PORT)
+    kernelspec(tmp_path, monkeypatch, "racy", [sys.executable, str(script), "{connection_file}",
+                                               str(tmp_path / "first-start-done")])
     write_notebook(tmp_path / "job.ipynb", ["print('ran', 6 * 7)"])
     task = await manager.submit_spec({"notebook": "job.ipynb", "root_dir": str(tmp_path),
                                       "kernel_name": "racy"}, max_retries=0)
@@ -150,13 +156,8 @@ async def test_a_kernel_that_died_of_a_port_freed_since_starts_again(
 
 async def test_a_kernel_that_dies_on_its_own_is_not_started_again(
         manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec_dir = tmp_path / "jupyter" / "kernels" / "dies"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-c", "import sys; sys.exit(3)", "{connection_file}"],
-        "display_name": "dies at start", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter") + os.pathsep +
-                       os.environ.get("JUPYTER_PATH", ""))
+    kernelspec(tmp_path, monkeypatch, "dies",
+               [sys.executable, "-c", "import sys; sys.exit(3)", "{connection_file}"])
     write_notebook(tmp_path / "job.ipynb", ["print('never')"])
     task = await manager.submit_spec({"notebook": "job.ipynb", "root_dir": str(tmp_path),
                                       "kernel_name": "dies"}, max_retries=0)
