@@ -246,11 +246,28 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
                   key_prefix: str | None, idempotency_key: str | None, parent_id: str | None,
                   worker_id: str | None, search: str | None, schedule_id: str | None = None
                   ) -> tuple[list[str], list[Any]] | None:
-    """WHERE terms and their arguments of the list filters; None when nothing can match."""
+    """WHERE terms and their arguments of the list filters; None when nothing can match.
+
+    Text that is not Unicode (a lone surrogate, left by a bad decode) raises
+    ``InvalidRequest`` naming its field: SQLite takes UTF-8 only.
+    """
+    statuses = None if statuses is None else list(statuses)
+    owners = None if owners is None else list(owners)
+    for field, value in (("name", name), ("kind", kind), ("queue", queue),
+                         ("task_key", task_key), ("key_prefix", key_prefix),
+                         ("idempotency_key", idempotency_key), ("parent_id", parent_id),
+                         ("worker_id", worker_id), ("search", search),
+                         ("schedule_id", schedule_id), *(("owner", o) for o in owners or ()),
+                         *(("status", s) for s in statuses or ())):
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidRequest(f"{field} is not valid text", errors=[
+                    {"field": field, "message": "not valid Unicode (a lone surrogate)"}]) from None
     where: list[str] = []
     args: list[Any] = []
     if statuses:
-        statuses = list(statuses)
         term = f"status IN ({','.join('?' * len(statuses))})"
         if set(statuses) <= set(TERMINAL_STATUSES):
             # most of a long history: tell the planner so, and it walks the sort's index
@@ -266,7 +283,6 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
             where.append(f"{column} = ?")
             args.append(value)
     if owners is not None:
-        owners = list(owners)
         if not owners:
             return None
         where.append(f"owner IN ({','.join('?' * len(owners))})")

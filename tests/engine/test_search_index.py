@@ -284,3 +284,18 @@ async def test_counts_read_an_index_or_the_hits_not_every_row(
         monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 50)
         assert sum((await store.stats(search=needle))["statuses"].values()) == len(expected)
         assert counter.steps() < HISTORY // 100
+
+
+async def test_text_that_is_not_unicode_is_refused_by_field(history: Path) -> None:
+    # a lone surrogate (from a bad decode) cannot go to SQLite: it raised
+    # UnicodeEncodeError from deep in the reader before
+    from jupyter_tasks.exceptions import InvalidRequest
+
+    async with await Store.open(history) as store:
+        for call in (lambda: store.page_tasks(search="run \ud800"),
+                     lambda: store.list_tasks(search="\udfff"),
+                     lambda: store.stats(search="\ud800"),
+                     lambda: store.page_tasks(name="job_\ud800")):
+            with pytest.raises(InvalidRequest) as refused:
+                await call()
+            assert refused.value.errors[0]["field"] in ("search", "name"), refused.value.errors
