@@ -60,8 +60,8 @@ SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("search rare 'run 123457'", {"search": "run 123457"}),
     # 1,111, 11,111 and 111,111 matches, all in one stretch of old history: through the
     # index; past its limit (5,000) in created order still through it while the sort's
-    # walk, which passes every newer task first, would cost more (up to 150,000 hits);
-    # past that, the walk
+    # walk, which passes every newer task first, would cost more: a newest-first page
+    # from the hits nearest its start, else every hit (up to 150,000); past that, the walk
     ("search 1k old 'run 123'", {"search": "run 123"}),
     ("search 11k old 'run 12'", {"search": "run 12"}),
     ("search 11k old 'run 12' by label", {"search": "run 12", "sort": "label"}),

@@ -70,9 +70,13 @@ from .schedule_sql import (
     tx_update_schedule,
 )
 from .task_sql import (
+    DISORDER_COUNT,
     GET_TASK,
     GROUP_WALKED_SORTS,
     LIST_SORTS,
+    NEAR_DISORDER_MAX,
+    NEAR_HITS_FIRST,
+    NEAR_HITS_MAX,
     PRUNE_CHECKPOINT_SECONDS,
     PRUNE_CHUNK,
     PRUNE_CHUNK_SECONDS,
@@ -80,6 +84,7 @@ from .task_sql import (
     SEARCH_HITS_FAR_MAX,
     SEARCH_HITS_MAX,
     SEARCH_INDEX_BATCH,
+    SEARCH_NEAR_BOUND,
     SEARCH_NTH_HIT,
     SEARCH_PROBE,
     SEARCH_WALK_PER_HIT,
@@ -331,7 +336,8 @@ class Store:
 
     async def _search_source(self, search: str | None, reads: str,
                              walk: tuple[bool, str | None, int] | None = None,
-                             most: int | None = None) -> tuple[str, str, list[Any]]:
+                             most: int | None = None,
+                             near: bool = False) -> tuple[str, str, list[Any]]:
         """The table a list with ``search`` reads: (WITH clause, table, its arguments).
 
         A needle the index finds in few tasks reads just those (and any not indexed
@@ -341,7 +347,9 @@ class Store:
         the page's size: a page in created order) would pass so many tasks before its
         page is full that reading the hits costs less (``_hits_the_walk_costs``).
         A count, which no page fills early, reads up to ``most`` hits (a page:
-        SEARCH_HITS_MAX).
+        SEARCH_HITS_MAX). With ``near`` (a descending walk), where the walk is that
+        long, ``("", "near_hits", [rowid])``: the page may come from the hits nearest
+        the walk's start, that rowid (``_page_from_near_hits``).
         """
         most = SEARCH_HITS_MAX if most is None else most
         match = search_match(search.lower()) if search else None
@@ -349,7 +357,9 @@ class Store:
             hits, backlog = (await self._rows(SEARCH_PROBE, (match, most + 1)))[0]
             if hits > most and walk is not None and backlog <= SEARCH_BACKLOG_MAX:
                 # (a rare word, most searches, costs no guess of the walk)
-                most = await self._hits_the_walk_costs(match, *walk)
+                most, start = await self._hits_the_walk_costs(match, *walk)
+                if most > SEARCH_HITS_MAX and near and walk[0]:
+                    return "", "near_hits", [start]
                 if most > SEARCH_HITS_MAX:
                     hits, backlog = (await self._rows(SEARCH_PROBE, (match, most + 1)))[0]
             if hits <= most and backlog <= SEARCH_BACKLOG_MAX:
@@ -358,8 +368,9 @@ class Store:
         return "", "tasks", []
 
     async def _hits_the_walk_costs(self, match: str, descending: bool, after_id: str | None,
-                                   limit: int) -> int:
-        """How many of ``match``'s hits cost as much to read as the walk to a page of them.
+                                   limit: int) -> tuple[int, int]:
+        """How many of ``match``'s hits cost as much to read as the walk to a page of them,
+        and the rowid the walk starts at.
 
         The walk in created order (the id, which rowids follow) passes about as many
         tasks as lie between its start and the page's last hit; a hit read costs as
@@ -371,7 +382,39 @@ class Store:
         nth = await self._rows(SEARCH_NTH_HIT[descending], (match, start, limit))
         end = nth[0][0] if nth else (0 if descending else top)
         passed = start - end if descending else end - start
-        return min(passed // SEARCH_WALK_PER_HIT, SEARCH_HITS_FAR_MAX)
+        return min(passed // SEARCH_WALK_PER_HIT, SEARCH_HITS_FAR_MAX), start
+
+    async def _page_from_near_hits(self, search: str, hits_sql: str, hits_args: list[Any],
+                                   start: int, limit: int) -> list[sqlite3.Row] | None:
+        """A newest-first page of a search from the index's hits nearest rowid ``start``.
+
+        Tasks inserted in id order are in created order by rowid, so hits read from
+        ``start`` down give the page (with every task inserted out of order, and those
+        not indexed yet) once it holds ``limit`` + 1 rows all above the id the next
+        unread hit could have (SEARCH_NEAR_BOUND). The hits read grow fourfold until
+        it does, up to NEAR_HITS_MAX; None then (or with many tasks out of order):
+        the caller reads as before. Over a million tasks, 111,000 old hits cost ~150 ms
+        read whole and a few ms this way.
+        """
+        if (await self._scalar(DISORDER_COUNT, (NEAR_DISORDER_MAX + 1,))) > NEAR_DISORDER_MAX:
+            return None
+        needle = search.lower()
+        match = search_match(needle)
+        assert match is not None  # a search with no index query reads no hits
+        count = NEAR_HITS_FIRST * (limit + 1)
+        while True:
+            count = min(count, NEAR_HITS_MAX)
+            with_sql, with_args = search_hits(match, needle, hit_columns(hits_sql),
+                                              near=(start, count))
+            rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
+            bound = await self._rows(SEARCH_NEAR_BOUND, (match, start, count - 1))
+            if not bound or bound[0][0] is None:
+                return list(rows)  # every hit below start was read
+            if len(rows) > limit and rows[limit]["id"] > bound[0][0]:
+                return list(rows)
+            if count == NEAR_HITS_MAX:
+                return None
+            count *= 4
 
     async def _checkpoint(self) -> None:
         """Copy the WAL back into the database now, beside any write (a passive checkpoint).
@@ -759,16 +802,27 @@ class Store:
         # the page over a search's few hits (sorted whole), if the search is answered so
         hits_sql, hits_args = page_query(sort, order == "desc", where, args, after, now, limit,
                                          "search_hits") if search else ("", [])
-        with_sql, source, with_args = await self._search_source(
-            search, hits_sql,
-            (order == "desc", after[1] if after else None, limit) if sort == "created" else None)
-        if source == "search_hits":
-            rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
-        elif order == "desc" and sort in GROUP_WALKED_SORTS:
-            rows = await self._descending_rows(sort, where, args, after, now, limit)
-        else:
-            sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
-            rows = await self._rows(sql, args)
+        walk = (order == "desc", after[1] if after else None, limit) \
+            if sort == "created" else None
+        with_sql, source, with_args = await self._search_source(search, hits_sql, walk,
+                                                                near=True)
+        rows: Sequence[sqlite3.Row] | None = None
+        if source == "near_hits":
+            assert search is not None
+            rows = await self._page_from_near_hits(search, hits_sql, hits_args, with_args[0],
+                                                   limit)
+            if rows is None:
+                with_sql, source, with_args = await self._search_source(search, hits_sql, walk)
+            else:
+                source = "search_hits"
+        if rows is None:
+            if source == "search_hits":
+                rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
+            elif order == "desc" and sort in GROUP_WALKED_SORTS:
+                rows = await self._descending_rows(sort, where, args, after, now, limit)
+            else:
+                sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
+                rows = await self._rows(sql, args)
         # the sort value and id of the page's last row, for the cursor of the next page
         more = len(rows) > limit
         last_value = rows[limit - 1]["sort_value"] if more and sort != "created" else None

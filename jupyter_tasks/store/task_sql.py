@@ -318,6 +318,12 @@ SEARCH_BACKLOG_MAX = 5000
 # which the walk from the newest task reaches only at the end
 SEARCH_WALK_PER_HIT = 2
 SEARCH_HITS_FAR_MAX = 150_000
+# A newest-first page of such a search first reads the hits nearest its start: this many
+# times the page (fourfold again while the page is not whole, up to NEAR_HITS_MAX),
+# unless more than NEAR_DISORDER_MAX tasks were inserted out of id order (an import)
+NEAR_HITS_FIRST = 4
+NEAR_HITS_MAX = 5000
+NEAR_DISORDER_MAX = 1000
 # trigrams of a long needle asked of the index: a few narrow as well as all of them
 SEARCH_GRAMS_MAX = 12
 # tasks indexed per transaction: ~10 ms of the writer
@@ -395,7 +401,8 @@ def hit_columns(query_sql: str) -> str:
     return ", ".join(sorted(named | {"id"}))
 
 
-def search_hits(match: str, needle: str, columns: str) -> tuple[str, list[Any]]:
+def search_hits(match: str, needle: str, columns: str,
+                near: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
     """``WITH search_hits``: the tasks a search may match, for ``page_query``'s ``source``.
 
     Those the index gives for ``match``, those not indexed yet (past the mark, or
@@ -404,15 +411,40 @@ def search_hits(match: str, needle: str, columns: str) -> tuple[str, list[Any]]:
     the whole history. A superset: the search's own WHERE term (``task_filters``)
     still decides. Each row is the task's rowid (``task_rowid``) and ``columns``
     (``hit_columns``): a page selected from it is read whole by ``whole_rows_query``.
+    With ``near`` (a rowid, a count) only that many of the index's hits below that
+    rowid, nearest first, and every task inserted out of id order (``task_disorder``).
     """
+    if near is None:
+        indexed, indexed_args = "SELECT rowid FROM task_search WHERE task_search MATCH ?", [match]
+    else:
+        indexed = (f"SELECT rowid FROM ({SEARCH_NEAR_HITS}) "
+                   "UNION ALL SELECT task_rowid FROM task_disorder")
+        indexed_args = [match, *near]
     return ("WITH search_hits AS MATERIALIZED (SELECT rowid AS task_rowid, "
-            f"{columns} FROM tasks WHERE rowid IN ("
-            "SELECT rowid FROM task_search WHERE task_search MATCH ? "
+            f"{columns} FROM tasks WHERE rowid IN ({indexed} "
             "UNION ALL SELECT rowid FROM tasks "
             "WHERE rowid > (SELECT indexed_to FROM task_search_mark) "
             "UNION ALL SELECT task_rowid FROM task_search_queue WHERE op = 'insert' "
             "UNION ALL SELECT rowid FROM tasks WHERE id >= ? AND id < ?)) ",
-            [match, needle, needle + "\U0010ffff"])
+            [*indexed_args, needle, needle + "\U0010ffff"])
+
+
+# the index's hits below a rowid, nearest first (arguments: match, rowid, how many)
+SEARCH_NEAR_HITS = ("SELECT rowid FROM task_search WHERE task_search MATCH ? AND rowid < ? "
+                    "ORDER BY rowid DESC LIMIT ?")
+# how many tasks were inserted out of id order, counted up to a limit
+DISORDER_COUNT = "SELECT count(*) FROM (SELECT 1 FROM task_disorder LIMIT ?)"
+# Above what id a page read from SEARCH_NEAR_HITS (arguments: match, rowid, how many)
+# is whole: the id of the nearest indexed task in id order below the last hit read.
+# Every hit the page did not read is such a task (it reads all others: those out of
+# order and those not indexed yet), and such tasks' ids rise with their rowids. No row:
+# the page read every hit below its rowid; a NULL id: no such task lies below.
+SEARCH_NEAR_BOUND = (
+    "SELECT (SELECT id FROM tasks WHERE rowid < last.rowid "
+    "AND rowid <= (SELECT indexed_to FROM task_search_mark) "
+    "AND rowid NOT IN (SELECT task_rowid FROM task_disorder) ORDER BY rowid DESC LIMIT 1) "
+    "FROM (SELECT rowid FROM task_search WHERE task_search MATCH ? AND rowid < ? "
+    "ORDER BY rowid DESC LIMIT 1 OFFSET ?) AS last")
 
 
 # rowids per whole_rows_query (under any SQLite's limit on bound variables, 999 before 3.32)
@@ -446,15 +478,25 @@ def tx_index_search(conn: sqlite3.Connection, limit: int) -> int:
         conn.execute("DELETE FROM task_search_queue WHERE seq <= ?", (queued[-1][0],))
     if len(queued) < SEARCH_QUEUE_BATCH:  # none left
         conn.execute("UPDATE task_search_mark SET pending_max = 0 WHERE pending_max != 0")
-    mark, pending_max = conn.execute(
-        "SELECT indexed_to, pending_max FROM task_search_mark").fetchone()
+    mark, pending_max, highest = conn.execute(
+        "SELECT indexed_to, pending_max, max_id FROM task_search_mark").fetchone()
     rows = [] if mark < pending_max else conn.execute(
-        f"SELECT rowid, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?",
-        (mark, int(limit))).fetchall()
+        f"SELECT rowid, id, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? ORDER BY rowid "
+        "LIMIT ?", (mark, int(limit))).fetchall()
     if rows:
         conn.executemany("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
-                         [(rowid, search_grams(text)) for rowid, text in rows])
-        conn.execute("UPDATE task_search_mark SET indexed_to = ?", (rows[-1][0],))
+                         [(rowid, search_grams(text)) for rowid, _, text in rows])
+        # (Python orders str as SQLite orders UTF-8 text: by code point)
+        disorder = []
+        for rowid, task_id, _ in rows:
+            if task_id < highest:
+                disorder.append((rowid,))
+            else:
+                highest = task_id
+        conn.executemany("INSERT OR IGNORE INTO task_disorder (task_rowid) VALUES (?)",
+                         disorder)
+        conn.execute("UPDATE task_search_mark SET indexed_to = ?, max_id = ?",
+                     (rows[-1][0], highest))
     if queued or rows:
         conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
                      (SEARCH_MERGE_PAGES,))

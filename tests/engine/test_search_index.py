@@ -224,6 +224,8 @@ async def test_many_old_hits_are_read_not_walked_to(
     # from the newest passes nearly the whole history to fill its page (1M tasks, 11k
     # such hits: 0.9 s), while reading the hits costs a few microseconds each
     monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 50)
+    # (a newest page reads all the hits here, not those nearest it: the test below)
+    monkeypatch.setattr(store_module, "NEAR_DISORDER_MAX", -1)
     async with await Store.open(history) as store:
         everything = await store.list_tasks(limit=2 * HISTORY)  # (and tests before)
         needle = "zeta run 3"  # 3, 3x, 3xx and 3xxx: among the oldest fifth
@@ -251,10 +253,107 @@ async def test_many_old_hits_are_read_not_walked_to(
         # a common word's hits, spread over the history, still fill a page in a short walk
         monkeypatch.undo()
         monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 50)
+        monkeypatch.setattr(store_module, "NEAR_DISORDER_MAX", -1)
         counter = StepCounter(history, monkeypatch, store)
         page = await store.page_tasks(search="job_3", limit=40)
         assert len(page.tasks) == 40
         assert counter.steps() < HISTORY // 100
+
+
+def disorder_by_scan(path: Path) -> tuple[set[int], set[int]]:
+    """(the rowids in task_disorder, the indexed tasks inserted below an id before them)."""
+    conn = sqlite3.connect(path)
+    try:
+        recorded = {r[0] for r in conn.execute("SELECT task_rowid FROM task_disorder")}
+        out_of_order, highest = set(), ""
+        for rowid, task_id in conn.execute(
+                "SELECT rowid, id FROM tasks WHERE rowid <= "
+                "(SELECT indexed_to FROM task_search_mark) ORDER BY rowid"):
+            if task_id < highest:
+                out_of_order.add(rowid)
+            highest = max(highest, task_id)
+        return recorded, out_of_order
+    finally:
+        conn.close()
+
+
+async def test_a_newest_page_of_many_old_hits_reads_the_hits_nearest_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 111,000 old hits among a million tasks: the first page read every hit (~200 ms);
+    # by rowid, from the newest down, it needs a few more hits than the page holds
+    monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 50)  # past it: many hits
+    path = tmp_path / "tasks.db"
+    start = time.time() - 10_000
+    count = 4000
+    rows = [{**row(i, start), "label": f"needle {i}" if i < 1200 else f"hay {i}",
+             "status": "failed" if i % 13 == 0 else "succeeded"} for i in range(count)]
+    # some go in last, below ids already there (an import, two processes' submits
+    # crossing): old needles, whose place is deep in the pages, and hay
+    late = {i for i in range(count) if i % 97 == 5}
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(r for i, r in enumerate(rows) if i not in late)
+        await store.insert_task_rows(r for i, r in enumerate(rows) if i in late)
+        await store.index_search()
+        # and the newest needles are not indexed yet
+        fresh = [{**row(count + i, start), "label": f"needle fresh {i}"} for i in range(3)]
+        await store.insert_task_rows(fresh)
+        recorded, out_of_order = disorder_by_scan(path)
+        assert recorded == out_of_order and len(recorded) == len(late)
+        everything = await store.list_tasks(limit=2 * count)
+        for search, statuses in (("needle", None), ("needle 1", None), ("needle", ["failed"]),
+                                 ("hay 39", None)):
+            found = found_by_scan(everything, search)
+            expected = [t.id for t in everything
+                        if t.id in found and (statuses is None or t.status in statuses)]
+            for limit in (1, 10, 40):
+                got: list[str] = []
+                cursor = None
+                while True:
+                    page = await store.page_tasks(search=search, statuses=statuses,
+                                                  cursor=cursor, limit=limit)
+                    got += [t.id for t in page.tasks]
+                    if (cursor := page.next_cursor) is None:
+                        break
+                assert got == expected, (search, statuses, limit)
+        # the first page reads a few hundred hits, not the 1,200
+        counter = StepCounter(path, monkeypatch, store)
+        first = await store.page_tasks(search="needle", limit=40)
+        near = counter.steps()
+        monkeypatch.setattr(store_module, "NEAR_DISORDER_MAX", -1)  # reading every hit
+        assert (await store.page_tasks(search="needle", limit=40)) == first
+        read = counter.steps()
+        assert near * 3 < read, (near, read)
+        # many tasks out of order (an import of history): every hit is read again, exactly
+        monkeypatch.setattr(store_module, "NEAR_DISORDER_MAX", len(late) - 1)
+        assert (await store.page_tasks(search="needle", limit=40)) == first
+        assert counter.steps() >= read
+        # a task deleted leaves the record of its place
+        gone = next(t for t in everything if t.label == f"needle {min(late)}")
+        await store.delete_task(gone.id)
+        recorded, out_of_order = disorder_by_scan(path)
+        assert recorded == out_of_order and len(recorded) == len(late) - 1
+
+
+async def test_an_older_database_learns_which_tasks_are_out_of_order(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    start = time.time()
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, start) for i in range(3))
+    conn = sqlite3.connect(path)
+    try:  # as schema version 9 had it, with a task inserted out of order since, indexed
+        conn.executescript("ALTER TABLE task_search_mark DROP COLUMN max_id; "
+                           "DROP TABLE task_disorder; "
+                           "PRAGMA user_version = 9;")
+        conn.execute("INSERT INTO tasks (id, kind, mode, status, created_at, updated_at) "
+                     "VALUES (?, 'function', 'job', 'queued', 0, 0)", ("0" * 32,))
+        conn.execute("UPDATE task_search_mark SET indexed_to = (SELECT max(rowid) FROM tasks)")
+        conn.commit()
+    finally:
+        conn.close()
+    async with await Store.open(path):
+        pass
+    recorded, out_of_order = disorder_by_scan(path)
+    assert recorded == out_of_order and len(recorded) == 1
 
 
 async def test_counts_read_an_index_or_the_hits_not_every_row(
