@@ -1209,6 +1209,7 @@ class Store:
         """
         counts: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
         queues: dict[str, dict[str, int]] = {}
+        statuses = None if statuses is None else list(statuses)
         filtered = task_filters(statuses, name, None, owners, None, None, None, None, None,
                                  None, search, schedule_id)
         if filtered is None:
@@ -1217,9 +1218,13 @@ class Store:
         # a count reads every match: the hits, up to as many as a scan would cost
         with_sql, source, with_args = await self._search_source(
             search, " ".join(["queue, status", *where]), most=SEARCH_HITS_FAR_MAX)
-        sql, args = stats_query(where, args, source)
+        # statuses alone are counted along the status index, as no filter is
+        alone = statuses if statuses and owners is None and name is None and not search \
+            and schedule_id is None else None
+        sql, args = stats_query(where, args, source, alone)
+        grouped = bool(where) and alone is None
         for queue_name, status, count in await self._rows(with_sql + sql, [*with_args, *args]):
-            if queue_name is None or where:  # (unfiltered, the statuses come apart)
+            if queue_name is None or grouped:  # (else the statuses come apart)
                 counts[status] = counts.get(status, 0) + count
             if queue_name is not None and status in ACTIVE_STATUSES:
                 queues.setdefault(queue_name, {"queued": 0, "running": 0})[status] += count
