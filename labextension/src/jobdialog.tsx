@@ -231,7 +231,10 @@ class SubmitDialog extends Dialog<void> {
     acceptLabel: string
   ) {
     const buttons = [Dialog.cancelButton(), Dialog.okButton({ label: acceptLabel })];
-    super({ title, body: _form, buttons, defaultButton: 1, focusNodeSelector: 'input' });
+    // The dialog moves the focus into its body once the browser is next idle, which can
+    // be after the user started typing: to the field that has it then, not the first
+    // one (the form focuses that itself as it opens); with none, to the accept button.
+    super({ title, body: _form, buttons, defaultButton: 1, focusNodeSelector: ':focus' });
     this._buttonList = buttons;
     this.addClass('jp-TasksDialog-dialog');
   }

@@ -317,3 +317,48 @@ def test_schedule_name_in_full_the_rule_gives_way_first(lab: LabServer, page: An
         for created in (short, long):
             lab.request("DELETE", f"/api/tasks/schedules/{created['id']}")
     assert page.page_errors == [], page.page_errors
+
+
+# The browser's idle callbacks wait in a list until released. JupyterLab's dialog
+# moves the focus into its body in one (once its React body has rendered), so what the
+# user does before the browser is next idle happens while that move is still due.
+HOLD_IDLE = """() => {
+    window.__heldIdle = [];
+    window.__realIdle = window.requestIdleCallback;
+    window.requestIdleCallback = callback => { window.__heldIdle.push(callback); return 0; };
+}"""
+RELEASE_IDLE = """() => {
+    window.requestIdleCallback = window.__realIdle;
+    for (const callback of window.__heldIdle.splice(0)) {
+        callback({didTimeout: false, timeRemaining: () => 50});
+    }
+}"""
+
+
+def test_typing_before_the_dialog_settles_stays_in_its_field(lab: LabServer, page: Any) -> None:
+    """A field the user is typing in keeps the focus when the dialog settles. It moved
+    to the first parameter (seen in CI: the name typed went on the end of "monday")."""
+    from playwright.sync_api import expect
+
+    (lab.root / "focus_params.ipynb").write_text(json.dumps(parameterized_notebook()))
+    page.evaluate(HOLD_IDLE)
+    try:
+        dialog = open_schedule_dialog_from_file_browser(page, "focus_params.ipynb")
+        day = dialog.locator('[data-parameter="day"] input')
+        expect(day).to_have_value('"monday"')  # the parameters are in
+        name = dialog.locator(".jp-TasksDialog-name")
+        name.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("typed ")
+    finally:
+        page.evaluate(RELEASE_IDLE)
+    page.keyboard.type("quickly")
+    expect(name).to_have_value("typed quickly")
+    expect(day).to_have_value('"monday"')
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialog).to_have_count(0)
+    made = [s for s in schedules(lab) if s["name"] == "typed quickly"]
+    assert len(made) == 1 and made[0]["job"] == {"notebook": "focus_params.ipynb",
+                                                 "parameters": {}}, made
+    lab.request("DELETE", f"/api/tasks/schedules/{made[0]['id']}")
+    assert page.page_errors == [], page.page_errors

@@ -158,6 +158,14 @@ export function JobForm(props: {
 }): JSX.Element {
   const { state, onChange, mode } = props;
   const errors = state.errors;
+  const formRef = React.useRef<HTMLFormElement>(null);
+  React.useEffect(() => {
+    // the first field takes the focus as the form opens, unless one already has it
+    const form = formRef.current;
+    if (form && !form.contains(document.activeElement)) {
+      form.querySelector('input')?.focus();
+    }
+  }, []);
   const setParameter = (index: number, text: string) => {
     const parameters = state.parameters.slice();
     parameters[index] = { ...parameters[index], text };
@@ -176,6 +184,7 @@ export function JobForm(props: {
   const unplaced = errors.filter(e => !claimed.has(e.field.replace(/^job\./, '')));
   return (
     <form
+      ref={formRef}
       className="jp-TasksDialog"
       data-mode={mode}
       onSubmit={event => event.preventDefault()}
