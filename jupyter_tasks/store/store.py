@@ -84,7 +84,6 @@ from .task_sql import (
     SEARCH_HITS_FAR_MAX,
     SEARCH_HITS_MAX,
     SEARCH_INDEX_BATCH,
-    SEARCH_NEAR_BOUND,
     SEARCH_NTH_HIT,
     SEARCH_PROBE,
     SEARCH_WALK_PER_HIT,
@@ -97,6 +96,7 @@ from .task_sql import (
     encode_list_cursor,
     file_chunks,
     hit_columns,
+    near_page_query,
     next_key_query,
     page_query,
     search_hits,
@@ -406,12 +406,14 @@ class Store:
             count = min(count, NEAR_HITS_MAX)
             with_sql, with_args = search_hits(match, needle, hit_columns(hits_sql),
                                               near=(start, count))
-            rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
-            bound = await self._rows(SEARCH_NEAR_BOUND, (match, start, count - 1))
-            if not bound or bound[0][0] is None:
-                return list(rows)  # every hit below start was read
-            if len(rows) > limit and rows[limit]["id"] > bound[0][0]:
-                return list(rows)
+            read = await self._rows(near_page_query(with_sql, hits_sql),
+                                    [*with_args, match, start, count - 1, *hits_args])
+            rows = [row for row in read if row["id"] is not None]
+            cut, bound = read[0]["near_cut"], read[0]["near_bound"]
+            if not cut or bound is None:
+                return rows  # every hit below start was read
+            if len(rows) > limit and rows[limit]["id"] > bound:
+                return rows
             if count == NEAR_HITS_MAX:
                 return None
             count *= 4

@@ -436,17 +436,33 @@ SEARCH_NEAR_HITS = ("SELECT rowid FROM task_search WHERE task_search MATCH ? AND
                     "ORDER BY rowid DESC LIMIT ?")
 # how many tasks were inserted out of id order, counted up to a limit
 DISORDER_COUNT = "SELECT count(*) FROM (SELECT 1 FROM task_disorder LIMIT ?)"
-# Above what id a page read from SEARCH_NEAR_HITS (arguments: match, rowid, how many)
-# is whole: the id of the nearest indexed task in id order below the last hit read.
-# Every hit the page did not read is such a task (it reads all others: those out of
-# order and those not indexed yet), and such tasks' ids rise with their rowids. No row:
-# the page read every hit below its rowid; a NULL id: no such task lies below.
-SEARCH_NEAR_BOUND = (
-    "SELECT (SELECT id FROM tasks WHERE rowid < last.rowid "
+# Above what id a page read from SEARCH_NEAR_HITS is whole (near_page_query): the id of
+# the nearest indexed task in id order below the last hit read (near_last). Every hit
+# the page did not read is such a task (it reads all others: those out of order and
+# those not indexed yet), and such tasks' ids rise with their rowids. near_cut 0: the
+# page read every hit below its rowid; a NULL near_bound: no such task lies below.
+_NEAR_LAST = ("near_last AS (SELECT rowid FROM task_search WHERE task_search MATCH ? "
+              "AND rowid < ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)")
+_NEAR_BOUND = (
+    "(SELECT count(*) FROM near_last) AS near_cut, "
+    "(SELECT (SELECT id FROM tasks WHERE rowid < near_last.rowid "
     "AND rowid <= (SELECT indexed_to FROM task_search_mark) "
     "AND rowid NOT IN (SELECT task_rowid FROM task_disorder) ORDER BY rowid DESC LIMIT 1) "
-    "FROM (SELECT rowid FROM task_search WHERE task_search MATCH ? AND rowid < ? "
-    "ORDER BY rowid DESC LIMIT 1 OFFSET ?) AS last")
+    "FROM near_last) AS near_bound")
+
+
+def near_page_query(with_sql: str, page_sql: str) -> str:
+    """A newest-first page over ``search_hits`` read near a rowid, and where it is whole.
+
+    One statement, so the hits, the page and its bound are read in one snapshot (an
+    index batch or a prune between two would move the hits under the bound). Its
+    arguments: ``search_hits``' (with ``near``), (match, rowid, hits read - 1), the
+    page's. Each row has ``near_cut`` and ``near_bound`` (_NEAR_BOUND); an empty page
+    is one row with a NULL id.
+    """
+    return (f"{with_sql.rstrip()}, {_NEAR_LAST}, near_page AS ({page_sql}) "
+            f"SELECT near_page.*, near.* FROM (SELECT {_NEAR_BOUND}) AS near "
+            "LEFT JOIN near_page ON 1 ORDER BY near_page.id DESC")
 
 
 # rowids per whole_rows_query (under any SQLite's limit on bound variables, 999 before 3.32)

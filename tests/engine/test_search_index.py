@@ -334,6 +334,33 @@ async def test_a_newest_page_of_many_old_hits_reads_the_hits_nearest_it(
         assert recorded == out_of_order and len(recorded) == len(late) - 1
 
 
+async def test_a_near_page_is_whole_only_above_the_nearest_hit_in_id_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bound of a near page is the id of the nearest task below its hits that went
+    # in in id order; one out of order there (an old id) must not stand for it.
+    monkeypatch.setattr(store_module, "SEARCH_HITS_MAX", 5)
+    ids = sorted(new_task_id() for _ in range(120))
+    start = time.time()
+
+    def task(at: int, label: str, status: str = "succeeded") -> dict[str, Any]:
+        return {**row(at, start), "id": ids[at], "label": label, "status": status}
+
+    inserted = [task(3, "hay"),
+                task(1, "needle", "failed"), task(2, "needle", "failed"),  # out of order
+                task(10, "needle", "failed"),  # the newest failed needle: the page
+                task(0, "hay"),  # out of order, just below the page's first hits
+                *(task(i, "needle") for i in range(11, 19)),
+                *(task(i, "hay") for i in range(19, 119))]
+    async with await Store.open(tmp_path / "tasks.db") as store:
+        for one in inserted:  # in this rowid order
+            await store.insert_task_rows([one])
+        await store.index_search()
+        recorded, out_of_order = disorder_by_scan(tmp_path / "tasks.db")
+        assert recorded == out_of_order and len(recorded) == 3
+        page = await store.page_tasks(search="needle", statuses=["failed"], limit=1)
+        assert [t.id for t in page.tasks] == [ids[10]]
+
+
 async def test_an_older_database_learns_which_tasks_are_out_of_order(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     start = time.time()
