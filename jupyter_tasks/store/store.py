@@ -151,6 +151,8 @@ EVENTS_HERE = 16
 SHORT_WRITES = frozenset({tx_create_task, tx_claim, tx_transition, tx_finish})
 # more writes than this in one turn of the loop commit on the writer thread
 FLUSH_HERE_MAX_OPS = 4
+# above every rowid SQLite gives
+MAX_ROWID = 2**63 - 1
 # tie groups a descending page reads one by one before SQLite's own walk takes over
 TIE_GROUPS_WALKED = 3
 
@@ -359,7 +361,9 @@ class Store:
                 # (a rare word, most searches, costs no guess of the walk)
                 most, start = await self._hits_the_walk_costs(match, *walk)
                 if most > SEARCH_HITS_MAX and near and walk[0]:
-                    return "", "near_hits", [start]
+                    # a first page from the top as this read sees it: tasks may have gone
+                    # in (and into the index) since the guess read the newest rowid
+                    return "", "near_hits", [start if walk[1] is not None else MAX_ROWID]
                 if most > SEARCH_HITS_MAX:
                     hits, backlog = (await self._rows(SEARCH_PROBE, (match, most + 1)))[0]
             if hits <= most and backlog <= SEARCH_BACKLOG_MAX:

@@ -327,6 +327,22 @@ async def test_a_newest_page_of_many_old_hits_reads_the_hits_nearest_it(
         monkeypatch.setattr(store_module, "NEAR_DISORDER_MAX", len(late) - 1)
         assert (await store.page_tasks(search="needle", limit=40)) == first
         assert counter.steps() >= read
+        # a task that went in and was indexed after the store guessed the walk (from the
+        # newest rowid it knew then) is on the first page
+        monkeypatch.setattr(store_module, "NEAR_DISORDER_MAX", 1000)
+        guess = store._hits_the_walk_costs
+
+        async def then_a_new_task(*args: Any) -> Any:
+            guessed = await guess(*args)
+            await store.insert_task_rows([{**row(count + 9, time.time()),
+                                           "label": "needle newest"}])
+            await store.index_search()
+            return guessed
+
+        monkeypatch.setattr(store, "_hits_the_walk_costs", then_a_new_task)
+        newest = await store.page_tasks(search="needle", limit=40)
+        assert [t.label for t in newest.tasks[:2]] == ["needle newest", first.tasks[0].label]
+        monkeypatch.setattr(store, "_hits_the_walk_costs", guess)
         # a task deleted leaves the record of its place
         gone = next(t for t in everything if t.label == f"needle {min(late)}")
         await store.delete_task(gone.id)
