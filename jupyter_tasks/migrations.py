@@ -339,7 +339,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         UPDATE task_search_mark SET max_id = ifnull(
             (SELECT max(id) FROM tasks WHERE rowid <= indexed_to), '');
         -- as in version 9, and a deleted task leaves task_disorder too
-        DROP TRIGGER task_search_forget;
+        DROP TRIGGER IF EXISTS task_search_forget;
         CREATE TRIGGER task_search_forget AFTER DELETE ON tasks
         WHEN old.rowid <= (SELECT indexed_to FROM task_search_mark)
         BEGIN
