@@ -89,6 +89,7 @@ from .task_sql import (
     SEARCH_WALK_PER_HIT,
     SEARCH_WALK_START,
     SEARCH_WORK_LEFT,
+    STATUS_TERMS,
     WHOLE_ROWS_PER_READ,
     TaskPage,
     artifacts_query,
@@ -395,7 +396,7 @@ class Store:
         Tasks inserted in id order are in created order by rowid, so hits read from
         ``start`` down give the page (with every task inserted out of order, and those
         not indexed yet) once it holds ``limit`` + 1 rows all above the id the next
-        unread hit could have (SEARCH_NEAR_BOUND). The hits read grow fourfold until
+        unread hit could have (near_page_query). The hits read grow fourfold until
         it does, up to NEAR_HITS_MAX; None then (or with many tasks out of order):
         the caller reads as before. Over a million tasks, 111,000 old hits cost ~150 ms
         read whole and a few ms this way.
@@ -1215,7 +1216,6 @@ class Store:
         """
         counts: dict[str, int] = {s: 0 for s in (*ACTIVE_STATUSES, *TERMINAL_STATUSES)}
         queues: dict[str, dict[str, int]] = {}
-        statuses = None if statuses is None else list(statuses)
         filtered = task_filters(statuses, name, None, owners, None, None, None, None, None,
                                  None, search, schedule_id)
         if filtered is None:
@@ -1224,11 +1224,11 @@ class Store:
         # a count reads every match: the hits, up to as many as a scan would cost
         with_sql, source, with_args = await self._search_source(
             search, " ".join(["queue, status", *where]), most=SEARCH_HITS_FAR_MAX)
-        # statuses alone are counted along the status index, as no filter is
-        alone = statuses if statuses and owners is None and name is None and not search \
-            and schedule_id is None else None
-        sql, args = stats_query(where, args, source, alone)
-        grouped = bool(where) and alone is None
+        # statuses alone (their term is the first, and then the only one) are counted
+        # along the status index, as no filter is
+        by_status = len(where) == 1 and where[0].startswith(STATUS_TERMS)
+        sql, args = stats_query(where, args, source, by_status)
+        grouped = bool(where) and not by_status
         for queue_name, status, count in await self._rows(with_sql + sql, [*with_args, *args]):
             if queue_name is None or grouped:  # (else the statuses come apart)
                 counts[status] = counts.get(status, 0) + count

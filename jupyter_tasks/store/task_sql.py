@@ -210,25 +210,24 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
 
 
 def stats_query(where: list[str], args: list[Any], source: str = "tasks",
-                statuses: list[str] | None = None) -> tuple[str, list[Any]]:
+                by_status: bool = False) -> tuple[str, list[Any]]:
     """``Store.stats``' counts of the tasks ``where`` matches: (queue, status, count) rows.
 
     With a filter, one row per queue and status: the rows are read anyway, once.
-    With none, or ``statuses`` alone (``where`` is then ignored), the statuses are
-    counted apart (a NULL queue), along the status index: a million finished tasks
-    take ~50 ms to walk there, where a count per queue and status reads every row
-    (0.5 s); then the queued and running tasks per queue, few and found by the same
-    index.
+    With none, or ``by_status`` (``where`` is the statuses' term alone), the statuses
+    are counted apart (a NULL queue), along the status index: a million finished
+    tasks take ~50 ms to walk there, where a count per queue and status reads every
+    row (0.5 s); then the queued and running tasks per queue, few and found by the
+    same index.
     """
-    if where and statuses is None:
+    if where and not by_status:
         return (_from_tasks("SELECT queue, status, count(*)", where, source)
                 + " GROUP BY queue, status", list(args))
-    chosen = [] if statuses is None else [f"status IN ({', '.join('?' * len(statuses))})"]
-    active = [f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})", *chosen]
-    return (_from_tasks("SELECT NULL, status, count(*)", chosen, source) + " GROUP BY status "
+    active = [f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})", *where]
+    return (_from_tasks("SELECT NULL, status, count(*)", where, source) + " GROUP BY status "
             "UNION ALL " +
             _from_tasks("SELECT queue, status, count(*)", active, source) +
-            " GROUP BY queue, status", [*(statuses or ()), *ACTIVE_STATUSES, *(statuses or ())])
+            " GROUP BY queue, status", [*args, *ACTIVE_STATUSES, *args])
 
 
 def _from_tasks(select: str, where: list[str], source: str = "tasks") -> str:
@@ -241,6 +240,10 @@ class TaskPage(NamedTuple):
 
     tasks: list[Task]
     next_cursor: str | None
+
+
+# how the statuses' term of task_filters begins (it is always the first term)
+STATUS_TERMS = ("status IN (", "likelihood(status IN (")
 
 
 def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | None,
