@@ -150,6 +150,11 @@ EVENTS_HERE = 16
 # Writes that take well under a millisecond, which a lone one may commit on the event
 # loop (Store._flush): a submit, a job's claim, its start and its end.
 SHORT_WRITES = frozenset({tx_create_task, tx_claim, tx_transition, tx_finish})
+# Upkeep done in batches each sized to hold the writer ~25 ms (a prune chunk, a search
+# index batch). Each commits alone, taking turns with the users' writes: grouped
+# together, a submit queued between two of them waited for both (~100 ms stalls
+# during a million-task prune).
+UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search})
 # more writes than this in one turn of the loop commit on the writer thread
 FLUSH_HERE_MAX_OPS = 4
 # above every rowid SQLite gives
@@ -187,6 +192,9 @@ class Store:
         # a commit costs far more than a statement, and the thread starts on the
         # first write while the event loop is still producing the next ones
         self._ops: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        # UPKEEP_WRITES, one per transaction, alternating with those of _ops
+        self._upkeep: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._upkeep_last = False  # the last transaction the thread ran was upkeep
         self._drain_lock = threading.Lock()
         self._draining = False  # a drain is queued or running on the database thread
         # a _flush is pending and every write queued since may commit on the loop
@@ -295,6 +303,10 @@ class Store:
             if busy:  # writes run in order: once this one is done, all earlier ones are
                 with contextlib.suppress(Exception):
                     await self._txn(nothing)
+                # and upkeep takes turns with them: one batch after each of these
+                while not self._upkeep.empty():
+                    with contextlib.suppress(Exception):
+                        await self._txn(nothing)
             self._closed = True
         if self._writer is not None:
             await self._writer.close()
@@ -491,7 +503,7 @@ class Store:
             raise StoreError(f"the store of {self.path} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put((fn, args, future))
+        (self._upkeep if fn in UPKEEP_WRITES else self._ops).put((fn, args, future))
         short = fn in SHORT_WRITES
         with self._drain_lock:
             if not self._draining:
@@ -506,6 +518,10 @@ class Store:
             elif not short:
                 self._flush_here = False
         return await future
+
+    def queued_writes(self) -> int:
+        """How many writes wait for the database thread now."""
+        return self._ops.qsize() + self._upkeep.qsize()
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         # On the event loop: the writes one turn queued, when they are few and short
@@ -554,15 +570,22 @@ class Store:
             changes = conn.total_changes
             # the file may go while the transaction runs (its writes would vanish with
             # it): checked again just before COMMIT, which rolls back if it went
-            result = stream_transaction(conn, self._ops, MAX_OPS_PER_COMMIT, wait=not here,
+            # a batch of upkeep alone, when one waits and the last transaction was not
+            # one (or nothing else waits); on the loop, only the short writes
+            upkeep = (not here and not self._upkeep.empty()
+                      and (not self._upkeep_last or self._ops.empty()))
+            self._upkeep_last = upkeep
+            result = stream_transaction(conn, self._upkeep if upkeep else self._ops,
+                                        1 if upkeep else MAX_OPS_PER_COMMIT, wait=not here,
                                         before_commit=self._check_identity)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             failed: list[tuple[asyncio.Future[Any], bool, Any]] = []
-            while True:
-                try:
-                    failed.append((self._ops.get_nowait()[2], False, exc))
-                except queue.Empty:
-                    break
+            for ops in (self._ops, self._upkeep):
+                while True:
+                    try:
+                        failed.append((ops.get_nowait()[2], False, exc))
+                    except queue.Empty:
+                        break
             result = failed, False
         if result is None:  # another process holds the write lock: the thread waits for it
             self._queue_drain(loop)
@@ -586,7 +609,7 @@ class Store:
                 with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                     loop.call_soon_threadsafe(settle_futures, outcomes)
         with self._drain_lock:
-            if self._ops.empty():
+            if self._ops.empty() and self._upkeep.empty():
                 self._draining = False
                 return
         # more writes came in: go again, after the reads that queued up meanwhile

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import re
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,51 @@ async def test_a_write_during_a_long_prune_commits_between_its_chunks(
         assert still_old > 1000
         assert await pruning == 3000
         assert await store.get_task(task.id) is not None
+    finally:
+        await store.close()
+
+
+async def test_a_write_waits_for_one_maintenance_batch_not_two(db_path: Path) -> None:
+    # A prune chunk and a search-index batch are each sized to hold the writer ~25 ms.
+    # Queued together with a submit between them, all three went into one transaction:
+    # the submit waited for both (the ~100 ms stalls of a million-task prune). Batches
+    # of upkeep now commit alone, and a write queued meanwhile goes before the next one.
+    store = await Store.open(db_path)
+    try:
+        start = time.time() - 10_000
+        await store.insert_task_rows(
+            {**history_row(i, start), "status": "succeeded", "finished_at": start + i}
+            for i in range(200))
+        conn = store._writer.connection
+        statements: list[str] = []
+        held = threading.Event()
+        store._writer.call_soon(held.wait)  # the writer busy while the three queue up
+        indexing = asyncio.ensure_future(store._txn(store_module.tx_index_search, 100))
+        task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
+                    created_at=time.time(), updated_at=time.time())
+        creating = asyncio.ensure_future(store.create_task(task))
+        pruning = asyncio.ensure_future(store._txn(store_module.tx_prune_tasks, time.time(), 50))
+        deadline = time.monotonic() + 30
+        while store.queued_writes() < 3:
+            assert time.monotonic() < deadline, "the writes never queued"
+            await asyncio.sleep(0.001)
+        conn.set_trace_callback(statements.append)
+        held.set()
+        await asyncio.gather(indexing, creating, pruning)
+        conn.set_trace_callback(None)
+        transactions: list[set[str]] = []
+        for sql in statements:
+            if sql.startswith("BEGIN"):
+                transactions.append(set())
+            elif transactions:
+                text = " ".join(sql.split())
+                for mark, what in (("FROM task_search_queue ORDER BY seq", "index"),
+                                   ("INSERT INTO tasks", "create"),
+                                   ("DELETE FROM tasks WHERE id", "prune")):
+                    if mark in text:
+                        transactions[-1].add(what)
+        done = [t for t in transactions if t]
+        assert done == [{"index"}, {"create"}, {"prune"}]
     finally:
         await store.close()
 
