@@ -154,7 +154,11 @@ SHORT_WRITES = frozenset({tx_create_task, tx_claim, tx_transition, tx_finish})
 # index batch). Each commits alone, taking turns with the users' writes: grouped
 # together, a submit queued between two of them waited for both (~100 ms stalls
 # during a million-task prune).
-UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search})
+def upkeep_barrier(conn: sqlite3.Connection) -> None:
+    """Nothing, queued as upkeep: done once every upkeep batch queued before it is."""
+
+
+UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, upkeep_barrier})
 # more writes than this in one turn of the loop commit on the writer thread
 FLUSH_HERE_MAX_OPS = 4
 # above every rowid SQLite gives
@@ -300,13 +304,10 @@ class Store:
         if not self._closed:
             with self._drain_lock:
                 busy = self._draining
-            if busy:  # writes run in order: once this one is done, all earlier ones are
-                with contextlib.suppress(Exception):
-                    await self._txn(nothing)
-                # and upkeep takes turns with them: one batch after each of these
-                while not self._upkeep.empty():
-                    with contextlib.suppress(Exception):
-                        await self._txn(nothing)
+            if busy:  # each queue runs in order: once its last write is done, all
+                # earlier ones are
+                await asyncio.gather(self._txn(nothing), self._txn(upkeep_barrier),
+                                     return_exceptions=True)
             self._closed = True
         if self._writer is not None:
             await self._writer.close()
