@@ -46,3 +46,15 @@ def dask_diverged() -> dict:
     import threading
 
     return {"loss": float("nan"), "lock": threading.Lock(), "steps": 3}
+
+
+@task("dask_pair", mode="job")
+def dask_pair(x: int) -> tuple:
+    """(x, x * x): a tuple, which msgpack would hand back as a list."""
+    return (x, x * x)
+
+
+@task("dask_big", mode="job")
+def dask_big(n: int) -> str:
+    """A result of ``n`` characters."""
+    return "x" * n

@@ -348,6 +348,39 @@ async def test_a_short_run_says_nothing_until_its_outcome(hub: TaskManager,
     assert of_long[0] == "start", of_long
 
 
+def _results_fetched(dask_worker: Any) -> int:
+    """How many times this worker has handed over results (a gather goes through here)."""
+    return dask_worker.transfer_outgoing_count_total
+
+
+async def test_a_small_plain_outcome_comes_with_the_events_not_fetched_from_the_worker(
+        hub: TaskManager) -> None:
+    # each fetch of a result is a round trip from the hub to the scheduler and from it
+    # to the worker; a short job's outcome fits in one more event on the streams open
+    client = await hub.test_backend.client()
+
+    async def fetched() -> int:
+        return sum((await client.run(_results_fetched)).values())
+
+    before = await fetched()
+    tasks = [await hub.submit("dask_square", x=i, mode="job") for i in range(10)]
+    for i, task in enumerate(tasks):
+        done = await hub.wait(task.id, timeout=120)
+        assert (done.status, done.result, done.progress["message"]) == (
+            "succeeded", i * i, f"squared {i}"), done.error
+    failed = await hub.submit("dask_fail", message="nope", mode="job")
+    done = await hub.wait(failed.id, timeout=120)
+    assert done.status == "failed" and "KeyError" in done.error["type"], done.error
+    assert await fetched() == before
+    # a tuple (msgpack would turn it into a list) and a large result come as the
+    # task's result, as before: one fetch each
+    pair = await hub.submit("dask_pair", x=3, mode="job")
+    big = await hub.submit("dask_big", n=10_000, mode="job")
+    assert (await hub.wait(pair.id, timeout=120)).result == [3, 9]
+    assert len((await hub.wait(big.id, timeout=120)).result) == 10_000
+    assert await fetched() == before + 2
+
+
 async def test_runs_ask_for_the_workers_client_once_per_worker(hub: TaskManager) -> None:
     # every get_client() on a worker sends the scheduler a 'worker-get-client' event:
     # one per job cost the scheduler a message for each of them
