@@ -274,10 +274,10 @@ class DaskBackend:
     async def _outcome(self, run: _RemoteRun, future: Any) -> dict[str, Any]:
         """The run's outcome: from its event if it came that way, else the future's result."""
         assert run.outcome is not None
-        # the future's own state, not ``await future``: that would fetch the result (a
-        # round trip through the scheduler to the worker) as soon as the task ends, even
-        # when the outcome already came with the events (sent ahead of the completion)
-        settled = asyncio.ensure_future(future._state.wait())
+        # the end of the task (``exception()`` waits for it and fetches nothing), not
+        # ``await future``: that fetches the result (a round trip through the scheduler to
+        # the worker) as soon as the task ends, though the outcome came ahead of the end
+        settled = asyncio.ensure_future(future.exception())
         try:
             await asyncio.wait((run.outcome, settled), return_when=asyncio.FIRST_COMPLETED)
         finally:
