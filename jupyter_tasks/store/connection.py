@@ -370,8 +370,9 @@ def _in_isolated_transaction(
     return outcomes
 
 
-def checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+def checkpoint(conn: sqlite3.Connection) -> int:
+    """A passive checkpoint; how many frames the WAL holds (copied back or not)."""
+    return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
 
 
 def scalar(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:

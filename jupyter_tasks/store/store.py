@@ -142,6 +142,14 @@ from .worker_sql import (
 # half as many jobs while the reads ran (~2,000/s with 1 or 8, ~1,000/s with 32)
 POINT_READS_PER_TURN = 8
 
+# A WAL starts over (at its first frame) only when a transaction begins with every frame
+# copied back; with writes going on while the checkpoint copies, some never are, and the
+# WAL grows to the automatic checkpoint (connection.AUTOCHECKPOINT_PAGES), which then
+# copies and syncs inside whichever commit crossed it: 70-118 ms commits of prune chunks
+# and submits during a million-task prune. Past this many frames, the writer copies the
+# rest itself after the checkpoint (20-40 ms between two transactions); the largest
+# commit during that prune was 9 ms.
+TAIL_CHECKPOINT_FRAMES = 2000
 # how often a store looks for tasks to add to the search index (task_sql.tx_index_search)
 SEARCH_INDEX_SECONDS = 1.0
 # events_after reads up to this many events on the loop (a range of the rowid: a few pages)
@@ -451,10 +459,16 @@ class Store:
                                                         check_same_thread=False)
             running = self._checkpoint_running = asyncio.ensure_future(
                 asyncio.to_thread(checkpoint, self._checkpoint_conn))
+            frames = 0
             with contextlib.suppress(Exception):
                 # shielded: a cancelled caller must not leave the thread using a connection
                 # that close() then closes (close waits for it)
-                await asyncio.shield(running)
+                frames = await asyncio.shield(running)
+        if frames >= TAIL_CHECKPOINT_FRAMES and self._writer is not None:
+            # what was written while it copied, copied by the writer between two of its
+            # transactions: its next one then finds the WAL all copied and starts it over
+            with contextlib.suppress(Exception):  # closing: the close checkpoints
+                await self._writer.call(checkpoint)
 
     async def __aenter__(self) -> Store:
         return self

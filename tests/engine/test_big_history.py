@@ -453,6 +453,53 @@ async def test_a_long_prune_copies_the_wal_back_between_its_chunks(
         await store.close()
 
 
+def wal_salt(path: Path) -> bytes:
+    """The WAL header's salt: new each time the WAL starts over at its first frame."""
+    with open(f"{path}-wal", "rb") as wal:
+        return wal.read(24)[16:24]
+
+
+async def test_the_wal_starts_over_though_writes_land_while_the_checkpoint_copies(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A WAL starts over only when a transaction begins with every frame copied back.
+    # With writes going on while the checkpoint copied (a prune beside submits), some
+    # frames were always left, and the WAL grew to the automatic checkpoint, which copied
+    # and synced inside whichever commit crossed it (70-118 ms commits of a million-task
+    # prune). Past TAIL_CHECKPOINT_FRAMES the writer copies the rest between two of its
+    # transactions, so its next one starts the WAL over.
+    monkeypatch.setattr(store_module, "TAIL_CHECKPOINT_FRAMES", 10, raising=False)
+    store = await Store.open(db_path)
+    # another writer (a worker process), used on the checkpoint thread
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")
+    copy = store_module.checkpoint
+
+    def copy_while_a_write_lands(conn: sqlite3.Connection) -> int:
+        if conn is not store._checkpoint_conn:  # the writer's own copy
+            return copy(conn)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO elsewhere VALUES (1)")
+        frames = copy(conn)
+        other.execute("COMMIT")  # after the copy: its frames are left in the WAL
+        return frames
+
+    monkeypatch.setattr(store_module, "checkpoint", copy_while_a_write_lands)
+    try:
+        for _ in range(30):
+            await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
+                                         status="queued", created_at=time.time(),
+                                         updated_at=time.time()))
+        before = wal_salt(db_path)
+        await store._checkpoint()
+        await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
+                                     status="queued", created_at=time.time(),
+                                     updated_at=time.time()))
+        assert wal_salt(db_path) != before, "the WAL went on growing"
+    finally:
+        other.close()
+        await store.close()
+
+
 @pytest.mark.parametrize("order", ["asc", "desc"])
 async def test_a_progress_total_that_is_no_number_pages_like_no_progress(tmp_path: Path,
                                                                         order: str) -> None:
