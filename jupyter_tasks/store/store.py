@@ -147,8 +147,8 @@ POINT_READS_PER_TURN = 8
 # WAL grows to the automatic checkpoint (connection.AUTOCHECKPOINT_PAGES), which then
 # copies and syncs inside whichever commit crossed it: 70-118 ms commits of prune chunks
 # and submits during a million-task prune. Past this many frames, the writer copies the
-# rest itself after the checkpoint (20-40 ms between two transactions); the largest
-# commit during that prune was 9 ms.
+# rest itself after the checkpoint (20-40 ms between two transactions); in that prune
+# the largest prune-chunk commit fell to 9 ms (submits' commits still reached ~60 ms).
 TAIL_CHECKPOINT_FRAMES = 2000
 # how often a store looks for tasks to add to the search index (task_sql.tx_index_search)
 SEARCH_INDEX_SECONDS = 1.0
