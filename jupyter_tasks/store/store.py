@@ -81,9 +81,11 @@ from .task_sql import (
     PRUNE_CHUNK,
     PRUNE_CHUNK_SECONDS,
     SEARCH_BACKLOG_MAX,
+    SEARCH_BATCH_SECONDS,
     SEARCH_HITS_FAR_MAX,
     SEARCH_HITS_MAX,
     SEARCH_INDEX_BATCH,
+    SEARCH_MERGE_STEPS,
     SEARCH_NTH_HIT,
     SEARCH_PROBE,
     SEARCH_WALK_PER_HIT,
@@ -114,6 +116,7 @@ from .task_sql import (
     tx_delete,
     tx_index_search,
     tx_insert_rows,
+    tx_merge_search,
     tx_prune_events,
     tx_prune_tasks,
     tx_request_cancel,
@@ -166,7 +169,8 @@ def upkeep_barrier(conn: sqlite3.Connection) -> None:
     """Nothing, queued as upkeep: done once every upkeep batch queued before it is."""
 
 
-UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, upkeep_barrier})
+UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, tx_merge_search,
+                           upkeep_barrier})
 # more writes than this in one turn of the loop commit on the writer thread
 FLUSH_HERE_MAX_OPS = 4
 # above every rowid SQLite gives
@@ -346,15 +350,23 @@ class Store:
 
         Between batches the writer is left alone as long as the batch held it, so
         a catch-up (a migrated history, a long prune's deletions) takes at most half
-        of it from the other writes.
+        of it from the other writes. The merge steps the batches had no time for
+        follow, one per transaction, paced the same way.
         """
         taken = 0
+        owed = 0
         while await self._scalar(SEARCH_WORK_LEFT):
             started = time.perf_counter()
-            batch = await self._txn(tx_index_search, SEARCH_INDEX_BATCH)
+            batch, merged = await self._txn(tx_index_search, SEARCH_INDEX_BATCH,
+                                            SEARCH_BATCH_SECONDS, owed + SEARCH_MERGE_STEPS)
             if not batch:
                 break
             taken += batch
+            owed += SEARCH_MERGE_STEPS - merged
+            await asyncio.sleep(time.perf_counter() - started)
+        for _ in range(owed):
+            started = time.perf_counter()
+            await self._txn(tx_merge_search)
             await asyncio.sleep(time.perf_counter() - started)
         return taken
 
@@ -1291,8 +1303,10 @@ class Store:
                 if not more:
                     break
                 took = time.perf_counter() - t0
-                # the next chunk sized to the time budget from this one's pace
-                size = max(50, min(5_000, int(size * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
+                # the next chunk sized to the time budget from this one's pace (a tasks
+                # chunk cut short at the budget deleted fewer than its size)
+                paced = max(done, 1) if step is tx_prune_tasks else size
+                size = max(50, min(5_000, int(paced * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
                 if t0 + took - checkpointed >= PRUNE_CHECKPOINT_SECONDS:
                     # the WAL copied back between chunks, while no chunk writes: else it
                     # grows to the automatic checkpoint, which one chunk's commit then
@@ -1305,10 +1319,11 @@ class Store:
                            size: int) -> tuple[int, bool]:
         """One prune transaction: (tasks or events deleted, whether more may be left)."""
         if step is tx_prune_tasks:
-            deleted, with_files = await self._txn(tx_prune_tasks, cutoff, size)
+            deleted, with_files, more = await self._txn(tx_prune_tasks, cutoff, size,
+                                                        PRUNE_CHUNK_SECONDS)
             for task_id in with_files:
                 await asyncio.to_thread(shutil.rmtree, self.artifacts_dir / task_id,
                                         ignore_errors=True)
-            return deleted, deleted == size
+            return deleted, more
         deleted, done = await self._txn(tx_prune_events, cutoff, size)
         return deleted, not done

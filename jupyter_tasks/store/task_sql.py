@@ -331,16 +331,31 @@ NEAR_HITS_MAX = 5000
 NEAR_DISORDER_MAX = 1000
 # trigrams of a long needle asked of the index: a few narrow as well as all of them
 SEARCH_GRAMS_MAX = 12
-# tasks indexed per transaction: ~10 ms of the writer
+# tasks indexed per transaction at most: ~10 ms of the writer
 SEARCH_INDEX_BATCH = 500
-# queued changes (deleted tasks, mostly) per transaction: a deletion costs the index
-# ~40 us, several times an insertion (over a million tasks, 200 a batch: 6 ms at the
+# queued changes (deleted tasks, mostly) per transaction at most: a deletion costs the
+# index ~40 us, several times an insertion (over a million tasks, 200 a batch: 6 ms at the
 # median; 500: 15 ms, and up to 97 ms)
 SEARCH_QUEUE_BATCH = 200
+# A batch's time on the writer: past it, the batch stops after its current step and
+# commits what it did. Sizes alone left a batch's time to the machine: during a
+# million-task prune (a checkpoint copying, submits committing) a batch of 200
+# deletions and its merge took 50-90 ms where they took 8 ms alone.
+SEARCH_BATCH_SECONDS = 0.015
+# the steps between two looks at the clock: queued changes, then tasks
+SEARCH_QUEUE_STEP = 25
+SEARCH_INDEX_STEP = 100
 # pages of the index's segments merged after each batch (migration 9 turns its own
-# merging off): 50 kept the longest batch at 21-27 ms, where merging a whole level of
-# segments inside one took up to 160 ms; the index stays as quick to query
-SEARCH_MERGE_PAGES = 50
+# merging off), in steps: merging a whole level inside one batch took up to 160 ms, and
+# 50 pages in one step up to 34 ms with nothing else running (4-6 ms at the median),
+# where a step of 16 takes 1-3 ms. A batch owes SEARCH_MERGE_STEPS steps and takes the
+# first always, the others while it has time; the store pays the rest later (see
+# Store.index_search). The merging must keep pace with what goes in, else the segments
+# pile up: cut short at the batch's time and never paid, it left searches up to 1.8x
+# slower after 200,000 tasks; done whole in each batch, submits during a million-task
+# prune waited up to 160-200 ms where they waited 85-89 ms with the steps paid later.
+SEARCH_MERGE_PAGES = 16
+SEARCH_MERGE_STEPS = 3
 
 # rowids past the mark: tasks a search reads directly
 SEARCH_BACKLOG = ("SELECT ifnull((SELECT max(rowid) FROM tasks), 0) - indexed_to "
@@ -477,51 +492,76 @@ def whole_rows_query(count: int) -> str:
     return f"SELECT rowid AS task_rowid, * FROM tasks WHERE rowid IN ({','.join('?' * count)})"
 
 
-def tx_index_search(conn: sqlite3.Connection, limit: int) -> int:
-    """Bring the search index one batch nearer the tasks table; how many rows it took.
+def tx_index_search(conn: sqlite3.Connection, limit: int,
+                    seconds: float = SEARCH_BATCH_SECONDS,
+                    merges: int = SEARCH_MERGE_STEPS) -> tuple[int, int]:
+    """Bring the search index one batch nearer the tasks table; (rows taken, merge steps).
 
     First up to SEARCH_QUEUE_BATCH changes the triggers queued (deleted tasks' texts
     out, relabelled ones' in), in their order; then up to ``limit`` tasks past the
     mark go in, unless the mark sits below a deleted task still queued: a task there
     reuses its rowid, and the old text must be out before the new one goes in (the
-    old one's deletion would take the pieces both share).
+    old one's deletion would take the pieces both share). Stops at the first step
+    (SEARCH_QUEUE_STEP changes, SEARCH_INDEX_STEP tasks) that ends past ``seconds``;
+    the first step is always taken, so every batch moves the index on. Then up to
+    ``merges`` merge steps, the first of them always, the others while time is left.
     """
+    deadline = time.perf_counter() + seconds
     queued = conn.execute("SELECT seq, task_rowid, op, text FROM task_search_queue "
                           "ORDER BY seq LIMIT ?", (SEARCH_QUEUE_BATCH,)).fetchall()
+    taken = 0
     for _, rowid, op, text in queued:
+        if taken and taken % SEARCH_QUEUE_STEP == 0 and time.perf_counter() >= deadline:
+            break
         if op == "delete":
             conn.execute("INSERT INTO task_search (task_search, rowid, grams) "
                          "VALUES ('delete', ?, ?)", (rowid, search_grams(text)))
         else:
             conn.execute("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
                          (rowid, search_grams(text)))
-    if queued:
-        conn.execute("DELETE FROM task_search_queue WHERE seq <= ?", (queued[-1][0],))
-    if len(queued) < SEARCH_QUEUE_BATCH:  # none left
+        taken += 1
+    if taken:
+        conn.execute("DELETE FROM task_search_queue WHERE seq <= ?", (queued[taken - 1][0],))
+    if taken == len(queued) < SEARCH_QUEUE_BATCH:  # none left
         conn.execute("UPDATE task_search_mark SET pending_max = 0 WHERE pending_max != 0")
     mark, pending_max, highest = conn.execute(
         "SELECT indexed_to, pending_max, max_id FROM task_search_mark").fetchone()
-    rows = [] if mark < pending_max else conn.execute(
-        f"SELECT rowid, id, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? ORDER BY rowid "
-        "LIMIT ?", (mark, int(limit))).fetchall()
-    if rows:
+    rows = [] if mark < pending_max or (taken and time.perf_counter() >= deadline) \
+        else conn.execute(
+            f"SELECT rowid, id, {SEARCH_TEXT_SQL} FROM tasks WHERE rowid > ? ORDER BY rowid "
+            "LIMIT ?", (mark, int(limit))).fetchall()
+    indexed = 0
+    disorder = []
+    while indexed < len(rows):
+        if indexed and time.perf_counter() >= deadline:
+            break
+        step = rows[indexed:indexed + SEARCH_INDEX_STEP]
         conn.executemany("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
-                         [(rowid, search_grams(text)) for rowid, _, text in rows])
+                         [(rowid, search_grams(text)) for rowid, _, text in step])
         # (Python orders str as SQLite orders UTF-8 text: by code point)
-        disorder = []
-        for rowid, task_id, _ in rows:
+        for rowid, task_id, _ in step:
             if task_id < highest:
                 disorder.append((rowid,))
             else:
                 highest = task_id
+        indexed += len(step)
+    if indexed:
         conn.executemany("INSERT OR IGNORE INTO task_disorder (task_rowid) VALUES (?)",
                          disorder)
         conn.execute("UPDATE task_search_mark SET indexed_to = ?, max_id = ?",
-                     (rows[-1][0], highest))
-    if queued or rows:
-        conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
-                     (SEARCH_MERGE_PAGES,))
-    return len(queued) + len(rows)
+                     (rows[indexed - 1][0], highest))
+    merged = 0
+    while (taken or indexed) and merged < merges \
+            and (not merged or time.perf_counter() < deadline):
+        tx_merge_search(conn)
+        merged += 1
+    return taken + indexed, merged
+
+
+def tx_merge_search(conn: sqlite3.Connection) -> None:
+    """One step of merging the search index's segments (SEARCH_MERGE_PAGES pages)."""
+    conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
+                 (SEARCH_MERGE_PAGES,))
 
 
 def encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:
@@ -792,6 +832,10 @@ def artifacts_query(task_id: str, name: str | None) -> tuple[str, list[Any]]:
 # (a fourth of the 100 ms a write may wait: a chunk under load runs a few times slower)
 PRUNE_CHUNK = 500
 PRUNE_CHUNK_SECONDS = 0.025
+# A chunk also stops at its first PRUNE_STEP tasks that end past PRUNE_CHUNK_SECONDS: a
+# size from the last chunk's pace missed now and then by several times (80-150 ms
+# chunks in a million-task prune), when its pages were not cached or a checkpoint ran
+PRUNE_STEP = 100
 # how much pruning (chunks and the writes between them) goes between two checkpoints:
 # the automatic checkpoint, still due now and then, copies only what came since. On a
 # million-task prune beside a writer: 0.25 s, longest write 92 ms (one run); 0.1 s, 71-107
@@ -808,25 +852,35 @@ PRUNE_SELECT = (f"SELECT id FROM tasks WHERE {FINISHED_KEY} > -1.0 AND {FINISHED
                 f"ORDER BY {FINISHED_KEY} LIMIT ?")
 
 
-def tx_prune_tasks(conn: sqlite3.Connection, finished_before: float,
-                   limit: int) -> tuple[int, list[str]]:
+def tx_prune_tasks(conn: sqlite3.Connection, finished_before: float, limit: int,
+                   seconds: float = PRUNE_CHUNK_SECONDS) -> tuple[int, list[str], bool]:
     """Delete up to ``limit`` tasks finished before a time (their logs and artifact rows).
 
-    (tasks deleted, ids of those that had artifacts). Walks tasks_by_finished from the
-    oldest, so each chunk reads only the rows it deletes; never an active task.
+    (tasks deleted, ids of those that had artifacts, whether more may be left). Walks
+    tasks_by_finished from the oldest, so each chunk reads only the rows it deletes;
+    never an active task. Stops at the first PRUNE_STEP tasks that end past ``seconds``.
     """
+    deadline = time.perf_counter() + seconds
     ids = [r[0] for r in conn.execute(
         PRUNE_SELECT, [finished_before, *TERMINAL_STATUSES, int(limit)])]
     if not ids:
-        return 0, []
-    keys = [(task_id,) for task_id in ids]
+        return 0, [], False
     with_files = [r[0] for r in conn.execute(
         f"SELECT DISTINCT task_id FROM artifacts WHERE task_id IN ({','.join('?' * len(ids))})",
         ids)]
-    conn.executemany("DELETE FROM tasks WHERE id = ?", keys)
-    conn.executemany("DELETE FROM task_logs WHERE task_id = ?", keys)
-    conn.executemany("DELETE FROM artifacts WHERE task_id = ?", keys)
-    return len(ids), with_files
+    deleted = 0
+    while deleted < len(ids):
+        if deleted and time.perf_counter() >= deadline:
+            break
+        keys = [(task_id,) for task_id in ids[deleted:deleted + PRUNE_STEP]]
+        conn.executemany("DELETE FROM tasks WHERE id = ?", keys)
+        conn.executemany("DELETE FROM task_logs WHERE task_id = ?", keys)
+        conn.executemany("DELETE FROM artifacts WHERE task_id = ?", keys)
+        deleted += len(keys)
+    if deleted < len(ids):
+        kept = set(ids[deleted:])
+        with_files = [task_id for task_id in with_files if task_id not in kept]
+    return deleted, with_files, deleted < len(ids) or len(ids) == limit
 
 
 def tx_prune_events(conn: sqlite3.Connection, events_before: float,

@@ -22,6 +22,9 @@ from jupyter_tasks.store.task_sql import (
     GROUP_WALKED_SORTS,
     LIST_SORTS,
     PRUNE_SELECT,
+    PRUNE_STEP,
+    SEARCH_MERGE_STEPS,
+    SEARCH_QUEUE_STEP,
     next_key_query,
     page_query,
     task_filters,
@@ -423,6 +426,85 @@ async def test_a_write_waits_for_one_maintenance_batch_not_two(db_path: Path) ->
                         transactions[-1].add(what)
         done = [t for t in transactions if t]
         assert done == [{"index"}, {"create"}, {"prune"}]
+    finally:
+        await store.close()
+
+
+def deletions_per_transaction(statements: list[str], mark: str) -> list[int]:
+    """How many distinct traced statements with ``mark`` each transaction ran (none: left out).
+
+    Distinct: a statement is traced again (its own text) for each trigger it fires.
+    """
+    seen: list[set[str]] = []
+    for sql in statements:
+        if sql.startswith("BEGIN"):
+            seen.append(set())
+        elif seen and mark in " ".join(sql.split()):
+            seen[-1].add(sql)
+    return [len(statements) for statements in seen if statements]
+
+
+async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A prune chunk and a search-index batch were sized from the last one's pace,
+    # and nothing stopped one that ran long: during a million-task prune beside a
+    # checkpoint and submits, chunks of 80-150 ms and index batches (200 deletions and
+    # a merge) of 50-90 ms, which a submit queued behind them waited for. Each now
+    # stops at its first step that ends past its time: with none left, one step a batch
+    # (the index's merge steps it then owes follow in transactions of their own).
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 1000)
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK_SECONDS", 0)
+    monkeypatch.setattr(store_module, "SEARCH_BATCH_SECONDS", 0, raising=False)
+    store = await Store.open(db_path)
+    try:
+        start = time.time() - 10_000
+        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i,
+                 "label": f"Zeta run {i}"} for i in range(400)]
+        await store.insert_task_rows(rows)
+        await store.index_search()
+        for i in (150, 350):  # pruned in a later step; kept
+            await store.add_artifact(rows[i]["id"], "out.txt", b"x")
+        statements: list[str] = []
+        conn = store._writer.connection
+        conn.set_trace_callback(statements.append)
+        assert await store.prune(start + 300, 0) == 300  # the oldest 300 go
+        await store.index_search()
+        conn.set_trace_callback(None)
+        chunks = deletions_per_transaction(statements, "DELETE FROM tasks WHERE id")
+        assert sum(chunks) == 300
+        assert chunks[0] == max(chunks) == PRUNE_STEP  # the first chunk's size was 1000
+        deletions = deletions_per_transaction(statements, "VALUES ('delete'")
+        assert sum(deletions) == 300
+        assert max(deletions) == SEARCH_QUEUE_STEP
+        # each batch merged one step; the steps it owed followed, a transaction each
+        merges = [sql for sql in statements if "VALUES ('merge'" in sql]
+        assert len(merges) == SEARCH_MERGE_STEPS * len(deletions)
+        assert deletions_per_transaction(statements, "VALUES ('merge'") == \
+            [1] * len(merges)
+        assert not (store.artifacts_dir / rows[150]["id"]).exists()
+        assert (store.artifacts_dir / rows[350]["id"]).exists()
+        # the index is whole: only the 100 left are found
+        found = {t.id for t in await store.list_tasks(search="zeta run", limit=1000)}
+        assert found == {r["id"] for r in rows[300:]}
+    finally:
+        await store.close()
+
+
+async def test_a_prune_chunk_cut_short_names_only_the_files_of_tasks_it_deleted(
+        db_path: Path) -> None:
+    store = await Store.open(db_path)
+    try:
+        start = time.time() - 10_000
+        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i}
+                for i in range(300)]
+        await store.insert_task_rows(rows)
+        for i in (50, 150):
+            await store.add_artifact(rows[i]["id"], "out.txt", b"x")
+        deleted, with_files, more = await store._txn(
+            store_module.tx_prune_tasks, time.time(), 1000, 0)
+        assert (deleted, with_files, more) == (PRUNE_STEP, [rows[50]["id"]], True)
+        assert await store.get_task(rows[150]["id"]) is not None
+        assert [a.name for a in await store.list_artifacts(rows[150]["id"])] == ["out.txt"]
     finally:
         await store.close()
 
