@@ -1352,5 +1352,5 @@ class Store:
                 await asyncio.to_thread(shutil.rmtree, self.artifacts_dir / task_id,
                                         ignore_errors=True)
             return deleted, more
-        deleted, done = await self._txn(tx_prune_events, cutoff, size)
+        deleted, done = await self._txn(tx_prune_events, cutoff, size, PRUNE_CHUNK_SECONDS)
         return deleted, not done

@@ -21,6 +21,7 @@ from jupyter_tasks.store.task_sql import (
     ENDED_SORT_SQL,
     GROUP_WALKED_SORTS,
     LIST_SORTS,
+    PRUNE_EVENTS_STEP,
     PRUNE_SELECT,
     PRUNE_STEP,
     SEARCH_MERGE_STEPS,
@@ -505,6 +506,27 @@ async def test_a_prune_chunk_cut_short_names_only_the_files_of_tasks_it_deleted(
         assert (deleted, with_files, more) == (PRUNE_STEP, [rows[50]["id"]], True)
         assert await store.get_task(rows[150]["id"]) is not None
         assert [a.name for a in await store.list_artifacts(rows[150]["id"])] == ["out.txt"]
+    finally:
+        await store.close()
+
+
+async def test_an_events_chunk_out_of_time_stops_at_its_first_step(db_path: Path) -> None:
+    # One DELETE over the whole id range of a chunk took 50-72 ms in a million-task
+    # prune, which a submit queued behind it waited for: it now goes a step at a time
+    store = await Store.open(db_path)
+    try:
+        old = time.time() - 10_000
+        other = sqlite3.connect(db_path)
+        try:
+            other.executemany("INSERT INTO events (task_id, type, ts) VALUES (?, ?, ?)",
+                              [("t", "task.created", old + i) for i in range(1200)])
+            other.commit()
+        finally:
+            other.close()
+        deleted, done = await store._txn(store_module.tx_prune_events, time.time(), 5000, 0)
+        assert (deleted, done) == (PRUNE_EVENTS_STEP, False)
+        await store.prune(0, time.time())
+        assert len(await store.events_after(0, limit=10_000)) == 1  # the newest stays
     finally:
         await store.close()
 
