@@ -386,6 +386,27 @@ async def test_a_write_during_a_long_prune_commits_between_its_chunks(
         await store.close()
 
 
+async def until(condition: Any, what: str) -> None:
+    """Wait (with a deadline) until ``condition()`` holds."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.001)
+
+
+async def hold_writer(store: Store) -> threading.Event:
+    """Keep the store's writer thread busy until the returned event is set."""
+    held, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        held.wait()
+
+    store._writer.call_soon(hold)
+    await until(holding.is_set, "the writer never took the call")
+    return held
+
+
 async def test_a_write_waits_for_one_maintenance_batch_not_two(db_path: Path) -> None:
     # A prune chunk and a search-index batch are each sized to hold the writer ~25 ms.
     # Queued together with a submit between them, all three went into one transaction:
@@ -399,17 +420,13 @@ async def test_a_write_waits_for_one_maintenance_batch_not_two(db_path: Path) ->
             for i in range(200))
         conn = store._writer.connection
         statements: list[str] = []
-        held = threading.Event()
-        store._writer.call_soon(held.wait)  # the writer busy while the three queue up
+        held = await hold_writer(store)  # the writer busy while the three queue up
         indexing = asyncio.ensure_future(store._txn(store_module.tx_index_search, 100))
         task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
                     created_at=time.time(), updated_at=time.time())
         creating = asyncio.ensure_future(store.create_task(task))
         pruning = asyncio.ensure_future(store._txn(store_module.tx_prune_tasks, time.time(), 50))
-        deadline = time.monotonic() + 30
-        while store.queued_writes() < 3:
-            assert time.monotonic() < deadline, "the writes never queued"
-            await asyncio.sleep(0.001)
+        await until(lambda: store.queued_writes() >= 3, "the writes never queued")
         conn.set_trace_callback(statements.append)
         held.set()
         await asyncio.gather(indexing, creating, pruning)
@@ -546,29 +563,15 @@ async def test_a_write_queued_behind_the_wal_copy_goes_before_the_next_prune_chu
             for i in range(200))
         conn = store._writer.connection
         statements: list[str] = []
-        held, holding = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            holding.set()
-            held.wait()
-
-        store._writer.call_soon(hold)  # the writer busy while the three queue up
-        deadline = time.monotonic() + 30
-        while not holding.is_set():
-            assert time.monotonic() < deadline, "the writer never took the call"
-            await asyncio.sleep(0.001)
+        held = await hold_writer(store)  # the writer busy while the three queue up
         copying = asyncio.ensure_future(store._checkpoint())
-        # the passive copy on its own connection done, the writer's part queued
-        while not (store.queued_writes() or store._writer._calls.qsize()):
-            assert time.monotonic() < deadline, "the WAL copy never queued"
-            await asyncio.sleep(0.001)
+        # the passive copies on their own connection done, the writer's part queued
+        await until(store.queued_writes, "the WAL copy never queued")
         task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
                     created_at=time.time(), updated_at=time.time())
         creating = asyncio.ensure_future(store.create_task(task))
         pruning = asyncio.ensure_future(store._txn(store_module.tx_prune_tasks, time.time(), 50))
-        while store.queued_writes() < 2:
-            assert time.monotonic() < deadline, "the writes never queued"
-            await asyncio.sleep(0.001)
+        await until(lambda: store.queued_writes() >= 3, "the writes never queued")
         conn.set_trace_callback(statements.append)
         held.set()
         await asyncio.gather(copying, creating, pruning)
