@@ -139,11 +139,15 @@ from .worker_sql import (
     worker_from_row,
 )
 
-# point reads (get_task) answered in one turn of the event loop before the next one
-# yields (~25 us each). With 4 busy job slots (benchmarks/bench_engine_reads.py, load 2):
-# a budget of 1 gave ~8k result()/s, 8 ~14k, 32 ~17k, but with 32 the slots ended about
-# half as many jobs while the reads ran (~2,000/s with 1 or 8, ~1,000/s with 32)
-POINT_READS_PER_TURN = 8
+# point reads (get_task, ~25 us each) answered in one turn of the event loop share it
+# with the loop's other work: they go on without yielding while they have taken less
+# than the rest of the loop took the last time they yielded (capped), and at least
+# POINT_READ_TURN_SECONDS. An even share: with 4 busy job slots a fixed budget of 8
+# reads gave the reads about a quarter of the loop (benchmarks/bench_engine_reads.py)
+POINT_READ_TURN_SECONDS = 0.0002
+POINT_READ_TURN_MAX_SECONDS = 0.002
+# the clock of that share (a name of its own, so a test can drive it)
+turn_clock = time.perf_counter
 
 # A WAL starts over (at its first frame) only when a transaction begins with every frame
 # copied back; with writes going on while the checkpoint copies, some never are, and the
@@ -211,6 +215,8 @@ class Store:
         self._point: sqlite3.Connection | None = None
         self._point_lock = threading.Lock()
         self._turn_reads = 0  # point reads since the loop last turned (see get_task)
+        self._turn_started = 0.0  # when this turn's first point read began
+        self._others_took = 0.0  # how long the rest of the loop ran when reads last yielded
         # transactions this connection committed: SQLite's data_version only
         # moves for other connections' commits, so the event tailer needs both
         self.commits = 0
@@ -736,26 +742,32 @@ class Store:
 
     async def get_task(self, task_id: str) -> Task | None:
         """The task with this id, or None."""
+        started = turn_clock()
         rows = self._point_rows(GET_TASK, (task_id,))
         if rows is None:
             rows = await self._rows(GET_TASK, (task_id,))
-        elif self._turn_budget_spent():
+        elif self._turn_budget_spent(started):
             # let the loop turn: a caller that reads in a loop (a notebook polling a job
             # run by this very loop) must not starve the job slots
+            yielded = turn_clock()
             await asyncio.sleep(0)
+            self._others_took = turn_clock() - yielded
         return Task.from_row(rows[0]) if rows else None
 
-    def _turn_budget_spent(self) -> bool:
-        """Count a read answered without yielding; True once this turn of the loop had its share.
+    def _turn_budget_spent(self, started: float) -> bool:
+        """Count a read answered without yielding; True once this turn's reads had their share.
 
-        A budget per turn, as Tokio gives its tasks: a yield after every read costs
-        a whole turn of the loop each, which with busy job slots is most of the read's
-        time; a yield after POINT_READS_PER_TURN bounds how long reads hold the loop.
+        A share of the loop's time, as a fair scheduler gives: a yield after every read
+        costs a whole turn of the loop each, which with busy job slots is most of the
+        read's time; a yield once the reads took as long as the rest of the loop did
+        splits the loop evenly between them (see POINT_READ_TURN_SECONDS).
         """
         if self._turn_reads == 0:  # the count starts again when the loop turns
             asyncio.get_running_loop().call_soon(self._new_turn)
+            self._turn_started = started
         self._turn_reads += 1
-        return self._turn_reads >= POINT_READS_PER_TURN
+        share = min(max(self._others_took, POINT_READ_TURN_SECONDS), POINT_READ_TURN_MAX_SECONDS)
+        return turn_clock() - self._turn_started >= share
 
     def _new_turn(self) -> None:
         self._turn_reads = 0

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from jupyter_tasks import TaskManager
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
+from jupyter_tasks.store import store as store_module
 
 # how long a test lets an operation run before calling it stuck: a deadline, not a bound
 STUCK = 20.0
@@ -108,3 +112,54 @@ async def test_reading_in_a_loop_does_not_starve_the_job_slots(db_path: Path) ->
                 if current is not None and current.is_terminal:
                     ended.add(task_id)
         assert ended == ids, f"{len(ids - ended)} of 20 jobs did not end beside {reads} reads"
+
+
+class SteppedClock:
+    """A clock that moves only when told to, or by ``tick`` each time it is read."""
+
+    def __init__(self, tick: float) -> None:
+        self.now = 0.0
+        self.tick = tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.mark.parametrize(("other_work", "reads_share"), [
+    (0.001, 0.001),  # as long as the rest of the loop took
+    (0.010, store_module.POINT_READ_TURN_MAX_SECONDS),  # a long turn: the cap
+    (0.0, store_module.POINT_READ_TURN_SECONDS),  # an idle loop: the floor
+])
+async def test_reads_in_a_loop_take_an_even_share_of_a_busy_loop(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, other_work: float,
+        reads_share: float) -> None:
+    # the loop's other work (job slots, say) takes ``other_work`` of the clock each
+    # turn; reads read the clock twice each, 5 us a time: their share is what they
+    # take between two turns of the other work
+    clock = SteppedClock(tick=5e-6)
+    monkeypatch.setattr(store_module, "turn_clock", clock)
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(finished_task(5))
+        turns: list[float] = []  # the clock at each turn of the other work
+        reading = True
+
+        async def other() -> None:
+            while reading:
+                clock.now += other_work
+                turns.append(clock.now)
+                await asyncio.sleep(0)
+
+        worker = asyncio.ensure_future(other())
+        await asyncio.sleep(0)  # the other work has its first turn
+        for _ in range(2000):
+            assert await store.get_task(task.id) == task
+        reading = False
+        await worker
+    # the reads' time between turns of the other work, after the first (which knows
+    # nothing of the other work yet): about its share, give or take one read
+    shares = [b - a - other_work for a, b in itertools.pairwise(turns[1:])]
+    assert len(shares) > 5
+    one_read = 2 * clock.tick
+    assert all(reads_share - one_read <= s <= reads_share + 3 * one_read for s in shares), \
+        sorted(shares)[:: max(1, len(shares) // 10)]
