@@ -897,7 +897,10 @@ def tx_prune_events(conn: sqlite3.Connection, events_before: float, limit: int,
     never go back. Deletes PRUNE_EVENTS_STEP ids at a time and stops at the first
     step that ends past ``seconds``.
     """
-    low, newest = conn.execute("SELECT min(id), max(id) FROM events").fetchone()
+    # two subqueries: SQLite reads a lone min() or max() off an end of the rowid, but
+    # "SELECT min(id), max(id)" reads every event
+    low, newest = conn.execute(
+        "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)").fetchone()
     if low is None:
         return 0, True
     high = min(low + int(limit), newest)
