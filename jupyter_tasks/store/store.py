@@ -499,11 +499,13 @@ class Store:
                     frames = await asyncio.shield(running)
                 if frames < TAIL_CHECKPOINT_FRAMES:
                     break
-        if frames >= TAIL_CHECKPOINT_FRAMES and self._writer is not None:
-            # what was written while it copied, copied by the writer between two of its
-            # transactions: its next one then finds the WAL all copied and starts it over
-            with contextlib.suppress(Exception):  # closing: the close checkpoints
-                await self._txn(tail_checkpoint)
+            if frames >= TAIL_CHECKPOINT_FRAMES and self._writer is not None:
+                # what was written while it copied, copied by the writer between two of
+                # its transactions: its next one then finds the WAL all copied and starts
+                # it over. Under the lock: a copy beside it would hold SQLite's copying
+                # lock, and a passive copy that finds it taken gives up, copying nothing
+                with contextlib.suppress(Exception):  # closing: the close checkpoints
+                    await self._txn(tail_checkpoint)
 
     async def __aenter__(self) -> Store:
         return self

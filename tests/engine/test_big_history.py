@@ -676,6 +676,48 @@ async def test_a_long_wal_is_copied_twice_beside_the_writes_before_the_writer_co
         await store.close()
 
 
+async def test_no_copy_beside_the_writes_starts_while_the_writers_copy_waits(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer's copy of the WAL's rest waits for its turn on the writer; meanwhile
+    # the next round of copies (the store's loop, a prune's own) started beside it, and
+    # the writer's copy then found the copying lock taken: SQLite gives up a passive
+    # copy at once, so nothing was copied and the WAL never started over. A diagnostic
+    # million-task prune's WAL grew to the automatic checkpoint (20,029 frames), which
+    # then ran inside commits: prune chunks of 134-303 ms, submits of 104-263 ms
+    monkeypatch.setattr(store_module, "TAIL_CHECKPOINT_FRAMES", 1)
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)  # no copy of its own
+    store = await Store.open(db_path)
+    copies: list[str] = []
+    copy = store_module.checkpoint
+
+    def counted(conn: sqlite3.Connection) -> int:
+        copies.append("beside" if conn is store._checkpoint_conn else "writer")
+        return copy(conn)
+
+    monkeypatch.setattr(store_module, "checkpoint", counted)
+    try:
+        await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
+                                     status="queued", created_at=time.time(),
+                                     updated_at=time.time()))
+        held = await hold_writer(store)  # the writer's copy waits for its turn
+        try:
+            first = asyncio.ensure_future(store._checkpoint())
+            await until(store.queued_writes, "the writer's copy never queued")
+            second = asyncio.ensure_future(store._checkpoint())
+            # a window for the second round to start beside the queued copy (a thing
+            # that must not happen cannot be awaited): turns of the loop, then a pause
+            # for a copy already handed to a thread to reach SQLite
+            for _ in range(20):
+                await asyncio.sleep(0)
+            await asyncio.to_thread(time.sleep, 0.05)
+        finally:
+            held.set()
+        await asyncio.gather(first, second)
+        assert copies == ["beside", "beside", "writer", "beside", "beside", "writer"]
+    finally:
+        await store.close()
+
+
 def wal_salt(path: Path) -> bytes:
     """The WAL header's salt: new each time the WAL starts over at its first frame."""
     with open(f"{path}-wal", "rb") as wal:
