@@ -214,8 +214,8 @@ class Store:
         # get_task); the lock keeps a second thread's loop, if any, on the reader instead
         self._point: sqlite3.Connection | None = None
         self._point_lock = threading.Lock()
-        self._turn_reads = 0  # point reads since the loop last turned (see get_task)
-        self._turn_started = 0.0  # when this turn's first point read began
+        # when this turn's first point read began; None until one does (see get_task)
+        self._turn_started: float | None = None
         self._others_took = 0.0  # how long the rest of the loop ran when reads last yielded
         # transactions this connection committed: SQLite's data_version only
         # moves for other connections' commits, so the event tailer needs both
@@ -757,22 +757,21 @@ class Store:
         return Task.from_row(rows[0]) if rows else None
 
     def _turn_budget_spent(self, started: float) -> bool:
-        """Count a read answered without yielding; True once this turn's reads had their share.
+        """A read answered without yielding; True once this turn's reads had their share.
 
         A share of the loop's time, as a fair scheduler gives: a yield after every read
         costs a whole turn of the loop each, which with busy job slots is most of the
         read's time; a yield once the reads took as long as the rest of the loop did
         splits the loop evenly between them (see POINT_READ_TURN_SECONDS).
         """
-        if self._turn_reads == 0:  # the count starts again when the loop turns
+        if self._turn_started is None:  # the first this turn: the share starts here
             asyncio.get_running_loop().call_soon(self._new_turn)
             self._turn_started = started
-        self._turn_reads += 1
         share = min(max(self._others_took, POINT_READ_TURN_SECONDS), POINT_READ_TURN_MAX_SECONDS)
         return turn_clock() - self._turn_started >= share
 
     def _new_turn(self) -> None:
-        self._turn_reads = 0
+        self._turn_started = None
 
     def _point_rows(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row] | None:
         """The rows of one keyed query read here and now; None: ask the reader instead.

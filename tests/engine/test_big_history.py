@@ -356,6 +356,12 @@ async def test_pruning_in_chunks_removes_exactly_the_old_finished_tasks_and_thei
         await store.close()
 
 
+def queued_task() -> Task:
+    """A queued job's row, as a submit writes it."""
+    return Task(id=new_task_id(), kind="function", mode="job", status="queued",
+                created_at=time.time(), updated_at=time.time())
+
+
 async def test_a_write_during_a_long_prune_commits_between_its_chunks(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "PRUNE_CHUNK", 50)
@@ -368,8 +374,7 @@ async def test_a_write_during_a_long_prune_commits_between_its_chunks(
         await store.insert_task_rows(rows)
         pruning = asyncio.ensure_future(store.prune(time.time(), 0))
         await asyncio.sleep(0)  # the prune's first chunk is queued
-        task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
-                    created_at=time.time(), updated_at=time.time())
+        task = queued_task()
         await store.create_task(task)
         reader = sqlite3.connect(db_path)
         try:
@@ -422,8 +427,7 @@ async def test_a_write_waits_for_one_maintenance_batch_not_two(db_path: Path) ->
         statements: list[str] = []
         held = await hold_writer(store)  # the writer busy while the three queue up
         indexing = asyncio.ensure_future(store._txn(store_module.tx_index_search, 100))
-        task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
-                    created_at=time.time(), updated_at=time.time())
+        task = queued_task()
         creating = asyncio.ensure_future(store.create_task(task))
         pruning = asyncio.ensure_future(store._txn(store_module.tx_prune_tasks, time.time(), 50))
         await until(lambda: store.queued_writes() >= 3, "the writes never queued")
@@ -603,8 +607,7 @@ async def test_a_write_queued_behind_the_wal_copy_goes_before_the_next_prune_chu
         copying = asyncio.ensure_future(store._checkpoint())
         # the passive copies on their own connection done, the writer's part queued
         await until(store.queued_writes, "the WAL copy never queued")
-        task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
-                    created_at=time.time(), updated_at=time.time())
+        task = queued_task()
         creating = asyncio.ensure_future(store.create_task(task))
         pruning = asyncio.ensure_future(store._txn(store_module.tx_prune_tasks, time.time(), 50))
         await until(lambda: store.queued_writes() >= 3, "the writes never queued")
@@ -650,13 +653,15 @@ async def test_a_long_prune_copies_the_wal_back_between_its_chunks(
         await store.close()
 
 
-async def test_a_long_wal_is_copied_twice_beside_the_writes_before_the_writer_copies(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The writer's own copy (of what was written while the first copy ran) took up to
-    # 69 ms in a million-task prune, a wait for every write queued behind it; a second
-    # copy beside the writes leaves it less (its longest then 40 ms)
+async def store_counting_copies(db_path: Path, monkeypatch: pytest.MonkeyPatch
+                                ) -> tuple[Store, list[str]]:
+    """A store whose every WAL copy is logged ("beside" the writes, or the "writer"'s).
+
+    Any WAL is long enough for the writer to copy its rest, and the store's loop
+    copies nothing of its own.
+    """
     monkeypatch.setattr(store_module, "TAIL_CHECKPOINT_FRAMES", 1)
-    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)  # no copy of its own
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)
     store = await Store.open(db_path)
     copies: list[str] = []
     copy = store_module.checkpoint
@@ -666,10 +671,17 @@ async def test_a_long_wal_is_copied_twice_beside_the_writes_before_the_writer_co
         return copy(conn)
 
     monkeypatch.setattr(store_module, "checkpoint", counted)
+    return store, copies
+
+
+async def test_a_long_wal_is_copied_twice_beside_the_writes_before_the_writer_copies(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer's own copy (of what was written while the first copy ran) took up to
+    # 69 ms in a million-task prune, a wait for every write queued behind it; a second
+    # copy beside the writes leaves it less (its longest then 40 ms)
+    store, copies = await store_counting_copies(db_path, monkeypatch)
     try:
-        await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
-                                     status="queued", created_at=time.time(),
-                                     updated_at=time.time()))
+        await store.create_task(queued_task())
         await store._checkpoint()
         assert copies == ["beside", "beside", "writer"]
     finally:
@@ -684,21 +696,9 @@ async def test_no_copy_beside_the_writes_starts_while_the_writers_copy_waits(
     # copy at once, so nothing was copied and the WAL never started over. A diagnostic
     # million-task prune's WAL grew to the automatic checkpoint (20,029 frames), which
     # then ran inside commits: prune chunks of 134-303 ms, submits of 104-263 ms
-    monkeypatch.setattr(store_module, "TAIL_CHECKPOINT_FRAMES", 1)
-    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)  # no copy of its own
-    store = await Store.open(db_path)
-    copies: list[str] = []
-    copy = store_module.checkpoint
-
-    def counted(conn: sqlite3.Connection) -> int:
-        copies.append("beside" if conn is store._checkpoint_conn else "writer")
-        return copy(conn)
-
-    monkeypatch.setattr(store_module, "checkpoint", counted)
+    store, copies = await store_counting_copies(db_path, monkeypatch)
     try:
-        await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
-                                     status="queued", created_at=time.time(),
-                                     updated_at=time.time()))
+        await store.create_task(queued_task())
         held = await hold_writer(store)  # the writer's copy waits for its turn
         try:
             first = asyncio.ensure_future(store._checkpoint())
@@ -751,14 +751,10 @@ async def test_the_wal_starts_over_though_writes_land_while_the_checkpoint_copie
     monkeypatch.setattr(store_module, "checkpoint", copy_while_a_write_lands)
     try:
         for _ in range(30):
-            await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
-                                         status="queued", created_at=time.time(),
-                                         updated_at=time.time()))
+            await store.create_task(queued_task())
         before = wal_salt(db_path)
         await store._checkpoint()
-        await store.create_task(Task(id=new_task_id(), kind="function", mode="job",
-                                     status="queued", created_at=time.time(),
-                                     updated_at=time.time()))
+        await store.create_task(queued_task())
         assert wal_salt(db_path) != before, "the WAL went on growing"
     finally:
         other.close()
