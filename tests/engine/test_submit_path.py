@@ -20,6 +20,7 @@ import pytest
 from jupyter_tasks.exceptions import IdempotencyConflict
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import Store, task_sql
+from jupyter_tasks.store import store as store_module
 from tests.waiting import eventually
 
 
@@ -58,6 +59,48 @@ async def test_a_lone_submit_commits_on_the_event_loop_thread(
             # committed when submit returns: another connection sees the row
             assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
     assert threads == [threading.get_ident()] * 3
+
+
+async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A WAL copy beside the writes ends with an fdatasync of the database, and on ext4
+    # a write to the WAL meanwhile waits for it: in a million-task prune a submit's
+    # pwrite returned only when the copy's 160-400 ms fdatasync did (perf trace).
+    # Committed on the event loop, such a write froze every request and job of the
+    # process; on the writer thread it waits alone
+    threads: list[int] = []
+    insert_event = task_sql.insert_event
+
+    def recording(*args: object) -> None:
+        threads.append(threading.get_ident())
+        insert_event(*args)  # type: ignore[arg-type]
+
+    copying, release = threading.Event(), threading.Event()
+    copy = store_module.checkpoint
+
+    def held_copy(conn: sqlite3.Connection) -> int:
+        copying.set()
+        release.wait(30)
+        return copy(conn)
+
+    monkeypatch.setattr(task_sql, "insert_event", recording)
+    monkeypatch.setattr(store_module, "checkpoint", held_copy)
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)  # no copies but ours
+    async with await Store.open(db_path) as store:
+        running = asyncio.ensure_future(store._checkpoint())
+        try:
+            assert await asyncio.to_thread(copying.wait, 30), "the copy never started"
+            task, _ = await store.create_task(make_task())
+            assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
+        finally:
+            release.set()
+            await running
+        # the copy done, a lone write commits on the loop again
+        await store.create_task(make_task())
+    loop_thread = threading.get_ident()
+    assert len(threads) == 2
+    assert threads[0] != loop_thread
+    assert threads[1] == loop_thread
 
 
 async def test_many_writes_in_one_turn_still_share_commits(db_path: Path) -> None:
