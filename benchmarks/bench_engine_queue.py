@@ -15,7 +15,8 @@ run's speed on a shared machine can move by a fifth):
   processes (4 slots each) on the same database; the rate is N over the span from
   the first start to the last finish written in the rows. Twice: trivial jobs (the
   database is all the work, and SQLite has one writer at a time) and jobs that
-  spend a millisecond of CPU each.
+  spend a millisecond of CPU each; with the CPU cores the workers used over that
+  span (a core left idle by two workers is time spent waiting for the write lock).
 - backlog: the rate of one-job claims (``Store.claim_jobs``) with 100 jobs queued
   and with BACKLOG queued (each claimed job is handed back, untimed, so the depth
   stays), and the claim statement's ``EXPLAIN QUERY PLAN``.
@@ -216,13 +217,18 @@ async def queue_jobs(path: Path, count: int) -> None:
         await asyncio.gather(*(submit(i) for i in range(count)))
 
 
-def bench_worker_processes(folder: Path, processes: int, job: str = "noop") -> float:
-    """Jobs per second drained by ``processes`` worker processes from N jobs queued at once.
+def bench_worker_processes(folder: Path, processes: int, job: str = "noop"
+                           ) -> tuple[float, float]:
+    """(jobs per second, CPU cores used) of ``processes`` worker processes draining N jobs.
 
     The workers start first and register; then the N jobs go in with one commit, so
     every worker meets the same queue; the rate is N over the span from the first
-    start to the last finish written in the rows.
+    start to the last finish written in the rows. The cores are the workers' CPU time
+    over the drain's wall time: with trivial jobs, a second worker that leaves a core
+    idle waits for the write lock, not for a CPU.
     """
+    import psutil
+
     path = folder / f"workers-{processes}-{job}.db"
     asyncio.run(fresh_database(path))
     module = folder / "bench_noop_tasks.py"
@@ -242,8 +248,15 @@ def bench_worker_processes(folder: Path, processes: int, job: str = "noop") -> f
                 time.sleep(0.05)  # a benchmark's poll of the outcome, not a synchronisation
 
         wait_for("SELECT count(*) FROM workers WHERE stopped_at IS NULL", processes)
+        measured = [psutil.Process(w.pid) for w in workers]
+
+        def cpu_seconds() -> float:
+            return sum(t.user + t.system for t in (p.cpu_times() for p in measured))
+
+        cpu_before = cpu_seconds()
         asyncio.run(build_backlog(path, N, job))
         wait_for("SELECT count(*) FROM tasks WHERE status = 'succeeded'", N)
+        cpu = cpu_seconds() - cpu_before
         first, last = conn.execute("SELECT min(started_at), max(finished_at) FROM tasks"
                                    ).fetchone()
         by_worker = conn.execute("SELECT count(DISTINCT worker_id) FROM tasks").fetchone()[0]
@@ -254,7 +267,8 @@ def bench_worker_processes(folder: Path, processes: int, job: str = "noop") -> f
             w.terminate()
         for w in workers:
             w.wait(30)
-    return N / (last - first)
+    # over the same span as the rate (an idle worker's CPU outside it is next to none)
+    return N / (last - first), cpu / (last - first)
 
 
 async def build_backlog(path: Path, count: int, job: str = "noop") -> None:
@@ -323,6 +337,7 @@ def main() -> None:
         "huey fsync off", "huey fsync on", "1 worker process", "2 worker processes",
         "1 worker process, 1 ms jobs", "2 worker processes, 1 ms jobs",
         "claims, 100 queued", f"claims, {BACKLOG} queued")}
+    cores: dict[str, list[float]] = {}  # CPU cores the worker processes used, per case
     print(f"durable queue, {N} trivial jobs, {WORKERS} slots; {ROUNDS} interleaved rounds; "
           f"load {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -350,12 +365,14 @@ def main() -> None:
                     rates["huey fsync off"].append(N / bench_huey(folder, False))
                     rates["huey fsync on"].append(N / bench_huey(folder, True))
                 if "workers" in CASES:
-                    rates["1 worker process"].append(bench_worker_processes(folder, 1))
-                    rates["2 worker processes"].append(bench_worker_processes(folder, 2))
-                    rates["1 worker process, 1 ms jobs"].append(
-                        bench_worker_processes(folder, 1, "cpu_ms"))
-                    rates["2 worker processes, 1 ms jobs"].append(
-                        bench_worker_processes(folder, 2, "cpu_ms"))
+                    for name, processes, job in (
+                            ("1 worker process", 1, "noop"),
+                            ("2 worker processes", 2, "noop"),
+                            ("1 worker process, 1 ms jobs", 1, "cpu_ms"),
+                            ("2 worker processes, 1 ms jobs", 2, "cpu_ms")):
+                        rate, used = bench_worker_processes(folder, processes, job)
+                        rates[name].append(rate)
+                        cores.setdefault(name, []).append(used)
                 if "backlog" in CASES:
                     shallow = folder / "shallow.db"
                     asyncio.run(build_backlog(shallow, SHALLOW))
@@ -369,6 +386,11 @@ def main() -> None:
     for name, values in rates.items():
         if values:
             print(f"  {name:32s} {spread(values)}")
+    if cores:
+        print(f"CPU cores the worker processes used (of {os.cpu_count()}):")
+    for name, used in cores.items():
+        print(f"  {name:32s} {statistics.median(used):8.2f}    "
+              f"(min {min(used):.2f}, max {max(used):.2f})")
     med = {name: statistics.median(values) for name, values in rates.items() if values}
     print("targets:")
     deep = f"claims, {BACKLOG} queued"
