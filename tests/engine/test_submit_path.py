@@ -42,8 +42,9 @@ def row_count(path: Path, sql: str, args: tuple[object, ...] = ()) -> int:
         conn.close()
 
 
-async def test_a_lone_submit_commits_on_the_event_loop_thread(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def writing_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread of each submit's transaction, in order (each writes one event)."""
     threads: list[int] = []
     insert_event = task_sql.insert_event
 
@@ -52,6 +53,12 @@ async def test_a_lone_submit_commits_on_the_event_loop_thread(
         insert_event(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(task_sql, "insert_event", recording)
+    return threads
+
+
+async def test_a_lone_submit_commits_on_the_event_loop_thread(
+        db_path: Path, writing_threads: list[int]) -> None:
+    threads = writing_threads
     async with await Store.open(db_path) as store:
         for _ in range(3):
             task, deduplicated = await store.create_task(make_task())
@@ -62,19 +69,13 @@ async def test_a_lone_submit_commits_on_the_event_loop_thread(
 
 
 async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, writing_threads: list[int]) -> None:
     # A WAL copy beside the writes ends with an fdatasync of the database, and on ext4
     # a write to the WAL meanwhile waits for it: in a million-task prune a submit's
     # pwrite returned only when the copy's 160-400 ms fdatasync did (perf trace).
     # Committed on the event loop, such a write froze every request and job of the
     # process; on the writer thread it waits alone
-    threads: list[int] = []
-    insert_event = task_sql.insert_event
-
-    def recording(*args: object) -> None:
-        threads.append(threading.get_ident())
-        insert_event(*args)  # type: ignore[arg-type]
-
+    threads = writing_threads
     copying, release = threading.Event(), threading.Event()
     copy = store_module.checkpoint
 
@@ -83,7 +84,6 @@ async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
         release.wait(30)
         return copy(conn)
 
-    monkeypatch.setattr(task_sql, "insert_event", recording)
     monkeypatch.setattr(store_module, "checkpoint", held_copy)
     monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)  # no copies but ours
     async with await Store.open(db_path) as store:
