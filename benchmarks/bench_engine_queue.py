@@ -44,6 +44,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from jupyter_tasks import TaskManager
 from jupyter_tasks.models import new_task_id
 from jupyter_tasks.registry import Registry
@@ -227,8 +229,6 @@ def bench_worker_processes(folder: Path, processes: int, job: str = "noop"
     over the drain's wall time: with trivial jobs, a second worker that leaves a core
     idle waits for the write lock, not for a CPU.
     """
-    import psutil
-
     path = folder / f"workers-{processes}-{job}.db"
     asyncio.run(fresh_database(path))
     module = folder / "bench_noop_tasks.py"

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -291,9 +292,8 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
             "SELECT finished_at FROM tasks ORDER BY finished_at LIMIT 1 OFFSET ?",
             (int(count * 0.9),)).fetchone()[0]
         conn.close()
-        writes: list[float] = []
 
-        async def writer(stop: asyncio.Event) -> None:
+        async def writer(stop: asyncio.Event, writes: list[float]) -> None:
             from jupyter_tasks.models import Task
 
             while not stop.is_set():
@@ -303,9 +303,7 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
                 await store.create_task(task)
                 writes.append(time.perf_counter() - t0)
 
-        stalls: list[float] = []
-
-        async def loop_watch(stop: asyncio.Event) -> None:
+        async def loop_watch(stop: asyncio.Event, stalls: list[float]) -> None:
             # how late the loop comes back to a 1 ms sleep: while it is late, every
             # request, websocket and job of the process waits
             while not stop.is_set():
@@ -313,26 +311,27 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
                 await asyncio.sleep(0.001)
                 stalls.append(max(0.0, time.perf_counter() - t0 - 0.001))
 
-        # the peer: the same writer with no prune beside it
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(writer(stop))
-        watching = asyncio.ensure_future(loop_watch(stop))
-        await asyncio.sleep(2.0)  # a fixed window of the idle writer, not a synchronisation
-        stop.set()
-        await asyncio.gather(running, watching)
-        idle, idle_stalls = list(writes), list(stalls)
-        writes.clear()
-        stalls.clear()
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(writer(stop))
-        watching = asyncio.ensure_future(loop_watch(stop))
+        async def beside(work: Awaitable[Any]) -> tuple[Any, list[float], list[float],
+                                                        list[float]]:
+            """``work``'s result; the writer's waits, the loop's lateness, the WAL copies."""
+            writes: list[float] = []
+            stalls: list[float] = []
+            copies.clear()
+            stop = asyncio.Event()
+            watchers = asyncio.gather(writer(stop, writes), loop_watch(stop, stalls))
+            try:
+                result = await work
+            finally:
+                stop.set()
+                await watchers
+            return result, writes, stalls, list(copies)
+
+        # the peer: the same writer with no prune beside it, for a fixed window (not a
+        # synchronisation)
+        _, idle, idle_stalls, _ = await beside(asyncio.sleep(2.0))
         t0 = time.perf_counter()
-        copies.clear()
-        pruned = await store.prune(cutoff, cutoff)
+        pruned, writes, stalls, prune_copies = await beside(store.prune(cutoff, cutoff))
         seconds = time.perf_counter() - t0
-        stop.set()
-        await asyncio.gather(running, watching)
-        prune_copies = list(copies)
         left = await store.count_tasks()
     finally:
         await store.close()

@@ -761,7 +761,7 @@ class Store:
         rows = self._point_rows(GET_TASK, (task_id,))
         if rows is None:
             rows = await self._rows(GET_TASK, (task_id,))
-        elif self._turn_budget_spent(started):
+        elif self._read_share_spent(started):
             # let the loop turn: a caller that reads in a loop (a notebook polling a job
             # run by this very loop) must not starve the job slots
             yielded = turn_clock()
@@ -769,7 +769,7 @@ class Store:
             self._others_took = turn_clock() - yielded
         return Task.from_row(rows[0]) if rows else None
 
-    def _turn_budget_spent(self, started: float) -> bool:
+    def _read_share_spent(self, started: float) -> bool:
         """A read answered without yielding; True once this turn's reads had their share.
 
         A share of the loop's time, as a fair scheduler gives: a yield after every read
