@@ -7,6 +7,7 @@ import functools
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +28,13 @@ CHECKPOINT_SECONDS = 1.0
 AUTOCHECKPOINT_PAGES = 20_000
 # bounds a transaction, so reads queued behind it wait at most this many writes
 MAX_OPS_PER_COMMIT = 256
+# A write that finds another process's write lock tries again after LOCK_RETRY_SECONDS,
+# the pause doubling up to LOCK_RETRY_MAX_SECONDS. SQLite's own busy handler sleeps 1,
+# 2, 5, 10 ... up to 100 ms between tries, and another process writing one transaction
+# after another (a server pruning its history) leaves gaps far shorter than that: a
+# kernel's submit beside a million-task prune waited up to 3,044 ms (186 ms with these)
+LOCK_RETRY_SECONDS = 0.0001
+LOCK_RETRY_MAX_SECONDS = 0.002
 
 
 class DatabaseThread:
@@ -208,6 +216,30 @@ def translate(exc: BaseException) -> BaseException:
 
 
 
+def begin_immediate(conn: sqlite3.Connection, timeout: float) -> None:
+    """``BEGIN IMMEDIATE``, tried again while another connection holds the write lock.
+
+    For a connection whose busy timeout is 0 (each try answers at once); past
+    ``timeout`` seconds the last try's ``database is locked`` error is raised.
+    """
+    pause = LOCK_RETRY_SECONDS
+    deadline: float | None = None
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not isinstance(translate(exc), StoreBusy):
+                raise
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + timeout
+            if now >= deadline:
+                raise
+            time.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, LOCK_RETRY_MAX_SECONDS)
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > LATEST_VERSION:
@@ -252,14 +284,15 @@ def split_sql(script: str) -> list[str]:
 
 
 def stream_transaction(
-    conn: sqlite3.Connection, ops: queue.SimpleQueue[Op], limit: int, *, wait: bool = True,
+    conn: sqlite3.Connection, ops: queue.SimpleQueue[Op], limit: int, *, wait: float,
     before_commit: Callable[[], None] | None = None,
 ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool] | None:
     """Take writes from ``ops`` into one transaction until none is left; returns their outcomes.
 
-    With ``wait`` False, a transaction that cannot begin (another connection holds
-    the write lock past the connection's busy timeout, set to 0 by such a caller)
-    returns None with nothing taken: for a caller that must not wait.
+    The transaction waits up to ``wait`` seconds for another connection's write
+    lock (``begin_immediate``; the connection's own busy timeout is 0). With
+    ``wait`` 0, a transaction that cannot begin returns None with nothing taken:
+    for a caller that must not wait.
     ``before_commit`` runs just before COMMIT; if it raises, every write taken
     is rolled back and fails with its exception.
 
@@ -287,7 +320,7 @@ def stream_transaction(
             raise
     else:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn, wait)
         except BaseException as exc:  # locked past the busy timeout: fail what waits now
             while True:
                 try:
@@ -310,7 +343,7 @@ def stream_transaction(
             return [(taken[0][2], False, translate(exc))], False
         try:
             isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken],
-                                                before_commit)
+                                                wait, before_commit)
         except BaseException as exc2:
             return fail_all(exc2)
         return [(future, ok, value) for (_, _, future), (ok, value)
@@ -343,11 +376,11 @@ def nothing(conn: sqlite3.Connection) -> None:
 
 def _in_isolated_transaction(
     conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]],
-    before_commit: Callable[[], None] | None = None,
+    wait: float, before_commit: Callable[[], None] | None = None,
 ) -> list[tuple[bool, Any]]:
     """One transaction, each write in its own savepoint: a failing one is undone alone."""
     outcomes: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn, wait)
     try:
         for fn, args in ops:
             conn.execute("SAVEPOINT op")

@@ -236,7 +236,8 @@ class Store:
         # a _flush is pending and every write queued since may commit on the loop
         self._flush_here = False
         self._busy_ms = BUSY_TIMEOUT_MS
-        # the writer connection's busy timeout now (0 while writes commit on the loop)
+        # the writer connection's busy timeout now (set to 0 by its first transaction:
+        # connection.begin_immediate waits for the lock itself)
         self._busy_now = BUSY_TIMEOUT_MS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
@@ -626,12 +627,13 @@ class Store:
             self._check_identity()
             assert self._writer is not None
             conn = self._writer.connection
-            # on the loop a held lock must not be waited for; the busy timeout is set
-            # only when it changes (a PRAGMA is one more statement per transaction)
-            timeout = 0 if here else self._busy_ms
-            if timeout != self._busy_now:
-                conn.execute(f"PRAGMA busy_timeout = {timeout}")
-                self._busy_now = timeout
+            # a held write lock is waited for by begin_immediate's own tries (on the
+            # thread; on the loop not at all): SQLite's busy timeout is 0 from the
+            # first transaction on
+            if self._busy_now:
+                conn.execute("PRAGMA busy_timeout = 0")
+                self._busy_now = 0
+            wait = 0.0 if here else self._busy_ms / 1000
             changes = conn.total_changes
             # the file may go while the transaction runs (its writes would vanish with
             # it): checked again just before COMMIT, which rolls back if it went
@@ -644,7 +646,7 @@ class Store:
                 result = self._run_upkeep(conn, self._upkeep.get_nowait())
             else:
                 result = stream_transaction(conn, self._ops, MAX_OPS_PER_COMMIT,
-                                            wait=not here, before_commit=self._check_identity)
+                                            wait=wait, before_commit=self._check_identity)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             failed: list[tuple[asyncio.Future[Any], bool, Any]] = []
             for ops in (self._ops, self._upkeep):
@@ -693,7 +695,8 @@ class Store:
                 return [(future, False, translate(exc))], False
         alone: queue.SimpleQueue[Op] = queue.SimpleQueue()
         alone.put(op)
-        result = stream_transaction(conn, alone, 1, before_commit=self._check_identity)
+        result = stream_transaction(conn, alone, 1, wait=self._busy_ms / 1000,
+                                    before_commit=self._check_identity)
         assert result is not None  # it waits for the lock
         return result
 

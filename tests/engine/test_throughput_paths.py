@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from jupyter_tasks.exceptions import StoreBusy
 from jupyter_tasks.models import new_task_id
 from jupyter_tasks.store import Store
+from jupyter_tasks.store import connection as connection_module
 from jupyter_tasks.store.worker_sql import CLAIM_MANY_SQL, CLAIM_ONE_SQL
 from tests.waiting import eventually
 
@@ -117,6 +119,35 @@ async def test_a_write_gives_up_at_the_busy_timeout_and_writes_nothing(db_path: 
             _release(holder)
         assert await store.count_tasks() == 0
         assert await store.insert_task_rows([_job()]) == 1  # the store goes on afterwards
+
+
+async def test_a_write_waiting_for_another_lock_tries_again_every_few_milliseconds(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite's own busy handler sleeps up to 100 ms between tries: beside a server
+    # writing one prune transaction after another, a kernel's submit found the lock
+    # taken at each try and waited up to 3,044 ms. The store tries again itself, the
+    # pause doubling from LOCK_RETRY_SECONDS to LOCK_RETRY_MAX_SECONDS
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 8:
+            other.execute("COMMIT")  # the other connection lets go after 8 tries
+        time.sleep(seconds)
+
+    monkeypatch.setattr(connection_module, "time",
+                        types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep),
+                        raising=False)
+    try:
+        async with await Store.open(db_path, busy_timeout=5.0) as store:
+            other.execute("BEGIN IMMEDIATE")
+            assert await store.insert_task_rows([_job()]) == 1
+            assert await store.count_tasks() == 1
+    finally:
+        other.close()
+    first, most = connection_module.LOCK_RETRY_SECONDS, connection_module.LOCK_RETRY_MAX_SECONDS
+    assert pauses == [min(first * 2 ** i, most) for i in range(8)]
 
 
 TASKS = """
