@@ -130,6 +130,7 @@ from .task_sql import (
 from .worker_sql import (
     DUE_JOB_SQL,
     Finished,
+    finish_update,
     reap_candidates_query,
     tx_claim,
     tx_finish,
@@ -1082,8 +1083,12 @@ class Store:
         due job of that queue: a worker that keeps busy pays one commit per job
         for "finished" and "started" together, and never idles between the two.
         """
-        return await self._txn(tx_finish, task_id, changes, event, worker_id, claim_queue,
-                               lease_seconds)
+        # the values encoded before, and the next job decoded after, the transaction
+        written = await self._txn(tx_finish, task_id, finish_update(changes), event, worker_id,
+                                  claim_queue, lease_seconds)
+        next_row = written.next_row
+        return Finished(written.written, written.callback_url,
+                        None if next_row is None else Task.from_row(next_row))
 
     async def save_updates(
         self,
@@ -1133,7 +1138,8 @@ class Store:
         self, queue: str, worker_id: str, lease_seconds: float, limit: int = 1
     ) -> list[Task]:
         """Atomically take up to ``limit`` due jobs of ``queue`` for this worker."""
-        return await self._txn(tx_claim, queue, worker_id, lease_seconds, limit)
+        rows = await self._txn(tx_claim, queue, worker_id, lease_seconds, limit)
+        return [Task.from_row(row) for row in rows]
 
     async def has_due_job(self, queue: str) -> bool:
         """Whether ``queue`` holds a job a claim would take now (a read, no write lock)."""

@@ -29,6 +29,14 @@ class Finished(NamedTuple):
     next_job: Task | None
 
 
+class FinishWritten(NamedTuple):
+    """What ``tx_finish`` wrote, the next job's row still to decode (after the commit)."""
+
+    written: bool
+    callback_url: str | None
+    next_row: sqlite3.Row | None
+
+
 # the jobs of a queue a claim may take now (arguments: queue, now); the claim and the
 # look before it (DUE_JOB_SQL) share it, so they never disagree on what is due
 DUE_JOBS = ("FROM tasks WHERE status = 'queued' AND mode = 'job' AND queue = ? "
@@ -55,16 +63,21 @@ DUE_JOB_SQL = f"SELECT 1 {DUE_JOBS} LIMIT 1"
 
 def tx_claim(
     conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
-) -> list[Task]:
+) -> list[sqlite3.Row]:
+    """Claim up to ``limit`` due jobs; their rows, in the order they start.
+
+    Rows, not tasks: the caller decodes them after the commit, so the write lock
+    (which another worker process may be waiting for) is not held for that Python.
+    """
     now = time.time()
     rows = conn.execute(
         CLAIM_ONE_SQL if limit == 1 else CLAIM_MANY_SQL,
         (worker_id, now + lease_seconds, now, now, queue, now, limit),
     ).fetchall()
-    tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
-    for task in tasks:
-        insert_event(conn, task, EventType.STARTED, now)
-    return tasks
+    rows.sort(key=lambda r: (-r["priority"], r["id"]))
+    for row in rows:
+        insert_event(conn, row["id"], EventType.STARTED, now)
+    return rows
 
 
 def tx_register_worker(conn: sqlite3.Connection, w: WorkerInfo) -> None:
@@ -198,26 +211,29 @@ def _ended_from_exit(task: Task, process: Mapping[str, Any],
             EventType.FAILED)
 
 
+def finish_update(changes: Mapping[str, Any]) -> tuple[str, list[Any], float]:
+    """The end's UPDATE: its SQL, its encoded values and its time (built before the lock)."""
+    changes = {**changes, "updated_at": changes.get("updated_at", time.time())}
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    sql = (f"UPDATE tasks SET {sets} WHERE id = ? AND status = 'running' AND worker_id = ? "
+           "RETURNING callback_url")
+    return sql, [encode_column(c, v) for c, v in changes.items()], changes["updated_at"]
+
+
 def tx_finish(
     conn: sqlite3.Connection,
     task_id: str,
-    changes: dict[str, Any],
+    update: tuple[str, list[Any], float],
     event: EventType | str,
     worker_id: str,
     claim_queue: str | None,
     lease_seconds: float,
-) -> Finished:
-    changes = {**changes, "updated_at": changes.get("updated_at", time.time())}
-    sets = ", ".join(f"{column} = ?" for column in changes)
-    args = [encode_column(c, v) for c, v in changes.items()]
+) -> FinishWritten:
+    sql, args, at = update
     # only what the caller needs back: decoding the whole row costs more than the update
-    row = conn.execute(
-        f"UPDATE tasks SET {sets} WHERE id = ? AND status = 'running' AND worker_id = ? "
-        "RETURNING callback_url",
-        [*args, task_id, worker_id],
-    ).fetchone()
+    row = conn.execute(sql, [*args, task_id, worker_id]).fetchone()
     if row is not None:
-        insert_event(conn, task_id, event, changes["updated_at"])
+        insert_event(conn, task_id, event, at)
     claimed = tx_claim(conn, claim_queue, worker_id, lease_seconds, 1) if claim_queue else []
-    return Finished(row is not None, row[0] if row is not None else None,
-                    claimed[0] if claimed else None)
+    return FinishWritten(row is not None, row[0] if row is not None else None,
+                         claimed[0] if claimed else None)
