@@ -391,6 +391,52 @@ async def test_a_write_during_a_long_prune_commits_between_its_chunks(
         await store.close()
 
 
+async def test_a_prune_rests_as_long_as_each_chunk_took_and_writes_go_in_meanwhile(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Back to back, a million-task prune left the disk no time: each WAL copy between
+    # its chunks synced up to 179-520 ms, and a write waited for one that long
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 50)
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK_SECONDS", 1e-6)
+    store = await Store.open(db_path)
+    chunks: list[float] = []
+    rests: list[tuple[float, int]] = []  # (seconds, chunks done when it began)
+    written_in_rest: list[int] = []
+    chunk = store._prune_chunk
+    rest = store_module.prune_rest
+
+    async def timed_chunk(*args: Any) -> tuple[int, bool]:
+        t0 = time.perf_counter()
+        try:
+            return await chunk(*args)
+        finally:
+            chunks.append(time.perf_counter() - t0)
+
+    async def watched_rest(seconds: float) -> None:
+        rests.append((seconds, len(chunks)))
+        if len(rests) == 1:  # a write made while the prune rests commits before its next chunk
+            await store.create_task(queued_task())
+            written_in_rest.append(len(chunks))
+        await rest(seconds)
+
+    monkeypatch.setattr(store, "_prune_chunk", timed_chunk)
+    monkeypatch.setattr(store_module, "prune_rest", watched_rest)
+    try:
+        start = time.time() - 10_000
+        await store.insert_task_rows(
+            {**history_row(i, start), "status": "succeeded", "finished_at": start + i}
+            for i in range(500))
+        assert await store.prune(time.time(), 0) == 500
+    finally:
+        await store.close()
+    # a rest after every chunk but the last of the tasks and of the events, each as long
+    # as its chunk took (or longer: measured around it)
+    assert len(chunks) >= 10
+    assert len(rests) == len(chunks) - 2
+    for seconds, done in rests:
+        assert seconds >= chunks[done - 1] * store_module.PRUNE_REST_RATIO
+    assert written_in_rest == [1]
+
+
 async def until(condition: Any, what: str) -> None:
     """Wait (with a deadline) until ``condition()`` holds."""
     deadline = time.monotonic() + 30
