@@ -406,8 +406,9 @@ _TASK_REQUIRED = frozenset(f.name for f in fields(Task) if f.default is MISSING)
 def _task_builder(columns: tuple[str, ...]) -> Any:
     """A fast row-tuple → Task function for one column order (decided once per query shape).
 
-    Rows are decoded on the database thread for every claim and state change,
-    so this is a hot path: positional, no per-column branching on names.
+    Rows are decoded for every claim and state change (a claim's after its commit, so
+    the write lock is not held for it), so this is a hot path: positional, no
+    per-column branching on names.
     """
     keep = [(i, c) for i, c in enumerate(columns) if c in _TASK_FIELDS]
     json_at = [i for i, c in keep if c in JSON_COLUMNS]

@@ -6,9 +6,10 @@ there inside ``BEGIN IMMEDIATE ... COMMIT``, so the task row and its event are
 written together or not at all, and a whole group-committed transaction costs
 one hop between the event loop and that thread. ``BEGIN IMMEDIATE`` takes the
 write lock up front, so concurrent processes queue on ``busy_timeout`` (tries
-a fraction of a millisecond apart) instead of failing on a read-to-write
-upgrade. Reads go through an aiosqlite connection of their own, by its public
-API only (``execute_fetchall``): WAL lets them run beside the writer.
+a fraction of a millisecond apart; a lone write's first on the event loop)
+instead of failing on a read-to-write upgrade. Reads go through an aiosqlite
+connection of their own, by its public API only (``execute_fetchall``): WAL
+lets them run beside the writer.
 
 Modules: ``store`` (the async ``Store`` everyone uses), ``connection`` (the
 writer thread, the reader, migrations, group commit), and the SQL by subject:

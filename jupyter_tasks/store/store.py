@@ -623,7 +623,8 @@ class Store:
     def _try_here_later(self, loop: asyncio.AbstractEventLoop) -> None:
         """Lone writes found another process's write lock: try them again on the loop soon.
 
-        The pause doubles as ``begin_immediate``'s does; once the writes have waited
+        The pause doubles as ``begin_immediate``'s does (an idle loop's timer rounds
+        it up to a millisecond); once the writes have waited
         HERE_LOCK_WAIT_SECONDS (or a write queued meanwhile is not short, see _txn)
         they go to the writer thread, which waits for the lock up to the busy timeout.
         """
@@ -653,6 +654,11 @@ class Store:
         copying = self._checkpoint_running
         return copying is None or copying.done()
 
+    def _thread_wait(self) -> float:
+        """How long the writer thread waits for another process's write lock (never 0:
+        a wait of 0 means a caller that must not wait, see stream_transaction)."""
+        return max(self._busy_ms, 1) / 1000
+
     def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
         # straight onto the writer thread's queue, not through a coroutine that
         # would start only on the loop's next turn
@@ -669,7 +675,7 @@ class Store:
         On the database thread (``busy_ms`` None), or on the event loop through
         ``DatabaseThread.run_here`` (``busy_ms`` the busy timeout the thread uses):
         there the transaction starts only if no other process holds the write lock,
-        else the writes go to the thread, which may wait for it.
+        else the writes are tried again on the loop a little later (_try_here_later).
         """
         here = busy_ms is not None
         result: tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool] | None
@@ -677,13 +683,13 @@ class Store:
             self._check_identity()
             assert self._writer is not None
             conn = self._writer.connection
-            # a held write lock is waited for by begin_immediate's own tries (on the
-            # thread; on the loop not at all): SQLite's busy timeout is 0 from the
-            # first transaction on
+            # a held write lock is waited for by begin_immediate's own tries on the
+            # thread (on the loop by tries a turn later): SQLite's busy timeout is 0
+            # from the first transaction on
             if self._busy_now:
                 conn.execute("PRAGMA busy_timeout = 0")
                 self._busy_now = 0
-            wait = 0.0 if here else self._busy_ms / 1000
+            wait = 0.0 if here else self._thread_wait()
             changes = conn.total_changes
             # the file may go while the transaction runs (its writes would vanish with
             # it): checked again just before COMMIT, which rolls back if it went
@@ -707,6 +713,7 @@ class Store:
                         break
             result = failed, False
         if result is None:  # on the loop, and another process holds the write lock
+            assert here  # the thread always waits (_thread_wait is never 0)
             self._try_here_later(loop)
             return
         if here:
@@ -747,7 +754,7 @@ class Store:
                 return [(future, False, translate(exc))], False
         alone: queue.SimpleQueue[Op] = queue.SimpleQueue()
         alone.put(op)
-        result = stream_transaction(conn, alone, 1, wait=self._busy_ms / 1000,
+        result = stream_transaction(conn, alone, 1, wait=self._thread_wait(),
                                     before_commit=self._check_identity)
         assert result is not None  # it waits for the lock
         return result
@@ -1098,10 +1105,11 @@ class Store:
         for "finished" and "started" together, and never idles between the two.
         """
         # the values encoded before, and the next job decoded after, the transaction
-        written = await self._txn(tx_finish, task_id, finish_update(changes), event, worker_id,
+        # (the decoder tolerates any stored value: a claimed job is not left running unseen)
+        outcome = await self._txn(tx_finish, task_id, finish_update(changes), event, worker_id,
                                   claim_queue, lease_seconds)
-        next_row = written.next_row
-        return Finished(written.written, written.callback_url,
+        next_row = outcome.next_row
+        return Finished(outcome.written, outcome.callback_url,
                         None if next_row is None else Task.from_row(next_row))
 
     async def save_updates(

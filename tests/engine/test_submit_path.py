@@ -103,6 +103,13 @@ async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
     assert threads[1] == loop_thread
 
 
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No WAL copy or search-index batch of the store's own loops (a copy running
+    sends a lone write to the writer thread, whatever the lock)."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 3600)
+
+
 @pytest.fixture
 def lock_tries(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many transactions began: tried on the loop (no wait), and on the thread (waiting)."""
@@ -125,6 +132,7 @@ async def test_a_lone_write_finding_another_process_lock_tries_again_on_the_loop
     # the lock while the loop's Python took the GIL between its statements (1.6-2.1 ms
     # a transaction, against 0.75 ms on the loop), and the two drained fewer jobs than one
     monkeypatch.setattr(store_module, "HERE_LOCK_WAIT_SECONDS", 3600)
+    quiet(monkeypatch)
     async with await Store.open(db_path) as store:
         other = sqlite3.connect(db_path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process mid-transaction
@@ -149,6 +157,7 @@ async def test_a_lone_write_waits_on_the_writer_thread_once_the_loop_has_tried_l
         db_path: Path, monkeypatch: pytest.MonkeyPatch, writing_threads: list[int],
         lock_tries: dict[str, int]) -> None:
     monkeypatch.setattr(store_module, "HERE_LOCK_WAIT_SECONDS", 0.0)
+    quiet(monkeypatch)
     async with await Store.open(db_path) as store:
         other = sqlite3.connect(db_path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")

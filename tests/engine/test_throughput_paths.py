@@ -148,6 +148,21 @@ async def test_a_write_gives_up_at_the_busy_timeout_and_writes_nothing(db_path: 
         assert await store.insert_task_rows([_job()]) == 1  # the store goes on afterwards
 
 
+async def test_a_busy_timeout_of_zero_fails_a_locked_write_at_once(db_path: Path) -> None:
+    # a wait of 0 means "must not wait" to the transaction: the writer thread's own
+    # wait is at least a millisecond, so the write fails instead of being handed on
+    import asyncio
+
+    async with await Store.open(db_path, busy_timeout=0.0) as store:
+        holder = _hold_lock(db_path)
+        try:
+            with pytest.raises(StoreBusy):
+                await asyncio.wait_for(store.insert_task_rows([_job()]), 30)
+        finally:
+            _release(holder)
+        assert await store.insert_task_rows([_job()]) == 1
+
+
 async def test_a_write_waiting_for_another_lock_tries_again_every_few_milliseconds(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # SQLite's own busy handler sleeps up to 100 ms between tries: beside a server
