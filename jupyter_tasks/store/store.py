@@ -62,6 +62,7 @@ from .connection import (
     setup_connection,
     stream_transaction,
     translate,
+    wait_for_locks_by_own_tries,
 )
 from .event_sql import events_query
 from .schedule_sql import (
@@ -265,9 +266,6 @@ class Store:
         # None: not now), and the pause before their next try on the loop
         self._locked_since: float | None = None
         self._lock_pause = LOCK_RETRY_SECONDS
-        # the writer connection's busy timeout now (set to 0 by its first transaction:
-        # connection.begin_immediate waits for the lock itself)
-        self._busy_now = BUSY_TIMEOUT_MS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
         self._search_indexer: asyncio.Task[None] | None = None
@@ -310,11 +308,12 @@ class Store:
             check_same_thread=False), name=f"jupyter-tasks store {path.name}")
         await writer.start()
         store = cls(path, writer)
-        store._busy_ms = store._busy_now = int(busy_timeout * 1000)
+        store._busy_ms = int(busy_timeout * 1000)
         reader: aiosqlite.Connection | None = None
         try:
             await store._run(setup_connection, busy_timeout)
             await store._run(migrate)
+            await store._run(wait_for_locks_by_own_tries)
             reader = await open_reader(str(path), busy_timeout)
             store._point = open_point_reader(str(path))
         except BaseException:
@@ -684,11 +683,7 @@ class Store:
             assert self._writer is not None
             conn = self._writer.connection
             # a held write lock is waited for by begin_immediate's own tries on the
-            # thread (on the loop by tries a turn later): SQLite's busy timeout is 0
-            # from the first transaction on
-            if self._busy_now:
-                conn.execute("PRAGMA busy_timeout = 0")
-                self._busy_now = 0
+            # thread (on the loop by tries a turn later; see wait_for_locks_by_own_tries)
             wait = 0.0 if here else self._thread_wait()
             changes = conn.total_changes
             # the file may go while the transaction runs (its writes would vanish with

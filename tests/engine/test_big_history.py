@@ -54,6 +54,13 @@ def history_row(i: int, start: float) -> dict[str, Any]:
     )
 
 
+def old_finished_rows(count: int) -> list[dict[str, Any]]:
+    """``count`` history rows all succeeded hours ago, finished in their order."""
+    start = time.time() - 10_000
+    return [{**history_row(i, start), "status": "succeeded", "finished_at": start + i}
+            for i in range(count)]
+
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("history") / "tasks.db"
@@ -368,9 +375,7 @@ async def test_a_write_during_a_long_prune_commits_between_its_chunks(
     monkeypatch.setattr(store_module, "PRUNE_CHUNK_SECONDS", 1e-6)
     store = await Store.open(db_path)
     try:
-        start = time.time() - 10_000
-        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i}
-                for i in range(3000)]
+        rows = old_finished_rows(3000)
         await store.insert_task_rows(rows)
         pruning = asyncio.ensure_future(store.prune(time.time(), 0))
         await asyncio.sleep(0)  # the prune's first chunk is queued
@@ -417,17 +422,13 @@ async def test_a_prune_rests_after_each_chunk_as_long_as_the_chunk_took(
     monkeypatch.setattr(store, "_prune_chunk", timed_chunk)
     monkeypatch.setattr(store_module, "prune_rest", watched_rest)
     try:
-        start = time.time() - 10_000
-        await store.insert_task_rows(
-            {**history_row(i, start), "status": "succeeded", "finished_at": start + i}
-            for i in range(500))
+        await store.insert_task_rows(old_finished_rows(500))
         assert await store.prune(time.time(), 0) == 500
     finally:
         await store.close()
     # a rest after every chunk but the last of the tasks and of the events, each as long
     # as its chunk took (or longer: measured around it)
     assert len(chunks) >= 10
-    assert len(rests) == len(chunks) - 2
     assert [done for _, done in rests] == [*range(1, len(chunks) - 1)]
     for seconds, done in rests:
         assert seconds >= chunks[done - 1] * store_module.PRUNE_REST_RATIO
@@ -461,10 +462,7 @@ async def test_a_write_waits_for_one_maintenance_batch_not_two(db_path: Path) ->
     # of upkeep now commit alone, and a write queued meanwhile goes before the next one.
     store = await Store.open(db_path)
     try:
-        start = time.time() - 10_000
-        await store.insert_task_rows(
-            {**history_row(i, start), "status": "succeeded", "finished_at": start + i}
-            for i in range(200))
+        await store.insert_task_rows(old_finished_rows(200))
         conn = store._writer.connection
         statements: list[str] = []
         held = await hold_writer(store)  # the writer busy while the three queue up
@@ -558,9 +556,7 @@ async def test_a_prune_chunk_cut_short_names_only_the_files_of_tasks_it_deleted(
         db_path: Path) -> None:
     store = await Store.open(db_path)
     try:
-        start = time.time() - 10_000
-        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i}
-                for i in range(300)]
+        rows = old_finished_rows(300)
         await store.insert_task_rows(rows)
         for i in (50, 150):
             await store.add_artifact(rows[i]["id"], "out.txt", b"x")
@@ -639,10 +635,7 @@ async def test_a_write_queued_behind_the_wal_copy_goes_before_the_next_prune_chu
     monkeypatch.setattr(store_module, "TAIL_CHECKPOINT_FRAMES", 0)
     store = await Store.open(db_path)
     try:
-        start = time.time() - 10_000
-        await store.insert_task_rows(
-            {**history_row(i, start), "status": "succeeded", "finished_at": start + i}
-            for i in range(200))
+        await store.insert_task_rows(old_finished_rows(200))
         conn = store._writer.connection
         statements: list[str] = []
         held = await hold_writer(store)  # the writer busy while the three queue up
@@ -681,10 +674,7 @@ async def test_a_long_prune_copies_the_wal_back_between_its_chunks(
     store = await Store.open(db_path)
     reader = sqlite3.connect(db_path)
     try:
-        start = time.time() - 10_000
-        await store.insert_task_rows(
-            {**history_row(i, start), "status": "succeeded", "finished_at": start + i}
-            for i in range(3000))
+        await store.insert_task_rows(old_finished_rows(3000))
         assert await store.prune(time.time(), 0) == 3000
         # (busy, frames in the WAL since it last started again, frames copied back):
         # the 60 chunks wrote ~6,600 frames; since the last restart, one chunk's few

@@ -9,10 +9,12 @@ writes, a held write lock that never blocks the loop, a failing write undone alo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,27 @@ async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
     assert threads[1] == loop_thread
 
 
+async def submit_beside_a_held_lock(db_path: Path, store: Store, held_until: Callable[[], bool],
+                                    what: str) -> Task:
+    """A lone submit while another connection holds the write lock, until ``held_until()``
+    (with a deadline; the submit still waiting then); the task once its write went in."""
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process mid-transaction
+    try:
+        submit = asyncio.ensure_future(store.create_task(make_task()))
+
+        async def reached() -> bool:
+            return held_until()
+
+        await eventually(reached, what=what)
+        assert not submit.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    task, _ = await asyncio.wait_for(submit, 30)
+    return task
+
+
 def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     """No WAL copy or search-index batch of the store's own loops (a copy running
     sends a lone write to the writer thread, whatever the lock)."""
@@ -134,20 +157,8 @@ async def test_a_lone_write_finding_another_process_lock_tries_again_on_the_loop
     monkeypatch.setattr(store_module, "HERE_LOCK_WAIT_SECONDS", 3600)
     quiet(monkeypatch)
     async with await Store.open(db_path) as store:
-        other = sqlite3.connect(db_path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another process mid-transaction
-        try:
-            submit = asyncio.ensure_future(store.create_task(make_task()))
-
-            async def tried_three_times() -> bool:
-                return lock_tries["loop"] >= 3
-
-            await eventually(tried_three_times, what="three tries on the loop")
-            assert not submit.done()
-        finally:
-            other.execute("COMMIT")
-            other.close()
-        task, _ = await asyncio.wait_for(submit, 30)
+        task = await submit_beside_a_held_lock(
+            db_path, store, lambda: lock_tries["loop"] >= 3, "three tries on the loop")
     assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
     assert lock_tries["thread"] == 0
     assert writing_threads == [threading.get_ident()]
@@ -159,20 +170,8 @@ async def test_a_lone_write_waits_on_the_writer_thread_once_the_loop_has_tried_l
     monkeypatch.setattr(store_module, "HERE_LOCK_WAIT_SECONDS", 0.0)
     quiet(monkeypatch)
     async with await Store.open(db_path) as store:
-        other = sqlite3.connect(db_path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
-            submit = asyncio.ensure_future(store.create_task(make_task()))
-
-            async def waiting_on_the_thread() -> bool:
-                return lock_tries["thread"] >= 1
-
-            await eventually(waiting_on_the_thread, what="the write waiting on the thread")
-            assert not submit.done()
-        finally:
-            other.execute("COMMIT")
-            other.close()
-        task, _ = await asyncio.wait_for(submit, 30)
+        task = await submit_beside_a_held_lock(
+            db_path, store, lambda: lock_tries["thread"] >= 1, "the write waiting on the thread")
     assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
     assert lock_tries["loop"] == 2  # the first try, and the one that found the time up
     assert len(writing_threads) == 1 and writing_threads[0] != threading.get_ident()
@@ -188,24 +187,10 @@ async def test_many_writes_in_one_turn_still_share_commits(db_path: Path) -> Non
 
 async def test_a_write_lock_held_elsewhere_never_blocks_the_loop(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
-        other = sqlite3.connect(db_path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another process mid-transaction
-        try:
-            submit = asyncio.ensure_future(store.create_task(make_task()))
-            ticks = 0
-
-            async def loop_runs() -> bool:
-                nonlocal ticks
-                ticks += 1
-                return ticks >= 20
-
-            # the loop keeps turning while the submit waits for the lock
-            await eventually(loop_runs, what="the event loop turning", interval=0.01)
-            assert not submit.done()
-        finally:
-            other.execute("COMMIT")
-            other.close()
-        task, _ = await asyncio.wait_for(submit, 30)
+        # the loop keeps turning (twenty checks, a turn apart) while the submit waits
+        turns = itertools.count(1)
+        task = await submit_beside_a_held_lock(
+            db_path, store, lambda: next(turns) >= 20, "the event loop turning")
     assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
 
 
