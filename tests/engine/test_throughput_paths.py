@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -124,8 +125,6 @@ async def test_a_write_waits_for_another_process_lock_then_goes_in(db_path: Path
     async with await Store.open(db_path, busy_timeout=60.0) as store:
         holder = _hold_lock(db_path)
         try:
-            import asyncio
-
             write = asyncio.ensure_future(store.insert_task_rows([_job()]))
             # still waiting while the other process holds the lock (the reader answers)
             assert await store.count_tasks() == 0
@@ -151,8 +150,6 @@ async def test_a_write_gives_up_at_the_busy_timeout_and_writes_nothing(db_path: 
 async def test_a_busy_timeout_of_zero_fails_a_locked_write_at_once(db_path: Path) -> None:
     # a wait of 0 means "must not wait" to the transaction: the writer thread's own
     # wait is at least a millisecond, so the write fails instead of being handed on
-    import asyncio
-
     async with await Store.open(db_path, busy_timeout=0.0) as store:
         holder = _hold_lock(db_path)
         try:
