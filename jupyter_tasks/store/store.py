@@ -207,8 +207,6 @@ async def prune_rest(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-# more writes than this in one turn of the loop commit on the writer thread
-FLUSH_HERE_MAX_OPS = 4
 # Lone writes that find another process's write lock try again on the loop (pausing as
 # connection.begin_immediate does, the loop serving meanwhile) for this long, then go
 # to the writer thread to wait out the busy timeout there. On the thread, the writer
@@ -605,11 +603,13 @@ class Store:
         return self._ops.qsize() + self._upkeep.qsize()
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        # On the event loop: the writes one turn queued, when they are few and short
-        # and the connection is idle, commit in this thread. Two thread switches per
+        # On the event loop: the writes one turn queued, when they are all short and
+        # the connection is idle, commit in this thread. Two thread switches per
         # transaction (to the writer and back) cost a one-at-a-time submitter more
-        # than the transaction, and a loaded machine delays each wake-up. Many writes
-        # go to the writer thread, so the loop goes on producing while they commit.
+        # than the transaction, and a loaded machine delays each wake-up. However
+        # many there are: on the writer thread they would not run beside the loop's
+        # Python anyway (the GIL; a burst of 64 submits took as long in interleaved
+        # runs), and a loop that is always busy starves that thread of the GIL.
         with self._drain_lock:
             here, self._flush_here = self._flush_here, False
         assert self._writer is not None  # _txn refuses writes to a read-only store
@@ -648,8 +648,6 @@ class Store:
         commit's pwrite returned only when the copy's 200-400 ms fdatasync did, the
         whole loop frozen meanwhile). On the writer thread such a write waits alone.
         """
-        if self._ops.qsize() > FLUSH_HERE_MAX_OPS:
-            return False
         copying = self._checkpoint_running
         return copying is None or copying.done()
 

@@ -185,6 +185,19 @@ async def test_many_writes_in_one_turn_still_share_commits(db_path: Path) -> Non
     assert row_count(db_path, "SELECT count(*) FROM tasks") == 50
 
 
+async def test_a_burst_of_writes_in_one_turn_commits_on_the_event_loop_thread(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, writing_threads: list[int]) -> None:
+    # on the writer thread a burst would not run beside the loop's Python (the GIL),
+    # and a loop that is always busy starved that thread for seconds
+    quiet(monkeypatch)
+    async with await Store.open(db_path) as store:
+        before = store.commits
+        await asyncio.gather(*(store.create_task(make_task()) for _ in range(64)))
+        assert store.commits - before == 1
+    assert writing_threads == [threading.get_ident()] * 64
+    assert row_count(db_path, "SELECT count(*) FROM tasks") == 64
+
+
 async def test_a_write_lock_held_elsewhere_never_blocks_the_loop(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         # the loop keeps turning (twenty checks, a turn apart) while the submit waits
