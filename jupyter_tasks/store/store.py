@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,16 @@ async def prune_rest(seconds: float) -> None:
 # ends (0.75 ms on the loop), and drained trivial jobs at 0.80-0.91 of one process's
 # rate (0.95-0.97 with the tries on the loop; benchmarks/bench_engine_queue.py)
 HERE_LOCK_WAIT_SECONDS = 0.05
+# While the store's threads have work (a transaction on the writer thread, a WAL copy,
+# a read on aiosqlite's thread), the loop waits up to HELPER_YIELD_SECONDS for them
+# every HELPER_YIELD_EVERY seconds. A loop that always has work ready drops the GIL
+# for an instant in each turn (its select with no timeout) and takes it straight
+# back; a thread waiting for the GIL is woken by each drop, finds it taken again and
+# starts its wait over, so it never asks for its turn. Beside a coroutine computing
+# in 1 ms steps, a burst of 64 submits waited 25-154 s for the writer thread
+# (benchmarks/bench_engine_busy_loop.py), a one-row read about a second
+HELPER_YIELD_EVERY = 0.005
+HELPER_YIELD_SECONDS = 0.001
 # above every rowid SQLite gives
 MAX_ROWID = 2**63 - 1
 # tie groups a descending page reads one by one before SQLite's own walk takes over
@@ -272,6 +282,11 @@ class Store:
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpoint_lock = asyncio.Lock()
         self._checkpoint_running: asyncio.Future[None] | None = None
+        # the loop's next wait for the store's threads (see HELPER_YIELD_EVERY), and
+        # what they set each time they finish a piece of work
+        self._helper_yield: asyncio.TimerHandle | None = None
+        self._helper_done = threading.Event()
+        self._thread_calls = 0  # reads and calls the loop awaits from the store's threads
         # the file this store opened: before each write transaction the path must still
         # name it (dbfile.check_identity); once not, or once SQLite reports damage, this
         # holds why, and every operation fails with StoreUnavailable saying so
@@ -368,6 +383,9 @@ class Store:
                 await asyncio.gather(self._txn(nothing), self._txn(upkeep_barrier),
                                      return_exceptions=True)
             self._closed = True
+        if self._helper_yield is not None:
+            self._helper_yield.cancel()
+            self._helper_yield = None
         if self._writer is not None:
             await self._writer.close()
         if self._reader is not None:
@@ -503,6 +521,13 @@ class Store:
                 return None
             count *= 4
 
+    def _copy_wal(self, conn: sqlite3.Connection) -> int:
+        """On a thread: one passive WAL copy; then a loop waiting for it goes on."""
+        try:
+            return checkpoint(conn)
+        finally:
+            self._helper_done.set()
+
     async def _checkpoint(self) -> None:
         """Copy the WAL back into the database now, beside any write (a passive checkpoint).
 
@@ -518,7 +543,8 @@ class Store:
                                                         check_same_thread=False)
             for _ in range(PASSIVE_CHECKPOINTS):
                 running = self._checkpoint_running = asyncio.ensure_future(
-                    asyncio.to_thread(checkpoint, self._checkpoint_conn))
+                    asyncio.to_thread(self._copy_wal, self._checkpoint_conn))
+                self._watch_helpers(asyncio.get_running_loop())
                 frames = 0
                 with contextlib.suppress(Exception):
                     # shielded: a cancelled caller must not leave the thread using a
@@ -544,7 +570,18 @@ class Store:
         """Run ``fn(connection, *args)`` in the writer's thread (one hop, no transaction)."""
         if self._writer is None:
             raise StoreError(f"the store of {self.path} was opened read-only")
-        return await self._writer.call(fn, *args)
+        with self._on_a_thread():
+            return await self._writer.call(fn, *args)
+
+    @contextlib.contextmanager
+    def _on_a_thread(self) -> Iterator[None]:
+        """While the loop awaits a call on one of the store's threads (see HELPER_YIELD_EVERY)."""
+        self._thread_calls += 1
+        self._watch_helpers(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            self._thread_calls -= 1
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:
         """The rows of one query on the read connection, beside any write."""
@@ -554,8 +591,9 @@ class Store:
         if reader is None:  # while opening, and after close
             return await self._run(fetchall, sql, args)
         try:
-            # fetchall's own list (aiosqlite types it as an Iterable)
-            return await reader.execute_fetchall(sql, args)  # type: ignore[return-value]
+            with self._on_a_thread():
+                # fetchall's own list (aiosqlite types it as an Iterable)
+                return await reader.execute_fetchall(sql, args)  # type: ignore[return-value]
         except sqlite3.OperationalError as exc:
             raise translate(exc) from exc
         except sqlite3.DatabaseError as exc:
@@ -593,7 +631,7 @@ class Store:
                     self._flush_here = True
                     loop.call_soon(self._flush, loop)
                 else:
-                    self._queue_drain(loop)
+                    self._to_writer_thread(loop)
             elif not short:
                 self._flush_here = False
         return await future
@@ -609,7 +647,8 @@ class Store:
         # than the transaction, and a loaded machine delays each wake-up. However
         # many there are: on the writer thread they would not run beside the loop's
         # Python anyway (the GIL; a burst of 64 submits took as long in interleaved
-        # runs), and a loop that is always busy starves that thread of the GIL.
+        # runs), and a loop that is always busy starves that thread of the GIL (see
+        # HELPER_YIELD_EVERY).
         with self._drain_lock:
             here, self._flush_here = self._flush_here, False
         assert self._writer is not None  # _txn refuses writes to a read-only store
@@ -617,7 +656,7 @@ class Store:
                 functools.partial(self._commit_queued, loop, self._busy_ms)):
             return
         self._locked_since = None
-        self._queue_drain(loop)
+        self._to_writer_thread(loop)
 
     def _try_here_later(self, loop: asyncio.AbstractEventLoop) -> None:
         """Lone writes found another process's write lock: try them again on the loop soon.
@@ -632,7 +671,7 @@ class Store:
             self._locked_since, self._lock_pause = now, LOCK_RETRY_SECONDS
         elif now - self._locked_since >= HERE_LOCK_WAIT_SECONDS:
             self._locked_since = None
-            self._queue_drain(loop)
+            self._to_writer_thread(loop)
             return
         else:
             self._lock_pause = min(self._lock_pause * 2, LOCK_RETRY_MAX_SECONDS)
@@ -655,6 +694,39 @@ class Store:
         """How long the writer thread waits for another process's write lock (never 0:
         a wait of 0 means a caller that must not wait, see stream_transaction)."""
         return max(self._busy_ms, 1) / 1000
+
+    def _to_writer_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: the queued writes go to the writer thread; the loop makes room for it."""
+        self._queue_drain(loop)
+        self._watch_helpers(loop)
+
+    def _watch_helpers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: wait for the store's threads now and then while they have work."""
+        if self._helper_yield is None:
+            self._helper_yield = loop.call_later(HELPER_YIELD_EVERY, self._yield_to_helpers,
+                                                 loop)
+
+    def _helpers_working(self) -> bool:
+        copying = self._checkpoint_running
+        with self._drain_lock:
+            # a drain queued or running, and not a flush pending on the loop
+            thread_work = self._draining and not self._flush_here
+        return (thread_work or self._thread_calls > 0
+                or (copying is not None and not copying.done()))
+
+    def _yield_to_helpers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Block the loop until a store thread ends a piece of work (HELPER_YIELD_SECONDS at most).
+
+        Blocking is the point: the GIL is then free for the thread to take and keep
+        (see HELPER_YIELD_EVERY). An idle loop loses at most its next wake-up's
+        HELPER_YIELD_SECONDS.
+        """
+        self._helper_yield = None
+        if self._closed or not self._helpers_working():
+            return
+        self._helper_done.clear()
+        self._helper_done.wait(HELPER_YIELD_SECONDS)
+        self._watch_helpers(loop)
 
     def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
         # straight onto the writer thread's queue, not through a coroutine that
@@ -729,12 +801,17 @@ class Store:
             else:
                 with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                     loop.call_soon_threadsafe(settle_futures, outcomes)
+        if not here:
+            self._helper_done.set()
         with self._drain_lock:
             if self._ops.empty() and self._upkeep.empty():
                 self._draining = False
                 return
         # more writes came in: go again, after the reads that queued up meanwhile
-        self._queue_drain(loop)
+        if here:
+            self._to_writer_thread(loop)
+        else:
+            self._queue_drain(loop)
 
     def _run_upkeep(self, conn: sqlite3.Connection, op: Op,
                     ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], bool]:

@@ -105,6 +105,64 @@ async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
     assert threads[1] == loop_thread
 
 
+async def test_the_writer_thread_gets_its_turn_beside_a_loop_that_is_always_busy(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, writing_threads: list[int]) -> None:
+    # A loop that always has work ready drops the GIL for an instant each turn and
+    # takes it straight back; the writer thread, woken by each drop, found it taken
+    # again and never asked for its turn: a burst of submits waited 25-154 s for it
+    # (benchmarks/bench_engine_busy_loop.py). The loop now waits for the thread now
+    # and then, so the write commits within a bounded number of the loop's busy steps
+    copying, release = threading.Event(), threading.Event()
+    copy = store_module.checkpoint
+
+    def held_copy(conn: sqlite3.Connection) -> int:
+        copying.set()
+        release.wait(30)
+        return copy(conn)
+
+    monkeypatch.setattr(store_module, "checkpoint", held_copy)
+    quiet(monkeypatch)
+    async with await Store.open(db_path) as store:
+        # a WAL copy running sends the writes to the writer thread
+        running = asyncio.ensure_future(store._checkpoint())
+        try:
+            assert await asyncio.to_thread(copying.wait, 30), "the copy never started"
+            steps = 0
+            submit = asyncio.ensure_future(store.create_task(make_task()))
+            while not submit.done() and steps < 5000:
+                started = time.perf_counter()
+                while time.perf_counter() - started < 0.001:  # 1 ms of Python, GIL held
+                    pass
+                steps += 1
+                await asyncio.sleep(0)
+            assert submit.done(), f"the submit still waited after {steps} busy steps"
+            task, _ = submit.result()
+        finally:
+            release.set()
+            await running
+    assert writing_threads and writing_threads[0] != threading.get_ident()
+    assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
+
+
+async def test_a_read_on_the_reader_thread_gets_its_turn_beside_a_loop_that_is_always_busy(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same starvation for aiosqlite's thread: a one-row read took about a second
+    # beside such a loop, and with no WAL copy running, never
+    quiet(monkeypatch)
+    async with await Store.open(db_path) as store:
+        await store.create_task(make_task())
+        steps = 0
+        read = asyncio.ensure_future(store.count_tasks())
+        while not read.done() and steps < 5000:
+            started = time.perf_counter()
+            while time.perf_counter() - started < 0.001:  # 1 ms of Python, GIL held
+                pass
+            steps += 1
+            await asyncio.sleep(0)
+        assert read.done(), f"the read still waited after {steps} busy steps"
+        assert read.result() == 1
+
+
 async def submit_beside_a_held_lock(db_path: Path, store: Store, held_until: Callable[[], bool],
                                     what: str) -> Task:
     """A lone submit while another connection holds the write lock, until ``held_until()``
