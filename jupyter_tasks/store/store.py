@@ -576,12 +576,15 @@ class Store:
     @contextlib.contextmanager
     def _on_a_thread(self) -> Iterator[None]:
         """While the loop awaits a call on one of the store's threads (see HELPER_YIELD_EVERY)."""
-        self._thread_calls += 1
+        # locked: a second thread's loop may read through the same store (see _point)
+        with self._drain_lock:
+            self._thread_calls += 1
         self._watch_helpers(asyncio.get_running_loop())
         try:
             yield
         finally:
-            self._thread_calls -= 1
+            with self._drain_lock:
+                self._thread_calls -= 1
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:
         """The rows of one query on the read connection, beside any write."""
@@ -709,10 +712,9 @@ class Store:
     def _helpers_working(self) -> bool:
         copying = self._checkpoint_running
         with self._drain_lock:
-            # a drain queued or running, and not a flush pending on the loop
-            thread_work = self._draining and not self._flush_here
-        return (thread_work or self._thread_calls > 0
-                or (copying is not None and not copying.done()))
+            # a drain queued or running (not a flush pending on the loop), or a call awaited
+            threads = (self._draining and not self._flush_here) or self._thread_calls > 0
+        return threads or (copying is not None and not copying.done())
 
     def _yield_to_helpers(self, loop: asyncio.AbstractEventLoop) -> None:
         """Block the loop until a store thread ends a piece of work (HELPER_YIELD_SECONDS at most).
