@@ -222,9 +222,23 @@ HERE_LOCK_WAIT_SECONDS = 0.05
 # back; a thread waiting for the GIL is woken by each drop, finds it taken again and
 # starts its wait over, so it never asks for its turn. Beside a coroutine computing
 # in 1 ms steps, a burst of 64 submits waited 25-154 s for the writer thread
-# (benchmarks/bench_engine_busy_loop.py), a one-row read about a second
+# (benchmarks/bench_engine_busy_loop.py), a one-row read about a second. A loop that
+# blocked in its select since the last check gave the GIL away then, and does not wait
+# (else a write waiting 5 s for another process's lock cost a REST server's reads a
+# fifth of its loop: 12-30 % fewer GETs in bench_server_rest.py)
 HELPER_YIELD_EVERY = 0.005
 HELPER_YIELD_SECONDS = 0.001
+
+
+def loop_thread_blocks() -> int | None:
+    """How many times the calling thread has blocked (voluntary context switches); None
+    where the system does not count them per thread (the loop then always waits)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+    except (ImportError, AttributeError, OSError):
+        return None
 # above every rowid SQLite gives
 MAX_ROWID = 2**63 - 1
 # tie groups a descending page reads one by one before SQLite's own walk takes over
@@ -287,6 +301,7 @@ class Store:
         self._helper_yield: asyncio.TimerHandle | None = None
         self._helper_done = threading.Event()
         self._thread_calls = 0  # reads and calls the loop awaits from the store's threads
+        self._loop_blocks: int | None = None  # loop_thread_blocks() at the last check
         # the file this store opened: before each write transaction the path must still
         # name it (dbfile.check_identity); once not, or once SQLite reports damage, this
         # holds why, and every operation fails with StoreUnavailable saying so
@@ -706,6 +721,7 @@ class Store:
     def _watch_helpers(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the loop: wait for the store's threads now and then while they have work."""
         if self._helper_yield is None:
+            self._loop_blocks = loop_thread_blocks()
             self._helper_yield = loop.call_later(HELPER_YIELD_EVERY, self._yield_to_helpers,
                                                  loop)
 
@@ -720,15 +736,17 @@ class Store:
         """Block the loop until a store thread ends a piece of work (HELPER_YIELD_SECONDS at most).
 
         Blocking is the point: the GIL is then free for the thread to take and keep
-        (see HELPER_YIELD_EVERY). An idle loop loses at most its next wake-up's
-        HELPER_YIELD_SECONDS.
+        (see HELPER_YIELD_EVERY). Only when the loop has not blocked since the last
+        check: a loop that did gave the GIL away then.
         """
         self._helper_yield = None
         if self._closed or not self._helpers_working():
             return
-        self._helper_done.clear()
-        self._helper_done.wait(HELPER_YIELD_SECONDS)
-        self._watch_helpers(loop)
+        blocks = loop_thread_blocks()
+        if blocks is None or blocks == self._loop_blocks:
+            self._helper_done.clear()
+            self._helper_done.wait(HELPER_YIELD_SECONDS)
+        self._watch_helpers(loop)  # counting the loop's blocks from here
 
     def _queue_drain(self, loop: asyncio.AbstractEventLoop) -> None:
         # straight onto the writer thread's queue, not through a coroutine that

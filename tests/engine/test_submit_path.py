@@ -163,6 +163,37 @@ async def test_a_read_on_the_reader_thread_gets_its_turn_beside_a_loop_that_is_a
         assert read.result() == 1
 
 
+async def test_a_loop_that_blocks_does_not_wait_for_the_store_threads(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, lock_tries: dict[str, int]) -> None:
+    # A write waiting on the writer thread for another process's lock, beside a loop
+    # that idles in its select: the thread gets the GIL whenever the loop blocks, so
+    # the loop's waits for it would only tax the loop (12-30 % fewer GETs over REST
+    # while another process held the lock 5 s)
+    quiet(monkeypatch)
+    checks: list[int | None] = []
+    count_blocks = store_module.loop_thread_blocks
+
+    def counting() -> int | None:
+        checks.append(count_blocks())
+        return checks[-1]
+
+    monkeypatch.setattr(store_module, "loop_thread_blocks", counting)
+    async with await Store.open(db_path) as store:
+        waits: list[float | None] = []
+        wait = store._helper_done.wait
+
+        def counting_wait(timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return wait(timeout)
+
+        monkeypatch.setattr(store._helper_done, "wait", counting_wait)
+        await submit_beside_a_held_lock(
+            db_path, store, lambda: lock_tries["thread"] >= 1 and len(checks) >= 12,
+            "the loop checking on the writer thread ten times")
+    assert checks[0] is not None, "this system counts a thread's blocks"
+    assert waits == []
+
+
 async def submit_beside_a_held_lock(db_path: Path, store: Store, held_until: Callable[[], bool],
                                     what: str) -> Task:
     """A lone submit while another connection holds the write lock, until ``held_until()``
