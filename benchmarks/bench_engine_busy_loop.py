@@ -26,22 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_server_common import noop_registry, summary
+
 from jupyter_tasks import TaskManager
-from jupyter_tasks.registry import Registry
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 60
 BURST = int(sys.argv[2]) if len(sys.argv) > 2 else 64
 STEP_SECONDS = 0.001
-
-
-def noop_registry() -> Registry:
-    registry = Registry()
-
-    @registry.task("noop", mode="job")
-    async def noop(i: int) -> int:
-        return i
-
-    return registry
 
 
 async def bursts(manager: TaskManager, busy: bool) -> tuple[list[float], list[float]]:
@@ -79,13 +70,6 @@ async def bursts(manager: TaskManager, busy: bool) -> tuple[list[float], list[fl
     return took, reads
 
 
-def summary(label: str, took: list[float]) -> str:
-    ordered = sorted(took)
-    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
-    return (f"  {label:34s} median {statistics.median(ordered) * 1000:8.1f} ms   "
-            f"p99 {p99 * 1000:9.1f} ms   max {ordered[-1] * 1000:9.1f} ms")
-
-
 async def main() -> None:
     print(f"{ROUNDS} bursts of {BURST} submits; load {os.getloadavg()}")
     results = {}
@@ -98,9 +82,8 @@ async def main() -> None:
                 took, reads = await bursts(manager, busy)
                 results[f"burst {where}"] = took
                 results[f"read {where}"] = reads
-    print("medians and extremes:")
     for label, took in results.items():
-        print(summary(label, took))
+        print("  " + summary(label, took))
     for what in ("burst", "read"):
         busy, idle = results[f"{what} beside a busy loop"], results[f"{what} beside an idle loop"]
         print(f"  {what} busy / idle: median "

@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from bench_server_common import noop_registry
 
 from jupyter_tasks import TaskManager
 from jupyter_tasks.models import new_task_id
-from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -78,16 +78,6 @@ def cpu_ms(i: int) -> int:
         pass
     return i
 '''
-
-
-def noop_registry() -> Registry:
-    registry = Registry()
-
-    @registry.task("noop", mode="job")
-    async def noop(i: int) -> int:
-        return i
-
-    return registry
 
 
 async def bench_ours(folder: Path, in_flight: int) -> tuple[float, float]:

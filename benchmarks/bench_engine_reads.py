@@ -21,25 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_server_common import noop_registry
+
 from jupyter_tasks import TaskManager
 from jupyter_tasks.models import new_task_id
-from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
 
 M = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BACKLOG = int(sys.argv[3]) if len(sys.argv) > 3 else 40_000
 SLOTS = 4
-
-
-def noop_registry() -> Registry:
-    registry = Registry()
-
-    @registry.task("noop", mode="job")
-    async def noop(i: int) -> int:
-        return i
-
-    return registry
 
 
 async def prepare(path: Path) -> list[str]:
