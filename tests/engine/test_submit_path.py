@@ -9,13 +9,15 @@ writes, a held write lock that never blocks the loop, a failing write undone alo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +60,41 @@ def writing_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return threads
 
 
+@contextlib.asynccontextmanager
+async def a_wal_copy_running(store: Store, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The store's WAL copy started and held running until the block ends (writes
+    meanwhile go to the writer thread)."""
+    copying, release = threading.Event(), threading.Event()
+    copy = store_module.checkpoint
+
+    def held_copy(conn: sqlite3.Connection) -> int:
+        copying.set()
+        release.wait(30)
+        return copy(conn)
+
+    monkeypatch.setattr(store_module, "checkpoint", held_copy)
+    running = asyncio.ensure_future(store._checkpoint())
+    try:
+        assert await asyncio.to_thread(copying.wait, 30), "the copy never started"
+        yield
+    finally:
+        release.set()
+        await running
+
+
+async def busy_until(future: asyncio.Future[Any], most: int = 5000) -> int:
+    """Keep the loop always busy (1 ms of Python holding the GIL, then a turn) until
+    ``future`` is done or ``most`` steps have passed; how many steps ran."""
+    steps = 0
+    while not future.done() and steps < most:
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.001:
+            pass
+        steps += 1
+        await asyncio.sleep(0)
+    return steps
+
+
 async def test_a_lone_submit_commits_on_the_event_loop_thread(
         db_path: Path, writing_threads: list[int]) -> None:
     threads = writing_threads
@@ -78,25 +115,11 @@ async def test_a_lone_write_commits_on_the_writer_thread_while_a_wal_copy_runs(
     # Committed on the event loop, such a write froze every request and job of the
     # process; on the writer thread it waits alone
     threads = writing_threads
-    copying, release = threading.Event(), threading.Event()
-    copy = store_module.checkpoint
-
-    def held_copy(conn: sqlite3.Connection) -> int:
-        copying.set()
-        release.wait(30)
-        return copy(conn)
-
-    monkeypatch.setattr(store_module, "checkpoint", held_copy)
     monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 3600)  # no copies but ours
     async with await Store.open(db_path) as store:
-        running = asyncio.ensure_future(store._checkpoint())
-        try:
-            assert await asyncio.to_thread(copying.wait, 30), "the copy never started"
+        async with a_wal_copy_running(store, monkeypatch):
             task, _ = await store.create_task(make_task())
             assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
-        finally:
-            release.set()
-            await running
         # the copy done, a lone write commits on the loop again
         await store.create_task(make_task())
     loop_thread = threading.get_ident()
@@ -112,34 +135,13 @@ async def test_the_writer_thread_gets_its_turn_beside_a_loop_that_is_always_busy
     # again and never asked for its turn: a burst of submits waited 25-154 s for it
     # (benchmarks/bench_engine_busy_loop.py). The loop now waits for the thread now
     # and then, so the write commits within a bounded number of the loop's busy steps
-    copying, release = threading.Event(), threading.Event()
-    copy = store_module.checkpoint
-
-    def held_copy(conn: sqlite3.Connection) -> int:
-        copying.set()
-        release.wait(30)
-        return copy(conn)
-
-    monkeypatch.setattr(store_module, "checkpoint", held_copy)
     quiet(monkeypatch)
-    async with await Store.open(db_path) as store:
-        # a WAL copy running sends the writes to the writer thread
-        running = asyncio.ensure_future(store._checkpoint())
-        try:
-            assert await asyncio.to_thread(copying.wait, 30), "the copy never started"
-            steps = 0
-            submit = asyncio.ensure_future(store.create_task(make_task()))
-            while not submit.done() and steps < 5000:
-                started = time.perf_counter()
-                while time.perf_counter() - started < 0.001:  # 1 ms of Python, GIL held
-                    pass
-                steps += 1
-                await asyncio.sleep(0)
-            assert submit.done(), f"the submit still waited after {steps} busy steps"
-            task, _ = submit.result()
-        finally:
-            release.set()
-            await running
+    # a WAL copy running sends the writes to the writer thread
+    async with await Store.open(db_path) as store, a_wal_copy_running(store, monkeypatch):
+        submit = asyncio.ensure_future(store.create_task(make_task()))
+        steps = await busy_until(submit)
+        assert submit.done(), f"the submit still waited after {steps} busy steps"
+        task, _ = submit.result()
     assert writing_threads and writing_threads[0] != threading.get_ident()
     assert row_count(db_path, "SELECT count(*) FROM tasks WHERE id = ?", (task.id,)) == 1
 
@@ -151,14 +153,8 @@ async def test_a_read_on_the_reader_thread_gets_its_turn_beside_a_loop_that_is_a
     quiet(monkeypatch)
     async with await Store.open(db_path) as store:
         await store.create_task(make_task())
-        steps = 0
         read = asyncio.ensure_future(store.count_tasks())
-        while not read.done() and steps < 5000:
-            started = time.perf_counter()
-            while time.perf_counter() - started < 0.001:  # 1 ms of Python, GIL held
-                pass
-            steps += 1
-            await asyncio.sleep(0)
+        steps = await busy_until(read)
         assert read.done(), f"the read still waited after {steps} busy steps"
         assert read.result() == 1
 
