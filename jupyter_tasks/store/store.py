@@ -143,6 +143,14 @@ from .worker_sql import (
     worker_from_row,
 )
 
+try:  # a thread's own context switches (loop_thread_blocks): Linux
+    import resource
+
+    _RUSAGE_THREAD: int | None = resource.RUSAGE_THREAD
+except (ImportError, AttributeError):
+    _RUSAGE_THREAD = None
+
+
 # point reads (get_task, ~25 us each) answered in one turn of the event loop share it
 # with the loop's other work: they go on without yielding while they have taken less
 # than the rest of the loop took the last time they yielded (capped), and at least
@@ -233,12 +241,11 @@ HELPER_YIELD_SECONDS = 0.001
 def loop_thread_blocks() -> int | None:
     """How many times the calling thread has blocked (voluntary context switches); None
     where the system does not count them per thread (the loop then always waits)."""
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
-    except (ImportError, AttributeError, OSError):
+    if _RUSAGE_THREAD is None:
         return None
+    return resource.getrusage(_RUSAGE_THREAD).ru_nvcsw
+
+
 # above every rowid SQLite gives
 MAX_ROWID = 2**63 - 1
 # tie groups a descending page reads one by one before SQLite's own walk takes over
