@@ -43,7 +43,7 @@ from .jobs.kernel import STARTUP_TIMEOUT
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus, failure_reason
-from .paths import default_db_path
+from .paths import DB_ENV, default_db_path
 from .registry import import_module_or_path, load_task_modules
 from .store import Store
 from .values import check_input
@@ -706,12 +706,18 @@ def _command_index(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-tasks`` (``jupyter tasks``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["dashboard"]:
+    at = _command_index(argv)
+    # these two parse their own arguments; a global --db before them is theirs too
+    # (before, `jupyter tasks --db FILE dashboard` ended in a TypeError traceback)
+    if argv[at:at + 1] == ["dashboard"]:
         from jupyter_tasks_dashboard.app import main as dashboard_main
 
-        return dashboard_main(argv[1:])
-    if argv[:1] == ["lab"]:
-        return _cmd_lab(argv[1:])
+        return dashboard_main([*argv[:at], *argv[at + 1:]])
+    if argv[at:at + 1] == ["lab"]:
+        db = build_parser().parse_args(argv[:at + 1]).db
+        if db is not None:  # the server and its kernels take the database from here
+            os.environ[DB_ENV] = os.path.abspath(db)
+        return _cmd_lab(argv[at + 1:])
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "run" and rest:

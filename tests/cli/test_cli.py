@@ -16,6 +16,7 @@ import pytest
 
 from jupyter_tasks.cli import SHORT_ID, lab_argv
 from jupyter_tasks.models import Task
+from jupyter_tasks.paths import DB_ENV
 from jupyter_tasks.store import Store
 from tests.waiting import eventually_sync
 
@@ -150,6 +151,34 @@ def test_ids_are_short_in_output_and_any_unique_part_names_a_task(
     assert cancelled.returncode == 0, cancelled.stderr
     assert cancelled.stdout.split() == [first[-SHORT_ID:], "cancelled"]
     assert jt(env, "cancel", "--full", second[-6:]).stdout.split()[0] == second
+
+
+def test_the_global_db_option_before_dashboard_or_lab_goes_to_them(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `jupyter tasks --db FILE dashboard` (the order `jupyter tasks -h` shows) ended in
+    # a TypeError traceback. The dashboard needs a terminal and lab replaces the
+    # process, so their entry points are stood in for; what reaches them is real
+    import jupyter_tasks_dashboard.app as dashboard_app
+
+    from jupyter_tasks import cli
+
+    received: dict[str, Any] = {}
+
+    def dashboard(argv: list[str]) -> int:
+        received["dashboard"] = list(argv)
+        return 0
+
+    def lab(argv: list[str]) -> int:
+        received["lab"] = (list(argv), os.environ.get(DB_ENV))
+        return 0
+
+    monkeypatch.setattr(dashboard_app, "main", dashboard)
+    monkeypatch.setattr(cli, "_cmd_lab", lab)
+    monkeypatch.setenv(DB_ENV, "elsewhere.db")  # restored after the test
+    assert cli.main(["--db", str(db_path), "dashboard", "--page-size", "10"]) == 0
+    assert received["dashboard"] == ["--db", str(db_path), "--page-size", "10"]
+    assert cli.main(["--db", str(db_path), "lab", "--port=0"]) == 0
+    assert received["lab"] == (["--port=0"], str(db_path.resolve()))
 
 
 def test_lab_adds_allow_root_for_root_only() -> None:
