@@ -127,11 +127,12 @@ class SteppedClock:
 
 
 @pytest.mark.parametrize(("other_work", "reads_share"), [
-    (0.001, 0.001),  # as long as the rest of the loop took
+    # the larger share: READ_SHARE_RATIO times what the rest of the loop took
+    (0.001, 0.001 * store_module.READ_SHARE_RATIO),
     (0.010, store_module.POINT_READ_TURN_MAX_SECONDS),  # a long turn: the cap
     (0.0, store_module.POINT_READ_TURN_SECONDS),  # an idle loop: the floor
 ])
-async def test_reads_in_a_loop_take_an_even_share_of_a_busy_loop(
+async def test_reads_in_a_loop_take_the_larger_share_of_a_busy_loop(
         db_path: Path, monkeypatch: pytest.MonkeyPatch, other_work: float,
         reads_share: float) -> None:
     # the loop's other work (job slots, say) takes ``other_work`` of the clock each
@@ -157,9 +158,11 @@ async def test_reads_in_a_loop_take_an_even_share_of_a_busy_loop(
         reading = False
         await worker
     # the reads' time between turns of the other work, after the first (which knows
-    # nothing of the other work yet): about its share, give or take one read
+    # nothing of the other work yet): about its share, give or take one read (and a
+    # little more above: the other work's time is measured with clock reads in it,
+    # which the ratio scales too)
     shares = [b - a - other_work for a, b in itertools.pairwise(turns[1:])]
     assert len(shares) > 5
     one_read = 2 * clock.tick
-    assert all(reads_share - one_read <= s <= reads_share + 3 * one_read for s in shares), \
-        sorted(shares)[:: max(1, len(shares) // 10)]
+    assert all(reads_share - one_read <= s <= reads_share + 4 * one_read for s in shares), \
+        (min(shares), max(shares))
