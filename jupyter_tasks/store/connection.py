@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import queue
@@ -55,6 +56,8 @@ class DatabaseThread:
         self._connection: sqlite3.Connection | None = None
         # held while a function uses the connection, on the thread or in run_here
         self._using = threading.Lock()
+        # done once the thread closed the connection (see close)
+        self._stopped: concurrent.futures.Future[None] | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -101,14 +104,29 @@ class DatabaseThread:
         return True
 
     async def close(self) -> None:
-        """Run what is queued, close the connection and end the thread; safe to call twice."""
-        if not self._thread.is_alive():
-            return
-        connection, self._connection = self._connection, None
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._calls.put((connection.close if connection is not None else _no_op, future))
-        self._calls.put((None, None))
-        await future
+        """Run what is queued, close the connection and end the thread; safe to call twice.
+
+        Twice at once too: both wait for the one close (a second stop queued behind
+        the first would never be served).
+        """
+        if self._stopped is None:
+            if not self._thread.is_alive():
+                return
+            stopped = self._stopped = concurrent.futures.Future()
+            connection, self._connection = self._connection, None
+
+            def close_connection() -> None:
+                try:
+                    if connection is not None:
+                        connection.close()
+                except BaseException as exc:
+                    stopped.set_exception(exc)
+                else:
+                    stopped.set_result(None)
+
+            self._calls.put((close_connection, None))
+            self._calls.put((None, None))
+        await asyncio.wrap_future(self._stopped)
 
     def _serve(self) -> None:
         while True:
@@ -124,10 +142,6 @@ class DatabaseThread:
             else:
                 if future is not None:
                     _settle_from_thread(future, True, result)
-
-
-def _no_op() -> None:
-    return None
 
 
 def _settle_from_thread(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -337,6 +351,9 @@ def stream_transaction(
                     break
             return fail_all(exc)
     try:
+        # where a failing batch goes back to, keeping the write lock (see
+        # _in_isolated_transaction)
+        conn.execute("SAVEPOINT batch")
         while len(taken) < limit:
             try:
                 op = ops.get_nowait()
@@ -345,9 +362,11 @@ def stream_transaction(
             taken.append(op)
             values.append(op[0](conn, *op[1]))
     except Exception as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if len(taken) == 1:  # alone in its transaction: the rollback undid just it
+        if len(taken) <= 1:  # alone in its transaction: a rollback undoes just it
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not taken:
+                raise
             return [(taken[0][2], False, translate(exc))], False
         try:
             isolated = _in_isolated_transaction(conn, [(fn, args) for fn, args, _ in taken],
@@ -386,10 +405,21 @@ def _in_isolated_transaction(
     conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]],
     wait: float, before_commit: Callable[[], None] | None = None,
 ) -> list[tuple[bool, Any]]:
-    """One transaction, each write in its own savepoint: a failing one is undone alone."""
+    """The writes of a failed batch again, each in its own savepoint: a failing one is
+    undone alone.
+
+    In the batch's own transaction, rolled back to its start, while SQLite kept it
+    open: the write lock is kept, so no other process can take it in between (on the
+    event loop, which does not wait for a lock, the good writes would fail with
+    ``StoreBusy``). Else (an error that ended the transaction) in a new one.
+    """
     outcomes: list[tuple[bool, Any]] = []
-    begin_immediate(conn, wait)
+    kept = conn.in_transaction
+    if not kept:
+        begin_immediate(conn, wait)
     try:
+        if kept:
+            conn.execute("ROLLBACK TO batch")
         for fn, args in ops:
             conn.execute("SAVEPOINT op")
             try:

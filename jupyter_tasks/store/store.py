@@ -395,29 +395,36 @@ class Store:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
             self._checkpointer = None
-        # closing under a checkpoint still running in its thread would crash
-        running = self._checkpoint_running
-        if running is not None and not running.done():
-            await asyncio.gather(running, return_exceptions=True)
-        if self._checkpoint_conn is not None:
-            self._checkpoint_conn.close()
-            self._checkpoint_conn = None
+        # closing under a copy of the WAL still running in its thread would crash: a
+        # checkpoint under way (a prune's) ends after its current copy (it starts no
+        # other once the checkpointer is gone), and a copy whose checkpoint was
+        # cancelled still runs on
+        async with self._checkpoint_lock:
+            running = self._checkpoint_running
+            if running is not None and not running.done():
+                await asyncio.gather(running, return_exceptions=True)
+            if self._checkpoint_conn is not None:
+                self._checkpoint_conn.close()
+                self._checkpoint_conn = None
         if not self._closed:
+            # first, so that no write queues behind the barrier below: a later one is
+            # refused (_txn), rather than left on a thread that stops under it
+            self._closed = True
             with self._drain_lock:
                 busy = self._draining
             if busy:  # each queue runs in order: once its last write is done, all
                 # earlier ones are
-                await asyncio.gather(self._txn(nothing), self._txn(upkeep_barrier),
+                await asyncio.gather(self._queue_write(nothing, ()),
+                                     self._queue_write(upkeep_barrier, ()),
                                      return_exceptions=True)
-            self._closed = True
         if self._helper_yield is not None:
             self._helper_yield.cancel()
             self._helper_yield = None
         if self._writer is not None:
             await self._writer.close()
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        reader, self._reader = self._reader, None  # taken first: close() may run twice at once
+        if reader is not None:
+            await reader.close()
         with self._point_lock:
             point, self._point = self._point, None
         if point is not None:
@@ -568,7 +575,10 @@ class Store:
             if self._checkpoint_conn is None:
                 self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
                                                         check_same_thread=False)
+            frames = 0
             for _ in range(PASSIVE_CHECKPOINTS):
+                if self._checkpointer is None:  # closing: close() waits for one copy only
+                    break
                 running = self._checkpoint_running = asyncio.ensure_future(
                     asyncio.to_thread(self._copy_wal, self._checkpoint_conn))
                 self._watch_helpers(asyncio.get_running_loop())
@@ -579,7 +589,8 @@ class Store:
                     frames = await asyncio.shield(running)
                 if frames < TAIL_CHECKPOINT_FRAMES:
                     break
-            if frames >= TAIL_CHECKPOINT_FRAMES and self._writer is not None:
+            if frames >= TAIL_CHECKPOINT_FRAMES and self._writer is not None \
+                    and self._checkpointer is not None:
                 # what was written while it copied, copied by the writer between two of
                 # its transactions: its next one then finds the WAL all copied and starts
                 # it over. Under the lock: a copy beside it would hold SQLite's copying
@@ -648,6 +659,10 @@ class Store:
             if self.read_only:
                 raise StoreError(f"the store of {self.path} was opened read-only")
             raise StoreError(f"the store of {self.path} is closed")
+        return await self._queue_write(fn, args)
+
+    async def _queue_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """Queue a write for the next transaction and await its outcome (no checks)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         (self._upkeep if fn in UPKEEP_WRITES else self._ops).put((fn, args, future))
@@ -818,8 +833,9 @@ class Store:
         outcomes, committed = result
         if committed:
             self.commits += 1
-            assert self._writer is not None
-            if self.after_commit and self._writer.connection.total_changes != changes:
+            # the transaction's own connection: the writer's may be closed by now (a
+            # close() that began meanwhile), and the outcomes must still be handed back
+            if self.after_commit and conn.total_changes != changes:
                 for callback in self.after_commit:
                     if here:
                         loop.call_soon(callback)

@@ -314,3 +314,42 @@ async def test_the_created_event_holds_the_row_as_the_api_shows_it(db_path: Path
     assert [e.type for e in created] == ["task.created"]
     snapshot = json.loads(json.dumps(created[0].task))
     assert snapshot == json.loads(json.dumps(row.to_json()))
+
+
+async def test_a_batch_with_a_failing_write_keeps_the_lock_for_the_others(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a batch committing on the loop (which never waits for a lock) whose middle write
+    # fails is run again write by write; had it let the lock go in between, another
+    # process taking it then would fail the two good writes with StoreBusy
+    from jupyter_tasks.store import connection
+
+    competitors: list[sqlite3.Connection] = []
+    begin_immediate = connection.begin_immediate
+
+    loop_thread = threading.get_ident()
+
+    def another_process_first(conn: sqlite3.Connection, timeout: float) -> None:
+        # on the loop only: the writer thread's own transactions (upkeep) are not the batch
+        if threading.get_ident() == loop_thread:
+            other = sqlite3.connect(db_path, isolation_level=None, timeout=0,
+                                    check_same_thread=False)
+            other.execute("BEGIN IMMEDIATE")  # succeeds only if the lock was let go
+            competitors.append(other)
+        begin_immediate(conn, timeout)
+
+    async with await Store.open(db_path) as store:
+        await store.create_task(make_task(idempotency_key="k", payload_hash="a"))
+        monkeypatch.setattr(connection, "begin_immediate", another_process_first)
+        try:
+            outcomes = await asyncio.gather(
+                store.create_task(make_task()),
+                store.create_task(make_task(idempotency_key="k", payload_hash="b")),
+                store.create_task(make_task()), return_exceptions=True)
+        finally:
+            for other in competitors:
+                other.execute("ROLLBACK")
+                other.close()
+        monkeypatch.setattr(connection, "begin_immediate", begin_immediate)
+    assert [type(o).__name__ for o in outcomes] == ["tuple", "IdempotencyConflict", "tuple"]
+    assert competitors == []
+    assert row_count(db_path, "SELECT count(*) FROM tasks") == 3
