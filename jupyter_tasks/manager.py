@@ -180,6 +180,9 @@ class TaskManager:
         if not self._started or self.state.stopping:
             return
         self.state.stopping = True
+        # job loops waiting for work end now, waiting for their runs (a claim under
+        # way hands back what it took if it is cancelled: see outcome_despite_cancel)
+        self.state.wake_all()
         pending = self.execution.stop_all()
         # and job runs between two jobs: the next one, claimed as stop() began, goes back
         pending |= self.worker.job_runs

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..context import TaskContext, current_context
 from ..exceptions import InvalidRequest, ManagerNotRunning, TaskCancelled, TaskTimedOut
@@ -21,9 +21,29 @@ from .kinds import UnsupportedKind
 from .state import EngineState, LocalQueue, RunningTask
 
 log = logging.getLogger("jupyter_tasks")
+T = TypeVar("T")
 
 # kinds whose shim writes the command's exit into the row (see RunningTask.process)
 EXIT_RECORDING_KINDS = (TaskKind.SUBPROCESS.value, TaskKind.CODE.value)
+
+
+async def outcome_despite_cancel(write: Awaitable[T],
+                                  undo: Callable[[T], Awaitable[None]]) -> T:
+    """Await a store write; if we are cancelled meanwhile, ``undo`` what it did, then re-raise.
+
+    A queued write commits whether or not its caller still waits: a claim whose
+    caller was cancelled (a shutdown) would leave the jobs it took running here,
+    leased to a worker that never runs them.
+    """
+    future = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        try:
+            await undo(await future)
+        except Exception:
+            log.exception("handing back what a cancelled claim took failed")
+        raise
 
 
 class Execution:
@@ -56,7 +76,11 @@ class Execution:
             task = started
         try:
             while True:
-                outcome = await self._attempt(task)
+                state.leased.add(task.id)
+                try:
+                    outcome = await self._attempt(task)
+                finally:
+                    state.leased.discard(task.id)
                 if outcome is None:
                     return
                 # a background retry after its backoff, or the job claimed on the way out
@@ -93,11 +117,6 @@ class Execution:
             # task after our death uses it instead of running the command again
             running.process.record_exit = (str(state.store.path), task.id, task.attempts)
         state.running[task.id] = running
-        if task.attempts > 1:
-            # log lines carry no attempt number: a marker line lets the log view
-            # (and a reader of the raw log) see where this attempt's output begins
-            await state.store.append_logs(task.id, [(time.time(), "log",
-                                                     attempt_marker(task))])
         if task.cancel_requested:
             running.stop_reason = "cancel"
         if task.timeout:
@@ -109,6 +128,16 @@ class Execution:
         error: BaseException | None = None
         status = TaskStatus.SUCCEEDED
         try:
+            if task.attempts > 1:
+                # log lines carry no attempt number: a marker line lets the log view
+                # (and a reader of the raw log) see where this attempt's output begins.
+                # In the try: a cancel (or a shutdown) while it is written still settles
+                # the task, and a marker that cannot be written fails nothing
+                try:
+                    await state.store.append_logs(task.id, [(time.time(), "log",
+                                                             attempt_marker(task))])
+                except Exception:
+                    log.exception("writing the attempt marker of task %s failed", task.id)
             if running.stop_reason == "cancel":
                 raise TaskCancelled("cancelled before it started")
             if state.stopping:  # a job claimed while stop() began: hand it back untouched
@@ -161,13 +190,7 @@ class Execution:
         err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None
         if status == TaskStatus.INTERRUPTED and task.mode == TaskMode.JOB \
                 and running.stop_reason == "shutdown":
-            # a clean shutdown hands the job back without spending an attempt
-            await store.transition(
-                task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
-                          "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
-                          "progress": progress, "started_at": None},
-                EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
-                when_worker=state.worker_id)
+            await self.hand_back(task, progress)
             state.local_work.pop(task.id, None)
             return None
         if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries:
@@ -199,10 +222,12 @@ class Execution:
         try:
             if status == TaskStatus.SUCCEEDED:
                 changes.update(await self._stored_result(task, value))
-            finished = await store.finish(
+            # cancelled meanwhile (a shutdown past its grace), the end is written all
+            # the same, and the next job it took goes back to the queue
+            finished = await outcome_despite_cancel(store.finish(
                 task.id, changes, EventType.for_status(status), worker_id=state.worker_id,
                 claim_queue=task.queue if keep_busy else None, lease_seconds=lease_seconds,
-            )
+            ), self._hand_back_next)
         except Exception as exc:
             # the end of a task must be written even when its values are refused: write
             # it failed, with nothing but why, rather than leave it running forever
@@ -226,6 +251,25 @@ class Execution:
         if task.mode == TaskMode.SYNC and error is not None and status == TaskStatus.FAILED:
             raise error
         return finished.next_job
+
+    async def hand_back(self, task: Task, progress: Any = None) -> None:
+        """Put a job claimed here back in its queue, as unstarted (a clean shutdown's way):
+        no attempt spent."""
+        await self.state.store.transition(
+            task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
+                      "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
+                      "progress": progress, "started_at": None},
+            EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
+            when_worker=self.state.worker_id)
+
+    async def hand_back_all(self, tasks: list[Task]) -> None:
+        """``hand_back`` each of ``tasks``."""
+        for task in tasks:
+            await self.hand_back(task)
+
+    async def _hand_back_next(self, finished: Any) -> None:
+        if finished.next_job is not None:
+            await self.hand_back(finished.next_job)
 
     async def _stored_result(self, task: Task, value: Any) -> dict[str, Any]:
         """The row's result under the storage rule, the whole value as an artifact if cut."""

@@ -137,6 +137,9 @@ class EngineState:
         self.started = False  # between the façade's start() and stop()
         self.stopping = False  # once stop() began; stays set
         self.running: dict[str, RunningTask] = {}
+        # tasks this process runs, from their start until their end is written: the
+        # heartbeat renews their leases and no others
+        self.leased: set[str] = set()
         self.local_work: dict[str, LocalWork] = {}
         self.local_results: OrderedDict[str, tuple[bool, Any]] = OrderedDict()
         self.wake_queues: dict[str, Doorbell] = {}

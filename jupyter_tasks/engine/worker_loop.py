@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 
 from ..models import Task, WorkerInfo
-from .execution import Execution
+from .execution import Execution, outcome_despite_cancel
 from .state import Doorbell, EngineState
 
 log = logging.getLogger("jupyter_tasks")
@@ -55,7 +55,8 @@ class JobWorker:
         while True:
             await asyncio.sleep(config.heartbeat_interval)
             try:
-                await self.state.store.heartbeat(self.state.worker_id, config.lease_seconds)
+                await self.state.store.heartbeat(self.state.worker_id, config.lease_seconds,
+                                                 self.state.leased)
             except Exception:
                 log.exception("heartbeat failed")
 
@@ -83,9 +84,11 @@ class JobWorker:
                 claimed: list[Task] = []
                 try:
                     if not look_first or await state.store.has_due_job(queue):
-                        claimed = await state.store.claim_jobs(
+                        # cancelled meanwhile (stop()), the jobs it took go back
+                        claimed = await outcome_despite_cancel(state.store.claim_jobs(
                             queue, state.worker_id, state.config.lease_seconds,
-                            min(free, state.config.claim_batch))
+                            min(free, state.config.claim_batch)),
+                            self.execution.hand_back_all)
                 except Exception:  # the database may be locked for a moment; try again soon
                     log.exception("claiming jobs of queue %s failed", queue)
                 for job in claimed:

@@ -1307,9 +1307,10 @@ class Store:
         """Record a worker process (insert or refresh)."""
         await self._txn(tx_register_worker, worker)
 
-    async def heartbeat(self, worker_id: str, lease_seconds: float) -> None:
-        """Prove a worker alive and extend the lease of every task it runs."""
-        await self._txn(tx_heartbeat, worker_id, lease_seconds)
+    async def heartbeat(self, worker_id: str, lease_seconds: float,
+                        task_ids: Iterable[str]) -> None:
+        """Prove a worker alive and extend the lease of the tasks it runs (``task_ids``)."""
+        await self._txn(tx_heartbeat, worker_id, lease_seconds, sorted(task_ids))
 
     async def stop_worker(self, worker_id: str) -> None:
         """Mark a worker stopped after a clean shutdown."""

@@ -89,12 +89,16 @@ def tx_register_worker(conn: sqlite3.Connection, w: WorkerInfo) -> None:
     )
 
 
-def tx_heartbeat(conn: sqlite3.Connection, worker_id: str, lease_seconds: float) -> None:
+def tx_heartbeat(conn: sqlite3.Connection, worker_id: str, lease_seconds: float,
+                 task_ids: list[str]) -> None:
     now = time.time()
     conn.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+    # only the tasks the worker says it runs: a row it lost track of (its end could
+    # not be written) lets its lease run out, and a reaper settles it
     conn.execute(
-        "UPDATE tasks SET lease_expires_at = ? WHERE worker_id = ? AND status = 'running'",
-        (now + lease_seconds, worker_id),
+        "UPDATE tasks SET lease_expires_at = ? WHERE worker_id = ? AND status = 'running' "
+        "AND id IN (SELECT value FROM json_each(?))",
+        (now + lease_seconds, worker_id, json.dumps(task_ids)),
     )
 
 

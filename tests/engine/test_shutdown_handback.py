@@ -1,0 +1,160 @@
+"""A stopping manager leaves no job running in its name, and a lease lives only while its task runs.
+
+Each case once left a job ``running``, leased to a worker that would never run it:
+stopped in the middle of a claim, in the middle of a retried job's first write, or
+past the grace while a job's end (which claims the next job) waited for the lock;
+and the heartbeat renewed the lease of a task whose end could not be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_tasks import TaskManager
+from jupyter_tasks.engine.state import Doorbell
+from jupyter_tasks.models import Task, new_task_id
+from jupyter_tasks.registry import Registry
+from jupyter_tasks.store import Store
+from tests.waiting import eventually
+
+DEADLINE = 30
+
+
+def rows(path: Path) -> dict[str, tuple[Any, ...]]:
+    """name -> (status, attempts, worker_id) of every task, read as another process would."""
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0]: r[1:] for r in conn.execute(
+            "SELECT name, status, attempts, worker_id FROM tasks")}
+    finally:
+        conn.close()
+
+
+def registry(go: asyncio.Event | None = None) -> Registry:
+    tasks = Registry()
+    failed_once: set[str] = set()
+
+    @tasks.task("noop", mode="job")
+    async def noop() -> int:
+        return 1
+
+    @tasks.task("first", mode="job")
+    async def first() -> int:
+        assert go is not None
+        await go.wait()
+        return 1
+
+    @tasks.task("fails_once", mode="job")
+    async def fails_once() -> int:
+        if "x" not in failed_once:
+            failed_once.add("x")
+            raise RuntimeError("the first attempt fails")
+        await asyncio.sleep(DEADLINE)
+        return 1
+
+    return tasks
+
+
+async def test_stop_just_after_a_submit_leaves_the_job_queued_or_done(db_path: Path) -> None:
+    # stop() after 0, 1, 2 ... turns of the loop: at some of them the job loop is
+    # inside its claim's commit, which stop() cancels
+    for turns in range(6):
+        path = db_path.with_name(f"turns-{turns}.db")
+        manager = TaskManager(path, registry=registry(), queues={"default": 2},
+                              make_default=False)
+        await manager.start()
+
+        doorbell = manager.state.wake_queues["default"]
+
+        async def idle(doorbell: Doorbell = doorbell) -> bool:
+            return doorbell.idle
+
+        await eventually(idle, what="the job loop waiting for work")
+        await manager.submit_spec({"name": "noop"})
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await asyncio.wait_for(manager.stop(), DEADLINE)
+        status, attempts, worker = rows(path)["noop"]
+        assert (status, attempts, worker) in {("queued", 0, None), ("succeeded", 1, worker)}, \
+            f"after {turns} turns: {status}, attempt {attempts}, worker {worker}"
+
+
+async def test_stop_while_a_retried_job_writes_its_attempt_marker_hands_it_back(
+        db_path: Path) -> None:
+    manager = TaskManager(db_path, registry=registry(), queues={"default": 1},
+                          retry_base_delay=0.05, retry_max_delay=0.05, make_default=False)
+    await manager.start()
+    job = await manager.submit_spec({"name": "fails_once"}, max_retries=1)
+
+    async def second_attempt_registered() -> bool:
+        running = manager.state.running.get(job.id)
+        return running is not None and running.task.attempts == 2
+
+    # checked every turn: the marker's write is the attempt's first wait
+    await eventually(second_attempt_registered, interval=0, what="the second attempt")
+    await asyncio.wait_for(manager.stop(), DEADLINE)
+    assert rows(db_path)["fails_once"] == ("queued", 1, None)
+    assert manager.state.running == {}
+
+
+async def test_a_job_claimed_by_an_end_written_past_the_grace_goes_back(db_path: Path) -> None:
+    go = asyncio.Event()
+    manager = TaskManager(db_path, registry=registry(go), queues={"default": 1},
+                          make_default=False)
+    await manager.start()
+    first = await manager.submit_spec({"name": "first"}, priority=10)
+    await manager.submit_spec({"name": "noop"})
+
+    async def first_running() -> bool:
+        return first.id in manager.state.running
+
+    await eventually(first_running, what="the first job running")
+    # another process holds the write lock: the first job's end (which claims the
+    # next job in the same transaction) waits for it past stop()'s grace
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        go.set()
+
+        async def first_ending() -> bool:
+            return first.id not in manager.state.running
+
+        await eventually(first_ending, interval=0, what="the first job writing its end")
+        stopping = asyncio.ensure_future(manager.stop(grace=0.05))
+
+        async def loops_cancelled() -> bool:
+            return bool(manager._loops) and all(t.done() or t.cancelling()
+                                                for t in manager._loops)
+
+        await eventually(loops_cancelled, what="stop() cancelling its loops past the grace")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await asyncio.wait_for(stopping, DEADLINE)
+    status = rows(db_path)
+    assert status["first"] == ("succeeded", 1, status["first"][2])
+    assert status["noop"] == ("queued", 0, None)
+
+
+def running_task(worker_id: str, lease_expires_at: float) -> Task:
+    now = time.time()
+    return Task(id=new_task_id(), kind="function", mode="job", status="running",
+                created_at=now, updated_at=now, name="noop", params={}, attempts=1,
+                worker_id=worker_id, started_at=now, lease_expires_at=lease_expires_at)
+
+
+async def test_the_heartbeat_renews_only_the_leases_of_tasks_it_names(db_path: Path) -> None:
+    soon = time.time() + 5
+    async with await Store.open(db_path) as store:
+        runs, _ = await store.create_task(running_task("w1", soon))
+        lost, _ = await store.create_task(running_task("w1", soon))  # its end never written
+        await store.heartbeat("w1", 60.0, [runs.id])
+        renewed = await store.get_task(runs.id)
+        left = await store.get_task(lost.id)
+    assert renewed is not None and renewed.lease_expires_at is not None
+    assert renewed.lease_expires_at > soon + 30
+    assert left is not None and left.lease_expires_at == soon
