@@ -69,6 +69,11 @@ class ManagerConfig:
         self.callback_allowlist = list(callbacks.LOOPBACK_HOSTS if self.callback_allowlist
                                        is None else self.callback_allowlist)
         callbacks.CallbackPolicy.from_entries(self.callback_allowlist)  # a bad entry fails here
+        if self.as_worker and self.lease_seconds <= self.heartbeat_interval:
+            # a lease that runs out between two heartbeats lets a reaper (this one
+            # included) put back jobs this worker is still running: they would run twice
+            raise ValueError(f"lease_seconds ({self.lease_seconds}) must be longer than "
+                             f"heartbeat_interval ({self.heartbeat_interval})")
         if not self.as_worker and (self.queues or self.runs_background):
             raise ValueError("a manager that is no worker runs nothing: give no queues and "
                              "runs_background=False")

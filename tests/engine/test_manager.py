@@ -480,7 +480,7 @@ async def test_a_busy_slot_finishes_and_claims_in_one_commit(db_path: Path) -> N
     async with TaskManager(db_path) as submitter:  # no worker yet: the jobs wait queued
         jobs = [await submitter.submit("add", a=i, mode="job") for i in range(20)]
     async with TaskManager(db_path, queues={"default": 1}, reaper_interval=60,
-                           heartbeat_interval=60) as worker:
+                           heartbeat_interval=60, lease_seconds=120) as worker:
         before = worker.store.commits
         finished = [await worker.wait(job.id, timeout=10) for job in jobs]
         commits = worker.store.commits - before

@@ -189,3 +189,7 @@ def test_options_are_a_config() -> None:
         TaskManager(lease_secnds=1)
     with pytest.raises(ValueError, match="no worker runs nothing"):
         TaskManager(as_worker=False, queues={"q": 1})
+    # a lease that lapses between two heartbeats: a reaper would run its jobs again
+    with pytest.raises(ValueError, match=r"lease_seconds \(2\.0\) must be longer than "
+                                         r"heartbeat_interval \(2\.0\)"):
+        TaskManager(lease_seconds=2.0, make_default=False)

@@ -102,7 +102,8 @@ async def test_an_idle_job_loop_looks_before_it_claims(tmp_path: Path):
     """
     db = tmp_path / "t.db"
     async with TaskManager(db, queues={"default": 1}, poll_interval=POLL,
-                           heartbeat_interval=3600, make_default=False) as worker, \
+                           heartbeat_interval=3600, lease_seconds=7200,
+                           make_default=False) as worker, \
             TaskManager(db, as_worker=False, runs_background=False, poll_interval=POLL,
                         make_default=False) as client:
         with worker.subscribe() as sub:
