@@ -21,7 +21,7 @@ from typing import Any
 # the test suite's launcher starts the server here too
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jupyter_tasks.registry import Registry
+from tests.engine.noop import noop_registry  # noqa: F401  (the engine benchmarks' job)
 from tests.launcher import JupyterProcess, free_port  # noqa: F401  (free_port: bench_chaos)
 
 BENCH_TASKS = textwrap.dedent('''
@@ -98,17 +98,6 @@ def start_server(*args: str, workers: str = "default=2") -> Server:
     except AssertionError as err:
         raise SystemExit(str(err)) from None
     return server
-
-
-def noop_registry() -> Registry:
-    """A registry holding the trivial ``noop`` job the engine benchmarks submit."""
-    registry = Registry()
-
-    @registry.task("noop", mode="job")
-    async def noop(i: int) -> int:
-        return i
-
-    return registry
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,6 +14,7 @@ from ..context import TaskContext, current_context
 from ..exceptions import InvalidRequest, ManagerNotRunning, TaskCancelled, TaskTimedOut
 from ..models import EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
 from ..runners import MemoryLimitExceeded
+from ..store import Finished
 from ..tracebacks import full_traceback, user_traceback
 from ..values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText
 from ..values import encode as encode_value
@@ -267,7 +268,8 @@ class Execution:
         for task in tasks:
             await self.hand_back(task)
 
-    async def _hand_back_next(self, finished: Any) -> None:
+    async def _hand_back_next(self, finished: Finished) -> None:
+        """``hand_back`` the next job a job's end claimed, if it claimed one."""
         if finished.next_job is not None:
             await self.hand_back(finished.next_job)
 

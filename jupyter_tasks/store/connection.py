@@ -365,7 +365,7 @@ def stream_transaction(
         if len(taken) <= 1:  # alone in its transaction: a rollback undoes just it
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if not taken:
+            if not taken:  # the savepoint itself failed: nothing was taken to answer
                 raise
             return [(taken[0][2], False, translate(exc))], False
         try:

@@ -13,9 +13,9 @@ import pytest
 
 from jupyter_tasks import TaskManager
 from jupyter_tasks.models import Task, new_task_id
-from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
 from jupyter_tasks.store import store as store_module
+from tests.engine.noop import noop_registry
 
 # how long a test lets an operation run before calling it stuck: a deadline, not a bound
 STUCK = 20.0
@@ -26,16 +26,6 @@ def finished_task(i: int = 0) -> Task:
     return Task(id=new_task_id(), kind="function", mode="job", status="succeeded",
                 name="noop", params={"i": i}, result={"value": i}, queue="default",
                 created_at=now, started_at=now, finished_at=now, updated_at=now)
-
-
-def noop_registry() -> Registry:
-    registry = Registry()
-
-    @registry.task("noop", mode="job")
-    async def noop(i: int) -> int:
-        return i
-
-    return registry
 
 
 async def settles_while(awaitable: asyncio.Future[object] | asyncio.Task[object],

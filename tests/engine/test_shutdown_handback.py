@@ -19,6 +19,7 @@ from jupyter_tasks.engine.state import Doorbell
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
+from tests.engine.noop import noop_registry
 from tests.waiting import eventually
 
 DEADLINE = 30
@@ -35,12 +36,9 @@ def rows(path: Path) -> dict[str, tuple[Any, ...]]:
 
 
 def registry(go: asyncio.Event | None = None) -> Registry:
-    tasks = Registry()
+    """``noop`` and the jobs these cases stop in the middle of."""
+    tasks = noop_registry()
     failed_once: set[str] = set()
-
-    @tasks.task("noop", mode="job")
-    async def noop() -> int:
-        return 1
 
     @tasks.task("first", mode="job")
     async def first() -> int:
@@ -74,7 +72,7 @@ async def test_stop_just_after_a_submit_leaves_the_job_queued_or_done(db_path: P
             return doorbell.idle
 
         await eventually(idle, what="the job loop waiting for work")
-        await manager.submit_spec({"name": "noop"})
+        await manager.submit_spec({"name": "noop", "params": {"i": 1}})
         for _ in range(turns):
             await asyncio.sleep(0)
         await asyncio.wait_for(manager.stop(), DEADLINE)
@@ -107,7 +105,7 @@ async def test_a_job_claimed_by_an_end_written_past_the_grace_goes_back(db_path:
                           make_default=False)
     await manager.start()
     first = await manager.submit_spec({"name": "first"}, priority=10)
-    await manager.submit_spec({"name": "noop"})
+    await manager.submit_spec({"name": "noop", "params": {"i": 1}})
 
     async def first_running() -> bool:
         return first.id in manager.state.running
