@@ -354,6 +354,97 @@ MIGRATIONS: list[tuple[int, str]] = [
         END;
         """,
     ),
+    (
+        11,
+        """
+        -- a job's own writes leave the history indexes alone. A task is fresh (fresh = 1)
+        -- from its insert until some time after it ends; the store then settles ended
+        -- tasks in batches (task_sql.tx_settle: fresh becomes NULL), and only settled
+        -- tasks are in the indexes of the list's filters and sorts, where a batch's
+        -- entries share pages. Each of a job's commits had written about 20 of them
+        -- (33 WAL frames a job, 12 now; bench_engine_write_cost.py). A list reads the
+        -- settled tasks along those indexes and the fresh ones (running, queued, ended
+        -- in the last second: few) apart, and merges the two (task_sql.both_parts).
+        -- A settled task has ended: its sort keys are fixed, and tasks_unsettle makes a
+        -- task fresh again should it ever be put back in the queue.
+        ALTER TABLE tasks ADD COLUMN fresh INTEGER;
+        DROP INDEX tasks_by_status;
+        DROP INDEX tasks_by_owner;
+        DROP INDEX tasks_by_name;
+        DROP INDEX tasks_by_kind;
+        DROP INDEX tasks_by_finished;
+        DROP INDEX tasks_by_started;
+        DROP INDEX tasks_by_label;
+        DROP INDEX tasks_by_owner_sort;
+        DROP INDEX tasks_by_origin;
+        DROP INDEX tasks_by_status_sort;
+        DROP INDEX tasks_by_priority;
+        DROP INDEX tasks_by_duration;
+        DROP INDEX tasks_by_duration_desc;
+        DROP INDEX tasks_by_progress;
+        DROP INDEX tasks_by_progress_desc;
+        UPDATE tasks SET fresh = 1 WHERE finished_at IS NULL OR status IN ('queued', 'running');
+        CREATE INDEX tasks_fresh ON tasks(id) WHERE fresh = 1;
+        CREATE INDEX tasks_settling ON tasks(id) WHERE fresh = 1 AND finished_at IS NOT NULL;
+        CREATE TRIGGER tasks_unsettle AFTER UPDATE OF status, finished_at ON tasks
+        WHEN new.fresh IS NULL
+        AND (new.finished_at IS NULL OR new.status IN ('queued', 'running'))
+        BEGIN
+            UPDATE tasks SET fresh = 1 WHERE rowid = new.rowid;
+        END;
+        -- the indexes of versions 1, 7 and 8, of the settled tasks. The filters' hold
+        -- fresh too (always NULL there): a count of the settled tasks by status or owner
+        -- then reads the index alone, where it read every row
+        CREATE INDEX tasks_by_status ON tasks(status, id, fresh) WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_owner ON tasks(owner, id, fresh) WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_name ON tasks(name, id, fresh) WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_kind ON tasks(kind, id, fresh) WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_finished ON tasks(ifnull(finished_at, -1.0), id DESC)
+            WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_started ON tasks(ifnull(started_at, -1.0), id DESC)
+            WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_label ON tasks(
+            lower(coalesce(nullif(label, ''), nullif(name, ''), kind)), id DESC)
+            WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_owner_sort ON tasks(lower(ifnull(owner, '')), id DESC)
+            WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_origin ON tasks(
+            CASE WHEN json_valid(origin) THEN ifnull(lower(coalesce(
+            nullif(json_extract(origin, '$.notebook'), ''),
+            nullif(json_extract(origin, '$.notebook_path'), ''),
+            nullif(json_extract(origin, '$.path'), ''),
+            json_extract(origin, '$.type'))), '') ELSE '' END, id DESC)
+            WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_status_sort ON tasks(
+            CASE status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, id DESC)
+            WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_priority ON tasks(priority, id DESC) WHERE fresh IS NULL;
+        CREATE INDEX tasks_by_duration ON tasks(
+            CASE WHEN started_at IS NULL THEN -1.0
+            ELSE max(0.0, finished_at - started_at) END, id DESC)
+            WHERE finished_at IS NOT NULL AND fresh IS NULL;
+        CREATE INDEX tasks_by_duration_desc ON tasks(
+            CASE WHEN started_at IS NULL THEN -1.0
+            ELSE max(0.0, finished_at - started_at) END DESC, id DESC)
+            WHERE finished_at IS NOT NULL AND fresh IS NULL;
+        CREATE INDEX tasks_by_progress ON tasks(
+            CASE WHEN json_valid(progress)
+            AND json_type(progress, '$.total') IN ('integer', 'real')
+            AND json_extract(progress, '$.total') > 0
+            THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0
+            / json_extract(progress, '$.total')
+            WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END, id DESC)
+            WHERE finished_at IS NOT NULL AND fresh IS NULL;
+        CREATE INDEX tasks_by_progress_desc ON tasks(
+            CASE WHEN json_valid(progress)
+            AND json_type(progress, '$.total') IN ('integer', 'real')
+            AND json_extract(progress, '$.total') > 0
+            THEN ifnull(json_extract(progress, '$.current'), 0) * 1.0
+            / json_extract(progress, '$.total')
+            WHEN status = 'succeeded' THEN 1.0 ELSE -1.0 END DESC, id DESC)
+            WHERE finished_at IS NOT NULL AND fresh IS NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -74,6 +74,7 @@ from .schedule_sql import (
 )
 from .task_sql import (
     DISORDER_COUNT,
+    FRESH,
     GET_TASK,
     GROUP_WALKED_SORTS,
     LIST_SORTS,
@@ -94,10 +95,13 @@ from .task_sql import (
     SEARCH_WALK_PER_HIT,
     SEARCH_WALK_START,
     SEARCH_WORK_LEFT,
+    SETTLE_BATCH,
+    SETTLED,
     STATUS_TERMS,
     WHOLE_ROWS_PER_READ,
     TaskPage,
     artifacts_query,
+    both_parts,
     decode_list_cursor,
     encode_list_cursor,
     file_chunks,
@@ -123,6 +127,7 @@ from .task_sql import (
     tx_prune_events,
     tx_prune_tasks,
     tx_request_cancel,
+    tx_settle,
     tx_transition,
     tx_updates,
     valid_artifact_name,
@@ -178,7 +183,8 @@ TAIL_CHECKPOINT_FRAMES = 2000
 # what was written during the first: the writer's own copy then has less to do (in a
 # million-task prune its longest fell from 69 to 40 ms, its median from 26 to 24 ms)
 PASSIVE_CHECKPOINTS = 2
-# how often a store looks for tasks to add to the search index (task_sql.tx_index_search)
+# how often a store settles the ended tasks (task_sql.tx_settle) and looks for tasks to add
+# to the search index (task_sql.tx_index_search)
 SEARCH_INDEX_SECONDS = 1.0
 # events_after reads up to this many events on the loop (a range of the rowid: a few pages)
 EVENTS_HERE = 16
@@ -205,6 +211,7 @@ def tail_checkpoint(conn: sqlite3.Connection) -> int:
 
 UPKEEP_OUTSIDE_TRANSACTION = frozenset({tail_checkpoint})
 UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, tx_merge_search,
+                           tx_settle,
                            upkeep_barrier, *UPKEEP_OUTSIDE_TRANSACTION})
 # After each prune chunk the prune rests this many times as long as the chunk took,
 # so the writes beside it get the writer and the disk. Pruning 900k of a million tasks
@@ -302,7 +309,7 @@ class Store:
         self._lock_pause = LOCK_RETRY_SECONDS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
-        self._search_indexer: asyncio.Task[None] | None = None
+        self._upkeeper: asyncio.Task[None] | None = None
         # the checkpoints' own connection, used by one checkpoint at a time (the loop's
         # every second, a prune's between its chunks)
         self._checkpoint_conn: sqlite3.Connection | None = None
@@ -363,7 +370,7 @@ class Store:
             raise
         store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
-        store._search_indexer = asyncio.ensure_future(store._search_index_loop())
+        store._upkeeper = asyncio.ensure_future(store._upkeep_loop())
         return store
 
     @classmethod
@@ -387,10 +394,10 @@ class Store:
 
     async def close(self) -> None:
         """Finish pending writes and close the connection; safe to call twice."""
-        if self._search_indexer is not None:
-            self._search_indexer.cancel()
-            await asyncio.gather(self._search_indexer, return_exceptions=True)
-            self._search_indexer = None
+        if self._upkeeper is not None:
+            self._upkeeper.cancel()
+            await asyncio.gather(self._upkeeper, return_exceptions=True)
+            self._upkeeper = None
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
@@ -437,12 +444,28 @@ class Store:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             await self._checkpoint()
 
-    async def _search_index_loop(self) -> None:
-        # behind the inserts, a batch at a time: a submit's own commit never pays for it
+    async def _upkeep_loop(self) -> None:
+        # behind the writes, a batch at a time: a job's own commits never pay for it
         while True:
             await asyncio.sleep(SEARCH_INDEX_SECONDS)
             with contextlib.suppress(StoreError):  # busy, or gone: the next round tries
+                await self.settle()
                 await self.index_search()
+
+    async def settle(self) -> int:
+        """Settle every ended fresh task, a batch per transaction; how many (migration 11).
+
+        As ``index_search``, the writer is left alone between batches as long as the
+        batch held it.
+        """
+        settled = 0
+        while True:
+            started = time.perf_counter()
+            batch = await self._txn(tx_settle, SETTLE_BATCH)
+            settled += batch
+            if batch < SETTLE_BATCH:
+                return settled
+            await asyncio.sleep(time.perf_counter() - started)
 
     async def index_search(self) -> int:
         """Bring the search index up to date, a batch per transaction; how many rows it took.
@@ -1037,13 +1060,16 @@ class Store:
             where.append("id > ?" if oldest_first else "id < ?")
             args.append(cursor)
         with_sql, source, with_args = await self._search_source(search, " ".join(where))
-        args = [*with_args, *args]
-        sql = f"{with_sql}SELECT * FROM {source}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id " + ("ASC" if oldest_first else "DESC") + " LIMIT ?"
-        args.append(int(limit))
-        rows = await self._rows(sql, args)
+        order_by = "id " + ("ASC" if oldest_first else "DESC")
+
+        def part(term: str | None) -> tuple[str, list[Any]]:
+            """The page of one part of the tasks (``both_parts``), or of the search's hits."""
+            terms = [*where, term] if term else where
+            return (f"SELECT * FROM {source}" + (" WHERE " + " AND ".join(terms) if terms else "")
+                    + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit)])
+
+        sql, args = both_parts(part, order_by, limit) if source == "tasks" else part(None)
+        rows = await self._rows(with_sql + sql, [*with_args, *args])
         if source == "search_hits":
             rows = await self._whole_rows(rows)
         return [Task.from_row(row) for row in rows]
@@ -1183,8 +1209,11 @@ class Store:
         if owners is None:
             return await self._scalar("SELECT count(*) FROM tasks")
         owners = list(owners)
+        # a count of each part (both_parts): only the settled tasks are in tasks_by_owner
+        mine = f"owner IN ({','.join('?' * len(owners))})"
         return await self._scalar(
-            f"SELECT count(*) FROM tasks WHERE owner IN ({','.join('?' * len(owners))})", owners)
+            f"SELECT (SELECT count(*) FROM tasks WHERE {SETTLED} AND {mine}) "
+            f"+ (SELECT count(*) FROM tasks WHERE {FRESH} AND {mine})", [*owners, *owners])
 
     async def children(self, task_id: str) -> list[Task]:
         """Reruns and forks made from this task, oldest first."""
@@ -1542,6 +1571,9 @@ class Store:
         meanwhile go in between instead of waiting for the whole prune; after each,
         the prune rests ``PRUNE_REST_RATIO`` times as long as the chunk took.
         """
+        # a chunk walks tasks_by_finished, which holds the settled tasks only: the
+        # tasks ended in the last second go in first
+        await self.settle()
         total = 0
         checkpointed = time.perf_counter()
         for step, cutoff in ((tx_prune_tasks, finished_before), (tx_prune_events, events_before)):

@@ -8,7 +8,7 @@ import math
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,6 +102,26 @@ ENDED_SORT_SQL = {
 }
 
 
+# the two parts of the tasks table a list reads apart (migration 11): the settled
+# tasks, in the indexes of the filters and sorts, and the fresh ones (not ended, or
+# ended since the last settling: few), which a part reads along tasks_fresh
+SETTLED = "fresh IS NULL"
+FRESH = "fresh = 1"
+
+
+def both_parts(arm: Callable[[str], tuple[str, list[Any]]], order_by: str, limit: int
+               ) -> tuple[str, list[Any]]:
+    """``arm``'s query over the settled tasks and over the fresh ones, merged: ``limit`` rows.
+
+    ``arm`` builds one part's SELECT (ordered and limited itself) given that part's
+    WHERE term, SETTLED or FRESH; SQLite merges the two ordered parts as it reads them.
+    """
+    settled, settled_args = arm(SETTLED)
+    fresh, fresh_args = arm(FRESH)
+    return (f"SELECT * FROM ({settled}) UNION ALL SELECT * FROM ({fresh}) "
+            f"ORDER BY {order_by} LIMIT ?", [*settled_args, *fresh_args, int(limit)])
+
+
 def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float,
                limit: int, source: str = "tasks") -> tuple[str, list[Any]]:
@@ -110,23 +130,27 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
     ``where``/``args`` are the filters' (``task_filters``); ``after`` the decoded cursor.
     The keyset starts with a bare range on the sort key (``>=``/``<=``) so that the
     key's index is entered at the cursor instead of walked from its start.
-    ``source`` is the table read: ``tasks``, or a search's few hits (``search_hits``).
+    ``source`` is the table read: ``tasks`` (its two parts, see ``both_parts``), or a
+    search's few hits (``search_hits``), sorted whole.
     """
+    direction = "DESC" if descending else "ASC"
+    order_by = f"id {direction}" if sort == "created" else f"sort_value {direction}, id DESC"
+    if source != "tasks":
+        return _page_part(sort, descending, where, args, after, now, limit, source, False)
+    return both_parts(lambda part: _page_part(sort, descending, [*where, part], args, after,
+                                              now, limit, source, part == SETTLED),
+                      order_by, int(limit) + 1)
+
+
+def _page_part(sort: str, descending: bool, where: list[str], args: list[Any],
+               after: tuple[Any, str, float] | None, now: float, limit: int, source: str,
+               settled: bool) -> tuple[str, list[Any]]:
+    """One part of ``page_query``: ``limit`` + 1 rows of ``source`` matching ``where``."""
     expr_args = [now] if sort == "duration" else []
-    if sort in ENDED_SORT_SQL:
-        # the ended tasks walk the sort's index from the cursor, the others (running,
-        # queued: few) are sorted apart; the merge keeps limit + 1 of both
-        ended, ended_args = _sorted_part(ENDED_SORT_SQL[sort], [], descending,
-                                         ["finished_at IS NOT NULL", *where], args, after,
-                                         limit, source)
-        # ifnull(...) = -1.0 enters tasks_by_finished where the unfinished tasks are
-        active, active_args = _sorted_part(
-            SORT_SQL[sort], expr_args, descending,
-            ["ifnull(finished_at, -1.0) = -1.0", "finished_at IS NULL", *where], args,
-            after, limit, source)
-        return (f"SELECT * FROM ({ended}) UNION ALL SELECT * FROM ({active}) "
-                f"ORDER BY sort_value {'DESC' if descending else 'ASC'}, id DESC LIMIT ?",
-                [*ended_args, *active_args, int(limit) + 1])
+    if settled and sort in ENDED_SORT_SQL:
+        # the settled tasks have ended: the sort's index holds them by the ended key
+        return _sorted_part(ENDED_SORT_SQL[sort], [], descending,
+                            ["finished_at IS NOT NULL", *where], args, after, limit, source)
     if sort != "created":
         return _sorted_part(SORT_SQL[sort], expr_args, descending, where, args, after, limit,
                             source)
@@ -165,13 +189,16 @@ def next_key_query(sort: str, where: list[str], args: list[Any], below: Any
                    ) -> tuple[str, list[Any]]:
     """The largest sort key among the matching tasks (below ``below``, when given)."""
     expr = SORT_SQL[sort]
-    where = list(where)
-    args = list(args)
-    if below is not None:
-        where.append(f"({expr}) < ?")
-        args.append(below)
-    return _from_tasks(f"SELECT {expr} AS sort_value", where) + \
-        f" ORDER BY {expr} DESC LIMIT 1", args
+
+    def arm(part: str) -> tuple[str, list[Any]]:
+        terms, values = [*where, part], list(args)
+        if below is not None:
+            terms.append(f"({expr}) < ?")
+            values.append(below)
+        return _from_tasks(f"SELECT {expr} AS sort_value", terms) + \
+            f" ORDER BY {expr} DESC LIMIT 1", values
+
+    return both_parts(arm, "sort_value DESC", 1)
 
 
 def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
@@ -184,13 +211,16 @@ def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
     the same index gives the tie newest first, ``limit`` rows read.
     """
     expr = SORT_SQL[sort]
-    where = [*where, f"({expr}) = ?"]
-    args = [*args, key]
-    if below_id is not None:
-        where.append("id < ?")
-        args.append(below_id)
-    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where)
-            + " ORDER BY id DESC LIMIT ?", [*args, int(limit)])
+
+    def arm(part: str) -> tuple[str, list[Any]]:
+        terms, values = [*where, part, f"({expr}) = ?"], [*args, key]
+        if below_id is not None:
+            terms.append("id < ?")
+            values.append(below_id)
+        return (_from_tasks(f"SELECT *, {expr} AS sort_value", terms)
+                + " ORDER BY id DESC LIMIT ?", [*values, int(limit)])
+
+    return both_parts(arm, "id DESC", limit)
 
 
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
@@ -218,21 +248,32 @@ def stats_query(where: list[str], args: list[Any], source: str = "tasks",
     are counted apart (a NULL queue), along the status index: a million finished
     tasks take ~50 ms to walk there, where a count per queue and status reads every
     row (0.5 s); then the queued and running tasks per queue, few and found by the
-    same index.
+    same index. Over the tasks table each count is of its two parts (``both_parts``):
+    a status or a queue may come in two rows, which the caller adds up.
     """
+    parts: list[str | None] = [SETTLED, FRESH] if source == "tasks" else [None]
+
+    def counted(select: str, terms: list[str], group_by: str) -> tuple[str, list[Any]]:
+        """``select`` grouped by ``group_by``, a query per part, and its arguments."""
+        return (" UNION ALL ".join(_from_tasks(select, [*terms, part], source)
+                                   + f" GROUP BY {group_by}" for part in parts),
+                list(args) * len(parts))
+
     if where and not by_status:
-        return (_from_tasks("SELECT queue, status, count(*)", where, source)
-                + " GROUP BY queue, status", list(args))
-    active = [f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})", *where]
-    return (_from_tasks("SELECT NULL, status, count(*)", where, source) + " GROUP BY status "
-            "UNION ALL " +
-            _from_tasks("SELECT queue, status, count(*)", active, source) +
-            " GROUP BY queue, status", [*args, *ACTIVE_STATUSES, *args])
+        return counted("SELECT queue, status, count(*)", where, "queue, status")
+    statuses_sql, statuses_args = counted("SELECT NULL, status, count(*)", where, "status")
+    # the queued and running tasks, all fresh (a settled task has ended)
+    active = [f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})", *where,
+              FRESH if source == "tasks" else None]
+    return (f"{statuses_sql} UNION ALL " + _from_tasks("SELECT queue, status, count(*)", active,
+                                                       source) + " GROUP BY queue, status",
+            [*statuses_args, *ACTIVE_STATUSES, *args])
 
 
-def _from_tasks(select: str, where: list[str], source: str = "tasks") -> str:
+def _from_tasks(select: str, where: list[str | None], source: str = "tasks") -> str:
     """``select`` from ``source`` (the tasks table), with the WHERE of ``where``'s terms if any."""
-    return f"{select} FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
+    terms = [term for term in where if term is not None]
+    return f"{select} FROM {source}" + (" WHERE " + " AND ".join(terms) if terms else "")
 
 
 class TaskPage(NamedTuple):
@@ -558,6 +599,20 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
     return taken + indexed, merged
 
 
+# ended tasks settled per transaction at most (see migration 11): each enters the ~15
+# indexes of the list's filters and sorts, where a batch's entries share pages
+SETTLE_BATCH = 500
+# (a task queued with an end time, which only an import writes, stays fresh)
+SETTLE_SELECT = ("SELECT rowid FROM tasks WHERE fresh = 1 AND finished_at IS NOT NULL "
+                 "AND status NOT IN ('queued', 'running') LIMIT ?")
+
+
+def tx_settle(conn: sqlite3.Connection, limit: int = SETTLE_BATCH) -> int:
+    """Settle up to ``limit`` ended fresh tasks (into the history indexes); how many."""
+    return conn.execute(f"UPDATE tasks SET fresh = NULL WHERE rowid IN ({SETTLE_SELECT})",
+                        (int(limit),)).rowcount
+
+
 def tx_merge_search(conn: sqlite3.Connection) -> None:
     """One step of merging the search index's segments (SEARCH_MERGE_PAGES pages)."""
     conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
@@ -605,9 +660,13 @@ _TASK_COLUMNS = [
     "callback_url", "resource_usage", "content_hashes", "process", "value_notes", "created_at",
     "started_at", "finished_at", "updated_at",
 ]
+# a task not ended goes in fresh (migration 11), an ended one (an import) settled at once;
+# ?N is the N-th value again: its status, its finished_at
 _INSERT_TASK = (
-    f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
+    f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}, fresh) "
+    f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))}, "
+    f"CASE WHEN ?{_TASK_COLUMNS.index('finished_at') + 1} IS NULL "
+    f"OR ?{_TASK_COLUMNS.index('status') + 1} IN ('queued', 'running') THEN 1 END)"
 )
 
 
@@ -850,7 +909,8 @@ PRUNE_CHECKPOINT_SECONDS = 0.05
 # and sort every finished task by time for each chunk)
 # the range starts past -1.0, the key of every unfinished task: those sit at the head of
 # the index, and a chunk that walked them (a backlog queued meanwhile) read each row
-PRUNE_SELECT = (f"SELECT id FROM tasks WHERE {FINISHED_KEY} > -1.0 AND {FINISHED_KEY} < ? "
+PRUNE_SELECT = (f"SELECT id FROM tasks WHERE {SETTLED} "
+                f"AND {FINISHED_KEY} > -1.0 AND {FINISHED_KEY} < ? "
                 f"AND +status IN ({','.join('?' * len(TERMINAL_STATUSES))}) "
                 f"ORDER BY {FINISHED_KEY} LIMIT ?")
 

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from jupyter_tasks.migrations import MIGRATIONS
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import LIST_SORTS, Store, task_sql
 from jupyter_tasks.store import store as store_module
+from jupyter_tasks.store.connection import split_sql
 
 HISTORY = 20_000
 WORDS = ("Train Model", "etl", "Zeta run", "évaluer", 'say "hi" AND NEAR')
@@ -380,13 +382,16 @@ async def test_a_near_page_is_whole_only_above_the_nearest_hit_in_id_order(
 async def test_an_older_database_learns_which_tasks_are_out_of_order(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     start = time.time()
-    async with await Store.open(path) as store:
-        await store.insert_task_rows(row(i, start) for i in range(3))
     conn = sqlite3.connect(path)
-    try:  # as schema version 9 had it, with a task inserted out of order since, indexed
-        conn.executescript("ALTER TABLE task_search_mark DROP COLUMN max_id; "
-                           "DROP TABLE task_disorder; "
-                           "PRAGMA user_version = 9;")
+    try:  # a database of schema version 9, with a task inserted out of order, indexed
+        for _, script in MIGRATIONS[:9]:
+            for statement in split_sql(script):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 9")
+        for i in range(3):
+            task = row(i, start)
+            conn.execute(f"INSERT INTO tasks ({', '.join(task)}) "
+                         f"VALUES ({', '.join('?' * len(task))})", list(task.values()))
         conn.execute("INSERT INTO tasks (id, kind, mode, status, created_at, updated_at) "
                      "VALUES (?, 'function', 'job', 'queued', 0, 0)", ("0" * 32,))
         conn.execute("UPDATE task_search_mark SET indexed_to = (SELECT max(rowid) FROM tasks)")
