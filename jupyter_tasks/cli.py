@@ -523,9 +523,22 @@ def lab_argv(argv: Sequence[str], uid: int | None = None) -> list[str]:
     return ["jupyter", "lab", *argv]
 
 
+def lab_executable(python: str | None = None) -> str | None:
+    """The ``jupyter-lab`` of this Python's environment, else the first on ``PATH``.
+
+    The environment's own first: ``/venv/bin/jupyter tasks lab`` run without activating
+    the venv found another environment's JupyterLab on ``PATH``, without this extension
+    (every ``/api/tasks`` call answered 404).
+    """
+    beside = Path(python or sys.executable).with_name("jupyter-lab")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("jupyter-lab") or shutil.which("jupyter")
+
+
 def _cmd_lab(argv: Sequence[str]) -> int:
     command = lab_argv(argv)
-    exe = shutil.which("jupyter-lab") or shutil.which("jupyter")
+    exe = lab_executable()
     if exe is None:
         print("error: jupyter lab is not installed (pip install jupyterlab)", file=sys.stderr)
         return 2

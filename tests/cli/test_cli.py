@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from jupyter_tasks import cli as cli_module
 from jupyter_tasks.cli import SHORT_ID, lab_argv
 from jupyter_tasks.models import Task
 from jupyter_tasks.paths import DB_ENV
@@ -240,3 +241,23 @@ def test_a_reader_that_leaves_ends_the_output_quietly(env: dict[str, str], tmp_p
     _, err = listing.communicate(timeout=120)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert listing.returncode == 141
+
+
+def test_lab_starts_the_jupyterlab_of_its_own_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /venv/bin/jupyter tasks lab, the venv not activated: another environment's
+    # jupyter-lab first on PATH has no jupyter-tasks (every /api/tasks call was a 404)
+    def executable(folder: Path, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+        return path
+
+    venv = tmp_path / "venv" / "bin"
+    python = executable(venv, "python")
+    elsewhere = executable(tmp_path / "other" / "bin", "jupyter-lab")
+    monkeypatch.setenv("PATH", str(elsewhere.parent))
+    assert cli_module.lab_executable(str(python)) == str(elsewhere)  # none beside it: PATH's
+    own = executable(venv, "jupyter-lab")
+    assert cli_module.lab_executable(str(python)) == str(own)
