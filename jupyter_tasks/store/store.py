@@ -96,6 +96,7 @@ from .task_sql import (
     SEARCH_WALK_START,
     SEARCH_WORK_LEFT,
     SETTLE_BATCH,
+    SETTLE_WORK_LEFT,
     SETTLED,
     STATUS_TERMS,
     WHOLE_ROWS_PER_READ,
@@ -459,13 +460,14 @@ class Store:
         batch held it.
         """
         settled = 0
-        while True:
+        while await self._scalar(SETTLE_WORK_LEFT):
             started = time.perf_counter()
             batch = await self._txn(tx_settle, SETTLE_BATCH)
             settled += batch
             if batch < SETTLE_BATCH:
-                return settled
+                break
             await asyncio.sleep(time.perf_counter() - started)
+        return settled
 
     async def index_search(self) -> int:
         """Bring the search index up to date, a batch per transaction; how many rows it took.

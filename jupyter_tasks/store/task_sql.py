@@ -602,9 +602,13 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
 # ended tasks settled per transaction at most (see migration 11): each enters the ~15
 # indexes of the list's filters and sorts, where a batch's entries share pages
 SETTLE_BATCH = 500
-# (a task queued with an end time, which only an import writes, stays fresh)
-SETTLE_SELECT = ("SELECT rowid FROM tasks WHERE fresh = 1 AND finished_at IS NOT NULL "
-                 "AND status NOT IN ('queued', 'running') LIMIT ?")
+# the tasks waiting to settle, along tasks_settling (a task queued with an end time,
+# which only an import writes, stays fresh)
+SETTLE_WHERE = ("fresh = 1 AND finished_at IS NOT NULL "
+                "AND status NOT IN ('queued', 'running')")
+SETTLE_SELECT = f"SELECT rowid FROM tasks WHERE {SETTLE_WHERE} LIMIT ?"
+# is any task waiting? (a read: an idle store takes no write lock to find out)
+SETTLE_WORK_LEFT = f"SELECT EXISTS (SELECT 1 FROM tasks WHERE {SETTLE_WHERE})"
 
 
 def tx_settle(conn: sqlite3.Connection, limit: int = SETTLE_BATCH) -> int:

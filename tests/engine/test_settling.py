@@ -269,3 +269,26 @@ async def test_a_prune_forgets_tasks_ended_since_the_last_settling(tmp_path: Pat
         assert set(await parts(store)) == {"fresh active"}
     finally:
         await store.close()
+
+
+async def test_an_idle_store_takes_no_write_lock_to_settle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every writer process looks each second: with nothing to settle, a transaction
+    # each time would take the lock from the others for nothing
+    store = await mixed_store(tmp_path / "tasks.db", count=20)
+    try:
+        writes: list[Any] = []
+        txn = store._txn
+
+        async def recording(fn: Any, *args: Any) -> Any:
+            writes.append(fn)
+            return await txn(fn, *args)
+
+        monkeypatch.setattr(store, "_txn", recording)
+        assert await store.settle() > 0
+        assert writes == [tx_settle]
+        writes.clear()
+        assert await store.settle() == 0
+        assert writes == []
+    finally:
+        await store.close()
