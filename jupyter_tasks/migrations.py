@@ -392,6 +392,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         BEGIN
             UPDATE tasks SET fresh = 1 WHERE rowid = new.rowid;
         END;
+        -- the same for a task inserted without fresh: by a process still running a
+        -- version before this one (its insert names no such column), which would
+        -- otherwise leave its queued job settled, out of the queue counts and lists
+        CREATE TRIGGER tasks_insert_fresh AFTER INSERT ON tasks
+        WHEN new.fresh IS NULL
+        AND (new.finished_at IS NULL OR new.status IN ('queued', 'running'))
+        BEGIN
+            UPDATE tasks SET fresh = 1 WHERE rowid = new.rowid;
+        END;
         -- the indexes of versions 1, 7 and 8, of the settled tasks. The filters' hold
         -- fresh too (always NULL there): a count of the settled tasks by status or owner
         -- then reads the index alone, where it read every row

@@ -292,3 +292,31 @@ async def test_an_idle_store_takes_no_write_lock_to_settle(
         assert writes == []
     finally:
         await store.close()
+
+
+async def test_a_job_queued_by_a_process_of_the_version_before_is_fresh(
+        tmp_path: Path) -> None:
+    # a worker or kernel still running the code of schema 10 beside an upgraded server:
+    # its insert names no fresh column, and its queued job must not pass for settled
+    path = tmp_path / "tasks.db"
+    store = await Store.open(path)
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("INSERT INTO tasks (id, kind, mode, status, name, queue, created_at, "
+                         "updated_at) VALUES (?, 'function', 'job', 'queued', 'old', "
+                         "'default', ?, ?)", (new_task_id(), time.time(), time.time()))
+            conn.execute("INSERT INTO tasks (id, kind, mode, status, name, created_at, "
+                         "updated_at, finished_at) VALUES (?, 'function', 'job', 'succeeded', "
+                         "'old', ?, ?, ?)", (new_task_id(), *[time.time()] * 3))
+            conn.commit()
+        finally:
+            conn.close()
+        assert await parts(store) == {"fresh active": 1, "settled ended": 1}
+        assert (await store.stats())["queues"] == {"default": {"queued": 1, "running": 0}}
+        everything = await store.list_tasks(limit=10)
+        for sort in ("duration", "progress", "status"):
+            assert await walk(store, sort, "asc", {}, limit=1) == \
+                brute_force_order(everything, sort, "asc", {})
+    finally:
+        await store.close()
