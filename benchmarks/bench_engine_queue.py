@@ -55,6 +55,7 @@ from bench_server_common import noop_registry
 from jupyter_tasks import TaskManager
 from jupyter_tasks.models import new_task_id
 from jupyter_tasks.store import Store
+from jupyter_tasks.store import store as store_module
 from jupyter_tasks.store.task_sql import SETTLE_BATCH, tx_settle
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -299,9 +300,19 @@ async def build_backlog(path: Path, count: int, job: str = "noop") -> None:
 
 
 async def claim_rate(path: Path) -> float:
-    """One-job claims per second: CLAIMS of them, each job handed back so the depth stays."""
+    """One-job claims per second: CLAIMS of them, each job handed back so the depth stays.
+
+    The queue as it stands once the store has settled its waiting jobs (into the
+    history indexes, after QUEUED_SETTLE_SECONDS), at either depth: settled first, so
+    that the upkeep does not settle it beside the claims.
+    """
     store = await Store.open(path)
     try:
+        waited, store_module.QUEUED_SETTLE_SECONDS = store_module.QUEUED_SETTLE_SECONDS, 0.0
+        try:
+            await store.settle()
+        finally:
+            store_module.QUEUED_SETTLE_SECONDS = waited
         spent = 0.0
         for _ in range(CLAIMS):
             started = time.perf_counter()

@@ -364,9 +364,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- entries share pages. Each of a job's commits had written about 20 of them
         -- (33 WAL frames a job, 12 now; bench_engine_write_cost.py). A list reads the
         -- settled tasks along those indexes and the fresh ones (running, queued, ended
-        -- in the last second: few) apart, and merges the two (task_sql.both_parts).
-        -- A settled task has ended: its sort keys are fixed, and tasks_unsettle makes a
-        -- task fresh again should it ever be put back in the queue.
+        -- in the last second: few) apart, and merges them (task_sql.merged_parts).
+        -- Jobs that wait in the queue are settled too after a while (a backlog, which
+        -- the fresh part would read whole): the indexes then follow their keys as they
+        -- start and end, as they did for every task before. A task inserted without
+        -- fresh (by a process of the version before) is settled: only slower to write.
         ALTER TABLE tasks ADD COLUMN fresh INTEGER;
         DROP INDEX tasks_by_status;
         DROP INDEX tasks_by_owner;
@@ -386,21 +388,6 @@ MIGRATIONS: list[tuple[int, str]] = [
         UPDATE tasks SET fresh = 1 WHERE finished_at IS NULL OR status IN ('queued', 'running');
         CREATE INDEX tasks_fresh ON tasks(id) WHERE fresh = 1;
         CREATE INDEX tasks_settling ON tasks(id) WHERE fresh = 1 AND finished_at IS NOT NULL;
-        CREATE TRIGGER tasks_unsettle AFTER UPDATE OF status, finished_at ON tasks
-        WHEN new.fresh IS NULL
-        AND (new.finished_at IS NULL OR new.status IN ('queued', 'running'))
-        BEGIN
-            UPDATE tasks SET fresh = 1 WHERE rowid = new.rowid;
-        END;
-        -- the same for a task inserted without fresh: by a process still running a
-        -- version before this one (its insert names no such column), which would
-        -- otherwise leave its queued job settled, out of the queue counts and lists
-        CREATE TRIGGER tasks_insert_fresh AFTER INSERT ON tasks
-        WHEN new.fresh IS NULL
-        AND (new.finished_at IS NULL OR new.status IN ('queued', 'running'))
-        BEGIN
-            UPDATE tasks SET fresh = 1 WHERE rowid = new.rowid;
-        END;
         -- the indexes of versions 1, 7 and 8, of the settled tasks. The filters' hold
         -- fresh too (always NULL there): a count of the settled tasks by status or owner
         -- then reads the index alone, where it read every row

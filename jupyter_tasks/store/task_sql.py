@@ -107,19 +107,23 @@ ENDED_SORT_SQL = {
 # ended since the last settling: few), which a part reads along tasks_fresh
 SETTLED = "fresh IS NULL"
 FRESH = "fresh = 1"
+# the settled tasks not ended (jobs settled while they waited in the queue), which the
+# progress and duration indexes (of ended tasks) do not hold: ifnull(...) = -1.0 enters
+# tasks_by_finished where they are
+SETTLED_WAITING = "fresh IS NULL AND ifnull(finished_at, -1.0) = -1.0 AND finished_at IS NULL"
 
 
-def both_parts(arm: Callable[[str], tuple[str, list[Any]]], order_by: str, limit: int
-               ) -> tuple[str, list[Any]]:
-    """``arm``'s query over the settled tasks and over the fresh ones, merged: ``limit`` rows.
+def merged_parts(arm: Callable[[str], tuple[str, list[Any]]], order_by: str, limit: int,
+                 parts: Sequence[str] = (SETTLED, FRESH)) -> tuple[str, list[Any]]:
+    """``arm``'s query over each part of the tasks, merged in ``order_by``: ``limit`` rows.
 
     ``arm`` builds one part's SELECT (ordered and limited itself) given that part's
-    WHERE term, SETTLED or FRESH; SQLite merges the two ordered parts as it reads them.
+    WHERE term; SQLite merges the ordered parts as it reads them.
     """
-    settled, settled_args = arm(SETTLED)
-    fresh, fresh_args = arm(FRESH)
-    return (f"SELECT * FROM ({settled}) UNION ALL SELECT * FROM ({fresh}) "
-            f"ORDER BY {order_by} LIMIT ?", [*settled_args, *fresh_args, int(limit)])
+    queries = [arm(part) for part in parts]
+    return (" UNION ALL ".join(f"SELECT * FROM ({sql})" for sql, _ in queries)
+            + f" ORDER BY {order_by} LIMIT ?",
+            [*(value for _, values in queries for value in values), int(limit)])
 
 
 def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
@@ -130,16 +134,17 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
     ``where``/``args`` are the filters' (``task_filters``); ``after`` the decoded cursor.
     The keyset starts with a bare range on the sort key (``>=``/``<=``) so that the
     key's index is entered at the cursor instead of walked from its start.
-    ``source`` is the table read: ``tasks`` (its two parts, see ``both_parts``), or a
+    ``source`` is the table read: ``tasks`` (its parts, see ``merged_parts``), or a
     search's few hits (``search_hits``), sorted whole.
     """
     direction = "DESC" if descending else "ASC"
     order_by = f"id {direction}" if sort == "created" else f"sort_value {direction}, id DESC"
     if source != "tasks":
         return _page_part(sort, descending, where, args, after, now, limit, source, False)
-    return both_parts(lambda part: _page_part(sort, descending, [*where, part], args, after,
-                                              now, limit, source, part == SETTLED),
-                      order_by, int(limit) + 1)
+    parts = (SETTLED, SETTLED_WAITING, FRESH) if sort in ENDED_SORT_SQL else (SETTLED, FRESH)
+    return merged_parts(lambda part: _page_part(sort, descending, [*where, part], args, after,
+                                                now, limit, source, part == SETTLED),
+                        order_by, int(limit) + 1, parts)
 
 
 def _page_part(sort: str, descending: bool, where: list[str], args: list[Any],
@@ -148,7 +153,8 @@ def _page_part(sort: str, descending: bool, where: list[str], args: list[Any],
     """One part of ``page_query``: ``limit`` + 1 rows of ``source`` matching ``where``."""
     expr_args = [now] if sort == "duration" else []
     if settled and sort in ENDED_SORT_SQL:
-        # the settled tasks have ended: the sort's index holds them by the ended key
+        # the settled tasks that have ended: the sort's index holds them by the ended key
+        # (the others are SETTLED_WAITING's)
         return _sorted_part(ENDED_SORT_SQL[sort], [], descending,
                             ["finished_at IS NOT NULL", *where], args, after, limit, source)
     if sort != "created":
@@ -254,26 +260,27 @@ def stats_query(where: list[str], args: list[Any], source: str = "tasks",
     are counted apart (a NULL queue), along the status index: a million finished
     tasks take ~50 ms to walk there, where a count per queue and status reads every
     row (0.5 s); then the queued and running tasks per queue, few and found by the
-    same index. Over the tasks table each count is of its two parts (``both_parts``):
+    same index. Over the tasks table each count is of its two parts (``merged_parts``):
     a status or a queue may come in two rows, which the caller adds up.
     """
     parts: list[str | None] = [SETTLED, FRESH] if source == "tasks" else [None]
 
-    def counted(select: str, terms: list[str], group_by: str) -> tuple[str, list[Any]]:
+    def counted(select: str, terms: list[str], values: list[Any], group_by: str
+                ) -> tuple[str, list[Any]]:
         """``select`` grouped by ``group_by``, a query per part, and its arguments."""
         return (" UNION ALL ".join(_from_tasks(select, [*terms, part], source)
                                    + f" GROUP BY {group_by}" for part in parts),
-                list(args) * len(parts))
+                list(values) * len(parts))
 
     if where and not by_status:
-        return counted("SELECT queue, status, count(*)", where, "queue, status")
-    statuses_sql, statuses_args = counted("SELECT NULL, status, count(*)", where, "status")
-    # the queued and running tasks, all fresh (a settled task has ended)
-    active = [f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})", *where,
-              FRESH if source == "tasks" else None]
-    return (f"{statuses_sql} UNION ALL " + _from_tasks("SELECT queue, status, count(*)", active,
-                                                       source) + " GROUP BY queue, status",
-            [*statuses_args, *ACTIVE_STATUSES, *args])
+        return counted("SELECT queue, status, count(*)", where, args, "queue, status")
+    statuses_sql, statuses_args = counted("SELECT NULL, status, count(*)", where, args,
+                                          "status")
+    active_sql, active_args = counted(
+        "SELECT queue, status, count(*)",
+        [f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})", *where],
+        [*ACTIVE_STATUSES, *args], "queue, status")
+    return f"{statuses_sql} UNION ALL {active_sql}", [*statuses_args, *active_args]
 
 
 def _from_tasks(select: str, where: list[str | None], source: str = "tasks") -> str:
@@ -605,22 +612,38 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
     return taken + indexed, merged
 
 
-# ended tasks settled per transaction at most (see migration 11): each enters the ~15
+# tasks settled per transaction at most (see migration 11): each enters the ~15
 # indexes of the list's filters and sorts, where a batch's entries share pages
 SETTLE_BATCH = 500
-# the tasks waiting to settle, along tasks_settling (a task queued with an end time,
-# which only an import writes, stays fresh)
+# the ended tasks waiting to settle, along tasks_settling (a task queued with an end
+# time, which only an import writes, is left to the queued jobs' turn)
 SETTLE_WHERE = ("fresh = 1 AND finished_at IS NOT NULL "
                 "AND status NOT IN ('queued', 'running')")
 SETTLE_SELECT = f"SELECT rowid FROM tasks WHERE {SETTLE_WHERE} LIMIT ?"
-# is any task waiting? (a read: an idle store takes no write lock to find out)
-SETTLE_WORK_LEFT = f"SELECT EXISTS (SELECT 1 FROM tasks WHERE {SETTLE_WHERE})"
+# the jobs queued before an id (a time: new_task_id), along tasks_fresh from the oldest
+SETTLE_WAITING_WHERE = "fresh = 1 AND id < ? AND status = 'queued'"
+SETTLE_WAITING_SELECT = f"SELECT rowid FROM tasks WHERE {SETTLE_WAITING_WHERE} LIMIT ?"
+# is any task waiting? (a read: an idle store takes no write lock to find out); its
+# argument: the id before which a queued job has waited long enough
+SETTLE_WORK_LEFT = (f"SELECT EXISTS (SELECT 1 FROM tasks WHERE {SETTLE_WHERE}) "
+                    f"OR EXISTS (SELECT 1 FROM tasks WHERE {SETTLE_WAITING_WHERE})")
 
 
-def tx_settle(conn: sqlite3.Connection, limit: int = SETTLE_BATCH) -> int:
-    """Settle up to ``limit`` ended fresh tasks (into the history indexes); how many."""
-    return conn.execute(f"UPDATE tasks SET fresh = NULL WHERE rowid IN ({SETTLE_SELECT})",
-                        (int(limit),)).rowcount
+def queued_before(seconds_ago: float) -> str:
+    """The smallest id a job queued ``seconds_ago`` would have had (ids begin with the time)."""
+    return f"{max(0, time.time_ns() - int(seconds_ago * 1e9)):016x}"
+
+
+def tx_settle(conn: sqlite3.Connection, limit: int = SETTLE_BATCH,
+              waited: str = "") -> int:
+    """Settle up to ``limit`` fresh tasks: ended ones, then jobs queued before ``waited``."""
+    settled = conn.execute(f"UPDATE tasks SET fresh = NULL WHERE rowid IN ({SETTLE_SELECT})",
+                           (int(limit),)).rowcount
+    if settled < limit and waited:
+        settled += conn.execute(
+            f"UPDATE tasks SET fresh = NULL WHERE rowid IN ({SETTLE_WAITING_SELECT})",
+            (waited, int(limit) - settled)).rowcount
+    return settled
 
 
 def tx_merge_search(conn: sqlite3.Connection) -> None:

@@ -145,8 +145,11 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
                 bounded = re.sub(r"SCAN \(subquery-\d+\) \| USE TEMP B-TREE FOR ORDER BY",
                                  "", seen)
                 if sort in ENDED_SORT_SQL:
-                    # the settled tasks (all ended) walk the sort's own index
+                    # the settled tasks that have ended walk the sort's own index; those
+                    # not ended (jobs settled while queued) are sorted apart
                     assert f"INDEX tasks_by_{sort}" in seen, (sort, filters, seen)
+                    bounded = bounded.replace("INDEX tasks_by_finished (<expr>=?) | "
+                                              "USE TEMP B-TREE FOR ORDER BY", "")
                 assert "TEMP B-TREE FOR" not in without_fresh_sort(bounded), \
                     (sort, descending, filters, seen)
     finally:
