@@ -313,6 +313,12 @@ async def claim_rate(path: Path) -> float:
             await store.settle()
         finally:
             store_module.QUEUED_SETTLE_SECONDS = waited
+        # and its write-ahead log copied back, as the store's own checkpoints soon do
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
         spent = 0.0
         for _ in range(CLAIMS):
             started = time.perf_counter()
