@@ -110,7 +110,6 @@ from .task_sql import (
     near_page_query,
     next_key_query,
     page_query,
-    part_page_query,
     queued_before,
     search_hits,
     search_match,
@@ -1155,13 +1154,7 @@ class Store:
             if source == "search_hits":
                 rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
             elif order == "desc" and sort in GROUP_WALKED_SORTS:
-                # the settled tasks a tie group at a time; the fresh ones (whose part is
-                # read whole: a deep backlog is all fresh) once, merged here
-                settled = await self._descending_rows(sort, where, args, after, now, limit)
-                fresh = await self._rows(*part_page_query(sort, True, where, args, after, now,
-                                                          limit, FRESH))
-                rows = sorted([*settled, *fresh], key=lambda row: (row["sort_value"], row["id"]),
-                              reverse=True)[:limit + 1]
+                rows = await self._descending_rows(sort, where, args, after, now, limit)
             else:
                 sql, args = page_query(sort, order == "desc", where, args, after, now, limit)
                 rows = await self._rows(sql, args)
@@ -1184,8 +1177,6 @@ class Store:
                                limit: int) -> list[sqlite3.Row]:
         """``limit`` + 1 rows of a descending page, a tie group at a time (tie_group_query).
 
-        Of the settled tasks (the fresh ones are read apart, whole).
-
         After TIE_GROUPS_WALKED groups the page is still short only where ties are
         small (a key nearly unique, such as a start time): SQLite's own walk, which
         sorts each tie as it goes, ends the page.
@@ -1193,25 +1184,23 @@ class Store:
         want = limit + 1
         rows: list[sqlite3.Row] = []
         key = None
-        settled = [*where, SETTLED]
         if after is not None:  # first the rest of the cursor's own tie
             key = after[0]
-            rows += await self._rows(*tie_group_query(sort, settled, args, key, after[1], want))
+            rows += await self._rows(*tie_group_query(sort, where, args, key, after[1], want))
         for _ in range(TIE_GROUPS_WALKED):
             if len(rows) >= want:
                 return rows[:want]
-            found = await self._rows(*next_key_query(sort, settled, args, key))
+            found = await self._rows(*next_key_query(sort, where, args, key))
             if not found:
                 return rows
             key = found[0]["sort_value"]
-            rows += await self._rows(*tie_group_query(sort, settled, args, key, None,
+            rows += await self._rows(*tie_group_query(sort, where, args, key, None,
                                                       want - len(rows)))
         if len(rows) >= want:
             return rows[:want]
         last = rows[-1] if rows else None
         cursor = (last["sort_value"], last["id"], now) if last is not None else after
-        sql, sql_args = part_page_query(sort, True, where, args, cursor, now,
-                                        want - len(rows) - 1, SETTLED)
+        sql, sql_args = page_query(sort, True, where, args, cursor, now, want - len(rows) - 1)
         return rows + await self._rows(sql, sql_args)
 
     async def match_ids(self, fragment: str, limit: int = 11) -> list[tuple[str, str, str]]:

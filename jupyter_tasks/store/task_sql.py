@@ -195,16 +195,20 @@ def next_key_query(sort: str, where: list[str], args: list[Any], below: Any
                    ) -> tuple[str, list[Any]]:
     """The largest sort key among the matching tasks (below ``below``, when given).
 
-    Of one part of the tasks: ``where`` names it (SETTLED, for ``_descending_rows``).
+    Both parts of the tasks in one statement (``merged_parts``), as every read of a
+    page: a task settled between two of its reads is in one part or the other.
     """
     expr = SORT_SQL[sort]
-    where = list(where)
-    args = list(args)
-    if below is not None:
-        where.append(f"({expr}) < ?")
-        args.append(below)
-    return _from_tasks(f"SELECT {expr} AS sort_value", where) + \
-        f" ORDER BY {expr} DESC LIMIT 1", args
+
+    def arm(part: str) -> tuple[str, list[Any]]:
+        terms, values = [*where, part], list(args)
+        if below is not None:
+            terms.append(f"({expr}) < ?")
+            values.append(below)
+        return _from_tasks(f"SELECT {expr} AS sort_value", terms) + \
+            f" ORDER BY {expr} DESC LIMIT 1", values
+
+    return merged_parts(arm, "sort_value DESC", 1)
 
 
 def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
@@ -214,25 +218,20 @@ def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
     A descending sort walks its (key, id DESC) index backwards, which gives each tie
     oldest first: SQLite then sorts every tie whole, and a status sorted descending
     sorted the million ended tasks for each page (3 s). Entered at one key instead,
-    the same index gives the tie newest first, ``limit`` rows read. Of one part of
-    the tasks, as ``next_key_query``.
+    the same index gives the tie newest first, ``limit`` rows read. Both parts in
+    one statement, as ``next_key_query``.
     """
     expr = SORT_SQL[sort]
-    where = [*where, f"({expr}) = ?"]
-    args = [*args, key]
-    if below_id is not None:
-        where.append("id < ?")
-        args.append(below_id)
-    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where)
-            + " ORDER BY id DESC LIMIT ?", [*args, int(limit)])
 
+    def arm(part: str) -> tuple[str, list[Any]]:
+        terms, values = [*where, part, f"({expr}) = ?"], [*args, key]
+        if below_id is not None:
+            terms.append("id < ?")
+            values.append(below_id)
+        return (_from_tasks(f"SELECT *, {expr} AS sort_value", terms)
+                + " ORDER BY id DESC LIMIT ?", [*values, int(limit)])
 
-def part_page_query(sort: str, descending: bool, where: list[str], args: list[Any],
-                    after: tuple[Any, str, float] | None, now: float, limit: int, part: str
-                    ) -> tuple[str, list[Any]]:
-    """``page_query``'s ``part`` alone (SETTLED or FRESH): ``limit`` + 1 of its tasks."""
-    return _page_part(sort, descending, [*where, part], args, after, now, limit, "tasks",
-                      part == SETTLED)
+    return merged_parts(arm, "id DESC", limit)
 
 
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
