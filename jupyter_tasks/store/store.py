@@ -186,7 +186,7 @@ TAIL_CHECKPOINT_FRAMES = 2000
 # million-task prune its longest fell from 69 to 40 ms, its median from 26 to 24 ms)
 PASSIVE_CHECKPOINTS = 2
 # Jobs queued this long ago are settled too: a backlog, which the fresh part of every
-# list would otherwise read whole (100,000 queued jobs: 30-150 ms a page, where settled
+# list would otherwise read whole (100,000 queued jobs: 20-320 ms a page, where settled
 # they cost the usual ~1 ms). A job claimed within it, as any is when workers keep up,
 # never enters the indexes before it ends.
 QUEUED_SETTLE_SECONDS = 10.0
