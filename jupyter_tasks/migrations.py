@@ -361,10 +361,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- from its insert until some time after it ends; the store then settles ended
         -- tasks in batches (task_sql.tx_settle: fresh becomes NULL), and only settled
         -- tasks are in the indexes of the list's filters and sorts, where a batch's
-        -- entries share pages. Each of a job's commits had written about 20 of them
-        -- (33 WAL frames a job, 12 now; bench_engine_write_cost.py). A list reads the
-        -- settled tasks along those indexes and the fresh ones (running, queued, ended
-        -- in the last second: few) apart, and merges them (task_sql.merged_parts).
+        -- entries share pages. A job's commits had written them all (32 WAL frames a
+        -- job, 11 now; bench_engine_write_cost.py). A list reads the settled tasks
+        -- along those indexes and the fresh ones (running, queued lately, ended in the
+        -- last second: few) apart, and merges them (task_sql.merged_parts).
         -- Jobs that wait in the queue are settled too after a while (a backlog, which
         -- the fresh part would read whole): the indexes then follow their keys as they
         -- start and end, as they did for every task before. A task inserted without

@@ -106,7 +106,7 @@ from .task_sql import (
     encode_list_cursor,
     file_chunks,
     hit_columns,
-    merged_parts,
+    id_order_query,
     near_page_query,
     next_key_query,
     page_query,
@@ -1070,15 +1070,7 @@ class Store:
             where.append("id > ?" if oldest_first else "id < ?")
             args.append(cursor)
         with_sql, source, with_args = await self._search_source(search, " ".join(where))
-        order_by = "id " + ("ASC" if oldest_first else "DESC")
-
-        def part(term: str | None) -> tuple[str, list[Any]]:
-            """The page of one part of the tasks (``merged_parts``), or of the search's hits."""
-            terms = [*where, term] if term else where
-            return (f"SELECT * FROM {source}" + (" WHERE " + " AND ".join(terms) if terms else "")
-                    + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit)])
-
-        sql, args = merged_parts(part, order_by, limit) if source == "tasks" else part(None)
+        sql, args = id_order_query(where, args, oldest_first, limit, source)
         rows = await self._rows(with_sql + sql, [*with_args, *args])
         if source == "search_hits":
             rows = await self._whole_rows(rows)
@@ -1219,7 +1211,7 @@ class Store:
         if owners is None:
             return await self._scalar("SELECT count(*) FROM tasks")
         owners = list(owners)
-        # a count of each part (merged_parts): only the settled tasks are in tasks_by_owner
+        # a count of each part (SETTLED, FRESH): only the settled tasks are in tasks_by_owner
         mine = f"owner IN ({','.join('?' * len(owners))})"
         return await self._scalar(
             f"SELECT (SELECT count(*) FROM tasks WHERE {SETTLED} AND {mine}) "

@@ -103,8 +103,9 @@ ENDED_SORT_SQL = {
 
 
 # the two parts of the tasks table a list reads apart (migration 11): the settled
-# tasks, in the indexes of the filters and sorts, and the fresh ones (not ended, or
-# ended since the last settling: few), which a part reads along tasks_fresh
+# tasks, in the indexes of the filters and sorts, and the fresh ones (running, queued
+# less than QUEUED_SETTLE_SECONDS, ended since the last settling: few), which a part
+# reads along tasks_fresh
 SETTLED = "fresh IS NULL"
 FRESH = "fresh = 1"
 # the settled tasks not ended (jobs settled while they waited in the queue), which the
@@ -248,6 +249,18 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
     # the select's and the order's copies of the expression's arguments around the rest
     return (_from_tasks(f"SELECT *, {expr} AS sort_value", where, source)
             + f" ORDER BY {order_by} LIMIT ?", [*expr_args, *args, *expr_args, int(limit) + 1])
+
+
+def id_order_query(where: list[str], args: list[Any], oldest_first: bool, limit: int,
+                   source: str = "tasks") -> tuple[str, list[Any]]:
+    """``Store.list_tasks``' SELECT: ``limit`` matching tasks in id order, of every part."""
+    order_by = "id " + ("ASC" if oldest_first else "DESC")
+
+    def part(term: str | None) -> tuple[str, list[Any]]:
+        return (_from_tasks("SELECT *", [*where, term], source)
+                + f" ORDER BY {order_by} LIMIT ?", [*args, int(limit)])
+
+    return merged_parts(part, order_by, limit) if source == "tasks" else part(None)
 
 
 def stats_query(where: list[str], args: list[Any], source: str = "tasks",
