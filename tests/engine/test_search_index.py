@@ -16,6 +16,7 @@ from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import LIST_SORTS, Store, task_sql
 from jupyter_tasks.store import store as store_module
 from jupyter_tasks.store.connection import split_sql
+from tests.waiting import eventually
 
 HISTORY = 20_000
 WORDS = ("Train Model", "etl", "Zeta run", "évaluer", 'say "hi" AND NEAR')
@@ -218,6 +219,85 @@ async def test_a_store_indexes_new_tasks_in_the_background(
             assert time.monotonic() < deadline, "the search index was not filled"
             await asyncio.sleep(0.01)
         assert len(indexed_rowids(path, "zeta run 4002")) == 1
+
+
+def indexed_to(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT indexed_to FROM task_search_mark").fetchone()[0]
+
+
+class Stream:
+    """Writes one task row after another, each its own commit, until stopped."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.commits = 0
+        self._stop = asyncio.Event()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            await self.store.insert_task_rows([row(self.commits, time.time())])
+            self.commits += 1
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task
+
+
+@pytest.mark.parametrize("writer", ["this store", "another process"])
+async def test_the_search_index_gives_way_to_a_stream_of_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str) -> None:
+    # a burst of submits waited for the index's batches (~15 ms each): the index waits
+    # until the writes stop, and then catches up
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
+    # a pause between two back-to-back writes this long would read as the end of the stream
+    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
+    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", 3600)
+    path = tmp_path / "tasks.db"
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, time.time()) for i in range(2000))
+        # (another process: a store of its own, whose commits ours sees through SQLite)
+        other = await Store.open(path) if writer == "another process" else None
+        stream = Stream(other or store)
+        async def written() -> bool:
+            return stream.commits >= 300
+
+        try:
+            await eventually(written, what="300 writes")
+            # a round of the index every 10 ms meanwhile, and each gave way
+            assert indexed_to(path) == 0
+        finally:
+            await stream.stop()
+            if other is not None:
+                await other.close()
+        total = 2000 + stream.commits
+
+        async def caught_up() -> bool:
+            return indexed_to(path) == total
+
+        await eventually(caught_up, what="the index caught up")
+
+
+async def test_the_search_index_gives_way_for_a_while_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
+    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
+    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", 0.2)
+    path = tmp_path / "tasks.db"
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, time.time()) for i in range(2000))
+        stream = Stream(store)
+
+        async def caught_up() -> bool:
+            return indexed_to(path) >= 2000
+
+        try:
+            # the writes never stop: the index goes on anyway
+            await eventually(caught_up, what="the index caught up beside the writes")
+            assert not stream._task.done()
+        finally:
+            await stream.stop()
 
 
 async def test_many_old_hits_are_read_not_walked_to(
