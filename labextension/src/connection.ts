@@ -19,6 +19,7 @@ import {
   IMe,
   INotebookParameters,
   ISchedule,
+  IStats,
   ITask,
   ITaskEvent,
   ITaskPage
@@ -111,6 +112,11 @@ export class TasksAPI {
       body
     });
     return answer.next_runs;
+  }
+
+  /** The caller's tasks counted by status and by queue. */
+  stats(): Promise<IStats> {
+    return this._json<IStats>(['stats']);
   }
 
   /** Who the server takes this client for, and its root directory. */
@@ -371,6 +377,9 @@ export class EventStream implements IDisposable {
   private _isDisposed = false;
 }
 
+/** How often at most the server's counts are read again while events arrive. */
+const TOTALS_EVERY_MS = 1000;
+
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
 const HEALTHY_MS = 10_000;
@@ -444,6 +453,7 @@ export class TasksConnection implements IDisposable {
         this._cursor = page.next_cursor;
         this._loaded = true;
       }
+      void this._refreshTotals();
     }
   }
 
@@ -457,6 +467,7 @@ export class TasksConnection implements IDisposable {
     if (page) {
       this.model.applySnapshots(page.tasks, asOf);
       this._cursor = page.next_cursor;
+      void this._refreshTotals();
     }
   }
 
@@ -474,8 +485,47 @@ export class TasksConnection implements IDisposable {
   }
 
   dispose(): void {
+    if (this._totalsTimer !== null) {
+      clearTimeout(this._totalsTimer);
+      this._totalsTimer = null;
+    }
     this._stream.dispose();
     Signal.clearData(this);
+  }
+
+  /**
+   * The server's counts for a model that holds only the newest pages (the
+   * status bar and the status filter count every task, not the loaded ones);
+   * none once every task is loaded, whose own counts are exact.
+   */
+  private async _refreshTotals(): Promise<void> {
+    if (this._cursor === null) {
+      this.model.setTotals(null);
+      return;
+    }
+    try {
+      const stats = await this.api.stats();
+      if (this._cursor !== null && !this.isDisposed) {
+        const queued: Record<string, number> = {};
+        for (const [queue, counts] of Object.entries(stats.queues)) {
+          queued[queue] = counts.queued;
+        }
+        this.model.setTotals(stats.statuses, queued);
+      }
+    } catch (error) {
+      console.warn('jupyter-tasks: could not read /api/tasks/stats', error);
+    }
+  }
+
+  /** Read the counts again after events, at most once per TOTALS_EVERY_MS. */
+  private _totalsLater(): void {
+    if (this._totalsTimer !== null || this._cursor === null) {
+      return;
+    }
+    this._totalsTimer = setTimeout(() => {
+      this._totalsTimer = null;
+      void this._refreshTotals();
+    }, TOTALS_EVERY_MS);
   }
 
   /**
@@ -559,6 +609,9 @@ export class TasksConnection implements IDisposable {
     if (this.model.applyEvents([event]).length > 0) {
       this._transitions.emit({ event, previous });
       this._eventsApplied.emit(event);
+      if (event.type !== 'task.progress' && event.type !== 'task.log') {
+        this._totalsLater();
+      }
     }
   }
 
@@ -610,6 +663,7 @@ export class TasksConnection implements IDisposable {
   }
 
   private _stream: EventStream;
+  private _totalsTimer: ReturnType<typeof setTimeout> | null = null;
   private _identityLoading = false;
   private _cursor: string | null = null;
   private _loaded = false;

@@ -95,6 +95,13 @@ export function normalizePath(path: string): string {
   return path.replace(/^(\.\/|\/)+/, '');
 }
 
+function sameCounts(a: Map<string, number> | null, b: Map<string, number> | null): boolean {
+  if (a === null || b === null) {
+    return a === b;
+  }
+  return a.size === b.size && Array.from(a).every(([key, n]) => b.get(key) === n);
+}
+
 function animationFrame(callback: () => void): void {
   if (typeof requestAnimationFrame === 'function') {
     requestAnimationFrame(() => callback());
@@ -132,6 +139,43 @@ export class TasksModel {
   /** How many known tasks have this status; O(1). */
   count(status: string): number {
     return this._statusCounts.get(status) ?? 0;
+  }
+
+  /**
+   * How many tasks have this status on the server: its counts when the model
+   * holds only the newest pages (`setTotals`), else the known tasks' count.
+   */
+  total(status: string): number {
+    return this._totals ? (this._totals.get(status) ?? 0) : this.count(status);
+  }
+
+  /** How many tasks there are on the server (see `total`). */
+  get totalSize(): number {
+    if (!this._totals) {
+      return this.size;
+    }
+    let sum = 0;
+    this._totals.forEach(n => (sum += n));
+    return sum;
+  }
+
+  /**
+   * The server's counts by status (`GET /api/tasks/stats`), for a model that
+   * holds only the newest pages of a longer history; null when it holds every
+   * task, whose own counts are then exact and move with each event at once.
+   */
+  setTotals(
+    totals: Record<string, number> | null,
+    queuedByQueue: Record<string, number> = {}
+  ): void {
+    const next = totals ? new Map(Object.entries(totals)) : null;
+    const queued = totals ? new Map(Object.entries(queuedByQueue)) : null;
+    if (!sameCounts(next, this._totals) || !sameCounts(queued, this._queuedTotals)) {
+      this._totals = next;
+      this._queuedTotals = queued;
+      this._positions = null;
+      this._scheduleChanged();
+    }
   }
 
   get filter(): ITaskFilter {
@@ -220,7 +264,10 @@ export class TasksModel {
     return this._sections;
   }
 
-  /** Position of a queued task among the known queued tasks of its queue. */
+  /**
+   * Position of a queued task among the queued tasks of its queue; null when
+   * the model does not hold them all (only the newest pages are loaded).
+   */
   queuePosition(task: ITask): IQueuePosition | null {
     if (task.status !== 'queued') {
       return null;
@@ -239,6 +286,9 @@ export class TasksModel {
       }
       this._positions = new Map();
       for (const [queue, list] of queues) {
+        if (this._queuedTotals && (this._queuedTotals.get(queue) ?? 0) !== list.length) {
+          continue; // others wait in this queue too, maybe ahead of these
+        }
         list.sort(byQueueOrder);
         list.forEach((queued, index) =>
           this._positions!.set(queued.id, { queue, position: index + 1, of: list.length })
@@ -449,6 +499,8 @@ export class TasksModel {
   /** Id of the last event about each task id, deleted tasks included. */
   private _touchedAt = new Map<string, number>();
   private _statusCounts = new Map<string, number>();
+  private _totals: Map<string, number> | null = null;
+  private _queuedTotals: Map<string, number> | null = null;
   private _lastEventId: number | null = null;
   private _filter: ITaskFilter = DEFAULT_FILTER;
   private _currentNotebook: string | null = null;

@@ -561,9 +561,9 @@ function choiceCount(model: TasksModel, choice: (typeof STATUS_CHOICES)[number])
     return model.waitingForMe.length;
   }
   if (choice.statuses.length === 0) {
-    return model.size;
+    return model.totalSize;
   }
-  return choice.statuses.reduce((sum, status) => sum + model.count(status), 0);
+  return choice.statuses.reduce((sum, status) => sum + model.total(status), 0);
 }
 
 function queueText(model: TasksModel, task: ITask): string | null {

@@ -39,8 +39,8 @@ export class TasksStatusItem extends Widget {
   }
 
   private _render(): void {
-    const running = this._model.count('running');
-    const queued = this._model.count('queued');
+    const running = this._model.total('running');
+    const queued = this._model.total('queued');
     const needs = this._model.waitingForMe.length;
     this.node.dataset.running = String(running);
     this.node.dataset.needs = String(needs);

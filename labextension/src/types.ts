@@ -133,6 +133,12 @@ export interface IArtifact {
 }
 
 /** `GET /api/tasks/me`. */
+/** `GET /api/tasks/stats`: the caller's tasks counted by status and by queue. */
+export interface IStats {
+  statuses: Record<string, number>;
+  queues: Record<string, { queued: number; running: number; max_workers: number }>;
+}
+
 export interface IMe {
   owner: string;
   root_dir: string;

@@ -141,6 +141,52 @@ describe('TasksModel events', () => {
   });
 });
 
+describe('TasksModel totals', () => {
+  it('counts the known tasks until the server counts a longer history', () => {
+    const { model, scheduler, changes } = makeModel();
+    model.applySnapshots([task(1), task(2, { status: 'running' })], null);
+    expect(model.total('queued')).toBe(1);
+    expect(model.totalSize).toBe(2);
+    scheduler.flush();
+    const before = changes();
+
+    // the newest page of 300 queued and 1,800 succeeded tasks
+    model.setTotals({ queued: 300, running: 1, succeeded: 1800 });
+    expect(model.total('queued')).toBe(300);
+    expect(model.total('failed')).toBe(0);
+    expect(model.totalSize).toBe(2101);
+    expect(model.count('queued')).toBe(1);
+    scheduler.flush();
+    expect(changes()).toBe(before + 1);
+
+    // the same counts again change nothing
+    model.setTotals({ succeeded: 1800, running: 1, queued: 300 });
+    expect(scheduler.pending).toBe(0);
+
+    // every task loaded: its own counts again
+    model.setTotals(null);
+    expect(model.total('queued')).toBe(1);
+    expect(model.totalSize).toBe(2);
+  });
+
+  it('gives queue positions only where it holds the whole queue', () => {
+    const { model } = makeModel();
+    const older = task(1, { queue: 'gpu' });
+    const newer = task(2, { queue: 'gpu' });
+    const cpu = task(3, { queue: 'cpu' });
+    model.applySnapshots([older, newer, cpu], null);
+    expect(model.queuePosition(newer)).toEqual({ queue: 'gpu', position: 2, of: 2 });
+
+    // 40 more wait in gpu, older than these: "#2" would be a lie
+    model.setTotals({ queued: 43 }, { gpu: 42, cpu: 1 });
+    expect(model.queuePosition(newer)).toBeNull();
+    expect(model.queuePosition(cpu)).toEqual({ queue: 'cpu', position: 1, of: 1 });
+
+    model.setTotals(null);
+    expect(model.queuePosition(newer)).toEqual({ queue: 'gpu', position: 2, of: 2 });
+  });
+});
+
 describe('TasksModel resume after reconnect', () => {
   const log = serverLog(5, 4);
   const reference = new TasksModel({ schedule: () => undefined });
