@@ -132,13 +132,13 @@ export interface IArtifact {
   content_type: string;
 }
 
-/** `GET /api/tasks/me`. */
 /** `GET /api/tasks/stats`: the caller's tasks counted by status and by queue. */
 export interface IStats {
   statuses: Record<string, number>;
   queues: Record<string, { queued: number; running: number; max_workers: number }>;
 }
 
+/** `GET /api/tasks/me`. */
 export interface IMe {
   owner: string;
   root_dir: string;
