@@ -379,6 +379,8 @@ export class EventStream implements IDisposable {
 
 /** How often at most the server's counts are read again while events arrive. */
 const TOTALS_EVERY_MS = 1000;
+/** The counts are read again after this many times as long as the last read took. */
+const TOTALS_COST_SHARE = 20;
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
@@ -504,7 +506,9 @@ export class TasksConnection implements IDisposable {
       return;
     }
     try {
+      const started = Date.now();
       const stats = await this.api.stats();
+      this._totalsCostMs = Date.now() - started;
       if (this._cursor !== null && !this.isDisposed) {
         const queued: Record<string, number> = {};
         for (const [queue, counts] of Object.entries(stats.queues)) {
@@ -517,15 +521,20 @@ export class TasksConnection implements IDisposable {
     }
   }
 
-  /** Read the counts again after events, at most once per TOTALS_EVERY_MS. */
+  /**
+   * Read the counts again after events: at most once per TOTALS_EVERY_MS, and
+   * after TOTALS_COST_SHARE times as long as the last read took (one owner's
+   * counts over a million tasks take a few hundred ms of the server's reader).
+   */
   private _totalsLater(): void {
     if (this._totalsTimer !== null || this._cursor === null) {
       return;
     }
+    const delay = Math.max(TOTALS_EVERY_MS, TOTALS_COST_SHARE * this._totalsCostMs);
     this._totalsTimer = setTimeout(() => {
       this._totalsTimer = null;
       void this._refreshTotals();
-    }, TOTALS_EVERY_MS);
+    }, delay);
   }
 
   /**
@@ -664,6 +673,7 @@ export class TasksConnection implements IDisposable {
 
   private _stream: EventStream;
   private _totalsTimer: ReturnType<typeof setTimeout> | null = null;
+  private _totalsCostMs = 0;
   private _identityLoading = false;
   private _cursor: string | null = null;
   private _loaded = false;
