@@ -28,6 +28,7 @@ from jupyter_tasks.store.task_sql import (
     SEARCH_QUEUE_STEP,
     next_key_query,
     page_query,
+    stats_query,
     task_filters,
     tie_group_query,
 )
@@ -153,6 +154,25 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
                     (sort, descending, filters, seen)
     finally:
         conn.close()
+
+
+async def test_one_owners_counts_read_an_index_alone(history: Path) -> None:
+    # a user who sees only their own tasks (the panel's status bar and status filter):
+    # along tasks_by_owner the count read every row of the owner's history
+    conn = sqlite3.connect(history)
+    try:
+        sql, args = stats_query(*where_of({"owners": ["ana"]}))
+        seen = explain(conn, sql, args)
+        assert "USING COVERING INDEX tasks_owner_counts (owner=?)" in seen, seen
+    finally:
+        conn.close()
+    async with await Store.open(history) as store:
+        everything = await store.list_tasks(limit=2 * HISTORY)
+        counted = await store.stats(["ana"])
+    mine = [t for t in everything if t.owner == "ana"]
+    assert counted["statuses"] == {s: sum(t.status == s for t in mine)
+                                   for s in counted["statuses"]}
+    assert sum(counted["statuses"].values()) == len(mine) > 0
 
 
 @pytest.mark.parametrize("sort", GROUP_WALKED_SORTS)
