@@ -325,7 +325,7 @@ class Store:
         self._lock_pause = LOCK_RETRY_SECONDS
         self._closed = False
         self._checkpointer: asyncio.Task[None] | None = None
-        self._upkeeper: asyncio.Task[None] | None = None
+        self._upkeepers: list[asyncio.Task[None]] = []
         # the checkpoints' own connection, used by one checkpoint at a time (the loop's
         # every second, a prune's between its chunks)
         self._checkpoint_conn: sqlite3.Connection | None = None
@@ -386,7 +386,10 @@ class Store:
             raise
         store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())
-        store._upkeeper = asyncio.ensure_future(store._upkeep_loop())
+        # apart: the search index may give way to the writes for seconds, the settling
+        # (which keeps the lists' fresh part small) goes on meanwhile
+        store._upkeepers = [asyncio.ensure_future(store._settle_loop()),
+                            asyncio.ensure_future(store._search_index_loop())]
         return store
 
     @classmethod
@@ -410,10 +413,10 @@ class Store:
 
     async def close(self) -> None:
         """Finish pending writes and close the connection; safe to call twice."""
-        if self._upkeeper is not None:
-            self._upkeeper.cancel()
-            await asyncio.gather(self._upkeeper, return_exceptions=True)
-            self._upkeeper = None
+        upkeepers, self._upkeepers = self._upkeepers, []
+        for upkeeper in upkeepers:
+            upkeeper.cancel()
+        await asyncio.gather(*upkeepers, return_exceptions=True)
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
@@ -460,13 +463,18 @@ class Store:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             await self._checkpoint()
 
-    async def _upkeep_loop(self) -> None:
+    async def _settle_loop(self) -> None:
         # behind the writes, a batch at a time: a job's own commits never pay for it
-        marks = await self._write_marks()
         while True:
             await asyncio.sleep(SEARCH_INDEX_SECONDS)
             with contextlib.suppress(StoreError):  # busy, or gone: the next round tries
                 await self.settle()
+
+    async def _search_index_loop(self) -> None:
+        marks = (-1, -1)  # none seen yet: the first round waits for a quiet moment
+        while True:
+            await asyncio.sleep(SEARCH_INDEX_SECONDS)
+            with contextlib.suppress(StoreError):  # busy, or gone: the next round tries
                 await self.index_search(
                     give_way=(marks, time.monotonic() + SEARCH_GIVE_WAY_SECONDS))
                 marks = await self._write_marks()

@@ -240,6 +240,11 @@ class Stream:
             await self.store.insert_task_rows([row(self.commits, time.time())])
             self.commits += 1
 
+    @property
+    def done(self) -> bool:
+        """Whether the writes ended (stopped, or failed)."""
+        return self._task.done()
+
     async def stop(self) -> None:
         self._stop.set()
         await self._task
@@ -295,7 +300,7 @@ async def test_the_search_index_gives_way_for_a_while_only(
         try:
             # the writes never stop: the index goes on anyway
             await eventually(caught_up, what="the index caught up beside the writes")
-            assert not stream._task.done()
+            assert not stream.done
         finally:
             await stream.stop()
 

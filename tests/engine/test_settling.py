@@ -20,6 +20,7 @@ from jupyter_tasks.store.task_sql import task_row_values, tx_insert_rows, tx_set
 from jupyter_tasks.store.worker_sql import finish_update, tx_claim, tx_finish
 from tests.engine.brute_force import brute_force_order, walk
 from tests.engine.test_big_history import history_row
+from tests.engine.test_search_index import Stream, indexed_to
 from tests.waiting import eventually
 
 # the indexes of the list's filters and sorts, which hold the settled tasks only
@@ -27,7 +28,7 @@ HISTORY_INDEXES = {
     "tasks_by_status", "tasks_by_owner", "tasks_by_name", "tasks_by_kind", "tasks_by_finished",
     "tasks_by_started", "tasks_by_label", "tasks_by_owner_sort", "tasks_by_origin",
     "tasks_by_status_sort", "tasks_by_priority", "tasks_by_duration", "tasks_by_duration_desc",
-    "tasks_by_progress", "tasks_by_progress_desc"}
+    "tasks_by_progress", "tasks_by_progress_desc", "tasks_owner_counts"}
 WORKER = "w-settling"
 
 
@@ -231,6 +232,43 @@ async def test_the_store_settles_ended_tasks_by_itself(tmp_path: Path,
 
         await eventually(settled)
     finally:
+        await store.close()
+
+
+async def test_the_store_settles_while_the_search_index_gives_way_to_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the search index may wait seconds for a stream of writes to pause; ended tasks
+    # left fresh that long would make every list read them apart
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
+    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
+    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", 3600)
+    path = tmp_path / "tasks.db"
+    store = await mixed_store(path, count=40)
+    stream = Stream(store)
+    try:
+        async def settled() -> bool:
+            return set(await parts(store)) == {"settled ended", "fresh active", "settled active"}
+
+        async def written() -> bool:
+            return stream.commits >= 100
+
+        # the index's rounds give way to the stream by now; a job ends meanwhile
+        await eventually(settled)
+        await eventually(written)
+        running = await store.list_tasks(statuses=["running"], limit=100)
+        fresh_running = [t for t in running if t.worker_id == WORKER]
+        assert fresh_running
+        ended = await store.transition(
+            fresh_running[0].id, {"status": "succeeded", "finished_at": time.time(),
+                                  "worker_id": None},
+            EventType.SUCCEEDED, when_status=("running",))
+        assert ended is not None
+        assert (await parts(store)).get("fresh ended") == 1
+        await eventually(settled, what="the job's end settled beside the writes")
+        assert indexed_to(path) == 0, "the index did not give way: this proves nothing"
+        assert not stream.done
+    finally:
+        await stream.stop()
         await store.close()
 
 
