@@ -5,7 +5,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ITask, ITaskConfirmation, ITaskEvent, isActive } from './types';
+import { ALL_STATUSES, ITask, ITaskConfirmation, ITaskEvent, isActive } from './types';
 
 /** Runs a callback later; the model coalesces change notifications with it. */
 export type Scheduler = (callback: () => void) => void;
@@ -239,6 +239,35 @@ export class TasksModel {
         .sort(byQuestionTime);
     }
     return this._waiting;
+  }
+
+  /**
+   * How many tasks of a section the server holds, when the model holds only part
+   * of them (it loaded the newest pages) and the filter picks by status alone;
+   * null otherwise, when the section's own rows are the whole count.
+   */
+  sectionTotal(name: keyof ISections): number | null {
+    const filter = this._filter;
+    if (
+      !this._totals ||
+      name === 'needs' ||
+      filter.search ||
+      filter.owner !== null ||
+      filter.thisNotebook ||
+      filter.needsMe ||
+      filter.scheduleId !== null
+    ) {
+      return null;
+    }
+    const statuses = ALL_STATUSES.filter(
+      status =>
+        (name === 'recent' ? status !== 'running' && status !== 'queued' : status === name) &&
+        (filter.statuses.size === 0 || filter.statuses.has(status))
+    );
+    // the tasks waiting for my answer are listed apart, under "needs"
+    const apart = this.sections.needs.filter(task => statuses.includes(task.status as never));
+    const total = statuses.reduce((sum, status) => sum + this.total(status), 0) - apart.length;
+    return total > this.sections[name].length ? total : null;
   }
 
   /** The visible tasks split into the panel's sections; computed once per change. */

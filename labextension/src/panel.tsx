@@ -262,6 +262,7 @@ export class TasksPanel extends ReactWidget {
               return null;
             }
             const collapsed = this._collapsed.has(name);
+            const total = model.sectionTotal(name);
             const Caret = collapsed ? caretRightIcon : caretDownIcon;
             return (
               <section key={name} className="jp-TasksPanel-section" data-section={name}>
@@ -273,6 +274,14 @@ export class TasksPanel extends ReactWidget {
                   <Caret.react tag="span" className="jp-TasksPanel-caret" />
                   <span className="jp-TasksPanel-sectionTitle">{title}</span>
                   <span className="jp-TasksPanel-sectionCount">{tasks.length}</span>
+                  {total !== null && (
+                    <span
+                      className="jp-TasksPanel-sectionTotal"
+                      title="The newest tasks are loaded: 'Load older tasks' at the end of the list brings more"
+                    >
+                      of {total}
+                    </span>
+                  )}
                 </button>
                 {!collapsed && (
                   // only the rows in view are in the DOM: hundreds of progressing

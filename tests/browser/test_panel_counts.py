@@ -1,6 +1,6 @@
-"""The panel counts every task, not only the pages it loaded: the status bar and the status
-filter of a long history show the server's totals, and follow new tasks; a queue it holds
-only part of shows no positions. Screenshot in ``test-artifacts/``.
+"""The panel counts every task, not only the pages it loaded: the status bar, the status
+filter and the section headers of a long history show the server's totals, and follow new
+tasks; a queue it holds only part of shows no positions. Screenshot in ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ def test_the_status_bar_and_filter_count_every_task(lab: LabServer, page: Any) -
     queued_rows = page.locator('[data-section="queued"] .jp-TasksPanel-row')
     assert 0 < queued_rows.count() <= 100
     assert page.locator('[data-section="queued"] .jp-TasksPanel-queuePos').count() == 0
+    # the section's header: its rows, of how many
+    header = page.locator('[data-section="queued"] .jp-TasksPanel-sectionHeader')
+    assert header.locator(".jp-TasksPanel-sectionTotal").inner_text() == f"of {QUEUED}"
 
     # a task queued by another process: the totals follow within a second of its event
     seed(lab.db_path, [make_task("one more", owner=me["owner"], status="queued",
@@ -75,5 +78,8 @@ def test_the_status_bar_and_filter_count_every_task(lab: LabServer, page: Any) -
     page.wait_for_function(
         "n => Array.from(document.querySelectorAll('.jp-TasksPanel-statusFilter option'))"
         ".some(o => o.textContent === `Queued (${n})`)", arg=QUEUED + 1, timeout=WAIT_MS)
+    page.wait_for_function(
+        "t => document.querySelector('[data-section=queued] .jp-TasksPanel-sectionTotal')"
+        "?.textContent === t", arg=f"of {QUEUED + 1}", timeout=WAIT_MS)
     screenshot(page, "panel-counts-every-task.png", ".jp-TasksPanel")
     assert not page.page_errors, page.page_errors

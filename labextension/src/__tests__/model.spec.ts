@@ -169,6 +169,27 @@ describe('TasksModel totals', () => {
     expect(model.totalSize).toBe(2);
   });
 
+  it('tells a section how many of its tasks the server holds', () => {
+    const { model } = makeModel();
+    model.applySnapshots(
+      [task(1), task(2), task(3, { status: 'running' }), task(4, { status: 'failed' })],
+      null
+    );
+    expect(model.sectionTotal('queued')).toBeNull(); // every task loaded
+
+    model.setTotals({ queued: 300, running: 1, failed: 40, succeeded: 60 });
+    expect(model.sectionTotal('queued')).toBe(300);
+    expect(model.sectionTotal('running')).toBeNull(); // all of it is listed
+    expect(model.sectionTotal('recent')).toBe(100);
+    expect(model.sectionTotal('needs')).toBeNull();
+
+    model.setFilter({ statuses: new Set(['failed']) });
+    expect(model.sectionTotal('recent')).toBe(40);
+    // a filter the server's counts do not know: the rows are the count
+    model.setFilter({ statuses: new Set(), search: 'job' });
+    expect(model.sectionTotal('queued')).toBeNull();
+  });
+
   it('gives queue positions only where it holds the whole queue', () => {
     const { model } = makeModel();
     const older = task(1, { queue: 'gpu' });
