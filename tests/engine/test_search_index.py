@@ -250,21 +250,27 @@ class Stream:
         await self._task
 
 
+def give_way_for(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Index rounds every 10 ms, each giving way to writes for up to ``seconds``."""
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
+    # a pause between two back-to-back writes this long would read as the end of the stream
+    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
+    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", seconds)
+
+
 @pytest.mark.parametrize("writer", ["this store", "another process"])
 async def test_the_search_index_gives_way_to_a_stream_of_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str) -> None:
     # a burst of submits waited for the index's batches (~15 ms each): the index waits
     # until the writes stop, and then catches up
-    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
-    # a pause between two back-to-back writes this long would read as the end of the stream
-    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
-    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", 3600)
+    give_way_for(monkeypatch, 3600)
     path = tmp_path / "tasks.db"
     async with await Store.open(path) as store:
         await store.insert_task_rows(row(i, time.time()) for i in range(2000))
         # (another process: a store of its own, whose commits ours sees through SQLite)
         other = await Store.open(path) if writer == "another process" else None
         stream = Stream(other or store)
+
         async def written() -> bool:
             return stream.commits >= 300
 
@@ -286,9 +292,7 @@ async def test_the_search_index_gives_way_to_a_stream_of_writes(
 
 async def test_the_search_index_gives_way_for_a_while_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
-    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
-    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", 0.2)
+    give_way_for(monkeypatch, 0.2)
     path = tmp_path / "tasks.db"
     async with await Store.open(path) as store:
         await store.insert_task_rows(row(i, time.time()) for i in range(2000))

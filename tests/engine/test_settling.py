@@ -20,7 +20,7 @@ from jupyter_tasks.store.task_sql import task_row_values, tx_insert_rows, tx_set
 from jupyter_tasks.store.worker_sql import finish_update, tx_claim, tx_finish
 from tests.engine.brute_force import brute_force_order, walk
 from tests.engine.test_big_history import history_row
-from tests.engine.test_search_index import Stream, indexed_to
+from tests.engine.test_search_index import Stream, give_way_for, indexed_to
 from tests.waiting import eventually
 
 # the indexes of the list's filters and sorts, which hold the settled tasks only
@@ -239,9 +239,7 @@ async def test_the_store_settles_while_the_search_index_gives_way_to_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the search index may wait seconds for a stream of writes to pause; ended tasks
     # left fresh that long would make every list read them apart
-    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 0.01)
-    monkeypatch.setattr(store_module, "SEARCH_QUIET_SECONDS", 0.5)
-    monkeypatch.setattr(store_module, "SEARCH_GIVE_WAY_SECONDS", 3600)
+    give_way_for(monkeypatch, 3600)
     path = tmp_path / "tasks.db"
     store = await mixed_store(path, count=40)
     stream = Stream(store)
