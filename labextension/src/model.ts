@@ -5,7 +5,14 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ALL_STATUSES, ITask, ITaskConfirmation, ITaskEvent, isActive } from './types';
+import {
+  ACTIVE_STATUSES,
+  ALL_STATUSES,
+  ITask,
+  ITaskConfirmation,
+  ITaskEvent,
+  isActive
+} from './types';
 
 /** Runs a callback later; the model coalesces change notifications with it. */
 export type Scheduler = (callback: () => void) => void;
@@ -259,14 +266,17 @@ export class TasksModel {
     ) {
       return null;
     }
-    const statuses = ALL_STATUSES.filter(
-      status =>
-        (name === 'recent' ? status !== 'running' && status !== 'queued' : status === name) &&
-        (filter.statuses.size === 0 || filter.statuses.has(status))
+    const statuses = new Set<string>(
+      ALL_STATUSES.filter(
+        status =>
+          (name === 'recent' ? !ACTIVE_STATUSES.has(status) : status === name) &&
+          (filter.statuses.size === 0 || filter.statuses.has(status))
+      )
     );
     // the tasks waiting for my answer are listed apart, under "needs"
-    const apart = this.sections.needs.filter(task => statuses.includes(task.status as never));
-    const total = statuses.reduce((sum, status) => sum + this.total(status), 0) - apart.length;
+    const apart = this.sections.needs.filter(task => statuses.has(task.status)).length;
+    let total = -apart;
+    statuses.forEach(status => (total += this.total(status)));
     return total > this.sections[name].length ? total : null;
   }
 
