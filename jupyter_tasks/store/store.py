@@ -516,8 +516,10 @@ class Store:
 
         Between batches the writer is left alone as long as the batch held it, so
         a catch-up (a migrated history, a long prune's deletions) takes at most half
-        of it from the other writes. The merge steps the batches had no time for
-        follow, one per transaction, paced the same way. With ``give_way`` (the
+        of it from the other writes. Each batch's merge steps follow it in a
+        transaction of their own (one step can hold the writer 50-64 ms, see
+        SEARCH_MERGE_PAGES), and those it had no time for at the end, paced the same
+        way. With ``give_way`` (the
         write marks of the last look, and a ``time.monotonic()`` deadline) each
         batch first gives way to a stream of writes (SEARCH_GIVE_WAY_SECONDS).
         """
@@ -528,16 +530,16 @@ class Store:
                 marks, until = give_way
                 give_way = await self._give_way(marks, until), until
             started = time.perf_counter()
-            batch, merged = await self._txn(tx_index_search, SEARCH_INDEX_BATCH,
-                                            SEARCH_BATCH_SECONDS, owed + SEARCH_MERGE_STEPS)
+            batch = await self._txn(tx_index_search, SEARCH_INDEX_BATCH, SEARCH_BATCH_SECONDS)
             if not batch:
                 break
             taken += batch
-            owed += SEARCH_MERGE_STEPS - merged
+            owed += SEARCH_MERGE_STEPS - await self._txn(
+                tx_merge_search, owed + SEARCH_MERGE_STEPS, SEARCH_BATCH_SECONDS)
             await asyncio.sleep(time.perf_counter() - started)
-        for _ in range(owed):
+        while owed > 0:
             started = time.perf_counter()
-            await self._txn(tx_merge_search)
+            owed -= await self._txn(tx_merge_search, owed, SEARCH_BATCH_SECONDS)
             await asyncio.sleep(time.perf_counter() - started)
         return taken
 

@@ -414,16 +414,18 @@ SEARCH_INDEX_STEP = 100
 # pages of the index's segments merged after each batch (migration 9 turns its own
 # merging off), in steps: merging a whole level inside one batch took up to 160 ms, and
 # 50 pages in one step up to 34 ms with nothing else running (4-6 ms at the median),
-# where a step of 16 takes 1-3 ms. A batch owes SEARCH_MERGE_STEPS steps and takes the
-# first always, the others while it has time; the store pays the rest later (see
-# Store.index_search). The merging must keep pace with what goes in, else the segments
-# pile up: cut short at the batch's time and never paid, it left searches up to 1.8x
-# slower after 200,000 tasks; done whole in each batch, submits during a million-task
-# prune waited up to 160-200 ms where they waited 85-89 ms with the steps paid later.
-# A step stops only between two of the index's terms, so one that meets a common piece's
-# entries (a piece in most of a million tasks, 900k of them being deleted) takes them
-# whole: 50-64 ms, at 4 pages a step as at 16. Steps of 4 pages cost 2.25 times as much
-# in all (27,000 of them against 6,750 of 16, draining those 900k deletions).
+# where a step of 16 takes 1-3 ms. A batch owes SEARCH_MERGE_STEPS steps; the
+# transaction after it takes the first always, the others while it has time, and the
+# store pays the rest later (see Store.index_search). The merging must keep pace with
+# what goes in, else the segments pile up: cut short at the batch's time and never
+# paid, it left searches up to 1.8x slower after 200,000 tasks; done whole in each
+# batch, submits during a million-task prune waited up to 160-200 ms where they
+# waited 85-89 ms with the steps paid later. A step stops only between two of the
+# index's terms, so one that meets a common piece's entries (a piece in most of a
+# million tasks, 900k of them being deleted) takes them whole: 50-64 ms, at 4 pages a
+# step as at 16. Steps of 4 pages cost 2.25 times as much in all (27,000 of them
+# against 6,750 of 16, draining those 900k deletions). Such a step in the same
+# transaction as a batch of deletions held the writer up to 85-93 ms.
 SEARCH_MERGE_PAGES = 16
 SEARCH_MERGE_STEPS = 3
 
@@ -563,9 +565,8 @@ def whole_rows_query(count: int) -> str:
 
 
 def tx_index_search(conn: sqlite3.Connection, limit: int,
-                    seconds: float = SEARCH_BATCH_SECONDS,
-                    merges: int = SEARCH_MERGE_STEPS) -> tuple[int, int]:
-    """Bring the search index one batch nearer the tasks table; (rows taken, merge steps).
+                    seconds: float = SEARCH_BATCH_SECONDS) -> int:
+    """Bring the search index one batch nearer the tasks table; how many rows it took.
 
     First up to SEARCH_QUEUE_BATCH changes the triggers queued (deleted tasks' texts
     out, relabelled ones' in), in their order; then up to ``limit`` tasks past the
@@ -573,8 +574,8 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
     reuses its rowid, and the old text must be out before the new one goes in (the
     old one's deletion would take the pieces both share). Stops at the first step
     (SEARCH_QUEUE_STEP changes, SEARCH_INDEX_STEP tasks) that ends past ``seconds``;
-    the first step is always taken, so every batch moves the index on. Then up to
-    ``merges`` merge steps, the first of them always, the others while time is left.
+    the first step is always taken, so every batch moves the index on. The merging
+    the batch calls for is ``tx_merge_search``'s, in a transaction of its own.
     """
     deadline = time.perf_counter() + seconds
     queued = conn.execute("SELECT seq, task_rowid, op, text FROM task_search_queue "
@@ -620,12 +621,7 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
                          disorder)
         conn.execute("UPDATE task_search_mark SET indexed_to = ?, max_id = ?",
                      (rows[indexed - 1][0], highest))
-    merged = 0
-    while (taken or indexed) and merged < merges \
-            and (not merged or time.perf_counter() < deadline):
-        tx_merge_search(conn)
-        merged += 1
-    return taken + indexed, merged
+    return taken + indexed
 
 
 # tasks settled per transaction at most (see migration 11): each enters the ~15
@@ -662,10 +658,17 @@ def tx_settle(conn: sqlite3.Connection, limit: int = SETTLE_BATCH,
     return settled
 
 
-def tx_merge_search(conn: sqlite3.Connection) -> None:
-    """One step of merging the search index's segments (SEARCH_MERGE_PAGES pages)."""
-    conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
-                 (SEARCH_MERGE_PAGES,))
+def tx_merge_search(conn: sqlite3.Connection, steps: int = 1,
+                    seconds: float = SEARCH_BATCH_SECONDS) -> int:
+    """Up to ``steps`` steps merging the search index's segments (SEARCH_MERGE_PAGES
+    pages each), the first always, the others while ``seconds`` last; how many."""
+    deadline = time.perf_counter() + seconds
+    merged = 0
+    while merged < steps and (not merged or time.perf_counter() < deadline):
+        conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
+                     (SEARCH_MERGE_PAGES,))
+        merged += 1
+    return merged
 
 
 def encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:

@@ -490,14 +490,27 @@ def deletions_per_transaction(statements: list[str], mark: str) -> list[int]:
     return [len(statements) for statements in seen if statements]
 
 
+def statement_kinds_per_transaction(statements: list[str]) -> list[set[str]]:
+    """Which of the search index's writes (a deletion, a merge) each transaction ran."""
+    seen: list[set[str]] = []
+    for sql in statements:
+        if sql.startswith("BEGIN"):
+            seen.append(set())
+        elif seen:
+            seen[-1].update(kind for kind in ("VALUES ('delete'", "VALUES ('merge'")
+                            if kind in " ".join(sql.split()))
+    return seen
+
+
 async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A prune chunk and a search-index batch were sized from the last one's pace,
     # and nothing stopped one that ran long: during a million-task prune beside a
     # checkpoint and submits, chunks of 80-150 ms and index batches (200 deletions and
     # a merge) of 50-90 ms, which a submit queued behind them waited for. Each now
-    # stops at its first step that ends past its time: with none left, one step a batch
-    # (the index's merge steps it then owes follow in transactions of their own).
+    # stops at its first step that ends past its time: with none left, one step a batch;
+    # and an index batch out of time leaves its merge steps (one alone can take 50-64 ms
+    # over a million tasks) to transactions of their own.
     monkeypatch.setattr(store_module, "PRUNE_CHUNK", 1000)
     monkeypatch.setattr(store_module, "PRUNE_CHUNK_SECONDS", 0)
     monkeypatch.setattr(store_module, "SEARCH_BATCH_SECONDS", 0, raising=False)
@@ -522,11 +535,15 @@ async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
         deletions = deletions_per_transaction(statements, "VALUES ('delete'")
         assert sum(deletions) == 300
         assert max(deletions) == SEARCH_QUEUE_STEP
-        # each batch merged one step; the steps it owed followed, a transaction each
+        # each batch owed its steps, which followed, a transaction each, never one
+        # beside the batch's deletions
         merges = [sql for sql in statements if "VALUES ('merge'" in sql]
         assert len(merges) == SEARCH_MERGE_STEPS * len(deletions)
         assert deletions_per_transaction(statements, "VALUES ('merge'") == \
             [1] * len(merges)
+        both = [kinds for kinds in statement_kinds_per_transaction(statements)
+                if {"VALUES ('delete'", "VALUES ('merge'"} <= kinds]
+        assert both == []
         assert not (store.artifacts_dir / rows[150]["id"]).exists()
         assert (store.artifacts_dir / rows[350]["id"]).exists()
         # the index is whole: only the 100 left are found
