@@ -518,10 +518,10 @@ class Store:
         a catch-up (a migrated history, a long prune's deletions) takes at most half
         of it from the other writes. Each batch's merge steps follow it in a
         transaction of their own (one step can hold the writer 50-64 ms, see
-        SEARCH_MERGE_PAGES), and those it had no time for at the end, paced the same
-        way. With ``give_way`` (the
-        write marks of the last look, and a ``time.monotonic()`` deadline) each
-        batch first gives way to a stream of writes (SEARCH_GIVE_WAY_SECONDS).
+        SEARCH_MERGE_PAGES), and those it had no time for come at the end, paced the
+        same way. With ``give_way`` (the write marks of the last look, and a
+        ``time.monotonic()`` deadline) each batch first gives way to a stream of
+        writes (SEARCH_GIVE_WAY_SECONDS).
         """
         taken = 0
         owed = 0
@@ -534,8 +534,9 @@ class Store:
             if not batch:
                 break
             taken += batch
-            owed += SEARCH_MERGE_STEPS - await self._txn(
-                tx_merge_search, owed + SEARCH_MERGE_STEPS, SEARCH_BATCH_SECONDS)
+            merged = await self._txn(tx_merge_search, owed + SEARCH_MERGE_STEPS,
+                                     SEARCH_BATCH_SECONDS)
+            owed += SEARCH_MERGE_STEPS - merged
             await asyncio.sleep(time.perf_counter() - started)
         while owed > 0:
             started = time.perf_counter()
