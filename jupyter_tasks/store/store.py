@@ -516,12 +516,12 @@ class Store:
 
         Between batches the writer is left alone as long as the batch held it, so
         a catch-up (a migrated history, a long prune's deletions) takes at most half
-        of it from the other writes. Each batch's merge steps follow it in a
-        transaction of their own (one step can hold the writer 50-64 ms, see
-        SEARCH_MERGE_PAGES), and those it had no time for come at the end, paced the
-        same way. With ``give_way`` (the write marks of the last look, and a
-        ``time.monotonic()`` deadline) each batch first gives way to a stream of
-        writes (SEARCH_GIVE_WAY_SECONDS).
+        of it from the other writes. Each batch's merge steps follow it, a transaction
+        each (one step can hold the writer 50-64 ms, see SEARCH_MERGE_PAGES), while the
+        batch's time lasts; those it had no time for come at the end, paced the same
+        way. With ``give_way`` (the write marks of the last look, and a
+        ``time.monotonic()`` deadline) each batch first gives way to a stream of writes
+        (SEARCH_GIVE_WAY_SECONDS).
         """
         taken = 0
         owed = 0
@@ -534,13 +534,18 @@ class Store:
             if not batch:
                 break
             taken += batch
-            merged = await self._txn(tx_merge_search, owed + SEARCH_MERGE_STEPS,
-                                     SEARCH_BATCH_SECONDS)
-            owed += SEARCH_MERGE_STEPS - merged
+            owed += SEARCH_MERGE_STEPS
+            merging = time.perf_counter()
+            while owed > 0:
+                await self._txn(tx_merge_search)
+                owed -= 1
+                if time.perf_counter() - merging >= SEARCH_BATCH_SECONDS:
+                    break
             await asyncio.sleep(time.perf_counter() - started)
         while owed > 0:
             started = time.perf_counter()
-            owed -= await self._txn(tx_merge_search, owed, SEARCH_BATCH_SECONDS)
+            await self._txn(tx_merge_search)
+            owed -= 1
             await asyncio.sleep(time.perf_counter() - started)
         return taken
 

@@ -412,20 +412,22 @@ SEARCH_BATCH_SECONDS = 0.015
 SEARCH_QUEUE_STEP = 25
 SEARCH_INDEX_STEP = 100
 # pages of the index's segments merged after each batch (migration 9 turns its own
-# merging off), in steps: merging a whole level inside one batch took up to 160 ms, and
-# 50 pages in one step up to 34 ms with nothing else running (4-6 ms at the median),
-# where a step of 16 takes 1-3 ms. A batch owes SEARCH_MERGE_STEPS steps; the
-# transaction after it takes the first always, the others while it has time, and the
-# store pays the rest later (see Store.index_search). The merging must keep pace with
-# what goes in, else the segments pile up: cut short at the batch's time and never
-# paid, it left searches up to 1.8x slower after 200,000 tasks; done whole in each
-# batch, submits during a million-task prune waited up to 160-200 ms where they
-# waited 85-89 ms with the steps paid later. A step stops only between two of the
-# index's terms, so one that meets a common piece's entries (a piece in most of a
-# million tasks, 900k of them being deleted) takes them whole: 50-64 ms, at 4 pages a
-# step as at 16. Steps of 4 pages cost 2.25 times as much in all (27,000 of them
-# against 6,750 of 16, draining those 900k deletions). Such a step in the same
-# transaction as a batch of deletions held the writer up to 85-93 ms.
+# merging off), in steps: merging a whole level inside one batch took up to 160 ms,
+# and 50 pages in one step up to 34 ms with nothing else running (4-6 ms at the
+# median), where a step of 16 takes 1-3 ms. A batch owes SEARCH_MERGE_STEPS steps,
+# each in a transaction of its own: the first right after it, the others while the
+# batch's time lasts, and the store pays the rest later (see Store.index_search).
+# The merging must keep pace with what goes in, else the segments pile up: cut short
+# at the batch's time and never paid, it left searches up to 1.8x slower after
+# 200,000 tasks; done whole in each batch, submits during a million-task prune
+# waited up to 160-200 ms where they waited 85-89 ms with the steps paid later. A
+# step stops only between two of the index's terms, so one that meets a common
+# piece's entries (a piece in most of a million tasks, 900k of them being deleted)
+# takes them whole: 50-64 ms, at 4 pages a step as at 16. Steps of 4 pages cost 2.25
+# times as much in all (27,000 of them against 6,750 of 16, draining those 900k
+# deletions). Such a step in the same transaction as a batch of deletions held the
+# writer up to 85-93 ms; a merge transaction that took further steps while it had
+# time left, up to 102 ms.
 SEARCH_MERGE_PAGES = 16
 SEARCH_MERGE_STEPS = 3
 
@@ -658,17 +660,10 @@ def tx_settle(conn: sqlite3.Connection, limit: int = SETTLE_BATCH,
     return settled
 
 
-def tx_merge_search(conn: sqlite3.Connection, steps: int = 1,
-                    seconds: float = SEARCH_BATCH_SECONDS) -> int:
-    """Up to ``steps`` steps merging the search index's segments (SEARCH_MERGE_PAGES
-    pages each), the first always, the others while ``seconds`` last; how many."""
-    deadline = time.perf_counter() + seconds
-    merged = 0
-    while merged < steps and (not merged or time.perf_counter() < deadline):
-        conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
-                     (SEARCH_MERGE_PAGES,))
-        merged += 1
-    return merged
+def tx_merge_search(conn: sqlite3.Connection) -> None:
+    """One step merging the search index's segments (SEARCH_MERGE_PAGES pages)."""
+    conn.execute("INSERT INTO task_search (task_search, rank) VALUES ('merge', ?)",
+                 (SEARCH_MERGE_PAGES,))
 
 
 def encode_list_cursor(sort: str, order: str, value: Any, task_id: str, now: float) -> str:

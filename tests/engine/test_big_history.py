@@ -502,6 +502,47 @@ def statement_kinds_per_transaction(statements: list[str]) -> list[set[str]]:
     return seen
 
 
+def merges_per_transaction(statements: list[str]) -> list[int]:
+    """How many merge steps of the search index each transaction ran (none: left out)."""
+    seen: list[int] = []
+    for sql in statements:
+        if sql.startswith("BEGIN"):
+            seen.append(0)
+        elif seen and "VALUES ('merge'" in " ".join(sql.split()):
+            seen[-1] += 1
+    return [merges for merges in seen if merges]
+
+
+async def test_each_merge_step_of_the_search_index_commits_alone(db_path: Path) -> None:
+    # A merge transaction went on to a further step while it had time left, and a
+    # step can take 50-64 ms over a million tasks (one stops only between two of the
+    # index's terms): a second one started at 14 ms held a million-task prune's
+    # writer past 100 ms. A write queued beside the merging now waits for one step.
+    store = await Store.open(db_path)
+    try:
+        start = time.time() - 10_000
+        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i,
+                 "label": f"Eta run {i}"} for i in range(600)]
+        await store.insert_task_rows(rows)
+        await store.index_search()
+        statements: list[str] = []
+        conn = store._writer.connection
+        conn.set_trace_callback(statements.append)
+        assert await store.prune(start + 500, 0) == 500
+        await store.index_search()
+        conn.set_trace_callback(None)
+        batches = deletions_per_transaction(statements, "VALUES ('delete'")
+        assert sum(batches) == 500
+        merges = merges_per_transaction(statements)
+        assert merges == [1] * len(merges)
+        # every step a batch owes is paid, at once or at the end
+        assert len(merges) == SEARCH_MERGE_STEPS * len(batches)
+        found = {t.id for t in await store.list_tasks(search="eta run", limit=1000)}
+        assert found == {r["id"] for r in rows[500:]}
+    finally:
+        await store.close()
+
+
 async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A prune chunk and a search-index batch were sized from the last one's pace,
