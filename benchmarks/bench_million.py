@@ -281,28 +281,42 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
     """Prune 90 % of the history while a writer submits; the writer's longest wait."""
     copies: list[float] = []
     copy = store_module.checkpoint
+    # WAL copies begun and ended (on their thread; the writer's own, tail_checkpoint,
+    # counts too): an upkeep transaction that saw a copy begin or run shared the disk
+    # and the cores with it
+    copying = [0, 0]
 
     def timed_copy(conn: sqlite3.Connection) -> int:
         # each WAL copy ends with an fdatasync of the database: the disk's floor under
         # any write that has to wait for one
+        copying[0] += 1
         t0 = time.perf_counter()
         try:
             return copy(conn)
         finally:
             copies.append(time.perf_counter() - t0)
+            copying[1] += 1
 
     store_module.checkpoint = timed_copy
     # each upkeep transaction on the writer (a prune chunk, a search-index batch, a
     # settling, the writer's own WAL copy): a write waits for at most one of them
     upkeep: dict[str, list[float]] = {}
+    beside_copy: dict[str, list[float]] = {}
+    no_copy: dict[str, list[float]] = {}
     run_upkeep = Store._run_upkeep
 
     def timed_upkeep(self: Store, conn: sqlite3.Connection, op: Any) -> Any:
+        begun, ended = copying
         t0 = time.perf_counter()
         try:
             return run_upkeep(self, conn, op)
         finally:
-            upkeep.setdefault(op[0].__name__, []).append(time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            upkeep.setdefault(op[0].__name__, []).append(took)
+            if op[0] is not store_module.tail_checkpoint:  # a copy itself
+                shared = begun != ended or copying[0] != begun
+                (beside_copy if shared else no_copy).setdefault(
+                    op[0].__name__, []).append(took)
 
     Store._run_upkeep = timed_upkeep  # type: ignore[method-assign]
     store = await Store.open(path)
@@ -350,6 +364,8 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
         # synchronisation)
         _, idle, idle_stalls, _ = await beside(asyncio.sleep(2.0))
         upkeep.clear()
+        beside_copy.clear()
+        no_copy.clear()
         t0 = time.perf_counter()
         pruned, writes, stalls, prune_copies = await beside(store.prune(cutoff, cutoff))
         seconds = time.perf_counter() - t0
@@ -360,7 +376,8 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
         Store._run_upkeep = run_upkeep  # type: ignore[method-assign]
     return {"pruned": pruned, "seconds": seconds, "left": left, "writes": writes, "idle": idle,
             "stalls": stalls, "idle_stalls": idle_stalls, "copies": prune_copies,
-            "upkeep": upkeep}
+            "upkeep": upkeep, "beside_copy": beside_copy,
+            "no_copy": no_copy}
 
 
 def ms(values: list[float], q: float) -> float:
@@ -448,6 +465,11 @@ def main() -> None:
                   + "; ".join(f"{name} {len(took)}, p99 {ms(took, 99):.1f} ms, longest "
                               f"{max(took) * 1000:.1f} ms"
                               for name, took in sorted(p["upkeep"].items())))
+            for label, key in (("beside a WAL copy", "beside_copy"), ("with none", "no_copy")):
+                print(f"      {label}: "
+                      + "; ".join(f"{name} {len(took)}, p99 {ms(took, 99):.1f} ms, longest "
+                                  f"{max(took) * 1000:.1f} ms"
+                                  for name, took in sorted(p[key].items())))
         print("  median longest write stall: "
               f"{statistics.median(max(p['writes']) for p in prunes) * 1000:.1f} ms; "
               "of the event loop: "
