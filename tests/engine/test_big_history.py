@@ -418,6 +418,68 @@ async def test_a_prune_rests_after_each_chunk_as_long_as_the_chunk_took(
         assert seconds >= chunks[done - 1] * store_module.PRUNE_REST_RATIO
 
 
+async def test_no_upkeep_transaction_runs_beside_a_copy_of_the_log(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # During a million-task prune the longest upkeep transactions (a search-index
+    # batch of 100 ms, a merge step of 96 ms, against 62 and 60 ms at most with no
+    # copy) ran while a WAL copy shared the disk and the cores with them, and a write
+    # queued behind one waited 101 ms. An upkeep transaction now waits for a copy to
+    # end (giving the writer to the short writes meanwhile), and a copy for it.
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 50)
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK_SECONDS", 1e-6)
+    copy = store_module.checkpoint
+    copies: list[tuple[float, float]] = []
+    upkeeps: list[tuple[float, float]] = []
+
+    def slow_copy(conn: sqlite3.Connection) -> int:
+        # a copy as slow as one beside a prune on a busy disk (its p99 was 35 ms)
+        t0 = time.perf_counter()
+        try:
+            time.sleep(0.01)
+            return copy(conn)
+        finally:
+            if conn is store._checkpoint_conn:  # not the writer's own (tail_checkpoint)
+                copies.append((t0, time.perf_counter()))
+
+    run_upkeep = Store._run_upkeep
+
+    def timed_upkeep(self: Store, conn: sqlite3.Connection, op: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return run_upkeep(self, conn, op)
+        finally:
+            if op[0] is not store_module.tail_checkpoint:  # the writer's own copy
+                upkeeps.append((t0, time.perf_counter()))
+
+    monkeypatch.setattr(store_module, "checkpoint", slow_copy)
+    monkeypatch.setattr(Store, "_run_upkeep", timed_upkeep)
+    store = await Store.open(db_path)
+    try:
+        await store.insert_task_rows([{**row, "label": f"Theta run {i}"}
+                                      for i, row in enumerate(old_finished_rows(1500))])
+        await store.index_search()
+        copies.clear()
+        upkeeps.clear()
+        writes = asyncio.ensure_future(asyncio.gather(*(
+            store.create_task(Task(id=new_task_id(), kind="function", mode="job",
+                                   status="queued", name="beside", created_at=time.time(),
+                                   updated_at=time.time()))
+            for _ in range(200))))
+        # the index forgets the pruned tasks beside the prune, as the store's own loop does
+        pruning = asyncio.ensure_future(store.prune(time.time(), 0))
+        while not pruning.done():
+            await store.index_search()
+            await asyncio.sleep(0.001)
+        assert await pruning == 1500
+        await store.index_search()
+        assert len(await writes) == 200
+    finally:
+        await store.close()
+    assert len(copies) >= 2 and len(upkeeps) >= 30
+    beside = [(a, b) for a, b in upkeeps if any(c < b and a < d for c, d in copies)]
+    assert beside == []
+
+
 async def until(condition: Any, what: str) -> None:
     """Wait (with a deadline) until ``condition()`` holds."""
     deadline = time.monotonic() + 30
