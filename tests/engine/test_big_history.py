@@ -564,6 +564,18 @@ def statement_kinds_per_transaction(statements: list[str]) -> list[set[str]]:
     return seen
 
 
+async def indexed_history(store: Store, count: int, label: str
+                          ) -> tuple[float, list[dict[str, Any]]]:
+    """(their start, ``count`` finished rows labelled ``label`` and a number), inserted
+    and in the search index."""
+    start = time.time() - 10_000
+    rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i,
+             "label": f"{label} {i}"} for i in range(count)]
+    await store.insert_task_rows(rows)
+    await store.index_search()
+    return start, rows
+
+
 def merges_per_transaction(statements: list[str]) -> list[int]:
     """How many merge steps of the search index each transaction ran (none: left out)."""
     seen: list[int] = []
@@ -578,15 +590,11 @@ def merges_per_transaction(statements: list[str]) -> list[int]:
 async def test_each_merge_step_of_the_search_index_commits_alone(db_path: Path) -> None:
     # A merge transaction went on to a further step while it had time left, and a
     # step can take 50-64 ms over a million tasks (one stops only between two of the
-    # index's terms): a second one started at 14 ms held a million-task prune's
-    # writer past 100 ms. A write queued beside the merging now waits for one step.
+    # index's terms): such a transaction held a million-task prune's writer 102 ms.
+    # A write queued beside the merging now waits for one step.
     store = await Store.open(db_path)
     try:
-        start = time.time() - 10_000
-        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i,
-                 "label": f"Eta run {i}"} for i in range(600)]
-        await store.insert_task_rows(rows)
-        await store.index_search()
+        start, rows = await indexed_history(store, 600, "Eta run")
         statements: list[str] = []
         conn = store._writer.connection
         conn.set_trace_callback(statements.append)
@@ -619,11 +627,7 @@ async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
     monkeypatch.setattr(store_module, "SEARCH_BATCH_SECONDS", 0, raising=False)
     store = await Store.open(db_path)
     try:
-        start = time.time() - 10_000
-        rows = [{**history_row(i, start), "status": "succeeded", "finished_at": start + i,
-                 "label": f"Zeta run {i}"} for i in range(400)]
-        await store.insert_task_rows(rows)
-        await store.index_search()
+        start, rows = await indexed_history(store, 400, "Zeta run")
         for i in (150, 350):  # pruned in a later step; kept
             await store.add_artifact(rows[i]["id"], "out.txt", b"x")
         statements: list[str] = []
