@@ -279,8 +279,10 @@ def cli_markdown() -> str:
 
 #: what each event type means; a type missing here fails the build
 EVENT_MEANINGS = {
-    "task.created": "a task was stored (queued, or running at once)",
-    "task.started": "a worker or process started running it",
+    "task.created": "a task was stored, queued (a task that runs at once, such as a "
+                    "background cell, begins with task.started instead)",
+    "task.started": "a worker or process started running it; the first event of a task "
+                    "that runs at once",
     "task.progress": "its progress changed (coalesced per task: at most one every 0.1 s, "
                      "longer when many tasks report at once so a client gets at most ~250 "
                      "a second; the latest always delivered, after any state change)",

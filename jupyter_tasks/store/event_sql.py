@@ -79,12 +79,9 @@ def events_query(after_id: int, limit: int, task_id: str | None,
         "AND type != 'feed.mark'"
     args: list[Any] = [after_id]
     if task_id is not None:
-        # nothing of a task comes before its task.created event: the scan starts there
-        # (a constant subquery, so the rowid range still bounds the scan)
-        sql = sql.replace("id > ?", "id > max(?, ifnull((SELECT id - 1 FROM events "
-                          "WHERE task_id = ? AND type = 'task.created'), 0))")
+        # along events_by_task: the task's own events, whatever else the table holds
         sql += " AND task_id = ?"
-        args += [task_id, task_id]
+        args.append(task_id)
     if owners is not None:
         sql += f" AND owner IN ({','.join('?' * len(owners))})"
         args += owners

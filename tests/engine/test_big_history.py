@@ -33,6 +33,7 @@ from jupyter_tasks.store.task_sql import (
     tie_group_query,
 )
 from tests.engine.brute_force import matches, sort_key, walk
+from tests.engine.vm_steps import counting_steps
 
 HISTORY = 20_000
 STATUSES = ("succeeded", "succeeded", "failed", "cancelled", "succeeded", "running")
@@ -243,16 +244,9 @@ async def test_a_prune_chunk_does_not_walk_the_tasks_still_queued(tmp_path: Path
     def steps() -> int:
         conn = sqlite3.connect(path)
         try:
-            count = 0
-
-            def tick() -> int:
-                nonlocal count
-                count += 1
-                return 0
-
-            conn.set_progress_handler(tick, 100)  # every 100 VM instructions
-            conn.execute(PRUNE_SELECT, [now - 50, *TERMINAL_STATUSES, 500]).fetchall()
-            return count
+            with counting_steps(conn) as count:  # every 100 VM instructions
+                conn.execute(PRUNE_SELECT, [now - 50, *TERMINAL_STATUSES, 500]).fetchall()
+            return count.steps
         finally:
             conn.close()
 
@@ -706,19 +700,12 @@ def events_chunk_steps(path: Path, events: int) -> int:
         conn.execute("DELETE FROM events")
         conn.executemany("INSERT INTO events (task_id, type, ts, task) VALUES (?, ?, ?, ?)",
                          [("t", "task.progress", now, "{}") for _ in range(events)])
-        steps = 0
-
-        def count() -> int:
-            nonlocal steps
-            steps += 1
-            return 0
-
-        conn.set_progress_handler(count, 1000)
-        conn.execute("BEGIN IMMEDIATE")
-        deleted, done = store_module.tx_prune_events(conn, now - 3600, 1000)
-        conn.execute("ROLLBACK")
+        with counting_steps(conn, 1000) as count:
+            conn.execute("BEGIN IMMEDIATE")
+            deleted, done = store_module.tx_prune_events(conn, now - 3600, 1000)
+            conn.execute("ROLLBACK")
         assert (deleted, done) == (0, True)  # nothing old: the chunk only looked
-        return steps
+        return count.steps
     finally:
         conn.close()
 

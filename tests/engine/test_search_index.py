@@ -16,6 +16,7 @@ from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import LIST_SORTS, Store, task_sql
 from jupyter_tasks.store import store as store_module
 from jupyter_tasks.store.connection import split_sql
+from tests.engine.vm_steps import counting_steps
 from tests.waiting import eventually
 
 HISTORY = 20_000
@@ -82,21 +83,14 @@ class StepCounter:
 
     def steps(self) -> int:
         conn = sqlite3.connect(self.path)
-        count = 0
-
-        def tick() -> int:
-            nonlocal count
-            count += 1
-            return 0
-
         try:
-            conn.set_progress_handler(tick, 100)
-            for sql, args in self.queries:
-                conn.execute(sql, args).fetchall()
+            with counting_steps(conn) as count:
+                for sql, args in self.queries:
+                    conn.execute(sql, args).fetchall()
         finally:
             conn.close()
         self.queries.clear()
-        return count
+        return count.steps
 
 
 @pytest.mark.parametrize("sort", LIST_SORTS)

@@ -13,6 +13,8 @@ from jupyter_tasks.exceptions import IdempotencyConflict, StoreError, TaskStateC
 from jupyter_tasks.migrations import LATEST_VERSION
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import Store
+from jupyter_tasks.store.event_sql import events_query
+from tests.engine.vm_steps import counting_steps
 from tests.waiting import eventually
 
 
@@ -61,7 +63,8 @@ async def test_a_version_1_database_is_upgraded_in_place(db_path: Path) -> None:
         assert [e.task_id for e in await store.events_after(0, task_id="t1")] == ["t1"]
     conn = sqlite3.connect(db_path)
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "events_task_created" in indexes and "events_by_task" not in indexes
+    # one task's events along their own index (migration 13), not after its creation
+    assert "events_by_task" in indexes and "events_task_created" not in indexes
     assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
     events_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
     assert "AUTOINCREMENT" not in events_sql
@@ -137,6 +140,49 @@ async def test_events_of_one_task_from_its_creation(db_path: Path) -> None:
     assert {e.task_id for e in events} == {mine.id}
     assert [e.type for e in later] == ["task.started", "task.succeeded"]
     assert len(everything) == 35
+
+
+def replay_steps(path: Path, task_id: str) -> tuple[list[str], int]:
+    """One task's events as the store reads them, and SQLite's VM steps (hundreds) for it."""
+    conn = sqlite3.connect(path)
+    try:
+        with counting_steps(conn) as count:
+            rows = conn.execute(*events_query(0, 100, task_id, None)).fetchall()
+        return [row[1] for row in rows], count.steps
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("first_status", ["queued", "running"])
+async def test_one_tasks_events_are_found_without_reading_other_tasks_events(
+        db_path: Path, first_status: str) -> None:
+    # a task that runs at once (a %%background cell, run_blocking, a background
+    # submit) begins with task.started, not task.created: its replay started at
+    # event 0 and read every event of every task, 150 ms beside 2 million events
+    async with await Store.open(db_path) as store:
+        mine, _ = await store.create_task(make_task(mode="background", status=first_status))
+        if first_status == "queued":
+            await store.transition(mine.id, {"status": "running"}, "task.started")
+        await store.transition(mine.id, {"status": "succeeded"}, "task.succeeded")
+    expected = (["task.created"] if first_status == "queued" else []) \
+        + ["task.started", "task.succeeded"]
+
+    def add_events_of_others(count: int) -> None:
+        conn = sqlite3.connect(db_path)
+        with conn:
+            conn.executemany(
+                "INSERT INTO events (task_id, type, ts, task) VALUES (?, 'task.progress', ?, "
+                "'{}')", [(new_task_id(), time.time()) for _ in range(count)])
+        conn.close()
+
+    add_events_of_others(1_000)
+    types, beside_a_few = replay_steps(db_path, mine.id)
+    assert types == expected
+    add_events_of_others(20_000)
+    types, beside_many = replay_steps(db_path, mine.id)
+    assert types == expected
+    # reading 20,000 more events would cost hundreds of these steps; the index skips them
+    assert beside_many <= beside_a_few + 2, (beside_a_few, beside_many)
 
 
 async def test_every_state_change_writes_its_event(db_path: Path) -> None:

@@ -96,6 +96,22 @@ async def test_task_id_filter(api, tasks_app, jp_ws_fetch):
     ws.close()
 
 
+async def test_task_id_filter_replays_a_task_that_ran_at_once(api, tasks_app, jp_ws_fetch):
+    # run at once (no task.created event), between other tasks' events
+    before = await api.submit({"name": "srv_job", "queue": PARKED})
+    ran = await api.post("registry", "srv_add", "execute", body={"params": {"a": 2, "b": 3}})
+    after = await api.submit({"name": "srv_job", "queue": PARKED})
+    for other in (before, after):
+        await api.post(other["id"], "cancel")
+    task_id = ran.json["task_id"]
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0", "task_id": task_id})
+    messages = await read_until(ws, lambda m: m["type"] == "task.succeeded")
+    assert [m["type"] for m in messages] == ["task.started", "task.succeeded"]
+    assert {m["task_id"] for m in messages} == {task_id}
+    assert messages[-1]["task"]["status"] == "succeeded"
+    ws.close()
+
+
 async def test_progress_is_coalesced_and_the_latest_always_arrives(api, tasks_app, jp_ws_fetch):
     store = tasks_app.manager.store
     # a job that reports no progress of its own: the flood below is the only writer
