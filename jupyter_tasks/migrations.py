@@ -467,6 +467,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         DROP INDEX events_task_created;
         """,
     ),
+    (
+        14,
+        """
+        -- GET /api/tasks?idempotency_key= (did a retried submit go in?) walked the whole
+        -- history along the id: the guard's unique index leads with the owner. Only
+        -- tasks with a key pay for an entry
+        CREATE INDEX tasks_by_idempotency_key ON tasks(idempotency_key, id)
+            WHERE idempotency_key IS NOT NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

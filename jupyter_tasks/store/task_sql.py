@@ -356,7 +356,12 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
     if owners is not None:
         if not owners:
             return None
-        where.append(f"owner IN ({','.join('?' * len(owners))})")
+        # beside a key, which names a task or a few, the owner is checked on the rows the
+        # key's index finds ("+owner" takes no index): else the planner walks the owner's
+        # whole history along tasks_by_owner, which gives the created order unsorted
+        keyed = any(v is not None for v in (task_key, key_prefix, idempotency_key, parent_id,
+                                            schedule_id))
+        where.append(f"{'+' if keyed else ''}owner IN ({','.join('?' * len(owners))})")
         args += owners
     if key_prefix is not None:
         # a range keeps the task_key index usable where LIKE would not

@@ -157,6 +157,39 @@ def test_every_list_query_enters_an_index_never_a_scan_of_tasks(history: Path,
         conn.close()
 
 
+# the filters a script looks one task (or a few) up by, and the index each enters
+KEY_FILTERS = {"task_key": ("report/7", "tasks_by_key"),
+               "key_prefix": ("report/", "tasks_by_key"),
+               "idempotency_key": ("idem-3", "tasks_by_idempotency_key"),
+               "parent_id": ("8" * 32, "tasks_by_parent"),
+               "schedule_id": ("s" * 32, "tasks_by_schedule")}
+
+
+@pytest.mark.parametrize("field", sorted(KEY_FILTERS))
+@pytest.mark.parametrize("owners", [None, ["ana"]])
+def test_a_key_filter_enters_its_index_never_walks_the_history(
+        history: Path, field: str, owners: list[str] | None) -> None:
+    # ?idempotency_key= (did my retried submit go in?) walked the whole history along
+    # the id, or an owner's along tasks_by_owner: the unique key's index leads with the
+    # owner. 62 ms over 200,000 tasks
+    conn = sqlite3.connect(history)
+    try:
+        value, index = KEY_FILTERS[field]
+        values: dict[str, Any] = {"statuses": None, "name": None, "kind": None,
+                                  "owners": owners, "queue": None, "task_key": None,
+                                  "key_prefix": None, "idempotency_key": None,
+                                  "parent_id": None, "worker_id": None, "search": None,
+                                  field: value}
+        filtered = task_filters(**values)
+        assert filtered is not None
+        seen = explain(conn, *page_query("created", True, *filtered, None, time.time(), 50))
+        # the settled tasks (the history) are the merge's left part
+        settled = seen.split(" | RIGHT | ")[0]
+        assert f"SEARCH tasks USING INDEX {index} " in settled, (field, seen)
+    finally:
+        conn.close()
+
+
 async def test_one_owners_counts_read_an_index_alone(history: Path) -> None:
     # a user who sees only their own tasks (the panel's status bar and status filter):
     # along tasks_by_owner the count read every row of the owner's history
