@@ -338,6 +338,15 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
                     {"field": field, "message": "not valid Unicode (a lone surrogate)"}]) from None
     where: list[str] = []
     args: list[Any] = []
+    # a key names a task or a few, and tasks still queued or running are few too: beside
+    # either, the name, kind and owner are checked on the rows that index finds ("+"
+    # takes no index). Else the planner walks that name's, kind's or owner's whole
+    # history along its index, which gives the created order unsorted: the cards a
+    # notebook restores (kind=cell&status=queued,running) read every cell task ever run
+    keyed = any(v is not None for v in (task_key, key_prefix, idempotency_key, parent_id,
+                                        schedule_id))
+    narrow = keyed or (bool(statuses) and set(statuses) <= set(ACTIVE_STATUSES))
+    unindexed = "+" if narrow else ""
     if statuses:
         term = f"status IN ({','.join('?' * len(statuses))})"
         if set(statuses) <= set(TERMINAL_STATUSES):
@@ -346,22 +355,17 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
             term = f"likelihood({term}, 0.9)"
         where.append(term)
         args += statuses
-    for column, value in (("name", name), ("kind", kind), ("queue", queue),
-                          ("task_key", task_key), ("idempotency_key", idempotency_key),
-                          ("parent_id", parent_id), ("worker_id", worker_id),
-                          ("schedule_id", schedule_id)):
+    for column, value in ((f"{unindexed}name", name), (f"{unindexed}kind", kind),
+                          ("queue", queue), ("task_key", task_key),
+                          ("idempotency_key", idempotency_key), ("parent_id", parent_id),
+                          ("worker_id", worker_id), ("schedule_id", schedule_id)):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
     if owners is not None:
         if not owners:
             return None
-        # beside a key, which names a task or a few, the owner is checked on the rows the
-        # key's index finds ("+owner" takes no index): else the planner walks the owner's
-        # whole history along tasks_by_owner, which gives the created order unsorted
-        keyed = any(v is not None for v in (task_key, key_prefix, idempotency_key, parent_id,
-                                            schedule_id))
-        where.append(f"{'+' if keyed else ''}owner IN ({','.join('?' * len(owners))})")
+        where.append(f"{unindexed}owner IN ({','.join('?' * len(owners))})")
         args += owners
     if key_prefix is not None:
         # a range keeps the task_key index usable where LIKE would not

@@ -190,6 +190,24 @@ def test_a_key_filter_enters_its_index_never_walks_the_history(
         conn.close()
 
 
+@pytest.mark.parametrize("beside", [{"kind": "notebook"}, {"name": "job_3"},
+                                    {"owners": ["ana"]}, {"kind": "cell", "owners": ["ana"]}])
+@pytest.mark.parametrize("statuses", [["queued", "running"], ["running"]])
+def test_active_tasks_beside_another_filter_are_found_along_the_status_index(
+        history: Path, beside: dict[str, Any], statuses: list[str]) -> None:
+    # the cards a notebook restores when it opens (kind=cell&status=queued,running), a
+    # user's own active tasks: along the kind's or the owner's index they walked every
+    # such task of the history to find the few still active (50 ms for 40,000
+    # notebook tasks, 62 ms for an owner's 67,000)
+    conn = sqlite3.connect(history)
+    try:
+        seen = plan(conn, "created", True, {"statuses": statuses, **beside}, None)
+        settled = seen.split(" | RIGHT | ")[0]
+        assert "SEARCH tasks USING INDEX tasks_by_status (status=?)" in settled, (beside, seen)
+    finally:
+        conn.close()
+
+
 async def test_one_owners_counts_read_an_index_alone(history: Path) -> None:
     # a user who sees only their own tasks (the panel's status bar and status filter):
     # along tasks_by_owner the count read every row of the owner's history
