@@ -58,6 +58,14 @@ SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("kind=code", {"kind": "code"}),
     ("owner=bo", {"owner": "bo"}),
     ("status+name", {"status": "failed", "name": "job_3"}),
+    # the cards a notebook restores when it opens ask this of its kind; a user's own
+    # active tasks; lookups by key, which name a task or none
+    ("kind=notebook&status=queued,running (none)",
+     {"kind": "notebook", "status": "queued,running"}),
+    ("owner=bo&status=running (none)", {"owner": "bo", "status": "running"}),
+    ("idempotency_key (none)", {"idempotency_key": "retry-1"}),
+    ("owner=bo&task_key (none)", {"owner": "bo", "task_key": "report/1"}),
+    ("owner=bo&parent_id (none)", {"owner": "bo", "parent_id": "0" * 32}),
     ("search common 'job_1'", {"search": "job_1"}),
     ("search rare 'run 123457'", {"search": "run 123457"}),
     # 1,111, 11,111 and 111,111 matches, all in one stretch of old history: through the
