@@ -460,7 +460,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- From the task's task.created event, a replay read every later event of every
         -- task (a task finished long ago: all the events since), and a task that runs
         -- at once (a background cell, run_blocking) has no such event, so its replay
-        -- read the whole table: 150 ms beside 2 million events. Task ids begin with
+        -- read the whole table: 150-214 ms beside 2 million events. Task ids begin with
         -- their time, so a new event's entry lands among the newest tasks' entries,
         -- not at a random spot as when migration 2 measured it
         CREATE INDEX events_by_task ON events(task_id, id);
@@ -475,6 +475,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- tasks with a key pay for an entry
         CREATE INDEX tasks_by_idempotency_key ON tasks(idempotency_key, id)
             WHERE idempotency_key IS NOT NULL;
+        """,
+    ),
+    (
+        15,
+        """
+        -- one owner's queued or running tasks in created order (a user who sees only their
+        -- own tasks, filtering on the active statuses): along tasks_by_owner such a page
+        -- walked the owner's whole history (56 ms for 67,000 tasks), along tasks_by_status
+        -- every user's settled backlog (16 ms beside 50,000 queued jobs); 1 ms here
+        CREATE INDEX tasks_by_owner_status ON tasks(owner, status, id) WHERE fresh IS NULL;
         """,
     ),
 ]

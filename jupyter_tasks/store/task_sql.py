@@ -339,14 +339,15 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
     where: list[str] = []
     args: list[Any] = []
     # a key names a task or a few, and tasks still queued or running are few too: beside
-    # either, the name, kind and owner are checked on the rows that index finds ("+"
-    # takes no index). Else the planner walks that name's, kind's or owner's whole
-    # history along its index, which gives the created order unsorted: the cards a
-    # notebook restores (kind=cell&status=queued,running) read every cell task ever run
-    keyed = any(v is not None for v in (task_key, key_prefix, idempotency_key, parent_id,
-                                        schedule_id))
-    narrow = keyed or (bool(statuses) and set(statuses) <= set(ACTIVE_STATUSES))
-    unindexed = "+" if narrow else ""
+    # either, the name and kind (and beside a key, the owner) are checked on the rows
+    # that index finds ("+" takes no index). Else the planner walks that name's, kind's or
+    # owner's whole history along its index, which gives the created order unsorted: the
+    # cards a notebook restores (kind=cell&status=queued,running) read every cell task
+    # ever run. An owner's active tasks have an index of their own (migration 15); a key
+    # prefix may match most of the history, so it is no key here
+    keyed = any(v is not None for v in (task_key, idempotency_key, parent_id, schedule_id))
+    active = bool(statuses) and set(statuses) <= set(ACTIVE_STATUSES)
+    unindexed = "+" if keyed or active else ""
     if statuses:
         term = f"status IN ({','.join('?' * len(statuses))})"
         if set(statuses) <= set(TERMINAL_STATUSES):
@@ -365,7 +366,7 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
     if owners is not None:
         if not owners:
             return None
-        where.append(f"{unindexed}owner IN ({','.join('?' * len(owners))})")
+        where.append(f"{'+' if keyed else ''}owner IN ({','.join('?' * len(owners))})")
         args += owners
     if key_prefix is not None:
         # a range keeps the task_key index usable where LIKE would not

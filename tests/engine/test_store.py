@@ -158,7 +158,7 @@ async def test_one_tasks_events_are_found_without_reading_other_tasks_events(
         db_path: Path, first_status: str) -> None:
     # a task that runs at once (a %%background cell, run_blocking, a background
     # submit) begins with task.started, not task.created: its replay started at
-    # event 0 and read every event of every task, 150 ms beside 2 million events
+    # event 0 and read every event of every task, 150-214 ms beside 2 million events
     async with await Store.open(db_path) as store:
         mine, _ = await store.create_task(make_task(mode="background", status=first_status))
         if first_status == "queued":
