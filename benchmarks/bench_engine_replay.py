@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_server_common import percentile
+
 from jupyter_tasks.models import new_task_id
 from jupyter_tasks.store import Store
 
@@ -75,11 +77,6 @@ async def build(path: Path) -> dict[str, list[tuple[int, str]]]:
     return placed
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def measure(path: Path, placed: dict[str, list[tuple[int, str]]]) -> dict[str, list[float]]:
     """Milliseconds per read, by case."""
     times: dict[str, list[float]] = {}
@@ -113,7 +110,7 @@ def main() -> None:
     for _ in range(ROUNDS):
         for case, values in asyncio.run(measure(path, placed)).items():
             medians.setdefault(case, []).append(statistics.median(values))
-            p99s.setdefault(case, []).append(pct(values, 0.99))
+            p99s.setdefault(case, []).append(percentile(values, 99))
     floor = statistics.median(medians["floor: the task's row by id"])
     print("per read, ms: median of the rounds' p50 (min, max) and of their p99; "
           "p50 / the floor's p50")

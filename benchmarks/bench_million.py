@@ -469,15 +469,13 @@ def main() -> None:
                   f"{len(p['copies'])}, p50 {ms(p['copies'], 50):.1f} ms, p99 "
                   f"{ms(p['copies'], 99):.1f} ms, "
                   f"longest {max(p['copies'], default=0) * 1000:.1f} ms")
-            print("    upkeep transactions on the writer, which a write may wait for one of: "
-                  + "; ".join(f"{name} {len(took)}, p99 {ms(took, 99):.1f} ms, longest "
-                              f"{max(took) * 1000:.1f} ms"
-                              for name, took in sorted(p["upkeep"].items())))
-            for label, key in (("beside a WAL copy", "beside_copy"), ("with none", "no_copy")):
-                print(f"      {label}: "
-                      + "; ".join(f"{name} {len(took)}, p99 {ms(took, 99):.1f} ms, longest "
-                                  f"{max(took) * 1000:.1f} ms"
-                                  for name, took in sorted(p[key].items())))
+            for label, key in (("    upkeep transactions on the writer, which a write may "
+                                "wait for one of", "upkeep"),
+                               ("      beside a WAL copy", "beside_copy"),
+                               ("      with none", "no_copy")):
+                print(f"{label}: " + "; ".join(
+                    f"{name} {len(took)}, p99 {ms(took, 99):.1f} ms, longest "
+                    f"{max(took) * 1000:.1f} ms" for name, took in sorted(p[key].items())))
         print("  median longest write stall: "
               f"{statistics.median(max(p['writes']) for p in prunes) * 1000:.1f} ms; "
               "of the event loop: "
