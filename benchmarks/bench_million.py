@@ -40,6 +40,7 @@ from jupyter_tasks.migrations import LATEST_VERSION  # noqa: E402
 from jupyter_tasks.models import new_task_id  # noqa: E402
 from jupyter_tasks.store import Store  # noqa: E402
 from jupyter_tasks.store import store as store_module  # noqa: E402
+from jupyter_tasks.store.task_sql import SEARCH_BACKLOG  # noqa: E402
 
 CACHE = Path("/tmp/jt-million")
 NAMES = [f"job_{i}" for i in range(40)] + ["train_model", "etl_daily", "report"]
@@ -48,6 +49,14 @@ STATUSES = ["succeeded"] * 16 + ["failed"] * 3 + ["cancelled"]
 OWNERS = ["ana", "bo", "chen"]
 SPAN = 20 * 86400.0  # the history covers the last 20 days
 REPS = 12  # calls per query shape and round
+# the writer beside the prune
+WRITES_PER_SECOND = 500
+# after the prune: a search every this many seconds
+SEARCH_PAUSE = 1.0
+# how long the benchmark waits for the search index to catch up after the prune
+CATCH_UP_DEADLINE = 600.0
+# caught up: no deleted task left to forget, and no more tasks than this not indexed yet
+CATCH_UP_BACKLOG = 10_000
 
 SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("newest", {}),
@@ -338,12 +347,17 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
         async def writer(stop: asyncio.Event, writes: list[float]) -> None:
             from jupyter_tasks.models import Task
 
+            # at a steady pace: unpaced it wrote ~3,000 tasks a second, and the history
+            # grew by two million during the prune (twice what it pruned)
+            due = time.perf_counter()
             while not stop.is_set():
                 task = Task(id=new_task_id(), kind="function", mode="job", status="queued",
                             name="bench_noop", created_at=time.time(), updated_at=time.time())
                 t0 = time.perf_counter()
                 await store.create_task(task)
                 writes.append(time.perf_counter() - t0)
+                due += 1 / WRITES_PER_SECOND
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
         async def loop_watch(stop: asyncio.Event, stalls: list[float]) -> None:
             # how late the loop comes back to a 1 ms sleep: while it is late, every
@@ -353,14 +367,26 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
                 await asyncio.sleep(0.001)
                 stalls.append(max(0.0, time.perf_counter() - t0 - 0.001))
 
-        async def beside(work: Awaitable[Any]) -> tuple[Any, list[float], list[float],
-                                                        list[float]]:
-            """``work``'s result; the writer's waits, the loop's lateness, the WAL copies."""
+        async def searcher(stop: asyncio.Event, searches: list[float]) -> None:
+            # a search box typed into now and then: a needle no task holds reads every
+            # candidate the index gives and every task it has not indexed yet
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                await store.page_tasks(search="zzqx", limit=50)
+                searches.append(time.perf_counter() - t0)
+                await asyncio.sleep(SEARCH_PAUSE)
+
+        async def beside(work: Awaitable[Any], searches: list[float] | None = None
+                         ) -> tuple[Any, list[float], list[float], list[float]]:
+            """``work``'s result; the writer's waits, the loop's lateness, the WAL copies
+            (and with ``searches``, a search's time now and then)."""
             writes: list[float] = []
             stalls: list[float] = []
             copies.clear()
             stop = asyncio.Event()
-            watchers = asyncio.gather(writer(stop, writes), loop_watch(stop, stalls))
+            watchers = asyncio.gather(writer(stop, writes), loop_watch(stop, stalls),
+                                      *([searcher(stop, searches)] if searches is not None
+                                        else []))
             try:
                 result = await work
             finally:
@@ -378,6 +404,26 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
         pruned, writes, stalls, prune_copies = await beside(store.prune(cutoff, cutoff))
         seconds = time.perf_counter() - t0
         left = await store.count_tasks()
+        forgets_left = await store._scalar("SELECT count(*) FROM task_search_queue")
+
+        async def search_caught_up() -> tuple[int, int]:
+            # what the prune leaves the search index to do (the store's own upkeep
+            # does it), waited for up to a deadline; (changes queued, tasks not indexed)
+            # then. The writer's own tasks go in a round later: some stay behind.
+            left = ("SELECT (SELECT count(*) FROM task_search_queue), "
+                    f"({SEARCH_BACKLOG})")
+            deadline = time.monotonic() + CATCH_UP_DEADLINE
+            while True:
+                queued, backlog = (await store._rows(left))[0]
+                if (not queued and backlog <= CATCH_UP_BACKLOG) or time.monotonic() > deadline:
+                    return queued, backlog
+                await asyncio.sleep(0.5)
+
+        catch_searches: list[float] = []
+        t0 = time.perf_counter()
+        catch_left, catch_writes, catch_stalls, _ = await beside(search_caught_up(),
+                                                                 catch_searches)
+        catch_seconds = time.perf_counter() - t0
     finally:
         await store.close()
         store_module.checkpoint = copy
@@ -385,7 +431,9 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
     return {"pruned": pruned, "seconds": seconds, "left": left, "writes": writes, "idle": idle,
             "stalls": stalls, "idle_stalls": idle_stalls, "copies": prune_copies,
             "upkeep": upkeep, "beside_copy": beside_copy,
-            "no_copy": no_copy}
+            "no_copy": no_copy, "forgets_left": forgets_left, "catch_left": catch_left,
+            "catch_seconds": catch_seconds, "catch_writes": catch_writes,
+            "catch_stalls": catch_stalls, "catch_searches": catch_searches}
 
 
 def ms(values: list[float], q: float) -> float:
@@ -469,8 +517,19 @@ def main() -> None:
                   f"{len(p['copies'])}, p50 {ms(p['copies'], 50):.1f} ms, p99 "
                   f"{ms(p['copies'], 99):.1f} ms, "
                   f"longest {max(p['copies'], default=0) * 1000:.1f} ms")
-            for label, key in (("    upkeep transactions on the writer, which a write may "
-                                "wait for one of", "upkeep"),
+            queued, backlog = p["catch_left"]
+            caught = ("caught up" if not queued and backlog <= CATCH_UP_BACKLOG else
+                      f"NOT caught up, {queued:,} changes and {backlog:,} tasks left")
+            print(f"    then the search index's catch-up ({p['forgets_left']:,} deleted tasks "
+                  f"still to forget): {p['catch_seconds']:.1f} s, {caught}; writer p99 "
+                  f"{ms(p['catch_writes'], 99):.1f} ms, longest "
+                  f"{max(p['catch_writes']) * 1000:.1f} ms; loop late by at most "
+                  f"{max(p['catch_stalls']) * 1000:.1f} ms; a search for a needle no "
+                  f"task holds every {SEARCH_PAUSE} s: p50 "
+                  f"{ms(p['catch_searches'], 50):.1f} ms, longest "
+                  f"{max(p['catch_searches'], default=0) * 1000:.1f} ms")
+            for label, key in (("    upkeep transactions on the writer (prune and "
+                                "catch-up), which a write may wait for one of", "upkeep"),
                                ("      beside a WAL copy", "beside_copy"),
                                ("      with none", "no_copy")):
                 print(f"{label}: " + "; ".join(
