@@ -86,12 +86,14 @@ from .task_sql import (
     PRUNE_CHUNK_SECONDS,
     SEARCH_BACKLOG_MAX,
     SEARCH_BATCH_SECONDS,
+    SEARCH_DROPPED_EXISTS,
     SEARCH_HITS_FAR_MAX,
     SEARCH_HITS_MAX,
     SEARCH_INDEX_BATCH,
     SEARCH_MERGE_STEPS,
     SEARCH_NTH_HIT,
     SEARCH_PROBE,
+    SEARCH_QUEUED_CHANGES,
     SEARCH_WALK_PER_HIT,
     SEARCH_WALK_START,
     SEARCH_WORK_LEFT,
@@ -99,6 +101,7 @@ from .task_sql import (
     SETTLE_WORK_LEFT,
     SETTLED,
     STATUS_TERMS,
+    TASKS_UP_TO,
     WHOLE_ROWS_PER_READ,
     TaskPage,
     artifacts_query,
@@ -120,15 +123,18 @@ from .task_sql import (
     tx_add_artifact,
     tx_answer,
     tx_append_logs,
+    tx_clear_search_queue,
     tx_create_many,
     tx_create_task,
     tx_delete,
+    tx_drop_old_search,
     tx_index_search,
     tx_insert_rows,
     tx_merge_search,
     tx_prune_events,
     tx_prune_tasks,
     tx_request_cancel,
+    tx_restart_search,
     tx_settle,
     tx_transition,
     tx_updates,
@@ -226,6 +232,7 @@ def tail_checkpoint(conn: sqlite3.Connection) -> int:
 
 UPKEEP_OUTSIDE_TRANSACTION = frozenset({tail_checkpoint})
 UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, tx_merge_search,
+                           tx_clear_search_queue, tx_restart_search, tx_drop_old_search,
                            tx_settle,
                            upkeep_barrier, *UPKEEP_OUTSIDE_TRANSACTION})
 # After each prune chunk the prune rests this many times as long as the chunk took,
@@ -312,6 +319,9 @@ class Store:
         # moves for other connections' commits, so the event tailer needs both
         self.commits = 0
         self._own_write_commits = 0  # commits of writes other than the upkeep's
+        # prunes deleting tasks now: the search index leaves their deletions queued until
+        # they end, which then decide whether it forgets them or starts over (prune)
+        self._pruning_tasks = 0
         # called on the event loop after each commit that changed a row: what other
         # parts (the feed, the cross-process wake-up bell) hang on "something was written"
         self.after_commit: list[Callable[[], None]] = []
@@ -534,6 +544,10 @@ class Store:
         ``time.monotonic()`` deadline) each batch first gives way to a stream of writes
         (SEARCH_GIVE_WAY_SECONDS).
         """
+        if not self._pruning_tasks and await self._scalar(SEARCH_DROPPED_EXISTS):
+            # set aside by a process that stopped before it had deleted it
+            while await self._txn(tx_drop_old_search):
+                await asyncio.sleep(SEARCH_BATCH_SECONDS)
         taken = 0
         owed = 0
         while await self._scalar(SEARCH_WORK_LEFT):
@@ -541,7 +555,8 @@ class Store:
                 marks, until = give_way
                 give_way = await self._give_way(marks, until), until
             started = time.perf_counter()
-            batch = await self._txn(tx_index_search, SEARCH_INDEX_BATCH, SEARCH_BATCH_SECONDS)
+            batch = await self._txn(tx_index_search, SEARCH_INDEX_BATCH, SEARCH_BATCH_SECONDS,
+                                    not self._pruning_tasks)
             if not batch:
                 break
             taken += batch
@@ -1645,34 +1660,82 @@ class Store:
 
         In small transactions (each about ``PRUNE_CHUNK_SECONDS``), so writes queued
         meanwhile go in between instead of waiting for the whole prune; after each,
-        the prune rests ``PRUNE_REST_RATIO`` times as long as the chunk took.
+        the prune rests ``PRUNE_REST_RATIO`` times as long as the chunk took. The
+        search index forgets the deleted tasks once they are all gone, or starts over
+        if more went than are left (tx_restart_search).
         """
         # a chunk walks tasks_by_finished, which holds the settled tasks only: the
         # tasks ended in the last second go in first
         await self.settle()
+        self._pruning_tasks += 1
+        try:
+            total = await self._prune_steps(tx_prune_tasks, finished_before)
+            if self._pruning_tasks == 1:
+                queued = await self._scalar(SEARCH_QUEUED_CHANGES)
+                if queued and await self._scalar(TASKS_UP_TO, (queued,)) < queued:
+                    await self._restart_search()
+        finally:
+            self._pruning_tasks -= 1
+        await self._prune_steps(tx_prune_events, events_before)
+        return total
+
+    async def _restart_search(self) -> None:
+        """Start the search index over (see task_sql.tx_restart_search), a transaction of
+        SEARCH_BATCH_SECONDS at a time, each followed by a rest as long."""
+        checkpointed = time.perf_counter()
+
+        async def paced(step: Callable[..., Any]) -> bool:
+            nonlocal checkpointed
+            started = time.perf_counter()
+            said = await self._txn(step)
+            checkpointed = await self._prune_rest(time.perf_counter() - started, checkpointed)
+            return bool(said)
+
+        # the deleted tasks' texts, which the index would have forgotten one by one; a
+        # process that stops on the way leaves their entries in the index, which only
+        # name candidates that are gone (until the next start over)
+        while await paced(tx_clear_search_queue):
+            pass
+        # another process may still be dropping an index it set aside
+        while not await paced(tx_restart_search):
+            while await paced(tx_drop_old_search):
+                pass
+        while await paced(tx_drop_old_search):
+            pass
+
+    async def _prune_steps(self, step: Callable[..., Any], cutoff: float) -> int:
+        """One part of a prune (``tx_prune_tasks`` or ``tx_prune_events``), chunk by
+        chunk; how many tasks it deleted."""
         total = 0
         checkpointed = time.perf_counter()
-        for step, cutoff in ((tx_prune_tasks, finished_before), (tx_prune_events, events_before)):
-            size = PRUNE_CHUNK
-            while True:
-                t0 = time.perf_counter()
-                done, more = await self._prune_chunk(step, cutoff, size)
-                total += done if step is tx_prune_tasks else 0
-                if not more:
-                    break
-                took = time.perf_counter() - t0
-                # the next chunk sized to the time budget from this one's pace (a tasks
-                # chunk cut short at the budget deleted fewer than its size)
-                paced = max(done, 1) if step is tx_prune_tasks else size
-                size = max(50, min(5_000, int(paced * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
-                await prune_rest(took * PRUNE_REST_RATIO)
-                if time.perf_counter() - checkpointed >= PRUNE_CHECKPOINT_SECONDS:
-                    # the WAL copied back between chunks, while no chunk writes: else it
-                    # grows to the automatic checkpoint, which one chunk's commit then
-                    # pays for (~100 ms of copying and fsync every ~30 chunks)
-                    await self._checkpoint()
-                    checkpointed = time.perf_counter()
+        size = PRUNE_CHUNK
+        while True:
+            t0 = time.perf_counter()
+            done, more = await self._prune_chunk(step, cutoff, size)
+            total += done if step is tx_prune_tasks else 0
+            if not more:
+                break
+            took = time.perf_counter() - t0
+            # the next chunk sized to the time budget from this one's pace (a tasks
+            # chunk cut short at the budget deleted fewer than its size)
+            paced = max(done, 1) if step is tx_prune_tasks else size
+            size = max(50, min(5_000, int(paced * PRUNE_CHUNK_SECONDS / max(took, 1e-3))))
+            checkpointed = await self._prune_rest(took, checkpointed)
         return total
+
+    async def _prune_rest(self, took: float, checkpointed: float) -> float:
+        """A prune's rest after a transaction that took ``took`` seconds, and a copy of
+        the WAL if the last (at ``checkpointed``) was PRUNE_CHECKPOINT_SECONDS ago; when
+        the WAL was last copied."""
+        await prune_rest(took * PRUNE_REST_RATIO)
+        if time.perf_counter() - checkpointed < PRUNE_CHECKPOINT_SECONDS:
+            return checkpointed
+        # the WAL copied back between two transactions, while neither writes: else it
+        # grows to the automatic checkpoint, which one prune chunk's commit then pays
+        # for (~100 ms of copying and fsync every ~30 chunks; a start over of the search
+        # index without it: 213 ms)
+        await self._checkpoint()
+        return time.perf_counter()
 
     async def _prune_chunk(self, step: Callable[..., Any], cutoff: float,
                            size: int) -> tuple[int, bool]:

@@ -577,12 +577,12 @@ def whole_rows_query(count: int) -> str:
 
 
 def tx_index_search(conn: sqlite3.Connection, limit: int,
-                    seconds: float = SEARCH_BATCH_SECONDS) -> int:
+                    seconds: float = SEARCH_BATCH_SECONDS, forget: bool = True) -> int:
     """Bring the search index one batch nearer the tasks table; how many rows it took.
 
-    First up to SEARCH_QUEUE_BATCH changes the triggers queued (deleted tasks' texts
-    out, relabelled ones' in), in their order; then up to ``limit`` tasks past the
-    mark go in, unless the mark sits below a deleted task still queued: a task there
+    First (unless not ``forget``) up to SEARCH_QUEUE_BATCH changes the triggers queued
+    (deleted tasks' texts out, relabelled ones' in), in their order; then up to ``limit``
+    tasks past the mark go in, unless the mark sits below a deleted task still queued: a task there
     reuses its rowid, and the old text must be out before the new one goes in (the
     old one's deletion would take the pieces both share). Stops at the first step
     (SEARCH_QUEUE_STEP changes, SEARCH_INDEX_STEP tasks) that ends past ``seconds``;
@@ -591,7 +591,8 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
     """
     deadline = time.perf_counter() + seconds
     queued = conn.execute("SELECT seq, task_rowid, op, text FROM task_search_queue "
-                          "ORDER BY seq LIMIT ?", (SEARCH_QUEUE_BATCH,)).fetchall()
+                          "ORDER BY seq LIMIT ?", (SEARCH_QUEUE_BATCH,)).fetchall() \
+        if forget else []
     taken = 0
     for _, rowid, op, text in queued:
         if taken and taken % SEARCH_QUEUE_STEP == 0 and time.perf_counter() >= deadline:
@@ -605,7 +606,7 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
         taken += 1
     if taken:
         conn.execute("DELETE FROM task_search_queue WHERE seq <= ?", (queued[taken - 1][0],))
-    if taken == len(queued) < SEARCH_QUEUE_BATCH:  # none left
+    if forget and taken == len(queued) < SEARCH_QUEUE_BATCH:  # none left
         conn.execute("UPDATE task_search_mark SET pending_max = 0 WHERE pending_max != 0")
     mark, pending_max, highest = conn.execute(
         "SELECT indexed_to, pending_max, max_id FROM task_search_mark").fetchone()
@@ -634,6 +635,83 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
         conn.execute("UPDATE task_search_mark SET indexed_to = ?, max_id = ?",
                      (rows[indexed - 1][0], highest))
     return taken + indexed
+
+
+# Forgetting a deleted task costs the search index a deletion (~40 us, several times an
+# insertion) and the merge steps that drain it. Pruning 900k of a million tasks, that
+# drain took 137 s of upkeep after the prune, its merge steps up to 115 ms each (a
+# piece of text most tasks share is one long term, which a step takes whole). When
+# more deleted tasks wait to leave the index than there are tasks, it starts over
+# instead (Store.prune): the queue is emptied (tx_clear_search_queue), the index set
+# aside for a new empty one (tx_restart_search), and the old one's pages deleted
+# (tx_drop_old_search), each in transactions of SEARCH_BATCH_SECONDS: done in one,
+# that took 658 ms. The batches then index the tasks left, which searches read
+# directly meanwhile.
+# How many changes the queue holds (read off its ends: it is drained from the front,
+# so its seqs run unbroken), and how many tasks there are, counted up to that many (the
+# smaller of the two is what the reads cost).
+SEARCH_QUEUED_CHANGES = ("SELECT ifnull((SELECT max(seq) FROM task_search_queue) "
+                         "- (SELECT min(seq) FROM task_search_queue) + 1, 0)")
+TASKS_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM tasks LIMIT ?)"
+# the index as migration 9 made it, with its own merging off
+SEARCH_INDEX_TABLE = ("CREATE VIRTUAL TABLE task_search USING fts5("
+                      "grams, content='', detail=none, columnsize=0, tokenize='ascii')")
+SEARCH_INDEX_CONFIG = (("automerge", 0), ("crisismerge", 64))
+# an index set aside, its pages not all deleted yet
+SEARCH_DROPPED_EXISTS = ("SELECT EXISTS (SELECT 1 FROM sqlite_schema "
+                         "WHERE name = 'task_search_dropped')")
+# rows deleted between two looks at the clock: queued changes (~80 a page), and pages
+# of the index set aside (FTS5 keeps its own records at rowids 1 and 10, which its
+# DROP TABLE reads)
+SEARCH_CLEAR_STEP = 1000
+SEARCH_DROP_STEP = 100
+
+
+def tx_clear_search_queue(conn: sqlite3.Connection,
+                          seconds: float = SEARCH_BATCH_SECONDS) -> bool:
+    """Delete queued changes, oldest first, for about ``seconds``; whether any are left."""
+    deadline = time.perf_counter() + seconds
+    while True:
+        deleted = conn.execute("DELETE FROM task_search_queue WHERE seq IN (SELECT seq FROM "
+                               "task_search_queue ORDER BY seq LIMIT ?)",
+                               (SEARCH_CLEAR_STEP,)).rowcount
+        if deleted < SEARCH_CLEAR_STEP:
+            return False
+        if time.perf_counter() >= deadline:
+            return True
+
+
+def tx_restart_search(conn: sqlite3.Connection) -> bool:
+    """Set the search index aside for an empty one: every task past the mark, none queued
+    to leave it. False (nothing done) while another set aside is still there."""
+    if conn.execute(SEARCH_DROPPED_EXISTS).fetchone()[0]:
+        return False
+    conn.execute("ALTER TABLE task_search RENAME TO task_search_dropped")
+    conn.execute(SEARCH_INDEX_TABLE)
+    conn.executemany("INSERT INTO task_search (task_search, rank) VALUES (?, ?)",
+                     SEARCH_INDEX_CONFIG)
+    # what was queued since the queue was emptied (no trigger queues below a mark of 0)
+    conn.execute("DELETE FROM task_search_queue")
+    conn.execute("DELETE FROM task_disorder")
+    conn.execute("UPDATE task_search_mark SET indexed_to = 0, pending_max = 0, max_id = ''")
+    return True
+
+
+def tx_drop_old_search(conn: sqlite3.Connection, seconds: float = SEARCH_BATCH_SECONDS) -> bool:
+    """Delete the pages of the index set aside for about ``seconds``, and the index once
+    they are gone; whether any is left."""
+    if not conn.execute(SEARCH_DROPPED_EXISTS).fetchone()[0]:
+        return False
+    deadline = time.perf_counter() + seconds
+    while True:
+        deleted = conn.execute("DELETE FROM task_search_dropped_data WHERE rowid IN (SELECT "
+                               "rowid FROM task_search_dropped_data WHERE rowid > 10 LIMIT ?)",
+                               (SEARCH_DROP_STEP,)).rowcount
+        if deleted < SEARCH_DROP_STEP:
+            conn.execute("DROP TABLE task_search_dropped")
+            return False
+        if time.perf_counter() >= deadline:
+            return True
 
 
 # tasks settled per transaction at most (see migration 11): each enters the ~15

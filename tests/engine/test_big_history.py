@@ -653,17 +653,18 @@ async def test_each_merge_step_of_the_search_index_commits_alone(db_path: Path) 
         statements: list[str] = []
         conn = store._writer.connection
         conn.set_trace_callback(statements.append)
-        assert await store.prune(start + 500, 0) == 500
+        # (fewer than are left: the index forgets them, it does not start over)
+        assert await store.prune(start + 250, 0) == 250
         await store.index_search()
         conn.set_trace_callback(None)
         batches = deletions_per_transaction(statements, "VALUES ('delete'")
-        assert sum(batches) == 500
+        assert sum(batches) == 250
         merges = merges_per_transaction(statements)
         assert merges == [1] * len(merges)
         # every step a batch owes is paid, at once or at the end
         assert len(merges) == SEARCH_MERGE_STEPS * len(batches)
         found = {t.id for t in await store.list_tasks(search="eta run", limit=1000)}
-        assert found == {r["id"] for r in rows[500:]}
+        assert found == {r["id"] for r in rows[250:]}
     finally:
         await store.close()
 
@@ -688,14 +689,15 @@ async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
         statements: list[str] = []
         conn = store._writer.connection
         conn.set_trace_callback(statements.append)
-        assert await store.prune(start + 300, 0) == 300  # the oldest 300 go
+        # the oldest half go (no more than are left: the index forgets them one by one)
+        assert await store.prune(start + 200, 0) == 200
         await store.index_search()
         conn.set_trace_callback(None)
         chunks = deletions_per_transaction(statements, "DELETE FROM tasks WHERE id")
-        assert sum(chunks) == 300
+        assert sum(chunks) == 200
         assert chunks[0] == max(chunks) == PRUNE_STEP  # the first chunk's size was 1000
         deletions = deletions_per_transaction(statements, "VALUES ('delete'")
-        assert sum(deletions) == 300
+        assert sum(deletions) == 200
         assert max(deletions) == SEARCH_QUEUE_STEP
         # each batch owed its steps, which followed, a transaction each, never one
         # beside the batch's deletions
@@ -708,9 +710,9 @@ async def test_a_maintenance_batch_out_of_time_commits_the_step_it_took(
         assert both == []
         assert not (store.artifacts_dir / rows[150]["id"]).exists()
         assert (store.artifacts_dir / rows[350]["id"]).exists()
-        # the index is whole: only the 100 left are found
+        # the index is whole: only the 200 left are found
         found = {t.id for t in await store.list_tasks(search="zeta run", limit=1000)}
-        assert found == {r["id"] for r in rows[300:]}
+        assert found == {r["id"] for r in rows[200:]}
     finally:
         await store.close()
 

@@ -164,6 +164,8 @@ async def test_deleted_pruned_and_relabelled_tasks_leave_the_index(
         await store.index_search()
         old = [t for t in await store.list_tasks(limit=1000) if t.finished_at < start + 100]
         assert await store.prune(start + 100, 0) == len(old) > 90
+        # fewer went than are left: the index forgets them one by one (no start over)
+        assert await store._scalar("SELECT indexed_to FROM task_search_mark") == 300
         # the newest (highest rowids) go, and a new task takes a rowid again while the
         # old one's text is still queued to leave the index, behind the pruned ones'
         for task in await store.list_tasks(limit=3):
@@ -200,6 +202,86 @@ async def test_deleted_pruned_and_relabelled_tasks_leave_the_index(
     # old one's deletion would have taken from the new one had it gone in first
     assert indexed_rowids(path, "brand new") <= indexed_rowids(path, "job_7")
     assert len(indexed_rowids(path, "brand new")) == 1
+
+
+async def test_a_prune_of_most_tasks_starts_the_index_over_instead_of_forgetting_each(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 50)
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK_SECONDS", 1e-6)  # many chunks
+    path = tmp_path / "tasks.db"
+    start = time.time() - 1000
+    queued_between_chunks: list[int] = []
+    async with await Store.open(path) as store:
+        rest = store_module.prune_rest
+
+        async def indexing_rest(seconds: float) -> None:
+            # the search index's rounds go on during a prune: they leave its deletions
+            # queued (the prune's end decides what the index does with them)
+            await store.index_search()
+            queued_between_chunks.append(
+                await store._scalar("SELECT count(*) FROM task_search_queue"))
+            await rest(seconds)
+
+        monkeypatch.setattr(store_module, "prune_rest", indexing_rest)
+        await store.insert_task_rows(row(i, start) for i in range(400))
+        await store.index_search()
+        pruned = await store.prune(start + 300, 0)
+        assert pruned > 250
+        # the deletions piled up while the prune deleted (then the start over emptied
+        # the queue, in steps the index's rounds went on between)
+        peak = queued_between_chunks.index(max(queued_between_chunks))
+        assert queued_between_chunks[:peak + 1] == sorted(queued_between_chunks[:peak + 1])
+        assert queued_between_chunks[peak] >= pruned - 50  # all but the last chunk's
+        # more went than are left: the index started over (the rounds between the
+        # last steps filled it again from the first task left)
+        assert await store._scalar("SELECT count(*) FROM task_search_queue") == 0
+        assert not await store._scalar(task_sql.SEARCH_DROPPED_EXISTS)
+        mark = await store._scalar("SELECT indexed_to FROM task_search_mark")
+        alive = {r[0] for r in sqlite3.connect(path).execute("SELECT rowid FROM tasks")}
+        assert indexed_rowids(path, "job_") == {rowid for rowid in alive if rowid <= mark}
+        left = await store.list_tasks(limit=1000)
+        assert len(left) == 400 - pruned
+        # searches answer as a scan would, before the index is filled again and after
+        for catch_up in (False, True):
+            if catch_up:
+                await store.index_search()
+                assert await store._scalar("SELECT indexed_to FROM task_search_mark") == \
+                    await store._scalar("SELECT max(rowid) FROM tasks")
+            for needle in ("run", "zeta run 42", "zeta run 392", "job_3", "etl 3"):
+                assert {t.id for t in await store.list_tasks(search=needle, limit=1000)} == \
+                    found_by_scan(left, needle), needle
+    alive = {r[0] for r in sqlite3.connect(path).execute("SELECT rowid FROM tasks")}
+    assert indexed_rowids(path, "run") <= alive
+    assert indexed_rowids(path, "job_") == alive  # every task left is indexed again
+
+
+async def test_an_index_set_aside_by_a_process_that_stopped_is_dropped_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task_sql, "SEARCH_DROP_STEP", 1)  # a step a page
+    path = tmp_path / "tasks.db"
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, time.time()) for i in range(300))
+        await store.index_search()
+    # a process that set the index aside and stopped before deleting its pages
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        assert task_sql.tx_restart_search(conn)
+        assert not task_sql.tx_restart_search(conn)  # one at a time
+        conn.execute("COMMIT")
+        pages = conn.execute("SELECT count(*) FROM task_search_dropped_data").fetchone()[0]
+        assert pages > 4  # FTS5 records at rowids 1 and 10, and the pages
+    finally:
+        conn.close()
+    async with await Store.open(path) as store:
+        await store.index_search()
+        assert not await store._scalar(task_sql.SEARCH_DROPPED_EXISTS)
+        tasks = await store.list_tasks(limit=1000)
+        assert await store._scalar("SELECT indexed_to FROM task_search_mark") == 300
+        for needle in ("run", "zeta run 42", "etl 3"):
+            assert {t.id for t in await store.list_tasks(search=needle, limit=1000)} == \
+                found_by_scan(tasks, needle), needle
+    assert len(indexed_rowids(path, "job_")) == 300
 
 
 async def test_a_store_indexes_new_tasks_in_the_background(
