@@ -638,9 +638,9 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
 
 
 # Forgetting a deleted task costs the search index a deletion (~40 us, several times an
-# insertion) and the merge steps that drain it. Pruning 900k of a million tasks, that
-# drain took 137 s of upkeep after the prune, its merge steps up to 115 ms each (a
-# piece of text most tasks share is one long term, which a step takes whole). When
+# insertion) and the merge steps that drain it. Pruning 900k of a million tasks, such
+# steps took up to 93-115 ms each (a piece of text most tasks share is one long term,
+# which a step takes whole), and the drain up to 137 s. When
 # more deleted tasks wait to leave the index than there are tasks, it starts over
 # instead (Store.prune): the queue is emptied (tx_clear_search_queue), the index set
 # aside for a new empty one (tx_restart_search), and the old one's pages deleted
@@ -667,18 +667,22 @@ SEARCH_CLEAR_STEP = 1000
 SEARCH_DROP_STEP = 100
 
 
+def _delete_in_steps(conn: sqlite3.Connection, sql: str, step: int, seconds: float) -> bool:
+    """Run a DELETE of up to ``step`` rows (its one argument) until one deletes fewer, or
+    for about ``seconds``; whether rows may be left."""
+    deadline = time.perf_counter() + seconds
+    while conn.execute(sql, (step,)).rowcount == step:
+        if time.perf_counter() >= deadline:
+            return True
+    return False
+
+
 def tx_clear_search_queue(conn: sqlite3.Connection,
                           seconds: float = SEARCH_BATCH_SECONDS) -> bool:
     """Delete queued changes, oldest first, for about ``seconds``; whether any are left."""
-    deadline = time.perf_counter() + seconds
-    while True:
-        deleted = conn.execute("DELETE FROM task_search_queue WHERE seq IN (SELECT seq FROM "
-                               "task_search_queue ORDER BY seq LIMIT ?)",
-                               (SEARCH_CLEAR_STEP,)).rowcount
-        if deleted < SEARCH_CLEAR_STEP:
-            return False
-        if time.perf_counter() >= deadline:
-            return True
+    return _delete_in_steps(conn, "DELETE FROM task_search_queue WHERE seq IN "
+                            "(SELECT seq FROM task_search_queue ORDER BY seq LIMIT ?)",
+                            SEARCH_CLEAR_STEP, seconds)
 
 
 def tx_restart_search(conn: sqlite3.Connection) -> bool:
@@ -702,16 +706,12 @@ def tx_drop_old_search(conn: sqlite3.Connection, seconds: float = SEARCH_BATCH_S
     they are gone; whether any is left."""
     if not conn.execute(SEARCH_DROPPED_EXISTS).fetchone()[0]:
         return False
-    deadline = time.perf_counter() + seconds
-    while True:
-        deleted = conn.execute("DELETE FROM task_search_dropped_data WHERE rowid IN (SELECT "
-                               "rowid FROM task_search_dropped_data WHERE rowid > 10 LIMIT ?)",
-                               (SEARCH_DROP_STEP,)).rowcount
-        if deleted < SEARCH_DROP_STEP:
-            conn.execute("DROP TABLE task_search_dropped")
-            return False
-        if time.perf_counter() >= deadline:
-            return True
+    if _delete_in_steps(conn, "DELETE FROM task_search_dropped_data WHERE rowid IN (SELECT "
+                        "rowid FROM task_search_dropped_data WHERE rowid > 10 LIMIT ?)",
+                        SEARCH_DROP_STEP, seconds):
+        return True
+    conn.execute("DROP TABLE task_search_dropped")
+    return False
 
 
 # tasks settled per transaction at most (see migration 11): each enters the ~15
