@@ -410,11 +410,11 @@ async def prune_round(path: Path, count: int) -> dict[str, Any]:
             # what the prune leaves the search index to do (the store's own upkeep
             # does it), waited for up to a deadline; (changes queued, tasks not indexed)
             # then. The writer's own tasks go in a round later: some stay behind.
-            left = ("SELECT (SELECT count(*) FROM task_search_queue), "
-                    f"({SEARCH_BACKLOG})")
+            still_to_do = ("SELECT (SELECT count(*) FROM task_search_queue), "
+                           f"({SEARCH_BACKLOG})")
             deadline = time.monotonic() + CATCH_UP_DEADLINE
             while True:
-                queued, backlog = (await store._rows(left))[0]
+                queued, backlog = (await store._rows(still_to_do))[0]
                 if (not queued and backlog <= CATCH_UP_BACKLOG) or time.monotonic() > deadline:
                     return queued, backlog
                 await asyncio.sleep(0.5)

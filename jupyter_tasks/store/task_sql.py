@@ -640,13 +640,12 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
 # Forgetting a deleted task costs the search index a deletion (~40 us, several times an
 # insertion) and the merge steps that drain it. Pruning 900k of a million tasks, such
 # steps took up to 93-115 ms each (a piece of text most tasks share is one long term,
-# which a step takes whole), and the drain up to 137 s. When
-# more deleted tasks wait to leave the index than there are tasks, it starts over
-# instead (Store.prune): the queue is emptied (tx_clear_search_queue), the index set
-# aside for a new empty one (tx_restart_search), and the old one's pages deleted
-# (tx_drop_old_search), each in transactions of SEARCH_BATCH_SECONDS: done in one,
-# that took 658 ms. The batches then index the tasks left, which searches read
-# directly meanwhile.
+# which a step takes whole), and the drain up to 137 s. When more deleted tasks wait
+# to leave the index than there are tasks, it starts over instead (Store.prune): the
+# queue is emptied (tx_clear_search_queue), the index set aside for a new empty one
+# (tx_restart_search), and the old one's pages deleted (tx_drop_old_search), each in
+# transactions of SEARCH_BATCH_SECONDS: done in one, that took 658 ms. The batches
+# then index the tasks left, which searches read directly meanwhile.
 # How many changes the queue holds (read off its ends: it is drained from the front,
 # so its seqs run unbroken), and how many tasks there are, counted up to that many (the
 # smaller of the two is what the reads cost).

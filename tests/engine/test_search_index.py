@@ -4,6 +4,7 @@ without reading the others, answers exactly what a scan would, and forgets what 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -144,6 +145,11 @@ async def test_searches_answer_what_a_scan_of_every_task_would(history: Path) ->
             assert sum(counts.values()) == len(expected), needle
 
 
+def task_rowids(path: Path) -> set[int]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {r[0] for r in conn.execute("SELECT rowid FROM tasks")}
+
+
 def indexed_rowids(path: Path, needle: str) -> set[int]:
     conn = sqlite3.connect(path)
     try:
@@ -237,7 +243,7 @@ async def test_a_prune_of_most_tasks_starts_the_index_over_instead_of_forgetting
         assert await store._scalar("SELECT count(*) FROM task_search_queue") == 0
         assert not await store._scalar(task_sql.SEARCH_DROPPED_EXISTS)
         mark = await store._scalar("SELECT indexed_to FROM task_search_mark")
-        alive = {r[0] for r in sqlite3.connect(path).execute("SELECT rowid FROM tasks")}
+        alive = task_rowids(path)
         assert indexed_rowids(path, "job_") == {rowid for rowid in alive if rowid <= mark}
         left = await store.list_tasks(limit=1000)
         assert len(left) == 400 - pruned
@@ -250,7 +256,7 @@ async def test_a_prune_of_most_tasks_starts_the_index_over_instead_of_forgetting
             for needle in ("run", "zeta run 42", "zeta run 392", "job_3", "etl 3"):
                 assert {t.id for t in await store.list_tasks(search=needle, limit=1000)} == \
                     found_by_scan(left, needle), needle
-    alive = {r[0] for r in sqlite3.connect(path).execute("SELECT rowid FROM tasks")}
+    alive = task_rowids(path)
     assert indexed_rowids(path, "run") <= alive
     assert indexed_rowids(path, "job_") == alive  # every task left is indexed again
 
