@@ -33,7 +33,6 @@ from typing import Any
 from .exceptions import StoreUnavailable
 from .migrations import LATEST_VERSION
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _CORRUPTION_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _CORRUPTION_TEXT = ("database disk image is malformed", "file is not a database")
 
@@ -133,14 +132,34 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(damaged_message(path, "is not a regular file"))
     if st.st_size == 0:
         return  # SQLite's own empty database: the schema is created in it
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise StoreUnavailable(damaged_message(path, f"cannot be read ({exc.strerror})")) \
-            from None
-    if head != SQLITE_HEADER:
+    if not os.access(path, os.R_OK):
+        raise StoreUnavailable(damaged_message(path, "cannot be read (permission denied)"))
+    if _sqlite_refuses(path):
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
+
+
+def _sqlite_refuses(path: Path) -> bool:
+    """Whether SQLite finds no database in the file (False when it could not tell).
+
+    Asked of SQLite rather than read with ``open()``: closing any descriptor of the
+    file drops every POSIX lock the process holds on it, those of the process's open
+    connections too (SQLite keeps its own descriptors open while one of its
+    connections holds a lock). A second store opened in a process that had one open
+    (the dashboard's counter beside its manager) once did that; the next process to
+    close its connection then took itself for the last one and deleted the WAL the
+    first store kept reading and writing.
+    """
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=0)
+    except sqlite3.Error:
+        return False  # the store's own connection reports what is wrong
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB
+    finally:
+        conn.close()
+    return False
 
 
 # ---------------------------------------------------------------- corruption

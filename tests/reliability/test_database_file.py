@@ -221,6 +221,58 @@ async def test_damage_found_at_run_time_is_store_unavailable(tmp_path):
         await store.close()
 
 
+def submit_in_another_process(path: Path, label: str) -> str:
+    """A job submitted by a separate process that then exits: the id."""
+    code = ("import asyncio, sys\n"
+            "from jupyter_tasks.manager import TaskManager\n"
+            "async def main():\n"
+            "    async with TaskManager(sys.argv[1], runs_background=False,\n"
+            "                           make_default=False) as m:\n"
+            "        task = await m.submit_spec({'command': ['true']}, mode='job',\n"
+            f"                                   label=sys.argv[2], queue={PARKED!r})\n"
+            "        print(task.id)\n"
+            "asyncio.run(main())\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path), label],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def labels_seen_by_another_process(path: Path) -> set[str]:
+    code = ("import sqlite3, sys\n"
+            "conn = sqlite3.connect(sys.argv[1])\n"
+            "print('\\n'.join(label for (label,) in conn.execute('SELECT label FROM tasks')))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.splitlines())
+
+
+async def test_a_second_store_in_the_process_keeps_the_first_ones_locks(tmp_path):
+    # The dashboard opens a read-only store for its counts beside its manager's. Opening
+    # one read the file's header with open() and close(), and a close() drops every
+    # POSIX lock the process holds on the file, SQLite's included: the next process to
+    # close its connection then took itself for the last one and deleted the WAL under
+    # the first store, which from then on read a frozen past (its search index never
+    # saw another task) and wrote into a WAL nobody else could see.
+    path = tmp_path / "tasks.db"
+    await make_database(path, jobs=1)
+    async with TaskManager(path, runs_background=False, make_default=False) as manager:
+        await manager.store.list_tasks(limit=1)
+        second = await Store.open(path, read_only=True)
+        try:
+            await second.stats()
+        finally:
+            await second.close()
+        theirs = submit_in_another_process(path, "theirs")
+        assert (await manager.get(theirs)).label == "theirs"  # was: TaskNotFound
+        ours = await manager.submit_spec({"command": ["true"]}, mode="job", label="ours",
+                                         queue=PARKED)
+        assert (await manager.get(ours.id)).label == "ours"
+        assert {"theirs", "ours"} <= labels_seen_by_another_process(path)
+    assert {"job 0", "theirs", "ours"} <= labels_seen_by_another_process(path)
+
+
 # --------------------------------------------------------------------- doctor
 
 
