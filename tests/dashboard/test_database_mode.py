@@ -126,6 +126,57 @@ async def test_live_updates_in_database_mode(tmp_path):
         assert "no tasks" not in app.screen_text()
 
 
+def run_elsewhere(code: str, *args: str) -> str:
+    """Python ``code`` in a process of its own, which exits (closing its connection): stdout."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+SUBMIT_ELSEWHERE = """
+import asyncio, sys
+from jupyter_tasks.manager import TaskManager
+async def main():
+    async with TaskManager(sys.argv[1], runs_background=False, make_default=False) as m:
+        task = await m.submit_spec({"command": ["true"]}, mode="job", label=sys.argv[2],
+                                   queue="parked")
+        print(task.id)
+asyncio.run(main())
+"""
+STATUS_ELSEWHERE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+print(conn.execute("SELECT status FROM tasks WHERE id = ?", (sys.argv[2],)).fetchone()[0])
+"""
+
+
+async def test_other_processes_coming_and_going_reach_the_dashboard_and_back(tmp_path):
+    """With its counts shown (a second store of its own), the dashboard still sees what
+    processes that come and go write, and they see what it writes (a cancel)."""
+    db = tmp_path / "comings.db"
+    await build_history(db, 500)
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.overview.total_tasks == 500, pilot, what="the counts")
+        first = run_elsewhere(SUBMIT_ELSEWHERE, str(db), "first from afar")
+        await until(lambda: first in app.table.tasks, pilot, what="the first new row")
+        # the process that submitted has exited: before, the dashboard's counts store
+        # had dropped its locks, that process deleted the WAL on its way out, and the
+        # dashboard saw nothing more and wrote where nobody looked
+        second = run_elsewhere(SUBMIT_ELSEWHERE, str(db), "second from afar")
+        await until(lambda: second in app.table.tasks, pilot, what="the second new row")
+        app.table.select(second)
+        await until(lambda: app.detail.task_id == second, pilot, what="details")
+        await pilot.press("c", "y")
+        await until(lambda: app.table.tasks[second]["status"] == "cancelled", pilot,
+                    what="cancelled on screen")
+        assert run_elsewhere(STATUS_ELSEWHERE, str(db), second) == "cancelled"
+
+
 def test_command_line_rejects_bad_options(capsys):
     assert main(["--page-size", "0"]) == 2
     with pytest.raises(SystemExit):
