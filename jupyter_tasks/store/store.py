@@ -74,6 +74,7 @@ from .schedule_sql import (
 )
 from .task_sql import (
     DISORDER_COUNT,
+    FEW_TIES_SORTS,
     FRESH,
     GET_TASK,
     GROUP_WALKED_SORTS,
@@ -81,6 +82,7 @@ from .task_sql import (
     NEAR_DISORDER_MAX,
     NEAR_HITS_FIRST,
     NEAR_HITS_MAX,
+    OWNER_SORT_KEY,
     PRUNE_CHECKPOINT_SECONDS,
     PRUNE_CHUNK,
     PRUNE_CHUNK_SECONDS,
@@ -112,6 +114,8 @@ from .task_sql import (
     id_order_query,
     near_page_query,
     next_key_query,
+    owner_has_walk_rows,
+    owner_walked,
     page_query,
     queued_before,
     search_hits,
@@ -139,6 +143,7 @@ from .task_sql import (
     tx_transition,
     tx_updates,
     valid_artifact_name,
+    walk_filled,
     whole_rows_query,
 )
 from .worker_sql import (
@@ -1231,6 +1236,9 @@ class Store:
                 with_sql, source, with_args = await self._search_source(search, hits_sql, walk)
             else:
                 source = "search_hits"
+        if rows is None and not search and sort != "created" and owners is not None:
+            rows = await self._owner_rows(sort, order == "desc", where, args, after, now,
+                                          limit)
         if rows is None:
             if source == "search_hits":
                 rows = await self._rows(with_sql + hits_sql, [*with_args, *hits_args])
@@ -1253,14 +1261,50 @@ class Store:
             return TaskPage(tasks, last_id)
         return TaskPage(tasks, encode_list_cursor(sort, order, last_value, last_id, now))
 
+    async def _owner_rows(self, sort: str, descending: bool, where: list[str], args: list[Any],
+                          after: tuple[Any, str, float] | None, now: float, limit: int
+                          ) -> Sequence[sqlite3.Row] | None:
+        """``limit`` + 1 rows of an owner's page in a column's order, when found without
+        reading all the owner's tasks; None: read the page as any other.
+
+        Sorted by owner, one owner's tasks are one tie, newest first in either order:
+        the owner's sort key found, the tie is read along its index. Else, for an owner
+        with more settled tasks than OWNER_WALK_ROWS, the walk of that many rows
+        (``owner_walked``), for the orders page_query reads in
+        index order or with few ties; another descending order (walked a tie group at
+        a time) is read as before: a tie of most of the history (a status, a priority)
+        would be sorted whole by page_query's walk.
+        """
+        split = owner_walked(where, args)
+        if split is None:
+            return None
+        if sort == "owner":
+            owner_values = split[2][1]
+            if len(set(owner_values)) != 1:
+                return None
+            key = await self._scalar(OWNER_SORT_KEY, owner_values[:1])
+            if after is not None and after[0] != key:
+                return None  # not this owner's cursor: the page as any other
+            return await self._rows(*tie_group_query(
+                sort, where, args, key, after[1] if after else None, limit + 1))
+        if not await self._scalar(*owner_has_walk_rows(*split[2])):
+            return None  # sorting all the owner's tasks reads fewer than a walk
+        if descending and sort in GROUP_WALKED_SORTS and sort not in FEW_TIES_SORTS:
+            return await self._descending_rows(sort, where, args, after, now, limit,
+                                               walk_owner=True)
+        rows = await self._rows(*page_query(sort, descending, where, args, after, now, limit,
+                                            walk_owner=True))
+        return rows[:limit + 1] if walk_filled(rows, limit) else None
+
     async def _descending_rows(self, sort: str, where: list[str], args: list[Any],
                                after: tuple[Any, str, float] | None, now: float,
-                               limit: int) -> list[sqlite3.Row]:
+                               limit: int, walk_owner: bool = False) -> list[sqlite3.Row]:
         """``limit`` + 1 rows of a descending page, a tie group at a time (tie_group_query).
 
         After TIE_GROUPS_WALKED groups the page is still short only where ties are
         small (a key nearly unique, such as a start time): SQLite's own walk, which
-        sorts each tie as it goes, ends the page.
+        sorts each tie as it goes, ends the page. With ``walk_owner`` each next key is
+        first looked for by a walk along the sort's index (``next_key_query``).
         """
         want = limit + 1
         rows: list[sqlite3.Row] = []
@@ -1271,7 +1315,12 @@ class Store:
         for _ in range(TIE_GROUPS_WALKED):
             if len(rows) >= want:
                 return rows[:want]
-            found = await self._rows(*next_key_query(sort, where, args, key))
+            found = walk_owner and await self._rows(
+                *next_key_query(sort, where, args, key, walk_owner=True))
+            if found and any(row["walked"] for row in found):
+                found = found[:1]
+            else:  # none within the walk: the key may lie further on
+                found = await self._rows(*next_key_query(sort, where, args, key))
             if not found:
                 return rows
             key = found[0]["sort_value"]
@@ -1281,7 +1330,13 @@ class Store:
             return rows[:want]
         last = rows[-1] if rows else None
         cursor = (last["sort_value"], last["id"], now) if last is not None else after
-        sql, sql_args = page_query(sort, True, where, args, cursor, now, want - len(rows) - 1)
+        rest = want - len(rows) - 1
+        if walk_owner:
+            found = await self._rows(*page_query(sort, True, where, args, cursor, now, rest,
+                                                 walk_owner=True))
+            if walk_filled(found, rest):
+                return rows + found[:rest + 1]
+        sql, sql_args = page_query(sort, True, where, args, cursor, now, rest)
         return rows + await self._rows(sql, sql_args)
 
     async def match_ids(self, fragment: str, limit: int = 11) -> list[tuple[str, str, str]]:

@@ -95,6 +95,8 @@ FINISHED_KEY = SORT_SQL["finished"]
 
 # sorts whose key is fixed once a task has ended: their indexes (migration 8) hold the
 # ended tasks only, keyed by these expressions, SORT_SQL's own for a finished_at that is set
+# an owner's sort key (SORT_SQL's) from the owner's name (the argument)
+OWNER_SORT_KEY = f"SELECT {SORT_SQL['owner']} FROM (SELECT ? AS owner)"
 ENDED_SORT_SQL = {
     "duration": "CASE WHEN started_at IS NULL THEN -1.0 "
                 "ELSE max(0.0, finished_at - started_at) END",
@@ -129,38 +131,47 @@ def merged_parts(arm: Callable[[str], tuple[str, list[Any]]], order_by: str, lim
 
 def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float,
-               limit: int, source: str = "tasks") -> tuple[str, list[Any]]:
+               limit: int, source: str = "tasks",
+               walk_owner: bool = False) -> tuple[str, list[Any]]:
     """The SELECT of one page of ``page_tasks`` (``limit`` + 1 rows) and its arguments.
 
     ``where``/``args`` are the filters' (``task_filters``); ``after`` the decoded cursor.
     The keyset starts with a bare range on the sort key (``>=``/``<=``) so that the
     key's index is entered at the cursor instead of walked from its start.
     ``source`` is the table read: ``tasks`` (its parts, see ``merged_parts``), or a
-    search's few hits (``search_hits``), sorted whole.
+    search's few hits (``search_hits``), sorted whole. ``walk_owner`` (a column sort
+    whose filters ``owner_walked`` splits): the settled tasks as far as a walk of
+    OWNER_WALK_ROWS rows finds them, each row with a ``walked_found`` column, and
+    every part's rows (``walk_filled`` tells whether the first ``limit`` + 1 are the page).
     """
     direction = "DESC" if descending else "ASC"
     order_by = f"id {direction}" if sort == "created" else f"sort_value {direction}, id DESC"
     if source != "tasks":
         return _page_part(sort, descending, where, args, after, now, limit, source, False)
     parts = (SETTLED, SETTLED_WAITING, FRESH) if sort in ENDED_SORT_SQL else (SETTLED, FRESH)
+    modes = {SETTLED: WALK, SETTLED_WAITING: CHECK, FRESH: KEEP} if walk_owner else {}
+    # a walk's every row, which walk_filled needs: the caller keeps the first ones
+    rows = len(parts) * (int(limit) + 1) if walk_owner else int(limit) + 1
     return merged_parts(lambda part: _page_part(sort, descending, [*where, part], args, after,
-                                                now, limit, source, part == SETTLED),
-                        order_by, int(limit) + 1, parts)
+                                                now, limit, source, part == SETTLED,
+                                                modes.get(part)),
+                        order_by, rows, parts)
 
 
 def _page_part(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float, limit: int, source: str,
-               settled: bool) -> tuple[str, list[Any]]:
+               settled: bool, owner_mode: str | None = None) -> tuple[str, list[Any]]:
     """One part of ``page_query``: ``limit`` + 1 rows of ``source`` matching ``where``."""
     expr_args = [now] if sort == "duration" else []
     if settled and sort in ENDED_SORT_SQL:
         # the settled tasks that have ended: the sort's index holds them by the ended key
         # (the others are SETTLED_WAITING's)
         return _sorted_part(ENDED_SORT_SQL[sort], [], descending,
-                            ["finished_at IS NOT NULL", *where], args, after, limit, source)
+                            ["finished_at IS NOT NULL", *where], args, after, limit, source,
+                            owner_mode)
     if sort != "created":
         return _sorted_part(SORT_SQL[sort], expr_args, descending, where, args, after, limit,
-                            source)
+                            source, owner_mode)
     where, args = list(where), list(args)
     if after:
         where.append("id < ?" if descending else "id > ?")
@@ -192,24 +203,39 @@ GROUP_WALKED_SORTS = ("label", "owner", "origin", "status", "priority", "started
                       "finished")
 
 
-def next_key_query(sort: str, where: list[str], args: list[Any], below: Any
-                   ) -> tuple[str, list[Any]]:
+def next_key_query(sort: str, where: list[str], args: list[Any], below: Any,
+                   walk_owner: bool = False) -> tuple[str, list[Any]]:
     """The largest sort key among the matching tasks (below ``below``, when given).
 
     Both parts of the tasks in one statement (``merged_parts``), as every read of a
-    page: a task settled between two of its reads is in one part or the other.
+    page: a task settled between two of its reads is in one part or the other. With
+    ``walk_owner``, each part's largest key instead (two rows at most), the settled
+    tasks' as far as a walk of OWNER_WALK_ROWS rows finds it (``owner_walked``), with
+    1 in a ``walked`` column: without such a row the key may lie further on.
     """
     expr = SORT_SQL[sort]
 
     def arm(part: str) -> tuple[str, list[Any]]:
         terms, values = [*where, part], list(args)
+        owner: tuple[str, list[Any]] | None = None
+        if walk_owner and part == SETTLED:  # the fresh tasks are few
+            split = owner_walked(terms, values)
+            assert split is not None, "walk_owner without an owner term to walk"
+            terms, values, owner = split
         if below is not None:
             terms.append(f"({expr}) < ?")
             values.append(below)
-        return _from_tasks(f"SELECT {expr} AS sort_value", terms) + \
-            f" ORDER BY {expr} DESC LIMIT 1", values
+        if owner is None:
+            walked = ", NULL AS walked" if walk_owner else ""
+            return _from_tasks(f"SELECT {expr} AS sort_value{walked}", terms) + \
+                f" ORDER BY {expr} DESC LIMIT 1", values
+        term, owner_args = owner
+        return ("SELECT sort_value, 1 AS walked FROM ("
+                + _from_tasks(f"SELECT {expr} AS sort_value, owner", terms)
+                + f" ORDER BY {expr} DESC LIMIT ?) WHERE {term} ORDER BY sort_value DESC "
+                "LIMIT 1", [*values, OWNER_WALK_ROWS, *owner_args])
 
-    return merged_parts(arm, "sort_value DESC", 1)
+    return merged_parts(arm, "sort_value DESC", 2 if walk_owner else 1)
 
 
 def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
@@ -237,18 +263,100 @@ def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
 
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
                  args: list[Any], after: tuple[Any, str, float] | None, limit: int,
-                 source: str = "tasks") -> tuple[str, list[Any]]:
-    """The tasks matching ``where`` past the cursor in ``expr`` order, ``limit`` + 1 of them."""
+                 source: str = "tasks", owner_mode: str | None = None
+                 ) -> tuple[str, list[Any]]:
+    """The tasks matching ``where`` past the cursor in ``expr`` order, ``limit`` + 1 of them.
+
+    ``owner_mode`` (one of an owner's walked page, see ``page_query``): WALK, those
+    among the first OWNER_WALK_ROWS rows in that order that match the rest of
+    ``where`` too (see ``owner_walked``), with how many matched there in a
+    ``walked_found`` column; CHECK, the owner checked on the rows the rest finds;
+    KEEP, as without a mode. The last two with a NULL ``walked_found``.
+    """
     where, args = list(where), list(args)
+    owner: tuple[str, list[Any]] | None = None
+    if owner_mode == WALK:
+        split = owner_walked(where, args)
+        assert split is not None, "a walk without an owner term to walk"
+        where, args, owner = split
+    elif owner_mode == CHECK:
+        where = ["+" + t if t.startswith("owner IN (") else t for t in where]
     if after:
         # past the last row: further along the sort, or level with it and older
         cmp = "<" if descending else ">"
         where.append(f"({expr}) {cmp}= ? AND (({expr}) {cmp} ? OR id < ?)")
         args += [*expr_args, after[0], *expr_args, after[0], after[1]]
-    order_by = f"{expr} {'DESC' if descending else 'ASC'}, id DESC"
+    direction = "DESC" if descending else "ASC"
+    order_by = f"{expr} {direction}, id DESC"
+    found = ", NULL AS walked_found" if owner_mode in (CHECK, KEEP) else ""
     # the select's and the order's copies of the expression's arguments around the rest
-    return (_from_tasks(f"SELECT *, {expr} AS sort_value", where, source)
-            + f" ORDER BY {order_by} LIMIT ?", [*expr_args, *args, *expr_args, int(limit) + 1])
+    sql = _from_tasks(f"SELECT *, {expr} AS sort_value{found}", where, source) + \
+        f" ORDER BY {order_by} LIMIT ?"
+    if owner is None:
+        return sql, [*expr_args, *args, *expr_args, int(limit) + 1]
+    term, owner_args = owner
+    return (f"SELECT *, count(*) OVER () AS walked_found FROM ({sql}) WHERE {term} "
+            f"ORDER BY sort_value {direction}, id DESC LIMIT ?",
+            [*expr_args, *args, *expr_args, OWNER_WALK_ROWS, *owner_args, int(limit) + 1])
+
+
+# An owner's tasks in a column's order: the owner's index gives them unsorted, so a
+# big owner's (a third of a million-task history) were all read and sorted for each
+# page (200-1,300 ms). So the page is first looked for along the sort's own index, the
+# owner checked on each of at most OWNER_WALK_ROWS rows per part (2-6 ms over a
+# million tasks): an owner of a fortieth of the history or more fills a page there. A
+# page the walk leaves short (an owner whose tasks lie further along that order, or
+# the last page) is then read the old way (Store.page_tasks); an owner with fewer
+# settled tasks than the walk's rows is read that way at once (OWNER_HAS_WALK_ROWS).
+OWNER_WALK_ROWS = 2000
+# how each part of an owner's walked page checks the owner (_sorted_part's owner_mode):
+# the settled tasks along a bounded walk; the settled ones waiting in a queue (few,
+# found by their own range of tasks_by_finished) on each row; the fresh ones as always
+WALK, CHECK, KEEP = "walk", "check", "keep"
+
+
+def walk_filled(rows: Sequence[sqlite3.Row], limit: int) -> bool:
+    """Whether the first ``limit`` + 1 of an owner's walked page query's rows are the page.
+
+    Only if the walk of the settled tasks found more than ``limit`` of them (its rows
+    say so): then each part gave its own first rows, and their merge begins the page.
+    Else a settled task beyond the walk could belong in it.
+    """
+    return any(row["walked_found"] is not None and row["walked_found"] > limit
+               for row in rows)
+
+
+# descending sorts whose ties are few (a clock's instants): page_query's walk, which
+# sorts each tie as it meets it, stays short (see GROUP_WALKED_SORTS for the others)
+FEW_TIES_SORTS = ("started", "finished")
+
+
+def owner_has_walk_rows(owner_term: str, owner_args: list[Any]) -> tuple[str, list[Any]]:
+    """Whether the owner term matches OWNER_WALK_ROWS settled tasks or more (index only)."""
+    return (f"SELECT count(*) >= ? FROM (SELECT 1 FROM tasks WHERE {owner_term} AND {SETTLED} "
+            "LIMIT ?)", [OWNER_WALK_ROWS, *owner_args, OWNER_WALK_ROWS])
+
+
+def owner_walked(where: list[str], args: list[Any]
+                 ) -> tuple[list[str], list[Any], tuple[str, list[Any]]] | None:
+    """``task_filters``' terms without the owner's (and the arguments without its), and
+    that term with its arguments: when a column sort's walk may check the owner on rows.
+
+    None when there is no owner term, or the rows are found by another index anyway:
+    a key's (the owner is then checked on rows already, ``+owner``) or the active
+    statuses' (few tasks, a plain ``status IN``; a mix of active and ended statuses is
+    rare enough to be read as before).
+    """
+    at = 0
+    for i, term in enumerate(where):
+        count = term.count("?")
+        if term.startswith("status IN ("):  # always the first term
+            return None
+        if term.startswith("owner IN ("):
+            return ([*where[:i], *where[i + 1:]], [*args[:at], *args[at + count:]],
+                    (term, args[at:at + count]))
+        at += count
+    return None
 
 
 def id_order_query(where: list[str], args: list[Any], oldest_first: bool, limit: int,
