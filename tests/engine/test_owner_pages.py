@@ -68,6 +68,7 @@ async def test_an_owners_pages_equal_a_brute_force_sort_walked_or_not(
     await build(path, skewed_owner, 1_500)
     # a short walk, so that on 1,500 tasks it fills some pages and falls short of others
     monkeypatch.setattr(task_sql, "OWNER_WALK_ROWS", 60)
+    monkeypatch.setattr(task_sql, "OWNER_KEY_WALK_ROWS", 10)
     store = await Store.open(path)
     outcomes: dict[str, list[bool]] = {"Big": [], "rare": [], "late": []}
     owner_rows = store._owner_rows
