@@ -1268,12 +1268,12 @@ class Store:
         reading all the owner's tasks; None: read the page as any other.
 
         Sorted by owner, one owner's tasks are one tie, newest first in either order:
-        the owner's sort key found, the tie is read along its index. Else, for an owner
-        with more settled tasks than OWNER_WALK_ROWS, the walk of that many rows
-        (``owner_walked``), for the orders page_query reads in
-        index order or with few ties; another descending order (walked a tie group at
-        a time) is read as before: a tie of most of the history (a status, a priority)
-        would be sorted whole by page_query's walk.
+        the owner's sort key found, the tie is read along its index. Else, for an
+        owner with at least OWNER_WALK_ROWS settled tasks, a walk of that many rows
+        (``owner_walked``) where page_query reads in index order or the ties are few;
+        another descending order is read a tie group at a time as for everyone, each
+        next key looked for by a walk first (page_query's walk would sort a tie of
+        most of the history whole: a status, a priority).
         """
         split = owner_walked(where, args)
         if split is None:
@@ -1315,11 +1315,13 @@ class Store:
         for _ in range(TIE_GROUPS_WALKED):
             if len(rows) >= want:
                 return rows[:want]
-            found = walk_owner and await self._rows(
-                *next_key_query(sort, where, args, key, walk_owner=True))
-            if found and any(row["walked"] for row in found):
-                found = found[:1]
-            else:  # none within the walk: the key may lie further on
+            found: Sequence[sqlite3.Row] = []
+            if walk_owner:
+                found = await self._rows(*next_key_query(sort, where, args, key,
+                                                         walk_owner=True))
+                # the largest of the parts' keys, if the walk found the settled tasks'
+                found = found[:1] if any(row["walked"] for row in found) else []
+            if not found:  # no walk, or none within it: the key may lie further on
                 found = await self._rows(*next_key_query(sort, where, args, key))
             if not found:
                 return rows

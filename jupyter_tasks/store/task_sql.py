@@ -95,8 +95,6 @@ FINISHED_KEY = SORT_SQL["finished"]
 
 # sorts whose key is fixed once a task has ended: their indexes (migration 8) hold the
 # ended tasks only, keyed by these expressions, SORT_SQL's own for a finished_at that is set
-# an owner's sort key (SORT_SQL's) from the owner's name (the argument)
-OWNER_SORT_KEY = f"SELECT {SORT_SQL['owner']} FROM (SELECT ? AS owner)"
 ENDED_SORT_SQL = {
     "duration": "CASE WHEN started_at IS NULL THEN -1.0 "
                 "ELSE max(0.0, finished_at - started_at) END",
@@ -300,6 +298,8 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
             [*expr_args, *args, *expr_args, OWNER_WALK_ROWS, *owner_args, int(limit) + 1])
 
 
+# an owner's sort key (SORT_SQL's) from the owner's name (the argument)
+OWNER_SORT_KEY = f"SELECT {SORT_SQL['owner']} FROM (SELECT ? AS owner)"
 # An owner's tasks in a column's order: the owner's index gives them unsorted, so a
 # big owner's (a third of a million-task history) were all read and sorted for each
 # page (200-1,300 ms). So the page is first looked for along the sort's own index, the
@@ -307,11 +307,11 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
 # million tasks): an owner of a fortieth of the history or more fills a page there. A
 # page the walk leaves short (an owner whose tasks lie further along that order, or
 # the last page) is then read the old way (Store.page_tasks); an owner with fewer
-# settled tasks than the walk's rows is read that way at once (OWNER_HAS_WALK_ROWS).
+# settled tasks than the walk's rows is read that way at once (owner_has_walk_rows).
 OWNER_WALK_ROWS = 2000
-# a key is one row: an owner of a fortieth of the tasks is met within 200 rows but
-# once in 160; each of a descending page's few groups walks this far (OWNER_WALK_ROWS
-# each cost a third of a label-sorted page's 20 ms)
+# a next key is one row: within 200 rows an owner of a fortieth of the tasks is missed
+# once in 160 (the key is then read as before). OWNER_WALK_ROWS for each of a
+# descending page's tie groups made an owner's label-sorted page 20-22 ms
 OWNER_KEY_WALK_ROWS = 200
 # how each part of an owner's walked page checks the owner (_sorted_part's owner_mode):
 # the settled tasks along a bounded walk; the settled ones waiting in a queue (few,
