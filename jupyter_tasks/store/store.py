@@ -112,9 +112,9 @@ from .task_sql import (
     file_chunks,
     hit_columns,
     id_order_query,
+    longer_walk,
     near_page_query,
     next_key_query,
-    owner_has_walk_rows,
     owner_walked,
     page_query,
     queued_before,
@@ -1268,12 +1268,11 @@ class Store:
         reading all the owner's tasks; None: read the page as any other.
 
         Sorted by owner, one owner's tasks are one tie, newest first in either order:
-        the owner's sort key found, the tie is read along its index. Else, for an
-        owner with at least OWNER_WALK_ROWS settled tasks, a walk of that many rows
-        (``owner_walked``) where page_query reads in index order or the ties are few;
-        another descending order is read a tie group at a time as for everyone, each
-        next key looked for by a walk first (page_query's walk would sort a tie of
-        most of the history whole: a status, a priority).
+        the owner's sort key found, the tie is read along its index. Else walks along
+        the sort's index (``_walked_page``) where page_query reads in index order or
+        the ties are few; another descending order is read a tie group at a time as
+        for everyone, each next key looked for by a walk first (page_query's walk
+        would sort a tie of most of the history whole: a status, a priority).
         """
         split = owner_walked(where, args)
         if split is None:
@@ -1287,14 +1286,26 @@ class Store:
                 return None  # not this owner's cursor: the page as any other
             return await self._rows(*tie_group_query(
                 sort, where, args, key, after[1] if after else None, limit + 1))
-        if not await self._scalar(*owner_has_walk_rows(*split[2])):
-            return None  # sorting all the owner's tasks reads fewer than a walk
         if descending and sort in GROUP_WALKED_SORTS and sort not in FEW_TIES_SORTS:
             return await self._descending_rows(sort, where, args, after, now, limit,
                                                walk_owner=True)
-        rows = await self._rows(*page_query(sort, descending, where, args, after, now, limit,
-                                            walk_owner=True))
-        return rows[:limit + 1] if walk_filled(rows, limit) else None
+        return await self._walked_page(sort, descending, where, args, after, now, limit)
+
+    async def _walked_page(self, sort: str, descending: bool, where: list[str],
+                           args: list[Any], after: tuple[Any, str, float] | None, now: float,
+                           limit: int) -> Sequence[sqlite3.Row] | None:
+        """``limit`` + 1 rows of an owner's page found by walks along the sort's index (a
+        short one, then a longer one if that promises the page: ``longer_walk``); None
+        if they leave it short."""
+        walk: int | None = None  # the first
+        while True:
+            rows = await self._rows(*page_query(sort, descending, where, args, after, now,
+                                                limit, walk_owner=True, walk_rows=walk))
+            if walk_filled(rows, limit):
+                return rows[:limit + 1]
+            walk = longer_walk(rows, limit, walk)
+            if not walk:
+                return None
 
     async def _descending_rows(self, sort: str, where: list[str], args: list[Any],
                                after: tuple[Any, str, float] | None, now: float,
@@ -1334,10 +1345,9 @@ class Store:
         cursor = (last["sort_value"], last["id"], now) if last is not None else after
         rest = want - len(rows) - 1
         if walk_owner:
-            found = await self._rows(*page_query(sort, True, where, args, cursor, now, rest,
-                                                 walk_owner=True))
-            if walk_filled(found, rest):
-                return rows + found[:rest + 1]
+            walked = await self._walked_page(sort, True, where, args, cursor, now, rest)
+            if walked is not None:
+                return rows + list(walked)
         sql, sql_args = page_query(sort, True, where, args, cursor, now, rest)
         return rows + await self._rows(sql, sql_args)
 

@@ -129,8 +129,8 @@ def merged_parts(arm: Callable[[str], tuple[str, list[Any]]], order_by: str, lim
 
 def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float,
-               limit: int, source: str = "tasks",
-               walk_owner: bool = False) -> tuple[str, list[Any]]:
+               limit: int, source: str = "tasks", walk_owner: bool = False,
+               walk_rows: int | None = None) -> tuple[str, list[Any]]:
     """The SELECT of one page of ``page_tasks`` (``limit`` + 1 rows) and its arguments.
 
     ``where``/``args`` are the filters' (``task_filters``); ``after`` the decoded cursor.
@@ -139,8 +139,9 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
     ``source`` is the table read: ``tasks`` (its parts, see ``merged_parts``), or a
     search's few hits (``search_hits``), sorted whole. ``walk_owner`` (a column sort
     whose filters ``owner_walked`` splits): the settled tasks as far as a walk of
-    OWNER_WALK_ROWS rows finds them, each row with a ``walked_found`` column, and
-    every part's rows (``walk_filled`` tells whether the first ``limit`` + 1 are the page).
+    ``walk_rows`` rows finds them (None: OWNER_FIRST_WALK_ROWS), each row with a
+    ``walked_found`` column, and every part's rows (``walk_filled`` tells whether the
+    first ``limit`` + 1 are the page, ``longer_walk`` what to try next).
     """
     direction = "DESC" if descending else "ASC"
     order_by = f"id {direction}" if sort == "created" else f"sort_value {direction}, id DESC"
@@ -150,15 +151,17 @@ def page_query(sort: str, descending: bool, where: list[str], args: list[Any],
     modes = {SETTLED: WALK, SETTLED_WAITING: CHECK, FRESH: KEEP} if walk_owner else {}
     # a walk's every row, which walk_filled needs: the caller keeps the first ones
     rows = len(parts) * (int(limit) + 1) if walk_owner else int(limit) + 1
+    walk = OWNER_FIRST_WALK_ROWS if walk_rows is None else walk_rows
     return merged_parts(lambda part: _page_part(sort, descending, [*where, part], args, after,
                                                 now, limit, source, part == SETTLED,
-                                                modes.get(part)),
+                                                modes.get(part), walk),
                         order_by, rows, parts)
 
 
 def _page_part(sort: str, descending: bool, where: list[str], args: list[Any],
                after: tuple[Any, str, float] | None, now: float, limit: int, source: str,
-               settled: bool, owner_mode: str | None = None) -> tuple[str, list[Any]]:
+               settled: bool, owner_mode: str | None = None,
+               walk_rows: int = 0) -> tuple[str, list[Any]]:
     """One part of ``page_query``: ``limit`` + 1 rows of ``source`` matching ``where``."""
     expr_args = [now] if sort == "duration" else []
     if settled and sort in ENDED_SORT_SQL:
@@ -166,10 +169,10 @@ def _page_part(sort: str, descending: bool, where: list[str], args: list[Any],
         # (the others are SETTLED_WAITING's)
         return _sorted_part(ENDED_SORT_SQL[sort], [], descending,
                             ["finished_at IS NOT NULL", *where], args, after, limit, source,
-                            owner_mode)
+                            owner_mode, walk_rows)
     if sort != "created":
         return _sorted_part(SORT_SQL[sort], expr_args, descending, where, args, after, limit,
-                            source, owner_mode)
+                            source, owner_mode, walk_rows)
     where, args = list(where), list(args)
     if after:
         where.append("id < ?" if descending else "id > ?")
@@ -261,12 +264,12 @@ def tie_group_query(sort: str, where: list[str], args: list[Any], key: Any,
 
 def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[str],
                  args: list[Any], after: tuple[Any, str, float] | None, limit: int,
-                 source: str = "tasks", owner_mode: str | None = None
+                 source: str = "tasks", owner_mode: str | None = None, walk_rows: int = 0
                  ) -> tuple[str, list[Any]]:
     """The tasks matching ``where`` past the cursor in ``expr`` order, ``limit`` + 1 of them.
 
     ``owner_mode`` (one of an owner's walked page, see ``page_query``): WALK, those
-    among the first OWNER_WALK_ROWS rows in that order that match the rest of
+    among the first ``walk_rows`` rows in that order that match the rest of
     ``where`` too (see ``owner_walked``), with how many matched there in a
     ``walked_found`` column; CHECK, the owner checked on the rows the rest finds;
     KEEP, as without a mode. The last two with a NULL ``walked_found``.
@@ -295,19 +298,21 @@ def _sorted_part(expr: str, expr_args: list[Any], descending: bool, where: list[
     term, owner_args = owner
     return (f"SELECT *, count(*) OVER () AS walked_found FROM ({sql}) WHERE {term} "
             f"ORDER BY sort_value {direction}, id DESC LIMIT ?",
-            [*expr_args, *args, *expr_args, OWNER_WALK_ROWS, *owner_args, int(limit) + 1])
+            [*expr_args, *args, *expr_args, int(walk_rows), *owner_args, int(limit) + 1])
 
 
 # an owner's sort key (SORT_SQL's) from the owner's name (the argument)
 OWNER_SORT_KEY = f"SELECT {SORT_SQL['owner']} FROM (SELECT ? AS owner)"
 # An owner's tasks in a column's order: the owner's index gives them unsorted, so a
 # big owner's (a third of a million-task history) were all read and sorted for each
-# page (200-1,300 ms). So the page is first looked for along the sort's own index, the
-# owner checked on each of at most OWNER_WALK_ROWS rows per part (2-6 ms over a
-# million tasks): an owner of a fortieth of the history or more fills a page there. A
-# page the walk leaves short (an owner whose tasks lie further along that order, or
-# the last page) is then read the old way (Store.page_tasks); an owner with fewer
-# settled tasks than the walk's rows is read that way at once (owner_has_walk_rows).
+# page (200-1,300 ms). So the page is first looked for along the sort's own index,
+# the owner checked on each row: a first walk of OWNER_FIRST_WALK_ROWS rows (an
+# owner of a quarter of the tasks fills a page of 50 there, ~1 ms), then, if what it
+# found says a walk of OWNER_WALK_ROWS would fill the page (an owner of a fortieth
+# or more, 2-6 ms over a million tasks), that one (``longer_walk``). Else, or if
+# that walk too leaves the page short (the owner's tasks lie further along that
+# order, or the last page), the page is read the old way (Store.page_tasks).
+OWNER_FIRST_WALK_ROWS = 200
 OWNER_WALK_ROWS = 2000
 # a next key is one row: within 200 rows an owner of a fortieth of the tasks is missed
 # once in 160 (the key is then read as before). OWNER_WALK_ROWS for each of a
@@ -335,10 +340,19 @@ def walk_filled(rows: Sequence[sqlite3.Row], limit: int) -> bool:
 FEW_TIES_SORTS = ("started", "finished")
 
 
-def owner_has_walk_rows(owner_term: str, owner_args: list[Any]) -> tuple[str, list[Any]]:
-    """Whether the owner term matches OWNER_WALK_ROWS settled tasks or more (index only)."""
-    return (f"SELECT count(*) >= ? FROM (SELECT 1 FROM tasks WHERE {owner_term} AND {SETTLED} "
-            "LIMIT ?)", [OWNER_WALK_ROWS, *owner_args, OWNER_WALK_ROWS])
+def longer_walk(rows: Sequence[sqlite3.Row], limit: int, walked: int | None) -> int:
+    """After a walk of ``walked`` rows (None: the first) that left an owner's page short:
+    the rows of the walk to try next, or 0 to read the page the old way.
+
+    The longest walk, if the first one's matches say it holds ``limit`` + 1 of them;
+    an owner met once in 200 rows or less then goes the old way at once, where the
+    walk would fall short and cost its 2,000 rows on top.
+    """
+    walked = OWNER_FIRST_WALK_ROWS if walked is None else walked
+    if walked >= OWNER_WALK_ROWS:
+        return 0
+    found = max((row["walked_found"] or 0 for row in rows), default=0)
+    return OWNER_WALK_ROWS if (limit + 1) * walked <= found * OWNER_WALK_ROWS else 0
 
 
 def owner_walked(where: list[str], args: list[Any]

@@ -1,10 +1,11 @@
 """An owner's pages in a column's order: what a user who sees only their own tasks lists.
 
 Over a million tasks the owner's index gave a third of them unsorted, and each page
-read and sorted them all (200-1,300 ms). A page is now first looked for by a bounded
-walk along the sort's own index (task_sql.OWNER_WALK_ROWS rows), and read the old
-way when the walk leaves it short. Both ways must give exactly the brute force's
-pages, and the walk must read about a page's worth, not the owner's history.
+read and sorted them all (200-1,300 ms). A page is now first looked for by bounded
+walks along the sort's own index (task_sql.OWNER_FIRST_WALK_ROWS rows, then
+OWNER_WALK_ROWS), and read the old way when they leave it short. Both ways must
+give exactly the brute force's pages, and a walk must read about a page's worth,
+not the owner's history.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from jupyter_tasks.models import new_task_id
 from jupyter_tasks.store import Store, task_sql
+from jupyter_tasks.store import store as store_module
 from jupyter_tasks.store.task_sql import LIST_SORTS
 from tests.engine.brute_force import brute_force_order, walk
 from tests.engine.vm_steps import StepCount
@@ -66,22 +68,30 @@ async def test_an_owners_pages_equal_a_brute_force_sort_walked_or_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "tasks.db"
     await build(path, skewed_owner, 1_500)
-    # a short walk, so that on 1,500 tasks it fills some pages and falls short of others
+    # short walks, so that on 1,500 tasks they fill some pages and fall short of others
+    monkeypatch.setattr(task_sql, "OWNER_FIRST_WALK_ROWS", 20)
     monkeypatch.setattr(task_sql, "OWNER_WALK_ROWS", 60)
     monkeypatch.setattr(task_sql, "OWNER_KEY_WALK_ROWS", 10)
     store = await Store.open(path)
     outcomes: dict[str, list[bool]] = {"Big": [], "rare": [], "late": []}
-    owner_rows = store._owner_rows
+    walked_page = store._walked_page
 
     async def recorded(sort: str, descending: bool, where: list[str], args: list[Any],
                        *rest: Any) -> Any:
-        rows = await owner_rows(sort, descending, where, args, *rest)
-        if sort != "owner":  # one owner's tasks sorted by owner: one tie, always read so
-            owner = next(a for a in args if a in outcomes)
-            outcomes[owner].append(rows is not None)
+        rows = await walked_page(sort, descending, where, args, *rest)
+        owner = next(a for a in args if a in outcomes)
+        outcomes[owner].append(rows is not None)
         return rows
 
-    monkeypatch.setattr(store, "_owner_rows", recorded)
+    monkeypatch.setattr(store, "_walked_page", recorded)
+    next_walks: list[int] = []
+    longer_walk = store_module.longer_walk
+
+    def counted(rows: Any, limit: int, walked: int | None) -> int:
+        next_walks.append(longer_walk(rows, limit, walked))
+        return next_walks[-1]
+
+    monkeypatch.setattr(store_module, "longer_walk", counted)
     try:
         everything = await store.list_tasks(limit=2_000, oldest_first=True)
         assert len(everything) == 1_500
@@ -98,9 +108,10 @@ async def test_an_owners_pages_equal_a_brute_force_sort_walked_or_not(
                 brute_force_order(everything, "label", "asc", filters)
     finally:
         await store.close()
-    # both ways were taken: the walk filled pages of the owner of most tasks, and the
-    # others' (fewer than a walk's rows, or out of its reach) were read the old way
+    # both ways were taken: walks filled pages of the owner of most tasks, and the
+    # others' (too few to fill one, or out of their reach) were read the old way
     assert any(outcomes["Big"]) and not all(outcomes["Big"])
+    assert 60 in next_walks and 0 in next_walks  # the longer walk, and giving up
     assert not any(outcomes["rare"])
     assert not all(outcomes["late"])
 
@@ -124,12 +135,13 @@ class StepsOfReads:
 
 async def test_an_owners_first_page_reads_about_a_walk_not_the_owners_history(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # three owners of ~4,000 tasks each; a walk of 100 rows. Before, each of these pages
+    # three owners of ~4,000 tasks each; a first walk of 100 rows. Before, each page
     # read and sorted all of the owner's tasks (raising=False: that code had no walk)
     path = tmp_path / "tasks.db"
     # spread at random: i % 3 would make each priority (i % 3) one owner's alone
     await build(path, lambda i: ("ana", "Bo", "cy")[random.Random(i).randrange(3)], 12_000)
-    monkeypatch.setattr(task_sql, "OWNER_WALK_ROWS", 100, raising=False)
+    monkeypatch.setattr(task_sql, "OWNER_FIRST_WALK_ROWS", 100, raising=False)
+    monkeypatch.setattr(task_sql, "OWNER_WALK_ROWS", 400, raising=False)
     store = await Store.open(path)
     steps = StepsOfReads()
     try:
@@ -137,8 +149,8 @@ async def test_an_owners_first_page_reads_about_a_walk_not_the_owners_history(
             for order in ("asc", "desc"):
                 everyone = await steps.of(store, sort=sort, order=order)
                 own = await steps.of(store, sort=sort, order=order, owners=["Bo"])
-                # at most twice the unfiltered page's work (a walk of 100 rows for
-                # one of 20): reading Bo's ~4,000 tasks cost 2.6-13 times
+                # at most twice the unfiltered page's work (a walk of 100 rows for a
+                # page of 20): reading Bo's ~4,000 tasks cost 2.6-13 times
                 assert own <= 2 * everyone + 40, (sort, order, own, everyone)
     finally:
         await store.close()
