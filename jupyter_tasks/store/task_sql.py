@@ -344,9 +344,10 @@ def longer_walk(rows: Sequence[sqlite3.Row], limit: int, walked: int | None) -> 
     """After a walk of ``walked`` rows (None: the first) that left an owner's page short:
     the rows of the walk to try next, or 0 to read the page the old way.
 
-    The longest walk, if the first one's matches say it holds ``limit`` + 1 of them;
-    an owner met once in 200 rows or less then goes the old way at once, where the
-    walk would fall short and cost its 2,000 rows on top.
+    The long walk, if the first one's matches say it holds ``limit`` + 1 of them
+    (for a page of 50, an owner in about a fortieth of the rows); a rarer owner goes
+    the old way at once, where the long walk would fall short and cost its rows on
+    top.
     """
     walked = OWNER_FIRST_WALK_ROWS if walked is None else walked
     if walked >= OWNER_WALK_ROWS:
