@@ -391,6 +391,37 @@ async def test_the_search_index_gives_way_for_a_while_only(
             await stream.stop()
 
 
+async def test_a_round_of_the_index_leaves_a_trickle_of_writes_to_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A round went on while any task was left to index: beside a steady writer (500 a
+    # second during a million-task prune) it ran one tiny batch after another, each
+    # owing merge steps: 16,264 batches and 48,651 steps in 467 s. A round now ends
+    # once less than a batch is left; the next round, a second later, takes it whole.
+    monkeypatch.setattr(store_module, "SEARCH_INDEX_SECONDS", 3600)  # rounds by hand
+    path = tmp_path / "tasks.db"
+    async with await Store.open(path) as store:
+        await store.insert_task_rows(row(i, time.time()) for i in range(1200))
+        stream = Stream(store)
+
+        async def writing() -> bool:
+            return stream.commits >= 5
+
+        try:
+            await eventually(writing, what="the writes")
+            round_over = time.monotonic()  # give way to them no longer: index now
+            taken = await asyncio.wait_for(store.index_search(give_way=((-1, -1), round_over)),
+                                           timeout=60)  # before: not while the writes went on
+            assert not stream.done
+        finally:
+            await stream.stop()
+        # full batches while a batch's worth was left; the rest waits for the next round
+        total = 1200 + stream.commits
+        assert taken >= 1200 - task_sql.SEARCH_INDEX_BATCH
+        assert 0 < total - indexed_to(path) < task_sql.SEARCH_INDEX_BATCH
+        assert await store.index_search(give_way=((-1, -1), time.monotonic())) > 0
+        assert indexed_to(path) == total  # the next round took it in one batch
+
+
 async def test_many_old_hits_are_read_not_walked_to(
         history: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # more hits than the index path takes at once, all among the oldest tasks: the walk
