@@ -156,7 +156,10 @@ def _sqlite_refuses(path: Path) -> bool:
     try:
         conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as exc:
-        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB
+        # as is_corruption reads an error: its code where the error carries one, else its text
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_NOTADB if code is not None \
+            else "file is not a database" in str(exc)
     finally:
         conn.close()
     return False

@@ -778,10 +778,10 @@ def tx_index_search(conn: sqlite3.Connection, limit: int,
 # smaller of the two is what the reads cost).
 SEARCH_QUEUED_CHANGES = ("SELECT ifnull((SELECT max(seq) FROM task_search_queue) "
                          "- (SELECT min(seq) FROM task_search_queue) + 1, 0)")
+TASKS_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM tasks LIMIT ?)"
 # whether a batch's worth is left: tasks past the mark, or (arguments) queued changes
 # (a prune that holds its deletions passes a number none reaches)
 SEARCH_BATCH_LEFT = (f"SELECT ({SEARCH_BACKLOG}) >= ? OR ({SEARCH_QUEUED_CHANGES}) >= ?")
-TASKS_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM tasks LIMIT ?)"
 # the index as migration 9 made it, with its own merging off
 SEARCH_INDEX_TABLE = ("CREATE VIRTUAL TABLE task_search USING fts5("
                       "grams, content='', detail=none, columnsize=0, tokenize='ascii')")
