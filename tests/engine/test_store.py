@@ -309,6 +309,36 @@ async def test_listing_is_newest_first_with_cursor_pages(db_path: Path) -> None:
         assert seen == sorted(ids, reverse=True)
 
 
+async def test_a_new_row_holds_every_column_it_was_given_and_refuses_none_where_required(
+        db_path: Path) -> None:
+    # a new row names only the columns with a value: what it leaves out must read back as
+    # the None it was, and a None where the schema requires a value must still fail
+    now = time.time()
+    every = make_task(
+        status="succeeded", label="l", spec={"name": "add"}, result={"r": [1.5, None]},
+        error={"type": "E"}, progress={"current": 1, "total": 2}, task_key="k",
+        idempotency_key="i", payload_hash="h", queue="q", priority=3, owner="o",
+        origin={"notebook": "n.ipynb"}, attempts=2, max_retries=4, lost_attempts=1,
+        retry_reason="worker lost", timeout=5.0, memory_limit_mb=64, not_before=now,
+        parent_id="p", relationship="rerun", schedule_id="s", worker_id="w",
+        lease_expires_at=now, cancel_requested=True, confirmation={"prompt": "?"},
+        callback_url="https://example.org/cb", resource_usage={"cpu": 1.0},
+        content_hashes={"spec": "x"}, process={"pid": 1}, value_notes={"result": "n"},
+        started_at=now, finished_at=now + 1)
+    bare = make_task(params=None)
+    async with await Store.open(db_path) as store:
+        await store.create_tasks([every, bare])
+        assert await store.get_task(every.id) == every
+        assert await store.get_task(bare.id) == bare
+        with pytest.raises(Exception, match="NOT NULL"):
+            await store.create_tasks([make_task(queue=None)])
+        assert await store.stats() is not None
+    conn = sqlite3.connect(db_path)
+    fresh = dict(conn.execute("SELECT id, fresh FROM tasks").fetchall())
+    # an ended task goes straight into the history indexes, a queued one in fresh
+    assert fresh == {every.id: None, bare.id: 1}
+
+
 async def test_delete_refuses_active_and_removes_logs_and_artifacts(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         task, _ = await store.create_task(make_task())
