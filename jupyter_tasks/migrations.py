@@ -487,6 +487,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX tasks_by_owner_status ON tasks(owner, status, id) WHERE fresh IS NULL;
         """,
     ),
+    (
+        16,
+        """
+        -- how many jobs of each queue a worker runs at once ({"queue": slots}): a queue's
+        -- capacity is then the sum over its live workers, whichever processes they are
+        -- (the server knew only its own, the dashboard on the file none)
+        ALTER TABLE workers ADD COLUMN slots TEXT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -7,6 +7,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -560,6 +561,8 @@ class WorkerInfo:
     pid_started_at: float | None = None
     queues: list[str] = field(default_factory=list)
     stopped_at: float | None = None
+    # jobs of each queue it runs at once; empty for a worker row written before migration 16
+    slots: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The API's worker JSON."""
@@ -571,3 +574,12 @@ class WorkerInfo:
             "queues": self.queues,
             "heartbeat_at": iso(self.heartbeat_at),
         }
+
+
+def slots_by_queue(workers: Iterable[WorkerInfo]) -> dict[str, int]:
+    """Each queue's capacity: the slots every one of these workers gives it, summed."""
+    total: dict[str, int] = {}
+    for worker in workers:
+        for queue, slots in worker.slots.items():
+            total[queue] = total.get(queue, 0) + slots
+    return total

@@ -1,4 +1,4 @@
-"""The queue overview: per queue, queued / running / workers, recent throughput and endings.
+"""The queue overview: per queue, queued / running / slots, recent throughput and endings.
 
 Every count follows the table's filter: the totals line and the queue rows come from
 one ``count(filters)`` answer, the recent endings from the events that match it. Each
@@ -80,11 +80,12 @@ class QueueRow(Horizontal):
         yield self.spark
 
     def show(self, counts: dict[str, Any], series: list[float], endings: dict[str, int]) -> None:
-        workers = counts.get("max_workers")
-        workers_text = "?" if workers is None else str(workers)
+        # how many of its jobs the live workers run at once (unknown: "?")
+        slots = counts.get("max_workers")
+        slots_text = "?" if slots is None else str(slots)
         per_min = sum(series[-6:])  # the last minute
         text = (f"queued [b]{counts.get('queued', 0)}[/b]  running [b]{counts.get('running', 0)}"
-                f"[/b]  workers {workers_text}  ended/min {per_min:.0f}")
+                f"[/b]  slots {slots_text}  ended/min {per_min:.0f}")
         bad = [f"[red]{status} {n}[/]" for status, n in endings.items() if n]
         text += "  last 5 min: " + ("  ".join(bad) if bad else "no failures")
         self.counts.update(text)

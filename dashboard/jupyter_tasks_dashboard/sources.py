@@ -501,14 +501,19 @@ class DatabaseSource(DataSource):
 
     async def stats(self) -> dict[str, Any]:
         store = self.manager.store
+        from jupyter_tasks.models import slots_by_queue
+
         stats = await self._counts()
         workers = await store.list_workers()
-        for queue in stats["queues"].values():
-            queue.setdefault("max_workers", None)
-        # without the server's configuration, "workers" is who serves each queue
+        # each queue's capacity from the live workers' rows: 0 for a queue none of them
+        # serves, unknown (None) beside a worker of a version whose row has no slots
+        capacity = slots_by_queue(workers)
+        unknown = any(w.queues and not w.slots for w in workers)
         for w in workers:
             for q in w.queues:
-                stats["queues"].setdefault(q, {"queued": 0, "running": 0, "max_workers": None})
+                stats["queues"].setdefault(q, {"queued": 0, "running": 0})
+        for name, queue in stats["queues"].items():
+            queue["max_workers"] = capacity.get(name, None if unknown else 0)
         stats["workers"] = [w.to_json() for w in workers]
         return stats
 

@@ -16,7 +16,7 @@ from tornado import web
 
 from ..exceptions import JupyterTasksError
 from ..manager import TaskManager, was_deduplicated
-from ..models import Task, TaskKind, TaskMode, TaskStatus
+from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
 from ..store import LIST_SORTS, valid_artifact_name
 from ..values import check_input, safe_dumps
 from .auth import OTHERS, RESOURCE, check_task_access, may, owners_filter, username
@@ -597,12 +597,16 @@ class StatsHandler(TasksHandler):
     async def get(self) -> None:
         store = self.manager.store
         stats = await store.stats(await owners_filter(self))
-        configured = self.tasks_app.workers
-        queues = {q: {"queued": 0, "running": 0} for q in configured}
+        live = await store.list_workers()
+        # every live worker's slots (this server's and separate worker processes'); this
+        # server's configuration for a queue no worker row counts (rows of older versions)
+        capacity = {q: max(int(n), 0) for q, n in self.tasks_app.workers.items()}
+        capacity.update(slots_by_queue(live))
+        queues = {q: {"queued": 0, "running": 0} for q in capacity}
         queues.update(stats["queues"])
         for name, counts in queues.items():
-            counts["max_workers"] = max(int(configured.get(name, 0)), 0)
-        workers = [w.to_json() for w in await store.list_workers()]
+            counts["max_workers"] = capacity.get(name, 0)
+        workers = [w.to_json() for w in live]
         self.answer(200, {"queues": queues, "statuses": stats["statuses"], "workers": workers})
 
 

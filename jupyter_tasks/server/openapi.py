@@ -161,13 +161,18 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "queues": {
                 "type": "object",
-                "description": "the configured queues, and any other that holds queued or "
-                               "running tasks",
+                "description": "the queues this server or a live worker serves, and any "
+                               "other that holds queued or running tasks",
                 "additionalProperties": {
                     "type": "object", "required": ["queued", "running", "max_workers"],
                     "properties": {"queued": {"type": "integer"},
                                    "running": {"type": "integer"},
-                                   "max_workers": {"type": "integer"}}}},
+                                   "max_workers": {
+                                       "type": "integer",
+                                       "description": "how many of the queue's jobs run at "
+                                                      "once: the slots of every live worker "
+                                                      "serving it (worker processes included); "
+                                                      "0 when none does"}}}},
             "statuses": {"type": "object", "additionalProperties": {"type": "integer"}},
             "workers": {"type": "array", "items": _ref("Worker")},
         },

@@ -82,10 +82,10 @@ def tx_claim(
 
 def tx_register_worker(conn: sqlite3.Connection, w: WorkerInfo) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO workers (id, kind, pid, host, pid_started_at, queues, started_at, "
-        "heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-        (w.id, w.kind, w.pid, w.host, w.pid_started_at, dumps(w.queues), w.started_at,
-         w.heartbeat_at),
+        "INSERT OR REPLACE INTO workers (id, kind, pid, host, pid_started_at, queues, slots, "
+        "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        (w.id, w.kind, w.pid, w.host, w.pid_started_at, dumps(w.queues), dumps(w.slots),
+         w.started_at, w.heartbeat_at),
     )
 
 
@@ -111,8 +111,20 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
         id=row["id"], kind=row["kind"], pid=row["pid"], host=row["host"],
         started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
         pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
-        stopped_at=row["stopped_at"],
+        stopped_at=row["stopped_at"], slots=_slots(row["slots"]),
     )
+
+
+def _slots(text: str | None) -> dict[str, int]:
+    """A worker row's slots; nothing for a missing or unreadable value (the row is a hint)."""
+    try:
+        slots = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(slots, dict):
+        return {}
+    return {q: n for q, n in slots.items()
+            if isinstance(q, str) and isinstance(n, int) and not isinstance(n, bool) and n > 0}
 
 
 def reap_candidates_query(dead: list[str], now: float) -> tuple[str, list[Any]]:

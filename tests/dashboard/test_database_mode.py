@@ -177,6 +177,28 @@ async def test_other_processes_coming_and_going_reach_the_dashboard_and_back(tmp
         assert run_elsewhere(STATUS_ELSEWHERE, str(db), second) == "cancelled"
 
 
+async def test_each_queue_shows_the_slots_of_the_live_workers_serving_it(tmp_path):
+    """The queue row says how many of its jobs can run at once: every live worker's slots
+    for that queue, whichever process the worker is (before, always "workers ?")."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "slots.db"
+    app = TasksDashboard(DatabaseSource(db))
+    async with TaskManager(db, queues={"default": 2, "gpu": 1}, runs_background=False,
+                           make_default=False) as first, \
+            TaskManager(db, queues={"default": 3}, runs_background=False, make_default=False), \
+            app.run_test(size=SIZE) as pilot:
+        def queue_line(name: str) -> str:
+            return next((line for line in app.screen_text().splitlines()
+                         if f" {name} " in f" {line} " and "queued" in line), "")
+
+        # a job for a queue nobody serves: its row says nothing will run it
+        await first.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+        await until(lambda: "slots 5" in queue_line("default")
+                    and "slots 1" in queue_line("gpu") and "slots 0" in queue_line("parked"),
+                    pilot, what="the slots of both workers in the queue rows")
+
+
 def test_command_line_rejects_bad_options(capsys):
     assert main(["--page-size", "0"]) == 2
     with pytest.raises(SystemExit):

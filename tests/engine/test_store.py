@@ -339,6 +339,32 @@ async def test_a_new_row_holds_every_column_it_was_given_and_refuses_none_where_
     assert fresh == {every.id: None, bare.id: 1}
 
 
+async def test_a_worker_row_keeps_its_slots_and_an_unreadable_one_counts_as_unknown(
+        db_path: Path) -> None:
+    from jupyter_tasks.models import WorkerInfo, slots_by_queue
+
+    now = time.time()
+    worker = WorkerInfo(id="w1", kind="test", pid=1, host="h", started_at=now,
+                        heartbeat_at=now, queues=["default", "gpu"],
+                        slots={"default": 4, "gpu": 1})
+    async with await Store.open(db_path) as store:
+        await store.register_worker(worker)
+        for wid, text in (("old", None), ("odd", '{"default": "many", "gpu": -2, "x": true}'),
+                          ("bad", "not json")):
+            await store.register_worker(WorkerInfo(id=wid, kind="test", pid=2, host="h",
+                                                   started_at=now, heartbeat_at=now,
+                                                   queues=["default"]))
+            conn = sqlite3.connect(db_path)
+            conn.execute("UPDATE workers SET slots = ? WHERE id = ?", (text, wid))
+            conn.commit()
+            conn.close()
+        workers = {w.id: w for w in await store.list_workers()}
+    assert workers["w1"] == worker
+    # a row written before the column (or by hand) gives no slots rather than an error
+    assert workers["old"].slots == workers["odd"].slots == workers["bad"].slots == {}
+    assert slots_by_queue(workers.values()) == {"default": 4, "gpu": 1}
+
+
 async def test_delete_refuses_active_and_removes_logs_and_artifacts(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         task, _ = await store.create_task(make_task())

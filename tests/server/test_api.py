@@ -415,6 +415,20 @@ async def test_stats(api, tasks_app):
     assert {"id", "kind", "pid", "host", "heartbeat_at"} <= set(worker)
 
 
+async def test_stats_count_the_slots_of_every_live_worker(api, tasks_app):
+    """A queue's max_workers is what all its live workers run at once: a worker process
+    beside the server adds its slots (before, only the server's own configuration)."""
+    from jupyter_tasks.manager import TaskManager
+
+    async with TaskManager(tasks_app.manager.store.path, queues={"default": 3, "gpu": 1},
+                           runs_background=False, make_default=False):
+        stats = (await api.get("stats")).json
+        assert stats["queues"]["default"]["max_workers"] == 2 + 3
+        assert stats["queues"]["gpu"] == {"queued": 0, "running": 0, "max_workers": 1}
+    stats = (await api.get("stats")).json  # that worker stopped: its slots went with it
+    assert stats["queues"]["default"]["max_workers"] == 2 and "gpu" not in stats["queues"]
+
+
 async def test_openapi_describes_every_route(api, jp_base_url):
     response = await api.get("openapi.json")
     doc = response.json
