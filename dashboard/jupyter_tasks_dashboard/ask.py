@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
@@ -41,10 +41,10 @@ class AskScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ask-dialog", classes="dialog"):
-            yield Label(f"[b]{escape(self.question)}[/b]", classes="dialog-title",
+            yield Label(Content.styled(self.question, "bold"), classes="dialog-title",
                         id="ask-question")
             if self.detail:
-                yield Label(escape(self.detail), id="ask-detail")
+                yield Label(Content(self.detail), id="ask-detail")
             with Horizontal(classes="dialog-buttons"):
                 yield AnswerButton(f"{self.yes} (y)", id="ask-yes", variant="error")
                 yield AnswerButton("No (n)", id="ask-no", variant="primary")

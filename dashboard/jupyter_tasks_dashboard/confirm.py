@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
@@ -47,12 +47,13 @@ class ConfirmScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="dialog"):
             label = self.task_json.get("label") or self.task_json.get("name") or ""
-            yield Label(f"[b]{escape(label)}[/b] asks:", classes="dialog-title")
-            yield Label(escape(self.prompt), id="confirm-prompt")
+            yield Label(Content.assemble((label, "bold"), " asks:"), classes="dialog-title")
+            yield Label(Content(self.prompt), id="confirm-prompt")
             with Horizontal(classes="dialog-buttons"):
                 for i, choice in enumerate(self.choices):
                     label = f"{choice} ({i + 1})" if i < 9 else choice
-                    yield ChoiceButton(label, id=f"choice-{i}",
+                    # a Content: a button reads a str label as markup
+                    yield ChoiceButton(Content(label), id=f"choice-{i}",
                                        variant="primary" if i == 0 else "default")
                 yield ChoiceButton("Later", id="choice-later")
 

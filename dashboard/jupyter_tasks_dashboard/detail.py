@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Label, Static, Tree
 
 from .formatting import (
@@ -26,6 +27,7 @@ from .log_tail import LogTail
 from .sources import Details
 
 LOG_LINES = 300
+NONE = Content.styled("none", "dim")
 
 
 class DetailPane(VerticalScroll):
@@ -101,12 +103,12 @@ class DetailPane(VerticalScroll):
         self.patch(details.task)
         title, text = work_text(details.task)
         self.params_title.update(title)
-        self.params.update(escape(text))
+        self.params.update(Content(text))
         self._show_lineage(details)
         artifacts = details.artifacts
         text = "\n".join(f"{a['name']}  {a.get('size', 0):,} B  {a.get('content_type', '')}  "
                          f"sha256 {str(a.get('sha256', ''))[:12]}" for a in artifacts)
-        self.artifacts.update(escape(text) or "[dim]none[/dim]")
+        self.artifacts.update(Content(text) if text else NONE)
 
     def patch(self, task: dict[str, Any]) -> None:
         """The selected task changed (status, progress, result, question)."""
@@ -117,50 +119,55 @@ class DetailPane(VerticalScroll):
             if self._waiting is not None:
                 self._waiting.task = task
             return
+        # built as Content, never as markup: what a task holds is shown as written
         lines = [
-            f"[b]{escape(label_text(task))}[/b]  {task['id']}",
-            f"status {status_text(task).markup}   {escape(progress_text(task, 20))}   "
-            f"{escape(str((task.get('progress') or {}).get('message') or ''))}",
-            f"kind {task.get('kind')} · mode {task.get('mode')} · queue {task.get('queue')} · "
-            f"owner {escape(str(task.get('owner') or ''))} · origin "
-            f"{escape(origin_text(task))} · {escape(attempt_text(task))}",
-            f"created {local_time(task.get('created_at'))} · started "
-            f"{local_time(task.get('started_at')) or '-'} · finished "
-            f"{local_time(task.get('finished_at')) or '-'} · ran {duration_text(task) or '-'}",
+            Content.assemble((label_text(task), "bold"), f"  {task['id']}"),
+            Content.assemble("status ", Content.from_rich_text(status_text(task)),
+                             f"   {progress_text(task, 20)}   "
+                             f"{(task.get('progress') or {}).get('message') or ''}"),
+            Content(f"kind {task.get('kind')} · mode {task.get('mode')} · queue "
+                    f"{task.get('queue')} · owner {task.get('owner') or ''} · origin "
+                    f"{origin_text(task)} · {attempt_text(task)}"),
+            Content(f"created {local_time(task.get('created_at'))} · started "
+                    f"{local_time(task.get('started_at')) or '-'} · finished "
+                    f"{local_time(task.get('finished_at')) or '-'} · ran "
+                    f"{duration_text(task) or '-'}"),
         ]
         if task.get("parent_id"):
-            lines.append(f"{task.get('relationship')} of {task['parent_id']}")
-        self.summary.update("\n".join(lines))
+            lines.append(Content(f"{task.get('relationship')} of {task['parent_id']}"))
+        self.summary.update(Content("\n").join(lines))
         confirmation = task.get("confirmation") or {}
         pending = bool(confirmation) and confirmation.get("answer") is None \
             and task.get("status") == "running"
         question = self.question
         if pending:
             choices = " / ".join(confirmation.get("choices") or [])
-            question.update(f"[b reverse] asks [/] {escape(str(confirmation.get('prompt')))}"
-                            f"  ({escape(choices)})  — press [b]a[/b] to answer")
+            question.update(Content.assemble(
+                (" asks ", "bold reverse"), f" {confirmation.get('prompt')}  ({choices})  — press ",
+                ("a", "bold"), " to answer"))
         elif confirmation.get("answer") is not None:
-            question.update(f"asked {escape(str(confirmation.get('prompt')))} → answered "
-                            f"[b]{escape(str(confirmation['answer']))}[/b]")
+            question.update(Content.assemble(
+                f"asked {confirmation.get('prompt')} → answered ",
+                (str(confirmation["answer"]), "bold")))
         else:
             question.update("")
         question.display = bool(confirmation)
         result = task.get("result")
         self.result.update(result_text(result))
         notes = task.get("value_notes", self.notes)
-        self.value_notes.update("\n".join(
-            f"[yellow]⚠[/] {escape(note_text(n))}" for n in notes or [] if isinstance(n, dict)))
+        self.value_notes.update(Content("\n").join(
+            Content.assemble(("⚠", "yellow"), f" {note_text(n)}")
+            for n in notes or [] if isinstance(n, dict)))
         self.value_notes.display = bool(notes)
         error = task.get("error")
         error_widget = self.error
         if error:
-            text = (f"[b red]{escape(str(error.get('type')))}[/]: "
-                    f"{escape(str(error.get('message')))}")
+            message = f": {error.get('message')}"
             if error.get("traceback"):
-                text += "\n" + escape(str(error["traceback"]).rstrip())
-            error_widget.update(text)
+                message += "\n" + str(error["traceback"]).rstrip()
+            error_widget.update(Content.assemble((str(error.get("type")), "bold red"), message))
         else:
-            error_widget.update("[dim]none[/dim]")
+            error_widget.update(NONE)
 
     def append_logs(self, task_id: str, entries: list[dict[str, Any]], next_seq: int) -> None:
         """New log chunks of the selected task."""
@@ -216,11 +223,12 @@ class DetailPane(VerticalScroll):
         return out
 
 
-def _node_label(task: dict[str, Any], current: str) -> str:
+def _node_label(task: dict[str, Any], current: str) -> Text:
     marker = "▶ " if task["id"] == current else ""
     relation = f"{task.get('relationship')}: " if task.get("relationship") else ""
-    return (f"{marker}{relation}{short_id(task['id'])} {escape(label_text(task))} "
-            f"{status_text(task).markup}")
+    # a Text, not a str: the tree reads a str label as markup
+    return Text.assemble(f"{marker}{relation}{short_id(task['id'])} {label_text(task)} ",
+                         status_text(task))
 
 
 def is_preview(result: Any) -> bool:
@@ -228,17 +236,17 @@ def is_preview(result: Any) -> bool:
     return isinstance(result, dict) and set(result) == {"preview", "artifact", "chars", "reason"}
 
 
-def result_text(result: Any) -> str:
-    """The result section (markup): the value, or a large value's preview and where the
-    whole of it is."""
+def result_text(result: Any) -> Content:
+    """The result section: the value, or a large value's preview and where the whole
+    of it is."""
     if result is None:
-        return "[dim]none[/dim]"
+        return NONE
     if not is_preview(result):
-        return escape(pretty_json(result))
+        return Content(pretty_json(result))
     why = result.get("reason") or f"{result.get('chars')} characters of JSON"
-    return (f"[b]preview[/b] [dim]— {escape(str(why))}; the whole value is the artifact "
-            f"[b]{escape(str(result.get('artifact')))}[/b][/]\n"
-            f"{escape(str(result.get('preview')))}…")
+    return Content.assemble(
+        ("preview", "bold"), (f" — {why}; the whole value is the artifact ", "dim"),
+        (str(result.get("artifact")), "bold dim"), f"\n{result.get('preview')}…")
 
 
 def note_text(note: dict[str, Any]) -> str:

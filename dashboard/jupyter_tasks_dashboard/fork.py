@@ -6,11 +6,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
@@ -86,8 +86,9 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
             initial = OVERRIDE_HINT.get(task.get("kind") or "", "{}")
             what = "overrides (a JSON object)"
         with Vertical(id="fork-dialog", classes="dialog"):
-            yield Label(f"Fork [b]{escape(task.get('label') or task.get('name') or task['id'])}"
-                        f"[/b] — edit {escape(what)}", classes="dialog-title")
+            yield Label(Content.assemble(
+                "Fork ", (task.get("label") or task.get("name") or task["id"], "bold"),
+                f" — edit {what}"), classes="dialog-title")
             yield TextArea(initial, id="fork-json", language=None, soft_wrap=True)
             yield Input(value=task.get("label") or "", placeholder="label of the new task",
                         id="fork-label")
@@ -109,7 +110,7 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
         return overrides
 
     def show_error(self, message: str) -> None:
-        self.query_one("#fork-error", Static).update(f"[b red]{escape(message)}[/]")
+        self.query_one("#fork-error", Static).update(Content.styled(message, "bold red"))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # a mouse click (keys act in FastButton.action_press)

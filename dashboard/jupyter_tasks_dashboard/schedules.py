@@ -57,7 +57,7 @@ def schedule_cells(schedule: dict[str, Any], now: float) -> tuple[str | Text, ..
     """The row of one schedule."""
     status = schedule.get("last_status")
     return (
-        schedule.get("name") or "",
+        Text(schedule.get("name") or ""),  # a Text: the table reads a str cell as markup
         schedule.get("cron") or "",
         schedule.get("timezone") or "",
         "paused" if schedule.get("paused") else when_text(schedule.get("next_run_at"), now),

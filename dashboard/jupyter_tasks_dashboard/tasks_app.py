@@ -355,9 +355,13 @@ class TasksDashboard(App[int]):
         self._describe()
 
     def notify(self, message: str, **options: Any) -> None:
-        """Show a notification (Textual's ``App.notify``) and keep its message in ``notices``."""
+        """Show a notification (Textual's ``App.notify``) and keep its message in ``notices``.
+
+        Always plain text: the messages name tasks, and a label read as markup could end
+        the app (an unmatched ``[/b]`` raised MarkupError when the toast rendered).
+        """
         self.notices.append(message)
-        super().notify(message, **options)
+        super().notify(message, **{**options, "markup": False})
 
     @property
     def pending_events(self) -> int:

@@ -199,6 +199,76 @@ async def test_each_queue_shows_the_slots_of_the_live_workers_serving_it(tmp_pat
                     pilot, what="the slots of both workers in the queue rows")
 
 
+# text that Textual's markup would read as tags, an action, or an escape
+HOSTILE = "C:\\runs\\ [/b] [@click=app.quit]draft[/] \\[x"
+
+
+async def test_text_from_tasks_is_shown_as_written_never_read_as_markup(tmp_path):
+    """Labels, owners, params, errors and questions are shown verbatim, in the details and
+    in notifications (before: a label with ``[/b]`` in a notification ended the dashboard
+    with a MarkupError, and a trailing backslash ate the details' closing tag)."""
+    import os
+
+    from jupyter_tasks_dashboard.confirm import ConfirmScreen
+    from jupyter_tasks_dashboard.fork import ForkScreen
+
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+    from jupyter_tasks.scheduler import Scheduler
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    db = tmp_path / "hostile.db"
+    now = time.time()
+    ended = Task(id=new_task_id(), kind="function", mode="job", status="failed", name="n",
+                 label=HOSTILE, owner=HOSTILE, params={"pattern": HOSTILE},
+                 error={"type": "E[/]", "message": HOSTILE, "traceback": HOSTILE},
+                 created_at=now, started_at=now, finished_at=now + 1, updated_at=now + 1)
+    asking = Task(id=new_task_id(), kind="function", mode="job", status="running", name="n",
+                  label="asks", worker_id="elsewhere", created_at=now, started_at=now,
+                  updated_at=now, confirmation={"prompt": HOSTILE, "choices": [HOSTILE, "no"],
+                                                "answer": None})
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([ended, asking])
+        await Scheduler(writer).create(
+            {"name": HOSTILE, "cron": "0 7 * * *", "job": {"command": ["true"]}}, owner="me",
+            parse_job=lambda job: parse_job_body(job, os.getcwd()))
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(lambda: app.ready and ended.id in app.table.tasks, pilot, what="rows")
+        app.table.select(ended.id)
+        await until(lambda: app.detail.task_id == ended.id, pilot, what="details")
+        summary = str(app.detail.summary.render())
+        assert summary.splitlines()[0] == f"{HOSTILE}  {ended.id}", summary
+        assert f"owner {HOSTILE} ·" in summary, summary
+        error = str(app.detail.error.render())
+        assert error == f"E[/]: {HOSTILE}\n{HOSTILE}", error
+        assert HOSTILE.replace("\\", "\\\\") in str(app.detail.params.render())  # as JSON
+        await pilot.press("c")  # "... has already ended": a notification naming the label
+        await until(lambda: any("already ended" in n for n in app.notices), pilot,
+                    what="the notification")
+        await until(lambda: HOSTILE in app.screen_text(), pilot, what="the toast on screen")
+        assert app.is_running
+        app.table.select(asking.id)
+        await until(lambda: app.detail.task_id == asking.id, pilot, what="the question")
+        question = str(app.detail.question.render())
+        assert f"asks  {HOSTILE}  ({HOSTILE} / no)" in question, question
+        await pilot.press("a")  # the answer dialog: its title, prompt and choice buttons
+        await until(lambda: isinstance(app.screen, ConfirmScreen), pilot, what="the dialog")
+        await until(lambda: app.screen_text().count(HOSTILE) >= 2, pilot, what="prompt, choice")
+        await pilot.press("escape")
+        app.table.select(ended.id)
+        await until(lambda: app.detail.task_id == ended.id, pilot, what="details again")
+        await pilot.press("f")  # the fork dialog's title names the label
+        await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the fork dialog")
+        await until(lambda: f"Fork {HOSTILE} — edit" in app.screen_text(), pilot,
+                    what="the fork dialog's title")
+        await pilot.press("escape")
+        await pilot.press("t")  # the schedules view: a schedule with that name
+        await until(lambda: app.schedules_screen and app.schedules_screen.loaded
+                    and HOSTILE in app.screen_text(), pilot, what="the schedule's row")
+        assert app.is_running
+
+
 def test_command_line_rejects_bad_options(capsys):
     assert main(["--page-size", "0"]) == 2
     with pytest.raises(SystemExit):
