@@ -30,7 +30,7 @@ from ..manager import Subscription, TaskManager
 from ..models import TERMINAL_STATUSES, Event, EventType, TaskStatus
 from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
-from .handlers import ID_RE
+from .handlers import ID_RE, MAX_EVENT_ID
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 PROGRESS = EventType.PROGRESS.value
@@ -71,8 +71,8 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
                 self._since = int(since)  # type: ignore[arg-type]
             except ValueError:
                 self._since = -1
-            if self._since < 0:
-                raise Problem(400, "since must be a non-negative event id")
+            if not 0 <= self._since <= MAX_EVENT_ID:
+                raise Problem(400, "since must be an event id (an integer from 0 to 2**62)")
         task_id = self.get_argument("task_id", None) or None
         if task_id is not None and not ID_RE.match(task_id):
             raise Problem(400, "task_id must be a task id (32 hex digits)")

@@ -25,6 +25,8 @@ from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 ID = r"(?P<task_id>[0-9a-f]{32})"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# the largest event id or log offset a query may name (SQLite's integers end at 2**63 - 1)
+MAX_EVENT_ID = 2**62
 QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 MAX_LIMIT = 500
 # a search is a few words typed into a box; SQLite caps pattern lengths anyway
@@ -386,7 +388,7 @@ class TaskLogsHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str) -> None:
-        after = self.int_arg("after", 0, 0, 2**62)
+        after = self.int_arg("after", 0, 0, MAX_EVENT_ID)
         limit = self.int_arg("limit", 1000, 1, 10_000)
         await self.visible(task_id)
         entries = await self.manager.store.get_logs(task_id, after, limit)

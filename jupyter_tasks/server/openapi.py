@@ -327,7 +327,7 @@ PATHS: dict[str, Any] = {
         "parameters": [_ID_PARAM],
         "get": {
             "operationId": "getLogs",
-            "parameters": [_query("after", {"type": "integer", "minimum": 0}),
+            "parameters": [_query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}),
                            _query("limit", {"type": "integer", "minimum": 1,
                                             "maximum": 10000})],
             "responses": {"200": _json("log entries after the sequence number", _ref("Logs")),
@@ -454,7 +454,7 @@ PATHS: dict[str, Any] = {
             "summary": "Websocket: one JSON Event message per event (upgrade required)",
             "description": "with since: every stored event after it, then live, no gap, no "
                            "duplicate; task.progress coalesced per task",
-            "parameters": [_query("since", {"type": "integer", "minimum": 0}),
+            "parameters": [_query("since", {"type": "integer", "minimum": 0, "maximum": 2**62}),
                            _query("task_id", {"type": "string", "pattern": ID_PATTERN}),
                            _query("token", _STRING)],
             "responses": {
