@@ -38,6 +38,7 @@ from typing import Any
 from . import dbfile
 from .cli_common import SHORT_ID, CliError, run_parameters, short_id
 from .cli_common import papermill_value as papermill_value  # where it was before
+from .engine.options import MAX_SLOTS
 from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
 from .manager import TaskManager, was_deduplicated
@@ -327,6 +328,21 @@ def _positive(kind: type) -> Any:
         return value
 
     parse.__name__ = kind.__name__
+    return parse
+
+
+def _int_in(low: int, high: int) -> Any:
+    """An argparse type: an integer from ``low`` to ``high`` (a clear error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {text}")
+        return value
+
+    parse.__name__ = "int"
     return parse
 
 
@@ -632,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--queue")
     p.add_argument("--key-prefix")
-    p.add_argument("--limit", type=int, default=50)
+    # a negative LIMIT is no limit to SQLite: the whole history
+    p.add_argument("--limit", type=_int_in(1, 1_000_000), default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_list)
 
@@ -689,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run queued jobs until stopped")
     p.add_argument("--queue", action="append", help="queue to serve (repeatable)")
-    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--concurrency", type=_int_in(1, MAX_SLOTS), default=4)
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
     p.set_defaults(run=_cmd_worker)
 

@@ -249,6 +249,12 @@ class TaskManager:
         the name of a registered task (``params`` or ``**kwargs`` are its
         parameters), or an argv list for a subprocess. Objects that only live in
         this process (coroutines, callables) cannot be ``job`` tasks.
+
+        The options are held to the REST API's rules (``queue`` a queue name,
+        ``priority`` from -1,000,000 to 1,000,000, ``timeout`` a finite positive number
+        of seconds, ``max_retries`` from 0 to 100, ``memory_limit_mb`` from 1 to
+        10,000,000): anything else raises ``InvalidRequest`` naming the option, and
+        nothing is written.
         """
         options = dict(label=label, task_key=task_key, idempotency_key=idempotency_key,
                        queue=queue, priority=priority, timeout=timeout, max_retries=max_retries,

@@ -11,6 +11,7 @@ from typing import Any
 from .. import callbacks
 from ..models import MAX_LOST_ATTEMPTS
 from ..paths import default_db_path
+from .options import check_queue_slots
 
 
 def login_name() -> str:
@@ -66,6 +67,8 @@ class ManagerConfig:
         self.origin = dict(self.origin or {"type": "python"})
         self.queues = dict(self.queues or {})
         self.queue_limits = dict(self.queue_limits or {})
+        check_queue_slots(self.queues)  # a negative count would start a worker that runs nothing
+        check_queue_slots(self.queue_limits, "queue_limits")
         self.callback_allowlist = list(callbacks.LOOPBACK_HOSTS if self.callback_allowlist
                                        is None else self.callback_allowlist)
         callbacks.CallbackPolicy.from_entries(self.callback_allowlist)  # a bad entry fails here

@@ -14,6 +14,7 @@ from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import encode_input
 from .execution import Execution
 from .kinds import check_obj, check_str
+from .options import check_options
 from .state import EngineState, LocalWork
 
 # The kinds of work a submission can name (each a kind's ``work_field``); exactly one per task.
@@ -88,6 +89,7 @@ class Submission:
 
         Validates before anything is written: a bad request leaves no row.
         """
+        check_options(options)  # here too: the label leaves the options below
         spec = {k: v for k, v in spec.items() if v is not None}
         present = [f for f in WORK_FIELDS if f in spec]
         if len(present) != 1:
@@ -134,12 +136,11 @@ class Submission:
         self.require_running()
         state = self.state
         config = state.config
+        check_options(options)
         callback_url = options.get("callback_url")
         if callback_url is not None:
             self.check_callback_url(callback_url)
         timeout = options.get("timeout")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise InvalidRequest("timeout must be a positive number of seconds")
         max_retries = options.get("max_retries")
         if max_retries is None:
             # retries are for failures only (a lost worker is retried apart): function

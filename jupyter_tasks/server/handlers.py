@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -14,6 +13,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..engine.options import OPTION_CHECKS
 from ..exceptions import JupyterTasksError
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
@@ -27,7 +27,6 @@ ID = r"(?P<task_id>[0-9a-f]{32})"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # the largest event id or log offset a query may name (SQLite's integers end at 2**63 - 1)
 MAX_EVENT_ID = 2**62
-QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 MAX_LIMIT = 500
 # a search is a few words typed into a box; SQLite caps pattern lengths anyway
 MAX_SEARCH_CHARS = 1_000
@@ -45,14 +44,6 @@ _ENV = (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.valu
         "an object of strings")
 
 
-def _int_between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
-            f"an integer from {low} to {high}")
-
-
-_TIMEOUT = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-            and 0 < v <= 10**9 and math.isfinite(v), "a positive number of seconds")
-
 # the values a ``status`` / ``kind`` filter may name
 STATUS_VALUES = frozenset(s.value for s in TaskStatus)
 KIND_VALUES = frozenset(k.value for k in TaskKind)
@@ -61,14 +52,9 @@ WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("comm
                "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY),
                "output_path": ("notebook", _NONEMPTY),
                "export_html": ("notebook", (lambda v: isinstance(v, bool), "true or false"))}
-OPTION_FIELDS = {
-    "label": _NONEMPTY, "task_key": _NONEMPTY, "idempotency_key": _NONEMPTY,
-    "queue": (lambda v: isinstance(v, str) and bool(QUEUE_RE.match(v)),
-              "a queue name (letters, digits, '_', '-', '.')"),
-    "priority": _int_between(-1_000_000, 1_000_000), "timeout": _TIMEOUT,
-    "max_retries": _int_between(0, 100), "memory_limit_mb": _int_between(1, 10_000_000),
-    "callback_url": _NONEMPTY,
-}
+# the engine's rules for every submission's options, and a label or key here is non-empty
+OPTION_FIELDS = {**OPTION_CHECKS, "label": _NONEMPTY, "task_key": _NONEMPTY,
+                 "idempotency_key": _NONEMPTY, "callback_url": _NONEMPTY}
 FORK_FIELDS = {"params": _OBJ, "code": _NONEMPTY, "command": _ARGV, "parameters": _OBJ,
                "label": _NONEMPTY, "input_data": _ANY}
 

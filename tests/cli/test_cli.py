@@ -261,3 +261,22 @@ def test_lab_starts_the_jupyterlab_of_its_own_environment(
     assert cli_module.lab_executable(str(python)) == str(elsewhere)  # none beside it: PATH's
     own = executable(venv, "jupyter-lab")
     assert cli_module.lab_executable(str(python)) == str(own)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["list", "--limit", "-1"], "must be from 1 to 1000000, not -1"),
+    (["list", "--limit", "99999999999999999999"], "must be from 1 to"),
+    (["worker", "--concurrency", "0"], "must be from 1 to 10000, not 0"),
+    (["submit", "--priority", "99999999999999999999", "--command", "true"],
+     "priority: must be an integer from -1000000 to 1000000"),
+    (["submit", "--timeout", "nan", "--command", "true"], "timeout: must be a positive"),
+])
+def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: Path,
+                                                  args: list[str], message: str) -> None:
+    # before: a negative --limit listed the whole history, a huge one and a huge
+    # --priority ended in OverflowError, --concurrency 0 served forever running nothing,
+    # --timeout nan was stored as no timeout
+    done = jt(env, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not db_path.exists() or stored(db_path) == []

@@ -394,6 +394,24 @@ async def test_bad_input_is_refused_and_writes_no_row(manager: TaskManager) -> N
     assert await manager.store.events_after(0) == []
 
 
+@pytest.mark.parametrize(("option", "value"), [
+    ("priority", 10**30), ("priority", "high"), ("priority", True), ("timeout", float("nan")),
+    ("timeout", float("inf")), ("timeout", -1), ("max_retries", -1), ("max_retries", 10**30),
+    ("memory_limit_mb", -5), ("memory_limit_mb", 10**30), ("queue", "../x"),
+    ("queue", "a b"), ("task_key", 5), ("idempotency_key", ["k"]), ("label", 3),
+])
+async def test_options_the_server_refuses_are_refused_in_python_too(
+        manager: TaskManager, option: str, value: object) -> None:
+    # before: a raw OverflowError or ValueError, or a row with a NaN timeout, a negative
+    # retry count or memory limit, or a queue name no REST client could name
+    with pytest.raises(InvalidRequest) as err:
+        await manager.submit_spec({"name": "add", "params": {"a": 1}}, **{option: value})
+    assert [e["field"] for e in err.value.errors] == [option]
+    with pytest.raises(InvalidRequest):
+        await manager.submit(["true"], mode="job", **{option: value})
+    assert await manager.store.count_tasks() == 0
+
+
 async def test_run_subprocess_behaves_like_subprocess_run(manager: TaskManager,
                                                           tmp_path: Path) -> None:
     out = await jt.run_subprocess([sys.executable, "-c", "import os; print(os.getcwd())"],
@@ -613,3 +631,13 @@ async def test_two_reads_at_once_dispatch_each_event_once(db_path: Path) -> None
 
     jobs, seen = await polls_against_jobs_from_elsewhere(db_path, two_reads)
     assert seen == jobs
+
+
+@pytest.mark.parametrize("queues", [{"default": -1}, {"default": 1.5}, {"default": True},
+                                    {"default": 10**6}, {"../x": 2}, {"": 1}])
+async def test_a_queue_with_a_bad_name_or_slot_count_is_refused_at_start(
+        db_path: Path, queues: dict) -> None:
+    # before: a worker that claimed nothing forever (negative slots), or a queue no
+    # submission could name
+    with pytest.raises(ValueError, match="queue"):
+        TaskManager(db_path, queues=queues)

@@ -1,0 +1,63 @@
+"""A submission's options, checked alike whichever way it came in (Python, REST, CLI)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..exceptions import InvalidRequest
+
+# (does the value pass, what it must be): the "must be ..." of an error
+Check = tuple[Callable[[Any], bool], str]
+
+QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# the most jobs of one queue a worker runs at once
+MAX_SLOTS = 10_000
+
+
+def int_between(low: int, high: int) -> Check:
+    """An integer (not a bool) from ``low`` to ``high``."""
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+            f"an integer from {low} to {high}")
+
+
+TIMEOUT: Check = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and 0 < v <= 10**9 and math.isfinite(v), "a positive number of seconds")
+TEXT: Check = (lambda v: isinstance(v, str), "a string")
+
+# the options every submission is held to (a None is an option not given); REST holds
+# its bodies to these and to its own stricter ones (a label or key there is non-empty)
+OPTION_CHECKS: dict[str, Check] = {
+    "queue": (lambda v: isinstance(v, str) and bool(QUEUE_RE.match(v)),
+              "a queue name (letters, digits, '_', '-', '.')"),
+    "priority": int_between(-1_000_000, 1_000_000),
+    "timeout": TIMEOUT,
+    "max_retries": int_between(0, 100),
+    "memory_limit_mb": int_between(1, 10_000_000),
+    "label": TEXT, "task_key": TEXT, "idempotency_key": TEXT,
+}
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """``InvalidRequest`` naming each option that breaks its rule; nothing is written then."""
+    errors = [{"field": name, "message": f"must be {what}"}
+              for name, (ok, what) in OPTION_CHECKS.items()
+              if options.get(name) is not None and not ok(options[name])]
+    if errors:
+        raise InvalidRequest(
+            "invalid options: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors=errors)
+
+
+def check_queue_slots(queues: Mapping[str, Any], what: str = "queues") -> None:
+    """``ValueError`` unless each queue is a queue name with 0 to MAX_SLOTS slots."""
+    for name, slots in queues.items():
+        if not (isinstance(name, str) and QUEUE_RE.match(name)):
+            raise ValueError(f"{what}: {name!r} is not a queue name (letters, digits, '_', "
+                             "'-', '.')")
+        if not (isinstance(slots, int) and not isinstance(slots, bool)
+                and 0 <= slots <= MAX_SLOTS):
+            raise ValueError(f"{what}: the slots of {name!r} must be an integer from 0 to "
+                             f"{MAX_SLOTS}, not {slots!r}")
