@@ -419,7 +419,7 @@ class DatabaseSource(DataSource):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.description = f"database {self.path}"
-        self.manager: Any = None
+        self._manager: Any = None
         # counting a big history takes ~150 ms: it runs on a read-only store of its own
         # so that page queries, which share the manager's store, never wait behind it
         self._counter: Any = None
@@ -434,20 +434,35 @@ class DatabaseSource(DataSource):
                               make_default=False, origin={"type": "dashboard"},
                               as_worker=False, create_db=False)
         await manager.start()
-        self.manager = manager
-        self._sub = self.manager.subscribe()
+        self._manager = manager
+        self._sub = manager.subscribe()
+
+    @property
+    def manager(self) -> Any:
+        """The engine's ``TaskManager``; ``ActionError`` once the source is closed.
+
+        A worker of the app that is still running when quitting closed the source (a
+        count started meanwhile) then meets a refusal it handles, not ``None``.
+        """
+        self._require_open()
+        return self._manager
+
+    def _require_open(self) -> None:
+        if self._manager is None:
+            raise ActionError(f"{self.description} is closed")
 
     async def close(self) -> None:
-        if self.manager is not None:
+        if self._manager is not None:
+            manager, self._manager = self._manager, None
             self._sub.close()
-            await self.manager.stop()
-            self.manager = None
+            await manager.stop()
         if self._counter is not None:
             counter, self._counter = self._counter, None
             await counter.close()
 
     async def _counts(self, filters: Filters | None = None) -> dict[str, Any]:
         """Per queue queued/running and per status counts, of the tasks ``filters`` match."""
+        self._require_open()  # else a count after quitting would open a store again
         if self._counter is None:
             from jupyter_tasks.store import Store
 

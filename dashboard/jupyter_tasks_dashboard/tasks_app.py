@@ -151,6 +151,9 @@ class TasksDashboard(App[int]):
         self._boot()
 
     async def on_unmount(self) -> None:
+        # the app's workers first: one still reading would meet a closed source (it is
+        # refused with an ActionError then, which each worker handles)
+        self.workers.cancel_all()
         try:
             await self.source.close()
         except Exception:

@@ -269,6 +269,27 @@ async def test_text_from_tasks_is_shown_as_written_never_read_as_markup(tmp_path
         assert app.is_running
 
 
+async def test_a_closed_database_source_refuses_with_a_message_not_a_crash(tmp_path):
+    """A worker that reaches the source after quitting closed it gets the source's own
+    refusal, which every worker of the app handles (before: AttributeError on None, and
+    the exit raised WorkerFailed; seen once in CI, a count started while quitting)."""
+    from jupyter_tasks_dashboard.sources import ActionError, Filters
+
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "closed.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        task = await writer.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+    source = DatabaseSource(db)
+    await source.start()
+    assert (await source.count(Filters()))["statuses"]["queued"] == 1
+    await source.close()
+    for call in (source.count(Filters()), source.stats(), source.get_task(task.id),
+                 source.list_tasks(Filters(), None, 10), source.cancel(task.id)):
+        with pytest.raises(ActionError, match="closed"):
+            await call
+
+
 def test_command_line_rejects_bad_options(capsys):
     assert main(["--page-size", "0"]) == 2
     with pytest.raises(SystemExit):
