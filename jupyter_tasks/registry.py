@@ -22,6 +22,8 @@ from .models import TaskMode
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 ENTRY_POINT_GROUP = "jupyter_tasks"
 MODULES_ENV = "JUPYTER_TASKS_MODULES"
+# names people give the context parameter: unannotated, they are taken for the caller's
+CONTEXT_NAMES = frozenset({"ctx", "context", "task_context"})
 
 
 def _injected_types() -> tuple[type, ...]:
@@ -116,7 +118,12 @@ class TaskInfo:
         for name, p in caller.items():
             if name not in params:
                 if p.default is inspect.Parameter.empty:
-                    errors.append({"field": name, "message": "required parameter missing"})
+                    message = "required parameter missing"
+                    if name in CONTEXT_NAMES and p.annotation is inspect.Parameter.empty:
+                        # the context is injected by its type, never by its name
+                        message += (f" (to receive the task's context, annotate it: "
+                                    f"{name}: TaskContext)")
+                    errors.append({"field": name, "message": message})
                 continue
             annotation = self.hints.get(name, p.annotation)
             problem = _type_problem(params[name], annotation)

@@ -99,6 +99,17 @@ def test_validation_accepts_good_params_and_unions(registry: Registry) -> None:
         registry.get_info("resize").validate({"path": "a", "width": True})  # bool is not int
 
 
+def test_an_unannotated_ctx_is_a_parameter_and_its_error_says_how_to_get_the_context(
+        registry: Registry) -> None:
+    # the context is injected by type: "def f(ctx, n)" makes ctx the caller's to give,
+    # and the error said only "required parameter missing"
+    registry.register("plain_ctx", lambda ctx, n=1: n)
+    with pytest.raises(InvalidParameters) as err:
+        registry.get_info("plain_ctx").validate({"n": 2})
+    assert err.value.errors == [{"field": "ctx", "message": "required parameter missing (to "
+                                 "receive the task's context, annotate it: ctx: TaskContext)"}]
+
+
 def test_bind_injects_context_by_type(registry: Registry) -> None:
     ctx = TaskContext("0" * 32)
     kwargs = registry.get_info("resize").bind({"path": "p", "width": 1}, {TaskContext: ctx})
