@@ -29,6 +29,7 @@ import { ISignal } from '@lumino/signaling';
 import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
+import { taskLabel } from './format';
 import { stripAnsi } from './logview';
 import { pendingQuestion } from './model';
 import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
@@ -361,7 +362,7 @@ export class RestoredTaskView extends Widget {
     parts.push(task.id.slice(-10));
     this._header.replaceChildren(
       span('jp-TasksRestored-status', status),
-      span('jp-TasksRestored-label', task.label || task.name || 'cell'),
+      span('jp-TasksRestored-label', taskLabel(task, 'cell')),
       span('jp-TasksRestored-meta', parts.join(' · '))
     );
     (this._header.firstChild as HTMLElement).dataset.status = status;

@@ -11,6 +11,23 @@ export function shortId(id: string): string {
   return id.slice(-10);
 }
 
+// the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069)
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A task's own text (label, name) as the panel shows it: its bidi controls become
+ * U+FFFD, so a label cannot reorder how it reads (`\u202eevil.exe` shown as `exe.live`).
+ * Right-to-left scripts need no controls and are left as they are.
+ */
+export function displayText(text: string): string {
+  return text.replace(BIDI_CONTROLS, '\ufffd');
+}
+
+/** The name a task goes by in every view: its label, else its name, else `fallback`. */
+export function taskLabel(task: ITask, fallback: string): string {
+  return displayText(task.label || task.name || fallback);
+}
+
 /** `850ms`, `8.8s`, `42s`, `1m 22s`, `2h 05m`: one style everywhere, never wrapping. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) {

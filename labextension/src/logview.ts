@@ -8,7 +8,7 @@ import { Widget } from '@lumino/widgets';
 import { tasksIcon } from './icons';
 
 import { TasksConnection } from './connection';
-import { attemptText, formatDuration, lostText, shortId } from './format';
+import { attemptText, formatDuration, lostText, shortId, taskLabel } from './format';
 import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
@@ -165,7 +165,7 @@ export class TaskLogView extends Widget {
   private _renderHeader(): void {
     const task = this._connection.model.get(this.taskId);
     // the tab's title (a MainAreaWidget copies it): the name once the task is known
-    const label = `Log: ${task?.label || task?.name || shortId(this.taskId)}`;
+    const label = `Log: ${task ? taskLabel(task, shortId(this.taskId)) : shortId(this.taskId)}`;
     if (this.title.label !== label) {
       this.title.label = label;
     }

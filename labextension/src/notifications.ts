@@ -16,7 +16,7 @@
  */
 import { Notification } from '@jupyterlab/apputils';
 
-import { shortId } from './format';
+import { shortId, taskLabel } from './format';
 import { TasksModel, pendingQuestion } from './model';
 import { ToastWindow } from './toastwindow';
 import { ITask, ITaskEvent, isActive } from './types';
@@ -44,7 +44,7 @@ interface IEnding {
 }
 
 export function taskName(task: ITask): string {
-  return task.label || task.name || task.kind || shortId(task.id);
+  return taskLabel(task, task.kind || shortId(task.id));
 }
 
 export class TaskNotifier {

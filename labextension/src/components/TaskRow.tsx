@@ -6,7 +6,7 @@ import { listIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { TasksAPI } from '../connection';
-import { shortId } from '../format';
+import { shortId, taskLabel } from '../format';
 import { pendingQuestion } from '../model';
 import { timeText } from '../time';
 import { ITask, isActive } from '../types';
@@ -49,7 +49,7 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
   const look = rowLook(task);
   const question = pendingQuestion(task);
   const time = timeText(task, props.now);
-  const label = task.label || task.name || task.kind;
+  const label = taskLabel(task, task.kind);
   const stateText = LOOK_TEXT[look] ?? task.status;
   const title = [
     `${label} — ${stateText}`,
