@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -171,6 +172,16 @@ class CardHub:
                     if card._failures > 50:
                         log.warning("task card %s stopped updating", card.task_id)
                         self.active.discard(card)
+
+
+# the bidirectional embeddings, overrides and isolates: in a label they reorder how it
+# reads ("\u202eevil.exe" shows as "exe.live"); right-to-left scripts need none
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(text: str) -> str:
+    """A task's own text for a card's HTML: escaped, its bidi controls made visible (U+FFFD)."""
+    return html.escape(BIDI_CONTROLS.sub("\ufffd", text))
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -412,7 +423,8 @@ class TaskCard(widgets.VBox):
             bits.append(("took " if task.is_terminal else "elapsed ")
                         + _fmt_duration(end - task.started_at))
         if message:
-            bits.append(html.escape(str(message))[:200])
+            # cut before escaping: a cut escape ("&am") showed as text
+            bits.append(_shown(str(message)[:200]))
         if task.kind == TaskKind.SUBPROCESS.value and task.is_terminal:
             code = _exit_code(task)
             if code is not None:
@@ -428,7 +440,7 @@ class TaskCard(widgets.VBox):
             bar = (f'<div style="background:#e0e0e0;height:6px;border-radius:3px;'
                    f'margin:3px 0"><div style="width:{width};height:6px;border-radius:3px;'
                    f'background:{color};opacity:{opacity}"></div></div>')
-        label = html.escape(task.label or task.name or task.id)
+        label = _shown(task.label or task.name or task.id)
         note = f' <span style="color:#c62828">{html.escape(self._note)}</span>' \
             if self._note else ""
         details = (f'<div style="color:#555;font-size:12px">{" · ".join(bits)}</div>'

@@ -100,3 +100,23 @@ def test_card_of_a_task_in_another_process(kernel: Kernel, db_path: Path) -> Non
         kernel.wait_for(lambda: "cancelled" in _html(kernel), what="card shows cancelled")
     finally:
         other.stop()
+
+
+def test_a_cards_text_reads_as_written(kernel: Kernel) -> None:
+    """A label's bidi override shows as U+FFFD (it reversed how the label read), and a long
+    message full of '&' is cut before it is escaped (a cut '&amp;' showed as '&am')."""
+    kernel.execute(
+        "import asyncio\n"
+        "import jupyter_tasks as jt\n"
+        "from jupyter_tasks.context import current_context\n"
+        "async def slow():\n"
+        "    current_context.get().progress(1, 2, '&' * 300)\n"
+        "    await asyncio.sleep(60)\n"
+        "t = await jt.submit(slow(), label='\\u202eevil.exe <b>')\n"
+        "card = jt.TaskCard(t.id)\n"
+        "card")
+    html = kernel.wait_for(lambda: h if "&amp;" * 200 in (h := _html(kernel)) else None,
+                           what="the progress message in the card")
+    assert "\ufffdevil.exe &lt;b&gt;" in html and "\u202e" not in html
+    assert "&amp;" * 200 + "</div>" in html, html[-400:]
+    kernel.execute("card._act('cancel')")
