@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import dbfile
-from .cli_common import SHORT_ID, CliError, run_parameters, short_id
+from .cli_common import SHORT_ID, CliError, printable, run_parameters, short_id
 from .cli_common import papermill_value as papermill_value  # where it was before
 from .engine.options import MAX_SLOTS
 from .exceptions import JupyterTasksError, UnknownTask
@@ -169,8 +169,8 @@ def _progress(task: Task) -> str:
 def _print_table(tasks: Sequence[Task], args: argparse.Namespace) -> None:
     rows = [("ID", "STATUS", "KIND", "LABEL", "PROGRESS", "TIME", "OWNER")]
     for t in tasks:
-        rows.append((short_id(t.id, args), t.status, t.kind, (t.label or "")[:40],
-                     _progress(t), _age(t), t.owner or ""))
+        rows.append((short_id(t.id, args), t.status, t.kind, printable((t.label or "")[:40]),
+                     _progress(t), _age(t), printable(t.owner or "")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -414,7 +414,7 @@ def _ending(task: Task, args: argparse.Namespace) -> int:
         return EXIT_TIMEOUT
     reason = "cancelled" if task.status == TaskStatus.CANCELLED.value \
         else f"{task.status}: {failure_reason(task.error)}"
-    print(f"error: {ident} {reason}", file=sys.stderr)
+    print(f"error: {ident} {printable(reason)}", file=sys.stderr)
     return 1
 
 

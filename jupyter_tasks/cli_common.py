@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an id
+# what a terminal would act on rather than show: C0 and C1 controls (an escape sequence
+# can set the title, clear the screen, write the clipboard), DEL, and the bidi controls
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """A task's or schedule's own text for a terminal: each control as its escape (``\\x1b``)."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+        else f"\\u{ord(m.group()):04x}", text)
 
 
 class CliError(Exception):

@@ -14,7 +14,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from .cli_common import CliError, run_parameters, short_id
+from .cli_common import CliError, printable, run_parameters, short_id
 from .manager import TaskManager
 from .scheduler import Scheduler
 from .schedules import CATCH_UP, Schedule
@@ -132,7 +132,7 @@ def _print(schedule: Schedule, args: argparse.Namespace) -> None:
     else:
         data = schedule.to_json()
         state = "paused" if schedule.paused else f"next {_local(data['next_run_at'])}"
-        print(f"{short_id(schedule.id, args)}  {schedule.name}  ({state})")
+        print(f"{short_id(schedule.id, args)}  {printable(schedule.name)}  ({state})")
 
 
 async def _cmd_add(args: argparse.Namespace) -> int:
@@ -155,7 +155,7 @@ async def _cmd_list(args: argparse.Namespace) -> int:
     rows = [("ID", "NAME", "CRON", "TZ", "NEXT RUN (LOCAL)", "LAST STATUS", "PAUSED")]
     for s in schedules:
         data = s.to_json()
-        rows.append((short_id(s.id, args), s.name, s.cron, s.timezone,
+        rows.append((short_id(s.id, args), printable(s.name), s.cron, s.timezone,
                      _local(data["next_run_at"]), s.last_status or "-",
                      "yes" if s.paused else "no"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
@@ -171,7 +171,7 @@ async def _act(args: argparse.Namespace, action: str) -> int:
         schedule = await _resolve(scheduler, args.schedule)
         if action == "rm":
             await scheduler.delete(schedule.id)
-            print(f"deleted {short_id(schedule.id, args)}  {schedule.name}")
+            print(f"deleted {short_id(schedule.id, args)}  {printable(schedule.name)}")
         elif action == "run":
             task = await scheduler.run_now(schedule.id)
             print(short_id(task.id, args))

@@ -280,3 +280,33 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not db_path.exists() or stored(db_path) == []
+
+
+# an OSC title change, a colour, a clear screen, a right-to-left override
+HOSTILE = "\x1b]0;pwned\x07\x1b[31mred\x1b[2J \u202eevil"
+
+
+def test_task_and_schedule_text_cannot_steer_the_terminal(env: dict[str, str], db_path: Path,
+                                                          tmp_path: Path) -> None:
+    # before: 'list' printed a label's escape sequences raw (the terminal's title became
+    # "pwned", the screen was cleared), and 'schedule list' a schedule's name
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.scheduler import Scheduler
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    async def write() -> None:
+        async with TaskManager(db_path, runs_background=False, make_default=False) as m:
+            await m.submit_spec({"command": ["true"]}, mode="job", label=HOSTILE,
+                                owner=HOSTILE, queue="parked")
+            await Scheduler(m).create(
+                {"name": HOSTILE, "cron": "0 7 * * *", "job": {"command": ["true"]}},
+                owner="me", parse_job=lambda job: parse_job_body(job, str(tmp_path)))
+
+    asyncio.run(write())
+    for args in (["list"], ["schedule", "list"], ["schedule", "list", "--json"]):
+        done = jt(env, *args)
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout and "\x07" not in done.stdout, repr(done.stdout)
+        assert "\u202e" not in done.stdout, repr(done.stdout)
+    shown = jt(env, "list").stdout
+    assert "\\x1b]0;pwned\\x07" in shown and "\\u202eevil" in shown, shown
