@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .models import BIDI_CONTROLS
+
 SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an id
 # what a terminal would act on rather than show: C0 and C1 controls (an escape sequence
-# can set the title, clear the screen, write the clipboard), DEL, and the bidi controls
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# can set the title or clear the screen), DEL, and the bidi controls
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
 def printable(text: str) -> str:

@@ -101,6 +101,12 @@ WORKER_LOST = "worker lost"
 MAX_LOST_ATTEMPTS = 3
 
 
+# the bidirectional embeddings, overrides and isolates (a regex character class): in a
+# task's text they reorder how it reads ("\u202eevil.exe" shows as "exe.live"), and
+# right-to-left scripts need none of them
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+
+
 def failure_reason(error: dict[str, Any] | None) -> str:
     """One line saying why an attempt failed, from its error JSON (``Type: message``)."""
     error = error or {}

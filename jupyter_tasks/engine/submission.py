@@ -89,7 +89,6 @@ class Submission:
 
         Validates before anything is written: a bad request leaves no row.
         """
-        check_options(options)  # here too: the label leaves the options below
         spec = {k: v for k, v in spec.items() if v is not None}
         present = [f for f in WORK_FIELDS if f in spec]
         if len(present) != 1:
@@ -136,7 +135,8 @@ class Submission:
         self.require_running()
         state = self.state
         config = state.config
-        check_options(options)
+        # the label as given, which submit_spec takes out of the options
+        check_options({**options, "label": label})
         callback_url = options.get("callback_url")
         if callback_url is not None:
             self.check_callback_url(callback_url)

@@ -39,7 +39,7 @@ class JobWorker:
             id=state.worker_id, kind=state.config.worker_kind, pid=os.getpid(),
             host=socket.gethostname(), started_at=now, heartbeat_at=now,
             pid_started_at=me.create_time(), queues=sorted(state.config.queues or {}),
-            slots={q: int(n) for q, n in (state.config.queues or {}).items()},
+            slots=dict(state.config.queues),
         ))
 
     def start_queues(self) -> list[asyncio.Task[Any]]:

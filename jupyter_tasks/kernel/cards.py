@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..manager import task_fields_from_api_json, task_from_api_json
-from ..models import EventType, Task, TaskKind, TaskStatus
+from ..models import BIDI_CONTROLS, EventType, Task, TaskKind, TaskStatus
 
 if TYPE_CHECKING:
     from ..manager import TaskManager
@@ -174,14 +174,12 @@ class CardHub:
                         self.active.discard(card)
 
 
-# the bidirectional embeddings, overrides and isolates: in a label they reorder how it
-# reads ("\u202eevil.exe" shows as "exe.live"); right-to-left scripts need none
-BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 
 
 def _shown(text: str) -> str:
     """A task's own text for a card's HTML: escaped, its bidi controls made visible (U+FFFD)."""
-    return html.escape(BIDI_CONTROLS.sub("\ufffd", text))
+    return html.escape(_BIDI.sub("\ufffd", text))
 
 
 def _fmt_duration(seconds: float | None) -> str:

@@ -588,7 +588,7 @@ class StatsHandler(TasksHandler):
         live = await store.list_workers()
         # every live worker's slots (this server's and separate worker processes'); this
         # server's configuration for a queue no worker row counts (rows of older versions)
-        capacity = {q: max(int(n), 0) for q, n in self.tasks_app.workers.items()}
+        capacity = dict(self.tasks_app.workers)
         capacity.update(slots_by_queue(live))
         queues = {q: {"queued": 0, "running": 0} for q in capacity}
         queues.update(stats["queues"])
