@@ -35,7 +35,11 @@ MAX_INT = 2**31 - 1
 
 # field -> (check, description); None values count as absent
 _STR = (lambda v: isinstance(v, str), "a string")
-_NONEMPTY = (lambda v: isinstance(v, str) and 0 < len(v) <= 1000, "a non-empty string")
+MAX_TEXT_CHARS = 1000
+_NONEMPTY = (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT_CHARS,
+             f"a non-empty string of at most {MAX_TEXT_CHARS} characters")
+# a code job's source: as long as a cell is (the body's size bounds it, 413 past it)
+_SOURCE = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
 _OBJ = (lambda v: isinstance(v, dict), "an object")
 _ANY = (lambda v: True, "any JSON value")
 _ARGV = (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(a, str) for a in v),
@@ -47,7 +51,7 @@ _ENV = (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.valu
 # the values a ``status`` / ``kind`` filter may name
 STATUS_VALUES = frozenset(s.value for s in TaskStatus)
 KIND_VALUES = frozenset(k.value for k in TaskKind)
-WORK_FIELDS = {"name": _NONEMPTY, "command": _ARGV, "notebook": _NONEMPTY, "code": _NONEMPTY}
+WORK_FIELDS = {"name": _NONEMPTY, "command": _ARGV, "notebook": _NONEMPTY, "code": _SOURCE}
 WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("command", _ENV),
                "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY),
                "output_path": ("notebook", _NONEMPTY),
@@ -55,7 +59,7 @@ WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("comm
 # the engine's rules for every submission's options, and a label or key here is non-empty
 OPTION_FIELDS = {**OPTION_CHECKS, "label": _NONEMPTY, "task_key": _NONEMPTY,
                  "idempotency_key": _NONEMPTY, "callback_url": _NONEMPTY}
-FORK_FIELDS = {"params": _OBJ, "code": _NONEMPTY, "command": _ARGV, "parameters": _OBJ,
+FORK_FIELDS = {"params": _OBJ, "code": _SOURCE, "command": _ARGV, "parameters": _OBJ,
                "label": _NONEMPTY, "input_data": _ANY}
 
 
@@ -208,8 +212,8 @@ class TasksHandler(APIHandler):
         header = self.request.headers.get("Idempotency-Key")
         if header is not None:
             header = header.strip()
-            if not header or len(header) > 1000:
-                _reject([{"field": "Idempotency-Key", "message": "must be a non-empty string"}])
+            if not _NONEMPTY[0](header):
+                _reject([{"field": "Idempotency-Key", "message": f"must be {_NONEMPTY[1]}"}])
             if options.get("idempotency_key") not in (None, header):
                 _reject([{"field": "idempotency_key",
                           "message": "differs from the Idempotency-Key header"}])

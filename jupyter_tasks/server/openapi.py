@@ -7,7 +7,7 @@ from typing import Any
 
 from .._version import __version__
 from ..models import SCHEDULE_CHANGED, TASK_ID_PATTERN, TASK_JSON, EventType
-from ..store import LIST_SORTS
+from ..store import ARTIFACT_NAME, LIST_SORTS
 
 ID_PATTERN = TASK_ID_PATTERN
 JSON = "application/json"
@@ -49,7 +49,8 @@ WORK = {
     "export_html": {"type": "boolean",
                     "description": "with notebook: also export the executed notebook as HTML "
                                    "(an artifact, and beside output_path when given)"},
-    "code": {"type": "string", "minLength": 1, "maxLength": 1000},
+    "code": {"type": "string", "minLength": 1,
+             "description": "Python source, as long as a cell (the body's size bounds it)"},
     "input_data": {},
 }
 
@@ -62,8 +63,9 @@ OPTIONS = {
     "timeout": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1e9},
     "max_retries": {"type": "integer", "minimum": 0, "maximum": 100},
     "memory_limit_mb": {"type": "integer", "minimum": 1, "maximum": 10000000},
-    "callback_url": {"type": "string", "minLength": 1, "maxLength": 1000,
-                     "description": "host must be on the server's allow-list"},
+    "callback_url": {"type": "string", "minLength": 1, "maxLength": 1000, "format": "uri",
+                     "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[!-~]+$",
+                     "description": "an http(s) URL whose host is on the server's allow-list"},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -131,7 +133,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Artifact": {
         "type": "object", "required": ["name", "size", "sha256", "content_type"],
-        "properties": {"name": _STRING, "size": {"type": "integer", "minimum": 0},
+        "properties": {"name": {"type": "string", "pattern": ARTIFACT_NAME.pattern},
+                       "size": {"type": "integer", "minimum": 0},
                        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                        "content_type": _STRING, "created_at": _nullable(_TIME)},
     },
@@ -244,9 +247,9 @@ _ID_PARAM = {"name": "task_id", "in": "path", "required": True,
              "schema": {"type": "string", "pattern": ID_PATTERN}}
 _NAME_PARAM = {"name": "name", "in": "path", "required": True,
                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
+# the body's idempotency_key, given as a header (the same rules)
 _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 200,
-                           "pattern": "^[A-Za-z0-9._:-]+$"}}
+                "schema": OPTIONS["idempotency_key"]}
 
 
 def _query(name: str, schema: dict[str, Any], description: str = "",
@@ -306,7 +309,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "getTask",
             "parameters": [_query("view", {"type": "string", "enum": ["full"]})],
-            "responses": {"200": _json("the task", {"oneOf": [_ref("TaskFull"), _ref("Task")]}),
+            # a TaskFull (view=full) is a Task with more fields, so anyOf, not oneOf
+            "responses": {"200": _json("the task", {"anyOf": [_ref("TaskFull"), _ref("Task")]}),
                           **_problems(404, 422)},
         },
         "delete": {
@@ -370,11 +374,13 @@ PATHS: dict[str, Any] = {
     "/api/tasks/{task_id}/artifacts/{name}": {
         "parameters": [_ID_PARAM, {"name": "name", "in": "path", "required": True,
                                    "schema": {"type": "string",
-                                              "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$"}}],
+                                              "pattern": ARTIFACT_NAME.pattern}}],
         "get": {
             "operationId": "getArtifact",
             "parameters": [{"name": "If-None-Match", "in": "header", "required": False,
-                            "schema": {"type": "string", "pattern": '^"[0-9a-f]{64}"$'}}],
+                            "description": "entity tags (an ETag is the quoted sha256) or *; "
+                                           "a tag that matches none gives the bytes",
+                            "schema": _STRING}],
             "responses": {
                 "200": {"description": "the bytes",
                         "headers": {"ETag": _HEADER, "Content-Length": _HEADER},
@@ -417,8 +423,9 @@ PATHS: dict[str, Any] = {
             "summary": "Run a registered task; synchronous unless Prefer: respond-async",
             "parameters": [
                 {"name": "Prefer", "in": "header", "required": False,
-                 "schema": {"type": "string", "enum": ["respond-async", "respond-async, wait=0",
-                                                       "respond-async, wait=1"]}},
+                 "description": "RFC 7240: respond-async answers 202 at once, or after wait=N "
+                                "seconds when given; other preferences are ignored",
+                 "schema": _STRING, "example": "respond-async, wait=5"},
                 _IDEMPOTENCY,
             ],
             "requestBody": _body("Execution", required=False),
@@ -587,8 +594,9 @@ PATHS.update({
     "/api/tasks/notebook-parameters": {
         "get": {"operationId": "getNotebookParameters",
                 "summary": "The parameters cell of a notebook: names, defaults, types",
-                "parameters": [_query("path", _STRING, "notebook path relative to the server "
-                                                       "root", required=True)],
+                "parameters": [_query("path", WORK["notebook"], "notebook path relative to "
+                                                                "the server root",
+                                      required=True)],
                 "responses": {"200": _json("the parameters", _ref("NotebookParameters")),
                               **_problems(404, 422)}},
     },

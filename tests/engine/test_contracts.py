@@ -96,6 +96,25 @@ def test_openapi_full_task_schema_is_the_full_task_json() -> None:
     assert set(_full_only_keys()) <= set(extra["required"])
 
 
+def test_openapi_takes_the_artifact_names_and_keys_the_server_takes() -> None:
+    from jupyter_tasks.jobs.code import artifact_name_for
+    from jupyter_tasks.server.openapi import openapi_document
+
+    paths = openapi_document("/")["paths"]
+    name_param = paths["/api/tasks/{task_id}/artifacts/{name}"]["parameters"][1]
+    artifact_schema = SCHEMAS["Artifact"]["properties"]["name"]
+    for relative in ("plots/a b.txt", "report-2026.12.csv", "x" * 300):
+        name = artifact_name_for(relative)
+        assert name is not None
+        assert re.match(name_param["schema"]["pattern"], name), name
+        assert re.match(artifact_schema["pattern"], name), name
+    # the Idempotency-Key header is the body's idempotency_key, under the same rules
+    submit = paths["/api/tasks"]["post"]
+    header = next(p for p in submit["parameters"] if p["name"] == "Idempotency-Key")
+    body = SCHEMAS["Submission"]["properties"]["idempotency_key"]
+    assert header["schema"] == body
+
+
 def _ts_interface(name: str) -> list[str]:
     """The member names of ``export interface <name> { ... }`` in labextension's types.ts."""
     text = (ROOT / "labextension" / "src" / "types.ts").read_text()

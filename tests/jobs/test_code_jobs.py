@@ -66,6 +66,31 @@ async def test_artifacts_usage_and_stable_hashes_over_rest(api, tasks_app) -> No
     assert forked_full["content_hashes"]["input_data"] != hashes["input_data"]
 
 
+async def test_a_cell_of_any_length_runs_as_a_code_job_over_rest(api, tasks_app) -> None:
+    # a real cell is often longer than a label: 40,000 characters, submitted and forked
+    filler = "".join(f"# line {i} of a long cell, kept so the code is as long as real ones\n"
+                     for i in range(600))
+    code = filler + "print('ran')\n"
+    assert len(code) > 40_000
+    task = await api.submit({"code": code})
+    result = await api.get(task["id"], "result", params={"timeout": 60})
+    assert result.json["status"] == "succeeded", result.json
+    full = (await api.get(task["id"], params={"view": "full"})).json
+    assert full["content_hashes"]["code"] == hashlib.sha256(code.encode()).hexdigest()
+    longer = code + "print('forked')\n"
+    forked = await api.post(task["id"], "fork", body={"code": longer})
+    assert forked.code == 202, forked.json
+    forked_full = (await api.get(forked.json["id"], params={"view": "full"})).json
+    assert forked_full["content_hashes"]["code"] == hashlib.sha256(longer.encode()).hexdigest()
+
+
+async def test_a_text_field_too_long_says_how_long_it_may_be(api, tasks_app) -> None:
+    response = await api.post(body={"code": "print(1)", "label": "x" * 1001})
+    assert response.code == 422
+    assert response.json["errors"] == [
+        {"field": "label", "message": "must be a non-empty string of at most 1000 characters"}]
+
+
 async def test_memory_limit_ends_in_oom(manager: TaskManager) -> None:
     code = "import time\nblocks = []\nfor _ in range(400):\n" \
            "    blocks.append(bytearray(10 * 1024 * 1024))\n    time.sleep(0.01)\n"
