@@ -119,10 +119,18 @@ class TasksHandler(APIHandler):
         self.set_status(status)
         for header in ("ETag", "Content-Length", "Location", "X-Task-Id"):
             self.clear_header(header)
+        if status == 405:  # RFC 9110: say which methods the route has
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:  # contention: the client should come back, not give up
             self.set_header("Retry-After", str(retry_after))
         self.finish(json.dumps(problem_for(status, exc)), set_content_type=PROBLEM_TYPE)
+
+    def allowed_methods(self) -> list[str]:
+        """The HTTP methods this route answers: those its handler class defines."""
+        return [method for method in self.SUPPORTED_METHODS
+                if getattr(type(self), method.lower(), None)
+                is not getattr(web.RequestHandler, method.lower(), None)]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, JupyterTasksError):

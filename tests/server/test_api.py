@@ -101,6 +101,19 @@ async def test_submit_error_codes(api):
     assert "127.0.0.1" in LOOPBACK_HOSTS
 
 
+@pytest.mark.parametrize(("method", "parts", "allowed"), [
+    ("PUT", ("00000000000000000000000000000000",), {"GET", "DELETE", "OPTIONS"}),
+    ("TRACE", ("stats",), {"GET", "OPTIONS"}),
+    ("GET", ("00000000000000000000000000000000", "cancel"), {"POST", "OPTIONS"}),
+])
+async def test_a_method_a_route_lacks_is_405_naming_the_ones_it_has(api, method, parts,
+                                                                     allowed):
+    # RFC 9110: a 405 carries Allow, so a client can see what it may do instead
+    response = await api.call(method, *parts)
+    assert_problem(response, 405)
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == allowed
+
+
 async def test_body_over_limit_is_413(api, tasks_app):
     big = {"name": "srv_job", "label": "x" * (tasks_app.max_body_bytes + 10)}
     assert_problem(await api.post(body=big), 413)
