@@ -163,7 +163,10 @@ class Execution:
             status, error = TaskStatus.TIMEOUT, exc
         except MemoryLimitExceeded as exc:
             status, error = TaskStatus.OOM, exc
-        except Exception as exc:
+        except BaseException as exc:
+            # the task's own code: an exception, and also sys.exit(), a KeyboardInterrupt
+            # it raised or a BaseException of its own; each ends this task only, never
+            # the process serving the others (asyncio would let them out of the loop)
             status, error = TaskStatus.FAILED, exc
             if running.stop_reason in ("cancel", "timeout"):
                 status = TaskStatus.CANCELLED if running.stop_reason == "cancel" \
@@ -383,6 +386,16 @@ def resource_usage(running: RunningTask) -> dict[str, Any]:
     return usage
 
 
+def error_message(error: BaseException) -> str:
+    """What ``error`` says, even when its ``__str__`` fails (the end must be written)."""
+    if isinstance(error, SystemExit):
+        return f"sys.exit({error.code!r}) ended the task; the process running it carries on"
+    try:
+        return str(error)
+    except BaseException:
+        return f"<unprintable {type(error).__name__}>"
+
+
 def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
     """The row's ``error`` for an attempt that ended ``status``."""
     if status == TaskStatus.CANCELLED:
@@ -399,7 +412,7 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
     # the user's frames by default; every frame (the engine's too) kept beside them
     return {
         "type": type(error).__name__,
-        "message": str(error),
+        "message": error_message(error),
         "traceback": user_traceback(error),
         "traceback_full": full_traceback(error),
     }

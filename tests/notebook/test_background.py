@@ -99,6 +99,19 @@ def test_errors_and_rich_displays_go_to_the_card(kernel: Kernel, db_path: Path) 
     assert [m["msg_type"] for m in later] == ["stream"]
 
 
+def test_sys_exit_in_a_background_cell_fails_that_task_and_the_kernel_lives_on(
+        kernel: Kernel, db_path: Path) -> None:
+    pid = kernel.value("__import__('os').getpid()")
+    kernel.execute("%%background --name h\nimport sys\nsys.exit(2)\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="failure")
+    assert task_of(db_path, task_id).error["type"] == "SystemExit"
+    # the same kernel process, its variables, its next cell
+    assert kernel.value("__import__('os').getpid()") == pid
+    assert kernel.value("h.status") == "failed"
+    assert [m["msg_type"] for m in kernel.execute("print('ok')")] == ["stream"]
+
+
 def test_cancel_from_another_process_stops_a_pure_python_loop(
         kernel: Kernel, db_path: Path) -> None:
     kernel.execute("%%background --name h\nx = 0\nwhile True:\n    x += 1\n")

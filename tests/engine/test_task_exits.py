@@ -1,0 +1,71 @@
+"""A task's code that exits, interrupts itself or raises what cannot be printed ends that
+task, failed, and nothing else: the process serving every other task keeps running."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks import TaskManager, task
+from tests.engine import sample_tasks  # noqa: F401  (registers add)
+
+
+class Unprintable(Exception):
+    """An exception whose message cannot be made."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ itself fails")
+
+
+class Outside(BaseException):
+    """A BaseException of the user's own, outside Exception."""
+
+
+RAISERS = {
+    "exit_1": lambda: sys.exit(1),
+    "exit_0": lambda: sys.exit(0),
+    "keyboard": lambda: (_ for _ in ()).throw(KeyboardInterrupt()),
+    "outside": lambda: (_ for _ in ()).throw(Outside("mine")),
+    "unprintable": lambda: (_ for _ in ()).throw(Unprintable()),
+}
+
+
+@task("exits_sync")
+def exits_sync(how: str) -> None:
+    """Raise one of RAISERS in a thread."""
+    RAISERS[how]()
+
+
+@task("exits_async")
+async def exits_async(how: str) -> None:
+    """Raise one of RAISERS on the event loop."""
+    RAISERS[how]()
+
+
+EXPECTED = {
+    "exit_1": ("SystemExit", "sys.exit(1)"),
+    "exit_0": ("SystemExit", "sys.exit(0)"),
+    "keyboard": ("KeyboardInterrupt", ""),
+    "outside": ("Outside", "mine"),
+    "unprintable": ("Unprintable", "<unprintable Unprintable>"),
+}
+
+
+@pytest.mark.parametrize("mode", ["background", "job"])
+@pytest.mark.parametrize("name", ["exits_sync", "exits_async"])
+@pytest.mark.parametrize("how", sorted(RAISERS))
+async def test_a_task_that_exits_or_raises_oddly_fails_and_the_process_serves_on(
+        db_path: Path, mode: str, name: str, how: str) -> None:
+    async with TaskManager(db_path, queues={"default": 1}, retry_base_delay=0.01) as manager:
+        raised = await manager.submit(name, how=how, mode=mode)
+        ended = await manager.wait(raised.id, timeout=20)
+        assert ended.status == "failed", (ended.status, ended.error)
+        error_type, words = EXPECTED[how]
+        assert ended.error["type"] == error_type
+        assert words in ended.error["message"]
+        assert ended.error["traceback"]
+        # the same manager, the same slot, still runs work
+        after = await manager.submit("add", a=1, b=1, mode=mode)
+        assert (await manager.wait(after.id, timeout=20)).result == 2
