@@ -86,25 +86,19 @@ class JSONText(str):
 
 def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Encoded:
     """Encode an output value by the rule above; never raises for any Python value."""
-    if value is None or type(value) in (str, bool, int) or (
-            type(value) is float and math.isfinite(value)):
-        try:
-            text = _strict_dumps(value)
-        except ValueError:  # an int too long to write as digits
-            text = None
-        if text is not None and (limit is None or len(text) <= limit):
-            return Encoded(text)
-    else:
-        try:
-            text = _strict_dumps(value)
-        except (TypeError, ValueError, RecursionError):
-            text = None
-        if text is not None and (limit is None or len(text) <= limit) and (
-                len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
-            return Encoded(text)
     notes: list[dict[str, Any]] = []
-    clean, depth = _clean(value, where, notes)
-    full = _dumps_iterative(clean)
+    depth = 0
+    try:
+        full = _strict_dumps(value)
+    except (TypeError, ValueError, RecursionError):  # objects, nan, an int too long
+        full = None
+    if full is not None and (len(full) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
+        if limit is None or len(full) <= limit:
+            return Encoded(full)  # JSON already: kept exactly
+    else:
+        clean, depth = _clean(value, where, notes)
+        # within the bound the C encoder's recursion is safe, and far faster
+        full = _strict_dumps(clean) if depth <= MAX_DEPTH else _dumps_iterative(clean)
     reason = None
     if depth > MAX_DEPTH:
         reason = f"nested {depth} levels deep (the limit is {MAX_DEPTH})"
@@ -187,9 +181,10 @@ def _depth_within(value: Any, limit: int) -> bool:
     return True
 
 
-# a value's path as a chain (parent, step): rendered only when a note names it, since
-# building every path as text cost time quadratic in the depth (50,000 levels took 12 s)
-_Path = tuple[Any, str]
+# a value's path as a chain (parent, key or index): rendered only when a note names it,
+# since building every path as text cost time quadratic in the depth (50,000 levels took
+# 12 s), and each step's text alone was a fifth of walking a long list
+_Path = tuple[Any, Any]
 # a stack item that marks leaving a container: it is no longer above what comes next
 _LEAVE = object()
 
@@ -198,8 +193,42 @@ def _path_text(path: _Path | None) -> str:
     steps: list[str] = []
     while path is not None:
         path, step = path
-        steps.append(step)
+        steps.append(step if path is None else f"[{step}]" if type(step) is int
+                      else f"[{step!r}]")
     return "".join(reversed(steps))
+
+
+_PLAIN_SCALARS = frozenset({str, bool, type(None), int, float})
+_NUMBERS = frozenset({bool, int, float})
+_INTS = frozenset({bool, int})
+
+
+def _scalars_copy(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]] | None:
+    """A long list of JSON scalars stored by the rule at C speed (an array's ``tolist()``).
+
+    ``items`` (a list of the caller's own) with each non-finite float nulled, and those
+    floats' (index, repr); None when an item needs the walk of :func:`_clean`.
+    """
+    types = set(map(type, items))
+    if not types <= _PLAIN_SCALARS:
+        return None
+    if int in types:
+        ints = items if types <= _INTS else [v for v in items if type(v) is int]
+        if max(max(ints), -min(ints)).bit_length() > _MAX_INT_DIGITS * 3:
+            return None  # an int written as its hex text, with its note
+    if float not in types:
+        return items, []
+    if types <= _NUMBERS:
+        try:  # a nan or an infinity makes the sum one (so may a huge sum: then look)
+            if math.isfinite(sum(items)):
+                return items, []
+        except OverflowError:
+            pass
+    nulled = [(i, repr(v)) for i, v in enumerate(items)
+              if type(v) is float and not math.isfinite(v)]
+    for i, _ in nulled:
+        items[i] = None
+    return items, nulled
 
 
 def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, int]:
@@ -274,7 +303,7 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                         note(path, "a second key with this text", "one of the values",
                              f"[{name!r}]")
                     copy[name] = None
-                    stack.append((v, copy, name, (path, f"[{name!r}]"), level))
+                    stack.append((v, copy, name, (path, name), level))
             else:
                 items = list(obj)
                 if isinstance(obj, (set, frozenset)):
@@ -282,9 +311,15 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                         items = sorted(items)
                     except TypeError:
                         pass
-                copy = [None] * len(items)
-                for i, v in enumerate(items):
-                    stack.append((v, copy, i, (path, f"[{i}]"), level))
+                scalars = _scalars_copy(items) if len(items) > 16 else None
+                if scalars is not None:
+                    copy, nulled = scalars
+                    for i, original in nulled[:100]:
+                        note((path, i), original, "null")
+                else:
+                    copy = [None] * len(items)
+                    for i, v in enumerate(items):
+                        stack.append((v, copy, i, (path, i), level))
             into[key] = copy
             continue
         try:

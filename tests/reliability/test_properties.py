@@ -412,6 +412,43 @@ def test_the_rule_keeps_json_exactly_alone_and_beside_anything(value: Any, besid
     assert not [n for n in mixed.notes if n["path"].startswith("result[0]")], mixed.notes
 
 
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                    st.sampled_from([10 ** 5_001, -(10 ** 5_001), 2 ** 63, True, 0.0, -0.0]))
+
+
+def item_by_item(items: list[Any], where: str) -> tuple[str, list[dict[str, Any]]]:
+    """The oracle: each item alone through the walk (a one-item list), joined."""
+    texts, notes = [], []
+    for i, item in enumerate(items):
+        alone = values_module.encode([item], where=where)
+        texts.append(alone.text[1:-1])
+        notes += [{**n, "path": n["path"].replace(f"{where}[0]", f"{where}[{i}]", 1)}
+                  for n in alone.notes]
+    return "[" + ",".join(texts) + "]", notes
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(items=st.lists(scalars, min_size=17, max_size=80), as_array=st.booleans())
+def test_a_long_list_of_scalars_is_stored_as_its_items_are_one_by_one(
+        items: list[Any], as_array: bool) -> None:
+    # long lists of scalars (an array's tolist()) take a path of their own, at C speed
+    value: Any = items
+    if as_array and all(type(v) is float for v in items):
+        import array
+        value = array.array("d", items)
+    def in_order(notes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        return sorted((n["path"], n["original"], n["stored_as"]) for n in notes)
+
+    encoded = values_module.encode(value, where="result")
+    text, notes = item_by_item(items, "result")
+    assert encoded.text == text
+    assert in_order(encoded.notes) == in_order(notes)
+    inside = values_module.encode({"k": value}, where="result")
+    assert inside.text == '{"k":' + encoded.text + "}"
+    assert in_order(inside.notes) == in_order(
+        [{**n, "path": n["path"].replace("result", "result['k']", 1)} for n in notes])
+
+
 def test_the_models_check_can_tell_a_wrong_value() -> None:
     notes: dict[str, str] = {}
     expected, exact = model({"a": [1, math.nan, (2, 3)], "b": -0.0}, "result", notes)
