@@ -521,7 +521,8 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     await run_worker(args.db, queues=args.queue or ["default"], concurrency=args.concurrency,
-                     task_modules=[*(args.modules or []), *configured_task_modules()])
+                     task_modules=[*(args.modules or []), *configured_task_modules()],
+                     max_log_chars=args.max_log_chars)
     return 0
 
 
@@ -708,6 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", action="append", help="queue to serve (repeatable)")
     p.add_argument("--concurrency", type=_int_in(1, MAX_SLOTS), default=4)
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
+    p.add_argument("--max-log-chars", type=_int_in(1, 10**12), default=10_000_000,
+                   help="characters a job's log keeps as it goes; past them only its last "
+                        "tenth (default 10,000,000)")
     p.set_defaults(run=_cmd_worker)
 
     from .cli_schedule import add_schedule_parser

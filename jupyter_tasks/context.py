@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Coroutine, Sequence
@@ -37,6 +38,50 @@ current_context: contextvars.ContextVar[TaskContext | None] = contextvars.Contex
 )
 
 
+class LogTail:
+    """The last ``limit`` characters written past a log's budget (writers may be threads)."""
+
+    __slots__ = ("_lock", "chars", "dropped_chars", "dropped_writes", "entries", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.entries: deque[tuple[float, str, str]] = deque()
+        self.chars = 0
+        self.dropped_chars = 0
+        self.dropped_writes = 0
+        self._lock = threading.Lock()
+
+    def add(self, entry: tuple[float, str, str]) -> None:
+        """Keep ``entry``, forgetting the oldest beyond the limit."""
+        ts, stream, text = entry
+        with self._lock:
+            if len(text) > self.limit:  # one huge write: its end
+                self.dropped_chars += len(text) - self.limit
+                text = text[-self.limit:]
+            self.entries.append((ts, stream, text))
+            self.chars += len(text)
+            while self.chars > self.limit:
+                _, _, old = self.entries.popleft()
+                self.chars -= len(old)
+                self.dropped_chars += len(old)
+                self.dropped_writes += 1
+
+    def take(self) -> list[tuple[float, str, str]]:
+        """What was kept, after a line saying what was left out (once)."""
+        with self._lock:
+            kept = list(self.entries)
+            self.entries.clear()
+            self.chars = 0
+            dropped, self.dropped_chars = self.dropped_chars, 0
+            writes, self.dropped_writes = self.dropped_writes, 0
+        if dropped:
+            stamp = kept[0][0] if kept else time.time()
+            kept.insert(0, (stamp, "log", (
+                f"[jupyter-tasks] {dropped:,} characters ({writes:,} whole writes and "
+                "the start of the next) were left out here; the log's end follows\n")))
+        return kept
+
+
 class TaskContext:
     """Handed to a running task (inject it by annotating a parameter ``ctx: TaskContext``).
 
@@ -45,11 +90,13 @@ class TaskContext:
     both are cheap enough for a tight loop.
     """
 
-    __slots__ = ("_answer", "_cancel", "_current", "_logs", "_manager", "_message", "_total",
-                 "dirty", "loop", "started", "task_id")
+    __slots__ = ("_answer", "_cancel", "_current", "_log_budget", "_log_room", "_logs",
+                 "_manager", "_message", "_tail", "_total", "dirty", "loop", "started",
+                 "task_id")
 
     def __init__(self, task_id: str, manager: TaskHost | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, *,
+                 log_budget: int | None = None) -> None:
         self.task_id = task_id
         self._manager = manager
         self.loop = loop
@@ -62,6 +109,11 @@ class TaskContext:
         self.dirty = False
         # a deque: append and popleft are atomic, so writer threads need no lock
         self._logs: deque[tuple[float, str, str]] = deque()
+        # characters the log may still take as it goes (None: no bound); past them only
+        # a tail is kept, written when the task ends
+        self._log_budget = log_budget
+        self._log_room = log_budget
+        self._tail: LogTail | None = None
         # a plain flag: set from the loop thread, read by the task's thread (atomic under the GIL)
         self._cancel = False
         self._answer: asyncio.Future[str] | None = None
@@ -87,21 +139,47 @@ class TaskContext:
     # ---------------------------------------------------------------------- logs
 
     def log(self, text: str, stream: str = "log") -> None:
-        """Append text to the task's log (written with the next flush)."""
+        """Append text to the task's log (written with the next flush; past the manager's
+        ``max_log_chars`` only the log's last tenth is kept, written at the end)."""
         if not text:
             return
-        self._logs.append((time.time(), stream, text if text.endswith("\n") else text + "\n"))
+        self._keep((time.time(), stream, text if text.endswith("\n") else text + "\n"))
 
     def write(self, text: str, stream: str = "stdout") -> None:
         """Append raw output (no newline added), e.g. a subprocess's chunks."""
         if text:
-            self._logs.append((time.time(), stream, text))
+            self._keep((time.time(), stream, text))
 
-    def take_logs(self) -> list[tuple[float, str, str]]:
-        """Hand over the buffered log entries (called by the flusher)."""
+    def _keep(self, entry: tuple[float, str, str]) -> None:
+        room = self._log_room
+        if room is None or len(entry[2]) <= room:
+            if room is not None:
+                self._log_room = room - len(entry[2])
+            self._logs.append(entry)
+            return
+        if self._tail is None:
+            assert self._log_budget is not None
+            self._tail = LogTail(max(1, self._log_budget // 10))
+            self._log_room = 0  # the head ends here, even for a short line later
+            head = entry[2][:room]
+            if head:  # the head takes the budget's last characters from this entry
+                self._logs.append((entry[0], entry[1], head))
+                entry = (entry[0], entry[1], entry[2][room:])
+            self._logs.append((entry[0], "log", (
+                ("" if head.endswith("\n") or not head else "\n") +
+                f"[jupyter-tasks] this task's log reached its {self._log_budget:,} "
+                f"characters: from here only its last {self._tail.limit:,} are kept, "
+                "written when the task ends\n")))
+        self._tail.add(entry)
+
+    def take_logs(self, final: bool = False) -> list[tuple[float, str, str]]:
+        """Hand over the buffered log entries (the flusher's; ``final``: the task ended,
+        so the tail kept past the budget follows)."""
         logs = []
         while self._logs:
             logs.append(self._logs.popleft())
+        if final and self._tail is not None:
+            logs += self._tail.take()
         return logs
 
     @property

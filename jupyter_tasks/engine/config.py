@@ -59,6 +59,9 @@ class ManagerConfig:
     # heartbeat, no reaper, no job queues; requests they write are carried out by workers
     as_worker: bool = True
     create_db: bool = True  # False: a missing database file is an error, not created
+    # characters one attempt's log keeps as it goes; past them only its last tenth is
+    # kept (a task printing in a loop must not fill the disk, nor the memory meanwhile)
+    max_log_chars: int = 10_000_000
     db_path: str = field(default_factory=lambda: str(default_db_path()))
 
     def __post_init__(self) -> None:
@@ -68,6 +71,9 @@ class ManagerConfig:
         self.queues = dict(self.queues or {})
         self.queue_limits = dict(self.queue_limits or {})
         check_queue_slots(self.queues)  # a negative count would start a worker that runs nothing
+        if not (type(self.max_log_chars) is int and self.max_log_chars > 0):
+            raise ValueError(f"max_log_chars must be a positive integer, not "
+                             f"{self.max_log_chars!r}")
         check_queue_slots(self.queue_limits, "queue_limits")
         self.callback_allowlist = list(callbacks.LOOPBACK_HOSTS if self.callback_allowlist
                                        is None else self.callback_allowlist)

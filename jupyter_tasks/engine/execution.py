@@ -109,7 +109,8 @@ class Execution:
 
     async def _attempt(self, task: Task) -> Task | None:
         state = self.state
-        ctx = TaskContext(task.id, state.host, state.loop)
+        ctx = TaskContext(task.id, state.host, state.loop,
+                          log_budget=state.config.max_log_chars)
         running = RunningTask(task, ctx, state.registry, local=state.local_work.get(task.id))
         running.aio_task = asyncio.current_task()
         running.process.on_group = functools.partial(self.record_group, running)
@@ -186,7 +187,7 @@ class Execution:
         lease_seconds = state.config.lease_seconds
         ctx = running.ctx
         progress = ctx.current_progress
-        logs = ctx.take_logs()
+        logs = ctx.take_logs(final=True)
         if logs:
             await store.append_logs(task.id, logs)
         usage = resource_usage(running)

@@ -110,6 +110,13 @@ class JupyterTasksApp(ExtensionApp):
                  "(0: all in one)."
     ).tag(config=True)
 
+    max_log_chars = Int(
+        10_000_000, help="Characters one attempt of a task keeps in its log as it goes; past "
+                         "them only its last tenth is kept, written when it ends, after a "
+                         "line saying how much was left out (a task printing in a loop must "
+                         "not fill the disk)."
+    ).tag(config=True)
+
     busy_timeout = Float(
         10.0, help="Seconds a write waits for another process's database lock before the "
                    "request answers 503 with Retry-After."
@@ -139,6 +146,12 @@ class JupyterTasksApp(ExtensionApp):
                 raise TraitError(f"workers[{queue!r}] must be >= 0, not {count}")
         return value
 
+    @validate("max_log_chars")
+    def _check_log_chars(self, proposal: Any) -> int:
+        if proposal["value"] <= 0:
+            raise TraitError("max_log_chars must be positive")
+        return proposal["value"]
+
     @validate("max_body_bytes")
     def _check_body(self, proposal: Any) -> int:
         if proposal["value"] <= 0:
@@ -163,6 +176,7 @@ class JupyterTasksApp(ExtensionApp):
             self.resolved_db_path, queues=queues, worker_kind="server", kinds=standard(),
             callback_allowlist=self.callback_allowlist, origin={"type": "server"},
             flush_batch=self.flush_batch or None, busy_timeout=self.busy_timeout,
+            max_log_chars=self.max_log_chars,
         )
         # fires due schedules; any other process on the database may fire them too
         self.scheduler = Scheduler(self.manager)

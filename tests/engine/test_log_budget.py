@@ -1,0 +1,86 @@
+"""A task's log is bounded: its first ``max_log_chars`` and its last tenth of that are kept,
+with lines saying what was left out, so a task printing in a loop cannot fill the disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks import TaskContext, TaskManager, task
+
+BUDGET = 100_000
+LINE = "z" * 990
+
+
+@task("budget_lines")
+def budget_lines(ctx: TaskContext, lines: int) -> int:
+    """Log ``lines`` numbered lines of about 1,000 characters."""
+    for i in range(lines):
+        ctx.log(f"{i:08d} {LINE}")
+    return lines
+
+
+@task("budget_one_write")
+def budget_one_write(ctx: TaskContext, chars: int) -> int:
+    """One write of ``chars`` characters, ending with a mark."""
+    ctx.write("a" * (chars - 4) + "END\n")
+    return chars
+
+
+async def stored_log(manager: TaskManager, task_id: str) -> str:
+    entries = await manager.store.get_logs(task_id, 0, 1_000_000)
+    return "".join(entry.text for entry in entries)
+
+
+@pytest.fixture
+async def manager(db_path: Path):
+    async with TaskManager(db_path, queues={"default": 1}, max_log_chars=BUDGET,
+                           flush_interval=0.02) as m:
+        yield m
+
+
+async def test_a_log_past_its_budget_keeps_its_head_and_tail_and_says_so(
+        manager: TaskManager) -> None:
+    lines = 5_000  # 5 MB of text: fifty times the budget
+    submitted = await manager.submit("budget_lines", lines=lines, mode="background")
+    ended = await manager.wait(submitted.id, timeout=60)
+    assert ended.status == "succeeded"
+    text = await stored_log(manager, submitted.id)
+    assert len(text) < BUDGET + BUDGET // 10 + 1_000
+    first_lines = text.splitlines()
+    assert first_lines[0].startswith("00000000 ")
+    head = [line for line in first_lines if line.endswith(LINE)]
+    numbers = [int(line.split()[0]) for line in head]
+    # the head runs from the first line on, the tail ends with the last, in order
+    assert numbers == sorted(numbers) and numbers[0] == 0 and numbers[-1] == lines - 1
+    assert "reached its 100,000 characters" in text
+    assert "were left out here" in text
+    before_gap = text.index("were left out here")
+    assert all(int(line.split()[0]) < 200 for line in text[:before_gap].splitlines()
+               if line.endswith(LINE))
+
+
+async def test_a_log_within_its_budget_is_kept_whole_without_notes(
+        manager: TaskManager) -> None:
+    submitted = await manager.submit("budget_lines", lines=50, mode="background")
+    assert (await manager.wait(submitted.id, timeout=60)).status == "succeeded"
+    text = await stored_log(manager, submitted.id)
+    assert [int(line.split()[0]) for line in text.splitlines()] == list(range(50))
+    assert "[jupyter-tasks]" not in text
+
+
+async def test_one_write_larger_than_the_budget_keeps_its_end(manager: TaskManager) -> None:
+    submitted = await manager.submit("budget_one_write", chars=3_000_000, mode="background")
+    assert (await manager.wait(submitted.id, timeout=60)).status == "succeeded"
+    text = await stored_log(manager, submitted.id)
+    assert len(text) < BUDGET + BUDGET // 10 + 1_000
+    assert text.startswith("a" * BUDGET + "\n[jupyter-tasks]")
+    assert text.endswith("aEND\n")
+    assert "left out" in text
+
+
+def test_the_budget_must_be_a_positive_count() -> None:
+    for bad in (0, -1, 1.5, True, "10"):
+        with pytest.raises(ValueError, match="max_log_chars"):
+            TaskManager(max_log_chars=bad)
