@@ -10,6 +10,9 @@ that event loop while a ``TaskManager`` stores such a result (a 5 ms ticker besi
 Cases: 5M float64 (an array), 5M int64 (an array), 1M floats in a list with a nan at the
 end (its note is written), 100k small dicts.
 
+Also: keeping a 512 MB file as an artifact (a code job's output file), the longest stall
+of the event loop meanwhile, beside the time the copy and its sha256 take in plain Python.
+
 Usage: python benchmarks/bench_values.py [ROUNDS]
 """
 
@@ -62,6 +65,49 @@ def bench_big_result() -> Any:
     return array.array("d", bytes(8 * N))
 
 
+ARTIFACT_MB = 512
+
+
+async def artifact_stall(source: Path) -> tuple[float, float]:
+    """(longest gap of a 5 ms ticker, seconds) while the store keeps ``source`` as an artifact."""
+    from jupyter_tasks.models import new_task_id
+
+    with tempfile.TemporaryDirectory(dir=source.parent) as folder:
+        async with TaskManager(Path(folder) / "artifacts.db", queues={}) as manager:
+            gaps: list[float] = []
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                last = time.perf_counter()
+                while not done.is_set():
+                    await asyncio.sleep(0.005)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            ticking = asyncio.create_task(ticker())
+            started = time.perf_counter()
+            await manager.store.add_artifact(new_task_id(), "output.bin", source)
+            elapsed = time.perf_counter() - started
+            done.set()
+            await ticking
+    return max(gaps), elapsed
+
+
+def copy_and_hash(source: Path) -> None:
+    """The peer: the same copy and sha256 in plain Python."""
+    import hashlib
+    import shutil
+
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    target = source.with_suffix(".copy")
+    shutil.copyfile(source, target)
+    target.unlink()
+
+
 async def loop_stall() -> tuple[float, float]:
     """(longest gap of a 5 ms ticker, task's submit-to-end seconds) while storing the array."""
     with tempfile.TemporaryDirectory() as folder:
@@ -96,6 +142,14 @@ def main() -> None:
     peer: dict[str, list[float]] = {name: [] for name in cases()}
     stalls: list[float] = []
     spans: list[float] = []
+    artifact_stalls: list[float] = []
+    artifact_spans: list[float] = []
+    copies: list[float] = []
+    scratch = Path(tempfile.mkdtemp(prefix="bench-values-"))
+    source = scratch / "output.bin"
+    with open(source, "wb") as f:
+        for _ in range(ARTIFACT_MB):
+            f.write(os.urandom(1 << 20))
     for round_no in range(1, rounds + 1):
         for name, (make, plain) in cases().items():
             value = make()
@@ -104,9 +158,14 @@ def main() -> None:
         stall, span = asyncio.run(loop_stall())
         stalls.append(stall)
         spans.append(span)
+        stall, span = asyncio.run(artifact_stall(source))
+        artifact_stalls.append(stall)
+        artifact_spans.append(span)
+        copies.append(timed(copy_and_hash, source))
         print(f"  round {round_no} (load {os.getloadavg()[0]:.2f}): "
               + ", ".join(f"{n} {ours[n][-1]:.2f}s vs {peer[n][-1]:.2f}s" for n in ours)
-              + f"; loop stall {stall * 1000:.0f} ms")
+              + f"; loop stall {stalls[-1] * 1000:.0f} ms; artifact stall "
+              f"{artifact_stalls[-1] * 1000:.0f} ms")
     print("medians (min-max), encode vs json.dumps of the plain form:")
     for name in ours:
         mine, theirs = statistics.median(ours[name]), statistics.median(peer[name])
@@ -116,6 +175,14 @@ def main() -> None:
     print(f"  a job returning the 5M-float array: longest event-loop stall "
           f"{statistics.median(stalls) * 1000:.0f} ms ({min(stalls) * 1000:.0f}-"
           f"{max(stalls) * 1000:.0f}), submit to end {statistics.median(spans):.2f}s")
+    print(f"  keeping a {ARTIFACT_MB} MB file as an artifact: "
+          f"{statistics.median(artifact_spans):.2f}s ({min(artifact_spans):.2f}-"
+          f"{max(artifact_spans):.2f}), longest event-loop stall "
+          f"{statistics.median(artifact_stalls) * 1000:.0f} ms ({min(artifact_stalls) * 1000:.0f}-"
+          f"{max(artifact_stalls) * 1000:.0f}); its copy and sha256 in plain Python "
+          f"{statistics.median(copies):.2f}s")
+    source.unlink()
+    scratch.rmdir()
     print(f"  load at the end {os.getloadavg()}")
 
 

@@ -301,6 +301,25 @@ MAX_ROWID = 2**63 - 1
 TIE_GROUPS_WALKED = 3
 
 
+
+def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str]) -> tuple[int, str]:
+    """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    digest = hashlib.sha256()
+    size = 0
+    with open(tmp, "wb") as out:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            chunks: Iterable[bytes] = [bytes(data)]
+        else:
+            chunks = file_chunks(Path(data))
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    os.replace(tmp, folder / name)
+    return size, digest.hexdigest()
+
 class Store:
     """Async access to one jupyter-tasks database file and its artifact folder."""
 
@@ -308,6 +327,8 @@ class Store:
                  reader: aiosqlite.Connection | None = None) -> None:
         self.path = Path(path)
         self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
+        # one artifact written at a time: the file that stays and its row agree
+        self._artifact_lock = asyncio.Lock()
         # None for a read-only store: it has the reader alone
         self._writer = writer
         # reads go to a connection (and thread) of their own: WAL lets them run beside
@@ -1563,24 +1584,13 @@ class Store:
         if not valid_artifact_name(name):
             raise ValueError(f"artifact name {name!r} must be a plain file name")
         folder = self.artifacts_dir / task_id
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / name
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        digest = hashlib.sha256()
-        size = 0
-        with open(tmp, "wb") as out:
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                chunks: Iterable[bytes] = [bytes(data)]
-            else:
-                chunks = file_chunks(Path(data))
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        os.replace(tmp, final)
+        # the copy and its hash in a thread (both let go of the GIL): a code job's
+        # gigabyte of output held the event loop, and with it the server, for seconds
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        artifact = Artifact(task_id, name, size, digest.hexdigest(), content_type, time.time())
-        await self._txn(tx_add_artifact, artifact)
+        async with self._artifact_lock:
+            size, sha256 = await asyncio.to_thread(_keep_file, folder, name, data)
+            artifact = Artifact(task_id, name, size, sha256, content_type, time.time())
+            await self._txn(tx_add_artifact, artifact)
         return artifact
 
     async def list_artifacts(self, task_id: str) -> list[Artifact]:
