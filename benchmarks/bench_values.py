@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,30 +68,38 @@ def bench_big_result() -> Any:
 ARTIFACT_MB = 512
 
 
+async def stall_while(work: Callable[[], Awaitable[Any]]) -> tuple[float, float, Any]:
+    """(longest gap of a 5 ms ticker on this loop, seconds, result) while ``work()`` runs."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker runs (and holds its first time) before the work
+    started = time.perf_counter()
+    result = await work()
+    elapsed = time.perf_counter() - started
+    done.set()
+    await ticking
+    return max(gaps), elapsed, result
+
+
 async def artifact_stall(source: Path) -> tuple[float, float]:
-    """(longest gap of a 5 ms ticker, seconds) while the store keeps ``source`` as an artifact."""
+    """(longest loop stall, seconds) while the store keeps ``source`` as an artifact."""
     from jupyter_tasks.models import new_task_id
 
     with tempfile.TemporaryDirectory(dir=source.parent) as folder:
         async with TaskManager(Path(folder) / "artifacts.db", queues={}) as manager:
-            gaps: list[float] = []
-            done = asyncio.Event()
-
-            async def ticker() -> None:
-                last = time.perf_counter()
-                while not done.is_set():
-                    await asyncio.sleep(0.005)
-                    now = time.perf_counter()
-                    gaps.append(now - last)
-                    last = now
-
-            ticking = asyncio.create_task(ticker())
-            started = time.perf_counter()
-            await manager.store.add_artifact(new_task_id(), "output.bin", source)
-            elapsed = time.perf_counter() - started
-            done.set()
-            await ticking
-    return max(gaps), elapsed
+            stall, elapsed, _ = await stall_while(
+                lambda: manager.store.add_artifact(new_task_id(), "output.bin", source))
+    return stall, elapsed
 
 
 def copy_and_hash(source: Path) -> None:
@@ -109,29 +117,17 @@ def copy_and_hash(source: Path) -> None:
 
 
 async def loop_stall() -> tuple[float, float]:
-    """(longest gap of a 5 ms ticker, task's submit-to-end seconds) while storing the array."""
+    """(longest loop stall, submit-to-end seconds) while a job's 5M-float result is stored."""
     with tempfile.TemporaryDirectory() as folder:
         async with TaskManager(Path(folder) / "values.db", queues={"default": 1}) as manager:
-            gaps: list[float] = []
-            done = asyncio.Event()
 
-            async def ticker() -> None:
-                last = time.perf_counter()
-                while not done.is_set():
-                    await asyncio.sleep(0.005)
-                    now = time.perf_counter()
-                    gaps.append(now - last)
-                    last = now
+            async def run() -> Any:
+                submitted = await manager.submit("bench_big_result")
+                return await manager.wait(submitted.id, timeout=600)
 
-            ticking = asyncio.create_task(ticker())
-            started = time.perf_counter()
-            submitted = await manager.submit("bench_big_result")
-            ended = await manager.wait(submitted.id, timeout=600)
-            elapsed = time.perf_counter() - started
-            done.set()
-            await ticking
+            stall, elapsed, ended = await stall_while(run)
             assert ended.status == "succeeded", ended.error
-    return max(gaps), elapsed
+    return stall, elapsed
 
 
 def main() -> None:
