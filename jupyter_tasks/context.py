@@ -38,6 +38,10 @@ current_context: contextvars.ContextVar[TaskContext | None] = contextvars.Contex
 )
 
 
+# taken once per task at most: when its log first goes past the budget
+_TAIL_START = threading.Lock()
+
+
 class LogTail:
     """The last ``limit`` characters written past a log's budget (writers may be threads)."""
 
@@ -152,25 +156,33 @@ class TaskContext:
 
     def _keep(self, entry: tuple[float, str, str]) -> None:
         room = self._log_room
-        if room is None or len(entry[2]) <= room:
-            if room is not None:
-                self._log_room = room - len(entry[2])
+        if room is None:
             self._logs.append(entry)
-            return
-        if self._tail is None:
-            assert self._log_budget is not None
-            self._tail = LogTail(max(1, self._log_budget // 10))
-            self._log_room = 0  # the head ends here, even for a short line later
-            head = entry[2][:room]
-            if head:  # the head takes the budget's last characters from this entry
-                self._logs.append((entry[0], entry[1], head))
-                entry = (entry[0], entry[1], entry[2][room:])
-            self._logs.append((entry[0], "log", (
-                ("" if head.endswith("\n") or not head else "\n") +
-                f"[jupyter-tasks] this task's log reached its {self._log_budget:,} "
-                f"characters: from here only its last {self._tail.limit:,} are kept, "
-                "written when the task ends\n")))
-        self._tail.add(entry)
+        elif self._tail is None and len(entry[2]) <= room:
+            # writers may be threads: an update lost here can only overspend the budget
+            # by a write, since once the tail exists nothing goes to the head again
+            self._log_room = room - len(entry[2])
+            self._logs.append(entry)
+        else:
+            self._past_budget(entry, room)
+
+    def _past_budget(self, entry: tuple[float, str, str], room: int) -> None:
+        with _TAIL_START:
+            if self._tail is None:
+                assert self._log_budget is not None
+                head = entry[2][:room]
+                if head:  # the head takes the budget's last characters from this entry
+                    self._logs.append((entry[0], entry[1], head))
+                    entry = (entry[0], entry[1], entry[2][room:])
+                limit = max(1, self._log_budget // 10)
+                self._logs.append((entry[0], "log", (
+                    ("" if head.endswith("\n") or not head else "\n") +
+                    f"[jupyter-tasks] this task's log reached its {self._log_budget:,} "
+                    f"characters: from here only its last {limit:,} are kept, written "
+                    "when the task ends\n")))
+                self._tail = LogTail(limit)
+        if entry[2]:
+            self._tail.add(entry)
 
     def take_logs(self, final: bool = False) -> list[tuple[float, str, str]]:
         """Hand over the buffered log entries (the flusher's; ``final``: the task ended,

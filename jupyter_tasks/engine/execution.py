@@ -164,6 +164,8 @@ class Execution:
             status, error = TaskStatus.TIMEOUT, exc
         except MemoryLimitExceeded as exc:
             status, error = TaskStatus.OOM, exc
+        except GeneratorExit:
+            raise  # this coroutine itself is being closed (its loop is gone): await nothing
         except BaseException as exc:
             # the task's own code: an exception, and also sys.exit(), a KeyboardInterrupt
             # it raised or a BaseException of its own; each ends this task only, never
