@@ -38,6 +38,8 @@ current_context: contextvars.ContextVar[TaskContext | None] = contextvars.Contex
 )
 
 
+# a progress message is cut here when flushed (progress() itself stays a few stores)
+MAX_PROGRESS_MESSAGE = 1_000
 # taken once per task at most: when its log first goes past the budget
 _TAIL_START = threading.Lock()
 
@@ -135,10 +137,14 @@ class TaskContext:
 
     @property
     def current_progress(self) -> dict[str, Any] | None:
-        """The last recorded progress as ``{current, total, message}``."""
+        """The last recorded progress as ``{current, total, message}`` (a message past
+        ``MAX_PROGRESS_MESSAGE`` characters cut: it is a status line, sent to every client)."""
         if self._current is None:
             return None
-        return {"current": self._current, "total": self._total, "message": self._message}
+        message = self._message
+        if isinstance(message, str) and len(message) > MAX_PROGRESS_MESSAGE:
+            message = message[:MAX_PROGRESS_MESSAGE - 1] + "…"
+        return {"current": self._current, "total": self._total, "message": message}
 
     # ---------------------------------------------------------------------- logs
 

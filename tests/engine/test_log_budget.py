@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_tasks import TaskContext, TaskManager, task
+from jupyter_tasks.context import MAX_PROGRESS_MESSAGE
 
 BUDGET = 100_000
 LINE = "z" * 990
@@ -84,3 +85,23 @@ def test_the_budget_must_be_a_positive_count() -> None:
     for bad in (0, -1, 1.5, True, "10"):
         with pytest.raises(ValueError, match="max_log_chars"):
             TaskManager(max_log_chars=bad)
+
+
+@task("budget_progress")
+def budget_progress(ctx: TaskContext, chars: int) -> int:
+    """Report progress with a message of ``chars`` characters."""
+    ctx.progress(1, 2, "m" * chars)
+    return chars
+
+
+async def test_a_progress_message_is_a_status_line_not_a_document(
+        manager: TaskManager) -> None:
+    # each flush writes the progress into the row and an event every client receives
+    submitted = await manager.submit("budget_progress", chars=5_000_000, mode="background")
+    assert (await manager.wait(submitted.id, timeout=60)).status == "succeeded"
+    stored = (await manager.get(submitted.id)).progress
+    assert (stored["current"], stored["total"]) == (1, 2)
+    assert len(stored["message"]) == MAX_PROGRESS_MESSAGE
+    assert stored["message"].endswith("m…")
+    events = await manager.store.events_after(0)
+    assert max(len(str(event.task)) for event in events) < 10_000
