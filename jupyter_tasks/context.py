@@ -47,14 +47,13 @@ _TAIL_START = threading.Lock()
 class LogTail:
     """The last ``limit`` characters written past a log's budget (writers may be threads)."""
 
-    __slots__ = ("_lock", "chars", "dropped_chars", "dropped_writes", "entries", "limit")
+    __slots__ = ("_lock", "chars", "dropped_chars", "entries", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.entries: deque[tuple[float, str, str]] = deque()
         self.chars = 0
         self.dropped_chars = 0
-        self.dropped_writes = 0
         self._lock = threading.Lock()
 
     def add(self, entry: tuple[float, str, str]) -> None:
@@ -70,7 +69,6 @@ class LogTail:
                 _, _, old = self.entries.popleft()
                 self.chars -= len(old)
                 self.dropped_chars += len(old)
-                self.dropped_writes += 1
 
     def take(self) -> list[tuple[float, str, str]]:
         """What was kept, after a line saying what was left out (once)."""
@@ -79,12 +77,11 @@ class LogTail:
             self.entries.clear()
             self.chars = 0
             dropped, self.dropped_chars = self.dropped_chars, 0
-            writes, self.dropped_writes = self.dropped_writes, 0
         if dropped:
             stamp = kept[0][0] if kept else time.time()
             kept.insert(0, (stamp, "log", (
-                f"[jupyter-tasks] {dropped:,} characters ({writes:,} whole writes and "
-                "the start of the next) were left out here; the log's end follows\n")))
+                f"[jupyter-tasks] {dropped:,} characters of output were left out here; "
+                "the log's last ones follow\n")))
         return kept
 
 
