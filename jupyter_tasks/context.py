@@ -38,6 +38,30 @@ current_context: contextvars.ContextVar[TaskContext | None] = contextvars.Contex
 )
 
 
+# adjacent writes of one stream are stored as one log row up to this many characters
+# (print() writes its text and its newline apart: a row each took 4x the text on disk)
+JOINED_CHARS = 64 * 1024
+
+
+def joined_entries(entries: list[tuple[float, str, str]]) -> list[tuple[float, str, str]]:
+    """``entries`` with each run of one stream joined (up to ``JOINED_CHARS``), in order;
+    a joined entry keeps the time of its first piece."""
+    joined: list[tuple[float, str, str]] = []
+    pieces: list[str] = []
+    first, stream, size = 0.0, "", 0
+    for ts, name, text in entries:
+        if pieces and name == stream and size + len(text) <= JOINED_CHARS:
+            pieces.append(text)
+            size += len(text)
+            continue
+        if pieces:
+            joined.append((first, stream, "".join(pieces)))
+        pieces, first, stream, size = [text], ts, name, len(text)
+    if pieces:
+        joined.append((first, stream, "".join(pieces)))
+    return joined
+
+
 # a progress message is cut here when flushed (progress() itself stays a few stores)
 MAX_PROGRESS_MESSAGE = 1_000
 # taken once per task at most: when its log first goes past the budget
@@ -189,13 +213,13 @@ class TaskContext:
 
     def take_logs(self, final: bool = False) -> list[tuple[float, str, str]]:
         """Hand over the buffered log entries (the flusher's; ``final``: the task ended,
-        so the tail kept past the budget follows)."""
+        so the tail kept past the budget follows), adjacent ones of a stream joined."""
         logs = []
         while self._logs:
             logs.append(self._logs.popleft())
         if final and self._tail is not None:
             logs += self._tail.take()
-        return logs
+        return joined_entries(logs)
 
     @property
     def has_logs(self) -> bool:

@@ -105,3 +105,28 @@ async def test_a_progress_message_is_a_status_line_not_a_document(
     assert stored["message"].endswith("m…")
     events = await manager.store.events_after(0)
     assert max(len(str(event.task)) for event in events) < 10_000
+
+
+@task("budget_pieces")
+def budget_pieces(ctx: TaskContext, pieces: int) -> int:
+    """Write lines in two pieces each, as print() does, on stdout then one on stderr."""
+    for i in range(pieces):
+        ctx.write(f"piece {i}", "stdout")
+        ctx.write("\n", "stdout")
+    ctx.write("the end\n", "stderr")
+    ctx.write("after\n", "stdout")
+    return pieces
+
+
+async def test_small_writes_are_stored_as_few_rows_in_order(manager: TaskManager) -> None:
+    # print() writes its text and its newline apart: a row each was 4x the text on disk
+    submitted = await manager.submit("budget_pieces", pieces=5_000, mode="background")
+    assert (await manager.wait(submitted.id, timeout=60)).status == "succeeded"
+    entries = await manager.store.get_logs(submitted.id, 0, 1_000_000)
+    assert len(entries) < 100
+    stdout = "".join(e.text for e in entries[:-2])
+    assert stdout == "".join(f"piece {i}\n" for i in range(5_000))
+    assert [(e.stream, e.text) for e in entries[-2:]] == [("stderr", "the end\n"),
+                                                         ("stdout", "after\n")]
+    assert all(e.stream == "stdout" for e in entries[:-2])
+    assert [e.seq for e in entries] == sorted(e.seq for e in entries)
