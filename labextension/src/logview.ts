@@ -13,6 +13,12 @@ import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
 const POLL_MS = 1000;
+/**
+ * Lines kept on the page: a task's log may hold 140,000 (its default budget), and
+ * the page took 10 s and 600 MB to show them. Earlier ones leave the page (a note
+ * says how many); Download still saves the whole log.
+ */
+export const MAX_SHOWN_LINES = 20_000;
 /** Distance from the bottom (px) that still counts as "at the end". */
 const AT_END_PX = 24;
 /** Escape sequences (colours, cursor moves) that a <pre> would show raw. */
@@ -70,7 +76,10 @@ export class TaskLogView extends Widget {
     this._output.setAttribute('role', 'log');
     this._message = document.createElement('div');
     this._message.className = 'jp-TasksLog-message';
-    this._body.append(this._output, this._message);
+    this._hiddenNote = document.createElement('div');
+    this._hiddenNote.className = 'jp-TasksLog-hidden';
+    this._hiddenNote.hidden = true;
+    this._body.append(this._hiddenNote, this._output, this._message);
     this.node.append(this._header, this._body);
     this._body.addEventListener('scroll', () => this._onScroll(), { passive: true });
     this._setWrap(true);
@@ -384,6 +393,9 @@ export class TaskLogView extends Widget {
     const fragment = document.createDocumentFragment();
     for (const entry of entries) {
       this._entries.push(entry);
+      // once per entry, not per line: an entry holds many lines, and formatting a
+      // date for each of 140,000 lines took most of the seconds a big log needed
+      const time = { clock: clockTime(entry.ts), title: new Date(entry.ts).toLocaleString() };
       const pieces = stripAnsi(entry.text).split('\n');
       const ended = pieces[pieces.length - 1] === '';
       if (ended) {
@@ -397,12 +409,13 @@ export class TaskLogView extends Widget {
           this._highlight(last, query);
           return;
         }
-        const line = this._line(entry, piece);
+        const line = this._line(entry, piece, time);
         this._highlight(line, query);
         fragment.appendChild(line.node);
       });
       this._open = !ended && pieces.length > 0;
     }
+    this._trim();
     const away = this._following && this._scrolledAway();
     this._output.appendChild(fragment);
     if (away) {
@@ -416,13 +429,30 @@ export class TaskLogView extends Widget {
     }
   }
 
-  private _line(entry: ILogEntry, text: string): ILine {
+  /** Drops the oldest lines past MAX_SHOWN_LINES from the page (before they are laid out). */
+  private _trim(): void {
+    const extra = this._lines.length - MAX_SHOWN_LINES;
+    if (extra <= 0) {
+      return;
+    }
+    for (const line of this._lines.splice(0, extra)) {
+      line.node.remove();
+    }
+    this._hiddenCount += extra;
+    this._hiddenNote.textContent =
+      `${this._hiddenCount.toLocaleString('en-US')} earlier lines are not shown here ` +
+      `(the view keeps the last ${MAX_SHOWN_LINES.toLocaleString('en-US')}); ` +
+      'Download saves the whole log.';
+    this._hiddenNote.hidden = false;
+  }
+
+  private _line(entry: ILogEntry, text: string, time: { clock: string; title: string }): ILine {
     const node = document.createElement('div');
     const marker = entry.stream === 'log' ? parseMarker(text) : null;
     const ts = document.createElement('span');
     ts.className = 'jp-TasksLog-ts';
-    ts.textContent = clockTime(entry.ts);
-    ts.title = new Date(entry.ts).toLocaleString();
+    ts.textContent = time.clock;
+    ts.title = time.title;
     const span = document.createElement('span');
     span.className = 'jp-TasksLog-text';
     node.append(ts, span);
@@ -450,6 +480,8 @@ export class TaskLogView extends Widget {
   private _body: HTMLDivElement;
   private _output: HTMLDivElement;
   private _message: HTMLDivElement;
+  private _hiddenNote: HTMLDivElement;
+  private _hiddenCount = 0;
   private _status!: HTMLSpanElement;
   private _attempt!: HTMLSpanElement;
   private _elapsed!: HTMLSpanElement;

@@ -52,6 +52,14 @@ def browser_retry(ctx: TaskContext, counter: str, fail_times: int = 1, lines: in
     return calls + 1
 
 
+@task("browser_many_lines", tags=["browser-test"], mode="job")
+def browser_many_lines(ctx: TaskContext, lines: int = 25_000) -> int:
+    """Print ``lines`` numbered lines at once."""
+    for n in range(1, lines + 1):
+        ctx.write(f"line {n}\n")
+    return lines
+
+
 @task("browser_chatty", tags=["browser-test"], mode="job")
 def browser_chatty(ctx: TaskContext, lines: int = 100_000, every: float = 0.02) -> int:
     """Print a numbered line every ``every`` seconds until cancelled."""

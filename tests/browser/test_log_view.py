@@ -200,3 +200,24 @@ def test_empty_log_says_why(lab: LabServer, page: Any) -> None:
     assert title == "Log: browser_tiny"
     assert log.locator(".jp-TasksLog-id").inner_text() == task["id"][-10:]
     screenshot(page, "log-empty.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+
+
+def test_a_long_log_keeps_its_last_lines_on_the_page_and_downloads_whole(
+        lab: LabServer, page: Any) -> None:
+    shown = 20_000  # labextension/src/logview.ts MAX_SHOWN_LINES
+    task = submit(lab, {"name": "browser_many_lines", "label": "many lines",
+                        "params": {"lines": shown + 5_000}, "max_retries": 0})
+    log = open_log(page, task["id"])
+    wait_task(lab, page, task["id"], "succeeded")
+    log.locator(".jp-TasksLog-line", has_text="line 25000").wait_for(state="attached")
+    lines = log.locator(".jp-TasksLog-output > .jp-TasksLog-line")
+    assert lines.count() == shown
+    assert lines.first.inner_text().endswith("line 5001")
+    note = log.locator(".jp-TasksLog-hidden")
+    assert note.inner_text() == ("5,000 earlier lines are not shown here (the view keeps the "
+                                 "last 20,000); Download saves the whole log.")
+    with page.expect_download() as info:
+        log.locator(".jp-TasksLog-download").click()
+    saved = Path(info.value.path()).read_text()
+    assert saved == all_log_text(lab, task["id"])
+    assert saved.startswith("line 1\n") and saved.endswith("line 25000\n")
