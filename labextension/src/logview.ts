@@ -247,7 +247,9 @@ export class TaskLogView extends Widget {
         count++;
       }
     }
-    this._matches.textContent = query ? `${count} line${count === 1 ? '' : 's'}` : '';
+    // with earlier lines off the page, say that the count is of those on it
+    const where = this._hiddenCount > 0 ? ' on the page' : '';
+    this._matches.textContent = query ? `${count} line${count === 1 ? '' : 's'}${where}` : '';
     this.node.classList.toggle('jp-mod-searching', !!query);
     if (this._following) {
       this._scrollToEnd();

@@ -216,6 +216,10 @@ def test_a_long_log_keeps_its_last_lines_on_the_page_and_downloads_whole(
     note = log.locator(".jp-TasksLog-hidden")
     assert note.inner_text() == ("5,000 earlier lines are not shown here (the view keeps the "
                                  "last 20,000); Download saves the whole log.")
+    # search covers the lines on the page, and says so
+    log.locator(".jp-TasksLog-search").fill("line 2400")  # 24000-24009; 2400 is off it
+    assert log.locator(".jp-TasksLog-matches").inner_text() == "10 lines on the page"
+    log.locator(".jp-TasksLog-search").fill("")
     with page.expect_download() as info:
         log.locator(".jp-TasksLog-download").click()
     saved = Path(info.value.path()).read_text()
