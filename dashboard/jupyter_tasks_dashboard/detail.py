@@ -27,7 +27,15 @@ from .log_tail import LogTail
 from .sources import Details
 
 LOG_LINES = 300
+# a progress message's characters on the status line (the engine keeps up to 1,000)
+MESSAGE_CHARS = 200
 NONE = Content.styled("none", "dim")
+
+
+def progress_message(task: dict[str, Any]) -> str:
+    """The progress message for one status line: its first ``MESSAGE_CHARS``."""
+    message = str((task.get("progress") or {}).get("message") or "")
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS - 1] + "…"
 
 
 class DetailPane(VerticalScroll):
@@ -123,8 +131,7 @@ class DetailPane(VerticalScroll):
         lines = [
             Content.assemble((label_text(task), "bold"), f"  {task['id']}"),
             Content.assemble("status ", Content.from_rich_text(status_text(task)),
-                             f"   {progress_text(task, 20)}   "
-                             f"{(task.get('progress') or {}).get('message') or ''}"),
+                             f"   {progress_text(task, 20)}   {progress_message(task)}"),
             Content(f"kind {task.get('kind')} · mode {task.get('mode')} · queue "
                     f"{task.get('queue')} · owner {task.get('owner') or ''} · origin "
                     f"{origin_text(task)} · {attempt_text(task)}"),

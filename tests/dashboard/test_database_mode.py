@@ -294,3 +294,28 @@ def test_command_line_rejects_bad_options(capsys):
     assert main(["--page-size", "0"]) == 2
     with pytest.raises(SystemExit):
         main(["--no-such-option"])
+
+
+async def test_a_long_progress_message_is_one_status_line_in_the_details(tmp_path):
+    """A progress message may hold 1,000 characters (the engine cuts it there); the details
+    show its first 200 on the status line, not twenty wrapped lines above the rest."""
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "progress.db"
+    now = time.time()
+    message = "step 3: " + "x" * 992
+    running = Task(id=new_task_id(), kind="function", mode="job", status="running", name="n",
+                   label="long message", worker_id="elsewhere", created_at=now,
+                   started_at=now, updated_at=now,
+                   progress={"current": 3, "total": 10, "message": message})
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([running])
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and running.id in app.table.tasks, pilot, what="rows")
+        app.table.select(running.id)
+        await until(lambda: app.detail.task_id == running.id, pilot, what="details")
+        status_line = str(app.detail.summary.render()).splitlines()[1]
+        assert status_line.endswith(message[:199] + "…"), status_line
+        assert "x" * 200 not in status_line
