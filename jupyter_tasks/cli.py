@@ -38,6 +38,7 @@ from typing import Any
 from . import dbfile
 from .cli_common import SHORT_ID, CliError, printable, run_parameters, short_id
 from .cli_common import papermill_value as papermill_value  # where it was before
+from .engine.config import DEFAULT_MAX_LOG_CHARS
 from .engine.options import MAX_SLOTS
 from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
@@ -709,9 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", action="append", help="queue to serve (repeatable)")
     p.add_argument("--concurrency", type=_int_in(1, MAX_SLOTS), default=4)
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
-    p.add_argument("--max-log-chars", type=_int_in(1, 10**12), default=10_000_000,
+    p.add_argument("--max-log-chars", type=_int_in(1, 10**12), default=DEFAULT_MAX_LOG_CHARS,
                    help="characters a job's log keeps as it goes; past them only its last "
-                        "tenth (default 10,000,000)")
+                        f"tenth (default {DEFAULT_MAX_LOG_CHARS:,})")
     p.set_defaults(run=_cmd_worker)
 
     from .cli_schedule import add_schedule_parser

@@ -18,6 +18,7 @@ from .formatting import (
     local_time,
     origin_text,
     pretty_json,
+    progress_message,
     progress_text,
     short_id,
     status_text,
@@ -27,15 +28,7 @@ from .log_tail import LogTail
 from .sources import Details
 
 LOG_LINES = 300
-# a progress message's characters on the status line (the engine keeps up to 1,000)
-MESSAGE_CHARS = 200
 NONE = Content.styled("none", "dim")
-
-
-def progress_message(task: dict[str, Any]) -> str:
-    """The progress message for one status line: its first ``MESSAGE_CHARS``."""
-    message = str((task.get("progress") or {}).get("message") or "")
-    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS - 1] + "…"
 
 
 class DetailPane(VerticalScroll):

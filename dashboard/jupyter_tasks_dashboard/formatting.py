@@ -21,6 +21,8 @@ STATUS_STYLES = {
     "interrupted": "magenta",
 }
 BAR_WIDTH = 10
+# a progress message's characters on a status line (the engine keeps up to 1,000)
+MESSAGE_CHARS = 200
 
 
 def parse_ts(value: str | None) -> float | None:
@@ -64,6 +66,12 @@ def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
     if task.get("status") == "succeeded":
         return f"{'█' * width} 100%"
     return ""
+
+
+def progress_message(task: dict[str, Any]) -> str:
+    """The progress message for one status line: its first ``MESSAGE_CHARS``."""
+    message = str((task.get("progress") or {}).get("message") or "")
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS - 1] + "…"
 
 
 def origin_text(task: dict[str, Any]) -> str:

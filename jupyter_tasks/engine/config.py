@@ -13,6 +13,9 @@ from ..models import MAX_LOST_ATTEMPTS
 from ..paths import default_db_path
 from .options import check_queue_slots
 
+# characters one attempt's log keeps as it goes, unless configured (see max_log_chars)
+DEFAULT_MAX_LOG_CHARS = 10_000_000
+
 
 def login_name() -> str:
     """The user's login name, or ``uid-N`` where there is none."""
@@ -61,7 +64,7 @@ class ManagerConfig:
     create_db: bool = True  # False: a missing database file is an error, not created
     # characters one attempt's log keeps as it goes; past them only its last tenth is
     # kept (a task printing in a loop must not fill the disk, nor the memory meanwhile)
-    max_log_chars: int = 10_000_000
+    max_log_chars: int = DEFAULT_MAX_LOG_CHARS
     db_path: str = field(default_factory=lambda: str(default_db_path()))
 
     def __post_init__(self) -> None:

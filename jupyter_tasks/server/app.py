@@ -32,6 +32,7 @@ from traitlets import (
 )
 
 from .. import dbfile
+from ..engine.config import DEFAULT_MAX_LOG_CHARS
 from ..exceptions import StoreBusy, StoreError, StoreUnavailable
 from ..kinds import standard
 from ..manager import LOOPBACK_HOSTS, TaskManager
@@ -111,10 +112,10 @@ class JupyterTasksApp(ExtensionApp):
     ).tag(config=True)
 
     max_log_chars = Int(
-        10_000_000, help="Characters one attempt of a task keeps in its log as it goes; past "
-                         "them only its last tenth is kept, written when it ends, after a "
-                         "line saying how much was left out (a task printing in a loop must "
-                         "not fill the disk)."
+        DEFAULT_MAX_LOG_CHARS,
+        help="Characters one attempt of a task keeps in its log as it goes; past them only "
+             "its last tenth is kept, written when it ends, after a line saying how much "
+             "was left out (a task printing in a loop must not fill the disk)."
     ).tag(config=True)
 
     busy_timeout = Float(

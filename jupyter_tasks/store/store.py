@@ -301,7 +301,6 @@ MAX_ROWID = 2**63 - 1
 TIE_GROUPS_WALKED = 3
 
 
-
 def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str]) -> tuple[int, str]:
     """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -319,6 +318,7 @@ def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str]) ->
             out.write(chunk)
     os.replace(tmp, folder / name)
     return size, digest.hexdigest()
+
 
 class Store:
     """Async access to one jupyter-tasks database file and its artifact folder."""
