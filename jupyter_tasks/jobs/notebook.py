@@ -158,7 +158,8 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
     if spec.get("output_path") is not None:
         # the id is not known yet: a stand-in of the same characters checks the rest
         render_output_path(spec["output_path"], root_dir=spec.get("root_dir") or os.getcwd(),
-                           task_id="0" * 32, date=datetime.date.today(), parameters=parameters)
+                           task_id="0" * 32, date=datetime.date.today(), parameters=parameters,
+                           input_path=path)
     return path
 
 
@@ -281,7 +282,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     if spec.get("output_path") and notebook_json is None:
         out.output_path = render_output_path(
             spec["output_path"], root_dir=root_dir, task_id=task.id,
-            date=started.astimezone().date(), parameters=parameters)
+            date=started.astimezone().date(), parameters=parameters, input_path=path)
     # run elsewhere (Dask): the hub writes output_path from the artifacts
     # (write_output_copies), where the server root is
 
@@ -480,7 +481,8 @@ async def write_output_copies(task: Any, artifacts: list[tuple[str, bytes, str |
     try:
         path = render_output_path(
             spec["output_path"], root_dir=spec.get("root_dir") or os.getcwd(), task_id=task.id,
-            date=record.now().astimezone().date(), parameters=spec.get("parameters") or {})
+            date=record.now().astimezone().date(), parameters=spec.get("parameters") or {},
+            input_path=spec.get("notebook"))
         await asyncio.to_thread(_write_file, path, _text(by_name[artifact_name]))
         html = by_name.get(_html_name(artifact_name))
         if html is not None:

@@ -221,12 +221,14 @@ def _bad_output_path(message: str) -> InvalidRequest:
 
 
 def render_output_path(template: str, *, root_dir: str, task_id: str,
-                       date: datetime.date, parameters: Mapping[str, Any]) -> str:
+                       date: datetime.date, parameters: Mapping[str, Any],
+                       input_path: str | None = None) -> str:
     """The real path ``template`` names for one run; ``InvalidRequest`` if it leaves the root.
 
     Fields: ``{id}`` (the task id), ``{date}`` (the run's date, ISO; a format such
     as ``{date:%Y%m%d}`` works), and any parameter (``{alpha}``). Relative paths
-    resolve under ``root_dir``; the result must be a file path inside it.
+    resolve under ``root_dir``; the result must be a file path inside it, and not
+    ``input_path`` (the notebook the job runs).
     """
     if not isinstance(template, str) or not template.strip() or "\0" in template:
         raise _bad_output_path("output_path must be a non-empty path")
@@ -247,6 +249,12 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
             f"output_path {rendered!r} is outside the root folder {root}")
     if rendered.endswith(("/", os.sep)) or os.path.isdir(path):
         raise _bad_output_path(f"output_path {rendered!r} is a folder, not a file")
+    if input_path is not None and path == os.path.realpath(os.path.join(root, input_path)):
+        # the executed copy, injected parameters and outputs, would replace the source
+        # for good (a rerun would then run that copy)
+        raise _bad_output_path(
+            f"output_path {rendered!r} is the input notebook itself: the executed copy would "
+            "replace it; name another file (for example with {id} or {date})")
     return path
 
 

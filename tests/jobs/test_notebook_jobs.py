@@ -231,13 +231,17 @@ async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app
     ("out/{alpha.real}.ipynb", "is not a field"),
     ("{where}/x.ipynb", "outside the root"),  # a parameter's value leaving the root
     ("reports", "is a folder"),
+    # the executed copy would replace the notebook it ran (also through a parameter)
+    ("reports/params.ipynb", "is the input notebook"),
+    ("reports/../reports/{stem}.ipynb", "is the input notebook"),
 ])
 async def test_output_path_leaving_the_root_is_refused_at_submit(
         api, jp_root_dir, tasks_app, output_path, complaint):
     write_notebook(jp_root_dir / "reports" / "params.ipynb", PARAMS_CELLS)
     before = await tasks_app.manager.store.count_tasks()
     response = await api.post(body={"notebook": "reports/params.ipynb",
-                                    "parameters": {"alpha": 1, "where": "../.."},
+                                    "parameters": {"alpha": 1, "where": "../..",
+                                                   "stem": "params"},
                                     "output_path": output_path})
     assert response.code == 422, response.json
     assert response.headers["Content-Type"].startswith("application/problem+json")
