@@ -12,6 +12,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 from .exceptions import TaskCancelled
+from .models import LogTailWrite
 
 T = TypeVar("T")
 
@@ -69,19 +70,29 @@ _TAIL_START = threading.Lock()
 
 
 class LogTail:
-    """The last ``limit`` characters written past a log's budget (writers may be threads)."""
+    """A log's rolling tail past its budget: at most ``limit`` characters on disk, kept
+    as it goes (a crash keeps the last lines written before it).
 
-    __slots__ = ("_lock", "chars", "dropped_chars", "entries", "limit")
+    Writers (maybe threads) ``add``; the flusher alone calls ``flush`` and ``written``.
+    """
+
+    __slots__ = ("_lock", "chars", "dropped_chars", "entries", "left_out", "limit", "stored",
+                 "stored_chars")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        # written since the last flush, at most ``limit`` characters of it
         self.entries: deque[tuple[float, str, str]] = deque()
         self.chars = 0
         self.dropped_chars = 0
         self._lock = threading.Lock()
+        # (seq, characters) of the tail's rows on disk, oldest first
+        self.stored: deque[tuple[int, int]] = deque()
+        self.stored_chars = 0
+        self.left_out = 0
 
     def add(self, entry: tuple[float, str, str]) -> None:
-        """Keep ``entry``, forgetting the oldest beyond the limit."""
+        """Keep ``entry``, forgetting the oldest unflushed ones beyond the limit."""
         ts, stream, text = entry
         with self._lock:
             if len(text) > self.limit:  # one huge write: its end
@@ -94,19 +105,44 @@ class LogTail:
                 self.chars -= len(old)
                 self.dropped_chars += len(old)
 
-    def take(self) -> list[tuple[float, str, str]]:
-        """What was kept, after a line saying what was left out (once)."""
+    @property
+    def has_entries(self) -> bool:
+        """True when entries wait for the next flush."""
+        return bool(self.entries)
+
+    def flush(self, task_id: str, final: bool) -> LogTailWrite | None:
+        """What the next write does: the new entries in, as many of the oldest rows out as
+        keep the tail within its limit; ``final`` also places the note on what was left out."""
         with self._lock:
-            kept = list(self.entries)
+            new = list(self.entries)
             self.entries.clear()
             self.chars = 0
             dropped, self.dropped_chars = self.dropped_chars, 0
-        if dropped:
-            stamp = kept[0][0] if kept else time.time()
-            kept.insert(0, (stamp, "log", (
-                f"[jupyter-tasks] {dropped:,} characters of output were left out here; "
-                "the log's last ones follow\n")))
-        return kept
+        self.left_out += dropped
+        new = joined_entries(new)
+        new_chars = sum(len(text) for _, _, text in new)
+        drop: tuple[int, int] | None = None
+        # after a gap (entries dropped before this flush) the older rows go too: the tail
+        # on disk is always one unbroken run of the latest output
+        while self.stored and (dropped or self.stored_chars + new_chars > self.limit):
+            seq, chars = self.stored.popleft()
+            drop = (seq, seq) if drop is None else (drop[0], seq)
+            self.stored_chars -= chars
+            self.left_out += chars
+        note = None
+        if final and self.left_out:
+            note = (f"[jupyter-tasks] {self.left_out:,} characters of output were left out "
+                    "here; the log's last ones follow\n")
+        if not new and drop is None and note is None:
+            return None
+        return LogTailWrite(task_id, new, drop, note,
+                            self.stored[0][0] if self.stored else None)
+
+    def written(self, write: LogTailWrite, seqs: Sequence[int]) -> None:
+        """Record the rows a flush wrote (their seqs, in the order of its entries)."""
+        for (_, _, text), seq in zip(write.entries, seqs, strict=True):
+            self.stored.append((seq, len(text)))
+            self.stored_chars += len(text)
 
 
 class TaskContext:
@@ -119,7 +155,7 @@ class TaskContext:
 
     __slots__ = ("_answer", "_cancel", "_current", "_log_budget", "_log_room", "_logs",
                  "_manager", "_message", "_tail", "_total", "dirty", "loop", "started",
-                 "task_id")
+                 "tail_saving", "task_id")
 
     def __init__(self, task_id: str, manager: TaskHost | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, *,
@@ -137,10 +173,12 @@ class TaskContext:
         # a deque: append and popleft are atomic, so writer threads need no lock
         self._logs: deque[tuple[float, str, str]] = deque()
         # characters the log may still take as it goes (None: no bound); past them only
-        # a tail is kept, written when the task ends
+        # a rolling tail is kept
         self._log_budget = log_budget
         self._log_room = log_budget
         self._tail: LogTail | None = None
+        # set while a flush of the tail is being written (the last one waits for it)
+        self.tail_saving: asyncio.Future[None] | None = None
         # a plain flag: set from the loop thread, read by the task's thread (atomic under the GIL)
         self._cancel = False
         self._answer: asyncio.Future[str] | None = None
@@ -171,7 +209,7 @@ class TaskContext:
 
     def log(self, text: str, stream: str = "log") -> None:
         """Append text to the task's log (written with the next flush; past the manager's
-        ``max_log_chars`` only the log's last tenth is kept, written at the end)."""
+        ``max_log_chars`` only the log's last tenth is kept, a rolling tail)."""
         if not text:
             return
         self._keep((time.time(), stream, text if text.endswith("\n") else text + "\n"))
@@ -202,29 +240,40 @@ class TaskContext:
                     self._logs.append((entry[0], entry[1], head))
                     entry = (entry[0], entry[1], entry[2][room:])
                 limit = max(1, self._log_budget // 10)
+                # the head's last entry: a flush that finds the tail takes this line first
                 self._logs.append((entry[0], "log", (
                     ("" if head.endswith("\n") or not head else "\n") +
                     f"[jupyter-tasks] this task's log reached its {self._log_budget:,} "
-                    f"characters: from here only its last {limit:,} are kept, written "
-                    "when the task ends\n")))
+                    f"characters: from here only its last {limit:,} are kept\n")))
                 self._tail = LogTail(limit)
         if entry[2]:
             self._tail.add(entry)
 
-    def take_logs(self, final: bool = False) -> list[tuple[float, str, str]]:
-        """Hand over the buffered log entries (the flusher's; ``final``: the task ended,
-        so the tail kept past the budget follows), adjacent ones of a stream joined."""
+    def take_logs(self) -> list[tuple[float, str, str]]:
+        """Hand over the buffered log entries within the budget (adjacent ones of a stream
+        joined); past the budget see ``take_log_writes``."""
         logs = []
         while self._logs:
             logs.append(self._logs.popleft())
-        if final and self._tail is not None:
-            logs += self._tail.take()
         return joined_entries(logs)
+
+    def take_log_writes(self, final: bool = False
+                        ) -> tuple[list[tuple[float, str, str]], LogTailWrite | None]:
+        """The flusher's: the entries within the budget, then the rolling tail's next write
+        (``final``: the task ended, so the note on what was left out is placed)."""
+        tail = self._tail  # first: a tail seen here has its opening line in the head already
+        head = self.take_logs()
+        return head, tail.flush(self.task_id, final) if tail is not None else None
+
+    def tail_written(self, write: LogTailWrite, seqs: Sequence[int]) -> None:
+        """Record where a tail write's rows went (the next write drops the oldest)."""
+        assert self._tail is not None
+        self._tail.written(write, seqs)
 
     @property
     def has_logs(self) -> bool:
         """True when log entries wait for the next flush."""
-        return bool(self._logs)
+        return bool(self._logs) or (self._tail is not None and self._tail.has_entries)
 
     # ----------------------------------------------------------------- artifacts
 

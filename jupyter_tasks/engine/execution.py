@@ -189,9 +189,14 @@ class Execution:
         lease_seconds = state.config.lease_seconds
         ctx = running.ctx
         progress = ctx.current_progress
-        logs = ctx.take_logs(final=True)
+        if ctx.tail_saving is not None:
+            # a flush of the rolling tail is being written: the last one goes after it
+            await asyncio.shield(ctx.tail_saving)
+        logs, tail = ctx.take_log_writes(final=True)
         if logs:
             await store.append_logs(task.id, logs)
+        if tail is not None:
+            await store.write_log_tail(tail)
         usage = resource_usage(running)
         now = time.time()
         err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None

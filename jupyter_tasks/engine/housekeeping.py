@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from .. import callbacks
+from ..context import TaskContext
 from ..exceptions import StoreError
 from ..liveness import pid_alive
-from ..models import Task, TaskStatus
+from ..models import LogTailWrite, Task, TaskStatus
 from ..runners import end_recorded_groups
 from .state import EngineState
 
@@ -29,9 +30,9 @@ class Housekeeping:
 
     async def flush(self) -> None:
         """Write the progress and log lines the running tasks recorded since the last flush."""
-        store = self.state.store
         progress: list[tuple[str, dict[str, Any]]] = []
         logs: list[tuple[str, list[tuple[float, str, str]]]] = []
+        tails: list[tuple[TaskContext, LogTailWrite]] = []
         for task_id, running in list(self.state.running.items()):
             ctx = running.ctx
             if ctx.dirty:
@@ -40,24 +41,52 @@ class Housekeeping:
                 if value is not None:
                     progress.append((task_id, value))
             if ctx.has_logs:
-                logs.append((task_id, ctx.take_logs()))
-        size = self.state.config.flush_batch or max(len(progress), len(logs), 1)
-        for start in range(0, max(len(progress), len(logs)), size):
-            batch = progress[start:start + size], logs[start:start + size]
+                head, tail = ctx.take_log_writes()
+                if head:
+                    logs.append((task_id, head))
+                if tail is not None:
+                    tails.append((ctx, tail))
+        size = self.state.config.flush_batch or max(len(progress), len(logs), len(tails), 1)
+        for start in range(0, max(len(progress), len(logs), len(tails)), size):
+            batch = (progress[start:start + size], logs[start:start + size],
+                     tails[start:start + size])
             try:
-                await store.save_updates(*batch)
+                await self._save(*batch)
             except StoreError:
                 raise  # the database itself is gone or busy: a task alone would fail too
             except Exception:
                 # one task's bad write must not cost the others their lines: each alone
                 log.exception("writing progress and logs failed; retrying each task alone")
-                for task_id in {t for t, _ in batch[0]} | {t for t, _ in batch[1]}:
+                ids = {t for t, _ in batch[0]} | {t for t, _ in batch[1]} | \
+                    {w.task_id for _, w in batch[2]}
+                for task_id in ids:
                     try:
-                        await store.save_updates(
-                            [p for p in batch[0] if p[0] == task_id],
-                            [entry for entry in batch[1] if entry[0] == task_id])
+                        await self._save([p for p in batch[0] if p[0] == task_id],
+                                         [entry for entry in batch[1] if entry[0] == task_id],
+                                         [t for t in batch[2] if t[1].task_id == task_id])
                     except Exception:
                         log.exception("writing progress and logs of task %s failed", task_id)
+
+    async def _save(self, progress: list[tuple[str, dict[str, Any]]],
+                    logs: list[tuple[str, list[tuple[float, str, str]]]],
+                    tails: list[tuple[TaskContext, LogTailWrite]]) -> None:
+        """One transaction of a flush; each tail learns where its rows went."""
+        if not tails:
+            await self.state.store.save_updates(progress, logs)
+            return
+        # the task's last write of its tail waits for this one (see Execution._settle)
+        saving = asyncio.get_running_loop().create_future()
+        for ctx, _ in tails:
+            ctx.tail_saving = saving
+        try:
+            seqs = await self.state.store.save_updates(progress, logs, [w for _, w in tails])
+            for (ctx, write), written in zip(tails, seqs, strict=True):
+                ctx.tail_written(write, written)
+        finally:
+            for ctx, _ in tails:
+                if ctx.tail_saving is saving:
+                    ctx.tail_saving = None
+            saving.set_result(None)
 
     async def flush_loop(self) -> None:
         """Flush every ``flush_interval`` seconds until cancelled."""

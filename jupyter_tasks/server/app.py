@@ -114,7 +114,7 @@ class JupyterTasksApp(ExtensionApp):
     max_log_chars = Int(
         DEFAULT_MAX_LOG_CHARS,
         help="Characters one attempt of a task keeps in its log as it goes; past them only "
-             "its last tenth is kept, written when it ends, after a line saying how much "
+             "its last tenth is kept, rolling as it goes, after a line saying how much "
              "was left out (a task printing in a loop must not fill the disk)."
     ).tag(config=True)
 

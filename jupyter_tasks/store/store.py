@@ -35,6 +35,7 @@ from ..models import (
     Event,
     EventType,
     LogEntry,
+    LogTailWrite,
     Task,
     TaskStatus,
     WorkerInfo,
@@ -143,6 +144,7 @@ from .task_sql import (
     tx_settle,
     tx_transition,
     tx_updates,
+    tx_write_log_tail,
     valid_artifact_name,
     walk_filled,
     whole_rows_query,
@@ -1452,9 +1454,11 @@ class Store:
         self,
         progress: Sequence[tuple[str, dict[str, Any]]],
         logs: Sequence[tuple[str, list[tuple[float, str, str]]]] = (),
-    ) -> None:
-        """Write the latest progress and new log chunks of several tasks in one transaction."""
-        await self._txn(tx_updates, list(progress), list(logs))
+        tails: Sequence[LogTailWrite] = (),
+    ) -> list[list[int]]:
+        """Write the latest progress, new log chunks and rolling log tails of several tasks
+        in one transaction; returns the seqs of each tail's new rows."""
+        return await self._txn(tx_updates, list(progress), list(logs), list(tails))
 
     async def request_cancel(self, task_id: str) -> Task:
         """Cancel a queued task at once, or flag a running one for its owner to stop."""
@@ -1482,6 +1486,10 @@ class Store:
     async def append_logs(self, task_id: str, entries: Sequence[tuple[float, str, str]]) -> int:
         """Append (ts, stream, text) chunks and one ``task.log`` event; returns the last seq."""
         return await self._txn(tx_append_logs, task_id, list(entries))
+
+    async def write_log_tail(self, tail: LogTailWrite) -> list[int]:
+        """Flush a log's rolling tail (see ``LogTailWrite``); returns its new rows' seqs."""
+        return await self._txn(tx_write_log_tail, tail)
 
     async def get_logs(self, task_id: str, after: int = 0, limit: int = 1000) -> list[LogEntry]:
         """Log chunks of a task with seq greater than ``after``, oldest first."""

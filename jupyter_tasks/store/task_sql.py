@@ -24,6 +24,7 @@ from ..models import (
     TERMINAL_STATUSES,
     Artifact,
     EventType,
+    LogTailWrite,
     Task,
     TaskStatus,
 )
@@ -1043,9 +1044,12 @@ def tx_updates(
     conn: sqlite3.Connection,
     progress: list[tuple[str, dict[str, Any]]],
     logs: list[tuple[str, list[tuple[float, str, str]]]],
-) -> None:
+    tails: list[LogTailWrite],
+) -> list[list[int]]:
     for task_id, entries in logs:
         tx_append_logs(conn, task_id, entries)
+    # after the heads: a tail's first flush follows its head's last rows
+    written = [tx_write_log_tail(conn, tail) for tail in tails]
     now = time.time()
     for task_id, value in progress:
         changed = conn.execute(
@@ -1054,6 +1058,7 @@ def tx_updates(
         ).rowcount
         if changed:
             insert_event(conn, task_id, EventType.PROGRESS, now)
+    return written
 
 
 def tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> Task:
@@ -1130,6 +1135,27 @@ def tx_append_logs(
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     insert_event(conn, task_id, EventType.LOG, time.time())
     return last
+
+
+def tx_write_log_tail(conn: sqlite3.Connection, tail: LogTailWrite) -> list[int]:
+    """Add a rolling tail's new rows and drop its oldest; returns the new rows' seqs."""
+    if tail.drop is not None:
+        conn.execute("DELETE FROM task_logs WHERE task_id = ? AND seq BETWEEN ? AND ?",
+                     (tail.task_id, *tail.drop))
+    insert = "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)"
+    seqs = [conn.execute(insert, (tail.task_id, ts, stream, text)).lastrowid
+            for ts, stream, text in tail.entries]
+    if tail.note is not None:
+        first = tail.tail_from if tail.tail_from is not None else (seqs[0] if seqs else None)
+        before = conn.execute(
+            "SELECT seq FROM task_logs WHERE task_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+            (tail.task_id, first if first is not None else 2 ** 63 - 1)).fetchone()
+        if before is not None:
+            conn.execute("UPDATE task_logs SET text = text || ? WHERE seq = ?",
+                         (tail.note, before[0]))
+    if seqs or tail.note is not None:
+        insert_event(conn, tail.task_id, EventType.LOG, time.time())
+    return seqs
 
 
 def tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:

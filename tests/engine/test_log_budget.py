@@ -3,12 +3,14 @@ with lines saying what was left out, so a task printing in a loop cannot fill th
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from jupyter_tasks import TaskContext, TaskManager, task
 from jupyter_tasks.context import MAX_PROGRESS_MESSAGE
+from tests.waiting import eventually
 
 BUDGET = 100_000
 LINE = "z" * 990
@@ -60,6 +62,50 @@ async def test_a_log_past_its_budget_keeps_its_head_and_tail_and_says_so(
     before_gap = text.index("were left out here")
     assert all(int(line.split()[0]) < 200 for line in text[:before_gap].splitlines()
                if line.endswith(LINE))
+
+
+RELEASE = threading.Event()
+
+
+@task("budget_then_wait")
+def budget_then_wait(ctx: TaskContext, lines: int) -> int:
+    """Log ``lines`` numbered lines, then wait for the test (a task still running)."""
+    for i in range(lines):
+        ctx.log(f"{i:08d} {LINE}")
+    if not RELEASE.wait(60):
+        raise TimeoutError("not released")
+    ctx.log(f"{lines:08d} {LINE}")
+    return lines
+
+
+async def test_the_tail_is_on_disk_while_the_task_runs(manager: TaskManager) -> None:
+    # a process killed now loses nothing of the tail: it is not held until the end
+    RELEASE.clear()
+    lines = 5_000
+    submitted = await manager.submit("budget_then_wait", lines=lines, mode="background")
+    try:
+        async def last_line_stored() -> str | None:
+            text = await stored_log(manager, submitted.id)
+            return text if f"{lines - 1:08d} " in text else None
+
+        text = await eventually(last_line_stored, timeout=60, what="the last line on disk")
+        assert (await manager.get(submitted.id)).status == "running"
+        assert len(text) < BUDGET + BUDGET // 10 + 1_000
+        assert "reached its 100,000 characters" in text and "left out" not in text
+        tail = text[text.index("reached its"):].splitlines()[1:]
+        numbers = [int(line.split()[0]) for line in tail]
+        assert numbers == list(range(numbers[0], lines)), "one unbroken run of the latest"
+    finally:
+        RELEASE.set()
+    ended = await manager.wait(submitted.id, timeout=60)
+    assert ended.status == "succeeded"
+    text = await stored_log(manager, submitted.id)
+    assert len(text) < BUDGET + BUDGET // 10 + 1_000
+    # the note on what was left out sits where the tail begins, the tail runs to the end
+    reached, left_out = text.index("reached its"), text.index("were left out here")
+    assert reached < left_out
+    after = [int(line.split()[0]) for line in text[left_out:].splitlines()[1:]]
+    assert after[-1] == lines and after == list(range(after[0], lines + 1))
 
 
 async def test_a_log_within_its_budget_is_kept_whole_without_notes(
