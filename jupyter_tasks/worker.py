@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
+from . import print_capture
 from .kinds import standard
 from .manager import TaskManager
 from .registry import load_task_modules
@@ -29,7 +30,7 @@ async def run_worker(
     """Run jobs of ``queues`` with ``concurrency`` slots each until SIGTERM/SIGINT (or ``stop``).
 
     On a signal the worker stops claiming, hands running jobs back to the queue
-    without spending an attempt, and exits.
+    without spending an attempt, and exits. What a job prints goes to its log.
     """
     load_task_modules(task_modules)
     stop = stop or asyncio.Event()
@@ -42,14 +43,18 @@ async def run_worker(
     manager_options.setdefault("kinds", standard())
     manager = TaskManager(db_path, worker_kind="worker",
                           queues={q: concurrency for q in queues}, **manager_options)
-    async with manager:
-        # this worker fires due schedules too: jobs keep their times with no server running
-        scheduler = Scheduler(manager).start()
-        log.info("worker %s serving %s (concurrency %d) on %s", manager.worker_id,
-                 ", ".join(manager.queues), concurrency, manager.db_path)
-        if ready is not None:
-            ready.set()
-        try:
-            await stop.wait()
-        finally:
-            await scheduler.stop()
+    print_capture.install()
+    try:
+        async with manager:
+            # this worker fires due schedules too: jobs keep their times with no server
+            scheduler = Scheduler(manager).start()
+            log.info("worker %s serving %s (concurrency %d) on %s", manager.worker_id,
+                     ", ".join(manager.queues), concurrency, manager.db_path)
+            if ready is not None:
+                ready.set()
+            try:
+                await stop.wait()
+            finally:
+                await scheduler.stop()
+    finally:
+        print_capture.uninstall()

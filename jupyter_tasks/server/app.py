@@ -31,7 +31,7 @@ from traitlets import (
     validate,
 )
 
-from .. import dbfile
+from .. import dbfile, print_capture
 from ..engine.config import DEFAULT_MAX_LOG_CHARS
 from ..exceptions import StoreBusy, StoreError, StoreUnavailable
 from ..kinds import standard
@@ -118,6 +118,12 @@ class JupyterTasksApp(ExtensionApp):
              "was left out (a task printing in a loop must not fill the disk)."
     ).tag(config=True)
 
+    capture_print = Bool(
+        True, help="What a task this server runs prints (sys.stdout and sys.stderr, from "
+                   "its coroutine or its thread) goes to that task's log instead of the "
+                   "server's terminal. False leaves the server's streams alone."
+    ).tag(config=True)
+
     busy_timeout = Float(
         10.0, help="Seconds a write waits for another process's database lock before the "
                    "request answers 503 with Retry-After."
@@ -193,6 +199,7 @@ class JupyterTasksApp(ExtensionApp):
         self._loops: list[asyncio.Task[Any]] = []
         self._active: list[dict[str, Any]] = []
         self._froze_gc = False  # whether start froze the collector's objects (stop thaws)
+        self._captures_print = False  # whether start wrapped sys.stdout/stderr (stop unwraps)
         self.settings.update({
             "jupyter_tasks_manager": self.manager,
             "jupyter_tasks_app": self,
@@ -214,6 +221,9 @@ class JupyterTasksApp(ExtensionApp):
         # an unusable database is logged as an ERROR; every route then answers 503
         with contextlib.suppress(StoreUnavailable):
             await self.ensure_started()
+        if self.capture_print and not self._captures_print:
+            print_capture.install()
+            self._captures_print = True
         if self.freeze_gc_at_start and not self._froze_gc:
             # what exists now lives as long as the server: collected once, then never
             # walked again; what comes later (tasks, requests) is collected as usual
@@ -282,6 +292,9 @@ class JupyterTasksApp(ExtensionApp):
             await self.manager.stop()
         if self.dask_backend is not None:
             await self.dask_backend.close()
+        if self._captures_print:
+            print_capture.uninstall()
+            self._captures_print = False
         if self._froze_gc:
             # a server run inside another program (a test) leaves its collector as it was
             gc.unfreeze()

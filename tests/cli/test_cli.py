@@ -27,6 +27,7 @@ from jupyter_tasks import task
 
 @task("cli_greet")
 def cli_greet(name: str = "world") -> str:
+    print(f"greeting {name}")
     return f"hello {name}"
 '''
 
@@ -82,12 +83,19 @@ def test_submit_and_rerun_know_the_servers_configured_task_modules(
     assert task.id.endswith(short) and task.name == "cli_greet"
     assert task.params == {"name": "Ada"}
     # a worker started from the same shell imports the same modules and runs it
-    worker = subprocess.Popen(["jupyter", "tasks", "worker"], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    terminal = tmp_path / "worker.out"
+    with open(terminal, "wb") as out:
+        worker = subprocess.Popen(["jupyter", "tasks", "worker"], env=env, cwd=tmp_path,
+                                  stdout=out, stderr=subprocess.STDOUT)
     try:
         eventually_sync(lambda: stored(db_path)[0].status == "succeeded", timeout=60,
                         what="the job run by the worker")
         assert stored(db_path)[0].result == "hello Ada"
+        # what the job printed is in its log, not in the worker's terminal
+        logs = jt(env, "logs", short, cwd=tmp_path)
+        assert logs.stdout == "greeting Ada\n", logs
+        assert "serving default" in terminal.read_text()
+        assert "greeting" not in terminal.read_text()
         again = jt(env, "rerun", short, cwd=tmp_path)
         assert again.returncode == 0, again.stderr
         new = next(t for t in stored(db_path) if t.id.endswith(again.stdout.strip()))

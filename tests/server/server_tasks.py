@@ -55,3 +55,25 @@ async def srv_artifact(ctx: TaskContext, text: str = "a,b\n1,2\n") -> str:
     """Write one artifact."""
     await ctx.artifact("report.csv", text.encode(), "text/csv")
     return "written"
+
+
+@task("srv_print", tags=["test"], mode="job")
+def srv_print(word: str = "hello") -> str:
+    """Print to stdout and stderr from the thread a plain function runs in."""
+    import sys
+
+    print(f"{word} from print")
+    print(f"{word} on stderr", file=sys.stderr)
+    return word
+
+
+@task("srv_print_async", tags=["test"], mode="background")
+async def srv_print_async(word: str = "hello") -> str:
+    """Print from the coroutine and from an asyncio task it starts."""
+
+    async def helper() -> None:
+        print(f"{word} from a child task")
+
+    print(f"{word} from a coroutine")
+    await asyncio.ensure_future(helper())
+    return word

@@ -98,3 +98,43 @@ def _plain(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_what_a_task_prints_is_in_its_log_not_the_servers_terminal(server_factory):
+    server = server_factory("--JupyterTasksApp.workers=default=1")
+    ids = {}
+    for name, word in (("srv_print", "alpha"), ("srv_print_async", "beta")):
+        code, task = server.request("POST", "/api/tasks", {"name": name, "params": {"word": word}})
+        assert code == 202, task
+        ids[word] = task["id"]
+
+    def ended(task_id: str) -> bool:
+        return server.request("GET", f"/api/tasks/{task_id}")[1]["status"] == "succeeded"
+
+    for task_id in ids.values():
+        eventually_sync(lambda task_id=task_id: ended(task_id), timeout=60, what="the end")
+    entries = server.request("GET", f"/api/tasks/{ids['alpha']}/logs")[1]["entries"]
+    assert [(e["stream"], e["text"]) for e in entries] == [
+        ("stdout", "alpha from print\n"), ("stderr", "alpha on stderr\n")]
+    entries = server.request("GET", f"/api/tasks/{ids['beta']}/logs")[1]["entries"]
+    assert "".join(e["text"] for e in entries) == \
+        "beta from a coroutine\nbeta from a child task\n"
+    server.stop()
+    terminal = server.log_path.read_text(errors="replace")
+    assert "Jupyter Server" in terminal  # the server's own output still reaches it
+    assert "from print" not in terminal and "on stderr" not in terminal
+    assert "from a coroutine" not in terminal
+
+
+def test_a_server_can_leave_its_terminal_alone(server_factory):
+    server = server_factory("--JupyterTasksApp.workers=default=1",
+                            "--JupyterTasksApp.capture_print=False")
+    code, task = server.request("POST", "/api/tasks", {"name": "srv_print",
+                                                       "params": {"word": "gamma"}})
+    assert code == 202, task
+    eventually_sync(lambda: server.request("GET", f"/api/tasks/{task['id']}")[1]["status"]
+                    == "succeeded", timeout=60, what="the end")
+    assert server.request("GET", f"/api/tasks/{task['id']}/logs")[1]["entries"] == []
+    server.stop()
+    terminal = server.log_path.read_text(errors="replace")
+    assert "gamma from print" in terminal and "gamma on stderr" in terminal
