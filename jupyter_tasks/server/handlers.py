@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -110,6 +111,33 @@ class TasksHandler(APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         await self.tasks_app.ensure_started()
+
+    # ------------------------------------------------------------------ waiting
+
+    _waiting: asyncio.Future[Task] | None = None
+    _client_gone = False
+
+    async def wait_for_end(self, task_id: str, timeout: float | None) -> Task | None:
+        """``manager.wait``, given up when the client goes away (then None: answer nothing)."""
+        if self._client_gone:
+            return None
+        self._waiting = asyncio.ensure_future(self.manager.wait(task_id, timeout))
+        try:
+            return await self._waiting
+        except asyncio.CancelledError:
+            if self._client_gone and not _current_task_cancelling():
+                return None
+            raise
+        finally:
+            self._waiting = None
+
+    def on_connection_close(self) -> None:
+        # a long poll or a synchronous execute stops waiting for a client that left
+        # (its timeout, a closed tab); the task itself goes on
+        self._client_gone = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+        super().on_connection_close()
 
     # ------------------------------------------------------------------ errors
 
@@ -372,7 +400,9 @@ class TaskResultHandler(TasksHandler):
     async def get(self, task_id: str) -> None:
         timeout = self.float_arg("timeout", 0.0, 0.0, MAX_RESULT_WAIT)
         await self.visible(task_id)
-        task = await self.manager.wait(task_id, timeout)
+        task = await self.wait_for_end(task_id, timeout)
+        if task is None:
+            return
         if task.is_terminal:
             self.answer(200, {"id": task.id, "status": task.status, "result": task.result,
                               "error": task.error})
@@ -556,7 +586,10 @@ class RegistryExecuteHandler(TasksHandler):
             **self.submit_options(body))
         headers = {"X-Task-Id": task.id}
         if not (respond_async and wait is None):
-            task = await self.manager.wait(task.id, wait)
+            waited = await self.wait_for_end(task.id, wait)
+            if waited is None:
+                return
+            task = waited
         if task.is_terminal:
             self.answer(200, {"task_id": task.id, "task_name": task.name, "params": task.params,
                               "status": task.status, "result": task.result,
@@ -564,6 +597,13 @@ class RegistryExecuteHandler(TasksHandler):
         else:
             self.answer(202, task.to_json(), Location=self.location(task.id),
                         Preference_Applied="respond-async", **headers)
+
+
+def _current_task_cancelling() -> bool:
+    """Whether the coroutine running now was itself cancelled (not just what it awaited)."""
+    current = asyncio.current_task()
+    cancelling = getattr(current, "cancelling", None)  # Python 3.11 on
+    return cancelling is not None and cancelling() > 0
 
 
 def _parse_prefer(values: list[str]) -> tuple[bool, float | None]:

@@ -421,6 +421,10 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "executeRegistered",
             "summary": "Run a registered task; synchronous unless Prefer: respond-async",
+            "description": "Synchronous: the answer comes when the task ends. A client that "
+                           "disconnects first ends only the wait; the task goes on (find it "
+                           "by name in the task list, or send Prefer: respond-async and "
+                           "follow Location).",
             "parameters": [
                 {"name": "Prefer", "in": "header", "required": False,
                  "description": "RFC 7240: respond-async answers 202 at once, or after wait=N "

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from tornado.simple_httpclient import HTTPTimeoutError
 
 from jupyter_tasks.manager import LOOPBACK_HOSTS
 from tests.waiting import eventually
@@ -413,6 +414,32 @@ async def test_execute_sync_async_and_wait(api, jp_base_url):
     assert_problem(await api.post("registry", "srv_add", "execute", raw=b"{"), 400)
     for task_id in (at_once.headers["X-Task-Id"], too_slow.headers["X-Task-Id"]):
         await api.post(task_id, "cancel")
+
+
+@pytest.mark.parametrize("route", ["execute", "result"])
+async def test_a_long_wait_ends_when_its_client_goes_away(api, tasks_app, route):
+    # a synchronous execute waits as long as the task runs: a client that gave up
+    # (a timeout, a closed notebook) must not leave the server waiting for nobody
+    feed = tasks_app.manager.feed
+    running = await api.submit({"name": "srv_wait", "params": {"seconds": 120}})
+    parts = ("registry", "srv_wait", "execute") if route == "execute" else \
+        (running["id"], "result")
+    request = {"method": "POST", "body": json.dumps({"params": {"seconds": 120}})} \
+        if route == "execute" else {"method": "GET", "params": {"timeout": 60}}
+    with pytest.raises(HTTPTimeoutError):  # the client gives up and closes the connection
+        await api.fetch("api", "tasks", *parts, request_timeout=1, **request)
+    waited = running["id"]
+    if route == "execute":  # the task the execute started
+        listed = (await api.get(params={"name": "srv_wait"})).json["tasks"]
+        [waited] = [t["id"] for t in listed if t["id"] != running["id"]]
+
+    async def nobody_waits() -> bool:
+        return not feed.waiters.get(waited)
+
+    await eventually(nobody_waits, timeout=15, what="the server's wait given up")
+    assert (await api.get(waited)).json["status"] == "running"  # the task itself goes on
+    for task in (await api.get(params={"status": "running"})).json["tasks"]:
+        await api.post(task["id"], "cancel")
 
 
 # ------------------------------------------------------------ stats, doc
