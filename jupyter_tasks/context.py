@@ -44,14 +44,15 @@ current_context: contextvars.ContextVar[TaskContext | None] = contextvars.Contex
 JOINED_CHARS = 64 * 1024
 
 
-def joined_entries(entries: list[tuple[float, str, str]]) -> list[tuple[float, str, str]]:
-    """``entries`` with each run of one stream joined (up to ``JOINED_CHARS``), in order;
+def joined_entries(entries: list[tuple[float, str, str]], max_chars: int = JOINED_CHARS
+                   ) -> list[tuple[float, str, str]]:
+    """``entries`` with each run of one stream joined (up to ``max_chars``), in order;
     a joined entry keeps the time of its first piece."""
     joined: list[tuple[float, str, str]] = []
     pieces: list[str] = []
     first, stream, size = 0.0, "", 0
     for ts, name, text in entries:
-        if pieces and name == stream and size + len(text) <= JOINED_CHARS:
+        if pieces and name == stream and size + len(text) <= max_chars:
             pieces.append(text)
             size += len(text)
             continue
@@ -70,17 +71,20 @@ _TAIL_START = threading.Lock()
 
 
 class LogTail:
-    """A log's rolling tail past its budget: at most ``limit`` characters on disk, kept
-    as it goes (a crash keeps the last lines written before it).
+    """A log's rolling tail past its budget: about its last ``limit`` characters on disk,
+    kept as it goes (a crash keeps the last lines written before it).
 
-    Writers (maybe threads) ``add``; the flusher alone calls ``flush`` and ``written``.
+    Writers (maybe threads) ``add``; the flusher alone calls ``flush`` and then
+    ``written`` or ``failed``, one write at a time. Rows are at most a sixteenth of
+    the limit, so dropping the oldest whole rows keeps nearly all of it.
     """
 
-    __slots__ = ("_lock", "chars", "dropped_chars", "entries", "left_out", "limit", "stored",
-                 "stored_chars")
+    __slots__ = ("_lock", "_pending", "chars", "dropped_chars", "entries", "left_out", "limit",
+                 "row_chars", "stored", "stored_chars")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.row_chars = max(1, limit // 16)
         # written since the last flush, at most ``limit`` characters of it
         self.entries: deque[tuple[float, str, str]] = deque()
         self.chars = 0
@@ -90,6 +94,8 @@ class LogTail:
         self.stored: deque[tuple[int, int]] = deque()
         self.stored_chars = 0
         self.left_out = 0
+        # the write being saved: (it, characters it drops from memory, from disk)
+        self._pending: tuple[LogTailWrite, int, int] | None = None
 
     def add(self, entry: tuple[float, str, str]) -> None:
         """Keep ``entry``, forgetting the oldest unflushed ones beyond the limit."""
@@ -111,38 +117,64 @@ class LogTail:
         return bool(self.entries)
 
     def flush(self, task_id: str, final: bool) -> LogTailWrite | None:
-        """What the next write does: the new entries in, as many of the oldest rows out as
-        keep the tail within its limit; ``final`` also places the note on what was left out."""
+        """The next write: the new entries in, as many of the oldest rows out as keep the
+        tail within its limit; ``final`` adds a line saying how much was left out.
+
+        None while a write is being saved (its entries wait for the next flush).
+        """
+        if self._pending is not None:
+            return None
         with self._lock:
             new = list(self.entries)
             self.entries.clear()
             self.chars = 0
             dropped, self.dropped_chars = self.dropped_chars, 0
-        self.left_out += dropped
-        new = joined_entries(new)
-        new_chars = sum(len(text) for _, _, text in new)
-        drop: tuple[int, int] | None = None
+        rows = [(ts, stream, text[at:at + self.row_chars])
+                for ts, stream, text in joined_entries(new, self.row_chars)
+                for at in range(0, len(text), self.row_chars)]
+        new_chars = sum(len(text) for _, _, text in rows)
+        drop: list[int] = []
+        freed = 0
         # after a gap (entries dropped before this flush) the older rows go too: the tail
         # on disk is always one unbroken run of the latest output
-        while self.stored and (dropped or self.stored_chars + new_chars > self.limit):
-            seq, chars = self.stored.popleft()
-            drop = (seq, seq) if drop is None else (drop[0], seq)
-            self.stored_chars -= chars
-            self.left_out += chars
-        note = None
-        if final and self.left_out:
-            note = (f"[jupyter-tasks] {self.left_out:,} characters of output were left out "
-                    "here; the log's last ones follow\n")
-        if not new and drop is None and note is None:
+        for seq, chars in self.stored:
+            if not dropped and self.stored_chars - freed + new_chars <= self.limit:
+                break
+            drop.append(seq)
+            freed += chars
+        left_out = self.left_out + dropped + freed
+        if final and left_out:
+            kept = self.stored_chars - freed + new_chars
+            rows.append((time.time(), "log", (
+                f"[jupyter-tasks] {left_out:,} characters of output were left out between "
+                f"the line saying this log reached its budget and the last {kept:,} above\n")))
+        if not rows and not drop:
             return None
-        return LogTailWrite(task_id, new, drop, note,
-                            self.stored[0][0] if self.stored else None)
+        write = LogTailWrite(task_id, rows, tuple(drop))
+        self._pending = (write, dropped, freed)
+        return write
 
     def written(self, write: LogTailWrite, seqs: Sequence[int]) -> None:
-        """Record the rows a flush wrote (their seqs, in the order of its entries)."""
+        """The pending write was saved: its rows (their seqs, in order) are the newest."""
+        assert self._pending is not None and self._pending[0] is write
+        _, dropped, freed = self._pending
+        self._pending = None
+        for seq in write.drop:
+            oldest, _ = self.stored.popleft()
+            assert oldest == seq
+        self.stored_chars -= freed
+        self.left_out += dropped + freed
         for (_, _, text), seq in zip(write.entries, seqs, strict=True):
             self.stored.append((seq, len(text)))
             self.stored_chars += len(text)
+
+    def failed(self, write: LogTailWrite) -> None:
+        """The pending write was not saved: its entries are lost, a gap the next one heals."""
+        assert self._pending is not None and self._pending[0] is write
+        _, dropped, _ = self._pending
+        self._pending = None
+        with self._lock:
+            self.dropped_chars += dropped + sum(len(text) for _, _, text in write.entries)
 
 
 class TaskContext:
@@ -153,9 +185,24 @@ class TaskContext:
     both are cheap enough for a tight loop.
     """
 
-    __slots__ = ("_answer", "_cancel", "_current", "_log_budget", "_log_room", "_logs",
-                 "_manager", "_message", "_tail", "_total", "dirty", "loop", "started",
-                 "tail_saving", "task_id")
+    __slots__ = (
+        "_answer",
+        "_cancel",
+        "_current",
+        "_log_budget",
+        "_log_room",
+        "_logs",
+        "_manager",
+        "_message",
+        "_tail",
+        "_total",
+        "dirty",
+        "ended",
+        "loop",
+        "started",
+        "tail_saving",
+        "task_id",
+    )
 
     def __init__(self, task_id: str, manager: TaskHost | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, *,
@@ -177,8 +224,10 @@ class TaskContext:
         self._log_budget = log_budget
         self._log_room = log_budget
         self._tail: LogTail | None = None
-        # set while a flush of the tail is being written (the last one waits for it)
+        # set while a flush with a write of the tail runs (the last write waits for it)
         self.tail_saving: asyncio.Future[None] | None = None
+        # its log was handed over for the last time: later output is no longer its
+        self.ended = False
         # a plain flag: set from the loop thread, read by the task's thread (atomic under the GIL)
         self._cancel = False
         self._answer: asyncio.Future[str] | None = None
@@ -261,6 +310,8 @@ class TaskContext:
                         ) -> tuple[list[tuple[float, str, str]], LogTailWrite | None]:
         """The flusher's: the entries within the budget, then the rolling tail's next write
         (``final``: the task ended, so the note on what was left out is placed)."""
+        if final:
+            self.ended = True
         tail = self._tail  # first: a tail seen here has its opening line in the head already
         head = self.take_logs()
         return head, tail.flush(self.task_id, final) if tail is not None else None
@@ -269,6 +320,11 @@ class TaskContext:
         """Record where a tail write's rows went (the next write drops the oldest)."""
         assert self._tail is not None
         self._tail.written(write, seqs)
+
+    def tail_failed(self, write: LogTailWrite) -> None:
+        """A tail write was not saved: its lines are lost, and counted as left out."""
+        assert self._tail is not None
+        self._tail.failed(write)
 
     @property
     def has_logs(self) -> bool:

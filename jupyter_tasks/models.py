@@ -534,18 +534,14 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class LogTailWrite:
-    """A flush of a log's rolling tail (past its budget): new chunks in, the oldest out.
+    """A flush of a log's rolling tail (past its budget): new rows in, the oldest out.
 
-    ``drop`` is the seq range ``(first, last)`` of the task's oldest tail rows to
-    delete, if any; ``note`` is appended to the last row before the tail (the line
-    saying where the tail begins) when the task ends.
+    ``drop`` holds the seqs of the task's oldest tail rows to delete.
     """
 
     task_id: str
     entries: list[tuple[float, str, str]]
-    drop: tuple[int, int] | None = None
-    note: str | None = None
-    tail_from: int | None = None
+    drop: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

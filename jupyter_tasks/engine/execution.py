@@ -190,13 +190,16 @@ class Execution:
         ctx = running.ctx
         progress = ctx.current_progress
         if ctx.tail_saving is not None:
-            # a flush of the rolling tail is being written: the last one goes after it
+            # a flush wrote part of the rolling tail: the last rows go after it
             await asyncio.shield(ctx.tail_saving)
         logs, tail = ctx.take_log_writes(final=True)
-        if logs:
-            await store.append_logs(task.id, logs)
-        if tail is not None:
-            await store.write_log_tail(tail)
+        try:
+            if logs:
+                await store.append_logs(task.id, logs)
+            if tail is not None:
+                ctx.tail_written(tail, await store.write_log_tail(tail))
+        except Exception:  # the end is still written: lost lines cost less than a lost end
+            log.exception("writing the last log lines of task %s failed", task.id)
         usage = resource_usage(running)
         now = time.time()
         err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None

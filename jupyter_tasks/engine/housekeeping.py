@@ -25,14 +25,22 @@ class Housekeeping:
 
     def __init__(self, state: EngineState) -> None:
         self.state = state
+        self._flushing = asyncio.Lock()
 
     # ------------------------------------------------------------ progress & logs
 
     async def flush(self) -> None:
         """Write the progress and log lines the running tasks recorded since the last flush."""
+        # one at a time (the flush loop's and stop()'s): a log's writes stay in order
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         progress: list[tuple[str, dict[str, Any]]] = []
         logs: list[tuple[str, list[tuple[float, str, str]]]] = []
         tails: list[tuple[TaskContext, LogTailWrite]] = []
+        # a task ending meanwhile writes its tail's last rows after this whole flush
+        flushed = asyncio.get_running_loop().create_future()
         for task_id, running in list(self.state.running.items()):
             ctx = running.ctx
             if ctx.dirty:
@@ -46,12 +54,28 @@ class Housekeeping:
                     logs.append((task_id, head))
                 if tail is not None:
                     tails.append((ctx, tail))
+                    ctx.tail_saving = flushed
+        saved: set[int] = set()
+        try:
+            await self._write_batches(progress, logs, tails, saved)
+        finally:
+            for ctx, tail in tails:
+                if id(tail) not in saved:
+                    ctx.tail_failed(tail)  # counted as left out; the next write heals the gap
+                if ctx.tail_saving is flushed:
+                    ctx.tail_saving = None
+            flushed.set_result(None)
+
+    async def _write_batches(self, progress: list[tuple[str, dict[str, Any]]],
+                             logs: list[tuple[str, list[tuple[float, str, str]]]],
+                             tails: list[tuple[TaskContext, LogTailWrite]],
+                             saved: set[int]) -> None:
         size = self.state.config.flush_batch or max(len(progress), len(logs), len(tails), 1)
         for start in range(0, max(len(progress), len(logs), len(tails)), size):
             batch = (progress[start:start + size], logs[start:start + size],
                      tails[start:start + size])
             try:
-                await self._save(*batch)
+                await self._save(*batch, saved)
             except StoreError:
                 raise  # the database itself is gone or busy: a task alone would fail too
             except Exception:
@@ -63,30 +87,19 @@ class Housekeeping:
                     try:
                         await self._save([p for p in batch[0] if p[0] == task_id],
                                          [entry for entry in batch[1] if entry[0] == task_id],
-                                         [t for t in batch[2] if t[1].task_id == task_id])
+                                         [t for t in batch[2] if t[1].task_id == task_id],
+                                         saved)
                     except Exception:
                         log.exception("writing progress and logs of task %s failed", task_id)
 
     async def _save(self, progress: list[tuple[str, dict[str, Any]]],
                     logs: list[tuple[str, list[tuple[float, str, str]]]],
-                    tails: list[tuple[TaskContext, LogTailWrite]]) -> None:
-        """One transaction of a flush; each tail learns where its rows went."""
-        if not tails:
-            await self.state.store.save_updates(progress, logs)
-            return
-        # the task's last write of its tail waits for this one (see Execution._settle)
-        saving = asyncio.get_running_loop().create_future()
-        for ctx, _ in tails:
-            ctx.tail_saving = saving
-        try:
-            seqs = await self.state.store.save_updates(progress, logs, [w for _, w in tails])
-            for (ctx, write), written in zip(tails, seqs, strict=True):
-                ctx.tail_written(write, written)
-        finally:
-            for ctx, _ in tails:
-                if ctx.tail_saving is saving:
-                    ctx.tail_saving = None
-            saving.set_result(None)
+                    tails: list[tuple[TaskContext, LogTailWrite]], saved: set[int]) -> None:
+        """One transaction; each tail written learns where its rows went."""
+        seqs = await self.state.store.save_updates(progress, logs, [w for _, w in tails])
+        for (ctx, tail), written in zip(tails, seqs, strict=True):
+            ctx.tail_written(tail, written)
+            saved.add(id(tail))
 
     async def flush_loop(self) -> None:
         """Flush every ``flush_interval`` seconds until cancelled."""

@@ -1139,21 +1139,12 @@ def tx_append_logs(
 
 def tx_write_log_tail(conn: sqlite3.Connection, tail: LogTailWrite) -> list[int]:
     """Add a rolling tail's new rows and drop its oldest; returns the new rows' seqs."""
-    if tail.drop is not None:
-        conn.execute("DELETE FROM task_logs WHERE task_id = ? AND seq BETWEEN ? AND ?",
-                     (tail.task_id, *tail.drop))
+    conn.executemany("DELETE FROM task_logs WHERE task_id = ? AND seq = ?",
+                     [(tail.task_id, seq) for seq in tail.drop])
     insert = "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)"
     seqs = [conn.execute(insert, (tail.task_id, ts, stream, text)).lastrowid
             for ts, stream, text in tail.entries]
-    if tail.note is not None:
-        first = tail.tail_from if tail.tail_from is not None else (seqs[0] if seqs else None)
-        before = conn.execute(
-            "SELECT seq FROM task_logs WHERE task_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-            (tail.task_id, first if first is not None else 2 ** 63 - 1)).fetchone()
-        if before is not None:
-            conn.execute("UPDATE task_logs SET text = text || ? WHERE seq = ?",
-                         (tail.note, before[0]))
-    if seqs or tail.note is not None:
+    if seqs:
         insert_event(conn, tail.task_id, EventType.LOG, time.time())
     return seqs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_tasks import TaskContext, TaskManager, task
-from jupyter_tasks.context import MAX_PROGRESS_MESSAGE
+from jupyter_tasks.context import MAX_PROGRESS_MESSAGE, LogTail
 from tests.waiting import eventually
 
 BUDGET = 100_000
@@ -58,10 +58,16 @@ async def test_a_log_past_its_budget_keeps_its_head_and_tail_and_says_so(
     # the head runs from the first line on, the tail ends with the last, in order
     assert numbers == sorted(numbers) and numbers[0] == 0 and numbers[-1] == lines - 1
     assert "reached its 100,000 characters" in text
-    assert "were left out here" in text
-    before_gap = text.index("were left out here")
+    before_gap = text.index("reached its")
     assert all(int(line.split()[0]) < 200 for line in text[:before_gap].splitlines()
                if line.endswith(LINE))
+    # the tail: nearly a tenth of the budget (whole rows of at most a sixteenth of it
+    # are dropped), then the count of what was left out
+    tail = text[before_gap:].splitlines()[1:-1]
+    assert sum(len(line) + 1 for line in tail) > BUDGET // 10 - BUDGET // 160 - 1_000
+    assert [int(line.split()[0]) for line in tail] == list(range(lines - len(tail), lines))
+    last = text.splitlines()[-1]
+    assert last.startswith("[jupyter-tasks] ") and "characters of output were left out" in last
 
 
 RELEASE = threading.Event()
@@ -101,11 +107,13 @@ async def test_the_tail_is_on_disk_while_the_task_runs(manager: TaskManager) -> 
     assert ended.status == "succeeded"
     text = await stored_log(manager, submitted.id)
     assert len(text) < BUDGET + BUDGET // 10 + 1_000
-    # the note on what was left out sits where the tail begins, the tail runs to the end
-    reached, left_out = text.index("reached its"), text.index("were left out here")
-    assert reached < left_out
-    after = [int(line.split()[0]) for line in text[left_out:].splitlines()[1:]]
-    assert after[-1] == lines and after == list(range(after[0], lines + 1))
+    # the tail runs to the last line, then the count of what was left out
+    after = text[text.index("reached its"):].splitlines()[1:]
+    assert "were left out between" in after[-1]
+    numbers = [int(line.split()[0]) for line in after[:-1]]
+    assert numbers[-1] == lines and numbers == list(range(numbers[0], lines + 1))
+    # nearly a tenth of the budget (lines of 1,000 characters), not a last row
+    assert sum(len(line) + 1 for line in after[:-1]) > BUDGET // 10 - 2_000
 
 
 async def test_a_log_within_its_budget_is_kept_whole_without_notes(
@@ -123,8 +131,9 @@ async def test_one_write_larger_than_the_budget_keeps_its_end(manager: TaskManag
     text = await stored_log(manager, submitted.id)
     assert len(text) < BUDGET + BUDGET // 10 + 1_000
     assert text.startswith("a" * BUDGET + "\n[jupyter-tasks]")
-    assert text.endswith("aEND\n")
-    assert "left out" in text
+    *_, end, note = text.splitlines()
+    assert end.endswith("aEND") and "left out" in note
+    assert len(end) > BUDGET // 10 - BUDGET // 160 - 10  # the write's end, nearly whole
 
 
 def test_the_budget_must_be_a_positive_count() -> None:
@@ -176,3 +185,52 @@ async def test_small_writes_are_stored_as_few_rows_in_order(manager: TaskManager
                                                          ("stdout", "after\n")]
     assert all(e.stream == "stdout" for e in entries[:-2])
     assert [e.seq for e in entries] == sorted(e.seq for e in entries)
+
+
+def tail_after(writes: list[str], limit: int = 10_000,
+               fail: set[int] = frozenset()) -> tuple[LogTail, dict[int, str]]:
+    """A LogTail fed one write per flush; flushes numbered in ``fail`` are not saved.
+
+    Returns it and the rows on disk (seq -> text), kept as the store would keep them.
+    """
+    tail = LogTail(limit)
+    disk: dict[int, str] = {}
+    seq = 0
+    for number, text in enumerate(writes):
+        tail.add((float(number), "stdout", text))
+        write = tail.flush("t", final=False)
+        assert write is not None
+        if number in fail:
+            tail.failed(write)
+            continue
+        for dropped in write.drop:
+            del disk[dropped]
+        seqs = []
+        for _, _, row in write.entries:
+            seq += 1
+            disk[seq] = row
+            seqs.append(seq)
+        tail.written(write, seqs)
+    return tail, disk
+
+
+def test_a_small_write_does_not_push_out_a_big_one() -> None:
+    # rows were joined up to 64 KiB: one 10,000-character row, then an 11-character
+    # line, left 11 characters on disk
+    tail, disk = tail_after(["x" * 10_000, "last line\n"])
+    kept = "".join(disk[seq] for seq in sorted(disk))
+    assert kept.endswith("x" * 9_000 + "last line\n")
+    assert len(kept) <= 10_000 and tail.stored_chars == len(kept)
+
+
+def test_a_failed_flush_leaves_the_tail_bounded_and_unbroken() -> None:
+    writes = [f"{i:04d} {'y' * 95}\n" for i in range(200)]  # 100 characters each
+    tail, disk = tail_after(writes, limit=1_000, fail=set(range(1, 200, 2)))
+    kept = "".join(disk[seq] for seq in sorted(disk))
+    assert len(kept) <= 1_000 and tail.stored_chars == len(kept)
+    numbers = [int(line.split()[0]) for line in kept.splitlines()]
+    assert numbers == list(range(numbers[0], numbers[-1] + 1)), "no gap inside the tail"
+    assert numbers[-1] == 198  # the last saved flush
+    # everything written is on disk or counted as left out
+    written = sum(len(w) for w in writes)
+    assert tail.left_out + tail.stored_chars + tail.dropped_chars == written
