@@ -76,6 +76,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import print_capture
 from .context import TaskContext, current_context
 from .exceptions import DuplicateTaskName, TaskCancelled
 from .jobs._util import run_to_end
@@ -876,6 +877,8 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     watched = _watcher.watch(run, reporter,
                              payload.get("cancel_event") or cancel_event_name(payload["key"]),
                              _worker_client(worker), worker, payload["key"])
+    # what the job prints reaches its log as it does on a server or a worker
+    print_capture.install_for_process()
     token = current_context.set(ctx)
     status, result, error = TaskStatus.SUCCEEDED.value, None, None
     try:
@@ -906,6 +909,7 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
             run.thread_id = None
         _watcher.forget(watched)
         current_context.reset(token)
+        ctx.ended = True  # a thread or callback it left behind prints to the worker again
     if status == TaskStatus.FAILED.value and isinstance(error, dict) and run.cancelled:
         status = TaskStatus.CANCELLED.value
     outcome = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from jupyter_tasks import TaskManager, print_capture, task
 from jupyter_tasks.print_capture import TaskOutput
 from jupyter_tasks.registry import default_registry
+from tests.waiting import eventually
 
 
 @task("capture_prints")
@@ -116,3 +118,36 @@ def test_a_thread_the_task_starts_itself_prints_to_the_stream(db_path: Path) -> 
     finally:
         default_registry.unregister("capture_thread")
     assert out.getvalue() == "from a thread\n"
+
+
+@task("capture_late")
+async def capture_late(word: str) -> str:
+    """Leave a callback behind that prints after the task ended."""
+    asyncio.get_running_loop().call_later(0.05, print, f"{word} after the end")
+    return word
+
+
+@task("capture_engine_warning")
+def capture_engine_warning() -> None:
+    """Log a warning through a logger with no handler (Python's last resort writes it)."""
+    quiet = logging.getLogger("jupyter_tasks.test_no_handler")
+    quiet.propagate = False
+    quiet.warning("an engine warning")
+
+
+async def test_output_after_the_end_and_the_last_resort_log_go_to_the_stream(
+        db_path: Path) -> None:
+    with streams() as (out, err):
+        async with TaskManager(db_path, queues={"default": 1}) as manager:
+            late = await manager.submit("capture_late", word="late", mode="background")
+            warned = await manager.submit("capture_engine_warning", mode="background")
+            for submitted in (late, warned):
+                assert (await manager.wait(submitted.id, timeout=30)).status == "succeeded"
+
+            async def printed() -> bool:
+                return "late after the end" in out.getvalue()
+
+            await eventually(printed, what="the late print on the stream")
+            assert await log_of(manager, late.id) == []
+            assert await log_of(manager, warned.id) == []
+    assert "an engine warning" in err.getvalue()

@@ -58,3 +58,13 @@ def dask_pair(x: int) -> tuple:
 def dask_big(n: int) -> str:
     """A result of ``n`` characters."""
     return "x" * n
+
+
+@task("dask_print", mode="job")
+def dask_print(word: str) -> str:
+    """Print on both streams on the Dask worker."""
+    import sys
+
+    print(f"{word} printed on {os.getpid()}")
+    print(f"{word} on stderr", file=sys.stderr)
+    return word

@@ -91,6 +91,16 @@ async def test_progress_and_logs_arrive_while_running(hub: TaskManager, tmp_path
     assert done.resource_usage["cpu_seconds"] >= 0
 
 
+async def test_what_a_job_prints_on_the_worker_is_in_its_log(hub: TaskManager) -> None:
+    task = await hub.submit("dask_print", word="remote", mode="job")
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    entries = [(e.stream, e.text) for e in await hub.store.get_logs(task.id)]
+    assert [stream for stream, _ in entries] == ["stdout", "stderr"], entries
+    assert entries[0][1].startswith("remote printed on ") and entries[1][1] == "remote on stderr\n"
+    assert entries[0][1] != f"remote printed on {os.getpid()}\n"  # on a worker process
+
+
 async def test_cancel_stops_a_function_on_the_worker(hub: TaskManager, tmp_path: Path) -> None:
     task = await hub.submit("dask_steps", steps=100000, marker_dir=str(tmp_path), delay=0.02,
                             mode="job")
