@@ -135,8 +135,8 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
 
     Returns the resolved path; raises ``InvalidRequest`` for a path outside the
     root, a missing file, parameter names that are not Python identifiers, an
-    ``output_path`` that leaves the root, names an unknown field or a folder, or
-    an ``export_html`` that is not a boolean.
+    ``output_path`` that leaves the root, names an unknown field, a folder or the
+    input notebook itself, or an ``export_html`` that is not a boolean.
     """
     path = resolve_notebook_path(spec.get("notebook"), spec.get("root_dir"))
     if must_exist and not os.path.isfile(path):

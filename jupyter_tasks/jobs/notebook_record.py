@@ -249,13 +249,22 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
             f"output_path {rendered!r} is outside the root folder {root}")
     if rendered.endswith(("/", os.sep)) or os.path.isdir(path):
         raise _bad_output_path(f"output_path {rendered!r} is a folder, not a file")
-    if input_path is not None and path == os.path.realpath(os.path.join(root, input_path)):
+    source = None if input_path is None else os.path.realpath(os.path.join(root, input_path))
+    if source is not None and (path == source or _same_file(path, source)):
         # the executed copy, injected parameters and outputs, would replace the source
         # for good (a rerun would then run that copy)
         raise _bad_output_path(
             f"output_path {rendered!r} is the input notebook itself: the executed copy would "
             "replace it; name another file (for example with {id} or {date})")
     return path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Two names of one file (a hard link, another case on a case-insensitive disk)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing: no file to overwrite
+        return False
 
 
 def html_path(path: str) -> str:

@@ -126,6 +126,8 @@ class TasksHandler(APIHandler):
             return await self._waiting
         except asyncio.CancelledError:
             if self._client_gone and not _current_task_cancelling():
+                # nothing is sent; the access log says why (nginx's code for this)
+                self.set_status(499, "Client Closed Request")
                 return None
             raise
         finally:

@@ -234,10 +234,12 @@ async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app
     # the executed copy would replace the notebook it ran (also through a parameter)
     ("reports/params.ipynb", "is the input notebook"),
     ("reports/../reports/{stem}.ipynb", "is the input notebook"),
+    ("reports/hardlink.ipynb", "is the input notebook"),  # another name of the same file
 ])
 async def test_output_path_leaving_the_root_is_refused_at_submit(
         api, jp_root_dir, tasks_app, output_path, complaint):
     write_notebook(jp_root_dir / "reports" / "params.ipynb", PARAMS_CELLS)
+    os.link(jp_root_dir / "reports" / "params.ipynb", jp_root_dir / "reports" / "hardlink.ipynb")
     before = await tasks_app.manager.store.count_tasks()
     response = await api.post(body={"notebook": "reports/params.ipynb",
                                     "parameters": {"alpha": 1, "where": "../..",
