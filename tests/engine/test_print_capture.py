@@ -42,6 +42,10 @@ def streams() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     setup and the test.
     """
     saved = sys.stdout, sys.stderr
+    # installs made by other tests of this process (a Dask worker run in-process wraps
+    # for good) are set aside: this one's install and uninstall are the only ones
+    counts = print_capture._installs, print_capture._for_process
+    print_capture._installs, print_capture._for_process = 0, False
     out, err = io.StringIO(), io.StringIO()
     sys.stdout, sys.stderr = out, err
     try:
@@ -53,6 +57,7 @@ def streams() -> Iterator[tuple[io.StringIO, io.StringIO]]:
         assert sys.stdout is out and sys.stderr is err, "uninstall puts the streams back"
     finally:
         sys.stdout, sys.stderr = saved
+        print_capture._installs, print_capture._for_process = counts
 
 
 async def log_of(manager: TaskManager, task_id: str) -> list[tuple[str, str]]:
