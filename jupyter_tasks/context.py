@@ -272,7 +272,9 @@ class TaskContext:
         room = self._log_room
         if room is None:
             self._logs.append(entry)
-        elif self._tail is None and len(entry[2]) <= room:
+        elif self._tail is not None:  # past the budget: no global lock per write
+            self._tail.add(entry)
+        elif len(entry[2]) <= room:
             # writers may be threads: an update lost here can only overspend the budget
             # by a write, since once the tail exists nothing goes to the head again
             self._log_room = room - len(entry[2])
