@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,21 @@ def encode_input(value: Any, *, where: str) -> str:
 def check_input(value: Any, *, where: str) -> None:
     """Raise ``ValueNotStorable`` unless ``value`` is JSON a job can be run with."""
     encode_input(value, where=where)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_unicode(text: str) -> bool:
+    """False for text UTF-8 cannot hold: a lone surrogate, left by a bad decode (a
+    ``surrogateescape`` file name, a subprocess's bytes)."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def storable_text(text: str) -> str:
+    """``text`` with each surrogate code point replaced by U+FFFD: output is kept, not
+    refused (one bad character must not cost a log all the lines written beside it)."""
+    return text if is_unicode(text) else _SURROGATE.sub("\ufffd", text)
 
 
 def plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import InvalidRequest
+from ..values import is_unicode
 
 # (does the value pass, what it must be): the "must be ..." of an error
 Check = tuple[Callable[[Any], bool], str]
@@ -25,7 +26,8 @@ def int_between(low: int, high: int) -> Check:
 
 TIMEOUT: Check = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
                   and 0 < v <= 10**9 and math.isfinite(v), "a positive number of seconds")
-TEXT: Check = (lambda v: isinstance(v, str), "a string")
+TEXT: Check = (lambda v: isinstance(v, str) and is_unicode(v),
+              "a string of valid Unicode (no lone surrogate)")
 
 # the options every submission is held to (a None is an option not given); REST holds
 # its bodies to these and to its own stricter ones (a label or key there is non-empty)

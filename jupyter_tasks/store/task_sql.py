@@ -28,7 +28,7 @@ from ..models import (
     Task,
     TaskStatus,
 )
-from ..values import JSONText
+from ..values import JSONText, storable_text
 from ..values import encode as encode_value
 from .event_sql import insert_event
 
@@ -1130,7 +1130,7 @@ def tx_append_logs(
 ) -> int:
     conn.executemany(
         "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)",
-        [(task_id, ts, stream, text) for ts, stream, text in entries],
+        [(task_id, ts, stream, storable_text(text)) for ts, stream, text in entries],
     )
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     insert_event(conn, task_id, EventType.LOG, time.time())
@@ -1142,7 +1142,7 @@ def tx_write_log_tail(conn: sqlite3.Connection, tail: LogTailWrite) -> list[int]
     conn.executemany("DELETE FROM task_logs WHERE task_id = ? AND seq = ?",
                      [(tail.task_id, seq) for seq in tail.drop])
     insert = "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)"
-    seqs = [conn.execute(insert, (tail.task_id, ts, stream, text)).lastrowid
+    seqs = [conn.execute(insert, (tail.task_id, ts, stream, storable_text(text))).lastrowid
             for ts, stream, text in tail.entries]
     if seqs:
         insert_event(conn, tail.task_id, EventType.LOG, time.time())
