@@ -105,3 +105,23 @@ export function lostText(task: ITask): string | null {
   const lost = task.lost_attempts ?? 0;
   return lost > 0 ? `${lost} worker${lost === 1 ? '' : 's'} lost` : null;
 }
+
+/**
+ * `piece` typed into a line as a terminal would: a carriage return goes back to the
+ * line's start and what follows overwrites it (a progress bar redrawn in place, as
+ * tqdm draws on stderr, reads as its latest state, not as every state joined).
+ */
+export function typeInto(
+  line: { raw: string; col: number },
+  piece: string
+): { raw: string; col: number } {
+  let { raw, col } = line;
+  piece.split('\r').forEach((part, index) => {
+    if (index > 0) {
+      col = 0;
+    }
+    raw = raw.slice(0, col) + part + raw.slice(col + part.length);
+    col += part.length;
+  });
+  return { raw, col };
+}

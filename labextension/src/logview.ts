@@ -8,7 +8,7 @@ import { Widget } from '@lumino/widgets';
 import { tasksIcon } from './icons';
 
 import { TasksConnection } from './connection';
-import { attemptText, formatDuration, lostText, shortId, taskLabel } from './format';
+import { attemptText, formatDuration, lostText, shortId, taskLabel, typeInto } from './format';
 import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
@@ -52,6 +52,8 @@ interface ILine {
   node: HTMLDivElement;
   text: HTMLSpanElement;
   raw: string;
+  /** Where the next character goes (a carriage return moves it back to 0). */
+  col: number;
   marker: boolean;
 }
 
@@ -398,7 +400,7 @@ export class TaskLogView extends Widget {
       // once per entry, not per line: the server joins adjacent writes, so an entry
       // often holds many lines
       const time = { clock: clockTime(entry.ts), title: new Date(entry.ts).toLocaleString() };
-      const pieces = stripAnsi(entry.text).split('\n');
+      const pieces = stripAnsi(entry.text).replace(/\r\n/g, '\n').split('\n');
       const ended = pieces[pieces.length - 1] === '';
       if (ended) {
         pieces.pop();
@@ -407,7 +409,7 @@ export class TaskLogView extends Widget {
         const last = this._lines[this._lines.length - 1];
         if (index === 0 && this._open && last) {
           // the previous chunk stopped mid-line: this one carries it on
-          last.raw += piece;
+          Object.assign(last, typeInto(last, piece));
           this._highlight(last, query);
           return;
         }
@@ -466,8 +468,10 @@ export class TaskLogView extends Widget {
       node.className = `jp-TasksLog-line jp-TasksLog-${entry.stream}`;
     }
     // a marker reads as a rule: "attempt 2 of 3: RuntimeError: …" between two lines
-    const shown = marker ? `attempt ${marker.attempt} of ${marker.of}: ${marker.reason}` : text;
-    const line: ILine = { node, text: span, raw: shown, marker: !!marker };
+    const shown = marker
+      ? { raw: `attempt ${marker.attempt} of ${marker.of}: ${marker.reason}`, col: 0 }
+      : typeInto({ raw: '', col: 0 }, text);
+    const line: ILine = { node, text: span, ...shown, marker: !!marker };
     this._lines.push(line);
     return line;
   }

@@ -69,3 +69,17 @@ def browser_chatty(ctx: TaskContext, lines: int = 100_000, every: float = 0.02) 
         ctx.write(f"line {n}: {'lorem ipsum dolor sit amet ' * 6}\n")
         time.sleep(every)
     return lines
+
+
+@task("browser_bar", tags=["browser-test"], mode="job")
+def browser_bar(ctx: TaskContext, steps: int = 10) -> int:
+    """Draw a progress bar in place on stderr, as tqdm does, across several flushes."""
+    import time
+
+    for i in range(steps + 1):
+        ctx.write(f"\r{i * 100 // steps:3d}%|{'#' * i:<{steps}}|", "stderr")
+        time.sleep(0.05)
+    ctx.write("\n", "stderr")
+    ctx.write("windows line\r\n")
+    ctx.write("done\n")
+    return steps

@@ -225,3 +225,16 @@ def test_a_long_log_keeps_its_last_lines_on_the_page_and_downloads_whole(
     saved = Path(info.value.path()).read_text()
     assert saved == all_log_text(lab, task["id"])
     assert saved.startswith("line 1\n") and saved.endswith("line 25000\n")
+
+
+def test_a_bar_redrawn_in_place_reads_as_its_latest_state(lab: LabServer, page: Any) -> None:
+    # before: the eleven states of the bar were one line, each after the last
+    task = submit(lab, {"name": "browser_bar", "params": {"steps": 10}})
+    log = open_log(page, task["id"])
+    wait_task(lab, page, task["id"], "succeeded")
+    log.locator(".jp-TasksLog-line", has_text="done").wait_for(state="visible")
+    texts = log.locator(".jp-TasksLog-line .jp-TasksLog-text").all_inner_texts()
+    assert texts == ["100%|##########|", "windows line", "done"], texts
+    assert "\r" in all_log_text(lab, task["id"])  # the log itself is kept as written
+    screenshot(page, "log-progress-bar.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+

@@ -1,4 +1,4 @@
-import { displayText, taskLabel } from '../format';
+import { displayText, taskLabel, typeInto } from '../format';
 import { ITask } from '../types';
 
 function task(fields: Partial<ITask>): ITask {
@@ -40,5 +40,27 @@ describe('taskLabel', () => {
     expect(taskLabel(task({ label: '\u202eevil', name: 'n' }), 'f')).toBe('\ufffdevil');
     expect(taskLabel(task({ name: 'greet' }), 'f')).toBe('greet');
     expect(taskLabel(task({}), 'cell')).toBe('cell');
+  });
+});
+
+describe('typeInto', () => {
+  const typed = (...pieces: string[]) =>
+    pieces.reduce((line, piece) => typeInto(line, piece), { raw: '', col: 0 }).raw;
+
+  it('keeps a line without carriage returns as written', () => {
+    expect(typed('epoch 1', ': loss 0.5')).toBe('epoch 1: loss 0.5');
+  });
+
+  it('shows a bar redrawn in place as its latest state', () => {
+    // before: '  0%|   |\r 50%|#  |\r100%|###|' read as all three joined
+    expect(typed('  0%|   |', '\r 50%|#  |', '\r100%|###|')).toBe('100%|###|');
+  });
+
+  it('overwrites only as far as the new text reaches, as a terminal does', () => {
+    expect(typed('downloading 10 of 200\rdone')).toBe('doneloading 10 of 200');
+  });
+
+  it('remembers a return at the end of a chunk for the next one', () => {
+    expect(typed('step 1\r', 'step 2')).toBe('step 2');
   });
 });
