@@ -22,6 +22,7 @@ from .formatting import (
     progress_text,
     short_id,
     status_text,
+    terminal_lines,
     work_text,
 )
 from .log_tail import LogTail
@@ -177,7 +178,7 @@ class DetailPane(VerticalScroll):
         lines: list[str] = []
         for entry in entries:
             prefix = "! " if entry.get("stream") == "stderr" else ""
-            lines += [prefix + line for line in str(entry.get("text", "")).splitlines()]
+            lines += [prefix + line for line in terminal_lines(str(entry.get("text", "")))]
         if lines:
             self.log_view.write_lines(lines)
 

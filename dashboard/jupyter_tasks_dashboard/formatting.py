@@ -214,3 +214,23 @@ def work_text(task: dict[str, Any]) -> tuple[str, str]:
 def pretty_json(value: Any) -> str:
     """Indented JSON for the detail pane."""
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def terminal_lines(text: str) -> list[str]:
+    """The lines of a log chunk as a terminal shows them: a carriage return goes back to
+    the line's start and what follows overwrites it (a progress bar redrawn in place)."""
+    if not text:
+        return []
+    lines = []
+    for piece in text.replace("\r\n", "\n").split("\n"):
+        line, col = "", 0
+        for index, part in enumerate(piece.split("\r")):
+            if index:
+                col = 0
+            line = line[:col] + part + line[col + len(part):]
+            col += len(part)
+        lines.append(line)
+    if lines and lines[-1] == "" and text.endswith("\n"):
+        lines.pop()
+    return lines
+

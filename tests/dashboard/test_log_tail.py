@@ -49,3 +49,13 @@ async def test_a_full_tail_keeps_its_last_lines_and_follows_the_end() -> None:
         await pilot.pause()
         assert tail.scroll_y == 0 and tail.lines[-1] == "line 7"
         assert shown(pilot.app) == ["line 3", "two", "parts"]  # line 2 was pruned
+
+
+def test_a_bar_redrawn_in_place_is_one_line_in_its_latest_state() -> None:
+    # before: str.splitlines() made each state of a tqdm bar a line of its own
+    from jupyter_tasks_dashboard.formatting import terminal_lines
+
+    assert terminal_lines("\r  0%|   |\r 50%|#  |\r100%|###|\n") == ["100%|###|"]
+    assert terminal_lines("epoch 1\nwindows\r\nlast") == ["epoch 1", "windows", "last"]
+    assert terminal_lines("downloading 10 of 200\rdone\n") == ["doneloading 10 of 200"]
+    assert terminal_lines("") == [] and terminal_lines("\n") == [""]
