@@ -529,6 +529,12 @@ class Store:
                     give_way=(marks, time.monotonic() + SEARCH_GIVE_WAY_SECONDS))
                 marks = await self._write_marks()
 
+    @property
+    def write_commits(self) -> int:
+        """Transactions this store committed for its callers' writes (not its own upkeep:
+        settling ended tasks, the search index, pruning)."""
+        return self._own_write_commits
+
     async def _write_marks(self) -> tuple[int, int]:
         """What moves when a write commits: this store's own writes (not its upkeep), and
         SQLite's count of other connections' commits (other processes')."""

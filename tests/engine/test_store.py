@@ -241,7 +241,7 @@ async def test_a_failing_write_in_a_group_commit_is_undone_alone(db_path: Path) 
 
     async with await Store.open(db_path) as store:
         existing, _ = await store.create_task(make_task())
-        commits = store.commits
+        commits = store.write_commits
         busy, release = threading.Event(), threading.Event()
 
         def hold(conn: sqlite3.Connection) -> None:
@@ -268,7 +268,7 @@ async def test_a_failing_write_in_a_group_commit_is_undone_alone(db_path: Path) 
         first, bad, second = await writes
         # the first two shared a transaction, rolled back and rerun write by write
         # when the second raised; the third, not yet taken then, came in the next
-        assert store.commits == commits + 2
+        assert store.write_commits == commits + 2
         assert isinstance(bad, sqlite3.OperationalError)
         assert {t.id for t in await store.list_tasks()} == {existing.id, first[0].id,
                                                              second[0].id}
