@@ -130,9 +130,13 @@ async def test_failing_cell_fails_the_task_and_still_keeps_the_notebook(
 async def test_cancel_and_timeout_stop_the_kernel(manager: TaskManager, tmp_path: Path,
                                                   how: str) -> None:
     pid_file = tmp_path / "kernel.pid"
+    # the pid is written by the second cell: the first has then ended and its count is
+    # in the notebook (a stop right after a pid written by the first cell found it
+    # still running in a fresh-clone CI)
     write_notebook(tmp_path / "slow.ipynb", [
-        f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))",
-        "import time\nfor i in range(6000):\n    time.sleep(0.1)",
+        "import os",
+        f"import time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "for i in range(6000):\n    time.sleep(0.1)",
     ])
     task = await manager.submit_spec(
         {"notebook": "slow.ipynb", "root_dir": str(tmp_path)}, max_retries=0,
