@@ -67,6 +67,7 @@ import os
 import pickle
 import queue
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -230,7 +231,7 @@ class DaskBackend:
                 notebook_json = f.read()
         return {"task": task, "key": key, "topic": self.topic, "modules": modules,
                 "function_module": function_module, "notebook_json": notebook_json,
-                "cancel_event": cancel_event_name(key)}
+                "cancel_event": cancel_event_name(key), "hub": _this_process()}
 
     async def execute(self, task: Task, ctx: TaskContext, running: Any) -> Any:
         """Run one attempt of ``task`` on Dask; raises like a local executor would."""
@@ -857,6 +858,11 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
                                                             exc.__traceback__))}
 
 
+def _this_process() -> tuple[str, int]:
+    """(host, pid): which process a payload was made in."""
+    return socket.gethostname(), os.getpid()
+
+
 def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     """Runs on a Dask worker: one run of a jupyter-tasks job; never raises for task errors."""
     from distributed import get_worker
@@ -877,8 +883,10 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     watched = _watcher.watch(run, reporter,
                              payload.get("cancel_event") or cancel_event_name(payload["key"]),
                              _worker_client(worker), worker, payload["key"])
-    # what the job prints reaches its log as it does on a server or a worker
-    print_capture.install_for_process()
+    if payload.get("hub") != _this_process():
+        # what the job prints reaches its log as it does on a server or a worker; a
+        # worker in the hub's own process (an in-process cluster) leaves that to the hub
+        print_capture.install_for_process()
     token = current_context.set(ctx)
     status, result, error = TaskStatus.SUCCEEDED.value, None, None
     try:

@@ -114,3 +114,8 @@ async def test_a_code_job_on_dask_reports_what_it_allocated(
             await backend.close()
     assert done.status == "succeeded", (done.status, done.error)
     assert done.resource_usage["peak_memory_mb"] >= ALLOCATED_MB
+    # a Dask worker in the hub's own process leaves the hub's streams to the hub (it
+    # wrapped them for good, and with them every later test of this pytest worker)
+    from jupyter_tasks import print_capture
+
+    assert print_capture._installs == 0
