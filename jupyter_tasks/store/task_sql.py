@@ -28,7 +28,7 @@ from ..models import (
     Task,
     TaskStatus,
 )
-from ..values import JSONText, storable_text
+from ..values import JSONText, is_unicode, storable_text
 from ..values import encode as encode_value
 from .event_sql import insert_event
 
@@ -458,12 +458,9 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
                          ("worker_id", worker_id), ("search", search),
                          ("schedule_id", schedule_id), *(("owner", o) for o in owners or ()),
                          *(("status", s) for s in statuses or ())):
-        if isinstance(value, str) and not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidRequest(f"{field} is not valid text", errors=[
-                    {"field": field, "message": "not valid Unicode (a lone surrogate)"}]) from None
+        if isinstance(value, str) and not is_unicode(value):
+            raise InvalidRequest(f"{field} is not valid text", errors=[
+                {"field": field, "message": "not valid Unicode (a lone surrogate)"}])
     where: list[str] = []
     args: list[Any] = []
     # a key names a task or a few, and tasks still queued or running are few too: beside
@@ -1125,11 +1122,14 @@ def tx_delete(conn: sqlite3.Connection, task_id: str) -> Task:
     return task
 
 
+_INSERT_LOG = "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)"
+
+
 def tx_append_logs(
     conn: sqlite3.Connection, task_id: str, entries: list[tuple[float, str, str]]
 ) -> int:
     conn.executemany(
-        "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)",
+        _INSERT_LOG,
         [(task_id, ts, stream, storable_text(text)) for ts, stream, text in entries],
     )
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -1141,8 +1141,7 @@ def tx_write_log_tail(conn: sqlite3.Connection, tail: LogTailWrite) -> list[int]
     """Add a rolling tail's new rows and drop its oldest; returns the new rows' seqs."""
     conn.executemany("DELETE FROM task_logs WHERE task_id = ? AND seq = ?",
                      [(tail.task_id, seq) for seq in tail.drop])
-    insert = "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?, ?)"
-    seqs = [conn.execute(insert, (tail.task_id, ts, stream, storable_text(text))).lastrowid
+    seqs = [conn.execute(_INSERT_LOG, (tail.task_id, ts, stream, storable_text(text))).lastrowid
             for ts, stream, text in tail.entries]
     if seqs:
         insert_event(conn, tail.task_id, EventType.LOG, time.time())
