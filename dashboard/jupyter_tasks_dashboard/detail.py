@@ -22,7 +22,7 @@ from .formatting import (
     progress_text,
     short_id,
     status_text,
-    terminal_lines,
+    typed_lines,
     work_text,
 )
 from .log_tail import LogTail
@@ -49,6 +49,8 @@ class DetailPane(VerticalScroll):
         # the full read's notes: event snapshots carry none, the task's stay until re-read
         self.notes: list[dict[str, Any]] = []
         self.log_next = 0
+        # the last log line shown, if its chunk stopped mid-line: (text, column, prefix)
+        self.log_open: tuple[str, int, str] | None = None
         self.built = False
         self._build_lock = asyncio.Lock()
         self._waiting: Details | None = None
@@ -101,6 +103,7 @@ class DetailPane(VerticalScroll):
             return
         if new:
             self.log_next = 0
+            self.log_open = None
             self.log_view.clear()
         self.patch(details.task)
         title, text = work_text(details.task)
@@ -176,9 +179,31 @@ class DetailPane(VerticalScroll):
             return
         self.log_next = max(self.log_next, next_seq)
         lines: list[str] = []
+        rewritten: str | None = None  # the view's last line, carried on by these chunks
+        carried = self.log_open
         for entry in entries:
+            text = str(entry.get("text") or "")
+            if not text:
+                continue
             prefix = "! " if entry.get("stream") == "stderr" else ""
-            lines += [prefix + line for line in terminal_lines(str(entry.get("text", "")))]
+            typed, unfinished = typed_lines(text, carried[:2] if carried else None)
+            if carried is not None and typed:
+                # the last chunk stopped mid-line: this one's first line carries it on
+                # (under the prefix it started with, as the panel's log does)
+                (text, col), typed = typed[0], typed[1:]
+                carried = (text, col, carried[2])
+                if lines:
+                    lines[-1] = carried[2] + text
+                else:
+                    rewritten = carried[2] + text
+            lines += [prefix + text for text, _ in typed]
+            if not unfinished:
+                carried = None
+            elif typed:
+                carried = (*typed[-1], prefix)
+        self.log_open = carried
+        if rewritten is not None:
+            self.log_view.rewrite_last_line(rewritten)
         if lines:
             self.log_view.write_lines(lines)
 

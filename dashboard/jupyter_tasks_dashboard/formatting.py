@@ -216,21 +216,32 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-def terminal_lines(text: str) -> list[str]:
-    """The lines of a log chunk as a terminal shows them: a carriage return goes back to
-    the line's start and what follows overwrites it (a progress bar redrawn in place)."""
-    if not text:
-        return []
-    lines = []
-    for piece in text.replace("\r\n", "\n").split("\n"):
-        line, col = "", 0
+def typed_lines(text: str, carried: tuple[str, int] | None = None
+                ) -> tuple[list[tuple[str, int]], bool]:
+    """The lines of a log chunk as a terminal types them, each (text, cursor column); and
+    whether the last one is unfinished (no newline after it).
+
+    A carriage return goes back to the line's start and what follows overwrites it (a
+    progress bar redrawn in place). ``carried`` is the last chunk's unfinished line:
+    the chunk's first line carries it on.
+    """
+    pieces = text.replace("\r\n", "\n").split("\n")
+    ended = pieces[-1] == ""
+    if ended:
+        pieces.pop()
+    typed = []
+    for at, piece in enumerate(pieces):
+        line, col = carried if at == 0 and carried is not None else ("", 0)
         for index, part in enumerate(piece.split("\r")):
             if index:
                 col = 0
             line = line[:col] + part + line[col + len(part):]
             col += len(part)
-        lines.append(line)
-    if lines and lines[-1] == "" and text.endswith("\n"):
-        lines.pop()
-    return lines
+        typed.append((line, col))
+    return typed, bool(pieces) and not ended
+
+
+def terminal_lines(text: str) -> list[str]:
+    """The lines of a log chunk as a terminal shows them (see ``typed_lines``)."""
+    return [line for line, _ in typed_lines(text)[0]]
 

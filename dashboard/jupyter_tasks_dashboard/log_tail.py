@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich.cells import cell_len
 from textual.geometry import Size
 from textual.widgets import Log
 
@@ -27,6 +28,17 @@ class LogTail(Log):
         """Refresh these lines, or nothing yet while a batch is written (it refreshes once)."""
         if not self._writing_batch:
             super().refresh_lines(y_start, line_count)
+
+    def rewrite_last_line(self, line: str) -> None:
+        """Put ``line`` in place of the last line (one a later chunk carried on)."""
+        if not self.lines:
+            self.write_lines([line])
+            return
+        # Log has no public way to change a line: its own write() edits the last one so
+        self._lines[-1] = line
+        self._width = max(self._width, cell_len(self._process_line(line)))
+        self.virtual_size = Size(self._width, self.line_count)
+        self.refresh_lines(len(self._lines) - 1)
 
     def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> LogTail:
         """Append these lines; follow the end only if it was in view (as ``Log`` does)."""

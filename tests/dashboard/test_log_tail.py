@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.formatting import terminal_lines, typed_lines
 from jupyter_tasks_dashboard.log_tail import LogTail
+from jupyter_tasks_dashboard.sources import DatabaseSource
 from jupyter_tasks_dashboard.tasks_app import screenshot_text
 from textual.app import App, ComposeResult
 from textual.widgets import Log
+
+from jupyter_tasks.context import current_context
+from jupyter_tasks.manager import TaskManager
+
+from .conftest import until
 
 
 class _OneLog(App):
@@ -53,9 +63,55 @@ async def test_a_full_tail_keeps_its_last_lines_and_follows_the_end() -> None:
 
 def test_a_bar_redrawn_in_place_is_one_line_in_its_latest_state() -> None:
     # before: str.splitlines() made each state of a tqdm bar a line of its own
-    from jupyter_tasks_dashboard.formatting import terminal_lines
-
     assert terminal_lines("\r  0%|   |\r 50%|#  |\r100%|###|\n") == ["100%|###|"]
     assert terminal_lines("epoch 1\nwindows\r\nlast") == ["epoch 1", "windows", "last"]
     assert terminal_lines("downloading 10 of 200\rdone\n") == ["doneloading 10 of 200"]
     assert terminal_lines("") == [] and terminal_lines("\n") == [""]
+
+
+def test_a_chunk_carries_on_the_line_the_last_one_left_unfinished() -> None:
+    assert typed_lines("loading ") == ([("loading ", 8)], True)
+    assert typed_lines("done\nnext", ("loading ", 8)) == ([("loading done", 12), ("next", 4)],
+                                                          True)
+    assert typed_lines("\n", ("loading ", 8)) == ([("loading ", 8)], False)
+    # a return at the chunk's start rewrites the carried line from its first column
+    assert typed_lines("\r 9", (" 10%|#  |", 9)) == ([(" 90%|#  |", 2)], True)
+
+
+
+async def test_a_line_carried_on_by_a_later_chunk_stays_one_line(tmp_path) -> None:
+    """A chunk that stops mid-line (``print(..., end="")``, a bar's redraw) is carried on by
+    the next one, as a terminal shows it (the panel's log does the same)."""
+    gates = [asyncio.Event() for _ in range(3)]
+
+    async def download() -> None:
+        ctx = current_context.get()
+        # each write waits until the dashboard showed the one before: separate chunks
+        ctx.write("fetching data... ")
+        await gates[0].wait()
+        ctx.write("42 files\nloading ")
+        await gates[1].wait()
+        ctx.write("done\n")
+        ctx.write("\r 10%|#  |", "stderr")
+        await gates[2].wait()
+        ctx.write("\r100%|###|\n", "stderr")
+
+    db = tmp_path / "chunks.db"
+    app = TasksDashboard(DatabaseSource(db))
+    async with TaskManager(db, make_default=False) as writer, \
+            app.run_test(size=(160, 50)) as pilot:
+        await until(lambda: app.ready, pilot, what="started")
+        task = await writer.submit(download(), label="download")
+        await until(lambda: task.id in app.table.tasks, pilot, what="the row")
+        app.table.select(task.id)
+        shown = [["fetching data... "],
+                 ["fetching data... 42 files", "loading "],
+                 ["fetching data... 42 files", "loading done", "!  10%|#  |"],
+                 ["fetching data... 42 files", "loading done", "! 100%|###|"]]
+        for step, lines in enumerate(shown):
+            # before: "loading " and "done" were two lines, and so were the bar's states
+            await until(lambda lines=lines: app.detail.log_text.splitlines() == lines, pilot,
+                        timeout=30, what=f"{lines} (shown: {app.detail.log_text!r})")
+            if step < len(gates):
+                gates[step].set()
+        assert (await writer.wait(task.id, timeout=30)).status == "succeeded"
