@@ -139,9 +139,12 @@ class QueueOverview(Vertical):
                 mounted = True
         if mounted:
             self.call_after_refresh(self.redraw)
+        # a count covers every queue with work or a live worker serving it: a queue it
+        # leaves out (known from recent endings only) has nothing there and no slots
+        missing = {"queued": 0, "running": 0, "max_workers": 0} if self.counted else {}
         for name, row in rows.items():
             if row.is_mounted:
-                row.show(queues.get(name, {}), self.throughput.series(name, now),
+                row.show(queues.get(name, missing), self.throughput.series(name, now),
                          self.throughput.recent_endings(name, now))
         self.totals.update(self.totals_text())
 

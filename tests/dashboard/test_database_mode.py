@@ -197,6 +197,14 @@ async def test_each_queue_shows_the_slots_of_the_live_workers_serving_it(tmp_pat
         await until(lambda: "slots 5" in queue_line("default")
                     and "slots 1" in queue_line("gpu") and "slots 0" in queue_line("parked"),
                     pilot, what="the slots of both workers in the queue rows")
+        # a queue known only from a recent ending (nothing queued or running there, no
+        # worker serves it): before, "slots ?", as if its capacity were unknown
+        ended = await first.submit_spec({"command": ["true"]}, mode="job", queue="gone")
+        await first.cancel(ended.id)
+        await until(lambda: "queued 0" in queue_line("gone")
+                    and "ended/min 1" in queue_line("gone"), pilot,
+                    what="the queue row of the cancelled job, counted again")
+        assert "slots 0" in queue_line("gone"), queue_line("gone")
 
 
 # text that Textual's markup would read as tags, an action, or an escape
