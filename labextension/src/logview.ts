@@ -19,6 +19,8 @@ const POLL_MS = 1000;
  * Earlier ones leave the page (a note says how many); Download saves the whole log.
  */
 export const MAX_SHOWN_LINES = 20_000;
+/** Earlier lines (off the page) a search lists at most; the count covers all of them. */
+export const MAX_EARLIER_MATCHES = 500;
 /** Distance from the bottom (px) that still counts as "at the end". */
 const AT_END_PX = 24;
 /** Escape sequences (colours, cursor moves) that a <pre> would show raw. */
@@ -57,6 +59,14 @@ interface ILine {
   marker: boolean;
 }
 
+/** A line that left the page: what a search of the earlier lines shows of it. */
+interface IEarlierLine {
+  raw: string;
+  clock: string;
+  title: string;
+  className: string;
+}
+
 /**
  * New lines are fetched when a `task.log` event for the task arrives, and by a
  * one-second poll while the task is active and the event stream is down.
@@ -81,7 +91,10 @@ export class TaskLogView extends Widget {
     this._hiddenNote = document.createElement('div');
     this._hiddenNote.className = 'jp-TasksLog-hidden';
     this._hiddenNote.hidden = true;
-    this._body.append(this._hiddenNote, this._output, this._message);
+    this._earlier = document.createElement('div');
+    this._earlier.className = 'jp-TasksLog-earlier';
+    this._earlier.hidden = true;
+    this._body.append(this._hiddenNote, this._earlier, this._output, this._message);
     this.node.append(this._header, this._body);
     this._body.addEventListener('scroll', () => this._onScroll(), { passive: true });
     this._setWrap(true);
@@ -249,9 +262,19 @@ export class TaskLogView extends Widget {
         count++;
       }
     }
-    // with earlier lines off the page, say that the count is of those on it
-    const where = this._hiddenCount > 0 ? ' on the page' : '';
-    this._matches.textContent = query ? `${count} line${count === 1 ? '' : 's'}${where}` : '';
+    const plural = count === 1 ? '' : 's';
+    if (this._earlierLines.length > 0) {
+      // the lines that left the page are searched too, and listed above it
+      const earlier = query
+        ? this._earlierLines.filter(line => line.raw.toLowerCase().includes(query))
+        : [];
+      this._showEarlier(earlier, query);
+      this._matches.textContent = query
+        ? `${count} line${plural} on the page, ${earlier.length} earlier`
+        : '';
+    } else {
+      this._matches.textContent = query ? `${count} line${plural}` : '';
+    }
     this.node.classList.toggle('jp-mod-searching', !!query);
     if (this._following) {
       this._scrollToEnd();
@@ -260,32 +283,46 @@ export class TaskLogView extends Widget {
 
   /** Marks the query in one line, hides it if it does not match; true on a match. */
   private _highlight(line: ILine, query: string): boolean {
-    const text = line.raw;
     if (!query) {
-      line.text.textContent = text;
+      line.text.textContent = line.raw;
       line.node.classList.remove('jp-mod-hidden');
       return false;
     }
-    const lower = text.toLowerCase();
-    let at = lower.indexOf(query);
+    const found = markMatches(line.text, line.raw, query);
     // attempt markers stay visible: they say which attempt a match belongs to
-    line.node.classList.toggle('jp-mod-hidden', at < 0 && !line.marker);
-    if (at < 0) {
-      line.text.textContent = text;
-      return false;
+    line.node.classList.toggle('jp-mod-hidden', !found && !line.marker);
+    return found;
+  }
+
+  /** Lists the earlier lines (off the page) that match, above the page; none: hidden. */
+  private _showEarlier(matches: IEarlierLine[], query: string): void {
+    const earlier = this._earlier;
+    earlier.hidden = matches.length === 0;
+    if (matches.length === 0) {
+      earlier.replaceChildren();
+      return;
     }
-    line.text.textContent = '';
-    let from = 0;
-    while (at >= 0) {
-      line.text.append(text.slice(from, at));
-      const mark = document.createElement('mark');
-      mark.textContent = text.slice(at, at + query.length);
-      line.text.append(mark);
-      from = at + query.length;
-      at = lower.indexOf(query, from);
-    }
-    line.text.append(text.slice(from));
-    return true;
+    const title = document.createElement('div');
+    title.className = 'jp-TasksLog-earlierTitle';
+    const n = matches.length;
+    title.textContent =
+      `${n.toLocaleString('en-US')} earlier line${n === 1 ? '' : 's'} (not on the page) ` +
+      `match${n === 1 ? 'es' : ''}` +
+      (n > MAX_EARLIER_MATCHES ? `; the first ${MAX_EARLIER_MATCHES} are listed:` : ':');
+    const rows = matches.slice(0, MAX_EARLIER_MATCHES).map(line => {
+      const node = document.createElement('div');
+      node.className = line.className;
+      const ts = document.createElement('span');
+      ts.className = 'jp-TasksLog-ts';
+      ts.textContent = line.clock;
+      ts.title = line.title;
+      const text = document.createElement('span');
+      text.className = 'jp-TasksLog-text';
+      markMatches(text, line.raw, query);
+      node.append(ts, text);
+      return node;
+    });
+    earlier.replaceChildren(title, ...rows);
   }
 
   private _download(): void {
@@ -441,6 +478,15 @@ export class TaskLogView extends Widget {
     }
     for (const line of this._lines.splice(0, extra)) {
       line.node.remove();
+      // kept as text (not as nodes) for a search of the whole log
+      const ts = line.node.firstElementChild as HTMLElement;
+      line.node.classList.remove('jp-mod-hidden');
+      this._earlierLines.push({
+        raw: line.raw,
+        clock: ts.textContent ?? '',
+        title: ts.title,
+        className: line.node.className
+      });
     }
     this._hiddenCount += extra;
     this._hiddenNote.textContent =
@@ -488,6 +534,8 @@ export class TaskLogView extends Widget {
   private _message: HTMLDivElement;
   private _hiddenNote: HTMLDivElement;
   private _hiddenCount = 0;
+  private _earlier: HTMLDivElement;
+  private _earlierLines: IEarlierLine[] = [];
   private _status!: HTMLSpanElement;
   private _attempt!: HTMLSpanElement;
   private _elapsed!: HTMLSpanElement;
@@ -507,6 +555,31 @@ export class TaskLogView extends Widget {
   private _fetching = false;
   private _again = false;
   private _timer: ReturnType<typeof setInterval>;
+}
+
+/**
+ * Puts `text` into `span` with each (case-insensitive) occurrence of the lower-case
+ * `query` in a `<mark>`; true when there was one.
+ */
+function markMatches(span: HTMLElement, text: string, query: string): boolean {
+  const lower = text.toLowerCase();
+  let at = lower.indexOf(query);
+  if (at < 0) {
+    span.textContent = text;
+    return false;
+  }
+  span.textContent = '';
+  let from = 0;
+  while (at >= 0) {
+    span.append(text.slice(from, at));
+    const mark = document.createElement('mark');
+    mark.textContent = text.slice(at, at + query.length);
+    span.append(mark);
+    from = at + query.length;
+    at = lower.indexOf(query, from);
+  }
+  span.append(text.slice(from));
+  return true;
 }
 
 /** `running 1m 04s`, `queued 12s`, `took 8.8s`. */

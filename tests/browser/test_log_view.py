@@ -216,10 +216,26 @@ def test_a_long_log_keeps_its_last_lines_on_the_page_and_downloads_whole(
     note = log.locator(".jp-TasksLog-hidden")
     assert note.inner_text() == ("5,000 earlier lines are not shown here (the view keeps the "
                                  "last 20,000); Download saves the whole log.")
-    # search covers the lines on the page, and says so
-    log.locator(".jp-TasksLog-search").fill("line 2400")  # 24000-24009; 2400 is off it
-    assert log.locator(".jp-TasksLog-matches").inner_text() == "10 lines on the page"
-    log.locator(".jp-TasksLog-search").fill("")
+    # search covers the lines off the page too, listed above it (before: the count said
+    # "10 lines on the page", and line 2400 could not be found but in the download)
+    search = log.locator(".jp-TasksLog-search")
+    search.fill("line 2400")  # 24000-24009 on the page; 2400 is off it
+    assert log.locator(".jp-TasksLog-matches").inner_text() == \
+        "10 lines on the page, 1 earlier"
+    earlier = log.locator(".jp-TasksLog-earlier")
+    assert earlier.locator(".jp-TasksLog-earlierTitle").inner_text() == \
+        "1 earlier line (not on the page) matches:"
+    assert earlier.locator(".jp-TasksLog-line .jp-TasksLog-text").all_inner_texts() == \
+        ["line 2400"]
+    assert earlier.locator("mark").all_inner_texts() == ["line 2400"]
+    screenshot(page, "log-search-earlier.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+    search.fill("line 1")  # 1, 10-19, 100-199, 1000-1999 earlier: 1,111; the first 500 listed
+    assert log.locator(".jp-TasksLog-matches").inner_text().endswith(", 1111 earlier")
+    assert earlier.locator(".jp-TasksLog-earlierTitle").inner_text() == \
+        "1,111 earlier lines (not on the page) match; the first 500 are listed:"
+    assert earlier.locator(".jp-TasksLog-line").count() == 500
+    search.fill("")
+    assert earlier.is_hidden()
     with page.expect_download() as info:
         log.locator(".jp-TasksLog-download").click()
     saved = Path(info.value.path()).read_text()
