@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rich.cells import cell_len
 from textual.geometry import Size
 from textual.widgets import Log
 
@@ -31,14 +30,22 @@ class LogTail(Log):
 
     def rewrite_last_line(self, line: str) -> None:
         """Put ``line`` in place of the last line (one a later chunk carried on)."""
-        if not self.lines:
+        lines = list(self.lines)
+        if not lines:
             self.write_lines([line])
-            return
-        # Log has no public way to change a line: its own write() edits the last one so
-        self._lines[-1] = line
-        self._width = max(self._width, cell_len(self._process_line(line)))
-        self.virtual_size = Size(self._width, self.line_count)
-        self.refresh_lines(len(self._lines) - 1)
+        elif line.startswith(lines[-1]):
+            # carried on at its end (the usual case): Log.write continues the last line,
+            # which write_lines leaves open (it writes the newline before each line)
+            self.write(line[len(lines[-1]):], scroll_end=False)
+        else:
+            # a return redrew it (a progress bar): Log has no public way to change a line,
+            # so the few hundred lines are written again, the view kept where it was
+            at_end = self.is_vertical_scroll_end
+            y = self.scroll_y
+            self.clear()
+            self.write_lines([*lines[:-1], line], scroll_end=at_end)
+            if not at_end:
+                self.scroll_to(y=y, animate=False, immediate=True)
 
     def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> LogTail:
         """Append these lines; follow the end only if it was in view (as ``Log`` does)."""

@@ -115,3 +115,21 @@ async def test_a_line_carried_on_by_a_later_chunk_stays_one_line(tmp_path) -> No
             if step < len(gates):
                 gates[step].set()
         assert (await writer.wait(task.id, timeout=30)).status == "succeeded"
+
+
+async def test_the_last_line_rewritten_in_place_keeps_the_lines_before_and_the_view() -> None:
+    tail = LogTail(max_lines=50)
+    async with _OneLog(tail).run_test(size=(40, 6)) as pilot:
+        tail.write_lines([f"line {n}" for n in range(30)] + ["loading "])
+        tail.rewrite_last_line("loading done")  # carried on at its end
+        assert list(tail.lines)[-2:] == ["line 29", "loading done"]
+        tail.rewrite_last_line(" 50%|##  |")  # redrawn from its start
+        tail.write_lines(["next"])
+        await pilot.pause()
+        assert list(tail.lines)[-3:] == ["line 29", " 50%|##  |", "next"]
+        assert tail.line_count == 32 and tail.is_vertical_scroll_end
+        tail.scroll_home(animate=False, immediate=True)
+        tail.rewrite_last_line("redrawn")  # the reader scrolled up: the view stays there
+        await pilot.pause()
+        assert tail.scroll_y == 0 and list(tail.lines)[-2:] == [" 50%|##  |", "redrawn"]
+        assert shown(pilot.app)[0] == "line 0"
