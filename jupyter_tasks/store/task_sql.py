@@ -904,10 +904,19 @@ def decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, fl
     if made_for != sort or made_order != order:
         raise bad(f"made for sort={made_for} order={made_order}, not sort={sort} order={order}")
     if not (isinstance(task_id, str) and _TASK_ID_RE.match(task_id)
-            and isinstance(value, (int, float, str)) and not isinstance(value, bool)
-            and isinstance(now, (int, float)) and math.isfinite(now)):
+            and _sql_value(value) and isinstance(now, (int, float)) and math.isfinite(now)):
         raise bad("not a next_cursor of this API")
     return value, task_id, float(now)
+
+
+def _sql_value(value: Any) -> bool:
+    """A value a sort column holds: text, a finite float, or an int of 64 bits (what SQLite
+    can bind; a forged cursor's 2**64 would be an OverflowError, not a refused cursor)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -2**63 <= value < 2**63
+    return isinstance(value, str) or (isinstance(value, float) and math.isfinite(value))
 
 
 _TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")

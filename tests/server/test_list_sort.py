@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import time
 from typing import Any
 
@@ -151,6 +153,26 @@ async def test_a_cursor_of_another_sort_or_a_forged_one_is_422(api, history):
         response = await api.get(params=params)
         assert_problem(response, 422)
         assert [e["field"] for e in response.json["errors"]] == ["cursor"], params
+
+
+def _cursor(sort: str, order: str, value: Any) -> str:
+    """A cursor as the API encodes one, with a value of the caller's choosing."""
+    raw = json.dumps([sort, order, value, "0" * 32, 1.0]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("value", [2**63, -2**63 - 1, 2**70, float("nan"), float("inf")])
+async def test_a_cursor_with_a_value_sqlite_cannot_hold_is_422(api, history, value):
+    # before: an int past 64 bits was bound as is, and SQLite's OverflowError was a 500
+    for sort, order in (("priority", "asc"), ("finished", "desc"), ("duration", "asc")):
+        response = await api.get(params={"sort": sort, "order": order,
+                                         "cursor": _cursor(sort, order, value)})
+        assert_problem(response, 422)
+        assert [e["field"] for e in response.json["errors"]] == ["cursor"], (sort, value)
+    # the largest values SQLite holds are a cursor's values like any other
+    edge = (await api.get(params={"sort": "priority", "order": "asc",
+                                  "cursor": _cursor("priority", "asc", 2**63 - 1)}))
+    assert edge.code == 200 and edge.json["tasks"] == []
 
 
 async def test_openapi_documents_sort_and_order(api):
