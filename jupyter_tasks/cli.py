@@ -36,7 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from . import dbfile
-from .cli_common import SHORT_ID, CliError, printable, run_parameters, short_id
+from .cli_common import (
+    DB_HELP,
+    SHORT_ID,
+    CliError,
+    db_option,
+    printable,
+    run_parameters,
+    short_id,
+)
 from .cli_common import papermill_value as papermill_value  # where it was before
 from .engine.config import DEFAULT_MAX_LOG_CHARS
 from .engine.options import MAX_SLOTS
@@ -638,10 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jupyter tasks``."""
     parser = argparse.ArgumentParser(prog="jupyter tasks",
                                      description="Inspect and steer jupyter-tasks.")
-    parser.add_argument("--db", help="database file (default: $JUPYTER_TASKS_DB or the "
-                                     "Jupyter data dir)")
+    parser.add_argument("--db", help=DB_HELP)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    full = argparse.ArgumentParser(add_help=False)
+    db = db_option()
+    full = argparse.ArgumentParser(add_help=False, parents=[db])
     full.add_argument("--full", action="store_true",
                       help=f"print whole task ids (default: their last {SHORT_ID} characters)")
 
@@ -655,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_list)
 
-    p = sub.add_parser("show", help="one task in full, as JSON")
+    p = sub.add_parser("show", help="one task in full, as JSON", parents=[db])
     p.add_argument("id", help="task id, or its start or end")
     p.set_defaults(run=_cmd_show)
 
@@ -696,17 +704,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--modules", action="append",
                            help="task module to import (name or .py)")
 
-    p = sub.add_parser("logs", help="print a task's log")
+    p = sub.add_parser("logs", help="print a task's log", parents=[db])
     p.add_argument("id", help="task id, or its start or end")
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(run=_cmd_logs)
 
     p = sub.add_parser("doctor", help="check the database file (read-only) and say how to "
-                                      "recover it")
+                                      "recover it", parents=[db])
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_doctor)
 
-    p = sub.add_parser("worker", help="run queued jobs until stopped")
+    p = sub.add_parser("worker", help="run queued jobs until stopped", parents=[db])
     p.add_argument("--queue", action="append", help="queue to serve (repeatable)")
     p.add_argument("--concurrency", type=_int_in(1, MAX_SLOTS), default=4)
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
@@ -717,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_schedule import add_schedule_parser
 
-    add_schedule_parser(sub)
+    add_schedule_parser(sub, db)
 
     p = sub.add_parser("lab", help="start JupyterLab (adds --allow-root when run as root)",
                        add_help=False)
@@ -761,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = argparse.ArgumentParser(prog="jupyter tasks run", allow_abbrev=False,
                                       description=RUN_DESCRIPTION)
         run.add_argument("--full", action="store_true")
+        run.add_argument("--db", default=argparse.SUPPRESS)
         add_run_arguments(run)
         args = run.parse_intermixed_args(argv[_command_index(argv) + 1:],
                                          namespace=argparse.Namespace(db=args.db))

@@ -15,6 +15,18 @@ SHORT_ID = 10  # the dashboard and the cards show the last 10 characters of an i
 _UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
+DB_HELP = "database file (default: $JUPYTER_TASKS_DB or the Jupyter data dir)"
+
+
+def db_option() -> argparse.ArgumentParser:
+    """A parent parser giving a subcommand ``--db`` too: ``jupyter tasks doctor --db FILE``
+    (as the database's error messages print it) means ``jupyter tasks --db FILE doctor``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    # absent here, the global --db (or its default) stays
+    parent.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    return parent
+
+
 def printable(text: str) -> str:
     """A task's or schedule's own text for a terminal: each control as its escape (``\\x1b``)."""
     return _UNPRINTABLE.sub(

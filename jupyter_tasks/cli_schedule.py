@@ -20,13 +20,14 @@ from .scheduler import Scheduler
 from .schedules import CATCH_UP, Schedule
 
 
-def add_schedule_parser(sub: Any) -> None:
-    """Add ``schedule`` and its subcommands to the ``jupyter tasks`` subparsers."""
+def add_schedule_parser(sub: Any, db: argparse.ArgumentParser) -> None:
+    """Add ``schedule`` and its subcommands (each taking the ``db`` parent's ``--db`` too)
+    to the ``jupyter tasks`` subparsers."""
     parser = sub.add_parser("schedule", help="run jobs on a cron schedule (add, list, pause, "
-                                             "resume, rm, run)")
+                                             "resume, rm, run)", parents=[db])
     actions = parser.add_subparsers(dest="schedule_cmd", required=True)
 
-    p = actions.add_parser("add", help="add a schedule: a job and a cron rule",
+    p = actions.add_parser("add", help="add a schedule: a job and a cron rule", parents=[db],
                            description="NOTEBOOK with papermill's parameter flags, or "
                                        "--command ARGV... (put it last).")
     p.add_argument("--name", required=True, help="the schedule's name (its jobs' label)")
@@ -54,7 +55,7 @@ def add_schedule_parser(sub: Any) -> None:
     p.set_defaults(run=_cmd_add, inject_input_path=False, inject_output_path=False,
                    inject_paths=False, output=None)
 
-    p = actions.add_parser("list", help="schedules, newest first")
+    p = actions.add_parser("list", help="schedules, newest first", parents=[db])
     p.add_argument("--json", action="store_true")
     p.add_argument("--full", action="store_true", help="whole ids")
     p.set_defaults(run=_cmd_list)
@@ -63,7 +64,7 @@ def add_schedule_parser(sub: Any) -> None:
                            ("resume", _cmd_resume, "fire again from the next due time"),
                            ("rm", _cmd_rm, "delete (the jobs it fired stay)"),
                            ("run", _cmd_run, "fire once now (the next due time stays)")):
-        p = actions.add_parser(name, help=text)
+        p = actions.add_parser(name, help=text, parents=[db])
         p.add_argument("schedule", help="schedule id (or its start or end) or name")
         p.add_argument("--full", action="store_true", help="whole ids")
         p.set_defaults(run=fn)

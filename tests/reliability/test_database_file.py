@@ -316,6 +316,27 @@ def test_doctor_on_bad_files(db_path, tmp_path, capsys):
     assert not missing.exists()
 
 
+def test_the_doctor_command_an_error_prints_runs_as_printed(db_path, tmp_path, capsys):
+    # the messages say `jupyter tasks doctor --db FILE`; before, that line was refused
+    # ("unrecognized arguments: --db", exit 2), which reads as the doctor finding damage
+    foreign = tmp_path / "foreign.db"
+    foreign.write_text("hello")
+    assert cli_main(["--db", str(foreign), "list"]) == 2
+    message = capsys.readouterr().err
+    advised = message[message.index("`jupyter tasks doctor") + 1:].split("`")[0]
+    assert advised == f"jupyter tasks doctor --db {foreign}"
+    assert cli_main(advised.split()[2:]) != 0  # it runs, and reports the foreign file
+    assert "not a SQLite database" in capsys.readouterr().out
+
+    in_thread(make_database(db_path))
+    for argv in (["doctor", "--db", str(db_path)], ["list", "--db", str(db_path)],
+                 ["schedule", "list", "--db", str(db_path)],
+                 # after the subcommand it wins over the global one
+                 ["--db", str(foreign), "doctor", "--db", str(db_path)]):
+        assert cli_main(argv) == 0, argv
+        assert "not a SQLite" not in capsys.readouterr().out
+
+
 async def test_a_relative_path_survives_a_change_of_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = await Store.open("tasks.db")
