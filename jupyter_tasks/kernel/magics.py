@@ -11,8 +11,11 @@ allowed (inside a ``def``) the call is left alone and blocks as usual.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import asyncio
+import contextlib
+import math
 import re
 import shlex
 import sys
@@ -31,6 +34,8 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import DollarFormatter
 
+from ..engine.options import TIMEOUT
+from ..exceptions import TaskStateConflict
 from ..models import TaskStatus
 from .cells import CellRun, KernelSide
 from .handle import TaskHandle
@@ -41,6 +46,8 @@ _CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\('(run_blocking|run_
 _ASSIGNED = re.compile(r"^([ \t]*[A-Za-z_][\w.]*[ \t]*=[ \t]*)"
                        r"get_ipython\(\)\.run_line_magic\('run_subprocess', ", re.MULTILINE)
 _MODULE = "__import__('jupyter_tasks.kernel.magics', fromlist=['_'])"
+# a waiting line magic's call as the cell's last line: its argument (the magic's line)
+_LAST_CALL = re.compile(r"_line_magic_async\('\w+', (.*)\)$")
 
 
 def await_waiting_magics(lines: list[str]) -> list[str]:
@@ -52,11 +59,30 @@ def await_waiting_magics(lines: list[str]) -> list[str]:
     new = _CALL.sub(lambda m: f"await {_MODULE}.run_{m[1]}_magic_async('{m[2]}', ", new)
     if new == code:
         return lines
+    new = _keep_quiet(new)
     try:
         compile(new, "<jupyter-tasks-check>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     except SyntaxError:
         return lines
     return new.splitlines(keepends=True)
+
+
+def _keep_quiet(code: str) -> str:
+    """``code`` with a ';' after its last line's magic call if the magic's line ended in one.
+
+    IPython hides the value of a cell whose code ends in ';'; here that ';' is inside
+    the call's string argument, which ``_blocking_source`` strips off.
+    """
+    last = _LAST_CALL.search(code.rstrip())
+    if last is None:
+        return code
+    try:
+        argument = ast.literal_eval(last[1])
+    except (ValueError, SyntaxError):
+        return code
+    if isinstance(argument, str) and argument.rstrip().endswith(";"):
+        return code.rstrip() + ";\n"
+    return code
 
 
 def _side() -> KernelSide:
@@ -87,7 +113,9 @@ def _display(obj: Any) -> None:
 
 def _blocking_source(line: str, cell: str | None) -> tuple[str, str]:
     if cell is None:
-        expr = line.strip()
+        # a trailing ';' hides the cell's value, as in any cell (IPython reads it from the
+        # cell's text): not part of the expression
+        expr = line.strip().removesuffix(";").rstrip()
         if not expr:
             raise UsageError("usage: %run_blocking f(args)  — a call (expression) to run in "
                              "a worker thread while the cell waits")
@@ -117,6 +145,17 @@ def _blocking_outcome(side: KernelSide, task: Any) -> Any:
     return side.manager.outcome(task)
 
 
+async def _stop(manager: Any, task_id: str) -> None:
+    """Cancel a task whose waiter was interrupted; nothing if it ended meanwhile.
+
+    ipykernel delivers an interrupt to a top-level await only once the wait is over,
+    so the task has often ended by then: its TaskStateConflict must not replace the
+    interrupt the user asked for.
+    """
+    with contextlib.suppress(TaskStateConflict):
+        await manager.cancel(task_id)
+
+
 def run_blocking_source(source: str, label: str) -> Any:
     """Run ``source`` as a tracked task in a worker thread and block until it ends."""
     side = _side()
@@ -125,7 +164,7 @@ def run_blocking_source(source: str, label: str) -> Any:
     try:
         task = manager.run_sync(manager.wait(task.id))
     except BaseException:
-        manager.run_sync(manager.cancel(task.id), 30)
+        manager.run_sync(_stop(manager, task.id), 30)
         raise
     return _blocking_outcome(side, task)
 
@@ -138,7 +177,7 @@ async def run_blocking_source_async(source: str, label: str) -> Any:
     try:
         task = await manager.run_on_loop(manager.wait(task.id))
     except BaseException:  # interrupted (KeyboardInterrupt, CancelledError): stop the work
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(manager.cancel(task.id),
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_stop(manager, task.id),
                                                                    manager.loop))
         raise
     return _blocking_outcome(side, task)
@@ -175,9 +214,9 @@ def _parse_subprocess(line: str) -> dict[str, Any]:
             value = tokens[i]
         if name == "timeout":
             try:
-                opts["timeout"] = float(value)
-            except ValueError:
-                raise UsageError(f"--timeout takes seconds, not {value!r}") from None
+                opts["timeout"] = timeout_seconds(value)
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"--timeout {exc}") from None
         else:
             opts[name] = value
         i += 1
@@ -245,7 +284,7 @@ async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> 
     try:
         task = await manager.run_on_loop(manager.wait(task.id))
     except BaseException:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(manager.cancel(task.id),
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_stop(manager, task.id),
                                                                    manager.loop))
         raise
     _subprocess_summary(task)
@@ -260,6 +299,17 @@ async def run_cell_magic_async(name: str, line: str, cell: str) -> Any:
     return await run_blocking_source_async(source, label)
 
 
+def timeout_seconds(text: str) -> float:
+    """A ``--timeout`` value: a positive number of seconds, else ArgumentTypeError saying so."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not TIMEOUT[0](seconds):
+        raise argparse.ArgumentTypeError(f"takes a positive number of seconds, not {text!r}")
+    return seconds
+
+
 # ------------------------------------------------------------------------ magics
 
 
@@ -272,7 +322,8 @@ class TaskMagics(Magics):
     @argument("--key", "-k", default=None,
               help="task key: while a task with this key runs, return it instead of a new one")
     @argument("--name", "-n", default=None, help="variable that receives the TaskHandle")
-    @argument("--timeout", "-t", type=float, default=None, help="seconds before it is stopped")
+    @argument("--timeout", "-t", type=timeout_seconds, default=None,
+              help="seconds before it is stopped")
     @argument("--no-card", action="store_true", help="do not display a progress card")
     @cell_magic
     def background(self, line: str, cell: str) -> None:
@@ -341,7 +392,7 @@ class TaskMagics(Magics):
         try:
             task = manager.run_sync(manager.wait(task.id))
         except BaseException:
-            manager.run_sync(manager.cancel(task.id), 30)
+            manager.run_sync(_stop(manager, task.id), 30)
             raise
         _subprocess_summary(task)
         return None

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.waiting import eventually_sync
 
@@ -152,3 +153,51 @@ def test_card_sends_at_most_about_ten_updates_per_second(
     for i, t in enumerate(times):
         in_second = [u for u in times[i:] if u - t < 1.0]
         assert len(in_second) <= 15, (len(in_second), duration)
+
+
+def _error_of(kernel: Kernel, msg_id: str) -> dict:
+    """The one error a cell ended with (waiting for the cell to end)."""
+    kernel.wait_for(lambda: kernel.idle(msg_id), timeout=60, what="the cell")
+    errors = [m["content"] for m in kernel.outputs_of(msg_id) if m["msg_type"] == "error"]
+    assert len(errors) == 1, kernel.outputs_of(msg_id)
+    return errors[0]
+
+
+@pytest.mark.parametrize("kind", ["cell", "subprocess"])
+def test_an_interrupted_waiting_magic_raises_the_interrupt_not_an_internal_error(
+        kernel: Kernel, tmp_path: Path, kind: str) -> None:
+    # ipykernel delivers the interrupt to a top-level await once the wait is over: by
+    # then the task has often ended, and the magic's cancel of it raised
+    # TaskStateConflict over the interrupt (a traceback through the store)
+    started = tmp_path / "started"
+    touch = f"__import__('pathlib').Path({str(started)!r}).touch()"
+    line = (f"%run_blocking {touch} or __import__('time').sleep(2)" if kind == "cell" else
+            f"%run_subprocess {sys.executable} -c \"{touch}; __import__('time').sleep(2)\"")
+    msg_id = kernel.submit(line)
+    eventually_sync(started.exists, timeout=30, what=f"the {kind} task started")
+    kernel.km.interrupt_kernel()
+    error = _error_of(kernel, msg_id)
+    assert error["ename"] in ("KeyboardInterrupt", "CancelledError"), error
+    assert "TaskStateConflict" not in "\n".join(error["traceback"])
+
+
+def test_waiting_magics_refuse_a_timeout_that_is_not_positive_in_one_line(
+        kernel: Kernel) -> None:
+    # before: InvalidRequest with a traceback through the engine's submission
+    for line in ("%run_subprocess --timeout 0 echo hi", "%run_subprocess --timeout -1 echo hi",
+                 "%%background --timeout -5 --no-card --name neg\n1"):
+        outputs = kernel.execute(line, allow_error=True)
+        # IPython shows a UsageError as one line on stderr, with no traceback
+        assert not [m for m in outputs if m["msg_type"] == "error"], outputs
+        said = "".join(m["content"].get("text", "") for m in outputs)
+        assert said.startswith("UsageError: ") and "--timeout" in said, said
+        assert "takes a positive number of seconds, not '" in said, said
+
+
+def test_run_blocking_takes_a_trailing_semicolon(kernel: Kernel) -> None:
+    # a habit to hide a cell's value; before: "invalid syntax" as a UsageError
+    outputs = kernel.execute("x = %run_blocking sum(range(4));\nx")
+    assert [m["content"]["data"]["text/plain"] for m in outputs
+            if m["msg_type"] == "execute_result"] == ["6"]
+    outputs = kernel.execute("%run_blocking sum(range(4));")
+    assert not [m for m in outputs if m["msg_type"] == "execute_result"]
