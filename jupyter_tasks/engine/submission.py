@@ -165,7 +165,8 @@ class Submission:
             status=TaskStatus.RUNNING.value if direct else TaskStatus.QUEUED.value,
             name=name, label=label, params=params, spec=spec,
             task_key=options.get("task_key"), idempotency_key=options.get("idempotency_key"),
-            payload_hash=payload_hash(spec, mode, options),
+            # the label too (submit_spec takes it out of the options)
+            payload_hash=payload_hash(spec, mode, {**options, "label": label}),
             queue=queue, priority=int(options.get("priority") or 0),
             owner=options.get("owner") or config.owner,
             origin=dict(options.get("origin") or config.origin or {}),

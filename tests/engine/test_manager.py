@@ -137,6 +137,22 @@ async def test_idempotency_key(manager: TaskManager) -> None:
     assert len(await manager.store.list_tasks(idempotency_key="pay-1")) == 1
 
 
+async def test_an_idempotency_key_repeated_with_another_label_is_a_conflict(
+        manager: TaskManager) -> None:
+    # before: the label was taken out of the options before they were hashed, so the
+    # second submission got the first task, labelled as the first one asked
+    spec = {"name": "add", "params": {"a": 1}}
+    first = await manager.submit_spec(spec, idempotency_key="pay-2", label="first")
+    again = await manager.submit_spec(spec, idempotency_key="pay-2", label="first")
+    assert again.id == first.id and was_deduplicated(again)
+    with pytest.raises(IdempotencyConflict):
+        await manager.submit_spec(spec, idempotency_key="pay-2", label="second")
+    # no label given twice: the same default label, the same payload
+    plain = await manager.submit_spec(spec, idempotency_key="pay-3")
+    assert (await manager.submit_spec(spec, idempotency_key="pay-3")).id == plain.id
+    await manager.wait(first.id, timeout=5)
+
+
 async def test_timeout_stops_a_thread_loop(manager: TaskManager) -> None:
     task = await manager.submit("spin", mode="background", timeout=0.3)
     done = await manager.wait(task.id, timeout=10)
