@@ -41,13 +41,15 @@ from .cli_common import (
     SHORT_ID,
     CliError,
     db_option,
+    json_option,
     printable,
+    queue_name,
     run_parameters,
     short_id,
 )
 from .cli_common import papermill_value as papermill_value  # where it was before
 from .engine.config import DEFAULT_MAX_LOG_CHARS
-from .engine.options import MAX_SLOTS
+from .engine.options import MAX_SLOTS, check_options
 from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
 from .manager import TaskManager, was_deduplicated
@@ -186,11 +188,11 @@ def _print_table(tasks: Sequence[Task], args: argparse.Namespace) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    params: dict[str, Any] = json_option(args.params, "--params", obj=True) or {}
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--param takes key=value, not {item!r}")
+            raise CliError(f"--param takes key=value, not {item!r}")
         try:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -229,11 +231,13 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     elif args.notebook:
         spec = {"notebook": args.notebook, "parameters": _params(args)}
     else:
-        spec = {"code": args.code, "input_data": json.loads(args.input) if args.input else None}
+        spec = {"code": args.code, "input_data": json_option(args.input, "--input")}
     options = dict(label=args.label, task_key=args.task_key,
                    idempotency_key=args.idempotency_key, queue=args.queue,
                    priority=args.priority, timeout=args.timeout, max_retries=args.max_retries,
                    memory_limit_mb=args.memory_limit)
+    # before anything else: a bad option is the error, whether or not the name is known here
+    check_options(options)
     async with _manager(args, create=True) as m:  # a first start may well be a submit
         try:
             task = await m.submit_spec(spec, mode="job", **options)
@@ -242,12 +246,12 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
             if served is not None:
                 # the server registered it (e.g. from its command line): its workers
                 # know the task and check the params when they run it
-                print(f"note: {args.name!r} is not registered in this shell; queued for "
-                      f"the server's workers ({served})", file=sys.stderr)
                 params = spec["params"]
                 task = await m.enqueue_by_name(
                     args.name, params, label=args.label or args.name,
                     **{k: v for k, v in options.items() if k != "label"})
+                print(f"note: {args.name!r} is not registered in this shell; queued for "
+                      f"the server's workers ({served})", file=sys.stderr)
                 return _print_submitted(args, await m.wait(task.id) if args.wait else task)
             raise CliError(
                 f"{exc.message}. This command imports the modules of "
@@ -616,7 +620,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds the whole run may take")
     p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
                    help="memory limit of the kernel and its children, in MB")
-    p.add_argument("--queue", default="default", metavar="Q")
+    p.add_argument("--queue", default="default", metavar="Q", type=queue_name)
     p.add_argument("--wait", action="store_true",
                    help="print the log as it is written and exit when the job ends: 0 "
                         f"succeeded, {EXIT_TIMEOUT} timed out, 1 otherwise")
@@ -680,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label")
     p.add_argument("--task-key")
     p.add_argument("--idempotency-key")
-    p.add_argument("--queue", default="default")
+    p.add_argument("--queue", default="default", type=queue_name)
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--timeout", type=float)
     p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
@@ -715,7 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_doctor)
 
     p = sub.add_parser("worker", help="run queued jobs until stopped", parents=[db])
-    p.add_argument("--queue", action="append", help="queue to serve (repeatable)")
+    p.add_argument("--queue", action="append", type=queue_name,
+                   help="queue to serve (repeatable)")
     p.add_argument("--concurrency", type=_int_in(1, MAX_SLOTS), default=4)
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
     p.add_argument("--max-log-chars", type=_int_in(1, 10**12), default=DEFAULT_MAX_LOG_CHARS,

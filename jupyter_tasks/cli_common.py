@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,30 @@ def db_option() -> argparse.ArgumentParser:
     # absent here, the global --db (or its default) stays
     parent.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     return parent
+
+
+def queue_name(text: str) -> str:
+    """An argparse type: a queue name (letters, digits, '_', '-', '.'), else a clear error."""
+    from .engine.options import QUEUE_RE
+
+    if not QUEUE_RE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"not a queue name: {text!r} (letters, digits, '_', '-', '.'; at most 100)")
+    return text
+
+
+def json_option(text: str | None, option: str, *, obj: bool = False) -> Any:
+    """The JSON value of ``option`` (None if not given); CliError when it is not JSON, or
+    (with ``obj``) not an object."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{option} is not JSON: {exc}") from None
+    if obj and not isinstance(value, dict):
+        raise CliError(f"{option} takes a JSON object, not a {type(value).__name__}")
+    return value
 
 
 def printable(text: str) -> str:

@@ -14,7 +14,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from .cli_common import CliError, printable, run_parameters, short_id
+from .cli_common import CliError, printable, queue_name, run_parameters, short_id
 from .manager import TaskManager
 from .scheduler import Scheduler
 from .schedules import CATCH_UP, Schedule
@@ -48,7 +48,7 @@ def add_schedule_parser(sub: Any, db: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--parameters_base64", action="append", metavar="BASE64")
     p.add_argument("-k", "--kernel", help=argparse.SUPPRESS)
     p.add_argument("--command", nargs=argparse.REMAINDER, help="argv of a command job (last)")
-    p.add_argument("--queue", default="default", metavar="Q")
+    p.add_argument("--queue", default="default", metavar="Q", type=queue_name)
     p.add_argument("--timeout", type=float, metavar="S", help="seconds each run may take")
     p.add_argument("--memory-limit", type=int, metavar="MB")
     p.add_argument("--json", action="store_true", help="print the schedule as JSON")

@@ -290,6 +290,29 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
     assert not db_path.exists() or stored(db_path) == []
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["submit", "--name", "cli_greet", "--params", "{bad"], "--params is not JSON"),
+    (["submit", "--name", "cli_greet", "--params", "[1, 2]"],
+     "--params takes a JSON object, not a list"),
+    (["submit", "--code", "print(1)", "--input", "{bad"], "--input is not JSON"),
+    (["worker", "--queue", "a b"], "not a queue name: 'a b'"),
+    (["worker", "--queue", ""], "not a queue name: ''"),
+    # the option's error, not "no task registered" (nor "queued for the server's
+    # workers" when a server serves the queue) for a name this shell does not know
+    (["submit", "--name", "not_here", "--queue", "bad queue"],
+     "not a queue name: 'bad queue'"),
+    (["submit", "--name", "not_here", "--timeout", "-1"], "timeout: must be a positive"),
+])
+def test_malformed_input_is_one_clear_error(env: dict[str, str], db_path: Path,
+                                            args: list[str], message: str) -> None:
+    # before: JSONDecodeError, TypeError and ValueError tracebacks, or the wrong reason
+    done = jt(env, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "queued" not in done.stderr
+    assert not db_path.exists() or stored(db_path) == []
+
+
 # an OSC title change, a colour, a clear screen, a right-to-left override
 HOSTILE = "\x1b]0;pwned\x07\x1b[31mred\x1b[2J \u202eevil"
 
