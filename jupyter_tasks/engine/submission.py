@@ -272,12 +272,32 @@ class Submission:
         mode = parent.mode
         if mode != TaskMode.JOB and (not state.config.runs_background
                                      or parent.kind not in state.kinds):
+            owner_worker = await self._live_background_worker(parent)
+            if owner_worker is not None:
+                # a kernel's background command (its worker takes no jobs, and none may
+                # be running): that worker runs it again, as a cell rerun goes to its kernel
+                valid = state.kinds[parent.kind].validate(spec, state.registry)
+                return await self.create(
+                    parent.kind, TaskMode.BACKGROUND.value, valid.spec, name=valid.name,
+                    label=label, params=valid.params, local=None, options=options,
+                    parent=parent, relationship=relationship, target_worker=owner_worker)
             mode = TaskMode.JOB.value
         if mode == TaskMode.SYNC:
             mode = TaskMode.BACKGROUND.value  # a rerun never blocks whoever asked for it
         # lineage goes into the row as it is created, so task.created already names the parent
         return await self.submit_spec(spec, mode=mode, label=label, parent=parent,
                                       relationship=relationship, **options)
+
+
+    async def _live_background_worker(self, parent: Task) -> str | None:
+        """The live worker that ran background task ``parent`` (not a function, whose
+        module this process may lack), when this process can check the spec; else None."""
+        kind = parent.kind
+        if kind == TaskKind.FUNCTION or kind not in self.state.kinds or not parent.worker_id \
+                or parent.worker_id == self.state.worker_id:
+            return None
+        alive = {w.id for w in await self.state.store.list_workers()}
+        return parent.worker_id if parent.worker_id in alive else None
 
 
 def qualified_name(fn: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -147,6 +148,24 @@ def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
     eventually_sync(lambda: task_of(db_path, new.id).status == "succeeded", what="rerun")
     assert task_of(db_path, new.id).result == 20
     assert kernel.value("counter") == 2
+
+
+def test_rerun_of_a_kernels_background_command_from_another_process_runs_in_that_kernel(
+        kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
+    # before: the rerun became a job (this process runs no background work), which no
+    # kernel takes and no worker served: "started" in the dashboard, queued forever
+    marker = tmp_path / "runs"
+    kernel.execute(f"proc = %run_subprocess --background {sys.executable} -c "
+                   f"\"open({str(marker)!r}, 'a').write('run\\\\n')\"")
+    task_id = kernel.value("proc.id")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="first run")
+    for fn in (lambda m: m.rerun(task_id),
+               lambda m: m.fork(task_id, {"label": "forked from afar"})):
+        new = with_manager(db_path, fn, runs_background=False, as_worker=False)
+        assert new.mode == "background" and new.worker_id == task_of(db_path, task_id).worker_id
+        eventually_sync(lambda new=new: task_of(db_path, new.id).status == "succeeded",
+                        what=f"the {new.relationship} run by the kernel")
+    assert marker.read_text() == "run\n" * 3
 
 
 def test_rerun_button_of_the_card_reruns_the_cell_and_the_card_follows(
