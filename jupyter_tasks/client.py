@@ -27,6 +27,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from .models import STREAM_RESET
+
 TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
 
 
@@ -231,7 +233,10 @@ class TasksClient:
 
         A dropped connection is reopened with ``since=<last event id seen>``, so
         nothing is missed and nothing repeats. Refusals (4xx) are raised;
-        with ``reconnect=False`` a drop ends the iteration.
+        with ``reconnect=False`` a drop ends the iteration. A ``stream.reset``
+        message says the id was of another history (the database file was
+        replaced): what was read before no longer holds, and events resume after
+        its ``id``.
         """
         last = since
         delay = retry_delay
@@ -252,6 +257,12 @@ class TasksClient:
                         break
                     event = json.loads(message)
                     if not isinstance(event, dict) or "id" not in event:
+                        continue
+                    if event.get("type") == STREAM_RESET:
+                        # our id was of another history (the database was replaced):
+                        # what was read before is gone; resume after the server's newest
+                        last = event["id"]
+                        yield event
                         continue
                     if last is not None and event["id"] <= last:
                         continue

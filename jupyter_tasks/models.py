@@ -80,6 +80,10 @@ class EventType(str, Enum):
         return _STATUS_EVENTS[status]
 
 
+# the websocket's own message (never stored) to a client resuming with an id past the
+# newest event (another history: the database was replaced): start over from its id
+STREAM_RESET = "stream.reset"
+
 _STATUS_EVENTS = {
     TaskStatus.QUEUED: EventType.CREATED,
     TaskStatus.RUNNING: EventType.STARTED,

@@ -24,6 +24,8 @@ from typing import Any
 TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
 STATUSES = (*ACTIVE, *TERMINAL)
+# the server's message to a client resuming from another history (jupyter_tasks.models)
+STREAM_RESET = "stream.reset"
 RESYNC = "dashboard.resync"  # pseudo-event: re-read everything shown (resumed without an id)
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
@@ -396,6 +398,12 @@ class ServerSource(DataSource):
                     except ValueError:
                         continue
                     if not isinstance(event, dict) or not isinstance(event.get("id"), int):
+                        continue
+                    if event.get("type") == STREAM_RESET:
+                        # the database was replaced (ids begin again): re-read everything
+                        self.last_event_id = event["id"]
+                        yield {"id": None, "type": RESYNC, "task_id": None, "ts": None,
+                               "task": None}
                         continue
                     if self.last_event_id is not None and event["id"] <= self.last_event_id:
                         continue  # never twice, whatever the server replays

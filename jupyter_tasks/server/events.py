@@ -27,7 +27,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
 from ..manager import Subscription, TaskManager
-from ..models import TERMINAL_STATUSES, Event, EventType, TaskStatus
+from ..models import STREAM_RESET, TERMINAL_STATUSES, Event, EventType, TaskStatus, iso
 from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
 from .handlers import ID_RE, MAX_EVENT_ID
@@ -80,10 +80,16 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)
         await self.settings["jupyter_tasks_app"].ensure_started()
-        if self._since is None:
+        newest = await self.manager.store.last_event_id()
+        # a since past the newest event comes from another history: the database file
+        # was replaced (moved aside to start empty, ids begin again). The client is told
+        # to start over from the newest (a browser cannot read a refused handshake's
+        # status); kept, it would drop every live event below its old id, silently
+        self._reset = self._since is not None and self._since > newest
+        if self._since is None or self._reset:
             # "from now" is the store's newest event, which the manager's tail may not
             # have dispatched yet: those are skipped, later ones replayed or sent live
-            self._since = await self.manager.store.last_event_id()
+            self._since = newest
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
@@ -116,6 +122,8 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
     async def _pump(self) -> None:
         sender = self._sender
         try:
+            if self._reset:
+                await self.write_message(safe_dumps(stream_reset(self._since)))
             # the store covers everything up to now, the inbox everything after
             await self._catch_up(self._since, sender)
             while True:
@@ -156,6 +164,13 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         sender.overflowed = False
         sender.inbox.clear()
         await self._catch_up(sender.last_id, sender)
+
+
+def stream_reset(newest: int) -> dict[str, Any]:
+    """The message that tells a client resuming from another history to start over: forget
+    what it shows, read it again, and resume after ``newest`` (its ``id``)."""
+    return {"id": newest, "type": STREAM_RESET, "task_id": None,
+            "ts": iso(time.time()), "task": None}
 
 
 class _Message:

@@ -377,6 +377,12 @@ export class EventStream implements IDisposable {
   private _isDisposed = false;
 }
 
+/**
+ * The server's own message (never stored) to a client resuming with an id past its
+ * newest event: start over, resuming after the message's `id`.
+ */
+export const STREAM_RESET = 'stream.reset';
+
 /** How often at most the server's counts are read again while events arrive. */
 const TOTALS_EVERY_MS = 1000;
 /** The counts are read again after this many times as long as the last read took. */
@@ -608,6 +614,16 @@ export class TasksConnection implements IDisposable {
   }
 
   private _onEvent(_: EventStream, event: ITaskEvent): void {
+    if (event.type === STREAM_RESET) {
+      // the ids this panel resumed from are of another history (the database was
+      // replaced, e.g. moved aside to start empty): what it shows is gone
+      this.model.reset(event.id);
+      this._cursor = null;
+      this._loaded = false;
+      void this.refresh();
+      void this.refreshSchedules();
+      return;
+    }
     if (event.type === 'schedule.changed') {
       // no task: only the event id moves in the task model (to resume after it)
       if (this.model.applyEvents([event]).length > 0) {

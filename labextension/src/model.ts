@@ -405,6 +405,25 @@ export class TasksModel {
   }
 
   /**
+   * Forget every task and resume after event `lastEventId`: the server said the
+   * ids the model knew are of another history (its database was replaced).
+   */
+  reset(lastEventId: number): void {
+    this._tasks.clear();
+    this._touchedAt.clear();
+    this._statusCounts.clear();
+    this._queued.clear();
+    this._pending.clear();
+    this._totals = null;
+    this._queuedTotals = null;
+    this._positions = null;
+    this._order = null;
+    this._invalidateViews();
+    this._lastEventId = lastEventId;
+    this._scheduleChanged();
+  }
+
+  /**
    * Merge tasks read over REST.
    *
    * @param asOf - `lastEventId` when the request was sent. The server read the

@@ -87,3 +87,49 @@ async def test_catches_up_over_a_server_restart_without_gaps_or_duplicates(tmp_p
             assert app.screen_text().count("while down 0") == 1
     finally:
         server.kill()
+
+
+async def test_a_database_started_over_is_read_again_not_ignored(tmp_path):
+    # the documented recovery: stop the server, move the file aside, start empty. Event
+    # ids begin again below the one the dashboard resumes from; before, the server took
+    # that since and the dashboard dropped every new event: nothing new ever showed
+    db = tmp_path / "tasks.db"
+    server = Server(tmp_path, db).start()
+    try:
+        client = TasksClient(server.url, server.token)
+        source = ServerSource(server.url, server.token)
+        app = TasksDashboard(source)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.page_loads and source.connections == 1, pilot,
+                        what="following the server")
+            old = [await client.submit("dash_echo", {"value": i}, label=f"old {i}")
+                   for i in range(3)]
+            for task in old:
+                await client.wait(task["id"], timeout=30)
+            await until(lambda: all(t["id"] in app.table.tasks for t in old), pilot,
+                        what="the old tasks on screen")
+            server.kill()
+            aside = tmp_path / "aside"
+            aside.mkdir()
+            for path in tmp_path.glob("tasks.db*"):
+                path.rename(aside / path.name)
+            server.start()  # same port and token, an empty database
+            await until(lambda: source.connections >= 2, pilot, timeout=60,
+                        what="the websocket reconnected")
+            new = await client.submit("dash_echo", {"value": 9}, label="after the start over")
+            await until(lambda: new["id"] in app.table.tasks, pilot, timeout=30,
+                        what="the new task on screen")
+            # the old history is gone from the file, and from the screen
+            await until(lambda: not any(t["id"] in app.table.tasks for t in old), pilot,
+                        what="the old tasks gone")
+            assert source.last_event_id is not None and source.last_event_id < 10
+            # TasksClient.events says so too, then goes on after the server's newest id
+            stream = client.events(since=10_000)
+            reset = await stream.__anext__()
+            assert reset["type"] == "stream.reset" and reset["id"] == source.last_event_id
+            again = await client.submit("dash_echo", {"value": 10}, label="after the reset")
+            following = await stream.__anext__()
+            assert following["task_id"] == again["id"] and following["id"] > reset["id"]
+            await stream.aclose()
+    finally:
+        server.kill()

@@ -84,6 +84,29 @@ async def test_without_since_starts_live_from_now(api, tasks_app, jp_ws_fetch):
     ws.close()
 
 
+async def test_a_since_past_the_newest_event_is_told_to_start_over(api, tasks_app, jp_ws_fetch):
+    # a client resuming with an id of another history (the database was moved aside to
+    # start empty, and ids begin again): before, it was accepted and every live event
+    # with a lower id was dropped, so the panel showed nothing new, silently
+    old = await api.submit({"name": "srv_job", "queue": PARKED})
+    newest = await tasks_app.manager.store.last_event_id()
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": str(newest + 5000)})
+    first = await read_until(ws, lambda m: True)
+    assert first[0]["type"] == "stream.reset" and first[0]["id"] == newest, first
+    assert first[0]["task_id"] is None and first[0]["task"] is None
+    await api.post(old["id"], "cancel")  # then live events, after that id
+    live = await read_until(ws, lambda m: m["type"] == "task.cancelled")
+    assert [m["type"] for m in live] == ["task.cancelled"] and live[0]["id"] > newest
+    ws.close()
+    # a since the database has reached is no reset
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": str(newest)})
+    await api.post(old["id"], "cancel")
+    await api.submit({"name": "srv_job", "queue": PARKED})
+    later = await read_until(ws, lambda m: m["type"] == "task.created")
+    assert "stream.reset" not in [m["type"] for m in later]
+    ws.close()
+
+
 async def test_task_id_filter(api, tasks_app, jp_ws_fetch):
     mine = await api.submit({"name": "srv_job", "queue": PARKED})
     other = await api.submit({"name": "srv_job", "queue": PARKED})

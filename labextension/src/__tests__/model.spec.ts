@@ -487,3 +487,18 @@ describe('identity, notebooks and sections (issue 13)', () => {
     expect(pendingQuestion(late)).toBeNull();
   });
 });
+
+describe('reset', () => {
+  it('forgets every task and takes events again from the id it is given', () => {
+    const { model, scheduler } = makeModel();
+    model.applyEvents([event(40, 'task.created', task(1)), event(41, 'task.created', task(2))]);
+    model.reset(3);
+    scheduler.flush();
+    expect(model.all).toHaveLength(0);
+    expect(model.lastEventId).toBe(3);
+    // ids of the new history are below the old ones: they are applied, not dropped
+    expect(model.applyEvents([event(4, 'task.created', task(7))])).toHaveLength(1);
+    model.applySnapshots([task(8)], 3);
+    expect(model.all.map(t => t.id).sort()).toEqual([taskId(7), taskId(8)].sort());
+  });
+});
