@@ -30,6 +30,8 @@ const LOG_PAGE = 1000;
 
 /** Page size of the task list; the panel asks for older pages on demand. */
 export const PAGE_SIZE = 100;
+/** Running tasks read beside the first page, however old (the most a list gives). */
+const RUNNING_LIMIT = 500;
 
 /** A non-2xx answer; `message` is the problem+json `detail` when there is one. */
 export class TasksAPIError extends Error {
@@ -57,13 +59,19 @@ export class TasksAPI {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
 
   list(
-    options: { limit?: number; cursor?: string | null; scheduleId?: string } = {}
+    options: {
+      limit?: number;
+      cursor?: string | null;
+      scheduleId?: string;
+      status?: string;
+    } = {}
   ): Promise<ITaskPage> {
     return this._json<ITaskPage>([], {
       query: {
         limit: String(options.limit ?? PAGE_SIZE),
         cursor: options.cursor ?? undefined,
-        schedule_id: options.scheduleId
+        schedule_id: options.scheduleId,
+        status: options.status
       }
     });
   }
@@ -454,7 +462,10 @@ export class TasksConnection implements IDisposable {
   /** Re-read the first page, e.g. after a failed load. */
   async refresh(): Promise<void> {
     const asOf = this.model.lastEventId;
-    const page = await this._load(null);
+    const [page, running] = await Promise.all([this._load(null), this._loadRunning()]);
+    if (running) {
+      this.model.applySnapshots(running, asOf);
+    }
     if (page) {
       this.model.applySnapshots(page.tasks, asOf);
       if (!this._loaded) {
@@ -462,6 +473,27 @@ export class TasksConnection implements IDisposable {
         this._loaded = true;
       }
       void this._refreshTotals();
+    }
+  }
+
+  /**
+   * The task with this id: the model's copy, else read over REST into the model (a
+   * task older than the loaded pages, named by a log tab or a lineage link); null
+   * when there is none to read.
+   */
+  async ensureTask(id: string): Promise<ITask | null> {
+    const known = this.model.get(id);
+    if (known) {
+      return known;
+    }
+    const asOf = this.model.lastEventId;
+    try {
+      const task = await this.api.get(id);
+      this.model.applySnapshots([task], asOf);
+      return this.model.get(id) ?? null;
+    } catch (error) {
+      console.warn(`jupyter-tasks: could not read task ${id}`, error);
+      return null;
     }
   }
 
@@ -667,6 +699,20 @@ export class TasksConnection implements IDisposable {
     if (status === 'open') {
       void this._loadIdentity();
       void this.refreshSchedules();
+    }
+  }
+
+  /**
+   * Every running task (the first RUNNING_LIMIT), whatever its age: the running
+   * section and the questions waiting for an answer must not depend on whether a
+   * task is among the newest page.
+   */
+  private async _loadRunning(): Promise<ITask[] | null> {
+    try {
+      return (await this.api.list({ limit: RUNNING_LIMIT, status: 'running' })).tasks;
+    } catch (error) {
+      console.warn('jupyter-tasks: could not read the running tasks', error);
+      return null;
     }
   }
 

@@ -106,6 +106,14 @@ export class TaskLogView extends Widget {
     this._timer = setInterval(() => this._poll(), POLL_MS);
     this._renderHeader();
     void this._fetch();
+    // a task older than the panel's loaded pages (a tab restored at start-up, a link
+    // from a rerun): read it, or the header would say "loading…" for good
+    void this._connection.ensureTask(this.taskId).then(() => {
+      if (!this.isDisposed) {
+        this._renderHeader();
+        this._renderEmpty();
+      }
+    });
   }
 
   readonly taskId: string;
@@ -346,6 +354,8 @@ export class TaskLogView extends Widget {
       return;
     }
     this._renderHeader();
+    // the empty log's line says what the task is doing: queued, then running
+    this._renderEmpty();
     if (event.type === 'task.deleted') {
       this._stop('The task was deleted.');
     } else if (event.type === 'task.log' || (event.task && !isActive(event.task))) {
@@ -393,15 +403,25 @@ export class TaskLogView extends Widget {
           return;
         }
       } while (this._again);
-      this._message.textContent = this._emptyText();
-      this.node.classList.toggle('jp-mod-empty', !this._lines.some(line => !line.marker));
+      this._readError = false;
+      this._renderEmpty();
     } catch (error) {
       if (!this.isDisposed) {
+        this._readError = true;
         this._message.textContent = `Could not read the log: ${(error as Error).message}`;
       }
     } finally {
       this._fetching = false;
     }
+  }
+
+  /** The empty log's line for the task as it is now (an unread log keeps its error). */
+  private _renderEmpty(): void {
+    if (this._readError || this._stopped) {
+      return;
+    }
+    this._message.textContent = this._emptyText();
+    this.node.classList.toggle('jp-mod-empty', !this._lines.some(line => !line.marker));
   }
 
   /** What an empty log says instead of a blank page. */
@@ -524,6 +544,7 @@ export class TaskLogView extends Widget {
 
   private _stop(message: string): void {
     clearInterval(this._timer);
+    this._stopped = true;
     this._message.textContent = message;
   }
 
@@ -534,6 +555,10 @@ export class TaskLogView extends Widget {
   private _message: HTMLDivElement;
   private _hiddenNote: HTMLDivElement;
   private _hiddenCount = 0;
+  /** The last read of the log failed: its message stays until a read succeeds. */
+  private _readError = false;
+  /** The view stopped for good (the task was deleted): its message stays. */
+  private _stopped = false;
   private _earlier: HTMLDivElement;
   private _earlierLines: IEarlierLine[] = [];
   private _status!: HTMLSpanElement;

@@ -159,6 +159,15 @@ export class TasksPanel extends ReactWidget {
   reveal(id: string, options: { question?: boolean } = {}): void {
     const model = this._connection.model;
     const task = model.get(id);
+    if (!task) {
+      // older than the loaded pages (a rerun's parent, a notification's task): read it
+      void this._connection.ensureTask(id).then(found => {
+        if (found && !this.isDisposed) {
+          this.reveal(id, options);
+        }
+      });
+      return;
+    }
     if (task && !model.visible.some(visible => visible.id === id)) {
       model.setFilter(DEFAULT_FILTER);
       this._filterGeneration++;

@@ -83,3 +83,9 @@ def browser_bar(ctx: TaskContext, steps: int = 10) -> int:
     ctx.write("windows line\r\n")
     ctx.write("done\n")
     return steps
+
+
+@task("browser_choose", tags=["browser-test"], mode="job")
+def browser_choose(ctx: TaskContext, prompt: str, choices: list[str]) -> str:
+    """Wait for a person to pick one of ``choices``."""
+    return ctx.confirm_sync(prompt, choices)
