@@ -19,6 +19,7 @@ export function Confirmation(props: {
             key={choice}
             className="jp-TasksPanel-answer jp-Button jp-mod-styled jp-mod-accept"
             data-answer={choice}
+            title={choice}
             onClick={() => props.onAnswer(choice)}
           >
             {choice}
