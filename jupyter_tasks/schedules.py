@@ -19,6 +19,7 @@ module what is due. The rules, stated once (the user guide repeats them):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -91,6 +92,10 @@ def _second_pass(due: datetime) -> bool:
         and first.timestamp() != second.timestamp()
 
 
+# croniter's random field, alone or with a range: R, R(0-30)
+_RANDOM = re.compile(r"R(\(.*\))?", re.IGNORECASE)
+
+
 def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
     """The problems of a cron expression and time zone, as problem+json ``errors`` entries."""
     problems: list[dict[str, str]] = []
@@ -105,6 +110,11 @@ def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
         elif len(text.split()) != 5:
             problems.append({"field": "cron", "message":
                              "five fields: minute hour day-of-month month day-of-week"})
+        elif any(_RANDOM.fullmatch(part) for field in text.split() for part in field.split(",")):
+            # croniter draws a random field again at each step: a rule would fire at
+            # several minutes of one hour, and a preview list times it would not keep
+            problems.append({"field": "cron", "message":
+                             f"random fields (R) are not supported: name the time ({text!r})"})
         elif not croniter.is_valid(text):
             problems.append({"field": "cron", "message": f"not a valid cron expression: {text!r}"})
     if not isinstance(zone, str) or not zone:
@@ -112,7 +122,8 @@ def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
     else:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a folder of the zone database ('Europe') is read as a file
             problems.append({"field": "timezone", "message": f"unknown time zone {zone!r}"})
     if not problems:
         # valid fields can still name no date at all (0 0 31 2 *): refused, never a 500 later

@@ -29,6 +29,13 @@ def wall(moment: float) -> str:
     ("", "UTC", "cron"),
     ("0 9 * * 1-5", "Mars/Olympus", "timezone"),
     ("0 9 * * 1-5", "", "timezone"),
+    # a folder of the zone database: before, IsADirectoryError through the CLI and REST
+    ("0 9 * * 1-5", "Europe", "timezone"),
+    ("0 9 * * 1-5", "America/Argentina", "timezone"),
+    # croniter's random fields: drawn again at each step, so a rule fired several times
+    # an hour, and the preview listed times it would not keep
+    ("R * * * *", "UTC", "cron"),
+    ("0 R * * *", "UTC", "cron"),
 ])
 def test_bad_rules_are_refused_by_field(cron: str, zone: str, field: str) -> None:
     assert [p["field"] for p in cron_problems(cron, zone)] == [field]
