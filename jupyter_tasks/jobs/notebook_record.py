@@ -226,13 +226,16 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
     """The real path ``template`` names for one run; ``InvalidRequest`` if it leaves the root.
 
     Fields: ``{id}`` (the task id), ``{date}`` (the run's date, ISO; a format such
-    as ``{date:%Y%m%d}`` works), and any parameter (``{alpha}``). Relative paths
+    as ``{date:%Y%m%d}`` works), and any parameter (``{alpha}``), which wins over
+    ``id`` and ``date`` of the same name. Relative paths
     resolve under ``root_dir``; the result must be a file path inside it, and not
     ``input_path`` (the notebook the job runs).
     """
     if not isinstance(template, str) or not template.strip() or "\0" in template:
         raise _bad_output_path("output_path must be a non-empty path")
-    values = {**parameters, "id": task_id, "date": date}
+    # a parameter of the same name wins, as papermill fills OUTPUT from the parameters
+    # (a backfill's -r date 2024-01-01 must not become today's date)
+    values = {"id": task_id, "date": date, **parameters}
     unknown = [f for f in _template_fields(template) if f not in values]
     if unknown:
         raise _bad_output_path(
