@@ -325,7 +325,14 @@ def import_module_or_path(spec: str) -> types.ModuleType:
         assert spec_obj and spec_obj.loader
         module = importlib.util.module_from_spec(spec_obj)
         sys.modules[module_name] = module
-        spec_obj.loader.exec_module(module)
+        try:
+            spec_obj.loader.exec_module(module)
+        except BaseException:
+            # as importlib does: a module that failed leaves no half-run copy behind,
+            # which the next import would return with no error and without its tasks
+            if sys.modules.get(module_name) is module:
+                del sys.modules[module_name]
+            raise
         return module
     return importlib.import_module(spec)
 

@@ -49,6 +49,7 @@ import contextlib
 import datetime
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -498,7 +499,8 @@ def _text(data: bytes | str) -> str:
 def _write_file(path: str, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (a reader never sees half a notebook)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
+    # one name per write, not per process: two jobs of one worker may write one path
+    partial = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
     try:
         with open(partial, "w", encoding="utf-8") as f:
             f.write(text)

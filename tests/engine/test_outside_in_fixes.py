@@ -1,0 +1,78 @@
+"""Found by driving jobs as users do: output paths named by parameters, a task module that
+failed to import, two writes of one output path at once. No server, real files."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks.jobs.notebook import _write_file
+from jupyter_tasks.jobs.notebook_record import render_output_path
+from jupyter_tasks.registry import import_module_or_path
+
+
+def test_a_parameter_named_date_or_id_fills_its_own_field_in_output_path(tmp_path: Path) -> None:
+    # papermill fills OUTPUT from the parameters only; before, the run's own {date} and
+    # {id} won over -r date 2024-01-01, so a backfill's runs overwrote each other
+    def render(parameters: dict) -> str:
+        return render_output_path("rep-{date}-{id}.ipynb", root_dir=str(tmp_path),
+                                  task_id="t" * 32, date=datetime.date(2026, 12, 6),
+                                  parameters=parameters)
+
+    assert render({"date": "2024-01-01", "id": 7}) == str(tmp_path / "rep-2024-01-01-7.ipynb")
+    assert render({}) == str(tmp_path / f"rep-2026-12-06-{'t' * 32}.ipynb")
+
+
+def test_a_task_module_that_failed_to_import_fails_again_until_it_is_fixed(
+        tmp_path: Path) -> None:
+    # before: the half-run module stayed in sys.modules; the next import returned it
+    # with no error and without its tasks, so the real cause was hidden for good
+    helper = tmp_path / "helper_for_jt_test.py"
+    module = tmp_path / "needs_helper_tasks.py"
+    module.write_text("import helper_for_jt_test\n"
+                      "from jupyter_tasks import task\n\n"
+                      "@task('jt_needs_helper')\n"
+                      "def needs_helper() -> int:\n"
+                      "    return helper_for_jt_test.VALUE\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for _ in range(2):
+            with pytest.raises(ModuleNotFoundError, match="helper_for_jt_test"):
+                import_module_or_path(str(module))
+        helper.write_text("VALUE = 42\n")
+        loaded = import_module_or_path(str(module))
+        assert loaded.needs_helper() == 42
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("helper_for_jt_test", None)
+        sys.modules.pop("jupyter_tasks_user_needs_helper_tasks", None)
+
+
+def test_two_writes_of_one_output_path_at_once_both_succeed(tmp_path: Path) -> None:
+    # two notebook jobs of one worker with the same OUTPUT: before, both wrote the same
+    # per-process temporary file, and one job failed (FileNotFoundError) after its run
+    target = str(tmp_path / "out" / "latest.ipynb")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write(n: int) -> None:
+        try:
+            start.wait()
+            for _ in range(20):
+                _write_file(target, f"writer {n} " + "x" * 200_000)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    text = Path(target).read_text()
+    assert text.startswith("writer ") and len(text) == len("writer 0 ") + 200_000
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["latest.ipynb"]
