@@ -186,6 +186,16 @@ class DaskBackend:
         if self._client_lock is None:
             self._client_lock = asyncio.Lock()
         async with self._client_lock:
+            if self._client is not None and self.address is not None \
+                    and self._client.status in ("closing", "closed"):
+                # a scheduler away longer than the client's reconnect window: the client
+                # closed itself for good; a new one reaches the scheduler once it is back
+                # (a client the caller gave, with no address, stays the caller's)
+                with contextlib.suppress(Exception):
+                    self._client.unsubscribe_topic(self.topic)
+                self._client = None
+                self._subscribed = False
+                self._owns_client = True
             if self._client is None:
                 from distributed import Client
 

@@ -73,6 +73,21 @@ async def test_hundred_jobs_complete_with_fresh_keys(hub: TaskManager) -> None:
     assert hub.test_backend.submitted == 101
 
 
+async def test_a_client_that_closed_itself_is_replaced(hub: TaskManager) -> None:
+    # a scheduler away longer than the client's reconnect window: the client closes
+    # itself for good. Before, every later job failed at once with ClosedClientError
+    # (registered functions spent their three attempts in milliseconds) until the hub
+    # was restarted, though the scheduler was back
+    first = await hub.wait((await hub.submit("dask_square", x=3, mode="job")).id, timeout=60)
+    assert first.status == "succeeded"
+    backend = hub.test_backend
+    closed = await backend.client()
+    await closed.close()
+    after = await hub.wait((await hub.submit("dask_square", x=4, mode="job")).id, timeout=60)
+    assert (after.status, after.result, after.attempts) == ("succeeded", 16, 1), after.error
+    assert await backend.client() is not closed
+
+
 async def test_progress_and_logs_arrive_while_running(hub: TaskManager, tmp_path: Path) -> None:
     task = await hub.submit("dask_steps", steps=40, marker_dir=str(tmp_path), delay=0.1,
                             mode="job")
