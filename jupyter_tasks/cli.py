@@ -45,6 +45,7 @@ from .cli_common import (
     printable,
     queue_name,
     run_parameters,
+    shield_parameter_values,
     short_id,
 )
 from .cli_common import papermill_value as papermill_value  # where it was before
@@ -766,6 +767,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if db is not None:  # the server and its kernels take the database from here
             os.environ[DB_ENV] = os.path.abspath(db)
         return _cmd_lab(argv[at + 1:])
+    if argv[at:at + 1] == ["run"] or argv[at:at + 2] == ["schedule", "add"]:
+        argv = shield_parameter_values(argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "run" and rest:

@@ -136,7 +136,35 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
     for text in args.parameters_yaml or []:
         parameters.update(_yaml_parameters(text, f"-y {text[:40]!r}"))
     for name, value in args.parameters or []:
-        parameters[name] = papermill_value(value)
+        parameters[name] = papermill_value(unshielded(value))
     for name, value in args.parameters_raw or []:
-        parameters[name] = value
+        parameters[name] = unshielded(value)
     return parameters
+
+
+# papermill's -p/-r take any VALUE, '-x' and '-2.5e3' too; argparse reads a token that
+# starts with '-' (and is no plain negative number) as an option, and refuses
+_PARAMETER_FLAGS = ("-p", "--parameters", "-r", "--parameters_raw")
+_SHIELD = "\x00"
+
+
+def shield_parameter_values(argv: list[str]) -> list[str]:
+    """``argv`` with each -p/-r VALUE that starts with '-' marked so argparse takes it as
+    a value (``unshielded`` takes the mark off); nothing from ``--command`` or ``--`` on."""
+    out = list(argv)
+    i = 0
+    while i < len(out):
+        token = out[i]
+        if token in ("--command", "--"):
+            break
+        if token in _PARAMETER_FLAGS and i + 2 < len(out) and out[i + 2].startswith("-"):
+            out[i + 2] = _SHIELD + out[i + 2]
+            i += 3
+            continue
+        i += 1
+    return out
+
+
+def unshielded(value: str) -> str:
+    """A -p/-r VALUE as typed (see ``shield_parameter_values``)."""
+    return value[len(_SHIELD):] if value.startswith(_SHIELD) else value

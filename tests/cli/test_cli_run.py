@@ -143,6 +143,8 @@ def test_parameters_land_as_papermill_injects_them(env: dict[str, str], root: Pa
     line = ["-p", "i", "3", "-p", "f", "2.5", "-p", "t", "True", "-p", "n", "None",
             "-p", "s", "hello world", "-r", "raw", "42", "-p", "neg", "-7",
             "-p", "big", "12345678901234567890", "-p", "sci", "1e3", "-p", "under", "1_000",
+            # values that start with '-' (before: "expected 2 arguments" from argparse)
+            "-p", "sci_neg", "-2.5e3", "-r", "dash", "-x",
             "-y", "ylist: [1, two, 3.0, null]\nydict: {a: 1, b: [true]}\nydate: 2024-01-02",
             "-y", "order: 2", "-f", "params.yaml", "-b", encoded, "--inject-paths",
             "-k", "python3", "--cwd", ".", "--log-output", "--no-progress-bar",
@@ -166,6 +168,7 @@ def test_parameters_land_as_papermill_injects_them(env: dict[str, str], root: Pa
     assert ours_values == expected and sorted(ours_names) == sorted(names)
     assert expected["order"] == ("int", 2) and expected["ydate"] == ("str", "2024-01-02")
     assert expected["raw"] == ("str", "42") and expected["n"] == ("NoneType", None)
+    assert expected["sci_neg"] == ("float", -2500.0) and expected["dash"] == ("str", "-x")
     assert expected["PAPERMILL_OUTPUT_PATH"] == ("str", "out.ipynb")
 
 
