@@ -611,6 +611,16 @@ export class TasksConnection implements IDisposable {
     this.model.applySnapshots(page.tasks, asOf);
   }
 
+  /**
+   * Read the newest tasks with one of `statuses` into the model: a status filter
+   * must not say nothing matches while its count says some do, on older pages.
+   */
+  async loadStatuses(statuses: string[]): Promise<void> {
+    const asOf = this.model.lastEventId;
+    const page = await this.api.list({ limit: PAGE_SIZE, status: statuses.join(',') });
+    this.model.applySnapshots(page.tasks, asOf);
+  }
+
   /** Submit a job and put it in the model at once. */
   submit(job: IJobBody): Promise<ITask> {
     return this._act(() => this.api.submit(job));

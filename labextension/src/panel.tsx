@@ -444,6 +444,12 @@ export class TasksPanel extends ReactWidget {
           onChange={event => {
             const picked = STATUS_CHOICES.find(c => c.value === event.currentTarget.value)!;
             model.setFilter({ statuses: new Set(picked.statuses), needsMe: !!picked.needsMe });
+            if (picked.statuses.length > 0 && this._connection.hasOlder) {
+              // the loaded pages may hold none of them: the server's newest do
+              this._act('read the tasks with that status', () =>
+                this._connection.loadStatuses(picked.statuses)
+              );
+            }
           }}
         >
           {STATUS_CHOICES.map(c => (

@@ -61,6 +61,25 @@ def test_a_question_and_a_task_older_than_the_first_page_are_shown(
     wait_status(page, ask["id"], "succeeded")
 
 
+def test_a_status_filter_shows_its_tasks_from_older_pages(lab: LabServer, page: Any) -> None:
+    # before: "Failed (1)" in the filter, then "No task matches the filters." when the
+    # failed task was older than the loaded pages
+    _, me = lab.request("GET", "/api/tasks/me")
+    failed = submit(lab, {"name": "browser_fail", "params": {"message": "on an old page"},
+                          "max_retries": 0, "label": "old failure"})
+    wait_status(page, failed["id"], "failed")
+    seed(lab.db_path, [make_task(f"newer ok {i}", owner=me["owner"]) for i in range(120)])
+    page.reload()
+    open_lab_and_panel(page, lab)
+    assert row(page, failed["id"]).count() == 0  # older than the first page
+    try:
+        page.locator(".jp-TasksPanel-statusFilter").select_option("failed")
+        row(page, failed["id"]).wait_for(state="visible")
+        assert page.locator(".jp-TasksPanel-empty").count() == 0
+    finally:
+        page.locator(".jp-TasksPanel-statusFilter").select_option("")
+
+
 def test_an_empty_logs_line_follows_its_task_from_queued_to_running(
         lab: LabServer, page: Any) -> None:
     # before: "the task is queued and has not started" stayed after it started
