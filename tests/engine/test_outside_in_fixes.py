@@ -76,3 +76,18 @@ def test_two_writes_of_one_output_path_at_once_both_succeed(tmp_path: Path) -> N
     text = Path(target).read_text()
     assert text.startswith("writer ") and len(text) == len("writer 0 ") + 200_000
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["latest.ipynb"]
+
+
+def test_a_failure_reason_is_a_whole_line_not_one_ending_in_a_colon() -> None:
+    # a notebook job's error: its first line introduces the cell excerpt below it; as
+    # the retry reason or `run --wait`'s last line it ended in a dangling ':'
+    from jupyter_tasks.models import failure_reason
+
+    error = {"type": "PapermillExecutionError",
+             "message": "ValueError: bad input (in cell 2 of fails.ipynb, In [2]):\n"
+                        "raise ValueError('bad input')"}
+    assert failure_reason(error) == \
+        "PapermillExecutionError: ValueError: bad input (in cell 2 of fails.ipynb, In [2])"
+    assert failure_reason({"type": "KeyError", "message": "'a:'"}) == "KeyError: 'a:'"
+    assert failure_reason({"type": "E", "message": "ratio:"}) == "E: ratio:"  # one line: as is
+    assert failure_reason(None) == "failed"
