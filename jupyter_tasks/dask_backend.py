@@ -139,6 +139,15 @@ def remote_error(error: dict[str, Any], worker: str | None) -> RemoteTaskError:
 # ======================================================================= hub
 
 
+def lost_future_message(key: str, exc: BaseException) -> str:
+    """Why a job's Dask future was cancelled, from distributed's reason, in a retry reason."""
+    reason = getattr(exc, "reason", None)
+    if reason == "scheduler-connection-lost":
+        # not a cancel anyone asked for: the scheduler died or could not be reached
+        return f"the connection to the Dask scheduler was lost while future {key} ran"
+    return f"the Dask future {key} was cancelled outside jupyter-tasks ({reason or 'unknown'})"
+
+
 @dataclass
 class _RemoteRun:
     key: str
@@ -259,9 +268,8 @@ class DaskBackend:
         self.submitted += 1
         try:
             outcome = await self._outcome(run, future)
-        except FutureCancelledError:
-            raise DaskJobLost(f"the Dask future {key} was cancelled outside jupyter-tasks") \
-                from None
+        except FutureCancelledError as exc:
+            raise DaskJobLost(lost_future_message(key, exc)) from None
         except asyncio.CancelledError:
             if getattr(running, "stop_reason", None) in ("cancel", "timeout") \
                     and self._started_remotely(task.id):

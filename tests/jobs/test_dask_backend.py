@@ -473,3 +473,17 @@ def test_a_scheduler_slow_to_answer_for_one_run_holds_up_no_other_run() -> None:
         held_event.release.set()
         held.finished.set()
         quick.finished.set()
+
+
+def test_a_future_lost_with_its_scheduler_is_not_called_a_cancel() -> None:
+    # a scheduler killed mid-job: the retry reason said "cancelled outside
+    # jupyter-tasks", though nobody cancelled anything
+    from distributed.client import FutureCancelledError
+
+    from jupyter_tasks.dask_backend import lost_future_message
+
+    lost = lost_future_message("jt-1", FutureCancelledError("jt-1", "scheduler-connection-lost"))
+    assert lost == "the connection to the Dask scheduler was lost while future jt-1 ran"
+    cancelled = lost_future_message("jt-2", FutureCancelledError("jt-2", "cancelled-by-user"))
+    assert cancelled == ("the Dask future jt-2 was cancelled outside jupyter-tasks "
+                         "(cancelled-by-user)")
