@@ -687,3 +687,19 @@ def test_any_body_on_any_route_is_answered_and_4xx_writes_nothing(server_factory
     assert any(code < 300 for _, code in answered) and any(code >= 400 for _, code in answered)
     code, _, _ = client.send("GET", "/api/tasks/stats")
     assert code == 200 and server.popen.poll() is None
+
+
+def _describe_the_strategies_now() -> None:
+    """Name every lambda of this file's strategies while the process is fresh.
+
+    Hypothesis names a lambda (for a strategy's repr, which it takes when it first
+    validates a strategy) by parsing this file with ``ast.parse``. On CPython 3.11 that
+    parse once raised ``SystemError: AST constructor recursion depth mismatch`` when
+    taken deep in a worker that had run other tests (a CPython bug of the AST
+    constructor's depth count): done at import, the names are cached for good.
+    """
+    for strategy in (hostile_values, json_native, any_json, post_requests):
+        repr(strategy)
+
+
+_describe_the_strategies_now()
