@@ -318,16 +318,9 @@ export class TaskLogView extends Widget {
       `match${n === 1 ? 'es' : ''}` +
       (n > MAX_EARLIER_MATCHES ? `; the first ${MAX_EARLIER_MATCHES} are listed:` : ':');
     const rows = matches.slice(0, MAX_EARLIER_MATCHES).map(line => {
-      const node = document.createElement('div');
+      const { node, text } = rowNodes(line.clock, line.title);
       node.className = line.className;
-      const ts = document.createElement('span');
-      ts.className = 'jp-TasksLog-ts';
-      ts.textContent = line.clock;
-      ts.title = line.title;
-      const text = document.createElement('span');
-      text.className = 'jp-TasksLog-text';
       markMatches(text, line.raw, query);
-      node.append(ts, text);
       return node;
     });
     earlier.replaceChildren(title, ...rows);
@@ -517,15 +510,8 @@ export class TaskLogView extends Widget {
   }
 
   private _line(entry: ILogEntry, text: string, time: { clock: string; title: string }): ILine {
-    const node = document.createElement('div');
+    const { node, text: span } = rowNodes(time.clock, time.title);
     const marker = entry.stream === 'log' ? parseMarker(text) : null;
-    const ts = document.createElement('span');
-    ts.className = 'jp-TasksLog-ts';
-    ts.textContent = time.clock;
-    ts.title = time.title;
-    const span = document.createElement('span');
-    span.className = 'jp-TasksLog-text';
-    node.append(ts, span);
     if (marker) {
       node.className = 'jp-TasksLog-marker';
       node.dataset.attempt = String(marker.attempt);
@@ -580,6 +566,19 @@ export class TaskLogView extends Widget {
   private _fetching = false;
   private _again = false;
   private _timer: ReturnType<typeof setInterval>;
+}
+
+/** A log row's nodes: its time (the clock, the full time as its title), then its text. */
+function rowNodes(clock: string, title: string): { node: HTMLDivElement; text: HTMLSpanElement } {
+  const node = document.createElement('div');
+  const ts = document.createElement('span');
+  ts.className = 'jp-TasksLog-ts';
+  ts.textContent = clock;
+  ts.title = title;
+  const text = document.createElement('span');
+  text.className = 'jp-TasksLog-text';
+  node.append(ts, text);
+  return { node, text };
 }
 
 /**
