@@ -168,14 +168,12 @@ export class TasksPanel extends ReactWidget {
       });
       return;
     }
-    if (task && !model.visible.some(visible => visible.id === id)) {
+    if (!model.visible.some(visible => visible.id === id)) {
       model.setFilter(DEFAULT_FILTER);
       this._filterGeneration++;
     }
-    if (task) {
-      this._collapsed.delete(sectionOf(model, task));
-    }
-    if (!options.question || !task || !pendingQuestion(task)) {
+    this._collapsed.delete(sectionOf(model, task));
+    if (!options.question || !pendingQuestion(task)) {
       this._expanded.add(id);
     }
     this._revealed = { id, nonce: this._revealed.nonce + 1, question: !!options.question };
@@ -444,8 +442,9 @@ export class TasksPanel extends ReactWidget {
           onChange={event => {
             const picked = STATUS_CHOICES.find(c => c.value === event.currentTarget.value)!;
             model.setFilter({ statuses: new Set(picked.statuses), needsMe: !!picked.needsMe });
-            if (picked.statuses.length > 0 && this._connection.hasOlder) {
-              // the loaded pages may hold none of them: the server's newest do
+            if (picked.statuses.length > 0) {
+              // the loaded pages may hold none of them (or not be loaded yet, so whether
+              // older pages exist is not known): the server's newest do
               this._act('read the tasks with that status', () =>
                 this._connection.loadStatuses(picked.statuses)
               );
