@@ -115,11 +115,10 @@ def failure_reason(error: dict[str, Any] | None) -> str:
     """One line saying why an attempt failed, from its error JSON (``Type: message``)."""
     error = error or {}
     reason = str(error.get("message") or error.get("type") or "failed").strip()
-    lines = reason.splitlines()
+    lines = reason.splitlines() or ["failed"]
     # a first line ending in ':' introduces what follows (a notebook's cell excerpt):
     # alone, the ':' dangles
-    reason = (lines[0].rstrip(":").rstrip() if len(lines) > 1 else lines[0]) if lines \
-        else "failed"
+    reason = lines[0].rstrip(":").rstrip() if len(lines) > 1 else lines[0]
     if error.get("type") and error.get("message"):
         reason = f"{error['type']}: {reason}"
     return reason if len(reason) <= 160 else reason[:159] + "…"

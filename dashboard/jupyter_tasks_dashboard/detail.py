@@ -190,13 +190,13 @@ class DetailPane(VerticalScroll):
             if carried is not None and typed:
                 # the last chunk stopped mid-line: this one's first line carries it on
                 # (under the prefix it started with, as the panel's log does)
-                (text, col), typed = typed[0], typed[1:]
-                carried = (text, col, carried[2])
+                (line, col), typed = typed[0], typed[1:]
+                carried = (line, col, carried[2])
                 if lines:
-                    lines[-1] = carried[2] + text
+                    lines[-1] = carried[2] + line
                 else:
-                    rewritten = carried[2] + text
-            lines += [prefix + text for text, _ in typed]
+                    rewritten = carried[2] + line
+            lines += [prefix + line for line, _ in typed]
             if not unfinished:
                 carried = None
             elif typed:

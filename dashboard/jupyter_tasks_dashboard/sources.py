@@ -24,8 +24,6 @@ from typing import Any
 TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
 STATUSES = (*ACTIVE, *TERMINAL)
-# the server's message to a client resuming from another history (jupyter_tasks.models)
-STREAM_RESET = "stream.reset"
 RESYNC = "dashboard.resync"  # pseudo-event: re-read everything shown (resumed without an id)
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
@@ -371,6 +369,7 @@ class ServerSource(DataSource):
         re-read what it shows.
         """
         from jupyter_tasks.client import TasksClientError
+        from jupyter_tasks.models import STREAM_RESET
 
         delay = RETRY_SECONDS
         while True:
