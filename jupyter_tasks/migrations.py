@@ -496,6 +496,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE workers ADD COLUMN slots TEXT;
         """,
     ),
+    (
+        17,
+        """
+        -- the search index's pieces are lowered in every script now (task_sql.search_grams),
+        -- so "über" finds "Über Report"; those of SQLite's lower(), ASCII only, would not
+        -- match, nor could they be told again to forget them. The index starts over empty
+        -- and the store's upkeep fills it in batches, as after a large prune (searches
+        -- read the tasks not indexed yet directly meanwhile); an index a prune set aside
+        -- goes now
+        DROP TABLE IF EXISTS task_search_dropped;
+        DROP TABLE task_search;
+        CREATE VIRTUAL TABLE task_search USING fts5(
+            grams, content='', detail=none, columnsize=0, tokenize='ascii');
+        INSERT INTO task_search (task_search, rank) VALUES ('automerge', 0);
+        INSERT INTO task_search (task_search, rank) VALUES ('crisismerge', 64);
+        DELETE FROM task_search_queue;
+        DELETE FROM task_disorder;
+        UPDATE task_search_mark SET indexed_to = 0, pending_max = 0, max_id = '';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -156,6 +156,7 @@ async def open_reader(database: str, busy_timeout: float, *,
                                      timeout=busy_timeout)
     try:
         reader.row_factory = sqlite3.Row
+        await reader.create_function(FOLD_CASE_FUNCTION, 1, fold_case, deterministic=True)
         await reader.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         await reader.execute_fetchall("PRAGMA temp_store = MEMORY")
         # a guard: a write slipped onto this connection would take the lock beside the writer
@@ -173,6 +174,7 @@ def open_point_reader(database: str) -> sqlite3.Connection:
     conn = sqlite3.connect(database, isolation_level=None, timeout=0, check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row
+        register_functions(conn)
         conn.execute("PRAGMA query_only = ON")
     except BaseException:
         conn.close()
@@ -185,8 +187,26 @@ def open_point_reader(database: str) -> sqlite3.Connection:
 # ========================================================================
 
 
+def fold_case(text: str | None) -> str | None:
+    """``text`` lowered as Python lowers it, every letter with a case (not only ASCII's)."""
+    return text.lower() if isinstance(text, str) else text
+
+
+# SQLite's lower() folds ASCII letters only (an "Ü" stays): a search for text with other
+# letters compares through this function, registered on each of the store's connections.
+# Only queries name it, never an index or a trigger, which another program's connection
+# (without it) runs too
+FOLD_CASE_FUNCTION = "jupyter_tasks_fold_case"
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The store's own SQL functions on ``conn`` (see FOLD_CASE_FUNCTION)."""
+    conn.create_function(FOLD_CASE_FUNCTION, 1, fold_case, deterministic=True)
+
+
 def setup_connection(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.row_factory = sqlite3.Row
+    register_functions(conn)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":

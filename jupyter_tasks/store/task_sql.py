@@ -30,6 +30,7 @@ from ..models import (
 )
 from ..values import JSONText, is_unicode, storable_text
 from ..values import encode as encode_value
+from .connection import FOLD_CASE_FUNCTION
 from .event_sql import insert_event
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
@@ -498,10 +499,14 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
         where.append("task_key >= ? AND task_key < ?")
         args += [key_prefix, key_prefix + "\U0010ffff"]
     if search:
-        # an id prefix by instr, not LIKE: '%' or '_' typed in the box are no wildcards
-        where.append("(instr(lower(ifnull(label, '')), ?) OR instr(lower(ifnull(name, '')), ?)"
-                     " OR instr(id, ?) = 1)")
+        # an id prefix by instr, not LIKE: '%' or '_' typed in the box are no wildcards.
+        # For an ASCII needle SQLite's own lower(), a fraction of a Python call a row: the
+        # text's other letters cannot be the needle's (but for rare ones Python lowers to
+        # ASCII, such as the Kelvin sign)
         needle = search.lower()
+        lower = "lower" if needle.isascii() else FOLD_CASE_FUNCTION
+        where.append(f"(instr({lower}(ifnull(label, '')), ?) "
+                     f"OR instr({lower}(ifnull(name, '')), ?) OR instr(id, ?) = 1)")
         args += [needle, needle, needle]
     return where, args
 
@@ -597,8 +602,10 @@ def search_grams(text: str) -> str:
     """What the index holds of a task's text: a token per distinct piece of 1 to 3 characters.
 
     Every substring of the text, of any length, is made of pieces it holds: a piece
-    of up to three characters is one; a longer one is its trigrams.
+    of up to three characters is one; a longer one is its trigrams. The text is
+    lowered here, every letter (SEARCH_TEXT_SQL lowers ASCII's only), as a needle is.
     """
+    text = text.lower()
     pieces = dict.fromkeys(text[i:i + n] for n in (1, 2, 3) for i in range(len(text) - n + 1))
     return " ".join(_gram_token(piece) for piece in pieces)
 

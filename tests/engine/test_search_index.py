@@ -16,12 +16,12 @@ from jupyter_tasks.migrations import MIGRATIONS
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.store import LIST_SORTS, Store, task_sql
 from jupyter_tasks.store import store as store_module
-from jupyter_tasks.store.connection import split_sql
+from jupyter_tasks.store.connection import register_functions, split_sql
 from tests.engine.vm_steps import counting_steps
 from tests.waiting import eventually
 
 HISTORY = 20_000
-WORDS = ("Train Model", "etl", "Zeta run", "évaluer", 'say "hi" AND NEAR')
+WORDS = ("Train Model", "etl", "Zeta run", "Évaluer", 'say "hi" AND NEAR')
 
 
 def row(i: int, start: float, status: str = "succeeded") -> dict[str, Any]:
@@ -49,14 +49,11 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def found_by_scan(tasks: list[Task], needle: str) -> set[str]:
-    """What the search means, applied to every task: label or name contain it, or the id
-    starts with it (SQLite's lower() folds ASCII letters only)."""
-    def lower(text: str | None) -> str:
-        return "".join(c.lower() if c.isascii() else c for c in text or "")
-
+    """What the search means, applied to every task: label or name contain it, whatever
+    the case of any letter (not only ASCII's), or the id starts with it."""
     needle = needle.lower()
-    return {t.id for t in tasks
-            if needle in lower(t.label) or needle in lower(t.name) or t.id.startswith(needle)}
+    return {t.id for t in tasks if needle in (t.label or "").lower()
+            or needle in (t.name or "").lower() or t.id.startswith(needle)}
 
 
 class StepCounter:
@@ -76,6 +73,7 @@ class StepCounter:
     def plans(self) -> list[str]:
         """The query plans' steps (EXPLAIN QUERY PLAN details) of the reads recorded."""
         conn = sqlite3.connect(self.path)
+        register_functions(conn)
         try:
             return [row[3] for sql, args in self.queries
                     for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
@@ -84,6 +82,7 @@ class StepCounter:
 
     def steps(self) -> int:
         conn = sqlite3.connect(self.path)
+        register_functions(conn)  # as the store's connections have them
         try:
             with counting_steps(conn) as count:
                 for sql, args in self.queries:
@@ -116,7 +115,8 @@ async def test_a_rare_word_reads_its_few_tasks_not_the_whole_history(
 
 
 NEEDLES = ["run 12345", "zzqx", "train", "ru", "job_3", "ETL 99", "Évaluer 3", "évaluer 3",
-           '"hi"', "and near", "'", "rk 1", "9999", "\"", ")", "zq", "ü", "é", "9", "l\nj",
+           "ÉVALUER 1", "évaluer", "É", "é",
+           '"hi"', "and near", "'", "rk 1", "9999", "\"", ")", "zq", "ü", "9", "l\nj",
            "n 1999", " "]
 
 
@@ -600,10 +600,66 @@ async def test_an_older_database_learns_which_tasks_are_out_of_order(tmp_path: P
         conn.commit()
     finally:
         conn.close()
-    async with await Store.open(path):
-        pass
+    async with await Store.open(path) as store:
+        await store.index_search()  # (migration 17 starts the index over: it learns again)
     recorded, out_of_order = disorder_by_scan(path)
     assert recorded == out_of_order and len(recorded) == 1
+
+
+def ascii_lowered_grams(text: str) -> str:
+    """The pieces a version before 17 indexed: of SQLite's lower(), ASCII letters only."""
+    text = "".join(c.lower() if c.isascii() else c for c in text)
+    pieces = dict.fromkeys(text[i:i + n] for n in (1, 2, 3) for i in range(len(text) - n + 1))
+    return " ".join(piece.encode().hex() for piece in pieces)
+
+
+async def test_an_older_index_starts_over_so_capitals_of_any_script_are_found(
+        tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    start = time.time()
+    labels = ["Über Report", "ОТЧЁТ за май", "plain etl"]
+    conn = sqlite3.connect(path)
+    try:  # a database of schema version 16 whose index holds the old pieces
+        for _, script in MIGRATIONS[:16]:
+            for statement in split_sql(script):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 16")
+        for i, label in enumerate(labels):
+            task = {**row(i, start), "label": label}
+            conn.execute(f"INSERT INTO tasks ({', '.join(task)}) "
+                         f"VALUES ({', '.join('?' * len(task))})", list(task.values()))
+        for rowid, label, name in conn.execute("SELECT rowid, label, name FROM tasks"):
+            conn.execute("INSERT INTO task_search (rowid, grams) VALUES (?, ?)",
+                         (rowid, ascii_lowered_grams(f"{label}\n{name}")))
+        conn.execute("UPDATE task_search_mark SET indexed_to = (SELECT max(rowid) FROM tasks),"
+                     " max_id = (SELECT max(id) FROM tasks)")
+        conn.commit()
+    finally:
+        conn.close()
+    async with await Store.open(path) as store:
+        for catch_up in (False, True):
+            if catch_up:  # read from the index, not directly
+                assert await store.index_search() == len(labels)
+                assert await store._scalar("SELECT indexed_to FROM task_search_mark") == 3
+            for needle, label in (("über", "Über Report"), ("ÜBER R", "Über Report"),
+                                  ("Über", "Über Report"), ("отчёт", "ОТЧЁТ за май"),
+                                  ("ЗА МАЙ", "ОТЧЁТ за май"), ("ETL", "plain etl")):  # noqa: RUF001 (Cyrillic)
+                assert [t.label for t in await store.list_tasks(search=needle)] == [label], \
+                    (needle, catch_up)
+                counts = (await store.stats(search=needle))["statuses"]
+                assert counts["succeeded"] == sum(counts.values()) == 1, (needle, counts)
+        # a relabelled task leaves the new index under its old text and enters it anew
+        task = (await store.list_tasks(search="über"))[0]
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("UPDATE tasks SET label = 'Ärger' WHERE id = ?", (task.id,))
+            conn.commit()
+        finally:
+            conn.close()
+        await store.index_search()
+        assert await store.list_tasks(search="über") == []
+        assert [t.label for t in await store.list_tasks(search="ärg")] == ["Ärger"]
+    assert indexed_rowids(path, "über") == set()
 
 
 async def test_counts_read_an_index_or_the_hits_not_every_row(
