@@ -30,6 +30,7 @@ import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
 import { taskLabel } from './format';
+import { longIntegerText, parseJson } from './json';
 import { stripAnsi } from './logview';
 import { pendingQuestion } from './model';
 import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
@@ -172,7 +173,7 @@ class Restorer {
     if (!response.ok) {
       throw new Error(`GET api/tasks: ${response.status}`);
     }
-    return ((await response.json()) as ITaskPage).tasks;
+    return parseJson<ITaskPage>(await response.text()).tasks;
   }
 
   private _root: string | null | undefined = undefined;
@@ -574,6 +575,10 @@ export function resultText(result: unknown): string {
 function pythonRepr(value: unknown): string {
   if (value === null || value === undefined) {
     return 'None';
+  }
+  const digits = longIntegerText(value);
+  if (digits !== null) {
+    return digits;
   }
   if (typeof value === 'boolean') {
     return value ? 'True' : 'False';

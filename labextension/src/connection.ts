@@ -8,6 +8,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { parseJson } from './json';
 import { TasksModel } from './model';
 import { SchedulesModel } from './schedules';
 import {
@@ -201,7 +202,7 @@ export class TasksAPI {
   /** `path` is relative to `api/tasks`; each segment is URL-encoded. */
   private async _json<T>(path: string[], options: TasksAPI.IRequestOptions = {}): Promise<T> {
     const response = await this._fetch(path, options);
-    return (await response.json()) as T;
+    return parseJson<T>(await response.text());
   }
 
   private async _fetch(path: string[], options: TasksAPI.IRequestOptions = {}): Promise<Response> {
@@ -315,7 +316,7 @@ export class EventStream implements IDisposable {
     socket.onmessage = (message: MessageEvent) => {
       let event: ITaskEvent;
       try {
-        event = JSON.parse(message.data);
+        event = parseJson<ITaskEvent>(message.data);
       } catch (error) {
         console.warn('jupyter-tasks: ignoring a malformed event', error);
         return;

@@ -171,3 +171,24 @@ def test_the_log_buttons_read_in_the_dark_theme(lab: LabServer, page: Any) -> No
         page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
                       "{theme: 'JupyterLab Light'})")
         page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+
+
+def test_an_integer_past_two_to_the_53_is_shown_whole(lab: LabServer, page: Any) -> None:
+    # before: a result of 2**80 read "1.2089258196146292e+24" (JSON.parse rounds it)
+    import dataclasses
+
+    _, me = lab.request("GET", "/api/tasks/me")
+    big = dataclasses.replace(make_task("a huge integer", owner=me["owner"]),
+                              result={"exact": 2**80, "small": 3, "float": 0.1},
+                              params={"n": -(2**64) - 1})
+    seed(lab.db_path, [big])
+    target = row(page, big.id)
+    target.wait_for(state="visible")
+    target.locator(".jp-TasksPanel-rowHeader").click()
+    result = target.locator(".jp-TasksPanel-result pre")
+    result.wait_for(state="visible")
+    assert '"exact": 1208925819614629174706176' in result.inner_text()
+    assert '"small": 3' in result.inner_text() and '"float": 0.1' in result.inner_text()
+    assert '"n": -18446744073709551617' in target.locator(".jp-TasksPanel-params pre").inner_text()
+    screenshot(page, "panel-huge-integer.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors
