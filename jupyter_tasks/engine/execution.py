@@ -423,7 +423,22 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
     # the user's frames by default; every frame (the engine's too) kept beside them
     return {
         "type": type(error).__name__,
-        "message": error_message(error),
-        "traceback": user_traceback(error),
-        "traceback_full": full_traceback(error),
+        "message": cut_error_text(error_message(error), MAX_ERROR_MESSAGE_CHARS),
+        "traceback": cut_error_text(user_traceback(error), MAX_TRACEBACK_CHARS),
+        "traceback_full": cut_error_text(full_traceback(error), MAX_TRACEBACK_CHARS),
     }
+
+
+# An error is written into the row and its event, read by every list and sent to every
+# client: a 25 MB message (a file name the OS refused, quoted whole) made each of them
+# 25 MB. Its start says what went wrong, its end where: both are kept
+MAX_ERROR_MESSAGE_CHARS = 20_000
+MAX_TRACEBACK_CHARS = 100_000
+
+
+def cut_error_text(text: str, limit: int) -> str:
+    """``text`` with its middle cut to ``limit`` characters or so, saying how much went."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]}\n… ({len(text) - 2 * keep:,} characters cut) …\n{text[-keep:]}"

@@ -47,8 +47,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import keyword
 import os
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,12 +149,15 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
     if not isinstance(parameters, Mapping):
         raise InvalidRequest("parameters must be an object",
                              errors=[{"field": "parameters", "message": "must be an object"}])
-    bad = [k for k in parameters if not (isinstance(k, str) and k.isidentifier())]
+    # a keyword ("class = 1") would fail in the injected cell, after the kernel started
+    bad = [k for k in parameters
+           if not (isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k))]
     if bad:
         raise InvalidRequest(
-            f"parameter names must be Python identifiers: {bad}",
-            errors=[{"field": f"parameters.{k}", "message": "not a Python identifier"}
-                    for k in bad])
+            f"parameter names must be Python identifiers, not keywords: {bad}",
+            errors=[{"field": f"parameters.{k}",
+                     "message": "a Python keyword" if isinstance(k, str) and keyword.iskeyword(k)
+                     else "not a Python identifier"} for k in bad])
     if spec.get("export_html") is not None and not isinstance(spec["export_html"], bool):
         raise InvalidRequest("export_html must be true or false",
                              errors=[{"field": "export_html", "message": "must be a boolean"}])
@@ -277,9 +282,8 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         nb = nbformat.reads(notebook_json, as_version=4)
         path = spec["notebook"]
         cwd = work_dir or os.getcwd()
-    name = os.path.basename(path)
-    out = _Outputs(artifact_name=name if name.endswith(".ipynb") else f"{name}.ipynb",
-                   started=started, export_html=bool(spec.get("export_html")))
+    out = _Outputs(artifact_name=notebook_artifact_name(path), started=started,
+                   export_html=bool(spec.get("export_html")))
     if spec.get("output_path") and notebook_json is None:
         out.output_path = render_output_path(
             spec["output_path"], root_dir=root_dir, task_id=task.id,
@@ -424,6 +428,20 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             "html": _html_name(out.artifact_name) if out.export_html else None}
 
 
+def notebook_artifact_name(path: str) -> str:
+    """The artifact name of the executed copy of the notebook at ``path``.
+
+    Its file name where that is a plain artifact name; else made one: accents
+    dropped, other characters an artifact name cannot hold as ``_`` ("résumé (2).ipynb"
+    is "resume _2_.ipynb"). A name refused at the end of the run lost the copy.
+    """
+    name = os.path.basename(path)
+    stem = name[: -len(".ipynb")] if name.endswith(".ipynb") else name
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^A-Za-z0-9._ -]", "_", plain).lstrip("._ -")[:200] or "notebook"
+    return f"{plain}.ipynb"
+
+
 def _html_name(artifact_name: str) -> str:
     return os.path.basename(record.html_path(artifact_name))
 
@@ -474,8 +492,7 @@ async def write_output_copies(task: Any, artifacts: list[tuple[str, bytes, str |
     spec = task.spec or {}
     if task.kind != "notebook" or not spec.get("output_path"):
         return
-    name = os.path.basename(spec.get("notebook") or "")
-    artifact_name = name if name.endswith(".ipynb") else f"{name}.ipynb"
+    artifact_name = notebook_artifact_name(spec.get("notebook") or "")
     by_name = {a[0]: a[1] for a in artifacts}
     if artifact_name not in by_name:
         return

@@ -201,6 +201,11 @@ def parameter_warnings(nb: Any, parameters: Mapping[str, Any]) -> list[str]:
 # ----------------------------------------------------------------- output path
 
 
+# what Linux's file systems take (NAME_MAX, PATH_MAX)
+MAX_PATH_PART_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
 def _template_fields(template: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
@@ -213,6 +218,14 @@ def _template_fields(template: str) -> list[str]:
             raise _bad_output_path(
                 f"output_path {template!r}: {{{name}}} is not a field; use {{id}}, {{date}} or "
                 "a parameter name")
+    for _, name, spec, _ in parsed:
+        # a width or precision is filled in before any length is known: "{id:>99999999}"
+        # in a 56-byte request made a 100 MB name (and error message)
+        if name is not None and any(int(n) > MAX_PATH_PART_BYTES
+                                    for n in re.findall(r"\d+", spec or "")):
+            raise _bad_output_path(
+                f"output_path {template!r}: the format of {{{name}}} asks for more than "
+                f"{MAX_PATH_PART_BYTES} characters")
     return fields
 
 
@@ -245,6 +258,14 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
         rendered = template.format_map(values)
     except (ValueError, TypeError) as exc:
         raise _bad_output_path(f"output_path {template!r} cannot be filled in: {exc}") from None
+    # said now, not after the run as "File name too long" (a long parameter's value)
+    too_long = [part for part in rendered.split(os.sep)
+                if len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_PART_BYTES]
+    if too_long or len(rendered.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise _bad_output_path(
+            f"output_path {template!r} is too long once filled in ({len(rendered):,} "
+            f"characters; a name may have {MAX_PATH_PART_BYTES} bytes, the path "
+            f"{MAX_PATH_BYTES})")
     root = os.path.realpath(root_dir)
     path = os.path.realpath(os.path.join(root, rendered))
     if not path.startswith(root + os.sep):

@@ -91,3 +91,33 @@ def test_a_failure_reason_is_a_whole_line_not_one_ending_in_a_colon() -> None:
     assert failure_reason({"type": "KeyError", "message": "'a:'"}) == "KeyError: 'a:'"
     assert failure_reason({"type": "E", "message": "ratio:"}) == "E: ratio:"  # one line: as is
     assert failure_reason(None) == "failed"
+
+
+async def test_a_huge_error_message_is_cut_in_the_row_keeping_its_start_and_end(
+        tmp_path: Path) -> None:
+    # before: a 25 MB message (an OS error quoting a 25 MB file name) went whole into the
+    # row and its event, and so into every list page and to every client
+    from jupyter_tasks import TaskManager
+    from jupyter_tasks.engine.execution import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
+    from jupyter_tasks.registry import Registry
+
+    def shout() -> None:
+        raise ValueError("START " + "x" * 5_000_000 + " END")
+
+    registry = Registry()
+    registry.register("shout", shout, mode="job")
+    async with TaskManager(tmp_path / "tasks.db", registry=registry,
+                           queues={"default": 1}) as manager:
+        task = await manager.submit_spec({"name": "shout"}, max_retries=0)
+        done = await manager.wait(task.id, timeout=60)
+        assert done.status == "failed"
+        message = done.error["message"]
+        assert message.startswith("START xxx") and message.endswith("xxx END")
+        assert "characters cut" in message
+        assert len(message) < MAX_ERROR_MESSAGE_CHARS + 100
+        for key in ("traceback", "traceback_full"):
+            assert "ValueError" in done.error[key] and "END" in done.error[key]
+            assert len(done.error[key]) < MAX_TRACEBACK_CHARS + 100
+        events = await manager.store.events_after(0, limit=100)
+        failed = [e for e in events if e.type == "task.failed"]
+        assert len(failed) == 1 and len(str(failed[0].task)) < 3 * MAX_TRACEBACK_CHARS

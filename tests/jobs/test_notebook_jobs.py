@@ -192,6 +192,32 @@ async def test_paths_must_stay_inside_the_root(manager: TaskManager, tmp_path: P
     with pytest.raises(InvalidRequest, match="identifiers"):
         validate_notebook_spec({"notebook": "outside.ipynb", "root_dir": str(tmp_path),
                                 "parameters": {"not valid": 1}})
+    # before: accepted, then the injected "class = 1" failed the run with a SyntaxError
+    with pytest.raises(InvalidRequest, match="keywords") as refused:
+        validate_notebook_spec({"notebook": "outside.ipynb", "root_dir": str(tmp_path),
+                                "parameters": {"class": 1, "ok": 2}})
+    assert refused.value.errors == [{"field": "parameters.class",
+                                     "message": "a Python keyword"}]
+
+
+@pytest.mark.parametrize("name", ["résumé (2).ipynb", "_draft.ipynb"])
+async def test_a_notebook_of_any_file_name_keeps_its_executed_copy(
+        manager: TaskManager, tmp_path: Path, name: str) -> None:
+    # before: every cell ran, then the job failed ("artifact name 'résumé.ipynb' must be a
+    # plain file name") and output_path was never written
+    write_notebook(tmp_path / name, [("x = 1", ["parameters"]), "print('x is', x)"])
+    task = await manager.submit_spec({"notebook": name, "root_dir": str(tmp_path),
+                                      "parameters": {"x": 7}, "output_path": "out/{id}.ipynb",
+                                      "export_html": True}, max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    artifacts = sorted(a.name for a in await manager.store.list_artifacts(task.id))
+    plain = {"résumé (2).ipynb": "resume _2_", "_draft.ipynb": "draft"}[name]
+    assert artifacts == [f"{plain}.html", f"{plain}.ipynb"]
+    assert done.result["notebook"] == f"{plain}.ipynb"
+    copy = nbformat.read(tmp_path / "out" / f"{task.id}.ipynb", as_version=4)
+    assert "x is 7" in "".join(o.get("text", "") for c in copy.cells for o in c.get("outputs", []))
+    assert (await artifact_notebook(manager, task.id, f"{plain}.ipynb")).cells == copy.cells
 
 
 def test_injection_without_a_parameters_cell_goes_on_top() -> None:
@@ -239,6 +265,10 @@ async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app
     ("reports/params.ipynb", "is the input notebook"),
     ("reports/../reports/{stem}.ipynb", "is the input notebook"),
     ("reports/hardlink.ipynb", "is the input notebook"),  # another name of the same file
+    # a width filled in before any length is known: a 56-byte request made a 100 MB name
+    ("out/{id:>99999999}.ipynb", "more than 255 characters"),
+    ("out/{alpha:.100000f}.ipynb", "more than 255 characters"),
+    ("out/{stem}" + "x" * 300 + ".ipynb", "too long once filled in"),
 ])
 async def test_output_path_leaving_the_root_is_refused_at_submit(
         api, jp_root_dir, tasks_app, output_path, complaint):
