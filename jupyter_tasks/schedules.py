@@ -174,6 +174,8 @@ def iso(moment: float | None) -> str | None:
 class ScheduleNotFound(TaskNotFound):
     """No schedule with this id (or not one the caller may see)."""
 
+    title = "Schedule not found"
+
 
 SCHEDULE_FIELDS = ("name", "cron", "timezone", "catch_up", "paused", "job")
 # the firing owns these job options: the label is the schedule's name, the key is per firing

@@ -225,10 +225,13 @@ class Submission:
                 "with @task to make it rerunnable"
             )
         label = overrides.pop("label", None) or parent.label
+        owner = owner or parent.owner
         options = dict(queue=parent.queue, priority=parent.priority, timeout=parent.timeout,
                        max_retries=parent.max_retries, memory_limit_mb=parent.memory_limit_mb,
-                       owner=owner or parent.owner, origin=origin or parent.origin,
-                       callback_url=parent.callback_url)
+                       owner=owner, origin=origin or parent.origin,
+                       # the parent's owner's hook is told of their own runs only: another
+                       # user's fork (its params, its result) is not theirs to be sent
+                       callback_url=parent.callback_url if owner == parent.owner else None)
         if parent.kind == TaskKind.CELL:
             # a cell's rerun runs in that cell's kernel: its view belongs under the cell
             # (restorable there), whoever asked for it

@@ -8,6 +8,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..exceptions import InvalidRequest
 from ..notebook_params import notebook_parameters
 from ..scheduler import Scheduler, preview
 from ..schedules import Schedule, ScheduleNotFound
@@ -32,11 +33,21 @@ class ScheduleHandler(TasksHandler):
     def parse_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The job body checked as ``POST /api/tasks`` checks it; fields named ``job.<field>``."""
         try:
-            return parse_job_body(job, self.root)
+            spec, options = parse_job_body(job, self.root)
         except Problem as exc:
             errors = [{**e, "field": f"job.{e['field']}"} for e in exc.errors]
             raise Problem(422, f"invalid job: {exc.detail}", title="Invalid request",
                           errors=errors) from None
+        url = options.get("callback_url")
+        if url is not None:
+            # on the allow-list as a submit's: stored unchecked, it was refused at each firing
+            try:
+                self.manager.check_callback_url(url)
+            except InvalidRequest as exc:
+                raise Problem(422, f"invalid job: {exc.message}", title="Invalid request",
+                              errors=[{"field": "job.callback_url", "message": exc.message}]
+                              ) from None
+        return spec, options
 
     async def visible_schedule(self, schedule_id: str, action: str = "read") -> Schedule:
         """The schedule if the user may ``action`` it; 404 if they may not see it, else 403."""

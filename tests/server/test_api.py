@@ -523,3 +523,12 @@ async def test_history_retention_prunes_finished_tasks_and_body_limit_is_configu
 
     await eventually(pruned, what="finished task pruned")
     assert (await api.get(waiting["id"])).json["status"] == "queued"  # active tasks stay
+
+
+async def test_a_status_repeated_past_sqlites_compound_limit_is_read_once(api) -> None:
+    # before: 501 copies of one status were 501 parts of one SQL compound: a 500
+    task = await api.submit({"name": "srv_job", "queue": "parked"})
+    response = await api.get(params={"status": ",".join(["queued"] * 501)})
+    assert response.code == 200, response.json
+    assert task["id"] in {t["id"] for t in response.json["tasks"]}
+    await api.post(task["id"], "cancel")

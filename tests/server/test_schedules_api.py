@@ -70,6 +70,11 @@ async def test_create_read_list_edit_delete(api: Any) -> None:
     ({"job": {"notebook": "../outside.ipynb"}}, "job.notebook"),
     ({"job": {"notebook": "missing.ipynb"}}, "job.notebook"),
     ({"job": {"command": ["true"], "frobnicate": 1}}, "job.frobnicate"),
+    # before: stored (201/200), then refused at every firing
+    ({"job": {"command": ["true"], "callback_url": "http://169.254.169.254/x"}},
+     "job.callback_url"),
+    ({"job": {"command": ["true"], "callback_url": "gopher://127.0.0.1/x"}},
+     "job.callback_url"),
     ({"frequency": "daily"}, "frequency"),
     ({"name": ""}, "name"),
 ])
@@ -95,6 +100,7 @@ async def test_unknown_schedule_is_404(api: Any) -> None:
                                   body={} if method == "PATCH" else None)
         assert response.code == 404, (method, parts, response.json)
         assert response.json["status"] == 404
+        assert response.json["title"] == "Schedule not found", response.json  # not "Task"
 
 
 async def test_run_now_fires_a_linked_task_and_the_list_filter(api: Any) -> None:

@@ -1,0 +1,69 @@
+"""A user allowed to act on others' tasks beside one who is not: what the first makes
+of the second's task stays theirs (its children, its callback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jupyter_server.auth import Authorizer, IdentityProvider, User
+from traitlets.config import Config
+
+USERS = {"alice-token": "alice", "admin-token": "admin"}
+
+
+class TokenUsers(IdentityProvider):
+    """Each token names one user; no cookies."""
+
+    async def get_user_token(self, handler: Any) -> User | None:
+        name = USERS.get(self.get_token(handler) or "")
+        return User(name) if name else None
+
+    def get_user_cookie(self, handler: Any) -> None:
+        return None
+
+
+class AdminSeesOthers(Authorizer):
+    """Everyone may use ``tasks``; only admin ``tasks-others``."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource != "tasks-others" or user.username == "admin"
+
+
+@pytest.fixture
+def jp_server_config(jp_server_config: Config) -> Config:
+    jp_server_config.ServerApp.identity_provider_class = TokenUsers
+    jp_server_config.ServerApp.authorizer_class = AdminSeesOthers
+    return jp_server_config
+
+
+def as_user(token: str) -> dict[str, str]:
+    return {"Authorization": f"token {token}"}
+
+
+async def test_an_admins_fork_of_my_task_is_neither_listed_to_me_nor_called_back_to_me(
+        api, tasks_app):
+    # before: alice's ?view=full listed admin's fork (its params, label, result), which
+    # she could not open; and the fork kept alice's callback_url, so its result was
+    # posted to her hook
+    alice, admin = as_user("alice-token"), as_user("admin-token")
+    task = await api.submit({"name": "srv_job", "queue": "parked",
+                             "callback_url": "http://127.0.0.1:9/alice-hook"}, headers=alice)
+    own_rerun = await api.post(task["id"], "rerun", headers=alice)
+    assert own_rerun.code == 202, own_rerun.json
+    fork = await api.post(task["id"], "fork", headers=admin,
+                          body={"params": {"value": 42}})
+    assert fork.code == 202, fork.json
+    assert fork.json["owner"] == "admin"
+    assert (await api.get(fork.json["id"], headers=alice)).code == 404
+    full = (await api.get(task["id"], headers=alice, params={"view": "full"})).json
+    assert [c["id"] for c in full["children"]] == [own_rerun.json["id"]]
+    everyone = (await api.get(task["id"], headers=admin, params={"view": "full"})).json
+    assert {c["id"] for c in everyone["children"]} == {own_rerun.json["id"], fork.json["id"]}
+    # a rerun of one's own task keeps its callback; another user's does not
+    store = tasks_app.manager.store
+    assert (await store.get_task(own_rerun.json["id"])).callback_url == \
+        "http://127.0.0.1:9/alice-hook"
+    assert (await store.get_task(fork.json["id"])).callback_url is None
+    for child in (own_rerun.json, fork.json, task):
+        await api.post(child["id"], "cancel", headers=admin)
