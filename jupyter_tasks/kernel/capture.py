@@ -70,6 +70,9 @@ class OutputSink:
             self._maybe_clear()
             last = self._outputs[-1] if self._outputs else None
             if self._chunks is None or last is None or last.get("name") != name:
+                # the other stream's pending chunks into its text first (they were dropped:
+                # stdout, stderr, stdout showed only the last line)
+                self._seal()
                 last = {"output_type": "stream", "name": name, "text": ""}
                 self._push(last)
                 self._chunks = []

@@ -253,7 +253,11 @@ def _record_error(shell: Any, sink: capture.OutputSink, exc: BaseException) -> N
                                                              tb_offset=0)
     except Exception:
         structured = plain.splitlines()
-    sink.error(type(exc).__name__, str(exc), structured, plain)
+    try:
+        evalue = str(exc)
+    except Exception:  # the user's exception stays the one recorded, not this one
+        evalue = "<exception str() failed>"
+    sink.error(type(exc).__name__, evalue, structured, plain)
 
 
 def _set_thread_parent(shell: Any, parent: dict[str, Any] | None) -> list[tuple[Any, Any]]:

@@ -233,3 +233,36 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_a_card_keeps_both_streams_and_an_error_whose_str_fails(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: stdout, stderr, stdout showed ['', '', 'line3'] in the card (a stream's pending
+    # text was dropped when the other stream began), and an exception whose __str__ raised
+    # was recorded as that RuntimeError, with no error in the card
+    kernel.execute(
+        "%%background --name both\n"
+        "import sys\n"
+        "print('line1 to stdout'); sys.stderr.write('to stderr\\n'); print('line3 to stdout')\n"
+        "class Unprintable(Exception):\n"
+        "    def __str__(self):\n"
+        "        raise RuntimeError('nostr')\n"
+        "raise Unprintable()\n"
+    )
+    task_id = _task_id(kernel, "both")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="failure")
+    assert task_of(db_path, task_id).error["type"] == "Unprintable"
+    outputs_widgets = [c for c, name in kernel.comm_models().items() if name == "OutputModel"]
+
+    def card_outputs() -> list:
+        kernel.pump(0.05)
+        return list(kernel.widget_state(outputs_widgets[-1]).get("outputs", ()))
+
+    eventually_sync(lambda: any(o.get("output_type") == "error" for o in card_outputs()),
+                    what="the error in the card")
+    outputs = card_outputs()
+    assert [(o.get("name"), o.get("text")) for o in outputs[:3]] == [
+        ("stdout", "line1 to stdout\n"), ("stderr", "to stderr\n"),
+        ("stdout", "line3 to stdout\n")]
+    assert outputs[3]["ename"] == "Unprintable"
+    assert outputs[3]["evalue"] == "<exception str() failed>"
