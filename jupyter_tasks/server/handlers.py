@@ -682,10 +682,25 @@ class OpenAPIHandler(TasksHandler):
         self.answer(200, openapi_document(self.base_url))
 
 
+# what may follow a task id in a route, and the routes that are no task id
+TASK_ACTIONS = frozenset({"", "result", "logs", "cancel", "rerun", "fork", "confirm",
+                          "artifacts"})
+TOP_LEVEL_ROUTES = frozenset({"registry", "stats", "me", "openapi.json", "events", "schedules"})
+
+
 class NotFoundHandler(TasksHandler):
     """Anything else under ``/api/tasks``: a problem+json 404, never an HTML page."""
 
     async def _missing(self, *args: Any) -> None:
+        rest = self.path_args[0] if self.path_args else ""
+        first, _, action = rest.partition("/")
+        if first and "/" not in action and action in TASK_ACTIONS \
+                and first not in TOP_LEVEL_ROUTES:
+            # an id cut short (the views show its last 10 characters) or mistyped: the same
+            # answer as for an unknown full id, not a route the client got wrong
+            raise Problem(404, f"no task with id {first!r}: a task id is 32 hexadecimal "
+                               "characters (the panel, dashboard and CLI show its last 10)",
+                          title="Task not found")
         raise Problem(404, f"no such route: {self.request.path}")
 
     @web.authenticated

@@ -532,3 +532,18 @@ async def test_a_status_repeated_past_sqlites_compound_limit_is_read_once(api) -
     assert response.code == 200, response.json
     assert task["id"] in {t["id"] for t in response.json["tasks"]}
     await api.post(task["id"], "cancel")
+
+
+async def test_a_short_or_mistyped_task_id_is_an_unknown_task_not_an_unknown_route(api) -> None:
+    # before: "no such route: /api/tasks/18ee92af18" for the last 10 characters the views
+    # show, as if the client had the URL wrong
+    task = await api.submit({"name": "srv_job", "queue": "parked"})
+    for method, parts in [("GET", (task["id"][-10:],)), ("GET", ("zzz", "result")),
+                          ("POST", (task["id"][:-1], "cancel")), ("GET", ("Nope", "logs"))]:
+        response = await api.call(method, *parts, body={} if method == "POST" else None)
+        assert response.code == 404, (method, parts)
+        assert response.json["title"] == "Task not found", response.json
+        assert "a task id is 32 hexadecimal characters" in response.json["detail"]
+    other = await api.get(task["id"], "nonsense")
+    assert other.code == 404 and other.json["detail"].startswith("no such route")
+    await api.post(task["id"], "cancel")
