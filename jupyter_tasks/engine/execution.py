@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..context import TaskContext, current_context
-from ..exceptions import InvalidRequest, ManagerNotRunning, TaskCancelled, TaskTimedOut
+from ..exceptions import (
+    InvalidRequest,
+    ManagerNotRunning,
+    StoreBusy,
+    TaskCancelled,
+    TaskTimedOut,
+)
 from ..models import EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
 from ..runners import MemoryLimitExceeded
 from ..store import Finished
@@ -45,6 +51,31 @@ async def outcome_despite_cancel(write: Awaitable[T],
         except Exception:
             log.exception("handing back what a cancelled claim took failed")
         raise
+
+
+# how long a task's end waits between two tries while another process holds the write
+# lock past the busy timeout: growing to END_RETRY_MAX_SECONDS
+END_RETRY_FIRST_SECONDS = 0.1
+END_RETRY_MAX_SECONDS = 2.0
+
+
+async def write_despite_locks(task_id: str, write: Callable[[], Awaitable[T]]) -> T:
+    """``write()`` (a task's end) again until no lock held elsewhere stops it.
+
+    The work is done and its outcome known here: given up (StoreBusy after the busy
+    timeout, a process holding ``BEGIN EXCLUSIVE``), the task stayed ``running``
+    with no lease renewed, and a reaper ran the work a second time. It stays in
+    this process's leased tasks meanwhile, so no reaper takes it.
+    """
+    delay = END_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await write()
+        except StoreBusy:
+            log.warning("the database is locked by another process: the end of task %s "
+                        "waits for it (next try in %.1f s)", task_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, END_RETRY_MAX_SECONDS)
 
 
 class Execution:
@@ -239,10 +270,12 @@ class Execution:
                 changes.update(await self._stored_result(task, value))
             # cancelled meanwhile (a shutdown past its grace), the end is written all
             # the same, and the next job it took goes back to the queue
-            finished = await outcome_despite_cancel(store.finish(
-                task.id, changes, EventType.for_status(status), worker_id=state.worker_id,
-                claim_queue=task.queue if keep_busy else None, lease_seconds=lease_seconds,
-            ), self._hand_back_next)
+            finished = await write_despite_locks(task.id, lambda: outcome_despite_cancel(
+                store.finish(task.id, changes, EventType.for_status(status),
+                             worker_id=state.worker_id,
+                             claim_queue=task.queue if keep_busy else None,
+                             lease_seconds=lease_seconds),
+                self._hand_back_next))
         except Exception as exc:
             # the end of a task must be written even when its values are refused: write
             # it failed, with nothing but why, rather than leave it running forever

@@ -15,6 +15,7 @@ from ..exceptions import StoreError
 from ..liveness import pid_alive
 from ..models import LogTailWrite, Task, TaskStatus
 from ..runners import end_recorded_groups
+from ..store import Spared
 from .state import EngineState
 
 log = logging.getLogger("jupyter_tasks")
@@ -122,20 +123,37 @@ class Housekeeping:
                 log.exception("reaping dead workers failed")
 
     async def reap_dead_workers(self) -> list[Task]:
-        """Settle the tasks of workers that died (pid gone here, or heartbeat too old)."""
+        """Settle the tasks of workers that died (pid gone here, or elsewhere heartbeat too old).
+
+        On this host a worker's live process is the authority, not its heartbeat: a job
+        holding the GIL in one C call for longer than the lease (a heartbeat cannot run
+        then), a worker stopped with SIGSTOP, or a writer kept waiting by another
+        process's lock is still running its work, and reaping it ran the work twice
+        at once. Its tasks wait until its process is gone. A worker on another host
+        can only be judged by its heartbeat.
+        """
         state = self.state
         now = time.time()
         host = socket.gethostname()
         dead = []
+        # the tasks this process runs itself, and those of live workers on this host:
+        # spared even when their lease ran out
+        spared_workers = {state.worker_id}
         for worker in await state.store.list_workers():
             if worker.id == state.worker_id:
                 continue
-            gone_here = worker.host == host and not pid_alive(worker.pid, worker.pid_started_at)
-            silent = worker.heartbeat_at < now - state.config.lease_seconds
-            if gone_here or silent:
+            if worker.host == host:
+                if pid_alive(worker.pid, worker.pid_started_at):
+                    spared_workers.add(worker.id)
+                else:
+                    dead.append(worker.id)
+            elif worker.heartbeat_at < now - state.config.lease_seconds:
                 dead.append(worker.id)
-        cleared = await self._end_leftover_groups(dead, now, host)
-        settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts)
+        spared = Spared(frozenset(spared_workers - {state.worker_id}),
+                        frozenset({*state.running, *state.leased}))
+        cleared = await self._end_leftover_groups(dead, now, host, spared)
+        settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts,
+                                         spared=spared)
         if settled:
             state.wake_all()
         for task in settled:
@@ -145,8 +163,8 @@ class Housekeeping:
                 state.spawn(self.post_callback(task.id))
         return settled
 
-    async def _end_leftover_groups(self, dead: list[str], now: float,
-                                   host: str) -> dict[str, dict[str, Any]]:
+    async def _end_leftover_groups(self, dead: list[str], now: float, host: str,
+                                   spared: Spared) -> dict[str, dict[str, Any]]:
         """End the process groups of tasks about to be reaped; id -> record of those now safe.
 
         A task's group on this host is ended (SIGTERM, SIGKILL) and checked gone
@@ -155,7 +173,7 @@ class Housekeeping:
         another host cannot be ended from here: its task waits for its lease.
         """
         cleared: dict[str, dict[str, Any]] = {}
-        for task in await self.state.store.reap_candidates(dead, now):
+        for task in await self.state.store.reap_candidates(dead, now, spared=spared):
             process = task.process
             if not process:
                 continue

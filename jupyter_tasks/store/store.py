@@ -152,6 +152,7 @@ from .task_sql import (
 from .worker_sql import (
     DUE_JOB_SQL,
     Finished,
+    Spared,
     finish_update,
     reap_candidates_query,
     tx_claim,
@@ -1556,7 +1557,8 @@ class Store:
 
     async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None,
                    cleared: Mapping[str, Mapping[str, Any]] | None = None,
-                   max_lost: int = MAX_LOST_ATTEMPTS) -> list[Task]:
+                   max_lost: int = MAX_LOST_ATTEMPTS, *, spared: Spared = Spared()
+                   ) -> list[Task]:
         """Settle tasks of dead workers and tasks whose lease ran out.
 
         A ``job`` goes back to the queue ("worker lost": the work did not fail,
@@ -1567,17 +1569,19 @@ class Store:
         very record (the caller saw the group ended, or may no longer wait for it).
         A record holding an ``exit`` (written by the command's shim, ``shim.py``)
         ends the task from it instead: ``succeeded`` for 0, else a failure
-        (retried while ``max_retries`` allows); the work is not run again.
+        (retried while ``max_retries`` allows); the work is not run again. Tasks
+        ``spared`` names are left running.
         """
         return await self._txn(tx_reap, list(dead_worker_ids), now or time.time(),
-                               dict(cleared or {}), max_lost)
+                               dict(cleared or {}), max_lost, spared)
 
     async def reap_candidates(self, dead_worker_ids: Sequence[str],
-                              now: float | None = None) -> list[Task]:
+                              now: float | None = None, *,
+                              spared: Spared = Spared()) -> list[Task]:
         """The running tasks ``reap`` would settle now: of dead workers, or past their lease."""
         rows = await self._rows(*reap_candidates_query(list(dead_worker_ids),
                                                         now or time.time()))
-        return [Task.from_row(row) for row in rows]
+        return [task for task in map(Task.from_row, rows) if not spared.spares(task)]
 
     async def set_process(self, task_id: str, worker_id: str,
                           process: Mapping[str, Any] | None) -> bool:

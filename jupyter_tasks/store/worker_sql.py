@@ -136,8 +136,20 @@ def reap_candidates_query(dead: list[str], now: float) -> tuple[str, list[Any]]:
     return "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?", [now]
 
 
-def _reap_candidates(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
-    return [Task.from_row(row) for row in conn.execute(*reap_candidates_query(dead, now))]
+class Spared(NamedTuple):
+    """Running tasks a reaper leaves alone although their lease ran out."""
+
+    workers: frozenset[str] = frozenset()  # live workers on the reaper's host
+    tasks: frozenset[str] = frozenset()  # the tasks the reaper's own process runs
+
+    def spares(self, task: Task) -> bool:
+        return task.worker_id in self.workers or task.id in self.tasks
+
+
+def _reap_candidates(conn: sqlite3.Connection, dead: list[str], now: float,
+                     spared: Spared) -> list[Task]:
+    return [task for task in map(Task.from_row, conn.execute(*reap_candidates_query(dead, now)))
+            if not spared.spares(task)]
 
 
 def tx_set_process(conn: sqlite3.Connection, task_id: str, worker_id: str,
@@ -150,12 +162,13 @@ def tx_set_process(conn: sqlite3.Connection, task_id: str, worker_id: str,
 
 
 def tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
-             cleared: dict[str, Mapping[str, Any]], max_lost: int) -> list[Task]:
+            cleared: dict[str, Mapping[str, Any]], max_lost: int,
+            spared: Spared = Spared()) -> list[Task]:
     if dead:
         marks = ",".join("?" * len(dead))
         conn.execute(f"UPDATE workers SET stopped_at = ? WHERE id IN ({marks})", [now, *dead])
     settled = []
-    for task in _reap_candidates(conn, dead, now):
+    for task in _reap_candidates(conn, dead, now, spared):
         if task.process is not None and cleared.get(task.id) != task.process:
             # its process group may still run (or was recorded after the caller looked):
             # it stays running until a reaper has seen that group end
