@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -327,17 +327,59 @@ def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
-async def terminate_group(proc: asyncio.subprocess.Process, pgid: int) -> None:
-    """SIGTERM the group, then SIGKILL what is left after a grace period."""
+async def terminate_group(exited: asyncio.Future[None], pgid: int) -> None:
+    """SIGTERM the group, then SIGKILL what is left after a grace period; until its
+    leader has ``exited`` (``start_process``)."""
     kill_process_group(pgid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
+        await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE_SECONDS)
     except asyncio.TimeoutError:
         pass
     finally:
         # runs even if we are cancelled while waiting: nothing may outlive its task
         kill_process_group(pgid, signal.SIGKILL)
-    await proc.wait()
+    await exited
+
+
+class _ExitWatchingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The streams' protocol of ``asyncio.create_subprocess_exec``, also telling when the
+    process exited, its pipes closed or not."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+# asyncio's own read limit of a subprocess's streams
+STREAM_LIMIT = 2**16
+
+
+class Started(NamedTuple):
+    """A process ``start_process`` started."""
+
+    process: asyncio.subprocess.Process
+    exited: asyncio.Future[None]  # done once it has exited, its pipes closed or not
+    transport: asyncio.SubprocessTransport  # closed to let go of pipes a grandchild holds
+
+
+async def start_process(*argv: str, **kwargs: Any) -> Started:
+    """``asyncio.create_subprocess_exec``, with a future done once the process has exited.
+
+    Before Python 3.12 ``Process.wait()`` returns only once every pipe is closed: a
+    grandchild left holding stdout (``sleep 20 &``, or one that escaped the group
+    with ``setsid``) kept a finished command's task running, and a timeout or a
+    cancel could not end it.
+    """
+    loop = asyncio.get_running_loop()
+    protocol = _ExitWatchingProtocol(STREAM_LIMIT, loop)
+    transport, _ = await loop.subprocess_exec(lambda: protocol, *argv, **kwargs)
+    return Started(asyncio.subprocess.Process(transport, protocol, loop), protocol.exited,
+                   transport)
 
 
 async def run_process(
@@ -377,7 +419,7 @@ async def run_process(
                  task_id, str(attempt), str(theirs.fileno()), "--", *argv]
         extra = {"preexec_fn": _shim_preexec(), "pass_fds": (theirs.fileno(),)}
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc, exited, transport = await start_process(
             *spawn,
             cwd=cwd,
             env=full_env,
@@ -416,7 +458,7 @@ async def run_process(
     monitor: asyncio.Future[None] | None = None
     pumps = [asyncio.ensure_future(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
              asyncio.ensure_future(pump(proc.stderr, "stderr"))]  # type: ignore[arg-type]
-    waiter = asyncio.ensure_future(proc.wait())
+    waiter = exited
     try:
         if usage.on_group is not None:
             # recorded in the task's row, so a reaper can end the group if we die
@@ -427,7 +469,7 @@ async def run_process(
             line, said = await _shim_says(shim)
             answer = line.split()
             if answer[:1] == [b"err"]:  # argv could not be started: as if we had started it
-                await proc.wait()
+                await exited
                 errno = int(answer[1])
                 raise OSError(errno, os.strerror(errno), argv[0])
             if answer[:1] == [b"ok"]:
@@ -435,7 +477,7 @@ async def run_process(
         monitor = asyncio.ensure_future(watch_memory(watched, usage, memory_limit_mb))
         done, _ = await asyncio.wait([waiter, monitor], return_when=asyncio.FIRST_COMPLETED)
         if monitor in done and monitor.exception() is not None:
-            await terminate_group(proc, pgid)
+            await terminate_group(exited, pgid)
             raise monitor.exception()  # type: ignore[misc]
         # the monitor also ends, quietly, when the process is already gone from
         # psutil's view (a very short command): the exit status is still to come
@@ -447,7 +489,7 @@ async def run_process(
             pass
         kill_process_group(pgid)
     except asyncio.CancelledError:
-        await terminate_group(proc, pgid)
+        await terminate_group(exited, pgid)
         raise
     finally:
         if shim is not None:
@@ -459,6 +501,8 @@ async def run_process(
         for p in pumps:
             p.cancel()
         await asyncio.gather(*([monitor] if monitor else []), *pumps, return_exceptions=True)
+        if proc.returncode is not None:
+            transport.close()  # the pipes an escaped grandchild may still hold (it lives on)
         if usage.on_group is not None:
             kill_process_group(pgid)  # the record goes only once nothing of the group is left
             await announce_group(usage.on_group, pgid, None)
