@@ -302,10 +302,16 @@ def inspect(path: Path | str) -> Report:
             report.quick_check = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
         except sqlite3.DatabaseError as exc:
             report.quick_check = [str(exc)]
-        report.schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
-        report.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        tables = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # each read on its own: a damaged file (one cut in half) may refuse any of them,
+        # and the report of what could be read is the doctor's whole point
+        with contextlib.suppress(sqlite3.DatabaseError):
+            report.schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        with contextlib.suppress(sqlite3.DatabaseError):
+            report.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        tables: set[str] = set()
+        with contextlib.suppress(sqlite3.DatabaseError):
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
         with contextlib.suppress(sqlite3.DatabaseError):
             if "tasks" in tables:
                 report.counts = dict(conn.execute(

@@ -430,10 +430,15 @@ class Store:
             await store._run(wait_for_locks_by_own_tries)
             reader = await open_reader(str(path), busy_timeout)
             store._point = open_point_reader(str(path))
-        except BaseException:
+        except BaseException as exc:
             if reader is not None:
                 await reader.close()
             await writer.close()
+            # a damaged file (cut short, overwritten) is said as such, with what to do,
+            # wherever it is opened: the CLI and a worker printed a traceback
+            damaged = dbfile.unavailable_for(path, exc)
+            if damaged is not None:
+                raise damaged from None
             raise
         store._reader = reader
         store._checkpointer = asyncio.ensure_future(store._checkpoint_loop())

@@ -316,6 +316,25 @@ def test_doctor_on_bad_files(db_path, tmp_path, capsys):
     assert not missing.exists()
 
 
+def test_doctor_and_the_writing_commands_on_a_truncated_file(db_path, capsys):
+    # before: the doctor the server's 503 sends you to crashed on a file cut in half
+    # ("database disk image is malformed" from PRAGMA user_version), and so did
+    # submit and worker, each with a traceback
+    in_thread(make_database(db_path, jobs=200))
+    with open(db_path, "r+b") as f:
+        f.truncate(db_path.stat().st_size // 2)
+    for args in (["doctor"], ["doctor", "--json"]):
+        assert cli_main(["--db", str(db_path), *args]) != 0
+        out = capsys.readouterr().out
+        assert str(db_path) in out and ("malformed" in out or "quick_check" in out), out
+        assert ".recover" in out or "recover" in out, out
+    for args in (["submit", "--command", "true"], ["worker", "--concurrency", "1"]):
+        done = cli("--db", str(db_path), *args)
+        assert done.returncode != 0, (args, done.stdout)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert "jupyter tasks doctor" in done.stderr, done.stderr
+
+
 def test_the_doctor_command_an_error_prints_runs_as_printed(db_path, tmp_path, capsys):
     # the messages say `jupyter tasks doctor --db FILE`; before, that line was refused
     # ("unrecognized arguments: --db", exit 2), which reads as the doctor finding damage
