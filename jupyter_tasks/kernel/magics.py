@@ -18,7 +18,9 @@ import contextlib
 import math
 import re
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -169,17 +171,68 @@ def run_blocking_source(source: str, label: str) -> Any:
     return _blocking_outcome(side, task)
 
 
+class _Interruptible:
+    """While a waiting magic runs: Kernel → Interrupt cancels its task at once, and the
+    magic then raises ``KeyboardInterrupt``, as a plain cell would.
+
+    ipykernel (7.4) turns a SIGINT into the awaiting cell's cancel only once the await
+    is over, for any top-level await: the work ran to its end (ten minutes of it),
+    then the cell said ``CancelledError``. On the main thread, from before the submit
+    to the end of the wait, this SIGINT handler cancels the task on the manager's loop
+    instead; the wait then ends with it.
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.task_id: str | None = None
+        self.interrupted = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interruptible:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        if self.task_id is not None:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        asyncio.run_coroutine_threadsafe(_stop(self.manager, self.task_id), self.manager.loop)
+
+    def submitted(self, task_id: str) -> None:
+        """The task is in: an interrupt that came during its submit cancels it now."""
+        self.task_id = task_id
+        if self.interrupted:
+            self._cancel()
+
+    async def wait(self) -> Any:
+        """The task once it ends; ``KeyboardInterrupt`` if it was interrupted."""
+        manager, task_id = self.manager, self.task_id
+        try:
+            task = await manager.run_on_loop(manager.wait(task_id))
+        except BaseException:  # interrupted otherwise (CancelledError): stop the work
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                _stop(manager, task_id), manager.loop))
+            raise
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return task
+
+
 async def run_blocking_source_async(source: str, label: str) -> Any:
     """``run_blocking_source`` for the kernel's loop: awaits, keeping the loop free."""
     side = _side()
     manager = side.manager
-    task = await manager.run_on_loop(_blocking_submit(side, source, label))
-    try:
-        task = await manager.run_on_loop(manager.wait(task.id))
-    except BaseException:  # interrupted (KeyboardInterrupt, CancelledError): stop the work
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_stop(manager, task.id),
-                                                                   manager.loop))
-        raise
+    with _Interruptible(manager) as interruptible:
+        task = await manager.run_on_loop(_blocking_submit(side, source, label))
+        interruptible.submitted(task.id)
+        task = await interruptible.wait()
     return _blocking_outcome(side, task)
 
 
@@ -277,16 +330,14 @@ async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> 
         source, label = _blocking_source(line, None)
         return await run_blocking_source_async(source, label)
     opts = _parse_subprocess(_expand(side.shell, line))
-    task = await manager.run_on_loop(_submit_subprocess(side, opts))
-    handle = _after_subprocess_submit(side, task, opts, assigned)
     if opts["background"]:
-        return handle
-    try:
-        task = await manager.run_on_loop(manager.wait(task.id))
-    except BaseException:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_stop(manager, task.id),
-                                                                   manager.loop))
-        raise
+        task = await manager.run_on_loop(_submit_subprocess(side, opts))
+        return _after_subprocess_submit(side, task, opts, assigned)
+    with _Interruptible(manager) as interruptible:
+        task = await manager.run_on_loop(_submit_subprocess(side, opts))
+        interruptible.submitted(task.id)
+        _after_subprocess_submit(side, task, opts, assigned)
+        task = await interruptible.wait()
     _subprocess_summary(task)
     return None
 
