@@ -35,6 +35,31 @@ def username(handler: Any) -> str:
     return getattr(user, "username", None) or str(user)
 
 
+# The server's own resource for what a kind of work runs: a command is what a terminal
+# runs, code, a notebook or a cell what a kernel runs. A user the server denies
+# terminals and kernels ran `sh -c ...` as the server's account through a task all the
+# same; named tasks (the registry's functions) need only ``tasks``
+WORK_RESOURCES = {"command": "terminals", "code": "kernels", "notebook": "kernels"}
+KIND_RESOURCES = {"subprocess": "terminals", "code": "kernels", "notebook": "kernels",
+                  "cell": "kernels"}
+
+
+async def check_may_run(handler: Any, resource: str | None, what: str) -> None:
+    """403 unless the user may ``execute`` ``resource`` (None: nothing to check)."""
+    if resource is not None and not await may(handler, "execute", resource):
+        raise Problem(403, f"you may not run {what} here: it needs the server's permission "
+                           f"to execute {resource}, as opening one would")
+
+
+def work_resource(job: Any) -> tuple[str | None, str]:
+    """(resource, what) a submitted or scheduled job's body runs."""
+    if isinstance(job, dict):
+        for field, resource in WORK_RESOURCES.items():
+            if job.get(field) is not None:
+                return resource, f"{field} work"
+    return None, ""
+
+
 async def may(handler: Any, action: str, resource: str) -> bool:
     """Whether the server's authorizer grants ``action`` on ``resource`` to the current user."""
     return bool(await ensure_async(

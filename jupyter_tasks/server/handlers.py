@@ -20,7 +20,17 @@ from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
 from ..store import LIST_SORTS, valid_artifact_name
 from ..values import check_input, safe_dumps
-from .auth import OTHERS, RESOURCE, check_task_access, may, owners_filter, username
+from .auth import (
+    KIND_RESOURCES,
+    OTHERS,
+    RESOURCE,
+    check_may_run,
+    check_task_access,
+    may,
+    owners_filter,
+    username,
+    work_resource,
+)
 from .openapi import openapi_document
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
@@ -357,6 +367,7 @@ class TaskCollectionHandler(TasksHandler):
     async def post(self) -> None:
         body = self.json_object()
         spec, _ = parse_job_body(body, self.root_dir)
+        await check_may_run(self, *work_resource(spec))
         task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
                                               **self.submit_options(body))
         if was_deduplicated(task):
@@ -450,7 +461,8 @@ class TaskRerunHandler(TasksHandler):
     @authorized("write")
     async def post(self, task_id: str) -> None:
         self.json_body(optional=True)
-        await self.visible(task_id, "write")
+        parent = await self.visible(task_id, "write")
+        await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
         task = await self.manager.rerun(task_id, owner=self.user_name, origin=self.origin())
         self.answer(202, task.to_json(), Location=self.location(task.id))
 
@@ -463,7 +475,8 @@ class TaskForkHandler(TasksHandler):
     async def post(self, task_id: str) -> None:
         overrides = self.json_object(optional=True)
         _reject(_type_errors(overrides, FORK_FIELDS), "invalid overrides")
-        await self.visible(task_id, "write")
+        parent = await self.visible(task_id, "write")
+        await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
         overrides = {k: v for k, v in overrides.items() if v is not None}
         task = await self.manager.fork(task_id, overrides, owner=self.user_name,
                                        origin=self.origin())

@@ -12,7 +12,7 @@ from ..exceptions import InvalidRequest
 from ..notebook_params import notebook_parameters
 from ..scheduler import Scheduler, preview
 from ..schedules import Schedule, ScheduleNotFound
-from .auth import OTHERS, may, owners_filter
+from .auth import OTHERS, check_may_run, may, owners_filter, work_resource
 from .handlers import TasksHandler, inside_root, parse_job_body, reject
 from .problems import Problem
 
@@ -72,6 +72,7 @@ class ScheduleCollectionHandler(ScheduleHandler):
     @authorized("execute")
     async def post(self) -> None:
         body = self.json_object()
+        await check_may_run(self, *work_resource(body.get("job")))
         schedule = await self.scheduler.create(body, owner=self.user_name,
                                                parse_job=self.parse_job)
         self.answer(201, schedule.to_json(), Location=self.location("schedules", schedule.id))
@@ -90,6 +91,7 @@ class ScheduleItemHandler(ScheduleHandler):
     async def patch(self, schedule_id: str) -> None:
         body = self.json_object()
         await self.visible_schedule(schedule_id, "write")
+        await check_may_run(self, *work_resource(body.get("job")))
         schedule = await self.scheduler.update(schedule_id, body, parse_job=self.parse_job)
         self.answer(200, schedule.to_json())
 

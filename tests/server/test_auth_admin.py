@@ -9,7 +9,7 @@ import pytest
 from jupyter_server.auth import Authorizer, IdentityProvider, User
 from traitlets.config import Config
 
-USERS = {"alice-token": "alice", "admin-token": "admin"}
+USERS = {"alice-token": "alice", "admin-token": "admin", "eve-token": "eve"}
 
 
 class TokenUsers(IdentityProvider):
@@ -24,9 +24,11 @@ class TokenUsers(IdentityProvider):
 
 
 class AdminSeesOthers(Authorizer):
-    """Everyone may use ``tasks``; only admin ``tasks-others``."""
+    """Everyone may use ``tasks``; only admin ``tasks-others``; eve no kernel or terminal."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        if user.username == "eve" and resource in ("kernels", "terminals"):
+            return False
         return resource != "tasks-others" or user.username == "admin"
 
 
@@ -67,3 +69,37 @@ async def test_an_admins_fork_of_my_task_is_neither_listed_to_me_nor_called_back
     assert (await store.get_task(fork.json["id"])).callback_url is None
     for child in (own_rerun.json, fork.json, task):
         await api.post(child["id"], "cancel", headers=admin)
+
+
+async def test_a_user_denied_terminals_and_kernels_runs_no_command_code_or_notebook(
+        api, tasks_app, jp_root_dir):
+    # before: eve got 403 on /api/kernels and /api/terminals, yet ran `sh -c 'id'` and
+    # Python as the server's account through POST /api/tasks
+    eve, alice = as_user("eve-token"), as_user("alice-token")
+    (jp_root_dir / "nb.ipynb").write_text(
+        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    before = await tasks_app.manager.store.count_tasks()
+    for body in ({"command": ["sh", "-c", "id"]}, {"code": "print(1)"},
+                 {"notebook": "nb.ipynb"}):
+        response = await api.post(body=body, headers=eve)
+        assert response.code == 403, (body, response.json)
+        assert "permission to execute" in response.json["detail"], response.json
+        scheduled = await api.post("schedules", headers=eve, body={
+            "name": "nightly", "cron": "0 3 * * *", "job": body})
+        assert scheduled.code == 403, (body, scheduled.json)
+    assert await tasks_app.manager.store.count_tasks() == before  # nothing went in
+    named = await api.post(body={"name": "srv_job", "queue": "parked"}, headers=eve)
+    assert named.code == 202, named.json  # the registry's own tasks need only `tasks`
+    mine = await api.submit({"command": ["true"], "queue": "parked"}, headers=alice)
+    assert mine["owner"] == "alice"
+    for action in ("rerun", "fork"):  # not through another door either
+        response = await api.post(named.json["id"], action, headers=eve)
+        assert response.code == 202, response.json
+    # a command of hers from before the server denied her terminals: no rerun, no fork
+    older = await tasks_app.manager.submit_spec({"command": ["true"]}, mode="job",
+                                                owner="eve", queue="parked")
+    for action in ("rerun", "fork"):
+        response = await api.post(older.id, action, headers=eve)
+        assert response.code == 403, response.json
+    for task_id in (named.json["id"], mine["id"], older.id):
+        await api.post(task_id, "cancel", headers=as_user("admin-token"))
