@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from .engine.loop_failures import LoopFailures
 from .exceptions import IdempotencyConflict, InvalidRequest, JupyterTasksError
 from .manager import TaskManager, was_deduplicated
 from .models import Task, TaskMode, new_task_id
@@ -200,14 +201,16 @@ class Scheduler:
 
     async def run(self) -> None:
         """Fire due schedules until ``stop``; sleeps until the next one is due (at most 1 s)."""
+        failures = LoopFailures(log, "firing schedules failed")
         while not self._stopping:
             try:
                 await self.tick()
                 delay = await self.delay()
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("firing schedules failed")
+                failures.failed()
                 delay = self.max_sleep
             if self._stopping:
                 break

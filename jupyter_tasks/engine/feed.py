@@ -11,6 +11,7 @@ from typing import Any
 
 from ..models import Event, EventType, Task, TaskMode, TaskStatus
 from .execution import Execution
+from .loop_failures import LoopFailures
 from .state import Doorbell, EngineState
 
 log = logging.getLogger("jupyter_tasks")
@@ -114,14 +115,16 @@ class EventFeed:
         """
         loop = asyncio.get_running_loop()
         doorbell = self._doorbell
+        failures = LoopFailures(log, "reading events failed")
         while True:
             rung = doorbell.rung
             doorbell.clear()
             began = loop.time()
             try:
                 await self.poll(changed=rung)
+                failures.succeeded()
             except Exception:
-                log.exception("reading events failed")
+                failures.failed()
             # at once if a nudge came during the read: read again
             await doorbell.wait(self.state.config.poll_interval)
             # rung again soon after a read: the next read takes every commit of the gap

@@ -16,6 +16,7 @@ from ..liveness import pid_alive
 from ..models import LogTailWrite, Task, TaskStatus
 from ..runners import end_recorded_groups
 from ..store import Spared
+from .loop_failures import LoopFailures
 from .state import EngineState
 
 log = logging.getLogger("jupyter_tasks")
@@ -104,23 +105,27 @@ class Housekeeping:
 
     async def flush_loop(self) -> None:
         """Flush every ``flush_interval`` seconds until cancelled."""
+        failures = LoopFailures(log, "writing progress failed")
         while True:
             await asyncio.sleep(self.state.config.flush_interval)
             try:
                 await self.flush()
+                failures.succeeded()
             except Exception:
-                log.exception("writing progress failed")
+                failures.failed()
 
     # ------------------------------------------------------------------ reaper
 
     async def reaper_loop(self) -> None:
         """Reap every ``reaper_interval`` seconds until cancelled."""
+        failures = LoopFailures(log, "reaping dead workers failed")
         while True:
             await asyncio.sleep(self.state.config.reaper_interval)
             try:
                 await self.reap_dead_workers()
+                failures.succeeded()
             except Exception:
-                log.exception("reaping dead workers failed")
+                failures.failed()
 
     async def reap_dead_workers(self) -> list[Task]:
         """Settle the tasks of workers that died (pid gone here, or elsewhere heartbeat too old).

@@ -13,6 +13,7 @@ import psutil
 
 from ..models import Task, WorkerInfo
 from .execution import Execution, outcome_despite_cancel
+from .loop_failures import LoopFailures
 from .state import Doorbell, EngineState
 
 log = logging.getLogger("jupyter_tasks")
@@ -53,13 +54,15 @@ class JobWorker:
     async def heartbeat_loop(self) -> None:
         """Renew this worker's lease every ``heartbeat_interval`` seconds until cancelled."""
         config = self.state.config
+        failures = LoopFailures(log, "heartbeat failed")
         while True:
             await asyncio.sleep(config.heartbeat_interval)
             try:
                 await self.state.store.heartbeat(self.state.worker_id, config.lease_seconds,
                                                  self.state.leased)
+                failures.succeeded()
             except Exception:
-                log.exception("heartbeat failed")
+                failures.failed()
 
     async def job_loop(self, queue: str, concurrency: int) -> None:
         """Claim due jobs of ``queue`` whenever a slot is free; run each to its end."""
@@ -72,6 +75,7 @@ class JobWorker:
         # by every commit on the database, most of which queue nothing for it, and a
         # slot that ran out of jobs found the queue empty when its last one finished
         look_first = False
+        failures = LoopFailures(log, "claiming jobs of queue %s failed")
 
         def done(t: asyncio.Task[Any]) -> None:
             active.discard(t)
@@ -90,8 +94,9 @@ class JobWorker:
                             queue, state.worker_id, state.config.lease_seconds,
                             min(free, state.config.claim_batch)),
                             self.execution.hand_back_all)
+                    failures.succeeded()
                 except Exception:  # the database may be locked for a moment; try again soon
-                    log.exception("claiming jobs of queue %s failed", queue)
+                    failures.failed(queue)
                 for job in claimed:
                     t = asyncio.ensure_future(self.execution.run_task(job))
                     active.add(t)

@@ -205,3 +205,29 @@ async def test_run_now_links_the_task_and_keeps_next_run(manager: TaskManager) -
     assert [t.id for t in listed] == [task.id]
     await scheduler.delete(schedule.id)
     assert (await manager.get(task.id)).schedule_id == schedule.id  # kept as history
+
+
+async def test_a_database_moved_away_is_said_once_not_every_tick(
+        manager: TaskManager, db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # before: the scheduler logged a full StoreUnavailable traceback every second, with
+    # no end (and so did the heartbeat, the claims, the reaper, the event reader)
+    clock = FakeClock(T0)
+    scheduler = Scheduler(manager, clock=clock, sleep=clock.sleep)
+    await scheduler.create({"name": "s", "cron": "* * * * *", "job": JOB}, owner="me",
+                           parse_job=parse)
+    os.rename(db_path, db_path.with_name("moved.db"))
+    ticks = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal ticks
+        ticks += 1
+        await clock.sleep(seconds)
+        if ticks == 200:  # past the first firing, due again at every tick since
+            scheduler.request_stop()
+
+    scheduler.sleep = sleep
+    await scheduler.run()
+    said = [r for r in caplog.records if r.getMessage().startswith("firing schedules failed")]
+    assert len(said) == 1 and said[0].exc_info is not None, [r.getMessage() for r in said]
+    assert "StoreUnavailable" in said[0].exc_text or said[0].exc_info[0].__name__ == \
+        "StoreUnavailable"

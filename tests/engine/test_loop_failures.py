@@ -1,0 +1,41 @@
+"""A background loop's failures: the first in full, repeats counted, the recovery said."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from jupyter_tasks.engine.loop_failures import REPEAT_SECONDS, LoopFailures
+
+log = logging.getLogger("jupyter_tasks.test_loop_failures")
+
+
+def test_a_repeated_failure_is_counted_once_a_minute_and_the_recovery_said(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    failures = LoopFailures(log, "claiming jobs of queue %s failed", clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger=log.name)
+
+    def fail(message: str) -> None:
+        try:
+            raise OSError(message)
+        except OSError:
+            failures.failed("default")
+
+    for _ in range(10):  # ten ticks a second apart
+        fail("the file is gone")
+        now[0] += 1.0
+    now[0] += REPEAT_SECONDS
+    fail("the file is gone")
+    fail("another error")  # a different failure is said in full at once
+    failures.succeeded()
+    failures.succeeded()  # said once
+    lines = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert lines == [
+        ("ERROR", "claiming jobs of queue default failed", True),
+        ("ERROR", "claiming jobs of queue default failed again (11 times since it began): "
+                  "OSError: the file is gone", False),
+        ("ERROR", "claiming jobs of queue default failed", True),
+        ("WARNING", "claiming jobs of queue default failed (1 time); working again", False),
+    ]
