@@ -74,9 +74,10 @@ def _identity_message(path: Path, replaced: bool) -> str:
                 "was using it; nothing more is accepted here (what this process wrote before "
                 "is in the old file, no longer at that path). Restart the server (and the "
                 "kernels and workers using it) to use the file now at that path")
-    return (f"the task database {path} was deleted while this process was using it; nothing "
-            "more is accepted (its data is gone unless you restore the file from a backup). "
-            "Restart the server (and the kernels and workers using it) to start a new "
+    return (f"the task database {path} was deleted or moved while this process was using "
+            "it; nothing more is accepted. If it was moved, move it back and restart the "
+            "server (and the kernels and workers using it); if it was deleted, its data is "
+            "gone unless you restore the file from a backup, and a restart starts a new "
             "database at that path")
 
 

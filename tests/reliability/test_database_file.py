@@ -92,6 +92,8 @@ async def test_deleted_file_stops_writes_and_nothing_recreates_it(api, db_path):
         assert_unavailable(await api.post(body=JOB), db_path)
     detail = assert_unavailable(await api.post(accepted.json["id"], "cancel"), db_path)
     assert "deleted" in detail and "restart" in detail.lower()
+    # it may only have been moved: before, the message said its data was gone for good
+    assert "If it was moved, move it back" in detail
 
     # other processes must not silently start a new, empty database at that path
     listed = cli("--db", str(db_path), "list")
