@@ -288,20 +288,52 @@ async def _submit_subprocess(side: KernelSide, opts: dict[str, Any]) -> Any:
                                      label=opts["label"] or " ".join(opts["argv"])[:80])
 
 
-def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any],
-                             assigned: bool = False) -> Any:
-    from .cards import TaskCard
+# what a waiting %run_subprocess's card says as text once its command ended, from the end
+# of its output: what a saved notebook shows where no widget renders (nbconvert, the
+# executed copy of a notebook job), as `!cmd` leaves the command's output there
+CARD_TEXT_CHARS = 8000
+CARD_TEXT_CHUNKS = 200
 
-    _display(TaskCard(task.id))
+
+class _ShownCard:
+    """A task's card displayed with a display id, so its text form can follow the task."""
+
+    def __init__(self, task_id: str) -> None:
+        from IPython.display import display
+
+        from .cards import TaskCard
+
+        self.card = TaskCard(task_id)
+        self.display = display(self.card, display_id=True)
+
+    def ended(self, manager: Any, task: Any) -> None:
+        """Replace the text the card was displayed with (its state then) by its end and the
+        end of its output; the widget itself is unchanged."""
+        if self.display is None:
+            return
+        try:
+            entries = manager.run_sync(manager.store.last_logs(task.id, CARD_TEXT_CHUNKS), 30)
+        except Exception:  # the text form is a courtesy: the card itself shows the output
+            entries = []
+        output = "".join(e.text for e in entries)[-CARD_TEXT_CHARS:].rstrip("\n")
+        text = f"TaskCard({task.label!r}, {task.status}, id={task.id})"
+        bundle = {**self.card._repr_mimebundle_(),
+                  "text/plain": f"{text}\n{output}" if output else text}
+        self.display.update(bundle, raw=True)
+
+
+def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any],
+                             assigned: bool = False) -> tuple[Any, _ShownCard]:
+    shown = _ShownCard(task.id)
     if opts["background"]:
         if assigned:  # ``job = %run_subprocess --background …``: job is the handle
-            return TaskHandle(task.id, side.manager)
+            return TaskHandle(task.id, side.manager), shown
         name = side.fresh_name("proc")
         handle = TaskHandle(task.id, side.manager)
         side.shell.user_ns[name] = handle
         print(f"{name} = TaskHandle for task {task.id}")
-        return handle
-    return None
+        return handle, shown
+    return None, shown
 
 
 def _subprocess_summary(task: Any) -> None:
@@ -332,12 +364,13 @@ async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> 
     opts = _parse_subprocess(_expand(side.shell, line))
     if opts["background"]:
         task = await manager.run_on_loop(_submit_subprocess(side, opts))
-        return _after_subprocess_submit(side, task, opts, assigned)
+        return _after_subprocess_submit(side, task, opts, assigned)[0]
     with _Interruptible(manager) as interruptible:
         task = await manager.run_on_loop(_submit_subprocess(side, opts))
         interruptible.submitted(task.id)
-        _after_subprocess_submit(side, task, opts, assigned)
+        _, shown = _after_subprocess_submit(side, task, opts, assigned)
         task = await interruptible.wait()
+    shown.ended(manager, task)
     _subprocess_summary(task)
     return None
 
@@ -437,7 +470,7 @@ class TaskMagics(Magics):
         opts = _parse_subprocess(line)
         manager = side.manager
         task = manager.run_sync(_submit_subprocess(side, opts), 60)
-        handle = _after_subprocess_submit(side, task, opts)
+        handle, shown = _after_subprocess_submit(side, task, opts)
         if opts["background"]:
             return handle
         try:
@@ -445,6 +478,7 @@ class TaskMagics(Magics):
         except BaseException:
             manager.run_sync(_stop(manager, task.id), 30)
             raise
+        shown.ended(manager, task)
         _subprocess_summary(task)
         return None
 

@@ -1503,6 +1503,13 @@ class Store:
         """Flush a log's rolling tail (see ``LogTailWrite``); returns its new rows' seqs."""
         return await self._txn(tx_write_log_tail, tail)
 
+    async def last_logs(self, task_id: str, limit: int = 200) -> list[LogEntry]:
+        """The last ``limit`` log chunks of a task, oldest first."""
+        rows = await self._rows(
+            "SELECT seq, ts, stream, text FROM task_logs WHERE task_id = ? "
+            "ORDER BY seq DESC LIMIT ?", (task_id, limit))
+        return [LogEntry(*row) for row in reversed(rows)]
+
     async def get_logs(self, task_id: str, after: int = 0, limit: int = 1000) -> list[LogEntry]:
         """Log chunks of a task with seq greater than ``after``, oldest first."""
         rows = await self._rows(
