@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..exceptions import JupyterTasksError
 from ..models import Task
 
 if TYPE_CHECKING:
     from ..manager import TaskManager
+
+T = TypeVar("T")
 
 
 class TaskHandle:
@@ -29,16 +32,30 @@ class TaskHandle:
         self.id = task_id
         self._manager = manager
 
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """``coro`` on the manager's loop; its jupyter-tasks error raised from here.
+
+        Without the engine's frames (the store, its connection, the futures between
+        them: fifteen under ``handle.status``), which say nothing to a notebook's user.
+        """
+        __tracebackhide__ = True
+        try:
+            return self._manager.run_sync(coro, timeout)
+        except JupyterTasksError as exc:
+            raise exc.with_traceback(None)  # noqa: B904  (the same error, not a new one)
+
     # ------------------------------------------------------------------ reading
 
     @property
     def task(self) -> Task:
         """The task row as stored now."""
-        return self._manager.run_sync(self._manager.get(self.id))
+        __tracebackhide__ = True
+        return self._run(self._manager.get(self.id))
 
     @property
     def status(self) -> str:
         """``queued``, ``running``, ``succeeded``, ``failed``, ``cancelled`` …"""
+        __tracebackhide__ = True
         return self.task.status
 
     @property
@@ -54,9 +71,9 @@ class TaskHandle:
 
     def wait(self, timeout: float | None = None) -> Task:
         """Block until the task ends (or ``timeout`` seconds pass); returns its state."""
-        manager = self._manager
-        return manager.run_sync(manager.wait(self.id, timeout),
-                                None if timeout is None else timeout + 10)
+        __tracebackhide__ = True
+        return self._run(self._manager.wait(self.id, timeout),
+                         None if timeout is None else timeout + 10)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the task and return its result.
@@ -73,6 +90,7 @@ class TaskHandle:
         manager = self._manager
 
         async def read() -> str:
+            await manager.get(self.id)  # an unknown id is TaskNotFound, as for status
             parts: list[str] = []
             after = 0
             while True:
@@ -82,22 +100,26 @@ class TaskHandle:
                     return "".join(parts)
                 after = entries[-1].seq
 
-        return manager.run_sync(read())
+        __tracebackhide__ = True
+        return self._run(read())
 
     # ------------------------------------------------------------------ actions
 
     def cancel(self) -> str:
         """Ask the task to stop wherever it runs; returns the status right after asking."""
-        return self._manager.run_sync(self._manager.cancel(self.id)).status
+        __tracebackhide__ = True
+        return self._run(self._manager.cancel(self.id)).status
 
     def rerun(self) -> TaskHandle:
         """Run the same work again; returns the new task's handle."""
-        task = self._manager.run_sync(self._manager.rerun(self.id))
+        __tracebackhide__ = True
+        task = self._run(self._manager.rerun(self.id))
         return TaskHandle(task.id, self._manager)
 
     def answer(self, choice: str) -> None:
         """Answer the task's pending question (``TaskContext.confirm``) with ``choice``."""
-        self._manager.run_sync(self._manager.confirm(self.id, choice))
+        __tracebackhide__ = True
+        self._run(self._manager.confirm(self.id, choice))
 
     @property
     def question(self) -> dict[str, Any] | None:

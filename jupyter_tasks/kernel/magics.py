@@ -39,6 +39,7 @@ from IPython.utils.text import DollarFormatter
 from ..engine.options import TIMEOUT
 from ..exceptions import TaskStateConflict
 from ..models import TaskStatus
+from ..tracebacks import is_runner_file
 from .cells import CellRun, KernelSide
 from .handle import TaskHandle
 
@@ -132,8 +133,15 @@ def _blocking_source(line: str, cell: str | None) -> tuple[str, str]:
 
 
 def _execution_count(shell: Any) -> int | None:
-    """The In[n] of the cell running now (IPython counts it up once the cell ends)."""
-    count = getattr(shell, "execution_count", None)
+    """The In[n] of the cell running now.
+
+    From the input history, which holds the running cell as its last entry: IPython 9
+    counts ``execution_count`` up before it runs a cell (8 did once it ended), so that
+    count named the next cell, and tracebacks said ``Cell In[3]`` for In[2].
+    """
+    inputs = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    count = len(inputs) - 1 if isinstance(inputs, list) else \
+        getattr(shell, "execution_count", None)
     return count if isinstance(count, int) and count > 0 else None
 
 
@@ -144,7 +152,22 @@ def _blocking_submit(side: KernelSide, source: str, label: str) -> Any:
 
 
 def _blocking_outcome(side: KernelSide, task: Any) -> Any:
-    return side.manager.outcome(task)
+    """The blocking call's value, or its exception shown from the user's code on.
+
+    The exception came back through the engine's frames (the attempt, the thread,
+    the cell's runner: ten of them above ``1/0``); they are dropped from its
+    traceback, and this module's own frames are hidden from IPython's.
+    """
+    __tracebackhide__ = True
+    try:
+        return side.manager.outcome(task)
+    except Exception as exc:
+        tb = exc.__traceback__
+        while tb is not None and is_runner_file(tb.tb_frame.f_code.co_filename):
+            tb = tb.tb_next
+        if tb is None:  # nothing of the user's (an engine error): as it came
+            raise
+        raise exc.with_traceback(tb)  # noqa: B904  (the same exception, not a new one)
 
 
 async def _stop(manager: Any, task_id: str) -> None:
@@ -160,6 +183,7 @@ async def _stop(manager: Any, task_id: str) -> None:
 
 def run_blocking_source(source: str, label: str) -> Any:
     """Run ``source`` as a tracked task in a worker thread and block until it ends."""
+    __tracebackhide__ = True
     side = _side()
     manager = side.manager
     task = manager.run_sync(_blocking_submit(side, source, label))
@@ -227,6 +251,7 @@ class _Interruptible:
 
 async def run_blocking_source_async(source: str, label: str) -> Any:
     """``run_blocking_source`` for the kernel's loop: awaits, keeping the loop free."""
+    __tracebackhide__ = True
     side = _side()
     manager = side.manager
     with _Interruptible(manager) as interruptible:
@@ -356,6 +381,7 @@ async def run_assigned_subprocess_async(line: str) -> Any:
 
 async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> Any:
     """Awaitable form of the waiting line magics (the input transformer calls this)."""
+    __tracebackhide__ = True
     side = _side()
     manager = side.manager
     if name == "run_blocking":
@@ -377,6 +403,7 @@ async def run_line_magic_async(name: str, line: str, assigned: bool = False) -> 
 
 async def run_cell_magic_async(name: str, line: str, cell: str) -> Any:
     """Awaitable form of ``%%run_blocking`` (the input transformer calls this)."""
+    __tracebackhide__ = True
     if name != "run_blocking":
         raise UsageError(f"%%{name} is not a cell magic")
     source, label = _blocking_source(line, cell)

@@ -210,3 +210,29 @@ def test_run_blocking_takes_a_trailing_semicolon(kernel: Kernel) -> None:
             if m["msg_type"] == "execute_result"] == ["6"]
     outputs = kernel.execute("%run_blocking sum(range(4));")
     assert not [m for m in outputs if m["msg_type"] == "execute_result"]
+
+
+def _plain_traceback(kernel: Kernel, code: str) -> tuple[str, str]:
+    """(ename, the traceback as the notebook shows it, colors stripped) of a failing cell."""
+    import re
+
+    outputs = kernel.execute(code, allow_error=True)
+    (error,) = [m["content"] for m in outputs if m["msg_type"] == "error"]
+    return error["ename"], re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error["traceback"]))
+
+
+def test_errors_of_run_blocking_and_handles_show_the_users_code_not_the_engine(
+        kernel: Kernel) -> None:
+    # before: ten engine frames (runners.py, cells.py, execution.py, manager.py) above
+    # `1/0`, fifteen (the store, its connection, concurrent.futures) under a handle's
+    # status; and logs() of an unknown id was '' where status raised TaskNotFound
+    ename, shown = _plain_traceback(kernel, "%run_blocking 1/0")
+    assert ename == "ZeroDivisionError" and "----> 1 1/0" in shown, shown
+    for engine in ("runners.py", "cells.py", "execution.py", "manager.py"):
+        assert engine not in shown, (engine, shown)
+    for call in ("TaskHandle('0' * 32).status", "TaskHandle('0' * 32).logs()",
+                 "TaskHandle('0' * 32).cancel()", "TaskHandle('0' * 32).answer('yes')"):
+        ename, shown = _plain_traceback(kernel, f"from jupyter_tasks import TaskHandle\n{call}")
+        assert ename == "TaskNotFound", (call, shown)
+        for engine in ("store.py", "connection.py", "concurrent/futures", "manager.py"):
+            assert engine not in shown, (call, engine, shown)

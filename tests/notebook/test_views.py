@@ -133,8 +133,13 @@ def test_a_failing_cell_traceback_starts_at_the_cell_with_its_real_number(
         kernel: Kernel, db_path: Path) -> None:
     kernel.execute("x = 1")
     kernel.execute("y = 2")
-    number = kernel.value("get_ipython().execution_count") + 1  # the next cell's In[n]
-    kernel.execute(CELL)
+    msg_id = kernel.submit(CELL)
+    kernel.wait_for(lambda: kernel.idle(msg_id), 60, "the cell")
+    # the In[n] the notebook shows for it (before, the names were one past it: IPython 9
+    # counts execution_count up before a cell runs)
+    (number,) = [m["content"]["execution_count"] for m in kernel.messages
+                 if m["msg_type"] == "execute_input"
+                 and m["parent_header"].get("msg_id") == msg_id]
     task = _latest(db_path, "cell")
     eventually_sync(lambda: task_of(db_path, task.id).status == "failed", what="failure")
     error = task_of(db_path, task.id).error
