@@ -24,7 +24,7 @@ from ..store import Finished
 from ..tracebacks import full_traceback, user_traceback
 from ..values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText
 from ..values import encode as encode_value
-from .kinds import UnsupportedKind
+from .kinds import SubprocessFailed, UnsupportedKind
 from .state import EngineState, LocalQueue, RunningTask
 
 log = logging.getLogger("jupyter_tasks")
@@ -453,6 +453,12 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
                 "traceback": None}
     if error is None:
         return {"type": status.value, "message": status.value, "traceback": None}
+    if isinstance(error, SubprocessFailed):
+        # a command's non-zero exit ran no Python here: its message is all there is (the
+        # card showed a traceback of the engine's frames under it)
+        return {"type": type(error).__name__,
+                "message": cut_error_text(error_message(error), MAX_ERROR_MESSAGE_CHARS),
+                "traceback": None}
     # the user's frames by default; every frame (the engine's too) kept beside them
     return {
         "type": type(error).__name__,

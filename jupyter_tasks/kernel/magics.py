@@ -342,9 +342,11 @@ class _ShownCard:
             entries = []
         output = "".join(e.text for e in entries)[-CARD_TEXT_CHARS:].rstrip("\n")
         text = f"TaskCard({task.label!r}, {task.status}, id={task.id})"
-        bundle = {**self.card._repr_mimebundle_(),
-                  "text/plain": f"{text}\n{output}" if output else text}
-        self.display.update(bundle, raw=True)
+        from IPython import get_ipython
+
+        bundle, metadata = get_ipython().display_formatter.format(self.card)
+        bundle = {**bundle, "text/plain": f"{text}\n{output}" if output else text}
+        self.display.update(bundle, metadata=metadata, raw=True)
 
 
 def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any],
