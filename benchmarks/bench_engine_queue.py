@@ -373,14 +373,14 @@ async def claim_rate(path: Path) -> float:
 
 
 def claim_plan(path: Path) -> list[str]:
-    """``EXPLAIN QUERY PLAN`` of the one-job claim statement."""
+    """``EXPLAIN QUERY PLAN`` of the one-job claim statement (a worker's: with its names)."""
     from jupyter_tasks.store.worker_sql import CLAIM_ONE_SQL
 
     conn = sqlite3.connect(path)
     try:
         now = time.time()
-        rows = conn.execute("EXPLAIN QUERY PLAN " + CLAIM_ONE_SQL,
-                            ("w", now, now, now, "default", now, 1)).fetchall()
+        rows = conn.execute("EXPLAIN QUERY PLAN " + CLAIM_ONE_SQL[1],
+                            ("w", now, now, now, "default", now, '["noop"]', 1)).fetchall()
         return [row[-1] for row in rows]
     finally:
         conn.close()

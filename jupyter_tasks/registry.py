@@ -6,6 +6,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -184,6 +185,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._tasks: dict[str, TaskInfo] = {}
+        self._names_json: str | None = None
 
     def register(
         self,
@@ -217,11 +219,13 @@ class Registry:
             tags = [tags]
         info = _describe(name, fn, tuple(tags), mode)
         self._tasks[name] = info
+        self._names_json = None
         return info
 
     def unregister(self, name: str) -> None:
         """Forget a registered name (no error if absent)."""
         self._tasks.pop(name, None)
+        self._names_json = None
 
     def get_info(self, name: str) -> TaskInfo:
         """The registered function's description, or ``UnknownTask``."""
@@ -236,6 +240,12 @@ class Registry:
     def names(self) -> list[str]:
         """All registered names, sorted."""
         return sorted(self._tasks)
+
+    def names_json(self) -> str:
+        """``names()`` as a JSON list: what a worker's claims may take (``tx_claim``)."""
+        if self._names_json is None:  # kept until the names change: every claim asks
+            self._names_json = json.dumps(self.names())
+        return self._names_json
 
     def list_by_tags(self, tags: Iterable[str] = ()) -> list[TaskInfo]:
         """Registered tasks carrying every one of ``tags``, by name."""

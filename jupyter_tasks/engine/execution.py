@@ -274,7 +274,8 @@ class Execution:
                 store.finish(task.id, changes, EventType.for_status(status),
                              worker_id=state.worker_id,
                              claim_queue=task.queue if keep_busy else None,
-                             lease_seconds=lease_seconds),
+                             lease_seconds=lease_seconds,
+                             runnable=state.registry.names_json()),
                 self._hand_back_next))
         except Exception as exc:
             # the end of a task must be written even when its values are refused: write

@@ -88,11 +88,12 @@ class JobWorker:
             if free > 0:
                 claimed: list[Task] = []
                 try:
-                    if not look_first or await state.store.has_due_job(queue):
+                    runnable = state.registry.names_json()
+                    if not look_first or await state.store.has_due_job(queue, runnable):
                         # cancelled meanwhile (stop()), the jobs it took go back
                         claimed = await outcome_despite_cancel(state.store.claim_jobs(
                             queue, state.worker_id, state.config.lease_seconds,
-                            min(free, state.config.claim_batch)),
+                            min(free, state.config.claim_batch), runnable),
                             self.execution.hand_back_all)
                     failures.succeeded()
                 except Exception:  # the database may be locked for a moment; try again soon

@@ -153,6 +153,7 @@ from .worker_sql import (
     DUE_JOB_SQL,
     Finished,
     Spared,
+    due_args,
     finish_update,
     reap_candidates_query,
     tx_claim,
@@ -1447,6 +1448,7 @@ class Store:
         worker_id: str,
         claim_queue: str | None = None,
         lease_seconds: float = 30.0,
+        runnable: str | None = None,
     ) -> Finished:
         """Write the end of a running task held by ``worker_id``, and its event.
 
@@ -1457,7 +1459,7 @@ class Store:
         # the values encoded before, and the next job decoded after, the transaction
         # (the decoder tolerates any stored value: a claimed job is not left running unseen)
         outcome = await self._txn(tx_finish, task_id, finish_update(changes), event, worker_id,
-                                  claim_queue, lease_seconds)
+                                  claim_queue, lease_seconds, runnable)
         next_row = outcome.next_row
         return Finished(outcome.written, outcome.callback_url,
                         None if next_row is None else Task.from_row(next_row))
@@ -1520,18 +1522,20 @@ class Store:
     # ------------------------------------------------------------- durable queue
 
     async def claim_jobs(
-        self, queue: str, worker_id: str, lease_seconds: float, limit: int = 1
+        self, queue: str, worker_id: str, lease_seconds: float, limit: int = 1,
+        runnable: str | None = None,
     ) -> list[Task]:
-        """Atomically take up to ``limit`` due jobs of ``queue`` for this worker."""
-        rows = await self._txn(tx_claim, queue, worker_id, lease_seconds, limit)
+        """Atomically take up to ``limit`` due jobs of ``queue`` for this worker (of its
+        ``runnable`` task names only, a JSON list, when given: see ``tx_claim``)."""
+        rows = await self._txn(tx_claim, queue, worker_id, lease_seconds, limit, runnable)
         return [Task.from_row(row) for row in rows]
 
-    async def has_due_job(self, queue: str) -> bool:
+    async def has_due_job(self, queue: str, runnable: str | None = None) -> bool:
         """Whether ``queue`` holds a job a claim would take now (a read, no write lock)."""
-        args = (queue, time.time())
-        rows = self._point_rows(DUE_JOB_SQL, args)
+        sql, args = DUE_JOB_SQL[runnable is not None], due_args(queue, time.time(), runnable)
+        rows = self._point_rows(sql, args)
         if rows is None:
-            rows = await self._rows(DUE_JOB_SQL, args)
+            rows = await self._rows(sql, args)
         return bool(rows)
 
     async def retry_later(self, task_id: str, worker_id: str, not_before: float,

@@ -41,38 +41,51 @@ class FinishWritten(NamedTuple):
 # look before it (DUE_JOB_SQL) share it, so they never disagree on what is due
 DUE_JOBS = ("FROM tasks WHERE status = 'queued' AND mode = 'job' AND queue = ? "
             "AND ifnull(not_before, 0) <= ?")
+# ... and of those, the ones a worker can run (argument: a JSON list of the task names it
+# has registered): a worker started with an older task module took jobs of names it
+# lacked and failed them ("no task registered"), while another worker had the task
+RUNNABLE = " AND (kind != 'function' OR name IN (SELECT value FROM json_each(?)))"
 
 
-def _claim_sql(subquery_test: str) -> str:
+def _claim_sql(subquery_test: str, due: str) -> str:
     return (
         "UPDATE tasks SET status = 'running', worker_id = ?, lease_expires_at = ?, "
         "attempts = attempts + 1, started_at = ?, updated_at = ?, not_before = NULL, "
         "process = NULL "
-        f"WHERE id {subquery_test} (SELECT id {DUE_JOBS} "
+        f"WHERE id {subquery_test} (SELECT id {due} "
         "ORDER BY priority DESC, id LIMIT ?) RETURNING *")
 
 
 # one job (a busy slot's next) compares with the subquery's single id; several go
-# through IN, which builds a temporary index of the ids first
-CLAIM_ONE_SQL = _claim_sql("=")
-CLAIM_MANY_SQL = _claim_sql("IN")
+# through IN, which builds a temporary index of the ids first; each without and with
+# the runnable names
+CLAIM_ONE_SQL = (_claim_sql("=", DUE_JOBS), _claim_sql("=", DUE_JOBS + RUNNABLE))
+CLAIM_MANY_SQL = (_claim_sql("IN", DUE_JOBS), _claim_sql("IN", DUE_JOBS + RUNNABLE))
 # whether a claim would find a job: a read, so an idle worker woken by a commit that
 # queued nothing looks without taking the write lock (the claim's own index answers it)
-DUE_JOB_SQL = f"SELECT 1 {DUE_JOBS} LIMIT 1"
+DUE_JOB_SQL = (f"SELECT 1 {DUE_JOBS} LIMIT 1", f"SELECT 1 {DUE_JOBS}{RUNNABLE} LIMIT 1")
+
+
+def due_args(queue: str, now: float, runnable: str | None) -> tuple[Any, ...]:
+    """The arguments of DUE_JOBS (with RUNNABLE when ``runnable`` names the tasks)."""
+    return (queue, now) if runnable is None else (queue, now, runnable)
 
 
 def tx_claim(
-    conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int
+    conn: sqlite3.Connection, queue: str, worker_id: str, lease_seconds: float, limit: int,
+    runnable: str | None = None,
 ) -> list[sqlite3.Row]:
     """Claim up to ``limit`` due jobs; their rows, in the order they start.
 
-    Rows, not tasks: the caller decodes them after the commit, so the write lock
-    (which another worker process may be waiting for) is not held for that Python.
+    ``runnable``: the JSON list of the task names the worker has (its function jobs of
+    other names are left for another worker); None takes any. Rows, not tasks: the
+    caller decodes them after the commit, so the write lock (which another worker
+    process may be waiting for) is not held for that Python.
     """
     now = time.time()
     rows = conn.execute(
-        CLAIM_ONE_SQL if limit == 1 else CLAIM_MANY_SQL,
-        (worker_id, now + lease_seconds, now, now, queue, now, limit),
+        (CLAIM_ONE_SQL if limit == 1 else CLAIM_MANY_SQL)[runnable is not None],
+        (worker_id, now + lease_seconds, now, now, *due_args(queue, now, runnable), limit),
     ).fetchall()
     rows.sort(key=lambda r: (-r["priority"], r["id"]))
     for row in rows:
@@ -257,12 +270,14 @@ def tx_finish(
     worker_id: str,
     claim_queue: str | None,
     lease_seconds: float,
+    runnable: str | None = None,
 ) -> FinishWritten:
     sql, args, at = update
     # only what the caller needs back: decoding the whole row costs more than the update
     row = conn.execute(sql, [*args, task_id, worker_id]).fetchone()
     if row is not None:
         insert_event(conn, task_id, event, at)
-    claimed = tx_claim(conn, claim_queue, worker_id, lease_seconds, 1) if claim_queue else []
+    claimed = tx_claim(conn, claim_queue, worker_id, lease_seconds, 1, runnable) \
+        if claim_queue else []
     return FinishWritten(row is not None, row[0] if row is not None else None,
                          claimed[0] if claimed else None)
