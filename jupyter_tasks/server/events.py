@@ -79,6 +79,10 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         self._task_id = task_id
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            # tornado answers this one as text/html; every other error here is problem+json
+            raise Problem(400, "this route is a websocket: connect with an Upgrade: "
+                               "websocket request (GET /api/tasks lists tasks over REST)")
         await self.settings["jupyter_tasks_app"].ensure_started()
         newest = await self.manager.store.last_event_id()
         # a since past the newest event comes from another history: the database file

@@ -205,3 +205,12 @@ async def test_bad_query_is_refused(jp_ws_fetch, tasks_app, params):
     with pytest.raises(HTTPClientError) as info:
         await jp_ws_fetch("api", "tasks", "events", params=params)
     assert info.value.code == 400
+
+
+async def test_a_plain_get_of_the_events_route_is_a_problem_not_an_html_page(api):
+    # before: 400 text/html 'Can "Upgrade" only to "WebSocket".' (every other error of
+    # the API is application/problem+json)
+    response = await api.get("events")
+    assert response.code == 400
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "websocket" in response.json["detail"]
