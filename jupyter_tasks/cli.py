@@ -517,6 +517,8 @@ async def _cmd_doctor(args: argparse.Namespace) -> int:
                   f"last heartbeat {w['heartbeat_age']}s ago")
     if report.counts:
         print("tasks: " + ", ".join(f"{status}: {n}" for status, n in report.counts.items()))
+    for note in report.notes:
+        print(f"note: {note}")
     if report.ok:
         print("no problem found")
         return 0

@@ -20,6 +20,7 @@ database they may leave the ``-wal``/``-shm`` companions behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -242,6 +243,29 @@ logging.getLogger("jupyter_tasks").addFilter(_OncePerMessage())
 # -------------------------------------------------------------------- doctor
 
 
+def _queue_names(stored: Any) -> list[str]:
+    """The queues a worker row lists (a JSON list), or none for anything else."""
+    try:
+        names = json.loads(stored) if isinstance(stored, str) else []
+    except ValueError:
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _note_unserved_queues(conn: sqlite3.Connection, report: Report) -> None:
+    """Note the queues holding jobs that no live worker serves (they wait for one)."""
+    served = {q for w in report.workers if w["state"] in ("alive", "unknown (other host)")
+              for q in w["queues"]}
+    for queue, count in conn.execute(
+            "SELECT queue, count(*) FROM tasks WHERE status = 'queued' AND mode = 'job' "
+            "GROUP BY queue ORDER BY queue"):
+        if queue not in served:
+            report.notes.append(
+                f"{count} job{'' if count == 1 else 's'} wait{'s' if count == 1 else ''} in "
+                f"queue {queue!r}, which no live worker serves: start one with `jupyter tasks "
+                f"worker --queue {queue}` (or give the server that queue)")
+
+
 @dataclass
 class Report:
     """What ``jupyter tasks doctor`` found; ``problems`` empty means healthy."""
@@ -257,6 +281,8 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    # not problems of the file: what may surprise its user (a queue nobody serves)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -322,9 +348,9 @@ def inspect(path: Path | str) -> Report:
                 now = time.time()
                 host = socket.gethostname()
                 for row in conn.execute(
-                        "SELECT id, kind, pid, host, pid_started_at, heartbeat_at, stopped_at "
-                        "FROM workers ORDER BY heartbeat_at DESC"):
-                    wid, kind, pid, whost, pid_started, beat, stopped = row
+                        "SELECT id, kind, pid, host, pid_started_at, heartbeat_at, stopped_at, "
+                        "queues FROM workers ORDER BY heartbeat_at DESC"):
+                    wid, kind, pid, whost, pid_started, beat, stopped, queues = row
                     if stopped is not None:
                         state = "stopped"
                     elif whost == host:
@@ -333,7 +359,11 @@ def inspect(path: Path | str) -> Report:
                         state = "unknown (other host)"
                     report.workers.append({"id": wid, "kind": kind, "pid": pid, "host": whost,
                                            "state": state,
-                                           "heartbeat_age": round(now - (beat or 0), 1)})
+                                           "heartbeat_age": round(now - (beat or 0), 1),
+                                           "queues": _queue_names(queues)})
+        with contextlib.suppress(sqlite3.DatabaseError):
+            if "tasks" in tables:
+                _note_unserved_queues(conn, report)
     finally:
         conn.close()
     if report.quick_check != ["ok"]:

@@ -290,6 +290,10 @@ def test_doctor_on_a_good_file(db_path, capsys):
     assert "queued: 3" in out
     assert "stopped" in out  # the worker row of the manager that made the file
     assert db_path.read_bytes() == before  # read-only: nothing migrated, nothing written
+    # the three jobs wait in a queue no live worker serves: said, though not a problem
+    # of the file (before: "no problem found" and nothing else)
+    assert f"note: 3 jobs wait in queue {PARKED!r}, which no live worker serves" in out
+    assert f"jupyter tasks worker --queue {PARKED}" in out
 
 
 def test_doctor_on_bad_files(db_path, tmp_path, capsys):
