@@ -6,6 +6,7 @@ in their own conftest (tests/server/conftest.py says why).
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -18,6 +19,20 @@ def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "tasks.db"
     monkeypatch.setenv("JUPYTER_TASKS_DB", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_between_tests():
+    """A test's leftovers are finalized at its end, not inside whatever runs next.
+
+    Left to a later collection, their finalizers (an un-awaited task's "exception was
+    never retrieved", closed loops and connections) ran in the middle of a later
+    ``ast.parse`` (pytest rewriting a plugin module, Hypothesis naming a lambda), and
+    CPython 3.11's AST constructor raised "recursion depth mismatch" there: the
+    session's end crashed, hiding the failures' report, or a later test failed.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
