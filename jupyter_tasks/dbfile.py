@@ -217,23 +217,26 @@ def verify(path: Path | str) -> None:
 
 
 class _OncePerMessage(logging.Filter):
-    """Let each ``StoreUnavailable`` message through once.
+    """Let each line about one ``StoreUnavailable`` through once.
 
     A store that refuses everything makes every loop of the manager fail (the
     heartbeat every 2 s, the reaper every second): the first traceback says
-    what happened, the next thousand would only bury it.
+    what happened, the next thousand would only bury it. Keyed on the line too:
+    keyed on the error alone, "writing the end of task … failed" (a result lost)
+    was dropped because a loop had said the same error before.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, StoreUnavailable):
-            if exc.message in self.seen:
+            key = (record.getMessage(), exc.message)
+            if key in self.seen:
                 return False
-            self.seen.add(exc.message)
+            self.seen.add(key)
         return True
 
 

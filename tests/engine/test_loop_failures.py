@@ -39,3 +39,22 @@ def test_a_repeated_failure_is_counted_once_a_minute_and_the_recovery_said(
         ("ERROR", "claiming jobs of queue default failed", True),
         ("WARNING", "claiming jobs of queue default failed (1 time); working again", False),
     ]
+
+
+def test_each_line_about_an_unusable_database_is_said_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # before: keyed on the error alone, "writing the end of task … failed" (a result
+    # lost) was dropped because a loop had logged the same StoreUnavailable first
+    from jupyter_tasks.exceptions import StoreUnavailable
+
+    engine_log = logging.getLogger("jupyter_tasks")
+    gone = StoreUnavailable("the task database /x/tasks.db was deleted or moved")
+    caplog.set_level(logging.ERROR, logger="jupyter_tasks")
+    for line in ("heartbeat of %s failed", "heartbeat of %s failed",
+                 "writing the end of task %s failed", "writing the end of task %s failed"):
+        try:
+            raise gone
+        except StoreUnavailable:
+            engine_log.exception(line, "t1")
+    said = [r.getMessage() for r in caplog.records if r.name == "jupyter_tasks"]
+    assert said == ["heartbeat of t1 failed", "writing the end of task t1 failed"]
