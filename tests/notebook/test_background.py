@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.waiting import eventually_sync
 
@@ -74,6 +76,18 @@ def test_background_cell_returns_at_once_and_prints_into_its_card(
     assert "step 0" in card_text()
 
 
+def card_output_reader(kernel: Kernel, first: bool) -> Callable[[], list[Any]]:
+    """A reader of the outputs of the kernel's first (or newest) card's Output widget."""
+    widgets = [c for c, name in kernel.comm_models().items() if name == "OutputModel"]
+    widget = widgets[0] if first else widgets[-1]
+
+    def outputs() -> list[Any]:
+        kernel.pump(0.05)
+        return list(kernel.widget_state(widget).get("outputs", ()))
+
+    return outputs
+
+
 def test_errors_and_rich_displays_go_to_the_card(kernel: Kernel, db_path: Path) -> None:
     kernel.execute(
         "%%background --name h\n"
@@ -85,12 +99,7 @@ def test_errors_and_rich_displays_go_to_the_card(kernel: Kernel, db_path: Path) 
     eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="failure")
     task = task_of(db_path, task_id)
     assert task.error["type"] == "ZeroDivisionError"
-    outputs_widgets = [c for c, name in kernel.comm_models().items() if name == "OutputModel"]
-
-    def card_outputs() -> list:
-        kernel.pump(0.05)
-        return list(kernel.widget_state(outputs_widgets[0]).get("outputs", ()))
-
+    card_outputs = card_output_reader(kernel, first=True)
     eventually_sync(lambda: any(o.get("output_type") == "error" for o in card_outputs()),
                     what="traceback in the card")
     kinds = [o["output_type"] for o in card_outputs()]
@@ -252,12 +261,7 @@ def test_a_card_keeps_both_streams_and_an_error_whose_str_fails(
     task_id = _task_id(kernel, "both")
     eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="failure")
     assert task_of(db_path, task_id).error["type"] == "Unprintable"
-    outputs_widgets = [c for c, name in kernel.comm_models().items() if name == "OutputModel"]
-
-    def card_outputs() -> list:
-        kernel.pump(0.05)
-        return list(kernel.widget_state(outputs_widgets[-1]).get("outputs", ()))
-
+    card_outputs = card_output_reader(kernel, first=False)
     eventually_sync(lambda: any(o.get("output_type") == "error" for o in card_outputs()),
                     what="the error in the card")
     outputs = card_outputs()
