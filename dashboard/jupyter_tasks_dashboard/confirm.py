@@ -11,6 +11,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from .formatting import label_text, shown_text
+
 
 class ChoiceButton(Button):
     """A button whose Enter answers at once (a plain Button answers a message later, and
@@ -41,13 +43,13 @@ class ConfirmScreen(ModalScreen[str | None]):
         super().__init__()
         self.task_json = task
         confirmation = task.get("confirmation") or {}
-        self.prompt = str(confirmation.get("prompt") or "")
-        self.choices = [str(c) for c in confirmation.get("choices") or []]
+        self.prompt = shown_text(confirmation.get("prompt") or "", keep="\n")
+        self.choices = [shown_text(c) for c in confirmation.get("choices") or []]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="dialog"):
-            label = self.task_json.get("label") or self.task_json.get("name") or ""
-            yield Label(Content.assemble((label, "bold"), " asks:"), classes="dialog-title")
+            yield Label(Content.assemble((label_text(self.task_json), "bold"), " asks:"),
+                        classes="dialog-title")
             yield Label(Content(self.prompt), id="confirm-prompt")
             with Horizontal(classes="dialog-buttons"):
                 for i, choice in enumerate(self.choices):

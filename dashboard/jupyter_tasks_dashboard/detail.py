@@ -16,11 +16,13 @@ from .formatting import (
     duration_text,
     label_text,
     local_time,
+    log_text,
     origin_text,
     pretty_json,
     progress_message,
     progress_text,
     short_id,
+    shown_text,
     status_text,
     typed_lines,
     work_text,
@@ -147,12 +149,13 @@ class DetailPane(VerticalScroll):
         if pending:
             choices = " / ".join(confirmation.get("choices") or [])
             question.update(Content.assemble(
-                (" asks ", "bold reverse"), f" {confirmation.get('prompt')}  ({choices})  — press ",
+                (" asks ", "bold reverse"),
+                f" {shown_text(confirmation.get('prompt'))}  ({shown_text(choices)})  — press ",
                 ("a", "bold"), " to answer"))
         elif confirmation.get("answer") is not None:
             question.update(Content.assemble(
-                f"asked {confirmation.get('prompt')} → answered ",
-                (str(confirmation["answer"]), "bold")))
+                f"asked {shown_text(confirmation.get('prompt'))} → answered ",
+                (shown_text(confirmation["answer"]), "bold")))
         else:
             question.update("")
         question.display = bool(confirmation)
@@ -166,10 +169,11 @@ class DetailPane(VerticalScroll):
         error = task.get("error")
         error_widget = self.error
         if error:
-            message = f": {error.get('message')}"
-            if error.get("traceback"):
-                message += "\n" + str(error["traceback"]).rstrip()
-            error_widget.update(Content.assemble((str(error.get("type")), "bold red"), message))
+            message = f": {shown_text(error.get('message'))}"
+            if error.get("traceback"):  # its lines stay lines
+                message += "\n" + shown_text(str(error["traceback"]).rstrip(), keep="\n\t")
+            error_widget.update(Content.assemble((shown_text(error.get("type")), "bold red"),
+                                                 message))
         else:
             error_widget.update(NONE)
 
@@ -182,7 +186,7 @@ class DetailPane(VerticalScroll):
         rewritten: str | None = None  # the view's last line, carried on by these chunks
         carried = self.log_open
         for entry in entries:
-            text = str(entry.get("text") or "")
+            text = log_text(str(entry.get("text") or ""))
             if not text:
                 continue
             prefix = "! " if entry.get("stream") == "stderr" else ""

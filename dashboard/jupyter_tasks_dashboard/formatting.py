@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -70,7 +71,7 @@ def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
 
 def progress_message(task: dict[str, Any]) -> str:
     """The progress message for one status line: its first ``MESSAGE_CHARS``."""
-    message = str((task.get("progress") or {}).get("message") or "")
+    message = shown_text((task.get("progress") or {}).get("message") or "")
     return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS - 1] + "…"
 
 
@@ -156,9 +157,39 @@ def short_id(task_id: str) -> str:
     return "…" + task_id[-10:]
 
 
+# A terminal's escape sequences: CSI (colors, cursor moves, "clear screen"), OSC
+# (window title, hyperlinks; ended by BEL or ESC \), and the short ones (charset,
+# keypad). A task's text may hold any of them, and Rich passes ESC through: a log line
+# set the terminal's title and wiped the screen at every repaint
+ESCAPE_SEQUENCE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[()*+-./][ -~]|[ -~])")
+# the other control characters (and the bidi overrides that reorder a line), shown as
+# their escapes; a log keeps its newlines, carriage returns and tabs for typed_lines
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LOG_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def shown_text(text: Any, keep: str = "") -> str:
+    """A task's own text (label, message, traceback, question) as the dashboard shows it:
+    every control character but those in ``keep`` as its escape (``\\x1b``), so none
+    reaches the terminal."""
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _escaped(m), str(text))
+
+
+def log_text(text: str) -> str:
+    """A log chunk for the log pane: escape sequences dropped (a colored line reads as
+    its text), other controls as their escapes; newlines, ``\\r`` and tabs kept."""
+    return _LOG_CONTROL.sub(_escaped, ESCAPE_SEQUENCE.sub("", text))
+
+
 def label_text(task: dict[str, Any]) -> str:
     """The human label, falling back to the registered name or kind."""
-    return task.get("label") or task.get("name") or task.get("kind") or ""
+    return shown_text(task.get("label") or task.get("name") or task.get("kind") or "")
 
 
 def row_cells(task: dict[str, Any]) -> tuple[str, ...]:
@@ -204,10 +235,10 @@ def work_text(task: dict[str, Any]) -> tuple[str, str]:
             lines.append("env  " + " ".join(f"{k}=…" for k in sorted(spec["env"])))
         return "command", "\n".join(lines)
     if kind == "notebook" and spec.get("notebook"):
-        return "notebook", f"{spec['notebook']}\nparameters " + pretty_json(
+        return "notebook", f"{shown_text(spec['notebook'])}\nparameters " + pretty_json(
             spec.get("parameters") or task.get("params") or {})
     if kind in ("code", "cell") and (spec.get("code") or spec.get("source")):
-        return kind, str(spec.get("code") or spec.get("source"))
+        return kind, shown_text(spec.get("code") or spec.get("source"), keep="\n\t")
     return "params", pretty_json(task.get("params"))
 
 

@@ -22,7 +22,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from .ask import AskScreen
-from .formatting import STATUS_STYLES, human_seconds, local_time, parse_ts, short_id
+from .formatting import (
+    STATUS_STYLES,
+    human_seconds,
+    local_time,
+    parse_ts,
+    short_id,
+    shown_text,
+)
 from .sources import ActionError, DataSource
 
 COLUMNS = ("name", "cron", "time zone", "next run", "last run", "last status", "paused")
@@ -57,7 +64,8 @@ def schedule_cells(schedule: dict[str, Any], now: float) -> tuple[str | Text, ..
     """The row of one schedule."""
     status = schedule.get("last_status")
     return (
-        Text(schedule.get("name") or ""),  # a Text: the table reads a str cell as markup
+        # a Text: the table reads a str cell as markup
+        Text(shown_text(schedule.get("name") or "")),
         schedule.get("cron") or "",
         schedule.get("timezone") or "",
         "paused" if schedule.get("paused") else when_text(schedule.get("next_run_at"), now),

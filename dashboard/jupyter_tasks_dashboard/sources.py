@@ -481,9 +481,15 @@ class DatabaseSource(DataSource):
             owners=[filters.owner] if filters.owner else None, search=filters.search or None,
             schedule_id=filters.schedule_id)
 
+    # Every read goes through _call: a database moved away or damaged under the dashboard
+    # is an ActionError the views show, not a StoreUnavailable that ended the app with a
+    # traceback (the counts and the detail pane's reads went to the store directly)
     async def count(self, filters: Filters) -> dict[str, Any]:
+        return await self._call(self._count(filters))
+
+    async def _count(self, filters: Filters) -> dict[str, Any]:
         if not filters.active:
-            return {**await self.stats(), "exact": True}
+            return {**await self._stats(), "exact": True}
         counts = await self._counts(filters)
         workers = await self.manager.store.list_workers()
         return {**counts, "workers": [w.to_json() for w in workers], "exact": True}
@@ -512,16 +518,20 @@ class DatabaseSource(DataSource):
         return (await self._call(self.manager.get(task_id))).to_json(full=True)
 
     async def children(self, task_id: str) -> list[dict[str, Any]]:
-        return [t.to_json() for t in await self.manager.store.children(task_id)]
+        return [t.to_json() for t in await self._call(self.manager.store.children(task_id))]
 
     async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
-        return [a.to_json() for a in await self.manager.store.list_artifacts(task_id)]
+        return [a.to_json() for a in
+                await self._call(self.manager.store.list_artifacts(task_id))]
 
     async def logs(self, task_id: str, after: int = 0, limit: int = 500) -> tuple[list[dict], int]:
-        entries = await self.manager.store.get_logs(task_id, after, limit)
+        entries = await self._call(self.manager.store.get_logs(task_id, after, limit))
         return [e.to_json() for e in entries], (entries[-1].seq if entries else after)
 
     async def stats(self) -> dict[str, Any]:
+        return await self._call(self._stats())
+
+    async def _stats(self) -> dict[str, Any]:
         store = self.manager.store
         from jupyter_tasks.models import slots_by_queue
 

@@ -460,6 +460,13 @@ class Store:
             if reader is not None:
                 await reader.close()
             unavailable = dbfile.unavailable_for(path, exc)
+            if unavailable is None and isinstance(exc, sqlite3.OperationalError):
+                # "disk I/O error": the file went between the check and the open (moved
+                # away, its WAL companions left behind); the check says so in its words
+                try:
+                    dbfile.check_before_open(path, create=False)
+                except StoreUnavailable as gone:
+                    unavailable = gone
             if unavailable is None:
                 raise
             raise unavailable from exc
@@ -792,7 +799,14 @@ class Store:
                 # fetchall's own list (aiosqlite types it as an Iterable)
                 return await reader.execute_fetchall(sql, args)  # type: ignore[return-value]
         except sqlite3.OperationalError as exc:
-            raise translate(exc) from exc
+            store_error = translate(exc)
+            if store_error is exc:
+                # a read of a file moved or deleted under us fails as "disk I/O error"
+                # (its WAL companions stayed behind): said as what happened, as a write is
+                self._unavailable = dbfile.check_identity(self._file, self._identity)
+                if self._unavailable is not None:
+                    raise StoreUnavailable(self._unavailable) from exc
+            raise store_error from exc
         except sqlite3.DatabaseError as exc:
             unavailable = self._damaged(exc)
             if unavailable is None:

@@ -327,3 +327,82 @@ async def test_a_long_progress_message_is_one_status_line_in_the_details(tmp_pat
         status_line = str(app.detail.summary.render()).splitlines()[1]
         assert status_line.endswith(message[:199] + "…"), status_line
         assert "x" * 200 not in status_line
+
+
+ESCAPES = "lbl \x1b[2J\x1b]0;OWNED-TITLE\x07 end"
+
+
+async def test_terminal_escapes_in_a_tasks_text_never_reach_the_terminal(tmp_path):
+    """A label, a message, a traceback, a question, a log and a schedule's name holding
+    escape sequences are shown as text (before: the log set the terminal's title and
+    ``\\x1b[2J`` wiped the screen at every repaint, the dashboard unusable)."""
+    import os
+
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+    from jupyter_tasks.scheduler import Scheduler
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    db = tmp_path / "escapes.db"
+    now = time.time()
+    failed = Task(id=new_task_id(), kind="function", mode="job", status="failed", name="n",
+                  label=ESCAPES, error={"type": "E", "message": ESCAPES, "traceback": ESCAPES},
+                  created_at=now, started_at=now, finished_at=now + 1, updated_at=now + 1)
+    asking = Task(id=new_task_id(), kind="function", mode="job", status="running", name="n",
+                  label="asks", worker_id="elsewhere", created_at=now, started_at=now,
+                  updated_at=now, confirmation={"prompt": ESCAPES, "choices": ["yes"],
+                                                "answer": None})
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([failed, asking])
+        await writer.store.append_logs(failed.id, [
+            (now, "stdout", f"\x1b[31mred\x1b[0m {ESCAPES}\n"), (now, "stderr", "\x07bell\n")])
+        await Scheduler(writer).create(
+            {"name": ESCAPES, "cron": "0 7 * * *", "job": {"command": ["true"]}}, owner="me",
+            parse_job=lambda job: parse_job_body(job, os.getcwd()))
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and failed.id in app.table.tasks, pilot, what="rows")
+        app.table.select(failed.id)
+        await until(lambda: app.detail.task_id == failed.id and len(app.detail.log_view.lines)
+                    == 2, pilot, what="the details and the log")
+        shown = [str(app.detail.summary.render()), str(app.detail.error.render()),
+                 *app.detail.log_view.lines, app.screen_text()]
+        assert not any("\x1b" in text or "\x07" in text for text in shown), shown
+        assert "lbl \\x1b[2J\\x1b]0;OWNED-TITLE\\x07 end" in shown[0]
+        assert app.detail.log_view.lines[0] == "red lbl  end"  # sequences dropped
+        assert app.detail.log_view.lines[1] == "! \\x07bell"
+        app.table.select(asking.id)
+        await until(lambda: app.detail.task_id == asking.id, pilot, what="the question")
+        assert "\x1b" not in str(app.detail.question.render())
+        await pilot.press("t")
+        await until(lambda: app.schedules_screen and app.schedules_screen.loaded
+                    and "OWNED-TITLE" in app.screen_text(), pilot, what="the schedule")
+        assert "\x1b" not in app.screen_text()
+        assert app.is_running
+
+
+async def test_a_database_moved_away_is_refused_with_a_message_not_a_crash(tmp_path):
+    """Before: the counts (their read-only store, opened at the first count) and the detail
+    pane's reads went to the store directly, and a file moved away before the first count
+    ended the dashboard with a StoreUnavailable (or "disk I/O error") traceback."""
+    from jupyter_tasks_dashboard.sources import ActionError, Filters
+
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "moved.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        task = await writer.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+        await writer.store.append_logs(task.id, [(time.time(), "stdout", "hi\n")])
+    source = DatabaseSource(db)
+    await source.start()
+    try:
+        db.rename(tmp_path / "elsewhere.db")
+        for call in (source.count(Filters()), source.stats()):
+            with pytest.raises(ActionError, match="deleted or moved"):
+                await call
+        # the open connections still read the file where it went: answers, not tracebacks
+        assert [e["text"] for e in (await source.logs(task.id))[0]] == ["hi\n"]
+        assert await source.children(task.id) == []
+        assert await source.artifacts(task.id) == []
+    finally:
+        await source.close()
