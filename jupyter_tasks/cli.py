@@ -108,7 +108,10 @@ def _load_modules(args: argparse.Namespace) -> None:
     Modules named on the command line must import; a configured one that does not
     (e.g. a relative ``.py`` path meant for the server's directory) is a warning.
     """
-    load_task_modules(getattr(args, "modules", None) or [])  # also the env and entry points
+    try:
+        load_task_modules(getattr(args, "modules", None) or [])  # also env and entry points
+    except ImportError as exc:  # a --modules file that is missing or fails: one line
+        raise CliError(str(exc)) from None
     for spec in configured_task_modules():
         try:
             import_module_or_path(spec)
@@ -136,7 +139,8 @@ async def _resolve(store: Store, ref: str) -> str:
     if not rows:
         raise CliError(f"no task matches {ref!r} (give a task id, or its start or end; "
                        "`jupyter tasks list` shows them)")
-    lines = [f"  {task_id}  {status}  {label[:50]}" for task_id, status, label in rows[:10]]
+    lines = [f"  {task_id}  {status}  {printable(str(label or ''))[:50]}"
+             for task_id, status, label in rows[:10]]
     more = "\n  …and more" if len(rows) > 10 else ""
     raise CliError(f"{ref!r} matches more than one task; give more characters:\n"
                    + "\n".join(lines) + more)
@@ -536,6 +540,9 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     from .worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for module in args.modules or []:  # a missing file is one line, before anything starts
+        if module.endswith(".py") and not os.path.isfile(module):
+            raise CliError(f"task module file {module} does not exist")
     await run_worker(args.db, queues=args.queue or ["default"], concurrency=args.concurrency,
                      task_modules=[*(args.modules or []), *configured_task_modules()],
                      max_log_chars=args.max_log_chars)
@@ -796,7 +803,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JupyterTasksError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         for problem in exc.errors:
-            print(f"  {problem.get('field')}: {problem.get('message')}", file=sys.stderr)
+            line = f"{problem.get('field')}: {problem.get('message')}"
+            if line not in exc.message:  # said once (most messages already hold them)
+                print(f"  {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

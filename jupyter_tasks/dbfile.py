@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import socket
 import sqlite3
 import stat
@@ -43,8 +44,10 @@ _CORRUPTION_TEXT = ("database disk image is malformed", "file is not a database"
 
 def recovery_advice(path: Path | str) -> str:
     """What to do with a damaged file, in one line (the server logs and answers it)."""
-    return (f"stop the server, run `jupyter tasks doctor --db {path}`, then either recover "
-            f"what it holds (`sqlite3 {path} \".recover\" | sqlite3 {path}.recovered`, then "
+    # the paths in commands quoted for a shell: pasted as printed, they must run
+    q, qr = shlex.quote(str(path)), shlex.quote(f"{path}.recovered")
+    return (f"stop the server, run `jupyter tasks doctor --db {q}`, then either recover "
+            f"what it holds (`sqlite3 {q} \".recover\" | sqlite3 {qr}`, then "
             f"move {path}.recovered in its place) or move the file aside to start empty; "
             "then restart the server")
 
@@ -313,7 +316,8 @@ def inspect(path: Path | str) -> Report:
     report.size = path.stat().st_size
     wal = sidecars(path)[0]
     report.wal_size = wal.stat().st_size if wal.exists() else None
-    move_aside = (f"move it aside (`mv {path} {path}.broken`, with its -wal and -shm files "
+    move_aside = (f"move it aside (`mv {shlex.quote(str(path))} "
+                  f"{shlex.quote(f'{path}.broken')}`, with its -wal and -shm files "
                   "if any) and restart the server to start with an empty database")
     try:
         check_before_open(path, create=False)
@@ -372,9 +376,10 @@ def inspect(path: Path | str) -> Report:
     if report.quick_check != ["ok"]:
         report.problems.append("quick_check found damage: " + "; ".join(report.quick_check))
         report.advice.append(
-            f"stop the server, then recover what the file holds: `sqlite3 {path} \".recover\" "
-            f"| sqlite3 {path}.recovered`, check it with `jupyter tasks doctor --db "
-            f"{path}.recovered`, and move it in place of {path}")
+            f"stop the server, then recover what the file holds: `sqlite3 "
+            f"{shlex.quote(str(path))} \".recover\" | sqlite3 "
+            f"{shlex.quote(f'{path}.recovered')}`, check it with `jupyter tasks doctor --db "
+            f"{shlex.quote(f'{path}.recovered')}`, and move it in place of {path}")
         report.advice.append("or " + move_aside)
     version = report.schema_version
     if version is not None and version > LATEST_VERSION:

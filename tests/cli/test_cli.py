@@ -302,6 +302,12 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
     (["submit", "--name", "not_here", "--queue", "bad queue"],
      "not a queue name: 'bad queue'"),
     (["submit", "--name", "not_here", "--timeout", "-1"], "timeout: must be a positive"),
+    (["submit", "--name", "cli_greet", "--timeout", "-5"], "timeout: must be a positive"),
+    # before: ImportError tracebacks (exit 1) for a --modules file that is not there
+    (["submit", "--name", "x", "--modules", "/no such/file.py"],
+     "task module file /no such/file.py does not exist"),
+    (["worker", "--modules", "/no such/file.py"],
+     "task module file /no such/file.py does not exist"),
 ])
 def test_malformed_input_is_one_clear_error(env: dict[str, str], db_path: Path,
                                             args: list[str], message: str) -> None:
@@ -309,6 +315,8 @@ def test_malformed_input_is_one_clear_error(env: dict[str, str], db_path: Path,
     done = jt(env, *args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    # said once (before, a field's error was printed again under the message)
+    assert done.stderr.count(message) == 1, done.stderr
     assert "queued" not in done.stderr
     assert not db_path.exists() or stored(db_path) == []
 
@@ -341,3 +349,11 @@ def test_task_and_schedule_text_cannot_steer_the_terminal(env: dict[str, str], d
         assert "\u202e" not in done.stdout, repr(done.stdout)
     shown = jt(env, "list").stdout
     assert "\\x1b]0;pwned\\x07" in shown and "\\u202eevil" in shown, shown
+    # a part of an id that matches several tasks lists their labels, as text too
+    asyncio.run(write())
+    task_ids = [t.id for t in stored(db_path)]
+    common = task_ids[0][:6]  # ids begin with their time: these two share their start
+    assert all(task_id.startswith(common) for task_id in task_ids), task_ids
+    ambiguous = jt(env, "show", common)
+    assert ambiguous.returncode == 2 and "matches" in ambiguous.stderr, ambiguous.stderr
+    assert "\x1b" not in ambiguous.stderr and "\\x1b]0;pwned" in ambiguous.stderr

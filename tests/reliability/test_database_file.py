@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -320,6 +321,22 @@ def test_doctor_on_bad_files(db_path, tmp_path, capsys):
     assert cli_main(["--db", str(missing), "doctor"]) != 0
     assert str(missing) in capsys.readouterr().out
     assert not missing.exists()
+
+
+def test_the_doctors_advice_quotes_a_path_with_spaces(tmp_path, capsys):
+    # before: `mv /tmp/nb dir/ok nb.db /tmp/nb dir/ok nb.db.broken`, which run as printed
+    # moves the wrong files
+    folder = tmp_path / "nb dir"
+    folder.mkdir()
+    path = folder / "ok tasks.db"
+    in_thread(make_database(path))
+    corrupt_table(path, "task_logs")
+    assert cli_main(["--db", str(path), "doctor"]) != 0
+    out = capsys.readouterr().out
+    quoted = shlex.quote(str(path))
+    assert f"`mv {quoted} {shlex.quote(f'{path}.broken')}`" in out, out
+    assert f"`sqlite3 {quoted} \".recover\" | sqlite3 {shlex.quote(f'{path}.recovered')}`" \
+        in out, out
 
 
 def test_doctor_and_the_writing_commands_on_a_truncated_file(db_path, capsys):
