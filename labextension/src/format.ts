@@ -106,6 +106,9 @@ export function lostText(task: ITask): string | null {
   return lost > 0 ? `${lost} worker${lost === 1 ? '' : 's'} lost` : null;
 }
 
+/** Where a log's text said "erase the line" (a private-use character no log holds). */
+export const ERASED = '\ue000';
+
 /**
  * `piece` typed into a line as a terminal would: a carriage return goes back to the
  * line's start and what follows overwrites it (a progress bar redrawn in place, as
@@ -120,8 +123,13 @@ export function typeInto(
     if (index > 0) {
       col = 0;
     }
-    raw = raw.slice(0, col) + part + raw.slice(col + part.length);
-    col += part.length;
+    part.split(ERASED).forEach((text, erased) => {
+      if (erased > 0) {
+        raw = ' '.repeat(col); // the line is blank, the cursor where it was
+      }
+      raw = raw.slice(0, col) + text + raw.slice(col + text.length);
+      col += text.length;
+    });
   });
   return { raw, col };
 }

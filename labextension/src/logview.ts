@@ -8,7 +8,15 @@ import { Widget } from '@lumino/widgets';
 import { tasksIcon } from './icons';
 
 import { TasksConnection } from './connection';
-import { attemptText, formatDuration, lostText, shortId, taskLabel, typeInto } from './format';
+import {
+  ERASED,
+  attemptText,
+  formatDuration,
+  lostText,
+  shortId,
+  taskLabel,
+  typeInto
+} from './format';
 import { ILogEntry, ITask, ITaskEvent, isActive } from './types';
 
 /** Entries per request; a full page means more may be waiting. */
@@ -23,14 +31,31 @@ export const MAX_SHOWN_LINES = 20_000;
 export const MAX_EARLIER_MATCHES = 500;
 /** Distance from the bottom (px) that still counts as "at the end". */
 const AT_END_PX = 24;
-/** Escape sequences (colours, cursor moves) that a <pre> would show raw. */
+/**
+ * Escape sequences a <pre> would show raw: CSI (colours, cursor moves), OSC (a
+ * window title; a hyperlink, whose text stays) ended by BEL or ESC \, and the
+ * two-character ones (`tput sgr0`'s charset ESC ( B). Only colour codes were
+ * taken before: a link showed as `]8;;https://…` around its text.
+ */
 // eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const ANSI = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[()*+\-./][ -~]|[ -~])/g;
+/** "Erase the line" (ESC [ 2 K), which a progress line sends before its `\r`. */
+// eslint-disable-next-line no-control-regex
+const ERASE_LINE = /\x1b\[2K/g;
 /** The line the engine writes when an attempt after the first begins. */
 const MARKER = /^— attempt (\d+) of (\d+): (.*) —$/;
 
 export function stripAnsi(text: string): string {
   return text.replace(ANSI, '');
+}
+
+/**
+ * `stripAnsi` for the log's typing of lines, keeping each "erase the line" as
+ * `ERASED` for `typeInto`: "done:\x1b[2K\rreplaced" reads "replaced", where it
+ * read "replacedne:".
+ */
+function typingText(text: string): string {
+  return text.replace(ERASE_LINE, ERASED).replace(ANSI, '');
 }
 
 /** `{attempt, of, reason}` for an engine attempt marker line, else null. */
@@ -450,7 +475,7 @@ export class TaskLogView extends Widget {
       // once per entry, not per line: the server joins adjacent writes, so an entry
       // often holds many lines
       const time = { clock: clockTime(entry.ts), title: new Date(entry.ts).toLocaleString() };
-      const pieces = stripAnsi(entry.text).replace(/\r\n/g, '\n').split('\n');
+      const pieces = typingText(entry.text).replace(/\r\n/g, '\n').split('\n');
       const ended = pieces[pieces.length - 1] === '';
       if (ended) {
         pieces.pop();

@@ -33,6 +33,8 @@ import { ITask, isActive } from './types';
 const ROW_HEIGHT = 24;
 /** Finished rows say "5m ago": re-rendering them twice a minute is enough. */
 const RELATIVE_TICK_MS = 30_000;
+/** How long the search box waits after the last key before asking the server. */
+const SEARCH_DELAY_MS = 300;
 
 export type SectionName = keyof ISections;
 /** The collapsible parts of the list: the task sections and the schedules. */
@@ -195,6 +197,9 @@ export class TasksPanel extends ReactWidget {
 
   dispose(): void {
     clearInterval(this._ticker);
+    if (this._searchTimer !== null) {
+      window.clearTimeout(this._searchTimer);
+    }
     super.dispose();
   }
 
@@ -420,7 +425,7 @@ export class TasksPanel extends ReactWidget {
           title="Search label, name or id"
           aria-label="Search tasks"
           defaultValue={filter.search}
-          onChange={event => model.setFilter({ search: event.currentTarget.value })}
+          onChange={event => this._search(event.currentTarget.value)}
         />
         <button
           className={`jp-TasksPanel-thisNotebook${filter.thisNotebook ? ' jp-mod-active' : ''}`}
@@ -498,6 +503,26 @@ export class TasksPanel extends ReactWidget {
     }
     return this._rowHeightPx || ROW_HEIGHT;
   }
+
+  /**
+   * Filter by the search box at once, and read the server's matches a moment after
+   * the typing stops: the loaded pages hold only the newest tasks.
+   */
+  private _search(text: string): void {
+    this._connection.model.setFilter({ search: text });
+    if (this._searchTimer !== null) {
+      window.clearTimeout(this._searchTimer);
+    }
+    this._searchTimer = window.setTimeout(() => {
+      this._searchTimer = null;
+      const needle = text.trim();
+      if (needle && !this.isDisposed) {
+        this._act('search the tasks', () => this._connection.loadSearch(needle));
+      }
+    }, SEARCH_DELAY_MS);
+  }
+
+  private _searchTimer: number | null = null;
 
   private _act(what: string, action: () => Promise<unknown>): void {
     action().catch((error: Error) => {

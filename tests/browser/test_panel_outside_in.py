@@ -8,7 +8,7 @@ from typing import Any
 from .lab import LabServer, open_lab_and_panel
 from .test_log_view import open_log
 from .test_panel import row, wait_status
-from .test_panel_truth import make_task, screenshot, seed, submit
+from .test_panel_truth import append_logs, make_task, screenshot, seed, submit
 
 
 def until_running_with_a_question(lab: LabServer, task_id: str) -> None:
@@ -191,4 +191,55 @@ def test_an_integer_past_two_to_the_53_is_shown_whole(lab: LabServer, page: Any)
     assert '"small": 3' in result.inner_text() and '"float": 0.1' in result.inner_text()
     assert '"n": -18446744073709551617' in target.locator(".jp-TasksPanel-params pre").inner_text()
     screenshot(page, "panel-huge-integer.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors
+
+
+def test_the_search_box_finds_a_task_older_than_the_loaded_pages(
+        lab: LabServer, page: Any) -> None:
+    # before: "No task matches the filters." for a task the server's own search finds,
+    # some 50 clicks of "Load older tasks" away
+    _, me = lab.request("GET", "/api/tasks/me")
+    old = make_task("Über-needle old", owner=me["owner"], ago=7200)
+    seed(lab.db_path, [old])
+    seed(lab.db_path, [make_task(f"newer hay {i}", owner=me["owner"]) for i in range(150)])
+    page.reload()
+    open_lab_and_panel(page, lab)
+    assert row(page, old.id).count() == 0  # older than the first page
+    box = page.locator(".jp-TasksPanel-search")
+    try:
+        box.fill("über-needle")
+        row(page, old.id).wait_for(state="visible")
+    finally:
+        box.fill("")
+
+
+def test_terminal_codes_and_cut_characters_read_as_text(lab: LabServer, page: Any) -> None:
+    # before: an error message showed ▯[31m, a log its hyperlink's ]8;; and a charset's
+    # ▯(B, a line erased before its \r read "replacedne:", and a long value cut between
+    # the two halves of an emoji showed a broken glyph
+    import dataclasses
+
+    _, me = lab.request("GET", "/api/tasks/me")
+    failed = dataclasses.replace(
+        make_task("colored failure", owner=me["owner"], status="failed"),
+        error={"type": "ValueError", "message": "\x1b[31mred message\x1b[0m", "traceback": None},
+        params={"long": "a" * 3987 + "\U0001F600" * 10})
+    seed(lab.db_path, [failed])
+    append_logs(lab.db_path, failed.id, [
+        "bold\x1b[1m text\x1b(B\x1b[m after\n",
+        "link: \x1b]8;;https://example.com\x1b\\click here\x1b]8;;\x1b\\ end\n",
+        "\x1b]0;window title\x07title set\n",
+        "clear line:\x1b[2K\rreplaced\n"])
+    target = row(page, failed.id)
+    target.wait_for(state="visible")
+    target.locator(".jp-TasksPanel-rowHeader").click()
+    error = target.locator(".jp-TasksPanel-error")
+    error.wait_for(state="visible")
+    assert "\x1b" not in error.inner_text() and "red message" in error.inner_text()
+    params = target.locator(".jp-TasksPanel-params pre").inner_text()
+    assert not any(0xD800 <= ord(c) <= 0xDFFF for c in params), params[-20:]
+    log = open_log(page, failed.id)
+    log.locator(".jp-TasksLog-line", has_text="replaced").wait_for(state="visible")
+    texts = [t.rstrip() for t in log.locator(".jp-TasksLog-text").all_inner_texts()]
+    assert texts == ["bold text after", "link: click here end", "title set", "replaced"], texts
     assert page.page_errors == [], page.page_errors

@@ -57,6 +57,19 @@ def seed(db: Path, tasks: list[Task]) -> None:
         pool.submit(asyncio.run, insert()).result(timeout=60)
 
 
+def append_logs(db: Path, task_id: str, texts: list[str]) -> None:
+    """Log chunks of a task written the way its worker would (stdout, one per text)."""
+    async def write() -> None:
+        store = await Store.open(db)
+        try:
+            await store.append_logs(task_id, [(time.time(), "stdout", t) for t in texts])
+        finally:
+            await store.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result(timeout=60)
+
+
 def make_task(label: str, *, owner: str, status: str = "succeeded", origin: dict | None = None,
               queue: str = "default", priority: int = 0, ago: float = 60.0,
               progress: dict | None = None) -> Task:

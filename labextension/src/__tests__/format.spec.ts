@@ -1,4 +1,4 @@
-import { displayText, taskLabel, typeInto } from '../format';
+import { ERASED, displayText, taskLabel, typeInto } from '../format';
 import { ITask } from '../types';
 
 function task(fields: Partial<ITask>): ITask {
@@ -62,5 +62,11 @@ describe('typeInto', () => {
 
   it('remembers a return at the end of a chunk for the next one', () => {
     expect(typed('step 1\r', 'step 2')).toBe('step 2');
+  });
+
+  it('blanks a line erased before its return (ESC [ 2 K)', () => {
+    // before: 'clear line:\x1b[2K\rreplaced' read 'replacedne:'
+    expect(typed(`clear line:${ERASED}\rreplaced`).trimEnd()).toBe('replaced');
+    expect(typed('50%', ERASED, '\r', '100%').trimEnd()).toBe('100%');
   });
 });

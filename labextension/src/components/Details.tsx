@@ -26,7 +26,7 @@ export function Details(props: {
       {task.error && task.status !== 'cancelled' && (
         // a cancel is someone's decision, not a failure: the status says it
         <div className="jp-TasksPanel-error">
-          {task.error.type}: {task.error.message}
+          {task.error.type}: {stripAnsi(String(task.error.message ?? ''))}
         </div>
       )}
       <dl className="jp-TasksPanel-fields">

@@ -7,6 +7,7 @@ import * as React from 'react';
 
 import { TasksAPI } from '../connection';
 import { shortId, taskLabel } from '../format';
+import { stripAnsi } from '../logview';
 import { pendingQuestion } from '../model';
 import { timeText } from '../time';
 import { ITask, isActive } from '../types';
@@ -53,7 +54,9 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
   const stateText = LOOK_TEXT[look] ?? task.status;
   const title = [
     `${label} — ${stateText}`,
-    task.error && task.status !== 'cancelled' ? `${task.error.type}: ${task.error.message}` : '',
+    task.error && task.status !== 'cancelled'
+      ? `${task.error.type}: ${stripAnsi(String(task.error.message ?? ''))}`
+      : '',
     `id ${shortId(task.id)}`
   ]
     .filter(Boolean)
