@@ -386,6 +386,13 @@ def inspect(path: Path | str) -> Report:
         report.problems.append(f"schema version {version} is newer than this jupyter-tasks "
                                f"understands ({LATEST_VERSION})")
         report.advice.append("upgrade jupyter-tasks")
+    elif version is not None and version < LATEST_VERSION:
+        # not damage, but list, show and logs refuse it until a writer migrates it
+        report.notes.append(
+            f"schema version {version} is older than this jupyter-tasks ({LATEST_VERSION})"
+            + (" (an empty database)" if version == 0 else "") + ": the read-only commands "
+            "refuse it until the server (or any writer, such as `jupyter tasks worker`) "
+            "has opened it once")
     if report.journal_mode is not None and report.journal_mode.lower() != "wal" \
             and version not in (None, 0):
         report.problems.append(f"journal mode is {report.journal_mode}, not wal")

@@ -317,6 +317,15 @@ def test_doctor_on_bad_files(db_path, tmp_path, capsys):
     assert cli_main(["--db", str(newer), "doctor"]) != 0
     assert "newer" in capsys.readouterr().out
 
+    # an empty file passes (nothing is damaged) but is said to need a writer first:
+    # before, "no problem found", and then `list` refused it
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    assert cli_main(["--db", str(empty), "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "note: schema version 0 is older than this jupyter-tasks" in out, out
+    assert "(an empty database)" in out
+
     missing = tmp_path / "missing.db"
     assert cli_main(["--db", str(missing), "doctor"]) != 0
     assert str(missing) in capsys.readouterr().out
