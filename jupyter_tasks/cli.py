@@ -40,8 +40,10 @@ from .cli_common import (
     DB_HELP,
     SHORT_ID,
     CliError,
+    cell_width,
     db_option,
     json_option,
+    pad,
     printable,
     queue_name,
     run_parameters,
@@ -187,9 +189,9 @@ def _print_table(tasks: Sequence[Task], args: argparse.Namespace) -> None:
     for t in tasks:
         rows.append((short_id(t.id, args), t.status, t.kind, printable((t.label or "")[:40]),
                      _progress(t), _age(t), printable(t.owner or "")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(cell_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        print("  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

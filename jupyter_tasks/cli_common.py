@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,18 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(
         lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
         else f"\\u{ord(m.group()):04x}", text)
+
+
+def cell_width(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for a wide character (CJK, most
+    emoji), none for a combining one; tables padded by ``len`` lost their columns."""
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal cells."""
+    return text + " " * max(0, width - cell_width(text))
 
 
 class CliError(Exception):

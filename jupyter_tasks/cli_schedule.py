@@ -14,7 +14,15 @@ import os
 from datetime import datetime
 from typing import Any
 
-from .cli_common import CliError, printable, queue_name, run_parameters, short_id
+from .cli_common import (
+    CliError,
+    cell_width,
+    pad,
+    printable,
+    queue_name,
+    run_parameters,
+    short_id,
+)
 from .manager import TaskManager
 from .scheduler import Scheduler
 from .schedules import CATCH_UP, Schedule
@@ -159,10 +167,10 @@ async def _cmd_list(args: argparse.Namespace) -> int:
         rows.append((short_id(s.id, args), printable(s.name), s.cron, s.timezone,
                      _local(data["next_run_at"]), s.last_status or "-",
                      "yes" if s.paused else "no"))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(cell_width(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = zip(row, widths, strict=True)
-        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
+        print("  ".join(pad(str(cell), width) for cell, width in cells).rstrip())
     return 0
 
 

@@ -357,3 +357,35 @@ def test_task_and_schedule_text_cannot_steer_the_terminal(env: dict[str, str], d
     ambiguous = jt(env, "show", common)
     assert ambiguous.returncode == 2 and "matches" in ambiguous.stderr, ambiguous.stderr
     assert "\x1b" not in ambiguous.stderr and "\\x1b]0;pwned" in ambiguous.stderr
+
+
+def test_wide_characters_keep_the_tables_columns(env: dict[str, str], db_path: Path,
+                                                 tmp_path: Path) -> None:
+    # before: padded by len(), a CJK or emoji label shifted the columns after it
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.scheduler import Scheduler
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    async def write() -> None:
+        async with TaskManager(db_path, runs_background=False, make_default=False) as m:
+            for label in ("中文标签很长的中文标签", "plain label", "Über täglich 💥"):
+                await m.submit_spec({"command": ["true"]}, mode="job", label=label,
+                                    queue="parked")
+                await Scheduler(m).create(
+                    {"name": label, "cron": "0 7 * * *", "job": {"command": ["true"]}},
+                    owner="me", parse_job=lambda job: parse_job_body(job, str(tmp_path)))
+
+    asyncio.run(write())
+    from jupyter_tasks.cli_common import cell_width
+
+    for args, column in ((["list"], "PROGRESS"), (["schedule", "list"], "CRON")):
+        lines = jt(env, *args).stdout.splitlines()
+        at = cell_width(lines[0][:lines[0].index(column)])
+        for line in lines[1:]:  # the column after the label starts in the same cell
+            cells, before = 0, ""
+            for ch in line:
+                if cells >= at:
+                    break
+                before += ch
+                cells = cell_width(before)
+            assert cells == at and line[len(before) - 1] == " ", (args, line)
