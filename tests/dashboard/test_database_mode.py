@@ -406,3 +406,25 @@ async def test_a_database_moved_away_is_refused_with_a_message_not_a_crash(tmp_p
         assert await source.artifacts(task.id) == []
     finally:
         await source.close()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (100, 30)])
+async def test_a_queues_counts_are_whole_beside_its_sparkline(tmp_path, size):
+    """Before: the sparkline's fixed 32 cells cut the counts' end ("timeout▁▁▁")."""
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "counts.db"
+    now = time.time()
+    ended = [Task(id=new_task_id(), kind="subprocess", mode="job", status=status,
+                  created_at=now - 5, started_at=now - 4, finished_at=now - 1,
+                  updated_at=now - 1) for status in ("failed", "timeout", "succeeded")]
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks(ended)
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=size) as pilot:
+        def queue_row() -> str:
+            return next((line for line in app.screen_text().splitlines() if "slots" in line), "")
+
+        await until(lambda: "last 5 min" in queue_row(), pilot, what="the queue's counts")
+        assert "failed 1  timeout 1  " in queue_row(), queue_row()
