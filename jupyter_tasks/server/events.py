@@ -41,6 +41,8 @@ HUB_SIZE = 100_000  # events the hub may have waiting before every client resync
 # progress messages a second one client gets at most: with many tasks reporting, each
 # task's progress is coalesced longer (state changes are never held back)
 PROGRESS_PER_SECOND = 250
+# how often an idle client's pump looks whether the store became unusable
+HEALTH_CHECK_SECONDS = 2.0
 
 
 class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
@@ -131,6 +133,12 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
             # the store covers everything up to now, the inbox everything after
             await self._catch_up(self._since, sender)
             while True:
+                if self.manager.store.unusable is not None:
+                    # its file went (or is damaged): no event will come, and an open
+                    # socket kept the panel saying "live" while every request got a 503.
+                    # Closed, the client reconnects, and the handshake's 503 says why
+                    self.close(1011, "the task database cannot be used")
+                    return
                 if sender.overflowed:
                     await self._resync(sender)
                     continue
@@ -343,9 +351,11 @@ class _Sender:
         if self.inbox or self.overflowed:
             return
         self._wake.clear()
-        timeout = None
+        # woken now and then with nothing to send too: the pump looks at the store's health
+        timeout = HEALTH_CHECK_SECONDS
         if self.pending:
-            timeout = max(0.0, min(at for _, at in self.pending.values()) - time.monotonic())
+            timeout = min(timeout, max(0.0, min(at for _, at in self.pending.values())
+                                       - time.monotonic()))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

@@ -813,6 +813,11 @@ class Store:
                 raise
             raise unavailable from exc
 
+    @property
+    def unusable(self) -> str | None:
+        """Why this store refuses everything from now on (its file went, or is damaged)."""
+        return self._unavailable
+
     async def _scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
         """The first column of the first row of one query (on the read connection)."""
         return (await self._rows(sql, args))[0][0]

@@ -399,3 +399,16 @@ async def test_a_relative_path_survives_a_change_of_directory(tmp_path, monkeypa
         assert [w.id for w in await store.list_workers()] == ["w"]
     finally:
         await store.close()
+
+
+async def test_an_open_event_stream_is_closed_once_the_file_is_gone(api, db_path, jp_ws_fetch):
+    # before: the websocket stayed open and silent, so the panel said "live" while every
+    # request got a 503; the reconnect's handshake now says 503 too
+    ws = await jp_ws_fetch("api", "tasks", "events")
+    db_path.unlink()
+    assert_unavailable(await api.post(body=JOB), db_path)  # a write finds the file gone
+    assert await asyncio.wait_for(ws.read_message(), 30) is None  # closed by the server
+    assert ws.close_code == 1011
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("api", "tasks", "events")
+    assert info.value.code == 503
