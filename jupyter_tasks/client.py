@@ -118,6 +118,11 @@ class TasksClient:
             response = await self._http.fetch(request, raise_error=False)
         except (OSError, asyncio.TimeoutError) as exc:
             raise TasksClientError(0, f"cannot reach {self.base}: {exc}") from exc
+        except HTTPClientError as exc:
+            # raise_error=False still raises a connection that closed mid-request (599
+            # "Stream closed": the server was killed while it answered); it reached the
+            # dashboard's page loader as a crash, seen once in CI
+            raise TasksClientError(0, f"cannot reach {self.base}: {exc}") from exc
         if response.code == 599:
             raise TasksClientError(0, f"cannot reach {self.base}: {response.error}")
         payload = _decode(response.body)

@@ -133,3 +133,26 @@ async def test_a_database_started_over_is_read_again_not_ignored(tmp_path):
             await stream.aclose()
     finally:
         server.kill()
+
+
+async def test_a_server_that_closes_the_connection_mid_request_is_unreachable_not_a_crash():
+    # before: raise_error=False still raised tornado's HTTPStreamClosedError (599) for a
+    # server killed while it answered, and it ended the dashboard's page loader (CI)
+    import asyncio
+
+    from jupyter_tasks.client import TasksClientError
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the request came; no answer
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        client = TasksClient(f"http://127.0.0.1:{port}", "token")
+        with pytest.raises(TasksClientError, match="cannot reach") as info:
+            await client.list()
+        assert info.value.status == 0
+    finally:
+        server.close()
+        await server.wait_closed()
