@@ -68,14 +68,21 @@ async def write_despite_locks(task_id: str, write: Callable[[], Awaitable[T]]) -
     this process's leased tasks meanwhile, so no reaper takes it.
     """
     delay = END_RETRY_FIRST_SECONDS
+    tries = 0
     while True:
         try:
-            return await write()
+            written = await write()
         except StoreBusy:
-            log.warning("the database is locked by another process: the end of task %s "
-                        "waits for it (next try in %.1f s)", task_id, delay)
+            if tries == 0:  # said once, and once more when it went in (not every try)
+                log.warning("the database is locked by another process: the end of task "
+                            "%s waits for it", task_id)
+            tries += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, END_RETRY_MAX_SECONDS)
+            continue
+        if tries:
+            log.warning("the end of task %s is written, after %d tries", task_id, tries + 1)
+        return written
 
 
 class Execution:

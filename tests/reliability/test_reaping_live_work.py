@@ -117,3 +117,6 @@ async def test_an_end_held_up_by_another_process_lock_is_written_once_it_is_free
         assert (done.status, done.result, done.attempts, done.lost_attempts) == \
             ("succeeded", "done", 1, 0), done.error
         assert len(runs) == 1
+        # the wait said once when it began and once when the end went in, not every try
+        assert caplog.text.count(f"the end of task {job.id} waits for it") == 1
+        assert f"the end of task {job.id} is written, after" in caplog.text
