@@ -120,8 +120,8 @@ def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> Non
     # a click in between would collapse it again)
     from playwright.sync_api import expect
 
-    header = row(page, child["id"]).locator(".jp-TasksPanel-rowHeader")
-    expect(header).to_have_attribute("aria-expanded", "true", timeout=60_000)
+    toggle = row(page, child["id"]).locator(".jp-TasksPanel-toggle")
+    expect(toggle).to_have_attribute("aria-expanded", "true", timeout=60_000)
     row(page, child["id"]).locator(".jp-TasksPanel-parent").wait_for(state="visible")
 
     page.locator(".jp-TasksPanel").screenshot(path=str(ARTIFACTS / "panel-after-rerun.png"))

@@ -243,3 +243,38 @@ def test_terminal_codes_and_cut_characters_read_as_text(lab: LabServer, page: An
     texts = [t.rstrip() for t in log.locator(".jp-TasksLog-text").all_inner_texts()]
     assert texts == ["bold text after", "link: click here end", "title set", "replaced"], texts
     assert page.page_errors == [], page.page_errors
+
+
+def test_a_rows_actions_are_buttons_of_their_own_for_keyboard_and_screen_reader(
+        lab: LabServer, page: Any) -> None:
+    # before: the line was an element with role=button holding the Rerun and Log
+    # buttons, which a screen reader folds into the one label of that element
+    _, me = lab.request("GET", "/api/tasks/me")
+    task = make_task("keyboard only", owner=me["owner"])
+    seed(lab.db_path, [task])
+    target = row(page, task.id)
+    target.wait_for(state="visible")
+    nested = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-TasksPanel [role=button]')]"
+        ".filter(e => e.querySelector('button')).length")
+    assert nested == 0
+    toggle = target.locator(".jp-TasksPanel-toggle")
+    assert toggle.evaluate("e => e.tagName") == "BUTTON"
+    toggle.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "id => document.querySelector(`.jp-TasksPanel-row[data-task-id='${id}'] "
+        ".jp-TasksPanel-toggle`).getAttribute('aria-expanded') === 'true'", arg=task.id)
+    page.keyboard.press("Tab")  # the next stop is the line's own Rerun button
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Rerun"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Space")  # collapses again, once (a click bubbles to the line)
+    page.wait_for_function(
+        "id => document.querySelector(`.jp-TasksPanel-row[data-task-id='${id}'] "
+        ".jp-TasksPanel-toggle`).getAttribute('aria-expanded') === 'false'", arg=task.id)
+    target.locator(".jp-TasksPanel-label").click()  # a mouse click on the line, once too
+    page.wait_for_function(
+        "id => document.querySelector(`.jp-TasksPanel-row[data-task-id='${id}'] "
+        ".jp-TasksPanel-toggle`).getAttribute('aria-expanded') === 'true'", arg=task.id)
+    screenshot(page, "panel-row-keyboard.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors

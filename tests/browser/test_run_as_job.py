@@ -102,9 +102,8 @@ def test_a_retried_task_says_attempt_2_of_2_and_why(lab: LabServer, page: Any) -
     # the details: "attempt 2 of 2 · <why it was retried>"
     target = row(page, task["id"])
     wait_status(page, task["id"], "failed")
-    header = target.locator(".jp-TasksPanel-rowHeader")
-    if header.get_attribute("aria-expanded") != "true":
-        header.click()
+    if target.locator(".jp-TasksPanel-toggle").get_attribute("aria-expanded") != "true":
+        target.locator(".jp-TasksPanel-rowHeader").click()
     detail = target.locator(".jp-TasksPanel-attempt")
     expect(detail).to_have_text(f"2 of 2 · {done['retry_reason']}")
     dt = detail.locator("xpath=preceding-sibling::dt[1]")

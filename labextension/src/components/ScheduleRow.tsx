@@ -82,36 +82,30 @@ export const ScheduleRow = React.memo(function ScheduleRow(props: {
       data-paused={schedule.paused ? 'true' : 'false'}
       data-testid="schedule-row"
     >
+      {/* as a task's line: the keyboard's way is a button beside the actions */}
       <div
         className="jp-TasksPanel-rowHeader"
-        role="button"
-        tabIndex={0}
         title={title}
-        aria-pressed={props.filtering}
         onClick={() => actions.showFirings(schedule.id)}
-        onKeyDown={event => {
-          if (event.key === 'Enter' || event.key === ' ') {
-            event.preventDefault();
-            actions.showFirings(schedule.id);
-          }
-        }}
       >
-        <span
-          className="jp-TasksPanel-status"
-          data-look={schedule.last_status ?? 'none'}
-          aria-label={schedule.last_status ? `last run ${schedule.last_status}` : 'never ran'}
-          role="img"
-        />
-        <span className="jp-TasksPanel-label">{schedule.name}</span>
-        <span className="jp-TasksPanel-cron" title={`${schedule.cron} (${schedule.timezone})`}>
-          {rule}
-        </span>
-        <span
-          className={`jp-TasksPanel-time jp-TasksPanel-nextRun${schedule.paused ? ' jp-mod-paused' : ''}`}
-          title={nextTitle}
-        >
-          {nextText}
-        </span>
+        <button type="button" className="jp-TasksPanel-toggle" aria-pressed={props.filtering}>
+          <span
+            className="jp-TasksPanel-status"
+            data-look={schedule.last_status ?? 'none'}
+            aria-label={schedule.last_status ? `last run ${schedule.last_status}` : 'never ran'}
+            role="img"
+          />
+          <span className="jp-TasksPanel-label">{schedule.name}</span>
+          <span className="jp-TasksPanel-cron" title={`${schedule.cron} (${schedule.timezone})`}>
+            {rule}
+          </span>
+          <span
+            className={`jp-TasksPanel-time jp-TasksPanel-nextRun${schedule.paused ? ' jp-mod-paused' : ''}`}
+            title={nextTitle}
+          >
+            {nextText}
+          </span>
+        </button>
         <span className="jp-TasksPanel-actions" onClick={stop} onKeyDown={stop}>
           {schedule.paused ? (
             <button

@@ -71,47 +71,43 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
       data-look={look}
       data-testid="task-row"
     >
+      {/* A click anywhere on the line expands it; the keyboard's way is the toggle button,
+          a sibling of the action buttons (inside an element with role=button, a screen
+          reader announced the actions as part of its one label). Its click bubbles here. */}
       <div
         className="jp-TasksPanel-rowHeader"
-        role="button"
-        tabIndex={0}
         title={title}
-        aria-expanded={expanded}
         onClick={() => actions.toggle(task.id)}
-        onKeyDown={event => {
-          if (event.key === 'Enter' || event.key === ' ') {
-            event.preventDefault();
-            actions.toggle(task.id);
-          }
-        }}
       >
-        <span
-          className="jp-TasksPanel-status"
-          data-status={task.status}
-          data-look={look}
-          aria-label={stateText}
-          role="img"
-        />
-        <span className="jp-TasksPanel-label">{label}</span>
-        {props.position && (
+        <button type="button" className="jp-TasksPanel-toggle" aria-expanded={expanded}>
           <span
-            className="jp-TasksPanel-queuePos"
-            title={`position ${props.position.slice(1)} in queue ${task.queue ?? 'default'}`}
-          >
-            {props.position}
-          </span>
-        )}
-        {task.status === 'queued' && (task.priority ?? 0) !== 0 && (
-          <span className="jp-TasksPanel-priority" title={`priority ${task.priority}`}>
-            p{task.priority}
-          </span>
-        )}
-        {active && task.progress && <Progress task={task} now={props.now} />}
-        {time && (
-          <span className="jp-TasksPanel-time" title={time.title}>
-            {time.text}
-          </span>
-        )}
+            className="jp-TasksPanel-status"
+            data-status={task.status}
+            data-look={look}
+            aria-label={stateText}
+            role="img"
+          />
+          <span className="jp-TasksPanel-label">{label}</span>
+          {props.position && (
+            <span
+              className="jp-TasksPanel-queuePos"
+              title={`position ${props.position.slice(1)} in queue ${task.queue ?? 'default'}`}
+            >
+              {props.position}
+            </span>
+          )}
+          {task.status === 'queued' && (task.priority ?? 0) !== 0 && (
+            <span className="jp-TasksPanel-priority" title={`priority ${task.priority}`}>
+              p{task.priority}
+            </span>
+          )}
+          {active && task.progress && <Progress task={task} now={props.now} />}
+          {time && (
+            <span className="jp-TasksPanel-time" title={time.title}>
+              {time.text}
+            </span>
+          )}
+        </button>
         <span className="jp-TasksPanel-actions" onClick={stop} onKeyDown={stop}>
           {active ? (
             <button
