@@ -104,16 +104,21 @@ def configured_task_modules() -> list[str]:
     return [str(m).strip() for m in modules if str(m).strip()]
 
 
+def _import_given_modules(modules: Sequence[str]) -> None:
+    """The ``--modules`` (and the env's, the entry points'); one error line if one fails."""
+    try:
+        load_task_modules(modules)
+    except ImportError as exc:  # a file that is missing or fails to import
+        raise CliError(str(exc)) from None
+
+
 def _load_modules(args: argparse.Namespace) -> None:
     """The server's task modules (configuration, env, entry points) and ``--modules``.
 
     Modules named on the command line must import; a configured one that does not
     (e.g. a relative ``.py`` path meant for the server's directory) is a warning.
     """
-    try:
-        load_task_modules(getattr(args, "modules", None) or [])  # also env and entry points
-    except ImportError as exc:  # a --modules file that is missing or fails: one line
-        raise CliError(str(exc)) from None
+    _import_given_modules(getattr(args, "modules", None) or [])  # also env, entry points
     for spec in configured_task_modules():
         try:
             import_module_or_path(spec)
@@ -542,9 +547,7 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     from .worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for module in args.modules or []:  # a missing file is one line, before anything starts
-        if module.endswith(".py") and not os.path.isfile(module):
-            raise CliError(f"task module file {module} does not exist")
+    _import_given_modules(args.modules or [])  # one error line, before anything starts
     await run_worker(args.db, queues=args.queue or ["default"], concurrency=args.concurrency,
                      task_modules=[*(args.modules or []), *configured_task_modules()],
                      max_log_chars=args.max_log_chars)

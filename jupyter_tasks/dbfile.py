@@ -42,12 +42,19 @@ _CORRUPTION_TEXT = ("database disk image is malformed", "file is not a database"
 # ------------------------------------------------------------------- messages
 
 
+def recover_command(path: Path | str) -> str:
+    """The shell command that copies what a damaged file holds to ``<path>.recovered``.
+
+    Its paths quoted for a shell: pasted as printed, it must run (a path with spaces).
+    """
+    return (f"sqlite3 {shlex.quote(str(path))} \".recover\" | "
+            f"sqlite3 {shlex.quote(f'{path}.recovered')}")
+
+
 def recovery_advice(path: Path | str) -> str:
     """What to do with a damaged file, in one line (the server logs and answers it)."""
-    # the paths in commands quoted for a shell: pasted as printed, they must run
-    q, qr = shlex.quote(str(path)), shlex.quote(f"{path}.recovered")
-    return (f"stop the server, run `jupyter tasks doctor --db {q}`, then either recover "
-            f"what it holds (`sqlite3 {q} \".recover\" | sqlite3 {qr}`, then "
+    return (f"stop the server, run `jupyter tasks doctor --db {shlex.quote(str(path))}`, "
+            f"then either recover what it holds (`{recover_command(path)}`, then "
             f"move {path}.recovered in its place) or move the file aside to start empty; "
             "then restart the server")
 
@@ -376,10 +383,9 @@ def inspect(path: Path | str) -> Report:
     if report.quick_check != ["ok"]:
         report.problems.append("quick_check found damage: " + "; ".join(report.quick_check))
         report.advice.append(
-            f"stop the server, then recover what the file holds: `sqlite3 "
-            f"{shlex.quote(str(path))} \".recover\" | sqlite3 "
-            f"{shlex.quote(f'{path}.recovered')}`, check it with `jupyter tasks doctor --db "
-            f"{shlex.quote(f'{path}.recovered')}`, and move it in place of {path}")
+            f"stop the server, then recover what the file holds: `{recover_command(path)}`, "
+            f"check it with `jupyter tasks doctor --db {shlex.quote(f'{path}.recovered')}`, "
+            f"and move it in place of {path}")
         report.advice.append("or " + move_aside)
     version = report.schema_version
     if version is not None and version > LATEST_VERSION:

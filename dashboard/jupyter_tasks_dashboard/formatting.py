@@ -163,10 +163,11 @@ def short_id(task_id: str) -> str:
 # set the terminal's title and wiped the screen at every repaint
 ESCAPE_SEQUENCE = re.compile(
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[()*+-./][ -~]|[ -~])")
-# the other control characters (and the bidi overrides that reorder a line), shown as
-# their escapes; a log keeps its newlines, carriage returns and tabs for typed_lines
+# the other control characters and the bidi overrides that reorder a line
+# (jupyter_tasks.models.BIDI_CONTROLS), shown as their escapes, as the CLI's printable()
+# shows them; a copy, not an import: this module loads before the engine package, which
+# the dashboard imports on a thread while its first frame is already on screen
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_LOG_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -184,7 +185,7 @@ def shown_text(text: Any, keep: str = "") -> str:
 def log_text(text: str) -> str:
     """A log chunk for the log pane: escape sequences dropped (a colored line reads as
     its text), other controls as their escapes; newlines, ``\\r`` and tabs kept."""
-    return _LOG_CONTROL.sub(_escaped, ESCAPE_SEQUENCE.sub("", text))
+    return shown_text(ESCAPE_SEQUENCE.sub("", text), keep="\n\r\t")
 
 
 def label_text(task: dict[str, Any]) -> str:

@@ -141,21 +141,20 @@ class Housekeeping:
         now = time.time()
         host = socket.gethostname()
         dead = []
-        # the tasks this process runs itself, and those of live workers on this host:
+        # the live workers on this host (and, below, the tasks this process runs itself):
         # spared even when their lease ran out
-        spared_workers = {state.worker_id}
+        alive_here = set()
         for worker in await state.store.list_workers():
             if worker.id == state.worker_id:
                 continue
             if worker.host == host:
                 if pid_alive(worker.pid, worker.pid_started_at):
-                    spared_workers.add(worker.id)
+                    alive_here.add(worker.id)
                 else:
                     dead.append(worker.id)
             elif worker.heartbeat_at < now - state.config.lease_seconds:
                 dead.append(worker.id)
-        spared = Spared(frozenset(spared_workers - {state.worker_id}),
-                        frozenset({*state.running, *state.leased}))
+        spared = Spared(frozenset(alive_here), frozenset({*state.running, *state.leased}))
         cleared = await self._end_leftover_groups(dead, now, host, spared)
         settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts,
                                          spared=spared)
