@@ -13,7 +13,11 @@ run's speed on a shared machine can move by a fifth):
 - sequential: the same N jobs submitted one at a time (a notebook loop), beside
   SqliteHuey enqueueing from one thread with fsync off (synchronous=OFF, less
   durable than ours) and with fsync on (synchronous=FULL); Huey's thread consumer
-  has four threads, its polling tuned to its fastest (10 ms, 100 ms cap).
+  has four threads, its polling tuned to its fastest (10 ms, 100 ms cap). Beside
+  them, the SQL floor: the very transactions a sequential run committed (recorded in
+  an untimed run of its own), replayed on one plain ``sqlite3`` connection with no
+  asyncio, no validation and no engine around them. It bounds what any trimming of
+  the engine's Python could reach with this schema.
 - workers: N jobs queued first, then drained by one or two ``jupyter tasks worker``
   processes (4 slots each) on the same database; the rate is N over the span from
   the first start to the last finish written in the rows. Twice: trivial jobs (the
@@ -59,6 +63,7 @@ from jupyter_tasks import TaskManager
 from jupyter_tasks.models import new_task_id
 from jupyter_tasks.store import Store
 from jupyter_tasks.store import store as store_module
+from jupyter_tasks.store.connection import setup_connection
 from jupyter_tasks.store.task_sql import SETTLE_BATCH, tx_settle
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -205,6 +210,52 @@ async def bench_raw_limit(folder: Path, per_commit: int) -> float:
         for task, event in rows[at:at + per_commit]:
             conn.execute(insert_task, [task[c] for c in columns])
             conn.execute(insert_event, event)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+async def record_sequential_transactions(folder: Path) -> list[list[tuple[Any, tuple[Any, ...]]]]:
+    """The writes of an untimed sequential run, one list of (function, args) per commit."""
+    recorded: list[list[tuple[Any, tuple[Any, ...]]]] = []
+    commit_writes = store_module.stream_transaction
+
+    def recording(conn: sqlite3.Connection, ops: Any, limit: int, **options: Any) -> Any:
+        taken: list[tuple[Any, tuple[Any, ...]]] = []
+
+        class Taking:
+            def get_nowait(self) -> Any:
+                op = ops.get_nowait()
+                taken.append((op[0], op[1]))
+                return op
+
+        outcome = commit_writes(conn, Taking(), limit, **options)
+        if outcome is not None and outcome[1]:  # committed, in one piece
+            recorded.append(taken)
+        return outcome
+
+    store_module.stream_transaction = recording
+    (folder / "recorded").mkdir(exist_ok=True)
+    try:
+        await bench_ours(folder / "recorded", 1)
+    finally:
+        store_module.stream_transaction = commit_writes
+    return recorded
+
+
+async def bench_sql_floor(folder: Path) -> float:
+    """Seconds to replay a sequential run's own transactions on a plain connection."""
+    transactions = await record_sequential_transactions(folder)
+    path = folder / "replayed.db"
+    await fresh_database(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    setup_connection(conn, 5.0)
+    started = time.perf_counter()
+    for writes in transactions:
+        conn.execute("BEGIN IMMEDIATE")
+        for write, args in writes:
+            write(conn, *args)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -401,8 +452,8 @@ def main() -> None:
     rates: dict[str, list[float]] = {k: [] for k in (
         "concurrent submits", "concurrent end-to-end", "raw sqlite 64/commit",
         "raw sqlite 1/commit", "asyncio harness alone", "sequential end-to-end",
-        "sequential submits",
-        "huey fsync off", "huey fsync on", "1 worker process", "2 worker processes",
+        "sequential submits", "huey fsync off", "huey fsync on", "sql floor, sequential",
+        "1 worker process", "2 worker processes",
         "1 worker process, 1 ms jobs", "2 worker processes, 1 ms jobs",
         "claims, 100 queued", f"claims, {BACKLOG} queued")}
     cores: dict[str, list[float]] = {}  # CPU cores the worker processes used, per case
@@ -434,6 +485,8 @@ def main() -> None:
                     rates["sequential end-to-end"].append(N / elapsed)
                     rates["huey fsync off"].append(N / bench_huey(folder, False))
                     rates["huey fsync on"].append(N / bench_huey(folder, True))
+                    rates["sql floor, sequential"].append(
+                        N / asyncio.run(bench_sql_floor(folder)))
                 if "workers" in CASES:
                     for name, processes, job in (
                             ("1 worker process", 1, "noop"),
@@ -469,6 +522,8 @@ def main() -> None:
              "huey fsync off", ">= 1"),
             ("sequential end-to-end / huey fsync on", "sequential end-to-end",
              "huey fsync on", ">= 3"),
+            ("  (its SQL floor / huey fsync off)", "sql floor, sequential",
+             "huey fsync off", "bound"),
             ("concurrent submits / raw 64 per commit", "concurrent submits",
              "raw sqlite 64/commit", ">= 0.40"),
             ("2 worker processes / 1", "2 worker processes", "1 worker process", "> 1"),
