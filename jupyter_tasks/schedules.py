@@ -33,8 +33,13 @@ MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@m
                     "@hourly"})
 CATCH_UP = ("once", "skip")
 MISFIRE_GRACE = 60.0
-# croniter steps taken past second passes of a repeated hour (one is ever needed)
-_SEARCH_LIMIT = 4
+# croniter steps taken past the second passes of a repeated span: a rule of every
+# minute has one per minute of it, and a span lasts up to two hours (double summer time)
+_SEARCH_LIMIT = 2 * 60 + 1
+# due times counted one by one when a schedule is late: each step costs croniter tens of
+# microseconds on the server's loop, and a server back after days would otherwise walk
+# every minute of them, for each schedule
+MISSED_COUNTED = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class CronRule:
         problems = cron_problems(self.cron, self.timezone)
         if problems:
             raise InvalidRequest("invalid schedule", errors=problems)
+        # the rule as validated: croniter refuses "@daily " that the check strips
+        object.__setattr__(self, "cron", self.cron.strip())
 
     @property
     def zone(self) -> ZoneInfo:
@@ -73,6 +80,18 @@ class CronRule:
                 break
         return due.timestamp()
 
+    def last_at_or_before(self, moment: float) -> float:
+        """The latest due time at or before ``moment`` (Unix seconds)."""
+        times = croniter(self.cron, datetime.fromtimestamp(moment, self.zone))
+        due: datetime = times.get_prev(datetime)
+        following = self.next_after(due.timestamp())
+        if following <= moment:  # ``moment`` is a due time itself (get_prev is strictly before)
+            return following
+        if self.hour_fixed and _second_pass(due):
+            # the same wall-clock time an offset earlier is the pass that fired
+            return due.replace(fold=0).timestamp()
+        return due.timestamp()
+
     def next_times(self, after: float, count: int = 5) -> list[float]:
         """The next ``count`` due times after ``after``."""
         times: list[float] = []
@@ -92,8 +111,9 @@ def _second_pass(due: datetime) -> bool:
         and first.timestamp() != second.timestamp()
 
 
-# croniter's random field, alone or with a range: R, R(0-30)
-_RANDOM = re.compile(r"R(\(.*\))?", re.IGNORECASE)
+# croniter's random field, in any form it takes (R, R(0-30), R/5): no month or weekday
+# name starts with an R
+_RANDOM = re.compile(r"R.*", re.IGNORECASE)
 
 
 def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
@@ -140,6 +160,7 @@ class Firing:
 
     due_at: float | None
     next_run_at: float
+    # due times not fired on time; past MISSED_COUNTED, a floor of them
     missed: int
 
 
@@ -148,13 +169,13 @@ def plan_firing(rule: CronRule, next_run_at: float, now: float, catch_up: str = 
     """Decide a due schedule's firing at ``now`` (``next_run_at <= now``)."""
     due_times = [next_run_at]
     moment = next_run_at
-    # count the due times up to now, but never walk an outage of years minute by minute
-    while len(due_times) < 100_000:
+    while len(due_times) <= MISSED_COUNTED:
         moment = rule.next_after(moment)
         if moment > now:
             break
         due_times.append(moment)
-    else:
+    else:  # a long outage: its newest due time found from now (``missed`` is then a floor)
+        due_times.append(max(rule.last_at_or_before(now), due_times[-1]))
         moment = rule.next_after(now)
     newest = due_times[-1]
     on_time = now - newest <= grace
@@ -180,6 +201,9 @@ class ScheduleNotFound(TaskNotFound):
 SCHEDULE_FIELDS = ("name", "cron", "timezone", "catch_up", "paused", "job")
 # the firing owns these job options: the label is the schedule's name, the key is per firing
 FIRING_OWNED = ("idempotency_key",)
+# the start of each firing's idempotency key, which no submit may use: a task submitted
+# with a firing's key beforehand took that firing's place, and the firing never ran
+FIRING_KEY_PREFIX = "schedule:"
 
 
 @dataclass(frozen=True)
@@ -210,7 +234,7 @@ class Schedule:
 
     def firing_key(self, due_at: float) -> str:
         """The idempotency key of the firing due at ``due_at``: one task per due time."""
-        return f"schedule:{self.id}:{round(due_at)}"
+        return f"{FIRING_KEY_PREFIX}{self.id}:{round(due_at)}"
 
     def to_json(self) -> dict[str, Any]:
         """The API's schedule JSON."""
