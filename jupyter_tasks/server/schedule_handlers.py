@@ -58,6 +58,14 @@ class ScheduleHandler(TasksHandler):
             raise Problem(403, f"you may not {action} schedules of other users")
         raise ScheduleNotFound(f"no schedule with id {schedule_id}")
 
+    async def check_may_fire(self, schedule: Schedule, job: Any = None) -> None:
+        """403 unless the user may run the work the schedule's ``job`` (or its own) runs.
+
+        As a rerun is: running a schedule now, resuming it or changing it makes its job
+        run, by whoever owns it, so who does that needs the work's permission too.
+        """
+        await check_may_run(self, *work_resource(schedule.job if job is None else job))
+
 
 class ScheduleCollectionHandler(ScheduleHandler):
     """``GET /api/tasks/schedules`` (list) and ``POST`` (create)."""
@@ -90,8 +98,11 @@ class ScheduleItemHandler(ScheduleHandler):
     @authorized("write")
     async def patch(self, schedule_id: str) -> None:
         body = self.json_object()
-        await self.visible_schedule(schedule_id, "write")
-        await check_may_run(self, *work_resource(body.get("job")))
+        current = await self.visible_schedule(schedule_id, "write")
+        if body.get("job") is not None:
+            await self.check_may_fire(current, body["job"])
+        if {"cron", "timezone"} & body.keys() or body.get("paused") is False:
+            await self.check_may_fire(current)  # its job runs on new times
         schedule = await self.scheduler.update(schedule_id, body, parse_job=self.parse_job)
         self.answer(200, schedule.to_json())
 
@@ -111,7 +122,9 @@ class ScheduleActionHandler(ScheduleHandler):
     @authorized("write")
     async def post(self, schedule_id: str, action: str) -> None:
         self.json_body(optional=True)
-        await self.visible_schedule(schedule_id, "write")
+        schedule = await self.visible_schedule(schedule_id, "write")
+        if action != "pause":
+            await self.check_may_fire(schedule)
         if action == "run":
             task = await self.scheduler.run_now(schedule_id)
             self.answer(202, task.to_json(), Location=self.location(task.id))
@@ -130,7 +143,8 @@ class SchedulePreviewHandler(ScheduleHandler):
         body = self.json_object()
         reject([{"field": k, "message": "unknown field"} for k in body
                  if k not in ("cron", "timezone", "count")])
-        self.answer(200, {"next_runs": preview(body.get("cron"), body.get("timezone") or "UTC",
+        # an empty time zone refused, as a schedule's is
+        self.answer(200, {"next_runs": preview(body.get("cron"), body.get("timezone", "UTC"),
                                                body.get("count", 5))})
 
 

@@ -103,3 +103,35 @@ async def test_a_user_denied_terminals_and_kernels_runs_no_command_code_or_noteb
         assert response.code == 403, response.json
     for task_id in (named.json["id"], mine["id"], older.id):
         await api.post(task_id, "cancel", headers=as_user("admin-token"))
+
+
+async def test_a_user_denied_terminals_fires_no_command_schedule(api, tasks_app, jp_root_dir):
+    # before: eve could not rerun her older command task, yet "run now", resume and a new
+    # cron made her older command schedule run it, once or every minute
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    eve = as_user("eve-token")
+    schedule = await tasks_app.scheduler.create(
+        {"name": "older", "cron": "0 3 * * *", "paused": True,
+         "job": {"command": ["true"], "queue": "parked"}},
+        owner="eve", parse_job=lambda job: parse_job_body(job, str(jp_root_dir)))
+    before = await tasks_app.manager.store.count_tasks()
+    for method, path, body in (("POST", "run", None), ("POST", "resume", None),
+                               ("PATCH", None, {"cron": "* * * * *"}),
+                               ("PATCH", None, {"paused": False}),
+                               ("PATCH", None, {"job": {"command": ["id"]}})):
+        parts = ["schedules", schedule.id, *([path] if path else [])]
+        response = await api.call(method, *parts, body=body, headers=eve)
+        assert response.code == 403, (method, path, body, response.json)
+        assert "permission to execute terminals" in response.json["detail"]
+    assert await tasks_app.manager.store.count_tasks() == before
+    unchanged = await tasks_app.manager.store.require_schedule(schedule.id)
+    assert (unchanged.paused, unchanged.cron) == (True, "0 3 * * *")
+    # what runs nothing stays hers to do
+    renamed = await api.call("PATCH", "schedules", schedule.id, body={"name": "renamed"},
+                                headers=eve)
+    assert renamed.code == 200, renamed.json
+    paused = await api.post("schedules", schedule.id, "pause", headers=eve)
+    assert paused.code == 200, paused.json
+    deleted = await api.call("DELETE", "schedules", schedule.id, headers=eve)
+    assert deleted.code == 204

@@ -134,6 +134,21 @@ async def test_preview(api: Any) -> None:
     assert bad.code == 422 and "cron" in fields(bad)
     many = await api.post("schedules", "preview", body={"cron": "* * * * *", "count": 1000})
     assert many.code == 422 and "count" in fields(many)
+    # refused as a schedule's own empty time zone is (before, read as UTC here alone)
+    empty = await api.post("schedules", "preview", body={"cron": "@daily", "timezone": ""})
+    assert empty.code == 422 and fields(empty) == {"timezone"}, empty.json
+
+
+async def test_spaces_around_a_macro_are_no_500(api: Any) -> None:
+    # before: "@daily " passed the check, which strips, and croniter raised on it: a 500
+    preview = await api.post("schedules", "preview", body={"cron": "@daily ", "count": 1})
+    assert preview.code == 200, preview.json
+    assert preview.json["next_runs"][0].endswith("T00:00:00Z")
+    created = await api.post("schedules", body={"name": "spaced", "cron": " @daily\n",
+                                                "job": {"name": "srv_job", "queue": "parked"}})
+    assert created.code == 201, created.json
+    assert created.json["cron"] == "@daily" and created.json["next_run_at"]
+    await api.call("DELETE", "schedules", created.json["id"])
 
 
 async def test_notebook_parameters(api: Any, jp_root_dir: Path) -> None:
@@ -253,3 +268,18 @@ async def test_the_server_fires_a_due_schedule(api: Any, tasks_app: Any) -> None
     after = (await api.get("schedules", schedule["id"])).json
     assert (after["last_task_id"], after["last_status"]) == (task["id"], "succeeded")
     assert after["next_run_at"] == schedule["next_run_at"]
+
+
+async def test_no_submit_takes_a_firings_key(api: Any) -> None:
+    # before: a task submitted with "schedule:<id>:<due>" took that firing's place, and
+    # the schedule skipped it without a word
+    for where in ({"body": {"name": "srv_job", "queue": "parked",
+                            "idempotency_key": "schedule:0123:1700000000"}},
+                  {"body": {"name": "srv_job", "queue": "parked"},
+                   "headers": {"Idempotency-Key": "schedule:0123:1700000000"}}):
+        response = await api.post(**where)
+        assert response.code == 422 and fields(response) == {"idempotency_key"}, response.json
+    fine = await api.post(body={"name": "srv_job", "queue": "parked",
+                                "idempotency_key": "my-schedule:1"})
+    assert fine.code == 202, fine.json
+    await api.post(fine.json["id"], "cancel")
