@@ -78,10 +78,13 @@ def add_schedule_parser(sub: Any, db: argparse.ArgumentParser) -> None:
         p.set_defaults(run=fn)
 
 
-def _manager(args: argparse.Namespace) -> TaskManager:
-    # no worker: the CLI writes and leaves; servers and workers fire the schedules
+def _manager(args: argparse.Namespace, *, create: bool = False) -> TaskManager:
+    # no worker: the CLI writes and leaves; servers and workers fire the schedules. Only
+    # `add` may create the database: a mistyped --db made `list` show an empty table of
+    # a new file
     return TaskManager(args.db, worker_kind="cli", origin={"type": "cli"},
-                       runs_background=False, make_default=False, as_worker=False)
+                       runs_background=False, make_default=False, as_worker=False,
+                       create_db=create)
 
 
 def _job(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,9 +120,11 @@ async def _resolve(scheduler: Scheduler, ref: str) -> Schedule:
     """The one schedule ``ref`` names: its id, the start or end of it, or its name."""
     ref = ref.strip().lstrip("…")
     schedules = await scheduler.manager.store.list_schedules()
-    exact = [s for s in schedules if ref in (s.id, s.name)]
-    found = exact or [s for s in schedules
-                      if ref and (s.id.startswith(ref.lower()) or s.id.endswith(ref.lower()))]
+    whole_id = [s for s in schedules if s.id == ref]
+    # a name and the short id `list` prints for another schedule are both meant as a
+    # reference: the same text naming two schedules is ambiguous, not the name's
+    found = whole_id or [s for s in schedules if s.name == ref or (
+        ref and (s.id.startswith(ref.lower()) or s.id.endswith(ref.lower())))]
     if len(found) == 1:
         return found[0]
     if not found:
@@ -146,7 +151,7 @@ def _print(schedule: Schedule, args: argparse.Namespace) -> None:
 
 async def _cmd_add(args: argparse.Namespace) -> int:
     job = _job(args)
-    async with _manager(args) as manager:
+    async with _manager(args, create=True) as manager:
         schedule = await Scheduler(manager).create(
             {"name": args.name, "cron": args.cron, "timezone": args.tz,
              "catch_up": args.catch_up, "paused": args.paused, "job": job},

@@ -18,6 +18,7 @@ from ..engine.options import OPTION_CHECKS
 from ..exceptions import JupyterTasksError
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
+from ..schedules import FIRING_KEY_PREFIX
 from ..store import LIST_SORTS, valid_artifact_name
 from ..values import check_input, safe_dumps
 from .auth import (
@@ -266,6 +267,9 @@ class TasksHandler(APIHandler):
                 _reject([{"field": "idempotency_key",
                           "message": "differs from the Idempotency-Key header"}])
             options["idempotency_key"] = header
+        if str(options.get("idempotency_key", "")).startswith(FIRING_KEY_PREFIX):
+            _reject([{"field": "idempotency_key", "message":
+                      f"keys starting {FIRING_KEY_PREFIX!r} are kept for schedule firings"}])
         url = options.get("callback_url")
         if url is not None:
             self.manager.check_callback_url(url)

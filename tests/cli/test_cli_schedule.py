@@ -94,7 +94,8 @@ def test_bad_input_is_one_error_and_nothing_written(env: dict[str, str], tmp_pat
     if db_path.exists():
         assert rows(db_path, "SELECT count(*) FROM schedules") == [(0,)]
     missing = jt(env, "schedule", "pause", "nope", cwd=tmp_path)
-    assert missing.returncode == 2 and "no schedule matches" in missing.stderr
+    said = "no schedule matches" if db_path.exists() else "no database at"
+    assert missing.returncode == 2 and said in missing.stderr, missing.stderr
 
 
 def test_a_worker_fires_a_due_schedule(env: dict[str, str], tmp_path: Path,
@@ -125,3 +126,33 @@ def test_a_worker_fires_a_due_schedule(env: dict[str, str], tmp_path: Path,
     assert task == (sid, f"schedule:{sid}:{round(due)}", "hourly")
     (next_run,) = rows(db_path, "SELECT next_run_at FROM schedules")[0]
     assert next_run > due and next_run % 3600 == 0
+
+
+def test_a_mistyped_db_is_refused_not_created(env: dict[str, str], tmp_path: Path) -> None:
+    # before: `schedule list --db typo/tasks.db` made that file and showed an empty table
+    typo = tmp_path / "typo" / "tasks.db"
+    for args in (["list"], ["rm", "nightly"], ["run", "nightly"], ["pause", "nightly"]):
+        done = jt(env, "schedule", *args, "--db", str(typo), cwd=tmp_path)
+        assert done.returncode != 0, (args, done.stdout)
+        assert f"no database at {typo}" in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_name_that_is_another_schedules_short_id_is_ambiguous(
+        env: dict[str, str], tmp_path: Path, db_path: Path) -> None:
+    # before: `rm 6265249681` deleted the schedule *named* so, not the one whose id
+    # `list` printed as 6265249681, without a word
+    first = jt(env, "schedule", "add", "--name", "first", "--cron", "@daily", "--paused",
+               "--command", "true", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    short = first.stdout.split()[0]
+    named = jt(env, "schedule", "add", "--name", short, "--cron", "@daily", "--paused",
+               "--command", "true", cwd=tmp_path)
+    assert named.returncode == 0, named.stderr
+    removed = jt(env, "schedule", "rm", short, cwd=tmp_path)
+    assert removed.returncode != 0 and "matches 2 schedules" in removed.stderr, removed
+    assert len(rows(db_path, "SELECT id FROM schedules")) == 2  # nothing deleted
+    (whole,) = rows(db_path, "SELECT id FROM schedules WHERE name = 'first'")
+    assert jt(env, "schedule", "rm", whole[0], cwd=tmp_path).returncode == 0
+    assert rows(db_path, "SELECT name FROM schedules") == [(short,)]
