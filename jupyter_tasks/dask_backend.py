@@ -83,7 +83,7 @@ from .exceptions import DuplicateTaskName, TaskCancelled
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread
-from .values import plain
+from .values import MAX_RESULT_CHARS, encode, nested_within, plain
 
 TOPIC = "jupyter-tasks"
 CANCEL_PREFIX = "jupyter-tasks-cancel-"
@@ -831,8 +831,13 @@ def _result_json(value: Any) -> Any:
     """What goes back to the hub: the value itself when Dask can ship it, else its JSON copy.
 
     The hub applies the storage rule (``jupyter_tasks.values``) to it, notes and all;
-    a value that does not pickle (a lock, a generator) arrives already converted.
+    a value that does not pickle (a lock, a generator) arrives already converted. One
+    nested deeper than the rule keeps is encoded here by it: pickling recurses once per
+    level, and Dask's own pickling, on a deeper stack than this check's, failed on a
+    list 500 deep that pickled here (the job was run again, then failed).
     """
+    if not nested_within(value):
+        return encode(value, where="result", limit=MAX_RESULT_CHARS)
     try:
         pickle.dumps(value)
     except Exception:
@@ -1022,7 +1027,7 @@ async def _run_process_kind(task: Task, ctx: WorkerContext, usage: ProcessUsage,
 
                 shutil.rmtree(scratch, ignore_errors=True)
     if task.kind == TaskKind.SUBPROCESS.value:
-        from .manager import SubprocessFailed
+        from .engine.kinds import SubprocessFailed
         from .runners import run_process
 
         spec = task.spec or {}

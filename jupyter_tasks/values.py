@@ -87,6 +87,8 @@ class JSONText(str):
 
 def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Encoded:
     """Encode an output value by the rule above; never raises for any Python value."""
+    if isinstance(value, Encoded):
+        return value  # encoded where it was made, by this same rule (a Dask worker)
     notes: list[dict[str, Any]] = []
     depth = 0
     try:
@@ -182,6 +184,11 @@ def loads_or_placeholder(text: str, loads: Any = json.loads) -> Any:
 
 # ---------------------------------------------------------------------------- walks
 # All iterative: values nested tens of thousands deep must not hit the recursion limit.
+
+
+def nested_within(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value``'s containers nest at most ``limit`` levels (an iterative walk)."""
+    return _depth_within(value, limit)
 
 
 def _depth_within(value: Any, limit: int) -> bool:

@@ -68,3 +68,12 @@ def dask_print(word: str) -> str:
     print(f"{word} printed on {os.getpid()}")
     print(f"{word} on stderr", file=sys.stderr)
     return word
+
+
+@task("dask_deep", mode="job")
+def dask_deep(depth: int) -> list:
+    """A list nested ``depth`` levels deep."""
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value

@@ -254,6 +254,34 @@ async def test_a_nan_or_unpicklable_result_from_dask_follows_the_storage_rule(
     assert done.result["lock"].startswith("<unlocked _thread.lock")
 
 
+async def test_a_result_nested_past_the_rule_is_stored_as_locally(hub: TaskManager) -> None:
+    # before: pickled by the check on the worker, then not by Dask on its deeper stack:
+    # "Could not serialize object of type list", the job run three times, then failed
+    task = await hub.submit("dask_deep", depth=500, mode="job", max_retries=0)
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.result["artifact"] == "result.json" and "500 levels" in done.result["reason"]
+    whole = await hub.store.get_artifact(task.id, "result.json")
+    text = hub.store.artifact_path(whole).read_text()
+    assert text == "[" * 500 + "]" * 500
+
+
+async def test_a_command_job_runs_on_dask(hub: TaskManager, tmp_path: Path) -> None:
+    # before: every command job failed on the worker before it started, importing
+    # SubprocessFailed from where it no longer was
+    marker = tmp_path / "ran"
+    ok = await hub.submit_spec({"command": ["sh", "-c", f"echo ran > {marker}; echo out"]})
+    bad = await hub.submit_spec({"command": ["sh", "-c", "exit 3"]}, max_retries=0)
+    done = await hub.wait(ok.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.result == {"returncode": 0} and marker.read_text() == "ran\n"
+    assert "out" in "".join(e.text for e in await hub.store.get_logs(ok.id))
+    failed = await hub.wait(bad.id, timeout=60)
+    assert failed.status == "failed"
+    assert failed.error["type"] == "SubprocessFailed" and "3" in failed.error["message"]
+    assert hub.test_backend.submitted >= 2  # they went to Dask, not to a local slot
+
+
 # ------------------------------------------------- stopping a notebook job on Dask
 
 
