@@ -177,6 +177,8 @@ class DaskBackend:
         self._owns_client = client is None
         self._client_lock: asyncio.Lock | None = None
         self._runs: dict[str, _RemoteRun] = {}
+        self._subscribed = False
+        self._subscribed_comm: Any = None  # the scheduler connection the topic was asked on
         self._late: set[asyncio.Task[Any]] = set()
         self.submitted = 0
 
@@ -210,9 +212,14 @@ class DaskBackend:
 
                 self._client = await Client(self.address, asynchronous=True,
                                             name="jupyter-tasks-hub")
-            if not getattr(self, "_subscribed", False):
+            # a client that reconnected (the scheduler restarted) talks to a scheduler
+            # that never heard of the subscription: every outcome sent as an event was
+            # lost, each job then ran again and failed, until the server restarted
+            comm = self._client.scheduler_comm
+            if not self._subscribed or comm is not self._subscribed_comm:
                 self._client.subscribe_topic(self.topic, self._on_event)
                 self._subscribed = True
+                self._subscribed_comm = comm
         return self._client
 
     async def close(self) -> None:

@@ -515,3 +515,29 @@ def test_a_future_lost_with_its_scheduler_is_not_called_a_cancel() -> None:
     cancelled = lost_future_message("jt-2", FutureCancelledError("jt-2", "cancelled-by-user"))
     assert cancelled == ("the Dask future jt-2 was cancelled outside jupyter-tasks "
                          "(cancelled-by-user)")
+
+
+async def test_jobs_after_a_scheduler_restart_report_their_outcome(db_path: Path) -> None:
+    # before: the hub's client reconnected to the restarted scheduler, but its topic
+    # subscription was not made again: every outcome sent as an event was lost, and each
+    # later job ran max_retries + 1 times and failed, until the server restarted
+    from distributed import Scheduler, Worker
+
+    from tests.launcher import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
+                           flush_interval=0.05) as manager:
+        backend = DaskBackend(address).install(manager)
+        try:
+            for restart in range(2):
+                async with Scheduler(host="127.0.0.1", port=int(address.rsplit(":", 1)[1]),
+                                     dashboard_address=":0") as scheduler, \
+                        Worker(scheduler.address, nthreads=1):
+                    task = await manager.submit("dask_square", x=restart + 2, mode="job",
+                                                max_retries=0)
+                    done = await manager.wait(task.id, timeout=60)
+                    assert (done.status, done.result, done.attempts) == \
+                        ("succeeded", (restart + 2) ** 2, 1), (restart, done.error)
+        finally:
+            await backend.close()
