@@ -238,7 +238,7 @@ class DaskBackend:
 
     # ------------------------------------------------------------- execution
 
-    def _payload(self, task: Task, key: str) -> dict[str, Any]:
+    def _payload(self, task: Task, key: str, output_path: str | None) -> dict[str, Any]:
         modules = list(self.modules)
         function_module = None
         notebook_json = None
@@ -255,9 +255,13 @@ class DaskBackend:
 
             with open(validate_notebook_spec(task.spec or {}), encoding="utf-8") as f:
                 notebook_json = f.read()
+        if output_path is not None:  # where the hub writes the copy, as the notebook says it
+            root = os.path.realpath((task.spec or {}).get("root_dir") or os.getcwd())
+            output_path = os.path.relpath(output_path, root)
         return {"task": task, "key": key, "topic": self.topic, "modules": modules,
                 "function_module": function_module, "notebook_json": notebook_json,
-                "cancel_event": cancel_event_name(key), "hub": _this_process()}
+                "output_path": output_path, "cancel_event": cancel_event_name(key),
+                "hub": _this_process()}
 
     async def execute(self, task: Task, ctx: TaskContext, running: Any) -> Any:
         """Run one attempt of ``task`` on Dask; raises like a local executor would."""
@@ -267,7 +271,12 @@ class DaskBackend:
         # a PRNG, as for task ids: os.urandom is a system call, and each call that lets
         # go of the GIL waits to get it back from a busy scheduler thread
         key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{_ids.getrandbits(24):06x}"
-        payload = self._payload(task, key)
+        from .jobs.notebook import output_path_now
+
+        # the notebook's output_path is in the server root, here: named once, for the copy
+        # the hub writes and for the path the worker's notebook and result record
+        output_path = output_path_now(task)
+        payload = self._payload(task, key, output_path)
         run = _RemoteRun(key, task, ctx, running,
                          outcome=asyncio.get_running_loop().create_future())
         self._runs[task.id] = run
@@ -284,7 +293,8 @@ class DaskBackend:
                 # the run is over, and keeps what it left, as a local run does
                 outcome = await run_to_end(self._stop_remote(run, future))
                 if outcome is not None:
-                    await run_to_end(self._take_reports(outcome, task, ctx, running))
+                    await run_to_end(self._take_reports(outcome, task, ctx, running,
+                                                        output_path))
             else:
                 # a hub shutting down, or a run not started on a worker yet: drop it
                 await run_to_end(self._cancel_remote(key, future))
@@ -296,7 +306,7 @@ class DaskBackend:
             self._runs.pop(task.id, None)
             with contextlib.suppress(Exception):
                 future.release()
-        return await self._apply(outcome, task, ctx, running)
+        return await self._apply(outcome, task, ctx, running, output_path)
 
     async def _outcome(self, run: _RemoteRun, future: Any) -> dict[str, Any]:
         """The run's outcome: from its event if it came that way, else the future's result."""
@@ -354,8 +364,8 @@ class DaskBackend:
             await client.cancel([future])
 
     async def _apply(self, outcome: dict[str, Any], task: Task, ctx: TaskContext,
-                     running: Any) -> Any:
-        await self._take_reports(outcome, task, ctx, running)
+                     running: Any, output_path: str | None) -> Any:
+        await self._take_reports(outcome, task, ctx, running, output_path)
         usage = outcome.get("usage") or {}
         status = outcome.get("status")
         worker = outcome.get("worker")
@@ -370,7 +380,7 @@ class DaskBackend:
         raise remote_error(error, worker)
 
     async def _take_reports(self, outcome: dict[str, Any], task: Task, ctx: TaskContext,
-                            running: Any) -> None:
+                            running: Any, output_path: str | None) -> None:
         """The run's last logs, progress, artifacts and usage into the task, whatever its end."""
         for _ts, stream, text in outcome.get("logs") or []:
             ctx.write(text, stream)
@@ -383,7 +393,7 @@ class DaskBackend:
         # a notebook's output_path is in the server root, which is here, not on the worker
         from .jobs.notebook import write_output_copies
 
-        await write_output_copies(task, artifacts, ctx)
+        await write_output_copies(task, artifacts, ctx, output_path)
         usage = outcome.get("usage") or {}
         if usage.get("pid") is not None:
             running.process.pid = usage["pid"]
@@ -1027,7 +1037,8 @@ async def _run_process_kind(task: Task, ctx: WorkerContext, usage: ProcessUsage,
         try:
             return await exec_notebook(task, ctx, running,
                                        notebook_json=payload.get("notebook_json"),
-                                       work_dir=work_dir)
+                                       work_dir=work_dir,
+                                       written_by_hub=payload.get("output_path"))
         finally:
             if scratch:
                 import shutil

@@ -259,11 +259,14 @@ class _Outputs:
 
 async def exec_notebook(task: Any, ctx: Any, running: Any, *,
                         notebook_json: str | None = None,
-                        work_dir: str | None = None) -> dict[str, Any]:
+                        work_dir: str | None = None,
+                        written_by_hub: str | None = None) -> dict[str, Any]:
     """Executor for ``kind="notebook"``: run the notebook, keep the executed copy.
 
     ``notebook_json`` (the notebook's text) and ``work_dir`` let the Dask
-    backend run a notebook on a machine where the file is not present.
+    backend run a notebook on a machine where the file is not present; there the
+    hub writes ``output_path``, at ``written_by_hub`` (relative to the root), which
+    the notebook's metadata and the result name as a local run's do.
     """
     import nbformat
 
@@ -299,10 +302,11 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     for warning in out.warnings:
         ctx.log(f"warning: {warning}")
     inject_parameters(nb, parameters)
+    shown_output_path = os.path.relpath(out.output_path, os.path.realpath(root_dir)) \
+        if out.output_path else written_by_hub
     record.start_notebook(
         nb, parameters=parameters or None, input_path=spec.get("notebook") or path,
-        output_path=os.path.relpath(out.output_path, os.path.realpath(root_dir))
-        if out.output_path else None, version=__version__, started=started)
+        output_path=shown_output_path, version=__version__, started=started)
     kernel_name = spec.get("kernel_name") or \
         nb.metadata.get("kernelspec", {}).get("name") or "python3"
     code_cells = [i for i, c in enumerate(nb.cells)
@@ -420,11 +424,10 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         finally:
             if recorded is not None and usage.on_group is not None:
                 await run_to_end(announce_group(usage.on_group, recorded, None))
-    root = os.path.realpath(root_dir)
     return {"notebook": out.artifact_name, "cells": total, "executed": done,
             "parameters": dict(parameters), "kernel_name": kernel_name,
             "stopped_early": stopped, "warnings": out.warnings,
-            "output_path": os.path.relpath(out.output_path, root) if out.output_path else None,
+            "output_path": shown_output_path,
             "html": _html_name(out.artifact_name) if out.export_html else None}
 
 
@@ -485,22 +488,29 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
         ctx.log("warning: the executed notebook could not be saved everywhere asked")
 
 
-async def write_output_copies(task: Any, artifacts: list[tuple[str, bytes, str | None]],
-                              ctx: Any) -> None:
-    """Write a notebook job's ``output_path`` (and HTML beside it) from the artifacts of a
-    run on another machine (Dask), here where the server root is."""
+def output_path_now(task: Any) -> str | None:
+    """The real path a notebook job's ``output_path`` names for a run starting now (None
+    without one); ``InvalidRequest`` if it now leaves the root or names a folder."""
     spec = task.spec or {}
     if task.kind != "notebook" or not spec.get("output_path"):
+        return None
+    return render_output_path(
+        spec["output_path"], root_dir=spec.get("root_dir") or os.getcwd(), task_id=task.id,
+        date=record.now().astimezone().date(), parameters=spec.get("parameters") or {},
+        input_path=spec.get("notebook"))
+
+
+async def write_output_copies(task: Any, artifacts: list[tuple[str, bytes, str | None]],
+                              ctx: Any, path: str | None) -> None:
+    """Write a notebook job's ``output_path`` (and HTML beside it) at ``path`` from the
+    artifacts of a run on another machine (Dask), here where the server root is."""
+    if path is None:
         return
-    artifact_name = notebook_artifact_name(spec.get("notebook") or "")
+    artifact_name = notebook_artifact_name((task.spec or {}).get("notebook") or "")
     by_name = {a[0]: a[1] for a in artifacts}
     if artifact_name not in by_name:
         return
     try:
-        path = render_output_path(
-            spec["output_path"], root_dir=spec.get("root_dir") or os.getcwd(), task_id=task.id,
-            date=record.now().astimezone().date(), parameters=spec.get("parameters") or {},
-            input_path=spec.get("notebook"))
         await asyncio.to_thread(_write_file, path, _text(by_name[artifact_name]))
         html = by_name.get(_html_name(artifact_name))
         if html is not None:

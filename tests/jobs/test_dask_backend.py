@@ -179,6 +179,9 @@ async def test_code_and_notebook_jobs_bring_artifacts_back(hub: TaskManager,
     written = nbformat.read(tmp_path / "out" / "run-41.ipynb", as_version=4)
     nbformat.validate(written)
     assert "42" in json.dumps(written.cells[-1].outputs)
+    # and named where it is, as a local run names it (before: null in both)
+    assert done.result["output_path"] == os.path.join("out", "run-41.ipynb")
+    assert written.metadata["papermill"]["output_path"] == os.path.join("out", "run-41.ipynb")
     assert (tmp_path / "out" / "run-41.html").read_text().lstrip().lower().startswith("<!doctype")
 
 
