@@ -1,5 +1,5 @@
-"""``jupyter tasks …``: list, show, submit, run, cancel, rerun, logs, doctor, worker, lab,
-dashboard.
+"""``jupyter tasks …``: list, show, submit, run, cancel, rerun, logs, doctor, recover, worker,
+lab, dashboard.
 
 ``list``, ``show``, ``logs`` and ``doctor`` open the database read-only: they never
 create it, never migrate it, never register as a worker.
@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import select
+import shlex
 import shutil
 import sys
 import time
@@ -543,6 +544,24 @@ async def _cmd_doctor(args: argparse.Namespace) -> int:
     return 1
 
 
+async def _cmd_recover(args: argparse.Namespace) -> int:
+    from .recovery import recover
+
+    source = Path(args.db or default_db_path())
+    target = Path(args.output or f"{source}.recovered")
+    done = await recover(source, target)
+    for table, count in done.copied.items():
+        lost = done.unreadable.get(table)
+        print(f"{table}: {count:,} rows copied"
+              + (f"; an unreadable stretch of {lost:,} row ids stepped over" if lost else ""))
+    for table in done.missing:
+        print(f"{table}: not in {source} (or unreadable)")
+    print(f"written to {target}; check it with `jupyter tasks doctor --db "
+          f"{shlex.quote(str(target))}`, then, with the server stopped, move it in place "
+          f"of {source} (and remove {source}'s -wal and -shm files)")
+    return 0
+
+
 async def _cmd_worker(args: argparse.Namespace) -> int:
     from .worker import run_worker
 
@@ -732,6 +751,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "recover it", parents=[db])
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_doctor)
+
+    p = sub.add_parser("recover", help="copy what a damaged database still holds into a "
+                                       "new file (the damaged one is only read)", parents=[db])
+    p.add_argument("output", nargs="?", help="the new file (default: the database's path "
+                                             "with .recovered added)")
+    p.set_defaults(run=_cmd_recover)
 
     p = sub.add_parser("worker", help="run queued jobs until stopped", parents=[db])
     p.add_argument("--queue", action="append", type=queue_name,

@@ -43,12 +43,11 @@ _CORRUPTION_TEXT = ("database disk image is malformed", "file is not a database"
 
 
 def recover_command(path: Path | str) -> str:
-    """The shell command that copies what a damaged file holds to ``<path>.recovered``.
+    """The command that copies what a damaged file holds to ``<path>.recovered``.
 
     Its paths quoted for a shell: pasted as printed, it must run (a path with spaces).
     """
-    return (f"sqlite3 {shlex.quote(str(path))} \".recover\" | "
-            f"sqlite3 {shlex.quote(f'{path}.recovered')}")
+    return f"jupyter tasks recover --db {shlex.quote(str(path))}"
 
 
 def recovery_advice(path: Path | str) -> str:
@@ -392,6 +391,14 @@ def inspect(path: Path | str) -> Report:
         report.problems.append(f"schema version {version} is newer than this jupyter-tasks "
                                f"understands ({LATEST_VERSION})")
         report.advice.append("upgrade jupyter-tasks")
+    elif version == 0 and report.quick_check == ["ok"]:
+        # no schema at all: a recovery that copied nothing looks like this, and a
+        # "no problem" here once let it replace the real database
+        report.problems.append(f"{path} is an empty database: no jupyter-tasks schema, no "
+                               "task history (a server would start it empty)")
+        report.advice.append("if it was to hold a recovered history, it holds none: do not "
+                             "move it in place of a database; recover with `jupyter tasks "
+                             "recover --db DAMAGED.db`")
     elif version is not None and version < LATEST_VERSION:
         # not damage, but list, show and logs refuse it until a writer migrates it
         report.notes.append(

@@ -1,0 +1,138 @@
+"""``jupyter tasks recover``: copy what a damaged database still holds into a new one.
+
+SQLite's own ``.recover`` is not in every ``sqlite3`` shell (Debian's 3.40 answers
+"SQL logic error" and writes nothing, even for a sound file), and a pipe into a
+second shell hides that: the "recovered" file was empty. This copies, with
+Python's own SQLite, each table the history lives in from the damaged file into
+a new file with this version's schema, a stretch of rows at a time; a stretch
+SQLite cannot read is stepped over and counted, never taken for the end.
+
+The source is opened read-only and never changed. The new file's search index
+is rebuilt by the store's upkeep the first time a server opens it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dbfile import read_only_uri
+from .exceptions import StoreError
+from .store import Store
+
+# the tables that hold the history, in an order that keeps each row's task before it;
+# workers are left behind (their processes are gone), the search index is rebuilt
+TABLES = ("tasks", "schedules", "events", "task_logs", "artifacts")
+STRETCH = 500  # rows read at a time
+
+
+@dataclass
+class Recovered:
+    """What ``recover`` copied and what it could not read, per table."""
+
+    target: Path
+    copied: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, int] = field(default_factory=dict)  # row ids stepped over
+    missing: list[str] = field(default_factory=list)  # tables the source did not have
+
+
+async def recover(source: Path | str, target: Path | str) -> Recovered:
+    """Copy the readable rows of ``source``'s history tables into a new ``target``.
+
+    Blocking SQLite work on the caller's loop: for the CLI, which does nothing else.
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise StoreError(f"no database at {source}")
+    if target.exists():
+        raise StoreError(f"{target} exists already: move it aside or name another file")
+    store = await Store.open(target)  # an empty database with this version's schema
+    await store.close()
+    report = Recovered(target)
+    try:
+        reader = sqlite3.connect(read_only_uri(source), uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {source} read-only: {exc}") from None
+    writer = sqlite3.connect(target, isolation_level=None)
+    try:
+        for table in TABLES:
+            columns = _shared_columns(reader, writer, table)
+            if columns is None:
+                report.missing.append(table)
+                continue
+            report.copied[table], report.unreadable[table] = _copy(reader, writer, table,
+                                                                     columns)
+        # the search index starts again from the first task (see migrations 16-17)
+        writer.execute("UPDATE task_search_mark SET indexed_to = 0, pending_max = 0")
+    finally:
+        reader.close()
+        writer.close()
+    return report
+
+
+def _shared_columns(reader: sqlite3.Connection, writer: sqlite3.Connection,
+                    table: str) -> list[str] | None:
+    """The columns both files' ``table`` have (an older source lacks some), or None."""
+    try:
+        have = [row[1] for row in reader.execute(f"PRAGMA table_info({table})")]
+    except sqlite3.DatabaseError:
+        return None
+    if not have:
+        return None
+    wanted = {row[1] for row in writer.execute(f"PRAGMA table_info({table})")}
+    return [c for c in have if c in wanted]
+
+
+def _rowid_alias(writer: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` has an INTEGER PRIMARY KEY, which is its rowid under another name."""
+    keys = [row for row in writer.execute(f"PRAGMA table_info({table})") if row[5]]
+    return len(keys) == 1 and keys[0][2].upper() == "INTEGER"
+
+
+def _copy(reader: sqlite3.Connection, writer: sqlite3.Connection, table: str,
+          columns: list[str]) -> tuple[int, int]:
+    """(rows copied, rowids stepped over) of one table, in rowid order (rowids kept)."""
+    names = ", ".join(columns)
+    read = f"SELECT rowid, {names} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT {STRETCH}"
+    alias = _rowid_alias(writer, table)  # then its column carries the rowid
+    targets = names if alias else f"rowid, {names}"
+    write = (f"INSERT OR IGNORE INTO {table} ({targets}) "
+             f"VALUES ({', '.join('?' * (len(columns) + (0 if alias else 1)))})")
+    copied = stepped_over = 0
+    after = _end_rowid(reader, table, "min", 1) - 1
+    last = _end_rowid(reader, table, "max", None)
+    skip = 1
+    while True:
+        rows: list[tuple] = []
+        damaged = False
+        try:
+            for row in reader.execute(read, (after,)):  # the rows before damage count too
+                rows.append(row)
+        except sqlite3.DatabaseError:
+            damaged = True
+        if rows:
+            writer.execute("BEGIN")
+            writer.executemany(write, [row[1:] if alias else row for row in rows])
+            writer.execute("COMMIT")
+            copied += len(rows)
+            after, skip = rows[-1][0], 1
+        elif damaged:
+            # the page after ``after`` is unreadable: step over it, further each time
+            if last is None or after >= last:
+                break
+            step = min(skip, last - after)
+            after, skip, stepped_over = after + step, skip * 2, stepped_over + step
+        if not damaged and len(rows) < STRETCH:
+            return copied, stepped_over
+    return copied, stepped_over
+
+
+def _end_rowid(reader: sqlite3.Connection, table: str, end: str, unknown: int | None
+               ) -> int | None:
+    """The table's smallest or largest rowid (``end``: min or max); ``unknown`` if unread."""
+    try:
+        found = reader.execute(f"SELECT {end}(rowid) FROM {table}").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return unknown
+    return unknown if found is None else found
