@@ -188,14 +188,20 @@ class JupyterTasksApp(ExtensionApp):
         # fires due schedules; any other process on the database may fire them too
         self.scheduler = Scheduler(self.manager)
         self.dask_backend = None
-        if self.executor == "dask":
-            if not self.dask_scheduler_address:
-                raise TraitError("executor = 'dask' needs dask_scheduler_address")
+        self._unusable: str | None = None  # why the tasks cannot be served (then 503s)
+        if self.executor == "dask" and not self.dask_scheduler_address:
+            # jupyter_server only warns when an extension fails to load, and then served
+            # 404s (and its stop crashed, so SIGTERM left it running): the server stays up
+            # to say what is missing on every route, as for an unusable database
+            self._unusable = ("executor = 'dask' needs dask_scheduler_address: set "
+                              "c.JupyterTasksApp.dask_scheduler_address to the Dask "
+                              "scheduler's address, or executor = 'local', and restart")
+            self.log.error("jupyter_tasks | %s", self._unusable)
+        elif self.executor == "dask":
             from ..dask_backend import install_dask_backend
 
             self.dask_backend = install_dask_backend(self.manager, self.dask_scheduler_address)
         self._start_lock = asyncio.Lock()
-        self._unusable: str | None = None  # why the database cannot be used (then 503s)
         self._loops: list[asyncio.Task[Any]] = []
         self._active: list[dict[str, Any]] = []
         self._froze_gc = False  # whether start froze the collector's objects (stop thaws)
@@ -283,6 +289,8 @@ class JupyterTasksApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Stop the loops; running jobs go back to the queue, local work ends interrupted."""
+        if not hasattr(self, "_loops"):
+            return  # its settings failed (a task module that did not import): nothing ran
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)

@@ -547,3 +547,15 @@ async def test_a_short_or_mistyped_task_id_is_an_unknown_task_not_an_unknown_rou
     other = await api.get(task["id"], "nonsense")
     assert other.code == 404 and other.json["detail"].startswith("no such route")
     await api.post(task["id"], "cancel")
+
+
+@pytest.mark.tasks_config(executor="dask", dask_scheduler_address="")
+async def test_dask_without_a_scheduler_address_is_said_on_every_route(api, tasks_app) -> None:
+    # before: the extension failed to load (a warning in the log), the routes answered
+    # 404 pages, and its stop crashed on what the failed load never set, so SIGTERM left
+    # the server running
+    for response in (await api.get(), await api.post(body={"name": "srv_job"})):
+        assert_problem(response, 503)
+        assert "needs dask_scheduler_address" in response.json["detail"]
+    await tasks_app.stop_extension()  # and it stops
+    assert not tasks_app.manager.running
