@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 from ..context import TaskContext, current_context
 from ..exceptions import (
+    InvalidParameters,
     InvalidRequest,
     ManagerNotRunning,
+    NotRerunnable,
     StoreBusy,
     TaskCancelled,
     TaskTimedOut,
@@ -83,6 +85,10 @@ async def write_despite_locks(task_id: str, write: Callable[[], Awaitable[T]]) -
         if tries:
             log.warning("the end of task %s is written, after %d tries", task_id, tries + 1)
         return written
+
+
+# failures every retry would meet again: the job's own parameters, or this process
+NOT_RETRIED = (InvalidParameters, NotRerunnable, UnsupportedKind)
 
 
 class Execution:
@@ -246,7 +252,8 @@ class Execution:
             await self.hand_back(task, progress)
             state.local_work.pop(task.id, None)
             return None
-        if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries:
+        if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries \
+                and not isinstance(error, NOT_RETRIED):
             delay = self.backoff(task.attempts)
             if task.mode == TaskMode.JOB:
                 await store.retry_later(task.id, state.worker_id, now + delay, err_json or {})

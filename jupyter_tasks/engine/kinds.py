@@ -129,7 +129,11 @@ class FunctionKind:
         if task.spec and "callable" in task.spec:
             raise NotRerunnable(f"the in-process object of task {task.id} is gone")
         info = run.registry.get_info(task.name or "")
-        kwargs = info.bind(task.params or {}, {TaskContext: ctx})
+        # as a submit here checks them: a job queued by a process that did not have the
+        # task (`jupyter tasks submit --name` without its module) was called with them
+        # unchecked, and failed each retry with the same TypeError
+        params = info.validate(task.params or {})
+        kwargs = info.bind(params, {TaskContext: ctx})
         if info.is_async:
             return await info.fn(**kwargs)
         return await run_in_thread(info.fn, (), kwargs, run.thread)

@@ -198,3 +198,15 @@ async def test_the_event_snapshot_shows_the_attempt_like_the_task_json(
         assert retrying[key] == shown[key], key
     assert (shown["lost_attempts"], shown["max_attempts"], shown["retry_reason"]) == \
         (1, 2, WORKER_LOST)
+
+
+async def test_a_job_queued_with_parameters_its_task_refuses_fails_once(
+        manager: TaskManager) -> None:
+    # before: queued by a process that did not have the task (`jupyter tasks submit
+    # --name` without its module), the job was called with its parameters unchecked and
+    # failed each of its three attempts with the same TypeError
+    task = await manager.enqueue_by_name("add", {"a": 1, "bee": 2}, label="add")
+    done = await manager.wait(task.id, timeout=60)
+    assert (done.status, done.attempts) == ("failed", 1), done.error
+    assert done.error["type"] == "InvalidParameters"
+    assert "bee: unexpected parameter" in done.error["message"]
