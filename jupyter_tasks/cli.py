@@ -58,7 +58,7 @@ from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
-from .models import Task, TaskStatus, failure_reason
+from .models import Task, TaskStatus, WorkerInfo, failure_reason
 from .paths import DB_ENV, default_db_path
 from .registry import import_module_or_path, load_task_modules
 from .store import Store
@@ -255,17 +255,26 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
         try:
             task = await m.submit_spec(spec, mode="job", **options)
         except UnknownTask as exc:
-            served = await _served_by_a_server(m, args.queue)
-            if served is not None:
-                # the server registered it (e.g. from its command line): its workers
-                # know the task and check the params when they run it
+            live = await _live_workers(m, args.queue)
+            knowing = [w for w in live if w.tasks is None or args.name in w.tasks]
+            if knowing:
+                # a live worker registered it (a server given the module on its command
+                # line): it checks the params when it runs the job
                 params = spec["params"]
                 task = await m.enqueue_by_name(
                     args.name, params, label=args.label or args.name,
                     **{k: v for k, v in options.items() if k != "label"})
+                w = knowing[0]
                 print(f"note: {args.name!r} is not registered in this shell; queued for "
-                      f"the server's workers ({served})", file=sys.stderr)
+                      f"a {w.kind} that has it (pid {w.pid} on {w.host})", file=sys.stderr)
                 return _print_submitted(args, await m.wait(task.id) if args.wait else task)
+            if live:
+                # workers serve the queue and none has the name: most likely a typo, and
+                # queued it would wait for good
+                names = sorted({n for w in live for n in w.tasks or ()} | set(m.registry.names()))
+                raise CliError(
+                    f"no live worker of queue {args.queue!r} has a task named {args.name!r}"
+                    + (f"; they have: {', '.join(names)}" if names else "")) from None
             raise CliError(
                 f"{exc.message}. This command imports the modules of "
                 "JupyterTasksApp.task_modules in the Jupyter config files (e.g. "
@@ -282,13 +291,11 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     return _print_submitted(args, task)
 
 
-async def _served_by_a_server(m: TaskManager, queue: str) -> str | None:
-    """A live server process (recent heartbeat) serving ``queue``, described; else None."""
+async def _live_workers(m: TaskManager, queue: str) -> list[WorkerInfo]:
+    """The workers (servers too) with a recent heartbeat that serve ``queue``."""
     now = time.time()
-    for w in await m.store.list_workers():
-        if w.kind == "server" and queue in (w.queues or []) and now - w.heartbeat_at < 120:
-            return f"pid {w.pid} on {w.host}"
-    return None
+    return [w for w in await m.store.list_workers()
+            if queue in (w.queues or []) and now - w.heartbeat_at < 120]
 
 
 def _print_submitted(args: argparse.Namespace, task: Task) -> int:

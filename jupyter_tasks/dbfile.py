@@ -264,10 +264,20 @@ def _queue_names(stored: Any) -> list[str]:
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
+def _task_names(stored: Any) -> list[str] | None:
+    """The task names a worker row lists (a JSON list); None when unknown (an older row)."""
+    try:
+        names = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        return None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else None
+
+
 def _note_unserved_queues(conn: sqlite3.Connection, report: Report) -> None:
-    """Note the queues holding jobs that no live worker serves (they wait for one)."""
-    served = {q for w in report.workers if w["state"] in ("alive", "unknown (other host)")
-              for q in w["queues"]}
+    """Note the queued jobs no live worker takes: their queue has none, or none has their
+    task (they wait for one)."""
+    live = [w for w in report.workers if w["state"] in ("alive", "unknown (other host)")]
+    served = {q for w in live for q in w["queues"]}
     for queue, count in conn.execute(
             "SELECT queue, count(*) FROM tasks WHERE status = 'queued' AND mode = 'job' "
             "GROUP BY queue ORDER BY queue"):
@@ -276,6 +286,27 @@ def _note_unserved_queues(conn: sqlite3.Connection, report: Report) -> None:
                 f"{count} job{'' if count == 1 else 's'} wait{'s' if count == 1 else ''} in "
                 f"queue {queue!r}, which no live worker serves: start one with `jupyter tasks "
                 f"worker --queue {queue}` (or give the server that queue)")
+            continue
+        # a named task no live worker of the queue has (a typo, a module not given to
+        # them): its jobs are never claimed. A worker row from before the names were
+        # recorded (None) may have any
+        known: set[str] = set()
+        for w in live:
+            if queue in w["queues"]:
+                if w["tasks"] is None:
+                    break
+                known.update(w["tasks"])
+        else:
+            for name, waiting in conn.execute(
+                    "SELECT name, count(*) FROM tasks WHERE status = 'queued' AND mode = 'job' "
+                    "AND queue = ? AND kind = 'function' AND name IS NOT NULL "
+                    "GROUP BY name ORDER BY name", (queue,)):
+                if name not in known:
+                    report.notes.append(
+                        f"{waiting} job{'' if waiting == 1 else 's'} of queue {queue!r} "
+                        f"wait{'s' if waiting == 1 else ''} for task {name!r}, which no live "
+                        "worker of that queue has registered: give them its module (or "
+                        "cancel the jobs, if the name is a typo)")
 
 
 @dataclass
@@ -360,10 +391,13 @@ def inspect(path: Path | str) -> Report:
             if "workers" in tables:
                 now = time.time()
                 host = socket.gethostname()
+                # the task names, in a file of migration 18 on
+                names = "tasks" if "tasks" in {r[1] for r in conn.execute(
+                    "PRAGMA table_info(workers)")} else "NULL"
                 for row in conn.execute(
                         "SELECT id, kind, pid, host, pid_started_at, heartbeat_at, stopped_at, "
-                        "queues FROM workers ORDER BY heartbeat_at DESC"):
-                    wid, kind, pid, whost, pid_started, beat, stopped, queues = row
+                        f"queues, {names} FROM workers ORDER BY heartbeat_at DESC"):
+                    wid, kind, pid, whost, pid_started, beat, stopped, queues, tasks = row
                     if stopped is not None:
                         state = "stopped"
                     elif whost == host:
@@ -373,7 +407,8 @@ def inspect(path: Path | str) -> Report:
                     report.workers.append({"id": wid, "kind": kind, "pid": pid, "host": whost,
                                            "state": state,
                                            "heartbeat_age": round(now - (beat or 0), 1),
-                                           "queues": _queue_names(queues)})
+                                           "queues": _queue_names(queues),
+                                           "tasks": _task_names(tasks)})
         with contextlib.suppress(sqlite3.DatabaseError):
             if "tasks" in tables:
                 _note_unserved_queues(conn, report)

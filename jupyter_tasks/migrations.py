@@ -516,6 +516,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         UPDATE task_search_mark SET indexed_to = 0, pending_max = 0, max_id = '';
         """,
     ),
+    (
+        18,
+        """
+        -- the names of the registered tasks a worker claims (a JSON list): a job naming a
+        -- task that no live worker has waits for one, and the CLI and doctor can say so
+        -- (a typo'd name sat queued for good, unseen); NULL in a row of an older worker
+        ALTER TABLE workers ADD COLUMN tasks TEXT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -588,6 +588,8 @@ class WorkerInfo:
     stopped_at: float | None = None
     # jobs of each queue it runs at once; empty for a worker row written before migration 16
     slots: dict[str, int] = field(default_factory=dict)
+    # the registered tasks it claims by name; None for a row written before migration 18
+    tasks: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API's worker JSON."""

@@ -40,7 +40,7 @@ class JobWorker:
             id=state.worker_id, kind=state.config.worker_kind, pid=os.getpid(),
             host=socket.gethostname(), started_at=now, heartbeat_at=now,
             pid_started_at=me.create_time(), queues=sorted(state.config.queues or {}),
-            slots=dict(state.config.queues),
+            slots=dict(state.config.queues), tasks=state.registry.names(),
         ))
 
     def start_queues(self) -> list[asyncio.Task[Any]]:
@@ -59,7 +59,8 @@ class JobWorker:
             await asyncio.sleep(config.heartbeat_interval)
             try:
                 await self.state.store.heartbeat(self.state.worker_id, config.lease_seconds,
-                                                 self.state.leased)
+                                                 self.state.leased,
+                                                 self.state.registry.names_json())
                 failures.succeeded()
             except Exception:
                 failures.failed()

@@ -1574,9 +1574,10 @@ class Store:
         await self._txn(tx_register_worker, worker)
 
     async def heartbeat(self, worker_id: str, lease_seconds: float,
-                        task_ids: Iterable[str]) -> None:
-        """Prove a worker alive and extend the lease of the tasks it runs (``task_ids``)."""
-        await self._txn(tx_heartbeat, worker_id, lease_seconds, sorted(task_ids))
+                        task_ids: Iterable[str], tasks_json: str | None = None) -> None:
+        """Prove a worker alive and extend the lease of the tasks it runs (``task_ids``);
+        ``tasks_json``: the names of the tasks it claims now (None: unchanged)."""
+        await self._txn(tx_heartbeat, worker_id, lease_seconds, sorted(task_ids), tasks_json)
 
     async def stop_worker(self, worker_id: str) -> None:
         """Mark a worker stopped after a clean shutdown."""

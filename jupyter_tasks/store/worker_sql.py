@@ -96,16 +96,19 @@ def tx_claim(
 def tx_register_worker(conn: sqlite3.Connection, w: WorkerInfo) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO workers (id, kind, pid, host, pid_started_at, queues, slots, "
-        "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        "tasks, started_at, heartbeat_at, stopped_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
         (w.id, w.kind, w.pid, w.host, w.pid_started_at, dumps(w.queues), dumps(w.slots),
-         w.started_at, w.heartbeat_at),
+         None if w.tasks is None else dumps(w.tasks), w.started_at, w.heartbeat_at),
     )
 
 
 def tx_heartbeat(conn: sqlite3.Connection, worker_id: str, lease_seconds: float,
-                 task_ids: list[str]) -> None:
+                 task_ids: list[str], tasks_json: str | None = None) -> None:
     now = time.time()
-    conn.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+    # the names it claims, as they are now (a module may register more after the start)
+    conn.execute("UPDATE workers SET heartbeat_at = ?, tasks = ifnull(?, tasks) WHERE id = ?",
+                 (now, tasks_json, worker_id))
     # only the tasks the worker says it runs: a row it lost track of (its end could
     # not be written) lets its lease run out, and a reaper settles it
     conn.execute(
@@ -125,7 +128,18 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
         started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
         pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
         stopped_at=row["stopped_at"], slots=_slots(row["slots"]),
+        tasks=_task_names(row["tasks"]),
     )
+
+
+def _task_names(text: str | None) -> list[str] | None:
+    """A worker row's task names; None when unknown (an older row, an unreadable value)."""
+    try:
+        names = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) \
+        else None
 
 
 def _slots(text: str | None) -> dict[str, int]:

@@ -226,7 +226,12 @@ def test_the_readme_flow_lab_as_this_user_then_submit_from_a_shell(
         done = jt(env, "submit", "--name", "cli_greet", "--param", "name=Ada", "--wait")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["result"] == "hello Ada"
-        assert "queued for the server's workers" in done.stderr
+        assert "queued for a server that has it" in done.stderr
+        # a typo of it: before, queued "for the server's workers" to wait for good
+        typo = jt(env, "submit", "--name", "cli_gret")
+        assert typo.returncode == 2, typo
+        assert "no live worker of queue 'default' has a task named 'cli_gret'; they have: " \
+               "cli_greet" in typo.stderr, typo.stderr
     finally:
         lab.terminate()
         try:
@@ -389,3 +394,50 @@ def test_wide_characters_keep_the_tables_columns(env: dict[str, str], db_path: P
                 before += ch
                 cells = cell_width(before)
             assert cells == at and line[len(before) - 1] == " ", (args, line)
+
+
+def test_a_name_no_live_worker_has_is_refused_not_queued_for_good(
+        env: dict[str, str], db_path: Path, tmp_path: Path) -> None:
+    # before: `submit --name gret` (a typo of a task the server had from its command line)
+    # said "queued for the server's workers", and the job waited for good; doctor found
+    # "no problem". Live workers now record the names they claim
+    worker_env = dict(env)  # the worker knows cli_greet from the config
+    shell = {**env, "JUPYTER_CONFIG_DIR": str(tmp_path / "empty")}  # this shell does not
+    terminal = tmp_path / "worker.out"
+    with open(terminal, "wb") as out:
+        worker = subprocess.Popen(["jupyter", "tasks", "worker", "--queue", "side"],
+                                  env=worker_env, cwd=tmp_path, stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        eventually_sync(lambda: "serving side" in terminal.read_text(), timeout=60,
+                        what="the worker serving queue side")
+        typo = jt(shell, "submit", "--name", "cli_gret", "--queue", "side")
+        assert typo.returncode == 2, typo
+        assert "no live worker of queue 'side' has a task named 'cli_gret'" in typo.stderr
+        assert "they have: cli_greet" in typo.stderr
+        assert stored(db_path) == []  # nothing queued
+        known = jt(shell, "submit", "--name", "cli_greet", "--queue", "side",
+                   "--param", "name=Bo", "--wait")
+        assert known.returncode == 0, known
+        assert "not registered in this shell; queued for a worker that has it" in known.stderr
+        assert json.loads(known.stdout)["result"] == "hello Bo"
+
+        # a job for a name the live worker lacks, queued by a process that had it
+        async def queue_other() -> None:
+            from jupyter_tasks import TaskManager
+
+            async with TaskManager(db_path, runs_background=False, make_default=False) as m:
+                await m.enqueue_by_name("cli_other", {}, label="other", queue="side")
+
+        asyncio.run(queue_other())
+        doctor = jt(shell, "doctor")
+        assert doctor.returncode == 0, doctor
+        assert "1 job of queue 'side' waits for task 'cli_other', which no live worker of " \
+               "that queue has registered" in doctor.stdout, doctor.stdout
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
