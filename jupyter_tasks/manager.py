@@ -142,6 +142,30 @@ class TaskManager:
         state.loop = asyncio.get_running_loop()
         state.store = await Store.open(config.db_path, busy_timeout=config.busy_timeout,
                                        create=config.create_db)
+        try:
+            await self._announce()
+        except BaseException:
+            # the store's threads would keep the process from exiting (a worker on a
+            # read-only file printed its error, then hung)
+            if self.bell is not None:
+                self.bell.close()
+            await state.store.close()
+            raise
+        state.started = True
+        self._started = True
+        self._loops = [*self.worker.start_queues(),
+                       asyncio.create_task(self.housekeeping.flush_loop()),
+                       asyncio.create_task(self.feed.tail_loop())]
+        if config.as_worker:
+            self._loops += [asyncio.create_task(self.worker.heartbeat_loop()),
+                            asyncio.create_task(self.housekeeping.reaper_loop())]
+        if config.make_default:
+            runtime.set_default_manager(self)
+        return self
+
+    async def _announce(self) -> None:
+        """Bind the feed to the store's commits, write this worker's row, reap the dead."""
+        config, state = self.config, self.state
         # the feed reads at once after our commits, and after others' through the bell;
         # bound before the feed's starting point is read, so no later commit goes unheard
         state.store.after_commit.append(self.feed.committed_here)
@@ -154,17 +178,6 @@ class TaskManager:
         self.feed.last_event_id = await state.store.last_event_id()
         if config.as_worker:
             await self.reap_dead_workers()
-        state.started = True
-        self._started = True
-        self._loops = [*self.worker.start_queues(),
-                       asyncio.create_task(self.housekeeping.flush_loop()),
-                       asyncio.create_task(self.feed.tail_loop())]
-        if config.as_worker:
-            self._loops += [asyncio.create_task(self.worker.heartbeat_loop()),
-                            asyncio.create_task(self.housekeeping.reaper_loop())]
-        if config.make_default:
-            runtime.set_default_manager(self)
-        return self
 
     def _rung(self) -> None:
         # another process committed: idle job loops look for work at once, and the feed

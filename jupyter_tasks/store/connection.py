@@ -17,6 +17,7 @@ import aiosqlite
 from ..exceptions import (
     StoreBusy,
     StoreError,
+    StoreUnavailable,
 )
 from ..migrations import LATEST_VERSION, MIGRATIONS
 
@@ -244,6 +245,13 @@ def translate(exc: BaseException) -> BaseException:
             return StoreBusy(
                 "the task database is busy: another process held its write lock past the "
                 "busy timeout; try again")
+        if "readonly database" in text:
+            # the file, its folder or its disk may not be written by this process: said
+            # as such (a 503 over REST, one error line in the CLI), not as a traceback
+            return StoreUnavailable(
+                "the task database cannot be written by this process (a read-only file, "
+                "folder or disk, or one owned by another user): nothing was changed; "
+                "give this user write access to it and its folder, or another --db")
     return exc
 
 

@@ -468,3 +468,26 @@ def test_recover_of_a_sound_file_copies_everything(db_path, tmp_path, capsys):
     after = sqlite3.connect(target).execute(
         "SELECT id, label, status, params FROM tasks ORDER BY rowid").fetchall()
     assert after == before
+
+
+@pytest.fixture
+def immutable(db_path: Path):
+    """The database made unwritable for every user, root too (``chattr +i``)."""
+    in_thread(make_database(db_path))
+    made = subprocess.run(["chattr", "+i", str(db_path)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not possible here: {made.stderr.strip()}")
+    try:
+        yield db_path
+    finally:
+        subprocess.run(["chattr", "-i", str(db_path)], check=True)
+
+
+def test_a_database_nobody_may_write_is_one_error_line_and_no_hang(immutable: Path) -> None:
+    # before: submit printed sqlite3's "attempt to write a readonly database" traceback,
+    # and worker printed it too, then hung: the store's threads kept it from exiting
+    for args in (["submit", "--command", "true"], ["worker", "--concurrency", "1"]):
+        done = cli("--db", str(immutable), *args)  # a deadline of its own (120 s)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert "cannot be written by this process" in done.stderr, done.stderr
