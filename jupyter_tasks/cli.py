@@ -807,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[at:at + 1] == ["dashboard"]:
         from jupyter_tasks_dashboard.app import main as dashboard_main
 
-        return dashboard_main([*argv[:at], *argv[at + 1:]])
+        return dashboard_main([*argv[:at], *argv[at + 1:]], prog="jupyter tasks dashboard")
     if argv[at:at + 1] == ["lab"]:
         db = build_parser().parse_args(argv[:at + 1]).db
         if db is not None:  # the server and its kernels take the database from here

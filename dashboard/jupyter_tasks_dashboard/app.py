@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from .sources import DataSource
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The dashboard's command line options."""
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The dashboard's command line options (``prog``: the command's name, as typed)."""
     parser = argparse.ArgumentParser(
-        prog="jupyter tasks dashboard",
+        prog=prog,
         description="Terminal dashboard of jupyter-tasks: queues, tasks, details, actions.",
     )
     parser.add_argument("--url", help="Jupyter server URL with its base_url "
@@ -65,9 +65,9 @@ def describe(args: argparse.Namespace) -> str:
     return "the local server"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Entry point of ``jupyter-tasks-dashboard`` and ``jupyter tasks dashboard``."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.page_size < 1 or args.page_size > 500:
         print("--page-size must be between 1 and 500", file=sys.stderr)
         return 2

@@ -441,3 +441,12 @@ def test_a_name_no_live_worker_has_is_refused_not_queued_for_good(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(10)
+
+
+def test_the_dashboards_usage_names_the_command_as_typed(env: dict[str, str]) -> None:
+    # before: `jupyter-tasks-dashboard --help` said "usage: jupyter tasks dashboard"
+    for argv, usage in ((["jupyter-tasks-dashboard", "--help"], "usage: jupyter-tasks-dashboard"),
+                        (["jupyter", "tasks", "dashboard", "--help"],
+                         "usage: jupyter tasks dashboard")):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith(usage), (argv, done.stdout)
