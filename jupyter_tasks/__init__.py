@@ -7,6 +7,7 @@ from typing import Any
 from . import kinds as _kinds
 from ._version import __version__
 from .context import TaskContext
+from .default_manager import start_manager, stop_manager
 from .exceptions import (
     IdempotencyConflict,
     InvalidCommand,
@@ -34,7 +35,7 @@ from .helpers import (
     update_progress,
 )
 from .kernel.progress import progress, track
-from .manager import TaskManager, start_manager, stop_manager
+from .manager import TaskManager
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .registry import Registry, get_info, list_by_tags, register_function, task
 

@@ -9,7 +9,6 @@ plug-ins (``engine.kinds``) chosen by whoever builds it.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import os
 import socket
@@ -36,6 +35,7 @@ from .exceptions import InvalidRequest, TaskFailed
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .registry import Registry, default_registry
 from .runners import GroupHook
+from .runtime import on_its_loop
 from .store import Store
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ FEED_AFTER_IDLE_LOOK = 0.001
 
 __all__ = [
     "FORK_OVERRIDES", "LOOPBACK_HOSTS", "WORK_FIELDS", "ManagerConfig", "Subscription",
-    "TaskManager", "start_manager", "stop_manager", "task_fields_from_api_json",
+    "TaskManager", "task_fields_from_api_json",
     "task_from_api_json", "was_deduplicated",
 ]
 
@@ -234,6 +234,7 @@ class TaskManager:
 
     # ------------------------------------------------------------------- submit
 
+    @on_its_loop
     async def submit(
         self,
         target: Any = None,
@@ -276,6 +277,7 @@ class TaskManager:
         return await self.submission.submit(target, args, kwargs, mode=mode, params=params,
                                             cwd=cwd, env=env, options=options)
 
+    @on_its_loop
     async def submit_spec(self, spec: Mapping[str, Any], *, mode: str = "job",
                           parent: Task | None = None, relationship: str | None = None,
                           **options: Any) -> Task:
@@ -286,6 +288,7 @@ class TaskManager:
         return await self.submission.submit_spec(spec, mode=mode, parent=parent,
                                                  relationship=relationship, **options)
 
+    @on_its_loop
     async def submit_cell(self, spec: Mapping[str, Any], *, label: str,
                           **options: Any) -> Task:
         """Create a background ``cell`` task for the kernel side and start it here.
@@ -297,6 +300,7 @@ class TaskManager:
             TaskKind.CELL.value, TaskMode.BACKGROUND.value, dict(spec), name=None,
             label=label, params=None, local=None, options=options)
 
+    @on_its_loop
     async def enqueue_by_name(self, name: str, params: Mapping[str, Any], *, label: str,
                               **options: Any) -> Task:
         """Queue a job of a registered task this process does not import (unchecked here).
@@ -315,14 +319,17 @@ class TaskManager:
 
     # -------------------------------------------------------------------- reads
 
+    @on_its_loop
     async def get(self, task_id: str) -> Task:
         """The task, or ``TaskNotFound``."""
         return await self.store.require_task(task_id)
 
+    @on_its_loop
     async def wait(self, task_id: str, timeout: float | None = None) -> Task:
         """Wait until the task ends (or ``timeout`` passes); returns its latest state."""
         return await self.feed.wait(task_id, timeout)
 
+    @on_its_loop
     async def result(self, task_id: str, timeout: float | None = None) -> Any:
         """The task's result once it succeeds; ``TaskFailed`` otherwise."""
         task = await self.wait(task_id, timeout)
@@ -363,6 +370,7 @@ class TaskManager:
 
     # ------------------------------------------------------------------ actions
 
+    @on_its_loop
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued task, or ask its owner to stop a running one."""
         task = await self.store.request_cancel(task_id)
@@ -370,11 +378,13 @@ class TaskManager:
             self.execution.stop_by_id(task_id, "cancel")
         return task
 
+    @on_its_loop
     async def rerun(self, task_id: str, *, owner: str | None = None,
                     origin: Mapping[str, Any] | None = None) -> Task:
         """Run the same spec again as a new task with ``relationship='rerun'``."""
         return await self.submission.again(await self.get(task_id), {}, "rerun", owner, origin)
 
+    @on_its_loop
     async def fork(self, task_id: str, overrides: Mapping[str, Any], *,
                    owner: str | None = None, origin: Mapping[str, Any] | None = None) -> Task:
         """Run the spec with overrides (params, code, command, parameters, label)."""
@@ -389,12 +399,14 @@ class TaskManager:
             )
         return await self.submission.again(parent, dict(overrides), "fork", owner, origin)
 
+    @on_its_loop
     async def confirm(self, task_id: str, answer: str) -> Task:
         """Answer a task's pending question."""
         task = await self.store.answer_confirmation(task_id, answer)
         self.execution.deliver_answer(task.id, task.confirmation)
         return task
 
+    @on_its_loop
     async def delete(self, task_id: str) -> Task:
         """Forget a finished task."""
         task = await self.store.delete_task(task_id)
@@ -470,32 +482,4 @@ class TaskManager:
                 raise
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-
-def start_manager(db_path: Any = None, **options: Any) -> TaskManager:
-    """Start (or return) the default manager on the runtime thread; for scripts and kernels."""
-    existing = runtime.get_default_manager()
-    if isinstance(existing, TaskManager) and existing.running:
-        return existing
-    loop = runtime.runtime_loop()
-
-    async def create() -> TaskManager:
-        return await TaskManager(db_path, **options).start()
-
-    manager = asyncio.run_coroutine_threadsafe(create(), loop).result(60)
-    atexit.register(stop_manager)
-    return manager
-
-
-def stop_manager(timeout: float = 10.0) -> None:
-    """Stop the default manager if it runs on the runtime thread."""
-    manager = runtime.get_default_manager()
-    loop = runtime.thread_loop()
-    if not isinstance(manager, TaskManager) or loop is None or manager.loop is not loop:
-        return
-    if not manager.running:
-        return
-    future = asyncio.run_coroutine_threadsafe(manager.stop(), loop)
-    with contextlib.suppress(Exception):
-        future.result(timeout)
 

@@ -8,8 +8,10 @@ while the foreground cell computes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from .exceptions import ManagerNotRunning
 
@@ -24,6 +26,27 @@ class ManagerLike(Protocol):
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop the manager runs on."""
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+def on_its_loop(method: _Method) -> _Method:
+    """A public coroutine method that runs on the manager's own loop, whichever loop awaits it.
+
+    A script's ``asyncio.run`` beside the manager ``start_manager`` runs on its thread
+    awaited the store's futures from the wrong loop: a job's wake-up never reached the
+    manager's loop (it stayed queued) and a wait could hang for good.
+    """
+    @functools.wraps(method)
+    async def on_loop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = self.loop
+        if loop is None or not loop.is_running() or loop is asyncio.get_running_loop():
+            return await method(self, *args, **kwargs)
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), loop))
+
+    return on_loop  # type: ignore[return-value]
 
 
 _default: Any = None

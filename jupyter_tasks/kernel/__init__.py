@@ -39,8 +39,8 @@ def ensure_manager() -> TaskManager:
     The database is ``$JUPYTER_TASKS_DB`` when set (the server extension sets
     it for the kernels it starts).
     """
+    from ..default_manager import start_manager
     from ..kinds import standard
-    from ..manager import start_manager
     from ..runtime import get_default_manager
 
     manager = get_default_manager()

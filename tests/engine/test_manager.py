@@ -7,7 +7,9 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -472,6 +474,34 @@ def test_start_manager_in_a_thread_for_scripts(db_path: Path) -> None:
         task = manager.run_sync(manager.submit("add", a=40, b=2, mode="background"))
         assert manager.run_sync(manager.result(task.id, timeout=5)) == 42
         assert os.path.samefile(manager.db_path, db_path)
+    finally:
+        jt.stop_manager()
+
+
+def test_a_scripts_own_loop_awaits_the_thread_managers_methods(db_path: Path,
+                                                                tmp_path: Path) -> None:
+    # before: `await m.result(...)` inside the script's asyncio.run, beside the manager
+    # start_manager runs on its own thread, sometimes never returned (a future of the
+    # manager's loop awaited from another loop), and nothing said to use run_on_loop
+    manager = jt.start_manager(db_path)
+
+    async def script() -> tuple[Any, str]:
+        task = await manager.submit("slow_job", seconds=0.3, marker=str(tmp_path / "m"),
+                                    mode="background")
+        value = await manager.result(task.id)  # while it still runs (no timeout of its own)
+        return value, (await manager.get(task.id)).status
+
+    try:
+        for _ in range(3):
+            # in a thread with a deadline: a script blocked off its own loop cannot time
+            # itself out (before, each round took some 20 s, once for good)
+            outcome: list[Any] = []
+            thread = threading.Thread(target=lambda into=outcome: into.append(
+                asyncio.run(script())), daemon=True)
+            thread.start()
+            thread.join(10)
+            assert not thread.is_alive(), "the script's await of the manager did not return"
+            assert outcome == [("slept 0.3", "succeeded")]
     finally:
         jt.stop_manager()
 
