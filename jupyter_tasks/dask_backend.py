@@ -89,6 +89,8 @@ TOPIC = "jupyter-tasks"
 CANCEL_PREFIX = "jupyter-tasks-cancel-"
 KEY_PREFIX = "jupyter-tasks-"
 REPORT_INTERVAL = 0.2
+# how long a cancel waits for the scheduler to say whether the run is on a worker
+PROCESSING_ASK_SECONDS = 2.0
 CANCEL_POLL = 0.25
 COOPERATIVE_GRACE = 1.0
 INTERRUPT_EVERY = 0.05  # after the grace, how often a sync function is interrupted again
@@ -288,7 +290,8 @@ class DaskBackend:
             raise DaskJobLost(lost_future_message(key, exc)) from None
         except asyncio.CancelledError:
             if getattr(running, "stop_reason", None) in ("cancel", "timeout") \
-                    and self._started_remotely(task.id):
+                    and (self._started_remotely(task.id)
+                         or await run_to_end(self._processing(client, key))):
                 # the task stays running (cancel requested) until the worker confirms
                 # the run is over, and keeps what it left, as a local run does
                 outcome = await run_to_end(self._stop_remote(run, future))
@@ -326,6 +329,25 @@ class DaskBackend:
             # sent as an event that never came (the hub's subscription was lost meanwhile)
             raise DaskJobLost(f"the outcome of the Dask run {run.key} was lost on its way")
         return outcome
+
+    async def _processing(self, client: Any, key: str) -> bool:
+        """Whether the run executes on a worker now (started, not announced yet).
+
+        A run tells the hub nothing in its first REPORT_INTERVAL (a message per short job
+        spared); a cancel then was written at once while the run went on for a second,
+        until its watcher polled the cancel event, overlapping a rerun. Asked only then.
+        """
+        try:
+            processing = await asyncio.wait_for(client.processing(), PROCESSING_ASK_SECONDS)
+            # "processing" includes a run a worker holds behind another: ask that worker
+            workers = [w for w, keys in processing.items() if key in keys]
+            if not workers:
+                return False
+            answers = await asyncio.wait_for(
+                client.run(_executing, key, workers=workers), PROCESSING_ASK_SECONDS)
+        except Exception:  # nobody can say: drop the run, as before
+            return False
+        return any(answers.values())
 
     def _started_remotely(self, task_id: str) -> bool:
         run = self._runs.get(task_id)
@@ -842,6 +864,12 @@ def _group_reporter(reporter: _Reporter) -> Any:
         reporter.send(type="process", pgid=pgid, process=record)
 
     return hook
+
+
+def _executing(key: str, dask_worker: Any = None) -> bool:
+    """On a Dask worker (``client.run``): whether the run ``key`` is executing there now."""
+    state = dask_worker.state
+    return any(ts.key == key for ts in (*state.executing, *state.long_running))
 
 
 def _result_json(value: Any) -> Any:

@@ -544,3 +544,18 @@ async def test_jobs_after_a_scheduler_restart_report_their_outcome(db_path: Path
                         ("succeeded", (restart + 2) ** 2, 1), (restart, done.error)
         finally:
             await backend.close()
+
+
+async def test_a_cancel_in_a_runs_first_moments_waits_for_it_to_stop(
+        hub: TaskManager, tmp_path: Path) -> None:
+    # before: a run says nothing to the hub in its first 0.2 s; a cancel then was written
+    # at once while the run went on (about a second more, overlapping a rerun)
+    task = await hub.submit("dask_steps", steps=200, marker_dir=str(tmp_path), delay=0.02,
+                            mode="job")
+    await until(lambda: any(tmp_path.glob("started-*")), timeout=60,
+                what="the run started on a worker")
+    await hub.cancel(task.id)
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "cancelled", done.error
+    # its end was written once the run had seen the cancel and stopped
+    assert (tmp_path / "stopped-cooperatively").exists()
