@@ -280,14 +280,16 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _inside(root: str, relative: str, field: str) -> str:
-    """``relative`` resolved under ``root``; 422 for an absolute path or one leaving the root."""
+def _inside(root: str, relative: str, field: str, what: str = "invalid request body") -> str:
+    """``relative`` resolved under ``root``; 422 for an absolute path or one leaving the root
+    (``what``: where the path came from, for the problem's title)."""
     root = os.path.realpath(root)
     if "\0" in relative or os.path.isabs(relative):
-        _reject([{"field": field, "message": "must be a path relative to the server root"}])
+        _reject([{"field": field, "message": "must be a path relative to the server root"}],
+                what)
     path = os.path.realpath(os.path.join(root, relative))
     if path != root and not path.startswith(root + os.sep):
-        _reject([{"field": field, "message": "must stay inside the server root"}])
+        _reject([{"field": field, "message": "must stay inside the server root"}], what)
     return path
 
 

@@ -158,7 +158,7 @@ class NotebookParametersHandler(ScheduleHandler):
         if not relative:
             reject([{"field": "path", "message": "a notebook path is required"}],
                     "invalid query parameter")
-        path = inside_root(self.root, relative, "path")
+        path = inside_root(self.root, relative, "path", "invalid query parameter")
         if not os.path.isfile(path):
             raise Problem(404, f"no notebook at {relative!r}")
         self.answer(200, {"path": relative, **notebook_parameters(path)})

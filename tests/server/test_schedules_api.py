@@ -180,6 +180,8 @@ async def test_notebook_parameters(api: Any, jp_root_dir: Path) -> None:
     assert plain["has_parameters_cell"] is False and plain["parameters"] == []
     outside = await api.get("notebook-parameters", params={"path": "../etc/passwd"})
     assert outside.code == 422 and "path" in fields(outside)
+    # a query parameter, said as one (before: "invalid request body")
+    assert outside.json["detail"].startswith("invalid query parameter"), outside.json
     missing = await api.get("notebook-parameters", params={"path": "nope.ipynb"})
     assert missing.code == 404
     (jp_root_dir / "broken.ipynb").write_text("{not json")
