@@ -173,8 +173,9 @@ def test_the_global_db_option_before_dashboard_or_lab_goes_to_them(
 
     received: dict[str, Any] = {}
 
-    def dashboard(argv: list[str]) -> int:
+    def dashboard(argv: list[str], prog: str | None = None) -> int:
         received["dashboard"] = list(argv)
+        received["prog"] = prog
         return 0
 
     def lab(argv: list[str]) -> int:
@@ -186,6 +187,7 @@ def test_the_global_db_option_before_dashboard_or_lab_goes_to_them(
     monkeypatch.setenv(DB_ENV, "elsewhere.db")  # restored after the test
     assert cli.main(["--db", str(db_path), "dashboard", "--page-size", "10"]) == 0
     assert received["dashboard"] == ["--db", str(db_path), "--page-size", "10"]
+    assert received["prog"] == "jupyter tasks dashboard"  # its usage names the command typed
     assert cli.main(["--db", str(db_path), "lab", "--port=0"]) == 0
     assert received["lab"] == (["--port=0"], str(db_path.resolve()))
 
