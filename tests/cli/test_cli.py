@@ -66,6 +66,16 @@ def stored(db_path: Path) -> list[Task]:
     return asyncio.run(read())
 
 
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a ``jupyter tasks worker`` as Ctrl-C does; killed if it does not end in 30 s."""
+    worker.send_signal(signal.SIGINT)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
+
+
 def _shared(a: str, b: str) -> str:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -103,12 +113,7 @@ def test_submit_and_rerun_know_the_servers_configured_task_modules(
         eventually_sync(lambda: next(t for t in stored(db_path) if t.id == new.id).status
                         == "succeeded", timeout=60, what="the rerun")
     finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        stop_worker(worker)
 
 
 def test_an_unknown_name_says_where_modules_come_from(env: dict[str, str],
@@ -437,12 +442,7 @@ def test_a_name_no_live_worker_has_is_refused_not_queued_for_good(
         assert "1 job of queue 'side' waits for task 'cli_other', which no live worker of " \
                "that queue has registered" in doctor.stdout, doctor.stdout
     finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        stop_worker(worker)
 
 
 def test_the_dashboards_usage_names_the_command_as_typed(env: dict[str, str]) -> None:
