@@ -271,7 +271,7 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
             if live:
                 # workers serve the queue and none has the name: most likely a typo, and
                 # queued it would wait for good
-                names = sorted({n for w in live for n in w.tasks or ()} | set(m.registry.names()))
+                names = sorted({n for w in live for n in w.tasks or ()})
                 raise CliError(
                     f"no live worker of queue {args.queue!r} has a task named {args.name!r}"
                     + (f"; they have: {', '.join(names)}" if names else "")) from None

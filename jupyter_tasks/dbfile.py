@@ -34,6 +34,7 @@ from typing import Any
 
 from .exceptions import StoreUnavailable
 from .migrations import LATEST_VERSION
+from .models import worker_task_names
 
 _CORRUPTION_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _CORRUPTION_TEXT = ("database disk image is malformed", "file is not a database")
@@ -264,15 +265,6 @@ def _queue_names(stored: Any) -> list[str]:
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
-def _task_names(stored: Any) -> list[str] | None:
-    """The task names a worker row lists (a JSON list); None when unknown (an older row)."""
-    try:
-        names = json.loads(stored) if isinstance(stored, str) else None
-    except ValueError:
-        return None
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else None
-
-
 def _note_unserved_queues(conn: sqlite3.Connection, report: Report) -> None:
     """Note the queued jobs no live worker takes: their queue has none, or none has their
     task (they wait for one)."""
@@ -408,7 +400,7 @@ def inspect(path: Path | str) -> Report:
                                            "state": state,
                                            "heartbeat_age": round(now - (beat or 0), 1),
                                            "queues": _queue_names(queues),
-                                           "tasks": _task_names(tasks)})
+                                           "tasks": worker_task_names(tasks)})
         with contextlib.suppress(sqlite3.DatabaseError):
             if "tasks" in tables:
                 _note_unserved_queues(conn, report)

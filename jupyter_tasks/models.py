@@ -573,6 +573,18 @@ class Artifact:
         }
 
 
+def worker_task_names(stored: Any) -> list[str] | None:
+    """The task names a worker row holds (its JSON list); None when unknown (a row from
+    before migration 18, an unreadable value): such a worker may have any."""
+    try:
+        names = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        return None
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """A process that runs tasks and proves it is alive by heartbeat."""

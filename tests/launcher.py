@@ -67,6 +67,16 @@ def _ephemeral_low() -> int | None:
         return None
 
 
+
+def interrupt(process: subprocess.Popen[Any], grace: float = 30) -> None:
+    """Stop a CLI process (``jupyter tasks worker``) as Ctrl-C does; killed past ``grace`` s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
 class JupyterProcess:
     """A real Jupyter server subprocess on 127.0.0.1 with the jupyter_tasks extension."""
 

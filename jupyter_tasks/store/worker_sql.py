@@ -16,6 +16,7 @@ from ..models import (
     WorkerInfo,
     dumps,
     failure_reason,
+    worker_task_names,
 )
 from .event_sql import insert_event
 from .task_sql import encode_column, tx_append_logs, update_task
@@ -128,18 +129,8 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
         started_at=row["started_at"], heartbeat_at=row["heartbeat_at"],
         pid_started_at=row["pid_started_at"], queues=json.loads(row["queues"] or "[]"),
         stopped_at=row["stopped_at"], slots=_slots(row["slots"]),
-        tasks=_task_names(row["tasks"]),
+        tasks=worker_task_names(row["tasks"]),
     )
-
-
-def _task_names(text: str | None) -> list[str] | None:
-    """A worker row's task names; None when unknown (an older row, an unreadable value)."""
-    try:
-        names = json.loads(text) if text is not None else None
-    except ValueError:
-        return None
-    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) \
-        else None
 
 
 def _slots(text: str | None) -> dict[str, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from jupyter_tasks.cli import SHORT_ID, lab_argv
 from jupyter_tasks.models import Task
 from jupyter_tasks.paths import DB_ENV
 from jupyter_tasks.store import Store
+from tests.launcher import interrupt
 from tests.waiting import eventually_sync
 
 GREET = '''\
@@ -66,16 +66,6 @@ def stored(db_path: Path) -> list[Task]:
     return asyncio.run(read())
 
 
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    """Stop a ``jupyter tasks worker`` as Ctrl-C does; killed if it does not end in 30 s."""
-    worker.send_signal(signal.SIGINT)
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait(10)
-
-
 def _shared(a: str, b: str) -> str:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -113,7 +103,7 @@ def test_submit_and_rerun_know_the_servers_configured_task_modules(
         eventually_sync(lambda: next(t for t in stored(db_path) if t.id == new.id).status
                         == "succeeded", timeout=60, what="the rerun")
     finally:
-        stop_worker(worker)
+        interrupt(worker)
 
 
 def test_an_unknown_name_says_where_modules_come_from(env: dict[str, str],
@@ -442,7 +432,7 @@ def test_a_name_no_live_worker_has_is_refused_not_queued_for_good(
         assert "1 job of queue 'side' waits for task 'cli_other', which no live worker of " \
                "that queue has registered" in doctor.stdout, doctor.stdout
     finally:
-        stop_worker(worker)
+        interrupt(worker)
 
 
 def test_the_dashboards_usage_names_the_command_as_typed(env: dict[str, str]) -> None:

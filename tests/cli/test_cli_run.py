@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from jupyter_tasks.cli import SHORT_ID, papermill_value
 from jupyter_tasks.models import Task
 from jupyter_tasks.store import Store
 from tests.jobs.conftest import write_notebook
+from tests.launcher import interrupt
 from tests.waiting import eventually_sync
 
 PARAMETERS = ("i = 0\nf = 0.0\nt = False\nn = 'x'\ns = 'x'\nraw = 'x'\nneg = 0\nbig = 0\n"
@@ -105,12 +105,7 @@ def worker(env: dict[str, str], root: Path, db_path: Path) -> Iterator[subproces
 
     eventually_sync(registered, timeout=120, what="the worker registered")
     yield proc
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    interrupt(proc, grace=60)
 
 
 def injected(nb: Any) -> tuple[list[str], dict[str, tuple[str, Any]]]:
