@@ -132,7 +132,12 @@ class TaskInfo:
                 errors.append({"field": name, "message": problem})
         if errors:
             summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-            raise InvalidParameters(f"invalid parameters for {self.name}: {summary}", errors=errors)
+            # each field named by its place in a spec (``params.width``), as a REST body
+            # and a schedule's job hold it: a parameter called ``queue`` or ``timeout``
+            # is then not taken for the submit option of that name
+            raise InvalidParameters(
+                f"invalid parameters for {self.name}: {summary}",
+                errors=[{**e, "field": f"params.{e['field']}"} for e in errors])
         return params
 
     def bind(self, params: dict[str, Any], injections: dict[type, Any]) -> dict[str, Any]:

@@ -396,7 +396,7 @@ async def test_bad_input_is_refused_and_writes_no_row(manager: TaskManager) -> N
         await manager.submit_spec({"name": "nope"})
     with pytest.raises(InvalidParameters) as err:
         await manager.submit_spec({"name": "add", "params": {"a": "x", "z": 1}})
-    assert {e["field"] for e in err.value.errors} == {"a", "z"}
+    assert {e["field"] for e in err.value.errors} == {"params.a", "params.z"}
     with pytest.raises(InvalidCommand, match=r"shlex\.split"):
         await manager.submit_spec({"command": "ls -l"})
     with pytest.raises(InvalidCommand):

@@ -86,7 +86,9 @@ def test_validation_reports_every_problem_at_once(registry: Registry) -> None:
         registry.get_info("resize").validate(
             {"width": "wide", "mode": "stretch", "colour": "red", "ctx": 1})
     fields = sorted(e["field"] for e in err.value.errors)
-    assert fields == ["colour", "ctx", "mode", "path", "width"]
+    # each named by its place in a spec, as REST bodies and schedules hold it
+    assert fields == ["params.colour", "params.ctx", "params.mode", "params.path",
+                      "params.width"]
 
 
 def test_validation_accepts_good_params_and_unions(registry: Registry) -> None:
@@ -106,7 +108,7 @@ def test_an_unannotated_ctx_is_a_parameter_and_its_error_says_how_to_get_the_con
     registry.register("plain_ctx", lambda ctx, n=1: n)
     with pytest.raises(InvalidParameters) as err:
         registry.get_info("plain_ctx").validate({"n": 2})
-    assert err.value.errors == [{"field": "ctx", "message": "required parameter missing (to "
+    assert err.value.errors == [{"field": "params.ctx", "message": "required parameter missing (to "
                                  "receive the task's context, annotate it: ctx: TaskContext)"}]
 
 

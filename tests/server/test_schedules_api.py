@@ -70,6 +70,8 @@ async def test_create_read_list_edit_delete(api: Any) -> None:
     ({"job": {"notebook": "../outside.ipynb"}}, "job.notebook"),
     ({"job": {"notebook": "missing.ipynb"}}, "job.notebook"),
     ({"job": {"command": ["true"], "frobnicate": 1}}, "job.frobnicate"),
+    # a function's parameter, named where the body holds it (was "job.nope")
+    ({"job": {"name": "srv_add", "params": {"a": 1, "nope": 2}}}, "job.params.nope"),
     # before: stored (201/200), then refused at every firing
     ({"job": {"command": ["true"], "callback_url": "http://169.254.169.254/x"}},
      "job.callback_url"),
