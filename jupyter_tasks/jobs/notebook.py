@@ -65,6 +65,14 @@ from ._util import run_to_end
 from .notebook_record import INJECTED_TAG, PARAMETERS_TAG, has_tag, render_output_path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# what jupyter_client accepts as a kernelspec's name (its folder's name: no path in it)
+KERNEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}")
+KERNEL_NAME_RULE = "a kernel's name: letters, digits, '.', '_' and '-'"
+
+
+def is_kernel_name(value: Any) -> bool:
+    """Whether ``value`` can name a kernelspec (``kernel_name`` of a notebook job)."""
+    return isinstance(value, str) and KERNEL_NAME.fullmatch(value) is not None
 EXCERPT_LINES = 6
 EXCERPT_CHARS = 400
 
@@ -158,6 +166,9 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
             errors=[{"field": f"parameters.{k}",
                      "message": "a Python keyword" if isinstance(k, str) and keyword.iskeyword(k)
                      else "not a Python identifier"} for k in bad])
+    if spec.get("kernel_name") is not None and not is_kernel_name(spec["kernel_name"]):
+        raise InvalidRequest(f"kernel_name must be {KERNEL_NAME_RULE}",
+                             errors=[{"field": "kernel_name", "message": KERNEL_NAME_RULE}])
     if spec.get("export_html") is not None and not isinstance(spec["export_html"], bool):
         raise InvalidRequest("export_html must be true or false",
                              errors=[{"field": "export_html", "message": "must be a boolean"}])

@@ -16,6 +16,7 @@ from tornado import web
 
 from ..engine.options import OPTION_CHECKS
 from ..exceptions import JupyterTasksError
+from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
 from ..schedules import FIRING_KEY_PREFIX
@@ -67,7 +68,8 @@ WORK_FIELDS = {"name": _NONEMPTY, "command": _ARGV, "notebook": _NONEMPTY, "code
 WORK_EXTRAS = {"params": ("name", _OBJ), "cwd": ("command", _STR), "env": ("command", _ENV),
                "parameters": ("notebook", _OBJ), "input_data": ("code", _ANY),
                "output_path": ("notebook", _NONEMPTY),
-               "export_html": ("notebook", (lambda v: isinstance(v, bool), "true or false"))}
+               "export_html": ("notebook", (lambda v: isinstance(v, bool), "true or false")),
+               "kernel_name": ("notebook", (is_kernel_name, KERNEL_NAME_RULE))}
 # the engine's rules for every submission's options, and a label or key here is non-empty
 OPTION_FIELDS = {**OPTION_CHECKS, "label": _NONEMPTY, "task_key": _NONEMPTY,
                  "idempotency_key": _NONEMPTY, "callback_url": _NONEMPTY}

@@ -49,6 +49,9 @@ WORK = {
     "export_html": {"type": "boolean",
                     "description": "with notebook: also export the executed notebook as HTML "
                                    "(an artifact, and beside output_path when given)"},
+    "kernel_name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,255}$",
+                    "description": "with notebook: the kernel to run it with instead of "
+                                   "the notebook's kernelspec"},
     "code": {"type": "string", "minLength": 1,
              "description": "Python source, as long as a cell (the body's size bounds it)"},
     "input_data": {},

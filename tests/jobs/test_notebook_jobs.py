@@ -100,6 +100,27 @@ async def test_rest_refuses_a_notebook_outside_the_root(api, jp_root_dir):
 # ------------------------------------------------------------------ manager
 
 
+async def test_rest_takes_kernel_name_for_a_notebook_whose_kernel_is_missing(
+        api, jp_root_dir):
+    # the documented fix for a missing kernel ("pass kernel_name") was refused over
+    # REST as an unknown field; here the notebook names a kernel this machine lacks
+    path = write_notebook(jp_root_dir / "elsewhere.ipynb", ["print('ran here')"])
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {"name": "ghost-kernel", "display_name": "Ghost",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    response = await api.post(body={"notebook": "elsewhere.ipynb", "kernel_name": "python3"})
+    assert response.code == 202, response.json
+    result = await api.get(response.json["id"], "result", params={"timeout": 120})
+    assert result.json["status"] == "succeeded", result.json
+    for bad, body in [("a path", {"notebook": "elsewhere.ipynb", "kernel_name": "../x"}),
+                      ("empty", {"notebook": "elsewhere.ipynb", "kernel_name": ""}),
+                      ("not a notebook job", {"command": ["true"], "kernel_name": "python3"})]:
+        refused = await api.post(body=body)
+        assert refused.code == 422, (bad, refused.json)
+        assert "kernel_name" in {e["field"] for e in refused.json["errors"]}, (bad, refused.json)
+
+
 async def test_failing_cell_fails_the_task_and_still_keeps_the_notebook(
         manager: TaskManager, tmp_path: Path) -> None:
     write_notebook(tmp_path / "bad.ipynb", [
