@@ -918,12 +918,15 @@ def decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, fl
 
 def _sql_value(value: Any) -> bool:
     """A value a sort column holds: text, a finite float, or an int of 64 bits (what SQLite
-    can bind; a forged cursor's 2**64 would be an OverflowError, not a refused cursor)."""
+    can bind; a forged cursor's 2**64 would be an OverflowError, not a refused cursor, and
+    its lone surrogate a UnicodeEncodeError)."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return -2**63 <= value < 2**63
-    return isinstance(value, str) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, str):
+        return is_unicode(value)
+    return isinstance(value, float) and math.isfinite(value)
 
 
 _TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -180,3 +180,16 @@ async def test_openapi_documents_sort_and_order(api):
     params = {p["name"]: p for p in doc["paths"]["/api/tasks"]["get"]["parameters"]}
     assert params["sort"]["schema"]["enum"] == list(SORTS)
     assert set(params["order"]["schema"]["enum"]) >= {"asc", "desc"}
+
+
+async def test_a_cursor_with_text_sqlite_cannot_encode_is_422(api, history):
+    # before: a lone surrogate reached SQLite's binding, and its UnicodeEncodeError was a 500
+    for sort in ("label", "owner", "origin"):
+        response = await api.get(params={"sort": sort,
+                                         "cursor": _cursor(sort, "asc", "\ud800")})
+        assert_problem(response, 422)
+        assert [e["field"] for e in response.json["errors"]] == ["cursor"], sort
+    # the cursor's id too
+    raw = json.dumps(["label", "asc", "a", "\ud800" * 32, 1.0]).encode()
+    forged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert_problem(await api.get(params={"sort": "label", "cursor": forged}), 422)
