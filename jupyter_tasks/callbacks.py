@@ -75,6 +75,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[..., list[tuple[Any, ...]]]
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+_BRACKETED = re.compile(r"^\[[^\[\]]*\](:[0-9]*)?$")  # an IPv6 host, then a port at most
 _IPV4_LIKE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")  # a label inet_aton would read as a number
 
 
@@ -189,6 +190,10 @@ def parse_url(url: Any) -> Target:
     if port == 0:
         raise _invalid(url, "has an invalid port")
     address: Address | None = None
+    if ("[" in netloc or "]" in netloc) and not _BRACKETED.match(netloc):
+        # urlsplit reads "[::1]x" and "[::1].evil.example" as ::1, dropping the rest;
+        # another reader of the stored URL may not
+        raise _invalid(url, "has a malformed IPv6 address")
     if netloc.startswith("["):
         if "%" in host:
             raise _invalid(url, "must not carry an IPv6 zone id")

@@ -172,6 +172,9 @@ INVALID_URLS = [
     "http://127.1/",                    # short dotted form
     "http://0x7f.0.0.1/",               # hex octet
     "http://[::1%25lo]/",               # zone id
+    "http://[::1]x/",                   # junk after the bracket (urlsplit drops it)
+    "http://[::1].evil.example/",
+    "http://x[::1]/",
     "http://127.0.0.2/",                # loopback, but not on this server's list
     "http://169.254.169.254/latest",    # cloud metadata
     "http://[::ffff:169.254.169.254]/",  # the same, IPv4-mapped
