@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from .models import STREAM_RESET
+from .models import SINCE_HEADER, STREAM_RESET
 
 TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
 
@@ -255,6 +255,10 @@ class TasksClient:
                 delay = min(delay * 2, max_retry_delay)
                 continue
             delay = retry_delay
+            if last is None:
+                # "from now": where the server began this stream, so that a connection
+                # lost before the first event is reopened from there, not from a later now
+                last = _event_id(conn.headers.get(SINCE_HEADER) if conn.headers else None)
             try:
                 while True:
                     message = await conn.read_message()
@@ -278,6 +282,15 @@ class TasksClient:
             if not reconnect:
                 return
             await asyncio.sleep(delay)
+
+
+def _event_id(text: str | None) -> int | None:
+    """An event id from a header, None if absent or not one (an older server)."""
+    try:
+        value = int(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
 
 
 def _decode(body: bytes | None) -> Any:

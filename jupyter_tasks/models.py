@@ -83,6 +83,8 @@ class EventType(str, Enum):
 # the websocket's own message (never stored) to a client resuming with an id past the
 # newest event (another history: the database was replaced): start over from its id
 STREAM_RESET = "stream.reset"
+# the websocket handshake's header naming the event id its stream starts after
+SINCE_HEADER = "X-Jupyter-Tasks-Since"
 
 _STATUS_EVENTS = {
     TaskStatus.QUEUED: EventType.CREATED,

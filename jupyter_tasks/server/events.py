@@ -27,7 +27,15 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
 from ..manager import Subscription, TaskManager
-from ..models import STREAM_RESET, TERMINAL_STATUSES, Event, EventType, TaskStatus, iso
+from ..models import (
+    SINCE_HEADER,
+    STREAM_RESET,
+    TERMINAL_STATUSES,
+    Event,
+    EventType,
+    TaskStatus,
+    iso,
+)
 from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
 from .handlers import ID_RE, MAX_EVENT_ID
@@ -96,6 +104,9 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
             # "from now" is the store's newest event, which the manager's tail may not
             # have dispatched yet: those are skipped, later ones replayed or sent live
             self._since = newest
+        # where this stream starts: a client that asked "from now" and loses the
+        # connection before its first event reconnects from here, missing nothing
+        self.set_header(SINCE_HEADER, str(self._since))
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]

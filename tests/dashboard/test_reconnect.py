@@ -89,6 +89,48 @@ async def test_catches_up_over_a_server_restart_without_gaps_or_duplicates(tmp_p
         server.kill()
 
 
+async def test_a_client_following_from_now_misses_nothing_when_dropped_before_its_first_event(
+        tmp_path):
+    # before: events() from now (since=None) that lost its connection before any event
+    # came reconnected "from now" again, and every event written meanwhile was lost
+    import asyncio
+
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "tasks.db"
+    server = Server(tmp_path, db).start()
+    try:
+        client = TasksClient(server.url, server.token)
+        earlier = await client.submit("dash_echo", {"value": 0}, label="before following")
+        await client.wait(earlier["id"], timeout=30)
+        opened: list[Any] = []
+        connect = client.connect_events
+
+        async def observed(*args: Any, **kwargs: Any) -> Any:  # the real call, counted
+            conn = await connect(*args, **kwargs)
+            opened.append(conn)
+            return conn
+
+        client.connect_events = observed  # type: ignore[method-assign]
+        stream = client.events(retry_delay=0.05)
+        first = asyncio.ensure_future(stream.__anext__())
+        await until(lambda: len(opened) == 1, what="the stream open")
+        server.kill()
+        async with TaskManager(db, worker_kind="test", runs_background=False,
+                               make_default=False) as writer:
+            missed = await writer.submit_spec({"command": ["true"]}, mode="job",
+                                              label="while down", queue="parked")
+        server.start()
+        await until(lambda: len(opened) == 2, what="the stream open again")
+        after = await client.submit("dash_echo", {"value": 1}, label="after the restart")
+        event = await asyncio.wait_for(first, 60)
+        assert (event["task_id"], event["type"]) == (missed.id, "task.created"), \
+            (event, "the event of the task written while down was lost", after["id"])
+        await stream.aclose()
+    finally:
+        server.kill()
+
+
 async def test_a_database_started_over_is_read_again_not_ignored(tmp_path):
     # the documented recovery: stop the server, move the file aside, start empty. Event
     # ids begin again below the one the dashboard resumes from; before, the server took
