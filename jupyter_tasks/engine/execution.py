@@ -321,7 +321,7 @@ class Execution:
         await self.state.store.transition(
             task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
                       "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
-                      "progress": progress, "started_at": None},
+                      "progress": progress, "started_at": None, "confirmation": None},
             EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
             when_worker=self.state.worker_id)
 
@@ -413,7 +413,9 @@ class Execution:
         try:
             return await asyncio.wait_for(asyncio.shield(running.answer), timeout)
         except asyncio.CancelledError:
-            if running.stop_reason is not None:
+            # a cancel or a timeout ends the task; a shutdown's cancel stays one, so
+            # the job goes back to its queue (and asks again when it runs again)
+            if running.stop_reason in ("cancel", "timeout"):
                 raise TaskCancelled(f"task {ctx.task_id} was cancelled while waiting") from None
             raise
         finally:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyter_tasks import TaskManager
+from jupyter_tasks import TaskContext, TaskManager
 from jupyter_tasks.engine.state import Doorbell
 from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.registry import Registry
@@ -54,7 +54,33 @@ def registry(go: asyncio.Event | None = None) -> Registry:
         await asyncio.sleep(DEADLINE)
         return 1
 
+    @tasks.task("asks", mode="job")
+    async def asks(ctx: TaskContext) -> str:
+        return await ctx.confirm("go on?", ["yes", "no"])
+
     return tasks
+
+
+async def test_stop_while_a_job_waits_for_an_answer_hands_it_back_with_no_question(
+        db_path: Path) -> None:
+    # before: the shutdown's cancel reached confirm() as "cancelled while waiting", and
+    # the job ended cancelled (nobody asked; no notification), where others went back
+    manager = TaskManager(db_path, registry=registry(), queues={"default": 1},
+                          make_default=False)
+    await manager.start()
+    job = await manager.submit_spec({"name": "asks"})
+
+    async def asking() -> bool:
+        task = await manager.get(job.id)
+        return task is not None and bool(task.confirmation)
+
+    await eventually(asking, what="the job asking its question")
+    await asyncio.wait_for(manager.stop(), DEADLINE)
+    assert rows(db_path)["asks"] == ("queued", 0, None)
+    async with await Store.open(db_path) as store:
+        back = await store.get_task(job.id)
+    # asked again when it runs again: no question left for a job nobody runs now
+    assert back is not None and back.confirmation is None and not back.cancel_requested
 
 
 async def test_stop_just_after_a_submit_leaves_the_job_queued_or_done(db_path: Path) -> None:
