@@ -58,7 +58,7 @@ from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
-from .models import Task, TaskStatus, WorkerInfo, failure_reason
+from .models import Task, TaskStatus, WorkerInfo, failure_reason, progress_fraction
 from .paths import DB_ENV, default_db_path
 from .registry import import_module_or_path, load_task_modules
 from .store import Store
@@ -184,10 +184,11 @@ def _age(task: Task) -> str:
 
 
 def _progress(task: Task) -> str:
-    p = task.progress or {}
-    if p.get("total"):
-        return f"{100 * (p.get('current') or 0) / p['total']:.0f}%"
-    return str(p.get("current", "")) if p else ""
+    fraction = progress_fraction(task.progress)
+    if fraction is not None:
+        return f"{100 * fraction:.0f}%"
+    current = task.progress.get("current") if isinstance(task.progress, dict) else None
+    return printable(str(current))[:20] if current is not None else ""
 
 
 def _print_table(tasks: Sequence[Task], args: argparse.Namespace) -> None:

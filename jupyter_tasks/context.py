@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import os
 import threading
 import time
@@ -66,6 +67,21 @@ def joined_entries(entries: list[tuple[float, str, str]], max_chars: int = JOINE
 
 # a progress message is cut here when flushed (progress() itself stays a few stores)
 MAX_PROGRESS_MESSAGE = 1_000
+
+
+def _position(value: Any) -> int | float | None:
+    """A progress position as every reader can use it: an int or a finite float (a
+    Decimal, Fraction or numpy number becomes one), None for anything else (text, a
+    bool, NaN, an int past a float), never its repr."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if abs(value) <= 2**53 else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 # taken once per task at most: when its log first goes past the budget
 _TAIL_START = threading.Lock()
 
@@ -249,10 +265,12 @@ class TaskContext:
         ``MAX_PROGRESS_MESSAGE`` characters cut: it is a status line, sent to every client)."""
         if self._current is None:
             return None
-        message = self._message
+        current, total, message = self._current, self._total, self._message
+        if isinstance(current, str) and message is None:
+            message = current  # progress("step 1"): what the task is doing, not a position
         if isinstance(message, str) and len(message) > MAX_PROGRESS_MESSAGE:
             message = message[:MAX_PROGRESS_MESSAGE - 1] + "…"
-        return {"current": self._current, "total": self._total, "message": message}
+        return {"current": _position(current), "total": _position(total), "message": message}
 
     # ---------------------------------------------------------------------- logs
 

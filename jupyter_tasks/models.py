@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import random
 import threading
 import time
@@ -144,6 +145,29 @@ def new_task_id() -> str:
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)
+
+
+def progress_number(value: Any) -> float | None:
+    """A stored progress position as a finite float; None for anything else (a row of an
+    older version or another tool may hold text, a bool, or an int past a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def progress_fraction(progress: Any) -> float | None:
+    """How far a stored progress is, from 0 to 1; None without a numeric positive total."""
+    if not isinstance(progress, dict):
+        return None
+    total = progress_number(progress.get("total"))
+    if total is None or total <= 0:
+        return None
+    current = progress_number(progress.get("current")) or 0.0
+    return max(0.0, min(1.0, current / total))
 
 
 def iso(ts: float | None) -> str | None:

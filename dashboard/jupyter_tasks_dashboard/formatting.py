@@ -53,17 +53,41 @@ def status_text(task: dict[str, Any]) -> Text:
                 no_wrap=True)
 
 
+def progress_fraction(progress: Any) -> float | None:
+    """How far a stored progress is, 0 to 1, None without a numeric positive total.
+
+    The rule of ``jupyter_tasks.models.progress_fraction`` (a test holds them to the same
+    answers), here so the first frame does not wait for the engine package's import.
+    """
+    if not isinstance(progress, dict):
+        return None
+    total, current = _number(progress.get("total")), _number(progress.get("current"))
+    if total is None or total <= 0:
+        return None
+    return max(0.0, min(1.0, (current or 0.0) / total))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
 def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
     """``█████░░░░ 52%`` for a known total, the count alone otherwise."""
-    progress = task.get("progress") or {}
-    current = progress.get("current")
-    total = progress.get("total")
-    if total:
-        fraction = max(0.0, min(1.0, (current or 0) / total))
+    progress = task.get("progress")
+    fraction = progress_fraction(progress)
+    if fraction is not None:
         filled = round(fraction * width)
         return f"{'█' * filled}{'░' * (width - filled)} {fraction * 100:3.0f}%"
+    current = progress.get("current") if isinstance(progress, dict) else None
     if current is not None:
-        return f"{current}"
+        # a stored row may hold anything: its text, on one line, never a crash
+        return shown_text(str(current))[:width + 5]
     if task.get("status") == "succeeded":
         return f"{'█' * width} 100%"
     return ""

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..manager import task_fields_from_api_json, task_from_api_json
-from ..models import BIDI_CONTROLS, EventType, Task, TaskKind, TaskStatus
+from ..models import (
+    BIDI_CONTROLS,
+    EventType,
+    Task,
+    TaskKind,
+    TaskStatus,
+    progress_fraction,
+    progress_number,
+)
 
 if TYPE_CHECKING:
     from ..manager import TaskManager
@@ -400,22 +408,28 @@ class TaskCard(widgets.VBox):
         if task.cancel_requested and not task.is_terminal:
             status = "cancelling"
         color = STATUS_COLORS.get("cancelled" if status == "cancelling" else task.status, "#888")
-        prog = self._progress() or {}
-        current, total = prog.get("current"), prog.get("total")
+        prog = self._progress()
+        prog = prog if isinstance(prog, dict) else {}
+        # a stored row may hold anything (an older version's repr of a Decimal): only
+        # numbers make a bar, a rate and an ETA; a refresh that raised froze the card
+        current, total = progress_number(prog.get("current")), progress_number(prog.get("total"))
+        fraction = progress_fraction(prog)
         message = prog.get("message")
         bits = []
         pct = None
         if current is not None:
-            if total:
-                pct = max(0.0, min(100.0, 100.0 * float(current) / float(total)))
+            if fraction is not None and total is not None:
+                pct = 100.0 * fraction
                 bits.append(f"{_fmt_num(current)}/{_fmt_num(total)} ({pct:.0f}%)")
             else:
                 bits.append(_fmt_num(current))
-            rate = self._rate(now, float(current))
+            rate = self._rate(now, current)
             if rate:
                 bits.append(f"{rate:.3g}/s")
-                if total and task.status == TaskStatus.RUNNING.value:
-                    bits.append("ETA " + _fmt_duration((float(total) - float(current)) / rate))
+                if total is not None and task.status == TaskStatus.RUNNING.value:
+                    bits.append("ETA " + _fmt_duration(max(0.0, total - current) / rate))
+        elif prog.get("current") is not None:
+            bits.append(_shown(str(prog["current"])[:40]))
         if task.started_at:
             end = task.finished_at or now
             bits.append(("took " if task.is_terminal else "elapsed ")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from jupyter_tasks import cli as cli_module
 from jupyter_tasks.cli import SHORT_ID, lab_argv
-from jupyter_tasks.models import Task
+from jupyter_tasks.models import Task, new_task_id
 from jupyter_tasks.paths import DB_ENV
 from jupyter_tasks.store import Store
 from tests.launcher import interrupt
@@ -442,3 +443,25 @@ def test_the_dashboards_usage_names_the_command_as_typed(env: dict[str, str]) ->
                          "usage: jupyter tasks dashboard")):
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stdout.startswith(usage), (argv, done.stdout)
+
+
+def test_list_shows_rows_whose_progress_holds_anything(db_path: Path, env: dict[str, str]
+                                                       ) -> None:
+    # before: one row with progress {"current": "Decimal('2.5')", ...} (what progress() of
+    # a Decimal stored) made `jupyter tasks list` crash for everyone on the database
+    from tests.engine.test_progress_values import STORED
+
+    async def write() -> None:
+        async with await Store.open(db_path) as store:
+            now = time.time()
+            await store.insert_task_rows(
+                {"id": new_task_id(), "kind": "function", "mode": "job", "status": "running",
+                 "name": "odd", "label": f"odd {i}", "params": {}, "spec": {"name": "odd"},
+                 "queue": "default", "progress": progress, "created_at": now,
+                 "updated_at": now, "started_at": now}
+                for i, progress in enumerate(STORED))
+
+    asyncio.run(write())
+    listed = jt(env, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert all(f"odd {i}" in listed.stdout for i in range(len(STORED))), listed.stdout

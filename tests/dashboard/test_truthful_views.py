@@ -11,14 +11,24 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard
 from jupyter_tasks_dashboard.ask import AskScreen
-from jupyter_tasks_dashboard.formatting import duration_seconds, human_seconds, local_time
+from jupyter_tasks_dashboard.formatting import (
+    duration_seconds,
+    human_seconds,
+    local_time,
+    progress_fraction,
+    progress_text,
+)
 from jupyter_tasks_dashboard.sources import DatabaseSource, Filters, Page
 from rich.text import Text
 from textual.command import CommandPalette
+
+from jupyter_tasks.models import progress_fraction as engine_progress_fraction
+from tests.engine.test_progress_values import STORED as ODD_PROGRESS
 
 from .conftest import build_history, until
 
@@ -278,3 +288,11 @@ async def test_the_first_screen_is_a_skeleton_until_the_page_arrives(mixed_db):
         source.gate.set()
         await until(lambda: app.paints and app.table.row_count == 50, pilot, what="the page")
         assert "━━" not in app.screen_text()
+
+
+@pytest.mark.parametrize("stored", ODD_PROGRESS)
+def test_the_progress_column_shows_a_stored_progress_whatever_it_holds(stored: Any) -> None:
+    # before: progress(Decimal('2.5'), 10) stored "Decimal('2.5')" and this raised TypeError
+    assert isinstance(progress_text({"status": "running", "progress": stored}), str)
+    # the dashboard's own copy of the rule (kept apart for a fast first frame) agrees
+    assert progress_fraction(stored) == engine_progress_fraction(stored)

@@ -13,7 +13,7 @@ from jupyter_tasks.context import TaskContext
 from jupyter_tasks.manager import TaskManager
 from tests.waiting import eventually_sync
 
-from .conftest import task_of
+from .conftest import read_store, task_of
 from .harness import Kernel
 
 
@@ -120,3 +120,37 @@ def test_a_cards_text_reads_as_written(kernel: Kernel) -> None:
     assert "\ufffdevil.exe &lt;b&gt;" in html and "\u202e" not in html
     assert "&amp;" * 200 + "</div>" in html, html[-400:]
     kernel.execute("card._act('cancel')")
+
+
+def test_a_card_of_a_row_with_odd_progress_follows_the_task_to_its_end(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: a stored {"current": "Decimal('1')", ...} (what progress() of a Decimal
+    # wrote) made every refresh of the card raise; it stayed "running" for good
+    import time
+
+    from jupyter_tasks.models import new_task_id
+    from jupyter_tasks.store import Store
+
+
+    task_id = new_task_id()
+
+    async def insert(store: Store) -> None:
+        now = time.time()
+        await store.insert_task_rows([{
+            "id": task_id, "kind": "function", "mode": "job", "status": "running",
+            "name": "odd", "label": "odd progress", "params": {}, "spec": {"name": "odd"},
+            "queue": "parked", "progress": {"current": "Decimal('1')", "total": 2},
+            "worker_id": "elsewhere", "attempts": 1, "created_at": now, "updated_at": now,
+            "started_at": now}])
+
+    read_store(db_path, insert)
+    kernel.execute(f"from jupyter_tasks import TaskCard\ncard = TaskCard({task_id!r})\ncard")
+    kernel.wait_for(lambda: "odd progress" in _html(kernel), what="the card")
+
+    async def finish(store: Store) -> None:
+        await store.transition(task_id, {"status": "succeeded", "finished_at": time.time(),
+                                         "result": 7}, "task.succeeded",
+                               when_status=("running",))
+
+    read_store(db_path, finish)
+    kernel.wait_for(lambda: "succeeded" in _html(kernel), what="the card showing the end")

@@ -33,7 +33,10 @@ export function Progress(props: { task: ITask; now: number }): JSX.Element {
       <span className="jp-TasksPanel-progressTrack">
         <span className="jp-TasksPanel-progressBar" style={{ width: `${fraction * 100}%` }} />
       </span>
-      <span className="jp-TasksPanel-progressText">{known ? `${percent}%` : (current ?? '')}</span>
+      <span className="jp-TasksPanel-progressText">
+        {/* a stored row may hold anything: text, never an object React cannot render */}
+        {known ? `${percent}%` : current != null ? String(current) : ''}
+      </span>
     </span>
   );
 }
