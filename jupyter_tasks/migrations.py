@@ -525,6 +525,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE workers ADD COLUMN tasks TEXT;
         """,
     ),
+    (
+        19,
+        """
+        -- the queued work sent to one worker (a cell's rerun goes to its kernel): a
+        -- reaper ends it when that worker is found dead, and finds it without reading
+        -- the history (a queued job has no worker; this index is nearly always empty)
+        CREATE INDEX tasks_waiting_for_worker ON tasks(worker_id)
+            WHERE status = 'queued' AND worker_id IS NOT NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

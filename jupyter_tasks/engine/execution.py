@@ -413,8 +413,7 @@ class Execution:
         try:
             return await asyncio.wait_for(asyncio.shield(running.answer), timeout)
         except asyncio.CancelledError:
-            # a cancel or a timeout ends the task; a shutdown's cancel stays one, so
-            # the job goes back to its queue (and asks again when it runs again)
+            # a shutdown's cancel stays one: the job goes back to its queue, to ask again
             if running.stop_reason in ("cancel", "timeout"):
                 raise TaskCancelled(f"task {ctx.task_id} was cancelled while waiting") from None
             raise

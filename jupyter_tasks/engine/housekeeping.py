@@ -12,7 +12,7 @@ from typing import Any
 from .. import callbacks
 from ..context import TaskContext
 from ..exceptions import StoreError
-from ..liveness import pid_alive
+from ..liveness import worker_alive
 from ..models import LogTailWrite, Task, TaskStatus
 from ..runners import end_recorded_groups
 from ..store import Spared
@@ -147,13 +147,10 @@ class Housekeeping:
         for worker in await state.store.list_workers():
             if worker.id == state.worker_id:
                 continue
-            if worker.host == host:
-                if pid_alive(worker.pid, worker.pid_started_at):
-                    alive_here.add(worker.id)
-                else:
-                    dead.append(worker.id)
-            elif worker.heartbeat_at < now - state.config.lease_seconds:
+            if not worker_alive(worker, host, now, state.config.lease_seconds):
                 dead.append(worker.id)
+            elif worker.host == host:
+                alive_here.add(worker.id)
         spared = Spared(frozenset(alive_here), frozenset({*state.running, *state.leased}))
         cleared = await self._end_leftover_groups(dead, now, host, spared)
         settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .. import callbacks
 from ..exceptions import InvalidRequest, ManagerNotRunning, NotRerunnable
+from ..liveness import worker_alive
 from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import encode_input
 from .execution import Execution
@@ -242,8 +244,7 @@ class Submission:
             if kernel_worker == state.worker_id and TaskKind.CELL.value in state.kinds:
                 target = None
             else:
-                alive = {w.id for w in await state.store.list_workers()}
-                if kernel_worker not in alive:
+                if kernel_worker not in await self._live_worker_ids():
                     raise NotRerunnable(
                         f"the kernel that ran cell task {parent.id} is gone; open its notebook "
                         "and run the cell again"
@@ -299,8 +300,15 @@ class Submission:
         if kind == TaskKind.FUNCTION or kind not in self.state.kinds or not parent.worker_id \
                 or parent.worker_id == self.state.worker_id:
             return None
-        alive = {w.id for w in await self.state.store.list_workers()}
-        return parent.worker_id if parent.worker_id in alive else None
+        return parent.worker_id if parent.worker_id in await self._live_worker_ids() else None
+
+    async def _live_worker_ids(self) -> set[str]:
+        """The workers whose process runs: not only those no reaper marked stopped yet
+        (a kernel killed with -9 keeps its row until one runs, and work sent to it would
+        wait for good)."""
+        now, host = time.time(), socket.gethostname()
+        return {w.id for w in await self.state.store.list_workers()
+                if worker_alive(w, host, now, self.state.config.lease_seconds)}
 
 
 def qualified_name(fn: Any) -> str:

@@ -204,7 +204,30 @@ def tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
         if updated is not None:
             insert_event(conn, updated, event, now)
             settled.append(updated)
-    return settled
+    return settled + _end_waiting_for(conn, dead, now)
+
+
+def _end_waiting_for(conn: sqlite3.Connection, dead: list[str], now: float) -> list[Task]:
+    """End the queued work sent to dead workers (a cell's rerun goes to its kernel only):
+    no other worker takes it, and it waited for good."""
+    if not dead:
+        return []
+    marks = ",".join("?" * len(dead))
+    rows = conn.execute(  # along tasks_waiting_for_worker (migration 19)
+        f"SELECT id, worker_id FROM tasks WHERE status = 'queued' AND worker_id IN ({marks}) "
+        "AND mode != 'job'", dead).fetchall()
+    ended = []
+    for task_id, worker_id in rows:
+        error = {"type": "WorkerLost", "traceback": None,
+                 "message": f"worker {worker_id}, the only one that could run this task, "
+                            "stopped before it ran this; run it again where it can run"}
+        updated = update_task(conn, task_id, {
+            "status": TaskStatus.INTERRUPTED.value, "error": error, "finished_at": now},
+            (TaskStatus.QUEUED.value,))
+        if updated is not None:
+            insert_event(conn, updated, EventType.INTERRUPTED, now)
+            ended.append(updated)
+    return ended
 
 
 def _lost(task: Task, now: float, max_lost: int) -> tuple[dict[str, Any], EventType]:

@@ -159,6 +159,38 @@ def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
     assert kernel.value("counter") == 2
 
 
+def test_a_rerun_for_a_killed_kernel_is_refused_and_one_waiting_for_it_ends(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: the liveness check read the kernel's worker row, which a kill -9 leaves
+    # unmarked until a reaper runs: the rerun was accepted and sat queued for good
+    # (no reaper settles a task that never started), and h.wait() never returned
+    import pytest
+
+    from jupyter_tasks.exceptions import NotRerunnable
+    from jupyter_tasks.liveness import pid_alive
+
+    kernel.execute("%%background --name h --no-card\n21 * 2\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="first run")
+    # a rerun taken while the kernel lives, which it dies before starting (held back by
+    # SIGSTOP here; a busy kernel's queued rerun waits the same way)
+    os.kill(kernel.pid, signal.SIGSTOP)
+    try:
+        late = with_manager(db_path, lambda m: m.rerun(task_id))
+    finally:
+        os.kill(kernel.pid, signal.SIGKILL)
+    eventually_sync(lambda: not pid_alive(kernel.pid, None), what="the kernel gone")
+    # asked as the CLI asks (no reaper of its own has marked the kernel's row stopped)
+    with pytest.raises(NotRerunnable, match=r"kernel that ran cell task .* is gone"):
+        with_manager(db_path, lambda m: m.rerun(task_id), runs_background=False,
+                     as_worker=False)
+    # the reaper of another process ends what waited for that kernel, saying why
+    with_manager(db_path, lambda m: m.reap_dead_workers())
+    ended = task_of(db_path, late.id)
+    assert ended.status == "interrupted", ended
+    assert "stopped before it ran this" in ended.error["message"], ended.error
+
+
 def test_rerun_of_a_kernels_background_command_from_another_process_runs_in_that_kernel(
         kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
     # before: the rerun became a job (this process runs no background work), which no
