@@ -89,6 +89,7 @@ class TaskManager:
         self.worker = JobWorker(self.state, self.execution)
         self._loops: list[asyncio.Task[Any]] = []
         self._started = False
+        self._stopped: asyncio.Future[None] | None = None  # the stop, once one began
         # rung by other processes' commits, rings them after ours (None: poll only)
         self.bell: WakeBell | None = None
 
@@ -190,8 +191,14 @@ class TaskManager:
 
     async def stop(self, *, grace: float = 5.0) -> None:
         """Stop loops; local background work ends ``interrupted``, claimed jobs are handed back."""
-        if not self._started or self.state.stopping:
-            return
+        # a second caller (two shutdowns at once) waits for the stop under way
+        if self._stopped is None:
+            if not self._started:
+                return
+            self._stopped = asyncio.ensure_future(self._stop(grace))
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self, grace: float) -> None:
         self.state.stopping = True
         # job loops waiting for work end now, waiting for their runs (a claim under
         # way hands back what it took if it is cancelled: see outcome_despite_cancel)

@@ -203,6 +203,7 @@ class JupyterTasksApp(ExtensionApp):
             self.dask_backend = install_dask_backend(self.manager, self.dask_scheduler_address)
         self._start_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[Any]] = []
+        self._stopping: asyncio.Future[None] | None = None
         self._active: list[dict[str, Any]] = []
         self._froze_gc = False  # whether start froze the collector's objects (stop thaws)
         self._captures_print = False  # whether start wrapped sys.stdout/stderr (stop unwraps)
@@ -291,6 +292,14 @@ class JupyterTasksApp(ExtensionApp):
         """Stop the loops; running jobs go back to the queue, local work ends interrupted."""
         if not hasattr(self, "_loops"):
             return  # its settings failed (a task module that did not import): nothing ran
+        # a second SIGTERM runs the server's cleanup again, which stops the event loop
+        # once this returns: every call waits for the one stop, or the loop stopped under
+        # it and the process hung for good, its jobs left running
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop_everything())
+        await asyncio.shield(self._stopping)
+
+    async def _stop_everything(self) -> None:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)

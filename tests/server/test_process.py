@@ -138,3 +138,45 @@ def test_a_server_can_leave_its_terminal_alone(server_factory):
     server.stop()
     terminal = server.log_path.read_text(errors="replace")
     assert "gamma from print" in terminal and "gamma on stderr" in terminal
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_while_stopping_still_ends_the_server_and_hands_the_job_back(
+        server_factory, tmp_path: Path):
+    # before: the second SIGTERM ran jupyter_server's cleanup again; the extension's
+    # second stop returned at once, that cleanup stopped the loop under the first one,
+    # and the process hung for good with the job left running (its pid alive, no reaper)
+    import signal
+
+    module = tmp_path / "sleeper_tasks.py"
+    module.write_text(textwrap.dedent('''
+        import time
+
+        from jupyter_tasks import task
+
+
+        @task("sleeper", mode="job")
+        def sleeper(seconds: float = 600.0) -> None:
+            time.sleep(seconds)  # deaf to a cancel, as much real work is
+    '''))
+    server = server_factory("--JupyterTasksApp.workers=default=1", modules=str(module))
+    status, job = server.request("POST", "/api/tasks", {"name": "sleeper"})
+    assert status == 202, job
+    eventually_sync(lambda: server.request("GET", f"/api/tasks/{job['id']}")[1]["status"]
+                    == "running", timeout=60, what="the job running")
+    assert server.popen is not None
+    server.popen.send_signal(signal.SIGTERM)
+    eventually_sync(lambda: "Shutting down" in server.log_path.read_text(), timeout=60,
+                    what="the server stopping")
+    server.popen.send_signal(signal.SIGTERM)  # a second, as `timeout` or an impatient user
+    # a deadline, not a speed: a job that honours its cancel stops within its grace
+    server.popen.wait(timeout=90)
+    import sqlite3
+
+    conn = sqlite3.connect(server.db_path)
+    try:
+        row = conn.execute("SELECT status, worker_id FROM tasks WHERE id = ?",
+                           (job["id"],)).fetchone()
+    finally:
+        conn.close()
+    assert row == ("queued", None), row
