@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import StoreUnavailable
+from .exceptions import StoreBusy, StoreError, StoreUnavailable
 from .migrations import LATEST_VERSION
 from .models import worker_task_names
 
@@ -198,6 +198,29 @@ def unavailable_for(path: Path | str, exc: BaseException) -> StoreUnavailable | 
     return None
 
 
+def access_problem(path: Path | str, exc: BaseException) -> StoreError | None:
+    """The error for an SQLite failure that is not damage: the file held by another
+    process (``StoreBusy``), or not readable by this one (``StoreUnavailable``); None
+    for anything else. Said as such: calling a sound file damaged sent people to replace
+    it with an empty one."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text, path = str(exc), Path(path)
+    if "database is locked" in text or "database is busy" in text:
+        return StoreBusy(f"{path} is locked by another process (an exclusive lock, or a long "
+                         f"write); it is not damaged: try again, or find the process with "
+                         f"`fuser {shlex.quote(str(path))}`")
+    if "unable to open" in text and path.exists():
+        if not os.access(path.parent, os.W_OK):
+            return StoreUnavailable(
+                f"{path} cannot be read here: reading a WAL database needs its -shm file "
+                f"beside it, and this process may not write in {path.parent} (a read-only "
+                "folder or disk). It is not damaged: give write access to the folder, or "
+                "copy the database (with any -wal file) to a writable folder and pass --db")
+        return StoreUnavailable(f"{path} cannot be opened here ({text}); it is not damaged")
+    return None
+
+
 def read_only_uri(path: Path | str) -> str:
     """A ``mode=ro`` URI: the connection can neither create the file nor write to it."""
     return Path(path).resolve().as_uri() + "?mode=ro"
@@ -220,6 +243,9 @@ def verify(path: Path | str) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        problem = access_problem(path, exc)
+        if problem is not None:
+            raise problem from None
         raise StoreUnavailable(damaged_message(path, f"cannot be read ({exc})")) from None
     if problems != ["ok"]:
         raise StoreUnavailable(damaged_message(
@@ -364,6 +390,10 @@ def inspect(path: Path | str) -> Report:
         try:
             report.quick_check = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
         except sqlite3.DatabaseError as exc:
+            problem = access_problem(path, exc)
+            if problem is not None:  # not damage: nothing more can be read, and nothing to fix
+                report.problems.append(problem.message)
+                return report
             report.quick_check = [str(exc)]
         # each read on its own: a damaged file (one cut in half) may refuse any of them,
         # and the report of what could be read is the doctor's whole point

@@ -459,7 +459,7 @@ class Store:
         except BaseException as exc:
             if reader is not None:
                 await reader.close()
-            unavailable = dbfile.unavailable_for(path, exc)
+            unavailable = dbfile.unavailable_for(path, exc) or dbfile.access_problem(path, exc)
             if unavailable is None and isinstance(exc, sqlite3.OperationalError):
                 # "disk I/O error": the file went between the check and the open (moved
                 # away, its WAL companions left behind); the check says so in its words

@@ -27,7 +27,7 @@ from tornado.httpclient import HTTPClientError
 
 from jupyter_tasks import dbfile
 from jupyter_tasks.cli import main as cli_main
-from jupyter_tasks.exceptions import StoreUnavailable
+from jupyter_tasks.exceptions import StoreBusy, StoreUnavailable
 from jupyter_tasks.manager import TaskManager
 from jupyter_tasks.migrations import LATEST_VERSION
 from jupyter_tasks.models import WorkerInfo
@@ -491,3 +491,52 @@ def test_a_database_nobody_may_write_is_one_error_line_and_no_hang(immutable: Pa
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr, done.stderr
         assert "cannot be written by this process" in done.stderr, done.stderr
+
+
+def test_a_locked_database_is_said_locked_not_damaged(db_path: Path, capsys) -> None:
+    # before: doctor said "quick_check found damage: database is locked" and advised
+    # moving the file aside to start empty; list printed a traceback
+    in_thread(make_database(db_path))
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert cli_main(["--db", str(db_path), "doctor"]) == 1
+        out = capsys.readouterr().out
+        assert "is locked by another process" in out and "not damaged" in out, out
+        assert "damage:" not in out and "move it aside" not in out and "recover" not in out
+
+        async def read() -> None:
+            await Store.open(db_path, read_only=True, busy_timeout=0.2)
+
+        with pytest.raises(StoreBusy, match="is locked by another process"):
+            in_thread(read())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_database_in_a_read_only_folder_is_said_unreadable_here_not_damaged(
+        tmp_path: Path) -> None:
+    # a sound WAL database on a read-only mount: SQLite cannot create its -shm file to
+    # read it. Before: list, show and logs printed a traceback, doctor called it damaged
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "tasks.db"
+    in_thread(make_database(path))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for sidecar in ("tasks.db-wal", "tasks.db-shm"):
+        (folder / sidecar).unlink(missing_ok=True)
+    cli_command = f"{shlex.quote(sys.executable)} -m jupyter_tasks.cli --db {path}"
+    script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && "
+              f"{cli_command} list; echo rc=$?; {cli_command} doctor; echo rc=$?")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    if "mount" in done.stderr and "rc=" not in done.stdout:
+        pytest.skip(f"a read-only bind mount is not possible here: {done.stderr.strip()}")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.count("rc=2") + done.stdout.count("rc=1") == 2, done.stdout
+    assert "cannot be read here" in done.stderr + done.stdout, (done.stdout, done.stderr)
+    assert "found damage" not in done.stdout and "move it aside" not in done.stdout, done.stdout
