@@ -15,8 +15,9 @@ also when the program fails, runs out of memory or times out (as far as the
 program wrote them).
 
 stdout/stderr stream into the task log; ``memory_limit_mb`` is enforced on the
-whole process tree (status ``oom``); a non-zero exit is ``failed`` with the
-end of stderr as the message. The folder is removed after the attempt.
+whole process tree (status ``oom``); a non-zero exit is ``failed`` with stderr's last line (a
+traceback's "ValueError: …"), then its end, as the message. The folder is removed
+after the attempt.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ._util import run_to_end
 
 FLATTEN_SEPARATOR = "__"
 STDERR_TAIL_CHARS = 2000
+LAST_LINE_CHARS = 300  # of the message's first line
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -46,7 +48,12 @@ class CodeFailed(Exception):
 
     def __init__(self, returncode: int, stderr_tail: str) -> None:
         tail = stderr_tail.strip()
-        super().__init__(f"exit code {returncode}" + (f": {tail}" if tail else ""))
+        # what went wrong first (a traceback's last line, "ValueError: …"): a notification
+        # shows a message's start, which was "Traceback (most recent call last)"; the
+        # whole tail follows it
+        last = tail.rsplit("\n", 1)[-1].strip()[:LAST_LINE_CHARS]
+        message = f"exit code {returncode}" + (f": {last}" if last else "")
+        super().__init__(message + (f"\n{tail}" if "\n" in tail else ""))
         self.returncode = returncode
         self.stderr_tail = tail
 

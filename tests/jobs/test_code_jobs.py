@@ -135,3 +135,17 @@ async def test_non_zero_exit_fails_with_the_stderr_tail(manager: TaskManager) ->
 ])
 def test_artifact_names(relative: str, name: str | None) -> None:
     assert artifact_name_for(relative) == name
+
+
+async def test_a_failed_code_jobs_message_begins_with_what_went_wrong(
+        manager: TaskManager) -> None:
+    # before: the message began with the whole traceback ("exit code 1: Traceback (most
+    # recent call last): File …"), and a notification, which shows the start, never
+    # reached the ValueError
+    code = "def inner():\n    raise ValueError('the widths differ')\n\ninner()\n"
+    task = await manager.submit_spec({"code": code}, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "failed"
+    first, _, rest = done.error["message"].partition("\n")
+    assert first == "exit code 1: ValueError: the widths differ", done.error["message"]
+    assert "Traceback (most recent call last)" in rest and "inner()" in rest  # still told
