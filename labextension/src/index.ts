@@ -11,7 +11,13 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Clipboard, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
+import {
+  Clipboard,
+  ICommandPalette,
+  MainAreaWidget,
+  ToolbarButton,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -60,14 +66,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-tasks:plugin',
   description: 'Background tasks: live list, progress, logs, cancel and rerun.',
   autoStart: true,
-  optional: [ILayoutRestorer, IStatusBar, INotebookTracker, ILabShell, IDefaultFileBrowser],
+  optional: [
+    ILayoutRestorer,
+    IStatusBar,
+    INotebookTracker,
+    ILabShell,
+    IDefaultFileBrowser,
+    ICommandPalette
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     statusBar: IStatusBar | null,
     notebooks: INotebookTracker | null,
     labShell: ILabShell | null,
-    fileBrowser: IDefaultFileBrowser | null
+    fileBrowser: IDefaultFileBrowser | null,
+    palette: ICommandPalette | null
   ): void => {
     const { commands, shell } = app;
     const model = new TasksModel();
@@ -103,6 +117,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addRowCommands(app, panel, model);
     addScheduleCommands(app, panel, connection);
     addJobCommands(app, panel, connection, notebooks, fileBrowser);
+    // what needs no task row (those act on the row under a context menu): the panel,
+    // and the current notebook as a job or a schedule
+    for (const command of [CommandIDs.open, CommandIDs.runAsJob, CommandIDs.schedule]) {
+      palette?.addItem({ command, category: 'Tasks' });
+    }
 
     commands.addCommand(CommandIDs.openLog, {
       label: 'Open Task Log',
@@ -378,6 +397,8 @@ function addJobCommands(
   commands.addCommand(CommandIDs.runAsJob, {
     label: 'Run as Job…',
     caption: 'Run this notebook as a background job with parameters',
+    // from the palette: only with a notebook to run (the current one)
+    isEnabled: args => notebookPath(args) !== null,
     execute: async args => {
       const path = notebookPath(args);
       if (!path) {
@@ -393,6 +414,8 @@ function addJobCommands(
   commands.addCommand(CommandIDs.schedule, {
     label: 'Schedule…',
     caption: 'Run this notebook on a schedule',
+    // from the palette: only with a notebook to run (the current one)
+    isEnabled: args => notebookPath(args) !== null,
     execute: async args => {
       const path = notebookPath(args);
       if (!path) {

@@ -30,6 +30,14 @@ const FINISHED: Record<string, 'success' | 'error'> = {
   'task.interrupted': 'error'
 };
 
+/** How a notification says a task ended (a status word alone read "oom"). */
+const ENDED_WORDS: Partial<Record<string, string>> = {
+  failed: 'failed',
+  timeout: 'timed out',
+  oom: 'ran out of memory',
+  interrupted: 'was interrupted'
+};
+
 /** How long the success toast stays, and the window whose successes one toast tells. */
 export const SUCCESS_MS = 4000;
 
@@ -83,7 +91,7 @@ export class TaskNotifier {
       });
       return;
     }
-    const what = task.status === 'timeout' ? 'timed out' : task.status;
+    const what = ENDED_WORDS[task.status] ?? task.status;
     const detail = task.error?.message ? `: ${task.error.message}` : '.';
     this._failures.add({
       text: `Task "${name}" ${what}${detail}`,

@@ -383,3 +383,28 @@ def test_a_panel_people_can_scan(lab: LabServer, page: Any) -> None:
     for task in parked:
         lab.request("POST", f"/api/tasks/{task.id}/cancel")
     assert page.page_errors == [], page.page_errors
+
+
+def test_an_out_of_memory_end_is_said_in_words_and_the_palette_has_the_panel(
+        lab: LabServer, page: Any) -> None:
+    # before: the toast read 'Task "hungry" oom: …' (the raw status word), and none of
+    # the panel's commands was in the command palette the panel guide names
+    submit(lab, {"code": "blocks = [bytearray(50 * 2**20) for _ in range(40)]\n",
+                 "label": "hungry", "memory_limit_mb": 100, "max_retries": 0})
+    toast(page, 'Task "hungry" ran out of memory').wait_for(state="visible")
+    assert toast(page, 'Task "hungry" oom').count() == 0
+
+    page.keyboard.press("Control+Shift+C")
+    search = page.locator(".lm-CommandPalette-input")
+    search.wait_for(state="visible")
+    # the notebook commands are there, shown once a notebook is current (none is here)
+    for command, label in (("jupyter-tasks:run-as-job", "Run as Job…"),
+                           ("jupyter-tasks:schedule-notebook", "Schedule…")):
+        search.fill(label)
+        page.locator(f'.lm-CommandPalette-item[data-command="{command}"]').first.wait_for(
+            state="attached")
+    search.fill("Show Tasks Panel")
+    page.keyboard.press("Enter")
+    page.locator(".jp-TasksPanel").wait_for(state="visible")
+    page.keyboard.press("Escape")
+    assert page.page_errors == [], page.page_errors
