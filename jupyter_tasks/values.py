@@ -122,12 +122,17 @@ def encode_input(value: Any, *, where: str) -> str:
         text = _strict_dumps(value)
     except (TypeError, ValueError, RecursionError):
         text = None
-    if text is not None and (len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
+    # the JSON encoder writes a key 1 as "1" and None as "null": the job would see other
+    # keys than it was given (`1 in x` false), so such keys are refused, as sets are
+    changed = _changed_containers(value, where)
+    if text is not None and not changed and (
+            len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
         return text
     notes: list[dict[str, Any]] = []
     _, depth = _clean(value, where, notes)
-    errors = [{"field": n["path"], "message": f"{n['original']} cannot be stored as JSON"}
-              for n in notes]
+    errors = changed + [
+        {"field": n["path"], "message": f"{n['original']} cannot be stored as JSON"}
+        for n in notes if "a key of type" not in n["original"]]
     if depth > MAX_DEPTH:
         errors.append({"field": where,
                        "message": f"nested {depth} levels deep; the limit is {MAX_DEPTH}"})
@@ -135,6 +140,38 @@ def encode_input(value: Any, *, where: str) -> str:
         errors = [{"field": where, "message": "cannot be stored as JSON"}]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     raise ValueNotStorable(f"{where} is not storable JSON: {summary}", errors=errors[:50])
+
+
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+
+
+def _changed_containers(value: Any, where: str) -> list[dict[str, str]]:
+    """The keys that are not text, and the sets, in a job's input (each would reach the
+    job as something else), as errors naming their paths; a walk of the containers only."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[Any, _Path, int]] = [(value, (None, where), 0)]
+    seen: set[int] = set()
+    while stack and len(errors) < 50:
+        obj, path, depth = stack.pop()
+        if depth > MAX_DEPTH or id(obj) in seen:
+            continue  # the depth and a cycle are the encoder's to report
+        if isinstance(obj, (set, frozenset)):
+            errors.append({"field": _path_text(path),
+                           "message": "a set is not JSON: give a list"})
+        elif isinstance(obj, Mapping):
+            seen.add(id(obj))
+            for k, v in obj.items():
+                if not isinstance(k, str):
+                    errors.append({"field": f"{_path_text(path)}[{k!r}]"[:200],
+                                   "message": f"a key of type {type(k).__qualname__}: JSON keys "
+                                              f"are text, give {str(k)!r}"[:200]})
+                if isinstance(v, _CONTAINERS):
+                    stack.append((v, (path, str(k)), depth + 1))
+        elif isinstance(obj, (list, tuple)):
+            seen.add(id(obj))
+            stack.extend((v, (path, i), depth + 1) for i, v in enumerate(obj)
+                         if isinstance(v, _CONTAINERS))
+    return errors
 
 
 def check_input(value: Any, *, where: str) -> None:

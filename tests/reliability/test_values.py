@@ -305,6 +305,21 @@ async def test_python_submit_refuses_inputs_a_job_cannot_run_with(manager: TaskM
     assert await manager.store.count_tasks() == 0
 
 
+@pytest.mark.parametrize(("params", "path", "why"), [
+    ({"x": {1: "one"}}, r"\['x'\]\[1\]", "a key of type int"),
+    ({"x": {None: "n", "b": 2}}, r"\['x'\]\[None\]", "a key of type NoneType"),
+    ({"x": [{2.5: "f"}]}, r"\['x'\]\[0\]\[2.5\]", "a key of type float"),
+    ({"x": {"s": {1, 2}}}, r"\['x'\]\['s'\]", "a set is not JSON"),
+])
+async def test_inputs_that_would_reach_the_job_changed_are_refused_naming_the_path(
+        manager: TaskManager, params: dict, path: str, why: str) -> None:
+    # before: {1: "one"} ran as {"1": "one"} (`1 in x` false in the job, true in sync
+    # mode), and a set was refused with a message that named no path
+    with pytest.raises(ValueNotStorable, match=f"\\['input_data'\\]{path}: {why}"):
+        await manager.submit_spec({"code": "print(1)", "input_data": params})
+    assert await manager.store.count_tasks() == 0
+
+
 def test_the_depth_bound_is_far_below_what_readers_handle() -> None:
     # the reason for the bound: a list answer wraps a task in 4 more levels
     assert MAX_DEPTH + 10 < 900
