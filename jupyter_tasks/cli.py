@@ -56,6 +56,7 @@ from .engine.config import DEFAULT_MAX_LOG_CHARS
 from .engine.options import MAX_SLOTS, check_options
 from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
+from .liveness import live_workers
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus, WorkerInfo, failure_reason, progress_fraction
@@ -293,10 +294,9 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 async def _live_workers(m: TaskManager, queue: str) -> list[WorkerInfo]:
-    """The workers (servers too) with a recent heartbeat that serve ``queue``."""
-    now = time.time()
-    return [w for w in await m.store.list_workers()
-            if queue in (w.queues or []) and now - w.heartbeat_at < 120]
+    """The live workers (servers too) that serve ``queue``."""
+    return [w for w in live_workers(await m.store.list_workers(), m.config.lease_seconds)
+            if queue in (w.queues or [])]
 
 
 def _print_submitted(args: argparse.Namespace, task: Task) -> int:
@@ -404,10 +404,8 @@ def run_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _live_runner(m: TaskManager, queue: str) -> bool:
-    """Whether a live server or worker (recent heartbeat) serves ``queue``."""
-    now = time.time()
-    return any(queue in (w.queues or []) and w.stopped_at is None
-               and now - w.heartbeat_at < 120 for w in await m.store.list_workers())
+    """Whether a live server or worker serves ``queue``."""
+    return bool(await _live_workers(m, queue))
 
 
 async def _follow(m: TaskManager, task_id: str) -> Task:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import psutil
@@ -28,3 +30,10 @@ def worker_alive(worker: Any, host: str, now: float, lease_seconds: float) -> bo
     if worker.host == host:
         return pid_alive(worker.pid, worker.pid_started_at)
     return worker.heartbeat_at >= now - lease_seconds
+
+
+def live_workers(workers: list[Any], lease_seconds: float) -> list[Any]:
+    """The workers of ``workers`` whose process runs (``worker_alive``): a row no reaper
+    has marked stopped yet may be a worker killed with -9."""
+    now, host = time.time(), socket.gethostname()
+    return [w for w in workers if worker_alive(w, host, now, lease_seconds)]

@@ -533,10 +533,13 @@ class DatabaseSource(DataSource):
 
     async def _stats(self) -> dict[str, Any]:
         store = self.manager.store
+        from jupyter_tasks.liveness import live_workers
         from jupyter_tasks.models import slots_by_queue
 
         stats = await self._counts()
-        workers = await store.list_workers()
+        # a worker killed with -9 keeps its row until a reaper runs (none may, beside a
+        # dashboard on the file): its process says whether it lives
+        workers = live_workers(await store.list_workers(), self.manager.config.lease_seconds)
         # each queue's capacity from the live workers' rows: 0 for a queue none of them
         # serves, unknown (None) beside a worker of a version whose row has no slots
         capacity = slots_by_queue(workers)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .. import callbacks
 from ..exceptions import InvalidRequest, ManagerNotRunning, NotRerunnable
-from ..liveness import worker_alive
+from ..liveness import live_workers
 from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import encode_input
 from .execution import Execution
@@ -306,9 +305,8 @@ class Submission:
         """The workers whose process runs: not only those no reaper marked stopped yet
         (a kernel killed with -9 keeps its row until one runs, and work sent to it would
         wait for good)."""
-        now, host = time.time(), socket.gethostname()
-        return {w.id for w in await self.state.store.list_workers()
-                if worker_alive(w, host, now, self.state.config.lease_seconds)}
+        return {w.id for w in live_workers(await self.state.store.list_workers(),
+                                           self.state.config.lease_seconds)}
 
 
 def qualified_name(fn: Any) -> str:

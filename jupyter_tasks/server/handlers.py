@@ -17,6 +17,7 @@ from tornado import web
 from ..engine.options import OPTION_CHECKS
 from ..exceptions import JupyterTasksError
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
+from ..liveness import live_workers
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
 from ..schedules import FIRING_KEY_PREFIX
@@ -665,7 +666,7 @@ class StatsHandler(TasksHandler):
     async def get(self) -> None:
         store = self.manager.store
         stats = await store.stats(await owners_filter(self))
-        live = await store.list_workers()
+        live = live_workers(await store.list_workers(), self.manager.config.lease_seconds)
         # every live worker's slots (this server's and separate worker processes'); this
         # server's configuration for a queue no worker row counts (rows of older versions)
         capacity = dict(self.tasks_app.workers)

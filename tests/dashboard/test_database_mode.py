@@ -207,6 +207,41 @@ async def test_each_queue_shows_the_slots_of_the_live_workers_serving_it(tmp_pat
         assert "slots 0" in queue_line("gone"), queue_line("gone")
 
 
+async def test_a_worker_killed_with_minus_9_is_no_live_worker(tmp_path):
+    """A worker killed with -9 keeps its row until a reaper marks it (none may run beside
+    a dashboard on the file): before, it was counted a live worker, its slots too."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import WorkerInfo
+
+    db = tmp_path / "dead.db"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(gone.pid).create_time()
+    gone.wait(30)
+    async with TaskManager(db, runs_background=False, make_default=False,
+                           as_worker=False) as writer:
+        now = time.time()
+        await writer.store.register_worker(WorkerInfo(
+            id="worker-killed", kind="worker", pid=gone.pid, host=socket.gethostname(),
+            started_at=now, heartbeat_at=now, pid_started_at=started, queues=["default"],
+            slots={"default": 4}, tasks=[]))
+        await writer.submit_spec({"command": ["true"]}, mode="job")
+    source = DatabaseSource(db)
+    await source.start()
+    try:
+        stats = await source.stats()
+    finally:
+        await source.close()
+    assert [w["id"] for w in stats["workers"]] == [], stats["workers"]
+    assert stats["queues"]["default"]["max_workers"] == 0, stats["queues"]
+
+
 # text that Textual's markup would read as tags, an action, or an escape
 HOSTILE = "C:\\runs\\ [/b] [@click=app.quit]draft[/] \\[x"
 
