@@ -101,6 +101,7 @@ class TasksDashboard(App[int]):
         self.sort = Sort()
         self._pending: list[dict[str, Any]] = []
         self._detail_timer: Timer | None = None
+        self._detail_pending = False  # the timer above has not fired yet
         self._stats_timer: Timer | None = None
         self._event_flush: dict[str, int] = {}  # task id -> flush that last applied an event
         self.started_at = time.perf_counter()
@@ -299,7 +300,7 @@ class TasksDashboard(App[int]):
         self._describe()
         self.call_after_refresh(self._painted)
         if page.tasks:  # the row under the cursor may be another task now
-            self._schedule_details()
+            self._schedule_details(restart=False)
         if self._release_on_page:
             self._release_keys()
 
@@ -466,6 +467,9 @@ class TasksDashboard(App[int]):
 
     def _tick(self) -> None:
         self.table.refresh_durations()
+        task = self.detail.current_task
+        if task is not None and task.get("status") == "running":
+            self.detail.patch(task)  # its "ran" counts on, as the table's duration does
 
     @work(exclusive=True, group="stats")
     async def _load_stats(self) -> None:
@@ -490,13 +494,20 @@ class TasksDashboard(App[int]):
     def _row_highlighted(self, message: TaskTable.RowHighlighted) -> None:
         self._schedule_details()
 
-    def _schedule_details(self) -> None:
-        # paging through rows must not fire a request per row: wait until the cursor rests
+    def _schedule_details(self, *, restart: bool = True) -> None:
+        # paging through rows must not fire a request per row: wait until the cursor
+        # rests. A page re-read does not push the wait back (``restart=False``): under a
+        # steady stream of changes pages are re-read faster than the wait, and the
+        # details stayed on a task that was no longer highlighted
         if self._detail_timer is not None:
+            if not restart and self._detail_pending:
+                return
             self._detail_timer.stop()
+        self._detail_pending = True
         self._detail_timer = self.set_timer(DETAIL_DELAY, self._details_now)
 
     def _details_now(self) -> None:
+        self._detail_pending = False
         task_id = self.table.selected_id
         if task_id and (task_id != self.detail.task_id or self.detail.current_task is None):
             self._load_details(task_id)

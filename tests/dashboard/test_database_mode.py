@@ -463,3 +463,81 @@ async def test_a_queues_counts_are_whole_beside_its_sparkline(tmp_path, size):
 
         await until(lambda: "last 5 min" in queue_row(), pilot, what="the queue's counts")
         assert "failed 1  timeout 1  " in queue_row(), queue_row()
+
+
+async def test_the_details_follow_the_highlighted_row_while_pages_are_re_read(
+        tmp_path, monkeypatch):
+    """Another process writing steadily re-reads the page (every flush, 0.1 s) faster than
+    the details wait for the cursor to rest: before, each re-read pushed the wait back,
+    and the details showed a task no longer highlighted for as long as writes went on."""
+    import asyncio
+
+    from jupyter_tasks_dashboard import tasks_app
+
+    from jupyter_tasks.manager import TaskManager
+
+    # the re-reads come from the test (as writes or ctrl+r bring them), at a pace the
+    # wait is certain to exceed, whatever the machine's speed
+    monkeypatch.setattr(tasks_app, "DETAIL_DELAY", 4 * tasks_app.FLUSH_SECONDS)
+    db = tmp_path / "churn.db"
+    app = TasksDashboard(DatabaseSource(db))
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as writer:
+        for i in range(20):
+            await writer.submit_spec({"command": ["true"]}, mode="job", label=f"a{i:03d}",
+                                     queue="parked")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+        stop = asyncio.Event()
+
+        async def re_read() -> None:
+            while not stop.is_set():
+                loads = app.page_loads
+                app.action_reload()
+                await until(lambda loads=loads: app.page_loads > loads, pilot,
+                            what="a page re-read")
+
+        re_reading = asyncio.ensure_future(re_read())
+        try:
+            app.table.move_cursor(row=3)  # as the arrow keys move it
+            await pilot.pause()
+            target = app.table.selected_id
+            await until(lambda: app.detail.task_id == target, pilot, timeout=30,
+                        what="the details of the highlighted row while pages are re-read")
+        finally:
+            stop.set()
+            await re_reading
+
+
+async def test_the_details_of_a_running_task_count_its_time_on(tmp_path):
+    """The table's duration counted on each second while the details' "ran" stayed where
+    the last event left it (a task reporting no progress sends none)."""
+    import re
+    import time
+
+    from jupyter_tasks.models import new_task_id
+    from jupyter_tasks.store import Store
+
+    db = tmp_path / "ran.db"
+    task_id = new_task_id()
+    async with await Store.open(db) as store:
+        now = time.time()
+        await store.insert_task_rows([{
+            "id": task_id, "kind": "command", "mode": "job", "status": "running",
+            "label": "quiet runner", "spec": {"command": ["sleep", "600"]},
+            "queue": "parked", "worker_id": "elsewhere", "attempts": 1,
+            "created_at": now - 5, "updated_at": now - 5, "started_at": now - 5}])
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and task_id in app.table.tasks, pilot, what="the row")
+        app.table.select(task_id)
+        await until(lambda: app.detail.task_id == task_id and app.detail.built, pilot,
+                    what="the details")
+
+        def ran() -> str:
+            found = re.search(r"· ran (\S+ ?\S*)", app.screen_text())
+            return found.group(1) if found else ""
+
+        first = await until(ran, pilot, what="the ran line")
+        await until(lambda: ran() not in ("", first), pilot, timeout=30,
+                    what=f"the ran line counting on from {first}")
