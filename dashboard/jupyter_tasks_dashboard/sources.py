@@ -25,6 +25,9 @@ TERMINAL = ("succeeded", "failed", "timeout", "oom", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
 STATUSES = (*ACTIVE, *TERMINAL)
 RESYNC = "dashboard.resync"  # pseudo-event: re-read everything shown (resumed without an id)
+# pseudo-events: the live connection dropped (what is shown may be stale), and came back
+OFFLINE = "dashboard.offline"
+ONLINE = "dashboard.online"
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
 COUNT_PAGE = 500  # the server's largest page
@@ -372,6 +375,7 @@ class ServerSource(DataSource):
         from jupyter_tasks.models import STREAM_RESET
 
         delay = RETRY_SECONDS
+        online = True  # the app starts connected (its first page came from the server)
         while True:
             try:
                 conn, self._early = self._early, None
@@ -380,13 +384,19 @@ class ServerSource(DataSource):
             except TasksClientError as exc:
                 if 400 <= exc.status < 500:
                     raise ActionError(exc.describe(), exc.status) from None
+                if online:
+                    online = False
+                    yield _pseudo(OFFLINE)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
                 continue
             delay = RETRY_SECONDS
             self.connections += 1
+            if not online:
+                online = True
+                yield _pseudo(ONLINE)
             if self.connections > 1 and self.last_event_id is None:
-                yield {"id": None, "type": RESYNC, "task_id": None, "ts": None, "task": None}
+                yield _pseudo(RESYNC)
             try:
                 while True:
                     message = await conn.read_message()
@@ -401,8 +411,7 @@ class ServerSource(DataSource):
                     if event.get("type") == STREAM_RESET:
                         # the database was replaced (ids begin again): re-read everything
                         self.last_event_id = event["id"]
-                        yield {"id": None, "type": RESYNC, "task_id": None, "ts": None,
-                               "task": None}
+                        yield _pseudo(RESYNC)
                         continue
                     if self.last_event_id is not None and event["id"] <= self.last_event_id:
                         continue  # never twice, whatever the server replays
@@ -410,7 +419,14 @@ class ServerSource(DataSource):
                     yield event
             finally:
                 conn.close()
+            online = False
+            yield _pseudo(OFFLINE)
             await asyncio.sleep(delay)
+
+
+def _pseudo(kind: str) -> dict[str, Any]:
+    """A pseudo-event of the dashboard's own (no id, no task)."""
+    return {"id": None, "type": kind, "task_id": None, "ts": None, "task": None}
 
 
 # ------------------------------------------------------------------- database

@@ -39,6 +39,8 @@ from .ordering import Sort, fetch_page
 from .queues import QueueOverview
 from .schedules import SchedulesScreen
 from .sources import (
+    OFFLINE,
+    ONLINE,
     RESYNC,
     TERMINAL,
     ActionError,
@@ -102,6 +104,7 @@ class TasksDashboard(App[int]):
         self._pending: list[dict[str, Any]] = []
         self._detail_timer: Timer | None = None
         self._detail_pending = False  # the timer above has not fired yet
+        self.offline = False  # the live connection to the server dropped, not back yet
         self._stats_timer: Timer | None = None
         self._event_flush: dict[str, int] = {}  # task id -> flush that last applied an event
         self.started_at = time.perf_counter()
@@ -319,7 +322,8 @@ class TasksDashboard(App[int]):
         schedule = self.filter_bar.schedule
         if schedule and self.filters.schedule_id == schedule[0]:
             shown += f" · firings of {schedule[1]} (esc: schedules)"
-        self.sub_title = f"{self.source.description} · {shown} · {self.sort.describe()}"
+        state = " · offline, reconnecting (what is shown may be stale)" if self.offline else ""
+        self.sub_title = f"{self.source.description}{state} · {shown} · {self.sort.describe()}"
 
     @on(TaskTable.RequestPage)
     def _page_requested(self, message: TaskTable.RequestPage) -> None:
@@ -386,6 +390,14 @@ class TasksDashboard(App[int]):
     async def _follow(self) -> None:
         try:
             async for event in self.source.events():
+                if event.get("type") in (OFFLINE, ONLINE):
+                    # said at once: the counts, rows and workers on screen are the last
+                    # the server sent, and may be stale until it is back
+                    self.offline = event["type"] == OFFLINE
+                    self._describe()
+                    if not self.offline:
+                        self._load_stats()
+                    continue
                 self._pending.append(event)  # only queue: applied in batches by _flush_events
         except ActionError as exc:
             self.notify(f"Live updates stopped: {exc}", severity="error", timeout=30)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard
-from jupyter_tasks_dashboard.sources import RESYNC, ServerSource
+from jupyter_tasks_dashboard.sources import OFFLINE, ONLINE, RESYNC, ServerSource
 
 from jupyter_tasks.client import TasksClient
 
@@ -24,7 +24,8 @@ def recording(source: ServerSource) -> list[dict[str, Any]]:
 
     async def record():  # type: ignore[no-untyped-def]
         async for event in events():
-            seen.append(event)
+            if event["type"] not in (OFFLINE, ONLINE):  # the dashboard's own, no id
+                seen.append(event)
             yield event
 
     source.events = record  # type: ignore[method-assign]
@@ -63,9 +64,14 @@ async def test_catches_up_over_a_server_restart_without_gaps_or_duplicates(tmp_p
             missed_ids = [t.id for t in missed]
             assert not any(task_id in app.table.tasks for task_id in missed_ids)
 
+            # said on screen while the server is away: what it shows may be stale
+            await until(lambda: "offline, reconnecting" in str(app.sub_title), pilot,
+                        what="the header saying the server is away")
             server.start()  # same port, token and database
             await until(lambda: source.connections >= 2, pilot, timeout=60,
                         what="the websocket reconnected")
+            await until(lambda: "offline" not in str(app.sub_title), pilot,
+                        what="the header live again")
             await until(lambda: all(i in app.table.tasks for i in missed_ids)
                         and app.table.tasks[missed_ids[0]]["status"] == "cancelled", pilot,
                         timeout=30, what="the missed tasks on screen")
