@@ -212,6 +212,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value  # a bare word is a string
+        except RecursionError:
+            raise CliError(f"--param {key}=… is nested too deep for JSON here") from None
     return params
 
 
@@ -239,6 +241,13 @@ async def _cmd_show(args: argparse.Namespace) -> int:
 
 async def _cmd_submit(args: argparse.Namespace) -> int:
     _load_modules(args)
+    # an option the work does not take is refused, not dropped without a word
+    if args.code is not None and (args.param or args.params):
+        raise CliError("--param and --params go with --name or --notebook; a code job "
+                       "takes its data as --input JSON")
+    if args.input is not None and args.code is None:
+        raise CliError("--input goes with --code; give --name and --notebook their values "
+                       "with --param or --params")
     if args.name:
         spec: dict[str, Any] = {"name": args.name, "params": _params(args)}
     elif args.command:

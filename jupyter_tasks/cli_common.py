@@ -48,9 +48,19 @@ def json_option(text: str | None, option: str, *, obj: bool = False) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"{option} is not JSON: {exc}") from None
+    except RecursionError:
+        raise CliError(f"{option} is nested too deep for JSON here") from None
     if obj and not isinstance(value, dict):
-        raise CliError(f"{option} takes a JSON object, not a {type(value).__name__}")
+        raise CliError(f"{option} takes a JSON object, not {_json_kind(value)}")
     return value
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (``null``, not ``NoneType``)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return {str: "a string", list: "an array", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
 
 
 def printable(text: str) -> str:

@@ -274,6 +274,28 @@ def test_lab_starts_the_jupyterlab_of_its_own_environment(
     assert cli_module.lab_executable(str(python)) == str(own)
 
 
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # before: a RecursionError traceback (exit 1)
+    (["submit", "--code", "print(1)", "--input", DEEP], "--input is nested too deep"),
+    (["submit", "--name", "cli_greet", "--param", f"name={DEEP}"], "--param name=… is nested"),
+    (["submit", "--name", "cli_greet", "--params", f'{{"x": {DEEP}}}'],
+     "--params is nested too deep"),
+    # before: taken, and dropped without a word
+    (["submit", "--code", "print(x)", "--param", "x=5"], "--param and --params go with"),
+    (["submit", "--code", "print(x)", "--params", '{"x": 5}'], "--param and --params go with"),
+    (["submit", "--name", "cli_greet", "--input", "[1]"], "--input goes with --code"),
+])
+def test_input_a_job_cannot_take_is_one_clear_error(env: dict[str, str], db_path: Path,
+                                                    args: list[str], message: str) -> None:
+    done = jt(env, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not db_path.exists() or stored(db_path) == []
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["list", "--limit", "-1"], "must be from 1 to 1000000, not -1"),
     (["list", "--limit", "99999999999999999999"], "must be from 1 to"),
@@ -296,7 +318,9 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
 @pytest.mark.parametrize(("args", "message"), [
     (["submit", "--name", "cli_greet", "--params", "{bad"], "--params is not JSON"),
     (["submit", "--name", "cli_greet", "--params", "[1, 2]"],
-     "--params takes a JSON object, not a list"),
+     "--params takes a JSON object, not an array"),
+    (["submit", "--name", "cli_greet", "--params", "null"],
+     "--params takes a JSON object, not null"),  # before: "not a NoneType"
     (["submit", "--code", "print(1)", "--input", "{bad"], "--input is not JSON"),
     (["worker", "--queue", "a b"], "not a queue name: 'a b'"),
     (["worker", "--queue", ""], "not a queue name: ''"),
