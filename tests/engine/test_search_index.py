@@ -418,8 +418,13 @@ async def test_a_round_of_the_index_leaves_a_trickle_of_writes_to_the_next(
         total = 1200 + stream.commits
         assert taken >= 1200 - task_sql.SEARCH_INDEX_BATCH
         assert 0 < total - indexed_to(path) < task_sql.SEARCH_INDEX_BATCH
-        assert await store.index_search(give_way=((-1, -1), time.monotonic())) > 0
-        assert indexed_to(path) == total  # the next round took it in one batch
+        # the next rounds take the rest (in one batch but for a batch cut short by its
+        # time on a loaded machine: a CI run's took 100 of 151 rows)
+        for _ in range(total):
+            if indexed_to(path) == total:
+                break
+            assert await store.index_search(give_way=((-1, -1), time.monotonic())) > 0
+        assert indexed_to(path) == total
 
 
 async def test_many_old_hits_are_read_not_walked_to(
