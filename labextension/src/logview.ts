@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 
 import { tasksIcon } from './icons';
 
-import { TasksConnection } from './connection';
+import { TasksAPIError, TasksConnection } from './connection';
 import {
   ERASED,
   attemptText,
@@ -220,11 +220,21 @@ export class TaskLogView extends Widget {
 
   /** Status, attempt and elapsed from the model's copy of the task. */
   private _renderHeader(): void {
-    const task = this._connection.model.get(this.taskId);
-    // the tab's title (a MainAreaWidget copies it): the name once the task is known
-    const label = `Log: ${task ? taskLabel(task, shortId(this.taskId)) : shortId(this.taskId)}`;
+    const task = this._deleted ? undefined : this._connection.model.get(this.taskId);
+    if (task) {
+      this._knownLabel = taskLabel(task, shortId(this.taskId));
+    }
+    // the tab's title (a MainAreaWidget copies it): the name once the task is known, and
+    // kept once it is deleted (the tab still holds its log)
+    const label = `Log: ${this._knownLabel ?? shortId(this.taskId)}`;
     if (this.title.label !== label) {
       this.title.label = label;
+    }
+    if (this._deleted) {
+      // said as such: "loading…" (in the last status's colour) waited for good
+      this._status.textContent = 'deleted';
+      this._status.dataset.status = 'deleted';
+      return;
     }
     if (!task) {
       this._status.textContent = 'loading…';
@@ -375,7 +385,7 @@ export class TaskLogView extends Widget {
     // the empty log's line says what the task is doing: queued, then running
     this._renderEmpty();
     if (event.type === 'task.deleted') {
-      this._stop('The task was deleted.');
+      this._markDeleted('The task was deleted.');
     } else if (event.type === 'task.log' || (event.task && !isActive(event.task))) {
       // A terminal event may follow the last lines closely: read once more.
       void this._fetch();
@@ -424,6 +434,13 @@ export class TaskLogView extends Widget {
       this._readError = false;
       this._renderEmpty();
     } catch (error) {
+      if (error instanceof TasksAPIError && error.status === 404) {
+        // deleted before this view opened (a tab restored after the delete)
+        if (!this.isDisposed) {
+          this._markDeleted('No such task any more: it was deleted (or is not yours to see).');
+        }
+        return;
+      }
       if (!this.isDisposed) {
         this._readError = true;
         this._message.textContent = `Could not read the log: ${(error as Error).message}`;
@@ -553,6 +570,13 @@ export class TaskLogView extends Widget {
     return line;
   }
 
+  private _markDeleted(message: string): void {
+    this._deleted = true;
+    this._setFollowing(false);
+    this._renderHeader();
+    this._stop(message);
+  }
+
   private _stop(message: string): void {
     clearInterval(this._timer);
     this._stopped = true;
@@ -570,6 +594,10 @@ export class TaskLogView extends Widget {
   private _readError = false;
   /** The view stopped for good (the task was deleted): its message stays. */
   private _stopped = false;
+  /** The task was deleted: the header says so, and nothing is read any more. */
+  private _deleted = false;
+  /** The task's label while it was known (the tab keeps it after a delete). */
+  private _knownLabel: string | null = null;
   private _earlier: HTMLDivElement;
   private _earlierLines: IEarlierLine[] = [];
   private _status!: HTMLSpanElement;

@@ -254,3 +254,35 @@ def test_a_bar_redrawn_in_place_reads_as_its_latest_state(lab: LabServer, page: 
     assert "\r" in all_log_text(lab, task["id"])  # the log itself is kept as written
     screenshot(page, "log-progress-bar.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
 
+
+
+def test_a_log_tab_of_a_deleted_task_says_deleted_and_keeps_its_name(
+        lab: LabServer, page: Any) -> None:
+    # before: the badge turned to "loading…" (in the last status's colour) for good, the
+    # tab's title fell back to the short id, and a tab opened after the delete (one
+    # restored by a page reload) said "loading…" beside "Could not read the log"
+    task = submit(lab, {"name": "browser_tiny", "params": {"n": 4}, "label": "to be deleted"})
+    log = open_log(page, task["id"])
+    wait_task(lab, page, task["id"], "succeeded")
+    code, _ = lab.request("DELETE", f"/api/tasks/{task['id']}")
+    assert code == 204
+    status = log.locator('.jp-TasksLog-status[data-status="deleted"]')
+    status.wait_for(state="attached")
+    assert status.inner_text() == "deleted"
+    log.locator(".jp-TasksLog-message", has_text="The task was deleted.").wait_for(
+        state="visible")
+    title = page.evaluate("""id => Array.from(window.jupyterapp.shell.widgets('main'))
+        .find(w => w.id === `jupyter-tasks-log-${id}`).title.label""", task["id"])
+    assert title == "Log: to be deleted"
+    screenshot(page, "log-deleted.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+
+    # a tab opened for a task that is gone already (as a restored one is)
+    gone = submit(lab, {"name": "browser_tiny", "params": {"n": 5}})
+    wait_gone = lab.request("GET", f"/api/tasks/{gone['id']}/result?timeout=60")
+    assert wait_gone[0] == 200
+    assert lab.request("DELETE", f"/api/tasks/{gone['id']}")[0] == 204
+    later = open_log(page, gone["id"])
+    later.locator('.jp-TasksLog-status[data-status="deleted"]').wait_for(state="attached")
+    later.locator(".jp-TasksLog-message", has_text="No such task any more").wait_for(
+        state="visible")
+    assert page.page_errors == [], page.page_errors
