@@ -153,7 +153,9 @@ class QueueOverview(Vertical):
         if not self.counted:
             return "[dim]counting…[/dim]"
         statuses = self.stats.get("statuses") or {}
-        parts = [f"[b]{self.total_text()}[/b] {'matching' if self.filters.active else 'tasks'}"]
+        noun = "matching" if self.filters.active else \
+            ("task" if self.total_tasks == 1 and self.stats.get("exact", True) else "tasks")
+        parts = [f"[b]{self.total_text()}[/b] {noun}"]
         for status in ORDER:
             count = statuses.get(status, 0)
             if count or status in ("running", "queued"):

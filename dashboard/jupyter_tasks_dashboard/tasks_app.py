@@ -317,7 +317,8 @@ class TasksDashboard(App[int]):
         table = self.table
         shown = f"page {table.page_index + 1}"
         if self.overview.counted:
-            noun = "matching" if self.filters.active else "tasks"
+            noun = "matching" if self.filters.active else \
+                ("task" if self.overview.total_text() == "1" else "tasks")
             shown += f" · {self.overview.total_text()} {noun}"
         schedule = self.filter_bar.schedule
         if schedule and self.filters.schedule_id == schedule[0]:

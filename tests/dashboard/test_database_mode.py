@@ -539,5 +539,8 @@ async def test_the_details_of_a_running_task_count_its_time_on(tmp_path):
             return found.group(1) if found else ""
 
         first = await until(ran, pilot, what="the ran line")
+        # one task is "1 task" (it read "1 tasks")
+        await until(lambda: "1 task " in app.screen_text(), pilot, what="the count")
+        assert "1 tasks" not in app.screen_text() and "1 tasks" not in str(app.sub_title)
         await until(lambda: ran() not in ("", first), pilot, timeout=30,
                     what=f"the ran line counting on from {first}")
