@@ -506,9 +506,15 @@ class DatabaseSource(DataSource):
     async def _count(self, filters: Filters) -> dict[str, Any]:
         if not filters.active:
             return {**await self._stats(), "exact": True}
+        from jupyter_tasks.liveness import live_workers
+
         counts = await self._counts(filters)
-        workers = await self.manager.store.list_workers()
+        workers = live_workers(await self.manager.store.list_workers(),
+                               self.manager.config.lease_seconds)
         return {**counts, "workers": [w.to_json() for w in workers], "exact": True}
+
+    async def _check_file(self) -> None:
+        self.manager.store.check_file()
 
     async def _call(self, coro: Any) -> Any:
         from jupyter_tasks.exceptions import JupyterTasksError
@@ -520,6 +526,9 @@ class DatabaseSource(DataSource):
 
     async def list_tasks(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         t0 = time.perf_counter()
+        # a file moved away or replaced is said, not read on from the old one: its
+        # open connection would show the old file's tasks as current for good
+        await self._call(self._check_file())
         # the server's list query itself: the same sorts, order and cursors as over REST
         page = await self._call(self.manager.store.page_tasks(
             sort=filters.sort, order="desc" if filters.descending else "asc", cursor=cursor,

@@ -818,6 +818,11 @@ class Store:
         """Why this store refuses everything from now on (its file went, or is damaged)."""
         return self._unavailable
 
+    def check_file(self) -> None:
+        """``StoreUnavailable`` if the path no longer names the file this store opened
+        (moved away or replaced): its open connections would go on reading the old one."""
+        self._check_identity()
+
     async def _scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
         """The first column of the first row of one query (on the read connection)."""
         return (await self._rows(sql, args))[0][0]

@@ -432,13 +432,17 @@ async def test_a_database_moved_away_is_refused_with_a_message_not_a_crash(tmp_p
     await source.start()
     try:
         db.rename(tmp_path / "elsewhere.db")
-        for call in (source.count(Filters()), source.stats()):
+        # the page too (before: read on from the moved file, as if it were current)
+        for call in (source.count(Filters()), source.stats(),
+                     source.list_tasks(Filters(), None, 10)):
             with pytest.raises(ActionError, match="deleted or moved"):
                 await call
-        # the open connections still read the file where it went: answers, not tracebacks
-        assert [e["text"] for e in (await source.logs(task.id))[0]] == ["hi\n"]
-        assert await source.children(task.id) == []
-        assert await source.artifacts(task.id) == []
+        # and every read after that says so too, never a traceback (before: the open
+        # connections read on from the file where it went, as if it were still here)
+        for call in (source.logs(task.id), source.children(task.id),
+                     source.artifacts(task.id)):
+            with pytest.raises(ActionError, match="deleted or moved"):
+                await call
     finally:
         await source.close()
 
@@ -544,3 +548,29 @@ async def test_the_details_of_a_running_task_count_its_time_on(tmp_path):
         assert "1 tasks" not in app.screen_text() and "1 tasks" not in str(app.sub_title)
         await until(lambda: ran() not in ("", first), pilot, timeout=30,
                     what=f"the ran line counting on from {first}")
+
+
+async def test_a_database_replaced_under_the_dashboard_is_said_not_read_on(tmp_path):
+    """Another file put where the database was (a recovery moved in place): before, the
+    pages went on showing the old file's tasks, ctrl+r too, with nothing to say so."""
+    from jupyter_tasks_dashboard.sources import ActionError, Filters
+
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "replaced.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.submit_spec({"command": ["true"]}, mode="job", queue="parked",
+                                 label="old file's task")
+    source = DatabaseSource(db)
+    await source.start()
+    try:
+        assert [t["label"] for t in (await source.list_tasks(Filters(), None, 10)).tasks] \
+            == ["old file's task"]
+        fresh = tmp_path / "fresh.db"
+        async with TaskManager(fresh, runs_background=False, make_default=False):
+            pass  # a new, empty database, moved to the same path
+        fresh.rename(db)
+        with pytest.raises(ActionError, match="replaced"):
+            await source.list_tasks(Filters(), None, 10)
+    finally:
+        await source.close()
