@@ -197,9 +197,14 @@ class TaskTable(ScrollView, can_focus=True):
     # ------------------------------------------------------------------- pages
 
     def show_page(self, index: int, cursor: str | None, tasks: list[dict[str, Any]],
-                  next_cursor: str | None) -> None:
-        """Put a freshly loaded page in the rows, keeping the selected task if present."""
+                  next_cursor: str | None, *, reread: bool = False) -> None:
+        """Put a freshly loaded page in the rows, keeping the selected task if present
+        (``reread``: the page on screen read again, as changes or ctrl+r re-read it)."""
         selected = self.selected_id
+        # the same page read again without the selected task (deleted, or moved away):
+        # the cursor stays where it was, on the row that took its place, not on the first
+        # (a delete then 'y' copied another task's id, far from where the user looked)
+        same_page_row = self.cursor_row if reread and index == self.page_index else 0
         self.skeleton = False
         del self.page_cursors[index + 1:]
         if index >= len(self.page_cursors):
@@ -213,9 +218,9 @@ class TaskTable(ScrollView, can_focus=True):
         self._cells = [row_cells(t) for t in tasks]
         self._strips.clear()
         self.virtual_size = Size(TABLE_WIDTH, len(tasks) + 1)
-        row = self.rows_of.get(selected, 0) if selected is not None else 0
+        row = self.rows_of.get(selected, same_page_row) if selected is not None else 0
         self.cursor_row = min(row, max(0, len(tasks) - 1))
-        if selected not in self.rows_of:
+        if selected not in self.rows_of and not same_page_row:
             self.scroll_to(y=0, animate=False)
         self._scroll_cursor_into_view()
         self.refresh()

@@ -272,7 +272,7 @@ class TasksDashboard(App[int]):
     # ------------------------------------------------------------------ pages
 
     @work(exclusive=True, group="page")
-    async def _load_page(self, index: int, cursor: str | None) -> None:
+    async def _load_page(self, index: int, cursor: str | None, reread: bool = False) -> None:
         try:
             page = await fetch_page(self.source, self.filters, self.sort, cursor,
                                     self.page_size)
@@ -280,7 +280,7 @@ class TasksDashboard(App[int]):
             self.notify(f"Loading tasks failed: {exc}", severity="error")
             self._release_keys()
             return
-        self._show_page(index, cursor, page)
+        self._show_page(index, cursor, page, reread=reread)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Task actions act only while the task table is what the user looks at."""
@@ -294,10 +294,11 @@ class TasksDashboard(App[int]):
                 return screen
         return None
 
-    def _show_page(self, index: int, cursor: str | None, page: Page) -> None:
+    def _show_page(self, index: int, cursor: str | None, page: Page, *,
+                   reread: bool = False) -> None:
         self.last_page_query = page.elapsed
         t0 = time.perf_counter()
-        self.table.show_page(index, cursor, page.tasks, page.next_cursor)
+        self.table.show_page(index, cursor, page.tasks, page.next_cursor, reread=reread)
         self.last_page_build = time.perf_counter() - t0
         self.page_loads += 1
         self._describe()
@@ -383,7 +384,7 @@ class TasksDashboard(App[int]):
 
     def reload_page(self) -> None:
         table = self.table
-        self._load_page(table.page_index, table.page_cursors[table.page_index])
+        self._load_page(table.page_index, table.page_cursors[table.page_index], reread=True)
 
     # ----------------------------------------------------------------- events
 

@@ -574,3 +574,27 @@ async def test_a_database_replaced_under_the_dashboard_is_said_not_read_on(tmp_p
             await source.list_tasks(Filters(), None, 10)
     finally:
         await source.close()
+
+
+async def test_after_a_delete_the_cursor_stays_where_the_row_was(tmp_path):
+    """Before: the cursor jumped to the first row, so a following 'y' copied (and 'c'
+    would cancel) a task far from where the user looked."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "delete.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        made = [await writer.submit_spec({"command": ["true"]}, mode="job", queue="parked",
+                                         label=f"row {i}") for i in range(8)]
+        for task in made:
+            await writer.cancel(task.id)  # ended: deletable
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and len(app.table.row_ids) == 8, pilot, what="rows")
+        app.table.move_cursor(row=4)
+        await pilot.pause()
+        doomed = app.table.selected_id
+        below = app.table.row_ids[5]
+        await pilot.press("d", "y")
+        await until(lambda: doomed not in app.table.tasks, pilot, what="deleted")
+        assert app.table.cursor_row == 4
+        assert app.table.selected_id == below
