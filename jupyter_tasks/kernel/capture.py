@@ -18,9 +18,11 @@ moment. That is why plain threads print into the wrong cell. We do two things:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import io
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,7 @@ current_sink: contextvars.ContextVar[OutputSink | None] = contextvars.ContextVar
 
 STREAM_CAP = 200_000  # characters kept per stream output (the head is dropped)
 OUTPUTS_CAP = 200  # outputs kept per sink (the oldest are dropped)
+LATE_FLUSH_SECONDS = 0.1  # what threads print after their task ended is written this often
 _THREAD_ATTR = "_jupyter_tasks_sink"
 
 
@@ -52,6 +55,8 @@ class OutputSink:
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         self.ctx: Any = None  # the TaskContext while the task runs: text also goes to its log
+        # after the task ended: where text its threads still print goes (``LateOutput``)
+        self.late: Callable[[str, str], None] | None = None
         self.version = 0
         self._lock = threading.Lock()
         self._outputs: list[dict[str, Any]] = []
@@ -87,6 +92,8 @@ class OutputSink:
         ctx = self.ctx
         if ctx is not None:
             ctx.write(text, name)
+        elif self.late is not None:
+            self.late(text, name)
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,
                 transient: dict[str, Any] | None = None, update: bool = False) -> None:
@@ -168,6 +175,35 @@ class OutputSink:
         self._chunk_len = 0
         self._display_ids = {}
         self.version += 1
+
+
+class LateOutput:
+    """What a task's threads print after the task ended: into its log, and its cards
+    woken to show it (they stop refreshing at the end). Any thread may call it; the
+    text is written a tick later, in one write however many prints came meanwhile."""
+
+    def __init__(self, task_id: str, manager: Any, wake: Callable[[], None]) -> None:
+        self.task_id = task_id
+        self.manager = manager
+        self.wake = wake
+        self._lock = threading.Lock()
+        self._pending: list[tuple[float, str, str]] = []
+
+    def __call__(self, text: str, stream: str) -> None:
+        with self._lock:
+            first = not self._pending
+            self._pending.append((time.time(), stream, text))
+        loop = self.manager.loop
+        if first and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(loop.call_later, LATE_FLUSH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            entries, self._pending = self._pending, []
+        self.wake()
+        if entries and self.manager.running:
+            self.manager.state.spawn(self.manager.store.append_logs(self.task_id, entries))
 
 
 def _is_widget(data: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import Mapping
@@ -169,9 +170,23 @@ class KernelSide:
         finally:
             if sink is not None:
                 sink.ctx = None
+                # threads the cell started may print on: into the log and the card still
+                if ctx.manager is not None:
+                    sink.late = capture.LateOutput(task.id, ctx.manager,
+                                                   functools.partial(_wake_cards, task.id))
             if token is not None:
                 capture.current_sink.reset(token)
             _reset_thread_parent(tokens)
+
+
+def _wake_cards(task_id: str) -> None:
+    """On the manager's loop: the cards of ``task_id`` refresh again (new output)."""
+    from .cards import hub_if_started
+
+    hub = hub_if_started()
+    if hub is not None:
+        for card in list(hub.cards.get(task_id, ())):
+            hub.activate(card)
 
 
 def cell_id_of(parent: Mapping[str, Any] | None) -> str | None:

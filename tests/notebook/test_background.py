@@ -159,6 +159,31 @@ def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
     assert kernel.value("counter") == 2
 
 
+def test_what_a_cells_thread_prints_after_the_cell_ended_reaches_its_log_and_card(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: the lines sat in the card's in-memory output, which had stopped refreshing,
+    # and never reached the task's log (its context was gone)
+    kernel.execute("import threading\ngo = threading.Event()\ndone = threading.Event()")
+    kernel.execute("%%background --name th\n"
+                   "def later():\n"
+                   "    go.wait(60)\n"
+                   "    for i in range(3):\n"
+                   "        print('thread line', i)\n"
+                   "    done.set()\n"
+                   "threading.Thread(target=later).start()\n"
+                   "print('cell body done')\n")
+    task_id = _task_id(kernel, "th")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="the end")
+    kernel.execute("go.set(); done.wait(30)")
+    eventually_sync(lambda: "thread line 2" in logs_of(db_path, task_id),
+                    what="the thread's lines in the task's log")
+    assert logs_of(db_path, task_id).index("cell body done") < \
+        logs_of(db_path, task_id).index("thread line 0")
+    kernel.wait_for(lambda: "thread line 2" in str(kernel.value(
+        "[o.get('text') for c in __import__('jupyter_tasks.kernel.cards', fromlist=['x'])"
+        ".get_hub().cards[th.id] for o in c._output.outputs]")), what="the lines in the card")
+
+
 def test_a_rerun_for_a_killed_kernel_is_refused_and_one_waiting_for_it_ends(
         kernel: Kernel, db_path: Path) -> None:
     # before: the liveness check read the kernel's worker row, which a kill -9 leaves
