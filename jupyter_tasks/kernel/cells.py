@@ -230,7 +230,13 @@ def run_source(shell: Any, source: str, filename: str,
         pass
     else:
         name_source(filename, f"Cell In[{execution_count or 0}]")
-    tree = ast.parse(above + code, filename)
+    try:
+        tree = ast.parse(above + code, filename)
+    except SyntaxError as exc:
+        # its message names its file ("invalid syntax (3894580861.py, line 2)"): the
+        # cell's name instead, as its traceback shows it
+        exc.filename = f"Cell In[{execution_count or 0}]"
+        raise
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)

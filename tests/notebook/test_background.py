@@ -327,3 +327,14 @@ def test_a_card_keeps_both_streams_and_an_error_whose_str_fails(
         ("stdout", "line3 to stdout\n")]
     assert outputs[3]["ename"] == "Unprintable"
     assert outputs[3]["evalue"] == "<exception str() failed>"
+
+
+def test_a_syntax_error_in_a_background_cell_names_the_cell_not_a_temp_file(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: the stored message read "invalid syntax (3894580861.py, line 2)"
+    kernel.execute("%%background --name bad --no-card\nx = 1\nx = = 2\n", allow_error=True)
+    task_id = _task_id(kernel, "bad")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="the failure")
+    message = task_of(db_path, task_id).error["message"]
+    assert message.startswith("invalid syntax (Cell In[") and ", line 3)" in message, message
+    assert ".py" not in message, message
