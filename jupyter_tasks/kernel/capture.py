@@ -86,6 +86,10 @@ class OutputSink:
             self._chunk_len += len(text)
             if self._chunk_len > 2 * STREAM_CAP:
                 joined = "".join(self._chunks)[-STREAM_CAP:]
+                # from a line's start: a cut line read as a line of its own ("line 275894")
+                newline = joined.find("\n", 0, len(joined) // 2)
+                if newline >= 0:
+                    joined = joined[newline + 1:]
                 self._chunks = ["…(earlier output dropped)…\n", joined]
                 self._chunk_len = len(joined)
             self.version += 1

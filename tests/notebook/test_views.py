@@ -194,3 +194,20 @@ def test_registered_and_subprocess_tasks_keep_only_user_frames(db_path: Path,
     # the card also offered a "full traceback" of the engine's frames)
     assert proc.error["traceback"] is None and proc.error.get("traceback_full") is None
     assert proc.error["message"].endswith("exited with code 3"), proc.error
+
+
+def test_output_past_the_cap_keeps_whole_lines() -> None:
+    # before: the cut landed mid-line, and "…(earlier output dropped)…" was followed by
+    # the end of a line that read as a line of its own
+    from jupyter_tasks.kernel.capture import STREAM_CAP, OutputSink
+
+    sink = OutputSink("t")
+    lines = [f"line {i:07d}\n" for i in range(3 * STREAM_CAP // 13)]
+    for line in lines:
+        sink.stream("stdout", line)
+    text = sink.snapshot()[-1]["text"]
+    head, _, kept = text.partition("\n")
+    assert head == "…(earlier output dropped)…"
+    written = set(lines)
+    assert all(line + "\n" in written for line in kept.splitlines()), kept[:80]
+    assert kept.endswith(lines[-1])
