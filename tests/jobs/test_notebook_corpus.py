@@ -107,15 +107,20 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+PEER_START_TIMEOUT = 300
+
+
 def run_papermill(source: Path, output: Path, case: Case) -> PapermillRun:
     collect = _Collect()
     logger = logging.getLogger("papermill")
     logger.addHandler(collect)
     error: BaseException | None = None
     try:
+        # the peer's kernel start gets a deadline of its own: its default of 60 s ran
+        # out in a CI run on a loaded machine ("Kernel didn't respond in 60 seconds")
         papermill.execute_notebook(str(source), str(output), parameters=case.parameters,
                                    progress_bar=False, execution_timeout=case.timeout,
-                                   cwd=str(source.parent))
+                                   cwd=str(source.parent), start_timeout=PEER_START_TIMEOUT)
         status = "succeeded"
     except CellTimeoutError as exc:
         status, error = "timeout", exc
