@@ -116,15 +116,18 @@ def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Enc
     return Encoded(_strict_dumps(stub), notes, full_text=full)
 
 
-def encode_input(value: Any, *, where: str) -> str:
-    """JSON text of a job's input, or ``ValueNotStorable`` naming every path that is not JSON."""
+def encode_input(value: Any, *, where: str, keys_checked: bool = False) -> str:
+    """JSON text of a job's input, or ``ValueNotStorable`` naming every path that is not JSON.
+
+    ``keys_checked``: ``value`` is part of an input already encoded by this function (its
+    keys and sets were checked then)."""
     try:
         text = _strict_dumps(value)
     except (TypeError, ValueError, RecursionError):
         text = None
     # the JSON encoder writes a key 1 as "1" and None as "null": the job would see other
     # keys than it was given (`1 in x` false), so such keys are refused, as sets are
-    changed = _changed_containers(value, where)
+    changed = [] if keys_checked else _changed_containers(value, where)
     if text is not None and not changed and (
             len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
         return text

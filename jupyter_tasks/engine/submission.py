@@ -355,6 +355,7 @@ def content_hashes(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]
             if isinstance(value, str):
                 data = value
             else:
-                data = texts[key] = encode_input(value, where=key)
+                # within the spec just checked: its keys need no second walk
+                data = texts[key] = encode_input(value, where=key, keys_checked=True)
             hashes[key] = hashlib.sha256(data.encode()).hexdigest()
     return hashes, texts
