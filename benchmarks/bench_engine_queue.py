@@ -18,6 +18,10 @@ run's speed on a shared machine can move by a fifth):
   an untimed run of its own), replayed on one plain ``sqlite3`` connection with no
   asyncio, no validation and no engine around them. It bounds what any trimming of
   the engine's Python could reach with this schema.
+- sequential-process: the notebook loop as it is usually deployed, the jobs run by
+  another process: one ``jupyter tasks worker`` (4 slots), beside SqliteHuey with its
+  consumer in a process of its own (``huey_consumer``, 4 threads, the same polling),
+  fsync off and on; submit to the last job's end (polled in the rows, each 2 ms).
 - workers: N jobs queued first, then drained by one or two ``jupyter tasks worker``
   processes (4 slots each) on the same database; the rate is N over the span from
   the first start to the last finish written in the rows. Twice: trivial jobs (the
@@ -35,7 +39,8 @@ settling of all N takes to the span.
 
 Usage: python benchmarks/bench_engine_queue.py [N] [ROUNDS] [BACKLOG] [CASES]
 
-CASES is a comma-separated subset of concurrent,sequential,workers,backlog (all by
+CASES is a comma-separated subset of concurrent,sequential,sequential-process,workers,
+backlog (all by
 default): ``... 2000 5 0 sequential`` runs the sequential case and its Huey peers alone.
 """
 
@@ -70,7 +75,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BACKLOG = int(sys.argv[3]) if len(sys.argv) > 3 else 500_000
 CASES = set((sys.argv[4] if len(sys.argv) > 4 else
-              "concurrent,sequential,workers,backlog").split(","))
+              "concurrent,sequential,sequential-process,workers,backlog").split(","))
 WORKERS = 4
 IN_FLIGHT = 64
 CLAIMS = 1000
@@ -297,6 +302,104 @@ async def bench_harness_floor() -> float:
     return time.perf_counter() - started
 
 
+HUEY_MODULE = '''
+import os
+from huey import SqliteHuey
+huey = SqliteHuey("bench", filename=os.environ["HUEY_DB"],
+                  fsync=os.environ["HUEY_FSYNC"] == "1")
+
+@huey.task()
+def noop(i):
+    return i
+'''
+
+
+def wait_for_rows(path: Path, sql: str, count: int, processes: list[Any]) -> None:
+    """Until ``sql`` counts ``count`` rows (a 2 ms poll of the outcome, not a sync)."""
+    conn = sqlite3.connect(path, timeout=30)
+    deadline = time.monotonic() + 600
+    try:
+        while conn.execute(sql).fetchone()[0] < count:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError(f"{path.name}: not {count} rows of {sql!r}")
+            time.sleep(0.002)
+    finally:
+        conn.close()
+
+
+def bench_sequential_to_a_worker(folder: Path) -> tuple[float, float]:
+    """(submit phase, submit to the last end) of N one-at-a-time submits from this
+    process, the jobs run by a ``jupyter tasks worker`` process."""
+    path = folder / "to-a-worker.db"
+    asyncio.run(fresh_database(path))
+    module = folder / "bench_noop_tasks.py"
+    module.write_text(TASK_MODULE)
+    env = {**os.environ, "JUPYTER_TASKS_MODULES": str(module)}
+    worker = subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", "--db", str(path),
+                               "worker", "--concurrency", str(WORKERS)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_rows(path, "SELECT count(*) FROM workers WHERE stopped_at IS NULL", 1,
+                      [worker])
+
+        async def submit_all() -> tuple[float, float]:
+            async with TaskManager(path, registry=noop_registry(), queues={},
+                                   make_default=False, as_worker=False,
+                                   runs_background=False) as client:
+                started = time.perf_counter()
+                for i in range(N):
+                    await client.submit_spec({"name": "noop", "params": {"i": i}}, mode="job")
+                return started, time.perf_counter() - started
+
+        started, submitted = asyncio.run(submit_all())
+        wait_for_rows(path, "SELECT count(*) FROM tasks WHERE status = 'succeeded'", N,
+                      [worker])
+        return submitted, time.perf_counter() - started
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def bench_huey_consumer_process(folder: Path, fsync: bool) -> tuple[float, float]:
+    """(enqueue phase, enqueue to the last result) of SqliteHuey, its consumer a process."""
+    db = folder / f"huey-process-{fsync}.db"
+    (folder / "bench_huey_tasks.py").write_text(HUEY_MODULE)
+    env = {**os.environ, "HUEY_DB": str(db), "HUEY_FSYNC": "1" if fsync else "0",
+           "PYTHONPATH": str(folder)}
+    saved = {k: os.environ.get(k) for k in ("HUEY_DB", "HUEY_FSYNC")}
+    os.environ.update({k: env[k] for k in saved})
+    sys.path.insert(0, str(folder))
+    try:
+        import importlib
+
+        import bench_huey_tasks  # type: ignore[import-not-found]
+        tasks = importlib.reload(bench_huey_tasks)
+    finally:
+        sys.path.remove(str(folder))
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "huey.bin.huey_consumer", "bench_huey_tasks.huey",
+         "-w", str(WORKERS), "-k", "thread", "-d", "0.01", "-b", "1.15", "-m", "0.1"],
+        env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # the consumer's tables exist once it runs (its first poll made them)
+        wait_for_rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'", 1,
+                      [consumer])
+        started = time.perf_counter()
+        for i in range(N):
+            tasks.noop(i)
+        submitted = time.perf_counter() - started
+        wait_for_rows(db, "SELECT count(*) FROM kv", N, [consumer])
+        return submitted, time.perf_counter() - started
+    finally:
+        consumer.terminate()
+        consumer.wait(30)
+
+
 async def queue_jobs(path: Path, count: int) -> None:
     """``count`` queued noop jobs in the database (submitted by a process with no slots)."""
     async with TaskManager(path, registry=noop_registry(), queues={}, make_default=False,
@@ -453,6 +556,8 @@ def main() -> None:
         "concurrent submits", "concurrent end-to-end", "raw sqlite 64/commit",
         "raw sqlite 1/commit", "asyncio harness alone", "sequential end-to-end",
         "sequential submits", "huey fsync off", "huey fsync on", "sql floor, sequential",
+        "sequential, worker process", "huey consumer process, fsync off",
+        "huey consumer process, fsync on",
         "1 worker process", "2 worker processes",
         "1 worker process, 1 ms jobs", "2 worker processes, 1 ms jobs",
         "claims, 100 queued", f"claims, {BACKLOG} queued")}
@@ -487,6 +592,12 @@ def main() -> None:
                     rates["huey fsync on"].append(N / bench_huey(folder, True))
                     rates["sql floor, sequential"].append(
                         N / asyncio.run(bench_sql_floor(folder)))
+                if "sequential-process" in CASES:
+                    rates["sequential, worker process"].append(
+                        N / bench_sequential_to_a_worker(folder)[1])
+                    for fsync in (False, True):
+                        rates[f"huey consumer process, fsync {'on' if fsync else 'off'}"] \
+                            .append(N / bench_huey_consumer_process(folder, fsync)[1])
                 if "workers" in CASES:
                     for name, processes, job in (
                             ("1 worker process", 1, "noop"),
@@ -524,6 +635,10 @@ def main() -> None:
              "huey fsync on", ">= 3"),
             ("  (its SQL floor / huey fsync off)", "sql floor, sequential",
              "huey fsync off", "bound"),
+            ("sequential, worker process / huey off", "sequential, worker process",
+             "huey consumer process, fsync off", ">= 1"),
+            ("sequential, worker process / huey on", "sequential, worker process",
+             "huey consumer process, fsync on", ">= 3"),
             ("concurrent submits / raw 64 per commit", "concurrent submits",
              "raw sqlite 64/commit", ">= 0.40"),
             ("2 worker processes / 1", "2 worker processes", "1 worker process", "> 1"),
