@@ -505,10 +505,21 @@ def task_filters(statuses: Iterable[str] | None, name: str | None, kind: str | N
         # ASCII, such as the Kelvin sign)
         needle = search.lower()
         lower = "lower" if needle.isascii() else FOLD_CASE_FUNCTION
+        tail = " OR substr(id, -?) = ?" if is_id_tail(needle) else ""
         where.append(f"(instr({lower}(ifnull(label, '')), ?) "
-                     f"OR instr({lower}(ifnull(name, '')), ?) OR instr(id, ?) = 1)")
-        args += [needle, needle, needle]
+                     f"OR instr({lower}(ifnull(name, '')), ?) OR instr(id, ?) = 1{tail})")
+        args += [needle, needle, needle] + ([len(needle), needle] if tail else [])
     return where, args
+
+
+_ID_TAIL = re.compile(r"[0-9a-f]{6,32}")
+
+
+def is_id_tail(needle: str) -> bool:
+    """Whether a search may be the end of an id, as the views show ids (their last ten
+    characters): six hex digits or more, which a random id's end matches one time in
+    sixteen million, so no other task comes up by chance."""
+    return _ID_TAIL.fullmatch(needle) is not None
 
 
 # ------------------------------------------------------------------ search index
@@ -656,13 +667,17 @@ def search_hits(match: str, needle: str, columns: str,
         indexed = (f"SELECT rowid FROM ({SEARCH_NEAR_HITS}) "
                    "UNION ALL SELECT task_rowid FROM task_disorder")
         indexed_args = [match, *near]
+    # an id's end (what the views show): read off the id index whole (a scan of short
+    # keys, for such searches only)
+    tail, tail_args = ("UNION ALL SELECT rowid FROM tasks WHERE substr(id, -?) = ?",
+                       [len(needle), needle]) if is_id_tail(needle) else ("", [])
     return ("WITH search_hits AS MATERIALIZED (SELECT rowid AS task_rowid, "
             f"{columns} FROM tasks WHERE rowid IN ({indexed} "
             "UNION ALL SELECT rowid FROM tasks "
             "WHERE rowid > (SELECT indexed_to FROM task_search_mark) "
             "UNION ALL SELECT task_rowid FROM task_search_queue WHERE op = 'insert' "
-            "UNION ALL SELECT rowid FROM tasks WHERE id >= ? AND id < ?)) ",
-            [*indexed_args, needle, needle + "\U0010ffff"])
+            f"UNION ALL SELECT rowid FROM tasks WHERE id >= ? AND id < ? {tail})) ",
+            [*indexed_args, needle, needle + "\U0010ffff", *tail_args])
 
 
 # the index's hits below a rowid, nearest first (arguments: match, rowid, how many)

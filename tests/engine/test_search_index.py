@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -50,10 +51,13 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def found_by_scan(tasks: list[Task], needle: str) -> set[str]:
     """What the search means, applied to every task: label or name contain it, whatever
-    the case of any letter (not only ASCII's), or the id starts with it."""
+    the case of any letter (not only ASCII's), or the id starts with it, or ends with it
+    when it is six hex digits or more (the id's end is what the views show)."""
     needle = needle.lower()
+    tail = re.fullmatch(r"[0-9a-f]{6,32}", needle) is not None
     return {t.id for t in tasks if needle in (t.label or "").lower()
-            or needle in (t.name or "").lower() or t.id.startswith(needle)}
+            or needle in (t.name or "").lower() or t.id.startswith(needle)
+            or (tail and t.id.endswith(needle))}
 
 
 class StepCounter:
@@ -126,7 +130,9 @@ async def test_searches_answer_what_a_scan_of_every_task_would(history: Path) ->
         # tasks after the index's mark, found all the same
         await store.insert_task_rows(row(i, start, "queued") for i in range(HISTORY, HISTORY + 50))
         everything = await store.list_tasks(limit=HISTORY + 100)
-        needles = [*NEEDLES, everything[5].id[:6], everything[-1].id]
+        # an id's start, a whole id, and (the panel's and dashboard's short form) its end
+        needles = [*NEEDLES, everything[5].id[:6], everything[-1].id,
+                   everything[7].id[-10:], everything[HISTORY // 2].id[-6:]]
         for needle in needles:
             expected = found_by_scan(everything, needle)
             for sort, order in (("created", "desc"), ("label", "desc"), ("progress", "asc"),
