@@ -732,6 +732,11 @@ class TasksDashboard(App[int]):
         return screenshot_text(self.export_screenshot(simplify=True), width, height)
 
     def action_reload(self) -> None:
+        if not self.ready:
+            # the start failed (no database there yet, a server not up): try it again,
+            # or ctrl+r said "closed" and the counts read "counting…" for good
+            self._boot()
+            return
         self.reload_page()
         self._load_stats()
 

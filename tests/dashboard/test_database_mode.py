@@ -598,3 +598,22 @@ async def test_after_a_delete_the_cursor_stays_where_the_row_was(tmp_path):
         await until(lambda: doomed not in app.table.tasks, pilot, what="deleted")
         assert app.table.cursor_row == 4
         assert app.table.selected_id == below
+
+
+async def test_ctrl_r_starts_a_dashboard_whose_database_came_after_it(tmp_path):
+    """Started before its database existed: before, ctrl+r answered "… is closed" and the
+    counts read "counting…" until the dashboard was restarted."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "later.db"
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: "not connected" in str(app.sub_title), pilot,
+                    what="the start refused (no database yet)")
+        async with TaskManager(db, runs_background=False, make_default=False) as writer:
+            task = await writer.submit_spec({"command": ["true"]}, mode="job",
+                                            queue="parked", label="came later")
+        await pilot.press("ctrl+r")
+        await until(lambda: app.ready and task.id in app.table.tasks, pilot,
+                    what="the database read after ctrl+r")
+        await until(lambda: "1 task" in app.screen_text(), pilot, what="the counts")
