@@ -25,7 +25,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("owner", "owner", 8),
     ("origin", "origin", 14),
     ("started", "started", 12),
-    ("duration", "duration", 8),
+    ("duration", "duration", 10),  # room for its sort arrow ("duration ▼")
 )
 TITLE = "jupyter-tasks"
 # the lines above the table in Textual's layout: header, queue counts (2), filter bar (3)

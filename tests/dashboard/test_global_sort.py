@@ -84,6 +84,13 @@ async def check_global_sort(app: TasksDashboard, pilot: Any, db: Path) -> None:
     assert app.sort.descending
     assert table.tasks[table.row_ids[0]]["label"] == LONGEST  # the longest of all, on top
     assert "by duration ▼" in app.sub_title and "within page" not in app.sub_title
+    # the column's header whole, with its arrow (it read "duratio…" in a column of 8)
+    from jupyter_tasks_dashboard.formatting import fit_cell
+    from jupyter_tasks_dashboard.table import WIDTHS
+
+    shown = [fit_cell(label, width) for label, width in zip(table.header_labels(), WIDTHS,
+                                                            strict=True)]
+    assert "duration ▼" in shown, shown
 
     loads = app.page_loads
     app.action_sort_by("label")
