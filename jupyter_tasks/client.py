@@ -286,11 +286,13 @@ class TasksClient:
 
 def _event_id(text: str | None) -> int | None:
     """An event id from a header, None if absent or not one (an older server)."""
+    if text is None:
+        return None
     try:
-        value = int(text) if text is not None else None
+        value = int(text)
     except ValueError:
         return None
-    return value if value is not None and value >= 0 else None
+    return value if value >= 0 else None
 
 
 def _decode(body: bytes | None) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
 import os
 import threading
 import time
@@ -13,7 +12,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 from .exceptions import TaskCancelled
-from .models import LogTailWrite
+from .models import LogTailWrite, progress_number
 
 T = TypeVar("T")
 
@@ -78,10 +77,9 @@ def _position(value: Any) -> int | float | None:
     if isinstance(value, int):
         return value if abs(value) <= 2**53 else None
     try:
-        number = float(value)
+        return progress_number(float(value))  # the readers' rule, once it is a float
     except (TypeError, ValueError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
 # taken once per task at most: when its log first goes past the budget
 _TAIL_START = threading.Lock()
 
