@@ -30,7 +30,7 @@ import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
 import { taskLabel } from './format';
-import { longIntegerText, parseJson } from './json';
+import { longIntegerText, parseJson, valueText } from './json';
 import { stripAnsi } from './logview';
 import { pendingQuestion } from './model';
 import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
@@ -345,10 +345,12 @@ export class RestoredTaskView extends Widget {
     const parts: string[] = [];
     const progress = task.progress;
     if (progress && progress.current != null) {
+      const { current, total } = progress;
+      // numbers make a percentage; anything else a stored row holds is shown as text
       parts.push(
-        progress.total
-          ? `${Math.round((100 * progress.current) / progress.total)}% (${progress.current}/${progress.total})`
-          : String(progress.current)
+        typeof current === 'number' && typeof total === 'number' && total > 0
+          ? `${Math.round((100 * current) / total)}% (${current}/${total})`
+          : valueText(current)
       );
       if (progress.message) {
         parts.push(progress.message);

@@ -46,3 +46,23 @@ export function parseJson<T>(text: string): T {
 export function longIntegerText(value: unknown): string | null {
   return json.isRawJSON?.(value) ? (value as IRawJSON).rawJSON : null;
 }
+
+/**
+ * A stored value as text, whatever it holds: a long integer's digits (``parseJson``
+ * keeps those as objects with no prototype, which ``String`` and template strings
+ * throw on), JSON for other objects, ``String`` for the rest. Never throws.
+ */
+export function valueText(value: unknown): string {
+  const digits = longIntegerText(value);
+  if (digits !== null) {
+    return digits;
+  }
+  if (typeof value === 'object' && value !== null) {
+    try {
+      return JSON.stringify(value) ?? '';
+    } catch {
+      return '';
+    }
+  }
+  return String(value);
+}

@@ -408,3 +408,24 @@ def test_an_out_of_memory_end_is_said_in_words_and_the_palette_has_the_panel(
     page.locator(".jp-TasksPanel").wait_for(state="visible")
     page.keyboard.press("Escape")
     assert page.page_errors == [], page.page_errors
+
+
+def test_rows_whose_progress_holds_no_number_are_shown_not_thrown_on(
+        lab: LabServer, page: Any) -> None:
+    # rows an older version or another tool wrote: before, an integer past 2**53 (which
+    # parseJson keeps as an object with no prototype) threw in the row's render, and
+    # the whole panel showed no row at all
+    _, me = lab.request("GET", "/api/tasks/me")
+    odd = [make_task("odd huge", owner=me["owner"], status="running", ago=5,
+                     progress={"current": 10**30, "total": 10**31, "message": None}),
+           make_task("odd text", owner=me["owner"], status="running", ago=6,
+                     progress={"current": "Decimal('1')", "total": 2, "message": None}),
+           make_task("odd list", owner=me["owner"], status="running", ago=7,
+                     progress={"current": [1, 2], "total": {"a": 1}, "message": "m"})]
+    seed(lab.db_path, odd)
+    for task in odd:
+        row(page, task.id).wait_for(state="visible")
+    texts = [row(page, t.id).locator(".jp-TasksPanel-progressText").inner_text() for t in odd]
+    assert texts == ["10000000000…", "Decimal('1')", "[1,2]"], texts
+    screenshot(page, "truth-odd-progress.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors

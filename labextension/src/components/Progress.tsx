@@ -3,6 +3,7 @@
  */
 import * as React from 'react';
 
+import { valueText } from '../json';
 import { etaText } from '../time';
 import { ITask } from '../types';
 
@@ -14,7 +15,7 @@ export function Progress(props: { task: ITask; now: number }): JSX.Element {
   const percent = Math.floor(fraction * 100);
   const eta = known ? etaText(props.task, fraction, props.now) : null;
   const tip = [
-    known ? `${current} of ${total}` : current != null ? `${current} done` : 'working',
+    known ? `${current} of ${total}` : current != null ? `${valueText(current)} done` : 'working',
     eta ? `about ${eta} left` : '',
     message ?? ''
   ]
@@ -34,9 +35,15 @@ export function Progress(props: { task: ITask; now: number }): JSX.Element {
         <span className="jp-TasksPanel-progressBar" style={{ width: `${fraction * 100}%` }} />
       </span>
       <span className="jp-TasksPanel-progressText">
-        {/* a stored row may hold anything: text, never an object React cannot render */}
-        {known ? `${percent}%` : current != null ? String(current) : ''}
+        {/* a stored row may hold anything (a long integer, an object): shown as text,
+            never thrown on, which blanked the whole panel */}
+        {known ? `${percent}%` : current != null ? shortText(valueText(current)) : ''}
       </span>
     </span>
   );
+}
+
+/** At most a dozen characters: the row's label keeps its room. */
+function shortText(text: string): string {
+  return text.length > 12 ? `${text.slice(0, 11)}…` : text;
 }
