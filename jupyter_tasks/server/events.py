@@ -38,7 +38,7 @@ from ..models import (
 )
 from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
-from .handlers import ID_RE, MAX_EVENT_ID
+from .handlers import ID_RE, MAX_EVENT_ID, query_integer
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 PROGRESS = EventType.PROGRESS.value
@@ -77,11 +77,8 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         since = self.get_argument("since", None)
         self._since: int | None = None
         if since not in (None, ""):
-            try:
-                self._since = int(since)  # type: ignore[arg-type]
-            except ValueError:
-                self._since = -1
-            if not 0 <= self._since <= MAX_EVENT_ID:
+            self._since = query_integer(since)  # type: ignore[arg-type]
+            if self._since is None or self._since > MAX_EVENT_ID:
                 raise Problem(400, "since must be an event id (an integer from 0 to 2**62)")
         task_id = self.get_argument("task_id", None) or None
         if task_id is not None and not ID_RE.match(task_id):

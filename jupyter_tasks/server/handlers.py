@@ -41,6 +41,23 @@ ID = r"(?P<task_id>[0-9a-f]{32})"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # the largest event id or log offset a query may name (SQLite's integers end at 2**63 - 1)
 MAX_EVENT_ID = 2**62
+# a number in a query is plain ASCII: int() and float() also take '+5', '1_000' and
+# other scripts' digits, which no client means and no other server would read alike
+_INTEGER_RE = re.compile(r"[0-9]+")
+_NUMBER_RE = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
+def query_integer(raw: str) -> int | None:
+    """``raw`` as a non-negative integer written in ASCII digits, else None."""
+    return int(raw) if _INTEGER_RE.fullmatch(raw) else None
+
+
+def query_number(raw: str) -> float | None:
+    """``raw`` as a finite non-negative decimal number (ASCII, exponent allowed), else None."""
+    if not _NUMBER_RE.fullmatch(raw):
+        return None
+    value = float(raw)
+    return value if math.isfinite(value) else None
 MAX_LIMIT = 500
 # a search is a few words typed into a box; SQLite caps pattern lengths anyway
 MAX_SEARCH_CHARS = 1_000
@@ -217,10 +234,7 @@ class TasksHandler(APIHandler):
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = None
+        value = query_integer(raw)
         if value is None or not low <= value <= high:
             _reject([{"field": name, "message": f"must be an integer from {low} to {high}"}],
                     "invalid query parameter")
@@ -230,11 +244,8 @@ class TasksHandler(APIHandler):
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and low <= value <= high):
+        value = query_number(raw)
+        if value is None or not low <= value <= high:
             _reject([{"field": name, "message": f"must be a number from {low} to {high}"}],
                     "invalid query parameter")
         return value

@@ -180,6 +180,8 @@ async def test_list_filters_and_cursor_paging(api):
 @pytest.mark.parametrize("params", [
     {"limit": 501}, {"limit": 0}, {"limit": "many"}, {"status": "bogus"}, {"kind": "bogus"},
     {"cursor": "not-an-id"},
+    # int() takes these; a number in a query is plain ASCII digits
+    {"limit": "1_0"}, {"limit": "+5"}, {"limit": "\u0665"},
 ])
 async def test_list_rejects_bad_query_with_422(api, params):
     assert_problem(await api.get(params=params), 422)
@@ -226,6 +228,8 @@ async def test_result_long_poll(api):
                          "error": None}
     assert_problem(await api.get(task["id"], "result", params={"timeout": 301}), 422)
     assert_problem(await api.get(task["id"], "result", params={"timeout": "soon"}), 422)
+    for odd in ("1_0", "\u0665", "0x1"):  # float() takes all but the last
+        assert_problem(await api.get(task["id"], "result", params={"timeout": odd}), 422)
     assert_problem(await api.get("f" * 32, "result"), 404)
 
 

@@ -200,7 +200,10 @@ async def test_slow_client_resyncs_from_the_store(api, tasks_app, jp_ws_fetch, m
 
 # an id past SQLite's integers was taken, then closed the socket with 1011 (an internal error)
 @pytest.mark.parametrize("params", [{"since": "-1"}, {"since": "abc"}, {"task_id": "xyz"},
-                                    {"since": "99999999999999999999999"}, {"since": "1e3"}])
+                                    {"since": "99999999999999999999999"}, {"since": "1e3"},
+                                    # int() takes these; an event id is plain ASCII digits
+                                    {"since": "1_000"}, {"since": "+5"},
+                                    {"since": "\u0665"}])
 async def test_bad_query_is_refused(jp_ws_fetch, tasks_app, params):
     with pytest.raises(HTTPClientError) as info:
         await jp_ws_fetch("api", "tasks", "events", params=params)
