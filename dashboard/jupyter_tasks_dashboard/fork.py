@@ -110,7 +110,9 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
         return overrides
 
     def show_error(self, message: str) -> None:
-        self.query_one("#fork-error", Static).update(Content.styled(message, "bold red"))
+        error = self.query_one("#fork-error", Static)
+        error.update(Content.styled(message, "bold red"))
+        error.display = True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # a mouse click (keys act in FastButton.action_press)

@@ -1,0 +1,59 @@
+"""Dialogs fit a small terminal: their buttons stay on screen, however few rows there are."""
+
+from __future__ import annotations
+
+import pytest
+from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.fork import ForkScreen
+from jupyter_tasks_dashboard.sources import DatabaseSource
+from textual.widget import Widget
+from textual.widgets import Button, TextArea
+
+from .conftest import until
+from .test_fast_keys import parked_tasks
+
+
+def shown(app: TasksDashboard, widget: Widget) -> bool:
+    """Whether all of ``widget`` is drawn (not clipped by the dialog or the screen)."""
+    where = app.screen.find_widget(widget)
+    return where.region.height > 0 and where.visible_region == where.region
+
+
+@pytest.mark.parametrize("size", [(80, 24), (80, 20)])
+async def test_the_fork_dialogs_buttons_and_text_are_on_screen(tmp_path, size):
+    # before: the dialog took 26 rows whatever the terminal had; at 24 rows (and 20) its
+    # Fork and Close buttons were cut off at its bottom, unseen
+    writer, _ = await parked_tasks(tmp_path, 1)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 1, pilot, what="the row")
+            await pilot.press("f")
+            await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
+            await pilot.pause()
+            for button in app.screen.query(Button):
+                assert shown(app, button), (size, button.id, app.screen.find_widget(button))
+            editor = app.screen.query_one("#fork-json", TextArea)
+            assert shown(app, editor) and editor.region.height >= 5, (size, editor.region)
+    finally:
+        await writer.stop()
+
+
+async def test_on_a_tiny_terminal_the_fork_dialog_scrolls_to_its_buttons(tmp_path):
+    # 60x16 leaves no room for all of it: a button reached by Tab is scrolled into view
+    writer, _ = await parked_tasks(tmp_path, 1)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=(60, 16)) as pilot:
+            await until(lambda: app.ready and app.table.row_count == 1, pilot, what="the row")
+            await pilot.press("f")
+            await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
+            dialog = app.screen.query_one("#fork-dialog")
+            assert shown(app, dialog), app.screen.find_widget(dialog)  # not wider than the screen
+            for button_id in ("fork-submit", "fork-close"):
+                button = app.screen.query_one(f"#{button_id}", Button)
+                while app.focused is not button:
+                    await pilot.press("tab")
+                await until(lambda b=button: shown(app, b), pilot, what=f"{button_id} shown")
+    finally:
+        await writer.stop()
