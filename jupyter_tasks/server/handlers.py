@@ -21,7 +21,7 @@ from ..liveness import live_workers
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
 from ..schedules import FIRING_KEY_PREFIX
-from ..store import LIST_SORTS, valid_artifact_name
+from ..store import LARGE_PAGE_CHARS, LIST_SORTS, valid_artifact_name
 from ..values import check_input, safe_dumps
 from .auth import (
     KIND_RESOURCES,
@@ -379,8 +379,19 @@ class TaskCollectionHandler(TasksHandler):
         page = await self.manager.store.page_tasks(
             sort=sort, order=order, cursor=self.get_argument("cursor", None) or None,
             limit=limit, statuses=statuses or None, kind=kind, owners=owners, **filters)
-        self.answer(200, {"tasks": [t.to_json() for t in page.tasks],
-                          "next_cursor": page.next_cursor})
+        if page.stored_chars <= LARGE_PAGE_CHARS:
+            self.answer(200, {"tasks": [t.to_json() for t in page.tasks],
+                              "next_cursor": page.next_cursor})
+            return
+
+        def body() -> str:
+            # a task at a time: one dumps of the whole page holds the GIL, and so the
+            # loop waiting for it, as long as encoding it all on the loop did
+            tasks = ", ".join(safe_dumps(t.to_json()) for t in page.tasks)
+            return f'{{"tasks": [{tasks}], "next_cursor": {json.dumps(page.next_cursor)}}}'
+
+        # a large page is encoded off the loop, as the store decoded it
+        self.finish(await asyncio.to_thread(body))
 
     @web.authenticated
     @authorized("execute")

@@ -18,8 +18,24 @@ writer thread, the reader, migrations, group commit), and the SQL by subject:
 
 from .connection import DatabaseThread, split_sql
 from .store import Store
-from .task_sql import ARTIFACT_NAME, LIST_SORTS, TaskPage, valid_artifact_name
+from .task_sql import (
+    ARTIFACT_NAME,
+    LARGE_PAGE_CHARS,
+    LIST_SORTS,
+    TaskPage,
+    valid_artifact_name,
+)
 from .worker_sql import Finished, Spared
 
-__all__ = ["ARTIFACT_NAME", "LIST_SORTS", "DatabaseThread", "Finished", "Spared", "Store",
-           "TaskPage", "split_sql", "valid_artifact_name"]
+__all__ = [
+    "ARTIFACT_NAME",
+    "LARGE_PAGE_CHARS",
+    "LIST_SORTS",
+    "DatabaseThread",
+    "Finished",
+    "Spared",
+    "Store",
+    "TaskPage",
+    "split_sql",
+    "valid_artifact_name",
+]

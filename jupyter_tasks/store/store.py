@@ -79,6 +79,7 @@ from .task_sql import (
     FRESH,
     GET_TASK,
     GROUP_WALKED_SORTS,
+    LARGE_PAGE_CHARS,
     LIST_SORTS,
     NEAR_DISORDER_MAX,
     NEAR_HITS_FIRST,
@@ -123,6 +124,7 @@ from .task_sql import (
     search_hits,
     search_match,
     stats_query,
+    stored_json_chars,
     task_filters,
     task_row_values,
     tie_group_query,
@@ -1322,12 +1324,16 @@ class Store:
         last_id = rows[-1]["id"] if rows else None
         if source == "search_hits":
             rows = await self._whole_rows(rows)
-        tasks = [Task.from_row(row) for row in rows]
+        chars = stored_json_chars(rows)
+        if chars > LARGE_PAGE_CHARS:  # off the loop, which the rest of the process shares
+            tasks = await asyncio.to_thread(lambda: [Task.from_row(row) for row in rows])
+        else:
+            tasks = [Task.from_row(row) for row in rows]
         if not more:
-            return TaskPage(tasks, None)
+            return TaskPage(tasks, None, chars)
         if sort == "created":
-            return TaskPage(tasks, last_id)
-        return TaskPage(tasks, encode_list_cursor(sort, order, last_value, last_id, now))
+            return TaskPage(tasks, last_id, chars)
+        return TaskPage(tasks, encode_list_cursor(sort, order, last_value, last_id, now), chars)
 
     async def _owner_rows(self, sort: str, descending: bool, where: list[str], args: list[Any],
                           after: tuple[Any, str, float] | None, now: float, limit: int

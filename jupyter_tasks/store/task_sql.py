@@ -435,6 +435,22 @@ class TaskPage(NamedTuple):
 
     tasks: list[Task]
     next_cursor: str | None
+    # the characters of JSON its tasks' values were stored as: a large page is decoded,
+    # and best encoded again, off the event loop (see LARGE_PAGE_CHARS)
+    stored_chars: int = 0
+
+
+# a page past this much stored JSON is decoded on a thread: 100 tasks of 1 MB results
+# each held the event loop of a server (every other request, every websocket) for ~2.5 s
+LARGE_PAGE_CHARS = 1_000_000
+
+
+def stored_json_chars(rows: Sequence[sqlite3.Row]) -> int:
+    """The characters of the JSON columns of ``rows`` (what decoding them walks)."""
+    if not rows:
+        return 0
+    columns = [c for c in rows[0].keys() if c in JSON_COLUMNS]  # noqa: SIM118 (a Row iterates values)
+    return sum(len(v) for row in rows for c in columns if isinstance(v := row[c], str))
 
 
 # how the statuses' term of task_filters begins (it is always the first term)
