@@ -13,6 +13,7 @@ is rebuilt by the store's upkeep the first time a server opens it.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,16 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
     finally:
         reader.close()
         writer.close()
+    if not report.copied.get("tasks"):
+        # a new file with the schema and no history would pass for a recovery (doctor
+        # finds nothing wrong in it) and be moved in place of the damaged one
+        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(f"{target}.wake", ignore_errors=True)
+        raise StoreError(
+            f"no task could be read from {source}, so nothing was written: the file is "
+            "damaged past what recover reads (or holds no task); keep it for a specialist, "
+            "or move it aside, with its -wal and -shm files, to start empty")
     return report
 
 

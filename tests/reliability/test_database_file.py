@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -468,6 +469,24 @@ def test_recover_of_a_sound_file_copies_everything(db_path, tmp_path, capsys):
     after = sqlite3.connect(target).execute(
         "SELECT id, label, status, params FROM tasks ORDER BY rowid").fetchall()
     assert after == before
+
+
+def test_a_recovery_that_copies_no_task_writes_nothing_and_fails(db_path, tmp_path, capsys):
+    # before: every table "not in tasks.db (or unreadable)", exit 0, and a new database
+    # with the schema and no row written, which doctor passed ("no problem found"): the
+    # documented `doctor --db tasks.db.recovered && mv ...` replaced the history with it
+    in_thread(make_database(db_path, jobs=20))
+    damaged = tmp_path / "damaged.db"
+    shutil.copy(db_path, damaged)
+    with open(damaged, "r+b") as f:  # everything past the header garbled
+        f.seek(100)
+        f.write(b"\xa5" * (damaged.stat().st_size - 100))
+    assert cli_main(["--db", str(damaged), "recover"]) != 0
+    captured = capsys.readouterr()
+    assert "no task could be read" in captured.err, captured
+    recovered = Path(f"{damaged}.recovered")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(recovered.name)]
+    assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
 
 
 @pytest.fixture
