@@ -42,6 +42,7 @@ from .cli_common import (
     SHORT_ID,
     CliError,
     cell_width,
+    creating_database,
     db_option,
     json_option,
     pad,
@@ -262,7 +263,13 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
                    memory_limit_mb=args.memory_limit)
     # before anything else: a bad option is the error, whether or not the name is known here
     check_options(options)
-    async with _manager(args, create=True) as m:  # a first start may well be a submit
+    with creating_database(args.db):  # a first start may well be a submit
+        return await _submit(args, spec, options)
+
+
+async def _submit(args: argparse.Namespace, spec: dict[str, Any],
+                  options: dict[str, Any]) -> int:
+    async with _manager(args, create=True) as m:
         try:
             task = await m.submit_spec(spec, mode="job", **options)
         except UnknownTask as exc:
@@ -461,6 +468,11 @@ def _ending(task: Task, args: argparse.Namespace) -> int:
 
 async def _cmd_run(args: argparse.Namespace) -> int:
     spec = run_spec(args)  # before the database is touched: bad input submits nothing
+    with creating_database(args.db):
+        return await _run(args, spec)
+
+
+async def _run(args: argparse.Namespace, spec: dict[str, Any]) -> int:
     async with _manager(args, create=True) as m:
         task = await m.submit_spec(spec, mode="job", queue=args.queue, timeout=args.timeout,
                                    memory_limit_mb=args.memory_limit)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import shutil
+import sqlite3
+import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,44 @@ def db_option() -> argparse.ArgumentParser:
     # absent here, the global --db (or its default) stays
     parent.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     return parent
+
+
+@contextlib.contextmanager
+def creating_database(db: str | None) -> Iterator[None]:
+    """Around a command that may create the database (submit, run, schedule add).
+
+    A command refused leaves no new file behind; a file it did create is said, since
+    work queued there waits unseen when ``--db`` (or ``$JUPYTER_TASKS_DB``) was mistyped.
+    """
+    from .paths import default_db_path
+
+    path = Path(db) if db else default_db_path()
+    existed = path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and _holds_nothing(path):
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+            shutil.rmtree(f"{path}.wake", ignore_errors=True)
+        raise
+    if not existed and path.exists():
+        print(f"note: created a new database at {path}; no server or worker uses it yet "
+              "(if yours runs, it uses another file: see --db and $JUPYTER_TASKS_DB)",
+              file=sys.stderr)
+
+
+def _holds_nothing(path: Path) -> bool:
+    # a file someone else created meanwhile, and wrote to, is theirs: never removed
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return not any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                           for table in ("tasks", "schedules"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
 
 
 def queue_name(text: str) -> str:

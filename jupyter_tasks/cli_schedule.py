@@ -17,6 +17,7 @@ from typing import Any
 from .cli_common import (
     CliError,
     cell_width,
+    creating_database,
     pad,
     printable,
     queue_name,
@@ -151,11 +152,12 @@ def _print(schedule: Schedule, args: argparse.Namespace) -> None:
 
 async def _cmd_add(args: argparse.Namespace) -> int:
     job = _job(args)
-    async with _manager(args, create=True) as manager:
-        schedule = await Scheduler(manager).create(
-            {"name": args.name, "cron": args.cron, "timezone": args.tz,
-             "catch_up": args.catch_up, "paused": args.paused, "job": job},
-            owner=manager.owner, parse_job=parse_job_here)
+    with creating_database(args.db):
+        async with _manager(args, create=True) as manager:
+            schedule = await Scheduler(manager).create(
+                {"name": args.name, "cron": args.cron, "timezone": args.tz,
+                 "catch_up": args.catch_up, "paused": args.paused, "job": job},
+                owner=manager.owner, parse_job=parse_job_here)
     _print(schedule, args)
     return 0
 

@@ -489,3 +489,22 @@ def test_list_shows_rows_whose_progress_holds_anything(db_path: Path, env: dict[
     listed = jt(env, "list")
     assert listed.returncode == 0, listed.stderr
     assert all(f"odd {i}" in listed.stdout for i in range(len(STORED))), listed.stdout
+
+
+def test_a_refused_command_leaves_no_new_database_and_a_new_one_is_said(
+        env: dict[str, str], tmp_path: Path) -> None:
+    # before: a refused `submit --name nothing` left a new 221 KB database at a mistyped
+    # --db, and `submit --command` queued work in a new file with no word that nobody
+    # (no server, no worker) used that file
+    typo = tmp_path / "typo.db"
+    for args in (["submit", "--name", "nothing"],
+                 ["schedule", "add", "nightly", "--cron", "not a cron", "--command", "true"]):
+        done = jt(env, "--db", str(typo), *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("typo.db")], args
+    done = jt(env, "--db", str(typo), "submit", "--command", "true")
+    assert done.returncode == 0, done.stderr
+    assert f"created a new database at {typo}" in done.stderr, done.stderr
+    assert len(stored(typo)) == 1
+    again = jt(env, "--db", str(typo), "submit", "--command", "true")
+    assert again.returncode == 0 and "created a new database" not in again.stderr, again.stderr
