@@ -167,17 +167,35 @@ class JupyterTasksApp(ExtensionApp):
 
     # ------------------------------------------------------------------ set-up
 
+    _config_problem: str | None = None
+
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        try:
+            super()._link_jupyter_server_extension(serverapp)
+        except TraitError as exc:
+            # jupyter_server logs a warning and loads the extension anyway, on its
+            # defaults (another database, other workers); it stays up to say why instead
+            self.serverapp = serverapp
+            self._config_problem = f"invalid configuration: {exc}"
+
     def initialize_settings(self) -> None:
         """Resolve the database, share it with kernels, import task modules, build the manager."""
         path = Path(self.db_path).expanduser() if self.db_path else default_db_path()
         if not path.is_absolute():
             path = Path(self.serverapp.root_dir) / path
         self.resolved_db_path = str(path)
-        # kernels (and any process) this server launches share the same database
-        os.environ[DB_ENV] = self.resolved_db_path
-        loaded = load_task_modules(self.task_modules)
-        if loaded:
-            self.log.info("jupyter_tasks | task modules: %s", ", ".join(loaded))
+        problem = self._config_problem
+        if problem is None:
+            # kernels (and any process) this server launches share the same database
+            os.environ[DB_ENV] = self.resolved_db_path
+            try:
+                loaded = load_task_modules(self.task_modules)
+            except Exception as exc:  # a SyntaxError, an ImportError, anything it raised
+                self.log.error("jupyter_tasks | a task module failed to import", exc_info=True)
+                problem = f"a task module failed to import: {type(exc).__name__}: {exc}"
+            else:
+                if loaded:
+                    self.log.info("jupyter_tasks | task modules: %s", ", ".join(loaded))
         queues = {q: n for q, n in self.workers.items() if n > 0}
         self.manager = TaskManager(
             self.resolved_db_path, queues=queues, worker_kind="server", kinds=standard(),
@@ -189,7 +207,13 @@ class JupyterTasksApp(ExtensionApp):
         self.scheduler = Scheduler(self.manager)
         self.dask_backend = None
         self._unusable: str | None = None  # why the tasks cannot be served (then 503s)
-        if self.executor == "dask" and not self.dask_scheduler_address:
+        if problem is not None:
+            # as jupyter_server would, had it not gone on without the extension: nothing
+            # is opened or run on a guess, and every route says what to fix
+            self._unusable = (f"jupyter_tasks cannot start: {problem}. Fix the "
+                              "configuration (or the module) and restart the server")
+            self.log.error("jupyter_tasks | %s", self._unusable)
+        elif self.executor == "dask" and not self.dask_scheduler_address:
             # jupyter_server only warns when an extension fails to load, and then served
             # 404s (and its stop crashed, so SIGTERM left it running): the server stays up
             # to say what is missing on every route, as for an unusable database

@@ -1,0 +1,38 @@
+"""A configuration the extension cannot use is said on every route, not served on defaults.
+
+jupyter_server only logs a warning when an extension fails to link or load: before,
+a task module that failed to import left every /api/tasks route a 404 HTML page, and
+an invalid value (workers {'default': -1}) left the extension running on its defaults
+(a configured db_path given beside it was dropped too: another database).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.launcher import JupyterProcess
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--JupyterTasksApp.task_modules=/nonexistent/x.py"],
+     "/nonexistent/x.py does not exist"),
+    (["--JupyterTasksApp.workers={'default': -1}"], "workers['default'] must be >= 0"),
+])
+def test_an_unusable_configuration_is_a_503_naming_it(tmp_path: Path, args, said) -> None:
+    db = tmp_path / "configured.db"
+    fallback = tmp_path / "env.db"  # $JUPYTER_TASKS_DB: what the defaults would open
+    server = JupyterProcess(tmp_path, db_path=fallback, ready_paths=("api",),
+                            args=[f"--JupyterTasksApp.db_path={db}", *args])
+    server.start()
+    try:
+        status, body = server.request("GET", "api/tasks")
+        assert status == 503, (status, body, server.log_tail())
+        assert said in body["detail"] and "restart" in body["detail"], body
+        assert server.request("GET", "api/tasks/stats")[0] == 503
+        assert "ERROR" in server.log_tail(20_000) or "[E" in server.log_tail(20_000)
+        assert not db.exists() and not fallback.exists()  # nothing opened on a guess
+    finally:
+        server.stop()
+    assert server.popen is not None and server.popen.returncode is not None
