@@ -28,6 +28,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .models import SINCE_HEADER, STREAM_RESET
+from .values import check_input
 
 TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
 
@@ -105,7 +106,11 @@ class TasksClient:
         data = None
         all_headers = {**self._headers(), **(headers or {})}
         if body is not None:
-            data = json.dumps(body)
+            # what JSON cannot carry is said here, naming where, as the Python API says it
+            # (json.dumps would send NaN as a token no JSON parser takes, a set as a
+            # TypeError, and a key 1 as "1")
+            check_input(body, where="body")
+            data = json.dumps(body, allow_nan=False)
             all_headers["Content-Type"] = "application/json"
         elif method in ("POST", "PUT", "PATCH"):
             data = ""
