@@ -105,3 +105,18 @@ def rename_sources(text: str) -> str:
         if quoted in text:
             text = text.replace(quoted, display)
     return text
+
+
+def error_message(error: BaseException) -> str:
+    """What ``error`` says, even when its ``__str__`` fails (the end must be written)."""
+    carries_on = "the process running it carries on"
+    if isinstance(error, SystemExit):
+        return f"sys.exit({error.code!r}) ended the task; {carries_on}"
+    try:
+        text = str(error)
+    except BaseException as exc:
+        return f"<unprintable {type(error).__name__}: its str() raised " \
+               f"{type(exc).__name__}>; {carries_on}"
+    if isinstance(error, KeyboardInterrupt):  # raised by the task, not a Ctrl-C of ours
+        return f"KeyboardInterrupt{f' ({text})' if text else ''} ended the task; {carries_on}"
+    return text

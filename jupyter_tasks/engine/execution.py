@@ -23,7 +23,7 @@ from ..exceptions import (
 from ..models import EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
 from ..runners import MemoryLimitExceeded
 from ..store import Finished
-from ..tracebacks import full_traceback, user_traceback
+from ..tracebacks import error_message, full_traceback, user_traceback
 from ..values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText
 from ..values import encode as encode_value
 from .kinds import SubprocessFailed, UnsupportedKind
@@ -444,16 +444,6 @@ def resource_usage(running: RunningTask) -> dict[str, Any]:
         usage["cpu_seconds"] = round(running.process.cpu_seconds, 6)
         usage["peak_memory_mb"] = round(running.process.peak_rss_mb, 3)
     return usage
-
-
-def error_message(error: BaseException) -> str:
-    """What ``error`` says, even when its ``__str__`` fails (the end must be written)."""
-    if isinstance(error, SystemExit):
-        return f"sys.exit({error.code!r}) ended the task; the process running it carries on"
-    try:
-        return str(error)
-    except BaseException:
-        return f"<unprintable {type(error).__name__}>"
 
 
 def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:

@@ -47,9 +47,13 @@ async def exits_async(how: str) -> None:
 EXPECTED = {
     "exit_1": ("SystemExit", "sys.exit(1)"),
     "exit_0": ("SystemExit", "sys.exit(0)"),
-    "keyboard": ("KeyboardInterrupt", ""),
+    # before: an empty message for a KeyboardInterrupt, and only "<unprintable E>" for
+    # the other, where the README says the message tells that the process carries on
+    "keyboard": ("KeyboardInterrupt", "KeyboardInterrupt ended the task; the process "
+                                      "running it carries on"),
     "outside": ("Outside", "mine"),
-    "unprintable": ("Unprintable", "<unprintable Unprintable>"),
+    "unprintable": ("Unprintable", "<unprintable Unprintable: its str() raised "
+                                   "RuntimeError>; the process running it carries on"),
 }
 
 
