@@ -15,6 +15,7 @@ import argparse
 import ast
 import asyncio
 import contextlib
+import keyword
 import math
 import re
 import shlex
@@ -265,8 +266,8 @@ async def run_blocking_source_async(source: str, label: str) -> Any:
 
 
 def _parse_subprocess(line: str) -> dict[str, Any]:
-    usage = ("usage: %run_subprocess [--timeout S] [--cwd D] [--background] CMD ARGS...  "
-             "(split with shlex; no shell)")
+    usage = ("usage: %run_subprocess [--timeout S] [--cwd D] [--label L] [--background] CMD "
+             "ARGS...  (split with shlex; no shell)")
     try:
         tokens = shlex.split(line)
     except ValueError as exc:
@@ -452,8 +453,8 @@ class TaskMagics(Magics):
             raise UsageError(str(exc)) from None
         side = _side()
         name = args.name or side.fresh_name("bg")
-        if not name.isidentifier():
-            raise UsageError(f"--name must be a Python identifier, not {name!r}")
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"--name must be a variable name Python takes, not {name!r}")
         run = CellRun(capture=True, parent=_parent(self.shell),
                       execution_count=_execution_count(self.shell),
                       magic_line=f"%%background {line}".rstrip())
@@ -489,7 +490,7 @@ class TaskMagics(Magics):
 
     @line_magic
     def run_subprocess(self, line: str) -> Any:
-        """``%run_subprocess [--timeout S] [--cwd D] [--background] CMD ARGS...``
+        """``%run_subprocess [--timeout S] [--cwd D] [--label L] [--background] CMD ARGS...``
 
         Runs CMD (split with shlex; never a shell) as a tracked ``subprocess``
         task; its output streams into its card, the exit code is shown, and

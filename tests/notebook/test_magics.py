@@ -203,6 +203,16 @@ def test_waiting_magics_refuse_a_timeout_that_is_not_positive_in_one_line(
         assert "takes a positive number of seconds, not '" in said, said
 
 
+def test_background_refuses_a_name_python_cannot_use_as_a_variable(kernel: Kernel) -> None:
+    # before: `--name for` was taken (`--name 1bad` was not): the handle went to a name
+    # no cell can type, and the cell ran anyway
+    for name in ("1bad", "for", "None"):
+        outputs = kernel.execute(f"%%background --no-card --name {name}\n1", allow_error=True)
+        said = "".join(m["content"].get("text", "") for m in outputs)
+        assert said.startswith("UsageError: ") and repr(name) in said, (name, said)
+        assert "TaskHandle" not in said  # refused before anything ran
+
+
 def test_run_blocking_takes_a_trailing_semicolon(kernel: Kernel) -> None:
     # a habit to hide a cell's value; before: "invalid syntax" as a UsageError
     outputs = kernel.execute("x = %run_blocking sum(range(4));\nx")
