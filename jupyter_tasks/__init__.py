@@ -15,6 +15,7 @@ from .exceptions import (
     InvalidTaskName,
     JupyterTasksError,
     ManagerNotRunning,
+    NotInTask,
     TaskCancelled,
     TaskFailed,
     TaskNotFound,
@@ -45,13 +46,13 @@ _kinds.install_as_default()
 
 __all__ = [
     "IdempotencyConflict", "InvalidCommand", "InvalidParameters", "InvalidTaskName",
-    "JupyterTasksError", "ManagerNotRunning", "Registry", "Task", "TaskBoard", "TaskCancelled",
-    "TaskCard", "TaskContext", "TaskFailed", "TaskHandle", "TaskKind", "TaskManager",
-    "TaskMode", "TaskNotFound", "TaskStatus", "UnknownTask", "__version__", "cancel", "fork",
-    "get_info", "get_task", "get_tasks_by_key", "get_tasks_by_key_prefix", "list_by_tags",
-    "load_ipython_extension", "progress", "register_function", "request_confirmation", "rerun",
-    "run_background", "run_blocking", "run_subprocess", "start_manager", "stop_manager",
-    "submit", "task", "track", "update_progress",
+    "JupyterTasksError", "ManagerNotRunning", "NotInTask", "Registry", "Task", "TaskBoard",
+    "TaskCancelled", "TaskCard", "TaskContext", "TaskFailed", "TaskHandle", "TaskKind",
+    "TaskManager", "TaskMode", "TaskNotFound", "TaskStatus", "UnknownTask", "__version__",
+    "cancel", "fork", "get_info", "get_task", "get_tasks_by_key", "get_tasks_by_key_prefix",
+    "list_by_tags", "load_ipython_extension", "progress", "register_function",
+    "request_confirmation", "rerun", "run_background", "run_blocking", "run_subprocess",
+    "start_manager", "stop_manager", "submit", "task", "track", "update_progress",
 ]
 
 # notebook classes, imported on first use so that `import jupyter_tasks` does not

@@ -109,6 +109,13 @@ class ManagerNotRunning(JupyterTasksError, RuntimeError):
     title = "No task manager running"
 
 
+class NotInTask(JupyterTasksError, RuntimeError):
+    """A helper acting on the current task was called outside one (and no running
+    ``task_id`` of this process was given)."""
+
+    title = "Not inside a running task"
+
+
 class KernelPortsTaken(JupyterTasksError, RuntimeError):
     """A notebook job's kernel lost one of its ports to another process at every start.
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .context import TaskContext, current_context
-from .exceptions import ManagerNotRunning
+from .exceptions import NotInTask
 from .models import Task, TaskKind
 from .runners import ProcessUsage, run_process, validate_argv
 from .runtime import current_manager
@@ -97,7 +97,7 @@ def _context(task_id: str | None) -> TaskContext:
         running = manager.running_context(task_id)
         if running is not None:
             return running
-    raise ManagerNotRunning(
+    raise NotInTask(
         f"task {task_id} is not running in this process" if task_id
         else "not inside a running task: pass task_id= or call this from the task's code"
     )

@@ -24,6 +24,7 @@ from jupyter_tasks.exceptions import (
     InvalidRequest,
     ManagerNotRunning,
     NothingToConfirm,
+    NotInTask,
     NotRerunnable,
     TaskFailed,
     UnknownTask,
@@ -109,6 +110,17 @@ async def test_helpers_without_a_manager_say_how_to_start_one(db_path: Path) -> 
     with pytest.raises(ManagerNotRunning, match="load_ext jupyter_tasks"):
         await jt.run_background(coro)
     coro.close()
+
+
+async def test_a_task_helper_outside_a_task_says_so_not_that_no_manager_runs(
+        manager: TaskManager) -> None:
+    # before: ManagerNotRunning (its title "No task manager running") with a manager
+    # running in the very process
+    with pytest.raises(NotInTask, match="not inside a running task"):
+        await jt.update_progress(1, 2)
+    with pytest.raises(NotInTask, match="is not running in this process"):
+        await jt.update_progress(1, 2, task_id="0" * 32)
+    assert not issubclass(NotInTask, ManagerNotRunning)
 
 
 async def test_task_key_dedups_only_active_tasks(manager: TaskManager) -> None:
