@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import sqlite3
 import time
@@ -151,6 +152,21 @@ class JupyterTasksApp(ExtensionApp):
         for queue, count in value.items():
             if count < 0:
                 raise TraitError(f"workers[{queue!r}] must be >= 0, not {count}")
+        return value
+
+    @validate("history_days", "busy_timeout")
+    def _check_not_negative(self, proposal: Any) -> float:
+        # NaN compares False with everything: history_days=nan turned pruning off unsaid
+        value = proposal["value"]
+        if not (math.isfinite(value) and value >= 0):
+            raise TraitError(f"{proposal['trait'].name} must be a number >= 0, not {value}")
+        return value
+
+    @validate("prune_interval", "activity_interval")
+    def _check_positive(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not (math.isfinite(value) and value > 0):
+            raise TraitError(f"{proposal['trait'].name} must be a number > 0, not {value}")
         return value
 
     @validate("max_log_chars")

@@ -19,6 +19,8 @@ from tests.launcher import JupyterProcess
     (["--JupyterTasksApp.task_modules=/nonexistent/x.py"],
      "/nonexistent/x.py does not exist"),
     (["--JupyterTasksApp.workers={'default': -1}"], "workers['default'] must be >= 0"),
+    # NaN compares False with everything: pruning was off, unsaid
+    (["--JupyterTasksApp.history_days=nan"], "history_days must be a number >= 0, not nan"),
 ])
 def test_an_unusable_configuration_is_a_503_naming_it(tmp_path: Path, args, said) -> None:
     db = tmp_path / "configured.db"
