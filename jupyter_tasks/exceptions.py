@@ -154,6 +154,18 @@ class StoreBusy(StoreError):
     retry_after = 1
 
 
+class StoreFull(StoreError):
+    """The disk holding the database is full: nothing was changed; free some space.
+
+    Over REST a 503 with ``Retry-After``, as for a held lock: the request can succeed
+    once space is back. A task's end waits for it (its work is not run again).
+    """
+
+    http_status = 503
+    title = "Task store full"
+    retry_after = 5
+
+
 class ValueNotStorable(JupyterTasksError, ValueError):
     """A value cannot be stored as JSON even after the storage rule (see ``jupyter_tasks.values``).
 

@@ -17,6 +17,7 @@ from ..exceptions import (
     ManagerNotRunning,
     NotRerunnable,
     StoreBusy,
+    StoreFull,
     TaskCancelled,
     TaskTimedOut,
 )
@@ -62,7 +63,8 @@ END_RETRY_MAX_SECONDS = 2.0
 
 
 async def write_despite_locks(task_id: str, write: Callable[[], Awaitable[T]]) -> T:
-    """``write()`` (a task's end) again until no lock held elsewhere stops it.
+    """``write()`` (a task's end) again until no lock held elsewhere (nor a full disk)
+    stops it.
 
     The work is done and its outcome known here: given up (StoreBusy after the busy
     timeout, a process holding ``BEGIN EXCLUSIVE``), the task stayed ``running``
@@ -74,10 +76,12 @@ async def write_despite_locks(task_id: str, write: Callable[[], Awaitable[T]]) -
     while True:
         try:
             written = await write()
-        except StoreBusy:
+        except (StoreBusy, StoreFull) as exc:
             if tries == 0:  # said once, and once more when it went in (not every try)
                 log.warning("the database is locked by another process: the end of task "
-                            "%s waits for it", task_id)
+                            "%s waits for it" if isinstance(exc, StoreBusy) else
+                            "the disk holding the database is full: the end of task %s "
+                            "waits for space", task_id)
             tries += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, END_RETRY_MAX_SECONDS)

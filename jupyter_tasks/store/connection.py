@@ -17,6 +17,7 @@ import aiosqlite
 from ..exceptions import (
     StoreBusy,
     StoreError,
+    StoreFull,
     StoreUnavailable,
 )
 from ..migrations import LATEST_VERSION, MIGRATIONS
@@ -245,6 +246,10 @@ def translate(exc: BaseException) -> BaseException:
             return StoreBusy(
                 "the task database is busy: another process held its write lock past the "
                 "busy timeout; try again")
+        if "database or disk is full" in text:
+            return StoreFull(
+                "the disk holding the task database is full: nothing was changed; free "
+                "some space and try again")
         if "readonly database" in text:
             # the file, its folder or its disk may not be written by this process: said
             # as such (a 503 over REST, one error line in the CLI), not as a traceback

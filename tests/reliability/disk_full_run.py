@@ -1,0 +1,74 @@
+"""Run inside a small tmpfs (see test_disk_full.py): a job whose end meets a full disk.
+
+The job fills the disk holding the database as its last act, so its end cannot be
+written; space comes back once the engine has said it waits for it. Prints one JSON
+line: the task row as it ended and how many times the job's body ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from jupyter_tasks import TaskManager, task
+from jupyter_tasks.exceptions import StoreFull
+
+FOLDER = Path(sys.argv[1])  # on the small tmpfs: the database and the filler
+RUNS = Path(sys.argv[2])  # elsewhere: one line per run of the job's body
+FILLER = FOLDER / "filler"
+
+
+@task("fills_the_disk", mode="job")
+def fills_the_disk() -> str:
+    with RUNS.open("a") as f:
+        f.write("run\n")
+    with FILLER.open("wb") as f:  # up to the last byte the disk has
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return "done"
+
+
+class SaysItWaits(logging.Handler):
+    """Frees the disk once the engine said that an end waits for space (not before)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waits for space" in record.getMessage():
+            self.loop.call_soon_threadsafe(self.waiting.set)
+
+
+async def main() -> None:
+    said = SaysItWaits()
+    logging.getLogger("jupyter_tasks").addHandler(said)
+    # a lease shorter than the wait for space: the old code's reaper took the job back
+    async with TaskManager(FOLDER / "tasks.db", queues={"default": 1}, lease_seconds=3,
+                           heartbeat_interval=1, make_default=False) as manager:
+        submitted = await manager.submit("fills_the_disk")
+        await asyncio.wait_for(said.waiting.wait(), 60)
+        try:  # a submit meanwhile: refused, saying why (503 with Retry-After over REST)
+            await manager.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+            refused = None
+        except StoreFull as exc:
+            refused = exc.message
+        await asyncio.sleep(manager.config.lease_seconds * 2)  # past its lease, disk full
+        FILLER.unlink()
+        ended = await manager.wait(submitted.id, timeout=120)
+        print(json.dumps({"status": ended.status, "result": ended.result,
+                          "attempts": ended.attempts, "lost_attempts": ended.lost_attempts,
+                          "runs": RUNS.read_text().count("run"), "refused": refused}),
+              flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
