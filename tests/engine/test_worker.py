@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -136,6 +137,11 @@ async def test_cli_submit_worker_list_show_logs_rerun(db_path: Path, spawn) -> N
     assert {t["id"] for t in listed} == {job_id, child}
 
 
+async def _create(db_path: Path) -> None:
+    async with TaskManager(db_path, make_default=False, runs_background=False):
+        pass
+
+
 def test_cli_refuses_bad_input_clearly(db_path: Path) -> None:
     out = cli(db_path, "submit", "--modules", SAMPLE_TASKS, "--name", "add", "--param", "a=x",
               "--param", "zz=1", check=False)
@@ -143,6 +149,8 @@ def test_cli_refuses_bad_input_clearly(db_path: Path) -> None:
     assert "a: expected int" in out.stderr and "zz: unexpected parameter" in out.stderr
     out = cli(db_path, "submit", "--name", "no_such_task", check=False)
     assert out.returncode == 2 and "no task registered" in out.stderr
+    assert not db_path.exists()  # refused: no new database left behind
+    asyncio.run(_create(db_path))
     out = cli(db_path, "show", "0" * 32, check=False)
     assert out.returncode == 2 and "no task with id" in out.stderr
     assert json.loads(cli(db_path, "list", "--json").stdout) == []
