@@ -283,6 +283,11 @@ class Execution:
         # after a cancel, whose CancelledError must not leak into the next job
         keep_busy = task.mode == TaskMode.JOB and not state.stopping \
             and not running.cancel_sent and task.queue in state.wake_queues
+        # remembered before the end is written: a waiter woken by the end's event may
+        # run before this coroutine resumes, and read the outcome (a failure of its own
+        # code re-raised as it was, not TaskFailed: seen on a loaded CI machine)
+        state.remember(task.id, status == TaskStatus.SUCCEEDED,
+                       value if status == TaskStatus.SUCCEEDED else error)
         try:
             if status == TaskStatus.SUCCEEDED:
                 changes.update(await self._stored_result(task, value))
@@ -301,6 +306,7 @@ class Execution:
             log.exception("writing the end of task %s failed", task.id)
             status = TaskStatus.FAILED
             error = exc
+            state.remember(task.id, False, exc)
             finished = await store.finish(
                 task.id,
                 {"status": status.value, "result": None, "progress": None,
@@ -311,8 +317,6 @@ class Execution:
                            "traceback": None}},
                 EventType.FAILED, worker_id=state.worker_id)
         state.local_work.pop(task.id, None)
-        state.remember(task.id, status == TaskStatus.SUCCEEDED,
-                       value if status == TaskStatus.SUCCEEDED else error)
         if finished.callback_url:
             state.spawn(self.post_callback(task.id))
         if task.mode == TaskMode.SYNC and error is not None and status == TaskStatus.FAILED:

@@ -480,6 +480,33 @@ async def test_sync_mode_reraises_the_original_exception(manager: TaskManager) -
         await manager.submit(lambda: 1 / 0, mode="sync")
 
 
+async def test_a_waiter_woken_by_the_end_reads_the_original_exception(
+        manager: TaskManager) -> None:
+    # before: the outcome was remembered after the end's write returned; a waiter woken
+    # by the end's event first (a loaded machine) got TaskFailed, not the ZeroDivisionError
+    # of its own code (%run_blocking 1/0 showed the engine's TaskFailed, once in CI). The
+    # end's writer is held here after its commit until the waiter has read the outcome
+    read = asyncio.Event()
+    real_finish = manager.store.finish
+
+    async def finish_then_hold(*args: Any, **kwargs: Any) -> Any:
+        written = await real_finish(*args, **kwargs)
+        await asyncio.wait_for(read.wait(), 20)
+        return written
+
+    manager.store.finish = finish_then_hold  # type: ignore[method-assign]
+    try:
+        task = await manager.submit(lambda: 1 / 0)
+        ended = await manager.wait(task.id, timeout=20)
+        try:
+            with pytest.raises(ZeroDivisionError):
+                manager.outcome(ended)
+        finally:
+            read.set()
+    finally:
+        manager.store.finish = real_finish  # type: ignore[method-assign]
+
+
 def test_start_manager_in_a_thread_for_scripts(db_path: Path) -> None:
     manager = jt.start_manager(db_path)
     try:
