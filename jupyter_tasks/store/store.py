@@ -439,7 +439,7 @@ class Store:
             await writer.close()
             # a damaged file (cut short, overwritten) is said as such, with what to do,
             # wherever it is opened: the CLI and a worker printed a traceback
-            damaged = dbfile.unavailable_for(path, exc)
+            damaged = dbfile.unavailable_for(path, exc) or dbfile.access_problem(path, exc)
             if damaged is not None:
                 raise damaged from None
             raise

@@ -549,13 +549,18 @@ def test_a_database_in_a_read_only_folder_is_said_unreadable_here_not_damaged(
     for sidecar in ("tasks.db-wal", "tasks.db-shm"):
         (folder / sidecar).unlink(missing_ok=True)
     cli_command = f"{shlex.quote(sys.executable)} -m jupyter_tasks.cli --db {path}"
+    # submit and worker too: before, a traceback ending in "unable to open database file"
+    # (found by trying them there); a worker must not wait for work it cannot claim
     script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && "
-              f"{cli_command} list; echo rc=$?; {cli_command} doctor; echo rc=$?")
+              f"{cli_command} list; echo rc=$?; {cli_command} doctor; echo rc=$?; "
+              f"{cli_command} submit --command true; echo rc=$?; "
+              f"timeout 60 {cli_command} worker; echo rc=$?")
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
                           text=True, timeout=120)
     if "mount" in done.stderr and "rc=" not in done.stdout:
         pytest.skip(f"a read-only bind mount is not possible here: {done.stderr.strip()}")
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.stdout.count("rc=2") + done.stdout.count("rc=1") == 2, done.stdout
+    assert done.stdout.count("rc=2") + done.stdout.count("rc=1") == 4, done.stdout
     assert "cannot be read here" in done.stderr + done.stdout, (done.stdout, done.stderr)
+    assert done.stderr.count("cannot be read here") >= 3, done.stderr  # list, submit, worker
     assert "found damage" not in done.stdout and "move it aside" not in done.stdout, done.stdout
