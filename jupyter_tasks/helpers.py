@@ -82,10 +82,13 @@ async def run_subprocess(
 
 
 def _task_usage(ctx: TaskContext | None) -> ProcessUsage | None:
-    """Inside a task: usage whose process group goes into the task's row (for the reaper)."""
+    """Inside a task: usage whose process group goes into the task's row (for the reaper),
+    led by the shim, which ends the whole group if the worker dies (PR_SET_PDEATHSIG
+    reaches only the leader: the command's own children lived on, doing the task's
+    work for nobody, until a process opened the database again and reaped it)."""
     manager = ctx.manager if ctx is not None else None
     on_group = manager.group_recorder(ctx.task_id) if manager is not None else None
-    return ProcessUsage(on_group=on_group) if on_group is not None else None
+    return ProcessUsage(on_group=on_group, exit_peak=True) if on_group is not None else None
 
 
 def _context(task_id: str | None) -> TaskContext:

@@ -231,9 +231,51 @@ async def test_run_subprocess_inside_a_task_records_and_clears_its_group(db_path
 
         process = await eventually(recorded, what="the subprocess's group in the row")
         assert process["pgid"] == process["pid"]
-        assert [p.pid for p in group_members(process["pgid"])] == [process["pid"]]
+        # the shim leads the group (it ends it all if the worker dies), the command in it
+        async def shim_and_command() -> Any:
+            members = group_members(process["pgid"])
+            return len(members) == 2 and members
+
+        members = await eventually(shim_and_command, what="the shim and its command")
+        assert process["pid"] in [p.pid for p in members]
         await manager.cancel(task.id)
         ended = await manager.wait(task.id, timeout=30)
         assert ended.status == "cancelled"
         assert ended.process is None
         assert group_members(process["pgid"]) == []
+
+
+SUBPROCESS_TASKS = '''
+import sys
+from jupyter_tasks import run_subprocess, task
+
+
+@task("runs_a_group", mode="job")
+async def runs_a_group(script: str, token: str, marks: str) -> int:
+    done = await run_subprocess([sys.executable, script, token, marks, "60"])
+    return done.returncode
+'''
+
+
+def test_run_subprocess_in_a_job_dies_with_its_killed_server_grandchild_too(
+        server_factory, jobs: Jobs, tmp_path: Path):
+    # before: only the group's leader had PR_SET_PDEATHSIG; its child lived on, its
+    # parent pid 1, doing the job's work for nobody until a process opened the database
+    # again and its reaper ended the group. No second server is started here
+    module = tmp_path / "subprocess_tasks.py"
+    module.write_text(SUBPROCESS_TASKS)
+    server = server_factory("--JupyterTasksApp.workers=default=1", env=jobs.env,
+                            modules=str(module))
+    status, task = server.request("POST", "/api/tasks", {
+        "name": "runs_a_group",
+        "params": {"script": str(jobs.script), "token": "rs", "marks": str(jobs.marks)}})
+    assert status == 202, task
+
+    def both_running() -> bool:  # the leader and its child, the work
+        return len(jobs.orphans(keep={server.popen.pid})) >= 2 and bool(jobs.lines("rs", "start"))
+
+    eventually_sync(both_running, timeout=60, what="the job's leader and its child")
+    server.kill()
+    eventually_sync(lambda: not jobs.orphans(keep=set()), timeout=30,
+                    what="no process of the job left once its server was killed")
+    assert not jobs.lines("rs", "end")
