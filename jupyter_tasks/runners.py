@@ -40,6 +40,18 @@ except (OSError, AttributeError):
 GroupHook = Callable[[int, "dict[str, Any] | None"], Awaitable[None]]
 
 
+class ShimLost(Exception):
+    """The shim leading a command's process group died before the command ended (killed
+    from outside): not the command's failure; the worker ended the group after it."""
+
+    def __init__(self, argv0: str, returncode: int) -> None:
+        how = (f"killed by {signal.Signals(-returncode).name}" if returncode < 0
+               and -returncode in signal.valid_signals() else f"ended with code {returncode}")
+        super().__init__(
+            f"the shim leading the process group of {argv0!r} was {how} before the command "
+            "ended; the command did not fail on its own, and its group was ended with it")
+
+
 class MemoryLimitExceeded(Exception):
     """A subprocess tree used more memory than its task allowed."""
 
@@ -224,7 +236,10 @@ async def _shim_says(sock: socket.socket) -> tuple[bytes, bytes]:
     loop = asyncio.get_running_loop()
     got = b""
     while b"\n" not in got:
-        part = await loop.sock_recv(sock, 64)
+        try:
+            part = await loop.sock_recv(sock, 64)
+        except ConnectionResetError:  # killed with our "go" unread: as if it died first
+            break
         if not part:
             break
         got += part
@@ -232,8 +247,9 @@ async def _shim_says(sock: socket.socket) -> tuple[bytes, bytes]:
     return answer, rest
 
 
-def _shim_exit_peak_mb(sock: socket.socket, said: bytes) -> float:
-    """The exit-time peak the shim sent (0.0 if none), read once the shim has ended.
+def _shim_exit_peak_mb(sock: socket.socket, said: bytes) -> float | None:
+    """The exit-time peak the shim sent (0.0: unknown), read once the shim has ended;
+    None if it sent none: it died before its command ended (``ShimLost``).
 
     Never waits: the shim has exited, so what it wrote is in the socket, then EOF.
     """
@@ -247,7 +263,7 @@ def _shim_exit_peak_mb(sock: socket.socket, said: bytes) -> float:
         word, _, kib = line.partition(b" ")
         if word == b"peak" and kib.isdigit():
             return int(kib) / 1024
-    return 0.0
+    return None
 
 
 def group_record(pid: int) -> dict[str, Any]:
@@ -439,6 +455,7 @@ async def run_process(
     pgid = proc.pid
     usage.pid = proc.pid
     said = b""  # what the shim sent after its answer
+    shim_lost = False  # it ended without telling how its command did
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
 
     async def pump(stream: asyncio.StreamReader, name: str) -> None:
@@ -494,7 +511,9 @@ async def run_process(
     finally:
         if shim is not None:
             if proc.returncode is not None:  # the shim has ended: it sent the peak, if any
-                usage.peak_rss_mb = max(usage.peak_rss_mb, _shim_exit_peak_mb(shim, said))
+                peak = _shim_exit_peak_mb(shim, said)
+                shim_lost = peak is None
+                usage.peak_rss_mb = max(usage.peak_rss_mb, peak or 0.0)
             shim.close()
         if monitor is not None:
             monitor.cancel()
@@ -507,6 +526,8 @@ async def run_process(
             kill_process_group(pgid)  # the record goes only once nothing of the group is left
             await announce_group(usage.on_group, pgid, None)
     returncode = proc.returncode
+    if shim_lost and returncode is not None:
+        raise ShimLost(argv[0], returncode)
     out: Any = b"".join(chunks["stdout"]) if capture_output else None
     err: Any = b"".join(chunks["stderr"]) if capture_output else None
     if text and capture_output:

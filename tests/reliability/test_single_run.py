@@ -279,3 +279,27 @@ def test_run_subprocess_in_a_job_dies_with_its_killed_server_grandchild_too(
     eventually_sync(lambda: not jobs.orphans(keep=set()), timeout=30,
                     what="no process of the job left once its server was killed")
     assert not jobs.lines("rs", "end")
+
+
+async def test_a_killed_shim_is_said_as_such_not_blamed_on_the_command(db_path: Path):
+    # before: "command 'sleep' exited with code -9" (SubprocessFailed): the command had
+    # not exited, its shim was killed and the worker then ended the group
+    import signal
+
+    from jupyter_tasks import TaskManager
+    from tests.waiting import eventually
+
+    async with TaskManager(db_path, queues={"default": 1}, make_default=False) as manager:
+        task = await manager.submit_spec({"command": ["sleep", "60"]}, mode="job")
+
+        async def shim_running() -> Any:
+            row = await manager.get(task.id)
+            return row.process and row.process.get("pid")
+
+        shim_pid = await eventually(shim_running, timeout=30, what="the job's shim recorded")
+        os.kill(shim_pid, signal.SIGKILL)
+        ended = await manager.wait(task.id, timeout=30)
+        assert ended.status == "failed", ended
+        assert ended.error["type"] == "ShimLost", ended.error
+        message = ended.error["message"]
+        assert "shim" in message and "SIGKILL" in message and "exited with code" not in message
