@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import contextvars
 import ctypes
 import os
@@ -536,6 +537,27 @@ async def run_process(
     if check and returncode:
         raise subprocess.CalledProcessError(returncode, argv, out, err)
     return subprocess.CompletedProcess(argv, returncode, out, err)
+
+
+async def start_group_guard(pgid: int) -> asyncio.subprocess.Process | None:
+    """A shim in guard mode that ends the group ``pgid`` if this process dies (Linux);
+    None where parent-death signals are missing. ``stop_group_guard`` ends it."""
+    preexec = _shim_preexec()
+    if preexec is None:
+        return None
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-I", "-S", SHIM, "--guard", str(pgid), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec,
+        start_new_session=True)  # not in the group it guards
+
+
+async def stop_group_guard(guard: asyncio.subprocess.Process | None) -> None:
+    """End a guard from ``start_group_guard`` (its group ended here, as it should)."""
+    if guard is None or guard.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        guard.kill()
+    await guard.wait()
 
 
 async def announce_group(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -> None:

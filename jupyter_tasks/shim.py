@@ -189,5 +189,39 @@ def _tell(fd, message):
         pass  # the worker is gone: SIGUSR1 is on its way
 
 
+GUARD_POLL_SECONDS = 1.0
+
+
+def guard(pgid):
+    """``shim.py --guard PGID``: end the process group PGID if our worker dies.
+
+    For a group led by something else than a shim (a notebook job's kernel): the
+    leader's own PR_SET_PDEATHSIG ends it alone, not what it started. The worker
+    gives us SIGUSR1 as parent-death signal; we end once the group is gone (or the
+    worker ends us when the run ends).
+    """
+
+    def worker_lost(signum, frame):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass  # gone already
+        os._exit(0)
+
+    signal.signal(signal.SIGUSR1, worker_lost)
+    if os.getppid() == 1:  # the worker died before our handler was set
+        worker_lost(signal.SIGUSR1, None)
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass  # not ours to check: it still exists
+        time.sleep(GUARD_POLL_SECONDS)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--guard"]:
+        guard(int(sys.argv[2]))
     main(sys.argv)

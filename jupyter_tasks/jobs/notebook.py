@@ -58,7 +58,15 @@ from typing import Any
 
 from .._version import __version__
 from ..exceptions import InvalidRequest
-from ..runners import ProcessUsage, announce_group, die_with_parent, group_record, watch_memory
+from ..runners import (
+    ProcessUsage,
+    announce_group,
+    die_with_parent,
+    group_record,
+    start_group_guard,
+    stop_group_guard,
+    watch_memory,
+)
 from . import kernel
 from . import notebook_record as record
 from ._util import run_to_end
@@ -345,6 +353,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     usage: ProcessUsage = running.process
     kernel_pid: int | None = None
     recorded: int | None = None  # the kernel's process group, once in the task's row
+    guard: asyncio.subprocess.Process | None = None  # ends that group if we die
     monitor: asyncio.Future[Any] | None = None
     failure: BaseException | None = None
     execute: asyncio.Future[Any] | None = None
@@ -357,10 +366,12 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             # jupyter_client starts the kernel in a session of its own: its group is
             # recorded for the reaper, and its memory watched from the start (None:
             # a start given up on, its kernel killed)
-            nonlocal kernel_pid, recorded, monitor
+            nonlocal kernel_pid, recorded, monitor, guard
             if monitor is not None:
                 monitor.cancel()
                 monitor = None
+            await stop_group_guard(guard)
+            guard = None
             if recorded is not None and usage.on_group is not None:
                 await announce_group(usage.on_group, recorded, None)
                 recorded = None
@@ -372,6 +383,8 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
                 if group["pgid"] == pid:  # never a group the kernel shares with us
                     recorded = pid
                     await announce_group(usage.on_group, pid, group)
+                    # the kernel dies with us (below); what its cells started, with this
+                    guard = await start_group_guard(pid)
             monitor = asyncio.ensure_future(
                 watch_memory(pid, usage, getattr(task, "memory_limit_mb", None)))
 
@@ -433,6 +446,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             await run_to_end(_finish(client, kernel_pid, execute, ctx, nb, out,
                                      raise_errors=failure is None))
         finally:
+            await run_to_end(stop_group_guard(guard))
             if recorded is not None and usage.on_group is not None:
                 await run_to_end(announce_group(usage.on_group, recorded, None))
     return {"notebook": out.artifact_name, "cells": total, "executed": done,

@@ -303,3 +303,22 @@ async def test_a_killed_shim_is_said_as_such_not_blamed_on_the_command(db_path: 
         assert ended.error["type"] == "ShimLost", ended.error
         message = ended.error["message"]
         assert "shim" in message and "SIGKILL" in message and "exited with code" not in message
+
+
+def test_a_notebook_jobs_processes_die_with_its_killed_server(server_factory, jobs: Jobs):
+    # before: PR_SET_PDEATHSIG ended the kernel alone; what its cell started (here a
+    # script and its child) lived on with parent pid 1 until a process opened the
+    # database again. No second server is started here
+    server = server_factory("--JupyterTasksApp.workers=default=1", env=jobs.env)
+    status, task = server.request("POST", "/api/tasks", jobs.bodies("nbk")["nbk-notebook"])
+    assert status == 202, task
+
+    def all_running() -> bool:  # the kernel, the script its cell started, and its child
+        return len(jobs.orphans(keep={server.popen.pid})) >= 3 and \
+            bool(jobs.lines("nbk-notebook", "start"))
+
+    eventually_sync(all_running, timeout=90, what="the kernel, the script and its child")
+    server.kill()
+    eventually_sync(lambda: not jobs.orphans(keep=set()), timeout=30,
+                    what="no process of the job left once its server was killed")
+    assert not jobs.lines("nbk-notebook", "end")
