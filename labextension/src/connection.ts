@@ -724,6 +724,25 @@ export class TasksConnection implements IDisposable {
       void this._loadIdentity();
       void this.refreshSchedules();
     }
+    if (status === 'closed' && !this._loaded) {
+      void this._sayWhyRefused();
+    }
+  }
+
+  /**
+   * Why a stream that never opened is refused, when the server says so over REST (a
+   * 503 naming an unusable configuration or database): a refused websocket handshake
+   * tells a page nothing, and the list is read only once the socket opens. A network
+   * failure is left to the "offline" label.
+   */
+  private async _sayWhyRefused(): Promise<void> {
+    try {
+      await this.api.stats();
+    } catch (error) {
+      if (error instanceof TasksAPIError && !this._loaded) {
+        this._setError(error.message);
+      }
+    }
   }
 
   /**

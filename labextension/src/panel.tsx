@@ -326,7 +326,7 @@ export class TasksPanel extends ReactWidget {
               </section>
             );
           })}
-          {total === 0 && (
+          {total === 0 && connection.error === null && (
             <div className="jp-TasksPanel-empty">
               {model.filter.scheduleId !== null
                 ? 'This schedule has not fired yet.'
