@@ -49,7 +49,8 @@ _NUMBER_RE = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 def query_integer(raw: str) -> int | None:
     """``raw`` as a non-negative integer written in ASCII digits, else None."""
-    return int(raw) if _INTEGER_RE.fullmatch(raw) else None
+    # past 20 digits no id or limit fits (and int() refuses 4,300 digits: a 500)
+    return int(raw) if len(raw) <= 20 and _INTEGER_RE.fullmatch(raw) else None
 
 
 def query_number(raw: str) -> float | None:
@@ -391,7 +392,7 @@ class TaskCollectionHandler(TasksHandler):
             return f'{{"tasks": [{tasks}], "next_cursor": {json.dumps(page.next_cursor)}}}'
 
         # a large page is encoded off the loop, as the store decoded it
-        self.finish(await asyncio.to_thread(body))
+        self.finish(await self.manager.store.off_loop(body))
 
     @web.authenticated
     @authorized("execute")
