@@ -789,6 +789,12 @@ class Store:
             with self._drain_lock:
                 self._thread_calls -= 1
 
+    async def off_loop(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a thread, the loop yielding the GIL to it as to the store's own
+        threads (decoding or encoding a large page would otherwise hold the loop)."""
+        with self._on_a_thread():
+            return await asyncio.to_thread(fn)
+
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:
         """The rows of one query on the read connection, beside any write."""
         if self._unavailable is not None:
@@ -1326,7 +1332,7 @@ class Store:
             rows = await self._whole_rows(rows)
         chars = stored_json_chars(rows)
         if chars > LARGE_PAGE_CHARS:  # off the loop, which the rest of the process shares
-            tasks = await asyncio.to_thread(lambda: [Task.from_row(row) for row in rows])
+            tasks = await self.off_loop(lambda: [Task.from_row(row) for row in rows])
         else:
             tasks = [Task.from_row(row) for row in rows]
         if not more:
