@@ -46,8 +46,12 @@ class ShimLost(Exception):
     from outside): not the command's failure; the worker ended the group after it."""
 
     def __init__(self, argv0: str, returncode: int) -> None:
-        how = (f"killed by {signal.Signals(-returncode).name}" if returncode < 0
-               and -returncode in signal.valid_signals() else f"ended with code {returncode}")
+        how = f"ended with code {returncode}"
+        if returncode < 0:
+            try:
+                how = f"killed by {signal.Signals(-returncode).name}"
+            except ValueError:  # a real-time signal has no name
+                how = f"killed by signal {-returncode}"
         super().__init__(
             f"the shim leading the process group of {argv0!r} was {how} before the command "
             "ended; the command did not fail on its own, and its group was ended with it")
@@ -186,9 +190,9 @@ class ProcessUsage:
     # (database, task id, attempt): run the command through the shim, which writes
     # its exit into that task's ``process`` record (commands and code jobs of the manager)
     record_exit: tuple[str, str, int] | None = None
-    # run through the shim, recording nothing, for the exit-time peak (jobs on Dask).
-    # Not by default: the shim costs a Python start-up, and a process we fork and
-    # reap ourselves would carry our own (large) memory into its ru_maxrss
+    # run through the shim, recording nothing: for the exit-time peak (jobs on Dask),
+    # and so that the whole group ends with its worker (a task's run_subprocess). Not
+    # for a plain run_process outside a task: the shim costs a Python start-up
     exit_peak: bool = False
 
 
@@ -483,7 +487,10 @@ async def run_process(
             await announce_group(usage.on_group, pgid, group_record(proc.pid))
         watched = proc.pid
         if shim is not None:
-            await asyncio.get_running_loop().sock_sendall(shim, b"go")
+            try:
+                await asyncio.get_running_loop().sock_sendall(shim, b"go")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # killed once its group was recorded: it says nothing (ShimLost below)
             line, said = await _shim_says(shim)
             answer = line.split()
             if answer[:1] == [b"err"]:  # argv could not be started: as if we had started it
