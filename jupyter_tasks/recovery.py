@@ -69,16 +69,17 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
     finally:
         reader.close()
         writer.close()
-    if not report.copied.get("tasks"):
-        # a new file with the schema and no history would pass for a recovery (doctor
+    if not any(report.copied.values()):
+        # a new file with the schema and no row would pass for a recovery (doctor
         # finds nothing wrong in it) and be moved in place of the damaged one
         for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
             leftover.unlink(missing_ok=True)
         shutil.rmtree(f"{target}.wake", ignore_errors=True)
         raise StoreError(
-            f"no task could be read from {source}, so nothing was written: the file is "
-            "damaged past what recover reads (or holds no task); keep it for a specialist, "
-            "or move it aside, with its -wal and -shm files, to start empty")
+            f"no task (nor schedule, event or log) could be read from {source}, so nothing "
+            "was written: the file is damaged past what recover reads (or holds nothing); "
+            "keep it for a specialist, or move it aside, with its -wal and -shm files, to "
+            "start empty")
     return report
 
 

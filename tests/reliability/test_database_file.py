@@ -483,7 +483,7 @@ def test_a_recovery_that_copies_no_task_writes_nothing_and_fails(db_path, tmp_pa
         f.write(b"\xa5" * (damaged.stat().st_size - 100))
     assert cli_main(["--db", str(damaged), "recover"]) != 0
     captured = capsys.readouterr()
-    assert "no task could be read" in captured.err, captured
+    assert "no task (nor schedule, event or log) could be read" in captured.err, captured
     recovered = Path(f"{damaged}.recovered")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(recovered.name)]
     assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
