@@ -38,38 +38,48 @@ def db_option() -> argparse.ArgumentParser:
 def creating_database(db: str | None) -> Iterator[None]:
     """Around a command that may create the database (submit, run, schedule add).
 
-    A command refused leaves no new file behind; a file it did create is said, since
-    work queued there waits unseen when ``--db`` (or ``$JUPYTER_TASKS_DB``) was mistyped.
+    A new file is said at once (work queued in a file no server uses waits unseen
+    when ``--db`` or ``$JUPYTER_TASKS_DB`` was mistyped), and a command refused
+    leaves no new file behind, unless another process has opened it meanwhile.
     """
     from .paths import default_db_path
 
     path = Path(db) if db else default_db_path()
-    existed = path.exists()
+    if path.exists():
+        yield
+        return
+    print(f"note: no database at {path}: creating a new one, which no server or worker "
+          "uses yet (if yours runs, it uses another file: see --db and $JUPYTER_TASKS_DB)",
+          file=sys.stderr)
     try:
         yield
     except BaseException:
-        if not existed and _holds_nothing(path):
+        if _unused_and_empty(path):
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
             shutil.rmtree(f"{path}.wake", ignore_errors=True)
         raise
-    if not existed and path.exists():
-        print(f"note: created a new database at {path}; no server or worker uses it yet "
-              "(if yours runs, it uses another file: see --db and $JUPYTER_TASKS_DB)",
-              file=sys.stderr)
 
 
-def _holds_nothing(path: Path) -> bool:
-    # a file someone else created meanwhile, and wrote to, is theirs: never removed
+def _unused_and_empty(path: Path) -> bool:
+    # a file another process opened meanwhile (a server starting on it) is theirs, rows
+    # or not: leaving WAL mode needs every other connection closed, so it is the test
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return not any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
-                           for table in ("tasks", "schedules"))
-        finally:
-            conn.close()
+        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
     except sqlite3.Error:
         return False
+    try:
+        if conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0].lower() != "delete":
+            return False
+        for table in ("tasks", "schedules"):
+            with contextlib.suppress(sqlite3.OperationalError):  # not created yet
+                if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+                    return False
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def queue_name(text: str) -> str:

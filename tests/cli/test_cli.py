@@ -493,6 +493,7 @@ def test_list_shows_rows_whose_progress_holds_anything(db_path: Path, env: dict[
 
 def test_a_refused_command_leaves_no_new_database_and_a_new_one_is_said(
         env: dict[str, str], tmp_path: Path) -> None:
+    # (said before the work is queued: `run --wait` on a file nobody serves never ends)
     # before: a refused `submit --name nothing` left a new 221 KB database at a mistyped
     # --db, and `submit --command` queued work in a new file with no word that nobody
     # (no server, no worker) used that file
@@ -504,7 +505,7 @@ def test_a_refused_command_leaves_no_new_database_and_a_new_one_is_said(
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("typo.db")], args
     done = jt(env, "--db", str(typo), "submit", "--command", "true")
     assert done.returncode == 0, done.stderr
-    assert f"created a new database at {typo}" in done.stderr, done.stderr
+    assert f"no database at {typo}: creating a new one" in done.stderr, done.stderr
     assert len(stored(typo)) == 1
     again = jt(env, "--db", str(typo), "submit", "--command", "true")
-    assert again.returncode == 0 and "created a new database" not in again.stderr, again.stderr
+    assert again.returncode == 0 and "creating a new one" not in again.stderr, again.stderr
