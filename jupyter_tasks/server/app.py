@@ -252,7 +252,9 @@ class JupyterTasksApp(ExtensionApp):
             "jupyter_tasks_app": self,
             ACTIVITY_SETTING: utcnow(),
         })
-        self.log.info("jupyter_tasks | database %s, workers %s", self.resolved_db_path, queues)
+        if self._unusable is None:  # else no database is opened: none to name
+            self.log.info("jupyter_tasks | database %s, workers %s", self.resolved_db_path,
+                          queues)
 
     def initialize_handlers(self) -> None:
         """Every route of docs/reference/rest-api.md."""
