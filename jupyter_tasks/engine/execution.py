@@ -14,7 +14,7 @@ from ..context import TaskContext, current_context
 from ..exceptions import (
     InvalidParameters,
     InvalidRequest,
-    ManagerNotRunning,
+    NotInTask,
     NotRerunnable,
     StoreBusy,
     StoreFull,
@@ -410,7 +410,7 @@ class Execution:
         state = self.state
         running = state.running.get(ctx.task_id)
         if running is None:
-            raise ManagerNotRunning(f"task {ctx.task_id} is not running in this process")
+            raise NotInTask(f"task {ctx.task_id} is not running in this process")
         assert state.loop is not None
         running.answer = state.loop.create_future()
         asked = await state.store.ask_confirmation(
