@@ -30,12 +30,18 @@ Submit = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 def parse_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """(object, None) for a JSON object, (None, why not) otherwise."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except ValueError as exc:  # NaN, Infinity: Python's json takes them, JSON does not
+        return None, f"invalid JSON: {exc}"
     if not isinstance(value, dict):
         return None, f"must be a JSON object {{...}}, not {type(value).__name__}"
     return value, None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (write null, or a number)")
 
 
 class FastButton(Button):
@@ -112,7 +118,7 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
     def show_error(self, message: str) -> None:
         error = self.query_one("#fork-error", Static)
         error.update(Content.styled(message, "bold red"))
-        error.display = True
+        error.display = bool(message)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # a mouse click (keys act in FastButton.action_press)

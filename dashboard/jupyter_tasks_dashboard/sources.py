@@ -248,11 +248,14 @@ class ServerSource(DataSource):
 
     async def _call(self, coro: Any) -> Any:
         from jupyter_tasks.client import TasksClientError
+        from jupyter_tasks.exceptions import JupyterTasksError
 
         try:
             return await coro
         except TasksClientError as exc:
             raise ActionError(exc.describe(), exc.status) from None
+        except JupyterTasksError as exc:  # refused before it was sent (a NaN in a body)
+            raise ActionError(exc.message, 422) from None
 
     async def start(self) -> None:
         # importing the client (the engine package, tornado) takes a few hundred ms: on a

@@ -141,6 +141,10 @@ async def test_fork_validates_json_and_runs_with_edited_params(server):
         editor.text = "[42]"  # JSON, but not an object
         await pilot.press("ctrl+s")
         await until(lambda: "JSON object" in error_text(), pilot, what="type error shown")
+        editor.text = '{"value": NaN}'  # Python's json takes it; before, the app crashed
+        await pilot.press("ctrl+s")
+        await until(lambda: "NaN is not a JSON number" in error_text(), pilot,
+                    what="NaN refused")
         editor.text = '{"no_such_param": 1}'  # the server answers 422
         await pilot.press("ctrl+s")
         await until(lambda: "no_such_param" in error_text(), pilot, what="server 422 shown")
