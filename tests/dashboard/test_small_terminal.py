@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard
 from jupyter_tasks_dashboard.fork import ForkScreen
@@ -19,10 +24,9 @@ def shown(app: TasksDashboard, widget: Widget) -> bool:
     return where.region.height > 0 and where.visible_region == where.region
 
 
-@pytest.mark.parametrize("size", [(80, 24), (80, 20)])
-async def test_the_fork_dialogs_buttons_and_text_are_on_screen(tmp_path, size):
-    # before: the dialog took 26 rows whatever the terminal had; at 24 rows (and 20) its
-    # Fork and Close buttons were cut off at its bottom, unseen
+@contextlib.asynccontextmanager
+async def fork_dialog(tmp_path: Path, size: tuple[int, int]) -> AsyncIterator[tuple[Any, Any]]:
+    """(app, pilot) with the fork dialog of a parked task open, at ``size``."""
     writer, _ = await parked_tasks(tmp_path, 1)
     app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
     try:
@@ -31,32 +35,32 @@ async def test_the_fork_dialogs_buttons_and_text_are_on_screen(tmp_path, size):
             await pilot.press("f")
             await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
             await pilot.pause()
-            for button in app.screen.query(Button):
-                assert shown(app, button), (size, button.id, app.screen.find_widget(button))
-            editor = app.screen.query_one("#fork-json", TextArea)
-            assert shown(app, editor) and editor.region.height >= 5, (size, editor.region)
+            yield app, pilot
     finally:
         await writer.stop()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (80, 20)])
+async def test_the_fork_dialogs_buttons_and_text_are_on_screen(tmp_path, size):
+    # before: the dialog took 26 rows whatever the terminal had; at 24 rows (and 20) its
+    # Fork and Close buttons were cut off at its bottom, unseen
+    async with fork_dialog(tmp_path, size) as (app, _):
+        for button in app.screen.query(Button):
+            assert shown(app, button), (size, button.id, app.screen.find_widget(button))
+        editor = app.screen.query_one("#fork-json", TextArea)
+        assert shown(app, editor) and editor.region.height >= 5, (size, editor.region)
 
 
 async def test_on_a_tiny_terminal_the_fork_dialog_scrolls_to_its_buttons(tmp_path):
     # 60x16 leaves no room for all of it: a button reached by Tab is scrolled into view
-    writer, _ = await parked_tasks(tmp_path, 1)
-    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
-    try:
-        async with app.run_test(size=(60, 16)) as pilot:
-            await until(lambda: app.ready and app.table.row_count == 1, pilot, what="the row")
-            await pilot.press("f")
-            await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
-            dialog = app.screen.query_one("#fork-dialog")
-            assert shown(app, dialog), app.screen.find_widget(dialog)  # not wider than the screen
-            for button_id in ("fork-submit", "fork-close"):
-                button = app.screen.query_one(f"#{button_id}", Button)
-                for _ in range(10):  # a handful of widgets: Tab reaches each in fewer
-                    if app.focused is button:
-                        break
-                    await pilot.press("tab")
-                assert app.focused is button, (button_id, app.focused)
-                await until(lambda b=button: shown(app, b), pilot, what=f"{button_id} shown")
-    finally:
-        await writer.stop()
+    async with fork_dialog(tmp_path, (60, 16)) as (app, pilot):
+        dialog = app.screen.query_one("#fork-dialog")
+        assert shown(app, dialog), app.screen.find_widget(dialog)  # not wider than the screen
+        for button_id in ("fork-submit", "fork-close"):
+            button = app.screen.query_one(f"#{button_id}", Button)
+            for _ in range(10):  # a handful of widgets: Tab reaches each in fewer
+                if app.focused is button:
+                    break
+                await pilot.press("tab")
+            assert app.focused is button, (button_id, app.focused)
+            await until(lambda b=button: shown(app, b), pilot, what=f"{button_id} shown")
