@@ -237,9 +237,10 @@ class TaskCard(widgets.VBox):
         # 100% plus the widgets' margins overflowed the card, whose box then scrolled
         self._header = widgets.HTML(desired["header"], layout=_fill())
         self._body = widgets.HTML(desired.get("body", ""), layout=_fill())
+        # ipywidgets 8's Layout has `overflow` only: overflow_y/overflow_x were dropped
+        # without a word, and long output ran under the buttons, out of reach
         self._output = widgets.Output(layout=widgets.Layout(max_height="24em",
-                                                            overflow_y="auto",
-                                                            overflow_x="auto"))
+                                                            overflow="auto"))
         if self._sink is not None:
             self._output.outputs = self._sink.snapshot()
         cancel_disabled, rerun_disabled = desired["controls"]
