@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..exceptions import TaskNotFound
 from ..manager import task_fields_from_api_json, task_from_api_json
 from ..models import (
     BIDI_CONTROLS,
@@ -228,8 +229,14 @@ class TaskCard(widgets.VBox):
         self.task_id = str(task_id)
         self.compact = compact
         self.follows_reruns = not compact
-        self._task: Task = _task if _task is not None else manager.run_sync(
-            manager.get(self.task_id), 30)
+        if _task is None:
+            try:
+                _task = manager.run_sync(manager.get(self.task_id), 30)
+            except TaskNotFound as exc:
+                # said here, in one frame: the engine's eleven (the loop hop, the store)
+                # tell a notebook user nothing
+                raise TaskNotFound(exc.message) from None
+        self._task: Task = _task
         self._reset_state()
         desired = self._desired()
         self._sent = dict(desired)

@@ -240,9 +240,13 @@ def test_errors_of_run_blocking_and_handles_show_the_users_code_not_the_engine(
     assert ename == "ZeroDivisionError" and "----> 1 1/0" in shown, shown
     for engine in ("runners.py", "cells.py", "execution.py", "manager.py"):
         assert engine not in shown, (engine, shown)
+    # TaskCard of an unknown id too (before: eleven frames through run_sync, the loop hop,
+    # concurrent.futures and the store)
     for call in ("TaskHandle('0' * 32).status", "TaskHandle('0' * 32).logs()",
-                 "TaskHandle('0' * 32).cancel()", "TaskHandle('0' * 32).answer('yes')"):
-        ename, shown = _plain_traceback(kernel, f"from jupyter_tasks import TaskHandle\n{call}")
+                 "TaskHandle('0' * 32).cancel()", "TaskHandle('0' * 32).answer('yes')",
+                 "TaskCard('does-not-exist-123')"):
+        ename, shown = _plain_traceback(
+            kernel, f"from jupyter_tasks import TaskCard, TaskHandle\n{call}")
         assert ename == "TaskNotFound", (call, shown)
         for engine in ("store.py", "connection.py", "concurrent/futures", "manager.py"):
             assert engine not in shown, (call, engine, shown)
