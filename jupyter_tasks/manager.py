@@ -380,7 +380,9 @@ class TaskManager:
     @on_its_loop
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued task, or ask its owner to stop a running one."""
-        task = await self.store.request_cancel(task_id)
+        task, ended_here = await self.store.request_cancel(task_id)
+        if ended_here and task.callback_url:  # no worker ends it: its POST goes from here
+            self.state.spawn(self.housekeeping.post_callback(task.id))
         if not task.is_terminal:
             self.execution.stop_by_id(task_id, "cancel")
         return task

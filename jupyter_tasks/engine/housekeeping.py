@@ -13,7 +13,7 @@ from .. import callbacks
 from ..context import TaskContext
 from ..exceptions import StoreError
 from ..liveness import worker_alive
-from ..models import LogTailWrite, Task, TaskStatus
+from ..models import LogTailWrite, Task
 from ..runners import end_recorded_groups
 from ..store import Spared
 from .loop_failures import LoopFailures
@@ -158,9 +158,9 @@ class Housekeeping:
         if settled:
             state.wake_all()
         for task in settled:
-            # ended from the exit its process recorded: told as the lost worker would have
-            if task.status in (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value) \
-                    and task.callback_url:
+            # ended here (from the exit its process recorded, or interrupted for good):
+            # told as the lost worker would have; a task queued again is told at its end
+            if task.is_terminal and task.callback_url:
                 state.spawn(self.post_callback(task.id))
         return settled
 

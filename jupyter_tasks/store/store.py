@@ -1510,8 +1510,9 @@ class Store:
         in one transaction; returns the seqs of each tail's new rows."""
         return await self._txn(tx_updates, list(progress), list(logs), list(tails))
 
-    async def request_cancel(self, task_id: str) -> Task:
-        """Cancel a queued task at once, or flag a running one for its owner to stop."""
+    async def request_cancel(self, task_id: str) -> tuple[Task, bool]:
+        """Cancel a queued task at once, or flag a running one for its owner to stop;
+        with whether this call ended it (then nothing else will post its callback)."""
         return await self._txn(tx_request_cancel, task_id)
 
     async def ask_confirmation(self, task_id: str, confirmation: dict[str, Any]) -> Task | None:

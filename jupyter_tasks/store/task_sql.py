@@ -1108,7 +1108,9 @@ def tx_updates(
     return written
 
 
-def tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> Task:
+def tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> tuple[Task, bool]:
+    """(the task, whether this call ended it): a queued task ends cancelled at once, a
+    running one is asked to stop (its owner writes the end)."""
     now = time.time()
     task = update_task(
         conn, task_id,
@@ -1118,20 +1120,20 @@ def tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> Task:
     )
     if task is not None:
         insert_event(conn, task, EventType.CANCELLED, now)
-        return task
+        return task, True
     current = _get_task(conn, task_id)
     if current is None:
         raise TaskNotFound(f"no task with id {task_id}")
     if current.status == TaskStatus.CANCELLED.value:
-        return current
+        return current, False
     if current.is_terminal:
         raise TaskStateConflict(f"task {task_id} already ended {current.status}")
     if current.cancel_requested:
-        return current
+        return current, False
     task = update_task(conn, task_id, {"cancel_requested": True, "updated_at": now})
     assert task is not None
     insert_event(conn, task, EventType.CANCEL_REQUESTED, now)
-    return task
+    return task, False
 
 
 def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:

@@ -321,3 +321,51 @@ def test_a_refused_hop_sends_nothing_there(receiver):
         callbacks.deliver(f"{first.url}/", b"{}", DEFAULT)
     assert second.requests == []
     assert len(first.requests) == 1
+
+
+async def test_a_queued_task_cancelled_posts_its_callback_once(api, receiver):
+    # before: a cancel of a task still queued ended it through the store alone, and no
+    # callback was ever posted (a running one cancelled got its POST); a second cancel
+    # of the cancelled task must not post again
+    target = receiver("127.0.0.1")
+    job = await api.submit({"name": "srv_job", "params": {"value": 1}, "queue": "parked",
+                            "callback_url": f"{target.url}/cancelled"})
+    assert (await api.post(job["id"], "cancel")).code == 202
+    assert (await api.post(job["id"], "cancel")).code in (200, 202)
+
+    async def arrived() -> list[dict[str, Any]]:
+        return target.requests
+
+    (request,) = await eventually(arrived, what="the POST of the cancelled task")
+    assert json.loads(request["body"])["status"] == "cancelled"
+    finished = await api.submit({"name": "srv_job", "params": {"value": 2},
+                                 "callback_url": f"{target.url}/later"})
+    # every POST arrives in order of its task's end: the later task's POST is the second
+    await eventually(lambda: arrived_after(target, finished["id"]), what="a later POST")
+    assert [r["path"] for r in target.requests].count("/cancelled") == 1
+
+
+async def arrived_after(target: Any, task_id: str) -> bool:
+    return any(task_id.encode() in r["body"] for r in target.requests)
+
+
+async def test_a_job_its_lost_workers_ended_interrupted_posts_its_callback(db_path, receiver):
+    # before: the reaper posted the callbacks of the ends it wrote from a recorded exit
+    # (succeeded, failed) only; a job ended interrupted after its worker was lost got none
+    from jupyter_tasks import TaskManager
+    from tests.engine.test_retry_policy import claim_as_ghost
+
+    target = receiver("127.0.0.1")
+    async with TaskManager(db_path, queues={}, reaper_interval=3600, max_lost_attempts=0,
+                           make_default=False) as m:
+        job = await m.submit_spec({"command": ["true"]}, mode="job",
+                                  callback_url=f"{target.url}/lost")
+        await claim_as_ghost(m.store, job.id)
+        (ended,) = await m.reap_dead_workers()
+        assert ended.status == "interrupted"
+
+        async def arrived() -> list[dict[str, Any]]:
+            return target.requests
+
+        (request,) = await eventually(arrived, what="the POST of the interrupted job")
+    assert json.loads(request["body"])["status"] == "interrupted"
