@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import StoreBusy, StoreError, StoreUnavailable
+from .exceptions import StoreBusy, StoreError, StoreFull, StoreUnavailable
 from .migrations import LATEST_VERSION
 from .models import worker_task_names
 
@@ -198,9 +198,23 @@ def unavailable_for(path: Path | str, exc: BaseException) -> StoreUnavailable | 
     return None
 
 
+# below this much free space a write-side I/O error is taken for a full disk
+FULL_BELOW_BYTES = 1 << 20
+
+
+def disk_full(path: Path | str) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left for this user."""
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW_BYTES
+
+
 def access_problem(path: Path | str, exc: BaseException) -> StoreError | None:
     """The error for an SQLite failure that is not damage: the file held by another
-    process (``StoreBusy``), or not readable by this one (``StoreUnavailable``); None
+    process (``StoreBusy``), on a full disk (``StoreFull``), or not readable by this one
+    (``StoreUnavailable``); None
     for anything else. Said as such: calling a sound file damaged sent people to replace
     it with an empty one."""
     if not isinstance(exc, sqlite3.OperationalError):
@@ -210,6 +224,10 @@ def access_problem(path: Path | str, exc: BaseException) -> StoreError | None:
         return StoreBusy(f"{path} is locked by another process (an exclusive lock, or a long "
                          f"write); it is not damaged: try again, or find the process with "
                          f"`fuser {shlex.quote(str(path))}`")
+    if ("disk is full" in text or "disk I/O error" in text) and disk_full(path):
+        # SQLite cannot grow the -shm or -wal file: "disk I/O error" on a sound file
+        return StoreFull(f"{path} cannot be used now: the disk holding it is full; it is "
+                         "not damaged: free some space and try again")
     if "unable to open" in text and path.exists():
         if not os.access(path.parent, os.W_OK):
             return StoreUnavailable(

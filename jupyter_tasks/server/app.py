@@ -34,7 +34,7 @@ from traitlets import (
 
 from .. import dbfile, print_capture
 from ..engine.config import DEFAULT_MAX_LOG_CHARS
-from ..exceptions import StoreBusy, StoreError, StoreUnavailable
+from ..exceptions import StoreBusy, StoreError, StoreFull, StoreUnavailable
 from ..kinds import standard
 from ..manager import LOOPBACK_HOSTS, TaskManager
 from ..models import ACTIVE_STATUSES, utcnow
@@ -269,7 +269,10 @@ class JupyterTasksApp(ExtensionApp):
         """Start the manager and the housekeeping loops on the server's loop."""
         # an unusable database is logged as an ERROR; every route then answers 503
         with contextlib.suppress(StoreUnavailable):
-            await self.ensure_started()
+            try:
+                await self.ensure_started()
+            except StoreFull as exc:  # passes once space is freed: a request starts it then
+                self.log.warning("jupyter_tasks | %s", exc.message)
         if self.capture_print and not self._captures_print:
             print_capture.install()
             self._captures_print = True
@@ -312,9 +315,10 @@ class JupyterTasksApp(ExtensionApp):
             await asyncio.to_thread(dbfile.verify, path)
             await self.manager.start()
         except (StoreError, sqlite3.DatabaseError) as exc:
-            if isinstance(exc, StoreBusy) or (isinstance(exc, sqlite3.OperationalError) and (
-                    "locked" in str(exc) or "busy" in str(exc))):
-                raise  # contention passes: the next request tries again
+            if isinstance(exc, (StoreBusy, StoreFull)) or (
+                    isinstance(exc, sqlite3.OperationalError) and (
+                        "locked" in str(exc) or "busy" in str(exc))):
+                raise  # contention passes, space is freed: the next request tries again
             if isinstance(exc, StoreUnavailable):
                 message = exc.message
             elif isinstance(exc, StoreError):

@@ -15,6 +15,22 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).with_name("disk_full_run.py")
+START = Path(__file__).with_name("disk_full_start.py")
+
+
+def in_small_tmpfs(tmp_path: Path, script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run in a private mount namespace with a 6 MB tmpfs at ``tmp_path/small``."""
+    small = tmp_path / "small"
+    small.mkdir()
+    command = (f"mount -t tmpfs -o size=6m tmpfs {small} && "
+               f"{shlex.quote(sys.executable)} {script} {small} "
+               + " ".join(shlex.quote(a) for a in args))
+    done = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True,
+                          text=True, timeout=400, cwd=Path(__file__).parents[2])
+    if "mount" in done.stderr and not done.stdout:
+        pytest.skip(f"a tmpfs mount is not possible here: {done.stderr.strip()[-300:]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def test_an_end_that_meets_a_full_disk_waits_for_space_and_the_job_runs_once(
@@ -22,19 +38,24 @@ def test_an_end_that_meets_a_full_disk_waits_for_space_and_the_job_runs_once(
     # before: the end's write failed ("database or disk is full"), the row stayed running
     # with no lease renewed, and once space came back the worker's own reaper queued the
     # finished job again: it ran twice, the second time blamed on a "worker lost"
-    small = tmp_path / "small"
-    small.mkdir()
-    runs = tmp_path / "runs.log"
-    script = (f"mount -t tmpfs -o size=6m tmpfs {small} && "
-              f"{shlex.quote(sys.executable)} {RUN} {small} {runs}")
-    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
-                          text=True, timeout=400, cwd=Path(__file__).parents[2])
-    if "mount" in done.stderr and not done.stdout:
-        pytest.skip(f"a tmpfs mount is not possible here: {done.stderr.strip()[-300:]}")
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = in_small_tmpfs(tmp_path, RUN, str(tmp_path / "runs.log"))
     ended = json.loads(done.stdout.strip().splitlines()[-1])
     refused = ended.pop("refused")
     assert ended == {"status": "succeeded", "result": "done", "attempts": 1,
                      "lost_attempts": 0, "runs": 1}, (ended, done.stderr[-3000:])
     # (before: sqlite3's OperationalError; a 500 over REST, a traceback in the CLI)
     assert refused is not None and "disk holding the task database is full" in refused
+
+
+def test_a_sound_database_on_a_full_disk_is_said_full_not_damaged(tmp_path: Path) -> None:
+    # before: the server's start check called it damaged ("cannot be read (disk I/O
+    # error)"; SQLite could not grow its -shm file) and advised recovering it or moving
+    # it aside to start empty, and answered 503 for good, even once space was back
+    done = in_small_tmpfs(tmp_path, START)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for step in ("verify", "start"):
+        problem = report[step]
+        assert problem is not None and problem["type"] == "StoreFull", (step, report)
+        assert "full" in problem["message"] and "not damaged" in problem["message"], report
+        assert "recover" not in problem["message"] and "aside" not in problem["message"]
+    assert report["tasks_after"] == 1  # nothing lost, usable once there is room
