@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+
+from tests.jobs.conftest import write_notebook
 
 from .lab import LabServer
 from .test_card_restore import CLOSE_JS, OPEN_JS, RUN_ALL_JS, WAIT_MS, screenshot
 
 pytestmark = [pytest.mark.browser]
 
-NOTEBOOK = {
-    "nbformat": 4, "nbformat_minor": 5,
-    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                "language": "python"}},
-    "cells": [
-        {"cell_type": "code", "id": "scroll-load", "metadata": {}, "outputs": [],
-         "execution_count": None, "source": "%load_ext jupyter_tasks"},
-        {"cell_type": "code", "id": "scroll-bg", "metadata": {}, "outputs": [],
-         "execution_count": None,
-         "source": "%%background --label many-lines\nfor i in range(2000):\n"
-                   "    print(f'line {i}')\n"},
-    ],
-}
+CELLS = ["%load_ext jupyter_tasks",
+         "%%background --label many-lines\nfor i in range(2000):\n    print(f'line {i}')\n"]
 
 # the card's output box (the Output widget's area) and its buttons, measured in the page
 MEASURE_JS = """
@@ -47,7 +37,7 @@ def test_a_cards_long_output_scrolls_inside_its_box(lab: LabServer, page: Any) -
     # ran under Cancel and Rerun, and all but the first ~18 could not be reached
     from playwright.sync_api import expect
 
-    (lab.root / "scroll.ipynb").write_text(json.dumps(NOTEBOOK))
+    write_notebook(lab.root / "scroll.ipynb", CELLS, markdown=None)
     try:
         page.evaluate(OPEN_JS, "scroll.ipynb")
         page.evaluate(RUN_ALL_JS)

@@ -277,6 +277,14 @@ def test_lab_starts_the_jupyterlab_of_its_own_environment(
 DEEP = "[" * 5000 + "]" * 5000
 
 
+def refused_clearly(env: dict[str, str], db_path: Path, args: list[str], message: str) -> None:
+    """The command exits 2 with ``message`` in one error line, and submitted nothing."""
+    done = jt(env, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not db_path.exists() or stored(db_path) == []
+
+
 @pytest.mark.parametrize(("args", "message"), [
     # before: a RecursionError traceback (exit 1)
     (["submit", "--code", "print(1)", "--input", DEEP], "--input is nested too deep"),
@@ -290,10 +298,7 @@ DEEP = "[" * 5000 + "]" * 5000
 ])
 def test_input_a_job_cannot_take_is_one_clear_error(env: dict[str, str], db_path: Path,
                                                     args: list[str], message: str) -> None:
-    done = jt(env, *args)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
-    assert not db_path.exists() or stored(db_path) == []
+    refused_clearly(env, db_path, args, message)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -309,10 +314,7 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
     # before: a negative --limit listed the whole history, a huge one and a huge
     # --priority ended in OverflowError, --concurrency 0 served forever running nothing,
     # --timeout nan was stored as no timeout
-    done = jt(env, *args)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
-    assert not db_path.exists() or stored(db_path) == []
+    refused_clearly(env, db_path, args, message)
 
 
 @pytest.mark.parametrize(("args", "message"), [

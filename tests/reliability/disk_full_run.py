@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from disk_fill import fill_disk  # beside this script (run as a file)
+
 from jupyter_tasks import TaskManager, task
 from jupyter_tasks.exceptions import StoreFull
 
@@ -25,13 +27,7 @@ FILLER = FOLDER / "filler"
 def fills_the_disk() -> str:
     with RUNS.open("a") as f:
         f.write("run\n")
-    with FILLER.open("wb") as f:  # up to the last byte the disk has
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    fill_disk(FILLER)  # up to the last byte the disk has
     return "done"
 
 

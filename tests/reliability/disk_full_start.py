@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from disk_fill import fill_disk  # beside this script (run as a file)
+
 from jupyter_tasks import TaskManager, dbfile
 
 FOLDER = Path(sys.argv[1])
@@ -25,13 +27,7 @@ async def main() -> None:
     async with TaskManager(path, queues={}, make_default=False) as m:
         await m.submit_spec({"command": ["true"]}, mode="job", queue="parked")
     filler = FOLDER / "filler"
-    with filler.open("wb") as f:  # up to the last byte the disk has
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    fill_disk(filler)  # up to the last byte the disk has
     report: dict[str, object] = {}
     try:
         dbfile.verify(path)
