@@ -39,6 +39,10 @@ import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
 const ACTIVE_LIMIT = 500;
 /** Recently created cell tasks read to find ones that ended after the last save. */
 const RECENT_LIMIT = 200;
+const UNSAVED_NOTE =
+  'Restored: this output was not saved with the notebook; shown live from the task.';
+const DEAD_CARD_NOTE =
+  "The card's widget went with the kernel that ran it; shown live from the task.";
 /** Lines kept in a view; older ones are dropped (the log tab has them all). */
 const MAX_LINES = 5000;
 const POLL_MS = 2000;
@@ -114,6 +118,9 @@ class Restorer {
         }
       }
       for (const cell of panel.content.widgets) {
+        if (cell.model.outputs && cardOutputs(cell.model.outputs).size > 0) {
+          this._watchDeadCards(cell);
+        }
         const task = byCell.get(cell.model.id);
         if (!task || !cell.model.outputs || mentions(cell.model.outputs, task.id)) {
           continue;
@@ -128,18 +135,75 @@ class Restorer {
     }
   }
 
-  private _show(cell: ICellLike, task: ITask): void {
+  /**
+   * Watch a cell whose saved output holds cards: a card's widget whose model went
+   * with the kernel that ran it (a restart, a new session) is shown by ipywidgets as
+   * an error, for good. Once that error appears, it is hidden and the card's task is
+   * shown live in its place. A card that renders (its kernel lives on) ends the watch,
+   * as does a change of the cell's outputs.
+   */
+  private _watchDeadCards(cell: ICellLike): void {
+    const outputs = cell.model.outputs!;
+    let watching = true;
+    const stop = (): void => {
+      if (watching) {
+        watching = false;
+        observer.disconnect();
+        outputs.changed.disconnect(stop);
+        cell.disposed.disconnect(stop);
+      }
+    };
+    const look = (): void => {
+      if (!watching) {
+        return;
+      }
+      if (cell.node.querySelector('.jupyter-tasks-card')) {
+        stop(); // a live card: its widget came back
+        return;
+      }
+      const dead = deadCards(cell, cardOutputs(outputs));
+      if (dead.size > 0) {
+        stop();
+        for (const [taskId, node] of dead) {
+          void this._replaceDeadCard(cell, taskId, node);
+        }
+      }
+    };
+    // ipywidgets writes its error only once the notebook's widget state is restored
+    const observer = new MutationObserver(look);
+    observer.observe(cell.node, { childList: true, subtree: true, characterData: true });
+    outputs.changed.connect(stop);
+    cell.disposed.connect(stop);
+    look();
+  }
+
+  private async _replaceDeadCard(
+    cell: ICellLike,
+    taskId: string,
+    dead: HTMLElement
+  ): Promise<void> {
+    const task = await this.connection.ensureTask(taskId);
+    if (!task || cell.isDisposed || !dead.isConnected) {
+      return; // a task deleted (or not this user's): ipywidgets' error stays
+    }
+    dead.classList.add('jp-TasksRestored-deadCard');
+    const view = this._show(cell, task, DEAD_CARD_NOTE);
+    view?.disposed.connect(() => dead.classList.remove('jp-TasksRestored-deadCard'));
+  }
+
+  private _show(cell: ICellLike, task: ITask, note = UNSAVED_NOTE): RestoredTaskView | null {
     const layout = cell.layout;
     if (!(layout instanceof PanelLayout)) {
-      return;
+      return null;
     }
-    const view = new RestoredTaskView(this.connection, task, this.openLog);
+    const view = new RestoredTaskView(this.connection, task, this.openLog, note);
     layout.addWidget(view);
     const outputs = cell.model.outputs!;
     // the cell ran again (or its output was cleared): its own output takes over
     const onOutputs = (): void => view.dispose();
     outputs.changed.connect(onOutputs);
     view.disposed.connect(() => outputs.changed.disconnect(onOutputs));
+    return view;
   }
 
   /** Active cell tasks, and the most recent ones whatever their status. */
@@ -187,7 +251,8 @@ export class RestoredTaskView extends Widget {
   constructor(
     private readonly _connection: TasksConnection,
     task: ITask,
-    openLog: (id: string) => void
+    openLog: (id: string) => void,
+    note: string = UNSAVED_NOTE
   ) {
     super();
     this._task = task;
@@ -195,8 +260,7 @@ export class RestoredTaskView extends Widget {
     this.node.dataset.taskId = task.id;
     this._header = div('jp-TasksRestored-header');
     this._note = div('jp-TasksRestored-note');
-    this._note.textContent =
-      'Restored: this output was not saved with the notebook; shown live from the task.';
+    this._note.textContent = note;
     this._question = div('jp-TasksRestored-question');
     this._question.setAttribute('role', 'group');
     this._question.setAttribute('aria-label', 'Question');
@@ -547,6 +611,48 @@ function normalizePath(path: string): string {
   return path.replace(/^(\.\/|\/)+/, '');
 }
 
+const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
+/** A card's text form (its widget's repr, kept as the output's text/plain). */
+const CARD_TEXT = /^TaskCard\(.*, id=([A-Za-z0-9_-]+)\)/;
+
+/** The cards among the outputs: output index to the task id its text names. */
+function cardOutputs(outputs: IOutputsLike): Map<number, string> {
+  const cards = new Map<number, string>();
+  for (let i = 0; i < outputs.length; i++) {
+    const data = (outputs.get(i).toJSON() as { data?: Record<string, unknown> }).data;
+    if (!data || !(WIDGET_VIEW in data)) {
+      continue;
+    }
+    const plain = data['text/plain'];
+    const text = Array.isArray(plain) ? plain.join('') : typeof plain === 'string' ? plain : '';
+    const match = CARD_TEXT.exec(text);
+    if (match) {
+      cards.set(i, match[1]);
+    }
+  }
+  return cards;
+}
+
+/**
+ * The cards ipywidgets could not display ("Error displaying widget: model not
+ * found"): task id to the output's node. The output area's children follow the
+ * outputs' order.
+ */
+function deadCards(cell: ICellLike, cards: Map<number, string>): Map<string, HTMLElement> {
+  const dead = new Map<string, HTMLElement>();
+  const area = cell.node.querySelector('.jp-Cell-outputArea');
+  if (!area) {
+    return dead;
+  }
+  for (const [index, taskId] of cards) {
+    const child = area.children.item(index);
+    if (child instanceof HTMLElement && child.textContent?.includes('Error displaying widget')) {
+      dead.set(taskId, child);
+    }
+  }
+  return dead;
+}
+
 /** Whether any output of the cell names the task (its card, or the handle's line). */
 function mentions(outputs: IOutputsLike, taskId: string): boolean {
   for (let i = 0; i < outputs.length; i++) {
@@ -692,6 +798,7 @@ const STYLE = `
 .jp-TasksRestored-problem { color: var(--jp-error-color1); }
 .jp-TasksRestored-problem:empty { display: none; }
 .jp-TasksRestored-buttons { display: flex; gap: 4px; }
+.jp-TasksRestored-deadCard { display: none; }
 `;
 
 let styleInstalled = false;
