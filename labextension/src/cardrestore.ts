@@ -20,6 +20,12 @@
  * saved); a task that ended before that save is what the saved file already
  * shows (or what the user cleared), and stays away. The view goes as soon as
  * the cell's outputs change (the cell is run again).
+ *
+ * A card saved with the notebook comes back dead once its kernel restarted (or in
+ * a new session): its widget's model went with that kernel, and ipywidgets writes
+ * "Error displaying widget: model not found" in its place. The saved output still
+ * names the task (the card's text form), so that error is hidden and the same live
+ * view is shown instead.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
