@@ -12,8 +12,9 @@ from typing import Any
 from .. import callbacks
 from ..context import TaskContext
 from ..exceptions import StoreError
+from ..jobs.code import remove_lost_work
 from ..liveness import worker_alive
-from ..models import LogTailWrite, Task
+from ..models import LogTailWrite, Task, TaskKind
 from ..runners import end_recorded_groups
 from ..store import Spared
 from .loop_failures import LoopFailures
@@ -184,6 +185,8 @@ class Housekeeping:
                 continue
             if await asyncio.to_thread(end_recorded_groups, process):
                 cleared[task.id] = process
+                if task.kind == TaskKind.CODE.value:
+                    await asyncio.to_thread(remove_lost_work, task.id, task.attempts)
             else:
                 log.warning("process group %s of task %s survived SIGKILL; the task stays "
                             "running until it is gone", process.get("pgid"), task.id)

@@ -17,7 +17,8 @@ program wrote them).
 stdout/stderr stream into the task log; ``memory_limit_mb`` is enforced on the
 whole process tree (status ``oom``); a non-zero exit is ``failed`` with stderr's last line (a
 traceback's "ValueError: …"), then its end, as the message. The folder is removed
-after the attempt.
+after the attempt; one whose worker was killed mid-attempt is removed by the reaper
+that settles the attempt (on this host, in its temp folder).
 """
 
 from __future__ import annotations
@@ -112,11 +113,30 @@ def collect_outputs(output_dir: str | os.PathLike[str]) -> tuple[list[tuple[str,
     return found, skipped
 
 
+def _work_prefix(task_id: str, attempt: int) -> str:
+    return f"jupyter-tasks-code-{task_id}-{attempt}-"
+
+
+def remove_lost_work(task_id: str, attempt: int) -> list[str]:
+    """Remove the working folders an attempt's lost worker left in this temp folder.
+
+    A worker killed mid-attempt never reaches the ``finally`` that removes its folder
+    (the source, the input data, what the program wrote); the reaper that settles the
+    attempt, once its process group is gone, removes it. Returns the paths removed.
+    """
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(_work_prefix(task_id, attempt) + "*"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
 async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
     """Executor for ``kind="code"``."""
     spec = task.spec or {}
     attempt = getattr(task, "attempts", 0) or 0
-    work = tempfile.mkdtemp(prefix=f"jupyter-tasks-code-{task.id}-{attempt}-")
+    work = tempfile.mkdtemp(prefix=_work_prefix(task.id, attempt))
     try:
         script = os.path.join(work, "main.py")
         input_path = os.path.join(work, "input.json")

@@ -88,7 +88,10 @@ def test_worker_lost_after_the_process_exited_does_not_run_it_again(
     else:
         # the code job's own Python process is the one that writes the marks
         body = {"code": f"import sys\nsys.argv = {argv[1:]!r}\n" + JOB}
-    env = {"EXACTLY_ONCE_MARK": str(marks)}
+    # the processes' own temp folder, where a code job's working folder goes
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {"EXACTLY_ONCE_MARK": str(marks), "TMPDIR": str(temp)}
     # the server only serves the API and reaps; worker processes run the job
     server = server_factory("--JupyterTasksApp.workers=default=0", env=env)
     worker = _start_worker(tmp_path, db_path, env, "worker-1")
@@ -127,8 +130,10 @@ def test_worker_lost_after_the_process_exited_does_not_run_it_again(
         logs = server.request("GET", f"/api/tasks/{task['id']}/logs")[1]
         text = "".join(entry["text"] for entry in logs["entries"])
         assert f"exited with code {code}" in text, text
-        # nothing of the job is left running
+        # nothing of the job is left running, and no working folder of the killed
+        # worker's attempt (its source and input) behind
         assert _marked(marks, keep={server.popen.pid, replacement.pid}) == []
+        assert [p.name for p in temp.glob("jupyter-tasks-code-*")] == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker.pid, signal.SIGCONT)
