@@ -492,7 +492,11 @@ class TaskRerunHandler(TasksHandler):
     @web.authenticated
     @authorized("write")
     async def post(self, task_id: str) -> None:
-        self.json_body(optional=True)
+        # the same spec: changes asked for here would be dropped without a word
+        changes = self.json_object(optional=True)
+        _reject([{"field": field, "message": "a rerun takes no changes"} for field in changes],
+                "a rerun runs the same spec again; to change it, POST "
+                f"/api/tasks/{task_id}/fork with the changes")
         parent = await self.visible(task_id, "write")
         await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
         task = await self.manager.rerun(task_id, owner=self.user_name, origin=self.origin())

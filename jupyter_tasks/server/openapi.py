@@ -350,6 +350,8 @@ PATHS: dict[str, Any] = {
     "/api/tasks/{task_id}/rerun": {
         "parameters": [_ID_PARAM],
         "post": {"operationId": "rerunTask",
+                 "description": "The same spec again. No body, or an empty object: a body "
+                                "with changes is refused (422); fork changes the spec.",
                  "responses": {"202": _json("the new task", _ref("Task"),
                                             {"Location": _HEADER}),
                                **_problems(400, 404, 409, 413, 422)}},

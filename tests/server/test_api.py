@@ -298,6 +298,14 @@ async def test_rerun_and_fork(api, jp_base_url):
     assert_problem(await api.post(parent["id"], "fork", body={"label": 5}), 422)
     assert_problem(await api.post(parent["id"], "fork", raw=b"[}"), 400)
     assert_problem(await api.post("b" * 32, "rerun"), 404)
+    # a rerun runs the same spec: changes in its body were ignored without a word
+    # (the old params ran); they are refused, pointing at fork. An empty object is fine.
+    tasks_before = (await api.get()).json["tasks"]
+    problem = assert_problem(
+        await api.post(parent["id"], "rerun", body={"params": {"value": 5}}), 422)
+    assert "fork" in problem["detail"] and problem["errors"][0]["field"] == "params", problem
+    assert (await api.get()).json["tasks"] == tasks_before  # nothing was queued
+    assert (await api.post(parent["id"], "rerun", body={})).code == 202
 
 
 async def test_confirm(api):
