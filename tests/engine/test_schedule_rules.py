@@ -116,6 +116,14 @@ def test_an_outage_fires_once_or_not_at_all(catch_up: str, fires: bool) -> None:
     assert firing.next_run_at == 6 * 3600.0
 
 
+def test_a_due_time_under_the_grace_is_not_missed_even_with_skip() -> None:
+    # as the guide says: back 30 s after 05:00, an hourly schedule's 05:00 is on time
+    # (it runs with "skip" too); 01:00..04:00 were missed
+    rule = CronRule("0 * * * *")
+    firing = plan_firing(rule, next_run_at=3600.0, now=5 * 3600 + 30.0, catch_up="skip")
+    assert (firing.due_at, firing.missed) == (5 * 3600.0, 4)
+
+
 def test_a_long_outage_is_not_walked_minute_by_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     # before, a server back after 100 days stepped through each of their 144,000 minutes
     # (100,000 at most) for each every-minute schedule, on its event loop
