@@ -55,7 +55,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
@@ -347,10 +347,15 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
 
 
 async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable[str], *,
-                        attempts: int = 4, base_delay: float = 0.5) -> bool:
-    """Deliver a finished task's callback; retry failures, never refusals. Whether it arrived."""
+                        attempts: int = 4, base_delay: float = 0.5, tried: int = 0,
+                        failed: Callable[[], Awaitable[None]] | None = None) -> bool:
+    """Deliver a finished task's callback; retry failures, never refusals. Whether it arrived.
+
+    ``tried``: the failed tries made before (by this or another process), which count
+    toward ``attempts``; ``failed`` is awaited after each failed try (to count it).
+    """
     policy = CallbackPolicy.from_entries(allowlist)
-    for attempt in range(attempts):
+    for attempt in range(tried, attempts):
         try:
             status = await asyncio.to_thread(deliver, url, body, policy)
         except CallbackRefused as exc:
@@ -358,6 +363,8 @@ async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable
             return False
         except Exception as exc:
             log.warning("callback for task %s failed (%s)", task_id, exc)
+            if failed is not None:
+                await failed()
             if attempt + 1 < attempts:
                 await asyncio.sleep(base_delay * 2 ** attempt)
             continue

@@ -212,6 +212,8 @@ class TaskManager:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        with contextlib.suppress(Exception):  # the file may be gone: nothing to hand back
+            await self.housekeeping.stop_callbacks()
         if self.config.as_worker:
             with contextlib.suppress(Exception):
                 await self.store.stop_worker(self.worker_id)

@@ -535,6 +535,31 @@ MIGRATIONS: list[tuple[int, str]] = [
             WHERE status = 'queued' AND worker_id IS NOT NULL;
         """,
     ),
+    (
+        20,
+        """
+        -- the callbacks owed: a row per ended task with a callback_url, written in the
+        -- end's own transaction by a trigger (every path that ends a task, in any
+        -- process, writes one), deleted once delivered, refused or out of tries. The
+        -- POST's tries lived in the memory of the process that wrote the end: one
+        -- killed or stopped before it delivered owed the callback for good. ``tries``
+        -- counts the failed tries of every process; ``claimed_by`` (a worker id) is
+        -- the process posting it until ``claimed_until``
+        CREATE TABLE callback_outbox (
+            task_id TEXT PRIMARY KEY,
+            tries INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            claimed_until REAL
+        );
+        CREATE TRIGGER callback_owed AFTER UPDATE OF status ON tasks
+            WHEN new.callback_url IS NOT NULL
+             AND new.status NOT IN ('queued', 'running')
+             AND old.status IN ('queued', 'running')
+        BEGIN
+            INSERT OR REPLACE INTO callback_outbox (task_id) VALUES (new.id);
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -64,6 +64,13 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
                 continue
             report.copied[table], report.unreadable[table] = _copy(reader, writer, table,
                                                                      columns)
+        # the callbacks still owed (migration 20; an older file has none), claimed by
+        # nobody: the processes that had them are gone
+        columns = _shared_columns(reader, writer, "callback_outbox")
+        if columns is not None:
+            report.copied["callback_outbox"], report.unreadable["callback_outbox"] = _copy(
+                reader, writer, "callback_outbox", columns)
+            writer.execute("UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL")
         # the search index starts again from the first task (see migrations 16-17)
         writer.execute("UPDATE task_search_mark SET indexed_to = 0, pending_max = 0")
     finally:

@@ -22,6 +22,14 @@ from .state import EngineState
 
 log = logging.getLogger("jupyter_tasks")
 
+# tries of a callback's POST, whichever processes make them
+CALLBACK_TRIES = 4
+# a claim outlives the longest delivery (4 tries of up to 10 s each, a few redirect
+# hops, 3.5 s of backoff): past it, another process may take the callback over
+CALLBACK_CLAIM_SECONDS = 300.0
+# owed callbacks a process takes over at once (each delivery holds a thread)
+OWED_AT_ONCE = 8
+
 
 class Housekeeping:
     """The periodic chores of a manager: flushing, reaping, callbacks."""
@@ -29,6 +37,8 @@ class Housekeeping:
     def __init__(self, state: EngineState) -> None:
         self.state = state
         self._flushing = asyncio.Lock()
+        # the callbacks this process is posting: task id -> the asyncio task doing it
+        self._posting: dict[str, asyncio.Task[Any]] = {}
 
     # ------------------------------------------------------------ progress & logs
 
@@ -124,6 +134,7 @@ class Housekeeping:
             await asyncio.sleep(self.state.config.reaper_interval)
             try:
                 await self.reap_dead_workers()
+                await self.post_owed_callbacks()
                 failures.succeeded()
             except Exception:
                 failures.failed()
@@ -152,6 +163,8 @@ class Housekeeping:
                 dead.append(worker.id)
             elif worker.host == host:
                 alive_here.add(worker.id)
+        # the callbacks a dead process was posting: the sweep gives them to another
+        await state.store.release_callbacks(dead)
         spared = Spared(frozenset(alive_here), frozenset({*state.running, *state.leased}))
         cleared = await self._end_leftover_groups(dead, now, host, spared)
         settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts,
@@ -194,9 +207,49 @@ class Housekeeping:
 
     # --------------------------------------------------------------- callbacks
 
-    async def post_callback(self, task_id: str, attempts: int = 4) -> None:
-        """POST the ended task's JSON to its ``callback_url`` (allow-list checked)."""
-        task = await self.state.store.require_task(task_id)
-        body = json.dumps(task.to_json()).encode()
-        await callbacks.post_callback(task.id, task.callback_url, body,
-                                      self.state.config.callback_allowlist, attempts=attempts)
+    async def post_callback(self, task_id: str, attempts: int = CALLBACK_TRIES) -> None:
+        """POST the ended task's JSON to its ``callback_url`` (allow-list checked).
+
+        The end wrote the callback into the outbox; the process that claims it posts
+        it, so two never post it at once, and one that dies or stops first leaves it
+        to the next (``post_owed_callbacks``). ``attempts`` counts every process's tries.
+        """
+        store = self.state.store
+        tried = await store.claim_callback(task_id, self.state.worker_id,
+                                           CALLBACK_CLAIM_SECONDS)
+        if tried is None:
+            return  # delivered already, or another process is posting it
+        current = asyncio.current_task()
+        if current is not None:
+            self._posting[task_id] = current
+        try:
+            task = await store.get_task(task_id)
+            if task is not None and task.callback_url and tried < attempts:
+                body = json.dumps(task.to_json()).encode()
+                await callbacks.post_callback(
+                    task.id, task.callback_url, body, self.state.config.callback_allowlist,
+                    attempts=attempts, tried=tried,
+                    failed=lambda: store.callback_failed(task_id))
+            elif task is not None and task.callback_url:
+                log.warning("callback for task %s given up after %d tries", task_id, tried)
+            await store.callback_settled(task_id)
+        finally:
+            self._posting.pop(task_id, None)
+
+    async def post_owed_callbacks(self) -> None:
+        """Post the callbacks whose process died or stopped before it delivered them."""
+        room = OWED_AT_ONCE - len(self._posting)
+        if room <= 0:
+            return
+        for task_id in await self.state.store.owed_callbacks(room):
+            if task_id not in self._posting:
+                self.state.spawn(self.post_callback(task_id))
+
+    async def stop_callbacks(self) -> None:
+        """At a stop: end this process's deliveries and hand their claims back, for the
+        next process on the database to post them (a receiver dedupes on the id)."""
+        posting = list(self._posting.values())
+        for task in posting:
+            task.cancel()
+        await asyncio.gather(*posting, return_exceptions=True)
+        await self.state.store.release_callbacks([self.state.worker_id])

@@ -13,7 +13,7 @@ lets them run beside the writer.
 
 Modules: ``store`` (the async ``Store`` everyone uses), ``connection`` (the
 writer thread, the reader, migrations, group commit), and the SQL by subject:
-``task_sql``, ``event_sql``, ``worker_sql``, ``schedule_sql``.
+``task_sql``, ``event_sql``, ``worker_sql``, ``schedule_sql``, ``callback_sql``.
 """
 
 from .connection import DatabaseThread, split_sql

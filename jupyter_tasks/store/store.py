@@ -42,6 +42,13 @@ from ..models import (
     failure_reason,
 )
 from ..schedules import Schedule, ScheduleNotFound
+from .callback_sql import (
+    OWED_SQL,
+    tx_callback_failed,
+    tx_callback_settled,
+    tx_claim_callback,
+    tx_release_callbacks,
+)
 from .connection import (
     BUSY_TIMEOUT_MS,
     CHECKPOINT_SECONDS,
@@ -1636,6 +1643,32 @@ class Store:
         rows = await self._rows(*reap_candidates_query(list(dead_worker_ids),
                                                         now or time.time()))
         return [task for task in map(Task.from_row, rows) if not spared.spares(task)]
+
+    # ----------------------------------------------------------- callbacks owed
+
+    async def owed_callbacks(self, limit: int, now: float | None = None) -> list[str]:
+        """Ids of ended tasks whose callback nobody is posting (unclaimed, or claim run out)."""
+        rows = await self._rows(OWED_SQL, (now or time.time(), limit))
+        return [row[0] for row in rows]
+
+    async def claim_callback(self, task_id: str, worker_id: str, seconds: float) -> int | None:
+        """Take a task's owed callback for ``seconds``: its failed tries so far, or None
+        when it is not owed (delivered, or never) or another process posts it."""
+        now = time.time()
+        return await self._txn(tx_claim_callback, task_id, worker_id, now, now + seconds)
+
+    async def callback_failed(self, task_id: str) -> None:
+        """Count a failed try of a task's callback."""
+        await self._txn(tx_callback_failed, task_id)
+
+    async def callback_settled(self, task_id: str) -> None:
+        """A task's callback is no longer owed (delivered, refused or out of tries)."""
+        await self._txn(tx_callback_settled, task_id)
+
+    async def release_callbacks(self, worker_ids: Sequence[str]) -> None:
+        """Give up the claims of stopped or dead processes, for another to post them."""
+        if worker_ids:
+            await self._txn(tx_release_callbacks, list(worker_ids))
 
     async def set_process(self, task_id: str, worker_id: str,
                           process: Mapping[str, Any] | None) -> bool:

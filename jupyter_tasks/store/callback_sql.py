@@ -1,0 +1,42 @@
+"""The SQL of the callback outbox: the callbacks owed by ended tasks (migration 20).
+
+A trigger writes a row in the transaction that ends a task with a ``callback_url``;
+the process that posts it claims the row first (so two processes never post it at
+once), counts its failed tries in it, and deletes it once the POST is delivered,
+refused or out of tries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+# unclaimed, or claimed by a process that let its claim run out
+_OWED = "claimed_by IS NULL OR claimed_until < ?"
+OWED_SQL = f"SELECT task_id FROM callback_outbox WHERE {_OWED} ORDER BY task_id LIMIT ?"
+
+
+def tx_claim_callback(conn: sqlite3.Connection, task_id: str, worker_id: str, now: float,
+                      until: float) -> int | None:
+    """Take the owed callback of ``task_id`` for ``worker_id``: its failed tries so far,
+    or None when it is not owed any more or another process has it."""
+    row = conn.execute(
+        f"UPDATE callback_outbox SET claimed_by = ?, claimed_until = ? "
+        f"WHERE task_id = ? AND ({_OWED}) RETURNING tries",
+        (worker_id, until, task_id, now)).fetchone()
+    return None if row is None else row[0]
+
+
+def tx_callback_failed(conn: sqlite3.Connection, task_id: str) -> None:
+    conn.execute("UPDATE callback_outbox SET tries = tries + 1 WHERE task_id = ?", (task_id,))
+
+
+def tx_callback_settled(conn: sqlite3.Connection, task_id: str) -> None:
+    """Delivered, refused or out of tries: no longer owed."""
+    conn.execute("DELETE FROM callback_outbox WHERE task_id = ?", (task_id,))
+
+
+def tx_release_callbacks(conn: sqlite3.Connection, worker_ids: list[str]) -> None:
+    """Give up the claims of stopped or dead processes: another process posts them."""
+    marks = ",".join("?" * len(worker_ids))
+    conn.execute(f"UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL "
+                 f"WHERE claimed_by IN ({marks})", worker_ids)

@@ -1,0 +1,123 @@
+"""A callback owed when its server dies is posted by the next process on the database.
+
+A task's end and the callback it owes are written in one transaction (an outbox row);
+delivery removes the row. A server killed between the end and a delivered POST (the
+receiver was down, or the kill came first) leaves the row, and the server started next
+posts it: the receiver learns of the end once the server is back, never not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.waiting import eventually_sync
+
+from .test_callbacks import Receiver
+
+pytestmark = pytest.mark.slow
+
+ALLOW = "--JupyterTasksApp.callback_allowlist=127.0.0.1"
+
+
+def _owed(db_path: Path) -> int:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT count(*) FROM callback_outbox").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("end", ["kill", "stop"])
+def test_a_callback_owed_at_a_kill_or_stop_is_posted_after_the_restart(
+        server_factory, db_path: Path, end: str) -> None:
+    # before: the tries lived in the server's memory; killed (or stopped: its tries
+    # were cancelled), nothing posted the callback again
+    receiver = Receiver("127.0.0.1", status=503)  # down: every try fails
+    try:
+        server = server_factory(ALLOW)
+        status, task = server.request("POST", "/api/tasks", {
+            "command": [sys.executable, "-c", "print('done')"],
+            "callback_url": f"{receiver.url}/hook"})
+        assert status == 202, task
+        eventually_sync(lambda: receiver.requests, timeout=60,
+                        what="a first try, refused by the receiver")
+        if end == "kill":
+            server.kill()
+        else:
+            server.stop()
+        tried = len(receiver.requests)
+        receiver.status = 204  # the receiver is back
+
+        server.start()
+        eventually_sync(lambda: len(receiver.requests) > tried, timeout=60,
+                        what="the callback posted by the restarted server")
+        body = json.loads(receiver.requests[-1]["body"])
+        assert (body["id"], body["status"]) == (task["id"], "succeeded"), body
+        # the same body as the tries before the kill (a receiver dedupes on the id)
+        assert receiver.requests[-1]["body"] == receiver.requests[0]["body"]
+        eventually_sync(lambda: _owed(db_path) == 0, timeout=30,
+                        what="the delivered callback no longer owed")
+        # four tries at most in all, whichever processes made them
+        assert len(receiver.requests) <= 4, len(receiver.requests)
+        assert {r["method"] for r in receiver.requests} == {"POST"}
+    finally:
+        receiver.close()
+
+
+async def test_two_processes_on_one_database_post_a_callback_once(db_path: Path) -> None:
+    # every process sweeps the owed callbacks each reaper interval; the one that claims
+    # the row posts, the other leaves it (here two managers stand for two processes)
+    from jupyter_tasks import TaskManager
+    from tests.waiting import eventually
+
+    receiver = Receiver("127.0.0.1")
+    try:
+        async with TaskManager(db_path, queues={"default": 2}, reaper_interval=0.05,
+                               make_default=False) as first, \
+                TaskManager(db_path, queues={"default": 2}, reaper_interval=0.05,
+                            make_default=False) as second:
+            jobs = [await manager.submit_spec(
+                        {"command": [sys.executable, "-c", "pass"]}, mode="job",
+                        callback_url=f"{receiver.url}/{i}")
+                    for i, manager in enumerate([first, second] * 5)]
+            for job in jobs:
+                await first.wait(job.id, timeout=60)
+
+            async def settled() -> bool:
+                return _owed(db_path) == 0 and len(receiver.requests) >= len(jobs)
+
+            await eventually(settled, what="every callback delivered and none owed")
+        paths = sorted(r["path"] for r in receiver.requests)
+        assert paths == sorted(f"/{i}" for i in range(len(jobs))), paths
+    finally:
+        receiver.close()
+
+
+async def test_a_callback_is_tried_four_times_in_all_then_given_up(db_path: Path) -> None:
+    # the sweep must not post a callback whose tries ran out again and again for good
+    from jupyter_tasks import TaskManager
+    from tests.waiting import eventually
+
+    receiver = Receiver("127.0.0.1", status=500)
+    try:
+        async with TaskManager(db_path, queues={"default": 1}, reaper_interval=0.05,
+                               make_default=False) as manager:
+            job = await manager.submit_spec({"command": [sys.executable, "-c", "pass"]},
+                                            mode="job", callback_url=f"{receiver.url}/x")
+            await manager.wait(job.id, timeout=60)
+
+            async def given_up() -> bool:
+                return len(receiver.requests) >= 4 and _owed(db_path) == 0
+
+            await eventually(given_up, timeout=60, what="four tries, then not owed")
+            # no sweep finds it again, and a post asked for anyway sends nothing
+            assert await manager.store.owed_callbacks(10) == []
+            await manager.housekeeping.post_callback(job.id)
+        assert len(receiver.requests) == 4, len(receiver.requests)
+    finally:
+        receiver.close()
