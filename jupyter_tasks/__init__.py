@@ -53,11 +53,13 @@ __all__ = [
     "list_by_tags", "load_ipython_extension", "progress", "register_function",
     "request_confirmation", "rerun", "run_background", "run_blocking", "run_subprocess",
     "start_manager", "stop_manager", "submit", "task", "track", "update_progress",
+    "wait_for_background",
 ]
 
 # notebook classes, imported on first use so that `import jupyter_tasks` does not
 # import ipywidgets
-_LAZY = {"TaskCard": "cards", "TaskBoard": "cards", "TaskHandle": "handle"}
+_LAZY = {"TaskCard": "cards", "TaskBoard": "cards", "TaskHandle": "handle",
+         "wait_for_background": "headless"}
 
 
 def __getattr__(name: str) -> Any:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import keyword
 import os
 import re
@@ -58,6 +59,7 @@ from typing import Any
 
 from .._version import __version__
 from ..exceptions import InvalidRequest
+from ..kernel.headless import END_OF_RUN_SOURCE, REPORT_MARK
 from ..runners import (
     ProcessUsage,
     announce_group,
@@ -335,7 +337,11 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     stopped: dict[str, Any] | None = None
     ctx.progress(0, total, "starting kernel")
 
+    hidden_index: int | None = None  # the cell run after the last one, not kept
+
     def on_output(msg: Mapping[str, Any], cell_index: int) -> None:
+        if cell_index == hidden_index:
+            return
         found = _output_text(msg)
         if found:
             ctx.write(found[1], found[0])
@@ -430,6 +436,26 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             if index in code_cells:
                 done += 1
                 ctx.progress(done, total, _first_line(cell.source))
+        if _started_background(nb):
+            # the kernel goes when the run ends: the work of its background cells
+            # ends first (their cards then show their ends), in a cell not kept
+            ctx.progress(done, total, "waiting for background cells")
+            hidden = nbformat.v4.new_code_cell(END_OF_RUN_SOURCE)
+            nb.cells.append(hidden)
+            hidden_index = len(nb.cells) - 1
+            try:
+                execute = asyncio.ensure_future(client.async_execute_cell(
+                    hidden, hidden_index, store_history=False))
+                waiters = [execute] + ([monitor] if monitor else [])
+                finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if execute not in finished:  # the memory watcher raised
+                    monitor.result()  # type: ignore[union-attr]
+                execute.result()
+            finally:
+                if nb.cells and nb.cells[-1] is hidden:
+                    nb.cells.pop()
+            _raise_for_background(_background_report(hidden), nb, input_cells,
+                                  os.path.basename(path))
         client.set_widgets_metadata()
         ctx.progress(done, total, "stopped by SystemExit" if stopped else "done")
     except BaseException as exc:
@@ -472,6 +498,57 @@ def notebook_artifact_name(path: str) -> str:
 
 def _html_name(artifact_name: str) -> str:
     return os.path.basename(record.html_path(artifact_name))
+
+
+def _output_texts(cell: Any) -> list[str]:
+    texts = []
+    for out in cell.get("outputs", []):
+        text = out.get("text") or out.get("data", {}).get("text/plain") or ""
+        texts.append("".join(text) if isinstance(text, list) else str(text))
+    return texts
+
+
+def _started_background(nb: Any) -> bool:
+    """Whether a cell started background work (its handle's line, or a card)."""
+    return any("TaskHandle for" in text or "TaskCard(" in text
+               for cell in nb.cells if cell.cell_type == "code"
+               for text in _output_texts(cell))
+
+
+def _background_report(hidden: Any) -> list[dict[str, Any]]:
+    """The ends ``end_of_run`` printed in the hidden cell."""
+    for text in _output_texts(hidden):
+        for line in text.splitlines():
+            if line.startswith(REPORT_MARK):
+                return json.loads(line[len(REPORT_MARK):])
+    raise NotebookJobError("the background cells' ends could not be read from the kernel")
+
+
+def _raise_for_background(report: list[dict[str, Any]], nb: Any, input_cells: list[Any],
+                          notebook: str) -> None:
+    """Fail the run as the first background cell that did not succeed: a failing cell."""
+    failed = [r for r in report if r["status"] != "succeeded"]
+    if not failed:
+        return
+    first = failed[0]
+    error = first.get("error") or {}
+    ename = error.get("type") or f"background task {first['status']}"
+    evalue = (error.get("message")
+              or f"the background task {first['label']!r} ended {first['status']}")
+    cell = next((c for c in nb.cells if c.cell_type == "code"
+                 and any(first["id"] in text for text in _output_texts(c))), None)
+    if cell is None:
+        raise NotebookJobError(f"{ename}: {evalue} (background task {first['id']})")
+    record.cell_failed(nb, cell)
+    index = next(i for i, c in enumerate(nb.cells) if c is cell)
+    record.add_error_markers(nb, index, cell.get("execution_count"))
+    exc = CellExecutionError(ename, evalue, _input_index(input_cells, cell),
+                             error.get("traceback") or "", cell.source,
+                             cell.get("execution_count"), notebook)
+    for other in failed[1:]:
+        exc.add_note(f"background task {other['label']!r} ({other['id']}) also ended "
+                     f"{other['status']}")
+    raise exc
 
 
 def _input_index(input_cells: list[Any], cell: Any) -> int | None:

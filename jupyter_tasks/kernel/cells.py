@@ -74,6 +74,10 @@ class KernelSide:
         self.kernel_id = kernel_id
         self.runs: dict[str, CellRun] = {}
         self.sinks: dict[str, capture.OutputSink] = {}
+        # the tasks this kernel started in the background (%%background, a
+        # --background subprocess), in order, each with its card's display (or None):
+        # a headless run waits for them before its kernel goes (headless.py)
+        self.background: dict[str, Any] = {}
         self._counter = 0
         self._lock = threading.Lock()
         manager.install_kind(CellKind(self))

@@ -106,12 +106,6 @@ def _parent(shell: Any) -> dict[str, Any] | None:
         return None
 
 
-def _display(obj: Any) -> None:
-    from IPython.display import display
-
-    display(obj)
-
-
 # ------------------------------------------------------------------ run_blocking
 
 
@@ -354,6 +348,7 @@ def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any],
                              assigned: bool = False) -> tuple[Any, _ShownCard]:
     shown = _ShownCard(task.id)
     if opts["background"]:
+        side.background[task.id] = shown
         if assigned:  # ``job = %run_subprocess --background …``: job is the handle
             return TaskHandle(task.id, side.manager), shown
         name = side.fresh_name("proc")
@@ -472,10 +467,8 @@ class TaskMagics(Magics):
                   f"({task.id})")
         else:
             print(f"{name} = TaskHandle for background task {task.id}")
-        if not args.no_card:
-            from .cards import TaskCard
-
-            _display(TaskCard(task.id))
+        # with a display id, so its text form can follow the task (headless.py)
+        side.background[task.id] = None if args.no_card else _ShownCard(task.id)
 
     @no_var_expand
     @line_cell_magic

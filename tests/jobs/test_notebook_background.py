@@ -1,0 +1,104 @@
+"""``%%background`` cells in a notebook run headless (a notebook job, as papermill runs one).
+
+A background cell returns at once; the notebook's last cell ends long before its work
+does. The run must not end the kernel under that work: the job waits for the
+background tasks its kernel started, the executed notebook shows how they ended, and
+one that failed fails the job, as a failing cell does in papermill.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from jupyter_tasks import TaskManager
+from tests.jobs.conftest import write_notebook
+from tests.jobs.test_notebook_jobs import artifact_notebook
+
+pytestmark = pytest.mark.slow
+
+WORK = ("%%background --label slow-work\n"
+        "import time\n"
+        "time.sleep(1.5)\n"
+        "print('background output')\n"
+        "6 * 7\n")
+
+
+@pytest.fixture(autouse=True)
+def kernels_share_the_database(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the server and `jupyter tasks worker` hand their file to kernels this way
+    monkeypatch.setenv("JUPYTER_TASKS_DB", str(db_path))
+
+
+def _texts(nb: object) -> str:
+    return "\n".join(
+        str(out.get("data", {}).get("text/plain", "")) + str(out.get("text", ""))
+        for cell in nb.cells if cell.cell_type == "code"  # type: ignore[attr-defined]
+        for out in cell.get("outputs", []))
+
+
+async def test_a_notebook_job_waits_for_its_background_cells(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # before: the job succeeded as soon as its last cell returned and shut its kernel
+    # down: the background work ended `interrupted`, and the executed notebook's card
+    # said `running`
+    write_notebook(tmp_path / "bg.ipynb", ["%load_ext jupyter_tasks", WORK,
+                                           "print('last cell')"])
+    task = await manager.submit_spec({"notebook": "bg.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=180)
+    assert done.status == "succeeded", done.error
+    cells = [t for t in await manager.store.list_tasks() if t.kind == "cell"]
+    assert [(t.label, t.status, t.result) for t in cells] == [("slow-work", "succeeded", 42)]
+    nb = await artifact_notebook(manager, task.id, "bg.ipynb")
+    text = _texts(nb)
+    # the card's text form (what a saved notebook shows without the widget) is its end
+    assert f"TaskCard('slow-work', succeeded, id={cells[0].id})" in text, text
+    assert "background output" in text, text
+    assert "running" not in text, text
+    # the waiting left no cell of its own in the notebook
+    assert len(nb.cells) == 4, [c.source for c in nb.cells]
+
+
+async def test_a_failed_background_cell_fails_the_notebook_job(
+        manager: TaskManager, tmp_path: Path) -> None:
+    write_notebook(tmp_path / "bad.ipynb", [
+        "%load_ext jupyter_tasks",
+        "%%background --label doomed\nimport time\ntime.sleep(0.5)\n1 / 0\n",
+        "print('last cell')"])
+    task = await manager.submit_spec({"notebook": "bad.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=180)
+    assert done.status == "failed"
+    message = done.error["message"]
+    # named as a failing cell is: the error, the cell as the user sees it
+    assert "ZeroDivisionError" in message and "cell 3 of bad.ipynb" in message, message
+    assert "doomed" in message, message
+    nb = await artifact_notebook(manager, task.id, "bad.ipynb")
+    assert "TaskCard('doomed', failed," in _texts(nb)
+
+
+def test_under_nbconvert_a_last_cell_waits_for_the_background_work(
+        tmp_path: Path, db_path: Path) -> None:
+    # papermill and nbconvert shut the kernel down after the last cell; the documented
+    # last cell keeps it until the background work ended, and the card's text says how
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = write_notebook(tmp_path / "nbconvert.ipynb", [
+        "%load_ext jupyter_tasks", WORK,
+        "import jupyter_tasks\njupyter_tasks.wait_for_background();"])
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = _texts(nb)
+    assert "TaskCard('slow-work', succeeded, id=" in text, text
+    assert "background output" in text, text
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = conn.execute("SELECT label, status FROM tasks WHERE kind = 'cell'").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("slow-work", "succeeded")], rows
