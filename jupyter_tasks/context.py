@@ -202,6 +202,7 @@ class TaskContext:
     __slots__ = (
         "_answer",
         "_cancel",
+        "_cancel_seen",
         "_current",
         "_log_budget",
         "_log_room",
@@ -244,6 +245,7 @@ class TaskContext:
         self.ended = False
         # a plain flag: set from the loop thread, read by the task's thread (atomic under the GIL)
         self._cancel = False
+        self._cancel_seen = False
         self._answer: asyncio.Future[str] | None = None
         self.started = time.monotonic()
 
@@ -386,12 +388,26 @@ class TaskContext:
     @property
     def cancelled(self) -> bool:
         """True once someone asked this task to stop."""
+        if self._cancel:
+            self._cancel_seen = True
         return self._cancel
 
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the task was asked to stop (for cooperative loops)."""
         if self._cancel:
+            self._cancel_seen = True
             raise TaskCancelled(f"task {self.task_id} was cancelled")
+
+    @property
+    def cancel_seen(self) -> bool:
+        """True once the task's code was told of a cancel (``cancelled`` read true, or
+        ``check_cancelled`` raised).
+
+        A function that returns after that may have stopped early because of it (a
+        cooperative stop): its end is a cancel. One that returns without it ran to its
+        end though a cancel was requested meanwhile: its end is its value.
+        """
+        return self._cancel_seen
 
     def request_cancel(self) -> None:
         """Mark the task asked to stop (the runner sees it; cooperative code checks it)."""

@@ -38,9 +38,11 @@ to Dask instead of running it locally::
   for the run's last report (up to ``stop_timeout``): only then is the task
   written ``cancelled`` / ``timeout`` (it shows running, cancel requested,
   until then), with the run's last logs and artifacts, the partly executed
-  notebook included, as a local run keeps them. A run that has not started on
-  a worker yet is simply dropped (its future cancelled); so is every run when
-  the hub shuts down.
+  notebook included, as a local run keeps them. A run that ended on its own
+  before the stop reached its code (it succeeded without reading
+  ``ctx.cancelled``) is written ``succeeded`` with its value, cancel requested:
+  its work was done. A run that has not started on a worker yet is simply
+  dropped (its future cancelled); so is every run when the hub shuts down.
 * **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
   on another worker. A run announces itself with a ``start`` event before its
   first other event, or once it has run ``REPORT_INTERVAL``: a short run says
@@ -82,7 +84,7 @@ from .context import TaskContext, current_context
 from .exceptions import DuplicateTaskName, TaskCancelled
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
-from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread
+from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread, uncancel
 from .values import MAX_RESULT_CHARS, encode, nested_within, plain
 
 TOPIC = "jupyter-tasks"
@@ -289,19 +291,31 @@ class DaskBackend:
         except FutureCancelledError as exc:
             raise DaskJobLost(lost_future_message(key, exc)) from None
         except asyncio.CancelledError:
+            # a run that already ended (its outcome came, or its future is done) is not
+            # dropped as one not started yet: what it returned is taken below
             if getattr(running, "stop_reason", None) in ("cancel", "timeout") \
-                    and (self._started_remotely(task.id)
-                         or await run_to_end(self._processing(client, key))):
+                    and (_ended(run, future) or self._started_remotely(task.id)
+                         or await run_to_end(self._processing(client, key))
+                         or _ended(run, future)):
                 # the task stays running (cancel requested) until the worker confirms
                 # the run is over, and keeps what it left, as a local run does
                 outcome = await run_to_end(self._stop_remote(run, future))
-                if outcome is not None:
-                    await run_to_end(self._take_reports(outcome, task, ctx, running,
-                                                        output_path))
+                if outcome is None or not finished_before_stop(outcome):
+                    if outcome is not None:
+                        await run_to_end(self._take_reports(outcome, task, ctx, running,
+                                                            output_path))
+                    raise
+                # the function returned its value before the cancel (or timeout) could
+                # stop it: its work is done and its side effects exist, so the task
+                # ends succeeded with that value (cancel_requested still says a cancel
+                # was asked for), as a local function that returned first does. The
+                # cancel was delivered, here, once (stop_local sends it once): taken
+                # back, so that nothing later in this attempt sees it as pending
+                uncancel()
             else:
                 # a hub shutting down, or a run not started on a worker yet: drop it
                 await run_to_end(self._cancel_remote(key, future))
-            raise
+                raise
         except Exception as exc:
             raise DaskJobLost(f"Dask could not run {key}: {type(exc).__name__}: {exc}") \
                 from exc
@@ -331,7 +345,8 @@ class DaskBackend:
         return outcome
 
     async def _processing(self, client: Any, key: str) -> bool:
-        """Whether the run executes on a worker now (started, not announced yet).
+        """Whether the run executes on a worker now (started, not announced yet), or has
+        already ended there.
 
         A run tells the hub nothing in its first REPORT_INTERVAL (a message per short job
         spared); a cancel then was written at once while the run went on for a second,
@@ -341,13 +356,19 @@ class DaskBackend:
             processing = await asyncio.wait_for(client.processing(), PROCESSING_ASK_SECONDS)
             # "processing" includes a run a worker holds behind another: ask that worker
             workers = [w for w, keys in processing.items() if key in keys]
-            if not workers:
-                return False
-            answers = await asyncio.wait_for(
-                client.run(_executing, key, workers=workers), PROCESSING_ASK_SECONDS)
+            if workers:
+                answers = await asyncio.wait_for(
+                    client.run(_executing, key, workers=workers), PROCESSING_ASK_SECONDS)
+                if any(answers.values()):
+                    return True
+            # not executing: not started yet, or ended a moment ago (a run that returns a
+            # few ms after the cancel) with its outcome still on its way here, which a
+            # drop would throw away: an ended run's key is held by a worker
+            held = await asyncio.wait_for(client.scheduler.who_has(keys=[key]),
+                                          PROCESSING_ASK_SECONDS)
         except Exception:  # nobody can say: drop the run, as before
             return False
-        return any(answers.values())
+        return bool(held.get(key))
 
     def _started_remotely(self, task_id: str) -> bool:
         run = self._runs.get(task_id)
@@ -361,8 +382,9 @@ class DaskBackend:
         client = self._client
         if client is None:
             return None
-        with contextlib.suppress(Exception):
-            await Event(cancel_event_name(key), client=client).set()
+        if not _ended(run, future):  # a run already over has nothing left to stop
+            with contextlib.suppress(Exception):
+                await Event(cancel_event_name(key), client=client).set()
         try:
             return await asyncio.wait_for(self._outcome(run, future), self.stop_timeout)
         except asyncio.TimeoutError:
@@ -866,6 +888,23 @@ def _group_reporter(reporter: _Reporter) -> Any:
     return hook
 
 
+def finished_before_stop(outcome: dict[str, Any]) -> bool:
+    """Whether a run the hub asked to stop had ended on its own before the stop reached
+    its code: it succeeded, and its code was never told of the cancel.
+
+    A cooperative function that read ``ctx.cancelled`` and returned early was stopped by
+    the cancel: that is a cancel, whatever it returned. An outcome without
+    ``cancel_seen`` (a worker of an older version) is read as a cancel, as before.
+    """
+    return outcome.get("status") == TaskStatus.SUCCEEDED.value \
+        and outcome.get("cancel_seen") is False
+
+
+def _ended(run: _RemoteRun, future: Any) -> bool:
+    """Whether the run's outcome is here (its event came) or its Dask task is over."""
+    return (run.outcome is not None and run.outcome.done()) or future.done()
+
+
 def _executing(key: str, dask_worker: Any = None) -> bool:
     """On a Dask worker (``client.run``): whether the run ``key`` is executing there now."""
     state = dask_worker.state
@@ -990,6 +1029,9 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
         status = TaskStatus.CANCELLED.value
     outcome = {
         "status": status, "result": result, "error": error, "run": run_id,
+        # whether the task's code was told of the cancel: a run that succeeded without
+        # it ran to its end before the cancel could stop it (see finished_before_stop)
+        "cancel_seen": ctx.cancel_seen,
         "worker": worker.address, "artifacts": ctx.artifacts,
         "logs": ctx.take_logs(), "progress": ctx.current_progress,
         "usage": {"pid": usage.pid, "cpu_seconds": usage.cpu_seconds or thread.cpu_seconds,

@@ -84,6 +84,10 @@ class ThreadRun:
     thread_id: int | None = None
     cpu_seconds: float = 0.0
     finished: bool = False  # a flag, not an Event: one is made per task, most never read
+    # set once the call returned (not raised): a stop that reaches the awaiting side after
+    # that came too late to stop it, and the caller may keep ``value`` (see FunctionKind)
+    returned: bool = False
+    value: Any = None
 
 
 async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
@@ -119,6 +123,7 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
             outcome: tuple[bool, Any] = (False, exc)
         else:
             outcome = (True, value)
+            run.value, run.returned = value, True
         finally:
             run.cpu_seconds = time.thread_time() - start
             run.finished = True
@@ -137,11 +142,21 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
         raise
 
 
+def uncancel() -> None:
+    """Take back a cancel the current asyncio task received and chose to absorb, so that
+    nothing later in it takes that cancel as still pending (a no-op before Python 3.11)."""
+    task = asyncio.current_task()
+    take_back = getattr(task, "uncancel", None)
+    if take_back is not None:
+        take_back()
+
+
 async def _stop_thread(run: ThreadRun) -> None:
     # a thread blocked in C (e.g. a long sleep) sees the exception only when it
     # returns to Python bytecode, so keep re-raising until it ends or we give up
     deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while not run.finished and time.monotonic() < deadline:
+    # a call that has returned is not interrupted: its value is kept
+    while not run.finished and not run.returned and time.monotonic() < deadline:
         if run.thread_id is not None:
             interrupt_thread(run.thread_id)
         await asyncio.sleep(0.02)

@@ -10,6 +10,7 @@ jobs to Dask. A plain ``TaskManager()`` gets ``default_kinds()``: what
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from ..context import TaskContext
 from ..exceptions import InvalidRequest, NotRerunnable
 from ..models import Task, TaskKind
 from ..registry import Registry
-from ..runners import run_in_thread, run_process, validate_argv
+from ..runners import run_in_thread, run_process, uncancel, validate_argv
 from .state import RunningTask
 
 
@@ -122,7 +123,7 @@ class FunctionKind:
                 return await obj
             if inspect.iscoroutinefunction(obj):
                 return await obj(*args, **kwargs)
-            result = await run_in_thread(obj, args, kwargs, run.thread)
+            result = await call_in_thread(obj, args, kwargs, run)
             if inspect.isawaitable(result):
                 return await result
             return result
@@ -136,7 +137,29 @@ class FunctionKind:
         kwargs = info.bind(params, {TaskContext: ctx})
         if info.is_async:
             return await info.fn(**kwargs)
-        return await run_in_thread(info.fn, (), kwargs, run.thread)
+        return await call_in_thread(info.fn, (), kwargs, run)
+
+
+async def call_in_thread(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any],
+                         run: RunningTask) -> Any:
+    """``run_in_thread``, where a call that returned before a cancel or timeout reached it
+    keeps its value.
+
+    The stop cancels the attempt's coroutine, which may come a moment after the call
+    returned in its thread, with its value on its way to the loop: the work was done
+    and its side effects exist, and writing it cancelled (its value thrown away) told
+    the user it had not run to its end. Not a call that was told of the cancel (it read
+    ``ctx.cancelled``) and returned early: the cancel stopped that one. Nor a shutdown:
+    the job goes back to its queue as before.
+    """
+    try:
+        return await run_in_thread(fn, args, kwargs, run.thread)
+    except asyncio.CancelledError:
+        if run.stop_reason in ("cancel", "timeout") and run.thread.returned \
+                and not run.ctx.cancel_seen:
+            uncancel()  # the cancel was absorbed here: nothing later takes it as pending
+            return run.thread.value
+        raise
 
 
 class CommandKind:

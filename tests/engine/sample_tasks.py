@@ -72,3 +72,11 @@ async def make_artifact(text: str, ctx: TaskContext) -> int:
 @task("noop", mode="job")
 async def noop() -> None:
     """Do nothing: the unit of the throughput benchmark."""
+
+
+@task("until_file", mode="job")
+def until_file(gate: str) -> str:
+    """Wait for the file ``gate`` (never looking at ``ctx.cancelled``), then return."""
+    while not os.path.exists(gate):
+        time.sleep(0.005)
+    return "ran to its end"

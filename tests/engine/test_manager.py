@@ -287,6 +287,34 @@ def _gone(pid: int):
     return check
 
 
+async def test_a_function_that_returned_before_its_cancel_reached_it_succeeded(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # a job in a local slot whose function returned its value in its thread just as a
+    # cancel arrived, before the attempt's coroutine took the value. Before: written
+    # cancelled, the value thrown away, though the work had run to its end
+    from tests.waiting import eventually_sync
+
+    gate = tmp_path / "gate"
+    task = await manager.submit("until_file", gate=str(gate), mode="job", max_retries=0)
+    running = await eventually(
+        lambda: _thread_started(manager, task.id), what="the function running in its thread")
+    gate.write_text("go")
+    # this loop is held (no await) until the function has returned, so the cancel below
+    # reaches the attempt before its coroutine can take the value: the race, made certain
+    eventually_sync(lambda: running.thread.finished, timeout=30, what="the function returned")
+    manager.execution.stop_by_id(task.id, "cancel")  # what a cancel request does here
+    flagged = await manager.cancel(task.id)
+    assert (flagged.status, flagged.cancel_requested) == ("running", True)
+    done = await manager.wait(task.id, timeout=30)
+    assert (done.status, done.result, done.error) == ("succeeded", "ran to its end", None)
+    assert done.cancel_requested
+
+
+async def _thread_started(m: TaskManager, task_id: str) -> Any:
+    running = m.state.running.get(task_id)
+    return running if running is not None and running.thread.thread_id else None
+
+
 async def test_cancel_from_another_process(manager: TaskManager, db_path: Path) -> None:
     task = await manager.submit("spin", mode="background")
     await eventually(lambda: _progress_seen(manager, task.id), what="spin progress")

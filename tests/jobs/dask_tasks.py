@@ -77,3 +77,13 @@ def dask_deep(depth: int) -> list:
     for _ in range(depth - 1):
         value = [value]
     return value
+
+
+@task("dask_until_file", mode="job")
+def dask_until_file(gate: str, started: str) -> str:
+    """Write ``started``, wait for the file ``gate`` (never looking at ``ctx.cancelled``),
+    then return: the test decides when the work ends."""
+    Path(started).write_text(str(os.getpid()))
+    while not os.path.exists(gate):
+        time.sleep(0.005)
+    return "ran to its end"

@@ -559,3 +559,59 @@ async def test_a_cancel_in_a_runs_first_moments_waits_for_it_to_stop(
     assert done.status == "cancelled", done.error
     # its end was written once the run had seen the cancel and stopped
     assert (tmp_path / "stopped-cooperatively").exists()
+
+
+async def test_a_run_that_ends_just_after_a_cancel_is_written_succeeded(
+        hub: TaskManager, tmp_path: Path) -> None:
+    # before: a function that returned its value a few ms after a cancel arrived (before
+    # the worker was even told of it) was written cancelled, its value thrown away,
+    # though its work had run to its end and its side effects exist
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    task = await hub.submit("dask_until_file", gate=str(gate), started=str(started),
+                            mode="job", max_retries=0)
+    await until(started.exists, timeout=60, what="the run started on a worker")
+    # announced: the cancel takes the path that asks the worker to stop and waits for it
+    await until(lambda: hub.test_backend._started_remotely(task.id), timeout=60,
+                what="the run announced to the hub")
+    cancelling = await hub.cancel(task.id)
+    assert (cancelling.status, cancelling.cancel_requested) == ("running", True)
+    # the function returns within a few ms; the worker learns of the cancel from its
+    # watcher's poll (every 0.25 s) and interrupts only after a grace of 1 s, and the
+    # function never looks at ctx.cancelled: the cancel cannot stop it
+    gate.write_text("go")
+    done = await hub.wait(task.id, timeout=60)
+    assert (done.status, done.result, done.error) == ("succeeded", "ran to its end", None)
+    assert done.cancel_requested  # the record still says a cancel was asked for
+
+
+async def test_a_run_that_ends_while_a_cancel_asks_about_it_is_written_succeeded(
+        hub: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # in its first 0.2 s a run has told the hub nothing: a cancel then asks the scheduler
+    # and the worker whether it executes. Before: a run that ended meanwhile (returned a
+    # few ms after the cancel) was taken for one not started yet and dropped, its outcome
+    # thrown away and the task written cancelled
+    from jupyter_tasks.dask_backend import _executing
+
+    backend = hub.test_backend
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    # the run's first moments, whatever the time this machine takes to get there
+    monkeypatch.setattr(backend, "_started_remotely", lambda task_id: False)
+    ask = backend._processing
+
+    async def the_run_ends_meanwhile(client: Any, key: str) -> bool:
+        gate.write_text("go")
+
+        async def over() -> bool:
+            return not any((await client.run(_executing, key)).values())
+
+        await eventually(over, timeout=60, what="the run over on its worker")
+        return await ask(client, key)
+
+    monkeypatch.setattr(backend, "_processing", the_run_ends_meanwhile)
+    task = await hub.submit("dask_until_file", gate=str(gate), started=str(started),
+                            mode="job", max_retries=0)
+    await until(started.exists, timeout=60, what="the run started on a worker")
+    await hub.cancel(task.id)
+    done = await hub.wait(task.id, timeout=60)
+    assert (done.status, done.result, done.error) == ("succeeded", "ran to its end", None)
+    assert done.cancel_requested
