@@ -509,10 +509,12 @@ def _output_texts(cell: Any) -> list[str]:
 
 
 def _started_background(nb: Any) -> bool:
-    """Whether a cell started background work (its handle's line, or a card)."""
-    return any("TaskHandle for" in text or "TaskCard(" in text
-               for cell in nb.cells if cell.cell_type == "code"
-               for text in _output_texts(cell))
+    """Whether the notebook may have left work running in its kernel: it uses
+    jupyter_tasks (a code cell names it, or shows a handle or a card)."""
+    return any("jupyter_tasks" in cell.source
+               or any("TaskHandle" in text or "TaskCard(" in text
+                      for text in _output_texts(cell))
+               for cell in nb.cells if cell.cell_type == "code")
 
 
 def _background_report(hidden: Any) -> list[dict[str, Any]]:

@@ -16,31 +16,46 @@ import json
 import time
 from typing import Any
 
-from ..models import Task
+from ..models import Task, TaskMode
 
 # the line end_of_run prints: what the notebook job reads back
 REPORT_MARK = "jupyter-tasks background report: "
 # the code a notebook job runs in the kernel after the last cell (in a cell that is
-# not kept in the executed notebook)
-END_OF_RUN_SOURCE = "__import__('jupyter_tasks.kernel.headless', fromlist=['_']).end_of_run()"
+# not kept in the executed notebook); a kernel without jupyter_tasks reports nothing
+END_OF_RUN_SOURCE = (
+    "try:\n"
+    "    from jupyter_tasks.kernel.headless import end_of_run as _jupyter_tasks_end\n"
+    "except ImportError:\n"
+    f"    print({REPORT_MARK + '[]'!r})\n"
+    "else:\n"
+    "    _jupyter_tasks_end()\n")
 
 
 def wait_for_background(timeout: float | None = None) -> list[Task]:
     """Wait until every task this kernel started in the background has ended; their ends.
 
-    Cards shown for them take their end as their text form. ``timeout``: seconds in
+    ``%%background`` cells, ``--background`` subprocesses and whatever else runs in
+    this kernel beside them (``run_background``). Cards shown for them take their end
+    as their text form. ``timeout``: seconds in
     all, then ``TimeoutError`` (the tasks go on). Nothing to wait for before
     ``%load_ext jupyter_tasks``.
     """
+    from ..runtime import get_default_manager
     from . import kernel_side
 
     side = kernel_side()
-    if side is None:
+    manager = side.manager if side is not None else get_default_manager()
+    if manager is None or not manager.running:
         return []
-    manager = side.manager
+    shown_cards: dict[str, Any] = dict(side.background) if side is not None else {}
+    # and what else runs here beside the cells (run_background, a --no-card cell):
+    # local work, not jobs a worker claimed from the shared queue
+    for task_id, running in list(manager.state.running.items()):
+        if running.task.mode != TaskMode.JOB.value:
+            shown_cards.setdefault(task_id, None)
     deadline = None if timeout is None else time.monotonic() + timeout
     ended: list[Task] = []
-    for task_id, shown in list(side.background.items()):
+    for task_id, shown in shown_cards.items():
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             task = manager.run_sync(manager.wait(task_id), left)

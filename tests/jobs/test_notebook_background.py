@@ -80,6 +80,24 @@ async def test_a_failed_background_cell_fails_the_notebook_job(
     assert "TaskCard('doomed', failed," in _texts(nb)
 
 
+async def test_a_notebook_job_waits_for_run_background_work_too(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # work started with the Python API beside the cells is the kernel's too
+    write_notebook(tmp_path / "api.ipynb", [
+        "%load_ext jupyter_tasks",
+        "import asyncio, jupyter_tasks\n"
+        "async def slow():\n"
+        "    await asyncio.sleep(1)\n"
+        "    return 5\n"
+        "task_id = await jupyter_tasks.run_background(slow(), label='api-work')"])
+    task = await manager.submit_spec({"notebook": "api.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=180)
+    assert done.status == "succeeded", done.error
+    work = [t for t in await manager.store.list_tasks() if t.label == "api-work"]
+    assert [(t.status, t.result) for t in work] == [("succeeded", 5)], work
+
+
 def test_under_nbconvert_a_last_cell_waits_for_the_background_work(
         tmp_path: Path, db_path: Path) -> None:
     # papermill and nbconvert shut the kernel down after the last cell; the documented
