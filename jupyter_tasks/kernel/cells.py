@@ -21,9 +21,9 @@ from inspect import CO_COROUTINE
 from typing import TYPE_CHECKING, Any
 
 from ..context import TaskContext
+from ..engine.kinds import call_in_thread
 from ..exceptions import TaskCancelled
 from ..models import Task, TaskKind
-from ..runners import run_in_thread
 from ..tracebacks import is_runner_file, name_source, user_traceback
 from . import capture
 
@@ -148,8 +148,10 @@ class KernelSide:
         if run.execution_count is None:
             run.execution_count = (task.spec or {}).get("execution_count")
             run.magic_line = (task.spec or {}).get("magic_line")
-        return await run_in_thread(self._run_in_thread, (task, source, ctx, run), {},
-                                   running.thread)
+        # a cell that returned just as a cancel or timeout came keeps its value, as a
+        # function job does
+        return await call_in_thread(self._run_in_thread, (task, source, ctx, run), {},
+                                    running)
 
     def _run_in_thread(self, task: Task, source: str, ctx: TaskContext, run: CellRun) -> Any:
         sink = run.sink

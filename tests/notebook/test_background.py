@@ -338,3 +338,38 @@ def test_a_syntax_error_in_a_background_cell_names_the_cell_not_a_temp_file(
     message = task_of(db_path, task_id).error["message"]
     assert message.startswith("invalid syntax (Cell In[") and ", line 3)" in message, message
     assert ".py" not in message, message
+
+
+# held on the kernel manager's loop (no await) until the cell's thread has returned, then
+# the cancel is sent: it reaches the attempt before its coroutine takes the value
+HOLD_THEN_CANCEL = '''
+import time as _time
+from jupyter_tasks.kernel import kernel_side as _kernel_side
+_m = _kernel_side().manager
+_running = _m.state.running[done.id]
+def _race():
+    open(_gate, "w").close()
+    until = _time.monotonic() + 30
+    while not _running.thread.finished and _time.monotonic() < until:
+        _time.sleep(0.001)
+    _m.execution.stop_by_id(done.id, "cancel")
+_m.loop.call_soon_threadsafe(_race)
+'''
+
+
+def test_a_cell_that_returned_just_as_a_cancel_came_keeps_its_value(
+        kernel: Kernel, tmp_path: Path) -> None:
+    # as a function job does: the cell's work ran to its end before the cancel reached
+    # it, so it ends succeeded with its value (was: cancelled, the value lost)
+    gate = tmp_path / "gate"
+    kernel.execute(f"_gate = {str(gate)!r}")
+    kernel.execute("%%background --name done --no-card\nimport os, time\n"
+                   "while not os.path.exists(_gate):\n    time.sleep(0.005)\n'ran to its end'\n")
+    eventually_sync(lambda: kernel.value(
+        "done.id in __import__('jupyter_tasks.kernel', fromlist=['_'])"
+        ".kernel_side().manager.state.running and bool(__import__('jupyter_tasks.kernel', "
+        "fromlist=['_']).kernel_side().manager.state.running[done.id].thread.thread_id)"),
+        what="the cell running in its thread")
+    kernel.execute(HOLD_THEN_CANCEL)
+    assert kernel.value("(lambda t: (t.status, t.result))(done.wait(30))") == \
+        ("succeeded", "ran to its end")
