@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,13 @@ def _texts(nb: object) -> str:
         for out in cell.get("outputs", []))
 
 
+async def run_job(manager: TaskManager, folder: Path, notebook: str) -> tuple[Any, Any]:
+    """Submit ``notebook`` as a job; (the task submitted, the task ended)."""
+    task = await manager.submit_spec({"notebook": notebook, "root_dir": str(folder)},
+                                     max_retries=0)
+    return task, await manager.wait(task.id, timeout=180)
+
+
 async def test_a_notebook_job_waits_for_its_background_cells(
         manager: TaskManager, tmp_path: Path) -> None:
     # before: the job succeeded as soon as its last cell returned and shut its kernel
@@ -46,9 +54,7 @@ async def test_a_notebook_job_waits_for_its_background_cells(
     # said `running`
     write_notebook(tmp_path / "bg.ipynb", ["%load_ext jupyter_tasks", WORK,
                                            "print('last cell')"])
-    task = await manager.submit_spec({"notebook": "bg.ipynb", "root_dir": str(tmp_path)},
-                                     max_retries=0)
-    done = await manager.wait(task.id, timeout=180)
+    task, done = await run_job(manager, tmp_path, "bg.ipynb")
     assert done.status == "succeeded", done.error
     cells = [t for t in await manager.store.list_tasks() if t.kind == "cell"]
     assert [(t.label, t.status, t.result) for t in cells] == [("slow-work", "succeeded", 42)]
@@ -68,9 +74,7 @@ async def test_a_failed_background_cell_fails_the_notebook_job(
         "%load_ext jupyter_tasks",
         "%%background --label doomed\nimport time\ntime.sleep(0.5)\n1 / 0\n",
         "print('last cell')"])
-    task = await manager.submit_spec({"notebook": "bad.ipynb", "root_dir": str(tmp_path)},
-                                     max_retries=0)
-    done = await manager.wait(task.id, timeout=180)
+    task, done = await run_job(manager, tmp_path, "bad.ipynb")
     assert done.status == "failed"
     message = done.error["message"]
     # named as a failing cell is: the error, the cell as the user sees it
@@ -90,9 +94,7 @@ async def test_a_notebook_job_waits_for_run_background_work_too(
         "    await asyncio.sleep(1)\n"
         "    return 5\n"
         "task_id = await jupyter_tasks.run_background(slow(), label='api-work')"])
-    task = await manager.submit_spec({"notebook": "api.ipynb", "root_dir": str(tmp_path)},
-                                     max_retries=0)
-    done = await manager.wait(task.id, timeout=180)
+    _, done = await run_job(manager, tmp_path, "api.ipynb")
     assert done.status == "succeeded", done.error
     work = [t for t in await manager.store.list_tasks() if t.label == "api-work"]
     assert [(t.status, t.result) for t in work] == [("succeeded", 5)], work
