@@ -664,6 +664,7 @@ class _WorkerRun:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.main: asyncio.Task[Any] | None = None
         self.cancelled = False
+        self.interrupted = False  # TaskCancelled was raised into its thread
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -675,6 +676,7 @@ class _WorkerRun:
     def interrupt(self) -> None:
         with self.lock:
             if self.thread_id is not None and not self.finished.is_set():
+                self.interrupted = True
                 interrupt_thread(self.thread_id, TaskCancelled)
 
 
@@ -1031,7 +1033,9 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
         "status": status, "result": result, "error": error, "run": run_id,
         # whether the task's code was told of the cancel: a run that succeeded without
         # it ran to its end before the cancel could stop it (see finished_before_stop)
-        "cancel_seen": ctx.cancel_seen,
+        # (an interrupt tells it too: a function that caught it and returned what it had
+        # was stopped, not ended on its own)
+        "cancel_seen": ctx.cancel_seen or run.interrupted,
         "worker": worker.address, "artifacts": ctx.artifacts,
         "logs": ctx.take_logs(), "progress": ctx.current_progress,
         "usage": {"pid": usage.pid, "cpu_seconds": usage.cpu_seconds or thread.cpu_seconds,

@@ -88,6 +88,10 @@ class ThreadRun:
     # that came too late to stop it, and the caller may keep ``value`` (see FunctionKind)
     returned: bool = False
     value: Any = None
+    # whether it had returned when the stop reached the awaiting side: only then did the
+    # stop come too late. One that returns later may have caught the stop and returned
+    # what it had (a bare ``except:``), which is no end of its own
+    returned_before_stop: bool = False
 
 
 async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
@@ -138,6 +142,7 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
+        run.returned_before_stop = run.returned
         await _stop_thread(run)
         raise
 

@@ -155,7 +155,7 @@ async def call_in_thread(fn: Callable[..., Any], args: Any, kwargs: dict[str, An
     try:
         return await run_in_thread(fn, args, kwargs, run.thread)
     except asyncio.CancelledError:
-        if run.stop_reason in ("cancel", "timeout") and run.thread.returned \
+        if run.stop_reason in ("cancel", "timeout") and run.thread.returned_before_stop \
                 and not run.ctx.cancel_seen:
             uncancel()  # the cancel was absorbed here: nothing later takes it as pending
             return run.thread.value

@@ -310,6 +310,24 @@ async def test_a_function_that_returned_before_its_cancel_reached_it_succeeded(
     assert done.cancel_requested
 
 
+@pytest.mark.parametrize("stop", ["cancel", "timeout"])
+async def test_a_function_that_caught_the_stop_and_returned_is_not_succeeded(
+        manager: TaskManager, stop: str) -> None:
+    # the stop reached it (TaskCancelled raised in its thread), it caught that and
+    # returned what it had: not an end of its own, so the stop's end, not succeeded
+    # with a partial value (the first version of the "returned before the cancel"
+    # rule took any value returned after the stop)
+    options = {"timeout": 0.5} if stop == "timeout" else {}
+    task = await manager.submit("swallows_the_stop", mode="job", max_retries=0, **options)
+    if stop == "cancel":
+        await eventually(lambda: _thread_started(manager, task.id),
+                         what="the function running in its thread")
+        await manager.cancel(task.id)
+    done = await manager.wait(task.id, timeout=30)
+    assert (done.status, done.result) == ("cancelled" if stop == "cancel" else "timeout",
+                                          None), (done.status, done.result)
+
+
 async def _thread_started(m: TaskManager, task_id: str) -> Any:
     running = m.state.running.get(task_id)
     return running if running is not None and running.thread.thread_id else None

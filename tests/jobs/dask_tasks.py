@@ -87,3 +87,18 @@ def dask_until_file(gate: str, started: str) -> str:
     while not os.path.exists(gate):
         time.sleep(0.005)
     return "ran to its end"
+
+
+@task("dask_swallows_the_stop", mode="job")
+def dask_swallows_the_stop(started: str) -> str:
+    """Write ``started``, then work until stopped, catching the stop (a sloppy
+    ``except:``) and returning what it had."""
+    Path(started).write_text(str(os.getpid()))
+    done = 0
+    for _ in range(6000):  # 5 minutes: it only ends by being stopped
+        try:
+            time.sleep(0.05)
+            done += 1
+        except BaseException:
+            return f"partial: {done}"
+    return "all of it"

@@ -584,6 +584,21 @@ async def test_a_run_that_ends_just_after_a_cancel_is_written_succeeded(
     assert done.cancel_requested  # the record still says a cancel was asked for
 
 
+async def test_a_run_that_caught_the_interrupt_and_returned_is_written_cancelled(
+        hub: TaskManager, tmp_path: Path) -> None:
+    # the worker interrupted it (TaskCancelled in its thread) and it returned what it had:
+    # stopped by the cancel, not ended on its own (nor succeeded with a partial value)
+    started = tmp_path / "started"
+    task = await hub.submit("dask_swallows_the_stop", started=str(started), mode="job",
+                            max_retries=0)
+    await until(started.exists, timeout=60, what="the run started on a worker")
+    await until(lambda: hub.test_backend._started_remotely(task.id), timeout=60,
+                what="the run announced to the hub")
+    await hub.cancel(task.id)
+    done = await hub.wait(task.id, timeout=60)
+    assert (done.status, done.result) == ("cancelled", None), (done.status, done.result)
+
+
 async def test_a_run_that_ends_while_a_cancel_asks_about_it_is_written_succeeded(
         hub: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # in its first 0.2 s a run has told the hub nothing: a cancel then asks the scheduler
