@@ -383,7 +383,9 @@ class TaskManager:
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued task, or ask its owner to stop a running one."""
         task, ended_here = await self.store.request_cancel(task_id)
-        if ended_here and task.callback_url:  # no worker ends it: its POST goes from here
+        if ended_here and task.callback_url and self.config.as_worker:
+            # no worker ends it: its POST goes from here; a process that is no worker
+            # (the CLI) leaves it to a worker's or the server's sweep of the outbox
             self.state.spawn(self.housekeeping.post_callback(task.id))
         if not task.is_terminal:
             self.execution.stop_by_id(task_id, "cancel")

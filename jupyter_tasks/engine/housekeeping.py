@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import callbacks
 from ..context import TaskContext
-from ..exceptions import StoreError
+from ..exceptions import InvalidRequest, StoreError
 from ..jobs.code import remove_lost_work
 from ..liveness import worker_alive
 from ..models import LogTailWrite, Task, TaskKind
@@ -27,8 +27,12 @@ CALLBACK_TRIES = 4
 # a claim outlives the longest delivery (4 tries of up to 10 s each, a few redirect
 # hops, 3.5 s of backoff): past it, another process may take the callback over
 CALLBACK_CLAIM_SECONDS = 300.0
-# owed callbacks a process takes over at once (each delivery holds a thread)
+# owed callbacks a process takes over at once (each delivery holds a thread), and the
+# owed rows it reads to find them (past those its allow-list does not admit)
 OWED_AT_ONCE = 8
+OWED_READ = 200
+# how long a stop lets deliveries under way finish (a cut one is posted again later)
+STOP_GRACE = 2.0
 
 
 class Housekeeping:
@@ -39,6 +43,7 @@ class Housekeeping:
         self._flushing = asyncio.Lock()
         # the callbacks this process is posting: task id -> the asyncio task doing it
         self._posting: dict[str, asyncio.Task[Any]] = {}
+        self._policy = callbacks.CallbackPolicy.from_entries(state.config.callback_allowlist)
 
     # ------------------------------------------------------------ progress & logs
 
@@ -212,18 +217,26 @@ class Housekeeping:
 
         The end wrote the callback into the outbox; the process that claims it posts
         it, so two never post it at once, and one that dies or stops first leaves it
-        to the next (``post_owed_callbacks``). ``attempts`` counts every process's tries.
+        to the next (``post_owed_callbacks``). A process whose allow-list does not
+        admit the URL leaves it alone for one whose list does (a kernel or a worker
+        beside a server configured for other hosts). ``attempts`` counts every
+        process's tries.
         """
-        store = self.state.store
-        tried = await store.claim_callback(task_id, self.state.worker_id,
-                                           CALLBACK_CLAIM_SECONDS)
-        if tried is None:
-            return  # delivered already, or another process is posting it
         current = asyncio.current_task()
-        if current is not None:
-            self._posting[task_id] = current
+        if task_id in self._posting or current is None:
+            return  # this process is on it already
+        self._posting[task_id] = current  # before the claim: a stop waits for it too
+        store = self.state.store
         try:
             task = await store.get_task(task_id)
+            if task is not None and task.callback_url and not self._may_post(task.callback_url):
+                log.debug("callback for task %s left to a process whose allow-list names "
+                          "its host", task_id)
+                return
+            tried = await store.claim_callback(task_id, self.state.worker_id,
+                                               CALLBACK_CLAIM_SECONDS)
+            if tried is None:
+                return  # delivered already, or another process is posting it
             if task is not None and task.callback_url and tried < attempts:
                 body = json.dumps(task.to_json()).encode()
                 await callbacks.post_callback(
@@ -236,19 +249,35 @@ class Housekeeping:
         finally:
             self._posting.pop(task_id, None)
 
+    def _may_post(self, url: str) -> bool:
+        """Whether this process's allow-list admits the URL's host (no DNS yet)."""
+        try:
+            callbacks.check_url(url, self._policy)
+        except InvalidRequest:
+            return False
+        return True
+
     async def post_owed_callbacks(self) -> None:
         """Post the callbacks whose process died or stopped before it delivered them."""
         room = OWED_AT_ONCE - len(self._posting)
         if room <= 0:
             return
-        for task_id in await self.state.store.owed_callbacks(room):
-            if task_id not in self._posting:
-                self.state.spawn(self.post_callback(task_id))
+        # read past the ones this process may not post, which others will
+        for task_id, url in await self.state.store.owed_callbacks(OWED_READ):
+            if room <= 0:
+                break
+            if task_id in self._posting or (url is not None and not self._may_post(url)):
+                continue
+            self.state.spawn(self.post_callback(task_id))
+            room -= 1
 
-    async def stop_callbacks(self) -> None:
-        """At a stop: end this process's deliveries and hand their claims back, for the
-        next process on the database to post them (a receiver dedupes on the id)."""
+    async def stop_callbacks(self, grace: float = STOP_GRACE) -> None:
+        """At a stop: let deliveries under way end (up to ``grace`` seconds), end the rest,
+        and hand their claims back, for the next process on the database to post them (a
+        receiver dedupes on the id)."""
         posting = list(self._posting.values())
+        if posting:
+            await asyncio.wait(posting, timeout=grace)
         for task in posting:
             task.cancel()
         await asyncio.gather(*posting, return_exceptions=True)

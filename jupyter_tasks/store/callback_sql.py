@@ -12,7 +12,9 @@ import sqlite3
 
 # unclaimed, or claimed by a process that let its claim run out
 _OWED = "claimed_by IS NULL OR claimed_until < ?"
-OWED_SQL = f"SELECT task_id FROM callback_outbox WHERE {_OWED} ORDER BY task_id LIMIT ?"
+# with each task's URL: a process skips the ones its allow-list does not admit
+OWED_SQL = (f"SELECT o.task_id, t.callback_url FROM callback_outbox o "
+            f"LEFT JOIN tasks t ON t.id = o.task_id WHERE {_OWED} ORDER BY o.task_id LIMIT ?")
 
 
 def tx_claim_callback(conn: sqlite3.Connection, task_id: str, worker_id: str, now: float,

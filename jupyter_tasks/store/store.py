@@ -1646,10 +1646,12 @@ class Store:
 
     # ----------------------------------------------------------- callbacks owed
 
-    async def owed_callbacks(self, limit: int, now: float | None = None) -> list[str]:
-        """Ids of ended tasks whose callback nobody is posting (unclaimed, or claim run out)."""
+    async def owed_callbacks(self, limit: int, now: float | None = None
+                             ) -> list[tuple[str, str | None]]:
+        """(task id, callback URL) of the ended tasks whose callback nobody is posting
+        (unclaimed, or claim run out); the URL is None for a task deleted since."""
         rows = await self._rows(OWED_SQL, (now or time.time(), limit))
-        return [row[0] for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
     async def claim_callback(self, task_id: str, worker_id: str, seconds: float) -> int | None:
         """Take a task's owed callback for ``seconds``: its failed tries so far, or None

@@ -121,3 +121,76 @@ async def test_a_callback_is_tried_four_times_in_all_then_given_up(db_path: Path
         assert len(receiver.requests) == 4, len(receiver.requests)
     finally:
         receiver.close()
+
+
+def _owed_rows(db_path: Path) -> list[tuple[str, int, str | None]]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT task_id, tries, claimed_by FROM callback_outbox").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_a_process_whose_allow_list_refuses_the_url_leaves_it_to_one_that_admits_it(
+        db_path: Path) -> None:
+    # before: any process on the database took an owed callback (a kernel, a worker with
+    # the default list), was refused by its own allow-list and deleted it: a URL only
+    # the server admits was never posted
+    from jupyter_tasks import TaskManager
+    from tests.waiting import eventually
+
+    receiver = Receiver("127.0.0.2")  # admitted by the "server" below only
+    try:
+        async with TaskManager(db_path, queues={}, as_worker=False, runs_background=False,
+                               callback_allowlist=["127.0.0.2"], make_default=False) as api:
+            job = await api.submit_spec({"command": [sys.executable, "-c", "pass"]},
+                                        mode="job", callback_url=f"{receiver.url}/hook")
+        # a worker with the default (loopback names) list runs and ends it, and sweeps
+        async with TaskManager(db_path, queues={"default": 1}, reaper_interval=3600,
+                               make_default=False) as worker:
+            await worker.wait(job.id, timeout=60)
+            await worker.housekeeping.post_owed_callbacks()
+            assert _owed_rows(db_path) == [(job.id, 0, None)]
+        assert receiver.requests == []
+        # the server, whose list admits it, posts it
+        async with TaskManager(db_path, queues={}, reaper_interval=0.05,
+                               callback_allowlist=["127.0.0.2"], make_default=False):
+
+            async def delivered() -> bool:
+                return bool(receiver.requests) and _owed(db_path) == 0
+
+            await eventually(delivered, what="the callback posted by the server")
+        assert [json.loads(r["body"])["id"] for r in receiver.requests] == [job.id]
+    finally:
+        receiver.close()
+
+
+async def test_a_cancel_from_a_process_that_is_no_worker_is_posted_once_by_a_worker(
+        db_path: Path) -> None:
+    # before: the CLI's cancel of a queued task posted the callback itself, was stopped
+    # mid-way by its own exit (a traceback on stderr: the store was closed), and the
+    # server posted it again
+    from jupyter_tasks import TaskManager
+    from tests.waiting import eventually
+
+    receiver = Receiver("127.0.0.1")
+    try:
+        async with TaskManager(db_path, queues={}, as_worker=False, runs_background=False,
+                               make_default=False) as cli:
+            job = await cli.submit_spec({"command": [sys.executable, "-c", "pass"]},
+                                        mode="job", queue="nobody-serves-this",
+                                        callback_url=f"{receiver.url}/hook")
+            assert (await cli.cancel(job.id)).status == "cancelled"
+        assert receiver.requests == []
+        assert _owed_rows(db_path) == [(job.id, 0, None)]
+        async with TaskManager(db_path, queues={}, reaper_interval=0.05,
+                               make_default=False):
+
+            async def delivered() -> bool:
+                return bool(receiver.requests) and _owed(db_path) == 0
+
+            await eventually(delivered, what="the callback posted by a worker's sweep")
+        assert len(receiver.requests) == 1, receiver.requests
+        assert json.loads(receiver.requests[0]["body"])["status"] == "cancelled"
+    finally:
+        receiver.close()
