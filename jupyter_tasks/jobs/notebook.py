@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import keyword
 import os
 import re
@@ -59,7 +58,7 @@ from typing import Any
 
 from .._version import __version__
 from ..exceptions import InvalidRequest
-from ..kernel.headless import END_OF_RUN_SOURCE, REPORT_MARK
+from ..kernel.headless import END_OF_RUN_SOURCE, REPORT_MIME
 from ..runners import (
     ProcessUsage,
     announce_group,
@@ -518,18 +517,24 @@ def _started_background(nb: Any) -> bool:
 
 
 def _background_report(hidden: Any) -> list[dict[str, Any]]:
-    """The ends ``end_of_run`` printed in the hidden cell."""
-    for text in _output_texts(hidden):
-        for line in text.splitlines():
-            if line.startswith(REPORT_MARK):
-                return json.loads(line[len(REPORT_MARK):])
-    raise NotebookJobError("the background cells' ends could not be read from the kernel")
+    """The ends ``end_of_run`` displayed in the hidden cell (none from a kernel that could
+    not import jupyter_tasks)."""
+    for out in hidden.get("outputs", []):
+        report = out.get("data", {}).get(REPORT_MIME)
+        if isinstance(report, list):
+            return report
+    return []
+
+
+# the ends that fail the run as a failing cell would; a cancel was someone's choice
+# (a later cell's, the panel's), as stopping a cell is
+_FAILED_ENDS = frozenset({"failed", "timeout", "oom", "interrupted"})
 
 
 def _raise_for_background(report: list[dict[str, Any]], nb: Any, input_cells: list[Any],
                           notebook: str) -> None:
-    """Fail the run as the first background cell that did not succeed: a failing cell."""
-    failed = [r for r in report if r["status"] != "succeeded"]
+    """Fail the run as the first background cell that failed: a failing cell."""
+    failed = [r for r in report if r["status"] in _FAILED_ENDS]
     if not failed:
         return
     first = failed[0]

@@ -65,6 +65,11 @@ class CellKind:
         return await self.side.execute(task, ctx, run)
 
 
+# background tasks a kernel remembers for wait_for_background (a long session's oldest
+# go: they still run here, and are waited for as such, without their card's text)
+BACKGROUND_KEPT = 1000
+
+
 class KernelSide:
     """This kernel's part: the manager, the shell, the sinks of its cell tasks."""
 
@@ -81,6 +86,20 @@ class KernelSide:
         self._counter = 0
         self._lock = threading.Lock()
         manager.install_kind(CellKind(self))
+
+    def started_in_background(self, task_id: str, shown: Any) -> None:
+        """Remember a task this kernel started in the background, with its shown card
+        (or None), for a headless run to wait for; the oldest go past a bound."""
+        with self._lock:
+            self.background[task_id] = shown
+            while len(self.background) > BACKGROUND_KEPT:
+                del self.background[next(iter(self.background))]
+
+    def take_background(self) -> dict[str, Any]:
+        """The background tasks remembered so far (forgotten here: each is waited once)."""
+        with self._lock:
+            taken, self.background = self.background, {}
+        return taken
 
     # ----------------------------------------------------------------- submit
 

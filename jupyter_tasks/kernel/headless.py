@@ -18,15 +18,16 @@ from typing import Any
 
 from ..models import Task, TaskMode
 
-# the line end_of_run prints: what the notebook job reads back
-REPORT_MARK = "jupyter-tasks background report: "
+# the output end_of_run displays (its own type: no print of a thread can garble it),
+# which the notebook job reads back
+REPORT_MIME = "application/vnd.jupyter-tasks.background-report+json"
 # the code a notebook job runs in the kernel after the last cell (in a cell that is
 # not kept in the executed notebook); a kernel without jupyter_tasks reports nothing
 END_OF_RUN_SOURCE = (
     "try:\n"
     "    from jupyter_tasks.kernel.headless import end_of_run as _jupyter_tasks_end\n"
     "except ImportError:\n"
-    f"    print({REPORT_MARK + '[]'!r})\n"
+    "    pass\n"
     "else:\n"
     "    _jupyter_tasks_end()\n")
 
@@ -36,9 +37,8 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
 
     ``%%background`` cells, ``--background`` subprocesses and whatever else runs in
     this kernel beside them (``run_background``). Cards shown for them take their end
-    as their text form. ``timeout``: seconds in
-    all, then ``TimeoutError`` (the tasks go on). Nothing to wait for before
-    ``%load_ext jupyter_tasks``.
+    as their text form. ``timeout``: seconds in all, then ``TimeoutError`` (the tasks
+    go on). Nothing to wait for before ``%load_ext jupyter_tasks``.
     """
     from ..runtime import get_default_manager
     from . import kernel_side
@@ -47,7 +47,8 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
     manager = side.manager if side is not None else get_default_manager()
     if manager is None or not manager.running:
         return []
-    shown_cards: dict[str, Any] = dict(side.background) if side is not None else {}
+    # each waited for once: a later call waits for what was started since
+    shown_cards: dict[str, Any] = side.take_background() if side is not None else {}
     # and what else runs here beside the cells (run_background, a --no-card cell):
     # local work, not jobs a worker claimed from the shared queue
     for task_id, running in list(manager.state.running.items()):
@@ -57,11 +58,10 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
     ended: list[Task] = []
     for task_id, shown in shown_cards.items():
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            task = manager.run_sync(manager.wait(task_id), left)
-        except TimeoutError:
-            raise TimeoutError(f"background task {task_id} still runs after {timeout} s"
-                               ) from None
+        # the wait itself is bounded: a task that ended long ago answers at once
+        task = manager.run_sync(manager.wait(task_id, left), None)
+        if not task.is_terminal:
+            raise TimeoutError(f"background task {task_id} still runs after {timeout} s")
         if shown is not None:
             shown.ended(manager, task)
         ended.append(task)
@@ -69,8 +69,10 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
 
 
 def end_of_run() -> None:
-    """Wait for the background tasks, then print one line of JSON the notebook job reads."""
+    """Wait for the background tasks, then display their ends for the notebook job."""
+    from IPython.display import display
+
     ended = wait_for_background()
     report: list[dict[str, Any]] = [
         {"id": t.id, "label": t.label, "status": t.status, "error": t.error} for t in ended]
-    print(REPORT_MARK + json.dumps(report, default=str), flush=True)
+    display({REPORT_MIME: json.loads(json.dumps(report, default=str))}, raw=True)

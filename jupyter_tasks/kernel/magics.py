@@ -348,7 +348,7 @@ def _after_subprocess_submit(side: KernelSide, task: Any, opts: dict[str, Any],
                              assigned: bool = False) -> tuple[Any, _ShownCard]:
     shown = _ShownCard(task.id)
     if opts["background"]:
-        side.background[task.id] = shown
+        side.started_in_background(task.id, shown)
         if assigned:  # ``job = %run_subprocess --background …``: job is the handle
             return TaskHandle(task.id, side.manager), shown
         name = side.fresh_name("proc")
@@ -468,7 +468,7 @@ class TaskMagics(Magics):
         else:
             print(f"{name} = TaskHandle for background task {task.id}")
         # with a display id, so its text form can follow the task (headless.py)
-        side.background[task.id] = None if args.no_card else _ShownCard(task.id)
+        side.started_in_background(task.id, None if args.no_card else _ShownCard(task.id))
 
     @no_var_expand
     @line_cell_magic

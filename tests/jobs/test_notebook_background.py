@@ -100,6 +100,39 @@ async def test_a_notebook_job_waits_for_run_background_work_too(
     assert [(t.status, t.result) for t in work] == [("succeeded", 5)], work
 
 
+async def test_a_background_cell_the_notebook_cancels_does_not_fail_the_job(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # a monitor loop a later cell stops on purpose: a choice, not a failure
+    write_notebook(tmp_path / "monitor.ipynb", [
+        "%load_ext jupyter_tasks",
+        "%%background --name monitor --label monitor\nimport time\n"
+        "while True:\n    time.sleep(0.05)\n",
+        "monitor.cancel()"])
+    _, done = await run_job(manager, tmp_path, "monitor.ipynb")
+    assert done.status == "succeeded", done.error
+    (monitor,) = [t for t in await manager.store.list_tasks() if t.label == "monitor"]
+    assert monitor.status == "cancelled"
+
+
+def test_a_bounded_wait_for_work_that_ended_long_ago_does_not_time_out(
+        tmp_path: Path) -> None:
+    # the deadline is for work still running: a task that ended before it passed is
+    # no TimeoutError (was: the hop to the manager's loop was given no time at all)
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = write_notebook(tmp_path / "bounded.ipynb", [
+        "%load_ext jupyter_tasks",
+        "%%background --name quick --label quick\n1\n",
+        "quick.wait(60)\nimport jupyter_tasks",
+        "ended = jupyter_tasks.wait_for_background(timeout=1e-9)\n"
+        "print([t.status for t in ended])"])
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert "['succeeded']" in _texts(nb), _texts(nb)
+
+
 def test_under_nbconvert_a_last_cell_waits_for_the_background_work(
         tmp_path: Path, db_path: Path) -> None:
     # papermill and nbconvert shut the kernel down after the last cell; the documented
