@@ -198,6 +198,8 @@ class Execution:
                 raise UnsupportedKind(f"this process ({state.config.worker_kind}) cannot run "
                                       f"{task.kind} tasks")
             value = await kind.execute(task, ctx, running)
+            if running.stop_swallowed():  # the stop's end, not a success
+                raise asyncio.CancelledError
         except asyncio.CancelledError as exc:
             reason = running.stop_reason
             # no reason: something outside cancelled us (the loop is closing)

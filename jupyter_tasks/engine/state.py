@@ -89,6 +89,18 @@ class RunningTask:
     started: float = field(default_factory=time.time)
     groups: dict[int, dict[str, Any]] = field(default_factory=dict)  # live process groups
 
+    def stop_swallowed(self) -> bool:
+        """Whether a cancel or timeout reached the task's code, which caught it and
+        returned what it had (on the attempt's own asyncio task).
+
+        A kind that kept a value returned before the stop came took the cancel back
+        (see ``call_in_thread``); one that returns with the cancel still pending ran
+        over it.
+        """
+        current = asyncio.current_task()
+        return self.cancel_sent and self.stop_reason in ("cancel", "timeout") \
+            and current is not None and current.cancelling() > 0
+
 
 class LocalQueue:
     """Concurrency limit with priorities for work started in this process."""

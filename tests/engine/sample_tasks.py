@@ -94,3 +94,17 @@ def swallows_the_stop() -> str:
         except BaseException:
             return f"partial: {done} of 40"
     return "all 40"
+
+
+ASYNC_SWALLOWING: set[str] = set()  # ids of the tasks inside async_swallows_the_stop's try
+
+
+@task("async_swallows_the_stop", mode="job")
+async def async_swallows_the_stop(ctx: TaskContext) -> str:
+    """Two seconds of async work that catches the cancel that stops it and returns."""
+    try:
+        ASYNC_SWALLOWING.add(ctx.task_id)
+        await asyncio.sleep(2)
+    except asyncio.CancelledError:
+        return "partial async"
+    return "all of it"

@@ -311,21 +311,30 @@ async def test_a_function_that_returned_before_its_cancel_reached_it_succeeded(
 
 
 @pytest.mark.parametrize("stop", ["cancel", "timeout"])
+@pytest.mark.parametrize("name", ["swallows_the_stop", "async_swallows_the_stop"])
 async def test_a_function_that_caught_the_stop_and_returned_is_not_succeeded(
-        manager: TaskManager, stop: str) -> None:
+        manager: TaskManager, stop: str, name: str) -> None:
     # the stop reached it (TaskCancelled raised in its thread), it caught that and
     # returned what it had: not an end of its own, so the stop's end, not succeeded
     # with a partial value (the first version of the "returned before the cancel"
     # rule took any value returned after the stop)
     options = {"timeout": 0.5} if stop == "timeout" else {}
-    task = await manager.submit("swallows_the_stop", mode="job", max_retries=0, **options)
+    task = await manager.submit(name, mode="job", max_retries=0, **options)
     if stop == "cancel":
-        await eventually(lambda: _thread_started(manager, task.id),
-                         what="the function running in its thread")
+        await eventually(lambda: _started(manager, task.id, threaded=not name.startswith("async")),
+                         what="the function running")
         await manager.cancel(task.id)
     done = await manager.wait(task.id, timeout=30)
     assert (done.status, done.result) == ("cancelled" if stop == "cancel" else "timeout",
                                           None), (done.status, done.result)
+
+
+async def _started(m: TaskManager, task_id: str, threaded: bool) -> Any:
+    if not threaded:
+        from tests.engine.sample_tasks import ASYNC_SWALLOWING
+
+        return task_id in ASYNC_SWALLOWING
+    return await _thread_started(m, task_id)
 
 
 async def _thread_started(m: TaskManager, task_id: str) -> Any:
