@@ -83,6 +83,7 @@ class KernelSide:
         # --background subprocess), in order, each with its card's display (or None):
         # a headless run waits for them before its kernel goes (headless.py)
         self.background: dict[str, Any] = {}
+        self.cards_ended: set[str] = set()  # whose card took its end as its text form
         self._counter = 0
         self._lock = threading.Lock()
         manager.install_kind(CellKind(self))
@@ -93,13 +94,14 @@ class KernelSide:
         with self._lock:
             self.background[task_id] = shown
             while len(self.background) > BACKGROUND_KEPT:
-                del self.background[next(iter(self.background))]
+                oldest = next(iter(self.background))
+                del self.background[oldest]
+                self.cards_ended.discard(oldest)
 
-    def take_background(self) -> dict[str, Any]:
-        """The background tasks remembered so far (forgotten here: each is waited once)."""
+    def background_so_far(self) -> dict[str, Any]:
+        """The background tasks remembered so far, with their shown cards (a copy)."""
         with self._lock:
-            taken, self.background = self.background, {}
-        return taken
+            return dict(self.background)
 
     # ----------------------------------------------------------------- submit
 

@@ -16,6 +16,7 @@ import json
 import time
 from typing import Any
 
+from ..context import current_context
 from ..models import Task, TaskMode
 
 # the output end_of_run displays (its own type: no print of a thread can garble it),
@@ -47,13 +48,18 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
     manager = side.manager if side is not None else get_default_manager()
     if manager is None or not manager.running:
         return []
-    # each waited for once: a later call waits for what was started since
-    shown_cards: dict[str, Any] = side.take_background() if side is not None else {}
+    # all of the session's (each call reports them all: a last cell's wait and the
+    # notebook job's check after it see the same ends)
+    shown_cards: dict[str, Any] = side.background_so_far() if side is not None else {}
     # and what else runs here beside the cells (run_background, a --no-card cell):
     # local work, not jobs a worker claimed from the shared queue
     for task_id, running in list(manager.state.running.items()):
         if running.task.mode != TaskMode.JOB.value:
             shown_cards.setdefault(task_id, None)
+    # never the task calling this (a background cell waiting for the others)
+    ctx = current_context.get(None)
+    if ctx is not None:
+        shown_cards.pop(ctx.task_id, None)
     deadline = None if timeout is None else time.monotonic() + timeout
     ended: list[Task] = []
     for task_id, shown in shown_cards.items():
@@ -62,8 +68,9 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
         task = manager.run_sync(manager.wait(task_id, left), None)
         if not task.is_terminal:
             raise TimeoutError(f"background task {task_id} still runs after {timeout} s")
-        if shown is not None:
+        if shown is not None and side is not None and task_id not in side.cards_ended:
             shown.ended(manager, task)
+            side.cards_ended.add(task_id)
         ended.append(task)
     return ended
 

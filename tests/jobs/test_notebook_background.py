@@ -114,6 +114,43 @@ async def test_a_background_cell_the_notebook_cancels_does_not_fail_the_job(
     assert monitor.status == "cancelled"
 
 
+@pytest.mark.parametrize("last_cell", [
+    # the documented last cell for papermill, in a notebook job too
+    "import jupyter_tasks\njupyter_tasks.wait_for_background();",
+    # a bounded wait that gives up on the slow one
+    "import jupyter_tasks\ntry:\n    jupyter_tasks.wait_for_background(timeout=0.3)\n"
+    "except TimeoutError:\n    pass\n",
+])
+async def test_a_failed_background_cell_fails_the_job_whatever_waited_before(
+        manager: TaskManager, tmp_path: Path, last_cell: str) -> None:
+    # before: a wait in the notebook took the tasks it waited for (or gave up on) out of
+    # the kernel's list, and the job's own check after the last cell saw none of them
+    write_notebook(tmp_path / "waited.ipynb", [
+        "%load_ext jupyter_tasks",
+        "%%background --label slow\nimport time\ntime.sleep(1.5)\n",
+        "%%background --label doomed\n1 / 0\n",
+        last_cell])
+    _, done = await run_job(manager, tmp_path, "waited.ipynb")
+    assert done.status == "failed", done.status
+    assert "doomed" in done.error["message"], done.error["message"]
+
+
+async def test_a_background_cell_that_waits_for_the_others_does_not_wait_for_itself(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # before: it waited for itself, until the job's timeout (with none, for good)
+    write_notebook(tmp_path / "waiter.ipynb", [
+        "%load_ext jupyter_tasks",
+        "%%background --label other\nimport time\ntime.sleep(0.5)\n1\n",
+        "%%background --label waiter\nimport jupyter_tasks\n"
+        "[t.label for t in jupyter_tasks.wait_for_background()]\n"])
+    task = await manager.submit_spec({"notebook": "waiter.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0, timeout=120)
+    done = await manager.wait(task.id, timeout=180)
+    assert done.status == "succeeded", (done.status, done.error)
+    (waiter,) = [t for t in await manager.store.list_tasks() if t.label == "waiter"]
+    assert (waiter.status, waiter.result) == ("succeeded", ["other"])
+
+
 def test_a_bounded_wait_for_work_that_ended_long_ago_does_not_time_out(
         tmp_path: Path) -> None:
     # the deadline is for work still running: a task that ended before it passed is
