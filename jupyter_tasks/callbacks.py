@@ -49,12 +49,14 @@ not the tornado layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import ipaddress
 import logging
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -346,21 +348,27 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
     raise AssertionError("unreachable")
 
 
+DELIVERED, REFUSED, GIVEN_UP = "delivered", "refused", "given up"
+
+
 async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable[str], *,
                         attempts: int = 4, base_delay: float = 0.5, tried: int = 0,
-                        failed: Callable[[], Awaitable[None]] | None = None) -> bool:
-    """Deliver a finished task's callback; retry failures, never refusals. Whether it arrived.
+                        failed: Callable[[], Awaitable[None]] | None = None) -> str:
+    """Deliver a finished task's callback; retry failures, never refusals.
 
-    ``tried``: the failed tries made before (by this or another process), which count
-    toward ``attempts``; ``failed`` is awaited after each failed try (to count it).
+    Answers ``DELIVERED``, ``REFUSED`` (this allow-list refused where the POST would
+    go) or ``GIVEN_UP`` (out of tries). ``tried``: the failed tries made before (by this
+    or another process), which count toward ``attempts``; ``failed`` is awaited after
+    each failed try (to count it). Each try runs on a daemon thread: a process that
+    stops does not wait for a receiver that hangs.
     """
     policy = CallbackPolicy.from_entries(allowlist)
     for attempt in range(tried, attempts):
         try:
-            status = await asyncio.to_thread(deliver, url, body, policy)
+            status = await _on_daemon_thread(deliver, url, body, policy)
         except CallbackRefused as exc:
             log.warning("callback for task %s refused: %s", task_id, exc)
-            return False
+            return REFUSED
         except Exception as exc:
             log.warning("callback for task %s failed (%s)", task_id, exc)
             if failed is not None:
@@ -369,5 +377,32 @@ async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable
                 await asyncio.sleep(base_delay * 2 ** attempt)
             continue
         log.debug("callback for task %s delivered (%s)", task_id, status)
-        return True
-    return False
+        return DELIVERED
+    return GIVEN_UP
+
+
+async def _on_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a daemon thread of its own, awaited (``asyncio.to_thread`` uses the
+    loop's pool, whose threads the interpreter waits for at exit: a stop would wait for
+    a receiver that hangs, up to the timeout)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            outcome = (True, fn(*args))
+        except BaseException as exc:
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="jupyter-tasks:callback", daemon=True).start()
+    return await future

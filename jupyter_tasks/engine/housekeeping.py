@@ -44,6 +44,8 @@ class Housekeeping:
         # the callbacks this process is posting: task id -> the asyncio task doing it
         self._posting: dict[str, asyncio.Task[Any]] = {}
         self._policy = callbacks.CallbackPolicy.from_entries(state.config.callback_allowlist)
+        self._refused: set[str] = set()  # owed callbacks this list refused where they go
+        self._sweep_after = ""  # the owed callbacks' next page starts after this task id
 
     # ------------------------------------------------------------ progress & logs
 
@@ -223,15 +225,16 @@ class Housekeeping:
         process's tries.
         """
         current = asyncio.current_task()
-        if task_id in self._posting or current is None:
-            return  # this process is on it already
+        if task_id in self._posting or current is None or self.state.stopping:
+            return  # this process is on it already, or leaves it to the next one
         self._posting[task_id] = current  # before the claim: a stop waits for it too
         store = self.state.store
         try:
             task = await store.get_task(task_id)
-            if task is not None and task.callback_url and not self._may_post(task.callback_url):
-                log.debug("callback for task %s left to a process whose allow-list names "
-                          "its host", task_id)
+            if task is not None and task.callback_url \
+                    and not self._may_post(task_id, task.callback_url):
+                log.debug("callback for task %s left to a process whose allow-list admits "
+                          "it", task_id)
                 return
             tried = await store.claim_callback(task_id, self.state.worker_id,
                                                CALLBACK_CLAIM_SECONDS)
@@ -239,18 +242,27 @@ class Housekeeping:
                 return  # delivered already, or another process is posting it
             if task is not None and task.callback_url and tried < attempts:
                 body = json.dumps(task.to_json()).encode()
-                await callbacks.post_callback(
+                outcome = await callbacks.post_callback(
                     task.id, task.callback_url, body, self.state.config.callback_allowlist,
                     attempts=attempts, tried=tried,
                     failed=lambda: store.callback_failed(task_id))
+                if outcome == callbacks.REFUSED:
+                    # where it would go (a redirect's hop, an address its name resolves
+                    # to) is off this process's list: another's may admit it
+                    self._refused.add(task_id)
+                    await store.unclaim_callback(task_id)
+                    return
             elif task is not None and task.callback_url:
                 log.warning("callback for task %s given up after %d tries", task_id, tried)
             await store.callback_settled(task_id)
         finally:
             self._posting.pop(task_id, None)
 
-    def _may_post(self, url: str) -> bool:
-        """Whether this process's allow-list admits the URL's host (no DNS yet)."""
+    def _may_post(self, task_id: str, url: str) -> bool:
+        """Whether this process's allow-list admits the URL's host (no DNS yet), and
+        did not refuse where its POST went before."""
+        if task_id in self._refused:
+            return False
         try:
             callbacks.check_url(url, self._policy)
         except InvalidRequest:
@@ -262,11 +274,16 @@ class Housekeeping:
         room = OWED_AT_ONCE - len(self._posting)
         if room <= 0:
             return
-        # read past the ones this process may not post, which others will
-        for task_id, url in await self.state.store.owed_callbacks(OWED_READ):
+        # a page at a time, on from the last one: rows nobody here may post (left for
+        # another process) never hide the others
+        owed = await self.state.store.owed_callbacks(OWED_READ, self._sweep_after)
+        self._sweep_after = owed[-1][0] if len(owed) == OWED_READ else ""
+        for task_id, url in owed:
             if room <= 0:
+                self._sweep_after = ""  # room again next time: start over
                 break
-            if task_id in self._posting or (url is not None and not self._may_post(url)):
+            if task_id in self._posting or (url is not None
+                                            and not self._may_post(task_id, url)):
                 continue
             self.state.spawn(self.post_callback(task_id))
             room -= 1

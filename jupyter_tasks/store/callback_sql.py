@@ -13,8 +13,10 @@ import sqlite3
 # unclaimed, or claimed by a process that let its claim run out
 _OWED = "claimed_by IS NULL OR claimed_until < ?"
 # with each task's URL: a process skips the ones its allow-list does not admit
+# (read in pages after a task id, so rows nobody here may post never hide the rest)
 OWED_SQL = (f"SELECT o.task_id, t.callback_url FROM callback_outbox o "
-            f"LEFT JOIN tasks t ON t.id = o.task_id WHERE {_OWED} ORDER BY o.task_id LIMIT ?")
+            f"LEFT JOIN tasks t ON t.id = o.task_id WHERE o.task_id > ? AND ({_OWED}) "
+            f"ORDER BY o.task_id LIMIT ?")
 
 
 def tx_claim_callback(conn: sqlite3.Connection, task_id: str, worker_id: str, now: float,
@@ -35,6 +37,12 @@ def tx_callback_failed(conn: sqlite3.Connection, task_id: str) -> None:
 def tx_callback_settled(conn: sqlite3.Connection, task_id: str) -> None:
     """Delivered, refused or out of tries: no longer owed."""
     conn.execute("DELETE FROM callback_outbox WHERE task_id = ?", (task_id,))
+
+
+def tx_unclaim_callback(conn: sqlite3.Connection, task_id: str) -> None:
+    """Give one callback back, still owed (this process may not post where it goes)."""
+    conn.execute("UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL "
+                 "WHERE task_id = ?", (task_id,))
 
 
 def tx_release_callbacks(conn: sqlite3.Connection, worker_ids: list[str]) -> None:

@@ -48,6 +48,7 @@ from .callback_sql import (
     tx_callback_settled,
     tx_claim_callback,
     tx_release_callbacks,
+    tx_unclaim_callback,
 )
 from .connection import (
     BUSY_TIMEOUT_MS,
@@ -1646,11 +1647,12 @@ class Store:
 
     # ----------------------------------------------------------- callbacks owed
 
-    async def owed_callbacks(self, limit: int, now: float | None = None
+    async def owed_callbacks(self, limit: int, after: str = "", now: float | None = None
                              ) -> list[tuple[str, str | None]]:
         """(task id, callback URL) of the ended tasks whose callback nobody is posting
-        (unclaimed, or claim run out); the URL is None for a task deleted since."""
-        rows = await self._rows(OWED_SQL, (now or time.time(), limit))
+        (unclaimed, or claim run out), by task id after ``after``; the URL is None for a
+        task deleted since."""
+        rows = await self._rows(OWED_SQL, (after, now or time.time(), limit))
         return [(row[0], row[1]) for row in rows]
 
     async def claim_callback(self, task_id: str, worker_id: str, seconds: float) -> int | None:
@@ -1666,6 +1668,10 @@ class Store:
     async def callback_settled(self, task_id: str) -> None:
         """A task's callback is no longer owed (delivered, refused or out of tries)."""
         await self._txn(tx_callback_settled, task_id)
+
+    async def unclaim_callback(self, task_id: str) -> None:
+        """Give a claimed callback back, still owed, for another process to post."""
+        await self._txn(tx_unclaim_callback, task_id)
 
     async def release_callbacks(self, worker_ids: Sequence[str]) -> None:
         """Give up the claims of stopped or dead processes, for another to post them."""

@@ -194,3 +194,119 @@ async def test_a_cancel_from_a_process_that_is_no_worker_is_posted_once_by_a_wor
         assert json.loads(receiver.requests[0]["body"])["status"] == "cancelled"
     finally:
         receiver.close()
+
+
+async def test_a_redirect_this_process_refuses_is_left_to_one_that_admits_it(
+        db_path: Path) -> None:
+    # before: the worker whose list admits the URL but not the redirect's target was
+    # refused, and deleted the callback: never posted
+    from jupyter_tasks import TaskManager
+    from tests.waiting import eventually
+
+    final = Receiver("127.0.0.2")
+    first = Receiver("127.0.0.1", status=307, location=f"{final.url}/final")
+    try:
+        async with TaskManager(db_path, queues={"default": 1}, reaper_interval=3600,
+                               make_default=False) as worker:
+            job = await worker.submit_spec({"command": [sys.executable, "-c", "pass"]},
+                                           mode="job", callback_url=f"{first.url}/hook")
+            await worker.wait(job.id, timeout=60)
+
+            async def refused() -> bool:
+                return bool(first.requests) and not worker.housekeeping._posting
+
+            await eventually(refused, what="the worker's POST refused at the redirect")
+            assert _owed_rows(db_path) == [(job.id, 0, None)]
+        async with TaskManager(db_path, queues={}, reaper_interval=0.05, make_default=False,
+                               callback_allowlist=["127.0.0.1", "127.0.0.2"]):
+
+            async def delivered() -> bool:
+                return bool(final.requests) and _owed(db_path) == 0
+
+            await eventually(delivered, what="the callback posted through the redirect")
+        assert [json.loads(r["body"])["id"] for r in final.requests] == [job.id]
+    finally:
+        first.close()
+        final.close()
+
+
+async def test_owed_callbacks_nobody_here_may_post_do_not_hide_the_others(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: the sweep read the first rows by id only; that many rows no running process
+    # admits hid every later owed callback for good
+    from jupyter_tasks import TaskManager
+    from jupyter_tasks.engine import housekeeping
+    from tests.waiting import eventually
+
+    monkeypatch.setattr(housekeeping, "OWED_READ", 3)
+    receiver = Receiver("127.0.0.1")
+    try:
+        async with TaskManager(db_path, queues={}, as_worker=False, runs_background=False,
+                               callback_allowlist=["127.0.0.1", "127.0.0.2"],
+                               make_default=False) as cli:
+            # seven owed callbacks for a host the worker below does not admit, then one
+            urls = ["http://127.0.0.2:9/unwanted"] * 7 + [f"{receiver.url}/wanted"]
+            for url in urls:
+                job = await cli.submit_spec({"command": ["true"]}, mode="job",
+                                            queue="nobody-serves-this", callback_url=url)
+                await cli.cancel(job.id)
+        async with TaskManager(db_path, queues={}, reaper_interval=0.05,
+                               make_default=False):
+
+            async def delivered() -> bool:
+                return bool(receiver.requests)
+
+            await eventually(delivered, what="the admitted callback found past the others")
+        assert [r["path"] for r in receiver.requests] == ["/wanted"]
+        assert len(_owed_rows(db_path)) == 7
+    finally:
+        receiver.close()
+
+
+STOP_WHILE_HANGING = '''
+import asyncio, socket, sys, threading, time
+from jupyter_tasks import TaskManager
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+held = []
+
+def trickle():
+    # a receiver that never finishes its answer: a byte now and then keeps the POST's
+    # read from timing out, for good
+    conn, _ = listener.accept()
+    held.append(conn)
+    while True:
+        conn.send(b"H")
+        time.sleep(1)
+
+threading.Thread(target=trickle, daemon=True).start()
+url = "http://127.0.0.1:%d/hook" % listener.getsockname()[1]
+
+async def main():
+    async with TaskManager(sys.argv[1], queues={"default": 1}, make_default=False) as m:
+        job = await m.submit_spec({"command": ["true"]}, mode="job", callback_url=url)
+        await m.wait(job.id, timeout=60)
+        while not held:  # the POST is under way, and its receiver will never answer
+            await asyncio.sleep(0.01)
+    print("stopped", flush=True)
+
+asyncio.run(main())
+'''
+
+
+def test_a_process_stops_without_waiting_for_a_receiver_that_hangs(
+        db_path: Path, tmp_path: Path) -> None:
+    # before: the POST ran on the loop's thread pool, which the interpreter waits for at
+    # exit: a stopping worker hung as long as its receiver did
+    import subprocess
+
+    script = tmp_path / "stop_while_hanging.py"
+    script.write_text(STOP_WHILE_HANGING)
+    done = subprocess.run([sys.executable, str(script), str(db_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "stopped" in done.stdout, done.stderr[-2000:]
+    # handed back, still owed, no try counted: the next process posts it
+    (row,) = _owed_rows(db_path)
+    assert row[1:] == (0, None), row
