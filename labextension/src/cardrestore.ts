@@ -45,8 +45,6 @@ import { ILogEntry, ITask, ITaskEvent, ITaskPage, isActive } from './types';
 const ACTIVE_LIMIT = 500;
 /** Recently created cell tasks read to find ones that ended after the last save. */
 const RECENT_LIMIT = 200;
-/** How long a reopened notebook's card cells are watched for ipywidgets' error. */
-const DEAD_CARD_WATCH_MS = 120_000;
 const UNSAVED_NOTE =
   'Restored: this output was not saved with the notebook; shown live from the task.';
 const DEAD_CARD_NOTE =
@@ -152,21 +150,19 @@ class Restorer {
    */
   private _watchDeadCards(cell: ICellLike): void {
     const outputs = cell.model.outputs!;
-    // read once: a change of the outputs ends the watch
+    // read once (a change of the outputs ends the watch): a look at each mutation of
+    // the cell (a keystroke) is then two DOM queries. Not bounded in time: a cell that
+    // JupyterLab renders only once scrolled to shows ipywidgets' error only then
     const cards = cardOutputs(outputs);
     let watching = true;
     const stop = (): void => {
       if (watching) {
         watching = false;
         observer.disconnect();
-        clearTimeout(timer);
         outputs.changed.disconnect(stop);
         cell.disposed.disconnect(stop);
       }
     };
-    // a notebook whose widgets never render either way (no widget manager: the text
-    // form shows) is not watched for good, through every keystroke in the cell
-    const timer = setTimeout(stop, DEAD_CARD_WATCH_MS);
     const look = (): void => {
       if (!watching) {
         return;
