@@ -12,9 +12,8 @@ from typing import Any
 from .. import callbacks
 from ..context import TaskContext
 from ..exceptions import InvalidRequest, StoreError
-from ..jobs.code import remove_lost_work
 from ..liveness import worker_alive
-from ..models import LogTailWrite, Task, TaskKind
+from ..models import LogTailWrite, Task
 from ..runners import end_recorded_groups
 from ..store import Spared
 from .loop_failures import LoopFailures
@@ -205,8 +204,11 @@ class Housekeeping:
                 continue
             if await asyncio.to_thread(end_recorded_groups, process):
                 cleared[task.id] = process
-                if task.kind == TaskKind.CODE.value:
-                    await asyncio.to_thread(remove_lost_work, task.id, task.attempts)
+                # what the lost attempt left on this host, cleared by its kind (a code
+                # job's working folder): the optional ``lost_attempt`` of a JobKind
+                lost_attempt = getattr(self.state.kinds.get(task.kind), "lost_attempt", None)
+                if lost_attempt is not None:
+                    await asyncio.to_thread(lost_attempt, task)
             else:
                 log.warning("process group %s of task %s survived SIGKILL; the task stays "
                             "running until it is gone", process.get("pgid"), task.id)

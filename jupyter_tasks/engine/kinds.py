@@ -35,7 +35,12 @@ class ValidSpec:
 
 
 class JobKind(Protocol):
-    """A kind of work: the ``validate`` and ``execute`` of one ``TaskKind``."""
+    """A kind of work: the ``validate`` and ``execute`` of one ``TaskKind``.
+
+    Optional: ``lost_attempt(task)``, called (on a thread) by the reaper of this host
+    once a lost worker's attempt of the kind is settled and its process group gone, to
+    clear what the attempt left behind (a code job's working folder).
+    """
 
     kind: str  # the TaskKind value it runs
     work_field: str | None  # the spec field that selects it in submit_spec (None: not so)

@@ -16,7 +16,7 @@ from ..engine.kinds import JobKind, ValidSpec, check_obj, check_str
 from ..engine.state import RunningTask
 from ..models import Task, TaskKind
 from ..registry import Registry
-from .code import exec_code
+from .code import exec_code, remove_lost_work
 from .notebook import exec_notebook, resolve_notebook_path, validate_notebook_spec
 
 __all__ = [
@@ -65,6 +65,10 @@ class CodeKind:
     async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
         """Run the code in its own process group."""
         return await exec_code(task, ctx, run)
+
+    def lost_attempt(self, task: Task) -> None:
+        """Remove the working folder a killed worker left for this attempt, on this host."""
+        remove_lost_work(task.id, task.attempts)
 
 
 def job_kinds() -> list[JobKind]:
