@@ -42,27 +42,26 @@ resource; the callback is delivered and the Location is not fetched. A refused h
 too many hops ends delivery without retry (:class:`CallbackRefused`); network errors
 and error statuses are retried by :func:`post_callback`.
 
-Only the standard library (``http.client``, ``socket``) is used: this is engine code,
-not the tornado layer.
+Only the standard library (``http.client``, ``socket``) speaks HTTP here: this is
+engine code, not the tornado layer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import ipaddress
 import logging
 import re
 import socket
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from .exceptions import InvalidRequest
+from .runners import on_daemon_thread
 
 log = logging.getLogger("jupyter_tasks.callbacks")
 
@@ -365,7 +364,8 @@ async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable
     policy = CallbackPolicy.from_entries(allowlist)
     for attempt in range(tried, attempts):
         try:
-            status = await _on_daemon_thread(deliver, url, body, policy)
+            status = await on_daemon_thread(deliver, url, body, policy,
+                                            name="jupyter-tasks:callback")
         except CallbackRefused as exc:
             log.warning("callback for task %s refused: %s", task_id, exc)
             return REFUSED
@@ -380,29 +380,3 @@ async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable
         return DELIVERED
     return GIVEN_UP
 
-
-async def _on_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` on a daemon thread of its own, awaited (``asyncio.to_thread`` uses the
-    loop's pool, whose threads the interpreter waits for at exit: a stop would wait for
-    a receiver that hangs, up to the timeout)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def run() -> None:
-        try:
-            outcome = (True, fn(*args))
-        except BaseException as exc:
-            outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=run, name="jupyter-tasks:callback", daemon=True).start()
-    return await future

@@ -110,14 +110,6 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
     context = contextvars.copy_context()
     kwargs = dict(kwargs or {})
 
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
     def target() -> None:
         run.thread_id = threading.get_ident()
         start = time.thread_time()
@@ -131,10 +123,7 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
         finally:
             run.cpu_seconds = time.thread_time() - start
             run.finished = True
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:
-            pass  # the loop closed while this thread was still running
+        _hand_back(loop, future, *outcome)
 
     thread = threading.Thread(target=target, name=f"jupyter-tasks:{getattr(fn, '__name__', 'fn')}",
                               daemon=True)
@@ -145,6 +134,42 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
         run.returned_before_stop = run.returned
         await _stop_thread(run)
         raise
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the awaiting side gave up (a cancel)
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], ok: bool,
+               value: Any) -> None:
+    """From a thread: settle ``future`` on its loop with a value or an exception."""
+    with contextlib.suppress(RuntimeError):  # the loop closed while the thread ran
+        loop.call_soon_threadsafe(_settle, future, ok, value)
+
+
+async def on_daemon_thread(fn: Callable[..., Any], *args: Any, name: str) -> Any:
+    """``fn(*args)`` on a daemon thread of its own, awaited; a cancel leaves it running.
+
+    Unlike ``asyncio.to_thread`` (the loop's pool, whose threads the interpreter waits
+    for at exit), a process that stops does not wait for a call that hangs.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def target() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, fn(*args))
+        except BaseException as exc:
+            outcome = (False, exc)
+        _hand_back(loop, future, *outcome)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future
 
 
 def uncancel() -> None:

@@ -233,8 +233,8 @@ class Housekeeping:
         store = self.state.store
         try:
             task = await store.get_task(task_id)
-            if task is not None and task.callback_url \
-                    and not self._may_post(task_id, task.callback_url):
+            url = task.callback_url if task is not None else None  # None: task gone
+            if url and not self._may_post(task_id, url):
                 log.debug("callback for task %s left to a process whose allow-list admits "
                           "it", task_id)
                 return
@@ -242,10 +242,11 @@ class Housekeeping:
                                                CALLBACK_CLAIM_SECONDS)
             if tried is None:
                 return  # delivered already, or another process is posting it
-            if task is not None and task.callback_url and tried < attempts:
+            if url and tried < attempts:
+                assert task is not None
                 body = json.dumps(task.to_json()).encode()
                 outcome = await callbacks.post_callback(
-                    task.id, task.callback_url, body, self.state.config.callback_allowlist,
+                    task_id, url, body, self.state.config.callback_allowlist,
                     attempts=attempts, tried=tried,
                     failed=lambda: store.callback_failed(task_id))
                 if outcome == callbacks.REFUSED:
@@ -254,7 +255,7 @@ class Housekeeping:
                     self._refused.add(task_id)
                     await store.unclaim_callback(task_id)
                     return
-            elif task is not None and task.callback_url:
+            elif url:
                 log.warning("callback for task %s given up after %d tries", task_id, tried)
             await store.callback_settled(task_id)
         finally:

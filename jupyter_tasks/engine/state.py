@@ -97,9 +97,10 @@ class RunningTask:
         (see ``call_in_thread``); one that returns with the cancel still pending ran
         over it.
         """
-        current = asyncio.current_task()
+        # Task.cancelling() is Python 3.11's: before it, a caught cancel goes unseen
+        cancelling = getattr(asyncio.current_task(), "cancelling", None)
         return self.cancel_sent and self.stop_reason in ("cancel", "timeout") \
-            and current is not None and current.cancelling() > 0
+            and cancelling is not None and cancelling() > 0
 
 
 class LocalQueue:

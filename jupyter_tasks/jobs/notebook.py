@@ -406,12 +406,8 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             record.cell_started(cell)
             execute = asyncio.ensure_future(client.async_execute_cell(
                 cell, index, execution_count=client.code_cells_executed + 1))
-            waiters: list[asyncio.Future[Any]] = [execute] + ([monitor] if monitor else [])
             try:
-                finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                if execute not in finished:  # the memory watcher raised
-                    monitor.result()  # type: ignore[union-attr]
-                execute.result()
+                await _watched(execute, monitor)
             except BaseException as exc:
                 # this cell raised or was interrupted (cancel, timeout, memory limit)
                 record.cell_failed(nb, cell)
@@ -445,11 +441,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             try:
                 execute = asyncio.ensure_future(client.async_execute_cell(
                     hidden, hidden_index, store_history=False))
-                waiters = [execute] + ([monitor] if monitor else [])
-                finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                if execute not in finished:  # the memory watcher raised
-                    monitor.result()  # type: ignore[union-attr]
-                execute.result()
+                await _watched(execute, monitor)
             finally:
                 if nb.cells and nb.cells[-1] is hidden:
                     nb.cells.pop()
@@ -497,6 +489,15 @@ def notebook_artifact_name(path: str) -> str:
 
 def _html_name(artifact_name: str) -> str:
     return os.path.basename(record.html_path(artifact_name))
+
+
+async def _watched(execute: asyncio.Future[Any], monitor: asyncio.Future[Any] | None) -> None:
+    """Until a cell's execution ends, or the memory watcher raises (then its error)."""
+    waiters: list[asyncio.Future[Any]] = [execute] + ([monitor] if monitor else [])
+    finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if execute not in finished:  # the memory watcher raised
+        monitor.result()  # type: ignore[union-attr]
+    execute.result()
 
 
 def _output_texts(cell: Any) -> list[str]:

@@ -2,8 +2,9 @@
 
 A trigger writes a row in the transaction that ends a task with a ``callback_url``;
 the process that posts it claims the row first (so two processes never post it at
-once), counts its failed tries in it, and deletes it once the POST is delivered,
-refused or out of tries.
+once), counts its failed tries in it, and deletes it once the POST is delivered or out
+of tries (or the task is gone); a refusal gives it back, for a process whose list
+admits where it goes.
 """
 
 from __future__ import annotations
@@ -35,18 +36,19 @@ def tx_callback_failed(conn: sqlite3.Connection, task_id: str) -> None:
 
 
 def tx_callback_settled(conn: sqlite3.Connection, task_id: str) -> None:
-    """Delivered, refused or out of tries: no longer owed."""
+    """Delivered, out of tries or its task gone: no longer owed."""
     conn.execute("DELETE FROM callback_outbox WHERE task_id = ?", (task_id,))
+
+
+_UNCLAIM = "UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL WHERE "
 
 
 def tx_unclaim_callback(conn: sqlite3.Connection, task_id: str) -> None:
     """Give one callback back, still owed (this process may not post where it goes)."""
-    conn.execute("UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL "
-                 "WHERE task_id = ?", (task_id,))
+    conn.execute(_UNCLAIM + "task_id = ?", (task_id,))
 
 
 def tx_release_callbacks(conn: sqlite3.Connection, worker_ids: list[str]) -> None:
     """Give up the claims of stopped or dead processes: another process posts them."""
-    marks = ",".join("?" * len(worker_ids))
-    conn.execute(f"UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL "
-                 f"WHERE claimed_by IN ({marks})", worker_ids)
+    conn.execute(_UNCLAIM + f"claimed_by IN ({','.join('?' * len(worker_ids))})",
+                 worker_ids)
