@@ -12,10 +12,12 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.waiting import eventually_sync
+from jupyter_tasks import TaskManager
+from tests.waiting import eventually, eventually_sync
 
 from .test_callbacks import Receiver
 
@@ -30,6 +32,23 @@ def _owed(db_path: Path) -> int:
         return conn.execute("SELECT count(*) FROM callback_outbox").fetchone()[0]
     finally:
         conn.close()
+
+async def ended_job(manager: TaskManager, callback_url: str) -> Any:
+    """A command job with ``callback_url``, run to its end by ``manager``."""
+    job = await manager.submit_spec({"command": [sys.executable, "-c", "pass"]}, mode="job",
+                                    callback_url=callback_url)
+    await manager.wait(job.id, timeout=60)
+    return job
+
+
+async def until_delivered(receiver: Receiver, db_path: Path, what: str) -> None:
+    """Until ``receiver`` got a request and no callback is owed any more."""
+
+    async def delivered() -> bool:
+        return bool(receiver.requests) and _owed(db_path) == 0
+
+    await eventually(delivered, what=what)
+
 
 
 @pytest.mark.parametrize("end", ["kill", "stop"])
@@ -72,9 +91,6 @@ def test_a_callback_owed_at_a_kill_or_stop_is_posted_after_the_restart(
 async def test_two_processes_on_one_database_post_a_callback_once(db_path: Path) -> None:
     # every process sweeps the owed callbacks each reaper interval; the one that claims
     # the row posts, the other leaves it (here two managers stand for two processes)
-    from jupyter_tasks import TaskManager
-    from tests.waiting import eventually
-
     receiver = Receiver("127.0.0.1")
     try:
         async with TaskManager(db_path, queues={"default": 2}, reaper_interval=0.05,
@@ -100,16 +116,11 @@ async def test_two_processes_on_one_database_post_a_callback_once(db_path: Path)
 
 async def test_a_callback_is_tried_four_times_in_all_then_given_up(db_path: Path) -> None:
     # the sweep must not post a callback whose tries ran out again and again for good
-    from jupyter_tasks import TaskManager
-    from tests.waiting import eventually
-
     receiver = Receiver("127.0.0.1", status=500)
     try:
         async with TaskManager(db_path, queues={"default": 1}, reaper_interval=0.05,
                                make_default=False) as manager:
-            job = await manager.submit_spec({"command": [sys.executable, "-c", "pass"]},
-                                            mode="job", callback_url=f"{receiver.url}/x")
-            await manager.wait(job.id, timeout=60)
+            job = await ended_job(manager, f"{receiver.url}/x")
 
             async def given_up() -> bool:
                 return len(receiver.requests) >= 4 and _owed(db_path) == 0
@@ -136,9 +147,6 @@ async def test_a_process_whose_allow_list_refuses_the_url_leaves_it_to_one_that_
     # before: any process on the database took an owed callback (a kernel, a worker with
     # the default list), was refused by its own allow-list and deleted it: a URL only
     # the server admits was never posted
-    from jupyter_tasks import TaskManager
-    from tests.waiting import eventually
-
     receiver = Receiver("127.0.0.2")  # admitted by the "server" below only
     try:
         async with TaskManager(db_path, queues={}, as_worker=False, runs_background=False,
@@ -156,10 +164,7 @@ async def test_a_process_whose_allow_list_refuses_the_url_leaves_it_to_one_that_
         async with TaskManager(db_path, queues={}, reaper_interval=0.05,
                                callback_allowlist=["127.0.0.2"], make_default=False):
 
-            async def delivered() -> bool:
-                return bool(receiver.requests) and _owed(db_path) == 0
-
-            await eventually(delivered, what="the callback posted by the server")
+            await until_delivered(receiver, db_path, "the callback posted by the server")
         assert [json.loads(r["body"])["id"] for r in receiver.requests] == [job.id]
     finally:
         receiver.close()
@@ -170,9 +175,6 @@ async def test_a_cancel_from_a_process_that_is_no_worker_is_posted_once_by_a_wor
     # before: the CLI's cancel of a queued task posted the callback itself, was stopped
     # mid-way by its own exit (a traceback on stderr: the store was closed), and the
     # server posted it again
-    from jupyter_tasks import TaskManager
-    from tests.waiting import eventually
-
     receiver = Receiver("127.0.0.1")
     try:
         async with TaskManager(db_path, queues={}, as_worker=False, runs_background=False,
@@ -186,10 +188,7 @@ async def test_a_cancel_from_a_process_that_is_no_worker_is_posted_once_by_a_wor
         async with TaskManager(db_path, queues={}, reaper_interval=0.05,
                                make_default=False):
 
-            async def delivered() -> bool:
-                return bool(receiver.requests) and _owed(db_path) == 0
-
-            await eventually(delivered, what="the callback posted by a worker's sweep")
+            await until_delivered(receiver, db_path, "the callback posted by a worker's sweep")
         assert len(receiver.requests) == 1, receiver.requests
         assert json.loads(receiver.requests[0]["body"])["status"] == "cancelled"
     finally:
@@ -200,17 +199,12 @@ async def test_a_redirect_this_process_refuses_is_left_to_one_that_admits_it(
         db_path: Path) -> None:
     # before: the worker whose list admits the URL but not the redirect's target was
     # refused, and deleted the callback: never posted
-    from jupyter_tasks import TaskManager
-    from tests.waiting import eventually
-
     final = Receiver("127.0.0.2")
     first = Receiver("127.0.0.1", status=307, location=f"{final.url}/final")
     try:
         async with TaskManager(db_path, queues={"default": 1}, reaper_interval=3600,
                                make_default=False) as worker:
-            job = await worker.submit_spec({"command": [sys.executable, "-c", "pass"]},
-                                           mode="job", callback_url=f"{first.url}/hook")
-            await worker.wait(job.id, timeout=60)
+            job = await ended_job(worker, f"{first.url}/hook")
 
             async def refused() -> bool:
                 return bool(first.requests) and not worker.housekeeping._posting
@@ -220,10 +214,7 @@ async def test_a_redirect_this_process_refuses_is_left_to_one_that_admits_it(
         async with TaskManager(db_path, queues={}, reaper_interval=0.05, make_default=False,
                                callback_allowlist=["127.0.0.1", "127.0.0.2"]):
 
-            async def delivered() -> bool:
-                return bool(final.requests) and _owed(db_path) == 0
-
-            await eventually(delivered, what="the callback posted through the redirect")
+            await until_delivered(final, db_path, "the callback posted through the redirect")
         assert [json.loads(r["body"])["id"] for r in final.requests] == [job.id]
     finally:
         first.close()
@@ -234,9 +225,7 @@ async def test_owed_callbacks_nobody_here_may_post_do_not_hide_the_others(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # before: the sweep read the first rows by id only; that many rows no running process
     # admits hid every later owed callback for good
-    from jupyter_tasks import TaskManager
     from jupyter_tasks.engine import housekeeping
-    from tests.waiting import eventually
 
     monkeypatch.setattr(housekeeping, "OWED_READ", 3)
     receiver = Receiver("127.0.0.1")
