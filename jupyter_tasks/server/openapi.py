@@ -318,6 +318,8 @@ PATHS: dict[str, Any] = {
         },
         "delete": {
             "operationId": "deleteTask", "summary": "Forget a finished task",
+            "description": "Its row, logs, artifacts and stored events go; one task.deleted "
+                           "event names it, without its params, result or error.",
             "responses": {"204": {"description": "deleted"}, **_problems(404, 409)},
         },
     },

@@ -1535,7 +1535,7 @@ class Store:
         return await self._txn(tx_answer, task_id, answer)
 
     async def delete_task(self, task_id: str) -> Task:
-        """Forget a finished task: its row, logs, artifacts; a ``task.deleted`` event remains."""
+        """Forget a finished task: its row, logs, artifacts, events; a ``task.deleted`` remains."""
         task = await self._txn(tx_delete, task_id)
         shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
         return task

@@ -1160,14 +1160,28 @@ def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
     return updated
 
 
+# the fields of a task.deleted snapshot that held the task's data, not its identity
+_DELETED_DATA = ("params", "result", "error", "progress", "confirmation", "origin")
+_FORGET_EVENT_DATA = ("UPDATE events SET task = json_set(task, "
+                      + ", ".join(f"'$.{field}', NULL" for field in _DELETED_DATA)
+                      + ") WHERE id = last_insert_rowid()")
+
+
 def tx_delete(conn: sqlite3.Connection, task_id: str) -> Task:
     task = _get_task(conn, task_id)
     if task is None:
         raise TaskNotFound(f"no task with id {task_id}")
     if not task.is_terminal:
         raise TaskStateConflict(f"task {task_id} is {task.status}; cancel it before deleting")
-    # the event first: its snapshot is read from the row about to go
+    # the event first: its snapshot is read from the row about to go, and its id stays
+    # the highest (the events below it go: a reused id would be one a client has seen)
     insert_event(conn, task, EventType.DELETED, time.time())
+    # a DELETE is how a user takes back params or a result that should not have been
+    # kept: what the events recorded of the task goes too, and its task.deleted names it
+    # (id, name, label, owner, status, times) without its data
+    conn.execute(_FORGET_EVENT_DATA)
+    conn.execute("DELETE FROM events WHERE task_id = ? AND id < last_insert_rowid()",
+                 (task_id,))
     conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
     conn.execute("DELETE FROM task_logs WHERE task_id = ?", (task_id,))
     conn.execute("DELETE FROM artifacts WHERE task_id = ?", (task_id,))

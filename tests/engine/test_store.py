@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import time
@@ -377,6 +378,26 @@ async def test_delete_refuses_active_and_removes_logs_and_artifacts(db_path: Pat
         assert await store.get_logs(task.id) == []
         assert not store.artifact_path(art).exists()
         assert (await store.events_after(0))[-1].type == "task.deleted"
+
+
+async def test_delete_forgets_the_events_data_and_keeps_event_ids_rising(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        older, _ = await store.create_task(make_task())
+        task, _ = await store.create_task(make_task(params={"secret": "s3cr3t"}))
+        await store.transition(task.id, {"status": "failed", "error": {
+            "type": "E", "message": "s3cr3t leaked", "traceback": None}}, "task.failed")
+        # the task's own events are the newest: the numbering must not step back under a
+        # client that has seen them
+        newest = (await store.events_after(0))[-1].id
+        await store.delete_task(task.id)
+        events = await store.events_after(0)
+        assert [e.type for e in events if e.task_id == task.id] == ["task.deleted"]
+        deleted = events[-1]
+        assert deleted.id > newest and "s3cr3t" not in json.dumps(deleted.task)
+        assert deleted.task["id"] == task.id and deleted.task["status"] == "failed"
+        assert [e.task_id for e in events[:-1]] == [older.id]
+        await store.transition(older.id, {"status": "cancelled"}, "task.cancelled")
+        assert (await store.events_after(deleted.id))[0].id > deleted.id
 
 
 async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> None:

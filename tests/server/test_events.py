@@ -217,3 +217,28 @@ async def test_a_plain_get_of_the_events_route_is_a_problem_not_an_html_page(api
     assert response.code == 400
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert "websocket" in response.json["detail"]
+
+
+async def test_a_deleted_task_leaves_no_data_to_replay(api, tasks_app, jp_ws_fetch):
+    # DELETE is how a user takes back params or a result that should not have been kept:
+    # what the events recorded of it goes with the row, as its logs and artifacts do
+    ran = await api.post("registry", "srv_add", "execute", body={"params": {"a": 4000, "b": 2}})
+    task_id = ran.json["task_id"]
+    assert ran.json["result"] == 4002
+    assert (await api.call("DELETE", task_id)).code == 204
+    # a task written after the delete: the replay reads up to its end
+    kept = await api.submit({"name": "srv_job", "params": {"value": 7}, "queue": PARKED})
+    await api.post(kept["id"], "cancel")
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0"})
+    messages = await read_until(
+        ws, lambda m: m["task_id"] == kept["id"] and m["type"] == "task.cancelled")
+    ws.close()
+    of_deleted = [m for m in messages if m["task_id"] == task_id]
+    assert [m["type"] for m in of_deleted] == ["task.deleted"]
+    gone = of_deleted[0]["task"]
+    assert (gone["id"], gone["name"], gone["status"]) == (task_id, "srv_add", "succeeded")
+    assert gone["params"] is None and gone["result"] is None and gone["error"] is None
+    assert "4000" not in json.dumps(of_deleted) and "4002" not in json.dumps(of_deleted)
+    # another task's events are all still there
+    kept_types = [m["type"] for m in messages if m["task_id"] == kept["id"]]
+    assert kept_types[0] == "task.created" and kept_types[-1] == "task.cancelled"
