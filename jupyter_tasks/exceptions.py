@@ -189,6 +189,15 @@ class TaskTimedOut(BaseException):
     """Raised inside a running task when its timeout expires."""
 
 
+class RunOutOfReach(JupyterTasksError):
+    """An attempt's run can no longer be seen or stopped and may still be going on.
+
+    The attempt ends ``interrupted`` and is not run again automatically: a retry
+    could run the work a second time beside it. A person who knows the run is
+    over reruns the task.
+    """
+
+
 class TaskFailed(JupyterTasksError):
     """Waiting on a task's result found it ended without success."""
 

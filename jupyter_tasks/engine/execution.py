@@ -16,6 +16,7 @@ from ..exceptions import (
     InvalidRequest,
     NotInTask,
     NotRerunnable,
+    RunOutOfReach,
     StoreBusy,
     StoreFull,
     TaskCancelled,
@@ -214,6 +215,12 @@ class Execution:
             status, error = TaskStatus.TIMEOUT, exc
         except MemoryLimitExceeded as exc:
             status, error = TaskStatus.OOM, exc
+        except RunOutOfReach as exc:
+            # the run may still be going on where it ran: the attempt ends, neither
+            # retried nor handed back, so that nothing runs the work again beside it
+            status = {"timeout": TaskStatus.TIMEOUT, "cancel": TaskStatus.CANCELLED}.get(
+                running.stop_reason or "", TaskStatus.INTERRUPTED)
+            error = exc
         except GeneratorExit:
             raise  # this coroutine itself is being closed (its loop is gone): await nothing
         except BaseException as exc:
@@ -254,7 +261,7 @@ class Execution:
         now = time.time()
         err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None
         if status == TaskStatus.INTERRUPTED and task.mode == TaskMode.JOB \
-                and running.stop_reason == "shutdown":
+                and running.stop_reason == "shutdown" and not isinstance(error, RunOutOfReach):
             await self.hand_back(task, progress)
             state.local_work.pop(task.id, None)
             return None
@@ -465,6 +472,10 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
                 "message": f"the task ran longer than its timeout of {task.timeout}s",
                 "traceback": None}
     if status == TaskStatus.INTERRUPTED:
+        if isinstance(error, RunOutOfReach):  # it names the run and where it may go on
+            return {"type": type(error).__name__,
+                    "message": cut_error_text(str(error), MAX_ERROR_MESSAGE_CHARS),
+                    "traceback": None}
         return {"type": "Interrupted", "message": "the process running the task stopped",
                 "traceback": None}
     if error is None:

@@ -6,6 +6,7 @@ runs (side effects), not just the ``attempts`` column.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 
 from jupyter_tasks import TaskManager
+from jupyter_tasks.exceptions import RunOutOfReach
 from jupyter_tasks.models import MAX_LOST_ATTEMPTS, WORKER_LOST
+from jupyter_tasks.registry import Registry
 from jupyter_tasks.store import Store
 from tests.engine import sample_tasks  # noqa: F401  (registers the sample tasks)
 from tests.jobs.conftest import write_notebook
@@ -210,3 +213,42 @@ async def test_a_job_queued_with_parameters_its_task_refuses_fails_once(
     assert (done.status, done.attempts) == ("failed", 1), done.error
     assert done.error["type"] == "InvalidParameters"
     assert "bee: unexpected parameter" in done.error["message"]
+
+
+def out_of_reach_registry(started: asyncio.Event) -> Registry:
+    """``lost_run``: a job whose run goes out of reach (as a Dask scheduler's loss leaves it),
+    at once or when a stop reaches it."""
+    tasks = Registry()
+
+    @tasks.task("lost_run", mode="job")
+    async def lost_run(wait: bool = False) -> None:
+        started.set()
+        try:
+            if wait:
+                await asyncio.Event().wait()
+        finally:
+            raise RunOutOfReach("the run went out of reach on host h; it may still run")
+
+    return tasks
+
+
+async def test_a_run_out_of_reach_ends_interrupted_and_is_not_run_again(db_path: Path) -> None:
+    # a retry, or a job handed back by a stopping worker, could run it beside its run
+    started = asyncio.Event()
+    manager = TaskManager(db_path, registry=out_of_reach_registry(started),
+                          queues={"default": 1}, retry_base_delay=0.05, make_default=False)
+    await manager.start()
+    try:
+        job = await manager.submit("lost_run", mode="job", max_retries=2)
+        done = await manager.wait(job.id, timeout=60)
+        assert (done.status, done.attempts, done.lost_attempts) == ("interrupted", 1, 0)
+        assert done.error == {"type": "RunOutOfReach", "traceback": None,
+                              "message": "the run went out of reach on host h; it may still run"}
+        started.clear()
+        waiting = await manager.submit("lost_run", wait=True, mode="job", max_retries=2)
+        await asyncio.wait_for(started.wait(), 60)
+    finally:
+        await asyncio.wait_for(manager.stop(), 60)
+    async with await Store.open(db_path) as store:
+        stopped = await store.get_task(waiting.id)
+    assert stopped is not None and (stopped.status, stopped.attempts) == ("interrupted", 1)
