@@ -81,7 +81,7 @@ from typing import Any
 
 from . import print_capture
 from .context import TaskContext, current_context
-from .exceptions import DuplicateTaskName, TaskCancelled
+from .exceptions import DuplicateTaskName, RunOutOfReach, TaskCancelled
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread, uncancel
@@ -117,6 +117,10 @@ class DaskJobLost(Exception):
     """Dask could not finish the job (worker deaths beyond its limit, lost future)."""
 
 
+class DaskSchedulerLost(RunOutOfReach, DaskJobLost):
+    """The hub lost its Dask scheduler while a run was on it: the run may go on unseen."""
+
+
 _remote_types: dict[str, type[RemoteTaskError]] = {}
 
 
@@ -143,12 +147,24 @@ def remote_error(error: dict[str, Any], worker: str | None) -> RemoteTaskError:
 # ======================================================================= hub
 
 
-def lost_future_message(key: str, exc: BaseException) -> str:
-    """Why a job's Dask future was cancelled, from distributed's reason, in a retry reason."""
+def scheduler_lost(exc: BaseException) -> bool:
+    """Whether a future was cancelled because the client lost its scheduler."""
+    # not a cancel anyone asked for: the scheduler died or could not be reached
+    return getattr(exc, "reason", None) == "scheduler-connection-lost"
+
+
+def lost_future_message(key: str, exc: BaseException, scheduler: str | None = None,
+                        worker: str | None = None) -> str:
+    """Why a job's Dask future was cancelled, from distributed's reason, in its error."""
+    if scheduler_lost(exc):
+        named = f" {scheduler}" if scheduler else ""
+        where = f"ran on worker {worker}" if worker else "was there (running, or waiting to)"
+        # the worker goes on with the run (distributed gives it its close timeout, 30 s,
+        # once it notices) and nothing can ask it any more: a retry could overlap it
+        return (f"the connection to the Dask scheduler{named} was lost while future {key} "
+                f"{where}; the run may still be going on, so it was not started again: "
+                "rerun the task once it is over")
     reason = getattr(exc, "reason", None)
-    if reason == "scheduler-connection-lost":
-        # not a cancel anyone asked for: the scheduler died or could not be reached
-        return f"the connection to the Dask scheduler was lost while future {key} ran"
     return f"the Dask future {key} was cancelled outside jupyter-tasks ({reason or 'unknown'})"
 
 
@@ -289,6 +305,10 @@ class DaskBackend:
         try:
             outcome = await self._outcome(run, future)
         except FutureCancelledError as exc:
+            if scheduler_lost(exc):
+                raise DaskSchedulerLost(lost_future_message(
+                    key, exc, self.address or client.scheduler.address,
+                    run.workers[-1] if run.workers else None)) from None
             raise DaskJobLost(lost_future_message(key, exc)) from None
         except asyncio.CancelledError:
             # a run that already ended (its outcome came, or its future is done) is not

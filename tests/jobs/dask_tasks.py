@@ -102,3 +102,15 @@ def dask_swallows_the_stop(started: str) -> str:
         except BaseException:
             return f"partial: {done}"
     return "all of it"
+
+
+@task("dask_marked", mode="job")
+def dask_marked(marks: str, gate: str, seconds: float = 120.0) -> str:
+    """Append this process's pid to ``marks`` as it starts, then work (never looking at
+    ``ctx.cancelled``) until the file ``gate`` exists or ``seconds`` have passed."""
+    with open(marks, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return f"ran in {os.getpid()}"

@@ -4,6 +4,7 @@ workers. The cluster is started by this module; the hub is a TaskManager with jo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -513,8 +514,13 @@ def test_a_future_lost_with_its_scheduler_is_not_called_a_cancel() -> None:
 
     from jupyter_tasks.dask_backend import lost_future_message
 
-    lost = lost_future_message("jt-1", FutureCancelledError("jt-1", "scheduler-connection-lost"))
-    assert lost == "the connection to the Dask scheduler was lost while future jt-1 ran"
+    gone_with = FutureCancelledError("jt-1", "scheduler-connection-lost")
+    lost = lost_future_message("jt-1", gone_with, "tcp://s:8786", "tcp://w:1")
+    assert lost.startswith("the connection to the Dask scheduler tcp://s:8786 was lost while "
+                           "future jt-1 ran on worker tcp://w:1; the run may still be going on")
+    # a run that had not announced itself: where it was is not known
+    assert "future jt-1 was there (running, or waiting to);" in lost_future_message(
+        "jt-1", gone_with)
     cancelled = lost_future_message("jt-2", FutureCancelledError("jt-2", "cancelled-by-user"))
     assert cancelled == ("the Dask future jt-2 was cancelled outside jupyter-tasks "
                          "(cancelled-by-user)")
@@ -630,3 +636,107 @@ async def test_a_run_that_ends_while_a_cancel_asks_about_it_is_written_succeeded
     done = await hub.wait(task.id, timeout=60)
     assert (done.status, done.result, done.error) == ("succeeded", "ran to its end", None)
     assert done.cancel_requested
+
+
+# ------------------------------------------------------ a scheduler in a process of its own
+
+
+def _hand_ports(n: int) -> list[int]:
+    """``n`` loopback ports free a moment ago, from 47100-47199: the range set aside for
+    Dask processes started by hand on a shared machine."""
+    import random
+    import socket
+
+    ports: list[int] = []
+    for port in random.sample(range(47100, 47200), 100):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    pytest.skip("no free port in 47100-47199")
+
+
+def _dask_process(kind: str, *args: str) -> Any:
+    """``dask scheduler`` / ``dask worker`` in a process group of its own (killed whole)."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", f"distributed.cli.dask_{kind}", *args],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _kill_group(process: Any) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
+        db_path: Path, tmp_path: Path) -> None:
+    # before: the future lost with its scheduler failed the attempt, and the manager's
+    # retry ran the function again on a fresh worker while the first run went on (for
+    # about 30 s, until the worker it ran on had closed itself): one job run twice at once
+    scheduler_port, first_port, second_port = _hand_ports(3)
+    address = f"tcp://127.0.0.1:{scheduler_port}"
+    marks, gate = tmp_path / "marks", tmp_path / "gate"
+
+    def scheduler() -> Any:
+        return _dask_process("scheduler", "--host", "127.0.0.1", "--port", str(scheduler_port),
+                             "--no-dashboard")
+
+    def worker(port: int) -> Any:
+        return _dask_process("worker", address, "--nthreads", "1", "--no-nanny",
+                             "--no-dashboard", "--host", "127.0.0.1",
+                             "--worker-port", str(port))
+
+    processes = [scheduler(), worker(first_port)]
+    try:
+        async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
+                               flush_interval=0.05) as manager:
+            backend = DaskBackend(address).install(manager)
+            try:
+                task = await manager.submit("dask_marked", marks=str(marks), gate=str(gate),
+                                            mode="job")
+                first = int(await until(lambda: marks.exists() and marks.read_text(),
+                                        timeout=120, what="the run started on a worker"))
+                await until(lambda: backend._started_remotely(task.id), timeout=60,
+                            what="the run announced to the hub")
+                _kill_group(processes[0])
+                # back at once (a supervisor's restart), with a fresh worker to run a retry
+                processes += [scheduler(), worker(second_port)]
+
+                async def settled_or_run_again() -> bool:
+                    return (await manager.get(task.id)).is_terminal \
+                        or len(marks.read_text().split()) > 1
+
+                await eventually(settled_or_run_again, timeout=120,
+                                 what="the task settled or run again")
+                still_running = not gone(first)
+                done = await manager.get(task.id)
+                assert marks.read_text().split() == [str(first)], \
+                    f"run again (first run still on: {still_running}): {done.status}, {done.error}"
+                assert (done.status, done.attempts) == ("interrupted", 1), done.error
+                assert done.error["type"] == "DaskSchedulerLost"
+                assert address in done.error["message"]
+                assert f"worker tcp://127.0.0.1:{first_port}" in done.error["message"]
+                # once its run is over, a person reruns it: it runs on the new scheduler
+                gate.write_text("go")
+                await until(lambda: gone(first), timeout=120, what="the first run's worker gone")
+                rerun = await manager.rerun(task.id)
+                again = await manager.wait(rerun.id, timeout=120)
+                assert again.status == "succeeded", (again.status, again.error)
+                assert len(marks.read_text().split()) == 2
+            finally:
+                gate.write_text("go")
+                await backend.close()
+    finally:
+        for process in processes:
+            _kill_group(process)
