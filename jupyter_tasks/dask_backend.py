@@ -54,6 +54,10 @@ to Dask instead of running it locally::
   itself drops it, as it drops a run not started yet. When Dask gives up
   (``KilledWorker``) or the future is lost, the attempt fails and the
   manager's own retry (new attempt, new key) takes over.
+* **Lost scheduler.** A future lost with the hub's connection to the scheduler
+  is ``DaskSchedulerLost``: its run may go on unseen on a worker (which closes
+  itself, giving it distributed's close timeout), so the attempt ends
+  ``interrupted`` and is not retried; a retry could run beside it.
 
 Not carried over: ``ctx.confirm`` (no way to wait for a person on a worker),
 memory limits of plain functions (only process-based kinds are measured).
@@ -1152,5 +1156,6 @@ async def _run_process_kind(task: Task, ctx: WorkerContext, usage: ProcessUsage,
     raise ValueError(f"{task.kind} tasks cannot run on Dask")
 
 
-__all__ = ["CANCEL_PREFIX", "TOPIC", "DaskBackend", "DaskJobLost", "RemoteTaskError",
-           "WorkerContext", "cancel_event_name", "install_dask_backend", "run_on_worker"]
+__all__ = ["CANCEL_PREFIX", "TOPIC", "DaskBackend", "DaskJobLost", "DaskSchedulerLost",
+           "RemoteTaskError", "WorkerContext", "cancel_event_name", "install_dask_backend",
+           "run_on_worker"]
