@@ -201,11 +201,10 @@ class Execution:
             value = await kind.execute(task, ctx, running)
             if running.stop_swallowed():  # the stop's end, not a success
                 raise asyncio.CancelledError
-        except asyncio.CancelledError as exc:
-            reason = running.stop_reason
-            # no reason: something outside cancelled us (the loop is closing)
+        except (asyncio.CancelledError, RunOutOfReach) as exc:
+            # no reason: the loop is closing, or the run is out of reach (never run again)
             status = {"timeout": TaskStatus.TIMEOUT, "cancel": TaskStatus.CANCELLED}.get(
-                reason or "", TaskStatus.INTERRUPTED)
+                running.stop_reason or "", TaskStatus.INTERRUPTED)
             error = exc
         except TaskCancelled as exc:
             status = TaskStatus.TIMEOUT if running.stop_reason == "timeout" else \
@@ -215,12 +214,6 @@ class Execution:
             status, error = TaskStatus.TIMEOUT, exc
         except MemoryLimitExceeded as exc:
             status, error = TaskStatus.OOM, exc
-        except RunOutOfReach as exc:
-            # the run may still be going on where it ran: the attempt ends, neither
-            # retried nor handed back, so that nothing runs the work again beside it
-            status = {"timeout": TaskStatus.TIMEOUT, "cancel": TaskStatus.CANCELLED}.get(
-                running.stop_reason or "", TaskStatus.INTERRUPTED)
-            error = exc
         except GeneratorExit:
             raise  # this coroutine itself is being closed (its loop is gone): await nothing
         except BaseException as exc:
@@ -471,11 +464,7 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
         return {"type": "TaskTimedOut",
                 "message": f"the task ran longer than its timeout of {task.timeout}s",
                 "traceback": None}
-    if status == TaskStatus.INTERRUPTED:
-        if isinstance(error, RunOutOfReach):  # it names the run and where it may go on
-            return {"type": type(error).__name__,
-                    "message": cut_error_text(str(error), MAX_ERROR_MESSAGE_CHARS),
-                    "traceback": None}
+    if status == TaskStatus.INTERRUPTED and not isinstance(error, RunOutOfReach):
         return {"type": "Interrupted", "message": "the process running the task stopped",
                 "traceback": None}
     if error is None:
