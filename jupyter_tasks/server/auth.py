@@ -51,6 +51,15 @@ async def check_may_run(handler: Any, resource: str | None, what: str) -> None:
                            f"to execute {resource}, as opening one would")
 
 
+async def check_may_read_files(handler: Any, what: str) -> None:
+    """403 unless the user may ``read`` the server's files (its resource ``contents``)."""
+    # a user the server denies its files must not read one through a task route, nor
+    # learn from a 404 or a 422 which paths exist
+    if not await may(handler, "read", "contents"):
+        raise Problem(403, f"you may not read {what} here: it needs the server's permission "
+                           "to read contents, as opening it would")
+
+
 def work_resource(job: Any) -> tuple[str | None, str]:
     """(resource, what) a submitted or scheduled job's body runs."""
     if isinstance(job, dict):

@@ -12,7 +12,14 @@ from ..exceptions import InvalidRequest
 from ..notebook_params import notebook_parameters
 from ..scheduler import Scheduler, preview
 from ..schedules import Schedule, ScheduleNotFound
-from .auth import OTHERS, check_may_run, may, owners_filter, work_resource
+from .auth import (
+    OTHERS,
+    check_may_read_files,
+    check_may_run,
+    may,
+    owners_filter,
+    work_resource,
+)
 from .handlers import TasksHandler, inside_root, parse_job_body, reject
 from .problems import Problem
 
@@ -154,6 +161,7 @@ class NotebookParametersHandler(ScheduleHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        await check_may_read_files(self, "notebooks")
         relative = self.get_argument("path", "")
         if not relative:
             reject([{"field": "path", "message": "a notebook path is required"}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import nbformat
 import pytest
 from jupyter_server.auth import Authorizer, IdentityProvider, User
 from traitlets.config import Config
@@ -24,10 +25,11 @@ class TokenUsers(IdentityProvider):
 
 
 class AdminSeesOthers(Authorizer):
-    """Everyone may use ``tasks``; only admin ``tasks-others``; eve no kernel or terminal."""
+    """Everyone may use ``tasks``; only admin ``tasks-others``; eve no kernel, terminal
+    or file."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
-        if user.username == "eve" and resource in ("kernels", "terminals"):
+        if user.username == "eve" and resource in ("kernels", "terminals", "contents"):
             return False
         return resource != "tasks-others" or user.username == "admin"
 
@@ -135,3 +137,23 @@ async def test_a_user_denied_terminals_fires_no_command_schedule(api, tasks_app,
     assert paused.code == 200, paused.json
     deleted = await api.call("DELETE", "schedules", schedule.id, headers=eve)
     assert deleted.code == 204
+
+
+async def test_a_user_denied_the_servers_files_reads_no_notebooks_parameters(
+        api, jp_fetch, jp_root_dir):
+    # before: eve got 403 on /api/contents, yet read any notebook's parameters cell (its
+    # source: the defaults it assigns, a key pasted there) through notebook-parameters,
+    # and learned from 404 or 422 which files exist
+    eve, alice = as_user("eve-token"), as_user("alice-token")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "api_key = 's3cret'", metadata={"tags": ["parameters"]})])
+    nbformat.write(nb, jp_root_dir / "report.ipynb")
+    contents = await jp_fetch("api", "contents", "report.ipynb", headers=eve, raise_error=False)
+    assert contents.code == 403
+    for path in ("report.ipynb", "missing.ipynb"):
+        response = await api.get("notebook-parameters", params={"path": path}, headers=eve)
+        assert response.code == 403, (path, response.json)
+        assert "permission to read contents" in response.json["detail"], response.json
+        assert b"s3cret" not in response.body
+    mine = await api.get("notebook-parameters", params={"path": "report.ipynb"}, headers=alice)
+    assert mine.code == 200 and mine.json["parameters"][0]["default"] == "s3cret", mine.json
