@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from jupyter_core.paths import is_hidden
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -167,7 +168,11 @@ class NotebookParametersHandler(ScheduleHandler):
             reject([{"field": "path", "message": "a notebook path is required"}],
                     "invalid query parameter")
         path = inside_root(self.root, relative, "path", "invalid query parameter")
-        if not os.path.isfile(path):
+        # what the server's contents API would not serve either: a hidden file, or one in
+        # a hidden folder, unless the server allows them (ContentsManager.allow_hidden)
+        hidden = not self.contents_manager.allow_hidden \
+            and is_hidden(path, os.path.realpath(self.root))
+        if hidden or not os.path.isfile(path):
             raise Problem(404, f"no notebook at {relative!r}")
         self.answer(200, {"path": relative, **notebook_parameters(path)})
 

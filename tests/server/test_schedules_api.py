@@ -191,6 +191,23 @@ async def test_notebook_parameters(api: Any, jp_root_dir: Path) -> None:
     assert broken.code == 422
 
 
+
+async def test_notebook_parameters_of_a_hidden_file_are_not_read(api: Any, jp_fetch: Any,
+                                                                   jp_root_dir: Path) -> None:
+    # before: the server refuses hidden files (ContentsManager.allow_hidden, off by
+    # default: its contents API answers 404), yet this route read their parameters
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "token = 's3cret'", metadata={"tags": ["parameters"]})])
+    (jp_root_dir / ".private").mkdir()
+    nbformat.write(nb, jp_root_dir / ".private" / "keys.ipynb")
+    nbformat.write(nb, jp_root_dir / ".keys.ipynb")
+    for path in (".private/keys.ipynb", ".keys.ipynb"):
+        contents = await jp_fetch("api", "contents", *path.split("/"), raise_error=False)
+        assert contents.code == 404, path
+        response = await api.get("notebook-parameters", params={"path": path})
+        assert response.code == 404, (path, response.json)
+        assert b"s3cret" not in response.body
+
 async def test_schedule_changed_events_on_the_websocket(api: Any, jp_ws_fetch: Any) -> None:
     ws = await jp_ws_fetch("api", "tasks", "events")
     try:
