@@ -641,23 +641,14 @@ async def test_a_run_that_ends_while_a_cancel_asks_about_it_is_written_succeeded
 # ------------------------------------------------------ a scheduler in a process of its own
 
 
-def _hand_ports(n: int) -> list[int]:
-    """``n`` loopback ports free a moment ago, from 47100-47199: the range set aside for
-    Dask processes started by hand on a shared machine."""
-    import random
-    import socket
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free a moment ago (the suite's own ``free_port``)."""
+    from tests.launcher import free_port
 
-    ports: list[int] = []
-    for port in random.sample(range(47100, 47200), 100):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-        if len(ports) == n:
-            return ports
-    pytest.skip("no free port in 47100-47199")
+    ports: dict[int, None] = {}
+    while len(ports) < n:
+        ports[free_port()] = None
+    return list(ports)
 
 
 def _dask_process(kind: str, *args: str) -> Any:
@@ -684,7 +675,7 @@ async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
     # before: the future lost with its scheduler failed the attempt, and the manager's
     # retry ran the function again on a fresh worker while the first run went on (for
     # about 30 s, until the worker it ran on had closed itself): one job run twice at once
-    scheduler_port, first_port, second_port = _hand_ports(3)
+    scheduler_port, first_port, second_port = _free_ports(3)
     address = f"tcp://127.0.0.1:{scheduler_port}"
     marks, gate = tmp_path / "marks", tmp_path / "gate"
 
