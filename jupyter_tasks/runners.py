@@ -239,6 +239,10 @@ class ProcessUsage:
     # and so that the whole group ends with its worker (a task's run_subprocess). Not
     # for a plain run_process outside a task: the shim costs a Python start-up
     exit_peak: bool = False
+    # the exit code of a command that had ended on its own when a stop (a cancel, a
+    # timeout) reached ``run_process``, which then still raises CancelledError: the stop
+    # came too late to stop it, and the caller may keep its end (see ``CommandKind``)
+    exit_before_stop: int | None = None
 
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
@@ -297,23 +301,34 @@ async def _shim_says(sock: socket.socket) -> tuple[bytes, bytes]:
     return answer, rest
 
 
-def _shim_exit_peak_mb(sock: socket.socket, said: bytes) -> float | None:
-    """The exit-time peak the shim sent (0.0: unknown), read once the shim has ended;
-    None if it sent none: it died before its command ended (``ShimLost``).
-
-    Never waits: the shim has exited, so what it wrote is in the socket, then EOF.
-    """
+def _shim_told(sock: socket.socket, said: bytes) -> bytes:
+    """``said`` and what the shim has sent since, as far as it is in the socket now
+    (never waits)."""
     got = said
     try:
         while part := sock.recv(256):
             got += part
     except OSError:  # BlockingIOError included: nothing more was written
         pass
-    for line in got.splitlines():
+    return got
+
+
+def _shim_exit_peak_mb(said: bytes) -> float | None:
+    """The exit-time peak in what the shim sent (0.0: unknown); None if it sent none: its
+    command has not ended, or the shim died before it did (``ShimLost``)."""
+    for line in said.splitlines():
         word, _, kib = line.partition(b" ")
         if word == b"peak" and kib.isdigit():
             return int(kib) / 1024
     return None
+
+
+def has_exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (never waits, reaps nothing)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True  # reaped already: the loop's child watcher got its exit
 
 
 def group_record(pid: int) -> dict[str, Any]:
@@ -464,7 +479,9 @@ async def run_process(
     """Run ``argv`` in a new process group, streaming its output into ``ctx``'s log.
 
     Cancelling the awaiting coroutine (cancel or timeout) ends the whole group:
-    SIGTERM, then SIGKILL. When the main process exits, whatever it left
+    SIGTERM, then SIGKILL; unless the command had already exited on its own: its
+    end is then read as usual (``ProcessUsage.exit_before_stop``) before the
+    CancelledError goes on. When the main process exits, whatever it left
     running in its group is killed too, so nothing outlives the task.
     """
     argv = validate_argv(argv)
@@ -505,6 +522,7 @@ async def run_process(
     pgid = proc.pid
     usage.pid = proc.pid
     said = b""  # what the shim sent after its answer
+    stop_came_late = False  # a stop reached us once the command had ended on its own
     shim_lost = False  # it ended without telling how its command did
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
 
@@ -545,7 +563,16 @@ async def run_process(
             if answer[:1] == [b"ok"]:
                 watched = usage.pid = int(answer[1])  # the work, not the shim, is measured
         monitor = asyncio.ensure_future(watch_memory(watched, usage, memory_limit_mb))
-        done, _ = await asyncio.wait([waiter, monitor], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait([waiter, monitor], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # a command that had ended on its own when the stop came (its exit not seen
+            # here yet) is not stopped: its end is read as usual, then the stop passed on
+            if shim is not None:
+                said = _shim_told(shim, said)  # its shim tells the exit before its own end
+            if not (has_exited(proc.pid) or _shim_exit_peak_mb(said) is not None):
+                raise
+            stop_came_late, done = True, set()
         if monitor in done and monitor.exception() is not None:
             await terminate_group(exited, pgid)
             raise monitor.exception()  # type: ignore[misc]
@@ -564,7 +591,7 @@ async def run_process(
     finally:
         if shim is not None:
             if proc.returncode is not None:  # the shim has ended: it sent the peak, if any
-                peak = _shim_exit_peak_mb(shim, said)
+                peak = _shim_exit_peak_mb(_shim_told(shim, said))
                 shim_lost = peak is None
                 usage.peak_rss_mb = max(usage.peak_rss_mb, peak or 0.0)
             shim.close()
@@ -581,6 +608,9 @@ async def run_process(
     returncode = proc.returncode
     if shim_lost and returncode is not None:
         raise ShimLost(argv[0], returncode)
+    if stop_came_late:
+        usage.exit_before_stop = returncode
+        raise asyncio.CancelledError
     out: Any = b"".join(chunks["stdout"]) if capture_output else None
     err: Any = b"".join(chunks["stderr"]) if capture_output else None
     if text and capture_output:

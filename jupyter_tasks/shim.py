@@ -7,11 +7,11 @@ the standard library's os, signal, sys, time and _sqlite3 are imported, to keep
 the start-up cheap) as the leader of the job's new process group. ``FD`` is a
 socket to the worker: we wait for ``go`` (the worker has recorded our group in
 the row), start ARGV, answer ``ok PID\n`` (or ``err ERRNO\n``, when it cannot be
-started), wait for it, then write ``exit``, ``ended_at`` and ``peak_memory_mb``
-into the row's ``process`` record — one UPDATE guarded by task id, attempt,
-running status and our pgid —, tell the worker ``peak KIB\n`` and end with the
-same exit code (or signal). DB ``-`` records nothing: the shim then only
-measures (see ``runners.ProcessUsage.exit_peak``).
+started), wait for it, tell the worker ``peak KIB\n`` (the command has ended),
+then write ``exit``, ``ended_at`` and ``peak_memory_mb`` into the row's
+``process`` record — one UPDATE guarded by task id, attempt, running status and
+our pgid — and end with the same exit code (or signal). DB ``-`` records
+nothing: the shim then only measures (see ``runners.ProcessUsage.exit_peak``).
 
 The peak is the child's ``ru_maxrss`` from ``wait4``: the largest resident set of
 the child or of any descendant it waited for (one process, not a sum). Linux
@@ -156,12 +156,14 @@ def main(argv):
         os._exit(1)  # not reachable: the child was reaped by someone else
     code = os.waitstatus_to_exitcode(_state["status"])
     peak_kib = _state["maxrss"] if _state["maxrss"] > floor else 0
+    # told before the row is written (which may wait for the database's lock): a stop
+    # reaching the worker meanwhile finds the command ended on its own, and lets us end
+    _tell(fd, b"peak %d\n" % peak_kib)
     if _state["record"] and not told_to_stop and (code == 0 or not _state["lost"]):
         try:
             _record(db, task_id, attempt, code, peak_kib)
         except Exception:
             pass  # the worker, if alive, still writes the end; else the job is retried
-    _tell(fd, b"peak %d\n" % peak_kib)
     os.close(fd)
     _end_like(code)
 

@@ -221,7 +221,7 @@ class Execution:
             # it raised or a BaseException of its own; each ends this task only, never
             # the process serving the others (asyncio would let them out of the loop)
             status, error = TaskStatus.FAILED, exc
-            if running.stop_reason in ("cancel", "timeout"):
+            if running.stop_reason in ("cancel", "timeout") and not running.kept_own_end:
                 status = TaskStatus.CANCELLED if running.stop_reason == "cancel" \
                     else TaskStatus.TIMEOUT
         finally:

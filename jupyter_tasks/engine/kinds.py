@@ -20,7 +20,7 @@ from ..context import TaskContext
 from ..exceptions import InvalidRequest, NotRerunnable
 from ..models import Task, TaskKind
 from ..registry import Registry
-from ..runners import run_in_thread, run_process, uncancel, validate_argv
+from ..runners import run_in_thread, run_process, validate_argv
 from .state import RunningTask
 
 
@@ -160,9 +160,8 @@ async def call_in_thread(fn: Callable[..., Any], args: Any, kwargs: dict[str, An
     try:
         return await run_in_thread(fn, args, kwargs, run.thread)
     except asyncio.CancelledError:
-        if run.stop_reason in ("cancel", "timeout") and run.thread.returned_before_stop \
-                and not run.ctx.cancel_seen:
-            uncancel()  # the cancel was absorbed here: nothing later takes it as pending
+        if run.thread.returned_before_stop and not run.ctx.cancel_seen \
+                and run.keep_own_end():
             return run.thread.value
         raise
 
@@ -183,16 +182,26 @@ class CommandKind:
         return ValidSpec(clean, label=" ".join(clean["command"]))
 
     async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
-        """Run the command; its output goes into the task's log."""
+        """Run the command; its output goes into the task's log.
+
+        A command that had exited when a cancel or timeout reached it ends as it exited
+        (its output complete): the stop came too late to stop it.
+        """
         spec = task.spec or {}
-        completed = await run_process(
-            spec["command"], ctx=ctx, cwd=spec.get("cwd"), env=spec.get("env"),
-            memory_limit_mb=task.memory_limit_mb, usage=run.process,
-            capture_output=False,
-        )
-        if completed.returncode != 0:
-            raise SubprocessFailed(completed.returncode, spec["command"])
-        return {"returncode": completed.returncode}
+        try:
+            completed = await run_process(
+                spec["command"], ctx=ctx, cwd=spec.get("cwd"), env=spec.get("env"),
+                memory_limit_mb=task.memory_limit_mb, usage=run.process,
+                capture_output=False,
+            )
+            returncode = completed.returncode
+        except asyncio.CancelledError:
+            returncode = run.process.exit_before_stop
+            if returncode is None or not run.keep_own_end():
+                raise
+        if returncode != 0:
+            raise SubprocessFailed(returncode, spec["command"])
+        return {"returncode": returncode}
 
 
 def core_kinds() -> list[JobKind]:

@@ -14,7 +14,7 @@ from typing import Any
 from ..context import TaskContext, TaskHost
 from ..models import Task
 from ..registry import Registry
-from ..runners import ProcessUsage, ThreadRun
+from ..runners import ProcessUsage, ThreadRun, uncancel
 from ..store import Store
 from .config import ManagerConfig
 
@@ -88,6 +88,24 @@ class RunningTask:
     cancel_sent: bool = False
     started: float = field(default_factory=time.time)
     groups: dict[int, dict[str, Any]] = field(default_factory=dict)  # live process groups
+    # its kind kept the end its work reached on its own before the stop (``keep_own_end``)
+    kept_own_end: bool = False
+
+    def keep_own_end(self) -> bool:
+        """Whether the attempt may keep the end its work reached on its own before a cancel
+        or timeout reached it; if so, that cancel is taken back.
+
+        Its kind asks once it knows the work had ended (a function's return, a command's
+        exit, a notebook's last cell): the stop came too late to stop anything, and
+        writing it cancelled threw away a result whose side effects exist. Not for a
+        shutdown: the job goes back to its queue, as before. Taken back, nothing later
+        in the attempt takes the cancel as pending, and a failure stays a failure.
+        """
+        if self.stop_reason not in ("cancel", "timeout"):
+            return False
+        uncancel()
+        self.kept_own_end = True
+        return True
 
     def stop_swallowed(self) -> bool:
         """Whether a cancel or timeout reached the task's code, which caught it and

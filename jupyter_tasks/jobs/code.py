@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runners import run_process
-from ._util import run_to_end
+from ._util import keep_own_end, run_to_end
 
 FLATTEN_SEPARATOR = "__"
 STDERR_TAIL_CHARS = 2000
@@ -158,13 +158,19 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
                 capture_output=False)
         except BaseException as exc:
             outcome = exc
+        returncode = completed.returncode if completed is not None else None
+        if isinstance(outcome, asyncio.CancelledError) \
+                and running.process.exit_before_stop is not None \
+                and keep_own_end(running):
+            # it had exited when a cancel or timeout reached it: it ends as it exited
+            outcome, returncode = None, running.process.exit_before_stop
         # output files are kept whatever the outcome (shielded: a cancel may be under way)
         names = await run_to_end(_keep_outputs(ctx, output_dir))
         if outcome is not None:
             raise outcome
-        assert completed is not None
-        if completed.returncode != 0:
-            raise CodeFailed(completed.returncode, tail.tail())
+        assert returncode is not None
+        if returncode != 0:
+            raise CodeFailed(returncode, tail.tail())
         return {"returncode": 0, "artifacts": names}
     finally:
         with contextlib.suppress(Exception):

@@ -6,15 +6,20 @@ the shim has written ``exit`` (or, for a stop, has not).
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from jupyter_tasks import TaskManager
 from jupyter_tasks.runners import ProcessUsage, group_members, run_process
+from tests.engine.test_manager import GATED_COMMAND
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -59,7 +64,6 @@ async def test_a_stopped_command_records_no_exit(manager):
     task = await manager.submit_spec({"command": [sys.executable, "-c",
                                                   "import time; print('up', flush=True); "
                                                   "time.sleep(60)"]})
-    from tests.waiting import eventually
 
     async def running() -> Any:
         row = await manager.get(task.id)
@@ -97,3 +101,41 @@ async def test_a_command_that_cannot_start_raises_as_without_the_shim(db_path: P
     assert str(shimmed.value) == str(plain.value)
     ended = await _run(manager, argv)
     assert ended.status == "failed" and ended.error["type"] == "FileNotFoundError", ended.error
+
+
+async def test_a_command_that_ended_while_its_shim_waits_to_record_keeps_its_end(
+        manager, db_path: Path, tmp_path: Path):
+    # the command exited 0; its shim, writing the exit into the row, waits for the
+    # database's lock (another process holds it) when a cancel arrives. Before: the
+    # shim had said nothing yet, the group was told to stop and the task written
+    # cancelled. Now the shim tells its worker of the exit first
+    gate = tmp_path / "gate"
+    task = await manager.submit_spec({"command": [sys.executable, "-c", GATED_COMMAND,
+                                                  str(gate), "0"], "max_retries": 0})
+    started = Path(f"{gate}.started")
+
+    async def leader() -> int | None:
+        running = manager.state.running.get(task.id)
+        return next(iter(running.groups), None) if running and started.exists() else None
+
+    shim = psutil.Process(await eventually(leader, timeout=30, what="the command running"))
+    lock = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # the write lock, as a busy process would hold it
+        gate.write_text("go")
+
+        async def shim_writing() -> bool:  # the command has ended: its shim opened the row
+            return any(f.path.startswith(str(db_path)) for f in shim.open_files())
+
+        await eventually(shim_writing, timeout=30, what="the shim writing the exit")
+        manager.execution.stop_by_id(task.id, "cancel")  # what a cancel request does here
+        # one turn of the loop: the attempt takes the stop (ends the group, or not) now,
+        # while the shim still waits for the lock
+        await asyncio.sleep(0)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    ended = await manager.wait(task.id, timeout=30)
+    assert (ended.status, ended.result, ended.error) == ("succeeded", {"returncode": 0}, None)
+    assert manager.cleared[-1]["exit"] == 0, manager.cleared[-1]  # the shim was not stopped
+    assert "ran to its end" in "".join(e.text for e in await manager.store.get_logs(task.id))

@@ -310,6 +310,69 @@ async def test_a_function_that_returned_before_its_cancel_reached_it_succeeded(
     assert done.cancel_requested
 
 
+# a command that waits for its gate file, says so, and exits with the code it is given
+GATED_COMMAND = """
+import os, sys, time
+gate, code = sys.argv[1], int(sys.argv[2])
+open(gate + ".started", "w").close()
+while not os.path.exists(gate):
+    time.sleep(0.01)
+print("ran to its end", flush=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+async def test_a_command_that_exited_before_its_cancel_reached_it_keeps_its_end(
+        manager: TaskManager, tmp_path: Path, code: int) -> None:
+    # the command exited on its own just as a cancel arrived, before the attempt's
+    # coroutine saw the exit. Before: its group was "ended" and the task written
+    # cancelled: a clean exit's end (and output) thrown away, a failure hidden
+    gate = tmp_path / "gate"
+    task = await manager.submit([sys.executable, "-c", GATED_COMMAND, str(gate), str(code)],
+                                mode="job", max_retries=0)
+    await eventually(_exists_at(Path(f"{gate}.started")), timeout=30, what="the command running")
+    await cancel_once_exited(manager, task.id, gate)
+    done = await manager.wait(task.id, timeout=30)
+    logs = "".join(e.text for e in await manager.store.get_logs(task.id))
+    assert "ran to its end" in logs, logs
+    assert done.cancel_requested
+    if code == 0:
+        assert (done.status, done.result, done.error) == ("succeeded", {"returncode": 0}, None)
+    else:
+        assert done.status == "failed", done.error
+        assert "exited with code 3" in done.error["message"], done.error
+
+
+async def cancel_once_exited(manager: TaskManager, task_id: str, gate: Path) -> None:
+    """Let a gated process end, then cancel its task before the loop sees the exit."""
+    from tests.waiting import eventually_sync
+
+    running = manager.state.running[task_id]
+    leaders = list(running.groups)  # the process run_process started leads its group
+    assert len(leaders) == 1, running.groups
+    gate.write_text("go")
+    # this loop is held (no await) until the process has exited, so the cancel below
+    # reaches the attempt before its coroutine can see the exit: the race, made certain
+    eventually_sync(lambda: _process_gone(leaders[0]), timeout=30, what="the process exited")
+    manager.execution.stop_by_id(task_id, "cancel")  # what a cancel request does here
+    flagged = await manager.cancel(task_id)
+    assert (flagged.status, flagged.cancel_requested) == ("running", True)
+
+
+def _exists_at(path: Path):
+    async def check() -> bool:
+        return path.exists()
+    return check
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @pytest.mark.parametrize("stop", ["cancel", "timeout"])
 @pytest.mark.parametrize("name", ["swallows_the_stop", "async_swallows_the_stop"])
 async def test_a_function_that_caught_the_stop_and_returned_is_not_succeeded(

@@ -10,6 +10,8 @@ import pytest
 
 from jupyter_tasks import TaskManager
 from jupyter_tasks.jobs.code import artifact_name_for
+from tests.engine.test_manager import cancel_once_exited
+from tests.waiting import eventually
 
 WRITER = """
 import json, os
@@ -149,3 +151,43 @@ async def test_a_failed_code_jobs_message_begins_with_what_went_wrong(
     first, _, rest = done.error["message"].partition("\n")
     assert first == "exit code 1: ValueError: the widths differ", done.error["message"]
     assert "Traceback (most recent call last)" in rest and "inner()" in rest  # still told
+
+
+# waits for its gate file, writes an output file, says so, exits with the code it is given
+GATED_CODE = """
+import json, os, sys, time
+given = json.load(open(os.environ["JUPYTER_TASKS_INPUT"]))
+open(given["gate"] + ".started", "w").close()
+while not os.path.exists(given["gate"]):
+    time.sleep(0.01)
+open(os.path.join(os.environ["JUPYTER_TASKS_OUTPUT"], "made.txt"), "w").write("made")
+print("ran to its end", flush=True)
+sys.exit(given["code"])
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+async def test_a_code_job_that_exited_before_its_cancel_reached_it_keeps_its_end(
+        manager: TaskManager, tmp_path: Path, code: int) -> None:
+    # its process exited on its own just as a cancel arrived, before the attempt's
+    # coroutine saw the exit. Before: written cancelled, its result thrown away (a
+    # failure hidden), though the program had run to its end
+    gate = tmp_path / "gate"
+    task = await manager.submit_spec(
+        {"code": GATED_CODE, "input_data": {"gate": str(gate), "code": code}}, max_retries=0)
+
+    async def started() -> bool:
+        return Path(f"{gate}.started").exists()
+
+    await eventually(started, timeout=30, what="the program running")
+    await cancel_once_exited(manager, task.id, gate)
+    done = await manager.wait(task.id, timeout=30)
+    assert [a.name for a in await manager.store.list_artifacts(task.id)] == ["made.txt"]
+    assert "ran to its end" in "".join(e.text for e in await manager.store.get_logs(task.id))
+    assert done.cancel_requested
+    if code == 0:
+        assert (done.status, done.error) == ("succeeded", None)
+        assert done.result == {"returncode": 0, "artifacts": ["made.txt"]}
+    else:
+        assert (done.status, done.error["type"]) == ("failed", "CodeFailed"), done.error
+        assert done.error["message"].startswith("exit code 3"), done.error
