@@ -52,7 +52,7 @@ import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,7 @@ from ..runners import (
 )
 from . import kernel
 from . import notebook_record as record
-from ._util import run_to_end
+from ._util import keep_own_end, run_to_end
 from .notebook_record import INJECTED_TAG, PARAMETERS_TAG, has_tag, render_output_path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -402,12 +402,21 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         info = await client.async_wait_for_reply(info_id)
         if info is not None and "language_info" in info["content"]:
             nb.metadata["language_info"] = info["content"]["language_info"]
+
+        def ends_run() -> bool:
+            # a cell that had ended when a stop came: its end is the run's when it ends
+            # the run (a failure, a clean exit, the last cell with no background work
+            # to wait for); else the stop stops the cells left
+            assert execute is not None
+            last = index == len(nb.cells) - 1 and not _started_background(nb)
+            return (execute.exception() is not None or last) and keep_own_end(running)
+
         for index, cell in enumerate(nb.cells):
             record.cell_started(cell)
             execute = asyncio.ensure_future(client.async_execute_cell(
                 cell, index, execution_count=client.code_cells_executed + 1))
             try:
-                await _watched(execute, monitor)
+                await _watched(execute, monitor, ends_run)
             except BaseException as exc:
                 # this cell raised or was interrupted (cancel, timeout, memory limit)
                 record.cell_failed(nb, cell)
@@ -441,7 +450,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             try:
                 execute = asyncio.ensure_future(client.async_execute_cell(
                     hidden, hidden_index, store_history=False))
-                await _watched(execute, monitor)
+                await _watched(execute, monitor, lambda: keep_own_end(running))
             finally:
                 if nb.cells and nb.cells[-1] is hidden:
                     nb.cells.pop()
@@ -458,14 +467,24 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
     finally:
         if monitor is not None:
             monitor.cancel()
-        # the kernel is gone and the executed notebook kept whatever happened
+
+        async def close() -> None:
+            # the kernel is gone and the executed notebook kept whatever happened
+            try:
+                await _finish(client, kernel_pid, execute, ctx, nb, out,
+                              raise_errors=failure is None)
+            finally:
+                await stop_group_guard(guard)
+                if recorded is not None and usage.on_group is not None:
+                    await announce_group(usage.on_group, recorded, None)
+
         try:
-            await run_to_end(_finish(client, kernel_pid, execute, ctx, nb, out,
-                                     raise_errors=failure is None))
-        finally:
-            await run_to_end(stop_group_guard(guard))
-            if recorded is not None and usage.on_group is not None:
-                await run_to_end(announce_group(usage.on_group, recorded, None))
+            await run_to_end(close())
+        except asyncio.CancelledError:
+            # a stop that came while the run closed came after its cells had ended on
+            # their own (unless it is what ended them): their end is the run's
+            if isinstance(failure, asyncio.CancelledError) or not keep_own_end(running):
+                raise
     return {"notebook": out.artifact_name, "cells": total, "executed": done,
             "parameters": dict(parameters), "kernel_name": kernel_name,
             "stopped_early": stopped, "warnings": out.warnings,
@@ -491,10 +510,20 @@ def _html_name(artifact_name: str) -> str:
     return os.path.basename(record.html_path(artifact_name))
 
 
-async def _watched(execute: asyncio.Future[Any], monitor: asyncio.Future[Any] | None) -> None:
-    """Until a cell's execution ends, or the memory watcher raises (then its error)."""
+async def _watched(execute: asyncio.Future[Any], monitor: asyncio.Future[Any] | None,
+                   ends_run: Callable[[], bool]) -> None:
+    """Until a cell's execution ends, or the memory watcher raises (then its error).
+
+    A stop that comes once the cell had ended on its own (its reply in, the run not on
+    yet) gives the cell's own end instead, if ``ends_run()`` says that end is the run's.
+    """
     waiters: list[asyncio.Future[Any]] = [execute] + ([monitor] if monitor else [])
-    finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        if not (execute.done() and not execute.cancelled() and ends_run()):
+            raise
+        finished = {execute}
     if execute not in finished:  # the memory watcher raised
         monitor.result()  # type: ignore[union-attr]
     execute.result()

@@ -182,6 +182,59 @@ async def _async(value: Any) -> Any:
     return value
 
 
+@pytest.mark.parametrize("last", ["print('last cell ran')", "raise ValueError('its own end')"])
+@pytest.mark.parametrize("when", ["as the last cell ended", "while the run closed"])
+async def test_a_notebook_that_ended_before_its_cancel_reached_it_keeps_its_end(
+        manager: TaskManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        last: str, when: str) -> None:
+    # the cells had all run (or one failed) when a cancel reached the run: its last
+    # cell's reply was in but the run had not gone on yet, or it was shutting its kernel
+    # down and keeping the executed copy. Before: written cancelled, the result (or
+    # the cell's own failure) thrown away. A hook stops the run at that point: the race,
+    # made certain
+    from jupyter_tasks.jobs import notebook as notebook_job
+
+    def stop() -> None:
+        (task_id,) = manager.state.running  # what a cancel request does here
+        manager.execution.stop_by_id(task_id, "cancel")
+
+    if when == "while the run closed":
+        finish = notebook_job._finish
+
+        async def stopped_finish(*args: Any, **kwargs: Any) -> None:
+            stop()
+            await finish(*args, **kwargs)
+
+        monkeypatch.setattr(notebook_job, "_finish", stopped_finish)
+    else:
+        client_class = notebook_job._job_client_class()
+
+        class StoppedAtTheEnd(client_class):  # type: ignore[misc,valid-type]
+            async def async_execute_cell(self, cell: Any, cell_index: int,
+                                         **kwargs: Any) -> Any:
+                try:
+                    return await super().async_execute_cell(cell, cell_index, **kwargs)
+                finally:
+                    if cell_index == len(self.nb.cells) - 1:
+                        stop()  # its reply is in: the cell ends as the stop arrives
+
+        monkeypatch.setattr(notebook_job, "_job_client_class", lambda: StoppedAtTheEnd)
+    write_notebook(tmp_path / "ends.ipynb", ["x = 1", last])
+    task = await manager.submit_spec({"notebook": "ends.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    nb = await artifact_notebook(manager, task.id, "ends.ipynb")
+    if last.startswith("print"):
+        assert (done.status, done.error) == ("succeeded", None)
+        assert (done.result["executed"], done.result["cells"]) == (2, 2)
+        assert "last cell ran" in await logs_text(manager, task.id)
+        assert nb.cells[-1].metadata["papermill"]["status"] == "completed"
+    else:
+        assert (done.status, done.error["type"]) == ("failed", "CellExecutionError"), done.error
+        assert done.error["message"].startswith("ValueError: its own end"), done.error
+        assert nb.cells[-1].metadata["papermill"]["status"] == "failed"
+
+
 async def test_rerun_and_fork_with_other_parameters(manager: TaskManager, tmp_path: Path) -> None:
     write_notebook(tmp_path / "p.ipynb", [("n = 2", ["parameters"]), "n * 10"], markdown=None)
     first = await manager.submit_spec({"notebook": "p.ipynb", "parameters": {"n": 3},
