@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import re
+import shutil
+import tempfile
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# a task id as ``models.new_task_id`` makes it: one that names a temp file of its
+# attempt holds no separator, no pattern and nothing else that could leave the folder
+PLAIN_TASK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 async def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
@@ -38,3 +47,36 @@ def keep_own_end(running: Any) -> bool:
     record has no such stop)."""
     keep = getattr(running, "keep_own_end", None)
     return keep is not None and keep()
+
+
+def attempt_prefix(what: str, task_id: str, attempt: int) -> str | None:
+    """``jupyter-tasks-<what>-<task id>-<attempt>-``: how what one attempt keeps in the temp
+    folder is named, so the reaper of a lost attempt finds it (``remove_left_in_temp``).
+
+    None for a task id that is not a plain one: its files get the temp folder's usual
+    names, and no reaper looks for them.
+    """
+    if not PLAIN_TASK_ID.fullmatch(task_id):
+        return None
+    return f"jupyter-tasks-{what}-{task_id}-{int(attempt)}-"
+
+
+def remove_left_in_temp(prefix: str | None) -> list[str]:
+    """Remove the files and folders of this temp folder whose names start with ``prefix``
+    (an ``attempt_prefix``), never what a link points to; the paths removed.
+
+    A worker killed mid-attempt never reaches the clean-up of what its attempt made; the
+    reaper that settles the attempt, once its process group is gone, calls this.
+    """
+    if prefix is None:
+        return []
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(glob.escape(prefix) + "*"):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(str(path))
+    return removed

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runners import run_process
-from ._util import keep_own_end, run_to_end
+from ._util import attempt_prefix, keep_own_end, remove_left_in_temp, run_to_end
 
 FLATTEN_SEPARATOR = "__"
 STDERR_TAIL_CHARS = 2000
@@ -113,10 +113,6 @@ def collect_outputs(output_dir: str | os.PathLike[str]) -> tuple[list[tuple[str,
     return found, skipped
 
 
-def _work_prefix(task_id: str, attempt: int) -> str:
-    return f"jupyter-tasks-code-{task_id}-{attempt}-"
-
-
 def remove_lost_work(task_id: str, attempt: int) -> list[str]:
     """Remove the working folders an attempt's lost worker left in this temp folder.
 
@@ -124,19 +120,14 @@ def remove_lost_work(task_id: str, attempt: int) -> list[str]:
     (the source, the input data, what the program wrote); the reaper that settles the
     attempt, once its process group is gone, removes it. Returns the paths removed.
     """
-    removed = []
-    for path in Path(tempfile.gettempdir()).glob(_work_prefix(task_id, attempt) + "*"):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(str(path))
-    return removed
+    return remove_left_in_temp(attempt_prefix("code", task_id, attempt))
 
 
 async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
     """Executor for ``kind="code"``."""
     spec = task.spec or {}
     attempt = getattr(task, "attempts", 0) or 0
-    work = tempfile.mkdtemp(prefix=_work_prefix(task.id, attempt))
+    work = tempfile.mkdtemp(prefix=attempt_prefix("code", task.id, attempt))
     try:
         script = os.path.join(work, "main.py")
         input_path = os.path.join(work, "input.json")
