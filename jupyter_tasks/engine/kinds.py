@@ -39,7 +39,8 @@ class JobKind(Protocol):
 
     Optional: ``lost_attempt(task)``, called (on a thread) by the reaper of this host
     once a lost worker's attempt of the kind is settled and its process group gone, to
-    clear what the attempt left behind (a code job's working folder).
+    clear what the attempt left behind (a code job's working folder, a notebook
+    kernel's connection file).
     """
 
     kind: str  # the TaskKind value it runs

@@ -17,7 +17,12 @@ from ..engine.state import RunningTask
 from ..models import Task, TaskKind
 from ..registry import Registry
 from .code import exec_code, remove_lost_work
-from .notebook import exec_notebook, resolve_notebook_path, validate_notebook_spec
+from .notebook import (
+    exec_notebook,
+    remove_lost_kernel_files,
+    resolve_notebook_path,
+    validate_notebook_spec,
+)
 
 __all__ = [
     "CodeKind",
@@ -49,6 +54,11 @@ class NotebookKind:
     async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
         """Run the notebook; the executed copy is an artifact."""
         return await exec_notebook(task, ctx, run)
+
+    def lost_attempt(self, task: Task) -> None:
+        """Remove the kernel connection file a killed worker left for this attempt, on
+        this host."""
+        remove_lost_kernel_files(task.id, task.attempts)
 
 
 class CodeKind:

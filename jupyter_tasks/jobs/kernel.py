@@ -53,18 +53,21 @@ KernelStarted = Callable[[int | None], Awaitable[None]]
 
 
 async def start_kernel(client: Any, *, launch: dict[str, Any], on_started: KernelStarted,
-                       log: Callable[[str], None]) -> None:
+                       log: Callable[[str], None], connection_file: str | None = None) -> None:
     """Start ``client``'s kernel and its client, on new ports while others take them.
 
     ``on_started`` hears each started kernel's pid, before it answers, so its
     process group can be recorded for the reaper and its memory watched, and
     None once a kernel given up on is killed. A kernel that dies or never
     answers for another reason ends the start with nbclient's own error, as
-    before.
+    before. ``connection_file``: where each start writes the kernel's ports and
+    key (else a random name in the temp folder).
     """
     ports = ""
     for attempt in range(1, START_ATTEMPTS + 1):
         client.km = client.create_kernel_manager()
+        if connection_file is not None:
+            client.km.connection_file = connection_file
         stderr = StderrTail()
         try:
             await client.async_start_new_kernel(**launch, stderr=stderr.write_fd)

@@ -39,7 +39,10 @@ The run:
   written to ``output_path``), also when a cell fails, the job times out or is
   cancelled.
 * The kernel runs in its own process group and is killed when the job ends for
-  any reason, cancel and timeout included.
+  any reason, cancel and timeout included. Its connection file (its ports and
+  key: ``jupyter-tasks-kernel-<task id>-<attempt>-XXXX.json`` in the temp folder)
+  goes with it; one whose worker was killed mid-run is removed by the reaper that
+  settles the attempt (on this host, in its temp folder).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import datetime
 import keyword
 import os
 import re
+import tempfile
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
@@ -70,7 +74,7 @@ from ..runners import (
 )
 from . import kernel
 from . import notebook_record as record
-from ._util import keep_own_end, run_to_end
+from ._util import attempt_prefix, keep_own_end, remove_left_in_temp, run_to_end
 from .notebook_record import INJECTED_TAG, PARAMETERS_TAG, has_tag, render_output_path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -356,6 +360,9 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         on_output=on_output, on_cell_start=on_cell_start,
     )
     usage: ProcessUsage = running.process
+    # named after the attempt: a reaper of a worker killed mid-run removes it (the
+    # kernel's ports and key), as this run's end would have (``remove_lost_kernel_files``)
+    connection_file = _new_connection_file(task)
     kernel_pid: int | None = None
     recorded: int | None = None  # the kernel's process group, once in the task's row
     guard: asyncio.subprocess.Process | None = None  # ends that group if we die
@@ -397,7 +404,7 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
         preexec = die_with_parent()
         await kernel.start_kernel(
             client, launch={"cwd": cwd, **({"preexec_fn": preexec} if preexec else {})},
-            on_started=kernel_started, log=ctx.log)
+            on_started=kernel_started, log=ctx.log, connection_file=connection_file)
         info_id = await kernel.maybe_await(client.kc.kernel_info())
         info = await client.async_wait_for_reply(info_id)
         if info is not None and "language_info" in info["content"]:
@@ -474,6 +481,9 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
                 await _finish(client, kernel_pid, execute, ctx, nb, out,
                               raise_errors=failure is None)
             finally:
+                # (written, the kernel's shutdown removed it; this is for one never written)
+                with contextlib.suppress(OSError):
+                    os.unlink(connection_file)
                 await stop_group_guard(guard)
                 if recorded is not None and usage.on_group is not None:
                     await announce_group(usage.on_group, recorded, None)
@@ -490,6 +500,21 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             "stopped_early": stopped, "warnings": out.warnings,
             "output_path": shown_output_path,
             "html": _html_name(out.artifact_name) if out.export_html else None}
+
+
+def _new_connection_file(task: Any) -> str:
+    """A new empty file (ours alone, mode 0600) for the kernel's connection file, named
+    after the task's attempt in the temp folder."""
+    prefix = attempt_prefix("kernel", task.id, getattr(task, "attempts", 0) or 0)
+    fd, path = tempfile.mkstemp(suffix=".json", prefix=prefix)
+    os.close(fd)
+    return path
+
+
+def remove_lost_kernel_files(task_id: str, attempt: int) -> list[str]:
+    """Remove the kernel connection files an attempt's lost worker left in this temp
+    folder (its kernel, killed with it, never removed its own); the paths removed."""
+    return remove_left_in_temp(attempt_prefix("kernel", task_id, attempt))
 
 
 def notebook_artifact_name(path: str) -> str:

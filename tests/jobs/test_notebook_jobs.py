@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from jupyter_tasks import TaskManager
 from jupyter_tasks.exceptions import InvalidRequest
 from jupyter_tasks.jobs import validate_notebook_spec
-from jupyter_tasks.jobs.notebook import INJECTED_TAG, inject_parameters
+from jupyter_tasks.jobs.notebook import INJECTED_TAG, inject_parameters, remove_lost_kernel_files
 from tests.jobs.conftest import write_notebook
 from tests.waiting import eventually
 
@@ -423,3 +424,20 @@ async def test_system_exit_ends_the_run(manager: TaskManager, tmp_path: Path,
                        for c in nb.cells)
     else:
         assert "SystemExit: 3" in done.error["message"]
+
+
+def test_a_lost_attempts_kernel_file_is_found_from_its_task_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the reaper removes is named by the task's id and attempt only: not another
+    # attempt's file, nor what a link points to, nor anything for an id that is a path
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    task_id = "0123456789abcdef" * 2
+    lost = tmp_path / f"jupyter-tasks-kernel-{task_id}-1-x1.json"
+    later = tmp_path / f"jupyter-tasks-kernel-{task_id}-11-x2.json"
+    outside = tmp_path / "outside.json"
+    for path in (lost, later, outside):
+        path.write_text("{}")
+    (tmp_path / f"jupyter-tasks-kernel-{task_id}-1-link.json").symlink_to(outside)
+    assert remove_lost_kernel_files("../" + task_id, 1) == []
+    assert remove_lost_kernel_files(task_id, 1) == [str(lost)]
+    assert (later.exists(), outside.exists(), lost.exists()) == (True, True, False)

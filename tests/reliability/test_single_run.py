@@ -64,7 +64,11 @@ class Jobs:
             f"subprocess.check_call([sys.executable, {str(self.script)!r}, token, "
             f"{str(self.marks)!r}, {str(FIRST_RUN_SECONDS)!r}])",
         ])
-        self.env = {"SINGLE_RUN_MARK": str(self.marks)}
+        # the processes' own temp folder: what a run keeps there (a code job's working
+        # folder, a kernel's connection file) must not outlive the run, killed or not
+        self.temp = tmp_path / "temp"
+        self.temp.mkdir()
+        self.env = {"SINGLE_RUN_MARK": str(self.marks), "TMPDIR": str(self.temp)}
 
     def argv(self, token: str) -> list[str]:
         return [sys.executable, str(self.script), token, str(self.marks), str(FIRST_RUN_SECONDS)]
@@ -86,6 +90,18 @@ class Jobs:
         path = self.marks / f"{token}.log"
         text = path.read_text() if path.exists() else ""
         return [line for line in text.splitlines() if line.startswith(kind + " ")]
+
+    def connection_files(self) -> list[Path]:
+        """The connection files the jobs' live kernels were started with."""
+        found = []
+        for proc in psutil.process_iter(["cmdline", "status"]):
+            cmdline = proc.info["cmdline"] or []
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or "-f" not in cmdline[:-1]:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get("SINGLE_RUN_MARK") == str(self.marks):
+                    found.append(Path(cmdline[cmdline.index("-f") + 1]))
+        return found
 
     def orphans(self, keep: set[int]) -> list[str]:
         """Live processes started for these jobs, other than the processes in ``keep``."""
@@ -156,6 +172,13 @@ def _wait_succeeded(server: Any, ids: dict[str, str]) -> dict[str, dict[str, Any
     return tasks
 
 
+def _assert_left_nothing(jobs: Jobs, kernel_files: list[Path]) -> None:
+    # the killed attempts' kernel connection file (its ports and key) and working
+    # folders are cleared by the reaper that ended them; the later runs cleared theirs
+    assert [f for f in kernel_files if f.exists()] == [], kernel_files
+    assert sorted(p.name for p in jobs.temp.iterdir()) == [], list(jobs.temp.iterdir())
+
+
 def _assert_exactly_once(jobs: Jobs, ids: dict[str, str], keep: set[int]) -> None:
     # a first run that survived the kill is still sleeping (it lasts a minute): it
     # shows as a live process now, or as a second end line had it been let finish
@@ -187,11 +210,14 @@ def test_sigkilled_server_leaves_no_second_run(server_factory, jobs: Jobs):
     first = server_factory("--JupyterTasksApp.workers=default=3", env=jobs.env)
     ids = _submit_all(first, jobs, "srv")
     _wait_started(first, jobs, ids)
+    kernel_files = eventually_sync(jobs.connection_files, timeout=30, what="the kernel")
+    assert all(f.parent == jobs.temp and f.exists() for f in kernel_files), kernel_files
     first.kill()
 
     second = server_factory("--JupyterTasksApp.workers=default=3", env=jobs.env)
     _wait_succeeded(second, ids)
     _assert_exactly_once(jobs, ids, keep={second.popen.pid})
+    _assert_left_nothing(jobs, kernel_files)
     rows = {t: second.request("GET", f"/api/tasks/{i}?view=full")[1] for t, i in ids.items()}
     assert all(row["process"] is None for row in rows.values()), rows  # cleared at the end
 
@@ -205,10 +231,12 @@ def test_sigkilled_worker_leaves_no_second_run(server_factory, jobs: Jobs, tmp_p
     try:
         ids = _submit_all(server, jobs, "wrk")
         _wait_started(server, jobs, ids)
+        kernel_files = eventually_sync(jobs.connection_files, timeout=30, what="the kernel")
         _kill(worker)
         replacement = _start_worker(tmp_path, db_path, jobs.env, "worker-2")
         _wait_succeeded(server, ids)
         _assert_exactly_once(jobs, ids, keep={server.popen.pid, replacement.pid})
+        _assert_left_nothing(jobs, kernel_files)
     finally:
         _kill(worker)
         if replacement is not None:
