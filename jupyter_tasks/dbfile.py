@@ -150,6 +150,21 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
 
 
+def create_private(path: Path) -> None:
+    """Create a missing database file readable and writable by its owner only.
+
+    It holds every task's params, results and logs: made by SQLite it would follow
+    the umask (0644 under the usual 022, open to every local account). Its WAL and
+    shared-memory files take the database file's mode; a file that exists keeps its
+    own (a team sharing one sets it).
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return  # there already, or another process made it first
+    os.close(fd)  # an empty file is SQLite's empty database
+
+
 def _sqlite_refuses(path: Path) -> bool:
     """Whether SQLite finds no database in the file (False when it could not tell).
 

@@ -317,7 +317,9 @@ TIE_GROUPS_WALKED = 3
 
 def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str]) -> tuple[int, str]:
     """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    # the artifacts' folder is its owner's alone, as the database file is
+    folder.parent.mkdir(mode=0o700, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     digest = hashlib.sha256()
     size = 0
@@ -428,6 +430,8 @@ class Store:
         if read_only:
             return await cls._open_read_only(path, busy_timeout)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            dbfile.create_private(path)
         writer = DatabaseThread(functools.partial(
             sqlite3.connect, str(path), isolation_level=None, timeout=busy_timeout,
             check_same_thread=False), name=f"jupyter-tasks store {path.name}")

@@ -15,6 +15,7 @@ import os
 import shlex
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -564,3 +565,27 @@ def test_a_database_in_a_read_only_folder_is_said_unreadable_here_not_damaged(
     assert "cannot be read here" in done.stderr + done.stdout, (done.stdout, done.stderr)
     assert done.stderr.count("cannot be read here") >= 3, done.stderr  # list, submit, worker
     assert "found damage" not in done.stdout and "move it aside" not in done.stdout, done.stdout
+
+
+async def test_a_new_database_and_its_artifacts_are_their_owners_alone(tmp_path: Path) -> None:
+    # every task's params, results and logs: under the usual umask (022) SQLite made the
+    # file 0644 and the artifacts' folder 0755, open to every local account
+    from tests.engine.test_store import make_task
+
+    before = os.umask(0o022)
+    try:
+        path = tmp_path / "new" / "tasks.db"
+        async with await Store.open(path) as store:
+            task, _ = await store.create_task(make_task())
+            await store.add_artifact(task.id, "a.txt", b"secret")
+            files = [path, *dbfile.sidecars(path)]
+            assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {
+                "tasks.db": 0o600, "tasks.db-wal": 0o600, "tasks.db-shm": 0o600}
+            assert stat.S_IMODE(store.artifacts_dir.stat().st_mode) == 0o700
+        # a file that exists keeps its mode (a team sharing one sets it)
+        path.chmod(0o660)
+        async with await Store.open(path):
+            pass
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    finally:
+        os.umask(before)
