@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -174,7 +175,9 @@ class NotebookParametersHandler(ScheduleHandler):
             and is_hidden(path, os.path.realpath(self.root))
         if hidden or not os.path.isfile(path):
             raise Problem(404, f"no notebook at {relative!r}")
-        self.answer(200, {"path": relative, **notebook_parameters(path)})
+        # up to 50 MB of JSON: read and parsed beside the loop, which serves everyone else
+        found = await asyncio.to_thread(notebook_parameters, path)
+        self.answer(200, {"path": relative, **found})
 
 
 def schedule_handlers() -> list[tuple[str, type]]:

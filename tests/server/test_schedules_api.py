@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,14 @@ import nbformat
 import pytest
 from jupyter_server.auth import Authorizer
 
+from jupyter_tasks import notebook_params
+from jupyter_tasks.server import schedule_handlers
 from tests.server.test_auth_users import TwoUsers, as_user
 from tests.server.test_events import read_until
 from tests.waiting import eventually
+
+# how long the held read waits for its release: a read on the loop holds the server so long
+HELD_READ_SECONDS = 10
 
 PARKED = "parked"  # no worker serves it: fired jobs stay queued
 JOB = {"command": ["true"], "queue": PARKED}
@@ -190,6 +197,35 @@ async def test_notebook_parameters(api: Any, jp_root_dir: Path) -> None:
     broken = await api.get("notebook-parameters", params={"path": "broken.ipynb"})
     assert broken.code == 422
 
+
+async def test_reading_a_notebooks_parameters_leaves_the_server_serving(
+        api: Any, jp_root_dir: Path, monkeypatch: Any) -> None:
+    # a notebook of up to 50 MB (images kept in its outputs) was read and parsed on the
+    # server's event loop: every other request and websocket waited for it. Here the
+    # read is held until another request has been answered
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "n = 3", metadata={"tags": ["parameters"]})]), jp_root_dir / "held.ipynb")
+    reading, release = threading.Event(), threading.Event()
+
+    def held_read(path: str) -> dict[str, Any]:
+        reading.set()
+        release.wait(HELD_READ_SECONDS)  # on the loop, this holds the whole server
+        return notebook_params.notebook_parameters(path)
+
+    monkeypatch.setattr(schedule_handlers, "notebook_parameters", held_read)
+    async def read_began() -> bool:
+        return reading.is_set()
+
+    pending = asyncio.ensure_future(api.get("notebook-parameters", params={"path": "held.ipynb"}))
+    try:
+        await eventually(read_began, what="the read began")
+        me = await api.get("me")
+        assert me.code == 200
+        assert not pending.done(), "another request waited for the notebook's read"
+    finally:
+        release.set()
+    answer = await pending
+    assert answer.code == 200 and answer.json["parameters"][0]["name"] == "n"
 
 
 async def test_notebook_parameters_of_a_hidden_file_are_not_read(api: Any, jp_fetch: Any,
