@@ -15,6 +15,7 @@ from .formatting import (
     attempt_text,
     duration_text,
     label_text,
+    late_cancel_text,
     local_time,
     log_text,
     origin_text,
@@ -126,11 +127,13 @@ class DetailPane(VerticalScroll):
             if self._waiting is not None:
                 self._waiting.task = task
             return
+        late = late_cancel_text(task)
         # built as Content, never as markup: what a task holds is shown as written
         lines = [
             Content.assemble((label_text(task), "bold"), f"  {task['id']}"),
             Content.assemble("status ", Content.from_rich_text(status_text(task)),
-                             f"   {progress_text(task, 20)}   {progress_message(task)}"),
+                             f"   {progress_text(task, 20)}   {progress_message(task)}",
+                             (f"  ({late})" if late else "", "italic")),
             Content(f"kind {task.get('kind')} · mode {task.get('mode')} · queue "
                     f"{task.get('queue')} · owner {task.get('owner') or ''} · origin "
                     f"{origin_text(task)} · {attempt_text(task)}"),

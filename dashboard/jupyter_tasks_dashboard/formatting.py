@@ -48,6 +48,15 @@ def status_label(task: dict[str, Any]) -> str:
     return status
 
 
+def late_cancel_text(task: dict[str, Any]) -> str:
+    """Said of a task that ended on its own though a cancel was asked: it came too late."""
+    # a cancel that reaches work once it has ended leaves it its own end (the engine
+    # keeps a result whose side effects exist), with cancel_requested still set
+    if task.get("cancel_requested") and task.get("status") in ("succeeded", "failed"):
+        return "the cancel came after it had ended"
+    return ""
+
+
 def status_text(task: dict[str, Any]) -> Text:
     """The status label, coloured."""
     return Text(status_label(task), style=STATUS_STYLES.get(task.get("status") or "", ""),

@@ -100,6 +100,15 @@ export function attemptText(task: ITask): string | null {
   return of != null ? `attempt ${attempts} of ${of}` : `attempt ${attempts}`;
 }
 
+/**
+ * Said of a task that ended on its own though a cancel was asked: the cancel came once
+ * its work had ended, and the engine kept that end (cancel_requested stays set).
+ */
+export function lateCancelText(task: ITask): string | null {
+  const ownEnd = task.status === 'succeeded' || task.status === 'failed';
+  return ownEnd && task.cancel_requested ? 'the cancel came after it had ended' : null;
+}
+
 /** "1 worker lost", "2 workers lost"; null when none was. */
 export function lostText(task: ITask): string | null {
   const lost = task.lost_attempts ?? 0;

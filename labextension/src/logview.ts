@@ -12,6 +12,7 @@ import {
   ERASED,
   attemptText,
   formatDuration,
+  lateCancelText,
   lostText,
   shortId,
   taskLabel,
@@ -242,6 +243,7 @@ export class TaskLogView extends Widget {
     }
     this._status.textContent = task.cancel_requested && isActive(task) ? 'cancelling' : task.status;
     this._status.dataset.status = task.status;
+    this._status.title = lateCancelText(task) ?? '';
     const attempt = attemptText(task);
     const why = [task.retry_reason, lostText(task)].filter(Boolean).join(', ');
     this._attempt.textContent = attempt ? (why ? `${attempt} · ${why}` : attempt) : '';

@@ -240,6 +240,45 @@ async def test_details_show_local_times_and_a_subprocess_argv(tmp_path):
         assert f"created {created}" in summary and "Z" not in summary.split("created")[1]
 
 
+async def test_a_task_that_ended_before_its_cancel_says_so(tmp_path):
+    # a cancel that arrived once the work had ended leaves the task its own end, with
+    # cancel_requested set (the engine's race tests): before, the details said
+    # "succeeded" as if nobody had pressed cancel, and the person who did was left guessing
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "late.db"
+    app = TasksDashboard(DatabaseSource(db))
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as writer, app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+        ended = {}
+        for status in ("succeeded", "failed", "cancelled"):
+            task = await writer.submit_spec({"command": ["true"]}, mode="job", label=status,
+                                            queue="parked")
+            ended[status] = task.id
+        conn = sqlite3.connect(db)
+        with conn:  # the rows the race leaves (and a cancel that did stop its task)
+            for status, task_id in ended.items():
+                conn.execute("UPDATE tasks SET status = ?, cancel_requested = 1, "
+                             "finished_at = created_at + 1 WHERE id = ?", (status, task_id))
+        conn.close()
+        app.action_reload()
+        for status, task_id in ended.items():
+            def row_shown(task_id: str = task_id, status: str = status) -> bool:
+                return app.table.tasks.get(task_id, {}).get("status") == status
+
+            def details_shown(task_id: str = task_id, status: str = status) -> bool:
+                return app.detail.task_id == task_id and app.detail.built \
+                    and status in str(app.detail.summary.render())
+
+            await until(row_shown, pilot, what=f"the {status} row")
+            app.table.select(task_id)
+            await until(details_shown, pilot, what=f"the {status} details")
+            summary = str(app.detail.summary.render())
+            late = "the cancel came after it had ended" in summary
+            assert late == (status != "cancelled"), summary
+
+
 async def test_the_palette_holds_the_dashboard_commands(mixed_db):
     app = TasksDashboard(DatabaseSource(mixed_db))
     async with app.run_test(size=SIZE) as pilot:

@@ -1,4 +1,4 @@
-import { ERASED, displayText, taskLabel, typeInto } from '../format';
+import { ERASED, displayText, lateCancelText, taskLabel, typeInto } from '../format';
 import { ITask } from '../types';
 
 function task(fields: Partial<ITask>): ITask {
@@ -68,5 +68,19 @@ describe('typeInto', () => {
     // before: 'clear line:\x1b[2K\rreplaced' read 'replacedne:'
     expect(typed(`clear line:${ERASED}\rreplaced`).trimEnd()).toBe('replaced');
     expect(typed('50%', ERASED, '\r', '100%').trimEnd()).toBe('100%');
+  });
+});
+
+describe('lateCancelText', () => {
+  it('says a cancel came too late only of a task that ended on its own', () => {
+    // the engine keeps the end of work that had ended when its cancel arrived, with
+    // cancel_requested set: without a word the panel read as if nobody had cancelled
+    const late = 'the cancel came after it had ended';
+    expect(lateCancelText(task({ status: 'succeeded', cancel_requested: true }))).toBe(late);
+    expect(lateCancelText(task({ status: 'failed', cancel_requested: true }))).toBe(late);
+    expect(lateCancelText(task({ status: 'cancelled', cancel_requested: true }))).toBeNull();
+    expect(lateCancelText(task({ status: 'running', cancel_requested: true }))).toBeNull();
+    expect(lateCancelText(task({ status: 'succeeded', cancel_requested: false }))).toBeNull();
+    expect(lateCancelText(task({ status: 'succeeded' }))).toBeNull();
   });
 });

@@ -4,7 +4,14 @@
 import * as React from 'react';
 
 import { TasksAPI } from '../connection';
-import { attemptText, formatDuration, localTime, lostText, shortId } from '../format';
+import {
+  attemptText,
+  formatDuration,
+  lateCancelText,
+  localTime,
+  lostText,
+  shortId
+} from '../format';
 import { stripAnsi } from '../logview';
 import { durationMs } from '../time';
 import { ITask, isActive } from '../types';
@@ -38,6 +45,7 @@ export function Details(props: {
         <dd>
           {rowLook(task) === 'cancelling' ? 'cancelling' : task.status}
           {took !== null ? ` · took ${formatDuration(took)}` : ''}
+          {lateCancelText(task) && ` (${lateCancelText(task)})`}
         </dd>
         {task.owner && (
           <>

@@ -6,7 +6,7 @@ import { listIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { TasksAPI } from '../connection';
-import { shortId, taskLabel } from '../format';
+import { lateCancelText, shortId, taskLabel } from '../format';
 import { stripAnsi } from '../logview';
 import { pendingQuestion } from '../model';
 import { timeText } from '../time';
@@ -52,8 +52,9 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
   const time = timeText(task, props.now);
   const label = taskLabel(task, task.kind);
   const stateText = LOOK_TEXT[look] ?? task.status;
+  const late = lateCancelText(task);
   const title = [
-    `${label} — ${stateText}`,
+    `${label} — ${stateText}${late ? ` (${late})` : ''}`,
     task.error && task.status !== 'cancelled'
       ? `${task.error.type}: ${stripAnsi(String(task.error.message ?? ''))}`
       : '',
