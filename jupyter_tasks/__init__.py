@@ -9,6 +9,7 @@ from ._version import __version__
 from .context import TaskContext
 from .default_manager import start_manager, stop_manager
 from .exceptions import (
+    BackgroundTaskFailed,
     IdempotencyConflict,
     InvalidCommand,
     InvalidParameters,
@@ -45,7 +46,8 @@ from .registry import Registry, get_info, list_by_tags, register_function, task
 _kinds.install_as_default()
 
 __all__ = [
-    "IdempotencyConflict", "InvalidCommand", "InvalidParameters", "InvalidTaskName",
+    "BackgroundTaskFailed", "IdempotencyConflict", "InvalidCommand", "InvalidParameters",
+    "InvalidTaskName",
     "JupyterTasksError", "ManagerNotRunning", "NotInTask", "Registry", "Task", "TaskBoard",
     "TaskCancelled", "TaskCard", "TaskContext", "TaskFailed", "TaskHandle", "TaskKind",
     "TaskManager", "TaskMode", "TaskNotFound", "TaskStatus", "UnknownTask", "__version__",

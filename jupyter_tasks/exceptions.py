@@ -198,6 +198,22 @@ class RunOutOfReach(JupyterTasksError):
     """
 
 
+class BackgroundTaskFailed(JupyterTasksError):
+    """``wait_for_background`` found a background task that ended failed, timed out, ran
+    out of memory or was interrupted (``tasks``: those ends, the first named)."""
+
+    title = "Background task did not succeed"
+
+    def __init__(self, tasks: list[Any]) -> None:
+        first = tasks[0]
+        error = first.error or {}
+        why = f"{error['type']}: {error.get('message')}" if error.get("type") else first.status
+        more = "".join(f"; {t.label!r} ({t.id}) ended {t.status}" for t in tasks[1:])
+        super().__init__(f"the background task {first.label!r} ({first.id}) ended "
+                         f"{first.status}: {why}{more}")
+        self.tasks = tasks
+
+
 class TaskFailed(JupyterTasksError):
     """Waiting on a task's result found it ended without success."""
 

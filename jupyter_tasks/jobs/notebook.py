@@ -62,7 +62,7 @@ from typing import Any
 
 from .._version import __version__
 from ..exceptions import InvalidRequest
-from ..kernel.headless import END_OF_RUN_SOURCE, REPORT_MIME
+from ..kernel.headless import END_OF_RUN_SOURCE, FAILED_ENDS, REPORT_MIME
 from ..runners import (
     ProcessUsage,
     announce_group,
@@ -581,15 +581,10 @@ def _background_report(hidden: Any) -> list[dict[str, Any]]:
     return []
 
 
-# the ends that fail the run as a failing cell would; a cancel was someone's choice
-# (a later cell's, the panel's), as stopping a cell is
-_FAILED_ENDS = frozenset({"failed", "timeout", "oom", "interrupted"})
-
-
 def _raise_for_background(report: list[dict[str, Any]], nb: Any, input_cells: list[Any],
                           notebook: str) -> None:
     """Fail the run as the first background cell that failed: a failing cell."""
-    failed = [r for r in report if r["status"] in _FAILED_ENDS]
+    failed = [r for r in report if r["status"] in FAILED_ENDS]
     if not failed:
         return
     first = failed[0]

@@ -17,8 +17,12 @@ import time
 from typing import Any
 
 from ..context import current_context
+from ..exceptions import BackgroundTaskFailed
 from ..models import Task, TaskMode
 
+# the ends that fail the run as a failing cell would; a cancel was someone's choice
+# (a later cell's, the panel's), as stopping a cell is
+FAILED_ENDS = frozenset({"failed", "timeout", "oom", "interrupted"})
 # the output end_of_run displays (its own type: no print of a thread can garble it),
 # which the notebook job reads back
 REPORT_MIME = "application/vnd.jupyter-tasks.background-report+json"
@@ -33,13 +37,16 @@ END_OF_RUN_SOURCE = (
     "    _jupyter_tasks_end()\n")
 
 
-def wait_for_background(timeout: float | None = None) -> list[Task]:
+def wait_for_background(timeout: float | None = None, *, check: bool = True) -> list[Task]:
     """Wait until every task this kernel started in the background has ended; their ends.
 
     ``%%background`` cells, ``--background`` subprocesses and whatever else runs in
     this kernel beside them (``run_background``). Cards shown for them take their end
     as their text form. ``timeout``: seconds in all, then ``TimeoutError`` (the tasks
-    go on). Nothing to wait for before ``%load_ext jupyter_tasks``.
+    go on). ``check``: then raise ``BackgroundTaskFailed`` if one ended failed, timed
+    out, ran out of memory or was interrupted (not one cancelled), so that the cell,
+    and a papermill or nbconvert run, fails. Nothing to wait for before
+    ``%load_ext jupyter_tasks``.
     """
     from ..runtime import get_default_manager
     from . import kernel_side
@@ -72,6 +79,9 @@ def wait_for_background(timeout: float | None = None) -> list[Task]:
             shown.ended(manager, task)
             side.cards_ended.add(task_id)
         ended.append(task)
+    failed = [task for task in ended if task.status in FAILED_ENDS]
+    if check and failed:
+        raise BackgroundTaskFailed(failed)
     return ended
 
 
@@ -79,7 +89,7 @@ def end_of_run() -> None:
     """Wait for the background tasks, then display their ends for the notebook job."""
     from IPython.display import display
 
-    ended = wait_for_background()
+    ended = wait_for_background(check=False)  # the job reads the ends: a report, not a raise
     report: list[dict[str, Any]] = [
         {"id": t.id, "label": t.label, "status": t.status, "error": t.error} for t in ended]
     display({REPORT_MIME: json.loads(json.dumps(report, default=str))}, raw=True)

@@ -192,3 +192,36 @@ def test_under_nbconvert_a_last_cell_waits_for_the_background_work(
     finally:
         conn.close()
     assert rows == [("slow-work", "succeeded")], rows
+
+
+@pytest.mark.parametrize(("background", "fails"), [
+    ("%%background --label doomed\n1 / 0\n", True),
+    ("%%background --label stopped --name stopped\nimport time\ntime.sleep(60)\n", False),
+])
+def test_under_nbconvert_the_last_cells_wait_fails_for_a_failed_background_cell(
+        tmp_path: Path, background: str, fails: bool) -> None:
+    # a papermill or nbconvert run is "failed" only when a cell raises: before, the
+    # documented last cell returned the failed task's end and the run passed, the
+    # failure seen only by someone who opened the notebook (a notebook job failed)
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    cells = ["%load_ext jupyter_tasks", background]
+    if not fails:  # one the notebook cancels itself is no failure, as in a notebook job
+        cells.append("stopped.cancel()")
+    cells.append("import jupyter_tasks\njupyter_tasks.wait_for_background();")
+    path = write_notebook(tmp_path / "checked.ipynb", cells)
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    if not fails:
+        client.execute()
+        assert "cancelled" in _texts(nb), _texts(nb)
+        return
+    with pytest.raises(CellExecutionError) as raised:
+        client.execute()
+    said = str(raised.value)
+    assert "BackgroundTaskFailed" in said and "'doomed'" in said, said
+    assert "ZeroDivisionError: division by zero" in said, said
+    assert "TaskCard('doomed', failed, id=" in _texts(nb), _texts(nb)
