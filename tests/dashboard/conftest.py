@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,22 @@ async def until(check: Callable[[], Any], pilot: Any = None, timeout: float = 60
         else:
             await asyncio.sleep(0.02)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+@contextlib.asynccontextmanager
+async def beside_a_writer(db: Path, size: tuple[int, int]) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """(app, writer, pilot): a database-mode dashboard started beside a manager writing to
+    ``db`` (the writer first: the dashboard opens an existing database, never creates one)."""
+    from jupyter_tasks_dashboard.app import TasksDashboard
+    from jupyter_tasks_dashboard.sources import DatabaseSource
+
+    from jupyter_tasks.manager import TaskManager
+
+    app = TasksDashboard(DatabaseSource(db))
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as writer, app.run_test(size=size) as pilot:
+        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+        yield app, writer, pilot
 
 
 async def build_history(path: Path, count: int, batch: int = 20_000) -> float:

@@ -9,7 +9,7 @@ import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard, main
 from jupyter_tasks_dashboard.sources import DatabaseSource
 
-from .conftest import build_history, until
+from .conftest import beside_a_writer, build_history, until
 
 HISTORY = 100_000
 SIZE = (180, 50)
@@ -104,14 +104,8 @@ async def test_a_flood_of_progress_events_is_coalesced(big_db):
 
 async def test_live_updates_in_database_mode(tmp_path):
     """Another process's writes reach the table by tailing the events table."""
-    from jupyter_tasks.manager import TaskManager
-
     db = tmp_path / "live.db"
-    app = TasksDashboard(DatabaseSource(db))
-    # the writer first: the dashboard opens an existing database, it never creates one
-    async with TaskManager(db, worker_kind="test", runs_background=False,
-                           make_default=False) as writer, app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+    async with beside_a_writer(db, SIZE) as (app, writer, pilot):
         task = await writer.submit_spec({"command": ["true"]}, mode="job", label="from afar",
                                         queue="parked")
         await until(lambda: task.id in app.table.tasks, pilot, what="the new row")

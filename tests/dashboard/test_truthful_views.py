@@ -30,7 +30,7 @@ from textual.command import CommandPalette
 from jupyter_tasks.models import progress_fraction as engine_progress_fraction
 from tests.engine.test_progress_values import STORED as ODD_PROGRESS
 
-from .conftest import build_history, until
+from .conftest import beside_a_writer, build_history, until
 
 SIZE = (180, 50)
 HISTORY = 300
@@ -125,13 +125,7 @@ async def test_counts_follow_the_filter_and_timeouts_are_not_failures(mixed_db):
 
 
 async def test_cancel_and_delete_ask_first(tmp_path):
-    from jupyter_tasks.manager import TaskManager
-
-    db = tmp_path / "ask.db"
-    app = TasksDashboard(DatabaseSource(db))
-    async with TaskManager(db, worker_kind="test", runs_background=False,
-                           make_default=False) as writer, app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+    async with beside_a_writer(tmp_path / "ask.db", SIZE) as (app, writer, pilot):
         task = await writer.submit_spec({"command": ["true"]}, mode="job", label="parked one",
                                         queue="parked")
         await until(lambda: task.id in app.table.tasks, pilot, what="the row")
@@ -216,13 +210,7 @@ def test_one_duration_format_and_local_times():
 
 
 async def test_details_show_local_times_and_a_subprocess_argv(tmp_path):
-    from jupyter_tasks.manager import TaskManager
-
-    db = tmp_path / "argv.db"
-    app = TasksDashboard(DatabaseSource(db))
-    async with TaskManager(db, worker_kind="test", runs_background=False,
-                           make_default=False) as writer, app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+    async with beside_a_writer(tmp_path / "argv.db", SIZE) as (app, writer, pilot):
         task = await writer.submit_spec(
             {"command": ["python", "-c", "print('hi there')"], "cwd": str(tmp_path),
              "env": {"SECRET": "hunter2"}}, mode="job", label="argv shown", queue="parked")
@@ -244,13 +232,8 @@ async def test_a_task_that_ended_before_its_cancel_says_so(tmp_path):
     # a cancel that arrived once the work had ended leaves the task its own end, with
     # cancel_requested set (the engine's race tests): before, the details said
     # "succeeded" as if nobody had pressed cancel, and the person who did was left guessing
-    from jupyter_tasks.manager import TaskManager
-
     db = tmp_path / "late.db"
-    app = TasksDashboard(DatabaseSource(db))
-    async with TaskManager(db, worker_kind="test", runs_background=False,
-                           make_default=False) as writer, app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.ready and app.page_loads, pilot, what="started")
+    async with beside_a_writer(db, SIZE) as (app, writer, pilot):
         ended = {}
         for status in ("succeeded", "failed", "cancelled"):
             task = await writer.submit_spec({"command": ["true"]}, mode="job", label=status,
