@@ -259,7 +259,7 @@ class Execution:
             state.local_work.pop(task.id, None)
             return None
         if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries \
-                and not isinstance(error, NOT_RETRIED):
+                and not isinstance(error, NOT_RETRIED) and not running.retry_refused():
             delay = self.backoff(task.attempts)
             if task.mode == TaskMode.JOB:
                 await store.retry_later(task.id, state.worker_id, now + delay, err_json or {})

@@ -107,6 +107,13 @@ class RunningTask:
         self.kept_own_end = True
         return True
 
+    def retry_refused(self) -> bool:
+        """Whether a failure of this attempt is the task's end, never retried."""
+        # one kept over a cancel (``keep_own_end``): the user asked the task to stop, and
+        # another attempt would be claimed only to be cancelled there, the failure kept
+        # here hidden behind that cancel
+        return self.stop_reason == "cancel"
+
     def stop_swallowed(self) -> bool:
         """Whether a cancel or timeout reached the task's code, which caught it and
         returned what it had (on the attempt's own asyncio task).

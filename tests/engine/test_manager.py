@@ -344,6 +344,23 @@ async def test_a_command_that_exited_before_its_cancel_reached_it_keeps_its_end(
         assert "exited with code 3" in done.error["message"], done.error
 
 
+async def test_a_command_that_failed_before_its_cancel_reached_it_is_not_retried(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # its failure is kept over the cancel: with retries left, the attempt went back to
+    # the queue (a task.retrying, a second attempt claimed only to be cancelled there),
+    # and the task ended cancelled, its failure hidden, as before the end was kept
+    gate = tmp_path / "gate"
+    task = await manager.submit([sys.executable, "-c", GATED_COMMAND, str(gate), "3"],
+                                mode="job", max_retries=2)
+    await eventually(_exists_at(Path(f"{gate}.started")), timeout=30, what="the command running")
+    await cancel_once_exited(manager, task.id, gate)
+    done = await manager.wait(task.id, timeout=30)
+    assert (done.status, done.attempts) == ("failed", 1), (done.status, done.error)
+    assert "exited with code 3" in done.error["message"], done.error
+    events = await manager.store.events_after(0, task_id=task.id)
+    assert "task.retrying" not in [e.type for e in events], [e.type for e in events]
+
+
 async def cancel_once_exited(manager: TaskManager, task_id: str, gate: Path) -> None:
     """Let a gated process end, then cancel its task before the loop sees the exit."""
     from tests.waiting import eventually_sync
