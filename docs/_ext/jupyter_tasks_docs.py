@@ -298,8 +298,8 @@ EVENT_MEANINGS = {
     "task.cancelled": "it was cancelled",
     "task.interrupted": "its process ended before it did, and it will not be retried",
     "task.deleted": "it was deleted: its earlier events are gone with it, and `task` is its "
-                    "last state without its data (`params`, `result`, `error`, `progress`, "
-                    "`confirmation` and `origin` are null)",
+                    "last state without its data (`params`, `result`, `error`, "
+                    "`retry_reason`, `progress`, `confirmation` and `origin` are null)",
     "schedule.changed": "a schedule was created, edited, paused, resumed, fired or deleted "
                         "(`task_id` and `task` are null; `schedule_id` and `schedule` are set, "
                         "`schedule` null once deleted)",

@@ -1161,7 +1161,8 @@ def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
 
 
 # the fields of a task.deleted snapshot that held the task's data, not its identity
-_DELETED_DATA = ("params", "result", "error", "progress", "confirmation", "origin")
+_DELETED_DATA = ("params", "result", "error", "retry_reason", "progress", "confirmation",
+                 "origin")
 _FORGET_EVENT_DATA = ("UPDATE events SET task = json_set(task, "
                       + ", ".join(f"'$.{field}', NULL" for field in _DELETED_DATA)
                       + ") WHERE id = last_insert_rowid()")

@@ -400,6 +400,24 @@ async def test_delete_forgets_the_events_data_and_keeps_event_ids_rising(db_path
         assert (await store.events_after(deleted.id))[0].id > deleted.id
 
 
+async def test_delete_forgets_the_error_a_retry_recorded(db_path: Path) -> None:
+    # a retry keeps the failure's first line as the row's retry_reason: the task.deleted
+    # snapshot carried it after its error was nulled
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        claimed = await store.transition(task.id, {"status": "running", "worker_id": "w"},
+                                         "task.started")
+        assert claimed is not None
+        await store.retry_later(task.id, "w", time.time(), {
+            "type": "ValueError", "message": "token s3cr3t refused", "traceback": None})
+        await store.transition(task.id, {"status": "succeeded", "result": 1}, "task.succeeded")
+        assert "s3cr3t" in (await store.get_task(task.id)).retry_reason
+        await store.delete_task(task.id)
+        deleted = (await store.events_after(0))[-1]
+        assert deleted.type == "task.deleted" and deleted.task["id"] == task.id
+        assert "s3cr3t" not in json.dumps(deleted.task), deleted.task
+
+
 async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> None:
     import hashlib
 
