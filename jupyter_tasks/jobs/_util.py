@@ -77,6 +77,12 @@ def remove_left_in_temp(prefix: str | None) -> list[str]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                # not ours to remove (another account's file with the attempt's name,
+                # seen in the kernel's command line): stepped over, as rmtree does, or
+                # the reaper calling this fails on it at every pass
+                continue
         removed.append(str(path))
     return removed

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +156,48 @@ def test_cli_refuses_bad_input_clearly(db_path: Path) -> None:
     out = cli(db_path, "show", "0" * 32, check=False)
     assert out.returncode == 2 and "no task with id" in out.stderr
     assert json.loads(cli(db_path, "list", "--json").stdout) == []
+
+
+async def test_a_lost_attempts_temp_entry_that_cannot_go_does_not_stop_the_reaper(
+        db_path: Path, spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an entry of the temp folder named like what the attempt kept there, which this
+    # account cannot remove (another account's file in a shared /tmp: the name is in the
+    # kernel's command line, which every local account sees). Its unlink raised out of
+    # the reaper's every pass: no lost task of this host was settled any more
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the worker's temp folder
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # and our reaper's
+    marker = tmp_path / "started"
+    worker = spawn(*worker_args(db_path))
+    async with TaskManager(db_path, max_lost_attempts=0) as m:
+        job = await m.submit_spec({"code": f"import os, time\nopen({str(marker)!r}, 'w')"
+                                           ".write(str(os.getpid()))\ntime.sleep(60)"})
+        await eventually(_file_has_text(marker), timeout=30, what="the job running")
+        planted = temp / f"jupyter-tasks-code-{job.id}-1-planted"
+        planted.write_text("not ours")
+        with _unremovable(planted):
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            done = await m.wait(job.id, timeout=30)  # our own reaper settles it
+            assert (done.status, done.lost_attempts) == ("interrupted", 0), done.error
+            assert planted.exists()
+        assert [p.name for p in temp.iterdir()] == [planted.name]  # its own folder went
+
+
+@contextlib.contextmanager
+def _unremovable(path: Path) -> Iterator[None]:
+    """``path`` cannot be removed meanwhile: immutable for root, its folder read-only else."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not allowed here")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    path.parent.chmod(0o555)
+    try:
+        yield
+    finally:
+        path.parent.chmod(0o755)
