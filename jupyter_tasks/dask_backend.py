@@ -55,9 +55,14 @@ to Dask instead of running it locally::
   (``KilledWorker``) or the future is lost, the attempt fails and the
   manager's own retry (new attempt, new key) takes over.
 * **Lost scheduler.** A future lost with the hub's connection to the scheduler
-  is ``DaskSchedulerLost``: its run may go on unseen on a worker (which closes
-  itself, giving it distributed's close timeout), so the attempt ends
-  ``interrupted`` and is not retried; a retry could run beside it.
+  is ``DaskSchedulerLost``: its run may still go on unseen on a worker, so the
+  attempt ends ``interrupted`` and is not retried; a retry could run beside it.
+  A worker that loses its scheduler closes itself at once (distributed does not
+  reconnect workers), and whatever its runs return reaches nobody: the watcher
+  stops the runs of a closing worker as a cancel does (``ctx.cancelled``, then
+  the interrupt; a process group is ended), instead of letting them run through
+  distributed's close timeout (30 s). A scheduler that lost only the hub drops
+  its runs' keys, which stops them the same way.
 
 Not carried over: ``ctx.confirm`` (no way to wait for a person on a worker),
 memory limits of plain functions (only process-based kinds are measured).
@@ -69,6 +74,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import os
 import pickle
 import queue
@@ -90,6 +96,8 @@ from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread, uncancel
 from .values import MAX_RESULT_CHARS, encode, nested_within, plain
+
+_log = logging.getLogger("jupyter_tasks.dask")
 
 TOPIC = "jupyter-tasks"
 CANCEL_PREFIX = "jupyter-tasks-cancel-"
@@ -502,9 +510,7 @@ class DaskBackend:
                 run.ctx.progress(progress["current"], progress.get("total"),
                                  progress.get("message"))
         except Exception:  # a malformed event must never break the client's loop
-            import logging
-
-            logging.getLogger("jupyter_tasks.dask").exception("bad Dask event %r", event)
+            _log.exception("bad Dask event %r", event)
 
     def _started(self, run: _RemoteRun, msg: dict[str, Any]) -> None:
         run.runs.add(msg.get("run", ""))
@@ -715,6 +721,22 @@ def _key_dropped(worker: Any, key: str | None) -> bool:
     return state is None or state.state in ("cancelled", "released", "forgotten")
 
 
+# a worker in these has cancelled its runs' Dask tasks: nothing they return is delivered.
+# A worker does not reconnect (distributed removed that in 2022, dask/distributed#6361):
+# a lost scheduler connection closes it at once (Worker.handle_scheduler)
+_CLOSING = ("closing", "closed", "failed")
+
+
+def _worker_status(worker: Any) -> str:
+    status = getattr(worker, "status", None)
+    return str(getattr(status, "name", status))
+
+
+def _worker_closing(worker: Any) -> bool:
+    """True once the Dask worker is closing (a lost scheduler closes it at once)."""
+    return _worker_status(worker) in _CLOSING
+
+
 @dataclass(eq=False)
 class _Watched:
     """What the watcher keeps of one run: its reporter, its cancel event and its clocks."""
@@ -845,10 +867,19 @@ class _RunWatcher:
             watched.next_check = now + CANCEL_POLL
             # a hub that died cannot set the event; Dask then drops the task's key, and
             # the run (its process group or kernel) must end with it: the hub's
-            # successor will run the job again
+            # successor will run the job again. A worker that is closing (it lost its
+            # scheduler, or was told to close) has dropped its runs too: whatever they
+            # return reaches nobody, while they went on for its close timeout (30 s),
+            # perhaps beside a rerun
             if not _key_dropped(watched.worker, watched.key):
-                self._ask(watched)
-                return
+                if not _worker_closing(watched.worker):
+                    self._ask(watched)
+                    return
+                _log.warning("jupyter-tasks: stopping the run %s of task %s: its Dask "
+                             "worker %s is closing (%s)", watched.key,
+                             watched.reporter.base.get("task"),
+                             getattr(watched.worker, "address", "?"),
+                             _worker_status(watched.worker))
         run.cancel()  # cooperative first (ctx.cancelled), then interrupts after the grace
         watched.interrupt_at = now + COOPERATIVE_GRACE
 

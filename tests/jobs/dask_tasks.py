@@ -114,3 +114,24 @@ def dask_marked(marks: str, gate: str, seconds: float = 120.0) -> str:
     while not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)
     return f"ran in {os.getpid()}"
+
+
+@task("dask_until_stopped", mode="job")
+def dask_until_stopped(marks: str, gate: str) -> str:
+    """Append ``started <pid>`` to ``marks``, then work (never looking at ``ctx.cancelled``)
+    until the file ``gate`` exists, appending ``ended`` then; stopped on the way (the
+    worker's interrupt), it appends ``stopped <exception type>`` instead."""
+
+    def mark(line: str) -> None:
+        with open(marks, "a") as f:
+            f.write(f"{line}\n")
+
+    mark(f"started {os.getpid()}")
+    try:
+        while not os.path.exists(gate):
+            time.sleep(0.01)
+    except BaseException as exc:
+        mark(f"stopped {type(exc).__name__}")
+        raise
+    mark("ended")
+    return "ran to its end"

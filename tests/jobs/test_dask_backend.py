@@ -731,3 +731,94 @@ async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
     finally:
         for process in processes:
             _kill_group(process)
+
+
+_STOPPABLE_COMMAND = """
+import os, signal, sys, time
+marks, gate = sys.argv[1], sys.argv[2]
+
+def mark(line):
+    with open(marks, "a") as f:
+        f.write(line + "\\n")
+
+def stopped(signum, frame):
+    mark("stopped SIGTERM")
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, stopped)
+mark(f"started {os.getpid()}")
+while not os.path.exists(gate):
+    time.sleep(0.01)
+mark("ended")
+"""
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_a_worker_that_lost_its_scheduler_stops_its_runs(
+        db_path: Path, tmp_path: Path) -> None:
+    # before: a worker that lost its scheduler closes itself, and distributed gives the
+    # runs it holds its close timeout (30 s): the function ran on, unseen, until the
+    # worker's process exited (it never saw a stop), and a command's process group
+    # until its shim saw that exit and SIGKILLed it; nothing either returned could
+    # reach anyone, and a person told to "rerun once it is over" could not tell when
+    import sys
+
+    scheduler_port, worker_port = _free_ports(2)
+    address = f"tcp://127.0.0.1:{scheduler_port}"
+    function_marks, command_marks = tmp_path / "function", tmp_path / "command"
+    gate = tmp_path / "gate"
+    processes = [
+        _dask_process("scheduler", "--host", "127.0.0.1", "--port", str(scheduler_port),
+                      "--no-dashboard"),
+        _dask_process("worker", address, "--nthreads", "2", "--no-nanny", "--no-dashboard",
+                      "--host", "127.0.0.1", "--worker-port", str(worker_port))]
+
+    def marks(path: Path) -> list[str]:
+        return path.read_text().splitlines() if path.exists() else []
+
+    try:
+        async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
+                               flush_interval=0.05) as manager:
+            backend = DaskBackend(address).install(manager)
+            try:
+                function = await manager.submit("dask_until_stopped",
+                                                marks=str(function_marks), gate=str(gate),
+                                                mode="job", max_retries=0)
+                command = await manager.submit_spec(
+                    {"command": [sys.executable, "-c", _STOPPABLE_COMMAND,
+                                 str(command_marks), str(gate)]}, max_retries=0)
+                await until(lambda: marks(function_marks) and marks(command_marks),
+                            timeout=120, what="both runs started on the worker")
+                worker_pid = int(marks(function_marks)[0].split()[1])
+                group = os.getpgid(int(marks(command_marks)[0].split()[1]))
+                await until(lambda: backend._started_remotely(function.id)
+                            and backend._started_remotely(command.id), timeout=60,
+                            what="both runs announced to the hub")
+                _kill_group(processes[0])
+                # the runs' own stop marks: the function was interrupted (it never reads
+                # ctx.cancelled) and the command was SIGTERMed, as a cancel does; a
+                # worker's exit would have ended neither this way
+                await until(lambda: "stopped TaskCancelled" in marks(function_marks),
+                            timeout=90, what=f"the function stopped: {marks(function_marks)}")
+                await until(lambda: "stopped SIGTERM" in marks(command_marks),
+                            timeout=90, what=f"the command stopped: {marks(command_marks)}")
+                await until(lambda: _group_gone(group) and gone(worker_pid), timeout=90,
+                            what="the command's group and the worker gone")
+                assert "ended" not in marks(function_marks) + marks(command_marks)
+                for task in (function, command):
+                    done = await manager.wait(task.id, timeout=60)
+                    assert (done.status, done.error["type"]) == \
+                        ("interrupted", "DaskSchedulerLost"), (done.status, done.error)
+            finally:
+                gate.write_text("go")
+                await backend.close()
+    finally:
+        for process in processes:
+            _kill_group(process)
