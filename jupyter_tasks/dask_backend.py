@@ -171,11 +171,16 @@ def lost_future_message(key: str, exc: BaseException, scheduler: str | None = No
     if scheduler_lost(exc):
         named = f" {scheduler}" if scheduler else ""
         where = f"ran on worker {worker}" if worker else "was there (running, or waiting to)"
-        # the worker goes on with the run (distributed gives it its close timeout, 30 s,
-        # once it notices) and nothing can ask it any more: a retry could overlap it
+        # nothing can ask the worker any more, and it learns of the loss on its own: a
+        # worker that loses its scheduler closes itself at once and its watcher stops
+        # the runs of a closing worker (as a cancel does; a function deaf to the interrupt
+        # goes on until the worker's process exits, after distributed's close timeout,
+        # 30 s); a scheduler that lost only the hub drops its runs, which stops them
+        # the same way. Until then a retry could overlap the run
         return (f"the connection to the Dask scheduler{named} was lost while future {key} "
                 f"{where}; the run may still be going on, so it was not started again: "
-                "rerun the task once it is over")
+                "its worker stops it once it has lost the scheduler too (the worker then "
+                "closes itself) or the scheduler has dropped the run; rerun the task then")
     reason = getattr(exc, "reason", None)
     return f"the Dask future {key} was cancelled outside jupyter-tasks ({reason or 'unknown'})"
 

@@ -518,6 +518,8 @@ def test_a_future_lost_with_its_scheduler_is_not_called_a_cancel() -> None:
     lost = lost_future_message("jt-1", gone_with, "tcp://s:8786", "tcp://w:1")
     assert lost.startswith("the connection to the Dask scheduler tcp://s:8786 was lost while "
                            "future jt-1 ran on worker tcp://w:1; the run may still be going on")
+    # when it stops, as far as anyone can tell from here
+    assert "its worker stops it once it has lost the scheduler too" in lost
     # a run that had not announced itself: where it was is not known
     assert "future jt-1 was there (running, or waiting to);" in lost_future_message(
         "jt-1", gone_with)
@@ -816,6 +818,7 @@ async def test_a_worker_that_lost_its_scheduler_stops_its_runs(
                     done = await manager.wait(task.id, timeout=60)
                     assert (done.status, done.error["type"]) == \
                         ("interrupted", "DaskSchedulerLost"), (done.status, done.error)
+                    assert "its worker stops it" in done.error["message"]
             finally:
                 gate.write_text("go")
                 await backend.close()
