@@ -825,3 +825,52 @@ async def test_a_worker_that_lost_its_scheduler_stops_its_runs(
     finally:
         for process in processes:
             _kill_group(process)
+
+
+async def test_a_worker_closed_under_a_live_scheduler_does_not_cancel_its_job(
+        db_path: Path, tmp_path: Path) -> None:
+    # a worker told to close (SIGTERM: a pod evicted, a cluster scaled down) while its
+    # scheduler lives on: Dask runs its task again on another worker. The stopped run's
+    # end is nobody's answer: the job must not end cancelled by it
+    import sys
+
+    scheduler_port, first_port, second_port = _free_ports(3)
+    address = f"tcp://127.0.0.1:{scheduler_port}"
+    command_marks, gate = tmp_path / "command", tmp_path / "gate"
+
+    def worker(port: int) -> Any:
+        return _dask_process("worker", address, "--nthreads", "1", "--no-nanny",
+                             "--no-dashboard", "--host", "127.0.0.1",
+                             "--worker-port", str(port))
+
+    def marks() -> list[str]:
+        return command_marks.read_text().splitlines() if command_marks.exists() else []
+
+    processes = [_dask_process("scheduler", "--host", "127.0.0.1", "--port",
+                               str(scheduler_port), "--no-dashboard"), worker(first_port)]
+    try:
+        async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
+                               flush_interval=0.05) as manager:
+            backend = DaskBackend(address).install(manager)
+            try:
+                command = await manager.submit_spec(
+                    {"command": [sys.executable, "-c", _STOPPABLE_COMMAND,
+                                 str(command_marks), str(gate)]}, max_retries=0)
+                await until(lambda: marks(), timeout=120, what="the run started")
+                await until(lambda: backend._started_remotely(command.id), timeout=60,
+                            what="the run announced to the hub")
+                processes.append(worker(second_port))
+                os.kill(processes[1].pid, signal.SIGTERM)  # a graceful close
+                await until(lambda: len([m for m in marks() if m.startswith("started")]) == 2,
+                            timeout=120, what=f"the run started again: {marks()}")
+                now = await manager.get(command.id)
+                assert now.status == "running", (now.status, now.error)
+                gate.write_text("go")
+                done = await manager.wait(command.id, timeout=120)
+                assert done.status == "succeeded", (done.status, done.error, marks())
+            finally:
+                gate.write_text("go")
+                await backend.close()
+    finally:
+        for process in processes:
+            _kill_group(process)
