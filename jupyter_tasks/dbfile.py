@@ -165,6 +165,20 @@ def create_private(path: Path) -> None:
     os.close(fd)  # an empty file is SQLite's empty database
 
 
+def folder_mode(path: Path) -> int:
+    """The mode of a folder kept beside the database file (its artifacts): its owner's,
+    and as open to its group and others as the file is (a team sharing one set it)."""
+    try:
+        file_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o700
+    mode = 0o700
+    for shift in (3, 0):  # group, others: what may read or write the file may enter
+        bits = (file_mode >> shift) & 0o6
+        mode |= (bits | (1 if bits else 0)) << shift
+    return mode
+
+
 def _sqlite_refuses(path: Path) -> bool:
     """Whether SQLite finds no database in the file (False when it could not tell).
 

@@ -315,10 +315,17 @@ MAX_ROWID = 2**63 - 1
 TIE_GROUPS_WALKED = 3
 
 
-def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str]) -> tuple[int, str]:
-    """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256)."""
-    # the artifacts' folder is its owner's alone, as the database file is
-    folder.parent.mkdir(mode=0o700, exist_ok=True)
+def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str],
+               mode: int = 0o700) -> tuple[int, str]:
+    """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256).
+
+    A missing parent (the artifacts' folder) is made with ``mode``, whatever the umask.
+    """
+    try:
+        folder.parent.mkdir()
+        folder.parent.chmod(mode)
+    except FileExistsError:
+        pass  # made before, or by another process: its mode is left as it is
     folder.mkdir(exist_ok=True)
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     digest = hashlib.sha256()
@@ -1705,7 +1712,9 @@ class Store:
         # gigabyte of output held the event loop, and with it the server, for seconds
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         async with self._artifact_lock:
-            size, sha256 = await asyncio.to_thread(_keep_file, folder, name, data)
+            # the artifacts' folder is as private as the database file is
+            size, sha256 = await asyncio.to_thread(_keep_file, folder, name, data,
+                                                   dbfile.folder_mode(self.path))
             artifact = Artifact(task_id, name, size, sha256, content_type, time.time())
             await self._txn(tx_add_artifact, artifact)
         return artifact

@@ -582,10 +582,19 @@ async def test_a_new_database_and_its_artifacts_are_their_owners_alone(tmp_path:
             assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {
                 "tasks.db": 0o600, "tasks.db-wal": 0o600, "tasks.db-shm": 0o600}
             assert stat.S_IMODE(store.artifacts_dir.stat().st_mode) == 0o700
-        # a file that exists keeps its mode (a team sharing one sets it)
-        path.chmod(0o660)
-        async with await Store.open(path):
+        # a file that exists keeps its mode (a team sharing one sets it), and its
+        # artifacts' folder, made at its first artifact, is as open as the file is
+        shared = tmp_path / "team" / "tasks.db"
+        async with await Store.open(shared):
             pass
-        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+        shared.chmod(0o660)
+        async with await Store.open(shared) as store:
+            task, _ = await store.create_task(make_task())
+            await store.add_artifact(task.id, "a.txt", b"for the team")
+            assert stat.S_IMODE(store.artifacts_dir.stat().st_mode) == 0o770
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o660
+        assert dbfile.folder_mode(path) == 0o700
+        path.chmod(0o644)
+        assert dbfile.folder_mode(path) == 0o755
     finally:
         os.umask(before)
