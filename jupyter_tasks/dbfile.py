@@ -159,7 +159,9 @@ def create_private(path: Path) -> None:
     own (a team sharing one sets it).
     """
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        # the file a link names: an exclusive create of the link itself would fail, and
+        # SQLite then made its target by the umask
+        fd = os.open(os.path.realpath(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         return  # there already, or another process made it first
     os.close(fd)  # an empty file is SQLite's empty database

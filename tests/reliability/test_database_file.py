@@ -594,6 +594,12 @@ async def test_a_new_database_and_its_artifacts_are_their_owners_alone(tmp_path:
             assert stat.S_IMODE(store.artifacts_dir.stat().st_mode) == 0o770
         assert stat.S_IMODE(shared.stat().st_mode) == 0o660
         assert dbfile.folder_mode(path) == 0o700
+        # a link to a file not made yet: the file it names is made private
+        link = tmp_path / "link.db"
+        link.symlink_to(tmp_path / "target.db")
+        async with await Store.open(link):
+            pass
+        assert stat.S_IMODE((tmp_path / "target.db").stat().st_mode) == 0o600
         path.chmod(0o644)
         assert dbfile.folder_mode(path) == 0o755
     finally:
