@@ -24,9 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .engine.loop_failures import LoopFailures
-from .exceptions import IdempotencyConflict, InvalidRequest, JupyterTasksError
+from .exceptions import IdempotencyConflict, InvalidRequest, JupyterTasksError, UnknownTask
+from .liveness import live_workers
 from .manager import TaskManager, was_deduplicated
-from .models import Task, TaskMode, new_task_id
+from .models import Task, TaskKind, TaskMode, new_task_id
 from .schedules import (
     CronRule,
     Schedule,
@@ -160,8 +161,30 @@ class Scheduler:
         }
         if due_at is not None:
             options["idempotency_key"] = schedule.firing_key(due_at)
-        return await self.manager.submit_spec(schedule.spec, mode=TaskMode.JOB.value,
-                                              relationship="scheduled", **options)
+        try:
+            return await self.manager.submit_spec(schedule.spec, mode=TaskMode.JOB.value,
+                                                  relationship="scheduled", **options)
+        except UnknownTask:
+            # every process on the database fires, and one without the task's module (a
+            # worker started without it) lost the firing for the processes that have it
+            if not await self._others_have(schedule):
+                raise
+        # queued unchecked, as `jupyter tasks submit --name` queues it: the worker that
+        # has the task checks the params when it runs the job
+        name, params = schedule.spec["name"], dict(schedule.spec.get("params") or {})
+        label = options.pop("label")
+        return await self.manager.submission.create(
+            TaskKind.FUNCTION.value, TaskMode.JOB.value, {"name": name, "params": params},
+            name=name, label=label, params=params, local=None, options=options,
+            relationship="scheduled")
+
+    async def _others_have(self, schedule: Schedule) -> bool:
+        """True when a live process serving the job's queue has its registered task."""
+        name, queue = schedule.spec.get("name"), schedule.options.get("queue") or "default"
+        workers = live_workers(await self.manager.store.list_workers(),
+                               self.manager.config.lease_seconds)
+        return any(queue in (w.queues or []) and (w.tasks is None or name in w.tasks)
+                   for w in workers if w.id != self.manager.worker_id)
 
     # ------------------------------------------------------------------ loop
 

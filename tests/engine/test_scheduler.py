@@ -14,6 +14,7 @@ import pytest
 
 from jupyter_tasks import TaskManager
 from jupyter_tasks.exceptions import InvalidRequest, ValueNotStorable
+from jupyter_tasks.registry import Registry
 from jupyter_tasks.scheduler import Scheduler
 from jupyter_tasks.server.handlers import parse_job_body
 
@@ -231,3 +232,32 @@ async def test_a_database_moved_away_is_said_once_not_every_tick(
     assert len(said) == 1 and said[0].exc_info is not None, [r.getMessage() for r in said]
     assert "StoreUnavailable" in said[0].exc_text or said[0].exc_info[0].__name__ == \
         "StoreUnavailable"
+
+
+def report(day: str = "today") -> str:
+    return f"report of {day}"
+
+
+async def test_a_process_without_the_task_does_not_lose_its_firing(db_path: Path) -> None:
+    # a server given the task module and a worker started without it share the database:
+    # both fire, and the worker's loop may well see the due time first
+    knowing = Registry()
+    knowing.register("report", report)
+    clock = FakeClock(T0 - 0.5)
+    async with TaskManager(db_path, registry=knowing, worker_kind="worker",
+                           queues={"reports": 1}, make_default=False) as server, \
+            TaskManager(db_path, registry=Registry(), runs_background=False,
+                        make_default=False) as worker:
+        schedule = await Scheduler(server, clock=clock).create(
+            {"name": "r", "cron": "* * * * *",
+             "job": {"name": "report", "params": {"day": "monday"}, "queue": "reports"}},
+            owner="me", parse_job=parse)
+        clock.now = T0 + 0.2
+        made = await Scheduler(worker, clock=clock).tick()
+        assert await Scheduler(server, clock=clock).tick() == []  # it fired: not again
+        assert [key for _, key in firings(db_path)] == [f"schedule:{schedule.id}:{int(T0)}"]
+        assert [t.relationship for t in made] == ["scheduled"]
+        done = await server.wait(made[0].id, timeout=30)
+        assert (done.status, done.result, done.label) == ("succeeded", "report of monday", "r")
+        after = await server.store.require_schedule(schedule.id)
+        assert after.next_run_at == T0 + 60 and after.last_task_id == made[0].id
