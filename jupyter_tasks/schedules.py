@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 
 from .exceptions import InvalidRequest, TaskNotFound
+from .values import is_unicode
 
 MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
                     "@hourly"})
@@ -259,8 +260,12 @@ def schedule_problems(body: dict[str, Any], *, partial: bool) -> list[dict[str, 
     problems += [{"field": key, "message": "required"} for key in required
                  if body.get(key) is None]
     name = body.get("name")
-    if name is not None and not (isinstance(name, str) and 0 < len(name.strip()) <= 200):
-        problems.append({"field": "name", "message": "a non-empty string of at most 200 chars"})
+    # valid Unicode: a command-line argument that is not UTF-8 comes as lone surrogates,
+    # which the database cannot store (and no firing could take as its label)
+    if name is not None and not (isinstance(name, str) and 0 < len(name.strip()) <= 200
+                                 and is_unicode(name)):
+        problems.append({"field": "name", "message":
+                         "a non-empty string of valid Unicode of at most 200 chars"})
     if "cron" in body or "timezone" in body:
         problems += [p for p in cron_problems(body.get("cron", "* * * * *"),
                                               body.get("timezone", "UTC"))

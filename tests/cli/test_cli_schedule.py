@@ -98,6 +98,19 @@ def test_bad_input_is_one_error_and_nothing_written(env: dict[str, str], tmp_pat
     assert missing.returncode == 2 and said in missing.stderr, missing.stderr
 
 
+def test_a_name_of_bytes_no_text_is_an_error_not_a_traceback(env: dict[str, str],
+                                                            tmp_path: Path,
+                                                            db_path: Path) -> None:
+    # an argument that is not UTF-8 reaches Python as lone surrogates, which SQLite cannot
+    # store: the insert raised UnicodeEncodeError, a traceback
+    result = jt(env, "schedule", "add", "--name", "report\udcff", "--cron", "* * * * *",
+                "--command", "true", cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert "name" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    if db_path.exists():
+        assert rows(db_path, "SELECT count(*) FROM schedules") == [(0,)]
+
+
 def test_a_worker_fires_a_due_schedule(env: dict[str, str], tmp_path: Path,
                                        db_path: Path) -> None:
     added = jt(env, "schedule", "add", "--name", "hourly", "--cron", "0 * * * *",
