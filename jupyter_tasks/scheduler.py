@@ -76,6 +76,8 @@ class Scheduler:
         self.max_sleep = max_sleep
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # schedules whose rule this process cannot read, said once each
+        self._unreadable: set[str] = set()
 
     # ------------------------------------------------------------- operations
 
@@ -195,7 +197,17 @@ class Scheduler:
         for schedule in await self.manager.store.due_schedules(now):
             if schedule.next_run_at is None:
                 continue
-            plan = plan_firing(schedule.rule, schedule.next_run_at, now, schedule.catch_up)
+            try:
+                plan = plan_firing(schedule.rule, schedule.next_run_at, now, schedule.catch_up)
+            except InvalidRequest as exc:
+                # saved by a process that reads its rule (a time zone newer than this
+                # machine's tz database): left to that one; raised, it stopped the
+                # firing of every schedule due after it, here, for good
+                if schedule.id not in self._unreadable:
+                    self._unreadable.add(schedule.id)
+                    log.warning("schedule %s (%s) is not fired by this process: %s",
+                                schedule.id, schedule.name, exc)
+                continue
             task = None
             if plan.due_at is not None:
                 try:
@@ -217,7 +229,8 @@ class Scheduler:
 
     async def delay(self) -> float:
         """Seconds until the earliest due schedule, at most ``max_sleep``."""
-        due = await self.manager.store.next_schedule_due()
+        # not those it cannot fire: still due, they would make the loop spin
+        due = await self.manager.store.next_schedule_due(exclude=self._unreadable)
         if due is None:
             return self.max_sleep
         return min(self.max_sleep, max(0.0, due - self.clock()))

@@ -241,7 +241,12 @@ class Schedule:
         """The API's schedule JSON."""
         next_runs: list[float] = []
         if self.next_run_at is not None:
-            next_runs = [self.next_run_at, *self.rule.next_times(self.next_run_at, 4)]
+            try:
+                next_runs = [self.next_run_at, *self.rule.next_times(self.next_run_at, 4)]
+            except InvalidRequest:
+                # a time zone this machine's tz database lacks: the stored time is all there
+                # is, and the list of schedules is no 422 for it
+                next_runs = [self.next_run_at]
         return {
             "id": self.id, "name": self.name, "owner": self.owner, "cron": self.cron,
             "timezone": self.timezone, "catch_up": self.catch_up, "paused": self.paused,

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -1806,10 +1806,12 @@ class Store:
                                 "ORDER BY s.next_run_at LIMIT ?", (now, limit))
         return [schedule_from_row(r) for r in rows]
 
-    async def next_schedule_due(self) -> float | None:
-        """The earliest ``next_run_at`` of all unpaused schedules (None: none)."""
+    async def next_schedule_due(self, exclude: Collection[str] = ()) -> float | None:
+        """The earliest ``next_run_at`` of unpaused schedules not in ``exclude`` (None: none)."""
+        ids = list(exclude)
         return await self._scalar("SELECT min(next_run_at) FROM schedules "
-                                  "WHERE next_run_at IS NOT NULL")
+                                  "WHERE next_run_at IS NOT NULL AND id NOT IN "
+                                  f"({', '.join('?' * len(ids))})", ids)
 
     async def advance_schedule(self, schedule_id: str, expected_next: float, next_run_at: float,
                                fired_at: float | None = None,

@@ -261,3 +261,25 @@ async def test_a_process_without_the_task_does_not_lose_its_firing(db_path: Path
         assert (done.status, done.result, done.label) == ("succeeded", "report of monday", "r")
         after = await server.store.require_schedule(schedule.id)
         assert after.next_run_at == T0 + 60 and after.last_task_id == made[0].id
+
+
+async def test_a_schedule_this_process_cannot_read_leaves_the_others_firing(
+        manager: TaskManager, db_path: Path) -> None:
+    clock = FakeClock(T0 - 0.5)
+    scheduler = Scheduler(manager, clock=clock)
+    unreadable, other = [
+        (await scheduler.create({"name": n, "cron": "* * * * *", "job": JOB}, owner="me",
+                                parse_job=parse)).id for n in ("unreadable", "other")]
+    # saved by a process whose tz database has a zone this one's lacks (a zone newer than
+    # its tzdata): its row reads, its rule does not
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE schedules SET timezone = 'America/Newer_Than_Here', "
+                     "next_run_at = ? WHERE id = ?", (T0 - 60, unreadable))
+    clock.now = T0 + 0.2
+    await scheduler.tick()
+    await scheduler.tick()
+    assert [sid for sid, _ in firings(db_path)] == [other]
+    # the loop sleeps until the next due time it can fire, not 0 s over and over
+    assert await scheduler.delay() == pytest.approx(1.0)
+    listed = {s.id: s.to_json() for s in await manager.store.list_schedules()}
+    assert listed[unreadable]["next_runs"] == [listed[unreadable]["next_run_at"]]
