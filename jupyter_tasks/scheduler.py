@@ -127,7 +127,11 @@ class Scheduler:
             changes["spec"], changes["options"] = _parse(parse_job, body["job"])
             _check_spec(self.manager, changes["spec"])
             changes["job"] = body["job"]
-        if {"cron", "timezone", "paused"} & changes.keys():
+        # only a timing that changes: an edit form sends the rule as it was, a resume may
+        # reach a running schedule, and recomputed from now they dropped a due time not
+        # fired yet
+        if any(key in changes and changes[key] != getattr(current, key)
+               for key in ("cron", "timezone", "paused")):
             paused = changes.get("paused", current.paused)
             rule = CronRule(changes.get("cron", current.cron),
                             changes.get("timezone", current.timezone))

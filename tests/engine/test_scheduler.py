@@ -162,6 +162,23 @@ async def test_pause_resume_and_edit_recompute_next_run(manager: TaskManager,
     assert firings(db_path) == []
 
 
+async def test_an_edit_that_keeps_the_timing_keeps_a_due_firing(manager: TaskManager,
+                                                                db_path: Path) -> None:
+    clock = FakeClock(T0 - 0.5)
+    scheduler = Scheduler(manager, clock=clock)
+    schedule = await scheduler.create({"name": "n", "cron": "0 * * * *", "job": JOB},
+                                      owner="me", parse_job=parse)
+    # due at T0, not fired yet (the loop held up, or no process running): the edit
+    # dialog sends the rule as it was with a new name, a CLI resumes the running schedule
+    clock.now = T0 + 20
+    await scheduler.update(schedule.id, {"name": "renamed", "cron": "0 * * * *",
+                                         "timezone": "UTC", "paused": False})
+    await scheduler.resume(schedule.id)
+    assert (await manager.store.require_schedule(schedule.id)).next_run_at == T0
+    await scheduler.tick()
+    assert [key for _, key in firings(db_path)] == [f"schedule:{schedule.id}:{int(T0)}"]
+
+
 async def test_bad_definitions_are_refused_and_nothing_is_written(manager: TaskManager) -> None:
     scheduler = Scheduler(manager)
     for body, field in [({"name": "n", "cron": "61 * * * *", "job": JOB}, "cron"),
