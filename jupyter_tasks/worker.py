@@ -30,7 +30,8 @@ async def run_worker(
     """Run jobs of ``queues`` with ``concurrency`` slots each until SIGTERM/SIGINT (or ``stop``).
 
     On a signal the worker stops claiming, hands running jobs back to the queue
-    without spending an attempt, and exits. What a job prints goes to its log.
+    without spending an attempt (one whose work had already ended keeps that end), and
+    exits. What a job prints goes to its log.
     """
     load_task_modules(task_modules)
     stop = stop or asyncio.Event()

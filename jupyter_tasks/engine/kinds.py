@@ -154,9 +154,9 @@ async def call_in_thread(fn: Callable[..., Any], args: Any, kwargs: dict[str, An
     The stop cancels the attempt's coroutine, which may come a moment after the call
     returned in its thread, with its value on its way to the loop: the work was done
     and its side effects exist, and writing it cancelled (its value thrown away) told
-    the user it had not run to its end. Not a call that was told of the cancel (it read
-    ``ctx.cancelled``) and returned early: the cancel stopped that one. Nor a shutdown:
-    the job goes back to its queue as before.
+    the user it had not run to its end (a shutdown handed it back, to run again). Not a
+    call that was told of the cancel (it read ``ctx.cancelled``) and returned early: the
+    cancel stopped that one.
     """
     try:
         return await run_in_thread(fn, args, kwargs, run.thread)

@@ -92,16 +92,16 @@ class RunningTask:
     kept_own_end: bool = False
 
     def keep_own_end(self) -> bool:
-        """Whether the attempt may keep the end its work reached on its own before a cancel
-        or timeout reached it; if so, that cancel is taken back.
+        """Whether the attempt may keep the end its work reached on its own before a cancel,
+        timeout or shutdown reached it; if so, that stop is taken back.
 
         Its kind asks once it knows the work had ended (a function's return, a command's
         exit, a notebook's last cell): the stop came too late to stop anything, and
-        writing it cancelled threw away a result whose side effects exist. Not for a
-        shutdown: the job goes back to its queue, as before. Taken back, nothing later
-        in the attempt takes the cancel as pending, and a failure stays a failure.
+        writing it cancelled threw away a result whose side effects exist; a shutdown
+        handing it back had the next worker run it a second time. Taken back, nothing
+        later in the attempt takes the stop as pending, and a failure stays a failure.
         """
-        if self.stop_reason not in ("cancel", "timeout"):
+        if self.stop_reason not in ("cancel", "timeout", "shutdown"):
             return False
         uncancel()
         self.kept_own_end = True

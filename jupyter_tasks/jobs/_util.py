@@ -43,8 +43,8 @@ async def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 
 def keep_own_end(running: Any) -> bool:
     """``RunningTask.keep_own_end`` of the attempt's record: whether the attempt keeps the
-    end its work reached before a cancel or timeout came (never on a Dask worker, whose
-    record has no such stop)."""
+    end its work reached before a cancel, timeout or shutdown came (never on a Dask worker,
+    whose record has no such stop)."""
     keep = getattr(running, "keep_own_end", None)
     return keep is not None and keep()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,46 @@ async def test_a_job_claimed_by_an_end_written_past_the_grace_goes_back(db_path:
     status = rows(db_path)
     assert status["first"] == ("succeeded", 1, status["first"][2])
     assert status["noop"] == ("queued", 0, None)
+
+
+async def test_a_job_whose_function_returned_as_the_stop_came_keeps_its_end(
+        db_path: Path, tmp_path: Path) -> None:
+    # before: the shutdown's cancel reached the attempt after the function had returned
+    # in its thread, its value on its way to the loop, and the job went back to the
+    # queue: the next worker ran it a second time (three `jupyter tasks worker` on 300
+    # short jobs, one stopped with SIGTERM: some runs left a job's side effect twice)
+    go = threading.Event()
+    marks = tmp_path / "marks"
+    tasks = noop_registry()
+
+    @tasks.task("once", mode="job")
+    def once() -> int:
+        go.wait(DEADLINE)
+        with marks.open("a") as out:
+            out.write("ran\n")
+        return 7
+
+    manager = TaskManager(db_path, registry=tasks, queues={"default": 1}, make_default=False)
+    await manager.start()
+    job = await manager.submit_spec({"name": "once"})
+
+    async def in_its_thread() -> int | None:
+        running = manager.state.running.get(job.id)
+        return running.thread.thread_id if running is not None else None
+
+    ident = await eventually(in_its_thread, what="the function running in its thread")
+    thread = next(t for t in threading.enumerate() if t.ident == ident)
+    # the loop blocked until the function has returned: its value waits in the loop's
+    # queue, and the stop below reaches the attempt before the value does
+    go.set()
+    thread.join(DEADLINE)
+    await asyncio.wait_for(manager.stop(), DEADLINE)
+    status, attempts, _ = rows(db_path)["once"]
+    assert (status, attempts) == ("succeeded", 1)
+    assert marks.read_text() == "ran\n"
+    async with await Store.open(db_path) as store:
+        done = await store.get_task(job.id)
+    assert done is not None and done.result == 7
 
 
 def running_task(worker_id: str, lease_expires_at: float) -> Task:
