@@ -493,6 +493,32 @@ def test_list_shows_rows_whose_progress_holds_anything(db_path: Path, env: dict[
     assert all(f"odd {i}" in listed.stdout for i in range(len(STORED))), listed.stdout
 
 
+def test_a_worker_on_a_new_database_says_so(env: dict[str, str], tmp_path: Path) -> None:
+    # before: `jupyter tasks worker` with a mistyped --db (or no $JUPYTER_TASKS_DB in its
+    # unit) made a new file and served it in silence, while the jobs waited in the real one
+    typo = tmp_path / "typo.db"
+    out = tmp_path / "worker.out"
+    with out.open("wb") as terminal:
+        worker = subprocess.Popen(["jupyter", "tasks", "--db", str(typo), "worker"], env=env,
+                                  cwd=tmp_path, stdout=terminal, stderr=subprocess.STDOUT)
+        try:
+            eventually_sync(lambda: "serving default" in out.read_text(), timeout=60,
+                            what="the worker serving its queue")
+        finally:
+            interrupt(worker)
+    said = out.read_text()
+    assert f"no database at {typo}: creating a new one" in said, said
+    with out.open("wb") as terminal:  # the file it made is not new to the next one
+        worker = subprocess.Popen(["jupyter", "tasks", "--db", str(typo), "worker"], env=env,
+                                  cwd=tmp_path, stdout=terminal, stderr=subprocess.STDOUT)
+        try:
+            eventually_sync(lambda: "serving default" in out.read_text(), timeout=60,
+                            what="the second worker serving its queue")
+        finally:
+            interrupt(worker)
+    assert "creating a new one" not in out.read_text(), out.read_text()
+
+
 def test_a_refused_command_leaves_no_new_database_and_a_new_one_is_said(
         env: dict[str, str], tmp_path: Path) -> None:
     # (said before the work is queued: `run --wait` on a file nobody serves never ends)
