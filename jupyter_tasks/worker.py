@@ -17,6 +17,18 @@ from .scheduler import Scheduler
 log = logging.getLogger("jupyter_tasks.worker")
 
 
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop a worker cleanly: SIGTERM, SIGINT, and SIGHUP unless ignored."""
+    signals = [signal.SIGTERM, signal.SIGINT]
+    hangup = getattr(signal, "SIGHUP", None)
+    # a closed terminal (an SSH session that ended) killed the worker outright: its jobs
+    # stayed running until a reaper ran them again as lost. Under nohup (ignored) the
+    # worker is meant to outlive its terminal
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        signals.append(hangup)
+    return signals
+
+
 async def run_worker(
     db_path: str | None = None,
     *,
@@ -27,7 +39,7 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     **manager_options: Any,
 ) -> None:
-    """Run jobs of ``queues`` with ``concurrency`` slots each until SIGTERM/SIGINT (or ``stop``).
+    """Run jobs of ``queues``, ``concurrency`` slots each, until a ``stop_signals()`` or ``stop``.
 
     On a signal the worker stops claiming, hands running jobs back to the queue
     without spending an attempt (one whose work had already ended keeps that end), and
@@ -36,7 +48,7 @@ async def run_worker(
     load_task_modules(task_modules)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals():
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):

@@ -1,0 +1,111 @@
+"""Stopping a real ``jupyter tasks worker`` mid-job with a signal: its job goes back, unspent.
+
+A worker in a terminal is stopped by Ctrl-C (SIGINT), by a service manager
+(SIGTERM), and by the terminal itself closing (SIGHUP: an SSH session that ended).
+Each hands its running job back to the queue with no attempt spent; a worker
+started under ``nohup`` (SIGHUP ignored) outlives its terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.waiting import eventually_sync
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 60.0
+MODULES = "tests.engine.sample_tasks"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def env_for(db_path: Path, tmp_path: Path) -> dict[str, str]:
+    """The worker's environment: this checkout's package and task modules, this database."""
+    environ = dict(os.environ)
+    environ.pop("JUPYTER_TASKS_MODULES", None)
+    environ.update(PYTHONPATH=str(REPO), JUPYTER_TASKS_DB=str(db_path),
+                   JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+                   JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    return environ
+
+
+def submit_slow_job(env: dict[str, str], marker: Path) -> None:
+    """Queue a job that writes ``marker`` once it runs, then runs for ten minutes."""
+    done = subprocess.run(
+        ["jupyter", "tasks", "submit", "--modules", MODULES, "--name", "slow_job",
+         "--param", "seconds=600", "--param", f"marker={marker}"],
+        env=env, capture_output=True, text=True, timeout=DEADLINE, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
+def start_worker(env: dict[str, str], terminal: Path,
+                 preexec: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+    """``jupyter tasks worker`` serving the sample tasks, its terminal in ``terminal``."""
+    with terminal.open("wb") as out:
+        return subprocess.Popen(["jupyter", "tasks", "worker", "--modules", MODULES], env=env,
+                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=preexec)
+
+
+def job_rows(db_path: Path) -> list[tuple[str, int, int]]:
+    """(status, attempts, lost_attempts) of each task, oldest first."""
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(
+            "SELECT status, attempts, lost_attempts FROM tasks ORDER BY created_at").fetchall()
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    """End a worker the test left running."""
+    if worker.poll() is None:
+        worker.kill()
+        worker.wait(DEADLINE)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=lambda sig: sig.name)
+def test_a_signal_mid_job_hands_the_job_back(sig: signal.Signals, tmp_path: Path) -> None:
+    # before, for SIGHUP: the worker died at once (exit -1), its job left `running` until
+    # some reaper found it, then run again as "worker lost" (three closed terminals and
+    # the job ended `interrupted`)
+    db_path = tmp_path / "tasks.db"
+    env = env_for(db_path, tmp_path)
+    marker = tmp_path / "started"
+    submit_slow_job(env, marker)
+    worker = start_worker(env, tmp_path / "worker.out")
+    try:
+        eventually_sync(marker.exists, timeout=DEADLINE, what="the job running")
+        worker.send_signal(sig)
+        returncode = worker.wait(DEADLINE)
+    finally:
+        stop(worker)
+    assert returncode == 0, (returncode, (tmp_path / "worker.out").read_text())
+    assert job_rows(db_path) == [("queued", 0, 0)]
+
+
+def test_a_worker_started_under_nohup_outlives_its_terminal(tmp_path: Path) -> None:
+    db_path = tmp_path / "tasks.db"
+    env = env_for(db_path, tmp_path)
+    first, second = tmp_path / "first", tmp_path / "second"
+    submit_slow_job(env, first)
+    worker = start_worker(env, tmp_path / "worker.out",
+                          preexec=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        eventually_sync(first.exists, timeout=DEADLINE, what="the first job running")
+        worker.send_signal(signal.SIGHUP)
+        # still serving after the hangup: it takes and runs the next job
+        submit_slow_job(env, second)
+        eventually_sync(second.exists, timeout=DEADLINE, what="the second job running")
+        assert worker.poll() is None
+        worker.send_signal(signal.SIGTERM)
+        returncode = worker.wait(DEADLINE)
+    finally:
+        stop(worker)
+    assert returncode == 0, (returncode, (tmp_path / "worker.out").read_text())
+    assert job_rows(db_path) == [("queued", 0, 0), ("queued", 0, 0)]
