@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Iterable
 from typing import Any
@@ -43,14 +44,31 @@ async def run_worker(
 
     On a signal the worker stops claiming, hands running jobs back to the queue
     without spending an attempt (one whose work had already ended keeps that end), and
-    exits. What a job prints goes to its log.
+    exits; a second signal exits at once, its jobs left to a reaper. What a job prints
+    goes to its log.
     """
     load_task_modules(task_modules)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    signalled = False
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal signalled
+        if not signalled:
+            signalled = True
+            log.info("%s: stopping, running jobs go back to their queue (%s again to stop "
+                     "at once)", sig.name, sig.name)
+            stop.set()
+            return
+        # the clean stop waits for the database (another process may hold its write lock
+        # for good) or for a job that ignores its stop: the operator asked twice
+        log.warning("%s again: stopping at once; jobs running here go back to their queue "
+                    "when a reaper finds this worker gone, as after a crash", sig.name)
+        os._exit(128 + sig)
+
     for sig in stop_signals():
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError):
             pass  # not the main thread: the caller stops us through ``stop``
     manager_options.setdefault("kinds", standard())

@@ -109,3 +109,42 @@ def test_a_worker_started_under_nohup_outlives_its_terminal(tmp_path: Path) -> N
         stop(worker)
     assert returncode == 0, (returncode, (tmp_path / "worker.out").read_text())
     assert job_rows(db_path) == [("queued", 0, 0), ("queued", 0, 0)]
+
+
+def test_a_second_ctrl_c_stops_a_worker_whose_stop_waits_for_the_database(
+        tmp_path: Path) -> None:
+    # before: with another process holding the write lock (a stuck `sqlite3` shell, a
+    # backup), the worker's hand-back waited for it as long as it was held, and a second
+    # Ctrl-C did nothing: only kill -9 stopped it, with nothing said on its terminal
+    db_path = tmp_path / "tasks.db"
+    env = env_for(db_path, tmp_path)
+    marker = tmp_path / "started"
+    terminal = tmp_path / "worker.out"
+    submit_slow_job(env, marker)
+    worker = start_worker(env, terminal)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        eventually_sync(marker.exists, timeout=DEADLINE, what="the job running")
+        holder.execute("BEGIN IMMEDIATE")
+        worker.send_signal(signal.SIGINT)
+        eventually_sync(lambda: "again to stop at once" in terminal.read_text(),
+                        timeout=DEADLINE, what="the worker saying it stops")
+        worker.send_signal(signal.SIGINT)
+        returncode = worker.wait(DEADLINE)
+    finally:
+        holder.close()
+        stop(worker)
+    said = terminal.read_text()
+    assert returncode == 128 + signal.SIGINT, (returncode, said)
+    assert "stopping at once" in said, said
+    # left as a crash leaves it: the next worker's reaper finds it and runs it again
+    assert job_rows(db_path) == [("running", 1, 0)]
+    marker.unlink()
+    worker = start_worker(env, tmp_path / "next.out")
+    try:
+        eventually_sync(marker.exists, timeout=DEADLINE, what="the job run again")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(DEADLINE)
+        stop(worker)
+    assert job_rows(db_path) == [("queued", 1, 1)]
