@@ -167,6 +167,14 @@ def create_private(path: Path) -> None:
     os.close(fd)  # an empty file is SQLite's empty database
 
 
+def cannot_create(path: Path, exc: OSError) -> StoreUnavailable:
+    """The error for a missing database file (or folder) this process may not create."""
+    return StoreUnavailable(
+        f"no database at {path}, and this process cannot create {path} "
+        f"({exc.strerror or exc}): nothing was created; give this user write access to "
+        f"{path.parent}, or pass another --db")
+
+
 def folder_mode(path: Path) -> int:
     """The mode of a folder kept beside the database file (its artifacts): its owner's,
     and as open to its group and others as the file is (a team sharing one set it)."""

@@ -436,9 +436,14 @@ class Store:
         dbfile.check_before_open(path, create=create and not read_only)
         if read_only:
             return await cls._open_read_only(path, busy_timeout)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if create:
-            dbfile.create_private(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                dbfile.create_private(path)
+        except OSError as exc:
+            # a folder this user may not write in: one error line in the CLI (a 503 over
+            # REST), not the traceback a worker and submit printed
+            raise dbfile.cannot_create(path, exc) from None
         writer = DatabaseThread(functools.partial(
             sqlite3.connect, str(path), isolation_level=None, timeout=busy_timeout,
             check_same_thread=False), name=f"jupyter-tasks store {path.name}")

@@ -513,6 +513,38 @@ def test_a_database_nobody_may_write_is_one_error_line_and_no_hang(immutable: Pa
         assert "cannot be written by this process" in done.stderr, done.stderr
 
 
+@pytest.fixture
+def shut_folder(tmp_path: Path):
+    """A folder nobody may create files in (``chattr +i`` for root, else its mode)."""
+    folder = tmp_path / "shut"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not possible here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_database_this_user_cannot_create_is_one_error_line(shut_folder: Path) -> None:
+    # before: a PermissionError traceback from the file's creation and exit 1, from a
+    # worker started on a path it may not write (and from submit alike)
+    db = shut_folder / "tasks.db"
+    for args in (["worker", "--concurrency", "1"], ["submit", "--command", "true"]):
+        done = cli("--db", str(db), *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and f"cannot create {db}" in errors[0], done.stderr
+        assert list(shut_folder.iterdir()) == []
+
+
 def test_a_locked_database_is_said_locked_not_damaged(db_path: Path, capsys) -> None:
     # before: doctor said "quick_check found damage: database is locked" and advised
     # moving the file aside to start empty; list printed a traceback
