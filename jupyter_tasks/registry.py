@@ -315,7 +315,15 @@ def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True)
     wanted += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
     loaded = []
     for spec in dict.fromkeys(wanted):
-        import_module_or_path(spec)
+        try:
+            import_module_or_path(spec)
+        except ImportError as exc:
+            if _names_itself(spec, exc):
+                raise
+            # a module its own imports failed (a dependency missing): "No module named
+            # 'pandas'" alone read as the given module not found, and named none of several
+            raise ImportError(f"task module {spec} failed to import: {exc}",
+                              name=exc.name, path=exc.path) from exc
         loaded.append(spec)
     if entry_points:
         from importlib.metadata import entry_points as eps
@@ -326,12 +334,17 @@ def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True)
     return loaded
 
 
+def _names_itself(spec: str, exc: ImportError) -> bool:
+    """Whether ``exc`` is about ``spec`` itself (or a package of it) not being found."""
+    return exc.name is not None and (spec == exc.name or spec.startswith(f"{exc.name}."))
+
+
 def import_module_or_path(spec: str) -> types.ModuleType:
     """Import a module by dotted name, or a ``.py`` file by path; returns the module."""
     if spec.endswith(".py") or os.sep in spec:
         path = Path(spec).expanduser().resolve()
         if not path.is_file():
-            raise ImportError(f"task module file {spec} does not exist")
+            raise ImportError(f"task module file {spec} does not exist", name=spec)
         module_name = f"jupyter_tasks_user_{path.stem}"
         if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) \
                 == str(path):

@@ -301,6 +301,21 @@ def test_input_a_job_cannot_take_is_one_clear_error(env: dict[str, str], db_path
     refused_clearly(env, db_path, args, message)
 
 
+def test_a_task_module_missing_a_dependency_is_named(env: dict[str, str], db_path: Path,
+                                                     tmp_path: Path) -> None:
+    # before: "error: No module named 'nosuch_dependency_xyz'", the module given with
+    # --modules named nowhere: read as that module not found, with several given unclear
+    module = tmp_path / "needs_more.py"
+    module.write_text("import nosuch_dependency_xyz  # noqa\n")
+    for command in (["worker"], ["submit", "--name", "x"]):
+        done = jt(env, *command, "--modules", str(module))
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert f"task module {module} failed to import" in error, done.stderr
+        assert "No module named 'nosuch_dependency_xyz'" in error, done.stderr
+    assert not db_path.exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["list", "--limit", "-1"], "must be from 1 to 1000000, not -1"),
     (["list", "--limit", "99999999999999999999"], "must be from 1 to"),
