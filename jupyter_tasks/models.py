@@ -104,6 +104,9 @@ _last_id_ns = 0
 
 # why an attempt began when its worker was lost (the work itself did not fail)
 WORKER_LOST = "worker lost"
+# why a job runs again from its start after its worker stopped cleanly mid-run (no
+# attempt spent): its log says where the new run begins
+WORKER_STOPPED = "worker stopped"
 # how many times a job's worker may be lost before the job ends interrupted
 MAX_LOST_ATTEMPTS = 3
 

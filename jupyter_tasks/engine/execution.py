@@ -22,7 +22,7 @@ from ..exceptions import (
     TaskCancelled,
     TaskTimedOut,
 )
-from ..models import EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
+from ..models import WORKER_STOPPED, EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
 from ..runners import MemoryLimitExceeded
 from ..store import Finished
 from ..tracebacks import error_message, full_traceback, user_traceback
@@ -179,9 +179,9 @@ class Execution:
         error: BaseException | None = None
         status = TaskStatus.SUCCEEDED
         try:
-            if task.attempts > 1:
-                # log lines carry no attempt number: a marker line lets the log view
-                # (and a reader of the raw log) see where this attempt's output begins.
+            if task.attempts > 1 or task.retry_reason == WORKER_STOPPED:
+                # log lines carry no attempt number: a marker line lets the log view (and
+                # a reader of the raw log) see where this attempt's (or run's) output begins.
                 # In the try: a cancel (or a shutdown) while it is written still settles
                 # the task, and a marker that cannot be written fails nothing
                 try:
@@ -255,7 +255,7 @@ class Execution:
         err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None
         if status == TaskStatus.INTERRUPTED and task.mode == TaskMode.JOB \
                 and running.stop_reason == "shutdown" and not isinstance(error, RunOutOfReach):
-            await self.hand_back(task, progress)
+            await self.hand_back(task, progress, ran=True)
             state.local_work.pop(task.id, None)
             return None
         if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries \
@@ -325,13 +325,13 @@ class Execution:
             raise error
         return finished.next_job
 
-    async def hand_back(self, task: Task, progress: Any = None) -> None:
-        """Put a job claimed here back in its queue, as unstarted (a clean shutdown's way):
-        no attempt spent."""
+    async def hand_back(self, task: Task, progress: Any = None, ran: bool = False) -> None:
+        """Put a job claimed here (``ran``: and started) back in its queue, no attempt spent."""
         await self.state.store.transition(
             task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
                       "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
-                      "progress": progress, "started_at": None, "confirmation": None},
+                      "progress": progress, "started_at": None, "confirmation": None,
+                      **({"retry_reason": WORKER_STOPPED} if ran else {})},
             EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
             when_worker=self.state.worker_id)
 

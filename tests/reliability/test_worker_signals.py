@@ -148,3 +148,55 @@ def test_a_second_ctrl_c_stops_a_worker_whose_stop_waits_for_the_database(
         worker.wait(DEADLINE)
         stop(worker)
     assert job_rows(db_path) == [("queued", 1, 1)]
+
+
+PRINTER = '''
+import os
+import time
+from pathlib import Path
+
+from jupyter_tasks import task
+
+
+@task("printer", mode="job")
+def printer(marks: str) -> str:
+    print("first line", flush=True)
+    (Path(marks) / str(os.getpid())).write_text("")
+    end = time.monotonic() + 600
+    while time.monotonic() < end:
+        time.sleep(0.05)
+    return "done"
+'''
+
+
+def test_the_log_says_where_a_handed_back_job_began_again(tmp_path: Path) -> None:
+    # before: the run after a hand-back (still attempt 1: none was spent) wrote its
+    # lines right after the stopped run's, "first line" twice and nothing between
+    db_path = tmp_path / "tasks.db"
+    env = env_for(db_path, tmp_path)
+    module = tmp_path / "printer_tasks.py"
+    module.write_text(PRINTER)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    submitted = subprocess.run(
+        ["jupyter", "tasks", "submit", "--full", "--modules", str(module), "--name", "printer",
+         "--param", f"marks={marks}"],
+        env=env, capture_output=True, text=True, timeout=DEADLINE, cwd=REPO)
+    assert submitted.returncode == 0, submitted.stderr
+    task_id = submitted.stdout.strip()
+    for runs in (1, 2):  # a worker stopped mid-job, then the next one
+        with (tmp_path / f"worker-{runs}.out").open("wb") as terminal:
+            worker = subprocess.Popen(["jupyter", "tasks", "worker", "--modules", str(module)],
+                                      env=env, cwd=REPO, stdout=terminal,
+                                      stderr=subprocess.STDOUT)
+        try:
+            eventually_sync(lambda runs=runs: len(list(marks.iterdir())) == runs,
+                            timeout=DEADLINE, what=f"run {runs} of the job")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(DEADLINE) == 0
+        finally:
+            stop(worker)
+    logs = subprocess.run(["jupyter", "tasks", "logs", task_id], env=env, capture_output=True,
+                          text=True, timeout=DEADLINE, cwd=REPO)
+    lines = logs.stdout.splitlines()
+    assert lines == ["first line", "— attempt 1 of 3: worker stopped —", "first line"], lines
