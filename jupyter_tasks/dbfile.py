@@ -65,6 +65,13 @@ def damaged_message(path: Path | str, what: str) -> str:
         + recovery_advice(path)
 
 
+def unreachable_message(path: Path | str, why: str) -> str:
+    """The message of a database path this process may not get at: not damage."""
+    return (f"the task database {path} cannot be reached by this process ({why}); it is "
+            "not damaged: check the path (--db, $JUPYTER_TASKS_DB) and that this user may "
+            "read it and enter its folders")
+
+
 def missing_message(path: Path | str) -> str:
     """The message of a database that does not exist where one is needed."""
     return (f"no database at {path}: start the Jupyter server (or `jupyter tasks worker`) "
@@ -138,14 +145,15 @@ def check_before_open(path: Path, *, create: bool) -> None:
             raise StoreUnavailable(missing_message(path)) from None
         return
     except OSError as exc:
-        raise StoreUnavailable(damaged_message(path, f"cannot be read ({exc.strerror})")) \
-            from None
+        # a folder on the way that is a file, or shut to this user: the path or the access
+        # is wrong, not the file (damage advice sent people to move a sound one aside)
+        raise StoreUnavailable(unreachable_message(path, exc.strerror or str(exc))) from None
     if not stat.S_ISREG(st.st_mode):
         raise StoreUnavailable(damaged_message(path, "is not a regular file"))
     if st.st_size == 0:
         return  # SQLite's own empty database: the schema is created in it
     if not os.access(path, os.R_OK):
-        raise StoreUnavailable(damaged_message(path, "cannot be read (permission denied)"))
+        raise StoreUnavailable(unreachable_message(path, "permission denied"))
     if _sqlite_refuses(path):
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
 

@@ -545,6 +545,26 @@ def test_a_database_this_user_cannot_create_is_one_error_line(shut_folder: Path)
         assert list(shut_folder.iterdir()) == []
 
 
+def test_a_path_through_a_file_is_said_unreachable_not_damaged(tmp_path: Path) -> None:
+    # a --db whose folder is a file (a typo; a folder shut to this user is the same
+    # error, EACCES for ENOTDIR). Before: "the task database ... cannot be read (Not a
+    # directory); nothing is accepted until it is fixed ... recover ... or move the file
+    # aside to start empty": damage advice for a file that is not even there
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    db = blocker / "tasks.db"
+    for args in (["worker", "--concurrency", "1"], ["submit", "--command", "true"],
+                 ["list"], ["doctor"]):
+        done = cli("--db", str(db), *args)
+        said = done.stdout + done.stderr
+        assert done.returncode in (1, 2), (args, said)
+        assert "Traceback" not in said, said
+        if args != ["doctor"]:  # which says it missing
+            assert "cannot be reached by this process (Not a directory)" in said, (args, said)
+        assert "recover" not in said and "move the file aside" not in said, (args, said)
+    assert blocker.read_text() == "not a folder"
+
+
 def test_a_locked_database_is_said_locked_not_damaged(db_path: Path, capsys) -> None:
     # before: doctor said "quick_check found damage: database is locked" and advised
     # moving the file aside to start empty; list printed a traceback
