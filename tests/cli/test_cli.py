@@ -513,25 +513,24 @@ def test_a_worker_on_a_new_database_says_so(env: dict[str, str], tmp_path: Path)
     # unit) made a new file and served it in silence, while the jobs waited in the real one
     typo = tmp_path / "typo.db"
     out = tmp_path / "worker.out"
-    with out.open("wb") as terminal:
-        worker = subprocess.Popen(["jupyter", "tasks", "--db", str(typo), "worker"], env=env,
-                                  cwd=tmp_path, stdout=terminal, stderr=subprocess.STDOUT)
-        try:
-            eventually_sync(lambda: "serving default" in out.read_text(), timeout=60,
-                            what="the worker serving its queue")
-        finally:
-            interrupt(worker)
-    said = out.read_text()
+
+    def serve_once() -> str:
+        """What a worker on ``typo`` says until it serves its queue (then it is stopped)."""
+        with out.open("wb") as terminal:
+            worker = subprocess.Popen(["jupyter", "tasks", "--db", str(typo), "worker"],
+                                      env=env, cwd=tmp_path, stdout=terminal,
+                                      stderr=subprocess.STDOUT)
+            try:
+                eventually_sync(lambda: "serving default" in out.read_text(), timeout=60,
+                                what="the worker serving its queue")
+            finally:
+                interrupt(worker)
+        return out.read_text()
+
+    said = serve_once()
     assert f"no database at {typo}: creating a new one" in said, said
-    with out.open("wb") as terminal:  # the file it made is not new to the next one
-        worker = subprocess.Popen(["jupyter", "tasks", "--db", str(typo), "worker"], env=env,
-                                  cwd=tmp_path, stdout=terminal, stderr=subprocess.STDOUT)
-        try:
-            eventually_sync(lambda: "serving default" in out.read_text(), timeout=60,
-                            what="the second worker serving its queue")
-        finally:
-            interrupt(worker)
-    assert "creating a new one" not in out.read_text(), out.read_text()
+    said = serve_once()  # the file it made is not new to the next one
+    assert "creating a new one" not in said, said
 
 
 def test_a_refused_command_leaves_no_new_database_and_a_new_one_is_said(

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -672,6 +673,17 @@ def _kill_group(process: Any) -> None:
     process.wait()
 
 
+@contextlib.contextmanager
+def _killed_at_the_end(processes: list[Any]) -> Iterator[None]:
+    """Kill the group of every Dask process a test started by hand (``processes``, which
+    may grow meanwhile) on the way out."""
+    try:
+        yield
+    finally:
+        for process in processes:
+            _kill_group(process)
+
+
 async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
         db_path: Path, tmp_path: Path) -> None:
     # before: the future lost with its scheduler failed the attempt, and the manager's
@@ -691,7 +703,7 @@ async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
                              "--worker-port", str(port))
 
     processes = [scheduler(), worker(first_port)]
-    try:
+    with _killed_at_the_end(processes):
         async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
                                flush_interval=0.05) as manager:
             backend = DaskBackend(address).install(manager)
@@ -730,9 +742,6 @@ async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
             finally:
                 gate.write_text("go")
                 await backend.close()
-    finally:
-        for process in processes:
-            _kill_group(process)
 
 
 _STOPPABLE_COMMAND = """
@@ -785,7 +794,7 @@ async def test_a_worker_that_lost_its_scheduler_stops_its_runs(
     def marks(path: Path) -> list[str]:
         return path.read_text().splitlines() if path.exists() else []
 
-    try:
+    with _killed_at_the_end(processes):
         async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
                                flush_interval=0.05) as manager:
             backend = DaskBackend(address).install(manager)
@@ -822,9 +831,6 @@ async def test_a_worker_that_lost_its_scheduler_stops_its_runs(
             finally:
                 gate.write_text("go")
                 await backend.close()
-    finally:
-        for process in processes:
-            _kill_group(process)
 
 
 async def test_a_worker_closed_under_a_live_scheduler_does_not_cancel_its_job(
@@ -848,7 +854,7 @@ async def test_a_worker_closed_under_a_live_scheduler_does_not_cancel_its_job(
 
     processes = [_dask_process("scheduler", "--host", "127.0.0.1", "--port",
                                str(scheduler_port), "--no-dashboard"), worker(first_port)]
-    try:
+    with _killed_at_the_end(processes):
         async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
                                flush_interval=0.05) as manager:
             backend = DaskBackend(address).install(manager)
@@ -871,6 +877,3 @@ async def test_a_worker_closed_under_a_live_scheduler_does_not_cancel_its_job(
             finally:
                 gate.write_text("go")
                 await backend.close()
-    finally:
-        for process in processes:
-            _kill_group(process)

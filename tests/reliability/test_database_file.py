@@ -11,6 +11,7 @@ read-only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
@@ -19,6 +20,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -490,17 +492,25 @@ def test_a_recovery_that_copies_no_task_writes_nothing_and_fails(db_path, tmp_pa
     assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
 
 
-@pytest.fixture
-def immutable(db_path: Path):
-    """The database made unwritable for every user, root too (``chattr +i``)."""
-    in_thread(make_database(db_path))
-    made = subprocess.run(["chattr", "+i", str(db_path)], capture_output=True, text=True)
+@contextlib.contextmanager
+def chattr_immutable(path: Path) -> Iterator[Path]:
+    """``path`` unchangeable for every user, root too (``chattr +i``), for the block;
+    the test is skipped where that is not possible."""
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"chattr +i is not possible here: {made.stderr.strip()}")
     try:
-        yield db_path
+        yield path
     finally:
-        subprocess.run(["chattr", "-i", str(db_path)], check=True)
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.fixture
+def immutable(db_path: Path):
+    """The database made unwritable for every user, root too."""
+    in_thread(make_database(db_path))
+    with chattr_immutable(db_path):
+        yield db_path
 
 
 def test_a_database_nobody_may_write_is_one_error_line_and_no_hang(immutable: Path) -> None:
@@ -523,13 +533,8 @@ def shut_folder(tmp_path: Path):
         yield folder
         folder.chmod(0o700)
         return
-    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"chattr +i is not possible here: {made.stderr.strip()}")
-    try:
+    with chattr_immutable(folder):
         yield folder
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def test_a_database_this_user_cannot_create_is_one_error_line(shut_folder: Path) -> None:
