@@ -197,8 +197,8 @@ class CommandKind:
             )
             returncode = completed.returncode
         except asyncio.CancelledError:
-            returncode = run.process.exit_before_stop
-            if returncode is None or not run.keep_own_end():
+            returncode = run.kept_exit()
+            if returncode is None:
                 raise
         if returncode != 0:
             raise SubprocessFailed(returncode, spec["command"])

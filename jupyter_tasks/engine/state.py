@@ -107,6 +107,12 @@ class RunningTask:
         self.kept_own_end = True
         return True
 
+    def kept_exit(self) -> int | None:
+        """The exit code of the attempt's process that had ended on its own when the stop
+        reached it, if the attempt keeps that end (``keep_own_end``); else None."""
+        code = self.process.exit_before_stop
+        return code if code is not None and self.keep_own_end() else None
+
     def retry_refused(self) -> bool:
         """Whether a failure of this attempt is the task's end, never retried."""
         # one kept over a cancel (``keep_own_end``): the user asked the task to stop, and

@@ -49,6 +49,13 @@ def keep_own_end(running: Any) -> bool:
     return keep is not None and keep()
 
 
+def kept_exit(running: Any) -> int | None:
+    """``RunningTask.kept_exit`` of the attempt's record: the exit code of a process that
+    ended before the stop came, if the attempt keeps it (never on a Dask worker)."""
+    kept = getattr(running, "kept_exit", None)
+    return kept() if kept is not None else None
+
+
 def attempt_prefix(what: str, task_id: str, attempt: int) -> str | None:
     """``jupyter-tasks-<what>-<task id>-<attempt>-``: how what one attempt keeps in the temp
     folder is named, so the reaper of a lost attempt finds it (``remove_left_in_temp``).

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runners import run_process
-from ._util import attempt_prefix, keep_own_end, remove_left_in_temp, run_to_end
+from ._util import attempt_prefix, kept_exit, remove_left_in_temp, run_to_end
 
 FLATTEN_SEPARATOR = "__"
 STDERR_TAIL_CHARS = 2000
@@ -151,10 +151,9 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
             outcome = exc
         returncode = completed.returncode if completed is not None else None
         if isinstance(outcome, asyncio.CancelledError) \
-                and running.process.exit_before_stop is not None \
-                and keep_own_end(running):
+                and (kept := kept_exit(running)) is not None:
             # it had exited when a cancel or timeout reached it: it ends as it exited
-            outcome, returncode = None, running.process.exit_before_stop
+            outcome, returncode = None, kept
         # output files are kept whatever the outcome (shielded: a cancel may be under way)
         names = await run_to_end(_keep_outputs(ctx, output_dir))
         if outcome is not None:
