@@ -28,6 +28,7 @@ export function Details(props: {
   const { task, actions } = props;
   const traceback = task.error?.traceback;
   const took = isActive(task) ? null : durationMs(task);
+  const late = lateCancelText(task);
   return (
     <div className="jp-TasksPanel-details">
       {task.error && task.status !== 'cancelled' && (
@@ -45,7 +46,7 @@ export function Details(props: {
         <dd>
           {rowLook(task) === 'cancelling' ? 'cancelling' : task.status}
           {took !== null ? ` · took ${formatDuration(took)}` : ''}
-          {lateCancelText(task) && ` (${lateCancelText(task)})`}
+          {late && ` (${late})`}
         </dd>
         {task.owner && (
           <>
