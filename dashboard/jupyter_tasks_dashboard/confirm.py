@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
 from .formatting import label_text, shown_text
+from .sources import TERMINAL
 
 
 class ChoiceButton(Button):
@@ -58,6 +59,19 @@ class ConfirmScreen(ModalScreen[str | None]):
                     yield ChoiceButton(Content(label), id=f"choice-{i}",
                                        variant="primary" if i == 0 else "default")
                 yield ChoiceButton("Later", id="choice-later")
+
+    def settled_elsewhere(self, task: dict[str, Any]) -> str | None:
+        """Why the question shown is no longer waiting here (None while it is)."""
+        confirmation = task.get("confirmation") or {}
+        if confirmation.get("answer") is not None:
+            return f"answered {shown_text(str(confirmation['answer']))!r} elsewhere"
+        if task.get("status") in TERMINAL:
+            return f"ended {task['status']} before an answer"
+        shown = self.task_json.get("confirmation") or {}
+        if not confirmation or confirmation.get("asked_at") != shown.get("asked_at"):
+            # the choices on screen were for another question: they must not answer this one
+            return "no longer asks that question"
+        return None
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # a mouse click (keys answer in ChoiceButton.action_press)

@@ -455,6 +455,9 @@ class TasksDashboard(App[int]):
                 need_logs = True
         for task_id, task in latest.items():
             self._event_flush[task_id] = self.flushes
+            dialog = self.screen
+            if isinstance(dialog, ConfirmScreen) and dialog.task_json.get("id") == task_id:
+                self._close_answer_dialog(task_id, dialog.settled_elsewhere(task))
             if task_id in table.tasks:
                 if sort.grouped and sort.group_of(task) != sort.group_of(table.tasks[task_id]):
                     structural = True  # e.g. running -> finished: it moves to its group
@@ -653,6 +656,14 @@ class TasksDashboard(App[int]):
                           lambda t: f"Answered {answer!r} to {_name(t)}")
 
         self.push_screen(ConfirmScreen(task), answered)
+
+    def _close_answer_dialog(self, task_id: str, reason: str | None) -> None:
+        """Close the answer dialog of ``task_id`` whose question was settled elsewhere."""
+        dialog = self.screen
+        if reason and isinstance(dialog, ConfirmScreen) and dialog.is_active \
+                and dialog.task_json.get("id") == task_id:
+            dialog.dismiss(None)
+            self.notify(f"{_name(dialog.task_json)}: {reason}", severity="warning")
 
     def action_delete(self) -> None:
         task = self._selected()

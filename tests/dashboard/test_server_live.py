@@ -196,6 +196,29 @@ async def test_a_confirmation_is_answered_from_the_dashboard(server):
                     what="nothing to answer")
 
 
+async def test_a_question_answered_elsewhere_closes_the_open_answer_dialog(server):
+    """The dialog left open offered choices that no longer counted; a key in it failed."""
+    client = TasksClient(server.url, server.token)
+    task = await client.submit("dash_ask", label="release")
+    app = dashboard(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, task["id"])
+        await until(lambda: cell(app, task["id"], "status") == "asking?", pilot,
+                    what="the question in the table")
+        await pilot.press("a")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), pilot,
+                    what="the answer modal")
+        await client.confirm(task["id"], "hold")  # a colleague, from the panel
+        await until(lambda: not isinstance(app.screen, ConfirmScreen), pilot,
+                    what="the dialog closed by the answer from elsewhere")
+        await until(lambda: any("answered 'hold' elsewhere" in n for n in notes(app)), pilot,
+                    what="the notice of the other answer")
+        assert not any("Answer failed" in n for n in notes(app)), notes(app)
+        done = await client.wait(task["id"], timeout=30)
+        assert done["result"] == "hold"
+
+
 async def test_delete_copy_and_errors_are_reported(server):
     client = TasksClient(server.url, server.token)
     done = await client.submit("dash_echo", {"value": 9}, label="to delete")
