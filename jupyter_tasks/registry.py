@@ -19,6 +19,7 @@ from typing import Any
 
 from .exceptions import DuplicateTaskName, InvalidParameters, InvalidTaskName, UnknownTask
 from .models import TaskMode
+from .values import number_held
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 ENTRY_POINT_GROUP = "jupyter_tasks"
@@ -449,6 +450,7 @@ def _type_problem(value: Any, annotation: Any) -> str | None:
     """A message when ``value`` cannot be the annotated JSON type, else None."""
     if annotation is inspect.Parameter.empty or annotation is Any:
         return None
+    value = number_held(value)  # np.int64(3) is an int here, as it is stored as one
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):

@@ -21,8 +21,10 @@ job will run with: params, parameters, input data, commands). The rule:
 
 * **Inputs** are refused instead of changed (a job must run with exactly what
   was asked): non-finite numbers, nesting beyond :data:`MAX_DEPTH`, non-string
-  keys and non-JSON objects raise :class:`ValueNotStorable` (422 over REST),
-  naming the path of every problem.
+  keys and non-JSON objects (an array too: give its ``tolist()``) raise
+  :class:`ValueNotStorable` (422 over REST), naming the path of every problem. A
+  numpy-like scalar (``np.int64(3)``) is taken as the number it holds, as a
+  ``float`` subclass already is.
 
 Readers apply :func:`safe_dumps`, so even a row written by something else
 (too deep, ``NaN`` text) is answered, never a crash.
@@ -132,15 +134,17 @@ def encode_input(value: Any, *, where: str, keys_checked: bool = False) -> str:
             len(text) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
         return text
     notes: list[dict[str, Any]] = []
-    _, depth = _clean(value, where, notes)
+    clean, depth = _clean(value, where, notes, arrays_noted=True)
     errors = changed + [
         {"field": n["path"], "message": f"{n['original']} cannot be stored as JSON"}
         for n in notes if "a key of type" not in n["original"]]
     if depth > MAX_DEPTH:
         errors.append({"field": where,
                        "message": f"nested {depth} levels deep; the limit is {MAX_DEPTH}"})
-    if not errors:  # pragma: no cover - the strict encoder and _clean disagree
-        errors = [{"field": where, "message": "cannot be stored as JSON"}]
+    if not errors:
+        # all _clean changed were numbers given as numpy-like scalars (np.int64(3), a loop
+        # over a DataFrame's column): kept as the numbers they hold, as a float64 already is
+        return _strict_dumps(clean)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     raise ValueNotStorable(f"{where} is not storable JSON: {summary}", errors=errors[:50])
 
@@ -195,6 +199,17 @@ def storable_text(text: str) -> str:
     """``text`` with each surrogate code point replaced by U+FFFD: output is kept, not
     refused (one bad character must not cost a log all the lines written beside it)."""
     return text if is_unicode(text) else _SURROGATE.sub("\ufffd", text)
+
+
+def number_held(value: Any) -> Any:
+    """The Python scalar a numpy-like scalar holds (``np.int64(3)`` is 3), else ``value``."""
+    if type(value) in _PLAIN_SCALARS or getattr(value, "ndim", None) != 0:
+        return value
+    try:
+        held = value.item()
+    except Exception:  # an odd object's item() must not break a check
+        return value
+    return held if type(held) in _PLAIN_SCALARS else value
 
 
 def plain(value: Any) -> Any:
@@ -294,8 +309,12 @@ def _scalars_copy(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]] |
     return items, nulled
 
 
-def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, int]:
-    """A JSON-only copy of ``value`` by the output rule, and its container depth."""
+def _clean(value: Any, where: str, notes: list[dict[str, Any]],
+           arrays_noted: bool = False) -> tuple[Any, int]:
+    """A JSON-only copy of ``value`` by the output rule, and its container depth.
+
+    ``arrays_noted``: an object turned into a list by its ``tolist()`` (an array) gets a
+    note too, as a job's input must (the job would get a list, not what it was given)."""
     root: list[Any] = [None]
     deepest = 0
     # the containers on the way down to the current one (a cycle points back into
@@ -341,6 +360,9 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]]) -> tuple[Any, in
                 converted = obj
             # once: a tolist() that hands back another such object is not followed again
             if converted is not obj and isinstance(converted, (*_SCALARS, int, float, list)):
+                if arrays_noted and isinstance(converted, list):
+                    note(path, f"an object of type {type(obj).__qualname__} (give its "
+                               ".tolist())", "a list")
                 stack.append((converted, into, key, path, depth))
                 continue
         if isinstance(obj, (Mapping, list, tuple, set, frozenset)):

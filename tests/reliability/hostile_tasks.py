@@ -36,6 +36,18 @@ def hostile_value(kind: str) -> object:
     return VALUES[kind]()
 
 
+@task("echo_types", tags=["reliability"])
+def echo_types(values: dict) -> dict:
+    """Each value given, beside the name of the type the job received it as."""
+    return {k: [v, type(v).__name__] for k, v in values.items()}
+
+
+@task("typed_numbers", tags=["reliability"])
+def typed_numbers(n: int, x: float, flag: bool) -> list:
+    """The annotated numbers as received, with the name of n's type."""
+    return [n, x, flag, type(n).__name__]
+
+
 @task("nan_progress", tags=["reliability"])
 def nan_progress(ctx: TaskContext, steps: int = 50) -> str:
     """Report NaN progress (and a NaN total) for a while."""

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from jupyter_tasks import TaskManager
-from jupyter_tasks.exceptions import InvalidCommand, InvalidRequest, ValueNotStorable
+from jupyter_tasks.exceptions import (
+    InvalidCommand,
+    InvalidParameters,
+    InvalidRequest,
+    ValueNotStorable,
+)
 from jupyter_tasks.values import MAX_DEPTH, RESULT_ARTIFACT
 from tests.reliability import hostile_tasks  # noqa: F401  (registers the tasks)
 from tests.waiting import eventually
@@ -317,6 +322,44 @@ async def test_inputs_that_would_reach_the_job_changed_are_refused_naming_the_pa
     # mode), and a set was refused with a message that named no path
     with pytest.raises(ValueNotStorable, match=f"\\['input_data'\\]{path}: {why}"):
         await manager.submit_spec({"code": "print(1)", "input_data": params})
+    assert await manager.store.count_tasks() == 0
+
+
+async def test_numpy_scalars_are_taken_as_the_numbers_they_hold(manager: TaskManager) -> None:
+    # before: a loop over a DataFrame column (`submit(n=row.n)`, an np.int64) was refused
+    # with "spec is not storable JSON: spec: cannot be stored as JSON", naming nothing,
+    # while an np.float64 (a float subclass) went through
+    np = pytest.importorskip("numpy")
+    given = {"i": np.int64(3), "f": np.float32(0.5), "b": np.bool_(True), "u": np.uint8(255),
+             "nested": [np.int16(-2), {"x": np.float64(1.25)}]}
+    task = await manager.submit_spec({"name": "echo_types", "params": {"values": given}},
+                                     mode="job")
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.result == {"i": [3, "int"], "f": [0.5, "float"], "b": [True, "bool"],
+                           "u": [255, "int"], "nested": [[-2, {"x": 1.25}], "list"]}
+
+
+async def test_numpy_scalars_meet_int_float_and_bool_annotations(manager: TaskManager) -> None:
+    # before: "n: expected int, got int64", and "flag: expected bool, got bool"
+    np = pytest.importorskip("numpy")
+    params = {"n": np.int64(7), "x": np.float32(0.25), "flag": np.bool_(True)}
+    task = await manager.submit_spec({"name": "typed_numbers", "params": params}, mode="job")
+    done = await manager.wait(task.id, timeout=60)
+    assert done.result == [7, 0.25, True, "int"], done.error
+    with pytest.raises(InvalidParameters, match="n: expected int, got float"):
+        await manager.submit_spec({"name": "typed_numbers",
+                                   "params": {**params, "n": np.float64(7.5)}}, mode="job")
+
+
+async def test_an_array_as_input_is_refused_naming_its_path(manager: TaskManager) -> None:
+    # an array would reach the job as a list: said, as a set is, not changed silently
+    np = pytest.importorskip("numpy")
+    with pytest.raises(ValueNotStorable,
+                       match=r"\['input_data'\]\['xs'\]: an object of type ndarray .*tolist"):
+        await manager.submit_spec({"code": "print(1)", "input_data": {"xs": np.arange(3)}})
+    with pytest.raises(ValueNotStorable, match=r"\['input_data'\]\['n'\]: nan"):
+        await manager.submit_spec({"code": "print(1)", "input_data": {"n": np.float64("nan")}})
     assert await manager.store.count_tasks() == 0
 
 
