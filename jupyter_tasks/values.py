@@ -24,7 +24,8 @@ job will run with: params, parameters, input data, commands). The rule:
   keys and non-JSON objects (an array too: give its ``tolist()``) raise
   :class:`ValueNotStorable` (422 over REST), naming the path of every problem. A
   numpy-like scalar (``np.int64(3)``) is taken as the number it holds, as a
-  ``float`` subclass already is.
+  ``float`` subclass already is. Params (and a notebook's parameters) past
+  :data:`MAX_PARAMS_BYTES` of JSON are refused too: every list and event carries them.
 
 Readers apply :func:`safe_dumps`, so even a row written by something else
 (too deep, ``NaN`` text) is answered, never a crash.
@@ -46,6 +47,9 @@ from .exceptions import ValueNotStorable
 MAX_DEPTH = 100
 # a result's JSON beyond this is kept whole as an artifact, the row holds a preview
 MAX_RESULT_CHARS = 256 * 1024
+# a task's params travel in its row to every list page and event: bounded as the REST
+# body that carries them is by default (JupyterTasksApp.max_body_bytes), from Python too
+MAX_PARAMS_BYTES = 1024 * 1024
 PREVIEW_CHARS = 2_000
 REPR_CHARS = 1_000
 # Python refuses to turn ints longer than this into text (sys.int_info.str_digits_check_threshold)
@@ -147,6 +151,19 @@ def encode_input(value: Any, *, where: str, keys_checked: bool = False) -> str:
         return _strict_dumps(clean)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     raise ValueNotStorable(f"{where} is not storable JSON: {summary}", errors=errors[:50])
+
+
+def check_params_size(text: str, *, where: str = "params") -> None:
+    """Raise ``ValueNotStorable`` when params' JSON ``text`` is past ``MAX_PARAMS_BYTES``."""
+    if len(text) <= MAX_PARAMS_BYTES:  # the escaped text is never shorter than its UTF-8
+        return
+    size = len(json.dumps(json.loads(text), ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > MAX_PARAMS_BYTES:
+        message = (f"{size:,} bytes of JSON; the limit is {MAX_PARAMS_BYTES:,}, as every list "
+                   "and event carries a task's params: pass a file's path instead")
+        raise ValueNotStorable(f"{where}: {message}", errors=[{"field": where,
+                                                               "message": message}])
 
 
 _CONTAINERS = (Mapping, list, tuple, set, frozenset)

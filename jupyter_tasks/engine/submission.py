@@ -12,7 +12,7 @@ from .. import callbacks
 from ..exceptions import InvalidRequest, ManagerNotRunning, NotRerunnable
 from ..liveness import live_workers
 from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
-from ..values import encode_input
+from ..values import check_params_size, encode_input
 from .execution import Execution
 from .kinds import check_obj, check_str
 from .options import check_options
@@ -161,6 +161,7 @@ class Submission:
         for key in ("params", "parameters"):
             if params is not None and key in texts and spec.get(key) is params:
                 encoded["params"] = texts[key]
+                check_params_size(texts[key], where=key)
         task = Task.build(
             id=new_task_id(), kind=kind, mode=mode,
             status=TaskStatus.RUNNING.value if direct else TaskStatus.QUEUED.value,

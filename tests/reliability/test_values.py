@@ -23,7 +23,7 @@ from jupyter_tasks.exceptions import (
     InvalidRequest,
     ValueNotStorable,
 )
-from jupyter_tasks.values import MAX_DEPTH, RESULT_ARTIFACT
+from jupyter_tasks.values import MAX_DEPTH, MAX_PARAMS_BYTES, RESULT_ARTIFACT
 from tests.reliability import hostile_tasks  # noqa: F401  (registers the tasks)
 from tests.waiting import eventually
 
@@ -361,6 +361,23 @@ async def test_an_array_as_input_is_refused_naming_its_path(manager: TaskManager
     with pytest.raises(ValueNotStorable, match=r"\['input_data'\]\['n'\]: nan"):
         await manager.submit_spec({"code": "print(1)", "input_data": {"n": np.float64("nan")}})
     assert await manager.store.count_tasks() == 0
+
+
+async def test_params_too_large_for_every_list_are_refused_from_python(
+        manager: TaskManager) -> None:
+    # before: a 5 MB param given from a notebook was stored in the row, and every list
+    # page (the panel's, each refresh) and every event of the task carried all of it;
+    # over REST the body limit (1 MiB) had always kept params smaller
+    with pytest.raises(ValueNotStorable, match=r"params: .*bytes of JSON; the limit is"):
+        await manager.submit_spec({"name": "echo_types",
+                                   "params": {"values": {"blob": "z" * (MAX_PARAMS_BYTES + 1)}}},
+                                  mode="job")
+    assert await manager.store.count_tasks() == 0
+    # what fits a REST body fits: non-ASCII text counts as its UTF-8 bytes, not the
+    # six characters of its JSON escape
+    wide = {"values": {"text": "é" * (MAX_PARAMS_BYTES // 2 - 100)}}
+    task = await manager.submit_spec({"name": "echo_types", "params": wide}, mode="job")
+    assert (await manager.wait(task.id, timeout=60)).status == "succeeded"
 
 
 def test_the_depth_bound_is_far_below_what_readers_handle() -> None:
