@@ -28,6 +28,11 @@ TIMEOUT: Check = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bo
                   and 0 < v <= 10**9 and math.isfinite(v), "a positive number of seconds")
 TEXT: Check = (lambda v: isinstance(v, str) and is_unicode(v),
               "a string of valid Unicode (no lone surrogate)")
+# a label or key is shown in every list and kept in an index; a longer label is cut (it
+# is display text), a longer key refused (it is an identity)
+MAX_TEXT_CHARS = 1000
+KEY: Check = (lambda v: TEXT[0](v) and len(v) <= MAX_TEXT_CHARS,
+              f"a string of valid Unicode of at most {MAX_TEXT_CHARS} characters")
 
 # the options every submission is held to (a None is an option not given); REST holds
 # its bodies to these and to its own stricter ones (a label or key there is non-empty)
@@ -38,8 +43,13 @@ OPTION_CHECKS: dict[str, Check] = {
     "timeout": TIMEOUT,
     "max_retries": int_between(0, 100),
     "memory_limit_mb": int_between(1, 10_000_000),
-    "label": TEXT, "task_key": TEXT, "idempotency_key": TEXT,
+    "label": TEXT, "task_key": KEY, "idempotency_key": KEY,
 }
+
+
+def shown_label(label: str) -> str:
+    """``label`` cut to ``MAX_TEXT_CHARS`` characters (the last an ellipsis) when longer."""
+    return label if len(label) <= MAX_TEXT_CHARS else label[:MAX_TEXT_CHARS - 1] + "…"
 
 
 def check_options(options: Mapping[str, Any]) -> None:

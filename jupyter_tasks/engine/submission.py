@@ -15,7 +15,7 @@ from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import check_params_size, encode_input
 from .execution import Execution
 from .kinds import check_obj, check_str
-from .options import check_options
+from .options import check_options, shown_label
 from .state import EngineState, LocalWork
 
 # The kinds of work a submission can name (each a kind's ``work_field``); exactly one per task.
@@ -138,6 +138,7 @@ class Submission:
         config = state.config
         # the label as given, which submit_spec takes out of the options
         check_options({**options, "label": label})
+        label = shown_label(label)  # a command's argv, a 5 MB text from a notebook
         callback_url = options.get("callback_url")
         if callback_url is not None:
             self.check_callback_url(callback_url)

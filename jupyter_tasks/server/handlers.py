@@ -14,7 +14,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..engine.options import OPTION_CHECKS
+from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS
 from ..exceptions import JupyterTasksError
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..liveness import live_workers
@@ -67,7 +67,6 @@ MAX_INT = 2**31 - 1
 
 # field -> (check, description); None values count as absent
 _STR = (lambda v: isinstance(v, str), "a string")
-MAX_TEXT_CHARS = 1000
 _NONEMPTY = (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT_CHARS,
              f"a non-empty string of at most {MAX_TEXT_CHARS} characters")
 # a code job's source: as long as a cell is (the body's size bounds it, 413 past it)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_tasks import TaskManager
+from jupyter_tasks.engine.options import MAX_TEXT_CHARS
 from jupyter_tasks.exceptions import (
     InvalidCommand,
     InvalidParameters,
@@ -378,6 +379,23 @@ async def test_params_too_large_for_every_list_are_refused_from_python(
     wide = {"values": {"text": "é" * (MAX_PARAMS_BYTES // 2 - 100)}}
     task = await manager.submit_spec({"name": "echo_types", "params": wide}, mode="job")
     assert (await manager.wait(task.id, timeout=60)).status == "succeeded"
+
+
+async def test_labels_and_keys_from_python_are_bounded_as_over_rest(
+        manager: TaskManager) -> None:
+    # before: a 5 MB label or task key given from Python was stored (REST refuses past
+    # 1,000 characters), and a command's label, its argv, was as long as the argv
+    task = await manager.submit_spec({"code": "print(1)"}, mode="job", label="L" * 5_000_000)
+    assert len(task.label) == MAX_TEXT_CHARS and task.label.endswith("…")
+    argv = ["echo", "y" * 100_000]
+    command = await manager.submit(argv, mode="job")
+    assert len(command.label) == MAX_TEXT_CHARS
+    assert (await manager.wait(command.id, timeout=60)).status == "succeeded"
+    assert (await manager.get(command.id)).spec["command"] == argv
+    for key in ("task_key", "idempotency_key"):
+        with pytest.raises(InvalidRequest, match=f"{key}: must be .*at most 1000 characters"):
+            await manager.submit_spec({"code": "print(1)"}, mode="job", **{key: "k" * 1001})
+    assert await manager.store.count_tasks() == 2
 
 
 def test_the_depth_bound_is_far_below_what_readers_handle() -> None:
