@@ -168,15 +168,20 @@ async def test_fork_validates_json_and_runs_with_edited_params(server):
         assert any("Fork of echo one" in n for n in notes(app)), notes(app)
 
 
+async def asking(app: TasksDashboard, pilot: Any, task_id: str) -> None:
+    """Wait for the first page, select the task, and wait for its question in the table."""
+    await started(app, pilot)
+    await select(app, pilot, task_id)
+    await until(lambda: cell(app, task_id, "status") == "asking?", pilot,
+                what="the question in the table")
+
+
 async def test_a_confirmation_is_answered_from_the_dashboard(server):
     client = TasksClient(server.url, server.token)
     task = await client.submit("dash_ask", label="release")
     app = dashboard(server)
     async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot)
-        await select(app, pilot, task["id"])
-        await until(lambda: cell(app, task["id"], "status") == "asking?", pilot,
-                    what="the question in the table")
+        await asking(app, pilot, task["id"])
         await until(lambda: "ship it?" in str(app.detail.query_one("#confirmation").render()),
                     pilot, what="the question in the details")
         await pilot.press("a")
@@ -202,10 +207,7 @@ async def test_a_question_answered_elsewhere_closes_the_open_answer_dialog(serve
     task = await client.submit("dash_ask", label="release")
     app = dashboard(server)
     async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot)
-        await select(app, pilot, task["id"])
-        await until(lambda: cell(app, task["id"], "status") == "asking?", pilot,
-                    what="the question in the table")
+        await asking(app, pilot, task["id"])
         await pilot.press("a")
         await until(lambda: isinstance(app.screen, ConfirmScreen), pilot,
                     what="the answer modal")
