@@ -259,14 +259,18 @@ def run_source(shell: Any, source: str, filename: str,
         name_source(filename, f"Cell In[{execution_count or 0}]")
     try:
         tree = ast.parse(above + code, filename)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = compile(ast.Expression(tree.body.pop().value), filename, "eval",
+                           flags=_TOP_LEVEL_AWAIT)
+        # compiled before any of it runs: some syntax errors are found only here
+        # ("'return' outside function"), and none of the cell may run then
+        body = compile(tree, filename, "exec", flags=_TOP_LEVEL_AWAIT) if tree.body else None
     except SyntaxError as exc:
         # its message names its file ("invalid syntax (3894580861.py, line 2)"): the
         # cell's name instead, as its traceback shows it
         exc.filename = f"Cell In[{execution_count or 0}]"
         raise
-    last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
     loop: asyncio.AbstractEventLoop | None = None
 
     def run(code_obj: Any) -> Any:
@@ -279,10 +283,10 @@ def run_source(shell: Any, source: str, filename: str,
         return value
 
     try:
-        if tree.body:
-            run(compile(tree, filename, "exec", flags=_TOP_LEVEL_AWAIT))
+        if body is not None:
+            run(body)
         if last is not None:
-            return run(compile(last, filename, "eval", flags=_TOP_LEVEL_AWAIT))
+            return run(last)
         return None
     finally:
         if loop is not None:

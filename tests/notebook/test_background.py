@@ -340,6 +340,18 @@ def test_a_syntax_error_in_a_background_cell_names_the_cell_not_a_temp_file(
     assert ".py" not in message, message
 
 
+
+def test_a_compile_time_syntax_error_names_the_cell_too(kernel: Kernel, db_path: Path) -> None:
+    # ``return`` outside a function parses, and fails only when the cell is compiled:
+    # before, the stored message read "'return' outside function (704488813.py, line 3)"
+    kernel.execute("%%background --name bad --no-card\nx = 1\nreturn x\n", allow_error=True)
+    task_id = _task_id(kernel, "bad")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "failed", what="the failure")
+    message = task_of(db_path, task_id).error["message"]
+    assert message.startswith("'return' outside function (Cell In[") \
+        and ", line 3)" in message, message
+    assert ".py" not in message, message
+
 # held on the kernel manager's loop (no await) until the cell's thread has returned, then
 # the cancel is sent: it reaches the attempt before its coroutine takes the value
 HOLD_THEN_CANCEL = '''
