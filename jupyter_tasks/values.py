@@ -87,6 +87,18 @@ class Encoded:
     full_text: str | None = None
 
 
+@dataclass
+class EncodedWithValue(Encoded):
+    """An output encoded where it was made, with the object itself for this process.
+
+    A kernel's cell encodes its value in the cell's own thread: its repr is the user's
+    code, which may be slow or never return, and must not hold the loop every task and
+    card of the kernel runs on. The row takes the encoding; the object is remembered.
+    """
+
+    value: Any = None
+
+
 class JSONText(str):
     """JSON text already encoded by this module: the store writes it as it is."""
 

@@ -16,6 +16,7 @@ from ..models import Task
 from ..registry import Registry
 from ..runners import ProcessUsage, ThreadRun, uncancel
 from ..store import Store
+from ..values import EncodedWithValue
 from .config import ManagerConfig
 
 # (callable or coroutine, args, kwargs) of a task whose work is an object of this process
@@ -217,6 +218,8 @@ class EngineState:
 
     def remember(self, task_id: str, ok: bool, value: Any) -> None:
         """Keep the outcome of a task run here (the last 1000)."""
+        if isinstance(value, EncodedWithValue):  # the row takes its encoding
+            value = value.value
         self.local_results[task_id] = (ok, value)
         while len(self.local_results) > 1000:
             self.local_results.popitem(last=False)

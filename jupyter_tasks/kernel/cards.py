@@ -502,9 +502,14 @@ class TaskCard(widgets.VBox):
         if task.status != TaskStatus.SUCCEEDED.value or task.kind == TaskKind.SUBPROCESS.value:
             return None
         if self._result_text is None:
-            local = self._manager.local_result(task.id)
-            value = local[1] if local is not None and local[0] else task.result
-            self._result_text = "" if value is None else _repr(value)
+            # a cell run here: its text, made in the cell's thread (its repr is the
+            # user's code, which may never return: never on this loop)
+            text = _local_result_text(task.id)
+            if text is None:
+                local = self._manager.local_result(task.id)
+                value = local[1] if local is not None and local[0] else task.result
+                text = "" if value is None else result_text(value)
+            self._result_text = text
         return self._result_text or None
 
     def _rate(self, now: float, current: float) -> float | None:
@@ -567,7 +572,7 @@ def _fixed() -> widgets.Layout:
     return widgets.Layout(width="auto", flex="0 0 auto")
 
 
-def _repr(value: Any) -> str:
+def result_text(value: Any) -> str:
     """``value`` as IPython would print it as a cell's Out, shortened."""
     try:
         from IPython.lib.pretty import pretty
@@ -604,6 +609,13 @@ def _local_sink(task_id: str) -> OutputSink | None:
 
     side = kernel_side()
     return side.sinks.get(task_id) if side is not None else None
+
+
+def _local_result_text(task_id: str) -> str | None:
+    from . import kernel_side
+
+    side = kernel_side()
+    return side.result_texts.get(task_id) if side is not None else None
 
 
 class TaskBoard(widgets.VBox):

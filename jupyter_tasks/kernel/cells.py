@@ -25,6 +25,7 @@ from ..engine.kinds import call_in_thread
 from ..exceptions import TaskCancelled
 from ..models import Task, TaskKind
 from ..tracebacks import is_runner_file, name_source, user_traceback
+from ..values import MAX_RESULT_CHARS, EncodedWithValue, encode
 from . import capture
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class KernelSide:
         self.kernel_id = kernel_id
         self.runs: dict[str, CellRun] = {}
         self.sinks: dict[str, capture.OutputSink] = {}
+        # the card's text of each cell's value, made in the cell's thread (the last 1000)
+        self.result_texts: dict[str, str] = {}
         # the tasks this kernel started in the background (%%background, a
         # --background subprocess), in order, each with its card's display (or None):
         # a headless run waits for them before its kernel goes (headless.py)
@@ -181,9 +184,10 @@ class KernelSide:
         if sink is not None:
             sink.ctx = ctx
         try:
-            return run_source(self.shell, source, f"<task {task.id[-10:]}>",
-                              execution_count=run.execution_count,
-                              magic_line=run.magic_line)
+            value = run_source(self.shell, source, f"<task {task.id[-10:]}>",
+                               execution_count=run.execution_count,
+                               magic_line=run.magic_line)
+            return self._encoded(task.id, value)
         except TaskCancelled:
             # not an error: the card says "cancelled"; the log keeps a note
             ctx.write("cancelled\n", "stdout")
@@ -204,6 +208,24 @@ class KernelSide:
             if token is not None:
                 capture.current_sink.reset(token)
             _reset_thread_parent(tokens)
+
+
+    def _encoded(self, task_id: str, value: Any) -> EncodedWithValue:
+        """The value as stored and as its card shows it, made here in the cell's thread.
+
+        Its repr is the user's code, which may be slow or never return: on the manager's
+        loop it held every card and task of this kernel for good; here the cell is still
+        running, and its Cancel or --timeout stops it.
+        """
+        from .cards import result_text
+
+        encoded = encode(value, where="result", limit=MAX_RESULT_CHARS)
+        text = "" if value is None else result_text(value)
+        with self._lock:
+            self.result_texts[task_id] = text
+            while len(self.result_texts) > BACKGROUND_KEPT:
+                self.result_texts.pop(next(iter(self.result_texts)))
+        return EncodedWithValue(encoded.text, encoded.notes, encoded.full_text, value)
 
 
 def _wake_cards(task_id: str) -> None:

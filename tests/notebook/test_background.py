@@ -385,3 +385,53 @@ def test_a_cell_that_returned_just_as_a_cancel_came_keeps_its_value(
     kernel.execute(HOLD_THEN_CANCEL)
     assert kernel.value("(lambda t: (t.status, t.result))(done.wait(30))") == \
         ("succeeded", "ran to its end")
+
+
+STUCK_REPR = (
+    "%%background --name stuck\n"
+    "import time\n"
+    "class Stuck:\n"
+    "    def __repr__(self):\n"
+    "        while True:\n"
+    "            time.sleep(0.01)\n"
+    "Stuck()\n")
+
+
+def test_a_result_whose_repr_never_returns_holds_its_own_task_only(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: the result's repr (to store it) ran on the kernel's task loop and never
+    # came back: no other cell could start, no card or handle answered, nothing ended
+    kernel.execute(STUCK_REPR, timeout=30)
+    stuck = _task_id(kernel, "stuck")
+    kernel.execute("%%background --name other --no-card\n6 * 7\n", timeout=30)
+    assert kernel.value("other.result(20)", timeout=30) == 42
+    # the repr is the cell's own code, still running: its Cancel stops it
+    assert kernel.value("stuck.status", timeout=30) == "running"
+    kernel.execute("stuck.cancel()", timeout=30)
+    eventually_sync(lambda: task_of(db_path, stuck).status == "cancelled", what="cancelled")
+
+
+def test_a_cells_result_is_shown_without_the_kernels_task_loop_calling_its_repr(
+        kernel: Kernel, db_path: Path) -> None:
+    # the card's result text and the stored result both come from the cell's thread
+    kernel.execute(
+        "import threading\n"
+        "repr_threads = []\n"
+        "class Watched:\n"
+        "    def __repr__(self):\n"
+        "        repr_threads.append(threading.current_thread().name)\n"
+        "        return 'Watched()'\n")
+    kernel.execute("%%background --name w\nWatched()\n")
+    task_id = _task_id(kernel, "w")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="success")
+    assert task_of(db_path, task_id).result == "Watched()"
+
+    def card_shows_result() -> bool:
+        kernel.pump(0.05)
+        return any("Watched()" in str(kernel.widget_state(c).get("value", ""))
+                   for c, name in kernel.comm_models().items() if name == "HTMLModel")
+
+    eventually_sync(card_shows_result, what="the result in the card")
+    assert "jupyter-tasks-runtime" not in kernel.value("repr_threads")
+    # the handle still gives the object itself
+    assert kernel.value("type(w.result(10)).__name__") == "Watched"
