@@ -14,6 +14,7 @@ import ast
 import asyncio
 import functools
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -307,12 +308,40 @@ def run_source(shell: Any, source: str, filename: str,
     try:
         if body is not None:
             run(body)
-        if last is not None:
-            return run(last)
-        return None
-    finally:
+        value = run(last) if last is not None else None
+    except BaseException:
         if loop is not None:
-            loop.close()
+            _close_cell_loop(loop, say=False)
+        raise
+    if loop is not None:
+        _close_cell_loop(loop, say=True)
+    return value
+
+
+def _close_cell_loop(loop: asyncio.AbstractEventLoop, say: bool) -> None:
+    """Close a cell's own event loop as ``asyncio.run`` does; ``say``: what it cut short.
+
+    A task the cell started (``asyncio.create_task``) and did not await would go on in a
+    plain cell, on the kernel's loop; here the loop ends with the cell. It was closed
+    under them in silence: their work was dropped, their ``finally`` ran only if and
+    when they were garbage collected. They are cancelled now, their cleanup runs, and
+    the cell's output (its card and log) says so when the cell ended well.
+    """
+    try:
+        pending = asyncio.all_tasks(loop)
+        for pending_task in pending:
+            pending_task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        n = len(pending)
+        if n and say:  # not after a failure or a cancel: the cell's own await is among them
+            print(f"note: {n} asyncio task{'s' if n > 1 else ''} the cell started "
+                  f"{'were' if n > 1 else 'was'} still pending when it ended, and "
+                  f"{'were' if n > 1 else 'was'} cancelled (await what the cell starts, "
+                  "e.g. with asyncio.gather, to let it finish)", file=sys.stderr)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def _record_error(shell: Any, sink: capture.OutputSink, exc: BaseException) -> None:
@@ -336,8 +365,6 @@ def _record_error(shell: Any, sink: capture.OutputSink, exc: BaseException) -> N
 
 def _set_thread_parent(shell: Any, parent: dict[str, Any] | None) -> list[tuple[Any, Any]]:
     """Point ipykernel's streams and display publisher at ``parent`` for this thread only."""
-    import sys
-
     tokens: list[tuple[Any, Any]] = []
     if not parent:
         return tokens

@@ -435,3 +435,26 @@ def test_a_cells_result_is_shown_without_the_kernels_task_loop_calling_its_repr(
     assert "jupyter-tasks-runtime" not in kernel.value("repr_threads")
     # the handle still gives the object itself
     assert kernel.value("type(w.result(10)).__name__") == "Watched"
+
+
+def test_asyncio_tasks_a_background_cell_left_pending_are_cancelled_and_said(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: the cell's own event loop was closed under them: their `finally` never ran,
+    # and nothing said that the work they were doing was dropped
+    kernel.execute(
+        "%%background --name a --no-card\n"
+        "import asyncio\n"
+        "cleaned = []\n"
+        "async def tick():\n"
+        "    try:\n"
+        "        await asyncio.sleep(3600)\n"
+        "    finally:\n"
+        "        cleaned.append('tick')\n"
+        "asyncio.create_task(tick())\n"
+        "await asyncio.sleep(0)\n"
+        "'done'\n")
+    assert kernel.value("a.result(30)", timeout=40) == "done"
+    assert kernel.value("cleaned") == ["tick"]
+    task_id = _task_id(kernel, "a")
+    eventually_sync(lambda: "1 asyncio task the cell started was still pending"
+                    in logs_of(db_path, task_id), what="the note in the log")
