@@ -314,6 +314,7 @@ def install(shell: Any) -> None:
 
         pub.publish = routed_publish
         pub.clear_output = routed_clear
+    _refuse_prompts_in_tasks(getattr(shell, "kernel", None))
     start: Callable[..., Any] = threading.Thread.start
     _installed["thread_start"] = start
 
@@ -327,6 +328,44 @@ def install(shell: Any) -> None:
     threading.Thread.start = routed_start  # type: ignore[method-assign]
 
 
+# ipykernel's prompts: its methods (what ``input`` and ``getpass`` are while a cell runs)
+# and what it puts back between cells (saved when the running cell began)
+_PROMPTS = (("raw_input", "input()"), ("getpass", "getpass()"),
+            ("_sys_raw_input", "input()"), ("_save_getpass", "getpass()"))
+
+
+def _refuse_prompts_in_tasks(kernel: Any) -> None:
+    """``input()`` and ``getpass()`` from a background cell's thread: a clear error at once.
+
+    The cell has returned: a prompt went out under that ended cell, which no frontend
+    shows, and the task waited for a reply for ever; between cells input() read the
+    kernel's own stdin ("EOF when reading a line"). ``%run_blocking`` (no sink) still
+    asks: its cell waits, and shows the prompt.
+    """
+    if kernel is None:
+        return
+    for attr, what in _PROMPTS:
+        prompt = getattr(kernel, attr, None)
+        if callable(prompt):
+            _installed.setdefault("prompts", []).append((kernel, attr, kernel.__dict__.get(attr)))
+            setattr(kernel, attr, _refused_in_tasks(prompt, what))
+
+
+def _refused_in_tasks(prompt: Callable[..., Any], what: str) -> Callable[..., Any]:
+    def ask(*args: Any, **kwargs: Any) -> Any:
+        if sink_for_thread() is not None:
+            from IPython.core.error import StdinNotImplementedError
+
+            raise StdinNotImplementedError(
+                f"{what} cannot ask in a %%background cell: its cell has returned, and no "
+                "frontend shows a prompt for it. Ask with jupyter_tasks.request_confirmation"
+                "(), whose question shows on the task's card, or read the answer in a cell "
+                "before")
+        return prompt(*args, **kwargs)
+
+    return ask
+
+
 def uninstall() -> None:
     """Undo :func:`install`."""
     import sys
@@ -337,6 +376,11 @@ def uninstall() -> None:
     if "display_pub" in _installed:
         pub, publish, clear = _installed["display_pub"]
         pub.publish, pub.clear_output = publish, clear
+    for kernel, attr, own in _installed.get("prompts", ()):
+        if own is None:  # the class's method again
+            kernel.__dict__.pop(attr, None)
+        else:
+            setattr(kernel, attr, own)
     if "thread_start" in _installed:
         threading.Thread.start = _installed["thread_start"]  # type: ignore[method-assign]
     _installed.clear()

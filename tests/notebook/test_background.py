@@ -458,3 +458,39 @@ def test_asyncio_tasks_a_background_cell_left_pending_are_cancelled_and_said(
     task_id = _task_id(kernel, "a")
     eventually_sync(lambda: "1 asyncio task the cell started was still pending"
                     in logs_of(db_path, task_id), what="the note in the log")
+
+
+def test_input_in_a_background_cell_fails_at_once_saying_why(
+        kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
+    # the cell has returned: its prompt went out under that ended cell (no frontend shows
+    # it) while another cell ran, and the task waited for a reply for ever; with no cell
+    # running, input() read the kernel's own stdin and failed "EOF when reading a line"
+    flag = tmp_path / "ask"
+    bg = kernel.client.execute(
+        "%%background --name asks --no-card\n"
+        "import os, time\n"
+        f"while not os.path.exists({str(flag)!r}):\n"
+        "    time.sleep(0.01)\n"
+        "input('your name? ')\n", allow_stdin=True)
+    kernel.wait_for(lambda: kernel.idle(bg), what="the background cell's return")
+    # JupyterLab sends every cell with allow_stdin: a foreground cell runs meanwhile
+    fg = kernel.client.execute(f"open({str(flag)!r}, 'w').close()\nasks.wait(20).status",
+                               allow_stdin=True)
+    kernel.wait_for(lambda: kernel.idle(fg), timeout=60, what="the foreground cell")
+    task = task_of(db_path, _task_id(kernel, "asks"))
+    assert task.status == "failed"
+    assert task.error["type"] == "StdinNotImplementedError"
+    assert "input() cannot ask in a %%background cell" in task.error["message"]
+    # and between cells, getpass too
+    kernel.execute("%%background --name pw --no-card\nimport getpass\ngetpass.getpass()\n")
+    eventually_sync(lambda: task_of(db_path, _task_id(kernel, "pw")).is_terminal,
+                    what="the end")
+    error = task_of(db_path, _task_id(kernel, "pw")).error
+    assert error["type"] == "StdinNotImplementedError", error
+    assert "getpass() cannot ask in a %%background cell" in error["message"]
+    # a foreground cell still asks as ever
+    ask = kernel.client.execute("answer = input('name? ')", allow_stdin=True)
+    assert kernel.client.get_stdin_msg(timeout=30)["content"]["prompt"] == "name? "
+    kernel.client.input("alice")
+    kernel.wait_for(lambda: kernel.idle(ask), what="the asking cell")
+    assert kernel.value("answer") == "alice"
