@@ -37,6 +37,39 @@ END_OF_RUN_SOURCE = (
     "    _jupyter_tasks_end()\n")
 
 
+# lines an Out of wait_for_background lists before it says how many more there are
+ENDS_SHOWN = 20
+
+
+class BackgroundEnds(list):  # type: ignore[type-arg]
+    """The ends :func:`wait_for_background` returns: a list of ``Task``, shown short.
+
+    The guide ends a headless notebook with it as the last line: its ``Out`` was every
+    task's whole repr (spec, source, hashes, usage), a screenful each, kept in the saved
+    notebook. It reads as one line per task now: status, label, id, and the error.
+    """
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for task in self:
+            counts[task.status] = counts.get(task.status, 0) + 1
+        noun = "task" if len(self) == 1 else "tasks"
+        lines = [f"{len(self)} background {noun} ended"
+                 + (": " + ", ".join(f"{n} {status}" for status, n in counts.items())
+                    if counts else "")]
+        for task in self[:ENDS_SHOWN]:
+            error = task.error or {}
+            message = (str(error.get("message") or "").splitlines() or [""])[0]
+            # a cancel is no error (a card says just "cancelled")
+            said = f"  {error.get('type')}: {message}" \
+                if error and task.status != "cancelled" else ""
+            lines.append(f"  {task.status:<11} {task.label or task.name or ''!r} "
+                         f"id={task.id}{said}"[:300])
+        if len(self) > ENDS_SHOWN:
+            lines.append(f"  … and {len(self) - ENDS_SHOWN} more")
+        return "\n".join(lines)
+
+
 def wait_for_background(timeout: float | None = None, *, check: bool = True) -> list[Task]:
     """Wait until every task this kernel started in the background has ended; their ends.
 
@@ -54,7 +87,7 @@ def wait_for_background(timeout: float | None = None, *, check: bool = True) -> 
     side = kernel_side()
     manager = side.manager if side is not None else get_default_manager()
     if manager is None or not manager.running:
-        return []
+        return BackgroundEnds()
     # all of the session's (each call reports them all: a last cell's wait and the
     # notebook job's check after it see the same ends)
     shown_cards: dict[str, Any] = side.background_so_far() if side is not None else {}
@@ -68,7 +101,7 @@ def wait_for_background(timeout: float | None = None, *, check: bool = True) -> 
     if ctx is not None:
         shown_cards.pop(ctx.task_id, None)
     deadline = None if timeout is None else time.monotonic() + timeout
-    ended: list[Task] = []
+    ended: list[Task] = BackgroundEnds()
     for task_id, shown in shown_cards.items():
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         # the wait itself is bounded: a task that ended long ago answers at once

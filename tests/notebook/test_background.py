@@ -494,3 +494,22 @@ def test_input_in_a_background_cell_fails_at_once_saying_why(
     kernel.client.input("alice")
     kernel.wait_for(lambda: kernel.idle(ask), what="the asking cell")
     assert kernel.value("answer") == "alice"
+
+
+def test_wait_for_background_as_a_last_line_shows_one_line_per_task(
+        kernel: Kernel, db_path: Path) -> None:
+    # the guide ends a headless notebook with it: its Out was every Task's whole repr
+    # (spec, source, hashes, usage: a screenful each), kept in the saved notebook
+    kernel.execute("%%background --label good --no-card\n6 * 7\n")
+    kernel.execute("%%background --label bad --no-card\n1 / 0\n")
+    outputs = kernel.execute("import jupyter_tasks\njupyter_tasks.wait_for_background(check=False)")
+    text = next(m["content"]["data"]["text/plain"] for m in outputs
+                if m["msg_type"] == "execute_result")
+    lines = text.splitlines()
+    assert lines[0] == "2 background tasks ended: 1 succeeded, 1 failed", text
+    assert "'good'" in lines[1] and "succeeded" in lines[1], text
+    assert "'bad'" in lines[2] and "ZeroDivisionError: division by zero" in lines[2], text
+    assert len(lines) == 3 and "spec=" not in text, text
+    # still the list of the tasks
+    assert kernel.value("[t.label for t in jupyter_tasks.wait_for_background(check=False)]") \
+        == ["good", "bad"]
