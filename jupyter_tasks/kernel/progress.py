@@ -11,10 +11,22 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from ..context import current_context
+from ..context import TaskContext, current_context
+from .capture import sink_for_thread
 
 T = TypeVar("T")
 _get_context = current_context.get
+
+
+def _context() -> TaskContext | None:
+    """The task the calling code runs in: its own, else the background cell whose
+    thread started this one (a thread pool's: the task's context does not follow
+    into new threads, so their progress() was dropped while their print()s showed)."""
+    ctx = _get_context()
+    if ctx is None:
+        sink = sink_for_thread()
+        ctx = sink.ctx if sink is not None else None  # None once the cell has ended
+    return ctx
 
 
 def progress(current: float, total: float | None = None, message: str | None = None) -> None:
@@ -26,7 +38,7 @@ def progress(current: float, total: float | None = None, message: str | None = N
             step(i)
             progress(i + 1, n)
     """
-    ctx = _get_context()
+    ctx = _context()
     if ctx is not None:
         ctx.progress(current, total, message)
 
@@ -39,7 +51,7 @@ def track(iterable: Iterable[T], total: float | None = None,
     reports about a hundred times per second, and always the final count.
     Outside a task it just yields the items.
     """
-    ctx = current_context.get()
+    ctx = _context()
     if ctx is None:
         yield from iterable
         return

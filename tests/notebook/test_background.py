@@ -513,3 +513,33 @@ def test_wait_for_background_as_a_last_line_shows_one_line_per_task(
     # still the list of the tasks
     assert kernel.value("[t.label for t in jupyter_tasks.wait_for_background(check=False)]") \
         == ["good", "bad"]
+
+
+def test_progress_from_threads_a_background_cell_starts_reaches_its_card(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: progress() and track() in a thread pool's threads did nothing (the task's
+    # context is the cell thread's own), while their print()s did reach the card
+    kernel.execute(
+        "%%background --name pooled --no-card\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from jupyter_tasks import progress, track\n"
+        "from jupyter_tasks.context import current_context\n"
+        "import threading\n"
+        "lock, done = threading.Lock(), []\n"
+        "def work(i):\n"
+        "    with lock:\n"
+        "        done.append(i)\n"
+        "        progress(len(done), 40, 'in a pool thread')\n"
+        "def walk():\n"
+        "    return sum(track(range(5), message='tracked'))\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    list(pool.map(work, range(40)))\n"
+        "    counted = (current_context.get().current_progress or {}).get('current')\n"
+        "    walked = pool.submit(walk).result()\n"
+        "counted, walked\n")
+    task_id = _task_id(kernel, "pooled")
+    eventually_sync(lambda: task_of(db_path, task_id).is_terminal, what="the end")
+    task = task_of(db_path, task_id)
+    assert task.status == "succeeded", task.error
+    assert task.result == [40, 10]
+    assert task.progress == {"current": 5, "total": 5, "message": "tracked"}
