@@ -95,6 +95,11 @@ def _side() -> KernelSide:
     side = kernel_side()
     if side is None:
         raise UsageError("run `%load_ext jupyter_tasks` first")
+    if not side.manager.running:
+        # stopped (jupyter_tasks.stop_manager()): the engine's own advice, start_manager(),
+        # starts a manager this kernel's side does not use; loading the extension again does
+        raise UsageError("this kernel's task manager was stopped: run `%reload_ext "
+                         "jupyter_tasks` to start a new one")
     return side
 
 

@@ -250,3 +250,21 @@ def test_errors_of_run_blocking_and_handles_show_the_users_code_not_the_engine(
         assert ename == "TaskNotFound", (call, shown)
         for engine in ("store.py", "connection.py", "concurrent/futures", "manager.py"):
             assert engine not in shown, (call, engine, shown)
+
+
+def test_magics_after_the_manager_was_stopped_say_how_to_start_it_again(
+        kernel: Kernel) -> None:
+    # before: ManagerNotRunning, "use `async with TaskManager() as m:` or
+    # `jupyter_tasks.start_manager()`": neither brought the magics back
+    kernel.execute("import jupyter_tasks\njupyter_tasks.stop_manager()")
+    for cell in ("%%background\n1\n", "%run_blocking sum([1])", "%run_subprocess true"):
+        outputs = kernel.execute(cell, allow_error=True)
+        # IPython shows a UsageError as one line on stderr (awaited) or as an error
+        said = [m["content"].get("text") or f"{m['content']['ename']}: {m['content']['evalue']}"
+                for m in outputs if m["msg_type"] == "error"
+                or (m["msg_type"] == "stream" and m["content"]["name"] == "stderr")]
+        assert any(text.startswith("UsageError: this kernel's task manager was stopped: run "
+                                   "`%reload_ext jupyter_tasks`") for text in said), (cell, said)
+    kernel.execute("%reload_ext jupyter_tasks")
+    kernel.execute("%%background --name again --no-card\n6 * 7\n")
+    assert kernel.value("again.result(30)") == 42
