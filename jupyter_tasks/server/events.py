@@ -5,9 +5,10 @@ once for every client. A handler joins the hub *before* replaying from the
 store and then skips live events it already sent, so nothing falls in the gap
 between the two. The hub never waits on a socket: it puts each event in every
 client's inbox, and each client's pump writes what is queued and awaits only
-its own flush. State changes go out first, in id order; progress is coalesced
-per task (at most one every ``PROGRESS_INTERVAL`` seconds, longer when many tasks
-report, the latest always delivered). A client whose inbox overflows (it reads
+its own flush. Every message goes out in id order (clients skip an id below one
+they have); progress is coalesced per task (at most one every ``PROGRESS_INTERVAL``
+seconds, longer when many tasks report, the latest always delivered), and what is
+held back goes out before any later event. A client whose inbox overflows (it reads
 slowly, or not at all) drops it and catches up from the store by event id.
 """
 
@@ -272,9 +273,10 @@ class _Sender:
     """One client's side: an inbox the hub fills, a coalescer, and writes that never block others.
 
     State changes go out in id order as soon as the socket has flushed the last
-    batch; progress is held per task and sent after them, at most once per
-    ``progress_interval`` (``PROGRESS_INTERVAL``, longer when so many tasks report
-    that one client would get more than ``PROGRESS_PER_SECOND`` messages a second).
+    batch; progress is held per task, at most once per ``progress_interval``
+    (``PROGRESS_INTERVAL``, longer when so many tasks report that one client would get
+    more than ``PROGRESS_PER_SECOND`` messages a second). Held progress never waits
+    behind a later id: all of it goes with the next state change, or once one is due.
     """
 
     def __init__(self, handler: EventsWebSocket) -> None:
@@ -327,9 +329,23 @@ class _Sender:
             return
         # a later event's snapshot supersedes a held-back progress of the same task
         self.pending.pop(task_id, None)
+        # and the rest goes out before it: a client skips an id below one it has (the
+        # panel, TasksClient.events()), and would never show that progress
+        self.release_pending()
         if event.type in _FINAL:
             self.sent_at.pop(task_id, None)
         self.ready.append(message)
+
+    def release_pending(self) -> None:
+        """Queue every held-back progress, in id order, as sent now."""
+        if not self.pending:
+            return
+        now = time.monotonic()
+        for task_id, (message, _) in sorted(self.pending.items(),
+                                            key=lambda item: item[1][0].event.id):
+            self.sent_at[task_id] = now
+            self.ready.append(message)
+        self.pending.clear()
 
     def progress_interval(self) -> float:
         """Seconds between two progress messages of one task to this client."""
@@ -339,18 +355,14 @@ class _Sender:
         """Write the queued events, then the progress that is due; wait until flushed."""
         last: asyncio.Future[None] | None = None
         write = self.handler.write_message
+        # once one task's progress is due, all held progress goes: a later id sent alone
+        # would overtake the others' (ids only grow on the wire)
+        now = time.monotonic()
+        if any(at <= now for _, at in self.pending.values()):
+            self.release_pending()
         while self.ready:
             last = write(self.ready.popleft().data)
             last.add_done_callback(_retrieve)
-        if self.pending:
-            now = time.monotonic()
-            due = [(task_id, message) for task_id, (message, at) in self.pending.items()
-                   if at <= now]
-            for task_id, message in due:
-                del self.pending[task_id]
-                self.sent_at[task_id] = now
-                last = write(message.data)
-                last.add_done_callback(_retrieve)
         if last is not None:
             await last
 

@@ -242,3 +242,50 @@ async def test_a_deleted_task_leaves_no_data_to_replay(api, tasks_app, jp_ws_fet
     # another task's events are all still there
     kept_types = [m["type"] for m in messages if m["task_id"] == kept["id"]]
     assert kept_types[0] == "task.created" and kept_types[-1] == "task.cancelled"
+
+
+async def test_held_back_progress_is_never_overtaken_by_a_later_event(
+        api, tasks_app, jp_ws_fetch, monkeypatch):
+    # held-back progress went out after later events (another task's first progress, any
+    # state change): the panel and TasksClient.events() skip an id below one they have,
+    # so that progress was dropped, and a bar stayed stale until the task reported again
+    monkeypatch.setattr(events_module, "PROGRESS_INTERVAL", 30.0)  # held for the whole test
+    store = tasks_app.manager.store
+    reporters = [await api.submit({"name": "srv_wait", "params": {"seconds": 60}})
+                 for _ in range(2)]
+    parked = await api.submit({"name": "srv_job", "queue": PARKED})
+
+    async def running() -> bool:
+        return all([(await api.get(t["id"])).json["status"] == "running" for t in reporters])
+
+    await eventually(running, what="reporters running")
+    first, second = (t["id"] for t in reporters)
+    ws = await jp_ws_fetch("api", "tasks", "events")
+
+    def progress_of(task_id: str, current: int) -> Any:
+        def seen(m: dict[str, Any]) -> bool:
+            return m["task_id"] == task_id and m["type"] == "task.progress" \
+                and m["task"]["progress"]["current"] == current
+        return seen
+
+    async def report(task_id: str, current: int) -> None:
+        await store.save_updates([(task_id, {"current": current, "total": 10,
+                                             "message": None})])
+
+    await report(first, 1)
+    messages = await read_until(ws, progress_of(first, 1))
+    await report(first, 2)  # held back: the first task's progress went out just now
+    await report(second, 1)  # the second task's first: due at once
+    messages += await read_until(ws, progress_of(second, 1))
+    await report(first, 3)  # held back again
+    await api.post(parked["id"], "cancel")
+    messages += await read_until(ws, lambda m: m["type"] == "task.cancelled")
+    ids = [m["id"] for m in messages]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)), \
+        [(m["id"], m["type"], m["task_id"][-4:]) for m in messages]
+    # nothing lost on the way: the latest progress of each came before the later event
+    assert any(progress_of(first, 2)(m) for m in messages)
+    assert any(progress_of(first, 3)(m) for m in messages)
+    ws.close()
+    for task in reporters:
+        await api.post(task["id"], "cancel")
