@@ -168,7 +168,7 @@ class Execution:
             # task after our death uses it instead of running the command again
             running.process.record_exit = (str(state.store.path), task.id, task.attempts)
         state.running[task.id] = running
-        if task.cancel_requested:
+        if state.cancel_came_early(task.id) or task.cancel_requested:
             running.stop_reason = "cancel"
         if task.timeout:
             assert state.loop is not None

@@ -220,6 +220,9 @@ class EventFeed:
     # --------------------------------------------------------------- reactions
 
     def _on_cancel_requested(self, event: Event) -> None:
+        if event.task_id not in self.state.running:
+            # a job claimed here may not have started yet: its start looks for this
+            self.state.note_cancel(event.task_id)
         self.execution.stop_by_id(event.task_id, "cancel")
 
     def _on_confirmation(self, event: Event) -> None:

@@ -194,6 +194,9 @@ class EngineState:
         # read yet: their snapshots need not be decoded to learn what to wake
         self.created_here: set[str] = set()
         self.background: set[asyncio.Task[Any]] = set()
+        # task id -> when a cancel was asked for it while it ran nowhere here: a job this
+        # worker claimed may not have started yet (see note_cancel)
+        self.early_cancels: OrderedDict[str, float] = OrderedDict()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keeping a reference until it ends."""
@@ -215,6 +218,25 @@ class EngineState:
             idle = idle or bell.idle
             bell.ring()
         return idle
+
+    def note_cancel(self, task_id: str) -> None:
+        """Keep a cancel asked for a task not running here, for a start that comes after it.
+
+        The row a claim returned has no cancel in it when the request came after the
+        claim's commit, and the feed may read that request before the job's run begins.
+        Kept for a lease: a claimed job starts well within it, or is lost anyway.
+        """
+        now = time.monotonic()
+        cancels = self.early_cancels
+        cancels[task_id] = now
+        cancels.move_to_end(task_id)
+        oldest = now - self.config.lease_seconds
+        while cancels and (next(iter(cancels.values())) < oldest or len(cancels) > 10_000):
+            cancels.popitem(last=False)
+
+    def cancel_came_early(self, task_id: str) -> bool:
+        """Whether a cancel of ``task_id`` came before its run here began (forgotten now)."""
+        return self.early_cancels.pop(task_id, None) is not None
 
     def remember(self, task_id: str, ok: bool, value: Any) -> None:
         """Keep the outcome of a task run here (the last 1000)."""

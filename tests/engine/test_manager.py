@@ -256,6 +256,44 @@ async def test_cancel_a_thread_task(manager: TaskManager) -> None:
     assert done.status == "cancelled"
 
 
+async def test_a_cancel_that_comes_between_the_claim_and_the_start_stops_the_job(
+        db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two servers on one database: the cancel asked through one reached the other's
+    # event feed after its claim of the job but before the job started there (its loop
+    # busy a moment), found nothing running and was dropped; the job ran to its end,
+    # written succeeded, though the cancel had been answered 202
+    marker = tmp_path / "started"
+    async with TaskManager(db_path, queues={"default": 1}) as worker, \
+            TaskManager(db_path) as other:
+        gate = asyncio.Event()
+        run_task = worker.execution.run_task
+
+        async def started_late(task: Any, **kwargs: Any) -> None:
+            await gate.wait()  # the worker's loop elsewhere between the claim and the start
+            await run_task(task, **kwargs)
+
+        monkeypatch.setattr(worker.execution, "run_task", started_late)
+        job = await other.submit("slow_job", seconds=5, marker=str(marker), mode="job")
+
+        async def claimed() -> bool:
+            return await status_of(other, job.id) == "running"
+
+        await eventually(claimed, what="job claimed")
+        asked = await other.cancel(job.id)
+        assert asked.status == "running" and asked.cancel_requested
+        newest = await other.store.last_event_id()
+
+        async def read_by_the_worker() -> bool:
+            await worker.poll_events()
+            return worker.last_event_id >= newest
+
+        await eventually(read_by_the_worker, what="the cancel read by the worker's feed")
+        gate.set()
+        done = await worker.wait(job.id, timeout=60)
+        assert done.status == "cancelled", done.status
+        assert not marker.exists()  # stopped before its code ran
+
+
 async def _progress_seen(m: TaskManager, task_id: str) -> bool:
     return (await m.get(task_id)).progress is not None
 
