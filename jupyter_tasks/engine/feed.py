@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
+from ..exceptions import TaskNotFound
 from ..models import Event, EventType, Task, TaskMode, TaskStatus
 from .execution import Execution
 from .loop_failures import LoopFailures
@@ -26,6 +27,11 @@ PAGE = 1000
 # the least time between the starts of two reads of the table (a read made at once
 # when rung after a quiet spell; a storm of commits is read in batches)
 RUNG_GAP = 0.003
+
+
+def deleted(task_id: str) -> TaskNotFound:
+    """The error of a wait whose task was deleted before its end was read."""
+    return TaskNotFound(f"task {task_id} was deleted before its end was read")
 
 
 def task_fields_from_api_json(data: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +182,13 @@ class EventFeed:
             handler(event)
         if event.type in ENDING_EVENTS:
             for fut in self.waiters.get(event.task_id, []):
-                if not fut.done() and event.task is not None:
+                if fut.done() or event.task is None:
+                    continue
+                if event.type == EventType.DELETED.value:
+                    # its end was not read here (the delete took its events): the deleted
+                    # snapshot has no result to answer with
+                    fut.set_exception(deleted(event.task_id))
+                else:
                     fut.set_result(task_from_api_json(event.task))
         for sub in list(self.subscribers):
             sub.offer(event)
@@ -215,7 +227,11 @@ class EventFeed:
                 self.waiters.pop(task_id, None)
         # the event carried the public snapshot; the row has everything
         latest = await store.get_task(task_id)
-        return latest if latest is not None else fut.result()
+        if latest is not None:
+            return latest
+        if fut.done():
+            return fut.result()
+        raise deleted(task_id)
 
     # --------------------------------------------------------------- reactions
 

@@ -27,6 +27,7 @@ from jupyter_tasks.exceptions import (
     NotInTask,
     NotRerunnable,
     TaskFailed,
+    TaskNotFound,
     UnknownTask,
 )
 from jupyter_tasks.manager import Subscription, was_deduplicated
@@ -292,6 +293,28 @@ async def test_a_cancel_that_comes_between_the_claim_and_the_start_stops_the_job
         done = await worker.wait(job.id, timeout=60)
         assert done.status == "cancelled", done.status
         assert not marker.exists()  # stopped before its code ran
+
+
+async def test_a_wait_on_a_task_deleted_before_its_end_was_read_is_not_found(
+        db_path: Path) -> None:
+    # another process ran the job and deleted it before this one's feed read its end:
+    # the delete took the job's events with it, and the wait answered the task.deleted
+    # snapshot, whose result is blanked: "succeeded" with result None (a long poll of
+    # GET /result on a second server answered 200 and a null result for 42)
+    async with TaskManager(db_path, queues={"default": 1}) as worker, \
+            TaskManager(db_path, wake_bell=False, poll_interval=3600.0) as waiter:
+        job = await worker.submit("add", a=40, mode="job")
+        waiting = asyncio.ensure_future(waiter.wait(job.id, timeout=60))
+
+        async def registered() -> bool:
+            return job.id in waiter.feed.waiters
+
+        await eventually(registered, what="the wait registered")
+        assert (await worker.wait(job.id, timeout=30)).result == 42
+        await worker.delete(job.id)
+        await waiter.poll_events()  # reads task.deleted alone
+        with pytest.raises(TaskNotFound, match="deleted"):
+            await waiting
 
 
 async def _progress_seen(m: TaskManager, task_id: str) -> bool:
