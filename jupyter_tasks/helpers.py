@@ -114,7 +114,11 @@ async def update_progress(current: float, total: float | None = None,
 
 async def request_confirmation(prompt: str, choices: Sequence[str] = ("yes", "no"), *,
                                task_id: str | None = None, timeout: float | None = None) -> str:
-    """Ask a person a question from inside a task; waits for the answer from any view."""
+    """Ask a person a question from inside a task; waits for the answer from any view.
+
+    Past ``timeout`` seconds the question is taken back from every view and
+    ``asyncio.TimeoutError`` raised (an answer recorded first is returned instead).
+    """
     return await _context(task_id).confirm(prompt, choices, timeout)
 
 

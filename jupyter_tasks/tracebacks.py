@@ -120,3 +120,18 @@ def error_message(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):  # raised by the task, not a Ctrl-C of ours
         return f"KeyboardInterrupt{f' ({text})' if text else ''} ended the task; {carries_on}"
     return text
+
+
+# An error is written into the row and its event, read by every list and sent to every
+# client: a 25 MB message (a file name the OS refused, quoted whole) made each of them
+# 25 MB. Its start says what went wrong, its end where: both are kept
+MAX_ERROR_MESSAGE_CHARS = 20_000
+MAX_TRACEBACK_CHARS = 100_000
+
+
+def cut_error_text(text: str, limit: int) -> str:
+    """``text`` with its middle cut to ``limit`` characters or so, saying how much went."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]}\n… ({len(text) - 2 * keep:,} characters cut) …\n{text[-keep:]}"

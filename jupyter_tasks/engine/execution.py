@@ -25,7 +25,14 @@ from ..exceptions import (
 from ..models import WORKER_STOPPED, EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
 from ..runners import MemoryLimitExceeded
 from ..store import Finished
-from ..tracebacks import error_message, full_traceback, user_traceback
+from ..tracebacks import (
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_TRACEBACK_CHARS,
+    cut_error_text,
+    error_message,
+    full_traceback,
+    user_traceback,
+)
 from ..values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText
 from ..values import encode as encode_value
 from .kinds import SubprocessFailed, UnsupportedKind
@@ -422,6 +429,11 @@ class Execution:
             raise TaskCancelled(f"task {ctx.task_id} ended while asking")
         try:
             return await asyncio.wait_for(asyncio.shield(running.answer), timeout)
+        except asyncio.TimeoutError:
+            # the question leaves every view, unless an answer got in first: that one counts
+            if (answer := await state.store.withdraw_confirmation(ctx.task_id)) is None:
+                raise
+            return answer
         except asyncio.CancelledError:
             # a shutdown's cancel stays one: the job goes back to its queue, to ask again
             if running.stop_reason in ("cancel", "timeout"):
@@ -482,18 +494,3 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
         "traceback": cut_error_text(user_traceback(error), MAX_TRACEBACK_CHARS),
         "traceback_full": cut_error_text(full_traceback(error), MAX_TRACEBACK_CHARS),
     }
-
-
-# An error is written into the row and its event, read by every list and sent to every
-# client: a 25 MB message (a file name the OS refused, quoted whole) made each of them
-# 25 MB. Its start says what went wrong, its end where: both are kept
-MAX_ERROR_MESSAGE_CHARS = 20_000
-MAX_TRACEBACK_CHARS = 100_000
-
-
-def cut_error_text(text: str, limit: int) -> str:
-    """``text`` with its middle cut to ``limit`` characters or so, saying how much went."""
-    if len(text) <= limit:
-        return text
-    keep = limit // 2
-    return f"{text[:keep]}\n… ({len(text) - 2 * keep:,} characters cut) …\n{text[-keep:]}"

@@ -154,6 +154,7 @@ from .task_sql import (
     tx_settle,
     tx_transition,
     tx_updates,
+    tx_withdraw_confirmation,
     tx_write_log_tail,
     valid_artifact_name,
     walk_filled,
@@ -1549,6 +1550,11 @@ class Store:
     async def answer_confirmation(self, task_id: str, answer: str) -> Task:
         """Record the answer to a pending question (checked against its choices)."""
         return await self._txn(tx_answer, task_id, answer)
+
+    async def withdraw_confirmation(self, task_id: str) -> str | None:
+        """Take back a running task's unanswered question (its wait gave up); the answer
+        instead if one was recorded first."""
+        return await self._txn(tx_withdraw_confirmation, task_id)
 
     async def delete_task(self, task_id: str) -> Task:
         """Forget a finished task: its row, logs, artifacts, events; a ``task.deleted`` remains."""

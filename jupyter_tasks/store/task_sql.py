@@ -1160,6 +1160,21 @@ def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
     return updated
 
 
+def tx_withdraw_confirmation(conn: sqlite3.Connection, task_id: str) -> str | None:
+    """Take back a running task's unanswered question; the answer instead if one came first."""
+    task = _get_task(conn, task_id)
+    pending = task.confirmation if task is not None and not task.is_terminal else None
+    if not pending:
+        return None
+    if pending.get("answer") is not None:
+        return pending["answer"]
+    now = time.time()
+    updated = update_task(conn, task_id, {"confirmation": None, "updated_at": now})
+    assert updated is not None
+    insert_event(conn, updated, EventType.CONFIRMATION, now)
+    return None
+
+
 # the fields of a task.deleted snapshot that held the task's data, not its identity
 _DELETED_DATA = ("params", "result", "error", "retry_reason", "progress", "confirmation",
                  "origin")

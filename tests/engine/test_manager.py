@@ -16,6 +16,7 @@ import pytest
 
 import jupyter_tasks as jt
 from jupyter_tasks import TaskManager
+from jupyter_tasks.context import current_context
 from jupyter_tasks.exceptions import (
     IdempotencyConflict,
     InvalidAnswer,
@@ -569,6 +570,32 @@ async def test_confirmation_round_trip(manager: TaskManager) -> None:
     assert await manager.result(task.id, timeout=5) == "answered no"
     with pytest.raises(NothingToConfirm):
         await manager.confirm(task.id, "yes")
+
+
+async def test_a_question_that_timed_out_is_no_longer_pending(manager: TaskManager) -> None:
+    # the ask timed out and the task went on, but its question stayed in the row: every
+    # view still showed it, and an answer to it was taken (200) by nobody
+    gave_up = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def asks_briefly() -> str:
+        ctx = current_context.get()
+        assert ctx is not None
+        try:
+            return await ctx.confirm("Proceed?", ["yes", "no"], timeout=0.1)
+        except asyncio.TimeoutError:
+            gave_up.set()
+            await go_on.wait()
+            return "went on without an answer"
+
+    task = await manager.submit(asks_briefly())
+    await asyncio.wait_for(gave_up.wait(), 30)
+    row = await manager.get(task.id)
+    assert row.status == "running" and row.confirmation is None, row.confirmation
+    with pytest.raises(NothingToConfirm):
+        await manager.confirm(task.id, "yes")
+    go_on.set()
+    assert await manager.result(task.id, timeout=30) == "went on without an answer"
 
 
 async def test_artifacts_carry_sha256(manager: TaskManager) -> None:
