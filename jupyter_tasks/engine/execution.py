@@ -422,9 +422,10 @@ class Execution:
             raise NotInTask(f"task {ctx.task_id} is not running in this process")
         assert state.loop is not None
         running.answer = state.loop.create_future()
+        running.asked_at = time.time()
         asked = await state.store.ask_confirmation(
             ctx.task_id, {"prompt": prompt, "choices": choices, "answer": None,
-                          "asked_at": time.time()})
+                          "asked_at": running.asked_at})
         if asked is None:
             raise TaskCancelled(f"task {ctx.task_id} ended while asking")
         try:
@@ -445,10 +446,12 @@ class Execution:
     def deliver_answer(self, task_id: str, confirmation: dict[str, Any] | None) -> None:
         """Hand an answer to the task running here that waits for it."""
         running = self.state.running.get(task_id)
-        answer = (confirmation or {}).get("answer")
-        if running is not None and answer is not None and running.answer is not None \
-                and not running.answer.done():
-            running.answer.set_result(answer)
+        question = confirmation or {}
+        # an answer read late may be to an earlier question of the task, not this one
+        if running is not None and question.get("answer") is not None \
+                and running.answer is not None and not running.answer.done() \
+                and question.get("asked_at") == running.asked_at:
+            running.answer.set_result(question["answer"])
 
 
 def attempt_marker(task: Task) -> str:

@@ -85,6 +85,7 @@ class RunningTask:
     thread: ThreadRun = field(default_factory=ThreadRun)
     process: ProcessUsage = field(default_factory=ProcessUsage)
     answer: asyncio.Future[str] | None = None
+    asked_at: float | None = None  # when the question ``answer`` waits for was asked
     timer: asyncio.TimerHandle | None = None
     cancel_sent: bool = False
     started: float = field(default_factory=time.time)

@@ -598,6 +598,46 @@ async def test_a_question_that_timed_out_is_no_longer_pending(manager: TaskManag
     assert await manager.result(task.id, timeout=30) == "went on without an answer"
 
 
+async def test_an_answer_to_an_earlier_question_is_not_taken_for_the_next(
+        db_path: Path) -> None:
+    # the first question's wait ended with the answer recorded just before it (taken
+    # back as that question's), and the task asked again; the answer's event, read by
+    # the feed only then, was handed to the new question: "yes" to a question never seen
+    asked_twice = asyncio.Event()
+
+    async def asks_twice() -> str:
+        ctx = current_context.get()
+        assert ctx is not None
+        first = await ctx.confirm("Keep the backup?", ["yes", "no"], timeout=5)
+        asked_twice.set()
+        second = await ctx.confirm("Delete everything?", ["yes", "no"])
+        return f"{first}, then {second}"
+
+    # this process's feed reads only when told: the answer's event waits to be read
+    async with TaskManager(db_path, wake_bell=False, poll_interval=3600.0) as runner, \
+            TaskManager(db_path) as person:
+        task = await runner.submit(asks_twice())
+
+        async def asked() -> bool:
+            return (await person.get(task.id)).confirmation is not None
+
+        await eventually(asked, what="first question asked")
+        await person.confirm(task.id, "yes")
+        await asyncio.wait_for(asked_twice.wait(), 60)  # its wait's timeout took the answer
+        await runner.poll_events()  # the first answer's event read now
+
+        async def second_asked_or_ended() -> Any:
+            row = await person.get(task.id)
+            second = (row.confirmation or {}).get("prompt") == "Delete everything?"
+            return row if second or row.status != "running" else None
+
+        row = await eventually(second_asked_or_ended, what="second question asked")
+        assert row.status == "running", (row.status, row.result)
+        assert row.confirmation["answer"] is None
+        await person.confirm(task.id, "no")
+        assert await runner.result(task.id, timeout=30) == "yes, then no"
+
+
 async def test_artifacts_carry_sha256(manager: TaskManager) -> None:
     task = await manager.submit("make_artifact", text="hello artifact", mode="background")
     assert await manager.result(task.id, timeout=5) == len(b"hello artifact")
