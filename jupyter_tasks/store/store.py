@@ -1350,8 +1350,13 @@ class Store:
                 rows = await self._rows(sql, args)
         # the sort value and id of the page's last row, for the cursor of the next page
         more = len(rows) > limit
-        last_value = rows[limit - 1]["sort_value"] if more and sort != "created" else None
-        rows = rows[:limit]
+        # each task once: a descending page read a tie group at a time (_descending_rows)
+        # finds a task that changed groups between two reads in both (queued, then running)
+        page: dict[str, sqlite3.Row] = {}
+        for row in rows[:limit]:
+            page.setdefault(row["id"], row)
+        rows = list(page.values())
+        last_value = rows[-1]["sort_value"] if more and sort != "created" else None
         last_id = rows[-1]["id"] if rows else None
         if source == "search_hits":
             rows = await self._whole_rows(rows)

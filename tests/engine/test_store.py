@@ -7,6 +7,7 @@ import multiprocessing
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,6 +309,37 @@ async def test_listing_is_newest_first_with_cursor_pages(db_path: Path) -> None:
         page3 = await store.list_tasks(limit=3, cursor=page2[-1].id)
         seen = [t.id for t in page1 + page2 + page3]
         assert seen == sorted(ids, reverse=True)
+
+
+async def test_a_task_that_starts_while_a_status_page_is_read_is_on_it_once(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a descending status page is read a tie group at a time: a job that started between
+    # the queued group's read and the running group's was in both, twice on one page
+    # (seen under load on GET /api/tasks?status=queued&status=running&sort=status&order=desc)
+    async with await Store.open(db_path) as store:
+        running = [make_task(status="running", started_at=time.time()) for _ in range(2)]
+        queued = [make_task() for _ in range(4)]
+        await store.create_tasks(running + queued)
+        starting = queued[0].id
+        read = store._rows
+        started = False
+
+        async def read_then_start(sql: str, args: Any = ()) -> Any:
+            nonlocal started
+            rows = await read(sql, args)
+            if not started and any(dict(row).get("id") == starting for row in rows):
+                started = True  # the job is claimed between two reads of the page
+                await store.transition(starting, {"status": "running",
+                                                  "started_at": time.time()}, None)
+            return rows
+
+        monkeypatch.setattr(store, "_rows", read_then_start)
+        page = await store.page_tasks(sort="status", order="desc", limit=50,
+                                      statuses=["queued", "running"])
+        assert started
+        ids = [t.id for t in page.tasks]
+        assert len(ids) == len(set(ids)), [i[-4:] for i in ids]
+        assert set(ids) == {t.id for t in running + queued} and page.next_cursor is None
 
 
 async def test_a_new_row_holds_every_column_it_was_given_and_refuses_none_where_required(
