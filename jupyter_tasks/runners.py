@@ -356,6 +356,42 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def escaped_descendants(pgid: int) -> list[psutil.Process]:
+    """Live descendants of group ``pgid``'s members that left the group (``setsid``, as
+    daemon-starting tools do): a signal to the group does not reach them."""
+    children: dict[int, list[psutil.Process]] = {}
+    inside: list[psutil.Process] = []
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc)
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                inside.append(proc)
+        except OSError:
+            continue
+    escaped, stack, seen = [], list(inside), {p.pid for p in inside}
+    while stack:
+        for child in children.get(stack.pop().pid, ()):
+            if child.pid in seen:
+                continue
+            seen.add(child.pid)
+            stack.append(child)  # its own children may be anywhere again
+            try:
+                if os.getpgid(child.pid) != pgid:
+                    escaped.append(child)
+            except OSError:
+                continue
+    return escaped
+
+
+def signal_each(processes: list[psutil.Process], sig: int) -> None:
+    """Signal processes found earlier; psutil skips one whose pid now names another."""
+    for proc in processes:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass  # gone (or its pid reused: psutil checks the start time)
+
+
 def _is_our_group(record: Mapping[str, Any]) -> bool:
     pgid = int(record["pgid"])
     if pgid <= 1 or pgid == os.getpgrp():
@@ -410,8 +446,15 @@ def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 
 async def terminate_group(exited: asyncio.Future[None], pgid: int) -> None:
     """SIGTERM the group, then SIGKILL what is left after a grace period; until its
-    leader has ``exited`` (``start_process``)."""
+    leader has ``exited`` (``start_process``). Descendants that left the group are
+    found first (once their parent is gone they cannot be) and get the same signals."""
+    try:
+        escaped = await asyncio.to_thread(escaped_descendants, pgid)
+    except asyncio.CancelledError:
+        kill_process_group(pgid, signal.SIGKILL)  # a second stop: the group at least ends
+        raise
     kill_process_group(pgid, signal.SIGTERM)
+    signal_each(escaped, signal.SIGTERM)
     try:
         await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE_SECONDS)
     except asyncio.TimeoutError:
@@ -419,6 +462,7 @@ async def terminate_group(exited: asyncio.Future[None], pgid: int) -> None:
     finally:
         # runs even if we are cancelled while waiting: nothing may outlive its task
         kill_process_group(pgid, signal.SIGKILL)
+        signal_each(escaped, signal.SIGKILL)
     await exited
 
 

@@ -732,6 +732,33 @@ async def test_run_subprocess_timeout_kills_the_group(tmp_path: Path) -> None:
     await eventually(_gone(child), timeout=5, what="grandchild gone")
 
 
+async def test_a_cancel_ends_a_child_that_left_the_group_with_setsid(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # before: the group's SIGTERM and SIGKILL never reached a child that had made its own
+    # session (setsid, as daemon-starting tools do): it outlived the cancelled job
+    pidfile = tmp_path / "pid"
+    task = await manager.submit(
+        ["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; sleep 300"], mode="job")
+
+    async def written() -> str | bool:
+        return pidfile.exists() and pidfile.read_text().strip()
+
+    await eventually(written, timeout=30, what="the escaped child's pid")
+    child = int(pidfile.read_text())
+    assert os.getsid(child) == child  # it did leave the job's group and session
+    await manager.cancel(task.id)
+    assert (await manager.wait(task.id, timeout=30)).status == "cancelled"
+    await eventually(_gone(child), timeout=30, what="the setsid child gone")
+
+
+async def test_run_subprocess_timeout_ends_a_child_that_left_the_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        await jt.run_subprocess(["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; wait"],
+                                timeout=1.0)
+    await eventually(_gone(int(pidfile.read_text())), timeout=30, what="the setsid child gone")
+
+
 async def test_result_of_failed_task_raises(manager: TaskManager) -> None:
     task = await manager.submit(lambda: 1 / 0)
     with pytest.raises(TaskFailed, match="division by zero"):
