@@ -84,6 +84,10 @@ class EventType(str, Enum):
 # the websocket's own message (never stored) to a client resuming with an id past the
 # newest event (another history: the database was replaced): start over from its id
 STREAM_RESET = "stream.reset"
+# the websocket's own first message (never stored) to a client that asked for it
+# (``announce=1``): the id its stream starts after, for a browser, which cannot read
+# the handshake's header, to resume from
+STREAM_START = "stream.start"
 # the websocket handshake's header naming the event id its stream starts after
 SINCE_HEADER = "X-Jupyter-Tasks-Since"
 

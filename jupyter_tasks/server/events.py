@@ -31,6 +31,7 @@ from ..manager import Subscription, TaskManager
 from ..models import (
     SINCE_HEADER,
     STREAM_RESET,
+    STREAM_START,
     TERMINAL_STATUSES,
     Event,
     EventType,
@@ -85,6 +86,10 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         if task_id is not None and not ID_RE.match(task_id):
             raise Problem(400, "task_id must be a task id (32 hex digits)")
         self._task_id = task_id
+        announce = self.get_argument("announce", "")
+        if announce not in ("", "0", "1"):
+            raise Problem(400, "announce must be 1 (or 0, the default)")
+        self._announce = announce == "1"
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
@@ -139,6 +144,8 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         try:
             if self._reset:
                 await self.write_message(safe_dumps(stream_reset(self._since)))
+            elif self._announce:
+                await self.write_message(safe_dumps(stream_start(self._since)))
             # the store covers everything up to now, the inbox everything after
             await self._catch_up(self._since, sender)
             while True:
@@ -192,6 +199,13 @@ def stream_reset(newest: int) -> dict[str, Any]:
     what it shows, read it again, and resume after ``newest`` (its ``id``)."""
     return {"id": newest, "type": STREAM_RESET, "task_id": None,
             "ts": iso(time.time()), "task": None}
+
+
+def stream_start(since: int) -> dict[str, Any]:
+    """The first message to a client that asked (``announce=1``): its stream starts after
+    event ``since`` (``id``), the id to resume from should it drop before its first event."""
+    return {"id": since, "type": STREAM_START, "task_id": None, "ts": iso(time.time()),
+            "task": None}
 
 
 class _Message:

@@ -471,9 +471,11 @@ PATHS: dict[str, Any] = {
             "operationId": "events",
             "summary": "Websocket: one JSON Event message per event (upgrade required)",
             "description": "with since: every stored event after it, then live, no gap, no "
-                           "duplicate; task.progress coalesced per task",
+                           "duplicate; task.progress coalesced per task; with announce=1 "
+                           "a first stream.start message whose id the stream starts after",
             "parameters": [_query("since", {"type": "integer", "minimum": 0, "maximum": 2**62}),
                            _query("task_id", {"type": "string", "pattern": ID_PATTERN}),
+                           _query("announce", {"type": "integer", "enum": [0, 1]}),
                            _query("token", _STRING)],
             "responses": {
                 "101": {"description": "switching protocols; messages follow the Event schema",

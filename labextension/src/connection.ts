@@ -298,7 +298,10 @@ export class EventStream implements IDisposable {
       return;
     }
     this._setStatus('connecting');
-    const query: Record<string, string> = {};
+    // the first message names the event the stream starts after (a page cannot read the
+    // handshake's header): a drop before any event resumes from there, not from a later
+    // "now" that skips whatever happened in between
+    const query: Record<string, string> = { announce: '1' };
     const since = this._since();
     if (since !== null) {
       query.since = String(since);
@@ -393,6 +396,9 @@ export class EventStream implements IDisposable {
  * newest event: start over, resuming after the message's `id`.
  */
 export const STREAM_RESET = 'stream.reset';
+
+/** The server's own first message (never stored): the stream starts after its `id`. */
+export const STREAM_START = 'stream.start';
 
 /** How often at most the server's counts are read again while events arrive. */
 const TOTALS_EVERY_MS = 1000;
@@ -678,6 +684,11 @@ export class TasksConnection implements IDisposable {
       this._loaded = false;
       void this.refresh();
       void this.refreshSchedules();
+      return;
+    }
+    if (event.type === STREAM_START) {
+      // no task: only where to resume from (nothing when a later id is known already)
+      this.model.applyEvents([event]);
       return;
     }
     if (event.type === 'schedule.changed') {

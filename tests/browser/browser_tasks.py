@@ -89,3 +89,14 @@ def browser_bar(ctx: TaskContext, steps: int = 10) -> int:
 def browser_choose(ctx: TaskContext, prompt: str, choices: list[str]) -> str:
     """Wait for a person to pick one of ``choices``."""
     return ctx.confirm_sync(prompt, choices)
+
+
+@task("browser_wait_file", tags=["browser-test"], mode="job")
+def browser_wait_file(ctx: TaskContext, path: str) -> str:
+    """Wait, reporting nothing, until the file ``path`` exists (or a cancel)."""
+    from pathlib import Path
+
+    while not Path(path).exists():
+        ctx.check_cancelled()
+        time.sleep(0.05)
+    return "seen"
