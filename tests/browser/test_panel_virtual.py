@@ -113,3 +113,58 @@ def test_the_search_box_narrows_the_list_to_its_matches(lab: LabServer, page: An
         "'[data-section=recent] .jp-TasksPanel-sectionCount')?.textContent) >= n",
         arg=len(history), timeout=WAIT_MS)
     assert page.page_errors == [], page.page_errors
+
+
+
+ROW_TOP_JS = """id => {
+    const r = document.querySelector(`.jp-TasksPanel-row[data-task-id="${id}"]`);
+    return r === null ? null : r.getBoundingClientRect().top;
+}"""
+
+# two animation frames: the model's coalesced change has rendered, and any range fix after it
+FRAMES_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+COUNT_JS = """([section, n]) => Number(document.querySelector(
+    `[data-section=${section}] .jp-TasksPanel-sectionCount`)?.textContent) === n"""
+
+
+def test_the_row_being_read_stays_put_while_tasks_arrive_above_it(
+        lab: LabServer, page: Any) -> None:
+    """A sweep of jobs ending pushed the task someone was reading down and out of view:
+    each end goes to the top of Recent, and a job queued or started adds a row in a
+    section above. The browser's own scroll anchoring did not hold it there."""
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _, me = lab.request("GET", "/api/tasks/me")
+    shown = section_count(page, "recent")
+    history = [make_task(f"read {i:03d}", owner=me["owner"], ago=3000 + i * 10)
+               for i in range(300)]
+    seed(lab.db_path, history)
+    shown += len(history)
+    page.wait_for_function(COUNT_JS, arg=["recent", shown], timeout=WAIT_MS)
+    reading = history[150]
+    page.evaluate("id => window.jupyterapp.commands.execute('jupyter-tasks:show-task', {id})"
+                  ".then(() => true)", reading.id)
+    row(page, reading.id).locator(".jp-TasksPanel-details").wait_for(state="visible")
+    page.wait_for_function(f"id => ({ROW_TOP_JS})(id) !== null", arg=reading.id)
+    page.evaluate(FRAMES_JS)
+    top = page.evaluate(ROW_TOP_JS, reading.id)
+
+    for burst in range(3):  # ends arriving at the top of Recent while the user reads
+        ended = [make_task(f"ended {burst}-{i}", owner=me["owner"], ago=5 - burst)
+                 for i in range(10)]
+        seed(lab.db_path, ended)
+        shown += len(ended)
+        page.wait_for_function(COUNT_JS, arg=["recent", shown], timeout=WAIT_MS)
+        page.evaluate(FRAMES_JS)
+        now = page.evaluate(ROW_TOP_JS, reading.id)
+        assert now is not None and abs(now - top) < 1, (burst, top, now)
+
+    # a whole section above it appears: a job waits in a queue no worker serves
+    seed(lab.db_path, [make_task("waits above", owner=me["owner"], status="queued",
+                                 queue="nobody-serves-this", ago=1)])
+    page.wait_for_function(COUNT_JS, arg=["queued", 1], timeout=WAIT_MS)
+    page.evaluate(FRAMES_JS)
+    now = page.evaluate(ROW_TOP_JS, reading.id)
+    assert now is not None and abs(now - top) < 1, (top, now)
+    screenshot(page, "virtual-reading-stays.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors

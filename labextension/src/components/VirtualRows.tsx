@@ -12,6 +12,64 @@ import * as React from 'react';
 /** Pixels rendered beyond the visible part, above and below. */
 const OVERSCAN_PX = 400;
 
+/** The row at the top of a scroller's view, where it was, and the scroll offset then. */
+interface IAnchor {
+  id: string;
+  top: number;
+  scrollTop: number;
+}
+
+/**
+ * Per scroller (one for all its lists): the row the user reads at the top of the view.
+ * Rows that arrive above it (a task that starts, one that ends into the top of Recent)
+ * must not push it away; the browser's own scroll anchoring did not do it reliably for
+ * rows that come and go, so the lists keep it in place themselves.
+ */
+const anchors = new WeakMap<HTMLElement, IAnchor>();
+
+/** The first row (`data-task-id`) not wholly above the scroller's view; null at the very top. */
+function anchorOf(scroller: HTMLElement): IAnchor | null {
+  const view = scroller.getBoundingClientRect();
+  // at the top, new rows show up in view (the list reads like a feed)
+  if (scroller.scrollTop <= 0 || view.height === 0) {
+    return null;
+  }
+  for (const row of Array.from(scroller.querySelectorAll<HTMLElement>('[data-task-id]'))) {
+    const box = row.getBoundingClientRect();
+    if (box.height > 0 && box.bottom > view.top) {
+      return { id: row.dataset.taskId!, top: box.top - view.top, scrollTop: scroller.scrollTop };
+    }
+  }
+  return null;
+}
+
+/**
+ * Scroll back by as much as the anchored row moved since it was noted, unless the view
+ * scrolled meanwhile (the user, or a reveal): then the row moved because of that.
+ */
+function keepAnchor(scroller: HTMLElement): void {
+  const anchor = anchors.get(scroller);
+  if (anchor && scroller.scrollTop === anchor.scrollTop) {
+    const row = scroller.querySelector<HTMLElement>(`[data-task-id="${CSS.escape(anchor.id)}"]`);
+    if (row) {
+      const moved = row.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+      if (Math.abs(moved - anchor.top) >= 1) {
+        scroller.scrollTop += moved - anchor.top;
+      }
+    }
+  }
+  noteAnchor(scroller);
+}
+
+function noteAnchor(scroller: HTMLElement): void {
+  const anchor = anchorOf(scroller);
+  if (anchor) {
+    anchors.set(scroller, anchor);
+  } else {
+    anchors.delete(scroller);
+  }
+}
+
 export interface IVirtualRowsProps<T extends { id: string }> {
   items: readonly T[];
   /** The height of a row not measured yet (the one-line row). */
@@ -78,11 +136,16 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
     setRange(old => (old[0] === start && old[1] === end ? old : [start, end]));
   }, [items, offsets, props.scrollerSelector]);
 
-  // measure the rendered rows, bring a revealed row into view, then fit the range
+  // keep the row being read in place, measure the rendered rows, bring a revealed row
+  // into view, then fit the range
   React.useLayoutEffect(() => {
     const list = ref.current;
     if (!list) {
       return;
+    }
+    const anchored = list.closest<HTMLElement>(props.scrollerSelector);
+    if (anchored) {
+      keepAnchor(anchored);
     }
     let changed = false;
     for (const child of Array.from(list.children) as HTMLElement[]) {
@@ -120,6 +183,9 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
       }
     }
     compute();
+    if (anchored) {
+      noteAnchor(anchored);
+    }
   });
 
   // the latest `compute` for the listeners below, which subscribe once: a new
@@ -136,6 +202,7 @@ export function VirtualRows<T extends { id: string }>(props: IVirtualRowsProps<T
     }
     let frame = 0;
     const schedule = () => {
+      noteAnchor(scroller); // the user moved the view: this is what they read now
       if (!frame) {
         frame = requestAnimationFrame(() => {
           frame = 0;
