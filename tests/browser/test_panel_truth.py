@@ -429,3 +429,30 @@ def test_rows_whose_progress_holds_no_number_are_shown_not_thrown_on(
     assert texts == ["10000000000…", "Decimal('1')", "[1,2]"], texts
     screenshot(page, "truth-odd-progress.png", ".jp-TasksPanel")
     assert page.page_errors == [], page.page_errors
+
+
+def test_a_job_between_attempts_is_not_shown_as_failed(lab: LabServer, page: Any) -> None:
+    """A job whose first attempt failed waits for (or runs) its next one: the panel showed
+    the earlier attempt's error in red under "queued", as if the job had failed."""
+    import dataclasses
+
+    _, me = lab.request("GET", "/api/tasks/me")
+    reset_filters(page)
+    waiting = dataclasses.replace(
+        make_task("retry waits", owner=me["owner"], status="queued",
+                  queue="nobody-serves-this", ago=1),
+        attempts=1, max_retries=2, retry_reason="ValueError: flaky once",
+        error={"type": "ValueError", "message": "flaky once",
+               "traceback": "Traceback (most recent call last):\nValueError: flaky once"})
+    seed(lab.db_path, [waiting])
+    target = row(page, waiting.id)
+    target.locator(".jp-TasksPanel-toggle").click()
+    details = target.locator(".jp-TasksPanel-details")
+    details.wait_for(state="visible")
+    earlier = details.locator(".jp-TasksPanel-earlierError")
+    assert earlier.inner_text() == "Earlier attempt: ValueError: flaky once"
+    assert details.locator(".jp-TasksPanel-error").count() == 0
+    assert "earlier attempt: ValueError: flaky once" in target.locator(
+        ".jp-TasksPanel-rowHeader").get_attribute("title")
+    screenshot(page, "panel-retry-waits.png", ".jp-TasksPanel")
+    assert page.page_errors == [], page.page_errors

@@ -29,11 +29,15 @@ export function Details(props: {
   const traceback = task.error?.traceback;
   const took = isActive(task) ? null : durationMs(task);
   const late = lateCancelText(task);
+  const earlier = isActive(task);
   return (
     <div className="jp-TasksPanel-details">
       {task.error && task.status !== 'cancelled' && (
-        // a cancel is someone's decision, not a failure: the status says it
-        <div className="jp-TasksPanel-error">
+        // a cancel is someone's decision, not a failure: the status says it. A job waiting
+        // for or running its next attempt keeps the last one's error: it has not failed
+        // (in red under "queued" or "running" it read as if it had)
+        <div className={earlier ? 'jp-TasksPanel-earlierError' : 'jp-TasksPanel-error'}>
+          {earlier && 'Earlier attempt: '}
           {task.error.type}: {stripAnsi(String(task.error.message ?? ''))}
         </div>
       )}
@@ -128,7 +132,7 @@ export function Details(props: {
       {task.params != null && <JsonBlock title="params" value={task.params} />}
       {task.result != null && <JsonBlock title="result" value={task.result} />}
       {traceback && (
-        <pre className="jp-TasksPanel-traceback">
+        <pre className={`jp-TasksPanel-traceback${earlier ? ' jp-mod-earlier' : ''}`}>
           {stripAnsi(Array.isArray(traceback) ? traceback.join('\n') : traceback)}
         </pre>
       )}

@@ -53,11 +53,14 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
   const label = taskLabel(task, task.kind);
   const stateText = LOOK_TEXT[look] ?? task.status;
   const late = lateCancelText(task);
-  const title = [
-    `${label} — ${stateText}${late ? ` (${late})` : ''}`,
+  const error =
     task.error && task.status !== 'cancelled'
       ? `${task.error.type}: ${stripAnsi(String(task.error.message ?? ''))}`
-      : '',
+      : '';
+  const title = [
+    `${label} — ${stateText}${late ? ` (${late})` : ''}`,
+    // an active task's error is its earlier attempt's (it waits for or runs the next)
+    error && active ? `earlier attempt: ${error}` : error,
     `id ${shortId(task.id)}`
   ]
     .filter(Boolean)
