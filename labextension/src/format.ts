@@ -23,9 +23,22 @@ export function displayText(text: string): string {
   return text.replace(BIDI_CONTROLS, '\ufffd');
 }
 
-/** The name a task goes by in every view: its label, else its name, else `fallback`. */
+// white space and the characters that draw nothing: zero-width spaces and joiners, word
+// joiner and invisible operators, the byte order mark, and the bidi controls
+const INVISIBLE = /[\s\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** Whether `text` has a character that shows (a label of zero-width ones left a row blank). */
+export function hasVisibleText(text: string | null | undefined): text is string {
+  return !!text && text.replace(INVISIBLE, '') !== '';
+}
+
+/**
+ * The name a task goes by in every view: its label, else its name, else `fallback`; a
+ * label or name with nothing to see counts as none.
+ */
 export function taskLabel(task: ITask, fallback: string): string {
-  return displayText(task.label || task.name || fallback);
+  const shown = [task.label, task.name].find(hasVisibleText);
+  return displayText(shown ?? fallback);
 }
 
 /** `850ms`, `8.8s`, `42s`, `1m 22s`, `2h 05m`: one style everywhere, never wrapping. */

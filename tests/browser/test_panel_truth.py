@@ -456,3 +456,16 @@ def test_a_job_between_attempts_is_not_shown_as_failed(lab: LabServer, page: Any
         ".jp-TasksPanel-rowHeader").get_attribute("title")
     screenshot(page, "panel-retry-waits.png", ".jp-TasksPanel")
     assert page.page_errors == [], page.page_errors
+
+
+def test_a_label_with_nothing_to_see_falls_back_to_the_name(lab: LabServer, page: Any) -> None:
+    """A label of zero-width characters (or spaces) left its row with no name at all: a
+    status icon and a time, nothing to tell the task by."""
+    _, me = lab.request("GET", "/api/tasks/me")
+    reset_filters(page)
+    blank = make_task("\u200b\u200d\u2060\ufeff \u200b", owner=me["owner"], ago=1)
+    seed(lab.db_path, [blank])
+    label = row(page, blank.id).locator(".jp-TasksPanel-label")
+    label.wait_for(state="visible")
+    assert label.inner_text() == "browser_tiny"
+    assert page.page_errors == [], page.page_errors

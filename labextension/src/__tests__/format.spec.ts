@@ -1,4 +1,11 @@
-import { ERASED, displayText, lateCancelText, taskLabel, typeInto } from '../format';
+import {
+  ERASED,
+  displayText,
+  hasVisibleText,
+  lateCancelText,
+  taskLabel,
+  typeInto
+} from '../format';
 import { ITask } from '../types';
 
 function task(fields: Partial<ITask>): ITask {
@@ -82,5 +89,16 @@ describe('lateCancelText', () => {
     expect(lateCancelText(task({ status: 'running', cancel_requested: true }))).toBeNull();
     expect(lateCancelText(task({ status: 'succeeded', cancel_requested: false }))).toBeNull();
     expect(lateCancelText(task({ status: 'succeeded' }))).toBeNull();
+  });
+});
+
+describe('taskLabel', () => {
+  it('passes over a label or name with nothing to see', () => {
+    // before: a label of zero-width characters left the row with no name at all
+    expect(taskLabel(task({ label: '\u200b\u200d \ufeff', name: 'resize' }), 'job')).toBe('resize');
+    expect(taskLabel(task({ label: '\u2060', name: ' ' }), 'job')).toBe('job');
+    expect(taskLabel(task({ label: 'a\u200bb', name: 'resize' }), 'job')).toBe('a\u200bb');
+    expect(hasVisibleText('\u05e9')).toBe(true);
+    expect(hasVisibleText('\u202e')).toBe(false);
   });
 });
