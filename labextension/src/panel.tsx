@@ -96,6 +96,8 @@ export class TasksPanel extends ReactWidget {
     this._connection.stream.statusChanged.connect(this._refresh, this);
     this._connection.errorChanged.connect(this._refresh, this);
     this._connection.schedules.changed.connect(this._refresh, this);
+    document.addEventListener('focusin', this._onFocusIn, true);
+    this.node.addEventListener('focusout', this._onFocusOut);
   }
 
   /** Show a schedule: open the Schedules section, scroll to its line and mark it. */
@@ -196,6 +198,7 @@ export class TasksPanel extends ReactWidget {
   }
 
   dispose(): void {
+    document.removeEventListener('focusin', this._onFocusIn, true);
     clearInterval(this._ticker);
     if (this._searchTimer !== null) {
       window.clearTimeout(this._searchTimer);
@@ -530,6 +533,34 @@ export class TasksPanel extends ReactWidget {
     });
   }
 
+  /** The task acted on from its line: its line takes the focus back if it is lost. */
+  private _keepFocusOn(id: string): void {
+    this._focusTask = this.node.contains(document.activeElement) ? id : null;
+  }
+
+  /** The focus went somewhere else: the line acted on no longer keeps it. */
+  private _onFocusIn = (event: FocusEvent): void => {
+    const target = event.target as HTMLElement | null;
+    if (target?.closest?.('.jp-TasksPanel-row')?.getAttribute('data-task-id') !== this._focusTask) {
+      this._focusTask = null;
+    }
+  };
+
+  /**
+   * The focus left for nothing (a click on a blank part of the page): the line lets it be.
+   * A button disabled or a line removed loses it too, and then the line takes it back.
+   */
+  private _onFocusOut = (event: FocusEvent): void => {
+    const target = event.target as HTMLButtonElement;
+    queueMicrotask(() => {
+      if (target.isConnected && !target.disabled && !this.node.contains(document.activeElement)) {
+        this._focusTask = null;
+      }
+    });
+  };
+
+  private _focusTask: string | null = null;
+
   /** Stable callbacks, so memoised rows do not re-render for new closures. */
   private _actions: IRowActions = {
     toggle: (id: string) => {
@@ -538,10 +569,15 @@ export class TasksPanel extends ReactWidget {
       }
       this.update();
     },
-    cancel: (id: string) => this.cancel(id),
+    cancel: (id: string) => {
+      this._keepFocusOn(id);
+      this.cancel(id);
+    },
     rerun: (id: string) => this.rerun(id),
-    confirm: (id: string, answer: string) =>
-      this._act('send the answer', () => this._connection.confirm(id, answer)),
+    confirm: (id: string, answer: string) => {
+      this._keepFocusOn(id);
+      this._act('send the answer', () => this._connection.confirm(id, answer));
+    },
     openLog: (id: string) => this._openLog(id),
     reveal: (id: string) => this.reveal(id),
     showSchedule: (id: string) => this.revealSchedule(id),
@@ -551,7 +587,8 @@ export class TasksPanel extends ReactWidget {
       }
       this._revealTaken = nonce;
       return true;
-    }
+    },
+    keepsFocus: (id: string) => id === this._focusTask
   };
 
   private _scheduleActions: IScheduleActions = {

@@ -131,3 +131,44 @@ def test_panel_shows_progress_cancel_and_rerun(lab: LabServer, page: Any) -> Non
     assert code == 202
     wait_status(page, child["id"], "cancelled")
     assert page.page_errors == [], page.page_errors
+
+
+def focused_row(page: Any) -> str | None:
+    return page.evaluate(
+        "() => document.activeElement?.closest('.jp-TasksPanel-row')?.dataset.taskId ?? null")
+
+
+def test_the_keyboard_focus_stays_on_a_task_acted_on(lab: LabServer, page: Any) -> None:
+    """Cancel or answer from the keyboard, and the focus went to the page's body (the
+    button was disabled, then the row moved to another section): the next Tab started
+    over from the top of the page. It now stays on the task's line wherever it moves."""
+    from playwright.sync_api import expect
+
+    code, task = lab.request("POST", "/api/tasks", {
+        "name": "browser_slow", "params": {"steps": 600, "step_seconds": 0.1},
+        "label": "cancelled from the keyboard"})
+    assert code == 202, task
+    wait_status(page, task["id"], "running")
+    row(page, task["id"]).locator(".jp-TasksPanel-cancel").focus()
+    page.keyboard.press("Enter")
+    wait_status(page, task["id"], "cancelled")
+    recent = page.locator('[data-section="recent"]')
+    expect(recent.locator(f'[data-task-id="{task["id"]}"]')).to_have_count(1)
+    page.wait_for_function(
+        "id => document.activeElement?.closest('.jp-TasksPanel-row')?.dataset.taskId === id",
+        arg=task["id"], timeout=WAIT_MS)
+    page.keyboard.press("Tab")  # on along the same line: its actions
+    assert focused_row(page) == task["id"]
+
+    code, asked = lab.request("POST", "/api/tasks", {
+        "name": "browser_ask", "params": {"prompt": "Ship it?"},
+        "label": "answered from the keyboard"})
+    assert code == 202, asked
+    answer = row(page, asked["id"]).locator('.jp-TasksPanel-answer[data-answer="yes"]')
+    answer.focus()
+    page.keyboard.press("Enter")
+    wait_status(page, asked["id"], "succeeded")
+    page.wait_for_function(
+        "id => document.activeElement?.closest('.jp-TasksPanel-row')?.dataset.taskId === id",
+        arg=asked["id"], timeout=WAIT_MS)
+    assert page.page_errors == [], page.page_errors

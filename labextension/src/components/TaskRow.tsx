@@ -45,6 +45,20 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
       }
     }
   }, [props.revealNonce]);
+  // Acted on from the keyboard, the line keeps the focus: its Cancel button is disabled,
+  // then it moves to another section (a new element), and the focus fell to the page's
+  // body each time, the next Tab starting over from the top of the page
+  React.useLayoutEffect(() => {
+    if (!actions.keepsFocus(task.id)) {
+      return;
+    }
+    const active = document.activeElement as HTMLButtonElement | null;
+    if (!active || active === document.body || !active.isConnected || active.disabled) {
+      ref.current
+        ?.querySelector<HTMLElement>('.jp-TasksPanel-toggle')
+        ?.focus({ preventScroll: true });
+    }
+  });
 
   const active = isActive(task);
   const look = rowLook(task);

@@ -17,6 +17,8 @@ export interface IRowActions {
   showSchedule(id: string): void;
   /** True once per reveal: the row that mounts for it scrolls and focuses. */
   takeReveal(nonce: number): boolean;
+  /** Whether this task's line keeps the keyboard focus (it was acted on from there). */
+  keepsFocus(id: string): boolean;
 }
 
 /** What the row's icon shows: the status, or a state within it. */
