@@ -15,7 +15,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS
-from ..exceptions import JupyterTasksError
+from ..exceptions import JupyterTasksError, NothingToConfirm
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..liveness import live_workers
 from ..manager import TaskManager, was_deduplicated
@@ -77,6 +77,7 @@ _ARGV = (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(a, str)
          "a non-empty list of strings")
 _ENV = (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
         "an object of strings")
+_NUMBER = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
 
 
 # the values a ``status`` / ``kind`` filter may name
@@ -519,17 +520,27 @@ class TaskForkHandler(TasksHandler):
 
 
 class TaskConfirmHandler(TasksHandler):
-    """``POST /api/tasks/{id}/confirm`` with ``{"answer": "..."}``."""
+    """``POST /api/tasks/{id}/confirm`` with ``{"answer": "...", "asked_at": T}``."""
 
     @web.authenticated
     @authorized("write")
     async def post(self, task_id: str) -> None:
         body = self.json_object()
-        errors = _type_errors(body, {"answer": _STR})
+        errors = _type_errors(body, {"answer": _STR, "asked_at": _NUMBER})
         if not isinstance(body.get("answer"), str):
             errors.append({"field": "answer", "message": "a string answer is required"})
         _reject(errors)
-        await self.visible(task_id, "write")
+        task = await self.visible(task_id, "write")
+        asked_at = body.get("asked_at")
+        pending = task.confirmation if not task.is_terminal else None
+        if pending and pending.get("answer") is not None:
+            pending = None
+        if asked_at is not None and (pending is None or pending.get("asked_at") != asked_at):
+            # the question answered is gone (answered from elsewhere, maybe followed by
+            # another): given to the next one, a "yes" to one question answered another
+            # the user never saw
+            now = f"; it now asks {pending.get('prompt')!r}" if pending else ""
+            raise NothingToConfirm(f"task {task_id} no longer asks that question{now}")
         task = await self.manager.confirm(task_id, body["answer"])
         self.answer(200, task.to_json())
 

@@ -110,7 +110,10 @@ SCHEMAS: dict[str, Any] = {
     },
     "Answer": {
         "type": "object", "additionalProperties": False, "required": ["answer"],
-        "properties": {"answer": _STRING},
+        "properties": {"answer": _STRING,
+                       "asked_at": {"type": "number",
+                                    "description": "the question's asked_at: 409 when the "
+                                                   "task no longer asks that question"}},
     },
     "Result": {
         "type": "object", "required": ["id", "status", "result", "error"],

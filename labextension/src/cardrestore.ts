@@ -485,7 +485,9 @@ export class RestoredTaskView extends Widget {
     }
     const prompt = span('jp-TasksRestored-prompt', question.prompt);
     const answer = (text: string, control: HTMLButtonElement): void =>
-      this._act('send the answer', control, id => this._connection.confirm(id, text));
+      this._act('send the answer', control, id =>
+        this._connection.confirm(id, text, question.asked_at)
+      );
     const choices = question.choices ?? [];
     if (choices.length > 0) {
       const controls = choices.map(choice => {

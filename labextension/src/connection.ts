@@ -22,6 +22,7 @@ import {
   ISchedule,
   IStats,
   ITask,
+  ITaskConfirmation,
   ITaskEvent,
   ITaskPage
 } from './types';
@@ -147,10 +148,14 @@ export class TasksAPI {
     return this._json<ITask>([id, 'rerun'], { method: 'POST' });
   }
 
-  confirm(id: string, answer: string): Promise<ITask> {
+  /**
+   * Answer a task's question; with `askedAt` (the question's `asked_at`) only that
+   * question, else the server refuses (409): not the next one, asked since.
+   */
+  confirm(id: string, answer: string, askedAt?: ITaskConfirmation['asked_at']): Promise<ITask> {
     return this._json<ITask>([id, 'confirm'], {
       method: 'POST',
-      body: JSON.stringify({ answer })
+      body: JSON.stringify({ answer, asked_at: askedAt ?? undefined })
     });
   }
 
@@ -529,8 +534,8 @@ export class TasksConnection implements IDisposable {
     return this._act(() => this.api.rerun(id));
   }
 
-  confirm(id: string, answer: string): Promise<ITask> {
-    return this._act(() => this.api.confirm(id, answer));
+  confirm(id: string, answer: string, askedAt?: ITaskConfirmation['asked_at']): Promise<ITask> {
+    return this._act(() => this.api.confirm(id, answer, askedAt));
   }
 
   dispose(): void {

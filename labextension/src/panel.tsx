@@ -27,7 +27,7 @@ import { TaskRow } from './components/TaskRow';
 import { VirtualRows } from './components/VirtualRows';
 import { tasksIcon } from './icons';
 import { DEFAULT_FILTER, ISections, ITaskFilter, TasksModel, pendingQuestion } from './model';
-import { ITask, isActive } from './types';
+import { ITask, ITaskConfirmation, isActive } from './types';
 
 /** A one-line row's height in px (`--jp-tasks-row-height`); measured rows may differ. */
 const ROW_HEIGHT = 24;
@@ -574,9 +574,9 @@ export class TasksPanel extends ReactWidget {
       this.cancel(id);
     },
     rerun: (id: string) => this.rerun(id),
-    confirm: (id: string, answer: string) => {
+    confirm: (id: string, answer: string, askedAt?: ITaskConfirmation['asked_at']) => {
       this._keepFocusOn(id);
-      this._act('send the answer', () => this._connection.confirm(id, answer));
+      this._act('send the answer', () => this._connection.confirm(id, answer, askedAt));
     },
     openLog: (id: string) => this._openLog(id),
     reveal: (id: string) => this.reveal(id),

@@ -100,3 +100,20 @@ def browser_wait_file(ctx: TaskContext, path: str) -> str:
         ctx.check_cancelled()
         time.sleep(0.05)
     return "seen"
+
+
+@task("browser_ask_twice", tags=["browser-test"], mode="job")
+def browser_ask_twice(ctx: TaskContext, gate: str, first: str = "Delete staging?",
+                      second: str = "Delete production?") -> list[str]:
+    """Ask two yes/no questions, the second once the file ``gate`` exists; return both answers.
+
+    (The gate keeps the first answer's second delivery, through the event tail, from
+    answering the second question: an engine race the panel's tests do not cover.)
+    """
+    from pathlib import Path
+
+    answers = [ctx.confirm_sync(first, ["yes", "no"])]
+    while not Path(gate).exists():
+        ctx.check_cancelled()
+        time.sleep(0.05)
+    return [*answers, ctx.confirm_sync(second, ["yes", "no"])]

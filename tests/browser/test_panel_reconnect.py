@@ -8,9 +8,11 @@ and a task deleted meanwhile stayed in the list for good.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -23,6 +25,7 @@ from .test_panel_truth import screenshot, submit, toast
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+RECONNECT_MS = 60_000
 EVENTS_URL = re.compile(r".*/api/tasks/events(\?.*)?$")
 
 
@@ -75,6 +78,9 @@ def test_a_stream_dropped_before_its_first_event_catches_up_on_reconnect(
             eventually_sync(lambda: status(lab, waiting) == "succeeded", timeout=60,
                             what="the waiting task to end")
             link["down"] = False
+            # the reconnect comes after the stream's backoff (up to 30 s)
+            expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(
+                1, timeout=RECONNECT_MS)
 
             # told once it is back, as if it had never been away
             expect(toast(page, 'Task "ends while offline" succeeded')).to_be_visible()
@@ -82,5 +88,90 @@ def test_a_stream_dropped_before_its_first_event_catches_up_on_reconnect(
             expect(row(page, doomed)).to_have_count(0)
             screenshot(page, "panel-reconnect-caught-up.png")
             assert errors == []
+        finally:
+            context.close()
+
+
+def events_of(lab: LabServer, task_id: str) -> Any:
+    """The test's own event stream of one task, from now on."""
+    import websocket
+
+    url = lab.base.replace("http", "ws", 1) + f"/api/tasks/events?task_id={task_id}"
+    return websocket.create_connection(url, timeout=60,
+                                       header=[f"Authorization: token {lab.token}"])
+
+
+def answer_seen(stream: Any) -> None:
+    """Read ``stream`` up to the event of an answer: the server reacts to an event
+    (hands the answer to the task) before it sends it to anyone."""
+    try:
+        while True:
+            event = json.loads(stream.recv())
+            if (event["type"] == "task.confirmation"
+                    and (event["task"]["confirmation"] or {}).get("answer") is not None):
+                return
+    finally:
+        stream.close()
+
+
+def test_an_answer_to_a_question_gone_meanwhile_is_not_given_to_the_next(
+        lab: LabServer, chromium: str, tmp_path: Path) -> None:
+    """The panel showed a question someone answered meanwhile (its stream was down), and
+    the task asked its next one: a click on the old question's "yes" answered the new
+    question, which the user never saw."""
+    from playwright.sync_api import expect, sync_playwright
+
+    gate = tmp_path / "second question"
+    task = submit(lab, {"name": "browser_ask_twice", "params": {"gate": str(gate)},
+                        "label": "two questions"})["id"]
+    link: dict[str, Any] = {"down": False, "sockets": []}
+
+    def route(socket: Any) -> None:
+        if link["down"]:
+            socket.close()
+            return
+        socket.connect_to_server()
+        link["sockets"].append(socket)
+
+    def question() -> dict:
+        code, data = lab.request("GET", f"/api/tasks/{task}")
+        assert code == 200, data
+        return data["confirmation"] or {}
+
+    with sync_playwright() as p:
+        context = launch_chromium(p, tmp_path / "chromium", chromium)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.route_web_socket(EVENTS_URL, route)
+            open_lab_and_panel(page, lab)
+            staging = row(page, task).locator('.jp-TasksPanel-answer[data-answer="yes"]')
+            expect(row(page, task).locator(".jp-TasksPanel-prompt")).to_have_text(
+                "Delete staging?")
+
+            link["down"] = True
+            link["sockets"][-1].close()
+            expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(0)
+            stream = events_of(lab, task)
+            code, answered = lab.request("POST", f"/api/tasks/{task}/confirm", {"answer": "no"})
+            assert code == 200, answered
+            # the second question only once the server has handed that answer to the task
+            # both ways (the direct call, the event): see browser_ask_twice
+            answer_seen(stream)
+            gate.touch()
+            eventually_sync(lambda: question().get("prompt") == "Delete production?",
+                            timeout=60, what="the second question")
+
+            with page.expect_response(
+                    lambda r: urlparse(r.url).path.endswith(f"/{task}/confirm")) as sent:
+                staging.click()  # still "Delete staging?" on this page
+            assert sent.value.status == 409
+            assert question() == {**question(), "prompt": "Delete production?", "answer": None}
+            expect(toast(page, "Could not send the answer")).to_be_visible()
+            link["down"] = False
+            # the reconnect comes after the stream's backoff (up to 30 s)
+            expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(
+                1, timeout=RECONNECT_MS)
+            expect(row(page, task).locator(".jp-TasksPanel-prompt")).to_have_text(
+                "Delete production?")
         finally:
             context.close()

@@ -161,7 +161,7 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
         <Confirmation
           prompt={question.prompt}
           choices={question.choices}
-          onAnswer={answer => actions.confirm(task.id, answer)}
+          onAnswer={answer => actions.confirm(task.id, answer, question.asked_at)}
         />
       )}
       {expanded && (

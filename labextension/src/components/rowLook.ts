@@ -3,14 +3,15 @@
  * expanded details (`Details`), so each imports this and neither the other.
  */
 import { pendingQuestion } from '../model';
-import { ITask, isActive } from '../types';
+import { ITask, ITaskConfirmation, isActive } from '../types';
 
 /** What a task's line and its details can ask the panel to do. */
 export interface IRowActions {
   toggle(id: string): void;
   cancel(id: string): void;
   rerun(id: string): void;
-  confirm(id: string, answer: string): void;
+  /** Answer the question asked at `askedAt` (not one asked since). */
+  confirm(id: string, answer: string, askedAt?: ITaskConfirmation['asked_at']): void;
   openLog(id: string): void;
   reveal(id: string): void;
   /** Show the schedule that fired a task. */
