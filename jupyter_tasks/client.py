@@ -186,9 +186,13 @@ class TasksClient:
         """A new task from the spec with overrides (``params``, ``code``, ``label``, ...)."""
         return await self.request("POST", f"{task_id}/fork", body={**(overrides or {}), **more})
 
-    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
-        """Answer a pending confirmation."""
-        return await self.request("POST", f"{task_id}/confirm", body={"answer": answer})
+    async def confirm(self, task_id: str, answer: str,
+                      asked_at: float | None = None) -> dict[str, Any]:
+        """Answer a pending confirmation (only the one asked at ``asked_at``, if given)."""
+        body: dict[str, Any] = {"answer": answer}
+        if asked_at is not None:
+            body["asked_at"] = asked_at
+        return await self.request("POST", f"{task_id}/confirm", body=body)
 
     async def delete(self, task_id: str) -> None:
         """Forget a finished task."""

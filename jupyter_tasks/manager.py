@@ -413,9 +413,9 @@ class TaskManager:
         return await self.submission.again(parent, dict(overrides), "fork", owner, origin)
 
     @on_its_loop
-    async def confirm(self, task_id: str, answer: str) -> Task:
-        """Answer a task's pending question."""
-        task = await self.store.answer_confirmation(task_id, answer)
+    async def confirm(self, task_id: str, answer: str, asked_at: float | None = None) -> Task:
+        """Answer a task's pending question (the one asked at ``asked_at``, if given)."""
+        task = await self.store.answer_confirmation(task_id, answer, asked_at)
         self.execution.deliver_answer(task.id, task.confirmation)
         return task
 

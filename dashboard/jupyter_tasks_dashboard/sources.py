@@ -175,7 +175,10 @@ class DataSource(ABC):
     async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]: ...
 
     @abstractmethod
-    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]: ...
+    async def confirm(self, task_id: str, answer: str,
+                      asked_at: float | None = None) -> dict[str, Any]:
+        """Answer the pending question (refused if it is no longer the one asked at
+        ``asked_at``: the dialog shown was stale)."""
 
     @abstractmethod
     async def delete(self, task_id: str) -> None: ...
@@ -337,8 +340,9 @@ class ServerSource(DataSource):
     async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
         return await self._call(self.client.fork(task_id, overrides))
 
-    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
-        return await self._call(self.client.confirm(task_id, answer))
+    async def confirm(self, task_id: str, answer: str,
+                      asked_at: float | None = None) -> dict[str, Any]:
+        return await self._call(self.client.confirm(task_id, answer, asked_at))
 
     async def close(self) -> None:
         """Close a feed opened at start that nobody read."""
@@ -589,8 +593,9 @@ class DatabaseSource(DataSource):
     async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
         return (await self._call(self.manager.fork(task_id, overrides))).to_json()
 
-    async def confirm(self, task_id: str, answer: str) -> dict[str, Any]:
-        return (await self._call(self.manager.confirm(task_id, answer))).to_json()
+    async def confirm(self, task_id: str, answer: str,
+                      asked_at: float | None = None) -> dict[str, Any]:
+        return (await self._call(self.manager.confirm(task_id, answer, asked_at))).to_json()
 
     async def delete(self, task_id: str) -> None:
         await self._call(self.manager.delete(task_id))

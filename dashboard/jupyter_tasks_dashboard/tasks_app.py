@@ -650,9 +650,12 @@ class TasksDashboard(App[int]):
             self.notify(f"{_name(task)} is not waiting for an answer", severity="warning")
             return
 
+        asked_at = confirmation.get("asked_at")
+
         def answered(answer: str | None) -> None:
             if answer is not None:
-                self._act("Answer", lambda: self.source.confirm(task["id"], answer),
+                # the question shown only: one replaced meanwhile is refused, not answered
+                self._act("Answer", lambda: self.source.confirm(task["id"], answer, asked_at),
                           lambda t: f"Answered {answer!r} to {_name(t)}")
 
         self.push_screen(ConfirmScreen(task), answered)

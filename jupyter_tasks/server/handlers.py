@@ -15,7 +15,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS
-from ..exceptions import JupyterTasksError, NothingToConfirm
+from ..exceptions import JupyterTasksError
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..liveness import live_workers
 from ..manager import TaskManager, was_deduplicated
@@ -530,18 +530,8 @@ class TaskConfirmHandler(TasksHandler):
         if not isinstance(body.get("answer"), str):
             errors.append({"field": "answer", "message": "a string answer is required"})
         _reject(errors)
-        task = await self.visible(task_id, "write")
-        asked_at = body.get("asked_at")
-        pending = task.confirmation if not task.is_terminal else None
-        if pending and pending.get("answer") is not None:
-            pending = None
-        if asked_at is not None and (pending is None or pending.get("asked_at") != asked_at):
-            # the question answered is gone (answered from elsewhere, maybe followed by
-            # another): given to the next one, a "yes" to one question answered another
-            # the user never saw
-            now = f"; it now asks {pending.get('prompt')!r}" if pending else ""
-            raise NothingToConfirm(f"task {task_id} no longer asks that question{now}")
-        task = await self.manager.confirm(task_id, body["answer"])
+        await self.visible(task_id, "write")
+        task = await self.manager.confirm(task_id, body["answer"], body.get("asked_at"))
         self.answer(200, task.to_json())
 
 

@@ -1552,9 +1552,11 @@ class Store:
             when_status=(TaskStatus.RUNNING.value,),
         )
 
-    async def answer_confirmation(self, task_id: str, answer: str) -> Task:
-        """Record the answer to a pending question (checked against its choices)."""
-        return await self._txn(tx_answer, task_id, answer)
+    async def answer_confirmation(self, task_id: str, answer: str,
+                                  asked_at: float | None = None) -> Task:
+        """Record the answer to a pending question (checked against its choices, and
+        against the time it was asked when ``asked_at`` is given)."""
+        return await self._txn(tx_answer, task_id, answer, asked_at)
 
     async def withdraw_confirmation(self, task_id: str) -> str | None:
         """Take back a running task's unanswered question (its wait gave up); the answer

@@ -1136,7 +1136,8 @@ def tx_request_cancel(conn: sqlite3.Connection, task_id: str) -> tuple[Task, boo
     return task, False
 
 
-def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
+def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str,
+              asked_at: float | None = None) -> Task:
     from ..exceptions import InvalidAnswer, NothingToConfirm
 
     task = _get_task(conn, task_id)
@@ -1144,6 +1145,13 @@ def tx_answer(conn: sqlite3.Connection, task_id: str, answer: str) -> Task:
         raise TaskNotFound(f"no task with id {task_id}")
     pending = task.confirmation
     if task.is_terminal or not pending or pending.get("answer") is not None:
+        pending = None
+    if asked_at is not None and (pending is None or pending.get("asked_at") != asked_at):
+        # the question answered is gone (answered elsewhere, maybe followed by another):
+        # given to the next one, a "yes" would answer a question its sender never saw
+        now = f"; it now asks {pending.get('prompt')!r}" if pending else ""
+        raise NothingToConfirm(f"task {task_id} no longer asks that question{now}")
+    if pending is None:
         raise NothingToConfirm(f"task {task_id} is not waiting for a confirmation")
     choices = pending.get("choices") or []
     if answer not in choices:

@@ -12,7 +12,7 @@ from jupyter_tasks_dashboard.app import TasksDashboard
 from jupyter_tasks_dashboard.ask import AskScreen
 from jupyter_tasks_dashboard.confirm import ConfirmScreen
 from jupyter_tasks_dashboard.fork import ForkScreen
-from jupyter_tasks_dashboard.sources import ServerSource
+from jupyter_tasks_dashboard.sources import ActionError, ServerSource
 from rich.text import Text
 from textual.widgets import Button, TextArea
 
@@ -219,6 +219,26 @@ async def test_a_question_answered_elsewhere_closes_the_open_answer_dialog(serve
         assert not any("Answer failed" in n for n in notes(app)), notes(app)
         done = await client.wait(task["id"], timeout=30)
         assert done["result"] == "hold"
+
+
+async def test_the_dashboards_answer_names_the_question_it_showed(server):
+    # an answer sent while the dialog's question was being replaced goes to no other one
+    client = TasksClient(server.url, server.token)
+    task = await client.submit("dash_ask", label="release")
+    source = ServerSource(server.url, server.token)
+
+    async def asked() -> Any:
+        return (await client.get(task["id"])).get("confirmation")
+
+    asked_at = (await until(asked, None, what="the question"))["asked_at"]
+    await source.start()
+    try:
+        with pytest.raises(ActionError, match="no longer asks that question"):
+            await source.confirm(task["id"], "ship", asked_at - 1)
+        answered = await source.confirm(task["id"], "ship", asked_at)
+        assert answered["confirmation"]["answer"] == "ship"
+    finally:
+        await source.close()
 
 
 async def test_delete_copy_and_errors_are_reported(server):

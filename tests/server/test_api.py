@@ -323,8 +323,18 @@ async def test_confirm(api):
     assert problem["errors"][0]["field"] == "answer"
     assert_problem(await api.post(task_id, "confirm", body={"reply": "yes"}), 422)
     assert_problem(await api.post(task_id, "confirm", body={"answer": 1}), 422)
-    answered = await api.post(task_id, "confirm", body={"answer": "yes"})
+    # an answer naming another question (one answered and replaced while the sender's
+    # view was stale) is refused, whole, in the store's transaction
+    asked_at = (await api.get(task_id)).json["confirmation"]["asked_at"]
+    stale = assert_problem(await api.post(task_id, "confirm",
+                                          body={"answer": "yes", "asked_at": asked_at - 1}), 409)
+    assert "no longer asks that question; it now asks 'proceed?'" in stale["detail"]
+    assert_problem(await api.post(task_id, "confirm", body={"answer": "yes", "asked_at": "x"}),
+                   422)
+    answered = await api.post(task_id, "confirm", body={"answer": "yes", "asked_at": asked_at})
     assert answered.code == 200 and answered.json["confirmation"]["answer"] == "yes"
+    assert_problem(await api.post(task_id, "confirm",
+                                  body={"answer": "no", "asked_at": asked_at}), 409)
     done = await finished(api, task_id)
     assert done["result"] == "yes"
     assert_problem(await api.post(task_id, "confirm", body={"answer": "yes"}), 409)
