@@ -1040,6 +1040,11 @@ def tx_create_task(conn: sqlite3.Connection, task: Task,
         ).fetchone()
         if row is not None:
             return Task.from_row(row), True
+    if task.parent_id is not None and conn.execute(
+            "SELECT 1 FROM tasks WHERE id = ?", (task.parent_id,)).fetchone() is None:
+        # a rerun or fork that read its parent just before a DELETE committed: it would
+        # run the params the user just deleted, its lineage naming nothing
+        raise TaskNotFound(f"task {task.parent_id}, which it would run again, was deleted")
     _insert_task(conn, task, encoded)
     return task, False
 

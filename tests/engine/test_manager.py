@@ -745,7 +745,11 @@ async def test_a_cancel_ends_a_child_that_left_the_group_with_setsid(
 
     await eventually(written, timeout=30, what="the escaped child's pid")
     child = int(pidfile.read_text())
-    assert os.getsid(child) == child  # it did leave the job's group and session
+
+    async def own_session() -> bool:  # the shell writes $! before setsid has run
+        return os.getsid(child) == child
+
+    await eventually(own_session, timeout=30, what="the child in a session of its own")
     await manager.cancel(task.id)
     assert (await manager.wait(task.id, timeout=30)).status == "cancelled"
     await eventually(_gone(child), timeout=30, what="the setsid child gone")
@@ -757,6 +761,20 @@ async def test_run_subprocess_timeout_ends_a_child_that_left_the_group(tmp_path:
         await jt.run_subprocess(["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; wait"],
                                 timeout=1.0)
     await eventually(_gone(int(pidfile.read_text())), timeout=30, what="the setsid child gone")
+
+
+async def test_a_rerun_or_fork_of_a_task_deleted_meanwhile_is_not_created(
+        manager: TaskManager) -> None:
+    # before: a rerun that had read its parent just before another client's DELETE
+    # committed made a task from the params the user had just deleted, its parent_id
+    # naming nothing; the parent's existence is now checked in the insert's transaction
+    done = await manager.submit("add", a=1, b=5, mode="job")
+    parent = await manager.wait(done.id, timeout=30)
+    await manager.delete(parent.id)
+    for relationship, overrides in (("rerun", {}), ("fork", {"params": {"a": 2}})):
+        with pytest.raises(TaskNotFound, match="was deleted"):
+            await manager.submission.again(parent, overrides, relationship, None, None)
+    assert await manager.store.count_tasks() == 0
 
 
 async def test_result_of_failed_task_raises(manager: TaskManager) -> None:
