@@ -285,7 +285,8 @@ async def _submit(args: argparse.Namespace, spec: dict[str, Any],
                 w = knowing[0]
                 print(f"note: {args.name!r} is not registered in this shell; queued for "
                       f"a {w.kind} that has it (pid {w.pid} on {w.host})", file=sys.stderr)
-                return _print_submitted(args, await m.wait(task.id) if args.wait else task)
+                return _print_submitted(args, await _wait(m, task, args) if args.wait
+                                        else task)
             if live:
                 # workers serve the queue and none has the name: most likely a typo, and
                 # queued it would wait for good
@@ -304,9 +305,36 @@ async def _submit(args: argparse.Namespace, spec: dict[str, Any],
                    if m.registry.names() else "")) from None
         if was_deduplicated(task):
             print(f"existing task {short_id(task.id, args)} ({task.status})", file=sys.stderr)
+        elif not await _live_runner(m, args.queue):
+            _say_unserved(args.queue)
         if args.wait:
-            task = await m.wait(task.id)
+            task = await _wait(m, task, args)
     return _print_submitted(args, task)
+
+
+async def _wait(m: TaskManager, task: Task, args: argparse.Namespace) -> Task:
+    """The end of the job ``submit --wait`` queued; Ctrl-C stops the waiting, not the job."""
+    ident = short_id(task.id, args)
+    if not task.is_terminal:
+        # said at once: the id is printed with the end, which Ctrl-C (or a queue nobody
+        # serves) may never bring
+        print(f"{ident} {task.status}; waiting for it (Ctrl-C stops waiting, not the job)",
+              file=sys.stderr)
+    try:
+        return await m.wait(task.id)
+    except asyncio.CancelledError:
+        _say_stopped_waiting(ident)
+        raise
+
+
+def _say_unserved(queue: str) -> None:
+    print(f"note: no server or `jupyter tasks worker` serves queue {queue!r} now; the job "
+          "waits for one", file=sys.stderr)
+
+
+def _say_stopped_waiting(ident: str) -> None:
+    print(f"\nstopped waiting; {ident} goes on (`jupyter tasks cancel {ident}` stops it)",
+          file=sys.stderr)
 
 
 async def _live_workers(m: TaskManager, queue: str) -> list[WorkerInfo]:
@@ -478,8 +506,7 @@ async def _run(args: argparse.Namespace, spec: dict[str, Any]) -> int:
                                    memory_limit_mb=args.memory_limit)
         ident = short_id(task.id, args)
         if not await _live_runner(m, args.queue):
-            print(f"note: no server or `jupyter tasks worker` serves queue {args.queue!r} "
-                  "now; the job waits for one", file=sys.stderr)
+            _say_unserved(args.queue)
         if not args.wait:
             print(ident)
             return 0
@@ -488,8 +515,7 @@ async def _run(args: argparse.Namespace, spec: dict[str, Any]) -> int:
         try:
             task = await _follow(m, task.id)
         except asyncio.CancelledError:
-            print(f"\nstopped waiting; {ident} goes on (`jupyter tasks cancel {ident}` "
-                  "stops it)", file=sys.stderr)
+            _say_stopped_waiting(ident)
             raise
     return _ending(task, args)
 

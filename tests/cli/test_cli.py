@@ -551,3 +551,32 @@ def test_a_refused_command_leaves_no_new_database_and_a_new_one_is_said(
     assert len(stored(typo)) == 1
     again = jt(env, "--db", str(typo), "submit", "--command", "true")
     assert again.returncode == 0 and "creating a new one" not in again.stderr, again.stderr
+
+
+def test_ctrl_c_in_submit_wait_says_which_job_goes_on(env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    # before: `submit --wait` on a queue nobody served waited without a word and printed
+    # the id only at the job's end, so Ctrl-C left a queued job the user could not name
+    said = tmp_path / "stderr"
+    with said.open("w") as terminal:
+        waiting = subprocess.Popen(
+            ["jupyter", "tasks", "submit", "--queue", "nobody", "--wait", "--command", "true"],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=terminal, text=True)
+        try:
+            eventually_sync(lambda: "waiting for it" in said.read_text(), timeout=60,
+                            what="submit --wait saying what it waits for")
+            interrupt(waiting)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait(10)
+    [task] = stored(Path(env["JUPYTER_TASKS_DB"]))
+    ident = task.id[-SHORT_ID:]
+    lines = said.read_text().splitlines()
+    assert waiting.returncode == 130
+    assert f"{ident} queued; waiting for it (Ctrl-C stops waiting, not the job)" in lines
+    assert [line for line in lines if "no server or `jupyter tasks worker` serves queue "
+            "'nobody' now" in line]
+    assert lines[-1] == (f"stopped waiting; {ident} goes on "
+                         f"(`jupyter tasks cancel {ident}` stops it)")
+    assert task.status == "queued" and not task.cancel_requested
