@@ -567,8 +567,9 @@ async def _cmd_doctor(args: argparse.Namespace) -> int:
                           "latest_version": LATEST_VERSION, "ok": report.ok}, indent=2))
         return 0 if report.ok else 1
     wal = "" if report.wal_size is None else f"; WAL {report.wal_size:,} bytes"
-    print(f"database: {report.path}" + (f" ({report.size:,} bytes{wal})" if report.exists
-                                         else " (missing)"))
+    where = (" (missing)" if not report.exists else " (a folder)" if report.path.is_dir()
+             else f" ({report.size:,} bytes{wal})")
+    print(f"database: {report.path}{where}")
     if report.quick_check:
         print(f"quick_check: {'; '.join(report.quick_check)}")
     if report.schema_version is not None:

@@ -72,6 +72,13 @@ def unreachable_message(path: Path | str, why: str) -> str:
             "read it and enter its folders")
 
 
+def folder_message(path: Path | str) -> str:
+    """The message of a database path that names a folder: a wrong path, not damage."""
+    return (f"the task database {path} is a folder, not a database file; it is not "
+            f"damaged: give the file itself, e.g. --db {Path(path) / 'tasks.db'} "
+            "($JUPYTER_TASKS_DB and JupyterTasksApp.db_path name the file too)")
+
+
 def missing_message(path: Path | str) -> str:
     """The message of a database that does not exist where one is needed."""
     return (f"no database at {path}: start the Jupyter server (or `jupyter tasks worker`) "
@@ -148,6 +155,10 @@ def check_before_open(path: Path, *, create: bool) -> None:
         # a folder on the way that is a file, or shut to this user: the path or the access
         # is wrong, not the file (damage advice sent people to move a sound one aside)
         raise StoreUnavailable(unreachable_message(path, exc.strerror or str(exc))) from None
+    if stat.S_ISDIR(st.st_mode):
+        # the folder the file lives in, given for the file: damage advice would have the
+        # user move their folder aside
+        raise StoreUnavailable(folder_message(path))
     if not stat.S_ISREG(st.st_mode):
         raise StoreUnavailable(damaged_message(path, "is not a regular file"))
     if st.st_size == 0:
@@ -432,6 +443,9 @@ def inspect(path: Path | str) -> Report:
                                  f"{', '.join(leftovers)} to start empty")
         else:
             report.advice.append("start the server once to create it, or pass the right --db")
+        return report
+    if path.is_dir():  # a wrong path, not a damaged file: nothing to recover or move aside
+        report.problems.append(folder_message(path))
         return report
     report.size = path.stat().st_size
     wal = sidecars(path)[0]

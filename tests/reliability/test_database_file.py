@@ -570,6 +570,26 @@ def test_a_path_through_a_file_is_said_unreachable_not_damaged(tmp_path: Path) -
     assert blocker.read_text() == "not a folder"
 
 
+def test_a_folder_given_as_the_database_is_said_a_folder_not_damaged(tmp_path: Path) -> None:
+    # `--db ~/.local/share/jupyter/jupyter_tasks` (the folder, not its tasks.db). Before:
+    # "the task database ... is not a regular file; nothing is accepted until it is fixed
+    # ... recover what it holds ... or move the file aside to start empty", and doctor
+    # called the folder "not a SQLite database" and told to `mv` it aside
+    folder = tmp_path / "jupyter_tasks"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    for args in (["worker", "--concurrency", "1"], ["submit", "--command", "true"],
+                 ["list"], ["doctor"]):
+        done = cli("--db", str(folder), *args)
+        said = done.stdout + done.stderr
+        assert done.returncode in (1, 2), (args, said)
+        assert "Traceback" not in said, said
+        assert f"{folder} is a folder, not a database file" in said, (args, said)
+        assert f"--db {folder / 'tasks.db'}" in said, (args, said)
+        assert "recover" not in said and "aside" not in said, (args, said)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
 def test_a_locked_database_is_said_locked_not_damaged(db_path: Path, capsys) -> None:
     # before: doctor said "quick_check found damage: database is locked" and advised
     # moving the file aside to start empty; list printed a traceback
