@@ -62,7 +62,7 @@ from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus, WorkerInfo, failure_reason, progress_fraction
 from .paths import DB_ENV, default_db_path
-from .registry import import_module_or_path, load_task_modules
+from .registry import MODULES_ENV, import_module_or_path, load_task_modules
 from .store import Store
 from .values import check_input
 
@@ -113,6 +113,35 @@ def _import_given_modules(modules: Sequence[str]) -> None:
         load_task_modules(modules)
     except ImportError as exc:  # a file that is missing or fails to import
         raise CliError(str(exc)) from None
+    except Exception as exc:
+        # the module's own code failed (a bug, a syntax error): one line naming the module
+        # and where it failed, not importlib's traceback
+        raise CliError(_failed_import(modules, exc)) from None
+
+
+def _failed_import(modules: Sequence[str], exc: Exception) -> str:
+    """``task module M failed to import: Type: message (file, line N)``."""
+    import importlib
+    import traceback
+
+    # the frames of the import machinery (ours, importlib's) are not the module's
+    machinery = (Path(__file__).resolve().parent, Path(importlib.__file__).resolve().parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<")
+              and not any(m in Path(f.filename).resolve().parents for m in machinery)]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        module_file, where = exc.filename, ""  # its message names the file and line
+    elif frames:
+        module_file = frames[0].filename  # the module's own top level
+        line = [f for f in frames if f.filename == module_file][-1].lineno
+        where = f" ({module_file}, line {line})"
+    else:
+        module_file, where = "", ""
+    given = [*modules, *os.environ.get(MODULES_ENV, "").split(",")]
+    named = next((m.strip() for m in given if m.strip() and module_file and Path(
+        m.strip()).expanduser().resolve() == Path(module_file).resolve()), module_file)
+    return (f"task module {named or '(an entry point)'} failed to import: "
+            f"{type(exc).__name__}: {exc}{where}")
 
 
 def _load_modules(args: argparse.Namespace) -> None:

@@ -316,6 +316,27 @@ def test_a_task_module_missing_a_dependency_is_named(env: dict[str, str], db_pat
     assert not db_path.exists()
 
 
+@pytest.mark.parametrize(("source", "message"), [
+    ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import ("),
+    ("def broken(:\n", "SyntaxError: "),
+])
+def test_a_task_module_that_fails_at_import_is_one_clear_error(
+        env: dict[str, str], db_path: Path, tmp_path: Path, source: str, message: str) -> None:
+    # before: a module whose own code raised (a bug, a syntax error) ended worker, submit
+    # and rerun with a 20-line importlib traceback and exit 1
+    module = tmp_path / "buggy_tasks.py"
+    module.write_text(source)
+    for command in (["worker"], ["submit", "--name", "x"]):
+        done = jt(env, *command, "--modules", str(module))
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        (error,) = done.stderr.splitlines()
+        assert error.startswith(f"error: task module {module} failed to import: {message}"), \
+            error
+        assert "buggy_tasks.py" in error.split(message, 1)[1] and "line 1" in error, error
+    assert not db_path.exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["list", "--limit", "-1"], "must be from 1 to 1000000, not -1"),
     (["list", "--limit", "99999999999999999999"], "must be from 1 to"),
