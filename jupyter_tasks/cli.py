@@ -878,6 +878,28 @@ def _command_index(argv: Sequence[str]) -> int:
     return i
 
 
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """``jupyter tasks ARGV`` parsed (but ``lab`` and ``dashboard``); exits on bad usage."""
+    argv = list(argv)
+    at = _command_index(argv)
+    if argv[at:at + 1] == ["run"] or argv[at:at + 2] == ["schedule", "add"]:
+        argv = shield_parameter_values(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.cmd == "run" and rest:
+        # papermill takes options between NOTEBOOK and OUTPUT; argparse needs its
+        # intermixed parsing for that, which a parser with subcommands does not offer
+        run = argparse.ArgumentParser(prog="jupyter tasks run", allow_abbrev=False,
+                                      description=RUN_DESCRIPTION)
+        run.add_argument("--full", action="store_true")
+        run.add_argument("--db", default=argparse.SUPPRESS)
+        add_run_arguments(run)
+        args = run.parse_intermixed_args(argv[at + 1:], namespace=argparse.Namespace(db=args.db))
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-tasks`` (``jupyter tasks``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -893,22 +915,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if db is not None:  # the server and its kernels take the database from here
             os.environ[DB_ENV] = os.path.abspath(db)
         return _cmd_lab(argv[at + 1:])
-    if argv[at:at + 1] == ["run"] or argv[at:at + 2] == ["schedule", "add"]:
-        argv = shield_parameter_values(argv)
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.cmd == "run" and rest:
-        # papermill takes options between NOTEBOOK and OUTPUT; argparse needs its
-        # intermixed parsing for that, which a parser with subcommands does not offer
-        run = argparse.ArgumentParser(prog="jupyter tasks run", allow_abbrev=False,
-                                      description=RUN_DESCRIPTION)
-        run.add_argument("--full", action="store_true")
-        run.add_argument("--db", default=argparse.SUPPRESS)
-        add_run_arguments(run)
-        args = run.parse_intermixed_args(argv[_command_index(argv) + 1:],
-                                         namespace=argparse.Namespace(db=args.db))
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = parse_args(argv)
     try:
         status = asyncio.run(args.run(args))
         # what is still buffered goes now, where a reader gone away is heard

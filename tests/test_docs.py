@@ -8,6 +8,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,66 @@ def test_cli_page_has_every_subcommand(built_docs) -> None:
                     "worker", "schedule add", "schedule list", "schedule pause",
                     "schedule resume", "schedule rm", "schedule run", "lab", "dashboard"):
         assert f"jupyter tasks {command}" in text, command
+
+
+# ------------------------------------------------------------------ (d) commands as written
+
+SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)?\n(.*?)^```", re.MULTILINE | re.DOTALL)
+INLINE_COMMAND = re.compile(r"`(jupyter tasks [^`]+)`")
+
+
+def documented_commands(path: Path) -> tuple[list[str], list[str]]:
+    """The ``jupyter tasks …`` lines of a Markdown file's shell blocks, and its inline ones."""
+    text = path.read_text(encoding="utf-8")
+    lines = [line.strip().removeprefix("$ ") for block in SHELL_BLOCK.findall(text)
+             for line in block.replace("\\\n", " ").splitlines()]
+    return ([line for line in lines if line.startswith("jupyter tasks ")],
+            INLINE_COMMAND.findall(FENCE.sub("", text)))
+
+
+def refused(command: str) -> str | None:
+    """Why the CLI's own parser refuses ``command`` as written (None: it takes it)."""
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    from jupyter_tasks.cli import parse_args
+
+    # a comment, a command chained or piped after it, "…" (and so on) are not its words
+    for end in (" #", " && ", " | ", "…"):
+        command = command.split(end)[0]
+    # pause|resume|run|rm (in a table: pause\|resume…) stands for the first
+    command = re.sub(r"\b(\w+)(?:\|\w+)+", r"\1", command.replace("\\|", "|"))
+    words = shlex.split(command)[2:]
+    if words[:1] in (["lab"], ["dashboard"]):
+        return None  # their flags are JupyterLab's and the dashboard's own
+    said = StringIO()
+    with redirect_stderr(said), redirect_stdout(StringIO()):
+        try:
+            parse_args(words)
+        except SystemExit as exc:
+            return said.getvalue().strip().splitlines()[-1] if exc.code else None
+    return None
+
+
+@pytest.mark.parametrize("path", [*READMES, *sorted(DOCS.rglob("*.md"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_documented_command_line_is_taken_by_the_cli(path: Path) -> None:
+    blocks, inline = documented_commands(path)
+    problems = [f"{c}: {why}" for c in blocks if (why := refused(c))]
+    # an inline mention may leave out what it is not about (`jupyter tasks run`, no
+    # NOTEBOOK), but every subcommand and option it names must exist
+    problems += [f"{c}: {why}" for c in inline if (why := refused(c))
+                 and ("unrecognized arguments" in why or "invalid choice" in why)]
+    assert problems == []
+
+
+def test_the_command_check_finds_a_wrong_flag(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```bash\njupyter tasks list --status queued   # fine\n"
+                    "jupyter tasks submit --name greet --parm name=Ada\n```\n\n"
+                    "Run `jupyter tasks lsit` or `jupyter tasks worker --concurency 2`.\n")
+    blocks, inline = documented_commands(page)
+    assert [refused(c) for c in blocks] == [
+        None, "jupyter tasks: error: unrecognized arguments: --parm name=Ada"]
+    assert ["invalid choice: 'lsit'" in refused(inline[0]),
+            "unrecognized arguments: --concurency 2" in refused(inline[1])] == [True, True]
