@@ -131,7 +131,11 @@ async def _resolve(scheduler: Scheduler, ref: str) -> Schedule:
     if not found:
         raise CliError(f"no schedule matches {ref!r} (`jupyter tasks schedule list` "
                        "shows them)")
-    raise CliError(f"{ref!r} matches {len(found)} schedules; give more of the id")
+    # listed as a task's ambiguity is: a user who typed a name has no id to give more of
+    lines = [f"  {s.id}  {printable(s.name)[:50]}  {s.cron}"
+             f"{'  (paused)' if s.paused else ''}" for s in found]
+    raise CliError(f"{ref!r} matches {len(found)} schedules; give one's id (or more of it):\n"
+                   + "\n".join(lines))
 
 
 def _local(iso_time: str | None) -> str:

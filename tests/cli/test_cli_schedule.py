@@ -169,3 +169,21 @@ def test_a_name_that_is_another_schedules_short_id_is_ambiguous(
     (whole,) = rows(db_path, "SELECT id FROM schedules WHERE name = 'first'")
     assert jt(env, "schedule", "rm", whole[0], cwd=tmp_path).returncode == 0
     assert rows(db_path, "SELECT name FROM schedules") == [(short,)]
+
+
+def test_an_ambiguous_reference_lists_the_schedules_it_matches(
+        env: dict[str, str], tmp_path: Path, db_path: Path) -> None:
+    # before: "'nightly' matches 2 schedules; give more of the id", naming neither: the
+    # user who typed a name had no id to give more of (a task's ambiguity lists them)
+    for cron in ("@daily", "@hourly"):
+        added = jt(env, "schedule", "add", "--name", "nightly", "--cron", cron, "--paused",
+                   "--command", "true", cwd=tmp_path)
+        assert added.returncode == 0, added.stderr
+    removed = jt(env, "schedule", "rm", "nightly", cwd=tmp_path)
+    assert removed.returncode == 2 and "Traceback" not in removed.stderr, removed.stderr
+    ids = sorted(i for (i,) in rows(db_path, "SELECT id FROM schedules"))
+    listed = sorted(line.split()[0] for line in removed.stderr.splitlines()[1:])
+    assert listed == ids, removed.stderr
+    assert "@hourly" in removed.stderr and "@daily" in removed.stderr
+    assert jt(env, "schedule", "rm", ids[0], cwd=tmp_path).returncode == 0
+    assert sorted(i for (i,) in rows(db_path, "SELECT id FROM schedules")) == ids[1:]
