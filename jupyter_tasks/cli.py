@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -392,6 +393,9 @@ KERNEL_START_SECONDS = STARTUP_TIMEOUT
 EXIT_TIMEOUT = 124
 # exit status when stdout's reader went away, as a tool that SIGPIPE ended has it
 EXIT_BROKEN_PIPE = 141
+# what a write to standard output raises when the file behind it cannot take more (the
+# store's own errors come as JupyterTasksError, and a named file's carry its name)
+OUTPUT_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 
@@ -940,6 +944,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # into the closed pipe at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in OUTPUT_ERRORS:
+            raise
+        # where the output goes cannot take it (a full disk behind `> file`): one line,
+        # and nothing left to flush into it at exit
+        print(f"error: the output could not be written: {exc.strerror or exc}",
+              file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _stdout_gone() -> bool:

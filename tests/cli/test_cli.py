@@ -254,6 +254,24 @@ def test_a_reader_that_leaves_ends_the_output_quietly(env: dict[str, str], tmp_p
     assert listing.returncode == 141
 
 
+@pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["show", "ID"],
+                                     ["doctor"]])
+def test_output_that_cannot_be_written_is_one_clear_error(
+        env: dict[str, str], tmp_path: Path, command: list[str]) -> None:
+    # `jupyter tasks list > report.txt` on a full disk. Before: a 20-line traceback
+    # ending in "OSError: [Errno 28] No space left on device", and Python's own
+    # "Exception ignored ... flush" after it
+    done = jt(env, "submit", "--name", "cli_greet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    command = [done.stdout.strip() if word == "ID" else word for word in command]
+    with open("/dev/full", "w") as full:
+        written = subprocess.run(["jupyter", "tasks", *command], env=env, stdout=full,
+                                 stderr=subprocess.PIPE, text=True, timeout=120)
+    assert written.returncode == 1, written.stderr
+    assert written.stderr.splitlines() == [
+        "error: the output could not be written: No space left on device"], written.stderr
+
+
 def test_lab_starts_the_jupyterlab_of_its_own_environment(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # /venv/bin/jupyter tasks lab, the venv not activated: another environment's
