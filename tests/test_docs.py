@@ -264,3 +264,14 @@ def test_the_command_check_finds_a_wrong_flag(tmp_path: Path) -> None:
         None, "jupyter tasks: error: unrecognized arguments: --parm name=Ada"]
     assert ["invalid choice: 'lsit'" in refused(inline[0]),
             "unrecognized arguments: --concurency 2" in refused(inline[1])] == [True, True]
+
+
+def test_the_dashboard_readme_lays_out_every_module_it_has() -> None:
+    # its "Layout:" paragraph is where a contributor looks for a piece of the app
+    text = (ROOT / "dashboard" / "README.md").read_text(encoding="utf-8")
+    layout = text.split("Layout:", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`([a-z_]+\.(?:py|tcss))`", layout))
+    package = ROOT / "dashboard" / "jupyter_tasks_dashboard"
+    files = {p.name for p in [*package.glob("*.py"), *package.glob("*.tcss")]
+             if p.name != "__init__.py"}
+    assert (sorted(files - named), sorted(named - files)) == ([], [])
