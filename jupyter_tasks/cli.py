@@ -276,6 +276,9 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     if args.code is not None and (args.param or args.params):
         raise CliError("--param and --params go with --name or --notebook; a code job "
                        "takes its data as --input JSON")
+    if args.command == []:  # given, with nothing after it: not "no work given"
+        raise CliError("--command needs the command's arguments after it (and goes last: "
+                       "every word after it is the command's)")
     if args.input is not None and args.code is None:
         raise CliError("--input goes with --code; give --name and --notebook their values "
                        "with --param or --params")

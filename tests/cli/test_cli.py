@@ -391,6 +391,10 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
      "task module file /no such/file.py does not exist"),
     (["worker", "--modules", "/no such/file.py"],
      "task module file /no such/file.py does not exist"),
+    # before: "give exactly one of name, command, notebook, code (got none)" to a user
+    # who gave --command, with nothing after it
+    (["submit", "--command"], "--command needs the command's arguments after it"),
+    (["submit", "--wait", "--command"], "--command needs the command's arguments after it"),
 ])
 def test_malformed_input_is_one_clear_error(env: dict[str, str], db_path: Path,
                                             args: list[str], message: str) -> None:
