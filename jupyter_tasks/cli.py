@@ -44,6 +44,7 @@ from .cli_common import (
     CliError,
     cell_width,
     creating_database,
+    db_file,
     db_option,
     json_option,
     pad,
@@ -778,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jupyter tasks``."""
     parser = argparse.ArgumentParser(prog="jupyter tasks",
                                      description="Inspect and steer jupyter-tasks.")
-    parser.add_argument("--db", help=DB_HELP)
+    parser.add_argument("--db", type=db_file, help=DB_HELP)
     sub = parser.add_subparsers(dest="cmd", required=True)
     db = db_option()
     full = argparse.ArgumentParser(add_help=False, parents=[db])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -25,12 +26,21 @@ _UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 DB_HELP = "database file (default: $JUPYTER_TASKS_DB or the Jupyter data dir)"
 
 
+def db_file(text: str) -> str:
+    """An argparse type: the ``--db`` path with ``~`` expanded, as ``$JUPYTER_TASKS_DB``'s is.
+
+    The shell leaves the tilde of ``--db=~/tasks.db`` as it is: taken as written, a folder
+    named ``~`` was made in the current folder, with a new database in it.
+    """
+    return os.path.expanduser(text)
+
+
 def db_option() -> argparse.ArgumentParser:
     """A parent parser giving a subcommand ``--db`` too: ``jupyter tasks doctor --db FILE``
     (as the database's error messages print it) means ``jupyter tasks --db FILE doctor``."""
     parent = argparse.ArgumentParser(add_help=False)
     # absent here, the global --db (or its default) stays
-    parent.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    parent.add_argument("--db", default=argparse.SUPPRESS, type=db_file, help=DB_HELP)
     return parent
 
 

@@ -623,3 +623,20 @@ def test_ctrl_c_in_submit_wait_says_which_job_goes_on(env: dict[str, str],
     assert lines[-1] == (f"stopped waiting; {ident} goes on "
                          f"(`jupyter tasks cancel {ident}` stops it)")
     assert task.status == "queued" and not task.cancel_requested
+
+
+def test_a_db_under_home_written_with_a_tilde_is_the_file_in_home(
+        env: dict[str, str], tmp_path: Path) -> None:
+    # `--db=~/tasks.db`: the shell leaves a tilde after `--db=` as it is. Before: submit
+    # made a folder named `~` in the current folder and a new database in it, while
+    # JUPYTER_TASKS_DB=~/tasks.db named the file in the home folder
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {**env, "HOME": str(home)}
+    for args in (["--db=~/tasks.db", "submit", "--command", "true"],
+                 ["list", "--db=~/tasks.db"], ["schedule", "list", "--db", "~/tasks.db"]):
+        done = jt(env, *args, cwd=work)
+        assert done.returncode == 0, (args, done.stderr)
+    assert list(work.iterdir()) == []
+    assert len(stored(home / "tasks.db")) == 1
