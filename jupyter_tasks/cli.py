@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import os
+import re
 import select
 import shlex
 import shutil
@@ -393,6 +394,8 @@ PAPERMILL_IGNORED = ("--request-save-on-cell-execute", "--no-request-save-on-cel
                      "--no-report-mode", f"--start-timeout (up to {STARTUP_TIMEOUT})")
 # how long a notebook job waits for its kernel
 KERNEL_START_SECONDS = STARTUP_TIMEOUT
+# a path papermill would hand to a remote store (s3://, gs://, abs://, https://, file://)
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
 EXIT_TIMEOUT = 124
 # exit status when stdout's reader went away, as a tool that SIGPIPE ended has it
@@ -430,6 +433,11 @@ def _refuse_unsupported(args: argparse.Namespace) -> None:
     for path, what in ((args.notebook, "NOTEBOOK"), (args.output, "OUTPUT")):
         if path == "-":
             raise CliError(f"{what} '-' (a pipe) is not supported: give a file path")
+        if path and URL.match(path):
+            # papermill's remote storage (s3://, gs://, https://...): taken as a path,
+            # an OUTPUT was written to a local folder named `s3:`, "succeeded"
+            raise CliError(f"{what} {path!r} (a URL) is not supported: notebook jobs read "
+                           "and write files inside this folder; give a file path")
 
 
 def _positive(kind: type) -> Any:
@@ -714,7 +722,7 @@ RUN_DESCRIPTION = (
     "result): " + ", ".join(PAPERMILL_IGNORED) + ". Refused with the reason: "
     "--help-notebook, --prepare-only, --report-mode, --stdout-file, --stderr-file, "
     "--execution-timeout, --engine and --language other than nbclient and python, "
-    "and '-' (pipes) for NOTEBOOK or OUTPUT.")
+    "and '-' (pipes) or URLs (s3://, gs://, https://...) for NOTEBOOK or OUTPUT.")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -243,6 +243,12 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
     (["nb.ipynb", "--execution-timeout", "5"], "--timeout S limits the whole run"),
     (["nb.ipynb", "--engine", "custom"], "error: --engine is not supported"),
     (["nb.ipynb", "-"], "error: OUTPUT '-' (a pipe) is not supported"),
+    # papermill's remote storage: before, `s3://b/out.ipynb` was written, "succeeded",
+    # to a local folder named `s3:` (the run's result said "s3:/b/out.ipynb")
+    (["nb.ipynb", "s3://bucket/out.ipynb"],
+     "error: OUTPUT 's3://bucket/out.ipynb' (a URL) is not supported"),
+    (["https://example.com/nb.ipynb"],
+     "error: NOTEBOOK 'https://example.com/nb.ipynb' (a URL) is not supported"),
     (["nb.ipynb", "--inject-output-path"], "need an OUTPUT path"),
     (["nb.ipynb", "--bogus"], "unrecognized arguments: --bogus"),
     (["nb.ipynb", "--cwd", ".."], "error: --cwd .. is not supported: a notebook job runs in"),
