@@ -252,9 +252,14 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _cmd_list(args: argparse.Namespace) -> int:
     async with _read_only(args) as store:
+        # one more than shown: whether the table stopped short of what matches
         tasks = await store.list_tasks(statuses=args.status, name=args.name,
                                        queue=args.queue, key_prefix=args.key_prefix,
-                                       limit=args.limit)
+                                       limit=args.limit + 1)
+    more, tasks = len(tasks) > args.limit, tasks[:args.limit]
+    if more:
+        print(f"note: the newest {args.limit} shown; more match (--limit N shows more)",
+              file=sys.stderr)
     if args.json:
         print(json.dumps([t.to_json() for t in tasks], indent=2))
     else:
@@ -800,7 +805,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue")
     p.add_argument("--key-prefix")
     # a negative LIMIT is no limit to SQLite: the whole history
-    p.add_argument("--limit", type=_int_in(1, 1_000_000), default=50)
+    p.add_argument("--limit", type=_int_in(1, 1_000_000), default=50,
+                   help="how many, newest first (default 50; a note on stderr says when "
+                        "more match)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_list)
 

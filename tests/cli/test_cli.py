@@ -640,3 +640,27 @@ def test_a_db_under_home_written_with_a_tilde_is_the_file_in_home(
         assert done.returncode == 0, (args, done.stderr)
     assert list(work.iterdir()) == []
     assert len(stored(home / "tasks.db")) == 1
+
+
+def test_list_says_when_more_tasks_match_than_it_shows(db_path: Path,
+                                                       env: dict[str, str]) -> None:
+    # before: `jupyter tasks list` showed the newest 50 of 60 tasks with no sign that it
+    # had stopped there: the table read as the whole history
+    async def write(count: int) -> None:
+        async with await Store.open(db_path) as store:
+            now = time.time()
+            await store.insert_task_rows(
+                {"id": new_task_id(), "kind": "function", "mode": "job", "status": "queued",
+                 "name": "many", "label": f"many {i}", "params": {}, "spec": {"name": "many"},
+                 "queue": "default", "created_at": now + i, "updated_at": now + i}
+                for i in range(count))
+
+    asyncio.run(write(60))
+    listed = jt(env, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 51  # the header and the newest 50
+    assert listed.stderr == "note: the newest 50 shown; more match (--limit N shows more)\n"
+    as_json = jt(env, "list", "--json", "--limit", "10")
+    assert len(json.loads(as_json.stdout)) == 10 and "more match" in as_json.stderr
+    whole = jt(env, "list", "--limit", "60")
+    assert len(whole.stdout.splitlines()) == 61 and whole.stderr == "", whole.stderr
