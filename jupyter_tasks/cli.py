@@ -670,13 +670,15 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     from .worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _import_given_modules(args.modules or [])  # one error line, before anything starts
+    # the configured ones too (a worker runs what they register, where submit only checks
+    # params): one error line, before anything starts
+    modules = [*(args.modules or []), *configured_task_modules()]
+    _import_given_modules(modules)
     # a worker on a mistyped --db (or a unit without $JUPYTER_TASKS_DB) serves a new, empty
     # file while the jobs wait in the real one: said as submit says it
     with creating_database(args.db):
         await run_worker(args.db, queues=args.queue or ["default"],
-                         concurrency=args.concurrency,
-                         task_modules=[*(args.modules or []), *configured_task_modules()],
+                         concurrency=args.concurrency, task_modules=modules,
                          max_log_chars=args.max_log_chars)
     return 0
 

@@ -664,3 +664,26 @@ def test_list_says_when_more_tasks_match_than_it_shows(db_path: Path,
     assert len(json.loads(as_json.stdout)) == 10 and "more match" in as_json.stderr
     whole = jt(env, "list", "--limit", "60")
     assert len(whole.stdout.splitlines()) == 61 and whole.stderr == "", whole.stderr
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    (None, "does not exist"),
+    ("raise RuntimeError('boom at import')\n",
+     "failed to import: RuntimeError: boom at import"),
+])
+def test_a_worker_whose_configured_task_module_fails_says_so_in_one_line(
+        env: dict[str, str], tmp_path: Path, source: str | None, message: str) -> None:
+    # JupyterTasksApp.task_modules of the Jupyter config, not --modules. Before: the
+    # worker ended with a traceback (exit 1), the --modules case already one line
+    module = tmp_path / "configured_tasks.py"
+    if source is not None:
+        module.write_text(source)
+    config = tmp_path / "config-of-a-worker"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps(
+        {"JupyterTasksApp": {"task_modules": [str(module)]}}))
+    done = jt({**env, "JUPYTER_CONFIG_DIR": str(config)}, "worker")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert str(module) in error and message in error, done.stderr
