@@ -115,11 +115,26 @@ def _import_given_modules(modules: Sequence[str]) -> None:
     try:
         load_task_modules(modules)
     except ImportError as exc:  # a file that is missing or fails to import
-        raise CliError(str(exc)) from None
+        file = Path(f"{exc.name}.py")
+        # a command imports names from the environment, not from its folder
+        here = (f" ({file} in this folder is given by its path: --modules {file})"
+                if exc.name in modules and file.is_file() else "")
+        raise CliError(f"{exc}{here}") from None
     except Exception as exc:
         # the module's own code failed (a bug, a syntax error): one line naming the module
         # and where it failed, not importlib's traceback
         raise CliError(_failed_import(modules, exc)) from None
+    for spec in modules:
+        module = sys.modules.get(spec)
+        if module is not None and getattr(module, "__file__", None) is None \
+                and hasattr(module, "__path__"):
+            # a folder without __init__.py imports as an empty namespace package: a worker
+            # given it served with no task, its jobs waiting for another
+            inside = sorted(p.stem for folder in module.__path__ for p in Path(folder).glob(
+                "*.py"))
+            raise CliError(f"task module {spec} is a folder without __init__.py, which "
+                           "registers no task: name its modules instead "
+                           f"({spec}.{inside[0] if inside else 'NAME'})")
 
 
 def _failed_import(modules: Sequence[str], exc: Exception) -> str:

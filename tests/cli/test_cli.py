@@ -687,3 +687,27 @@ def test_a_worker_whose_configured_task_module_fails_says_so_in_one_line(
     assert "Traceback" not in done.stderr, done.stderr
     (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert str(module) in error and message in error, done.stderr
+
+
+def test_a_folder_given_as_a_task_module_is_refused_not_served_empty(
+        env: dict[str, str], tmp_path: Path) -> None:
+    # `--modules examples` for examples/tasks.py: a folder without __init__.py imports as
+    # an empty namespace package. Before: the worker served with no task registered, and
+    # every job naming examples' tasks waited for another worker, without a word
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "tasks.py").write_text(GREET)
+    on_path = {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])}
+    for command in (["worker"], ["submit", "--name", "cli_greet"]):
+        done = jt(on_path, *command, "--modules", "examples", cwd=tmp_path)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert done.stderr.splitlines() == [
+            "error: task module examples is a folder without __init__.py, which registers "
+            "no task: name its modules instead (examples.tasks)"], done.stderr
+    # and a module name for a file of this folder, which a command does not import from
+    mine = tmp_path / "my_tasks.py"
+    mine.write_text(GREET)
+    done = jt(env, "submit", "--name", "cli_greet", "--modules", "my_tasks", cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.splitlines() == [
+        "error: No module named 'my_tasks' (my_tasks.py in this folder is given by its "
+        "path: --modules my_tasks.py)"], done.stderr
