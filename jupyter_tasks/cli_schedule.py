@@ -114,7 +114,11 @@ def parse_job_here(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     try:
         return parse_job_body(job, os.getcwd())
     except Problem as exc:
-        raise CliError(exc.detail) from None
+        # the server's words for a request; here the job is this command's options, and
+        # its root the current folder
+        raise CliError(exc.detail.replace("invalid request body: ", "invalid job: ", 1)
+                       .replace("the server root", f"the current folder ({os.getcwd()})")
+                       ) from None
 
 
 async def _resolve(scheduler: Scheduler, ref: str) -> Schedule:

@@ -82,7 +82,12 @@ def test_add_list_pause_resume_run_rm(env: dict[str, str], tmp_path: Path,
     (("--cron", "61 * * * *", "--command", "true"), "cron"),
     (("--cron", "* * * * *", "--tz", "Nowhere/Land", "--command", "true"), "time zone"),
     (("--cron", "* * * * *", "missing.ipynb"), "does not exist"),
-    (("--cron", "* * * * *", "../outside.ipynb"), "inside the server root"),
+    # before: "invalid request body: notebook: must stay inside the server root", the
+    # server's words for a request, on a command whose root is the current folder
+    (("--cron", "* * * * *", "../outside.ipynb"),
+     "error: invalid job: notebook: must stay inside the current folder ("),
+    (("--cron", "* * * * *", "--timeout", "-1", "--command", "true"),
+     "error: invalid job: timeout: must be a positive number of seconds"),
     (("--cron", "* * * * *"), "NOTEBOOK or --command"),
 ])
 def test_bad_input_is_one_error_and_nothing_written(env: dict[str, str], tmp_path: Path,
