@@ -333,14 +333,12 @@ class Execution:
         return finished.next_job
 
     async def hand_back(self, task: Task, progress: Any = None, ran: bool = False) -> None:
-        """Put a job claimed here (``ran``: and started) back in its queue, no attempt spent."""
-        await self.state.store.transition(
-            task.id, {"status": TaskStatus.QUEUED.value, "worker_id": None,
-                      "lease_expires_at": None, "attempts": max(task.attempts - 1, 0),
-                      "progress": progress, "started_at": None, "confirmation": None,
-                      **({"retry_reason": WORKER_STOPPED} if ran else {})},
-            EventType.RETRYING, when_status=(TaskStatus.RUNNING.value,),
-            when_worker=self.state.worker_id)
+        """Put a job claimed here (``ran``: and started) back in its queue, no attempt
+        spent; one whose cancel was asked meanwhile ends cancelled instead."""
+        await self.state.store.hand_back(task.id, self.state.worker_id, {
+            "status": TaskStatus.QUEUED.value, "worker_id": None, "lease_expires_at": None,
+            "attempts": max(task.attempts - 1, 0), "progress": progress, "started_at": None,
+            "confirmation": None, **({"retry_reason": WORKER_STOPPED} if ran else {})})
 
     async def hand_back_all(self, tasks: list[Task]) -> None:
         """``hand_back`` each of ``tasks``."""

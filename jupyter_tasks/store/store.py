@@ -169,6 +169,7 @@ from .worker_sql import (
     reap_candidates_query,
     tx_claim,
     tx_finish,
+    tx_hand_back,
     tx_heartbeat,
     tx_reap,
     tx_register_worker,
@@ -1504,6 +1505,11 @@ class Store:
         otherwise nothing is written and None is returned.
         """
         return await self._txn(tx_transition, task_id, changes, event, when_status, when_worker)
+
+    async def hand_back(self, task_id: str, worker_id: str, changes: dict[str, Any]) -> Task | None:
+        """Put a job running on ``worker_id`` back in its queue, or end it cancelled when a
+        cancel was asked meanwhile; None if it is no longer that worker's running job."""
+        return await self._txn(tx_hand_back, task_id, worker_id, changes)
 
     async def finish(
         self,

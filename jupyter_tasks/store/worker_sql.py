@@ -19,7 +19,7 @@ from ..models import (
     worker_task_names,
 )
 from .event_sql import insert_event
-from .task_sql import encode_column, tx_append_logs, update_task
+from .task_sql import encode_column, tx_append_logs, tx_transition, update_task
 
 
 class Finished(NamedTuple):
@@ -279,6 +279,32 @@ def _ended_from_exit(task: Task, process: Mapping[str, Any],
     return ({"status": TaskStatus.FAILED.value, "error": failed, "finished_at": ended_at,
              "lease_expires_at": None, "process": None, "resource_usage": usage or None},
             EventType.FAILED)
+
+
+# a job whose cancel was under way when its worker stopped: the end the user asked for
+CANCELLED_AT_STOP = {"type": "TaskCancelled", "traceback": None,
+                     "message": "the task was cancelled (its worker stopped before it ended)"}
+
+
+def tx_hand_back(conn: sqlite3.Connection, task_id: str, worker_id: str,
+                 changes: dict[str, Any]) -> Task | None:
+    """Put a running job of ``worker_id`` back in its queue with ``changes``; end it
+    cancelled instead when a cancel was asked (back in its queue, it would only show
+    queued until a worker claimed it, for good if none serves the queue)."""
+    row = conn.execute("SELECT cancel_requested FROM tasks WHERE id = ? AND status = ? "
+                       "AND worker_id = ?", (task_id, TaskStatus.RUNNING.value, worker_id)
+                       ).fetchone()
+    if row is None:
+        return None
+    if not row[0]:
+        return tx_transition(conn, task_id, changes, EventType.RETRYING,
+                             (TaskStatus.RUNNING.value,), worker_id)
+    now = time.time()
+    return tx_transition(conn, task_id, {
+        "status": TaskStatus.CANCELLED.value, "finished_at": now, "lease_expires_at": None,
+        "progress": changes.get("progress"), "confirmation": None,
+        "error": CANCELLED_AT_STOP, "updated_at": now}, EventType.CANCELLED,
+        (TaskStatus.RUNNING.value,), worker_id)
 
 
 def finish_update(changes: Mapping[str, Any]) -> tuple[str, list[Any], float]:

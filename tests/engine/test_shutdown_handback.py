@@ -55,6 +55,13 @@ def registry(go: asyncio.Event | None = None) -> Registry:
         await asyncio.sleep(DEADLINE)
         return 1
 
+    @tasks.task("deaf", mode="job")
+    def deaf(seconds: float = DEADLINE) -> int:
+        end = time.monotonic() + seconds  # never looks at its cancel: only its end counts
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        return 1
+
     @tasks.task("asks", mode="job")
     async def asks(ctx: TaskContext) -> str:
         return await ctx.confirm("go on?", ["yes", "no"])
@@ -82,6 +89,26 @@ async def test_stop_while_a_job_waits_for_an_answer_hands_it_back_with_no_questi
         back = await store.get_task(job.id)
     # asked again when it runs again: no question left for a job nobody runs now
     assert back is not None and back.confirmation is None and not back.cancel_requested
+
+
+async def test_a_job_cancelled_before_the_stop_ends_cancelled_not_back_in_its_queue(
+        db_path: Path) -> None:
+    # before: the shutdown's stop took the place of the cancel still under way (a function
+    # that does not look at its cancel runs on), and the job went back to its queue with
+    # its cancel flag set: shown queued until a worker claimed it, for good if none did
+    manager = TaskManager(db_path, registry=registry(), queues={"default": 1},
+                          make_default=False)
+    await manager.start()
+    job = await manager.submit_spec({"name": "deaf"})
+
+    async def running() -> bool:
+        return (await manager.get(job.id)).status == "running"
+
+    await eventually(running, what="the job running")
+    await manager.cancel(job.id)
+    await asyncio.wait_for(manager.stop(), DEADLINE)
+    status, attempts, _ = rows(db_path)["deaf"]
+    assert (status, attempts) == ("cancelled", 1)
 
 
 async def test_stop_just_after_a_submit_leaves_the_job_queued_or_done(db_path: Path) -> None:
