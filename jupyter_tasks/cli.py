@@ -28,7 +28,6 @@ import errno
 import json
 import logging
 import os
-import re
 import select
 import shlex
 import shutil
@@ -60,6 +59,7 @@ from .engine.config import DEFAULT_MAX_LOG_CHARS
 from .engine.options import MAX_SLOTS, check_options
 from .exceptions import JupyterTasksError, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
+from .jobs.notebook_record import URL
 from .liveness import live_workers
 from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
@@ -414,8 +414,6 @@ PAPERMILL_IGNORED = ("--request-save-on-cell-execute", "--no-request-save-on-cel
                      "--no-report-mode", f"--start-timeout (up to {STARTUP_TIMEOUT})")
 # how long a notebook job waits for its kernel
 KERNEL_START_SECONDS = STARTUP_TIMEOUT
-# a path papermill would hand to a remote store (s3://, gs://, abs://, https://, file://)
-URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # exit status of ``run --wait`` for a job that ran out of time, as timeout(1) has it
 EXIT_TIMEOUT = 124
 # exit status when stdout's reader went away, as a tool that SIGPIPE ended has it

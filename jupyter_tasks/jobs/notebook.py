@@ -154,14 +154,27 @@ def resolve_notebook_path(notebook: str, root_dir: str | os.PathLike[str] | None
     return path
 
 
+def refuse_urls(spec: Mapping[str, Any]) -> None:
+    """``InvalidRequest`` for a ``notebook`` or ``output_path`` that is a URL: taken as a
+    path, papermill's ``s3://b/out.ipynb`` was written to a local folder named ``s3:``."""
+    for field_name in ("notebook", "output_path"):
+        value = spec.get(field_name)
+        if isinstance(value, str) and record.URL.match(value):
+            message = ("(a URL) is not supported: notebook jobs read and write files "
+                       "inside the root; give a file path")
+            raise InvalidRequest(f"{field_name} {value!r} {message}",
+                                 errors=[{"field": field_name, "message": message}])
+
+
 def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) -> str:
     """Check a notebook spec before queueing it (the server can call this at submit).
 
     Returns the resolved path; raises ``InvalidRequest`` for a path outside the
     root, a missing file, parameter names that are not Python identifiers, an
     ``output_path`` that leaves the root, names an unknown field, a folder or the
-    input notebook itself, or an ``export_html`` that is not a boolean.
+    input notebook itself, or an ``export_html`` that is not a boolean; a URL for either.
     """
+    refuse_urls(spec)
     path = resolve_notebook_path(spec.get("notebook"), spec.get("root_dir"))
     if must_exist and not os.path.isfile(path):
         raise InvalidRequest(f"notebook {spec.get('notebook')!r} does not exist",

@@ -48,6 +48,9 @@ PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed
 CLEAN_EXIT_VALUES = ("", "0")
 OUTPUT_PATH_FIELDS = ("id", "date")
 
+# a path papermill would hand to a remote store (s3://, gs://, abs://, https://, file://)
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
 
 def now() -> datetime.datetime:
     """The current UTC time (papermill's timestamps are UTC, ISO 8601 with offset)."""

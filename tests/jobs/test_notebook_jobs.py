@@ -344,6 +344,10 @@ async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app
     ("out/{id:>99999999}.ipynb", "more than 255 characters"),
     ("out/{alpha:.100000f}.ipynb", "more than 255 characters"),
     ("out/{stem}" + "x" * 300 + ".ipynb", "too long once filled in"),
+    # papermill's remote storage: before, written to a local folder named `s3:`, and
+    # the job said it succeeded
+    ("s3://bucket/out.ipynb", "(a URL) is not supported"),
+    ("https://example.org/out.ipynb", "(a URL) is not supported"),
 ])
 async def test_output_path_leaving_the_root_is_refused_at_submit(
         api, jp_root_dir, tasks_app, output_path, complaint):
