@@ -342,6 +342,13 @@ inside_root = _inside
 # ====================================================================== tasks
 
 
+# what a list may be asked with; a misspelt filter (?stauts=failed) ignored listed every
+# task as if it matched. ``token``: the server's auth takes it from the query too
+LIST_QUERY = frozenset({"status", "kind", "search", "sort", "order", "limit", "cursor", "owner",
+                        "name", "queue", "task_key", "key_prefix", "idempotency_key",
+                        "parent_id", "schedule_id", "token"})
+
+
 class TaskCollectionHandler(TasksHandler):
     """``GET /api/tasks`` (list) and ``POST /api/tasks`` (submit a job)."""
 
@@ -351,8 +358,10 @@ class TaskCollectionHandler(TasksHandler):
         # each once: a status repeated 501 times was 501 parts of one SQL compound (a 500)
         statuses = list(dict.fromkeys(
             s for raw in self.get_arguments("status") for s in raw.split(",") if s))
-        errors = [{"field": "status", "message": f"unknown status {s!r}"}
-                  for s in statuses if s not in STATUS_VALUES]
+        errors = [{"field": key[:100], "message": "unknown query parameter"}
+                  for key in self.request.query_arguments if key not in LIST_QUERY][:20]
+        errors += [{"field": "status", "message": f"unknown status {s!r}"}
+                   for s in statuses if s not in STATUS_VALUES]
         kind = self.get_argument("kind", None)
         if kind is not None and kind not in KIND_VALUES:
             errors.append({"field": "kind", "message": f"unknown kind {kind!r}"})

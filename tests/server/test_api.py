@@ -187,6 +187,15 @@ async def test_list_rejects_bad_query_with_422(api, params):
     assert_problem(await api.get(params=params), 422)
 
 
+async def test_a_misspelt_list_filter_is_a_422_not_every_task(api, jp_auth_header):
+    # before: ?stauts=failed was ignored and every task listed, as if all had failed
+    problem = assert_problem(await api.get(params={"stauts": "failed"}), 422)
+    assert problem["errors"] == [{"field": "stauts", "message": "unknown query parameter"}]
+    # the token in the query, as a curl line may give it
+    token = jp_auth_header["Authorization"].split(" ", 1)[1]
+    assert (await api.get(params={"token": token, "status": "failed"})).code == 200
+
+
 async def test_get_one_and_full_view(api):
     task = await api.submit({"name": "srv_artifact"})
     done = await finished(api, task["id"])
