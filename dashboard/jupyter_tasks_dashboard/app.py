@@ -34,7 +34,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                       "(default: the local running server)")
     parser.add_argument("--token", help="API token (default: $JUPYTER_TOKEN or the token of "
                                         "the server found in the runtime dir)")
-    parser.add_argument("--db", help="read this database directly instead of a server")
+    # expanded as `jupyter tasks --db` is: the shell leaves the tilde of --db=~/x.db alone
+    parser.add_argument("--db", type=os.path.expanduser,
+                        help="read this database directly instead of a server")
     parser.add_argument("--page-size", type=int, default=50, help="rows per page (default 50)")
     return parser
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_tasks_dashboard.app import TasksDashboard, main
+from jupyter_tasks_dashboard.app import TasksDashboard, build_parser, describe, main
 from jupyter_tasks_dashboard.sources import DatabaseSource
 
 from .conftest import beside_a_writer, build_history, until
@@ -611,3 +611,12 @@ async def test_ctrl_r_starts_a_dashboard_whose_database_came_after_it(tmp_path):
         await until(lambda: app.ready and task.id in app.table.tasks, pilot,
                     what="the database read after ctrl+r")
         await until(lambda: "1 task" in app.screen_text(), pilot, what="the counts")
+
+
+def test_a_db_written_with_a_tilde_is_the_file_in_the_home_folder(monkeypatch, tmp_path):
+    # `--db=~/tasks.db`: the shell leaves that tilde alone. Before: the dashboard looked
+    # for a folder named `~` in the current folder, as `jupyter tasks --db` once did
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(["--db=~/tasks.db"])
+    assert args.db == str(tmp_path / "tasks.db")
+    assert describe(args) == f"database {tmp_path / 'tasks.db'}"
