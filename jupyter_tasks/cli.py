@@ -124,17 +124,6 @@ def _import_given_modules(modules: Sequence[str]) -> None:
         # the module's own code failed (a bug, a syntax error): one line naming the module
         # and where it failed, not importlib's traceback
         raise CliError(_failed_import(modules, exc)) from None
-    for spec in modules:
-        module = sys.modules.get(spec)
-        if module is not None and getattr(module, "__file__", None) is None \
-                and hasattr(module, "__path__"):
-            # a folder without __init__.py imports as an empty namespace package: a worker
-            # given it served with no task, its jobs waiting for another
-            inside = sorted(p.stem for folder in module.__path__ for p in Path(folder).glob(
-                "*.py"))
-            raise CliError(f"task module {spec} is a folder without __init__.py, which "
-                           "registers no task: name its modules instead "
-                           f"({spec}.{inside[0] if inside else 'NAME'})")
 
 
 def _failed_import(modules: Sequence[str], exc: Exception) -> str:

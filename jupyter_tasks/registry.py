@@ -325,6 +325,7 @@ def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True)
             # 'pandas'" alone read as the given module not found, and named none of several
             raise ImportError(f"task module {spec} failed to import: {exc}",
                               name=exc.name, path=exc.path) from exc
+        _refuse_namespace(spec)
         loaded.append(spec)
     if entry_points:
         from importlib.metadata import entry_points as eps
@@ -333,6 +334,19 @@ def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True)
             ep.load()
             loaded.append(ep.value)
     return loaded
+
+
+def _refuse_namespace(spec: str) -> None:
+    """``ImportError`` when ``spec`` imported as a folder without ``__init__.py``: an empty
+    namespace package, which registers no task (a worker given it served none)."""
+    module = sys.modules.get(spec)
+    if module is None or getattr(module, "__file__", None) is not None \
+            or not hasattr(module, "__path__"):
+        return
+    inside = sorted(p.stem for folder in module.__path__ for p in Path(folder).glob("*.py"))
+    example = f"{spec}.{inside[0] if inside else 'NAME'}"
+    raise ImportError(f"task module {spec} is a folder without __init__.py, which registers "
+                      f"no task: name its modules instead ({example})")
 
 
 def _names_itself(spec: str, exc: ImportError) -> bool:

@@ -116,3 +116,21 @@ def test_bind_injects_context_by_type(registry: Registry) -> None:
     ctx = TaskContext("0" * 32)
     kwargs = registry.get_info("resize").bind({"path": "p", "width": 1}, {TaskContext: ctx})
     assert kwargs["ctx"] is ctx
+
+
+def test_a_folder_without_init_is_no_task_module(tmp_path, monkeypatch) -> None:
+    # JupyterTasksApp.task_modules = ["examples"] for examples/tasks.py: a folder without
+    # __init__.py imports as an empty namespace package. Before: the server (as the CLI
+    # once did) served with no task registered, every job of those tasks left waiting
+    from jupyter_tasks.registry import load_task_modules
+
+    folder = tmp_path / "jt_folder_of_tasks"
+    folder.mkdir()
+    (folder / "tasks.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match=r"task module jt_folder_of_tasks is a folder without "
+                                          r"__init__.py, which registers no task: name its "
+                                          r"modules instead \(jt_folder_of_tasks.tasks\)"):
+        load_task_modules(["jt_folder_of_tasks"], entry_points=False)
+    assert load_task_modules(["jt_folder_of_tasks.tasks"], entry_points=False) == [
+        "jt_folder_of_tasks.tasks"]
