@@ -343,7 +343,8 @@ inside_root = _inside
 
 
 # what a list may be asked with; a misspelt filter (?stauts=failed) ignored listed every
-# task as if it matched. ``token``: the server's auth takes it from the query too
+# task as if it matched. ``token``: the server's auth takes it from the query too; and a
+# bare number is the cache buster JupyterLab's ServerConnection adds (``?1796593387127``)
 LIST_QUERY = frozenset({"status", "kind", "search", "sort", "order", "limit", "cursor", "owner",
                         "name", "queue", "task_key", "key_prefix", "idempotency_key",
                         "parent_id", "schedule_id", "token"})
@@ -359,7 +360,8 @@ class TaskCollectionHandler(TasksHandler):
         statuses = list(dict.fromkeys(
             s for raw in self.get_arguments("status") for s in raw.split(",") if s))
         errors = [{"field": key[:100], "message": "unknown query parameter"}
-                  for key in self.request.query_arguments if key not in LIST_QUERY][:20]
+                  for key, values in self.request.query_arguments.items()
+                  if key not in LIST_QUERY and not (key.isdigit() and values == [b""])][:20]
         errors += [{"field": "status", "message": f"unknown status {s!r}"}
                    for s in statuses if s not in STATUS_VALUES]
         kind = self.get_argument("kind", None)

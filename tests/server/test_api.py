@@ -194,6 +194,9 @@ async def test_a_misspelt_list_filter_is_a_422_not_every_task(api, jp_auth_heade
     # the token in the query, as a curl line may give it
     token = jp_auth_header["Authorization"].split(" ", 1)[1]
     assert (await api.get(params={"token": token, "status": "failed"})).code == 200
+    # the cache buster JupyterLab's ServerConnection appends to the panel's requests
+    assert (await api.get(params={"1796593387127": ""})).code == 200
+    assert_problem(await api.get(params={"1796593387127": "x"}), 422)
 
 
 async def test_get_one_and_full_view(api):
