@@ -35,6 +35,22 @@ def status(lab: LabServer, task_id: str) -> str:
     return task["status"]
 
 
+
+class EventLink:
+    """The page's event sockets, through us: while ``down``, each new one is closed at once."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.sockets: list[Any] = []
+
+    def route(self, socket: Any) -> None:
+        """``page.route_web_socket``'s handler."""
+        if self.down:
+            socket.close()
+            return
+        socket.connect_to_server()
+        self.sockets.append(socket)
+
 def test_a_stream_dropped_before_its_first_event_catches_up_on_reconnect(
         lab: LabServer, chromium: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -47,15 +63,7 @@ def test_a_stream_dropped_before_its_first_event_catches_up_on_reconnect(
         lambda: status(lab, waiting) == "running" and status(lab, doomed) == "succeeded",
         timeout=60, what="one task running, the other done")
 
-    # the page's event sockets go through here: while `down`, each attempt is closed at once
-    link: dict[str, Any] = {"down": False, "sockets": []}
-
-    def route(socket: Any) -> None:
-        if link["down"]:
-            socket.close()
-            return
-        socket.connect_to_server()
-        link["sockets"].append(socket)
+    link = EventLink()
 
     with sync_playwright() as p:
         context = launch_chromium(p, tmp_path / "chromium", chromium)
@@ -63,21 +71,21 @@ def test_a_stream_dropped_before_its_first_event_catches_up_on_reconnect(
         try:
             page = context.pages[0] if context.pages else context.new_page()
             page.on("pageerror", lambda exc: _keep_page_error(errors, exc))
-            page.route_web_socket(EVENTS_URL, route)
+            page.route_web_socket(EVENTS_URL, link.route)
             # loaded after both changes were made: the page has read no event at all
             open_lab_and_panel(page, lab)
             wait_status(page, waiting, "running")
             expect(row(page, doomed)).to_have_count(1)
 
-            link["down"] = True
-            link["sockets"][-1].close()
+            link.down = True
+            link.sockets[-1].close()
             expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(0)
             gate.touch()
             code, _ = lab.request("DELETE", f"/api/tasks/{doomed}")
             assert code == 204
             eventually_sync(lambda: status(lab, waiting) == "succeeded", timeout=60,
                             what="the waiting task to end")
-            link["down"] = False
+            link.down = False
             # the reconnect comes after the stream's backoff (up to 30 s)
             expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(
                 1, timeout=RECONNECT_MS)
@@ -124,14 +132,7 @@ def test_an_answer_to_a_question_gone_meanwhile_is_not_given_to_the_next(
     gate = tmp_path / "second question"
     task = submit(lab, {"name": "browser_ask_twice", "params": {"gate": str(gate)},
                         "label": "two questions"})["id"]
-    link: dict[str, Any] = {"down": False, "sockets": []}
-
-    def route(socket: Any) -> None:
-        if link["down"]:
-            socket.close()
-            return
-        socket.connect_to_server()
-        link["sockets"].append(socket)
+    link = EventLink()
 
     def question() -> dict:
         code, data = lab.request("GET", f"/api/tasks/{task}")
@@ -142,14 +143,14 @@ def test_an_answer_to_a_question_gone_meanwhile_is_not_given_to_the_next(
         context = launch_chromium(p, tmp_path / "chromium", chromium)
         try:
             page = context.pages[0] if context.pages else context.new_page()
-            page.route_web_socket(EVENTS_URL, route)
+            page.route_web_socket(EVENTS_URL, link.route)
             open_lab_and_panel(page, lab)
             staging = row(page, task).locator('.jp-TasksPanel-answer[data-answer="yes"]')
             expect(row(page, task).locator(".jp-TasksPanel-prompt")).to_have_text(
                 "Delete staging?")
 
-            link["down"] = True
-            link["sockets"][-1].close()
+            link.down = True
+            link.sockets[-1].close()
             expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(0)
             stream = events_of(lab, task)
             code, answered = lab.request("POST", f"/api/tasks/{task}/confirm", {"answer": "no"})
@@ -167,7 +168,7 @@ def test_an_answer_to_a_question_gone_meanwhile_is_not_given_to_the_next(
             assert sent.value.status == 409
             assert question() == {**question(), "prompt": "Delete production?", "answer": None}
             expect(toast(page, "Could not send the answer")).to_be_visible()
-            link["down"] = False
+            link.down = False
             # the reconnect comes after the stream's backoff (up to 30 s)
             expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(
                 1, timeout=RECONNECT_MS)
