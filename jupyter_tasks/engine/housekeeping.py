@@ -169,10 +169,15 @@ class Housekeeping:
                 dead.append(worker.id)
             elif worker.host == host:
                 alive_here.add(worker.id)
+        spared = Spared(frozenset(alive_here), frozenset({*state.running, *state.leased}))
+        candidates = await state.store.reap_candidates(dead, now, spared=spared)
+        if not dead and not candidates:
+            # nothing to settle: an idle worker takes no write lock each round (another
+            # process's writer would wait for it, and its bell peers would be rung)
+            return []
         # the callbacks a dead process was posting: the sweep gives them to another
         await state.store.release_callbacks(dead)
-        spared = Spared(frozenset(alive_here), frozenset({*state.running, *state.leased}))
-        cleared = await self._end_leftover_groups(dead, now, host, spared)
+        cleared = await self._end_leftover_groups(candidates, host, now)
         settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts,
                                          spared=spared)
         if settled:
@@ -184,8 +189,8 @@ class Housekeeping:
                 state.spawn(self.post_callback(task.id))
         return settled
 
-    async def _end_leftover_groups(self, dead: list[str], now: float, host: str,
-                                   spared: Spared) -> dict[str, dict[str, Any]]:
+    async def _end_leftover_groups(self, candidates: list[Task], host: str,
+                                   now: float) -> dict[str, dict[str, Any]]:
         """End the process groups of tasks about to be reaped; id -> record of those now safe.
 
         A task's group on this host is ended (SIGTERM, SIGKILL) and checked gone
@@ -194,7 +199,7 @@ class Housekeeping:
         another host cannot be ended from here: its task waits for its lease.
         """
         cleared: dict[str, dict[str, Any]] = {}
-        for task in await self.state.store.reap_candidates(dead, now, spared=spared):
+        for task in candidates:
             process = task.process
             if not process:
                 continue

@@ -107,8 +107,10 @@ async def test_an_idle_job_loop_looks_before_it_claims(tmp_path: Path):
             TaskManager(db, as_worker=False, runs_background=False, poll_interval=POLL,
                         make_default=False) as client:
         with worker.subscribe() as sub:
-            # the store's own upkeep (settling the ended jobs, each second) aside: in CI
-            # a settle once committed inside this window
+            # counted from an idle loop: the loop's first claim, at its start, is a write
+            warm = await client.enqueue_by_name("add", {"a": 0, "b": 0}, label="warm")
+            assert (await client.wait(warm.id, DEADLINE)).status == TaskStatus.SUCCEEDED
+            # write_commits leaves out the store's upkeep (settling ended jobs, each second)
             before = worker.store.write_commits
             jobs = 3
             for b in range(jobs):
@@ -120,6 +122,24 @@ async def test_an_idle_job_loop_looks_before_it_claims(tmp_path: Path):
                 await next_event(sub, EventType.CREATED.value, other.id)
             # the worker heard the last ring (its feed read the event): its loop looked
             assert worker.store.write_commits - before == 2 * jobs
+
+
+async def test_an_idle_workers_reaper_takes_no_write_lock(tmp_path: Path):
+    """A reaper round that finds no dead worker and no lease run out is reads only.
+
+    Before, each round (every second) committed an empty write transaction: an idle
+    worker took the write lock, and made any other process's writer wait for it.
+    """
+    db = tmp_path / "t.db"
+    async with TaskManager(db, queues={"default": 1}, poll_interval=POLL,
+                           heartbeat_interval=3600, lease_seconds=7200,
+                           make_default=False) as worker:
+        job = await worker.enqueue_by_name("add", {"a": 1, "b": 1}, label="add")
+        assert (await worker.wait(job.id, DEADLINE)).status == TaskStatus.SUCCEEDED
+        before = worker.store.write_commits
+        for _ in range(3):
+            assert await worker.housekeeping.reap_dead_workers() == []
+        assert worker.store.write_commits == before
 
 
 async def test_without_the_bell_the_poll_still_delivers(tmp_path: Path):
