@@ -79,6 +79,7 @@ import os
 import pickle
 import queue
 import random
+import signal
 import socket
 import tempfile
 import threading
@@ -94,7 +95,16 @@ from .context import TaskContext, current_context
 from .exceptions import DuplicateTaskName, RunOutOfReach, TaskCancelled
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
-from .runners import MemoryLimitExceeded, ProcessUsage, ThreadRun, interrupt_thread, uncancel
+from .runners import (
+    KILL_GRACE_SECONDS,
+    MemoryLimitExceeded,
+    ProcessUsage,
+    ThreadRun,
+    interrupt_thread,
+    programs_waited_on,
+    signal_each,
+    uncancel,
+)
 from .values import MAX_RESULT_CHARS, encode, nested_within, plain
 
 _log = logging.getLogger("jupyter_tasks.dask")
@@ -700,6 +710,7 @@ class _WorkerRun:
         self.main: asyncio.Task[Any] | None = None
         self.cancelled = False
         self.interrupted = False  # TaskCancelled was raised into its thread
+        self.programs_stopped_at = 0.0  # when its first interrupt signalled them
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -710,9 +721,20 @@ class _WorkerRun:
 
     def interrupt(self) -> None:
         with self.lock:
-            if self.thread_id is not None and not self.finished.is_set():
-                self.interrupted = True
-                interrupt_thread(self.thread_id, TaskCancelled)
+            if self.thread_id is None or self.finished.is_set():
+                return
+            first = not self.interrupted
+            self.interrupted = True
+            interrupt_thread(self.thread_id, TaskCancelled)
+            thread_id = self.thread_id
+        now = time.monotonic()
+        if first:
+            self.programs_stopped_at = now
+        elif now - self.programs_stopped_at < KILL_GRACE_SECONDS:
+            return
+        # a program the function waits on (subprocess.run) is its work, and the wait
+        # returns only when it ends: SIGTERM at the first interrupt, SIGKILL after the grace
+        signal_each(programs_waited_on(thread_id), signal.SIGTERM if first else signal.SIGKILL)
 
 
 def _key_dropped(worker: Any, key: str | None) -> bool:

@@ -185,11 +185,42 @@ async def _stop_thread(run: ThreadRun) -> None:
     # a thread blocked in C (e.g. a long sleep) sees the exception only when it
     # returns to Python bytecode, so keep re-raising until it ends or we give up
     deadline = time.monotonic() + KILL_GRACE_SECONDS
+    programs: list[psutil.Process] | None = None
     # a call that has returned is not interrupted: its value is kept
     while not run.finished and not run.returned and time.monotonic() < deadline:
         if run.thread_id is not None:
             interrupt_thread(run.thread_id)
+            if programs is None:
+                # a wait for a program (subprocess.run) returns only when the program
+                # ends: the program is the work, and it is stopped with the call
+                programs = programs_waited_on(run.thread_id)
+                signal_each(programs, signal.SIGTERM)
         await asyncio.sleep(0.02)
+    if programs:
+        signal_each(programs, signal.SIGKILL)  # what outlived the grace
+
+
+def programs_waited_on(thread_id: int) -> list[psutil.Process]:
+    """The programs a thread waits on in ``subprocess`` now (``run``, ``Popen.wait``,
+    ``communicate``), with their descendants, found before any of them is signalled
+    (a grandchild whose parent is gone can no longer be found)."""
+    frame = sys._current_frames().get(thread_id)
+    waited: dict[int, subprocess.Popen[Any]] = {}
+    while frame is not None:
+        if frame.f_code.co_filename == subprocess.__file__:
+            for value in frame.f_locals.values():
+                # not reaped yet: its pid cannot name another process
+                if isinstance(value, subprocess.Popen) and value.returncode is None:
+                    waited[value.pid] = value
+        frame = frame.f_back
+    found: list[psutil.Process] = []
+    for pid in waited:
+        try:
+            program = psutil.Process(pid)
+            found += [program, *program.children(recursive=True)]
+        except psutil.Error:
+            continue  # it ended meanwhile
+    return found
 
 
 def validate_argv(command: Any) -> list[str]:

@@ -135,3 +135,11 @@ def dask_until_stopped(marks: str, gate: str) -> str:
         raise
     mark("ended")
     return "ran to its end"
+
+
+@task("dask_runs_a_program", mode="job")
+def dask_runs_a_program(pid_file: str) -> int:
+    """Wait in ``subprocess.run`` for a ten-minute program that writes its pid to ``pid_file``."""
+    import subprocess
+    script = f"echo $$ > {pid_file}; exec sleep 600"
+    return subprocess.run(["bash", "-c", script], check=False).returncode

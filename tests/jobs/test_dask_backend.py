@@ -131,6 +131,29 @@ async def test_cancel_stops_a_function_on_the_worker(hub: TaskManager, tmp_path:
     assert (tmp_path / "stopped-cooperatively").exists()
 
 
+async def test_cancel_ends_the_program_a_function_waits_on_on_the_worker(
+        hub: TaskManager, tmp_path: Path) -> None:
+    # before: the worker's thread sat in subprocess.run's waitpid, where the interrupt
+    # cannot land; the program (ten minutes) ran on, and the attempt with it
+    pid_file = tmp_path / "program.pid"
+    task = await hub.submit("dask_runs_a_program", pid_file=str(pid_file), mode="job")
+
+    async def started() -> bool:
+        return pid_file.exists() and pid_file.read_text().strip() != ""
+
+    await eventually(started, timeout=60, what="the program started on the worker")
+    program = int(pid_file.read_text())
+    await hub.cancel(task.id)
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "cancelled", done.error
+
+    async def ended() -> bool:
+        return not psutil.pid_exists(program) or \
+            psutil.Process(program).status() == psutil.STATUS_ZOMBIE
+
+    await eventually(ended, timeout=30, what="the program ended with the cancel")
+
+
 async def _progress_at_least(hub: TaskManager, task_id: str, n: int) -> bool:
     t = await hub.get(task_id)
     return bool(t.progress) and t.progress["current"] >= n

@@ -146,6 +146,32 @@ def test_cancel_from_the_handle_and_timeout(kernel: Kernel, db_path: Path) -> No
     assert kernel.value("t.wait(30).status") == "timeout"
 
 
+def test_cancel_stops_the_program_a_background_cell_waits_on(
+        kernel: Kernel, db_path: Path, tmp_path: Path) -> None:
+    # before: the cell's thread sat in subprocess.run's waitpid, where the cancel cannot
+    # land; the task said cancelled and the program (here ten minutes) ran on
+    pid_file = tmp_path / "program.pid"
+    kernel.execute("%%background --name h\nimport subprocess\n"
+                   f"subprocess.run(['bash', '-c', 'echo $$ > {pid_file}; exec sleep 600'])\n"
+                   "print('after the program')\n")
+    eventually_sync(lambda: pid_file.exists() and pid_file.read_text().strip() != "",
+                    timeout=30, what="the program started")
+    program = int(pid_file.read_text())
+    kernel.execute("h.cancel()")
+    assert kernel.value("h.wait(30).status") == "cancelled"
+
+    def ended() -> bool:
+        try:
+            os.kill(program, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    # reaped by the cell's own subprocess.run: no zombie left to see either
+    eventually_sync(ended, timeout=30, what="the program ended with its cell")
+    assert "after the program" not in logs_of(db_path, _task_id(kernel, "h"))
+
+
 def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
         kernel: Kernel, db_path: Path) -> None:
     kernel.execute("counter = 0")

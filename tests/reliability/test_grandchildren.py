@@ -4,6 +4,8 @@ ends it. Real processes."""
 
 from __future__ import annotations
 
+import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from jupyter_tasks import TaskManager
+from jupyter_tasks import TaskManager, task
 from tests.waiting import eventually
 
 
@@ -77,3 +79,38 @@ async def test_a_timeout_or_cancel_ends_a_command_whose_grandchild_escaped_its_g
         assert done.status == ("timeout" if how == "timeout" else "cancelled"), done.error
         # (whether the escaped grandchild outlives it depends on when the group's end
         # finds it still a descendant: the fixture ends any left)
+
+
+@task("runs_a_program")
+def runs_a_program(argv: list[str], shell: bool = False) -> int:
+    """Wait in ``subprocess.run`` for a program (a function in a thread, not a command)."""
+    return subprocess.run(argv[0] if shell else argv, shell=shell, check=False).returncode
+
+
+@pytest.mark.parametrize("how", ["argv", "shell"])
+async def test_a_cancel_ends_the_program_a_function_waits_on(
+        tmp_path: Path, marker: str, how: str) -> None:
+    # before: the thread waited in waitpid, where the cancel's exception cannot land; the
+    # task was written cancelled 2 s later and the program ran on to its end (600 s)
+    argv = ["bash", "-c", f"exec -a {marker} sleep 600"]
+    if how == "shell":  # a shell between: its child is ended too
+        argv = [f"bash -c 'exec -a {marker} sleep 600'; echo never"]
+    async with TaskManager(tmp_path / "tasks.db", queues={"default": 1}) as manager:
+        job = await manager.submit_spec(
+            {"name": "runs_a_program", "params": {"argv": argv, "shell": how == "shell"}},
+            mode="job", max_retries=0)
+
+        async def started() -> bool:
+            return bool(named(marker))
+
+        await eventually(started, what="the program started")
+        await manager.cancel(job.id)
+        done = await manager.wait(job.id, timeout=60)
+        assert done.status == "cancelled", done.error
+
+        async def gone() -> bool:
+            return not named(marker)
+
+        await eventually(gone, what="the program ended with the cancel")
+        # the thread got the cancel once the wait returned: its work really stopped
+        assert not [t for t in threading.enumerate() if t.name == "jupyter-tasks:runs_a_program"]
