@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import keyword
 import os
 import re
@@ -87,6 +88,9 @@ def is_kernel_name(value: Any) -> bool:
     """Whether ``value`` can name a kernelspec (``kernel_name`` of a notebook job)."""
     return isinstance(value, str) and KERNEL_NAME.fullmatch(value) is not None
 EXCERPT_LINES = 6
+# a notebook file up to this size is read at submit, so one that is no notebook is
+# refused then (422), not at its run; a larger one is checked at its run only
+MAX_CHECKED_NOTEBOOK_BYTES = 32 * 2**20
 EXCERPT_CHARS = 400
 
 __all__ = ["INJECTED_TAG", "PARAMETERS_TAG", "CellExecutionError", "NotebookJobError",
@@ -179,6 +183,8 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
     if must_exist and not os.path.isfile(path):
         raise InvalidRequest(f"notebook {spec.get('notebook')!r} does not exist",
                              errors=[{"field": "notebook", "message": "no such file"}])
+    if must_exist:
+        check_notebook_file(path, spec.get("notebook"))
     parameters = spec.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise InvalidRequest("parameters must be an object",
@@ -204,6 +210,41 @@ def validate_notebook_spec(spec: Mapping[str, Any], *, must_exist: bool = True) 
                            task_id="0" * 32, date=datetime.date.today(), parameters=parameters,
                            input_path=path)
     return path
+
+
+def notebook_problem(text: str | bytes) -> str | None:
+    """Why ``text`` cannot be a notebook file, or None: a notebook is a JSON object with
+    an integer ``nbformat`` (and, from version 4, a list of ``cells``)."""
+    try:
+        nb = json.loads(text)
+    except ValueError as exc:  # a UnicodeDecodeError too
+        return f"it is not JSON ({exc})"
+    if not isinstance(nb, dict):
+        return f"it holds a JSON {type(nb).__name__}, where a notebook is an object"
+    version = nb.get("nbformat")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return "it has no integer nbformat version"
+    if version >= 4 and not isinstance(nb.get("cells"), list):
+        return "it has no list of cells"
+    return None
+
+
+def check_notebook_file(path: str, name: Any) -> None:
+    """``InvalidRequest`` for a file that cannot be read or is no notebook; a file past
+    ``MAX_CHECKED_NOTEBOOK_BYTES`` is left to its run (a submit does not read it whole)."""
+    try:
+        if os.path.getsize(path) > MAX_CHECKED_NOTEBOOK_BYTES:
+            return
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidRequest(f"notebook {name!r} cannot be read: {reason}",
+                             errors=[{"field": "notebook", "message": reason}]) from None
+    problem = notebook_problem(text)
+    if problem is not None:
+        raise InvalidRequest(f"notebook {name!r} is not a notebook: {problem}",
+                             errors=[{"field": "notebook", "message": problem}])
 
 
 # ------------------------------------------------------------ parameter cells

@@ -366,6 +366,28 @@ async def test_output_path_leaving_the_root_is_refused_at_submit(
     assert bad_flag.code == 422
 
 
+@pytest.mark.parametrize("content, complaint", [
+    (b'{"cells": [', "is not a notebook: it is not JSON"),
+    (b"print('a script')\n", "is not a notebook: it is not JSON"),
+    (b"[1, 2]", "holds a JSON list, where a notebook is an object"),
+    (b'{"cells": []}', "has no integer nbformat version"),
+    (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "has no list of cells"),
+    (b'{"nbformat": 4, "cells": []}\xff', "is not a notebook"),  # not UTF-8
+])
+async def test_a_file_that_is_no_notebook_is_refused_at_submit(
+        api, jp_root_dir, tasks_app, content, complaint):
+    # before: queued, then failed at its run (NotJSONError; for a list, AttributeError
+    # 'list' object has no attribute 'get'), and a schedule failed so at every run
+    (jp_root_dir / "broken.ipynb").write_bytes(content)
+    before = await tasks_app.manager.store.count_tasks()
+    response = await api.post(body={"notebook": "broken.ipynb"})
+    assert response.code == 422, response.json
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert complaint in response.json["detail"], response.json
+    assert response.json["errors"][0]["field"] == "notebook", response.json
+    assert await tasks_app.manager.store.count_tasks() == before, "nothing written"
+
+
 async def test_parameter_warnings_in_the_log_and_the_full_view(api, jp_root_dir, tasks_app):
     write_notebook(jp_root_dir / "plain.ipynb", ["print('plain')"])
     response = await api.post(body={"notebook": "plain.ipynb", "parameters": {"alpha": 1}})
