@@ -28,6 +28,7 @@ from ..models import Task, TaskKind
 from ..tracebacks import is_runner_file, name_source, user_traceback
 from ..values import MAX_RESULT_CHARS, EncodedWithValue, encode
 from . import capture
+from .figures import open_figures, show_new_figures
 
 if TYPE_CHECKING:
     from ..manager import TaskManager
@@ -184,10 +185,15 @@ class KernelSide:
         token = capture.current_sink.set(sink) if sink is not None else None
         if sink is not None:
             sink.ctx = ctx
+        figures = open_figures()
         try:
-            value = run_source(self.shell, source, f"<task {task.id[-10:]}>",
-                               execution_count=run.execution_count,
-                               magic_line=run.magic_line)
+            try:
+                value = run_source(self.shell, source, f"<task {task.id[-10:]}>",
+                                   execution_count=run.execution_count,
+                                   magic_line=run.magic_line)
+            finally:
+                # what the next foreground cell's end would show (and close): here
+                show_new_figures(figures)
             return self._encoded(task.id, value)
         except TaskCancelled:
             # not an error: the card says "cancelled"; the log keeps a note

@@ -569,3 +569,38 @@ def test_progress_from_threads_a_background_cell_starts_reaches_its_card(
     assert task.status == "succeeded", task.error
     assert task.result == [40, 10]
     assert task.progress == {"current": 5, "total": 5, "message": "tracked"}
+
+
+def _pngs_in_card_updates(kernel: Kernel) -> int:
+    """How many figures (image/png) the last update of any card's outputs holds."""
+    found = 0
+    for m in kernel.messages:
+        if m["msg_type"] == "comm_msg":
+            outputs = (m["content"]["data"].get("state") or {}).get("outputs")
+            if outputs is not None:
+                found = max(found, sum("image/png" in (o.get("data") or {}) for o in outputs))
+    return found
+
+
+def test_a_background_cells_figure_shows_in_its_card_not_in_the_next_cell(
+        kernel: Kernel, tmp_path: Path) -> None:
+    # before: the inline backend shows a cell's figures when a cell execution ends; the
+    # %%background one had ended at once, so the figure went to whichever foreground
+    # cell ended after it was drawn (here the wait), and never to the card
+    flag = tmp_path / "draw"
+    kernel.execute("%matplotlib inline")
+    kernel.execute("%%background --name h\nimport os, time\nimport matplotlib.pyplot as plt\n"
+                   f"while not os.path.exists({str(flag)!r}):\n    time.sleep(0.02)\n"
+                   "plt.plot([1, 2, 3])\nprint('drawn')\n")
+    flag.touch()
+    waited = kernel.submit("h.wait(30).status")
+    kernel.wait_for(lambda: kernel.idle(waited), what="the wait")
+    following = kernel.submit("print('the next cell')")
+    kernel.wait_for(lambda: kernel.idle(following), what="the next cell")
+    for msg_id in (waited, following):
+        shown = [m for m in kernel.outputs_of(msg_id)
+                 if "image/png" in (m["content"].get("data") or {})]
+        assert not shown, "the background cell's figure went to a foreground cell"
+    kernel.wait_for(lambda: _pngs_in_card_updates(kernel) == 1, what="the figure in the card")
+    # shown once, and closed as a cell's figures are
+    assert kernel.value("plt.get_fignums()") == []
