@@ -30,7 +30,21 @@ class TaskHandle:
 
             manager = ensure_manager()
         self.id = task_id
-        self._manager = manager
+        self._given = manager
+
+    @property
+    def _manager(self) -> TaskManager:
+        """The manager given; once it stopped, the one running in its place on the same
+        database (``stop_manager()`` then ``%reload_ext jupyter_tasks``)."""
+        given = self._given
+        if not given.running:
+            from ..runtime import get_default_manager
+
+            current = get_default_manager()
+            if isinstance(current, type(given)) and current.running \
+                    and current.config.db_path == given.config.db_path:
+                self._given = given = current
+        return given
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """``coro`` on the manager's loop; its jupyter-tasks error raised from here.

@@ -268,3 +268,16 @@ def test_magics_after_the_manager_was_stopped_say_how_to_start_it_again(
     kernel.execute("%reload_ext jupyter_tasks")
     kernel.execute("%%background --name again --no-card\n6 * 7\n")
     assert kernel.value("again.result(30)") == 42
+
+
+def test_a_handle_from_before_the_manager_was_stopped_works_after_reload_ext(
+        kernel: Kernel) -> None:
+    # before: h.status said "the task manager is not running: use ... start_manager()",
+    # though %reload_ext had started one on the same database
+    kernel.execute("%%background --name h --no-card\n6 * 7\n")
+    assert kernel.value("h.wait(30).status") == "succeeded"
+    kernel.execute("import jupyter_tasks\njupyter_tasks.stop_manager()")
+    kernel.execute("%reload_ext jupyter_tasks")
+    assert kernel.value("h.status") == "succeeded"
+    assert kernel.value("h.result(30)") == 42  # as stored: the object went with the manager
+    assert kernel.value("h.done") is True
