@@ -34,15 +34,14 @@ def show_new_figures(before: frozenset[int]) -> None:
         return
     import matplotlib
     from IPython.display import display
-    from matplotlib._pylab_helpers import Gcf
 
     if not matplotlib.is_interactive() or not inline.InlineBackend.instance().close_figures:
         return  # under ioff() a cell shows only what it calls plt.show() for
     for number in [n for n in pyplot.get_fignums() if n not in before]:
-        manager = Gcf.figs.get(number)  # not pyplot.figure(n): that makes a closed one
-        if manager is None:
-            continue  # closed meanwhile
-        figure = manager.canvas.figure
+        # looked up first: pyplot.figure(n) of a figure closed meanwhile would open one
+        if not pyplot.fignum_exists(number):
+            continue
+        figure = pyplot.figure(number)
         display(figure)
         # closed, the next cell's end (which shows every open figure) leaves it alone
         pyplot.close(figure)
