@@ -45,7 +45,8 @@ from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 PROGRESS = EventType.PROGRESS.value
 PROGRESS_INTERVAL = 0.1
-REPLAY_PAGE = 1000
+REPLAY_PAGE = 500
+FIRST_REPLAY_PAGE = 50  # read without waiting for other clients' replays (_catch_up)
 SUBSCRIPTION_SIZE = 5000  # events one client may have waiting before it resyncs
 HUB_SIZE = 100_000  # events the hub may have waiting before every client resyncs
 # progress messages a second one client gets at most: with many tasks reporting, each
@@ -177,15 +178,26 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         store = self.manager.store
         owners = None if self._owners is None else sorted(self._owners)
         sender.last_id = max(sender.last_id, after)  # nothing at or before it goes out
+        # a short gap (a client starting from now, a panel back after a blip) is read
+        # at once; a longer one, page by page in turn with every other client's replay:
+        # twenty replays of a long history at once held a listening client's events
+        # back for a second, each page's parsing and encoding a long turn of the loop.
+        # Taken in turn, the live stream waits for one page at most. The flush is
+        # awaited outside the turn, so a client reading slowly holds back no replay
+        limit, turn = FIRST_REPLAY_PAGE, contextlib.nullcontext()
         while True:
-            events = await store.events_after(after, limit=REPLAY_PAGE, task_id=self._task_id,
-                                              owners=owners)
-            for event in events:
-                sender.intake(_Message(event))
-            await sender.write_ready()
-            if len(events) < REPLAY_PAGE:
+            async with turn:
+                events = await store.events_after(after, limit=limit,
+                                                  task_id=self._task_id, owners=owners)
+                for event in events:
+                    sender.intake(_Message(event))
+                flushed = sender.write_queued()
+            if flushed is not None:
+                await flushed
+            if len(events) < limit:
                 return
             after = events[-1].id
+            limit, turn = REPLAY_PAGE, self._hub.replay_turn
 
     async def _resync(self, sender: _Sender) -> None:
         """The inbox overflowed: drop it and read the gap from the store."""
@@ -240,6 +252,8 @@ class EventHub:
         self.senders: set[_Sender] = set()
         self._sub: Subscription | None = None
         self._task: asyncio.Future[None] | None = None
+        # held while a client's replay reads, encodes and writes one page (_catch_up)
+        self.replay_turn = asyncio.Lock()
 
     @classmethod
     def of(cls, manager: TaskManager) -> EventHub:
@@ -367,6 +381,13 @@ class _Sender:
 
     async def write_ready(self) -> None:
         """Write the queued events, then the progress that is due; wait until flushed."""
+        last = self.write_queued()
+        if last is not None:
+            await last
+
+    def write_queued(self) -> asyncio.Future[None] | None:
+        """Hand the queued events, then the progress that is due, to the socket; the last
+        write's future (done once flushed), None when nothing was written."""
         last: asyncio.Future[None] | None = None
         write = self.handler.write_message
         # once one task's progress is due, all held progress goes: a later id sent alone
@@ -377,8 +398,7 @@ class _Sender:
         while self.ready:
             last = write(self.ready.popleft().data)
             last.add_done_callback(_retrieve)
-        if last is not None:
-            await last
+        return last
 
     async def idle(self) -> None:
         """Wait for the hub's next event, or the next held progress falling due."""

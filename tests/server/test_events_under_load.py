@@ -163,3 +163,64 @@ async def test_a_client_that_never_reads_holds_back_no_other(api, tasks_app, jp_
         ws.close()
     for task_id in reporters:
         await api.post(task_id, "cancel")
+
+
+async def test_long_replays_are_read_a_page_at_a_time_across_clients(
+        api, tasks_app, jp_ws_fetch, monkeypatch):
+    # before: every replaying client read and encoded its pages at the same time, and a
+    # client that only listened waited behind all of them (twenty replays of 100,000
+    # events: a second, benchmarks/bench_server_replay.py)
+    from jupyter_tasks.server import events as events_module
+
+    store = tasks_app.manager.store
+    reporter = await start_reporters(api, 1)
+    page = events_module.REPLAY_PAGE
+    for step in range(3 * page):  # a history of three full pages (an event per write)
+        await store.save_updates([(reporter[0], {"current": step, "total": None,
+                                                 "message": "history"})])
+    last = await store.last_event_id()
+    in_flight = 0
+    most = 0
+    read = store.events_after
+
+    async def counted(*args: Any, **kwargs: Any) -> list[Event]:
+        nonlocal in_flight, most
+        if kwargs.get("limit") != page:
+            return await read(*args, **kwargs)
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await read(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(store, "events_after", counted)
+    clients = [await jp_ws_fetch("api", "tasks", "events", params={"since": "0"})
+               for _ in range(4)]
+    for ws in clients:  # to the history's end (its progress coalesced on the way)
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), 60)
+            assert raw is not None, "websocket closed"
+            if json.loads(raw)["id"] >= last:
+                break
+        ws.close()
+    assert most == 1, f"{most} replay pages were read at once"
+
+
+async def test_a_client_starting_from_now_does_not_wait_for_replays(
+        api, tasks_app, jp_ws_fetch):
+    # a long replay holds the turn: a client that starts from now reads its short gap at
+    # once, and live events reach it
+    from jupyter_tasks.server.events import EventHub
+
+    hub = EventHub.of(tasks_app.manager)
+    async with hub.replay_turn:
+        ws = await jp_ws_fetch("api", "tasks", "events")
+        task = await api.submit({"name": "srv_wait", "params": {"seconds": 0}})
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), 30)
+            assert raw is not None, "websocket closed"
+            message = json.loads(raw)
+            if message["task_id"] == task["id"] and message["type"] == "task.created":
+                break
+        ws.close()
