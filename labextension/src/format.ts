@@ -128,6 +128,17 @@ export function lostText(task: ITask): string | null {
   return lost > 0 ? `${lost} worker${lost === 1 ? '' : 's'} lost` : null;
 }
 
+/**
+ * Why the task is on a later attempt: its retry reason and its lost workers, once
+ * each ("worker lost" is what "1 worker lost" already says); empty when neither.
+ */
+export function attemptWhyParts(task: ITask): string[] {
+  const lost = lostText(task);
+  const reason =
+    task.retry_reason && !(lost && task.retry_reason === 'worker lost') ? task.retry_reason : null;
+  return [reason, lost].filter((part): part is string => Boolean(part));
+}
+
 /** Where a log's text said "erase the line" (a private-use character no log holds). */
 export const ERASED = '\ue000';
 

@@ -11,9 +11,9 @@ import { TasksAPIError, TasksConnection } from './connection';
 import {
   ERASED,
   attemptText,
+  attemptWhyParts,
   formatDuration,
   lateCancelText,
-  lostText,
   shortId,
   taskLabel,
   typeInto
@@ -245,7 +245,7 @@ export class TaskLogView extends Widget {
     this._status.dataset.status = task.status;
     this._status.title = lateCancelText(task) ?? '';
     const attempt = attemptText(task);
-    const why = [task.retry_reason, lostText(task)].filter(Boolean).join(', ');
+    const why = attemptWhyParts(task).join(', ');
     this._attempt.textContent = attempt ? (why ? `${attempt} · ${why}` : attempt) : '';
     this._attempt.title = task.retry_reason ? `retried after: ${task.retry_reason}` : '';
     this._attempt.hidden = attempt === null;

@@ -1,5 +1,6 @@
 import {
   ERASED,
+  attemptWhyParts,
   displayText,
   hasVisibleText,
   lateCancelText,
@@ -100,5 +101,26 @@ describe('taskLabel', () => {
     expect(taskLabel(task({ label: 'a\u200bb', name: 'resize' }), 'job')).toBe('a\u200bb');
     expect(hasVisibleText('\u05e9')).toBe(true);
     expect(hasVisibleText('\u202e')).toBe(false);
+  });
+});
+
+describe('attemptWhyParts', () => {
+  it('says a lost worker once, not "worker lost · 1 worker lost"', () => {
+    expect(attemptWhyParts(task({ retry_reason: 'worker lost', lost_attempts: 1 }))).toEqual([
+      '1 worker lost'
+    ]);
+  });
+
+  it('keeps an error reason beside the lost workers', () => {
+    expect(
+      attemptWhyParts(task({ retry_reason: 'ValueError: bad row', lost_attempts: 2 }))
+    ).toEqual(['ValueError: bad row', '2 workers lost']);
+  });
+
+  it('keeps the reason when no worker was counted lost', () => {
+    expect(attemptWhyParts(task({ retry_reason: 'worker lost', lost_attempts: 0 }))).toEqual([
+      'worker lost'
+    ]);
+    expect(attemptWhyParts(task({}))).toEqual([]);
   });
 });

@@ -6,10 +6,10 @@ import * as React from 'react';
 import { TasksAPI } from '../connection';
 import {
   attemptText,
+  attemptWhyParts,
   formatDuration,
   lateCancelText,
   localTime,
-  lostText,
   shortId
 } from '../format';
 import { stripAnsi } from '../logview';
@@ -80,9 +80,7 @@ export function Details(props: {
           <>
             <dt>attempt</dt>
             <dd className="jp-TasksPanel-attempt">
-              {[attemptText(task)!.replace(/^attempt /, ''), task.retry_reason, lostText(task)]
-                .filter(Boolean)
-                .join(' · ')}
+              {[attemptText(task)!.replace(/^attempt /, ''), ...attemptWhyParts(task)].join(' · ')}
             </dd>
           </>
         )}
