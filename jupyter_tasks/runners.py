@@ -205,13 +205,20 @@ def programs_waited_on(thread_id: int) -> list[psutil.Process]:
     ``communicate``), with their descendants, found before any of them is signalled
     (a grandchild whose parent is gone can no longer be found)."""
     frame = sys._current_frames().get(thread_id)
-    waited: dict[int, subprocess.Popen[Any]] = {}
+    waited: dict[int, Any] = {}
     while frame is not None:
         if frame.f_code.co_filename == subprocess.__file__:
             for value in frame.f_locals.values():
                 # not reaped yet: its pid cannot name another process
                 if isinstance(value, subprocess.Popen) and value.returncode is None:
                     waited[value.pid] = value
+        loop = frame.f_locals.get("self")
+        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
+            # an event loop of the thread's own (a cell's top-level await, asyncio.run):
+            # the programs its tasks await, and a wake-up, for the stop to land at once
+            waited.update(_awaited_by_tasks_of(loop))
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_nothing)
         frame = frame.f_back
     found: list[psutil.Process] = []
     for pid in waited:
@@ -221,6 +228,32 @@ def programs_waited_on(thread_id: int) -> list[psutil.Process]:
         except psutil.Error:
             continue  # it ended meanwhile
     return found
+
+
+def _nothing() -> None:
+    """A callback that only wakes an event loop."""
+
+
+def _awaited_by_tasks_of(loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
+    """pid -> the asyncio subprocess (or Popen) a task of ``loop`` is waiting on, read from
+    the frames of each task's chain of awaits (the loop's thread is blocked in its
+    select, so the tasks stand still)."""
+    waited: dict[int, Any] = {}
+    try:
+        tasks = list(asyncio.all_tasks(loop))
+    except RuntimeError:  # the set of tasks changed while read: none found this time
+        tasks = []
+    for task in tasks:
+        awaiting: Any = task.get_coro()
+        while awaiting is not None:
+            frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)
+            program = None if frame is None else frame.f_locals.get("self")
+            if isinstance(program, (asyncio.subprocess.Process, subprocess.Popen)) \
+                    and program.returncode is None:
+                waited[program.pid] = program
+            awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "gi_yieldfrom",
+                                                                     None)
+    return waited
 
 
 def validate_argv(command: Any) -> list[str]:

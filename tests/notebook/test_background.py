@@ -172,6 +172,37 @@ def test_cancel_stops_the_program_a_background_cell_waits_on(
     assert "after the program" not in logs_of(db_path, _task_id(kernel, "h"))
 
 
+def test_cancel_stops_a_cell_awaiting_on_its_own_event_loop(
+        kernel: Kernel, tmp_path: Path) -> None:
+    # before: the cell's thread sat in its loop's select, where the cancel cannot land:
+    # the task said cancelled, and the thread (with an asyncio program it awaited) went
+    # on for ten minutes
+    pid_file = tmp_path / "program.pid"
+    kernel.execute("%%background --name h\nimport asyncio\n"
+                   "p = await asyncio.create_subprocess_exec('bash', '-c', "
+                   f"'echo $$ > {pid_file}; exec sleep 600')\n"
+                   "await p.wait()\nprint('after the program')\n")
+    kernel.execute("%%background --name s\nimport asyncio\nawait asyncio.sleep(600)\n")
+    eventually_sync(lambda: pid_file.exists() and pid_file.read_text().strip() != "",
+                    timeout=30, what="the program started")
+    program = int(pid_file.read_text())
+    kernel.execute("h.cancel()\ns.cancel()")
+    assert kernel.value("(h.wait(30).status, s.wait(30).status)") == ("cancelled", "cancelled")
+
+    def ended() -> bool:
+        try:
+            os.kill(program, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    eventually_sync(ended, timeout=30, what="the awaited program ended with its cell")
+    threads = "[t.name for t in __import__('threading').enumerate() " \
+              "if t.name == 'jupyter-tasks:_run_in_thread']"
+    eventually_sync(lambda: kernel.value(threads) == [], timeout=30,
+                    what="both cells' threads ended")
+
+
 def test_rerun_from_another_process_runs_the_cell_again_in_its_kernel(
         kernel: Kernel, db_path: Path) -> None:
     kernel.execute("counter = 0")
