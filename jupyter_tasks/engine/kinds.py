@@ -40,7 +40,9 @@ class JobKind(Protocol):
     Optional: ``lost_attempt(task)``, called (on a thread) by the reaper of this host
     once a lost worker's attempt of the kind is settled and its process group gone, to
     clear what the attempt left behind (a code job's working folder, a notebook
-    kernel's connection file).
+    kernel's connection file); ``check_files(spec)``, called on a thread after
+    ``validate`` at a submit, for checks that read files (``InvalidRequest`` if bad):
+    the loop serves every client meanwhile.
     """
 
     kind: str  # the TaskKind value it runs

@@ -18,6 +18,7 @@ from ..models import Task, TaskKind
 from ..registry import Registry
 from .code import exec_code, remove_lost_work
 from .notebook import (
+    check_notebook_file,
     exec_notebook,
     remove_lost_kernel_files,
     resolve_notebook_path,
@@ -48,8 +49,13 @@ class NotebookKind:
                  "root_dir": spec.get("root_dir") or os.getcwd()}
         # where else to write the executed notebook (checked by the validation below)
         clean.update({k: spec[k] for k in ("output_path", "export_html") if k in spec})
-        validate_notebook_spec(clean)
+        validate_notebook_spec(clean, read=False)
         return ValidSpec(clean, params=clean["parameters"], label=clean["notebook"])
+
+    def check_files(self, spec: Mapping[str, Any]) -> None:
+        """That the notebook file is a notebook (read on a thread: it may be large)."""
+        check_notebook_file(resolve_notebook_path(spec["notebook"], spec.get("root_dir")),
+                            spec["notebook"])
 
     async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
         """Run the notebook; the executed copy is an artifact."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +388,34 @@ async def test_a_file_that_is_no_notebook_is_refused_at_submit(
     assert complaint in response.json["detail"], response.json
     assert response.json["errors"][0]["field"] == "notebook", response.json
     assert await tasks_app.manager.store.count_tasks() == before, "nothing written"
+
+
+async def test_a_large_notebook_is_outlined_off_the_loop_at_submit(
+        api, jp_root_dir, tasks_app, monkeypatch):
+    # a file past MAX_PARSED_NOTEBOOK_BYTES is not parsed at submit, only outlined; and
+    # the file is read on a thread: a 28 MiB notebook parsed on the loop held it 134 ms
+    from jupyter_tasks.jobs import notebook as notebook_module
+
+    filler = "x" * 3 * notebook_module.MAX_PARSED_NOTEBOOK_BYTES
+    whole = json.dumps({"cells": [{"cell_type": "markdown", "id": "a", "metadata": {},
+                                   "source": filler}],
+                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    (jp_root_dir / "large.ipynb").write_text(whole)
+    (jp_root_dir / "cut.ipynb").write_text(whole[: len(whole) // 2])  # a write cut short
+    readers = []
+    check = notebook_module.check_notebook_file
+
+    def recorded(path: str, name: object) -> None:
+        readers.append(threading.current_thread() is threading.main_thread())
+        check(path, name)
+
+    monkeypatch.setattr("jupyter_tasks.jobs.check_notebook_file", recorded)
+    cut = await api.post(body={"notebook": "cut.ipynb", "queue": "parked"})
+    assert cut.code == 422, cut.json
+    assert "not a JSON object from its start to its end" in cut.json["detail"], cut.json
+    large = await api.post(body={"notebook": "large.ipynb", "queue": "parked"})
+    assert large.code == 202, large.json
+    assert readers == [False, False], "the notebook was read on the event loop's thread"
 
 
 async def test_parameter_warnings_in_the_log_and_the_full_view(api, jp_root_dir, tasks_app):
