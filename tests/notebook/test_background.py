@@ -22,6 +22,15 @@ def _task_id(kernel: Kernel, name: str) -> str:
     return kernel.value(f"{name}.id")
 
 
+def _gone(pid: int) -> bool:
+    """Whether no process has ``pid`` (a zombie still has: the cell's wait reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def _texts(outputs: list[dict]) -> str:
     return "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
 
@@ -160,15 +169,8 @@ def test_cancel_stops_the_program_a_background_cell_waits_on(
     kernel.execute("h.cancel()")
     assert kernel.value("h.wait(30).status") == "cancelled"
 
-    def ended() -> bool:
-        try:
-            os.kill(program, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
     # reaped by the cell's own subprocess.run: no zombie left to see either
-    eventually_sync(ended, timeout=30, what="the program ended with its cell")
+    eventually_sync(lambda: _gone(program), timeout=30, what="the program ended with its cell")
     assert "after the program" not in logs_of(db_path, _task_id(kernel, "h"))
 
 
@@ -189,14 +191,8 @@ def test_cancel_stops_a_cell_awaiting_on_its_own_event_loop(
     kernel.execute("h.cancel()\ns.cancel()")
     assert kernel.value("(h.wait(30).status, s.wait(30).status)") == ("cancelled", "cancelled")
 
-    def ended() -> bool:
-        try:
-            os.kill(program, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    eventually_sync(ended, timeout=30, what="the awaited program ended with its cell")
+    eventually_sync(lambda: _gone(program), timeout=30,
+                    what="the awaited program ended with its cell")
     threads = "[t.name for t in __import__('threading').enumerate() " \
               "if t.name == 'jupyter-tasks:_run_in_thread']"
     eventually_sync(lambda: kernel.value(threads) == [], timeout=30,
