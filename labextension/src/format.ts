@@ -11,6 +11,15 @@ export function shortId(id: string): string {
   return id.slice(-10);
 }
 
+/**
+ * A server's message as the panel shows it: the 32-character task ids in it shortened
+ * as the panel shows ids everywhere else ("task 18eecd…919 already ended" read as a
+ * wall of hex in a notification).
+ */
+export function withShortIds(message: string): string {
+  return message.replace(/\b[0-9a-f]{32}\b/g, id => shortId(id));
+}
+
 // the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069)
 const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
 

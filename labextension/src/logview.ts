@@ -15,6 +15,7 @@ import {
   formatDuration,
   lateCancelText,
   shortId,
+  withShortIds,
   taskLabel,
   typeInto
 } from './format';
@@ -445,7 +446,7 @@ export class TaskLogView extends Widget {
       }
       if (!this.isDisposed) {
         this._readError = true;
-        this._message.textContent = `Could not read the log: ${(error as Error).message}`;
+        this._message.textContent = `Could not read the log: ${withShortIds((error as Error).message)}`;
       }
     } finally {
       this._fetching = false;

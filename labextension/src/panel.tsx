@@ -21,6 +21,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TasksConnection } from './connection';
+import { withShortIds } from './format';
 import { IScheduleActions, ScheduleRow } from './components/ScheduleRow';
 import { IRowActions } from './components/rowLook';
 import { TaskRow } from './components/TaskRow';
@@ -529,7 +530,9 @@ export class TasksPanel extends ReactWidget {
 
   private _act(what: string, action: () => Promise<unknown>): void {
     action().catch((error: Error) => {
-      Notification.error(`Could not ${what}: ${error.message}`, { autoClose: 8000 });
+      Notification.error(`Could not ${what}: ${withShortIds(error.message)}`, {
+        autoClose: 8000
+      });
     });
   }
 

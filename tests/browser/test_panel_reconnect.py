@@ -168,6 +168,9 @@ def test_an_answer_to_a_question_gone_meanwhile_is_not_given_to_the_next(
             assert sent.value.status == 409
             assert question() == {**question(), "prompt": "Delete production?", "answer": None}
             expect(toast(page, "Could not send the answer")).to_be_visible()
+            # the task named as the panel names it everywhere, not by 32 hex characters
+            said = toast(page, "Could not send the answer").inner_text()
+            assert f"task {task[-10:]} no longer asks" in said and task not in said, said
             link.down = False
             # the reconnect comes after the stream's backoff (up to 30 s)
             expect(page.locator('.jp-TasksPanel-connection[data-state="open"]')).to_have_count(

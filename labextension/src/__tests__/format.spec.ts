@@ -5,7 +5,8 @@ import {
   hasVisibleText,
   lateCancelText,
   taskLabel,
-  typeInto
+  typeInto,
+  withShortIds
 } from '../format';
 import { ITask } from '../types';
 
@@ -122,5 +123,18 @@ describe('attemptWhyParts', () => {
       'worker lost'
     ]);
     expect(attemptWhyParts(task({}))).toEqual([]);
+  });
+});
+
+describe('withShortIds', () => {
+  it('shortens the task ids in a server message as the panel shows ids', () => {
+    expect(withShortIds('task 18eecd51e43ea5ee01d54ad2b9acd919 already ended succeeded')).toBe(
+      'task d2b9acd919 already ended succeeded'
+    );
+  });
+
+  it('leaves other hex and text alone', () => {
+    const text = 'checksum deadbeef, 33 chars 18eecd51e43ea5ee01d54ad2b9acd9190';
+    expect(withShortIds(text)).toBe(text);
   });
 });
