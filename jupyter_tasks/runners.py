@@ -201,17 +201,16 @@ async def _stop_thread(run: ThreadRun) -> None:
 
 
 def programs_waited_on(thread_id: int) -> list[psutil.Process]:
-    """The programs a thread waits on in ``subprocess`` now (``run``, ``Popen.wait``,
-    ``communicate``), with their descendants, found before any of them is signalled
-    (a grandchild whose parent is gone can no longer be found)."""
+    """The programs a thread waits on now (in ``subprocess.run``, ``Popen.wait``,
+    ``communicate``, or an asyncio subprocess on its own event loop), with their
+    descendants, found before any of them is signalled (a grandchild whose parent is
+    gone can no longer be found)."""
     frame = sys._current_frames().get(thread_id)
     waited: dict[int, Any] = {}
     while frame is not None:
-        if frame.f_code.co_filename == subprocess.__file__:
-            for value in frame.f_locals.values():
-                # not reaped yet: its pid cannot name another process
-                if isinstance(value, subprocess.Popen) and value.returncode is None:
-                    waited[value.pid] = value
+        program = _waited_in(frame)
+        if program is not None:
+            waited[program.pid] = program
         loop = frame.f_locals.get("self")
         if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
             # an event loop of the thread's own (a cell's top-level await, asyncio.run):
@@ -247,13 +246,22 @@ def _awaited_by_tasks_of(loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
         awaiting: Any = task.get_coro()
         while awaiting is not None:
             frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)
-            program = None if frame is None else frame.f_locals.get("self")
-            if isinstance(program, (asyncio.subprocess.Process, subprocess.Popen)) \
-                    and program.returncode is None:
+            program = None if frame is None else _waited_in(frame)
+            if program is not None:
                 waited[program.pid] = program
             awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "gi_yieldfrom",
                                                                      None)
     return waited
+
+
+def _waited_in(frame: Any) -> Any:
+    """The program a frame of a ``Popen`` or asyncio ``Process`` method waits on (its
+    ``self``), not reaped yet (its pid cannot name another process); else None."""
+    program = frame.f_locals.get("self")
+    if isinstance(program, (subprocess.Popen, asyncio.subprocess.Process)) \
+            and program.returncode is None:
+        return program
+    return None
 
 
 def validate_argv(command: Any) -> list[str]:

@@ -88,11 +88,11 @@ def is_kernel_name(value: Any) -> bool:
     """Whether ``value`` can name a kernelspec (``kernel_name`` of a notebook job)."""
     return isinstance(value, str) and KERNEL_NAME.fullmatch(value) is not None
 EXCERPT_LINES = 6
+EXCERPT_CHARS = 400
 # a notebook file up to this size is parsed at submit, so one that is no notebook is
 # refused then (422), not at its run; of a larger one only the outline is checked
 MAX_PARSED_NOTEBOOK_BYTES = 8 * 2**20
 OUTLINE_BYTES = 4096
-EXCERPT_CHARS = 400
 
 __all__ = ["INJECTED_TAG", "PARAMETERS_TAG", "CellExecutionError", "NotebookJobError",
            "exec_notebook", "inject_parameters", "parameters_source", "resolve_notebook_path",

@@ -147,11 +147,7 @@ async def test_cancel_ends_the_program_a_function_waits_on_on_the_worker(
     done = await hub.wait(task.id, timeout=60)
     assert done.status == "cancelled", done.error
 
-    async def ended() -> bool:
-        return not psutil.pid_exists(program) or \
-            psutil.Process(program).status() == psutil.STATUS_ZOMBIE
-
-    await eventually(ended, timeout=30, what="the program ended with the cancel")
+    await until(lambda: gone(program), timeout=30, what="the program ended with the cancel")
 
 
 async def _progress_at_least(hub: TaskManager, task_id: str, n: int) -> bool:
