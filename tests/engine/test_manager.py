@@ -33,6 +33,7 @@ from jupyter_tasks.exceptions import (
 )
 from jupyter_tasks.manager import Subscription, was_deduplicated
 from tests.engine import sample_tasks  # noqa: F401  (registers the sample tasks)
+from tests.processes import ended
 from tests.waiting import eventually
 
 
@@ -342,10 +343,7 @@ def _exists(path: Path):
 
 def _gone(pid: int):
     async def check() -> bool:
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
+        return ended(pid)
     return check
 
 
@@ -433,7 +431,7 @@ async def cancel_once_exited(manager: TaskManager, task_id: str, gate: Path) -> 
     gate.write_text("go")
     # this loop is held (no await) until the process has exited, so the cancel below
     # reaches the attempt before its coroutine can see the exit: the race, made certain
-    eventually_sync(lambda: _process_gone(leaders[0]), timeout=30, what="the process exited")
+    eventually_sync(lambda: ended(leaders[0]), timeout=30, what="the process exited")
     manager.execution.stop_by_id(task_id, "cancel")  # what a cancel request does here
     flagged = await manager.cancel(task_id)
     assert (flagged.status, flagged.cancel_requested) == ("running", True)
@@ -443,13 +441,6 @@ def _exists_at(path: Path):
     async def check() -> bool:
         return path.exists()
     return check
-
-
-def _process_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.mark.parametrize("stop", ["cancel", "timeout"])

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import psutil
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -22,6 +21,7 @@ from jupyter_tasks import TaskManager  # noqa: E402
 from jupyter_tasks.dask_backend import DaskBackend  # noqa: E402
 from tests.jobs import dask_tasks  # noqa: E402, F401  (registers the tasks on the hub)
 from tests.jobs.conftest import write_notebook  # noqa: E402
+from tests.processes import ended  # noqa: E402
 from tests.waiting import eventually  # noqa: E402
 
 
@@ -49,13 +49,6 @@ async def until(check: Any, timeout: float, what: str) -> Any:
         return check()
 
     return await eventually(wrapped, timeout=timeout, what=what)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 async def test_hundred_jobs_complete_with_fresh_keys(hub: TaskManager) -> None:
@@ -147,7 +140,7 @@ async def test_cancel_ends_the_program_a_function_waits_on_on_the_worker(
     done = await hub.wait(task.id, timeout=60)
     assert done.status == "cancelled", done.error
 
-    await until(lambda: gone(program), timeout=30, what="the program ended with the cancel")
+    await until(lambda: ended(program), timeout=30, what="the program ended with the cancel")
 
 
 async def _progress_at_least(hub: TaskManager, task_id: str, n: int) -> bool:
@@ -165,12 +158,12 @@ async def test_cancel_and_timeout_kill_a_code_job_on_the_worker(
                                  timeout=None if how == "cancel" else 15)  # (room to start)
     pid = int(await until(lambda: pid_file.exists() and pid_file.read_text(), timeout=60,
                          what="code process started"))
-    assert not gone(pid)
+    assert not ended(pid)
     if how == "cancel":
         await hub.cancel(task.id)
     done = await hub.wait(task.id, timeout=60)
     assert done.status == ("cancelled" if how == "cancel" else "timeout")
-    await until(lambda: gone(pid), timeout=15, what="process killed on the worker")
+    await until(lambda: ended(pid), timeout=15, what="process killed on the worker")
 
 
 async def test_code_and_notebook_jobs_bring_artifacts_back(hub: TaskManager,
@@ -342,7 +335,7 @@ async def test_a_stopped_notebook_job_ends_after_its_kernel_and_keeps_the_notebo
                     event.task["status"] not in ("queued", "running"):
                 break
         size_at_end = ticks.stat().st_size
-        await until(lambda: gone(kernel), timeout=30, what="kernel gone")
+        await until(lambda: ended(kernel), timeout=30, what="kernel gone")
         assert ticks.stat().st_size == size_at_end, \
             f"the kernel kept writing after the task was written {event.task['status']}"
     done = await hub.get(task.id)
@@ -743,7 +736,7 @@ async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
 
                 await eventually(settled_or_run_again, timeout=120,
                                  what="the task settled or run again")
-                still_running = not gone(first)
+                still_running = not ended(first)
                 done = await manager.get(task.id)
                 assert marks.read_text().split() == [str(first)], \
                     f"run again (first run still on: {still_running}): {done.status}, {done.error}"
@@ -753,7 +746,7 @@ async def test_a_lost_scheduler_does_not_start_the_job_again_beside_its_run(
                 assert f"worker tcp://127.0.0.1:{first_port}" in done.error["message"]
                 # once its run is over, a person reruns it: it runs on the new scheduler
                 gate.write_text("go")
-                await until(lambda: gone(first), timeout=120, what="the first run's worker gone")
+                await until(lambda: ended(first), timeout=120, what="the first run's worker gone")
                 rerun = await manager.rerun(task.id)
                 again = await manager.wait(rerun.id, timeout=120)
                 assert again.status == "succeeded", (again.status, again.error)
@@ -839,7 +832,7 @@ async def test_a_worker_that_lost_its_scheduler_stops_its_runs(
                             timeout=90, what=f"the function stopped: {marks(function_marks)}")
                 await until(lambda: "stopped SIGTERM" in marks(command_marks),
                             timeout=90, what=f"the command stopped: {marks(command_marks)}")
-                await until(lambda: _group_gone(group) and gone(worker_pid), timeout=90,
+                await until(lambda: _group_gone(group) and ended(worker_pid), timeout=90,
                             what="the command's group and the worker gone")
                 assert "ended" not in marks(function_marks) + marks(command_marks)
                 for task in (function, command):

@@ -19,6 +19,7 @@ from jupyter_tasks.exceptions import InvalidRequest
 from jupyter_tasks.jobs import validate_notebook_spec
 from jupyter_tasks.jobs.notebook import INJECTED_TAG, inject_parameters, remove_lost_kernel_files
 from tests.jobs.conftest import write_notebook
+from tests.processes import ended
 from tests.waiting import eventually
 
 PARAMS_CELLS = [
@@ -26,13 +27,6 @@ PARAMS_CELLS = [
     "doubled = alpha * 2\nprint(f'{name}: doubled={doubled}')",
     "import sys\nprint('to stderr', file=sys.stderr)\ndoubled + 1",
 ]
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 async def logs_text(manager: TaskManager, task_id: str) -> str:
@@ -175,7 +169,7 @@ async def test_cancel_and_timeout_stop_the_kernel(manager: TaskManager, tmp_path
         await manager.cancel(task.id)
     done = await manager.wait(task.id, timeout=60)
     assert done.status == ("cancelled" if how == "cancel" else "timeout")
-    await eventually(lambda: _async(process_gone(pid)), timeout=30, what="kernel gone")
+    await eventually(lambda: _async(ended(pid)), timeout=30, what="kernel gone")
     # the partly executed notebook is kept
     nb = await artifact_notebook(manager, task.id, "slow.ipynb")
     assert nb.cells[1].get("execution_count") == 1

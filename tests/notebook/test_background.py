@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.processes import ended, reaped
 from tests.waiting import eventually_sync
 
 from .conftest import logs_of, task_of, with_manager
@@ -20,15 +21,6 @@ from .harness import Kernel
 
 def _task_id(kernel: Kernel, name: str) -> str:
     return kernel.value(f"{name}.id")
-
-
-def _gone(pid: int) -> bool:
-    """Whether no process has ``pid`` (a zombie still has: the cell's wait reaps it)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _texts(outputs: list[dict]) -> str:
@@ -170,7 +162,7 @@ def test_cancel_stops_the_program_a_background_cell_waits_on(
     assert kernel.value("h.wait(30).status") == "cancelled"
 
     # reaped by the cell's own subprocess.run: no zombie left to see either
-    eventually_sync(lambda: _gone(program), timeout=30, what="the program ended with its cell")
+    eventually_sync(lambda: reaped(program), timeout=30, what="the program ended with its cell")
     assert "after the program" not in logs_of(db_path, _task_id(kernel, "h"))
 
 
@@ -191,7 +183,7 @@ def test_cancel_stops_a_cell_awaiting_on_its_own_event_loop(
     kernel.execute("h.cancel()\ns.cancel()")
     assert kernel.value("(h.wait(30).status, s.wait(30).status)") == ("cancelled", "cancelled")
 
-    eventually_sync(lambda: _gone(program), timeout=30,
+    eventually_sync(lambda: reaped(program), timeout=30,
                     what="the awaited program ended with its cell")
     threads = "[t.name for t in __import__('threading').enumerate() " \
               "if t.name == 'jupyter-tasks:_run_in_thread']"
@@ -327,7 +319,7 @@ def test_killed_kernel_leaves_its_background_tasks_interrupted(
         task_id = k.value("h.id")
         assert task_of(db_path, task_id).status == "running"
         os.kill(k.pid, signal.SIGKILL)
-        eventually_sync(lambda: not _alive(k.pid), what="kernel gone")
+        eventually_sync(lambda: ended(k.pid), what="kernel gone")
     finally:
         k.shutdown()
 
@@ -343,15 +335,6 @@ def test_killed_kernel_leaves_its_background_tasks_interrupted(
 
     task = with_manager(db_path, reaped)
     assert task.status == "interrupted"
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def test_a_card_keeps_both_streams_and_an_error_whose_str_fails(
@@ -391,7 +374,6 @@ def test_a_syntax_error_in_a_background_cell_names_the_cell_not_a_temp_file(
     message = task_of(db_path, task_id).error["message"]
     assert message.startswith("invalid syntax (Cell In[") and ", line 3)" in message, message
     assert ".py" not in message, message
-
 
 
 def test_a_compile_time_syntax_error_names_the_cell_too(kernel: Kernel, db_path: Path) -> None:

@@ -6,9 +6,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.processes import ended
 from tests.waiting import eventually_sync
 
 from .conftest import logs_of, read_store, task_of
@@ -21,13 +21,6 @@ children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)
 print("children", *[c.pid for c in children], flush=True)
 time.sleep(60)
 """
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
 
 
 def _latest_task(db_path: Path, kind: str):
@@ -49,7 +42,7 @@ def test_run_subprocess_timeout_kills_the_child_tree(
     logs = logs_of(db_path, task.id)
     pids = [int(p) for p in logs.split("children", 1)[1].split()[:2]]
     assert len(pids) == 2
-    eventually_sync(lambda: all(_gone(p) for p in pids), timeout=30, what="children gone")
+    eventually_sync(lambda: all(ended(p) for p in pids), timeout=30, what="children gone")
     # the cell says what happened; the card shows it (status, exit output)
     assert any("timeout" in m["content"].get("text", "") for m in outputs
                if m["msg_type"] == "stream")
