@@ -189,6 +189,17 @@ class TaskTimedOut(BaseException):
     """Raised inside a running task when its timeout expires."""
 
 
+class RaisedInThread(RuntimeError):
+    """Work in a thread raised what asyncio cannot hand to the coroutine awaiting it.
+
+    A future refuses ``StopIteration`` (it would be taken for the coroutine's return),
+    and asyncio throws a ``GeneratorExit`` into the awaiting coroutine, which then
+    reads as that coroutine being closed. Carried as this error instead, as Python
+    turns a ``StopIteration`` leaving a coroutine into a ``RuntimeError`` (PEP 479);
+    the original is its ``__cause__``, and the task's error names it.
+    """
+
+
 class RunOutOfReach(JupyterTasksError):
     """An attempt's run can no longer be seen or stopped and may still be going on.
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import psutil
 
 from .context import TaskContext
-from .exceptions import InvalidCommand, TaskCancelled
+from .exceptions import InvalidCommand, RaisedInThread, TaskCancelled
 
 KILL_GRACE_SECONDS = 2.0
 MEMORY_POLL_SECONDS = 0.05
@@ -141,6 +141,10 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         return
     if ok:
         future.set_result(value)
+    elif isinstance(value, (StopIteration, GeneratorExit)):  # see RaisedInThread
+        carried = RaisedInThread(f"the work in a thread raised {type(value).__name__}")
+        carried.__cause__ = value
+        future.set_exception(carried)
     else:
         future.set_exception(value)
 

@@ -16,6 +16,7 @@ from ..exceptions import (
     InvalidRequest,
     NotInTask,
     NotRerunnable,
+    RaisedInThread,
     RunOutOfReach,
     StoreBusy,
     StoreFull,
@@ -221,8 +222,10 @@ class Execution:
             status, error = TaskStatus.TIMEOUT, exc
         except MemoryLimitExceeded as exc:
             status, error = TaskStatus.OOM, exc
-        except GeneratorExit:
-            raise  # this coroutine itself is being closed (its loop is gone): await nothing
+        except GeneratorExit as exc:
+            if running.being_closed():
+                raise  # this coroutine itself is being closed (its loop is gone): await nothing
+            status, error = TaskStatus.FAILED, exc  # the task's own code raised it
         except BaseException as exc:
             # the task's own code: an exception, and also sys.exit(), a KeyboardInterrupt
             # it raised or a BaseException of its own; each ends this task only, never
@@ -257,7 +260,7 @@ class Execution:
                 ctx.tail_written(tail, await store.write_log_tail(tail))
         except Exception:  # the end is still written: lost lines cost less than a lost end
             log.exception("writing the last log lines of task %s failed", task.id)
-        usage = resource_usage(running)
+        usage = running.resource_usage()
         now = time.time()
         err_json = error_json(error, status, task) if status != TaskStatus.SUCCEEDED else None
         if status == TaskStatus.INTERRUPTED and task.mode == TaskMode.JOB \
@@ -458,17 +461,6 @@ def attempt_marker(task: Task) -> str:
     return f"— attempt {task.attempts} of {task.max_attempts}: {reason} —\n"
 
 
-def resource_usage(running: RunningTask) -> dict[str, Any]:
-    """Wall and CPU seconds, peak memory of a run (what the row's ``resource_usage`` holds)."""
-    usage: dict[str, Any] = {"wall_seconds": round(time.time() - running.started, 6)}
-    if running.thread.cpu_seconds:
-        usage["cpu_seconds"] = round(running.thread.cpu_seconds, 6)
-    if running.process.pid is not None:
-        usage["cpu_seconds"] = round(running.process.cpu_seconds, 6)
-        usage["peak_memory_mb"] = round(running.process.peak_rss_mb, 3)
-    return usage
-
-
 def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
     """The row's ``error`` for an attempt that ended ``status``."""
     if status == TaskStatus.CANCELLED:
@@ -482,6 +474,8 @@ def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> d
                 "traceback": None}
     if error is None:
         return {"type": status.value, "message": status.value, "traceback": None}
+    if isinstance(error, RaisedInThread) and error.__cause__ is not None:
+        error = error.__cause__  # what the code in the thread raised
     if isinstance(error, SubprocessFailed):
         # a command's non-zero exit ran no Python here: its message is all there is (the
         # card showed a traceback of the engine's frames under it)

@@ -93,6 +93,27 @@ class RunningTask:
     # its kind kept the end its work reached on its own before the stop (``keep_own_end``)
     kept_own_end: bool = False
 
+    def resource_usage(self) -> dict[str, Any]:
+        """Wall and CPU seconds, peak memory of the run (the row's ``resource_usage``)."""
+        usage: dict[str, Any] = {"wall_seconds": round(time.time() - self.started, 6)}
+        if self.thread.cpu_seconds:
+            usage["cpu_seconds"] = round(self.thread.cpu_seconds, 6)
+        if self.process.pid is not None:
+            usage["cpu_seconds"] = round(self.process.cpu_seconds, 6)
+            usage["peak_memory_mb"] = round(self.process.peak_rss_mb, 3)
+        return usage
+
+    def being_closed(self) -> bool:
+        """Whether a GeneratorExit at the attempt's await is its coroutine being closed.
+
+        A close (the loop gone, the coroutine collected) throws it in from outside the
+        attempt's asyncio task; raised by the task's code, it comes in that task's step.
+        """
+        try:
+            return asyncio.current_task() is not self.aio_task
+        except RuntimeError:  # no running loop
+            return True
+
     def keep_own_end(self) -> bool:
         """Whether the attempt may keep the end its work reached on its own before a cancel,
         timeout or shutdown reached it; if so, that stop is taken back.

@@ -29,6 +29,11 @@ RAISERS = {
     "keyboard": lambda: (_ for _ in ()).throw(KeyboardInterrupt()),
     "outside": lambda: (_ for _ in ()).throw(Outside("mine")),
     "unprintable": lambda: (_ for _ in ()).throw(Unprintable()),
+    # before: a future refused the StopIteration a thread handed back (asyncio's
+    # TypeError), and the task stayed running until someone cancelled it
+    "stop_iteration": lambda: next(iter([])),
+    # before: taken for this coroutine being closed; the task stayed running for good
+    "generator_exit": lambda: (_ for _ in ()).throw(GeneratorExit("bye")),
 }
 
 
@@ -54,7 +59,12 @@ EXPECTED = {
     "outside": ("Outside", "mine"),
     "unprintable": ("Unprintable", "<unprintable Unprintable: its str() raised "
                                    "RuntimeError>; the process running it carries on"),
+    "stop_iteration": ("StopIteration", ""),
+    "generator_exit": ("GeneratorExit", "bye"),
 }
+
+# Python's own rule (PEP 479): a StopIteration that leaves a coroutine is a RuntimeError
+ON_THE_LOOP = {"stop_iteration": ("RuntimeError", "coroutine raised StopIteration")}
 
 
 @pytest.mark.parametrize("mode", ["background", "job"])
@@ -66,7 +76,8 @@ async def test_a_task_that_exits_or_raises_oddly_fails_and_the_process_serves_on
         raised = await manager.submit(name, how=how, mode=mode)
         ended = await manager.wait(raised.id, timeout=20)
         assert ended.status == "failed", (ended.status, ended.error)
-        error_type, words = EXPECTED[how]
+        error_type, words = (ON_THE_LOOP if name == "exits_async" else {}).get(
+            how, EXPECTED[how])
         assert ended.error["type"] == error_type
         assert words in ended.error["message"]
         assert ended.error["traceback"]

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.processes import ended, reaped
 from tests.waiting import eventually_sync
 
@@ -121,6 +123,20 @@ def test_sys_exit_in_a_background_cell_fails_that_task_and_the_kernel_lives_on(
     assert kernel.value("__import__('os').getpid()") == pid
     assert kernel.value("h.status") == "failed"
     assert [m["msg_type"] for m in kernel.execute("print('ok')")] == ["stream"]
+
+
+@pytest.mark.parametrize(("code", "error_type"), [
+    ("next(iter([]))", "StopIteration"), ("raise GeneratorExit('bye')", "GeneratorExit")])
+def test_a_background_cell_raising_what_asyncio_cannot_carry_fails_and_ends(
+        kernel: Kernel, db_path: Path, code: str, error_type: str) -> None:
+    # before: the task stayed running (a StopIteration until cancelled, a
+    # GeneratorExit for good: even its cancel was lost) and its waiters hung
+    kernel.execute(f"%%background --name h\n{code}\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "failed", timeout=30,
+                    what="the task failed")
+    assert task_of(db_path, task_id).error["type"] == error_type
+    assert kernel.value("h.wait(30).status") == "failed"
 
 
 def test_cancel_from_another_process_stops_a_pure_python_loop(

@@ -215,6 +215,15 @@ def test_run_blocking_takes_a_trailing_semicolon(kernel: Kernel) -> None:
     assert not [m for m in outputs if m["msg_type"] == "execute_result"]
 
 
+def test_run_blocking_of_a_stop_iteration_ends_the_cell_with_it(kernel: Kernel) -> None:
+    # before: the cell hung until Kernel -> Interrupt (a future refuses a StopIteration)
+    outputs = kernel.execute("%run_blocking next(iter([]))", timeout=30, allow_error=True)
+    errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
+    assert errors and errors[0]["ename"] == "RaisedInThread", outputs
+    assert "StopIteration" in errors[0]["evalue"]
+    assert kernel.value("1 + 1") == 2
+
+
 def _plain_traceback(kernel: Kernel, code: str) -> tuple[str, str]:
     """(ename, the traceback as the notebook shows it, colors stripped) of a failing cell."""
     import re
