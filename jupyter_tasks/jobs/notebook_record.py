@@ -236,6 +236,26 @@ def _bad_output_path(message: str) -> InvalidRequest:
     return InvalidRequest(message, errors=[{"field": "output_path", "message": message}])
 
 
+def _check_parameter_names(template: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse a parameter's value that would move the output to another folder.
+
+    A value is a run's, not the template's: ``-r region x/../../report`` turned
+    ``out/p-{region}.ipynb`` into the root's ``report.ipynb``, another notebook,
+    overwritten. A value fills in a name; the template alone says the folders.
+    """
+    formatter = string.Formatter()
+    separators = {"/", os.sep, os.altsep} - {None}
+    for _, name, spec, conversion in formatter.parse(template):
+        if name is None or name not in parameters:
+            continue  # literal text, or the run's own {id} and {date}
+        text = formatter.format_field(formatter.convert_field(parameters[name], conversion),
+                                      spec or "")
+        if text in (".", "..") or any(sep in text for sep in separators):
+            raise _bad_output_path(
+                f"output_path {template!r}: parameter {name} is {text!r}, which would change "
+                "the folder written to; a parameter's value fills in a name, not a path")
+
+
 def render_output_path(template: str, *, root_dir: str, task_id: str,
                        date: datetime.date, parameters: Mapping[str, Any],
                        input_path: str | None = None) -> str:
@@ -261,6 +281,7 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
         rendered = template.format_map(values)
     except (ValueError, TypeError) as exc:
         raise _bad_output_path(f"output_path {template!r} cannot be filled in: {exc}") from None
+    _check_parameter_names(template, parameters)
     # said now, not after the run as "File name too long" (a long parameter's value)
     too_long = [part for part in rendered.split(os.sep)
                 if len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_PART_BYTES]

@@ -239,6 +239,11 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
     (["nb.ipynb", "-f", "nothere.yaml"], "error: parameters file nothere.yaml: No such file"),
     (["nb.ipynb", "-b", "%%%"], "is not base64"),
     (["../outside.ipynb"], "outside the root folder"),
+    # before: out/p-x/../../nb.ipynb, read lexically: the root's own nb.ipynb, overwritten
+    (["nb.ipynb", "out/p-{region}.ipynb", "-p", "region", "x/../../nb"],
+     "parameter region is 'x/../../nb', which would change the folder written to"),
+    (["nb.ipynb", "out/{region}/r.ipynb", "-p", "region", ".."],
+     "parameter region is '..', which would change the folder written to"),
     (["nb.ipynb", "--prepare-only"], "error: --prepare-only is not supported"),
     (["nb.ipynb", "--execution-timeout", "5"], "--timeout S limits the whole run"),
     (["nb.ipynb", "--engine", "custom"], "error: --engine is not supported"),
