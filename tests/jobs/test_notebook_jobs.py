@@ -330,7 +330,8 @@ async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app
     ("/etc/passwd", "outside the root"),
     ("out/{nope}.ipynb", "{nope}"),
     ("out/{alpha.real}.ipynb", "is not a field"),
-    ("{where}/x.ipynb", "which would change the folder written to"),  # a parameter's value naming folders
+    # a parameter's value naming folders
+    ("{where}/x.ipynb", "which would change the folder written to"),
     ("reports", "is a folder"),
     # the executed copy would replace the notebook it ran (also through a parameter)
     ("reports/params.ipynb", "is the input notebook"),
