@@ -529,6 +529,10 @@ async def terminate_group(exited: asyncio.Future[None], pgid: int) -> None:
     except asyncio.CancelledError:
         kill_process_group(pgid, signal.SIGKILL)  # a second stop: the group at least ends
         raise
+    except RuntimeError:
+        # the interpreter is exiting (a kernel's shutdown stops its manager at exit):
+        # no thread pool takes work any more, so the walk runs here
+        escaped = escaped_descendants(pgid)
     kill_process_group(pgid, signal.SIGTERM)
     signal_each(escaped, signal.SIGTERM)
     try:

@@ -283,3 +283,26 @@ def test_a_handle_from_before_the_manager_was_stopped_works_after_reload_ext(
     assert kernel.value("h.status") == "succeeded"
     assert kernel.value("h.result(30)") == 42  # as stored: the object went with the manager
     assert kernel.value("h.done") is True
+
+
+def test_a_graceful_kernel_shutdown_leaves_a_background_program_interrupted(
+        db_path: Path, tmp_path: Path) -> None:
+    # before: the kernel's exit stopped its manager after the interpreter had shut the
+    # loop's thread pool, the program's stop raised "cannot schedule new futures after
+    # shutdown", and the task ended failed with that error (a kill -9 said interrupted)
+    k = Kernel(db_path, cwd=str(tmp_path))
+    try:
+        k.execute("%load_ext jupyter_tasks")
+        k.execute("job = %run_subprocess --background sleep 120")
+        task_id = k.value("job.id")
+        running = eventually_sync(
+            lambda: (t := task_of(db_path, task_id)).status == "running" and t.process and t,
+            timeout=30, what="the program running")
+        program = running.process["pid"]
+        k.km.shutdown_kernel(now=False)  # as Kernel -> Shut Down or a restart does
+        done = eventually_sync(lambda: (t := task_of(db_path, task_id)).finished_at and t,
+                               timeout=30, what="the task ended")
+        assert done.status == "interrupted", done.error
+        eventually_sync(lambda: ended(program), timeout=30, what="the program ended")
+    finally:
+        k.shutdown()
