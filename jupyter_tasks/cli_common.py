@@ -186,6 +186,8 @@ def _yaml_parameters(text: str | bytes, where: str) -> dict[str, Any]:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CliError(f"{where} is not valid YAML: {problem}{at}") from None
+    except RecursionError:
+        raise CliError(f"{where} is nested too deep for YAML here") from None
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -234,6 +234,8 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
     (["nb.ipynb", "-y", "x: .nan"], "parameters['x']: nan cannot be stored as JSON"),
     (["nb.ipynb", "-y", "x: [1"], "error: -y 'x: [1' is not valid YAML: "),
     (["nb.ipynb", "-y", "[1, 2]"], "must be a YAML mapping of parameter names to values"),
+    # before: a RecursionError traceback, exit 1
+    (["nb.ipynb", "-y", "a: " + "[" * 1000 + "]" * 1000], "is nested too deep for YAML here"),
     (["nb.ipynb", "-y", "{1: 2}"], "parameters[1]: a key of type int: JSON keys are text"),
     (["nb.ipynb", "-p", "not-a-name", "1"], "parameter names must be Python identifiers"),
     (["nb.ipynb", "-f", "nothere.yaml"], "error: parameters file nothere.yaml: No such file"),
