@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .dbfile import read_only_uri
 from .exceptions import StoreError
+from .migrations import LATEST_VERSION
 from .store import Store
 
 # the tables that hold the history, in an order that keeps each row's task before it;
@@ -48,6 +49,7 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
         raise StoreError(f"no database at {source}")
     if target.exists():
         raise StoreError(f"{target} exists already: move it aside or name another file")
+    _refuse_a_newer_schema(source)
     store = await Store.open(target)  # an empty database with this version's schema
     await store.close()
     report = Recovered(target)
@@ -88,6 +90,27 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
             "keep it for a specialist, or move it aside, with its -wal and -shm files, to "
             "start empty")
     return report
+
+
+def _refuse_a_newer_schema(source: Path) -> None:
+    """A file a newer jupyter-tasks wrote is not copied into this version's older schema.
+
+    Such a copy would drop what that version added (columns, tables) without a word,
+    and pass ``doctor``. A header too damaged to read is no reason to stop.
+    """
+    try:
+        reader = sqlite3.connect(read_only_uri(source), uri=True)
+        try:
+            version = reader.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            reader.close()
+    except sqlite3.Error:
+        return
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"{source} has schema version {version}, newer than this jupyter-tasks "
+            f"understands ({LATEST_VERSION}): a copy made here would drop what the newer "
+            "version keeps; recover it with that version (upgrade jupyter-tasks)")
 
 
 def _shared_columns(reader: sqlite3.Connection, writer: sqlite3.Connection,

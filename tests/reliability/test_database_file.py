@@ -492,6 +492,22 @@ def test_a_recovery_that_copies_no_task_writes_nothing_and_fails(db_path, tmp_pa
     assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
 
 
+def test_recover_refuses_a_file_a_newer_version_wrote(db_path, tmp_path, capsys):
+    # before: a copy with this version's schema, exit 0: the newer version's columns
+    # and tables dropped without a word, and doctor passed the copy
+    in_thread(make_database(db_path, jobs=5))
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE tasks ADD COLUMN from_the_future TEXT")
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    target = tmp_path / "copy.db"
+    assert cli_main(["--db", str(db_path), "recover", str(target)]) != 0
+    err = capsys.readouterr().err
+    assert f"schema version {LATEST_VERSION + 1}, newer than this jupyter-tasks" in err, err
+    assert not target.exists()
+
+
 @contextlib.contextmanager
 def chattr_immutable(path: Path) -> Iterator[Path]:
     """``path`` unchangeable for every user, root too (``chattr +i``), for the block;
