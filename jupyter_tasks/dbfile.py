@@ -286,7 +286,9 @@ def access_problem(path: Path | str, exc: BaseException) -> StoreError | None:
         # SQLite cannot grow the -shm or -wal file: "disk I/O error" on a sound file
         return StoreFull(f"{path} cannot be used now: the disk holding it is full; it is "
                          "not damaged: free some space and try again")
-    if "unable to open" in text and path.exists():
+    # a WAL file whose -shm cannot be made: "unable to open", or SQLite's
+    # SQLITE_READONLY_DIRECTORY, "attempt to write a readonly database"
+    if ("unable to open" in text or "readonly database" in text) and path.exists():
         if not os.access(path.parent, os.W_OK):
             return StoreUnavailable(
                 f"{path} cannot be read here: reading a WAL database needs its -shm file "

@@ -566,6 +566,39 @@ def test_a_database_this_user_cannot_create_is_one_error_line(shut_folder: Path)
         assert list(shut_folder.iterdir()) == []
 
 
+def test_a_wal_database_in_a_folder_nobody_may_write_is_said_not_damaged(
+        tmp_path: Path) -> None:
+    # no -shm beside it, and none can be made: SQLite says "attempt to write a readonly
+    # database". Before: a traceback from list, schedule list, submit and worker, and
+    # doctor called the sound file damaged and told to recover it or move it aside
+    folder = tmp_path / "shut"
+    folder.mkdir()
+    db = folder / "tasks.db"
+    in_thread(make_database(db, jobs=3))
+    assert not [p for p in dbfile.sidecars(db) if p.exists()]  # closed cleanly: no -shm
+    # a folder's mode, as a user meets it (chattr +i gives another error, EPERM): root
+    # runs the commands without the capability that overrides file modes
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        caps = "-dac_override,-dac_read_search,-fowner"
+        as_user = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    folder.chmod(0o555)
+    try:
+        for args in (["list"], ["schedule", "list"], ["submit", "--command", "true"],
+                     ["doctor"]):
+            done = subprocess.run([*as_user, sys.executable, "-m", "jupyter_tasks.cli",
+                                   "--db", str(db), *args],
+                                  capture_output=True, text=True, timeout=120)
+            said = done.stdout + done.stderr
+            assert done.returncode in (1, 2), (args, said)
+            assert "Traceback" not in said, (args, said)
+            assert "needs its -shm file" in said and "It is not damaged" in said, (args, said)
+            assert "recover" not in said and "move it aside" not in said, (args, said)
+    finally:
+        folder.chmod(0o755)
+    assert not [p for p in dbfile.sidecars(db) if p.exists()]
+
+
 def test_a_path_through_a_file_is_said_unreachable_not_damaged(tmp_path: Path) -> None:
     # a --db whose folder is a file (a typo; a folder shut to this user is the same
     # error, EACCES for ENOTDIR). Before: "the task database ... cannot be read (Not a
