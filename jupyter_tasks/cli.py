@@ -33,9 +33,9 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import dbfile
 from .cli_common import (
@@ -356,6 +356,26 @@ async def _submit(args: argparse.Namespace, spec: dict[str, Any],
     return _print_submitted(args, task)
 
 
+T = TypeVar("T")
+
+# how often a wait looks whether its database file is still there: a wait on a file
+# deleted or moved away would otherwise never end, and never say why
+FILE_CHECK_SECONDS = 1.0
+
+
+async def _while_the_file_stays(store: Store, work: Awaitable[T]) -> T:
+    """``work``'s outcome; ``StoreUnavailable`` (and ``work`` cancelled) once the file goes."""
+    waiting = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=FILE_CHECK_SECONDS)
+            if done:
+                return waiting.result()
+            store.check_file()
+    finally:
+        waiting.cancel()
+
+
 async def _wait(m: TaskManager, task: Task, args: argparse.Namespace) -> Task:
     """The end of the job ``submit --wait`` queued; Ctrl-C stops the waiting, not the job."""
     ident = short_id(task.id, args)
@@ -365,7 +385,7 @@ async def _wait(m: TaskManager, task: Task, args: argparse.Namespace) -> Task:
         print(f"{ident} {task.status}; waiting for it (Ctrl-C stops waiting, not the job)",
               file=sys.stderr)
     try:
-        return await m.wait(task.id)
+        return await _while_the_file_stays(m.store, m.wait(task.id))
     except asyncio.CancelledError:
         _say_stopped_waiting(ident)
         raise
@@ -523,7 +543,7 @@ async def _follow(m: TaskManager, task_id: str) -> Task:
             if task.is_terminal:
                 return task
             # subscribed before the reads above: nothing written since is missed
-            while (await events.get()).task_id != task_id:
+            while (await _while_the_file_stays(m.store, events.get())).task_id != task_id:
                 pass
 
 
@@ -609,6 +629,7 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
             if task.is_terminal and not entries:
                 return 0
             if not entries:
+                store.check_file()  # a file deleted meanwhile would be followed for good
                 await asyncio.sleep(0.25)
 
 

@@ -299,6 +299,20 @@ def access_problem(path: Path | str, exc: BaseException) -> StoreError | None:
     return None
 
 
+def open_problem(path: Path, exc: BaseException) -> StoreError | None:
+    """What an SQLite failure while opening ``path`` means for its user (damage, access,
+    or the file gone meanwhile); None when it is none of these."""
+    problem = unavailable_for(path, exc) or access_problem(path, exc)
+    if problem is None and isinstance(exc, sqlite3.OperationalError):
+        # "disk I/O error": the file went between the check and the open (deleted, or
+        # moved away with its WAL companions left behind); the check says so in its words
+        try:
+            check_before_open(path, create=False)
+        except StoreUnavailable as gone:
+            problem = gone
+    return problem
+
+
 def read_only_uri(path: Path | str) -> str:
     """A ``mode=ro`` URI: the connection can neither create the file nor write to it."""
     return Path(path).resolve().as_uri() + "?mode=ro"

@@ -465,7 +465,7 @@ class Store:
             await writer.close()
             # a damaged file (cut short, overwritten) is said as such, with what to do,
             # wherever it is opened: the CLI and a worker printed a traceback
-            damaged = dbfile.unavailable_for(path, exc) or dbfile.access_problem(path, exc)
+            damaged = dbfile.open_problem(path, exc)
             if damaged is not None:
                 raise damaged from None
             raise
@@ -487,14 +487,7 @@ class Store:
         except BaseException as exc:
             if reader is not None:
                 await reader.close()
-            unavailable = dbfile.unavailable_for(path, exc) or dbfile.access_problem(path, exc)
-            if unavailable is None and isinstance(exc, sqlite3.OperationalError):
-                # "disk I/O error": the file went between the check and the open (moved
-                # away, its WAL companions left behind); the check says so in its words
-                try:
-                    dbfile.check_before_open(path, create=False)
-                except StoreUnavailable as gone:
-                    unavailable = gone
+            unavailable = dbfile.open_problem(path, exc)
             if unavailable is None:
                 raise
             raise unavailable from exc

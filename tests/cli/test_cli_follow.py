@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from jupyter_tasks import TaskManager
+from jupyter_tasks import TaskManager, dbfile
 from jupyter_tasks.cli import _cmd_logs, _follow
 from jupyter_tasks.models import EventType, TaskStatus
 from jupyter_tasks.store import Store
+from tests.waiting import eventually_sync
 
 
 async def end_with_a_last_line(m: TaskManager, task_id: str) -> None:
@@ -68,3 +73,42 @@ async def test_logs_follow_prints_a_line_written_just_before_the_job_ended(
         args = argparse.Namespace(db=str(db_path), id=task.id, follow=True, json=False)
         assert await _cmd_logs(args) == 0
     assert capsys.readouterr().out == "the last line\n"
+
+
+def test_a_wait_or_a_follow_ends_saying_why_once_the_database_file_is_deleted(
+        tmp_path: Path) -> None:
+    # before: `logs -f` and `submit --wait` waited silently for good (until killed)
+    db = tmp_path / "tasks.db"
+    env = {**os.environ, "JUPYTER_TASKS_DB": str(db)}
+    env.pop("JUPYTER_TASKS_MODULES", None)
+
+    def cli(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    submitted = cli("submit", "--command", "true", "--queue", "nobody")
+    task_id = submitted.communicate(timeout=120)[0].strip()
+    assert submitted.returncode == 0 and task_id, task_id
+    waiters = [cli("logs", "-f", task_id),
+               cli("submit", "--wait", "--command", "true", "--queue", "nobody")]
+    try:
+        for waiter in waiters:  # each has the file open: the deletion comes while it waits
+            eventually_sync(lambda w=waiter: str(db) in [
+                f.path for f in psutil.Process(w.pid).open_files()],
+                timeout=60, what="the database opened")
+        for path in (db, *dbfile.sidecars(db)):
+            path.unlink(missing_ok=True)
+        for waiter in waiters:
+            err = waiter.communicate(timeout=60)[1]
+            assert waiter.returncode == 2, (waiter.args, err)
+            # or, deleted while it was still opening: a new file made at the path, or
+            # none found there
+            assert any(said in err for said in (
+                "was deleted or moved while this process was using it",
+                "was replaced by another file while this process", "no database at")), err
+            assert "Traceback" not in err, err
+    finally:
+        for waiter in waiters:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait(10)
