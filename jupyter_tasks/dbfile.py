@@ -318,6 +318,11 @@ def read_only_uri(path: Path | str) -> str:
     return Path(path).resolve().as_uri() + "?mode=ro"
 
 
+def existing_file_uri(path: Path | str) -> str:
+    """A ``mode=rw`` URI: the connection writes to the file but never creates it."""
+    return Path(path).resolve().as_uri() + "?mode=rw"
+
+
 def verify(path: Path | str) -> None:
     """Raise ``StoreUnavailable`` unless ``path`` is missing (a first start) or sound.
 

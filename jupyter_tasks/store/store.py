@@ -757,8 +757,16 @@ class Store:
             if self._checkpointer is None:  # closing (or read-only): nothing to copy
                 return
             if self._checkpoint_conn is None:
-                self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
-                                                        check_same_thread=False)
+                # opened once the file is known to be still ours, and never creating one:
+                # a plain connect made an empty database at the path of one deleted under
+                # a dashboard, which every process then took for a replacement
+                try:
+                    self._check_identity()
+                except StoreUnavailable:
+                    return
+                self._checkpoint_conn = sqlite3.connect(
+                    dbfile.existing_file_uri(self.path), uri=True, isolation_level=None,
+                    check_same_thread=False)
             frames = 0
             for _ in range(PASSIVE_CHECKPOINTS):
                 if self._checkpointer is None:  # closing: close() waits for one copy only

@@ -417,6 +417,24 @@ async def test_an_open_event_stream_is_closed_once_the_file_is_gone(api, db_path
     assert info.value.code == 503
 
 
+async def test_a_store_never_makes_a_new_file_where_its_own_was_deleted(db_path: Path) -> None:
+    # before: the WAL copy opened its connection at its first round with a plain connect,
+    # which made an empty database at the path of one deleted under a dashboard (opened
+    # a moment before): every process then took it for a replacement
+    await make_database(db_path)
+    store = await Store.open(db_path, create=False)
+    try:
+        for path in (db_path, *dbfile.sidecars(db_path)):
+            path.unlink(missing_ok=True)
+        await store._checkpoint()  # what the store's loop does each second
+        assert not db_path.exists()
+        with pytest.raises(StoreUnavailable, match="deleted or moved"):
+            store.check_file()
+    finally:
+        await store.close()
+    assert not db_path.exists()
+
+
 def test_recover_copies_the_history_around_a_damaged_page(db_path, tmp_path, capsys):
     # before: the documented `sqlite3 tasks.db ".recover" | sqlite3 tasks.db.recovered`
     # wrote an empty file with Debian's sqlite3 (its .recover fails, even on a sound
