@@ -431,6 +431,25 @@ class ServerSource(DataSource):
             await asyncio.sleep(delay)
 
 
+def _with_capacity(counts: dict[str, Any], workers: list[Any]) -> dict[str, Any]:
+    """``counts`` with each queue's slots and the live workers (``WorkerInfo`` rows).
+
+    A queue's capacity comes from the live workers' rows: 0 for a queue none of them
+    serves, unknown (None) beside a worker of a version whose row has no slots.
+    """
+    from jupyter_tasks.models import slots_by_queue
+
+    capacity = slots_by_queue(workers)
+    unknown = any(w.queues and not w.slots for w in workers)
+    for w in workers:
+        for q in w.queues:
+            counts["queues"].setdefault(q, {"queued": 0, "running": 0})
+    for name, queue in counts["queues"].items():
+        queue["max_workers"] = capacity.get(name, None if unknown else 0)
+    counts["workers"] = [w.to_json() for w in workers]
+    return counts
+
+
 def _pseudo(kind: str) -> dict[str, Any]:
     """A pseudo-event of the dashboard's own (no id, no task)."""
     return {"id": None, "type": kind, "task_id": None, "ts": None, "task": None}
@@ -493,6 +512,9 @@ class DatabaseSource(DataSource):
     async def _counts(self, filters: Filters | None = None) -> dict[str, Any]:
         """Per queue queued/running and per status counts, of the tasks ``filters`` match."""
         self._require_open()  # else a count after quitting would open a store again
+        # the counter's connection reads on from a file deleted or moved away: the
+        # totals and queue rows went on showing it as live, with nothing to say so
+        self.manager.store.check_file()
         if self._counter is None:
             from jupyter_tasks.store import Store
 
@@ -518,7 +540,8 @@ class DatabaseSource(DataSource):
         counts = await self._counts(filters)
         workers = live_workers(await self.manager.store.list_workers(),
                                self.manager.config.lease_seconds)
-        return {**counts, "workers": [w.to_json() for w in workers], "exact": True}
+        # the queue rows' slots too (before: "slots 0" or "slots ?" once a filter was typed)
+        return {**_with_capacity(counts, workers), "exact": True}
 
     async def _check_file(self) -> None:
         self.manager.store.check_file()
@@ -566,23 +589,12 @@ class DatabaseSource(DataSource):
     async def _stats(self) -> dict[str, Any]:
         store = self.manager.store
         from jupyter_tasks.liveness import live_workers
-        from jupyter_tasks.models import slots_by_queue
 
         stats = await self._counts()
         # a worker killed with -9 keeps its row until a reaper runs (none may, beside a
         # dashboard on the file): its process says whether it lives
         workers = live_workers(await store.list_workers(), self.manager.config.lease_seconds)
-        # each queue's capacity from the live workers' rows: 0 for a queue none of them
-        # serves, unknown (None) beside a worker of a version whose row has no slots
-        capacity = slots_by_queue(workers)
-        unknown = any(w.queues and not w.slots for w in workers)
-        for w in workers:
-            for q in w.queues:
-                stats["queues"].setdefault(q, {"queued": 0, "running": 0})
-        for name, queue in stats["queues"].items():
-            queue["max_workers"] = capacity.get(name, None if unknown else 0)
-        stats["workers"] = [w.to_json() for w in workers]
-        return stats
+        return _with_capacity(stats, workers)
 
     async def cancel(self, task_id: str) -> dict[str, Any]:
         return (await self._call(self.manager.cancel(task_id))).to_json()

@@ -9,6 +9,8 @@ import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard, build_parser, describe, main
 from jupyter_tasks_dashboard.sources import DatabaseSource
 
+from jupyter_tasks import dbfile
+
 from .conftest import beside_a_writer, build_history, until
 
 HISTORY = 100_000
@@ -439,6 +441,58 @@ async def test_a_database_moved_away_is_refused_with_a_message_not_a_crash(tmp_p
                 await call
     finally:
         await source.close()
+
+
+async def test_a_database_deleted_after_the_first_counts_is_said_once(tmp_path):
+    """Before: the counts' own read-only store read on from the deleted file, so the
+    totals and queue rows showed its last state as live, with nothing to say so."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "deleted.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(lambda: app.ready and app.overview.counted, pilot, what="the counts")
+        for path in (db, *dbfile.sidecars(db)):
+            path.unlink(missing_ok=True)
+        polls = 0
+        count = app.source.count
+
+        async def counting(filters):
+            nonlocal polls
+            polls += 1
+            return await count(filters)
+
+        app.source.count = counting
+        await until(lambda: any("deleted or moved" in n for n in app.notices), pilot,
+                    timeout=30, what="the notification")
+        start = polls
+        # the next polls meet the same failure: it is not said again
+        await until(lambda: polls >= start + 2, pilot, timeout=30, what="two more polls")
+        assert sum("Counting tasks failed" in n for n in app.notices) == 1, list(app.notices)
+        assert app.is_running
+
+
+async def test_the_queue_rows_keep_their_slots_under_a_filter(tmp_path):
+    """Before: "slots 0" for a served queue (and "slots ?" for others) once a filter was
+    typed: the filtered count left out the workers' capacity."""
+    from jupyter_tasks_dashboard.sources import Filters
+
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "filtered.db"
+    async with TaskManager(db, queues={"default": 4}, runs_background=False,
+                           make_default=False) as worker:
+        await worker.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+        source = DatabaseSource(db)
+        await source.start()
+        try:
+            counts = await source.count(Filters(statuses=("queued",)))
+        finally:
+            await source.close()
+    assert counts["queues"]["default"]["max_workers"] == 4, counts
+    assert counts["queues"]["parked"]["max_workers"] == 0, counts
 
 
 @pytest.mark.parametrize("size", [(120, 40), (100, 30)])
