@@ -937,7 +937,7 @@ def decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, fl
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_for, made_order, value, task_id, now = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # forged: nested past the parser
         raise bad("not a next_cursor of this API") from None
     if made_for != sort or made_order != order:
         raise bad(f"made for sort={made_for} order={made_order}, not sort={sort} order={order}")

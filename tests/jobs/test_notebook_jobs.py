@@ -340,6 +340,9 @@ async def test_output_path_and_html_export_over_rest(api, jp_root_dir, tasks_app
     # a width filled in before any length is known: a 56-byte request made a 100 MB name
     ("out/{id:>99999999}.ipynb", "more than 255 characters"),
     ("out/{alpha:.100000f}.ipynb", "more than 255 characters"),
+    # a field in the format, filled in before any check: before, {x} of 2e9 cost the
+    # server 3.5 GB and its loop 6 s (1e12: a 500)
+    ("out/{id:>{alpha}}.ipynb", "holds a field of its own"),
     ("out/{stem}" + "x" * 300 + ".ipynb", "too long once filled in"),
     # papermill's remote storage: before, written to a local folder named `s3:`, and
     # the job said it succeeded
