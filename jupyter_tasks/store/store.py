@@ -9,6 +9,7 @@ import hashlib
 import mimetypes
 import os
 import queue
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -329,7 +330,9 @@ def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str],
     except FileExistsError:
         pass  # made before, or by another process: its mode is left as it is
     folder.mkdir(exist_ok=True)
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    # named apart from ``name``: a name of the file system's longest (255 bytes) made
+    # a longer temporary one, refused, and the task failed with its other files lost
+    tmp = folder / f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
     digest = hashlib.sha256()
     size = 0
     with open(tmp, "wb") as out:

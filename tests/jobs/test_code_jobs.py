@@ -191,3 +191,21 @@ async def test_a_code_job_that_exited_before_its_cancel_reached_it_keeps_its_end
     else:
         assert (done.status, done.error["type"]) == ("failed", "CodeFailed"), done.error
         assert done.error["message"].startswith("exit code 3"), done.error
+
+
+async def test_an_output_file_with_a_name_of_the_longest_kind_is_kept_with_the_others(
+        db_path: Path) -> None:
+    # a legal 255-byte name: before, the copy's temporary name ('.' + name + '.pid.tmp')
+    # was past the file system's limit, so the job that had succeeded ended failed
+    # ("File name too long") and its other artifacts were lost with it
+    long_name = "L" * 251 + ".txt"
+    code = ("import os\nout = os.environ['JUPYTER_TASKS_OUTPUT']\n"
+            "open(os.path.join(out, 'keep.txt'), 'w').write('important')\n"
+            f"open(os.path.join(out, {long_name!r}), 'w').write('long')\n")
+    async with TaskManager(db_path, queues={"default": 1}, make_default=False) as manager:
+        task = await manager.submit_spec({"code": code}, mode="job")
+        done = await manager.wait(task.id, timeout=60)
+        assert done.status == "succeeded", done.error
+        kept = {a.name: a for a in await manager.store.list_artifacts(task.id)}
+        assert set(kept) == {"keep.txt", long_name}
+        assert manager.store.artifact_path(kept[long_name]).read_bytes() == b"long"
