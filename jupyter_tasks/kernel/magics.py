@@ -15,6 +15,7 @@ import argparse
 import ast
 import asyncio
 import contextlib
+import inspect
 import keyword
 import math
 import re
@@ -59,6 +60,11 @@ def await_waiting_magics(lines: list[str]) -> list[str]:
     code = "".join(lines)
     if "run_blocking" not in code and "run_subprocess" not in code:
         return lines
+    if _in_a_magics_run():
+        # the body of %%time, %%timeit, %%capture, %time...: they compile or run it where
+        # a top-level await is refused ("'await' outside function", or "this event loop
+        # is already running"); the magic's plain call waits there as well
+        return lines
     new = _ASSIGNED.sub(lambda m: f"{m[1]}await {_MODULE}.run_assigned_subprocess_async(", code)
     new = _CALL.sub(lambda m: f"await {_MODULE}.run_{m[1]}_magic_async('{m[2]}', ", new)
     if new == code:
@@ -69,6 +75,25 @@ def await_waiting_magics(lines: list[str]) -> list[str]:
     except SyntaxError:
         return lines
     return new.splitlines(keepends=True)
+
+
+def _in_a_magics_run() -> bool:
+    """Whether the code being transformed is run by a magic of the running cell.
+
+    A cell's own transform runs before any magic; a magic that runs code of its own
+    transforms it from inside IPython's ``run_cell_magic``/``run_line_magic``, on this
+    thread (a background cell transforms its code on a thread of its own).
+    """
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if frame.f_code.co_name in ("run_cell_magic", "run_line_magic") \
+                    and frame.f_globals.get("__name__") == "IPython.core.interactiveshell":
+                return True
+            frame = frame.f_back
+        return False
+    finally:
+        del frame  # a frame held here would keep the whole stack alive
 
 
 def _keep_quiet(code: str) -> str:

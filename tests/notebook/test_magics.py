@@ -224,6 +224,23 @@ def test_run_blocking_of_a_stop_iteration_ends_the_cell_with_it(kernel: Kernel) 
     assert kernel.value("1 + 1") == 2
 
 
+@pytest.mark.parametrize("code", [
+    "%%time\nv = %run_blocking sum(range(4))\nprint('value', v)",
+    "%time v = %run_blocking sum(range(4))",
+    "%%timeit -n1 -r1\n%run_blocking sum(range(4))",
+    "%%capture captured\n%run_subprocess echo hi",
+])
+def test_waiting_magics_work_inside_the_magics_that_run_code(kernel: Kernel, code: str) -> None:
+    # before: "SyntaxError: 'await' outside function" under %%time, %time and %%timeit,
+    # and "This event loop is already running" under %%capture: their body was rewritten
+    # into a top-level await as a cell is, where they compile or run it without one
+    outputs = kernel.execute(code, timeout=60, allow_error=True)
+    assert not [m for m in outputs if m["msg_type"] == "error"], outputs
+    if code.startswith("%%time\n"):
+        assert "value 6" in "".join(m["content"].get("text", "") for m in outputs), outputs
+    assert kernel.value("1 + 1") == 2
+
+
 def _plain_traceback(kernel: Kernel, code: str) -> tuple[str, str]:
     """(ename, the traceback as the notebook shows it, colors stripped) of a failing cell."""
     import re
