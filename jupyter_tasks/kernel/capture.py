@@ -282,6 +282,33 @@ class RoutedStream(io.TextIOBase):
 _installed: dict[str, Any] = {}
 
 
+def _logging_handlers() -> list[Any]:
+    """Every handler of every logger made so far (the root's too)."""
+    import logging
+
+    loggers = [logging.getLogger(), *(logger for logger in
+                                      logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    return [handler for logger in loggers for handler in logger.handlers]
+
+
+def _reroute_logging(wrappers: dict[int, RoutedStream]) -> None:
+    """Logging handlers made before the extension write through its stream wrappers.
+
+    ``logging.basicConfig(stream=sys.stdout)`` keeps the kernel's own stream: a
+    background cell's log lines went past the wrapper, into the cell that had
+    submitted it, and neither into its card nor into the task's log.
+    """
+    import logging
+
+    for handler in _logging_handlers():
+        if isinstance(handler, logging.StreamHandler):
+            wrapper = wrappers.get(id(handler.stream))
+            if wrapper is not None:
+                _installed.setdefault("log_handlers", []).append((handler, handler.stream))
+                handler.setStream(wrapper)
+
+
 def install(shell: Any) -> None:
     """Wrap the streams, the display publisher and ``Thread.start`` (idempotent)."""
     import sys
@@ -293,6 +320,8 @@ def install(shell: Any) -> None:
         if not isinstance(stream, RoutedStream):
             _installed[name] = stream
             setattr(sys, name, RoutedStream(stream, name))
+    _reroute_logging({id(_installed[n]): getattr(sys, n) for n in ("stdout", "stderr")
+                      if n in _installed})
     pub = getattr(shell, "display_pub", None)
     if pub is not None:
         publish, clear = pub.publish, pub.clear_output
@@ -376,6 +405,9 @@ def uninstall() -> None:
     if "display_pub" in _installed:
         pub, publish, clear = _installed["display_pub"]
         pub.publish, pub.clear_output = publish, clear
+    for handler, stream in _installed.get("log_handlers", ()):
+        if isinstance(handler.stream, RoutedStream):  # not set to another since
+            handler.setStream(stream)
     for kernel, attr, own in _installed.get("prompts", ()):
         if own is None:  # the class's method again
             kernel.__dict__.pop(attr, None)

@@ -139,6 +139,32 @@ def test_a_background_cell_raising_what_asyncio_cannot_carry_fails_and_ends(
     assert kernel.value("h.wait(30).status") == "failed"
 
 
+def test_a_logging_handler_made_before_the_extension_writes_into_the_card_and_log(
+        db_path: Path, tmp_path: Path) -> None:
+    # logging.basicConfig(stream=sys.stdout) keeps the kernel's own stream, from before
+    # %load_ext wrapped sys.stdout: before, a background cell's log lines went to the
+    # cell that had submitted it, and neither into its card nor into the task's log
+    k = Kernel(db_path, cwd=str(tmp_path))
+    try:
+        k.execute("import logging, sys\nlogging.basicConfig(level=logging.INFO, "
+                  "stream=sys.stdout, format='%(message)s', force=True)")
+        k.execute("%load_ext jupyter_tasks")
+        submitted = k.execute("%%background --name h\nlogging.getLogger('mine').info("
+                              "'logged in the background')\n")
+        task_id = _task_id(k, "h")
+        assert k.value("h.wait(30).status") == "succeeded"
+        assert "logged in the background" in logs_of(db_path, task_id)
+        assert "logged in the background" not in _texts(submitted)
+        # and outside a task, the handler writes into the running cell as before
+        assert "in the foreground" in _texts(k.execute(
+            "logging.getLogger('mine').info('in the foreground')"))
+        k.execute("%unload_ext jupyter_tasks")
+        assert "after unloading" in _texts(k.execute(
+            "logging.getLogger('mine').info('after unloading')"))
+    finally:
+        k.shutdown()
+
+
 def test_cancel_from_another_process_stops_a_pure_python_loop(
         kernel: Kernel, db_path: Path) -> None:
     kernel.execute("%%background --name h\nx = 0\nwhile True:\n    x += 1\n")
