@@ -12,8 +12,12 @@ moment. That is why plain threads print into the wrong cell. We do two things:
   starts) land in the sink instead of on IOPub. The card then shows the sink
   through its ``Output`` widget, throttled.
 * the worker thread also sets ipykernel's thread parent to the submitting
-  cell's request, so anything that escapes the wrappers goes to the cell that
-  started the work, never to the one that happens to run next.
+  cell's request, so a Python write that escapes the wrappers goes to the cell
+  that started the work, not to the one that happens to run next.
+
+Bytes written to the file descriptors 1 and 2 themselves (a program run without
+capturing its output, ``os.write(1, ...)``) are not Python writes: ipykernel's
+descriptor watcher sends them to the cell running at that moment.
 """
 
 from __future__ import annotations
