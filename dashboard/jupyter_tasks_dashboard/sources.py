@@ -600,10 +600,18 @@ class DatabaseSource(DataSource):
         return (await self._call(self.manager.cancel(task_id))).to_json()
 
     async def rerun(self, task_id: str) -> dict[str, Any]:
+        await self._import_task_modules()
         return (await self._call(self.manager.rerun(task_id))).to_json()
 
     async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        await self._import_task_modules()
         return (await self._call(self.manager.fork(task_id, overrides))).to_json()
+
+    async def _import_task_modules(self) -> None:
+        # at the first rerun or fork, not at start: the first frame waits for nothing
+        from .task_modules import import_task_modules
+
+        await asyncio.to_thread(import_task_modules)
 
     async def confirm(self, task_id: str, answer: str,
                       asked_at: float | None = None) -> dict[str, Any]:

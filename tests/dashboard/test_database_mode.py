@@ -474,6 +474,43 @@ async def test_a_database_deleted_after_the_first_counts_is_said_once(tmp_path):
         assert app.is_running
 
 
+async def test_a_fork_with_parameters_its_task_refuses_is_refused_at_once(
+        tmp_path, monkeypatch):
+    """The dashboard imports the task modules the server and the CLI do (here from
+    $JUPYTER_TASKS_MODULES). Before: it imported none, so a fork with a parameter of the
+    wrong type was written as a job ("Fork ... started") that failed when it ran."""
+    from jupyter_tasks_dashboard.sources import ActionError, Filters
+
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    module = tmp_path / "dash_fork_check_tasks.py"
+    module.write_text("from jupyter_tasks import task\n\n"
+                      "@task('dash_fork_checked', mode='job')\n"
+                      "def dash_fork_checked(secs: float) -> float:\n"
+                      "    return secs\n")
+    monkeypatch.setenv("JUPYTER_TASKS_MODULES", str(module))
+    db = tmp_path / "fork.db"
+    now = time.time()
+    # written as another process's submit would be: this test process never imported it
+    done = Task(id=new_task_id(), kind="function", mode="job", status="succeeded",
+                name="dash_fork_checked", label="checked", params={"secs": 1.0},
+                spec={"name": "dash_fork_checked", "params": {"secs": 1.0}},
+                created_at=now, started_at=now, finished_at=now, updated_at=now)
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([done])
+    source = DatabaseSource(db)
+    await source.start()
+    try:
+        with pytest.raises(ActionError, match="secs"):
+            await source.fork(done.id, {"params": {"secs": "abc"}})
+        forked = await source.fork(done.id, {"params": {"secs": 2.5}})
+        assert forked["params"] == {"secs": 2.5}
+        assert (await source.count(Filters()))["statuses"]["queued"] == 1  # the good one only
+    finally:
+        await source.close()
+
+
 async def test_the_queue_rows_keep_their_slots_under_a_filter(tmp_path):
     """Before: "slots 0" for a served queue (and "slots ?" for others) once a filter was
     typed: the filtered count left out the workers' capacity."""
