@@ -32,6 +32,9 @@ def db_file(text: str) -> str:
     The shell leaves the tilde of ``--db=~/tasks.db`` as it is: taken as written, a folder
     named ``~`` was made in the current folder, with a new database in it.
     """
+    if not text.strip():
+        # an unset variable (`--db "$DB"`): it meant a file, not the default database
+        raise argparse.ArgumentTypeError("names no file (an empty path)")
     return os.path.expanduser(text)
 
 

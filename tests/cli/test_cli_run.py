@@ -261,6 +261,8 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
     (["nb.ipynb", "--cwd", ".."], "error: --cwd .. is not supported: a notebook job runs in"),
     (["nb.ipynb", "--memory-limit", "0"], "must be a positive number"),
     (["nb.ipynb", "-p", "x"], "expected 2 arguments"),
+    # before: taken as no --db at all, the default database (an unset `--db "$DB"`)
+    (["--db", "", "nb.ipynb"], "argument --db: names no file (an empty path)"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_is_written(
         env: dict[str, str], root: Path, db_path: Path, args: list[str], message: str) -> None:
