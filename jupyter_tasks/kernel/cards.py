@@ -434,7 +434,10 @@ class TaskCard(widgets.VBox):
             rate = self._rate(now, current)
             if rate:
                 bits.append(f"{rate:.3g}/s")
-                if total is not None and task.status == TaskStatus.RUNNING.value:
+                # a time left only toward a total (a positive one) the count climbs to:
+                # a total of -4 showed "ETA 0:00", as did a count going down
+                if fraction is not None and total is not None and rate > 0 \
+                        and task.status == TaskStatus.RUNNING.value:
                     bits.append("ETA " + _fmt_duration(max(0.0, total - current) / rate))
         elif prog.get("current") is not None:
             bits.append(_shown(str(prog["current"])[:40]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,17 @@ def test_a_card_of_a_row_with_odd_progress_follows_the_task_to_its_end(
 
     read_store(db_path, finish)
     kernel.wait_for(lambda: "succeeded" in _html(kernel), what="the card showing the end")
+
+
+def test_a_card_shows_no_time_left_toward_a_total_below_zero(kernel: Kernel) -> None:
+    # before: "ETA 0:00" beside the rate, for a total of -4 (no total to reach)
+    kernel.execute("%%background --name h\nfrom jupyter_tasks import progress\nimport time\n"
+                   "for i in range(1, 6000):\n    progress(i, -4, 'climbing')\n"
+                   "    time.sleep(0.01)\n")
+    def with_a_rate() -> str:
+        html = _html(kernel)
+        return html if re.search(r"\d/s\b", html) else ""
+
+    html = kernel.wait_for(with_a_rate, what="the card's rate")
+    assert "climbing" in html and "ETA" not in html, html
+    kernel.execute("h.cancel()")
