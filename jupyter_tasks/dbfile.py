@@ -79,6 +79,13 @@ def folder_message(path: Path | str) -> str:
             "($JUPYTER_TASKS_DB and JupyterTasksApp.db_path name the file too)")
 
 
+def special_file_message(path: Path | str) -> str:
+    """The message of a database path that names a device, pipe or socket: a wrong path."""
+    return (f"the task database {path} is not a regular file (a device, pipe or socket), "
+            "so not a database file; it is left alone: give the database file itself "
+            "(--db, $JUPYTER_TASKS_DB)")
+
+
 def missing_message(path: Path | str) -> str:
     """The message of a database that does not exist where one is needed."""
     return (f"no database at {path}: start the Jupyter server (or `jupyter tasks worker`) "
@@ -160,7 +167,8 @@ def check_before_open(path: Path, *, create: bool) -> None:
         # user move their folder aside
         raise StoreUnavailable(folder_message(path))
     if not stat.S_ISREG(st.st_mode):
-        raise StoreUnavailable(damaged_message(path, "is not a regular file"))
+        # /dev/null given as --db: recover it, or move it aside, was the advice
+        raise StoreUnavailable(special_file_message(path))
     if st.st_size == 0:
         return  # SQLite's own empty database: the schema is created in it
     if not os.access(path, os.R_OK):
@@ -467,6 +475,9 @@ def inspect(path: Path | str) -> Report:
         return report
     if path.is_dir():  # a wrong path, not a damaged file: nothing to recover or move aside
         report.problems.append(folder_message(path))
+        return report
+    if not path.is_file():  # a device, pipe or socket: a wrong path too
+        report.problems.append(special_file_message(path))
         return report
     report.size = path.stat().st_size
     wal = sidecars(path)[0]

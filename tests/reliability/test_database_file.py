@@ -657,6 +657,19 @@ def test_a_folder_given_as_the_database_is_said_a_folder_not_damaged(tmp_path: P
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
 
 
+def test_a_device_given_as_the_database_is_said_a_wrong_path_not_damaged() -> None:
+    # `--db /dev/null`. Before: "not a regular file; ... recover it" and doctor's
+    # advice to `jupyter tasks recover --db /dev/null` or to move it aside
+    for args in (["worker", "--concurrency", "1"], ["submit", "--command", "true"],
+                 ["list"], ["doctor"]):
+        done = cli("--db", "/dev/null", *args)
+        said = done.stdout + done.stderr
+        assert done.returncode in (1, 2), (args, said)
+        assert "Traceback" not in said, said
+        assert "is not a regular file (a device, pipe or socket)" in said, (args, said)
+        assert "recover" not in said and "aside" not in said, (args, said)
+
+
 def test_a_locked_database_is_said_locked_not_damaged(db_path: Path, capsys) -> None:
     # before: doctor said "quick_check found damage: database is locked" and advised
     # moving the file aside to start empty; list printed a traceback
