@@ -28,6 +28,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 # the sink of the background task whose code runs in this context (thread)
@@ -41,9 +42,16 @@ LATE_FLUSH_SECONDS = 0.1  # what threads print after their task ended is written
 _THREAD_ATTR = "_jupyter_tasks_sink"
 
 
+# the value of ``current_sink`` for work that belongs to no task, in a thread that may
+# have been started by one (a pool's worker, reused by a foreground cell)
+NO_SINK: Any = object()
+
+
 def sink_for_thread() -> OutputSink | None:
     """The sink the calling thread writes to, if any."""
     sink = current_sink.get()
+    if sink is NO_SINK:
+        return None
     if sink is None:
         sink = getattr(threading.current_thread(), _THREAD_ATTR, None)
     return sink
@@ -235,11 +243,9 @@ class RoutedStream(io.TextIOBase):
         object.__setattr__(self, "_name", name)
 
     def write(self, text: str) -> int:  # type: ignore[override]
-        sink = current_sink.get()
+        sink = sink_for_thread()
         if sink is None:
-            sink = getattr(threading.current_thread(), _THREAD_ATTR, None)
-            if sink is None:
-                return self._inner.write(text)
+            return self._inner.write(text)
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         sink.stream(self._name, text)
@@ -359,6 +365,26 @@ def install(shell: Any) -> None:
         start(self)
 
     threading.Thread.start = routed_start  # type: ignore[method-assign]
+    submit = ThreadPoolExecutor.submit
+    _installed["pool_submit"] = submit
+
+    def routed_submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
+                      **kwargs: Any) -> Any:
+        # a pool's worker threads outlive the work that started them: a pool first used
+        # by a background cell printed a later foreground cell's work into that ended
+        # task's card and log. The work goes where its submitter's output goes
+        return submit(self, _in_sink, sink_for_thread() or NO_SINK, fn, *args, **kwargs)
+
+    ThreadPoolExecutor.submit = routed_submit  # type: ignore[method-assign]
+
+
+def _in_sink(sink: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` writing to ``sink`` (``NO_SINK``: to no task's)."""
+    token = current_sink.set(sink)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        current_sink.reset(token)
 
 
 # ipykernel's prompts: its methods (what ``input`` and ``getpass`` are while a cell runs)
@@ -419,4 +445,6 @@ def uninstall() -> None:
             setattr(kernel, attr, own)
     if "thread_start" in _installed:
         threading.Thread.start = _installed["thread_start"]  # type: ignore[method-assign]
+    if "pool_submit" in _installed:
+        ThreadPoolExecutor.submit = _installed["pool_submit"]  # type: ignore[method-assign]
     _installed.clear()

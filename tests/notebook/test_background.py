@@ -165,6 +165,28 @@ def test_a_logging_handler_made_before_the_extension_writes_into_the_card_and_lo
         k.shutdown()
 
 
+def test_a_pool_a_background_cell_started_prints_later_foreground_work_in_its_cell(
+        kernel: Kernel, db_path: Path) -> None:
+    # a pool's threads outlive the work that started them: before, once a background
+    # cell had started them, a later foreground cell's work printed into that ended
+    # task's card and log, and nothing showed in the cell that ran it
+    kernel.execute("from concurrent.futures import ThreadPoolExecutor\n"
+                   "pool = ThreadPoolExecutor(2)")
+    kernel.execute("%%background --name h\n"
+                   "list(pool.map(lambda i: print('background item', i), range(2)))\n")
+    assert kernel.value("h.wait(30).status") == "succeeded"
+    foreground = kernel.execute("list(pool.map(lambda i: print('foreground item', i), "
+                                "range(4)));")
+    assert _texts(foreground).count("foreground item") == 4, foreground
+    logs = logs_of(db_path, _task_id(kernel, "h"))
+    assert "background item" in logs and "foreground item" not in logs, logs
+    # and work a background cell submits to a pool the foreground started is its own
+    kernel.execute("%%background --name g\n"
+                   "list(pool.map(lambda i: print('second background', i), range(2)))\n")
+    assert kernel.value("g.wait(30).status") == "succeeded"
+    assert "second background" in logs_of(db_path, _task_id(kernel, "g"))
+
+
 def test_cancel_from_another_process_stops_a_pure_python_loop(
         kernel: Kernel, db_path: Path) -> None:
     kernel.execute("%%background --name h\nx = 0\nwhile True:\n    x += 1\n")
