@@ -65,49 +65,14 @@ from .manager import TaskManager, was_deduplicated
 from .migrations import LATEST_VERSION
 from .models import Task, TaskStatus, WorkerInfo, failure_reason, progress_fraction
 from .paths import DB_ENV, default_db_path
-from .registry import MODULES_ENV, import_module_or_path, load_task_modules
+from .registry import (
+    MODULES_ENV,
+    configured_task_modules,
+    import_module_or_path,
+    load_task_modules,
+)
 from .store import Store
 from .values import check_input
-
-CONFIG_FILES = ("jupyter_config", "jupyter_server_config", "jupyter_lab_config",
-                "jupyter_notebook_config", "jupyter_tasks_config")
-
-
-
-# ------------------------------------------------------------------ task modules
-
-
-def configured_task_modules() -> list[str]:
-    """``JupyterTasksApp.task_modules`` from the Jupyter configuration files the server reads.
-
-    Files named ``jupyter_{server,lab,notebook,tasks}_config`` (``.json``, ``.py``, and the
-    ``.d/*.json`` folders) in every directory of ``jupyter --paths``' config path, the
-    highest-priority directory winning, as in Jupyter. A file that fails to load is skipped
-    with a warning.
-    """
-    from jupyter_core.paths import jupyter_config_path
-    from traitlets.config.loader import Config, JSONFileConfigLoader, PyFileConfigLoader
-
-    config = Config()
-    for directory in reversed(jupyter_config_path()):  # lowest priority first
-        for base in CONFIG_FILES:
-            folder = Path(directory, base + ".d")
-            files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-            files += [Path(directory, base + ext) for ext in (".json", ".py")]
-            for path in files:
-                if not path.is_file():
-                    continue
-                loader = PyFileConfigLoader if path.suffix == ".py" else JSONFileConfigLoader
-                try:
-                    config.merge(loader(path.name, str(path.parent)).load_config())
-                except Exception as exc:
-                    print(f"warning: skipping Jupyter config file {path}: {exc}",
-                          file=sys.stderr)
-    app = config.get("JupyterTasksApp", {})
-    modules = app.get("task_modules", []) if hasattr(app, "get") else []
-    if isinstance(modules, str):
-        modules = modules.split(",")
-    return [str(m).strip() for m in modules if str(m).strip()]
 
 
 def _import_given_modules(modules: Sequence[str]) -> None:

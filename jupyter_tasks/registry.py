@@ -306,6 +306,47 @@ def list_by_tags(tags: Iterable[str] = ()) -> list[TaskInfo]:
     return default_registry.list_by_tags(tags)
 
 
+CONFIG_FILES = ("jupyter_config", "jupyter_server_config", "jupyter_lab_config",
+                "jupyter_notebook_config", "jupyter_tasks_config")
+
+
+
+# ------------------------------------------------------------------ task modules
+
+
+def configured_task_modules() -> list[str]:
+    """``JupyterTasksApp.task_modules`` from the Jupyter configuration files the server reads.
+
+    Files named ``jupyter_{server,lab,notebook,tasks}_config`` (``.json``, ``.py``, and the
+    ``.d/*.json`` folders) in every directory of ``jupyter --paths``' config path, the
+    highest-priority directory winning, as in Jupyter. A file that fails to load is skipped
+    with a warning.
+    """
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import Config, JSONFileConfigLoader, PyFileConfigLoader
+
+    config = Config()
+    for directory in reversed(jupyter_config_path()):  # lowest priority first
+        for base in CONFIG_FILES:
+            folder = Path(directory, base + ".d")
+            files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+            files += [Path(directory, base + ext) for ext in (".json", ".py")]
+            for path in files:
+                if not path.is_file():
+                    continue
+                loader = PyFileConfigLoader if path.suffix == ".py" else JSONFileConfigLoader
+                try:
+                    config.merge(loader(path.name, str(path.parent)).load_config())
+                except Exception as exc:
+                    print(f"warning: skipping Jupyter config file {path}: {exc}",
+                          file=sys.stderr)
+    app = config.get("JupyterTasksApp", {})
+    modules = app.get("task_modules", []) if hasattr(app, "get") else []
+    if isinstance(modules, str):
+        modules = modules.split(",")
+    return [str(m).strip() for m in modules if str(m).strip()]
+
+
 def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True) -> list[str]:
     """Import task modules: names or ``.py`` paths, ``JUPYTER_TASKS_MODULES``, entry points.
 

@@ -29,8 +29,12 @@ def import_task_modules() -> dict[str, str]:
             return _skipped
         from importlib.metadata import entry_points
 
-        from jupyter_tasks.cli import configured_task_modules
-        from jupyter_tasks.registry import ENTRY_POINT_GROUP, MODULES_ENV, import_module_or_path
+        from jupyter_tasks.registry import (
+            ENTRY_POINT_GROUP,
+            MODULES_ENV,
+            configured_task_modules,
+            import_module_or_path,
+        )
 
         skipped: dict[str, str] = {}
         # its warnings about unreadable config files would be drawn over the screen
