@@ -406,7 +406,9 @@ class TasksDashboard(App[int]):
             self.notify(f"Live updates stopped: {exc}", severity="error", timeout=30)
 
     def _flush_events(self) -> None:
-        if not self._pending:
+        # a flush that fires while the app shuts down finds no screen to show them on
+        # (it ended a test run with ScreenStackError, on a loaded CI machine)
+        if not self._pending or not self.screen_stack:
             return
         events, self._pending = self._pending, []
         self.flushes += 1

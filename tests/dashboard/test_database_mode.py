@@ -511,6 +511,23 @@ async def test_a_fork_with_parameters_its_task_refuses_is_refused_at_once(
         await source.close()
 
 
+async def test_events_flushed_while_the_app_shuts_down_are_dropped_quietly(tmp_path):
+    """The flush timer may fire once the screens are gone: before, its events raised
+    ScreenStackError ("No screens on stack"), which a run ended with."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "closing.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        task = await writer.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and task.id in app.table.tasks, pilot, what="the row")
+    assert not app.screen_stack  # shut down: what a late timer finds
+    app._pending.append({"type": "task.cancelled", "task_id": task.id,
+                         "task": {**task.to_json(), "status": "cancelled"}})
+    app._flush_events()
+
+
 async def test_the_queue_rows_keep_their_slots_under_a_filter(tmp_path):
     """Before: "slots 0" for a served queue (and "slots ?" for others) once a filter was
     typed: the filtered count left out the workers' capacity."""
