@@ -11,6 +11,7 @@ import time
 from collections import deque
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
@@ -101,6 +102,7 @@ class QueueOverview(Vertical):
         self.stats: dict[str, Any] = {"queues": {}, "statuses": {}, "workers": [], "exact": True}
         self.filters = Filters()
         self.counted = False  # a count for the current filter has arrived
+        self.stale: str | None = None  # why the last count failed: what is shown is older
         self.totals = Static("counting…", id="totals")
 
     def compose(self) -> ComposeResult:
@@ -122,7 +124,15 @@ class QueueOverview(Vertical):
             return
         self.stats = stats
         self.counted = True
+        self.stale = None
         self.redraw()
+
+    def count_failed(self, why: str) -> None:
+        """The last count failed: the totals say that what they show is from before, and why."""
+        why = why.split(";", 1)[0]  # the cause; the notification says the rest
+        if why != self.stale:
+            self.stale = why
+            self.redraw()
 
     def redraw(self) -> None:
         if not self.is_attached:
@@ -162,6 +172,8 @@ class QueueOverview(Vertical):
                 text = f"{status} {count:,}"
                 parts.append(f"[red]{text}[/]" if status in BAD else text)
         parts.append(f"live workers {len(self.stats.get('workers') or [])}")
+        if self.stale:  # the counts could not be read since (a file deleted, a server gone)
+            parts.append(f"[red]not counted since: {escape(self.stale)}[/]")
         return "  ·  ".join(parts)
 
     def total_text(self) -> str:

@@ -507,6 +507,7 @@ class TasksDashboard(App[int]):
             if str(exc) != self._count_failure and not self.offline:
                 self.notify(f"Counting tasks failed: {exc}", severity="error")
             self._count_failure = str(exc)
+            self.overview.count_failed(str(exc))
         else:
             self._count_failure = None
         elapsed = time.perf_counter() - t0

@@ -471,6 +471,9 @@ async def test_a_database_deleted_after_the_first_counts_is_said_once(tmp_path):
         # the next polls meet the same failure: it is not said again
         await until(lambda: polls >= start + 2, pilot, timeout=30, what="two more polls")
         assert sum("Counting tasks failed" in n for n in app.notices) == 1, list(app.notices)
+        # and the totals line says its counts are from before, once the toast has gone
+        totals = str(app.overview.totals.render())
+        assert "not counted since: the task database" in totals and "deleted" in totals
         assert app.is_running
 
 
