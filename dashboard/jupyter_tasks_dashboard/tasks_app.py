@@ -240,7 +240,7 @@ class TasksDashboard(App[int]):
         self.ready = True
         self._show_page(0, None, first)
         self._follow()
-        self.set_interval(FLUSH_SECONDS, self._flush_events)
+        self.set_interval(FLUSH_SECONDS, self.flush_events)
         # the rest (queue stats, throughput sample, detail pane) waits for the first paint
 
     def _after_first_paint(self) -> None:
@@ -401,11 +401,16 @@ class TasksDashboard(App[int]):
                     if not self.offline:
                         self._load_stats()
                     continue
-                self._pending.append(event)  # only queue: applied in batches by _flush_events
+                self.queue_event(event)
         except ActionError as exc:
             self.notify(f"Live updates stopped: {exc}", severity="error", timeout=30)
 
-    def _flush_events(self) -> None:
+    def queue_event(self, event: dict[str, Any]) -> None:
+        """Take a live event; it is applied with the others at the next ``flush_events``."""
+        self._pending.append(event)  # only queued: a flood is applied in batches
+
+    def flush_events(self) -> None:
+        """Apply the live events queued since the last flush (a timer's work, 10 a second)."""
         # a flush that fires while the app shuts down finds no screen to show them on
         # (it ended a test run with ScreenStackError, on a loaded CI machine)
         if not self._pending or not self.screen_stack:

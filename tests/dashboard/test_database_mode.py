@@ -526,9 +526,9 @@ async def test_events_flushed_while_the_app_shuts_down_are_dropped_quietly(tmp_p
     async with app.run_test(size=SIZE) as pilot:
         await until(lambda: app.ready and task.id in app.table.tasks, pilot, what="the row")
     assert not app.screen_stack  # shut down: what a late timer finds
-    app._pending.append({"type": "task.cancelled", "task_id": task.id,
-                         "task": {**task.to_json(), "status": "cancelled"}})
-    app._flush_events()
+    app.queue_event({"type": "task.cancelled", "task_id": task.id,
+                     "task": {**task.to_json(), "status": "cancelled"}})
+    app.flush_events()
 
 
 async def test_the_queue_rows_keep_their_slots_under_a_filter(tmp_path):
