@@ -505,14 +505,7 @@ class TaskCard(widgets.VBox):
         if task.status != TaskStatus.SUCCEEDED.value or task.kind == TaskKind.SUBPROCESS.value:
             return None
         if self._result_text is None:
-            # a cell run here: its text, made in the cell's thread (its repr is the
-            # user's code, which may never return: never on this loop)
-            text = _local_result_text(task.id)
-            if text is None:
-                local = self._manager.local_result(task.id)
-                value = local[1] if local is not None and local[0] else task.result
-                text = "" if value is None else result_text(value)
-            self._result_text = text
+            self._result_text = shown_result(self._manager, task) or ""
         return self._result_text or None
 
     def _rate(self, now: float, current: float) -> float | None:
@@ -612,6 +605,20 @@ def _local_sink(task_id: str) -> OutputSink | None:
 
     side = kernel_side()
     return side.sinks.get(task_id) if side is not None else None
+
+
+def shown_result(manager: Any, task: Task) -> str | None:
+    """The text of ``task``'s value as a card shows it (None before a success or without one)."""
+    if task.status != TaskStatus.SUCCEEDED.value or task.kind == TaskKind.SUBPROCESS.value:
+        return None
+    # a cell run here: its text, made in the cell's thread (its repr is the user's code,
+    # which may never return: never on this loop)
+    text = _local_result_text(task.id)
+    if text is None:
+        local = manager.local_result(task.id)
+        value = local[1] if local is not None and local[0] else task.result
+        text = "" if value is None else result_text(value)
+    return text or None
 
 
 def _local_result_text(task_id: str) -> str | None:

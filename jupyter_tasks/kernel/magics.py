@@ -367,6 +367,13 @@ class _ShownCard:
             entries = []
         output = "".join(e.text for e in entries)[-CARD_TEXT_CHARS:].rstrip("\n")
         text = f"TaskCard({task.label!r}, {task.status}, id={task.id})"
+        # the value too, as the card shows it: an executed notebook (papermill, a notebook
+        # job) kept the output of a background cell but not what its last line gave
+        from .cards import shown_result
+
+        result = shown_result(manager, task)
+        if result is not None:
+            output = f"{output}\nresult: {result}" if output else f"result: {result}"
         from IPython import get_ipython
 
         bundle, metadata = get_ipython().display_formatter.format(self.card)

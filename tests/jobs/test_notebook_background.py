@@ -186,6 +186,9 @@ def test_under_nbconvert_a_last_cell_waits_for_the_background_work(
     text = _texts(nb)
     assert "TaskCard('slow-work', succeeded, id=" in text, text
     assert "background output" in text, text
+    # and what its last line gave, as the card shows it (before: the saved notebook
+    # had the cell's output but not its value)
+    assert "\nresult: 42" in text, text
     conn = sqlite3.connect(db_path)
     try:
         rows = conn.execute("SELECT label, status FROM tasks WHERE kind = 'cell'").fetchall()
