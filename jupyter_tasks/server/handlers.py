@@ -308,11 +308,14 @@ def _inside(root: str, relative: str, field: str, what: str = "invalid request b
     return path
 
 
-def parse_job_body(body: dict[str, Any], root: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def parse_job_body(body: dict[str, Any], root: str, *, allow_hidden: bool = True
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(spec, options) of a ``POST /api/tasks`` body, paths resolved under ``root``; 422 if bad.
 
     Schedules store their job through this too, so a schedule's job is checked
-    exactly as a submitted one.
+    exactly as a submitted one. ``allow_hidden`` False (the server's
+    ``ContentsManager.allow_hidden``): a notebook job may not read or write a hidden
+    file, or one in a hidden folder, as the contents API may not.
     """
     checks = {**WORK_FIELDS, **{k: v[1] for k, v in WORK_EXTRAS.items()}, **OPTION_FIELDS}
     errors = _type_errors(body, checks)
@@ -331,7 +334,20 @@ def parse_job_body(body: dict[str, Any], root: str) -> tuple[dict[str, Any], dic
     if "notebook" in spec:
         _inside(root, spec["notebook"], "notebook")
         spec["root_dir"] = root
+        if not allow_hidden:
+            # before: the contents API answered 404 for .private/keys.ipynb, and
+            # notebook-parameters too, while a job ran it and wrote beside it
+            _reject([{"field": field, "message": "names a hidden file or folder, which this "
+                      "server does not serve (ContentsManager.allow_hidden)"}
+                     for field in ("notebook", "output_path")
+                     if isinstance(spec.get(field), str) and _names_hidden(spec[field])])
     return spec, {k: body[k] for k in OPTION_FIELDS if body.get(k) is not None}
+
+
+def _names_hidden(relative: str) -> bool:
+    """Whether a path relative to the root has a part starting with '.' (not '.' or '..')."""
+    return any(part.startswith(".") and part not in (".", "..")
+               for part in relative.replace(os.sep, "/").split("/"))
 
 
 # the two helpers above, for the schedule handlers' module
@@ -409,7 +425,8 @@ class TaskCollectionHandler(TasksHandler):
     @authorized("execute")
     async def post(self) -> None:
         body = self.json_object()
-        spec, _ = parse_job_body(body, self.root_dir)
+        spec, _ = parse_job_body(body, self.root_dir,
+                                 allow_hidden=self.contents_manager.allow_hidden)
         await check_may_run(self, *work_resource(spec))
         task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
                                               **self.submit_options(body))

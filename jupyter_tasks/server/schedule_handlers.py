@@ -42,7 +42,8 @@ class ScheduleHandler(TasksHandler):
     def parse_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The job body checked as ``POST /api/tasks`` checks it; fields named ``job.<field>``."""
         try:
-            spec, options = parse_job_body(job, self.root)
+            spec, options = parse_job_body(job, self.root,
+                                           allow_hidden=self.contents_manager.allow_hidden)
         except Problem as exc:
             errors = [{**e, "field": f"job.{e['field']}"} for e in exc.errors]
             raise Problem(422, f"invalid job: {exc.detail}", title="Invalid request",

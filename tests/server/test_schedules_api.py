@@ -244,6 +244,28 @@ async def test_notebook_parameters_of_a_hidden_file_are_not_read(api: Any, jp_fe
         assert response.code == 404, (path, response.json)
         assert b"s3cret" not in response.body
 
+async def test_a_notebook_job_of_a_hidden_file_is_refused_as_its_contents_are(
+        api: Any, jp_root_dir: Path) -> None:
+    # before: 202, and the job ran .private/keys.ipynb (or wrote its copy into a hidden
+    # folder) although the contents API and notebook-parameters answer 404 for it
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    (jp_root_dir / ".private").mkdir()
+    nbformat.write(nb, jp_root_dir / ".private" / "keys.ipynb")
+    nbformat.write(nb, jp_root_dir / "plain.ipynb")
+    before = len((await api.get()).json["tasks"])
+    for job, field in (({"notebook": ".private/keys.ipynb"}, "notebook"),
+                       ({"notebook": "plain.ipynb", "output_path": ".out/run.ipynb"},
+                        "output_path")):
+        for response in (await api.post(body=job),
+                         await api.post("schedules", body=body(job=job))):
+            assert response.code == 422, (job, response.json)
+            assert [e["field"] for e in response.json["errors"]] in (
+                [field], [f"job.{field}"]), response.json
+            assert "hidden" in response.json["detail"], response.json
+    assert len((await api.get()).json["tasks"]) == before  # nothing queued
+    assert (await api.post(body={"notebook": "plain.ipynb"})).code == 202
+
+
 async def test_schedule_changed_events_on_the_websocket(api: Any, jp_ws_fetch: Any) -> None:
     ws = await jp_ws_fetch("api", "tasks", "events")
     try:
