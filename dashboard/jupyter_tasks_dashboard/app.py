@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from .sources import DataSource
 
 
+def _db_file(text: str) -> str:
+    """``--db``'s path, ``~`` expanded; an empty one (an unset ``--db "$DB"``) refused.
+
+    Taken as no ``--db`` at all, it looked for a server, then at the default database.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("names no file (an empty path)")
+    return os.path.expanduser(text)
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The dashboard's command line options (``prog``: the command's name, as typed)."""
     parser = argparse.ArgumentParser(
@@ -35,7 +45,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--token", help="API token (default: $JUPYTER_TOKEN or the token of "
                                         "the server found in the runtime dir)")
     # expanded as `jupyter tasks --db` is: the shell leaves the tilde of --db=~/x.db alone
-    parser.add_argument("--db", type=os.path.expanduser,
+    parser.add_argument("--db", type=_db_file,
                         help="read this database directly instead of a server")
     parser.add_argument("--page-size", type=int, default=50, help="rows per page (default 50)")
     return parser

@@ -333,6 +333,10 @@ def test_command_line_rejects_bad_options(capsys):
     assert main(["--page-size", "0"]) == 2
     with pytest.raises(SystemExit):
         main(["--no-such-option"])
+    # an unset `--db "$DB"`: before, taken as no --db (a server, or the default database)
+    with pytest.raises(SystemExit):
+        main(["--db", ""])
+    assert "argument --db: names no file (an empty path)" in capsys.readouterr().err
 
 
 async def test_a_long_progress_message_is_one_status_line_in_the_details(tmp_path):
