@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from ..exceptions import StoreError
+
 # a failure that repeats is said again at most this often, with how many times it came
 REPEAT_SECONDS = 60.0
 
@@ -36,7 +38,12 @@ class LoopFailures:
         now = self.clock()
         if key != self._failing:
             self._failing, self._count, self._said_at = key, 1, now
-            self.logger.exception(self.what, *args)
+            if isinstance(exc, StoreError):
+                # the store's own word (its file gone, locked, a full disk): a traceback
+                # adds nothing, and a CLI's wait printed one above its one-line error
+                self.logger.error(f"{self.what}: %s", *args, exc)
+            else:
+                self.logger.exception(self.what, *args)
             return
         self._count += 1
         if now - self._said_at >= REPEAT_SECONDS:

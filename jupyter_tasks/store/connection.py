@@ -169,11 +169,12 @@ async def open_reader(database: str, busy_timeout: float, *,
     return reader
 
 
-def open_point_reader(database: str) -> sqlite3.Connection:
+def open_point_reader(database: str, *, uri: bool = False) -> sqlite3.Connection:
     """A connection for primary-key reads on the event loop itself; it never waits for a lock."""
     # timeout 0: under WAL a read takes no lock a writer holds, so SQLITE_BUSY means a rare
     # case (another process's exclusive lock, a recovery) that the caller hands to the reader
-    conn = sqlite3.connect(database, isolation_level=None, timeout=0, check_same_thread=False)
+    conn = sqlite3.connect(database, isolation_level=None, timeout=0, check_same_thread=False,
+                           uri=uri)
     try:
         conn.row_factory = sqlite3.Row
         register_functions(conn)

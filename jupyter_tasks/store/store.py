@@ -460,8 +460,11 @@ class Store:
             await store._run(setup_connection, busy_timeout)
             await store._run(migrate)
             await store._run(wait_for_locks_by_own_tries)
-            reader = await open_reader(str(path), busy_timeout)
-            store._point = open_point_reader(str(path))
+            # never creating the file (a plain connect does): one deleted while this
+            # store opened came back empty at its path, the writer on the old file
+            reader = await open_reader(dbfile.existing_file_uri(path), busy_timeout, uri=True)
+            store._point = open_point_reader(dbfile.existing_file_uri(path), uri=True)
+            store._check_identity()  # every connection on the file the writer opened
         except BaseException as exc:
             if reader is not None:
                 await reader.close()
@@ -825,6 +828,17 @@ class Store:
         with self._on_a_thread():
             return await asyncio.to_thread(fn)
 
+    def _read_failure(self, exc: sqlite3.OperationalError) -> BaseException:
+        """What a read's SQLite error means: the store's error for it, or the file gone."""
+        store_error = translate(exc)
+        if store_error is exc:
+            # a read of a file moved or deleted under us fails as "disk I/O error" (its
+            # WAL companions stayed behind): said as what happened, as a write is
+            self._unavailable = dbfile.check_identity(self._file, self._identity)
+            if self._unavailable is not None:
+                return StoreUnavailable(self._unavailable)
+        return store_error
+
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:
         """The rows of one query on the read connection, beside any write."""
         if self._unavailable is not None:
@@ -837,14 +851,7 @@ class Store:
                 # fetchall's own list (aiosqlite types it as an Iterable)
                 return await reader.execute_fetchall(sql, args)  # type: ignore[return-value]
         except sqlite3.OperationalError as exc:
-            store_error = translate(exc)
-            if store_error is exc:
-                # a read of a file moved or deleted under us fails as "disk I/O error"
-                # (its WAL companions stayed behind): said as what happened, as a write is
-                self._unavailable = dbfile.check_identity(self._file, self._identity)
-                if self._unavailable is not None:
-                    raise StoreUnavailable(self._unavailable) from exc
-            raise store_error from exc
+            raise self._read_failure(exc) from exc
         except sqlite3.DatabaseError as exc:
             unavailable = self._damaged(exc)
             if unavailable is None:
@@ -1221,7 +1228,9 @@ class Store:
         except sqlite3.OperationalError as exc:
             if isinstance(translate(exc), StoreBusy):
                 return None
-            raise
+            # before: a task looked up just as its file was deleted raised sqlite's
+            # "disk I/O error" (a CLI's `submit --wait` printed it as a traceback)
+            raise self._read_failure(exc) from exc
         except sqlite3.DatabaseError as exc:
             unavailable = self._damaged(exc)
             if unavailable is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import subprocess
 import sys
 import time
@@ -77,38 +78,51 @@ async def test_logs_follow_prints_a_line_written_just_before_the_job_ended(
 
 def test_a_wait_or_a_follow_ends_saying_why_once_the_database_file_is_deleted(
         tmp_path: Path) -> None:
-    # before: `logs -f` and `submit --wait` waited silently for good (until killed)
+    # before: `logs -f` and `submit --wait` waited silently for good (until killed); and
+    # a task looked up just as the file went printed sqlite's "disk I/O error" traceback
     db = tmp_path / "tasks.db"
     env = {**os.environ, "JUPYTER_TASKS_DB": str(db)}
     env.pop("JUPYTER_TASKS_MODULES", None)
 
-    def cli(*args: str) -> subprocess.Popen[str]:
+    def cli(*args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     submitted = cli("submit", "--command", "true", "--queue", "nobody")
-    task_id = submitted.communicate(timeout=120)[0].strip()
+    task_id = submitted.communicate(timeout=120)[0].decode().strip()
     assert submitted.returncode == 0 and task_id, task_id
-    waiters = [cli("logs", "-f", task_id),
-               cli("submit", "--wait", "--command", "true", "--queue", "nobody")]
+    follower = cli("logs", "-f", task_id)
+    waiter = cli("submit", "--wait", "--command", "true", "--queue", "nobody")
+    said = b""
+
+    def waiting() -> bool:  # its store is open once it says it waits (a probe comes first)
+        nonlocal said
+        assert waiter.stderr is not None
+        while select.select([waiter.stderr], [], [], 0)[0]:
+            chunk = os.read(waiter.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            said += chunk
+        return b"waiting for it" in said
+
     try:
-        for waiter in waiters:  # each has the file open: the deletion comes while it waits
-            eventually_sync(lambda w=waiter: str(db) in [
-                f.path for f in psutil.Process(w.pid).open_files()],
-                timeout=60, what="the database opened")
+        # the follower opens the file read-only: once it holds it, it follows
+        eventually_sync(lambda: str(db) in [
+            f.path for f in psutil.Process(follower.pid).open_files()],
+            timeout=60, what="the follower's database open")
+        eventually_sync(waiting, timeout=60, what="the waiter waiting")
         for path in (db, *dbfile.sidecars(db)):
             path.unlink(missing_ok=True)
-        for waiter in waiters:
-            err = waiter.communicate(timeout=60)[1]
-            assert waiter.returncode == 2, (waiter.args, err)
-            # or, deleted while it was still opening: a new file made at the path, or
-            # none found there
-            assert any(said in err for said in (
-                "was deleted or moved while this process was using it",
-                "was replaced by another file while this process", "no database at")), err
+        for process, before in ((follower, b""), (waiter, said)):
+            err = (before + process.communicate(timeout=60)[1]).decode()
+            assert process.returncode == 2, (process.args, err)
             assert "Traceback" not in err, err
+            # (the follower: or, deleted while it was still opening, none found there)
+            assert any(words in err for words in (
+                "was deleted or moved while this process was using it",
+                "no database at")), err
     finally:
-        for waiter in waiters:
-            if waiter.poll() is None:
-                waiter.kill()
-                waiter.wait(10)
+        for process in (follower, waiter):
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)

@@ -58,3 +58,20 @@ def test_each_line_about_an_unusable_database_is_said_once(
             engine_log.exception(line, "t1")
     said = [r.getMessage() for r in caplog.records if r.name == "jupyter_tasks"]
     assert said == ["heartbeat of t1 failed", "writing the end of task t1 failed"]
+
+
+def test_the_stores_own_errors_are_one_line_without_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # before: a StoreUnavailable (its file deleted) was logged with its traceback, which
+    # a CLI's `submit --wait` printed above its one-line error
+    from jupyter_tasks.exceptions import StoreUnavailable
+
+    failures = LoopFailures(log, "reading events failed")
+    caplog.set_level(logging.INFO, logger=log.name)
+    try:
+        raise StoreUnavailable("the task database x.db was deleted or moved")
+    except StoreUnavailable:
+        failures.failed()
+    lines = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert lines == [("ERROR", "reading events failed: the task database x.db was deleted "
+                               "or moved", False)]
