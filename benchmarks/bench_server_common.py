@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import textwrap
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,11 @@ def start_server(*args: str, workers: str = "default=2") -> Server:
     except AssertionError as err:
         raise SystemExit(str(err)) from None
     return server
+
+
+def epoch_of(ts: str) -> float:
+    """An event's ``ts`` (ISO 8601, ``Z``) as epoch seconds, to set beside ``time.time()``."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def percentile(values: list[float], q: float) -> float:

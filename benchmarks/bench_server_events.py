@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_server_common import start_server, summary
+from bench_server_common import epoch_of, start_server, summary
 
 QUICK_RATE = 30.0  # submits per second
 TS_KEY = '"ts": "'
-
-
-def _epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 async def _listen(url: str, headers: dict[str, str], count: int, quick: int,
@@ -65,11 +60,11 @@ async def _listen(url: str, headers: dict[str, str], count: int, quick: int,
             if '"task.progress"' in raw[:120]:
                 # progress is most of the stream: read only its ts, not the whole message
                 start = raw.index(TS_KEY) + len(TS_KEY)
-                progress.append(received - _epoch(raw[start:raw.index('"', start)]))
+                progress.append(received - epoch_of(raw[start:raw.index('"', start)]))
                 continue
             event = json.loads(raw)
             if (event["task"] or {}).get("queue") == "fast":
-                state.append(received - _epoch(event["ts"]))
+                state.append(received - epoch_of(event["ts"]))
                 done += event["type"] == "task.succeeded"
         ws.close()
         return {"state": state, "progress": progress, "succeeded": done}

@@ -30,7 +30,6 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_server_common import percentile, start_server
+from bench_server_common import epoch_of, percentile, start_server
 
 QUICK_RATE = 10.0  # submits per second
-
-
-def _epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def write_history(db_path: Path, count: int) -> None:
@@ -113,7 +108,7 @@ async def measure_live(server: Any, quick: int) -> list[float]:
             received = time.time()
             event = json.loads(raw)
             if event.get("task_id") in ours or (event.get("task") or {}).get("queue") == "fast":
-                latencies.append(received - _epoch(event["ts"]))
+                latencies.append(received - epoch_of(event["ts"]))
                 if os.environ.get("BENCH_SLOW") and latencies[-1] > 0.2:
                     print(f"    slow {latencies[-1] * 1000:.0f} ms {event['type']} at "
                           f"{time.monotonic() - started:.2f}s", flush=True)

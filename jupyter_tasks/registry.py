@@ -347,34 +347,53 @@ def configured_task_modules() -> list[str]:
     return [str(m).strip() for m in modules if str(m).strip()]
 
 
-def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True) -> list[str]:
+def load_task_modules(modules: Iterable[str] = (), *, entry_points: bool = True,
+                      skipped: dict[str, str] | None = None) -> list[str]:
     """Import task modules: names or ``.py`` paths, ``JUPYTER_TASKS_MODULES``, entry points.
 
     Returns what was imported. A module that fails to import raises: a worker
-    that silently lacks tasks would fail every job sent to it.
+    that silently lacks tasks would fail every job sent to it. With ``skipped``, it
+    is recorded there instead (its name: its error) and the others are imported: for
+    a process that only checks what it can (the dashboard).
     """
     wanted = [m.strip() for m in modules if m and m.strip()]
     wanted += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
     loaded = []
     for spec in dict.fromkeys(wanted):
         try:
-            import_module_or_path(spec)
-        except ImportError as exc:
-            if _names_itself(spec, exc):
+            _import_task_module(spec)
+        except Exception as exc:
+            if skipped is None:
                 raise
-            # a module its own imports failed (a dependency missing): "No module named
-            # 'pandas'" alone read as the given module not found, and named none of several
-            raise ImportError(f"task module {spec} failed to import: {exc}",
-                              name=exc.name, path=exc.path) from exc
-        _refuse_namespace(spec)
-        loaded.append(spec)
+            skipped[spec] = f"{type(exc).__name__}: {exc}"
+        else:
+            loaded.append(spec)
     if entry_points:
         from importlib.metadata import entry_points as eps
 
         for ep in eps(group=ENTRY_POINT_GROUP):
-            ep.load()
-            loaded.append(ep.value)
+            try:
+                ep.load()
+            except Exception as exc:
+                if skipped is None:
+                    raise
+                skipped[ep.value] = f"{type(exc).__name__}: {exc}"
+            else:
+                loaded.append(ep.value)
     return loaded
+
+
+def _import_task_module(spec: str) -> None:
+    try:
+        import_module_or_path(spec)
+    except ImportError as exc:
+        if _names_itself(spec, exc):
+            raise
+        # a module its own imports failed (a dependency missing): "No module named
+        # 'pandas'" alone read as the given module not found, and named none of several
+        raise ImportError(f"task module {spec} failed to import: {exc}",
+                          name=exc.name, path=exc.path) from exc
+    _refuse_namespace(spec)
 
 
 def _refuse_namespace(spec: str) -> None:

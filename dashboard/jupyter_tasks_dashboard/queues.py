@@ -127,12 +127,17 @@ class QueueOverview(Vertical):
         self.stale = None
         self.redraw()
 
-    def count_failed(self, why: str) -> None:
-        """The last count failed: the totals say that what they show is from before, and why."""
+    def count_failed(self, why: str) -> bool:
+        """The last count failed: the totals say that what they show is from before, and why.
+
+        Whether this failure is new (not the one the totals already say).
+        """
         why = why.split(";", 1)[0]  # the cause; the notification says the rest
-        if why != self.stale:
-            self.stale = why
-            self.redraw()
+        if why == self.stale:
+            return False
+        self.stale = why
+        self.redraw()
+        return True
 
     def redraw(self) -> None:
         if not self.is_attached:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import threading
 
 log = logging.getLogger(__name__)
@@ -27,30 +26,13 @@ def import_task_modules() -> dict[str, str]:
     with _lock:
         if _skipped is not None:
             return _skipped
-        from importlib.metadata import entry_points
-
-        from jupyter_tasks.registry import (
-            ENTRY_POINT_GROUP,
-            MODULES_ENV,
-            configured_task_modules,
-            import_module_or_path,
-        )
+        from jupyter_tasks.registry import configured_task_modules, load_task_modules
 
         skipped: dict[str, str] = {}
         # its warnings about unreadable config files would be drawn over the screen
         with contextlib.redirect_stderr(io.StringIO()):
             wanted = configured_task_modules()
-        wanted += os.environ.get(MODULES_ENV, "").split(",")
-        for spec in dict.fromkeys(m.strip() for m in wanted if m.strip()):
-            try:
-                import_module_or_path(spec)
-            except Exception as exc:  # their own code too: a module that fails is skipped
-                skipped[spec] = f"{type(exc).__name__}: {exc}"
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                point.load()
-            except Exception as exc:
-                skipped[point.value] = f"{type(exc).__name__}: {exc}"
+        load_task_modules(wanted, skipped=skipped)  # $JUPYTER_TASKS_MODULES, entry points too
         for spec, why in skipped.items():
             log.warning("task module %s not imported (its reruns and forks go to a worker "
                         "unchecked): %s", spec, why)

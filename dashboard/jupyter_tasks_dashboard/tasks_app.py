@@ -106,7 +106,6 @@ class TasksDashboard(App[int]):
         self._detail_pending = False  # the timer above has not fired yet
         self.offline = False  # the live connection to the server dropped, not back yet
         self._stats_timer: Timer | None = None
-        self._count_failure: str | None = None  # said once; the counts poll every 2 s
         self._event_flush: dict[str, int] = {}  # task id -> flush that last applied an event
         self.started_at = time.perf_counter()
         # observability for tests and the benchmark
@@ -507,14 +506,11 @@ class TasksDashboard(App[int]):
             stats = await self.source.count(filters)
         except ActionError as exc:
             stats = None
-            # said (once): a file deleted under the dashboard showed the last counts as
-            # live for good. Not while offline, which the app already says
-            if str(exc) != self._count_failure and not self.offline:
+            # said (once: the counts poll every 2 s): a file deleted under the dashboard
+            # showed the last counts as live for good. Not while offline, which the app
+            # already says
+            if self.overview.count_failed(str(exc)) and not self.offline:
                 self.notify(f"Counting tasks failed: {exc}", severity="error")
-            self._count_failure = str(exc)
-            self.overview.count_failed(str(exc))
-        else:
-            self._count_failure = None
         elapsed = time.perf_counter() - t0
         self._stats_timer = self.set_timer(max(STATS_SECONDS, 10 * elapsed), self._load_stats)
         if stats is not None:

@@ -242,7 +242,7 @@ def _bad_output_path(message: str) -> InvalidRequest:
     return InvalidRequest(message, errors=[{"field": "output_path", "message": message}])
 
 
-def _check_parameter_names(template: str, parameters: Mapping[str, Any]) -> None:
+def _check_parameter_values(template: str, parameters: Mapping[str, Any]) -> None:
     """Refuse a parameter's value that would move the output to another folder.
 
     A value is a run's, not the template's: ``-r region x/../../report`` turned
@@ -287,7 +287,7 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
         rendered = template.format_map(values)
     except (ValueError, TypeError) as exc:
         raise _bad_output_path(f"output_path {template!r} cannot be filled in: {exc}") from None
-    _check_parameter_names(template, parameters)
+    _check_parameter_values(template, parameters)
     # said now, not after the run as "File name too long" (a long parameter's value)
     too_long = [part for part in rendered.split(os.sep)
                 if len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_PART_BYTES]

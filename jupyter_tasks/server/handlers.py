@@ -9,6 +9,7 @@ import os
 import re
 from typing import Any
 
+from jupyter_core.paths import is_hidden
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
@@ -340,14 +341,18 @@ def parse_job_body(body: dict[str, Any], root: str, *, allow_hidden: bool = True
             _reject([{"field": field, "message": "names a hidden file or folder, which this "
                       "server does not serve (ContentsManager.allow_hidden)"}
                      for field in ("notebook", "output_path")
-                     if isinstance(spec.get(field), str) and _names_hidden(spec[field])])
+                     if isinstance(spec.get(field), str) and _hidden_under(root, spec[field])])
     return spec, {k: body[k] for k in OPTION_FIELDS if body.get(k) is not None}
 
 
-def _names_hidden(relative: str) -> bool:
-    """Whether a path relative to the root has a part starting with '.' (not '.' or '..')."""
-    return any(part.startswith(".") and part not in (".", "..")
-               for part in relative.replace(os.sep, "/").split("/"))
+def _hidden_under(root: str, relative: str) -> bool:
+    """Whether ``relative`` names a hidden file or folder under ``root``, as the contents
+    API judges it (jupyter_core's ``is_hidden``); a path leaving the root is refused apart."""
+    real_root = os.path.realpath(root)
+    try:
+        return is_hidden(os.path.join(real_root, relative), real_root)
+    except ValueError:  # outside the root (an output_path's "../x"): said by its own check
+        return False
 
 
 # the two helpers above, for the schedule handlers' module

@@ -462,8 +462,9 @@ class Store:
             await store._run(wait_for_locks_by_own_tries)
             # never creating the file (a plain connect does): one deleted while this
             # store opened came back empty at its path, the writer on the old file
-            reader = await open_reader(dbfile.existing_file_uri(path), busy_timeout, uri=True)
-            store._point = open_point_reader(dbfile.existing_file_uri(path), uri=True)
+            uri = dbfile.existing_file_uri(path)
+            reader = await open_reader(uri, busy_timeout, uri=True)
+            store._point = open_point_reader(uri, uri=True)
             store._check_identity()  # every connection on the file the writer opened
         except BaseException as exc:
             if reader is not None:
@@ -1226,11 +1227,12 @@ class Store:
                 return None
             return self._point.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if isinstance(translate(exc), StoreBusy):
+            failure = self._read_failure(exc)
+            if isinstance(failure, StoreBusy):
                 return None
             # before: a task looked up just as its file was deleted raised sqlite's
             # "disk I/O error" (a CLI's `submit --wait` printed it as a traceback)
-            raise self._read_failure(exc) from exc
+            raise failure from exc
         except sqlite3.DatabaseError as exc:
             unavailable = self._damaged(exc)
             if unavailable is None:

@@ -134,3 +134,22 @@ def test_a_folder_without_init_is_no_task_module(tmp_path, monkeypatch) -> None:
         load_task_modules(["jt_folder_of_tasks"], entry_points=False)
     assert load_task_modules(["jt_folder_of_tasks.tasks"], entry_points=False) == [
         "jt_folder_of_tasks.tasks"]
+
+
+def test_with_skipped_a_module_that_fails_is_recorded_and_the_others_imported(
+        tmp_path, monkeypatch) -> None:
+    # the dashboard imports what it can to check a fork; without ``skipped`` a failing
+    # module still raises (a worker must not serve with tasks missing)
+    from jupyter_tasks.registry import load_task_modules
+
+    (tmp_path / "jt_skip_broken.py").write_text("raise RuntimeError('broken on purpose')\n")
+    (tmp_path / "jt_skip_fine.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("JUPYTER_TASKS_MODULES", raising=False)
+    skipped: dict[str, str] = {}
+    loaded = load_task_modules(["jt_skip_broken", "jt_skip_fine"], entry_points=False,
+                               skipped=skipped)
+    assert loaded == ["jt_skip_fine"]
+    assert skipped == {"jt_skip_broken": "RuntimeError: broken on purpose"}
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        load_task_modules(["jt_skip_broken"], entry_points=False)
