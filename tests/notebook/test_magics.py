@@ -224,6 +224,20 @@ def test_run_blocking_of_a_stop_iteration_ends_the_cell_with_it(kernel: Kernel) 
     assert kernel.value("1 + 1") == 2
 
 
+@pytest.mark.parametrize("code", ["%%run_blocking\nimport sys\nsys.exit(2)",
+                                  "%run_blocking __import__('sys').exit(2)"])
+def test_run_blocking_of_sys_exit_ends_the_cell_as_a_plain_cell_would(
+        kernel: Kernel, db_path: Path, code: str) -> None:
+    # before: "TaskFailed: ... sys.exit(2) ended the task", where the same code in a plain
+    # cell shows "SystemExit: 2" (IPython's own words) and the kernel carries on
+    outputs = kernel.execute(code, timeout=30, allow_error=True)
+    errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
+    assert [(e["ename"], e["evalue"]) for e in errors] == [("SystemExit", "2")], outputs
+    task = _latest_task(db_path, "cell")
+    assert task.status == "failed" and "sys.exit(2)" in task.error["message"], task
+    assert kernel.value("1 + 1") == 2
+
+
 @pytest.mark.parametrize("code", [
     "%%time\nv = %run_blocking sum(range(4))\nprint('value', v)",
     "%time v = %run_blocking sum(range(4))",
