@@ -227,6 +227,19 @@ def label_text(task: dict[str, Any]) -> str:
     return shown_text(task.get("label") or task.get("name") or task.get("kind") or "")
 
 
+# a notification names a task in a line: a 3,000-character label made an 18-line toast
+NAME_CELLS = 60
+
+
+def named(text: Any, ident: str) -> str:
+    """How a notification names a task or schedule: its text escaped and cut to a line,
+    then the end of its id."""
+    shown = shown_text(text)
+    if cell_len(shown) > NAME_CELLS:
+        shown = set_cell_size(shown, NAME_CELLS - 1) + "…"
+    return f"{shown} ({short_id(ident)})"
+
+
 def row_cells(task: dict[str, Any]) -> tuple[str, ...]:
     """The table's cells for one task, in column order, as plain text."""
     return (

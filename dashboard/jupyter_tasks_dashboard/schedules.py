@@ -26,6 +26,7 @@ from .formatting import (
     STATUS_STYLES,
     human_seconds,
     local_time,
+    named,
     parse_ts,
     short_id,
     shown_text,
@@ -284,4 +285,4 @@ class SchedulesScreen(Screen[None]):
 
 
 def _name(schedule: dict[str, Any]) -> str:
-    return f"{schedule.get('name') or 'schedule'} ({short_id(schedule['id'])})"
+    return named(schedule.get("name") or "schedule", schedule["id"])

@@ -34,7 +34,7 @@ from .confirm import ConfirmScreen
 from .detail import LOG_LINES, DetailPane
 from .filters import FilterBar
 from .fork import ForkScreen
-from .formatting import parse_ts, short_id
+from .formatting import named, parse_ts, short_id
 from .ordering import Sort, fetch_page
 from .queues import QueueOverview
 from .schedules import SchedulesScreen
@@ -792,4 +792,4 @@ def screenshot_text(svg: str, width: int, height: int) -> str:
 
 
 def _name(task: dict[str, Any]) -> str:
-    return f"{task.get('label') or task.get('name') or 'task'} ({short_id(task['id'])})"
+    return named(task.get("label") or task.get("name") or "task", task["id"])

@@ -308,6 +308,34 @@ async def test_text_from_tasks_is_shown_as_written_never_read_as_markup(tmp_path
         assert app.is_running
 
 
+async def test_notifications_name_a_task_in_one_short_line_without_its_controls(tmp_path):
+    """A notification names a task by its label cut to a line, its controls escaped as
+    everywhere else (before: a 3,000-character label made an 18-line toast, and a
+    label's escape sequence went to the terminal as it was)."""
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "long.db"
+    now = time.time()
+    label = "\x1b]0;retitled\x07" + "L" * 3000
+    ended = Task(id=new_task_id(), kind="function", mode="job", status="failed", name="n",
+                 label=label, created_at=now, started_at=now, finished_at=now + 1,
+                 updated_at=now + 1)
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([ended])
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(lambda: app.ready and ended.id in app.table.tasks, pilot, what="the row")
+        app.table.select(ended.id)
+        await until(lambda: app.detail.task_id == ended.id, pilot, what="details")
+        await pilot.press("c")
+        notice = await until(lambda: next((n for n in app.notices if "already ended" in n),
+                                          None), pilot, what="the notification")
+        assert "\x1b" not in notice and "\x07" not in notice, notice
+        assert notice.startswith("\\x1b]0;retitled\\x07LLL"), notice
+        assert len(notice) < 160 and "…" in notice and ended.id[-10:] in notice, notice
+
+
 async def test_a_closed_database_source_refuses_with_a_message_not_a_crash(tmp_path):
     """A worker that reaches the source after quitting closed it gets the source's own
     refusal, which every worker of the app handles (before: AttributeError on None, and
