@@ -54,7 +54,8 @@ class ConfirmScreen(ModalScreen[str | None]):
             yield Label(Content(self.prompt), id="confirm-prompt")
             with Horizontal(classes="dialog-buttons"):
                 for i, choice in enumerate(self.choices):
-                    label = f"{choice} ({i + 1})" if i < 9 else choice
+                    label = shown_text(choice)
+                    label = f"{label} ({i + 1})" if i < 9 else label
                     # a Content: a button reads a str label as markup
                     yield ChoiceButton(Content(label), id=f"choice-{i}",
                                        variant="primary" if i == 0 else "default")

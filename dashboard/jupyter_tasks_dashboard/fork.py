@@ -14,6 +14,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from .formatting import label_text, shown_text
 from .sources import ActionError
 
 # which override the JSON object stands for, per task kind (None: the whole overrides object)
@@ -93,10 +94,13 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
             what = "overrides (a JSON object)"
         with Vertical(id="fork-dialog", classes="dialog"):
             yield Label(Content.assemble(
-                "Fork ", (task.get("label") or task.get("name") or task["id"], "bold"),
+                "Fork ", (label_text(task), "bold"),
                 f" — edit {what}"), classes="dialog-title")
             yield TextArea(initial, id="fork-json", language=None, soft_wrap=True)
-            yield Input(value=task.get("label") or "", placeholder="label of the new task",
+            # the label as shown everywhere (controls escaped): an Input draws its value
+            # raw, and a label's escape sequence reached the terminal
+            yield Input(value=shown_text(task.get("label") or ""),
+                        placeholder="label of the new task",
                         id="fork-label")
             yield Static("", id="fork-error")
             with Horizontal(classes="dialog-buttons"):
@@ -111,7 +115,7 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
             return None
         overrides = {self.field: value} if self.field else dict(value or {})
         label = self.query_one("#fork-label", Input).value.strip()
-        if label and label != (self.task_json.get("label") or ""):
+        if label and label != shown_text(self.task_json.get("label") or "").strip():
             overrides["label"] = label
         return overrides
 

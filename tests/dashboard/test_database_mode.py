@@ -312,6 +312,9 @@ async def test_notifications_name_a_task_in_one_short_line_without_its_controls(
     """A notification names a task by its label cut to a line, its controls escaped as
     everywhere else (before: a 3,000-character label made an 18-line toast, and a
     label's escape sequence went to the terminal as it was)."""
+    from jupyter_tasks_dashboard.confirm import ConfirmScreen
+    from jupyter_tasks_dashboard.fork import ForkScreen
+
     from jupyter_tasks.manager import TaskManager
     from jupyter_tasks.models import Task, new_task_id
 
@@ -321,8 +324,12 @@ async def test_notifications_name_a_task_in_one_short_line_without_its_controls(
     ended = Task(id=new_task_id(), kind="function", mode="job", status="failed", name="n",
                  label=label, created_at=now, started_at=now, finished_at=now + 1,
                  updated_at=now + 1)
+    asking = Task(id=new_task_id(), kind="function", mode="job", status="running", name="n",
+                  label="asks", worker_id="elsewhere", created_at=now, started_at=now,
+                  updated_at=now, confirmation={"prompt": "go?", "choices": ["wipe\x1b[2J", "no"],
+                                                "answer": None})
     async with TaskManager(db, runs_background=False, make_default=False) as writer:
-        await writer.store.create_tasks([ended])
+        await writer.store.create_tasks([ended, asking])
     app = TasksDashboard(DatabaseSource(db))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(lambda: app.ready and ended.id in app.table.tasks, pilot, what="the row")
@@ -334,6 +341,18 @@ async def test_notifications_name_a_task_in_one_short_line_without_its_controls(
         assert "\x1b" not in notice and "\x07" not in notice, notice
         assert notice.startswith("\\x1b]0;retitled\\x07LLL"), notice
         assert len(notice) < 160 and "…" in notice and ended.id[-10:] in notice, notice
+        await pilot.press("f")  # the fork dialog's title names it too, escaped
+        await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the fork dialog")
+        await until(lambda: "Fork \\x1b]0;retitled\\x07LLL" in app.screen_text(), pilot,
+                    what="the escaped label in the fork dialog's title")
+        assert "\x1b" not in app.screen_text()
+        await pilot.press("escape")
+        app.table.select(asking.id)
+        await until(lambda: app.detail.task_id == asking.id, pilot, what="the question")
+        await pilot.press("a")  # the answer dialog's choice buttons, escaped
+        await until(lambda: isinstance(app.screen, ConfirmScreen), pilot, what="the dialog")
+        await until(lambda: "wipe\\x1b[2J" in app.screen_text(), pilot, what="the choice")
+        assert "\x1b" not in app.screen_text()
 
 
 async def test_a_closed_database_source_refuses_with_a_message_not_a_crash(tmp_path):
