@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import os
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .. import callbacks
 from ..exceptions import InvalidRequest, ManagerNotRunning, NotRerunnable
-from ..liveness import live_workers
+from ..liveness import live_workers, pid_alive
 from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import check_params_size, encode_input
 from .execution import Execution
@@ -247,8 +249,10 @@ class Submission:
             if "code" in overrides:
                 spec["source"] = check_str(overrides["code"], "code")
             kernel_worker = spec.get("kernel_worker") or parent.worker_id
-            if kernel_worker == state.worker_id and TaskKind.CELL.value in state.kinds:
-                target = None
+            if TaskKind.CELL.value in state.kinds and (
+                    kernel_worker == state.worker_id
+                    or await self._worker_of_this_process(kernel_worker)):
+                target = None  # this kernel (its manager may have been restarted since)
             else:
                 if kernel_worker not in await self._live_worker_ids():
                     raise NotRerunnable(
@@ -307,6 +311,13 @@ class Submission:
                 or parent.worker_id == self.state.worker_id:
             return None
         return parent.worker_id if parent.worker_id in await self._live_worker_ids() else None
+
+    async def _worker_of_this_process(self, worker_id: str | None) -> bool:
+        """Whether ``worker_id`` was a manager of this very process (a kernel's, stopped
+        and started again by ``%reload_ext``): same host, same pid, same start time."""
+        worker = await self.state.store.get_worker(worker_id) if worker_id else None
+        return worker is not None and worker.host == socket.gethostname() \
+            and worker.pid == os.getpid() and pid_alive(worker.pid, worker.pid_started_at)
 
     async def _live_worker_ids(self) -> set[str]:
         """The workers whose process runs: not only those no reaper marked stopped yet

@@ -1667,6 +1667,11 @@ class Store:
         rows = await self._rows(sql + " ORDER BY heartbeat_at DESC")
         return [worker_from_row(row) for row in rows]
 
+    async def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        """The worker row of ``worker_id``, stopped or not; None if there is none."""
+        rows = await self._rows("SELECT * FROM workers WHERE id = ?", (worker_id,))
+        return worker_from_row(rows[0]) if rows else None
+
     async def reap(self, dead_worker_ids: Sequence[str], now: float | None = None,
                    cleared: Mapping[str, Mapping[str, Any]] | None = None,
                    max_lost: int = MAX_LOST_ATTEMPTS, *, spared: Spared = Spared()

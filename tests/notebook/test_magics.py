@@ -314,6 +314,11 @@ def test_a_handle_from_before_the_manager_was_stopped_works_after_reload_ext(
     assert kernel.value("h.status") == "succeeded"
     assert kernel.value("h.result(30)") == 42  # as stored: the object went with the manager
     assert kernel.value("h.done") is True
+    # the cell's kernel is this one still: its rerun runs here (before: NotRerunnable,
+    # "the kernel that ran cell task ... is gone", as if the notebook had been closed)
+    kernel.execute("h2 = h.rerun()")
+    assert kernel.value("h2.result(30)") == 42
+    assert kernel.value("h2.status") == "succeeded"
 
 
 def test_a_graceful_kernel_shutdown_leaves_a_background_program_interrupted(
