@@ -469,3 +469,72 @@ def test_a_label_with_nothing_to_see_falls_back_to_the_name(lab: LabServer, page
     label.wait_for(state="visible")
     assert label.inner_text() == "browser_tiny"
     assert page.page_errors == [], page.page_errors
+
+
+# the WCAG contrast of an element's text on the first opaque background at or above it
+CONTRAST_JS = """el => {
+  const rgb = s => s.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map(v => { v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  let node = el, bg = null;
+  while (node && !bg) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length === 3 || c[3] > 0.99) bg = c.slice(0, 3);
+    node = node.parentElement;
+  }
+  const fg = lum(rgb(getComputedStyle(el).color)), back = lum(bg || [255, 255, 255]);
+  return (Math.max(fg, back) + 0.05) / (Math.min(fg, back) + 0.05);
+}"""
+
+
+def test_a_long_error_is_held_in_a_box_and_a_traceback_reads_in_both_themes(
+        lab: LabServer, page: Any) -> None:
+    # before: a 20,000-character message filled an 11,856 px block above the rest of the
+    # details; the traceback's red on grey was 2.73:1 in the dark theme (4.29:1 light),
+    # the error line's 4.3:1 in the dark theme (WCAG AA asks 4.5:1)
+    import dataclasses
+
+    _, me = lab.request("GET", "/api/tasks/me")
+    reset_filters(page)
+    long_message = "header field out of range " * 800
+    failed = dataclasses.replace(
+        make_task("long failure", owner=me["owner"], status="failed", ago=1),
+        error={"type": "ValueError", "message": long_message,
+               "traceback": "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                            "ValueError: header field out of range"})
+    seed(lab.db_path, [failed])
+    target = row(page, failed.id)
+    target.locator(".jp-TasksPanel-toggle").click()
+    details = target.locator(".jp-TasksPanel-details")
+    details.wait_for(state="visible")
+    error = details.locator(".jp-TasksPanel-error")
+    box = error.bounding_box()
+    assert box is not None and box["height"] <= 250, box
+    # the whole message is there, to scroll through and to copy
+    assert error.evaluate("e => e.scrollHeight > e.clientHeight && e.textContent.length") \
+        >= len(long_message.strip())
+    traceback = details.locator(".jp-TasksPanel-traceback")
+    traceback.wait_for(state="visible")
+    ratios = {"light": traceback.evaluate(CONTRAST_JS),
+              "light error": error.evaluate(CONTRAST_JS)}
+    light_back = traceback.evaluate("e => getComputedStyle(e.closest('pre') || e)"
+                                    ".backgroundColor")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{theme: 'JupyterLab Dark'})")
+    # the dark theme's stylesheet has applied once the traceback's background changed
+    page.wait_for_function(
+        "([id, light]) => { const e = document.querySelector("
+        "`[data-task-id='${id}'] .jp-TasksPanel-traceback`);"
+        " return getComputedStyle(e.closest('pre') || e).backgroundColor !== light; }",
+        arg=[failed.id, light_back])
+    ratios["dark"] = traceback.evaluate(CONTRAST_JS)
+    ratios["dark error"] = error.evaluate(CONTRAST_JS)
+    screenshot(page, "panel-long-error-dark.png", ".jp-TasksPanel")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{theme: 'JupyterLab Light'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+    assert min(ratios.values()) >= 4.5, ratios
+    assert page.page_errors == [], page.page_errors
