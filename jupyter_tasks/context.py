@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
-from .exceptions import TaskCancelled
+from .exceptions import InvalidRequest, TaskCancelled
 from .models import LogTailWrite, progress_number
 
 T = TypeVar("T")
@@ -277,12 +277,18 @@ class TaskContext:
     def log(self, text: str, stream: str = "log") -> None:
         """Append text to the task's log (written with the next flush; past the manager's
         ``max_log_chars`` only the log's last tenth is kept, a rolling tail)."""
+        if not isinstance(text, str):
+            raise _not_text("log", text)
         if not text:
             return
         self._keep((time.time(), stream, text if text.endswith("\n") else text + "\n"))
 
     def write(self, text: str, stream: str = "stdout") -> None:
-        """Append raw output (no newline added), e.g. a subprocess's chunks."""
+        """Append raw output (no newline added), e.g. a subprocess's decoded chunks."""
+        if not isinstance(text, str):
+            # at the call, as sys.stdout.write says it: taken, bytes failed the end's
+            # joining of the log, and the task stayed running
+            raise _not_text("write", text)
         if text:
             self._keep((time.time(), stream, text))
 
@@ -375,13 +381,13 @@ class TaskContext:
                       timeout: float | None = None) -> str:
         """Ask a person; the task waits until someone answers from any view."""
         manager = self._require_manager()
-        return await manager.run_on_loop(manager.ask(self, prompt, list(choices), timeout))
+        return await manager.run_on_loop(manager.ask(self, prompt, _choices(choices), timeout))
 
     def confirm_sync(self, prompt: str, choices: Sequence[str] = ("yes", "no"),
                      timeout: float | None = None) -> str:
         """``confirm`` for code running in a thread."""
         manager = self._require_manager()
-        return manager.run_sync(manager.ask(self, prompt, list(choices), timeout))
+        return manager.run_sync(manager.ask(self, prompt, _choices(choices), timeout))
 
     # -------------------------------------------------------------- cancellation
 
@@ -424,3 +430,15 @@ class TaskContext:
 
             raise ManagerNotRunning("this task context is not attached to a task manager")
         return self._manager
+
+
+def _not_text(method: str, value: Any) -> TypeError:
+    return TypeError(f"{method}() argument must be str, not {type(value).__name__}")
+
+
+def _choices(choices: Sequence[str]) -> list[str]:
+    """The choices as a list; one string refused (``"yes"`` offered "y", "e" and "s")."""
+    if isinstance(choices, str):
+        raise InvalidRequest(f"choices must be a list of strings, not one string "
+                             f"({choices!r}); e.g. [{choices!r}, 'no']")
+    return list(choices)

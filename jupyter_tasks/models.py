@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, NamedTuple
 
-from .values import loads_or_placeholder
+from .values import loads_or_placeholder, storable_text
 
 
 class TaskStatus(str, Enum):
@@ -131,7 +131,10 @@ def failure_reason(error: dict[str, Any] | None) -> str:
     reason = lines[0].rstrip(":").rstrip() if len(lines) > 1 else lines[0]
     if error.get("type") and error.get("message"):
         reason = f"{error['type']}: {reason}"
-    return reason if len(reason) <= 160 else reason[:159] + "…"
+    reason = reason if len(reason) <= 160 else reason[:159] + "…"
+    # a plain text column: a file name os.listdir decoded from Latin-1 bytes holds lone
+    # surrogates that no UTF-8 can (sqlite refused it, and the retry was never written)
+    return storable_text(reason)
 
 
 def new_task_id() -> str:

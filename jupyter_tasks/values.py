@@ -33,6 +33,7 @@ Readers apply :func:`safe_dumps`, so even a row written by something else
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -105,8 +106,23 @@ class JSONText(str):
 
 def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Encoded:
     """Encode an output value by the rule above; never raises for any Python value."""
-    if isinstance(value, Encoded):
+    # type(), not isinstance(): the latter asks the object for its __class__
+    if issubclass(type(value), Encoded):
         return value  # encoded where it was made, by this same rule (a Dask worker)
+    try:
+        return _encoded(value, where, limit)
+    except Exception as exc:
+        # an object that breaks on being looked at (a dead weakref proxy, a
+        # __getattribute__ that raises): said so, never an end left unwritten
+        said = type(exc).__name__
+        with contextlib.suppress(Exception):  # its message may be as broken
+            said = f"{said}: {exc}"[:200]
+        return Encoded(_strict_dumps(f"<{type(value).__name__} that could not be read>"),
+                       [{"path": where, "original": f"a {type(value).__name__} whose "
+                         f"reading raised {said}", "stored_as": "a placeholder"}])
+
+
+def _encoded(value: Any, where: str, limit: int | None) -> Encoded:
     notes: list[dict[str, Any]] = []
     depth = 0
     try:
@@ -132,6 +148,27 @@ def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Enc
     stub = {"preview": full[:PREVIEW_CHARS], "artifact": RESULT_ARTIFACT, "chars": len(full),
             "reason": reason}
     return Encoded(_strict_dumps(stub), notes, full_text=full)
+
+
+def encoded_here(value: Any, *, where: str = "result",
+                 limit: int | None = MAX_RESULT_CHARS) -> EncodedWithValue:
+    """``value`` encoded now, on the caller's thread, and kept beside its encoding."""
+    encoded = encode(value, where=where, limit=limit)
+    return EncodedWithValue(encoded.text, encoded.notes, encoded.full_text, value)
+
+
+def runs_no_code_to_encode(value: Any) -> bool:
+    """Whether encoding ``value`` calls none of its own code (no ``__repr__``, no hooks):
+    a JSON scalar, or a short list or dict of them."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is list or kind is tuple:
+        return len(value) <= 64 and all(type(item) in _PLAIN_SCALARS for item in value)
+    if kind is dict:
+        return len(value) <= 64 and all(type(key) is str and type(item) in _PLAIN_SCALARS
+                                        for key, item in value.items())
+    return False
 
 
 def encode_input(value: Any, *, where: str, keys_checked: bool = False) -> str:

@@ -11,6 +11,7 @@ jobs to Dask. A plain ``TaskManager()`` gets ``default_kinds()``: what
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from ..context import TaskContext
 from ..exceptions import InvalidRequest, NotRerunnable
 from ..models import Task, TaskKind
 from ..registry import Registry
-from ..runners import run_in_thread, run_process, validate_argv
+from ..runners import on_daemon_thread, run_in_thread, run_process, validate_argv
+from ..values import encoded_here, runs_no_code_to_encode
 from .state import RunningTask
 
 
@@ -124,16 +126,23 @@ class FunctionKind:
                          label=name)
 
     async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:
-        """Await or call the object in a stoppable thread."""
+        """Await or call the object in a stoppable thread; its value encoded off the loop.
+
+        A value's repr is the user's code, which may be slow or never return: made on
+        the loop, it held every task, REST call and heartbeat of the process, and the
+        task's timeout could not end it. A thread's value is encoded in that thread, an
+        awaited one (unless plain) on a thread of its own, both while the run's cancel
+        and timeout still reach it.
+        """
         if run.local is not None:
             obj, args, kwargs = run.local
             if inspect.iscoroutine(obj):
-                return await obj
+                return await _encoded_off_loop(await obj)
             if inspect.iscoroutinefunction(obj):
-                return await obj(*args, **kwargs)
-            result = await call_in_thread(obj, args, kwargs, run)
-            if inspect.isawaitable(result):
-                return await result
+                return await _encoded_off_loop(await obj(*args, **kwargs))
+            result = await call_in_thread(_encoding(obj), args, kwargs, run)
+            if _awaitable(result):
+                return await _encoded_off_loop(await result)
             return result
         if task.spec and "callable" in task.spec:
             raise NotRerunnable(f"the in-process object of task {task.id} is gone")
@@ -144,8 +153,34 @@ class FunctionKind:
         params = info.validate(task.params or {})
         kwargs = info.bind(params, {TaskContext: ctx})
         if info.is_async:
-            return await info.fn(**kwargs)
-        return await call_in_thread(info.fn, (), kwargs, run)
+            return await _encoded_off_loop(await info.fn(**kwargs))
+        return await call_in_thread(_encoding(info.fn), (), kwargs, run)
+
+
+def _encoding(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, whose value is encoded in its own thread (an awaitable is left as it is)."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        value = fn(*args, **kwargs)
+        return value if _awaitable(value) else encoded_here(value)
+    return call
+
+
+def _awaitable(value: Any) -> bool:
+    """``inspect.isawaitable``, False for a value that breaks on being asked (a dead
+    weakref proxy): it is a value to store, not something to await."""
+    try:
+        return inspect.isawaitable(value)
+    except Exception:
+        return False
+
+
+async def _encoded_off_loop(value: Any) -> Any:
+    """``value`` as it is when encoding it runs none of its code; else encoded on a
+    thread of its own (one that never returns is left to itself by the stop)."""
+    if runs_no_code_to_encode(value):
+        return value
+    return await on_daemon_thread(encoded_here, value, name="jupyter-tasks:encode")
 
 
 async def call_in_thread(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any],

@@ -262,7 +262,9 @@ class EngineState:
 
     def remember(self, task_id: str, ok: bool, value: Any) -> None:
         """Keep the outcome of a task run here (the last 1000)."""
-        if isinstance(value, EncodedWithValue):  # the row takes its encoding
+        # type(), not isinstance(): a value's own __class__ may raise (a dead weakref
+        # proxy), and the end was never written
+        if type(value) is EncodedWithValue:  # the row takes its encoding
             value = value.value
         self.local_results[task_id] = (ok, value)
         while len(self.local_results) > 1000:

@@ -26,7 +26,7 @@ from ..engine.kinds import call_in_thread
 from ..exceptions import TaskCancelled
 from ..models import Task, TaskKind
 from ..tracebacks import is_runner_file, name_source, user_traceback
-from ..values import MAX_RESULT_CHARS, EncodedWithValue, encode
+from ..values import EncodedWithValue, encoded_here
 from . import capture
 from .figures import open_figures, show_new_figures
 
@@ -226,13 +226,13 @@ class KernelSide:
         """
         from .cards import result_text
 
-        encoded = encode(value, where="result", limit=MAX_RESULT_CHARS)
+        encoded = encoded_here(value)
         text = "" if value is None else result_text(value)
         with self._lock:
             self.result_texts[task_id] = text
             while len(self.result_texts) > BACKGROUND_KEPT:
                 self.result_texts.pop(next(iter(self.result_texts)))
-        return EncodedWithValue(encoded.text, encoded.notes, encoded.full_text, value)
+        return encoded
 
 
 def _wake_cards(task_id: str) -> None:
