@@ -193,8 +193,8 @@ class Execution:
                 # In the try: a cancel (or a shutdown) while it is written still settles
                 # the task, and a marker that cannot be written fails nothing
                 try:
-                    await state.store.append_logs(task.id, [(time.time(), "log",
-                                                             attempt_marker(task))])
+                    await state.store.append_logs(
+                        task.id, [(time.time(), "log", attempt_marker(task))], own_line=True)
                 except Exception:
                     log.exception("writing the attempt marker of task %s failed", task.id)
             if running.stop_reason == "cancel":
@@ -434,7 +434,9 @@ class Execution:
         except asyncio.TimeoutError:
             # the question leaves every view, unless an answer got in first: that one counts
             if (answer := await state.store.withdraw_confirmation(ctx.task_id)) is None:
-                raise
+                asked = prompt if len(prompt) <= 80 else prompt[:79] + "…"
+                # said in words: a bare TimeoutError left the task's error empty
+                raise TimeoutError(f"nobody answered {asked!r} within {timeout} s") from None
             return answer
         except asyncio.CancelledError:
             # a shutdown's cancel stays one: the job goes back to its queue, to ask again

@@ -86,6 +86,8 @@ class TaskHandle:
     def wait(self, timeout: float | None = None) -> Task:
         """Block until the task ends (or ``timeout`` seconds pass); returns its state."""
         __tracebackhide__ = True
+        if timeout is not None and timeout != timeout:  # NaN: a TimeoutError with no words
+            raise ValueError("timeout must be a number of seconds or None, not nan")
         return self._run(self._manager.wait(self.id, timeout),
                          None if timeout is None else timeout + 10)
 

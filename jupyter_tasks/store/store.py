@@ -1592,9 +1592,12 @@ class Store:
 
     # ---------------------------------------------------------------------- logs
 
-    async def append_logs(self, task_id: str, entries: Sequence[tuple[float, str, str]]) -> int:
-        """Append (ts, stream, text) chunks and one ``task.log`` event; returns the last seq."""
-        return await self._txn(tx_append_logs, task_id, list(entries))
+    async def append_logs(self, task_id: str, entries: Sequence[tuple[float, str, str]],
+                          *, own_line: bool = False) -> int:
+        """Append (ts, stream, text) chunks and one ``task.log`` event; returns the last seq.
+
+        ``own_line``: the first chunk starts a line, after a log that ended mid-line."""
+        return await self._txn(tx_append_logs, task_id, list(entries), own_line)
 
     async def write_log_tail(self, tail: LogTailWrite) -> list[int]:
         """Flush a log's rolling tail (see ``LogTailWrite``); returns its new rows' seqs."""

@@ -1221,8 +1221,17 @@ _INSERT_LOG = "INSERT INTO task_logs (task_id, ts, stream, text) VALUES (?, ?, ?
 
 
 def tx_append_logs(
-    conn: sqlite3.Connection, task_id: str, entries: list[tuple[float, str, str]]
+    conn: sqlite3.Connection, task_id: str, entries: list[tuple[float, str, str]],
+    own_line: bool = False,
 ) -> int:
+    if own_line and entries:
+        # the first entry starts a line of its own: after a chunk cut mid-line (a
+        # program killed as it wrote, a progress line) it was drawn glued to its end
+        row = conn.execute("SELECT text FROM task_logs WHERE task_id = ? ORDER BY seq DESC "
+                           "LIMIT 1", (task_id,)).fetchone()
+        if row is not None and row[0] and not row[0].endswith("\n"):
+            ts, stream, text = entries[0]
+            entries = [(ts, stream, "\n" + text), *entries[1:]]
     conn.executemany(
         _INSERT_LOG,
         [(task_id, ts, stream, storable_text(text)) for ts, stream, text in entries],

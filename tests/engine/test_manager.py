@@ -589,6 +589,24 @@ async def test_a_question_that_timed_out_is_no_longer_pending(manager: TaskManag
     assert await manager.result(task.id, timeout=30) == "went on without an answer"
 
 
+async def test_an_unanswered_question_says_so_and_one_string_is_no_choices(
+        manager: TaskManager) -> None:
+    # before: the task failed with "TimeoutError: " and nothing more (the card and the
+    # panel showed no reason); and confirm("q?", "yes") offered "y", "e" and "s"
+    async def asks_nobody() -> str:
+        ctx = current_context.get()
+        assert ctx is not None
+        with pytest.raises(InvalidRequest, match="not one string"):
+            await ctx.confirm("Proceed?", "yes")
+        return await ctx.confirm("Proceed with the upload?", ["yes", "no"], timeout=0.1)
+
+    task = await manager.submit(asks_nobody(), max_retries=0)
+    ended = await manager.wait(task.id, timeout=30)
+    assert ended.status == "failed" and ended.error["type"] == "TimeoutError", ended.error
+    assert ended.error["message"] == \
+        "nobody answered 'Proceed with the upload?' within 0.1 s", ended.error
+
+
 async def test_an_answer_to_an_earlier_question_is_not_taken_for_the_next(
         db_path: Path) -> None:
     # the first question's wait ended with the answer recorded just before it (taken

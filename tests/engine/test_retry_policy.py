@@ -110,6 +110,22 @@ async def test_an_explicit_max_retries_wins_for_every_kind(
     await manager.cancel(command.id)
 
 
+async def test_an_attempt_marker_starts_its_own_line_after_output_cut_mid_line(
+        manager: TaskManager) -> None:
+    # before: "partial line without newline— attempt 2 of 2: …" in one line, which the
+    # log view drew as text (its rule matches a whole line) and the CLI printed glued
+    source = ("import sys; sys.stdout.write('partial line without newline'); "
+              "sys.stdout.flush(); sys.exit(1)")
+    job = await manager.submit_spec({"command": [sys.executable, "-c", source]},
+                                    max_retries=1)
+    done = await manager.wait(job.id, timeout=120)
+    assert (done.status, done.attempts) == ("failed", 2), done.error
+    text = "".join(e.text for e in await manager.store.get_logs(job.id))
+    assert "partial line without newline\n— attempt 2 of 2: " in text, text
+    # after a line that ended, no blank line comes before it
+    assert "\n\n— attempt" not in text, text
+
+
 async def claim_as_ghost(store: Store, task_id: str) -> None:
     """Claim the job as a worker whose lease has already run out (it died holding it)."""
     claimed = await store.claim_jobs("default", GHOST, lease_seconds=-1)

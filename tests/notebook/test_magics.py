@@ -314,6 +314,9 @@ def test_a_handle_from_before_the_manager_was_stopped_works_after_reload_ext(
     assert kernel.value("h.status") == "succeeded"
     assert kernel.value("h.result(30)") == 42  # as stored: the object went with the manager
     assert kernel.value("h.done") is True
+    # before: "TimeoutError: " and no words, for an ended task
+    ename, shown = _plain_traceback(kernel, "h.result(timeout=float('nan'))")
+    assert ename == "ValueError" and "not nan" in shown, shown
     # the cell's kernel is this one still: its rerun runs here (before: NotRerunnable,
     # "the kernel that ran cell task ... is gone", as if the notebook had been closed)
     kernel.execute("h2 = h.rerun()")
