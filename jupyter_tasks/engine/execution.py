@@ -300,18 +300,20 @@ class Execution:
         # code re-raised as it was, not TaskFailed: seen on a loaded CI machine)
         state.remember(task.id, status == TaskStatus.SUCCEEDED,
                        value if status == TaskStatus.SUCCEEDED else error)
-        try:
-            if status == TaskStatus.SUCCEEDED:
+        async def write_end() -> Finished:
+            if status == TaskStatus.SUCCEEDED:  # its artifact too waits for a full disk
                 changes.update(await self._stored_result(task, value))
             # cancelled meanwhile (a shutdown past its grace), the end is written all
             # the same, and the next job it took goes back to the queue
-            finished = await write_despite_locks(task.id, lambda: outcome_despite_cancel(
+            return await outcome_despite_cancel(
                 store.finish(task.id, changes, EventType.for_status(status),
                              worker_id=state.worker_id,
                              claim_queue=task.queue if keep_busy else None,
-                             lease_seconds=lease_seconds,
-                             runnable=state.registry.names_json()),
-                self._hand_back_next))
+                             lease_seconds=lease_seconds, runnable=state.registry.names_json()),
+                self._hand_back_next)
+
+        try:
+            finished = await write_despite_locks(task.id, write_end)
         except Exception as exc:
             # the end of a task must be written even when its values are refused: write
             # it failed, with nothing but why, rather than leave it running forever

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import hashlib
 import mimetypes
@@ -25,6 +26,7 @@ from ..exceptions import (
     InvalidRequest,
     StoreBusy,
     StoreError,
+    StoreFull,
     StoreUnavailable,
     TaskNotFound,
 )
@@ -335,16 +337,26 @@ def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str],
     tmp = folder / f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
     digest = hashlib.sha256()
     size = 0
-    with open(tmp, "wb") as out:
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            chunks: Iterable[bytes] = [bytes(data)]
-        else:
-            chunks = file_chunks(Path(data))
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    os.replace(tmp, folder / name)
+    try:
+        with open(tmp, "wb") as out:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                chunks: Iterable[bytes] = [bytes(data)]
+            else:
+                chunks = file_chunks(Path(data))
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        os.replace(tmp, folder / name)
+    except BaseException as exc:
+        # a half-written copy left behind kept a full disk full
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # the same word as the database's own full disk: a task's end waits for space
+            raise StoreFull(f"the disk holding the task artifacts is full ({folder}): "
+                            "nothing was kept; free some space and try again") from exc
+        raise
     return size, digest.hexdigest()
 
 

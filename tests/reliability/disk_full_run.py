@@ -20,6 +20,8 @@ from jupyter_tasks.exceptions import StoreFull
 
 FOLDER = Path(sys.argv[1])  # on the small tmpfs: the database and the filler
 RUNS = Path(sys.argv[2])  # elsewhere: one line per run of the job's body
+# "big": the result is past the row's limit, so its end writes an artifact file first
+RESULT_CHARS = 400_000 if sys.argv[3:] == ["big"] else 0
 FILLER = FOLDER / "filler"
 
 
@@ -28,7 +30,7 @@ def fills_the_disk() -> str:
     with RUNS.open("a") as f:
         f.write("run\n")
     fill_disk(FILLER)  # up to the last byte the disk has
-    return "done"
+    return "x" * RESULT_CHARS if RESULT_CHARS else "done"
 
 
 class SaysItWaits(logging.Handler):
@@ -60,7 +62,12 @@ async def main() -> None:
         await asyncio.sleep(manager.config.lease_seconds * 2)  # past its lease, disk full
         FILLER.unlink()
         ended = await manager.wait(submitted.id, timeout=120)
-        print(json.dumps({"status": ended.status, "result": ended.result,
+        artifacts = await manager.store.list_artifacts(submitted.id)
+        leftovers = [p.name for p in manager.store.artifacts_dir.rglob("*.tmp")]
+        print(json.dumps({"status": ended.status,
+                          "result": ended.result if not RESULT_CHARS else
+                          [(a.name, a.size) for a in artifacts],
+                          "leftovers": leftovers,
                           "attempts": ended.attempts, "lost_attempts": ended.lost_attempts,
                           "runs": RUNS.read_text().count("run"), "refused": refused}),
               flush=True)

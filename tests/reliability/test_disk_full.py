@@ -42,9 +42,22 @@ def test_an_end_that_meets_a_full_disk_waits_for_space_and_the_job_runs_once(
     ended = json.loads(done.stdout.strip().splitlines()[-1])
     refused = ended.pop("refused")
     assert ended == {"status": "succeeded", "result": "done", "attempts": 1,
-                     "lost_attempts": 0, "runs": 1}, (ended, done.stderr[-3000:])
+                     "lost_attempts": 0, "runs": 1, "leftovers": []}, \
+        (ended, done.stderr[-3000:])
     # (before: sqlite3's OperationalError; a 500 over REST, a traceback in the CLI)
     assert refused is not None and "disk holding the task database is full" in refused
+
+
+def test_a_big_result_that_meets_a_full_disk_waits_for_space_too(tmp_path: Path) -> None:
+    # before: the result's artifact file met the full disk as a plain OSError, outside the
+    # end's wait for space: the task ended failed (TaskEndNotStored), its result lost,
+    # and the half-written temporary file stayed, keeping the disk full
+    done = in_small_tmpfs(tmp_path, RUN, str(tmp_path / "runs.log"), "big")
+    ended = json.loads(done.stdout.strip().splitlines()[-1])
+    ended.pop("refused")
+    assert ended == {"status": "succeeded", "result": [["result.json", 400_002]],
+                     "attempts": 1, "lost_attempts": 0, "runs": 1, "leftovers": []}, \
+        (ended, done.stderr[-3000:])
 
 
 def test_a_sound_database_on_a_full_disk_is_said_full_not_damaged(tmp_path: Path) -> None:
