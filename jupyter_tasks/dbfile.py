@@ -455,6 +455,10 @@ class Report:
         return not self.problems
 
 
+# a worker's heartbeat comes every few seconds (its lease is 30 s by default)
+SILENT_WORKER_SECONDS = 120.0
+
+
 def inspect(path: Path | str) -> Report:
     """Look at the database at ``path`` read-only and say what is wrong with it, if anything."""
     from .liveness import pid_alive  # the reaper's own notion of a live process
@@ -542,6 +546,15 @@ def inspect(path: Path | str) -> Report:
                                            "heartbeat_age": round(now - (beat or 0), 1),
                                            "queues": _queue_names(queues),
                                            "tasks": worker_task_names(tasks)})
+                    silent = now - (beat or 0)
+                    if state == "alive" and silent > SILENT_WORKER_SECONDS:
+                        # on its host a live process is the reaper's authority: its
+                        # running jobs stay running while it lives
+                        report.notes.append(
+                            f"worker {wid} (pid {pid}) runs but has written no heartbeat for "
+                            f"{silent:.0f} s: it may be stuck, stopped (SIGSTOP) or using a "
+                            f"file no longer at this path; its running jobs are not taken "
+                            f"back while it lives: stop it (kill {pid}) if it is stuck")
         with contextlib.suppress(sqlite3.DatabaseError):
             if "tasks" in tables:
                 _note_unserved_queues(conn, report)

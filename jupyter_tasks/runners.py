@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import psutil
 
 from .context import TaskContext
-from .exceptions import InvalidCommand, RaisedInThread, TaskCancelled
+from .exceptions import InvalidCommand, RaisedInThread, StoreError, TaskCancelled
 
 KILL_GRACE_SECONDS = 2.0
 MEMORY_POLL_SECONDS = 0.05
@@ -768,11 +768,14 @@ async def stop_group_guard(guard: asyncio.subprocess.Process | None) -> None:
 
 async def announce_group(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -> None:
     """Tell ``hook`` a process group started (``record``) or ended (None); never raises."""
+    import logging
+
     try:
         await hook(pgid, record)
+    except StoreError as exc:  # the database's own trouble, said where it arose: one line
+        logging.getLogger("jupyter_tasks").warning("recording process group %s failed: %s",
+                                                   pgid, exc)
     except Exception:  # a failed write must not fail the work; the reaper then sees less
-        import logging
-
         logging.getLogger("jupyter_tasks").exception("recording process group %s failed", pgid)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import print_capture
+from .exceptions import StoreUnavailable
 from .kinds import standard
 from .manager import TaskManager
 from .registry import load_task_modules
@@ -84,8 +86,30 @@ async def run_worker(
             if ready is not None:
                 ready.set()
             try:
-                await stop.wait()
+                lost = await _serve_until(stop, manager)
             finally:
                 await scheduler.stop()
     finally:
         print_capture.uninstall()
+    if lost is not None:
+        raise StoreUnavailable(f"{lost} (this worker stopped)")
+
+
+# how often a worker looks whether its database can still be written (a flag, no I/O)
+WATCH_SECONDS = 1.0
+
+
+async def _serve_until(stop: asyncio.Event, manager: TaskManager) -> str | None:
+    """Until ``stop``; or, once the database can never be written again (deleted,
+    replaced, damaged), the reason. Living on, the worker logged failures for good and
+    its jobs stayed ``running`` in the file now at that path: on this host a reaper takes
+    a live worker's process as the authority, so none ever took them back."""
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
+        reason = manager.store.unusable
+        if reason is not None:
+            log.error("%s; this worker stops, its jobs' programs ended: a reaper on the file "
+                      "at that path queues them again", reason)
+            return reason
+    return None

@@ -15,6 +15,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -122,6 +123,54 @@ async def test_replaced_file_stops_writes(api, db_path, tmp_path):
     assert_unavailable(await api.get(), db_path)
 
 
+def test_a_worker_whose_file_was_replaced_stops_and_says_why(db_path, tmp_path):
+    """A worker that can never write again exits, its job's programs ended (before: it
+    lived on for good, logging failures every few seconds; its job stayed ``running`` in
+    the new file, and no reaper took it, since the worker's process was alive)."""
+    import psutil
+
+    from tests.processes import ended
+
+    async def submit_sleeper() -> str:
+        async with TaskManager(db_path, runs_background=False, make_default=False) as m:
+            job = await m.submit_spec(
+                {"command": [sys.executable, "-c", "import time; time.sleep(120)"]},
+                mode="job")
+            return job.id
+
+    job_id = in_thread(submit_sleeper())
+    said = tmp_path / "worker.out"
+    with open(said, "wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", "--db",
+                                   str(db_path), "worker"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def status() -> str:
+            with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as c:
+                return c.execute("SELECT status FROM tasks WHERE id = ?", (job_id,)).fetchone()[0]
+
+        eventually_sync(lambda: status() == "running", timeout=60, what="the job running")
+        programs = eventually_sync(
+            lambda: [p.pid for p in psutil.Process(worker.pid).children(recursive=True)],
+            timeout=30, what="the job's program")
+        copy = tmp_path / "copy.db"
+        with contextlib.closing(sqlite3.connect(db_path)) as source, \
+                contextlib.closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+        os.replace(copy, db_path)  # as `recover` then `mv` does
+        eventually_sync(lambda: worker.poll() is not None, timeout=90,
+                        what="the worker to stop")
+        assert worker.returncode != 0
+        text = said.read_text()
+        assert "replaced" in text and "stops" in text, text[-2000:]
+        eventually_sync(lambda: all(ended(pid) for pid in programs), timeout=30,
+                        what="the job's programs ended")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(30)
+
+
+# ------------------------------------------------------------------- at start
 # ------------------------------------------------------------------- at start
 
 
@@ -299,6 +348,34 @@ def test_doctor_on_a_good_file(db_path, capsys):
     # of the file (before: "no problem found" and nothing else)
     assert f"note: 3 jobs wait in queue {PARKED!r}, which no live worker serves" in out
     assert f"jupyter tasks worker --queue {PARKED}" in out
+
+
+def test_doctor_says_a_live_worker_that_stopped_its_heartbeats(db_path, capsys):
+    # before: "pid N alive, last heartbeat 280.9s ago", then "no problem found": a worker
+    # stuck (or writing to a file no longer at this path) holds its jobs for good, since
+    # on its host a reaper takes its live process as the authority
+    import psutil
+
+    in_thread(make_database(db_path))
+    now = time.time()
+    silent = WorkerInfo(id="worker-here-silent", kind="worker", pid=os.getpid(),
+                        host=socket.gethostname(), started_at=now - 600,
+                        heartbeat_at=now - 300, pid_started_at=psutil.Process().create_time(),
+                        queues=["default"])
+
+    async def register() -> None:
+        store = await Store.open(db_path)
+        try:
+            await store.register_worker(silent)
+        finally:
+            await store.close()
+
+    in_thread(register())
+    assert cli_main(["--db", str(db_path), "doctor"]) == 0  # a note: the file is sound
+    out = capsys.readouterr().out
+    assert f"note: worker worker-here-silent (pid {os.getpid()}) runs but has written no " \
+        "heartbeat for 300 s" in out, out
+    assert f"kill {os.getpid()}" in out, out
 
 
 def test_doctor_on_bad_files(db_path, tmp_path, capsys):
