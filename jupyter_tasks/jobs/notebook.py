@@ -347,6 +347,7 @@ class _Outputs:
     output_path: str | None = None  # real path, when the spec asks for one
     export_html: bool = False
     warnings: list[str] = field(default_factory=list)
+    save_failed: bool = False  # a save as it ran failed (said once in the log)
 
 
 async def exec_notebook(task: Any, ctx: Any, running: Any, *,
@@ -515,6 +516,8 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             if index in code_cells:
                 done += 1
                 ctx.progress(done, total, _first_line(cell.source))
+                if out.output_path:
+                    await _save_so_far(out, nb, ctx)
         if _started_background(nb):
             # the kernel goes when the run ends: the work of its background cells
             # ends first (their cards then show their ends), in a cell not kept
@@ -748,6 +751,24 @@ async def write_output_copies(task: Any, artifacts: list[tuple[str, bytes, str |
 
 def _text(data: bytes | str) -> str:
     return data.decode("utf-8") if isinstance(data, bytes) else data
+
+
+async def _save_so_far(out: _Outputs, nb: Any, ctx: Any) -> None:
+    """The executed notebook as far as it got, at ``output_path`` (papermill saves after
+    each cell: a run whose worker is killed leaves a notebook showing where it stopped).
+
+    Between two cells nothing changes the notebook; a failed save fails nothing (the
+    run's end writes it again, and says so if it cannot)."""
+    import nbformat
+
+    path = out.output_path
+    assert path is not None
+    try:
+        await asyncio.to_thread(lambda: _write_file(path, nbformat.writes(nb)))
+    except Exception as exc:  # a save on the way never fails the run
+        if not out.save_failed:
+            out.save_failed = True
+            ctx.log(f"warning: saving the output notebook as it runs failed: {exc}")
 
 
 def _write_file(path: str, text: str) -> None:

@@ -291,6 +291,39 @@ async def test_a_notebook_of_any_file_name_keeps_its_executed_copy(
     assert (await artifact_notebook(manager, task.id, f"{plain}.ipynb")).cells == copy.cells
 
 
+async def test_the_output_notebook_is_saved_as_each_cell_ends(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # papermill saves the output after each cell: a run whose worker is killed leaves a
+    # notebook showing how far it got (before: nothing at output_path until the end)
+    release = tmp_path / "release"
+    write_notebook(tmp_path / "slow.ipynb", [
+        "print('first cell done')",
+        "import os, time\n"
+        f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\n"
+        "print('second cell done')"])
+    task = await manager.submit_spec({"notebook": "slow.ipynb", "root_dir": str(tmp_path),
+                                      "output_path": "out/{id}.ipynb"}, max_retries=0)
+    output = tmp_path / "out" / f"{task.id}.ipynb"
+
+    def first_cell_saved() -> bool:
+        if not output.exists():
+            return False
+        copy = nbformat.read(output, as_version=4)
+        texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in copy.cells]
+        return "first cell done\n" in texts and "second cell done" not in "".join(texts)
+
+    try:
+        await eventually(lambda: _async(first_cell_saved()), timeout=120,
+                         what="the first cell's output saved")
+    finally:
+        release.touch()
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    copy = nbformat.read(output, as_version=4)
+    assert "second cell done" in "".join(o.get("text", "") for c in copy.cells
+                                         for o in c.get("outputs", []))
+
+
 def test_injection_without_a_parameters_cell_goes_on_top() -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1")])
     assert inject_parameters(nb, {"a": [1, "two"]}) == 0
