@@ -167,6 +167,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openLog: id => void commands.execute(CommandIDs.openLog, { id })
     });
     connection.transitions.connect((_, { event, previous }) => notifier.onEvent(event, previous));
+    model.changed.connect(() => notifier.announceWaiting());
 
     if (statusBar) {
       statusBar.registerStatusItem('jupyter-tasks:status', {

@@ -106,6 +106,17 @@ export class TaskNotifier {
     });
   }
 
+  /**
+   * Announce the questions of mine the model holds (call when it changes): one that
+   * waited before the page loaded arrives with the first read, not as an event, and
+   * went unannounced while the status bar said "1 needs you".
+   */
+  announceWaiting(): void {
+    for (const task of this._model.waitingForMe) {
+      this._question(task);
+    }
+  }
+
   /** Announce a new pending question once; withdraw it once it is gone. */
   private _question(task: ITask): void {
     const question = pendingQuestion(task);

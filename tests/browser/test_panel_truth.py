@@ -538,3 +538,31 @@ def test_a_long_error_is_held_in_a_box_and_a_traceback_reads_in_both_themes(
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
     assert min(ratios.values()) >= 4.5, ratios
     assert page.page_errors == [], page.page_errors
+
+
+def test_a_question_waiting_before_the_page_loaded_is_announced(
+        lab: LabServer, page: Any) -> None:
+    # before: the status bar said "1 needs you" after a reload, but no notification came
+    # (the notifier heard only the live events, not the tasks the first read found)
+    import dataclasses
+
+    from .lab import open_lab_and_panel
+
+    _, me = lab.request("GET", "/api/tasks/me")
+    waiting = dataclasses.replace(
+        make_task("asks before load", owner=me["owner"], status="running", ago=2),
+        worker_id="elsewhere", confirmation={"prompt": "Ship the release?",
+                                             "choices": ["yes", "no"], "answer": None,
+                                             "asked_at": time.time() - 1})
+    seed(lab.db_path, [waiting])
+    open_lab_and_panel(page, lab)  # a new page load, the question already waiting
+    question = toast(page, 'Task "asks before load" needs you: Ship the release?')
+    question.wait_for(state="visible")
+    assert question.count() == 1
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=tasks-status]')?.dataset.needs === '1'")
+    # answered elsewhere: the notification goes
+    code, _ = lab.request("POST", f"/api/tasks/{waiting.id}/confirm", {"answer": "no"})
+    assert code in (200, 202), code
+    question.wait_for(state="detached")
+    assert page.page_errors == [], page.page_errors
