@@ -45,6 +45,13 @@ export const SUCCESS_MS = 4000;
 export const ERROR_BURST = 3;
 export const ERROR_WINDOW_MS = 5000;
 
+/**
+ * Failure toasts kept on screen at once; an older one then closes by itself and
+ * stays in the notification centre. Eight stacked sticky toasts pushed the newest
+ * (the group that tells how many more failed) off the top of the screen.
+ */
+export const MAX_FAILURE_TOASTS = 3;
+
 /** One end to tell: what happened to the task, and the actions its toast offers. */
 interface IEnding {
   text: string;
@@ -169,13 +176,32 @@ export class TaskNotifier {
   private _failures = new ToastWindow<IEnding>({
     windowMs: ERROR_WINDOW_MS,
     singles: ERROR_BURST,
-    tellOne: ({ text, actions }) => Notification.error(text, { autoClose: false, actions }),
+    tellOne: ({ text, actions }) =>
+      this._sticky(Notification.error(text, { autoClose: false, actions })),
     tellGroup: ({ count, latest }) =>
-      Notification.error(`${count} more tasks ended badly; latest: ${latest.text}`, {
-        autoClose: false,
-        actions: latest.actions
-      })
+      this._sticky(
+        Notification.error(`${count} more tasks ended badly; latest: ${latest.text}`, {
+          autoClose: false,
+          actions: latest.actions
+        })
+      )
   });
+
+  /** Keep `id` on screen; past MAX_FAILURE_TOASTS the oldest closes by itself. */
+  private _sticky(id: string): void {
+    this._stuck.push(id);
+    while (this._stuck.length > MAX_FAILURE_TOASTS) {
+      const oldest = this._stuck.shift()!;
+      const kept = Notification.manager.notifications.find(n => n.id === oldest);
+      if (kept) {
+        // its toast goes; the notification stays in the centre (a dismiss would drop it)
+        Notification.update({ id: oldest, message: kept.message, autoClose: 1 });
+      }
+    }
+  }
+
+  /** The failure toasts made sticky, oldest first. */
+  private _stuck: string[] = [];
 }
 
 export namespace TaskNotifier {

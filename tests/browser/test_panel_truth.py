@@ -566,3 +566,24 @@ def test_a_question_waiting_before_the_page_loaded_is_announced(
     assert code in (200, 202), code
     question.wait_for(state="detached")
     assert page.page_errors == [], page.page_errors
+
+
+def test_failure_toasts_do_not_pile_up_past_a_few(lab: LabServer, page: Any) -> None:
+    # before: every failure toast stayed; a burst and its group made four at once, and
+    # the stack pushed the newest (the group that says how many more failed) off the top
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
+    for n in range(10):
+        submit(lab, {"name": "browser_fail", "params": {"message": f"bad batch {n}"},
+                     "label": f"pile {n}", "max_retries": 0})
+    group = toast(page, "7 more tasks ended badly")
+    group.wait_for(state="visible")
+    from playwright.sync_api import expect
+
+    expect(group).to_be_in_viewport(ratio=1)
+    # the oldest single closes by itself; three failure toasts stay on screen
+    page.wait_for_function(
+        "() => document.querySelectorAll('.Toastify__toast--error').length <= 3")
+    assert page.locator(".Toastify__toast--error").count() == 3
+    screenshot(page, "panel-failure-toasts.png")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:dismiss-notification')")
+    assert page.page_errors == [], page.page_errors
