@@ -138,6 +138,29 @@ def check_identity(path: Path, expected: tuple[int, int] | None) -> str | None:
     return _identity_message(path, replaced=now is not None)
 
 
+# a write-ahead log shorter than its header holds no frame
+WAL_HEADER_BYTES = 32
+
+
+def wal_deleted_message(path: Path) -> str | None:
+    """Why ``path`` reads as "disk I/O error" when its write-ahead log was deleted in use:
+    its shared-memory index is there and still counts the log's frames, while the -wal is
+    missing or empty (the failing open makes a new, empty one). None otherwise."""
+    wal, shm = sidecars(path)
+    try:
+        wal_bytes = wal.stat().st_size
+    except OSError:
+        wal_bytes = 0
+    if wal_bytes < WAL_HEADER_BYTES and shm.exists() and path.exists():
+        return (f"the task database's write-ahead log {wal} is missing while {shm.name} is "
+                f"there: it was deleted while a process used {path.name}, and with it the "
+                "changes not yet copied into the database. Stop every process using it (the "
+                "server, kernels, workers), then run `jupyter tasks doctor`, and "
+                f"`{recover_command(path)}` if it finds damage. Never delete -wal or -shm "
+                "files while any process has the database open")
+    return None
+
+
 def sidecars(path: Path) -> list[Path]:
     """The WAL companions SQLite keeps beside an open database."""
     return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
@@ -261,6 +284,11 @@ def unavailable_for(path: Path | str, exc: BaseException) -> StoreUnavailable | 
     """``StoreUnavailable`` for an SQLite error that means damage, else None."""
     if is_corruption(exc):
         return StoreUnavailable(damaged_message(path, f"is damaged ({exc})"))
+    if isinstance(exc, sqlite3.OperationalError) and "disk I/O error" in str(exc) \
+            and not disk_full(path):  # a full disk leaves an empty -wal too
+        wal_gone = wal_deleted_message(Path(path))
+        if wal_gone:
+            return StoreUnavailable(wal_gone)
     return None
 
 
@@ -562,6 +590,10 @@ def inspect(path: Path | str) -> Report:
         conn.close()
     if report.quick_check != ["ok"]:
         report.problems.append("quick_check found damage: " + "; ".join(report.quick_check))
+        wal_gone = wal_deleted_message(path) if "disk I/O error" in report.quick_check \
+            and not disk_full(path) else None
+        if wal_gone:
+            report.problems.append(wal_gone)
         report.advice.append(
             f"stop the server, then recover what the file holds: `{recover_command(path)}`, "
             f"check it with `jupyter tasks doctor --db {shlex.quote(f'{path}.recovered')}`, "

@@ -850,6 +850,7 @@ class Store:
             self._unavailable = dbfile.check_identity(self._file, self._identity)
             if self._unavailable is not None:
                 return StoreUnavailable(self._unavailable)
+            return self._damaged(exc) or exc  # its write-ahead log deleted, say
         return store_error
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> Sequence[sqlite3.Row]:

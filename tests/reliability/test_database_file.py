@@ -170,6 +170,37 @@ def test_a_worker_whose_file_was_replaced_stops_and_says_why(db_path, tmp_path):
             worker.wait(30)
 
 
+def test_a_write_ahead_log_deleted_in_use_is_one_error_line(db_path, tmp_path):
+    """Deleting ``tasks.db-wal`` under a process that uses the file: the CLI says what
+    happened and what to do (before: sqlite's "disk I/O error" traceback from ``list``
+    and ``submit``, and ``doctor`` only "quick_check: disk I/O error")."""
+    in_thread(make_database(db_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time\n"
+         "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+         "conn.execute(\"UPDATE tasks SET label = label || ' held'\")\n"
+         "print('held', flush=True)\n"
+         "time.sleep(120)\n", str(db_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        wal = db_path.with_name(db_path.name + "-wal")
+        assert wal.stat().st_size > 0
+        wal.unlink()
+        for args in (["list"], ["submit", "--queue", PARKED, "--command", "true"]):
+            done = cli("--db", str(db_path), *args)
+            assert done.returncode != 0, (args, done)
+            assert "Traceback" not in done.stderr, (args, done.stderr)
+            assert "write-ahead log" in done.stderr and "deleted while a process used" \
+                in done.stderr and "Never delete -wal" in done.stderr, (args, done.stderr)
+        doctor = cli("--db", str(db_path), "doctor")
+        assert doctor.returncode == 1 and "write-ahead log" in doctor.stdout, doctor
+    finally:
+        holder.kill()
+        holder.wait(30)
+
+
 # ------------------------------------------------------------------- at start
 # ------------------------------------------------------------------- at start
 
