@@ -31,8 +31,9 @@ TEXT: Check = (lambda v: isinstance(v, str) and is_unicode(v),
 # a label or key is shown in every list and kept in an index; a longer label is cut (it
 # is display text), a longer key refused (it is an identity)
 MAX_TEXT_CHARS = 1000
-KEY: Check = (lambda v: TEXT[0](v) and len(v) <= MAX_TEXT_CHARS,
-              f"a string of valid Unicode of at most {MAX_TEXT_CHARS} characters")
+# a key is an identity: an empty one made every submit given "" one task (REST refused it)
+KEY: Check = (lambda v: TEXT[0](v) and 0 < len(v) <= MAX_TEXT_CHARS,
+              f"a non-empty string of valid Unicode of at most {MAX_TEXT_CHARS} characters")
 
 # the options every submission is held to (a None is an option not given); REST holds
 # its bodies to these and to its own stricter ones (a label or key there is non-empty)

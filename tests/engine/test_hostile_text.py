@@ -47,6 +47,7 @@ async def test_output_with_lone_surrogates_keeps_every_line(manager: TaskManager
 @pytest.mark.parametrize("option", ["label", "task_key", "idempotency_key"])
 async def test_an_option_with_a_lone_surrogate_is_refused(manager: TaskManager,
                                                           option: str) -> None:
-    with pytest.raises(InvalidRequest, match=f"{option}: must be a string of valid Unicode"):
+    with pytest.raises(InvalidRequest,
+                       match=f"{option}: must be a (non-empty )?string of valid Unicode"):
         await manager.submit("hostile_output", mode="background", **{option: BAD_NAME})
     assert await manager.store.count_tasks() == 0

@@ -144,6 +144,14 @@ async def test_task_key_dedups_only_active_tasks(manager: TaskManager) -> None:
     await manager.wait(third.id, timeout=5)
 
 
+@pytest.mark.parametrize("key", ["task_key", "idempotency_key"])
+async def test_an_empty_key_is_refused_as_over_rest(manager: TaskManager, key: str) -> None:
+    # before: accepted from Python (REST answers 422): every submit given "" was one task
+    with pytest.raises(InvalidRequest, match=f"{key}: must be a non-empty string"):
+        await manager.submit_spec({"name": "add", "params": {"a": 1}}, **{key: ""})
+    assert await manager.store.list_tasks() == []
+
+
 async def test_idempotency_key(manager: TaskManager) -> None:
     a = await manager.submit_spec({"name": "add", "params": {"a": 1}}, idempotency_key="pay-1")
     b = await manager.submit_spec({"name": "add", "params": {"a": 1}}, idempotency_key="pay-1")
