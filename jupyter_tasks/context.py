@@ -332,6 +332,11 @@ class TaskContext:
             logs.append(self._logs.popleft())
         return joined_entries(logs)
 
+    def give_back_logs(self, entries: list[tuple[float, str, str]]) -> None:
+        """Entries taken by a flush that could not write them (a full disk, a held lock):
+        first in line for the next one, not lost (their budget was spent when kept)."""
+        self._logs.extendleft(reversed(entries))
+
     def take_log_writes(self, final: bool = False
                         ) -> tuple[list[tuple[float, str, str]], LogTailWrite | None]:
         """The flusher's: the entries within the budget, then the rolling tail's next write

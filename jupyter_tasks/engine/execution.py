@@ -254,8 +254,8 @@ class Execution:
             await asyncio.shield(ctx.tail_saving)
         logs, tail = ctx.take_log_writes(final=True)
         try:
-            if logs:
-                await store.append_logs(task.id, logs)
+            if logs:  # they wait for room (or a lock) as the end itself does
+                await write_despite_locks(task.id, lambda: store.append_logs(task.id, logs))
             if tail is not None:
                 ctx.tail_written(tail, await store.write_log_tail(tail))
         except Exception:  # the end is still written: lost lines cost less than a lost end

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import callbacks
 from ..context import TaskContext
-from ..exceptions import InvalidRequest, StoreError
+from ..exceptions import InvalidRequest, StoreBusy, StoreError, StoreFull
 from ..liveness import worker_alive
 from ..models import LogTailWrite, Task
 from ..runners import end_recorded_groups
@@ -77,6 +77,14 @@ class Housekeeping:
         saved: set[int] = set()
         try:
             await self._write_batches(progress, logs, tails, saved)
+        except (StoreFull, StoreBusy):
+            # the lines wait for room (or the lock) in their task, as its end does:
+            # dropped here, a job's whole log was lost while it ended succeeded
+            running = self.state.running
+            for task_id, head in logs:
+                if id(head) not in saved and task_id in running:
+                    running[task_id].ctx.give_back_logs(head)
+            raise
         finally:
             for ctx, tail in tails:
                 if id(tail) not in saved:
@@ -116,6 +124,7 @@ class Housekeeping:
                     tails: list[tuple[TaskContext, LogTailWrite]], saved: set[int]) -> None:
         """One transaction; each tail written learns where its rows went."""
         seqs = await self.state.store.save_updates(progress, logs, [w for _, w in tails])
+        saved.update(id(head) for _, head in logs)
         for (ctx, tail), written in zip(tails, seqs, strict=True):
             ctx.tail_written(tail, written)
             saved.add(id(tail))

@@ -15,21 +15,29 @@ from pathlib import Path
 
 from disk_fill import fill_disk  # beside this script (run as a file)
 
-from jupyter_tasks import TaskManager, task
+from jupyter_tasks import TaskContext, TaskManager, task
 from jupyter_tasks.exceptions import StoreFull
 
 FOLDER = Path(sys.argv[1])  # on the small tmpfs: the database and the filler
 RUNS = Path(sys.argv[2])  # elsewhere: one line per run of the job's body
 # "big": the result is past the row's limit, so its end writes an artifact file first
 RESULT_CHARS = 400_000 if sys.argv[3:] == ["big"] else 0
+# "chatty": the job prints lines before and after it fills the disk
+CHATTY = sys.argv[3:] == ["chatty"]
 FILLER = FOLDER / "filler"
 
 
 @task("fills_the_disk", mode="job")
-def fills_the_disk() -> str:
+def fills_the_disk(ctx: TaskContext) -> str:
     with RUNS.open("a") as f:
         f.write("run\n")
+    if CHATTY:
+        for n in range(200):
+            ctx.write(f"before {n}\n")
     fill_disk(FILLER)  # up to the last byte the disk has
+    if CHATTY:
+        for n in range(200):
+            ctx.write(f"after {n}\n")
     return "x" * RESULT_CHARS if RESULT_CHARS else "done"
 
 
@@ -63,11 +71,13 @@ async def main() -> None:
         FILLER.unlink()
         ended = await manager.wait(submitted.id, timeout=120)
         artifacts = await manager.store.list_artifacts(submitted.id)
+        logged = "".join(e.text for e in await manager.store.get_logs(submitted.id, 0, 10_000))
         leftovers = [p.name for p in manager.store.artifacts_dir.rglob("*.tmp")]
         print(json.dumps({"status": ended.status,
                           "result": ended.result if not RESULT_CHARS else
                           [(a.name, a.size) for a in artifacts],
                           "leftovers": leftovers,
+                          **({"lines": logged.count("\n")} if CHATTY else {}),
                           "attempts": ended.attempts, "lost_attempts": ended.lost_attempts,
                           "runs": RUNS.read_text().count("run"), "refused": refused}),
               flush=True)

@@ -60,6 +60,18 @@ def test_a_big_result_that_meets_a_full_disk_waits_for_space_too(tmp_path: Path)
         (ended, done.stderr[-3000:])
 
 
+def test_a_jobs_log_written_on_a_full_disk_waits_for_space_with_its_end(
+        tmp_path: Path) -> None:
+    # before: the lines printed after the disk filled were dropped ("writing the last log
+    # lines ... failed" in the worker's own log) and the task ended succeeded without them
+    done = in_small_tmpfs(tmp_path, RUN, str(tmp_path / "runs.log"), "chatty")
+    ended = json.loads(done.stdout.strip().splitlines()[-1])
+    ended.pop("refused")
+    assert ended == {"status": "succeeded", "result": "done", "attempts": 1,
+                     "lost_attempts": 0, "runs": 1, "leftovers": [], "lines": 400}, \
+        (ended, done.stderr[-3000:])
+
+
 def test_a_sound_database_on_a_full_disk_is_said_full_not_damaged(tmp_path: Path) -> None:
     # before: the server's start check called it damaged ("cannot be read (disk I/O
     # error)"; SQLite could not grow its -shm file) and advised recovering it or moving
