@@ -10,10 +10,13 @@ job will run with: params, parameters, input data, commands). The rule:
 
   - a non-finite float (``nan``, ``inf``, ``-inf``) becomes ``null``; a note
     keeps its original text and where it was (``Task.value_notes``);
-  - tuples and sets become lists, numpy-like objects their ``tolist()``, other
-    dict keys their ``str()``, an int too long for JSON readers its hex text,
-    any other object its ``repr`` (at most 1,000 characters), a cycle the text
-    ``"<cycle>"``, each with a note;
+  - as JSON itself has them, with no note (the data is the same): tuples and
+    sets become lists, numpy-like objects their ``tolist()`` (a scalar its
+    number), ``int``/``float``/``bool``/``None`` dict keys their JSON text;
+  - each with a note: other dict keys their ``str()``, an int too long for JSON
+    readers its hex text, any other object its ``repr`` (at most 1,000
+    characters), a cycle the text ``"<cycle>"``, an object that cannot even be
+    looked at a placeholder;
   - a value nested deeper than :data:`MAX_DEPTH` levels, or whose JSON is longer
     than the caller's limit (:data:`MAX_RESULT_CHARS` for results), is stored as
     ``{"preview", "artifact", "chars", "reason"}``: the start of its JSON text,
