@@ -247,8 +247,12 @@ export class TaskLogView extends Widget {
     this._status.title = lateCancelText(task) ?? '';
     const attempt = attemptText(task);
     const why = attemptWhyParts(task).join(', ');
-    this._attempt.textContent = attempt ? (why ? `${attempt} · ${why}` : attempt) : '';
-    this._attempt.title = task.retry_reason ? `retried after: ${task.retry_reason}` : '';
+    const line = attempt ? (why ? `${attempt} · ${why}` : attempt) : '';
+    this._attempt.textContent = line;
+    // whole here: the header cuts a long line with an ellipsis
+    this._attempt.title = [line, task.retry_reason ? `retried after: ${task.retry_reason}` : '']
+      .filter(Boolean)
+      .join('\n');
     this._attempt.hidden = attempt === null;
     this._elapsed.textContent = elapsedText(task, Date.now());
   }

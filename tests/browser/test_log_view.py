@@ -186,6 +186,28 @@ def test_follow_pauses_when_scrolled_up_and_elapsed_is_live(lab: LabServer, page
     wait_task(lab, page, task["id"], "cancelled")
 
 
+def test_a_long_attempt_line_is_cut_and_leaves_the_search_box_its_room(
+        lab: LabServer, page: Any) -> None:
+    # before: the header's attempt text ("attempt 2 of 2 · ValueError: <a long message>")
+    # took the row and squeezed "Search the log" to about 90 px ("Search t")
+    message = "the upstream catalogue answered with a page we cannot read " * 4
+    task = submit(lab, {"name": "browser_fail", "params": {"message": message},
+                        "label": "long reason", "max_retries": 1})
+    log = open_log(page, task["id"])
+    wait_task(lab, page, task["id"], "failed")
+    header = log.locator(".jp-TasksLog-header")
+    attempt = header.locator(".jp-TasksLog-attempt")
+    attempt.filter(has_text="attempt 2 of 2").wait_for(state="visible")
+    search = header.locator(".jp-TasksLog-search")
+    box = search.bounding_box()
+    assert box is not None and box["width"] >= 150, box
+    # the attempt line is cut with an ellipsis, and whole in its tooltip
+    assert attempt.evaluate("e => e.scrollWidth > e.clientWidth"), "not cut"
+    title = attempt.get_attribute("title") or ""
+    assert title.split("\n")[0] == attempt.text_content() and "upstream catalogue" in title
+    screenshot(page, "log-long-attempt.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
+
+
 def test_empty_log_says_why(lab: LabServer, page: Any) -> None:
     task = submit(lab, {"name": "browser_tiny", "params": {"n": 3}})
     log = open_log(page, task["id"])
