@@ -153,9 +153,10 @@ def wal_deleted_message(path: Path) -> str | None:
         wal_bytes = 0
     if wal_bytes < WAL_HEADER_BYTES and shm.exists() and path.exists():
         return (f"the task database's write-ahead log {wal} is missing while {shm.name} is "
-                f"there: it was deleted while a process used {path.name}, and with it the "
-                "changes not yet copied into the database. Stop every process using it (the "
-                "server, kernels, workers), then run `jupyter tasks doctor`, and "
+                f"there: it was deleted while a process used {path.name}. The process that "
+                "still holds it copies its changes into the database when it closes: stop "
+                "every process using the file cleanly (the server, kernels, workers; a kill "
+                "-9 loses those changes), then run `jupyter tasks doctor`, and "
                 f"`{recover_command(path)}` if it finds damage. Never delete -wal or -shm "
                 "files while any process has the database open")
     return None

@@ -182,7 +182,9 @@ def test_a_write_ahead_log_deleted_in_use_is_one_error_line(db_path, tmp_path):
          "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
          "conn.execute(\"UPDATE tasks SET label = label || ' held'\")\n"
          "print('held', flush=True)\n"
-         "time.sleep(120)\n", str(db_path)], stdout=subprocess.PIPE, text=True)
+         "sys.stdin.readline()\n"
+         "conn.close()\n", str(db_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         wal = db_path.with_name(db_path.name + "-wal")
@@ -196,9 +198,20 @@ def test_a_write_ahead_log_deleted_in_use_is_one_error_line(db_path, tmp_path):
                 in done.stderr and "Never delete -wal" in done.stderr, (args, done.stderr)
         doctor = cli("--db", str(db_path), "doctor")
         assert doctor.returncode == 1 and "write-ahead log" in doctor.stdout, doctor
+        # as the message says: the holder's clean close copies its changes into the file
+        assert holder.stdin is not None
+        holder.stdin.write("close\n")
+        holder.stdin.flush()
+        assert holder.wait(60) == 0
+        doctor = cli("--db", str(db_path), "doctor")
+        assert doctor.returncode == 0 and "quick_check: ok" in doctor.stdout, doctor
+        with contextlib.closing(sqlite3.connect(db_path)) as conn:
+            labels = [label for (label,) in conn.execute("SELECT label FROM tasks")]
+        assert labels and all(label.endswith(" held") for label in labels), labels
     finally:
-        holder.kill()
-        holder.wait(30)
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(30)
 
 
 # ------------------------------------------------------------------- at start
