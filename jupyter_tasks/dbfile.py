@@ -285,12 +285,19 @@ def unavailable_for(path: Path | str, exc: BaseException) -> StoreUnavailable | 
     """``StoreUnavailable`` for an SQLite error that means damage, else None."""
     if is_corruption(exc):
         return StoreUnavailable(damaged_message(path, f"is damaged ({exc})"))
-    if isinstance(exc, sqlite3.OperationalError) and "disk I/O error" in str(exc) \
-            and not disk_full(path):  # a full disk leaves an empty -wal too
-        wal_gone = wal_deleted_message(Path(path))
+    if isinstance(exc, sqlite3.OperationalError):
+        wal_gone = wal_deleted_problem(Path(path), str(exc))
         if wal_gone:
             return StoreUnavailable(wal_gone)
     return None
+
+
+def wal_deleted_problem(path: Path, said: str) -> str | None:
+    """``wal_deleted_message`` when SQLite ``said`` "disk I/O error" and the disk is not
+    full (a full disk leaves an empty -wal too, and is said as such)."""
+    if "disk I/O error" not in said or disk_full(path):
+        return None
+    return wal_deleted_message(path)
 
 
 # below this much free space a write-side I/O error is taken for a full disk
@@ -591,8 +598,7 @@ def inspect(path: Path | str) -> Report:
         conn.close()
     if report.quick_check != ["ok"]:
         report.problems.append("quick_check found damage: " + "; ".join(report.quick_check))
-        wal_gone = wal_deleted_message(path) if "disk I/O error" in report.quick_check \
-            and not disk_full(path) else None
+        wal_gone = wal_deleted_problem(path, "; ".join(report.quick_check))
         if wal_gone:
             report.problems.append(wal_gone)
         report.advice.append(

@@ -349,16 +349,16 @@ class TaskManager:
         local = self.state.local_results.get(task_id)
         return local[1] if local and local[0] else task.result
 
-    def outcome(self, task: Task) -> Any:
+    def outcome(self, task: Task, *, reraised: type[BaseException] = Exception) -> Any:
         """An ended task's value: the real object if it ran here, else its JSON result.
 
-        A failure that happened in this process re-raises its original exception;
-        any other unsuccessful end raises ``TaskFailed``.
+        A failure here of type ``reraised`` re-raises its original exception (a blocking
+        cell asks for every BaseException, ``sys.exit()`` too); else ``TaskFailed``.
         """
         local = self.state.local_results.get(task.id)
         if task.status == TaskStatus.SUCCEEDED:
             return local[1] if local and local[0] else task.result
-        if local and not local[0] and isinstance(local[1], Exception) \
+        if local and not local[0] and isinstance(local[1], reraised) \
                 and task.status == TaskStatus.FAILED:
             raise local[1]
         raise TaskFailed(task.id, task.status, task.error)

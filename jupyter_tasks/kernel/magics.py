@@ -184,14 +184,10 @@ def _blocking_outcome(side: KernelSide, task: Any) -> Any:
     traceback, and this module's own frames are hidden from IPython's.
     """
     __tracebackhide__ = True
-    local = side.manager.local_result(task.id)
     try:
-        if local is not None and not local[0] and not isinstance(local[1], Exception) \
-                and task.status == TaskStatus.FAILED:
-            # sys.exit() or a KeyboardInterrupt of the code's own: a plain cell shows it
-            # as itself and carries on, so the blocking cell does too (not TaskFailed)
-            raise local[1]
-        return side.manager.outcome(task)
+        # sys.exit() or a KeyboardInterrupt of the code's own too: a plain cell shows it
+        # as itself and carries on, so the blocking cell does (not TaskFailed)
+        return side.manager.outcome(task, reraised=BaseException)
     except BaseException as exc:
         tb = exc.__traceback__
         while tb is not None and is_runner_file(tb.tb_frame.f_code.co_filename):

@@ -84,6 +84,16 @@ def make_task(label: str, *, owner: str, status: str = "succeeded", origin: dict
     )
 
 
+def seeded_and_opened(lab: LabServer, page: Any, task: Task) -> tuple[Any, Any]:
+    """(row, details) of ``task``, inserted as another process would and expanded."""
+    seed(lab.db_path, [task])
+    target = row(page, task.id)
+    target.locator(".jp-TasksPanel-toggle").click()
+    details = target.locator(".jp-TasksPanel-details")
+    details.wait_for(state="visible")
+    return target, details
+
+
 def visible_ids(page: Any) -> list[str]:
     return page.locator(".jp-TasksPanel-row").evaluate_all(
         "rows => rows.map(r => r.dataset.taskId)")
@@ -444,11 +454,7 @@ def test_a_job_between_attempts_is_not_shown_as_failed(lab: LabServer, page: Any
         attempts=1, max_retries=2, retry_reason="ValueError: flaky once",
         error={"type": "ValueError", "message": "flaky once",
                "traceback": "Traceback (most recent call last):\nValueError: flaky once"})
-    seed(lab.db_path, [waiting])
-    target = row(page, waiting.id)
-    target.locator(".jp-TasksPanel-toggle").click()
-    details = target.locator(".jp-TasksPanel-details")
-    details.wait_for(state="visible")
+    target, details = seeded_and_opened(lab, page, waiting)
     earlier = details.locator(".jp-TasksPanel-earlierError")
     assert earlier.inner_text() == "Earlier attempt: ValueError: flaky once"
     assert details.locator(".jp-TasksPanel-error").count() == 0
@@ -505,11 +511,7 @@ def test_a_long_error_is_held_in_a_box_and_a_traceback_reads_in_both_themes(
         error={"type": "ValueError", "message": long_message,
                "traceback": "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
                             "ValueError: header field out of range"})
-    seed(lab.db_path, [failed])
-    target = row(page, failed.id)
-    target.locator(".jp-TasksPanel-toggle").click()
-    details = target.locator(".jp-TasksPanel-details")
-    details.wait_for(state="visible")
+    _, details = seeded_and_opened(lab, page, failed)
     error = details.locator(".jp-TasksPanel-error")
     box = error.bounding_box()
     assert box is not None and box["height"] <= 250, box
