@@ -366,10 +366,9 @@ class TaskContext:
 
     async def artifact(self, name: str, data: bytes | str | os.PathLike[str],
                        content_type: str | None = None) -> dict[str, Any]:
-        """Keep bytes or a file as a named artifact of this task; returns its record."""
+        """Keep bytes, text (a ``str``, as UTF-8) or a copy of a file (a ``pathlib.Path``) as
+        a named artifact of this task; returns its record. A ``str`` is always text."""
         manager = self._require_manager()
-        if isinstance(data, str) and not os.path.exists(data):
-            data = data.encode()
         stored = manager.store.add_artifact(self.task_id, name, data, content_type)
         art = await manager.run_on_loop(stored)
         return art.to_json()

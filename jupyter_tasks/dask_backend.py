@@ -604,16 +604,12 @@ class WorkerContext(TaskContext):
 
     def artifact_sync(self, name: str, data: Any, content_type: str | None = None
                       ) -> dict[str, Any]:
-        from .store import valid_artifact_name
+        from .store.store import artifact_content
+        from .store.task_sql import check_artifact
 
-        if not valid_artifact_name(name):
-            raise ValueError(f"artifact name {name!r} must be a plain file name")
-        if isinstance(data, str) and not os.path.exists(data):
-            data = data.encode()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            with open(data, "rb") as f:
-                data = f.read()
-        data = bytes(data)
+        check_artifact(name, content_type)
+        content = artifact_content(data)
+        data = content if isinstance(content, bytes) else content.read_bytes()
         self.artifacts = [a for a in self.artifacts if a[0] != name]
         self.artifacts.append((name, data, content_type))
         return {"name": name, "size": len(data)}

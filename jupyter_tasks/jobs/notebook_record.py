@@ -238,6 +238,15 @@ def _template_fields(template: str) -> list[str]:
     return fields
 
 
+def _file_above(path: str, root: str) -> str | None:
+    """The nearest existing folder ``path`` would be made in, if that is a file (None if a
+    folder, as it should be)."""
+    above = os.path.dirname(path)
+    while above != root and not os.path.lexists(above):
+        above = os.path.dirname(above)
+    return None if os.path.isdir(above) else above
+
+
 def _bad_output_path(message: str) -> InvalidRequest:
     return InvalidRequest(message, errors=[{"field": "output_path", "message": message}])
 
@@ -303,6 +312,11 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
             f"output_path {rendered!r} is outside the root folder {root}")
     if rendered.endswith(("/", os.sep)) or os.path.isdir(path):
         raise _bad_output_path(f"output_path {rendered!r} is a folder, not a file")
+    blocking = _file_above(path, root)
+    if blocking is not None:
+        # said now, not by the run's end as "Not a directory"
+        raise _bad_output_path(f"output_path {rendered!r} goes through "
+                               f"{os.path.relpath(blocking, root)!r}, which is a file")
     source = None if input_path is None else os.path.realpath(os.path.join(root, input_path))
     if source is not None and (path == source or _same_file(path, source)):
         # the executed copy, injected parameters and outputs, would replace the source

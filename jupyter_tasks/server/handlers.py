@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import math
 import os
@@ -16,13 +17,19 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS
-from ..exceptions import JupyterTasksError
+from ..exceptions import InvalidRequest, JupyterTasksError
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
+from ..jobs.notebook_record import render_output_path
 from ..liveness import live_workers
 from ..manager import TaskManager, was_deduplicated
 from ..models import Task, TaskKind, TaskMode, TaskStatus, slots_by_queue
 from ..schedules import FIRING_KEY_PREFIX
-from ..store import LARGE_PAGE_CHARS, LIST_SORTS, valid_artifact_name
+from ..store import (
+    LARGE_PAGE_CHARS,
+    LIST_SORTS,
+    valid_artifact_content_type,
+    valid_artifact_name,
+)
 from ..values import check_input, safe_dumps
 from .auth import (
     KIND_RESOURCES,
@@ -268,6 +275,16 @@ class TasksHandler(APIHandler):
     async def visible(self, task_id: str, action: str = "read") -> Task:
         return await check_task_access(self, await self.manager.get(task_id), action)
 
+    def refuse_hidden(self, parent: Task, overrides: dict[str, Any]) -> None:
+        """422 for a rerun or fork of a notebook job that would read or write a hidden file
+        this server does not serve (with the parameters as the fork changes them)."""
+        if parent.kind != TaskKind.NOTEBOOK or self.contents_manager.allow_hidden:
+            return
+        spec = dict(parent.spec or {})
+        if isinstance(overrides.get("parameters"), dict):
+            spec["parameters"] = {**(spec.get("parameters") or {}), **overrides["parameters"]}
+        refuse_hidden(spec, spec.get("root_dir") or self.root_dir)
+
     def origin(self) -> dict[str, Any]:
         return {"type": "rest", "remote_ip": self.request.remote_ip}
 
@@ -338,11 +355,33 @@ def parse_job_body(body: dict[str, Any], root: str, *, allow_hidden: bool = True
         if not allow_hidden:
             # before: the contents API answered 404 for .private/keys.ipynb, and
             # notebook-parameters too, while a job ran it and wrote beside it
-            _reject([{"field": field, "message": "names a hidden file or folder, which this "
-                      "server does not serve (ContentsManager.allow_hidden)"}
-                     for field in ("notebook", "output_path")
-                     if isinstance(spec.get(field), str) and _hidden_under(root, spec[field])])
+            refuse_hidden(spec, root)
     return spec, {k: body[k] for k in OPTION_FIELDS if body.get(k) is not None}
+
+
+def refuse_hidden(spec: dict[str, Any], root: str) -> None:
+    """422 if a notebook job's notebook or ``output_path`` names a hidden file or folder
+    under ``root``; the output as a run fills it in, as a parameter (``{label}`` given
+    ``.x``) or a date format (``{date:.%Y}``) can make a name start with a dot."""
+    fields = [field for field in ("notebook", "output_path")
+              if isinstance(spec.get(field), str) and _hidden_under(root, spec[field])]
+    template = spec.get("output_path")
+    if isinstance(template, str) and "output_path" not in fields:
+        try:
+            filled = render_output_path(
+                template, root_dir=root, task_id=PLACEHOLDER_TASK_ID,
+                date=datetime.date.today(), parameters=spec.get("parameters") or {})
+        except InvalidRequest:  # said by the job's own check of its output_path
+            filled = None
+        if filled is not None and _hidden_under(root, os.path.relpath(
+                filled, os.path.realpath(root))):
+            fields.append("output_path")
+    _reject([{"field": field, "message": "names a hidden file or folder, which this server "
+              "does not serve (ContentsManager.allow_hidden)"} for field in fields])
+
+
+# what a notebook job's {id} is filled with when its output_path is checked before it exists
+PLACEHOLDER_TASK_ID = "0" * 32
 
 
 def _hidden_under(root: str, relative: str) -> bool:
@@ -353,11 +392,16 @@ def _hidden_under(root: str, relative: str) -> bool:
         return is_hidden(os.path.join(real_root, relative), real_root)
     except ValueError:  # outside the root (an output_path's "../x"): said by its own check
         return False
+    except OSError:
+        # no file can be there (a name too long, a file taken for a folder, a symlink
+        # loop): said by the job's own checks, not a 500 here
+        return False
 
 
-# the two helpers above, for the schedule handlers' module
+# the helpers above, for the schedule handlers' module
 reject = _reject
 inside_root = _inside
+hidden_under = _hidden_under
 
 
 # ====================================================================== tasks
@@ -532,6 +576,7 @@ class TaskRerunHandler(TasksHandler):
                 f"/api/tasks/{task_id}/fork with the changes")
         parent = await self.visible(task_id, "write")
         await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
+        self.refuse_hidden(parent, {})
         task = await self.manager.rerun(task_id, owner=self.user_name, origin=self.origin())
         self.answer(202, task.to_json(), Location=self.location(task.id))
 
@@ -547,6 +592,7 @@ class TaskForkHandler(TasksHandler):
         parent = await self.visible(task_id, "write")
         await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        self.refuse_hidden(parent, overrides)
         task = await self.manager.fork(task_id, overrides, owner=self.user_name,
                                        origin=self.origin())
         self.answer(202, task.to_json(), Location=self.location(task.id))
@@ -585,6 +631,13 @@ class ArtifactListHandler(TasksHandler):
 class ArtifactHandler(TasksHandler):
     """``GET``/``HEAD /api/tasks/{id}/artifacts/{name}`` with ETag and If-None-Match."""
 
+    @property
+    def content_security_policy(self) -> str:
+        # an HTML or SVG artifact opened in a tab is a page of the server's origin: no
+        # script runs there already (default-src 'none'), and sandboxed, no form posts
+        # from it either, and it is an origin of its own
+        return f"{super().content_security_policy}; sandbox"
+
     async def _artifact(self, task_id: str, name: str) -> tuple[Any, str]:
         """(file to send or None for a 304, its content type); headers set."""
         if not valid_artifact_name(name):
@@ -595,14 +648,18 @@ class ArtifactHandler(TasksHandler):
         if artifact is None or path is None or not path.is_file():
             raise Problem(404, f"task {task_id} has no artifact named {name!r}")
         etag = f'"{artifact.sha256}"'
+        # a type stored before types were checked (one with a line break made every
+        # download a 500) is sent as plain bytes
+        content_type = artifact.content_type if valid_artifact_content_type(
+            artifact.content_type) else "application/octet-stream"
         self.set_header("ETag", etag)
-        self.set_header("Content-Type", artifact.content_type)
+        self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "private, no-cache")
         if _etag_matches(self.request.headers.get("If-None-Match"), artifact.sha256):
             self.set_status(304)
-            return None, artifact.content_type
+            return None, content_type
         self.set_header("Content-Length", str(artifact.size))
-        return path, artifact.content_type
+        return path, content_type
 
     @web.authenticated
     @authorized("read")

@@ -6,7 +6,6 @@ import asyncio
 import os
 from typing import Any
 
-from jupyter_core.paths import is_hidden
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -22,7 +21,7 @@ from .auth import (
     owners_filter,
     work_resource,
 )
-from .handlers import TasksHandler, inside_root, parse_job_body, reject
+from .handlers import TasksHandler, hidden_under, inside_root, parse_job_body, reject
 from .problems import Problem
 
 SCHEDULE_ID = r"(?P<schedule_id>[0-9a-f]{32})"
@@ -172,8 +171,8 @@ class NotebookParametersHandler(ScheduleHandler):
         path = inside_root(self.root, relative, "path", "invalid query parameter")
         # what the server's contents API would not serve either: a hidden file, or one in
         # a hidden folder, unless the server allows them (ContentsManager.allow_hidden)
-        hidden = not self.contents_manager.allow_hidden \
-            and is_hidden(path, os.path.realpath(self.root))
+        hidden = not self.contents_manager.allow_hidden and hidden_under(
+            self.root, os.path.relpath(path, os.path.realpath(self.root)))
         if hidden or not os.path.isfile(path):
             raise Problem(404, f"no notebook at {relative!r}")
         # up to 50 MB of JSON: read and parsed beside the loop, which serves everyone else

@@ -23,6 +23,7 @@ from .task_sql import (
     LARGE_PAGE_CHARS,
     LIST_SORTS,
     TaskPage,
+    valid_artifact_content_type,
     valid_artifact_name,
 )
 from .worker_sql import Finished, Spared
@@ -37,5 +38,6 @@ __all__ = [
     "Store",
     "TaskPage",
     "split_sql",
+    "valid_artifact_content_type",
     "valid_artifact_name",
 ]

@@ -121,6 +121,7 @@ from .task_sql import (
     WHOLE_ROWS_PER_READ,
     TaskPage,
     artifacts_query,
+    check_artifact,
     decode_list_cursor,
     encode_list_cursor,
     file_chunks,
@@ -320,7 +321,24 @@ MAX_ROWID = 2**63 - 1
 TIE_GROUPS_WALKED = 3
 
 
-def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str],
+def artifact_content(data: bytes | str | os.PathLike[str]) -> bytes | Path:
+    """What an artifact keeps of ``data``: bytes as they are, a ``str`` as its text (UTF-8),
+    a path (``os.PathLike``) as the file it names; ``TypeError`` for anything else.
+
+    A ``str`` is never taken for a path: before, one naming an existing file was read,
+    and a task keeping a user's text kept any file the server could read instead.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogateescape")
+    if isinstance(data, os.PathLike):
+        return Path(data)
+    raise TypeError(f"an artifact's data is bytes, str or a path (pathlib.Path), "
+                    f"not {type(data).__name__}")
+
+
+def _keep_file(folder: Path, name: str, data: bytes | Path,
                mode: int = 0o700) -> tuple[int, str]:
     """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256).
 
@@ -339,10 +357,7 @@ def _keep_file(folder: Path, name: str, data: bytes | str | os.PathLike[str],
     size = 0
     try:
         with open(tmp, "wb") as out:
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                chunks: Iterable[bytes] = [bytes(data)]
-            else:
-                chunks = file_chunks(Path(data))
+            chunks: Iterable[bytes] = [data] if isinstance(data, bytes) else file_chunks(data)
             for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
@@ -1764,16 +1779,17 @@ class Store:
         data: bytes | str | os.PathLike[str],
         content_type: str | None = None,
     ) -> Artifact:
-        """Keep bytes (or a copy of a file) as an artifact of a task; replaces a same-named one."""
-        if not valid_artifact_name(name):
-            raise ValueError(f"artifact name {name!r} must be a plain file name")
+        """Keep bytes, text or a copy of a file (a path) as an artifact of a task; replaces a
+        same-named one. See ``artifact_content``; ``ValueError`` for a bad name or type."""
+        check_artifact(name, content_type)
+        content = artifact_content(data)
         folder = self.artifacts_dir / task_id
         # the copy and its hash in a thread (both let go of the GIL): a code job's
         # gigabyte of output held the event loop, and with it the server, for seconds
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         async with self._artifact_lock:
             # the artifacts' folder is as private as the database file is
-            size, sha256 = await asyncio.to_thread(_keep_file, folder, name, data,
+            size, sha256 = await asyncio.to_thread(_keep_file, folder, name, content,
                                                    dbfile.folder_mode(self.path))
             artifact = Artifact(task_id, name, size, sha256, content_type, time.time())
             await self._txn(tx_add_artifact, artifact)

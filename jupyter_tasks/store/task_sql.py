@@ -42,6 +42,29 @@ def valid_artifact_name(name: str) -> bool:
     return bool(ARTIFACT_NAME.match(name)) and ".." not in name
 
 
+# a media type as a Content-Type header carries it (RFC 9110), parameters included:
+# a CR or LF in one made every download of its artifact a 500 (tornado refuses the header)
+ARTIFACT_CONTENT_TYPE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+                                   r"(\s*;[\x20-\x7e\t]*)?\Z")
+ARTIFACT_CONTENT_TYPE_MAX = 255
+
+
+def valid_artifact_content_type(content_type: str) -> bool:
+    """True for a media type a download may send as its Content-Type (``text/csv; charset=…``)."""
+    return (isinstance(content_type, str) and len(content_type) <= ARTIFACT_CONTENT_TYPE_MAX
+            and bool(ARTIFACT_CONTENT_TYPE.match(content_type)))
+
+
+def check_artifact(name: str, content_type: str | None) -> None:
+    """``ValueError`` unless ``name`` is a plain file name and ``content_type`` (if given)
+    a media type a download may send."""
+    if not valid_artifact_name(name):
+        raise ValueError(f"artifact name {name!r} must be a plain file name")
+    if content_type is not None and not valid_artifact_content_type(content_type):
+        raise ValueError(f"artifact content type {content_type!r} must be a media type "
+                         "such as 'text/csv' or 'text/plain; charset=utf-8', on one line")
+
+
 def encode_column(column: str, value: Any) -> Any:
     if column in JSON_COLUMNS and value is not None:
         if isinstance(value, JSONText):  # encoded by the caller under the storage rule

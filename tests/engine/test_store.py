@@ -466,6 +466,37 @@ async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> Non
         assert [a.name for a in await store.list_artifacts(task.id)] == ["report.csv"]
 
 
+async def test_artifact_data_is_bytes_text_or_a_path_never_a_str_taken_for_a_path(
+        db_path: Path, tmp_path: Path) -> None:
+    # before: a str naming an existing file was read as that file (the store's own
+    # database, /etc/passwd) instead of kept as the text it is
+    from jupyter_tasks.dask_backend import WorkerContext
+
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"\x00file bytes")
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        for name, data, kept in (("text.txt", str(db_path), str(db_path).encode()),
+                                 ("copy.bin", source, b"\x00file bytes"),
+                                 ("raw.bin", bytearray(b"raw"), b"raw")):
+            art = await store.add_artifact(task.id, name, data)
+            assert store.artifact_path(art).read_bytes() == kept, name
+        with pytest.raises(TypeError, match="bytes, str or a path"):
+            await store.add_artifact(task.id, "n.txt", 12)
+        for bad in ("text/plain\r\nX-Injected: 1", "text", "a/b\n", "a/b; " + "x" * 300):
+            with pytest.raises(ValueError, match="content type"):
+                await store.add_artifact(task.id, "t.txt", b"x", bad)
+        assert "t.txt" not in [a.name for a in await store.list_artifacts(task.id)]
+    # a Dask worker's context keeps its artifacts for the hub by the same rule
+    remote = WorkerContext("0" * 32)
+    remote.artifact_sync("text.txt", str(db_path))
+    remote.artifact_sync("copy.bin", source)
+    assert remote.artifacts == [("text.txt", str(db_path).encode(), None),
+                                ("copy.bin", b"\x00file bytes", None)]
+    with pytest.raises(ValueError, match="content type"):
+        remote.artifact_sync("t.txt", b"x", "text/plain\nX: 1")
+
+
 def _writer(path: str, worker: int, count: int) -> None:
     import asyncio
 

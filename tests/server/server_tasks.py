@@ -57,6 +57,14 @@ async def srv_artifact(ctx: TaskContext, text: str = "a,b\n1,2\n") -> str:
     return "written"
 
 
+@task("srv_keep", tags=["test"], mode="job")
+async def srv_keep(ctx: TaskContext, name: str, data: str,
+                   content_type: str | None = None) -> str:
+    """Keep a caller's text as an artifact, as a report task keeps what it was given."""
+    await ctx.artifact(name, data, content_type)
+    return "kept"
+
+
 @task("srv_print", tags=["test"], mode="job")
 def srv_print(word: str = "hello") -> str:
     """Print to stdout and stderr from the thread a plain function runs in."""
