@@ -47,6 +47,7 @@ from .cli_common import (
     db_file,
     db_option,
     json_option,
+    log_text_for,
     pad,
     printable,
     queue_name,
@@ -500,7 +501,7 @@ async def _follow(m: TaskManager, task_id: str) -> Task:
             entries = await m.store.get_logs(task_id, after=after)
             for entry in entries:
                 stream = sys.stderr if entry.stream == "stderr" else sys.stdout
-                stream.write(entry.text)
+                stream.write(log_text_for(stream, entry.text))
                 stream.flush()
                 after = entry.seq
             if entries:
@@ -586,7 +587,7 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
             entries = await store.get_logs(args.id, after=after)
             for entry in entries:
                 stream = sys.stderr if entry.stream == "stderr" else sys.stdout
-                stream.write(entry.text)
+                stream.write(log_text_for(stream, entry.text))
                 after = entry.seq
             sys.stdout.flush()
             if task is None:

@@ -136,6 +136,22 @@ def printable(text: str) -> str:
         else f"\\u{ord(m.group()):04x}", text)
 
 
+# a log keeps on a terminal its line ends, tabs, carriage returns (a progress bar redraws
+# its line) and colours (SGR, "ESC [ 31 m"); any other control is shown as its escape
+_LOG_UNSAFE = re.compile(f"(\x1b\\[[0-9;:]*m)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+                         f"{BIDI_CONTROLS}]")
+
+
+def log_text_for(stream: Any, text: str) -> str:
+    """A task's log text as ``stream`` should get it: as written into a file or a pipe; on
+    a terminal, with every control but colours and line ends escaped (a job's output set
+    the title, cleared the screen or planted a link in the terminal of whoever read it)."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty is None or not isatty():
+        return text
+    return _LOG_UNSAFE.sub(lambda m: m.group(1) or printable(m.group()), text)
+
+
 def cell_width(text: str) -> int:
     """How many terminal cells ``text`` takes: two for a wide character (CJK, most
     emoji), none for a combining one; tables padded by ``len`` lost their columns."""

@@ -447,6 +447,56 @@ def test_task_and_schedule_text_cannot_steer_the_terminal(env: dict[str, str], d
     assert "\x1b" not in ambiguous.stderr and "\\x1b]0;pwned" in ambiguous.stderr
 
 
+def on_a_terminal(env: dict[str, str], *args: str) -> bytes:
+    """What ``jupyter tasks ARGS`` writes to a terminal (a pty), stdout and stderr."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(["jupyter", "tasks", *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)  # returns once the command wrote or ended
+            except OSError:  # EIO: every writer of the pty has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+        proc.wait(60)
+    assert proc.returncode == 0, output
+    return output
+
+
+def test_a_jobs_log_cannot_steer_the_terminal_it_is_read_in(env: dict[str, str],
+                                                            db_path: Path) -> None:
+    # before: 'logs' wrote a job's output raw, so the job set the title, cleared the screen
+    # and planted a hyperlink in the terminal of whoever read its log; colours stay
+    from jupyter_tasks.manager import TaskManager
+
+    written = ("plain \x1b[31mred\x1b[0m\tdone\r\n" + HOSTILE +
+               "\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07\n")
+
+    async def write() -> str:
+        async with TaskManager(db_path, runs_background=False, make_default=False) as m:
+            task = await m.submit_spec({"command": ["true"]}, mode="job", queue="parked")
+            await m.store.append_logs(task.id, [(time.time(), "stdout", written)])
+            return task.id
+
+    task_id = asyncio.run(write())
+    shown = on_a_terminal(env, "logs", task_id)
+    assert b"\x1b]" not in shown and b"\x07" not in shown and b"\x1b[2J" not in shown, shown
+    assert "\u202e".encode() not in shown, shown
+    assert b"plain \x1b[31mred\x1b[0m\tdone" in shown, shown
+    assert b"\\x1b]0;pwned\\x07" in shown and b"\\x1b]8;;http://evil.example/" in shown, shown
+    # into a file or a pipe, the log is what the job wrote
+    piped = subprocess.run(["jupyter", "tasks", "logs", task_id], env=env, capture_output=True,
+                           timeout=120)
+    assert piped.stdout == written.encode()
+
+
 def test_wide_characters_keep_the_tables_columns(env: dict[str, str], db_path: Path,
                                                  tmp_path: Path) -> None:
     # before: padded by len(), a CJK or emoji label shifted the columns after it
