@@ -38,9 +38,10 @@ same check (resolution included), at most :data:`MAX_REDIRECTS` times, and the h
 re-sends the same POST with the same body: RFC 9110 lets a client keep POST on 301/302
 and requires it on 307/308, and a callback turned into a bodiless GET would deliver
 nothing. A 303 ("see other") means the receiver took the POST and points at some other
-resource; the callback is delivered and the Location is not fetched. A refused hop or
-too many hops ends delivery without retry (:class:`CallbackRefused`); network errors
-and error statuses are retried by :func:`post_callback`.
+resource; the callback is delivered and the Location is not fetched. A refused hop
+ends delivery without retry (:class:`CallbackRefused`); network errors, error statuses,
+too many hops and a try past its deadline (:data:`TIMEOUT` for the whole try, redirects
+included, however slowly an answer trickles in) are retried by :func:`post_callback`.
 
 Only the standard library (``http.client``, ``socket``) speaks HTTP here: this is
 engine code, not the tornado layer.
@@ -49,12 +50,15 @@ engine code, not the tornado layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import ipaddress
 import logging
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -315,10 +319,12 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
             max_redirects: int = MAX_REDIRECTS) -> int:
     """POST ``body`` to ``url``, following allowed redirects; the final status (2xx or 303).
 
-    Blocking (run it in a thread). ``CallbackRefused`` when a URL or hop is not allowed
-    or there are too many hops; ``CallbackFailed`` for an error status; ``OSError`` or
-    ``http.client.HTTPException`` for network trouble.
+    Blocking (run it in a thread), ``timeout`` seconds at most in all. ``CallbackRefused``
+    when a URL or hop is not allowed; ``CallbackFailed`` for an error status, too many
+    hops or no whole answer in time; ``OSError`` or ``http.client.HTTPException`` for
+    network trouble.
     """
+    deadline = time.monotonic() + timeout
     current = url
     for hop in range(max_redirects + 1):
         try:
@@ -326,25 +332,50 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
         except InvalidRequest as exc:
             raise CallbackRefused(exc.message) from None
         addresses = resolve_checked(target, policy, resolve)
-        conn = _connection(target, addresses, timeout)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CallbackFailed(f"{current}: no answer within {timeout:g} s")
+        conn = _connection(target, addresses, left)
+        # a socket timeout bounds each read only: an answer trickling in a byte at a
+        # time held the try (and its thread) for good. At the deadline the socket is
+        # shut down, which ends the read blocked on it
+        cut = threading.Timer(left, _cut_off, (conn,))
+        cut.daemon = True
+        cut.start()
         try:
             conn.request("POST", target.target, body=body, headers={
                 "Content-Type": "application/json", "User-Agent": "jupyter-tasks-callback"})
             response = conn.getresponse()
             response.read(MAX_RESPONSE_BYTES)
             status, location = response.status, response.getheader("Location")
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() >= deadline:
+                raise CallbackFailed(f"{current}: no whole answer within {timeout:g} s"
+                                     ) from None
+            raise
         finally:
+            cut.cancel()
             conn.close()
+        if time.monotonic() >= deadline:  # cut off mid-answer, read as a short one
+            raise CallbackFailed(f"{current}: no whole answer within {timeout:g} s")
         if 200 <= status < 300 or status == 303:
             return status
         if status in FOLLOWED and location:
             if hop == max_redirects:
-                raise CallbackRefused(f"more than {max_redirects} redirects (last to "
-                                      f"{location!r})")
+                raise CallbackFailed(f"more than {max_redirects} redirects (last to "
+                                     f"{location!r})")
             current = urljoin(current, location.strip())
             continue
         raise CallbackFailed(f"{current} answered {status}")
     raise AssertionError("unreachable")
+
+
+def _cut_off(conn: http.client.HTTPConnection) -> None:
+    """End a try at its deadline: the read blocked on its socket returns."""
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 DELIVERED, REFUSED, GIVEN_UP = "delivered", "refused", "given up"
@@ -352,17 +383,20 @@ DELIVERED, REFUSED, GIVEN_UP = "delivered", "refused", "given up"
 
 async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable[str], *,
                         attempts: int = 4, base_delay: float = 0.5, tried: int = 0,
-                        failed: Callable[[], Awaitable[None]] | None = None) -> str:
+                        trying: Callable[[], Awaitable[None]] | None = None) -> str:
     """Deliver a finished task's callback; retry failures, never refusals.
 
     Answers ``DELIVERED``, ``REFUSED`` (this allow-list refused where the POST would
-    go) or ``GIVEN_UP`` (out of tries). ``tried``: the failed tries made before (by this
-    or another process), which count toward ``attempts``; ``failed`` is awaited after
-    each failed try (to count it). Each try runs on a daemon thread: a process that
-    stops does not wait for a receiver that hangs.
+    go) or ``GIVEN_UP`` (out of tries). ``tried``: the tries made before (by this or
+    another process), which count toward ``attempts``; ``trying`` is awaited before
+    each try (to count it: a try cut off by a kill or a stop, or refused on its way,
+    counts too, so no number of restarts posts a callback for good). Each try runs on a
+    daemon thread: a process that stops does not wait for a receiver that hangs.
     """
     policy = CallbackPolicy.from_entries(allowlist)
     for attempt in range(tried, attempts):
+        if trying is not None:
+            await trying()
         try:
             status = await on_daemon_thread(deliver, url, body, policy,
                                             name="jupyter-tasks:callback")
@@ -371,12 +405,11 @@ async def post_callback(task_id: str, url: str, body: bytes, allowlist: Iterable
             return REFUSED
         except Exception as exc:
             log.warning("callback for task %s failed (%s)", task_id, exc)
-            if failed is not None:
-                await failed()
             if attempt + 1 < attempts:
                 await asyncio.sleep(base_delay * 2 ** attempt)
             continue
         log.debug("callback for task %s delivered (%s)", task_id, status)
         return DELIVERED
+    log.warning("callback for task %s given up after %d tries", task_id, attempts)
     return GIVEN_UP
 

@@ -262,7 +262,7 @@ class Housekeeping:
                 outcome = await callbacks.post_callback(
                     task_id, url, body, self.state.config.callback_allowlist,
                     attempts=attempts, tried=tried,
-                    failed=lambda: store.callback_failed(task_id))
+                    trying=lambda: store.callback_tried(task_id))
                 if outcome == callbacks.REFUSED:
                     # where it would go (a redirect's hop, an address its name resolves
                     # to) is off this process's list: another's may admit it

@@ -2,9 +2,9 @@
 
 A trigger writes a row in the transaction that ends a task with a ``callback_url``;
 the process that posts it claims the row first (so two processes never post it at
-once), counts its failed tries in it, and deletes it once the POST is delivered or out
-of tries (or the task is gone); a refusal gives it back, for a process whose list
-admits where it goes.
+once), counts its tries in it as each starts, and deletes it once the POST is
+delivered or out of tries (or the task is gone); a refusal gives it back, for a
+process whose list admits where it goes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ OWED_SQL = (f"SELECT o.task_id, t.callback_url FROM callback_outbox o "
 
 def tx_claim_callback(conn: sqlite3.Connection, task_id: str, worker_id: str, now: float,
                       until: float) -> int | None:
-    """Take the owed callback of ``task_id`` for ``worker_id``: its failed tries so far,
+    """Take the owed callback of ``task_id`` for ``worker_id``: its tries so far,
     or None when it is not owed any more or another process has it."""
     row = conn.execute(
         f"UPDATE callback_outbox SET claimed_by = ?, claimed_until = ? "
@@ -31,7 +31,8 @@ def tx_claim_callback(conn: sqlite3.Connection, task_id: str, worker_id: str, no
     return None if row is None else row[0]
 
 
-def tx_callback_failed(conn: sqlite3.Connection, task_id: str) -> None:
+def tx_callback_tried(conn: sqlite3.Connection, task_id: str) -> None:
+    """Count a try, as it starts (one cut off by a kill counts too)."""
     conn.execute("UPDATE callback_outbox SET tries = tries + 1 WHERE task_id = ?", (task_id,))
 
 

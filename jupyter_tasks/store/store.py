@@ -47,8 +47,8 @@ from ..models import (
 from ..schedules import Schedule, ScheduleNotFound
 from .callback_sql import (
     OWED_SQL,
-    tx_callback_failed,
     tx_callback_settled,
+    tx_callback_tried,
     tx_claim_callback,
     tx_release_callbacks,
     tx_unclaim_callback,
@@ -1742,14 +1742,14 @@ class Store:
         return [(row[0], row[1]) for row in rows]
 
     async def claim_callback(self, task_id: str, worker_id: str, seconds: float) -> int | None:
-        """Take a task's owed callback for ``seconds``: its failed tries so far, or None
+        """Take a task's owed callback for ``seconds``: its tries so far, or None
         when it is not owed (delivered, or never) or another process posts it."""
         now = time.time()
         return await self._txn(tx_claim_callback, task_id, worker_id, now, now + seconds)
 
-    async def callback_failed(self, task_id: str) -> None:
-        """Count a failed try of a task's callback."""
-        await self._txn(tx_callback_failed, task_id)
+    async def callback_tried(self, task_id: str) -> None:
+        """Count a try of a task's callback, as it starts."""
+        await self._txn(tx_callback_tried, task_id)
 
     async def callback_settled(self, task_id: str) -> None:
         """A task's callback is no longer owed (delivered, refused or out of tries)."""

@@ -9,6 +9,7 @@ posts it: the receiver learns of the end once the server is back, never not at a
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import sys
 from pathlib import Path
@@ -114,8 +115,10 @@ async def test_two_processes_on_one_database_post_a_callback_once(db_path: Path)
         receiver.close()
 
 
-async def test_a_callback_is_tried_four_times_in_all_then_given_up(db_path: Path) -> None:
+async def test_a_callback_is_tried_four_times_in_all_then_given_up(
+        db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # the sweep must not post a callback whose tries ran out again and again for good
+    caplog.set_level(logging.WARNING, logger="jupyter_tasks")
     receiver = Receiver("127.0.0.1", status=500)
     try:
         async with TaskManager(db_path, queues={"default": 1}, reaper_interval=0.05,
@@ -130,6 +133,9 @@ async def test_a_callback_is_tried_four_times_in_all_then_given_up(db_path: Path
             assert await manager.store.owed_callbacks(10) == []
             await manager.housekeeping.post_callback(job.id)
         assert len(receiver.requests) == 4, len(receiver.requests)
+        # the last failure is followed by the end of it (before: four "failed" lines only)
+        given_up = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+        assert given_up == [f"callback for task {job.id} given up after 4 tries"], given_up
     finally:
         receiver.close()
 
@@ -210,7 +216,8 @@ async def test_a_redirect_this_process_refuses_is_left_to_one_that_admits_it(
                 return bool(first.requests) and not worker.housekeeping._posting
 
             await eventually(refused, what="the worker's POST refused at the redirect")
-            assert _owed_rows(db_path) == [(job.id, 0, None)]
+            # still owed, its try counted (the first hop got the POST)
+            assert _owed_rows(db_path) == [(job.id, 1, None)]
         async with TaskManager(db_path, queues={}, reaper_interval=0.05, make_default=False,
                                callback_allowlist=["127.0.0.1", "127.0.0.2"]):
 
@@ -296,6 +303,39 @@ def test_a_process_stops_without_waiting_for_a_receiver_that_hangs(
     done = subprocess.run([sys.executable, str(script), str(db_path)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "stopped" in done.stdout, done.stderr[-2000:]
-    # handed back, still owed, no try counted: the next process posts it
+    # handed back, still owed for the next process; the try under way counts (its
+    # receiver may have the POST): kills and restarts cannot post it again for good
     (row,) = _owed_rows(db_path)
-    assert row[1:] == (0, None), row
+    assert row[1:] == (1, None), row
+
+
+async def test_a_callback_refused_at_every_process_start_is_given_up_after_four_tries(
+        db_path: Path) -> None:
+    # before: a refusal was remembered in the refusing process only, its try not
+    # counted: every process started on the database POSTed the first hop again, for as
+    # long as the task was kept (30 days)
+    elsewhere = Receiver("127.0.0.2")
+    first = Receiver("127.0.0.1", status=307, location=f"{elsewhere.url}/off-the-list")
+    try:
+        async with TaskManager(db_path, queues={"default": 1}, reaper_interval=3600,
+                               make_default=False) as worker:
+            job = await ended_job(worker, f"{first.url}/hook")
+        for start in range(6):
+            async with TaskManager(db_path, queues={}, reaper_interval=0.05,
+                                   make_default=False) as restarted:
+
+                async def swept() -> bool:
+                    return not restarted.housekeeping._posting and (
+                        _owed(db_path) == 0 or task_refused_here(restarted, job.id))
+
+                await eventually(swept, what=f"process start {start + 2} done with it")
+        assert _owed(db_path) == 0
+        assert len(first.requests) == 4, len(first.requests)
+        assert elsewhere.requests == []
+    finally:
+        first.close()
+        elsewhere.close()
+
+
+def task_refused_here(manager: TaskManager, task_id: str) -> bool:
+    return task_id in manager.housekeeping._refused

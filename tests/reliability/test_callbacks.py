@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_tasks import callbacks
-from jupyter_tasks.callbacks import CallbackPolicy, CallbackRefused, Target
+from jupyter_tasks.callbacks import CallbackFailed, CallbackPolicy, CallbackRefused, Target
 from jupyter_tasks.exceptions import InvalidRequest
 from tests.waiting import eventually
 
@@ -295,11 +295,73 @@ def test_delivery_connects_to_the_checked_address_with_the_original_host(receive
 
 
 def test_redirect_hops_are_bounded(receiver):
+    # a loop on an allowed host is the receiver's fault, not the allow-list's: a failed
+    # try, counted toward the four (before: a refusal, owed and posted again for good)
     loop = receiver("127.0.0.1", status=307)
     loop.location = f"{loop.url}/again"
-    with pytest.raises(CallbackRefused, match="more than 3 redirects"):
+    with pytest.raises(CallbackFailed, match="more than 3 redirects"):
         callbacks.deliver(f"{loop.url}/start", b"{}", DEFAULT)
     assert [(r["method"], r["body"]) for r in loop.requests] == [("POST", b"{}")] * 4
+
+
+class Trickle:
+    """A receiver that starts its answer and then sends a byte now and then, for good."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not self.closed.wait(0.2):  # each byte well within any read timeout
+                conn.sendall(b"x")
+        except OSError:
+            pass  # the client hung up
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+def test_a_try_has_one_deadline_however_slowly_its_answer_trickles_in():
+    # before: the 10 s bounded each read, not the try: a receiver sending a byte every
+    # few seconds held the POST (and a thread) for good, and after the 300 s claim a
+    # second process posted the same callback beside it
+    slow = Trickle()
+    outcome: list[BaseException | int] = []
+
+    def post() -> None:
+        try:
+            outcome.append(callbacks.deliver(f"{slow.url}/hook", b"{}", DEFAULT, timeout=1.0))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        posting = threading.Thread(target=post, daemon=True)
+        posting.start()
+        posting.join(60)  # a deadline for the test, far past the try's own
+        assert not posting.is_alive(), "the try went on past its deadline"
+        (failed,) = outcome
+        assert isinstance(failed, CallbackFailed), failed
+        assert "within 1 s" in str(failed), failed
+    finally:
+        slow.close()
 
 
 def test_a_relative_308_is_reposted_and_a_303_ends_delivery(receiver):
