@@ -115,6 +115,12 @@ def _second_pass(due: datetime) -> bool:
 # croniter's random field, in any form it takes (R, R(0-30), R/5): no month or weekday
 # name starts with an R
 _RANDOM = re.compile(r"R.*", re.IGNORECASE)
+# a numeric range, stepped or not (5-1, 31-1/2)
+_RANGE = re.compile(r"([0-9]+)-([0-9]+)(/[0-9]+)?")
+# the longest rule taken: every value of every field named one by one is 356 characters.
+# croniter reads a rule again at each step, in time growing with its length: a 100 KB
+# rule held the server's loop for seconds at each preview, list and firing
+MAX_CRON_CHARS = 512
 
 
 def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
@@ -124,7 +130,12 @@ def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
         problems.append({"field": "cron", "message": "a cron expression is required"})
     else:
         text = cron.strip()
-        if text.startswith("@"):
+        backwards = [part for field in text.split() for part in field.split(",")
+                     if (m := _RANGE.fullmatch(part)) and int(m[1]) > int(m[2])]
+        if len(text) > MAX_CRON_CHARS:
+            problems.append({"field": "cron", "message":
+                             f"longer than {MAX_CRON_CHARS} characters ({len(text):,})"})
+        elif text.startswith("@"):
             if text.lower() not in MACROS:
                 problems.append({"field": "cron", "message":
                                  f"unknown macro {text!r}; one of {', '.join(sorted(MACROS))}"})
@@ -136,6 +147,10 @@ def cron_problems(cron: object, zone: object) -> list[dict[str, str]]:
             # several minutes of one hour, and a preview list times it would not keep
             problems.append({"field": "cron", "message":
                              f"random fields (R) are not supported: name the time ({text!r})"})
+        elif backwards:
+            # croniter reads 5-1 as every value (it fired every minute); cron refuses it
+            problems.append({"field": "cron", "message":
+                             f"the range {backwards[0]!r} runs backwards"})
         elif not croniter.is_valid(text):
             problems.append({"field": "cron", "message": f"not a valid cron expression: {text!r}"})
     if not isinstance(zone, str) or not zone:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._version import __version__
 from ..models import SCHEDULE_CHANGED, TASK_ID_PATTERN, TASK_JSON, EventType
+from ..schedules import MAX_CRON_CHARS
 from ..store import ARTIFACT_NAME, LIST_SORTS
 
 ID_PATTERN = TASK_ID_PATTERN
@@ -496,7 +497,7 @@ PATHS: dict[str, Any] = {
 
 # ------------------------------------------------------------------- schedules
 
-_CRON = {"type": "string", "minLength": 1,
+_CRON = {"type": "string", "minLength": 1, "maxLength": MAX_CRON_CHARS,
          "description": "five cron fields (minute hour day month weekday) or @yearly, "
                         "@annually, @monthly, @weekly, @daily, @midnight, @hourly"}
 _ZONE = {"type": "string", "description": "IANA time zone the rule is read in",

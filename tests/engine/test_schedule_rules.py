@@ -40,6 +40,13 @@ def wall(moment: float) -> str:
     ("R/5 * * * *", "UTC", "cron"),
     ("0 R/2 * * *", "UTC", "cron"),
     ("0 9 * * r(1-5)", "UTC", "cron"),
+    # a range that runs backwards: before, accepted and fired every minute (cronie
+    # refuses it)
+    ("1-0 * * * *", "UTC", "cron"),
+    ("0 9 * * 5-1", "UTC", "cron"),
+    ("0 9 31-1/2 * *", "UTC", "cron"),
+    # before: no bound; each reading of a 100 KB rule held the server's loop for seconds
+    (",".join(["0-59"] * 200) + " * * * *", "UTC", "cron"),
 ])
 def test_bad_rules_are_refused_by_field(cron: str, zone: str, field: str) -> None:
     assert [p["field"] for p in cron_problems(cron, zone)] == [field]
@@ -47,7 +54,13 @@ def test_bad_rules_are_refused_by_field(cron: str, zone: str, field: str) -> Non
         CronRule(cron, zone)
 
 
-@pytest.mark.parametrize("cron", ["0 9 * * 1-5", "*/15 * * * *", "@daily", "@HOURLY"])
+# the longest plain rule: every value of every field named one by one
+EVERY_VALUE_NAMED = " ".join(",".join(str(v) for v in values) for values in (
+    range(60), range(24), range(1, 32), range(1, 13), range(7)))
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * 1-5", "*/15 * * * *", "@daily", "@HOURLY",
+                                  "0-0 9 * * 1-1", EVERY_VALUE_NAMED])
 def test_good_rules_pass(cron: str) -> None:
     assert cron_problems(cron, "Europe/Paris") == []
 
