@@ -33,6 +33,7 @@ from traitlets import (
 )
 
 from .. import dbfile, print_capture
+from ..callbacks import CallbackPolicy
 from ..engine.config import DEFAULT_MAX_LOG_CHARS
 from ..exceptions import StoreBusy, StoreError, StoreFull, StoreUnavailable
 from ..kinds import standard
@@ -173,6 +174,16 @@ class JupyterTasksApp(ExtensionApp):
     def _check_log_chars(self, proposal: Any) -> int:
         if proposal["value"] <= 0:
             raise TraitError("max_log_chars must be positive")
+        return proposal["value"]
+
+    @validate("callback_allowlist")
+    def _check_allowlist(self, proposal: Any) -> list[str]:
+        # read here, where a bad entry is a configuration problem said on every route;
+        # the manager's own reading of it failed the extension's load
+        try:
+            CallbackPolicy.from_entries(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
         return proposal["value"]
 
     @validate("max_body_bytes")

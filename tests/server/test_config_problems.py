@@ -21,6 +21,10 @@ from tests.launcher import JupyterProcess
     (["--JupyterTasksApp.workers={'default': -1}"], "workers['default'] must be >= 0"),
     # NaN compares False with everything: pruning was off, unsaid
     (["--JupyterTasksApp.history_days=nan"], "history_days must be a number >= 0, not nan"),
+    # before: the extension failed to load with a second traceback (AttributeError:
+    # no 'manager'), and every route was a 404 HTML page
+    (["--JupyterTasksApp.callback_allowlist=*.example.com"],
+     "callback_allowlist entry '*.example.com'"),
 ])
 def test_an_unusable_configuration_is_a_503_naming_it(tmp_path: Path, args, said) -> None:
     db = tmp_path / "configured.db"
