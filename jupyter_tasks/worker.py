@@ -12,6 +12,7 @@ from typing import Any
 
 from . import print_capture
 from .exceptions import StoreUnavailable
+from .forks import fresh_signals_in_forked_children
 from .kinds import standard
 from .manager import TaskManager
 from .registry import load_task_modules
@@ -68,6 +69,8 @@ async def run_worker(
                     "when a reaper finds this worker gone, as after a crash", sig.name)
         os._exit(128 + sig)
 
+    # a job's forked children must neither share these handlers nor wake them
+    fresh_signals_in_forked_children()
     for sig in stop_signals():
         try:
             loop.add_signal_handler(sig, on_signal, sig)

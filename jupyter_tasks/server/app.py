@@ -36,6 +36,7 @@ from .. import dbfile, print_capture
 from ..callbacks import CallbackPolicy
 from ..engine.config import DEFAULT_MAX_LOG_CHARS
 from ..exceptions import StoreBusy, StoreError, StoreFull, StoreUnavailable
+from ..forks import fresh_signals_in_forked_children
 from ..kinds import standard
 from ..manager import LOOPBACK_HOSTS, TaskManager
 from ..models import ACTIVE_STATUSES, utcnow
@@ -278,6 +279,8 @@ class JupyterTasksApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Start the manager and the housekeeping loops on the server's loop."""
+        # a job's forked children must neither run the server's stop handlers nor wake them
+        fresh_signals_in_forked_children()
         # an unusable database is logged as an ERROR; every route then answers 503
         with contextlib.suppress(StoreUnavailable):
             try:

@@ -108,3 +108,32 @@ async def async_swallows_the_stop(ctx: TaskContext) -> str:
     except asyncio.CancelledError:
         return "partial async"
     return "all of it"
+
+
+@task("fork_and_stop", mode="job")
+def fork_and_stop() -> str:
+    """Fork a child, stop it with SIGTERM (as a multiprocessing pool's terminate() does)."""
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # the child: waits to be stopped, else leaves after a while
+        time.sleep(30)
+        os._exit(0)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"ended by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited {os.WEXITSTATUS(status)}"
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+@task("pool_squares", mode="job")
+def pool_squares(n: int = 4) -> list[int]:
+    """Squares in a forked multiprocessing pool, ended by terminate() as its with-block does."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return pool.map(_square, range(n))

@@ -103,6 +103,29 @@ async def test_background_task_of_a_killed_process_is_interrupted(db_path: Path,
         assert done.status == "interrupted"
 
 
+async def test_a_job_stopping_its_own_forked_children_leaves_the_worker_serving(
+        db_path: Path, spawn) -> None:
+    # before: a forked child shared the worker's signal wake-up socket and kept its
+    # handlers, so the SIGTERM a job (or a pool's terminate()) sent its child stopped
+    # the worker itself ("SIGTERM: stopping"), its jobs queued again, while the child
+    # ignored the signal and lived on
+    worker = spawn(*worker_args(db_path))
+    async with TaskManager(db_path) as m:
+        forked = await m.submit("fork_and_stop", mode="job")
+        done = await m.wait(forked.id, timeout=90)
+        assert (done.status, done.result, done.attempts) == (
+            "succeeded", "ended by SIGTERM", 1), (done.status, done.result, done.error)
+        pooled = await m.submit("pool_squares", n=5, mode="job")
+        done = await m.wait(pooled.id, timeout=90)
+        assert (done.status, done.result) == ("succeeded", [0, 1, 4, 9, 16]), done.error
+        # the same worker, still serving: it ran both, and takes the next
+        after = await m.submit("add", a=1, mode="job")
+        assert (await m.wait(after.id, timeout=60)).result == 3
+        assert worker.poll() is None
+        workers = {t.worker_id for t in (await m.store.list_tasks(limit=10))}
+        assert len(workers) == 1, workers
+
+
 def _file_has_text(path: Path):
     async def check() -> bool:
         return path.exists() and path.read_text().strip() != ""

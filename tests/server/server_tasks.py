@@ -85,3 +85,32 @@ async def srv_print_async(word: str = "hello") -> str:
     print(f"{word} from a coroutine")
     await asyncio.ensure_future(helper())
     return word
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+@task("srv_pool_squares", tags=["test"], mode="job")
+def srv_pool_squares(n: int = 4) -> list:
+    """Squares in a forked multiprocessing pool, ended by terminate() as its with-block does."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return pool.map(_square, range(n))
+
+
+@task("srv_fork_and_stop", tags=["test"], mode="job")
+def srv_fork_and_stop() -> str:
+    """Fork a child and stop it at once with SIGTERM."""
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    return f"ended by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) \
+        else f"exited {os.WEXITSTATUS(status)}"

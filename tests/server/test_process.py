@@ -126,6 +126,29 @@ def test_what_a_task_prints_is_in_its_log_not_the_servers_terminal(server_factor
     assert "from a coroutine" not in terminal
 
 
+def test_a_job_stopping_its_forked_children_leaves_the_server_serving(server_factory):
+    # before: the children a job forked kept the server's SIGTERM handler and its
+    # wake-up socket: stopping them (a pool's terminate()) made them print "received
+    # signal 15, stopping", and the job stayed running while the server stopped answering
+    server = server_factory("--JupyterTasksApp.workers=default=1")
+    for name, params, result in (("srv_fork_and_stop", {}, "ended by SIGTERM"),
+                                 ("srv_pool_squares", {"n": 5}, [0, 1, 4, 9, 16])):
+        code, task = server.request("POST", "/api/tasks", {"name": name, "params": params})
+        assert code == 202, task
+
+        def ended(task_id: str = task["id"]) -> bool:
+            return server.request("GET", f"/api/tasks/{task_id}")[1]["status"] not in (
+                "queued", "running")
+
+        eventually_sync(ended, timeout=90, what=f"{name} ended")
+        done = server.request("GET", f"/api/tasks/{task['id']}")[1]
+        assert (done["status"], done["result"]) == ("succeeded", result), done
+    assert server.request("GET", "/api/tasks/stats")[0] == 200
+    assert "received signal" not in server.log_path.read_text(errors="replace")
+    server.stop()  # and it still stops when asked
+    assert server.popen is not None and server.popen.returncode is not None
+
+
 def test_a_server_can_leave_its_terminal_alone(server_factory):
     server = server_factory("--JupyterTasksApp.workers=default=1",
                             "--JupyterTasksApp.capture_print=False")
