@@ -8,6 +8,7 @@ import codecs
 import contextlib
 import contextvars
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -23,6 +24,8 @@ import psutil
 
 from .context import TaskContext
 from .exceptions import InvalidCommand, RaisedInThread, StoreError, TaskCancelled
+
+log = logging.getLogger(__name__)
 
 KILL_GRACE_SECONDS = 2.0
 MEMORY_POLL_SECONDS = 0.05
@@ -92,6 +95,8 @@ class ThreadRun:
     # stop come too late. One that returns later may have caught the stop and returned
     # what it had (a bare ``except:``), which is no end of its own
     returned_before_stop: bool = False
+    # resolved on the loop once the call returned or raised, whoever still waits for it
+    ended: asyncio.Future[Any] | None = None
 
 
 async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
@@ -107,6 +112,7 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
     # once the awaiting side has given up (cancel), nobody else reads the outcome
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
     run = run or ThreadRun()
+    run.ended = future
     context = contextvars.copy_context()
     kwargs = dict(kwargs or {})
 
@@ -134,6 +140,21 @@ async def run_in_thread(fn: Callable[..., Any], args: Sequence[Any] = (),
         run.returned_before_stop = run.returned
         await _stop_thread(run)
         raise
+
+
+# how often a wait for a stopped call's thread looks whether its process stops
+THREAD_LOOK_SECONDS = 0.5
+
+
+async def until_thread_ended(run: ThreadRun, stopping: Callable[[], bool], what: str) -> None:
+    """Until the call of ``run`` returned or raised, or ``stopping()`` is true; a wait is
+    said in the log, ``what`` naming who waits."""
+    if run.ended is None or run.ended.done():
+        return
+    log.warning("%s waits for its thread, still in a call that cannot be interrupted",
+                what)
+    while not run.ended.done() and not stopping():
+        await asyncio.wait([run.ended], timeout=THREAD_LOOK_SECONDS)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

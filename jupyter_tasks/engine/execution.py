@@ -24,7 +24,7 @@ from ..exceptions import (
     TaskTimedOut,
 )
 from ..models import WORKER_STOPPED, EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
-from ..runners import MemoryLimitExceeded
+from ..runners import MemoryLimitExceeded, until_thread_ended
 from ..store import Finished
 from ..tracebacks import (
     MAX_ERROR_MESSAGE_CHARS,
@@ -239,7 +239,11 @@ class Execution:
             if running.timer is not None:
                 running.timer.cancel()
             state.running.pop(task.id, None)
-        return await self._settle(task, running, status, value, error)
+        settled = await self._settle(task, running, status, value, error)
+        # a thread in a native call past its stop keeps its slot (not: 4 bodies on 1 slot)
+        await until_thread_ended(running.thread, lambda: self.state.stopping,
+                                 f"task {task.id} ({status.value}), queue {task.queue!r},")
+        return settled
 
     async def _settle(self, task: Task, running: RunningTask, status: TaskStatus, value: Any,
                       error: BaseException | None) -> Task | None:
