@@ -823,7 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--timeout", type=float)
     p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
-                   help="memory limit in MB (the task and its child processes)")
+                   help="memory limit in MB of a command or code job and its child "
+                        "processes (refused for --name: a function shares its worker)")
     p.add_argument("--max-retries", type=int)
     p.add_argument("--wait", action="store_true", help="wait for the end and print the task")
     p.add_argument("--json", action="store_true")

@@ -64,6 +64,19 @@ def check_options(options: Mapping[str, Any]) -> None:
             errors=errors)
 
 
+# before: accepted and never enforced (a function's 800 MB task ended succeeded)
+NO_MEMORY_LIMIT = ("applies to a command, code or notebook job, a process of its own; a "
+                   "registered function runs in its worker's process, whose memory is not "
+                   "its alone (run the work as a code job to limit it)")
+
+
+def memory_limit_errors(kind: str, memory_limit_mb: Any) -> list[dict[str, str]]:
+    """The problem of a memory limit given to work it cannot be enforced on."""
+    if memory_limit_mb is None or kind != "function":
+        return []
+    return [{"field": "memory_limit_mb", "message": NO_MEMORY_LIMIT}]
+
+
 def check_queue_slots(queues: Mapping[str, Any], what: str = "queues") -> None:
     """``ValueError`` unless each queue is a queue name with 0 to MAX_SLOTS slots."""
     for name, slots in queues.items():

@@ -18,7 +18,7 @@ from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import check_params_size, encode_input
 from .execution import Execution
 from .kinds import check_obj, check_str
-from .options import check_options, shown_label
+from .options import NO_MEMORY_LIMIT, check_options, memory_limit_errors, shown_label
 from .state import EngineState, LocalWork
 
 # The kinds of work a submission can name (each a kind's ``work_field``); exactly one per task.
@@ -145,6 +145,9 @@ class Submission:
         config = state.config
         # the label as given, which submit_spec takes out of the options
         check_options({**options, "label": label})
+        limit_errors = memory_limit_errors(kind, options.get("memory_limit_mb"))
+        if limit_errors and relationship is None:  # a rerun keeps what its parent had
+            raise InvalidRequest(f"memory_limit_mb {NO_MEMORY_LIMIT}", errors=limit_errors)
         label = shown_label(label)  # a command's argv, a 5 MB text from a notebook
         callback_url = options.get("callback_url")
         if callback_url is not None:

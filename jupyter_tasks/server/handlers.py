@@ -16,7 +16,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS
+from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS, memory_limit_errors
 from ..exceptions import InvalidRequest, JupyterTasksError
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..jobs.notebook_record import render_output_path
@@ -345,6 +345,8 @@ def parse_job_body(body: dict[str, Any], root: str, *, allow_hidden: bool = True
         errors += [{"field": k, "message": f"only goes with {owner_field}"}
                    for k, (owner_field, _) in WORK_EXTRAS.items()
                    if body.get(k) is not None and owner_field != present[0]]
+    if body.get("name") is not None:  # said here for schedules too, not at each firing
+        errors += memory_limit_errors("function", body.get("memory_limit_mb"))
     _reject(errors)
     spec = {k: body[k] for k in (*WORK_FIELDS, *WORK_EXTRAS) if body.get(k) is not None}
     if "cwd" in spec:

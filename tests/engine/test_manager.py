@@ -704,6 +704,19 @@ async def test_bad_input_is_refused_and_writes_no_row(manager: TaskManager) -> N
     assert await manager.store.events_after(0) == []
 
 
+async def test_a_memory_limit_on_a_registered_function_is_refused(
+        manager: TaskManager) -> None:
+    # before: accepted and never enforced (a function runs in its worker's process):
+    # a task that took 800 MB under a 200 MB limit ended succeeded, unsaid
+    for mode in ("job", "background"):
+        with pytest.raises(InvalidRequest) as err:
+            await manager.submit_spec({"name": "add", "params": {"a": 1}}, mode=mode,
+                                      memory_limit_mb=200)
+        assert [e["field"] for e in err.value.errors] == ["memory_limit_mb"]
+        assert "code job" in err.value.message
+    assert await manager.store.count_tasks() == 0
+
+
 @pytest.mark.parametrize(("option", "value"), [
     ("priority", 10**30), ("priority", "high"), ("priority", True), ("timeout", float("nan")),
     ("timeout", float("inf")), ("timeout", -1), ("max_retries", -1), ("max_retries", 10**30),

@@ -53,6 +53,19 @@ async def test_submit_returns_202_location_and_task(api, jp_base_url):
     assert done["attempts"] == 1
 
 
+async def test_a_memory_limit_is_refused_where_it_cannot_be_enforced(api):
+    # before: a registered function's limit was accepted and never enforced
+    for response in (await api.post(body={"name": "srv_job", "memory_limit_mb": 100}),
+                     await api.post("schedules", body={
+                         "name": "n", "cron": "0 3 * * *",
+                         "job": {"name": "srv_job", "memory_limit_mb": 100}})):
+        problem = assert_problem(response, 422)
+        assert [e["field"] for e in problem["errors"]] in (
+            ["memory_limit_mb"], ["job.memory_limit_mb"]), problem
+    limited = await api.submit({"code": "x = 1", "memory_limit_mb": 100, "queue": PARKED})
+    assert limited["kind"] == "code"
+
+
 async def test_submit_command_job_runs_in_the_server(api, jp_root_dir):
     (jp_root_dir / "sub").mkdir()
     task = await api.submit({"command": ["python", "-c", "import os; print(os.getcwd())"],
