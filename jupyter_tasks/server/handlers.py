@@ -275,6 +275,13 @@ class TasksHandler(APIHandler):
     async def visible(self, task_id: str, action: str = "read") -> Task:
         return await check_task_access(self, await self.manager.get(task_id), action)
 
+    def unknown_query(self, known: frozenset[str]) -> list[dict[str, Any]]:
+        """An error for each query parameter not in ``known`` (a misspelt filter read as no
+        filter), but JupyterLab's cache-buster (a number with no value)."""
+        return [{"field": key[:100], "message": "unknown query parameter"}
+                for key, values in self.request.query_arguments.items()
+                if key not in known and not (key.isdigit() and values == [b""])][:20]
+
     def refuse_hidden(self, parent: Task, overrides: dict[str, Any]) -> None:
         """422 for a rerun or fork of a notebook job that would read or write a hidden file
         this server does not serve (with the parameters as the fork changes them)."""
@@ -426,9 +433,7 @@ class TaskCollectionHandler(TasksHandler):
         # each once: a status repeated 501 times was 501 parts of one SQL compound (a 500)
         statuses = list(dict.fromkeys(
             s for raw in self.get_arguments("status") for s in raw.split(",") if s))
-        errors = [{"field": key[:100], "message": "unknown query parameter"}
-                  for key, values in self.request.query_arguments.items()
-                  if key not in LIST_QUERY and not (key.isdigit() and values == [b""])][:20]
+        errors = self.unknown_query(LIST_QUERY)
         errors += [{"field": "status", "message": f"unknown status {s!r}"}
                    for s in statuses if s not in STATUS_VALUES]
         kind = self.get_argument("kind", None)

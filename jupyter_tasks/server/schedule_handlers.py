@@ -82,6 +82,8 @@ class ScheduleCollectionHandler(ScheduleHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        # the list takes no parameters: '?limit=0' or a filter was read as none before
+        reject(self.unknown_query(frozenset({"token"})), "invalid query parameter")
         schedules = await self.manager.store.list_schedules(await owners_filter(self))
         self.answer(200, {"schedules": [s.to_json() for s in schedules]})
 

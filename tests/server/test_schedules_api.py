@@ -228,6 +228,15 @@ async def test_reading_a_notebooks_parameters_leaves_the_server_serving(
     assert answer.code == 200 and answer.json["parameters"][0]["name"] == "n"
 
 
+async def test_the_schedule_list_refuses_parameters_it_does_not_take(api: Any) -> None:
+    # before: 200 with every schedule, as if '?limit=0' or a filter had been applied
+    for params in ({"foo": "1"}, {"limit": "0"}, {"owner": "someone"}):
+        response = await api.get("schedules", params=params)
+        assert response.code == 422, (params, response.code)
+        assert [e["field"] for e in response.json["errors"]] == list(params)
+    assert (await api.get("schedules", params={"1796593387127": ""})).code == 200
+
+
 async def test_notebook_parameters_of_a_hidden_file_are_not_read(api: Any, jp_fetch: Any,
                                                                    jp_root_dir: Path) -> None:
     # before: the server refuses hidden files (ContentsManager.allow_hidden, off by
