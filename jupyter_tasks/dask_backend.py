@@ -84,7 +84,6 @@ import socket
 import tempfile
 import threading
 import time
-import traceback
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -105,6 +104,7 @@ from .runners import (
     signal_each,
     uncancel,
 )
+from .tracebacks import user_traceback
 from .values import MAX_RESULT_CHARS, encode, nested_within, plain
 
 _log = logging.getLogger("jupyter_tasks.dask")
@@ -1040,9 +1040,9 @@ def _outcome_event(outcome: dict[str, Any]) -> bool:
 
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:
+    # the user's frames only, as a local run stores them (not this module's own)
     return {"type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(traceback.format_exception(type(exc), exc,
-                                                            exc.__traceback__))}
+            "traceback": user_traceback(exc)}
 
 
 def _this_process() -> tuple[str, int]:

@@ -205,6 +205,9 @@ async def test_remote_errors_keep_their_type(hub: TaskManager) -> None:
     assert done.status == "failed"
     assert done.error["type"] == "KeyError" and "boom" in done.error["message"]
     assert "dask_tasks.py" in done.error["traceback"]
+    # the user's frames only, as a local run stores them (before: the worker side's
+    # run_on_worker and _run_function frames too)
+    assert "dask_backend.py" not in done.error["traceback"], done.error["traceback"]
 
 
 async def test_killed_worker_is_retried_and_counted(hub: TaskManager, tmp_path: Path,
