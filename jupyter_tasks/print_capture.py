@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import threading
 from typing import Any, TextIO
@@ -34,6 +35,7 @@ class TaskOutput(io.TextIOBase):
     def __init__(self, inner: TextIO, stream: str) -> None:
         object.__setattr__(self, "_inner", inner)
         object.__setattr__(self, "_stream", stream)
+        object.__setattr__(self, "_pid", os.getpid())
 
     @property
     def inner(self) -> TextIO:
@@ -43,7 +45,9 @@ class TaskOutput(io.TextIOBase):
     def write(self, text: str) -> int:  # type: ignore[override]
         """Write ``text`` to the current task's log, or to the wrapped stream."""
         ctx = current_context.get()
-        if ctx is None or ctx.ended:
+        # a forked child's copy of the task's context is read by nobody: its lines go
+        # on to the stream (the worker's own output) rather than be lost
+        if ctx is None or ctx.ended or os.getpid() != self._pid:
             return self._inner.write(text)
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -236,14 +237,18 @@ class RoutedStream(io.TextIOBase):
     # IPython 9 tees output by assigning ``sys.stdout.write = wrapper(old write)``:
     # that patch must land on this object, not be forwarded to the wrapped
     # stream, or the wrapped stream's write would call ours and ours it, forever
-    _own = frozenset({"_inner", "_name", "write", "writelines", "flush"})
+    _own = frozenset({"_inner", "_name", "_pid", "write", "writelines", "flush"})
 
     def __init__(self, inner: Any, name: str) -> None:
         object.__setattr__(self, "_inner", inner)
         object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_pid", os.getpid())
 
     def write(self, text: str) -> int:  # type: ignore[override]
-        sink = sink_for_thread()
+        # a forked child (a multiprocessing pool's worker) has a copy of the sink, which
+        # nobody reads: the kernel's own stream takes its lines to the notebook, as it
+        # does a plain cell's children's
+        sink = sink_for_thread() if os.getpid() == self._pid else None
         if sink is None:
             return self._inner.write(text)
         if not isinstance(text, str):
@@ -256,7 +261,7 @@ class RoutedStream(io.TextIOBase):
             self.write(line)
 
     def flush(self) -> None:
-        if sink_for_thread() is None:
+        if sink_for_thread() is None or os.getpid() != self._pid:
             self._inner.flush()
 
     def isatty(self) -> bool:

@@ -137,3 +137,13 @@ def pool_squares(n: int = 4) -> list[int]:
 
     with multiprocessing.get_context("fork").Pool(2) as pool:
         return pool.map(_square, range(n))
+
+
+@task("fork_prints", mode="job")
+def fork_prints() -> int:
+    """Fork a child that prints a line, then wait for it."""
+    pid = os.fork()
+    if pid == 0:
+        print("a line from the forked child", flush=True)
+        os._exit(0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

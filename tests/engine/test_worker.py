@@ -126,6 +126,18 @@ async def test_a_job_stopping_its_own_forked_children_leaves_the_worker_serving(
         assert len(workers) == 1, workers
 
 
+async def test_what_a_jobs_forked_child_prints_goes_to_the_workers_output(
+        db_path: Path, spawn) -> None:
+    # before: the child's copy of the job's log buffer took the line, and nobody read it
+    worker = spawn(*worker_args(db_path))
+    async with TaskManager(db_path) as m:
+        job = await m.submit("fork_prints", mode="job")
+        assert (await m.wait(job.id, timeout=90)).result == 0
+    worker.send_signal(signal.SIGTERM)
+    output, _ = worker.communicate(timeout=60)
+    assert "a line from the forked child" in output, output
+
+
 def _file_has_text(path: Path):
     async def check() -> bool:
         return path.exists() and path.read_text().strip() != ""

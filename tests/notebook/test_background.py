@@ -293,6 +293,33 @@ def test_what_a_cells_thread_prints_after_the_cell_ended_reaches_its_log_and_car
         ".get_hub().cards[th.id] for o in c._output.outputs]")), what="the lines in the card")
 
 
+def test_what_a_forked_child_of_a_background_cell_prints_is_not_lost(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: a fork child's copy of the cell's output routing kept its lines in the
+    # child's memory: in no card, no log and no cell (a plain cell shows them)
+    kernel.execute("%%background --name mp\n"
+                   "import multiprocessing\n"
+                   "def work(i):\n"
+                   "    print('child line', i, flush=True)\n"
+                   "    return i * i\n"
+                   "with multiprocessing.get_context('fork').Pool(2) as pool:\n"
+                   "    squares = pool.map(work, range(3))\n"
+                   "print('parent line', squares)\n")
+    task_id = _task_id(kernel, "mp")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "succeeded", what="the end")
+    assert "parent line [0, 1, 4]" in logs_of(db_path, task_id)
+
+    def printed() -> str:
+        kernel.pump()
+        return "".join(m["content"].get("text", "") for m in kernel.messages
+                       if m["msg_type"] == "stream")
+
+    # the children's lines reach the notebook, as a plain cell's children's do (the
+    # kernel sends a print's pieces one by one: two children's interleave)
+    kernel.wait_for(lambda: printed().count("child line") >= 3,
+                    what="the children's lines in the notebook")
+
+
 def test_a_rerun_for_a_killed_kernel_is_refused_and_one_waiting_for_it_ends(
         kernel: Kernel, db_path: Path) -> None:
     # before: the liveness check read the kernel's worker row, which a kill -9 leaves
