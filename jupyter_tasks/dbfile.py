@@ -583,6 +583,18 @@ def inspect(path: Path | str) -> Report:
                                            "queues": _queue_names(queues),
                                            "tasks": worker_task_names(tasks)})
                     silent = now - (beat or 0)
+                    held = conn.execute(
+                        "SELECT count(*) FROM tasks WHERE status = 'running' "
+                        "AND worker_id = ?", (wid,)).fetchone()[0] \
+                        if state == "dead" and "tasks" in tables else 0
+                    if held:
+                        # a kernel's tasks after its restart: listed running, growing
+                        # older, and nothing said why (the CLI is no reaper)
+                        report.notes.append(
+                            f"{kind} {wid} (pid {pid}) is dead and {held} of its tasks "
+                            f"still say running: the next reaper ends them (a server, a "
+                            f"`jupyter tasks worker`, or a kernel that loads jupyter_tasks "
+                            f"on this database)")
                     if state == "alive" and silent > SILENT_WORKER_SECONDS:
                         # on its host a live process is the reaper's authority: its
                         # running jobs stay running while it lives

@@ -78,6 +78,27 @@ async def test_a_silent_worker_whose_process_lives_here_keeps_its_jobs(tmp_path:
         assert again == {jobs["alive-here"]: "queued"}
 
 
+async def test_doctor_says_when_a_dead_workers_tasks_still_say_running(
+        tmp_path: Path) -> None:
+    # before: a restarted kernel's background tasks stayed running (no reaper ran on the
+    # database), and doctor listed the dead worker beside "no problem found"
+    from jupyter_tasks import dbfile
+
+    gone_pid, gone_started = exited_pid()
+    path = tmp_path / "tasks.db"
+    async with TaskManager(path, queues={}, reaper_interval=3600) as manager:
+        await manager.store.register_worker(
+            worker("kernel-gone", gone_pid, socket.gethostname(), gone_started))
+        for _ in range(2):
+            await manager.submit_spec({"command": ["true"]}, mode="job")
+        assert len(await manager.store.claim_jobs("default", "kernel-gone",
+                                                  lease_seconds=3600, limit=2)) == 2
+    notes = [n for n in dbfile.inspect(path).notes if "kernel-gone" in n]
+    assert notes == [f"worker kernel-gone (pid {gone_pid}) is dead and 2 of its tasks still "
+                     "say running: the next reaper ends them (a server, a `jupyter tasks "
+                     "worker`, or a kernel that loads jupyter_tasks on this database)"], notes
+
+
 async def test_an_end_held_up_by_another_process_lock_is_written_once_it_is_free(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # before: the end's write gave up after the busy timeout (StoreBusy), the task stayed
