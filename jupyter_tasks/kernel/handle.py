@@ -86,8 +86,7 @@ class TaskHandle:
     def wait(self, timeout: float | None = None) -> Task:
         """Block until the task ends (or ``timeout`` seconds pass); returns its state."""
         __tracebackhide__ = True
-        if timeout is not None and timeout != timeout:  # NaN: a TimeoutError with no words
-            raise ValueError("timeout must be a number of seconds or None, not nan")
+        check_wait_timeout(timeout)
         return self._run(self._manager.wait(self.id, timeout),
                          None if timeout is None else timeout + 10)
 
@@ -180,3 +179,15 @@ class TaskHandle:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+def check_wait_timeout(timeout: Any) -> None:
+    """``ValueError`` unless ``timeout`` is None or a number of seconds >= 0 (a NaN or a
+    negative one made a wordless TimeoutError, or one saying 'after nan s')."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not "
+                        f"{type(timeout).__name__}")
+    if not timeout >= 0:  # NaN too
+        raise ValueError(f"timeout must be a number of seconds >= 0 or None, not {timeout}")

@@ -19,6 +19,7 @@ from typing import Any
 from ..context import current_context
 from ..exceptions import BackgroundTaskFailed
 from ..models import Task, TaskMode
+from .handle import check_wait_timeout
 
 # the ends that fail the run as a failing cell would; a cancel was someone's choice
 # (a later cell's, the panel's), as stopping a cell is
@@ -100,6 +101,7 @@ def wait_for_background(timeout: float | None = None, *, check: bool = True) -> 
     ctx = current_context.get(None)
     if ctx is not None:
         shown_cards.pop(ctx.task_id, None)
+    check_wait_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     ended: list[Task] = BackgroundEnds()
     for task_id, shown in shown_cards.items():

@@ -324,6 +324,26 @@ def test_a_handle_from_before_the_manager_was_stopped_works_after_reload_ext(
     assert kernel.value("h2.status") == "succeeded"
 
 
+def test_waits_refuse_a_timeout_that_is_no_number_of_seconds(kernel: Kernel) -> None:
+    # before: wait_for_background(timeout=nan) raised "still runs after nan s", and -1
+    # "after -1 s", for a task that had not been waited for at all
+    kernel.execute("import threading\ngo = threading.Event()")
+    kernel.execute("%%background --name slow --no-card\ngo.wait(60)\n")
+    kernel.execute("import jupyter_tasks")
+    for call, ename, words in (
+            ("jupyter_tasks.wait_for_background(timeout=float('nan'))", "ValueError",
+             "not nan"),
+            ("jupyter_tasks.wait_for_background(timeout=-1)", "ValueError", "not -1"),
+            ("jupyter_tasks.wait_for_background(timeout='5')", "TypeError", "not str"),
+            ("slow.wait(-1)", "ValueError", "not -1")):
+        got, shown = _plain_traceback(kernel, call)
+        assert got == ename and words in shown, (call, shown)
+    assert kernel.value("slow.status") == "running"
+    kernel.execute("go.set()")
+    assert kernel.value("[t.status for t in jupyter_tasks.wait_for_background(30)]") == [
+        "succeeded"]
+
+
 def test_a_graceful_kernel_shutdown_leaves_a_background_program_interrupted(
         db_path: Path, tmp_path: Path) -> None:
     # before: the kernel's exit stopped its manager after the interpreter had shut the
