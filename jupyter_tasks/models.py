@@ -170,13 +170,15 @@ def progress_number(value: Any) -> float | None:
 
 
 def progress_fraction(progress: Any) -> float | None:
-    """How far a stored progress is, from 0 to 1; None without a numeric positive total."""
+    """How far a stored progress is, from 0 to 1; None without a numeric positive total
+    and a numeric position (a position stored as none, from a NaN, is no 0%: the card and
+    the panel show none, and so do the CLI and the dashboard)."""
     if not isinstance(progress, dict):
         return None
     total = progress_number(progress.get("total"))
-    if total is None or total <= 0:
+    current = progress_number(progress.get("current"))
+    if total is None or total <= 0 or current is None:
         return None
-    current = progress_number(progress.get("current")) or 0.0
     return max(0.0, min(1.0, current / total))
 
 

@@ -64,7 +64,8 @@ def status_text(task: dict[str, Any]) -> Text:
 
 
 def progress_fraction(progress: Any) -> float | None:
-    """How far a stored progress is, 0 to 1, None without a numeric positive total.
+    """How far a stored progress is, 0 to 1, None without a numeric positive total and
+    a numeric position.
 
     The rule of ``jupyter_tasks.models.progress_fraction`` (a test holds them to the same
     answers), here so the first frame does not wait for the engine package's import.
@@ -72,9 +73,9 @@ def progress_fraction(progress: Any) -> float | None:
     if not isinstance(progress, dict):
         return None
     total, current = _number(progress.get("total")), _number(progress.get("current"))
-    if total is None or total <= 0:
+    if total is None or total <= 0 or current is None:
         return None
-    return max(0.0, min(1.0, (current or 0.0) / total))
+    return max(0.0, min(1.0, current / total))
 
 
 def _number(value: Any) -> float | None:

@@ -77,3 +77,6 @@ def test_a_stored_progress_is_a_fraction_or_none_whatever_it_holds(stored: Any) 
     assert fraction is None or 0.0 <= fraction <= 1.0
     assert progress_fraction({"current": 3, "total": 4}) == 0.75
     assert progress_fraction({"current": 10**400, "total": 10**401}) is None  # no float
+    # a position stored as none (a NaN given) is no 0%: before, the CLI said "0%" where
+    # the card and the panel showed no progress
+    assert progress_fraction({"current": None, "total": 10}) is None
