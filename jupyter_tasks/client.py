@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
@@ -58,14 +58,17 @@ class TasksClient:
     """Talk to the jupyter-tasks API of one Jupyter server.
 
     ``url`` is the server's URL including its ``base_url`` (for example
-    ``http://127.0.0.1:8888/`` or ``https://hub.example/user/me/``); ``token`` is
-    sent as ``Authorization: token …`` (and as ``?token=`` on the websocket).
+    ``http://127.0.0.1:8888/`` or ``https://hub.example/user/me/``), or the URL
+    ``jupyter server list`` prints (``http://127.0.0.1:8888/?token=…``: its token is
+    used when none is given); ``token`` is sent as ``Authorization: token …`` (and as
+    ``?token=`` on the websocket). ``TasksClientError`` (status 0) for a URL that is
+    no server's.
     """
 
     def __init__(self, url: str, token: str | None = None, *, request_timeout: float = 60.0,
                  validate_cert: bool = True) -> None:
-        self.base = url.rstrip("/") + "/"
-        self.token = token or None
+        self.base, url_token = _server_base(url)
+        self.token = token or url_token or None
         self.request_timeout = request_timeout
         self.validate_cert = validate_cert
         self._http = AsyncHTTPClient()
@@ -131,6 +134,12 @@ class TasksClient:
         if response.code == 599:
             raise TasksClientError(0, f"cannot reach {self.base}: {response.error}")
         payload = _decode(response.body)
+        if response.body and payload is None and response.code < 400:
+            # an HTML page where the API answers JSON: the URL names some other site, or
+            # a path outside the server's base_url (before: None, as if all were well)
+            raise TasksClientError(response.code, f"{self.base} answered {path or 'api/tasks'}"
+                                   f" with no JSON ({response.headers.get('Content-Type')}):"
+                                   " is it a Jupyter server's URL, with its base_url?")
         if response.code >= 400:
             if isinstance(payload, dict):
                 detail = payload.get("detail") or payload.get("message") or response.reason
@@ -162,6 +171,9 @@ class TasksClient:
 
     async def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait until the task ends and return it; ``TimeoutError`` after ``timeout`` seconds."""
+        if timeout is not None and timeout != timeout:
+            # NaN: every poll asked for 0 s and no deadline ever passed (2,140 requests in 4 s)
+            raise ValueError("timeout must be a number of seconds or None, not nan")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
@@ -302,6 +314,25 @@ def _event_id(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+def _server_base(url: str) -> tuple[str, str | None]:
+    """(the server's URL ending in '/', the token its query carries)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise TasksClientError(0, f"{url!r} is no URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TasksClientError(0, f"{url!r} is no http(s) URL of a Jupyter server "
+                               "(such as http://127.0.0.1:8888/)")
+    query = parse_qs(parts.query)
+    unknown = sorted(set(query) - {"token"})
+    if unknown:
+        # added after the query, every path named another page (answered 200 in HTML)
+        raise TasksClientError(0, f"{url!r}: a server's URL takes no query but ?token= "
+                               f"(not {', '.join(unknown)})")
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
+    return base, (query.get("token") or [None])[0]
 
 
 def _decode(body: bytes | None) -> Any:

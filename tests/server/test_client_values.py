@@ -34,3 +34,52 @@ async def test_a_value_json_cannot_carry_is_a_readable_error_naming_its_path(cli
     assert listed["tasks"] == []  # nothing was sent
     good = await client.submit(name="srv_job", params={"value": 2})
     assert good["params"] == {"value": 2}
+
+
+async def test_the_url_jupyter_server_list_prints_works_and_other_urls_are_refused(
+        tasks_app, http_server_client, jp_http_port, jp_base_url, jp_serverapp) -> None:
+    # before: the path went after the query ('/?token=x/api/tasks/stats'), the server
+    # answered its HTML page with 200, and every call returned None as if all were well
+    from jupyter_tasks.client import TasksClientError
+
+    token = jp_serverapp.identity_provider.token
+    listed = TasksClient(f"http://localhost:{jp_http_port}{jp_base_url}?token={token}")
+    assert set((await listed.stats())["statuses"].values()) == {0}
+    for url in (f"http://localhost:{jp_http_port}{jp_base_url}?x=1", "127.0.0.1:8888",
+                "ftp://127.0.0.1/"):
+        with pytest.raises(TasksClientError) as info:
+            TasksClient(url, token)
+        assert url in str(info.value)
+    with pytest.raises(ValueError, match="not nan"):
+        await listed.wait("0" * 32, timeout=math.nan)
+
+
+async def test_a_page_that_is_no_api_answer_is_an_error_not_none() -> None:
+    # a URL naming some other site (or a path outside the server's base_url) answered 200
+    # with HTML: the client returned None for every call
+    import http.server
+    import threading
+
+    from jupyter_tasks.client import TasksClientError
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><title>not jupyter</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        client = TasksClient(f"http://127.0.0.1:{site.server_address[1]}/", "t")
+        with pytest.raises(TasksClientError, match="no JSON"):
+            await client.stats()
+    finally:
+        site.shutdown()
+        site.server_close()
