@@ -207,6 +207,9 @@ def _yaml_parameters(text: str | bytes, where: str) -> dict[str, Any]:
         raise CliError(f"{where} is not valid YAML: {problem}{at}") from None
     except RecursionError:
         raise CliError(f"{where} is nested too deep for YAML here") from None
+    except ValueError as exc:  # int()'s limit on digits, met by the YAML reader
+        raise CliError(f"{where} holds a number too long to read: "
+                       f"{str(exc).split(';')[0]}") from None
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -229,7 +232,9 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
         parameters["PAPERMILL_OUTPUT_PATH"] = args.output
     for text in args.parameters_base64 or []:
         try:
-            raw = base64.b64decode(text, validate=True)
+            # wrapped as base64(1) writes it (a line end every 76 characters), as
+            # papermill reads it; any other character outside the alphabet is refused
+            raw = base64.b64decode("".join(text.split()), validate=True)
         except (binascii.Error, ValueError):
             raise CliError(f"-b {text[:40]!r} is not base64") from None
         parameters.update(_yaml_parameters(raw, f"-b {text[:40]!r}"))

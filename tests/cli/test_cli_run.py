@@ -167,6 +167,20 @@ def test_parameters_land_as_papermill_injects_them(env: dict[str, str], root: Pa
     assert expected["PAPERMILL_OUTPUT_PATH"] == ("str", "out.ipynb")
 
 
+def test_base64_parameters_may_be_wrapped_as_base64_writes_them(
+        env: dict[str, str], root: Path, db_path: Path) -> None:
+    # before: refused ("is not base64"); GNU base64 wraps its output at 76 characters,
+    # and papermill reads such a line
+    write_notebook(root / "nb.ipynb", ["x = 1"])
+    yaml_text = f'long: "{"z" * 80}"\na: 1\n'.encode()
+    wrapped = base64.encodebytes(yaml_text).decode()  # a newline every 76 characters
+    assert "\n" in wrapped.strip()
+    done = jt(env, root, "run", "nb.ipynb", "out.ipynb", "-b", wrapped)
+    assert done.returncode == 0, done.stderr
+    [task] = stored(db_path)
+    assert task.spec["parameters"] == {"long": "z" * 80, "a": 1}
+
+
 def test_without_wait_it_prints_the_id_and_keeps_the_job_options(
         env: dict[str, str], root: Path, db_path: Path) -> None:
     write_notebook(root / "nb.ipynb", ["x = 1"])
@@ -240,6 +254,8 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
     (["nb.ipynb", "-p", "not-a-name", "1"], "parameter names must be Python identifiers"),
     (["nb.ipynb", "-f", "nothere.yaml"], "error: parameters file nothere.yaml: No such file"),
     (["nb.ipynb", "-b", "%%%"], "is not base64"),
+    # before: a traceback ending in int()'s 4,300-digit limit
+    (["nb.ipynb", "-y", "a: " + "9" * 5000], "a number too long to read"),
     (["../outside.ipynb"], "outside the root folder"),
     # before: out/p-x/../../nb.ipynb, read lexically: the root's own nb.ipynb, overwritten
     (["nb.ipynb", "out/p-{region}.ipynb", "-p", "region", "x/../../nb"],
