@@ -224,12 +224,20 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
     import binascii
 
     parameters: dict[str, Any] = {}
+    # papermill's kernel runs where the paths were typed; this one runs in the notebook's
+    # folder, so each path is given as it reads from there (before: 'sub/nb.ipynb', which
+    # the kernel in sub/ could not open)
+    kernel_folder = os.path.dirname(args.notebook) or "."
+
+    def from_kernel(path: str) -> str:
+        return path if os.path.isabs(path) else os.path.relpath(path, kernel_folder)
+
     if args.inject_input_path or args.inject_paths:
-        parameters["PAPERMILL_INPUT_PATH"] = args.notebook
+        parameters["PAPERMILL_INPUT_PATH"] = from_kernel(args.notebook)
     if args.inject_output_path or args.inject_paths:
         if not args.output:
             raise CliError("--inject-output-path and --inject-paths need an OUTPUT path")
-        parameters["PAPERMILL_OUTPUT_PATH"] = args.output
+        parameters["PAPERMILL_OUTPUT_PATH"] = from_kernel(args.output)
     for text in args.parameters_base64 or []:
         try:
             # wrapped as base64(1) writes it (a line end every 76 characters), as

@@ -167,6 +167,25 @@ def test_parameters_land_as_papermill_injects_them(env: dict[str, str], root: Pa
     assert expected["PAPERMILL_OUTPUT_PATH"] == ("str", "out.ipynb")
 
 
+def test_injected_paths_name_the_files_from_where_the_kernel_runs(
+        env: dict[str, str], root: Path, db_path: Path, worker: Any) -> None:
+    # before: 'sub/nb.ipynb' as typed, which the kernel (in sub/, the notebook's folder)
+    # could not open; papermill's kernel runs where the path was typed
+    (root / "sub").mkdir()
+    (root / "out").mkdir()
+    write_notebook(root / "sub" / "nb.ipynb", [
+        "import os\n"
+        "print('input there:', os.path.isfile(PAPERMILL_INPUT_PATH))\n"
+        "print('output folder there:', os.path.isdir(os.path.dirname(PAPERMILL_OUTPUT_PATH)))"])
+    done = jt(env, root, "run", "sub/nb.ipynb", "out/nb.ipynb", "--inject-paths", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "input there: True" in done.stdout and "output folder there: True" in done.stdout
+    [task] = stored(db_path)
+    assert task.spec["parameters"] == {"PAPERMILL_INPUT_PATH": "nb.ipynb",
+                                       "PAPERMILL_OUTPUT_PATH": os.path.join("..", "out",
+                                                                             "nb.ipynb")}
+
+
 def test_base64_parameters_may_be_wrapped_as_base64_writes_them(
         env: dict[str, str], root: Path, db_path: Path) -> None:
     # before: refused ("is not base64"); GNU base64 wraps its output at 76 characters,
