@@ -30,6 +30,10 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from .models import SINCE_HEADER, STREAM_RESET
 from .values import check_input
 
+# how long wait() goes on asking a server it cannot reach (one restarting), and how often
+UNREACHABLE_SECONDS = 60.0
+UNREACHABLE_RETRY_SECONDS = 0.5
+
 TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
 
 
@@ -170,16 +174,33 @@ class TasksClient:
         return await self.request("GET", params=params)
 
     async def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait until the task ends and return it; ``TimeoutError`` after ``timeout`` seconds."""
+        """Wait until the task ends and return it; ``TimeoutError`` after ``timeout`` seconds.
+
+        A server that cannot be reached for up to a minute (a restart) is asked again;
+        past that, ``TasksClientError`` (status 0)."""
         if timeout is not None and timeout != timeout:
             # NaN: every poll asked for 0 s and no deadline ever passed (2,140 requests in 4 s)
             raise ValueError("timeout must be a number of seconds or None, not nan")
         deadline = None if timeout is None else time.monotonic() + timeout
+        unreachable_since: float | None = None
         while True:
             left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
             step = min(left, 60.0)
-            answer = await self.request("GET", f"{task_id}/result",
-                                        params={"timeout": f"{step:.3f}"}, timeout=step + 30)
+            try:
+                answer = await self.request("GET", f"{task_id}/result",
+                                            params={"timeout": f"{step:.3f}"},
+                                            timeout=step + 30)
+            except TasksClientError as exc:
+                # a server restart drops the long poll while the job goes on (it is
+                # taken back and run again): the wait goes on too, for a while
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if exc.status != 0 or now - unreachable_since >= UNREACHABLE_SECONDS or (
+                        deadline is not None and now >= deadline):
+                    raise
+                await asyncio.sleep(UNREACHABLE_RETRY_SECONDS)
+                continue
+            unreachable_since = None
             if answer.get("status") in TERMINAL:
                 return await self.get(task_id)
             if deadline is not None and time.monotonic() >= deadline:

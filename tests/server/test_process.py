@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.waiting import eventually_sync
+from tests.waiting import eventually, eventually_sync
 
 RESTART_TASKS = textwrap.dedent('''
     import os
@@ -147,6 +148,28 @@ def test_a_job_stopping_its_forked_children_leaves_the_server_serving(server_fac
     assert "received signal" not in server.log_path.read_text(errors="replace")
     server.stop()  # and it still stops when asked
     assert server.popen is not None and server.popen.returncode is not None
+
+
+async def test_a_clients_wait_rides_out_a_server_restart(server_factory):
+    # before: wait() gave up at the first dropped connection ("cannot reach …: Stream
+    # closed"), while the job was taken back after the restart and succeeded
+    from jupyter_tasks.client import TasksClient
+
+    server = server_factory("--JupyterTasksApp.workers=default=1")
+    client = TasksClient(server.url, server.token)
+    task = await client.submit(name="srv_slow", params={"seconds": 3.0, "steps": 30})
+    waiting = asyncio.ensure_future(client.wait(task["id"], timeout=180))
+    await eventually(lambda: _status(client, task["id"], "running"), timeout=60,
+                     what="the job running")
+    server.kill()
+    server.start()
+    done = await asyncio.wait_for(waiting, 180)
+    assert (done["id"], done["status"]) == (task["id"], "succeeded"), done
+    assert done["lost_attempts"] == 1
+
+
+async def _status(client, task_id: str, status: str) -> bool:
+    return (await client.get(task_id))["status"] == status
 
 
 def test_a_server_can_leave_its_terminal_alone(server_factory):
