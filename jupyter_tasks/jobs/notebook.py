@@ -489,6 +489,10 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
 
         for index, cell in enumerate(nb.cells):
             record.cell_started(cell)
+            if index in code_cells and out.output_path:
+                # as papermill saves it: the cells done, and this one running since now
+                # (a run killed meanwhile shows where it stopped)
+                await _save_so_far(out, nb, ctx)
             execute = asyncio.ensure_future(client.async_execute_cell(
                 cell, index, execution_count=client.code_cells_executed + 1))
             try:
@@ -516,8 +520,6 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             if index in code_cells:
                 done += 1
                 ctx.progress(done, total, _first_line(cell.source))
-                if out.output_path:
-                    await _save_so_far(out, nb, ctx)
         if _started_background(nb):
             # the kernel goes when the run ends: the work of its background cells
             # ends first (their cards then show their ends), in a cell not kept
@@ -754,11 +756,11 @@ def _text(data: bytes | str) -> str:
 
 
 async def _save_so_far(out: _Outputs, nb: Any, ctx: Any) -> None:
-    """The executed notebook as far as it got, at ``output_path`` (papermill saves after
-    each cell: a run whose worker is killed leaves a notebook showing where it stopped).
-
-    Between two cells nothing changes the notebook; a failed save fails nothing (the
-    run's end writes it again, and says so if it cannot)."""
+    """The executed notebook as far as it got, at ``output_path``, as a code cell starts
+    (papermill saves as each cell starts and ends: a run whose worker is killed leaves a
+    notebook showing the cell it stopped in). Between two cells nothing changes the
+    notebook; a failed save fails nothing (the run's end writes it again, and says so if
+    it cannot)."""
     import nbformat
 
     path = out.output_path

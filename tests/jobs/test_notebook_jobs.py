@@ -310,7 +310,11 @@ async def test_the_output_notebook_is_saved_as_each_cell_ends(
             return False
         copy = nbformat.read(output, as_version=4)
         texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in copy.cells]
-        return "first cell done\n" in texts and "second cell done" not in "".join(texts)
+        # the cell under way says so, with its start, as papermill's save shows it (before:
+        # "pending", as if it had not begun: a killed run did not say where it stopped)
+        waiting = copy.cells[-1].metadata.get("papermill", {})
+        return "first cell done\n" in texts and "second cell done" not in "".join(texts) \
+            and waiting.get("status") == "running" and waiting.get("start_time") is not None
 
     try:
         await eventually(lambda: _async(first_cell_saved()), timeout=120,
