@@ -184,6 +184,20 @@ class Scheduler:
             name=name, label=label, params=params, local=None, options=options,
             relationship="scheduled")
 
+    async def _record_refused(self, schedule: Schedule, due_at: float,
+                              exc: JupyterTasksError) -> Task | None:
+        """The firing at ``due_at`` as a task that failed at once, saying why (one per
+        firing whichever processes meet the refusal; None if a task has the key already)."""
+        options = {**schedule.options, "owner": schedule.owner, "schedule_id": schedule.id,
+                   "origin": {"type": "schedule", "schedule_id": schedule.id},
+                   "idempotency_key": schedule.firing_key(due_at)}
+        try:
+            return await self.manager.submission.record_refused(
+                schedule.spec, exc, f"schedule {schedule.name!r} could not fire: {exc}",
+                label=schedule.name, options=options)
+        except JupyterTasksError:  # this due time has a task already (another process's)
+            return None
+
     async def _others_have(self, schedule: Schedule) -> bool:
         """True when a live process serving the job's queue has its registered task."""
         name, queue = schedule.spec.get("name"), schedule.options.get("queue") or "default"
@@ -220,9 +234,12 @@ class Scheduler:
                     pass  # this due time fired already, with the job as it was before an edit
                 except JupyterTasksError as exc:
                     # e.g. the notebook was deleted: skip this firing rather than retry it
-                    # every second; the schedule stays, its next firing tries again
+                    # every second; the schedule stays, its next firing tries again. The
+                    # firing is a task that failed saying why: the schedule's last status,
+                    # the panel's and the dashboard's failures show it
                     log.warning("schedule %s (%s) could not fire: %s", schedule.id,
                                 schedule.name, exc)
+                    task = await self._record_refused(schedule, plan.due_at, exc)
             # None when another loop moved it first: that loop recorded the same task
             await self.manager.store.advance_schedule(
                 schedule.id, schedule.next_run_at, plan.next_run_at, plan.due_at,

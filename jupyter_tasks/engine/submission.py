@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import callbacks
-from ..exceptions import InvalidRequest, ManagerNotRunning, NotRerunnable
+from ..exceptions import InvalidRequest, JupyterTasksError, ManagerNotRunning, NotRerunnable
 from ..liveness import live_workers, pid_alive
 from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import check_params_size, encode_input
@@ -226,6 +226,37 @@ class Submission:
             self.state.config.callback_allowlist or []))
 
     # ---------------------------------------------------------- rerun and fork
+
+    async def record_refused(self, spec: Mapping[str, Any], error: JupyterTasksError,
+                             message: str, *, label: str, options: dict[str, Any]) -> Task:
+        """A job that could not be submitted (a schedule's firing whose task or notebook is
+        gone), kept as a task that failed at once saying why: before, only a process's
+        log said it, and every view kept showing the schedule's last run.
+
+        Keyed as the job would have been (its ``idempotency_key``): the processes that
+        meet the same refusal for the same firing keep one such task.
+        """
+        self.require_running()
+        work = next((f for f in WORK_FIELDS if spec.get(f) is not None), "name")
+        kind = {"name": TaskKind.FUNCTION, "command": TaskKind.SUBPROCESS,
+                "notebook": TaskKind.NOTEBOOK, "code": TaskKind.CODE}[work].value
+        spec = dict(spec)
+        hashes, _ = content_hashes(spec)
+        now = time.time()
+        task = Task.build(
+            id=new_task_id(), kind=kind, mode=TaskMode.JOB.value,
+            status=TaskStatus.FAILED.value, name=spec.get("name"), label=shown_label(label),
+            params=spec.get("params"), spec=spec,
+            error={"type": type(error).__name__, "message": message, "traceback": None},
+            idempotency_key=options.get("idempotency_key"),
+            payload_hash=payload_hash(spec, TaskMode.JOB.value, {**options, "label": label}),
+            queue=options.get("queue") or "default", priority=int(options.get("priority") or 0),
+            owner=options.get("owner") or self.state.config.owner,
+            origin=dict(options.get("origin") or {}), attempts=0,
+            max_retries=int(options.get("max_retries") or 0),
+            relationship="scheduled", schedule_id=options.get("schedule_id"),
+            content_hashes=hashes, created_at=now, finished_at=now, updated_at=now)
+        return (await self.state.store.create_task(task))[0]
 
     async def again(self, parent: Task, overrides: dict[str, Any], relationship: str,
                     owner: str | None, origin: Mapping[str, Any] | None) -> Task:

@@ -300,3 +300,41 @@ async def test_a_schedule_this_process_cannot_read_leaves_the_others_firing(
     assert await scheduler.delay() == pytest.approx(1.0)
     listed = {s.id: s.to_json() for s in await manager.store.list_schedules()}
     assert listed[unreadable]["next_runs"] == [listed[unreadable]["next_run_at"]]
+
+
+async def test_a_firing_that_cannot_be_submitted_is_a_failed_task_saying_why(
+        db_path: Path) -> None:
+    # before: only a warning in the log of each process; the schedule kept showing its
+    # last run's status, and nothing anyone watches (the panel, the dashboard, the CLI)
+    # said its job no longer ran
+    knowing = Registry()
+    knowing.register("report", report)
+    clock = FakeClock(T0 - 0.5)
+    async with TaskManager(db_path, registry=knowing, runs_background=False,
+                           make_default=False) as before:
+        schedule = await Scheduler(before, clock=clock).create(
+            {"name": "r", "cron": "* * * * *",
+             "job": {"name": "report", "params": {"day": "monday"}, "queue": "reports"}},
+            owner="me", parse_job=parse)
+    # the task's module is gone from every process now on the database
+    async with TaskManager(db_path, registry=Registry(), runs_background=False,
+                           make_default=False) as after, \
+            TaskManager(db_path, registry=Registry(), runs_background=False,
+                        make_default=False) as other:
+        with after.subscribe() as feed:
+            clock.now = T0 + 0.2
+            made = await Scheduler(after, clock=clock).tick()
+            assert await Scheduler(other, clock=clock).tick() == []  # one task per firing
+            (failed,) = made
+            assert (failed.status, failed.schedule_id, failed.label) == (
+                "failed", schedule.id, "r")
+            assert failed.error["type"] == "UnknownTask"
+            assert "could not fire" in failed.error["message"]
+            assert "'report'" in failed.error["message"]
+            event = await asyncio.wait_for(feed.get(), 30)
+            assert (event.type, event.task_id) == ("task.failed", failed.id)
+        assert [key for _, key in firings(db_path)] == [f"schedule:{schedule.id}:{int(T0)}"]
+        kept = await after.store.require_schedule(schedule.id)
+        listed = kept.to_json()
+        assert listed["last_task_id"] == failed.id and listed["last_status"] == "failed"
+        assert kept.next_run_at == T0 + 60  # the next firing tries again
