@@ -431,7 +431,10 @@ class TaskCard(widgets.VBox):
                 bits.append(f"{_fmt_num(current)}/{_fmt_num(total)} ({pct:.0f}%)")
             else:
                 bits.append(_fmt_num(current))
-            rate = self._rate(now, current)
+            # once ended, the whole run's rate: the last seconds' samples gave each
+            # redraw of a finished card another figure (9.61/s, then 4.94/s)
+            rate = _overall_rate(task, current) if task.is_terminal \
+                else self._rate(now, current)
             if rate:
                 bits.append(f"{rate:.3g}/s")
                 # a time left only toward a total (a positive one) the count climbs to:
@@ -509,6 +512,7 @@ class TaskCard(widgets.VBox):
         return self._result_text or None
 
     def _rate(self, now: float, current: float) -> float | None:
+        """Steps a second over the last few seconds' samples of a running task."""
         samples = self._samples
         if not samples or samples[-1][1] != current:
             samples.append((now, current))
@@ -682,3 +686,11 @@ class TaskBoard(widgets.VBox):
         for card in self._cards:
             card.close()
         super().close()
+
+
+def _overall_rate(task: Task, current: float) -> float | None:
+    """Steps a second over an ended task's whole run (None without a run or a step)."""
+    if task.started_at is None or task.finished_at is None or current <= 0:
+        return None
+    took = task.finished_at - task.started_at
+    return current / took if took > 0 else None

@@ -157,6 +157,32 @@ def test_a_card_of_a_row_with_odd_progress_follows_the_task_to_its_end(
     kernel.wait_for(lambda: "succeeded" in _html(kernel), what="the card showing the end")
 
 
+def test_an_ended_tasks_card_shows_its_overall_rate(kernel: Kernel, db_path: Path) -> None:
+    # before: the rate of the last few seconds' samples: a redraw after the end read
+    # "9.61/s", then "4.94/s" for the same finished task (and none on a card opened after)
+    import time
+
+    from jupyter_tasks.models import new_task_id
+    from jupyter_tasks.store import Store
+
+    task_id = new_task_id()
+
+    async def insert(store: Store) -> None:
+        now = time.time()
+        await store.insert_task_rows([{
+            "id": task_id, "kind": "function", "mode": "job", "status": "succeeded",
+            "name": "steps", "label": "sixty steps", "params": {}, "spec": {"name": "steps"},
+            "queue": "parked", "progress": {"current": 60, "total": 60},
+            "attempts": 1, "created_at": now - 7, "updated_at": now, "started_at": now - 6,
+            "finished_at": now, "result": 1}])
+
+    read_store(db_path, insert)
+    kernel.execute(f"from jupyter_tasks import TaskCard\ncard = TaskCard({task_id!r})\ncard")
+    html = kernel.wait_for(lambda: "sixty steps" in _html(kernel) and _html(kernel),
+                           what="the card")
+    assert "60/60 (100%) · 10/s · took 0:06" in html, html
+
+
 def test_a_card_shows_no_time_left_toward_a_total_below_zero(kernel: Kernel) -> None:
     # before: "ETA 0:00" beside the rate, for a total of -4 (no total to reach)
     kernel.execute("%%background --name h\nfrom jupyter_tasks import progress\nimport time\n"
