@@ -469,7 +469,8 @@ def run_spec(args: argparse.Namespace) -> dict[str, Any]:
     _refuse_unsupported(args)
     spec: dict[str, Any] = {
         "notebook": args.notebook, "parameters": run_parameters(args),
-        "root_dir": os.getcwd(), "kernel_name": args.kernel,
+        # an empty -k (an unset `-k "$KERNEL"`) is the notebook's kernel, as in papermill
+        "root_dir": os.getcwd(), "kernel_name": args.kernel or None,
         "output_path": args.output or None, "export_html": True if args.html else None}
     spec = {k: v for k, v in spec.items() if v is not None}
     try:

@@ -200,6 +200,16 @@ def test_base64_parameters_may_be_wrapped_as_base64_writes_them(
     assert task.spec["parameters"] == {"long": "z" * 80, "a": 1}
 
 
+def test_an_empty_kernel_name_means_the_notebooks_kernel_as_in_papermill(
+        env: dict[str, str], root: Path, db_path: Path) -> None:
+    # before: refused as "kernel_name must be a kernel's name", naming the REST field
+    write_notebook(root / "nb.ipynb", ["x = 1"])
+    done = jt(env, root, "run", "nb.ipynb", "-k", "")
+    assert done.returncode == 0, done.stderr
+    [task] = stored(db_path)
+    assert "kernel_name" not in task.spec
+
+
 def test_without_wait_it_prints_the_id_and_keeps_the_job_options(
         env: dict[str, str], root: Path, db_path: Path) -> None:
     write_notebook(root / "nb.ipynb", ["x = 1"])
