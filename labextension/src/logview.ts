@@ -572,6 +572,9 @@ export class TaskLogView extends Widget {
     const shown = marker
       ? { raw: `attempt ${marker.attempt} of ${marker.of}: ${marker.reason}`, col: 0 }
       : typeInto({ raw: '', col: 0 }, text);
+    if (marker) {
+      node.title = shown.raw; // a long reason is cut on screen: whole here
+    }
     const line: ILine = { node, text: span, ...shown, marker: !!marker };
     this._lines.push(line);
     return line;

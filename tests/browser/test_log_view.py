@@ -205,6 +205,22 @@ def test_a_long_attempt_line_is_cut_and_leaves_the_search_box_its_room(
     assert attempt.evaluate("e => e.scrollWidth > e.clientWidth"), "not cut"
     title = attempt.get_attribute("title") or ""
     assert title.split("\n")[0] == attempt.text_content() and "upstream catalogue" in title
+    # the marker between the attempts too: its words cut with an ellipsis inside the log,
+    # whole in its tooltip, and both rules kept (before: no ellipsis, the words ran to the
+    # edge and the right-hand rule was squeezed out)
+    marker = log.locator(".jp-TasksLog-marker")
+    words = marker.locator(".jp-TasksLog-text")
+    words.wait_for(state="visible")
+    assert words.evaluate("e => e.scrollWidth > e.clientWidth"), "the marker's words not cut"
+    assert words.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+    body = log.locator(".jp-TasksLog-body").bounding_box()
+    shown = words.bounding_box()
+    assert body is not None and shown is not None
+    assert shown["x"] + shown["width"] <= body["x"] + body["width"], (shown, body)
+    rules = marker.evaluate("m => [getComputedStyle(m, '::before').width, "
+                            "getComputedStyle(m, '::after').width]")
+    assert all(float(w.removesuffix("px")) >= 24 for w in rules), rules
+    assert "upstream catalogue" in (marker.get_attribute("title") or "")
     screenshot(page, "log-long-attempt.png", f'.jp-TasksLog[data-task-id="{task["id"]}"]')
 
 
