@@ -119,6 +119,8 @@ def error_message(error: BaseException) -> str:
                f"{type(exc).__name__}>; {carries_on}"
     if isinstance(error, KeyboardInterrupt):  # raised by the task, not a Ctrl-C of ours
         return f"KeyboardInterrupt{f' ({text})' if text else ''} ended the task; {carries_on}"
+    if not text and not isinstance(error, Exception):  # a GeneratorExit() said nothing
+        return f"{type(error).__name__} ended the task; {carries_on}"
     return text
 
 

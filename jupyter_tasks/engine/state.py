@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import TaskContext, TaskHost
+from ..exceptions import RaisedInThread
 from ..models import Task
 from ..registry import Registry
 from ..runners import ProcessUsage, ThreadRun, uncancel
@@ -266,6 +267,10 @@ class EngineState:
         # proxy), and the end was never written
         if type(value) is EncodedWithValue:  # the row takes its encoding
             value = value.value
+        if type(value) is RaisedInThread and value.__cause__ is not None:
+            # what the code in the thread raised (a GeneratorExit a future cannot carry):
+            # its outcome as if raised here, TaskFailed for a BaseException like the others
+            value = value.__cause__
         self.local_results[task_id] = (ok, value)
         while len(self.local_results) > 1000:
             self.local_results.popitem(last=False)

@@ -84,3 +84,25 @@ async def test_a_task_that_exits_or_raises_oddly_fails_and_the_process_serves_on
         # the same manager, the same slot, still runs work
         after = await manager.submit("add", a=1, b=1, mode=mode)
         assert (await manager.wait(after.id, timeout=20)).result == 2
+
+
+@task("bare_generator_exit")
+def bare_generator_exit() -> None:
+    """Raise a GeneratorExit with no words, in a thread."""
+    raise GeneratorExit
+
+
+async def test_a_bare_generator_exit_in_a_thread_says_so_and_fails_as_the_others(
+        db_path: Path) -> None:
+    # before: its message was "" and result() raised the engine's RaisedInThread, where
+    # every other BaseException of a task's own gives TaskFailed with words
+    from jupyter_tasks.exceptions import TaskFailed
+
+    async with TaskManager(db_path, queues={"default": 1}) as manager:
+        raised = await manager.submit("bare_generator_exit", mode="background")
+        ended = await manager.wait(raised.id, timeout=20)
+        assert (ended.status, ended.error["type"]) == ("failed", "GeneratorExit")
+        assert ended.error["message"] == ("GeneratorExit ended the task; the process "
+                                          "running it carries on")
+        with pytest.raises(TaskFailed):
+            manager.outcome(ended)
