@@ -225,8 +225,6 @@ class Submission:
         callbacks.check_url(url, callbacks.CallbackPolicy.from_entries(
             self.state.config.callback_allowlist or []))
 
-    # ---------------------------------------------------------- rerun and fork
-
     async def record_refused(self, spec: Mapping[str, Any], error: JupyterTasksError,
                              message: str, *, label: str, options: dict[str, Any]) -> Task:
         """A job that could not be submitted (a schedule's firing whose task or notebook is
@@ -257,6 +255,8 @@ class Submission:
             relationship="scheduled", schedule_id=options.get("schedule_id"),
             content_hashes=hashes, created_at=now, finished_at=now, updated_at=now)
         return (await self.state.store.create_task(task))[0]
+
+    # ---------------------------------------------------------- rerun and fork
 
     async def again(self, parent: Task, overrides: dict[str, Any], relationship: str,
                     owner: str | None, origin: Mapping[str, Any] | None) -> Task:
