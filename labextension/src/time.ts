@@ -44,10 +44,16 @@ export function timeText(task: ITask, now: number): { text: string; title: strin
   };
 }
 
+/** Past this, a time left is no estimate anyone plans by: said as "more than a year". */
+const ETA_MAX_MS = 365 * 24 * 3600 * 1000;
+
+/** The time left at the rate so far; null before a second of progress or at either end. */
 export function etaText(task: ITask, fraction: number, now: number): string | null {
   const elapsed = durationMs(task, now);
   if (elapsed === null || fraction <= 0 || fraction >= 1 || elapsed < 1000) {
     return null;
   }
-  return formatDuration((elapsed * (1 - fraction)) / fraction);
+  // a total of 1e300 read "13192d 05h" (or a number in e-notation): no estimate at all
+  const left = (elapsed * (1 - fraction)) / fraction;
+  return left > ETA_MAX_MS ? 'more than a year' : formatDuration(left);
 }

@@ -8,6 +8,7 @@ import {
   typeInto,
   withShortIds
 } from '../format';
+import { etaText } from '../time';
 import { ITask } from '../types';
 
 function task(fields: Partial<ITask>): ITask {
@@ -136,5 +137,21 @@ describe('withShortIds', () => {
   it('leaves other hex and text alone', () => {
     const text = 'checksum deadbeef, 33 chars 18eecd51e43ea5ee01d54ad2b9acd9190';
     expect(withShortIds(text)).toBe(text);
+  });
+});
+
+describe('etaText', () => {
+  const started = task({ status: 'running', started_at: '2026-01-01T00:00:00.000Z' });
+  const now = Date.parse('2026-01-01T00:01:40.000Z'); // 100 s in
+
+  it('estimates the time left at the rate so far', () => {
+    expect(etaText(started, 0.5, now)).toBe('1m 40s');
+  });
+
+  it('says an estimate past a year as such, not as thousands of days', () => {
+    // before: a total of 1e300 read "13192d 05h", or worse in e-notation
+    expect(etaText(started, 1e-300, now)).toBe('more than a year');
+    expect(etaText(started, 1e-6, now)).toBe('more than a year');
+    expect(etaText(started, 0.01, now)).toBe('2h 45m');
   });
 });
