@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,13 +28,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from .models import SINCE_HEADER, STREAM_RESET
+from .models import SINCE_HEADER, STREAM_RESET, TASK_ID_PATTERN
 from .values import check_input
 
 # how long wait() goes on asking a server it cannot reach (one restarting), and how often
 UNREACHABLE_SECONDS = 60.0
 UNREACHABLE_RETRY_SECONDS = 0.5
 
+TASK_ID = re.compile(TASK_ID_PATTERN.strip("^$"))
 TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
 
 
@@ -73,6 +75,11 @@ class TasksClient:
                  validate_cert: bool = True) -> None:
         self.base, url_token = _server_base(url)
         self.token = token or url_token or None
+        if self.token is not None and any(c in self.token for c in "\r\n"):
+            # a token read from a file with its line end: tornado's "Illegal characters"
+            # ValueError at each call
+            raise TasksClientError(0, "the token holds a line break (read from a file? "
+                                   "strip it)")
         self.request_timeout = request_timeout
         self.validate_cert = validate_cert
         self._http = AsyncHTTPClient()
@@ -165,7 +172,8 @@ class TasksClient:
 
     async def get(self, task_id: str, *, full: bool = False) -> dict[str, Any]:
         """One task; ``full`` adds artifacts, worker, children, resource usage."""
-        return await self.request("GET", task_id, params={"view": "full"} if full else None)
+        return await self.request("GET", _task(task_id),
+                                  params={"view": "full"} if full else None)
 
     async def list(self, *, status: str | list[str] | None = None, limit: int = 50,
                    cursor: str | None = None, **filters: Any) -> dict[str, Any]:
@@ -187,7 +195,7 @@ class TasksClient:
             left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
             step = min(left, 60.0)
             try:
-                answer = await self.request("GET", f"{task_id}/result",
+                answer = await self.request("GET", _task(task_id, "result"),
                                             params={"timeout": f"{step:.3f}"},
                                             timeout=step + 30)
             except TasksClientError as exc:
@@ -208,16 +216,17 @@ class TasksClient:
 
     async def cancel(self, task_id: str) -> dict[str, Any]:
         """Cancel a queued or running task."""
-        return await self.request("POST", f"{task_id}/cancel")
+        return await self.request("POST", _task(task_id, "cancel"))
 
     async def rerun(self, task_id: str) -> dict[str, Any]:
         """The same spec again as a new task (``relationship: "rerun"``)."""
-        return await self.request("POST", f"{task_id}/rerun")
+        return await self.request("POST", _task(task_id, "rerun"))
 
     async def fork(self, task_id: str, overrides: dict[str, Any] | None = None,
                    **more: Any) -> dict[str, Any]:
         """A new task from the spec with overrides (``params``, ``code``, ``label``, ...)."""
-        return await self.request("POST", f"{task_id}/fork", body={**(overrides or {}), **more})
+        return await self.request("POST", _task(task_id, "fork"),
+                                  body={**(overrides or {}), **more})
 
     async def confirm(self, task_id: str, answer: str,
                       asked_at: float | None = None) -> dict[str, Any]:
@@ -225,20 +234,20 @@ class TasksClient:
         body: dict[str, Any] = {"answer": answer}
         if asked_at is not None:
             body["asked_at"] = asked_at
-        return await self.request("POST", f"{task_id}/confirm", body=body)
+        return await self.request("POST", _task(task_id, "confirm"), body=body)
 
     async def delete(self, task_id: str) -> None:
         """Forget a finished task."""
-        await self.request("DELETE", task_id)
+        await self.request("DELETE", _task(task_id))
 
     async def logs(self, task_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
         """``{"entries": [{"seq", "ts", "stream", "text"}], "next": seq}``."""
-        return await self.request("GET", f"{task_id}/logs", params={"after": after,
+        return await self.request("GET", _task(task_id, "logs"), params={"after": after,
                                                                     "limit": limit})
 
     async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
         """The task's artifacts."""
-        return await self.request("GET", f"{task_id}/artifacts")
+        return await self.request("GET", _task(task_id, "artifacts"))
 
     async def stats(self) -> dict[str, Any]:
         """Per-queue and per-status counts, and live workers."""
@@ -335,6 +344,15 @@ def _event_id(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+def _task(task_id: str, *action: str) -> str:
+    """The path of a task (and one of its actions); ``ValueError`` for what is no task id
+    (before: ``get("stats")`` returned the stats, ``get("a?b=1")`` looked up task 'a')."""
+    if not (isinstance(task_id, str) and TASK_ID.fullmatch(task_id)):
+        raise ValueError(f"{task_id!r} is no task id: 32 hexadecimal digits, as the server "
+                         "gives them")
+    return "/".join((task_id, *action))
 
 
 def _server_base(url: str) -> tuple[str, str | None]:

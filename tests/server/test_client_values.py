@@ -52,6 +52,8 @@ async def test_the_url_jupyter_server_list_prints_works_and_other_urls_are_refus
         assert url in str(info.value)
     with pytest.raises(ValueError, match="not nan"):
         await listed.wait("0" * 32, timeout=math.nan)
+    with pytest.raises(TasksClientError, match="line break"):
+        TasksClient(f"http://localhost:{jp_http_port}{jp_base_url}", token + "\n")
 
 
 async def test_a_page_that_is_no_api_answer_is_an_error_not_none() -> None:
@@ -83,3 +85,15 @@ async def test_a_page_that_is_no_api_answer_is_an_error_not_none() -> None:
     finally:
         site.shutdown()
         site.server_close()
+
+
+async def test_what_is_no_task_id_is_refused_before_anything_is_sent(client) -> None:
+    # before: get("stats") returned the stats, get("a?b=1") looked up task "a", and
+    # delete("schedules/<id>") deleted a schedule
+    task = await client.submit(name="srv_job", params={"value": 1})
+    for wrong in ("stats", "a?b=1", "", f"schedules/{task['id']}", task["id"][:10]):
+        with pytest.raises(ValueError, match="no task id"):
+            await client.get(wrong)
+        with pytest.raises(ValueError, match="no task id"):
+            await client.delete(wrong)
+    assert (await client.get(task["id"]))["id"] == task["id"]
