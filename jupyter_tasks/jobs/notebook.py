@@ -656,8 +656,14 @@ def _background_report(hidden: Any) -> list[dict[str, Any]]:
 
 def _raise_for_background(report: list[dict[str, Any]], nb: Any, input_cells: list[Any],
                           notebook: str) -> None:
-    """Fail the run as the first background cell that failed: a failing cell."""
-    failed = [r for r in report if r["status"] in FAILED_ENDS]
+    """Fail the run as the first background cell that failed: a failing cell (not one
+    tagged ``raises-exception``: it may fail, as nbclient lets a cell so tagged raise)."""
+    def cell_of(task_id: str) -> Any:
+        return next((c for c in nb.cells if c.cell_type == "code"
+                     and any(task_id in text for text in _output_texts(c))), None)
+
+    failed = [r for r in report if r["status"] in FAILED_ENDS
+              and not record.has_tag(cell_of(r["id"]) or {}, "raises-exception")]
     if not failed:
         return
     first = failed[0]
@@ -665,8 +671,7 @@ def _raise_for_background(report: list[dict[str, Any]], nb: Any, input_cells: li
     ename = error.get("type") or f"background task {first['status']}"
     evalue = (error.get("message")
               or f"the background task {first['label']!r} ended {first['status']}")
-    cell = next((c for c in nb.cells if c.cell_type == "code"
-                 and any(first["id"] in text for text in _output_texts(c))), None)
+    cell = cell_of(first["id"])
     if cell is None:
         raise NotebookJobError(f"{ename}: {evalue} (background task {first['id']})")
     record.cell_failed(nb, cell)
