@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from jupyter_tasks import TaskContext, task
+from jupyter_tasks import TaskCancelled, TaskContext, task
 from jupyter_tasks.paths import default_db_path
 
 
@@ -31,14 +31,18 @@ def greet(name: str = "world") -> str:
 @task("long_count", tags=["demo", "progress"], mode="job")
 def long_count(ctx: TaskContext, seconds: float = 20.0, steps: int = 100) -> dict:
     """Count for ``seconds`` with progress and a log line every tenth step; cancellable."""
-    for step in range(1, steps + 1):
-        if ctx.cancelled:
-            ctx.log(f"cancelled at step {step}")
-            ctx.check_cancelled()
-        time.sleep(seconds / steps)
-        ctx.progress(step, steps, f"step {step} of {steps}")
-        if step % 10 == 0:
-            ctx.log(f"reached step {step}")
+    step = 0
+    try:
+        for step in range(1, steps + 1):
+            time.sleep(seconds / steps)
+            ctx.progress(step, steps, f"step {step} of {steps}")
+            if step % 10 == 0:
+                ctx.log(f"reached step {step}")
+    except TaskCancelled:
+        # a cancel (or the timeout) is raised in this thread at its next line: say where,
+        # then let it end the task
+        ctx.log(f"cancelled at step {step}")
+        raise
     return {"steps": steps, "seconds": seconds}
 
 
