@@ -114,7 +114,7 @@ async def test_the_example_notebooks_run_as_jobs(manager: TaskManager, tmp_path:
     import shutil
 
     shutil.copy(EXAMPLES / name, tmp_path / name)
-    task, done = await run_job(manager, tmp_path, name)
+    _, done = await run_job(manager, tmp_path, name)
     assert done.status == "succeeded", done.error
 
 
