@@ -35,6 +35,9 @@ LOG_LINES = 300
 NONE = Content.styled("none", "dim")
 
 
+# what a message or a question keeps of its controls: its line breaks and tabs
+LINE_ENDS = "\n\t"
+
 class DetailPane(VerticalScroll):
     """Everything about the selected task; ``show`` for a new task, ``patch`` for live changes.
 
@@ -135,7 +138,7 @@ class DetailPane(VerticalScroll):
                              f"   {progress_text(task, 20)}   {progress_message(task)}",
                              (f"  ({late})" if late else "", "italic")),
             Content(f"kind {task.get('kind')} · mode {task.get('mode')} · queue "
-                    f"{task.get('queue')} · owner {task.get('owner') or ''} · origin "
+                    f"{task.get('queue')} · owner {shown_text(task.get('owner') or '')} · origin "
                     f"{origin_text(task)} · {attempt_text(task)}"),
             Content(f"created {local_time(task.get('created_at'))} · started "
                     f"{local_time(task.get('started_at')) or '-'} · finished "
@@ -153,11 +156,12 @@ class DetailPane(VerticalScroll):
             choices = " / ".join(confirmation.get("choices") or [])
             question.update(Content.assemble(
                 (" asks ", "bold reverse"),
-                f" {shown_text(confirmation.get('prompt'))}  ({shown_text(choices)})  — press ",
+                f" {shown_text(confirmation.get('prompt'), keep=LINE_ENDS)}  "
+                f"({shown_text(choices)})  — press ",
                 ("a", "bold"), " to answer"))
         elif confirmation.get("answer") is not None:
             question.update(Content.assemble(
-                f"asked {shown_text(confirmation.get('prompt'))} → answered ",
+                f"asked {shown_text(confirmation.get('prompt'), keep=LINE_ENDS)} → answered ",
                 (shown_text(confirmation["answer"]), "bold")))
         else:
             question.update("")
@@ -172,7 +176,8 @@ class DetailPane(VerticalScroll):
         error = task.get("error")
         error_widget = self.error
         if error:
-            message = f": {shown_text(error.get('message'))}"
+            # a message's lines stay lines, as the traceback's do (before: "\x0a")
+            message = f": {shown_text(error.get('message'), keep=LINE_ENDS)}"
             if error.get("traceback"):  # its lines stay lines
                 message += "\n" + shown_text(str(error["traceback"]).rstrip(), keep="\n\t")
             error_widget.update(Content.assemble((shown_text(error.get("type")), "bold red"),

@@ -143,7 +143,8 @@ def attempt_text(task: dict[str, Any]) -> str:
     bound = task.get("max_attempts")
     text = f"attempt {attempts}" + (f" of {bound}" if bound else "")
     if task.get("retry_reason"):  # set once a retry was decided (the task may be queued again)
-        text += f" (retried: {task['retry_reason']})"
+        # a failure's first line, the task's own text: escaped (raw, it cleared the screen)
+        text += f" (retried: {shown_text(task['retry_reason'])})"
     lost = int(task.get("lost_attempts") or 0)
     if lost > 0:
         text += f" · {lost} lost worker{'' if lost == 1 else 's'}"

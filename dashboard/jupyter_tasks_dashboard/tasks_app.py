@@ -684,6 +684,11 @@ class TasksDashboard(App[int]):
         task = self._selected()
         if task is None:
             return
+        if task.get("status") not in TERMINAL:
+            # said before asking (before: "Delete …? forgotten for good", then refused)
+            self.notify(f"{_name(task)} is {task.get('status')}: cancel it before deleting it",
+                        severity="warning")
+            return
 
         def delete() -> None:
             self._act("Delete", lambda: self.source.delete(task["id"]),

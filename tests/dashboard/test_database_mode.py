@@ -427,13 +427,17 @@ async def test_terminal_escapes_in_a_tasks_text_never_reach_the_terminal(tmp_pat
 
     db = tmp_path / "escapes.db"
     now = time.time()
+    # the retry's reason too (before: raw in the attempt line, which cleared the screen
+    # and set the title at every repaint); a message's lines stay lines (before: \x0a)
     failed = Task(id=new_task_id(), kind="function", mode="job", status="failed", name="n",
-                  label=ESCAPES, error={"type": "E", "message": ESCAPES, "traceback": ESCAPES},
+                  label=ESCAPES, error={"type": "E", "message": f"{ESCAPES}\nsecond line",
+                                        "traceback": ESCAPES},
+                  attempts=3, max_retries=2, retry_reason=f"E: {ESCAPES}",
                   created_at=now, started_at=now, finished_at=now + 1, updated_at=now + 1)
     asking = Task(id=new_task_id(), kind="function", mode="job", status="running", name="n",
                   label="asks", worker_id="elsewhere", created_at=now, started_at=now,
-                  updated_at=now, confirmation={"prompt": ESCAPES, "choices": ["yes"],
-                                                "answer": None})
+                  updated_at=now, confirmation={"prompt": f"{ESCAPES}\nproceed?",
+                                                "choices": ["yes"], "answer": None})
     async with TaskManager(db, runs_background=False, make_default=False) as writer:
         await writer.store.create_tasks([failed, asking])
         await writer.store.append_logs(failed.id, [
@@ -451,11 +455,14 @@ async def test_terminal_escapes_in_a_tasks_text_never_reach_the_terminal(tmp_pat
                  *app.detail.log_view.lines, app.screen_text()]
         assert not any("\x1b" in text or "\x07" in text for text in shown), shown
         assert "lbl \\x1b[2J\\x1b]0;OWNED-TITLE\\x07 end" in shown[0]
+        assert "(retried: E: lbl \\x1b[2J" in shown[0], shown[0]
+        assert "\\x0a" not in shown[1] and "\nsecond line" in shown[1], shown[1]
         assert app.detail.log_view.lines[0] == "red lbl  end"  # sequences dropped
         assert app.detail.log_view.lines[1] == "! \\x07bell"
         app.table.select(asking.id)
         await until(lambda: app.detail.task_id == asking.id, pilot, what="the question")
-        assert "\x1b" not in str(app.detail.question.render())
+        asked = str(app.detail.question.render())
+        assert "\x1b" not in asked and "\\x0a" not in asked and "\nproceed?" in asked, asked
         await pilot.press("t")
         await until(lambda: app.schedules_screen and app.schedules_screen.loaded
                     and "OWNED-TITLE" in app.screen_text(), pilot, what="the schedule")

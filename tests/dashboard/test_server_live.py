@@ -250,9 +250,12 @@ async def test_delete_copy_and_errors_are_reported(server):
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         await select(app, pilot, active["id"])
-        await pilot.press("d", "y")  # the server refuses (409): the detail is shown
-        await until(lambda: any("Delete failed" in n and "cancel" in n for n in notes(app)),
-                    pilot, what="the server's refusal")
+        # a task still running is said so at once (before: the dialog asked "Delete …?
+        # forgotten for good", then the server refused)
+        await pilot.press("d")
+        await until(lambda: any("busy" in n and "cancel it before deleting" in n
+                                for n in notes(app)), pilot, what="the refusal")
+        assert active["id"] in app.table.tasks
         await pilot.press("c", "y")
         await select(app, pilot, done["id"])
         await pilot.press("y")
