@@ -267,9 +267,10 @@ class EngineState:
         # proxy), and the end was never written
         if type(value) is EncodedWithValue:  # the row takes its encoding
             value = value.value
-        if type(value) is RaisedInThread and value.__cause__ is not None:
-            # what the code in the thread raised (a GeneratorExit a future cannot carry):
-            # its outcome as if raised here, TaskFailed for a BaseException like the others
+        if type(value) is RaisedInThread and isinstance(value.__cause__, GeneratorExit):
+            # what the code in the thread raised, which a future cannot carry: its outcome
+            # as if raised here, TaskFailed for a BaseException like the others (not a
+            # StopIteration: re-raised in a coroutine it becomes a RuntimeError)
             value = value.__cause__
         self.local_results[task_id] = (ok, value)
         while len(self.local_results) > 1000:
