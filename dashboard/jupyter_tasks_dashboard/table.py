@@ -53,7 +53,7 @@ class TaskTable(ScrollView, can_focus=True):
         Binding("down,j", "cursor_down", "Down", show=False),
         Binding("pagedown,n", "next_page", "Next page", show=True),
         Binding("pageup,p", "prev_page", "Prev page", show=True),
-        Binding("home", "first_page", "First page", show=False),
+        Binding("home", "first_page", "First row of the first page", show=False),
         Binding("end", "last_row", "Last row", show=False),
     ]
 
@@ -246,6 +246,9 @@ class TaskTable(ScrollView, can_focus=True):
         self.post_message(self.RequestPage(index, self.page_cursors[index]))
 
     def action_first_page(self) -> None:
+        # the first row too, as End is the last one (before: on the first page the cursor
+        # stayed where it was, and the next action went to that task)
+        self.move_cursor(0)
         self.post_message(self.RequestPage(0, None))
 
     # ------------------------------------------------------------------ cursor

@@ -789,3 +789,25 @@ def test_a_db_written_with_a_tilde_is_the_file_in_the_home_folder(monkeypatch, t
     args = build_parser().parse_args(["--db=~/tasks.db"])
     assert args.db == str(tmp_path / "tasks.db")
     assert describe(args) == f"database {tmp_path / 'tasks.db'}"
+
+
+async def test_home_goes_to_the_first_row_as_end_goes_to_the_last(tmp_path):
+    """Before: Home on the first page left the cursor where it was, and the next action
+    (a cancel, a delete) went to that task, not to the top row the reader looked at."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "home.db"
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as writer:
+        for i in range(8):
+            await writer.submit_spec({"command": ["true"]}, mode="job", label=f"h{i}",
+                                     queue="parked")
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and app.table.row_count == 8, pilot, what="rows")
+        await pilot.press("end")
+        await until(lambda: app.table.cursor_row == 7, pilot, what="the last row")
+        await pilot.press("home")
+        await until(lambda: app.table.cursor_row == 0, pilot, what="the first row")
+        top = app.table.row_ids[0]
+        await until(lambda: app.detail.task_id == top, pilot, what="its details")
