@@ -326,6 +326,10 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
     """
     deadline = time.monotonic() + timeout
     current = url
+
+    def too_late() -> CallbackFailed:
+        return CallbackFailed(f"{current}: no whole answer within {timeout:g} s")
+
     for hop in range(max_redirects + 1):
         try:
             target = check_url(current, policy)
@@ -334,7 +338,7 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
         addresses = resolve_checked(target, policy, resolve)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise CallbackFailed(f"{current}: no answer within {timeout:g} s")
+            raise too_late()
         conn = _connection(target, addresses, left)
         # a socket timeout bounds each read only: an answer trickling in a byte at a
         # time held the try (and its thread) for good. At the deadline the socket is
@@ -350,14 +354,13 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
             status, location = response.status, response.getheader("Location")
         except (OSError, http.client.HTTPException):
             if time.monotonic() >= deadline:
-                raise CallbackFailed(f"{current}: no whole answer within {timeout:g} s"
-                                     ) from None
+                raise too_late() from None
             raise
         finally:
             cut.cancel()
             conn.close()
         if time.monotonic() >= deadline:  # cut off mid-answer, read as a short one
-            raise CallbackFailed(f"{current}: no whole answer within {timeout:g} s")
+            raise too_late()
         if 200 <= status < 300 or status == 303:
             return status
         if status in FOLLOWED and location:

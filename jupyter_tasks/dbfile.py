@@ -567,6 +567,10 @@ def inspect(path: Path | str) -> Report:
                 # the task names, in a file of migration 18 on
                 names = "tasks" if "tasks" in {r[1] for r in conn.execute(
                     "PRAGMA table_info(workers)")} else "NULL"
+                # running tasks by the worker holding them, read once for every worker row
+                running_by_worker: dict[str, int] = dict(conn.execute(
+                    "SELECT worker_id, count(*) FROM tasks WHERE status = 'running' "
+                    "GROUP BY worker_id")) if "tasks" in tables else {}
                 for row in conn.execute(
                         "SELECT id, kind, pid, host, pid_started_at, heartbeat_at, stopped_at, "
                         f"queues, {names} FROM workers ORDER BY heartbeat_at DESC"):
@@ -583,10 +587,7 @@ def inspect(path: Path | str) -> Report:
                                            "queues": _queue_names(queues),
                                            "tasks": worker_task_names(tasks)})
                     silent = now - (beat or 0)
-                    held = conn.execute(
-                        "SELECT count(*) FROM tasks WHERE status = 'running' "
-                        "AND worker_id = ?", (wid,)).fetchone()[0] \
-                        if state == "dead" and "tasks" in tables else 0
+                    held = running_by_worker.get(wid, 0) if state == "dead" else 0
                     if held:
                         # a kernel's tasks after its restart: listed running, growing
                         # older, and nothing said why (the CLI is no reaper)

@@ -789,15 +789,12 @@ async def stop_group_guard(guard: asyncio.subprocess.Process | None) -> None:
 
 async def announce_group(hook: GroupHook, pgid: int, record: dict[str, Any] | None) -> None:
     """Tell ``hook`` a process group started (``record``) or ended (None); never raises."""
-    import logging
-
     try:
         await hook(pgid, record)
     except StoreError as exc:  # the database's own trouble, said where it arose: one line
-        logging.getLogger("jupyter_tasks").warning("recording process group %s failed: %s",
-                                                   pgid, exc)
+        log.warning("recording process group %s failed: %s", pgid, exc)
     except Exception:  # a failed write must not fail the work; the reaper then sees less
-        logging.getLogger("jupyter_tasks").exception("recording process group %s failed", pgid)
+        log.exception("recording process group %s failed", pgid)
 
 
 async def watch_memory(pid: int, usage: ProcessUsage, limit_mb: float | None) -> None:

@@ -195,7 +195,7 @@ class Scheduler:
             return await self.manager.submission.record_refused(
                 schedule.spec, exc, f"schedule {schedule.name!r} could not fire: {exc}",
                 label=schedule.name, options=options)
-        except JupyterTasksError:  # this due time has a task already (another process's)
+        except IdempotencyConflict:  # this due time has a task already (another process's)
             return None
 
     async def _others_have(self, schedule: Schedule) -> bool:
