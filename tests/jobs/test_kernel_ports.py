@@ -246,3 +246,23 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
 print(s.getsockname()[1], flush=True)
 time.sleep(120)
 """
+
+
+def test_the_tests_own_kernels_cannot_lose_a_port(
+        held_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the papermill reference run of the corpus test hung 300 s in a CI run: its TCP
+    # kernel lost its iopub port to another xdist worker's kernel. The kernels the
+    # tests start through nbclient or papermill talk over IPC sockets instead, so the
+    # same lost race (every TCP port choice handed a port held here) does not reach them
+    import nbformat
+    import papermill
+
+    from tests.kernels import IpcKernelManager
+
+    choose_port(monkeypatch, held_port, "iopub", starts=10)
+    source = write_notebook(tmp_path / "plain.ipynb", ["print(6 * 7)"])
+    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), progress_bar=False,
+                               kernel_name="python3", start_timeout=30,
+                               kernel_manager_class=IpcKernelManager)
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0]["text"] == "42\n"

@@ -17,6 +17,7 @@ import pytest
 from jupyter_tasks import TaskManager
 from tests.jobs.conftest import write_notebook
 from tests.jobs.test_notebook_jobs import artifact_notebook
+from tests.kernels import IpcKernelManager
 
 pytestmark = pytest.mark.slow
 
@@ -199,7 +200,7 @@ def test_a_bounded_wait_for_work_that_ended_long_ago_does_not_time_out(
         "ended = jupyter_tasks.wait_for_background(timeout=1e-9)\n"
         "print([t.status for t in ended])"])
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
+    NotebookClient(nb, timeout=120, kernel_name="python3", kernel_manager_class=IpcKernelManager,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert "['succeeded']" in _texts(nb), _texts(nb)
 
@@ -215,7 +216,7 @@ def test_under_nbconvert_a_last_cell_waits_for_the_background_work(
         "%load_ext jupyter_tasks", WORK,
         "import jupyter_tasks\njupyter_tasks.wait_for_background();"])
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
+    NotebookClient(nb, timeout=120, kernel_name="python3", kernel_manager_class=IpcKernelManager,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = _texts(nb)
     assert "TaskCard('slow-work', succeeded, id=" in text, text
@@ -251,6 +252,7 @@ def test_under_nbconvert_the_last_cells_wait_fails_for_a_failed_background_cell(
     path = write_notebook(tmp_path / "checked.ipynb", cells)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=120, kernel_name="python3",
+                            kernel_manager_class=IpcKernelManager,
                             resources={"metadata": {"path": str(tmp_path)}})
     if not fails:
         client.execute()

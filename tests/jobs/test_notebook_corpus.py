@@ -26,6 +26,7 @@ from papermill.iorw import load_notebook_node
 
 from jupyter_tasks import TaskManager
 from jupyter_tasks.jobs.notebook_record import ERROR_MARKER_TAG, INJECTED_TAG
+from tests.kernels import IpcKernelManager
 
 CORPUS = Path(__file__).parent / "corpus"
 TABLE = Path(__file__).parents[2] / "test-artifacts" / "notebook-corpus.md"
@@ -120,7 +121,8 @@ def run_papermill(source: Path, output: Path, case: Case) -> PapermillRun:
         # out in a CI run on a loaded machine ("Kernel didn't respond in 60 seconds")
         papermill.execute_notebook(str(source), str(output), parameters=case.parameters,
                                    progress_bar=False, execution_timeout=case.timeout,
-                                   cwd=str(source.parent), start_timeout=PEER_START_TIMEOUT)
+                                   cwd=str(source.parent), start_timeout=PEER_START_TIMEOUT,
+                                   kernel_manager_class=IpcKernelManager)
         status = "succeeded"
     except CellTimeoutError as exc:
         status, error = "timeout", exc

@@ -8,6 +8,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.kernels import IpcKernelManager
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -15,6 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def test_example_notebook_runs(name: str, db_path: Path, tmp_path: Path) -> None:
     nb = nbformat.read(EXAMPLES / name, as_version=4)
     client = NotebookClient(nb, timeout=120, kernel_name="python3",
+                            kernel_manager_class=IpcKernelManager,
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
@@ -33,7 +36,7 @@ def test_a_saved_notebook_keeps_a_waiting_commands_output_and_end(
         nbformat.v4.new_code_cell("%run_subprocess sh -c 'echo hello-from-sub; echo line2'"),
         nbformat.v4.new_code_cell("def f():\n    %run_subprocess echo from-a-function\nf()"),
     ])
-    NotebookClient(nb, timeout=120, kernel_name="python3",
+    NotebookClient(nb, timeout=120, kernel_name="python3", kernel_manager_class=IpcKernelManager,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     for cell, said in ((nb.cells[1], "hello-from-sub\nline2"), (nb.cells[2], "from-a-function")):
         texts = [o["data"]["text/plain"] for o in cell.outputs
