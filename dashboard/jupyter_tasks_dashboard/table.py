@@ -98,6 +98,11 @@ class TaskTable(ScrollView, can_focus=True):
         self.page_cursors: list[str | None] = [None]
         self.page_index = 0
         self.next_cursor: str | None = None
+        # a page turn asked for and not shown yet, and the turns typed meanwhile (+ down,
+        # - up): each key turns a page, as many as were typed (before: three PageDowns
+        # typed before the next page arrived all asked for that same page)
+        self.turn_under_way = False
+        self.turns_typed_ahead = 0
         self.pages_shown = 0
         self.sort = Sort()
         self.skeleton = True  # skeleton rows until the first page arrives
@@ -206,6 +211,8 @@ class TaskTable(ScrollView, can_focus=True):
         # (a delete then 'y' copied another task's id, far from where the user looked)
         same_page_row = self.cursor_row if reread and index == self.page_index else 0
         self.skeleton = False
+        if not reread:
+            self.turn_under_way = False
         del self.page_cursors[index + 1:]
         if index >= len(self.page_cursors):
             self.page_cursors.append(cursor)
@@ -225,31 +232,66 @@ class TaskTable(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
         self.pages_shown += 1
+        if not reread:
+            self._turn_typed_ahead()
+
+    def _turn_typed_ahead(self) -> None:
+        """Turn the next of the pages typed while this one loaded."""
+        if self.turns_typed_ahead > 0:
+            self.turns_typed_ahead -= 1
+            self.action_next_page()
+        elif self.turns_typed_ahead < 0:
+            self.turns_typed_ahead += 1
+            self.action_prev_page()
+
+    def turn_found_nothing(self) -> None:
+        """The page after the last one came back empty: stay on the last one."""
+        self.next_cursor = None
+        self.turn_failed()
+        self.app.bell()
+
+    def turn_failed(self) -> None:
+        """A page turn ended without a page: forget it and the turns typed after it."""
+        self.turn_under_way = False
+        self.turns_typed_ahead = 0
+
+    def _request_page(self, index: int, cursor: str | None) -> None:
+        self.turn_under_way = True
+        self.post_message(self.RequestPage(index, cursor))
 
     def reset_paging(self) -> None:
         """Forget the cursors (after a filter or order change)."""
         self.page_cursors = [None]
         self.page_index = 0
         self.next_cursor = None
+        self.turns_typed_ahead = 0
 
     def action_next_page(self) -> None:
+        if self.turn_under_way:
+            self.turns_typed_ahead += 1
+            return
         if self.next_cursor is None:
+            self.turns_typed_ahead = 0
             self.app.bell()
             return
-        self.post_message(self.RequestPage(self.page_index + 1, self.next_cursor))
+        self._request_page(self.page_index + 1, self.next_cursor)
 
     def action_prev_page(self) -> None:
+        if self.turn_under_way:
+            self.turns_typed_ahead -= 1
+            return
         if self.page_index == 0:
-            self.post_message(self.RequestPage(0, None))
+            self._request_page(0, None)
             return
         index = self.page_index - 1
-        self.post_message(self.RequestPage(index, self.page_cursors[index]))
+        self._request_page(index, self.page_cursors[index])
 
     def action_first_page(self) -> None:
         # the first row too, as End is the last one (before: on the first page the cursor
         # stayed where it was, and the next action went to that task)
         self.move_cursor(0)
-        self.post_message(self.RequestPage(0, None))
+        self.turns_typed_ahead = 0
+        self._request_page(0, None)
 
     # ------------------------------------------------------------------ cursor
 

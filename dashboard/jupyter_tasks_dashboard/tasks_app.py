@@ -278,7 +278,16 @@ class TasksDashboard(App[int]):
                                     self.page_size)
         except ActionError as exc:
             self.notify(f"Loading tasks failed: {exc}", severity="error")
+            if not reread:
+                self.table.turn_failed()
             self._release_keys()
+            return
+        table = self.table
+        if not page.tasks and not reread and index == table.page_index + 1:
+            # the last page was full: its cursor promised more that is not there (the
+            # next group in the default order empty, or the last tasks deleted since)
+            table.turn_found_nothing()
+            self.page_loads += 1
             return
         self._show_page(index, cursor, page, reread=reread)
 
@@ -384,6 +393,8 @@ class TasksDashboard(App[int]):
 
     def reload_page(self) -> None:
         table = self.table
+        if table.turn_under_way:
+            return  # the page it turns to is read fresh: a re-read would cancel the turn
         self._load_page(table.page_index, table.page_cursors[table.page_index], reread=True)
 
     # ----------------------------------------------------------------- events
