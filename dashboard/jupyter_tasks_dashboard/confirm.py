@@ -14,6 +14,11 @@ from textual.widgets import Button, Label
 from .formatting import label_text, shown_text
 from .sources import TERMINAL
 
+# a button's width beyond its label (border, padding, the margin to the next), and the
+# width a row of them has in the dialog (72 columns less its border and padding)
+BUTTON_FRAME = 6
+BUTTON_ROW_WIDTH = 66
+
 
 class ChoiceButton(Button):
     """A button whose Enter answers at once (a plain Button answers a message later, and
@@ -52,14 +57,23 @@ class ConfirmScreen(ModalScreen[str | None]):
             yield Label(Content.assemble((label_text(self.task_json), "bold"), " asks:"),
                         classes="dialog-title")
             yield Label(Content(self.prompt), id="confirm-prompt")
-            with Horizontal(classes="dialog-buttons"):
-                for i, choice in enumerate(self.choices):
-                    label = shown_text(choice)
-                    label = f"{label} ({i + 1})" if i < 9 else label
+            labels = [f"{choice} ({i + 1})" if i < 9 else choice
+                      for i, choice in enumerate(self.choices)]
+            # one row while the buttons fit the dialog, else one button a row: a row
+            # does not wrap, and the choices past its edge could be neither seen nor clicked
+            row = sum(len(label) + BUTTON_FRAME for label in [*labels, "Later"])
+            stack = Vertical if row > BUTTON_ROW_WIDTH else Horizontal
+            with stack(classes="dialog-buttons"):
+                for i, label in enumerate(labels):
                     # a Content: a button reads a str label as markup
                     yield ChoiceButton(Content(label), id=f"choice-{i}",
                                        variant="primary" if i == 0 else "default")
                 yield ChoiceButton("Later", id="choice-later")
+
+    def on_mount(self) -> None:
+        # the focused first choice scrolled a long question's start out of sight
+        dialog = self.query_one("#confirm-dialog")
+        self.call_after_refresh(dialog.scroll_home, animate=False)
 
     def settled_elsewhere(self, task: dict[str, Any]) -> str | None:
         """Why the question shown is no longer waiting here (None while it is)."""
