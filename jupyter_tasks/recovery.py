@@ -7,8 +7,11 @@ Python's own SQLite, each table the history lives in from the damaged file into
 a new file with this version's schema, a stretch of rows at a time; a stretch
 SQLite cannot read is stepped over and counted, never taken for the end.
 
-The source is opened read-only and never changed. The new file's search index
-is rebuilt by the store's upkeep the first time a server opens it.
+The source is opened read-only and never changed. The copy is written under a
+working name (``<target>.partial``) and renamed to ``target`` only once whole: a
+copy cut short (a kill, a full disk) leaves no file that passes for a recovered
+one. The new file's search index is rebuilt by the store's upkeep the first time a
+server opens it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,30 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
     if target.exists():
         raise StoreError(f"{target} exists already: move it aside or name another file")
     _refuse_a_newer_schema(source)
+    working = Path(f"{target}.partial")
+    _remove_database(working)  # what a recovery cut short left: only ever a part
+    try:
+        report = await _copy_into(source, working)
+        report.target = target
+        wal = Path(f"{working}-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise StoreError(f"the copy's rows did not all reach {working}: its -wal file "
+                             f"holds some still; nothing was written to {target}")
+        working.rename(target)
+    finally:
+        _remove_database(working)
+    return report
+
+
+def _remove_database(path: Path) -> None:
+    """Remove a database file and what the store keeps beside it."""
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(f"{path}.wake", ignore_errors=True)
+
+
+async def _copy_into(source: Path, target: Path) -> Recovered:
+    """``recover`` into ``target``, a new file; its WAL folded in, so it is one file."""
     store = await Store.open(target)  # an empty database with this version's schema
     await store.close()
     report = Recovered(target)
@@ -75,15 +102,14 @@ async def recover(source: Path | str, target: Path | str) -> Recovered:
             writer.execute("UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL")
         # the search index starts again from the first task (see migrations 16-17)
         writer.execute("UPDATE task_search_mark SET indexed_to = 0, pending_max = 0")
+        # every row in the main file, so the rename moves all of it
+        writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         reader.close()
         writer.close()
     if not any(report.copied.values()):
         # a new file with the schema and no row would pass for a recovery (doctor
         # finds nothing wrong in it) and be moved in place of the damaged one
-        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            leftover.unlink(missing_ok=True)
-        shutil.rmtree(f"{target}.wake", ignore_errors=True)
         raise StoreError(
             f"no task (nor schedule, event or log) could be read from {source}, so nothing "
             "was written: the file is damaged past what recover reads (or holds nothing); "

@@ -631,6 +631,34 @@ def test_a_recovery_that_copies_no_task_writes_nothing_and_fails(db_path, tmp_pa
     assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
 
 
+def test_a_killed_recovery_leaves_no_file_that_passes_for_a_recovered_one(db_path, tmp_path):
+    # before: recover wrote into tasks.db.recovered itself. Killed midway it left a copy
+    # missing events, logs, even tasks, which doctor passed ("no problem found"): the
+    # documented `doctor --db tasks.db.recovered && mv ...` put it in place of the history
+    in_thread(make_database(db_path, jobs=3000))
+    recovered = Path(f"{db_path}.recovered")
+    copying = subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", "--db", str(db_path),
+                                "recover"], stdout=subprocess.DEVNULL)
+    try:
+        # killed as soon as its new file exists: a schema, no row copied yet
+        eventually_sync(lambda: copying.poll() is not None or any(
+            p.name.startswith(recovered.name) for p in tmp_path.iterdir()),
+            timeout=60, interval=0.001, what="the new file")
+        assert copying.poll() is None, "the copy ended before the kill: a larger source"
+    finally:
+        copying.kill()
+        copying.wait()
+    assert not recovered.exists()
+    assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
+    # recover again: the killed run's leftovers are no obstacle, the copy is whole
+    assert cli_main(["--db", str(db_path), "recover"]) == 0
+    # one file, no part left beside it (its rows all in it: no -wal to carry along)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(recovered.name)) \
+        == [recovered.name]
+    with contextlib.closing(sqlite3.connect(recovered)) as conn:
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 3000
+
+
 def test_recover_refuses_a_file_a_newer_version_wrote(db_path, tmp_path, capsys):
     # before: a copy with this version's schema, exit 0: the newer version's columns
     # and tables dropped without a word, and doctor passed the copy
