@@ -127,6 +127,7 @@ from .task_sql import (
     file_chunks,
     hit_columns,
     id_order_query,
+    is_task_id,
     longer_walk,
     near_page_query,
     next_key_query,
@@ -139,6 +140,7 @@ from .task_sql import (
     stored_json_chars,
     task_filters,
     task_row_values,
+    tasks_present_query,
     tie_group_query,
     tx_add_artifact,
     tx_answer,
@@ -268,6 +270,8 @@ UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, tx_
 # copy's fdatasync); resting, 1,230-1,500 writes/s, p99 13-20 ms, longest 84-107 ms.
 # The prune takes about twice as long (346-431 s against 193-215 s).
 PRUNE_REST_RATIO = 1.0
+# artifact folders looked up at a time by the sweep after a prune
+SWEEP_BATCH = 500
 
 
 async def prune_rest(seconds: float) -> None:
@@ -1966,7 +1970,32 @@ class Store:
         finally:
             self._pruning_tasks -= 1
         await self._prune_steps(tx_prune_events, events_before)
+        await self.sweep_artifact_folders()
         return total
+
+    async def sweep_artifact_folders(self) -> int:
+        """Remove the artifact folders whose task has no row any more; how many.
+
+        A prune or a delete commits first and removes the task's files after: a process
+        killed in between left them for good, named by no row.
+        """
+        def task_folders() -> list[str]:
+            try:
+                with os.scandir(self.artifacts_dir) as entries:
+                    return [e.name for e in entries
+                            if is_task_id(e.name) and e.is_dir(follow_symlinks=False)]
+            except OSError:
+                return []  # none yet, or unreadable: nothing to sweep
+
+        folders = await asyncio.to_thread(task_folders)
+        gone: list[str] = []
+        for start in range(0, len(folders), SWEEP_BATCH):
+            batch = folders[start:start + SWEEP_BATCH]
+            present = {row[0] for row in await self._rows(*tasks_present_query(batch))}
+            gone += [name for name in batch if name not in present]
+        for name in gone:
+            await asyncio.to_thread(shutil.rmtree, self.artifacts_dir / name, ignore_errors=True)
+        return len(gone)
 
     async def _restart_search(self) -> None:
         """Start the search index over (see task_sql.tx_restart_search), a transaction of

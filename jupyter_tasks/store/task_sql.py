@@ -1283,6 +1283,17 @@ def tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:
     )
 
 
+def is_task_id(name: str) -> bool:
+    """Whether ``name`` has the form of a task id (32 lowercase hex digits)."""
+    return _TASK_ID_RE.match(name) is not None
+
+
+def tasks_present_query(task_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """Which of ``task_ids`` (at most a few hundred) have a row."""
+    return f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(task_ids))})", \
+        list(task_ids)
+
+
 def artifacts_query(task_id: str, name: str | None) -> tuple[str, list[Any]]:
     sql = "SELECT task_id, name, size, sha256, content_type, created_at FROM artifacts " \
           "WHERE task_id = ?"

@@ -970,3 +970,31 @@ async def test_a_progress_total_that_is_no_number_pages_like_no_progress(tmp_pat
     finally:
         await store.close()
     assert len(ids) == len(set(ids)) == 20
+
+
+async def test_the_next_prune_removes_the_files_a_prune_cut_short_left_behind(
+        db_path: Path) -> None:
+    # a prune chunk commits its deletions, then removes the tasks' artifact folders; a
+    # kill -9 in between (3 of 6 kills of a pruning server) left the folders for good:
+    # no row named them any more, and nothing looked for folders without a row
+    store = await Store.open(db_path)
+    try:
+        rows = old_finished_rows(300)
+        await store.insert_task_rows(rows)
+        for i in (50, 60, 150):
+            await store.add_artifact(rows[i]["id"], "out.txt", b"x")
+        # the chunk's transaction alone: the state the kill left (rows gone, files kept)
+        _, with_files, _ = await store._txn(
+            store_module.tx_prune_tasks, time.time(), 1000, 0)
+        assert sorted(with_files) == sorted([rows[50]["id"], rows[60]["id"]])
+        assert (store.artifacts_dir / rows[50]["id"]).is_dir()
+        kept_by_user = store.artifacts_dir / "notes"  # not a task's folder: not ours
+        kept_by_user.mkdir()
+        await store.prune(0, 0)  # nothing more to prune: its sweep alone
+        assert not (store.artifacts_dir / rows[50]["id"]).exists()
+        assert not (store.artifacts_dir / rows[60]["id"]).exists()
+        kept = await store.get_artifact(rows[150]["id"], "out.txt")
+        assert kept is not None and store.artifact_path(kept).read_bytes() == b"x"
+        assert kept_by_user.is_dir()
+    finally:
+        await store.close()
