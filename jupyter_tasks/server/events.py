@@ -98,12 +98,17 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
             raise Problem(400, "this route is a websocket: connect with an Upgrade: "
                                "websocket request (GET /api/tasks lists tasks over REST)")
         await self.settings["jupyter_tasks_app"].ensure_started()
-        newest = await self.manager.store.last_event_id()
+        store = self.manager.store
+        newest = await store.last_event_id()
         # a since past the newest event comes from another history: the database file
         # was replaced (moved aside to start empty, ids begin again). The client is told
         # to start over from the newest (a browser cannot read a refused handshake's
-        # status); kept, it would drop every live event below its old id, silently
-        self._reset = self._since is not None and self._since > newest
+        # status); kept, it would drop every live event below its old id, silently.
+        # So is a since whose next events were pruned (a client away longer than the
+        # history is kept): its replay would skip them, a task's end among them. 0 asks
+        # for all that is kept, and gets it
+        self._reset = self._since is not None and (
+            self._since > newest or 0 < self._since < await store.first_event_id() - 1)
         if self._since is None or self._reset:
             # "from now" is the store's newest event, which the manager's tail may not
             # have dispatched yet: those are skipped, later ones replayed or sent live

@@ -1840,6 +1840,10 @@ class Store:
         """The id of the newest event (0 when none)."""
         return await self._scalar("SELECT ifnull(max(id), 0) FROM events")
 
+    async def first_event_id(self) -> int:
+        """The id of the oldest event kept (0 when none): the ones before were pruned."""
+        return await self._scalar("SELECT ifnull(min(id), 0) FROM events")
+
     async def data_version(self) -> int:
         """SQLite's counter that moves when another connection commits."""
         if self._writer is None:  # read-only: its one connection

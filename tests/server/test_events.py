@@ -107,6 +107,29 @@ async def test_a_since_past_the_newest_event_is_told_to_start_over(api, tasks_ap
     ws.close()
 
 
+async def test_a_since_whose_next_events_were_pruned_is_told_to_start_over(
+        api, tasks_app, jp_ws_fetch):
+    # a client away longer than history_days (a laptop asleep over a week): the events
+    # after its id were pruned, and before, its resume replayed what was left, silently.
+    # It kept showing a task running whose end was among the pruned events
+    store = tasks_app.manager.store
+    away = await api.submit({"name": "srv_job", "queue": PARKED})
+    since = await store.last_event_id()
+    await api.post(away["id"], "cancel")  # the end the client will not see replayed
+    await api.submit({"name": "srv_job", "queue": PARKED})
+    await store.prune(finished_before=0, events_before=time.time() + 60)
+    newest = await store.last_event_id()
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": str(since)})
+    first = await read_until(ws, lambda m: True)
+    assert first[0]["type"] == "stream.reset" and first[0]["id"] == newest, first
+    ws.close()
+    # from 0, "all that is kept", is no resume: the kept events, no reset
+    ws = await jp_ws_fetch("api", "tasks", "events", params={"since": "0"})
+    kept = await read_until(ws, lambda m: True)
+    assert kept[0]["type"] != "stream.reset" and kept[0]["id"] == newest, kept
+    ws.close()
+
+
 async def test_task_id_filter(api, tasks_app, jp_ws_fetch):
     mine = await api.submit({"name": "srv_job", "queue": PARKED})
     other = await api.submit({"name": "srv_job", "queue": PARKED})
