@@ -239,6 +239,15 @@ class TasksHandler(APIHandler):
                           errors=[{"field": "", "message": "must be an object"}])
         return value
 
+    def exact_argument(self, name: str) -> str | None:
+        """A query value exactly as sent (its last one), or None.
+
+        ``get_argument`` strips spaces and turns control characters into spaces: a key
+        stored with either was never found by its own filter.
+        """
+        values = self.request.query_arguments.get(name)
+        return self.decode_argument(values[-1], name=name) if values else None
+
     def int_arg(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
@@ -457,9 +466,11 @@ class TaskCollectionHandler(TasksHandler):
         owner = self.get_argument("owner", None)
         if owner is not None:
             owners = [owner] if owners is None or owner in owners else []
-        filters = {key: self.get_argument(key, None) for key in (
-            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id", "search",
+        # identities as stored; the search is text typed in a box, its ends trimmed
+        filters = {key: self.exact_argument(key) for key in (
+            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id",
             "schedule_id")}
+        filters["search"] = self.get_argument("search", None)
         page = await self.manager.store.page_tasks(
             sort=sort, order=order, cursor=self.get_argument("cursor", None) or None,
             limit=limit, statuses=statuses or None, kind=kind, owners=owners, **filters)

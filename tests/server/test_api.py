@@ -200,6 +200,18 @@ async def test_list_rejects_bad_query_with_422(api, params):
     assert_problem(await api.get(params=params), 422)
 
 
+@pytest.mark.parametrize("key", ["report ", " report", "ctl\u0001x", "tab\tx", "nul\u0000x"])
+async def test_a_key_is_found_by_its_filter_as_it_was_stored(api, key):
+    # before: the query's value went through tornado's get_argument, which strips spaces
+    # and turns control characters into spaces: a key stored with either (202) was never
+    # found by its own filter, so a script could not look up the task it had keyed
+    task = await api.submit({"name": "srv_job", "queue": PARKED, "task_key": key,
+                             "idempotency_key": key, "label": key})
+    for field in ("task_key", "idempotency_key"):
+        found = (await api.get(params={field: key})).json["tasks"]
+        assert [t["id"] for t in found] == [task["id"]], (field, found)
+
+
 async def test_a_misspelt_list_filter_is_a_422_not_every_task(api, jp_auth_header):
     # before: ?stauts=failed was ignored and every task listed, as if all had failed
     problem = assert_problem(await api.get(params={"stauts": "failed"}), 422)
