@@ -309,6 +309,9 @@ def validate_argv(command: Any) -> list[str]:
                                  errors=[{"field": f"command[{i}]",
                                           "message": "must not contain a NUL byte"}])
         argv.append(arg)
+    if not argv[0]:  # exec would find no program, after the task was accepted
+        raise InvalidCommand("the command's program (argument 0) is empty",
+                             errors=[{"field": "command[0]", "message": "must not be empty"}])
     return argv
 
 

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import sys
 from typing import Any
 
 from jupyter_core.paths import is_hidden
@@ -30,7 +31,7 @@ from ..store import (
     valid_artifact_content_type,
     valid_artifact_name,
 )
-from ..values import check_input, safe_dumps
+from ..values import MAX_DEPTH, check_input, safe_dumps
 from .auth import (
     KIND_RESOURCES,
     OTHERS,
@@ -224,7 +225,13 @@ class TasksHandler(APIHandler):
             value = json.loads(body, parse_constant=_no_constants)
             # lone surrogates cannot be stored: refuse them here, not as a database error
             json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except (ValueError, UnicodeError, RecursionError) as exc:
+        except RecursionError:
+            # JSON, maybe, but past what the parser takes, and far past what is stored
+            _reject([{"field": "body", "message": f"nested deeper than {MAX_DEPTH} levels"}])
+        except (ValueError, UnicodeError) as exc:
+            if "integer string conversion" in str(exc):  # Python's limit on int digits
+                _reject([{"field": "body", "message": "holds an integer of more than "
+                                                      f"{sys.get_int_max_str_digits():,} digits"}])
             raise Problem(400, f"malformed JSON body: {exc}") from None
         # well-formed but not storable (1e999 overflows to infinity, nesting too deep): 422
         check_input(value, where="body")

@@ -274,6 +274,12 @@ async def count_rows(db_path: Path) -> tuple[int, int]:
     ((), b'{"command": ["env"], "env": {"A": "x\\u0000y"}}'),
     ((), b'{"command": ["env"], "env": {"A=B": "x"}}'),
     ((), b'{"command": ["env"], "env": {"": "x"}}'),
+    # before: 202, then a failure blaming "the shim leading the process group of ''"
+    ((), b'{"command": [""]}'),
+    # valid JSON past what Python's parser takes: before, 400 "malformed JSON body:
+    # maximum recursion depth exceeded", and "use sys.set_int_max_str_digits()"
+    ((), b'{"name": "srv_add", "params": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"),
+    ((), b'{"name": "srv_add", "params": {"a": 1}, "priority": ' + b"1" * 4301 + b"}"),
 ])
 async def test_unstorable_input_is_a_422_with_nothing_written(
         api, tasks_app, db_path: Path, route: tuple[str, ...], body: bytes) -> None:
