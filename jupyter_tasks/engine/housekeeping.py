@@ -171,11 +171,14 @@ class Housekeeping:
         # the live workers on this host (and, below, the tasks this process runs itself):
         # spared even when their lease ran out
         alive_here = set()
+        dead_here = set()
         for worker in await state.store.list_workers():
             if worker.id == state.worker_id:
                 continue
             if not worker_alive(worker, host, now, state.config.lease_seconds):
                 dead.append(worker.id)
+                if worker.host == host:
+                    dead_here.add(worker.id)
             elif worker.host == host:
                 alive_here.add(worker.id)
         spared = Spared(frozenset(alive_here), frozenset({*state.running, *state.leased}))
@@ -186,7 +189,7 @@ class Housekeeping:
             return []
         # the callbacks a dead process was posting: the sweep gives them to another
         await state.store.release_callbacks(dead)
-        cleared = await self._end_leftover_groups(candidates, host, now)
+        cleared = await self._end_leftover_groups(candidates, host, now, dead_here)
         settled = await state.store.reap(dead, now, cleared, state.config.max_lost_attempts,
                                          spared=spared)
         if settled:
@@ -198,19 +201,23 @@ class Housekeeping:
                 state.spawn(self.post_callback(task.id))
         return settled
 
-    async def _end_leftover_groups(self, candidates: list[Task], host: str,
-                                   now: float) -> dict[str, dict[str, Any]]:
+    async def _end_leftover_groups(self, candidates: list[Task], host: str, now: float,
+                                   dead_here: set[str]) -> dict[str, dict[str, Any]]:
         """End the process groups of tasks about to be reaped; id -> record of those now safe.
 
         A task's group on this host is ended (SIGTERM, SIGKILL) and checked gone
         before its row may go back to ``queued``: until then the row stays
         ``running``, so no slot can claim it beside a survivor. A group on
         another host cannot be ended from here: its task waits for its lease.
+        A task of a worker that died here before recording a group ran nothing (the
+        shim waits for that record): what its attempt made first is removed.
         """
         cleared: dict[str, dict[str, Any]] = {}
         for task in candidates:
             process = task.process
             if not process:
+                if task.worker_id in dead_here:
+                    await self._clear_lost_attempt(task)
                 continue
             if process.get("host") != host:
                 if task.lease_expires_at is not None and task.lease_expires_at < now:
@@ -218,15 +225,18 @@ class Housekeeping:
                 continue
             if await asyncio.to_thread(end_recorded_groups, process):
                 cleared[task.id] = process
-                # what the lost attempt left on this host, cleared by its kind (a code
-                # job's working folder): the optional ``lost_attempt`` of a JobKind
-                lost_attempt = getattr(self.state.kinds.get(task.kind), "lost_attempt", None)
-                if lost_attempt is not None:
-                    await asyncio.to_thread(lost_attempt, task)
+                await self._clear_lost_attempt(task)
             else:
                 log.warning("process group %s of task %s survived SIGKILL; the task stays "
                             "running until it is gone", process.get("pgid"), task.id)
         return cleared
+
+    async def _clear_lost_attempt(self, task: Task) -> None:
+        """Remove what the lost attempt left on this host, by its kind (a code job's
+        working folder): the optional ``lost_attempt`` of a JobKind."""
+        lost_attempt = getattr(self.state.kinds.get(task.kind), "lost_attempt", None)
+        if lost_attempt is not None:
+            await asyncio.to_thread(lost_attempt, task)
 
     # --------------------------------------------------------------- callbacks
 

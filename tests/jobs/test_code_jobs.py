@@ -209,3 +209,34 @@ async def test_an_output_file_with_a_name_of_the_longest_kind_is_kept_with_the_o
         kept = {a.name: a for a in await manager.store.list_artifacts(task.id)}
         assert set(kept) == {"keep.txt", long_name}
         assert manager.store.artifact_path(kept[long_name]).read_bytes() == b"long"
+
+
+async def test_a_worker_killed_before_recording_its_group_leaves_no_working_folder(
+        db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # exec_code makes the attempt's folder (the user's source, its input data) before
+    # the worker records the process group; a kill -9 in between (4 of 4 such kills)
+    # left the folder for good: the reaper removed a lost attempt's files only for a
+    # task whose group was recorded
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    from jupyter_tasks.models import WorkerInfo
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now: the killed worker's
+    async with TaskManager(db_path, queues={}, reaper_interval=3600) as manager:
+        job = await manager.submit_spec({"code": "print(1)"}, mode="job")
+        now = time.time()
+        await manager.store.register_worker(WorkerInfo(
+            id="killed", kind="worker", pid=gone.pid, host=socket.gethostname(),
+            started_at=now, heartbeat_at=now, queues=["default"]))
+        (claimed,) = await manager.store.claim_jobs("default", "killed", lease_seconds=30)
+        assert claimed.process is None and claimed.attempts == 1
+        folder = Path(tempfile.mkdtemp(prefix=f"jupyter-tasks-code-{job.id}-1-"))
+        (folder / "main.py").write_text("the user's source")
+        (reaped,) = await manager.reap_dead_workers()
+    assert (reaped.id, reaped.status) == (job.id, "queued")
+    assert not folder.exists()
