@@ -28,7 +28,7 @@ export function Progress(props: { task: ITask; now: number }): JSX.Element {
       title={tip}
       aria-valuemin={0}
       aria-valuemax={known ? total! : undefined}
-      aria-valuenow={known ? current! : undefined}
+      aria-valuenow={known ? Math.min(total!, Math.max(0, current!)) : undefined}
       aria-valuetext={tip}
     >
       <span className="jp-TasksPanel-progressTrack">

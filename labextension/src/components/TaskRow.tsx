@@ -105,7 +105,10 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
             aria-label={stateText}
             role="img"
           />
-          <span className="jp-TasksPanel-label">{label}</span>
+          {/* dir=auto: a right-to-left label is cut at its end, not its start */}
+          <span className="jp-TasksPanel-label" dir="auto">
+            {label}
+          </span>
           {props.position && (
             <span
               className="jp-TasksPanel-queuePos"
@@ -119,7 +122,9 @@ export const TaskRow = React.memo(function TaskRow(props: IRowProps): JSX.Elemen
               p{task.priority}
             </span>
           )}
-          {active && task.progress && <Progress task={task} now={props.now} />}
+          {/* running only: a job back in the queue (a retry, its worker stopped) kept
+              its last attempt's bar, which the next attempt does not start from */}
+          {task.status === 'running' && task.progress && <Progress task={task} now={props.now} />}
           {time && (
             <span className="jp-TasksPanel-time" title={time.title}>
               {time.text}

@@ -1,0 +1,66 @@
+"""A task's line in the panel at its default width: the label keeps room beside the
+progress bar, right-to-left labels keep their start, and a bar shows only what runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .lab import LabServer
+from .test_panel import row
+from .test_panel_truth import make_task, screenshot, seed
+
+LABEL_WIDTH = "el => el.querySelector('.jp-TasksPanel-label').clientWidth"
+
+
+def test_a_running_rows_label_keeps_room_beside_its_progress(
+        lab: LabServer, page: Any) -> None:
+    # before: at the panel's default width the bar, its percent and the time left the
+    # label 60-80 px: four rows "nightly survivor run 0..3" all read "nightly…"
+    _, me = lab.request("GET", "/api/tasks/me")
+    running = [make_task(f"nightly survivor run {i}", owner=me["owner"], status="running",
+                         progress={"current": 5 + i, "total": 10}) for i in range(4)]
+    seed(lab.db_path, running)
+    for task in running:
+        row(page, task.id).wait_for(state="visible")
+    screenshot(page, "panel-rows-running.png", ".jp-TasksPanel")
+    for task in running:
+        line = row(page, task.id)
+        assert line.locator(".jp-TasksPanel-progress").count() == 1
+        width = line.evaluate(LABEL_WIDTH)
+        assert width >= 120, f"{task.label!r}: its label has {width} px"
+
+
+def test_a_right_to_left_label_is_cut_at_its_end_not_its_start(
+        lab: LabServer, page: Any) -> None:
+    # before: a Hebrew or Arabic label sat in a left-to-right line, so the ellipsis cut
+    # its logical start ("…ברית עם מספרים 123")
+    _, me = lab.request("GET", "/api/tasks/me")
+    hebrew = make_task("שלום עולם — משימה ארוכה מאוד עם טקסט בעברית ומספרים 123 " * 2,
+                       owner=me["owner"], ago=1)
+    english = make_task("an English label", owner=me["owner"], ago=1)
+    seed(lab.db_path, [hebrew, english])
+    label = row(page, hebrew.id).locator(".jp-TasksPanel-label")
+    label.wait_for(state="visible")
+    assert label.evaluate("el => getComputedStyle(el).direction") == "rtl"
+    assert row(page, english.id).locator(".jp-TasksPanel-label").evaluate(
+        "el => getComputedStyle(el).direction") == "ltr"
+
+
+def test_a_queued_task_shows_no_bar_and_a_bar_stays_in_its_range(
+        lab: LabServer, page: Any) -> None:
+    # before: a job sent back to the queue (its worker stopped) kept its last attempt's
+    # 54% bar, and a progress past its total announced aria-valuenow 250 of 100
+    _, me = lab.request("GET", "/api/tasks/me")
+    requeued = make_task("sent back", owner=me["owner"], status="queued", queue="parked",
+                         progress={"current": 54, "total": 100})
+    over = make_task("past its total", owner=me["owner"], status="running",
+                     progress={"current": 250, "total": 100})
+    under = make_task("below zero", owner=me["owner"], status="running",
+                      progress={"current": -5, "total": 10})
+    seed(lab.db_path, [requeued, over, under])
+    for task in (requeued, over, under):
+        row(page, task.id).wait_for(state="visible")
+    assert row(page, requeued.id).locator(".jp-TasksPanel-progress").count() == 0
+    for task, now in ((over, "100"), (under, "0")):
+        bar = row(page, task.id).locator(".jp-TasksPanel-progress")
+        assert bar.get_attribute("aria-valuenow") == now, task.label
