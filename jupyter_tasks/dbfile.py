@@ -162,6 +162,75 @@ def wal_deleted_message(path: Path) -> str | None:
     return None
 
 
+def deleted_wal_holder(path: Path) -> int | None:
+    """A process that has ``path`` open through a write-ahead log deleted from under it
+    (its pid), found in ``/proc``; None when there is none, or no ``/proc`` to ask.
+
+    Its log gone, the next process to open the file makes a new one beside it, on the
+    same shared-memory index: the two logs' frames then damage the file. When the held
+    log had just been emptied by a checkpoint nothing fails to warn that process (a
+    log with frames fails its reads as "disk I/O error"). Only processes this user may
+    look into are seen: the others' descriptors are not readable.
+    """
+    real = os.path.realpath(path)
+    deleted_log = f"{real}-wal (deleted)"
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        folder = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(folder)
+        except OSError:
+            continue  # gone, or another user's
+        holds_file = holds_deleted_log = False
+        for fd in fds:
+            try:
+                target = os.readlink(f"{folder}/{fd}")
+            except OSError:
+                continue
+            holds_file = holds_file or target == real
+            holds_deleted_log = holds_deleted_log or target == deleted_log
+        # the file itself still at its path: a process on a database deleted whole (its
+        # log with it) is no danger to a new one made there
+        if holds_file and holds_deleted_log:
+            return int(pid)
+    return None
+
+
+def deleted_wal_message(path: Path, pid: int) -> str:
+    """What to do when process ``pid`` holds ``path``'s deleted write-ahead log."""
+    return (f"the task database's write-ahead log {sidecars(path)[0]} was deleted while "
+            f"process {pid} used {path.name}, and that process still holds it: opening the "
+            "file now would start a second log beside it, which damages the file. Stop that "
+            "process cleanly (its close copies its changes into the database; a kill -9 "
+            "loses them) and every other one using the file, then run `jupyter tasks "
+            f"doctor`, and `{recover_command(path)}` if it finds damage. Never delete -wal "
+            "or -shm files while any process has the database open")
+
+
+def check_wal(path: Path, expected: tuple[int, int] | None) -> str | None:
+    """Why this process may not write any more (None: it may): the write-ahead log at
+    ``path``'s side is not the one it opened (``expected``, taken at open).
+
+    A store's connections keep the log open, so SQLite never deletes it under them:
+    gone or another file, it was deleted in use. Writing on into the deleted log beside
+    a process that starts a new one (nothing tells that one: the log had been emptied)
+    puts two logs on one index, and the file ends "not a database".
+    """
+    if expected is None:
+        return None
+    if file_identity(sidecars(path)[0]) == expected:
+        return None
+    return (f"the task database's write-ahead log {sidecars(path)[0]} was deleted while this "
+            "process used it; nothing more is written here, so no other process's new log "
+            f"meets this one's changes in {path.name}. Stop this process cleanly (its close "
+            "copies its changes into the database) and every other one using the file, then "
+            "run `jupyter tasks doctor`. Never delete -wal or -shm files while any process "
+            "has the database open")
+
+
 def sidecars(path: Path) -> list[Path]:
     """The WAL companions SQLite keeps beside an open database."""
     return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
@@ -199,6 +268,10 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(unreachable_message(path, "permission denied"))
     if _sqlite_refuses(path):
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
+    if sidecars(path)[1].exists():  # some process has it open (or had, and was killed)
+        holder = deleted_wal_holder(path)
+        if holder is not None:
+            raise StoreUnavailable(deleted_wal_message(path, holder))
 
 
 def create_private(path: Path) -> None:
@@ -525,6 +598,10 @@ def inspect(path: Path | str) -> Report:
     move_aside = (f"move it aside (`mv {shlex.quote(str(path))} "
                   f"{shlex.quote(f'{path}.broken')}`, with its -wal and -shm files "
                   "if any) and restart the server to start with an empty database")
+    holder = deleted_wal_holder(path) if sidecars(path)[1].exists() else None
+    if holder is not None:  # not opened at all: even a reader would start a second log
+        report.problems.append(deleted_wal_message(path, holder))
+        return report
     try:
         check_before_open(path, create=False)
     except StoreUnavailable:

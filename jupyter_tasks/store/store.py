@@ -450,6 +450,8 @@ class Store:
         # (absolute: a process that changes directory, a kernel's %cd, still means this file)
         self._file = Path(os.path.abspath(self.path))
         self._identity = dbfile.file_identity(self._file)
+        # its write-ahead log, once the writer opened it (dbfile.check_wal)
+        self._wal_identity: tuple[int, int] | None = None
         self._unavailable: str | None = None
         self.read_only = False
 
@@ -490,6 +492,7 @@ class Store:
         try:
             await store._run(setup_connection, busy_timeout)
             await store._run(migrate)
+            store._wal_identity = dbfile.file_identity(dbfile.sidecars(store._file)[0])
             await store._run(wait_for_locks_by_own_tries)
             # never creating the file (a plain connect does): one deleted while this
             # store opened came back empty at its path, the writer on the old file
@@ -794,14 +797,16 @@ class Store:
         async with self._checkpoint_lock:
             if self._checkpointer is None:  # closing (or read-only): nothing to copy
                 return
+            try:
+                # each time: a copy from a write-ahead log deleted in use writes its pages
+                # where the index, which another process's new log now fills, says
+                self._check_identity()
+            except StoreUnavailable:
+                return
             if self._checkpoint_conn is None:
                 # opened once the file is known to be still ours, and never creating one:
                 # a plain connect made an empty database at the path of one deleted under
                 # a dashboard, which every process then took for a replacement
-                try:
-                    self._check_identity()
-                except StoreUnavailable:
-                    return
                 self._checkpoint_conn = sqlite3.connect(
                     dbfile.existing_file_uri(self.path), uri=True, isolation_level=None,
                     check_same_thread=False)
@@ -826,6 +831,7 @@ class Store:
                 # it over. Under the lock: a copy beside it would hold SQLite's copying
                 # lock, and a passive copy that finds it taken gives up, copying nothing
                 with contextlib.suppress(Exception):  # closing: the close checkpoints
+                    self._check_identity()
                     await self._txn(tail_checkpoint)
 
     async def __aenter__(self) -> Store:
@@ -1157,7 +1163,8 @@ class Store:
         connection) or replaced (the writes would not be where others look).
         """
         if self._unavailable is None:
-            self._unavailable = dbfile.check_identity(self._file, self._identity)
+            self._unavailable = dbfile.check_identity(self._file, self._identity) \
+                or dbfile.check_wal(self._file, self._wal_identity)
         if self._unavailable is not None:
             raise StoreUnavailable(self._unavailable)
 
