@@ -315,9 +315,15 @@ def migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    except BaseException as exc:
+        # SQLite has rolled back by itself after some errors (a full disk): a ROLLBACK of
+        # its own then failed, "no transaction is active", and hid the cause
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        said = translate(exc)
+        if said is exc:
+            raise
+        raise said from None
 
 
 def split_sql(script: str) -> list[str]:

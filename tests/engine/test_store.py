@@ -529,3 +529,29 @@ async def test_two_processes_writing_at_once_lose_nothing(db_path: Path) -> None
         # created + log; progress events only while running, so none here
         assert len(events) == 2 * count * 2
         assert len({e.id for e in events}) == len(events)
+
+
+def test_a_migration_that_meets_a_full_disk_says_full_and_changes_nothing(
+        db_path: Path) -> None:
+    # SQLite rolls a transaction back by itself on SQLITE_FULL; migrate's own ROLLBACK
+    # then raised "cannot rollback - no transaction is active", which hid the full disk:
+    # a traceback from the CLI, and from the server a 503 calling a sound file damaged,
+    # with the advice to move it aside. max_page_count makes the same SQLITE_FULL here
+    from jupyter_tasks.exceptions import StoreFull
+    from jupyter_tasks.store.connection import migrate
+
+    conn = _version_2_database(db_path)
+    conn.executemany("INSERT INTO events (task_id, type, ts, task) VALUES (?, ?, 1, ?)",
+                     [(f"t{n}", "task.created", "x" * 500) for n in range(3000)])
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 20}")
+        with pytest.raises(StoreFull, match="disk holding the task database is full"):
+            migrate(conn)
+        assert not conn.in_transaction
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2  # nothing changed
+    finally:
+        conn.close()
