@@ -162,18 +162,19 @@ def wal_deleted_message(path: Path) -> str | None:
     return None
 
 
-def deleted_wal_holder(path: Path) -> int | None:
-    """A process that has ``path`` open through a write-ahead log deleted from under it
-    (its pid), found in ``/proc``; None when there is none, or no ``/proc`` to ask.
+def deleted_companion_holder(path: Path) -> tuple[int, Path] | None:
+    """A process that has ``path`` open through a write-ahead log or shared-memory index
+    deleted from under it: (its pid, that file), found in ``/proc``; None when there is
+    none, or no ``/proc`` to ask.
 
-    Its log gone, the next process to open the file makes a new one beside it, on the
-    same shared-memory index: the two logs' frames then damage the file. When the held
-    log had just been emptied by a checkpoint nothing fails to warn that process (a
-    log with frames fails its reads as "disk I/O error"). Only processes this user may
-    look into are seen: the others' descriptors are not readable.
+    The next process to open the file makes a new one beside the deleted one: two logs
+    on one index damage the file, two indexes over one log lose commits (the holder
+    writes its log over frames it cannot see). A deleted log that a checkpoint had just
+    emptied warns nobody (a log with frames fails reads as "disk I/O error"), nor does a
+    deleted index. Only processes this user may look into are seen.
     """
     real = os.path.realpath(path)
-    deleted_log = f"{real}-wal (deleted)"
+    deleted = {f"{real}{end} (deleted)": Path(f"{path}{end}") for end in ("-wal", "-shm")}
     try:
         pids = [name for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
@@ -184,51 +185,61 @@ def deleted_wal_holder(path: Path) -> int | None:
             fds = os.listdir(folder)
         except OSError:
             continue  # gone, or another user's
-        holds_file = holds_deleted_log = False
+        holds_file = False
+        gone: Path | None = None
         for fd in fds:
             try:
                 target = os.readlink(f"{folder}/{fd}")
             except OSError:
                 continue
             holds_file = holds_file or target == real
-            holds_deleted_log = holds_deleted_log or target == deleted_log
+            gone = gone or deleted.get(target)
         # the file itself still at its path: a process on a database deleted whole (its
-        # log with it) is no danger to a new one made there
-        if holds_file and holds_deleted_log:
-            return int(pid)
+        # companions with it) is no danger to a new one made there
+        if holds_file and gone is not None:
+            return int(pid), gone
     return None
 
 
-def deleted_wal_message(path: Path, pid: int) -> str:
-    """What to do when process ``pid`` holds ``path``'s deleted write-ahead log."""
-    return (f"the task database's write-ahead log {sidecars(path)[0]} was deleted while "
-            f"process {pid} used {path.name}, and that process still holds it: opening the "
-            "file now would start a second log beside it, which damages the file. Stop that "
-            "process cleanly (its close copies its changes into the database; a kill -9 "
-            "loses them) and every other one using the file, then run `jupyter tasks "
-            f"doctor`, and `{recover_command(path)}` if it finds damage. Never delete -wal "
-            "or -shm files while any process has the database open")
+def deleted_companion_message(path: Path, pid: int, companion: Path) -> str:
+    """What to do when process ``pid`` holds ``path``'s deleted ``companion``."""
+    what = "write-ahead log" if companion.name.endswith("-wal") else "shared-memory index"
+    return (f"the task database's {what} {companion} was deleted while process {pid} used "
+            f"{path.name}, and that process still holds it: opening the file now would "
+            f"start a second {what} beside it, which damages the file or loses what is "
+            "written. Stop that process cleanly (its close copies its changes into the "
+            "database; a kill -9 loses them) and every other one using the file, then run "
+            f"`jupyter tasks doctor`, and `{recover_command(path)}` if it finds damage. "
+            "Never delete -wal or -shm files while any process has the database open")
 
 
-def check_wal(path: Path, expected: tuple[int, int] | None) -> str | None:
-    """Why this process may not write any more (None: it may): the write-ahead log at
-    ``path``'s side is not the one it opened (``expected``, taken at open).
+def companion_identities(path: Path) -> tuple[tuple[int, int] | None, ...]:
+    """``file_identity`` of ``path``'s write-ahead log and shared-memory index."""
+    return tuple(file_identity(companion) for companion in sidecars(path))
 
-    A store's connections keep the log open, so SQLite never deletes it under them:
-    gone or another file, it was deleted in use. Writing on into the deleted log beside
-    a process that starts a new one (nothing tells that one: the log had been emptied)
-    puts two logs on one index, and the file ends "not a database".
+
+def check_companions(path: Path, expected: tuple[tuple[int, int] | None, ...]) -> str | None:
+    """Why this process may not write any more (None: it may): the write-ahead log or
+    shared-memory index beside ``path`` is not the one it opened (``expected``, taken
+    at open by ``companion_identities``).
+
+    A store's connections keep both open, so SQLite never deletes them under it: gone
+    or another file, one was deleted in use. Writing on beside a process that starts
+    a new one puts two logs on one index (the file ends "not a database"), or two
+    indexes over one log (commits are lost).
     """
-    if expected is None:
-        return None
-    if file_identity(sidecars(path)[0]) == expected:
-        return None
-    return (f"the task database's write-ahead log {sidecars(path)[0]} was deleted while this "
-            "process used it; nothing more is written here, so no other process's new log "
-            f"meets this one's changes in {path.name}. Stop this process cleanly (its close "
-            "copies its changes into the database) and every other one using the file, then "
-            "run `jupyter tasks doctor`. Never delete -wal or -shm files while any process "
-            "has the database open")
+    for companion, opened in zip(sidecars(path), expected, strict=False):
+        if opened is None or file_identity(companion) == opened:
+            continue
+        what = "write-ahead log" if companion.name.endswith("-wal") else \
+            "shared-memory index"
+        return (f"the task database's {what} {companion} was deleted while this process "
+                f"used it; nothing more is written here, so no other process's new one "
+                f"meets this one's in {path.name}. Stop this process cleanly (its close "
+                "copies its changes into the database) and every other one using the file, "
+                "then run `jupyter tasks doctor`. Never delete -wal or -shm files while any "
+                "process has the database open")
+    return None
 
 
 def sidecars(path: Path) -> list[Path]:
@@ -268,10 +279,9 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(unreachable_message(path, "permission denied"))
     if _sqlite_refuses(path):
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
-    if sidecars(path)[1].exists():  # some process has it open (or had, and was killed)
-        holder = deleted_wal_holder(path)
-        if holder is not None:
-            raise StoreUnavailable(deleted_wal_message(path, holder))
+    holder = deleted_companion_holder(path)
+    if holder is not None:
+        raise StoreUnavailable(deleted_companion_message(path, *holder))
 
 
 def create_private(path: Path) -> None:
@@ -598,9 +608,9 @@ def inspect(path: Path | str) -> Report:
     move_aside = (f"move it aside (`mv {shlex.quote(str(path))} "
                   f"{shlex.quote(f'{path}.broken')}`, with its -wal and -shm files "
                   "if any) and restart the server to start with an empty database")
-    holder = deleted_wal_holder(path) if sidecars(path)[1].exists() else None
-    if holder is not None:  # not opened at all: even a reader would start a second log
-        report.problems.append(deleted_wal_message(path, holder))
+    holder = deleted_companion_holder(path)
+    if holder is not None:  # not opened at all: even a reader would start a second one
+        report.problems.append(deleted_companion_message(path, *holder))
         return report
     try:
         check_before_open(path, create=False)

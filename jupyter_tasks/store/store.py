@@ -450,8 +450,9 @@ class Store:
         # (absolute: a process that changes directory, a kernel's %cd, still means this file)
         self._file = Path(os.path.abspath(self.path))
         self._identity = dbfile.file_identity(self._file)
-        # its write-ahead log, once the writer opened it (dbfile.check_wal)
-        self._wal_identity: tuple[int, int] | None = None
+        # its write-ahead log and shared-memory index, once the writer opened them
+        # (dbfile.check_companions)
+        self._companions: tuple[tuple[int, int] | None, ...] = ()
         self._unavailable: str | None = None
         self.read_only = False
 
@@ -492,7 +493,7 @@ class Store:
         try:
             await store._run(setup_connection, busy_timeout)
             await store._run(migrate)
-            store._wal_identity = dbfile.file_identity(dbfile.sidecars(store._file)[0])
+            store._companions = dbfile.companion_identities(store._file)
             await store._run(wait_for_locks_by_own_tries)
             # never creating the file (a plain connect does): one deleted while this
             # store opened came back empty at its path, the writer on the old file
@@ -1164,7 +1165,7 @@ class Store:
         """
         if self._unavailable is None:
             self._unavailable = dbfile.check_identity(self._file, self._identity) \
-                or dbfile.check_wal(self._file, self._wal_identity)
+                or dbfile.check_companions(self._file, self._companions)
         if self._unavailable is not None:
             raise StoreUnavailable(self._unavailable)
 
