@@ -70,7 +70,9 @@ def creating_database(db: str | None) -> Iterator[None]:
         if _unused_and_empty(path):
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
-            shutil.rmtree(f"{path}.wake", ignore_errors=True)
+            from .engine.bell import wake_folder
+
+            shutil.rmtree(wake_folder(path), ignore_errors=True)
         raise
 
 

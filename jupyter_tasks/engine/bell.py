@@ -40,8 +40,12 @@ RACY_RELIST_NS = 5_000_000
 
 
 def wake_folder(db_path: str | os.PathLike[str]) -> Path:
-    """The folder beside the database where its processes' wake-up sockets live."""
-    path = Path(os.path.abspath(db_path))
+    """The folder beside the database where its processes' wake-up sockets live.
+
+    Named after the file's real path: processes that reach it through a link and
+    by its own path ring the same bells.
+    """
+    path = Path(os.path.realpath(db_path))
     return path.with_name(path.name + ".wake")
 
 

@@ -385,7 +385,10 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], writer: DatabaseThread | None,
                  reader: aiosqlite.Connection | None = None) -> None:
         self.path = Path(path)
-        self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
+        # named after the file's real path: a worker that reached it through a link kept
+        # its artifacts beside the link, where the server found none
+        real = Path(os.path.realpath(self.path))
+        self.artifacts_dir = real.with_name(real.name + ".artifacts")
         # one artifact written at a time: the file that stays and its row agree
         self._artifact_lock = asyncio.Lock()
         # None for a read-only store: it has the reader alone

@@ -555,3 +555,25 @@ def test_a_migration_that_meets_a_full_disk_says_full_and_changes_nothing(
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2  # nothing changed
     finally:
         conn.close()
+
+
+async def test_a_link_to_the_database_shares_its_artifacts_and_wake_up_folder(
+        tmp_path: Path) -> None:
+    # before: the folders beside the file were named after the path as given: a worker
+    # on links/link.db kept a task's artifacts in links/link.db.artifacts, and the
+    # server on real/tasks.db answered 404 for each file its row listed
+    from jupyter_tasks.engine.bell import wake_folder
+
+    real = tmp_path / "real" / "tasks.db"
+    real.parent.mkdir()
+    link = tmp_path / "links" / "link.db"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    async with await Store.open(real) as by_path:
+        task, _ = await by_path.create_task(make_task())
+    async with await Store.open(link) as by_link:
+        kept = await by_link.add_artifact(task.id, "out.txt", b"made through the link")
+    async with await Store.open(real) as by_path:
+        assert by_path.artifact_path(kept).read_bytes() == b"made through the link"
+        assert by_path.artifacts_dir == by_link.artifacts_dir
+    assert wake_folder(link) == wake_folder(real)
