@@ -107,14 +107,16 @@ async def _copy_into(source: Path, target: Path) -> Recovered:
     finally:
         reader.close()
         writer.close()
-    if not any(report.copied.values()):
-        # a new file with the schema and no row would pass for a recovery (doctor
-        # finds nothing wrong in it) and be moved in place of the damaged one
+    if not report.copied.get("tasks"):
+        # a new file with no task would pass for a recovery (doctor finds nothing wrong
+        # in it, events and logs of tasks it lists nowhere or not) and be moved in place
+        # of the damaged one
+        unread = "the tasks table is unreadable" if any(report.copied.values()) else \
+            "nor schedule, event or log either"
         raise StoreError(
-            f"no task (nor schedule, event or log) could be read from {source}, so nothing "
-            "was written: the file is damaged past what recover reads (or holds nothing); "
-            "keep it for a specialist, or move it aside, with its -wal and -shm files, to "
-            "start empty")
+            f"no task could be read from {source} ({unread}), so nothing was written: the "
+            "file is damaged past what recover reads (or holds nothing); keep it for a "
+            "specialist, or move it aside, with its -wal and -shm files, to start empty")
     return report
 
 

@@ -723,10 +723,25 @@ def test_a_recovery_that_copies_no_task_writes_nothing_and_fails(db_path, tmp_pa
         f.write(b"\xa5" * (damaged.stat().st_size - 100))
     assert cli_main(["--db", str(damaged), "recover"]) != 0
     captured = capsys.readouterr()
-    assert "no task (nor schedule, event or log) could be read" in captured.err, captured
+    assert "no task could be read" in captured.err and "nor schedule, event or log" \
+        in captured.err, captured
     recovered = Path(f"{damaged}.recovered")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(recovered.name)]
     assert cli_main(["--db", str(recovered), "doctor"]) != 0  # so `&& mv` never runs
+
+
+def test_a_recovery_that_reads_no_task_but_their_events_writes_nothing(db_path, tmp_path,
+                                                                        capsys):
+    # before: the tasks table's root page unreadable, recover copied 0 tasks beside their
+    # events and logs, said "written to ….recovered", exit 0, and doctor passed the copy:
+    # the documented `&& mv` replaced the history with one that lists no task
+    in_thread(make_database(db_path, jobs=20))
+    corrupt_table(db_path, "tasks")
+    assert cli_main(["--db", str(db_path), "recover"]) != 0
+    captured = capsys.readouterr()
+    assert "no task could be read" in captured.err, captured
+    recovered = Path(f"{db_path}.recovered")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(recovered.name)]
 
 
 def test_a_killed_recovery_leaves_no_file_that_passes_for_a_recovered_one(db_path, tmp_path):
