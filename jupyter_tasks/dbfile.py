@@ -279,6 +279,9 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(unreachable_message(path, "permission denied"))
     if _sqlite_refuses(path):
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
+    foreign = foreign_tables(path)
+    if foreign:
+        raise StoreUnavailable(foreign_message(path, foreign))
     holder = deleted_companion_holder(path)
     if holder is not None:
         raise StoreUnavailable(deleted_companion_message(path, *holder))
@@ -321,6 +324,37 @@ def folder_mode(path: Path) -> int:
         bits = (file_mode >> shift) & 0o6
         mode |= (bits | (1 if bits else 0)) << shift
     return mode
+
+
+def foreign_tables(path: Path) -> list[str]:
+    """The tables of a SQLite file with no jupyter-tasks schema (another program's);
+    [] for a task database, an empty one, or one SQLite cannot read (said elsewhere).
+
+    Read with SQLite, not ``open()``, for the reason ``_sqlite_refuses`` gives.
+    """
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=0)
+    except sqlite3.Error:
+        return []
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+            return []  # migration 1 sets it with the first tables
+        return [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def foreign_message(path: Path, tables: list[str]) -> str:
+    """Why a writer leaves another program's SQLite file alone."""
+    shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+    return (f"{path} is another application's database (its tables: {shown}), not a task "
+            "database: nothing was changed in it (jupyter-tasks would have added its tables "
+            "and switched it to WAL). Give jupyter-tasks a file of its own with --db / "
+            "$JUPYTER_TASKS_DB")
 
 
 def _sqlite_refuses(path: Path) -> bool:
@@ -615,6 +649,10 @@ def inspect(path: Path | str) -> Report:
     try:
         check_before_open(path, create=False)
     except StoreUnavailable:
+        foreign = foreign_tables(path)
+        if foreign:  # sound, and someone else's: nothing to move aside
+            report.problems.append(foreign_message(path, foreign))
+            return report
         report.problems.append(f"{path} is not a SQLite database")
         report.advice.append(move_aside)
         return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import sqlite3
@@ -577,3 +578,24 @@ async def test_a_link_to_the_database_shares_its_artifacts_and_wake_up_folder(
         assert by_path.artifact_path(kept).read_bytes() == b"made through the link"
         assert by_path.artifacts_dir == by_link.artifacts_dir
     assert wake_folder(link) == wake_folder(real)
+
+
+async def test_another_applications_database_is_refused_not_taken_over(
+        db_path: Path) -> None:
+    # before: `submit --db notes.db` on another program's SQLite file added the whole
+    # jupyter-tasks schema to it and switched it to WAL, without a word; doctor called
+    # it "an empty database"
+    from jupyter_tasks.dbfile import inspect
+    from jupyter_tasks.exceptions import StoreUnavailable
+
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO notes (body) VALUES ('mine')")
+        conn.commit()
+    before = db_path.read_bytes()
+    with pytest.raises(StoreUnavailable, match="another application's database"):
+        await Store.open(db_path)
+    assert db_path.read_bytes() == before
+    report = inspect(db_path)
+    assert any("another application's database (its tables: notes)" in p
+               for p in report.problems), report.problems
