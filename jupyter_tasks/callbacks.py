@@ -149,8 +149,8 @@ def _is_loopback_name(name: str) -> bool:
 
 def _is_hostname(name: str) -> bool:
     labels = name.split(".")
-    return (0 < len(name) <= 253 and all(_LABEL.match(label) for label in labels)
-            and not _IPV4_LIKE.match(labels[-1]))
+    return (0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+            and not _IPV4_LIKE.fullmatch(labels[-1]))
 
 
 # ============================================================ checking a URL
@@ -195,7 +195,7 @@ def parse_url(url: Any) -> Target:
     if port == 0:
         raise _invalid(url, "has an invalid port")
     address: Address | None = None
-    if ("[" in netloc or "]" in netloc) and not _BRACKETED.match(netloc):
+    if ("[" in netloc or "]" in netloc) and not _BRACKETED.fullmatch(netloc):
         # urlsplit reads "[::1]x" and "[::1].evil.example" as ::1, dropping the rest;
         # another reader of the stored URL may not
         raise _invalid(url, "has a malformed IPv6 address")

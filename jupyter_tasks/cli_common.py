@@ -101,7 +101,7 @@ def queue_name(text: str) -> str:
     """An argparse type: a queue name (letters, digits, '_', '-', '.'), else a clear error."""
     from .engine.options import QUEUE_RE
 
-    if not QUEUE_RE.match(text):
+    if not QUEUE_RE.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"not a queue name: {text!r} (letters, digits, '_', '-', '.'; at most 100)")
     return text

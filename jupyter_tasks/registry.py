@@ -21,7 +21,7 @@ from .exceptions import DuplicateTaskName, InvalidParameters, InvalidTaskName, U
 from .models import TaskMode
 from .values import number_held
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")  # the whole name (fullmatch)
 ENTRY_POINT_GROUP = "jupyter_tasks"
 MODULES_ENV = "JUPYTER_TASKS_MODULES"
 # names people give the context parameter: unannotated, they are taken for the caller's
@@ -203,7 +203,7 @@ class Registry:
         replace: bool = False,
     ) -> TaskInfo:
         """Register ``fn`` under ``name``; names are URL-safe and unique."""
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise InvalidTaskName(
                 f"task name {name!r} is not valid: use letters, digits, '_' and '-' only "
                 "(it becomes part of a URL)"

@@ -38,7 +38,7 @@ KEY: Check = (lambda v: TEXT[0](v) and 0 < len(v) <= MAX_TEXT_CHARS,
 # the options every submission is held to (a None is an option not given); REST holds
 # its bodies to these and to its own stricter ones (a label or key there is non-empty)
 OPTION_CHECKS: dict[str, Check] = {
-    "queue": (lambda v: isinstance(v, str) and bool(QUEUE_RE.match(v)),
+    "queue": (lambda v: isinstance(v, str) and bool(QUEUE_RE.fullmatch(v)),
               "a queue name (letters, digits, '_', '-', '.')"),
     "priority": int_between(-1_000_000, 1_000_000),
     "timeout": TIMEOUT,
@@ -80,7 +80,7 @@ def memory_limit_errors(kind: str, memory_limit_mb: Any) -> list[dict[str, str]]
 def check_queue_slots(queues: Mapping[str, Any], what: str = "queues") -> None:
     """``ValueError`` unless each queue is a queue name with 0 to MAX_SLOTS slots."""
     for name, slots in queues.items():
-        if not (isinstance(name, str) and QUEUE_RE.match(name)):
+        if not (isinstance(name, str) and QUEUE_RE.fullmatch(name)):
             raise ValueError(f"{what}: {name!r} is not a queue name (letters, digits, '_', "
                              "'-', '.')")
         if not (isinstance(slots, int) and not isinstance(slots, bool)

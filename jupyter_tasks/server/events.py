@@ -84,7 +84,7 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
             if self._since is None or self._since > MAX_EVENT_ID:
                 raise Problem(400, "since must be an event id (an integer from 0 to 2**62)")
         task_id = self.get_argument("task_id", None) or None
-        if task_id is not None and not ID_RE.match(task_id):
+        if task_id is not None and not ID_RE.fullmatch(task_id):
             raise Problem(400, "task_id must be a task id (32 hex digits)")
         self._task_id = task_id
         announce = self.get_argument("announce", "")

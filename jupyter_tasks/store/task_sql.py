@@ -39,7 +39,7 @@ ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
 
 def valid_artifact_name(name: str) -> bool:
     """True for a plain file name: no separator, no ``..``, nothing hidden."""
-    return bool(ARTIFACT_NAME.match(name)) and ".." not in name
+    return bool(ARTIFACT_NAME.fullmatch(name)) and ".." not in name
 
 
 # a media type as a Content-Type header carries it (RFC 9110), parameters included:
@@ -954,7 +954,7 @@ def decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, fl
                               errors=[{"field": "cursor", "message": why}])
 
     if sort == "created":
-        if not _TASK_ID_RE.match(cursor):
+        if not _TASK_ID_RE.fullmatch(cursor):
             raise bad("not a next_cursor of this sort and order")
         return None, cursor, 0.0
     try:
@@ -964,7 +964,7 @@ def decode_list_cursor(cursor: str, sort: str, order: str) -> tuple[Any, str, fl
         raise bad("not a next_cursor of this API") from None
     if made_for != sort or made_order != order:
         raise bad(f"made for sort={made_for} order={made_order}, not sort={sort} order={order}")
-    if not (isinstance(task_id, str) and _TASK_ID_RE.match(task_id)
+    if not (isinstance(task_id, str) and _TASK_ID_RE.fullmatch(task_id)
             and _sql_value(value) and isinstance(now, (int, float)) and math.isfinite(now)):
         raise bad("not a next_cursor of this API")
     return value, task_id, float(now)
@@ -1285,7 +1285,7 @@ def tx_add_artifact(conn: sqlite3.Connection, a: Artifact) -> None:
 
 def is_task_id(name: str) -> bool:
     """Whether ``name`` has the form of a task id (32 lowercase hex digits)."""
-    return _TASK_ID_RE.match(name) is not None
+    return _TASK_ID_RE.fullmatch(name) is not None
 
 
 def tasks_present_query(task_ids: Sequence[str]) -> tuple[str, list[Any]]:

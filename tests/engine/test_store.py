@@ -460,7 +460,8 @@ async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> Non
         assert art.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
         assert art.content_type == "text/csv"
         assert store.artifact_path(art).read_bytes() == b"a,b\n1,2\n"
-        for bad in ("../x", "a/b", "..", ".hidden", "", "a\\..\\b"):
+        # "out.txt\n": "$" also matches before a last newline (a file named with one)
+        for bad in ("../x", "a/b", "..", ".hidden", "", "a\\..\\b", "out.txt\n"):
             with pytest.raises(ValueError):
                 await store.add_artifact(task.id, bad, b"x")
             assert await store.get_artifact(task.id, bad) is None
@@ -599,3 +600,17 @@ async def test_another_applications_database_is_refused_not_taken_over(
     report = inspect(db_path)
     assert any("another application's database (its tables: notes)" in p
                for p in report.problems), report.problems
+
+
+def test_a_name_or_id_ending_in_a_newline_is_refused() -> None:
+    # "$" in the patterns matched before a last newline: a job given the queue
+    # "default\n" was accepted and never served (no worker serves that queue)
+    from jupyter_tasks.engine.options import check_options
+    from jupyter_tasks.exceptions import InvalidRequest
+    from jupyter_tasks.store.task_sql import is_task_id
+
+    with pytest.raises(InvalidRequest, match="queue"):
+        check_options({"queue": "default\n"})
+    check_options({"queue": "default"})
+    assert not is_task_id("0123456789abcdef" * 2 + "\n")
+    assert is_task_id("0123456789abcdef" * 2)
