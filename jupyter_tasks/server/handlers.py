@@ -291,6 +291,11 @@ class TasksHandler(APIHandler):
     async def visible(self, task_id: str, action: str = "read") -> Task:
         return await check_task_access(self, await self.manager.get(task_id), action)
 
+    def only_query(self, *names: str) -> None:
+        """422 for a query parameter this route does not take: a misspelt one was read as
+        not given (``/result?timout=30`` answered at once, ``/logs?aftr=5`` from the start)."""
+        _reject(self.unknown_query(frozenset({*names, "token"})), "invalid query parameter")
+
     def unknown_query(self, known: frozenset[str]) -> list[dict[str, Any]]:
         """An error for each query parameter not in ``known`` (a misspelt filter read as no
         filter), but JupyterLab's cache-buster (a number with no value)."""
@@ -517,6 +522,7 @@ class TaskItemHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str) -> None:
+        self.only_query("view")
         view = self.get_argument("view", "default")
         if view not in ("default", "full"):
             _reject([{"field": "view", "message": "must be 'full' or omitted"}],
@@ -550,6 +556,7 @@ class TaskResultHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str) -> None:
+        self.only_query("timeout")
         timeout = self.float_arg("timeout", 0.0, 0.0, MAX_RESULT_WAIT)
         await self.visible(task_id)
         task = await self.wait_for_end(task_id, timeout)
@@ -568,6 +575,7 @@ class TaskLogsHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str) -> None:
+        self.only_query("after", "limit")
         after = self.int_arg("after", 0, 0, MAX_EVENT_ID)
         limit = self.int_arg("limit", 1000, 1, 10_000)
         await self.visible(task_id)
@@ -725,6 +733,7 @@ class RegistryListHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        self.only_query("tags")
         tags = [t.strip() for raw in self.get_arguments("tags") for t in raw.split(",")
                 if t.strip()]
         self.answer(200, [info.to_json() for info in self.manager.registry.list_by_tags(tags)])
@@ -736,6 +745,7 @@ class RegistryItemHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, name: str) -> None:
+        self.only_query()
         self.answer(200, self.manager.registry.get_info(name).to_json())
 
 
@@ -806,6 +816,7 @@ class StatsHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        self.only_query()
         store = self.manager.store
         stats = await store.stats(await owners_filter(self))
         live = live_workers(await store.list_workers(), self.manager.config.lease_seconds)

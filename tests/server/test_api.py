@@ -224,6 +224,19 @@ async def test_a_misspelt_list_filter_is_a_422_not_every_task(api, jp_auth_heade
     assert_problem(await api.get(params={"1796593387127": "x"}), 422)
 
 
+@pytest.mark.parametrize("route, misspelt", [
+    (("{id}",), "veiw"), (("{id}", "result"), "timout"), (("{id}", "logs"), "aftr"),
+    (("registry",), "tag"), (("registry", "srv_job"), "x"), (("stats",), "owner")])
+async def test_a_misspelt_query_parameter_is_a_422_on_every_route(api, route, misspelt):
+    # before: ignored on every route but the lists: /result?timout=30 answered at once,
+    # /logs?aftr=5 from the start, /registry?tag=x with every task
+    task = await api.submit({"name": "srv_job", "queue": PARKED})
+    parts = [task["id"] if part == "{id}" else part for part in route]
+    problem = assert_problem(await api.get(*parts, params={misspelt: "5"}), 422)
+    assert problem["errors"] == [{"field": misspelt, "message": "unknown query parameter"}]
+    assert (await api.get(*parts, params={"1796593387127": ""})).code in (200, 202)
+
+
 async def test_get_one_and_full_view(api):
     task = await api.submit({"name": "srv_artifact"})
     done = await finished(api, task["id"])
