@@ -346,14 +346,16 @@ def _keep_file(folder: Path, name: str, data: bytes | Path,
                mode: int = 0o700) -> tuple[int, str]:
     """Write ``data`` (bytes, or a file's content) as ``folder/name`` atomically: (size, sha256).
 
-    A missing parent (the artifacts' folder) is made with ``mode``, whatever the umask.
+    A missing parent (the artifacts' folder) and ``folder`` (a task's) are made with
+    ``mode``, the file with its read and write bits, whatever the umask: a worker run
+    with umask 077 beside a database its group shares made them its own alone.
     """
-    try:
-        folder.parent.mkdir()
-        folder.parent.chmod(mode)
-    except FileExistsError:
-        pass  # made before, or by another process: its mode is left as it is
-    folder.mkdir(exist_ok=True)
+    for made in (folder.parent, folder):
+        try:
+            made.mkdir()
+            made.chmod(mode)
+        except FileExistsError:
+            pass  # made before, or by another process: its mode is left as it is
     # named apart from ``name``: a name of the file system's longest (255 bytes) made
     # a longer temporary one, refused, and the task failed with its other files lost
     tmp = folder / f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -361,6 +363,7 @@ def _keep_file(folder: Path, name: str, data: bytes | Path,
     size = 0
     try:
         with open(tmp, "wb") as out:
+            os.fchmod(out.fileno(), mode & 0o666)
             chunks: Iterable[bytes] = [data] if isinstance(data, bytes) else file_chunks(data)
             for chunk in chunks:
                 digest.update(chunk)

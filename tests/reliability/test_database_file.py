@@ -986,6 +986,29 @@ def test_a_database_in_a_read_only_folder_is_said_unreadable_here_not_damaged(
     assert "found damage" not in done.stdout and "move it aside" not in done.stdout, done.stdout
 
 
+async def test_a_shared_databases_artifacts_are_the_groups_under_a_private_umask(
+        tmp_path: Path) -> None:
+    # before: the team's file 0660 and its artifacts' folder 0770, but a worker run with
+    # umask 077 made each task's folder 0700 and its files 0600: the server's account in
+    # the same group could neither download nor prune them
+    from tests.engine.test_store import make_task
+
+    shared = tmp_path / "team" / "tasks.db"
+    async with await Store.open(shared):
+        pass
+    shared.chmod(0o660)
+    before = os.umask(0o077)
+    try:
+        async with await Store.open(shared) as store:
+            task, _ = await store.create_task(make_task())
+            kept = await store.add_artifact(task.id, "a.txt", b"for the team")
+            file = store.artifact_path(kept)
+            assert stat.S_IMODE(file.parent.stat().st_mode) == 0o770
+            assert stat.S_IMODE(file.stat().st_mode) == 0o660
+    finally:
+        os.umask(before)
+
+
 async def test_a_new_database_and_its_artifacts_are_their_owners_alone(tmp_path: Path) -> None:
     # every task's params, results and logs: under the usual umask (022) SQLite made the
     # file 0644 and the artifacts' folder 0755, open to every local account
