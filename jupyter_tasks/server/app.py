@@ -208,9 +208,15 @@ class JupyterTasksApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Resolve the database, share it with kernels, import task modules, build the manager."""
-        path = Path(self.db_path).expanduser() if self.db_path else default_db_path()
-        if not path.is_absolute():
-            path = Path(self.serverapp.root_dir) / path
+        if self.db_path:
+            path = Path(self.db_path).expanduser()
+            if not path.is_absolute():  # the server's own setting: from its root
+                path = Path(self.serverapp.root_dir) / path
+        else:
+            # $JUPYTER_TASKS_DB (or the default) as every process reads it, the CLI in
+            # the same shell too: from the working folder (before: from root_dir, so the
+            # CLI found no database, and the file browser showed the server's)
+            path = default_db_path().absolute()
         self.resolved_db_path = str(path)
         problem = self._config_problem
         if problem is None:

@@ -42,3 +42,26 @@ def test_an_unusable_configuration_is_a_503_naming_it(tmp_path: Path, args, said
     finally:
         server.stop()
     assert server.popen is not None and server.popen.returncode is not None
+
+
+def test_a_relative_database_in_the_environment_is_where_the_cli_finds_it(
+        tmp_path: Path) -> None:
+    # before: the server read JUPYTER_TASKS_DB=rel.db from its root_dir, the CLI in the
+    # same shell from its working folder ("error: no database at rel.db"); the server's
+    # copy also sat in the folder the file browser shows, where it could be deleted
+    import subprocess
+    import sys
+
+    server = JupyterProcess(tmp_path, env={"JUPYTER_TASKS_DB": "rel.db"})
+    server.start()
+    try:
+        status, task = server.request("POST", "api/tasks", {"command": ["true"],
+                                                           "queue": "parked"})
+        assert status == 202, task
+        assert (tmp_path / "rel.db").exists() and not (server.root / "rel.db").exists()
+        listed = subprocess.run([sys.executable, "-m", "jupyter_tasks.cli", "list"],
+                                cwd=tmp_path, env=server.environ(), capture_output=True,
+                                text=True, timeout=120)
+        assert listed.returncode == 0 and task["id"][-10:] in listed.stdout, listed
+    finally:
+        server.stop()
