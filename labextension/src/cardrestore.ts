@@ -35,7 +35,7 @@ import { ISignal } from '@lumino/signaling';
 import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
-import { taskLabel, withShortIds } from './format';
+import { errorText, taskLabel } from './format';
 import { longIntegerText, parseJson, valueText } from './json';
 import { stripAnsi } from './logview';
 import { pendingQuestion } from './model';
@@ -372,7 +372,7 @@ export class RestoredTaskView extends Widget {
       (error: Error) => {
         if (!this.isDisposed) {
           this.node.removeAttribute('aria-busy');
-          this._problem.textContent = `Could not ${what}: ${withShortIds(error.message)}`;
+          this._problem.textContent = `Could not ${what}: ${errorText(error)}`;
           this._render();
         }
       }

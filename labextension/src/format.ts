@@ -20,6 +20,19 @@ export function withShortIds(message: string): string {
   return message.replace(/\b[0-9a-f]{32}\b/g, id => shortId(id));
 }
 
+/**
+ * An error as a "Could not …" message ends: the server's words (ids shortened), or,
+ * when no answer came at all (fetch's TypeError, which ServerConnection's NetworkError
+ * extends), that the server cannot be reached: the browser's "Failed to fetch" told a
+ * user nothing.
+ */
+export function errorText(error: unknown): string {
+  if (error instanceof TypeError) {
+    return 'cannot reach the server (stopped, or restarting); try again once the panel says live';
+  }
+  return withShortIds(String(error instanceof Error ? error.message : error));
+}
+
 // the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069)
 const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
 

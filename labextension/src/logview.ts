@@ -12,10 +12,10 @@ import {
   ERASED,
   attemptText,
   attemptWhyParts,
+  errorText,
   formatDuration,
   lateCancelText,
   shortId,
-  withShortIds,
   taskLabel,
   typeInto
 } from './format';
@@ -450,7 +450,7 @@ export class TaskLogView extends Widget {
       }
       if (!this.isDisposed) {
         this._readError = true;
-        this._message.textContent = `Could not read the log: ${withShortIds((error as Error).message)}`;
+        this._message.textContent = `Could not read the log: ${errorText(error)}`;
       }
     } finally {
       this._fetching = false;

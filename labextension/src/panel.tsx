@@ -21,7 +21,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TasksConnection } from './connection';
-import { withShortIds } from './format';
+import { errorText } from './format';
 import { IScheduleActions, ScheduleRow } from './components/ScheduleRow';
 import { IRowActions } from './components/rowLook';
 import { TaskRow } from './components/TaskRow';
@@ -529,8 +529,8 @@ export class TasksPanel extends ReactWidget {
   private _searchTimer: number | null = null;
 
   private _act(what: string, action: () => Promise<unknown>): void {
-    action().catch((error: Error) => {
-      Notification.error(`Could not ${what}: ${withShortIds(error.message)}`, {
+    action().catch((error: unknown) => {
+      Notification.error(`Could not ${what}: ${errorText(error)}`, {
         autoClose: 8000
       });
     });

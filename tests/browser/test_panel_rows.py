@@ -64,3 +64,30 @@ def test_a_queued_task_shows_no_bar_and_a_bar_stays_in_its_range(
     for task, now in ((over, "100"), (under, "0")):
         bar = row(page, task.id).locator(".jp-TasksPanel-progress")
         assert bar.get_attribute("aria-valuenow") == now, task.label
+
+
+def test_an_action_the_server_cannot_be_reached_for_says_so_in_words(
+        lab: LabServer, page: Any) -> None:
+    # before: with the server down, Cancel failed with the browser's own words, "Could
+    # not cancel the task: Failed to fetch". The request is cut here as a server gone
+    # away cuts it (the connection refused), the rest of the page left as it is
+    from .test_panel_truth import toast
+
+    _, me = lab.request("GET", "/api/tasks/me")
+    parked = make_task("waits in a parked queue", owner=me["owner"], status="queued",
+                       queue="parked")
+    seed(lab.db_path, [parked])
+    line = row(page, parked.id)
+    line.wait_for(state="visible")
+    page.route("**/api/tasks/*/cancel*", lambda route: route.abort("connectionrefused"))
+    try:
+        line.hover()
+        line.locator(".jp-TasksPanel-cancel").click()
+        note = toast(page, "Could not cancel")
+        note.wait_for(state="visible")
+        text = note.inner_text()
+        assert "cannot reach the server" in text and "Failed to fetch" not in text, text
+    finally:
+        page.unroute("**/api/tasks/*/cancel*")
+    code, task = lab.request("GET", f"/api/tasks/{parked.id}")
+    assert code == 200 and task["status"] == "queued"

@@ -2,6 +2,7 @@ import {
   ERASED,
   attemptWhyParts,
   displayText,
+  errorText,
   hasVisibleText,
   lateCancelText,
   taskLabel,
@@ -124,6 +125,21 @@ describe('attemptWhyParts', () => {
       'worker lost'
     ]);
     expect(attemptWhyParts(task({}))).toEqual([]);
+  });
+});
+
+describe('errorText', () => {
+  it('says in words that no answer came, not the browser\'s "Failed to fetch"', () => {
+    const text = errorText(new TypeError('Failed to fetch'));
+    expect(text).toContain('cannot reach the server');
+    expect(text).not.toContain('Failed to fetch');
+  });
+
+  it("keeps the server's own words, ids shortened", () => {
+    expect(errorText(new Error('task 18eecd51e43ea5ee01d54ad2b9acd919 already ended'))).toBe(
+      'task d2b9acd919 already ended'
+    );
+    expect(errorText('plain text')).toBe('plain text');
   });
 });
 

@@ -5,7 +5,7 @@ import { Notification } from '@jupyterlab/apputils';
 import * as React from 'react';
 
 import { TasksAPI } from '../connection';
-import { formatBytes, withShortIds } from '../format';
+import { errorText, formatBytes } from '../format';
 import { IArtifact, ITask } from '../types';
 
 export function Artifacts(props: { task: ITask; api: TasksAPI }): JSX.Element | null {
@@ -62,7 +62,7 @@ async function download(api: TasksAPI, id: string, name: string): Promise<void> 
     // The browser reads the URL asynchronously after the click.
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
   } catch (error) {
-    Notification.error(`Could not download ${name}: ${withShortIds((error as Error).message)}`, {
+    Notification.error(`Could not download ${name}: ${errorText(error)}`, {
       autoClose: 8000
     });
   }
