@@ -197,7 +197,8 @@ def tx_reap(conn: sqlite3.Connection, dead: list[str], now: float,
             changes, event = _ended_from_exit(task, task.process, now)
             tx_append_logs(conn, task.id, [(now, "log", (
                 f"[jupyter-tasks] worker {task.worker_id} was lost after the process exited "
-                f"with code {task.process['exit']}; this end was written from that exit"))])
+                f"with code {task.process['exit']}; this end was written from that exit\n"))],
+                own_line=True)
         else:
             changes, event = _lost(task, now, max_lost)
         updated = update_task(conn, task.id, changes, (TaskStatus.RUNNING.value,))

@@ -130,6 +130,10 @@ def test_worker_lost_after_the_process_exited_does_not_run_it_again(
         logs = server.request("GET", f"/api/tasks/{task['id']}/logs")[1]
         text = "".join(entry["text"] for entry in logs["entries"])
         assert f"exited with code {code}" in text, text
+        # the reaper's line is a line of its own (before: no newline after it, and the
+        # shell's prompt followed `jupyter tasks logs` on that line)
+        assert text.endswith("this end was written from that exit\n"), text
+        assert "\n[jupyter-tasks] worker " in "\n" + text, text
         # nothing of the job is left running, and no working folder of the killed
         # worker's attempt (its source and input) behind
         assert _marked(marks, keep={server.popen.pid, replacement.pid}) == []
