@@ -705,6 +705,9 @@ export class TasksConnection implements IDisposable {
     }
     const previous = this.model.get(event.task_id) ?? null;
     if (this.model.applyEvents([event]).length > 0) {
+      if (event.task && event.task_id && event.task.status !== previous?.status) {
+        this.schedules.noteTask(event.task_id, event.task.status);
+      }
       this._transitions.emit({ event, previous });
       this._eventsApplied.emit(event);
       if (event.type !== 'task.progress' && event.type !== 'task.log') {

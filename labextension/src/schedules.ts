@@ -86,6 +86,24 @@ export class SchedulesModel {
     this._emit();
   }
 
+  /**
+   * A task's new status, from its own event: the schedules whose last run it is show
+   * it. No `schedule.changed` comes when a fired task ends, and the line said "queued",
+   * the status at the firing, until the next reload.
+   */
+  noteTask(taskId: string, status: string): void {
+    let changed = false;
+    for (const schedule of this._schedules.values()) {
+      if (schedule.last_task_id === taskId && schedule.last_status !== status) {
+        this._schedules.set(schedule.id, { ...schedule, last_status: status });
+        changed = true;
+      }
+    }
+    if (changed) {
+      this._emit();
+    }
+  }
+
   remove(id: string): void {
     this._deleted.add(id);
     if (this._schedules.delete(id)) {

@@ -15,7 +15,7 @@ import pytest
 from tests.waiting import eventually_sync
 
 from .lab import LabServer
-from .test_panel import row
+from .test_panel import row, wait_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -145,6 +145,10 @@ def test_schedule_from_file_browser_then_pause_run_now_and_firings(
     fired = eventually_sync(firing, timeout=30, what="a firing")
     assert fired["schedule_id"] == created["id"], fired
     expect(row(page, fired["id"])).to_be_visible()
+    # the line's last run follows its task to its end (before: it said "queued", the
+    # status at the firing, until a reload: no schedule.changed comes when a task ends)
+    wait_status(page, fired["id"], "succeeded")
+    expect(line.locator(".jp-TasksPanel-status")).to_have_attribute("data-look", "succeeded")
 
     # a task of no schedule, to see the filter hide it
     status, other = lab.request("POST", "/api/tasks", {"name": "browser_tiny", "params": {"n": 1}})

@@ -54,4 +54,18 @@ describe('SchedulesModel', () => {
     expect(model.get('1')!.paused).toBe(true);
     expect(model.get('3')).toBeUndefined();
   });
+
+  it("shows its last run's status as that task's own events move it", () => {
+    const model = new SchedulesModel();
+    const fired = schedule('1', 'a', { last_task_id: 't1', last_status: 'queued' });
+    model.applySnapshot([fired, schedule('2', 'a', { last_task_id: 't0' })]);
+    let changes = 0;
+    model.changed.connect(() => changes++);
+    model.noteTask('t1', 'succeeded');
+    expect(model.get('1')!.last_status).toBe('succeeded');
+    expect(model.get('2')!.last_status).toBeNull(); // another schedule's task: untouched
+    model.noteTask('t1', 'succeeded'); // no change, no repaint
+    model.noteTask('t9', 'failed'); // no schedule's last run
+    expect(changes).toBe(1);
+  });
 });
