@@ -70,7 +70,25 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         status = status_for(exc, status_code)  # an unusable database is 503, as over REST
         self.set_status(status)
         self.set_header("Content-Type", PROBLEM_TYPE)
+        if status == 426:  # the version this server speaks (send_error cleared the headers)
+            self.set_header("Sec-WebSocket-Version", "13")
         self.finish(json.dumps(problem_for(status, exc)))
+
+    def _check_handshake(self) -> None:
+        """The checks tornado makes of a websocket handshake, answered as problem+json
+        (tornado's own answers are text/html, or a 426 with no body)."""
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
+            raise Problem(400, "this route is a websocket: connect with an Upgrade: "
+                               "websocket request (GET /api/tasks lists tasks over REST)")
+        if "upgrade" not in (part.strip().lower()
+                             for part in headers.get("Connection", "").split(",")):
+            raise Problem(400, 'a websocket handshake needs "Connection: Upgrade"')
+        if headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):  # as tornado takes
+            raise Problem(426, "this server speaks websocket version 13 (RFC 6455): "
+                               "send Sec-WebSocket-Version: 13")
+        if not headers.get("Sec-WebSocket-Key"):
+            raise Problem(400, "a websocket handshake needs a Sec-WebSocket-Key header")
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -93,10 +111,7 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         self._announce = announce == "1"
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            # tornado answers this one as text/html; every other error here is problem+json
-            raise Problem(400, "this route is a websocket: connect with an Upgrade: "
-                               "websocket request (GET /api/tasks lists tasks over REST)")
+        self._check_handshake()
         await self.settings["jupyter_tasks_app"].ensure_started()
         store = self.manager.store
         newest = await store.last_event_id()

@@ -776,8 +776,13 @@ class RegistryExecuteHandler(TasksHandler):
                               "status": task.status, "result": task.result,
                               "error": task.error}, **headers)
         else:
-            self.answer(202, task.to_json(), Location=self.location(task.id),
-                        Preference_Applied="respond-async", **headers)
+            # the preferences honoured, as asked (RFC 7240): a wait alone that ran out is
+            # answered 202 too, but respond-async was not asked for then
+            applied = [*(["respond-async"] if respond_async else []),
+                       *([f"wait={wait:g}"] if wait is not None else [])]
+            if applied:
+                headers["Preference-Applied"] = ", ".join(applied)
+            self.answer(202, task.to_json(), Location=self.location(task.id), **headers)
 
 
 def _current_task_cancelling() -> bool:

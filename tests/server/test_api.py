@@ -474,7 +474,13 @@ async def test_execute_sync_async_and_wait(api, jp_base_url):
     too_slow = await api.post("registry", "srv_wait", "execute",
                               body={"params": {"seconds": 30}},
                               headers={"Prefer": "respond-async, wait=0.2"})
-    assert too_slow.code == 202 and too_slow.headers["Preference-Applied"] == "respond-async"
+    assert too_slow.code == 202
+    assert too_slow.headers["Preference-Applied"] == "respond-async, wait=0.2"
+    # a wait alone, run out: 202 too, applying the wait (before: it claimed respond-async,
+    # which was not asked for)
+    waited = await api.post("registry", "srv_wait", "execute", body={"params": {"seconds": 30}},
+                            headers={"Prefer": "wait=0.2"})
+    assert waited.code == 202 and waited.headers["Preference-Applied"] == "wait=0.2"
     job = await api.post("registry", "srv_job", "execute", body={"params": {"value": 4}})
     assert job.code == 200 and job.json["result"] == {"value": 4}
     assert (await api.get(job.json["task_id"])).json["mode"] == "job"

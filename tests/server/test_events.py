@@ -242,6 +242,23 @@ async def test_a_plain_get_of_the_events_route_is_a_problem_not_an_html_page(api
     assert "websocket" in response.json["detail"]
 
 
+@pytest.mark.parametrize("headers, code", [
+    ({"Upgrade": "websocket", "Connection": "keep-alive"}, 400),
+    ({"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}, 400),
+    ({"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "x" * 24,
+      "Sec-WebSocket-Version": "9"}, 426),
+])
+async def test_a_malformed_handshake_is_a_problem_not_an_html_page(api, headers, code):
+    # before: tornado's own answers, text/html ('"Connection" must be "Upgrade".',
+    # "Missing/Invalid WebSocket headers", a 426 with no body)
+    response = await api.get("events", headers=headers)
+    assert response.code == code, response.body
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json["status"] == code and response.json["detail"]
+    if code == 426:
+        assert response.headers["Sec-WebSocket-Version"] == "13"
+
+
 async def test_a_deleted_task_leaves_no_data_to_replay(api, tasks_app, jp_ws_fetch):
     # DELETE is how a user takes back params or a result that should not have been kept:
     # what the events recorded of it goes with the row, as its logs and artifacts do
