@@ -874,6 +874,12 @@ class NotFoundHandler(TasksHandler):
     async def _missing(self, *args: Any) -> None:
         rest = self.path_args[0] if self.path_args else ""
         first, _, action = rest.partition("/")
+        if ID_RE.fullmatch(first) and rest.endswith("/"):
+            raise Problem(404, f"no route ends with '/': use {self.request.path.rstrip('/')} "
+                               "without the trailing '/'")
+        if ID_RE.fullmatch(first.lower()) and action in TASK_ACTIONS:
+            raise Problem(404, f"no task with id {first!r}: task ids are lowercase: "
+                               f"{first.lower()}", title="Task not found")
         if first and "/" not in action and action in TASK_ACTIONS \
                 and first not in TOP_LEVEL_ROUTES:
             # an id cut short (the views show its last 10 characters) or mistyped: the same

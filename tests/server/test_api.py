@@ -625,6 +625,12 @@ async def test_a_short_or_mistyped_task_id_is_an_unknown_task_not_an_unknown_rou
         assert "a task id is 32 hexadecimal characters" in response.json["detail"]
     other = await api.get(task["id"], "nonsense")
     assert other.code == 404 and other.json["detail"].startswith("no such route")
+    # before: "a task id is 32 hexadecimal characters" for an existing id given with a
+    # trailing slash, or in capitals (which are hexadecimal too)
+    slash = await api.call("GET", task["id"] + "/")
+    assert slash.code == 404 and "without the trailing '/'" in slash.json["detail"], slash.json
+    capitals = await api.get(task["id"].upper())
+    assert capitals.code == 404 and f"lowercase: {task['id']}" in capitals.json["detail"]
     await api.post(task["id"], "cancel")
 
 
