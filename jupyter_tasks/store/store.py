@@ -11,7 +11,6 @@ import mimetypes
 import os
 import queue
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -45,6 +44,7 @@ from ..models import (
     failure_reason,
 )
 from ..schedules import Schedule, ScheduleNotFound
+from . import removals
 from .callback_sql import (
     OWED_SQL,
     tx_callback_settled,
@@ -259,7 +259,21 @@ def tail_checkpoint(conn: sqlite3.Connection) -> int:
 
 
 UPKEEP_OUTSIDE_TRANSACTION = frozenset({tail_checkpoint})
-UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, tx_merge_search,
+def tx_prune_tasks_noted(conn: sqlite3.Connection, cutoff: float, size: int, seconds: float,
+                         artifacts: Path) -> tuple[int, list[str], bool, Path | None]:
+    """``tx_prune_tasks``, and the note of the folders that go, written before the commit."""
+    deleted, with_files, more = tx_prune_tasks(conn, cutoff, size, seconds)
+    return deleted, with_files, more, removals.write_note(artifacts, with_files)
+
+
+def tx_delete_noted(conn: sqlite3.Connection, task_id: str,
+                    artifacts: Path) -> tuple[Task, Path | None]:
+    """``tx_delete``, and the note of the task's folder, written before the commit."""
+    return tx_delete(conn, task_id), removals.write_note(artifacts, [task_id])
+
+
+UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_tasks_noted, tx_prune_events,
+                           tx_index_search, tx_merge_search,
                            tx_clear_search_queue, tx_restart_search, tx_drop_old_search,
                            tx_settle,
                            upkeep_barrier, *UPKEEP_OUTSIDE_TRANSACTION})
@@ -270,8 +284,8 @@ UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_events, tx_index_search, tx_
 # copy's fdatasync); resting, 1,230-1,500 writes/s, p99 13-20 ms, longest 84-107 ms.
 # The prune takes about twice as long (346-431 s against 193-215 s).
 PRUNE_REST_RATIO = 1.0
-# artifact folders looked up at a time by the sweep after a prune
-SWEEP_BATCH = 500
+# task ids of a removal note looked up at a time
+REMOVAL_BATCH = 500
 
 
 async def prune_rest(seconds: float) -> None:
@@ -1632,8 +1646,8 @@ class Store:
 
     async def delete_task(self, task_id: str) -> Task:
         """Forget a finished task: its row, logs, artifacts, events; a ``task.deleted`` remains."""
-        task = await self._txn(tx_delete, task_id)
-        shutil.rmtree(self.artifacts_dir / task_id, ignore_errors=True)
+        task, note = await self._txn(tx_delete_noted, task_id, self.artifacts_dir)
+        await asyncio.to_thread(removals.remove_folders, self.artifacts_dir, [task_id], note)
         return task
 
     # ---------------------------------------------------------------------- logs
@@ -1975,6 +1989,8 @@ class Store:
         search index forgets the deleted tasks once they are all gone, or starts over
         if more went than are left (tx_restart_search).
         """
+        # what a prune or delete killed after its commit left (its note says)
+        await self.finish_removals()
         # a chunk walks tasks_by_finished, which holds the settled tasks only: the
         # tasks ended in the last second go in first
         await self.settle()
@@ -1988,32 +2004,23 @@ class Store:
         finally:
             self._pruning_tasks -= 1
         await self._prune_steps(tx_prune_events, events_before)
-        await self.sweep_artifact_folders()
         return total
 
-    async def sweep_artifact_folders(self) -> int:
-        """Remove the artifact folders whose task has no row any more; how many.
-
-        A prune or a delete commits first and removes the task's files after: a process
-        killed in between left them for good, named by no row.
-        """
-        def task_folders() -> list[str]:
-            try:
-                with os.scandir(self.artifacts_dir) as entries:
-                    return [e.name for e in entries
-                            if is_task_id(e.name) and e.is_dir(follow_symlinks=False)]
-            except OSError:
-                return []  # none yet, or unreadable: nothing to sweep
-
-        folders = await asyncio.to_thread(task_folders)
-        gone: list[str] = []
-        for start in range(0, len(folders), SWEEP_BATCH):
-            batch = folders[start:start + SWEEP_BATCH]
-            present = {row[0] for row in await self._rows(*tasks_present_query(batch))}
-            gone += [name for name in batch if name not in present]
-        for name in gone:
-            await asyncio.to_thread(shutil.rmtree, self.artifacts_dir / name, ignore_errors=True)
-        return len(gone)
+    async def finish_removals(self) -> int:
+        """Remove the artifact folders a prune or delete cut short left (``removals``):
+        those its note names whose task has no row any more; how many."""
+        removed = 0
+        for note, task_ids in await asyncio.to_thread(removals.notes_left,
+                                                      self.artifacts_dir):
+            gone = []
+            for start in range(0, len(task_ids), REMOVAL_BATCH):
+                batch = [t for t in task_ids[start:start + REMOVAL_BATCH] if is_task_id(t)]
+                if batch:
+                    present = {row[0] for row in await self._rows(*tasks_present_query(batch))}
+                    gone += [t for t in batch if t not in present]
+            await asyncio.to_thread(removals.remove_folders, self.artifacts_dir, gone, note)
+            removed += len(gone)
+        return removed
 
     async def _restart_search(self) -> None:
         """Start the search index over (see task_sql.tx_restart_search), a transaction of
@@ -2078,11 +2085,10 @@ class Store:
                            size: int) -> tuple[int, bool]:
         """One prune transaction: (tasks or events deleted, whether more may be left)."""
         if step is tx_prune_tasks:
-            deleted, with_files, more = await self._txn(tx_prune_tasks, cutoff, size,
-                                                        PRUNE_CHUNK_SECONDS)
-            for task_id in with_files:
-                await asyncio.to_thread(shutil.rmtree, self.artifacts_dir / task_id,
-                                        ignore_errors=True)
+            deleted, with_files, more, note = await self._txn(
+                tx_prune_tasks_noted, cutoff, size, PRUNE_CHUNK_SECONDS, self.artifacts_dir)
+            await asyncio.to_thread(removals.remove_folders, self.artifacts_dir, with_files,
+                                    note)
             return deleted, more
         deleted, done = await self._txn(tx_prune_events, cutoff, size, PRUNE_CHUNK_SECONDS)
         return deleted, not done

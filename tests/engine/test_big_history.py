@@ -972,11 +972,41 @@ async def test_a_progress_total_that_is_no_number_pages_like_no_progress(tmp_pat
     assert len(ids) == len(set(ids)) == 20
 
 
+async def test_a_prune_leaves_the_files_of_a_database_moved_aside_alone(
+        db_path: Path) -> None:
+    # the documented way to start empty moves tasks.db aside and leaves tasks.db.artifacts:
+    # a sweep of every folder no row names (this change's first form) removed the files
+    # of the whole old history at the new database's first prune
+    store = await Store.open(db_path)
+    try:
+        rows = old_finished_rows(3)
+        await store.insert_task_rows(rows)
+        await store.add_artifact(rows[0]["id"], "out.txt", b"kept in the old history")
+    finally:
+        await store.close()
+    for name in ("", "-wal", "-shm"):
+        old = db_path.with_name(db_path.name + name)
+        if old.exists():
+            old.rename(db_path.with_name(db_path.name + ".broken" + name))
+    store = await Store.open(db_path)
+    try:
+        await store.prune(time.time(), time.time())
+        assert (store.artifacts_dir / rows[0]["id"] / "out.txt").read_bytes() == \
+            b"kept in the old history"
+    finally:
+        await store.close()
+
+
 async def test_the_next_prune_removes_the_files_a_prune_cut_short_left_behind(
         db_path: Path) -> None:
     # a prune chunk commits its deletions, then removes the tasks' artifact folders; a
     # kill -9 in between (3 of 6 kills of a pruning server) left the folders for good:
-    # no row named them any more, and nothing looked for folders without a row
+    # no row named them any more. The chunk's note, written before its commit, does
+    import subprocess
+
+    from jupyter_tasks.store import removals
+    from jupyter_tasks.store.store import tx_prune_tasks_noted
+
     store = await Store.open(db_path)
     try:
         rows = old_finished_rows(300)
@@ -984,15 +1014,19 @@ async def test_the_next_prune_removes_the_files_a_prune_cut_short_left_behind(
         for i in (50, 60, 150):
             await store.add_artifact(rows[i]["id"], "out.txt", b"x")
         # the chunk's transaction alone: the state the kill left (rows gone, files kept)
-        _, with_files, _ = await store._txn(
-            store_module.tx_prune_tasks, time.time(), 1000, 0)
+        _, with_files, _, note = await store._txn(
+            tx_prune_tasks_noted, time.time(), 1000, 0, store.artifacts_dir)
         assert sorted(with_files) == sorted([rows[50]["id"], rows[60]["id"]])
-        assert (store.artifacts_dir / rows[50]["id"]).is_dir()
-        kept_by_user = store.artifacts_dir / "notes"  # not a task's folder: not ours
+        assert note is not None and (store.artifacts_dir / rows[50]["id"]).is_dir()
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # the killed process's pid, on its note
+        note.rename(note.with_name(f"{removals.NOTE_PREFIX}{gone.pid}-cut"))
+        kept_by_user = store.artifacts_dir / ("0123456789abcdef" * 2)  # named by no note
         kept_by_user.mkdir()
-        await store.prune(0, 0)  # nothing more to prune: its sweep alone
+        await store.prune(0, 0)  # nothing more to prune: what the note names, alone
         assert not (store.artifacts_dir / rows[50]["id"]).exists()
         assert not (store.artifacts_dir / rows[60]["id"]).exists()
+        assert not list(store.artifacts_dir.glob(removals.NOTE_PREFIX + "*"))
         kept = await store.get_artifact(rows[150]["id"], "out.txt")
         assert kept is not None and store.artifact_path(kept).read_bytes() == b"x"
         assert kept_by_user.is_dir()
