@@ -179,6 +179,12 @@ def deleted_companion_holder(path: Path) -> tuple[int, Path] | None:
         pids = [name for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
         return None
+    # a connection holds SQLite's locks; a child forked without exec inherits the
+    # descriptors but no lock, and holds nothing once its parent's last connection
+    # closed (SQLite then deletes the -wal and -shm, as it should)
+    locks = _locks()
+    if locks is not None:
+        pids = [pid for pid in pids if int(pid) in {holder for holder, _ in locks}]
     for pid in pids:
         folder = f"/proc/{pid}/fd"
         try:
@@ -187,18 +193,42 @@ def deleted_companion_holder(path: Path) -> tuple[int, Path] | None:
             continue  # gone, or another user's
         holds_file = False
         gone: Path | None = None
+        inodes: set[int] = set()
         for fd in fds:
             try:
                 target = os.readlink(f"{folder}/{fd}")
+                if target == real or target in deleted:
+                    inodes.add(os.stat(f"{folder}/{fd}").st_ino)
             except OSError:
                 continue
             holds_file = holds_file or target == real
             gone = gone or deleted.get(target)
         # the file itself still at its path: a process on a database deleted whole (its
-        # companions with it) is no danger to a new one made there
-        if holds_file and gone is not None:
+        # companions with it) is no danger to a new one made there. And a lock on one of
+        # these files: only a live connection holds one
+        if holds_file and gone is not None and (
+                locks is None or any((int(pid), inode) in locks for inode in inodes)):
             return int(pid), gone
     return None
+
+
+def _locks() -> set[tuple[int, int]] | None:
+    """(pid, inode) of each POSIX lock held (``/proc/locks``); None when unreadable."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as listing:
+            lines = listing.read().splitlines()
+    except OSError:
+        return None
+    held = set()
+    for line in lines:
+        fields = line.split()
+        # "1: POSIX  ADVISORY  READ 1234 fd:00:2170893 128 128" (a waiter has "->" first)
+        if "->" in fields or len(fields) < 6 or fields[1] != "POSIX":
+            continue
+        inode = fields[5].rsplit(":", 1)[-1]
+        if fields[4].isdigit() and inode.isdigit():
+            held.add((int(fields[4]), int(inode)))
+    return held
 
 
 def deleted_companion_message(path: Path, pid: int, companion: Path) -> str:
@@ -214,8 +244,10 @@ def deleted_companion_message(path: Path, pid: int, companion: Path) -> str:
 
 
 def companion_identities(path: Path) -> tuple[tuple[int, int] | None, ...]:
-    """``file_identity`` of ``path``'s write-ahead log and shared-memory index."""
-    return tuple(file_identity(companion) for companion in sidecars(path))
+    """``file_identity`` of ``path``'s write-ahead log and shared-memory index (beside
+    the file a link names, where SQLite keeps them)."""
+    return tuple(file_identity(companion)
+                 for companion in sidecars(Path(os.path.realpath(path))))
 
 
 def check_companions(path: Path, expected: tuple[tuple[int, int] | None, ...]) -> str | None:
@@ -228,7 +260,8 @@ def check_companions(path: Path, expected: tuple[tuple[int, int] | None, ...]) -
     a new one puts two logs on one index (the file ends "not a database"), or two
     indexes over one log (commits are lost).
     """
-    for companion, opened in zip(sidecars(path), expected, strict=False):
+    for companion, opened in zip(sidecars(Path(os.path.realpath(path))), expected,
+                                 strict=False):
         if opened is None or file_identity(companion) == opened:
             continue
         what = "write-ahead log" if companion.name.endswith("-wal") else \

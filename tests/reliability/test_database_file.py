@@ -15,6 +15,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import sqlite3
 import stat
@@ -208,6 +209,26 @@ def test_a_write_ahead_log_deleted_under_a_busy_process_is_refused_at_every_open
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
 
 
+async def test_a_forked_child_that_kept_the_files_open_does_not_hold_them(db_path):
+    # a child forked without exec (multiprocessing's fork, a job's os.fork) inherits the
+    # store's descriptors. When the parent's last connection closed, SQLite deleted the
+    # -wal and -shm as it does, the child still had them open, and every later open of a
+    # sound file was refused, naming the child. A child holds no SQLite lock: no holder
+    store = await Store.open(db_path)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only keeps the descriptors a while
+        time.sleep(60)
+        os._exit(0)
+    try:
+        await store.close()  # the last connection: the -wal and -shm go
+        assert not db_path.with_name(db_path.name + "-wal").exists()
+        again = await Store.open(db_path)
+        await again.close()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
 @pytest.mark.parametrize("companion", ["-wal", "-shm"])
 def test_no_process_opens_the_file_beside_one_that_holds_a_deleted_log(db_path, companion):
     # before: the log deleted just after its holder's checkpoint had emptied it, nothing
@@ -242,12 +263,21 @@ def test_no_process_opens_the_file_beside_one_that_holds_a_deleted_log(db_path, 
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 3
 
 
+@pytest.mark.parametrize("linked", [False, True])
 @pytest.mark.parametrize("companion", ["-wal", "-shm"])
-async def test_a_store_whose_write_ahead_log_was_deleted_writes_no_more(db_path, companion):
+async def test_a_store_whose_write_ahead_log_was_deleted_writes_no_more(db_path, companion,
+                                                                         linked):
+    # (linked: opened through a link to the file; SQLite keeps the companions beside the
+    # file itself, where the check looks too)
     # before: a worker went on committing into its deleted -wal; a CLI started meanwhile
     # (its checkpoint had emptied the log, so no "disk I/O error" warned it) made a new
     # -wal and wrote too, and two logs on one index left the file "not a database"
-    store = await Store.open(db_path)
+    opened = db_path
+    if linked:
+        opened = db_path.with_name("link.db")
+        db_path.touch()
+        opened.symlink_to(db_path)
+    store = await Store.open(opened)
     try:
         await store.create_tasks([Task(id=new_task_id(), kind="function", mode="job",
                                        status="queued", name="n", label="before",
