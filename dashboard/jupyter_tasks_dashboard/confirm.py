@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,10 +15,21 @@ from textual.widgets import Button, Label
 from .formatting import label_text, shown_text
 from .sources import TERMINAL
 
-# a button's width beyond its label (border, padding, the margin to the next), and the
-# width a row of them has in the dialog (72 columns less its border and padding)
-BUTTON_FRAME = 6
-BUTTON_ROW_WIDTH = 66
+# a button's width beyond its label's cells (its border and padding), the least it is
+# (Button's min-width), the margin to the next; the dialog's width and what its border
+# and padding take (dashboard.tcss: .dialog)
+BUTTON_FRAME = 4
+BUTTON_MIN_WIDTH = 16
+BUTTON_MARGIN = 2
+DIALOG_WIDTH = 72
+DIALOG_FRAME = 6
+
+
+def buttons_fit_in_a_row(labels: list[str], screen_width: int) -> bool:
+    """Whether buttons with these labels fit side by side in the dialog on this screen."""
+    row = sum(max(cell_len(label) + BUTTON_FRAME, BUTTON_MIN_WIDTH) + BUTTON_MARGIN
+              for label in labels)
+    return row <= min(DIALOG_WIDTH, screen_width) - DIALOG_FRAME
 
 
 class ChoiceButton(Button):
@@ -61,8 +73,8 @@ class ConfirmScreen(ModalScreen[str | None]):
                       for i, choice in enumerate(self.choices)]
             # one row while the buttons fit the dialog, else one button a row: a row
             # does not wrap, and the choices past its edge could be neither seen nor clicked
-            row = sum(len(label) + BUTTON_FRAME for label in [*labels, "Later"])
-            stack = Vertical if row > BUTTON_ROW_WIDTH else Horizontal
+            fits = buttons_fit_in_a_row([*labels, "Later"], self.app.size.width)
+            stack = Horizontal if fits else Vertical
             with stack(classes="dialog-buttons"):
                 for i, label in enumerate(labels):
                     # a Content: a button reads a str label as markup
