@@ -73,7 +73,7 @@ from .registry import (
     load_task_modules,
 )
 from .store import Store
-from .values import check_input
+from .values import check_input, is_unicode
 
 
 def _import_given_modules(modules: Sequence[str]) -> None:
@@ -140,6 +140,9 @@ async def _resolve(store: Store, ref: str) -> str:
     ref = ref.strip().lstrip("…").lower()
     if not ref:
         raise CliError("a task id is required")
+    if not is_unicode(ref):  # a byte the locale could not decode: no id holds one
+        raise CliError(f"{ref.encode('utf-8', 'backslashreplace').decode()!r} is not valid "
+                       "Unicode (a byte the locale could not decode): no task id holds one")
     if await store.get_task(ref) is not None:
         return ref
 
@@ -253,6 +256,9 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     if args.code is not None and (args.param or args.params):
         raise CliError("--param and --params go with --name or --notebook; a code job "
                        "takes its data as --input JSON")
+    if args.command and (args.param or args.params):
+        raise CliError("--param and --params go with --name or --notebook; a command "
+                       "takes its arguments after --command")
     if args.command == []:  # given, with nothing after it: not "no work given"
         raise CliError("--command needs the command's arguments after it (and goes last: "
                        "every word after it is the command's)")
@@ -824,8 +830,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--timeout", type=float)
     p.add_argument("--memory-limit", type=_positive(int), metavar="MB",
-                   help="memory limit in MB of a command or code job and its child "
-                        "processes (refused for --name: a function shares its worker)")
+                   help="memory limit in MB of a command, code or notebook job and its "
+                        "child processes (refused for --name: a function shares its worker)")
     p.add_argument("--max-retries", type=int)
     p.add_argument("--wait", action="store_true", help="wait for the end and print the task")
     p.add_argument("--json", action="store_true")

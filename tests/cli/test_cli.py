@@ -314,10 +314,25 @@ def refused_clearly(env: dict[str, str], db_path: Path, args: list[str], message
     (["submit", "--code", "print(x)", "--param", "x=5"], "--param and --params go with"),
     (["submit", "--code", "print(x)", "--params", '{"x": 5}'], "--param and --params go with"),
     (["submit", "--name", "cli_greet", "--input", "[1]"], "--input goes with --code"),
+    # before: exit 0, the command queued with "params": null
+    (["submit", "--param", "a=1", "--command", "echo", "hi"], "--param and --params go with"),
+    (["submit", "--params", '{"b": 2}', "--command", "echo"], "--param and --params go with"),
 ])
 def test_input_a_job_cannot_take_is_one_clear_error(env: dict[str, str], db_path: Path,
                                                     args: list[str], message: str) -> None:
     refused_clearly(env, db_path, args, message)
+
+
+def test_an_id_the_locale_cannot_decode_is_one_clear_error(env: dict[str, str],
+                                                           db_path: Path) -> None:
+    # before: a UnicodeEncodeError traceback from the database for a byte the locale could
+    # not decode (the shell passes it; Python keeps it as a lone surrogate)
+    assert jt(env, "submit", "--queue", "parked", "--command", "true").returncode == 0
+    for command in ("show", "cancel", "logs", "rerun"):
+        done = jt(env, command, "ab\udcff")
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert "not valid Unicode" in done.stderr and "Traceback" not in done.stderr, \
+            (command, done.stderr)
 
 
 def test_a_task_module_missing_a_dependency_is_named(env: dict[str, str], db_path: Path,
