@@ -695,6 +695,7 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
                   ctx: Any, nb: Any, out: _Outputs, *, raise_errors: bool) -> None:
     import nbformat
 
+    _stop_kernel_pollers(client)
     await kernel.shutdown_kernel(client, kernel_pid)
     if execute is not None and not execute.done():
         # the cell's pollers notice the dead kernel; collect what they raise
@@ -723,6 +724,22 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
         if raise_errors:
             raise
         ctx.log("warning: the executed notebook could not be saved everywhere asked")
+
+
+def _stop_kernel_pollers(client: Any) -> None:
+    """Cancel the kernel-alive pollers nbclient started for ``client``'s cells.
+
+    A cell stopped from outside (a cancel, a timeout) leaves its poller running: once
+    the kernel client is gone it failed its ``assert self.kc is not None``, and each
+    stopped notebook left "Task exception was never retrieved" with a traceback in
+    the worker's log.
+    """
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        if getattr(coro, "__name__", "") == "_async_poll_kernel_alive" and frame is not None \
+                and frame.f_locals.get("self") is client:
+            task.cancel()
 
 
 def output_path_now(task: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -173,6 +174,11 @@ async def test_cancel_and_timeout_stop_the_kernel(manager: TaskManager, tmp_path
     # the partly executed notebook is kept
     nb = await artifact_notebook(manager, task.id, "slow.ipynb")
     assert nb.cells[1].get("execution_count") == 1
+    # and no poller of nbclient's is left behind to fail once the kernel client is gone
+    # (before: "Task exception was never retrieved … assert self.kc is not None" in the
+    # worker's log for each cancelled notebook)
+    assert [t for t in asyncio.all_tasks()
+            if "_async_poll_kernel_alive" in repr(t.get_coro())] == []
 
 
 async def _async(value: Any) -> Any:
