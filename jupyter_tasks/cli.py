@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import dbfile
+from ._version import __version__
 from .cli_common import (
     DB_HELP,
     SHORT_ID,
@@ -791,6 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jupyter tasks",
                                      description="Inspect and steer jupyter-tasks.")
     parser.add_argument("--db", type=db_file, help=DB_HELP)
+    # what a bug report needs first (before: "the following arguments are required: cmd")
+    parser.add_argument("--version", action="version", version=f"jupyter-tasks {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
     db = db_option()
     full = argparse.ArgumentParser(add_help=False, parents=[db])

@@ -780,3 +780,12 @@ def test_a_folder_given_as_a_task_module_is_refused_not_served_empty(
     assert done.stderr.splitlines() == [
         "error: No module named 'my_tasks' (my_tasks.py in this folder is given by its "
         "path: --modules my_tasks.py)"], done.stderr
+
+
+def test_version_is_printed(env: dict[str, str]) -> None:
+    # before: "error: the following arguments are required: cmd", exit 2
+    from jupyter_tasks import __version__
+
+    done = jt(env, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"jupyter-tasks {__version__}"
