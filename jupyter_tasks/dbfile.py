@@ -243,14 +243,17 @@ def deleted_companion_message(path: Path, pid: int, companion: Path) -> str:
             "Never delete -wal or -shm files while any process has the database open")
 
 
-def companion_identities(path: Path) -> tuple[tuple[int, int] | None, ...]:
-    """``file_identity`` of ``path``'s write-ahead log and shared-memory index (beside
-    the file a link names, where SQLite keeps them)."""
-    return tuple(file_identity(companion)
+Companions = tuple[tuple[str, tuple[int, int] | None], ...]
+
+
+def companion_identities(path: Path) -> Companions:
+    """(path, ``file_identity``) of ``path``'s write-ahead log and shared-memory index,
+    beside the file a link names (where SQLite keeps them): taken once, at open."""
+    return tuple((str(companion), file_identity(companion))
                  for companion in sidecars(Path(os.path.realpath(path))))
 
 
-def check_companions(path: Path, expected: tuple[tuple[int, int] | None, ...]) -> str | None:
+def check_companions(path: Path, expected: Companions) -> str | None:
     """Why this process may not write any more (None: it may): the write-ahead log or
     shared-memory index beside ``path`` is not the one it opened (``expected``, taken
     at open by ``companion_identities``).
@@ -258,14 +261,14 @@ def check_companions(path: Path, expected: tuple[tuple[int, int] | None, ...]) -
     A store's connections keep both open, so SQLite never deletes them under it: gone
     or another file, one was deleted in use. Writing on beside a process that starts
     a new one puts two logs on one index (the file ends "not a database"), or two
-    indexes over one log (commits are lost).
+    indexes over one log (commits are lost). One ``os.stat`` each: this runs before
+    every write transaction and its commit (resolving the link each time cost a
+    sequential submit loop 15 % of its rate).
     """
-    for companion, opened in zip(sidecars(Path(os.path.realpath(path))), expected,
-                                 strict=False):
+    for companion, opened in expected:
         if opened is None or file_identity(companion) == opened:
             continue
-        what = "write-ahead log" if companion.name.endswith("-wal") else \
-            "shared-memory index"
+        what = "write-ahead log" if companion.endswith("-wal") else "shared-memory index"
         return (f"the task database's {what} {companion} was deleted while this process "
                 f"used it; nothing more is written here, so no other process's new one "
                 f"meets this one's in {path.name}. Stop this process cleanly (its close "

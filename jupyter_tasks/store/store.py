@@ -472,7 +472,7 @@ class Store:
         self._identity = dbfile.file_identity(self._file)
         # its write-ahead log and shared-memory index, once the writer opened them
         # (dbfile.check_companions)
-        self._companions: tuple[tuple[int, int] | None, ...] = ()
+        self._companions: dbfile.Companions = ()
         self._unavailable: str | None = None
         self.read_only = False
 
