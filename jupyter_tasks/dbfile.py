@@ -140,6 +140,8 @@ def check_identity(path: Path, expected: tuple[int, int] | None) -> str | None:
 
 # a write-ahead log shorter than its header holds no frame
 WAL_HEADER_BYTES = 32
+# the last words of every message about a companion deleted in use
+NEVER_DELETE = "Never delete -wal or -shm files while any process has the database open"
 
 
 def wal_deleted_message(path: Path) -> str | None:
@@ -157,8 +159,7 @@ def wal_deleted_message(path: Path) -> str | None:
                 "still holds it copies its changes into the database when it closes: stop "
                 "every process using the file cleanly (the server, kernels, workers; a kill "
                 "-9 loses those changes), then run `jupyter tasks doctor`, and "
-                f"`{recover_command(path)}` if it finds damage. Never delete -wal or -shm "
-                "files while any process has the database open")
+                f"`{recover_command(path)}` if it finds damage. {NEVER_DELETE}")
     return None
 
 
@@ -233,14 +234,18 @@ def _locks() -> set[tuple[int, int]] | None:
 
 def deleted_companion_message(path: Path, pid: int, companion: Path) -> str:
     """What to do when process ``pid`` holds ``path``'s deleted ``companion``."""
-    what = "write-ahead log" if companion.name.endswith("-wal") else "shared-memory index"
+    what = _companion_kind(str(companion))
     return (f"the task database's {what} {companion} was deleted while process {pid} used "
             f"{path.name}, and that process still holds it: opening the file now would "
             f"start a second {what} beside it, which damages the file or loses what is "
             "written. Stop that process cleanly (its close copies its changes into the "
             "database; a kill -9 loses them) and every other one using the file, then run "
             f"`jupyter tasks doctor`, and `{recover_command(path)}` if it finds damage. "
-            "Never delete -wal or -shm files while any process has the database open")
+            f"{NEVER_DELETE}")
+
+
+def _companion_kind(companion: str) -> str:
+    return "write-ahead log" if companion.endswith("-wal") else "shared-memory index"
 
 
 Companions = tuple[tuple[str, tuple[int, int] | None], ...]
@@ -268,13 +273,11 @@ def check_companions(path: Path, expected: Companions) -> str | None:
     for companion, opened in expected:
         if opened is None or file_identity(companion) == opened:
             continue
-        what = "write-ahead log" if companion.endswith("-wal") else "shared-memory index"
-        return (f"the task database's {what} {companion} was deleted while this process "
-                f"used it; nothing more is written here, so no other process's new one "
-                f"meets this one's in {path.name}. Stop this process cleanly (its close "
-                "copies its changes into the database) and every other one using the file, "
-                "then run `jupyter tasks doctor`. Never delete -wal or -shm files while any "
-                "process has the database open")
+        return (f"the task database's {_companion_kind(companion)} {companion} was deleted "
+                "while this process used it; nothing more is written here, so no other "
+                f"process's new one meets this one's in {path.name}. Stop this process "
+                "cleanly (its close copies its changes into the database) and every other "
+                f"one using the file, then run `jupyter tasks doctor`. {NEVER_DELETE}")
     return None
 
 
@@ -313,14 +316,15 @@ def check_before_open(path: Path, *, create: bool) -> None:
         return  # SQLite's own empty database: the schema is created in it
     if not os.access(path, os.R_OK):
         raise StoreUnavailable(unreachable_message(path, "permission denied"))
-    if _sqlite_refuses(path):
-        raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
-    foreign = foreign_tables(path)
-    if foreign:
-        raise StoreUnavailable(foreign_message(path, foreign))
+    # before any connection, even a read-only one: none may start a second companion
     holder = deleted_companion_holder(path)
     if holder is not None:
         raise StoreUnavailable(deleted_companion_message(path, *holder))
+    refuses, foreign = _probe(path)
+    if refuses:
+        raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
+    if foreign:
+        raise StoreUnavailable(foreign_message(path, foreign))
 
 
 def create_private(path: Path) -> None:
@@ -364,24 +368,8 @@ def folder_mode(path: Path) -> int:
 
 def foreign_tables(path: Path) -> list[str]:
     """The tables of a SQLite file with no jupyter-tasks schema (another program's);
-    [] for a task database, an empty one, or one SQLite cannot read (said elsewhere).
-
-    Read with SQLite, not ``open()``, for the reason ``_sqlite_refuses`` gives.
-    """
-    try:
-        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=0)
-    except sqlite3.Error:
-        return []
-    try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
-            return []  # migration 1 sets it with the first tables
-        return [name for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    except sqlite3.Error:
-        return []
-    finally:
-        conn.close()
+    [] for a task database, an empty one, or one SQLite cannot read (said elsewhere)."""
+    return _probe(path)[1]
 
 
 def foreign_message(path: Path, tables: list[str]) -> str:
@@ -393,8 +381,9 @@ def foreign_message(path: Path, tables: list[str]) -> str:
             "$JUPYTER_TASKS_DB")
 
 
-def _sqlite_refuses(path: Path) -> bool:
-    """Whether SQLite finds no database in the file (False when it could not tell).
+def _probe(path: Path) -> tuple[bool, list[str]]:
+    """(SQLite finds no database in the file, the tables of another program's database);
+    (False, []) when it could not tell: the store's own connection reports that.
 
     Asked of SQLite rather than read with ``open()``: closing any descriptor of the
     file drops every POSIX lock the process holds on it, those of the process's open
@@ -407,17 +396,20 @@ def _sqlite_refuses(path: Path) -> bool:
     try:
         conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=0)
     except sqlite3.Error:
-        return False  # the store's own connection reports what is wrong
+        return False, []
     try:
-        conn.execute("PRAGMA schema_version").fetchone()
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+            return False, []  # migration 1 sets it with the first tables
+        return False, [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     except sqlite3.DatabaseError as exc:
         # as is_corruption reads an error: its code where the error carries one, else its text
         code = getattr(exc, "sqlite_errorcode", None)
-        return code == sqlite3.SQLITE_NOTADB if code is not None \
-            else "file is not a database" in str(exc)
+        return (code == sqlite3.SQLITE_NOTADB if code is not None
+                else "file is not a database" in str(exc)), []
     finally:
         conn.close()
-    return False
 
 
 # ---------------------------------------------------------------- corruption

@@ -21,6 +21,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..liveness import pid_alive
+
 NOTE_PREFIX = ".removing-"
 
 
@@ -53,19 +55,10 @@ def notes_left(folder: Path) -> list[tuple[Path, list[str]]]:
         return []  # no artifacts' folder yet
     for entry in entries:
         pid = entry.name[len(NOTE_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid), None):
             continue  # its own process finishes it (or it is ours, under way)
         with contextlib.suppress(OSError, UnicodeDecodeError):
             found.append((Path(entry.path),
                           Path(entry.path).read_text(encoding="ascii").split()))
     return found
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

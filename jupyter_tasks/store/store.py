@@ -258,7 +258,6 @@ def tail_checkpoint(conn: sqlite3.Connection) -> int:
     return checkpoint(conn)
 
 
-UPKEEP_OUTSIDE_TRANSACTION = frozenset({tail_checkpoint})
 def tx_prune_tasks_noted(conn: sqlite3.Connection, cutoff: float, size: int, seconds: float,
                          artifacts: Path) -> tuple[int, list[str], bool, Path | None]:
     """``tx_prune_tasks``, and the note of the folders that go, written before the commit."""
@@ -272,6 +271,7 @@ def tx_delete_noted(conn: sqlite3.Connection, task_id: str,
     return tx_delete(conn, task_id), removals.write_note(artifacts, [task_id])
 
 
+UPKEEP_OUTSIDE_TRANSACTION = frozenset({tail_checkpoint})
 UPKEEP_WRITES = frozenset({tx_prune_tasks, tx_prune_tasks_noted, tx_prune_events,
                            tx_index_search, tx_merge_search,
                            tx_clear_search_queue, tx_restart_search, tx_drop_old_search,
