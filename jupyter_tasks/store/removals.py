@@ -2,11 +2,13 @@
 
 Rows and files cannot go in one transaction: the rows are deleted and committed,
 then the task folders removed. A process killed in between left the folders for
-good. So the transaction, before its commit, writes a note in the artifacts'
-folder naming the tasks whose folders go (``.removing-<pid>-<token>``), and the
-note is taken away once the folders are. A later prune finishes what a note of a
-dead process lists: each folder whose task has no row any more. A task whose row
-is still there (the transaction rolled back) keeps its folder.
+good. So the transaction, before its commit, writes a note naming the tasks whose
+folders go (``<artifacts>/.removals/.removing-<pid>-<token>``: a folder of its
+own, so finding the notes reads a few names, not the artifacts' folder of a
+million tasks), and the note is taken away once the folders are. A later prune
+finishes what a note of a dead process lists: each folder whose task has no row
+any more. A task whose row is still there (the transaction rolled back) keeps its
+folder.
 
 Only folders a note names are ever removed: the folders of a database moved aside
 (the new one at its path shares the artifacts' folder) are no prune's business.
@@ -24,6 +26,12 @@ from pathlib import Path
 from ..liveness import pid_alive
 
 NOTE_PREFIX = ".removing-"
+NOTES = ".removals"
+
+
+def notes_folder(folder: Path) -> Path:
+    """Where the notes of the artifacts' folder ``folder`` are kept."""
+    return folder / NOTES
 
 
 def write_note(folder: Path, task_ids: Iterable[str]) -> Path | None:
@@ -32,7 +40,8 @@ def write_note(folder: Path, task_ids: Iterable[str]) -> Path | None:
     names = [task_id for task_id in task_ids if (folder / task_id).is_dir()]
     if not names:
         return None
-    note = folder / f"{NOTE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    notes_folder(folder).mkdir(exist_ok=True)
+    note = notes_folder(folder) / f"{NOTE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     note.write_text("\n".join(names) + "\n", encoding="ascii")
     return note
 
@@ -50,9 +59,10 @@ def notes_left(folder: Path) -> list[tuple[Path, list[str]]]:
     """The notes of processes that are gone, with the task ids each names."""
     found = []
     try:
-        entries = [e for e in os.scandir(folder) if e.name.startswith(NOTE_PREFIX)]
+        entries = [e for e in os.scandir(notes_folder(folder))
+                   if e.name.startswith(NOTE_PREFIX)]
     except OSError:
-        return []  # no artifacts' folder yet
+        return []  # no note was ever written here
     for entry in entries:
         pid = entry.name[len(NOTE_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and pid_alive(int(pid), None):

@@ -1026,7 +1026,8 @@ async def test_the_next_prune_removes_the_files_a_prune_cut_short_left_behind(
         await store.prune(0, 0)  # nothing more to prune: what the note names, alone
         assert not (store.artifacts_dir / rows[50]["id"]).exists()
         assert not (store.artifacts_dir / rows[60]["id"]).exists()
-        assert not list(store.artifacts_dir.glob(removals.NOTE_PREFIX + "*"))
+        assert not list(removals.notes_folder(store.artifacts_dir).glob(
+            removals.NOTE_PREFIX + "*"))
         kept = await store.get_artifact(rows[150]["id"], "out.txt")
         assert kept is not None and store.artifact_path(kept).read_bytes() == b"x"
         assert kept_by_user.is_dir()
