@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import StoreBusy, StoreError, StoreFull, StoreUnavailable
+from .exceptions import StoreBusy, StoreCompanionHeld, StoreError, StoreFull, StoreUnavailable
 from .migrations import LATEST_VERSION
 from .models import worker_task_names
 
@@ -319,7 +319,7 @@ def check_before_open(path: Path, *, create: bool) -> None:
     # before any connection, even a read-only one: none may start a second companion
     holder = deleted_companion_holder(path)
     if holder is not None:
-        raise StoreUnavailable(deleted_companion_message(path, *holder))
+        raise StoreCompanionHeld(deleted_companion_message(path, *holder))
     refuses, foreign = _probe(path)
     if refuses:
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))

@@ -143,6 +143,14 @@ class StoreUnavailable(StoreError):
     title = "Task store unavailable"
 
 
+class StoreCompanionHeld(StoreUnavailable):
+    """Another process holds the database's deleted ``-wal`` or ``-shm``: nothing is opened.
+
+    Opening the file beside it would start a second one and damage the file. Unlike
+    damage this passes: once that process has closed the file, the next open works.
+    """
+
+
 class StoreBusy(StoreError):
     """Another process held the database's write lock past the busy timeout; try again.
 

@@ -35,7 +35,7 @@ from traitlets import (
 from .. import dbfile, print_capture
 from ..callbacks import CallbackPolicy
 from ..engine.config import DEFAULT_MAX_LOG_CHARS
-from ..exceptions import StoreBusy, StoreError, StoreFull, StoreUnavailable
+from ..exceptions import StoreBusy, StoreCompanionHeld, StoreError, StoreFull, StoreUnavailable
 from ..forks import fresh_signals_in_forked_children
 from ..kinds import standard
 from ..manager import LOOPBACK_HOSTS, TaskManager
@@ -241,6 +241,7 @@ class JupyterTasksApp(ExtensionApp):
         self.scheduler = Scheduler(self.manager)
         self.dask_backend = None
         self._unusable: str | None = None  # why the tasks cannot be served (then 503s)
+        self._held_logged: str | None = None  # the last StoreCompanionHeld logged
         if problem is not None:
             # as jupyter_server would, had it not gone on without the extension: nothing
             # is opened or run on a guess, and every route says what to fix
@@ -339,6 +340,13 @@ class JupyterTasksApp(ExtensionApp):
                     isinstance(exc, sqlite3.OperationalError) and (
                         "locked" in str(exc) or "busy" in str(exc))):
                 raise  # contention passes, space is freed: the next request tries again
+            if isinstance(exc, StoreCompanionHeld):
+                # passes once its holder has closed the file, as the message asks: the
+                # next request opens it then (logged once while it lasts, not per request)
+                if exc.message != self._held_logged:
+                    self._held_logged = exc.message
+                    self.log.error("jupyter_tasks | %s", exc.message)
+                raise
             if isinstance(exc, StoreUnavailable):
                 message = exc.message
             elif isinstance(exc, StoreError):

@@ -342,6 +342,54 @@ def test_a_write_ahead_log_deleted_in_use_is_one_error_line(db_path, tmp_path):
             holder.wait(30)
 
 
+def test_a_server_that_met_a_held_deleted_log_serves_once_its_holder_has_closed(
+        server_factory, db_path):
+    # before: the refusal was remembered like damage: every route kept answering 503
+    # after the holder had closed (as the message asks) and `doctor` found nothing
+    # wrong, until the server was restarted
+    in_thread(make_database(db_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys\n"
+         "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+         "conn.execute(\"UPDATE tasks SET label = label || ' held'\")\n"
+         "print('held', flush=True)\n"
+         "sys.stdin.readline()\n"
+         "conn.close()\n", str(db_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        db_path.with_name(db_path.name + "-wal").unlink()
+        server = server_factory(ready=False)
+
+        def answered() -> tuple[int, Any] | None:
+            try:
+                return server.request("GET", "/api/tasks/stats", timeout=5)
+            except OSError:
+                return None
+
+        status, problem = eventually_sync(answered, timeout=60, interval=0.1,
+                                          what="server answering")
+        assert status == 503 and f"process {holder.pid}" in problem["detail"], problem
+        assert server.request("GET", "/api/tasks")[0] == 503
+        said = [line for line in server.log_path.read_text().splitlines()
+                if line.startswith("[E") and f"process {holder.pid}" in line]
+        assert len(said) == 1, said  # said once in the log, not once per request
+        assert holder.stdin is not None
+        holder.stdin.write("close\n")
+        holder.stdin.flush()
+        assert holder.wait(60) == 0
+        status, listed = server.request("GET", "/api/tasks")
+        assert status == 200, listed
+        labels = [task["label"] for task in listed["tasks"]]
+        assert len(labels) == 3 and all(label.endswith(" held") for label in labels), labels
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(30)
+
+
 # ------------------------------------------------------------------- at start
 # ------------------------------------------------------------------- at start
 
