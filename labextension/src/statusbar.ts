@@ -39,9 +39,13 @@ export class TasksStatusItem extends Widget {
   }
 
   private _render(): void {
-    const running = this._model.total('running');
+    const waiting = this._model.waitingForMe;
+    const needs = waiting.length;
+    // a task that waits for my answer is said once, as the panel lists it: apart
+    // from what runs, though its status is running
+    const asking = waiting.filter(task => task.status === 'running').length;
+    const running = Math.max(0, this._model.total('running') - asking);
     const queued = this._model.total('queued');
-    const needs = this._model.waitingForMe.length;
     this.node.dataset.running = String(running);
     this.node.dataset.needs = String(needs);
     this.node.classList.toggle('jp-mod-needs', needs > 0);

@@ -250,6 +250,11 @@ def test_a_task_that_needs_me_is_announced_and_answered_from_the_panel(
     page.wait_for_function(
         "() => document.querySelector('[data-testid=tasks-status]')?.dataset.needs === '1'")
     assert status.locator(".jp-TasksStatus-needs").inner_text() == "1 needs you"
+    # counted once, as the panel lists it: apart from what runs (before: "1 needs you"
+    # beside "Tasks: 1 running", the one task twice)
+    code, stats = lab.request("GET", "/api/tasks/stats")
+    assert code == 200 and stats["statuses"]["running"] >= 1, stats
+    assert status.get_attribute("data-running") == str(stats["statuses"]["running"] - 1)
     # a notification, with an action that goes to the question
     question = toast(page, 'Task "deploy" needs you: Deploy to production?')
     question.wait_for(state="visible")
