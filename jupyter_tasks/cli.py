@@ -52,6 +52,7 @@ from .cli_common import (
     pad,
     printable,
     queue_name,
+    read_text_file,
     run_parameters,
     shield_parameter_values,
     short_id,
@@ -253,6 +254,13 @@ async def _cmd_show(args: argparse.Namespace) -> int:
 
 async def _cmd_submit(args: argparse.Namespace) -> int:
     _load_modules(args)
+    if args.code_file is not None:
+        args.code = read_text_file(args.code_file, "--code-file")
+    elif args.code is not None and "\n" not in args.code and os.path.isfile(args.code):
+        # the source "job.py" would run as such, and fail on the worker with
+        # "NameError: name 'job' is not defined"
+        raise CliError(f"--code takes Python source, and {args.code} is a file here: give "
+                       f"--code-file {args.code} to run its source")
     # an option the work does not take is refused, not dropped without a word
     if args.code is not None and (args.param or args.params):
         raise CliError("--param and --params go with --name or --notebook; a code job "
@@ -821,6 +829,8 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--name", help="registered task name")
     work.add_argument("--notebook", help="notebook path")
     work.add_argument("--code", help="Python source")
+    work.add_argument("--code-file", metavar="PATH",
+                      help="a Python file whose source is the code job's (read now)")
     work.add_argument("--command", nargs=argparse.REMAINDER, help="argv (put it last)")
     p.add_argument("--param", action="append", help="key=value (value parsed as JSON if it can)")
     p.add_argument("--params", help="all parameters as a JSON object")

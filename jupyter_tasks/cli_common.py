@@ -123,6 +123,21 @@ def json_option(text: str | None, option: str, *, obj: bool = False) -> Any:
     return value
 
 
+def read_text_file(name: str, what: str) -> str:
+    """The UTF-8 text of the file ``name``; CliError saying why it cannot be read."""
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        reason = "no such file"
+    except IsADirectoryError:
+        reason = "is a folder, not a file"
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise CliError(f"{what} {name}: {reason}")
+
+
 def _json_kind(value: Any) -> str:
     """What a JSON value is, in JSON's words (``null``, not ``NoneType``)."""
     if value is None or isinstance(value, bool):
@@ -249,11 +264,7 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError(f"-b {text[:40]!r} is not base64") from None
         parameters.update(_yaml_parameters(raw, f"-b {text[:40]!r}"))
     for name in args.parameters_file or []:
-        try:
-            content = Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise CliError(f"parameters file {name}: {reason}") from None
+        content = read_text_file(name, "parameters file")
         parameters.update(_yaml_parameters(content, f"parameters file {name}"))
     for text in args.parameters_yaml or []:
         parameters.update(_yaml_parameters(text, f"-y {text[:40]!r}"))

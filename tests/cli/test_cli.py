@@ -323,6 +323,44 @@ def test_input_a_job_cannot_take_is_one_clear_error(env: dict[str, str], db_path
     refused_clearly(env, db_path, args, message)
 
 
+def test_a_code_job_runs_a_file_given_with_code_file(env: dict[str, str], db_path: Path,
+                                                    tmp_path: Path) -> None:
+    source = "import json\nprint(json.dumps({'rows': 7}))\n"
+    (tmp_path / "job.py").write_text(source)
+    done = jt(env, "submit", "--queue", "parked", "--code-file", "job.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [task] = stored(db_path)
+    assert task.spec["code"] == source and task.kind == "code", task.spec
+
+
+@pytest.mark.parametrize("given", ["job.py", "./job.py"])
+def test_a_file_name_given_as_code_is_refused_naming_code_file(
+        env: dict[str, str], db_path: Path, tmp_path: Path, given: str) -> None:
+    # before: queued as the source "job.py", which failed on the worker with
+    # "NameError: name 'job' is not defined"
+    (tmp_path / "job.py").write_text("print(1)\n")
+    done = jt(env, "submit", "--queue", "parked", "--code", given, cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"--code-file {given}" in done.stderr and "Traceback" not in done.stderr, \
+        done.stderr
+    assert not db_path.exists() or stored(db_path) == []
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda folder: None, "no such file"),
+    (lambda folder: (folder / "job.py").mkdir(), "is a folder"),
+    (lambda folder: (folder / "job.py").write_bytes(b"print('\xff')\n"), "not UTF-8"),
+])
+def test_a_code_file_that_cannot_be_read_is_one_clear_error(
+        env: dict[str, str], db_path: Path, tmp_path: Path, make: Any, message: str) -> None:
+    make(tmp_path)
+    done = jt(env, "submit", "--queue", "parked", "--code-file", "job.py", cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "job.py" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not db_path.exists() or stored(db_path) == []
+
+
 def test_an_id_the_locale_cannot_decode_is_one_clear_error(env: dict[str, str],
                                                            db_path: Path) -> None:
     # before: a UnicodeEncodeError traceback from the database for a byte the locale could

@@ -281,7 +281,7 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
     (["nb.ipynb", "-y", "a: " + "[" * 1000 + "]" * 1000], "is nested too deep for YAML here"),
     (["nb.ipynb", "-y", "{1: 2}"], "parameters[1]: a key of type int: JSON keys are text"),
     (["nb.ipynb", "-p", "not-a-name", "1"], "parameter names must be Python identifiers"),
-    (["nb.ipynb", "-f", "nothere.yaml"], "error: parameters file nothere.yaml: No such file"),
+    (["nb.ipynb", "-f", "nothere.yaml"], "error: parameters file nothere.yaml: no such file"),
     (["nb.ipynb", "-b", "%%%"], "is not base64"),
     # before: a traceback ending in int()'s 4,300-digit limit
     (["nb.ipynb", "-y", "a: " + "9" * 5000], "a number too long to read"),
