@@ -205,9 +205,10 @@ class TaskManager:
         self.state.wake_all()
         pending = self.execution.stop_all()
         # and job runs between two jobs: the next one, claimed as stop() began, goes back
-        pending |= self.worker.job_runs
+        pending |= (job_runs := set(self.worker.job_runs))
         if pending:
             await asyncio.wait(pending, timeout=grace)
+        self.worker.note_left_at_stop(job_runs)
         await self.housekeeping.flush()
         for task in self._loops:
             task.cancel()

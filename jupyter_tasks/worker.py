@@ -96,6 +96,12 @@ async def run_worker(
         print_capture.uninstall()
     if lost is not None:
         raise StoreUnavailable(f"{lost} (this worker stopped)")
+    if left := manager.worker.left_at_stop:
+        # not a clean stop: say so (exit non-zero), not 0 as if its jobs were back
+        first = left[0]
+        raise type(first)(f"this worker stopped, and {len(left)} job(s) it "
+                          f"ran could not be handed back to their queue: {first.message}. "
+                          "A worker's reaper queues them again once it finds this one gone")
 
 
 # how often a worker looks whether its database can still be written (a flag, no I/O)

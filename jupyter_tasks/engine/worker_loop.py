@@ -11,6 +11,7 @@ from typing import Any
 
 import psutil
 
+from ..exceptions import StoreError
 from ..models import Task, WorkerInfo
 from .execution import Execution, outcome_despite_cancel
 from .loop_failures import LoopFailures
@@ -30,6 +31,28 @@ class JobWorker:
         self.execution = execution
         # each runs claimed jobs one after another until its queue is empty
         self.job_runs: set[asyncio.Task[Any]] = set()
+        # why jobs that ran here could not be handed back (or ended) at the stop
+        self.left_at_stop: list[StoreError] = []
+
+    def note_left_at_stop(self, runs: set[asyncio.Task[Any]]) -> None:
+        """Keep in ``left_at_stop`` why ended ``runs`` (taken at the stop) could not write
+        their jobs' ends or hand them back; said once in the log. Such a job shows running
+        until a reaper finds this worker gone and queues it again (attempt not counted)."""
+        self.left_at_stop = left = []
+        for run in runs:
+            if not run.done() or run.cancelled():
+                continue  # still running past the grace: the process ends with it
+            error = run.exception()  # taken, not left "never retrieved"
+            if isinstance(error, StoreError):
+                left.append(error)
+            elif error is not None:
+                log.error("a job run of worker %s failed at its stop", self.state.worker_id,
+                          exc_info=error)
+        if left:
+            log.error("%d job(s) running in worker %s could not be handed back to their "
+                      "queue at its stop: %s. They show running until a worker's reaper "
+                      "finds this one gone and queues them again (that attempt not "
+                      "counted)", len(left), self.state.worker_id, left[0].message)
 
     async def register(self) -> None:
         """Write this worker's row (what the reapers of other processes check)."""

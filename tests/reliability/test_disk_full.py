@@ -16,6 +16,7 @@ import pytest
 
 RUN = Path(__file__).with_name("disk_full_run.py")
 START = Path(__file__).with_name("disk_full_start.py")
+STOP = Path(__file__).with_name("disk_full_stop.py")
 
 
 def in_small_tmpfs(tmp_path: Path, script: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,6 +71,22 @@ def test_a_jobs_log_written_on_a_full_disk_waits_for_space_with_its_end(
     assert ended == {"status": "succeeded", "result": "done", "attempts": 1,
                      "lost_attempts": 0, "runs": 1, "leftovers": [], "lines": 400}, \
         (ended, done.stderr[-3000:])
+
+
+def test_a_worker_stopped_on_a_full_disk_says_its_job_was_not_handed_back(
+        tmp_path: Path) -> None:
+    # before: the stop returned as a clean one (`jupyter tasks worker` exited 0) though
+    # the hand back had failed, and the loop logged "Task exception was never retrieved"
+    done = in_small_tmpfs(tmp_path, STOP, str(tmp_path / "runs.log"))
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["outcome"].startswith("StoreFull: this worker stopped, and 1 job(s) it "
+                                        "ran could not be handed back"), report
+    assert not [line for line in report["logged"] if line.startswith("LOOP")], report
+    said = [line for line in report["logged"] if "could not be handed back" in line]
+    assert len(said) == 1 and said[0].startswith("ERROR"), report
+    # and nothing is lost: the next worker's reaper queued it again, not as a failure
+    assert (report["status"], report["result"], report["lost_attempts"], report["runs"]) \
+        == ("succeeded", "done", 1, 2), report
 
 
 def test_a_sound_database_on_a_full_disk_is_said_full_not_damaged(tmp_path: Path) -> None:
