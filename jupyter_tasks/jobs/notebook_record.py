@@ -269,6 +269,9 @@ def _check_parameter_values(template: str, parameters: Mapping[str, Any]) -> Non
             raise _bad_output_path(
                 f"output_path {template!r}: parameter {name} is {text!r}, which would change "
                 "the folder written to; a parameter's value fills in a name, not a path")
+        if "\0" in text:  # no file name holds one (os.path raised ValueError: a 500)
+            raise _bad_output_path(f"output_path {template!r}: parameter {name} holds a NUL "
+                                   "character, which no file name may hold")
 
 
 def render_output_path(template: str, *, root_dir: str, task_id: str,

@@ -504,9 +504,11 @@ class TaskCollectionHandler(TasksHandler):
     @authorized("execute")
     async def post(self) -> None:
         body = self.json_object()
+        # before its paths are looked at: a user who may not run the work must not learn
+        # from a 422 which of the server's paths are links, hidden or missing
+        await check_may_run(self, *work_resource(body))
         spec, _ = parse_job_body(body, self.root_dir,
                                  allow_hidden=self.contents_manager.allow_hidden)
-        await check_may_run(self, *work_resource(spec))
         task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
                                               **self.submit_options(body))
         if was_deduplicated(task):

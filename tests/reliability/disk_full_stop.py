@@ -63,7 +63,7 @@ async def stopped_worker() -> None:
         await run_worker(str(DB), concurrency=1, stop=STOP, lease_seconds=3,
                          heartbeat_interval=1)
         outcome = "returned"
-    except Exception as exc:  # noqa: BLE001 - what `jupyter tasks worker` would say
+    except Exception as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     print(json.dumps({"outcome": outcome, "logged": kept.lines}), flush=True)
 

@@ -157,3 +157,42 @@ async def test_a_user_denied_the_servers_files_reads_no_notebooks_parameters(
         assert b"s3cret" not in response.body
     mine = await api.get("notebook-parameters", params={"path": "report.ipynb"}, headers=alice)
     assert mine.code == 200 and mine.json["parameters"][0]["default"] == "s3cret", mine.json
+
+
+async def test_a_user_denied_kernels_learns_nothing_of_the_servers_paths_from_a_submit(
+        api, jp_root_dir, tmp_path):
+    # before: the body's paths were checked before the permission: eve got 422 "must
+    # stay inside the server root" for a link leading out, 422 for a hidden one, and
+    # 403 only for a path that was neither
+    eve = as_user("eve-token")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.ipynb").write_text("{}")
+    (jp_root_dir / "lnk").symlink_to(outside)
+    answers = set()
+    for path in ("lnk/secret.ipynb", ".hidden/x.ipynb", "nothere/x.ipynb", "../x.ipynb"):
+        for body in ({"notebook": path}, {"notebook": path, "output_path": "out.ipynb"}):
+            response = await api.post(body=body, headers=eve)
+            assert response.code == 403, (body, response.json)
+            answers.add(response.json["detail"])
+    assert len(answers) == 1, answers  # one answer, whatever the path is
+
+
+async def test_a_nul_in_a_parameter_that_names_the_output_is_refused_not_a_500(api,
+                                                                                jp_root_dir):
+    # before: 500 "internal error" (os.path.realpath: "embedded null byte")
+    alice = as_user("alice-token")
+    nbformat.write(nbformat.v4.new_notebook(), jp_root_dir / "p.ipynb")
+    body = {"notebook": "p.ipynb", "parameters": {"p": "a\u0000b"},
+            "output_path": "out-{p}.ipynb", "queue": "parked"}
+    response = await api.post(body=body, headers=alice)
+    assert response.code == 422, response.json
+    assert "parameter p holds a NUL" in response.json["detail"], response.json
+    scheduled = await api.post("schedules", headers=alice, body={
+        "name": "nul", "cron": "0 3 * * *", "job": body})
+    assert scheduled.code == 422, scheduled.json
+    sound = await api.submit({**body, "parameters": {"p": "x"}}, headers=alice)
+    fork = await api.post(sound["id"], "fork", headers=alice,
+                          body={"parameters": {"p": "a\u0000b"}})
+    assert fork.code == 422 and "holds a NUL" in fork.json["detail"], fork.json
+    await api.post(sound["id"], "cancel", headers=alice)
