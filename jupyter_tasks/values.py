@@ -13,6 +13,8 @@ job will run with: params, parameters, input data, commands). The rule:
   - as JSON itself has them, with no note (the data is the same): tuples and
     sets become lists, numpy-like objects their ``tolist()`` (a scalar its
     number), ``int``/``float``/``bool``/``None`` dict keys their JSON text;
+  - an array of more than :data:`MAX_ARRAY_ITEMS` items its summary (type,
+    shape, item type), with a note: the process that made it still holds it;
   - each with a note: other dict keys their ``str()``, an int too long for JSON
     readers its hex text, any other object its ``repr`` (at most 1,000
     characters), a cycle the text ``"<cycle>"``, an object that cannot even be
@@ -55,6 +57,9 @@ MAX_RESULT_CHARS = 256 * 1024
 # body that carries them is by default (JupyterTasksApp.max_body_bytes), from Python too
 MAX_PARAMS_BYTES = 1024 * 1024
 PREVIEW_CHARS = 2_000
+# an array (numpy's, a pandas Series) past this many items is stored as a summary: as
+# JSON, 20 million floats were 385 MB, and a kernel frozen 12 s turning them into it
+MAX_ARRAY_ITEMS = 1_000_000
 REPR_CHARS = 1_000
 # Python refuses to turn ints longer than this into text (sys.int_info.str_digits_check_threshold)
 _MAX_INT_DIGITS = 4_000
@@ -423,6 +428,12 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]],
         # within the depth bound only: a tolist() returning [another such object] (each
         # call one level deeper) would otherwise never end
         if not isinstance(obj, (Mapping, list, tuple)) and depth <= MAX_DEPTH:
+            items = _array_items(obj)
+            if items is not None and items > MAX_ARRAY_ITEMS:
+                into[key] = _array_summary(obj, items)
+                note(path, f"an array of {items:,} items", "a summary (more than "
+                           f"{MAX_ARRAY_ITEMS:,} items are not stored as JSON)")
+                continue
             try:  # numpy arrays and scalars; getattr itself may raise on odd objects
                 converted = obj.tolist() if callable(getattr(obj, "tolist", None)) else obj
             except Exception:
@@ -483,6 +494,27 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]],
         into[key] = text[:REPR_CHARS]
         note(path, f"an object of type {type(obj).__qualname__}", "its repr")
     return root[0], deepest
+
+
+def _array_items(obj: Any) -> int | None:
+    """How many items an array-like ``obj`` holds (its ``size``), None if it is none."""
+    try:
+        size = getattr(obj, "size", None)
+        if isinstance(size, int) and callable(getattr(obj, "tolist", None)):
+            return int(size)
+    except Exception:  # an odd object's getattr may raise: looked at as any other
+        pass
+    return None
+
+
+def _array_summary(obj: Any, items: int) -> str:
+    """What a too-large array is: its type, shape and item type, never its items."""
+    described = f"{type(obj).__name__}"
+    with contextlib.suppress(Exception):
+        described += f" of shape {tuple(obj.shape)}"
+    with contextlib.suppress(Exception):
+        described += f", {obj.dtype}"
+    return f"<{described}: {items:,} items, too many to store as JSON>"[:REPR_CHARS]
 
 
 def _key_text(key: Any) -> str:

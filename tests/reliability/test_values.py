@@ -105,6 +105,47 @@ async def test_objects_and_huge_ints_are_stored_by_the_rule(manager: TaskManager
     assert big.status == "succeeded" and big.result == hex(10 ** 5000)
 
 
+class ArrayLike:
+    """An array as numpy's look: a size, a shape, a dtype; its tolist() is counted."""
+
+    calls = 0
+
+    def __init__(self, size: int) -> None:
+        self.size, self.shape, self.dtype = size, (size,), "float64"
+
+    def tolist(self) -> list[float]:
+        ArrayLike.calls += 1
+        return [0.5] * self.size
+
+
+async def test_an_array_too_large_to_store_is_a_summary_not_gigabytes_of_json(
+        manager: TaskManager) -> None:
+    # before: a cell that ended in np.random.rand(20_000_000) (160 MB) froze its kernel
+    # for 11.7 s and took 1.7 GB there, to write a 385 MB result.json no one reads
+    import numpy as np
+
+    big = np.zeros(3_000_000)
+    task = await manager.submit(lambda: {"weights": big, "epochs": 3}, mode="background")
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.result["epochs"] == 3
+    summary = done.result["weights"]
+    assert summary.startswith("<ndarray of shape (3000000,), float64: 3,000,000 items"), summary
+    [note] = done.value_notes
+    assert note["path"] == "result['weights']" and "3,000,000 items" in note["original"], note
+    assert await manager.store.get_artifact(task.id, RESULT_ARTIFACT) is None
+    assert (await manager.result(task.id, timeout=1))["weights"] is big  # still here whole
+    # never turned into a list at all (that alone took the time and the memory)
+    ArrayLike.calls = 0
+    counted = await manager.wait((await manager.submit(
+        lambda: ArrayLike(20_000_000), mode="background")).id, timeout=60)
+    assert counted.status == "succeeded" and ArrayLike.calls == 0, counted.result
+    # one within the bound is stored as its list, as before
+    small = await manager.wait((await manager.submit(
+        lambda: np.arange(5), mode="background")).id, timeout=60)
+    assert small.result == [0, 1, 2, 3, 4]
+
+
 async def test_background_and_sync_results_follow_the_same_rule(manager: TaskManager) -> None:
     task = await manager.submit(lambda: {"loss": float("nan")}, mode="background")
     done = await manager.wait(task.id, timeout=10)
