@@ -17,9 +17,10 @@ def notebook_parameters(path: str) -> dict[str, Any]:
     """``{"has_parameters_cell", "parameters": [{name, default, source, type}]}`` of a notebook.
 
     The first code cell tagged ``parameters`` (as papermill finds it) is parsed with
-    ``ast``: each simple assignment ``name = value`` (annotated ones too) is a
-    parameter; its default is the literal value when ``ast.literal_eval`` can read
-    it and JSON can hold it, else null with type ``other``. Reading never runs code.
+    ``ast``, IPython's magic and shell lines skipped: each name an assignment gives a
+    value (annotated, chained and tuple assignments too) is a parameter; its default
+    is the literal value when ``ast.literal_eval`` can read it and JSON can hold it,
+    else null with type ``other``. Reading never runs code.
     """
     try:
         with open(path, "rb") as f:
@@ -46,26 +47,48 @@ def notebook_parameters(path: str) -> dict[str, Any]:
 
 
 def parse_parameters(source: str) -> list[dict[str, Any]]:
-    """The simple assignments of a cell's source, in order (a syntax error: none)."""
+    """The assignments of a cell's source, in order; IPython's ``%`` and ``!`` lines are
+    skipped (a cell that is still no Python after that: none)."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
-        return []
+        # blanked, not removed: the values' source segments keep their line numbers
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                           for line in source.split("\n"))
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            return []
     found: dict[str, dict[str, Any]] = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
+            targets, value = [node.target], node.value
         else:
             continue
-        if not isinstance(target, ast.Name):
-            continue
-        text = ast.get_source_segment(source, value) or ast.unparse(value)
-        default, kind = _literal(value)
-        found.pop(target.id, None)  # a later assignment wins, as running the cell would
-        found[target.id] = {"name": target.id, "default": default, "source": text, "type": kind}
+        for name, part in _named_values(targets, value):
+            text = ast.get_source_segment(source, part) or ast.unparse(part)
+            default, kind = _literal(part)
+            found.pop(name, None)  # a later assignment wins, as running the cell would
+            found[name] = {"name": name, "default": default, "source": text, "type": kind}
     return list(found.values())
+
+
+def _named_values(targets: list[ast.expr], value: ast.expr) -> list[tuple[str, ast.expr]]:
+    """(name, value) of each name ``targets`` assign: ``a = b = 2`` both, ``x, y = 1, 2``
+    pairwise (an unpacking of anything but a tuple of as many: none)."""
+    named: list[tuple[str, ast.expr]] = []
+    for target in targets:
+        if isinstance(target, ast.Name):
+            named.append((target.id, value))
+        elif isinstance(target, (ast.Tuple, ast.List)) \
+                and isinstance(value, (ast.Tuple, ast.List)) \
+                and len(target.elts) == len(value.elts) \
+                and all(isinstance(t, ast.Name) for t in target.elts):
+            named.extend((t.id, v) for t, v in  # type: ignore[attr-defined]
+                         zip(target.elts, value.elts, strict=True))
+    return named
 
 
 def _literal(node: ast.expr) -> tuple[Any, str]:

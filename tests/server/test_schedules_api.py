@@ -198,6 +198,23 @@ async def test_notebook_parameters(api: Any, jp_root_dir: Path) -> None:
     assert broken.code == 422
 
 
+async def test_a_parameters_cell_with_magics_or_chained_assignments_lists_them_all(
+        api: Any, jp_root_dir: Path) -> None:
+    # before: {"has_parameters_cell": true, "parameters": []} for a cell holding one
+    # magic line (the whole cell was skipped as a syntax error), and `b = c = 2` and
+    # `x, y = 1, 2` were left out; papermill lists them
+    source = ("%matplotlib inline\nalpha: float = 0.5\n!echo hi\nitems = [1, 2, 3]\n"
+              "beta = gamma = 2\nx, y = 1, 'two'\nlabel = 'run'  # the run's name\n")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        source, metadata={"tags": ["parameters"]})]), jp_root_dir / "magic.ipynb")
+    data = (await api.get("notebook-parameters", params={"path": "magic.ipynb"})).json
+    assert {p["name"]: (p["default"], p["type"]) for p in data["parameters"]} == {
+        "alpha": (0.5, "float"), "items": ([1, 2, 3], "list"), "beta": (2, "int"),
+        "gamma": (2, "int"), "x": (1, "int"), "y": ("two", "str"), "label": ("run", "str")}
+    assert [p["name"] for p in data["parameters"]] == [
+        "alpha", "items", "beta", "gamma", "x", "y", "label"]
+
+
 async def test_reading_a_notebooks_parameters_leaves_the_server_serving(
         api: Any, jp_root_dir: Path, monkeypatch: Any) -> None:
     # a notebook of up to 50 MB (images kept in its outputs) was read and parsed on the
