@@ -33,6 +33,7 @@ from ..models import (
     progress_fraction,
     progress_number,
 )
+from .handle import full_task_id
 
 if TYPE_CHECKING:
     from ..manager import TaskManager
@@ -226,7 +227,7 @@ class TaskCard(widgets.VBox):
         manager = hub.manager
         self._hub = hub
         self._manager = manager
-        self.task_id = str(task_id)
+        self.task_id = str(task_id) if _task is not None else full_task_id(manager, str(task_id))
         self.compact = compact
         self.follows_reruns = not compact
         if _task is None:

@@ -285,6 +285,25 @@ def test_errors_of_run_blocking_and_handles_show_the_users_code_not_the_engine(
             assert engine not in shown, (call, engine, shown)
 
 
+def test_handles_and_cards_take_the_short_ids_cards_and_the_cli_show(
+        kernel: Kernel) -> None:
+    # before: TaskHandle(id[-10:]).status and TaskCard(id[-10:]) raised TaskNotFound for
+    # the very 10 characters every card, the dashboard and `jupyter tasks run` print
+    kernel.execute("%%background --name first\n41")
+    kernel.execute("%%background --name second\n42")
+    kernel.execute("from jupyter_tasks import TaskCard, TaskHandle\n"
+                   "first.result(30), second.result(30)")
+    assert kernel.value("TaskHandle(second.id[-10:]).id == second.id")
+    assert kernel.value("TaskHandle(first.id[:20]).result(30)") == 41
+    assert kernel.value("TaskCard(second.id[-10:]).task_id == second.id")
+    # a start two ids share is said so, naming them; one that matches none is not found
+    for call, said in (("TaskHandle(first.id[:4])", "more than one task"),
+                       ("TaskCard('zzzzzzzzzz')", "nor one whose id starts or ends")):
+        ename, shown = _plain_traceback(kernel, call)
+        assert ename == "TaskNotFound" and said in shown, (call, shown)
+        assert "store.py" not in shown and "manager.py" not in shown, shown
+
+
 def test_magics_after_the_manager_was_stopped_say_how_to_start_it_again(
         kernel: Kernel) -> None:
     # before: ManagerNotRunning, "use `async with TaskManager() as m:` or
