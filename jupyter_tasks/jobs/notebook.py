@@ -419,7 +419,8 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
             ctx.write(found[1], found[0])
 
     def on_cell_start(cell: Any, cell_index: int) -> None:
-        if cell.cell_type == "code" and cell.source.strip():
+        # (not the hidden cell: its first line, "try:", said nothing to anyone)
+        if cell.cell_type == "code" and cell.source.strip() and cell_index != hidden_index:
             ctx.progress(done, total, _first_line(cell.source))
 
     client_class = _job_client_class()
@@ -531,6 +532,11 @@ async def exec_notebook(task: Any, ctx: Any, running: Any, *,
                 execute = asyncio.ensure_future(client.async_execute_cell(
                     hidden, hidden_index, store_history=False))
                 await _watched(execute, monitor, lambda: keep_own_end(running))
+            except BaseException:
+                # stopped in that wait (a cancel, a timeout): the notebook says where, as
+                # papermill marks the cell a stop reached, not as a run that succeeded
+                _mark_stopped_waiting(nb, hidden)
+                raise
             finally:
                 if nb.cells and nb.cells[-1] is hidden:
                     nb.cells.pop()
@@ -644,6 +650,20 @@ def _started_background(nb: Any) -> bool:
                for cell in nb.cells if cell.cell_type == "code")
 
 
+def _mark_stopped_waiting(nb: Any, hidden: Any) -> None:
+    """Mark the last cell that started background work (else the last code cell) as
+    the one the run stopped at, with papermill's error markers."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and c is not hidden]
+    if not cells:
+        return
+    cell = next((c for c in reversed(cells) if "%%background" in c.source
+                 or any("TaskHandle" in text or "TaskCard(" in text
+                        for text in _output_texts(c))), cells[-1])
+    record.cell_failed(nb, cell)
+    index = next(i for i, c in enumerate(nb.cells) if c is cell)
+    record.add_error_markers(nb, index, cell.get("execution_count"))
+
+
 def _background_report(hidden: Any) -> list[dict[str, Any]]:
     """The ends ``end_of_run`` displayed in the hidden cell (none from a kernel that could
     not import jupyter_tasks)."""
@@ -715,8 +735,8 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
         await ctx.artifact(out.artifact_name, text.encode(), "application/x-ipynb+json")
         if out.output_path:
             await asyncio.to_thread(_write_file, out.output_path, text)
-        if out.export_html:
-            html = await asyncio.to_thread(_html, nb)
+        html = await _html_or_warning(nb, ctx, out) if out.export_html else None
+        if html is not None:
             await ctx.artifact(_html_name(out.artifact_name), html.encode(), "text/html")
             if out.output_path:
                 await asyncio.to_thread(_write_file, record.html_path(out.output_path), html)
@@ -724,6 +744,23 @@ async def _finish(client: Any, kernel_pid: int | None, execute: asyncio.Future[A
         if raise_errors:
             raise
         ctx.log("warning: the executed notebook could not be saved everywhere asked")
+
+
+async def _html_or_warning(nb: Any, ctx: Any, out: _Outputs) -> str | None:
+    """The executed notebook as HTML; None, said as a warning, when nbconvert refuses it.
+
+    An extra the run asked for: the cells ran and their copy is kept, so its failure
+    (a kernelspec with no display_name fails nbconvert's validation) is no run's failure.
+    """
+    try:
+        return await asyncio.to_thread(_html, nb)
+    except Exception as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        warning = f"no HTML was made: {type(exc).__name__}: {said}"[:500]
+        out.export_html = False
+        out.warnings.append(warning)
+        ctx.log(f"warning: {warning}")
+        return None
 
 
 def _stop_kernel_pollers(client: Any) -> None:

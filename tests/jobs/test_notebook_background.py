@@ -18,6 +18,7 @@ from jupyter_tasks import TaskManager
 from tests.jobs.conftest import write_notebook
 from tests.jobs.test_notebook_jobs import artifact_notebook
 from tests.kernels import IpcKernelManager
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +148,42 @@ async def test_a_background_cell_the_notebook_cancels_does_not_fail_the_job(
     assert done.status == "succeeded", done.error
     (monitor,) = [t for t in await manager.store.list_tasks() if t.label == "monitor"]
     assert monitor.status == "cancelled"
+
+
+async def test_a_job_stopped_while_it_waits_for_background_cells_says_so_in_its_notebook(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # before: cancelled (or timed out) in that wait, the executed notebook read as a
+    # success: metadata.papermill.exception None, every cell "completed", no error
+    # marker; and the job's progress said "try:", the hidden cell's first line
+    write_notebook(tmp_path / "forever.ipynb", [
+        "%load_ext jupyter_tasks",
+        "%%background --name mon --label mon\nimport time\n"
+        "while True:\n    time.sleep(0.05)\n",
+        "print('last')"])
+    task = await manager.submit_spec({"notebook": "forever.ipynb", "root_dir": str(tmp_path)},
+                                     max_retries=0)
+
+    async def waiting() -> str | None:
+        progress = (await manager.store.require_task(task.id)).progress or {}
+        return progress.get("message") if progress.get("current") == 3 else None
+
+    said = await eventually(waiting, timeout=120, what="the run waiting for its cells")
+    assert said == "waiting for background cells"
+    await manager.cancel(task.id)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "cancelled", done.error
+    assert done.progress["message"] == "waiting for background cells", done.progress
+    nb = await artifact_notebook(manager, task.id, "forever.ipynb")
+    assert nb.metadata.papermill.exception is True
+    markers = [c for c in nb.cells if "papermill-error-cell" in c.source]
+    assert len(markers) == 2, [c.source[:60] for c in nb.cells]  # message and anchor
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # the cell whose work it waited for is where it stopped, as papermill marks a cell
+    assert [c.metadata.papermill.status for c in code] == ["completed", "failed",
+                                                           "completed"]
+    anchor = nb.cells.index(next(c for c in nb.cells if 'id="papermill-error-cell"'
+                                 in c.source))
+    assert nb.cells[anchor + 1] is code[1]
 
 
 @pytest.mark.parametrize("last_cell", [

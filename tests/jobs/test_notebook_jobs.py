@@ -297,6 +297,29 @@ async def test_a_notebook_of_any_file_name_keeps_its_executed_copy(
     assert (await artifact_notebook(manager, task.id, f"{plain}.ipynb")).cells == copy.cells
 
 
+async def test_an_html_export_that_fails_leaves_a_run_whose_cells_all_ran_succeeded(
+        manager: TaskManager, tmp_path: Path) -> None:
+    # before: "failed: NotebookValidationError: 'display_name' is a required property"
+    # for a kernelspec without display_name, which runs (papermill runs it too) and
+    # whose executed copy was kept; the message did not say the HTML export failed
+    path = write_notebook(tmp_path / "raw.ipynb", ["print('ran')"])
+    nb = nbformat.read(path, as_version=4)
+    del nb.metadata.kernelspec["display_name"]
+    path.write_text(json.dumps(nb))
+    task = await manager.submit_spec({"notebook": "raw.ipynb", "root_dir": str(tmp_path),
+                                      "output_path": "out/raw.ipynb", "export_html": True},
+                                     max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert done.result["html"] is None
+    said = [w for w in done.result["warnings"] if w.startswith("no HTML was made")]
+    assert said and "display_name" in said[0], done.result["warnings"]
+    assert said[0] in await logs_text(manager, task.id)
+    assert sorted(a.name for a in await manager.store.list_artifacts(task.id)) == ["raw.ipynb"]
+    assert (tmp_path / "out" / "raw.ipynb").exists()
+    assert not (tmp_path / "out" / "raw.html").exists()
+
+
 async def test_the_output_notebook_is_saved_as_each_cell_ends(
         manager: TaskManager, tmp_path: Path) -> None:
     # papermill saves the output after each cell: a run whose worker is killed leaves a
