@@ -192,8 +192,10 @@ def _blocking_outcome(side: KernelSide, task: Any) -> Any:
         tb = exc.__traceback__
         while tb is not None and is_runner_file(tb.tb_frame.f_code.co_filename):
             tb = tb.tb_next
-        if tb is None:  # nothing of the user's (an engine error): as it came
-            raise
+        # nothing of the user's (a cancel, a timeout): the error alone, without the
+        # engine's frames that made it (the manager's outcome())
+        if tb is None:
+            raise exc.with_traceback(None)  # noqa: B904  (the same exception)
         raise exc.with_traceback(tb)  # noqa: B904  (the same exception, not a new one)
 
 
@@ -264,6 +266,7 @@ class _Interruptible:
 
     async def wait(self) -> Any:
         """The task once it ends; ``KeyboardInterrupt`` if it was interrupted."""
+        __tracebackhide__ = True
         manager, task_id = self.manager, self.task_id
         try:
             task = await manager.run_on_loop(manager.wait(task_id))

@@ -273,6 +273,19 @@ def test_errors_of_run_blocking_and_handles_show_the_users_code_not_the_engine(
     assert ename == "ZeroDivisionError" and "----> 1 1/0" in shown, shown
     for engine in ("runners.py", "cells.py", "execution.py", "manager.py"):
         assert engine not in shown, (engine, shown)
+    # cancelled from outside (the card, the CLI): said in one line (before: TaskFailed
+    # with a frame of manager.py's outcome())
+    ename, shown = _plain_traceback(
+        kernel, "import time\nfrom jupyter_tasks import TaskHandle\n"
+                "from jupyter_tasks.context import current_context\n"
+                "def cancels_itself():\n"
+                "    TaskHandle(current_context.get().task_id).cancel()\n"
+                "    for _ in range(600):\n"
+                "        time.sleep(0.1)\n"
+                "%run_blocking cancels_itself()")
+    assert ename == "TaskFailed" and "ended cancelled" in shown, shown
+    for engine in ("runners.py", "cells.py", "execution.py", "manager.py"):
+        assert engine not in shown, (engine, shown)
     # TaskCard of an unknown id too (before: eleven frames through run_sync, the loop hop,
     # concurrent.futures and the store)
     for call in ("TaskHandle('0' * 32).status", "TaskHandle('0' * 32).logs()",
