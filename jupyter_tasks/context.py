@@ -419,6 +419,11 @@ class TaskContext:
         """
         return self._cancel_seen
 
+    @property
+    def cancel_requested(self) -> bool:
+        """True once a cancel was asked (unlike ``cancelled``, reading it tells no one)."""
+        return self._cancel
+
     def request_cancel(self) -> None:
         """Mark the task asked to stop (the runner sees it; cooperative code checks it)."""
         self._cancel = True

@@ -196,8 +196,10 @@ class KernelSide:
                 show_new_figures(figures)
             return self._encoded(task.id, value)
         except TaskCancelled:
-            # not an error: the card says "cancelled"; the log keeps a note
-            ctx.write("cancelled\n", "stdout")
+            # not an error: the card says how it ended; the log keeps a note of why, as
+            # the engine's (not on stdout, as if the cell had printed it)
+            ctx.log("cancelled" if ctx.cancel_requested else
+                    "interrupted: this kernel's task manager stopped (a restart, a shutdown)")
             raise
         except BaseException as exc:
             if sink is not None:

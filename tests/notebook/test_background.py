@@ -17,7 +17,7 @@ import pytest
 from tests.processes import ended, reaped
 from tests.waiting import eventually_sync
 
-from .conftest import logs_of, task_of, with_manager
+from .conftest import logs_of, read_store, task_of, with_manager
 from .harness import Kernel
 
 
@@ -398,6 +398,23 @@ def test_task_key_returns_the_running_task(kernel: Kernel) -> None:
     kernel.execute("%%background --name b --key k1 --no-card\n'never'\n")
     assert kernel.value("a.id == b.id") is True
     kernel.execute("a.cancel()")
+
+
+def test_a_cell_stopped_with_its_kernels_manager_notes_why_not_cancelled(
+        kernel: Kernel, db_path: Path) -> None:
+    # before: the task ended `interrupted`, and its log ended "cancelled" on stdout, as
+    # if the cell had printed it, or the user had cancelled it
+    kernel.execute("%%background --name h --no-card\nimport time\n"
+                   "while True:\n    print('tick')\n    time.sleep(0.05)\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: "tick" in logs_of(db_path, task_id), what="the cell printing")
+    kernel.execute("import jupyter_tasks\njupyter_tasks.stop_manager()")
+    ended = task_of(db_path, task_id)
+    assert ended.status == "interrupted", ended
+    entries = read_store(db_path, lambda s: s.get_logs(task_id, 0, 100_000))
+    last = entries[-1]
+    assert "cancelled" not in last.text and "interrupted" in last.text, last
+    assert last.stream != "stdout", last
 
 
 def test_killed_kernel_leaves_its_background_tasks_interrupted(
