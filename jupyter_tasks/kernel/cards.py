@@ -495,7 +495,7 @@ class TaskCard(widgets.VBox):
                                  'font-size:11.5px">full traceback (with jupyter-tasks '
                                  f'frames)</summary>{_pre(full[-12000:], "#f5f5f5")}</details>')
         if self._sink is None and self._log_tail:
-            lines = self._log_tail.splitlines()[-LOG_TAIL_LINES:]
+            lines = screen_lines(self._log_tail)[-LOG_TAIL_LINES:]
             parts.append(_pre("\n".join(lines), "#f5f5f5"))
         result = self._result()
         if result is not None:
@@ -585,6 +585,18 @@ def result_text(value: Any) -> str:
         except Exception as exc:
             text = f"<repr failed: {type(exc).__name__}>"
     return text if len(text) <= RESULT_CHARS else text[:RESULT_CHARS] + "…"
+
+
+def screen_lines(text: str) -> list[str]:
+    """``text``'s lines as a terminal leaves them: of a line redrawn after ``\r`` (a
+    progress bar), its last drawing, not each one as a line of its own."""
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        drawn = line.split("\r")
+        lines.append(next((part for part in reversed(drawn) if part), ""))
+    if lines and lines[-1] == "":
+        lines.pop()  # the end of the last line, not a line
+    return lines
 
 
 def _pre(text: str, background: str) -> str:

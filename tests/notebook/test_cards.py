@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,25 @@ def test_an_ended_tasks_card_shows_its_overall_rate(kernel: Kernel, db_path: Pat
     html = kernel.wait_for(lambda: "sixty steps" in _html(kernel) and _html(kernel),
                            what="the card")
     assert "60/60 (100%) · 10/s · took 0:06" in html, html
+
+
+def test_a_card_shows_a_redrawn_line_once_as_a_terminal_would(kernel: Kernel,
+                                                               tmp_path: Path) -> None:
+    # before: each carriage-return redraw of a progress bar was a line of its own in the
+    # card's log tail: eleven bar lines, and the real last lines pushed out of the tail
+    script = tmp_path / "bar.py"
+    script.write_text("import sys, time\nprint('start', flush=True)\n"
+                      "for i in range(1, 31):\n"
+                      "    sys.stdout.write(f'\\r{i:3d}% bar'); sys.stdout.flush()\n"
+                      "    time.sleep(0.01)\n"
+                      "print('\\ndone', flush=True)\n")
+    kernel.execute(f"proc = %run_subprocess --background {sys.executable} {script}\n")
+    kernel.execute("proc.wait(60)\nfrom jupyter_tasks import TaskCard\n"
+                   "card = TaskCard(proc.id)\ncard")
+    html = kernel.wait_for(lambda: "done" in _html(kernel) and _html(kernel),
+                           what="the card's log")
+    assert "start\n 30% bar\ndone" in html, html
+    assert " 29% bar" not in html and "  1% bar" not in html, html
 
 
 def test_a_card_shows_no_time_left_toward_a_total_below_zero(kernel: Kernel) -> None:
