@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -269,7 +270,12 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
     for text in args.parameters_yaml or []:
         parameters.update(_yaml_parameters(text, f"-y {text[:40]!r}"))
     for name, value in args.parameters or []:
-        parameters[name] = papermill_value(unshielded(value))
+        parameters[name] = read = papermill_value(unshielded(value))
+        if isinstance(read, float) and not math.isfinite(read):
+            # said with its way out: the refusal of the stored JSON named none
+            raise CliError(f"-p {name} {unshielded(value)}: papermill would pass "
+                           f"float('{read}'), which a job's parameters (kept as JSON) "
+                           f"cannot hold; -r {name} {unshielded(value)} passes the text")
     for name, value in args.parameters_raw or []:
         parameters[name] = unshielded(value)
     return parameters

@@ -273,7 +273,9 @@ def test_wait_exits_by_how_the_job_ended(env: dict[str, str], root: Path, db_pat
 
 @pytest.mark.parametrize("args, message", [
     (["missing.ipynb"], "error: notebook 'missing.ipynb' does not exist"),
-    (["nb.ipynb", "-p", "x", "1e999"], "parameters['x']: inf cannot be stored as JSON"),
+    (["nb.ipynb", "-p", "x", "1e999"], "-p x 1e999: papermill would pass float('inf')"),
+    # before: "parameters['x']: nan cannot be stored as JSON", with no way out named
+    (["nb.ipynb", "-p", "x", "nan"], "cannot hold; -r x nan passes the text"),
     (["nb.ipynb", "-y", "x: .nan"], "parameters['x']: nan cannot be stored as JSON"),
     (["nb.ipynb", "-y", "x: [1"], "error: -y 'x: [1' is not valid YAML: "),
     (["nb.ipynb", "-y", "[1, 2]"], "must be a YAML mapping of parameter names to values"),
