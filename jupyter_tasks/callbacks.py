@@ -219,6 +219,18 @@ def parse_url(url: Any) -> Target:
     return Target(url, parts.scheme, host, port or default, address, target)
 
 
+def calls_this_machine(url: Any) -> bool:
+    """Whether ``url`` names this machine: a loopback address or a ``localhost`` name
+    (an invalid URL: False, its check says why)."""
+    try:
+        target = parse_url(url)
+    except InvalidRequest:
+        return False
+    if target.address is not None:
+        return _unmap(target.address).is_loopback
+    return _is_loopback_name(target.host)
+
+
 def check_url(url: Any, policy: CallbackPolicy) -> Target:
     """Refuse (``InvalidRequest``) a URL that is invalid or names a host the list does not allow.
 

@@ -85,7 +85,8 @@ class JupyterTasksApp(ExtensionApp):
         Unicode(), default_value=list(LOOPBACK_HOSTS),
         help="IP addresses, CIDR networks or host names a task's callback_url may point to "
              "(rules in jupyter_tasks/callbacks.py; default: loopback only; [] disables "
-             "callbacks).",
+             "callbacks). A callback to this machine also needs the user's permission to "
+             "execute terminals, as a terminal would reach it.",
     ).tag(config=True)
 
     max_body_bytes = Int(

@@ -7,6 +7,7 @@ from typing import Any
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 
+from ..callbacks import calls_this_machine
 from ..exceptions import TaskNotFound
 from ..models import Task
 from .problems import Problem
@@ -49,6 +50,19 @@ async def check_may_run(handler: Any, resource: str | None, what: str) -> None:
     if resource is not None and not await may(handler, "execute", resource):
         raise Problem(403, f"you may not run {what} here: it needs the server's permission "
                            f"to execute {resource}, as opening one would")
+
+
+async def check_may_call_back(handler: Any, url: Any) -> None:
+    """403 for a callback to this machine unless the user may ``execute`` terminals.
+
+    The default allow-list lets callbacks reach any port of this machine (a local
+    receiver): a user the server denies terminals would otherwise have it POST to
+    services only this machine reaches, which a terminal's curl does for those it allows.
+    """
+    if calls_this_machine(url) and not await may(handler, "execute", "terminals"):
+        raise Problem(403, "you may not have a callback sent to this machine: it needs the "
+                           "server's permission to execute terminals, as a terminal would "
+                           "reach it")
 
 
 async def check_may_read_files(handler: Any, what: str) -> None:

@@ -36,6 +36,7 @@ from .auth import (
     KIND_RESOURCES,
     OTHERS,
     RESOURCE,
+    check_may_call_back,
     check_may_run,
     check_task_access,
     may,
@@ -507,6 +508,7 @@ class TaskCollectionHandler(TasksHandler):
         # before its paths are looked at: a user who may not run the work must not learn
         # from a 422 which of the server's paths are links, hidden or missing
         await check_may_run(self, *work_resource(body))
+        await check_may_call_back(self, body.get("callback_url"))
         spec, _ = parse_job_body(body, self.root_dir,
                                  allow_hidden=self.contents_manager.allow_hidden)
         task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
@@ -760,6 +762,7 @@ class RegistryExecuteHandler(TasksHandler):
         body = self.json_object(optional=True)
         _reject(_type_errors(body, {"params": _OBJ, **OPTION_FIELDS}))
         respond_async, wait = _parse_prefer(self.request.headers.get_list("Prefer"))
+        await check_may_call_back(self, body.get("callback_url"))
         info = self.manager.registry.get_info(name)
         # registered sync/background functions run here, beside the request; jobs queue
         mode = TaskMode.JOB.value if info.mode == TaskMode.JOB.value else \

@@ -15,6 +15,7 @@ from ..scheduler import Scheduler, preview
 from ..schedules import Schedule, ScheduleNotFound
 from .auth import (
     OTHERS,
+    check_may_call_back,
     check_may_read_files,
     check_may_run,
     may,
@@ -92,6 +93,7 @@ class ScheduleCollectionHandler(ScheduleHandler):
     async def post(self) -> None:
         body = self.json_object()
         await check_may_run(self, *work_resource(body.get("job")))
+        await check_may_call_back(self, _callback_of(body.get("job")))
         schedule = await self.scheduler.create(body, owner=self.user_name,
                                                parse_job=self.parse_job)
         self.answer(201, schedule.to_json(), Location=self.location("schedules", schedule.id))
@@ -112,6 +114,7 @@ class ScheduleItemHandler(ScheduleHandler):
         current = await self.visible_schedule(schedule_id, "write")
         if body.get("job") is not None:
             await self.check_may_fire(current, body["job"])
+            await check_may_call_back(self, _callback_of(body["job"]))
         if {"cron", "timezone"} & body.keys() or body.get("paused") is False:
             await self.check_may_fire(current)  # its job runs on new times
         schedule = await self.scheduler.update(schedule_id, body, parse_job=self.parse_job)
@@ -192,3 +195,8 @@ def schedule_handlers() -> list[tuple[str, type]]:
          ScheduleActionHandler),
         (r"/api/tasks/notebook-parameters", NotebookParametersHandler),
     ]
+
+
+def _callback_of(job: Any) -> Any:
+    """A job body's ``callback_url`` (None when the body is no object: its check says so)."""
+    return job.get("callback_url") if isinstance(job, dict) else None

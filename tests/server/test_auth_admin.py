@@ -196,3 +196,34 @@ async def test_a_nul_in_a_parameter_that_names_the_output_is_refused_not_a_500(a
                           body={"parameters": {"p": "a\u0000b"}})
     assert fork.code == 422 and "holds a NUL" in fork.json["detail"], fork.json
     await api.post(sound["id"], "cancel", headers=alice)
+
+
+async def test_a_user_denied_terminals_has_no_callback_sent_to_this_machine(api, tasks_app):
+    # before: the default allow-list admits this machine on any port and path, so eve,
+    # denied terminals, had the server POST to services only this machine reaches
+    eve, alice = as_user("eve-token"), as_user("alice-token")
+    before = await tasks_app.manager.store.count_tasks()
+    for url in ("http://127.0.0.1:2375/containers/prune", "http://localhost:9200/x",
+                "http://[::1]:8080/admin/reset?all=1", "http://api.localhost:9/"):
+        job = {"name": "srv_job", "queue": "parked", "callback_url": url}
+        for response in (await api.post(body=job, headers=eve),
+                         await api.post("registry", "srv_job", "execute", headers=eve,
+                                        body={"callback_url": url}),
+                         await api.post("schedules", headers=eve, body={
+                             "name": "n", "cron": "0 3 * * *", "job": job})):
+            assert response.code == 403, (url, response.json)
+            assert "permission to execute terminals" in response.json["detail"]
+    assert await tasks_app.manager.store.count_tasks() == before
+    # a schedule of hers changed to call back here: refused as its creation is
+    made = await api.post("schedules", headers=eve, body={
+        "name": "n", "cron": "0 3 * * *", "job": {"name": "srv_job", "queue": "parked"}})
+    assert made.code == 201, made.json
+    changed = await api.call("PATCH", "schedules", made.json["id"], headers=eve, body={"job": {
+        "name": "srv_job", "queue": "parked", "callback_url": "http://127.0.0.1:9/x"}})
+    assert changed.code == 403, changed.json
+    # a user the server lets run commands may, as before
+    mine = await api.post(body={"name": "srv_job", "queue": "parked",
+                                "callback_url": "http://127.0.0.1:9/hook"}, headers=alice)
+    assert mine.code == 202, mine.json
+    await api.post(mine.json["id"], "cancel", headers=alice)
+    await api.call("DELETE", "schedules", made.json["id"], headers=eve)
