@@ -85,6 +85,7 @@ import tempfile
 import threading
 import time
 import types
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,7 @@ TOPIC = "jupyter-tasks"
 CANCEL_PREFIX = "jupyter-tasks-cancel-"
 KEY_PREFIX = "jupyter-tasks-"
 REPORT_INTERVAL = 0.2
+OWN_KEYS_KEPT = 10_000  # run keys remembered for late log lines (a run's end is seconds)
 # how long a cancel waits for the scheduler to say whether the run is on a worker
 PROCESSING_ASK_SECONDS = 2.0
 CANCEL_POLL = 0.25
@@ -224,6 +226,9 @@ class DaskBackend:
         self._owns_client = client is None
         self._client_lock: asyncio.Lock | None = None
         self._runs: dict[str, _RemoteRun] = {}
+        # the run keys this hub submitted, newest last (bounded): another hub on the same
+        # cluster shares the topic, and its runs' late lines are not this hub's to store
+        self._own_keys: OrderedDict[str, str] = OrderedDict()
         self._subscribed = False
         self._subscribed_comm: Any = None  # the scheduler connection the topic was asked on
         self._late: set[asyncio.Task[Any]] = set()
@@ -327,6 +332,9 @@ class DaskBackend:
         run = _RemoteRun(key, task, ctx, running,
                          outcome=asyncio.get_running_loop().create_future())
         self._runs[task.id] = run
+        self._own_keys[key] = task.id
+        if len(self._own_keys) > OWN_KEYS_KEPT:
+            self._own_keys.popitem(last=False)
         future = client.submit(run_on_worker, payload, key=key, pure=False, retries=0)
         self.submitted += 1
         try:
@@ -502,7 +510,8 @@ class DaskBackend:
             task_id = msg.get("task")
             run = self._runs.get(task_id)
             if run is None or msg.get("key") != run.key:
-                self._store_late_logs(task_id, msg.get("logs"))
+                if self._own_keys.get(msg.get("key")) == task_id:  # a run of this hub's
+                    self._store_late_logs(task_id, msg.get("logs"))
                 return
             if msg.get("type") == "outcome":
                 outcome = msg.get("outcome")

@@ -101,6 +101,33 @@ async def test_progress_and_logs_arrive_while_running(hub: TaskManager, tmp_path
     assert done.resource_usage["cpu_seconds"] >= 0
 
 
+@pytest.mark.parametrize("shared", [False, True])
+async def test_another_hub_on_the_cluster_stores_none_of_this_ones_output(
+        hub: TaskManager, cluster: Any, tmp_path: Path, shared: bool) -> None:
+    # before: every hub took every run's late log lines from the shared topic: another
+    # user's database held this job's output under task ids it did not have, and a
+    # second server on the same database logged every line twice
+    other_db = hub.config.db_path if shared else tmp_path / "other.db"
+    async with TaskManager(other_db, queues={"default": 2}) as other:
+        backend = DaskBackend(cluster.scheduler_address).install(other)
+        try:
+            await backend.client()  # subscribed to the cluster's events, as in use
+            task = await hub.submit("dask_steps", steps=12, marker_dir=str(tmp_path),
+                                    delay=0.05, mode="job")
+            done = await hub.wait(task.id, timeout=60)
+            assert done.status == "succeeded", done.error
+            # what the job printed reached this hub once (a settled flush of both hubs)
+            await hub.store.settle()
+            await other.store.settle()
+            lines = [line for e in await hub.store.get_logs(task.id)
+                     for line in e.text.splitlines() if line.startswith("step ")]
+            assert len(lines) == 12 == len(set(lines)), lines
+            if not shared:
+                assert await other.store.get_logs(task.id) == []
+        finally:
+            await backend.close()
+
+
 async def test_what_a_job_prints_on_the_worker_is_in_its_log(hub: TaskManager) -> None:
     task = await hub.submit("dask_print", word="remote", mode="job")
     done = await hub.wait(task.id, timeout=60)
