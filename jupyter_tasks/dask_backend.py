@@ -145,6 +145,15 @@ class DaskSchedulerLost(RunOutOfReach, DaskJobLost):
     """The hub lost its Dask scheduler while a run was on it: the run may go on unseen."""
 
 
+class DaskWorkersLost(RunOutOfReach, DaskJobLost):
+    """Dask gave up on a run whose workers kept dying under it (``KilledWorker``).
+
+    Ended ``interrupted`` and not run again, as a local job whose worker was lost time
+    after time: a run that kills its worker (its memory, a crash) is not the work
+    failing, and a retry would only spend Dask's allowance of deaths once more.
+    """
+
+
 _remote_types: dict[str, type[RemoteTaskError]] = {}
 
 
@@ -372,6 +381,16 @@ class DaskBackend:
                 await run_to_end(self._cancel_remote(key, future))
                 raise
         except Exception as exc:
+            if type(exc).__name__ == "KilledWorker":  # distributed.scheduler's
+                # Dask ran it allowed_failures + 1 times; a run killed before its first
+                # report sent no start event, so the count comes from Dask
+                allowed = getattr(exc, "allowed_failures", None)
+                starts = max(len(run.runs), allowed + 1 if isinstance(allowed, int) else 1)
+                await run_to_end(self._count_lost_runs(run, starts))
+                raise DaskWorkersLost(
+                    f"the Dask workers running {key} died {starts} time"
+                    f"{'' if starts == 1 else 's'} (on {', '.join(run.workers) or '?'}); "
+                    f"Dask gave up on it ({exc}), and it is not retried again") from exc
             raise DaskJobLost(f"Dask could not run {key}: {type(exc).__name__}: {exc}") \
                 from exc
         finally:
@@ -554,6 +573,18 @@ class DaskBackend:
             run.task.id, {"attempts": attempts, "lost_attempts": lost,
                           "retry_reason": "worker lost"}, None,
             when_status=(TaskStatus.RUNNING.value,), when_worker=manager.worker_id))
+
+    async def _count_lost_runs(self, run: _RemoteRun, starts: int) -> None:
+        """The row's attempts and lost attempts once Dask ran the job ``starts`` times,
+        each lost with its worker (as ``_started`` counts the ones it heard of)."""
+        extra = starts - 1
+        if extra <= len(run.runs) - 1:
+            return  # each start was heard and counted
+        await self.manager.store.transition(
+            run.task.id, {"attempts": run.task.attempts + extra,
+                          "lost_attempts": run.task.lost_attempts + extra,
+                          "retry_reason": "worker lost"}, None,
+            when_status=(TaskStatus.RUNNING.value,), when_worker=self.manager.worker_id)
 
     def _store_late_logs(self, task_id: str | None, logs: Any) -> None:
         if task_id and logs and self.manager is not None and self.manager.running:

@@ -143,3 +143,11 @@ def dask_runs_a_program(pid_file: str) -> int:
     import subprocess
     script = f"echo $$ > {pid_file}; exec sleep 600"
     return subprocess.run(["bash", "-c", script], check=False).returncode
+
+
+@task("dask_kills_its_worker", mode="job")
+def dask_kills_its_worker(marks: str) -> str:
+    """Append this process's pid to ``marks``, then end the worker process at once."""
+    with open(marks, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    os._exit(9)

@@ -260,6 +260,29 @@ async def test_killed_worker_is_retried_and_counted(hub: TaskManager, tmp_path: 
     cluster.sync(_wait_workers, cluster, 2)
 
 
+async def test_a_job_whose_workers_keep_dying_ends_interrupted_spending_no_retries(
+        hub: TaskManager, tmp_path: Path, cluster: Any) -> None:
+    # before: Dask's KilledWorker (it gave up after its allowed failures) was taken for
+    # the work failing: each of max_retries + 1 attempts got Dask's whole allowance
+    # again, 12 worker deaths in all with the defaults, and the task ended `failed`
+    marks = tmp_path / "marks"
+    allowed = cluster.scheduler.allowed_failures
+    cluster.scheduler.allowed_failures = 1  # Dask runs it twice, then gives up
+    try:
+        task = await hub.submit("dask_kills_its_worker", marks=str(marks), mode="job",
+                                max_retries=2)
+        done = await hub.wait(task.id, timeout=180)
+    finally:
+        cluster.scheduler.allowed_failures = allowed
+        cluster.sync(_wait_workers, cluster, 2)
+    starts = marks.read_text().split()
+    assert len(starts) == 2 and len(set(starts)) == 2, starts  # Dask's two runs, no more
+    assert done.status == "interrupted", (done.status, done.error)
+    assert done.error["type"] == "DaskWorkersLost", done.error
+    assert "not retried again" in done.error["message"], done.error
+    assert done.lost_attempts == 1 and done.attempts == 2, done
+
+
 async def _wait_workers(cluster: Any, n: int) -> None:
     import asyncio
 
