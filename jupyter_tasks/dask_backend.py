@@ -105,7 +105,7 @@ from .runners import (
     signal_each,
     uncancel,
 )
-from .tracebacks import user_traceback
+from .tracebacks import error_message, user_traceback
 from .values import MAX_RESULT_CHARS, encode, nested_within, plain
 
 _log = logging.getLogger("jupyter_tasks.dask")
@@ -1081,7 +1081,11 @@ def _outcome_event(outcome: dict[str, Any]) -> bool:
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:
     # the user's frames only, as a local run stores them (not this module's own)
-    return {"type": type(exc).__name__, "message": str(exc),
+    try:
+        message = str(exc)
+    except BaseException:  # its str() raised: said as a local run says it, not lost
+        message = error_message(exc)
+    return {"type": type(exc).__name__, "message": message,
             "traceback": user_traceback(exc)}
 
 

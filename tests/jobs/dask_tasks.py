@@ -151,3 +151,16 @@ def dask_kills_its_worker(marks: str) -> str:
     with open(marks, "a") as f:
         f.write(f"{os.getpid()}\n")
     os._exit(9)
+
+
+class Unprintable(Exception):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+@task("dask_unprintable", mode="job")
+def dask_unprintable() -> None:
+    """Raise an exception that cannot be turned into text."""
+    raise Unprintable()

@@ -235,6 +235,13 @@ async def test_remote_errors_keep_their_type(hub: TaskManager) -> None:
     # the user's frames only, as a local run stores them (before: the worker side's
     # run_on_worker and _run_function frames too)
     assert "dask_backend.py" not in done.error["traceback"], done.error["traceback"]
+    # one whose str() raises: said as a local run says it (before: "DaskJobLost: Dask
+    # could not run …: RuntimeError: no str for you", the cluster blamed, the type lost)
+    task = await hub.submit("dask_unprintable", mode="job", max_retries=0)
+    done = await hub.wait(task.id, timeout=60)
+    assert done.status == "failed" and done.error["type"] == "Unprintable", done.error
+    assert done.error["message"].startswith("<unprintable Unprintable: its str() raised "
+                                            "RuntimeError>"), done.error
 
 
 async def test_killed_worker_is_retried_and_counted(hub: TaskManager, tmp_path: Path,
