@@ -314,6 +314,9 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(special_file_message(path))
     if st.st_size == 0:
         return  # SQLite's own empty database: the schema is created in it
+    short = cut_short(path, st.st_size)
+    if short is not None:  # before SQLite reads it as a database of schema version 0
+        raise StoreUnavailable(damaged_message(path, short))
     if not os.access(path, os.R_OK):
         raise StoreUnavailable(unreachable_message(path, "permission denied"))
     # before any connection, even a read-only one: none may start a second companion
@@ -325,6 +328,28 @@ def check_before_open(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(damaged_message(path, "is not a SQLite database"))
     if foreign:
         raise StoreUnavailable(foreign_message(path, foreign))
+
+
+SQLITE_HEADER_BYTES = 100
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def cut_short(path: Path, size: int) -> str | None:
+    """What ``path`` (``size`` bytes) is when it is a SQLite file's start that ends inside
+    its header, else None (a short file of other bytes is no database at all)."""
+    if not 0 < size < SQLITE_HEADER_BYTES:
+        return None
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return None
+    if not start or not SQLITE_MAGIC.startswith(start):
+        return None
+    return (f"is cut short ({size} bytes, less than a SQLite file's header): a copy or a "
+            "download that did not finish")
 
 
 def create_private(path: Path) -> None:
@@ -681,7 +706,9 @@ def inspect(path: Path | str) -> Report:
         if foreign:  # sound, and someone else's: nothing to move aside
             report.problems.append(foreign_message(path, foreign))
             return report
-        report.problems.append(f"{path} is not a SQLite database")
+        short = cut_short(path, report.size)
+        report.problems.append(f"{path} {short}" if short else
+                               f"{path} is not a SQLite database")
         report.advice.append(move_aside)
         return report
     try:

@@ -33,7 +33,7 @@ from ..models import (
     progress_fraction,
     progress_number,
 )
-from .handle import full_task_id
+from .task_ids import full_task_id
 
 if TYPE_CHECKING:
     from ..manager import TaskManager

@@ -390,6 +390,21 @@ def test_a_server_that_met_a_held_deleted_log_serves_once_its_holder_has_closed(
             holder.wait(30)
 
 
+def test_a_file_cut_short_before_its_header_ends_is_said_damaged_everywhere(db_path):
+    # before: `list` said "schema version 0, older than this jupyter-tasks: start the
+    # server once to migrate it", and doctor called it "an empty database", for a file
+    # of 50 bytes (a copy or a download cut short), while submit called it damaged
+    in_thread(make_database(db_path))
+    db_path.write_bytes(db_path.read_bytes()[:50])
+    for args in (["list"], ["submit", "--queue", PARKED, "--command", "true"], ["doctor"]):
+        done = cli("--db", str(db_path), *args)
+        said = done.stderr + done.stdout
+        assert done.returncode != 0 and "Traceback" not in said, (args, said)
+        assert "cut short (50 bytes" in said and "schema version 0" not in said, (args, said)
+        assert "migrate it" not in said and "(an empty database)" not in said, (args, said)
+    assert db_path.stat().st_size == 50  # left as it was
+
+
 # ------------------------------------------------------------------- at start
 # ------------------------------------------------------------------- at start
 
