@@ -35,6 +35,7 @@ from traitlets import (
 from .. import dbfile, print_capture
 from ..callbacks import CallbackPolicy
 from ..engine.config import DEFAULT_MAX_LOG_CHARS
+from ..engine.loop_failures import LoopFailures
 from ..exceptions import StoreBusy, StoreCompanionHeld, StoreError, StoreFull, StoreUnavailable
 from ..forks import fresh_signals_in_forked_children
 from ..kinds import standard
@@ -414,12 +415,20 @@ class JupyterTasksApp(ExtensionApp):
             await asyncio.sleep(self.activity_interval)
 
     async def _prune_loop(self) -> None:
+        failures = LoopFailures(self.log, "jupyter_tasks | pruning failed")
         while True:
-            cutoff = time.time() - self.history_days * 86400
-            try:
-                pruned = await self.manager.store.prune(cutoff, cutoff)
-                if pruned:
-                    self.log.info("jupyter_tasks | pruned %d finished tasks", pruned)
-            except Exception:
-                self.log.exception("jupyter_tasks | pruning failed")
+            await self.prune_pass(failures)
             await asyncio.sleep(self.prune_interval)
+
+    async def prune_pass(self, failures: LoopFailures) -> None:
+        """Prune what ended more than ``history_days`` ago; a failure said as ``failures``
+        says it (once, not a traceback each pass: a full disk fails every one)."""
+        cutoff = time.time() - self.history_days * 86400
+        try:
+            pruned = await self.manager.store.prune(cutoff, cutoff)
+        except Exception:
+            failures.failed()
+            return
+        failures.succeeded()
+        if pruned:
+            self.log.info("jupyter_tasks | pruned %d finished tasks", pruned)

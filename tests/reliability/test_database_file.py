@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shlex
 import shutil
@@ -108,6 +109,24 @@ async def test_deleted_file_stops_writes_and_nothing_recreates_it(api, db_path):
     submitted = cli("--db", str(db_path), "submit", "--queue", PARKED, "--command", "true")
     assert submitted.returncode != 0 and str(db_path) in submitted.stderr, submitted
     assert not db_path.exists()
+
+
+async def test_a_prune_that_keeps_failing_is_said_once_not_a_traceback_a_pass(
+        api, tasks_app, db_path, caplog):
+    # before: every pass logged "pruning failed" with the whole traceback (each hour by
+    # default; here with the file deleted under the server, as on a full disk)
+    from jupyter_tasks.engine.loop_failures import LoopFailures
+
+    assert (await api.post(body=JOB)).code == 202
+    db_path.unlink()
+    failures = LoopFailures(tasks_app.log, "jupyter_tasks | pruning failed")
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            await tasks_app.prune_pass(failures)
+    said = [r for r in caplog.records if "pruning failed" in r.getMessage()]
+    assert len(said) == 1 and "deleted" in said[0].getMessage(), \
+        [r.getMessage() for r in said]
+    assert said[0].exc_info is None  # the store's own words, no traceback
 
 
 async def test_replaced_file_stops_writes(api, db_path, tmp_path):
