@@ -74,6 +74,26 @@ def in_thread(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
+def holding_writes(path: Path) -> subprocess.Popen[str]:
+    """A process holding ``path`` open with writes in its -wal (never checkpointed) until
+    a line on its stdin, when it closes cleanly (its close copies them into the file)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys\n"
+         "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+         "conn.execute(\"UPDATE tasks SET label = label || ' held'\")\n"
+         "print('held', flush=True)\n"
+         "sys.stdin.readline()\n"
+         "conn.close()\n", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    if holder.stdout is None or holder.stdout.readline() != "held\n":
+        holder.kill()
+        holder.wait(30)
+        raise AssertionError("the holder did not start")
+    return holder
+
+
 def corrupt_table(path: Path, table: str) -> None:
     """Overwrite the root page of ``table`` with garbage (the rest of the file stays valid)."""
     conn = sqlite3.connect(path)
@@ -320,18 +340,8 @@ def test_a_write_ahead_log_deleted_in_use_is_one_error_line(db_path, tmp_path):
     happened and what to do (before: sqlite's "disk I/O error" traceback from ``list``
     and ``submit``, and ``doctor`` only "quick_check: disk I/O error")."""
     in_thread(make_database(db_path))
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time\n"
-         "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
-         "conn.execute(\"UPDATE tasks SET label = label || ' held'\")\n"
-         "print('held', flush=True)\n"
-         "sys.stdin.readline()\n"
-         "conn.close()\n", str(db_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True)
+    holder = holding_writes(db_path)
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         wal = db_path.with_name(db_path.name + "-wal")
         assert wal.stat().st_size > 0
         wal.unlink()
@@ -367,18 +377,8 @@ def test_a_server_that_met_a_held_deleted_log_serves_once_its_holder_has_closed(
     # after the holder had closed (as the message asks) and `doctor` found nothing
     # wrong, until the server was restarted
     in_thread(make_database(db_path))
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys\n"
-         "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
-         "conn.execute(\"UPDATE tasks SET label = label || ' held'\")\n"
-         "print('held', flush=True)\n"
-         "sys.stdin.readline()\n"
-         "conn.close()\n", str(db_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True)
+    holder = holding_writes(db_path)
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         db_path.with_name(db_path.name + "-wal").unlink()
         server = server_factory(ready=False)
 
