@@ -92,7 +92,7 @@ from typing import Any
 
 from . import print_capture
 from .context import TaskContext, current_context
-from .exceptions import DuplicateTaskName, RunOutOfReach, TaskCancelled
+from .exceptions import DuplicateTaskName, RunOutOfReach, TaskCancelled, WorkNotStarted
 from .jobs._util import run_to_end
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .runners import (
@@ -114,6 +114,7 @@ TOPIC = "jupyter-tasks"
 CANCEL_PREFIX = "jupyter-tasks-cancel-"
 KEY_PREFIX = "jupyter-tasks-"
 REPORT_INTERVAL = 0.2
+UNREACHABLE_RETRY_SECONDS = 10.0  # a job whose scheduler did not answer, tried again
 OWN_KEYS_KEPT = 10_000  # run keys remembered for late log lines (a run's end is seconds)
 # how long a cancel waits for the scheduler to say whether the run is on a worker
 PROCESSING_ASK_SECONDS = 2.0
@@ -239,6 +240,7 @@ class DaskBackend:
         # cluster shares the topic, and its runs' late lines are not this hub's to store
         self._own_keys: OrderedDict[str, str] = OrderedDict()
         self._subscribed = False
+        self._unreachable_said = False  # the scheduler's silence logged, until it answers
         self._subscribed_comm: Any = None  # the scheduler connection the topic was asked on
         self._late: set[asyncio.Task[Any]] = set()
         self.submitted = 0
@@ -282,6 +284,23 @@ class DaskBackend:
                 self._subscribed = True
                 self._subscribed_comm = comm
         return self._client
+
+    async def _reachable_client(self) -> Any:
+        """``client()``; ``WorkNotStarted`` (the job waits in its queue) when the scheduler
+        does not answer: said once in the log while it lasts, not a failure per job."""
+        try:
+            client = await self.client()
+        except (OSError, asyncio.TimeoutError) as exc:
+            message = f"cannot reach the Dask scheduler {self.address}: {exc}"
+            if not self._unreachable_said:
+                self._unreachable_said = True
+                _log.error("%s; jobs for it wait in their queue, tried again every %g s",
+                           message, UNREACHABLE_RETRY_SECONDS)
+            raise WorkNotStarted(message, retry_in=UNREACHABLE_RETRY_SECONDS) from None
+        if self._unreachable_said:
+            self._unreachable_said = False
+            _log.warning("the Dask scheduler %s answers again", self.address)
+        return client
 
     async def close(self) -> None:
         """Stop listening; close the client if this backend opened it."""
@@ -328,7 +347,7 @@ class DaskBackend:
         """Run one attempt of ``task`` on Dask; raises like a local executor would."""
         from distributed.client import FutureCancelledError
 
-        client = await self.client()
+        client = await self._reachable_client()
         # a PRNG, as for task ids: os.urandom is a system call, and each call that lets
         # go of the GIL waits to get it back from a busy scheduler thread
         key = f"{KEY_PREFIX}{task.id}-{task.attempts}-{_ids.getrandbits(24):06x}"

@@ -174,6 +174,16 @@ class StoreFull(StoreError):
     retry_after = 5
 
 
+class WorkNotStarted(JupyterTasksError):
+    """An attempt's work could not be started where it runs (a Dask scheduler that does
+    not answer): the job goes back to its queue, no attempt spent, to be tried again
+    after ``retry_in`` seconds. Not the work failing: it never ran."""
+
+    def __init__(self, message: str, *, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
 class ValueNotStorable(JupyterTasksError, ValueError):
     """A value cannot be stored as JSON even after the storage rule (see ``jupyter_tasks.values``).
 

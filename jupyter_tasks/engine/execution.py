@@ -16,27 +16,20 @@ from ..exceptions import (
     InvalidRequest,
     NotInTask,
     NotRerunnable,
-    RaisedInThread,
     RunOutOfReach,
     StoreBusy,
     StoreFull,
     TaskCancelled,
     TaskTimedOut,
+    WorkNotStarted,
 )
 from ..models import WORKER_STOPPED, EventType, Task, TaskKind, TaskMode, TaskStatus, failure_reason
 from ..runners import MemoryLimitExceeded, until_thread_ended
 from ..store import Finished
-from ..tracebacks import (
-    MAX_ERROR_MESSAGE_CHARS,
-    MAX_TRACEBACK_CHARS,
-    cut_error_text,
-    error_message,
-    full_traceback,
-    user_traceback,
-)
 from ..values import MAX_RESULT_CHARS, RESULT_ARTIFACT, JSONText
 from ..values import encode as encode_value
-from .kinds import SubprocessFailed, UnsupportedKind
+from .ends import attempt_marker, error_json
+from .kinds import UnsupportedKind
 from .state import EngineState, LocalQueue, RunningTask
 
 log = logging.getLogger("jupyter_tasks")
@@ -272,6 +265,10 @@ class Execution:
             await self.hand_back(task, progress, ran=True)
             state.local_work.pop(task.id, None)
             return None
+        if isinstance(error, WorkNotStarted) and task.mode == TaskMode.JOB:
+            await self.hand_back(task, progress, not_before=now + error.retry_in,
+                                 why=err_json)
+            return None
         if status == TaskStatus.FAILED and task.work_attempts <= task.max_retries \
                 and not isinstance(error, NOT_RETRIED) and not running.retry_refused():
             delay = self.backoff(task.attempts)
@@ -341,13 +338,18 @@ class Execution:
             raise error
         return finished.next_job
 
-    async def hand_back(self, task: Task, progress: Any = None, ran: bool = False) -> None:
+    async def hand_back(self, task: Task, progress: Any = None, ran: bool = False, *,
+                        not_before: float | None = None,
+                        why: dict[str, Any] | None = None) -> None:
         """Put a job claimed here (``ran``: and started) back in its queue, no attempt
-        spent; one whose cancel was asked meanwhile ends cancelled instead."""
+        spent; one whose cancel was asked meanwhile ends cancelled instead. ``why``: the
+        error that kept it from starting, its row's until it runs (from ``not_before``)."""
         await self.state.store.hand_back(task.id, self.state.worker_id, {
             "status": TaskStatus.QUEUED.value, "worker_id": None, "lease_expires_at": None,
             "attempts": max(task.attempts - 1, 0), "progress": progress, "started_at": None,
-            "confirmation": None, **({"retry_reason": WORKER_STOPPED} if ran else {})})
+            "confirmation": None, **({"retry_reason": WORKER_STOPPED} if ran else {}),
+            **({"not_before": not_before, "error": why, "retry_reason": failure_reason(why)}
+               if why is not None else {})})
 
     async def hand_back_all(self, tasks: list[Task]) -> None:
         """``hand_back`` each of ``tasks``."""
@@ -461,39 +463,3 @@ class Execution:
                 and running.answer is not None and not running.answer.done() \
                 and question.get("asked_at") == running.asked_at:
             running.answer.set_result(question["answer"])
-
-
-def attempt_marker(task: Task) -> str:
-    """``— attempt N of M: <why the last one ended> —`` (the log view draws it as a rule)."""
-    reason = task.retry_reason or failure_reason(task.error)
-    return f"— attempt {task.attempts} of {task.max_attempts}: {reason} —\n"
-
-
-def error_json(error: BaseException | None, status: TaskStatus, task: Task) -> dict[str, Any]:
-    """The row's ``error`` for an attempt that ended ``status``."""
-    if status == TaskStatus.CANCELLED:
-        return {"type": "TaskCancelled", "message": "the task was cancelled", "traceback": None}
-    if status == TaskStatus.TIMEOUT:
-        return {"type": "TaskTimedOut",
-                "message": f"the task ran longer than its timeout of {task.timeout}s",
-                "traceback": None}
-    if status == TaskStatus.INTERRUPTED and not isinstance(error, RunOutOfReach):
-        return {"type": "Interrupted", "message": "the process running the task stopped",
-                "traceback": None}
-    if error is None:
-        return {"type": status.value, "message": status.value, "traceback": None}
-    if isinstance(error, RaisedInThread) and error.__cause__ is not None:
-        error = error.__cause__  # what the code in the thread raised
-    if isinstance(error, SubprocessFailed):
-        # a command's non-zero exit ran no Python here: its message is all there is (the
-        # card showed a traceback of the engine's frames under it)
-        return {"type": type(error).__name__,
-                "message": cut_error_text(error_message(error), MAX_ERROR_MESSAGE_CHARS),
-                "traceback": None}
-    # the user's frames by default; every frame (the engine's too) kept beside them
-    return {
-        "type": type(error).__name__,
-        "message": cut_error_text(error_message(error), MAX_ERROR_MESSAGE_CHARS),
-        "traceback": cut_error_text(user_traceback(error), MAX_TRACEBACK_CHARS),
-        "traceback_full": cut_error_text(full_traceback(error), MAX_TRACEBACK_CHARS),
-    }

@@ -98,8 +98,8 @@ async def test_a_huge_error_message_is_cut_in_the_row_keeping_its_start_and_end(
     # before: a 25 MB message (an OS error quoting a 25 MB file name) went whole into the
     # row and its event, and so into every list page and to every client
     from jupyter_tasks import TaskManager
-    from jupyter_tasks.engine.execution import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
     from jupyter_tasks.registry import Registry
+    from jupyter_tasks.tracebacks import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
 
     def shout() -> None:
         raise ValueError("START " + "x" * 5_000_000 + " END")

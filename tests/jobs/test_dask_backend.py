@@ -290,6 +290,38 @@ async def test_a_job_whose_workers_keep_dying_ends_interrupted_spending_no_retri
     assert done.lost_attempts == 1 and done.attempts == 2, done
 
 
+async def test_a_job_for_a_scheduler_that_cannot_be_reached_waits_in_its_queue(
+        db_path: Path, caplog: Any) -> None:
+    # before: the job showed running through each 30 s connect timeout, then ended
+    # `failed` (a registered function after its three attempts; a command, code or
+    # notebook job after one), though it never ran; nothing in the server's log
+    import logging
+
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}), \
+            caplog.at_level(logging.ERROR, logger="jupyter_tasks"):
+        async with TaskManager(db_path, queues={"default": 1}) as m:
+            backend = DaskBackend("tcp://127.0.0.1:1").install(m)
+            try:
+                task = await m.submit_spec({"command": ["true"]}, mode="job")
+
+                async def handed_back() -> Any:
+                    row = await m.get(task.id)
+                    return row if row.status == "queued" and row.error else None
+
+                row = await eventually(handed_back, timeout=60, what="the job back queued")
+                assert row.attempts == 0 and row.not_before > row.updated_at, row
+                assert "cannot reach the Dask scheduler tcp://127.0.0.1:1" in \
+                    row.error["message"], row.error
+                said = [r.getMessage() for r in caplog.records
+                        if "cannot reach the Dask scheduler" in r.getMessage()]
+                assert len(said) == 1, said  # said once in the log, not per try
+                await m.cancel(task.id)
+            finally:
+                await backend.close()
+
+
 async def _wait_workers(cluster: Any, n: int) -> None:
     import asyncio
 
