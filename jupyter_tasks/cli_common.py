@@ -62,9 +62,13 @@ def creating_database(db: str | None) -> Iterator[None]:
     if path.exists():
         yield
         return
-    print(f"note: no database at {path}: creating a new one, which no server or worker "
-          "uses yet (if yours runs, it uses another file: see --db and $JUPYTER_TASKS_DB)",
-          file=sys.stderr)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders on the way are created too
+    if os.access(folder, os.W_OK):  # else the refusal to create it is all there is to say
+        print(f"note: no database at {path}: creating a new one, which no server or worker "
+              "uses yet (if yours runs, it uses another file: see --db and "
+              "$JUPYTER_TASKS_DB)", file=sys.stderr)
     try:
         yield
     except BaseException:

@@ -1098,6 +1098,25 @@ def test_a_database_in_a_read_only_folder_is_said_unreadable_here_not_damaged(
     assert "found damage" not in done.stdout and "move it aside" not in done.stdout, done.stdout
 
 
+def test_a_new_database_in_a_read_only_folder_is_one_line_not_creating_then_cannot(
+        tmp_path: Path) -> None:
+    # before: "note: … creating a new one" and then "error: … cannot create": the first
+    # line said what did not happen
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    cli_command = f"{shlex.quote(sys.executable)} -m jupyter_tasks.cli --db {folder}/tasks.db"
+    script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && "
+              f"{cli_command} submit --queue {PARKED} --command true; echo rc=$?")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    if "mount" in done.stderr and "rc=" not in done.stdout:
+        pytest.skip(f"a read-only bind mount is not possible here: {done.stderr.strip()}")
+    assert "rc=2" in done.stdout, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot create" in lines[0], lines
+    assert not (folder / "tasks.db").exists()
+
+
 async def test_a_shared_databases_artifacts_are_the_groups_under_a_private_umask(
         tmp_path: Path) -> None:
     # before: the team's file 0660 and its artifacts' folder 0770, but a worker run with
