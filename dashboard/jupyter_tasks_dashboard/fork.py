@@ -14,16 +14,24 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
-from .formatting import label_text, shown_text
+from .formatting import label_text, pretty_json, shown_text
 from .sources import ActionError
 
 # which override the JSON object stands for, per task kind (None: the whole overrides object)
 EDITED_FIELD = {"function": "params", "notebook": "parameters"}
-OVERRIDE_HINT = {
-    "subprocess": '{"command": ["python", "-c", "print(1)"]}',
-    "code": '{"code": "print(1)", "input_data": {}}',
-    "cell": '{"code": "print(1)"}',
-}
+# the overrides a kind's dialog starts with: its task's own work, from its spec
+OWN_WORK = {"subprocess": ("command",), "code": ("code", "input_data"), "cell": ("code",)}
+
+
+def own_work(task: dict[str, Any]) -> dict[str, Any]:
+    """The task's own work as overrides (sent unchanged, the fork runs what it ran); empty
+    when its spec is not read yet, which forks the same work too."""
+    spec = task.get("spec") or {}
+    fields = OWN_WORK.get(task.get("kind") or "", ())
+    work = {field: spec[field] for field in fields if field in spec}
+    if task.get("kind") == "cell" and "code" not in work and spec.get("source"):
+        work["code"] = spec["source"]
+    return work
 
 Submit = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -87,10 +95,10 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         task = self.task_json
         if self.field:
-            initial = json.dumps(task.get("params") or {}, indent=2, sort_keys=True)
+            initial = pretty_json(task.get("params") or {})
             what = f"{self.field} (a JSON object, merged over the original)"
         else:
-            initial = OVERRIDE_HINT.get(task.get("kind") or "", "{}")
+            initial = pretty_json(own_work(task), sort_keys=False)
             what = "overrides (a JSON object)"
         with Vertical(id="fork-dialog", classes="dialog"):
             yield Label(Content.assemble(

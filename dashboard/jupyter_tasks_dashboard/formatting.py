@@ -292,9 +292,13 @@ def work_text(task: dict[str, Any]) -> tuple[str, str]:
     return "params", pretty_json(task.get("params"))
 
 
-def pretty_json(value: Any) -> str:
-    """Indented JSON for the detail pane."""
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+def pretty_json(value: Any, *, sort_keys: bool = True) -> str:
+    """Indented JSON for the detail pane and the fork dialog: text as it reads (世界, not
+    \\u4e16\\u754c), but each control character as its JSON escape (still JSON, and
+    none reaches the terminal)."""
+    text = json.dumps(value, indent=2, sort_keys=sort_keys, default=str, ensure_ascii=False)
+    return _CONTROL.sub(lambda m: m.group() if m.group() == "\n" else
+                        f"\\u{ord(m.group()):04x}", text)
 
 
 def typed_lines(text: str, carried: tuple[str, int] | None = None

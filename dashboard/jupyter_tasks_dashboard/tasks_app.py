@@ -649,6 +649,8 @@ class TasksDashboard(App[int]):
         task = self._selected()
         if task is None:
             return
+        if self.detail.task_id == task["id"] and self.detail.current_task is not None:
+            task = self.detail.current_task  # the full view: its spec, the work it ran
 
         def forked(new: dict[str, Any] | None) -> None:
             if new is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard
 from jupyter_tasks_dashboard.ask import AskScreen
 from jupyter_tasks_dashboard.confirm import ConfirmScreen
@@ -205,3 +206,32 @@ async def test_keys_after_forking_reach_the_table_not_the_dialog(tmp_path):
             assert all(t.get("relationship") == "fork" for t in forks), forks
     finally:
         await writer.stop()
+
+
+@pytest.mark.parametrize("spec", [{"code": "print('mine')", "input_data": {"word": "世界"}},
+                                  {"command": ["echo", "mine"]}], ids=["code", "command"])
+async def test_a_fork_sent_unchanged_runs_the_tasks_own_code_or_command(tmp_path, spec):
+    """Before: the dialog of a code or command task held a sample, `print(1)`, sent as
+    the fork's work: ctrl+s on it ran `python -c print(1)` in place of the task's own.
+    And its JSON showed non-ASCII text as escapes."""
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "fork.db"
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as writer:
+        original = await writer.submit_spec(spec, mode="job", queue="parked")
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and app.table.row_count == 1, pilot, what="rows")
+        await until(lambda: (app.detail.current_task or {}).get("spec"), pilot,
+                    what="the task's details")
+        await pilot.press("f")
+        await until(lambda: isinstance(app.screen, ForkScreen), pilot, what="the dialog")
+        if "code" in spec:  # text as it reads (before: "\u4e16\u754c")
+            assert "世界" in app.screen.query_one("#fork-json").text
+        type_fast(app, "ctrl+s")
+        await until(lambda: app.table.row_count == 2, pilot, what="the fork's row")
+    async with TaskManager(db, worker_kind="test", runs_background=False,
+                           make_default=False) as reader:
+        [fork] = [t for t in await reader.store.list_tasks() if t.id != original.id]
+    assert {k: v for k, v in fork.spec.items() if k in spec} == spec, fork.spec
