@@ -34,7 +34,7 @@ from .confirm import ConfirmScreen
 from .detail import LOG_LINES, DetailPane
 from .filters import FilterBar
 from .fork import ForkScreen
-from .formatting import named, parse_ts, short_id
+from .formatting import named, parse_ts, short_id, shown_text
 from .ordering import Sort, fetch_page
 from .queues import QueueOverview
 from .schedules import SchedulesScreen
@@ -332,7 +332,9 @@ class TasksDashboard(App[int]):
             shown += f" · {self.overview.total_text()} {noun}"
         schedule = self.filter_bar.schedule
         if schedule and self.filters.schedule_id == schedule[0]:
-            shown += f" · firings of {schedule[1]} (esc: schedules)"
+            # its own text, escaped as in the table: written raw, an escape sequence in a
+            # name set the terminal's title and cleared the header's colours
+            shown += f" · firings of {shown_text(schedule[1])} (esc: schedules)"
         state = " · offline, reconnecting (what is shown may be stale)" if self.offline else ""
         self.sub_title = f"{self.source.description}{state} · {shown} · {self.sort.describe()}"
 

@@ -168,6 +168,29 @@ async def test_database_mode_pause_run_now_and_firings(tmp_path):
                         what="two firings counted")
 
 
+async def test_a_schedules_name_in_the_header_shows_its_escapes(tmp_path):
+    """Before: the firings' header wrote the schedule's name raw: an OSC sequence in it
+    set the terminal's title and a CSI one cleared the header's colours."""
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.scheduler import Scheduler
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    db = tmp_path / "sched.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as other:
+        named = await Scheduler(other).create(
+            {"name": "\x1b]0;PWNED\x07x \x1b[31mred", "cron": "0 0 1 1 *", "job": JOB},
+            owner="ana", parse_job=lambda job: parse_job_body(job, os.getcwd()))
+        app = TasksDashboard(DatabaseSource(db))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_schedules(app, pilot)
+            await until(lambda: row_text(screen, named.id), pilot, what="its row")
+            await pilot.press("enter")
+            await until(lambda: app.filters.schedule_id == named.id and "firings of"
+                        in app.sub_title, pilot, what="its firings")
+            assert "\x1b" not in app.sub_title and "\x07" not in app.sub_title, app.sub_title
+            assert "firings of \\x1b]0;PWNED\\x07x \\x1b[31mred" in app.sub_title
+
+
 async def palette(app: TasksDashboard, pilot: Any, typed: str, title: str) -> None:
     """Run a command of the palette (ctrl+p) by typing its name."""
     from textual.command import CommandPalette
