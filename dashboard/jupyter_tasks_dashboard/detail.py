@@ -190,9 +190,11 @@ class DetailPane(VerticalScroll):
         if task_id != self.task_id or not self.built or not self.is_attached:
             return
         self.log_next = max(self.log_next, next_seq)
+        entries, cut = last_lines(entries, LOG_LINES)
         lines: list[str] = []
         rewritten: str | None = None  # the view's last line, carried on by these chunks
-        carried = self.log_open
+        # (a cut starts at a line's start: the line left open before is not carried on)
+        carried = None if cut else self.log_open
         for entry in entries:
             text = log_text(str(entry.get("text") or ""))
             if not text:
@@ -291,3 +293,26 @@ def note_text(note: dict[str, Any]) -> str:
     """One value note: where, what it was, what was stored (``result['x']: nan stored as
     null``)."""
     return f"{note.get('path')}: {note.get('original')} stored as {note.get('stored_as')}"
+
+
+def last_lines(entries: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], bool]:
+    """The log chunks that hold the last ``count`` lines, the first cut to start at one of
+    them; and whether anything was cut. The pane keeps no more: escaping, measuring and
+    writing a 240,000-line log froze the dashboard for seconds."""
+    kept: list[dict[str, Any]] = []
+    lines = 0
+    for index in range(len(entries) - 1, -1, -1):
+        entry = entries[index]
+        text = str(entry.get("text") or "")
+        ends = text.count("\n", 0, len(text) - 1)  # line ends before its last character
+        if lines + ends < count:
+            kept.append(entry)
+            lines += ends + 1 if text.endswith("\n") else ends
+            continue
+        # the start of this chunk's last (count - lines) lines
+        start = len(text) - 1
+        for _ in range(count - lines):
+            start = text.rfind("\n", 0, start)
+        kept.append({**entry, "text": text[start + 1:]})
+        return kept[::-1], True
+    return entries, False

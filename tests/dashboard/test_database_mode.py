@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jupyter_tasks_dashboard.app import TasksDashboard, build_parser, describe, main
@@ -811,3 +812,46 @@ async def test_home_goes_to_the_first_row_as_end_goes_to_the_last(tmp_path):
         await until(lambda: app.table.cursor_row == 0, pilot, what="the first row")
         top = app.table.row_ids[0]
         await until(lambda: app.detail.task_id == top, pilot, what="its details")
+
+
+async def test_a_big_log_is_cut_to_the_lines_shown_before_they_are_read(tmp_path,
+                                                                       monkeypatch):
+    """Before: selecting a task whose log was 200 chunks of 1,200 lines (control and
+    format characters in them) escaped, measured and wrote all 240,000 lines into the
+    log pane, for the 300 it keeps: the whole UI froze 6-17 s."""
+    from jupyter_tasks_dashboard.detail import LOG_LINES
+    from jupyter_tasks_dashboard.log_tail import LogTail
+
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "biglog.db"
+    now = time.time()
+    task = Task(id=new_task_id(), kind="code", mode="job", status="succeeded", name=None,
+                label="bulk log", created_at=now, started_at=now, finished_at=now,
+                updated_at=now)
+    chunks = [(now, "stdout", "".join(f"bulk {c}.{i} \u202eRTL \x00 nul\n" for i in range(1200)))
+              for c in range(200)]
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([task])
+        await writer.store.append_logs(task.id, chunks)
+    written: list[int] = []
+    write_lines = LogTail.write_lines
+
+    def counting(self: LogTail, lines: Any, *args: Any, **kwargs: Any) -> Any:
+        lines = list(lines)
+        written.append(len(lines))
+        return write_lines(self, lines, *args, **kwargs)
+
+    monkeypatch.setattr(LogTail, "write_lines", counting)
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and task.id in app.table.tasks, pilot, what="the row")
+        app.table.select(task.id)
+        await until(lambda: app.detail.task_id == task.id
+                    and len(app.detail.log_view.lines) == LOG_LINES, pilot, timeout=60,
+                    what="the log's last lines")
+        lines = [str(line) for line in app.detail.log_view.lines]
+        assert lines[-1] == "bulk 199.1199 \\u202eRTL \\x00 nul", lines[-1]
+        assert lines[0] == f"bulk 199.{1200 - LOG_LINES} \\u202eRTL \\x00 nul", lines[0]
+        assert sum(written) <= LOG_LINES, written  # only what the pane keeps was written
