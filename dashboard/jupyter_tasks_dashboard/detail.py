@@ -121,6 +121,23 @@ class DetailPane(VerticalScroll):
                          f"sha256 {str(a.get('sha256', ''))[:12]}" for a in artifacts)
         self.artifacts.update(Content(text) if text else NONE)
 
+    def gone(self, task_id: str, why: str) -> None:
+        """The shown task is no more (``why``: deleted): said, and nothing of it left that
+        reads as current."""
+        if task_id != self.task_id:
+            return
+        self.task_id = None
+        self.current_task = None
+        self._waiting = None
+        self.summary.update(Content(f"Task {task_id} {why}"))
+        if self.built:
+            for section in (self.question, self.params, self.result, self.value_notes,
+                            self.error, self.artifacts):
+                section.update("")
+            self.log_view.clear()
+            self.lineage.clear()
+            self.log_next, self.log_open = 0, None
+
     def patch(self, task: dict[str, Any]) -> None:
         """The selected task changed (status, progress, result, question)."""
         if task["id"] != self.task_id:

@@ -314,6 +314,9 @@ class TasksDashboard(App[int]):
         self.call_after_refresh(self._painted)
         if page.tasks:  # the row under the cursor may be another task now
             self._schedule_details(restart=False)
+        elif self.detail.task_id is not None and index == 0:
+            # nothing matches (a schedule never fired): no task's details read as current
+            self.detail.gone(self.detail.task_id, "is not among the tasks shown")
         if self._release_on_page:
             self._release_keys()
 
@@ -461,6 +464,7 @@ class TasksDashboard(App[int]):
             if etype == "task.deleted":
                 latest.pop(task_id, None)
                 structural = structural or task_id in table.tasks
+                detail.gone(task_id, "was deleted")
                 continue
             if task:
                 latest[task_id] = task

@@ -855,3 +855,27 @@ async def test_a_big_log_is_cut_to_the_lines_shown_before_they_are_read(tmp_path
         assert lines[-1] == "bulk 199.1199 \\u202eRTL \\x00 nul", lines[-1]
         assert lines[0] == f"bulk 199.{1200 - LOG_LINES} \\u202eRTL \\x00 nul", lines[0]
         assert sum(written) <= LOG_LINES, written  # only what the pane keeps was written
+
+
+async def test_the_details_of_a_task_deleted_elsewhere_do_not_stay_as_if_current(tmp_path):
+    """Before: with the table empty once the task was deleted (by another dashboard, the
+    REST API), the details pane kept showing it, status and all, for good."""
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "gone.db"
+    now = time.time()
+    task = Task(id=new_task_id(), kind="function", mode="job", status="succeeded",
+                name="make_report", label="make_report", created_at=now, started_at=now,
+                finished_at=now, updated_at=now, result=1)
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([task])
+        app = TasksDashboard(DatabaseSource(db))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.ready and app.detail.task_id == task.id, pilot,
+                        what="its details")
+            await writer.store.delete_task(task.id)
+            await until(lambda: app.table.row_count == 0, pilot, what="the row gone")
+            await until(lambda: app.detail.task_id is None, pilot, what="the details gone")
+            summary = str(app.detail.summary.render())
+            assert "deleted" in summary and "succeeded" not in summary, summary
