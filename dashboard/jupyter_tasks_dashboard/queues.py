@@ -171,6 +171,8 @@ class QueueOverview(Vertical):
         noun = "matching" if self.filters.active else \
             ("task" if self.total_tasks == 1 and self.stats.get("exact", True) else "tasks")
         parts = [f"[b]{self.total_text()}[/b] {noun}"]
+        if self.stale:  # said first, where a terminal of any width shows it
+            parts.insert(0, "[red b]counts from before[/]")
         for status in ORDER:
             count = statuses.get(status, 0)
             if count or status in ("running", "queued"):

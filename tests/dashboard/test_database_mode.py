@@ -533,6 +533,9 @@ async def test_a_database_deleted_after_the_first_counts_is_said_once(tmp_path):
         # and the totals line says its counts are from before, once the toast has gone
         totals = str(app.overview.totals.render())
         assert "not counted since: the task database" in totals and "deleted" in totals
+        # first: at 120 columns the reason at the end was cut off (before: nothing there
+        # said the counts were old)
+        assert totals.startswith("counts from before  ·  "), totals
         assert app.is_running
 
 
