@@ -13,8 +13,9 @@ job will run with: params, parameters, input data, commands). The rule:
   - as JSON itself has them, with no note (the data is the same): tuples and
     sets become lists, numpy-like objects their ``tolist()`` (a scalar its
     number), ``int``/``float``/``bool``/``None`` dict keys their JSON text;
-  - an array of more than :data:`MAX_ARRAY_ITEMS` items its summary (type,
-    shape, item type), with a note: the process that made it still holds it;
+  - an array of more than :data:`MAX_ARRAY_ITEMS` items, in a value the process
+    that made it keeps (a kernel's cell, an in-process callable), its summary
+    (type, shape, item type), with a note; a job's is kept whole as below;
   - each with a note: other dict keys their ``str()``, an int too long for JSON
     readers its hex text, any other object its ``repr`` (at most 1,000
     characters), a cycle the text ``"<cycle>"``, an object that cannot even be
@@ -112,13 +113,19 @@ class JSONText(str):
     """JSON text already encoded by this module: the store writes it as it is."""
 
 
-def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Encoded:
-    """Encode an output value by the rule above; never raises for any Python value."""
+def encode(value: Any, *, where: str = "value", limit: int | None = None,
+           arrays_summarized: bool = False) -> Encoded:
+    """Encode an output value by the rule above; never raises for any Python value.
+
+    ``arrays_summarized``: an array past :data:`MAX_ARRAY_ITEMS` is stored as its summary
+    (for a value this process keeps: a kernel's cell, an in-process callable), not as the
+    whole JSON artifact a job's result must be (its process is gone once it ends).
+    """
     # type(), not isinstance(): the latter asks the object for its __class__
     if issubclass(type(value), Encoded):
         return value  # encoded where it was made, by this same rule (a Dask worker)
     try:
-        return _encoded(value, where, limit)
+        return _encoded(value, where, limit, arrays_summarized)
     except Exception as exc:
         # an object that breaks on being looked at (a dead weakref proxy, a
         # __getattribute__ that raises): said so, never an end left unwritten
@@ -130,7 +137,8 @@ def encode(value: Any, *, where: str = "value", limit: int | None = None) -> Enc
                          f"reading raised {said}", "stored_as": "a placeholder"}])
 
 
-def _encoded(value: Any, where: str, limit: int | None) -> Encoded:
+def _encoded(value: Any, where: str, limit: int | None,
+             arrays_summarized: bool = False) -> Encoded:
     notes: list[dict[str, Any]] = []
     depth = 0
     try:
@@ -141,7 +149,7 @@ def _encoded(value: Any, where: str, limit: int | None) -> Encoded:
         if limit is None or len(full) <= limit:
             return Encoded(full)  # JSON already: kept exactly
     else:
-        clean, depth = _clean(value, where, notes)
+        clean, depth = _clean(value, where, notes, arrays_summarized=arrays_summarized)
         # within the bound the C encoder's recursion is safe, and far faster
         full = _strict_dumps(clean) if depth <= MAX_DEPTH else _dumps_iterative(clean)
     reason = None
@@ -158,10 +166,10 @@ def _encoded(value: Any, where: str, limit: int | None) -> Encoded:
     return Encoded(_strict_dumps(stub), notes, full_text=full)
 
 
-def encoded_here(value: Any, *, where: str = "result",
-                 limit: int | None = MAX_RESULT_CHARS) -> EncodedWithValue:
+def encoded_here(value: Any, *, where: str = "result", limit: int | None = MAX_RESULT_CHARS,
+                 arrays_summarized: bool = False) -> EncodedWithValue:
     """``value`` encoded now, on the caller's thread, and kept beside its encoding."""
-    encoded = encode(value, where=where, limit=limit)
+    encoded = encode(value, where=where, limit=limit, arrays_summarized=arrays_summarized)
     return EncodedWithValue(encoded.text, encoded.notes, encoded.full_text, value)
 
 
@@ -384,7 +392,7 @@ def _scalars_copy(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]] |
 
 
 def _clean(value: Any, where: str, notes: list[dict[str, Any]],
-           arrays_noted: bool = False) -> tuple[Any, int]:
+           arrays_noted: bool = False, arrays_summarized: bool = False) -> tuple[Any, int]:
     """A JSON-only copy of ``value`` by the output rule, and its container depth.
 
     ``arrays_noted``: an object turned into a list by its ``tolist()`` (an array) gets a
@@ -428,7 +436,7 @@ def _clean(value: Any, where: str, notes: list[dict[str, Any]],
         # within the depth bound only: a tolist() returning [another such object] (each
         # call one level deeper) would otherwise never end
         if not isinstance(obj, (Mapping, list, tuple)) and depth <= MAX_DEPTH:
-            items = _array_items(obj)
+            items = _array_items(obj) if arrays_summarized else None
             if items is not None and items > MAX_ARRAY_ITEMS:
                 into[key] = _array_summary(obj, items)
                 note(path, f"an array of {items:,} items", "a summary (more than "

@@ -135,14 +135,18 @@ class FunctionKind:
         and timeout still reach it.
         """
         if run.local is not None:
+            # an in-process object: this process keeps its value (a large array is
+            # stored as its summary, see values.encode)
             obj, args, kwargs = run.local
             if inspect.iscoroutine(obj):
-                return await _encoded_off_loop(await obj)
+                return await _encoded_off_loop(await obj, arrays_summarized=True)
             if inspect.iscoroutinefunction(obj):
-                return await _encoded_off_loop(await obj(*args, **kwargs))
-            result = await call_in_thread(_encoding(obj), args, kwargs, run)
+                return await _encoded_off_loop(await obj(*args, **kwargs),
+                                               arrays_summarized=True)
+            result = await call_in_thread(_encoding(obj, arrays_summarized=True), args,
+                                          kwargs, run)
             if _awaitable(result):
-                return await _encoded_off_loop(await result)
+                return await _encoded_off_loop(await result, arrays_summarized=True)
             return result
         if task.spec and "callable" in task.spec:
             raise NotRerunnable(f"the in-process object of task {task.id} is gone")
@@ -157,12 +161,13 @@ class FunctionKind:
         return await call_in_thread(_encoding(info.fn), (), kwargs, run)
 
 
-def _encoding(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _encoding(fn: Callable[..., Any], arrays_summarized: bool = False) -> Callable[..., Any]:
     """``fn``, whose value is encoded in its own thread (an awaitable is left as it is)."""
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         value = fn(*args, **kwargs)
-        return value if _awaitable(value) else encoded_here(value)
+        return value if _awaitable(value) else \
+            encoded_here(value, arrays_summarized=arrays_summarized)
     return call
 
 
@@ -175,12 +180,14 @@ def _awaitable(value: Any) -> bool:
         return False
 
 
-async def _encoded_off_loop(value: Any) -> Any:
+async def _encoded_off_loop(value: Any, arrays_summarized: bool = False) -> Any:
     """``value`` as it is when encoding it runs none of its code; else encoded on a
     thread of its own (one that never returns is left to itself by the stop)."""
     if runs_no_code_to_encode(value):
         return value
-    return await on_daemon_thread(encoded_here, value, name="jupyter-tasks:encode")
+    return await on_daemon_thread(
+        functools.partial(encoded_here, arrays_summarized=arrays_summarized), value,
+        name="jupyter-tasks:encode")
 
 
 async def call_in_thread(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any],

@@ -228,7 +228,7 @@ class KernelSide:
         """
         from .cards import result_text
 
-        encoded = encoded_here(value)
+        encoded = encoded_here(value, arrays_summarized=True)  # the kernel keeps the value
         text = "" if value is None else result_text(value)
         with self._lock:
             self.result_texts[task_id] = text

@@ -27,6 +27,7 @@ VALUES = {
     "object": lambda: object(),
     "big_int": lambda: 10 ** 5000,
     "tuple_keys": lambda: {(1, 2): "pair", 3: "three"},
+    "big_array": lambda: __import__("numpy").arange(1_500_000),
 }
 
 

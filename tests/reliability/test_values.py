@@ -140,6 +140,15 @@ async def test_an_array_too_large_to_store_is_a_summary_not_gigabytes_of_json(
     counted = await manager.wait((await manager.submit(
         lambda: ArrayLike(20_000_000), mode="background")).id, timeout=60)
     assert counted.status == "succeeded" and ArrayLike.calls == 0, counted.result
+    # a job's is its result whole, as an artifact: the process that ran it is gone once
+    # it ends (the summary would lose the data)
+    job = await manager.wait((await manager.submit(
+        "hostile_value", kind="big_array", mode="job")).id, timeout=120)
+    assert job.status == "succeeded" and set(job.result) == {"preview", "artifact", "chars",
+                                                              "reason"}, job.result
+    artifact = await manager.store.get_artifact(job.id, RESULT_ARTIFACT)
+    assert json.loads(manager.store.artifact_path(artifact).read_text()) == \
+        list(range(1_500_000))
     # one within the bound is stored as its list, as before
     small = await manager.wait((await manager.submit(
         lambda: np.arange(5), mode="background")).id, timeout=60)
