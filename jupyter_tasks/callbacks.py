@@ -227,8 +227,14 @@ def calls_this_machine(url: Any) -> bool:
     except InvalidRequest:
         return False
     if target.address is not None:
-        return _unmap(target.address).is_loopback
+        return _is_here(target.address)
     return _is_loopback_name(target.host)
+
+
+def _is_here(address: Address) -> bool:
+    """Loopback, or the unspecified address (a connection to 0.0.0.0 reaches this host)."""
+    address = _unmap(address)
+    return address.is_loopback or address.is_unspecified
 
 
 def check_url(url: Any, policy: CallbackPolicy) -> Target:
@@ -338,6 +344,7 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
     """
     deadline = time.monotonic() + timeout
     current = url
+    starts_here = calls_this_machine(url)
 
     def too_late() -> CallbackFailed:
         return CallbackFailed(f"{current}: no whole answer within {timeout:g} s")
@@ -348,6 +355,13 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
         except InvalidRequest as exc:
             raise CallbackRefused(exc.message) from None
         addresses = resolve_checked(target, policy, resolve)
+        if hop and not starts_here and any(
+                _is_here(ipaddress.ip_address(sockaddr[0].split("%", 1)[0]))
+                for _, sockaddr in addresses):
+            # a receiver elsewhere must not send the POST on to a service of this machine
+            # (a user the server denies terminals may name no such URL: see check_may_call_back)
+            raise CallbackRefused(f"{url} redirected to this machine ({current}), which "
+                                  "is not followed")
         left = deadline - time.monotonic()
         if left <= 0:
             raise too_late()

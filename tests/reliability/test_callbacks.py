@@ -294,6 +294,30 @@ def test_delivery_connects_to_the_checked_address_with_the_original_host(receive
     assert other.requests == []
 
 
+def test_a_redirect_from_elsewhere_to_this_machine_is_not_followed(receiver):
+    # review: the check that a user denied terminals sends no callback to this machine
+    # looked at the submitted URL only; a host of theirs on the allow-list could answer
+    # 307 to a local service, and the POST followed (the loopback entries stay listed)
+    local = receiver("127.0.0.1")
+    theirs = receiver("127.0.0.2", status=307, location=f"{local.url}/containers/prune")
+    port = int(theirs.url.rsplit(":", 1)[1])
+    policy = CallbackPolicy.from_entries(["hooks.example", "127.0.0.1", "127.0.0.2"])
+    with pytest.raises(CallbackRefused, match="to this machine"):
+        callbacks.deliver(f"http://hooks.example:{port}/in", b"{}", policy,
+                          resolve=_resolver("127.0.0.2"))
+    assert len(theirs.requests) == 1 and local.requests == []
+    # one that starts here may move here (a local receiver's own redirect)
+    moved = receiver("127.0.0.1", status=307, location=f"{local.url}/moved")
+    assert callbacks.deliver(f"{moved.url}/in", b"{}", policy) == 204
+    assert [r["path"] for r in local.requests] == ["/moved"]
+
+
+@pytest.mark.parametrize("url", ["http://0.0.0.0:9/x", "http://[::]:9/x",
+                                 "http://127.0.0.1:9/", "http://a.localhost/"])
+def test_the_unspecified_address_is_this_machine(url):
+    assert callbacks.calls_this_machine(url)
+
+
 def test_redirect_hops_are_bounded(receiver):
     # a loop on an allowed host is the receiver's fault, not the allow-list's: a failed
     # try, counted toward the four (before: a refusal, owed and posted again for good)
