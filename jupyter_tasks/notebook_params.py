@@ -52,9 +52,7 @@ def parse_parameters(source: str) -> list[dict[str, Any]]:
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
-        # blanked, not removed: the values' source segments keep their line numbers
-        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                           for line in source.split("\n"))
+        source = _as_python(source)
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError):
@@ -73,6 +71,22 @@ def parse_parameters(source: str) -> list[dict[str, Any]]:
             found.pop(name, None)  # a later assignment wins, as running the cell would
             found[name] = {"name": name, "default": default, "source": text, "type": kind}
     return list(found.values())
+
+
+def _as_python(source: str) -> str:
+    """A cell's source with IPython's syntax (``%magic``, ``!cmd``) as the Python it runs,
+    line for line, as the kernel would (a ``%`` inside a string stays text); without
+    IPython, such lines blanked."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        # blanked, not removed: the values' source segments keep their line numbers
+        return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                         for line in source.split("\n"))
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:  # IPython's own syntax errors: the cell is no Python either
+        return source
 
 
 def _named_values(targets: list[ast.expr], value: ast.expr) -> list[tuple[str, ast.expr]]:

@@ -213,6 +213,14 @@ async def test_a_parameters_cell_with_magics_or_chained_assignments_lists_them_a
         "gamma": (2, "int"), "x": (1, "int"), "y": ("two", "str"), "label": ("run", "str")}
     assert [p["name"] for p in data["parameters"]] == [
         "alpha", "items", "beta", "gamma", "x", "y", "label"]
+    # read as IPython reads it (review: blanking lines broke a string holding "%d" and
+    # an indented magic's block)
+    source = ('%matplotlib inline\nfmt = """\n%d\n"""\nif True:\n    %time 1\nn = 3\n')
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        source, metadata={"tags": ["parameters"]})]), jp_root_dir / "magic2.ipynb")
+    data = (await api.get("notebook-parameters", params={"path": "magic2.ipynb"})).json
+    assert {p["name"]: p["default"] for p in data["parameters"]} == {
+        "fmt": "\n%d\n", "n": 3}, data
 
 
 async def test_reading_a_notebooks_parameters_leaves_the_server_serving(
