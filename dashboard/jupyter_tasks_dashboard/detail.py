@@ -315,21 +315,23 @@ def note_text(note: dict[str, Any]) -> str:
 def last_lines(entries: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], bool]:
     """The log chunks that hold the last ``count`` lines, the first cut to start at one of
     them; and whether anything was cut. The pane keeps no more: escaping, measuring and
-    writing a 240,000-line log froze the dashboard for seconds."""
-    kept: list[dict[str, Any]] = []
-    lines = 0
-    for index in range(len(entries) - 1, -1, -1):
-        entry = entries[index]
-        text = str(entry.get("text") or "")
-        ends = text.count("\n", 0, len(text) - 1)  # line ends before its last character
-        if lines + ends < count:
-            kept.append(entry)
-            lines += ends + 1 if text.endswith("\n") else ends
+    writing a 240,000-line log froze the dashboard for seconds.
+
+    Lines are counted over the chunks as written one after another (a chunk that ends
+    mid-line goes on in the next): the last ``count`` start after the ``count``-th line
+    end from the end, one further back when the text ends with one.
+    """
+    texts = [str(entry.get("text") or "") for entry in entries]
+    last = next((text for text in reversed(texts) if text), "")
+    ends_to_skip = count + (1 if last.endswith("\n") else 0)
+    for index in range(len(texts) - 1, -1, -1):
+        text = texts[index]
+        found = text.count("\n")
+        if found < ends_to_skip:
+            ends_to_skip -= found
             continue
-        # the start of this chunk's last (count - lines) lines
-        start = len(text) - 1
-        for _ in range(count - lines):
+        start = len(text)
+        for _ in range(ends_to_skip):
             start = text.rfind("\n", 0, start)
-        kept.append({**entry, "text": text[start + 1:]})
-        return kept[::-1], True
+        return [{**entries[index], "text": text[start + 1:]}, *entries[index + 1:]], True
     return entries, False

@@ -198,8 +198,7 @@ class KernelSide:
         except TaskCancelled:
             # not an error: the card says how it ended; the log keeps a note of why, as
             # the engine's (not on stdout, as if the cell had printed it)
-            ctx.log("cancelled" if ctx.cancel_requested else
-                    "interrupted: this kernel's task manager stopped (a restart, a shutdown)")
+            ctx.log(_stop_note(ctx, task.id))
             raise
         except BaseException as exc:
             if sink is not None:
@@ -235,6 +234,21 @@ class KernelSide:
             while len(self.result_texts) > BACKGROUND_KEPT:
                 self.result_texts.pop(next(iter(self.result_texts)))
         return encoded
+
+
+# the note a stopped cell's log ends with, by what stopped it (RunningTask.stop_reason)
+STOP_NOTES = {"cancel": "cancelled", "timeout": "timed out: the cell ran past its --timeout",
+              "shutdown": "interrupted: this kernel's task manager stopped (a restart, a "
+                          "shutdown)"}
+
+
+def _stop_note(ctx: Any, task_id: str) -> str:
+    """Why the cell was stopped, as its log's last line says it."""
+    running = getattr(getattr(ctx.manager, "state", None), "running", {}).get(task_id)
+    reason = getattr(running, "stop_reason", None)
+    if reason is None:  # the manager's own stop, or a cancel it has not marked yet
+        reason = "cancel" if ctx.cancel_requested else "shutdown"
+    return STOP_NOTES.get(reason, STOP_NOTES["shutdown"])
 
 
 def _wake_cards(task_id: str) -> None:

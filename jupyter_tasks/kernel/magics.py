@@ -39,7 +39,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import DollarFormatter
 
 from ..engine.options import TIMEOUT
-from ..exceptions import TaskStateConflict
+from ..exceptions import TaskFailed, TaskStateConflict
 from ..models import TaskStatus
 from ..tracebacks import is_runner_file
 from .cells import CellRun, KernelSide
@@ -192,10 +192,10 @@ def _blocking_outcome(side: KernelSide, task: Any) -> Any:
         tb = exc.__traceback__
         while tb is not None and is_runner_file(tb.tb_frame.f_code.co_filename):
             tb = tb.tb_next
-        # nothing of the user's (a cancel, a timeout): the error alone, without the
-        # engine's frames that made it (the manager's outcome())
         if tb is None:
-            raise exc.with_traceback(None)  # noqa: B904  (the same exception)
+            if isinstance(exc, TaskFailed):  # a cancel, a timeout: the end alone, without
+                raise exc.with_traceback(None)  # noqa: B904  (the manager's outcome())
+            raise  # an engine error: every frame, to find it by
         raise exc.with_traceback(tb)  # noqa: B904  (the same exception, not a new one)
 
 

@@ -860,6 +860,20 @@ async def test_a_big_log_is_cut_to_the_lines_shown_before_they_are_read(tmp_path
         assert sum(written) <= LOG_LINES, written  # only what the pane keeps was written
 
 
+def test_the_last_lines_are_counted_across_chunks_that_end_mid_line():
+    # review: a chunk ending mid-line goes on in the next; counted apart, two lines asked
+    # gave one ("c" + "d"), or three
+    from jupyter_tasks_dashboard.detail import last_lines
+
+    def kept(texts: list[str], count: int) -> str:
+        entries, _ = last_lines([{"text": text} for text in texts], count)
+        return "".join(entry["text"] for entry in entries)
+
+    assert kept(["a\nb\nc", "d\n"], 2) == "b\ncd\n"
+    assert kept(["l1\nl2\nl3\n", "x"], 2) == "l3\nx"
+    assert kept(["a\n"], 5) == "a\n"
+
+
 async def test_the_details_of_a_task_deleted_elsewhere_do_not_stay_as_if_current(tmp_path):
     """Before: with the table empty once the task was deleted (by another dashboard, the
     REST API), the details pane kept showing it, status and all, for good."""

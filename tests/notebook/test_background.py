@@ -417,6 +417,19 @@ def test_a_cell_stopped_with_its_kernels_manager_notes_why_not_cancelled(
     assert last.stream != "stdout", last
 
 
+def test_a_cell_that_timed_out_notes_its_timeout_not_a_cancel(kernel: Kernel,
+                                                              db_path: Path) -> None:
+    # review: a timeout asks the cancel too, so the note said "cancelled"
+    kernel.execute("%%background --name h --no-card --timeout 1\nimport time\n"
+                   "while True:\n    time.sleep(0.05)\n")
+    task_id = _task_id(kernel, "h")
+    eventually_sync(lambda: task_of(db_path, task_id).status == "timeout", timeout=60,
+                    what="the timeout")
+    eventually_sync(lambda: logs_of(db_path, task_id), what="the note")
+    assert logs_of(db_path, task_id).strip().splitlines()[-1].startswith("timed out"), \
+        logs_of(db_path, task_id)
+
+
 def test_killed_kernel_leaves_its_background_tasks_interrupted(
         db_path: Path, tmp_path: Path) -> None:
     k = Kernel(db_path, cwd=str(tmp_path))
