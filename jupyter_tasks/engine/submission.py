@@ -178,8 +178,11 @@ class Submission:
             status=TaskStatus.RUNNING.value if direct else TaskStatus.QUEUED.value,
             name=name, label=label, params=params, spec=spec,
             task_key=options.get("task_key"), idempotency_key=options.get("idempotency_key"),
-            # the label too (submit_spec takes it out of the options)
-            payload_hash=payload_hash(spec, mode, {**options, "label": label}),
+            # the label too (submit_spec takes it out of the options), and the values
+            # stored, not as given: a repeat that spells out a default is the same payload
+            payload_hash=payload_hash(spec, mode, {
+                **options, "label": label, "queue": queue, "max_retries": int(max_retries),
+                "priority": int(options.get("priority") or 0)}),
             queue=queue, priority=int(options.get("priority") or 0),
             owner=options.get("owner") or config.owner,
             origin=dict(options.get("origin") or config.origin or {}),

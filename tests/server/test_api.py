@@ -151,6 +151,21 @@ async def test_idempotency_key_header_and_body(api):
     assert [t["id"] for t in listed] == [first.json["id"]]
 
 
+async def test_a_repeat_that_spells_out_a_default_is_the_same_payload(api):
+    # before: 409 "reused with another payload" for a retry whose body (or the CLI's)
+    # gave priority 0, max_retries 2 or the default queue, the very values stored
+    body = {"name": "srv_job", "params": {"value": 1}}
+    first = await api.post(body=body, headers={"Idempotency-Key": "spelled"})
+    assert first.code == 202, first.json
+    for extra in ({"priority": 0}, {"queue": "default"}, {"max_retries": 2},
+                  {"priority": 0, "queue": "default", "max_retries": 2}):
+        again = await api.post(body={**body, **extra}, headers={"Idempotency-Key": "spelled"})
+        assert again.code == 200 and again.json["id"] == first.json["id"], (extra, again.json)
+    other = await api.post(body={**body, "priority": 1}, headers={"Idempotency-Key": "spelled"})
+    assert_problem(other, 409)
+    await api.post(first.json["id"], "cancel")
+
+
 async def test_task_key_returns_the_active_task(api):
     first = await api.submit({"name": "srv_job", "task_key": "reports.2026-04", "queue": PARKED})
     second = await api.post(body={"name": "srv_job", "task_key": "reports.2026-04",
