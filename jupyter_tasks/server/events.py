@@ -56,6 +56,10 @@ PROGRESS_PER_SECOND = 250
 HEALTH_CHECK_SECONDS = 2.0
 
 
+# what the stream's handshake takes (the token and jupyter_server's _xsrf are the server's)
+STREAM_QUERY = frozenset({"since", "task_id", "announce", "token", "_xsrf"})
+
+
 class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
     """One JSON message per event: ``{"id", "type", "task_id", "ts", "task"}``."""
 
@@ -108,6 +112,10 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         announce = self.get_argument("announce", "")
         if announce not in ("", "0", "1"):
             raise Problem(400, "announce must be 1 (or 0, the default)")
+        unknown = sorted(set(self.request.query_arguments) - STREAM_QUERY)
+        if unknown:  # a misspelt since was read as none: the history asked for, lost
+            raise Problem(400, f"unknown query parameter {unknown[0][:100]!r}: this stream "
+                               "takes since, task_id and announce")
         self._announce = announce == "1"
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)
