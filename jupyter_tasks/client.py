@@ -34,6 +34,8 @@ from .values import check_input
 # how long wait() goes on asking a server it cannot reach (one restarting), and how often
 UNREACHABLE_SECONDS = 60.0
 UNREACHABLE_RETRY_SECONDS = 0.5
+# how much longer than its long poll a wait with a deadline gives the server's answer
+REPLY_MARGIN_SECONDS = 5.0
 
 TASK_ID = re.compile(TASK_ID_PATTERN.strip("^$"))
 TERMINAL = frozenset({"succeeded", "failed", "timeout", "oom", "cancelled", "interrupted"})
@@ -194,17 +196,22 @@ class TasksClient:
         while True:
             left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
             step = min(left, 60.0)
+            # the server answers the long poll after ``step``; a frozen one (stopped, a
+            # machine swapping) must not hold a wait with a deadline past it
+            margin = REPLY_MARGIN_SECONDS if deadline is not None else 30.0
             try:
                 answer = await self.request("GET", _task(task_id, "result"),
                                             params={"timeout": f"{step:.3f}"},
-                                            timeout=step + 30)
+                                            timeout=step + margin)
             except TasksClientError as exc:
                 # a server restart drops the long poll while the job goes on (it is
                 # taken back and run again): the wait goes on too, for a while
                 now = time.monotonic()
                 unreachable_since = unreachable_since or now
-                if exc.status != 0 or now - unreachable_since >= UNREACHABLE_SECONDS or (
-                        deadline is not None and now >= deadline):
+                if exc.status == 0 and deadline is not None and now >= deadline:
+                    raise TimeoutError(f"task {task_id}: no answer from the server within "
+                                       f"{timeout:g} s ({exc.detail})") from None
+                if exc.status != 0 or now - unreachable_since >= UNREACHABLE_SECONDS:
                     raise
                 await asyncio.sleep(UNREACHABLE_RETRY_SECONDS)
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -166,6 +167,27 @@ async def test_a_clients_wait_rides_out_a_server_restart(server_factory):
     done = await asyncio.wait_for(waiting, 180)
     assert (done["id"], done["status"]) == (task["id"], "succeeded"), done
     assert done["lost_attempts"] == 1
+
+
+async def test_a_clients_wait_keeps_its_timeout_when_the_server_stops_answering(
+        server_factory):
+    # before: a frozen server (SIGSTOP, a machine swapping) held wait(timeout=2) for 32 s,
+    # each request's own limit being step + 30, and it ended TasksClientError, not the
+    # TimeoutError its docstring promises
+    from jupyter_tasks.client import TasksClient
+
+    server = server_factory("--JupyterTasksApp.workers=default=1")
+    client = TasksClient(server.url, server.token)
+    task = await client.submit(name="srv_slow", params={"seconds": 60.0, "steps": 60})
+    await eventually(lambda: _status(client, task["id"], "running"), timeout=60,
+                     what="the job running")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(TimeoutError, match=task["id"]):
+            await asyncio.wait_for(client.wait(task["id"], timeout=2), 60)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    await client.cancel(task["id"])
 
 
 async def _status(client, task_id: str, status: str) -> bool:
