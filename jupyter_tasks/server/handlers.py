@@ -504,6 +504,9 @@ class TaskCollectionHandler(TasksHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
+        # a submit takes its options in the body: a query's idempotency_key was dropped,
+        # and each repeat made a task of its own
+        self.only_query()
         body = self.json_object()
         # before its paths are looked at: a user who may not run the work must not learn
         # from a 422 which of the server's paths are links, hidden or missing

@@ -166,6 +166,18 @@ async def test_a_repeat_that_spells_out_a_default_is_the_same_payload(api):
     await api.post(first.json["id"], "cancel")
 
 
+async def test_a_submit_refuses_options_given_in_the_query(api, tasks_app):
+    # before: POST /api/tasks?idempotency_key=x twice made two tasks (the query was
+    # dropped without a word)
+    before = await tasks_app.manager.store.count_tasks()
+    body = {"name": "srv_job", "params": {"value": 1}, "queue": PARKED}
+    for _ in range(2):
+        response = await api.post(body=body, params={"idempotency_key": "in-the-query"})
+        problem = assert_problem(response, 422)
+        assert problem["errors"][0]["field"] == "idempotency_key", problem
+    assert await tasks_app.manager.store.count_tasks() == before
+
+
 async def test_task_key_returns_the_active_task(api):
     first = await api.submit({"name": "srv_job", "task_key": "reports.2026-04", "queue": PARKED})
     second = await api.post(body={"name": "srv_job", "task_key": "reports.2026-04",
