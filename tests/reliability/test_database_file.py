@@ -139,9 +139,11 @@ async def test_a_prune_that_keeps_failing_is_said_once_not_a_traceback_a_pass(
 
     assert (await api.post(body=JOB)).code == 202
     db_path.unlink()
-    # (named apart from the server's own loop, whose first pass may meet the file gone)
-    failures = LoopFailures(tasks_app.log, "these passes failed")
-    with caplog.at_level(logging.INFO):
+    # (named apart from the server's own loop, whose first pass may meet the file gone;
+    # a logger of its own, as the app's stops propagating once traitlets configures it)
+    said_by = logging.getLogger("jupyter_tasks.tests.prune_pass")
+    failures = LoopFailures(said_by, "these passes failed")
+    with caplog.at_level(logging.INFO, logger=said_by.name):
         for _ in range(3):
             await tasks_app.prune_pass(failures)
     said = [r for r in caplog.records if "these passes failed" in r.getMessage()]
