@@ -588,6 +588,9 @@ async def _cmd_rerun(args: argparse.Namespace) -> int:
     _load_modules(args)
     async with _manager(args) as m:
         task = await m.rerun(task_id)
+    if was_deduplicated(task):  # its task_key's run, already active: no second run queued
+        print(f"not rerun: its task key has a run {task.status} already, "
+              f"{short_id(task.id, args)}", file=sys.stderr)
     print(short_id(task.id, args))
     return 0
 

@@ -225,15 +225,19 @@ class TasksClient:
         """Cancel a queued or running task."""
         return await self.request("POST", _task(task_id, "cancel"))
 
-    async def rerun(self, task_id: str) -> dict[str, Any]:
-        """The same spec again as a new task (``relationship: "rerun"``)."""
-        return await self.request("POST", _task(task_id, "rerun"))
+    async def rerun(self, task_id: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """The same spec again as a new task (``relationship: "rerun"``); with
+        ``idempotency_key``, a repeat of this call returns the task the first made."""
+        return await self.request("POST", _task(task_id, "rerun"),
+                                  headers=_idempotency(idempotency_key))
 
-    async def fork(self, task_id: str, overrides: dict[str, Any] | None = None,
-                   **more: Any) -> dict[str, Any]:
-        """A new task from the spec with overrides (``params``, ``code``, ``label``, ...)."""
+    async def fork(self, task_id: str, overrides: dict[str, Any] | None = None, *,
+                   idempotency_key: str | None = None, **more: Any) -> dict[str, Any]:
+        """A new task from the spec with overrides (``params``, ``code``, ``label``, ...);
+        ``idempotency_key`` as for :meth:`rerun`."""
         return await self.request("POST", _task(task_id, "fork"),
-                                  body={**(overrides or {}), **more})
+                                  body={**(overrides or {}), **more},
+                                  headers=_idempotency(idempotency_key))
 
     async def confirm(self, task_id: str, answer: str,
                       asked_at: float | None = None) -> dict[str, Any]:
@@ -351,6 +355,10 @@ def _event_id(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    return None if key is None else {"Idempotency-Key": key}
 
 
 def _task(task_id: str, *action: str) -> str:

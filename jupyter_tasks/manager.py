@@ -394,13 +394,17 @@ class TaskManager:
 
     @on_its_loop
     async def rerun(self, task_id: str, *, owner: str | None = None,
-                    origin: Mapping[str, Any] | None = None) -> Task:
-        """Run the same spec again as a new task with ``relationship='rerun'``."""
-        return await self.submission.again(await self.get(task_id), {}, "rerun", owner, origin)
+                    origin: Mapping[str, Any] | None = None,
+                    idempotency_key: str | None = None) -> Task:
+        """Run the same spec again as a new task with ``relationship='rerun'`` (or return
+        the run of its ``task_key`` already active, as a submit does)."""
+        return await self.submission.again(await self.get(task_id), {}, "rerun", owner, origin,
+                                           idempotency_key)
 
     @on_its_loop
     async def fork(self, task_id: str, overrides: Mapping[str, Any], *,
-                   owner: str | None = None, origin: Mapping[str, Any] | None = None) -> Task:
+                   owner: str | None = None, origin: Mapping[str, Any] | None = None,
+                   idempotency_key: str | None = None) -> Task:
         """Run the spec with overrides (params, code, command, parameters, label)."""
         parent = await self.get(task_id)
         allowed = FORK_OVERRIDES.get(parent.kind, set())
@@ -411,7 +415,8 @@ class TaskManager:
                 errors=[{"field": k, "message": f"not an override for {parent.kind} tasks"}
                         for k in bad],
             )
-        return await self.submission.again(parent, dict(overrides), "fork", owner, origin)
+        return await self.submission.again(parent, dict(overrides), "fork", owner, origin,
+                                           idempotency_key)
 
     @on_its_loop
     async def confirm(self, task_id: str, answer: str, asked_at: float | None = None) -> Task:

@@ -600,8 +600,12 @@ class DatabaseSource(DataSource):
         return (await self._call(self.manager.cancel(task_id))).to_json()
 
     async def rerun(self, task_id: str) -> dict[str, Any]:
+        from jupyter_tasks.manager import was_deduplicated
+
         await self._import_task_modules()
-        return (await self._call(self.manager.rerun(task_id))).to_json()
+        task = await self._call(self.manager.rerun(task_id))
+        # as the server answers: the run its task_key already had, or a new one
+        return {**task.to_json(), "deduplicated": was_deduplicated(task)}
 
     async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
         await self._import_task_modules()

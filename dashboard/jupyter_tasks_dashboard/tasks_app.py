@@ -647,6 +647,10 @@ class TasksDashboard(App[int]):
         if task is not None:
             def rerun_started(new: dict[str, Any]) -> str:
                 self._load_details(task["id"])  # the lineage tree gains the child
+                if new.get("deduplicated"):  # its task_key's run, already active
+                    which = "" if new["id"] == task["id"] else f" as {short_id(new['id'])}"
+                    return (f"Not rerun: {_name(task)} is already {new.get('status')}{which} "
+                            "(one run at a time under its task key)")
                 return f"Rerun of {_name(task)} started as {short_id(new['id'])}"
 
             self._act("Rerun", lambda: self.source.rerun(task["id"]), rerun_started)

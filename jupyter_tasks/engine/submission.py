@@ -262,8 +262,13 @@ class Submission:
     # ---------------------------------------------------------- rerun and fork
 
     async def again(self, parent: Task, overrides: dict[str, Any], relationship: str,
-                    owner: str | None, origin: Mapping[str, Any] | None) -> Task:
-        """A new task running ``parent``'s spec (with ``overrides``) as its rerun or fork."""
+                    owner: str | None, origin: Mapping[str, Any] | None,
+                    idempotency_key: str | None = None) -> Task:
+        """A new task running ``parent``'s spec (with ``overrides``) as its rerun or fork.
+
+        A rerun is the same work, so it keeps the parent's ``task_key`` (a run of it
+        already active is returned, as a submit's is); a fork is other work and does not.
+        """
         state = self.state
         spec = dict(parent.spec or {})
         if "callable" in spec:
@@ -278,7 +283,12 @@ class Submission:
                        owner=owner, origin=origin or parent.origin,
                        # the parent's owner's hook is told of their own runs only: another
                        # user's fork (its params, its result) is not theirs to be sent
-                       callback_url=parent.callback_url if owner == parent.owner else None)
+                       callback_url=parent.callback_url if owner == parent.owner else None,
+                       task_key=parent.task_key if relationship == "rerun" else None,
+                       idempotency_key=idempotency_key,
+                       # one key, one request: a rerun of another task (or a plain submit of
+                       # the same spec) with this key is another payload
+                       again=f"{relationship} of {parent.id}")
         if parent.kind == TaskKind.CELL:
             # a cell's rerun runs in that cell's kernel: its view belongs under the cell
             # (restorable there), whoever asked for it
@@ -390,6 +400,8 @@ def payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> st
                **{k: options.get(k) for k in ("label", "task_key", "queue", "priority",
                                               "timeout", "max_retries", "memory_limit_mb",
                                               "callback_url")}}
+    if options.get("again") is not None:  # absent from a submit's: its hashes stay as stored
+        payload["again"] = options["again"]
     return hashlib.sha256(dumps(payload).encode()).hexdigest()
 
 

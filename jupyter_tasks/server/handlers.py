@@ -317,25 +317,46 @@ class TasksHandler(APIHandler):
     def origin(self) -> dict[str, Any]:
         return {"type": "rest", "remote_ip": self.request.remote_ip}
 
+    def idempotency_header(self) -> str | None:
+        """The ``Idempotency-Key`` header, stripped (422 when blank or a firing's)."""
+        header = self.request.headers.get("Idempotency-Key")
+        if header is None:
+            return None
+        header = header.strip()
+        if not _NONEMPTY[0](header):
+            _reject([{"field": "Idempotency-Key", "message": f"must be {_NONEMPTY[1]}"}])
+        _reject(_firing_key_errors(header))
+        return header
+
+    def answer_created(self, task: Task) -> None:
+        """202 and its ``Location`` for a new task; 200 for the one a key returned."""
+        if was_deduplicated(task):
+            self.answer(200, {**task.to_json(), "deduplicated": True})
+        else:
+            self.answer(202, {**task.to_json(), "deduplicated": False},
+                        Location=self.location(task.id))
+
     def submit_options(self, body: dict[str, Any]) -> dict[str, Any]:
         """Options shared by submit and execute; the Idempotency-Key header joins the body."""
         options = {k: body[k] for k in OPTION_FIELDS if body.get(k) is not None}
-        header = self.request.headers.get("Idempotency-Key")
+        header = self.idempotency_header()
         if header is not None:
-            header = header.strip()
-            if not _NONEMPTY[0](header):
-                _reject([{"field": "Idempotency-Key", "message": f"must be {_NONEMPTY[1]}"}])
             if options.get("idempotency_key") not in (None, header):
                 _reject([{"field": "idempotency_key",
                           "message": "differs from the Idempotency-Key header"}])
             options["idempotency_key"] = header
-        if str(options.get("idempotency_key", "")).startswith(FIRING_KEY_PREFIX):
-            _reject([{"field": "idempotency_key", "message":
-                      f"keys starting {FIRING_KEY_PREFIX!r} are kept for schedule firings"}])
+        _reject(_firing_key_errors(options.get("idempotency_key")))
         url = options.get("callback_url")
         if url is not None:
             self.manager.check_callback_url(url)
         return {**options, "owner": self.user_name, "origin": self.origin()}
+
+
+def _firing_key_errors(key: Any) -> list[dict[str, str]]:
+    if not str(key or "").startswith(FIRING_KEY_PREFIX):
+        return []
+    return [{"field": "idempotency_key",
+             "message": f"keys starting {FIRING_KEY_PREFIX!r} are kept for schedule firings"}]
 
 
 def _no_constants(name: str) -> None:
@@ -516,11 +537,7 @@ class TaskCollectionHandler(TasksHandler):
                                  allow_hidden=self.contents_manager.allow_hidden)
         task = await self.manager.submit_spec(spec, mode=TaskMode.JOB.value,
                                               **self.submit_options(body))
-        if was_deduplicated(task):
-            self.answer(200, {**task.to_json(), "deduplicated": True})
-        else:
-            self.answer(202, {**task.to_json(), "deduplicated": False},
-                        Location=self.location(task.id))
+        self.answer_created(task)
 
 
 class TaskItemHandler(TasksHandler):
@@ -614,11 +631,13 @@ class TaskRerunHandler(TasksHandler):
         _reject([{"field": field, "message": "a rerun takes no changes"} for field in changes],
                 "a rerun runs the same spec again; to change it, POST "
                 f"/api/tasks/{task_id}/fork with the changes")
+        key = self.idempotency_header()
         parent = await self.visible(task_id, "write")
         await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
         self.refuse_hidden(parent, {})
-        task = await self.manager.rerun(task_id, owner=self.user_name, origin=self.origin())
-        self.answer(202, task.to_json(), Location=self.location(task.id))
+        task = await self.manager.rerun(task_id, owner=self.user_name, origin=self.origin(),
+                                        idempotency_key=key)
+        self.answer_created(task)
 
 
 class TaskForkHandler(TasksHandler):
@@ -629,13 +648,14 @@ class TaskForkHandler(TasksHandler):
     async def post(self, task_id: str) -> None:
         overrides = self.json_object(optional=True)
         _reject(_type_errors(overrides, FORK_FIELDS), "invalid overrides")
+        key = self.idempotency_header()
         parent = await self.visible(task_id, "write")
         await check_may_run(self, KIND_RESOURCES.get(parent.kind), f"{parent.kind} work")
         overrides = {k: v for k, v in overrides.items() if v is not None}
         self.refuse_hidden(parent, overrides)
         task = await self.manager.fork(task_id, overrides, owner=self.user_name,
-                                       origin=self.origin())
-        self.answer(202, task.to_json(), Location=self.location(task.id))
+                                       origin=self.origin(), idempotency_key=key)
+        self.answer_created(task)
 
 
 class TaskConfirmHandler(TasksHandler):

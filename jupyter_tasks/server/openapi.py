@@ -356,16 +356,27 @@ PATHS: dict[str, Any] = {
     "/api/tasks/{task_id}/rerun": {
         "parameters": [_ID_PARAM],
         "post": {"operationId": "rerunTask",
-                 "description": "The same spec again. No body, or an empty object: a body "
-                                "with changes is refused (422); fork changes the spec.",
-                 "responses": {"202": _json("the new task", _ref("Task"),
+                 "description": "The same spec again, with the task's task_key: while a run "
+                                "of that key is queued or running, that run is the answer "
+                                "(200). No body, or an empty object: a body with changes is "
+                                "refused (422); fork changes the spec.",
+                 "parameters": [_IDEMPOTENCY],
+                 "responses": {"200": _json("an existing task (the key's active run, or "
+                                            "this rerun with this idempotency key)",
+                                            _ref("Task")),
+                               "202": _json("the new task", _ref("Task"),
                                             {"Location": _HEADER}),
                                **_problems(400, 404, 409, 413, 422)}},
     },
     "/api/tasks/{task_id}/fork": {
         "parameters": [_ID_PARAM],
         "post": {"operationId": "forkTask", "requestBody": _body("Forking", required=False),
-                 "responses": {"202": _json("the new task", _ref("Task"),
+                 "description": "The spec with overrides, as other work: without the "
+                                "task's task_key.",
+                 "parameters": [_IDEMPOTENCY],
+                 "responses": {"200": _json("the task made by this fork with this "
+                                            "idempotency key", _ref("Task")),
+                               "202": _json("the new task", _ref("Task"),
                                             {"Location": _HEADER}),
                                **_problems(400, 404, 409, 413, 422)}},
     },

@@ -68,6 +68,19 @@ def stored(db_path: Path) -> list[Task]:
     return asyncio.run(read())
 
 
+def test_a_rerun_of_a_task_whose_key_has_a_run_queued_says_so_and_queues_none(
+        env: dict[str, str], db_path: Path, tmp_path: Path) -> None:
+    # before: the rerun dropped the task key and queued a second run of the same work
+    first = jt(env, "submit", "--task-key", "nightly", "--queue", "parked", "--command",
+               "true", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = jt(env, "rerun", first.stdout.strip(), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout  # the run already queued, as a submit answers
+    assert "not rerun: its task key has a run queued already" in again.stderr, again.stderr
+    assert len(stored(db_path)) == 1
+
+
 def _shared(a: str, b: str) -> str:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
