@@ -112,7 +112,9 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         announce = self.get_argument("announce", "")
         if announce not in ("", "0", "1"):
             raise Problem(400, "announce must be 1 (or 0, the default)")
-        unknown = sorted(set(self.request.query_arguments) - STREAM_QUERY)
+        # as REST: JupyterLab's cache-buster (a number with no value) is no parameter
+        unknown = sorted(key for key, values in self.request.query_arguments.items()
+                         if key not in STREAM_QUERY and not (key.isdigit() and values == [b""]))
         if unknown:  # a misspelt since was read as none: the history asked for, lost
             raise Problem(400, f"unknown query parameter {unknown[0][:100]!r}: this stream "
                                "takes since, task_id and announce")

@@ -295,7 +295,9 @@ class TasksHandler(APIHandler):
     def only_query(self, *names: str) -> None:
         """422 for a query parameter this route does not take: a misspelt one was read as
         not given (``/result?timout=30`` answered at once, ``/logs?aftr=5`` from the start)."""
-        _reject(self.unknown_query(frozenset({*names, "token"})), "invalid query parameter")
+        # the server's own: its token, and the XSRF token a form may send in the query
+        _reject(self.unknown_query(frozenset({*names, "token", "_xsrf"})),
+                "invalid query parameter")
 
     def unknown_query(self, known: frozenset[str]) -> list[dict[str, Any]]:
         """An error for each query parameter not in ``known`` (a misspelt filter read as no
@@ -568,6 +570,7 @@ class TaskItemHandler(TasksHandler):
     @web.authenticated
     @authorized("write")
     async def delete(self, task_id: str) -> None:
+        self.only_query()
         await self.visible(task_id, "write")
         await self.manager.delete(task_id)
         self.set_status(204)
@@ -614,6 +617,7 @@ class TaskCancelHandler(TasksHandler):
     @web.authenticated
     @authorized("write")
     async def post(self, task_id: str) -> None:
+        self.only_query()
         self.json_body(optional=True)
         await self.visible(task_id, "write")
         task = await self.manager.cancel(task_id)
@@ -626,6 +630,7 @@ class TaskRerunHandler(TasksHandler):
     @web.authenticated
     @authorized("write")
     async def post(self, task_id: str) -> None:
+        self.only_query()
         # the same spec: changes asked for here would be dropped without a word
         changes = self.json_object(optional=True)
         _reject([{"field": field, "message": "a rerun takes no changes"} for field in changes],
@@ -646,6 +651,7 @@ class TaskForkHandler(TasksHandler):
     @web.authenticated
     @authorized("write")
     async def post(self, task_id: str) -> None:
+        self.only_query()
         overrides = self.json_object(optional=True)
         _reject(_type_errors(overrides, FORK_FIELDS), "invalid overrides")
         key = self.idempotency_header()
@@ -664,6 +670,7 @@ class TaskConfirmHandler(TasksHandler):
     @web.authenticated
     @authorized("write")
     async def post(self, task_id: str) -> None:
+        self.only_query()
         body = self.json_object()
         errors = _type_errors(body, {"answer": _STR, "asked_at": _NUMBER})
         if not isinstance(body.get("answer"), str):
@@ -683,6 +690,7 @@ class ArtifactListHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str) -> None:
+        self.only_query()
         await self.visible(task_id)
         artifacts = await self.manager.store.list_artifacts(task_id)
         self.answer(200, [a.to_json() for a in artifacts])
@@ -724,6 +732,7 @@ class ArtifactHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, task_id: str, name: str) -> None:
+        self.only_query()
         # jupyter_server's finish() sets a JSON content type unless told the artifact's
         path, content_type = await self._artifact(task_id, name)
         if path is None:
@@ -738,6 +747,7 @@ class ArtifactHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def head(self, task_id: str, name: str) -> None:
+        self.only_query()
         _path, content_type = await self._artifact(task_id, name)
         self.finish(set_content_type=content_type)
 
@@ -782,6 +792,7 @@ class RegistryExecuteHandler(TasksHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self, name: str) -> None:
+        self.only_query()
         body = self.json_object(optional=True)
         _reject(_type_errors(body, {"params": _OBJ, **OPTION_FIELDS}))
         respond_async, wait = _parse_prefer(self.request.headers.get_list("Prefer"))
@@ -877,6 +888,7 @@ class MeHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        self.only_query()
         self.answer(200, {"owner": self.user_name, "root_dir": self.root_dir,
                           "sees_others": await may(self, "read", OTHERS)})
 
@@ -887,6 +899,7 @@ class OpenAPIHandler(TasksHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        self.only_query()
         self.answer(200, openapi_document(self.base_url))
 
 

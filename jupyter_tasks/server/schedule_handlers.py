@@ -84,13 +84,14 @@ class ScheduleCollectionHandler(ScheduleHandler):
     @authorized("read")
     async def get(self) -> None:
         # the list takes no parameters: '?limit=0' or a filter was read as none before
-        reject(self.unknown_query(frozenset({"token"})), "invalid query parameter")
+        self.only_query()
         schedules = await self.manager.store.list_schedules(await owners_filter(self))
         self.answer(200, {"schedules": [s.to_json() for s in schedules]})
 
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
+        self.only_query()
         body = self.json_object()
         await check_may_run(self, *work_resource(body.get("job")))
         await check_may_call_back(self, _callback_of(body.get("job")))
@@ -105,11 +106,13 @@ class ScheduleItemHandler(ScheduleHandler):
     @web.authenticated
     @authorized("read")
     async def get(self, schedule_id: str) -> None:
+        self.only_query()
         self.answer(200, (await self.visible_schedule(schedule_id)).to_json())
 
     @web.authenticated
     @authorized("write")
     async def patch(self, schedule_id: str) -> None:
+        self.only_query()
         body = self.json_object()
         current = await self.visible_schedule(schedule_id, "write")
         if body.get("job") is not None:
@@ -123,6 +126,7 @@ class ScheduleItemHandler(ScheduleHandler):
     @web.authenticated
     @authorized("write")
     async def delete(self, schedule_id: str) -> None:
+        self.only_query()
         await self.visible_schedule(schedule_id, "write")
         await self.scheduler.delete(schedule_id)
         self.set_status(204)
@@ -135,6 +139,7 @@ class ScheduleActionHandler(ScheduleHandler):
     @web.authenticated
     @authorized("write")
     async def post(self, schedule_id: str, action: str) -> None:
+        self.only_query()
         self.json_body(optional=True)
         schedule = await self.visible_schedule(schedule_id, "write")
         if action != "pause":
@@ -154,6 +159,7 @@ class SchedulePreviewHandler(ScheduleHandler):
     @web.authenticated
     @authorized("read")
     async def post(self) -> None:
+        self.only_query()
         body = self.json_object()
         reject([{"field": k, "message": "unknown field"} for k in body
                  if k not in ("cron", "timezone", "count")])
@@ -168,6 +174,7 @@ class NotebookParametersHandler(ScheduleHandler):
     @web.authenticated
     @authorized("read")
     async def get(self) -> None:
+        self.only_query("path")
         await check_may_read_files(self, "notebooks")
         relative = self.get_argument("path", "")
         if not relative:

@@ -236,6 +236,17 @@ async def test_bad_query_is_refused(jp_ws_fetch, tasks_app, params):
     assert info.value.code == 400
 
 
+async def test_a_cache_buster_is_taken_as_every_rest_route_takes_it(jp_ws_fetch, tasks_app):
+    # a number with no value (JupyterLab's cache-buster): REST takes it, so the stream
+    # does too; before, it was refused as an unknown parameter
+    ws = await jp_ws_fetch("api", "tasks", "events",
+                           params={"since": "0", "1796593387127": ""})
+    ws.close()
+    with pytest.raises(HTTPClientError) as info:  # a value makes it a parameter again
+        await jp_ws_fetch("api", "tasks", "events", params={"1796593387127": "x"})
+    assert info.value.code == 400
+
+
 async def test_a_plain_get_of_the_events_route_is_a_problem_not_an_html_page(api):
     # before: 400 text/html 'Can "Upgrade" only to "WebSocket".' (every other error of
     # the API is application/problem+json)

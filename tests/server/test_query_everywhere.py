@@ -1,0 +1,88 @@
+"""Every route refuses a query parameter it does not take (422), and does nothing then.
+
+Before, only the GET routes and the submit did: ``DELETE /api/tasks/{id}?force=1``
+deleted, ``POST .../cancel?reason=x`` cancelled and ``/me?user=bob`` answered for the
+caller, each with the parameter dropped without a word, as the docs say no route does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.server.test_api import PARKED, assert_problem, finished
+
+SCHEDULE = {"name": "nightly", "cron": "0 3 * * *", "job": {"command": ["true"],
+                                                             "queue": PARKED}}
+PAGE = {"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {"tags": ["parameters"]},
+                   "outputs": [], "execution_count": None}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+# (method, path parts, body, what must still hold after the refusal)
+ROUTES = [
+    ("DELETE", ("{done}",), None, "done kept"),
+    ("POST", ("{queued}", "cancel"), None, "queued kept"),
+    ("POST", ("{done}", "rerun"), None, "nothing new"),
+    ("POST", ("{done}", "fork"), {"params": {"text": "x"}}, "nothing new"),
+    ("POST", ("{queued}", "confirm"), {"answer": "yes"}, "queued kept"),
+    ("GET", ("{done}", "artifacts"), None, ""),
+    ("GET", ("{done}", "artifacts", "report.csv"), None, ""),
+    ("HEAD", ("{done}", "artifacts", "report.csv"), None, ""),
+    ("POST", ("registry", "srv_job", "execute"), {"params": {"value": 1}}, "nothing new"),
+    ("GET", ("me",), None, ""),
+    ("GET", ("openapi.json",), None, ""),
+    ("GET", ("schedules", "{schedule}"), None, ""),
+    ("PATCH", ("schedules", "{schedule}"), {"paused": True}, "schedule kept"),
+    ("DELETE", ("schedules", "{schedule}"), None, "schedule kept"),
+    ("POST", ("schedules", "{schedule}", "run"), None, "nothing new"),
+    ("POST", ("schedules", "preview"), {"cron": "@daily"}, ""),
+    ("POST", ("schedules",), SCHEDULE, "one schedule"),
+    ("GET", ("notebook-parameters",), None, ""),
+]
+
+
+@pytest.mark.parametrize(("method", "parts", "body", "kept"), ROUTES,
+                         ids=[f"{m} {'/'.join(p)}" for m, p, _, _ in ROUTES])
+async def test_a_misspelt_query_parameter_is_refused_and_changes_nothing(
+        api: Any, tasks_app: Any, jp_root_dir: Any, method: str, parts: tuple[str, ...],
+        body: Any, kept: str) -> None:
+    done = await api.submit({"name": "srv_artifact"})
+    await finished(api, done["id"])
+    queued = await api.submit({"name": "srv_job", "queue": PARKED})
+    schedule = (await api.post("schedules", body=SCHEDULE)).json
+    (jp_root_dir / "page.ipynb").write_text(json.dumps(PAGE))
+    names = {"{done}": done["id"], "{queued}": queued["id"], "{schedule}": schedule["id"]}
+    path = [names.get(part, part) for part in parts]
+    params = {"pathh" if parts == ("notebook-parameters",) else "force": "1"}
+    if parts == ("notebook-parameters",):
+        params["path"] = "page.ipynb"
+    store = tasks_app.manager.store
+    before = await store.count_tasks()
+
+    response = await api.call(method, *path, body=body, params=params)
+    if method == "HEAD":  # no body to read: the status says it
+        assert response.code == 422, response.code
+    else:
+        problem = assert_problem(response, 422)
+        assert {"field": next(iter(params)), "message": "unknown query parameter"} \
+            in problem["errors"], problem
+
+    if kept == "done kept":
+        assert (await api.get(done["id"])).code == 200
+    elif kept == "queued kept":
+        assert (await api.get(queued["id"])).json["status"] == "queued"
+    elif kept == "nothing new":
+        assert await store.count_tasks() == before
+    elif kept == "schedule kept":
+        got = (await api.get("schedules", schedule["id"])).json
+        assert got["id"] == schedule["id"] and got["paused"] is False, got
+    elif kept == "one schedule":
+        assert len((await api.get("schedules")).json["schedules"]) == 1
+    # without the misspelt parameter, the same call is taken (the route was reachable)
+    params.pop("force", None)
+    params.pop("pathh", None)
+    answered = await api.call(method, *path, body=body, params=params)
+    assert answered.code != 422, (answered.code, answered.json)
+    await api.post(queued["id"], "cancel")
