@@ -153,6 +153,14 @@ class TasksClient:
             raise TasksClientError(response.code, f"{self.base} answered {path or 'api/tasks'}"
                                    f" with no JSON ({response.headers.get('Content-Type')}):"
                                    " is it a Jupyter server's URL, with its base_url?")
+        if response.code == 404 and not _is_problem(payload):
+            # not the API's own 404 (a problem+json): no jupyter-tasks route at this URL,
+            # most often one without the server's base_url (before: "404: Not Found", as
+            # if a task were missing)
+            raise TasksClientError(404, f"{self.base} has no jupyter-tasks API at "
+                                   f"{path or 'api/tasks'}: is it a Jupyter server's URL, "
+                                   "with its base_url (as `jupyter server list` prints it), "
+                                   "and is the jupyter_tasks extension enabled there?")
         if response.code >= 400:
             if isinstance(payload, dict):
                 detail = payload.get("detail") or payload.get("message") or response.reason
@@ -355,6 +363,10 @@ def _event_id(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+def _is_problem(payload: Any) -> bool:
+    return isinstance(payload, dict) and "title" in payload and "status" in payload
 
 
 def _idempotency(key: str | None) -> dict[str, str] | None:

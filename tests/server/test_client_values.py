@@ -87,6 +87,25 @@ async def test_a_page_that_is_no_api_answer_is_an_error_not_none() -> None:
         site.server_close()
 
 
+async def test_a_url_missing_the_servers_base_url_is_said_so_not_just_not_found(
+        tasks_app, http_server_client, jp_http_port, jp_base_url, jp_serverapp) -> None:
+    # before: "404: Not Found" for every call, as if the task were missing
+    from jupyter_tasks.client import TasksClientError
+
+    assert jp_base_url != "/"
+    token = jp_serverapp.identity_provider.token
+    outside = TasksClient(f"http://localhost:{jp_http_port}/", token)
+    with pytest.raises(TasksClientError) as info:
+        await outside.list()
+    assert info.value.status == 404
+    assert "base_url" in str(info.value) and f"localhost:{jp_http_port}/" in str(info.value)
+    # the API's own 404 (a task it does not have) keeps its words
+    inside = TasksClient(f"http://localhost:{jp_http_port}{jp_base_url}", token)
+    with pytest.raises(TasksClientError) as info:
+        await inside.get("0" * 32)
+    assert info.value.status == 404 and "base_url" not in str(info.value)
+
+
 async def test_what_is_no_task_id_is_refused_before_anything_is_sent(client) -> None:
     # before: get("stats") returned the stats, get("a?b=1") looked up task "a", and
     # delete("schedules/<id>") deleted a schedule
