@@ -31,7 +31,7 @@ from .engine.kinds import JobKind, default_kinds
 from .engine.state import EngineState, RunningTask
 from .engine.submission import FORK_OVERRIDES, WORK_FIELDS, Submission, was_deduplicated
 from .engine.worker_loop import JobWorker
-from .exceptions import InvalidRequest, TaskFailed
+from .exceptions import TaskFailed
 from .models import Task, TaskKind, TaskMode, TaskStatus
 from .registry import Registry, default_registry
 from .runners import GroupHook
@@ -406,17 +406,8 @@ class TaskManager:
                    owner: str | None = None, origin: Mapping[str, Any] | None = None,
                    idempotency_key: str | None = None) -> Task:
         """Run the spec with overrides (params, code, command, parameters, label)."""
-        parent = await self.get(task_id)
-        allowed = FORK_OVERRIDES.get(parent.kind, set())
-        bad = [k for k in overrides if k not in allowed]
-        if bad or not isinstance(overrides, Mapping):
-            raise InvalidRequest(
-                f"a {parent.kind} task can be forked with {sorted(allowed)}, not {bad}",
-                errors=[{"field": k, "message": f"not an override for {parent.kind} tasks"}
-                        for k in bad],
-            )
-        return await self.submission.again(parent, dict(overrides), "fork", owner, origin,
-                                           idempotency_key)
+        return await self.submission.fork(await self.get(task_id), overrides, owner, origin,
+                                          idempotency_key)
 
     @on_its_loop
     async def confirm(self, task_id: str, answer: str, asked_at: float | None = None) -> Task:

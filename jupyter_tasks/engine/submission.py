@@ -261,6 +261,20 @@ class Submission:
 
     # ---------------------------------------------------------- rerun and fork
 
+    async def fork(self, parent: Task, overrides: Mapping[str, Any], owner: str | None,
+                   origin: Mapping[str, Any] | None, idempotency_key: str | None) -> Task:
+        """``parent``'s spec with ``overrides`` (those its kind takes) as a new task."""
+        allowed = FORK_OVERRIDES.get(parent.kind, set())
+        bad = [k for k in overrides if k not in allowed]
+        if bad or not isinstance(overrides, Mapping):
+            raise InvalidRequest(
+                f"a {parent.kind} task can be forked with {sorted(allowed)}, not {bad}",
+                errors=[{"field": k, "message": f"not an override for {parent.kind} tasks"}
+                        for k in bad],
+            )
+        return await self.again(parent, dict(overrides), "fork", owner, origin,
+                                idempotency_key)
+
     async def again(self, parent: Task, overrides: dict[str, Any], relationship: str,
                     owner: str | None, origin: Mapping[str, Any] | None,
                     idempotency_key: str | None = None) -> Task:
