@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -93,3 +95,36 @@ def remove_left_in_temp(prefix: str | None) -> list[str]:
                 continue
         removed.append(str(path))
     return removed
+
+
+PROGRESS_POLL_SECONDS = 0.1  # how often a job's progress file is looked at
+PROGRESS_FILE_MAX_BYTES = 64 * 1024  # a report is a few numbers and one status line
+
+
+async def follow_progress_file(path: str, ctx: Any) -> None:
+    """Until cancelled: each new report in ``path`` (written by the job's process, see
+    ``kernel.progress``) recorded as the task's progress."""
+    seen = None
+    while True:
+        seen = take_progress_file(path, ctx, seen)
+        await asyncio.sleep(PROGRESS_POLL_SECONDS)
+
+
+def take_progress_file(path: str, ctx: Any, seen: Any = None) -> Any:
+    """Record the report in ``path`` unless it is the one ``seen``; what was seen now."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return seen  # nothing reported yet
+    # each report replaces the file: a new inode, whatever its time stamp's resolution
+    stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    if stamp == seen or stat.st_size > PROGRESS_FILE_MAX_BYTES:
+        return stamp
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return seen  # a report being replaced, or not one of ours: the next look
+    if isinstance(report, dict):
+        ctx.progress(report.get("current"), report.get("total"), report.get("message"))
+    return stamp

@@ -35,8 +35,16 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ..kernel.progress import PROGRESS_FILE_ENV
 from ..runners import run_process
-from ._util import attempt_prefix, kept_exit, remove_left_in_temp, run_to_end
+from ._util import (
+    attempt_prefix,
+    follow_progress_file,
+    kept_exit,
+    remove_left_in_temp,
+    run_to_end,
+    take_progress_file,
+)
 
 FLATTEN_SEPARATOR = "__"
 STDERR_TAIL_CHARS = 2000
@@ -137,11 +145,15 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
             f.write(spec["code"])
         with open(input_path, "w", encoding="utf-8") as f:
             json.dump(spec.get("input_data"), f)
+        # progress() in the program has no task context there: it writes this file
+        progress_path = os.path.join(work, "progress.json")
         env = {"JUPYTER_TASKS_INPUT": input_path, "JUPYTER_TASKS_OUTPUT": output_dir,
-               "JUPYTER_TASKS_TASK_ID": task.id, "PYTHONUNBUFFERED": "1"}
+               "JUPYTER_TASKS_TASK_ID": task.id, PROGRESS_FILE_ENV: progress_path,
+               "PYTHONUNBUFFERED": "1"}
         tail = _TailingContext(ctx)
         outcome: BaseException | None = None
         completed = None
+        following = asyncio.ensure_future(follow_progress_file(progress_path, ctx))
         try:
             completed = await run_process(
                 [sys.executable, script], ctx=tail, cwd=work, env=env,  # type: ignore[arg-type]
@@ -149,6 +161,9 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
                 capture_output=False)
         except BaseException as exc:
             outcome = exc
+        finally:
+            following.cancel()
+        take_progress_file(progress_path, ctx)  # the last report, written as it exited
         returncode = completed.returncode if completed is not None else None
         if isinstance(outcome, asyncio.CancelledError) \
                 and (kept := kept_exit(running)) is not None:

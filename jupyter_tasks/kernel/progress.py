@@ -1,31 +1,107 @@
-"""Synchronous progress reporting for code running inside a task (a ``%%background`` cell).
+"""Synchronous progress reporting for code running inside a task (a ``%%background``
+cell, a registered function, a code job's own process).
 
-Both only record in memory (see ``TaskContext.progress``); cards and the
-store pick the value up at their own pace, so they are cheap in a tight loop.
-Outside a task they do nothing.
+In a task's process both only record in memory (see ``TaskContext.progress``); cards
+and the store pick the value up at their own pace, so they are cheap in a tight loop.
+A code job's process has no task context: there the value goes to the file its worker
+reads (``$JUPYTER_TASKS_PROGRESS``), at most every ``FILE_INTERVAL`` seconds. Outside a
+task they do nothing.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ..context import TaskContext, current_context
+from ..context import MAX_PROGRESS_MESSAGE, TaskContext, current_context
 from .capture import sink_for_thread
 
 T = TypeVar("T")
 _get_context = current_context.get
 
+# where a code job's process writes its progress (set by its worker; see jobs.code)
+PROGRESS_FILE_ENV = "JUPYTER_TASKS_PROGRESS"
+FILE_INTERVAL = 0.05  # a tight loop's reports written at most this often
 
-def _context() -> TaskContext | None:
+
+class _ProgressFile:
+    """The progress of a code job's own process, written where its worker reads it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._pending: tuple[Any, Any, Any] | None = None
+        self._written_at = 0.0
+        self._timer: threading.Timer | None = None
+        atexit.register(self.flush)  # the last report, however soon the process ends
+
+    def progress(self, current: Any, total: Any = None, message: Any = None) -> None:
+        with self._lock:
+            self._pending = (current, total, message)
+            wait = self._written_at + FILE_INTERVAL - time.monotonic()
+            if wait > 0:
+                # too soon after the last write: written by a timer, so a report followed
+                # by a long quiet step is not left unwritten until the next one
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._pending is None:
+                return
+            current, total, message = self._pending
+            self._pending = None
+            self._written_at = time.monotonic()
+        if message is not None:
+            message = str(message)[:MAX_PROGRESS_MESSAGE]
+        text = json.dumps({"current": _plain(current), "total": _plain(total),
+                           "message": message})
+        partial = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(partial, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(partial, self.path)  # the reader sees a whole report, never half
+        except OSError:
+            pass  # the attempt's folder is gone (it ended): nobody reads it any more
+
+
+def _plain(value: Any) -> Any:
+    """What JSON carries of a position (the reader judges it as a task's context does)."""
+    if value is None or isinstance(value, (int, float, str)):
+        return value
+    try:
+        return float(value)  # a numpy number, a Decimal, a Fraction
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+_file_reporter: _ProgressFile | None = None
+
+
+def _context() -> TaskContext | _ProgressFile | None:
     """The task the calling code runs in: its own, else the background cell whose
     thread started this one (a thread pool's: the task's context does not follow
-    into new threads, so their progress() was dropped while their print()s showed)."""
+    into new threads, so their progress() was dropped while their print()s showed),
+    else, in a code job's process, its progress file."""
+    global _file_reporter
     ctx = _get_context()
     if ctx is None:
         sink = sink_for_thread()
         ctx = sink.ctx if sink is not None else None  # None once the cell has ended
+    if ctx is None and (path := os.environ.get(PROGRESS_FILE_ENV)):
+        if _file_reporter is None or _file_reporter.path != path:
+            _file_reporter = _ProgressFile(path)
+        return _file_reporter
     return ctx
 
 

@@ -240,3 +240,39 @@ async def test_a_worker_killed_before_recording_its_group_leaves_no_working_fold
         (reaped,) = await manager.reap_dead_workers()
     assert (reaped.id, reaped.status) == (job.id, "queued")
     assert not folder.exists()
+
+
+PROGRESS_CODE = """
+import os, time
+from jupyter_tasks import progress, track
+go = {go!r}
+for _ in track(range(3), message="warming up"):
+    pass
+progress(3, 10, "three of ten")
+deadline = time.monotonic() + 120
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.02)
+progress(float("nan"), 10, "a NaN position is no position")
+progress(10, 10, "done")
+"""
+
+
+async def test_progress_reported_by_a_code_job_reaches_its_task(manager: TaskManager,
+                                                                tmp_path: Path) -> None:
+    # before: progress() and track() in a code job's process did nothing (no task context
+    # there), so its card and every view showed no progress however far it was
+    go = tmp_path / "go"
+    task = await manager.submit_spec({"code": PROGRESS_CODE.format(go=str(go))},
+                                     max_retries=0)
+
+    async def midway() -> bool:
+        got = await manager.store.require_task(task.id)
+        return got.progress == {"current": 3, "total": 10, "message": "three of ten"}
+
+    await eventually(midway, timeout=60, what="the progress the job reported while running")
+    assert (await manager.store.require_task(task.id)).status == "running"
+    go.write_text("")
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    # the last report, written as the process ended, is the one kept
+    assert done.progress == {"current": 10, "total": 10, "message": "done"}
