@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
-from .formatting import label_text, pretty_json, shown_text
+from .formatting import NAME_CELLS, cut_to_cells, label_text, pretty_json, shown_text
 from .sources import ActionError
 
 # which override the JSON object stands for, per task kind (None: the whole overrides object)
@@ -101,9 +101,12 @@ class ForkScreen(ModalScreen[dict[str, Any] | None]):
             initial = pretty_json(own_work(task), sort_keys=False)
             what = "overrides (a JSON object)"
         with Vertical(id="fork-dialog", classes="dialog"):
+            # the title on one line (the dialog's 66 cells), the hint whole beneath it:
+            # one line cut at the edge lost the hint behind a long label
             yield Label(Content.assemble(
-                "Fork ", (label_text(task), "bold"),
-                f" — edit {what}"), classes="dialog-title")
+                "Fork ", (cut_to_cells(label_text(task), NAME_CELLS), "bold")),
+                classes="dialog-title")
+            yield Label(f"Edit {what}:", classes="dialog-hint")
             yield TextArea(initial, id="fork-json", language=None, soft_wrap=True)
             # the label as shown everywhere (controls escaped): an Input draws its value
             # raw, and a label's escape sequence reached the terminal

@@ -236,10 +236,14 @@ NAME_CELLS = 60
 def named(text: Any, ident: str) -> str:
     """How a notification names a task or schedule: its text escaped and cut to a line,
     then the end of its id."""
-    shown = shown_text(text)
-    if cell_len(shown) > NAME_CELLS:
-        shown = set_cell_size(shown, NAME_CELLS - 1) + "…"
-    return f"{shown} ({short_id(ident)})"
+    return f"{cut_to_cells(shown_text(text), NAME_CELLS)} ({short_id(ident)})"
+
+
+def cut_to_cells(shown: str, cells: int) -> str:
+    """``shown`` (already escaped) cut to ``cells`` terminal cells, with an ellipsis."""
+    if cell_len(shown) > cells:
+        return set_cell_size(shown, cells - 1) + "…"
+    return shown
 
 
 def row_cells(task: dict[str, Any]) -> tuple[str, ...]:

@@ -1,0 +1,47 @@
+"""The fork dialog's title fits its line: a long label is cut with an ellipsis, and
+what to edit is said whole beneath it."""
+
+from __future__ import annotations
+
+import time
+
+from jupyter_tasks_dashboard.app import TasksDashboard
+from jupyter_tasks_dashboard.fork import ForkScreen
+from jupyter_tasks_dashboard.sources import DatabaseSource
+from textual.widgets import Label
+
+from .conftest import until
+
+SIZE = (120, 40)
+
+
+async def test_a_long_label_is_cut_with_an_ellipsis_and_the_hint_is_whole(tmp_path):
+    # before: "Fork <label> — edit overrides (a JSON object)" was one line, cut at the
+    # dialog's edge with no ellipsis: with a 50-character label the hint was lost
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "fork.db"
+    now = time.time()
+    label = "monthly revenue report for every region " + "R" * 40
+    ended = Task(id=new_task_id(), kind="code", mode="job", status="succeeded", label=label,
+                 spec={"code": "print(1)"}, created_at=now, started_at=now,
+                 finished_at=now + 1, updated_at=now + 1)
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([ended])
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and ended.id in app.table.tasks, pilot, what="the row")
+        app.table.select(ended.id)
+        await until(lambda: app.detail.task_id == ended.id, pilot, what="details")
+        await pilot.press("f")
+        screen = await until(lambda: isinstance(app.screen, ForkScreen) and app.screen, pilot,
+                             what="the fork dialog")
+        await pilot.pause()
+        title = screen.query_one(".dialog-title", Label)
+        shown = str(title.render()).rstrip()
+        assert shown.startswith("Fork monthly revenue report") and shown.endswith("…"), shown
+        assert title.region.width <= title.parent.content_region.width
+        assert len(shown) <= title.parent.content_region.width
+        text = app.screen_text()
+        assert "Edit overrides (a JSON object):" in text, text
