@@ -39,6 +39,14 @@ class _ProgressFile:
         self._written_at = 0.0
         self._timer: threading.Timer | None = None
         atexit.register(self.flush)  # the last report, however soon the process ends
+        if hasattr(os, "register_at_fork"):
+            # a forked child (a multiprocessing pool's) gets a lock no thread of its holds:
+            # one held at the fork by the parent's timer would hang its progress() for good
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._timer = None
 
     def progress(self, current: Any, total: Any = None, message: Any = None) -> None:
         with self._lock:

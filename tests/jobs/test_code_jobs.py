@@ -276,3 +276,29 @@ async def test_progress_reported_by_a_code_job_reaches_its_task(manager: TaskMan
     assert done.status == "succeeded", done.error
     # the last report, written as the process ended, is the one kept
     assert done.progress == {"current": 10, "total": 10, "message": "done"}
+
+
+POOL_PROGRESS_CODE = """
+import multiprocessing
+from jupyter_tasks import progress
+
+def step(i):
+    progress(i + 1, 8, "in a child")
+    return i
+
+if __name__ == "__main__":
+    progress(0, 8, "starting the pool")
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert sorted(pool.map(step, range(8))) == list(range(8))
+    progress(8, 8, "all eight")
+"""
+
+
+async def test_a_code_jobs_forked_children_report_progress_and_the_last_word_is_kept(
+        manager: TaskManager) -> None:
+    # a multiprocessing pool's children write the same file as the program; the end's
+    # report, written after theirs, is the one the task keeps
+    task = await manager.submit_spec({"code": POOL_PROGRESS_CODE}, max_retries=0)
+    done = await manager.wait(task.id, timeout=120)
+    assert done.status == "succeeded", done.error
+    assert done.progress == {"current": 8, "total": 8, "message": "all eight"}
