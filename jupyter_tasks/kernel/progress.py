@@ -49,21 +49,28 @@ class _ProgressFile:
         self._timer = None
 
     def progress(self, current: Any, total: Any = None, message: Any = None) -> None:
+        self._pending = (current, total, message)
+        if self._timer is None:  # else the timer's write takes this value (see flush)
+            self._write_or_wait()
+
+    def _write_or_wait(self) -> None:
         with self._lock:
-            self._pending = (current, total, message)
+            if self._timer is not None:
+                return
             wait = self._written_at + FILE_INTERVAL - time.monotonic()
             if wait > 0:
                 # too soon after the last write: written by a timer, so a report followed
                 # by a long quiet step is not left unwritten until the next one
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self.flush)
-                    self._timer.daemon = True
-                    self._timer.start()
+                self._timer = threading.Timer(wait, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
                 return
         self.flush()
 
     def flush(self) -> None:
         with self._lock:
+            # the timer is cleared before the value is taken: a report that saw it still
+            # set was stored before, so this write takes it
             self._timer = None
             if self._pending is None:
                 return
@@ -94,6 +101,7 @@ def _plain(value: Any) -> Any:
 
 
 _file_reporter: _ProgressFile | None = None
+_file_looked_for = False  # the worker sets the variable as it starts the process: read once
 
 
 def _context() -> TaskContext | _ProgressFile | None:
@@ -101,16 +109,20 @@ def _context() -> TaskContext | _ProgressFile | None:
     thread started this one (a thread pool's: the task's context does not follow
     into new threads, so their progress() was dropped while their print()s showed),
     else, in a code job's process, its progress file."""
-    global _file_reporter
+    global _file_reporter, _file_looked_for
     ctx = _get_context()
+    if ctx is None and _file_reporter is not None:
+        return _file_reporter  # a code job's process: no kernel, no cells' threads
     if ctx is None:
         sink = sink_for_thread()
         ctx = sink.ctx if sink is not None else None  # None once the cell has ended
-    if ctx is None and (path := os.environ.get(PROGRESS_FILE_ENV)):
-        if _file_reporter is None or _file_reporter.path != path:
-            _file_reporter = _ProgressFile(path)
-        return _file_reporter
-    return ctx
+    if ctx is not None:
+        return ctx
+    if not _file_looked_for:
+        _file_looked_for = True
+        path = os.environ.get(PROGRESS_FILE_ENV)
+        _file_reporter = _ProgressFile(path) if path else None
+    return _file_reporter
 
 
 def progress(current: float, total: float | None = None, message: str | None = None) -> None:
