@@ -43,6 +43,7 @@ import contextlib
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,26 @@ _strict = json.encoder.c_make_encoder  # type: ignore[attr-defined]
 _STRICT = None if _strict is None else _strict(
     None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False,
 )
+
+
+# what other processes read: Python's default limit on an int's digits, unless raised
+_READERS_INT_DIGITS = getattr(sys.int_info, "default_max_str_digits", 4300) or 4300
+_LONG_DIGITS = re.compile(rf"\d{{{_READERS_INT_DIGITS + 1},}}")
+
+
+def _dumps_as_is(value: Any) -> str:
+    """JSON of a value already JSON (``ValueError`` else), as every process can read it.
+
+    The encoder refuses an int past the limit on its text; a process that lifted the
+    limit (``sys.set_int_max_str_digits(0)``) would write digits no reader at the
+    default can parse: then such a run sends the value the way of other ints too long.
+    """
+    text = _strict_dumps(value)
+    # (a Python before 3.10.7 has no limit at all: as if lifted)
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if (limit == 0 or limit > _READERS_INT_DIGITS) and _LONG_DIGITS.search(text):
+        raise ValueError("an int too long for other processes to read")
+    return text
 
 
 def _strict_dumps(value: Any) -> str:
@@ -142,7 +163,7 @@ def _encoded(value: Any, where: str, limit: int | None,
     notes: list[dict[str, Any]] = []
     depth = 0
     try:
-        full = _strict_dumps(value)
+        full = _dumps_as_is(value)
     except (TypeError, ValueError, RecursionError):  # objects, nan, an int too long
         full = None
     if full is not None and (len(full) <= 2 * MAX_DEPTH or _depth_within(value, MAX_DEPTH)):
@@ -193,7 +214,7 @@ def encode_input(value: Any, *, where: str, keys_checked: bool = False) -> str:
     ``keys_checked``: ``value`` is part of an input already encoded by this function (its
     keys and sets were checked then)."""
     try:
-        text = _strict_dumps(value)
+        text = _dumps_as_is(value)
     except (TypeError, ValueError, RecursionError):
         text = None
     # the JSON encoder writes a key 1 as "1" and None as "null": the job would see other

@@ -105,6 +105,25 @@ async def test_objects_and_huge_ints_are_stored_by_the_rule(manager: TaskManager
     assert big.status == "succeeded" and big.result == hex(10 ** 5000)
 
 
+async def test_a_huge_int_is_stored_as_hex_where_the_int_limit_was_raised(
+        manager: TaskManager) -> None:
+    # before: a process that had lifted Python's int-to-text limit (a notebook doing
+    # number theory) stored 10**5000 as 5,001 digits, which every other process, at the
+    # default limit, read as {"unreadable": "ValueError: Exceeds the limit ..."}
+    import sys
+
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        task = await manager.submit("hostile_value", kind="big_int", mode="background")
+        await manager.wait(task.id, timeout=20)
+    finally:
+        sys.set_int_max_str_digits(before)
+    done = await manager.store.require_task(task.id)  # read back at the default limit
+    assert done.status == "succeeded" and done.result == hex(10 ** 5000), str(done.result)[:80]
+    assert done.value_notes and "hex" in done.value_notes[0]["stored_as"], done.value_notes
+
+
 class ArrayLike:
     """An array as numpy's look: a size, a shape, a dtype; its tolist() is counted."""
 
