@@ -76,8 +76,22 @@ def check_str(value: Any, field_name: str) -> str:
     """``value`` if it is a non-empty string, else ``InvalidRequest`` naming the field."""
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{field_name} must be a non-empty string",
-                             errors=[{"field": field_name, "message": "must be a string"}])
+                             errors=[{"field": field_name,
+                                      "message": "must be a non-empty string"}])
     return value
+
+
+def check_source(value: Any, field_name: str) -> str:
+    """``value`` if it is Python source a fresh interpreter can take (``check_str``, and
+    no NUL byte, which Python refuses to compile), else ``InvalidRequest``."""
+    source = check_str(value, field_name)
+    at = source.find("\0")
+    if at >= 0:
+        message = (f"must not contain a NUL byte (one is at character {at}): Python "
+                   "refuses such source")
+        raise InvalidRequest(f"{field_name} {message}",
+                             errors=[{"field": field_name, "message": message}])
+    return source
 
 
 def check_obj(value: Any, field_name: str) -> dict[str, Any]:

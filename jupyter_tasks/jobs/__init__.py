@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..context import TaskContext
-from ..engine.kinds import JobKind, ValidSpec, check_obj, check_str
+from ..engine.kinds import JobKind, ValidSpec, check_obj, check_source, check_str
 from ..engine.state import RunningTask
 from ..models import Task, TaskKind
 from ..registry import Registry
@@ -74,8 +74,8 @@ class CodeKind:
     work_field = "code"
 
     def validate(self, spec: Mapping[str, Any], registry: Registry) -> ValidSpec:
-        """The code must be a non-empty string."""
-        return ValidSpec({"code": check_str(spec["code"], "code"),
+        """The code must be a non-empty string Python can compile from (no NUL byte)."""
+        return ValidSpec({"code": check_source(spec["code"], "code"),
                           "input_data": spec.get("input_data")}, label="code")
 
     async def execute(self, task: Task, ctx: TaskContext, run: RunningTask) -> Any:

@@ -302,3 +302,26 @@ async def test_a_code_jobs_forked_children_report_progress_and_the_last_word_is_
     done = await manager.wait(task.id, timeout=120)
     assert done.status == "succeeded", done.error
     assert done.progress == {"current": 8, "total": 8, "message": "all eight"}
+
+
+@pytest.mark.parametrize("code", ["print(1)\x00", "\x00"])
+async def test_code_with_a_nul_byte_is_refused_when_submitted_not_when_run(
+        manager: TaskManager, code: str) -> None:
+    # before: accepted, queued, then failed on the worker with "SyntaxError: source code
+    # cannot contain null bytes" (a command with a NUL was refused at once)
+    from jupyter_tasks.exceptions import InvalidRequest
+
+    before = await manager.store.count_tasks()
+    with pytest.raises(InvalidRequest) as info:
+        await manager.submit_spec({"code": code})
+    assert "NUL" in str(info.value) and info.value.errors[0]["field"] == "code"
+    assert await manager.store.count_tasks() == before
+
+
+async def test_empty_code_says_it_must_not_be_empty(manager: TaskManager) -> None:
+    # before: "code must be a non-empty string", its field error "must be a string"
+    from jupyter_tasks.exceptions import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as info:
+        await manager.submit_spec({"code": ""})
+    assert info.value.errors == [{"field": "code", "message": "must be a non-empty string"}]
