@@ -118,6 +118,11 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         if unknown:  # a misspelt since was read as none: the history asked for, lost
             raise Problem(400, f"unknown query parameter {unknown[0][:100]!r}: this stream "
                                "takes since, task_id and announce")
+        repeated = [key for key in ("since", "task_id", "announce")
+                    if len(self.request.query_arguments.get(key, ())) > 1]
+        if repeated:  # the last was read: which one a client's library sends last is unseen
+            raise Problem(400, f"query parameter {repeated[0]!r} given more than once; it "
+                               "takes one value")
         self._announce = announce == "1"
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)

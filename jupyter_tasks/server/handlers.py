@@ -301,10 +301,16 @@ class TasksHandler(APIHandler):
 
     def unknown_query(self, known: frozenset[str]) -> list[dict[str, Any]]:
         """An error for each query parameter not in ``known`` (a misspelt filter read as no
-        filter), but JupyterLab's cache-buster (a number with no value)."""
-        return [{"field": key[:100], "message": "unknown query parameter"}
-                for key, values in self.request.query_arguments.items()
-                if key not in known and not (key.isdigit() and values == [b""])][:20]
+        filter), but JupyterLab's cache-buster (a number with no value), and for each
+        known one given twice that takes one value (only the last was read)."""
+        errors = []
+        for key, values in self.request.query_arguments.items():
+            if key not in known and not (key.isdigit() and values == [b""]):
+                errors.append({"field": key[:100], "message": "unknown query parameter"})
+            elif len(values) > 1 and key in known and key not in MULTI_VALUED_QUERY \
+                    and key not in ("token", "_xsrf"):  # the server's own, its rules
+                errors.append({"field": key, "message": REPEATED})
+        return errors[:20]
 
     def refuse_hidden(self, parent: Task, overrides: dict[str, Any]) -> None:
         """422 for a rerun or fork of a notebook job that would read or write a hidden file
@@ -352,6 +358,11 @@ class TasksHandler(APIHandler):
         if url is not None:
             self.manager.check_callback_url(url)
         return {**options, "owner": self.user_name, "origin": self.origin()}
+
+
+# the one query parameter a route reads every value of; of any other the last was read
+MULTI_VALUED_QUERY = frozenset({"status"})
+REPEATED = "given more than once; it takes one value"
 
 
 def _firing_key_errors(key: Any) -> list[dict[str, str]]:

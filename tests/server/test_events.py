@@ -247,6 +247,13 @@ async def test_a_cache_buster_is_taken_as_every_rest_route_takes_it(jp_ws_fetch,
     assert info.value.code == 400
 
 
+async def test_since_given_twice_is_refused_not_read_at_its_last(jp_ws_fetch, tasks_app):
+    # before: ?since=0&since=999 streamed from 999: the history asked for first was lost
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("api", "tasks", "events", params=[("since", "0"), ("since", "5")])
+    assert info.value.code == 400
+
+
 async def test_a_plain_get_of_the_events_route_is_a_problem_not_an_html_page(api):
     # before: 400 text/html 'Can "Upgrade" only to "WebSocket".' (every other error of
     # the API is application/problem+json)

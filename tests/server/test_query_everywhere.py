@@ -86,3 +86,24 @@ async def test_a_misspelt_query_parameter_is_refused_and_changes_nothing(
     answered = await api.call(method, *path, body=body, params=params)
     assert answered.code != 422, (answered.code, answered.json)
     await api.post(queued["id"], "cancel")
+
+
+@pytest.mark.parametrize(("parts", "repeated"), [
+    ((), "limit"), ((), "sort"), (("{id}",), "view"), (("{id}", "result"), "timeout"),
+    (("{id}", "logs"), "after")])
+async def test_a_parameter_given_twice_is_refused_not_read_at_its_last(
+        api: Any, parts: tuple[str, ...], repeated: str) -> None:
+    # before: ?limit=600&limit=1 answered 200 (the last was read) while ?limit=1&limit=600
+    # was a 422; which one a client's library sends last is nothing it can see
+    task = await api.submit({"name": "srv_job", "queue": PARKED})
+    path = [task["id"] if part == "{id}" else part for part in parts]
+    values = {"limit": ["600", "1"], "sort": ["label", "created"], "view": ["x", "full"],
+              "timeout": ["-1", "0"], "after": ["x", "0"]}[repeated]
+    response = await api.get(*path, params=[(repeated, v) for v in values])
+    problem = assert_problem(response, 422)
+    assert {"field": repeated, "message": "given more than once; it takes one value"} \
+        in problem["errors"], problem
+    # a status, which may be repeated, still is
+    if not parts:
+        assert (await api.get(params=[("status", "queued"), ("status", "running")])).code == 200
+    await api.post(task["id"], "cancel")
