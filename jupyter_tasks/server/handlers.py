@@ -226,6 +226,10 @@ class TasksHandler(APIHandler):
             value = json.loads(body, parse_constant=_no_constants)
             # lone surrogates cannot be stored: refuse them here, not as a database error
             json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            where, char = _lone_surrogate(value)
+            _reject([{"field": where, "message": f"holds a lone surrogate {char!r} (a \\u "
+                                                 "escape of half a pair): no Unicode text"}])
         except RecursionError:
             # JSON, maybe, but past what the parser takes, and far past what is stored
             _reject([{"field": "body", "message": f"nested deeper than {MAX_DEPTH} levels"}])
@@ -363,6 +367,28 @@ class TasksHandler(APIHandler):
 # the one query parameter a route reads every value of; of any other the last was read
 MULTI_VALUED_QUERY = frozenset({"status"})
 REPEATED = "given more than once; it takes one value"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any) -> tuple[str, str]:
+    """(path, character) of the first string or key of a decoded body holding a lone
+    surrogate (a JSON \\u escape of half a pair decodes to one)."""
+    pending: list[tuple[str, Any]] = [("body", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            if found := _SURROGATE.search(item):
+                return path, found.group()
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if found := _SURROGATE.search(key):
+                    return path, found.group()
+                pending.append((key if path == "body" else f"{path}.{key}", child))
+        elif isinstance(item, list):
+            pending.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return "body", "?"
 
 
 def _firing_key_errors(key: Any) -> list[dict[str, str]]:

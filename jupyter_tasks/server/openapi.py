@@ -232,9 +232,10 @@ _PROBLEM_TEXT = {
 
 
 def _problems(*codes: int) -> dict[str, Any]:
+    # every route answers 422 for a query parameter it does not take (or one given twice)
     return {str(code): {"description": _PROBLEM_TEXT[code],
                         "content": {PROBLEM: {"schema": _ref("Problem")}}}
-            for code in (401, 403, *codes)}
+            for code in sorted({401, 403, 422, *codes})}
 
 
 def _json(description: str, schema: dict[str, Any],

@@ -349,7 +349,13 @@ def artifact_content(data: bytes | str | os.PathLike[str]) -> bytes | Path:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     if isinstance(data, str):
-        return data.encode("utf-8", "surrogateescape")
+        try:  # an undecodable byte as os.fsdecode gives it (\udc80) is that byte again
+            return data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"an artifact's text holds a lone surrogate {data[exc.start]!r} at character "
+                f"{exc.start}, which UTF-8 cannot carry: give bytes, or text without it"
+            ) from None
     if isinstance(data, os.PathLike):
         return Path(data)
     raise TypeError(f"an artifact's data is bytes, str or a path (pathlib.Path), "

@@ -468,6 +468,20 @@ async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> Non
         assert [a.name for a in await store.list_artifacts(task.id)] == ["report.csv"]
 
 
+async def test_artifact_text_with_a_lone_surrogate_is_a_readable_error(db_path: Path) -> None:
+    # before: a raw "UnicodeEncodeError: 'utf-8' codec can't encode character" from the
+    # store's insides; an undecodable byte as os.fsdecode gives it (\udc80) is still kept
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        with pytest.raises(ValueError, match=r"lone surrogate '\\ud800' at character 1") \
+                as info:
+            await store.add_artifact(task.id, "s.txt", "a\ud800b")
+        assert not isinstance(info.value, UnicodeError)
+        assert [a.name for a in await store.list_artifacts(task.id)] == []
+        art = await store.add_artifact(task.id, "fs.txt", "a\udc80b")
+        assert store.artifact_path(art).read_bytes() == b"a\x80b"
+
+
 async def test_artifact_data_is_bytes_text_or_a_path_never_a_str_taken_for_a_path(
         db_path: Path, tmp_path: Path) -> None:
     # before: a str naming an existing file was read as that file (the store's own

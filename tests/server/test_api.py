@@ -100,6 +100,19 @@ async def test_submit_rejects_bad_bodies_with_422(api, body, field):
     assert (await api.get(params={"limit": 500})).json["tasks"] == []  # nothing half-written
 
 
+async def test_a_lone_surrogate_is_a_422_naming_where_it_is(api, tasks_app):
+    # before: 400 "malformed JSON body: 'utf-8' codec can't encode character '\\ud800' in
+    # position 34" for valid JSON, the position one in a text the client never sent
+    before = await tasks_app.manager.store.count_tasks()
+    raw = b'{"name": "srv_job", "params": {"value": "a\\ud800"}, "queue": "parked"}'
+    problem = assert_problem(await api.post(raw=raw), 422)
+    assert problem["errors"][0]["field"] == "params.value", problem
+    assert "lone surrogate" in problem["errors"][0]["message"], problem
+    keyed = b'{"name": "srv_job", "params": {"\\udc00k": 1}}'
+    assert assert_problem(await api.post(raw=keyed), 422)["errors"][0]["field"] == "params"
+    assert await tasks_app.manager.store.count_tasks() == before
+
+
 async def test_submit_error_codes(api):
     assert_problem(await api.post(raw=b"{not json"), 400)
     assert_problem(await api.post(raw=b""), 400)
