@@ -59,7 +59,9 @@ def check_artifact(name: str, content_type: str | None) -> None:
     """``ValueError`` unless ``name`` is a plain file name and ``content_type`` (if given)
     a media type a download may send."""
     if not valid_artifact_name(name):
-        raise ValueError(f"artifact name {name!r} must be a plain file name")
+        raise ValueError(f"artifact name {name!r} must be a plain file name: ASCII letters, "
+                         "digits, '.', '_', '-' and spaces, starting with a letter or digit, "
+                         "at most 255 characters, no '..'")
     if content_type is not None and not valid_artifact_content_type(content_type):
         raise ValueError(f"artifact content type {content_type!r} must be a media type "
                          "such as 'text/csv' or 'text/plain; charset=utf-8', on one line")

@@ -468,6 +468,16 @@ async def test_artifact_sha256_and_names_that_could_escape(db_path: Path) -> Non
         assert [a.name for a in await store.list_artifacts(task.id)] == ["report.csv"]
 
 
+async def test_a_refused_artifact_name_says_which_characters_a_name_takes(
+        db_path: Path) -> None:
+    # before: "must be a plain file name" for "résumé.pdf", which is one to its user
+    async with await Store.open(db_path) as store:
+        task, _ = await store.create_task(make_task())
+        for name in ("résumé.pdf", "😀.txt", ".hidden", "a/b"):
+            with pytest.raises(ValueError, match="ASCII letters, digits"):
+                await store.add_artifact(task.id, name, b"x")
+
+
 async def test_artifact_text_with_a_lone_surrogate_is_a_readable_error(db_path: Path) -> None:
     # before: a raw "UnicodeEncodeError: 'utf-8' codec can't encode character" from the
     # store's insides; an undecodable byte as os.fsdecode gives it (\udc80) is still kept
