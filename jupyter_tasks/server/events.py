@@ -40,7 +40,7 @@ from ..models import (
 )
 from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
-from .handlers import ID_RE, MAX_EVENT_ID, query_integer
+from .handlers import DROPPED_CONTROLS, ID_RE, MAX_EVENT_ID, query_integer
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 PROGRESS = EventType.PROGRESS.value
@@ -120,6 +120,10 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
                                "takes since, task_id and announce")
         repeated = [key for key in ("since", "task_id", "announce")
                     if len(self.request.query_arguments.get(key, ())) > 1]
+        if any(DROPPED_CONTROLS.search(value)
+               for values in self.request.query_arguments.values() for value in values):
+            # read as spaces, then stripped: ?since=%00 streamed from now, its history lost
+            raise Problem(400, "a query value holds a control character")
         if repeated:  # the last was read: which one a client's library sends last is unseen
             raise Problem(400, f"query parameter {repeated[0]!r} given more than once; it "
                                "takes one value")

@@ -314,6 +314,10 @@ class TasksHandler(APIHandler):
             elif len(values) > 1 and key in known and key not in MULTI_VALUED_QUERY \
                     and key not in ("token", "_xsrf"):  # the server's own, its rules
                 errors.append({"field": key, "message": REPEATED})
+            elif key not in EXACT_QUERY and any(DROPPED_CONTROLS.search(v) for v in values):
+                # tornado's get_argument turns them into spaces, then strips: ?status=%00
+                # was read as no status, and listed every task
+                errors.append({"field": key[:100], "message": "holds a control character"})
         return errors[:20]
 
     def refuse_hidden(self, parent: Task, overrides: dict[str, Any]) -> None:
@@ -364,6 +368,11 @@ class TasksHandler(APIHandler):
         return {**options, "owner": self.user_name, "origin": self.origin()}
 
 
+# the filters read as sent (exact_argument): identities, whatever characters they hold
+EXACT_QUERY = ("name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id",
+               "schedule_id")
+# what tornado's get_argument replaces in a query value (its _remove_control_chars_regex)
+DROPPED_CONTROLS = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 # the one query parameter a route reads every value of; of any other the last was read
 MULTI_VALUED_QUERY = frozenset({"status"})
 REPEATED = "given more than once; it takes one value"
@@ -540,9 +549,7 @@ class TaskCollectionHandler(TasksHandler):
         if owner is not None:
             owners = [owner] if owners is None or owner in owners else []
         # identities as stored; the search is text typed in a box, its ends trimmed
-        filters = {key: self.exact_argument(key) for key in (
-            "name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id",
-            "schedule_id")}
+        filters = {key: self.exact_argument(key) for key in EXACT_QUERY}
         filters["search"] = self.get_argument("search", None)
         page = await self.manager.store.page_tasks(
             sort=sort, order=order, cursor=self.get_argument("cursor", None) or None,

@@ -229,7 +229,9 @@ async def test_slow_client_resyncs_from_the_store(api, tasks_app, jp_ws_fetch, m
                                     {"since": "\u0665"}, {"since": "9" * 5000},
                                     # before: upgraded, streaming from now: the history
                                     # asked for with the misspelt since was lost unsaid
-                                    {"snice": "0"}, {"task": "0" * 32}])
+                                    {"snice": "0"}, {"task": "0" * 32},
+                                    # before: read as a space, stripped: from now on
+                                    {"since": "\x00"}, {"task_id": "\x01"}])
 async def test_bad_query_is_refused(jp_ws_fetch, tasks_app, params):
     with pytest.raises(HTTPClientError) as info:
         await jp_ws_fetch("api", "tasks", "events", params=params)

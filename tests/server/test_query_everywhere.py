@@ -107,3 +107,13 @@ async def test_a_parameter_given_twice_is_refused_not_read_at_its_last(
     if not parts:
         assert (await api.get(params=[("status", "queued"), ("status", "running")])).code == 200
     await api.post(task["id"], "cancel")
+
+
+@pytest.mark.parametrize("params", [{"status": "\x00"}, {"limit": "\x00"},
+                                    {"sort": "\x01"}, {"search": "x\x1b"}])
+async def test_a_control_character_in_a_query_value_is_refused_not_read_as_absent(
+        api: Any, params: dict[str, str]) -> None:
+    # before: tornado turned it into a space and stripped it: ?status=%00 listed every task
+    problem = assert_problem(await api.get(params=params), 422)
+    assert {"field": next(iter(params)), "message": "holds a control character"} \
+        in problem["errors"], problem
