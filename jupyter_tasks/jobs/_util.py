@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -110,21 +111,37 @@ async def follow_progress_file(path: str, ctx: Any) -> None:
         await asyncio.sleep(PROGRESS_POLL_SECONDS)
 
 
+# the path is the job's to make: a FIFO must not wait for a writer (the open would hold
+# the worker's loop for good), a link must not lead to /dev/zero (a read without end)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
 def take_progress_file(path: str, ctx: Any, seen: Any = None) -> Any:
-    """Record the report in ``path`` unless it is the one ``seen``; what was seen now."""
+    """Record the report in ``path`` unless it is the one ``seen``; what was seen now.
+
+    Only a regular file of at most ``PROGRESS_FILE_MAX_BYTES`` is read (the job's program
+    can put anything at that path); whatever else is there is no report.
+    """
     try:
-        stat = os.stat(path)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError:
-        return seen  # nothing reported yet
-    # each report replaces the file: a new inode, whatever its time stamp's resolution
-    stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-    if stamp == seen or stat.st_size > PROGRESS_FILE_MAX_BYTES:
-        return stamp
+        return seen  # nothing reported yet, or a link: no report of ours
     try:
-        with open(path, encoding="utf-8") as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return seen  # a report being replaced, or not one of ours: the next look
+        stat = os.fstat(fd)
+        # each report replaces the file: a new inode, whatever its time stamp's resolution
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if stamp == seen or not S_ISREG(stat.st_mode) \
+                or stat.st_size > PROGRESS_FILE_MAX_BYTES:
+            return stamp
+        data = os.read(fd, PROGRESS_FILE_MAX_BYTES + 1)
+    except OSError:
+        return seen
+    finally:
+        os.close(fd)
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return seen  # not one of ours: the next look
     if isinstance(report, dict):
         ctx.progress(report.get("current"), report.get("total"), report.get("message"))
     return stamp

@@ -325,3 +325,23 @@ async def test_empty_code_says_it_must_not_be_empty(manager: TaskManager) -> Non
     with pytest.raises(InvalidRequest) as info:
         await manager.submit_spec({"code": ""})
     assert info.value.errors == [{"field": "code", "message": "must be a non-empty string"}]
+
+
+@pytest.mark.parametrize("made", [
+    'os.mkfifo(path)',  # an open for reading waits for a writer: the worker's loop, for good
+    'os.symlink("/dev/zero", path)',  # reads without end: the worker's memory
+    'os.mkdir(path)'])
+async def test_a_progress_file_that_is_no_regular_file_is_ignored_and_holds_nothing(
+        manager: TaskManager, made: str) -> None:
+    # before (found from the outside): a FIFO froze the worker's event loop, and with it
+    # every other job it ran, its cancels and its stop; /dev/zero grew the worker to
+    # 800 MB and the job, which exited 0, ended failed with the worker's MemoryError
+    code = ("import os, time\npath = os.environ['JUPYTER_TASKS_PROGRESS']\n" + made
+            + "\ntime.sleep(1)\nprint('done')\n")
+    task = await manager.submit_spec({"code": code}, max_retries=0)
+    beside = await manager.submit_spec({"code": "import time\ntime.sleep(0.5)\n"},
+                                       max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.progress is None
+    assert (await manager.wait(beside.id, timeout=60)).status == "succeeded"
