@@ -84,6 +84,12 @@ class TaskStateConflict(JupyterTasksError):
     title = "Task state conflict"
 
 
+class KeyedRunStopping(TaskStateConflict):
+    """The ``task_key``'s run is being cancelled: new work under the key waits for its end."""
+
+    title = "The task key's run is being cancelled"
+
+
 class NothingToConfirm(TaskStateConflict):
     """A confirmation answer arrived but the task is not waiting for one."""
 

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import callbacks
-from ..exceptions import InvalidRequest, JupyterTasksError, ManagerNotRunning, NotRerunnable
+from ..exceptions import (
+    InvalidRequest,
+    JupyterTasksError,
+    KeyedRunStopping,
+    ManagerNotRunning,
+    NotRerunnable,
+)
 from ..liveness import live_workers, pid_alive
 from ..models import Task, TaskKind, TaskMode, TaskStatus, dumps, new_task_id
 from ..values import check_params_size, encode_input
@@ -209,6 +215,15 @@ class Submission:
             state.created_here.discard(task.id)
             if local is not None and inspect.iscoroutine(local[0]):
                 local[0].close()  # never started: avoid "coroutine was never awaited"
+            replayed = task.idempotency_key is not None \
+                and created.idempotency_key == task.idempotency_key
+            if created.cancel_requested and not created.is_terminal and not replayed:
+                # its task_key's run, stopping: answering with it would run nothing (a
+                # cancel, then a rerun); a retry with its own idempotency key is that run
+                raise KeyedRunStopping(
+                    f"the run of task_key {task.task_key!r}, …{created.id[-10:]}, is being "
+                    "cancelled; one run of a key is active at a time: submit again once it "
+                    "has ended")
             return mark_deduplicated(created)
         if mode == TaskMode.JOB:
             state.wake(queue)
