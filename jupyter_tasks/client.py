@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from .exceptions import said_with_errors
 from .models import SINCE_HEADER, STREAM_RESET, TASK_ID_PATTERN
 from .values import check_input
 
@@ -56,10 +57,8 @@ class TasksClientError(Exception):
         return list(self.problem.get("errors") or [])
 
     def describe(self) -> str:
-        """``detail`` followed by the field problems, for people."""
-        parts = [self.detail]
-        parts += [f"{e.get('field')}: {e.get('message')}" for e in self.errors]
-        return "; ".join(p for p in parts if p)
+        """``detail`` followed by the field problems it does not already say, for people."""
+        return said_with_errors(self.detail, self.errors)
 
 
 class TasksClient:

@@ -260,3 +260,15 @@ class TaskFailed(JupyterTasksError):
         self.task_id = task_id
         self.status = status
         self.error = error
+
+
+def said_with_errors(message: str, errors: Any) -> str:
+    """``message`` followed by each field problem it does not already say, for people
+    (an ``InvalidRequest``'s message often names its problems; they were said twice)."""
+    parts = [message]
+    for error in errors or []:
+        if isinstance(error, dict):
+            line = f"{error.get('field')}: {error.get('message')}"
+            if line not in message:
+                parts.append(line)
+    return "; ".join(part for part in parts if part)

@@ -654,10 +654,10 @@ class DatabaseSource(DataSource):
 
 
 def _engine_message(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    errors = getattr(exc, "errors", None) or []
-    extra = [f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
-    return "; ".join([message, *extra])
+    from jupyter_tasks.exceptions import said_with_errors
+
+    return said_with_errors(getattr(exc, "message", None) or str(exc),
+                            getattr(exc, "errors", None))
 
 
 # ------------------------------------------------------------------ discovery

@@ -45,3 +45,37 @@ async def test_a_long_label_is_cut_with_an_ellipsis_and_the_hint_is_whole(tmp_pa
         assert len(shown) <= title.parent.content_region.width
         text = app.screen_text()
         assert "Edit overrides (a JSON object):" in text, text
+
+
+async def test_a_refused_fork_says_each_problem_once(tmp_path):
+    # before: "input_data is not storable JSON: input_data['x']: inf cannot be stored as
+    # JSON; input_data['x']: inf cannot be stored as JSON" (the message, then its errors)
+    from textual.widgets import TextArea
+
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.models import Task, new_task_id
+
+    db = tmp_path / "fork.db"
+    now = time.time()
+    ended = Task(id=new_task_id(), kind="code", mode="job", status="succeeded", label="c",
+                 spec={"code": "print(1)"}, created_at=now, started_at=now,
+                 finished_at=now + 1, updated_at=now + 1)
+    async with TaskManager(db, runs_background=False, make_default=False) as writer:
+        await writer.store.create_tasks([ended])
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.ready and ended.id in app.table.tasks, pilot, what="the row")
+        app.table.select(ended.id)
+        await until(lambda: app.detail.task_id == ended.id, pilot, what="details")
+        await pilot.press("f")
+        modal = await until(lambda: isinstance(app.screen, ForkScreen) and app.screen, pilot,
+                            what="the fork dialog")
+        modal.query_one("#fork-json", TextArea).text = '{"input_data": {"x": 1e400}}'
+        await pilot.press("ctrl+s")
+
+        def said() -> str:
+            return str(modal.query_one("#fork-error").render())
+
+        text = await until(lambda: "cannot be stored" in said() and said(), pilot,
+                           what="the refusal")
+        assert text.count("inf cannot be stored as JSON") == 1, text
