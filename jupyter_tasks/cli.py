@@ -216,6 +216,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise CliError(f"--param takes key=value, not {item!r}")
+        if not key:
+            raise CliError(f"--param takes key=value; the key is empty in {item!r}")
         try:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -271,6 +273,18 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     if args.command == []:  # given, with nothing after it: not "no work given"
         raise CliError("--command needs the command's arguments after it (and goes last: "
                        "every word after it is the command's)")
+    if args.input_file is not None:
+        args.input = read_text_file(args.input_file, "--input-file")
+        input_option = f"--input-file {args.input_file}"
+    elif args.input is not None and "\n" not in args.input and os.path.isfile(args.input):
+        try:  # a file whose name is JSON too ("3") is taken as the JSON it is
+            json.loads(args.input)
+        except ValueError:
+            raise CliError(f"--input takes JSON, and {args.input} is a file here: give "
+                           f"--input-file {args.input} to use its content") from None
+        input_option = "--input"
+    else:
+        input_option = "--input"
     if args.input is not None and args.code is None:
         raise CliError("--input goes with --code; give --name and --notebook their values "
                        "with --param or --params")
@@ -281,7 +295,7 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     elif args.notebook:
         spec = {"notebook": args.notebook, "parameters": _params(args)}
     else:
-        spec = {"code": args.code, "input_data": json_option(args.input, "--input")}
+        spec = {"code": args.code, "input_data": json_option(args.input, input_option)}
     options = dict(label=args.label, task_key=args.task_key,
                    idempotency_key=args.idempotency_key, queue=args.queue,
                    priority=args.priority, timeout=args.timeout, max_retries=args.max_retries,
@@ -837,7 +851,10 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--command", nargs=argparse.REMAINDER, help="argv (put it last)")
     p.add_argument("--param", action="append", help="key=value (value parsed as JSON if it can)")
     p.add_argument("--params", help="all parameters as a JSON object")
-    p.add_argument("--input", help="input data (JSON) for --code")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--input", help="input data (JSON) for --code")
+    given.add_argument("--input-file", metavar="PATH",
+                       help="a JSON file whose content is --code's input data (read now)")
     p.add_argument("--modules", action="append", help="task module to import (name or .py)")
     p.add_argument("--label")
     p.add_argument("--task-key")

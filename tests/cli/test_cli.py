@@ -81,6 +81,37 @@ def test_a_rerun_of_a_task_whose_key_has_a_run_queued_says_so_and_queues_none(
     assert len(stored(db_path)) == 1
 
 
+def test_a_code_jobs_input_can_come_from_a_file_and_a_path_as_input_is_pointed_there(
+        env: dict[str, str], db_path: Path, tmp_path: Path) -> None:
+    # before: --input took JSON text only: a file's path was "--input is not JSON:
+    # Expecting value: line 1 column 1 (char 0)", and an input past the ~128 KB one
+    # argument may hold could not be given at all
+    data = {"rows": ["x" * 100] * 3000}  # 300 KB of JSON
+    big = tmp_path / "input.json"
+    big.write_text(json.dumps(data))
+    done = jt(env, "submit", "--queue", "parked", "--code", "print(1)", "--input-file",
+              str(big), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [task] = stored(db_path)
+    assert task.spec["input_data"] == data
+    wrong = jt(env, "submit", "--queue", "parked", "--code", "print(1)", "--input", str(big),
+               cwd=tmp_path)
+    assert wrong.returncode != 0 and f"--input-file {big}" in wrong.stderr, wrong.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    broken = jt(env, "submit", "--code", "print(1)", "--input-file", str(bad), cwd=tmp_path)
+    assert broken.returncode != 0 and "--input-file" in broken.stderr and "not JSON" \
+        in broken.stderr, broken.stderr
+    assert len(stored(db_path)) == 1
+
+
+def test_a_param_without_a_name_is_refused_saying_so(env: dict[str, str], tmp_path: Path) -> None:
+    # before: "invalid parameters for cli_greet: : unexpected parameter"
+    done = jt(env, "submit", "--name", "cli_greet", "--param", "=1", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "--param takes key=value; the key is empty in '=1'" in done.stderr, done.stderr
+
+
 def _shared(a: str, b: str) -> str:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
