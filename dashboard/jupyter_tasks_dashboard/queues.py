@@ -14,9 +14,13 @@ from typing import Any
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Label, Sparkline, Static
 
+from .formatting import cut_to_cells, shown_text
 from .sources import Filters
+
+QUEUE_NAME_CELLS = 14  # the .queue-name width in dashboard.tcss
 
 BUCKET_SECONDS = 10.0
 BUCKETS = 30  # five minutes of history
@@ -76,7 +80,10 @@ class QueueRow(Horizontal):
         self.spark = Sparkline([0.0] * BUCKETS, summary_function=max, classes="queue-spark")
 
     def compose(self) -> ComposeResult:
-        yield Label(self.queue, classes="queue-name")
+        # cut to leave a cell before the counts (a long name ran into them), as text: a
+        # queue is named by whoever submits, so "[b]" in it is no markup
+        yield Label(Content(cut_to_cells(shown_text(self.queue), QUEUE_NAME_CELLS - 1)),
+                    classes="queue-name")
         yield self.counts
         yield self.spark
 

@@ -1,5 +1,6 @@
-"""The fork dialog's title fits its line: a long label is cut with an ellipsis, and
-what to edit is said whole beneath it."""
+"""Text the dashboard shows fits its place, and says each thing once: the fork dialog's
+title (a long label cut with an ellipsis, what to edit said whole beneath it), its
+refusals, and a long queue name beside its counts."""
 
 from __future__ import annotations
 
@@ -79,3 +80,25 @@ async def test_a_refused_fork_says_each_problem_once(tmp_path):
         text = await until(lambda: "cannot be stored" in said() and said(), pilot,
                            what="the refusal")
         assert text.count("inf cannot be stored as JSON") == 1, text
+
+
+async def test_a_long_queue_name_is_cut_with_an_ellipsis_and_kept_apart_from_its_counts(
+        tmp_path):
+    # before: "nonexistent_ququeued 1": the name cut at 14 cells, the counts right after
+    from jupyter_tasks_dashboard.queues import QueueRow
+
+    from jupyter_tasks.manager import TaskManager
+
+    db = tmp_path / "queues.db"
+    queue = "nonexistent_queue_with_a_long_name"
+    async with TaskManager(db, queues={}, make_default=False) as writer:
+        await writer.submit_spec({"command": ["true"]}, queue=queue)
+    app = TasksDashboard(DatabaseSource(db))
+    async with app.run_test(size=SIZE) as pilot:
+        row = await until(lambda: next((r for r in app.query(QueueRow) if r.queue == queue),
+                                       None), pilot, what="the queue's row")
+        await pilot.pause()
+        name = row.query_one(".queue-name", Label)
+        shown = str(name.render())
+        assert shown.startswith("nonexistent_") and shown.endswith("…"), shown
+        assert len(shown) < name.region.width, (shown, name.region)  # a cell to spare
