@@ -35,7 +35,14 @@ class Kernel:
         # started again on new ports when another process took one (jobs.kernel explains)
         for _ in range(kernel.START_ATTEMPTS):
             self.km = KernelManager(kernel_name="python3")
-            self.km.start_kernel(env=env, cwd=cwd or os.getcwd())
+            # its stderr through the jobs' own tail: a kernel that died on a port taken
+            # between its choice and its bind says so there (CI lost one such race)
+            self._stderr = kernel.StderrTail()
+            try:
+                self.km.start_kernel(env=env, cwd=cwd or os.getcwd(),
+                                     stderr=self._stderr.write_fd)
+            finally:
+                self._stderr.launched()
             self.client = self.km.blocking_client()
             self.client.start_channels()
             if self._ready():
@@ -57,6 +64,8 @@ class Kernel:
             except RuntimeError:
                 if kernel.ports_taken(self.km, pid):
                     return False
+                if not self.km.is_alive() and self._stderr.port_in_use() is not None:
+                    return False  # the port was taken and let go before it was looked at
                 if not self.km.is_alive() or time.monotonic() >= deadline:
                     raise
 
