@@ -140,8 +140,10 @@ def take_progress_file(path: str, ctx: Any, seen: Any = None) -> Any:
         os.close(fd)
     try:
         report = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # 64 KiB of "[" is past the parser's depth
         return seen  # not one of ours: the next look
     if isinstance(report, dict):
-        ctx.progress(report.get("current"), report.get("total"), report.get("message"))
+        message = report.get("message")
+        ctx.progress(report.get("current"), report.get("total"),
+                     message if isinstance(message, str) else None)
     return stamp

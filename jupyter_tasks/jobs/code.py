@@ -146,7 +146,8 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
         with open(input_path, "w", encoding="utf-8") as f:
             json.dump(spec.get("input_data"), f)
         # progress() in the program has no task context there: it writes this file
-        progress_path = os.path.join(work, "progress.json")
+        # (hidden: the program's own progress.json in its folder is not taken for ours)
+        progress_path = os.path.join(work, ".jupyter-tasks-progress.json")
         env = {"JUPYTER_TASKS_INPUT": input_path, "JUPYTER_TASKS_OUTPUT": output_dir,
                "JUPYTER_TASKS_TASK_ID": task.id, PROGRESS_FILE_ENV: progress_path,
                "PYTHONUNBUFFERED": "1"}

@@ -68,6 +68,9 @@ class _ProgressFile:
         self.flush()
 
     def flush(self) -> None:
+        # the write under the lock too: the timer's and the exit's (or two threads') would
+        # share the temporary file, and a report could be lost or garbled; the exit's
+        # flush waits for the timer's write and rename to end
         with self._lock:
             # the timer is cleared before the value is taken: a report that saw it still
             # set was stored before, so this write takes it
@@ -77,21 +80,23 @@ class _ProgressFile:
             current, total, message = self._pending
             self._pending = None
             self._written_at = time.monotonic()
-        if message is not None:
-            message = str(message)[:MAX_PROGRESS_MESSAGE]
-        text = json.dumps({"current": _plain(current), "total": _plain(total),
-                           "message": message})
-        partial = f"{self.path}.{os.getpid()}.tmp"
-        try:
-            with open(partial, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(partial, self.path)  # the reader sees a whole report, never half
-        except OSError:
-            pass  # the attempt's folder is gone (it ended): nobody reads it any more
+            if message is not None:
+                message = str(message)[:MAX_PROGRESS_MESSAGE]
+            text = json.dumps({"current": _plain(current), "total": _plain(total),
+                               "message": message})
+            partial = f"{self.path}.{os.getpid()}.tmp"
+            try:
+                with open(partial, "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.replace(partial, self.path)  # the reader sees a whole report, never half
+            except OSError:
+                pass  # the attempt's folder is gone (it ended): nobody reads it any more
 
 
 def _plain(value: Any) -> Any:
     """What JSON carries of a position (the reader judges it as a task's context does)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return None  # no position a reader holds exactly (10**5000 has no text either)
     if value is None or isinstance(value, (int, float, str)):
         return value
     try:

@@ -345,3 +345,19 @@ async def test_a_progress_file_that_is_no_regular_file_is_ignored_and_holds_noth
     assert done.status == "succeeded", done.error
     assert done.progress is None
     assert (await manager.wait(beside.id, timeout=60)).status == "succeeded"
+
+
+async def test_a_progress_file_past_the_parsers_depth_leaves_the_jobs_end_alone(
+        manager: TaskManager) -> None:
+    # found in review: 30,000 "[" (under the size bound) raised RecursionError in the
+    # worker's last read, which replaced the job's own end (exit 0) with a failure and
+    # skipped its output files; a progress.json of the program's own is not ours either
+    code = ("import os\nopen(os.environ['JUPYTER_TASKS_PROGRESS'], 'w').write('[' * 30000)\n"
+            "open('progress.json', 'w').write('{\"current\": 5, \"total\": 10}')\n"
+            "out = os.environ['JUPYTER_TASKS_OUTPUT']\n"
+            "open(os.path.join(out, 'r.txt'), 'w').write('kept')\n")
+    task = await manager.submit_spec({"code": code}, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "succeeded", done.error
+    assert done.progress is None
+    assert [a.name for a in await manager.store.list_artifacts(task.id)] == ["r.txt"]
