@@ -374,7 +374,7 @@ EXACT_QUERY = ("name", "queue", "task_key", "key_prefix", "idempotency_key", "pa
 # what tornado's get_argument replaces in a query value (its _remove_control_chars_regex)
 DROPPED_CONTROLS = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 # the one query parameter a route reads every value of; of any other the last was read
-MULTI_VALUED_QUERY = frozenset({"status"})
+MULTI_VALUED_QUERY = frozenset({"status", "tags"})
 REPEATED = "given more than once; it takes one value"
 
 
@@ -524,7 +524,7 @@ class TaskCollectionHandler(TasksHandler):
         # each once: a status repeated 501 times was 501 parts of one SQL compound (a 500)
         statuses = list(dict.fromkeys(
             s for raw in self.get_arguments("status") for s in raw.split(",") if s))
-        errors = self.unknown_query(LIST_QUERY)
+        errors = self.unknown_query(LIST_QUERY | {"_xsrf"})
         errors += [{"field": "status", "message": f"unknown status {s!r}"}
                    for s in statuses if s not in STATUS_VALUES]
         kind = self.get_argument("kind", None)
