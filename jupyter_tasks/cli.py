@@ -276,6 +276,9 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     if args.input_file is not None:
         args.input = read_text_file(args.input_file, "--input-file")
         input_option = f"--input-file {args.input_file}"
+        if not args.input.strip():  # read as no input at all, without a word
+            raise CliError(f"{input_option} is empty: it holds the input as JSON (null "
+                           "for none)")
     elif args.input is not None and "\n" not in args.input and os.path.isfile(args.input):
         try:  # a file whose name is JSON too ("3") is taken as the JSON it is
             json.loads(args.input)

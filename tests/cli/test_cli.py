@@ -102,6 +102,10 @@ def test_a_code_jobs_input_can_come_from_a_file_and_a_path_as_input_is_pointed_t
     broken = jt(env, "submit", "--code", "print(1)", "--input-file", str(bad), cwd=tmp_path)
     assert broken.returncode != 0 and "--input-file" in broken.stderr and "not JSON" \
         in broken.stderr, broken.stderr
+    empty = tmp_path / "empty.json"
+    empty.write_text("\n")
+    nothing = jt(env, "submit", "--code", "print(1)", "--input-file", str(empty), cwd=tmp_path)
+    assert nothing.returncode != 0 and "is empty" in nothing.stderr, nothing.stderr
     assert len(stored(db_path)) == 1
 
 
