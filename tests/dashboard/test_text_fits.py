@@ -4,27 +4,31 @@ refusals, and a long queue name beside its counts."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from jupyter_tasks_dashboard.app import TasksDashboard
 from jupyter_tasks_dashboard.fork import ForkScreen
 from jupyter_tasks_dashboard.sources import DatabaseSource
-from textual.widgets import Label
+from textual.widgets import Label, TextArea
 
 from .conftest import until
 
 SIZE = (120, 40)
 
 
-async def test_a_long_label_is_cut_with_an_ellipsis_and_the_hint_is_whole(tmp_path):
-    # before: "Fork <label> — edit overrides (a JSON object)" was one line, cut at the
-    # dialog's edge with no ellipsis: with a 50-character label the hint was lost
+@contextlib.asynccontextmanager
+async def fork_dialog(tmp_path: Path, label: str) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """(app, pilot, dialog): a database-mode dashboard with the fork dialog of an ended
+    code task labelled ``label`` open."""
     from jupyter_tasks.manager import TaskManager
     from jupyter_tasks.models import Task, new_task_id
 
     db = tmp_path / "fork.db"
     now = time.time()
-    label = "monthly revenue report for every region " + "R" * 40
     ended = Task(id=new_task_id(), kind="code", mode="job", status="succeeded", label=label,
                  spec={"code": "print(1)"}, created_at=now, started_at=now,
                  finished_at=now + 1, updated_at=now + 1)
@@ -36,10 +40,18 @@ async def test_a_long_label_is_cut_with_an_ellipsis_and_the_hint_is_whole(tmp_pa
         app.table.select(ended.id)
         await until(lambda: app.detail.task_id == ended.id, pilot, what="details")
         await pilot.press("f")
-        screen = await until(lambda: isinstance(app.screen, ForkScreen) and app.screen, pilot,
+        dialog = await until(lambda: isinstance(app.screen, ForkScreen) and app.screen, pilot,
                              what="the fork dialog")
         await pilot.pause()
-        title = screen.query_one(".dialog-title", Label)
+        yield app, pilot, dialog
+
+
+async def test_a_long_label_is_cut_with_an_ellipsis_and_the_hint_is_whole(tmp_path):
+    # before: "Fork <label> — edit overrides (a JSON object)" was one line, cut at the
+    # dialog's edge with no ellipsis: with a 50-character label the hint was lost
+    label = "monthly revenue report for every region " + "R" * 40
+    async with fork_dialog(tmp_path, label) as (app, _, dialog):
+        title = dialog.query_one(".dialog-title", Label)
         shown = str(title.render()).rstrip()
         assert shown.startswith("Fork monthly revenue report") and shown.endswith("…"), shown
         assert title.region.width <= title.parent.content_region.width
@@ -51,31 +63,12 @@ async def test_a_long_label_is_cut_with_an_ellipsis_and_the_hint_is_whole(tmp_pa
 async def test_a_refused_fork_says_each_problem_once(tmp_path):
     # before: "input_data is not storable JSON: input_data['x']: inf cannot be stored as
     # JSON; input_data['x']: inf cannot be stored as JSON" (the message, then its errors)
-    from textual.widgets import TextArea
-
-    from jupyter_tasks.manager import TaskManager
-    from jupyter_tasks.models import Task, new_task_id
-
-    db = tmp_path / "fork.db"
-    now = time.time()
-    ended = Task(id=new_task_id(), kind="code", mode="job", status="succeeded", label="c",
-                 spec={"code": "print(1)"}, created_at=now, started_at=now,
-                 finished_at=now + 1, updated_at=now + 1)
-    async with TaskManager(db, runs_background=False, make_default=False) as writer:
-        await writer.store.create_tasks([ended])
-    app = TasksDashboard(DatabaseSource(db))
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.ready and ended.id in app.table.tasks, pilot, what="the row")
-        app.table.select(ended.id)
-        await until(lambda: app.detail.task_id == ended.id, pilot, what="details")
-        await pilot.press("f")
-        modal = await until(lambda: isinstance(app.screen, ForkScreen) and app.screen, pilot,
-                            what="the fork dialog")
-        modal.query_one("#fork-json", TextArea).text = '{"input_data": {"x": 1e400}}'
+    async with fork_dialog(tmp_path, "c") as (_, pilot, dialog):
+        dialog.query_one("#fork-json", TextArea).text = '{"input_data": {"x": 1e400}}'
         await pilot.press("ctrl+s")
 
         def said() -> str:
-            return str(modal.query_one("#fork-error").render())
+            return str(dialog.query_one("#fork-error").render())
 
         text = await until(lambda: "cannot be stored" in said() and said(), pilot,
                            what="the refusal")
