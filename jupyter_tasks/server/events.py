@@ -40,7 +40,7 @@ from ..models import (
 )
 from ..values import safe_dumps
 from .auth import RESOURCE, may, owners_filter
-from .handlers import DROPPED_CONTROLS, ID_RE, MAX_EVENT_ID, query_integer
+from .handlers import ID_RE, MAX_EVENT_ID, query_integer, query_problems
 from .problems import PROBLEM_TYPE, Problem, problem_for, status_for
 
 PROGRESS = EventType.PROGRESS.value
@@ -56,8 +56,8 @@ PROGRESS_PER_SECOND = 250
 HEALTH_CHECK_SECONDS = 2.0
 
 
-# what the stream's handshake takes (the token and jupyter_server's _xsrf are the server's)
-STREAM_QUERY = frozenset({"since", "task_id", "announce", "token", "_xsrf"})
+# what the stream's handshake takes (besides the server's own token and _xsrf)
+STREAM_QUERY = frozenset({"since", "task_id", "announce"})
 
 
 class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
@@ -112,21 +112,13 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         announce = self.get_argument("announce", "")
         if announce not in ("", "0", "1"):
             raise Problem(400, "announce must be 1 (or 0, the default)")
-        # as REST: JupyterLab's cache-buster (a number with no value) is no parameter
-        unknown = sorted(key for key, values in self.request.query_arguments.items()
-                         if key not in STREAM_QUERY and not (key.isdigit() and values == [b""]))
-        if unknown:  # a misspelt since was read as none: the history asked for, lost
-            raise Problem(400, f"unknown query parameter {unknown[0][:100]!r}: this stream "
-                               "takes since, task_id and announce")
-        repeated = [key for key in ("since", "task_id", "announce")
-                    if len(self.request.query_arguments.get(key, ())) > 1]
-        if any(DROPPED_CONTROLS.search(value)
-               for values in self.request.query_arguments.values() for value in values):
-            # read as spaces, then stripped: ?since=%00 streamed from now, its history lost
-            raise Problem(400, "a query value holds a control character")
-        if repeated:  # the last was read: which one a client's library sends last is unseen
-            raise Problem(400, f"query parameter {repeated[0]!r} given more than once; it "
-                               "takes one value")
+        # as REST: a misspelt since was read as none (the history asked for, lost), a
+        # repeated one at its last, ?since=%00 as absent
+        problems = query_problems(self.request.query_arguments, STREAM_QUERY)
+        if problems:
+            raise Problem(400, f"query parameter {problems[0]['field']!r}: "
+                               f"{problems[0]['message']} (this stream takes since, task_id "
+                               "and announce)")
         self._announce = announce == "1"
         owners = await owners_filter(self)
         self._owners = None if owners is None else set(owners)

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from jupyter_core.paths import is_hidden
@@ -299,26 +300,11 @@ class TasksHandler(APIHandler):
     def only_query(self, *names: str) -> None:
         """422 for a query parameter this route does not take: a misspelt one was read as
         not given (``/result?timout=30`` answered at once, ``/logs?aftr=5`` from the start)."""
-        # the server's own: its token, and the XSRF token a form may send in the query
-        _reject(self.unknown_query(frozenset({*names, "token", "_xsrf"})),
-                "invalid query parameter")
+        _reject(self.unknown_query(frozenset(names)), "invalid query parameter")
 
     def unknown_query(self, known: frozenset[str]) -> list[dict[str, Any]]:
-        """An error for each query parameter not in ``known`` (a misspelt filter read as no
-        filter), but JupyterLab's cache-buster (a number with no value), and for each
-        known one given twice that takes one value (only the last was read)."""
-        errors = []
-        for key, values in self.request.query_arguments.items():
-            if key not in known and not (key.isdigit() and values == [b""]):
-                errors.append({"field": key[:100], "message": "unknown query parameter"})
-            elif len(values) > 1 and key in known and key not in MULTI_VALUED_QUERY \
-                    and key not in ("token", "_xsrf"):  # the server's own, its rules
-                errors.append({"field": key, "message": REPEATED})
-            elif key not in EXACT_QUERY and any(DROPPED_CONTROLS.search(v) for v in values):
-                # tornado's get_argument turns them into spaces, then strips: ?status=%00
-                # was read as no status, and listed every task
-                errors.append({"field": key[:100], "message": "holds a control character"})
-        return errors[:20]
+        """``query_problems`` of this request's query for a route that takes ``known``."""
+        return query_problems(self.request.query_arguments, known)
 
     def refuse_hidden(self, parent: Task, overrides: dict[str, Any]) -> None:
         """422 for a rerun or fork of a notebook job that would read or write a hidden file
@@ -368,6 +354,30 @@ class TasksHandler(APIHandler):
         return {**options, "owner": self.user_name, "origin": self.origin()}
 
 
+def query_problems(arguments: Mapping[str, list[bytes]],
+                   known: frozenset[str]) -> list[dict[str, Any]]:
+    """An error for each query parameter not in ``known`` (a misspelt filter read as no
+    filter), for each known one given twice that takes one value (only the last was
+    read), and for each value tornado would read with a control character dropped; the
+    server's own parameters and JupyterLab's cache-buster (a number with no value) pass.
+    The REST routes and the event stream share it."""
+    errors = []
+    for key, values in arguments.items():
+        if key in SERVER_QUERY:
+            continue  # the server's, by its rules
+        if key not in known and not (key.isdigit() and values == [b""]):
+            errors.append({"field": key[:100], "message": "unknown query parameter"})
+        elif len(values) > 1 and key in known and key not in MULTI_VALUED_QUERY:
+            errors.append({"field": key, "message": REPEATED})
+        elif key not in EXACT_QUERY and any(DROPPED_CONTROLS.search(v) for v in values):
+            # tornado's get_argument turns them into spaces, then strips: ?status=%00
+            # was read as no status, and listed every task
+            errors.append({"field": key[:100], "message": "holds a control character"})
+    return errors[:20]
+
+
+# taken by every route: the server's token, and the XSRF token a form may send in the query
+SERVER_QUERY = frozenset({"token", "_xsrf"})
 # the filters read as sent (exact_argument): identities, whatever characters they hold
 EXACT_QUERY = ("name", "queue", "task_key", "key_prefix", "idempotency_key", "parent_id",
                "schedule_id")
@@ -512,7 +522,7 @@ hidden_under = _hidden_under
 # bare number is the cache buster JupyterLab's ServerConnection adds (``?1796593387127``)
 LIST_QUERY = frozenset({"status", "kind", "search", "sort", "order", "limit", "cursor", "owner",
                         "name", "queue", "task_key", "key_prefix", "idempotency_key",
-                        "parent_id", "schedule_id", "token"})
+                        "parent_id", "schedule_id"})
 
 
 class TaskCollectionHandler(TasksHandler):
@@ -524,7 +534,7 @@ class TaskCollectionHandler(TasksHandler):
         # each once: a status repeated 501 times was 501 parts of one SQL compound (a 500)
         statuses = list(dict.fromkeys(
             s for raw in self.get_arguments("status") for s in raw.split(",") if s))
-        errors = self.unknown_query(LIST_QUERY | {"_xsrf"})
+        errors = self.unknown_query(LIST_QUERY)
         errors += [{"field": "status", "message": f"unknown status {s!r}"}
                    for s in statuses if s not in STATUS_VALUES]
         kind = self.get_argument("kind", None)

@@ -124,3 +124,7 @@ async def test_the_parameters_a_route_reads_every_value_of_may_repeat(api: Any) 
     listed = await api.get("registry", params=[("tags", "test"), ("tags", "math")])
     assert listed.code == 200, listed.json
     assert (await api.get(params={"_xsrf": "x"})).code == 200  # the server's own, as elsewhere
+    # and on the routes checked this session: the server's own and the cache-buster pass
+    task = await api.submit({"name": "srv_job", "queue": PARKED})
+    answered = await api.post(task["id"], "cancel", params={"_xsrf": "x", "1796593387127": ""})
+    assert answered.code == 202, answered.json
