@@ -273,6 +273,7 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     if args.command == []:  # given, with nothing after it: not "no work given"
         raise CliError("--command needs the command's arguments after it (and goes last: "
                        "every word after it is the command's)")
+    input_option = "--input"
     if args.input_file is not None:
         args.input = read_text_file(args.input_file, "--input-file")
         input_option = f"--input-file {args.input_file}"
@@ -285,9 +286,6 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
         except ValueError:
             raise CliError(f"--input takes JSON, and {args.input} is a file here: give "
                            f"--input-file {args.input} to use its content") from None
-        input_option = "--input"
-    else:
-        input_option = "--input"
     if args.input is not None and args.code is None:
         raise CliError("--input goes with --code; give --name and --notebook their values "
                        "with --param or --params")
