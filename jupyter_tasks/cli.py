@@ -60,7 +60,7 @@ from .cli_common import (
 from .cli_common import papermill_value as papermill_value  # where it was before
 from .engine.config import DEFAULT_MAX_LOG_CHARS
 from .engine.options import MAX_SLOTS, check_options
-from .exceptions import JupyterTasksError, UnknownTask
+from .exceptions import JupyterTasksError, KeyGivenTwice, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
 from .jobs.notebook_record import URL
 from .liveness import live_workers
@@ -75,7 +75,7 @@ from .registry import (
     load_task_modules,
 )
 from .store import Store
-from .values import check_input, is_unicode
+from .values import check_input, is_unicode, loads_keys_once
 
 
 def _import_given_modules(modules: Sequence[str]) -> None:
@@ -219,7 +219,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if not key:
             raise CliError(f"--param takes key=value; the key is empty in {item!r}")
         try:
-            params[key] = json.loads(value)
+            params[key] = loads_keys_once(value)
+        except KeyGivenTwice as exc:
+            raise CliError(f"--param {key}=…: {exc}") from None
         except json.JSONDecodeError:
             params[key] = value  # a bare word is a string
         except RecursionError:

@@ -115,10 +115,15 @@ def queue_name(text: str) -> str:
 def json_option(text: str | None, option: str, *, obj: bool = False) -> Any:
     """The JSON value of ``option`` (None if not given); CliError when it is not JSON, or
     (with ``obj``) not an object."""
+    from .exceptions import KeyGivenTwice
+    from .values import loads_keys_once
+
     if not text:
         return None
     try:
-        value = json.loads(text)
+        value = loads_keys_once(text)
+    except KeyGivenTwice as exc:
+        raise CliError(f"{option}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise CliError(f"{option} is not JSON: {exc}") from None
     except RecursionError:

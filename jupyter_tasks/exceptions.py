@@ -201,6 +201,21 @@ class ValueNotStorable(JupyterTasksError, ValueError):
     title = "Value cannot be stored"
 
 
+class KeyGivenTwice(ValueNotStorable):
+    """One JSON object of an input holds a key twice; ``field`` names where.
+
+    JSON readers disagree on which one counts (Python keeps the last), so such input
+    is refused rather than guessed.
+    """
+
+    title = "Invalid request"
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.reason = "given more than once in one object: give each key once"
+        super().__init__(f"{field}: {self.reason}")
+
+
 class TaskCancelled(BaseException):
     """Raised inside a running task when it is cancelled.
 

@@ -44,11 +44,11 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exceptions import ValueNotStorable
+from .exceptions import KeyGivenTwice, ValueNotStorable
 
 # containers inside containers; readers (json in Python, SQLite's json()) recurse per
 # level, and a request handler runs some hundred frames deep already
@@ -622,3 +622,41 @@ def _dumps_iterative(value: Any) -> str:
         else:
             out.append(_strict_dumps(obj))
     return "".join(out)
+
+
+def walk_fields(value: Any) -> Iterator[tuple[str, Any]]:
+    """(path, item) of a decoded JSON body and of everything in it, paths named as a
+    problem's fields are ("body" for the whole, then ``params.a``, ``tags[0]``)."""
+    pending: list[tuple[str, Any]] = [("body", value)]
+    while pending:
+        path, item = pending.pop()
+        yield path, item
+        if isinstance(item, dict):
+            pending.extend((key if path == "body" else f"{path}.{key}", child)
+                           for key, child in item.items())
+        elif isinstance(item, list):
+            pending.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+
+
+def loads_keys_once(text: str | bytes, **options: Any) -> Any:
+    """``json.loads(text, **options)``; KeyGivenTwice when an object holds a key twice.
+
+    Python keeps the last of them, another reader of the same text (a proxy, an audit
+    log, the sender's own checks) may keep the first: such input is refused, not guessed.
+    """
+    twice: list[tuple[dict[str, Any], str]] = []
+
+    def keys_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs) and not twice:
+            seen: set[str] = set()
+            twice.append((obj, next(k for k, _ in pairs if k in seen or seen.add(k))))
+        return obj
+
+    value = json.loads(text, object_pairs_hook=keys_once, **options)
+    if twice:
+        obj, key = twice[0]
+        where = next(path for path, item in walk_fields(value) if item is obj)
+        raise KeyGivenTwice(key if where == "body" else f"{where}.{key}")
+    return value
+

@@ -14,6 +14,9 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from jupyter_tasks.exceptions import KeyGivenTwice
+from jupyter_tasks.values import loads_keys_once
+
 from .formatting import NAME_CELLS, cut_to_cells, label_text, pretty_json, shown_text
 from .sources import ActionError
 
@@ -39,7 +42,9 @@ Submit = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 def parse_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """(object, None) for a JSON object, (None, why not) otherwise."""
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = loads_keys_once(text, parse_constant=_not_json)
+    except KeyGivenTwice as exc:
+        return None, str(exc)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
     except ValueError as exc:  # NaN, Infinity: Python's json takes them, JSON does not

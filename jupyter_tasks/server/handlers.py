@@ -32,7 +32,14 @@ from ..store import (
     valid_artifact_content_type,
     valid_artifact_name,
 )
-from ..values import MAX_DEPTH, check_input, safe_dumps
+from ..values import (
+    MAX_DEPTH,
+    KeyGivenTwice,
+    check_input,
+    loads_keys_once,
+    safe_dumps,
+    walk_fields,
+)
 from .auth import (
     KIND_RESOURCES,
     OTHERS,
@@ -224,9 +231,11 @@ class TasksHandler(APIHandler):
                 return None
             raise Problem(400, "the request needs a JSON body")
         try:
-            value = json.loads(body, parse_constant=_no_constants)
+            value = loads_keys_once(body, parse_constant=_no_constants)
             # lone surrogates cannot be stored: refuse them here, not as a database error
             json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except KeyGivenTwice as exc:
+            _reject([{"field": exc.field, "message": exc.reason}])
         except UnicodeEncodeError:
             where, char = _lone_surrogate(value)
             _reject([{"field": where, "message": f"holds a lone surrogate {char!r} (a \\u "
@@ -394,19 +403,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _lone_surrogate(value: Any) -> tuple[str, str]:
     """(path, character) of the first string or key of a decoded body holding a lone
     surrogate (a JSON \\u escape of half a pair decodes to one)."""
-    pending: list[tuple[str, Any]] = [("body", value)]
-    while pending:
-        path, item = pending.pop()
-        if isinstance(item, str):
-            if found := _SURROGATE.search(item):
+    for path, item in walk_fields(value):
+        texts = [item] if isinstance(item, str) else item if isinstance(item, dict) else []
+        for text in texts:
+            if found := _SURROGATE.search(text):
                 return path, found.group()
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if found := _SURROGATE.search(key):
-                    return path, found.group()
-                pending.append((key if path == "body" else f"{path}.{key}", child))
-        elif isinstance(item, list):
-            pending.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
     return "body", "?"
 
 

@@ -480,6 +480,13 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
     (["submit", "--name", "cli_greet", "--params", "null"],
      "--params takes a JSON object, not null"),  # before: "not a NoneType"
     (["submit", "--code", "print(1)", "--input", "{bad"], "--input is not JSON"),
+    # before: the last of a key given twice was taken, silently
+    (["submit", "--name", "cli_greet", "--params", '{"who": "a", "who": "b"}'],
+     "--params: who: given more than once"),
+    (["submit", "--code", "print(1)", "--input", '{"a": {"b": 1, "b": 2}}'],
+     "--input: a.b: given more than once"),
+    (["submit", "--name", "cli_greet", "--param", 'who={"x": 1, "x": 2}'],
+     "--param who=…: x: given more than once"),
     (["worker", "--queue", "a b"], "not a queue name: 'a b'"),
     (["worker", "--queue", ""], "not a queue name: ''"),
     # the option's error, not "no task registered" (nor "queued for the server's

@@ -145,6 +145,10 @@ async def test_fork_validates_json_and_runs_with_edited_params(server):
         await pilot.press("ctrl+s")
         await until(lambda: "NaN is not a JSON number" in error_text(), pilot,
                     what="NaN refused")
+        editor.text = '{"value": 1, "value": 2}'  # before: the last one, silently
+        await pilot.press("ctrl+s")
+        await until(lambda: "value: given more than once" in error_text(), pilot,
+                    what="a key given twice refused")
         editor.text = '{"no_such_param": 1}'  # the server answers 422
         await pilot.press("ctrl+s")
         await until(lambda: "no_such_param" in error_text(), pilot, what="server 422 shown")

@@ -113,6 +113,19 @@ async def test_a_lone_surrogate_is_a_422_naming_where_it_is(api, tasks_app):
     assert await tasks_app.manager.store.count_tasks() == before
 
 
+async def test_a_key_given_twice_in_one_object_is_a_422_naming_it(api, tasks_app):
+    # before: the last one won, silently: {"i": 1, "i": 2} ran with 2, while another
+    # JSON reader (a proxy, a log viewer, the client's own checks) may take the first
+    before = await tasks_app.manager.store.count_tasks()
+    raw = b'{"name": "srv_job", "params": {"i": 1, "i": 2}, "queue": "parked"}'
+    problem = assert_problem(await api.post(raw=raw), 422)
+    assert problem["errors"][0]["field"] == "params.i", problem
+    assert "more than once" in problem["errors"][0]["message"], problem
+    top = b'{"name": "srv_job", "queue": "parked", "queue": "default"}'
+    assert assert_problem(await api.post(raw=top), 422)["errors"][0]["field"] == "queue"
+    assert await tasks_app.manager.store.count_tasks() == before
+
+
 async def test_submit_error_codes(api):
     assert_problem(await api.post(raw=b"{not json"), 400)
     assert_problem(await api.post(raw=b""), 400)
