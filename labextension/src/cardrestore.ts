@@ -35,7 +35,7 @@ import { ISignal } from '@lumino/signaling';
 import { PanelLayout, Widget } from '@lumino/widgets';
 
 import { TasksConnection } from './connection';
-import { errorText, taskLabel } from './format';
+import { errorText, notRerunText, taskLabel } from './format';
 import { longIntegerText, parseJson, valueText } from './json';
 import { stripAnsi } from './logview';
 import { pendingQuestion } from './model';
@@ -364,7 +364,8 @@ export class RestoredTaskView extends Widget {
         // keeps whichever is newer, so show its copy.
         const task = this._connection.model.get(reply.id) ?? reply;
         if (follow) {
-          this._retarget(task);
+          // the reply, not the model's copy, says whether it is the key's run
+          this._retarget(task, notRerunText(reply));
         } else {
           this._update(task);
         }
@@ -379,11 +380,15 @@ export class RestoredTaskView extends Widget {
     );
   }
 
-  /** Show another task (the rerun): its own log from the start, its own clock. */
-  private _retarget(task: ITask): void {
+  /**
+   * Show another task (the rerun, or `notRerun`: the run its key already had): its own
+   * log from the start, its own clock.
+   */
+  private _retarget(task: ITask, notRerun: string | null): void {
     this._task = task;
     this.node.dataset.taskId = task.id;
-    this._note.textContent = 'A rerun started from this view; shown live from the task.';
+    this._note.textContent =
+      notRerun ?? 'A rerun started from this view; shown live from the task.';
     this._after = 0;
     this._output.replaceChildren();
     this._question.replaceChildren();

@@ -63,6 +63,21 @@ export function taskLabel(task: ITask, fallback: string): string {
   return displayText(shown ?? fallback);
 }
 
+/**
+ * What to tell a user whose rerun was answered with the run its key already had (null
+ * when the answer is a new run): nothing was run again, that run is what is shown.
+ */
+export function notRerunText(task: ITask): string | null {
+  if (task.deduplicated !== true) {
+    return null;
+  }
+  const key = hasVisibleText(task.task_key) ? ` (key ${displayText(task.task_key)})` : '';
+  return (
+    `Not rerun: "${taskLabel(task, shortId(task.id))}"${key} is already ${task.status}; ` +
+    'showing that run.'
+  );
+}
+
 /** `850ms`, `8.8s`, `42s`, `1m 22s`, `2h 05m`: one style everywhere, never wrapping. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) {

@@ -21,7 +21,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TasksConnection } from './connection';
-import { errorText } from './format';
+import { errorText, notRerunText } from './format';
 import { IScheduleActions, ScheduleRow } from './components/ScheduleRow';
 import { IRowActions } from './components/rowLook';
 import { TaskRow } from './components/TaskRow';
@@ -194,6 +194,10 @@ export class TasksPanel extends ReactWidget {
   rerun(id: string): void {
     this._act('rerun the task', async () => {
       const task = await this._connection.rerun(id);
+      const notRerun = notRerunText(task);
+      if (notRerun !== null) {
+        Notification.info(notRerun, { autoClose: 8000 });
+      }
       this.reveal(task.id);
     });
   }

@@ -66,6 +66,11 @@ export interface ITask {
   error: ITaskError | null;
   progress: ITaskProgress | null;
   task_key?: string | null;
+  /**
+   * Only in the answer to a submit or rerun: true when it is the run the task's key
+   * already had queued or running, not new work.
+   */
+  deduplicated?: boolean;
   idempotency_key?: string | null;
   queue?: string | null;
   priority?: number | null;

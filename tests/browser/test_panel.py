@@ -172,3 +172,38 @@ def test_the_keyboard_focus_stays_on_a_task_acted_on(lab: LabServer, page: Any) 
         "id => document.activeElement?.closest('.jp-TasksPanel-row')?.dataset.taskId === id",
         arg=asked["id"], timeout=WAIT_MS)
     assert page.page_errors == [], page.page_errors
+
+
+def test_a_rerun_answered_by_its_keys_run_says_so(lab: LabServer, page: Any) -> None:
+    # before: the panel revealed the key's run as if it were the rerun, and said nothing;
+    # the CLI and the dashboard say "not rerun"
+    from playwright.sync_api import expect
+
+    slow = {"name": "browser_slow", "params": {"steps": 600, "step_seconds": 0.1},
+            "task_key": "panel-keyed-rerun"}
+    code, first = lab.request("POST", "/api/tasks", {**slow, "label": "keyed first"})
+    assert code == 202, first
+    code, _ = lab.request("POST", f"/api/tasks/{first['id']}/cancel")
+    assert code == 202
+    wait_status(page, first["id"], "cancelled")
+    code, running = lab.request("POST", "/api/tasks", {**slow, "label": "keyed second"})
+    assert code == 202 and running["id"] != first["id"], running
+    wait_status(page, running["id"], "running")
+
+    target = row(page, first["id"])
+    target.locator(".jp-TasksPanel-rowHeader").hover()
+    target.locator(".jp-TasksPanel-rerun").click()
+    toast = page.locator(".Toastify__toast", has_text="Not rerun")
+    expect(toast).to_be_visible(timeout=WAIT_MS)
+    assert "keyed second" in toast.inner_text() and "panel-keyed-rerun" in toast.inner_text()
+    # the key's run is the one revealed, and no rerun was made
+    toggle = row(page, running["id"]).locator(".jp-TasksPanel-toggle")
+    expect(toggle).to_have_attribute("aria-expanded", "true", timeout=WAIT_MS)
+    code, children = lab.request("GET", f"/api/tasks?parent_id={first['id']}")
+    assert code == 200 and children["tasks"] == [], children
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "panel-rerun-deduplicated.png"))
+    code, _ = lab.request("POST", f"/api/tasks/{running['id']}/cancel")
+    assert code == 202
+    wait_status(page, running["id"], "cancelled")
+    assert page.page_errors == [], page.page_errors

@@ -5,6 +5,7 @@ import {
   errorText,
   hasVisibleText,
   lateCancelText,
+  notRerunText,
   taskLabel,
   typeInto,
   withShortIds
@@ -51,6 +52,17 @@ describe('taskLabel', () => {
     expect(taskLabel(task({ label: '\u202eevil', name: 'n' }), 'f')).toBe('\ufffdevil');
     expect(taskLabel(task({ name: 'greet' }), 'f')).toBe('greet');
     expect(taskLabel(task({}), 'cell')).toBe('cell');
+  });
+});
+
+describe('notRerunText', () => {
+  it('is null for new work, and names the key and the run shown instead', () => {
+    expect(notRerunText(task({ label: 'nightly', deduplicated: false }))).toBeNull();
+    expect(notRerunText(task({ label: 'nightly' }))).toBeNull();
+    const text = notRerunText(
+      task({ label: 'nightly', task_key: 'k\u202e1', status: 'running', deduplicated: true })
+    );
+    expect(text).toBe('Not rerun: "nightly" (key k\ufffd1) is already running; showing that run.');
   });
 });
 
