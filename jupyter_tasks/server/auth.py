@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_core.utils import ensure_async
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.auth.identity import IdentityProvider, LegacyIdentityProvider
+from jupyter_server.auth.login import LegacyLoginHandler
 
 from ..callbacks import calls_this_machine
 from ..exceptions import TaskNotFound
@@ -16,21 +17,41 @@ RESOURCE = "tasks"
 OTHERS = "tasks-others"
 
 
-# Identity providers with one shared secret (token or password): whoever holds it is the
-# single user of the server, but each token request gets a fresh random "Anonymous" name.
-_SHARED_SECRET = (IdentityProvider, PasswordIdentityProvider)
+# What names a token's (or password's) holder in jupyter_server's own providers: each
+# request, or each login's cookie, a fresh random "Anonymous" user
+_ANONYMOUS_NAMING = ("get_user", "_get_user", "get_user_token", "get_user_cookie",
+                     "generate_anonymous_user")
+_LEGACY_NAMING = ("get_user", "get_user_token", "get_user_cookie")
+
+
+def _names_users(provider: Any) -> bool:
+    """False when ``provider`` only has jupyter_server's shared-secret naming, which tells
+    no users apart: its default token and password providers, and a pre-2.0
+    ``login_handler_class`` that changes the login page, not who is logged in."""
+    if isinstance(provider, LegacyIdentityProvider):
+        login = provider.login_handler_class
+        return any(_function(login, name) is not _function(LegacyLoginHandler, name)
+                   for name in _LEGACY_NAMING)
+    return any(getattr(type(provider), name) is not getattr(IdentityProvider, name)
+               for name in _ANONYMOUS_NAMING)
+
+
+def _function(cls: type, name: str) -> Any:
+    """The function behind ``cls.name`` (a classmethod's own), to tell an override."""
+    attribute = getattr(cls, name, None)
+    return getattr(attribute, "__func__", attribute)
 
 
 def username(handler: Any) -> str:
     """The name a task's ``owner`` holds for the current user.
 
     ``current_user.username`` when the identity provider knows users (JupyterHub, a
-    custom provider). With the default single-shared-token providers every token
-    request is a new random anonymous user, which would scatter one person's tasks
-    (and their task keys and idempotency keys) over random owners: there the owner
-    is the account running the server, the same name kernels and the CLI use.
+    custom provider). Where it only checks the one shared token or password, every
+    request or login is a new random anonymous user, which would scatter one person's
+    tasks (and their task keys and idempotency keys) over random owners: there the
+    owner is the account running the server, the same name kernels and the CLI use.
     """
-    if type(handler.identity_provider) in _SHARED_SECRET:
+    if not _names_users(handler.identity_provider):
         return handler.settings["jupyter_tasks_manager"].owner
     user = handler.current_user
     return getattr(user, "username", None) or str(user)
