@@ -176,15 +176,18 @@ class NotebookParametersHandler(ScheduleHandler):
     async def get(self) -> None:
         self.only_query("path")
         await check_may_read_files(self, "notebooks")
-        relative = self.get_argument("path", "")
+        # as sent: get_argument strips spaces, and " a.ipynb" named a.ipynb here while a
+        # submit of it says no such notebook
+        relative = self.exact_argument("path") or ""
         if not relative:
             reject([{"field": "path", "message": "a notebook path is required"}],
                     "invalid query parameter")
         path = inside_root(self.root, relative, "path", "invalid query parameter")
         # what the server's contents API would not serve either: a hidden file, or one in
-        # a hidden folder, unless the server allows them (ContentsManager.allow_hidden)
-        hidden = not self.contents_manager.allow_hidden and hidden_under(
-            self.root, os.path.relpath(path, os.path.realpath(self.root)))
+        # a hidden folder, unless the server allows them (ContentsManager.allow_hidden);
+        # judged by the name given, as that API and a submit judge it (a link to a hidden
+        # folder is served by its own name)
+        hidden = not self.contents_manager.allow_hidden and hidden_under(self.root, relative)
         if hidden or not os.path.isfile(path):
             raise Problem(404, f"no notebook at {relative!r}")
         # up to 50 MB of JSON: read and parsed beside the loop, which serves everyone else

@@ -117,3 +117,32 @@ async def test_paths_that_cannot_exist_are_a_4xx_not_a_500(api: Any, jp_root_dir
             assert response.headers["Content-Type"].startswith("application/problem+json")
     for path in ("a" * 300, "nb.ipynb/x", "loopa"):
         assert_problem(await api.get("notebook-parameters", params={"path": path}), 404)
+
+
+def write_parameters_notebook(path: Path, name: str) -> None:
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(f"{name} = 1")
+    cell.metadata["tags"] = ["parameters"]
+    notebook.cells.append(cell)
+    nbformat.write(notebook, str(path))
+
+
+async def test_notebook_parameters_reads_the_path_as_given_as_a_submit_does(
+        api: Any, jp_root_dir: Path) -> None:
+    # before: ?path= lost its spaces, so " report.ipynb" answered for report.ipynb (and
+    # named it), while a submit of the same path was a 422 "does not exist"
+    write_parameters_notebook(jp_root_dir / "report.ipynb", "alpha")
+    write_parameters_notebook(jp_root_dir / " report.ipynb", "beta")
+    spaced = await api.get("notebook-parameters", params={"path": " report.ipynb"})
+    assert spaced.code == 200 and spaced.json["path"] == " report.ipynb", spaced.json
+    assert [p["name"] for p in spaced.json["parameters"]] == ["beta"], spaced.json
+    assert_problem(await api.get("notebook-parameters", params={"path": "report.ipynb "}), 404)
+    # a link to a hidden folder is served as the contents API serves it: by its own name
+    (jp_root_dir / ".hid").mkdir()
+    write_parameters_notebook(jp_root_dir / ".hid" / "x.ipynb", "gamma")
+    (jp_root_dir / "vis").symlink_to(jp_root_dir / ".hid")
+    linked = await api.get("notebook-parameters", params={"path": "vis/x.ipynb"})
+    assert linked.code == 200, linked.json
+    assert_problem(await api.get("notebook-parameters", params={"path": ".hid/x.ipynb"}), 404)
+    submitted = await api.post(body={"notebook": "vis/x.ipynb", "queue": "parked"})
+    assert submitted.code == 202, submitted.json
