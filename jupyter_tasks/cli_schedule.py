@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from .cli_common import (
     run_parameters,
     short_id,
 )
-from .manager import TaskManager
+from .manager import TaskManager, was_deduplicated
 from .scheduler import Scheduler
 from .schedules import CATCH_UP, Schedule
 
@@ -198,6 +199,9 @@ async def _act(args: argparse.Namespace, action: str) -> int:
             print(f"deleted {short_id(schedule.id, args)}  {printable(schedule.name)}")
         elif action == "run":
             task = await scheduler.run_now(schedule.id)
+            if was_deduplicated(task):  # its job's task_key has a run active: none queued
+                print(f"not run now: its task key has a run {task.status} already",
+                      file=sys.stderr)
             print(short_id(task.id, args))
         else:
             changed = await (scheduler.pause(schedule.id) if action == "pause"

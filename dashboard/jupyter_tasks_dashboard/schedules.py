@@ -249,8 +249,13 @@ class SchedulesScreen(Screen[None]):
         if schedule is None:
             return
         source, name = self.source(), _name(schedule)
-        self._act("Run now", lambda: source.run_schedule(schedule["id"]),
-                  lambda t: f"{name} fired now as {short_id(t['id'])}")
+        def fired(task: dict[str, Any]) -> str:
+            if task.get("deduplicated"):  # its job's task_key has a run active: none fired
+                return (f"Not run now: {name} has a run of its task key {task.get('status')} "
+                        f"already, {short_id(task['id'])}")
+            return f"{name} fired now as {short_id(task['id'])}"
+
+        self._act("Run now", lambda: source.run_schedule(schedule["id"]), fired)
 
     def action_delete(self) -> None:
         schedule = self._selected()

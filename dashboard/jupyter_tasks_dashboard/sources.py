@@ -642,7 +642,11 @@ class DatabaseSource(DataSource):
         return (await self._call(self._schedules().resume(schedule_id))).to_json()
 
     async def run_schedule(self, schedule_id: str) -> dict[str, Any]:
-        return (await self._call(self._schedules().run_now(schedule_id))).to_json()
+        from jupyter_tasks.manager import was_deduplicated
+
+        task = await self._call(self._schedules().run_now(schedule_id))
+        # as the server answers: the run its job's task_key already had, or a new one
+        return {**task.to_json(), "deduplicated": was_deduplicated(task)}
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._call(self._schedules().delete(schedule_id))

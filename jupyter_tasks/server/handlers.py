@@ -261,6 +261,12 @@ class TasksHandler(APIHandler):
                           errors=[{"field": "", "message": "must be an object"}])
         return value
 
+    def takes_no_body(self, what: str) -> None:
+        """422 for a body other than none or ``{}``: ``what`` takes no fields, and a field
+        dropped without a word reads as taken (a cancel's ``force``, a pause's ``paused``)."""
+        _reject([{"field": field, "message": f"{what} takes no fields"}
+                 for field in self.json_object(optional=True)])
+
     def exact_argument(self, name: str) -> str | None:
         """A query value exactly as sent (its last one), or None.
 
@@ -673,7 +679,7 @@ class TaskCancelHandler(TasksHandler):
     @authorized("write")
     async def post(self, task_id: str) -> None:
         self.only_query()
-        self.json_body(optional=True)
+        self.takes_no_body("a cancel")
         await self.visible(task_id, "write")
         task = await self.manager.cancel(task_id)
         self.answer(202, task.to_json())

@@ -613,12 +613,17 @@ PATHS.update({
     **{f"/api/tasks/schedules/{{schedule_id}}/{action}": {
         "parameters": [_SCHEDULE_ID_PARAM],
         "post": {"operationId": f"{action}Schedule", "summary": summary,
-                 "responses": {code: _json(text, _ref(schema)), **_problems(400, 404)}},
-    } for action, summary, code, text, schema in [
-        ("pause", "Stop firing", "200", "the schedule", "Schedule"),
-        ("resume", "Fire again from the next due time after now", "200", "the schedule",
-         "Schedule"),
-        ("run", "Fire once now (next_run_at does not move)", "202", "the new task", "Task"),
+                 "description": "No body, or an empty object: a field is refused (422).",
+                 "responses": {**responses, **_problems(400, 404, *conflicts)}},
+    } for action, summary, responses, conflicts in [
+        ("pause", "Stop firing", {"200": _json("the schedule", _ref("Schedule"))}, ()),
+        ("resume", "Fire again from the next due time after now",
+         {"200": _json("the schedule", _ref("Schedule"))}, ()),
+        ("run", "Fire once now (next_run_at does not move)",
+         {"200": _json("the run its job's task_key already had queued or running "
+                       "(deduplicated: true)", _ref("Task")),
+          "202": _json("the new task", _ref("Task"), {"Location": _HEADER})},
+         (409,)),  # its job's task_key has a run being cancelled
     ]},
     "/api/tasks/notebook-parameters": {
         "get": {"operationId": "getNotebookParameters",

@@ -140,13 +140,14 @@ class ScheduleActionHandler(ScheduleHandler):
     @authorized("write")
     async def post(self, schedule_id: str, action: str) -> None:
         self.only_query()
-        self.json_body(optional=True)
+        # a run takes its schedule's job as it is (a PATCH changes it)
+        self.takes_no_body(f"a schedule's {action}")
         schedule = await self.visible_schedule(schedule_id, "write")
         if action != "pause":
             await self.check_may_fire(schedule)
         if action == "run":
-            task = await self.scheduler.run_now(schedule_id)
-            self.answer(202, task.to_json(), Location=self.location(task.id))
+            # the run its job's task_key already had, if any, is answered as a submit's is
+            self.answer_created(await self.scheduler.run_now(schedule_id))
             return
         schedule = await (self.scheduler.pause(schedule_id) if action == "pause"
                           else self.scheduler.resume(schedule_id))

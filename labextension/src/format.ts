@@ -64,16 +64,17 @@ export function taskLabel(task: ITask, fallback: string): string {
 }
 
 /**
- * What to tell a user whose rerun was answered with the run its key already had (null
- * when the answer is a new run): nothing was run again, that run is what is shown.
+ * What to tell a user whose rerun (or schedule's run now: `what`) was answered with the
+ * run its key already had (null when the answer is a new run): nothing was run again,
+ * that run is what is shown.
  */
-export function notRerunText(task: ITask): string | null {
+export function notRerunText(task: ITask, what = 'rerun'): string | null {
   if (task.deduplicated !== true) {
     return null;
   }
   const key = hasVisibleText(task.task_key) ? ` (key ${displayText(task.task_key)})` : '';
   return (
-    `Not rerun: "${taskLabel(task, shortId(task.id))}"${key} is already ${task.status}; ` +
+    `Not ${what}: "${taskLabel(task, shortId(task.id))}"${key} is already ${task.status}; ` +
     'showing that run.'
   );
 }

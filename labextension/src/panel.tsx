@@ -124,10 +124,14 @@ export class TasksPanel extends ReactWidget {
     );
   }
 
-  /** Fire a schedule now and reveal the new task. */
+  /** Fire a schedule now and reveal the new task (or the run its job's key had). */
   runSchedule(id: string): void {
     this._act('run the schedule', async () => {
       const task = await this._connection.runSchedule(id);
+      const notRun = notRerunText(task, 'run now');
+      if (notRun !== null) {
+        Notification.info(notRun, { autoClose: 8000 });
+      }
       this.reveal(task.id);
     });
   }

@@ -192,3 +192,21 @@ def test_an_ambiguous_reference_lists_the_schedules_it_matches(
     assert "@hourly" in removed.stderr and "@daily" in removed.stderr
     assert jt(env, "schedule", "rm", ids[0], cwd=tmp_path).returncode == 0
     assert sorted(i for (i,) in rows(db_path, "SELECT id FROM schedules")) == ids[1:]
+
+
+def test_run_now_answered_by_the_keys_run_says_so(env: dict[str, str], tmp_path: Path,
+                                                 db_path: Path) -> None:
+    # before: the second run printed the key's queued run's id as if it were a new one
+    added = jt(env, "schedule", "add", "--name", "ping", "--cron", "@daily", "--command",
+               "echo", "hi", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    with sqlite3.connect(db_path) as conn:  # a key, as a REST or Python schedule has one
+        conn.execute("UPDATE schedules SET options = json_set(options, '$.task_key', 'k1', "
+                     "'$.queue', 'parked')")
+    first = jt(env, "schedule", "run", "ping", cwd=tmp_path)
+    assert first.returncode == 0 and "not run" not in first.stderr, first.stderr
+    again = jt(env, "schedule", "run", "ping", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "not run now: its task key has a run queued already" in again.stderr, again.stderr
+    assert len(rows(db_path, "SELECT id FROM tasks")) == 1

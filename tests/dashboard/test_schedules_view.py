@@ -211,3 +211,32 @@ async def _paused(manager: Any, schedule_id: str) -> Any:
 async def _last_task(manager: Any, schedule_id: str) -> str | None:
     schedule = await manager.store.get_schedule(schedule_id)
     return schedule.last_task_id if schedule is not None else None
+
+
+async def test_run_now_answered_by_the_keys_run_says_so(tmp_path):
+    # before: "fired now as <id>" for the run its job's task_key already had queued
+    from jupyter_tasks.manager import TaskManager
+    from jupyter_tasks.scheduler import Scheduler
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    def parse(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return parse_job_body(job, os.getcwd())
+
+    db = tmp_path / "sched.db"
+    async with TaskManager(db, runs_background=False, make_default=False) as other:
+        scheduler = Scheduler(other)
+        keyed = await scheduler.create({"name": "keyed", "cron": "@daily",
+                                        "job": {**JOB, "task_key": "one-at-a-time"}},
+                                       owner="ana", parse_job=parse)
+        queued = await scheduler.run_now(keyed.id)
+        app = TasksDashboard(DatabaseSource(db))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_schedules(app, pilot)
+            await until(lambda: row_text(screen, keyed.id), pilot, what="its row")
+            await pilot.press("r")
+            said = await until(lambda: [n for n in app.notices if "keyed" in n], pilot,
+                               what="what run now did")
+            assert len(said) == 1 and said[0].startswith("Not run now: keyed"), said
+            assert said[0].endswith(f"has a run of its task key queued already, "
+                                    f"…{queued.id[-10:]}"), said
+        assert await other.store.count_tasks() == 1

@@ -697,3 +697,14 @@ async def test_dask_without_a_scheduler_address_is_said_on_every_route(api, task
         assert "needs dask_scheduler_address" in response.json["detail"]
     await tasks_app.stop_extension()  # and it stops
     assert not tasks_app.manager.running
+
+
+@pytest.mark.parametrize("sent", [[1, 2], "x", 42, {"force": True}])
+async def test_cancel_refuses_a_body_it_would_ignore(api, sent):
+    # before: 202 and the body dropped ({"force": true} read as taken, and nothing forced)
+    task = await api.submit({"name": "srv_job", "queue": PARKED})
+    refused = await api.post(task["id"], "cancel", body=sent)
+    assert refused.code == 422, refused.json
+    assert (await api.get(task["id"])).json["status"] == "queued"
+    assert (await api.post(task["id"], "cancel", body={})).code == 202
+

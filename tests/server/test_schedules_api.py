@@ -396,3 +396,29 @@ async def test_no_submit_takes_a_firings_key(api: Any) -> None:
                                 "idempotency_key": "my-schedule:1"})
     assert fine.code == 202, fine.json
     await api.post(fine.json["id"], "cancel")
+
+
+async def test_run_now_answered_by_the_keys_run_says_so_as_a_submit_does(api: Any) -> None:
+    # before: 202 with a Location, and no `deduplicated`, for the run already queued
+    keyed = body(job={**JOB, "task_key": "nightly-run-now"})
+    schedule = (await api.post("schedules", body=keyed)).json
+    first = await api.post("schedules", schedule["id"], "run")
+    assert first.code == 202 and first.json["deduplicated"] is False, first.json
+    again = await api.post("schedules", schedule["id"], "run")
+    assert again.code == 200, again.json
+    assert again.json["id"] == first.json["id"] and again.json["deduplicated"] is True
+    assert "Location" not in again.headers
+
+
+@pytest.mark.parametrize(("action", "sent"), [
+    ("run", {"params": {"name": "B"}}), ("pause", {"paused": False}), ("resume", [1]),
+])
+async def test_schedule_actions_refuse_a_body_they_would_ignore(api: Any, action: str,
+                                                                sent: Any) -> None:
+    # before: 200 or 202, the body dropped (a /pause with {"paused": false} paused)
+    schedule = (await api.post("schedules", body=body())).json
+    refused = await api.post("schedules", schedule["id"], action, body=sent)
+    assert refused.code == 422, refused.json
+    after = (await api.get("schedules", schedule["id"])).json
+    assert after["paused"] is False and after["last_task_id"] is None, after
+    assert (await api.post("schedules", schedule["id"], action, body={})).code in (200, 202)

@@ -63,6 +63,9 @@ describe('notRerunText', () => {
       task({ label: 'nightly', task_key: 'k\u202e1', status: 'running', deduplicated: true })
     );
     expect(text).toBe('Not rerun: "nightly" (key k\ufffd1) is already running; showing that run.');
+    expect(notRerunText(task({ name: 'n', status: 'queued', deduplicated: true }), 'run now')).toBe(
+      'Not run now: "n" is already queued; showing that run.'
+    );
   });
 });
 
