@@ -76,6 +76,8 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         self.set_header("Content-Type", PROBLEM_TYPE)
         if status == 426:  # the version this server speaks (send_error cleared the headers)
             self.set_header("Sec-WebSocket-Version", "13")
+        if status == 405:  # RFC 9110, as every REST route's 405 says its methods
+            self.set_header("Allow", "GET")
         self.finish(json.dumps(problem_for(status, exc)))
 
     def _check_handshake(self) -> None:
@@ -91,6 +93,12 @@ class EventsWebSocket(WebSocketMixin, JupyterHandler, websocket.WebSocketHandler
         if headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):  # as tornado takes
             raise Problem(426, "this server speaks websocket version 13 (RFC 6455): "
                                "send Sec-WebSocket-Version: 13")
+        # as tornado checks it (a browser's handshake carries its page's origin), but said
+        origin = headers.get("Origin", headers.get("Sec-Websocket-Origin"))
+        if origin and not self.check_origin(origin):
+            raise Problem(403, f"a websocket from a page at {origin} is not allowed here: "
+                               "only this server's own pages, or origins its "
+                               "ServerApp.allow_origin settings allow, may connect")
         if not headers.get("Sec-WebSocket-Key"):
             raise Problem(400, "a websocket handshake needs a Sec-WebSocket-Key header")
 

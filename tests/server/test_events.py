@@ -352,3 +352,40 @@ async def test_held_back_progress_is_never_overtaken_by_a_later_event(
     ws.close()
     for task in reporters:
         await api.post(task["id"], "cancel")
+
+
+async def test_a_cross_origin_handshake_is_a_problem_and_other_methods_say_allow(
+        api, jp_serverapp, jp_http_port, jp_base_url):
+    # before: a browser's cross-origin handshake (its login cookie) got tornado's 403
+    # text/html "Cross origin websockets not allowed", and POST, DELETE or OPTIONS a 405
+    # with no Allow (every REST route's 405 has one)
+    from http.cookies import SimpleCookie
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    client = AsyncHTTPClient()
+    base = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+    page = await client.fetch(base + "login", raise_error=False)
+    cookies = SimpleCookie()
+    for header in page.headers.get_list("Set-Cookie"):
+        cookies.load(header)
+    xsrf = cookies["_xsrf"].value
+    login = await client.fetch(
+        base + "login", method="POST", raise_error=False, follow_redirects=False,
+        headers={"Cookie": f"_xsrf={xsrf}"},
+        body=f"password={jp_serverapp.identity_provider.token}&_xsrf={xsrf}")
+    for header in login.headers.get_list("Set-Cookie"):
+        cookies.load(header)
+    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade",
+                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                 "Cookie": cookie}
+    response = await client.fetch(base + "api/tasks/events", raise_error=False,
+                                  headers={**handshake, "Origin": "http://elsewhere.example"})
+    assert response.code == 403, response.body
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "http://elsewhere.example" in json.loads(response.body)["detail"]
+    for method in ("POST", "DELETE", "OPTIONS"):
+        refused = await api.call(method, "events", **({"body": {}} if method == "POST" else {}))
+        assert refused.code == 405, (method, refused.code)
+        assert refused.headers.get("Allow") == "GET", (method, dict(refused.headers))
