@@ -43,6 +43,14 @@ ends delivery without retry (:class:`CallbackRefused`); network errors, error st
 too many hops and a try past its deadline (:data:`TIMEOUT` for the whole try, redirects
 included, however slowly an answer trickles in) are retried by :func:`post_callback`.
 
+**This machine.** Over REST, a callback to this machine needs the server's permission
+to execute terminals (a terminal's curl would reach the same services), and a redirect
+from elsewhere to this machine is not followed. This machine is a loopback address,
+the unspecified address, a ``localhost`` name, or an address of one of its own
+interfaces (its LAN address: with that network on the allow-list it reaches the same
+services). A name on the allow-list that resolves to a LAN address of this machine is
+not caught at submit (no DNS there): list names of other machines only.
+
 Only the standard library (``http.client``, ``socket``) speaks HTTP here: this is
 engine code, not the tornado layer.
 """
@@ -220,8 +228,8 @@ def parse_url(url: Any) -> Target:
 
 
 def calls_this_machine(url: Any) -> bool:
-    """Whether ``url`` names this machine: a loopback address or a ``localhost`` name
-    (an invalid URL: False, its check says why)."""
+    """Whether ``url`` names this machine: a loopback address, an address of one of its
+    interfaces, or a ``localhost`` name (an invalid URL: False, its check says why)."""
     try:
         target = parse_url(url)
     except InvalidRequest:
@@ -232,9 +240,24 @@ def calls_this_machine(url: Any) -> bool:
 
 
 def _is_here(address: Address) -> bool:
-    """Loopback, or the unspecified address (a connection to 0.0.0.0 reaches this host)."""
+    """Loopback, the unspecified address (a connection to 0.0.0.0 reaches this host), or
+    an address of one of this machine's own interfaces (its LAN address, say: with its
+    network on the allow-list, it reaches the same local services)."""
     address = _unmap(address)
-    return address.is_loopback or address.is_unspecified
+    return address.is_loopback or address.is_unspecified or address in _own_addresses()
+
+
+def _own_addresses() -> set[Address]:
+    """The addresses of this machine's interfaces, read now (they can change)."""
+    import psutil
+
+    own: set[Address] = set()
+    for addresses in psutil.net_if_addrs().values():
+        for found in addresses:
+            if found.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(ValueError):  # an odd interface's odd address
+                    own.add(_unmap(ipaddress.ip_address(found.address.split("%", 1)[0])))
+    return own
 
 
 def check_url(url: Any, policy: CallbackPolicy) -> Target:

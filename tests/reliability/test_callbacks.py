@@ -7,6 +7,7 @@ loopback on Linux); nothing here talks to any other address.
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
 import logging
 import socket
@@ -316,6 +317,28 @@ def test_a_redirect_from_elsewhere_to_this_machine_is_not_followed(receiver):
                                  "http://127.0.0.1:9/", "http://a.localhost/"])
 def test_the_unspecified_address_is_this_machine(url):
     assert callbacks.calls_this_machine(url)
+
+
+def own_addresses() -> list[str]:
+    """This machine's interface addresses other than loopback (its LAN address, say)."""
+    import psutil
+
+    return [a.address.split("%", 1)[0] for addresses in psutil.net_if_addrs().values()
+            for a in addresses if a.family in (socket.AF_INET, socket.AF_INET6)
+            and not ipaddress.ip_address(a.address.split("%", 1)[0]).is_loopback]
+
+
+def test_an_address_of_this_machines_own_interfaces_is_this_machine():
+    # before: only loopback and 0.0.0.0 were "this machine": with its LAN on the
+    # allow-list, a user the server denies terminals reached its own services there
+    found = own_addresses()
+    if not found:
+        pytest.skip("this machine has no address but loopback")
+    for address in found:
+        host = f"[{address}]" if ":" in address else address
+        assert callbacks.calls_this_machine(f"http://{host}:9/x"), address
+    assert not callbacks.calls_this_machine("http://192.0.2.254:9/x") or \
+        "192.0.2.254" in found
 
 
 def test_redirect_hops_are_bounded(receiver):
