@@ -55,12 +55,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 class CodeFailed(Exception):
     """A code job's process exited with a non-zero code."""
 
-    def __init__(self, returncode: int, stderr_tail: str) -> None:
+    def __init__(self, returncode: int, stderr_tail: str, last_line: str | None = None) -> None:
         tail = stderr_tail.strip()
         # what went wrong first (a traceback's last line, "ValueError: …"): a notification
         # shows a message's start, which was "Traceback (most recent call last)"; the
-        # whole tail follows it
-        last = tail.rsplit("\n", 1)[-1].strip()[:LAST_LINE_CHARS]
+        # whole tail follows it. ``last_line``: that line's start, kept apart from the
+        # tail, whose end a long message fills
+        if last_line is None:
+            last_line = tail.rsplit("\n", 1)[-1]
+        last = last_line.strip()[:LAST_LINE_CHARS]
         message = f"exit code {returncode}" + (f": {last}" if last else "")
         super().__init__(message + (f"\n{tail}" if "\n" in tail else ""))
         self.returncode = returncode
@@ -74,6 +77,10 @@ class _TailingContext:
         self.ctx = ctx
         self.stderr: deque[str] = deque()
         self.size = 0
+        # the starts of the line being written and of the last one ended with text in it:
+        # "ValueError: " begins a line the tail can hold only the end of
+        self.line = ""
+        self.ended_line = ""
 
     def write(self, text: str, stream: str = "stdout") -> None:
         self.ctx.write(text, stream)
@@ -82,9 +89,23 @@ class _TailingContext:
             self.size += len(text)
             while self.size - len(self.stderr[0]) > STDERR_TAIL_CHARS:
                 self.size -= len(self.stderr.popleft())
+            self._follow_lines(text)
+
+    def _follow_lines(self, text: str) -> None:
+        *ended, rest = text.split("\n")
+        for part in ended:
+            line = (self.line + part)[:LAST_LINE_CHARS]
+            self.line = ""
+            if line.strip():
+                self.ended_line = line
+        self.line = (self.line + rest[:LAST_LINE_CHARS])[:LAST_LINE_CHARS]
 
     def tail(self) -> str:
         return "".join(self.stderr)[-STDERR_TAIL_CHARS:]
+
+    def last_line(self) -> str:
+        """The start of stderr's last line with text in it."""
+        return self.line if self.line.strip() else self.ended_line
 
 
 def artifact_name_for(relative: str) -> str | None:
@@ -176,7 +197,7 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
             raise outcome
         assert returncode is not None
         if returncode != 0:
-            raise CodeFailed(returncode, tail.tail())
+            raise CodeFailed(returncode, tail.tail(), tail.last_line())
         return {"returncode": 0, "artifacts": names}
     finally:
         with contextlib.suppress(Exception):

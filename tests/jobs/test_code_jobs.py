@@ -131,6 +131,24 @@ async def test_non_zero_exit_fails_with_the_stderr_tail(manager: TaskManager) ->
     assert len(done.error["message"]) < 2100
 
 
+async def test_a_long_exception_message_keeps_its_type_first(manager: TaskManager) -> None:
+    # before: a last line longer than the 2,000 characters of stderr kept lost its start,
+    # so the error read "exit code 1: xxxx…", ValueError said nowhere
+    code = "raise ValueError('bad input: ' + 'x' * 2500)\n"
+    task = await manager.submit_spec({"code": code}, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.status == "failed"
+    assert done.error["message"].startswith("exit code 1: ValueError: bad input: xxx"), \
+        done.error["message"][:200]
+    # written a piece at a time, a line's start is still the one told
+    pieces = ("import sys\nsys.stderr.write('Boom'); sys.stderr.flush()\n"
+              "sys.stderr.write('Error: ' + 'y' * 3000 + '\\n\\n'); sys.exit(3)\n")
+    task = await manager.submit_spec({"code": pieces}, max_retries=0)
+    done = await manager.wait(task.id, timeout=60)
+    assert done.error["message"].startswith("exit code 3: BoomError: yyy"), \
+        done.error["message"][:200]
+
+
 @pytest.mark.parametrize(("relative", "name"), [
     ("a.csv", "a.csv"), ("sub/b.png", "sub__b.png"), ("x/y/z.txt", "x__y__z.txt"),
     ("we!rd$.txt", "we_rd_.txt"), (".git/config", None), ("sub/.env", None),
