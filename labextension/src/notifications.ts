@@ -167,7 +167,8 @@ export class TaskNotifier {
     tellOne: ({ text, actions }) =>
       Notification.success(`${text}.`, { autoClose: SUCCESS_MS, actions }),
     tellGroup: ({ count, latest }) =>
-      Notification.success(`${latest.text} (and ${count - 1} more).`, {
+      // the count first: JupyterLab cuts a long message, and a long label's end with it
+      Notification.success(`${count} tasks succeeded; latest: ${latest.text}.`, {
         autoClose: SUCCESS_MS,
         actions: latest.actions
       })
