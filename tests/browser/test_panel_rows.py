@@ -91,3 +91,21 @@ def test_an_action_the_server_cannot_be_reached_for_says_so_in_words(
         page.unroute("**/api/tasks/*/cancel*")
     code, task = lab.request("GET", f"/api/tasks/{parked.id}")
     assert code == 200 and task["status"] == "queued"
+
+
+def test_a_long_question_wraps_inside_the_panel(lab: LabServer, page: Any) -> None:
+    # before: a question naming a long path ran past the panel's edge ("…/2024/exper"),
+    # and the whole list scrolled sideways
+    prompt = "remove /data/scratch/projects/2024/experiment-runs/checkpoints-and-caches?"
+    code, task = lab.request("POST", "/api/tasks", {"name": "browser_ask",
+                                                    "params": {"prompt": prompt}})
+    assert code == 202, task
+    question = row(page, task["id"]).locator(".jp-TasksPanel-prompt")
+    question.wait_for(state="visible", timeout=60_000)
+    screenshot(page, "panel-long-question.png", ".jp-TasksPanel")
+    assert question.inner_text() == prompt
+    listing = page.locator(".jp-TasksPanel-list")
+    assert not listing.evaluate("e => e.scrollWidth > e.clientWidth"), "the list scrolls sideways"
+    assert not question.evaluate("e => e.scrollWidth > e.clientWidth"), "the question is cut"
+    code, _ = lab.request("POST", f"/api/tasks/{task['id']}/cancel")
+    assert code == 202
