@@ -283,7 +283,9 @@ def said_with_errors(message: str, errors: Any) -> str:
     parts = [message]
     for error in errors or []:
         if isinstance(error, dict):
-            line = f"{error.get('field')}: {error.get('message')}"
-            if line not in message:
-                parts.append(line)
+            field, problem = str(error.get("field")), error.get("message")
+            # the message may name the field without where it sits ("a" for "params.a")
+            names = [".".join(field.split(".")[i:]) for i in range(field.count(".") + 1)]
+            if not any(f"{name}: {problem}" in message for name in names):
+                parts.append(f"{field}: {problem}")
     return "; ".join(part for part in parts if part)

@@ -149,6 +149,10 @@ async def test_fork_validates_json_and_runs_with_edited_params(server):
         await pilot.press("ctrl+s")
         await until(lambda: "value: given more than once" in error_text(), pilot,
                     what="a key given twice refused")
+        editor.text = '{"value": "abc"}'  # a 422 naming params.value: said once
+        await pilot.press("ctrl+s")
+        await until(lambda: "expected int" in error_text(), pilot, what="type refused")
+        assert error_text().count("expected int") == 1, error_text()
         editor.text = '{"no_such_param": 1}'  # the server answers 422
         await pilot.press("ctrl+s")
         await until(lambda: "no_such_param" in error_text(), pilot, what="server 422 shown")
