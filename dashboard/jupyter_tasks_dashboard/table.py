@@ -312,7 +312,9 @@ class TaskTable(ScrollView, can_focus=True):
         self.post_message(self.RowHighlighted(self, row, self.row_ids[row]))
 
     def _scroll_cursor_into_view(self) -> None:
-        visible = max(1, self.size.height - 1)  # rows below the header
+        # rows below the header and above the horizontal scrollbar, when there is one (a
+        # row under it was selected, shown in the details, and not drawn)
+        visible = max(1, self.scrollable_content_region.height - 1)
         top = round(self.scroll_y)
         if self.cursor_row < top:
             self.scroll_to(y=self.cursor_row, animate=False)

@@ -64,3 +64,39 @@ async def test_on_a_tiny_terminal_the_fork_dialog_scrolls_to_its_buttons(tmp_pat
                 await pilot.press("tab")
             assert app.focused is button, (button_id, app.focused)
             await until(lambda b=button: shown(app, b), pilot, what=f"{button_id} shown")
+
+
+def cursor_row_drawn(app: TasksDashboard) -> bool:
+    """Whether the table draws its selected row in the rows its scrollbars leave."""
+    table = app.table
+    rows = table.scrollable_content_region.height - 1  # below the header
+    top = round(table.scroll_y)
+    return top <= table.cursor_row < top + rows
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_selected_row_is_never_under_the_scrollbar(tmp_path, size):
+    # before: End (or Down onto the last row shown) selected a row drawn under the
+    # horizontal scrollbar: the details showed a task the table did not
+    writer, _ = await parked_tasks(tmp_path, 60)
+    app = TasksDashboard(DatabaseSource(tmp_path / "fast.db"))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await until(lambda: app.ready and app.table.row_count > 20, pilot, what="rows")
+            table = app.table
+            assert table.show_horizontal_scrollbar, "the columns fit: no scrollbar to test"
+            await pilot.press("end")
+            await until(lambda: table.cursor_row == table.row_count - 1, pilot, what="end")
+            await pilot.pause()
+            assert cursor_row_drawn(app), (table.cursor_row, table.scroll_y)
+            await pilot.press("home")
+            for _ in range(table.scrollable_content_region.height):
+                await pilot.press("down")
+            await pilot.pause()
+            assert cursor_row_drawn(app), (table.cursor_row, table.scroll_y)
+            # a smaller terminal keeps the selected row in sight
+            await pilot.resize_terminal(60, 15)
+            await pilot.pause()
+            await until(lambda: cursor_row_drawn(app), pilot, what="the row after a resize")
+    finally:
+        await writer.stop()
