@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import keyword
 import math
+import os
 import re
 import shlex
 import signal
@@ -337,7 +338,9 @@ def _parse_subprocess(line: str) -> dict[str, Any]:
 
 async def _submit_subprocess(side: KernelSide, opts: dict[str, Any]) -> Any:
     manager = side.manager
-    spec = {"command": opts["argv"], "cwd": opts["cwd"]}
+    # the folder it runs in, whole: a rerun once this kernel is gone is a worker's job,
+    # run in that worker's folder unless the spec names this one
+    spec = {"command": opts["argv"], "cwd": os.path.abspath(opts["cwd"] or os.getcwd())}
     # the label reads as typed, without shell quoting (argv is never a shell line)
     return await manager.submit_spec(spec, mode="background", timeout=opts["timeout"],
                                      label=opts["label"] or " ".join(opts["argv"])[:80])

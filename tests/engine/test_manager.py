@@ -552,6 +552,24 @@ async def test_in_process_objects_cannot_be_rerun(manager: TaskManager) -> None:
         await manager.rerun(task.id)
 
 
+async def test_a_gone_processs_command_is_rerun_only_where_it_ran(tmp_path: Path) -> None:
+    # before: a background command that recorded no folder (an earlier %run_subprocess)
+    # was queued as a job once its process was gone, and ran in the worker's folder
+    db = tmp_path / "gone.db"
+    async with TaskManager(db, make_default=False) as gone:
+        bare = await gone.submit_spec({"command": ["true"]}, mode="background")
+        placed = await gone.submit_spec({"command": ["true"], "cwd": str(tmp_path)},
+                                        mode="background")
+        for task in (bare, placed):
+            assert (await gone.wait(task.id, timeout=30)).status == "succeeded"
+    async with TaskManager(db, runs_background=False, make_default=False) as cli:
+        with pytest.raises(NotRerunnable, match="folder it ran in"):
+            await cli.rerun(bare.id)
+        rerun = await cli.rerun(placed.id)
+        assert (rerun.mode, rerun.spec["cwd"]) == ("job", str(tmp_path))
+        assert await cli.store.count_tasks() == 3
+
+
 async def test_confirmation_round_trip(manager: TaskManager) -> None:
     task = await manager.submit("ask", mode="background")
 

@@ -397,3 +397,18 @@ def test_a_graceful_kernel_shutdown_leaves_a_background_program_interrupted(
         eventually_sync(lambda: ended(program), timeout=30, what="the program ended")
     finally:
         k.shutdown()
+
+
+def test_a_background_command_records_the_folder_it_runs_in(kernel: Kernel,
+                                                            db_path: Path) -> None:
+    # before: no folder was recorded (or --cwd as typed), so once the kernel was gone a
+    # rerun ran as a worker's job in the worker's folder: `rm -r build` removed the
+    # worker's build, not the notebook's
+    here = kernel.value("__import__('os').getcwd()")
+    kernel.execute("import os; os.makedirs('sub', exist_ok=True)")
+    kernel.execute("plain = %run_subprocess --background true")
+    kernel.execute("inside = %run_subprocess --background --cwd sub true")
+    plain = task_of(db_path, kernel.value("plain.id"))
+    inside = task_of(db_path, kernel.value("inside.id"))
+    assert plain.spec["cwd"] == here, plain.spec
+    assert inside.spec["cwd"] == str(Path(here) / "sub"), inside.spec
