@@ -134,12 +134,25 @@ def collect_outputs(output_dir: str | os.PathLike[str]) -> tuple[list[tuple[str,
                 skipped.append(relative)
                 continue
             name = artifact_name_for(relative)
-            if name is None or name in seen:
+            if name is None:
                 skipped.append(relative)
                 continue
+            name = _unclashed(name, seen)
             seen.add(name)
             found.append((name, path))
     return found, skipped
+
+
+def _unclashed(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``… when taken: files whose names clean up
+    alike (résumé.txt and résumè.txt, 数据.csv and 结果.csv) are all kept."""
+    stem, ext = os.path.splitext(name)
+    number = 1
+    while name in taken:
+        number += 1
+        suffix = f"-{number}{ext}"
+        name = stem[:255 - len(suffix)] + suffix
+    return name
 
 
 def remove_lost_work(task_id: str, attempt: int) -> list[str]:
@@ -207,8 +220,8 @@ async def exec_code(task: Any, ctx: Any, running: Any) -> dict[str, Any]:
 async def _keep_outputs(ctx: Any, output_dir: str) -> list[str]:
     found, skipped = await asyncio.to_thread(collect_outputs, output_dir)
     for relative in skipped:
-        ctx.log(f"[jupyter-tasks] output file {relative!r} skipped (hidden, symlink or "
-                "duplicate name)", "log")
+        ctx.log(f"[jupyter-tasks] output file {relative!r} skipped (hidden, or not a "
+                "regular file: a link, a pipe)", "log")
     names = []
     for name, path in found:
         await ctx.artifact(name, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_tasks import TaskManager
-from jupyter_tasks.jobs.code import artifact_name_for
+from jupyter_tasks.jobs.code import artifact_name_for, collect_outputs
 from tests.engine.test_manager import cancel_once_exited
 from tests.waiting import eventually
 
@@ -147,6 +147,20 @@ async def test_a_long_exception_message_keeps_its_type_first(manager: TaskManage
     done = await manager.wait(task.id, timeout=60)
     assert done.error["message"].startswith("exit code 3: BoomError: yyy"), \
         done.error["message"][:200]
+
+
+def test_files_whose_names_clash_once_cleaned_are_all_kept(tmp_path: Path) -> None:
+    # before: résumé.txt was skipped as a duplicate of résumè.txt (both r_sum_.txt) and
+    # one of 数据.csv and 结果.csv (both file___.csv): the job succeeded, files lost
+    for name in ("résumé.txt", "résumè.txt", "数据.csv", "结果.csv", "r_sum_-2.txt", "a.txt"):
+        (tmp_path / name).write_text(name)
+    found, skipped = collect_outputs(tmp_path)
+    assert skipped == []
+    names = [name for name, _ in found]
+    assert len(set(names)) == len(names) == 6, names
+    assert {path.read_text() for _, path in found} == {
+        "résumé.txt", "résumè.txt", "数据.csv", "结果.csv", "r_sum_-2.txt", "a.txt"}
+    assert "a.txt" in names and "file___.csv" in names and "file___-2.csv" in names
 
 
 @pytest.mark.parametrize(("relative", "name"), [
