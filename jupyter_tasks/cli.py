@@ -58,7 +58,7 @@ from .cli_common import (
     short_id,
 )
 from .cli_common import papermill_value as papermill_value  # where it was before
-from .engine.config import DEFAULT_MAX_LOG_CHARS
+from .engine.config import DEFAULT_MAX_LOG_CHARS, ManagerConfig
 from .engine.options import MAX_SLOTS, check_options
 from .exceptions import JupyterTasksError, KeyGivenTwice, UnknownTask
 from .jobs.kernel import STARTUP_TIMEOUT
@@ -359,10 +359,13 @@ T = TypeVar("T")
 # how often a wait looks whether its database file is still there: a wait on a file
 # deleted or moved away would otherwise never end, and never say why
 FILE_CHECK_SECONDS = 1.0
+RUNNER_CHECK_SECONDS = 2.0
 
 
-async def _while_the_file_stays(store: Store, work: Awaitable[T]) -> T:
-    """``work``'s outcome; ``StoreUnavailable`` (and ``work`` cancelled) once the file goes."""
+async def _while_the_file_stays(store: Store, work: Awaitable[T],
+                                watch: _RunnerWatch | None = None) -> T:
+    """``work``'s outcome; ``StoreUnavailable`` (and ``work`` cancelled) once the file goes.
+    ``watch``: told each second, to say when the task's runner is gone."""
     waiting = asyncio.ensure_future(work)
     try:
         while True:
@@ -370,8 +373,38 @@ async def _while_the_file_stays(store: Store, work: Awaitable[T]) -> T:
             if done:
                 return waiting.result()
             store.check_file()
+            if watch is not None:
+                await watch.check()
     finally:
         waiting.cancel()
+
+
+class _RunnerWatch:
+    """Says once, on stderr, that the process running a followed task is gone: no event
+    tells it (the task says running until a reaper looks), and a wait was silent for good."""
+
+    def __init__(self, store: Store, task_id: str) -> None:
+        self.store = store
+        self.task_id = task_id
+        self.said = False
+        self.next_look = 0.0
+
+    async def check(self) -> None:
+        """Look, at most every RUNNER_CHECK_SECONDS."""
+        if self.said or time.monotonic() < self.next_look:
+            return
+        self.next_look = time.monotonic() + RUNNER_CHECK_SECONDS
+        task = await self.store.get_task(self.task_id)
+        if task is None or task.status != TaskStatus.RUNNING.value or not task.worker_id:
+            return
+        worker = await self.store.get_worker(task.worker_id)
+        if worker is not None and live_workers([worker], ManagerConfig.lease_seconds):
+            return
+        self.said = True
+        print(f"note: {task.worker_id}, which runs it, is gone (its process ended); it "
+              "says running until a server or `jupyter tasks worker` on this database "
+              "starts and puts it back in its queue (or ends it). Still waiting",
+              file=sys.stderr)
 
 
 async def _wait(m: TaskManager, task: Task, args: argparse.Namespace) -> Task:
@@ -383,7 +416,8 @@ async def _wait(m: TaskManager, task: Task, args: argparse.Namespace) -> Task:
         print(f"{ident} {task.status}; waiting for it (Ctrl-C stops waiting, not the job)",
               file=sys.stderr)
     try:
-        return await _while_the_file_stays(m.store, m.wait(task.id))
+        return await _while_the_file_stays(m.store, m.wait(task.id),
+                                           _RunnerWatch(m.store, task.id))
     except asyncio.CancelledError:
         _say_stopped_waiting(ident)
         raise
@@ -526,6 +560,7 @@ async def _live_runner(m: TaskManager, queue: str) -> bool:
 async def _follow(m: TaskManager, task_id: str) -> Task:
     """Print the task's log as it is written (stdout and stderr as written) until it ends."""
     after = 0
+    watch = _RunnerWatch(m.store, task_id)
     with m.subscribe() as events:
         while True:
             # the state before the log: a job writes its last lines before it ends, so
@@ -542,7 +577,8 @@ async def _follow(m: TaskManager, task_id: str) -> Task:
             if task.is_terminal:
                 return task
             # subscribed before the reads above: nothing written since is missed
-            while (await _while_the_file_stays(m.store, events.get())).task_id != task_id:
+            while (await _while_the_file_stays(m.store, events.get(), watch)
+                   ).task_id != task_id:
                 pass
 
 
@@ -616,6 +652,7 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
     async with _read_only(args) as store:
         args.id = await _resolve(store, args.id)
         after = 0
+        watch = _RunnerWatch(store, args.id)
         while True:
             # the state before the log (see _follow): an end read first means the log
             # read after holds every line
@@ -632,6 +669,7 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
                 return 0
             if not entries:
                 store.check_file()  # a file deleted meanwhile would be followed for good
+                await watch.check()
                 await asyncio.sleep(0.25)
 
 

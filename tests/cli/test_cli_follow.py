@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sqlite3
 import select
 import subprocess
 import sys
@@ -126,3 +128,83 @@ def test_a_wait_or_a_follow_ends_saying_why_once_the_database_file_is_deleted(
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+@contextlib.contextmanager
+def dbfile_connection(db: Path) -> Any:
+    """A plain read of the database, as a look from outside."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_a_wait_or_a_follow_says_when_the_worker_running_the_job_is_gone(
+        tmp_path: Path) -> None:
+    # before: after the only worker was killed (-9), `run --wait` still said "queued;
+    # waiting" and `logs -f` printed nothing, for good, while `doctor` saw it dead
+    db = tmp_path / "tasks.db"
+    env = {**os.environ, "JUPYTER_TASKS_DB": str(db)}
+    env.pop("JUPYTER_TASKS_MODULES", None)
+
+    def cli(*args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", *args], env=env,
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    import nbformat
+
+    notebook = tmp_path / "slow.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import time\ntime.sleep(300)")]), notebook)
+    worker = cli("worker", "--concurrency", "2")
+    waiter = cli("submit", "--wait", "--command", "sleep", "300")
+    runner = cli("run", "--wait", notebook.name)
+    family: list[psutil.Process] = []
+    follower = None
+    said: dict[int, bytes] = {}
+
+    def heard(process: subprocess.Popen[bytes], words: bytes) -> bool:
+        assert process.stderr is not None
+        while select.select([process.stderr], [], [], 0)[0]:
+            chunk = os.read(process.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            said[id(process)] = said.get(id(process), b"") + chunk
+        return words in said.get(id(process), b"")
+
+    def running_tasks() -> list[str] | None:
+        try:
+            with dbfile_connection(db) as conn:
+                rows = dict(conn.execute("SELECT kind, id FROM tasks WHERE status = 'running'"
+                                         ).fetchall())
+        except sqlite3.OperationalError:  # not made yet, or its tables not yet
+            return None
+        waiting = all(heard(p, b"waiting for it") for p in (waiter, runner))
+        assert runner.poll() is None, said.get(id(runner))
+        return [rows["subprocess"]] if waiting and "notebook" in rows \
+            and "subprocess" in rows else None
+
+    try:
+        (task_id,) = eventually_sync(running_tasks, timeout=180, what="both jobs running")
+        follower = cli("logs", "-f", task_id)
+        eventually_sync(lambda: str(db) in [
+            f.path for f in psutil.Process(follower.pid).open_files()],
+            timeout=60, what="the follower's database open")
+        family = psutil.Process(worker.pid).children(recursive=True)
+        worker.kill()
+        worker.wait(30)
+        for process in (waiter, runner, follower):
+            eventually_sync(lambda p=process: heard(p, b"is gone"), timeout=60,
+                            what="a note that its worker is gone")
+            note = said[id(process)].decode()
+            assert "jupyter tasks worker" in note and "Traceback" not in note, note
+            assert process.poll() is None  # still waiting: a worker may come and run it
+    finally:
+        for process in (worker, waiter, runner, *([follower] if follower else [])):
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        for child in family:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
