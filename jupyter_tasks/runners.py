@@ -611,6 +611,13 @@ async def start_process(*argv: str, **kwargs: Any) -> Started:
                    transport)
 
 
+def _echo(text: str, name: str) -> None:
+    """Write ``text`` to this process's ``sys.stdout`` or ``sys.stderr`` (``name``)."""
+    stream = sys.stderr if name == "stderr" else sys.stdout
+    stream.write(text)
+    stream.flush()
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -674,19 +681,25 @@ async def run_process(
     shim_lost = False  # it ended without telling how its command did
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
 
+    # where output goes besides what is captured: the task's log, or, outside a task and
+    # not captured, this process's own stream, as subprocess.run lets it through (a
+    # script's terminal, a foreground cell's output)
+    echo = (lambda text, name: ctx.write(text, name)) if ctx is not None else \
+        None if capture_output else _echo
+
     async def pump(stream: asyncio.StreamReader, name: str) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while True:
             data = await stream.read(65536)
             if not data:
                 tail = decoder.decode(b"", final=True)
-                if tail and ctx is not None:
-                    ctx.write(tail, name)
+                if tail and echo is not None:
+                    echo(tail, name)
                 return
             if capture_output:
                 chunks[name].append(data)
-            if ctx is not None:
-                ctx.write(decoder.decode(data), name)
+            if echo is not None:
+                echo(decoder.decode(data), name)
 
     monitor: asyncio.Future[None] | None = None
     pumps = [asyncio.ensure_future(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sqlite3
 import select
+import sqlite3
 import subprocess
 import sys
 import time
