@@ -140,9 +140,11 @@ class TaskHandle:
 
     @property
     def question(self) -> dict[str, Any] | None:
-        """The pending question ``{prompt, choices}``, or None."""
-        confirmation = self.task.confirmation
-        if confirmation and confirmation.get("answer") is None:
+        """The pending question ``{prompt, choices}``, or None (an ended task asks none:
+        a cancel or a lost kernel leaves its last question unanswered in the row)."""
+        task = self.task
+        confirmation = task.confirmation
+        if confirmation and confirmation.get("answer") is None and not task.is_terminal:
             return {"prompt": confirmation.get("prompt"), "choices": confirmation.get("choices")}
         return None
 

@@ -211,3 +211,19 @@ def test_output_past_the_cap_keeps_whole_lines() -> None:
     written = set(lines)
     assert all(line + "\n" in written for line in kept.splitlines()), kept[:80]
     assert kept.endswith(lines[-1])
+
+
+def test_a_question_ends_with_its_task(kernel: Kernel, db_path: Path) -> None:
+    # before: a cancelled (or interrupted) task's handle still said its question was
+    # pending, and answer() then refused: "not waiting for a confirmation"
+    kernel.execute("%%background --name q --no-card\nimport jupyter_tasks\n"
+                   "await jupyter_tasks.request_confirmation('Delete the old runs?', "
+                   "['yes', 'no'])\n")
+    eventually_sync(lambda: kernel.value("q.question is not None"), timeout=60,
+                    what="the question asked")
+    assert kernel.value("q.question") == {"prompt": "Delete the old runs?",
+                                          "choices": ["yes", "no"]}
+    kernel.execute("q.cancel()")
+    eventually_sync(lambda: kernel.value("q.status") == "cancelled", timeout=60,
+                    what="cancelled")
+    assert kernel.value("q.question is None") is True
