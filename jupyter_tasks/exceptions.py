@@ -114,6 +114,12 @@ class ManagerNotRunning(JupyterTasksError, RuntimeError):
 
     title = "No task manager running"
 
+    # what starts one, wherever the user is: after stop_manager() in a kernel, %load_ext
+    # does nothing (already loaded) and start_manager() leaves the magics without one
+    how_to_start = ("In a notebook run `%reload_ext jupyter_tasks` (`%load_ext` the first "
+                    "time); in a script call `jupyter_tasks.start_manager()`; in async code "
+                    "use `async with jupyter_tasks.TaskManager() as manager:`")
+
 
 class NotInTask(JupyterTasksError, RuntimeError):
     """A helper acting on the current task was called outside one (and no running

@@ -70,10 +70,8 @@ def current_manager() -> Any:
     """The default manager; ``ManagerNotRunning`` says how to start one if there is none."""
     if _default is None or not _default.running:
         raise ManagerNotRunning(
-            "no jupyter-tasks manager is running in this process. In a notebook run "
-            "`%load_ext jupyter_tasks`; in a script call `jupyter_tasks.start_manager()`; "
-            "in async code use `async with jupyter_tasks.TaskManager() as manager:`"
-        )
+            f"no jupyter-tasks manager is running in this process. "
+            f"{ManagerNotRunning.how_to_start}")
     return _default
 
 

@@ -50,9 +50,7 @@ class Submission:
         """``ManagerNotRunning`` unless the manager is between start and stop."""
         if not self.state.started or self.state.stopping:
             raise ManagerNotRunning(
-                "the task manager is not running: use `async with TaskManager() as m:` or "
-                "`jupyter_tasks.start_manager()`"
-            )
+                f"the task manager is not running. {ManagerNotRunning.how_to_start}")
 
     async def submit(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                      mode: str | None, params: Mapping[str, Any] | None, cwd: str | None,

@@ -227,3 +227,18 @@ def test_a_question_ends_with_its_task(kernel: Kernel, db_path: Path) -> None:
     eventually_sync(lambda: kernel.value("q.status") == "cancelled", timeout=60,
                     what="cancelled")
     assert kernel.value("q.question is None") is True
+
+
+def test_after_stop_manager_a_handle_says_what_brings_it_back(kernel: Kernel) -> None:
+    # before: it said "jupyter_tasks.start_manager()", after which the magics still asked
+    # for %reload_ext; %load_ext, the notebook advice, does nothing once loaded
+    kernel.execute("%%background --name d --no-card\n'D'\n")
+    eventually_sync(lambda: kernel.value("d.status") == "succeeded", timeout=60,
+                    what="the cell's end")
+    kernel.execute("import jupyter_tasks; jupyter_tasks.stop_manager()")
+    outputs = kernel.execute("d.status", allow_error=True)
+    error = next(m["content"] for m in outputs if m["msg_type"] == "error")
+    assert error["ename"] == "ManagerNotRunning"
+    assert "%reload_ext jupyter_tasks" in error["evalue"], error["evalue"]
+    kernel.execute("%reload_ext jupyter_tasks")
+    assert kernel.value("d.status") == "succeeded"
