@@ -193,6 +193,10 @@ def _age(task: Task) -> str:
 
 
 def _progress(task: Task) -> str:
+    if task.status == TaskStatus.QUEUED.value:
+        # a job back in its queue keeps its last attempt's progress in the row; its next
+        # attempt starts from nothing (the panel and the dashboard show none either)
+        return ""
     fraction = progress_fraction(task.progress)
     if fraction is not None:
         return f"{100 * fraction:.0f}%"

@@ -89,7 +89,11 @@ def _number(value: Any) -> float | None:
 
 
 def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
-    """``█████░░░░ 52%`` for a known total, the count alone otherwise."""
+    """``█████░░░░ 52%`` for a known total, the count alone otherwise; nothing while
+    queued (a job back in its queue keeps its last attempt's progress in the row, and its
+    next attempt starts from nothing: the panel shows no bar either)."""
+    if task.get("status") == "queued":
+        return ""
     progress = task.get("progress")
     fraction = progress_fraction(progress)
     if fraction is not None:

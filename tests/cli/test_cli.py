@@ -710,6 +710,26 @@ def test_list_shows_rows_whose_progress_holds_anything(db_path: Path, env: dict[
     assert all(f"odd {i}" in listed.stdout for i in range(len(STORED))), listed.stdout
 
 
+def test_list_shows_no_progress_for_a_job_back_in_its_queue(db_path: Path,
+                                                             env: dict[str, str]) -> None:
+    # before: "queued … 16%" for a job put back after its worker stopped, while the panel
+    # shows no bar for it (its next attempt starts from nothing)
+    async def write() -> None:
+        async with await Store.open(db_path) as store:
+            now = time.time()
+            await store.insert_task_rows(
+                {"id": new_task_id(), "kind": "function", "mode": "job", "status": status,
+                 "name": "again", "label": f"again {status}", "params": {},
+                 "spec": {"name": "again"}, "queue": "default",
+                 "progress": {"current": 16, "total": 100}, "created_at": now,
+                 "updated_at": now} for status in ("queued", "running"))
+
+    asyncio.run(write())
+    listed = jt(env, "list").stdout.splitlines()
+    assert "16%" not in next(line for line in listed if "again queued" in line), listed
+    assert "16%" in next(line for line in listed if "again running" in line), listed
+
+
 def test_a_worker_on_a_new_database_says_so(env: dict[str, str], tmp_path: Path) -> None:
     # before: `jupyter tasks worker` with a mistyped --db (or no $JUPYTER_TASKS_DB in its
     # unit) made a new file and served it in silence, while the jobs waited in the real one

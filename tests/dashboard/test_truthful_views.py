@@ -318,3 +318,12 @@ def test_the_progress_column_shows_a_stored_progress_whatever_it_holds(stored: A
     assert isinstance(progress_text({"status": "running", "progress": stored}), str)
     # the dashboard's own copy of the rule (kept apart for a fast first frame) agrees
     assert progress_fraction(stored) == engine_progress_fraction(stored)
+
+
+def test_a_job_back_in_its_queue_shows_no_progress_as_the_panel_does() -> None:
+    # before: a job put back after its worker stopped showed "██░░ 16%" while queued; the
+    # panel shows no bar (its next attempt starts from nothing), the views disagreed
+    kept = {"current": 16, "total": 100}
+    assert progress_text({"status": "queued", "progress": kept}) == ""
+    assert progress_text({"status": "running", "progress": kept}).endswith("16%")
+
