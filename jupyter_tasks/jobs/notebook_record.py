@@ -276,8 +276,11 @@ def _check_parameter_values(template: str, parameters: Mapping[str, Any]) -> Non
 
 def render_output_path(template: str, *, root_dir: str, task_id: str,
                        date: datetime.date, parameters: Mapping[str, Any],
-                       input_path: str | None = None) -> str:
+                       input_path: str | None = None, resolve: bool = True) -> str:
     """The real path ``template`` names for one run; ``InvalidRequest`` if it leaves the root.
+
+    ``resolve=False``: the path by the names given, links not followed (what the contents
+    API judges hidden or not), after the same checks of the real one.
 
     Fields: ``{id}`` (the task id), ``{date}`` (the run's date, ISO; a format such
     as ``{date:%Y%m%d}`` works), and any parameter (``{alpha}``), which wins over
@@ -327,7 +330,7 @@ def render_output_path(template: str, *, root_dir: str, task_id: str,
         raise _bad_output_path(
             f"output_path {rendered!r} is the input notebook itself: the executed copy would "
             "replace it; name another file (for example with {id} or {date})")
-    return path
+    return path if resolve else os.path.normpath(os.path.join(root, rendered))
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -146,3 +146,11 @@ async def test_notebook_parameters_reads_the_path_as_given_as_a_submit_does(
     assert_problem(await api.get("notebook-parameters", params={"path": ".hid/x.ipynb"}), 404)
     submitted = await api.post(body={"notebook": "vis/x.ipynb", "queue": "parked"})
     assert submitted.code == 202, submitted.json
+    # and an output_path through that link, judged as the notebook's path is (it was a
+    # 422 "hidden": judged by the real path once filled in)
+    output = await api.post(body={"notebook": "report.ipynb", "output_path": "vis/out.ipynb",
+                                  "queue": "parked"})
+    assert output.code == 202, output.json
+    hidden = await api.post(body={"notebook": "report.ipynb", "output_path": ".hid/o.ipynb",
+                                  "queue": "parked"})
+    assert_problem(hidden, 422)
