@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_core.utils import ensure_async
-from jupyter_server.auth.identity import IdentityProvider, LegacyIdentityProvider
+from jupyter_server.auth.identity import (
+    IdentityProvider,
+    LegacyIdentityProvider,
+    PasswordIdentityProvider,
+)
 from jupyter_server.auth.login import LegacyLoginHandler
 
 from ..callbacks import calls_this_machine
@@ -17,23 +21,27 @@ RESOURCE = "tasks"
 OTHERS = "tasks-others"
 
 
-# What names a token's (or password's) holder in jupyter_server's own providers: each
-# request, or each login's cookie, a fresh random "Anonymous" user
-_ANONYMOUS_NAMING = ("get_user", "_get_user", "get_user_token", "get_user_cookie",
-                     "generate_anonymous_user")
-_LEGACY_NAMING = ("get_user", "get_user_token", "get_user_cookie")
+# Identity providers with one shared secret (token or password): whoever holds it is the
+# single user of the server, but each token request gets a fresh random "Anonymous" name.
+# Exact types: a subclass may name users anywhere (its login form, its cookie)
+_SHARED_SECRET = (IdentityProvider, PasswordIdentityProvider)
+# where a pre-2.0 login_handler_class (jupyter_server's LegacyIdentityProvider) may name
+# its users; one that overrides none of them only changes the login page
+_LEGACY_NAMING = ("post", "set_login_cookie", "get_user", "get_user_token",
+                  "get_user_cookie")
 
 
 def _names_users(provider: Any) -> bool:
     """False when ``provider`` only has jupyter_server's shared-secret naming, which tells
     no users apart: its default token and password providers, and a pre-2.0
     ``login_handler_class`` that changes the login page, not who is logged in."""
-    if isinstance(provider, LegacyIdentityProvider):
+    if type(provider) in _SHARED_SECRET:
+        return False
+    if type(provider) is LegacyIdentityProvider:
         login = provider.login_handler_class
         return any(_function(login, name) is not _function(LegacyLoginHandler, name)
                    for name in _LEGACY_NAMING)
-    return any(getattr(type(provider), name) is not getattr(IdentityProvider, name)
-               for name in _ANONYMOUS_NAMING)
+    return True
 
 
 def _function(cls: type, name: str) -> Any:
