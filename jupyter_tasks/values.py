@@ -644,19 +644,25 @@ def loads_keys_once(text: str | bytes, **options: Any) -> Any:
     Python keeps the last of them, another reader of the same text (a proxy, an audit
     log, the sender's own checks) may keep the first: such input is refused, not guessed.
     """
-    twice: list[tuple[dict[str, Any], str]] = []
+    # each object holding a key twice, by id, with that key (the object kept: a dropped
+    # one's id must not be taken by a later object)
+    twice: dict[int, tuple[dict[str, Any], str]] = {}
 
     def keys_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
-        if len(obj) != len(pairs) and not twice:
+        if len(obj) != len(pairs):
             seen: set[str] = set()
-            twice.append((obj, next(k for k, _ in pairs if k in seen or seen.add(k))))
+            twice[id(obj)] = (obj, next(k for k, _ in pairs if k in seen or seen.add(k)))
         return obj
 
     value = json.loads(text, object_pairs_hook=keys_once, **options)
     if twice:
-        obj, key = twice[0]
-        where = next(path for path, item in walk_fields(value) if item is obj)
-        raise KeyGivenTwice(key if where == "body" else f"{where}.{key}")
+        # the first still in the value: one whose parent dropped it (its key given twice
+        # too) is gone, and that parent is there to be named
+        for where, item in walk_fields(value):
+            found = twice.get(id(item)) if isinstance(item, dict) else None
+            if found is not None:
+                key = found[1]
+                raise KeyGivenTwice(key if where == "body" else f"{where}.{key}")
     return value
 

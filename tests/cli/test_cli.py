@@ -485,6 +485,8 @@ def test_numbers_out_of_range_are_one_clear_error(env: dict[str, str], db_path: 
      "--params: who: given more than once"),
     (["submit", "--code", "print(1)", "--input", '{"a": {"b": 1, "b": 2}}'],
      "--input: a.b: given more than once"),
+    (["submit", "--code", "print(1)", "--input", '{"a": {"b": 1, "b": 2}, "a": 3}'],
+     "--input: a: given more than once"),
     (["submit", "--name", "cli_greet", "--param", 'who={"x": 1, "x": 2}'],
      "--param who=…: x: given more than once"),
     (["worker", "--queue", "a b"], "not a queue name: 'a b'"),

@@ -123,6 +123,11 @@ async def test_a_key_given_twice_in_one_object_is_a_422_naming_it(api, tasks_app
     assert "more than once" in problem["errors"][0]["message"], problem
     top = b'{"name": "srv_job", "queue": "parked", "queue": "default"}'
     assert assert_problem(await api.post(raw=top), 422)["errors"][0]["field"] == "queue"
+    # an object holding a key twice, itself dropped by its parent's key given twice: the
+    # parent's is named (before: a 500, the first one looked for where it no longer was)
+    dropped = b'{"name": "srv_job", "params": {"i": {"x": 1, "x": 2}, "i": 3}}'
+    assert assert_problem(await api.post(raw=dropped), 422)["errors"][0]["field"] \
+        == "params.i"
     assert await tasks_app.manager.store.count_tasks() == before
 
 
