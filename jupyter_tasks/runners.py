@@ -611,13 +611,6 @@ async def start_process(*argv: str, **kwargs: Any) -> Started:
                    transport)
 
 
-def _echo(text: str, name: str) -> None:
-    """Write ``text`` to this process's ``sys.stdout`` or ``sys.stderr`` (``name``)."""
-    stream = sys.stderr if name == "stderr" else sys.stdout
-    stream.write(text)
-    stream.flush()
-
-
 async def run_process(
     argv: Sequence[str],
     *,
@@ -656,14 +649,17 @@ async def run_process(
         spawn = [sys.executable, "-I", "-S", SHIM, db if db == "-" else os.path.abspath(db),
                  task_id, str(attempt), str(theirs.fileno()), "--", *argv]
         extra = {"preexec_fn": _shim_preexec(), "pass_fds": (theirs.fileno(),)}
+    # outside a task and not captured, the output goes where this process's goes (a
+    # terminal, a kernel's cell), unread and unchanged, as subprocess.run lets it through
+    output = None if ctx is None and not capture_output else asyncio.subprocess.PIPE
     try:
         proc, exited, transport = await start_process(
             *spawn,
             cwd=cwd,
             env=full_env,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=output,
+            stderr=output,
             start_new_session=True,
             **extra,
         )
@@ -681,25 +677,21 @@ async def run_process(
     shim_lost = False  # it ended without telling how its command did
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
 
-    # where output goes besides what is captured: the task's log, or, outside a task and
-    # not captured, this process's own stream, as subprocess.run lets it through (a
-    # script's terminal, a foreground cell's output)
-    echo = (lambda text, name: ctx.write(text, name)) if ctx is not None else \
-        None if capture_output else _echo
-
-    async def pump(stream: asyncio.StreamReader, name: str) -> None:
+    async def pump(stream: asyncio.StreamReader | None, name: str) -> None:
+        if stream is None:  # not piped: nothing to read
+            return
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while True:
             data = await stream.read(65536)
             if not data:
                 tail = decoder.decode(b"", final=True)
-                if tail and echo is not None:
-                    echo(tail, name)
+                if tail and ctx is not None:
+                    ctx.write(tail, name)
                 return
             if capture_output:
                 chunks[name].append(data)
-            if echo is not None:
-                echo(decoder.decode(data), name)
+            if ctx is not None:
+                ctx.write(decoder.decode(data), name)
 
     monitor: asyncio.Future[None] | None = None
     pumps = [asyncio.ensure_future(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]

@@ -772,16 +772,16 @@ async def test_run_subprocess_behaves_like_subprocess_run(manager: TaskManager,
 
 
 async def test_run_subprocess_not_capturing_outside_a_task_prints_as_subprocess_run(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capfdbinary: pytest.CaptureFixture[bytes]) -> None:
     # before: its output went nowhere outside a task (a script, a foreground cell), where
-    # subprocess.run(capture_output=False) shows it
-    done = await jt.run_subprocess(["sh", "-c", "echo out; echo err >&2"],
-                                   capture_output=False)
+    # subprocess.run(capture_output=False) shows it; and bytes come through unchanged
+    done = await jt.run_subprocess(["sh", "-c", "echo out; echo err >&2; printf '\\377ok'"],
+                                   capture_output=False, text=False)
     assert done.stdout is None and done.returncode == 0
-    said = capsys.readouterr()
-    assert (said.out, said.err) == ("out\n", "err\n")
+    said = capfdbinary.readouterr()
+    assert (said.out, said.err) == (b"out\n\xffok", b"err\n")
     await jt.run_subprocess(["echo", "kept"])  # captured: not printed, as subprocess.run
-    assert capsys.readouterr().out == ""
+    assert capfdbinary.readouterr().out == b""
 
 
 async def test_run_subprocess_timeout_kills_the_group(tmp_path: Path) -> None:
