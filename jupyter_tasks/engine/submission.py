@@ -125,6 +125,10 @@ class Submission:
         for key in ("root_dir", "kernel_name"):
             if key in spec:
                 clean[key] = spec[key]
+        if kind.kind == TaskKind.SUBPROCESS and mode != TaskMode.JOB:
+            # run here, in this process's folder: named whole, so a rerun once this
+            # process is gone (a worker's job) runs there, not in the worker's own
+            clean["cwd"] = os.path.abspath(clean.get("cwd") or os.getcwd())
         return await self.create(
             kind.kind, mode, clean, name=valid.name,
             label=options.pop("label", None) or valid.label or "code",

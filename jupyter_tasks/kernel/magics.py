@@ -18,7 +18,6 @@ import contextlib
 import inspect
 import keyword
 import math
-import os
 import re
 import shlex
 import signal
@@ -338,9 +337,8 @@ def _parse_subprocess(line: str) -> dict[str, Any]:
 
 async def _submit_subprocess(side: KernelSide, opts: dict[str, Any]) -> Any:
     manager = side.manager
-    # the folder it runs in, whole: a rerun once this kernel is gone is a worker's job,
-    # run in that worker's folder unless the spec names this one
-    spec = {"command": opts["argv"], "cwd": os.path.abspath(opts["cwd"] or os.getcwd())}
+    # (the engine records the folder whole: a rerun once this kernel is gone runs there)
+    spec = {"command": opts["argv"], "cwd": opts["cwd"]}
     # the label reads as typed, without shell quoting (argv is never a shell line)
     return await manager.submit_spec(spec, mode="background", timeout=opts["timeout"],
                                      label=opts["label"] or " ".join(opts["argv"])[:80])

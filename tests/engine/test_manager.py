@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -552,22 +553,31 @@ async def test_in_process_objects_cannot_be_rerun(manager: TaskManager) -> None:
         await manager.rerun(task.id)
 
 
-async def test_a_gone_processs_command_is_rerun_only_where_it_ran(tmp_path: Path) -> None:
-    # before: a background command that recorded no folder (an earlier %run_subprocess)
-    # was queued as a job once its process was gone, and ran in the worker's folder
+async def test_a_gone_processs_command_is_rerun_only_where_it_ran(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: a background command recorded no folder (or a relative one), so once its
+    # process was gone its rerun was a worker's job run in the worker's own folder
     db = tmp_path / "gone.db"
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
     async with TaskManager(db, make_default=False) as gone:
-        bare = await gone.submit_spec({"command": ["true"]}, mode="background")
-        placed = await gone.submit_spec({"command": ["true"], "cwd": str(tmp_path)},
-                                        mode="background")
-        for task in (bare, placed):
+        bare = await gone.submit(["true"])
+        inside = await gone.submit(["true"], cwd="sub")
+        old = await gone.submit(["true"])
+        for task in (bare, inside, old):
             assert (await gone.wait(task.id, timeout=30)).status == "succeeded"
+    assert (bare.spec["cwd"], inside.spec["cwd"]) == (str(tmp_path), str(tmp_path / "sub"))
+    with sqlite3.connect(db) as conn:  # as an earlier version recorded it: no folder
+        conn.execute("UPDATE tasks SET spec = json_remove(spec, '$.cwd') WHERE id = ?",
+                     (old.id,))
+    monkeypatch.chdir(tmp_path / "sub")  # another process, elsewhere
     async with TaskManager(db, runs_background=False, make_default=False) as cli:
+        for task in (bare, inside):
+            rerun = await cli.rerun(task.id)
+            assert (rerun.mode, rerun.spec["cwd"]) == ("job", task.spec["cwd"])
         with pytest.raises(NotRerunnable, match="folder it ran in"):
-            await cli.rerun(bare.id)
-        rerun = await cli.rerun(placed.id)
-        assert (rerun.mode, rerun.spec["cwd"]) == ("job", str(tmp_path))
-        assert await cli.store.count_tasks() == 3
+            await cli.rerun(old.id)
+        assert await cli.store.count_tasks() == 5
 
 
 async def test_confirmation_round_trip(manager: TaskManager) -> None:
