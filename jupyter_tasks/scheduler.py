@@ -155,7 +155,8 @@ class Scheduler:
         schedule = await self.manager.store.require_schedule(schedule_id)
         now = self.clock()
         task = await self.fire(schedule, None)
-        await self.manager.store.record_schedule_run(schedule.id, now, task.id)
+        if not was_deduplicated(task):  # the run its job's task_key had: nothing fired
+            await self.manager.store.record_schedule_run(schedule.id, now, task.id)
         return task
 
     async def fire(self, schedule: Schedule, due_at: float | None) -> Task:

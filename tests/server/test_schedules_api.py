@@ -404,10 +404,15 @@ async def test_run_now_answered_by_the_keys_run_says_so_as_a_submit_does(api: An
     schedule = (await api.post("schedules", body=keyed)).json
     first = await api.post("schedules", schedule["id"], "run")
     assert first.code == 202 and first.json["deduplicated"] is False, first.json
+    fired = (await api.get("schedules", schedule["id"])).json
     again = await api.post("schedules", schedule["id"], "run")
     assert again.code == 200, again.json
     assert again.json["id"] == first.json["id"] and again.json["deduplicated"] is True
     assert "Location" not in again.headers
+    # nothing fired: the schedule's last run is still the first one
+    after = (await api.get("schedules", schedule["id"])).json
+    assert (after["last_run_at"], after["last_task_id"]) == (
+        fired["last_run_at"], first.json["id"]), (fired, after)
 
 
 @pytest.mark.parametrize(("action", "sent"), [
