@@ -6,6 +6,7 @@ a class's meaning is the same in Python and over HTTP.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -290,8 +291,10 @@ def said_with_errors(message: str, errors: Any) -> str:
     for error in errors or []:
         if isinstance(error, dict):
             field, problem = str(error.get("field")), error.get("message")
-            # the message may name the field without where it sits ("a" for "params.a")
+            # the message may name the field without where it sits ("a" for "params.a"),
+            # as a whole name: "a: …" is not said by "data: …"
             names = [".".join(field.split(".")[i:]) for i in range(field.count(".") + 1)]
-            if not any(f"{name}: {problem}" in message for name in names):
+            if not any(re.search(rf"(?<![\w.]){re.escape(f'{name}: {problem}')}", message)
+                       for name in names):
                 parts.append(f"{field}: {problem}")
     return "; ".join(part for part in parts if part)

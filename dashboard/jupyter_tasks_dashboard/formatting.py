@@ -109,7 +109,10 @@ def progress_text(task: dict[str, Any], width: int = BAR_WIDTH) -> str:
 
 
 def progress_message(task: dict[str, Any]) -> str:
-    """The progress message for one status line: its first ``MESSAGE_CHARS``."""
+    """The progress message for one status line: its first ``MESSAGE_CHARS``; none while
+    queued (its last attempt's, as ``progress_text`` shows no bar then)."""
+    if task.get("status") == "queued":
+        return ""
     message = shown_text((task.get("progress") or {}).get("message") or "")
     return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS - 1] + "…"
 

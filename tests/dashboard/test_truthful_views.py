@@ -21,6 +21,7 @@ from jupyter_tasks_dashboard.formatting import (
     human_seconds,
     local_time,
     progress_fraction,
+    progress_message,
     progress_text,
 )
 from jupyter_tasks_dashboard.sources import DatabaseSource, Filters, Page
@@ -323,7 +324,9 @@ def test_the_progress_column_shows_a_stored_progress_whatever_it_holds(stored: A
 def test_a_job_back_in_its_queue_shows_no_progress_as_the_panel_does() -> None:
     # before: a job put back after its worker stopped showed "██░░ 16%" while queued; the
     # panel shows no bar (its next attempt starts from nothing), the views disagreed
-    kept = {"current": 16, "total": 100}
+    kept = {"current": 16, "total": 100, "message": "step 16"}
     assert progress_text({"status": "queued", "progress": kept}) == ""
+    assert progress_message({"status": "queued", "progress": kept}) == ""
     assert progress_text({"status": "running", "progress": kept}).endswith("16%")
+    assert progress_message({"status": "running", "progress": kept}) == "step 16"
 
