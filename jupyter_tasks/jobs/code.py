@@ -120,27 +120,39 @@ def artifact_name_for(relative: str) -> str | None:
 
 
 def collect_outputs(output_dir: str | os.PathLike[str]) -> tuple[list[tuple[str, Path]], list[str]]:
-    """(artifact name, file) pairs for every regular file under ``output_dir``, and skips."""
-    found: list[tuple[str, Path]] = []
+    """(artifact name, file) pairs for every regular file under ``output_dir``, and skips.
+
+    A file whose name is already an artifact name keeps it; files whose names clean up
+    alike take ``-2``, ``-3``… (``_unclashed``) after those.
+    """
+    files: list[tuple[str, Path, str]] = []
     skipped: list[str] = []
-    seen: set[str] = set()
     root = Path(output_dir)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for filename in sorted(filenames):
             path = Path(dirpath) / filename
             relative = str(path.relative_to(root))
-            if path.is_symlink() or not path.is_file():
-                skipped.append(relative)
-                continue
             name = artifact_name_for(relative)
-            if name is None:
+            if path.is_symlink() or not path.is_file() or name is None:
                 skipped.append(relative)
                 continue
-            name = _unclashed(name, seen)
-            seen.add(name)
-            found.append((name, path))
+            files.append((relative, path, name))
+    # the names as given first: b_.txt keeps its own, beside b!.txt (also "b_.txt")
+    given = {name for relative, _, name in files if _as_written(relative) == name}
+    taken: set[str] = set()
+    found: list[tuple[str, Path]] = []
+    for relative, path, name in files:
+        if _as_written(relative) != name or name in taken:
+            name = _unclashed(name, taken | given)
+        taken.add(name)
+        found.append((name, path))
     return found, skipped
+
+
+def _as_written(relative: str) -> str:
+    """``relative`` as one name, as written (``sub/b.png`` is ``sub__b.png``)."""
+    return FLATTEN_SEPARATOR.join(Path(relative).parts)
 
 
 def _unclashed(name: str, taken: set[str]) -> str:
@@ -224,6 +236,10 @@ async def _keep_outputs(ctx: Any, output_dir: str) -> list[str]:
                 "regular file: a link, a pipe)", "log")
     names = []
     for name, path in found:
+        relative = str(path.relative_to(output_dir))
+        if name != _as_written(relative):
+            ctx.log(f"[jupyter-tasks] output file {relative!r} kept as artifact {name!r}",
+                    "log")
         await ctx.artifact(name, path)
         names.append(name)
     return names

@@ -161,6 +161,14 @@ def test_files_whose_names_clash_once_cleaned_are_all_kept(tmp_path: Path) -> No
     assert {path.read_text() for _, path in found} == {
         "résumé.txt", "résumè.txt", "数据.csv", "结果.csv", "r_sum_-2.txt", "a.txt"}
     assert "a.txt" in names and "file___.csv" in names and "file___-2.csv" in names
+    # a file whose name is already clean keeps it, whatever sorts before it
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in ("b!.txt", "b_-2.txt", "b_.txt"):
+        (own / name).write_text(name)
+    kept = {path.name: name for name, path in collect_outputs(own)[0]}
+    assert kept["b_.txt"] == "b_.txt" and kept["b_-2.txt"] == "b_-2.txt", kept
+    assert kept["b!.txt"] == "b_-3.txt", kept
 
 
 @pytest.mark.parametrize(("relative", "name"), [
