@@ -22,6 +22,7 @@ import {
   ISchedule,
   IStats,
   ITask,
+  ITaskAnswer,
   ITaskConfirmation,
   ITaskEvent,
   ITaskPage
@@ -111,7 +112,7 @@ export class TasksAPI {
 
   /** `pause`, `resume` (the schedule) or `run` (the new task). */
   scheduleAction(id: string, action: 'pause' | 'resume'): Promise<ISchedule>;
-  scheduleAction(id: string, action: 'run'): Promise<ITask>;
+  scheduleAction(id: string, action: 'run'): Promise<ITaskAnswer>;
   scheduleAction(id: string, action: string): Promise<ISchedule | ITask> {
     return this._json<ISchedule | ITask>(['schedules', id, action], { method: 'POST' });
   }
@@ -144,8 +145,8 @@ export class TasksAPI {
     return this._json<ITask>([id, 'cancel'], { method: 'POST' });
   }
 
-  rerun(id: string): Promise<ITask> {
-    return this._json<ITask>([id, 'rerun'], { method: 'POST' });
+  rerun(id: string): Promise<ITaskAnswer> {
+    return this._json<ITaskAnswer>([id, 'rerun'], { method: 'POST' });
   }
 
   /**
@@ -529,8 +530,8 @@ export class TasksConnection implements IDisposable {
     return this._act(() => this.api.cancel(id));
   }
 
-  /** @returns the new task. */
-  rerun(id: string): Promise<ITask> {
+  /** @returns the new task, or the run its task_key already had (`deduplicated`). */
+  rerun(id: string): Promise<ITaskAnswer> {
     return this._act(() => this.api.rerun(id));
   }
 
@@ -594,7 +595,7 @@ export class TasksConnection implements IDisposable {
    * Apply an action's answer at once, so the panel reacts even before (or
    * without) the matching event; the event, when it comes, wins anyway.
    */
-  private async _act(action: () => Promise<ITask>): Promise<ITask> {
+  private async _act<T extends ITask>(action: () => Promise<T>): Promise<T> {
     const asOf = this.model.lastEventId;
     const task = await action();
     this.model.applySnapshots([task], asOf);
@@ -676,7 +677,7 @@ export class TasksConnection implements IDisposable {
   }
 
   /** Fire a schedule now; @returns the new task. */
-  runSchedule(id: string): Promise<ITask> {
+  runSchedule(id: string): Promise<ITaskAnswer> {
     return this._act(() => this.api.scheduleAction(id, 'run'));
   }
 

@@ -1,7 +1,7 @@
 /**
  * Durations, relative times and sizes, in one style for every view.
  */
-import { ITask } from './types';
+import { ITask, ITaskAnswer } from './types';
 
 /**
  * The id as the dashboard, cards and CLI print it: the last 10 hex digits. (Ids are
@@ -68,7 +68,7 @@ export function taskLabel(task: ITask, fallback: string): string {
  * run its key already had (null when the answer is a new run): nothing was run again,
  * that run is what is shown.
  */
-export function notRerunText(task: ITask, what = 'rerun'): string | null {
+export function notRerunText(task: ITaskAnswer, what = 'rerun'): string | null {
   if (task.deduplicated !== true) {
     return null;
   }

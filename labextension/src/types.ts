@@ -66,11 +66,6 @@ export interface ITask {
   error: ITaskError | null;
   progress: ITaskProgress | null;
   task_key?: string | null;
-  /**
-   * Only in the answer to a submit or rerun: true when it is the run the task's key
-   * already had queued or running, not new work.
-   */
-  deduplicated?: boolean;
   idempotency_key?: string | null;
   queue?: string | null;
   priority?: number | null;
@@ -94,6 +89,12 @@ export interface ITask {
   created_at: string | null;
   started_at: string | null;
   finished_at: string | null;
+}
+
+/** The answer to a submit, a rerun or a schedule's run now: a task, and whether it is new. */
+export interface ITaskAnswer extends ITask {
+  /** True when it is the run the task's key already had queued or running, not new work. */
+  deduplicated?: boolean;
 }
 
 /**

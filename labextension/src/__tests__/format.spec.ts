@@ -57,15 +57,16 @@ describe('taskLabel', () => {
 
 describe('notRerunText', () => {
   it('is null for new work, and names the key and the run shown instead', () => {
-    expect(notRerunText(task({ label: 'nightly', deduplicated: false }))).toBeNull();
+    expect(notRerunText({ ...task({ label: 'nightly' }), deduplicated: false })).toBeNull();
     expect(notRerunText(task({ label: 'nightly' }))).toBeNull();
-    const text = notRerunText(
-      task({ label: 'nightly', task_key: 'k\u202e1', status: 'running', deduplicated: true })
-    );
+    const text = notRerunText({
+      ...task({ label: 'nightly', task_key: 'k\u202e1', status: 'running' }),
+      deduplicated: true
+    });
     expect(text).toBe('Not rerun: "nightly" (key k\ufffd1) is already running; showing that run.');
-    expect(notRerunText(task({ name: 'n', status: 'queued', deduplicated: true }), 'run now')).toBe(
-      'Not run now: "n" is already queued; showing that run.'
-    );
+    expect(
+      notRerunText({ ...task({ name: 'n', status: 'queued' }), deduplicated: true }, 'run now')
+    ).toBe('Not run now: "n" is already queued; showing that run.');
   });
 });
 
