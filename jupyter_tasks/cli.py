@@ -387,9 +387,11 @@ class _RunnerWatch:
     """Says once, on stderr, that the process running a followed task is gone: no event
     tells it (the task says running until a reaper looks), and a wait was silent for good."""
 
-    def __init__(self, store: Store, task_id: str) -> None:
+    def __init__(self, store: Store, task_id: str,
+                 lease_seconds: float = ManagerConfig.lease_seconds) -> None:
         self.store = store
         self.task_id = task_id
+        self.lease_seconds = lease_seconds  # a worker elsewhere is judged by its heartbeat
         self.said = False
         self.next_look = 0.0
 
@@ -402,10 +404,11 @@ class _RunnerWatch:
         if task is None or task.status != TaskStatus.RUNNING.value or not task.worker_id:
             return
         worker = await self.store.get_worker(task.worker_id)
-        if worker is not None and live_workers([worker], ManagerConfig.lease_seconds):
+        if worker is not None and live_workers([worker], self.lease_seconds):
             return
         self.said = True
-        print(f"note: {task.worker_id}, which runs it, is gone (its process ended); it "
+        print(f"note: {task.worker_id}, which runs it, is gone (its process ended, or, on "
+              "another machine, its heartbeat stopped); it "
               "says running until a server or `jupyter tasks worker` on this database "
               "starts and puts it back in its queue (or ends it). Still waiting",
               file=sys.stderr)
@@ -421,7 +424,8 @@ async def _wait(m: TaskManager, task: Task, args: argparse.Namespace) -> Task:
               file=sys.stderr)
     try:
         return await _while_the_file_stays(m.store, m.wait(task.id),
-                                           _RunnerWatch(m.store, task.id))
+                                           _RunnerWatch(m.store, task.id,
+                                                        m.config.lease_seconds))
     except asyncio.CancelledError:
         _say_stopped_waiting(ident)
         raise
@@ -564,7 +568,7 @@ async def _live_runner(m: TaskManager, queue: str) -> bool:
 async def _follow(m: TaskManager, task_id: str) -> Task:
     """Print the task's log as it is written (stdout and stderr as written) until it ends."""
     after = 0
-    watch = _RunnerWatch(m.store, task_id)
+    watch = _RunnerWatch(m.store, task_id, m.config.lease_seconds)
     with m.subscribe() as events:
         while True:
             # the state before the log: a job writes its last lines before it ends, so
