@@ -42,7 +42,9 @@ to Dask instead of running it locally::
   before the stop reached its code (it succeeded without reading
   ``ctx.cancelled``) is written ``succeeded`` with its value, cancel requested:
   its work was done. A run that has not started on a worker yet is simply
-  dropped (its future cancelled); so is every run when the hub shuts down.
+  dropped (its future cancelled). A hub that shuts down stops its runs the same
+  way and hands the job back, unless the run ended on its own meanwhile: that
+  end is kept, so the next hub does not run it a second time.
 * **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
   on another worker. A run announces itself with a ``start`` event before its
   first other event, or once it has run ``REPORT_INTERVAL``: a short run says
@@ -375,8 +377,11 @@ class DaskBackend:
             raise DaskJobLost(lost_future_message(key, exc)) from None
         except asyncio.CancelledError:
             # a run that already ended (its outcome came, or its future is done) is not
-            # dropped as one not started yet: what it returned is taken below
-            if getattr(running, "stop_reason", None) in ("cancel", "timeout") \
+            # dropped as one not started yet: what it returned is taken below. A hub's
+            # shutdown asks too: a run that ends on its own meanwhile (a dropped run goes
+            # on for a moment on its worker) keeps that end, as a local one does, and is
+            # not handed back to run a second time
+            if getattr(running, "stop_reason", None) in ("cancel", "timeout", "shutdown") \
                     and (_ended(run, future) or self._started_remotely(task.id)
                          or await run_to_end(self._processing(client, key))
                          or _ended(run, future)):
@@ -396,7 +401,7 @@ class DaskBackend:
                 # back, so that nothing later in this attempt sees it as pending
                 uncancel()
             else:
-                # a hub shutting down, or a run not started on a worker yet: drop it
+                # a run not started on a worker yet (or stopped for no reason): drop it
                 await run_to_end(self._cancel_remote(key, future))
                 raise
         except Exception as exc:

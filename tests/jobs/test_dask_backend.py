@@ -484,6 +484,31 @@ async def test_a_job_handed_back_by_a_stopping_hub_runs_again_on_dask(
     await backend.close()
 
 
+async def test_a_run_that_ends_during_a_hub_stop_is_kept_not_run_again(
+        db_path: Path, cluster: Any, tmp_path: Path) -> None:
+    # before: a hub's stop dropped the run without asking how it ended; one that ran to its
+    # end meanwhile (the worker lets a dropped run go on for a moment) was handed back, and
+    # the next hub ran it a second time
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    async with TaskManager(db_path, queues={"default": 2}, flush_interval=0.05) as first:
+        backend = DaskBackend(cluster.scheduler_address).install(first)
+        task = await first.submit("dask_until_file", gate=str(gate), started=str(started),
+                                  mode="job")
+        await until(started.exists, timeout=60, what="the run started on a worker")
+        await until(lambda: backend._started_remotely(task.id), timeout=60,
+                    what="the run announced to the hub")
+        stopping = asyncio.ensure_future(first.stop(grace=30))
+        await until(lambda: first.stopping, timeout=30, what="the hub stopping")
+        # the function never looks at ctx.cancelled: it ends on its own, a few ms on
+        gate.write_text("go")
+        await stopping
+    await backend.close()
+    async with TaskManager(db_path) as reader:
+        kept = await reader.get(task.id)
+    assert (kept.status, kept.result, kept.attempts) == ("succeeded", "ran to its end", 1), (
+        kept.status, kept.error)
+
+
 async def _status(db_path: Path, task_id: str) -> str:
     async with TaskManager(db_path) as reader:
         return (await reader.get(task_id)).status
