@@ -292,6 +292,10 @@ class DaskBackend:
         does not answer: said once in the log while it lasts, not a failure per job."""
         try:
             client = await self.client()
+            if client.status == "connecting":
+                # it lost its scheduler and tries to reconnect: a job given to it now
+                # waits there unseen and, once it gives up, is cancelled as if by someone
+                raise OSError("the connection was lost; reconnecting")
         except (OSError, asyncio.TimeoutError) as exc:
             message = f"cannot reach the Dask scheduler {self.address}: {exc}"
             if not self._unreachable_said:

@@ -1006,3 +1006,42 @@ async def test_a_worker_closed_under_a_live_scheduler_does_not_cancel_its_job(
             finally:
                 gate.write_text("go")
                 await backend.close()
+
+
+async def test_a_job_submitted_while_the_scheduler_is_away_waits_in_its_queue(
+        db_path: Path) -> None:
+    # before: the hub's client, reconnecting, took the job; when it gave up the job
+    # ended failed (DaskJobLost, "cancelled outside jupyter-tasks (unknown)"), or spent
+    # a retry, though nothing of it ran; the docs promise it waits in its queue
+    (scheduler_port,) = _free_ports(1)
+    address = f"tcp://127.0.0.1:{scheduler_port}"
+    scheduler = ["--host", "127.0.0.1", "--port", str(scheduler_port), "--no-dashboard"]
+    processes = [_dask_process("scheduler", *scheduler)]
+    with _killed_at_the_end(processes):
+        async with TaskManager(db_path, queues={"default": 2}, retry_base_delay=0.05,
+                               flush_interval=0.05) as manager:
+            backend = DaskBackend(address).install(manager)
+            try:
+                await backend.client()  # connected, as a serving hub is
+                _kill_group(processes[0])
+                client = backend._client
+                await until(lambda: client.status != "running", timeout=60,
+                            what="the hub's client noticing its scheduler gone")
+                task = await manager.submit("dask_square", x=4, mode="job", max_retries=0)
+
+                async def back_in_its_queue() -> Any:
+                    seen = await manager.get(task.id)
+                    return seen if seen.status == "queued" and seen.error else None
+
+                waiting = await eventually(back_in_its_queue, timeout=60,
+                                           what="the job back in its queue")
+                assert "Dask scheduler" in waiting.error["message"], waiting.error
+                assert waiting.attempts == 0, waiting.attempts
+                # the scheduler back (and a worker for it): the job runs
+                processes.append(_dask_process("scheduler", *scheduler))
+                processes.append(_dask_process("worker", address, "--nthreads", "1",
+                                               "--no-nanny", "--no-dashboard"))
+                done = await manager.wait(task.id, timeout=180)
+                assert (done.status, done.result) == ("succeeded", 16), done.error
+            finally:
+                await backend.close()
