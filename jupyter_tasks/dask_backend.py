@@ -1108,12 +1108,9 @@ def _outcome_event(outcome: dict[str, Any]) -> bool:
 
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:
-    # the user's frames only, as a local run stores them (not this module's own)
-    try:
-        message = str(exc)
-    except BaseException:  # its str() raised: said as a local run says it, not lost
-        message = error_message(exc)
-    return {"type": type(exc).__name__, "message": message,
+    # the user's frames only, and its message, as a local run stores them (sys.exit(3)
+    # says it ended the task, not "3"; a str() that raises is said, not lost)
+    return {"type": type(exc).__name__, "message": error_message(exc),
             "traceback": user_traceback(exc)}
 
 

@@ -164,3 +164,11 @@ class Unprintable(Exception):
 def dask_unprintable() -> None:
     """Raise an exception that cannot be turned into text."""
     raise Unprintable()
+
+
+@task("dask_exit", mode="job")
+def dask_exit(code: int) -> None:
+    """End with ``sys.exit(code)``, as a script pasted into a task may."""
+    import sys
+
+    sys.exit(code)

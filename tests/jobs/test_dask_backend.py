@@ -1045,3 +1045,12 @@ async def test_a_job_submitted_while_the_scheduler_is_away_waits_in_its_queue(
                 assert (done.status, done.result) == ("succeeded", 16), done.error
             finally:
                 await backend.close()
+
+
+async def test_sys_exit_on_dask_is_said_as_a_local_run_says_it(hub: TaskManager) -> None:
+    # before: the error was just "3": a local run says sys.exit(3) ended the task
+    task = await hub.submit("dask_exit", code=3, mode="job", max_retries=0)
+    done = await hub.wait(task.id, timeout=120)
+    assert done.status == "failed"
+    assert (done.error["type"], done.error["message"]) == (
+        "SystemExit", "sys.exit(3) ended the task; the process running it carries on")
