@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +79,25 @@ async def test_logs_follow_prints_a_line_written_just_before_the_job_ended(
     assert capsys.readouterr().out == "the last line\n"
 
 
-def test_a_wait_or_a_follow_ends_saying_why_once_the_database_file_is_deleted(
-        tmp_path: Path) -> None:
-    # before: `logs -f` and `submit --wait` waited silently for good (until killed); and
-    # a task looked up just as the file went printed sqlite's "disk I/O error" traceback
-    db = tmp_path / "tasks.db"
+def cli_on(db: Path, cwd: Path) -> Callable[..., subprocess.Popen[bytes]]:
+    """A starter of ``jupyter tasks ARGS`` on ``db`` in ``cwd``, its output piped, with no
+    task modules of the shell's."""
     env = {**os.environ, "JUPYTER_TASKS_DB": str(db)}
     env.pop("JUPYTER_TASKS_MODULES", None)
 
     def cli(*args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    return cli
+
+
+def test_a_wait_or_a_follow_ends_saying_why_once_the_database_file_is_deleted(
+        tmp_path: Path) -> None:
+    # before: `logs -f` and `submit --wait` waited silently for good (until killed); and
+    # a task looked up just as the file went printed sqlite's "disk I/O error" traceback
+    db = tmp_path / "tasks.db"
+    cli = cli_on(db, tmp_path)
 
     submitted = cli("submit", "--command", "true", "--queue", "nobody")
     task_id = submitted.communicate(timeout=120)[0].decode().strip()
@@ -145,12 +154,7 @@ def test_a_wait_or_a_follow_says_when_the_worker_running_the_job_is_gone(
     # before: after the only worker was killed (-9), `run --wait` still said "queued;
     # waiting" and `logs -f` printed nothing, for good, while `doctor` saw it dead
     db = tmp_path / "tasks.db"
-    env = {**os.environ, "JUPYTER_TASKS_DB": str(db)}
-    env.pop("JUPYTER_TASKS_MODULES", None)
-
-    def cli(*args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "jupyter_tasks.cli", *args], env=env,
-                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cli = cli_on(db, tmp_path)
 
     import nbformat
 
