@@ -10,7 +10,7 @@ from jupyter_server.auth.identity import (
     LegacyIdentityProvider,
     PasswordIdentityProvider,
 )
-from jupyter_server.auth.login import LegacyLoginHandler
+from jupyter_server.auth.login import LegacyLoginHandler, LoginFormHandler
 
 from ..callbacks import calls_this_machine
 from ..exceptions import TaskNotFound
@@ -27,16 +27,20 @@ OTHERS = "tasks-others"
 _SHARED_SECRET = (IdentityProvider, PasswordIdentityProvider)
 # where a pre-2.0 login_handler_class (jupyter_server's LegacyIdentityProvider) may name
 # its users; one that overrides none of them only changes the login page
-_LEGACY_NAMING = ("post", "set_login_cookie", "get_user", "get_user_token",
+_LEGACY_NAMING = ("get", "post", "set_login_cookie", "get_user", "get_user_token",
                   "get_user_cookie")
 
 
 def _names_users(provider: Any) -> bool:
     """False when ``provider`` only has jupyter_server's shared-secret naming, which tells
-    no users apart: its default token and password providers, and a pre-2.0
-    ``login_handler_class`` that changes the login page, not who is logged in."""
+    no users apart: its default token and password providers with their own login page,
+    and a pre-2.0 ``login_handler_class`` that changes how the page looks, not who is
+    logged in. Anything else is taken to name users (a mistake there only scatters one
+    person's tasks; the other way, users would see each other's)."""
     if type(provider) in _SHARED_SECRET:
-        return False
+        # a login page of its own (login_handler_class) may name users in its cookie
+        return getattr(provider, "login_handler_class", LoginFormHandler) \
+            is not LoginFormHandler
     if type(provider) is LegacyIdentityProvider:
         login = provider.login_handler_class
         return any(_function(login, name) is not _function(LegacyLoginHandler, name)

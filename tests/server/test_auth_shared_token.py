@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from jupyter_server.auth import PasswordIdentityProvider, User
-from jupyter_server.auth.login import LegacyLoginHandler
+from jupyter_server.auth.login import LegacyLoginHandler, LoginFormHandler
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
@@ -42,10 +42,33 @@ class NamedByForm(PasswordIdentityProvider):
         return User(handler.get_argument("username"))
 
 
+class NamingLoginPage(LoginFormHandler):
+    """A jupyter_server 2 login page of a site's own (the default provider's
+    ``login_handler_class``) that names its user in the cookie."""
+
+    def post(self) -> None:
+        self.identity_provider.set_login_cookie(self, User(self.get_argument("username")))
+        self.redirect(self.base_url)
+
+
+class OAuthLikeLegacyPage(LegacyLoginHandler):
+    """A pre-2.0 login page that names its user on its GET (an OAuth callback's way)."""
+
+    def get(self) -> None:
+        if self.get_argument("username", None):
+            self.set_login_cookie(self, self.get_argument("username"))
+            self.redirect(self.base_url)
+        else:
+            super().get()
+
+
 SETUPS = {"own login page": ("login_handler_class", OwnLoginPage),
           "named by header": ("login_handler_class", NamedByHeader),
           "named by a legacy form": ("login_handler_class", NamedByLegacyForm),
-          "named by a form": ("identity_provider_class", NamedByForm)}
+          "named by a form": ("identity_provider_class", NamedByForm),
+          "named by a login page": ("PasswordIdentityProvider.login_handler_class",
+                                    NamingLoginPage),
+          "named on a legacy get": ("login_handler_class", OAuthLikeLegacyPage)}
 
 
 @pytest.fixture(params=list(SETUPS))
@@ -57,21 +80,28 @@ def setup(request: Any) -> str:
 def jp_server_config(jp_server_config: Config, setup: str) -> Config:
     # a login_handler_class makes jupyter_server take its LegacyIdentityProvider
     trait, value = SETUPS[setup]
-    setattr(jp_server_config.ServerApp, trait, value)
+    section, _, name = trait.rpartition(".")
+    setattr(getattr(jp_server_config, section or "ServerApp"), name, value)
     return jp_server_config
 
 
-async def logged_in(base: str, username: str) -> str:
-    """The cookie header of a browser that logged in on the form as ``username``."""
+async def logged_in(base: str, username: str, by_get: bool = False) -> str:
+    """The cookie header of a browser that logged in on the form as ``username`` (or,
+    ``by_get``, came back to the login page from elsewhere naming it)."""
     client = AsyncHTTPClient()
     page = await client.fetch(base + "login", raise_error=False)
     cookies = SimpleCookie()
     for header in page.headers.get_list("Set-Cookie"):
         cookies.load(header)
     xsrf = cookies["_xsrf"].value
-    done = await client.fetch(base + "login", method="POST", raise_error=False,
-                              follow_redirects=False, headers={"Cookie": f"_xsrf={xsrf}"},
-                              body=f"username={username}&password=x&_xsrf={xsrf}")
+    if by_get:
+        done = await client.fetch(base + f"login?username={username}", raise_error=False,
+                                  follow_redirects=False, headers={"Cookie": f"_xsrf={xsrf}"})
+    else:
+        done = await client.fetch(
+            base + "login", method="POST", raise_error=False, follow_redirects=False,
+            headers={"Cookie": f"_xsrf={xsrf}"},
+            body=f"username={username}&password=x&_xsrf={xsrf}")
     for header in done.headers.get_list("Set-Cookie"):
         cookies.load(header)
     return "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
@@ -98,7 +128,7 @@ async def test_a_token_holder_is_one_owner_and_named_users_stay_apart(
         client = AsyncHTTPClient()
         owners = []
         for user in ("alice", "bob"):
-            cookie = await logged_in(base, user)
+            cookie = await logged_in(base, user, by_get=setup == "named on a legacy get")
             me = await client.fetch(base + "api/tasks/me", headers={"Cookie": cookie})
             owners.append(json.loads(me.body)["owner"])
         assert owners == ["alice", "bob"], owners
