@@ -373,9 +373,10 @@ class Submission:
                     parent.kind, TaskMode.BACKGROUND.value, valid.spec, name=valid.name,
                     label=label, params=valid.params, local=None, options=options,
                     parent=parent, relationship=relationship, target_worker=owner_worker)
-            if parent.kind == TaskKind.SUBPROCESS and not spec.get("cwd"):
-                # it ran in its process's folder, not recorded: a worker's job would run
-                # it in the worker's own (`rm -r build` there, not where it ran)
+            if parent.kind == TaskKind.SUBPROCESS and not os.path.isabs(spec.get("cwd") or ""):
+                # it ran in its process's folder, not recorded (or named from there, as an
+                # earlier version kept a relative cwd): a worker's job would run it in the
+                # worker's own (`rm -r build` there, not where it ran)
                 raise NotRerunnable(
                     f"task {parent.id} ran in the folder of a process that is gone, and the "
                     "folder it ran in was not recorded; run the command again from there")

@@ -564,20 +564,24 @@ async def test_a_gone_processs_command_is_rerun_only_where_it_ran(
         bare = await gone.submit(["true"])
         inside = await gone.submit(["true"], cwd="sub")
         old = await gone.submit(["true"])
-        for task in (bare, inside, old):
+        old_relative = await gone.submit(["true"], cwd="sub")
+        for task in (bare, inside, old, old_relative):
             assert (await gone.wait(task.id, timeout=30)).status == "succeeded"
     assert (bare.spec["cwd"], inside.spec["cwd"]) == (str(tmp_path), str(tmp_path / "sub"))
-    with sqlite3.connect(db) as conn:  # as an earlier version recorded it: no folder
+    with sqlite3.connect(db) as conn:  # as an earlier version recorded them: no folder,
         conn.execute("UPDATE tasks SET spec = json_remove(spec, '$.cwd') WHERE id = ?",
                      (old.id,))
+        conn.execute("UPDATE tasks SET spec = json_set(spec, '$.cwd', 'sub') WHERE id = ?",
+                     (old_relative.id,))  # or the folder as typed
     monkeypatch.chdir(tmp_path / "sub")  # another process, elsewhere
     async with TaskManager(db, runs_background=False, make_default=False) as cli:
         for task in (bare, inside):
             rerun = await cli.rerun(task.id)
             assert (rerun.mode, rerun.spec["cwd"]) == ("job", task.spec["cwd"])
-        with pytest.raises(NotRerunnable, match="folder it ran in"):
-            await cli.rerun(old.id)
-        assert await cli.store.count_tasks() == 5
+        for task in (old, old_relative):
+            with pytest.raises(NotRerunnable, match="folder it ran in"):
+                await cli.rerun(task.id)
+        assert await cli.store.count_tasks() == 6
 
 
 async def test_confirmation_round_trip(manager: TaskManager) -> None:
