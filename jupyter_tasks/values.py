@@ -657,8 +657,8 @@ def loads_keys_once(text: str | bytes, **options: Any) -> Any:
 
     value = json.loads(text, object_pairs_hook=keys_once, **options)
     if twice:
-        # the first still in the value: one whose parent dropped it (its key given twice
-        # too) is gone, and that parent is there to be named
+        # one still in the value (not the first in the text, necessarily): one whose
+        # parent dropped it (its key given twice too) is gone, and that parent is named
         for where, item in walk_fields(value):
             found = twice.get(id(item)) if isinstance(item, dict) else None
             if found is not None:

@@ -139,13 +139,15 @@ def collect_outputs(output_dir: str | os.PathLike[str]) -> tuple[list[tuple[str,
                 continue
             files.append((relative, path, name))
     # the names as given first: b_.txt keeps its own, beside b!.txt (also "b_.txt")
-    given = {name for relative, _, name in files if _as_written(relative) == name}
-    taken: set[str] = set()
+    # ``reserved``: every name given or handed out so far (one set, not one per file)
+    reserved = {name for relative, _, name in files if _as_written(relative) == name}
+    handed: set[str] = set()
     found: list[tuple[str, Path]] = []
     for relative, path, name in files:
-        if _as_written(relative) != name or name in taken:
-            name = _unclashed(name, taken | given)
-        taken.add(name)
+        if _as_written(relative) != name or name in handed:
+            name = _unclashed(name, reserved)
+        reserved.add(name)
+        handed.add(name)
         found.append((name, path))
     return found, skipped
 
