@@ -43,8 +43,9 @@ to Dask instead of running it locally::
   ``ctx.cancelled``) is written ``succeeded`` with its value, cancel requested:
   its work was done. A run that has not started on a worker yet is simply
   dropped (its future cancelled). A hub that shuts down stops its runs the same
-  way and hands the job back, unless the run ended on its own meanwhile: that
-  end is kept, so the next hub does not run it a second time.
+  way (waiting ``SHUTDOWN_STOP_SECONDS`` at most, within the manager's grace) and
+  hands the job back, unless the run ended on its own meanwhile: that end is
+  kept, so the next hub does not run it a second time.
 * **Lost workers.** When a Dask worker dies mid-job, Dask runs the task again
   on another worker. A run announces itself with a ``start`` event before its
   first other event, or once it has run ``REPORT_INTERVAL``: a short run says
@@ -117,6 +118,9 @@ CANCEL_PREFIX = "jupyter-tasks-cancel-"
 KEY_PREFIX = "jupyter-tasks-"
 REPORT_INTERVAL = 0.2
 UNREACHABLE_RETRY_SECONDS = 10.0  # a job whose scheduler did not answer, tried again
+# how long a hub's shutdown waits for a run's last report: within the manager's own grace
+# (5 s by default, the server's), else its hand-back would come after the store closed
+SHUTDOWN_STOP_SECONDS = 3.0
 OWN_KEYS_KEPT = 10_000  # run keys remembered for late log lines (a run's end is seconds)
 # how long a cancel waits for the scheduler to say whether the run is on a worker
 PROCESSING_ASK_SECONDS = 2.0
@@ -391,7 +395,10 @@ class DaskBackend:
                          or _ended(run, future)):
                 # the task stays running (cancel requested) until the worker confirms
                 # the run is over, and keeps what it left, as a local run does
-                outcome = await run_to_end(self._stop_remote(run, future))
+                waited = SHUTDOWN_STOP_SECONDS if running.stop_reason == "shutdown" \
+                    else self.stop_timeout
+                outcome = await run_to_end(self._stop_remote(run, future,
+                                                             min(waited, self.stop_timeout)))
                 if outcome is None or not finished_before_stop(outcome):
                     if outcome is not None:
                         await run_to_end(self._take_reports(outcome, task, ctx, running,
@@ -476,8 +483,10 @@ class DaskBackend:
         run = self._runs.get(task_id)
         return run is not None and bool(run.runs)
 
-    async def _stop_remote(self, run: _RemoteRun, future: Any) -> dict[str, Any] | None:
-        """Ask the worker to stop the run and wait for its last report (None if it never came)."""
+    async def _stop_remote(self, run: _RemoteRun, future: Any,
+                           wait: float) -> dict[str, Any] | None:
+        """Ask the worker to stop the run and wait for its last report, ``wait`` seconds at
+        most (None if it never came: the run is dropped)."""
         from distributed import Event
 
         key, ctx = run.key, run.ctx
@@ -488,10 +497,10 @@ class DaskBackend:
             with contextlib.suppress(Exception):
                 await Event(cancel_event_name(key), client=client).set()
         try:
-            return await asyncio.wait_for(self._outcome(run, future), self.stop_timeout)
+            return await asyncio.wait_for(self._outcome(run, future), wait)
         except asyncio.TimeoutError:
             ctx.log(f"[jupyter-tasks] the Dask worker did not confirm the stop within "
-                    f"{self.stop_timeout:g} s; its run was dropped", "log")
+                    f"{wait:g} s; its run was dropped", "log")
         except Exception as exc:  # the worker died meanwhile: nothing more will come
             ctx.log(f"[jupyter-tasks] the Dask run ended without its last report: "
                     f"{type(exc).__name__}: {exc}", "log")
@@ -1109,8 +1118,10 @@ def _outcome_event(outcome: dict[str, Any]) -> bool:
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:
     # the user's frames only, and its message, as a local run stores them (sys.exit(3)
-    # says it ended the task, not "3"; a str() that raises is said, not lost)
-    return {"type": type(exc).__name__, "message": error_message(exc),
+    # says it ended the task, not "3"; a str() that raises is said, not lost); a stop's
+    # own text as it is (its empty one reads "cancelled on the Dask worker")
+    stopped = isinstance(exc, (asyncio.CancelledError, TaskCancelled))
+    return {"type": type(exc).__name__, "message": str(exc) if stopped else error_message(exc),
             "traceback": user_traceback(exc)}
 
 

@@ -172,3 +172,11 @@ def dask_exit(code: int) -> None:
     import sys
 
     sys.exit(code)
+
+
+@task("dask_native_sleep", mode="job")
+def dask_native_sleep(seconds: float, started: str) -> str:
+    """Write ``started``, then sleep in C: no stop reaches it before it wakes."""
+    Path(started).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return "woke"

@@ -509,6 +509,25 @@ async def test_a_run_that_ends_during_a_hub_stop_is_kept_not_run_again(
         kept.status, kept.error)
 
 
+async def test_a_run_deaf_to_a_hub_stop_is_handed_back_within_the_stops_grace(
+        db_path: Path, cluster: Any, tmp_path: Path) -> None:
+    # guards the shutdown's wait for a run's last report (da7df51): a run no stop reaches
+    # is dropped and handed back within the manager's default grace (5 s, the server's),
+    # never left "running" once the store closes. (It passed with the 60 s stop_timeout
+    # wait too: the grace's end cancels that wait; the wait is now 3 s all the same)
+    started = tmp_path / "started"
+    async with TaskManager(db_path, queues={"default": 2}, flush_interval=0.05) as first:
+        backend = DaskBackend(cluster.scheduler_address).install(first)
+        task = await first.submit("dask_native_sleep", seconds=8, started=str(started),
+                                  mode="job")
+        await until(started.exists, timeout=60, what="the run started on a worker")
+        await until(lambda: backend._started_remotely(task.id), timeout=60,
+                    what="the run announced to the hub")
+    # (the manager's own stop, default grace)
+    await backend.close()
+    assert (await _status(db_path, task.id)) == "queued"
+
+
 async def _status(db_path: Path, task_id: str) -> str:
     async with TaskManager(db_path) as reader:
         return (await reader.get(task_id)).status
