@@ -600,12 +600,11 @@ class DatabaseSource(DataSource):
         return (await self._call(self.manager.cancel(task_id))).to_json()
 
     async def rerun(self, task_id: str) -> dict[str, Any]:
-        from jupyter_tasks.manager import was_deduplicated
+        from jupyter_tasks.engine.submission import answer_json
 
         await self._import_task_modules()
-        task = await self._call(self.manager.rerun(task_id))
         # as the server answers: the run its task_key already had, or a new one
-        return {**task.to_json(), "deduplicated": was_deduplicated(task)}
+        return answer_json(await self._call(self.manager.rerun(task_id)))
 
     async def fork(self, task_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
         await self._import_task_modules()
@@ -642,11 +641,10 @@ class DatabaseSource(DataSource):
         return (await self._call(self._schedules().resume(schedule_id))).to_json()
 
     async def run_schedule(self, schedule_id: str) -> dict[str, Any]:
-        from jupyter_tasks.manager import was_deduplicated
+        from jupyter_tasks.engine.submission import answer_json
 
-        task = await self._call(self._schedules().run_now(schedule_id))
         # as the server answers: the run its job's task_key already had, or a new one
-        return {**task.to_json(), "deduplicated": was_deduplicated(task)}
+        return answer_json(await self._call(self._schedules().run_now(schedule_id)))
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._call(self._schedules().delete(schedule_id))

@@ -430,6 +430,11 @@ def was_deduplicated(task: Task) -> bool:
     return getattr(task, "_deduplicated", False)
 
 
+def answer_json(task: Task) -> dict[str, Any]:
+    """The API JSON answering a submit, rerun or run now: the task, and ``deduplicated``."""
+    return {**task.to_json(), "deduplicated": was_deduplicated(task)}
+
+
 def payload_hash(spec: dict[str, Any], mode: str, options: dict[str, Any]) -> str | None:
     """What two submissions with one idempotency key must agree on, hashed (else None)."""
     if options.get("idempotency_key") is None:

@@ -19,6 +19,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS, memory_limit_errors
+from ..engine.submission import answer_json
 from ..exceptions import InvalidRequest, JupyterTasksError
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..jobs.notebook_record import render_output_path
@@ -348,10 +349,9 @@ class TasksHandler(APIHandler):
     def answer_created(self, task: Task) -> None:
         """202 and its ``Location`` for a new task; 200 for the one a key returned."""
         if was_deduplicated(task):
-            self.answer(200, {**task.to_json(), "deduplicated": True})
+            self.answer(200, answer_json(task))
         else:
-            self.answer(202, {**task.to_json(), "deduplicated": False},
-                        Location=self.location(task.id))
+            self.answer(202, answer_json(task), Location=self.location(task.id))
 
     def submit_options(self, body: dict[str, Any]) -> dict[str, Any]:
         """Options shared by submit and execute; the Idempotency-Key header joins the body."""
