@@ -239,12 +239,14 @@ def calls_this_machine(url: Any) -> bool:
     return _is_loopback_name(target.host)
 
 
-def _is_here(address: Address) -> bool:
+def _is_here(address: Address, own: set[Address] | None = None) -> bool:
     """Loopback, the unspecified address (a connection to 0.0.0.0 reaches this host), or
     an address of one of this machine's own interfaces (its LAN address, say: with its
-    network on the allow-list, it reaches the same local services)."""
+    network on the allow-list, it reaches the same local services); ``own``: those
+    addresses, read once for many."""
     address = _unmap(address)
-    return address.is_loopback or address.is_unspecified or address in _own_addresses()
+    return address.is_loopback or address.is_unspecified \
+        or address in (_own_addresses() if own is None else own)
 
 
 def _own_addresses() -> set[Address]:
@@ -378,13 +380,14 @@ def deliver(url: str, body: bytes, policy: CallbackPolicy, *,
         except InvalidRequest as exc:
             raise CallbackRefused(exc.message) from None
         addresses = resolve_checked(target, policy, resolve)
-        if hop and not starts_here and any(
-                _is_here(ipaddress.ip_address(sockaddr[0].split("%", 1)[0]))
-                for _, sockaddr in addresses):
+        if hop and not starts_here:
             # a receiver elsewhere must not send the POST on to a service of this machine
             # (a user the server denies terminals may name no such URL: see check_may_call_back)
-            raise CallbackRefused(f"{url} redirected to this machine ({current}), which "
-                                  "is not followed")
+            own = _own_addresses()  # once for the hop's addresses
+            if any(_is_here(ipaddress.ip_address(sockaddr[0].split("%", 1)[0]), own)
+                   for _, sockaddr in addresses):
+                raise CallbackRefused(f"{url} redirected to this machine ({current}), which "
+                                      "is not followed")
         left = deadline - time.monotonic()
         if left <= 0:
             raise too_late()

@@ -395,10 +395,9 @@ class DaskBackend:
                          or _ended(run, future)):
                 # the task stays running (cancel requested) until the worker confirms
                 # the run is over, and keeps what it left, as a local run does
-                waited = SHUTDOWN_STOP_SECONDS if running.stop_reason == "shutdown" \
-                    else self.stop_timeout
-                outcome = await run_to_end(self._stop_remote(run, future,
-                                                             min(waited, self.stop_timeout)))
+                wait = self.stop_timeout if running.stop_reason != "shutdown" \
+                    else min(SHUTDOWN_STOP_SECONDS, self.stop_timeout)
+                outcome = await run_to_end(self._stop_remote(run, future, wait))
                 if outcome is None or not finished_before_stop(outcome):
                     if outcome is not None:
                         await run_to_end(self._take_reports(outcome, task, ctx, running,

@@ -292,6 +292,12 @@ def check_input(value: Any, *, where: str) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text`` (no character UTF-8 can carry), or None."""
+    found = None if text.isascii() else _SURROGATE.search(text)
+    return found.group() if found else None
+
+
 def is_unicode(text: str) -> bool:
     """False for text UTF-8 cannot hold: a lone surrogate, left by a bad decode (a
     ``surrogateescape`` file name, a subprocess's bytes)."""

@@ -20,7 +20,7 @@ from tornado import web
 
 from ..engine.options import MAX_TEXT_CHARS, OPTION_CHECKS, memory_limit_errors
 from ..engine.submission import answer_json
-from ..exceptions import InvalidRequest, JupyterTasksError
+from ..exceptions import InvalidRequest, JupyterTasksError, KeyGivenTwice
 from ..jobs.notebook import KERNEL_NAME_RULE, is_kernel_name
 from ..jobs.notebook_record import render_output_path
 from ..liveness import live_workers
@@ -35,9 +35,9 @@ from ..store import (
 )
 from ..values import (
     MAX_DEPTH,
-    KeyGivenTwice,
     check_input,
     loads_keys_once,
+    lone_surrogate,
     safe_dumps,
     walk_fields,
 )
@@ -403,17 +403,14 @@ MULTI_VALUED_QUERY = frozenset({"status", "tags"})
 REPEATED = "given more than once; it takes one value"
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _lone_surrogate(value: Any) -> tuple[str, str]:
     """(path, character) of the first string or key of a decoded body holding a lone
     surrogate (a JSON \\u escape of half a pair decodes to one)."""
     for path, item in walk_fields(value):
         texts = [item] if isinstance(item, str) else item if isinstance(item, dict) else []
         for text in texts:
-            if found := _SURROGATE.search(text):
-                return path, found.group()
+            if found := lone_surrogate(text):
+                return path, found
     return "body", "?"
 
 
