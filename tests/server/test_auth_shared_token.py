@@ -85,9 +85,10 @@ def jp_server_config(jp_server_config: Config, setup: str) -> Config:
     return jp_server_config
 
 
-async def logged_in(base: str, username: str, by_get: bool = False) -> str:
-    """The cookie header of a browser that logged in on the form as ``username`` (or,
-    ``by_get``, came back to the login page from elsewhere naming it)."""
+async def logged_in(base: str, username: str, by_get: bool = False,
+                    password: str = "x") -> str:
+    """The cookie header of a browser that logged in on the form as ``username`` with
+    ``password`` (or, ``by_get``, came back to the login page from elsewhere naming it)."""
     client = AsyncHTTPClient()
     page = await client.fetch(base + "login", raise_error=False)
     cookies = SimpleCookie()
@@ -101,7 +102,7 @@ async def logged_in(base: str, username: str, by_get: bool = False) -> str:
         done = await client.fetch(
             base + "login", method="POST", raise_error=False, follow_redirects=False,
             headers={"Cookie": f"_xsrf={xsrf}"},
-            body=f"username={username}&password=x&_xsrf={xsrf}")
+            body=f"username={username}&password={password}&_xsrf={xsrf}")
     for header in done.headers.get_list("Set-Cookie"):
         cookies.load(header)
     return "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())

@@ -359,24 +359,13 @@ async def test_a_cross_origin_handshake_is_a_problem_and_other_methods_say_allow
     # before: a browser's cross-origin handshake (its login cookie) got tornado's 403
     # text/html "Cross origin websockets not allowed", and POST, DELETE or OPTIONS a 405
     # with no Allow (every REST route's 405 has one)
-    from http.cookies import SimpleCookie
-
     from tornado.httpclient import AsyncHTTPClient
+
+    from tests.server.test_auth_shared_token import logged_in
 
     client = AsyncHTTPClient()
     base = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
-    page = await client.fetch(base + "login", raise_error=False)
-    cookies = SimpleCookie()
-    for header in page.headers.get_list("Set-Cookie"):
-        cookies.load(header)
-    xsrf = cookies["_xsrf"].value
-    login = await client.fetch(
-        base + "login", method="POST", raise_error=False, follow_redirects=False,
-        headers={"Cookie": f"_xsrf={xsrf}"},
-        body=f"password={jp_serverapp.identity_provider.token}&_xsrf={xsrf}")
-    for header in login.headers.get_list("Set-Cookie"):
-        cookies.load(header)
-    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
+    cookie = await logged_in(base, "me", password=jp_serverapp.identity_provider.token)
     handshake = {"Upgrade": "websocket", "Connection": "Upgrade",
                  "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
                  "Cookie": cookie}
