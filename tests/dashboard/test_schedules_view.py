@@ -117,20 +117,23 @@ async def test_server_mode_pause_run_now_firings_and_delete(server):
         assert not isinstance(app.screen, AskScreen)
 
 
+def parse_job(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A schedule's job read as the server reads it (its root: this folder)."""
+    from jupyter_tasks.server.handlers import parse_job_body
+
+    return parse_job_body(job, os.getcwd())
+
+
 async def test_database_mode_pause_run_now_and_firings(tmp_path):
     from jupyter_tasks.manager import TaskManager
     from jupyter_tasks.scheduler import Scheduler
-    from jupyter_tasks.server.handlers import parse_job_body
-
-    def parse(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return parse_job_body(job, os.getcwd())
 
     db = tmp_path / "sched.db"
     async with TaskManager(db, runs_background=False, make_default=False) as other:
         scheduler = Scheduler(other)
         weekly = await scheduler.create({"name": "weekly digest", "cron": "30 7 * * 1",
                                          "timezone": "America/New_York", "job": JOB},
-                                        owner="ana", parse_job=parse)
+                                        owner="ana", parse_job=parse_job)
         app = TasksDashboard(DatabaseSource(db))
         async with app.run_test(size=SIZE) as pilot:
             # from the command palette this time
@@ -217,17 +220,13 @@ async def test_run_now_answered_by_the_keys_run_says_so(tmp_path):
     # before: "fired now as <id>" for the run its job's task_key already had queued
     from jupyter_tasks.manager import TaskManager
     from jupyter_tasks.scheduler import Scheduler
-    from jupyter_tasks.server.handlers import parse_job_body
-
-    def parse(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return parse_job_body(job, os.getcwd())
 
     db = tmp_path / "sched.db"
     async with TaskManager(db, runs_background=False, make_default=False) as other:
         scheduler = Scheduler(other)
         keyed = await scheduler.create({"name": "keyed", "cron": "@daily",
                                         "job": {**JOB, "task_key": "one-at-a-time"}},
-                                       owner="ana", parse_job=parse)
+                                       owner="ana", parse_job=parse_job)
         queued = await scheduler.run_now(keyed.id)
         app = TasksDashboard(DatabaseSource(db))
         async with app.run_test(size=SIZE) as pilot:
